@@ -1,0 +1,171 @@
+"""What every applier does: group changes into runs, convert values, count, and fail clearly.
+
+A dialect subclass supplies the SQL; this class keeps the order of changes. Consecutive changes
+of the same table, operation and column set form one run and go to the server as one batched
+statement; a run never crosses another table's change, so parents stay before children.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from replicator import metrics
+from replicator.changes import Op, Position, TableRef, TargetChange
+from replicator.config import Connection
+from replicator.errors import FatalError, RetriableError, RowError
+
+Converter = Callable[[Any], Any]
+
+
+@dataclass
+class Run:
+    table: TableRef
+    op: Op
+    key_columns: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: dict[tuple, TargetChange]  # by key; a later change of the same key replaces the earlier
+
+
+def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
+    runs: list[Run] = []
+    current: Run | None = None
+    for ch in changes:
+        cols = tuple(ch.values)
+        if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols:
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {})
+            runs.append(current)
+        current.rows[ch.key] = ch
+    return runs
+
+
+class Applier(abc.ABC):
+    """One target connection. Not thread-safe: one applier thread owns it."""
+
+    kind = "?"
+
+    def __init__(self, conn: Connection, stream: str):
+        self.conn = conn
+        self.stream = stream
+        self.direction = stream
+        # (table, column) -> converter for values the driver would not adapt correctly
+        self._converters: dict[TableRef, dict[str, Converter]] = {}
+        self._types: dict[TableRef, dict[str, str]] = {}
+
+    # -- lifecycle
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def lock(self, fail_fast: bool) -> None:
+        """Take the stream's session lock in the target so that a second instance cannot apply.
+
+        Busy: FatalError when `fail_fast` (at start), else RetriableError (our own old session
+        may still be closing after a reconnect)."""
+
+    @abc.abstractmethod
+    def is_row_error(self, exc: Exception) -> bool:
+        """True when the driver error is about the data of a row, not the connection."""
+
+    @abc.abstractmethod
+    def read_checkpoint(self) -> Position | None: ...
+
+    @abc.abstractmethod
+    def begin(self) -> None:
+        """Start a target transaction and write the loop-prevention tag first."""
+
+    @abc.abstractmethod
+    def commit(self, position: Position, commit_time: Any) -> None:
+        """Write the checkpoint and commit, atomically with the rows."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def load_types(self, tables: Sequence[TableRef]) -> None:
+        """Read column types of the target tables and prepare value converters."""
+
+    # -- data
+    def apply(self, changes: Sequence[TargetChange]) -> None:
+        for run in group_runs(changes):
+            rows = list(run.rows.values())
+            if run.op is Op.DELETE:
+                done = self._delete(run, rows)
+                self._count(run, "delete", len(rows), len(rows) - done)
+            elif run.op in (Op.INSERT, Op.UPDATE):
+                missing = self._upsert(run, rows)
+                self._count(run, run.op.value, len(rows), missing)
+            else:
+                self._truncate(run.table)
+                metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
+
+    def _count(self, run: Run, op: str, n: int, missing: int) -> None:
+        table = str(run.table)
+        metrics.rows_applied.labels(self.direction, table, op).inc(n)
+        if missing:
+            metrics.rows_missing.labels(self.direction, table, op).inc(missing)
+
+    def convert(self, run: Run, row: TargetChange) -> list[Any]:
+        convs = self._converters.get(run.table, {})
+        out = []
+        for col in run.columns:
+            value = row.values[col]
+            conv = convs.get(col)
+            if conv is not None and value is not None:
+                try:
+                    value = conv(value)
+                except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+                    raise RowError(f"cannot convert {type(value).__name__} value: {exc}",
+                                   table=str(run.table), key=row.key, column=col) from None
+            out.append(value)
+        return out
+
+    def convert_key(self, run: Run, key: tuple) -> list[Any]:
+        convs = self._converters.get(run.table, {})
+        return [convs[c](v) if convs.get(c) and v is not None else v for c, v in zip(run.key_columns, key)]
+
+    @abc.abstractmethod
+    def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        """Insert or update `rows`; return how many were updates of a missing row."""
+
+    @abc.abstractmethod
+    def _truncate(self, table: TableRef) -> None:
+        """Empty a table inside the open transaction (never a DDL that commits implicitly)."""
+
+    @abc.abstractmethod
+    def _delete(self, run: Run, rows: list[TargetChange]) -> int:
+        """Delete by key; return how many rows were deleted."""
+
+    def locate_row_error(self, changes: Sequence[TargetChange], exc: Exception) -> RowError:
+        """After a batch failed and was rolled back: apply change by change to name the bad row."""
+        self.rollback()
+        try:
+            self.begin()
+            for ch in changes:
+                try:
+                    self.apply([ch])
+                except RowError as row_error:
+                    return row_error
+                except Exception as single:  # the driver's own data error for this row
+                    return RowError(self.describe_error(single), table=str(ch.table), key=ch.key,
+                                    column=self.error_column(single))
+            return RowError(f"batch failed but no single row does: {self.describe_error(exc)}",
+                            table=str(changes[0].table) if changes else "?")
+        finally:
+            self.rollback()
+
+    def lock_busy(self, fail_fast: bool) -> None:
+        text = (f"stream {self.stream} is being applied by another replicator instance "
+                f"(session lock in {self.conn.describe()} is held)")
+        if fail_fast:
+            raise FatalError(text + "; stop the other instance first")
+        raise RetriableError(text)
+
+    def describe_error(self, exc: Exception) -> str:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    def error_column(self, exc: Exception) -> str | None:
+        return None

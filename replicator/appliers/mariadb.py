@@ -1,0 +1,259 @@
+"""Apply changes to MariaDB/MySQL with PyMySQL: batched upserts, tagged, checkpointed."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+import pymysql
+from pymysql.constants import CLIENT
+from sqlalchemy.dialects.mysql.base import MySQLDialect
+
+from replicator import checkpoint as ckpt
+from replicator import metrics
+from replicator.appliers.base import Applier, Converter, Run
+from replicator.changes import Position, TableRef, TargetChange, position_from_json
+from replicator.config import Account, Connection
+from replicator.errors import RetriableError
+from replicator.loopguard import CHECKPOINT_TABLE
+
+BATCH = 1000
+_PREPARER = MySQLDialect().identifier_preparer
+SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+# errors that mean the connection is gone or the server is going away: reconnect and retry
+RETRIABLE_CODES = {1040, 1053, 1152, 1205, 1213, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+
+
+def quote(*parts: str) -> str:
+    """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
+    return ".".join(_PREPARER.quote_identifier(p) for p in parts).replace("%", "%%")
+
+
+def my_connect(conn: Connection, account: Account, **extra: Any) -> Any:
+    params: dict[str, Any] = dict(
+        host=conn.host, port=conn.port, user=account.user, password=account.password.value,
+        database=conn.database, charset="utf8mb4", connect_timeout=10, read_timeout=3600,
+        write_timeout=3600, autocommit=False, client_flag=CLIENT.FOUND_ROWS,
+    )
+    if conn.ssl_ca:
+        params["ssl"] = {"ca": conn.ssl_ca}
+        params["ssl_verify_identity"] = conn.ssl_verify_identity
+        params["ssl_verify_cert"] = True
+    params.update(extra)
+    try:
+        db = pymysql.connect(**params)
+    except pymysql.MySQLError as exc:
+        raise RetriableError(f"cannot connect to {conn.describe()}: {_message(exc)}") from None
+    with db.cursor() as cur:
+        cur.execute("SET SESSION time_zone = '+00:00', SESSION sql_mode = %s", (SQL_MODE,))
+    return db
+
+
+def _message(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) == 2:
+        return f"({args[0]}) {args[1]}"
+    return str(exc)
+
+
+def _utc_naive(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _json(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def _uuid_text(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _uuid_binary(value: Any) -> Any:
+    return value.bytes if isinstance(value, uuid.UUID) else value
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError(f"{value} cannot be stored in a MariaDB DECIMAL")
+    return value
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "datetime": _utc_naive,
+    "timestamp": _utc_naive,
+    "json": _json,
+    "longtext": _json,
+    "char": _uuid_text,
+    "varchar": _uuid_text,
+    "uuid": _uuid_text,
+    "binary": _uuid_binary,
+    "varbinary": _uuid_binary,
+    "decimal": _decimal,
+}
+
+
+class MariaDBApplier(Applier):
+    kind = "mariadb"
+
+    def __init__(self, conn: Connection, stream: str):
+        super().__init__(conn, stream)
+        self.db: Any = None
+        self.ckpt_table = quote(conn.state_schema, CHECKPOINT_TABLE)
+        self._sql_cache: dict[tuple, str] = {}
+
+    def connect(self) -> None:
+        self.db = my_connect(self.conn, self.conn.apply)
+        metrics.connection_up.labels(self.conn.name, "apply").set(1)
+
+    def close(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except pymysql.MySQLError:
+                pass
+            finally:
+                self.db = None
+                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (pymysql.OperationalError, pymysql.InterfaceError, pymysql.InternalError) as exc:
+            code = exc.args[0] if exc.args else None
+            if isinstance(exc, pymysql.InterfaceError) or code in RETRIABLE_CODES or code is None:
+                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+                raise RetriableError(f"{self.conn.describe()}: {_message(exc)}") from None
+            raise
+
+    def lock(self, fail_fast: bool) -> None:
+        def q() -> bool:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0)", ("replicator:" + self.stream,))
+                return cur.fetchone()[0] == 1
+        if not self._run(q):
+            self.lock_busy(fail_fast)
+
+    def read_checkpoint(self) -> Position | None:
+        def q() -> Any:
+            with self.db.cursor() as cur:
+                cur.execute(f"SELECT position FROM {self.ckpt_table} WHERE stream = %s", (self.stream,))
+                row = cur.fetchone()
+            self.db.rollback()
+            return row
+        row = self._run(q)
+        return position_from_json(row[0]) if row else None
+
+    def begin(self) -> None:
+        # the tag: first row event of every transaction we write (see loopguard)
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO {self.ckpt_table} (stream, position, txn_seq) VALUES (%s, '{{}}', 1) "
+                    "ON DUPLICATE KEY UPDATE txn_seq = txn_seq + 1", (self.stream,))
+        self._run(q)
+
+    def commit(self, position: Position, commit_time: Any) -> None:
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute(
+                    f"UPDATE {self.ckpt_table} SET position = %s, source_commit_time = %s, "
+                    "updated_at = UTC_TIMESTAMP(6) WHERE stream = %s",
+                    (position.to_json(), _utc_naive(commit_time), self.stream))
+            self.db.commit()
+        self._run(q)
+
+    def rollback(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.rollback()
+            except pymysql.MySQLError:
+                pass
+
+    def load_types(self, tables: Sequence[TableRef]) -> None:
+        with self.db.cursor() as cur:
+            for t in tables:
+                cur.execute(
+                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
+                types = {c: ty.lower() for c, ty in cur.fetchall()}
+                self._types[t] = types
+                self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
+        self.db.rollback()
+
+    def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        key = ("upsert", run.table, run.columns, run.key_columns)
+        stmt = self._sql_cache.get(key)
+        if stmt is None:
+            cols = ", ".join(quote(c) for c in run.columns)
+            marks = ", ".join(["%s"] * len(run.columns))
+            updates = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
+            action = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in updates)
+            stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks}) "
+                    f"ON DUPLICATE KEY UPDATE {action}")
+            self._sql_cache[key] = stmt
+        values = [self.convert(run, r) for r in rows]
+
+        def q() -> int:
+            existing = self._count_existing(run, rows) if run.op.value == "update" else len(rows)
+            with self.db.cursor() as cur:
+                for i in range(0, len(values), BATCH):
+                    cur.executemany(stmt, values[i:i + BATCH])
+            return len(rows) - existing
+        return self._run(q)
+
+    def _key_condition(self, run: Run, n: int) -> str:
+        if len(run.key_columns) == 1:
+            return f"{quote(run.key_columns[0])} IN ({', '.join(['%s'] * n)})"
+        cols = ", ".join(quote(c) for c in run.key_columns)
+        one = "(" + ", ".join(["%s"] * len(run.key_columns)) + ")"
+        return f"({cols}) IN ({', '.join([one] * n)})"
+
+    def _key_params(self, run: Run, rows: list[TargetChange]) -> list[Any]:
+        return [v for r in rows for v in self.convert_key(run, r.key)]
+
+    def _count_existing(self, run: Run, rows: list[TargetChange]) -> int:
+        total = 0
+        with self.db.cursor() as cur:
+            for i in range(0, len(rows), BATCH):
+                part = rows[i:i + BATCH]
+                cur.execute(f"SELECT COUNT(*) FROM {quote(run.table.schema, run.table.name)} "
+                            f"WHERE {self._key_condition(run, len(part))}", self._key_params(run, part))
+                total += cur.fetchone()[0]
+        return total
+
+    def _delete(self, run: Run, rows: list[TargetChange]) -> int:
+        def q() -> int:
+            deleted = 0
+            with self.db.cursor() as cur:
+                for i in range(0, len(rows), BATCH):
+                    part = rows[i:i + BATCH]
+                    deleted += cur.execute(
+                        f"DELETE FROM {quote(run.table.schema, run.table.name)} "
+                        f"WHERE {self._key_condition(run, len(part))}", self._key_params(run, part))
+            return deleted
+        return self._run(q)
+
+    def _truncate(self, table: TableRef) -> None:
+        # TRUNCATE is DDL in MariaDB and would commit our transaction half-way: delete instead
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute(f"DELETE FROM {quote(table.schema, table.name)}", ())
+        self._run(q)
+
+    def describe_error(self, exc: Exception) -> str:
+        return _message(exc)
+
+    def error_column(self, exc: Exception) -> str | None:
+        text = _message(exc)
+        for marker in ("for column '", "column '"):
+            if marker in text:
+                return text.split(marker, 1)[1].split("'", 1)[0]
+        return None
+
+    def is_row_error(self, exc: Exception) -> bool:
+        return isinstance(exc, (pymysql.DataError, pymysql.IntegrityError, pymysql.ProgrammingError,
+                                pymysql.OperationalError, pymysql.InternalError))

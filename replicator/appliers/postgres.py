@@ -1,0 +1,259 @@
+"""Apply changes to PostgreSQL with psycopg2: batched upserts, tagged, checkpointed."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+from psycopg2 import sql
+
+from replicator import checkpoint as ckpt
+from replicator import metrics
+from replicator.appliers.base import Applier, Converter, Run
+from replicator.changes import Position, TableRef, TargetChange, position_from_json
+from replicator.config import Account, Connection
+from replicator.errors import RetriableError, RowError
+from replicator.loopguard import MESSAGE_PREFIX
+
+PAGE = 1000
+
+
+def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
+    """A psycopg2 connection pinned to UTC; errors never show the password."""
+    params = dict(
+        host=conn.host, port=conn.port, dbname=conn.database, user=account.user,
+        password=account.password.value, sslmode=conn.sslmode, connect_timeout=10,
+        # the pgoutput decoder reads values as text in these formats
+        options="-c timezone=UTC -c datestyle=ISO -c bytea_output=hex -c intervalstyle=iso_8601",
+        client_encoding="UTF8", application_name="replicator",
+        keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+    )
+    if conn.sslrootcert:
+        params["sslrootcert"] = conn.sslrootcert
+    params.update(extra)
+    try:
+        return psycopg2.connect(**params)
+    except psycopg2.OperationalError as exc:
+        raise RetriableError(f"cannot connect to {conn.describe()}: {str(exc).strip()}") from None
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def _uuid(value: Any) -> Any:
+    if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog, trailing zero bytes stripped
+        return uuid.UUID(bytes=value.ljust(16, b"\0"))
+    return value
+
+
+def _bool(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in (0, 1):
+            raise ValueError(f"{value} is not a boolean (0 or 1)")
+        return bool(value)
+    return value
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8")  # strict: invalid UTF-8 is a row error, never mangled
+    if isinstance(value, (set, frozenset)):  # MariaDB SET
+        return ",".join(sorted(value))
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text contains a NUL character, which PostgreSQL cannot store")
+    return value
+
+
+def _timestamptz(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _numeric(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "boolean": _bool,
+    "json": _json,
+    "jsonb": _json,
+    "uuid": _uuid,
+    "text": _text,
+    "character varying": _text,
+    "character": _text,
+    "timestamp with time zone": _timestamptz,
+    "numeric": _numeric,
+}
+
+
+class PostgresApplier(Applier):
+    kind = "postgresql"
+
+    def __init__(self, conn: Connection, stream: str):
+        super().__init__(conn, stream)
+        self.db: Any = None
+        self.schema = sql.Identifier(conn.state_schema)
+        self._sql_cache: dict[tuple, Any] = {}
+
+    def connect(self) -> None:
+        self.db = pg_connect(self.conn, self.conn.apply)
+        self.db.autocommit = False
+        metrics.connection_up.labels(self.conn.name, "apply").set(1)
+
+    def close(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            finally:
+                self.db = None
+                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            metrics.connection_up.labels(self.conn.name, "apply").set(0)
+            raise RetriableError(f"{self.conn.describe()}: {str(exc).strip()}") from None
+
+    def lock(self, fail_fast: bool) -> None:
+        def q() -> bool:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", ("replicator:" + self.stream,))
+                got = cur.fetchone()[0]
+            self.db.commit()
+            return got
+        if not self._run(q):
+            self.lock_busy(fail_fast)
+
+    def read_checkpoint(self) -> Position | None:
+        def q() -> Any:
+            with self.db.cursor() as cur:
+                cur.execute(sql.SQL("SELECT position FROM {}.checkpoint WHERE stream = %s").format(self.schema),
+                            (self.stream,))
+                row = cur.fetchone()
+            self.db.rollback()
+            return row
+        row = self._run(q)
+        return position_from_json(row[0]) if row else None
+
+    def begin(self) -> None:
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute("SELECT pg_logical_emit_message(true, %s, %s)", (MESSAGE_PREFIX, self.stream))
+        self._run(q)
+
+    def commit(self, position: Position, commit_time: Any) -> None:
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.checkpoint AS c (stream, position, txn_seq, source_commit_time, updated_at) "
+                        "VALUES (%s, %s, 1, %s, now()) ON CONFLICT (stream) DO UPDATE SET "
+                        "position = EXCLUDED.position, txn_seq = c.txn_seq + 1, "
+                        "source_commit_time = EXCLUDED.source_commit_time, updated_at = now()"
+                    ).format(self.schema),
+                    (self.stream, position.to_json(), commit_time),
+                )
+            self.db.commit()
+        self._run(q)
+
+    def rollback(self) -> None:
+        if self.db is not None and not self.db.closed:
+            try:
+                self.db.rollback()
+            except psycopg2.Error:
+                pass
+
+    def load_types(self, tables: Sequence[TableRef]) -> None:
+        with self.db.cursor() as cur:
+            for t in tables:
+                cur.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
+                types = dict(cur.fetchall())
+                self._types[t] = types
+                self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
+        self.db.rollback()
+
+    def _table(self, t: TableRef) -> Any:
+        return sql.Identifier(t.schema, t.name)
+
+    def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        count_missing = run.op.value == "update"
+        key = ("upsert", run.table, run.columns, run.key_columns, count_missing)
+        stmt = self._sql_cache.get(key)
+        if stmt is None:
+            cols = sql.SQL(", ").join(map(sql.Identifier, run.columns))
+            updates = [c for c in run.columns if c not in run.key_columns]
+            conflict = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            if updates:
+                action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates)
+            else:
+                action = sql.SQL("DO NOTHING")
+            stmt = sql.SQL("INSERT INTO {} AS t ({}) VALUES %s ON CONFLICT ({}) {}").format(
+                self._table(run.table), cols, conflict, action)
+            if count_missing:
+                stmt += sql.SQL(" RETURNING (xmax = 0)")
+            stmt = stmt.as_string(self.db)
+            self._sql_cache[key] = stmt
+        values = [self.convert(run, r) for r in rows]
+
+        def q() -> int:
+            with self.db.cursor() as cur:
+                result = psycopg2.extras.execute_values(cur, stmt, values, page_size=PAGE, fetch=count_missing)
+            return sum(1 for (inserted,) in result if inserted) if count_missing else 0
+        return self._run(q)
+
+    def _delete(self, run: Run, rows: list[TargetChange]) -> int:
+        key = ("delete", run.table, run.key_columns)
+        stmt = self._sql_cache.get(key)
+        if stmt is None:
+            types = self._types.get(run.table, {})
+            names = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            cond = sql.SQL(" AND ").join(
+                sql.SQL("t.{0} = v.{0}::{1}").format(sql.Identifier(c), sql.SQL(_pg_type(types.get(c, "text"))))
+                for c in run.key_columns)
+            stmt = sql.SQL("DELETE FROM {} AS t USING (VALUES %s) AS v ({}) WHERE {} RETURNING 1").format(
+                self._table(run.table), names, cond).as_string(self.db)
+            self._sql_cache[key] = stmt
+        keys = [self.convert_key(run, r.key) for r in rows]
+
+        def q() -> int:
+            with self.db.cursor() as cur:
+                return len(psycopg2.extras.execute_values(cur, stmt, keys, page_size=PAGE, fetch=True))
+        return self._run(q)
+
+    def _truncate(self, table: TableRef) -> None:
+        def q() -> None:
+            with self.db.cursor() as cur:
+                cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)))
+        self._run(q)
+
+    def error_column(self, exc: Exception) -> str | None:
+        diag = getattr(exc, "diag", None)
+        return getattr(diag, "column_name", None) if diag else None
+
+    def is_row_error(self, exc: Exception) -> bool:
+        return isinstance(exc, (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError,
+                                psycopg2.errors.InternalError_))
+
+
+def _pg_type(data_type: str) -> str:
+    """information_schema's data_type as a cast target; safe because it comes from the catalog."""
+    if data_type == "ARRAY" or data_type == "USER-DEFINED":
+        return "text"
+    return data_type if data_type.replace(" ", "").isalnum() else "text"

@@ -1,0 +1,139 @@
+"""Our own change model. Sources turn third-party events into these at once.
+
+A source yields `Transaction` objects in commit order. A large source transaction is cut into
+several chunks that share `txid`; only the last has `final=True` and only the final chunk's
+`position` is a safe place to resume from (positions are never inside a transaction).
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping, Union
+
+
+class Op(enum.Enum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    TRUNCATE = "truncate"
+
+
+@dataclass(frozen=True, order=True)
+class TableRef:
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @classmethod
+    def parse(cls, text: str, default_schema: str) -> "TableRef":
+        schema, _, name = text.rpartition(".")
+        return cls(schema or default_schema, name)
+
+
+class _Unchanged:
+    """Marker for a value the source did not send (PostgreSQL unchanged TOAST). Never NULL."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+    def __reduce__(self):
+        return (_Unchanged, ())
+
+
+UNCHANGED: Any = _Unchanged()
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RowChange:
+    table: TableRef
+    op: Op
+    before: Row | None = None  # old row (full or key only), None for inserts
+    after: Row | None = None  # new row, None for deletes; may hold UNCHANGED values
+
+
+@dataclass(frozen=True, order=True)
+class BinlogPosition:
+    """Start of the next transaction in a MariaDB/MySQL binlog, plus the GTID just applied."""
+
+    file: str
+    pos: int
+    gtid: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> str:
+        return json.dumps({"file": self.file, "pos": self.pos, "gtid": self.gtid})
+
+    def __str__(self) -> str:
+        gtid = f" (gtid {self.gtid})" if self.gtid else ""
+        return f"{self.file}:{self.pos}{gtid}"
+
+
+@dataclass(frozen=True, order=True)
+class LSN:
+    """A PostgreSQL WAL position: the end LSN of a committed transaction."""
+
+    value: int
+
+    @classmethod
+    def parse(cls, text: str) -> "LSN":
+        hi, _, lo = text.partition("/")
+        return cls((int(hi, 16) << 32) | int(lo, 16))
+
+    def to_json(self) -> str:
+        return json.dumps({"lsn": str(self)})
+
+    def __str__(self) -> str:
+        return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"
+
+
+Position = Union[BinlogPosition, LSN]
+
+
+def position_from_json(text: str) -> Position:
+    data = json.loads(text)
+    if "lsn" in data:
+        return LSN.parse(data["lsn"])
+    return BinlogPosition(data["file"], int(data["pos"]), data.get("gtid"))
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One committed source transaction, or one chunk of a large one.
+
+    `echo` is set when the loop guard recognised the transaction as our own write: it carries no
+    changes, only a position to move past.
+    """
+
+    txid: str
+    position: Position
+    commit_time: datetime | None
+    changes: tuple[RowChange, ...]
+    final: bool = True
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    """One row operation for the target, produced by a mapping from a source RowChange.
+
+    INSERT and UPDATE are both applied as upserts by key (idempotent); `values` holds only
+    the columns to write (unchanged TOAST values are left out, so the target keeps them).
+    """
+
+    table: TableRef
+    op: Op
+    key_columns: tuple[str, ...]
+    key: tuple[Any, ...]
+    values: Mapping[str, Any]

@@ -1,0 +1,92 @@
+"""Checkpoints: the source position each direction has applied, stored in the target database.
+
+The row is written in the same target transaction as the data it describes, so after any crash
+the target itself says where to resume. One row per stream (direction) in
+`<state_schema>.checkpoint`; on MariaDB the same row doubles as the loop-prevention tag.
+"""
+from __future__ import annotations
+
+from replicator.changes import LSN, BinlogPosition, Position
+from replicator.errors import CheckpointError, SourceLostError
+
+
+def postgres_ddl(schema: str) -> list[str]:
+    """DDL for a PostgreSQL target; `schema` must already be quoted."""
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.checkpoint (
+            stream text PRIMARY KEY,
+            position text NOT NULL,
+            txn_seq bigint NOT NULL DEFAULT 0,
+            source_commit_time timestamptz,
+            updated_at timestamptz NOT NULL DEFAULT now())""",
+    ]
+
+
+def mariadb_ddl(schema: str) -> list[str]:
+    """DDL for a MariaDB target; `schema` must already be quoted."""
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {schema} CHARACTER SET utf8mb4",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.checkpoint (
+            stream VARCHAR(128) NOT NULL PRIMARY KEY,
+            position TEXT NOT NULL,
+            txn_seq BIGINT NOT NULL DEFAULT 0,
+            source_commit_time DATETIME(6) NULL,
+            updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+def check_slot(slot: str, info: tuple | None, checkpoint: LSN | None) -> LSN:
+    """Decide where the WAL stream starts, or fail closed.
+
+    `info` is (confirmed_flush_lsn, wal_status) from pg_replication_slots, None if no slot.
+    """
+    if info is None:
+        raise SourceLostError(
+            f"replication slot {slot!r} does not exist. It was dropped or never created; the changes "
+            f"it held are gone. Do not simply recreate it: run `replicator setup` to create it, then "
+            f"re-sync the mapped tables before starting the daemon"
+        )
+    confirmed_text, wal_status = info
+    if wal_status == "lost":
+        raise SourceLostError(
+            f"replication slot {slot!r} was invalidated (wal_status=lost, max_slot_wal_keep_size "
+            f"exceeded); the WAL after {confirmed_text} is gone. Drop the slot, run `replicator setup`, "
+            f"then re-sync the mapped tables"
+        )
+    confirmed = LSN.parse(confirmed_text) if confirmed_text else None
+    if checkpoint is None:
+        raise CheckpointError(
+            f"no checkpoint for this stream in the target (slot {slot!r} is at {confirmed_text}). "
+            f"Run `replicator setup` to record the starting position"
+        )
+    if confirmed is not None and confirmed > checkpoint:
+        raise CheckpointError(
+            f"the target's checkpoint {checkpoint} is older than slot {slot!r} ({confirmed}): changes "
+            f"between them were confirmed to PostgreSQL but are not in the target (a restored backup "
+            f"of the target?). Re-sync the mapped tables, then reset the checkpoint with `replicator setup --reset`"
+        )
+    return checkpoint
+
+
+def check_binlog(position: BinlogPosition | None, available: list[str]) -> BinlogPosition:
+    """Fail closed when the binlog file we need is gone (purged)."""
+    if position is None:
+        raise CheckpointError(
+            "no checkpoint for this stream in the target. Run `replicator setup` to record the "
+            "starting binlog position"
+        )
+    if position.file not in available:
+        first = available[0] if available else "none"
+        raise SourceLostError(
+            f"binlog {position.file} (checkpoint {position}) is no longer on the server; the oldest "
+            f"is {first}. The changes in between are lost: raise expire_logs_days / binlog_expire_logs_seconds, "
+            f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
+        )
+    return position
+
+
+def is_applied(position: Position, checkpoint: Position | None) -> bool:
+    """True when a transaction ending at `position` is already in the target."""
+    return checkpoint is not None and type(position) is type(checkpoint) and position <= checkpoint

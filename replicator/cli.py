@@ -1,0 +1,127 @@
+"""Command line: the only place that exits.
+
+    replicator check --config replicator.yaml
+    replicator setup --config replicator.yaml [--print-sql] [--reset]
+    replicator run   --config replicator.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Sequence
+
+from replicator import __version__, metrics, sdnotify
+from replicator.config import Config, load
+from replicator.errors import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, ConfigError, ReplicatorError
+from replicator.mapping import MappingSet, load_mappings
+
+log = logging.getLogger("replicator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="replicator", description="Two-way CDC between PostgreSQL and MariaDB.")
+    p.add_argument("--version", action="version", version=f"replicator {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "start the daemon"), ("check", "preflight: settings, privileges, catalogs"),
+                       ("setup", "create publication, slot, state tables; record start positions")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+        c.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+        if name == "setup":
+            c.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
+            c.add_argument("--reset", action="store_true",
+                           help="overwrite the checkpoints with the current positions (skips pending changes!)")
+        if name == "run":
+            c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        config = load(args.config)
+        mappings = load_mappings(config)
+        if args.command == "check":
+            return _check(config, mappings)
+        if args.command == "setup":
+            return _setup(config, mappings, args)
+        return _run(config, mappings, skip_check=args.skip_check)
+    except ConfigError as exc:
+        metrics.errors.labels("-", exc.kind).inc()
+        print(f"replicator: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ReplicatorError as exc:
+        print(f"replicator: {exc.kind} error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _check(config: Config, mappings: MappingSet) -> int:
+    from replicator.preflight import failures, run_checks
+
+    findings = run_checks(config, mappings)
+    for f in findings:
+        print(f)
+    bad = failures(findings)
+    print(f"\n{len(findings) - len(bad)} ok, {len(bad)} failed")
+    return EXIT_CONFIG if bad else EXIT_OK
+
+
+def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
+    from replicator.provision import describe, setup
+
+    if args.print_sql:
+        print(describe(config, mappings))
+        return EXIT_OK
+    setup(config, mappings, reset=args.reset)
+    return EXIT_OK
+
+
+def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
+    from replicator.pipeline import Daemon
+
+    if not skip_check:
+        from replicator.preflight import failures, run_checks
+
+        bad = failures(run_checks(config, mappings))
+        if bad:
+            for f in bad:
+                print(f, file=sys.stderr)
+            print("replicator: preflight failed; fix the above (`replicator check` lists everything)", file=sys.stderr)
+            return EXIT_CONFIG
+    metrics.serve(config.metrics_address, config.metrics_port)
+    metrics.mapping_reload_timestamp.set_to_current_time()
+    daemon = Daemon(config, lambda: mappings)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        sdnotify.notify("STOPPING=1")
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    sdnotify.notify("READY=1")
+    interval = sdnotify.watchdog_interval()
+    last_ping = 0.0
+
+    def poll() -> None:
+        nonlocal last_ping
+        now = time.monotonic()
+        if interval and now - last_ping >= interval and daemon.healthy(within=interval * 2):
+            sdnotify.notify("WATCHDOG=1")
+            last_ping = now
+
+    daemon.wait(poll)
+    if daemon.errors:
+        exc = daemon.errors[0]
+        kind = getattr(exc, "kind", type(exc).__name__)
+        print(f"replicator: stopped on {kind} error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FATAL
+    return EXIT_OK

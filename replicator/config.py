@@ -1,0 +1,216 @@
+"""The daemon's configuration file: two connections, the mapping directory, batching, metrics.
+
+Validated once at start; every error names file, line and key.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replicator.errors import ConfigError
+from replicator.yamlfile import Section, load_file
+
+KINDS = ("postgresql", "mariadb")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password kept out of repr, logs and tracebacks."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+
+@dataclass(frozen=True)
+class Account:
+    user: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str  # the side's name as used in mappings, e.g. "crm"
+    kind: str  # postgresql | mariadb
+    host: str
+    port: int
+    database: str
+    apply: Account  # writes mapped rows and the replicator's own tables
+    capture: Account  # reads the WAL / binlog
+    state_schema: str = "replicator"
+    # PostgreSQL
+    slot: str = "replicator"
+    publication: str = "replicator"
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None
+    # MariaDB
+    server_id: int = 4242  # the binlog reader's id; must differ from every real server's
+    ssl_ca: str | None = None
+    ssl_verify_identity: bool = False
+
+    def describe(self) -> str:
+        """Connection text for logs: never the password."""
+        return f"{self.kind}://{self.apply.user}@{self.host}:{self.port}/{self.database}"
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_rows: int = 5000  # rows per target transaction
+    max_ms: int = 200  # how long a batch may wait to fill
+    chunk_rows: int = 2000  # a large source transaction is handed over in chunks of this many rows
+    queue_chunks: int = 32  # decoded chunks buffered between reader and applier
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path
+    connections: tuple[Connection, Connection]
+    mappings_dir: Path
+    batching: Batching
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9187
+    heartbeat_seconds: float = 30.0
+    reconnect_initial_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
+
+    def side(self, name: str) -> Connection:
+        for conn in self.connections:
+            if conn.name == name:
+                return conn
+        raise KeyError(name)
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    root = Section(load_file(path), "", str(path))
+    conns = root.section("connections", required=True)
+    connections = tuple(_connection(name, conns, path) for name, _ in list(conns.items()))
+    if len(connections) != 2:
+        raise ConfigError(
+            f"exactly two connections are needed, found {len(connections)}", conns.where()
+        )
+    mappings = Path(root.get("mappings", str, "mappings"))
+    if not mappings.is_absolute():
+        mappings = (path.parent / mappings).resolve()
+    b = root.section("batch")
+    batching = Batching(
+        max_rows=_positive(b, "max_rows", Batching.max_rows),
+        max_ms=_positive(b, "max_ms", Batching.max_ms),
+        chunk_rows=_positive(b, "chunk_rows", Batching.chunk_rows),
+        queue_chunks=_positive(b, "queue_chunks", Batching.queue_chunks),
+    )
+    b.done()
+    m = root.section("metrics")
+    address = m.get("address", str, "127.0.0.1")
+    port = m.get("port", int, 9187)
+    if not 0 <= port < 65536:
+        raise ConfigError("port must be between 0 and 65535", m.where("port"))
+    m.done()
+    r = root.section("reconnect")
+    initial = r.get("initial_seconds", float, 0.5)
+    maximum = r.get("max_seconds", float, 30.0)
+    r.done()
+    heartbeat = root.get("heartbeat_seconds", float, 30.0)
+    root.done()
+    a, b2 = connections
+    if a.name == b2.name:
+        raise ConfigError("the two connections need different names", conns.where())
+    return Config(
+        file=path,
+        connections=(a, b2),
+        mappings_dir=mappings,
+        batching=batching,
+        metrics_address=address,
+        metrics_port=port,
+        heartbeat_seconds=heartbeat,
+        reconnect_initial_seconds=initial,
+        reconnect_max_seconds=maximum,
+    )
+
+
+def _positive(s: Section, key: str, default: int) -> int:
+    value = s.get(key, int, default)
+    if value <= 0:
+        raise ConfigError("must be a positive integer", s.where(key))
+    return value
+
+
+def _connection(name: str, parent: Section, path: Path) -> Connection:
+    if not _NAME.match(name):
+        raise ConfigError(
+            "connection names are lower-case letters, digits and _ (they name the sides in mappings)",
+            parent.where(name),
+        )
+    s = parent.section(name)
+    kind = s.get("kind", str, choices=KINDS)
+    default_port = 5432 if kind == "postgresql" else 3306
+    apply = _account(s, "", path)
+    capture = _account(s, "capture_", path) if s.has("capture_user") else apply
+    extra: dict = {}
+    if kind == "postgresql":
+        extra["slot"] = s.get("slot", str, "replicator")
+        extra["publication"] = s.get("publication", str, "replicator")
+        extra["sslmode"] = s.get(
+            "sslmode", str, "prefer",
+            choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+        )
+        extra["sslrootcert"] = s.get("sslrootcert", str, None)
+    else:
+        extra["server_id"] = s.get("server_id", int, 4242)
+        if not 1 <= extra["server_id"] < 2**32:
+            raise ConfigError("server_id must be between 1 and 4294967295", s.where("server_id"))
+        extra["ssl_ca"] = s.get("ssl_ca", str, None)
+        extra["ssl_verify_identity"] = s.get("ssl_verify_identity", bool, False)
+    conn = Connection(
+        name=name,
+        kind=kind,
+        host=s.get("host", str, "127.0.0.1"),
+        port=s.get("port", int, default_port),
+        database=s.get("database", str),
+        apply=apply,
+        capture=capture,
+        state_schema=s.get("state_schema", str, "replicator"),
+        **extra,
+    )
+    s.done()
+    return conn
+
+
+def _account(s: Section, prefix: str, path: Path) -> Account:
+    user = s.get(f"{prefix}user", str)
+    sources = [k for k in ("password_file", "password_env", "password_credential") if s.has(prefix + k)]
+    if s.has(prefix + "password"):
+        raise ConfigError(
+            "passwords are not written in the configuration file",
+            s.where(prefix + "password"),
+            hint=f"use {prefix}password_file, {prefix}password_env or {prefix}password_credential",
+        )
+    if len(sources) > 1:
+        raise ConfigError("give only one password source", s.where(prefix + sources[1]))
+    if not sources:
+        return Account(user, Secret(""))
+    key = prefix + sources[0]
+    ref = s.get(key, str)
+    if sources[0] == "password_env":
+        if ref not in os.environ:
+            raise ConfigError(f"environment variable {ref} is not set", s.where(key))
+        return Account(user, Secret(os.environ[ref]))
+    if sources[0] == "password_credential":
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not creds:
+            raise ConfigError(
+                "CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)", s.where(key)
+            )
+        file = Path(creds) / ref
+    else:
+        file = Path(ref)
+        if not file.is_absolute():
+            file = path.parent / file
+    try:
+        return Account(user, Secret(file.read_text(encoding="utf-8").rstrip("\r\n")))
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {file}: {exc.strerror}", s.where(key)) from None

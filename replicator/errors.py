@@ -1,0 +1,101 @@
+"""One error root, classified by what the daemon does next.
+
+- ConfigError: bad configuration or mapping; exit with EXIT_CONFIG, systemd must not restart.
+- RetriableError: a connection dropped or a server is restarting; back off and retry.
+- RowError: one row the target rejects; quarantine or stop, never skip silently.
+- FatalError: the stream cannot continue safely (purged binlog, lost slot, stale checkpoint);
+  stop with a clear message so an operator acts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; RestartPreventExitStatus=78 in the unit file
+
+
+class ReplicatorError(Exception):
+    """Root of every error replicator raises on purpose."""
+
+    kind = "error"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where in a YAML file a problem is: file, line (1-based) and dotted key path."""
+
+    file: str
+    line: int | None
+    key: str
+
+    def __str__(self) -> str:
+        line = f":{self.line}" if self.line else ""
+        return f"{self.file}{line}: {self.key}"
+
+
+class ConfigError(ReplicatorError):
+    """Configuration or mapping is wrong; fix the file and start again."""
+
+    kind = "config"
+
+    def __init__(self, message: str, where: Where | None = None, hint: str | None = None):
+        self.where = where
+        self.hint = hint
+        text = f"{where}: {message}" if where else message
+        if hint:
+            text += f" (fix: {hint})"
+        super().__init__(text)
+
+
+class PreflightError(ConfigError):
+    """A server setting or privilege is wrong; `replicator check` lists each finding."""
+
+    kind = "preflight"
+
+
+class RetriableError(ReplicatorError):
+    """Transient: a connection dropped or a server is restarting. Back off and retry."""
+
+    kind = "retriable"
+
+
+class FatalError(ReplicatorError):
+    """The stream cannot go on without losing or doubling data; an operator must act."""
+
+    kind = "fatal"
+
+
+class SourceLostError(FatalError):
+    """The source no longer holds the data we need (purged binlog, dropped or invalidated slot)."""
+
+    kind = "source_lost"
+
+
+class CheckpointError(FatalError):
+    """The stored checkpoint and the source disagree (restored backup, another slot)."""
+
+    kind = "checkpoint"
+
+
+class RowError(ReplicatorError):
+    """The target rejected one row: names table, key and column."""
+
+    kind = "row"
+
+    def __init__(self, message: str, *, table: str, key: object = None, column: str | None = None):
+        self.table = table
+        self.key = key
+        self.column = column
+        parts = [f"table {table}"]
+        if key is not None:
+            parts.append(f"key {key!r}")
+        if column:
+            parts.append(f"column {column}")
+        super().__init__(f"{', '.join(parts)}: {message}")
+
+
+class DecodeError(FatalError):
+    """A source event could not be decoded; names the position."""
+
+    kind = "decode"

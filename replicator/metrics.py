@@ -1,0 +1,135 @@
+"""Every metric replicator exports. Labels are bounded: direction, table, op, kind, side.
+
+Never put key values or credentials in a label.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+changes_read = Counter(
+    "replicator_changes_read_total",
+    "Row changes decoded from the source, before mapping.",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+transactions_applied = Counter(
+    "replicator_transactions_applied_total",
+    "Source transactions applied to the target and checkpointed.",
+    ["direction"],
+    registry=REGISTRY,
+)
+rows_applied = Counter(
+    "replicator_rows_applied_total",
+    "Rows written to the target, by operation.",
+    ["direction", "table", "op"],
+    registry=REGISTRY,
+)
+rows_missing = Counter(
+    "replicator_rows_missing_total",
+    "Updates or deletes whose target row did not exist (counted, not fatal).",
+    ["direction", "table", "op"],
+    registry=REGISTRY,
+)
+loop_dropped = Counter(
+    "replicator_loop_dropped_transactions_total",
+    "Source transactions recognised as replicator's own writes and dropped (loop prevention).",
+    ["direction"],
+    registry=REGISTRY,
+)
+zero_dates = Counter(
+    "replicator_zero_dates_total",
+    "MariaDB zero dates (0000-00-00) turned into NULL.",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+truncates_ignored = Counter(
+    "replicator_truncates_ignored_total",
+    "Source TRUNCATEs not propagated because the mapping says `truncate: ignore`.",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+lag_seconds = Gauge(
+    "replicator_lag_seconds",
+    "Now minus the source commit time of the last applied transaction.",
+    ["direction"],
+    registry=REGISTRY,
+)
+last_applied_timestamp = Gauge(
+    "replicator_last_applied_timestamp_seconds",
+    "Unix time of the source commit of the last applied transaction.",
+    ["direction"],
+    registry=REGISTRY,
+)
+last_event_timestamp = Gauge(
+    "replicator_last_event_timestamp_seconds",
+    "Unix time at which the source last sent anything (events or keepalives).",
+    ["direction"],
+    registry=REGISTRY,
+)
+batch_seconds = Histogram(
+    "replicator_apply_batch_duration_seconds",
+    "Time to apply and commit one target batch.",
+    ["direction"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+batch_rows = Histogram(
+    "replicator_apply_batch_rows",
+    "Rows in one committed target batch.",
+    ["direction"],
+    buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000),
+    registry=REGISTRY,
+)
+errors = Counter(
+    "replicator_errors_total",
+    "Errors by kind (config, retriable, row, fatal, source_lost, checkpoint, decode).",
+    ["direction", "kind"],
+    registry=REGISTRY,
+)
+connection_up = Gauge(
+    "replicator_connection_up",
+    "1 while the connection is established, else 0.",
+    ["side", "role"],
+    registry=REGISTRY,
+)
+queue_depth = Gauge(
+    "replicator_queue_depth",
+    "Decoded chunks waiting between the source reader and the applier.",
+    ["direction"],
+    registry=REGISTRY,
+)
+slot_retained_bytes = Gauge(
+    "replicator_slot_retained_wal_bytes",
+    "WAL retained by the replication slot (current LSN minus restart_lsn).",
+    ["side"],
+    registry=REGISTRY,
+)
+slot_safe_wal_bytes = Gauge(
+    "replicator_slot_safe_wal_bytes",
+    "Bytes left before the slot is invalidated by max_slot_wal_keep_size (-1 if unlimited).",
+    ["side"],
+    registry=REGISTRY,
+)
+running = Gauge(
+    "replicator_direction_running",
+    "1 while the direction streams, 0 when stopped on an error.",
+    ["direction"],
+    registry=REGISTRY,
+)
+mapping_reload_failures = Counter(
+    "replicator_mapping_reload_failures_total",
+    "Mapping reloads refused because the new files were invalid.",
+    registry=REGISTRY,
+)
+mapping_reload_timestamp = Gauge(
+    "replicator_mapping_last_reload_timestamp_seconds",
+    "Unix time of the last successful mapping load.",
+    registry=REGISTRY,
+)
+
+
+def serve(address: str, port: int) -> None:
+    """Serve /metrics in a daemon thread."""
+    start_http_server(port, addr=address, registry=REGISTRY)

@@ -1,0 +1,282 @@
+"""Wiring: for each direction, a reader thread decodes the source while the applier thread
+writes batches to the target. Decode and apply overlap; the queue between them is bounded.
+
+Batching: many source transactions go into one target transaction, bounded by `max_rows` and
+`max_ms`, and committed at once when the queue runs dry, so an idle system has low latency and
+a busy one large batches. A target transaction always ends on a source transaction boundary,
+and its last statement writes the checkpoint. The source is acked only after that commit.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from replicator import checkpoint as ckpt
+from replicator import metrics
+from replicator.appliers import make_applier
+from replicator.appliers.base import Applier
+from replicator.changes import BinlogPosition, LSN, Position, TargetChange, Transaction
+from replicator.config import Config, Connection
+from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
+from replicator.loopguard import LoopGuard, stream_name
+from replicator.mapping import MappingSet
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000  # target changes sent to the server at a time inside an open transaction
+
+
+class _EndOfStream:
+    pass
+
+
+class Direction:
+    """One direction, source side to target side. `run` returns on stop and raises on fatal errors."""
+
+    def __init__(self, config: Config, source: Connection, target: Connection,
+                 mappings: Callable[[], MappingSet], stop: threading.Event):
+        self.config = config
+        self.source_conn = source
+        self.target_conn = target
+        self.mappings = mappings
+        self.stop = stop
+        self.name = stream_name(source.name, target.name)
+        self.guard = LoopGuard(source.state_schema, stream_name(target.name, source.name))
+        self.alive_at = time.monotonic()  # the watchdog's view: the loop is turning
+        self.first_start = True
+
+    # ------------------------------------------------------------ supervision
+    def run(self) -> None:
+        cfg = self.config
+        delay = cfg.reconnect_initial_seconds
+        metrics.running.labels(self.name).set(1)
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    self._stream_once()
+                    return
+                except RetriableError as exc:
+                    metrics.errors.labels(self.name, exc.kind).inc()
+                    if time.monotonic() - started > 60:
+                        delay = cfg.reconnect_initial_seconds  # it had been working: start the back-off over
+                    log.warning("%s: %s; retrying in %.1f s", self.name, exc, delay)
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, cfg.reconnect_max_seconds)
+                except ReplicatorError as exc:
+                    metrics.errors.labels(self.name, exc.kind).inc()
+                    raise
+                finally:
+                    self.first_start = False
+        finally:
+            metrics.running.labels(self.name).set(0)
+
+    # ------------------------------------------------------------ one connected session
+    def _stream_once(self) -> None:
+        mset = self.mappings()
+        applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
+        source: Any = None
+        reader: threading.Thread | None = None
+        q: queue.Queue = queue.Queue(maxsize=self.config.batching.queue_chunks)
+        try:
+            applier.connect()
+            applier.lock(fail_fast=self.first_start)
+            applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            position = applier.read_checkpoint()
+            source = self._make_source(mset, position)
+            reader = threading.Thread(target=self._read, args=(source, q), name=f"read-{self.name}", daemon=True)
+            reader.start()
+            log.info("%s: streaming from %s", self.name, position)
+            self._apply_loop(applier, source, q, mset, position)
+        finally:
+            if source is not None:
+                source.stop()
+            if reader is not None:
+                while reader.is_alive():  # let a reader blocked on a full queue finish
+                    try:
+                        q.get_nowait()
+                    except queue.Empty:
+                        reader.join(0.1)
+            applier.rollback()
+            applier.close()
+
+    def _make_source(self, mset: MappingSet, position: Position | None) -> Any:
+        src = self.source_conn
+        if position is None:
+            raise CheckpointError(
+                f"{self.name}: no checkpoint in {self.target_conn.describe()} "
+                f"({self.target_conn.state_schema}.checkpoint); run `replicator setup` to record where to start")
+        tables = mset.source_tables(src.name)
+        chunk = self.config.batching.chunk_rows
+        if src.kind == "postgresql":
+            from replicator.sources.wal import WalSource
+
+            if position is not None and not isinstance(position, LSN):
+                raise FatalError(f"{self.name}: checkpoint {position} is not a PostgreSQL LSN")
+            return WalSource(src, self.name, tables, self.guard, position, chunk)  # type: ignore[arg-type]
+        from replicator.sources.binlog import BinlogSource, binlog_files
+
+        if position is not None and not isinstance(position, BinlogPosition):
+            raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
+        start = ckpt.check_binlog(position, binlog_files(src))
+        return BinlogSource(src, self.name, tables, self.guard, start, chunk,
+                            heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
+
+    def _read(self, source: Any, q: queue.Queue) -> None:
+        try:
+            for txn in source.transactions():
+                while True:
+                    try:
+                        q.put(txn, timeout=0.5)
+                        break
+                    except queue.Full:
+                        if self.stop.is_set():
+                            return
+                metrics.queue_depth.labels(self.name).set(q.qsize())
+            q.put(_EndOfStream())
+        except BaseException as exc:  # handed to the applier thread, which decides
+            q.put(exc)
+
+    # ------------------------------------------------------------ the apply loop
+    def _apply_loop(self, applier: Applier, source: Any, q: queue.Queue, mset: MappingSet,
+                    checkpoint: Position | None) -> None:
+        b = self.config.batching
+        side = self.source_conn.name
+        open_txn = False
+        mid_txn = False  # the open target transaction holds part of a source transaction
+        pending: list[TargetChange] = []
+        batch_rows = batch_txns = 0
+        batch_started = 0.0
+        last: Transaction | None = None
+        skipped_to: Position | None = None
+        last_commit_at = time.monotonic()
+
+        def commit(position: Position, commit_time: Any) -> None:
+            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at
+            t0 = time.monotonic()
+            self._apply(applier, pending)
+            applier.commit(position, commit_time)
+            source.ack(position)
+            now = time.monotonic()
+            metrics.batch_seconds.labels(self.name).observe(now - batch_started if batch_started else now - t0)
+            metrics.batch_rows.labels(self.name).observe(batch_rows)
+            metrics.transactions_applied.labels(self.name).inc(batch_txns)
+            if commit_time is not None:
+                metrics.last_applied_timestamp.labels(self.name).set(commit_time.timestamp())
+                metrics.lag_seconds.labels(self.name).set(0 if q.empty() else max(0.0, time.time() - commit_time.timestamp()))
+            checkpoint, skipped_to, last_commit_at = position, None, now
+            open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
+
+        while not self.stop.is_set():
+            self.alive_at = time.monotonic()
+            if open_txn and not mid_txn:
+                timeout = max(0.0, batch_started + b.max_ms / 1000 - time.monotonic())
+            else:
+                timeout = 0.5
+            try:
+                item = q.get(timeout=timeout) if timeout > 0 else q.get_nowait()
+            except queue.Empty:
+                item = None
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, _EndOfStream):
+                raise RetriableError(f"{self.name}: the source stream ended")
+            if item is None:
+                if open_txn and not mid_txn and last is not None:
+                    commit(last.position, last.commit_time)
+                elif not open_txn:
+                    metrics.lag_seconds.labels(self.name).set(0)
+                    due = time.monotonic() - last_commit_at >= self.config.heartbeat_seconds
+                    if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
+                        # only echoes or unmapped changes since the last commit: record the position
+                        # so the checkpoint (and the slot) keep moving
+                        applier.begin()
+                        open_txn, batch_started = True, time.monotonic()
+                        commit(skipped_to, None)
+                continue
+            txn: Transaction = item
+            try:
+                changes = [tc for ch in txn.changes for tc in mset.route(side, ch)]
+            except RowError:
+                metrics.errors.labels(self.name, "row").inc()
+                raise
+            if not changes and not open_txn:
+                if txn.final:
+                    skipped_to = txn.position
+                continue
+            if not open_txn:
+                applier.begin()
+                open_txn, batch_started = True, time.monotonic()
+            pending.extend(changes)
+            batch_rows += len(changes)
+            if len(pending) >= PAGE:
+                self._apply(applier, pending)
+                pending = []
+            mid_txn = not txn.final
+            if txn.final:
+                last = txn
+                batch_txns += 1
+                if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000 or q.empty():
+                    commit(txn.position, txn.commit_time)
+        if open_txn:
+            applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
+
+    def _apply(self, applier: Applier, changes: list[TargetChange]) -> None:
+        if not changes:
+            return
+        try:
+            applier.apply(changes)
+        except (RetriableError, RowError):
+            raise
+        except Exception as exc:
+            if not applier.is_row_error(exc):
+                raise
+            error = applier.locate_row_error(changes, exc)
+            metrics.errors.labels(self.name, "row").inc()
+            raise error from None
+
+
+class Daemon:
+    """Both directions, each in its own thread; the first fatal error stops everything."""
+
+    def __init__(self, config: Config, mappings: Callable[[], MappingSet]):
+        self.config = config
+        self.stop = threading.Event()
+        a, b = config.connections
+        self.directions = [Direction(config, a, b, mappings, self.stop), Direction(config, b, a, mappings, self.stop)]
+        self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for d in self.directions:
+            t = threading.Thread(target=self._run, args=(d,), name=f"apply-{d.name}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, d: Direction) -> None:
+        try:
+            d.run()
+        except BaseException as exc:
+            log.error("%s stopped: %s", d.name, exc)
+            self.errors.append(exc)
+            self.stop.set()
+
+    def healthy(self, within: float) -> bool:
+        now = time.monotonic()
+        return all(now - d.alive_at < within for d in self.directions)
+
+    def wait(self, poll: Callable[[], None] | None = None, interval: float = 1.0) -> None:
+        while any(t.is_alive() for t in self.threads):
+            if poll:
+                poll()
+            for t in self.threads:
+                t.join(interval / len(self.threads))
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,1 @@
+"""Sources: readers that turn third-party change streams into `replicator.changes` objects."""

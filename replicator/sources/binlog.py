@@ -1,0 +1,279 @@
+"""MariaDB/MySQL binlog source: the one module that touches mysql-replication.
+
+It turns binlog events into our Transactions at once. Transaction boundaries: a transaction
+starts at a GTID event and ends at an Xid event (InnoDB), a `COMMIT` query (MyISAM/Aria), or,
+for a standalone DDL, the query itself. Only the position after such a boundary is ever used
+to resume, so a reconnect never lands inside a transaction (python-mysql-replication #314).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+
+import pymysql
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
+from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from replicator import metrics
+from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
+from replicator.config import Connection
+from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
+from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
+
+log = logging.getLogger(__name__)
+
+_TIMESTAMP_TYPES = {FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2}
+_ZERO_DATE = {NONE_SOURCE.OUT_OF_DATE_RANGE, NONE_SOURCE.OUT_OF_DATETIME_RANGE, NONE_SOURCE.OUT_OF_DATETIME2_RANGE}
+_ROW_EVENTS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
+_STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+class _OneConnection:
+    """pymysql connect wrapper that refuses the library's silent mid-stream reconnect.
+
+    mysql-replication reconnects on errors 2006/2013 at its current position, which may be
+    inside a transaction; we raise instead and restart from the last transaction boundary.
+    """
+
+    def __init__(self) -> None:
+        self.stream_connects = 0
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if kwargs.get("db") != "information_schema":
+            self.stream_connects += 1
+            if self.stream_connects > 1:
+                raise RetriableError("binlog stream connection lost")
+        return pymysql.connect(**kwargs)
+
+
+class BinlogSource:
+    """Reads committed transactions of the mapped tables, starting at a checkpoint."""
+
+    def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
+                 start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0):
+        self.conn = conn
+        self.direction = direction
+        self.tables = frozenset(tables)
+        self.guard = guard
+        self.start = start
+        self.chunk_rows = chunk_rows
+        self.heartbeat = heartbeat_seconds
+        self._stream: BinLogStreamReader | None = None
+        self._stop = threading.Event()
+        self._idle = start  # last boundary we passed
+        self._fix_columns: dict[tuple, tuple] = {}
+
+    def ack(self, position: Any) -> None:
+        """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
+
+    def idle_position(self) -> BinlogPosition:
+        return self._idle
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # closing from another thread may race the reader; it is going away anyway
+                pass
+
+    def _open(self) -> BinLogStreamReader:
+        settings: dict[str, Any] = {
+            "host": self.conn.host, "port": self.conn.port, "user": self.conn.capture.user,
+            "passwd": self.conn.capture.password.value, "connect_timeout": 10,
+            # silence for 3 heartbeats means a dead connection (C1: silent partition)
+            "read_timeout": max(3 * self.heartbeat, 5),
+        }
+        if self.conn.ssl_ca:
+            settings["ssl"] = {"ca": self.conn.ssl_ca}
+        schemas = sorted({t.schema for t in self.tables} | {self.guard.state_schema})
+        names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE})
+        return BinLogStreamReader(
+            connection_settings=settings,
+            server_id=self.conn.server_id,
+            resume_stream=True,
+            log_file=self.start.file,
+            log_pos=self.start.pos,
+            blocking=True,
+            only_events=[MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, *_ROW_EVENTS],
+            only_schemas=schemas,
+            only_tables=names,
+            slave_heartbeat=self.heartbeat,
+            pymysql_wrapper=_OneConnection(),
+            enable_logging=False,
+        )
+
+    def transactions(self) -> Iterator[Transaction]:
+        try:
+            self._stream = stream = self._open()
+            yield from self._read(stream)
+        except pymysql.OperationalError as exc:
+            code = exc.args[0] if exc.args else None
+            text = exc.args[1] if len(exc.args) > 1 else str(exc)
+            if code == 1236:
+                raise SourceLostError(
+                    f"MariaDB {self.conn.host}:{self.conn.port} cannot send the binlog from "
+                    f"{self.start}: {text}. The binlog was purged or the position is invalid; "
+                    f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
+                ) from None
+            if code in (1045, 1227, 1044):
+                raise FatalError(f"binlog reader {self.conn.capture.user!r} lacks privileges: {text} "
+                                 f"(GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*)") from None
+            raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: ({code}) {text}") from None
+        except (pymysql.InterfaceError, ConnectionError, OSError) as exc:
+            if self._stop.is_set():
+                return
+            raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: {exc}") from None
+        finally:
+            self.stop()
+
+    def _read(self, stream: BinLogStreamReader) -> Iterator[Transaction]:
+        gtid: str | None = None
+        txid = ""
+        commit_time: datetime | None = None
+        standalone = False
+        echo = False
+        rows: list[RowChange] = []
+        chunks = 0
+        in_txn = False
+        while not self._stop.is_set():
+            try:
+                event = stream.fetchone()
+            except (pymysql.MySQLError, OSError, RetriableError):
+                raise
+            except Exception as exc:
+                raise DecodeError(
+                    f"cannot decode the binlog event after {stream.log_file}:{stream.log_pos} "
+                    f"(transaction {gtid or '?'}): {type(exc).__name__}: {exc}") from exc
+            if event is None:
+                if self._stop.is_set():
+                    return
+                raise RetriableError("binlog stream ended")
+            metrics.last_event_timestamp.labels(self.direction).set_to_current_time()
+            if isinstance(event, MariadbGtidEvent):
+                gtid = event.gtid
+                txid = gtid
+                commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
+                standalone = bool(event.flags & _STANDALONE)
+                echo, rows, chunks, in_txn = False, [], 0, True
+                continue
+            if isinstance(event, _ROW_EVENTS):
+                table = TableRef(event.schema, event.table)
+                if self.guard.is_tag_table(event.schema, event.table):
+                    if any(self.guard.is_tag_row(event.schema, event.table, r) for r in self._images(event)):
+                        if chunks:
+                            raise FatalError(f"loop tag found in the middle of transaction {gtid} after "
+                                             f"{chunks} chunks were handed over; the applier writes it first")
+                        echo, rows = True, []
+                    continue
+                if echo or table not in self.tables:
+                    continue
+                rows.extend(self._changes(event, table))
+                if len(rows) >= self.chunk_rows:
+                    yield Transaction(txid, self._idle, commit_time, tuple(rows), final=False)
+                    rows, chunks = [], chunks + 1
+                continue
+            if isinstance(event, QueryEvent):
+                query = event.query.strip().upper() if isinstance(event.query, str) else ""
+                if query == "BEGIN":
+                    continue
+                truncated = self._truncated(event) if standalone else None
+                if truncated is not None and not echo:
+                    rows.append(RowChange(truncated, Op.TRUNCATE))
+                if not (query == "COMMIT" or standalone or not in_txn):
+                    continue
+            elif not isinstance(event, XidEvent):
+                continue  # Rotate: the stream tracks the file name for us
+            # a transaction boundary: everything up to here is committed
+            position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+            self._idle = position
+            in_txn = False
+            if echo:
+                metrics.loop_dropped.labels(self.direction).inc()
+            yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo)
+            rows, echo, chunks = [], False, 0
+
+    def _truncated(self, event: Any) -> TableRef | None:
+        """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
+        words = event.query.replace("`", " ").replace(";", " ").split()
+        if not words or words[0].upper() != "TRUNCATE":
+            return None
+        name = words[2] if len(words) > 2 and words[1].upper() == "TABLE" else words[1] if len(words) > 1 else ""
+        schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
+        table = TableRef.parse(name.strip(), schema or "")
+        return table if table in self.tables else None
+
+    @staticmethod
+    def _images(event: Any) -> list[dict]:
+        out = []
+        for r in event.rows:
+            out.append(r.get("after_values") or r.get("values") or {})
+        return out
+
+    def _changes(self, event: Any, table: TableRef) -> list[RowChange]:
+        key = (event.schema, event.table, tuple((c.name, c.type) for c in event.columns))
+        fix = self._fix_columns.get(key)
+        if fix is None:
+            if any(c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in event.columns):
+                raise FatalError(f"binlog rows of {table} carry no column names; set binlog_row_metadata=FULL "
+                                 f"(events written before the change cannot be decoded safely)")
+            fix = self._fix_columns[key] = (
+                tuple(c.name for c in event.columns if c.type in _TIMESTAMP_TYPES),
+                tuple(c.name for c in event.columns if c.type == FIELD_TYPE.SET),
+            )
+        changes_read = metrics.changes_read.labels(self.direction, str(table))
+        out: list[RowChange] = []
+        if isinstance(event, WriteRowsEvent):
+            for r in event.rows:
+                out.append(RowChange(table, Op.INSERT, None, self._row(r["values"], r, "none_sources", fix, table)))
+        elif isinstance(event, UpdateRowsEvent):
+            for r in event.rows:
+                out.append(RowChange(table, Op.UPDATE,
+                                     self._row(r["before_values"], r, "before_none_sources", fix, table),
+                                     self._row(r["after_values"], r, "after_none_sources", fix, table)))
+        else:
+            for r in event.rows:
+                out.append(RowChange(table, Op.DELETE, self._row(r["values"], r, "none_sources", fix, table), None))
+        changes_read.inc(len(out))
+        return out
+
+    def _row(self, values: dict, raw: dict, sources_key: str, fix: tuple, table: TableRef) -> dict:
+        timestamps, sets = fix
+        for col in timestamps:
+            values[col] = _utc(values[col])
+        for col in sets:
+            if values[col] is not None:
+                values[col] = ",".join(sorted(values[col]))
+        sources = raw.get(sources_key)
+        if sources:
+            zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
+            if zero:
+                metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
+        return values
+
+
+def binlog_files(conn: Connection) -> list[str]:
+    """The binlog files the server still has, oldest first (SHOW BINARY LOGS)."""
+    try:
+        db = pymysql.connect(host=conn.host, port=conn.port, user=conn.capture.user,
+                             password=conn.capture.password.value, connect_timeout=10)
+    except pymysql.MySQLError as exc:
+        raise RetriableError(f"cannot connect to {conn.host}:{conn.port} as {conn.capture.user}: {exc.args[-1]}") from None
+    try:
+        with db.cursor() as cur:
+            cur.execute("SHOW BINARY LOGS")
+            return [row[0] for row in cur.fetchall()]
+    except pymysql.MySQLError as exc:
+        raise FatalError(f"SHOW BINARY LOGS failed for {conn.capture.user!r}: {exc.args[-1]} "
+                         f"(GRANT BINLOG MONITOR ON *.*)") from None
+    finally:
+        db.close()

@@ -1,0 +1,201 @@
+"""PostgreSQL WAL source: logical replication with pgoutput over psycopg2.
+
+Transactions arrive whole and in commit order. A transaction carrying our loop tag (a logical
+message emitted first by the applier) is dropped at its first message, before any row is kept.
+The server is told a position is flushed (`send_feedback(force=True)`) only after the pipeline
+has committed it to the target (`ack`), so a crash always replays from the target checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+import psycopg2
+import psycopg2.extras
+
+from replicator import checkpoint as ckpt
+from replicator import metrics
+from replicator.appliers.postgres import pg_connect
+from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
+from replicator.config import Connection
+from replicator.errors import FatalError, RetriableError, SourceLostError
+from replicator.loopguard import LoopGuard
+from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is committed
+
+
+class WalSource:
+    def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
+                 start: LSN, chunk_rows: int):
+        self.conn = conn
+        self.direction = direction
+        self.tables = frozenset(tables)
+        self.guard = guard
+        self.start = start
+        self.chunk_rows = chunk_rows
+        self._stop = threading.Event()
+        self._acked = start
+        self._ack_lock = threading.Lock()
+        self._ack_pending = False
+        self._db: Any = None
+        self._monitor: Any = None
+
+    # -- called from the applier thread
+    def ack(self, position: LSN) -> None:
+        with self._ack_lock:
+            if position > self._acked:
+                self._acked = position
+                self._ack_pending = True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- the reader thread
+    def validate(self) -> LSN:
+        """Check the slot against the checkpoint before streaming (fail closed)."""
+        db = pg_connect(self.conn, self.conn.capture)
+        try:
+            with db.cursor() as cur:
+                cur.execute(
+                    "SELECT confirmed_flush_lsn::text, wal_status, plugin FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
+                row = cur.fetchone()
+        finally:
+            db.close()
+        if row and row[2] != "pgoutput":
+            raise FatalError(f"replication slot {self.conn.slot!r} uses plugin {row[2]!r}, not pgoutput")
+        return ckpt.check_slot(self.conn.slot, row[:2] if row else None, self.start)
+
+    def transactions(self) -> Iterator[Transaction]:
+        start = self.validate()
+        try:
+            self._db = pg_connect(self.conn, self.conn.capture,
+                                  connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        except RetriableError:
+            raise
+        metrics.connection_up.labels(self.conn.name, "capture").set(1)
+        try:
+            cur = self._db.cursor()
+            try:
+                cur.start_replication(
+                    slot_name=self.conn.slot, decode=False, start_lsn=start.value, status_interval=10,
+                    options={"proto_version": "1", "publication_names": self.conn.publication,
+                             "messages": "true"})
+            except psycopg2.Error as exc:
+                raise self._classify(exc) from None
+            yield from self._read(cur, start)
+        except psycopg2.Error as exc:
+            if self._stop.is_set():
+                return
+            raise self._classify(exc) from None
+        finally:
+            self._close()
+
+    def _classify(self, exc: psycopg2.Error) -> Exception:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "does not exist" in text and "slot" in text:
+            return SourceLostError(f"replication slot {self.conn.slot!r}: {text}")
+        if "can no longer get changes" in text or "has been invalidated" in text:
+            return SourceLostError(f"replication slot {self.conn.slot!r} was invalidated: {text}")
+        if "publication" in text and "does not exist" in text:
+            return FatalError(f"publication {self.conn.publication!r}: {text}; run `replicator setup`")
+        if "must be superuser or replication role" in text or "permission denied" in text:
+            return FatalError(f"capture user {self.conn.capture.user!r}: {text} (ALTER ROLE ... REPLICATION)")
+        return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+
+    def _close(self) -> None:
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            db.close()
+        except Exception:
+            pass
+        metrics.connection_up.labels(self.conn.name, "capture").set(0)
+
+    def _send_ack(self, cur: Any) -> None:
+        if cur is None:
+            return
+        with self._ack_lock:
+            pending, lsn = self._ack_pending, self._acked
+            self._ack_pending = False
+        if pending:
+            cur.send_feedback(flush_lsn=lsn.value, force=True)
+
+    def _read(self, cur: Any, start: LSN) -> Iterator[Transaction]:
+        decoder = PgOutputDecoder()
+        begin: Begin | None = None
+        rows: list[RowChange] = []
+        echo = skip = False
+        chunks = 0
+        last_idle = start
+        idle_sent_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                msg = cur.read_message()
+                if msg is None:
+                    self._send_ack(cur)
+                    now = time.monotonic()
+                    wal_end = LSN(cur.wal_end) if cur.wal_end else last_idle
+                    if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
+                        # nothing open, everything before wal_end was sent: a safe place to resume
+                        last_idle, idle_sent_at = wal_end, now
+                        yield Transaction("keepalive", wal_end, None, (), final=True)
+                        continue
+                    select.select([cur], [], [], 0.5)
+                    continue
+                metrics.last_event_timestamp.labels(self.direction).set_to_current_time()
+                event = decoder.decode(msg.payload)
+                if isinstance(event, RowChange):
+                    if echo or skip or event.table not in self.tables:
+                        continue
+                    rows.append(event)
+                    if len(rows) >= self.chunk_rows:
+                        assert begin is not None
+                        yield Transaction(str(begin.xid), last_idle, begin.commit_time, tuple(rows), final=False)
+                        rows, chunks = [], chunks + 1
+                elif isinstance(event, Begin):
+                    begin, rows, echo, chunks = event, [], False, 0
+                    # already in the target: the checkpoint is the end of a later or equal commit
+                    skip = event.final_lsn < start
+                elif isinstance(event, Message):
+                    if event.transactional and self.guard.is_tag_message(event.prefix, event.content):
+                        if chunks:
+                            raise FatalError(f"loop tag in the middle of transaction {begin.xid if begin else '?'}")
+                        echo, rows = True, []
+                elif isinstance(event, Commit):
+                    if begin is None:
+                        raise FatalError(f"commit at {event.commit_lsn} without a begin")
+                    position = event.end_lsn
+                    if echo:
+                        metrics.loop_dropped.labels(self.direction).inc()
+                    if skip:
+                        rows = []
+                    _count(self.direction, rows)
+                    last_idle = max(last_idle, position)
+                    yield Transaction(str(begin.xid), position, event.commit_time, tuple(rows),
+                                      final=True, echo=echo)
+                    begin, rows, echo, skip = None, [], False, False
+                elif isinstance(event, Truncate):
+                    if not (echo or skip):
+                        rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in self.tables)
+                # Relation, Origin and Type messages only feed the decoder's cache
+        finally:
+            try:
+                self._send_ack(cur)  # the last committed position, also on shutdown
+            except psycopg2.Error:
+                pass
+
+
+def _count(direction: str, rows: list[RowChange]) -> None:
+    per_table: dict[TableRef, int] = {}
+    for r in rows:
+        per_table[r.table] = per_table.get(r.table, 0) + 1
+    for table, n in per_table.items():
+        metrics.changes_read.labels(direction, str(table)).inc(n)

@@ -1,0 +1,194 @@
+"""Safe YAML loading that remembers where each key stands, so errors name file, line and key.
+
+Only plain YAML is accepted (yaml.SafeLoader): Python tags such as !!python/object are refused.
+Duplicate keys are refused too; PyYAML would silently keep the last one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from replicator.errors import ConfigError, Where
+
+
+class YamlMap(dict):
+    """A dict that knows the file and the line of itself and of each of its keys."""
+
+    file: str = "?"
+    line: int | None = None
+    key_lines: dict[str, int]
+
+    def where(self, path: str, key: str | None = None) -> Where:
+        line = self.key_lines.get(key) if key is not None else self.line
+        full = f"{path}.{key}" if key is not None and path else (key or path or "<top>")
+        return Where(self.file, line or self.line, full)
+
+
+class YamlList(list):
+    file: str = "?"
+    line: int | None = None
+    item_lines: list[int]
+
+    def where(self, path: str, index: int | None = None) -> Where:
+        if index is None:
+            return Where(self.file, self.line, path)
+        line = self.item_lines[index] if index < len(self.item_lines) else self.line
+        return Where(self.file, line, f"{path}[{index}]")
+
+
+def _loader_for(file: str) -> type[yaml.SafeLoader]:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> YamlMap:
+        loader.flatten_mapping(node)
+        result = YamlMap()
+        result.file = file
+        result.line = node.start_mark.line + 1
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise ConfigError(
+                    "mapping keys must be plain scalars",
+                    Where(file, key_node.start_mark.line + 1, str(key)),
+                )
+            skey = str(key) if not isinstance(key, str) else key
+            if skey in result:
+                raise ConfigError(
+                    f"duplicate key {skey!r} (first on line {result.key_lines[skey]})",
+                    Where(file, key_node.start_mark.line + 1, skey),
+                )
+            result[skey] = loader.construct_object(value_node, deep=True)
+            result.key_lines[skey] = key_node.start_mark.line + 1
+        return result
+
+    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> YamlList:
+        result = YamlList(loader.construct_object(child, deep=True) for child in node.value)
+        result.file = file
+        result.line = node.start_mark.line + 1
+        result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    return Loader
+
+
+def load_text(text: str, file: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_loader_for(file))  # noqa: S506 - SafeLoader subclass
+    except ConfigError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or str(exc)
+        if "could not determine a constructor" in problem:
+            problem = "tags such as !!python/... are not allowed; plain YAML only"
+        raise ConfigError(f"YAML error: {problem}", Where(file, line, "<syntax>")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML error: {exc}", Where(file, None, "<syntax>")) from None
+
+
+def load_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return load_text(text, str(path))
+
+
+class Section:
+    """Typed access to one YAML mapping: each getter checks type and records the key as known.
+
+    `done()` raises on any key nobody asked for, so typos are errors, not silently ignored.
+    """
+
+    def __init__(self, data: Any, path: str, file: str = "?"):
+        if data is None:
+            data = YamlMap()
+            data.file, data.line, data.key_lines = file, None, {}
+        if not isinstance(data, YamlMap):
+            where = Where(getattr(data, "file", file), getattr(data, "line", None), path or "<top>")
+            raise ConfigError(f"expected a mapping, got {_kind(data)}", where)
+        self.data = data
+        self.path = path
+        self._seen: set[str] = set()
+
+    @property
+    def file(self) -> str:
+        return self.data.file
+
+    def where(self, key: str | None = None) -> Where:
+        return self.data.where(self.path, key)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, types: type | tuple[type, ...], default: Any = ..., *, choices: Any = None) -> Any:
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None and default is not ...:
+            if default is ...:
+                raise ConfigError("required key is missing", self.where(key))
+            return default
+        value = self.data[key]
+        if types is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise ConfigError(f"expected {_names(types)}, got a boolean", self.where(key))
+        if not isinstance(value, types):
+            raise ConfigError(f"expected {_names(types)}, got {_kind(value)}", self.where(key))
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{value!r} is not one of {', '.join(map(str, choices))}", self.where(key)
+            )
+        return value
+
+    def section(self, key: str, required: bool = False) -> "Section":
+        self._seen.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError("required section is missing", self.where(key))
+            return Section(None, self._child(key), self.file)
+        return Section(self.data[key], self._child(key), self.file)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for key in self.data:
+            self._seen.add(key)
+            yield key, self.data[key]
+
+    def child_where(self, key: str) -> Where:
+        return self.where(key)
+
+    def _child(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self._seen]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(
+                f"unknown key {key!r}" + (f" (known: {', '.join(sorted(self._seen))})" if self._seen else ""),
+                self.where(key),
+            )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _names(types: type | tuple[type, ...]) -> str:
+    tup = types if isinstance(types, tuple) else (types,)
+    words = {str: "text", int: "an integer", float: "a number", bool: "true/false", list: "a list", dict: "a mapping"}
+    return " or ".join(words.get(t, t.__name__) for t in tup)

@@ -1,0 +1,97 @@
+"""Fixtures for integration tests against real, throwaway PostgreSQL and MariaDB servers.
+
+- ``pg_server`` / ``maria_server`` (session): one running server each, configured for CDC.
+- ``pg_db`` / ``maria_db`` (function): a fresh, uniquely named database on that server, dropped afterwards;
+  a ``replicator.devservers.Database`` with host, port, user, password, dbname, ``connect()`` and ``url()``.
+
+Every test under this directory is marked ``integration``. Missing server binaries skip the tests, except
+under CI (``CI`` set), where they are an error.
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from replicator.devservers import Database, MariaDBServer, PostgresServer, missing_binaries
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # this hook sees every collected item of the session, not just this directory's
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_server(server: str) -> None:
+    """Skip (or fail under CI) when ``server`` ("postgres" or "mariadb") cannot run on this machine."""
+    missing = missing_binaries(server)
+    if missing:
+        reason = f"{server} integration tests need {', '.join(missing)} (run scripts/test to install them)"
+        if _in_ci():
+            pytest.fail(f"CI is set and {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A database name from the test name plus a random suffix, valid on both servers (<= 63 chars)."""
+    base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def require_postgres() -> None:
+    """For tests that start their own PostgresServer."""
+    require_server("postgres")
+
+
+@pytest.fixture(scope="session")
+def require_mariadb() -> None:
+    """For tests that start their own MariaDBServer."""
+    require_server("mariadb")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    require_server("postgres")
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def maria_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    require_server("mariadb")
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_db(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[Database]:
+    pg_server.start()  # no-op unless an earlier test stopped or killed the shared server
+    db = pg_server.create_database(unique_name(request))
+    yield db
+    pg_server.start()
+    pg_server.drop_database(db.dbname)
+
+
+@pytest.fixture
+def maria_db(maria_server: MariaDBServer, request: pytest.FixtureRequest) -> Iterator[Database]:
+    maria_server.start()
+    db = maria_server.create_database(unique_name(request))
+    yield db
+    maria_server.start()
+    maria_server.drop_database(db.dbname)
