@@ -95,8 +95,9 @@ class Direction:
             if source is not None:
                 source.stop()
             if reader is not None:
-                while reader.is_alive():  # let a reader blocked on a full queue finish
-                    try:
+                deadline = time.monotonic() + 5
+                while reader.is_alive() and time.monotonic() < deadline:
+                    try:  # unblock a reader waiting on a full queue
                         q.get_nowait()
                     except queue.Empty:
                         reader.join(0.1)

@@ -8,6 +8,7 @@ to resume, so a reconnect never lands inside a transaction (python-mysql-replica
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
@@ -78,12 +79,15 @@ class BinlogSource:
         return self._idle
 
     def stop(self) -> None:
+        """Stop reading; safe from another thread. Shutting the socket down wakes a blocked read."""
         self._stop.set()
         stream = self._stream
-        if stream is not None:
+        conn = getattr(stream, "_stream_connection", None) if stream is not None else None
+        sock = getattr(conn, "_sock", None)
+        if sock is not None:
             try:
-                stream.close()
-            except Exception:  # closing from another thread may race the reader; it is going away anyway
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def _open(self) -> BinLogStreamReader:
@@ -134,7 +138,12 @@ class BinlogSource:
                 return
             raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: {exc}") from None
         finally:
-            self.stop()
+            self._stop.set()
+            if self._stream is not None:
+                try:
+                    self._stream.close()
+                except (pymysql.MySQLError, OSError):
+                    pass
 
     def _read(self, stream: BinLogStreamReader) -> Iterator[Transaction]:
         gtid: str | None = None

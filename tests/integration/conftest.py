@@ -95,3 +95,35 @@ def maria_db(maria_server: MariaDBServer, request: pytest.FixtureRequest) -> Ite
     yield db
     maria_server.start()
     maria_server.drop_database(db.dbname)
+
+
+@pytest.fixture
+def make_pair(tmp_path: Path, pg_db: Database, maria_db: Database) -> Iterator:
+    """make_pair(pg_schema_sql, maria_schema_sql, mappings_yaml) -> a set-up harness.Pair (daemon not started)."""
+    from tests.integration.harness import Pair
+
+    pairs: list[Pair] = []
+
+    def make(pg_sql: str, maria_sql: str, mappings: str, extra_config: str = "", setup: bool = True) -> Pair:
+        for stmt in filter(str.strip, pg_sql.split(";")):
+            _exec(pg_db, stmt)
+        for stmt in filter(str.strip, maria_sql.split(";")):
+            _exec(maria_db, stmt)
+        pair = Pair(tmp_path, pg_db, maria_db, mappings, extra_config)
+        pairs.append(pair)
+        if setup:
+            pair.setup()
+        return pair
+
+    yield make
+    for pair in pairs:
+        pair.close()
+
+
+def _exec(db: Database, sql: str) -> None:
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
