@@ -10,12 +10,17 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from replicator.pipeline import MappingHolder
 
 from replicator import __version__, metrics, sdnotify
 from replicator.config import Config, load
-from replicator.errors import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, ConfigError, ReplicatorError
+from replicator.errors import (EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_OPERATOR, CheckpointError, ConfigError,
+                               ReplicatorError, RetriableError, SourceLostError)
 from replicator.mapping import MappingSet, load_mappings
 
 log = logging.getLogger("replicator")
@@ -55,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics.errors.labels("-", exc.kind).inc()
         print(f"replicator: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except (SourceLostError, CheckpointError) as exc:
+        print(f"replicator: {exc.kind} error: {exc}", file=sys.stderr)
+        return EXIT_OPERATOR
     except ReplicatorError as exc:
         print(f"replicator: {exc.kind} error: {exc}", file=sys.stderr)
         return EXIT_FATAL
@@ -83,29 +91,72 @@ def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> in
     return EXIT_OK
 
 
-def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
-    from replicator.pipeline import Daemon
+def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> bool:
+    """Run the checks, waiting (with back-off) while a server is unreachable; False on failures."""
+    from replicator.preflight import failures, run_checks
 
-    if not skip_check:
-        from replicator.preflight import failures, run_checks
+    delay = config.reconnect_initial_seconds
+    while not stop.is_set():
+        try:
+            bad = failures(run_checks(config, mappings, raise_unreachable=True))
+            break
+        except RetriableError as exc:
+            log.warning("preflight: %s; retrying in %.1f s", exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, config.reconnect_max_seconds)
+    else:
+        return True
+    for f in bad:
+        print(f, file=sys.stderr)
+    if bad:
+        print("replicator: preflight failed; fix the above (`replicator check` lists everything)", file=sys.stderr)
+    return not bad
 
-        bad = failures(run_checks(config, mappings))
+
+def _reload(config: Config, holder: "MappingHolder") -> None:
+    """Validate the mapping files against both catalogs, then swap; on any error keep the old ones."""
+    from replicator.preflight import failures, run_checks
+
+    try:
+        mappings = load_mappings(config)
+        bad = failures(run_checks(config, mappings, catalog_only=True))
         if bad:
-            for f in bad:
-                print(f, file=sys.stderr)
-            print("replicator: preflight failed; fix the above (`replicator check` lists everything)", file=sys.stderr)
-            return EXIT_CONFIG
-    metrics.serve(config.metrics_address, config.metrics_port)
+            raise ConfigError("; ".join(f"{f.side}: {f.what}" for f in bad))
+    except ReplicatorError as exc:
+        metrics.mapping_reload_failures.inc()
+        log.error("mapping reload refused, the running mappings stay in force: %s", exc)
+        return
+    holder.swap(mappings)
     metrics.mapping_reload_timestamp.set_to_current_time()
-    daemon = Daemon(config, lambda: mappings)
+    log.info("mappings reloaded: %d mapping(s)", len(mappings.mappings))
+
+
+def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
+    from replicator.pipeline import Daemon, MappingHolder
+
+    stopping = threading.Event()
+    reload_requested = threading.Event()
+    holder = MappingHolder(mappings)
+    daemon = Daemon(config, holder)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
         sdnotify.notify("STOPPING=1")
+        stopping.set()
         daemon.stop.set()
+
+    def on_hup(_signum: int, _frame: object) -> None:
+        reload_requested.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    metrics.serve(config.metrics_address, config.metrics_port)
+    metrics.mapping_reload_timestamp.set_to_current_time()
+    if not skip_check and not _preflight(config, mappings, stopping):
+        return EXIT_CONFIG
+    if stopping.is_set():
+        return EXIT_OK
     daemon.start()
     sdnotify.notify("READY=1")
     interval = sdnotify.watchdog_interval()
@@ -113,6 +164,11 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
 
     def poll() -> None:
         nonlocal last_ping
+        if reload_requested.is_set():
+            reload_requested.clear()
+            sdnotify.notify("RELOADING=1")
+            _reload(config, holder)
+            sdnotify.notify("READY=1")
         now = time.monotonic()
         if interval and now - last_ping >= interval and daemon.healthy(within=interval * 2):
             sdnotify.notify("WATCHDOG=1")
@@ -123,5 +179,7 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
         exc = daemon.errors[0]
         kind = getattr(exc, "kind", type(exc).__name__)
         print(f"replicator: stopped on {kind} error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FATAL
+        if isinstance(exc, ConfigError):
+            return EXIT_CONFIG
+        return EXIT_OPERATOR if isinstance(exc, (SourceLostError, CheckpointError)) else EXIT_FATAL
     return EXIT_OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; RestartPreventExitStatus=78 in the unit file
+EXIT_OPERATOR = 79  # the source lost data we need (purged binlog, lost slot, stale checkpoint): no restart
 
 
 class ReplicatorError(Exception):

@@ -10,6 +10,7 @@ Files under the mapping directory look like:
         fields:
           id: ~                    # same column name on both sides
           name: {erp: customer_name}   # crm column "name", erp column "customer_name"
+          credit_limit: {owner: erp}   # flows only from erp to crm
 
 Mappings are compiled once into immutable objects; `MappingSet.route` turns a source
 RowChange into the TargetChanges of every mapping that flows from that side.
@@ -42,6 +43,7 @@ class Field:
     name: str
     columns: tuple[tuple[str, str], ...]  # (side, column)
     where: Where
+    owner: str | None = None  # the only side this field flows from; None: both
 
     def column(self, side: str) -> str:
         return dict(self.columns)[side]
@@ -220,15 +222,17 @@ def _fields(s: Section, sides: list[str]) -> tuple[Field, ...]:
     fields = []
     for name, spec in s.items():
         where = s.where(name)
+        owner = None
         if spec is None:
             cols = {side: name for side in sides}
         elif isinstance(spec, YamlMap):
             fs = Section(spec, f"{s.path}.{name}")
             cols = {side: fs.get(side, str, name) for side in sides}
+            owner = fs.get("owner", str, None, choices=sides)
             fs.done()
         else:
             raise ConfigError("a field is ~ (same column name on both sides) or a mapping of side: column", where)
-        fields.append(Field(name, tuple(cols.items()), where))
+        fields.append(Field(name, tuple(cols.items()), where, owner))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
@@ -238,7 +242,10 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
           truncate: str) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
-    pairs = tuple((f.column(src), f.column(dst)) for f in fields)
+    pairs = tuple((f.column(src), f.column(dst)) for f in fields if f.owner in (None, src))
+    # key fields always flow: they identify the row on both sides
+    keys = tuple((f.column(src), f.column(dst)) for f in fields if f.column(dst) in target.key)
+    pairs = pairs + tuple(p for p in keys if p not in pairs)
     by_target = {d: sc for sc, d in pairs}
     missing = [k for k in target.key if k not in by_target]
     if missing:

@@ -33,11 +33,33 @@ class _EndOfStream:
     pass
 
 
+class _Reload(Exception):
+    """The mappings changed: end this session between transactions and start again from the checkpoint."""
+
+
+class MappingHolder:
+    """The mappings in force. `swap` installs new ones; directions pick them up between transactions."""
+
+    def __init__(self, mappings: MappingSet):
+        self._mappings = mappings
+        self.version = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[MappingSet, int]:
+        with self._lock:
+            return self._mappings, self.version
+
+    def swap(self, mappings: MappingSet) -> None:
+        with self._lock:
+            self._mappings = mappings
+            self.version += 1
+
+
 class Direction:
     """One direction, source side to target side. `run` returns on stop and raises on fatal errors."""
 
     def __init__(self, config: Config, source: Connection, target: Connection,
-                 mappings: Callable[[], MappingSet], stop: threading.Event):
+                 mappings: MappingHolder, stop: threading.Event):
         self.config = config
         self.source_conn = source
         self.target_conn = target
@@ -47,6 +69,7 @@ class Direction:
         self.guard = LoopGuard(source.state_schema, stream_name(target.name, source.name))
         self.alive_at = time.monotonic()  # the watchdog's view: the loop is turning
         self.first_start = True
+        self._version = -1
 
     # ------------------------------------------------------------ supervision
     def run(self) -> None:
@@ -59,6 +82,9 @@ class Direction:
                 try:
                     self._stream_once()
                     return
+                except _Reload:
+                    log.info("%s: mappings reloaded; resuming from the checkpoint", self.name)
+                    continue
                 except RetriableError as exc:
                     metrics.errors.labels(self.name, exc.kind).inc()
                     if time.monotonic() - started > 60:
@@ -76,7 +102,8 @@ class Direction:
 
     # ------------------------------------------------------------ one connected session
     def _stream_once(self) -> None:
-        mset = self.mappings()
+        mset, version = self.mappings.current()
+        self._version = version
         applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
         source: Any = None
         reader: threading.Thread | None = None
@@ -173,6 +200,8 @@ class Direction:
 
         while not self.stop.is_set():
             self.alive_at = time.monotonic()
+            if not open_txn and self.mappings.version != self._version:
+                raise _Reload()
             if open_txn and not mid_txn:
                 timeout = max(0.0, batch_started + b.max_ms / 1000 - time.monotonic())
             else:
@@ -219,7 +248,7 @@ class Direction:
             mid_txn = not txn.final
             if txn.final:
                 last = txn
-                batch_txns += 1
+                batch_txns += 1 if changes or txn.changes else 0
                 if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000 or q.empty():
                     commit(txn.position, txn.commit_time)
         if open_txn:
@@ -243,7 +272,7 @@ class Direction:
 class Daemon:
     """Both directions, each in its own thread; the first fatal error stops everything."""
 
-    def __init__(self, config: Config, mappings: Callable[[], MappingSet]):
+    def __init__(self, config: Config, mappings: MappingHolder):
         self.config = config
         self.stop = threading.Event()
         a, b = config.connections

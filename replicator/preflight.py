@@ -14,7 +14,7 @@ from sqlalchemy.engine import Inspector
 from replicator.appliers.mariadb import my_connect
 from replicator.appliers.postgres import pg_connect
 from replicator.config import Config, Connection
-from replicator.errors import ReplicatorError
+from replicator.errors import ReplicatorError, RetriableError
 from replicator.mapping import MappingSet
 
 
@@ -30,18 +30,47 @@ class Finding:
         return f"[{mark}] {self.side}: {self.what}" + (f"\n        fix: {self.fix}" if not self.ok and self.fix else "")
 
 
-def run_checks(config: Config, mset: MappingSet) -> list[Finding]:
+def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = False,
+               catalog_only: bool = False) -> list[Finding]:
+    """All findings. With `raise_unreachable`, a server that cannot be reached raises
+    RetriableError instead of becoming a finding (the daemon waits for it rather than exiting)."""
     out: list[Finding] = []
     for conn in config.connections:
         try:
-            if conn.kind == "postgresql":
-                out += _postgres(conn)
-            else:
-                out += _mariadb(conn)
+            if not catalog_only:
+                out += _postgres(conn) if conn.kind == "postgresql" else _mariadb(conn)
             out += _catalog(conn, mset)
+            if conn.kind == "postgresql":
+                out += _publication(conn, mset)
+        except RetriableError:
+            if raise_unreachable:
+                raise
+            out.append(Finding(False, conn.name, f"cannot connect to {conn.describe()}",
+                               "check host, port, user and password"))
         except ReplicatorError as exc:
             out.append(Finding(False, conn.name, f"cannot check: {exc}", "check host, port, user and password"))
     return out
+
+
+def _publication(conn: Connection, mset: MappingSet) -> list[Finding]:
+    """Every PostgreSQL table a mapping reads must be published, or its changes never arrive."""
+    wanted = mset.source_tables(conn.name)
+    if not wanted:
+        return []
+    db = pg_connect(conn, conn.apply)
+    try:
+        with db.cursor() as cur:
+            cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                        (conn.publication,))
+            published = {(s, t) for s, t in cur.fetchall()}
+        db.rollback()
+    finally:
+        db.close()
+    missing = [t for t in wanted if (t.schema, t.name) not in published]
+    if not missing:
+        return [Finding(True, conn.name, f"publication {conn.publication} covers the {len(wanted)} mapped table(s)")]
+    return [Finding(False, conn.name, f"publication {conn.publication} lacks {', '.join(map(str, missing))}",
+                    "run `replicator setup` (it updates the publication)")]
 
 
 def _setting(side: str, name: str, value: Any, want: Any, fix: str) -> Finding:

@@ -28,6 +28,7 @@ from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder,
 log = logging.getLogger(__name__)
 
 KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is committed
+SLOT_STATS_EVERY = 10.0  # seconds between slot retention samples
 
 
 class WalSource:
@@ -110,6 +111,12 @@ class WalSource:
         return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
 
     def _close(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            try:
+                monitor.close()
+            except psycopg2.Error:
+                pass
         db, self._db = self._db, None
         if db is None:
             return
@@ -118,6 +125,27 @@ class WalSource:
         except Exception:
             pass
         metrics.connection_up.labels(self.conn.name, "capture").set(0)
+
+    def _slot_stats(self) -> None:
+        """Export how much WAL the slot holds back and how much is left before it is invalidated."""
+        try:
+            if self._monitor is None or self._monitor.closed:
+                self._monitor = pg_connect(self.conn, self.conn.capture)
+                self._monitor.autocommit = True
+            with self._monitor.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_lsn() - restart_lsn, safe_wal_size, wal_status "
+                            "FROM pg_replication_slots WHERE slot_name = %s", (self.conn.slot,))
+                row = cur.fetchone()
+        except (psycopg2.Error, RetriableError) as exc:
+            log.debug("slot statistics unavailable: %s", exc)
+            return
+        if row is None:
+            return
+        retained, safe, status = row
+        metrics.slot_retained_bytes.labels(self.conn.name).set(float(retained or 0))
+        metrics.slot_safe_wal_bytes.labels(self.conn.name).set(float(safe) if safe is not None else -1)
+        if status == "unreserved":
+            log.warning("slot %s is about to lose WAL it needs (wal_status=unreserved)", self.conn.slot)
 
     def _send_ack(self, cur: Any) -> None:
         if cur is None:
@@ -136,8 +164,12 @@ class WalSource:
         chunks = 0
         last_idle = start
         idle_sent_at = time.monotonic()
+        stats_at = 0.0
         try:
             while not self._stop.is_set():
+                if time.monotonic() - stats_at >= SLOT_STATS_EVERY:
+                    stats_at = time.monotonic()
+                    self._slot_stats()
                 msg = cur.read_message()
                 if msg is None:
                     self._send_ack(cur)
