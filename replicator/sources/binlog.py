@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
@@ -17,7 +18,7 @@ import pymysql
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
 from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
@@ -35,6 +36,48 @@ _STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
 
 def _utc(value: Any) -> Any:
     return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+_TABLE_MAP_CACHE: "OrderedDict[tuple, dict]" = OrderedDict()
+_TABLE_MAP_CACHE_SIZE = 4096
+_UNCACHED = ("packet", "table_map", "_ctl_connection")
+
+
+def _install_table_map_cache() -> None:
+    """Memoise TableMapEvent parsing by the event's raw bytes.
+
+    Every binlog transaction repeats a table-map event for each table it touches; parsing one
+    with full metadata costs mysql-replication ~100 us, more than decoding a small row. The same
+    bytes (table id, names, types, metadata) always parse to the same result, so we parse each
+    distinct one once. Only events whose columns all have names are cached (names fetched from
+    information_schema could change), and the key includes the reader's table filters (the
+    only kwargs that change the outcome for the same bytes).
+    """
+    original = TableMapEvent.__init__
+    if getattr(original, "_replicator_cached", False):
+        return
+
+    def init(self: Any, from_packet: Any, event_size: int, table_map: dict, ctl_connection: Any, **kwargs: Any) -> None:
+        # peek without consuming: the library reads the rest through the same packet
+        inner = from_packet.packet
+        raw = bytes(inner._data[inner._position:inner._position + event_size])
+        key = (raw, kwargs.get("only_tables") and tuple(kwargs["only_tables"]),
+               kwargs.get("only_schemas") and tuple(kwargs["only_schemas"]))
+        state = _TABLE_MAP_CACHE.get(key)
+        if state is not None:
+            from_packet.advance(event_size)
+            self.__dict__.update(state)
+            self.packet, self.table_map, self._ctl_connection = from_packet, table_map, ctl_connection
+            table_map[self.table_id] = self.table_obj
+            return
+        original(self, from_packet, event_size, table_map, ctl_connection, **kwargs)
+        if self._processed and all(c.name for c in self.columns):
+            _TABLE_MAP_CACHE[key] = {k: v for k, v in self.__dict__.items() if k not in _UNCACHED}
+            if len(_TABLE_MAP_CACHE) > _TABLE_MAP_CACHE_SIZE:
+                _TABLE_MAP_CACHE.popitem(last=False)
+
+    init._replicator_cached = True  # type: ignore[attr-defined]
+    TableMapEvent.__init__ = init  # type: ignore[method-assign]
 
 
 class _OneConnection:
@@ -69,6 +112,7 @@ class BinlogSource:
         self.heartbeat = heartbeat_seconds
         self._stream: BinLogStreamReader | None = None
         self._stop = threading.Event()
+        _install_table_map_cache()
         self._idle = start  # last boundary we passed
         self._fix_columns: dict[tuple, tuple] = {}
 
