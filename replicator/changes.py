@@ -64,13 +64,38 @@ class RowChange:
     after: Row | None = None  # new row, None for deletes; may hold UNCHANGED values
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class BinlogPosition:
     """Start of the next transaction in a MariaDB/MySQL binlog, plus the GTID just applied."""
 
     file: str
     pos: int
     gtid: str | None = field(default=None, compare=False)
+
+    def _sort_key(self) -> tuple[str, int, int]:
+        # "%06lu" grows to 7 digits after .999999: compare the extension as a number
+        base, _, ext = self.file.rpartition(".")
+        return (base, int(ext), self.pos) if ext.isdigit() else (self.file, -1, self.pos)
+
+    def __lt__(self, other: "BinlogPosition") -> bool:
+        if not isinstance(other, BinlogPosition):
+            return NotImplemented
+        return self._sort_key() < other._sort_key()
+
+    def __le__(self, other: "BinlogPosition") -> bool:
+        if not isinstance(other, BinlogPosition):
+            return NotImplemented
+        return self._sort_key() <= other._sort_key()
+
+    def __gt__(self, other: "BinlogPosition") -> bool:
+        if not isinstance(other, BinlogPosition):
+            return NotImplemented
+        return self._sort_key() > other._sort_key()
+
+    def __ge__(self, other: "BinlogPosition") -> bool:
+        if not isinstance(other, BinlogPosition):
+            return NotImplemented
+        return self._sort_key() >= other._sort_key()
 
     def to_json(self) -> str:
         return json.dumps({"file": self.file, "pos": self.pos, "gtid": self.gtid})

@@ -113,8 +113,14 @@ def load(path: str | Path) -> Config:
     r = root.section("reconnect")
     initial = r.get("initial_seconds", float, 0.5)
     maximum = r.get("max_seconds", float, 30.0)
+    if initial <= 0:
+        raise ConfigError("must be more than 0", r.where("initial_seconds"))
+    if maximum < initial:
+        raise ConfigError("must be at least reconnect.initial_seconds", r.where("max_seconds"))
     r.done()
     heartbeat = root.get("heartbeat_seconds", float, 30.0)
+    if heartbeat <= 0:
+        raise ConfigError("must be more than 0", root.where("heartbeat_seconds"))
     root.done()
     a, b2 = connections
     if a.name == b2.name:
@@ -176,6 +182,8 @@ def _connection(name: str, parent: Section, path: Path) -> Connection:
         state_schema=s.get("state_schema", str, "replicator"),
         **extra,
     )
+    if not 1 <= conn.port <= 65535:
+        raise ConfigError("port must be between 1 and 65535", s.where("port"))
     s.done()
     return conn
 

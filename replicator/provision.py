@@ -8,9 +8,7 @@ checkpoint table, so changes made after setup and before the first `run` are not
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
-
-from psycopg2 import sql
+from typing import Callable
 
 from replicator import checkpoint as ckpt
 from replicator.appliers.mariadb import my_connect, quote
@@ -24,16 +22,22 @@ from replicator.mapping import MappingSet
 log = logging.getLogger(__name__)
 
 
+def pg_ident(name: str) -> str:
+    """PostgreSQL identifier quoting (double quotes, doubled inside), usable without a connection."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
-        return [s.strip() for s in ckpt.postgres_ddl(f'"{conn.state_schema}"')]
+        return [s.strip() for s in ckpt.postgres_ddl(pg_ident(conn.state_schema))]
+    # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
     return [s.strip() for s in ckpt.mariadb_ddl(quote(conn.state_schema))]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
     tables = mset.source_tables(conn.name)
-    names = ", ".join(f'"{t.schema}"."{t.name}"' for t in tables)
-    pub = f'"{conn.publication}"'
+    names = ", ".join(f"{pg_ident(t.schema)}.{pg_ident(t.name)}" for t in tables)
+    pub = pg_ident(conn.publication)
     if exists:
         return f"ALTER PUBLICATION {pub} SET TABLE {names}" if tables else f"-- publication {pub} has no tables"
     return f"CREATE PUBLICATION {pub} FOR TABLE {names}" if tables else f"CREATE PUBLICATION {pub}"
@@ -44,7 +48,7 @@ def describe(config: Config, mset: MappingSet) -> str:
     out = []
     for conn in config.connections:
         out.append(f"-- on {conn.name} ({conn.describe()}), as an owner of the mapped tables")
-        out += [s + ";" for s in state_sql(conn)]
+        out += [(s if conn.kind == "postgresql" else s.replace("%%", "%")) + ";" for s in state_sql(conn)]
         if conn.kind == "postgresql":
             out.append(publication_sql(conn, mset, exists=False) + ";")
             out.append(f"SELECT pg_create_logical_replication_slot('{conn.slot}', 'pgoutput');")
@@ -106,7 +110,7 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             for stmt in state_sql(conn):
-                cur.execute(stmt)
+                cur.execute(stmt, ())
             db.commit()
             cur.execute("SHOW MASTER STATUS")
             row = cur.fetchone()
@@ -138,17 +142,3 @@ def _record_start(target: Connection, stream: str, position: Position, reset: bo
         say(f"{stream}: checkpoint {'reset' if current else 'set'} to {position}")
     finally:
         applier.close()
-
-
-def drop_slot(conn: Connection) -> Any:  # used by tests and `setup --reset`
-    db = pg_connect(conn, conn.apply)
-    try:
-        db.autocommit = True
-        with db.cursor() as cur:
-            cur.execute("SELECT pg_drop_replication_slot(%s) FROM pg_replication_slots WHERE slot_name = %s",
-                        (conn.slot, conn.slot))
-    finally:
-        db.close()
-
-
-__all__ = ["setup", "describe", "state_sql", "publication_sql", "drop_slot", "sql"]

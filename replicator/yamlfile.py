@@ -43,12 +43,15 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
         pass
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> YamlMap:
+        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)
+        merged = len(node.value) - own  # flatten_mapping puts the merged pairs first
+        explicit: set[str] = set()
         result = YamlMap()
         result.file = file
         result.line = node.start_mark.line + 1
         result.key_lines = {}
-        for key_node, value_node in node.value:
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise ConfigError(
@@ -56,11 +59,13 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
                     Where(file, key_node.start_mark.line + 1, str(key)),
                 )
             skey = str(key) if not isinstance(key, str) else key
-            if skey in result:
-                raise ConfigError(
-                    f"duplicate key {skey!r} (first on line {result.key_lines[skey]})",
-                    Where(file, key_node.start_mark.line + 1, skey),
-                )
+            if index >= merged:  # merged keys may be overridden; written ones only once
+                if skey in explicit:
+                    raise ConfigError(
+                        f"duplicate key {skey!r} (first on line {result.key_lines[skey]})",
+                        Where(file, key_node.start_mark.line + 1, skey),
+                    )
+                explicit.add(skey)
             result[skey] = loader.construct_object(value_node, deep=True)
             result.key_lines[skey] = key_node.start_mark.line + 1
         return result

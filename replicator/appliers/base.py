@@ -125,7 +125,17 @@ class Applier(abc.ABC):
 
     def convert_key(self, run: Run, key: tuple) -> list[Any]:
         convs = self._converters.get(run.table, {})
-        return [convs[c](v) if convs.get(c) and v is not None else v for c, v in zip(run.key_columns, key)]
+        out = []
+        for col, value in zip(run.key_columns, key):
+            conv = convs.get(col)
+            if conv is not None and value is not None:
+                try:
+                    value = conv(value)
+                except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+                    raise RowError(f"cannot convert {type(value).__name__} key value: {exc}",
+                                   table=str(run.table), key=key, column=col) from None
+            out.append(value)
+        return out
 
     @abc.abstractmethod
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:

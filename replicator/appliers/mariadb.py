@@ -11,7 +11,6 @@ import pymysql
 from pymysql.constants import CLIENT
 from sqlalchemy.dialects.mysql.base import MySQLDialect
 
-from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
@@ -20,7 +19,8 @@ from replicator.errors import RetriableError
 from replicator.loopguard import CHECKPOINT_TABLE
 
 BATCH = 1000
-_PREPARER = MySQLDialect().identifier_preparer
+# paramstyle "named": the preparer must not double % itself, quote() does it once for PyMySQL
+_PREPARER = MySQLDialect(paramstyle="named").identifier_preparer
 SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 # errors that mean the connection is gone or the server is going away: reconnect and retry
 RETRIABLE_CODES = {1040, 1053, 1152, 1205, 1213, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}

@@ -12,12 +12,11 @@ import psycopg2.errors
 import psycopg2.extras
 from psycopg2 import sql
 
-from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
-from replicator.errors import RetriableError, RowError
+from replicator.errors import RetriableError
 from replicator.loopguard import MESSAGE_PREFIX
 
 PAGE = 1000
@@ -66,7 +65,7 @@ def _bool(value: Any) -> Any:
 
 def _text(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8")  # strict: invalid UTF-8 is a row error, never mangled
+        value = bytes(value).decode("utf-8")  # strict: invalid UTF-8 is a row error, never mangled
     if isinstance(value, (set, frozenset)):  # MariaDB SET
         return ",".join(sorted(value))
     if isinstance(value, str) and "\x00" in value:

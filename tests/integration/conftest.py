@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -62,18 +64,27 @@ def require_mariadb() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def server_root() -> Iterator[Path]:
+    """Server data directories live outside pytest's numbered temp dirs, which a concurrent pytest
+    session may prune while this one still runs its servers; removed at the end of the session."""
+    root = Path(tempfile.mkdtemp(prefix="replicator-servers-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(server_root: Path) -> Iterator[PostgresServer]:
     require_server("postgres")
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server = PostgresServer(server_root / "postgres")
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def maria_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+def maria_server(server_root: Path) -> Iterator[MariaDBServer]:
     require_server("mariadb")
-    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"))
+    server = MariaDBServer(server_root / "mariadb")
     server.start()
     yield server
     server.stop()
