@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import pymysql
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
-from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
+from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
@@ -152,7 +152,7 @@ class BinlogSource:
             log_file=self.start.file,
             log_pos=self.start.pos,
             blocking=True,
-            only_events=[MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, *_ROW_EVENTS],
+            only_events=[MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, *_ROW_EVENTS],
             only_schemas=schemas,
             only_tables=names,
             slave_heartbeat=self.heartbeat,
@@ -245,7 +245,7 @@ class BinlogSource:
                 if not (query == "COMMIT" or standalone or not in_txn):
                     continue
             elif not isinstance(event, XidEvent):
-                continue  # Rotate: the stream tracks the file name for us
+                continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
             position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
             self._idle = position

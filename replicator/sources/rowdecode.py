@@ -290,7 +290,12 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
             size = 2 if max_length > 255 else 1
         encoding = _string_decode(col, opts["errors"])
         raw = f"buf[p + {size}:e]"
-        value = raw if encoding is None else f"{raw}.decode({encoding!r}, {opts['errors']!r})"
+        if encoding is None:
+            # the library's b"".decode("binary") succeeds (an empty input never looks the codec up): an empty
+            # BINARY/VARBINARY/BLOB value comes back as '' (str), any other as bytes
+            value = f"({raw} if e != p + {size} else '')"
+        else:
+            value = f"{raw}.decode({encoding!r}, {opts['errors']!r})"
         return ([f"e = p + {size} + {_uint_le(size)}", f"{v} = {value}", "p = e"], False)
     if t == T.NEWDECIMAL:
         return (_decimal_lines(i, col.precision, col.decimals, ns), False)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is committed
 SLOT_STATS_EVERY = 10.0  # seconds between slot retention samples
+SILENT_LIMIT = 120.0  # seconds without any byte from the walsender before we reconnect
 
 
 class WalSource:
@@ -147,6 +148,18 @@ class WalSource:
         if status == "unreserved":
             log.warning("slot %s is about to lose WAL it needs (wal_status=unreserved)", self.conn.slot)
 
+    def _check_alive(self, cur: Any) -> None:
+        """The server sends keepalives at least every wal_sender_timeout/2; a silent connection
+        for SILENT_LIMIT seconds is a partition the TCP stack has not noticed yet (C1)."""
+        seen = getattr(cur, "io_timestamp", None)
+        if seen is None:
+            return
+        last = seen.timestamp()
+        metrics.last_event_timestamp.labels(self.direction).set(last)
+        if time.time() - last > SILENT_LIMIT:
+            raise RetriableError(f"WAL stream from {self.conn.describe()}: nothing received for "
+                                 f"{time.time() - last:.0f} s; reconnecting")
+
     def _send_ack(self, cur: Any) -> None:
         if cur is None:
             return
@@ -173,6 +186,7 @@ class WalSource:
                 msg = cur.read_message()
                 if msg is None:
                     self._send_ack(cur)
+                    self._check_alive(cur)
                     now = time.monotonic()
                     wal_end = LSN(cur.wal_end) if cur.wal_end else last_idle
                     if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
