@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
         if name == "setup":
             c.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
-            c.add_argument("--reset", action="store_true",
-                           help="overwrite the checkpoints with the current positions (skips pending changes!)")
+            c.add_argument("--reset", nargs="?", const="all", metavar="STREAM",
+                           help="move a stream's checkpoint (e.g. crm_to_erp; default: all) to the source's "
+                                "current position, skipping pending changes: only after a re-sync")
         if name == "run":
             c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
     return p

@@ -132,4 +132,10 @@ mapping_reload_timestamp = Gauge(
 
 def serve(address: str, port: int) -> None:
     """Serve /metrics in a daemon thread."""
-    start_http_server(port, addr=address, registry=REGISTRY)
+    from replicator.errors import ConfigError
+
+    try:
+        start_http_server(port, addr=address, registry=REGISTRY)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror}",
+                          hint="pick a free port in metrics.port") from None

@@ -70,6 +70,8 @@ class Direction:
         self.alive_at = time.monotonic()  # the watchdog's view: the loop is turning
         self.first_start = True
         self._version = -1
+        for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
+            metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
 
     # ------------------------------------------------------------ supervision
     def run(self) -> None:
@@ -90,7 +92,11 @@ class Direction:
                     if time.monotonic() - started > 60:
                         delay = cfg.reconnect_initial_seconds  # it had been working: start the back-off over
                     log.warning("%s: %s; retrying in %.1f s", self.name, exc, delay)
-                    self.stop.wait(delay)
+                    deadline = time.monotonic() + delay
+                    while not self.stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                        self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
+                        if time.monotonic() >= deadline:
+                            break
                     delay = min(delay * 2, cfg.reconnect_max_seconds)
                 except ReplicatorError as exc:
                     metrics.errors.labels(self.name, exc.kind).inc()
@@ -210,6 +216,7 @@ class Direction:
                 item = q.get(timeout=timeout) if timeout > 0 else q.get_nowait()
             except queue.Empty:
                 item = None
+            metrics.queue_depth.labels(self.name).set(q.qsize())
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, _EndOfStream):

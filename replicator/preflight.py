@@ -144,7 +144,7 @@ def _mariadb(conn: Connection) -> list[Finding]:
         db.rollback()
     finally:
         db.close()
-    cap = my_connect(conn, conn.capture)
+    cap = my_connect(conn, conn.capture, database=None)
     try:
         with cap.cursor() as cur:
             cur.execute("SHOW GRANTS")

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import psycopg2
+import pymysql
+
 from replicator import checkpoint as ckpt
 from replicator.appliers.mariadb import my_connect, quote
 from replicator.appliers.postgres import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.config import Config, Connection
-from replicator.errors import FatalError
-from replicator.loopguard import stream_name
+from replicator.errors import ConfigError, FatalError
+from replicator.loopguard import CHECKPOINT_TABLE, stream_name
 from replicator.mapping import MappingSet
 
 log = logging.getLogger(__name__)
@@ -57,16 +60,32 @@ def describe(config: Config, mset: MappingSet) -> str:
     return "\n".join(out)
 
 
-def setup(config: Config, mset: MappingSet, reset: bool = False, say: Callable[[str], None] = print) -> None:
+def setup(config: Config, mset: MappingSet, reset: str | None = None, say: Callable[[str], None] = print) -> None:
+    """Create what is missing and record starting positions.
+
+    `reset` names a stream (`crm_to_erp`) or `all`: its checkpoint moves to the source's current
+    position, skipping whatever was pending (use only after a re-sync). Statements run only where
+    something is missing, so a least-privilege account can run setup again after a DBA ran
+    `setup --print-sql` by hand.
+    """
     a, b = config.connections
+    streams = [stream_name(s.name, t.name) for s, t in ((a, b), (b, a))]
+    if reset not in (None, "all", *streams):
+        raise ConfigError(f"--reset takes a stream name ({', '.join(streams)}) or 'all', not {reset!r}")
     starts: dict[str, Position] = {}
-    for conn in config.connections:
-        if conn.kind == "postgresql":
-            starts[conn.name] = _setup_postgres(conn, mset, reset, say)
-        else:
-            starts[conn.name] = _setup_mariadb(conn, say)
-    for source, target in ((a, b), (b, a)):
-        _record_start(target, stream_name(source.name, target.name), starts[source.name], reset, say)
+    try:
+        for conn in config.connections:
+            resetting = reset in ("all", stream_name(conn.name, (b if conn is a else a).name))
+            if conn.kind == "postgresql":
+                starts[conn.name] = _setup_postgres(conn, mset, resetting, say)
+            else:
+                starts[conn.name] = _setup_mariadb(conn, say)
+        for source, target in ((a, b), (b, a)):
+            stream = stream_name(source.name, target.name)
+            _record_start(target, stream, starts[source.name], reset in ("all", stream), say)
+    except (psycopg2.Error, pymysql.MySQLError) as exc:
+        raise FatalError(f"setup failed: {str(exc).strip()} (a DBA can run `replicator setup --print-sql` "
+                         f"as an owner, then run setup again to record the positions)") from None
 
 
 def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callable[[str], None]) -> LSN:
@@ -74,14 +93,33 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
     try:
         db.autocommit = True
         with db.cursor() as cur:
-            for stmt in state_sql(conn):
-                cur.execute(stmt)
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pg_ident(conn.state_schema)}.checkpoint",))
+            if not cur.fetchone()[0]:
+                for stmt in state_sql(conn):
+                    cur.execute(stmt)
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint")
+            cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                        (conn.publication,))
+            published = {(s, t) for s, t in cur.fetchall()}
             cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (conn.publication,))
             exists = cur.fetchone() is not None
-            stmt = publication_sql(conn, mset, exists)
-            if not stmt.startswith("--"):
-                cur.execute(stmt)
-            say(f"{conn.name}: publication {conn.publication} covers {len(mset.source_tables(conn.name))} table(s)")
+            wanted = {(t.schema, t.name) for t in mset.source_tables(conn.name)}
+            if not exists or published != wanted:
+                stmt = publication_sql(conn, mset, exists)
+                if not stmt.startswith("--"):
+                    cur.execute(stmt)
+            say(f"{conn.name}: publication {conn.publication} covers {len(wanted)} table(s)")
+    finally:
+        db.close()
+    return _slot(conn, reset, say)
+
+
+def _slot(conn: Connection, reset: bool, say: Callable[[str], None]) -> LSN:
+    """The slot is created by the capture account, which has the REPLICATION attribute."""
+    db = pg_connect(conn, conn.capture)
+    try:
+        db.autocommit = True
+        with db.cursor() as cur:
             cur.execute("SELECT confirmed_flush_lsn::text, wal_status, plugin FROM pg_replication_slots "
                         "WHERE slot_name = %s", (conn.slot,))
             row = cur.fetchone()
@@ -99,6 +137,9 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
             if row[1] == "lost":
                 raise FatalError(f"slot {conn.slot} was invalidated; `replicator setup --reset` recreates it "
                                  f"(re-sync the mapped tables afterwards)")
+            if reset:  # start from now: everything the slot still holds is skipped
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                return LSN.parse(cur.fetchone()[0])
             say(f"{conn.name}: slot {conn.slot} exists at {row[0]}")
             return LSN.parse(row[0])
     finally:
@@ -106,23 +147,32 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
 
 
 def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPosition:
-    db = my_connect(conn, conn.apply)
+    db = my_connect(conn, conn.apply, database=None)
     try:
         with db.cursor() as cur:
-            for stmt in state_sql(conn):
-                cur.execute(stmt, ())
+            cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                        "AND TABLE_NAME = %s", (conn.state_schema, CHECKPOINT_TABLE))
+            if not cur.fetchone()[0]:
+                for stmt in state_sql(conn):
+                    cur.execute(stmt, ())
+                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}")
             db.commit()
+    finally:
+        db.close()
+    cap = my_connect(conn, conn.capture, database=None)  # SHOW MASTER STATUS needs BINLOG MONITOR
+    try:
+        with cap.cursor() as cur:
             cur.execute("SHOW MASTER STATUS")
             row = cur.fetchone()
             if row is None:
                 raise FatalError(f"{conn.name}: binary logging is off (log_bin); see deploy/mariadb-server.cnf")
             cur.execute("SELECT @@gtid_binlog_pos")
             gtid = cur.fetchone()[0] or None
-        position = BinlogPosition(row[0], int(row[1]), gtid)
-        say(f"{conn.name}: state tables ready; binlog is at {position}")
-        return position
     finally:
-        db.close()
+        cap.close()
+    position = BinlogPosition(row[0], int(row[1]), gtid)
+    say(f"{conn.name}: binlog is at {position}")
+    return position
 
 
 def _record_start(target: Connection, stream: str, position: Position, reset: bool,
@@ -137,6 +187,7 @@ def _record_start(target: Connection, stream: str, position: Position, reset: bo
         if current is not None and not reset:
             say(f"{stream}: checkpoint kept at {current}")
             return
+        applier.lock(fail_fast=True)  # never move a checkpoint under a running daemon
         applier.begin()
         applier.commit(position, None)
         say(f"{stream}: checkpoint {'reset' if current else 'set'} to {position}")

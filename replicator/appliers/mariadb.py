@@ -15,7 +15,7 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
-from replicator.errors import RetriableError
+from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import CHECKPOINT_TABLE
 
 BATCH = 1000
@@ -31,21 +31,33 @@ def quote(*parts: str) -> str:
     return ".".join(_PREPARER.quote_identifier(p) for p in parts).replace("%", "%%")
 
 
-def my_connect(conn: Connection, account: Account, **extra: Any) -> Any:
+def ssl_settings(conn: Connection) -> dict[str, Any] | None:
+    """PyMySQL's `ssl` argument: verify the server against the configured CA (and its name)."""
+    if not conn.ssl_ca:
+        return None
+    return {"ca": conn.ssl_ca, "check_hostname": conn.ssl_verify_identity}
+
+
+# access denied, unknown database: waiting will not fix these
+NOT_TRANSIENT_CODES = {1044, 1045, 1049, 1227, 1698}
+
+
+def my_connect(conn: Connection, account: Account, *, database: str | None | bool = True, **extra: Any) -> Any:
+    """A PyMySQL connection in UTC and strict SQL mode. `database=None` connects to no database."""
     params: dict[str, Any] = dict(
         host=conn.host, port=conn.port, user=account.user, password=account.password.value,
-        database=conn.database, charset="utf8mb4", connect_timeout=10, read_timeout=3600,
-        write_timeout=3600, autocommit=False, client_flag=CLIENT.FOUND_ROWS,
+        database=conn.database if database is True else database, charset="utf8mb4", connect_timeout=10,
+        read_timeout=3600, write_timeout=3600, autocommit=False, client_flag=CLIENT.FOUND_ROWS,
+        ssl=ssl_settings(conn),
     )
-    if conn.ssl_ca:
-        params["ssl"] = {"ca": conn.ssl_ca}
-        params["ssl_verify_identity"] = conn.ssl_verify_identity
-        params["ssl_verify_cert"] = True
     params.update(extra)
     try:
         db = pymysql.connect(**params)
     except pymysql.MySQLError as exc:
-        raise RetriableError(f"cannot connect to {conn.describe()}: {_message(exc)}") from None
+        where = f"{conn.host}:{conn.port} as {account.user}"
+        if exc.args and exc.args[0] in NOT_TRANSIENT_CODES:
+            raise ConfigError(f"cannot connect to {where}: {_message(exc)}") from None
+        raise RetriableError(f"cannot connect to {where}: {_message(exc)}") from None
     with db.cursor() as cur:
         cur.execute("SET SESSION time_zone = '+00:00', SESSION sql_mode = %s", (SQL_MODE,))
     return db

@@ -16,7 +16,7 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
-from replicator.errors import RetriableError
+from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import MESSAGE_PREFIX
 
 PAGE = 1000
@@ -38,7 +38,16 @@ def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
     try:
         return psycopg2.connect(**params)
     except psycopg2.OperationalError as exc:
-        raise RetriableError(f"cannot connect to {conn.describe()}: {str(exc).strip()}") from None
+        text = str(exc).strip()
+        where = f"{conn.host}:{conn.port}/{conn.database} as {account.user}"
+        if any(m in text for m in _NOT_TRANSIENT):
+            # a wrong password or a missing grant does not heal by waiting: say so and stop
+            raise ConfigError(f"cannot connect to {where}: {text}") from None
+        raise RetriableError(f"cannot connect to {where}: {text}") from None
+
+
+_NOT_TRANSIENT = ("password authentication failed", "no pg_hba.conf entry", "does not exist",
+                  "permission denied", "must be superuser or replication role")
 
 
 def _json(value: Any) -> Any:

@@ -22,6 +22,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from replicator import metrics
 from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
+from replicator.appliers.mariadb import my_connect, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
@@ -141,8 +142,9 @@ class BinlogSource:
             # silence for 3 heartbeats means a dead connection (C1: silent partition)
             "read_timeout": max(3 * self.heartbeat, 5),
         }
-        if self.conn.ssl_ca:
-            settings["ssl"] = {"ca": self.conn.ssl_ca}
+        ssl = ssl_settings(self.conn)
+        if ssl:
+            settings["ssl"] = ssl
         schemas = sorted({t.schema for t in self.tables} | {self.guard.state_schema})
         names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE})
         return BinLogStreamReader(
@@ -163,6 +165,7 @@ class BinlogSource:
     def transactions(self) -> Iterator[Transaction]:
         try:
             self._stream = stream = self._open()
+            metrics.connection_up.labels(self.conn.name, "capture").set(1)
             yield from self._read(stream)
         except pymysql.OperationalError as exc:
             code = exc.args[0] if exc.args else None
@@ -183,6 +186,7 @@ class BinlogSource:
             raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: {exc}") from None
         finally:
             self._stop.set()
+            metrics.connection_up.labels(self.conn.name, "capture").set(0)
             if self._stream is not None:
                 try:
                     self._stream.close()
@@ -316,11 +320,7 @@ class BinlogSource:
 
 def binlog_files(conn: Connection) -> list[str]:
     """The binlog files the server still has, oldest first (SHOW BINARY LOGS)."""
-    try:
-        db = pymysql.connect(host=conn.host, port=conn.port, user=conn.capture.user,
-                             password=conn.capture.password.value, connect_timeout=10)
-    except pymysql.MySQLError as exc:
-        raise RetriableError(f"cannot connect to {conn.host}:{conn.port} as {conn.capture.user}: {exc.args[-1]}") from None
+    db = my_connect(conn, conn.capture, database=None)
     try:
         with db.cursor() as cur:
             cur.execute("SHOW BINARY LOGS")
