@@ -1,0 +1,76 @@
+-- replicator: least-privilege accounts on the PostgreSQL side (here the "crm" connection).
+--
+-- Run as a superuser (or the owner of the mapped tables with CREATEROLE), connected to the
+-- replicated database:  psql -d crm -v ON_ERROR_STOP=1 -f grants-postgresql.sql
+--
+-- Replace before running:
+--   crm                  the database (connections.crm.database)
+--   app                  the schema of the mapped tables (repeat the app lines for each schema)
+--   replicator           the state schema (connections.crm.state_schema, default replicator)
+--   CHANGE_ME_*          the passwords; store the same values in the systemd credentials
+--                        /etc/replicator/credentials/crm-capture and crm-apply (root, 0600).
+--                        Better: leave PASSWORD out here and set it with psql's \password, which
+--                        sends only a hash (no password in this file or the server log).
+--
+-- pg_hba.conf: allow both roles over TLS. A logical replication connection matches the database
+-- name, not the "replication" keyword (that one is for physical replication):
+--   hostssl crm  replicator_apply    192.0.2.50/32  scram-sha-256
+--   hostssl crm  replicator_capture  192.0.2.50/32  scram-sha-256
+--
+-- These roles run the daemon (`replicator run` and `replicator check`). `replicator setup` needs
+-- more (creating the publication requires owning the mapped tables, creating the slot requires
+-- REPLICATION): run it with an administrator's account, see docs/operations.md, "Install".
+
+-- ---------------------------------------------------------------------------------------------
+-- 1. Capture role: reads the WAL through the pgoutput slot. REPLICATION is all it needs: logical
+--    decoding does not check table privileges. It also reads pg_replication_slots (open to all)
+--    to check the slot and export replicator_slot_*_wal_bytes.
+CREATE ROLE replicator_capture LOGIN REPLICATION PASSWORD 'CHANGE_ME_crm_capture';
+-- Future initial snapshots (copying existing rows) will need SELECT on the mapped tables:
+-- GRANT USAGE ON SCHEMA app TO replicator_capture;
+-- GRANT SELECT ON ALL TABLES IN SCHEMA app TO replicator_capture;
+
+-- ---------------------------------------------------------------------------------------------
+-- 2. Apply role: writes the rows coming from MariaDB and this direction's checkpoint row.
+CREATE ROLE replicator_apply LOGIN PASSWORD 'CHANGE_ME_crm_apply';
+GRANT CONNECT ON DATABASE crm TO replicator_apply;
+
+-- DML on the mapped tables (upserts: INSERT ... ON CONFLICT DO UPDATE also needs SELECT).
+-- ON ALL TABLES IN SCHEMA covers the tables that exist *now*, including ones no mapping names:
+-- prefer one line per mapped table where the schema holds tables replicator must not write, and
+-- grant again on tables created later:
+--   GRANT SELECT, INSERT, UPDATE, DELETE ON app.customer, app.orders TO replicator_apply;
+GRANT USAGE ON SCHEMA app TO replicator_apply;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_apply;
+-- TRUNCATE only for mappings with `truncate: propagate`:
+-- GRANT TRUNCATE ON app.customer TO replicator_apply;
+-- Sequences only if a mapping leaves a key to a DEFAULT nextval() (replicator writes the keys):
+-- GRANT USAGE ON ALL SEQUENCES IN SCHEMA app TO replicator_apply;
+
+-- The state schema and its checkpoint table: one row per stream, updated in the same transaction
+-- as the data it describes. Created here with the same DDL `replicator setup` uses
+-- (replicator/checkpoint.py; `replicator setup --print-sql` prints it), so that it can be granted
+-- now; setup finds it and leaves it alone.
+CREATE SCHEMA IF NOT EXISTS replicator;
+CREATE TABLE IF NOT EXISTS replicator.checkpoint (
+    stream text PRIMARY KEY,
+    position text NOT NULL,
+    txn_seq bigint NOT NULL DEFAULT 0,
+    source_commit_time timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now());
+GRANT USAGE ON SCHEMA replicator TO replicator_apply;
+GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply;
+-- CREATE on the schema lets the apply role create the table itself; together with CREATE on the
+-- database, ownership of the published tables and REPLICATION it could run `replicator setup`
+-- alone, which is more than the daemon should hold. Not granted:
+-- GRANT CREATE ON SCHEMA replicator TO replicator_apply;
+
+-- Loop prevention on this side: the applier starts every transaction with
+-- pg_logical_emit_message(true, 'replicator', '<stream>'). EXECUTE on pg_logical_emit_message is
+-- granted to PUBLIC by default: nothing to grant (only if your site revoked it):
+-- GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO replicator_apply;
+-- No replication origins are used: no pg_replication_origin_* grants, no superuser.
+--
+-- The session lock that keeps a second instance out is an advisory lock (no privilege needed).
+-- `replicator check` reads pg_settings, pg_roles, pg_replication_slots, pg_publication(_tables)
+-- and the catalog of the mapped tables, all readable by any role.
