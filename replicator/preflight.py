@@ -16,6 +16,7 @@ from replicator.appliers.postgres import pg_connect
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
 from replicator.mapping import MappingSet
+from replicator.provision import pg_ident
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
             if not catalog_only:
                 out += _postgres(conn) if conn.kind == "postgresql" else _mariadb(conn)
             out += _catalog(conn, mset)
+            out += _write_privileges(conn, mset)
             if conn.kind == "postgresql":
                 out += _publication(conn, mset)
         except RetriableError:
@@ -158,6 +160,29 @@ def _mariadb(conn: Connection) -> list[Finding]:
                            f"GRANT BINLOG MONITOR ON *.* TO '{conn.capture.user}'@'%'"))
     finally:
         cap.close()
+    return out
+
+
+def _write_privileges(conn: Connection, mset: MappingSet) -> list[Finding]:
+    """The apply account may write every table mappings write into (checked on PostgreSQL, where the
+    catalog answers for another role; on MariaDB a missing grant surfaces at the first apply)."""
+    if conn.kind != "postgresql":
+        return []
+    targets = sorted({e.table for e in mset.target_endpoints(conn.name)})
+    out = []
+    db = pg_connect(conn, conn.apply)
+    try:
+        with db.cursor() as cur:
+            for t in targets:
+                name = f'"{t.schema}"."{t.name}"'.replace("\x00", "")
+                cur.execute("SELECT to_regclass(%s) IS NULL OR has_table_privilege(%s, to_regclass(%s), "
+                            "'SELECT, INSERT, UPDATE, DELETE')", (name, conn.apply.user, name))
+                if not cur.fetchone()[0]:
+                    out.append(Finding(False, conn.name, f"apply user {conn.apply.user} cannot write {t}",
+                                       f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {conn.apply.user}"))
+        db.rollback()
+    finally:
+        db.close()
     return out
 
 
