@@ -174,7 +174,7 @@ def _write_privileges(conn: Connection, mset: MappingSet) -> list[Finding]:
     try:
         with db.cursor() as cur:
             for t in targets:
-                name = f'"{t.schema}"."{t.name}"'.replace("\x00", "")
+                name = f"{pg_ident(t.schema)}.{pg_ident(t.name)}"
                 cur.execute("SELECT to_regclass(%s) IS NULL OR has_table_privilege(%s, to_regclass(%s), "
                             "'SELECT, INSERT, UPDATE, DELETE')", (name, conn.apply.user, name))
                 if not cur.fetchone()[0]:
