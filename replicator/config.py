@@ -62,7 +62,7 @@ class Batching:
     max_rows: int = 5000  # rows per target transaction
     max_ms: int = 200  # how long a batch may wait to fill
     chunk_rows: int = 2000  # a large source transaction is handed over in chunks of this many rows
-    queue_chunks: int = 32  # decoded chunks buffered between reader and applier
+    queue_rows: int = 20000  # decoded rows buffered between reader and applier (memory bound)
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def load(path: str | Path) -> Config:
         max_rows=_positive(b, "max_rows", Batching.max_rows),
         max_ms=_positive(b, "max_ms", Batching.max_ms),
         chunk_rows=_positive(b, "chunk_rows", Batching.chunk_rows),
-        queue_chunks=_positive(b, "queue_chunks", Batching.queue_chunks),
+        queue_rows=_positive(b, "queue_rows", Batching.queue_rows),
     )
     b.done()
     m = root.section("metrics")

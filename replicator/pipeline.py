@@ -9,7 +9,6 @@ and its last statement writes the checkpoint. The source is acked only after tha
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from typing import Any, Callable
@@ -18,6 +17,7 @@ from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
+from replicator.channel import Channel
 from replicator.changes import BinlogPosition, LSN, Position, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
@@ -113,27 +113,25 @@ class Direction:
         applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
         source: Any = None
         reader: threading.Thread | None = None
-        q: queue.Queue = queue.Queue(maxsize=self.config.batching.queue_chunks)
+        chan = Channel(self.config.batching.queue_rows)
         try:
             applier.connect()
             applier.lock(fail_fast=self.first_start)
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
             position = applier.read_checkpoint()
             source = self._make_source(mset, position)
-            reader = threading.Thread(target=self._read, args=(source, q), name=f"read-{self.name}", daemon=True)
+            reader = threading.Thread(target=self._read, args=(source, chan), name=f"read-{self.name}", daemon=True)
             reader.start()
             log.info("%s: streaming from %s", self.name, position)
-            self._apply_loop(applier, source, q, mset, position)
+            self._apply_loop(applier, source, chan, mset, position)
         finally:
             if source is not None:
                 source.stop()
             if reader is not None:
                 deadline = time.monotonic() + 5
                 while reader.is_alive() and time.monotonic() < deadline:
-                    try:  # unblock a reader waiting on a full queue
-                        q.get_nowait()
-                    except queue.Empty:
-                        reader.join(0.1)
+                    chan.take_all(0)  # unblock a reader waiting on a full channel
+                    reader.join(0.1)
             applier.rollback()
             applier.close()
 
@@ -148,37 +146,37 @@ class Direction:
         if src.kind == "postgresql":
             from replicator.sources.wal import WalSource
 
-            if position is not None and not isinstance(position, LSN):
+            if not isinstance(position, LSN):
                 raise FatalError(f"{self.name}: checkpoint {position} is not a PostgreSQL LSN")
-            return WalSource(src, self.name, tables, self.guard, position, chunk)  # type: ignore[arg-type]
+            return WalSource(src, self.name, tables, self.guard, position, chunk)
         from replicator.sources.binlog import BinlogSource, binlog_files
 
-        if position is not None and not isinstance(position, BinlogPosition):
+        if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
 
-    def _read(self, source: Any, q: queue.Queue) -> None:
+    def _read(self, source: Any, chan: Channel) -> None:
         try:
             for txn in source.transactions():
-                while True:
-                    try:
-                        q.put(txn, timeout=0.5)
-                        break
-                    except queue.Full:
-                        if self.stop.is_set():
-                            return
-                metrics.queue_depth.labels(self.name).set(q.qsize())
-            q.put(_EndOfStream())
+                if not chan.put(txn, max(1, len(txn.changes)), self.stop):
+                    return
+            chan.put_final(_EndOfStream())
         except BaseException as exc:  # handed to the applier thread, which decides
-            q.put(exc)
+            chan.put_final(exc)
 
     # ------------------------------------------------------------ the apply loop
-    def _apply_loop(self, applier: Applier, source: Any, q: queue.Queue, mset: MappingSet,
+    def _apply_loop(self, applier: Applier, source: Any, chan: Channel, mset: MappingSet,
                     checkpoint: Position | None) -> None:
         b = self.config.batching
         side = self.source_conn.name
+        m_lag = metrics.lag_seconds.labels(self.name)
+        m_last = metrics.last_applied_timestamp.labels(self.name)
+        m_seconds = metrics.batch_seconds.labels(self.name)
+        m_rows = metrics.batch_rows.labels(self.name)
+        m_txns = metrics.transactions_applied.labels(self.name)
+        m_depth = metrics.queue_depth.labels(self.name)
         open_txn = False
         mid_txn = False  # the open target transaction holds part of a source transaction
         pending: list[TargetChange] = []
@@ -190,17 +188,16 @@ class Direction:
 
         def commit(position: Position, commit_time: Any) -> None:
             nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at
-            t0 = time.monotonic()
             self._apply(applier, pending)
             applier.commit(position, commit_time)
             source.ack(position)
             now = time.monotonic()
-            metrics.batch_seconds.labels(self.name).observe(now - batch_started if batch_started else now - t0)
-            metrics.batch_rows.labels(self.name).observe(batch_rows)
-            metrics.transactions_applied.labels(self.name).inc(batch_txns)
+            m_seconds.observe(now - batch_started)
+            m_rows.observe(batch_rows)
+            m_txns.inc(batch_txns)
             if commit_time is not None:
-                metrics.last_applied_timestamp.labels(self.name).set(commit_time.timestamp())
-                metrics.lag_seconds.labels(self.name).set(0 if q.empty() else max(0.0, time.time() - commit_time.timestamp()))
+                m_last.set(commit_time.timestamp())
+                m_lag.set(max(0.0, time.time() - commit_time.timestamp()))
             checkpoint, skipped_to, last_commit_at = position, None, now
             open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
 
@@ -212,20 +209,12 @@ class Direction:
                 timeout = max(0.0, batch_started + b.max_ms / 1000 - time.monotonic())
             else:
                 timeout = 0.5
-            try:
-                item = q.get(timeout=timeout) if timeout > 0 else q.get_nowait()
-            except queue.Empty:
-                item = None
-            metrics.queue_depth.labels(self.name).set(q.qsize())
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, _EndOfStream):
-                raise RetriableError(f"{self.name}: the source stream ended")
-            if item is None:
+            items = chan.take_all(timeout)
+            m_depth.set(chan.rows())
+            if not items:
                 if open_txn and not mid_txn and last is not None:
                     commit(last.position, last.commit_time)
                 elif not open_txn:
-                    metrics.lag_seconds.labels(self.name).set(0)
                     due = time.monotonic() - last_commit_at >= self.config.heartbeat_seconds
                     if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
                         # only echoes or unmapped changes since the last commit: record the position
@@ -234,30 +223,33 @@ class Direction:
                         open_txn, batch_started = True, time.monotonic()
                         commit(skipped_to, None)
                 continue
-            txn: Transaction = item
-            try:
+            for item in items:
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, _EndOfStream):
+                    raise RetriableError(f"{self.name}: the source stream ended")
+                txn: Transaction = item
                 changes = [tc for ch in txn.changes for tc in mset.route(side, ch)]
-            except RowError:
-                metrics.errors.labels(self.name, "row").inc()
-                raise
-            if not changes and not open_txn:
+                if not changes and not open_txn:
+                    if txn.final:
+                        skipped_to = txn.position
+                    continue
+                if not open_txn:
+                    applier.begin()
+                    open_txn, batch_started = True, time.monotonic()
+                pending.extend(changes)
+                batch_rows += len(changes)
+                if len(pending) >= PAGE:
+                    self._apply(applier, pending)
+                    pending = []
+                mid_txn = not txn.final
                 if txn.final:
-                    skipped_to = txn.position
-                continue
-            if not open_txn:
-                applier.begin()
-                open_txn, batch_started = True, time.monotonic()
-            pending.extend(changes)
-            batch_rows += len(changes)
-            if len(pending) >= PAGE:
-                self._apply(applier, pending)
-                pending = []
-            mid_txn = not txn.final
-            if txn.final:
-                last = txn
-                batch_txns += 1 if changes or txn.changes else 0
-                if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000 or q.empty():
-                    commit(txn.position, txn.commit_time)
+                    last = txn
+                    batch_txns += 1 if txn.changes else 0
+                    if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
+                        commit(txn.position, txn.commit_time)
+            if open_txn and not mid_txn and last is not None and chan.empty():
+                commit(last.position, last.commit_time)  # nothing else waiting: do not hold the batch
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
 

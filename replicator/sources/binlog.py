@@ -202,6 +202,8 @@ class BinlogSource:
         rows: list[RowChange] = []
         chunks = 0
         in_txn = False
+        m_event = metrics.last_event_timestamp.labels(self.direction)
+        m_dropped = metrics.loop_dropped.labels(self.direction)
         while not self._stop.is_set():
             try:
                 event = stream.fetchone()
@@ -215,7 +217,7 @@ class BinlogSource:
                 if self._stop.is_set():
                     return
                 raise RetriableError("binlog stream ended")
-            metrics.last_event_timestamp.labels(self.direction).set_to_current_time()
+            m_event.set_to_current_time()
             if isinstance(event, MariadbGtidEvent):
                 gtid = event.gtid
                 txid = gtid
@@ -255,7 +257,7 @@ class BinlogSource:
             self._idle = position
             in_txn = False
             if echo:
-                metrics.loop_dropped.labels(self.direction).inc()
+                m_dropped.inc()
             yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo)
             rows, echo, chunks = [], False, 0
 

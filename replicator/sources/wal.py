@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is committed
 SLOT_STATS_EVERY = 10.0  # seconds between slot retention samples
+_ROW_MESSAGES = (b"I", b"U", b"D")
 SILENT_LIMIT = 120.0  # seconds without any byte from the walsender before we reconnect
 
 
@@ -178,6 +179,8 @@ class WalSource:
         last_idle = start
         idle_sent_at = time.monotonic()
         stats_at = 0.0
+        m_event = metrics.last_event_timestamp.labels(self.direction)
+        m_dropped = metrics.loop_dropped.labels(self.direction)
         try:
             while not self._stop.is_set():
                 if time.monotonic() - stats_at >= SLOT_STATS_EVERY:
@@ -196,8 +199,10 @@ class WalSource:
                         continue
                     select.select([cur], [], [], 0.5)
                     continue
-                metrics.last_event_timestamp.labels(self.direction).set_to_current_time()
-                event = decoder.decode(msg.payload)
+                payload = msg.payload
+                if (echo or skip) and payload[:1] in _ROW_MESSAGES:
+                    continue  # dropped anyway: do not pay for decoding it
+                event = decoder.decode(payload)
                 if isinstance(event, RowChange):
                     if echo or skip or event.table not in self.tables:
                         continue
@@ -219,8 +224,9 @@ class WalSource:
                     if begin is None:
                         raise FatalError(f"commit at {event.commit_lsn} without a begin")
                     position = event.end_lsn
+                    m_event.set_to_current_time()
                     if echo:
-                        metrics.loop_dropped.labels(self.direction).inc()
+                        m_dropped.inc()
                     if skip:
                         rows = []
                     _count(self.direction, rows)

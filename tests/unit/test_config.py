@@ -42,7 +42,7 @@ batch:
   max_rows: 100
   max_ms: 50
   chunk_rows: 10
-  queue_chunks: 4
+  queue_rows: 4
 metrics:
   address: 0.0.0.0
   port: 9999
@@ -118,7 +118,7 @@ def test_full_config(full: Config, tmp_path: Path) -> None:
         server_id=777, ssl_ca="/etc/ssl/maria-ca.pem", ssl_verify_identity=True,
     )
     assert full.mappings_dir == (tmp_path / "maps.d").resolve()
-    assert full.batching == Batching(max_rows=100, max_ms=50, chunk_rows=10, queue_chunks=4)
+    assert full.batching == Batching(max_rows=100, max_ms=50, chunk_rows=10, queue_rows=4)
     assert full.metrics_address == "0.0.0.0"
     assert full.metrics_port == 9999
     assert full.reconnect_initial_seconds == 1.0
@@ -341,7 +341,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 
 def test_unknown_key_in_batch(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "batch:\n  max_row: 5\n") == (
-        "F:11: batch.max_row: unknown key 'max_row' (known: chunk_rows, max_ms, max_rows, queue_chunks)"
+        "F:11: batch.max_row: unknown key 'max_row' (known: chunk_rows, max_ms, max_rows, queue_rows)"
     )
 
 

@@ -109,7 +109,7 @@ def test_example_config_shows_every_key_config_py_reads() -> None:
     source = (ROOT / "replicator" / "config.py").read_text()
     keys = set(re.findall(r"""\.(?:get|section)\(\s*["']([a-z_]+)["']""", source))
     keys |= set(re.findall(r"""_positive\(\w+,\s*["']([a-z_]+)["']""", source))
-    assert {"host", "max_rows", "queue_chunks", "ssl_verify_identity"} <= keys  # the patterns still match
+    assert {"host", "max_rows", "queue_rows", "ssl_verify_identity"} <= keys  # the patterns still match
     keys |= {"password_file", "password_env", "password_credential", "capture_user"}
     keys |= {"user", "capture_password_credential"}
     text = EXAMPLE.read_text()
@@ -163,7 +163,7 @@ def test_unit_service_basics() -> None:
     assert d["Type"] == ["notify"]
     assert d["WatchdogSec"] == ["60"]
     assert d["ExecStart"] == ["/usr/local/bin/replicator run --config /etc/replicator/replicator.yaml"]
-    assert "ExecReload" not in d  # mapping reload via SIGHUP is not wired into the unit yet
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # cli.py reloads the mappings on SIGHUP
     assert d["Restart"] == ["on-failure"]
     assert d["RestartSec"] == ["10"]
     assert d["TimeoutStopSec"] == ["60"]

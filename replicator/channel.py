@@ -1,0 +1,57 @@
+"""The hand-off between a direction's reader thread and its applier thread.
+
+Bounded by rows, not by items: a burst of single-row transactions can queue thousands of them
+(so the applier gets large batches), while a few big chunks still cap memory. The applier takes
+everything waiting in one call, so the per-item locking cost is paid once per batch, not once
+per transaction.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+
+class Channel:
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
+        self._items: deque[tuple[Any, int]] = deque()
+        self._rows = 0
+        self._cond = threading.Condition()
+
+    def put(self, item: Any, rows: int, stop: threading.Event) -> bool:
+        """Append, waiting while the channel is full. False when `stop` was set while waiting."""
+        with self._cond:
+            while self._rows >= self.max_rows and self._items:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.5)
+            self._items.append((item, rows))
+            self._rows += rows
+            self._cond.notify_all()
+        return True
+
+    def put_final(self, item: Any) -> None:
+        """Append without waiting (an error or the end of the stream must always get through)."""
+        with self._cond:
+            self._items.append((item, 0))
+            self._cond.notify_all()
+
+    def take_all(self, timeout: float) -> list[Any]:
+        """Everything waiting, in order; waits up to `timeout` seconds for the first item."""
+        with self._cond:
+            if not self._items and timeout > 0:
+                self._cond.wait(timeout)
+            items = [item for item, _ in self._items]
+            self._items.clear()
+            self._rows = 0
+            self._cond.notify_all()
+        return items
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._items
+
+    def rows(self) -> int:
+        with self._cond:
+            return self._rows
