@@ -106,7 +106,9 @@ def _postgres(conn: Connection) -> list[Finding]:
             row = cur.fetchone()
             if row is None:
                 out.append(Finding(False, conn.name, f"replication slot {conn.slot} does not exist",
-                                   "run `replicator setup`"))
+                                   "new installation: run `replicator setup`. If replicator ran before, the slot "
+                                   "was dropped and the changes it held are lost: re-sync the mapped tables, then "
+                                   "`replicator setup --reset`"))
             else:
                 out.append(Finding(row[0] == "pgoutput" and row[1] != "lost", conn.name,
                                    f"replication slot {conn.slot} (plugin {row[0]}, wal_status {row[1]})",

@@ -94,7 +94,20 @@ def _numeric(value: Any) -> Any:
     return value
 
 
+def _int_range(name: str, bits: int) -> Converter:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def conv(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not lo <= value <= hi:
+            raise ValueError(f"{value} is out of range for PostgreSQL {name} ({lo}..{hi})")
+        return value
+    return conv
+
+
 _CONVERTERS: dict[str, Converter] = {
+    "smallint": _int_range("smallint", 16),
+    "integer": _int_range("integer", 32),
+    "bigint": _int_range("bigint", 64),
     "boolean": _bool,
     "json": _json,
     "jsonb": _json,

@@ -8,6 +8,7 @@ to resume, so a reconnect never lands inside a transaction (python-mysql-replica
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from collections import OrderedDict
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 _TIMESTAMP_TYPES = {FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2}
 _ZERO_DATE = {NONE_SOURCE.OUT_OF_DATE_RANGE, NONE_SOURCE.OUT_OF_DATETIME_RANGE, NONE_SOURCE.OUT_OF_DATETIME2_RANGE}
 _ROW_EVENTS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
+# the library decodes TIMESTAMP with utcfromtimestamp: the zero date (stored as 0) becomes the epoch,
+# which no real TIMESTAMP can hold (the range starts at 1970-01-01 00:00:01 UTC)
+_ZERO_TIMESTAMP = datetime(1970, 1, 1)
+# TRUNCATE [TABLE] [db.]name, each part bare or `quoted`, after any leading comments
+_IDENT = r"(`(?:[^`]|``)+`|[^\s`.;]+)"
+_TRUNCATE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*TRUNCATE\s+(?:TABLE\s+)?" + _IDENT + r"(?:\s*\.\s*" + _IDENT + r")?\s*;?\s*$",
+                       re.IGNORECASE | re.DOTALL)
 _STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
 
 
@@ -263,12 +271,13 @@ class BinlogSource:
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
-        words = event.query.replace("`", " ").replace(";", " ").split()
-        if not words or words[0].upper() != "TRUNCATE":
+        m = _TRUNCATE.match(event.query)
+        if m is None:
             return None
-        name = words[2] if len(words) > 2 and words[1].upper() == "TABLE" else words[1] if len(words) > 1 else ""
+        db, name = (m.group(1), m.group(2)) if m.group(2) is not None else (None, m.group(1))
+        unquote = lambda part: part[1:-1].replace("``", "`") if part.startswith("`") else part  # noqa: E731
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
-        table = TableRef.parse(name.strip(), schema or "")
+        table = TableRef(unquote(db) if db else schema or "", unquote(name))
         return table if table in self.tables else None
 
     @staticmethod
@@ -287,7 +296,8 @@ class BinlogSource:
                                  f"(events written before the change cannot be decoded safely)")
             fix = self._fix_columns[key] = (
                 tuple(c.name for c in event.columns if c.type in _TIMESTAMP_TYPES),
-                tuple(c.name for c in event.columns if c.type == FIELD_TYPE.SET),
+                # members in definition order: the text MariaDB itself shows for a SET value
+                tuple((c.name, tuple(c.set_values or ())) for c in event.columns if c.type == FIELD_TYPE.SET),
             )
         changes_read = metrics.changes_read.labels(self.direction, str(table))
         out: list[RowChange] = []
@@ -307,16 +317,22 @@ class BinlogSource:
 
     def _row(self, values: dict, raw: dict, sources_key: str, fix: tuple, table: TableRef) -> dict:
         timestamps, sets = fix
+        sources = raw.get(sources_key) or {}
+        zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
         for col in timestamps:
-            values[col] = _utc(values[col])
-        for col in sets:
-            if values[col] is not None:
-                values[col] = ",".join(sorted(values[col]))
-        sources = raw.get(sources_key)
-        if sources:
-            zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
-            if zero:
-                metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
+            if values[col] == _ZERO_TIMESTAMP:  # TIMESTAMP stores '0000-00-00 00:00:00' as 0
+                values[col] = None
+                zero += 1
+            else:
+                values[col] = _utc(values[col])
+        for col, members in sets:
+            value = values[col]
+            if value is not None:
+                values[col] = ",".join(m for m in members if m in value)
+            elif sources.get(col) == NONE_SOURCE.EMPTY_SET:  # '' is not NULL
+                values[col] = ""
+        if zero:
+            metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
         return values
 
 

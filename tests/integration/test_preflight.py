@@ -1,0 +1,254 @@
+"""`replicator check` (and the same checks at `replicator run`) against real, deliberately
+misconfigured servers: each finding is named with its fix, and the exit code is 78 (EX_CONFIG,
+which the systemd unit does not restart on)."""
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from replicator.devservers import Database, MariaDBServer, PostgresServer
+from tests.integration.harness import Pair
+
+EXIT_CONFIG = 78
+
+PG_SCHEMA = "CREATE TABLE customer (id int PRIMARY KEY, name text)"
+MY_SCHEMA = "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100))"
+MAPPINGS = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [id]}
+    fields:
+      id: ~
+      name: ~
+"""
+
+
+def _run_sql(db: Database, sql: str) -> None:
+    for stmt in filter(str.strip, sql.split(";")):
+        conn = db.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(stmt)
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[Pair]]:
+    made: list[Pair] = []
+    yield made
+    for p in made:
+        p.close()
+
+
+def new_pair(pairs: list[Pair], tmp: Path, pg: Database, maria: Database, pg_sql: str = PG_SCHEMA,
+             my_sql: str = MY_SCHEMA, mappings: str = MAPPINGS, track: bool = True) -> Pair:
+    _run_sql(pg, pg_sql)
+    _run_sql(maria, my_sql)
+    pair = Pair(tmp, pg, maria, mappings)
+    if track:  # pairs on a server of the test's own are thrown away with the server
+        pairs.append(pair)
+    return pair
+
+
+def check(pair: Pair):
+    result = pair.cli("check", check=False, timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
+def run_refused(pair: Pair):
+    """`replicator run` must refuse to start: it returns (it would otherwise stream until killed)."""
+    result = pair.cli("run", check=False, timeout=90)
+    return result.returncode, result.stdout + result.stderr
+
+
+def failed_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("[FAIL]")]
+
+
+def finding(output: str, text: str) -> str:
+    """The finding containing `text`, with its `fix:` line."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("[") and text in line:
+            fix = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].strip().startswith("fix:") else ""
+            return line + ("\n" + fix if fix else "")
+    raise AssertionError(f"no finding mentions {text!r}:\n{output}")
+
+
+# ------------------------------------------------------------------------------------------------
+# servers started here, each with one setting wrong
+
+
+@pytest.mark.parametrize("setting, bad, good, fix", [
+    ("binlog_row_metadata", "MINIMAL", "FULL", "SET GLOBAL binlog_row_metadata = FULL"),
+    ("binlog_row_image", "MINIMAL", "FULL", "SET GLOBAL binlog_row_image = FULL"),
+    ("binlog_format", "MIXED", "ROW", "SET GLOBAL binlog_format = ROW"),
+])
+def test_misconfigured_mariadb_is_refused(require_mariadb, tmp_path, pg_db, pairs, setting, bad, good, fix):
+    with MariaDBServer(tmp_path / "maria", settings={setting: bad}) as server:
+        assert server.execute(f"SELECT @@{setting}")[0][0] == bad
+        maria = server.create_database("erp_" + uuid.uuid4().hex[:8])
+        pair = new_pair(pairs, tmp_path, pg_db, maria, track=False)
+        pair.setup()
+
+        code, out = check(pair)
+        assert code == EXIT_CONFIG, out
+        bad_finding = finding(out, f"{setting} = {bad}")
+        assert bad_finding.startswith("[FAIL] erp:"), bad_finding
+        assert f"(needs {good})" in bad_finding and fix in bad_finding, bad_finding
+        assert failed_lines(out) == [bad_finding.splitlines()[0]], out  # nothing else is wrong
+        assert re.search(r"^\d+ ok, 1 failed$", out, re.M), out
+
+        code, err = run_refused(pair)
+        assert code == EXIT_CONFIG, err
+        assert bad_finding in err, err  # the same finding, with its fix
+        assert "preflight failed" in err
+        assert pair.my_query("SELECT * FROM customers") == []
+
+
+def test_postgres_without_logical_wal_is_refused(require_postgres, tmp_path, maria_db, pairs):
+    with PostgresServer(tmp_path / "pg", settings={"wal_level": "replica"}) as server:
+        assert server.execute("SHOW wal_level")[0][0] == "replica"
+        pg = server.create_database("crm_" + uuid.uuid4().hex[:8])
+        pair = new_pair(pairs, tmp_path, pg, maria_db, track=False)
+
+        code, out = check(pair)
+        assert code == EXIT_CONFIG, out
+        wal = finding(out, "wal_level = replica")
+        assert wal.startswith("[FAIL] crm:"), wal
+        assert "(needs logical)" in wal and "ALTER SYSTEM SET wal_level = logical" in wal and "restart" in wal, wal
+
+        code, err = run_refused(pair)
+        assert code == EXIT_CONFIG, err
+        assert wal in err, err
+
+
+# ------------------------------------------------------------------------------------------------
+# catalog and privilege problems on the session servers
+
+
+def line_of(pair: Pair, text: str) -> int:
+    lines = (pair.tmp / "mappings" / "test.yaml").read_text().splitlines()
+    return next(i + 1 for i, line in enumerate(lines) if text in line)
+
+
+def test_table_without_primary_key_is_refused(tmp_path, pg_db, maria_db, pairs):
+    mappings = MAPPINGS + """\
+  audit:
+    direction: erp_to_crm
+    crm: {table: audit, key: [id]}
+    erp: {table: audit, key: [id]}
+    fields:
+      id: ~
+      what: ~
+"""
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db,
+                    pg_sql=PG_SCHEMA + "; CREATE TABLE audit (id int PRIMARY KEY, what text)",
+                    my_sql=MY_SCHEMA + "; CREATE TABLE audit (id INT NOT NULL, what TEXT)",  # no key
+                    mappings=mappings)
+    pair.setup()
+    code, out = check(pair)
+    assert code == EXIT_CONFIG, out
+    path = str(pair.tmp / "mappings" / "test.yaml")
+    nopk = finding(out, "has no primary key")
+    assert nopk.startswith("[FAIL] erp:"), nopk
+    assert f"{maria_db.dbname}.audit" in nopk and "mapping audit" in nopk, nopk
+    m = re.search(re.escape(path) + r":(\d+)", nopk)
+    assert m, f"no {path}:<line> in {nopk!r}"
+    # the line is inside the mapping's block: its name, or one of the lines under it
+    assert line_of(pair, "  audit:") <= int(m.group(1)) <= line_of(pair, "erp: {table: audit"), nopk
+    assert "primary key" in nopk.split("fix:", 1)[-1], nopk
+    assert len(failed_lines(out)) == 1, out
+
+    code, err = run_refused(pair)
+    assert code == EXIT_CONFIG and nopk in err, err
+
+
+def test_mapped_column_that_does_not_exist_is_refused(tmp_path, pg_db, maria_db, pairs):
+    mappings = MAPPINGS.replace("      name: ~\n", "      name: ~\n      nickname: {erp: nick}\n")
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db,
+                    pg_sql=PG_SCHEMA + "; ALTER TABLE customer ADD COLUMN nickname text", mappings=mappings)
+    pair.setup()
+    code, out = check(pair)
+    assert code == EXIT_CONFIG, out
+    path = str(pair.tmp / "mappings" / "test.yaml")
+    line = line_of(pair, "nickname: {erp: nick}")
+    missing = finding(out, "column nick does not exist")
+    assert missing.startswith("[FAIL] erp:"), missing
+    assert f"{path}:{line}: mappings.customers.fields.nickname" in missing, missing
+    assert f"{maria_db.dbname}.customers" in missing, missing
+    assert len(failed_lines(out)) == 1, out  # the crm column nickname exists
+
+    code, err = run_refused(pair)
+    assert code == EXIT_CONFIG and missing in err, err
+
+
+def _with_capture_user(pair: Pair, user: str, password: str) -> None:
+    """Point the erp connection's capture account at `user` (the apply account stays root)."""
+    (pair.tmp / "cap.pw").write_text(password)
+    text = pair.config_path.read_text()
+    anchor = f"    state_schema: {pair.state_schema}\n"
+    assert anchor in text
+    pair.config_path.write_text(text.replace(
+        anchor, anchor + f"    capture_user: {user}\n    capture_password_file: cap.pw\n"))
+
+
+@pytest.fixture
+def maria_user(maria_server) -> Iterator[str]:
+    name = "cap_" + uuid.uuid4().hex[:8]
+    yield name
+    maria_server.execute("DROP USER IF EXISTS %s@'%%'", (name,))
+
+
+def test_capture_user_without_replication_slave_is_flagged(tmp_path, pg_db, maria_db, maria_server, maria_user,
+                                                           pairs):
+    maria_server.create_user(maria_user, "pw-cap", grants=["BINLOG MONITOR ON *.*",
+                                                           f"SELECT ON `{maria_db.dbname}`.*"])
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    _with_capture_user(pair, maria_user, "pw-cap")
+    pair.setup()
+    code, out = check(pair)
+    assert code == EXIT_CONFIG, out
+    repl = finding(out, f"capture user {maria_user} has REPLICATION SLAVE")
+    assert repl.startswith("[FAIL] erp:"), repl
+    assert f"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{maria_user}'" in repl, repl
+    assert finding(out, f"capture user {maria_user} has BINLOG MONITOR").startswith("[ok  ] erp:"), out
+    assert failed_lines(out) == [repl.splitlines()[0]], out
+
+    code, err = run_refused(pair)
+    assert code == EXIT_CONFIG and repl in err, err
+
+
+def test_least_privilege_capture_user_passes(tmp_path, pg_db, maria_db, maria_server, maria_user, pairs):
+    """Exactly the grants of deploy/grants-mariadb.sql: REPLICATION SLAVE, BINLOG MONITOR, no SELECT."""
+    maria_server.create_user(maria_user, "pw-cap", grants=["REPLICATION SLAVE, BINLOG MONITOR ON *.*"])
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    _with_capture_user(pair, maria_user, "pw-cap")
+    pair.setup()
+    code, out = check(pair)
+    assert failed_lines(out) == [], out
+    assert code == 0, out
+    assert finding(out, f"capture user {maria_user} has REPLICATION SLAVE").startswith("[ok  ] erp:")
+
+
+def test_good_configuration_passes(tmp_path, pg_db, maria_db, pairs):
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    pair.setup()
+    code, out = check(pair)
+    assert code == 0, out
+    assert failed_lines(out) == [], out
+    findings = [line for line in out.splitlines() if line.startswith("[")]
+    assert findings and all(line.startswith("[ok  ]") for line in findings), out
+    for expected in ("crm: wal_level = logical", "erp: binlog_format = ROW", "erp: binlog_row_image = FULL",
+                     "erp: binlog_row_metadata = FULL", f"replication slot {pg_db.dbname} (plugin pgoutput",
+                     "publication replicator exists", "public.customer has primary key ['id']",
+                     f"{maria_db.dbname}.customers has primary key ['id']"):
+        assert any(expected in line for line in findings), f"{expected!r} not in\n{out}"
+    assert re.search(rf"^{len(findings)} ok, 0 failed$", out, re.M), out
