@@ -541,12 +541,19 @@ class MariaDBServer(_Server):
             "character_set_server": "utf8mb4",
             "collation_server": "utf8mb4_unicode_ci",
             "default_time_zone": "+00:00",
+            # internal temporary tables in a private directory: something may clean /tmp under a long run
+            "tmpdir": str(self._tmpdir()),
         }
         if os.geteuid() == 0:
             s["user"] = "root"
         if self.fast:
             s.update(innodb_flush_log_at_trx_commit=2, sync_binlog=0)
         return s
+
+    def _tmpdir(self) -> Path:
+        tmp = self.base_dir / "tmp"
+        tmp.mkdir(mode=0o700, exist_ok=True)
+        return tmp
 
     def _initialised(self) -> bool:
         return (self.datadir / "mysql").is_dir()

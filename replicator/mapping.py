@@ -1,34 +1,26 @@
-"""Field mappings: which table on one side becomes which table on the other, and how.
+"""Mappings: the compiled model of the YAML mapping language (docs/mappings.md) and its loader.
 
-Files under the mapping directory look like:
-
-    mappings:
-      customers:
-        direction: both            # or <side>_to_<side>, with the connection names
-        crm: {table: public.customer, key: [id]}
-        erp: {table: customers, key: [id]}
-        fields:
-          id: ~                    # same column name on both sides
-          name: {erp: customer_name}   # crm column "name", erp column "customer_name"
-          credit_limit: {owner: erp}   # flows only from erp to crm
-
-Mappings are compiled once into immutable objects; `MappingSet.route` turns a source
-RowChange into the TargetChanges of every mapping that flows from that side.
+Each mapping links one table on each side. It is compiled once into a `Mapping` holding one `Flow`
+per direction it flows in; a Flow holds everything the hot path needs, precomputed: the field
+plans (source column, target column, value conversion), the key columns, filter, gate, delete
+policy and link. `replicator.router` turns source changes into target operations with them.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping as TMapping
 
-from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
+from replicator.changes import TableRef
 from replicator.config import Config
-from replicator import metrics
-from replicator.errors import ConfigError, FatalError, RowError, Where
-from replicator.yamlfile import Section, YamlList, YamlMap, load_file
+from replicator.errors import ConfigError, Where
+from replicator.transforms import Transform, compile_chain, compile_predicate, compile_value_map
+from replicator.yamlfile import Section, YamlMap, load_file
 
 log = logging.getLogger(__name__)
+
+_NOTHING: Any = object()  # a field with no default / constant
 
 
 @dataclass(frozen=True)
@@ -41,24 +33,64 @@ class Endpoint:
 @dataclass(frozen=True)
 class Field:
     name: str
-    columns: tuple[tuple[str, str], ...]  # (side, column)
+    columns: tuple[tuple[str, str | None], ...]  # (side, column); None: no column on that side
     where: Where
     owner: str | None = None  # the only side this field flows from; None: both
+    references: str | None = None  # a foreign key to this mapping's rows
+    lossy: bool = False
+    has_map: bool = False
 
-    def column(self, side: str) -> str:
+    def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
 
 
 @dataclass(frozen=True)
+class FieldPlan:
+    """One field in one direction."""
+
+    name: str
+    source: str | None  # source column; None for a constant
+    target: str
+    convert: Callable[[Any, TMapping[str, Any]], Any] | None  # map, transforms, default, constant
+    references: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    natural: tuple[str, ...] = ()  # field names identifying the same record on both sides
+    crosswalk: bool = False  # own surrogate keys on each side, pairs kept by replicator
+
+
+@dataclass(frozen=True)
 class Flow:
-    """One direction of one mapping, with the column pairs precomputed for the hot path."""
+    """One direction of one mapping."""
 
     mapping: str
     source: Endpoint
     target: Endpoint
-    pairs: tuple[tuple[str, str], ...]  # (source column, target column)
-    key_sources: tuple[str, ...]  # source columns giving the target key, in target key order
-    truncate: str = "stop"  # stop | ignore | propagate
+    plans: tuple[FieldPlan, ...]
+    key_sources: tuple[str, ...]  # source columns giving the target key (shared keys), target key order
+    truncate: str = "stop"
+    filter: Callable[[TMapping[str, Any]], bool] | None = None
+    gate: tuple[str, tuple[Any, ...]] | None = None  # (source column, values)
+    delete: str | dict[str, Any] = "propagate"  # propagate | ignore | {target column: value}
+    created_by: str | None = None
+    link: Link = field(default_factory=Link)
+    parent: tuple[str, str] | None = None  # (mapping, field name)
+    referenced: bool = False  # other mappings reference this one: creating a row may unpark children
+
+    @property
+    def stream(self) -> str:
+        return f"{self.source.side}_to_{self.target.side}"
+
+    @property
+    def linked(self) -> bool:
+        """Needs lookups in the target (links, gates, references): the row-by-row path."""
+        return bool(self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
+                    or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict))
+
+    def plan(self, name: str) -> FieldPlan | None:
+        return next((p for p in self.plans if p.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -68,92 +100,42 @@ class Mapping:
     endpoints: tuple[Endpoint, Endpoint]
     fields: tuple[Field, ...]
     flows: tuple[Flow, ...]
+    link: Link = field(default_factory=Link)
 
     def endpoint(self, side: str) -> Endpoint:
         return next(e for e in self.endpoints if e.side == side)
+
+    def flow(self, source_side: str) -> Flow | None:
+        return next((f for f in self.flows if f.source.side == source_side), None)
 
 
 class MappingSet:
     def __init__(self, mappings: Iterable[Mapping]):
         self.mappings = tuple(mappings)
-        self._routes: dict[tuple[str, TableRef], tuple[Flow, ...]] = {}
+        self.by_name = {m.name: m for m in self.mappings}
+        self.routes: dict[tuple[str, TableRef], tuple[Flow, ...]] = {}
         for m in self.mappings:
             for flow in m.flows:
                 key = (flow.source.side, flow.source.table)
-                self._routes[key] = self._routes.get(key, ()) + (flow,)
+                self.routes[key] = self.routes.get(key, ()) + (flow,)
 
     def tables(self, side: str) -> list[TableRef]:
         """Tables of one side that any mapping reads or writes."""
         return sorted({e.table for m in self.mappings for e in m.endpoints if e.side == side})
 
     def source_tables(self, side: str) -> list[TableRef]:
-        return sorted({t for (s, t) in self._routes if s == side})
+        return sorted({t for (s, t) in self.routes if s == side})
 
     def target_endpoints(self, side: str) -> list[Endpoint]:
         return [f.target for m in self.mappings for f in m.flows if f.target.side == side]
 
-    def route(self, side: str, change: RowChange) -> list[TargetChange]:
-        out: list[TargetChange] = []
-        for flow in self._routes.get((side, change.table), ()):
-            out.extend(_transform(flow, change))
-        return out
+    def uses_links(self) -> bool:
+        return any(f.linked for m in self.mappings for f in m.flows)
 
+    def route(self, side: str, change: Any) -> list[Any]:
+        from replicator.router import route
 
-def _transform(flow: Flow, change: RowChange) -> list[TargetChange]:
-    tgt = flow.target
-    if change.op is Op.TRUNCATE:
-        if flow.truncate == "propagate":
-            return [TargetChange(tgt.table, Op.TRUNCATE, tgt.key, (), {})]
-        if flow.truncate == "ignore":
-            log.warning("mapping %s: TRUNCATE of %s not propagated (truncate: ignore)", flow.mapping, change.table)
-            metrics.truncates_ignored.labels(f"{flow.source.side}_to_{tgt.side}", str(change.table)).inc()
-            return []
-        raise FatalError(
-            f"mapping {flow.mapping}: {change.table} was truncated on {flow.source.side}. Truncates stop the "
-            f"stream by default; set `truncate: propagate` (empty {tgt.table} too) or `truncate: ignore` "
-            f"in the mapping, then start again")
-    if change.op is Op.DELETE:
-        return [TargetChange(tgt.table, Op.DELETE, tgt.key, _key(flow, change.before, change), {})]
-    after = change.after
-    if after is None:
-        raise RowError(f"{change.op.value} without a row image", table=str(change.table))
-    values: dict[str, Any] = {}
-    for src, dst in flow.pairs:
-        try:
-            value = after[src]
-        except KeyError:
-            raise RowError(
-                "column is mapped but missing from the source row (dropped or renamed?)",
-                table=str(change.table), column=src,
-            ) from None
-        if value is not UNCHANGED:
-            values[dst] = value
-    key = _key(flow, after, change)
-    out = []
-    if change.op is Op.UPDATE and change.before:
-        old_key = _key(flow, change.before, change, partial=True)
-        if old_key is not None and old_key != key:
-            # a key change is a delete of the old row and an upsert of the new one
-            out.append(TargetChange(tgt.table, Op.DELETE, tgt.key, old_key, {}))
-    out.append(TargetChange(tgt.table, change.op, tgt.key, key, values))
-    return out
-
-
-def _key(flow: Flow, row: Any, change: RowChange, partial: bool = False) -> Any:
-    if row is None:
-        raise RowError(f"{change.op.value} without the old key", table=str(change.table))
-    try:
-        key = tuple(row[c] for c in flow.key_sources)
-    except KeyError as exc:
-        if partial:
-            return None
-        raise RowError("key column missing from the source row", table=str(change.table),
-                       column=str(exc.args[0])) from None
-    if any(v is None or v is UNCHANGED for v in key):
-        if partial:
-            return None
-        raise RowError("key column is NULL", table=str(change.table), key=key)
-    return key
+        return route(self, side, change)
 
 
 # ---------------------------------------------------------------- loading
@@ -175,7 +157,7 @@ def load_mappings(config: Config) -> MappingSet:
             seen[m.name] = m.where
             mappings.append(m)
     _check_overlaps(mappings)
-    return MappingSet(mappings)
+    return MappingSet(_resolve_references(mappings))
 
 
 def load_mapping_file(path: Path, config: Config) -> list[Mapping]:
@@ -191,9 +173,24 @@ def _default_schema(config: Config, side: str) -> str:
     return "public" if conn.kind == "postgresql" else conn.database
 
 
+def _per_direction(s: Section, key: str, sides: list[str]) -> dict[str, Any]:
+    """`key: {crm_to_erp: x, erp_to_crm: y}`, or one value for both directions."""
+    if not s.has(key):
+        return {}
+    a, b = sides
+    names = (f"{a}_to_{b}", f"{b}_to_{a}")
+    value = s.data[key]
+    if isinstance(value, YamlMap) and value and set(value) <= set(names):
+        sub = s.section(key)
+        return {name: v for name, v in sub.items()}
+    s.get(key, object)
+    return {names[0]: value, names[1]: value}
+
+
 def _compile(name: str, parent: Section, config: Config) -> Mapping:
     s = parent.section(name)
     sides = [c.name for c in config.connections]
+    a, b = sides
     endpoints = []
     for side in sides:
         e = s.section(side, required=True)
@@ -204,56 +201,206 @@ def _compile(name: str, parent: Section, config: Config) -> Mapping:
                               hint="every mapped table needs a primary key")
         endpoints.append(Endpoint(side, table, tuple(key)))
         e.done()
-    a, b = sides
-    choices = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
-    direction = s.get("direction", str, choices=choices)
+    directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
+    direction = s.get("direction", str, choices=directions)
     truncate = s.get("truncate", str, "stop", choices=("stop", "ignore", "propagate"))
-    fields = _fields(s.section("fields", required=True), sides)
+    owner = s.get("owner", str, None, choices=sides)
+    created_by = s.get("created_by", str, None, choices=sides)
+    s.allow("filter", "gate", "delete", "parent")
+    link = _link(s.section("link"))
+    fields = _fields(s.section("fields", required=True), sides, owner)
+    names = {f.name for f in fields}
+    for n in link.natural:
+        if n not in names:
+            raise ConfigError(f"natural key field {n!r} is not a field of this mapping", s.where("link"))
+    filters = _per_direction(s, "filter", sides)
+    gates = _per_direction(s, "gate", sides)
+    deletes = _per_direction(s, "delete", sides)
+    parent = _parent(s, names)
     flows = []
     for src, dst in ((a, b), (b, a)):
-        if direction not in ("both", f"{src}_to_{dst}"):
+        stream = f"{src}_to_{dst}"
+        if direction not in ("both", stream):
             continue
-        flows.append(_flow(name, s, endpoints, fields, src, dst, truncate))
+        where = s.where()
+        flows.append(_flow(
+            name, s, endpoints, fields, src, dst, truncate=truncate, link=link, created_by=created_by,
+            filter=compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}")),
+            gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
+            delete=_delete(deletes.get(stream, "propagate"), s, name),
+            parent=parent,
+        ))
+    for stream in set(filters) | set(gates):
+        if direction not in ("both", stream):
+            raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
-    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows))
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
 
 
-def _fields(s: Section, sides: list[str]) -> tuple[Field, ...]:
+def _link(s: Section) -> Link:
+    natural = s.get("natural", list, [])
+    if not all(isinstance(n, str) for n in natural):
+        raise ConfigError("natural is a list of field names", s.where("natural"))
+    link = Link(tuple(natural), s.get("crosswalk", bool, False))
+    s.done()
+    return link
+
+
+def _parent(s: Section, names: set[str]) -> tuple[str, str] | None:
+    if not s.has("parent"):
+        return None
+    p = s.section("parent")
+    mapping, fld = p.get("mapping", str), p.get("field", str)
+    if fld not in names:
+        raise ConfigError(f"parent field {fld!r} is not a field of this mapping", p.where("field"))
+    p.done()
+    return (mapping, fld)
+
+
+def _gate(spec: Any, s: Section, name: str, stream: str, endpoints: list[Endpoint], fields: tuple[Field, ...],
+          src: str) -> tuple[str, tuple[Any, ...]] | None:
+    if spec is None:
+        return None
+    g = Section(spec, f"{name}.gate.{stream}", s.file)
+    column = g.get("column", str)
+    becomes = g.get("becomes", (str, int, bool, list))
+    g.done()
+    values = tuple(becomes) if isinstance(becomes, list) else (becomes,)
+    if not values:
+        raise ConfigError("becomes needs at least one value", g.where("becomes"))
+    return (column, values)
+
+
+def _delete(spec: Any, s: Section, name: str) -> str | dict[str, Any]:
+    if spec in ("propagate", "ignore"):
+        return spec
+    if isinstance(spec, YamlMap) and set(spec) == {"set"} and isinstance(spec["set"], YamlMap) and spec["set"]:
+        return dict(spec["set"])
+    raise ConfigError("delete is propagate, ignore or {set: {column: value, ...}}", s.where("delete"))
+
+
+def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Field, ...]:
     fields = []
+    specs: dict[str, Any] = {}
     for name, spec in s.items():
         where = s.where(name)
-        owner = None
         if spec is None:
-            cols = {side: name for side in sides}
-        elif isinstance(spec, YamlMap):
-            fs = Section(spec, f"{s.path}.{name}")
-            cols = {side: fs.get(side, str, name) for side in sides}
-            owner = fs.get("owner", str, None, choices=sides)
-            fs.done()
-        else:
-            raise ConfigError("a field is ~ (same column name on both sides) or a mapping of side: column", where)
-        fields.append(Field(name, tuple(cols.items()), where, owner))
+            fields.append(Field(name, tuple((side, name) for side in sides), where, mapping_owner))
+            continue
+        if not isinstance(spec, YamlMap):
+            raise ConfigError("a field is ~ (same column name on both sides) or a mapping of its settings", where)
+        fs = Section(spec, f"{s.path}.{name}", s.file)
+        cols: dict[str, str | None] = {}
+        for side in sides:
+            cols[side] = fs.get(side, str, name) if not (fs.has(side) and spec[side] is None) else None
+            if fs.has(side) and spec[side] is None:
+                fs.get(side, object, None)
+        owner = fs.get("owner", str, mapping_owner, choices=sides)
+        references = fs.get("references", str, None)
+        lossy = fs.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow"
+        fs.allow("map", "unmapped", "transform", "default", "constant")
+        specs[name] = spec
+        if fs.has("constant") and all(c is not None for c in cols.values()):
+            raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
+        fs.done()
+        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
 
 
-def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str,
-          truncate: str) -> Flow:
+def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[[Any, TMapping[str, Any]], Any] | None:
+    """One function per field and direction: value map, then transforms, then default / constant."""
+    if spec is None:
+        return None
+    steps: list[Transform] = []
+    if "constant" in spec:
+        constant = spec["constant"]
+        return lambda _value, _row: constant
+    if "map" in spec:
+        maps = compile_value_map(spec["map"], (src, dst), spec.get("unmapped"), where)
+        if (src, dst) not in maps:
+            raise ConfigError(f"the value map is ambiguous from {src} to {dst} (a {src} value appears twice)", where)
+        fn = maps[(src, dst)]
+        steps.append(lambda value, _row, fn=fn: fn(value))
+    if "transform" in spec:
+        t = spec["transform"]
+        stream = f"{src}_to_{dst}"
+        if isinstance(t, YamlMap):
+            unknown = set(t) - {f"{a}_to_{b}" for a in (src, dst) for b in (src, dst) if a != b}
+            if unknown:
+                raise ConfigError(f"transform directions are {src}_to_{dst} and {dst}_to_{src}", where)
+            t = t.get(stream)
+        chain = compile_chain(t, where) if t is not None else None
+        if chain is not None:
+            steps.append(chain)
+    default = spec.get("default", _NOTHING)
+    if default is not _NOTHING:
+        steps.append(lambda value, _row: default if value is None else value)
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(value: Any, row: TMapping[str, Any]) -> Any:
+        for step in steps:
+            value = step(value, row)
+        return value
+    return run
+
+
+def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
+          truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
+          parent: tuple[str, str] | None) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
-    pairs = tuple((f.column(src), f.column(dst)) for f in fields if f.owner in (None, src))
-    # key fields always flow: they identify the row on both sides
-    keys = tuple((f.column(src), f.column(dst)) for f in fields if f.column(dst) in target.key)
-    pairs = pairs + tuple(p for p in keys if p not in pairs)
-    by_target = {d: sc for sc, d in pairs}
-    missing = [k for k in target.key if k not in by_target]
-    if missing:
-        raise ConfigError(
-            f"key column {missing[0]!r} of {target.table} is not filled by any field",
-            s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}",
-        )
-    return Flow(name, source, target, pairs, tuple(by_target[k] for k in target.key), truncate)
+    specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
+    plans = []
+    for f in fields:
+        dst_col, src_col = f.column(dst), f.column(src)
+        is_key = dst_col in target.key
+        if dst_col is None or (f.owner not in (None, src) and not is_key):
+            continue
+        spec = specs.get(f.name)
+        if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec):
+            continue
+        plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references))
+    by_target = {p.target: p.source for p in plans}
+    if link.crosswalk:
+        key_sources: tuple[str, ...] = ()
+    else:
+        missing = [k for k in target.key if k not in by_target or by_target[k] is None]
+        if missing:
+            raise ConfigError(
+                f"key column {missing[0]!r} of {target.table} is not filled by any field",
+                s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
+        key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
+    return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
+                link, parent)
+
+
+def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
+    """Check that references name mappings, and mark referenced flows (they may unpark children)."""
+    names = {m.name: m for m in mappings}
+    referenced: set[str] = set()
+    for m in mappings:
+        for f in m.fields:
+            if f.references:
+                if f.references not in names:
+                    raise ConfigError(f"references unknown mapping {f.references!r}", f.where)
+                referenced.add(f.references)
+        for flow in m.flows:
+            if flow.parent:
+                if flow.parent[0] not in names:
+                    raise ConfigError(f"parent mapping {flow.parent[0]!r} does not exist", m.where)
+                referenced.add(flow.parent[0])
+    out = []
+    for m in mappings:
+        if m.name in referenced:
+            flows = tuple(Flow(**{**f.__dict__, "referenced": True}) for f in m.flows)
+            m = Mapping(m.name, m.where, m.endpoints, m.fields, flows, m.link)
+        out.append(m)
+    return out
 
 
 def _check_overlaps(mappings: list[Mapping]) -> None:
@@ -267,6 +414,3 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                     m.where,
                 )
             targets[k] = m.name
-
-
-__all__ = ["Endpoint", "Field", "Flow", "Mapping", "MappingSet", "load_mappings", "load_mapping_file", "YamlList"]

@@ -44,6 +44,24 @@ zero_dates = Counter(
     ["direction", "table"],
     registry=REGISTRY,
 )
+rows_filtered = Counter(
+    "replicator_rows_filtered_total",
+    "Source changes a mapping did not send: filtered out, gate not open, delete: ignore.",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+rows_parked = Gauge(
+    "replicator_parked_rows",
+    "Changes waiting in <state_schema>.parked for a referenced record that has no counterpart yet.",
+    ["direction"],
+    registry=REGISTRY,
+)
+links_created = Counter(
+    "replicator_links_created_total",
+    "Pairs of linked records created: by crosswalk insert, or by natural key match.",
+    ["direction", "mapping", "how"],
+    registry=REGISTRY,
+)
 truncates_ignored = Counter(
     "replicator_truncates_ignored_total",
     "Source TRUNCATEs not propagated because the mapping says `truncate: ignore`.",
@@ -132,10 +150,19 @@ mapping_reload_timestamp = Gauge(
 
 def serve(address: str, port: int) -> None:
     """Serve /metrics in a daemon thread."""
-    from replicator.errors import ConfigError
+    import errno
+
+    from replicator.errors import ConfigError, FatalError
 
     try:
         start_http_server(port, addr=address, registry=REGISTRY)
     except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            # the usual cause: the same configuration started twice (the socket allows address reuse,
+            # so a lingering connection of a stopped daemon does not get here)
+            raise FatalError(
+                f"metrics port {address}:{port} is already in use: another replicator instance is probably "
+                f"running with this configuration; stop it first (or give this one its own metrics.port)"
+            ) from None
         raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror}",
                           hint="pick a free port in metrics.port") from None

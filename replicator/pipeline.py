@@ -18,7 +18,9 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.channel import Channel
-from replicator.changes import BinlogPosition, LSN, Position, TargetChange, Transaction
+from replicator.links import Linker
+from replicator.router import LinkedChange
+from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
@@ -27,6 +29,10 @@ from replicator.mapping import MappingSet
 log = logging.getLogger(__name__)
 
 PAGE = 1000  # target changes sent to the server at a time inside an open transaction
+# A PostgreSQL fast shutdown waits until the slot is confirmed up to the last record the walsender
+# decoded, and we confirm only what the target checkpoint holds: a WAL source's skipped positions
+# (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
+WAL_IDLE_CHECKPOINT_SECONDS = 1.0
 
 
 class _EndOfStream:
@@ -70,6 +76,7 @@ class Direction:
         self.alive_at = time.monotonic()  # the watchdog's view: the loop is turning
         self.first_start = True
         self._version = -1
+        self._linker: Linker | None = None
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
 
@@ -114,11 +121,21 @@ class Direction:
         source: Any = None
         reader: threading.Thread | None = None
         chan = Channel(self.config.batching.queue_rows)
+        cleanup: list[Callable[[], None]] = []
         try:
             applier.connect()
             applier.lock(fail_fast=self.first_start)
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
             position = applier.read_checkpoint()
+            self._linker = None
+            if mset.uses_links():
+                lookup = SourceLookup(self.source_conn)
+                cleanup.append(lookup.close)
+                self._linker = Linker(applier, mset, self.name, self.source_conn.name, self.target_conn.name,
+                                      self.target_conn.state_schema, lookup.query)
+                applier.begin()
+                self._linker.retry_parked()
+                applier.commit(position, None) if position is not None else applier.rollback()
             source = self._make_source(mset, position)
             reader = threading.Thread(target=self._read, args=(source, chan), name=f"read-{self.name}", daemon=True)
             reader.start()
@@ -134,6 +151,8 @@ class Direction:
                     reader.join(0.1)
             applier.rollback()
             applier.close()
+            for fn in cleanup:
+                fn()
 
     def _make_source(self, mset: MappingSet, position: Position | None) -> Any:
         src = self.source_conn
@@ -201,6 +220,9 @@ class Direction:
             checkpoint, skipped_to, last_commit_at = position, None, now
             open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
 
+        idle_checkpoint = self.config.heartbeat_seconds
+        if self.source_conn.kind == "postgresql":
+            idle_checkpoint = min(idle_checkpoint, WAL_IDLE_CHECKPOINT_SECONDS)
         while not self.stop.is_set():
             self.alive_at = time.monotonic()
             if not open_txn and self.mappings.version != self._version:
@@ -215,7 +237,7 @@ class Direction:
                 if open_txn and not mid_txn and last is not None:
                     commit(last.position, last.commit_time)
                 elif not open_txn:
-                    due = time.monotonic() - last_commit_at >= self.config.heartbeat_seconds
+                    due = time.monotonic() - last_commit_at >= idle_checkpoint
                     if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
                         # only echoes or unmapped changes since the last commit: record the position
                         # so the checkpoint (and the slot) keep moving
@@ -253,7 +275,17 @@ class Direction:
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
 
-    def _apply(self, applier: Applier, changes: list[TargetChange]) -> None:
+    def _apply(self, applier: Applier, changes: list[Any]) -> None:
+        """Consecutive plain changes go to the server as batches; linked ones row by row, in order."""
+        start = 0
+        for i, ch in enumerate(changes):
+            if isinstance(ch, LinkedChange):
+                self._apply_plain(applier, changes[start:i])
+                self._apply_linked(applier, ch)
+                start = i + 1
+        self._apply_plain(applier, changes[start:])
+
+    def _apply_plain(self, applier: Applier, changes: list[TargetChange]) -> None:
         if not changes:
             return
         try:
@@ -266,6 +298,44 @@ class Direction:
             error = applier.locate_row_error(changes, exc)
             metrics.errors.labels(self.name, "row").inc()
             raise error from None
+
+    def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
+        assert self._linker is not None
+        try:
+            self._linker.apply(lc)
+        except (RetriableError, RowError):
+            raise
+        except Exception as exc:
+            if not applier.is_row_error(exc):
+                raise
+            metrics.errors.labels(self.name, "row").inc()
+            raise RowError(f"mapping {lc.flow.mapping}: {applier.describe_error(exc)}",
+                           table=str(lc.flow.target.table), key=lc.source_key,
+                           column=applier.error_column(exc)) from None
+
+
+class SourceLookup:
+    """Reads the source database's crosswalk (pairs the opposite direction created), autocommit."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._db: Any = None
+
+    def query(self, sql: str, params: list[Any]) -> list[tuple]:
+        from replicator.appliers import make_applier
+
+        if self._db is None:
+            self._db = make_applier(self.conn, "lookup", "")
+            self._db.connect()
+        table = self._db.quote_table(TableRef(self.conn.state_schema, "crosswalk"))
+        rows = self._db.query(sql.replace("{crosswalk}", table), params)
+        self._db.rollback()  # read-only: end the snapshot so the next lookup sees new pairs
+        return rows
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 class Daemon:

@@ -14,6 +14,7 @@ import psycopg2
 import pymysql
 
 from replicator import checkpoint as ckpt
+from replicator import links
 from replicator.appliers.mariadb import my_connect, quote
 from replicator.appliers.postgres import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
@@ -32,9 +33,11 @@ def pg_ident(name: str) -> str:
 
 def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
-        return [s.strip() for s in ckpt.postgres_ddl(pg_ident(conn.state_schema))]
+        schema = pg_ident(conn.state_schema)
+        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema)]
     # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
-    return [s.strip() for s in ckpt.mariadb_ddl(quote(conn.state_schema))]
+    schema = quote(conn.state_schema)
+    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema)]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
@@ -93,11 +96,12 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
     try:
         db.autocommit = True
         with db.cursor() as cur:
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{pg_ident(conn.state_schema)}.checkpoint",))
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (f"{pg_ident(conn.state_schema)}.checkpoint", f"{pg_ident(conn.state_schema)}.parked"))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
-                say(f"{conn.name}: created {conn.state_schema}.checkpoint")
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked")
             cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                         (conn.publication,))
             published = {(s, t) for s, t in cur.fetchall()}
@@ -151,11 +155,11 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME = %s", (conn.state_schema, CHECKPOINT_TABLE))
-            if not cur.fetchone()[0]:
+                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked')", (conn.state_schema, CHECKPOINT_TABLE))
+            if cur.fetchone()[0] < 3:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
-                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}")
+                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked")
             db.commit()
     finally:
         db.close()

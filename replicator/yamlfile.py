@@ -167,6 +167,10 @@ class Section:
             self._seen.add(key)
             yield key, self.data[key]
 
+    def allow(self, *keys: str) -> None:
+        """Keys read elsewhere (from the raw data): known, so done() accepts and lists them."""
+        self._seen.update(keys)
+
     def child_where(self, key: str) -> Where:
         return self.where(key)
 

@@ -186,17 +186,54 @@ class MariaDBApplier(Applier):
                 pass
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
+        self._run(self._load_types, tables)
+
+    def _load_types(self, tables: Sequence[TableRef]) -> None:
         with self.db.cursor() as cur:
             for t in tables:
                 cur.execute(
-                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
-                types = {c: ty.lower() for c, ty in cur.fetchall()}
+                    "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL "
+                    "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER' "
+                    "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
+                rows = cur.fetchall()
+                types = {c: ty.lower() for c, ty, _ in rows}
                 self._types[t] = types
+                self._required[t] = frozenset(c for c, _, required in rows if required)
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self.db.rollback()
 
+    def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+        """UPDATE each row by key; returns the rows that do not exist (CLIENT.FOUND_ROWS: rowcount
+        counts matched rows, also when no value changed)."""
+        sets = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
+        key = ("update", run.table, run.columns, run.key_columns)
+        stmt = self._sql_cache.get(key)
+        if stmt is None:
+            stmt = (f"UPDATE {quote(run.table.schema, run.table.name)} SET "
+                    + ", ".join(f"{quote(c)} = %s" for c in sets) + " WHERE "
+                    + " AND ".join(f"{quote(c)} = %s" for c in run.key_columns))
+            self._sql_cache[key] = stmt
+        pos = {c: i for i, c in enumerate(run.columns)}
+        params = []
+        for r in rows:
+            values = self.convert(run, r)
+            keys = self.convert_key(run, r.key)
+            params.append([values[pos[c]] if c in pos else keys[run.key_columns.index(c)] for c in sets] + keys)
+
+        def q() -> list[TargetChange]:
+            missing = []
+            with self.db.cursor() as cur:
+                for r, p in zip(rows, params):
+                    if cur.execute(stmt, p) == 0:
+                        missing.append(r)
+            return missing
+        return self._run(q)
+
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        if self.is_partial(run):
+            rows = self._update_existing(run, rows)
+            if not rows:
+                return 0
         key = ("upsert", run.table, run.columns, run.key_columns)
         stmt = self._sql_cache.get(key)
         if stmt is None:
@@ -247,6 +284,25 @@ class MariaDBApplier(Applier):
                         f"DELETE FROM {quote(run.table.schema, run.table.name)} "
                         f"WHERE {self._key_condition(run, len(part))}", self._key_params(run, part))
             return deleted
+        return self._run(q)
+
+    def quote_table(self, table: TableRef) -> str:
+        return quote(table.schema, table.name)
+
+    def quote_col(self, column: str) -> str:
+        return quote(column)
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        def q() -> list[tuple]:
+            with self.db.cursor() as cur:
+                cur.execute(sql, tuple(params))
+                return list(cur.fetchall()) if cur.description else []
+        return self._run(q)
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        def q() -> int:
+            with self.db.cursor() as cur:
+                return cur.execute(sql, tuple(params))
         return self._run(q)
 
     def _truncate(self, table: TableRef) -> None:

@@ -199,20 +199,59 @@ class PostgresApplier(Applier):
                 pass
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
+        self._run(self._load_types, tables)
+
+    def _load_types(self, tables: Sequence[TableRef]) -> None:
         with self.db.cursor() as cur:
             for t in tables:
                 cur.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
-                types = dict(cur.fetchall())
+                    "SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL "
+                    "AND is_identity = 'NO' AND is_generated = 'NEVER' "
+                    "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
+                rows = cur.fetchall()
+                types = {c: ty for c, ty, _ in rows}
                 self._types[t] = types
+                self._required[t] = frozenset(c for c, _, required in rows if required)
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self.db.rollback()
 
     def _table(self, t: TableRef) -> Any:
         return sql.Identifier(t.schema, t.name)
 
+    def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+        """UPDATE each row by key; returns the rows that do not exist."""
+        sets = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
+        key = ("update", run.table, run.columns, run.key_columns)
+        stmt = self._sql_cache.get(key)
+        if stmt is None:
+            stmt = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+                self._table(run.table),
+                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in sets),
+                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in run.key_columns),
+            ).as_string(self.db)
+            self._sql_cache[key] = stmt
+        pos = {c: i for i, c in enumerate(run.columns)}
+        params = []
+        for r in rows:
+            values = self.convert(run, r)
+            keys = self.convert_key(run, r.key)
+            params.append([values[pos[c]] if c in pos else keys[run.key_columns.index(c)] for c in sets] + keys)
+
+        def q() -> list[TargetChange]:
+            missing = []
+            with self.db.cursor() as cur:
+                for r, p in zip(rows, params):
+                    cur.execute(stmt, p)
+                    if cur.rowcount == 0:
+                        missing.append(r)
+            return missing
+        return self._run(q)
+
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        if self.is_partial(run):
+            rows = self._update_existing(run, rows)
+            if not rows:
+                return 0
         count_missing = run.op.value == "update"
         key = ("upsert", run.table, run.columns, run.key_columns, count_missing)
         stmt = self._sql_cache.get(key)
@@ -258,6 +297,26 @@ class PostgresApplier(Applier):
                 return len(psycopg2.extras.execute_values(cur, stmt, keys, page_size=PAGE, fetch=True))
         return self._run(q)
 
+    def quote_table(self, table: TableRef) -> str:
+        return f"{_ident(table.schema)}.{_ident(table.name)}"
+
+    def quote_col(self, column: str) -> str:
+        return _ident(column)
+
+    def query(self, sql_text: str, params: Sequence[Any]) -> list[tuple]:
+        def q() -> list[tuple]:
+            with self.db.cursor() as cur:
+                cur.execute(sql_text, list(params))
+                return cur.fetchall() if cur.description else []
+        return self._run(q)
+
+    def execute(self, sql_text: str, params: Sequence[Any]) -> int:
+        def q() -> int:
+            with self.db.cursor() as cur:
+                cur.execute(sql_text, list(params))
+                return cur.rowcount
+        return self._run(q)
+
     def _truncate(self, table: TableRef) -> None:
         def q() -> None:
             with self.db.cursor() as cur:
@@ -271,6 +330,11 @@ class PostgresApplier(Applier):
     def is_row_error(self, exc: Exception) -> bool:
         return isinstance(exc, (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError,
                                 psycopg2.errors.InternalError_))
+
+
+def _ident(name: str) -> str:
+    """PostgreSQL identifier quoting; % doubled because statements run with parameters."""
+    return ('"' + name.replace('"', '""') + '"').replace("%", "%%")
 
 
 def _pg_type(data_type: str) -> str:

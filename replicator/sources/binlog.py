@@ -89,6 +89,17 @@ def _install_table_map_cache() -> None:
     TableMapEvent.__init__ = init  # type: ignore[method-assign]
 
 
+class _NoReconnectNoise(logging.Filter):
+    """mysql-replication warns that it will re-request the connection; we refuse that reconnect
+    (see _OneConnection) and report the loss ourselves, so its warning only misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Re-request the connection" not in record.getMessage()
+
+
+logging.getLogger("pymysqlreplication").addFilter(_NoReconnectNoise())
+
+
 class _OneConnection:
     """pymysql connect wrapper that refuses the library's silent mid-stream reconnect.
 
@@ -344,7 +355,9 @@ def binlog_files(conn: Connection) -> list[str]:
             cur.execute("SHOW BINARY LOGS")
             return [row[0] for row in cur.fetchall()]
     except pymysql.MySQLError as exc:
-        raise FatalError(f"SHOW BINARY LOGS failed for {conn.capture.user!r}: {exc.args[-1]} "
-                         f"(GRANT BINLOG MONITOR ON *.*)") from None
+        if exc.args and exc.args[0] in (1227, 1045, 1142):
+            raise FatalError(f"SHOW BINARY LOGS failed for {conn.capture.user!r}: {exc.args[-1]} "
+                             f"(GRANT BINLOG MONITOR ON *.*)") from None
+        raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None
     finally:
         db.close()

@@ -69,6 +69,8 @@ class WalSource:
                     "SELECT confirmed_flush_lsn::text, wal_status, plugin FROM pg_replication_slots "
                     "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
                 row = cur.fetchone()
+        except psycopg2.OperationalError as exc:  # the server went away between connect and query
+            raise RetriableError(f"{self.conn.describe()}: {str(exc).strip()}") from None
         finally:
             db.close()
         if row and row[2] != "pgoutput":

@@ -114,6 +114,10 @@ class FakeApplier(Applier):
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int: return 0
     def _truncate(self, table: TableRef) -> None: ...
     def _delete(self, run: Run, rows: list[TargetChange]) -> int: return len(rows)
+    def quote_table(self, table: TableRef) -> str: return f"{table.schema}.{table.name}"
+    def quote_col(self, column: str) -> str: return column
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]: return []
+    def execute(self, sql: str, params: Sequence[Any]) -> int: return 0
 
 
 @pytest.fixture

@@ -1,0 +1,223 @@
+"""Linked changes: counterparts found through keys, natural keys or the crosswalk; gates; foreign
+keys translated through links; children parked until their parent has a counterpart.
+
+Everything here runs inside the applier's open target transaction, so a crosswalk pair, a parked
+change and the rows they describe commit (or roll back) together with the checkpoint.
+
+The crosswalk pair of a record lives in the database where replicator created the counterpart:
+`(mapping, source_side, source_key, target_key)`. A lookup reads the target's crosswalk by source
+key and then the source's crosswalk (pairs the other direction created) by target key.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from replicator import metrics
+from replicator.appliers.base import Applier
+from replicator.changes import Op, TableRef, TargetChange
+from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
+from replicator.errors import RowError
+from replicator.mapping import Flow, Mapping, MappingSet
+from replicator.router import LinkedChange, Ref
+
+log = logging.getLogger(__name__)
+
+CROSSWALK = "crosswalk"
+PARKED = "parked"
+
+
+def postgres_ddl(schema: str) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {schema}.crosswalk (
+            mapping text NOT NULL, source_side text NOT NULL, source_key text NOT NULL,
+            target_key text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (mapping, source_side, source_key))""",
+        f"CREATE INDEX IF NOT EXISTS crosswalk_target ON {schema}.crosswalk (mapping, source_side, target_key)",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.parked (
+            id bigserial PRIMARY KEY, stream text NOT NULL, waiting_mapping text NOT NULL,
+            waiting_key text NOT NULL, mapping text NOT NULL, change text NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now())""",
+        f"CREATE INDEX IF NOT EXISTS parked_waiting ON {schema}.parked (stream, waiting_mapping, waiting_key)",
+    ]
+
+
+def mariadb_ddl(schema: str) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {schema}.crosswalk (
+            mapping VARCHAR(128) NOT NULL, source_side VARCHAR(64) NOT NULL, source_key VARCHAR(512) NOT NULL,
+            target_key VARCHAR(512) NOT NULL, created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (mapping, source_side, source_key), KEY crosswalk_target (mapping, source_side, target_key)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.parked (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, stream VARCHAR(128) NOT NULL,
+            waiting_mapping VARCHAR(128) NOT NULL, waiting_key VARCHAR(512) NOT NULL, mapping VARCHAR(128) NOT NULL,
+            `change` LONGTEXT NOT NULL, parked_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            KEY parked_waiting (stream, waiting_mapping, waiting_key)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+class Linker:
+    """Applies LinkedChanges for one direction. `source_query` reads the source database (its crosswalk)."""
+
+    def __init__(self, applier: Applier, mset: MappingSet, stream: str, source_side: str, target_side: str,
+                 state_schema: str, source_query: Callable[[str, list[Any]], list[tuple]] | None):
+        self.a = applier
+        self.mset = mset
+        self.stream = stream
+        self.source_side = source_side
+        self.target_side = target_side
+        self.source_query = source_query
+        self.crosswalk = applier.quote_table(TableRef(state_schema, CROSSWALK))
+        self.parked = applier.quote_table(TableRef(state_schema, PARKED))
+        self.change_col = applier.quote_col("change")
+        self._pairs: dict[tuple[str, str], tuple] = {}  # (mapping, source key) -> target key; pairs never change
+        self.m_parked = metrics.rows_parked.labels(stream)
+
+    # ------------------------------------------------------------ entry points
+    def apply(self, lc: LinkedChange) -> None:
+        flow = lc.flow
+        if lc.op is Op.DELETE:
+            self._delete(flow, lc)
+            return
+        values: dict[str, Any] = {}
+        for col, value in lc.values.items():
+            if isinstance(value, Ref):
+                resolved = self._resolve(value)
+                if resolved is None:
+                    self._park(lc, value)
+                    return
+                value = resolved
+            values[col] = value
+        target_key = self._counterpart(flow, lc.source_key, values)
+        if target_key is None and flow.link.natural:
+            target_key = self._natural(flow, values, lc)
+            if target_key is not None:
+                if flow.link.crosswalk:
+                    self._pair(flow, lc.source_key, target_key)
+                metrics.links_created.labels(self.stream, flow.mapping, "natural").inc()
+        if target_key is not None:
+            changed = {c: v for c, v in values.items() if c not in flow.target.key}
+            if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
+                metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
+            metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
+            return
+        if not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
+            metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+            return
+        self._create(flow, lc, values)
+
+    def retry_parked(self) -> None:
+        """At the start of a session: apply parked changes whose parent has arrived meanwhile."""
+        rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",
+                            [self.stream])
+        for mapping, key in rows:
+            if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
+                self._unpark(mapping, key)
+        count = self.a.query(f"SELECT COUNT(*) FROM {self.parked} WHERE stream = %s", [self.stream])
+        self.m_parked.set(count[0][0])
+
+    # ------------------------------------------------------------ counterparts
+    def _counterpart(self, flow: Flow, source_key: tuple, values: dict[str, Any]) -> tuple | None:
+        if flow.link.crosswalk:
+            return self._crosswalk(flow.mapping, source_key)
+        key = tuple(values[c] for c in flow.target.key)
+        return key if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key))) else None
+
+    def _crosswalk(self, mapping: str, source_key: tuple) -> tuple | None:
+        skey = dumps_key(source_key)
+        hit = self._pairs.get((mapping, skey))
+        if hit is not None:
+            return hit
+        rows = self.a.query(f"SELECT target_key FROM {self.crosswalk} WHERE mapping = %s AND source_side = %s "
+                            f"AND source_key = %s", [mapping, self.source_side, skey])
+        if not rows and self.source_query is not None:
+            # a pair the other direction created lives in our source database, seen from the other side
+            rows = self.source_query(
+                "SELECT source_key FROM {crosswalk} WHERE mapping = %s AND source_side = %s AND target_key = %s",
+                [mapping, self.target_side, skey])
+        if not rows:
+            return None
+        target_key = loads_key(rows[0][0])
+        self._pairs[(mapping, skey)] = target_key
+        return target_key
+
+    def _pair(self, flow: Flow, source_key: tuple, target_key: tuple) -> None:
+        self.a.execute(f"INSERT INTO {self.crosswalk} (mapping, source_side, source_key, target_key) "
+                       f"VALUES (%s, %s, %s, %s)",
+                       [flow.mapping, self.source_side, dumps_key(source_key), dumps_key(target_key)])
+
+    def _natural(self, flow: Flow, values: dict[str, Any], lc: LinkedChange) -> tuple | None:
+        cols = {}
+        for name in flow.link.natural:
+            plan = flow.plan(name)
+            if plan is None or plan.target not in values or values[plan.target] is None:
+                return None  # no natural key on this row: nothing to link by
+            cols[plan.target] = values[plan.target]
+        found = self.a.find_keys(flow.target.table, flow.target.key, cols)
+        if len(found) > 1:
+            raise RowError(f"natural key {cols} matches more than one row; it must be unique",
+                           table=str(flow.target.table), key=lc.source_key)
+        return tuple(found[0]) if found else None
+
+    def _resolve(self, ref: Ref) -> Any:
+        """The target-side value of a foreign key, or None when the referenced record has no counterpart."""
+        mapping: Mapping = self.mset.by_name[ref.mapping]
+        if mapping.link.crosswalk:
+            key = self._crosswalk(ref.mapping, (ref.value,))
+            return key[0] if key else None
+        target = mapping.endpoint(self.target_side)
+        found = self.a.find_keys(target.table, target.key, {target.key[0]: ref.value}, limit=1)
+        return ref.value if found else None
+
+    # ------------------------------------------------------------ writes
+    def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
+        if flow.link.crosswalk:
+            row = {c: v for c, v in values.items() if c not in flow.target.key}
+            target_key = self.a.insert_returning(flow.target.table, row, flow.target.key)
+            self._pair(flow, lc.source_key, target_key)
+            metrics.links_created.labels(self.stream, flow.mapping, "crosswalk").inc()
+        else:
+            self.a.apply([TargetChange(flow.target.table, Op.INSERT, flow.target.key,
+                                       tuple(values[c] for c in flow.target.key), values)])
+        metrics.rows_applied.labels(self.stream, str(flow.target.table), "insert").inc()
+        if flow.referenced:
+            self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
+
+    def _delete(self, flow: Flow, lc: LinkedChange) -> None:
+        if flow.link.crosswalk:
+            target_key = self._crosswalk(flow.mapping, lc.source_key)
+        else:
+            target_key = tuple(lc.change.before[c] for c in flow.key_sources)  # type: ignore[index]
+        if target_key is None:
+            metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()
+            return
+        if isinstance(flow.delete, dict):
+            done = self.a.update_by_key(flow.target.table, flow.target.key, target_key, dict(flow.delete))
+            op = "update"
+        else:
+            done = self.a.delete_by_key(flow.target.table, flow.target.key, target_key)
+            op = "delete"
+        metrics.rows_applied.labels(self.stream, str(flow.target.table), op).inc()
+        if not done:
+            metrics.rows_missing.labels(self.stream, str(flow.target.table), op).inc()
+
+    def _park(self, lc: LinkedChange, ref: Ref) -> None:
+        self.a.execute(f"INSERT INTO {self.parked} (stream, waiting_mapping, waiting_key, mapping, {self.change_col}) "
+                       f"VALUES (%s, %s, %s, %s, %s)",
+                       [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
+        self.m_parked.inc()
+        log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
+
+    def _unpark(self, mapping: str, key: str) -> None:
+        rows = self.a.query(f"SELECT id, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
+                            f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
+        for row_id, text in rows:
+            self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
+            self.m_parked.dec()
+            for out in self.mset.route(self.source_side, loads_change(text)):
+                if isinstance(out, LinkedChange):
+                    self.apply(out)
+                else:
+                    self.a.apply([out])
