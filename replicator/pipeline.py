@@ -19,7 +19,7 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.channel import Channel
 from replicator.links import Linker
-from replicator.router import LinkedChange
+from replicator.router import LinkedChange, route
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
@@ -251,7 +251,7 @@ class Direction:
                 if isinstance(item, _EndOfStream):
                     raise RetriableError(f"{self.name}: the source stream ended")
                 txn: Transaction = item
-                changes = [tc for ch in txn.changes for tc in mset.route(side, ch)]
+                changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
                 if not changes and not open_txn:
                     if txn.final:
                         skipped_to = txn.position

@@ -27,6 +27,7 @@ from replicator.appliers.mariadb import my_connect, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
+from replicator.sources.rowdecode import RowDecoder
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ class BinlogSource:
         _install_table_map_cache()
         self._idle = start  # last boundary we passed
         self._fix_columns: dict[tuple, tuple] = {}
+        # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
+        # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
+        self._decoder = RowDecoder(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True)
 
     def ack(self, position: Any) -> None:
         """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
@@ -311,6 +315,15 @@ class BinlogSource:
                 tuple((c.name, tuple(c.set_values or ())) for c in event.columns if c.type == FIELD_TYPE.SET),
             )
         changes_read = metrics.changes_read.labels(self.direction, str(table))
+        decoded = self._decoder.decode(event)  # None: not for this table or event, use the library's rows
+        if decoded is not None:
+            pairs, zero = decoded
+            if zero:
+                metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
+            op = (Op.INSERT if isinstance(event, WriteRowsEvent) else
+                  Op.UPDATE if isinstance(event, UpdateRowsEvent) else Op.DELETE)
+            changes_read.inc(len(pairs))
+            return [RowChange(table, op, before, after) for before, after in pairs]
         out: list[RowChange] = []
         if isinstance(event, WriteRowsEvent):
             for r in event.rows:

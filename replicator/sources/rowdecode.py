@@ -7,15 +7,18 @@ table map is compiled once into straight-line Python (one generated function per
 per column, no type dispatch at run time) that walks the raw rows body, a ``bytes`` object, with an integer
 offset.
 
-Values are identical to what mysql-replication 1.0.17 returns (same types, same quirks: zero dates as None,
-SET as a Python set and an empty SET as None, BIT as a string of bits, TIMESTAMP as a naive UTC datetime,
-FLOAT with float32 noise, the negative-fractional TIME2 decoding, strings decoded with the column's
-character set and kept as bytes when Python does not know it), unless the caller asks for the two
-conversions our binlog source applies anyway (``utc_timestamps``, ``sets_as_text``).
+Values are identical to what mysql-replication 1.0.17 returns, quirks included: zero dates as None, SET
+as a Python set and an empty SET as None, BIT as a string of bits, TIMESTAMP as a naive UTC datetime (a zero
+TIMESTAMP as 1970-01-01 00:00:00), FLOAT with float32 noise, the odd decoding of negative TIME2 values
+with a fraction, strings decoded with the column's character set and kept as bytes when Python does not
+know it (binary columns) -- except an empty binary value, which the library gives as '' (str). The caller
+may ask for the conversions our binlog source applies to those values anyway (``utc_timestamps``,
+``sets_as_text``, ``zero_timestamps_as_none``: see :func:`compile_table`), saving a pass over every row.
 
 Whatever is not decoded here exactly the way the library does it makes :meth:`RowDecoder.decode` return
-None *before* the event's packet is touched, so the caller falls back to ``event.rows``: GEOMETRY, unknown
-or legacy types, unusual metadata, missing column names, a columns-present bitmap with unset bits
+None *before* the event's packet is touched, so the caller falls back to ``event.rows``: GEOMETRY, the
+old DECIMAL and VAR_STRING codes and unknown types, unusual metadata, missing column names (``binlog_row_
+metadata`` not FULL), a columns-present bitmap with unset bits
 (``binlog_row_image`` other than FULL), partial JSON updates (MySQL's PARTIAL_UPDATE_ROWS_EVENT, which
 MariaDB never sends). A body that fails to decode (a value the library would also reject, or a malformed
 event) is handed back: the packet is rewound, so ``event.rows`` then behaves exactly as without this module.
@@ -92,7 +95,7 @@ def _time2(data: int, microseconds: int) -> _datetime_mod.timedelta:
                                    microseconds=microseconds) * sign
 
 
-def _set_decoder(values: Sequence[str], as_text: bool) -> Callable[[int], Any]:
+def _set_decoder(values: Sequence[str], as_text: Optional[str]) -> Callable[[int], Any]:
     pairs = tuple((1 << i, v) for i, v in enumerate(values))
     if not as_text:
         def decode_set(mask: int) -> Optional[set]:
@@ -106,7 +109,12 @@ def _set_decoder(values: Sequence[str], as_text: bool) -> Callable[[int], Any]:
             return cache[mask]
         except KeyError:
             ret = {v for bit, v in pairs if mask & bit}
-            text = ",".join(sorted(ret)) if ret else None
+            if as_text == "definition":  # what MariaDB shows: definition order, '' for the empty set
+                # from the set, like binlog.py does with the library's value (the same text even when the
+                # library made several member names '', see the module docstring)
+                text: Optional[str] = ",".join(v for v in values if v in ret)
+            else:
+                text = ",".join(sorted(ret)) if ret else None
             if len(cache) < 4096:
                 cache[mask] = text
             return text
@@ -138,7 +146,10 @@ _BASE_NS: dict[str, Any] = {
     "_old_time": _old_time, "_time2": _time2, "_DAYS": _DayCache(), "_format": format,
     "_h": _struct("<h"), "_H": _struct("<H"), "_i": _struct("<i"), "_I": _struct("<I"),
     "_q": _struct("<q"), "_Q": _struct("<Q"), "_f": _struct("<f"), "_d": _struct("<d"),
-    "_bh": _struct(">h"), "_bi": _struct(">i"),
+    "_bh": _struct(">h"), "_bi": _struct(">i"), "_bQ": _struct(">Q"), "_DATES": {},
+    "_fromtimestamp": _datetime_mod.datetime.fromtimestamp,
+    # exact: no rounding whatever the number of digits (the thread's decimal context is not used)
+    "_scaleb": decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN).scaleb,
 }
 
 
@@ -179,28 +190,42 @@ def _uint_le(size: int) -> str:
     return f"_from(buf[p:p + {size}], 'little')"
 
 
-def _fsp_lines(fsp: Any, var: str) -> list[str]:
-    """Read the fractional seconds of a TIME2/DATETIME2/TIMESTAMP2 into `var`, as RowsEvent.__read_fsp."""
-    if fsp is None or not isinstance(fsp, int):
+def _fsp_width(fsp: Any) -> int:
+    if not isinstance(fsp, int) or not 0 <= fsp <= 6:
         raise _Unsupported(f"fsp {fsp!r}")
-    if fsp in (1, 2):
-        expr, size = "_S8[buf[p]]", 1
-    elif fsp in (3, 4):
-        expr, size = "_bh(buf, p)[0]", 2
-    elif fsp in (5, 6):
-        expr, size = "_from(buf[p:p + 3], 'big', signed=True)", 3
-    else:
-        return [f"{var} = 0"]  # fsp 0 (or anything else: the library reads nothing and returns 0)
-    lines = [f"{var} = {expr}"]
+    return (fsp + 1) // 2
+
+
+def _fsp_scale(fsp: int, var: str) -> list[str]:
+    """Turn the signed fraction just read into microseconds, as RowsEvent.__read_fsp does."""
+    lines = []
     if fsp % 2:
-        lines.append(f"{var} = _int({var} / 10)")
-    lines.append(f"{var} = {var} * {10 ** (6 - fsp)}")
-    lines.append(f"p += {size}")
+        lines.append(f"{var} = _int({var} / 10)")  # float division, truncation toward zero: as the library
+    if fsp < 6:
+        lines.append(f"{var} = {var} * {10 ** (6 - fsp)}")
     return lines
 
 
+def _fsp_lines(fsp: Any, var: str) -> list[str]:
+    """Read the fractional seconds of a TIME2 into `var`, as RowsEvent.__read_fsp (a signed big-endian int)."""
+    width = _fsp_width(fsp)
+    if width == 0:
+        return [f"{var} = 0"]
+    expr = {1: "_S8[buf[p]]", 2: "_bh(buf, p)[0]", 3: "_from(buf[p:p + 3], 'big', signed=True)"}[width]
+    return [f"{var} = {expr}", f"p += {width}"] + _fsp_scale(fsp, var)
+
+
+def _split_fsp(fsp: int, width: int, var: str) -> list[str]:
+    """x holds an integer part followed by `width` fraction bytes: move the signed fraction into `var`."""
+    bits = 8 * width
+    return [f"{var} = x & {(1 << bits) - 1}",
+            f"if {var} & {1 << (bits - 1)}: {var} -= {1 << bits}",
+            f"x >>= {bits}"] + _fsp_scale(fsp, var)
+
+
 def _decimal_lines(i: int, precision: Any, decimals: Any, ns: dict) -> list[str]:
-    """NEWDECIMAL, as RowsEvent.__read_new_decimal: the same string, built in one f-string."""
+    """NEWDECIMAL, as RowsEvent.__read_new_decimal: Decimal(int).scaleb(), or, for anything a server does
+    not write, the library's very string built in one f-string."""
     if not isinstance(precision, int) or not isinstance(decimals, int) or precision < 1 or decimals < 0 \
             or decimals > precision or precision > 100:
         raise _Unsupported(f"DECIMAL({precision!r},{decimals!r})")
@@ -232,28 +257,47 @@ def _decimal_lines(i: int, precision: Any, decimals: Any, ns: dict) -> list[str]
     total = struct.calcsize(fmt)
     half = 1 << (8 * struct.calcsize(fmt[1]) - 1)  # value of the sign bit in the first struct element
     ns[f"_dec{i}"] = _struct(fmt)
-    parts = ["{s}"]
+    digits = [{1: 2, 2: 4, 3: 6, 4: 9}[size] if spec == "" else int(spec[2:-1]) for size, spec, _ in groups]
+    # the library's string, built in one f-string: the exact path
+    parts = ["{'-' if s else ''}"]
     point_done = False
-    for (size, spec, before), expr in zip(groups, exprs):
+    for k, ((size, spec, before), expr) in enumerate(zip(groups, exprs)):
         if not before and not point_done:
             parts.append(".")
             point_done = True
-        parts.append("{" + f"{expr} ^ m" + spec + "}")
+        parts.append("{" + f"a{k}" + spec + "}")
     if not point_done:
         parts.append(".")
     fstring = "".join(parts)
-    return [
+    # the fast path: the same digits as one integer, when every group has at most its number of digits (always,
+    # for what a server writes). The first group is never negative (the sign was taken off) and, when before
+    # the point, may have any length: the library's string does not pad it.
+    horner = "a0"
+    for k in range(1, len(groups)):
+        horner = f"({horner} * {10 ** digits[k]} + a{k})"
+    checked = [k for k in range(len(groups)) if k or not groups[0][2]]
+    checks = " and ".join(f"0 <= a{k} < {10 ** digits[k]}" for k in checked) or "True"
+    make = f"_scaleb(_Decimal(-n if s else n), {-decimals})" if decimals else "_Decimal(-n if s else n)"
+    lines = [
         f"t = _dec{i}(buf, p)",
+        f"p += {total}",
         "e = t[0]",
         # the high bit of the first byte is the sign (set: non-negative); the library flips it, then reads
         # every group signed and XORs it with -1 for a negative number
         "if e < 0:",
-        f"    s = ''; m = 0; e += {half}",
+        f"    s = 0; e += {half}",
         "else:",
-        f"    s = '-'; m = -1; e -= {half}",
-        f"v{i} = _Decimal(f{fstring!r})",
-        f"p += {total}",
+        f"    s = -1; e -= {half}",
     ]
+    lines += [f"a{k} = {expr} ^ s" for k, expr in enumerate(exprs)]
+    lines += [
+        f"n = {horner} if {checks} else -1",
+        "if n > 0 or n == 0 and not s:",  # not a negative zero ('-0.00' keeps its sign as a string)
+        f"    v{i} = {make}",
+        "else:",
+        f"    v{i} = _Decimal(f{fstring!r})",
+    ]
+    return lines
 
 
 def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bool]:
@@ -295,30 +339,43 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
             # BINARY/VARBINARY/BLOB value comes back as '' (str), any other as bytes
             value = f"({raw} if e != p + {size} else '')"
         else:
-            value = f"{raw}.decode({encoding!r}, {opts['errors']!r})"
+            errors = "" if opts["errors"] == "strict" else f", {opts['errors']!r}"
+            value = f"{raw}.decode({encoding!r}{errors})"
         return ([f"e = p + {size} + {_uint_le(size)}", f"{v} = {value}", "p = e"], False)
     if t == T.NEWDECIMAL:
         return (_decimal_lines(i, col.precision, col.decimals, ns), False)
     if t == T.DATE:
         return ([
-            "x = buf[p] | buf[p + 1] << 8 | buf[p + 2] << 16",
+            f"{v} = _DATES.get(buf[p:p + 3])",
+            f"if {v} is None:",
+            "    x = buf[p] | buf[p + 1] << 8 | buf[p + 2] << 16",
+            "    y = x >> 9 & 0x7FFF; mo = x >> 5 & 15; d = x & 31",
+            "    if y and mo and d:",
+            f"        {v} = _date(y, mo, d)",  # ValueError (day out of range) like the library
+            f"        if len(_DATES) < 200000: _DATES[buf[p:p + 3]] = {v}",
+            "    else:",
+            "        z += 1",  # zero date, or a zero month/day: None
             "p += 3",
-            "y = x >> 9 & 0x7FFF; mo = x >> 5 & 15; d = x & 31",
-            "if y and mo and d:",
-            f"    {v} = _date(y, mo, d)",
-            "else:",
-            f"    {v} = None; z += 1",
         ], True)
     if t == T.DATETIME2:
-        lines = [
-            "x = _from(buf[p:p + 5], 'big')",
-            "p += 5",
-            "ym = x >> 22 & 0x1FFFF",
-        ]
-        lines += _fsp_lines(col.fsp, "us")
+        width = _fsp_width(col.fsp)
+        total = 5 + width
+        lines = ["x = _bQ(buf, p)[0]" if total == 8 else f"x = _from(buf[p:p + {total}], 'big')",
+                 f"p += {total}"]
         args = "ym // 13, ym % 13, x >> 17 & 31, x >> 12 & 31, x >> 6 & 63, x & 63"
+        if width == 0:
+            lines += [
+                "ym = x >> 22 & 0x1FFFF",
+                "try:",
+                f"    {v} = _dt({args})",
+                "except ValueError:",
+                f"    {v} = None; z += 1",
+            ]
+            return (lines, True)
+        lines += _split_fsp(col.fsp, width, "us")
         lines += [
-            "if us > 999999:",  # the library replaces the microsecond after the try: ValueError escapes
+            "ym = x >> 22 & 0x1FFFF",
+            "if us > 999999:",  # the library replaces the microsecond after its try: the ValueError escapes
             "    try:",
             f"        {v} = _dt({args})",
             "    except ValueError:",
@@ -333,17 +390,27 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
         ]
         return (lines, True)
     if t == T.TIMESTAMP2:
-        lines = ["x = _bi(buf, p)[0]", "p += 4"] + _fsp_lines(col.fsp, "us")
+        width = _fsp_width(col.fsp)
         tz = ", _UTC" if opts["utc"] else ""
-        lines += [
+        fields = "ymd[0], ymd[1], ymd[2], r // 3600, r // 60 % 60, r % 60"
+        # '0000-00-00 00:00:00' is stored as 0: the library gives 1970-01-01 00:00:00 (no fraction added)
+        zero = [f"if x == 0{'' if width == 0 else ' and us <= 0'}:", f"    {v} = None; z += 1", "else:"] \
+            if opts["zero_ts"] else []
+        ind = "    " if zero else ""
+        if width == 0:
+            value = "_fromtimestamp(x, _UTC)" if opts["utc"] else "_utcfromtimestamp(x)"
+            return (["x = _bi(buf, p)[0]", "p += 4"] + zero + [ind + f"{v} = {value}"], bool(zero))
+        lines = [f"x = _from(buf[p:p + {4 + width}], 'big', signed=True)", f"p += {4 + width}"]
+        lines += _split_fsp(col.fsp, width, "us")
+        lines += zero + [ind + line for line in [
             "if us > 999999:",
             f"    {v} = _utcfromtimestamp(x).replace(microsecond=us{', tzinfo=_UTC' if opts['utc'] else ''})",
             "else:",
-            "    d, r = divmod(x, 86400)",
+            "    d, r = divmod(x, 86400)",  # utcfromtimestamp(x).replace(microsecond=us), faster
             "    ymd = _DAYS[d]",
-            f"    {v} = _dt(ymd[0], ymd[1], ymd[2], r // 3600, r // 60 % 60, r % 60, us if us > 0 else 0{tz})",
-        ]
-        return (lines, False)
+            f"    {v} = _dt({fields}, us if us > 0 else 0{tz})",
+        ]]
+        return (lines, bool(zero))
     if t == T.TIME2:
         lines = ["x = _from(buf[p:p + 3], 'big', signed=True)", "p += 3"] + _fsp_lines(col.fsp, "us")
         lines.append(f"{v} = _time2(x, us)")
@@ -353,8 +420,11 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
     if t == T.TIME:
         return ([f"{v} = _old_time(_from(buf[p:p + 3], 'little'))", "p += 3"], False)
     if t == T.TIMESTAMP:
-        tz = ".replace(tzinfo=_UTC)" if opts["utc"] else ""
-        return ([f"{v} = _utcfromtimestamp(_I(buf, p)[0]){tz}", "p += 4"], False)
+        value = "_fromtimestamp(x, _UTC)" if opts["utc"] else "_utcfromtimestamp(x)"
+        if opts["zero_ts"]:
+            return (["x = _I(buf, p)[0]", "p += 4", "if x == 0:", f"    {v} = None; z += 1", "else:",
+                     f"    {v} = {value}"], True)
+        return (["x = _I(buf, p)[0]", "p += 4", f"{v} = {value}"], False)
     if t == T.ENUM:
         size = col.size
         if size not in (1, 2):
@@ -370,7 +440,8 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
         if col.set_values:
             ns[f"_set{i}"] = _set_decoder(list(col.set_values), opts["sets_as_text"])
             return ([f"{v} = _set{i}({_uint_le(size)})", f"p += {size}"], False)
-        return ([f"{v} = None", f"p += {size}"], False)
+        # no member names: the library gives None (NONE_SOURCE.EMPTY_SET), which binlog.py turns into ''
+        return ([f"{v} = {'' if opts['sets_as_text'] == 'definition' else None!r}", f"p += {size}"], False)
     if t == T.BIT:
         bits, nbytes = col.bits, col.bytes
         if not isinstance(bits, int) or not 1 <= bits <= 64 or nbytes != (bits + 7) // 8:
@@ -431,22 +502,36 @@ class TableDecoder:
 def unsupported_reason(columns: Sequence[Any]) -> Optional[str]:
     """Why these columns cannot be compiled, or None if they can."""
     try:
-        _compile(columns, {"errors": "strict", "utc": False, "sets_as_text": False})
+        _compile(columns, _options())
     except _Unsupported as exc:
         return str(exc)
     return None
 
 
+def _options(ignore_decode_errors: bool = False, utc_timestamps: bool = False, sets_as_text: bool | str = False,
+             zero_timestamps_as_none: bool = False) -> dict:
+    if sets_as_text not in (False, True, "sorted", "definition"):
+        raise ValueError(f"sets_as_text must be False, True, 'sorted' or 'definition', not {sets_as_text!r}")
+    return {"errors": "ignore" if ignore_decode_errors else "strict", "utc": bool(utc_timestamps),
+            "sets_as_text": "sorted" if sets_as_text is True else sets_as_text or None,
+            "zero_ts": bool(zero_timestamps_as_none)}
+
+
 def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False, utc_timestamps: bool = False,
-                  sets_as_text: bool = False) -> Optional[TableDecoder]:
+                  sets_as_text: bool | str = False, zero_timestamps_as_none: bool = False
+                  ) -> Optional[TableDecoder]:
     """Compile a table map's columns (pymysqlreplication Column objects) into a TableDecoder, or None when
     any column cannot be decoded exactly as mysql-replication does (the caller then uses ``event.rows``).
 
     utc_timestamps: TIMESTAMP values come back tz-aware (UTC) instead of naive.
-    sets_as_text: SET values come back as their members sorted and comma-joined instead of a set.
+    sets_as_text: SET values come back as text instead of a set: "definition" gives the members in
+        definition order, '' for the empty set (what MariaDB shows, and what replicator.sources.binlog
+        makes of the library's sets); True or "sorted" gives them sorted, None for the empty set (what
+        binlog.py did before).
+    zero_timestamps_as_none: a zero TIMESTAMP (stored as 0; the library gives 1970-01-01 00:00:00) comes
+        back as None and is counted as a zero date.
     """
-    opts = {"errors": "ignore" if ignore_decode_errors else "strict", "utc": bool(utc_timestamps),
-            "sets_as_text": bool(sets_as_text)}
+    opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none)
     try:
         return _compile(columns, opts)
     except _Unsupported as exc:
@@ -510,40 +595,46 @@ class RowDecoder:
     Not thread-safe; one per binlog reader.
     """
 
-    def __init__(self, *, utc_timestamps: bool = False, sets_as_text: bool = False):
-        self.utc_timestamps = utc_timestamps
-        self.sets_as_text = sets_as_text
-        self._by_table_id: dict[int, tuple[Any, Optional[TableDecoder]]] = {}
-        self._compiled: dict[tuple, Optional[TableDecoder]] = {}
+    def __init__(self, *, utc_timestamps: bool = False, sets_as_text: bool | str = False,
+                 zero_timestamps_as_none: bool = False):
+        _options(False, utc_timestamps, sets_as_text, zero_timestamps_as_none)  # validate early
+        self.options = {"utc_timestamps": utc_timestamps, "sets_as_text": sets_as_text,
+                        "zero_timestamps_as_none": zero_timestamps_as_none}
+        self._by_table_id: dict[int, tuple[Any, Optional[TableDecoder], str]] = {}
+        self._compiled: dict[tuple, tuple[Optional[TableDecoder], str]] = {}
         self.decoded_events = 0
         self.fallback_events = 0
         self.last_fallback: Optional[str] = None
 
     def decoder_for(self, event: Any) -> Optional[TableDecoder]:
         """The compiled decoder of the event's table map (None: not supported)."""
+        return self._lookup(event)[0]
+
+    def _lookup(self, event: Any) -> tuple[Optional[TableDecoder], str]:
         table_id = event.table_id
         table = event.table_map.get(table_id)
         if table is None or table.columns is not event.columns:
-            return None
+            return None, "no table map"
         hit = self._by_table_id.get(table_id)
-        if hit is not None and hit[0] is table:
-            return hit[1]
+        if hit is not None and hit[0] is table:  # the same table-map object: most events
+            return hit[1], hit[2]
         columns = table.columns
-        key = (table_id, bool(event._ignore_decode_errors), _signature(columns))
-        try:
-            dec = self._compiled[key]
-        except KeyError:
-            dec = compile_table(columns, ignore_decode_errors=bool(event._ignore_decode_errors),
-                                utc_timestamps=self.utc_timestamps, sets_as_text=self.sets_as_text)
+        ignore = bool(event._ignore_decode_errors)
+        key = (table_id, ignore, _signature(columns))
+        found = self._compiled.get(key)
+        if found is None:
+            dec = compile_table(columns, ignore_decode_errors=ignore, **self.options)
+            why = "" if dec is not None else f"{table.schema}.{table.table}: {unsupported_reason(columns)}"
             if dec is None:
-                self.last_fallback = f"{table.schema}.{table.table}: {unsupported_reason(columns)}"
+                log.info("binlog rows of %s.%s are decoded by mysql-replication (slower): %s",
+                         table.schema, table.table, why)
             if len(self._compiled) >= _MAX_TABLES:
                 self._compiled.clear()
-            self._compiled[key] = dec
+            found = self._compiled[key] = (dec, why)
         if len(self._by_table_id) >= _MAX_TABLES:
             self._by_table_id.clear()
-        self._by_table_id[table_id] = (table, dec)
-        return dec
+        self._by_table_id[table_id] = (table, found[0], found[1])
+        return found
 
     def decode(self, event: Any) -> Optional[tuple[list[tuple[Optional[dict], Optional[dict]]], int]]:
         """``(pairs, zero_dates)`` for a Write/Update/DeleteRowsEvent whose rows were not read yet, or None:
@@ -551,9 +642,9 @@ class RowDecoder:
         kind = _EVENT_KINDS.get(event.event_type)
         if kind is None or not event.complete or not getattr(event, "_processed", True):
             return self._fallback("event type")
-        dec = self.decoder_for(event)
+        dec, why = self._lookup(event)
         if dec is None:
-            return self._fallback("table")
+            return self._fallback(why)
         if event.number_of_columns != dec.ncolumns or len(event.columns) != dec.ncolumns:
             return self._fallback("column count")
         full, blen = dec.full_mask, dec.bitmap_len
