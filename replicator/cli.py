@@ -3,6 +3,7 @@
     replicator check --config replicator.yaml
     replicator setup --config replicator.yaml [--print-sql] [--reset]
     replicator run   --config replicator.yaml
+    replicator explain --config replicator.yaml --mapping NAME --side SIDE (--key K[,K2] | --row JSON) [--json]
 """
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
                                 "current position, skipping pending changes: only after a re-sync")
         if name == "run":
             c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
+    c = sub.add_parser("explain", help="what one row becomes on the other side and why (writes nothing)")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    c.add_argument("--mapping", required=True, help="the mapping's name")
+    c.add_argument("--side", required=True, help="the side the row comes from (a connection name)")
+    row = c.add_mutually_exclusive_group(required=True)
+    row.add_argument("--key", help="read the row from SIDE's database by the mapping's key (K or K1,K2)")
+    row.add_argument("--row", help="use this JSON object as the row instead of reading it")
+    c.add_argument("--json", action="store_true", help="print a JSON object")
+    c.add_argument("--offline", action="store_true", help="connect to nothing: counterparts are not looked up")
     return p
 
 
@@ -56,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(config, mappings)
         if args.command == "setup":
             return _setup(config, mappings, args)
+        if args.command == "explain":
+            return _explain(config, mappings, args)
         return _run(config, mappings, skip_check=args.skip_check)
     except ConfigError as exc:
         metrics.errors.labels("-", exc.kind).inc()
@@ -89,6 +102,14 @@ def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> in
         print(describe(config, mappings))
         return EXIT_OK
     setup(config, mappings, reset=args.reset)
+    return EXIT_OK
+
+
+def _explain(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
+    from replicator.explain import run
+
+    print(run(config, mappings, mapping=args.mapping, side=args.side, key=args.key, row=args.row,
+              as_json=args.json, offline=args.offline))
     return EXIT_OK
 
 
