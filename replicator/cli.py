@@ -91,7 +91,9 @@ def _check(config: Config, mappings: MappingSet) -> int:
     for f in findings:
         print(f)
     bad = failures(findings)
-    print(f"\n{len(findings) - len(bad)} ok, {len(bad)} failed")
+    warned = [f for f in findings if f.warning]
+    print(f"\n{len(findings) - len(bad) - len(warned)} ok, " + (f"{len(warned)} warnings, " if warned else "")
+          + f"{len(bad)} failed")
     return EXIT_CONFIG if bad else EXIT_OK
 
 

@@ -16,6 +16,7 @@ from replicator.appliers.postgres import pg_connect
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
 from replicator.mapping import MappingSet
+from replicator.mapping_check import check_config
 from replicator.provision import pg_ident
 
 
@@ -25,9 +26,10 @@ class Finding:
     side: str
     what: str
     fix: str = ""
+    warning: bool = False  # worth knowing, not a reason to refuse to start
 
     def __str__(self) -> str:
-        mark = "ok  " if self.ok else "FAIL"
+        mark = "ok  " if self.ok else "warn" if self.warning else "FAIL"
         return f"[{mark}] {self.side}: {self.what}" + (f"\n        fix: {self.fix}" if not self.ok and self.fix else "")
 
 
@@ -51,6 +53,7 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
                                "check host, port, user and password"))
         except ReplicatorError as exc:
             out.append(Finding(False, conn.name, f"cannot check: {exc}", "check host, port, user and password"))
+    out += check_config(config, mset)
     return out
 
 
@@ -233,7 +236,7 @@ def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
 
 
 def failures(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if not f.ok]
+    return [f for f in findings if not f.ok and not f.warning]
 
 
 Printer = Callable[[str], None]

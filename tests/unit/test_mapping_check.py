@@ -1,0 +1,846 @@
+"""mapping_check: mappings against hand-built column catalogs (no servers).
+
+Every rule of replicator/mapping_check.py and the wording of its findings: file:line, the field's key
+path, what is wrong and the fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import types as st
+from sqlalchemy.dialects import mysql, postgresql
+
+from replicator.changes import TableRef
+from replicator.config import Account, Batching, Config, Connection, Secret
+from replicator.mapping import MappingSet, load_mappings
+from replicator.mapping_check import (ERROR, FIT, LOSSY, UNKNOWN, ColumnInfo, _cast, check_config, check_types,
+                                      column_info, field_specs, parse_check)
+from replicator.preflight import Finding, failures
+
+CRM = TableRef("public", "customer")
+ERP = TableRef("erpdb", "customers")
+KINDS = {"crm": "postgresql", "erp": "mariadb"}
+
+
+def C(kind: str, **kw) -> ColumnInfo:  # noqa: N802
+    return ColumnInfo(kind, **kw)
+
+
+INT = C("int", bits=32)
+BIGINT = C("int", bits=64)
+UBIGINT = C("int", bits=64, unsigned=True)
+PK = C("int", bits=64, nullable=False)
+AUTO_PK = C("int", bits=64, nullable=False, generated=True)
+TEXT = C("text")
+
+
+def vc(n: int, **kw) -> ColumnInfo:
+    return C("text", length=n, **kw)
+
+
+def dec(p: int | None, s: int | None = 0, **kw) -> ColumnInfo:
+    return C("decimal", precision=p, scale=s, **kw)
+
+
+def make_config(tmp_path: Path, crm_port: int = 5432, erp_port: int = 3306) -> Config:
+    acc = Account("u", Secret(""))
+    crm = Connection("crm", "postgresql", "127.0.0.1", crm_port, "crmdb", acc, acc)
+    erp = Connection("erp", "mariadb", "127.0.0.1", erp_port, "erpdb", acc, acc)
+    return Config(tmp_path / "replicator.yaml", (crm, erp), tmp_path / "maps", Batching())
+
+
+class Env:
+    def __init__(self, tmp_path: Path):
+        self.config = make_config(tmp_path)
+        self.config.mappings_dir.mkdir(exist_ok=True)
+        self.path = self.config.mappings_dir / "m.yaml"
+
+    def load(self, text: str) -> MappingSet:
+        self.path.write_text(text, encoding="utf-8")
+        return load_mappings(self.config)
+
+    def check(self, text: str, crm: dict | None = None, erp: dict | None = None, *, extra: dict | None = None,
+              specs: bool = True) -> list[Finding]:
+        mset = self.load(text)
+        catalogs: dict = {"crm": {}, "erp": {}}
+        if crm is not None:
+            catalogs["crm"][CRM] = crm
+        if erp is not None:
+            catalogs["erp"][ERP] = erp
+        for (side, table), cols in (extra or {}).items():
+            catalogs[side][table] = cols
+        return check_types(mset, catalogs, KINDS, field_specs(self.config.mappings_dir) if specs else None)
+
+    def failures(self, *args, **kw) -> list[str]:
+        return [f"{f.side}: {f.what} | fix: {f.fix}".replace(str(self.config.mappings_dir) + "/", "")
+                for f in self.check(*args, **kw) if not f.ok]
+
+    def oks(self, *args, **kw) -> list[str]:
+        return [f"{f.side}: {f.what}".replace(str(self.config.mappings_dir) + "/", "")
+                for f in self.check(*args, **kw) if f.ok]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def one_field(spec: str = "~", direction: str = "crm_to_erp", extra: str = "", name: str = "v") -> str:
+    return f"""\
+mappings:
+  customers:
+    direction: {direction}
+    crm: {{table: customer, key: [id]}}
+    erp: {{table: customers, key: [id]}}
+{extra}    fields:
+      id: ~
+      {name}: {spec}
+"""
+
+
+def pair(env: Env, src: ColumnInfo, dst: ColumnInfo, spec: str = "~", direction: str = "crm_to_erp",
+         **kw) -> list[str]:
+    return env.failures(one_field(spec, direction), {"id": PK, "v": src}, {"id": PK, "v": dst}, **kw)
+
+
+# ---------------------------------------------------------------- rule 1: the cast table
+
+
+@pytest.mark.parametrize("src, dst, verdict", [
+    # integers
+    (INT, BIGINT, FIT),
+    (BIGINT, INT, LOSSY),
+    (UBIGINT, BIGINT, LOSSY),
+    (C("int", bits=32, unsigned=True), BIGINT, FIT),
+    (INT, C("int", bits=32, unsigned=True), LOSSY),
+    (C("int", bits=16), C("int", bits=24), FIT),
+    (INT, dec(10), FIT),
+    (INT, dec(9), LOSSY),
+    (BIGINT, dec(None, None), FIT),
+    (INT, dec(12, 2, unsigned=True), LOSSY),
+    (INT, C("float", bits=64), FIT),
+    (BIGINT, C("float", bits=64), LOSSY),
+    (C("int", bits=16), C("float", bits=32), FIT),
+    (INT, C("float", bits=32), LOSSY),
+    (INT, vc(11), FIT),
+    (INT, vc(10), LOSSY),
+    (INT, TEXT, FIT),
+    (INT, C("bool"), LOSSY),
+    (INT, C("enum", enums=("1", "2")), ERROR),
+    (INT, C("date"), ERROR),
+    (INT, C("json"), ERROR),
+    (INT, C("bytes"), ERROR),
+    # decimals
+    (dec(14, 2), dec(14, 2), FIT),
+    (dec(10, 2), dec(14, 4), FIT),
+    (dec(14, 2), dec(10, 2), LOSSY),
+    (dec(10, 4), dec(10, 2), LOSSY),
+    (dec(None, None), dec(20, 4), LOSSY),
+    (dec(20, 4), dec(None, None), FIT),
+    (dec(9, 0), INT, FIT),
+    (dec(10, 0), INT, LOSSY),
+    (dec(5, 2), BIGINT, LOSSY),
+    (dec(15, 2), C("float", bits=64), FIT),
+    (dec(16, 2), C("float", bits=64), LOSSY),
+    (dec(8, 2), C("float", bits=32), LOSSY),
+    (dec(10, 2), vc(12), FIT),
+    (dec(10, 2), vc(11), LOSSY),
+    (dec(10, 2), C("datetime"), ERROR),
+    # floats
+    (C("float", bits=64), dec(20, 6), LOSSY),
+    (C("float", bits=64), BIGINT, LOSSY),
+    (C("float", bits=64), C("float", bits=32), LOSSY),
+    (C("float", bits=32), C("float", bits=64), FIT),
+    (C("float", bits=64), vc(24), FIT),
+    (C("float", bits=64), vc(10), LOSSY),
+    # text
+    (vc(20), vc(20), FIT),
+    (vc(50), vc(100), FIT),
+    (vc(100), vc(50), LOSSY),
+    (TEXT, vc(50), LOSSY),
+    (vc(50), TEXT, FIT),
+    (TEXT, INT, LOSSY),
+    (vc(10), dec(10, 2), LOSSY),
+    (TEXT, C("date"), LOSSY),
+    (TEXT, C("datetime"), LOSSY),
+    (TEXT, C("bool"), LOSSY),
+    (TEXT, C("enum", enums=("a",)), LOSSY),
+    (TEXT, C("json"), LOSSY),
+    (TEXT, C("uuid"), LOSSY),
+    (TEXT, C("bytes"), LOSSY),
+    # enums
+    (C("enum", enums=("a", "b")), C("enum", enums=("a", "b", "c")), FIT),
+    (C("enum", enums=("a", "b", "c")), C("enum", enums=("a", "b")), LOSSY),
+    (C("enum", enums=("won", "lost")), vc(4), FIT),
+    (C("enum", enums=("won", "lost")), vc(3), LOSSY),
+    (C("enum", enums=("1",)), INT, LOSSY),
+    # booleans
+    (C("bool"), C("bool"), FIT),
+    (C("bool"), C("int", bits=8), FIT),
+    (C("bool"), dec(1, 0), FIT),
+    (C("bool"), dec(2, 2), LOSSY),
+    (C("bool"), vc(5), FIT),
+    (C("bool"), vc(1), LOSSY),
+    (C("bool"), C("date"), ERROR),
+    # dates and times
+    (C("date"), C("date"), FIT),
+    (C("date"), C("datetime", precision=0), FIT),
+    (C("date"), vc(10), FIT),
+    (C("date"), C("time"), ERROR),
+    (C("date"), INT, ERROR),
+    (C("datetime", precision=6), C("date"), LOSSY),
+    (C("datetime", precision=6), C("time", precision=6), LOSSY),
+    (C("datetime", precision=6, timezone=True), C("datetime", precision=6), FIT),
+    (C("datetime", precision=6), C("datetime", precision=6, timezone=True), FIT),
+    (C("datetime", precision=6), C("datetime", precision=0), LOSSY),
+    (C("datetime", precision=0), C("datetime", precision=6), FIT),
+    (C("datetime", precision=6), C("datetime", precision=6, bits=32), LOSSY),
+    (C("datetime", precision=0, bits=32), C("datetime", precision=6), FIT),
+    (C("datetime", precision=6), vc(26), FIT),
+    (C("datetime", precision=6, timezone=True), vc(26), LOSSY),
+    (C("datetime"), C("bool"), ERROR),
+    (C("time", precision=6), C("time", precision=3), LOSSY),
+    (C("time", precision=0), C("time", precision=6), FIT),
+    (C("time"), C("datetime"), ERROR),
+    # json, bytes, uuid
+    (C("json"), C("json"), FIT),
+    (C("json"), TEXT, FIT),
+    (C("json"), vc(1000), LOSSY),
+    (C("json"), INT, ERROR),
+    (C("json"), C("bool"), ERROR),
+    (C("bytes"), C("bytes"), FIT),
+    (C("bytes", length=16), C("bytes", length=8), LOSSY),
+    (C("bytes"), C("bytes", length=255), LOSSY),
+    (C("bytes"), INT, ERROR),
+    (C("bytes"), TEXT, LOSSY),
+    (C("bytes"), C("json"), LOSSY),
+    (C("bytes", length=16, precision=16), C("uuid"), FIT),
+    (C("bytes", length=16), C("uuid"), LOSSY),
+    (C("uuid"), C("uuid"), FIT),
+    (C("uuid"), vc(36), FIT),
+    (C("uuid"), vc(32), LOSSY),
+    (C("uuid"), C("bytes", length=16), FIT),
+    (C("uuid"), C("bytes", length=8), LOSSY),
+    (C("uuid"), INT, ERROR),
+    # unknown types
+    (C("other"), INT, UNKNOWN),
+    (INT, C("other"), UNKNOWN),
+])
+def test_cast_table(src: ColumnInfo, dst: ColumnInfo, verdict: str) -> None:
+    assert _cast(src, dst)[0] == verdict, _cast(src, dst)
+
+
+def test_int_narrowing_is_refused_with_location_and_fix(env: Env) -> None:
+    (msg,) = pair(env, BIGINT, INT)
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v: crm.public.customer.v BIGINT -> "
+                          "erp.erpdb.customers.v INTEGER (crm_to_erp): lossy cast: ")
+    assert "BIGINT (-9223372036854775808..9223372036854775807) into INTEGER (-2147483648..2147483647) narrows" in msg
+    assert "fix: widen erpdb.customers.v to hold BIGINT, or add `lossy: allow` to the field" in msg
+
+
+def test_unsigned_bigint_into_signed_bigint(env: Env) -> None:
+    (msg,) = pair(env, BIGINT, UBIGINT, direction="erp_to_crm")  # pair(crm column, erp column)
+    assert "erp.erpdb.customers.v BIGINT UNSIGNED -> crm.public.customer.v BIGINT (erp_to_crm): lossy cast" in msg
+    assert msg.startswith("crm: ")
+
+
+def test_signed_into_unsigned_names_negative_values(env: Env) -> None:
+    (msg,) = pair(env, INT, C("int", bits=32, unsigned=True))
+    assert "negative values do not fit an UNSIGNED column" in msg
+
+
+def test_smaller_precision_and_scale(env: Env) -> None:
+    (msg,) = pair(env, dec(14, 2), dec(10, 2))
+    assert "NUMERIC(14,2) into NUMERIC(10,2): fewer integer digits" in msg
+    (msg,) = pair(env, dec(10, 4), dec(10, 2))
+    assert "fewer decimal places (rounded)" in msg
+    (msg,) = pair(env, dec(None, None), dec(10, 2))
+    assert "fewer integer digits" in msg
+
+
+def test_byte_lengths(env: Env) -> None:
+    (msg,) = pair(env, C("bytes", type_name="BYTEA"), C("bytes", length=64, type_name="VARBINARY(64)"))
+    assert "lossy cast: unbounded bytes into at most 64 bytes" in msg
+    (msg,) = pair(env, C("bytes", length=128), C("bytes", length=64))
+    assert "lossy cast: bytes of up to 128 into at most 64 bytes" in msg
+
+
+def test_float_into_numeric_and_int(env: Env) -> None:
+    (msg,) = pair(env, C("float", bits=64), dec(12, 2))
+    assert "a floating-point number into NUMERIC(12,2) is rounded" in msg
+    assert "fix: change erpdb.customers.v to a type that holds DOUBLE PRECISION" in msg
+    assert len(pair(env, C("float", bits=64), INT)) == 1
+
+
+def test_text_lengths(env: Env) -> None:
+    (msg,) = pair(env, vc(100), vc(50))
+    assert "lossy cast: text of up to 100 characters into at most 50" in msg
+    assert "fix: widen erpdb.customers.v to hold VARCHAR(100)" in msg
+    (msg,) = pair(env, TEXT, vc(50))
+    assert "lossy cast: unbounded values into at most 50 characters" in msg
+    assert pair(env, vc(50), TEXT) == []
+    assert pair(env, vc(50), vc(50)) == []
+
+
+def test_text_into_number_date_bool(env: Env) -> None:
+    for dst, kind in ((INT, "int"), (C("date"), "date"), (C("bool"), "bool"), (dec(10, 2), "decimal")):
+        (msg,) = pair(env, vc(20), dst)
+        assert f"lossy cast: text into {kind}: a text that is not a valid {kind} is a row error" in msg
+
+
+def test_datetime_into_date_and_timestamptz_into_naive(env: Env) -> None:
+    (msg,) = pair(env, C("datetime", precision=6), C("date"))
+    assert "a datetime into a date loses the time of day" in msg
+    tz = C("datetime", precision=6, timezone=True, type_name="TIMESTAMP WITH TIME ZONE")
+    assert pair(env, tz, C("datetime", precision=6, type_name="DATETIME(6)")) == []
+
+
+def test_fractional_seconds(env: Env) -> None:
+    (msg,) = pair(env, C("datetime", precision=6, type_name="TIMESTAMP WITHOUT TIME ZONE"),
+                  C("datetime", precision=0, type_name="DATETIME"))
+    assert "DATETIME keeps 0 fractional-second digits, TIMESTAMP WITHOUT TIME ZONE 6" in msg
+
+
+def test_incompatible_types_are_errors_even_with_lossy(env: Env) -> None:
+    (msg,) = pair(env, C("json", type_name="JSONB"), INT, "{lossy: allow}")
+    assert "crm.public.customer.v JSONB -> erp.erpdb.customers.v INTEGER (crm_to_erp): incompatible types: " \
+           "JSON cannot become an integer" in msg
+    assert "(lossy: allow does not help)" in msg
+    (msg,) = pair(env, C("bytes", type_name="BYTEA"), INT, "{lossy: allow}")
+    assert "bytes cannot become an integer" in msg
+
+
+def test_lossy_allow_turns_a_refusal_into_an_ok_finding(env: Env) -> None:
+    text = one_field("{lossy: allow}")
+    assert env.failures(text, {"id": PK, "v": BIGINT}, {"id": PK, "v": INT}) == []
+    oks = env.oks(text, {"id": PK, "v": BIGINT}, {"id": PK, "v": INT})
+    assert any("mappings.customers.fields.v" in o and "lossy (" in o and "allowed by lossy: allow" in o for o in oks)
+
+
+def test_both_directions_are_checked(env: Env) -> None:
+    msgs = pair(env, vc(100), vc(50), direction="both")
+    assert len(msgs) == 1 and "(crm_to_erp)" in msgs[0]  # 50 into 100 fits
+    msgs = pair(env, BIGINT, UBIGINT, direction="both")
+    assert {m.split(" ", 1)[0] for m in msgs} == {"erp:", "crm:"}
+
+
+def test_unknown_types_are_an_ok_finding(env: Env) -> None:
+    text = one_field()
+    crm, erp = {"id": PK, "v": C("other", type_name="INTERVAL")}, {"id": PK, "v": vc(10)}
+    assert env.failures(text, crm, erp) == []
+    assert any("INTERVAL -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in o
+               for o in env.oks(text, crm, erp))
+
+
+def test_a_fitting_flow_says_so(env: Env) -> None:
+    oks = env.oks(one_field(), {"id": PK, "v": INT}, {"id": PK, "v": BIGINT})
+    assert "erp: m.yaml:3: mappings.customers: crm_to_erp: the types of 2 field(s) fit erpdb.customers" in oks
+
+
+def test_missing_tables_and_columns_are_left_to_the_catalog_check(env: Env) -> None:
+    assert env.failures(one_field(), {"id": PK}, {"id": PK}) == []
+    assert env.check(one_field(), None, None) == []
+    mset = env.load(one_field())
+    assert check_types(mset, {}, KINDS) == []
+
+
+# ---------------------------------------------------------------- rule 1: maps, transforms, defaults, constants
+
+
+def test_transform_or_map_skips_the_kind_check(env: Env) -> None:
+    assert pair(env, vc(20), C("date"), "{transform: [{parse_date: '%d.%m.%Y'}]}") == []
+    assert pair(env, vc(20), INT, "{map: [{crm: a, erp: 1}, {crm: b, erp: 2}]}") == []
+    # no specs: the map/transform is only known as a closure; still skipped
+    assert pair(env, vc(20), C("date"), "{transform: [{parse_date: '%d.%m.%Y'}]}", specs=False) == []
+
+
+def test_transform_for_the_other_direction_only_keeps_the_kind_check(env: Env) -> None:
+    spec = "{transform: {erp_to_crm: [trim]}}"
+    msgs = pair(env, vc(100), vc(50), spec, direction="both")
+    assert len(msgs) == 1 and "(crm_to_erp): lossy cast" in msgs[0]
+
+
+def test_default_only_is_still_kind_checked_with_specs(env: Env) -> None:
+    (msg,) = pair(env, BIGINT, INT, "{default: 0}")
+    assert "lossy cast" in msg
+    assert pair(env, BIGINT, INT, "{default: 0}", specs=False) == []  # a closure: not known to be a default only
+
+
+def test_default_must_fit(env: Env) -> None:
+    (msg,) = pair(env, vc(5), vc(5), "{default: toolong}")
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.default: default into erp.erpdb.customers.v "
+                          "(crm_to_erp): 'toolong' is 7 characters, the column holds 5")
+
+
+def test_constant_too_long_is_an_error_even_with_lossy(env: Env) -> None:
+    text = one_field("{crm: ~, constant: CRM-IMPORT, lossy: allow}")
+    (msg,) = env.failures(text, {"id": PK}, {"id": PK, "v": vc(5)})
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.constant: constant into "
+                          "erp.erpdb.customers.v (crm_to_erp): 'CRM-IMPORT' is 10 characters, the column holds 5")
+    assert "fix: change the constant, or widen erpdb.customers.v" in msg
+    # without specs the constant is read through its plan
+    (msg,) = env.failures(text, {"id": PK}, {"id": PK, "v": vc(5)}, specs=False)
+    assert "'CRM-IMPORT' is 10 characters" in msg
+
+
+def test_constant_into_enum_number_and_not_null(env: Env) -> None:
+    (msg,) = env.failures(one_field("{crm: ~, constant: X}"), {"id": PK},
+                          {"id": PK, "v": C("enum", enums=("A", "B"), type_name="ENUM('A','B')")})
+    assert "'X' is not a value of ENUM('A','B')" in msg
+    (msg,) = env.failures(one_field("{crm: ~, constant: 300}"), {"id": PK}, {"id": PK, "v": C("int", bits=8)})
+    assert "300 is outside TINYINT (-128..127)" in msg
+    (msg,) = env.failures(one_field("{crm: ~, constant: abc}"), {"id": PK}, {"id": PK, "v": INT})
+    assert "'abc' is not a number" in msg
+    (msg,) = env.failures(one_field("{crm: ~, constant: ~}"), {"id": PK}, {"id": PK, "v": vc(5, nullable=False)})
+    assert "constant NULL into NOT NULL erp.erpdb.customers.v" in msg
+    ab = C("enum", enums=("A", "B"))
+    assert env.failures(one_field("{crm: ~, constant: B}"), {"id": PK}, {"id": PK, "v": ab}) == []
+
+
+# ---------------------------------------------------------------- rule 1: columns that cannot be written
+
+
+def test_computed_target_column(env: Env) -> None:
+    (msg,) = pair(env, INT, C("int", bits=32, computed=True))
+    assert "erp.erpdb.customers.v is a generated column (AS expression) and cannot be written (crm_to_erp)" in msg
+
+
+def test_identity_always_target_column(env: Env) -> None:
+    always = C("int", bits=32, nullable=False, generated=True, identity_always=True)
+    (msg,) = pair(env, always, INT, direction="erp_to_crm")
+    assert "crm.public.customer.v is GENERATED ALWAYS AS IDENTITY and cannot be written (erp_to_crm)" in msg
+    assert "SET GENERATED BY DEFAULT" in msg
+
+
+# ---------------------------------------------------------------- rule 1: references
+
+
+def refs_yaml(crosswalk: bool) -> str:
+    link = "    link: {crosswalk: true}\n" if crosswalk else ""
+    return f"""\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {{table: customer, key: [id]}}
+    erp: {{table: customers, key: [cid]}}
+{link}    fields:
+      id: {{erp: cid}}
+  orders:
+    direction: crm_to_erp
+    crm: {{table: orders, key: [id]}}
+    erp: {{table: orders, key: [id]}}
+    fields:
+      id: ~
+      customer_id: {{references: customers}}
+"""
+
+
+def test_reference_through_a_crosswalk_compares_the_referenced_target_key(env: Env) -> None:
+    extra = {("crm", TableRef("public", "orders")): {"id": PK, "customer_id": INT},
+             ("erp", TableRef("erpdb", "orders")): {"id": PK, "customer_id": INT}}
+    crm, erp = {"id": INT}, {"cid": C("int", bits=64, nullable=False, generated=True)}
+    (msg,) = env.failures(refs_yaml(True), crm, erp, extra=extra)
+    assert ("mappings.orders.fields.customer_id: erp.erpdb.customers.cid (the key of customers, through its "
+            "crosswalk) BIGINT -> erp.erpdb.orders.customer_id INTEGER (crm_to_erp): lossy cast") in msg
+    # shared keys: the value is the source value, INTEGER into INTEGER fits
+    assert env.failures(refs_yaml(False), {"id": INT}, {"cid": INT}, extra=extra) == []
+
+
+# ---------------------------------------------------------------- rule 2: NOT NULL columns
+
+
+def test_not_null_column_without_default_and_field(env: Env) -> None:
+    (msg,) = env.failures(one_field(), {"id": PK, "v": INT},
+                          {"id": PK, "v": INT, "customer_no": vc(20, nullable=False)})
+    assert msg.startswith("erp: m.yaml:3: mappings.customers.fields: column customer_no of erpdb.customers is NOT NULL "
+                          "and no field fills it when crm_to_erp creates rows")
+    assert "fix: add a field for customer_no (a source column or `constant:` with `crm: ~`), give " \
+           "erpdb.customers.customer_no a DEFAULT or make it NULL, or set `created_by: erp`" in msg
+
+
+@pytest.mark.parametrize("col", [vc(20, nullable=False, has_default=True), vc(20),
+                                 C("int", bits=64, nullable=False, generated=True),
+                                 C("int", bits=64, nullable=False, computed=True)])
+def test_not_null_with_default_nullable_or_generated_is_fine(env: Env, col: ColumnInfo) -> None:
+    assert env.failures(one_field(), {"id": PK, "v": INT}, {"id": PK, "v": INT, "other": col}) == []
+
+
+def test_not_null_names_the_owner_that_keeps_the_field_out(env: Env) -> None:
+    text = one_field("{owner: erp}", direction="both")
+    msgs = env.failures(text, {"id": PK, "v": INT}, {"id": PK, "v": C("int", bits=32, nullable=False)})
+    (msg,) = msgs
+    assert "column v of erpdb.customers is NOT NULL and no field fills it when crm_to_erp creates rows " \
+           "(field v flows only from erp)" in msg
+
+
+def test_created_by_the_other_side_never_inserts(env: Env) -> None:
+    text = one_field("{owner: erp}", direction="both", extra="    created_by: erp\n")
+    assert env.failures(text, {"id": PK, "v": INT}, {"id": PK, "v": C("int", bits=32, nullable=False)}) == []
+
+
+def test_constant_fills_a_not_null_column(env: Env) -> None:
+    text = one_field("{crm: ~, constant: 1}")
+    assert env.failures(text, {"id": PK}, {"id": PK, "v": C("int", bits=32, nullable=False)}) == []
+
+
+# ---------------------------------------------------------------- rule 3: value maps and enums
+
+STATUS_MAP = "{map: [{crm: new, erp: N}, {crm: won, erp: W}]%s}"
+CRM_STATUS = C("enum", enums=("new", "won", "lost"), type_name="deal_status")
+ERP_STATUS = C("enum", enums=("N", "W", "L"), type_name="ENUM('N','W','L')")
+
+
+def status(env: Env, extra: str = "", src: ColumnInfo = CRM_STATUS, dst: ColumnInfo = ERP_STATUS,
+           **kw) -> list[str]:
+    return pair(env, src, dst, STATUS_MAP % extra, **kw)
+
+
+def test_map_must_cover_the_source_enum(env: Env) -> None:
+    (msg,) = status(env)
+    assert msg.startswith("crm: m.yaml:8: mappings.customers.fields.v.map: values 'lost' of crm.public.customer.v "
+                          "deal_status are not in the map (crm_to_erp); with unmapped: error each is a row error")
+    assert "fix: add pairs for them, or set `unmapped: pass` or `unmapped: {default: value}`" in msg
+
+
+def test_unmapped_default_covers_the_enum(env: Env) -> None:
+    assert status(env, ", unmapped: {default: L}") == []
+    (msg,) = status(env, ", unmapped: {default: X}")
+    assert "mappings.customers.fields.v.unmapped: unmapped default into erp.erpdb.customers.v (crm_to_erp): " \
+           "'X' is not a value of ENUM('N','W','L')" in msg
+
+
+def test_unmapped_pass_values_must_fit_the_target(env: Env) -> None:
+    (msg,) = status(env, ", unmapped: pass")
+    assert "values 'lost' of crm.public.customer.v pass unmapped (unmapped: pass) but do not fit " \
+           "erp.erpdb.customers.v ENUM('N','W','L') (crm_to_erp)" in msg
+    assert status(env, ", unmapped: pass", dst=C("enum", enums=("N", "W", "lost"))) == []
+    assert status(env, ", unmapped: pass", dst=vc(10)) == []
+
+
+def test_map_target_values_must_be_in_the_target_enum(env: Env) -> None:
+    (msg,) = status(env, ", unmapped: pass", src=vc(10), dst=C("enum", enums=("N", "L"), type_name="ENUM('N','L')"))
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.map: map values for erp.erpdb.customers.v "
+                          "(crm_to_erp): 'W' is not a value of ENUM('N','L')")
+    assert "fix: use values of ENUM('N','L') on the erp side of the map, or add them to erpdb.customers.v" in msg
+
+
+def test_map_target_values_must_fit_a_varchar(env: Env) -> None:
+    (msg,) = pair(env, vc(10), vc(3), "{map: [{crm: a, erp: ABCD}], unmapped: pass}")
+    assert "'ABCD' is 4 characters, the column holds 3" in msg
+
+
+def test_map_followed_by_a_transform_is_not_checked_on_the_target(env: Env) -> None:
+    assert status(env, ", unmapped: pass, transform: [lower]", src=vc(10),
+                  dst=C("enum", enums=("n",))) == []
+
+
+def test_map_coverage_in_the_other_direction(env: Env) -> None:
+    msgs = status(env, direction="both")
+    assert any("values 'L' of erp.erpdb.customers.v ENUM('N','W','L') are not in the map (erp_to_crm)" in m
+               for m in msgs)
+    assert any("values 'lost' of crm.public.customer.v" in m for m in msgs)
+
+
+def test_map_with_numbers_matches_enum_text(env: Env) -> None:
+    assert pair(env, C("enum", enums=("1", "2")), INT, "{map: [{crm: 1, erp: 10}, {crm: '2', erp: 20}]}") == []
+
+
+def test_without_specs_maps_are_not_checked(env: Env) -> None:
+    assert status(env, specs=False) == []
+
+
+# ---------------------------------------------------------------- rule 4: gates, natural keys, crosswalks, references
+
+
+def test_gate_column_must_exist(env: Env) -> None:
+    gate = "    gate:\n      crm_to_erp: {column: stage, becomes: won}\n"
+    (msg,) = env.failures(one_field(extra=gate), {"id": PK, "v": INT}, {"id": PK, "v": INT})
+    assert msg.startswith("crm: m.yaml:3: mappings.customers.gate.crm_to_erp: gate column stage does not exist "
+                          "in public.customer")
+    ok = {"id": PK, "v": INT, "stage": vc(10)}
+    assert env.failures(one_field(extra=gate), ok, {"id": PK, "v": INT}) == []
+
+
+def test_gate_values_must_be_enum_values(env: Env) -> None:
+    gate = "    gate:\n      crm_to_erp: {column: stage, becomes: [won, confirmed]}\n"
+    (msg,) = env.failures(one_field(extra=gate), {"id": PK, "v": INT, "stage": CRM_STATUS}, {"id": PK, "v": INT})
+    assert "gate values 'confirmed' are not values of public.customer.stage deal_status: the gate never fires" in msg
+
+
+NATURAL = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [id]}
+    link: {natural: [vat_id], crosswalk: true}
+    fields:
+      vat_id: %s
+      name: ~
+"""
+AUTO = {"id": AUTO_PK, "vat_id": vc(20), "name": vc(50)}
+
+
+def test_natural_key_must_flow_both_ways(env: Env) -> None:
+    (msg,) = env.failures(NATURAL % "{owner: crm}", AUTO, AUTO)
+    assert msg.startswith("crm: m.yaml:8: mappings.customers.fields.vat_id: natural key field vat_id is not sent "
+                          "erp_to_crm (owner: crm): rows cannot be linked in that direction")
+    assert "fix: remove `owner` from the natural key field" in msg
+    assert env.failures(NATURAL % "~", AUTO, AUTO) == []
+
+
+def test_natural_key_column_must_exist_on_both_sides(env: Env) -> None:
+    (msg,) = env.failures(NATURAL % "{erp: ust_id}", AUTO, AUTO)
+    assert "mappings.customers.fields.vat_id: natural key column ust_id does not exist in erpdb.customers" in msg
+
+
+def test_natural_key_needs_a_column_on_both_sides(env: Env) -> None:
+    msgs = env.failures(NATURAL % "{erp: ~}", AUTO, AUTO)
+    assert any("natural key field vat_id has no erp column" in m for m in msgs)
+
+
+def test_crosswalk_key_must_be_generated(env: Env) -> None:
+    plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
+    msgs = env.failures(NATURAL % "~", plain, plain)
+    assert len(msgs) == 2
+    erp = next(m for m in msgs if m.startswith("erp:"))
+    assert erp.startswith("erp: m.yaml:3: mappings.customers.link: crosswalk: key column id of erpdb.customers is not "
+                          "generated by the database, but crm_to_erp creates rows and leaves the key to it")
+    assert "fix: ALTER TABLE erpdb.customers MODIFY id BIGINT NOT NULL AUTO_INCREMENT" in erp
+    crm = next(m for m in msgs if m.startswith("crm:"))
+    assert "fix: ALTER TABLE public.customer ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY" in crm
+    # it is not also reported as an unfilled NOT NULL column
+    assert not any("no field fills it" in m for m in msgs)
+
+
+def test_crosswalk_key_only_where_rows_are_created(env: Env) -> None:
+    text = (NATURAL % "~").replace("    link:", "    created_by: crm\n    link:")
+    plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
+    (msg,) = env.failures(text, AUTO, plain)
+    assert "key column id of erpdb.customers is not generated" in msg
+
+
+def test_crosswalk_identity_always_key_is_fine(env: Env) -> None:
+    always = dict(AUTO, id=C("int", bits=64, nullable=False, generated=True, identity_always=True))
+    assert env.failures(NATURAL % "~", always, AUTO) == []
+
+
+def test_references_need_a_single_column_key(env: Env) -> None:
+    text = """\
+mappings:
+  lines:
+    direction: crm_to_erp
+    crm: {table: customer, key: [id, line]}
+    erp: {table: customers, key: [id, line]}
+    fields:
+      id: ~
+      line: ~
+  notes:
+    direction: crm_to_erp
+    crm: {table: notes, key: [id]}
+    erp: {table: notes, key: [id]}
+    fields:
+      id: ~
+      line_id: {references: lines}
+"""
+    cols = {"id": PK, "line": INT}
+    extra = {("crm", TableRef("public", "notes")): {"id": PK, "line_id": INT},
+             ("erp", TableRef("erpdb", "notes")): {"id": PK, "line_id": INT}}
+    msgs = env.failures(text, cols, cols, extra=extra)
+    assert len(msgs) == 2
+    assert msgs[0].startswith("crm: m.yaml:15: mappings.notes.fields.line_id.references: references lines, whose crm "
+                              "key ['id', 'line'] has 2 columns; a reference holds one")
+
+
+# ---------------------------------------------------------------- reading catalogs, specs, the preflight entry
+
+
+PG = postgresql.dialect()
+MY = mysql.dialect()
+
+
+def info(t, dialect=PG, **col) -> ColumnInfo:
+    return column_info({"name": "c", "type": t, "nullable": col.pop("nullable", True), "default": None, **col}, dialect)
+
+
+def test_column_info_postgresql() -> None:
+    assert info(postgresql.INTEGER(), default="nextval('t_id_seq'::regclass)", autoincrement=True).generated
+    ident = info(postgresql.BIGINT(), identity={"always": True}, autoincrement=True, nullable=False)
+    assert (ident.kind, ident.bits, ident.generated, ident.identity_always, ident.nullable) == \
+        ("int", 64, True, True, False)
+    assert info(postgresql.SMALLINT()).bits == 16
+    n = info(postgresql.NUMERIC(10, 2))
+    assert (n.kind, n.precision, n.scale) == ("decimal", 10, 2)
+    assert info(postgresql.NUMERIC()).precision is None
+    assert info(postgresql.REAL()).bits == 32 and info(postgresql.DOUBLE_PRECISION(precision=53)).bits == 64
+    assert info(postgresql.VARCHAR(20)).length == 20 and info(postgresql.TEXT()).length is None
+    e = info(postgresql.ENUM("a", "b", name="mood"))
+    assert (e.kind, e.enums, e.type_name) == ("enum", ("a", "b"), "mood")
+    ts = info(postgresql.TIMESTAMP(timezone=True))
+    assert (ts.kind, ts.timezone, ts.precision) == ("datetime", True, 6)
+    assert info(postgresql.TIMESTAMP(precision=0)).precision == 0
+    assert info(postgresql.JSONB()).kind == "json" and info(postgresql.BYTEA()).kind == "bytes"
+    assert info(postgresql.UUID(), default="gen_random_uuid()").generated
+    assert info(postgresql.INTERVAL()).kind == "other" and info(postgresql.ARRAY(st.Integer())).kind == "other"
+    assert info(postgresql.DOMAIN("pos", st.Integer())).kind == "int"
+    assert info(postgresql.INTEGER(), computed={"sqltext": "a*2"}).computed
+    assert info(postgresql.BOOLEAN(), default="false", nullable=False).has_default
+
+
+def test_column_info_mariadb() -> None:
+    assert info(mysql.BIGINT(unsigned=True), MY, autoincrement=True).generated
+    u = info(mysql.BIGINT(unsigned=True), MY)
+    assert (u.kind, u.bits, u.unsigned, u.generated) == ("int", 64, True, False)
+    assert info(mysql.TINYINT(display_width=1), MY).kind == "bool"
+    assert info(mysql.TINYINT(display_width=4), MY).bits == 8
+    assert info(mysql.MEDIUMINT(), MY).bits == 24
+    assert info(mysql.FLOAT(), MY).bits == 32 and info(mysql.DOUBLE(), MY).bits == 64
+    assert info(mysql.DECIMAL(5, 0, unsigned=True), MY).unsigned
+    e = info(mysql.ENUM("A", "B"), MY)
+    assert (e.kind, e.enums) == ("enum", ("A", "B"))
+    assert info(mysql.SET("x"), MY).kind == "other" and info(mysql.YEAR(), MY).kind == "other"
+    assert info(mysql.TINYTEXT(), MY).length == 255 and info(mysql.LONGTEXT(), MY).length is None
+    assert info(mysql.DATETIME(), MY).precision == 0 and info(mysql.DATETIME(fsp=6), MY).precision == 6
+    ts = info(mysql.TIMESTAMP(), MY)
+    assert (ts.kind, ts.bits) == ("datetime", 32)
+    assert info(mysql.TIME(fsp=3), MY).precision == 3
+    b = info(mysql.BINARY(16), MY)
+    assert (b.kind, b.length, b.precision) == ("bytes", 16, 16)
+    assert info(mysql.VARBINARY(16), MY).precision is None and info(mysql.BLOB(), MY).length is None
+    col = {"name": "j", "type": mysql.LONGTEXT(), "nullable": True, "default": None}
+    assert column_info(col, MY, json=True).kind == "json"
+    assert info(mysql.CHAR(2), MY, default="'DE'", nullable=False).has_default
+    assert not info(mysql.VARCHAR(2), MY, default="NULL").has_default
+
+
+def test_field_specs(env: Env) -> None:
+    env.load(one_field("{map: [{crm: a, erp: A}], unmapped: pass}"))
+    specs = field_specs(env.config.mappings_dir)
+    assert specs[("customers", "id")] is None
+    assert specs[("customers", "v")] == {"map": [{"crm": "a", "erp": "A"}], "unmapped": "pass"}
+    assert field_specs(env.config.mappings_dir / "missing") == {}
+
+
+def test_check_config_skips_unreachable_servers(tmp_path: Path) -> None:
+    config = make_config(tmp_path, crm_port=1, erp_port=1)  # nothing listens on port 1
+    config.mappings_dir.mkdir()
+    (config.mappings_dir / "m.yaml").write_text(one_field(), encoding="utf-8")
+    assert check_config(config, load_mappings(config)) == []
+
+
+def test_describe_without_a_type_name() -> None:
+    assert C("int", bits=64, unsigned=True).describe() == "BIGINT UNSIGNED"
+    assert dec(10, 2).describe() == "NUMERIC(10,2)" and dec(None, None).describe() == "NUMERIC"
+    assert vc(5).describe() == "VARCHAR(5)" and TEXT.describe() == "TEXT"
+    assert C("enum", enums=("a",)).describe() == "ENUM('a')"
+
+
+# ---------------------------------------------------------------- CHECK domains
+
+
+@pytest.mark.parametrize("clause, parsed", [
+    # PostgreSQL 15 spellings
+    ("a::text = ANY (ARRAY['phone'::character varying, 'email'::character varying]::text[])",
+     ("a", (("phone", "email"), None))),
+    ("((status)::text = ANY ((ARRAY['it''s'::character varying, 'b'::character varying])::text[]))",
+     ("status", (("it's", "b"), None))),
+    ("(v::text = ANY (ARRAY['a'::character varying, 'b'::character varying]::text[])) OR v IS NULL",
+     ("v", (("a", "b"), None))),
+    ("w = ANY (ARRAY[1, 2, 3])", ("w", ((1, 2, 3), None))),
+    ("z = 'only'::text", ("z", (("only",), None))),
+    ("s >= 1 AND s <= 4", ("s", (None, (1, 4)))),
+    ("((severity >= 1) AND (severity <= 4))", ("severity", (None, (1, 4)))),
+    ("y > 0 AND y < 100", ("y", (None, (1, 99)))),
+    ("x >= 0", ("x", (None, (0, None)))),
+    # MariaDB spellings
+    ("`a` in ('phone','email')", ("a", (("phone", "email"), None))),
+    ("`v` in ('a','b') or `v` is null", ("v", (("a", "b"), None))),
+    ("`s` between 1 and 4", ("s", (None, (1, 4)))),
+    ("`w` in (1,2,3)", ("w", ((1, 2, 3), None))),
+    # anything else is not a domain
+    ("q < r", None),
+    ("`q` < `r`", None),
+    ("x > 0 AND y < 5", None),
+    ("length(a) > 3", None),
+    ("(amount)::numeric >= 0.5", None),
+])
+def test_parse_check(clause: str, parsed) -> None:
+    assert parse_check(clause) == parsed
+
+
+def test_column_info_applies_a_check() -> None:
+    col = {"name": "c", "type": postgresql.VARCHAR(12), "nullable": False, "default": None}
+    assert column_info(col, PG, check=(("phone", "email"), None)).enums == ("phone", "email")
+    small = {"name": "c", "type": postgresql.SMALLINT(), "nullable": False, "default": None}
+    info4 = column_info(small, PG, check=(None, (1, 4)))
+    assert info4.bounds == (1, 4) and info4.describe() == "SMALLINT CHECK 1..4"
+    assert column_info(small, PG, check=((1, 2, 3), None)).bounds == (1, 3)
+    assert column_info(small, PG, check=(None, (0, None))).bounds == (0, 32767)
+
+
+def test_column_info_reads_a_domain_check() -> None:
+    pct = postgresql.DOMAIN("pct", st.SmallInteger(), check="VALUE >= 0 AND VALUE <= 100")
+    assert column_info({"name": "p", "type": pct, "nullable": True, "default": None}, PG).bounds == (0, 100)
+
+
+CHECKED = vc(12, enums=("phone", "email"))
+
+
+@pytest.mark.parametrize("src, dst, verdict", [
+    (CHECKED, C("enum", enums=("phone", "email", "visit")), FIT),
+    (CHECKED, C("enum", enums=("phone",)), LOSSY),
+    (C("enum", enums=("phone",)), CHECKED, FIT),
+    (C("enum", enums=("phone", "fax")), CHECKED, LOSSY),
+    (vc(12), CHECKED, LOSSY),
+    (CHECKED, vc(5), FIT),  # the longest allowed value has 5 characters
+    (CHECKED, vc(4), LOSSY),
+    (C("int", bits=16, bounds=(1, 4)), C("int", bits=8), FIT),
+    (C("int", bits=8), C("int", bits=16, bounds=(1, 4)), LOSSY),
+    (C("int", bits=64, bounds=(0, 999)), dec(3, 0), FIT),
+])
+def test_cast_with_check_domains(src: ColumnInfo, dst: ColumnInfo, verdict: str) -> None:
+    assert _cast(src, dst)[0] == verdict, _cast(src, dst)
+
+
+def test_checked_target_message_and_fix(env: Env) -> None:
+    (msg,) = pair(env, C("int", bits=8, type_name="TINYINT(4)"), C("int", bits=16, bounds=(1, 4), type_name="SMALLINT"))
+    assert "TINYINT(4) (-128..127) into SMALLINT CHECK 1..4 narrows" in msg
+    assert "fix: add the same CHECK to public.customer.v so its values always fit, relax the CHECK of " \
+           "erpdb.customers.v, or add `lossy: allow`" in msg
+
+
+def test_map_must_cover_a_checked_text_source(env: Env) -> None:
+    (msg,) = pair(env, CHECKED, C("enum", enums=("P", "E")), "{map: [{crm: phone, erp: P}]}")
+    assert "values 'email' of crm.public.customer.v VARCHAR(12) CHECK IN ('phone','email') are not in the map" in msg
+
+
+def test_constant_into_a_checked_text_column(env: Env) -> None:
+    (msg,) = env.failures(one_field("{crm: ~, constant: fax}"), {"id": PK}, {"id": PK, "v": CHECKED})
+    assert "'fax' is not allowed by the CHECK of VARCHAR(12) CHECK IN ('phone','email')" in msg
+
+
+def test_gate_values_of_a_checked_text_column(env: Env) -> None:
+    gate = "    gate:\n      crm_to_erp: {column: channel, becomes: fax}\n"
+    (msg,) = env.failures(one_field(extra=gate), {"id": PK, "v": INT, "channel": CHECKED}, {"id": PK, "v": INT})
+    assert "gate values 'fax' are not values of public.customer.channel" in msg
+
+
+# ---------------------------------------------------------------- refused or warned
+
+
+@pytest.mark.parametrize("src, dst, refused", [
+    (vc(100), vc(50), False),  # too long: strict mode rejects the row, loudly
+    (BIGINT, INT, False),  # out of range: rejected, loudly
+    (dec(10, 4), dec(10, 2), True),  # rounded silently: refused
+    (C("float", bits=64), dec(12, 2), True),  # rounded silently: refused
+    (C("datetime", precision=6), C("datetime", precision=0), True),  # fraction cut silently: refused
+    (C("datetime"), C("date"), True),  # time of day dropped silently: refused
+])
+def test_silent_losses_are_refused_loud_ones_are_warnings(env: Env, src: ColumnInfo, dst: ColumnInfo,
+                                                          refused: bool) -> None:
+    (finding,) = [f for f in env.check(one_field("~", "crm_to_erp"), {"id": PK, "v": src}, {"id": PK, "v": dst})
+                  if not f.ok]
+    assert "lossy cast" in finding.what
+    assert finding.warning is not refused
+    assert bool(failures([finding])) is refused
