@@ -91,17 +91,22 @@ class Linker:
                 value = resolved
             values[col] = value
         target_key = self._counterpart(flow, lc.source_key, values)
+        linked_now = False
         if target_key is None and flow.link.natural:
             target_key = self._natural(flow, values, lc)
             if target_key is not None:
                 if flow.link.crosswalk:
                     self._pair(flow, lc.source_key, target_key)
                 metrics.links_created.labels(self.stream, flow.mapping, "natural").inc()
+                linked_now = True
         if target_key is not None:
             changed = {c: v for c, v in values.items() if c not in flow.target.key}
             if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
+            if linked_now and flow.referenced:
+                # the record has a counterpart from now on: children waiting for it can follow
+                self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
             return
         if not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
@@ -178,20 +183,22 @@ class Linker:
             target_key = self.a.insert_returning(flow.target.table, row, flow.target.key)
             self._pair(flow, lc.source_key, target_key)
             metrics.links_created.labels(self.stream, flow.mapping, "crosswalk").inc()
-        else:
+            metrics.rows_applied.labels(self.stream, str(flow.target.table), "insert").inc()
+        else:  # the applier counts the rows it applies
             self.a.apply([TargetChange(flow.target.table, Op.INSERT, flow.target.key,
                                        tuple(values[c] for c in flow.target.key), values)])
-        metrics.rows_applied.labels(self.stream, str(flow.target.table), "insert").inc()
         if flow.referenced:
             self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
 
     def _delete(self, flow: Flow, lc: LinkedChange) -> None:
+        dropped = self._drop_parked(flow, lc.source_key) if any(p.references for p in flow.plans) else 0
         if flow.link.crosswalk:
             target_key = self._crosswalk(flow.mapping, lc.source_key)
         else:
             target_key = tuple(lc.change.before[c] for c in flow.key_sources)  # type: ignore[index]
         if target_key is None:
-            metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()
+            if not dropped:  # a row that only had parked changes never reached the target: nothing is missing
+                metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()
             return
         if isinstance(flow.delete, dict):
             done = self.a.update_by_key(flow.target.table, flow.target.key, target_key, dict(flow.delete))
@@ -202,6 +209,20 @@ class Linker:
         metrics.rows_applied.labels(self.stream, str(flow.target.table), op).inc()
         if not done:
             metrics.rows_missing.labels(self.stream, str(flow.target.table), op).inc()
+
+    def _drop_parked(self, flow: Flow, source_key: tuple) -> int:
+        """A deleted source row: its changes still waiting for a parent must never be applied."""
+        rows = self.a.query(f"SELECT id, {self.change_col} FROM {self.parked} WHERE stream = %s AND mapping = %s",
+                            [self.stream, flow.mapping])
+        dropped = 0
+        for row_id, text in rows:
+            change = loads_change(text)
+            image = change.before if change.op is Op.DELETE else change.after
+            if image is not None and tuple(image.get(c) for c in flow.source.key) == tuple(source_key):
+                self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
+                self.m_parked.dec()
+                dropped += 1
+        return dropped
 
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
         self.a.execute(f"INSERT INTO {self.parked} (stream, waiting_mapping, waiting_key, mapping, {self.change_col}) "

@@ -8,7 +8,7 @@ policy and link. `replicator.router` turns source changes into target operations
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping as TMapping
 
@@ -217,6 +217,13 @@ def _compile(name: str, parent: Section, config: Config) -> Mapping:
     gates = _per_direction(s, "gate", sides)
     deletes = _per_direction(s, "delete", sides)
     parent = _parent(s, names)
+    if parent is not None:  # the parent field is a foreign key to the parent mapping
+        for i, f in enumerate(fields):
+            if f.name == parent[1]:
+                if f.references not in (None, parent[0]):
+                    raise ConfigError(f"parent field {f.name!r} references {f.references!r}, not the parent "
+                                      f"mapping {parent[0]!r}", f.where)
+                fields = fields[:i] + (replace(f, references=parent[0]),) + fields[i + 1:]
     flows = []
     for src, dst in ((a, b), (b, a)):
         stream = f"{src}_to_{dst}"

@@ -232,6 +232,8 @@ class Direction:
             else:
                 timeout = 0.5
             items = chan.take_all(timeout)
+            if items and not open_txn and self.mappings.version != self._version:
+                raise _Reload()  # swapped while we waited: these are read again from the checkpoint
             m_depth.set(chan.rows())
             if not items:
                 if open_txn and not mid_txn and last is not None:

@@ -163,3 +163,20 @@ class Pair:
             self.proc.kill()
             self.proc.wait()
         self.my_query(f"DROP DATABASE IF EXISTS `{self.state_schema}`")
+
+
+# ---------------------------------------------------------------- mapping reloads
+
+
+def write_mappings(pair: Pair, mappings: str) -> None:
+    """Replace the pair's mapping file atomically (what an operator edits before `systemctl reload`)."""
+    path = pair.tmp / "mappings" / "test.yaml"
+    staged = path.with_name(path.name + ".new")  # not *.yaml: never read half-written
+    staged.write_text(textwrap.dedent(mappings))
+    os.replace(staged, path)
+
+
+def reload(pair: Pair) -> None:
+    """SIGHUP the running daemon: it validates the mapping files again and swaps them in or keeps the old ones."""
+    assert pair.proc is not None and pair.proc.poll() is None, "daemon is not running"
+    pair.proc.send_signal(signal.SIGHUP)
