@@ -411,13 +411,18 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
 
 
 def _check_overlaps(mappings: list[Mapping]) -> None:
-    targets: dict[tuple[str, TableRef], str] = {}
+    """Several mappings may write one table (an order header and its status history), but each
+    non-key column has one writer: two mappings filling the same column would overwrite each other."""
+    writers: dict[tuple[str, TableRef, str], str] = {}
     for m in mappings:
         for f in m.flows:
-            k = (f.target.side, f.target.table)
-            if k in targets and targets[k] != m.name:
-                raise ConfigError(
-                    f"{f.target.table} on {f.target.side} is written by mappings {targets[k]!r} and {m.name!r}",
-                    m.where,
-                )
-            targets[k] = m.name
+            for plan in f.plans:
+                if plan.target in f.target.key:
+                    continue
+                k = (f.target.side, f.target.table, plan.target)
+                if k in writers and writers[k] != m.name:
+                    raise ConfigError(
+                        f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "
+                        f"{writers[k]!r} and {m.name!r}", m.where,
+                        hint="give the column one writer (owner: or a field in only one mapping)")
+                writers[k] = m.name

@@ -414,7 +414,7 @@ def test_no_fields(config: Config) -> None:
     assert error(config, text) == "m.yaml:6: mappings.customers.fields: a mapping needs at least one field"
 
 
-def test_table_written_by_two_mappings(config: Config) -> None:
+def test_column_written_by_two_mappings(config: Config) -> None:
     write(config, "a.yaml", CUSTOMERS_YAML)
     text = """\
 mappings:
@@ -424,10 +424,29 @@ mappings:
     erp: {table: old_customers, key: [id]}
     fields:
       id: ~
+      name: ~
 """
     assert error(config, text, "b.yaml") == (
-        "b.yaml:3: mappings.legacy: public.customer on crm is written by mappings 'customers' and 'legacy'"
+        "b.yaml:3: mappings.legacy: column name of public.customer on crm is written by mappings 'customers' "
+        "and 'legacy' (fix: give the column one writer (owner: or a field in only one mapping))"
     )
+
+
+def test_several_mappings_may_write_other_columns_of_one_table(config: Config) -> None:
+    write(config, "a.yaml", CUSTOMERS_YAML)
+    write(config, "b.yaml", """\
+mappings:
+  status_history:
+    direction: erp_to_crm
+    crm: {table: public.customer, key: [id]}
+    erp: {table: customer_status, key: [id]}
+    fields:
+      id: ~
+      last_status: ~
+""")
+    ms = load_mappings(config)
+    assert [f.target.table for f in ms.by_name["status_history"].flows] == [CUSTOMER]
+    assert len(ms.routes[("erp", TableRef("erpdb", "customer_status"))]) == 1
 
 
 def test_mapping_defined_twice_across_files(config: Config) -> None:
