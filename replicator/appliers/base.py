@@ -234,6 +234,17 @@ class Applier(abc.ABC):
         return self.execute(f"DELETE FROM {self.quote_table(table)} WHERE {cond}",
                             self.convert_row(table, dict(zip(key_cols, key)), key))
 
+    def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+        """UPDATE each row by key (a partial update, see is_partial); returns the rows that do not exist."""
+        missing = []
+        for r in rows:
+            changed = {c: r.values[c] for c in run.columns if c not in run.key_columns}
+            if not changed:  # nothing but the key: touching the key column finds out whether the row exists
+                changed = {run.key_columns[0]: r.key[0]}
+            if not self.update_by_key(run.table, run.key_columns, r.key, changed):
+                missing.append(r)
+        return missing
+
     def lock_busy(self, fail_fast: bool) -> None:
         text = (f"stream {self.stream} is being applied by another replicator instance "
                 f"(session lock in {self.conn.describe()} is held)")

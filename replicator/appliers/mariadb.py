@@ -202,32 +202,6 @@ class MariaDBApplier(Applier):
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self.db.rollback()
 
-    def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
-        """UPDATE each row by key; returns the rows that do not exist (CLIENT.FOUND_ROWS: rowcount
-        counts matched rows, also when no value changed)."""
-        sets = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
-        key = ("update", run.table, run.columns, run.key_columns)
-        stmt = self._sql_cache.get(key)
-        if stmt is None:
-            stmt = (f"UPDATE {quote(run.table.schema, run.table.name)} SET "
-                    + ", ".join(f"{quote(c)} = %s" for c in sets) + " WHERE "
-                    + " AND ".join(f"{quote(c)} = %s" for c in run.key_columns))
-            self._sql_cache[key] = stmt
-        pos = {c: i for i, c in enumerate(run.columns)}
-        params = []
-        for r in rows:
-            values = self.convert(run, r)
-            keys = self.convert_key(run, r.key)
-            params.append([values[pos[c]] if c in pos else keys[run.key_columns.index(c)] for c in sets] + keys)
-
-        def q() -> list[TargetChange]:
-            missing = []
-            with self.db.cursor() as cur:
-                for r, p in zip(rows, params):
-                    if cur.execute(stmt, p) == 0:
-                        missing.append(r)
-            return missing
-        return self._run(q)
 
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
         if self.is_partial(run):

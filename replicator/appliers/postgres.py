@@ -218,34 +218,6 @@ class PostgresApplier(Applier):
     def _table(self, t: TableRef) -> Any:
         return sql.Identifier(t.schema, t.name)
 
-    def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
-        """UPDATE each row by key; returns the rows that do not exist."""
-        sets = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
-        key = ("update", run.table, run.columns, run.key_columns)
-        stmt = self._sql_cache.get(key)
-        if stmt is None:
-            stmt = sql.SQL("UPDATE {} SET {} WHERE {}").format(
-                self._table(run.table),
-                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in sets),
-                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in run.key_columns),
-            ).as_string(self.db)
-            self._sql_cache[key] = stmt
-        pos = {c: i for i, c in enumerate(run.columns)}
-        params = []
-        for r in rows:
-            values = self.convert(run, r)
-            keys = self.convert_key(run, r.key)
-            params.append([values[pos[c]] if c in pos else keys[run.key_columns.index(c)] for c in sets] + keys)
-
-        def q() -> list[TargetChange]:
-            missing = []
-            with self.db.cursor() as cur:
-                for r, p in zip(rows, params):
-                    cur.execute(stmt, p)
-                    if cur.rowcount == 0:
-                        missing.append(r)
-            return missing
-        return self._run(q)
 
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
         if self.is_partial(run):
