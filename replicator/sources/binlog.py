@@ -202,6 +202,11 @@ class BinlogSource:
                     f"{self.start}: {text}. The binlog was purged or the position is invalid; "
                     f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
                 ) from None
+            if code == 4052:  # ER_SLAVE_SAME_ID: two readers registered with one server_id
+                raise FatalError(
+                    f"another binlog reader with server_id {self.conn.server_id} is connected to "
+                    f"{self.conn.host}:{self.conn.port}: {text}. Give each replicator instance its own "
+                    f"`server_id` in the configuration") from None
             if code in (1045, 1227, 1044):
                 raise FatalError(f"binlog reader {self.conn.capture.user!r} lacks privileges: {text} "
                                  f"(GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*)") from None
