@@ -202,8 +202,8 @@ class BinlogSource:
                     f"{self.start}: {text}. The binlog was purged or the position is invalid; "
                     f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
                 ) from None
-            if code == 4052:  # ER_SLAVE_SAME_ID: two readers registered with one server_id
-                raise FatalError(
+            if code == 4052:  # ER_SLAVE_SAME_ID: also our own old session until the server notices it died
+                raise RetriableError(
                     f"another binlog reader with server_id {self.conn.server_id} is connected to "
                     f"{self.conn.host}:{self.conn.port}: {text}. Give each replicator instance its own "
                     f"`server_id` in the configuration") from None
