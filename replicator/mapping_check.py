@@ -454,6 +454,8 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return False
     if t.kind == "date" and s.kind == "datetime":
         return False
+    if t.kind == "int" and s.kind == "decimal" and (s.scale or 0) > 0:
+        return False  # both servers round 1.5 into an integer column without complaint
     if t.kind in ("datetime", "time") and s.kind == t.kind and (t.precision or 0) < (s.precision or 0):
         return False  # fractional seconds rounded; a TIMESTAMP's 1970..2038 range is checked by the server
     return True

@@ -836,6 +836,8 @@ def test_gate_values_of_a_checked_text_column(env: Env) -> None:
     (C("float", bits=64), dec(12, 2), True),  # rounded silently: refused
     (C("datetime", precision=6), C("datetime", precision=0), True),  # fraction cut silently: refused
     (C("datetime"), C("date"), True),  # time of day dropped silently: refused
+    (dec(10, 2), INT, True),  # fraction rounded away silently: refused
+    (dec(18, 0), INT, False),  # a whole number out of range: rejected, loudly
 ])
 def test_silent_losses_are_refused_loud_ones_are_warnings(env: Env, src: ColumnInfo, dst: ColumnInfo,
                                                           refused: bool) -> None:
