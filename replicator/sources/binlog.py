@@ -79,6 +79,8 @@ def _install_table_map_cache() -> None:
             from_packet.advance(event_size)
             self.__dict__.update(state)
             self.packet, self.table_map, self._ctl_connection = from_packet, table_map, ctl_connection
+            # the header is this event's own, not the first occurrence's
+            self.timestamp, self.event_type, self.event_size = from_packet.timestamp, from_packet.event_type, event_size
             table_map[self.table_id] = self.table_obj
             return
         original(self, from_packet, event_size, table_map, ctl_connection, **kwargs)
