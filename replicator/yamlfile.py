@@ -171,9 +171,6 @@ class Section:
         """Keys read elsewhere (from the raw data): known, so done() accepts and lists them."""
         self._seen.update(keys)
 
-    def child_where(self, key: str) -> Where:
-        return self.where(key)
-
     def _child(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 

@@ -117,34 +117,28 @@ class Applier(abc.ABC):
         applied with UPDATE; only rows that turn out not to exist go on to the upsert."""
         return run.op is Op.UPDATE and not self._required.get(run.table, frozenset()) <= set(run.columns)
 
-    def convert(self, run: Run, row: TargetChange) -> list[Any]:
-        convs = self._converters.get(run.table, {})
+    def _converted(self, table: TableRef, items: Iterable[tuple[str, Any]], key: Any,
+                   what: str = "value") -> list[Any]:
+        """Values through the target column's converter; a failure is a row error naming table, key, column."""
+        convs = self._converters.get(table, {})
         out = []
-        for col in run.columns:
-            value = row.values[col]
+        for col, value in items:
             conv = convs.get(col)
             if conv is not None and value is not None:
                 try:
                     value = conv(value)
                 except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
-                    raise RowError(f"cannot convert {type(value).__name__} value: {exc}",
-                                   table=str(run.table), key=row.key, column=col) from None
+                    raise RowError(f"cannot convert {type(value).__name__} {what}: {exc}",
+                                   table=str(table), key=key, column=col) from None
             out.append(value)
         return out
 
+    def convert(self, run: Run, row: TargetChange) -> list[Any]:
+        values = row.values
+        return self._converted(run.table, ((c, values[c]) for c in run.columns), row.key)
+
     def convert_key(self, run: Run, key: tuple) -> list[Any]:
-        convs = self._converters.get(run.table, {})
-        out = []
-        for col, value in zip(run.key_columns, key):
-            conv = convs.get(col)
-            if conv is not None and value is not None:
-                try:
-                    value = conv(value)
-                except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
-                    raise RowError(f"cannot convert {type(value).__name__} key value: {exc}",
-                                   table=str(run.table), key=key, column=col) from None
-            out.append(value)
-        return out
+        return self._converted(run.table, zip(run.key_columns, key), key, "key value")
 
     @abc.abstractmethod
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
@@ -192,18 +186,7 @@ class Applier(abc.ABC):
         """Run one statement in the open transaction; the number of rows it touched."""
 
     def convert_row(self, table: TableRef, values: dict[str, Any], key: Any = None) -> list[Any]:
-        convs = self._converters.get(table, {})
-        out = []
-        for col, value in values.items():
-            conv = convs.get(col)
-            if conv is not None and value is not None:
-                try:
-                    value = conv(value)
-                except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
-                    raise RowError(f"cannot convert {type(value).__name__} value: {exc}",
-                                   table=str(table), key=key, column=col) from None
-            out.append(value)
-        return out
+        return self._converted(table, values.items(), key)
 
     def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any], limit: int = 2) -> list[tuple]:
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in where)
