@@ -66,6 +66,24 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class Sync:
+    """Initial and on-demand copies of existing rows (replicator.sync)."""
+
+    on_first_run: bool = True  # `run` copies each mapping that was never synced
+    chunk_rows: int = 5000  # rows read per primary-key chunk
+    first_side: str | None = None  # a two-way mapping is copied from this side first (its values win)
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Comparisons of both sides through the mappings (replicator.verify)."""
+
+    every_seconds: float = 0.0  # the daemon verifies every mapping this often; 0: never
+    chunk_rows: int = 5000  # rows compared per key range
+    recheck_seconds: float = 5.0  # how long a differing row may take to converge before it is reported
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     connections: tuple[Connection, Connection]
@@ -76,6 +94,8 @@ class Config:
     heartbeat_seconds: float = 30.0
     reconnect_initial_seconds: float = 0.5
     reconnect_max_seconds: float = 30.0
+    sync: Sync = field(default_factory=Sync)
+    verify: Verify = field(default_factory=Verify)
 
     def side(self, name: str) -> Connection:
         for conn in self.connections:
@@ -121,10 +141,27 @@ def load(path: str | Path) -> Config:
     heartbeat = root.get("heartbeat_seconds", float, 30.0)
     if heartbeat <= 0:
         raise ConfigError("must be more than 0", root.where("heartbeat_seconds"))
-    root.done()
     a, b2 = connections
     if a.name == b2.name:
         raise ConfigError("the two connections need different names", conns.where())
+    sy = root.section("sync")
+    sync = Sync(
+        on_first_run=sy.get("on_first_run", bool, True),
+        chunk_rows=_positive(sy, "chunk_rows", Sync.chunk_rows),
+        first_side=sy.get("first_side", str, None, choices=(a.name, b2.name)),
+    )
+    sy.done()
+    v = root.section("verify")
+    every = v.get("every_seconds", float, 0.0)
+    recheck = v.get("recheck_seconds", float, 5.0)
+    if every < 0:
+        raise ConfigError("must be 0 (never) or more", v.where("every_seconds"))
+    if recheck < 0:
+        raise ConfigError("must be 0 or more", v.where("recheck_seconds"))
+    verify = Verify(every_seconds=float(every), chunk_rows=_positive(v, "chunk_rows", Verify.chunk_rows),
+                    recheck_seconds=float(recheck))
+    v.done()
+    root.done()
     return Config(
         file=path,
         connections=(a, b2),
@@ -135,6 +172,8 @@ def load(path: str | Path) -> Config:
         heartbeat_seconds=heartbeat,
         reconnect_initial_seconds=initial,
         reconnect_max_seconds=maximum,
+        sync=sync,
+        verify=verify,
     )
 
 

@@ -147,6 +147,62 @@ mapping_reload_timestamp = Gauge(
     registry=REGISTRY,
 )
 
+# -- initial sync (replicator.sync)
+sync_rows = Counter(
+    "replicator_sync_rows_total",
+    "Rows a sync (initial or on-demand copy) has read from the source and applied through the mapping.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
+sync_rows_estimated = Gauge(
+    "replicator_sync_rows_estimated",
+    "Rows the running sync expects to copy (the source table's row estimate).",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
+sync_running = Gauge(
+    "replicator_sync_running",
+    "1 while a sync of the mapping runs in this direction.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
+sync_completed_timestamp = Gauge(
+    "replicator_sync_last_completed_timestamp_seconds",
+    "Unix time the last sync of the mapping finished in this direction.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
+
+# -- verification (replicator.verify)
+verify_rows_differing = Gauge(
+    "replicator_verify_rows_differing",
+    "Rows the last complete verification found missing or different (after re-checking), by target table.",
+    ["table"],
+    registry=REGISTRY,
+)
+verify_rows_checked = Counter(
+    "replicator_verify_rows_checked_total",
+    "Source rows compared with their counterpart by verification.",
+    ["table"],
+    registry=REGISTRY,
+)
+verify_last_complete = Gauge(
+    "replicator_verify_last_complete_timestamp_seconds",
+    "Unix time the last verification of every mapping completed.",
+    registry=REGISTRY,
+)
+verify_seconds = Gauge(
+    "replicator_verify_duration_seconds",
+    "How long the last complete verification took.",
+    registry=REGISTRY,
+)
+rows_repaired = Counter(
+    "replicator_verify_rows_repaired_total",
+    "Rows `verify --repair` wrote to make the sides agree, by target table.",
+    ["table"],
+    registry=REGISTRY,
+)
+
 
 def serve(address: str, port: int) -> None:
     """Serve /metrics in a daemon thread."""
