@@ -84,6 +84,11 @@ class Applier(abc.ABC):
         """Write the checkpoint and commit, atomically with the rows."""
 
     @abc.abstractmethod
+    def commit_untracked(self) -> None:
+        """Commit the open transaction without writing the checkpoint: state rows (sync requests,
+        watermarks) and repairs. A transaction opened with begin() still carries the loop tag."""
+
+    @abc.abstractmethod
     def rollback(self) -> None: ...
 
     @abc.abstractmethod

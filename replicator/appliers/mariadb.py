@@ -178,6 +178,10 @@ class MariaDBApplier(Applier):
             self.db.commit()
         self._run(q)
 
+    def commit_untracked(self) -> None:
+        """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
+        self._run(self.db.commit)
+
     def rollback(self) -> None:
         if self.db is not None:
             try:

@@ -191,6 +191,10 @@ class PostgresApplier(Applier):
             self.db.commit()
         self._run(q)
 
+    def commit_untracked(self) -> None:
+        """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
+        self._run(self.db.commit)
+
     def rollback(self) -> None:
         if self.db is not None and not self.db.closed:
             try:
