@@ -47,10 +47,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_a
 -- Sequences only if a mapping leaves a key to a DEFAULT nextval() (replicator writes the keys):
 -- GRANT USAGE ON ALL SEQUENCES IN SCHEMA app TO replicator_apply;
 
--- The state schema and its checkpoint table: one row per stream, updated in the same transaction
--- as the data it describes. Created here with the same DDL `replicator setup` uses
--- (replicator/checkpoint.py; `replicator setup --print-sql` prints it), so that it can be granted
--- now; setup finds it and leaves it alone.
+-- The state schema: the checkpoint (one row per stream, updated in the same transaction as the
+-- data it describes), the crosswalk and parked rows of linked mappings, and the progress of syncs.
+-- Created here with the same DDL `replicator setup` uses (replicator/checkpoint.py, links.py,
+-- sync.py; `replicator setup --print-sql` prints it), so that it can be granted now; setup finds
+-- it and leaves it alone.
 CREATE SCHEMA IF NOT EXISTS replicator;
 CREATE TABLE IF NOT EXISTS replicator.checkpoint (
     stream text PRIMARY KEY,
@@ -58,8 +59,28 @@ CREATE TABLE IF NOT EXISTS replicator.checkpoint (
     txn_seq bigint NOT NULL DEFAULT 0,
     source_commit_time timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS replicator.crosswalk (
+    mapping text NOT NULL, source_side text NOT NULL, source_key text NOT NULL,
+    target_key text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (mapping, source_side, source_key));
+CREATE INDEX IF NOT EXISTS crosswalk_target ON replicator.crosswalk (mapping, source_side, target_key);
+CREATE TABLE IF NOT EXISTS replicator.parked (
+    id bigserial PRIMARY KEY, stream text NOT NULL, waiting_mapping text NOT NULL,
+    waiting_key text NOT NULL, mapping text NOT NULL, change text NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS parked_waiting ON replicator.parked (stream, waiting_mapping, waiting_key);
+CREATE TABLE IF NOT EXISTS replicator.sync (
+    stream text NOT NULL, mapping text NOT NULL, status text NOT NULL, last_key text,
+    rows_done bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0,
+    requested_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz, finished_at timestamptz,
+    PRIMARY KEY (stream, mapping));
 GRANT USAGE ON SCHEMA replicator TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply;
+GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync TO replicator_apply;
+GRANT USAGE ON SEQUENCE replicator.parked_id_seq TO replicator_apply;
+-- Sync and verify read the mapped tables of this side with the apply role (SELECT above), and a
+-- sync's watermarks are logical messages (pg_logical_emit_message, below): nothing more to grant.
+
 -- CREATE on the schema lets the apply role create the table itself; together with CREATE on the
 -- database, ownership of the published tables and REPLICATION it could run `replicator setup`
 -- alone, which is more than the daemon should hold. Not granted:

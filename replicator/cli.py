@@ -4,6 +4,8 @@
     replicator setup --config replicator.yaml [--print-sql] [--reset]
     replicator run   --config replicator.yaml
     replicator explain --config replicator.yaml --mapping NAME --side SIDE (--key K[,K2] | --row JSON) [--json]
+    replicator sync    --config replicator.yaml [--mapping NAME ...]
+    replicator verify  --config replicator.yaml [--mapping NAME ...] [--repair]
 """
 from __future__ import annotations
 
@@ -43,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
                                 "current position, skipping pending changes: only after a re-sync")
         if name == "run":
             c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
+    c = sub.add_parser("sync", help="copy existing rows through the mappings (consistent with the stream)")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    c.add_argument("--mapping", action="append", metavar="NAME", help="only this mapping (repeatable; default: all)")
+    c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
+    c = sub.add_parser("verify", help="compare both sides through the mappings; --repair fixes the differences")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    c.add_argument("--mapping", action="append", metavar="NAME", help="only this mapping (repeatable; default: all)")
+    c.add_argument("--repair", action="store_true", help="write the differences through the tagged apply path")
     c = sub.add_parser("explain", help="what one row becomes on the other side and why (writes nothing)")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
@@ -69,6 +81,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _setup(config, mappings, args)
         if args.command == "explain":
             return _explain(config, mappings, args)
+        if args.command in ("sync", "verify"):
+            unknown = [n for n in args.mapping or [] if n not in mappings.by_name]
+            if unknown:
+                raise ConfigError(f"no mapping named {unknown[0]!r}; the mappings are "
+                                  f"{', '.join(m.name for m in mappings.mappings)}")
+        if args.command == "sync":
+            return _sync(config, mappings, args)
+        if args.command == "verify":
+            from replicator import verify
+
+            return verify.command(args, config, mappings, sys.stdout)
         return _run(config, mappings, skip_check=args.skip_check)
     except ConfigError as exc:
         metrics.errors.labels("-", exc.kind).inc()
@@ -113,6 +136,79 @@ def _explain(config: Config, mappings: MappingSet, args: argparse.Namespace) -> 
     print(run(config, mappings, mapping=args.mapping, side=args.side, key=args.key, row=args.row,
               as_json=args.json, offline=args.offline))
     return EXIT_OK
+
+
+def _daemon_running(config: Config) -> bool:
+    """True when a replicator daemon holds a stream's session lock in its target."""
+    from replicator.appliers import make_applier
+    from replicator.errors import FatalError
+    from replicator.loopguard import stream_name
+
+    a, b = config.connections
+    for source, target in ((a, b), (b, a)):
+        applier = make_applier(target, stream_name(source.name, target.name), "")
+        applier.connect()
+        try:
+            applier.lock(fail_fast=True)
+        except FatalError:
+            return True
+        finally:
+            applier.close()  # the session lock goes with the session
+    return False
+
+
+def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
+    """Request the copies; a running daemon performs them, otherwise the streams run here until done."""
+    from replicator.pipeline import Daemon, MappingHolder
+    from replicator.progress import SyncMonitor
+    from replicator.sync import request
+
+    wanted = request(config, mappings, args.mapping)
+    monitor = SyncMonitor(config, wanted)
+    names = ", ".join(sorted({m for _t, _s, m in wanted}))
+    if _daemon_running(config):
+        print(f"sync of {names} requested; the running daemon copies the rows (Ctrl-C stops watching, "
+              f"not the copy)")
+        monitor.watch(sys.stdout)
+        return EXIT_OK
+    stopping = threading.Event()
+    if not args.skip_check and not _preflight(config, mappings, stopping):
+        return EXIT_CONFIG
+    daemon = Daemon(config, MappingHolder(mappings))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping; the copy resumes from its last chunk next time", signum)
+        stopping.set()
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"sync of {names}: no daemon is running, so this process streams until the copy is done")
+    daemon.start()
+
+    def finished() -> BaseException | None:
+        if daemon.errors:
+            return daemon.errors[0]
+        if stopping.is_set() or not any(t.is_alive() for t in daemon.threads):
+            return KeyboardInterrupt()
+        return None
+
+    error = monitor.watch(sys.stdout, finished)
+    daemon.shutdown()
+    if error is None:
+        return EXIT_OK
+    if isinstance(error, KeyboardInterrupt):
+        print("replicator: sync interrupted; `replicator sync` or `replicator run` resumes it", file=sys.stderr)
+        return EXIT_FATAL
+    return _exit_for(error)
+
+
+def _exit_for(exc: BaseException) -> int:
+    kind = getattr(exc, "kind", type(exc).__name__)
+    print(f"replicator: stopped on {kind} error: {exc}", file=sys.stderr)
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    return EXIT_OPERATOR if isinstance(exc, (SourceLostError, CheckpointError)) else EXIT_FATAL
 
 
 def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> bool:
@@ -200,10 +296,5 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
 
     daemon.wait(poll)
     if daemon.errors:
-        exc = daemon.errors[0]
-        kind = getattr(exc, "kind", type(exc).__name__)
-        print(f"replicator: stopped on {kind} error: {exc}", file=sys.stderr)
-        if isinstance(exc, ConfigError):
-            return EXIT_CONFIG
-        return EXIT_OPERATOR if isinstance(exc, (SourceLostError, CheckpointError)) else EXIT_FATAL
+        return _exit_for(daemon.errors[0])
     return EXIT_OK

@@ -19,12 +19,13 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.channel import Channel
 from replicator.links import Linker
-from replicator.router import LinkedChange, route
+from replicator.router import LinkedChange, route, route_flow
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
 from replicator.mapping import MappingSet
+from replicator.sync import Progress, SyncDriver, watermark_table
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Direction:
         self.first_start = True
         self._version = -1
         self._linker: Linker | None = None
+        self.sync = SyncDriver(config, source, target, stop)
+        self._progress: list[Progress] = []  # sync chunks in the open target transaction
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
 
@@ -136,12 +139,18 @@ class Direction:
                 applier.begin()
                 self._linker.retry_parked()
                 applier.commit(position, None) if position is not None else applier.rollback()
+            self.sync.start_session(applier, mset, self.first_start)
             source = self._make_source(mset, position)
+            self.sync.sources = [source]
+            source.keep_echoes = self.sync.snapshotter is not None
             reader = threading.Thread(target=self._read, args=(source, chan), name=f"read-{self.name}", daemon=True)
             reader.start()
             log.info("%s: streaming from %s", self.name, position)
             self._apply_loop(applier, source, chan, mset, position)
         finally:
+            self.sync.stop_snapshotter()
+            self.sync.sources = []
+            self._progress = []
             if source is not None:
                 source.stop()
             if reader is not None:
@@ -173,6 +182,7 @@ class Direction:
         if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
+        tables = [*tables, watermark_table(src)]  # sync watermarks are rows of a state table
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
 
@@ -210,6 +220,9 @@ class Direction:
             self._apply(applier, pending)
             applier.commit(position, commit_time)
             source.ack(position)
+            if self._progress:
+                self.sync.committed(self._progress)
+                self._progress = []
             now = time.monotonic()
             m_seconds.observe(now - batch_started)
             m_rows.observe(batch_rows)
@@ -227,6 +240,9 @@ class Direction:
             self.alive_at = time.monotonic()
             if not open_txn and self.mappings.version != self._version:
                 raise _Reload()
+            if not open_txn:
+                self.sync.poll(applier, mset)  # new sync requests; a failed sync reader raises here
+                source.keep_echoes = self.sync.snapshotter is not None
             if open_txn and not mid_txn:
                 timeout = max(0.0, batch_started + b.max_ms / 1000 - time.monotonic())
             else:
@@ -253,7 +269,16 @@ class Direction:
                 if isinstance(item, _EndOfStream):
                     raise RetriableError(f"{self.name}: the source stream ended")
                 txn: Transaction = item
-                changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
+                chunk = self.sync.observe(txn)  # window keys; a chunk's rows at its HIGH watermark
+                if txn.echo:  # rows kept only for the sync's windows
+                    changes = []
+                else:
+                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
+                for part in chunk:
+                    if isinstance(part, Progress):
+                        changes.append(part)
+                    else:
+                        changes.extend(route_flow(*part))
                 if not changes and not open_txn:
                     if txn.final:
                         skipped_to = txn.position
@@ -276,6 +301,7 @@ class Direction:
                 commit(last.position, last.commit_time)  # nothing else waiting: do not hold the batch
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
+            self._progress = []
 
     def _apply(self, applier: Applier, changes: list[Any]) -> None:
         """Consecutive plain changes go to the server as batches; linked ones row by row, in order."""
@@ -284,6 +310,11 @@ class Direction:
             if isinstance(ch, LinkedChange):
                 self._apply_plain(applier, changes[start:i])
                 self._apply_linked(applier, ch)
+                start = i + 1
+            elif isinstance(ch, Progress):
+                self._apply_plain(applier, changes[start:i])
+                self.sync.save(applier, ch)
+                self._progress.append(ch)
                 start = i + 1
         self._apply_plain(applier, changes[start:])
 

@@ -15,6 +15,7 @@ import pymysql
 
 from replicator import checkpoint as ckpt
 from replicator import links
+from replicator import sync
 from replicator.appliers.mariadb import my_connect, quote
 from replicator.appliers.postgres import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
@@ -34,10 +35,10 @@ def pg_ident(name: str) -> str:
 def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
         schema = pg_ident(conn.state_schema)
-        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema)]
+        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)]
     # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
     schema = quote(conn.state_schema)
-    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema)]
+    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
@@ -96,12 +97,14 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
     try:
         db.autocommit = True
         with db.cursor() as cur:
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                        (f"{pg_ident(conn.state_schema)}.checkpoint", f"{pg_ident(conn.state_schema)}.parked"))
+            schema = pg_ident(conn.state_schema)
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+                        "AND to_regclass(%s) IS NOT NULL",
+                        (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}"))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
-                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked")
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync")
             cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                         (conn.publication,))
             published = {(s, t) for s, t in cur.fetchall()}
@@ -155,11 +158,12 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked')", (conn.state_schema, CHECKPOINT_TABLE))
-            if cur.fetchone()[0] < 3:
+                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s)",
+                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, sync.WATERMARK_TABLE))
+            if cur.fetchone()[0] < 5:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
-                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked")
+                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, watermark")
             db.commit()
     finally:
         db.close()

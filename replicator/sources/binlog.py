@@ -143,6 +143,8 @@ class BinlogSource:
         # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
         # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
         self._decoder = RowDecoder(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True)
+        # while a sync runs, rows of echo transactions are kept (marked echo): the sync needs their keys
+        self.keep_echoes = False
 
     def ack(self, position: Any) -> None:
         """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
@@ -267,11 +269,11 @@ class BinlogSource:
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
                     continue
-                if echo or table not in self.tables:
+                if (echo and not self.keep_echoes) or table not in self.tables:
                     continue
                 rows.extend(self._changes(event, table))
                 if len(rows) >= self.chunk_rows:
-                    yield Transaction(txid, self._idle, commit_time, tuple(rows), final=False)
+                    yield Transaction(txid, self._idle, commit_time, tuple(rows), final=False, echo=echo)
                     rows, chunks = [], chunks + 1
                 continue
             if isinstance(event, QueryEvent):

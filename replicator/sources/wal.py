@@ -7,6 +7,7 @@ has committed it to the target (`ack`), so a crash always replays from the targe
 """
 from __future__ import annotations
 
+import json
 import logging
 import select
 import threading
@@ -24,6 +25,7 @@ from replicator.config import Connection
 from replicator.errors import FatalError, RetriableError, SourceLostError
 from replicator.loopguard import LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
+from replicator.sync import WATERMARK_PREFIX, WATERMARK_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ class WalSource:
         self._ack_pending = False
         self._db: Any = None
         self._monitor: Any = None
+        # while a sync runs, the rows of echo transactions are kept (marked echo) so that the sync can
+        # tell which keys changed during a chunk's window; otherwise they are not even decoded
+        self.keep_echoes = False
+        self.watermarks = TableRef(conn.state_schema, WATERMARK_TABLE)
 
     # -- called from the applier thread
     def ack(self, position: LSN) -> None:
@@ -202,16 +208,17 @@ class WalSource:
                     select.select([cur], [], [], 0.5)
                     continue
                 payload = msg.payload
-                if (echo or skip) and payload[:1] in _ROW_MESSAGES:
+                if (skip or (echo and not self.keep_echoes)) and payload[:1] in _ROW_MESSAGES:
                     continue  # dropped anyway: do not pay for decoding it
                 event = decoder.decode(payload)
                 if isinstance(event, RowChange):
-                    if echo or skip or event.table not in self.tables:
+                    if skip or (echo and not self.keep_echoes) or event.table not in self.tables:
                         continue
                     rows.append(event)
                     if len(rows) >= self.chunk_rows:
                         assert begin is not None
-                        yield Transaction(str(begin.xid), last_idle, begin.commit_time, tuple(rows), final=False)
+                        yield Transaction(str(begin.xid), last_idle, begin.commit_time, tuple(rows), final=False,
+                                          echo=echo)
                         rows, chunks = [], chunks + 1
                 elif isinstance(event, Begin):
                     begin, rows, echo, chunks = event, [], False, 0
@@ -222,6 +229,8 @@ class WalSource:
                         if chunks:
                             raise FatalError(f"loop tag in the middle of transaction {begin.xid if begin else '?'}")
                         echo, rows = True, []
+                    elif event.transactional and event.prefix == WATERMARK_PREFIX and not (echo or skip):
+                        rows.append(_watermark(self.watermarks, event.content))
                 elif isinstance(event, Commit):
                     if begin is None:
                         raise FatalError(f"commit at {event.commit_lsn} without a begin")
@@ -231,7 +240,8 @@ class WalSource:
                         m_dropped.inc()
                     if skip:
                         rows = []
-                    _count(self.direction, rows)
+                    if not echo:
+                        _count(self.direction, rows)
                     last_idle = max(last_idle, position)
                     yield Transaction(str(begin.xid), position, event.commit_time, tuple(rows),
                                       final=True, echo=echo)
@@ -245,6 +255,15 @@ class WalSource:
                 self._send_ack(cur)  # the last committed position, also on shutdown
             except psycopg2.Error:
                 pass
+
+
+def _watermark(table: TableRef, content: bytes) -> RowChange:
+    """A sync watermark (replicator.sync), shaped like the MariaDB side's watermark table row."""
+    try:
+        row = json.loads(content)
+    except ValueError:
+        raise FatalError(f"undecodable sync watermark message {content[:80]!r}") from None
+    return RowChange(table, Op.INSERT, None, row)
 
 
 def _count(direction: str, rows: list[RowChange]) -> None:

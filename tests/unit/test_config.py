@@ -335,7 +335,7 @@ def test_postgres_only_key_on_mariadb_is_unknown(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "mapings: m\n") == (
         "F:10: mapings: unknown key 'mapings' (known: batch, connections, heartbeat_seconds, mappings, metrics, "
-        "reconnect)"
+        "reconnect, sync, verify)"
     )
 
 
@@ -408,3 +408,26 @@ def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path / "absent.yaml")
     assert str(info.value) == f"cannot read {tmp_path / 'absent.yaml'}: No such file or directory"
+
+
+def test_sync_and_verify_defaults(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, MINIMAL))
+    assert (cfg.sync.on_first_run, cfg.sync.chunk_rows, cfg.sync.first_side) == (True, 5000, None)
+    assert (cfg.verify.every_seconds, cfg.verify.chunk_rows, cfg.verify.recheck_seconds) == (0.0, 5000, 5.0)
+
+
+def test_sync_and_verify_settings(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, MINIMAL + "sync: {on_first_run: false, chunk_rows: 100, first_side: erp}\n"
+                                         "verify: {every_seconds: 3600, recheck_seconds: 2}\n"))
+    assert (cfg.sync.on_first_run, cfg.sync.chunk_rows, cfg.sync.first_side) == (False, 100, "erp")
+    assert (cfg.verify.every_seconds, cfg.verify.recheck_seconds) == (3600.0, 2.0)
+
+
+def test_sync_first_side_must_be_a_connection(tmp_path: Path) -> None:
+    assert msg(tmp_path, MINIMAL + "sync: {first_side: sap}\n") == (
+        "F:10: sync.first_side: 'sap' is not one of crm, erp")
+
+
+def test_verify_period_cannot_be_negative(tmp_path: Path) -> None:
+    assert msg(tmp_path, MINIMAL + "verify: {every_seconds: -1}\n") == (
+        "F:10: verify.every_seconds: must be 0 (never) or more")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from replicator import checkpoint, errors, metrics
+from replicator import checkpoint, errors, links, metrics, sync
 from replicator.config import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,9 +369,11 @@ def test_postgresql_grants() -> None:
     assert "GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply" in sql
     assert "GRANT USAGE ON SCHEMA replicator TO replicator_apply" in sql
     assert not re.search(r"SUPERUSER|BYPASSRLS|GRANT ALL", sql, re.I)
-    # the checkpoint table it creates is exactly the one `replicator setup` would create
+    # the state tables it creates are exactly the ones `replicator setup` would create
     statements = {normalize(s) for s in sql.split(";") if s.strip()}
-    for ddl in checkpoint.postgres_ddl("replicator"):
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync " \
+           "TO replicator_apply" in sql
+    for ddl in checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator"):
         assert normalize(ddl) in statements, ddl
     assert "pg_logical_emit_message" in (DEPLOY / "grants-postgresql.sql").read_text()
 

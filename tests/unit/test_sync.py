@@ -1,0 +1,175 @@
+"""sync: watermark windows, chunk filtering, job order and progress text (no servers).
+
+The full algorithm against real servers is in tests/integration/test_sync.py; here the apply-side
+bookkeeping is driven by hand, the way the apply loop drives it.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
+from replicator.config import Config
+from replicator.mapping import MappingSet
+from replicator.progress import line
+from replicator.sync import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first, watermark_table
+from tests.unit.test_mapping import CUSTOMER, load, make_config
+
+YAML = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    fields:
+      id: {erp: cid}
+      name: {erp: customer_name}
+  orders:
+    direction: crm_to_erp
+    crm: {table: orders, key: [id]}
+    erp: {table: orders, key: [id]}
+    fields:
+      id: ~
+      customer_id: {references: customers}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "maps").mkdir()
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def mset(config: Config) -> MappingSet:
+    return load(config, YAML)
+
+
+@pytest.fixture
+def driver(config: Config) -> SyncDriver:
+    crm, erp = config.connections
+    d = SyncDriver(config, crm, erp, threading.Event())
+    d._snapshotter = object()  # type: ignore[assignment]  # as if a snapshotter thread were running
+    return d
+
+
+def txn(*changes: RowChange, echo: bool = False) -> Transaction:
+    return Transaction("1", LSN(1), None, tuple(changes), echo=echo)
+
+
+def mark(d: SyncDriver, mark_id: str, kind: str, stream: str = "crm_to_erp") -> RowChange:
+    return RowChange(watermark_table(d.source), Op.INSERT, None, {"stream": stream, "mark": mark_id, "kind": kind})
+
+
+def upd(key: int, name: str = "x") -> RowChange:
+    return RowChange(CUSTOMER, Op.UPDATE, {"id": key, "name": "old"}, {"id": key, "name": name})
+
+
+def chunk_of(mset: MappingSet, keys: list[int], done: bool = False) -> Chunk:
+    flow = mset.by_name["customers"].flow("crm")
+    assert flow is not None
+    job = Job("customers", flow, None, 0)
+    return Chunk(job, [{"id": k, "name": f"n{k}"} for k in keys], (keys[-1],) if keys else None, len(keys),
+                 100, done)
+
+
+def chunk_rows(out: list) -> list[int]:
+    return [rc.after["id"] for part in out if isinstance(part, tuple) for rc in [part[1]]]
+
+
+def test_keys_changed_between_low_and_high_are_left_to_the_stream(driver: SyncDriver, mset: MappingSet) -> None:
+    low = driver.open_window(CUSTOMER, ("id",))
+    assert driver.observe(txn(upd(1))) == []  # before LOW: the chunk's read is newer, nothing to track
+    driver.observe(txn(mark(driver, low, "low")))
+    driver.observe(txn(upd(2), upd(3)))
+    driver.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 4}, None)))
+    high = driver.add_chunk(low, chunk_of(mset, [1, 2, 3, 4, 5]))
+    out = driver.observe(txn(mark(driver, high, "high")))
+    assert chunk_rows(out) == [1, 5]
+    assert all(part[1].op is Op.INSERT for part in out if isinstance(part, tuple))
+    assert isinstance(out[-1], Progress) and out[-1].chunk.rows_done == 5
+
+
+def test_echo_rows_in_the_window_count_as_changed(driver: SyncDriver, mset: MappingSet) -> None:
+    """A row the other direction wrote during the window was read by the chunk in one state or the
+    other; copying it back could overwrite the newer value, so the stream's version wins."""
+    low = driver.open_window(CUSTOMER, ("id",))
+    driver.observe(txn(mark(driver, low, "low")))
+    driver.observe(txn(upd(7), echo=True))
+    high = driver.add_chunk(low, chunk_of(mset, [6, 7, 8]))
+    assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [6, 8]
+
+
+def test_a_key_change_excludes_old_and_new_key(driver: SyncDriver, mset: MappingSet) -> None:
+    low = driver.open_window(CUSTOMER, ("id",))
+    driver.observe(txn(mark(driver, low, "low")))
+    driver.observe(txn(RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": "a"}, {"id": 9, "name": "a"})))
+    high = driver.add_chunk(low, chunk_of(mset, [1, 2, 9]))
+    assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [2]
+
+
+def test_other_tables_and_other_streams_are_not_tracked(driver: SyncDriver, mset: MappingSet) -> None:
+    low = driver.open_window(CUSTOMER, ("id",))
+    driver.observe(txn(mark(driver, low, "low")))
+    driver.observe(txn(RowChange(TableRef("public", "orders"), Op.UPDATE, {"id": 1}, {"id": 1})))
+    driver.observe(txn(mark(driver, "zzz", "low", stream="erp_to_crm")))
+    high = driver.add_chunk(low, chunk_of(mset, [1, 2]))
+    assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [1, 2]
+
+
+def test_a_watermark_of_an_earlier_session_is_ignored(driver: SyncDriver) -> None:
+    """After a restart the stream replays watermarks whose chunks are gone: the chunk is read again."""
+    assert driver.observe(txn(mark(driver, "old-low", "low"))) == []
+    assert driver.observe(txn(mark(driver, "old-high", "high"))) == []
+
+
+def test_nothing_is_tracked_without_a_sync(config: Config) -> None:
+    crm, erp = config.connections
+    d = SyncDriver(config, crm, erp, threading.Event())
+    assert d.observe(txn(upd(1))) == []
+    assert d._open == {}
+
+
+def test_an_empty_last_chunk_still_records_progress(driver: SyncDriver, mset: MappingSet) -> None:
+    low = driver.open_window(CUSTOMER, ("id",))
+    driver.observe(txn(mark(driver, low, "low")))
+    high = driver.add_chunk(low, chunk_of(mset, [], done=True))
+    out = driver.observe(txn(mark(driver, high, "high")))
+    assert len(out) == 1 and isinstance(out[0], Progress) and out[0].chunk.done
+
+
+def test_room_is_bounded(driver: SyncDriver, mset: MappingSet) -> None:
+    """At most OUTSTANDING chunks wait in memory; consuming one makes room."""
+    lows = [driver.open_window(CUSTOMER, ("id",)), driver.open_window(CUSTOMER, ("id",))]
+    waiter = threading.Thread(target=driver.wait_room)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # two chunks in flight
+    driver.observe(txn(mark(driver, lows[0], "low")))
+    waiter.join(0.3)
+    assert waiter.is_alive()  # seen LOW: the chunk is still in memory
+    high = driver.add_chunk(lows[0], chunk_of(mset, [1]))
+    driver.observe(txn(mark(driver, high, "high")))
+    waiter.join(2)
+    assert not waiter.is_alive()
+
+
+def test_parents_are_copied_before_children(mset: MappingSet) -> None:
+    orders = mset.by_name["orders"].flow("crm")
+    customers = mset.by_name["customers"].flow("crm")
+    assert orders is not None and customers is not None
+    jobs = [Job("orders", orders, None, 0), Job("customers", customers, None, 0)]
+    assert [j.mapping for j in _parents_first(jobs, mset)] == ["customers", "orders"]
+
+
+def test_progress_line() -> None:
+    now = datetime(2026, 11, 27, 12, 0, 0)
+    running = SyncRow("crm_to_erp", "customers", "running", (5,), 120_000, 200_000)
+    assert line(running, 14_210.4) == "customers crm_to_erp  120,000/200,000 rows   60%  14,210 rows/s  ETA 6 s"
+    done = SyncRow("crm_to_erp", "customers", DONE, None, 200_000, 200_000, now, now, now + timedelta(seconds=16))
+    assert line(done, None) == "customers crm_to_erp  done: 200,000 rows in 16.0 s (12,500 rows/s)"
+    assert line(SyncRow("erp_to_crm", "customers", "pending", None, 0, 0), None) == (
+        "customers erp_to_crm  waiting to start")
