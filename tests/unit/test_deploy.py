@@ -289,6 +289,19 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     ("ReplicatorSlotSafeWalLow", {'replicator_slot_safe_wal_bytes{side="crm"}': "-1x5"}, "3m", []),
     ("ReplicatorSlotSafeWalLow", {'replicator_slot_safe_wal_bytes{side="crm"}': f"{5 * GiB}x5"}, "3m", []),
     ("ReplicatorMappingReloadFailed", {"replicator_mapping_reload_failures_total": "0 0 1 1 1"}, "4m", [{}]),
+    ("ReplicatorDrift", {'replicator_verify_rows_differing{table="erp.customers"}': "0 0 3"}, "2m",
+     [{"table": "erp.customers"}]),
+    ("ReplicatorDrift", {'replicator_verify_rows_differing{table="erp.customers"}': "0x5"}, "4m", []),
+    # verification enabled, last completed at t=0+1 s: stale after two days
+    ("ReplicatorVerifyStale", {"replicator_verify_last_complete_timestamp_seconds": "1x3000"}, "2900m", [{}]),
+    ("ReplicatorVerifyStale", {"replicator_verify_last_complete_timestamp_seconds": "1x3000"}, "2000m", []),
+    ("ReplicatorVerifyStale", {"replicator_verify_last_complete_timestamp_seconds": "0x3000"}, "2900m", []),
+    ("ReplicatorSyncStalled", {'replicator_sync_running{direction="crm_to_erp",mapping="m"}': "1x40",
+                               'replicator_sync_rows_total{direction="crm_to_erp",mapping="m"}': "500x40"},
+     "35m", [{"direction": "crm_to_erp", "mapping": "m"}]),
+    ("ReplicatorSyncStalled", {'replicator_sync_running{direction="crm_to_erp",mapping="m"}': "1x40",
+                               'replicator_sync_rows_total{direction="crm_to_erp",mapping="m"}': "0+500x40"},
+     "35m", []),
 ]
 
 
