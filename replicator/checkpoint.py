@@ -45,15 +45,15 @@ def check_slot(slot: str, info: tuple | None, checkpoint: LSN | None) -> LSN:
     if info is None:
         raise SourceLostError(
             f"replication slot {slot!r} does not exist. It was dropped or never created; the changes "
-            f"it held are gone. Do not simply recreate it: run `replicator setup` to create it, then "
-            f"re-sync the mapped tables before starting the daemon"
+            f"it held are gone. Do not simply recreate it: `replicator setup --reset` creates it and starts "
+            f"from now; then re-sync the mapped tables with `replicator sync`"
         )
     confirmed_text, wal_status = info
     if wal_status == "lost":
         raise SourceLostError(
             f"replication slot {slot!r} was invalidated (wal_status=lost, max_slot_wal_keep_size "
-            f"exceeded); the WAL after {confirmed_text} is gone. Drop the slot, run `replicator setup`, "
-            f"then re-sync the mapped tables"
+            f"exceeded); the WAL after {confirmed_text} is gone. `replicator setup --reset` drops and "
+            f"recreates it; then re-sync the mapped tables with `replicator sync`"
         )
     confirmed = LSN.parse(confirmed_text) if confirmed_text else None
     if checkpoint is None:
@@ -65,7 +65,8 @@ def check_slot(slot: str, info: tuple | None, checkpoint: LSN | None) -> LSN:
         raise CheckpointError(
             f"the target's checkpoint {checkpoint} is older than slot {slot!r} ({confirmed}): changes "
             f"between them were confirmed to PostgreSQL but are not in the target (a restored backup "
-            f"of the target?). Re-sync the mapped tables, then reset the checkpoint with `replicator setup --reset`"
+            f"of the target?). Reset the checkpoint with `replicator setup --reset`, then re-sync the "
+            f"mapped tables with `replicator sync`"
         )
     return checkpoint
 
@@ -82,7 +83,8 @@ def check_binlog(position: BinlogPosition | None, available: list[str]) -> Binlo
         raise SourceLostError(
             f"binlog {position.file} (checkpoint {position}) is no longer on the server; the oldest "
             f"is {first}. The changes in between are lost: raise expire_logs_days / binlog_expire_logs_seconds, "
-            f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
+            f"reset the checkpoint with `replicator setup --reset`, then re-sync the mapped tables with "
+            f"`replicator sync`"
         )
     return position
 

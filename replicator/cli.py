@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--print-sql", action="store_true", help="print the SQL instead of running it")
             c.add_argument("--reset", nargs="?", const="all", metavar="STREAM",
                            help="move a stream's checkpoint (e.g. crm_to_erp; default: all) to the source's "
-                                "current position, skipping pending changes: only after a re-sync")
+                                "current position, skipping pending changes; then re-sync with `replicator sync`")
         if name == "run":
             c.add_argument("--skip-check", action="store_true", help="start without the preflight checks")
     c = sub.add_parser("sync", help="copy existing rows through the mappings (consistent with the stream)")

@@ -110,12 +110,12 @@ def _postgres(conn: Connection) -> list[Finding]:
             if row is None:
                 out.append(Finding(False, conn.name, f"replication slot {conn.slot} does not exist",
                                    "new installation: run `replicator setup`. If replicator ran before, the slot "
-                                   "was dropped and the changes it held are lost: re-sync the mapped tables, then "
-                                   "`replicator setup --reset`"))
+                                   "was dropped and the changes it held are lost: `replicator setup --reset`, then "
+                                   "re-sync the mapped tables with `replicator sync`"))
             else:
                 out.append(Finding(row[0] == "pgoutput" and row[1] != "lost", conn.name,
                                    f"replication slot {conn.slot} (plugin {row[0]}, wal_status {row[1]})",
-                                   "drop the slot and run `replicator setup --reset`, then re-sync"))
+                                   "`replicator setup --reset` recreates it; then re-sync with `replicator sync`"))
             cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (conn.publication,))
             out.append(Finding(cur.fetchone() is not None, conn.name, f"publication {conn.publication} exists",
                                "run `replicator setup`"))

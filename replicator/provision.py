@@ -68,7 +68,7 @@ def setup(config: Config, mset: MappingSet, reset: str | None = None, say: Calla
     """Create what is missing and record starting positions.
 
     `reset` names a stream (`crm_to_erp`) or `all`: its checkpoint moves to the source's current
-    position, skipping whatever was pending (use only after a re-sync). Statements run only where
+    position, skipping whatever was pending (follow it with `replicator sync`). Statements run only where
     something is missing, so a least-privilege account can run setup again after a DBA ran
     `setup --print-sql` by hand.
     """

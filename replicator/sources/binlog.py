@@ -204,7 +204,8 @@ class BinlogSource:
                 raise SourceLostError(
                     f"MariaDB {self.conn.host}:{self.conn.port} cannot send the binlog from "
                     f"{self.start}: {text}. The binlog was purged or the position is invalid; "
-                    f"re-sync the mapped tables and reset the checkpoint with `replicator setup --reset`"
+                    f"reset the checkpoint with `replicator setup --reset`, then re-sync the mapped tables with "
+                    f"`replicator sync`"
                 ) from None
             if code == 4052:  # ER_SLAVE_SAME_ID: also our own old session until the server notices it died
                 raise RetriableError(

@@ -15,8 +15,8 @@ def test_missing_slot() -> None:
         check_slot("crm_slot", None, LSN.parse("0/10"))
     assert str(info.value) == (
         "replication slot 'crm_slot' does not exist. It was dropped or never created; the changes it held are "
-        "gone. Do not simply recreate it: run `replicator setup` to create it, then re-sync the mapped tables "
-        "before starting the daemon"
+        "gone. Do not simply recreate it: `replicator setup --reset` creates it and starts from now; then "
+        "re-sync the mapped tables with `replicator sync`"
     )
     assert isinstance(info.value, FatalError)
     assert info.value.kind == "source_lost"
@@ -27,7 +27,8 @@ def test_lost_slot() -> None:
         check_slot("crm_slot", ("0/16B3748", "lost"), LSN.parse("0/16B3748"))
     assert str(info.value) == (
         "replication slot 'crm_slot' was invalidated (wal_status=lost, max_slot_wal_keep_size exceeded); the WAL "
-        "after 0/16B3748 is gone. Drop the slot, run `replicator setup`, then re-sync the mapped tables"
+        "after 0/16B3748 is gone. `replicator setup --reset` drops and recreates it; then re-sync the mapped "
+        "tables with `replicator sync`"
     )
 
 
@@ -51,8 +52,8 @@ def test_checkpoint_older_than_slot() -> None:
         check_slot("crm_slot", ("1/00000020", "reserved"), LSN.parse("0/FFFFFFF0"))
     assert str(info.value) == (
         "the target's checkpoint 0/FFFFFFF0 is older than slot 'crm_slot' (1/20): changes between them were "
-        "confirmed to PostgreSQL but are not in the target (a restored backup of the target?). Re-sync the "
-        "mapped tables, then reset the checkpoint with `replicator setup --reset`"
+        "confirmed to PostgreSQL but are not in the target (a restored backup of the target?). Reset the "
+        "checkpoint with `replicator setup --reset`, then re-sync the mapped tables with `replicator sync`"
     )
 
 
@@ -91,8 +92,8 @@ def test_binlog_purged() -> None:
     assert str(info.value) == (
         "binlog mariadb-bin.000003 (checkpoint mariadb-bin.000003:1234 (gtid 0-1-77)) is no longer on the "
         "server; the oldest is mariadb-bin.000007. The changes in between are lost: raise expire_logs_days / "
-        "binlog_expire_logs_seconds, re-sync the mapped tables and reset the checkpoint with "
-        "`replicator setup --reset`"
+        "binlog_expire_logs_seconds, reset the checkpoint with `replicator setup --reset`, then re-sync the "
+        "mapped tables with `replicator sync`"
     )
 
 
