@@ -1,0 +1,607 @@
+"""Comparing a mapped row with its counterpart: normalisation, row digests, bisecting, display.
+
+Pure functions, no I/O (used by `replicator.verify`).
+
+Both sides hold the same data in different shapes: PostgreSQL `real` reads back as the shortest
+decimal while the binlog gives a MariaDB FLOAT with float32 noise, DECIMAL(12,2) holds a value
+rounded from numeric(14,4), a `timestamptz` is aware while a DATETIME is naive (naive means UTC in
+this project), a boolean is 0/1 on MariaDB, a UUID is bytes in BINARY(16) and text in CHAR(36), jsonb
+re-formats JSON text, a SET is text in definition order, PostgreSQL pads char(n) with spaces. So each
+compared column gets a *kind* from its target column type (and from the source column type when the
+field copies the value unchanged), and values are compared in that kind:
+
+- `canonical(kind, value)` is a hashable, type-uniform form: equal data gives equal canonical forms
+  (in nearly every case: see `values_equal` for the rest). Row digests hash canonical forms.
+- `values_equal(kind, a, b)` is the authority: canonical equality, or a tolerance where the servers
+  themselves round: floats by a relative tolerance (single precision when either column is single
+  precision), times within the target's fractional-second precision, a decimal written from a float
+  within one unit of the target scale.
+
+Key values are matched with `key_canonical`, which also follows the target collation (MariaDB's
+default collations ignore case and trailing spaces when they find a key).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from typing import Any, Callable, Iterable, Sequence
+
+# kinds of compared columns
+INT = "int"
+DECIMAL = "decimal"
+FLOAT32 = "float32"
+FLOAT64 = "float64"
+BOOL = "bool"
+TEXT = "text"
+CHAR = "char"  # fixed width: trailing spaces do not count
+JSON = "json"
+SET = "set"
+BYTES = "bytes"
+BINARY = "binary"  # fixed width: trailing zero bytes do not count
+UUID = "uuid"
+TIMESTAMP = "timestamp"
+DATE = "date"
+TIME = "time"
+OTHER = "other"
+
+_CTX = Context(prec=200)  # wide enough for any DECIMAL(65,30) / numeric value we quantize
+FLOAT32_REL_TOL = 1e-6  # float32 carries 24 bits (about 7.2 decimal digits)
+FLOAT64_REL_TOL = 1e-12
+
+_PG_KINDS = {
+    "smallint": INT, "integer": INT, "bigint": INT, "numeric": DECIMAL, "real": FLOAT32,
+    "double precision": FLOAT64, "boolean": BOOL, "text": TEXT, "character varying": TEXT, "character": CHAR,
+    "json": JSON, "jsonb": JSON, "bytea": BYTES, "uuid": UUID, "timestamp without time zone": TIMESTAMP,
+    "timestamp with time zone": TIMESTAMP, "date": DATE, "time without time zone": TIME, "USER-DEFINED": TEXT,
+}
+_MY_KINDS = {
+    "tinyint": INT, "smallint": INT, "mediumint": INT, "int": INT, "integer": INT, "bigint": INT, "year": INT,
+    "decimal": DECIMAL, "float": FLOAT32, "double": FLOAT64, "char": CHAR, "varchar": TEXT, "tinytext": TEXT,
+    "text": TEXT, "mediumtext": TEXT, "longtext": TEXT, "enum": TEXT, "set": SET, "json": JSON,
+    "binary": BINARY, "varbinary": BYTES, "tinyblob": BYTES, "blob": BYTES, "mediumblob": BYTES,
+    "longblob": BYTES, "uuid": UUID, "datetime": TIMESTAMP, "timestamp": TIMESTAMP, "date": DATE, "time": TIME,
+}
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column as the catalog describes it (information_schema.columns)."""
+
+    name: str
+    data_type: str
+    dialect: str  # postgresql | mariadb
+    scale: int | None = None  # numeric_scale
+    precision: int | None = None  # datetime_precision (fractional-second digits)
+    collation: str | None = None
+
+    @property
+    def kind(self) -> str:
+        table = _PG_KINDS if self.dialect == "postgresql" else _MY_KINDS
+        return table.get(self.data_type if self.dialect == "postgresql" else self.data_type.lower(), OTHER)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one target column is compared."""
+
+    column: str
+    kind: str
+    scale: int | None = None
+    precision: int | None = None
+    case_insensitive: bool = False  # key matching only
+    pad_space: bool = False  # key matching only
+    dialect: str = ""  # the database holding the column
+
+
+def rule_for(target: ColumnInfo | None, source: ColumnInfo | None, column: str) -> Rule:
+    """The comparison rule of a target column. `source` is the source column when the field copies the
+    value unchanged (no map, transform, default or constant), else None."""
+    if target is None:
+        return Rule(column, OTHER)
+    kind = target.kind
+    skind = source.kind if source is not None else None
+    if kind in (FLOAT32, FLOAT64) and skind == FLOAT32:
+        kind = FLOAT32
+    elif kind in (TEXT, CHAR) and skind == JSON:
+        kind = JSON
+    elif kind in (TEXT, CHAR) and skind == SET:
+        kind = SET
+    scale = target.scale if kind in (DECIMAL, INT) else None
+    if kind == INT:
+        scale = 0
+    precision = target.precision if kind in (TIMESTAMP, TIME) else None
+    ci = pad = False
+    if target.dialect == "mariadb" and target.collation:
+        name = target.collation.lower()
+        ci = name.endswith("_ci") or "_ci_" in name or name.endswith("_ai_ci")
+        pad = "nopad" not in name
+    return Rule(column, kind, scale, precision, ci, pad, target.dialect)
+
+
+# ---------------------------------------------------------------- canonical forms
+
+
+def _to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return Decimal(int(value))
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else Decimal(str(value))
+    if isinstance(value, (str, bytes)):
+        try:
+            return Decimal(value.decode() if isinstance(value, bytes) else value.strip())
+        except (InvalidOperation, UnicodeDecodeError):
+            return None
+    return None
+
+
+def _to_float(value: Any) -> float | None:
+    if isinstance(value, (bool, int, float, Decimal)):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if isinstance(value, (str, bytes)):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+_EXPONENTS: dict[int, Decimal] = {}
+
+
+def _number(n: Decimal, scale: int | None) -> Any:
+    """With a scale (the target column's): the value rounded to it as the server rounds (half away from
+    zero), an int for scale 0. Without: an int when integral, else the normalised text (1.50 == 1.5)."""
+    if not n.is_finite():
+        return ("num", str(n))
+    if scale is not None:
+        exp = _EXPONENTS.get(scale)
+        if exp is None:
+            exp = _EXPONENTS.setdefault(scale, Decimal(1).scaleb(-scale))
+        n = n.quantize(exp, rounding=ROUND_HALF_UP, context=_CTX)
+        return int(n) if scale <= 0 else n
+    if n == n.to_integral_value(context=_CTX):
+        return int(n)
+    return ("num", str(n.normalize(_CTX)))
+
+
+def _json_value(value: Any) -> Any:
+    """JSON as a canonical tree: objects sorted, numbers by value, true/false apart from 1/0."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return ("bool", value)
+    if value is None:
+        return ("null",)
+    if isinstance(value, (int, float, Decimal)):
+        n = _to_decimal(value)
+        return _number(n, None) if n is not None else ("num", repr(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return ("obj", tuple(sorted((k.decode() if isinstance(k, bytes) else str(k), _json_value(v))
+                                    for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("arr", tuple(_json_value(v) for v in value))
+    return ("?", repr(value))
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, parse_float=Decimal)
+        except ValueError:
+            return ("jsontext", value)
+    return ("json", _json_value(value))
+
+
+def _utc_naive(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _truncate_us(us: int, precision: int | None) -> int:
+    if precision is None or precision >= 6 or precision < 0:
+        return us
+    step = 10 ** (6 - precision)
+    return us - us % step
+
+
+def _timestamp(value: Any, precision: int | None) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = _utc_naive(value)
+        return value.replace(microsecond=_truncate_us(value.microsecond, precision))
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    return _generic(value)
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return _utc_naive(value).date()
+    return _generic(value)
+
+
+def _micros(value: Any) -> int | None:
+    if isinstance(value, timedelta):
+        return (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+    if isinstance(value, time):
+        return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+    if isinstance(value, str):
+        try:
+            return _micros(time.fromisoformat(value.strip()))
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _uuid(value: Any) -> Any:
+    if isinstance(value, (str, bytes)) and len(value) == 0:  # all zero bytes, stripped (tablescan, binlog)
+        return str(uuid.UUID(int=0))
+    try:
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            if len(raw) <= 16:
+                return str(uuid.UUID(bytes=raw.ljust(16, b"\0")))
+            return str(uuid.UUID(raw.decode()))
+        if isinstance(value, str):
+            return str(uuid.UUID(value.strip()))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return _generic(value)
+
+
+def _bytes(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    return _generic(value)
+
+
+def _set(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v != ""]
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return ("set", tuple(sorted(str(v) for v in value)))
+    return _generic(value)
+
+
+def _generic(value: Any) -> Any:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return _number(value, None)
+    if isinstance(value, float):
+        return ("float", value) if not math.isnan(value) else ("float", "nan")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return _utc_naive(value)
+    if isinstance(value, timedelta):
+        return ("us", _micros(value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted(map(str, value))))
+    if isinstance(value, (dict, list, tuple)):
+        return ("json", _json_value(value))
+    return value
+
+
+def canonical(kind: str, value: Any, scale: int | None = None, precision: int | None = None) -> Any:
+    """A hashable form of `value` as a column of `kind` holds it; None stays None (SQL NULL)."""
+    if value is None:
+        return None
+    if kind in (INT, DECIMAL):
+        n = _to_decimal(value)
+        return _number(n, scale) if n is not None else _generic(value)
+    if kind in (FLOAT32, FLOAT64):
+        f = _to_float(value)
+        if f is None:
+            return _generic(value)
+        if math.isnan(f):
+            return ("float", "nan")
+        if math.isinf(f):
+            return ("float", "inf" if f > 0 else "-inf")
+        digits = 6 if kind == FLOAT32 else 15
+        f = float(f"{f:.{digits}g}")
+        return ("float", f + 0.0 if f != 0 else 0.0)
+    if kind == BOOL:
+        if isinstance(value, (bool, int)):
+            return int(value)
+        if isinstance(value, str) and value.strip().lower() in ("t", "true", "1", "f", "false", "0"):
+            return int(value.strip().lower() in ("t", "true", "1"))
+        return _generic(value)
+    if kind == TEXT:
+        return _text(value)
+    if kind == CHAR:
+        text = _text(value)
+        return text.rstrip(" ") if isinstance(text, str) else text
+    if kind == JSON:
+        return _json(value)
+    if kind == SET:
+        return _set(value)
+    if kind == BYTES:
+        return _bytes(value)
+    if kind == BINARY:
+        raw = _bytes(value)
+        return raw.rstrip(b"\0") if isinstance(raw, bytes) else raw
+    if kind == UUID:
+        return _uuid(value)
+    if kind == TIMESTAMP:
+        return _timestamp(value, precision)
+    if kind == DATE:
+        return _date(value)
+    if kind == TIME:
+        us = _micros(value)
+        return ("us", _truncate_us(us, precision)) if us is not None else _generic(value)
+    return _generic(value)
+
+
+def canonical_by(rule: Rule, value: Any) -> Any:
+    return canonical(rule.kind, value, rule.scale, rule.precision)
+
+
+def canonicalizer(rule: Rule) -> Callable[[Any], Any]:
+    """`canonical_by(rule, value)` as a function with fast paths for the common value types (the same
+    results; it runs for every compared value of every row)."""
+    kind, scale, precision = rule.kind, rule.scale, rule.precision
+
+    def slow(v: Any) -> Any:
+        return canonical(kind, v, scale, precision)
+
+    if kind == INT:
+        return lambda v: v if v is None or v.__class__ is int else slow(v)
+    if kind == DECIMAL and scale is not None:
+        exp = Decimal(1).scaleb(-scale)
+
+        def decimal(v: Any) -> Any:
+            if v.__class__ is Decimal and v.is_finite():
+                return v.quantize(exp, rounding=ROUND_HALF_UP, context=_CTX) if scale > 0 else slow(v)
+            return None if v is None else slow(v)
+        return decimal
+    if kind == TEXT:
+        return lambda v: v if v is None or v.__class__ is str else slow(v)
+    if kind == CHAR:
+        return lambda v: v.rstrip(" ") if v.__class__ is str else (None if v is None else slow(v))
+    if kind == TIMESTAMP and (precision is None or precision >= 6):
+        return lambda v: v if v is None or (v.__class__ is datetime and v.tzinfo is None) else slow(v)
+    if kind in (DATE, OTHER):
+        return lambda v: v if v is None or v.__class__ in (int, str, date) else slow(v)
+    return lambda v: None if v is None else slow(v)
+
+
+def key_canonicalizer(rules: Sequence[Rule]) -> Callable[[Sequence[Any]], tuple]:
+    """`key_canonical(rules, key)` as a function (the same results)."""
+    if all(r.kind == INT for r in rules):
+        fns = [canonicalizer(r) for r in rules]
+        return lambda key: tuple(f(v) for f, v in zip(fns, key))
+    return lambda key: key_canonical(rules, key)
+
+
+def values_equal(rule: Rule, expected: Any, actual: Any) -> bool:
+    """The authority on whether a target value holds the expected value."""
+    a, b = canonical_by(rule, expected), canonical_by(rule, actual)
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    kind = rule.kind
+    if kind in (FLOAT32, FLOAT64):
+        fa, fb = _to_float(expected), _to_float(actual)
+        if fa is None or fb is None:
+            return False
+        if math.isnan(fa) or math.isnan(fb):
+            return math.isnan(fa) and math.isnan(fb)
+        tol = FLOAT32_REL_TOL if kind == FLOAT32 else FLOAT64_REL_TOL
+        return math.isclose(fa, fb, rel_tol=tol, abs_tol=1e-37 if kind == FLOAT32 else 1e-300)
+    if kind == DECIMAL and (isinstance(expected, float) or isinstance(actual, float)) and rule.scale is not None:
+        da, db = _to_decimal(expected), _to_decimal(actual)
+        if da is None or db is None or not (da.is_finite() and db.is_finite()):
+            return False
+        return abs(da - db) <= Decimal(1).scaleb(-rule.scale)  # a float's noise at a rounding boundary
+    if kind in (TIMESTAMP, TIME) and rule.precision is not None and rule.precision < 6:
+        step = 10 ** (6 - rule.precision)  # the server rounds or truncates to its precision
+        if kind == TIMESTAMP and isinstance(a, datetime) and isinstance(b, datetime):
+            ta = _timestamp(expected, None)
+            tb = _timestamp(actual, None)
+            return abs(ta - tb) < timedelta(microseconds=step)
+        if kind == TIME:
+            ma, mb = _micros(expected), _micros(actual)
+            return ma is not None and mb is not None and abs(ma - mb) < step
+    return False
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def key_canonical(rules: Sequence[Rule], key: Sequence[Any]) -> tuple:
+    """A key as the target finds it: canonical values, folded like the column's collation."""
+    out = []
+    for rule, value in zip(rules, key):
+        c = canonical_by(rule, value)
+        if isinstance(c, str):
+            if rule.pad_space:
+                c = c.rstrip(" ")
+            if rule.case_insensitive:
+                c = _fold(c)
+        out.append(c)
+    return tuple(out)
+
+
+def stream_value(rule: Rule, value: Any) -> Any:
+    """A key value (as an applier would write it) in the form the change stream and `TableScanner` give it,
+    which is what `TableScanner.by_keys` takes: MariaDB BINARY(n) and UUID as bytes without trailing zero
+    bytes, an empty binary value as ''."""
+    if value is None or rule.dialect != "mariadb":
+        return value
+    if rule.kind in (UUID, BINARY):
+        raw: Any = value
+        if isinstance(value, uuid.UUID):
+            raw = value.bytes
+        elif isinstance(value, str) and rule.kind == UUID:
+            try:
+                raw = uuid.UUID(value).bytes
+            except ValueError:
+                return value
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")
+        if isinstance(raw, (bytes, bytearray, memoryview)):
+            raw = bytes(raw).rstrip(b"\0")
+            return raw if raw else ""
+        return raw
+    if rule.kind == BYTES and isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value) if len(value) else ""
+    return value
+
+
+# ---------------------------------------------------------------- digests and bisecting
+
+
+def row_hash(identity: Any, values: Iterable[Any]) -> int:
+    """A 64-bit hash of one row: its identity (the same on both sides, e.g. the source key) and its
+    canonical values, hashed through their repr (which, unlike hash() of numbers, never maps two values to
+    one: hash(-1) == hash(-2)). The identity keeps two rows that swapped values from cancelling out in a
+    range digest."""
+    text = repr((identity, tuple(values)))
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "backslashreplace"), digest_size=8).digest(), "big")
+
+
+def range_digest(hashes: Sequence[int | None]) -> tuple[int, int]:
+    """(rows present, sum of their hashes mod 2**64): equal ranges give equal digests."""
+    present = [h for h in hashes if h is not None]
+    return len(present), sum(present) % (1 << 64)
+
+
+def differing_indices(expected: Sequence[int | None], actual: Sequence[int | None], leaf: int = 1) -> list[int]:
+    """Bisect a key range: compare the digests of both halves, recurse into halves that differ, down to
+    ranges of `leaf` rows; return the indices of rows in differing leaves. `expected[i]` and `actual[i]`
+    are the hashes of one row on each side (None: no row)."""
+    if len(expected) != len(actual):
+        raise ValueError("expected and actual must be aligned row by row")
+    n = len(expected)
+    pre_e = _prefix(expected)
+    pre_a = _prefix(actual)
+
+    def digest(pre: list[tuple[int, int]], lo: int, hi: int) -> tuple[int, int]:
+        return pre[hi][0] - pre[lo][0], (pre[hi][1] - pre[lo][1]) % (1 << 64)
+
+    out: list[int] = []
+    stack = [(0, n)] if n else []
+    while stack:
+        lo, hi = stack.pop()
+        if digest(pre_e, lo, hi) == digest(pre_a, lo, hi):
+            continue
+        if hi - lo <= max(1, leaf):
+            out.extend(range(lo, hi))
+            continue
+        mid = (lo + hi) // 2
+        stack.append((mid, hi))
+        stack.append((lo, mid))
+    return sorted(out)
+
+
+def _prefix(hashes: Sequence[int | None]) -> list[tuple[int, int]]:
+    out = [(0, 0)]
+    count = total = 0
+    for h in hashes:
+        if h is not None:
+            count += 1
+            total = (total + h) % (1 << 64)
+        out.append((count, total))
+    return out
+
+
+# ---------------------------------------------------------------- display
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value for a report line: text quoted, NULL, numbers and times plain, bytes in hex."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        text = "0x" + bytes(value).hex()
+    elif isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, datetime):
+        text = value.isoformat(" ")
+    elif isinstance(value, (date, time, uuid.UUID)):
+        text = str(value)
+    elif isinstance(value, timedelta):
+        text = str(value)
+    elif isinstance(value, (set, frozenset)):
+        text = "{" + ",".join(sorted(map(str, value))) + "}"
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    else:
+        text = repr(value)
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text
+
+
+def show_key(key: Sequence[Any] | None) -> str:
+    if key is None:
+        return "()"
+    return "(" + ", ".join(show(v, 40) for v in key) + ("," if len(key) == 1 else "") + ")"

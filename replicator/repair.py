@@ -1,0 +1,144 @@
+"""`replicator verify --repair`: the reported rows written through the normal tagged apply path.
+
+Per flow, in one target transaction:
+
+1. the source rows are read again with shared row locks (`TableScanner.lock_keys`, inside a source
+   transaction), so a concurrent update of such a row on the source commits only after our target
+   commit, and replication then applies it after us: no lost update;
+2. they are compared again (only what still differs is written, and printed);
+3. the target transaction starts with `Applier.begin()`, which writes the loop-prevention tag: the
+   other direction recognises the repair as replicator's own write and drops it (no echo);
+4. a differing row gets its differing columns written (`Applier.apply` as a partial update, or
+   `update_by_key` on a linked counterpart, as `links.Linker` does); a missing row is routed through
+   the flow and applied like replication applies it (plain flows: `Applier.apply`; linked flows:
+   `links.Linker`, which also records the crosswalk pair); extra rows are deleted only when the flow's
+   delete policy is `propagate`;
+5. `commit_untracked()`: the rows commit, the stream's checkpoint is not touched; then the source
+   transaction is rolled back (the locks go).
+
+A row of a two-way mapping that differs in both directions is repaired from `sync.first_side` (default:
+the first connection); the other direction then finds it in agreement and writes nothing.
+Ownership needs nothing special: a flow's plans only hold the fields its source side owns. Rows whose
+source row disappeared meanwhile are left to replication (the delete is on its way). After all flows,
+the repaired rows are verified again.
+"""
+from __future__ import annotations
+
+from typing import Sequence, TextIO
+
+from replicator import metrics
+from replicator.appliers import make_applier
+from replicator.changes import Op, RowChange, TargetChange
+from replicator.compare import key_canonical, show
+from replicator.errors import FatalError
+from replicator.links import Linker
+from replicator.loopguard import stream_name
+from replicator.router import LinkedChange, route_flow
+from replicator.verify import DIFFERS, EXTRA, FAILED, MISSING, Difference, FlowCheck, Verifier, key_text
+
+
+def format_repair(d: Difference) -> str:
+    where = f"{d.mapping} {d.stream} {d.table} {key_text(d)}"
+    if d.kind == DIFFERS:
+        return f"repaired {where}: " + ", ".join(f"{c} {show(a)} -> {show(e)}" for c, e, a in d.columns)
+    if d.kind == MISSING:
+        return f"inserted {where}"
+    if d.kind == EXTRA:
+        return f"deleted {where}"
+    return f"not repaired {where}: {d.note or d.kind}"
+
+
+def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]], out: TextIO
+           ) -> tuple[int, list[tuple[FlowCheck, Difference]]]:
+    """Repair every difference and print each change; return how many rows were written and the
+    differences that remain afterwards."""
+    groups: dict[int, tuple[FlowCheck, list[Difference]]] = {}
+    for fc, d in suspects:
+        groups.setdefault(id(fc), (fc, []))[1].append(d)
+    # a row of a two-way mapping may differ in both directions: the first side's values win (as in a sync),
+    # and the other direction then finds it in agreement
+    first = verifier.config.sync.first_side or verifier.config.connections[0].name
+    written = 0
+    for fc, diffs in sorted(groups.values(), key=lambda g: g[0].flow.source.side != first):
+        done, lines = _repair_flow(verifier, fc, diffs)
+        written += done
+        for line in lines:
+            print(line, file=out)
+    remaining = verifier.compare_again(list(suspects))
+    if remaining:  # written, but something else moved in between: the usual re-check decides
+        remaining = verifier.recheck(remaining)
+    return written, remaining
+
+
+def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> tuple[int, list[str]]:
+    from replicator.pipeline import SourceLookup
+    from replicator.tablescan import TableScanner
+
+    flow = fc.flow
+    config, mset = verifier.config, verifier.mset
+    source, target = config.side(flow.source.side), config.side(flow.target.side)
+    applier = make_applier(target, flow.stream, stream_name(target.name, source.name))
+    locker = make_applier(source, "verify-repair", "")
+    lookup = SourceLookup(source) if flow.linked else None
+    lines: list[str] = []
+    try:
+        applier.connect()
+        locker.connect()
+        applier.load_types(sorted({e.table for e in mset.target_endpoints(target.name)}))
+        if applier.read_checkpoint() is None:
+            raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` before "
+                             f"verify --repair (the repair's loop-prevention tag lives there)")
+        scanner = TableScanner(locker, flow.source.table, flow.source.key)
+        row_keys = [d.source_key for d in diffs if d.kind != EXTRA and d.source_key is not None]
+        rows = scanner.lock_keys(row_keys) if row_keys else []
+        # what still differs now that the source rows cannot change: only that is written
+        fresh = fc.check_rows(rows) if rows else []
+        extras = [d.target_key for d in diffs if d.kind == EXTRA and d.target_key is not None]
+        if extras and flow.delete == "propagate":
+            fresh += fc.recheck_extras(extras)
+        by_key = {key_canonical(fc.src_key_rules, scanner.key_of(r)): r for r in rows}
+        linker = (Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query)
+                  if lookup is not None else None)
+        applier.begin()  # the tag first: the other direction drops this transaction
+        done: list[Difference] = []
+        for d in fresh:
+            if d.kind == FAILED:
+                lines.append(format_repair(d))
+                continue
+            key = tuple(d.target_key or ())
+            if d.kind == EXTRA:
+                applier.apply([TargetChange(flow.target.table, Op.DELETE, flow.target.key, key, {})])
+            elif d.kind == DIFFERS:
+                # only the differing columns: a column in agreement stays as it is (in a two-way mapping it
+                # may hold the other direction's image of the value)
+                values = {c: expected for c, expected, _actual in d.columns}
+                if flow.linked:  # as links.Linker updates a counterpart
+                    applier.update_by_key(flow.target.table, flow.target.key, key, values)
+                    metrics.rows_applied.labels(flow.stream, d.table, "update").inc()
+                else:
+                    applier.apply([TargetChange(flow.target.table, Op.UPDATE, flow.target.key, key,
+                                                {**dict(zip(flow.target.key, key)), **values})])
+            else:  # missing: created as replication creates it (crosswalk pair, unparked children...)
+                row = by_key[key_canonical(fc.src_key_rules, d.source_key or ())]
+                for change in route_flow(flow, RowChange(flow.source.table, Op.INSERT, None, row)):
+                    if isinstance(change, LinkedChange):
+                        assert linker is not None
+                        linker.apply(change)
+                    else:
+                        applier.apply([change])
+            done.append(d)
+        applier.commit_untracked()
+        for d in done:
+            metrics.rows_repaired.labels(d.table).inc()
+            lines.append(format_repair(d))
+        return len(done), lines
+    except BaseException:
+        applier.rollback()
+        raise
+    finally:
+        locker.rollback()  # after the target commit: a waiting source update now commits after ours
+        applier.close()
+        locker.close()
+        if lookup is not None:
+            lookup.close()
+
