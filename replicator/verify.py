@@ -786,6 +786,7 @@ class PeriodicVerifier:
         self.config = config
         self.holder = holder
         self.stop = stop
+        self._tables: set[str] = set()  # tables with a replicator_verify_rows_differing sample
         metrics.errors.labels("verify", "retriable")
         metrics.errors.labels("verify", "error")
 
@@ -817,6 +818,9 @@ class PeriodicVerifier:
             counts[d.table] = counts.get(d.table, 0) + 1
         for table, n in counts.items():
             metrics.verify_rows_differing.labels(table).set(n)
+        for table in self._tables - set(counts):  # no longer mapped (reloaded mappings): no stale alert
+            metrics.verify_rows_differing.remove(table)
+        self._tables = set(counts)
         metrics.verify_last_complete.set_to_current_time()
         metrics.verify_seconds.set(report.seconds)
         for d in report.differences[:100]:

@@ -447,3 +447,74 @@ def test_crosswalk_and_transformed_mappings_compare_correctly(make_pair):
         assert (code, difference_lines(out)) == (0, []), out
     finally:
         pair.stop()
+
+
+# ------------------------------------------- 5. filters, gates, parked children: nothing is "missing"
+
+ORDER_PG = """
+CREATE TABLE quote (id int PRIMARY KEY, customer text NOT NULL, status text NOT NULL);
+CREATE TABLE quote_line (id int PRIMARY KEY, quote_id int NOT NULL REFERENCES quote, qty int NOT NULL)
+"""
+ORDER_MY = """
+CREATE TABLE sales_orders (order_no int AUTO_INCREMENT PRIMARY KEY, customer varchar(50) NOT NULL,
+                           crm_status varchar(20)) AUTO_INCREMENT=7000;
+CREATE TABLE sales_order_lines (line_id int AUTO_INCREMENT PRIMARY KEY, order_no int NOT NULL, qty int NOT NULL,
+                                FOREIGN KEY (order_no) REFERENCES sales_orders (order_no)) AUTO_INCREMENT=9000
+"""
+ORDER_MAPPINGS = """
+mappings:
+  quotes:
+    direction: crm_to_erp
+    crm: {table: quote, key: [id]}
+    erp: {table: sales_orders, key: [order_no]}
+    link: {crosswalk: true}
+    gate: {crm_to_erp: {column: status, becomes: confirmed}}
+    filter: {crm_to_erp: {customer: {ne: internal}}}
+    fields:
+      customer: ~
+      status: {erp: crm_status}
+  quote_lines:
+    direction: crm_to_erp
+    crm: {table: quote_line, key: [id]}
+    erp: {table: sales_order_lines, key: [line_id]}
+    link: {crosswalk: true}
+    parent: {mapping: quotes, field: quote_id}
+    fields:
+      quote_id: {erp: order_no, references: quotes}
+      qty: ~
+"""
+
+
+def test_gates_filters_and_parked_children_are_not_missing_and_references_are_compared(make_pair):
+    pair = make_pair(ORDER_PG, ORDER_MY, ORDER_MAPPINGS, extra_config=FAST)
+    pair.start()
+    try:
+        pair.pg_query("INSERT INTO quote VALUES (1, 'Ann', 'confirmed'), (2, 'Bob', 'draft'), (3, 'Cy', 'confirmed'), "
+                      "(4, 'internal', 'confirmed')")
+        pair.pg_query("INSERT INTO quote_line VALUES (1, 1, 1), (2, 1, 2), (3, 2, 3), (4, 2, 4), (5, 4, 5)")
+        wait_until(lambda: pair.metric("replicator_parked_rows", direction="crm_to_erp") == 3
+                   and pair.my_query("SELECT count(*) FROM sales_order_lines") == [(2,)], what="2 lines sent, 3 parked")
+        pair.pg_query("UPDATE quote SET status = 'draft' WHERE id = 3")  # the gate closes: updates still flow
+        wait_until(lambda: pair.my_query("SELECT crm_status FROM sales_orders WHERE order_no = 7001") == [("draft",)],
+                   what="the update of a quote whose gate closed")
+        code, out = verify(pair)
+        assert (code, difference_lines(out)) == (0, []), out
+        assert "quotes: 4 rows checked, 0 differing" in out and "quote_lines: 5 rows checked, 0 differing" in out
+
+        # a line moved to another order behind replicator's back: the foreign key is compared translated
+        db = pair.maria.dbname
+        pair.my_query("UPDATE sales_order_lines SET order_no = 7001, qty = 99 WHERE line_id = 9000")
+        code, out = verify(pair)
+        assert code == 1, out
+        assert difference_lines(out) == [f"quote_lines crm_to_erp {db}.sales_order_lines key=(9000,) (crm key (1,)): "
+                                         "differs: order_no: 7000 -> 7001; qty: 1 -> 99"], out
+        code, out = verify(pair, "--repair")
+        assert code == 0, out
+        assert (f"repaired quote_lines crm_to_erp {db}.sales_order_lines key=(9000,) (crm key (1,)): "
+                "order_no 7001 -> 7000, qty 99 -> 1") in out, out
+        assert pair.my_query("SELECT order_no, qty FROM sales_order_lines WHERE line_id = 9000") == [(7000, 1)]
+        assert pair.metric("replicator_parked_rows", direction="crm_to_erp") == 3  # the repair parked nothing
+        code, out = verify(pair)
+        assert (code, difference_lines(out)) == (0, []), out
+    finally:
+        pair.stop()
