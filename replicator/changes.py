@@ -162,3 +162,6 @@ class TargetChange:
     key_columns: tuple[str, ...]
     key: tuple[Any, ...]
     values: Mapping[str, Any]
+    # columns written only when the row is created, never over an existing row's values (a sync's
+    # second side: fields without an owner already hold the first side's values)
+    insert_only: frozenset[str] = frozenset()

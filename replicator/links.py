@@ -100,7 +100,7 @@ class Linker:
                 metrics.links_created.labels(self.stream, flow.mapping, "natural").inc()
                 linked_now = True
         if target_key is not None:
-            changed = {c: v for c, v in values.items() if c not in flow.target.key}
+            changed = {c: v for c, v in values.items() if c not in flow.target.key and c not in lc.insert_only}
             if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()

@@ -19,7 +19,7 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.channel import Channel
 from replicator.links import Linker
-from replicator.router import LinkedChange, route, route_flow
+from replicator.router import LinkedChange, route
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
@@ -274,11 +274,7 @@ class Direction:
                     changes = []
                 else:
                     changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
-                for part in chunk:
-                    if isinstance(part, Progress):
-                        changes.append(part)
-                    else:
-                        changes.extend(route_flow(*part))
+                changes.extend(chunk)
                 if not changes and not open_txn:
                     if txn.final:
                         skipped_to = txn.position

@@ -36,6 +36,7 @@ class LinkedChange:
     source_key: tuple[Any, ...]  # the source row's own key (its primary key)
     values: Mapping[str, Any]  # target column -> value (Ref for foreign keys); no UNCHANGED
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
+    insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
 
 
 def route(mset: MappingSet, side: str, change: RowChange) -> list[Any]:

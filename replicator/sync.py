@@ -1,27 +1,30 @@
 """Sync: existing rows copied through the mappings while the stream keeps running.
 
-How a copy stays consistent with the stream: watermarked chunks, the algorithm of Netflix's DBLog
-(Andreas Andreakis, Ioannis Papapanagiotou, 2019) that Debezium's incremental snapshots also use.
-For each chunk of a source table, in primary-key order, the snapshotter thread of a direction
+How a copy stays consistent with the stream -- a watermark scheme in the family of Netflix's DBLog
+(Andreakis and Papapanagiotou, 2019) and Debezium's incremental snapshots:
 
-1. writes a LOW watermark into the source's change stream,
-2. reads the chunk (`key > last key ORDER BY key LIMIT n`, its own short snapshot, no lock),
-3. writes a HIGH watermark.
+1. From the moment a sync starts, the direction's apply loop remembers the key of every change it
+   sees in the synced table, our own echoes included (sources keep echo rows while a sync runs).
+2. The snapshotter thread reads the table in primary-key chunks (`key > last ORDER BY key LIMIT n`,
+   each its own short snapshot, no lock) and after each read writes a HIGH watermark into the
+   source's change stream.
+3. When the apply loop meets the HIGH watermark, in commit order like any other change, it drops
+   from the chunk every remembered key and applies the remaining rows right there, as upserts
+   through the chunk's mapping, in the target transaction that also records the sync's progress
+   (`<state_schema>.sync` in the target) and the stream's checkpoint.
 
-The direction's apply loop meets LOW and HIGH in commit order like any other change. Between them
-it remembers the keys of every change to that table (echoes included: a row our other direction
-wrote during the window was also read by the chunk). At HIGH it drops those keys from the chunk --
-their events in the window are newer and are applied themselves -- and applies the remaining rows
-right there, as upserts through the chunk's mapping, in the same target transaction that records
-the sync's progress (`<state_schema>.sync` in the target) and the stream's checkpoint. So
+Why that is exactly right: a remembered key changed after the sync started, so the stream itself
+carries its newest state; every other row of the chunk has not changed since the sync started, so
+the chunk holds its current state, and any change after the HIGH watermark is applied after the
+chunk. DBLog only drops keys changed between a LOW and the HIGH watermark; dropping every key
+changed since the start costs one key of memory per row changed during the copy and needs one
+watermark per chunk instead of two. A row our other direction wrote into the source (an echo)
+is not dropped but copied with only the fields this side owns: the echo carried the other side's
+fields, and writing those back could overwrite a newer change made there meanwhile.
 
-- a row changed before LOW is in the chunk with its newest value, after its event was applied;
-- a row changed between LOW and HIGH is taken from the stream, not from the chunk;
-- a row changed after HIGH is applied after the chunk;
-
-and no change is lost or applied twice. The copy never holds a lock or a long transaction, works
-on a live system, and a crash resumes at the last chunk the target committed (a HIGH watermark of
-a previous session is not in memory any more and is ignored: its chunk is simply read again).
+The copy never holds a lock or a long transaction, works on a live system, and a crash resumes at
+the last chunk the target committed (a HIGH watermark of a previous session is not in memory any
+more and is ignored: its chunk is simply read again).
 
 Why not an exported snapshot (`CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT`, or MariaDB's
 `START TRANSACTION WITH CONSISTENT SNAPSHOT` with the binlog position): it only exists when a slot
@@ -33,8 +36,9 @@ Watermarks: PostgreSQL -- a transactional logical message (prefix `replicator.wa
 table and no grant. MariaDB -- an upsert of the stream's row in `<state_schema>.watermark`.
 
 A two-way mapping is copied from one side first (`sync.first_side`, default: the first
-connection), then from the other: on fields without an owner the first side's values win, and
-rows that exist on one side only are created on the other.
+connection), then from the other. The first side's copy writes every field it maps, so on fields
+without an owner its values win; the second side's copy writes only the fields it owns into rows
+that exist on both sides, and creates the rows that exist on its side only.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
@@ -55,6 +59,7 @@ from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
 from replicator.loopguard import stream_name
 from replicator.mapping import Flow, Mapping, MappingSet
+from replicator.router import route_flow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ OUTSTANDING = 2  # chunks read ahead of the apply loop (memory: OUTSTANDING * ch
 POLL_SECONDS = 2.0  # how often a direction looks for new sync requests
 
 PENDING, RUNNING, DONE = "pending", "running", "done"
+CHANGED, ECHO = "changed", "echo"  # how a key changed since a sync started
 
 
 def postgres_ddl(schema: str) -> list[str]:
@@ -173,6 +179,12 @@ class Job:
     flow: Flow
     last_key: tuple | None
     rows_done: int
+    # the second side of a two-way mapping: fields without an owner are only written into rows it
+    # creates (existing rows hold the first side's values, or newer ones the streams brought)
+    insert_only: frozenset[str] = frozenset()
+    # for rows our other direction wrote into the source since the sync started: every field but the
+    # ones this side owns (those the other direction did not bring over)
+    echo_insert_only: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -183,13 +195,6 @@ class Chunk:
     rows_done: int  # after this chunk
     estimated: int
     done: bool
-
-
-@dataclass
-class Window:
-    table: TableRef
-    key: tuple[str, ...]
-    keys: set = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -239,15 +244,13 @@ class Snapshotter:
                 while True:
                     if not d.wait_room():
                         return
-                    low = d.open_window(job.flow.source.table, job.flow.source.key)
-                    self._watermark(db, low, "low")
                     rows = scanner.chunk(after, d.chunk_rows)
                     done = len(rows) < d.chunk_rows
                     if rows:
                         after = scanner.key_of(rows[-1])
                     done_rows += len(rows)
                     estimated = max(estimated, done_rows)
-                    high = d.add_chunk(low, Chunk(job, rows, after, done_rows, estimated, done))
+                    high = d.add_chunk(Chunk(job, rows, after, done_rows, estimated, done))
                     self._watermark(db, high, "high")
                     if done:
                         break
@@ -274,8 +277,8 @@ class SyncDriver:
     """The sync side of one direction's apply loop: requests, the snapshotter, windows and chunks.
 
     The apply thread calls `poll` between target transactions, `observe` for every source
-    transaction, and applies the changes it returns. The snapshotter thread calls `open_window`,
-    `add_chunk` and `wait_room`.
+    transaction, and applies the changes it returns. The snapshotter thread calls `add_chunk` and
+    `wait_room`.
     """
 
     def __init__(self, config: Config, source: Connection, target: Connection, stop: threading.Event):
@@ -288,10 +291,10 @@ class SyncDriver:
         self.chunk_rows = config.sync.chunk_rows
         self.wm_table = watermark_table(source)
         self._lock = threading.Condition()
-        self._lows: dict[str, Window] = {}  # registered by the snapshotter, opened when LOW is seen
-        self._open: dict[str, Window] = {}  # LOW seen, HIGH not yet
-        self._chunks: dict[str, tuple[str, Chunk]] = {}  # HIGH mark -> (LOW mark, chunk)
-        self._inflight: set[str] = set()  # LOW marks whose chunk the apply loop has not consumed yet
+        # synced table -> (its key columns, {key changed since the sync started: CHANGED or ECHO});
+        # the apply thread's
+        self._tracked: dict[TableRef, tuple[tuple[str, ...], dict]] = {}
+        self._chunks: dict[str, Chunk] = {}  # HIGH mark -> chunk read before it, not applied yet
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
         self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
@@ -327,7 +330,7 @@ class SyncDriver:
                 if isinstance(error, ReplicatorError):
                     raise error
                 raise RetriableError(f"{self.stream}: sync reader: {type(error).__name__}: {error}") from error
-            if snap.thread.is_alive() or self._chunks or self._open:
+            if snap.thread.is_alive() or self._chunks:
                 return
             self._finish()
         if time.monotonic() - self._polled_at < POLL_SECONDS:
@@ -344,58 +347,67 @@ class SyncDriver:
                 log.warning("%s: sync of %s requested, but no such mapping flows this way; ignored",
                             self.stream, r.mapping)
                 continue
-            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done))
+            owners = {f.name: f.owner for f in mapping.fields}
+            not_owned = frozenset(p.target for p in flow.plans
+                                  if owners.get(p.name) != self.source.name and p.target not in flow.target.key)
+            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, self._insert_only(mapping, flow), not_owned))
         if not jobs:
             return
         jobs = _parents_first(jobs, mset)
+        self.track(jobs)
         self._keep_echoes(True)
         self._snapshotter = Snapshotter(self, jobs, self._waiter(mset))
         self._snapshotter.start()
 
+    def track(self, jobs: Sequence[Job]) -> None:
+        """Remember changed keys of the jobs' tables from now on (before any chunk is read)."""
+        for job in jobs:
+            self._tracked.setdefault(job.flow.source.table, (job.flow.source.key, {}))
+
     def observe(self, txn: Transaction) -> list[Any]:
-        """Track window keys; at a HIGH watermark return the chunk's rows to apply (RowChanges of the
-        chunk's flow, as (flow, RowChange) pairs) followed by its Progress."""
-        if not (self._open or self._lows):
+        """Remember changed keys; at a HIGH watermark return the chunk's rows to apply (routed through
+        the chunk's flow: TargetChanges and LinkedChanges) followed by its Progress."""
+        if not self._tracked:
             return []
         out: list[Any] = []
+        # a change of ours (an echo) brought the other side's fields into this row, nothing else; a
+        # deleted row is deleted whoever deleted it
         for ch in txn.changes:
             if ch.table == self.wm_table:
                 out.extend(self._watermark(ch))
                 continue
-            for w in self._open.values():
-                if ch.table == w.table:
-                    for image in (ch.before, ch.after):
-                        if image:
-                            w.keys.add(tuple(image.get(c) for c in w.key))
+            tracked = self._tracked.get(ch.table)
+            if tracked is not None:
+                cols, keys = tracked
+                kind = ECHO if txn.echo and ch.op is not Op.DELETE else CHANGED
+                for image in (ch.before, ch.after):
+                    if image:
+                        key = tuple(image.get(c) for c in cols)
+                        if keys.get(key) is not CHANGED:
+                            keys[key] = kind
         return out
 
     def _watermark(self, ch: RowChange) -> list[Any]:
         row = ch.after or {}
-        if row.get("stream") != self.stream:
+        if row.get("stream") != self.stream or row.get("kind") != "high":
             return []
-        mark, kind = row.get("mark"), row.get("kind")
         with self._lock:
-            if kind == "low":
-                window = self._lows.pop(mark, None)
-                if window is not None:
-                    self._open[mark] = window
-                return []
-            found = self._chunks.pop(mark, None)
+            chunk = self._chunks.pop(row.get("mark"), None)
             self._lock.notify_all()
-        if found is None:
+        if chunk is None:
             return []  # a previous session's watermark: its chunk is read again
-        low, chunk = found
-        with self._lock:
-            self._inflight.discard(low)
-            self._lock.notify_all()
-        window = self._open.pop(low, Window(chunk.job.flow.source.table, chunk.job.flow.source.key))
-        table = chunk.job.flow.source.table
+        job = chunk.job
+        table = job.flow.source.table
+        cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
         out: list[Any] = []
         for row_ in chunk.rows:
-            if tuple(row_[c] for c in window.key) in window.keys:
-                continue  # changed during the window: the stream brought the newer version
-            out.append((chunk.job.flow, RowChange(table, Op.INSERT, None, row_)))
-        metrics.sync_rows.labels(self.stream, chunk.job.mapping).inc(len(chunk.rows))
+            kind = changed.get(tuple(row_[c] for c in cols))
+            if kind is CHANGED:
+                continue  # changed since the sync started: the stream brings (or brought) its newest state
+            insert_only = job.insert_only | job.echo_insert_only if kind is ECHO else job.insert_only
+            for change in route_flow(job.flow, RowChange(table, Op.INSERT, None, row_)):
+                out.append(replace(change, insert_only=insert_only) if insert_only else change)
+        metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
         out.append(Progress(self.stream, chunk))
         return out
 
@@ -423,21 +435,27 @@ class SyncDriver:
     def _finish(self) -> None:
         self._snapshotter = None
         with self._lock:
-            self._lows.clear()
-            self._open.clear()
             self._chunks.clear()
-            self._inflight.clear()
             self._lock.notify_all()
+        self._tracked = {}
         self._keep_echoes(False)
 
     def _keep_echoes(self, on: bool) -> None:
         for source in self.sources:
             source.keep_echoes = on
 
+    def _insert_only(self, mapping: Mapping, flow: Flow) -> frozenset[str]:
+        if self._first_side() == self.source.name or mapping.flow(self.target.name) is None:
+            return frozenset()
+        owners = {f.name: f.owner for f in mapping.fields}
+        return frozenset(p.target for p in flow.plans if owners.get(p.name) is None and p.target not in flow.target.key)
+
+    def _first_side(self) -> str:
+        return self.config.sync.first_side or self.config.connections[0].name
+
     def _waiter(self, mset: MappingSet) -> Callable[[str], bool]:
         """A two-way mapping is copied from `first` first: the other side waits until that copy is done."""
-        first = self.config.sync.first_side or self.config.connections[0].name
-        if first == self.source.name:
+        if self._first_side() == self.source.name:
             return lambda _mapping: True
         lookup: dict[str, Any] = {}
         logged: set[str] = set()
@@ -476,22 +494,16 @@ class SyncDriver:
     def wait_room(self) -> bool:
         """Block while OUTSTANDING chunks wait for the apply loop; False when stopping."""
         with self._lock:
-            while len(self._inflight) >= OUTSTANDING and not self.stop.is_set() \
+            while len(self._chunks) >= OUTSTANDING and not self.stop.is_set() \
                     and self._snapshotter is not None:
                 self._lock.wait(0.5)
             return not self.stop.is_set() and self._snapshotter is not None
 
-    def open_window(self, table: TableRef, key: Sequence[str]) -> str:
+    def add_chunk(self, chunk: Chunk) -> str:
+        """Register a chunk just read; returns the mark of the HIGH watermark to write for it."""
         mark = uuid.uuid4().hex
         with self._lock:
-            self._lows[mark] = Window(table, tuple(key))
-            self._inflight.add(mark)
-        return mark
-
-    def add_chunk(self, low: str, chunk: Chunk) -> str:
-        mark = uuid.uuid4().hex
-        with self._lock:
-            self._chunks[mark] = (low, chunk)
+            self._chunks[mark] = chunk
         return mark
 
     def wake(self) -> None:

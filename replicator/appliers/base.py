@@ -25,6 +25,12 @@ class Run:
     key_columns: tuple[str, ...]
     columns: tuple[str, ...]
     rows: dict[tuple, TargetChange]  # by key; a later change of the same key replaces the earlier
+    insert_only: frozenset[str] = frozenset()  # columns not overwritten on an existing row
+
+    @property
+    def updates(self) -> list[str]:
+        """The columns an existing row gets: everything but the key and insert-only columns."""
+        return [c for c in self.columns if c not in self.key_columns and c not in self.insert_only]
 
 
 def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
@@ -32,8 +38,9 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     current: Run | None = None
     for ch in changes:
         cols = tuple(ch.values)
-        if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols:
-            current = Run(ch.table, ch.op, ch.key_columns, cols, {})
+        if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols \
+                or current.insert_only != ch.insert_only:
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only)
             runs.append(current)
         current.rows[ch.key] = ch
     return runs
@@ -226,7 +233,7 @@ class Applier(abc.ABC):
         """UPDATE each row by key (a partial update, see is_partial); returns the rows that do not exist."""
         missing = []
         for r in rows:
-            changed = {c: r.values[c] for c in run.columns if c not in run.key_columns}
+            changed = {c: r.values[c] for c in run.updates}
             if not changed:  # nothing but the key: touching the key column finds out whether the row exists
                 changed = {run.key_columns[0]: r.key[0]}
             if not self.update_by_key(run.table, run.key_columns, r.key, changed):

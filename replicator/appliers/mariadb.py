@@ -212,12 +212,12 @@ class MariaDBApplier(Applier):
             rows = self._update_existing(run, rows)
             if not rows:
                 return 0
-        key = ("upsert", run.table, run.columns, run.key_columns)
+        key = ("upsert", run.table, run.columns, run.key_columns, run.insert_only)
         stmt = self._sql_cache.get(key)
         if stmt is None:
             cols = ", ".join(quote(c) for c in run.columns)
             marks = ", ".join(["%s"] * len(run.columns))
-            updates = [c for c in run.columns if c not in run.key_columns] or list(run.key_columns[:1])
+            updates = run.updates or list(run.key_columns[:1])
             action = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in updates)
             stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks}) "
                     f"ON DUPLICATE KEY UPDATE {action}")

@@ -229,11 +229,11 @@ class PostgresApplier(Applier):
             if not rows:
                 return 0
         count_missing = run.op.value == "update"
-        key = ("upsert", run.table, run.columns, run.key_columns, count_missing)
+        key = ("upsert", run.table, run.columns, run.key_columns, count_missing, run.insert_only)
         stmt = self._sql_cache.get(key)
         if stmt is None:
             cols = sql.SQL(", ").join(map(sql.Identifier, run.columns))
-            updates = [c for c in run.columns if c not in run.key_columns]
+            updates = run.updates
             conflict = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
             if updates:
                 action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(

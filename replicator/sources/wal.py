@@ -225,7 +225,7 @@ class WalSource:
                     # already in the target: the checkpoint is the end of a later or equal commit
                     skip = event.final_lsn < start
                 elif isinstance(event, Message):
-                    if event.transactional and self.guard.is_tag_message(event.prefix, event.content):
+                    if event.transactional and not echo and self.guard.is_tag_message(event.prefix, event.content):
                         if chunks:
                             raise FatalError(f"loop tag in the middle of transaction {begin.xid if begin else '?'}")
                         echo, rows = True, []

@@ -34,6 +34,18 @@ def shape(runs: list[Run]) -> list[tuple[str, str, tuple[str, ...], list[tuple]]
 # ---------------------------------------------------------------- group_runs
 
 
+def test_insert_only_columns_start_a_run_of_their_own_and_are_never_updated() -> None:
+    """A sync's second side creates rows with every field but leaves existing rows' unowned fields."""
+    from dataclasses import replace
+
+    seeded = replace(up(T, 2, Op.INSERT, name="b", note="x"), insert_only=frozenset({"note"}))
+    runs = group_runs([up(T, 1, Op.INSERT, name="a", note="y"), seeded])
+    assert shape(runs) == [("customer", "insert", ("id", "name", "note"), [(1,)]),
+                           ("customer", "insert", ("id", "name", "note"), [(2,)])]
+    assert runs[0].updates == ["name", "note"]
+    assert runs[1].updates == ["name"]
+
+
 def test_consecutive_changes_of_one_shape_form_one_run() -> None:
     runs = group_runs([up(T, 1, name="a"), up(T, 2, name="b"), up(T, 3, name="c")])
     assert shape(runs) == [("customer", "update", ("id", "name"), [(1,), (2,), (3,)])]

@@ -15,6 +15,7 @@ from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
 from replicator.config import Config
 from replicator.mapping import MappingSet
 from replicator.progress import line
+from replicator.router import LinkedChange
 from replicator.sync import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first, watermark_table
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
@@ -77,52 +78,74 @@ def chunk_of(mset: MappingSet, keys: list[int], done: bool = False) -> Chunk:
 
 
 def chunk_rows(out: list) -> list[int]:
-    return [rc.after["id"] for part in out if isinstance(part, tuple) for rc in [part[1]]]
+    """Source keys of the routed chunk rows (customers is referenced by orders: linked changes)."""
+    return [lc.source_key[0] for lc in out if isinstance(lc, LinkedChange)]
 
 
-def test_keys_changed_between_low_and_high_are_left_to_the_stream(driver: SyncDriver, mset: MappingSet) -> None:
-    low = driver.open_window(CUSTOMER, ("id",))
-    assert driver.observe(txn(upd(1))) == []  # before LOW: the chunk's read is newer, nothing to track
-    driver.observe(txn(mark(driver, low, "low")))
+def start(d: SyncDriver, mset: MappingSet) -> None:
+    flow = mset.by_name["customers"].flow("crm")
+    assert flow is not None
+    d.track([Job("customers", flow, None, 0)])
+
+
+def test_keys_changed_since_the_sync_started_are_left_to_the_stream(driver: SyncDriver, mset: MappingSet) -> None:
+    assert driver.observe(txn(upd(1))) == []  # before the sync: its row is read later, newer
+    start(driver, mset)
     driver.observe(txn(upd(2), upd(3)))
     driver.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 4}, None)))
-    high = driver.add_chunk(low, chunk_of(mset, [1, 2, 3, 4, 5]))
+    high = driver.add_chunk(chunk_of(mset, [1, 2, 3, 4, 5]))
     out = driver.observe(txn(mark(driver, high, "high")))
     assert chunk_rows(out) == [1, 5]
-    assert all(part[1].op is Op.INSERT for part in out if isinstance(part, tuple))
+    assert all(lc.op is Op.INSERT and lc.change.op is Op.INSERT for lc in out if isinstance(lc, LinkedChange))
     assert isinstance(out[-1], Progress) and out[-1].chunk.rows_done == 5
 
 
-def test_echo_rows_in_the_window_count_as_changed(driver: SyncDriver, mset: MappingSet) -> None:
-    """A row the other direction wrote during the window was read by the chunk in one state or the
-    other; copying it back could overwrite the newer value, so the stream's version wins."""
-    low = driver.open_window(CUSTOMER, ("id",))
-    driver.observe(txn(mark(driver, low, "low")))
+def test_keys_stay_excluded_for_later_chunks(driver: SyncDriver, mset: MappingSet) -> None:
+    """A key changed while chunk 1 was read and applied is also left out of chunk 2 (read later):
+    the stream carries every change since the start."""
+    start(driver, mset)
+    driver.observe(txn(upd(12)))
+    first = driver.add_chunk(chunk_of(mset, [1, 2]))
+    assert chunk_rows(driver.observe(txn(mark(driver, first, "high")))) == [1, 2]
+    second = driver.add_chunk(chunk_of(mset, [11, 12, 13]))
+    assert chunk_rows(driver.observe(txn(mark(driver, second, "high")))) == [11, 13]
+
+
+def test_echo_rows_are_copied_with_only_the_fields_this_side_owns(driver: SyncDriver, mset: MappingSet) -> None:
+    """A row our other direction wrote into this side carried the other side's fields; writing those
+    back could overwrite a newer change made there meanwhile. Fields this side owns still go over
+    (here none: name has no owner), and a row that does not exist there yet is still created."""
+    flow = mset.by_name["customers"].flow("crm")
+    assert flow is not None
+    job = Job("customers", flow, None, 0, frozenset(), frozenset({"customer_name"}))
+    driver.track([job])
     driver.observe(txn(upd(7), echo=True))
-    high = driver.add_chunk(low, chunk_of(mset, [6, 7, 8]))
-    assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [6, 8]
+    driver.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 8}, None), echo=True))
+    high = driver.add_chunk(Chunk(job, [{"id": k, "name": f"n{k}"} for k in (6, 7, 8)], (8,), 3, 3, True))
+    out = driver.observe(txn(mark(driver, high, "high")))
+    routed = [lc for lc in out if isinstance(lc, LinkedChange)]
+    assert [lc.source_key for lc in routed] == [(6,), (7,)]  # a deleted row is never copied
+    assert [lc.insert_only for lc in routed] == [frozenset(), frozenset({"customer_name"})]
 
 
 def test_a_key_change_excludes_old_and_new_key(driver: SyncDriver, mset: MappingSet) -> None:
-    low = driver.open_window(CUSTOMER, ("id",))
-    driver.observe(txn(mark(driver, low, "low")))
+    start(driver, mset)
     driver.observe(txn(RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": "a"}, {"id": 9, "name": "a"})))
-    high = driver.add_chunk(low, chunk_of(mset, [1, 2, 9]))
+    high = driver.add_chunk(chunk_of(mset, [1, 2, 9]))
     assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [2]
 
 
 def test_other_tables_and_other_streams_are_not_tracked(driver: SyncDriver, mset: MappingSet) -> None:
-    low = driver.open_window(CUSTOMER, ("id",))
-    driver.observe(txn(mark(driver, low, "low")))
+    start(driver, mset)
     driver.observe(txn(RowChange(TableRef("public", "orders"), Op.UPDATE, {"id": 1}, {"id": 1})))
-    driver.observe(txn(mark(driver, "zzz", "low", stream="erp_to_crm")))
-    high = driver.add_chunk(low, chunk_of(mset, [1, 2]))
+    high = driver.add_chunk(chunk_of(mset, [1, 2]))
+    assert driver.observe(txn(mark(driver, high, "high", stream="erp_to_crm"))) == []  # not ours: still waiting
     assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [1, 2]
 
 
-def test_a_watermark_of_an_earlier_session_is_ignored(driver: SyncDriver) -> None:
+def test_a_watermark_of_an_earlier_session_is_ignored(driver: SyncDriver, mset: MappingSet) -> None:
     """After a restart the stream replays watermarks whose chunks are gone: the chunk is read again."""
-    assert driver.observe(txn(mark(driver, "old-low", "low"))) == []
+    start(driver, mset)
     assert driver.observe(txn(mark(driver, "old-high", "high"))) == []
 
 
@@ -130,29 +153,25 @@ def test_nothing_is_tracked_without_a_sync(config: Config) -> None:
     crm, erp = config.connections
     d = SyncDriver(config, crm, erp, threading.Event())
     assert d.observe(txn(upd(1))) == []
-    assert d._open == {}
+    assert d._tracked == {}
 
 
 def test_an_empty_last_chunk_still_records_progress(driver: SyncDriver, mset: MappingSet) -> None:
-    low = driver.open_window(CUSTOMER, ("id",))
-    driver.observe(txn(mark(driver, low, "low")))
-    high = driver.add_chunk(low, chunk_of(mset, [], done=True))
+    start(driver, mset)
+    high = driver.add_chunk(chunk_of(mset, [], done=True))
     out = driver.observe(txn(mark(driver, high, "high")))
     assert len(out) == 1 and isinstance(out[0], Progress) and out[0].chunk.done
 
 
 def test_room_is_bounded(driver: SyncDriver, mset: MappingSet) -> None:
-    """At most OUTSTANDING chunks wait in memory; consuming one makes room."""
-    lows = [driver.open_window(CUSTOMER, ("id",)), driver.open_window(CUSTOMER, ("id",))]
+    """At most OUTSTANDING chunks wait in memory; applying one makes room."""
+    start(driver, mset)
+    highs = [driver.add_chunk(chunk_of(mset, [1])), driver.add_chunk(chunk_of(mset, [2]))]
     waiter = threading.Thread(target=driver.wait_room)
     waiter.start()
     waiter.join(0.3)
     assert waiter.is_alive()  # two chunks in flight
-    driver.observe(txn(mark(driver, lows[0], "low")))
-    waiter.join(0.3)
-    assert waiter.is_alive()  # seen LOW: the chunk is still in memory
-    high = driver.add_chunk(lows[0], chunk_of(mset, [1]))
-    driver.observe(txn(mark(driver, high, "high")))
+    driver.observe(txn(mark(driver, highs[0], "high")))
     waiter.join(2)
     assert not waiter.is_alive()
 
@@ -173,3 +192,16 @@ def test_progress_line() -> None:
     assert line(done, None) == "customers crm_to_erp  done: 200,000 rows in 16.0 s (12,500 rows/s)"
     assert line(SyncRow("erp_to_crm", "customers", "pending", None, 0, 0), None) == (
         "customers erp_to_crm  waiting to start")
+
+
+def test_the_second_side_writes_unowned_fields_only_into_rows_it_creates(config: Config, mset: MappingSet) -> None:
+    """customers flows both ways and crm (the first connection) is copied first: the erp copy may
+    create missing CRM rows with every field, but an existing row keeps its name (no owner)."""
+    crm, erp = config.connections
+    d = SyncDriver(config, erp, crm, threading.Event())
+    m = mset.by_name["customers"]
+    assert d._insert_only(m, m.flow("erp")) == frozenset({"name"})
+    first = SyncDriver(config, crm, erp, threading.Event())
+    assert first._insert_only(m, m.flow("crm")) == frozenset()
+    orders = mset.by_name["orders"]  # one way: nothing was copied before it
+    assert SyncDriver(config, crm, erp, threading.Event())._insert_only(orders, orders.flow("crm")) == frozenset()
