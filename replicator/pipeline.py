@@ -368,10 +368,13 @@ class SourceLookup:
 
 
 class Daemon:
-    """Both directions, each in its own thread; the first fatal error stops everything."""
+    """Both directions, each in its own thread; the first fatal error stops everything. With
+    `verify.every_seconds` set, a verifier thread compares both sides periodically (it never stops
+    the daemon: a failed run is logged and counted, and the next period tries again)."""
 
     def __init__(self, config: Config, mappings: MappingHolder):
         self.config = config
+        self.mappings = mappings
         self.stop = threading.Event()
         a, b = config.connections
         self.directions = [Direction(config, a, b, mappings, self.stop), Direction(config, b, a, mappings, self.stop)]
@@ -383,6 +386,11 @@ class Daemon:
             t = threading.Thread(target=self._run, args=(d,), name=f"apply-{d.name}", daemon=True)
             t.start()
             self.threads.append(t)
+        if self.config.verify.every_seconds > 0:
+            from replicator.verify import PeriodicVerifier
+
+            verifier = PeriodicVerifier(self.config, self.mappings, self.stop)
+            threading.Thread(target=verifier.run, name="verify", daemon=True).start()
 
     def _run(self, d: Direction) -> None:
         try:

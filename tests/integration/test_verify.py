@@ -518,3 +518,32 @@ def test_gates_filters_and_parked_children_are_not_missing_and_references_are_co
         assert (code, difference_lines(out)) == (0, []), out
     finally:
         pair.stop()
+
+
+# ------------------------------------------------------------------------------ 6. inside the daemon
+
+
+def test_the_daemon_verifies_periodically_and_exports_drift(make_pair):
+    """verify.every_seconds: the running daemon compares both sides on its own and exports the rows
+    that still differ per target table, so ReplicatorDrift can fire; a repaired row clears it."""
+    config = "sync: {on_first_run: false}\nverify: {every_seconds: 1, recheck_seconds: 1, chunk_rows: 100}\n"
+    pair = make_pair(CORRUPT_PG, CORRUPT_MY, CORRUPT_MAPPINGS, extra_config=config)
+    pair.start()
+    try:
+        db = pair.maria.dbname
+        pair.pg_query("INSERT INTO items SELECT i, 'item ' || i, i, NULL FROM generate_series(1, 50) i")
+        wait_until(lambda: pair.my_query("SELECT count(*) FROM items")[0][0] == 50, what="rows in the ERP")
+        wait_until(lambda: pair.metric("replicator_verify_last_complete_timestamp_seconds") > 0, 30,
+                   "a complete periodic verification")
+        wait_until(lambda: pair.metrics_text() and f'replicator_verify_rows_differing{{table="{db}.items"}} 0.0'
+                   in pair.metrics_text(), 30, "items agreeing")
+        pair.my_query("UPDATE items SET name = 'CORRUPT' WHERE id IN (3, 4)")  # behind replicator's back
+        wait_until(lambda: pair.metric("replicator_verify_rows_differing", table=f"{db}.items") == 2, 30,
+                   "the drift exported")
+        assert "differs: name: 'item 3' -> 'CORRUPT'" in pair.log()
+        code, out = verify(pair, "--repair")
+        assert code == 0, out
+        wait_until(lambda: pair.metric("replicator_verify_rows_differing", table=f"{db}.items") == 0, 30,
+                   "the drift cleared")
+    finally:
+        pair.stop()
