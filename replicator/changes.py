@@ -165,3 +165,5 @@ class TargetChange:
     # columns written only when the row is created, never over an existing row's values (a sync's
     # second side: fields without an owner already hold the first side's values)
     insert_only: frozenset[str] = frozenset()
+    # update the row only if it exists, never create it (a sync copying a row the other side wrote)
+    must_exist: bool = False

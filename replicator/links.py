@@ -108,7 +108,7 @@ class Linker:
                 # the record has a counterpart from now on: children waiting for it can follow
                 self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
             return
-        if not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
+        if lc.must_exist or not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
             return
         self._create(flow, lc, values)

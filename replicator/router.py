@@ -37,6 +37,7 @@ class LinkedChange:
     values: Mapping[str, Any]  # target column -> value (Ref for foreign keys); no UNCHANGED
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
     insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
+    must_exist: bool = False  # update an existing counterpart only, never create one
 
 
 def route(mset: MappingSet, side: str, change: RowChange) -> list[Any]:

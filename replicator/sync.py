@@ -32,6 +32,12 @@ is created, holds one long transaction (and the xmin horizon / purge) for the wh
 resume after a crash, and cannot re-copy one mapping while the stream applies the others. The
 watermark scheme does all of that with one mechanism on both databases.
 
+Known limit: a two-way mapping with shared keys (no crosswalk) whose rows are deleted on the
+target side while the copy of the same rows is under way can get such a row back when the delete
+has not reached the source yet when its chunk is read (the other direction's lag), and more likely
+after a restart in the middle of a copy, which loses the remembered keys. A crosswalk-linked mapping
+is not affected (a pair outlives its rows). `replicator verify` after the copy finds such rows.
+
 Watermarks: PostgreSQL -- a transactional logical message (prefix `replicator.watermark`), no
 table and no grant. MariaDB -- an upsert of the stream's row in `<state_schema>.watermark`.
 
@@ -53,7 +59,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier
-from replicator.changes import Op, RowChange, TableRef, Transaction
+from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
@@ -350,7 +356,8 @@ class SyncDriver:
             owners = {f.name: f.owner for f in mapping.fields}
             not_owned = frozenset(p.target for p in flow.plans
                                   if owners.get(p.name) != self.source.name and p.target not in flow.target.key)
-            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, self._insert_only(mapping, flow), not_owned))
+            insert_only = self._insert_only(mapping, flow, resumed=r.last_key is not None)
+            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned))
         if not jobs:
             return
         jobs = _parents_first(jobs, mset)
@@ -404,11 +411,30 @@ class SyncDriver:
             kind = changed.get(tuple(row_[c] for c in cols))
             if kind is CHANGED:
                 continue  # changed since the sync started: the stream brings (or brought) its newest state
-            insert_only = job.insert_only | job.echo_insert_only if kind is ECHO else job.insert_only
+            if kind is ECHO:
+                out.extend(self._echo_row(job, route_flow(job.flow, RowChange(table, Op.INSERT, None, row_))))
+                continue
             for change in route_flow(job.flow, RowChange(table, Op.INSERT, None, row_)):
-                out.append(replace(change, insert_only=insert_only) if insert_only else change)
+                out.append(replace(change, insert_only=job.insert_only) if job.insert_only else change)
         metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
         out.append(Progress(self.stream, chunk))
+        return out
+
+    @staticmethod
+    def _echo_row(job: Job, routed: list[Any]) -> list[Any]:
+        """A row our other direction wrote into this side since the sync started: it exists on the
+        other side (or was deleted there since: it must not come back), and the echo carried the
+        other side's fields. Only the fields this side owns are written, into an existing row."""
+        key = set(job.flow.target.key)
+        if not any(p.target not in key and p.target not in job.echo_insert_only for p in job.flow.plans):
+            return []  # this side owns none of the fields: nothing to bring over
+        out = []
+        for change in routed:
+            if isinstance(change, TargetChange):
+                values = {c: v for c, v in change.values.items() if c in key or c not in job.echo_insert_only}
+                out.append(replace(change, op=Op.UPDATE, values=values, must_exist=True))
+            else:
+                out.append(replace(change, insert_only=job.insert_only | job.echo_insert_only, must_exist=True))
         return out
 
     def save(self, applier: Applier, p: Progress) -> None:
@@ -444,8 +470,14 @@ class SyncDriver:
         for source in self.sources:
             source.keep_echoes = on
 
-    def _insert_only(self, mapping: Mapping, flow: Flow) -> frozenset[str]:
-        if self._first_side() == self.source.name or mapping.flow(self.target.name) is None:
+    def _insert_only(self, mapping: Mapping, flow: Flow, resumed: bool = False) -> frozenset[str]:
+        """Fields without an owner that this copy may not write over existing rows: on the second side
+        of a two-way mapping, and on the first side too once a copy resumes in a new session (the keys
+        the other direction wrote before the restart are no longer known, and writing those rows back
+        could overwrite newer changes on the other side)."""
+        if mapping.flow(self.target.name) is None:
+            return frozenset()
+        if self._first_side() == self.source.name and not resumed:
             return frozenset()
         owners = {f.name: f.owner for f in mapping.fields}
         return frozenset(p.target for p in flow.plans if owners.get(p.name) is None and p.target not in flow.target.key)

@@ -26,6 +26,7 @@ class Run:
     columns: tuple[str, ...]
     rows: dict[tuple, TargetChange]  # by key; a later change of the same key replaces the earlier
     insert_only: frozenset[str] = frozenset()  # columns not overwritten on an existing row
+    must_exist: bool = False  # update existing rows only, never insert
 
     @property
     def updates(self) -> list[str]:
@@ -39,8 +40,8 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     for ch in changes:
         cols = tuple(ch.values)
         if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols \
-                or current.insert_only != ch.insert_only:
-            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only)
+                or current.insert_only != ch.insert_only or current.must_exist != ch.must_exist:
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist)
             runs.append(current)
         current.rows[ch.key] = ch
     return runs
@@ -109,6 +110,9 @@ class Applier(abc.ABC):
             if run.op is Op.DELETE:
                 done = self._delete(run, rows)
                 self._count(run, "delete", len(rows), len(rows) - done)
+            elif run.must_exist:
+                self._update_existing(run, rows)  # a missing row stays missing, on purpose
+                metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
             elif run.op in (Op.INSERT, Op.UPDATE):
                 missing = self._upsert(run, rows)
                 self._count(run, run.op.value, len(rows), missing)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
+from replicator.changes import LSN, Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.config import Config
 from replicator.mapping import MappingSet
 from replicator.progress import line
@@ -111,21 +111,43 @@ def test_keys_stay_excluded_for_later_chunks(driver: SyncDriver, mset: MappingSe
     assert chunk_rows(driver.observe(txn(mark(driver, second, "high")))) == [11, 13]
 
 
-def test_echo_rows_are_copied_with_only_the_fields_this_side_owns(driver: SyncDriver, mset: MappingSet) -> None:
-    """A row our other direction wrote into this side carried the other side's fields; writing those
-    back could overwrite a newer change made there meanwhile. Fields this side owns still go over
-    (here none: name has no owner), and a row that does not exist there yet is still created."""
+OWNED_YAML = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    fields:
+      id: {erp: cid}
+      name: {erp: customer_name, owner: crm}
+      note: ~
+"""
+
+
+def test_echo_rows_update_only_the_fields_this_side_owns(config: Config) -> None:
+    """A row our other direction wrote into this side since the sync started exists on the other side
+    (or was deleted there since, and must not come back), and the echo carried the other side's
+    fields: only the fields this side owns go over, into an existing row."""
+    mset = load(config, OWNED_YAML)
+    crm, erp = config.connections
+    d = SyncDriver(config, crm, erp, threading.Event())
+    d._snapshotter = object()  # type: ignore[assignment]
     flow = mset.by_name["customers"].flow("crm")
     assert flow is not None
-    job = Job("customers", flow, None, 0, frozenset(), frozenset({"customer_name"}))
-    driver.track([job])
-    driver.observe(txn(upd(7), echo=True))
-    driver.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 8}, None), echo=True))
-    high = driver.add_chunk(Chunk(job, [{"id": k, "name": f"n{k}"} for k in (6, 7, 8)], (8,), 3, 3, True))
-    out = driver.observe(txn(mark(driver, high, "high")))
-    routed = [lc for lc in out if isinstance(lc, LinkedChange)]
-    assert [lc.source_key for lc in routed] == [(6,), (7,)]  # a deleted row is never copied
-    assert [lc.insert_only for lc in routed] == [frozenset(), frozenset({"customer_name"})]
+    job = Job("customers", flow, None, 0, frozenset(), frozenset({"note"}))
+    d.track([job])
+    d.observe(txn(upd(7), echo=True))
+    d.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 8}, None), echo=True))
+    rows = [{"id": k, "name": f"n{k}", "note": "x"} for k in (6, 7, 8)]
+    out = d.observe(txn(mark(d, d.add_chunk(Chunk(job, rows, (8,), 3, 3, True)), "high")))
+    routed = [tc for tc in out if isinstance(tc, TargetChange)]
+    assert [(tc.key, tc.op, dict(tc.values), tc.must_exist) for tc in routed] == [
+        ((6,), Op.INSERT, {"cid": 6, "customer_name": "n6", "note": "x"}, False),
+        ((7,), Op.UPDATE, {"cid": 7, "customer_name": "n7"}, True),  # 8 was deleted: never copied
+    ]
+    # a side that owns none of the fields has nothing to bring over for such a row
+    nothing = Job("customers", flow, None, 0, frozenset(), frozenset({"customer_name", "note"}))
+    assert SyncDriver._echo_row(nothing, [routed[0]]) == []
 
 
 def test_a_key_change_excludes_old_and_new_key(driver: SyncDriver, mset: MappingSet) -> None:
@@ -203,5 +225,7 @@ def test_the_second_side_writes_unowned_fields_only_into_rows_it_creates(config:
     assert d._insert_only(m, m.flow("erp")) == frozenset({"name"})
     first = SyncDriver(config, crm, erp, threading.Event())
     assert first._insert_only(m, m.flow("crm")) == frozenset()
+    # resumed after a restart, the first side no longer knows which rows the other side brought over
+    assert first._insert_only(m, m.flow("crm"), resumed=True) == frozenset({"customer_name"})
     orders = mset.by_name["orders"]  # one way: nothing was copied before it
     assert SyncDriver(config, crm, erp, threading.Event())._insert_only(orders, orders.flow("crm")) == frozenset()
