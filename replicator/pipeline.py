@@ -396,7 +396,8 @@ class Daemon:
         try:
             d.run()
         except BaseException as exc:
-            log.error("%s stopped: %s", d.name, exc)
+            # an error we did not foresee gets its traceback into the log, for the bug report
+            log.error("%s stopped: %s", d.name, exc, exc_info=not isinstance(exc, ReplicatorError))
             self.errors.append(exc)
             self.stop.set()
 

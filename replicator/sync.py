@@ -62,7 +62,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
-from replicator.errors import ReplicatorError, RetriableError
+from replicator.errors import ConfigError, ReplicatorError, RetriableError
 from replicator.loopguard import stream_name
 from replicator.mapping import Flow, Mapping, MappingSet
 from replicator.router import route_flow
@@ -140,8 +140,18 @@ class SyncState:
         if stream is not None:
             sql += " WHERE stream = %s"
             params.append(stream)
+        try:
+            found = self.db.query(sql + " ORDER BY stream, mapping", params)
+        except ReplicatorError:
+            raise
+        except Exception as exc:
+            text = str(exc)
+            if "does not exist" in text or "doesn't exist" in text:  # PostgreSQL 42P01, MariaDB 1146
+                raise ConfigError(f"{self.table} is missing in {self.db.conn.describe()}: run `replicator setup` "
+                                  f"(it adds the tables a newer version needs and keeps everything else)") from None
+            raise
         out = []
-        for r in self.db.query(sql + " ORDER BY stream, mapping", params):
+        for r in found:
             out.append(SyncRow(r[0], r[1], r[2], loads_key(r[3]) if r[3] else None, int(r[4]), int(r[5]),
                                r[6], r[7], r[8]))
         return out

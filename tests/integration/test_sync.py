@@ -290,3 +290,17 @@ def test_sync_command_without_a_daemon_streams_until_done(make_pair: Callable[..
     pair.start()
     wait_until(lambda: pair.my_query("SELECT name FROM account WHERE id = 1")[0][0] == "after", 30, "streamed")
     pair.stop()
+
+
+def test_an_installation_from_before_sync_is_told_to_run_setup(make_pair: Callable[..., Pair]) -> None:
+    """The sync table is new: a daemon started on state tables of an older version says what to do
+    (exit 78, no restart loop), and `replicator setup` adds what is missing."""
+    pair = make_pair(ACCOUNTS_PG, ACCOUNTS_MY, ACCOUNTS_MAP)
+    pair.my_query(f"DROP TABLE `{pair.state_schema}`.sync")
+    pair.start()
+    assert pair.wait_exit(60) == 78
+    assert "sync` is missing" in pair.log() and "run `replicator setup`" in pair.log()
+    pair.setup()
+    pair.start()
+    wait_synced(pair, {("crm_to_erp", "accounts"), ("erp_to_crm", "accounts")})
+    pair.stop()
