@@ -34,6 +34,7 @@ PAGE = 1000  # target changes sent to the server at a time inside an open transa
 # decoded, and we confirm only what the target checkpoint holds: a WAL source's skipped positions
 # (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
 WAL_IDLE_CHECKPOINT_SECONDS = 1.0
+START_BARRIER_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
 
 
 class _EndOfStream:
@@ -79,6 +80,9 @@ class Direction:
         self._version = -1
         self._linker: Linker | None = None
         self.sync = SyncDriver(config, source, target, stop)
+        # set by Daemon: both directions register what their syncs need from each other before either
+        # reads its source at the first start (see SyncDriver.track)
+        self.start_barrier: threading.Barrier | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
@@ -140,6 +144,12 @@ class Direction:
                 self._linker.retry_parked()
                 applier.commit(position, None) if position is not None else applier.rollback()
             self.sync.start_session(applier, mset, self.first_start)
+            if self.start_barrier is not None:
+                barrier, self.start_barrier = self.start_barrier, None
+                try:
+                    barrier.wait(START_BARRIER_SECONDS)
+                except threading.BrokenBarrierError:
+                    log.info("%s: the other direction is not up yet; starting anyway", self.name)
             source = self._make_source(mset, position)
             self.sync.sources = [source]
             source.keep_echoes = self.sync.snapshotter is not None
@@ -378,6 +388,9 @@ class Daemon:
         self.stop = threading.Event()
         a, b = config.connections
         self.directions = [Direction(config, a, b, mappings, self.stop), Direction(config, b, a, mappings, self.stop)]
+        first, second = self.directions
+        first.sync.peer, second.sync.peer = second.sync, first.sync  # each tells the other about deletes
+        first.start_barrier = second.start_barrier = threading.Barrier(2)
         self.errors: list[BaseException] = []
         self.threads: list[threading.Thread] = []
 

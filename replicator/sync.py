@@ -311,6 +311,10 @@ class SyncDriver:
         # the apply thread's
         self._tracked: dict[TableRef, tuple[tuple[str, ...], dict]] = {}
         self._chunks: dict[str, Chunk] = {}  # HIGH mark -> chunk read before it, not applied yet
+        # the other direction's driver (same process), which tells us about rows deleted on our target
+        self.peer: SyncDriver | None = None
+        # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
+        self._watched: dict[TableRef, tuple[tuple[str, ...], set]] = {}
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
         self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
@@ -369,6 +373,8 @@ class SyncDriver:
             insert_only = self._insert_only(mapping, flow, resumed=r.last_key is not None)
             jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned))
         if not jobs:
+            if self.peer is not None and self.peer._watched:
+                self.peer.unwatch(list(self.peer._watched))  # every copy is done: no more deletes to know
             return
         jobs = _parents_first(jobs, mset)
         self.track(jobs)
@@ -377,14 +383,30 @@ class SyncDriver:
         self._snapshotter.start()
 
     def track(self, jobs: Sequence[Job]) -> None:
-        """Remember changed keys of the jobs' tables from now on (before any chunk is read)."""
+        """Remember changed keys of the jobs' tables from now on (before any chunk is read), and ask
+        the other direction for the keys deleted on the jobs' target tables."""
         for job in jobs:
             self._tracked.setdefault(job.flow.source.table, (job.flow.source.key, {}))
+            if self.peer is not None and not job.flow.link.crosswalk:  # a crosswalk pair outlives its row
+                self.peer.watch(job.flow.target.table, job.flow.target.key)
+
+    # -------------------------------------------------------------- for the peer (its apply thread)
+    def watch(self, table: TableRef, key: Sequence[str]) -> None:
+        """Remember the keys of rows deleted (not by us) in `table` of our source from now on."""
+        self._watched.setdefault(table, (tuple(key), set()))
+
+    def deleted(self, table: TableRef) -> set:
+        watched = self._watched.get(table)
+        return watched[1] if watched is not None else set()
+
+    def unwatch(self, tables: Iterable[TableRef]) -> None:
+        for table in tables:
+            self._watched.pop(table, None)
 
     def observe(self, txn: Transaction) -> list[Any]:
         """Remember changed keys; at a HIGH watermark return the chunk's rows to apply (routed through
         the chunk's flow: TargetChanges and LinkedChanges) followed by its Progress."""
-        if not self._tracked:
+        if not (self._tracked or self._watched):
             return []
         out: list[Any] = []
         # a change of ours (an echo) brought the other side's fields into this row, nothing else; a
@@ -393,6 +415,9 @@ class SyncDriver:
             if ch.table == self.wm_table:
                 out.extend(self._watermark(ch))
                 continue
+            watched = self._watched.get(ch.table)
+            if watched is not None and ch.op is Op.DELETE and not txn.echo and ch.before:
+                watched[1].add(tuple(ch.before.get(c) for c in watched[0]))
             tracked = self._tracked.get(ch.table)
             if tracked is not None:
                 cols, keys = tracked
@@ -416,6 +441,7 @@ class SyncDriver:
         job = chunk.job
         table = job.flow.source.table
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
+        deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
         out: list[Any] = []
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
@@ -425,6 +451,8 @@ class SyncDriver:
                 out.extend(self._echo_row(job, route_flow(job.flow, RowChange(table, Op.INSERT, None, row_))))
                 continue
             for change in route_flow(job.flow, RowChange(table, Op.INSERT, None, row_)):
+                if deleted and _target_key(job.flow, change) in deleted:
+                    continue  # deleted on the target meanwhile: the delete is on its way here, do not revive it
                 out.append(replace(change, insert_only=job.insert_only) if job.insert_only else change)
         metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
         out.append(Progress(self.stream, chunk))
@@ -551,6 +579,15 @@ class SyncDriver:
     def wake(self) -> None:
         with self._lock:
             self._lock.notify_all()
+
+
+def _target_key(flow: Flow, change: Any) -> tuple | None:
+    if isinstance(change, TargetChange):
+        return change.key
+    try:  # a linked change of a shared-key flow: the key is among its values
+        return tuple(change.values[c] for c in flow.target.key)
+    except (KeyError, AttributeError):
+        return None
 
 
 def _parents_first(jobs: list[Job], mset: MappingSet) -> list[Job]:

@@ -229,3 +229,26 @@ def test_the_second_side_writes_unowned_fields_only_into_rows_it_creates(config:
     assert first._insert_only(m, m.flow("crm"), resumed=True) == frozenset({"customer_name"})
     orders = mset.by_name["orders"]  # one way: nothing was copied before it
     assert SyncDriver(config, crm, erp, threading.Event())._insert_only(orders, orders.flow("crm")) == frozenset()
+
+
+def test_rows_deleted_on_the_target_meanwhile_are_not_revived(config: Config) -> None:
+    """The other direction tells the copy which target rows were deleted there (not by us) since the
+    copy started: the delete is on its way to this side, and copying the row would revive it."""
+    mset = load(config, OWNED_YAML)
+    crm, erp = config.connections
+    ours, peer = SyncDriver(config, crm, erp, threading.Event()), SyncDriver(config, erp, crm, threading.Event())
+    ours.peer, peer.peer = peer, ours
+    ours._snapshotter = object()  # type: ignore[assignment]
+    flow = mset.by_name["customers"].flow("crm")
+    assert flow is not None
+    job = Job("customers", flow, None, 0)
+    ours.track([job])
+    erp_table = flow.target.table
+    peer.observe(txn(RowChange(erp_table, Op.DELETE, {"cid": 2, "customer_name": "b"}, None)))
+    peer.observe(txn(RowChange(erp_table, Op.DELETE, {"cid": 3, "customer_name": "c"}, None), echo=True))
+    rows = [{"id": k, "name": f"n{k}", "note": None} for k in (1, 2, 3)]
+    out = ours.observe(txn(mark(ours, ours.add_chunk(Chunk(job, rows, (3,), 3, 3, True)), "high")))
+    assert [tc.key for tc in out if isinstance(tc, TargetChange)] == [(1,), (3,)]  # 3 was deleted by us
+    ours._snapshotter = None
+    ours.stop_snapshotter()  # a new session (a reconnect) keeps asking: the copy is not over
+    assert erp_table in peer._watched
