@@ -32,11 +32,13 @@ is created, holds one long transaction (and the xmin horizon / purge) for the wh
 resume after a crash, and cannot re-copy one mapping while the stream applies the others. The
 watermark scheme does all of that with one mechanism on both databases.
 
-Known limit: a two-way mapping with shared keys (no crosswalk) whose rows are deleted on the
-target side while the copy of the same rows is under way can get such a row back when the delete
-has not reached the source yet when its chunk is read (the other direction's lag), and more likely
-after a restart in the middle of a copy, which loses the remembered keys. A crosswalk-linked mapping
-is not affected (a pair outlives its rows). `replicator verify` after the copy finds such rows.
+Deletes on the target side: a row deleted there (not by us) after the copy started has its delete
+on the way to the source; copying the row would revive it. The other direction's driver (same
+process) remembers such keys for a running copy, and the copy skips them (both directions
+register before either reads at start). Left open, for two-way mappings with shared keys: a delete
+the other direction has not even read yet when the chunk is applied (its read lag, normally
+milliseconds). A crosswalk-linked mapping is not affected (a pair outlives its rows), and
+`replicator verify` after such a copy finds any revived row.
 
 Watermarks: PostgreSQL -- a transactional logical message (prefix `replicator.watermark`), no
 table and no grant. MariaDB -- an upsert of the stream's row in `<state_schema>.watermark`.
