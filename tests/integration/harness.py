@@ -19,6 +19,14 @@ from typing import Any, Callable
 
 from replicator.devservers import Database, free_port
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def checkout_env() -> dict[str, str]:
+    """The daemon and commands run from this checkout, whatever `pip install -e` points at."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
+
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
@@ -74,7 +82,7 @@ class Pair:
     # ---------------------------------------------------------------- commands
     def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "replicator", *args, "--config", str(self.config_path)],
-                                capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+                                capture_output=True, text=True, timeout=timeout, cwd=self.tmp, env=checkout_env())
         if check and result.returncode != 0:
             raise AssertionError(f"replicator {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -88,7 +96,7 @@ class Pair:
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "replicator", "run", "--config", str(self.config_path), *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp)
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp, env=checkout_env())
         log.close()
         wait_until(lambda: self.metrics_text() is not None or self.proc.poll() is not None, 30, "metrics endpoint")
         if self.proc.poll() is not None:

@@ -24,7 +24,7 @@ import psycopg2
 import pymysql
 import pytest
 
-from tests.integration.harness import Pair, wait_until
+from tests.integration.harness import Pair, checkout_env, wait_until
 
 ERP_BASE = 10_000_000
 BULK = 3000  # rows of one bulk INSERT statement (the daemon's chunk is 2,000 rows)
@@ -527,7 +527,7 @@ def test_killed_replication_connection_resumes_without_loss_or_duplicates(pair, 
 def second_daemon(pair: Pair, config: Path, timeout: float = 30) -> tuple[int, str, float]:
     t0 = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "replicator", "run", "--config", str(config)],
-                            capture_output=True, text=True, timeout=timeout, cwd=pair.tmp)
+                            capture_output=True, text=True, timeout=timeout, cwd=pair.tmp, env=checkout_env())
     return result.returncode, result.stdout + result.stderr, time.monotonic() - t0
 
 

@@ -11,7 +11,7 @@ import time
 from decimal import Decimal
 from typing import Any, Callable
 
-from tests.integration.harness import Pair, wait_until
+from tests.integration.harness import Pair, checkout_env, wait_until
 
 CUSTOMERS_PG = """
 CREATE TABLE customer (id serial PRIMARY KEY, email text NOT NULL UNIQUE, name text,
@@ -260,7 +260,8 @@ def test_resync_one_mapping_while_the_daemon_streams(make_pair: Callable[..., Pa
     writer.start()
     try:
         result = subprocess.run([sys.executable, "-m", "replicator", "sync", "--mapping", "customers",
-                                 "--config", str(pair.config_path)], capture_output=True, text=True, timeout=120)
+                                 "--config", str(pair.config_path)], capture_output=True, text=True, timeout=120,
+                                env=checkout_env())
     finally:
         writer_stop.set()
         writer.join()
