@@ -25,6 +25,8 @@ from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
 from replicator.mapping import MappingSet
+from replicator.sources.binlog import BinlogSource, binlog_files
+from replicator.sources.wal import WalSource
 from replicator.sync import Progress, SyncDriver, watermark_table
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,9 @@ class Direction:
             reader = threading.Thread(target=self._read, args=(source, chan), name=f"read-{self.name}", daemon=True)
             reader.start()
             log.info("%s: streaming from %s", self.name, position)
-            self._apply_loop(applier, source, chan, mset, position)
+            final = self._apply_loop(applier, source, chan, mset, position)
+            if final is not None:
+                self._final_checkpoint(applier, source, reader, chan, final)
         finally:
             self.sync.stop_snapshotter()
             self.sync.sources = []
@@ -182,13 +186,9 @@ class Direction:
         tables = mset.source_tables(src.name)
         chunk = self.config.batching.chunk_rows
         if src.kind == "postgresql":
-            from replicator.sources.wal import WalSource
-
             if not isinstance(position, LSN):
                 raise FatalError(f"{self.name}: checkpoint {position} is not a PostgreSQL LSN")
             return WalSource(src, self.name, tables, self.guard, position, chunk)
-        from replicator.sources.binlog import BinlogSource, binlog_files
-
         if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
@@ -207,7 +207,8 @@ class Direction:
 
     # ------------------------------------------------------------ the apply loop
     def _apply_loop(self, applier: Applier, source: Any, chan: Channel, mset: MappingSet,
-                    checkpoint: Position | None) -> None:
+                    checkpoint: Position | None) -> Position | None:
+        """Returns the checkpoint when it stops between target transactions, None mid-batch."""
         b = self.config.batching
         side = self.source_conn.name
         m_lag = metrics.lag_seconds.labels(self.name)
@@ -308,6 +309,30 @@ class Direction:
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
             self._progress = []
+            return None
+        return checkpoint
+
+    def _final_checkpoint(self, applier: Applier, source: Any, reader: threading.Thread, chan: Channel,
+                          checkpoint: Position) -> None:
+        """Stopping between transactions: record where a WAL source can safely resume.
+
+        psycopg2 confirms the server's WAL end on its own once every data message was acknowledged
+        (its "smart feedback"), so the slot may be ahead of our last commit by WAL that holds nothing
+        for us; at the next start the checkpoint would look older than the slot, which is how a
+        restored target looks (exit 79). With the reader stopped and nothing left in the channel,
+        its last idle position is exactly what psycopg2 may have confirmed."""
+        position = getattr(source, "safe_position", None)
+        if position is None:
+            return
+        source.stop()
+        reader.join(5)
+        left = chan.take_all(0)
+        if reader.is_alive() or not all(isinstance(item, _EndOfStream) for item in left) \
+                or ckpt.is_applied(position, checkpoint):
+            return  # something was read that the loop did not handle: the checkpoint stays put
+        applier.begin()
+        applier.commit(position, None)
+        log.debug("%s: stopped at %s", self.name, position)
 
     def _apply(self, applier: Applier, changes: list[Any]) -> None:
         """Consecutive plain changes go to the server as batches; linked ones row by row, in order."""

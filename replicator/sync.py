@@ -68,6 +68,8 @@ from replicator.errors import ConfigError, ReplicatorError, RetriableError
 from replicator.loopguard import stream_name
 from replicator.mapping import Flow, Mapping, MappingSet
 from replicator.router import route_flow
+from replicator.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
+# package has import cycles that break when two threads import it at once
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +244,6 @@ class Snapshotter:
 
     def _run(self) -> None:
         from replicator.appliers import make_applier
-        from replicator.tablescan import TableScanner
 
         d = self.driver
         db = make_applier(d.source, f"sync:{d.stream}", "")

@@ -53,6 +53,10 @@ class WalSource:
         # while a sync runs, the rows of echo transactions are kept (marked echo) so that the sync can
         # tell which keys changed during a chunk's window; otherwise they are not even decoded
         self.keep_echoes = False
+        # the server's WAL end the last time the reader was between transactions with everything before
+        # it handed over: psycopg2 may confirm up to there on its own (its "smart feedback"), so a
+        # stopping pipeline records it as its checkpoint (see Direction._final_checkpoint)
+        self.safe_position: LSN | None = None
         self.watermarks = TableRef(conn.state_schema, WATERMARK_TABLE)
 
     # -- called from the applier thread
@@ -200,6 +204,8 @@ class WalSource:
                     self._check_alive(cur)
                     now = time.monotonic()
                     wal_end = LSN(cur.wal_end) if cur.wal_end else last_idle
+                    if begin is None:
+                        self.safe_position = wal_end
                     if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
                         # nothing open, everything before wal_end was sent: a safe place to resume
                         last_idle, idle_sent_at = wal_end, now

@@ -321,3 +321,27 @@ def test_truncate_ignore_is_counted_and_the_other_side_kept(make_pair):
     assert pair.metric("replicator_rows_applied_total", op="truncate") == 0
     assert pair.proc.poll() is None
     assert pair.stop() == 0
+
+
+def test_a_stop_right_after_applying_leaves_the_checkpoint_at_least_at_the_slot(pair: Pair) -> None:
+    """psycopg2 confirms the server's WAL end on its own once every data message was acknowledged,
+    and a stopping reader sends that confirmation. The checkpoint must then be at least as far as the
+    slot, or the next start sees "checkpoint older than slot" and stops with exit 79 (what a restored
+    target looks like). `replicator sync` stops like this right after its last chunk."""
+    def slot() -> LSN:
+        return LSN.parse(pair.pg_query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
+                                       "WHERE slot_name = %s", (pair.pg.dbname,))[0][0])
+
+    def checkpoint() -> LSN:
+        row = pair.my_query(f"SELECT position FROM `{pair.state_schema}`.checkpoint WHERE stream = 'crm_to_erp'")
+        return LSN.parse(json.loads(row[0][0])["lsn"])
+    for i in range(1, 6):
+        pair.start()
+        pair.pg_query("INSERT INTO items VALUES (%s, 'a')", (i,))
+        wait_until(lambda: i in my_ids(pair), what=f"row {i} applied")
+        assert pair.stop() == 0
+        assert checkpoint() >= slot(), f"stop {i}: checkpoint {checkpoint()} is behind the slot at {slot()}"
+    pair.start()  # and it starts again
+    pair.pg_query("INSERT INTO items VALUES (99, 'b')")
+    wait_until(lambda: 99 in my_ids(pair), what="streaming again")
+    assert pair.stop() == 0
