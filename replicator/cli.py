@@ -174,7 +174,10 @@ def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int
     stopping = threading.Event()
     if not args.skip_check and not _preflight(config, mappings, stopping):
         return EXIT_CONFIG
-    daemon = Daemon(config, MappingHolder(mappings))
+    # only what was asked for: mappings never copied before wait for `run` (or a `sync` without --mapping)
+    from dataclasses import replace
+
+    daemon = Daemon(replace(config, sync=replace(config.sync, on_first_run=False)), MappingHolder(mappings))
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping; the copy resumes from its last chunk next time", signum)

@@ -103,7 +103,7 @@ class SyncMonitor:
                     if r.status == DONE and not t.reported_done:
                         t.reported_done = True
                         out.write(("\r\033[K" if tty else "") + line(r, None) + "\n")
-                running = [r for r in rows.values() if r.status != DONE]
+                running = sorted((r for r in rows.values() if r.status != DONE), key=lambda r: r.status != "running")
                 if len(rows) == len(self.wanted) and not running:
                     out.flush()
                     return None

@@ -177,6 +177,14 @@ class SyncState:
                             f"WHERE stream = %s AND mapping = %s", [PENDING, now, stream, mapping])
         return True
 
+    def start(self, stream: str, mapping: str) -> None:
+        self.db.execute(f"UPDATE {self.table} SET status = %s, started_at = %s WHERE stream = %s AND mapping = %s",
+                        [RUNNING, self._now(), stream, mapping])
+
+    def _now(self) -> datetime:
+        now = datetime.now(timezone.utc)
+        return now.replace(tzinfo=None) if self.db.kind == "mariadb" else now
+
     def save(self, stream: str, mapping: str, last_key: tuple | None, rows_done: int, estimated: int,
              done: bool) -> None:
         """Progress of one chunk, inside the target transaction that applies it."""
@@ -361,7 +369,13 @@ class SyncDriver:
         self._polled_at = time.monotonic()
         state = SyncState(applier, self.target.state_schema)
         rows = [r for r in state.rows(self.stream) if r.active]
+        foreign_keys = foreign_key_parents(applier) if rows else {}
         applier.rollback()
+        started = [r for r in rows if r.status == PENDING]
+        if started:  # the copy's clock starts now, not at its first committed chunk
+            for r in started:
+                state.start(r.stream, r.mapping)
+            applier.commit_untracked()
         jobs = []
         for r in rows:
             mapping = mset.by_name.get(r.mapping)
@@ -379,7 +393,7 @@ class SyncDriver:
             if self.peer is not None and self.peer._watched:
                 self.peer.unwatch(list(self.peer._watched))  # every copy is done: no more deletes to know
             return
-        jobs = _parents_first(jobs, mset)
+        jobs = _parents_first(jobs, foreign_keys)
         self.track(jobs)
         self._keep_echoes(True)
         self._snapshotter = Snapshotter(self, jobs, self._waiter(mset))
@@ -593,18 +607,42 @@ def _target_key(flow: Flow, change: Any) -> tuple | None:
         return None
 
 
-def _parents_first(jobs: list[Job], mset: MappingSet) -> list[Job]:
-    """Referenced mappings are copied before the mappings that reference them (fewer parked rows)."""
+def foreign_key_parents(db: Applier) -> dict[TableRef, set[TableRef]]:
+    """Table -> the tables its foreign keys reference, from the database's catalog (the caller ends
+    the transaction)."""
+    if db.kind == "postgresql":
+        sql = ("SELECT cn.nspname, c.relname, pn.nspname, p.relname FROM pg_constraint k "
+               "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace "
+               "JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+               "WHERE k.contype = 'f'")
+    else:
+        sql = ("SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
+               "FROM information_schema.REFERENTIAL_CONSTRAINTS")
+    out: dict[TableRef, set[TableRef]] = {}
+    for schema, table, ref_schema, ref_table in db.query(sql, []):
+        out.setdefault(TableRef(schema, table), set()).add(TableRef(ref_schema, ref_table))
+    return out
+
+
+def _parents_first(jobs: list[Job], foreign_keys: dict[TableRef, set[TableRef]]) -> list[Job]:
+    """Parents are copied before their children: a mapping whose target table has a foreign key to
+    another one's target table, or whose fields reference another mapping (references:, parent:),
+    comes after it. Otherwise, and in a cycle, the order stays as it is."""
     names = {j.mapping for j in jobs}
+    by_table: dict[TableRef, set[str]] = {}
+    for j in jobs:
+        by_table.setdefault(j.flow.target.table, set()).add(j.mapping)
     deps: dict[str, set[str]] = {}
     for j in jobs:
         refs = {p.references for p in j.flow.plans if p.references} | ({j.flow.parent[0]} if j.flow.parent else set())
+        for parent_table in foreign_keys.get(j.flow.target.table, ()):
+            refs |= by_table.get(parent_table, set())
         deps[j.mapping] = {r for r in refs if r in names and r != j.mapping}
     ordered: list[Job] = []
     placed: set[str] = set()
     remaining = list(jobs)
     while remaining:
-        ready = [j for j in remaining if deps[j.mapping] <= placed] or remaining[:1]  # a cycle: keep file order
+        ready = [j for j in remaining if deps[j.mapping] <= placed] or remaining[:1]  # a cycle: keep the order
         for j in ready:
             ordered.append(j)
             placed.add(j.mapping)

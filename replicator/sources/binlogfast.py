@@ -381,6 +381,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         if hit is _MISS:
             return None, key
         if hit is None:
+            self._forget_table_id(key[0])
             return _DROPPED, None
         state, read = hit
         event = TableMapEvent.__new__(TableMapEvent)
@@ -395,9 +396,17 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.table_map[d["table_id"]] = d["table_obj"]
         return event, None
 
+    def _forget_table_id(self, body: bytes) -> None:
+        """A table map for a table we do not read: forget what its id meant before. Table ids start over
+        when the server restarts, and the library keeps its id -> table map across that (it only clears
+        it on a rotate with a timestamp): rows of an unread table would be decoded as the old table's."""
+        if len(body) >= 6:
+            self.table_map.pop(int.from_bytes(body[:6], "little"), None)
+
     def _remember_table_map(self, key: tuple, pkt: Any, binlog_event: Any) -> None:
         event = binlog_event.event
         if event is None:  # filtered out by table or schema (freeze_schema is off): the bytes decide
+            self._forget_table_id(key[0])
             value = None
         else:
             columns = event.columns

@@ -203,7 +203,29 @@ def test_parents_are_copied_before_children(mset: MappingSet) -> None:
     customers = mset.by_name["customers"].flow("crm")
     assert orders is not None and customers is not None
     jobs = [Job("orders", orders, None, 0), Job("customers", customers, None, 0)]
-    assert [j.mapping for j in _parents_first(jobs, mset)] == ["customers", "orders"]
+    assert [j.mapping for j in _parents_first(jobs, {})] == ["customers", "orders"]  # references: customers
+
+
+def test_foreign_keys_of_the_target_tables_order_the_copies(config: Config) -> None:
+    """Without `references:` in the mappings, the target's foreign keys still decide: BOM lines after
+    the products they point to, whatever the names' order."""
+    mset = load(config, """\
+mappings:
+  bom_lines:
+    direction: crm_to_erp
+    crm: {table: bom_line, key: [id]}
+    erp: {table: boms, key: [id]}
+    fields: {id: ~, product_id: {erp: parent_item_id}}
+  products:
+    direction: crm_to_erp
+    crm: {table: product, key: [id]}
+    erp: {table: items, key: [id]}
+    fields: {id: ~}
+""")
+    jobs = [Job(name, mset.by_name[name].flow("crm"), None, 0) for name in ("bom_lines", "products")]  # type: ignore[arg-type]
+    fks = {TableRef("erpdb", "boms"): {TableRef("erpdb", "items")}}
+    assert [j.mapping for j in _parents_first(jobs, fks)] == ["products", "bom_lines"]
+    assert [j.mapping for j in _parents_first(jobs, {})] == ["bom_lines", "products"]
 
 
 def test_progress_line() -> None:
