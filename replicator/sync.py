@@ -177,25 +177,20 @@ class SyncState:
                             f"WHERE stream = %s AND mapping = %s", [PENDING, now, stream, mapping])
         return True
 
-    def start(self, stream: str, mapping: str) -> None:
-        self.db.execute(f"UPDATE {self.table} SET status = %s, started_at = %s WHERE stream = %s AND mapping = %s",
-                        [RUNNING, self._now(), stream, mapping])
-
-    def _now(self) -> datetime:
-        now = datetime.now(timezone.utc)
+    def _now(self, now: datetime | None = None) -> datetime:
+        now = now or datetime.now(timezone.utc)
         return now.replace(tzinfo=None) if self.db.kind == "mariadb" else now
 
     def save(self, stream: str, mapping: str, last_key: tuple | None, rows_done: int, estimated: int,
-             done: bool) -> None:
-        """Progress of one chunk, inside the target transaction that applies it."""
-        now = datetime.now(timezone.utc)
-        if self.db.kind == "mariadb":
-            now = now.replace(tzinfo=None)
+             done: bool, started: datetime | None = None) -> None:
+        """Progress of one chunk, inside the target transaction that applies it; `started` is when the
+        copy began reading (kept from its first chunk on)."""
+        now = self._now()
         self.db.execute(
             f"UPDATE {self.table} SET status = %s, last_key = %s, rows_done = %s, rows_estimated = %s, "
             f"started_at = COALESCE(started_at, %s), finished_at = %s WHERE stream = %s AND mapping = %s",
             [DONE if done else RUNNING, None if last_key is None else dumps_key(last_key), rows_done, estimated,
-             now, now if done else None, stream, mapping])
+             self._now(started) if started else now, now if done else None, stream, mapping])
 
 
 # ---------------------------------------------------------------- chunks
@@ -213,6 +208,7 @@ class Job:
     # for rows our other direction wrote into the source since the sync started: every field but the
     # ones this side owns (those the other direction did not bring over)
     echo_insert_only: frozenset[str] = frozenset()
+    started: datetime | None = None  # when the snapshotter began reading it (this session)
 
 
 @dataclass
@@ -261,6 +257,7 @@ class Snapshotter:
                 while not self.wait_for(job.mapping):
                     if d.stop.wait(1.0) or d.snapshotter is not self:
                         return
+                job.started = datetime.now(timezone.utc)
                 scanner = TableScanner(db, job.flow.source.table, job.flow.source.key)
                 estimated = max(scanner.estimate(), job.rows_done)
                 metrics.sync_running.labels(d.stream, job.mapping).set(1)
@@ -371,11 +368,6 @@ class SyncDriver:
         rows = [r for r in state.rows(self.stream) if r.active]
         foreign_keys = foreign_key_parents(applier) if rows else {}
         applier.rollback()
-        started = [r for r in rows if r.status == PENDING]
-        if started:  # the copy's clock starts now, not at its first committed chunk
-            for r in started:
-                state.start(r.stream, r.mapping)
-            applier.commit_untracked()
         jobs = []
         for r in rows:
             mapping = mset.by_name.get(r.mapping)
@@ -495,7 +487,7 @@ class SyncDriver:
     def save(self, applier: Applier, p: Progress) -> None:
         c = p.chunk
         SyncState(applier, self.target.state_schema).save(p.stream, c.job.mapping, c.last_key, c.rows_done,
-                                                          c.estimated, c.done)
+                                                          c.estimated, c.done, c.job.started)
 
     def committed(self, progress: Iterable[Progress]) -> None:
         """After the target commit: metrics for finished copies."""
