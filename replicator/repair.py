@@ -34,7 +34,9 @@ from replicator.errors import FatalError
 from replicator.links import Linker
 from replicator.loopguard import stream_name
 from replicator.router import LinkedChange, route_flow
-from replicator.verify import DIFFERS, EXTRA, FAILED, MISSING, Difference, FlowCheck, Verifier, key_text
+from replicator.verify_flow import FlowCheck
+from replicator.verify_report import DIFFERS, EXTRA, FAILED, MISSING, Difference, key_text
+from replicator.verify_run import Verifier
 
 
 def format_repair(d: Difference) -> str:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import threading
 import time
+import tracemalloc
 import uuid
+import weakref
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +19,11 @@ from replicator import compare as C
 from replicator.compare import (ColumnInfo, Rule, canonical_by, differing_indices, key_canonical, range_digest,
                                 row_hash, rule_for, show, show_key, values_equal)
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
+from replicator.errors import ReplicatorError
+from replicator.mapping import load_mappings
 from replicator.repair import format_repair
-from replicator.verify import (DIFFERS, EXTRA, FAILED, MISSING, Difference, PeriodicVerifier, add_arguments,
-                               format_difference, stable)
+from replicator.verify import (DIFFERS, EXTRA, FAILED, MISSING, Difference, PeriodicVerifier, Report, Verifier,
+                               add_arguments, format_difference, stable)
 
 BERLIN_SUMMER = timezone(timedelta(hours=2))
 
@@ -368,3 +374,178 @@ def test_key_probes_take_the_stream_form_of_binary_and_uuid_keys() -> None:
     assert C.stream_value(Rule("k", C.UUID, dialect="postgresql"), u) is u  # PostgreSQL takes the UUID itself
     assert C.stream_value(my_uuid, C.stream_value(my_uuid, u)) == u.bytes.rstrip(b"\0")  # idempotent
     assert same_digest(C.UUID, "", uuid.UUID(int=0))  # an all-zero UUID reads as ''
+
+
+# ---------------------------------------------------------------- memory: bounded by the chunk, not the table
+
+
+class Row(dict):
+    """A row handed out by a fake scanner; the rows alive are counted through weak references."""
+
+    __slots__ = ("__weakref__",)
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.alive: dict[int, weakref.ref] = {}  # id -> weak reference, dropped when the row is freed
+        self.peak = 0
+
+    def made(self, rows: list) -> list:
+        for r in rows:
+            self.alive[id(r)] = weakref.ref(r, lambda _ref, k=id(r): self.alive.pop(k, None))
+        self.peak = max(self.peak, len(self.alive))
+        return rows
+
+
+class FakeTable:
+    """A table of `n` generated rows (never stored); the target lacks some, has some more, differs in one."""
+
+    def __init__(self, key: str, n: int, target: bool):
+        self.key, self.n, self.target = key, n, target
+        self.gone, self.more = ({7, n // 2}, {n + 5}) if target else (set(), set())
+
+    def has(self, i: int) -> bool:
+        return 1 <= i <= self.n and i not in self.gone or i in self.more
+
+    def value(self, i: int) -> Any:
+        return i if self.key == "id" else f"k{i:08d}"
+
+    def ident(self, value: Any) -> int:
+        return value if self.key == "id" else int(value[1:])
+
+    def row(self, i: int) -> Row:
+        name = "changed" if self.target and i == 13 else f"item {i}"
+        return Row({self.key: self.value(i), "name": name, "qty": Decimal(i % 100) / 4})
+
+
+class FakeScanner:
+    def __init__(self, table: FakeTable, tracker: Tracker):
+        self.t, self.tracker = table, tracker
+        self.key = (table.key,)
+
+    def chunk(self, after: tuple | None, limit: int) -> list:
+        start = 1 if after is None else self.t.ident(after[0]) + 1
+        ids = itertools.islice((i for i in range(start, self.t.n + 6) if self.t.has(i)), limit)
+        return self.tracker.made([self.t.row(i) for i in ids])
+
+    def by_keys(self, keys: list) -> list:
+        ids = sorted(i for i in {self.t.ident(k[0]) for k in keys} if self.t.has(i))
+        return self.tracker.made([self.t.row(i) for i in ids])
+
+    def key_of(self, row: dict) -> tuple:
+        return (row[self.t.key],)
+
+
+class FakeSide:
+    """A verify session (verify_side.Side) over generated tables: no server."""
+
+    def __init__(self, conn: Connection, tables: dict, tracker: Tracker):
+        self.conn, self.tables, self.tracker = conn, tables, tracker
+        self.key = next(iter(tables.values())).key
+
+    def scanner(self, table, key) -> FakeScanner:
+        return FakeScanner(self.tables[table.name], self.tracker)
+
+    def info(self, table) -> dict:
+        types = {"id": "integer", "code": "character varying", "name": "text", "qty": "numeric"}
+        if self.conn.kind == "mariadb":
+            types = {"id": "int", "code": "varchar", "name": "varchar", "qty": "decimal"}
+        return {c: C.ColumnInfo(c, types[c], self.conn.kind, scale=2 if c == "qty" else None,
+                                collation="utf8mb4_bin" if c == "code" and self.conn.kind == "mariadb" else None)
+                for c in (self.key, "name", "qty")}
+
+    def converted(self, table, values: dict, key=None) -> dict:
+        return dict(values)
+
+    def converter(self, table, columns):
+        return lambda values, key=None: dict(values)
+
+    def stream_applied(self, stream: str) -> bool:
+        return False  # no daemon: re-checks compare again at once
+
+    def close(self) -> None:
+        pass
+
+
+def run_fake_verification(tmp_path: Path, key: str, n: int, chunk: int) -> tuple[Report, Tracker]:
+    (tmp_path / "maps").mkdir(exist_ok=True)
+    (tmp_path / "maps" / "items.yaml").write_text(
+        "mappings:\n  items:\n    direction: crm_to_erp\n"
+        f"    crm: {{table: items, key: [{key}]}}\n    erp: {{table: items, key: [{key}]}}\n"
+        f"    fields: {{{key}: ~, name: ~, qty: ~}}\n")
+    acct = Account("u", Secret(""))
+    conns = (Connection("crm", "postgresql", "h", 1, "crm", acct, acct),
+             Connection("erp", "mariadb", "h", 1, "erp", acct, acct))
+    config = Config(tmp_path / "x.yaml", conns, tmp_path / "maps", Batching(),
+                    verify=Verify(chunk_rows=chunk, recheck_seconds=0))
+    tracker = Tracker()
+    tables = {"crm": {"items": FakeTable(key, n, target=False)}, "erp": {"items": FakeTable(key, n, target=True)}}
+    verifier = Verifier(config, load_mappings(config),
+                        open_side=lambda conn: FakeSide(conn, tables[conn.name], tracker))
+    try:
+        return verifier.run(), tracker
+    finally:
+        verifier.close()
+
+
+@pytest.mark.parametrize("key", ["id", "code"])  # integer keys: both tables side by side; text keys: by lookup
+def test_a_verification_keeps_a_few_chunks_of_rows_alive_not_the_table(tmp_path: Path, key: str) -> None:
+    n, chunk = 20_000, 100
+    report, tracker = run_fake_verification(tmp_path, key, n, chunk)
+    value = (lambda i: i) if key == "id" else (lambda i: f"k{i:08d}")
+    assert sorted((d.kind, d.source_key or d.target_key) for d in report.differences) == sorted([
+        (MISSING, (value(7),)), (MISSING, (value(n // 2),)), (EXTRA, (value(n + 5),)), (DIFFERS, (value(13),))])
+    assert report.stats["items"].rows == n
+    # a source chunk, a target chunk (or a lookup) and the chunk being read: never the table
+    assert tracker.peak <= 3 * chunk, tracker.peak
+
+
+def test_the_memory_a_verification_needs_does_not_grow_with_the_table(tmp_path: Path) -> None:
+    peaks = {}
+    for n in (2_000, 20_000):
+        tracemalloc.start()
+        try:
+            run_fake_verification(tmp_path, "id", n, chunk=100)
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # a whole-table key set, or a digest per chunk kept to the end, would grow ten-fold here
+    assert peaks[20_000] < 1.5 * peaks[2_000], peaks
+
+
+# ---------------------------------------------------------------- the fast row comparison never says more
+
+
+TRICKY = [None, 0, 1, True, False, 2, -1, -2, 1.0, -0.0, 0.0, float("nan"), Decimal("1"), Decimal("1.00"),
+          Decimal("NaN"), Decimal("1.005"), "1", "true", "ab", "ab ", "", b"ab", b"ab\0", {"a": True}, {"a": 1},
+          [1, 2], [2, 1], datetime(2024, 1, 1, 10, tzinfo=BERLIN_SUMMER), datetime(2024, 1, 1, 8, tzinfo=timezone.utc),
+          datetime(2024, 1, 1, 8), date(2024, 1, 1), timedelta(hours=1), dtime(1), uuid.UUID(int=5),
+          str(uuid.UUID(int=5)), frozenset({"a", "b"}), "a,b", "b,a"]
+
+
+@pytest.mark.parametrize("kind", [C.INT, C.DECIMAL, C.FLOAT32, C.FLOAT64, C.BOOL, C.TEXT, C.CHAR, C.JSON, C.SET,
+                                  C.BYTES, C.BINARY, C.UUID, C.TIMESTAMP, C.DATE, C.TIME, C.OTHER])
+def test_row_agreement_is_canonical_equality_of_every_column(kind: str) -> None:
+    r = Rule("c", kind, scale=2 if kind == C.DECIMAL else (0 if kind == C.INT else None),
+             precision=3 if kind in (C.TIMESTAMP, C.TIME) else None)
+    agrees = C.row_agrees([r, Rule("d", C.TEXT)])
+    for a in TRICKY:
+        for b in TRICKY:
+            same_forms = canonical_by(r, a) == canonical_by(r, b)
+            assert agrees({"c": a, "d": "x"}, {"c": b, "d": "x"}) == same_forms, (kind, a, b)
+            if same_forms:
+                assert values_equal(r, a, b), (kind, a, b)
+    assert not agrees({"c": 1, "d": "x"}, {"c": 1, "d": "y"})
+    assert not agrees({"c": 1, "d": "x"}, {"c": 1})  # a column the target lacks
+    assert C.row_agrees([])({"a": 1}, {"a": 2})  # nothing compared
+
+
+def test_rows_out_of_key_order_stop_the_comparison_instead_of_misreporting(tmp_path: Path, monkeypatch) -> None:
+    shuffled = FakeScanner.chunk
+
+    def chunk(self, after, limit):
+        rows = shuffled(self, after, limit)
+        return rows[::-1] if self.t.target else rows  # a target that sorts its keys differently
+    monkeypatch.setattr(FakeScanner, "chunk", chunk)
+    with pytest.raises(ReplicatorError, match="ascending order"):
+        run_fake_verification(tmp_path, "id", 1000, chunk=100)

@@ -1,0 +1,76 @@
+"""What `replicator verify` reports: one `Difference` per row, per-mapping figures, report lines.
+
+Pure data and formatting, no I/O (see `replicator.verify` for what is compared and how).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from replicator.compare import show, show_key
+
+MISSING = "missing in target"
+EXTRA = "extra in target"
+DIFFERS = "differs"
+FAILED = "cannot be mapped"
+
+
+class Stopped(Exception):
+    """The daemon is stopping: the verification run was abandoned."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    mapping: str
+    stream: str
+    table: str  # the target table
+    kind: str  # MISSING | EXTRA | DIFFERS | FAILED
+    source_side: str
+    source_key: tuple | None
+    target_key: tuple | None
+    columns: tuple[tuple[str, Any, Any], ...] = ()  # (target column, expected value, target value)
+    note: str = ""
+    crosswalk: bool = False
+    stamp: tuple = ()  # what the source side looked like (expected canonical values): stability across re-checks
+
+    def line(self) -> str:
+        return format_difference(self)
+
+
+def key_text(d: Difference) -> str:
+    if d.crosswalk:
+        if d.target_key is None:
+            return f"{d.source_side} key={show_key(d.source_key)}"
+        return f"key={show_key(d.target_key)} ({d.source_side} key {show_key(d.source_key)})"
+    return f"key={show_key(d.target_key if d.target_key is not None else d.source_key)}"
+
+
+def format_difference(d: Difference) -> str:
+    where = f"{d.mapping} {d.stream} {d.table} {key_text(d)}"
+    if d.kind == DIFFERS:
+        return f"{where}: differs: " + "; ".join(f"{c}: {show(e)} -> {show(a)}" for c, e, a in d.columns)
+    if d.kind == FAILED:
+        return f"{where}: {FAILED}: {d.note}"
+    return f"{where}: {d.kind}"
+
+
+@dataclass
+class MappingStats:
+    rows: int = 0
+    differing: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    differences: list[Difference]
+    stats: dict[str, MappingStats]
+    tables: list[str]  # every target table verified
+    seconds: float
+    suspects: list[tuple[Any, Difference]] = field(default_factory=list, repr=False)  # (flow check, difference)
+
+    def lines(self) -> list[str]:
+        out = [d.line() for d in self.differences]
+        for name, s in self.stats.items():
+            out.append(f"{name}: {s.rows} rows checked, {s.differing} differing, {s.seconds:.1f} s")
+        return out

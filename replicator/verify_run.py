@@ -1,0 +1,157 @@
+"""A verification run: every flow scanned, then what differs re-checked until it proves stable.
+
+Before anything is reported it is re-checked: the source's current position is read, and while the
+stream's checkpoint in the target has not reached it (at most `verify.recheck_seconds`) the rows are
+compared again every half second; a row that agrees once is dropped. At most two such rounds. A stream
+no daemon applies (its session lock is free) is not waited for: its rows are compared again at once. A
+column is reported only while its expected value stays the same from one comparison to the next
+(`stable`): a row that keeps changing on the source is being replicated, not drifting.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+from replicator import metrics
+from replicator.checkpoint import is_applied
+from replicator.config import Config, Connection
+from replicator.errors import ConfigError
+from replicator.mapping import Flow, Mapping, MappingSet
+from replicator.verify_flow import FlowCheck
+from replicator.verify_report import DIFFERS, Difference, MappingStats, Report, Stopped
+from replicator.verify_scan import scan
+from replicator.verify_side import Side
+
+POLL_SECONDS = 0.5
+ROUNDS = 2
+
+
+class Verifier:
+    """Verifies mappings; owns one read-only session per side. Not thread-safe. `open_side` makes a side's
+    session (tests pass fakes)."""
+
+    def __init__(self, config: Config, mset: MappingSet, stop: threading.Event | None = None,
+                 open_side: Callable[[Connection], Side] = Side):
+        self.config = config
+        self.mset = mset
+        self.stop = stop
+        self._open_side = open_side
+        self._sides: dict[str, Side] = {}
+        self._checks: dict[tuple[str, str], FlowCheck] = {}
+
+    def side(self, name: str) -> Side:
+        if name not in self._sides:
+            self._sides[name] = self._open_side(self.config.side(name))
+        return self._sides[name]
+
+    def check(self, mapping: Mapping, flow: Flow) -> FlowCheck:
+        k = (mapping.name, flow.stream)
+        if k not in self._checks:
+            self._checks[k] = FlowCheck(self, mapping, flow)
+        return self._checks[k]
+
+    def close(self) -> None:
+        for s in self._sides.values():
+            try:
+                s.close()
+            except Exception:
+                pass
+        self._sides.clear()
+        self._checks.clear()
+
+    def run(self, names: Sequence[str] | None = None) -> Report:
+        started = time.monotonic()
+        if names:
+            unknown = [n for n in names if n not in self.mset.by_name]
+            if unknown:
+                raise ConfigError(f"no mapping named {unknown[0]!r}; the mappings are "
+                                  f"{', '.join(m.name for m in self.mset.mappings)}")
+        mappings = [m for m in self.mset.mappings if not names or m.name in names]
+        stats: dict[str, MappingStats] = {}
+        suspects: list[tuple[FlowCheck, Difference]] = []
+        tables: list[str] = []
+        for m in mappings:
+            s = stats.setdefault(m.name, MappingStats())
+            for flow in m.flows:
+                t0 = time.monotonic()
+                fc = self.check(m, flow)
+                checked, diffs = scan(fc, self.stop)
+                metrics.verify_rows_checked.labels(fc.table).inc(checked)
+                s.rows += checked
+                s.seconds += time.monotonic() - t0
+                suspects.extend((fc, d) for d in diffs)
+                if fc.table not in tables:
+                    tables.append(fc.table)
+        t0 = time.monotonic()
+        confirmed = self.recheck(suspects)
+        for fc, d in confirmed:
+            stats[fc.mapping.name].differing += 1
+        if suspects:  # the re-check time belongs to the mappings that needed it
+            spent = time.monotonic() - t0
+            names_with = {fc.mapping.name for fc, _ in suspects}
+            for name in names_with:
+                stats[name].seconds += spent / len(names_with)
+        return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed)
+
+    def compare_again(self, suspects: Sequence[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
+        """Read the rows of `suspects` again now; the differences that remain (kept stable, see `stable`)."""
+        out: list[tuple[FlowCheck, Difference]] = []
+        groups: dict[int, tuple[FlowCheck, list[Difference]]] = {}
+        for fc, d in suspects:
+            groups.setdefault(id(fc), (fc, []))[1].append(d)
+        for fc, diffs in groups.values():
+            out.extend((fc, d) for d in stable(diffs, fc.recheck(diffs), fc.identity))
+        return out
+
+    def recheck(self, suspects: list[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
+        """Wait for the streams to catch up with the sources (at most recheck_seconds per round) while
+        comparing the suspect rows again; keep what still differs after ROUNDS rounds."""
+        wait = self.config.verify.recheck_seconds
+        for _round in range(ROUNDS):
+            if not suspects:
+                break
+            streams: dict[str, FlowCheck] = {fc.flow.stream: fc for fc, _ in suspects}
+            # a stream no daemon applies will not move: waiting for it is pointless
+            streams = {s: fc for s, fc in streams.items() if fc.tgt.stream_applied(s)}
+            positions = {s: fc.src.position() for s, fc in streams.items()}
+            deadline = time.monotonic() + wait
+            while True:
+                caught_up = True
+                for s, fc in streams.items():
+                    p = positions[s]
+                    if p is None or not is_applied(p, fc.tgt.checkpoint(s)):
+                        caught_up = False
+                        break
+                suspects = self.compare_again(suspects)
+                left = deadline - time.monotonic()
+                if not suspects or caught_up or left <= 0:
+                    break
+                if self.stop is not None:
+                    if self.stop.wait(min(POLL_SECONDS, left)):
+                        raise Stopped()
+                else:
+                    time.sleep(min(POLL_SECONDS, left))
+        return suspects
+
+
+def stable(prev: Sequence[Difference], fresh: Sequence[Difference], identity: Any) -> list[Difference]:
+    """The differences of `fresh` that were already there, unchanged on the source side, in `prev`.
+    A DIFFERS keeps only the columns whose expected value did not change in between."""
+    before = {identity(d): d for d in prev}
+    out = []
+    for d in fresh:
+        p = before.get(identity(d))
+        if p is None or p.kind != d.kind:
+            continue
+        if d.kind == DIFFERS:
+            old = dict(p.stamp)
+            keep = [i for i, (c, value) in enumerate(d.stamp) if c in old and old[c] == value]
+            if not keep:
+                continue
+            d = replace(d, columns=tuple(d.columns[i] for i in keep), stamp=tuple(d.stamp[i] for i in keep))
+        elif d.stamp != p.stamp:
+            continue
+        out.append(d)
+    return out
