@@ -12,6 +12,7 @@ from replicator.verify_report import Report, Stopped
 from replicator.verify_run import Verifier
 
 log = logging.getLogger("replicator.verify")
+MAX_LISTED = 10_000  # differing rows a run keeps and re-checks (about 1 KB each); the rest are only counted
 
 
 class PeriodicVerifier:
@@ -38,7 +39,7 @@ class PeriodicVerifier:
         verifier: Verifier | None = None
         try:
             mset, _version = self.holder.current()
-            verifier = Verifier(self.config, mset, self.stop)
+            verifier = Verifier(self.config, mset, self.stop, max_listed=MAX_LISTED)
             report = verifier.run()
         except Stopped:
             return None
@@ -53,6 +54,10 @@ class PeriodicVerifier:
         counts = {t: 0 for t in report.tables}
         for d in report.differences:
             counts[d.table] = counts.get(d.table, 0) + 1
+        for table, n in report.unlisted.items():  # beyond MAX_LISTED: as found, not re-checked
+            counts[table] = counts.get(table, 0) + n
+            log.warning("verify: %d more differing rows of %s not listed (a run lists at most %d)", n, table,
+                        MAX_LISTED)
         for table, n in counts.items():
             metrics.verify_rows_differing.labels(table).set(n)
         for table in self._tables - set(counts):  # no longer mapped (reloaded mappings): no stale alert
@@ -65,5 +70,5 @@ class PeriodicVerifier:
         if len(report.differences) > 100:
             log.warning("verify: ... and %d more differing rows", len(report.differences) - 100)
         log.info("verify: %d rows checked in %.1f s, %d differing", sum(s.rows for s in report.stats.values()),
-                 report.seconds, len(report.differences))
+                 report.seconds, len(report.differences) + sum(report.unlisted.values()))
         return report

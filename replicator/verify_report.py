@@ -68,9 +68,13 @@ class Report:
     tables: list[str]  # every target table verified
     seconds: float
     suspects: list[tuple[Any, Difference]] = field(default_factory=list, repr=False)  # (flow check, difference)
+    # target table -> differing rows found beyond the run's limit (Verifier max_listed): counted, not listed
+    # or re-checked
+    unlisted: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [d.line() for d in self.differences]
+        out.extend(f"{table}: {n} more differing rows, not listed or re-checked" for table, n in self.unlisted.items())
         for name, s in self.stats.items():
             out.append(f"{name}: {s.rows} rows checked, {s.differing} differing, {s.seconds:.1f} s")
         return out

@@ -21,7 +21,7 @@ from replicator.errors import ConfigError
 from replicator.mapping import Flow, Mapping, MappingSet
 from replicator.verify_flow import FlowCheck
 from replicator.verify_report import DIFFERS, Difference, MappingStats, Report, Stopped
-from replicator.verify_scan import scan
+from replicator.verify_scan import Found, scan
 from replicator.verify_side import Side
 
 POLL_SECONDS = 0.5
@@ -30,13 +30,15 @@ ROUNDS = 2
 
 class Verifier:
     """Verifies mappings; owns one read-only session per side. Not thread-safe. `open_side` makes a side's
-    session (tests pass fakes)."""
+    session (tests pass fakes). With `max_listed`, a run keeps (and re-checks) at most that many differing
+    rows and only counts the others (`Report.unlisted`): memory stays bounded however much differs."""
 
     def __init__(self, config: Config, mset: MappingSet, stop: threading.Event | None = None,
-                 open_side: Callable[[Connection], Side] = Side):
+                 open_side: Callable[[Connection], Side] = Side, max_listed: int | None = None):
         self.config = config
         self.mset = mset
         self.stop = stop
+        self.max_listed = max_listed
         self._open_side = open_side
         self._sides: dict[str, Side] = {}
         self._checks: dict[tuple[str, str], FlowCheck] = {}
@@ -72,16 +74,21 @@ class Verifier:
         stats: dict[str, MappingStats] = {}
         suspects: list[tuple[FlowCheck, Difference]] = []
         tables: list[str] = []
+        unlisted: dict[str, int] = {}
         for m in mappings:
             s = stats.setdefault(m.name, MappingStats())
             for flow in m.flows:
                 t0 = time.monotonic()
                 fc = self.check(m, flow)
-                checked, diffs = scan(fc, self.stop)
+                found = Found(None if self.max_listed is None else self.max_listed - len(suspects))
+                checked = scan(fc, self.stop, found)
                 metrics.verify_rows_checked.labels(fc.table).inc(checked)
                 s.rows += checked
                 s.seconds += time.monotonic() - t0
-                suspects.extend((fc, d) for d in diffs)
+                suspects.extend((fc, d) for d in found.kept)
+                if found.unlisted:
+                    unlisted[fc.table] = unlisted.get(fc.table, 0) + found.unlisted
+                    s.differing += found.unlisted
                 if fc.table not in tables:
                     tables.append(fc.table)
         t0 = time.monotonic()
@@ -93,7 +100,7 @@ class Verifier:
             names_with = {fc.mapping.name for fc, _ in suspects}
             for name in names_with:
                 stats[name].seconds += spent / len(names_with)
-        return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed)
+        return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed, unlisted)
 
     def compare_again(self, suspects: Sequence[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
         """Read the rows of `suspects` again now; the differences that remain (kept stable, see `stable`)."""

@@ -54,23 +54,38 @@ class ChunkReader:
         return rows
 
 
-def scan(fc: FlowCheck, stop: threading.Event | None) -> tuple[int, list[Difference]]:
-    """The whole flow: (source rows checked, differences)."""
+class Found:
+    """The differences found; beyond `limit` (None: no limit) only counted (`unlisted`), so that even a
+    table that differs everywhere costs bounded memory (the daemon's periodic runs set a limit)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.kept: list[Difference] = []
+        self.unlisted = 0
+
+    def add(self, diffs: list[Difference]) -> None:
+        room = len(diffs) if self.limit is None else max(0, self.limit - len(self.kept))
+        self.kept.extend(diffs[:room])
+        self.unlisted += max(0, len(diffs) - room)
+
+
+def scan(fc: FlowCheck, stop: threading.Event | None, found: Found) -> int:
+    """The whole flow, its differences added to `found`; returns the source rows checked."""
     n = fc.v.config.verify.chunk_rows
     source = ChunkReader(fc.src_scan, n, stop)
     if fc.ordered:
-        return _side_by_side(fc, source, ChunkReader(fc.tgt_scan, n, stop))
-    checked, diffs = 0, []
+        return _side_by_side(fc, source, ChunkReader(fc.tgt_scan, n, stop), found)
+    checked = 0
     while rows := source.next():
         checked += len(rows)
-        diffs.extend(fc.check_rows(rows))
+        found.add(fc.check_rows(rows))
         del rows  # not kept alive while the next chunk is read
     if fc.extras:
         target = ChunkReader(fc.tgt_scan, n, stop)
         while rows := target.next():
-            diffs.extend(fc.extras_of(rows))
+            found.add(fc.extras_of(rows))
             del rows
-    return checked, diffs
+    return checked
 
 
 class _Cursor:
@@ -125,21 +140,22 @@ def _order_keys(fc: FlowCheck, rows: list[dict[str, Any]], end: Endpoint, after:
     return keys
 
 
-def _side_by_side(fc: FlowCheck, source: ChunkReader, target: ChunkReader) -> tuple[int, list[Difference]]:
+def _side_by_side(fc: FlowCheck, source: ChunkReader, target: ChunkReader, found: Found) -> int:
     cursor = _Cursor(target, fc)
-    checked, diffs, after = 0, [], None
+    checked, after = 0, None
     while rows := source.next():
         checked += len(rows)
-        after = _pair_chunk(fc, rows, cursor, after, diffs)
+        after = _pair_chunk(fc, rows, cursor, after, found)
         del rows  # nothing of a chunk stays alive while the next one is read
     if fc.extras:  # target rows after the last source row (or of an empty source)
-        diffs.extend(fc.extra(trow) for _k, trow in cursor.upto(None))
-    return checked, diffs
+        for _k, trow in cursor.upto(None):
+            found.add([fc.extra(trow)])
+    return checked
 
 
-def _pair_chunk(fc: FlowCheck, rows: list[dict[str, Any]], cursor: _Cursor, after: Any,
-                diffs: list[Difference]) -> Any:
+def _pair_chunk(fc: FlowCheck, rows: list[dict[str, Any]], cursor: _Cursor, after: Any, found: Found) -> Any:
     """One source chunk paired with the target rows up to its last key, and compared; returns that key."""
+    diffs: list[Difference] = []
     extras, agrees = fc.extras, fc.agrees
     exps = fc.expected(rows, locate=False)
     # a shared key copied unchanged: a source row's key, in the target's column order, is its target key
@@ -158,4 +174,5 @@ def _pair_chunk(fc: FlowCheck, rows: list[dict[str, Any]], cursor: _Cursor, afte
             diffs.append(fc.extra(trow))
     fc.locate_natural(list(want.values()))  # those not found by key
     diffs.extend(fc.differences(exps))
+    found.add(diffs)
     return keys[-1]

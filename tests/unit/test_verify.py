@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import threading
 import time
@@ -400,12 +401,12 @@ class Tracker:
 class FakeTable:
     """A table of `n` generated rows (never stored); the target lacks some, has some more, differs in one."""
 
-    def __init__(self, key: str, n: int, target: bool):
-        self.key, self.n, self.target = key, n, target
+    def __init__(self, key: str, n: int, target: bool, lost: range = range(0)):
+        self.key, self.n, self.target, self.lost = key, n, target, lost  # lost: ids the target lacks too
         self.gone, self.more = ({7, n // 2}, {n + 5}) if target else (set(), set())
 
     def has(self, i: int) -> bool:
-        return 1 <= i <= self.n and i not in self.gone or i in self.more
+        return 1 <= i <= self.n and i not in self.gone and not (self.target and i in self.lost) or i in self.more
 
     def value(self, i: int) -> Any:
         return i if self.key == "id" else f"k{i:08d}"
@@ -467,7 +468,8 @@ class FakeSide:
         pass
 
 
-def run_fake_verification(tmp_path: Path, key: str, n: int, chunk: int) -> tuple[Report, Tracker]:
+def fake_setup(tmp_path: Path, key: str, n: int, chunk: int, lost: range = range(0)) -> tuple[Config, Any, Tracker]:
+    """A configuration and mapping `items` (crm_to_erp) over fake sessions: (config, open_side, tracker)."""
     (tmp_path / "maps").mkdir(exist_ok=True)
     (tmp_path / "maps" / "items.yaml").write_text(
         "mappings:\n  items:\n    direction: crm_to_erp\n"
@@ -477,11 +479,16 @@ def run_fake_verification(tmp_path: Path, key: str, n: int, chunk: int) -> tuple
     conns = (Connection("crm", "postgresql", "h", 1, "crm", acct, acct),
              Connection("erp", "mariadb", "h", 1, "erp", acct, acct))
     config = Config(tmp_path / "x.yaml", conns, tmp_path / "maps", Batching(),
-                    verify=Verify(chunk_rows=chunk, recheck_seconds=0))
+                    verify=Verify(every_seconds=1, chunk_rows=chunk, recheck_seconds=0))
     tracker = Tracker()
-    tables = {"crm": {"items": FakeTable(key, n, target=False)}, "erp": {"items": FakeTable(key, n, target=True)}}
-    verifier = Verifier(config, load_mappings(config),
-                        open_side=lambda conn: FakeSide(conn, tables[conn.name], tracker))
+    tables = {"crm": {"items": FakeTable(key, n, target=False)}, "erp": {"items": FakeTable(key, n, True, lost)}}
+    return config, lambda conn: FakeSide(conn, tables[conn.name], tracker), tracker
+
+
+def run_fake_verification(tmp_path: Path, key: str, n: int, chunk: int, lost: range = range(0),
+                          max_listed: int | None = None) -> tuple[Report, Tracker]:
+    config, open_side, tracker = fake_setup(tmp_path, key, n, chunk, lost)
+    verifier = Verifier(config, load_mappings(config), max_listed=max_listed, open_side=open_side)
     try:
         return verifier.run(), tracker
     finally:
@@ -498,6 +505,30 @@ def test_a_verification_keeps_a_few_chunks_of_rows_alive_not_the_table(tmp_path:
     assert report.stats["items"].rows == n
     # a source chunk, a target chunk (or a lookup) and the chunk being read: never the table
     assert tracker.peak <= 3 * chunk, tracker.peak
+
+
+def test_a_run_with_a_limit_lists_that_many_differences_and_counts_the_rest(tmp_path: Path) -> None:
+    # the target lost half the table: the daemon's runs keep 100 differences, not 10,000
+    report, _tracker = run_fake_verification(tmp_path, "id", 20_000, 100, lost=range(5_000, 15_000), max_listed=100)
+    assert len(report.differences) == 100
+    assert report.unlisted == {"erp.items": 10_003 - 100}  # 10,000 lost, 7 and 13 differ, 20,005 extra
+    assert report.stats["items"].differing == 10_003
+    assert "erp.items: 9903 more differing rows, not listed or re-checked" in report.lines()
+    report, _tracker = run_fake_verification(tmp_path, "id", 2_000, 100, lost=range(500, 1_500))
+    assert len(report.differences) == 1_003 and report.unlisted == {}  # the command line lists everything
+
+
+def test_the_daemon_exports_the_rows_it_did_not_list_too(tmp_path: Path, monkeypatch, caplog) -> None:
+    from replicator import metrics, verify_periodic
+    from replicator.pipeline import MappingHolder
+
+    config, open_side, _tracker = fake_setup(tmp_path, "id", 5_000, 100, lost=range(1_000, 3_000))
+    monkeypatch.setattr(verify_periodic, "MAX_LISTED", 50)
+    monkeypatch.setattr(verify_periodic, "Verifier", functools.partial(Verifier, open_side=open_side))
+    report = PeriodicVerifier(config, MappingHolder(load_mappings(config)), threading.Event()).run_once()
+    assert report is not None and len(report.differences) == 50
+    assert metrics.verify_rows_differing.labels("erp.items")._value.get() == 2_003
+    assert "1953 more differing rows of erp.items not listed" in caplog.text
 
 
 def test_the_memory_a_verification_needs_does_not_grow_with_the_table(tmp_path: Path) -> None:
