@@ -20,16 +20,15 @@ field copies the value unchanged), and values are compared in that kind:
   `values_equal`), with a fast path for two equal values of one plain class, which need no normalising.
   Only rows it does not pass are compared column by column.
 
-`row_hash`, `range_digest` and `differing_indices` digest rows and bisect ranges of them, for comparisons
-of sides that are not both in one process's memory; `replicator verify` holds both sides of a chunk and
-compares rows directly, which is cheaper and has no collisions.
+No checksums and no bisecting: the mappings' transforms run in Python, so the source side can never be
+checksummed in SQL and both sides are read anyway; `replicator verify` holds both sides of a chunk and
+compares rows directly, which is cheaper than hashing them and has no collisions.
 
 Key values are matched with `key_canonical`, which also follows the target collation (MariaDB's
 default collations ignore case and trailing spaces when they find a key).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import unicodedata
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 # kinds of compared columns
 INT = "int"
@@ -589,63 +588,6 @@ def stream_value(rule: Rule, value: Any) -> Any:
     if rule.kind == BYTES and isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value) if len(value) else ""
     return value
-
-
-# ---------------------------------------------------------------- digests and bisecting
-
-
-def row_hash(identity: Any, values: Iterable[Any]) -> int:
-    """A 64-bit hash of one row: its identity (the same on both sides, e.g. the source key) and its
-    canonical values, hashed through their repr (which, unlike hash() of numbers, never maps two values to
-    one: hash(-1) == hash(-2)). The identity keeps two rows that swapped values from cancelling out in a
-    range digest."""
-    text = repr((identity, tuple(values)))
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "backslashreplace"), digest_size=8).digest(), "big")
-
-
-def range_digest(hashes: Sequence[int | None]) -> tuple[int, int]:
-    """(rows present, sum of their hashes mod 2**64): equal ranges give equal digests."""
-    present = [h for h in hashes if h is not None]
-    return len(present), sum(present) % (1 << 64)
-
-
-def differing_indices(expected: Sequence[int | None], actual: Sequence[int | None], leaf: int = 1) -> list[int]:
-    """Bisect a key range: compare the digests of both halves, recurse into halves that differ, down to
-    ranges of `leaf` rows; return the indices of rows in differing leaves. `expected[i]` and `actual[i]`
-    are the hashes of one row on each side (None: no row)."""
-    if len(expected) != len(actual):
-        raise ValueError("expected and actual must be aligned row by row")
-    n = len(expected)
-    pre_e = _prefix(expected)
-    pre_a = _prefix(actual)
-
-    def digest(pre: list[tuple[int, int]], lo: int, hi: int) -> tuple[int, int]:
-        return pre[hi][0] - pre[lo][0], (pre[hi][1] - pre[lo][1]) % (1 << 64)
-
-    out: list[int] = []
-    stack = [(0, n)] if n else []
-    while stack:
-        lo, hi = stack.pop()
-        if digest(pre_e, lo, hi) == digest(pre_a, lo, hi):
-            continue
-        if hi - lo <= max(1, leaf):
-            out.extend(range(lo, hi))
-            continue
-        mid = (lo + hi) // 2
-        stack.append((mid, hi))
-        stack.append((lo, mid))
-    return sorted(out)
-
-
-def _prefix(hashes: Sequence[int | None]) -> list[tuple[int, int]]:
-    out = [(0, 0)]
-    count = total = 0
-    for h in hashes:
-        if h is not None:
-            count += 1
-            total = (total + h) % (1 << 64)
-        out.append((count, total))
-    return out
 
 
 # ---------------------------------------------------------------- display

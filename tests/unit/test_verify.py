@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from replicator import compare as C
-from replicator.compare import (ColumnInfo, Rule, canonical_by, differing_indices, key_canonical, range_digest,
-                                row_hash, rule_for, show, show_key, values_equal)
+from replicator.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
 from replicator.errors import ReplicatorError
 from replicator.mapping import load_mappings
@@ -188,45 +187,6 @@ def test_keys_follow_the_target_collation() -> None:
     assert key_canonical([nopad], ["abc "]) != key_canonical([nopad], ["abc"])
     assert key_canonical([pg], ["ABC"]) != key_canonical([pg], ["abc"])
     assert key_canonical([rule_for(ColumnInfo("i", "integer", "postgresql"), None, "i")], [Decimal("7")]) == (7,)
-
-
-# ---------------------------------------------------------------- digests and bisecting
-
-
-def hashes(rows: dict[int, tuple]) -> list[int | None]:
-    return [row_hash(k, v) if v is not None else None for k, v in rows.items()]
-
-
-def test_equal_ranges_have_equal_digests_and_nothing_to_bisect() -> None:
-    rows = {i: (f"name {i}", i * 2) for i in range(1000)}
-    e, a = hashes(rows), hashes(dict(rows))
-    assert range_digest(e) == range_digest(a) == (1000, sum(e) % (1 << 64))
-    assert differing_indices(e, a) == []
-    assert differing_indices([], []) == []
-
-
-def test_bisecting_finds_exactly_the_differing_rows() -> None:
-    expected = {i: (f"name {i}", i) for i in range(1000)}
-    actual = dict(expected)
-    actual[17] = ("name 17", -1)  # a changed value
-    actual[500] = None  # missing in the target
-    actual[999] = ("other", 999)
-    assert differing_indices(hashes(expected), hashes(actual)) == [17, 500, 999]
-    coarse = differing_indices(hashes(expected), hashes(actual), leaf=8)  # leaves of at most 8 rows
-    assert {17, 500, 999} <= set(coarse) and len(coarse) <= 3 * 8
-
-
-def test_rows_that_swapped_values_do_not_cancel_out() -> None:
-    expected = {1: ("a",), 2: ("b",), 3: ("c",), 4: ("d",)}
-    actual = {1: ("b",), 2: ("a",), 3: ("c",), 4: ("d",)}
-    assert differing_indices(hashes(expected), hashes(actual)) == [0, 1]
-
-
-def test_digest_counts_rows_and_bisecting_needs_aligned_lists() -> None:
-    assert range_digest([None, None]) == (0, 0)
-    assert range_digest([5, None, 7]) == (2, 12)
-    with pytest.raises(ValueError):
-        differing_indices([1], [1, 2])
 
 
 # ---------------------------------------------------------------- report lines
