@@ -36,7 +36,7 @@ PAGE = 1000  # target changes sent to the server at a time inside an open transa
 # decoded, and we confirm only what the target checkpoint holds: a WAL source's skipped positions
 # (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
 WAL_IDLE_CHECKPOINT_SECONDS = 1.0
-START_BARRIER_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
+START_GATE_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
 
 
 class _EndOfStream:
@@ -82,9 +82,9 @@ class Direction:
         self._version = -1
         self._linker: Linker | None = None
         self.sync = SyncDriver(config, source, target, stop)
-        # set by Daemon: both directions register what their syncs need from each other before either
-        # reads its source at the first start (see SyncDriver.track)
-        self.start_barrier: threading.Barrier | None = None
+        # set by Daemon: at the first start both directions register what their syncs need from each
+        # other (SyncDriver.track) before either reads its source: (this one is ready, the other is)
+        self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
@@ -146,12 +146,14 @@ class Direction:
                 self._linker.retry_parked()
                 applier.commit(position, None) if position is not None else applier.rollback()
             self.sync.start_session(applier, mset, self.first_start)
-            if self.start_barrier is not None:
-                barrier, self.start_barrier = self.start_barrier, None
-                try:
-                    barrier.wait(START_BARRIER_SECONDS)
-                except threading.BrokenBarrierError:
-                    log.info("%s: the other direction is not up yet; starting anyway", self.name)
+            if self.start_gate is not None:
+                (mine, other), self.start_gate = self.start_gate, None
+                mine.set()
+                deadline = time.monotonic() + START_GATE_SECONDS
+                while not other.wait(0.2) and not self.stop.is_set():
+                    if time.monotonic() > deadline:
+                        log.info("%s: the other direction is not up yet; starting anyway", self.name)
+                        break
             source = self._make_source(mset, position)
             self.sync.sources = [source]
             source.keep_echoes = self.sync.snapshotter is not None
@@ -415,7 +417,8 @@ class Daemon:
         self.directions = [Direction(config, a, b, mappings, self.stop), Direction(config, b, a, mappings, self.stop)]
         first, second = self.directions
         first.sync.peer, second.sync.peer = second.sync, first.sync  # each tells the other about deletes
-        first.start_barrier = second.start_barrier = threading.Barrier(2)
+        ready = (threading.Event(), threading.Event())
+        first.start_gate, second.start_gate = ready, (ready[1], ready[0])
         self.errors: list[BaseException] = []
         self.threads: list[threading.Thread] = []
 
