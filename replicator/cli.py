@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     from replicator.pipeline import MappingHolder
 
-from replicator import __version__, metrics, sdnotify
+from replicator import __version__, metrics, sdnotify, verify
 from replicator.config import Config, load
 from replicator.errors import (EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_OPERATOR, CheckpointError, ConfigError,
                                ReplicatorError, RetriableError, SourceLostError)
@@ -53,8 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("verify", help="compare both sides through the mappings; --repair fixes the differences")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
-    c.add_argument("--mapping", action="append", metavar="NAME", help="only this mapping (repeatable; default: all)")
-    c.add_argument("--repair", action="store_true", help="write the differences through the tagged apply path")
+    verify.add_arguments(c)
     c = sub.add_parser("explain", help="what one row becomes on the other side and why (writes nothing)")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
@@ -89,8 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sync":
             return _sync(config, mappings, args)
         if args.command == "verify":
-            from replicator import verify
-
             return verify.command(args, config, mappings, sys.stdout)
         return _run(config, mappings, skip_check=args.skip_check)
     except ConfigError as exc:

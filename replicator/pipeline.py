@@ -388,8 +388,6 @@ class SourceLookup:
         self._db: Any = None
 
     def query(self, sql: str, params: list[Any]) -> list[tuple]:
-        from replicator.appliers import make_applier
-
         if self._db is None:
             self._db = make_applier(self.conn, "lookup", "")
             self._db.connect()

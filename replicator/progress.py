@@ -16,12 +16,9 @@ RATE_WINDOW = 10.0  # seconds of history behind a rows/s figure
 @dataclass
 class _Track:
     history: list[tuple[float, int]] = field(default_factory=list)
-    first: tuple[float, int] | None = None
     reported_done: bool = False
 
     def add(self, now: float, rows: int) -> None:
-        if self.first is None:
-            self.first = (now, rows)
         self.history.append((now, rows))
         while len(self.history) > 2 and now - self.history[0][0] > RATE_WINDOW:
             self.history.pop(0)

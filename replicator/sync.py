@@ -60,6 +60,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
+from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.codec import dumps_key, loads_key
@@ -167,7 +168,7 @@ class SyncState:
         row = existing.get(mapping)
         if row is not None and row.active:
             return False
-        now = datetime.now(timezone.utc).replace(tzinfo=None) if self.db.kind == "mariadb" else datetime.now(timezone.utc)
+        now = self._now()
         if row is None:
             self.db.execute(f"INSERT INTO {self.table} (stream, mapping, status, requested_at) VALUES (%s, %s, %s, %s)",
                             [stream, mapping, PENDING, now])
@@ -247,8 +248,6 @@ class Snapshotter:
         self.thread.start()
 
     def _run(self) -> None:
-        from replicator.appliers import make_applier
-
         d = self.driver
         db = make_applier(d.source, f"sync:{d.stream}", "")
         try:
@@ -543,8 +542,6 @@ class SyncDriver:
             m = mset.by_name.get(mapping)
             if m is None or m.flow(self.target.name) is None:
                 return True  # one-way: nothing to wait for
-            from replicator.appliers import make_applier
-
             db = lookup.get("db")
             if db is None:
                 db = lookup["db"] = make_applier(self.source, f"sync-wait:{self.stream}", "")
@@ -647,8 +644,6 @@ def _parents_first(jobs: list[Job], foreign_keys: dict[TableRef, set[TableRef]])
 
 def request(config: Config, mset: MappingSet, names: Sequence[str] | None) -> list[tuple[Connection, str, str]]:
     """Record sync requests in both targets; returns (target connection, stream, mapping) for each."""
-    from replicator.appliers import make_applier
-
     selected: list[Mapping] = [mset.by_name[n] for n in names] if names else list(mset.mappings)
     out = []
     for target in config.connections:
