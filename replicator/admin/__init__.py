@@ -1,0 +1,1 @@
+"""The operator's set-up jobs: preflight checks and provisioning."""

@@ -1,0 +1,1 @@
+"""The mapping language: model, transforms, router, links, check and explain."""

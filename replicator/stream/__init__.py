@@ -1,0 +1,1 @@
+"""One direction wired: the pipeline, its channel, systemd notification."""

@@ -1,0 +1,1 @@
+"""Existing rows copied inside the stream: the driver and its progress."""

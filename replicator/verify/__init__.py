@@ -1,0 +1,1 @@
+"""Both sides compared through the mappings, and repaired."""
