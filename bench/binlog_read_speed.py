@@ -2,7 +2,7 @@
 """Micro-benchmark: BinlogSource reading single-row transactions, mysql-replication's BinLogStreamReader vs
 replicator.sources.binlogfast.FastBinLogStreamReader.
 
-Starts a throwaway MariaDB (replicator.devservers, in a temporary directory) unless --port is given (then
+Starts a throwaway MariaDB (replicator.testing.devservers, in a temporary directory) unless --port is given (then
 --host/--user/--password: root-like, CREATE DATABASE/ROUTINE, REPLICATION SLAVE, BINLOG MONITOR), runs
 --txns single-row UPDATE transactions through a stored procedure that commits per row (4 binlog events each:
 GTID, table map, update rows, Xid), then reads them with BinlogSource, once per reader class, and prints
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.port:
         host, port, user, password = args.host, args.port, args.user, args.password
     else:
-        from replicator.devservers import MariaDBServer, missing_binaries
+        from replicator.testing.devservers import MariaDBServer, missing_binaries
 
         if missing_binaries("mariadb"):
             print(f"need {', '.join(missing_binaries('mariadb'))} (or --port)", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Micro-benchmark: binlog row decoding, mysql-replication's ``event.rows`` vs replicator.sources.rowdecode.
 
-Starts a throwaway MariaDB (replicator.devservers, in a temporary directory) unless --host/--port point at a
+Starts a throwaway MariaDB (replicator.testing.devservers, in a temporary directory) unless --host/--port point at a
 running one (root-like user: CREATE DATABASE, REPLICATION SLAVE, BINLOG MONITOR), creates a 10-column mixed
 table (int, bigint, varchar, decimal, datetime(6), timestamp, date, tinyint(1), text of ~100 bytes, double),
 inserts --rows rows in transactions of 1000, then reads those row events twice with BinLogStreamReader:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.host:
         host, port, user, password = args.host, args.port, args.user, args.password
     else:
-        from replicator.devservers import MariaDBServer, missing_binaries
+        from replicator.testing.devservers import MariaDBServer, missing_binaries
 
         if missing_binaries("mariadb"):
             print(f"need {', '.join(missing_binaries('mariadb'))} (or --host/--port)", file=sys.stderr)

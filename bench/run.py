@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of the replicator daemon: burst throughput, steady lag, memory.
 
-Starts its own PostgreSQL ("crm") and MariaDB ("erp") with replicator.devservers in a temporary
+Starts its own PostgreSQL ("crm") and MariaDB ("erp") with replicator.testing.devservers in a temporary
 directory (fast, non-durable settings), creates one benchmark table on each side, writes a
 configuration and a `direction: both` mapping, runs `replicator setup`, and drives
 `python -m replicator run` as a subprocess. For each direction separately (the other side idle):
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from replicator.devservers import MariaDBServer, PostgresServer, free_port, missing_binaries  # noqa: E402
+from replicator.testing.devservers import MariaDBServer, PostgresServer, free_port, missing_binaries  # noqa: E402
 
 DB = "bench"
 TABLE = "bench_item"
@@ -1094,7 +1094,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 say(f"--keep: servers stay up until Ctrl-C; data in {workdir}\n"
                     f"  PostgreSQL: {bench.pg.url(DB)}\n  MariaDB:    {bench.maria.url(DB)}\n"
                     f"  config: {workdir / 'replicator.yaml'}; daemon log: {workdir / 'daemon.log'}\n"
-                    f"  later: python -m replicator.devservers --dir {workdir} restarts them on the same data")
+                    f"  later: python -m replicator.testing.devservers --dir {workdir} restarts them on the same data")
                 try:
                     while True:
                         time.sleep(3600)

@@ -113,14 +113,14 @@ def write_config(data: Path, pg_port: int, maria_port: int, metrics_port: int) -
     target.write_text(header + "".join(lines))
     # fail here, not in the daemon, if the result is not a valid configuration
     from replicator.config import load
-    from replicator.mapping import load_mappings
+    from replicator.mapping.model import load_mappings
 
     load_mappings(load(target))
     return target
 
 
 def configure(data: Path, servers_json: Path) -> None:
-    from replicator.devservers import free_port
+    from replicator.testing.devservers import free_port
 
     info = json.loads(servers_json.read_text())
     crm_pw = (data / "crm.password").read_text().rstrip("\r\n")

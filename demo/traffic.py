@@ -49,7 +49,7 @@ import pymysql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from replicator.config import Config, load  # noqa: E402
-from replicator.mapping import MappingSet, load_mappings  # noqa: E402
+from replicator.mapping.model import MappingSet, load_mappings  # noqa: E402
 
 CENT = Decimal("0.01")
 

@@ -18,13 +18,15 @@ import time
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
-    from replicator.pipeline import MappingHolder
+    from replicator.stream.pipeline import MappingHolder
 
-from replicator import __version__, metrics, sdnotify, verify
+from replicator import __version__, metrics
+from replicator.stream import sdnotify
+from replicator.verify import command as verify
 from replicator.config import Config, load
 from replicator.errors import (EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_OPERATOR, CheckpointError, ConfigError,
                                ReplicatorError, RetriableError, SourceLostError)
-from replicator.mapping import MappingSet, load_mappings
+from replicator.mapping.model import MappingSet, load_mappings
 
 log = logging.getLogger("replicator")
 
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(config: Config, mappings: MappingSet) -> int:
-    from replicator.preflight import failures, run_checks
+    from replicator.admin.preflight import failures, run_checks
 
     findings = run_checks(config, mappings)
     for f in findings:
@@ -118,7 +120,7 @@ def _check(config: Config, mappings: MappingSet) -> int:
 
 
 def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
-    from replicator.provision import describe, setup
+    from replicator.admin.provision import describe, setup
 
     if args.print_sql:
         print(describe(config, mappings))
@@ -128,7 +130,7 @@ def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> in
 
 
 def _explain(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
-    from replicator.explain import run
+    from replicator.mapping.explain import run
 
     print(run(config, mappings, mapping=args.mapping, side=args.side, key=args.key, row=args.row,
               as_json=args.json, offline=args.offline))
@@ -156,9 +158,9 @@ def _daemon_running(config: Config) -> bool:
 
 def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
     """Request the copies; a running daemon performs them, otherwise the streams run here until done."""
-    from replicator.pipeline import Daemon, MappingHolder
-    from replicator.progress import SyncMonitor
-    from replicator.sync import request
+    from replicator.stream.pipeline import Daemon, MappingHolder
+    from replicator.sync.progress import SyncMonitor
+    from replicator.sync.driver import request
 
     wanted = request(config, mappings, args.mapping)
     monitor = SyncMonitor(config, wanted)
@@ -213,7 +215,7 @@ def _exit_for(exc: BaseException) -> int:
 
 def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> bool:
     """Run the checks, waiting (with back-off) while a server is unreachable; False on failures."""
-    from replicator.preflight import failures, run_checks
+    from replicator.admin.preflight import failures, run_checks
 
     delay = config.reconnect_initial_seconds
     while not stop.is_set():
@@ -235,7 +237,7 @@ def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> b
 
 def _reload(config: Config, holder: "MappingHolder") -> None:
     """Validate the mapping files against both catalogs, then swap; on any error keep the old ones."""
-    from replicator.preflight import failures, run_checks
+    from replicator.admin.preflight import failures, run_checks
 
     try:
         mappings = load_mappings(config)
@@ -252,7 +254,7 @@ def _reload(config: Config, holder: "MappingHolder") -> None:
 
 
 def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
-    from replicator.pipeline import Daemon, MappingHolder
+    from replicator.stream.pipeline import Daemon, MappingHolder
 
     stopping = threading.Event()
     reload_requested = threading.Event()

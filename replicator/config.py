@@ -67,7 +67,7 @@ class Batching:
 
 @dataclass(frozen=True)
 class Sync:
-    """Initial and on-demand copies of existing rows (replicator.sync)."""
+    """Initial and on-demand copies of existing rows (replicator.sync.driver)."""
 
     on_first_run: bool = True  # `run` copies each mapping that was never synced
     chunk_rows: int = 5000  # rows read per primary-key chunk
@@ -76,7 +76,7 @@ class Sync:
 
 @dataclass(frozen=True)
 class Verify:
-    """Comparisons of both sides through the mappings (replicator.verify)."""
+    """Comparisons of both sides through the mappings (replicator.verify.command)."""
 
     every_seconds: float = 0.0  # the daemon verifies every mapping this often; 0: never
     chunk_rows: int = 5000  # rows compared per key range

@@ -147,7 +147,7 @@ mapping_reload_timestamp = Gauge(
     registry=REGISTRY,
 )
 
-# -- initial sync (replicator.sync)
+# -- initial sync (replicator.sync.driver)
 sync_rows = Counter(
     "replicator_sync_rows_total",
     "Rows a sync (initial or on-demand copy) has read from the source and applied through the mapping.",
@@ -173,7 +173,7 @@ sync_completed_timestamp = Gauge(
     registry=REGISTRY,
 )
 
-# -- verification (replicator.verify)
+# -- verification (replicator.verify.command)
 verify_rows_differing = Gauge(
     "replicator_verify_rows_differing",
     "Rows the last complete verification found missing or different (after re-checking), by target table.",

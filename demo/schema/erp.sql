@@ -12,7 +12,7 @@
 -- JSON is MariaDB's alias of LONGTEXT with an automatic JSON_VALID check.
 --
 -- The binlog must be ROW with FULL row image and FULL row metadata (deploy/mariadb-server.cnf);
--- the demo's servers are started that way by replicator.devservers.
+-- the demo's servers are started that way by replicator.testing.devservers.
 
 CREATE DATABASE IF NOT EXISTS erp CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 

@@ -15,9 +15,9 @@ from replicator.appliers.mariadb import my_connect
 from replicator.appliers.postgres import pg_connect
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
-from replicator.mapping import MappingSet
-from replicator.mapping_check import check_config
-from replicator.provision import pg_ident
+from replicator.mapping.model import MappingSet
+from replicator.mapping.check import check_config
+from replicator.admin.provision import pg_ident
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ import psycopg2
 import pymysql
 
 from replicator import checkpoint as ckpt
-from replicator import links
-from replicator import sync
+from replicator.mapping import links
+from replicator.sync import driver as sync
 from replicator.appliers.mariadb import my_connect, quote
 from replicator.appliers.postgres import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, FatalError
 from replicator.loopguard import CHECKPOINT_TABLE, stream_name
-from replicator.mapping import MappingSet
+from replicator.mapping.model import MappingSet
 
 log = logging.getLogger(__name__)
 

@@ -186,7 +186,7 @@ class Applier(abc.ABC):
         finally:
             self.rollback()
 
-    # -- row-by-row primitives for linked changes (replicator.links), inside the open transaction
+    # -- row-by-row primitives for linked changes (replicator.mapping.links), inside the open transaction
     @abc.abstractmethod
     def quote_table(self, table: TableRef) -> str: ...
 

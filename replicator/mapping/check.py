@@ -116,8 +116,8 @@ from replicator.errors import Where
 
 if TYPE_CHECKING:
     from replicator.config import Config
-    from replicator.mapping import Field, FieldPlan, Flow, Mapping, MappingSet
-    from replicator.preflight import Finding
+    from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
+    from replicator.admin.preflight import Finding
 
 KINDS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "json", "bytes", "uuid",
          "other")
@@ -763,7 +763,7 @@ _NO_SPEC: Any = object()
 def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
                 specs: Specs | None = None) -> list[Finding]:
     """Findings for every mapping of `mset` against the catalogs (module docstring: the rules)."""
-    from replicator.preflight import Finding
+    from replicator.admin.preflight import Finding
 
     return _Checker(mset, catalogs, kinds, specs, Finding).run()
 
@@ -774,7 +774,7 @@ def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     import sqlalchemy
 
     from replicator.errors import ReplicatorError
-    from replicator.preflight import _engine
+    from replicator.admin.preflight import _engine
 
     catalogs: dict[str, Catalog] = {}
     for conn in config.connections:

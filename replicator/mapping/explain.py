@@ -38,9 +38,9 @@ from replicator.changes import Op, RowChange, TableRef
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, ReplicatorError, RowError, Where
-from replicator.mapping import Endpoint, Field, FieldPlan, Flow, Mapping, MappingSet
-from replicator.router import LinkedChange, Ref, _matches, key_of, route_flow, source_key, target_values
-from replicator.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
+from replicator.mapping.model import Endpoint, Field, FieldPlan, Flow, Mapping, MappingSet
+from replicator.mapping.router import LinkedChange, Ref, _matches, key_of, route_flow, source_key, target_values
+from replicator.mapping.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
 
 _MISSING: Any = object()
 
@@ -630,7 +630,7 @@ class DbLookup:
     links.Linker's read paths (its write paths are never called; the connections could not write anyway)."""
 
     def __init__(self, mset: MappingSet, flow: Flow, target: ReadOnlyDb, source: ReadOnlyDb):
-        from replicator.links import CROSSWALK, Linker
+        from replicator.mapping.links import CROSSWALK, Linker
 
         self.flow = flow
         self.target = target

@@ -18,8 +18,8 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
-from replicator.mapping import Flow, Mapping, MappingSet
-from replicator.router import LinkedChange, Ref
+from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.mapping.router import LinkedChange, Ref
 
 log = logging.getLogger(__name__)
 

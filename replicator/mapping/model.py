@@ -3,7 +3,7 @@
 Each mapping links one table on each side. It is compiled once into a `Mapping` holding one `Flow`
 per direction it flows in; a Flow holds everything the hot path needs, precomputed: the field
 plans (source column, target column, value conversion), the key columns, filter, gate, delete
-policy and link. `replicator.router` turns source changes into target operations with them.
+policy and link. `replicator.mapping.router` turns source changes into target operations with them.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping as TMapping
 from replicator.changes import TableRef
 from replicator.config import Config
 from replicator.errors import ConfigError, Where
-from replicator.transforms import Transform, compile_chain, compile_predicate, compile_value_map
+from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlMap, load_file
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class MappingSet:
         return any(f.linked for m in self.mappings for f in m.flows)
 
     def route(self, side: str, change: Any) -> list[Any]:
-        from replicator.router import route
+        from replicator.mapping.router import route
 
         return route(self, side, change)
 

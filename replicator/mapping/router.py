@@ -2,7 +2,7 @@
 
 Plain flows (shared keys, no links, gates or references) produce `TargetChange`s that the applier
 batches. Flows that need to look at the target first (links, gates, references, soft deletes)
-produce `LinkedChange`s, which `replicator.links.Linker` applies row by row inside the same target
+produce `LinkedChange`s, which `replicator.mapping.links.Linker` applies row by row inside the same target
 transaction.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Mapping
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
 from replicator.errors import FatalError, RowError
-from replicator.mapping import Flow, MappingSet
-from replicator.transforms import TransformError
+from replicator.mapping.model import Flow, MappingSet
+from replicator.mapping.transforms import TransformError
 
 log = logging.getLogger(__name__)
 

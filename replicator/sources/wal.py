@@ -25,7 +25,7 @@ from replicator.config import Connection
 from replicator.errors import FatalError, RetriableError, SourceLostError
 from replicator.loopguard import LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
-from replicator.sync import WATERMARK_PREFIX, WATERMARK_TABLE
+from replicator.sync.driver import WATERMARK_PREFIX, WATERMARK_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class WalSource:
 
 
 def _watermark(table: TableRef, content: bytes) -> RowChange:
-    """A sync watermark (replicator.sync), shaped like the MariaDB side's watermark table row."""
+    """A sync watermark (replicator.sync.driver), shaped like the MariaDB side's watermark table row."""
     try:
         row = json.loads(content)
     except ValueError:

@@ -17,17 +17,17 @@ from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.channel import Channel
-from replicator.links import Linker
-from replicator.router import LinkedChange, route
+from replicator.stream.channel import Channel
+from replicator.mapping.links import Linker
+from replicator.mapping.router import LinkedChange, route
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
-from replicator.mapping import MappingSet
+from replicator.mapping.model import MappingSet
 from replicator.sources.binlog import BinlogSource, binlog_files
 from replicator.sources.wal import WalSource
-from replicator.sync import Progress, SyncDriver, watermark_table
+from replicator.sync.driver import Progress, SyncDriver, watermark_table
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ class Daemon:
             t.start()
             self.threads.append(t)
         if self.config.verify.every_seconds > 0:
-            from replicator.verify import PeriodicVerifier
+            from replicator.verify.command import PeriodicVerifier
 
             verifier = PeriodicVerifier(self.config, self.mappings, self.stop)
             threading.Thread(target=verifier.run, name="verify", daemon=True).start()

@@ -67,9 +67,9 @@ from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, ReplicatorError, RetriableError
 from replicator.loopguard import stream_name
-from replicator.mapping import Flow, Mapping, MappingSet
-from replicator.router import route_flow
-from replicator.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
+from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.mapping.router import route_flow
+from replicator.sources.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
 # package has import cycles that break when two threads import it at once
 
 log = logging.getLogger(__name__)

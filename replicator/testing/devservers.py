@@ -7,7 +7,7 @@ overridden, or removed with ``None``, to start deliberately misconfigured server
     with MariaDBServer(tmp, settings={"binlog_row_metadata": "MINIMAL"}) as maria:
         conn = maria.connect()
 
-``python -m replicator.devservers --dir D`` starts both servers, prints their connection details as one JSON
+``python -m replicator.testing.devservers --dir D`` starts both servers, prints their connection details as one JSON
 line and runs until SIGINT/SIGTERM.
 """
 from __future__ import annotations
@@ -382,7 +382,7 @@ class PostgresServer(_Server):
         finally:
             os.unlink(pwfile)
         (self.datadir / "pg_hba.conf").write_text(
-            "# written by replicator.devservers\n"
+            "# written by replicator.testing.devservers\n"
             "local all         all                trust\n"
             "host  all         all  127.0.0.1/32  scram-sha-256\n"
             "host  replication all  127.0.0.1/32  scram-sha-256\n")
@@ -658,7 +658,7 @@ def _maria_ident(name: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m replicator.devservers",
+        prog="python -m replicator.testing.devservers",
         description="Start throwaway PostgreSQL and MariaDB servers configured for CDC, print their "
                     "connection details as JSON on one line, and run until SIGINT/SIGTERM.")
     parser.add_argument("--dir", type=Path, help="base directory (reused if it holds data; default: a new "

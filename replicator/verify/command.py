@@ -34,7 +34,7 @@ fractional seconds), which decides.
 - Two-way mappings: a compared field is in agreement when either direction maps one side's value onto
   the other's (the direction of its last change); with a one-way transform or an unmapped value's
   default the two images differ although replication is complete.
-- Before anything is reported it is re-checked (`replicator.verify_run`): while the stream's
+- Before anything is reported it is re-checked (`replicator.verify.run`): while the stream's
   checkpoint in the target has not reached the source's current position (at most
   `verify.recheck_seconds`) the rows are compared again every half second; a row that agrees once is
   dropped. A column is reported only while its expected value stays the same from one comparison to
@@ -56,13 +56,13 @@ import argparse
 from typing import TextIO
 
 from replicator.config import Config
-from replicator.mapping import MappingSet
-from replicator.verify_flow import FlowCheck
-from replicator.verify_periodic import PeriodicVerifier
-from replicator.verify_report import (DIFFERS, EXTRA, FAILED, MISSING, Difference, MappingStats, Report, Stopped,
+from replicator.mapping.model import MappingSet
+from replicator.verify.flow import FlowCheck
+from replicator.verify.periodic import PeriodicVerifier
+from replicator.verify.report import (DIFFERS, EXTRA, FAILED, MISSING, Difference, MappingStats, Report, Stopped,
                                       format_difference, key_text)
-from replicator.verify_run import Verifier, stable
-from replicator.verify_side import Side
+from replicator.verify.run import Verifier, stable
+from replicator.verify.side import Side
 
 __all__ = ["DIFFERS", "EXTRA", "FAILED", "MISSING", "Difference", "FlowCheck", "MappingStats", "PeriodicVerifier",
            "Report", "Side", "Stopped", "Verifier", "add_arguments", "command", "format_difference", "key_text",
@@ -89,7 +89,7 @@ def command(args: argparse.Namespace, config: Config, mset: MappingSet, out: Tex
         if not getattr(args, "repair", False):
             print(f"verify: {len(report.differences)} row(s) differ", file=out)
             return 1
-        from replicator.repair import repair
+        from replicator.verify.repair import repair
 
         written, remaining = repair(verifier, report.suspects, out)
         for _fc, d in remaining:

@@ -3,7 +3,7 @@
 `FlowCheck.expected` routes source rows through the flow as replication does and converts them as the
 target applier would (the *expected* rows); `locate` finds their counterparts by key lookups (shared
 keys and natural-key links, the crosswalk, references translated through the referenced mapping's
-link); `differences` compares. `replicator.verify_scan` drives it over a whole table, the re-checks and
+link); `differences` compares. `replicator.verify.scan` drives it over a whole table, the re-checks and
 repairs call `check_rows` for a few rows.
 """
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from replicator.changes import Op, RowChange
 from replicator.codec import dumps_key, loads_key
-from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
+from replicator.verify.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
                                 stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
-from replicator.mapping import Flow, Mapping
-from replicator.router import Ref, _matches, target_values
-from replicator.verify_report import DIFFERS, EXTRA, FAILED, MISSING, Difference
+from replicator.mapping.model import Flow, Mapping
+from replicator.mapping.router import Ref, _matches, target_values
+from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference
 
 if TYPE_CHECKING:  # pragma: no cover
-    from replicator.verify_run import Verifier
-    from replicator.verify_side import Side
+    from replicator.verify.run import Verifier
+    from replicator.verify.side import Side
 
 SKIP, REQUIRED, OPTIONAL, ERROR = "skip", "required", "optional", "error"
 AGREED = "agreed"  # compared as soon as its counterpart was found (verify_scan): nothing more to do

@@ -8,8 +8,8 @@ from typing import Any
 from replicator import metrics
 from replicator.config import Config
 from replicator.errors import ReplicatorError
-from replicator.verify_report import Report, Stopped
-from replicator.verify_run import Verifier
+from replicator.verify.report import Report, Stopped
+from replicator.verify.run import Verifier
 
 log = logging.getLogger("replicator.verify")
 MAX_LISTED = 10_000  # differing rows a run keeps and re-checks (about 1 KB each); the rest are only counted

@@ -29,14 +29,14 @@ from typing import Sequence, TextIO
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
-from replicator.compare import key_canonical, show
+from replicator.verify.compare import key_canonical, show
 from replicator.errors import FatalError
-from replicator.links import Linker
+from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
-from replicator.router import LinkedChange, route_flow
-from replicator.verify_flow import FlowCheck
-from replicator.verify_report import DIFFERS, EXTRA, FAILED, MISSING, Difference, key_text
-from replicator.verify_run import Verifier
+from replicator.mapping.router import LinkedChange, route_flow
+from replicator.verify.flow import FlowCheck
+from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference, key_text
+from replicator.verify.run import Verifier
 
 
 def format_repair(d: Difference) -> str:
@@ -73,8 +73,8 @@ def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]],
 
 
 def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> tuple[int, list[str]]:
-    from replicator.pipeline import SourceLookup
-    from replicator.tablescan import TableScanner
+    from replicator.stream.pipeline import SourceLookup
+    from replicator.sources.tablescan import TableScanner
 
     flow = fc.flow
     config, mset = verifier.config, verifier.mset

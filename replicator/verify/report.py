@@ -1,13 +1,13 @@
 """What `replicator verify` reports: one `Difference` per row, per-mapping figures, report lines.
 
-Pure data and formatting, no I/O (see `replicator.verify` for what is compared and how).
+Pure data and formatting, no I/O (see `replicator.verify.command` for what is compared and how).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from replicator.compare import show, show_key
+from replicator.verify.compare import show, show_key
 
 MISSING = "missing in target"
 EXTRA = "extra in target"

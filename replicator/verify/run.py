@@ -18,11 +18,11 @@ from replicator import metrics
 from replicator.checkpoint import is_applied
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError
-from replicator.mapping import Flow, Mapping, MappingSet
-from replicator.verify_flow import FlowCheck
-from replicator.verify_report import DIFFERS, Difference, MappingStats, Report, Stopped
-from replicator.verify_scan import Found, scan
-from replicator.verify_side import Side
+from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.verify.flow import FlowCheck
+from replicator.verify.report import DIFFERS, Difference, MappingStats, Report, Stopped
+from replicator.verify.scan import Found, scan
+from replicator.verify.side import Side
 
 POLL_SECONDS = 0.5
 ROUNDS = 2

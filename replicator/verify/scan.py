@@ -28,9 +28,9 @@ from operator import itemgetter
 from typing import Any, Iterator
 
 from replicator.errors import ReplicatorError
-from replicator.mapping import Endpoint
-from replicator.verify_flow import AGREED, OPTIONAL, REQUIRED, FlowCheck
-from replicator.verify_report import Difference, Stopped
+from replicator.mapping.model import Endpoint
+from replicator.verify.flow import AGREED, OPTIONAL, REQUIRED, FlowCheck
+from replicator.verify.report import Difference, Stopped
 
 
 class ChunkReader:

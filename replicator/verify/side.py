@@ -14,7 +14,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
-from replicator.compare import ColumnInfo
+from replicator.verify.compare import ColumnInfo
 from replicator.config import Connection
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Side:
             self.db.rollback()
 
     def scanner(self, table: TableRef, key: Sequence[str]) -> Any:
-        from replicator.tablescan import TableScanner
+        from replicator.sources.tablescan import TableScanner
 
         k = (table, tuple(key))
         if k not in self._scanners:

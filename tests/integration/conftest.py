@@ -2,7 +2,7 @@
 
 - ``pg_server`` / ``maria_server`` (session): one running server each, configured for CDC.
 - ``pg_db`` / ``maria_db`` (function): a fresh, uniquely named database on that server, dropped afterwards;
-  a ``replicator.devservers.Database`` with host, port, user, password, dbname, ``connect()`` and ``url()``.
+  a ``replicator.testing.devservers.Database`` with host, port, user, password, dbname, ``connect()`` and ``url()``.
 
 Every test under this directory is marked ``integration``. Missing server binaries skip the tests, except
 under CI (``CI`` set), where they are an error.
@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from replicator.devservers import Database, MariaDBServer, PostgresServer, missing_binaries
+from replicator.testing.devservers import Database, MariaDBServer, PostgresServer, missing_binaries
 
 HERE = Path(__file__).resolve().parent
 

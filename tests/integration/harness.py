@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from replicator.devservers import Database, free_port
+from replicator.testing.devservers import Database, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import pymysql
 import pytest
 from psycopg2.extras import LogicalReplicationConnection
 
-from replicator.devservers import Database, MariaDBServer, PostgresServer
+from replicator.testing.devservers import Database, MariaDBServer, PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,7 +163,7 @@ def test_kill_and_start_recover_committed_data(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("require_postgres", "require_mariadb")
 def test_command_line_prints_json_and_stops_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "replicator.devservers", "--dir", str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "replicator.testing.devservers", "--dir", str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

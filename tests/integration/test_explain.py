@@ -268,7 +268,7 @@ def test_configuration_problems_exit_78(pair: Pair) -> None:
 def test_sessions_are_read_only(pair: Pair) -> None:
     """Belt and braces: the connections explain reads through refuse writes at the server."""
     from replicator.config import load
-    from replicator.explain import ReadOnlyDb
+    from replicator.mapping.explain import ReadOnlyDb
 
     config = load(pair.config_path)
     before = snapshot(pair)

@@ -10,9 +10,9 @@ import sqlalchemy
 
 from replicator.changes import TableRef
 from replicator.config import Account, Batching, Config, Connection, Secret
-from replicator.devservers import Database
-from replicator.mapping import MappingSet, load_mappings
-from replicator.mapping_check import ColumnInfo, check_config, check_types, field_specs, read_catalog
+from replicator.testing.devservers import Database
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.check import ColumnInfo, check_config, check_types, field_specs, read_catalog
 
 PG_SQL = """
 CREATE TYPE deal_stage AS ENUM ('new', 'won', 'lost');

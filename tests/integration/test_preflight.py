@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from replicator.devservers import Database, MariaDBServer, PostgresServer
+from replicator.testing.devservers import Database, MariaDBServer, PostgresServer
 from tests.integration.harness import Pair
 
 EXIT_CONFIG = 78

@@ -26,7 +26,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from replicator import metrics
 from replicator.changes import TableRef
-from replicator.devservers import Database
+from replicator.testing.devservers import Database
 from replicator.sources.binlog import _TIMESTAMP_TYPES, BinlogSource
 from replicator.sources.rowdecode import RowDecoder
 

@@ -1,4 +1,4 @@
-"""replicator.tablescan against real servers.
+"""replicator.sources.tablescan against real servers.
 
 The key tests are differential: rows of every type are written, the real change stream (WalSource with
 pgoutput, BinlogSource with the compiled row decoder) is read back, and the scanner must return, for every
@@ -25,11 +25,11 @@ from replicator.appliers.mariadb import MariaDBApplier
 from replicator.appliers.postgres import PostgresApplier
 from replicator.changes import LSN, BinlogPosition, Op, RowChange, TableRef
 from replicator.config import Account, Connection, Secret
-from replicator.devservers import Database
+from replicator.testing.devservers import Database
 from replicator.loopguard import LoopGuard
 from replicator.sources.binlog import BinlogSource
 from replicator.sources.wal import WalSource
-from replicator.tablescan import TableScanError, TableScanner
+from replicator.sources.tablescan import TableScanError, TableScanner
 from tests.integration.test_rowdecode_differential import (ENUMS, INTS, NUMBERS, OLD_TEMPORAL, STRINGS, TEMPORAL,
                                                             Table, run_workload)
 

@@ -9,7 +9,7 @@
    transforms and a time zone compare correctly; a corrupted crosswalk row is found and
    repaired through the crosswalk.
 
-verify runs in this process (`replicator.verify.command`, as the CLI calls it); the daemon is a subprocess.
+verify runs in this process (`replicator.verify.command.command`, as the CLI calls it); the daemon is a subprocess.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import pytest
 
 from replicator import metrics
 from replicator.config import load
-from replicator.mapping import load_mappings
-from replicator.pipeline import MappingHolder
-from replicator.verify import PeriodicVerifier, Verifier, add_arguments, command
+from replicator.mapping.model import load_mappings
+from replicator.stream.pipeline import MappingHolder
+from replicator.verify.command import PeriodicVerifier, Verifier, add_arguments, command
 from tests.integration.harness import Pair, wait_until
 
 # quick re-checks: genuine differences are reported after 2 rounds of at most 1 s each

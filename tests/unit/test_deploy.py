@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from replicator import checkpoint, errors, links, metrics, sync
+from replicator import checkpoint, errors, metrics
+from replicator.mapping import links
+from replicator.sync import driver as sync
 from replicator.config import load
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ import pytest
 from replicator.cli import main
 from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.errors import EXIT_CONFIG, EXIT_OK, ConfigError
-from replicator.explain import (explain, find_flow, jsonable, parse_key, parse_row, raw_spec, render_json,
+from replicator.mapping.explain import (explain, find_flow, jsonable, parse_key, parse_row, raw_spec, render_json,
                                 render_text)
-from replicator.mapping import MappingSet, load_mappings
-from replicator.router import Ref
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.router import Ref
 
 MAPPINGS = """\
 mappings:

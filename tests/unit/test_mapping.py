@@ -10,7 +10,7 @@ from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.errors import ConfigError, FatalError, RowError, Where
-from replicator.mapping import Endpoint, MappingSet, load_mapping_file, load_mappings
+from replicator.mapping.model import Endpoint, MappingSet, load_mapping_file, load_mappings
 
 CUSTOMER = TableRef("public", "customer")  # crm (PostgreSQL)
 CUSTOMERS = TableRef("erpdb", "customers")  # erp (MariaDB), default schema = database

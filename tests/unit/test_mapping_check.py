@@ -1,6 +1,6 @@
 """mapping_check: mappings against hand-built column catalogs (no servers).
 
-Every rule of replicator/mapping_check.py and the wording of its findings: file:line, the field's key
+Every rule of replicator/mapping/check.py and the wording of its findings: file:line, the field's key
 path, what is wrong and the fix.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from sqlalchemy.dialects import mysql, postgresql
 
 from replicator.changes import TableRef
 from replicator.config import Account, Batching, Config, Connection, Secret
-from replicator.mapping import MappingSet, load_mappings
-from replicator.mapping_check import (ERROR, FIT, LOSSY, UNKNOWN, ColumnInfo, _cast, check_config, check_types,
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.check import (ERROR, FIT, LOSSY, UNKNOWN, ColumnInfo, _cast, check_config, check_types,
                                       column_info, field_specs, parse_check)
-from replicator.preflight import Finding, failures
+from replicator.admin.preflight import Finding, failures
 
 CRM = TableRef("public", "customer")
 ERP = TableRef("erpdb", "customers")

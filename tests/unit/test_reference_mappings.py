@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from replicator.config import Config, load
-from replicator.mapping import MappingSet, load_mappings
+from replicator.mapping.model import MappingSet, load_mappings
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ["01-customer-mining.yaml", "02-customer-master.yaml", "03-erp-driven-by-crm.yaml",

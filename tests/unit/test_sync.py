@@ -13,10 +13,10 @@ import pytest
 
 from replicator.changes import LSN, Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.config import Config
-from replicator.mapping import MappingSet
-from replicator.progress import line
-from replicator.router import LinkedChange
-from replicator.sync import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first, watermark_table
+from replicator.mapping.model import MappingSet
+from replicator.sync.progress import line
+from replicator.mapping.router import LinkedChange
+from replicator.sync.driver import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first, watermark_table
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
 YAML = """\

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from replicator.errors import ConfigError, Where
-from replicator.transforms import (
+from replicator.mapping.transforms import (
     TransformError,
     compile_chain,
     compile_predicate,

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from replicator import compare as C
-from replicator.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
+from replicator.verify import compare as C
+from replicator.verify.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
 from replicator.errors import ReplicatorError
-from replicator.mapping import load_mappings
-from replicator.repair import format_repair
-from replicator.verify import (DIFFERS, EXTRA, FAILED, MISSING, Difference, PeriodicVerifier, Report, Verifier,
+from replicator.mapping.model import load_mappings
+from replicator.verify.repair import format_repair
+from replicator.verify.command import (DIFFERS, EXTRA, FAILED, MISSING, Difference, PeriodicVerifier, Report, Verifier,
                                add_arguments, format_difference, stable)
 
 BERLIN_SUMMER = timezone(timedelta(hours=2))
@@ -479,8 +479,9 @@ def test_a_run_with_a_limit_lists_that_many_differences_and_counts_the_rest(tmp_
 
 
 def test_the_daemon_exports_the_rows_it_did_not_list_too(tmp_path: Path, monkeypatch, caplog) -> None:
-    from replicator import metrics, verify_periodic
-    from replicator.pipeline import MappingHolder
+    from replicator import metrics
+    from replicator.verify import periodic as verify_periodic
+    from replicator.stream.pipeline import MappingHolder
 
     config, open_side, _tracker = fake_setup(tmp_path, "id", 5_000, 100, lost=range(1_000, 3_000))
     monkeypatch.setattr(verify_periodic, "MAX_LISTED", 50)
