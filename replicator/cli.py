@@ -280,6 +280,10 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
     if stopping.is_set():
         return EXIT_OK
     daemon.start()
+    if config.verify.every_seconds > 0:
+        from replicator.verify.periodic import PeriodicVerifier
+
+        daemon.start_side_job("verify", PeriodicVerifier(config, holder, daemon.stop).run)
     sdnotify.notify("READY=1")
     interval = sdnotify.watchdog_interval()
     last_ping = 0.0

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 MESSAGE_PREFIX = "replicator"
+# Sync watermarks are the other marker the daemon writes into a source's stream (replicator.sync
+# explains them): a transactional logical message on PostgreSQL, a row of this table on MariaDB.
+# The readers recognise them here, below both the sources and sync, so neither imports the other.
+WATERMARK_TABLE = "watermark"
+WATERMARK_PREFIX = "replicator.watermark"
 CHECKPOINT_TABLE = "checkpoint"
 
 

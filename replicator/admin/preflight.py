@@ -11,26 +11,13 @@ from typing import Any, Callable
 import sqlalchemy
 from sqlalchemy.engine import Inspector
 
-from replicator.appliers.mariadb import my_connect
-from replicator.appliers.postgres import pg_connect
+from replicator.connect import my_connect
+from replicator.connect import pg_connect, sql_engine
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError
 from replicator.mapping.model import MappingSet
-from replicator.mapping.check import check_config
+from replicator.mapping.check import Finding, check_config
 from replicator.admin.provision import pg_ident
-
-
-@dataclass(frozen=True)
-class Finding:
-    ok: bool
-    side: str
-    what: str
-    fix: str = ""
-    warning: bool = False  # worth knowing, not a reason to refuse to start
-
-    def __str__(self) -> str:
-        mark = "ok  " if self.ok else "warn" if self.warning else "FAIL"
-        return f"[{mark}] {self.side}: {self.what}" + (f"\n        fix: {self.fix}" if not self.ok and self.fix else "")
 
 
 def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = False,
@@ -191,18 +178,10 @@ def _write_privileges(conn: Connection, mset: MappingSet) -> list[Finding]:
     return out
 
 
-def _engine(conn: Connection) -> sqlalchemy.Engine:
-    if conn.kind == "postgresql":
-        return sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: pg_connect(conn, conn.apply),
-                                        poolclass=sqlalchemy.pool.NullPool)
-    return sqlalchemy.create_engine("mysql+pymysql://", creator=lambda: my_connect(conn, conn.apply),
-                                    poolclass=sqlalchemy.pool.NullPool)
-
-
 def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
     """Mapped tables and columns exist, and every mapped table has a primary key matching its key."""
     out = []
-    engine = _engine(conn)
+    engine = sql_engine(conn)
     try:
         insp: Inspector = sqlalchemy.inspect(engine)
         for m in mset.mappings:

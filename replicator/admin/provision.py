@@ -16,8 +16,9 @@ import pymysql
 from replicator import checkpoint as ckpt
 from replicator.mapping import links
 from replicator.sync import driver as sync
-from replicator.appliers.mariadb import my_connect, quote
-from replicator.appliers.postgres import pg_connect
+from replicator.appliers.mariadb import quote
+from replicator.connect import my_connect
+from replicator.connect import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, FatalError

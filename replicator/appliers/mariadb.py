@@ -15,13 +15,13 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
+from replicator.connect import my_connect, mysql_message as _message
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import CHECKPOINT_TABLE
 
 BATCH = 1000
 # paramstyle "named": the preparer must not double % itself, quote() does it once for PyMySQL
 _PREPARER = MySQLDialect(paramstyle="named").identifier_preparer
-SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 # errors that mean the connection is gone or the server is going away: reconnect and retry
 RETRIABLE_CODES = {1040, 1053, 1152, 1205, 1213, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
@@ -29,45 +29,6 @@ RETRIABLE_CODES = {1040, 1053, 1152, 1205, 1213, 2002, 2003, 2006, 2013, 2014, 2
 def quote(*parts: str) -> str:
     """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
     return ".".join(_PREPARER.quote_identifier(p) for p in parts).replace("%", "%%")
-
-
-def ssl_settings(conn: Connection) -> dict[str, Any] | None:
-    """PyMySQL's `ssl` argument: verify the server against the configured CA (and its name)."""
-    if not conn.ssl_ca:
-        return None
-    return {"ca": conn.ssl_ca, "check_hostname": conn.ssl_verify_identity}
-
-
-# access denied, unknown database: waiting will not fix these
-NOT_TRANSIENT_CODES = {1044, 1045, 1049, 1227, 1698}
-
-
-def my_connect(conn: Connection, account: Account, *, database: str | None | bool = True, **extra: Any) -> Any:
-    """A PyMySQL connection in UTC and strict SQL mode. `database=None` connects to no database."""
-    params: dict[str, Any] = dict(
-        host=conn.host, port=conn.port, user=account.user, password=account.password.value,
-        database=conn.database if database is True else database, charset="utf8mb4", connect_timeout=10,
-        read_timeout=3600, write_timeout=3600, autocommit=False, client_flag=CLIENT.FOUND_ROWS,
-        ssl=ssl_settings(conn),
-    )
-    params.update(extra)
-    try:
-        db = pymysql.connect(**params)
-    except pymysql.MySQLError as exc:
-        where = f"{conn.host}:{conn.port} as {account.user}"
-        if exc.args and exc.args[0] in NOT_TRANSIENT_CODES:
-            raise ConfigError(f"cannot connect to {where}: {_message(exc)}") from None
-        raise RetriableError(f"cannot connect to {where}: {_message(exc)}") from None
-    with db.cursor() as cur:
-        cur.execute("SET SESSION time_zone = '+00:00', SESSION sql_mode = %s", (SQL_MODE,))
-    return db
-
-
-def _message(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    if len(args) == 2:
-        return f"({args[0]}) {args[1]}"
-    return str(exc)
 
 
 def _utc_naive(value: Any) -> Any:

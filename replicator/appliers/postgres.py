@@ -16,38 +16,11 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
+from replicator.connect import pg_connect
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import MESSAGE_PREFIX
 
 PAGE = 1000
-
-
-def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
-    """A psycopg2 connection pinned to UTC; errors never show the password."""
-    params = dict(
-        host=conn.host, port=conn.port, dbname=conn.database, user=account.user,
-        password=account.password.value, sslmode=conn.sslmode, connect_timeout=10,
-        # the pgoutput decoder reads values as text in these formats
-        options="-c timezone=UTC -c datestyle=ISO -c bytea_output=hex -c intervalstyle=iso_8601",
-        client_encoding="UTF8", application_name="replicator",
-        keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
-    )
-    if conn.sslrootcert:
-        params["sslrootcert"] = conn.sslrootcert
-    params.update(extra)
-    try:
-        return psycopg2.connect(**params)
-    except psycopg2.OperationalError as exc:
-        text = str(exc).strip()
-        where = f"{conn.host}:{conn.port}/{conn.database} as {account.user}"
-        if any(m in text for m in _NOT_TRANSIENT):
-            # a wrong password or a missing grant does not heal by waiting: say so and stop
-            raise ConfigError(f"cannot connect to {where}: {text}") from None
-        raise RetriableError(f"cannot connect to {where}: {text}") from None
-
-
-_NOT_TRANSIENT = ("password authentication failed", "no pg_hba.conf entry", "does not exist",
-                  "permission denied", "must be superuser or replication role")
 
 
 def _json(value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 `read_catalog(engine, tables)` reads the columns of the mapped tables through a SQLAlchemy Inspector
 into `ColumnInfo`s; `check_types(mset, catalogs, kinds, specs)` compares every field plan of every
-flow and returns `preflight.Finding`s naming file:line, the field's key path and how to fix it.
+flow and returns `Finding`s naming file:line, the field's key path and how to fix it.
 `check_config(config, mset)` does both for a configuration (what `preflight.run_checks` calls).
 
 Arguments of `check_types`:
@@ -117,7 +117,20 @@ from replicator.errors import Where
 if TYPE_CHECKING:
     from replicator.config import Config
     from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
-    from replicator.admin.preflight import Finding
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    side: str
+    what: str
+    fix: str = ""
+    warning: bool = False  # worth knowing, not a reason to refuse to start
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.ok else "warn" if self.warning else "FAIL"
+        return f"[{mark}] {self.side}: {self.what}" + (f"\n        fix: {self.fix}" if not self.ok and self.fix else "")
+
 
 KINDS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "json", "bytes", "uuid",
          "other")
@@ -763,7 +776,6 @@ _NO_SPEC: Any = object()
 def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
                 specs: Specs | None = None) -> list[Finding]:
     """Findings for every mapping of `mset` against the catalogs (module docstring: the rules)."""
-    from replicator.admin.preflight import Finding
 
     return _Checker(mset, catalogs, kinds, specs, Finding).run()
 
@@ -774,11 +786,11 @@ def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     import sqlalchemy
 
     from replicator.errors import ReplicatorError
-    from replicator.admin.preflight import _engine
+    from replicator.connect import sql_engine
 
     catalogs: dict[str, Catalog] = {}
     for conn in config.connections:
-        engine = _engine(conn)
+        engine = sql_engine(conn)
         try:
             catalogs[conn.name] = read_catalog(engine, mset.tables(conn.name))
         except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError):

@@ -19,7 +19,7 @@ from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import LinkedChange, Ref
+from replicator.mapping.router import LinkedChange, Ref, route
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class Linker:
         for row_id, text in rows:
             self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
             self.m_parked.dec()
-            for out in self.mset.route(self.source_side, loads_change(text)):
+            for out in route(self.mset, self.source_side, loads_change(text)):
                 if isinstance(out, LinkedChange):
                     self.apply(out)
                 else:

@@ -132,11 +132,6 @@ class MappingSet:
     def uses_links(self) -> bool:
         return any(f.linked for m in self.mappings for f in m.flows)
 
-    def route(self, side: str, change: Any) -> list[Any]:
-        from replicator.mapping.router import route
-
-        return route(self, side, change)
-
 
 # ---------------------------------------------------------------- loading
 

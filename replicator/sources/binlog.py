@@ -23,7 +23,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from replicator import metrics
 from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
-from replicator.appliers.mariadb import my_connect, ssl_settings
+from replicator.connect import my_connect, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard

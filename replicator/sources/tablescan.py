@@ -11,7 +11,7 @@ output function) or, for the types whose cast to text is a function that differs
 (boolean, bpchar, "char", name, inet, cidr, xml, domains over them), ``format('%s', col)``; then runs the
 same converter on it. So a domain over int stays ``'5'``, a domain over boolean ``'f'``, arrays, enums, json,
 interval... stay the stream's text. Both sessions must format values alike, so the applier's session
-settings (``appliers.postgres.pg_connect``: UTC, ISO dates, hex bytea, ISO 8601 intervals) are checked.
+settings (``connect.pg_connect``: UTC, ISO dates, hex bytea, ISO 8601 intervals) are checked.
 Generated columns are left out (pgoutput does not send them), and so are columns outside the publication's
 column list, if it has one for the table.
 
@@ -54,14 +54,22 @@ import re
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from replicator.changes import TableRef
 from replicator.errors import FatalError
 from replicator.sources.pgoutput import converter_for
 
-if TYPE_CHECKING:  # pragma: no cover
-    from replicator.appliers.base import Applier
+
+
+class Applier(Protocol):
+    """What the scanner needs of a connection: an applier's read side (queries, quoting, rollback).
+    A protocol, so the sources do not depend on the appliers."""
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]: ...
+    def rollback(self) -> None: ...
+    def quote_table(self, table: TableRef) -> str: ...
+    def quote_col(self, column: str) -> str: ...
 
 __all__ = ["TableScanError", "TableScanner"]
 
@@ -347,7 +355,7 @@ class TableScanner:
                 f"bytea_output hex, IntervalStyle iso_8601, extra_float_digits > 0); it has "
                 f"timestamptz {tz_text!r}, DateStyle {datestyle!r}, bytea_output {bytea_output!r}, "
                 f"IntervalStyle {intervalstyle!r}, extra_float_digits {float_digits} (connect with "
-                f"replicator.appliers.postgres.pg_connect)", table=table)
+                f"replicator.connect.pg_connect)", table=table)
         rel = db.query("SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
                        [table.schema, table.name])
@@ -422,7 +430,7 @@ class TableScanner:
             "@@session.character_set_results, VERSION()", [])[0]
         if jan != datetime(2000, 1, 1) or jul != datetime(2000, 7, 1):
             raise TableScanError(f"the session's time_zone is {tz!r}, not UTC: TIMESTAMP values would not be "
-                                 f"the binlog's (connect with replicator.appliers.mariadb.my_connect)", table=table)
+                                 f"the binlog's (connect with replicator.connect.my_connect)", table=table)
         if "PAD_CHAR_TO_FULL_LENGTH" in (sql_mode or "").upper():
             raise TableScanError("sql_mode PAD_CHAR_TO_FULL_LENGTH pads CHAR values; the binlog does not",
                                  table=table)

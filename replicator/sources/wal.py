@@ -19,13 +19,13 @@ import psycopg2.extras
 
 from replicator import checkpoint as ckpt
 from replicator import metrics
-from replicator.appliers.postgres import pg_connect
+from replicator.connect import pg_connect
 from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
 from replicator.config import Connection
 from replicator.errors import FatalError, RetriableError, SourceLostError
-from replicator.loopguard import LoopGuard
+from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
-from replicator.sync.driver import WATERMARK_PREFIX, WATERMARK_TABLE
+
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
+from replicator.appliers.lookup import SourceLookup
 from replicator.stream.channel import Channel
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, route
@@ -380,32 +381,9 @@ class Direction:
                            column=applier.error_column(exc)) from None
 
 
-class SourceLookup:
-    """Reads the source database's crosswalk (pairs the opposite direction created), autocommit."""
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self._db: Any = None
-
-    def query(self, sql: str, params: list[Any]) -> list[tuple]:
-        if self._db is None:
-            self._db = make_applier(self.conn, "lookup", "")
-            self._db.connect()
-        table = self._db.quote_table(TableRef(self.conn.state_schema, "crosswalk"))
-        rows = self._db.query(sql.replace("{crosswalk}", table), params)
-        self._db.rollback()  # read-only: end the snapshot so the next lookup sees new pairs
-        return rows
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-
 class Daemon:
-    """Both directions, each in its own thread; the first fatal error stops everything. With
-    `verify.every_seconds` set, a verifier thread compares both sides periodically (it never stops
-    the daemon: a failed run is logged and counted, and the next period tries again)."""
+    """Both directions, each in its own thread; the first fatal error stops everything. Side jobs
+    (the periodic verifier, started by the CLI) run beside them and never stop the daemon."""
 
     def __init__(self, config: Config, mappings: MappingHolder):
         self.config = config
@@ -425,11 +403,11 @@ class Daemon:
             t = threading.Thread(target=self._run, args=(d,), name=f"apply-{d.name}", daemon=True)
             t.start()
             self.threads.append(t)
-        if self.config.verify.every_seconds > 0:
-            from replicator.verify.command import PeriodicVerifier
 
-            verifier = PeriodicVerifier(self.config, self.mappings, self.stop)
-            threading.Thread(target=verifier.run, name="verify", daemon=True).start()
+    def start_side_job(self, name: str, run: Callable[[], None]) -> None:
+        """A thread beside the directions (the periodic verifier): it shares `stop` but its failures are
+        its own business, so it is not joined by `wait` and never stops the daemon."""
+        threading.Thread(target=run, name=name, daemon=True).start()
 
     def _run(self, d: Direction) -> None:
         try:

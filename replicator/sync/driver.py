@@ -66,7 +66,7 @@ from replicator.changes import Op, RowChange, TableRef, TargetChange, Transactio
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, ReplicatorError, RetriableError
-from replicator.loopguard import stream_name
+from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import route_flow
 from replicator.sources.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
@@ -75,8 +75,6 @@ from replicator.sources.tablescan import TableScanner  # imported here, not in a
 log = logging.getLogger(__name__)
 
 SYNC_TABLE = "sync"
-WATERMARK_TABLE = "watermark"
-WATERMARK_PREFIX = "replicator.watermark"
 OUTSTANDING = 2  # chunks read ahead of the apply loop (memory: OUTSTANDING * chunk_rows rows)
 POLL_SECONDS = 2.0  # how often a direction looks for new sync requests
 

@@ -73,7 +73,7 @@ def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]],
 
 
 def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> tuple[int, list[str]]:
-    from replicator.stream.pipeline import SourceLookup
+    from replicator.appliers.lookup import SourceLookup
     from replicator.sources.tablescan import TableScanner
 
     flow = fc.flow

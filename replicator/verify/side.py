@@ -152,7 +152,7 @@ class Side:
 
 
 def _master_status(conn: Connection) -> list[tuple]:
-    from replicator.appliers.mariadb import my_connect
+    from replicator.connect import my_connect
 
     db = my_connect(conn, conn.capture)
     try:

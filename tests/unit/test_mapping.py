@@ -11,6 +11,7 @@ from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.errors import ConfigError, FatalError, RowError, Where
 from replicator.mapping.model import Endpoint, MappingSet, load_mapping_file, load_mappings
+from replicator.mapping.router import route
 
 CUSTOMER = TableRef("public", "customer")  # crm (PostgreSQL)
 CUSTOMERS = TableRef("erpdb", "customers")  # erp (MariaDB), default schema = database
@@ -123,14 +124,14 @@ def test_direction_one_way(config: Config) -> None:
     assert ms.source_tables("crm") == [CUSTOMER]
     assert ms.source_tables("erp") == []
     assert ms.target_endpoints("crm") == []
-    assert ms.route("erp", ins(CUSTOMERS, {"cid": 1})) == []
+    assert route(ms, "erp", ins(CUSTOMERS, {"cid": 1})) == []
     assert ms.tables("erp") == [CUSTOMERS]  # still a mapped table (preflight checks it)
 
 
 def test_direction_other_way(config: Config) -> None:
     ms = load(config, CUSTOMERS_YAML.replace("direction: both", "direction: erp_to_crm"))
     assert [(f.source.side, f.target.side) for f in ms.mappings[0].flows] == [("erp", "crm")]
-    assert ms.route("crm", ins(CUSTOMER, {"id": 1, "name": "a", "email": "e"})) == []
+    assert route(ms, "crm", ins(CUSTOMER, {"id": 1, "name": "a", "email": "e"})) == []
 
 
 def test_several_files_are_loaded_in_name_order(config: Config) -> None:
@@ -152,16 +153,16 @@ def test_load_mapping_file_directly(config: Config) -> None:
 
 def test_owner_field_flows_only_from_its_owner(mset: MappingSet) -> None:
     row = {"id": 1, "name": "Ann", "email": "a@x", "credit_limit": 500}
-    (to_erp,) = mset.route("crm", ins(CUSTOMER, row))
+    (to_erp,) = route(mset, "crm", ins(CUSTOMER, row))
     assert to_erp.values == {"cid": 1, "customer_name": "Ann", "email": "a@x"}  # no credit_limit
-    (to_crm,) = mset.route("erp", ins(CUSTOMERS, {"cid": 1, "customer_name": "Ann", "email": "a@x",
+    (to_crm,) = route(mset, "erp", ins(CUSTOMERS, {"cid": 1, "customer_name": "Ann", "email": "a@x",
                                                    "credit_limit": 500}))
     assert to_crm.values == {"id": 1, "name": "Ann", "email": "a@x", "credit_limit": 500}
 
 
 def test_owner_field_not_needed_in_the_other_sides_row(mset: MappingSet) -> None:
     # crm need not even have the column erp owns: it is never read from crm
-    (to_erp,) = mset.route("crm", ins(CUSTOMER, {"id": 1, "name": "Ann", "email": "a@x"}))
+    (to_erp,) = route(mset, "crm", ins(CUSTOMER, {"id": 1, "name": "Ann", "email": "a@x"}))
     assert to_erp.key == (1,)
 
 
@@ -171,7 +172,7 @@ def test_key_field_always_flows_even_with_an_owner(config: Config) -> None:
     to_erp, to_crm = ms.mappings[0].flows
     assert pairs(to_erp) == (("id", "cid"), ("name", "customer_name"), ("email", "email"))
     assert to_erp.key_sources == ("id",)
-    (change,) = ms.route("crm", ins(CUSTOMER, {"id": 7, "name": "n", "email": "e"}))
+    (change,) = route(ms, "crm", ins(CUSTOMER, {"id": 7, "name": "n", "email": "e"}))
     assert change.key == (7,)
     assert change.values == {"customer_name": "n", "email": "e", "cid": 7}
 
@@ -186,7 +187,7 @@ def test_owner_must_be_a_side(config: Config) -> None:
 
 
 def test_route_insert(mset: MappingSet) -> None:
-    out = mset.route("crm", ins(CUSTOMER, {"id": 1, "name": "Ann", "email": None, "extra": "ignored"}))
+    out = route(mset, "crm", ins(CUSTOMER, {"id": 1, "name": "Ann", "email": None, "extra": "ignored"}))
     assert out == [TargetChange(CUSTOMERS, Op.INSERT, ("cid",), (1,), {"cid": 1, "customer_name": "Ann",
                                                                        "email": None})]
 
@@ -194,19 +195,19 @@ def test_route_insert(mset: MappingSet) -> None:
 def test_route_update_same_key(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": "old", "email": None},
                        {"id": 1, "name": "new", "email": "e"})
-    assert mset.route("crm", change) == [
+    assert route(mset, "crm", change) == [
         TargetChange(CUSTOMERS, Op.UPDATE, ("cid",), (1,), {"cid": 1, "customer_name": "new", "email": "e"})
     ]
 
 
 def test_route_update_without_old_image(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, None, {"id": 1, "name": "n", "email": "e"})
-    assert [c.op for c in mset.route("crm", change)] == [Op.UPDATE]
+    assert [c.op for c in route(mset, "crm", change)] == [Op.UPDATE]
 
 
 def test_unchanged_values_are_left_out(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, None, {"id": 1, "name": UNCHANGED, "email": "e"})
-    (out,) = mset.route("crm", change)
+    (out,) = route(mset, "crm", change)
     assert out.values == {"cid": 1, "email": "e"}
     assert UNCHANGED not in out.values.values()
 
@@ -214,7 +215,7 @@ def test_unchanged_values_are_left_out(mset: MappingSet) -> None:
 def test_key_change_is_delete_then_upsert(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": None, "email": None},
                        {"id": 2, "name": "n", "email": "e"})
-    assert mset.route("crm", change) == [
+    assert route(mset, "crm", change) == [
         TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (1,), {}),
         TargetChange(CUSTOMERS, Op.UPDATE, ("cid",), (2,), {"cid": 2, "customer_name": "n", "email": "e"}),
     ]
@@ -223,29 +224,29 @@ def test_key_change_is_delete_then_upsert(mset: MappingSet) -> None:
 def test_key_change_with_key_only_old_image(mset: MappingSet) -> None:
     change = RowChange(CUSTOMERS, Op.UPDATE, {"cid": 5}, {"cid": 6, "customer_name": "n", "email": "e",
                                                           "credit_limit": 1})
-    out = mset.route("erp", change)
+    out = route(mset, "erp", change)
     assert [(c.op, c.key) for c in out] == [(Op.DELETE, (5,)), (Op.UPDATE, (6,))]
 
 
 def test_route_delete(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.DELETE, {"id": 3, "name": None, "email": None}, None)
-    assert mset.route("crm", change) == [TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (3,), {})]
+    assert route(mset, "crm", change) == [TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (3,), {})]
 
 
 def test_delete_without_old_key(mset: MappingSet) -> None:
     with pytest.raises(RowError) as info:
-        mset.route("crm", RowChange(CUSTOMER, Op.DELETE, None, None))
+        route(mset, "crm", RowChange(CUSTOMER, Op.DELETE, None, None))
     assert str(info.value) == "table public.customer: delete without a row image"
 
 
 def test_unmapped_table_routes_nowhere(mset: MappingSet) -> None:
-    assert mset.route("crm", ins(TableRef("public", "other"), {"id": 1})) == []
-    assert mset.route("erp", ins(CUSTOMER, {"id": 1})) == []  # right table name, wrong side
+    assert route(mset, "crm", ins(TableRef("public", "other"), {"id": 1})) == []
+    assert route(mset, "erp", ins(CUSTOMER, {"id": 1})) == []  # right table name, wrong side
 
 
 def test_missing_mapped_column_is_a_row_error(mset: MappingSet) -> None:
     with pytest.raises(RowError) as info:
-        mset.route("crm", ins(CUSTOMER, {"id": 1, "email": "e"}))
+        route(mset, "crm", ins(CUSTOMER, {"id": 1, "email": "e"}))
     err = info.value
     assert (err.table, err.column) == ("public.customer", "name")
     assert str(err) == ("table public.customer, column name: column is mapped but missing from the source row "
@@ -254,20 +255,20 @@ def test_missing_mapped_column_is_a_row_error(mset: MappingSet) -> None:
 
 def test_null_key_is_a_row_error(mset: MappingSet) -> None:
     with pytest.raises(RowError) as info:
-        mset.route("crm", ins(CUSTOMER, {"id": None, "name": "n", "email": "e"}))
+        route(mset, "crm", ins(CUSTOMER, {"id": None, "name": "n", "email": "e"}))
     assert str(info.value) == "table public.customer, key (None,): key column is NULL"
     assert info.value.key == (None,)
 
 
 def test_null_key_on_delete_is_a_row_error(mset: MappingSet) -> None:
     with pytest.raises(RowError) as info:
-        mset.route("crm", RowChange(CUSTOMER, Op.DELETE, {"id": None}, None))
+        route(mset, "crm", RowChange(CUSTOMER, Op.DELETE, {"id": None}, None))
     assert str(info.value) == "table public.customer, key (None,): key column is NULL"
 
 
 def test_insert_without_row_image(mset: MappingSet) -> None:
     with pytest.raises(RowError) as info:
-        mset.route("crm", RowChange(CUSTOMER, Op.INSERT, None, None))
+        route(mset, "crm", RowChange(CUSTOMER, Op.INSERT, None, None))
     assert str(info.value) == "table public.customer: insert without a row image"
 
 
@@ -283,7 +284,7 @@ mappings:
       line_no: {erp: nr}
       qty: ~
 """)
-    (out,) = ms.route("crm", ins(TableRef("public", "order_line"), {"order_id": 10, "line_no": 2, "qty": 5}))
+    (out,) = route(ms, "crm", ins(TableRef("public", "order_line"), {"order_id": 10, "line_no": 2, "qty": 5}))
     assert out.key_columns == ("nr", "ord")
     assert out.key == (2, 10)
 
@@ -301,7 +302,7 @@ mappings:
       email: ~
 """)
     ms = load_mappings(config)
-    out = ms.route("crm", ins(CUSTOMER, {"id": 1, "name": "n", "email": "e"}))
+    out = route(ms, "crm", ins(CUSTOMER, {"id": 1, "name": "n", "email": "e"}))
     assert [c.table.name for c in out] == ["customers", "contacts"]
 
 
@@ -310,7 +311,7 @@ mappings:
 
 def test_truncate_stops_by_default(mset: MappingSet) -> None:
     with pytest.raises(FatalError) as info:
-        mset.route("crm", RowChange(CUSTOMER, Op.TRUNCATE))
+        route(mset, "crm", RowChange(CUSTOMER, Op.TRUNCATE))
     assert str(info.value) == (
         "mapping customers: public.customer was truncated on crm. Truncates stop the stream by default; set "
         "`truncate: propagate` (empty erpdb.customers too) or `truncate: ignore` in the mapping, then start again"
@@ -322,7 +323,7 @@ def test_truncate_ignore(config: Config, caplog: pytest.LogCaptureFixture) -> No
     labels = {"direction": "crm_to_erp", "table": "public.customer"}
     before = metrics.REGISTRY.get_sample_value("replicator_truncates_ignored_total", labels) or 0
     with caplog.at_level(logging.WARNING, logger="replicator.mapping"):
-        assert ms.route("crm", RowChange(CUSTOMER, Op.TRUNCATE)) == []
+        assert route(ms, "crm", RowChange(CUSTOMER, Op.TRUNCATE)) == []
     assert metrics.REGISTRY.get_sample_value("replicator_truncates_ignored_total", labels) == before + 1
     assert caplog.messages == [
         "mapping customers: TRUNCATE of public.customer not propagated (truncate: ignore)"
@@ -331,7 +332,7 @@ def test_truncate_ignore(config: Config, caplog: pytest.LogCaptureFixture) -> No
 
 def test_truncate_propagate(config: Config) -> None:
     ms = load(config, CUSTOMERS_YAML.replace("direction: both", "direction: both\n    truncate: propagate"))
-    assert ms.route("erp", RowChange(CUSTOMERS, Op.TRUNCATE)) == [
+    assert route(ms, "erp", RowChange(CUSTOMERS, Op.TRUNCATE)) == [
         TargetChange(CUSTOMER, Op.TRUNCATE, ("id",), (), {})
     ]
 

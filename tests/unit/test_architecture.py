@@ -1,0 +1,17 @@
+"""The package's layer rules (setup.cfg [importlinter], docs/architecture.md) hold: no import
+circles between packages, and a lower layer never imports a higher one."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_import_contracts_are_kept():
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint), "--config", str(ROOT / "setup.cfg")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ", 0 broken." in proc.stdout, proc.stdout
