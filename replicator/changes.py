@@ -39,7 +39,7 @@ class _Unchanged:
 
     _instance = None
 
-    def __new__(cls):
+    def __new__(cls) -> _Unchanged:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -47,7 +47,7 @@ class _Unchanged:
     def __repr__(self) -> str:
         return "UNCHANGED"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[_Unchanged], tuple[()]]:
         return (_Unchanged, ())
 
 

@@ -6,6 +6,8 @@ the target itself says where to resume. One row per stream (direction) in
 """
 from __future__ import annotations
 
+from typing import Any
+
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.errors import CheckpointError, SourceLostError
 
@@ -37,7 +39,7 @@ def mariadb_ddl(schema: str) -> list[str]:
     ]
 
 
-def check_slot(slot: str, info: tuple | None, checkpoint: LSN | None) -> LSN:
+def check_slot(slot: str, info: tuple[Any, ...] | None, checkpoint: LSN | None) -> LSN:
     """Decide where the WAL stream starts, or fail closed.
 
     `info` is (confirmed_flush_lsn, wal_status) from pg_replication_slots, None if no slot.
@@ -91,4 +93,6 @@ def check_binlog(position: BinlogPosition | None, available: list[str]) -> Binlo
 
 def is_applied(position: Position, checkpoint: Position | None) -> bool:
     """True when a transaction ending at `position` is already in the target."""
-    return checkpoint is not None and type(position) is type(checkpoint) and position <= checkpoint
+    if isinstance(position, LSN):
+        return isinstance(checkpoint, LSN) and position <= checkpoint
+    return isinstance(checkpoint, BinlogPosition) and position <= checkpoint

@@ -10,7 +10,7 @@ import json
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef
 
@@ -49,12 +49,13 @@ def _dec(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     (tag, body), = value.items()
-    return {
+    decoders: dict[str, Callable[[Any], Any]] = {
         "$f": lambda b: float(b), "$d": Decimal, "$dt": datetime.fromisoformat, "$da": date.fromisoformat,
         "$t": time.fromisoformat, "$td": lambda b: timedelta(seconds=b), "$b": base64.b64decode,
         "$u": uuid.UUID, "$unchanged": lambda _b: UNCHANGED,
         "$o": lambda b: {k: _dec(v) for k, v in b.items()},
-    }[tag](body)
+    }
+    return decoders[tag](body)
 
 
 def dumps_key(key: tuple[Any, ...]) -> str:
@@ -75,5 +76,7 @@ def dumps_change(change: RowChange) -> str:
 
 def loads_change(text: str) -> RowChange:
     d = json.loads(text)
-    row = lambda r: None if r is None else {k: _dec(v) for k, v in r.items()}  # noqa: E731
+
+    def row(r: Any) -> dict[str, Any] | None:
+        return None if r is None else {k: _dec(v) for k, v in r.items()}
     return RowChange(TableRef(*d["table"]), Op(d["op"]), row(d["before"]), row(d["after"]))

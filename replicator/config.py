@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from replicator.errors import ConfigError
 from replicator.yamlfile import Section, load_file
@@ -178,7 +179,7 @@ def load(path: str | Path) -> Config:
 
 
 def _positive(s: Section, key: str, default: int) -> int:
-    value = s.get(key, int, default)
+    value: int = s.get(key, int, default)
     if value <= 0:
         raise ConfigError("must be a positive integer", s.where(key))
     return value
@@ -195,7 +196,7 @@ def _connection(name: str, parent: Section, path: Path) -> Connection:
     default_port = 5432 if kind == "postgresql" else 3306
     apply = _account(s, "", path)
     capture = _account(s, "capture_", path) if s.has("capture_user") else apply
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     if kind == "postgresql":
         extra["slot"] = s.get("slot", str, "replicator")
         extra["publication"] = s.get("publication", str, "replicator")

@@ -53,7 +53,7 @@ def my_connect(conn: Connection, account: Account, *, database: str | None | boo
 
 def mysql_message(exc: BaseException) -> str:
     """A PyMySQL error as `(errno) text`."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     if len(args) == 2:
         return f"({args[0]}) {args[1]}"
     return str(exc)
@@ -61,7 +61,7 @@ def mysql_message(exc: BaseException) -> str:
 
 def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
     """A psycopg2 connection pinned to UTC; errors never show the password."""
-    params = dict(
+    params: dict[str, Any] = dict(
         host=conn.host, port=conn.port, dbname=conn.database, user=account.user,
         password=account.password.value, sslmode=conn.sslmode, connect_timeout=10,
         # the pgoutput decoder reads values as text in these formats

@@ -13,7 +13,7 @@ import yaml
 from replicator.errors import ConfigError, Where
 
 
-class YamlMap(dict):
+class YamlMap(dict[str, Any]):
     """A dict that knows the file and the line of itself and of each of its keys."""
 
     file: str = "?"
@@ -26,7 +26,7 @@ class YamlMap(dict):
         return Where(self.file, line or self.line, full)
 
 
-class YamlList(list):
+class YamlList(list[Any]):
     file: str = "?"
     line: int | None = None
     item_lines: list[int]

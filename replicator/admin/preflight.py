@@ -143,7 +143,9 @@ def _mariadb(conn: Connection) -> list[Finding]:
         with cap.cursor() as cur:
             cur.execute("SHOW GRANTS")
             grants = " ".join(r[0].upper() for r in cur.fetchall())
-        has = lambda p: p in grants or "ALL PRIVILEGES ON *.*" in grants or "SUPER" in grants  # noqa: E731
+
+        def has(p: str) -> bool:
+            return p in grants or "ALL PRIVILEGES ON *.*" in grants or "SUPER" in grants
         out.append(Finding(has("REPLICATION SLAVE") or has("REPLICATION REPLICA"), conn.name,
                            f"capture user {conn.capture.user} has REPLICATION SLAVE",
                            f"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{conn.capture.user}'@'%'"))

@@ -22,7 +22,7 @@ from replicator.connect import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, FatalError
-from replicator.loopguard import CHECKPOINT_TABLE, stream_name
+from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import MappingSet
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                         "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s)",
-                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, sync.WATERMARK_TABLE))
+                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE))
             if cur.fetchone()[0] < 5:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())

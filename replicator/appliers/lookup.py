@@ -16,12 +16,12 @@ class SourceLookup:
         self.conn = conn
         self._db: Any = None
 
-    def query(self, sql: str, params: list[Any]) -> list[tuple]:
+    def query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self._db is None:
             self._db = make_applier(self.conn, "lookup", "")
             self._db.connect()
         table = self._db.quote_table(TableRef(self.conn.state_schema, "crosswalk"))
-        rows = self._db.query(sql.replace("{crosswalk}", table), params)
+        rows: list[tuple[Any, ...]] = self._db.query(sql.replace("{crosswalk}", table), params)
         self._db.rollback()  # read-only: end the snapshot so the next lookup sees new pairs
         return rows
 

@@ -5,7 +5,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import pymysql
 from pymysql.constants import CLIENT
@@ -18,6 +18,8 @@ from replicator.config import Account, Connection
 from replicator.connect import my_connect, mysql_message as _message
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import CHECKPOINT_TABLE
+
+_T = TypeVar("_T")
 
 BATCH = 1000
 # paramstyle "named": the preparer must not double % itself, quote() does it once for PyMySQL
@@ -76,7 +78,7 @@ class MariaDBApplier(Applier):
         super().__init__(conn, stream)
         self.db: Any = None
         self.ckpt_table = quote(conn.state_schema, CHECKPOINT_TABLE)
-        self._sql_cache: dict[tuple, str] = {}
+        self._sql_cache: dict[tuple[Any, ...], str] = {}
 
     def connect(self) -> None:
         self.db = my_connect(self.conn, self.conn.apply)
@@ -92,7 +94,7 @@ class MariaDBApplier(Applier):
                 self.db = None
                 metrics.connection_up.labels(self.conn.name, "apply").set(0)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
+    def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             return fn(*args)
         except (pymysql.OperationalError, pymysql.InterfaceError, pymysql.InternalError) as exc:
@@ -106,7 +108,8 @@ class MariaDBApplier(Applier):
         def q() -> bool:
             with self.db.cursor() as cur:
                 cur.execute("SELECT GET_LOCK(%s, 0)", ("replicator:" + self.stream,))
-                return cur.fetchone()[0] == 1
+                got: bool = cur.fetchone()[0] == 1
+                return got
         if not self._run(q):
             self.lock_busy(fail_fast)
 
@@ -231,8 +234,8 @@ class MariaDBApplier(Applier):
     def quote_col(self, column: str) -> str:
         return quote(column)
 
-    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        def q() -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def q() -> list[tuple[Any, ...]]:
             with self.db.cursor() as cur:
                 cur.execute(sql, tuple(params))
                 return list(cur.fetchall()) if cur.description else []
@@ -241,7 +244,8 @@ class MariaDBApplier(Applier):
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         def q() -> int:
             with self.db.cursor() as cur:
-                return cur.execute(sql, tuple(params))
+                rowcount: int = cur.execute(sql, tuple(params))
+                return rowcount
         return self._run(q)
 
     def _truncate(self, table: TableRef) -> None:

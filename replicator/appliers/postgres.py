@@ -5,7 +5,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -19,6 +19,8 @@ from replicator.config import Account, Connection
 from replicator.connect import pg_connect
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import MESSAGE_PREFIX
+
+_T = TypeVar("_T")
 
 PAGE = 1000
 
@@ -100,7 +102,7 @@ class PostgresApplier(Applier):
         super().__init__(conn, stream)
         self.db: Any = None
         self.schema = sql.Identifier(conn.state_schema)
-        self._sql_cache: dict[tuple, Any] = {}
+        self._sql_cache: dict[tuple[Any, ...], Any] = {}
 
     def connect(self) -> None:
         self.db = pg_connect(self.conn, self.conn.apply)
@@ -115,7 +117,7 @@ class PostgresApplier(Applier):
                 self.db = None
                 metrics.connection_up.labels(self.conn.name, "apply").set(0)
 
-    def _run(self, fn: Any, *args: Any) -> Any:
+    def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             return fn(*args)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
@@ -126,7 +128,7 @@ class PostgresApplier(Applier):
         def q() -> bool:
             with self.db.cursor() as cur:
                 cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", ("replicator:" + self.stream,))
-                got = cur.fetchone()[0]
+                got: bool = cur.fetchone()[0]
             self.db.commit()
             return got
         if not self._run(q):
@@ -208,6 +210,7 @@ class PostgresApplier(Applier):
             cols = sql.SQL(", ").join(map(sql.Identifier, run.columns))
             updates = run.updates
             conflict = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            action: sql.Composable
             if updates:
                 action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
                     sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates)
@@ -252,8 +255,8 @@ class PostgresApplier(Applier):
     def quote_col(self, column: str) -> str:
         return _ident(column)
 
-    def query(self, sql_text: str, params: Sequence[Any]) -> list[tuple]:
-        def q() -> list[tuple]:
+    def query(self, sql_text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def q() -> list[tuple[Any, ...]]:
             with self.db.cursor() as cur:
                 cur.execute(sql_text, list(params))
                 return cur.fetchall() if cur.description else []
@@ -263,7 +266,8 @@ class PostgresApplier(Applier):
         def q() -> int:
             with self.db.cursor() as cur:
                 cur.execute(sql_text, list(params))
-                return cur.rowcount
+                rowcount: int = cur.rowcount
+                return rowcount
         return self._run(q)
 
     def _truncate(self, table: TableRef) -> None:

@@ -32,7 +32,7 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping as TMapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping as TMapping, Sequence, cast
 
 from replicator.changes import Op, RowChange, TableRef
 from replicator.codec import dumps_key, loads_key
@@ -41,6 +41,10 @@ from replicator.errors import ConfigError, ReplicatorError, RowError, Where
 from replicator.mapping.model import Endpoint, Field, FieldPlan, Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, _matches, key_of, route_flow, source_key, target_values
 from replicator.mapping.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
+
+if TYPE_CHECKING:
+    from replicator.appliers.mariadb import MariaDBApplier
+    from replicator.appliers.postgres import PostgresApplier
 
 _MISSING: Any = object()
 
@@ -99,7 +103,8 @@ def raw_spec(config: Config, name: str) -> dict[str, Any] | None:
             continue
         body = data.get("mappings") if isinstance(data, dict) else None
         if isinstance(body, dict) and isinstance(body.get(name), dict):
-            return body[name]
+            found: dict[str, Any] = body[name]
+            return found
     return None
 
 
@@ -145,9 +150,10 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
     return out
 
 
-def _columns(m: Mapping, flow: Flow, change: RowChange, row: dict[str, Any], spec: dict[str, Any]) -> list[dict]:
+def _columns(m: Mapping, flow: Flow, change: RowChange, row: dict[str, Any],
+             spec: dict[str, Any]) -> list[dict[str, Any]]:
     fields = {f.name: f for f in m.fields}
-    specs = spec.get("fields") if isinstance(spec.get("fields"), dict) else {}
+    specs = spec["fields"] if isinstance(spec.get("fields"), dict) else {}
     out = []
     for plan in flow.plans:
         entry: dict[str, Any] = {"column": plan.target, "field": plan.name, "source_column": plan.source}
@@ -236,7 +242,7 @@ def _map_rule(spec: dict[str, Any], value: Any, src: str, dst: str) -> tuple[str
 def _not_sent(m: Mapping, flow: Flow, spec: dict[str, Any]) -> list[dict[str, Any]]:
     src, dst = flow.source.side, flow.target.side
     planned = {p.name for p in flow.plans}
-    specs = spec.get("fields") if isinstance(spec.get("fields"), dict) else {}
+    specs = spec["fields"] if isinstance(spec.get("fields"), dict) else {}
     out = []
     for f in m.fields:
         if f.name in planned:
@@ -325,8 +331,8 @@ def _try(lookup: Any, fn: Any, *args: Any) -> tuple[Any, str | None]:
         return None, text
 
 
-def _plain(out: dict, flow: Flow, change: RowChange, row: dict, routed: list, route_error: RowError | None,
-           filtered: bool, lookup: Any, note: str | None) -> None:
+def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Any],
+           route_error: RowError | None, filtered: bool, lookup: Any, note: str | None) -> None:
     tgt = flow.target
     key: dict[str, Any] = {"kind": "shared", "source_columns": list(flow.key_sources), "target_key": None,
                            "exists": None}
@@ -363,8 +369,8 @@ def _plain(out: dict, flow: Flow, change: RowChange, row: dict, routed: list, ro
     out["outcome"] = {"action": action, "text": text}
 
 
-def _linked(out: dict, flow: Flow, change: RowChange, row: dict, routed: list, route_error: RowError | None,
-            filtered: bool, lookup: Any, note: str | None) -> None:
+def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Any],
+            route_error: RowError | None, filtered: bool, lookup: Any, note: str | None) -> None:
     """Mirror of links.Linker.apply, read-only: references, counterpart by key/crosswalk/natural key, gate."""
     src, tgt = flow.source, flow.target
     lc = next((r for r in routed if isinstance(r, LinkedChange)), None)
@@ -560,7 +566,8 @@ class ReadOnlyDb:
         from replicator.appliers import make_applier
 
         self.conn = conn
-        self.applier = make_applier(conn, "explain", "")
+        # a concrete applier: its driver connection (`db`) and `_run` are used below
+        self.applier = cast("PostgresApplier | MariaDBApplier", make_applier(conn, "explain", ""))
         self.applier.connect()
         try:
             db = self.applier.db
@@ -581,10 +588,11 @@ class ReadOnlyDb:
     def quote_col(self, column: str) -> str:
         return self.applier.quote_col(column)
 
-    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.applier.query(sql, params)
 
-    def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any], limit: int = 2) -> list[tuple]:
+    def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any],
+                  limit: int = 2) -> list[tuple[Any, ...]]:
         return self.applier.find_keys(table, key_cols, where, limit)
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
@@ -594,7 +602,7 @@ class ReadOnlyDb:
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in endpoint.key)
         sql = f"SELECT * FROM {self.quote_table(endpoint.table)} WHERE {cond} LIMIT 2"
 
-        def q() -> tuple[list[str], list[tuple]]:
+        def q() -> tuple[list[str], list[tuple[Any, ...]]]:
             with self.applier.db.cursor() as cur:
                 cur.execute(sql, list(key))
                 return [d[0] for d in cur.description], list(cur.fetchall())
@@ -639,15 +647,15 @@ class DbLookup:
         self.linker = Linker(target, mset, flow.stream, flow.source.side, flow.target.side,  # type: ignore[arg-type]
                              target.conn.state_schema, self._source_query)
 
-    def _source_query(self, sql: str, params: list[Any]) -> list[tuple]:
+    def _source_query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         rows = self.source.query(sql.replace("{crosswalk}", self._source_crosswalk), params)
         self.source.rollback()
         return rows
 
-    def exists(self, endpoint: Endpoint, key: tuple) -> bool:
+    def exists(self, endpoint: Endpoint, key: tuple[Any, ...]) -> bool:
         return bool(self.target.find_keys(endpoint.table, endpoint.key, dict(zip(endpoint.key, key)), limit=1))
 
-    def crosswalk(self, mapping: str, skey: tuple) -> tuple[tuple, str] | None:
+    def crosswalk(self, mapping: str, skey: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
         """(target key, where the pair was found), like Linker._crosswalk but saying which database."""
         src, dst = self.flow.source.side, self.flow.target.side
         text = dumps_key(skey)
@@ -661,7 +669,7 @@ class DbLookup:
             return tuple(loads_key(rows[0][0])), f"{src}'s crosswalk {self.source.conn.state_schema}.crosswalk"
         return None
 
-    def natural(self, endpoint: Endpoint, cols: dict[str, Any]) -> list[tuple]:
+    def natural(self, endpoint: Endpoint, cols: dict[str, Any]) -> list[tuple[Any, ...]]:
         return self.target.find_keys(endpoint.table, endpoint.key, cols)
 
     def resolve(self, ref: Ref) -> Any:

@@ -62,7 +62,7 @@ class Linker:
     """Applies LinkedChanges for one direction. `source_query` reads the source database (its crosswalk)."""
 
     def __init__(self, applier: Applier, mset: MappingSet, stream: str, source_side: str, target_side: str,
-                 state_schema: str, source_query: Callable[[str, list[Any]], list[tuple]] | None):
+                 state_schema: str, source_query: Callable[[str, list[Any]], list[tuple[Any, ...]]] | None):
         self.a = applier
         self.mset = mset
         self.stream = stream
@@ -72,7 +72,8 @@ class Linker:
         self.crosswalk = applier.quote_table(TableRef(state_schema, CROSSWALK))
         self.parked = applier.quote_table(TableRef(state_schema, PARKED))
         self.change_col = applier.quote_col("change")
-        self._pairs: dict[tuple[str, str], tuple] = {}  # (mapping, source key) -> target key; pairs never change
+        # (mapping, source key) -> target key; pairs never change
+        self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
 
     # ------------------------------------------------------------ entry points
@@ -124,13 +125,13 @@ class Linker:
         self.m_parked.set(count[0][0])
 
     # ------------------------------------------------------------ counterparts
-    def _counterpart(self, flow: Flow, source_key: tuple, values: dict[str, Any]) -> tuple | None:
+    def _counterpart(self, flow: Flow, source_key: tuple[Any, ...], values: dict[str, Any]) -> tuple[Any, ...] | None:
         if flow.link.crosswalk:
             return self._crosswalk(flow.mapping, source_key)
         key = tuple(values[c] for c in flow.target.key)
         return key if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key))) else None
 
-    def _crosswalk(self, mapping: str, source_key: tuple) -> tuple | None:
+    def _crosswalk(self, mapping: str, source_key: tuple[Any, ...]) -> tuple[Any, ...] | None:
         skey = dumps_key(source_key)
         hit = self._pairs.get((mapping, skey))
         if hit is not None:
@@ -148,12 +149,12 @@ class Linker:
         self._pairs[(mapping, skey)] = target_key
         return target_key
 
-    def _pair(self, flow: Flow, source_key: tuple, target_key: tuple) -> None:
+    def _pair(self, flow: Flow, source_key: tuple[Any, ...], target_key: tuple[Any, ...]) -> None:
         self.a.execute(f"INSERT INTO {self.crosswalk} (mapping, source_side, source_key, target_key) "
                        f"VALUES (%s, %s, %s, %s)",
                        [flow.mapping, self.source_side, dumps_key(source_key), dumps_key(target_key)])
 
-    def _natural(self, flow: Flow, values: dict[str, Any], lc: LinkedChange) -> tuple | None:
+    def _natural(self, flow: Flow, values: dict[str, Any], lc: LinkedChange) -> tuple[Any, ...] | None:
         cols = {}
         for name in flow.link.natural:
             plan = flow.plan(name)
@@ -210,7 +211,7 @@ class Linker:
         if not done:
             metrics.rows_missing.labels(self.stream, str(flow.target.table), op).inc()
 
-    def _drop_parked(self, flow: Flow, source_key: tuple) -> int:
+    def _drop_parked(self, flow: Flow, source_key: tuple[Any, ...]) -> int:
         """A deleted source row: its changes still waiting for a parent must never be applied."""
         rows = self.a.query(f"SELECT id, {self.change_col} FROM {self.parked} WHERE stream = %s AND mapping = %s",
                             [self.stream, flow.mapping])

@@ -182,8 +182,8 @@ def _per_direction(s: Section, key: str, sides: list[str]) -> dict[str, Any]:
     return {names[0]: value, names[1]: value}
 
 
-def _compile(name: str, parent: Section, config: Config) -> Mapping:
-    s = parent.section(name)
+def _compile(name: str, mappings: Section, config: Config) -> Mapping:
+    s = mappings.section(name)
     sides = [c.name for c in config.connections]
     a, b = sides
     endpoints = []
@@ -275,7 +275,7 @@ def _gate(spec: Any, s: Section, name: str, stream: str, endpoints: list[Endpoin
 
 def _delete(spec: Any, s: Section, name: str) -> str | dict[str, Any]:
     if spec in ("propagate", "ignore"):
-        return spec
+        return str(spec)
     if isinstance(spec, YamlMap) and set(spec) == {"set"} and isinstance(spec["set"], YamlMap) and spec["set"]:
         return dict(spec["set"])
     raise ConfigError("delete is propagate, ignore or {set: {column: value, ...}}", s.where("delete"))
@@ -324,7 +324,7 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
         if (src, dst) not in maps:
             raise ConfigError(f"the value map is ambiguous from {src} to {dst} (a {src} value appears twice)", where)
         fn = maps[(src, dst)]
-        steps.append(lambda value, _row, fn=fn: fn(value))
+        steps.append(lambda value, _row: fn(value))  # fn is bound once
     if "transform" in spec:
         t = spec["transform"]
         stream = f"{src}_to_{dst}"

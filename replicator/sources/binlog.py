@@ -49,7 +49,7 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
-_TABLE_MAP_CACHE: "OrderedDict[tuple, dict]" = OrderedDict()
+_TABLE_MAP_CACHE: "OrderedDict[tuple[Any, ...], dict[str, Any]]" = OrderedDict()
 _TABLE_MAP_CACHE_SIZE = 4096
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 
@@ -64,11 +64,11 @@ def _install_table_map_cache() -> None:
     information_schema could change), and the key includes the reader's table filters (the
     only kwargs that change the outcome for the same bytes).
     """
-    original = TableMapEvent.__init__
+    original: Any = TableMapEvent.__init__
     if getattr(original, "_replicator_cached", False):
         return
 
-    def init(self: Any, from_packet: Any, event_size: int, table_map: dict, ctl_connection: Any, **kwargs: Any) -> None:
+    def init(self: Any, from_packet: Any, event_size: int, table_map: dict[int, Any], ctl_connection: Any, **kwargs: Any) -> None:
         # peek without consuming: the library reads the rest through the same packet
         inner = from_packet.packet
         raw = bytes(inner._data[inner._position:inner._position + event_size])
@@ -138,7 +138,7 @@ class BinlogSource:
         self._stop = threading.Event()
         _install_table_map_cache()
         self._idle = start  # last boundary we passed
-        self._fix_columns: dict[tuple, tuple] = {}
+        self._fix_columns: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once
         # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
         # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
@@ -305,13 +305,15 @@ class BinlogSource:
         if m is None:
             return None
         db, name = (m.group(1), m.group(2)) if m.group(2) is not None else (None, m.group(1))
-        unquote = lambda part: part[1:-1].replace("``", "`") if part.startswith("`") else part  # noqa: E731
+
+        def unquote(part: str) -> str:
+            return part[1:-1].replace("``", "`") if part.startswith("`") else part
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
         table = TableRef(unquote(db) if db else schema or "", unquote(name))
         return table if table in self.tables else None
 
     @staticmethod
-    def _images(event: Any) -> list[dict]:
+    def _images(event: Any) -> list[dict[str, Any]]:
         out = []
         for r in event.rows:
             out.append(r.get("after_values") or r.get("values") or {})
@@ -356,7 +358,8 @@ class BinlogSource:
         changes_read.inc(len(out))
         return out
 
-    def _row(self, values: dict, raw: dict, sources_key: str, fix: tuple, table: TableRef) -> dict:
+    def _row(self, values: dict[str, Any], raw: dict[str, Any], sources_key: str, fix: tuple[Any, ...],
+             table: TableRef) -> dict[str, Any]:
         timestamps, sets = fix
         sources = raw.get(sources_key) or {}
         zero = sum(1 for s in sources.values() if s in _ZERO_DATE)

@@ -58,7 +58,7 @@ _DROPPED = object()  # the library would build this event, find it filtered out 
 _MISS = object()
 _TABLE_MAP_CACHE_SIZE = 1024
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
-_EVENT_MAP: dict = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
+_EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
 _EXPECTED_ERRORS = tuple(_bls.MYSQL_EXPECTED_ERROR_CODES)
 _NEEDED = ("_BinLogStreamReader__connected_stream", "_BinLogStreamReader__connected_ctl",
            "_BinLogStreamReader__use_checksum", "_BinLogStreamReader__allowed_events",
@@ -115,8 +115,12 @@ if _LIBRARY_PROBLEM:
 class FastBinLogStreamReader(BinLogStreamReader):
     """BinLogStreamReader with a faster ``fetchone()``; same constructor, same events and positions."""
 
+    # the library's private attributes this class assigns (mypy does not mangle names: it sees them as ours)
+    _BinLogStreamReader__connected_stream: bool
+    _BinLogStreamReader__post_header_lengths: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         self._fast = (_LIBRARY_PROBLEM is None
                       and not self._BinLogStreamReader__verify_checksum)  # type: ignore[attr-defined]
         self.fast_events = 0  # built here
@@ -137,12 +141,12 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._drop = frozenset(t for t, c in _EVENT_MAP.items() if c not in in_packet and t != ROTATE_EVENT)
         # parsed table maps by their bytes; with freeze_schema the outcome depends on the table map: no cache
         self._table_maps_on = not self._BinLogStreamReader__freeze_schema  # type: ignore[attr-defined]
-        self._table_maps: dict[tuple, Any] = {}
-        self._table_maps_format: tuple = (None, None)
+        self._table_maps: dict[tuple[Any, ...], Any] = {}
+        self._table_maps_format: tuple[Any, ...] = (None, None)
 
     def fetchone(self) -> Any:
         if not self._fast:
-            return super().fetchone()
+            return super().fetchone()  # type: ignore[no-untyped-call]
         build = self._build
         drop = self._drop
         rows_types = self._rows_types
@@ -151,7 +155,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
             if self.end_log_pos and self.is_past_end_log_pos:
                 return None
 
-            if not self._BinLogStreamReader__connected_stream:  # type: ignore[attr-defined]
+            if not self._BinLogStreamReader__connected_stream:
                 self._BinLogStreamReader__connect_to_stream()  # type: ignore[attr-defined]
 
             if not self._BinLogStreamReader__connected_ctl:  # type: ignore[attr-defined]
@@ -179,7 +183,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
             first = data[0]
             size = len(data)
             if first == 0xFE and size < 9:  # pkt.is_eof_packet()
-                self.close()
+                self.close()  # type: ignore[no-untyped-call]
                 return None
             if first != 0 or size < 7:  # not pkt.is_ok_packet()
                 continue
@@ -221,16 +225,16 @@ class FastBinLogStreamReader(BinLogStreamReader):
             if event is not None:
                 return event
 
-    def _base(self, event: Any, packet: Any, event_type: int, timestamp: int, body: int) -> dict:
+    def _base(self, event: Any, packet: Any, event_type: int, timestamp: int, body: int) -> dict[str, Any]:
         """What BinLogEvent.__init__ sets (without checksum verification: the fast path is off with it)."""
         ctl = self._ctl_connection
-        d = event.__dict__
+        d: dict[str, Any] = event.__dict__
         d["packet"] = packet
         d["table_map"] = self.table_map
         d["event_type"] = event_type
         d["timestamp"] = timestamp
         d["event_size"] = body
-        d["_post_header_lengths"] = self._BinLogStreamReader__post_header_lengths  # type: ignore[attr-defined]
+        d["_post_header_lengths"] = self._BinLogStreamReader__post_header_lengths
         d["_ctl_connection"] = ctl
         d["mysql_version"] = self.mysql_version
         d["_ignore_decode_errors"] = self._BinLogStreamReader__ignore_decode_errors  # type: ignore[attr-defined]
@@ -241,7 +245,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         d["dbms"] = self.dbms or ctl._get_dbms()
         return d
 
-    def _make(self, cls: type, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
+    def _make(self, cls: Any, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
               server_id: int, event_size: int, log_pos: int, flags: int) -> Any:
         """The MariadbGtid/Xid/Heartbeat event the library would build, or None to let the library build it."""
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
@@ -269,7 +273,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         pkt._position = 20 + read  # as far as the library's reads went
         return event
 
-    def _rows(self, spec: tuple, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
+    def _rows(self, spec: tuple[Any, ...], pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
               server_id: int, event_size: int, log_pos: int, flags: int) -> Any:
         """RowsEvent.__init__ and its subclasses' up to the rows (left to ``event.rows`` or RowDecoder)."""
         cls, known, v2 = spec
@@ -294,7 +298,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
             return _DROPPED
         # _advance_to_payload(known): only the post-header length the library knows; else its own code
         declared = known
-        lengths = self._BinLogStreamReader__post_header_lengths  # type: ignore[attr-defined]
+        lengths = self._BinLogStreamReader__post_header_lengths
         if lengths:
             index = event_type - 1
             if 0 <= index < len(lengths):
@@ -363,7 +367,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         return event
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,
-                   event_size: int, log_pos: int, flags: int) -> tuple[Any, Optional[tuple]]:
+                   event_size: int, log_pos: int, flags: int) -> tuple[Any, Optional[tuple[Any, ...]]]:
         """(a TableMapEvent parsed before from the same bytes, _DROPPED if it was filtered out, or None; the
         cache key when it was not cached)."""
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
@@ -372,7 +376,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
             return None, None
         # the parse depends on the bytes, the bytes after them (the optional metadata loop stops 4 bytes before
         # the end of the packet), the format description and the reader's filters (constant)
-        fmt = (self._BinLogStreamReader__post_header_lengths, self.mysql_version)  # type: ignore[attr-defined]
+        fmt = (self._BinLogStreamReader__post_header_lengths, self.mysql_version)
         if fmt[0] is not self._table_maps_format[0] or fmt[1] != self._table_maps_format[1]:
             self._table_maps.clear()
             self._table_maps_format = fmt
@@ -403,7 +407,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         if len(body) >= 6:
             self.table_map.pop(int.from_bytes(body[:6], "little"), None)
 
-    def _remember_table_map(self, key: tuple, pkt: Any, binlog_event: Any) -> None:
+    def _remember_table_map(self, key: tuple[Any, ...], pkt: Any, binlog_event: Any) -> None:
         event = binlog_event.event
         if event is None:  # filtered out by table or schema (freeze_schema is off): the bytes decide
             self._forget_table_id(key[0])
@@ -423,10 +427,10 @@ class FastBinLogStreamReader(BinLogStreamReader):
             self._table_maps.clear()
         self._table_maps[key] = value
 
-    def _library_event(self, pkt: Any, allowed: frozenset, table_map_key: Optional[tuple] = None) -> Any:
+    def _library_event(self, pkt: Any, allowed: frozenset[Any], table_map_key: Optional[tuple[Any, ...]] = None) -> Any:
         """The library's fetchone() body after the packet was read: BinLogPacketWrapper and bookkeeping."""
         self.library_events += 1
-        binlog_event = BinLogPacketWrapper(
+        binlog_event: Any = BinLogPacketWrapper(
             pkt,
             self.table_map,
             self._ctl_connection,
@@ -443,7 +447,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
             self._BinLogStreamReader__optional_meta_data,  # type: ignore[attr-defined]
             self._BinLogStreamReader__enable_logging,  # type: ignore[attr-defined]
             self._BinLogStreamReader__use_column_name_cache,  # type: ignore[attr-defined]
-            self._BinLogStreamReader__post_header_lengths,  # type: ignore[attr-defined]
+            self._BinLogStreamReader__post_header_lengths,
         )
         if table_map_key is not None:
             self._remember_table_map(table_map_key, pkt, binlog_event)

@@ -98,7 +98,7 @@ def _time2(data: int, microseconds: int) -> _datetime_mod.timedelta:
 def _set_decoder(values: Sequence[str], as_text: Optional[str]) -> Callable[[int], Any]:
     pairs = tuple((1 << i, v) for i, v in enumerate(values))
     if not as_text:
-        def decode_set(mask: int) -> Optional[set]:
+        def decode_set(mask: int) -> Optional[set[str]]:
             ret = {v for bit, v in pairs if mask & bit}
             return ret or None
         return decode_set
@@ -121,7 +121,7 @@ def _set_decoder(values: Sequence[str], as_text: Optional[str]) -> Callable[[int
     return decode_set_text
 
 
-class _DayCache(dict):
+class _DayCache(dict[int, tuple[int, int, int]]):
     """days since 1970-01-01 -> (year, month, day); for TIMESTAMP2 without timedelta arithmetic."""
 
     def __missing__(self, days: int) -> tuple[int, int, int]:
@@ -135,7 +135,7 @@ class _DayCache(dict):
 _S8 = tuple(range(128)) + tuple(range(-128, 0))  # signed byte by unsigned value
 
 
-def _struct(fmt: str) -> Callable[..., tuple]:
+def _struct(fmt: str) -> Callable[..., tuple[Any, ...]]:
     return struct.Struct(fmt).unpack_from
 
 
@@ -223,7 +223,7 @@ def _split_fsp(fsp: int, width: int, var: str) -> list[str]:
             f"x >>= {bits}"] + _fsp_scale(fsp, var)
 
 
-def _decimal_lines(i: int, precision: Any, decimals: Any, ns: dict) -> list[str]:
+def _decimal_lines(i: int, precision: Any, decimals: Any, ns: dict[str, Any]) -> list[str]:
     """NEWDECIMAL, as RowsEvent.__read_new_decimal: Decimal(int).scaleb(), or, for anything a server does
     not write, the library's very string built in one f-string."""
     if not isinstance(precision, int) or not isinstance(decimals, int) or precision < 1 or decimals < 0 \
@@ -300,7 +300,7 @@ def _decimal_lines(i: int, precision: Any, decimals: Any, ns: dict) -> list[str]
     return lines
 
 
-def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bool]:
+def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) -> tuple[list[str], bool]:
     """Code that decodes column i (not NULL) into v{i}; and whether it can count a zero date."""
     t = col.type
     unsigned = bool(col.unsigned)
@@ -465,7 +465,7 @@ def _column_lines(i: int, col: Any, opts: dict, ns: dict) -> tuple[list[str], bo
     raise _Unsupported(f"column type {t!r}")
 
 
-def _image_lines(columns: Sequence[Any], opts: dict, ns: dict) -> list[str]:
+def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any]) -> list[str]:
     """Code that decodes one row image at buf[p:] into v0..v{n-1}, advancing p and counting zero dates in z."""
     n = len(columns)
     nbytes = (n + 7) // 8
@@ -484,14 +484,15 @@ class TableDecoder:
     """Decoders of the rows body of one table map: ``write``, ``update``, ``delete``, each
     ``(body: bytes) -> (pairs, zero_dates, end_offset)``."""
 
-    def __init__(self, ncolumns: int, write: Callable, update: Callable, delete: Callable, source: str):
+    def __init__(self, ncolumns: int, write: Callable[..., Any], update: Callable[..., Any],
+                 delete: Callable[..., Any], source: str):
         self.ncolumns = ncolumns
         self.full_mask = (1 << ncolumns) - 1
         self.bitmap_len = (ncolumns + 7) // 8
         self.kinds = {WRITE: write, UPDATE: update, DELETE: delete}
         self.source = source  # the generated code, for debugging
 
-    def decode_body(self, kind: str, body: bytes) -> tuple[list, int]:
+    def decode_body(self, kind: str, body: bytes) -> tuple[list[Any], int]:
         """Decode a whole rows body; raises ValueError if it does not end exactly at the end of ``body``."""
         pairs, zero, end = self.kinds[kind](body)
         if end != len(body):
@@ -509,7 +510,7 @@ def unsupported_reason(columns: Sequence[Any]) -> Optional[str]:
 
 
 def _options(ignore_decode_errors: bool = False, utc_timestamps: bool = False, sets_as_text: bool | str = False,
-             zero_timestamps_as_none: bool = False) -> dict:
+             zero_timestamps_as_none: bool = False) -> dict[str, Any]:
     if sets_as_text not in (False, True, "sorted", "definition"):
         raise ValueError(f"sets_as_text must be False, True, 'sorted' or 'definition', not {sets_as_text!r}")
     return {"errors": "ignore" if ignore_decode_errors else "strict", "utc": bool(utc_timestamps),
@@ -539,7 +540,7 @@ def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False,
         return None
 
 
-def _compile(columns: Sequence[Any], opts: dict) -> TableDecoder:
+def _compile(columns: Sequence[Any], opts: dict[str, Any]) -> TableDecoder:
     n = len(columns)
     if n == 0:
         raise _Unsupported("no columns")
@@ -575,7 +576,7 @@ def _compile(columns: Sequence[Any], opts: dict) -> TableDecoder:
     return TableDecoder(n, ns["write"], ns["update"], ns["delete"], source)
 
 
-def _signature(columns: Sequence[Any]) -> tuple:
+def _signature(columns: Sequence[Any]) -> tuple[Any, ...]:
     """Everything _compile looks at, per column."""
     sig = []
     for c in columns:
@@ -598,10 +599,10 @@ class RowDecoder:
     def __init__(self, *, utc_timestamps: bool = False, sets_as_text: bool | str = False,
                  zero_timestamps_as_none: bool = False):
         _options(False, utc_timestamps, sets_as_text, zero_timestamps_as_none)  # validate early
-        self.options = {"utc_timestamps": utc_timestamps, "sets_as_text": sets_as_text,
-                        "zero_timestamps_as_none": zero_timestamps_as_none}
+        self.options: dict[str, Any] = {"utc_timestamps": utc_timestamps, "sets_as_text": sets_as_text,
+                                        "zero_timestamps_as_none": zero_timestamps_as_none}
         self._by_table_id: dict[int, tuple[Any, Optional[TableDecoder], str]] = {}
-        self._compiled: dict[tuple, tuple[Optional[TableDecoder], str]] = {}
+        self._compiled: dict[tuple[Any, ...], tuple[Optional[TableDecoder], str]] = {}
         self.decoded_events = 0
         self.fallback_events = 0
         self.last_fallback: Optional[str] = None
@@ -636,7 +637,8 @@ class RowDecoder:
         self._by_table_id[table_id] = (table, found[0], found[1])
         return found
 
-    def decode(self, event: Any) -> Optional[tuple[list[tuple[Optional[dict], Optional[dict]]], int]]:
+    def decode(self, event: Any
+               ) -> Optional[tuple[list[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]], int]]:
         """``(pairs, zero_dates)`` for a Write/Update/DeleteRowsEvent whose rows were not read yet, or None:
         then nothing was consumed and the caller must use ``event.rows``."""
         kind = _EVENT_KINDS.get(event.event_type)

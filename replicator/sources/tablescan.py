@@ -66,7 +66,7 @@ class Applier(Protocol):
     """What the scanner needs of a connection: an applier's read side (queries, quoting, rollback).
     A protocol, so the sources do not depend on the appliers."""
 
-    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]: ...
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
     def rollback(self) -> None: ...
     def quote_table(self, table: TableRef) -> str: ...
     def quote_col(self, column: str) -> str: ...
@@ -123,7 +123,7 @@ def _try(conv: Conv, value: Any) -> Any:
         return value
 
 
-def _compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequence[tuple]], list]:
+def _compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequence[tuple[Any, ...]]], list[Any]]:
     """A function turning driver rows into row dicts: straight-line code, one converter call per column that
     needs one, no per-value type dispatch."""
     ns: dict[str, Any] = {}
@@ -143,7 +143,8 @@ def _compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequ
            f"        append({{{', '.join(items)}}})\n"
            "    return out\n")
     exec(compile(src, "<tablescan>", "exec"), ns)  # noqa: S102 - names only appear as repr() literals
-    return ns["convert"]
+    convert: Callable[[Sequence[tuple[Any, ...]]], list[Any]] = ns["convert"]
+    return convert
 
 
 class TableScanner:
@@ -183,9 +184,11 @@ class TableScanner:
         # key columns whose converter may give None for a non-NULL value (MariaDB zero dates)
         self._null_keys = tuple(c for c in self._key_cols if c.conv is not None and not self._pg)
         self._convert = _compile_rows(self.columns, [c.conv for c in cols])
+
         # key columns are named through the table's alias: a bare name in ORDER BY would mean the select
         # list's column of that name, i.e. PostgreSQL's text of it
-        q = lambda name: f"{_ALIAS}.{db.quote_col(name)}"  # noqa: E731
+        def q(name: str) -> str:
+            return f"{_ALIAS}.{db.quote_col(name)}"
         self._from = f"SELECT {', '.join(c.expr for c in cols)} FROM {db.quote_table(table)} AS {_ALIAS}"
         self._order = " ORDER BY " + ", ".join(q(k) for k in self.key)
         if self._pg:
@@ -213,7 +216,7 @@ class TableScanner:
 
     # -- public API
 
-    def chunk(self, after: tuple | None, limit: int) -> list[dict[str, Any]]:
+    def chunk(self, after: tuple[Any, ...] | None, limit: int) -> list[dict[str, Any]]:
         """Rows whose key is greater than `after` (None: from the start), ascending key order, at most `limit`.
         `after` is the key tuple of the last row of the previous chunk, exactly as returned in the row dicts."""
         limit = int(limit)
@@ -228,12 +231,12 @@ class TableScanner:
             sql = self._from + self._after_sql + self._order
         return self._read(f"{sql} LIMIT {limit}", params, rollback=True)
 
-    def by_keys(self, keys: Sequence[tuple]) -> list[dict[str, Any]]:
+    def by_keys(self, keys: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
         """The rows (any order) whose key is one of `keys` (key tuples as found in row dicts); missing keys
         are simply absent."""
         return self._by_keys(keys, lock=False)
 
-    def key_of(self, row: Mapping[str, Any]) -> tuple:
+    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row[k] for k in self.key)
 
     def estimate(self) -> int:
@@ -258,7 +261,7 @@ class TableScanner:
             self.db.rollback()
         return max(0, int(value or 0))
 
-    def lock_keys(self, keys: Sequence[tuple]) -> list[dict[str, Any]]:
+    def lock_keys(self, keys: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
         """Like by_keys but inside the caller's open transaction with a shared row lock (PostgreSQL FOR SHARE,
         MariaDB LOCK IN SHARE MODE) and WITHOUT rollback at the end: the caller holds the locks until it
         ends the transaction."""
@@ -266,7 +269,7 @@ class TableScanner:
 
     # -- internals
 
-    def _by_keys(self, keys: Sequence[tuple], lock: bool) -> list[dict[str, Any]]:
+    def _by_keys(self, keys: Sequence[tuple[Any, ...]], lock: bool) -> list[dict[str, Any]]:
         keys = list(dict.fromkeys(tuple(k) for k in keys))  # each key once
         if not keys:
             return []
@@ -283,7 +286,7 @@ class TableScanner:
                 self.db.rollback()
         return out
 
-    def _read(self, sql: str, params: list, rollback: bool) -> list[dict[str, Any]]:
+    def _read(self, sql: str, params: list[Any], rollback: bool) -> list[dict[str, Any]]:
         try:
             rows = self.db.query(sql, params)
         finally:
@@ -302,7 +305,7 @@ class TableScanner:
                         table=self.table, column=col.name, key=self.key_of(row))
         return result
 
-    def _explain_failure(self, rows: Sequence[tuple]) -> None:
+    def _explain_failure(self, rows: Sequence[tuple[Any, ...]]) -> None:
         for raw in rows:
             for i, col in enumerate(self._cols):
                 value = raw[i]
@@ -463,7 +466,7 @@ class TableScanner:
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
             "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0",
             [self.table.schema, self.table.name])
-        indexes: dict[str, set] = {}
+        indexes: dict[str, set[Any]] = {}
         for index, column in rows:
             indexes.setdefault(index, set()).add(column)
         if not any(cols == set(self.key) for cols in indexes.values()):
@@ -483,7 +486,7 @@ def _pg_conv(type_oid: int) -> Conv:
         return None
     if conv is int or conv is float:  # int() and float() read str exactly as they read ASCII bytes
         return conv
-    return lambda text, _c=conv: _c(text.encode())
+    return lambda text: conv(text.encode())  # conv is bound once
 
 
 def _pg_param(value: Any) -> str:
@@ -574,7 +577,7 @@ def _datetime2(value: Any) -> Any:
 def _zero_parts(text: str) -> bool:
     """A DATE/DATETIME text with a zero year, month or day."""
     m = re.match(r"^(\d+)-(\d+)-(\d+)", text)
-    return bool(m) and 0 in (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    return m is not None and 0 in (int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
 
 def _date(value: Any) -> Any:

@@ -116,7 +116,7 @@ class SyncRow:
     stream: str
     mapping: str
     status: str
-    last_key: tuple | None
+    last_key: tuple[Any, ...] | None
     rows_done: int
     rows_estimated: int
     requested_at: datetime | None = None
@@ -180,7 +180,7 @@ class SyncState:
         now = now or datetime.now(timezone.utc)
         return now.replace(tzinfo=None) if self.db.kind == "mariadb" else now
 
-    def save(self, stream: str, mapping: str, last_key: tuple | None, rows_done: int, estimated: int,
+    def save(self, stream: str, mapping: str, last_key: tuple[Any, ...] | None, rows_done: int, estimated: int,
              done: bool, started: datetime | None = None) -> None:
         """Progress of one chunk, inside the target transaction that applies it; `started` is when the
         copy began reading (kept from its first chunk on)."""
@@ -199,7 +199,7 @@ class SyncState:
 class Job:
     mapping: str
     flow: Flow
-    last_key: tuple | None
+    last_key: tuple[Any, ...] | None
     rows_done: int
     # the second side of a two-way mapping: fields without an owner are only written into rows it
     # creates (existing rows hold the first side's values, or newer ones the streams brought)
@@ -214,7 +214,7 @@ class Job:
 class Chunk:
     job: Job
     rows: list[dict[str, Any]]
-    last_key: tuple | None
+    last_key: tuple[Any, ...] | None
     rows_done: int  # after this chunk
     estimated: int
     done: bool
@@ -314,12 +314,12 @@ class SyncDriver:
         self._lock = threading.Condition()
         # synced table -> (its key columns, {key changed since the sync started: CHANGED or ECHO});
         # the apply thread's
-        self._tracked: dict[TableRef, tuple[tuple[str, ...], dict]] = {}
+        self._tracked: dict[TableRef, tuple[tuple[str, ...], dict[tuple[Any, ...], str]]] = {}
         self._chunks: dict[str, Chunk] = {}  # HIGH mark -> chunk read before it, not applied yet
         # the other direction's driver (same process), which tells us about rows deleted on our target
         self.peer: SyncDriver | None = None
         # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
-        self._watched: dict[TableRef, tuple[tuple[str, ...], set]] = {}
+        self._watched: dict[TableRef, tuple[tuple[str, ...], set[Any]]] = {}
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
         self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
@@ -373,6 +373,7 @@ class SyncDriver:
                 log.warning("%s: sync of %s requested, but no such mapping flows this way; ignored",
                             self.stream, r.mapping)
                 continue
+            assert mapping is not None  # no mapping, no flow
             owners = {f.name: f.owner for f in mapping.fields}
             not_owned = frozenset(p.target for p in flow.plans
                                   if owners.get(p.name) != self.source.name and p.target not in flow.target.key)
@@ -401,7 +402,7 @@ class SyncDriver:
         """Remember the keys of rows deleted (not by us) in `table` of our source from now on."""
         self._watched.setdefault(table, (tuple(key), set()))
 
-    def deleted(self, table: TableRef) -> set:
+    def deleted(self, table: TableRef) -> set[Any]:
         watched = self._watched.get(table)
         return watched[1] if watched is not None else set()
 
@@ -440,7 +441,7 @@ class SyncDriver:
         if row.get("stream") != self.stream or row.get("kind") != "high":
             return []
         with self._lock:
-            chunk = self._chunks.pop(row.get("mark"), None)
+            chunk = self._chunks.pop(row.get("mark", ""), None)  # marks are uuid hex: "" finds none
             self._lock.notify_all()
         if chunk is None:
             return []  # a previous session's watermark: its chunk is read again
@@ -585,7 +586,7 @@ class SyncDriver:
             self._lock.notify_all()
 
 
-def _target_key(flow: Flow, change: Any) -> tuple | None:
+def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:
     if isinstance(change, TargetChange):
         return change.key
     try:  # a linked change of a shared-key flow: the key is among its values

@@ -225,7 +225,7 @@ def _utc_naive(value: datetime) -> datetime:
 def _truncate_us(us: int, precision: int | None) -> int:
     if precision is None or precision >= 6 or precision < 0:
         return us
-    step = 10 ** (6 - precision)
+    step: int = 10 ** (6 - precision)
     return us - us % step
 
 
@@ -437,7 +437,7 @@ def canonicalizer(rule: Rule) -> Callable[[Any], Any]:
 # `row_agrees` may skip canonicalising them). Containers are never listed: {"a": True} == {"a": 1}.
 _NONE_TYPE = type(None)
 _NUMBERS = frozenset({int, bool, Decimal, float})
-_SAME_IF_EQUAL: dict[str, frozenset] = {
+_SAME_IF_EQUAL: dict[str, frozenset[Any]] = {
     INT: _NUMBERS, DECIMAL: _NUMBERS, FLOAT32: _NUMBERS, FLOAT64: _NUMBERS, BOOL: frozenset({bool, int}),
     TEXT: frozenset({str}), CHAR: frozenset({str}), JSON: frozenset({str, bytes}), SET: frozenset({str}),
     BYTES: frozenset({bytes}), BINARY: frozenset({bytes}), UUID: frozenset({str, bytes, uuid.UUID}),
@@ -447,7 +447,7 @@ _SAME_IF_EQUAL: dict[str, frozenset] = {
 }
 
 
-def same_if_equal(rule: Rule) -> frozenset:
+def same_if_equal(rule: Rule) -> frozenset[Any]:
     """The value classes for which `a == b` (same class) implies equal canonical forms under `rule`."""
     return _SAME_IF_EQUAL.get(rule.kind, frozenset()) | {_NONE_TYPE}
 
@@ -475,9 +475,9 @@ def row_agrees(rules: Sequence[Rule]) -> Callable[[Any, Any], bool]:
     src = ("def by_column(expected, actual):\n    try:\n" + "\n".join(lines)
            + "\n    except Exception:\n        return False\n    return True\n")
     exec(compile(src, "<compare>", "exec"), ns)  # noqa: S102 - column names only appear as repr() literals
-    by_column = ns["by_column"]
+    by_column: Callable[[Any, Any], bool] = ns["by_column"]
     pick = itemgetter(*columns) if len(columns) > 1 else (lambda d, c=columns[0]: (d[c],))
-    plain: dict[tuple, bool] = {}  # classes of a row's values -> all of them allowed
+    plain: dict[tuple[Any, ...], bool] = {}  # classes of a row's values -> all of them allowed
 
     def agrees(expected: Any, actual: Any) -> bool:
         try:
@@ -498,12 +498,12 @@ def row_agrees(rules: Sequence[Rule]) -> Callable[[Any, Any], bool]:
     return agrees
 
 
-def key_canonicalizer(rules: Sequence[Rule]) -> Callable[[Sequence[Any]], tuple]:
+def key_canonicalizer(rules: Sequence[Rule]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """`key_canonical(rules, key)` as a function (the same results)."""
     if all(r.kind == INT for r in rules):
         fns = [canonicalizer(r) for r in rules]
 
-        def ints(key: Sequence[Any]) -> tuple:
+        def ints(key: Sequence[Any]) -> tuple[Any, ...]:
             for v in key:
                 if v.__class__ is not int:
                     return tuple([f(v) for f, v in zip(fns, key)])
@@ -538,7 +538,7 @@ def values_equal(rule: Rule, expected: Any, actual: Any) -> bool:
         if kind == TIMESTAMP and isinstance(a, datetime) and isinstance(b, datetime):
             ta = _timestamp(expected, None)
             tb = _timestamp(actual, None)
-            return abs(ta - tb) < timedelta(microseconds=step)
+            return bool(abs(ta - tb) < timedelta(microseconds=step))
         if kind == TIME:
             ma, mb = _micros(expected), _micros(actual)
             return ma is not None and mb is not None and abs(ma - mb) < step
@@ -550,7 +550,7 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def key_canonical(rules: Sequence[Rule], key: Sequence[Any]) -> tuple:
+def key_canonical(rules: Sequence[Rule], key: Sequence[Any]) -> tuple[Any, ...]:
     """A key as the target finds it: canonical values, folded like the column's collation."""
     out = []
     for rule, value in zip(rules, key):

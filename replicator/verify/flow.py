@@ -35,15 +35,15 @@ class Expect:
 
     __slots__ = ("row", "source_key", "state", "values", "skip", "error", "target_key", "target")
 
-    def __init__(self, row: dict, source_key: tuple, state: str):
+    def __init__(self, row: dict[str, Any], source_key: tuple[Any, ...], state: str):
         self.row = row
         self.source_key = source_key
         self.state = state
-        self.values: dict = {}
-        self.skip: frozenset = frozenset()
+        self.values: dict[str, Any] = {}
+        self.skip: frozenset[str] = frozenset()
         self.error = ""
-        self.target_key: tuple | None = None
-        self.target: dict | None = None
+        self.target_key: tuple[Any, ...] | None = None
+        self.target: dict[str, Any] | None = None
 
 
 class FlowCheck:
@@ -63,7 +63,8 @@ class FlowCheck:
         self.rules: dict[str, Rule] = {}
         for p in flow.plans:
             copy = p.source is not None and p.convert is None and p.references is None
-            self.rules[p.target] = rule_for(tinfo.get(p.target), sinfo.get(p.source) if copy else None, p.target)
+            self.rules[p.target] = rule_for(tinfo.get(p.target),
+                                            sinfo.get(p.source) if copy and p.source is not None else None, p.target)
         self.compared = [p.target for p in flow.plans if p.target not in flow.target.key]
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
@@ -111,7 +112,7 @@ class FlowCheck:
                 and all(c is not None and c.data_type.lower() != "year" for c in columns))
 
     # ------------------------------------------------------------ expected rows
-    def expected(self, rows: Sequence[dict], locate: bool = True) -> list[Expect]:
+    def expected(self, rows: Sequence[dict[str, Any]], locate: bool = True) -> list[Expect]:
         """What replication makes of `rows`; with `locate`, their counterparts are looked up too."""
         f = self.flow
         out: list[Expect] = []
@@ -198,11 +199,11 @@ class FlowCheck:
                         e.values[col] = hit
             e.skip = frozenset(skip)
 
-    def pairs(self, mapping: str, source_keys: Sequence[tuple]) -> dict[str, tuple]:
+    def pairs(self, mapping: str, source_keys: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
         """Crosswalk pairs of `mapping` seen from this flow: source key text -> target key."""
         S, T = self.flow.source.side, self.flow.target.side
         texts = sorted({dumps_key(k) for k in source_keys})
-        found: dict[str, tuple] = {}
+        found: dict[str, tuple[Any, ...]] = {}
         for i in range(0, len(texts), PROBE):
             part = texts[i:i + PROBE]
             marks = ", ".join(["%s"] * len(part))
@@ -255,9 +256,10 @@ class FlowCheck:
     def _fetch(self, exps: list[Expect]) -> None:
         if not exps:
             return
-        rows = by_keys(self.tgt_scan, [e.target_key for e in exps], self.key_rules)
+        rows = by_keys(self.tgt_scan, [e.target_key for e in exps if e.target_key is not None], self.key_rules)
         index = {self.tkey(self.tgt_scan.key_of(r)): r for r in rows}
         for e in exps:
+            assert e.target_key is not None  # callers pass located expectations only
             e.target = index.get(self.tkey(e.target_key))
             if e.target is not None and self.flow.link.crosswalk:
                 e.target_key = tuple(self.tgt_scan.key_of(e.target))
@@ -277,17 +279,18 @@ class FlowCheck:
                 out.append(d)
         return out
 
-    def check_rows(self, rows: Sequence[dict]) -> list[Difference]:
+    def check_rows(self, rows: Sequence[dict[str, Any]]) -> list[Difference]:
         """Source rows compared with their counterparts (looked up by key)."""
         return self.differences(self.expected(rows))
 
-    def _canon(self, values: dict, skip: frozenset) -> list[Any]:
+    def _canon(self, values: dict[str, Any], skip: frozenset[str]) -> list[Any]:
         canon = self.canon
         return [canon[c](values.get(c)) for c in self.compared if c not in skip]
 
     def difference(self, e: Expect) -> Difference | None:
         f = self.flow
-        base = dict(mapping=f.mapping, stream=f.stream, table=self.table, source_side=f.source.side,
+        base: dict[str, Any] = dict(
+                    mapping=f.mapping, stream=f.stream, table=self.table, source_side=f.source.side,
                     source_key=e.source_key, target_key=e.target_key, crosswalk=f.link.crosswalk)
         if e.state == SKIP or e.state == AGREED:
             return None
@@ -306,7 +309,7 @@ class FlowCheck:
         stamp = tuple((c, self.canon[c](exp)) for c, exp, _ in cols)
         return Difference(kind=DIFFERS, columns=cols, stamp=stamp, **base)
 
-    def _not_written_back(self, e: Expect, cols: tuple) -> tuple:
+    def _not_written_back(self, e: Expect, cols: tuple[Any, ...]) -> tuple[Any, ...]:
         """Two-way mappings: a field is in agreement when either direction maps one side's value onto the
         other's (the direction of its last change). With a one-way transform (`upper` from crm to erp only)
         or an unmapped value's default, the two directions' images differ, yet replication is done."""
@@ -332,19 +335,19 @@ class FlowCheck:
         return tuple(keep)
 
     # ------------------------------------------------------------ extra target rows
-    def source_key_of(self, trow: dict) -> tuple:
+    def source_key_of(self, trow: dict[str, Any]) -> tuple[Any, ...]:
         """The source key that would produce this target row (shared keys)."""
         f = self.flow
         by_source = dict(zip(f.key_sources, (trow[c] for c in f.target.key)))
         return tuple(by_source[c] for c in f.source.key)
 
-    def extra(self, trow: dict) -> Difference:
+    def extra(self, trow: dict[str, Any]) -> Difference:
         f = self.flow
         tkey = tuple(self.tgt_scan.key_of(trow))
         return Difference(f.mapping, f.stream, self.table, EXTRA, f.source.side, self.source_key_of(trow), tkey,
                           stamp=(self.tkey(tkey),))
 
-    def extras_of(self, trows: Sequence[dict]) -> list[Difference]:
+    def extras_of(self, trows: Sequence[dict[str, Any]]) -> list[Difference]:
         """The target rows of `trows` that no source row produces (looked up in the source by key)."""
         f = self.flow
         probes = []
@@ -358,25 +361,26 @@ class FlowCheck:
         return [self.extra(r) for r, probe in zip(trows, probes) if self.skey(probe) not in found]
 
     # ------------------------------------------------------------ re-checks
-    def recheck_extras(self, target_keys: Sequence[tuple]) -> list[Difference]:
+    def recheck_extras(self, target_keys: Sequence[tuple[Any, ...]]) -> list[Difference]:
         return self.extras_of(by_keys(self.tgt_scan, list(target_keys), self.key_rules))
 
     def recheck(self, diffs: Sequence[Difference]) -> list[Difference]:
         """The same rows read again from both sides."""
-        rows = by_keys(self.src_scan, [d.source_key for d in diffs if d.kind != EXTRA], self.src_key_rules)
+        rows = by_keys(self.src_scan, [d.source_key for d in diffs if d.kind != EXTRA and d.source_key is not None],
+                       self.src_key_rules)
         out = self.check_rows(rows) if rows else []
-        extra = [d.target_key for d in diffs if d.kind == EXTRA]
+        extra = [d.target_key for d in diffs if d.kind == EXTRA and d.target_key is not None]
         return out + (self.recheck_extras(extra) if extra else [])
 
-    def identity(self, d: Difference) -> tuple:
+    def identity(self, d: Difference) -> tuple[Any, ...]:
         if d.kind == EXTRA:
             return ("extra", self.tkey(d.target_key or ()))
         return ("row", self.skey(d.source_key or ()))
 
 
-def by_keys(scanner: Any, keys: Sequence[tuple], rules: Sequence[Rule]) -> list[dict]:
+def by_keys(scanner: Any, keys: Sequence[tuple[Any, ...]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
     probes = [tuple(stream_value(r, v) for r, v in zip(rules, k)) for k in keys]
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for i in range(0, len(probes), PROBE):
         out.extend(scanner.by_keys(probes[i:i + PROBE]))
     return out

@@ -26,12 +26,12 @@ class Difference:
     table: str  # the target table
     kind: str  # MISSING | EXTRA | DIFFERS | FAILED
     source_side: str
-    source_key: tuple | None
-    target_key: tuple | None
+    source_key: tuple[Any, ...] | None
+    target_key: tuple[Any, ...] | None
     columns: tuple[tuple[str, Any, Any], ...] = ()  # (target column, expected value, target value)
     note: str = ""
     crosswalk: bool = False
-    stamp: tuple = ()  # what the source side looked like (expected canonical values): stability across re-checks
+    stamp: tuple[Any, ...] = ()  # what the source side looked like (expected canonical values): stability across re-checks
 
     def line(self) -> str:
         return format_difference(self)

@@ -38,7 +38,7 @@ class ChunkReader:
 
     def __init__(self, scanner: Any, chunk_rows: int, stop: threading.Event | None):
         self.scanner, self.n, self.stop = scanner, chunk_rows, stop
-        self.after: tuple | None = None
+        self.after: tuple[Any, ...] | None = None
         self.done = False
 
     def next(self) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ class ChunkReader:
             raise Stopped()
         if self.done:
             return []
-        rows = self.scanner.chunk(self.after, self.n)
+        rows: list[dict[str, Any]] = self.scanner.chunk(self.after, self.n)
         self.done = len(rows) < self.n
         if rows:
             self.after = self.scanner.key_of(rows[-1])

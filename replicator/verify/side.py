@@ -32,11 +32,11 @@ class Side:
         _keeping_gauge(conn, self.db.connect)
         self._info: dict[TableRef, dict[str, ColumnInfo]] = {}
         self._typed: set[TableRef] = set()
-        self._scanners: dict[tuple, Any] = {}
+        self._scanners: dict[tuple[Any, ...], Any] = {}
         self.crosswalk = self.db.quote_table(TableRef(conn.state_schema, "crosswalk"))
         self.checkpoint_table = self.db.quote_table(TableRef(conn.state_schema, "checkpoint"))
 
-    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             return self.db.query(sql, params)
         finally:
@@ -75,7 +75,7 @@ class Side:
         self._load_types(table)
         return dict(zip(values, self.db.convert_row(table, values, key)))
 
-    def converter(self, table: TableRef, columns: Sequence[str]) -> Callable[[dict, Any], dict]:
+    def converter(self, table: TableRef, columns: Sequence[str]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         """`converted(table, values, key)` as a function for value dicts whose keys are exactly `columns`,
         in that order (any other dict takes the general path): straight-line code, one call per column
         that has a converter. The same results and the same RowError."""
@@ -83,7 +83,10 @@ class Side:
         convs = getattr(self.db, "_converters", None)
         general = self.converted
         if not isinstance(convs, dict):
-            return lambda values, key=None: general(table, values, key)
+
+            def convert_general(values: dict[str, Any], key: Any = None) -> dict[str, Any]:
+                return general(table, values, key)
+            return convert_general
         by_column = convs.get(table, {})
         names = tuple(columns)
         ns: dict[str, Any] = {"general": general, "table": table, "names": names, "errors": _CONVERT_ERRORS}
@@ -102,7 +105,8 @@ class Side:
                "        return general(table, values, key)  # raises the applier's RowError\n"
                f"    return {{{', '.join(items)}}}\n")
         exec(compile(src, "<verify-convert>", "exec"), ns)  # noqa: S102 - names only appear as repr() literals
-        return ns["convert"]
+        convert: Callable[[dict[str, Any], Any], dict[str, Any]] = ns["convert"]
+        return convert
 
     def position(self) -> Position | None:
         """Where the source's change stream is now; None when it cannot be read (then re-checks just wait)."""
@@ -151,7 +155,7 @@ class Side:
         _keeping_gauge(self.conn, self.db.close)
 
 
-def _master_status(conn: Connection) -> list[tuple]:
+def _master_status(conn: Connection) -> list[tuple[Any, ...]]:
     from replicator.connect import my_connect
 
     db = my_connect(conn, conn.capture)
