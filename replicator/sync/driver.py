@@ -65,6 +65,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
+from replicator.connect import MISSING, RETRIABLE, error_class
 from replicator.errors import ConfigError, ReplicatorError, RetriableError
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
@@ -148,8 +149,7 @@ class SyncState:
         except ReplicatorError:
             raise
         except Exception as exc:
-            text = str(exc)
-            if "does not exist" in text or "doesn't exist" in text:  # PostgreSQL 42P01, MariaDB 1146
+            if error_class(self.db.kind, exc) == MISSING:  # PostgreSQL 42P01, MariaDB 1146
                 raise ConfigError(f"{self.table} is missing in {self.db.conn.describe()}: run `replicator setup` "
                                   f"(it adds the tables a newer version needs and keeps everything else)") from None
             raise
