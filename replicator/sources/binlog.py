@@ -235,6 +235,9 @@ class BinlogSource:
         commit_time: datetime | None = None
         standalone = False
         echo = False
+        # keep_echoes is switched by the apply thread; it is read once per transaction, at its GTID
+        # event, so that an echo transaction is kept whole or dropped whole, never half
+        keep = self.keep_echoes
         rows: list[RowChange] = []
         chunks = 0
         in_txn = False
@@ -260,6 +263,7 @@ class BinlogSource:
                 commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
                 standalone = bool(event.flags & _STANDALONE)
                 echo, rows, chunks, in_txn = False, [], 0, True
+                keep = self.keep_echoes
                 continue
             if isinstance(event, _ROW_EVENTS):
                 table = TableRef(event.schema, event.table)
@@ -272,7 +276,7 @@ class BinlogSource:
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
                     continue
-                if (echo and not self.keep_echoes) or table not in self.tables:
+                if (echo and not keep) or table not in self.tables:
                     continue
                 rows.extend(self._changes(event, table))
                 if len(rows) >= self.chunk_rows:

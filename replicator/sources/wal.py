@@ -218,6 +218,9 @@ class WalSource:
         begin: Begin | None = None
         rows: list[RowChange] = []
         echo = skip = False
+        # keep_echoes is switched by the apply thread; it is read once per transaction, at its Begin,
+        # so that an echo transaction is kept whole or dropped whole, never half
+        keep = self.keep_echoes
         chunks = 0
         last_idle = start
         idle_sent_at = time.monotonic()
@@ -245,11 +248,11 @@ class WalSource:
                     select.select([cur], [], [], 0.5)
                     continue
                 payload = msg.payload
-                if (skip or (echo and not self.keep_echoes)) and payload[:1] in _ROW_MESSAGES:
+                if (skip or (echo and not keep)) and payload[:1] in _ROW_MESSAGES:
                     continue  # dropped anyway: do not pay for decoding it
                 event = decoder.decode(payload)
                 if isinstance(event, RowChange):
-                    if skip or (echo and not self.keep_echoes) or event.table not in self.tables:
+                    if skip or (echo and not keep) or event.table not in self.tables:
                         continue
                     rows.append(event)
                     if len(rows) >= self.chunk_rows:
@@ -259,6 +262,7 @@ class WalSource:
                         rows, chunks = [], chunks + 1
                 elif isinstance(event, Begin):
                     begin, rows, echo, chunks = event, [], False, 0
+                    keep = self.keep_echoes
                     # already in the target: the checkpoint is the end of a later or equal commit
                     skip = event.final_lsn < start
                 elif isinstance(event, Message):
