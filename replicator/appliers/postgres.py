@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -118,13 +119,22 @@ class PostgresApplier(Applier):
         self.db.commit()
 
     def interrupt(self) -> None:
-        """From another thread: cancel the statement this session runs (a stop must not wait for it)."""
+        """From another thread: break the statement this session runs off (a stop must not wait for
+        it). The socket is shut down rather than a cancel request sent: a cancel opens a new
+        connection, which a hung server would hold as well. The owning thread sees a lost connection."""
         db = self.db
-        if db is not None and not db.closed:
-            try:
-                db.cancel()
-            except psycopg2.Error:
-                pass
+        if db is None or db.closed:
+            return
+        try:
+            sock = socket.fromfd(db.fileno(), socket.AF_INET, socket.SOCK_STREAM)  # a dup of the fd
+        except (psycopg2.Error, OSError):
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     def close(self) -> None:
         if self.db is not None:
