@@ -222,3 +222,57 @@ def test_locate_row_error_lets_an_unexpected_error_through() -> None:
     applier = _ScriptedPg({2: ZeroDivisionError("a bug, not a row")})
     with pytest.raises(ZeroDivisionError):
         applier.locate_row_error(_changes(1, 2), pg_error("22001", "x"))
+
+
+# ---------------------------------------------------------------- the WAL stream's errors
+
+class _Catalog:
+    """pg_replication_slots and pg_publication as the WAL source's diagnosis reads them."""
+
+    def __init__(self, slot: tuple | None, publication: bool) -> None:
+        self.answers = [slot, (1,) if publication else None]
+
+    def cursor(self) -> "_Catalog":
+        return self
+
+    def __enter__(self) -> "_Catalog":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        pass
+
+    def execute(self, *_a: Any) -> None:
+        pass
+
+    def fetchone(self) -> Any:
+        return self.answers.pop(0)
+
+    def close(self) -> None:
+        pass
+
+
+def _wal(monkeypatch, slot: tuple | None = ("0/100", "reserved"), publication: bool = True) -> Any:
+    from replicator.changes import LSN
+    from replicator.loopguard import LoopGuard
+    from replicator.sources import wal
+
+    monkeypatch.setattr(wal, "pg_connect", lambda *_a, **_k: _Catalog(slot, publication))
+    return wal.WalSource(_conn("postgresql"), "crm_to_erp", [], LoopGuard("replicator", "erp_to_crm"), LSN(0x100), 10)
+
+
+def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
+    from replicator.errors import FatalError, SourceLostError
+
+    gone = pg_error("42704", "FEHLER:  Replikations-Slot »crm« existiert nicht")
+    assert isinstance(_wal(monkeypatch, slot=None)._classify(gone), SourceLostError)
+    lost = pg_error("55000", "FEHLER:  kann keine Änderungen mehr vom Replikations-Slot »crm« lesen")
+    assert isinstance(_wal(monkeypatch, slot=("0/100", "lost"))._classify(lost), SourceLostError)
+    no_pub = pg_error("42704", "FEHLER:  Publikation »replicator« existiert nicht")
+    error = _wal(monkeypatch, publication=False)._classify(no_pub)
+    assert type(error) is FatalError and "publication 'replicator'" in str(error)
+    denied = pg_error("42501", "FEHLER:  keine Berechtigung")
+    assert type(_wal(monkeypatch)._classify(denied)) is FatalError
+    busy = pg_error("55006", "FEHLER:  Replikations-Slot »crm« ist aktiv für PID 42")
+    assert type(_wal(monkeypatch)._classify(busy)) is RetriableError
+    shutdown = pg_error("57P01", "FATAL:  Verbindung wird abgebrochen")
+    assert type(_wal(monkeypatch)._classify(shutdown)) is RetriableError
