@@ -100,8 +100,11 @@ def test_a_row_lock_on_the_target_times_out_retries_and_applies_once_released(sh
 
 
 def _apply_waits_on_a_lock(pair) -> bool:
-    waiting = pair.my_query("SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
-    return waiting[0][0] > 0
+    """Both directions' apply sessions wait for the application's row locks."""
+    maria = pair.my_query("SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+    pg = pair.pg_query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+    return maria[0][0] > 0 and pg[0][0] > 0
 
 
 def test_sigterm_while_the_apply_waits_on_a_row_lock_stops_in_seconds_and_resumes(long_pair):
@@ -111,7 +114,8 @@ def test_sigterm_while_the_apply_waits_on_a_row_lock_stops_in_seconds_and_resume
     my, pg = _lock_on_targets(pair)
     try:
         pair.pg_query("UPDATE item SET n = 2, payload = 'a2' WHERE id = 1")
-        wait_until(lambda: _apply_waits_on_a_lock(pair), 30, "the apply to wait on the application's lock")
+        pair.my_query(f"UPDATE items SET n = 2, payload = 'b2' WHERE id = {ERP_BASE + 1}")
+        wait_until(lambda: _apply_waits_on_a_lock(pair), 30, "both applies to wait on the application's locks")
         t0 = time.monotonic()
         rc = pair.stop(timeout=30)
         took = time.monotonic() - t0
@@ -125,6 +129,6 @@ def test_sigterm_while_the_apply_waits_on_a_row_lock_stops_in_seconds_and_resume
         pg.close()
     pair.start()
     rows = wait_converged(pair, 60)
-    assert [(r[0], r[2]) for r in rows] == [(1, 2), (ERP_BASE + 1, 1)]
+    assert [(r[0], r[2]) for r in rows] == [(1, 2), (ERP_BASE + 1, 2)]
     assert_every_version_once(pair)
     assert pair.stop() == 0
