@@ -444,7 +444,7 @@ class Daemon:
                 stop_seen = stop_seen or time.monotonic()
                 if time.monotonic() - stop_seen >= STOP_GRACE_SECONDS:
                     stop_seen = float("inf")
-                    log.warning("stopping: a direction is still inside a statement after %.0f s; breaking it off",
+                    log.warning("stopping: a direction has not stopped after %.0f s; breaking off its database sessions",
                                 STOP_GRACE_SECONDS)
                     for d in self.directions:
                         d.interrupt()
