@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,20 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """How long one statement, one row lock and one silent socket may hold a session (`timeouts:`).
+
+    A lock or statement timeout is retried with back-off; a network timeout drops the connection,
+    which is reconnected. The network timeout is longer than the statement timeout so that a slow
+    statement is cancelled by the server (and named) before the client gives up on the socket."""
+
+    lock_seconds: float = 10.0  # PostgreSQL lock_timeout, MariaDB innodb_lock_wait_timeout (apply sessions)
+    statement_seconds: float = 60.0  # PostgreSQL statement_timeout, MariaDB max_statement_time (apply sessions)
+    network_seconds: float = 75.0  # socket read/write (PyMySQL), tcp_user_timeout (libpq), silent WAL stream
+    connect_seconds: float = 10.0  # establishing a connection
+
+
+@dataclass(frozen=True)
 class Connection:
     name: str  # the side's name as used in mappings, e.g. "crm"
     kind: str  # postgresql | mariadb
@@ -52,6 +66,7 @@ class Connection:
     server_id: int = 4242  # the binlog reader's id; must differ from every real server's
     ssl_ca: str | None = None
     ssl_verify_identity: bool = False
+    timeouts: Timeouts = field(default_factory=Timeouts)  # the top-level `timeouts:` section
 
     def describe(self) -> str:
         """Connection text for logs: never the password."""
@@ -162,6 +177,8 @@ def load(path: str | Path) -> Config:
     verify = Verify(every_seconds=float(every), chunk_rows=_positive(v, "chunk_rows", Verify.chunk_rows),
                     recheck_seconds=float(recheck))
     v.done()
+    timeouts = _timeouts(root.section("timeouts"))
+    a, b2 = replace(a, timeouts=timeouts), replace(b2, timeouts=timeouts)
     root.done()
     return Config(
         file=path,
@@ -176,6 +193,25 @@ def load(path: str | Path) -> Config:
         sync=sync,
         verify=verify,
     )
+
+
+def _timeouts(s: Section) -> Timeouts:
+    def seconds(key: str, default: float) -> float:
+        value = s.get(key, float, default)
+        if value <= 0:
+            raise ConfigError("must be more than 0 seconds", s.where(key))
+        return float(value)
+    t = Timeouts(lock_seconds=seconds("lock_seconds", Timeouts.lock_seconds),
+                 statement_seconds=seconds("statement_seconds", Timeouts.statement_seconds),
+                 network_seconds=seconds("network_seconds", Timeouts.network_seconds),
+                 connect_seconds=seconds("connect_seconds", Timeouts.connect_seconds))
+    if t.lock_seconds > t.statement_seconds:
+        raise ConfigError("must not be more than timeouts.statement_seconds", s.where("lock_seconds"))
+    if t.network_seconds <= t.statement_seconds:
+        raise ConfigError("must be more than timeouts.statement_seconds (the server cancels a slow statement "
+                          "first, and says which)", s.where("network_seconds"))
+    s.done()
+    return t
 
 
 def _positive(s: Section, key: str, default: int) -> int:

@@ -6,9 +6,11 @@ not (configuration). Neither the sources nor the appliers own this: they both us
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 import sqlalchemy
 import pymysql
 from pymysql.constants import CLIENT
@@ -26,16 +28,95 @@ def ssl_settings(conn: Connection) -> dict[str, Any] | None:
     return {"ca": conn.ssl_ca, "check_hostname": conn.ssl_verify_identity}
 
 
-# access denied, unknown database: waiting will not fix these
-NOT_TRANSIENT_CODES = {1044, 1045, 1049, 1227, 1698}
+# ---------------------------------------------------------------- error classes
+# What a driver error means for the daemon, decided by SQLSTATE (PostgreSQL) or errno (MariaDB),
+# never by message text: a server with another lc_messages words every message differently.
+CONNECTION = "connection"  # the session is gone or cannot be had now: reconnect, resume from the checkpoint
+TIMEOUT = "timeout"  # a lock wait or a statement ran out of time: roll back, back off, retry
+CONFLICT = "conflict"  # deadlock, serialization failure: roll back, retry
+ACCESS = "access"  # credentials, privileges, unknown database: waiting will not fix it
+MISSING = "missing"  # a table or other object does not exist
+ROW = "row"  # the data of one row (types, constraints, a trigger's error): name table, key, column
+OTHER = "other"
+RETRIABLE = frozenset({CONNECTION, TIMEOUT, CONFLICT})
+
+_PG_CODES = {
+    "57P01": CONNECTION, "57P02": CONNECTION, "57P03": CONNECTION,  # admin/crash shutdown, cannot connect now
+    "55P03": TIMEOUT,  # lock_not_available: lock_timeout
+    "57014": TIMEOUT,  # query_canceled: statement_timeout (or a cancel request)
+    "42501": ACCESS, "3D000": ACCESS,  # insufficient_privilege, invalid_catalog_name
+    "42P01": MISSING, "42704": MISSING, "42883": MISSING,  # undefined table, object, function
+}
+_PG_CLASSES = {
+    "08": CONNECTION, "53": CONNECTION,  # connection exception; insufficient resources (too many connections)
+    "40": CONFLICT,  # transaction rollback: serialization failure, deadlock
+    "28": ACCESS,  # invalid authorization
+    "22": ROW, "23": ROW, "42": ROW, "44": ROW,  # data, integrity, syntax/undefined column, check option
+    "P0": ROW, "XX": ROW,  # a trigger's RAISE; an internal error on a row's value
+}
+_MY_CODES = {
+    1040: CONNECTION, 1041: CONNECTION, 1053: CONNECTION, 1077: CONNECTION, 1152: CONNECTION, 1153: CONNECTION,
+    1158: CONNECTION, 1159: CONNECTION, 1160: CONNECTION, 1161: CONNECTION, 1184: CONNECTION, 1927: CONNECTION,
+    4031: CONNECTION,  # too many connections, shutdown, aborted/killed connection, network errors, idle timeout
+    1205: TIMEOUT,  # lock wait timeout (innodb_lock_wait_timeout)
+    1969: TIMEOUT, 3024: TIMEOUT, 1317: TIMEOUT,  # max_statement_time (MariaDB, MySQL); query interrupted
+    1213: CONFLICT, 1020: CONFLICT,  # deadlock; record changed since read
+    1044: ACCESS, 1045: ACCESS, 1049: ACCESS, 1142: ACCESS, 1143: ACCESS, 1227: ACCESS, 1370: ACCESS, 1698: ACCESS,
+    1146: MISSING,  # no such table
+}
+
+
+def pg_error_class(exc: BaseException) -> str:
+    """The class of a psycopg2 error by its SQLSTATE; errors without one (libpq could not connect,
+    the socket broke, the connection is closed) by exception class."""
+    code = getattr(exc, "pgcode", None)
+    if code:
+        found = _PG_CODES.get(code) or _PG_CLASSES.get(code[:2])
+        if found:
+            return found
+        # an SQLSTATE we do not list: psycopg2's own grouping (OperationalError holds the server's
+        # operator-intervention, resource and system classes, which a retry may cure)
+        return CONNECTION if isinstance(exc, psycopg2.OperationalError) else OTHER
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return CONNECTION
+    return OTHER
+
+
+def my_error_class(exc: BaseException) -> str:
+    """The class of a PyMySQL error by its errno: client errors (2000-2999) and errors without a
+    number are a lost connection."""
+    if isinstance(exc, (pymysql.InterfaceError, ConnectionError, TimeoutError)):
+        return CONNECTION
+    if not isinstance(exc, pymysql.MySQLError):
+        return OTHER
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code is None or 2000 <= code < 3000:
+        return CONNECTION
+    found = _MY_CODES.get(code)
+    if found:
+        return found
+    if isinstance(exc, (pymysql.DataError, pymysql.IntegrityError, pymysql.ProgrammingError,
+                        pymysql.OperationalError, pymysql.InternalError, pymysql.NotSupportedError)):
+        return ROW  # a server error about the statement's data (1048, 1062, 1264, 1292, 1366, 1406, 4025, ...)
+    return OTHER
+
+
+def error_class(kind: str, exc: BaseException) -> str:
+    """One entry point for both databases (`kind` is a Connection's kind)."""
+    return pg_error_class(exc) if kind == "postgresql" else my_error_class(exc)
+
+
+# ---------------------------------------------------------------- sessions
 
 
 def my_connect(conn: Connection, account: Account, *, database: str | None | bool = True, **extra: Any) -> Any:
     """A PyMySQL connection in UTC and strict SQL mode. `database=None` connects to no database."""
     params: dict[str, Any] = dict(
         host=conn.host, port=conn.port, user=account.user, password=account.password.value,
-        database=conn.database if database is True else database, charset="utf8mb4", connect_timeout=10,
-        read_timeout=3600, write_timeout=3600, autocommit=False, client_flag=CLIENT.FOUND_ROWS,
+        database=conn.database if database is True else database, charset="utf8mb4",
+        # a blackholed server (connection open, no bytes) is given up after the network timeout
+        connect_timeout=math.ceil(conn.timeouts.connect_seconds), read_timeout=math.ceil(conn.timeouts.network_seconds),
+        write_timeout=math.ceil(conn.timeouts.network_seconds), autocommit=False, client_flag=CLIENT.FOUND_ROWS,
         ssl=ssl_settings(conn),
     )
     params.update(extra)
@@ -43,7 +124,7 @@ def my_connect(conn: Connection, account: Account, *, database: str | None | boo
         db = pymysql.connect(**params)
     except pymysql.MySQLError as exc:
         where = f"{conn.host}:{conn.port} as {account.user}"
-        if exc.args and exc.args[0] in NOT_TRANSIENT_CODES:
+        if my_error_class(exc) == ACCESS:
             raise ConfigError(f"cannot connect to {where}: {mysql_message(exc)}") from None
         raise RetriableError(f"cannot connect to {where}: {mysql_message(exc)}") from None
     with db.cursor() as cur:
@@ -63,11 +144,14 @@ def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
     """A psycopg2 connection pinned to UTC; errors never show the password."""
     params: dict[str, Any] = dict(
         host=conn.host, port=conn.port, dbname=conn.database, user=account.user,
-        password=account.password.value, sslmode=conn.sslmode, connect_timeout=10,
+        password=account.password.value, sslmode=conn.sslmode, connect_timeout=math.ceil(conn.timeouts.connect_seconds),
         # the pgoutput decoder reads values as text in these formats
         options="-c timezone=UTC -c datestyle=ISO -c bytea_output=hex -c intervalstyle=iso_8601",
         client_encoding="UTF8", application_name="replicator",
         keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+        # unacknowledged writes (a blackholed server) fail after the network timeout; keepalives
+        # cover an idle socket
+        tcp_user_timeout=int(conn.timeouts.network_seconds * 1000),
     )
     if conn.sslrootcert:
         params["sslrootcert"] = conn.sslrootcert
@@ -77,14 +161,23 @@ def pg_connect(conn: Connection, account: Account, **extra: Any) -> Any:
     except psycopg2.OperationalError as exc:
         text = str(exc).strip()
         where = f"{conn.host}:{conn.port}/{conn.database} as {account.user}"
-        if any(m in text for m in _NOT_TRANSIENT):
+        if pg_error_class(exc) == ACCESS or _refused_in_english(exc, text):
             # a wrong password or a missing grant does not heal by waiting: say so and stop
             raise ConfigError(f"cannot connect to {where}: {text}") from None
         raise RetriableError(f"cannot connect to {where}: {text}") from None
 
 
-_NOT_TRANSIENT = ("password authentication failed", "no pg_hba.conf entry", "does not exist",
-                  "permission denied", "must be superuser or replication role")
+# psycopg2 gives a failed connection attempt no SQLSTATE (libpq's PQerrorMessage only), so a
+# refused login cannot be told from an unreachable server by code. These English texts are a
+# hint on top, never the only rule: in another lc_messages a refused login is retried with
+# back-off (logged each time with the server's own words) instead of stopping at once, and
+# `replicator check` reports it before the daemon starts.
+_REFUSED_EN = ("password authentication failed", "no pg_hba.conf entry", "does not exist",
+               "permission denied", "must be superuser or replication role")
+
+
+def _refused_in_english(exc: BaseException, text: str) -> bool:
+    return getattr(exc, "pgcode", None) is None and any(m in text for m in _REFUSED_EN)
 
 
 def sql_engine(conn: Connection) -> sqlalchemy.Engine:

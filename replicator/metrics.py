@@ -166,6 +166,12 @@ sync_running = Gauge(
     ["direction", "mapping"],
     registry=REGISTRY,
 )
+sync_errors = Counter(
+    "replicator_sync_errors_total",
+    "Errors of a sync's reader: retriable (the session backs off and resumes the copy) or fatal (the daemon stops).",
+    ["direction", "kind"],
+    registry=REGISTRY,
+)
 sync_completed_timestamp = Gauge(
     "replicator_sync_last_completed_timestamp_seconds",
     "Unix time the last sync of the mapping finished in this direction.",

@@ -61,6 +61,7 @@ class Applier(abc.ABC):
         self._types: dict[TableRef, dict[str, str]] = {}
         # NOT NULL columns without a default (nor identity/auto-increment/generated): an insert must name them
         self._required: dict[TableRef, frozenset[str]] = {}
+        self.current_table: TableRef | None = None  # the table of the run being applied, for error messages
 
     # -- lifecycle
     @abc.abstractmethod
@@ -79,6 +80,10 @@ class Applier(abc.ABC):
     @abc.abstractmethod
     def is_row_error(self, exc: Exception) -> bool:
         """True when the driver error is about the data of a row, not the connection."""
+
+    def interrupt(self) -> None:
+        """From another thread: stop the statement the owning thread waits for (a stop must not wait
+        for a query stuck on a lock or a dead network). The owning thread then gets an error."""
 
     @abc.abstractmethod
     def read_checkpoint(self) -> Position | None: ...
@@ -106,6 +111,7 @@ class Applier(abc.ABC):
     # -- data
     def apply(self, changes: Sequence[TargetChange]) -> None:
         for run in group_runs(changes):
+            self.current_table = run.table
             rows = list(run.rows.values())
             if run.op is Op.DELETE:
                 done = self._delete(run, rows)
@@ -169,7 +175,11 @@ class Applier(abc.ABC):
         """Delete by key; return how many rows were deleted."""
 
     def locate_row_error(self, changes: Sequence[TargetChange], exc: Exception) -> RowError:
-        """After a batch failed and was rolled back: apply change by change to name the bad row."""
+        """After a batch failed and was rolled back: apply change by change to name the bad row.
+
+        Only a data error of one row becomes a RowError: a connection lost (or a lock timeout) on the
+        way raises RetriableError, and anything else propagates as it is, so that the stream
+        reconnects and replays from the checkpoint instead of stopping on a row that is fine."""
         self.rollback()
         try:
             self.begin()
@@ -178,7 +188,9 @@ class Applier(abc.ABC):
                     self.apply([ch])
                 except RowError as row_error:
                     return row_error
-                except Exception as single:  # the driver's own data error for this row
+                except Exception as single:
+                    if not self.is_row_error(single):
+                        raise
                     return RowError(self.describe_error(single), table=str(ch.table), key=ch.key,
                                     column=self.error_column(single))
             return RowError(f"batch failed but no single row does: {self.describe_error(exc)}",

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import socket
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -15,7 +17,8 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
-from replicator.connect import my_connect, mysql_message as _message
+from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, my_connect, my_error_class
+from replicator.connect import mysql_message as _message
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import CHECKPOINT_TABLE
 
@@ -24,8 +27,6 @@ _T = TypeVar("_T")
 BATCH = 1000
 # paramstyle "named": the preparer must not double % itself, quote() does it once for PyMySQL
 _PREPARER = MySQLDialect(paramstyle="named").identifier_preparer
-# errors that mean the connection is gone or the server is going away: reconnect and retry
-RETRIABLE_CODES = {1040, 1053, 1152, 1205, 1213, 2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
 
 def quote(*parts: str) -> str:
@@ -82,7 +83,26 @@ class MariaDBApplier(Applier):
 
     def connect(self) -> None:
         self.db = my_connect(self.conn, self.conn.apply)
+        t = self.conn.timeouts
+        # an application's row lock or a runaway statement fails our statement (retried with
+        # back-off) instead of holding the apply thread until the watchdog kills the process
+        self._run(self._session, max(1, math.ceil(t.lock_seconds)), t.statement_seconds)
         metrics.connection_up.labels(self.conn.name, "apply").set(1)
+
+    def _session(self, lock_seconds: int, statement_seconds: float) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = %s, SESSION max_statement_time = %s",
+                        (lock_seconds, statement_seconds))
+
+    def interrupt(self) -> None:
+        """From another thread: break the statement this session runs off (a stop must not wait for
+        it). The socket is shut down; the owning thread sees a lost connection."""
+        sock = getattr(self.db, "_sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self.db is not None:
@@ -97,11 +117,16 @@ class MariaDBApplier(Applier):
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             return fn(*args)
-        except (pymysql.OperationalError, pymysql.InterfaceError, pymysql.InternalError) as exc:
-            code = exc.args[0] if exc.args else None
-            if isinstance(exc, pymysql.InterfaceError) or code in RETRIABLE_CODES or code is None:
+        except (pymysql.MySQLError, ConnectionError, TimeoutError) as exc:
+            cls = my_error_class(exc)
+            if cls == CONNECTION:
                 metrics.connection_up.labels(self.conn.name, "apply").set(0)
-                raise RetriableError(f"{self.conn.describe()}: {_message(exc)}") from None
+            if cls in RETRIABLE:
+                where = f" on {self.current_table}" if cls == TIMEOUT and self.current_table else ""
+                raise RetriableError(f"{self.conn.describe()}: {cls}{where}: {_message(exc)}") from None
+            if cls == ACCESS:
+                raise ConfigError(f"{self.conn.describe()}: the apply account lacks a privilege: "
+                                  f"{_message(exc)}") from None
             raise
 
     def lock(self, fail_fast: bool) -> None:
@@ -266,5 +291,4 @@ class MariaDBApplier(Applier):
         return None
 
     def is_row_error(self, exc: Exception) -> bool:
-        return isinstance(exc, (pymysql.DataError, pymysql.IntegrityError, pymysql.ProgrammingError,
-                                pymysql.OperationalError, pymysql.InternalError))
+        return my_error_class(exc) in (ROW, MISSING)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -16,7 +17,7 @@ from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
-from replicator.connect import pg_connect
+from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, pg_connect, pg_error_class
 from replicator.errors import ConfigError, RetriableError
 from replicator.loopguard import MESSAGE_PREFIX
 
@@ -107,7 +108,35 @@ class PostgresApplier(Applier):
     def connect(self) -> None:
         self.db = pg_connect(self.conn, self.conn.apply)
         self.db.autocommit = False
+        t = self.conn.timeouts
+        # an application's row lock or a runaway statement fails our statement (retried with
+        # back-off) instead of holding the apply thread until the watchdog kills the process
+        self._run(self._session, int(t.lock_seconds * 1000), int(t.statement_seconds * 1000))
         metrics.connection_up.labels(self.conn.name, "apply").set(1)
+
+    def _session(self, lock_ms: int, statement_ms: int) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+                        (f"{lock_ms}ms", f"{statement_ms}ms"))
+        self.db.commit()
+
+    def interrupt(self) -> None:
+        """From another thread: break the statement this session runs off (a stop must not wait for
+        it). The socket is shut down rather than a cancel request sent: a cancel opens a new
+        connection, which a hung server would hold as well. The owning thread sees a lost connection."""
+        db = self.db
+        if db is None or db.closed:
+            return
+        try:
+            sock = socket.fromfd(db.fileno(), socket.AF_INET, socket.SOCK_STREAM)  # a dup of the fd
+        except (psycopg2.Error, OSError):
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
     def close(self) -> None:
         if self.db is not None:
@@ -120,9 +149,19 @@ class PostgresApplier(Applier):
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
             return fn(*args)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            metrics.connection_up.labels(self.conn.name, "apply").set(0)
-            raise RetriableError(f"{self.conn.describe()}: {str(exc).strip()}") from None
+        except psycopg2.Error as exc:
+            cls = pg_error_class(exc)
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if cls == CONNECTION:
+                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+            if cls in RETRIABLE:
+                where = f" on {self.current_table}" if cls == TIMEOUT and self.current_table else ""
+                raise RetriableError(f"{self.conn.describe()}: {cls}{where} (SQLSTATE {exc.pgcode or '-'}): "
+                                     f"{text}") from None
+            if cls == ACCESS:
+                raise ConfigError(f"{self.conn.describe()}: the apply account lacks a privilege "
+                                  f"(SQLSTATE {exc.pgcode}): {text}") from None
+            raise
 
     def lock(self, fail_fast: bool) -> None:
         def q() -> bool:
@@ -281,8 +320,7 @@ class PostgresApplier(Applier):
         return getattr(diag, "column_name", None) if diag else None
 
     def is_row_error(self, exc: Exception) -> bool:
-        return isinstance(exc, (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError,
-                                psycopg2.errors.InternalError_))
+        return pg_error_class(exc) in (ROW, MISSING)
 
 
 def _ident(name: str) -> str:

@@ -8,6 +8,7 @@ to resume, so a reconnect never lands inside a transaction (python-mysql-replica
 from __future__ import annotations
 
 import logging
+import math
 import re
 import socket
 import threading
@@ -23,7 +24,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from replicator import metrics
 from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
-from replicator.connect import my_connect, ssl_settings
+from replicator.connect import ACCESS, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
@@ -167,7 +168,7 @@ class BinlogSource:
     def _open(self) -> BinLogStreamReader:
         settings: dict[str, Any] = {
             "host": self.conn.host, "port": self.conn.port, "user": self.conn.capture.user,
-            "passwd": self.conn.capture.password.value, "connect_timeout": 10,
+            "passwd": self.conn.capture.password.value, "connect_timeout": math.ceil(self.conn.timeouts.connect_seconds),
             # silence for 3 heartbeats means a dead connection (C1: silent partition)
             "read_timeout": max(3 * self.heartbeat, 5),
         }
@@ -212,7 +213,7 @@ class BinlogSource:
                     f"another binlog reader with server_id {self.conn.server_id} is connected to "
                     f"{self.conn.host}:{self.conn.port}: {text}. Give each replicator instance its own "
                     f"`server_id` in the configuration") from None
-            if code in (1045, 1227, 1044):
+            if my_error_class(exc) == ACCESS:
                 raise FatalError(f"binlog reader {self.conn.capture.user!r} lacks privileges: {text} "
                                  f"(GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*)") from None
             raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: ({code}) {text}") from None
@@ -235,6 +236,9 @@ class BinlogSource:
         commit_time: datetime | None = None
         standalone = False
         echo = False
+        # keep_echoes is switched by the apply thread; it is read once per transaction, at its GTID
+        # event, so that an echo transaction is kept whole or dropped whole, never half
+        keep = self.keep_echoes
         rows: list[RowChange] = []
         chunks = 0
         in_txn = False
@@ -260,6 +264,7 @@ class BinlogSource:
                 commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
                 standalone = bool(event.flags & _STANDALONE)
                 echo, rows, chunks, in_txn = False, [], 0, True
+                keep = self.keep_echoes
                 continue
             if isinstance(event, _ROW_EVENTS):
                 table = TableRef(event.schema, event.table)
@@ -272,7 +277,7 @@ class BinlogSource:
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
                     continue
-                if (echo and not self.keep_echoes) or table not in self.tables:
+                if (echo and not keep) or table not in self.tables:
                     continue
                 rows.extend(self._changes(event, table))
                 if len(rows) >= self.chunk_rows:
@@ -388,7 +393,7 @@ def binlog_files(conn: Connection) -> list[str]:
             cur.execute("SHOW BINARY LOGS")
             return [row[0] for row in cur.fetchall()]
     except pymysql.MySQLError as exc:
-        if exc.args and exc.args[0] in (1227, 1045, 1142):
+        if my_error_class(exc) == ACCESS:
             raise FatalError(f"SHOW BINARY LOGS failed for {conn.capture.user!r}: {exc.args[-1]} "
                              f"(GRANT BINLOG MONITOR ON *.*)") from None
         raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None

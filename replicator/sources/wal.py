@@ -19,10 +19,10 @@ import psycopg2.extras
 
 from replicator import checkpoint as ckpt
 from replicator import metrics
-from replicator.connect import pg_connect
+from replicator.connect import ACCESS, MISSING, pg_connect, pg_error_class
 from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
 from replicator.config import Connection
-from replicator.errors import FatalError, RetriableError, SourceLostError
+from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
 
@@ -113,16 +113,47 @@ class WalSource:
             self._close()
 
     def _classify(self, exc: psycopg2.Error) -> Exception:
+        """By SQLSTATE and the catalog, never by the message's words (the server's lc_messages)."""
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "does not exist" in text and "slot" in text:
-            return SourceLostError(f"replication slot {self.conn.slot!r}: {text}")
-        if "can no longer get changes" in text or "has been invalidated" in text:
-            return SourceLostError(f"replication slot {self.conn.slot!r} was invalidated: {text}")
-        if "publication" in text and "does not exist" in text:
-            return FatalError(f"publication {self.conn.publication!r}: {text}; run `replicator setup`")
-        if "must be superuser or replication role" in text or "permission denied" in text:
-            return FatalError(f"capture user {self.conn.capture.user!r}: {text} (ALTER ROLE ... REPLICATION)")
+        code = getattr(exc, "pgcode", None)
+        cls = pg_error_class(exc)
+        if cls == ACCESS:
+            return FatalError(f"capture user {self.conn.capture.user!r}: {text} (SQLSTATE {code}; "
+                              f"ALTER ROLE ... REPLICATION)")
+        if code == "55006":  # object_in_use: the slot is still held by our previous walsender
+            return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+        if cls == MISSING or code == "55000":
+            # undefined_object (a dropped slot or a missing publication) or object_not_in_prerequisite_state
+            # (an invalidated slot): the catalog says which
+            lost = self._diagnose()
+            if lost is not None:
+                return lost
         return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+
+    def _diagnose(self) -> Exception | None:
+        """Which of the stream's objects is gone, read from the catalog; None when it cannot tell."""
+        try:
+            db = pg_connect(self.conn, self.conn.capture)
+        except ReplicatorError:
+            return None
+        try:
+            with db.cursor() as cur:
+                cur.execute("SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots "
+                            "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
+                slot = cur.fetchone()
+                cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.conn.publication,))
+                publication = cur.fetchone()
+        except psycopg2.Error:
+            return None
+        finally:
+            db.close()
+        try:
+            ckpt.check_slot(self.conn.slot, slot, self.start)  # dropped or invalidated: its own message
+        except FatalError as lost:
+            return lost
+        if publication is None:
+            return FatalError(f"publication {self.conn.publication!r} does not exist; run `replicator setup`")
+        return None
 
     def _close(self) -> None:
         monitor, self._monitor = self._monitor, None
@@ -187,6 +218,9 @@ class WalSource:
         begin: Begin | None = None
         rows: list[RowChange] = []
         echo = skip = False
+        # keep_echoes is switched by the apply thread; it is read once per transaction, at its Begin,
+        # so that an echo transaction is kept whole or dropped whole, never half
+        keep = self.keep_echoes
         chunks = 0
         last_idle = start
         idle_sent_at = time.monotonic()
@@ -214,11 +248,11 @@ class WalSource:
                     select.select([cur], [], [], 0.5)
                     continue
                 payload = msg.payload
-                if (skip or (echo and not self.keep_echoes)) and payload[:1] in _ROW_MESSAGES:
+                if (skip or (echo and not keep)) and payload[:1] in _ROW_MESSAGES:
                     continue  # dropped anyway: do not pay for decoding it
                 event = decoder.decode(payload)
                 if isinstance(event, RowChange):
-                    if skip or (echo and not self.keep_echoes) or event.table not in self.tables:
+                    if skip or (echo and not keep) or event.table not in self.tables:
                         continue
                     rows.append(event)
                     if len(rows) >= self.chunk_rows:
@@ -228,6 +262,7 @@ class WalSource:
                         rows, chunks = [], chunks + 1
                 elif isinstance(event, Begin):
                     begin, rows, echo, chunks = event, [], False, 0
+                    keep = self.keep_echoes
                     # already in the target: the checkpoint is the end of a later or equal commit
                     skip = event.final_lsn < start
                 elif isinstance(event, Message):

@@ -38,6 +38,7 @@ PAGE = 1000  # target changes sent to the server at a time inside an open transa
 # (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
 WAL_IDLE_CHECKPOINT_SECONDS = 1.0
 START_GATE_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
+STOP_GRACE_SECONDS = 3.0  # after a stop, how long a direction may finish its statement before it is cut off
 
 
 class _EndOfStream:
@@ -87,6 +88,7 @@ class Direction:
         # other (SyncDriver.track) before either reads its source: (this one is ready, the other is)
         self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
+        self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
 
@@ -127,7 +129,7 @@ class Direction:
     def _stream_once(self) -> None:
         mset, version = self.mappings.current()
         self._version = version
-        applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
+        applier = self._applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
         source: Any = None
         reader: threading.Thread | None = None
         chan = Channel(self.config.batching.queue_rows)
@@ -179,6 +181,17 @@ class Direction:
             applier.close()
             for fn in cleanup:
                 fn()
+
+    def interrupt(self) -> None:
+        """From the main thread, when a stop is not honoured in time: break off the statement the
+        apply thread (or the sync reader) waits for -- a lock, a hung server. An open batch is rolled
+        back with its checkpoint, so nothing is lost or doubled; the thread then sees `stop`."""
+        applier = self._applier
+        if applier is not None:
+            applier.interrupt()
+        snap = self.sync.snapshotter
+        if snap is not None:
+            snap.cancel()
 
     def _make_source(self, mset: MappingSet, position: Position | None) -> Any:
         src = self.source_conn
@@ -423,7 +436,18 @@ class Daemon:
         return all(now - d.alive_at < within for d in self.directions)
 
     def wait(self, poll: Callable[[], None] | None = None, interval: float = 1.0) -> None:
+        stop_seen: float | None = None
         while any(t.is_alive() for t in self.threads):
+            if self.stop.is_set():
+                # a statement waiting on a lock or a hung server must not hold a stop (SIGTERM) for
+                # the whole lock or network timeout
+                stop_seen = stop_seen or time.monotonic()
+                if time.monotonic() - stop_seen >= STOP_GRACE_SECONDS:
+                    stop_seen = float("inf")
+                    log.warning("stopping: a direction has not stopped after %.0f s; breaking off its database sessions",
+                                STOP_GRACE_SECONDS)
+                    for d in self.directions:
+                        d.interrupt()
             if poll:
                 poll()
             for t in self.threads:

@@ -65,7 +65,8 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
-from replicator.errors import ConfigError, ReplicatorError, RetriableError
+from replicator.connect import MISSING, RETRIABLE, error_class
+from replicator.errors import ConfigError, FatalError, ReplicatorError, RetriableError
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import route_flow
@@ -77,6 +78,7 @@ log = logging.getLogger(__name__)
 SYNC_TABLE = "sync"
 OUTSTANDING = 2  # chunks read ahead of the apply loop (memory: OUTSTANDING * chunk_rows rows)
 POLL_SECONDS = 2.0  # how often a direction looks for new sync requests
+STOP_SECONDS = 10.0  # how long stopping waits for a snapshotter whose query was cancelled
 
 PENDING, RUNNING, DONE = "pending", "running", "done"
 CHANGED, ECHO = "changed", "echo"  # how a key changed since a sync started
@@ -148,8 +150,7 @@ class SyncState:
         except ReplicatorError:
             raise
         except Exception as exc:
-            text = str(exc)
-            if "does not exist" in text or "doesn't exist" in text:  # PostgreSQL 42P01, MariaDB 1146
+            if error_class(self.db.kind, exc) == MISSING:  # PostgreSQL 42P01, MariaDB 1146
                 raise ConfigError(f"{self.table} is missing in {self.db.conn.describe()}: run `replicator setup` "
                                   f"(it adds the tables a newer version needs and keeps everything else)") from None
             raise
@@ -232,7 +233,9 @@ class Snapshotter:
     """Reads the chunks of a direction's sync jobs, one job after the other, in a thread.
 
     Owns one source connection (the source side's apply account: SELECT on the mapped tables and
-    writes for watermarks). Hands chunks to the apply loop through `SyncDriver`.
+    writes for watermarks). Hands chunks to the apply loop through `SyncDriver`. It belongs to the
+    streaming session that started it: once that session stopped it (`cancel`), the driver refuses
+    its chunks, even if a query kept it alive into the next session.
     """
 
     def __init__(self, driver: "SyncDriver", jobs: list[Job], wait_for: Callable[[str], bool]):
@@ -240,20 +243,33 @@ class Snapshotter:
         self.jobs = jobs
         self.wait_for = wait_for  # mapping -> True once the other side's copy of it is done
         self.error: BaseException | None = None
+        self.mapping: str | None = None  # the job being read, for error messages
+        self.cancelled = threading.Event()
+        self._db: Applier | None = None
         self.thread = threading.Thread(target=self._run, name=f"sync-{driver.stream}", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    def cancel(self) -> None:
+        """From the apply thread: stop at once, cancelling the query it may be waiting for."""
+        self.cancelled.set()
+        db = self._db
+        if db is not None:
+            db.interrupt()
+
     def _run(self) -> None:
         d = self.driver
-        db = make_applier(d.source, f"sync:{d.stream}", "")
+        db = self._db = make_applier(d.source, f"sync:{d.stream}", "")
         try:
+            if self.cancelled.is_set():
+                return
             db.connect()
             for job in self.jobs:
                 while not self.wait_for(job.mapping):
                     if d.stop.wait(1.0) or d.snapshotter is not self:
                         return
+                self.mapping = job.mapping
                 job.started = datetime.now(timezone.utc)
                 scanner = TableScanner(db, job.flow.source.table, job.flow.source.key)
                 estimated = max(scanner.estimate(), job.rows_done)
@@ -263,7 +279,7 @@ class Snapshotter:
                          job.flow.source.table, f" after key {job.last_key}" if job.last_key else "", estimated)
                 after, done_rows = job.last_key, job.rows_done
                 while True:
-                    if not d.wait_room():
+                    if not d.wait_room(self):
                         return
                     rows = scanner.chunk(after, d.chunk_rows)
                     done = len(rows) < d.chunk_rows
@@ -271,13 +287,16 @@ class Snapshotter:
                         after = scanner.key_of(rows[-1])
                     done_rows += len(rows)
                     estimated = max(estimated, done_rows)
-                    high = d.add_chunk(Chunk(job, rows, after, done_rows, estimated, done))
+                    high = d.add_chunk(self, Chunk(job, rows, after, done_rows, estimated, done))
+                    if high is None:
+                        return  # its session ended while it read: the next session reads the chunk again
                     self._watermark(db, high, "high")
                     if done:
                         break
         except BaseException as exc:  # handed to the apply loop, which decides
-            self.error = exc
-            d.wake()
+            if not self.cancelled.is_set():  # else the error is the cancel's own
+                self.error = exc
+                d.wake()
         finally:
             db.rollback()
             db.close()
@@ -319,7 +338,9 @@ class SyncDriver:
         # the other direction's driver (same process), which tells us about rows deleted on our target
         self.peer: SyncDriver | None = None
         # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
+        # (written by both apply threads: the peer's watch/unwatch, our observe; under _watched_lock)
         self._watched: dict[TableRef, tuple[tuple[str, ...], set[Any]]] = {}
+        self._watched_lock = threading.Lock()
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
         self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
@@ -350,11 +371,8 @@ class SyncDriver:
         snap = self._snapshotter
         if snap is not None:
             if snap.error is not None:
-                error = snap.error
                 self._snapshotter = None
-                if isinstance(error, ReplicatorError):
-                    raise error
-                raise RetriableError(f"{self.stream}: sync reader: {type(error).__name__}: {error}") from error
+                raise self._sync_failed(snap.mapping, snap.error)
             if snap.thread.is_alive() or self._chunks:
                 return
             self._finish()
@@ -380,8 +398,8 @@ class SyncDriver:
             insert_only = self._insert_only(mapping, flow, resumed=r.last_key is not None)
             jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned))
         if not jobs:
-            if self.peer is not None and self.peer._watched:
-                self.peer.unwatch(list(self.peer._watched))  # every copy is done: no more deletes to know
+            if self.peer is not None:
+                self.peer.unwatch_all()  # every copy is done: no more deletes to know
             return
         jobs = _parents_first(jobs, foreign_keys)
         self.track(jobs)
@@ -400,15 +418,23 @@ class SyncDriver:
     # -------------------------------------------------------------- for the peer (its apply thread)
     def watch(self, table: TableRef, key: Sequence[str]) -> None:
         """Remember the keys of rows deleted (not by us) in `table` of our source from now on."""
-        self._watched.setdefault(table, (tuple(key), set()))
+        with self._watched_lock:
+            self._watched.setdefault(table, (tuple(key), set()))
 
-    def deleted(self, table: TableRef) -> set[Any]:
-        watched = self._watched.get(table)
-        return watched[1] if watched is not None else set()
+    def deleted(self, table: TableRef) -> frozenset[Any]:
+        """The keys deleted so far: a copy, our apply thread goes on adding to the set."""
+        with self._watched_lock:
+            watched = self._watched.get(table)
+            return frozenset(watched[1]) if watched is not None else frozenset()
 
     def unwatch(self, tables: Iterable[TableRef]) -> None:
-        for table in tables:
-            self._watched.pop(table, None)
+        with self._watched_lock:
+            for table in tables:
+                self._watched.pop(table, None)
+
+    def unwatch_all(self) -> None:
+        with self._watched_lock:
+            self._watched.clear()
 
     def observe(self, txn: Transaction) -> list[Any]:
         """Remember changed keys; at a HIGH watermark return the chunk's rows to apply (routed through
@@ -422,9 +448,11 @@ class SyncDriver:
             if ch.table == self.wm_table:
                 out.extend(self._watermark(ch))
                 continue
-            watched = self._watched.get(ch.table)
-            if watched is not None and ch.op is Op.DELETE and not txn.echo and ch.before:
-                watched[1].add(tuple(ch.before.get(c) for c in watched[0]))
+            if ch.op is Op.DELETE and not txn.echo and ch.before:
+                with self._watched_lock:  # not across _watermark: the peer's lock is taken there
+                    watched = self._watched.get(ch.table)
+                    if watched is not None:
+                        watched[1].add(tuple(ch.before.get(c) for c in watched[0]))
             tracked = self._tracked.get(ch.table)
             if tracked is not None:
                 cols, keys = tracked
@@ -496,16 +524,25 @@ class SyncDriver:
                 log.info("%s: sync of %s done: %d rows", self.stream, p.chunk.job.mapping, p.chunk.rows_done)
 
     def stop_snapshotter(self) -> None:
-        snap, self._snapshotter = self._snapshotter, None
+        """End this session's snapshotter: from here on its chunks are refused (it may still be
+        inside a query); its query is cancelled so that it ends within seconds."""
+        with self._lock:
+            snap, self._snapshotter = self._snapshotter, None
+            self._chunks.clear()
+            self._lock.notify_all()
         if snap is not None:
-            with self._lock:
-                self._lock.notify_all()
-            snap.thread.join(10)
+            snap.cancel()
+            if snap.thread.is_alive():
+                snap.thread.join(STOP_SECONDS)
+            if snap.thread.is_alive():
+                log.warning("%s: the sync reader did not stop within %.0f s of its query being cancelled; "
+                            "it is detached from the stream and nothing it reads is applied", self.stream,
+                            STOP_SECONDS)
         self._finish()
 
     def _finish(self) -> None:
-        self._snapshotter = None
         with self._lock:
+            self._snapshotter = None
             self._chunks.clear()
             self._lock.notify_all()
         self._tracked = {}
@@ -566,20 +603,40 @@ class SyncDriver:
         return ready
 
     # -------------------------------------------------------------- snapshotter thread
-    def wait_room(self) -> bool:
-        """Block while OUTSTANDING chunks wait for the apply loop; False when stopping."""
+    def wait_room(self, snap: object) -> bool:
+        """Block while OUTSTANDING chunks wait for the apply loop; False when stopping or when
+        `snap` is no longer this session's snapshotter."""
         with self._lock:
-            while len(self._chunks) >= OUTSTANDING and not self.stop.is_set() \
-                    and self._snapshotter is not None:
+            while len(self._chunks) >= OUTSTANDING and not self.stop.is_set() and self._snapshotter is snap:
                 self._lock.wait(0.5)
-            return not self.stop.is_set() and self._snapshotter is not None
+            return not self.stop.is_set() and self._snapshotter is snap
 
-    def add_chunk(self, chunk: Chunk) -> str:
-        """Register a chunk just read; returns the mark of the HIGH watermark to write for it."""
+    def add_chunk(self, snap: object, chunk: Chunk) -> str | None:
+        """Register a chunk `snap` just read; returns the mark of the HIGH watermark to write for it,
+        or None when `snap` belongs to a session that has ended (the chunk is dropped)."""
         mark = uuid.uuid4().hex
         with self._lock:
+            if self._snapshotter is not snap:
+                return None
             self._chunks[mark] = chunk
         return mark
+
+    def _sync_failed(self, mapping: str | None, error: BaseException) -> ReplicatorError:
+        """What a snapshotter's error does: a retriable one ends the session, which backs off and
+        resumes the copy from its last chunk; anything else stops with a message naming the copy
+        (retrying a query that is wrong, or a bug, would only repeat it forever)."""
+        what = f"{self.stream}: sync of {mapping or '?'}"
+        if isinstance(error, RetriableError) or \
+                (not isinstance(error, ReplicatorError) and error_class(self.source.kind, error) in RETRIABLE):
+            metrics.sync_errors.labels(self.stream, "retriable").inc()
+            if isinstance(error, RetriableError):
+                return error
+            return RetriableError(f"{what}: {type(error).__name__}: {error}")
+        metrics.sync_errors.labels(self.stream, "fatal").inc()
+        if isinstance(error, ReplicatorError):
+            return error
+        return FatalError(f"{what} failed and stops the stream (it resumes from its last chunk once the cause "
+                          f"is fixed): {type(error).__name__}: {str(error).strip() or '?'}")
 
     def wake(self) -> None:
         with self._lock:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.config import Account, Batching, Config, Connection, Secret, load
+from replicator.config import Account, Batching, Config, Connection, Secret, Timeouts, load
 from replicator.errors import ConfigError
 
 PG_PASSWORD = "pg-s3cret-Zq9"
@@ -335,7 +335,7 @@ def test_postgres_only_key_on_mariadb_is_unknown(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "mapings: m\n") == (
         "F:10: mapings: unknown key 'mapings' (known: batch, connections, heartbeat_seconds, mappings, metrics, "
-        "reconnect, sync, verify)"
+        "reconnect, sync, timeouts, verify)"
     )
 
 
@@ -431,3 +431,19 @@ def test_sync_first_side_must_be_a_connection(tmp_path: Path) -> None:
 def test_verify_period_cannot_be_negative(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "verify: {every_seconds: -1}\n") == (
         "F:10: verify.every_seconds: must be 0 (never) or more")
+
+
+def test_timeouts_default_and_reach_both_connections(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, MINIMAL))
+    assert [c.timeouts for c in cfg.connections] == [Timeouts(10.0, 60.0, 75.0, 10.0)] * 2
+    cfg = load(write(tmp_path, MINIMAL + "timeouts: {lock_seconds: 2, statement_seconds: 30, network_seconds: 40}\n"))
+    assert {c.timeouts for c in cfg.connections} == {Timeouts(2.0, 30.0, 40.0, 10.0)}
+
+
+def test_timeouts_are_checked(tmp_path: Path) -> None:
+    assert msg(tmp_path, MINIMAL + "timeouts: {lock_seconds: 0}\n") == (
+        "F:10: timeouts.lock_seconds: must be more than 0 seconds")
+    assert msg(tmp_path, MINIMAL + "timeouts: {statement_seconds: 80}\n") == (
+        "F:10: timeouts.network_seconds: must be more than timeouts.statement_seconds (the server cancels a slow "
+        "statement first, and says which)")
+    assert "unknown key 'lock'" in msg(tmp_path, MINIMAL + "timeouts: {lock: 1}\n")

@@ -93,7 +93,7 @@ def test_keys_changed_since_the_sync_started_are_left_to_the_stream(driver: Sync
     start(driver, mset)
     driver.observe(txn(upd(2), upd(3)))
     driver.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 4}, None)))
-    high = driver.add_chunk(chunk_of(mset, [1, 2, 3, 4, 5]))
+    high = driver.add_chunk(driver.snapshotter, chunk_of(mset, [1, 2, 3, 4, 5]))
     out = driver.observe(txn(mark(driver, high, "high")))
     assert chunk_rows(out) == [1, 5]
     assert all(lc.op is Op.INSERT and lc.change.op is Op.INSERT for lc in out if isinstance(lc, LinkedChange))
@@ -105,9 +105,9 @@ def test_keys_stay_excluded_for_later_chunks(driver: SyncDriver, mset: MappingSe
     the stream carries every change since the start."""
     start(driver, mset)
     driver.observe(txn(upd(12)))
-    first = driver.add_chunk(chunk_of(mset, [1, 2]))
+    first = driver.add_chunk(driver.snapshotter, chunk_of(mset, [1, 2]))
     assert chunk_rows(driver.observe(txn(mark(driver, first, "high")))) == [1, 2]
-    second = driver.add_chunk(chunk_of(mset, [11, 12, 13]))
+    second = driver.add_chunk(driver.snapshotter, chunk_of(mset, [11, 12, 13]))
     assert chunk_rows(driver.observe(txn(mark(driver, second, "high")))) == [11, 13]
 
 
@@ -139,7 +139,7 @@ def test_echo_rows_update_only_the_fields_this_side_owns(config: Config) -> None
     d.observe(txn(upd(7), echo=True))
     d.observe(txn(RowChange(CUSTOMER, Op.DELETE, {"id": 8}, None), echo=True))
     rows = [{"id": k, "name": f"n{k}", "note": "x"} for k in (6, 7, 8)]
-    out = d.observe(txn(mark(d, d.add_chunk(Chunk(job, rows, (8,), 3, 3, True)), "high")))
+    out = d.observe(txn(mark(d, d.add_chunk(d.snapshotter, Chunk(job, rows, (8,), 3, 3, True)), "high")))
     routed = [tc for tc in out if isinstance(tc, TargetChange)]
     assert [(tc.key, tc.op, dict(tc.values), tc.must_exist) for tc in routed] == [
         ((6,), Op.INSERT, {"cid": 6, "customer_name": "n6", "note": "x"}, False),
@@ -153,14 +153,14 @@ def test_echo_rows_update_only_the_fields_this_side_owns(config: Config) -> None
 def test_a_key_change_excludes_old_and_new_key(driver: SyncDriver, mset: MappingSet) -> None:
     start(driver, mset)
     driver.observe(txn(RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": "a"}, {"id": 9, "name": "a"})))
-    high = driver.add_chunk(chunk_of(mset, [1, 2, 9]))
+    high = driver.add_chunk(driver.snapshotter, chunk_of(mset, [1, 2, 9]))
     assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [2]
 
 
 def test_other_tables_and_other_streams_are_not_tracked(driver: SyncDriver, mset: MappingSet) -> None:
     start(driver, mset)
     driver.observe(txn(RowChange(TableRef("public", "orders"), Op.UPDATE, {"id": 1}, {"id": 1})))
-    high = driver.add_chunk(chunk_of(mset, [1, 2]))
+    high = driver.add_chunk(driver.snapshotter, chunk_of(mset, [1, 2]))
     assert driver.observe(txn(mark(driver, high, "high", stream="erp_to_crm"))) == []  # not ours: still waiting
     assert chunk_rows(driver.observe(txn(mark(driver, high, "high")))) == [1, 2]
 
@@ -180,7 +180,7 @@ def test_nothing_is_tracked_without_a_sync(config: Config) -> None:
 
 def test_an_empty_last_chunk_still_records_progress(driver: SyncDriver, mset: MappingSet) -> None:
     start(driver, mset)
-    high = driver.add_chunk(chunk_of(mset, [], done=True))
+    high = driver.add_chunk(driver.snapshotter, chunk_of(mset, [], done=True))
     out = driver.observe(txn(mark(driver, high, "high")))
     assert len(out) == 1 and isinstance(out[0], Progress) and out[0].chunk.done
 
@@ -188,8 +188,8 @@ def test_an_empty_last_chunk_still_records_progress(driver: SyncDriver, mset: Ma
 def test_room_is_bounded(driver: SyncDriver, mset: MappingSet) -> None:
     """At most OUTSTANDING chunks wait in memory; applying one makes room."""
     start(driver, mset)
-    highs = [driver.add_chunk(chunk_of(mset, [1])), driver.add_chunk(chunk_of(mset, [2]))]
-    waiter = threading.Thread(target=driver.wait_room)
+    highs = [driver.add_chunk(driver.snapshotter, chunk_of(mset, [1])), driver.add_chunk(driver.snapshotter, chunk_of(mset, [2]))]
+    waiter = threading.Thread(target=driver.wait_room, args=(driver.snapshotter,))
     waiter.start()
     waiter.join(0.3)
     assert waiter.is_alive()  # two chunks in flight
@@ -269,7 +269,7 @@ def test_rows_deleted_on_the_target_meanwhile_are_not_revived(config: Config) ->
     peer.observe(txn(RowChange(erp_table, Op.DELETE, {"cid": 2, "customer_name": "b"}, None)))
     peer.observe(txn(RowChange(erp_table, Op.DELETE, {"cid": 3, "customer_name": "c"}, None), echo=True))
     rows = [{"id": k, "name": f"n{k}", "note": None} for k in (1, 2, 3)]
-    out = ours.observe(txn(mark(ours, ours.add_chunk(Chunk(job, rows, (3,), 3, 3, True)), "high")))
+    out = ours.observe(txn(mark(ours, ours.add_chunk(ours.snapshotter, Chunk(job, rows, (3,), 3, 3, True)), "high")))
     assert [tc.key for tc in out if isinstance(tc, TargetChange)] == [(1,), (3,)]  # 3 was deleted by us
     ours._snapshotter = None
     ours.stop_snapshotter()  # a new session (a reconnect) keeps asking: the copy is not over

@@ -1,0 +1,278 @@
+"""Driver errors are classified by SQLSTATE / errno, never by message text (issue 8).
+
+No server here has another language installed (`locale -a`: C and POSIX only, and PostgreSQL's
+lc_messages needs an OS locale), so the errors are built the way psycopg2 and PyMySQL hand them
+over -- the psycopg2.errors class of the SQLSTATE with its `pgcode`, PyMySQL's (errno, text) --
+with German and French message texts: a classification that read the text would get them wrong.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import pymysql
+import pytest
+
+from replicator import connect
+from replicator.appliers.mariadb import MariaDBApplier
+from replicator.appliers.postgres import PostgresApplier
+from replicator.changes import Op, TableRef, TargetChange
+from replicator.config import Account, Connection, Secret
+from replicator.connect import ACCESS, CONFLICT, CONNECTION, MISSING, OTHER, ROW, TIMEOUT
+from replicator.errors import ConfigError, RetriableError, RowError
+
+
+def pg_error(code: str, text: str) -> psycopg2.Error:
+    """A psycopg2 error as the server sends it: the SQLSTATE's class, carrying its pgcode."""
+    base = psycopg2.errors.lookup(code)
+    return type(base.__name__, (base,), {"pgcode": code})(text)
+
+
+def my_error(cls: type, code: int, text: str) -> pymysql.MySQLError:
+    return cls(code, text)
+
+
+@pytest.mark.parametrize("code, text, expected", [
+    ("55P03", "FEHLER:  konnte Sperre für Zeile in Relation »kunde« nicht setzen", TIMEOUT),
+    ("57014", "FEHLER:  storniere Anfrage wegen Zeitüberschreitung der Anweisung", TIMEOUT),
+    ("40P01", "FEHLER:  Verklemmung (Deadlock) entdeckt", CONFLICT),
+    ("40001", "ERREUR:  n'a pas pu sérialiser un accès à cause d'une mise à jour en parallèle", CONFLICT),
+    ("57P01", "FATAL:  Verbindung wird abgebrochen aufgrund von Anweisung des Administrators", CONNECTION),
+    ("08006", "Verbindung verloren", CONNECTION),
+    ("53300", "FATAL:  tut mir leid, schon zu viele Verbindungen", CONNECTION),
+    ("28P01", "FATAL:  Passwort-Authentifizierung für Benutzer »x« fehlgeschlagen", ACCESS),
+    ("42501", "FEHLER:  keine Berechtigung für Tabelle kunde", ACCESS),
+    ("3D000", "FATAL:  Datenbank »crm« existiert nicht", ACCESS),
+    ("42P01", "FEHLER:  Relation »kunde« existiert nicht", MISSING),
+    ("23505", "FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint", ROW),
+    ("22001", "FEHLER:  Wert zu lang für Typ character varying(5)", ROW),
+    ("22P02", "FEHLER:  ungültige Eingabesyntax für Typ integer", ROW),
+    ("42703", "FEHLER:  Spalte »x« existiert nicht", ROW),
+    ("P0001", "FEHLER:  vom Trigger abgelehnt", ROW),
+    ("25P02", "FEHLER:  aktuelle Transaktion wurde abgebrochen", OTHER),
+])
+def test_postgresql_errors_by_sqlstate(code: str, text: str, expected: str) -> None:
+    assert connect.pg_error_class(pg_error(code, text)) == expected
+
+
+def test_postgresql_errors_without_sqlstate_by_class() -> None:
+    # libpq could not connect or the socket broke: psycopg2 has no SQLSTATE to give
+    assert connect.pg_error_class(psycopg2.OperationalError("Server beendete die Verbindung unerwartet")) == CONNECTION
+    assert connect.pg_error_class(psycopg2.InterfaceError("connection already closed")) == CONNECTION
+    assert connect.pg_error_class(psycopg2.DatabaseError("?")) == OTHER
+    assert connect.pg_error_class(ValueError("no driver error")) == OTHER
+
+
+@pytest.mark.parametrize("cls, code, expected", [
+    (pymysql.OperationalError, 1205, TIMEOUT),  # Zeitüberschreitung beim Warten auf Sperre
+    (pymysql.OperationalError, 1969, TIMEOUT),  # max_statement_time
+    (pymysql.OperationalError, 1213, CONFLICT),
+    (pymysql.OperationalError, 2013, CONNECTION),
+    (pymysql.OperationalError, 2006, CONNECTION),
+    (pymysql.OperationalError, 1927, CONNECTION),
+    (pymysql.InternalError, 4031, CONNECTION),
+    (pymysql.OperationalError, 1045, ACCESS),
+    (pymysql.OperationalError, 1142, ACCESS),
+    (pymysql.ProgrammingError, 1146, MISSING),
+    (pymysql.IntegrityError, 1062, ROW),
+    (pymysql.DataError, 1406, ROW),
+    (pymysql.OperationalError, 1366, ROW),
+    (pymysql.InternalError, 4025, ROW),
+])
+def test_mariadb_errors_by_errno(cls: type, code: int, expected: str) -> None:
+    assert connect.my_error_class(my_error(cls, code, "Meldung in einer anderen Sprache")) == expected
+
+
+def test_mariadb_errors_without_errno_are_a_lost_connection() -> None:
+    assert connect.my_error_class(pymysql.InterfaceError(0, "")) == CONNECTION
+    assert connect.my_error_class(pymysql.OperationalError("socket")) == CONNECTION
+    assert connect.my_error_class(ConnectionResetError()) == CONNECTION
+    assert connect.my_error_class(KeyError("x")) == OTHER
+
+
+# ---------------------------------------------------------------- where the classes are used
+
+def _conn(kind: str) -> Connection:
+    acc = Account("u", Secret("pw"))
+    return Connection("crm" if kind == "postgresql" else "erp", kind, "127.0.0.1", 1, "db", acc, acc)
+
+
+def test_pg_connect_stops_on_a_refused_login_by_sqlstate_and_retries_an_unreachable_server(monkeypatch) -> None:
+    def refuse(**_kw: Any) -> Any:
+        raise pg_error("28P01", "FATAL:  Passwort-Authentifizierung für Benutzer »u« fehlgeschlagen")
+    monkeypatch.setattr(psycopg2, "connect", refuse)
+    with pytest.raises(ConfigError):
+        connect.pg_connect(_conn("postgresql"), _conn("postgresql").apply)
+
+    def unreachable(**_kw: Any) -> Any:
+        raise psycopg2.OperationalError("Verbindung zum Server auf »127.0.0.1«, Port 1 fehlgeschlagen")
+    monkeypatch.setattr(psycopg2, "connect", unreachable)
+    with pytest.raises(RetriableError):
+        connect.pg_connect(_conn("postgresql"), _conn("postgresql").apply)
+
+
+def test_my_connect_passes_the_configured_network_timeouts(monkeypatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake(**kw: Any) -> Any:
+        seen.update(kw)
+        raise pymysql.OperationalError(1045, "Zugriff verweigert")
+    monkeypatch.setattr(pymysql, "connect", fake)
+    with pytest.raises(ConfigError):
+        connect.my_connect(_conn("mariadb"), _conn("mariadb").apply)
+    assert (seen["read_timeout"], seen["write_timeout"], seen["connect_timeout"]) == (75, 75, 10)
+
+
+class _ScriptedPg(PostgresApplier):
+    """A PostgreSQL applier without a server: every upsert runs through `_run` and raises what
+    the script says for its key (None: the row goes in)."""
+
+    def __init__(self, script: dict[Any, BaseException | None]):
+        super().__init__(_conn("postgresql"), "erp_to_crm")
+        self.script = script
+
+    def begin(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def _upsert(self, run: Any, rows: list[TargetChange]) -> int:
+        def q() -> int:
+            for r in rows:
+                exc = self.script.get(r.key[0])
+                if exc is not None:
+                    raise exc
+            return 0
+        return self._run(q)
+
+
+class _ScriptedMy(MariaDBApplier):
+    def __init__(self, script: dict[Any, BaseException | None]):
+        super().__init__(_conn("mariadb"), "crm_to_erp")
+        self.script = script
+
+    def begin(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def _upsert(self, run: Any, rows: list[TargetChange]) -> int:
+        def q() -> int:
+            for r in rows:
+                exc = self.script.get(r.key[0])
+                if exc is not None:
+                    raise exc
+            return 0
+        return self._run(q)
+
+
+def _changes(*keys: int) -> list[TargetChange]:
+    return [TargetChange(TableRef("public", "kunde"), Op.INSERT, ("id",), (k,), {"id": k, "name": "x"}) for k in keys]
+
+
+def test_a_lock_timeout_is_retriable_and_names_the_table() -> None:
+    applier = _ScriptedPg({2: pg_error("55P03", "FEHLER:  konnte Sperre nicht setzen")})
+    with pytest.raises(RetriableError, match=r"timeout on public\.kunde \(SQLSTATE 55P03\)"):
+        applier.apply(_changes(1, 2))
+    applier = _ScriptedMy({2: my_error(pymysql.OperationalError, 1205, "Sperrwartezeit überschritten")})
+    with pytest.raises(RetriableError, match=r"timeout on public\.kunde: \(1205\)"):
+        applier.apply(_changes(1, 2))
+
+
+def test_a_missing_privilege_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="lacks a privilege"):
+        _ScriptedPg({1: pg_error("42501", "FEHLER:  keine Berechtigung")}).apply(_changes(1))
+
+
+def test_locate_row_error_names_the_row_of_a_data_error() -> None:
+    applier = _ScriptedPg({3: pg_error("22001", "FEHLER:  Wert zu lang")})
+    batch = pg_error("22001", "FEHLER:  Wert zu lang")
+    error = applier.locate_row_error(_changes(1, 2, 3, 4), batch)
+    assert isinstance(error, RowError) and error.table == "public.kunde" and error.key == (3,)
+
+
+@pytest.mark.parametrize("lost", [
+    pg_error("57P01", "FATAL:  Verbindung wird abgebrochen"),
+    psycopg2.OperationalError("Server beendete die Verbindung unerwartet"),
+    psycopg2.InterfaceError("connection already closed"),
+])
+def test_locate_row_error_keeps_a_lost_connection_retriable(lost: BaseException) -> None:
+    """The batch failed on row 3's data; while it is replayed row by row the connection drops (or
+    the server shuts down). That must reconnect and resume, not stop the stream with a RowError
+    blaming row 2."""
+    applier = _ScriptedPg({2: lost, 3: pg_error("22001", "FEHLER:  Wert zu lang")})
+    with pytest.raises(RetriableError):
+        applier.locate_row_error(_changes(1, 2, 3), pg_error("22001", "FEHLER:  Wert zu lang"))
+
+
+def test_locate_row_error_keeps_a_lost_mariadb_connection_retriable() -> None:
+    applier = _ScriptedMy({2: my_error(pymysql.OperationalError, 2013, "Verbindung verloren"),
+                           3: my_error(pymysql.DataError, 1406, "Daten zu lang für Spalte 'name'")})
+    with pytest.raises(RetriableError):
+        applier.locate_row_error(_changes(1, 2, 3), my_error(pymysql.DataError, 1406, "zu lang"))
+    applier = _ScriptedMy({3: my_error(pymysql.DataError, 1406, "Data too long for column 'name' at row 1")})
+    error = applier.locate_row_error(_changes(1, 2, 3), my_error(pymysql.DataError, 1406, "zu lang"))
+    assert (error.key, error.column) == ((3,), "name")
+
+
+def test_locate_row_error_lets_an_unexpected_error_through() -> None:
+    applier = _ScriptedPg({2: ZeroDivisionError("a bug, not a row")})
+    with pytest.raises(ZeroDivisionError):
+        applier.locate_row_error(_changes(1, 2), pg_error("22001", "x"))
+
+
+# ---------------------------------------------------------------- the WAL stream's errors
+
+class _Catalog:
+    """pg_replication_slots and pg_publication as the WAL source's diagnosis reads them."""
+
+    def __init__(self, slot: tuple | None, publication: bool) -> None:
+        self.answers = [slot, (1,) if publication else None]
+
+    def cursor(self) -> "_Catalog":
+        return self
+
+    def __enter__(self) -> "_Catalog":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        pass
+
+    def execute(self, *_a: Any) -> None:
+        pass
+
+    def fetchone(self) -> Any:
+        return self.answers.pop(0)
+
+    def close(self) -> None:
+        pass
+
+
+def _wal(monkeypatch, slot: tuple | None = ("0/100", "reserved"), publication: bool = True) -> Any:
+    from replicator.changes import LSN
+    from replicator.loopguard import LoopGuard
+    from replicator.sources import wal
+
+    monkeypatch.setattr(wal, "pg_connect", lambda *_a, **_k: _Catalog(slot, publication))
+    return wal.WalSource(_conn("postgresql"), "crm_to_erp", [], LoopGuard("replicator", "erp_to_crm"), LSN(0x100), 10)
+
+
+def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
+    from replicator.errors import FatalError, SourceLostError
+
+    gone = pg_error("42704", "FEHLER:  Replikations-Slot »crm« existiert nicht")
+    assert isinstance(_wal(monkeypatch, slot=None)._classify(gone), SourceLostError)
+    lost = pg_error("55000", "FEHLER:  kann keine Änderungen mehr vom Replikations-Slot »crm« lesen")
+    assert isinstance(_wal(monkeypatch, slot=("0/100", "lost"))._classify(lost), SourceLostError)
+    no_pub = pg_error("42704", "FEHLER:  Publikation »replicator« existiert nicht")
+    error = _wal(monkeypatch, publication=False)._classify(no_pub)
+    assert type(error) is FatalError and "publication 'replicator'" in str(error)
+    denied = pg_error("42501", "FEHLER:  keine Berechtigung")
+    assert type(_wal(monkeypatch)._classify(denied)) is FatalError
+    busy = pg_error("55006", "FEHLER:  Replikations-Slot »crm« ist aktiv für PID 42")
+    assert type(_wal(monkeypatch)._classify(busy)) is RetriableError
+    shutdown = pg_error("57P01", "FATAL:  Verbindung wird abgebrochen")
+    assert type(_wal(monkeypatch)._classify(shutdown)) is RetriableError
