@@ -416,12 +416,12 @@ def render(st: Status) -> str:
                        f"retains {s.retained_wal_bytes if s.retained_wal_bytes is not None else '-'} bytes, "
                        f"safe WAL left {safe}")
         else:
-            margin = "-" if s.margin_seconds is None else (
+            margin = "purgeable in -" if s.margin_seconds is None else (
                 "never purged (binlog_expire_logs_seconds = 0)" if s.margin_seconds == UNLIMITED
-                else _duration(s.margin_seconds))
+                else f"purgeable in {_duration(s.margin_seconds)}")
             out.append(f"source {s.side} (MariaDB): checkpoint file {s.checkpoint_file or '-'}, "
                        f"{s.files_before_checkpoint if s.files_before_checkpoint is not None else '-'} older "
-                       f"file(s) go first; purgeable in {margin}")
+                       f"file(s) go first; {margin}")
         out.extend(f"  ! {e}" for e in s.errors)
     out.append("")
     if st.daemon.reachable:
