@@ -8,7 +8,8 @@ Three things made the plain "now minus the last commit time" wrong:
   resolution (1 s) too low when we are behind. PostgreSQL commit times are microseconds (resolution 0).
 - Transactions that map to nothing (our own echoes under two-way traffic, unmapped tables) were never
   committed to the target, so the gauge kept the value of the last one that was: they count as
-  handled when they are taken.
+  handled when they are taken. Inside a batch it is the other way round: the batch's lag is that of
+  its first transaction, not of the last (often a fresh echo).
 - An idle source sends nothing to apply, so the gauge froze at its last value. When the reader has
   handed over nothing for a while and no target transaction is open, every change the source sent
   is in the target: the lag is 0. A silent (partitioned) source connection is detected by the
@@ -42,12 +43,19 @@ class LagGauge:
         reported = commit_time.timestamp()
         return min(reported + self.resolution, max(reported, taken_at))
 
-    def applied(self, commit_time: datetime | None, taken_at: float) -> None:
-        """A target transaction committed; its last source transaction was taken at `taken_at`."""
-        if commit_time is None:
+    def applied(self, last_commit_time: datetime | None, first_commit_time: datetime | None,
+                first_taken_at: float) -> None:
+        """A target transaction committed. Its lag is that of its first source transaction (taken from
+        the reader at `first_taken_at`), the longest any of its changes waited: a batch that ends with a
+        fresh echo of our own write must not hide an old change at its start."""
+        if last_commit_time is not None:
+            self._last.set(last_commit_time.timestamp())
+        if first_commit_time is None:
             return
-        self._last.set(commit_time.timestamp())
-        self.handled(commit_time, taken_at)
+        self._lag.set(max(0.0, self._clock() - self.estimate(first_commit_time, first_taken_at)))
+        # everything up to the batch's last transaction is in: the lag counts from there when stalled
+        if last_commit_time is not None:
+            self._caught_up_at = last_commit_time.timestamp()
 
     def handled(self, commit_time: datetime | None, taken_at: float) -> None:
         """Everything up to a source transaction committed at `commit_time` is in the target or needs

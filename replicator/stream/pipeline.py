@@ -230,12 +230,13 @@ class Direction:
         batch_rows = batch_txns = 0
         batch_started = 0.0
         last: Transaction | None = None
-        taken_at = last_taken_at = 0.0  # wall time the items / `last` were taken from the reader (lag.py)
+        taken_at = 0.0  # wall time the items were taken from the reader (lag.py)
+        oldest: tuple[Any, float] | None = None  # (commit time, taken at) of the batch's first transaction
         skipped_to: Position | None = None
         last_commit_at = time.monotonic()
 
-        def commit(position: Position, commit_time: Any, taken: float = 0.0) -> None:
-            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at
+        def commit(position: Position, commit_time: Any) -> None:
+            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at, oldest
             self._apply(applier, pending)
             applier.commit(position, commit_time)
             source.ack(position)
@@ -246,7 +247,8 @@ class Direction:
             m_seconds.observe(now - batch_started)
             m_rows.observe(batch_rows)
             m_txns.inc(batch_txns)
-            self.lag.applied(commit_time, taken)
+            self.lag.applied(commit_time, *(oldest or (None, 0.0)))  # a batch's lag is its first transaction's
+            oldest = None
             self.backoff.committed()
             checkpoint, skipped_to, last_commit_at = position, None, now
             open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
@@ -272,7 +274,7 @@ class Direction:
             m_depth.set(chan.rows())
             if not items:
                 if open_txn and not mid_txn and last is not None:
-                    commit(last.position, last.commit_time, last_taken_at)
+                    commit(last.position, last.commit_time)
                 elif not open_txn:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
                     due = time.monotonic() - last_commit_at >= idle_checkpoint
@@ -310,12 +312,14 @@ class Direction:
                     pending = []
                 mid_txn = not txn.final
                 if txn.final:
-                    last, last_taken_at = txn, taken_at
+                    last = txn
+                    if oldest is None and txn.commit_time is not None:
+                        oldest = (txn.commit_time, taken_at)
                     batch_txns += 1 if txn.changes else 0
                     if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
-                        commit(txn.position, txn.commit_time, taken_at)
+                        commit(txn.position, txn.commit_time)
             if open_txn and not mid_txn and last is not None and chan.empty():
-                commit(last.position, last.commit_time, last_taken_at)  # nothing else waiting: do not hold the batch
+                commit(last.position, last.commit_time)  # nothing else waiting: do not hold the batch
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
             self._progress = []

@@ -29,7 +29,7 @@ def test_binlog_whole_seconds_do_not_read_as_lag_when_keeping_up() -> None:
     """Committed at 100.93 (the binlog says 100), taken at 100.935, applied at 100.95: 20 ms, not 0.95 s."""
     clock = Clock(100.95)
     g = LagGauge("t_keep_up", BINLOG_TIME_RESOLUTION, clock)
-    g.applied(_at(100.0), taken_at=100.935)
+    g.applied(_at(100.0), _at(100.0), 100.935)
     assert _lag("t_keep_up") == pytest.approx(0.015)
     assert metrics.REGISTRY.get_sample_value("replicator_last_applied_timestamp_seconds",
                                              {"direction": "t_keep_up"}) == 100.0
@@ -40,7 +40,7 @@ def test_binlog_lag_behind_is_within_the_resolution(true_commit: float) -> None:
     """Taken long after the commit (a backlog): the estimate is never more than 1 s off, and never high."""
     clock = Clock(130.0)
     g = LagGauge("t_behind", BINLOG_TIME_RESOLUTION, clock)
-    g.applied(_at(int(true_commit)), taken_at=129.5)
+    g.applied(_at(int(true_commit)), _at(int(true_commit)), 129.5)
     true_lag = 130.0 - true_commit
     assert true_lag - 1.0 <= _lag("t_behind") <= true_lag
 
@@ -48,14 +48,14 @@ def test_binlog_lag_behind_is_within_the_resolution(true_commit: float) -> None:
 def test_postgresql_microseconds_are_used_as_they_are() -> None:
     clock = Clock(200.5)
     g = LagGauge("t_pg", 0.0, clock)
-    g.applied(_at(200.123456), taken_at=200.4)
+    g.applied(_at(200.123456), _at(200.123456), 200.4)
     assert _lag("t_pg") == pytest.approx(200.5 - 200.123456)
 
 
 def test_idle_reads_zero_and_echoes_count_as_handled() -> None:
     clock = Clock(300.0)
     g = LagGauge("t_idle", BINLOG_TIME_RESOLUTION, clock)
-    g.applied(_at(290.0), taken_at=299.0)
+    g.applied(_at(290.0), _at(290.0), 299.0)
     assert _lag("t_idle") == pytest.approx(9.0)
     clock.now = 310.0
     g.handled(_at(309.0), taken_at=309.99)  # an echo of our own write: handled, not stale
@@ -76,7 +76,20 @@ def test_stalled_grows_from_the_last_caught_up_moment() -> None:
     clock.now = 507.5
     g.stalled()
     assert _lag("t_stall") == pytest.approx(7.5)
-    g.applied(_at(507.0), taken_at=508.0)
+    g.applied(_at(507.0), _at(507.0), 508.0)
     clock.now = 510.0
     g.stalled()
     assert _lag("t_stall") == pytest.approx(3.0)
+
+
+def test_a_batch_reads_the_lag_of_its_first_transaction() -> None:
+    """A batch of an old change and a fresh echo of our own write: the old change's wait is the lag."""
+    clock = Clock(700.5)
+    g = LagGauge("t_batch", BINLOG_TIME_RESOLUTION, clock)
+    g.applied(_at(700.0), _at(698.0), 698.2)  # first: committed in [698, 698.2]; last: an echo at 700
+    assert _lag("t_batch") == pytest.approx(700.5 - 698.2)
+    assert metrics.REGISTRY.get_sample_value("replicator_last_applied_timestamp_seconds",
+                                             {"direction": "t_batch"}) == 700.0
+    clock.now = 703.0
+    g.stalled()  # everything up to the echo is in
+    assert _lag("t_batch") == pytest.approx(3.0)
