@@ -100,7 +100,7 @@ class Status:
     daemon: DaemonView
     directions: tuple[DirectionStatus, ...]
     sources: tuple[SourceStatus, ...]
-    at: str = field(default_factory=lambda: _iso(time.time()))
+    at: str | None = field(default_factory=lambda: _iso(time.time()))
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -316,9 +316,9 @@ def collect(config: Config, max_lag: float = 60.0, sample_seconds: float = 1.0) 
             elapsed = time.monotonic() - t0
             for (name, labels), value in samples.items():
                 if name == "replicator_rows_applied_total":
-                    d = dict(labels)["direction"]
+                    stream = dict(labels)["direction"]
                     before = first.get((name, labels), 0.0)
-                    rates[d] = rates.get(d, 0.0) + (value - before) / elapsed
+                    rates[stream] = rates.get(stream, 0.0) + (value - before) / elapsed
         view = DaemonView(True, url, _value(samples, "replicator_verify_rows_differing"),
                           _iso(_value(samples, "replicator_verify_last_complete_timestamp_seconds") or None))
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -403,10 +403,11 @@ def render(st: Status) -> str:
                                            else daemon_only if not st.daemon.reachable else "0"))
         out.append("  queue depth      " + (f"{d.queue_depth:.0f}" if d.queue_depth is not None else daemon_only))
         out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)"))
-        for s in d.syncs:
-            pct = f" {100 * s.rows_done / s.rows_estimated:.0f}%" if s.rows_estimated and s.status != "done" else ""
-            out.append(f"  sync {s.mapping:<12}{s.status} {s.rows_done:,}/{max(s.rows_estimated, s.rows_done):,}"
-                       f" rows{pct}")
+        for sy in d.syncs:
+            pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
+                else ""
+            out.append(f"  sync {sy.mapping:<12}{sy.status} {sy.rows_done:,}/"
+                       f"{max(sy.rows_estimated, sy.rows_done):,} rows{pct}")
         out.extend(f"  ! {e}" for e in d.errors)
     for s in st.sources:
         out.append("")
