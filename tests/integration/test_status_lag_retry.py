@@ -267,5 +267,10 @@ def test_sigterm_during_a_back_off_stops_at_once(pair: Pair, maria_server) -> No
         took = time.monotonic() - started
         print(f"\nSIGTERM during a 20 s back-off: exit {code} after {took:.2f} s")
         assert code == 0 and took < 2.0
+        # status with a database down: what cannot be read is named, the rest is still shown
+        result = pair.cli("status", check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+        assert "crm_to_erp: unknown" in result.stdout and "erp_to_crm: not running" in result.stdout
+        assert "! target erp:" in result.stdout and "! source erp:" in result.stdout
     finally:
         maria_server.start()
