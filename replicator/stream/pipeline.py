@@ -106,6 +106,7 @@ class Direction:
         metrics.running.labels(self.name).set(1)
         try:
             while not self.stop.is_set():
+                started = time.monotonic()
                 try:
                     self._stream_once()
                     return
@@ -117,6 +118,8 @@ class Direction:
                     metrics.errors.labels(self.name, exc.kind).inc()
                     cause = retry.cause_of(exc)
                     metrics.retries.labels(self.name, cause).inc()
+                    if time.monotonic() - started > retry.WORKED_SECONDS:
+                        self.backoff.committed()  # streamed a while (idle: nothing to commit): start over
                     delay = self.backoff.next_delay(cause)
                     log.warning("%s: %s; retrying in %.2f s (%s)", self.name, exc, delay, cause)
                     self.lag.stalled()

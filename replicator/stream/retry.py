@@ -5,7 +5,8 @@ back, and running it again at once almost always succeeds (on a busy ERP they ar
 first few of them in a row are retried at once, after a few milliseconds of jitter so that two
 writers that collided do not collide again in step. Anything else (a dropped connection, a server
 restarting), or a conflict that keeps coming back, waits with exponential back-off. A successful
-commit proves the path works again: the back-off starts over from the initial delay.
+commit proves the path works again, and so does a session that streamed for a minute (an idle
+source has nothing to commit): the back-off starts over from the initial delay.
 
 Every wait is on the daemon's stop Event, so SIGTERM ends it at once.
 """
@@ -21,6 +22,9 @@ from typing import Callable
 DEADLOCK, SERIALIZATION, LOCK_TIMEOUT, OTHER = "deadlock", "serialization", "lock_timeout", "other"
 CAUSES = (DEADLOCK, SERIALIZATION, LOCK_TIMEOUT, OTHER)
 CONFLICTS = frozenset({DEADLOCK, SERIALIZATION, LOCK_TIMEOUT})  # retried at once
+
+# a session that streamed this long had recovered, even if an idle source gave it nothing to commit
+WORKED_SECONDS = 60.0
 
 _MARIADB = {1213: DEADLOCK, 1205: LOCK_TIMEOUT}  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 _SQLSTATE = {"40P01": DEADLOCK, "40001": SERIALIZATION, "55P03": LOCK_TIMEOUT}
