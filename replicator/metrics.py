@@ -130,6 +130,19 @@ slot_safe_wal_bytes = Gauge(
     ["side"],
     registry=REGISTRY,
 )
+retries = Counter(
+    "replicator_retries_total",
+    "Retriable errors a direction tried again after, by cause (deadlock, serialization, lock_timeout, other).",
+    ["direction", "cause"],
+    registry=REGISTRY,
+)
+binlog_retention_margin = Gauge(
+    "replicator_binlog_retention_margin_seconds",
+    "Seconds until MariaDB purges the binlog file the checkpoint needs (binlog_expire_logs_seconds minus the "
+    "age of the oldest binlog file that is not older than it); -1 when binlogs never expire.",
+    ["side"],
+    registry=REGISTRY,
+)
 running = Gauge(
     "replicator_direction_running",
     "1 while the direction streams, 0 when stopped on an error.",

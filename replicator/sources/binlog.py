@@ -297,6 +297,10 @@ class BinlogSource:
                 continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
             position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+            if event.timestamp:
+                # the GTID event carries the time the transaction's first statement started; the XID
+                # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
+                commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
             self._idle = position
             in_txn = False
             if echo:

@@ -18,7 +18,9 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
+from replicator.stream import retry
 from replicator.stream.channel import Channel
+from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, route
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
@@ -91,11 +93,18 @@ class Direction:
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
+        for cause in retry.CAUSES:
+            metrics.retries.labels(self.name, cause)
+        self.backoff = retry.Backoff(retry.RetryPolicy(config.reconnect_initial_seconds,
+                                                       config.reconnect_max_seconds), stop)
+        self.lag = LagGauge(self.name, BINLOG_TIME_RESOLUTION if source.kind == "mariadb" else 0.0)
+
+    def _waiting(self) -> None:
+        self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
+        self.lag.stalled()
 
     # ------------------------------------------------------------ supervision
     def run(self) -> None:
-        cfg = self.config
-        delay = cfg.reconnect_initial_seconds
         metrics.running.labels(self.name).set(1)
         try:
             while not self.stop.is_set():
@@ -107,16 +116,16 @@ class Direction:
                     log.info("%s: mappings reloaded; resuming from the checkpoint", self.name)
                     continue
                 except RetriableError as exc:
+                    # a deadlock is retried at once, an outage backs off (stream/retry.py)
                     metrics.errors.labels(self.name, exc.kind).inc()
-                    if time.monotonic() - started > 60:
-                        delay = cfg.reconnect_initial_seconds  # it had been working: start the back-off over
-                    log.warning("%s: %s; retrying in %.1f s", self.name, exc, delay)
-                    deadline = time.monotonic() + delay
-                    while not self.stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
-                        self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
-                        if time.monotonic() >= deadline:
-                            break
-                    delay = min(delay * 2, cfg.reconnect_max_seconds)
+                    cause = retry.cause_of(exc)
+                    metrics.retries.labels(self.name, cause).inc()
+                    if time.monotonic() - started > retry.WORKED_SECONDS:
+                        self.backoff.committed()  # streamed a while (idle: nothing to commit): start over
+                    delay = self.backoff.next_delay(cause)
+                    log.warning("%s: %s; retrying in %.2f s (%s)", self.name, exc, delay, cause)
+                    self.lag.stalled()
+                    self.backoff.wait(delay, self._waiting)
                 except ReplicatorError as exc:
                     metrics.errors.labels(self.name, exc.kind).inc()
                     raise
@@ -227,8 +236,6 @@ class Direction:
         """Returns the checkpoint when it stops between target transactions, None mid-batch."""
         b = self.config.batching
         side = self.source_conn.name
-        m_lag = metrics.lag_seconds.labels(self.name)
-        m_last = metrics.last_applied_timestamp.labels(self.name)
         m_seconds = metrics.batch_seconds.labels(self.name)
         m_rows = metrics.batch_rows.labels(self.name)
         m_txns = metrics.transactions_applied.labels(self.name)
@@ -239,11 +246,13 @@ class Direction:
         batch_rows = batch_txns = 0
         batch_started = 0.0
         last: Transaction | None = None
+        taken_at = 0.0  # wall time the items were taken from the reader (lag.py)
+        oldest: tuple[Any, float] | None = None  # (commit time, taken at) of the batch's first transaction
         skipped_to: Position | None = None
         last_commit_at = time.monotonic()
 
         def commit(position: Position, commit_time: Any) -> None:
-            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at
+            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at, oldest
             self._apply(applier, pending)
             applier.commit(position, commit_time)
             source.ack(position)
@@ -254,9 +263,9 @@ class Direction:
             m_seconds.observe(now - batch_started)
             m_rows.observe(batch_rows)
             m_txns.inc(batch_txns)
-            if commit_time is not None:
-                m_last.set(commit_time.timestamp())
-                m_lag.set(max(0.0, time.time() - commit_time.timestamp()))
+            self.lag.applied(commit_time, *(oldest or (None, 0.0)))  # a batch's lag is its first transaction's
+            oldest = None
+            self.backoff.committed()
             checkpoint, skipped_to, last_commit_at = position, None, now
             open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
 
@@ -275,6 +284,7 @@ class Direction:
             else:
                 timeout = 0.5
             items = chan.take_all(timeout)
+            taken_at = time.time()
             if items and not open_txn and self.mappings.version != self._version:
                 raise _Reload()  # swapped while we waited: these are read again from the checkpoint
             m_depth.set(chan.rows())
@@ -282,6 +292,7 @@ class Direction:
                 if open_txn and not mid_txn and last is not None:
                     commit(last.position, last.commit_time)
                 elif not open_txn:
+                    self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
                     due = time.monotonic() - last_commit_at >= idle_checkpoint
                     if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
                         # only echoes or unmapped changes since the last commit: record the position
@@ -305,6 +316,7 @@ class Direction:
                 if not changes and not open_txn:
                     if txn.final:
                         skipped_to = txn.position
+                        self.lag.handled(txn.commit_time, taken_at)  # an echo is not lag either
                     continue
                 if not open_txn:
                     applier.begin()
@@ -317,6 +329,8 @@ class Direction:
                 mid_txn = not txn.final
                 if txn.final:
                     last = txn
+                    if oldest is None and txn.commit_time is not None:
+                        oldest = (txn.commit_time, taken_at)
                     batch_txns += 1 if txn.changes else 0
                     if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
                         commit(txn.position, txn.commit_time)

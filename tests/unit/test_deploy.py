@@ -290,6 +290,12 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      [{"side": "crm"}]),
     ("ReplicatorSlotSafeWalLow", {'replicator_slot_safe_wal_bytes{side="crm"}': "-1x5"}, "3m", []),
     ("ReplicatorSlotSafeWalLow", {'replicator_slot_safe_wal_bytes{side="crm"}': f"{5 * GiB}x5"}, "3m", []),
+    # the margin shrinks (two minutes a minute here) while nothing moves the checkpoint: below 6 h at 30m
+    ("ReplicatorBinlogRetentionLow", {'replicator_binlog_retention_margin_seconds{side="erp"}': "25200-120x40"},
+     "40m", [{"side": "erp"}]),
+    ("ReplicatorBinlogRetentionLow", {'replicator_binlog_retention_margin_seconds{side="erp"}': "25200-120x40"},
+     "15m", []),
+    ("ReplicatorBinlogRetentionLow", {'replicator_binlog_retention_margin_seconds{side="erp"}': "-1x10"}, "8m", []),
     ("ReplicatorMappingReloadFailed", {"replicator_mapping_reload_failures_total": "0 0 1 1 1"}, "4m", [{}]),
     ("ReplicatorDrift", {'replicator_verify_rows_differing{table="erp.customers"}': "0 0 3"}, "2m",
      [{"table": "erp.customers"}]),

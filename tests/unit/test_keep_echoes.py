@@ -146,7 +146,7 @@ def _binlog_read(keep_before: bool) -> list[Transaction]:
         _event(WriteRowsEvent, schema="public", table="t", _RowsEvent__rows=[{"values": {"id": 1}}]),
         switch,
         _event(WriteRowsEvent, schema="public", table="t", _RowsEvent__rows=[{"values": {"id": 2}}]),
-        _event(XidEvent, xid=9),
+        _event(XidEvent, xid=9, timestamp=now),
     ]
     return [t for t in source._read(_Stream(source, script)) if t.echo]  # type: ignore[arg-type]
 
