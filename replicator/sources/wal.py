@@ -85,7 +85,7 @@ class WalSource:
                     "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
                 row = cur.fetchone()
         except psycopg2.OperationalError as exc:  # the server went away between connect and query
-            raise RetriableError(f"{self.conn.describe()}: {str(exc).strip()}") from None
+            raise RetriableError(f"{self._describe()}: {str(exc).strip()}") from None
         finally:
             db.close()
         if row and row[2] != "pgoutput":
@@ -117,6 +117,10 @@ class WalSource:
         finally:
             self._close()
 
+    def _describe(self) -> str:
+        """The replication session for logs: it runs as the capture account, not the apply one."""
+        return f"{self.conn.kind}://{self.conn.capture.user}@{self.conn.host}:{self.conn.port}/{self.conn.database}"
+
     def _classify(self, exc: psycopg2.Error) -> Exception:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "does not exist" in text and "slot" in text:
@@ -127,7 +131,7 @@ class WalSource:
             return FatalError(f"publication {self.conn.publication!r}: {text}; run `replicator setup`")
         if "must be superuser or replication role" in text or "permission denied" in text:
             return FatalError(f"capture user {self.conn.capture.user!r}: {text} (ALTER ROLE ... REPLICATION)")
-        return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+        return RetriableError(f"WAL stream from {self._describe()}: {text}")
 
     def _close(self) -> None:
         monitor, self._monitor = self._monitor, None
@@ -172,12 +176,12 @@ class WalSource:
         last = stream.io_time
         metrics.last_event_timestamp.labels(self.direction).set(last)
         if time.time() - last > SILENT_LIMIT:
-            raise RetriableError(f"WAL stream from {self.conn.describe()}: nothing received for "
+            raise RetriableError(f"WAL stream from {self._describe()}: nothing received for "
                                  f"{time.time() - last:.0f} s; reconnecting")
         asked = stream.wait_asked_at
         if asked is not None and time.monotonic() - asked > SHUTDOWN_WAIT_LIMIT:
             raise RetriableError(
-                f"WAL stream from {self.conn.describe()}: the server waits for WAL up to "
+                f"WAL stream from {self._describe()}: the server waits for WAL up to "
                 f"{LSN(stream.wal_end)} to be confirmed (shutting down?) but the target has committed only "
                 f"{LSN(stream.confirmed)}; reconnecting so that it can go on")
 
