@@ -381,6 +381,9 @@ def test_postgresql_grants() -> None:
     assert re.search(r"CREATE ROLE replicator_capture LOGIN REPLICATION PASSWORD 'CHANGE_ME", sql)
     assert re.search(r"CREATE ROLE replicator_apply LOGIN PASSWORD 'CHANGE_ME", sql)
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_apply" in sql
+    # and the tables created later in that schema
+    assert re.search(r"ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app\s+"
+                     r"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO replicator_apply", sql)
     assert "GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply" in sql
     assert "GRANT USAGE ON SCHEMA replicator TO replicator_apply" in sql
     assert not re.search(r"SUPERUSER|BYPASSRLS|GRANT ALL", sql, re.I)
