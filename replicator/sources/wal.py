@@ -37,7 +37,7 @@ _ROW_MESSAGES = (b"I", b"U", b"D")
 SILENT_LIMIT = 120.0  # seconds without any byte from the walsender before we reconnect
 # A server shutting down waits until we confirm its WAL end. We confirm only what the target holds;
 # if it cannot commit that in this time (it hangs), we let go of the connection so the shutdown goes on.
-SHUTDOWN_WAIT_LIMIT = 10.0
+SHUTDOWN_WAIT_LIMIT = 5.0
 
 
 class WalSource:

@@ -145,6 +145,36 @@ def test_hung_target_then_stop_resumes_without_resync(pair: Pair, erp_proxy: Tcp
                     f"item 2 (the races branch), not in this branch")
 
 
+def test_postgresql_shutdown_during_a_target_hang_is_held_up_at_most_briefly(pair: Pair, erp_proxy: TcpProxy,
+                                                                            pg_server) -> None:
+    """A shutting-down walsender waits until its WAL end is confirmed, and we confirm only what the
+    target committed: with the target hung, the WAL reader must let go of the connection
+    (SHUTDOWN_WAIT_LIMIT, 5 s) rather than hold PostgreSQL's shutdown for the whole hang."""
+    pair.start()
+    pair.pg_query("INSERT INTO item VALUES (1, 'crm', 0, 'x')")
+    pair.my_query("INSERT INTO items VALUES (%s, 'erp', 0, 'y')", (ERP_BASE,))
+    wait_until(lambda: flowing(pair), 60, "both directions applying")
+    erp_proxy.set_mode("blackhole")
+    for _ in range(10):  # WAL the hung target has not confirmed (nothing mapped in it)
+        pair.pg_query("INSERT INTO noise (payload) SELECT repeat('x', 200) FROM generate_series(1, 200)")
+        time.sleep(0.2)
+    t0 = time.monotonic()
+    try:
+        pg_server.restart()
+    finally:
+        pg_server.start()
+    took = time.monotonic() - t0
+    print(f"PostgreSQL restart during a target hang took {took:.1f} s")
+    erp_proxy.set_mode("pass")
+    pair.pg_query("INSERT INTO item VALUES (2, 'crm', 0, 'after')")
+    wait_until(lambda: pair.my_query("SELECT count(*) FROM items WHERE id < %s", (ERP_BASE,))[0][0] == 2, 90,
+               "row 2 applied after the hang and the restart")
+    assert pair.proc.poll() is None, pair.log()[-3000:]
+    assert "shutting down?" in pair.log(), pair.log()[-3000:]
+    assert took < 15, f"PostgreSQL's shutdown was held up {took:.1f} s by the daemon during a target hang"
+    pair.stop()
+
+
 # ------------------------------------------------------------------------------------------------
 # 2. a genuinely lost range still fails closed
 
