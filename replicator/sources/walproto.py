@@ -91,6 +91,8 @@ class CopyStream:
         self.wait_asked_at: float | None = None
         self._asked_end = 0
         self._feedback_at = 0.0
+        self._buf = ctypes.c_void_p()  # one out-parameter for every PQgetCopyData call
+        self._buf_ref = ctypes.byref(self._buf)
 
     def fileno(self) -> int:
         return int(self._db.fileno())
@@ -99,11 +101,10 @@ class CopyStream:
         """The next data message, or None when none is buffered (then wait on `fileno`)."""
         if time.monotonic() - self._feedback_at >= self.status_interval:
             self._feedback(reply=False)
-        lib, pg = self._lib, self._pg
+        lib, pg, buf = self._lib, self._pg, self._buf
         consumed = False
         while True:
-            buf = ctypes.c_void_p()
-            n = lib.PQgetCopyData(pg, ctypes.byref(buf), 1)
+            n = lib.PQgetCopyData(pg, self._buf_ref, 1)
             if n == 0:
                 if consumed:
                     return None
@@ -117,7 +118,7 @@ class CopyStream:
             if n == -1:
                 raise psycopg2.OperationalError(self._end_of_copy())
             try:
-                data = ctypes.string_at(buf, n)
+                data = ctypes.string_at(buf.value, n)
             finally:
                 lib.PQfreemem(buf)
             consumed = True

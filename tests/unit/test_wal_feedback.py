@@ -59,6 +59,8 @@ def stream(lib: FakeLibpq, confirmed: int) -> CopyStream:
     s.status_interval = 1e9  # only the feedback the test causes
     s.wal_end, s.io_time, s.confirmed = 0, 0.0, confirmed
     s.wait_asked_at, s._asked_end, s._feedback_at = None, 0, float("inf")
+    s._buf = ctypes.c_void_p()
+    s._buf_ref = ctypes.byref(s._buf)
     return s
 
 
