@@ -272,7 +272,13 @@ def _position(source: Connection, target: Connection) -> list[Finding]:
     is valid and not ahead of it (PostgreSQL); the checkpoint's binlog file was not purged (MariaDB).
     The same decisions as the stream's own start (checkpoint.check_slot / check_binlog)."""
     stream = stream_name(source.name, target.name)
-    position = _stored_checkpoint(target, stream)
+    try:
+        position = _stored_checkpoint(target, stream)
+    except (psycopg2.Error, pymysql.MySQLError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [Finding(False, target.name, f"cannot read the checkpoint of {stream}: {text}",
+                        f"the apply user {target.apply.user} needs SELECT on {target.state_schema}.checkpoint "
+                        f"(deploy/grants-*.sql)")]
     if position is None:
         return []  # a new installation: `replicator setup` records it (the slot check says so)
     try:
