@@ -118,7 +118,7 @@ class CopyStream:
             if n == -1:
                 raise psycopg2.OperationalError(self._end_of_copy())
             try:
-                data = ctypes.string_at(buf.value, n)
+                data = ctypes.string_at(buf, n)
             finally:
                 lib.PQfreemem(buf)
             consumed = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from replicator.changes import LSN
 from replicator.errors import EXIT_OPERATOR
 from tests.integration.harness import Pair, wait_until
-from tests.integration.tcpproxy import TcpProxy
+from tests.integration.tcpproxy import Mode, TcpProxy
 from tests.integration.test_faults import (ERP_BASE, MAPPINGS, MY_SCHEMA, NO_SYNC, PG_SCHEMA, PG_TRIGGER, Writer,
                                            assert_converged_and_once, flowing, join_writers)
 
@@ -127,12 +128,13 @@ def test_hung_target_then_stop_resumes_without_resync(pair: Pair, erp_proxy: Tcp
         f"the slot was confirmed to {slot_lsn(pair)} past the target's checkpoint {checkpoint} while the target hung")
 
     slow_stop = None
+    assert pair.proc is not None
     if stop == "sigterm":
         t0 = time.monotonic()
         pair.proc.send_signal(signal.SIGTERM)
         try:
             pair.proc.wait(5)
-        except Exception:
+        except subprocess.TimeoutExpired:
             slow_stop = time.monotonic() - t0
             pair.kill()
     else:
@@ -148,7 +150,7 @@ def test_hung_target_then_stop_resumes_without_resync(pair: Pair, erp_proxy: Tcp
     rows = assert_converged_and_once(pair, (*first, *during, *after))
     print(f"{stop}: resumed and converged {time.monotonic() - resumed_at:.1f} s after the restart "
           f"({len(rows)} rows)")
-    assert "older than slot" not in pair.log() and pair.proc.poll() is None
+    assert "older than slot" not in pair.log() and pair.proc is not None and pair.proc.poll() is None
     assert len(rows) >= 250
     pair.stop()
     if slow_stop is not None:
@@ -181,7 +183,7 @@ def test_postgresql_shutdown_during_a_target_hang_is_held_up_at_most_briefly(pai
     pair.pg_query("INSERT INTO item VALUES (2, 'crm', 0, 'after')")
     wait_until(lambda: pair.my_query("SELECT count(*) FROM items WHERE id < %s", (ERP_BASE,))[0][0] == 2, 90,
                "row 2 applied after the hang and the restart")
-    assert pair.proc.poll() is None, pair.log()[-3000:]
+    assert pair.proc is not None and pair.proc.poll() is None, pair.log()[-3000:]
     assert "shutting down?" in pair.log(), pair.log()[-3000:]
     assert took < 15, f"PostgreSQL's shutdown was held up {took:.1f} s by the daemon during a target hang"
     pair.stop()
@@ -196,8 +198,9 @@ def test_each_database_blackholed_under_load_recovers_by_itself(pair: Pair, erp_
     load = writers(pair, 1, ops=1600, rate=40)  # about 40 s on each side
     wait_until(lambda: flowing(pair), 60, "both directions applying")
     recovered = {}
-    for name, proxy, mode in (("erp", erp_proxy, "blackhole"), ("crm", crm_proxy, "blackhole"),
-                              ("erp refused", erp_proxy, "refuse"), ("crm refused", crm_proxy, "refuse")):
+    faults: list[tuple[str, TcpProxy, Mode]] = [("erp", erp_proxy, "blackhole"), ("crm", crm_proxy, "blackhole"),
+                                                ("erp refused", erp_proxy, "refuse"), ("crm refused", crm_proxy, "refuse")]
+    for name, proxy, mode in faults:
         proxy.set_mode(mode)  # refuse: every connection reset, new ones too (a server that went away)
         time.sleep(10 if mode == "blackhole" else 3)
         proxy.set_mode("pass")

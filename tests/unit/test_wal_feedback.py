@@ -55,7 +55,7 @@ class FakeLibpq:
 
 def stream(lib: FakeLibpq, confirmed: int) -> CopyStream:
     s = CopyStream.__new__(CopyStream)
-    s._lib, s._db, s._pg = lib, None, None
+    s._lib, s._db, s._pg = lib, None, ctypes.c_void_p()
     s.status_interval = 1e9  # only the feedback the test causes
     s.wal_end, s.io_time, s.confirmed = 0, 0.0, confirmed
     s.wait_asked_at, s._asked_end, s._feedback_at = None, 0, float("inf")
