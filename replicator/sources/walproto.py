@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import struct
 import time
 from typing import Any, NamedTuple
@@ -42,19 +43,24 @@ def _libpq() -> Any:
     global _lib
     if _lib is not None:
         return _lib
-    path = None
+    loaded: list[str] = []
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
                 name = line.rsplit(None, 1)[-1]
-                if "/libpq" in name and ".so" in name:
-                    path = name
-                    break
+                if "/libpq" in name and ".so" in name and name not in loaded:
+                    loaded.append(name)
     except OSError:
         pass
-    path = path or ctypes.util.find_library("pq")
+    # psycopg2-binary's own copy lives next to the package (site-packages/psycopg2_binary.libs)
+    site = os.path.dirname(os.path.dirname(os.path.abspath(psycopg2.__file__)))
+    own = [p for p in loaded if p.startswith(site + os.sep)]
+    path = own[0] if own else loaded[0] if len(loaded) == 1 else None
+    if path is None and not loaded:
+        path = ctypes.util.find_library("pq")
     if path is None:
-        raise FatalError("cannot find the libpq library psycopg2 uses (needed to read the WAL stream)")
+        raise FatalError("cannot tell which libpq library psycopg2 uses (needed to read the WAL stream): "
+                         + (", ".join(loaded) if loaded else "none found"))
     lib = ctypes.CDLL(path)
     vp, i, cp = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
     for name, args, res in (
