@@ -3,8 +3,9 @@
 -- Run as an administrator:  mariadb < grants-mariadb.sql
 --
 -- Replace before running:
---   erp                  the database of the mapped tables (connections.erp.database; repeat the
---                        erp lines for every other database a mapping names)
+--   erp                  the database of the mapped tables (connections.erp.database). Every line
+--                        naming erp is per database: repeat it for every other database a mapping
+--                        names. A database-level grant (erp.*) also covers tables created later.
 --   replicator           the state database (connections.erp.state_schema, default replicator)
 --   '%'                  the host part: better the replicator host's address, e.g. '192.0.2.50'
 --   CHANGE_ME_*          the passwords; store the same values in the systemd credentials

@@ -5,7 +5,10 @@
 --
 -- Replace before running:
 --   crm                  the database (connections.crm.database)
---   app                  the schema of the mapped tables (repeat the app lines for each schema)
+--   app                  the schema of the mapped tables. Every line naming app is per schema:
+--                        repeat them (USAGE, the table grants and the default privileges) for
+--                        each schema a mapping names; one schema is only the example
+--   app_owner            the role that creates tables in app (for the default privileges)
 --   replicator           the state schema (connections.crm.state_schema, default replicator)
 --   CHANGE_ME_*          the passwords; store the same values in the systemd credentials
 --                        /etc/replicator/credentials/crm-capture and crm-apply (root, 0600).
@@ -42,6 +45,13 @@ GRANT CONNECT ON DATABASE crm TO replicator_apply;
 --   GRANT SELECT, INSERT, UPDATE, DELETE ON app.customer, app.orders TO replicator_apply;
 GRANT USAGE ON SCHEMA app TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_apply;
+-- Tables created later: ON ALL TABLES does not reach them, and a mapping added for one then fails
+-- its first apply with "permission denied" (`replicator check` reports it first). Default
+-- privileges grant on every table app_owner creates in app from now on (run once per role that
+-- creates tables there; without FOR ROLE it would only cover tables created by the role running
+-- this file). A new mapped table must still be added to the publication: `replicator setup`.
+ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO replicator_apply;
 -- TRUNCATE only for mappings with `truncate: propagate`:
 -- GRANT TRUNCATE ON app.customer TO replicator_apply;
 -- Sequences only if a mapping leaves a key to a DEFAULT nextval() (replicator writes the keys):

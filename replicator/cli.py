@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(config: Config, mappings: MappingSet) -> int:
-    from replicator.admin.preflight import failures, run_checks
+    from replicator.admin.preflight import failures, lost_position, run_checks
 
     findings = run_checks(config, mappings)
     for f in findings:
@@ -127,6 +127,8 @@ def _check(config: Config, mappings: MappingSet) -> int:
     warned = [f for f in findings if f.warning]
     print(f"\n{len(findings) - len(bad) - len(warned)} ok, " + (f"{len(warned)} warnings, " if warned else "")
           + f"{len(bad)} failed")
+    if lost_position(findings):
+        return EXIT_OPERATOR  # as `run` exits on it: a lost position is not a configuration error
     return EXIT_CONFIG if bad else EXIT_OK
 
 
@@ -190,8 +192,10 @@ def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int
         monitor.watch(sys.stdout)
         return EXIT_OK
     stopping = threading.Event()
-    if not args.skip_check and not _preflight(config, mappings, stopping):
-        return EXIT_CONFIG
+    if not args.skip_check:
+        refused = _preflight(config, mappings, stopping)
+        if refused is not None:
+            return refused
     # only what was asked for: mappings never copied before wait for `run` (or a `sync` without --mapping)
     from dataclasses import replace
 
@@ -232,26 +236,29 @@ def _exit_for(exc: BaseException) -> int:
     return EXIT_OPERATOR if isinstance(exc, (SourceLostError, CheckpointError)) else EXIT_FATAL
 
 
-def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> bool:
-    """Run the checks, waiting (with back-off) while a server is unreachable; False on failures."""
-    from replicator.admin.preflight import failures, run_checks
+def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> int | None:
+    """Run the checks, waiting (with back-off) while a server is unreachable; the exit code on
+    failures (79 when a source lost a stored position, 78 otherwise), None when all passed."""
+    from replicator.admin.preflight import failures, lost_position, run_checks
 
     delay = config.reconnect_initial_seconds
     while not stop.is_set():
         try:
-            bad = failures(run_checks(config, mappings, raise_unreachable=True))
+            findings = run_checks(config, mappings, raise_unreachable=True)
+            bad = failures(findings)
             break
         except RetriableError as exc:
             log.warning("preflight: %s; retrying in %.1f s", exc, delay)
             stop.wait(delay)
             delay = min(delay * 2, config.reconnect_max_seconds)
     else:
-        return True
+        return None
     for f in bad:
         print(f, file=sys.stderr)
-    if bad:
-        print("replicator: preflight failed; fix the above (`replicator check` lists everything)", file=sys.stderr)
-    return not bad
+    if not bad:
+        return None
+    print("replicator: preflight failed; fix the above (`replicator check` lists everything)", file=sys.stderr)
+    return EXIT_OPERATOR if lost_position(findings) else EXIT_CONFIG
 
 
 def _reload(config: Config, holder: "MappingHolder") -> None:
@@ -294,8 +301,10 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     metrics.serve(config.metrics_address, config.metrics_port)
     metrics.mapping_reload_timestamp.set_to_current_time()
-    if not skip_check and not _preflight(config, mappings, stopping):
-        return EXIT_CONFIG
+    if not skip_check:
+        refused = _preflight(config, mappings, stopping)
+        if refused is not None:
+            return refused
     if stopping.is_set():
         return EXIT_OK
     daemon.start()

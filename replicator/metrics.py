@@ -32,9 +32,13 @@ rows_missing = Counter(
     ["direction", "table", "op"],
     registry=REGISTRY,
 )
+# Counted per transaction read back, and each of those is one target transaction (batch) of the
+# opposite direction, which carries many source transactions: named for what it compares with.
 loop_dropped = Counter(
-    "replicator_loop_dropped_transactions_total",
-    "Source transactions recognised as replicator's own writes and dropped (loop prevention).",
+    "replicator_loop_dropped_batches_total",
+    "Transactions read from the source that replicator itself wrote there, dropped (loop prevention). "
+    "One per target transaction (batch, heartbeats included) of the opposite direction: compare with that "
+    "direction's replicator_apply_batch_rows_count, not with replicator_transactions_applied_total.",
     ["direction"],
     registry=REGISTRY,
 )

@@ -8,16 +8,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import psycopg2
+import psycopg2.errors
+import psycopg2.sql
+import pymysql
 import sqlalchemy
 from sqlalchemy.engine import Inspector
 
+from replicator import checkpoint as ckpt
+from replicator.changes import LSN, BinlogPosition, Position, position_from_json
 from replicator.connect import my_connect
 from replicator.connect import pg_connect, sql_engine
 from replicator.config import Config, Connection
-from replicator.errors import ReplicatorError, RetriableError
+from replicator.errors import CheckpointError, ReplicatorError, RetriableError, SourceLostError
+from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
 from replicator.mapping.check import Finding, check_config
 from replicator.admin.provision import pg_ident
+from replicator.appliers.mariadb import quote as my_ident
+from replicator.sources.binlog import binlog_files
+
+
+@dataclass(frozen=True)
+class LostPosition(Finding):
+    """A failed check saying the source no longer holds what a stored checkpoint needs (a dropped or
+    invalidated slot, a purged binlog, a slot ahead of the checkpoint). Not a configuration error:
+    `check` and `run` exit 79 on it, as the stream itself does, so that systemd does not restart."""
 
 
 def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = False,
@@ -33,6 +49,8 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
             out += _write_privileges(conn, mset)
             if conn.kind == "postgresql":
                 out += _publication(conn, mset)
+            if not catalog_only:
+                out += _position(conn, next(c for c in config.connections if c is not conn))
         except RetriableError:
             if raise_unreachable:
                 raise
@@ -218,6 +236,75 @@ def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
 
 def failures(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok and not f.warning]
+
+
+def lost_position(findings: list[Finding]) -> bool:
+    """True when a failure is a lost source position (exit 79) rather than a configuration error (78)."""
+    return any(isinstance(f, LostPosition) for f in failures(findings))
+
+
+def _stored_checkpoint(target: Connection, stream: str) -> Position | None:
+    """The position `stream` has applied, from the target's checkpoint table; None before setup."""
+    try:
+        if target.kind == "postgresql":
+            db = pg_connect(target, target.apply)
+            table: Any = psycopg2.sql.SQL("{}.checkpoint").format(psycopg2.sql.Identifier(target.state_schema))
+            missing: tuple[type[Exception], ...] = (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
+        else:
+            db = my_connect(target, target.apply, database=None)
+            table = f"{my_ident(target.state_schema)}.checkpoint"
+            missing = (pymysql.err.ProgrammingError,)  # 1146: no such table (not set up yet)
+        try:
+            with db.cursor() as cur:
+                query = "SELECT position FROM {} WHERE stream = %s"
+                cur.execute(psycopg2.sql.SQL(query).format(table) if target.kind == "postgresql"
+                            else query.format(table), (stream,))
+                row = cur.fetchone()
+        finally:
+            db.close()
+    except missing:
+        return None
+    if row is None or row[0] in (None, "", "{}"):
+        return None
+    return position_from_json(row[0])
+
+
+def _position(source: Connection, target: Connection) -> list[Finding]:
+    """The source still holds everything after the checkpoint stored in the target: the slot exists,
+    is valid and not ahead of it (PostgreSQL); the checkpoint's binlog file was not purged (MariaDB).
+    The same decisions as the stream's own start (checkpoint.check_slot / check_binlog)."""
+    stream = stream_name(source.name, target.name)
+    try:
+        position = _stored_checkpoint(target, stream)
+    except (psycopg2.Error, pymysql.MySQLError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [Finding(False, target.name, f"cannot read the checkpoint of {stream}: {text}",
+                        f"the apply user {target.apply.user} needs SELECT on {target.state_schema}.checkpoint "
+                        f"(deploy/grants-*.sql)")]
+    if position is None:
+        return []  # a new installation: `replicator setup` records it (the slot check says so)
+    try:
+        if source.kind == "postgresql" and isinstance(position, LSN):
+            db = pg_connect(source, source.apply)
+            try:
+                with db.cursor() as cur:
+                    cur.execute("SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots "
+                                "WHERE slot_name = %s AND database = current_database()", (source.slot,))
+                    row = cur.fetchone()
+                db.rollback()
+            finally:
+                db.close()
+            ckpt.check_slot(source.slot, row, position)
+            where = f"slot {source.slot}"
+        elif source.kind != "postgresql" and isinstance(position, BinlogPosition):
+            ckpt.check_binlog(position, binlog_files(source))
+            where = f"binlog {position.file}"
+        else:
+            return [LostPosition(False, source.name, f"checkpoint of {stream} in {target.name} ({position}) "
+                                 f"is not a {source.kind} position", "`replicator setup --reset`")]
+    except (SourceLostError, CheckpointError) as exc:
+        return [LostPosition(False, source.name, f"{stream}: {exc.kind} error: {exc}")]
+    return [Finding(True, source.name, f"{stream}: checkpoint {position} is still available ({where})")]
 
 
 Printer = Callable[[str], None]

@@ -26,7 +26,7 @@ from replicator import metrics
 from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
 from replicator.connect import ACCESS, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
-from replicator.errors import DecodeError, FatalError, RetriableError, SourceLostError
+from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
 from replicator.sources.binlogfast import FastBinLogStreamReader
 from replicator.sources.rowdecode import RowDecoder
@@ -225,10 +225,40 @@ class BinlogSource:
             self._stop.set()
             metrics.connection_up.labels(self.conn.name, "capture").set(0)
             if self._stream is not None:
+                dump = getattr(self._stream, "_stream_connection", None)
+                thread_id = getattr(dump, "server_thread_id", None)
                 try:
                     self._stream.close()
                 except (pymysql.MySQLError, OSError):
                     pass
+                if thread_id:
+                    self._end_dump_thread(thread_id[0])
+
+    def _end_dump_thread(self, thread_id: int) -> None:
+        """End our `Binlog Dump` thread on the server now.
+
+        Closing our end is not enough: the dump thread waits for new binlog events, not for our
+        socket, and notices the closed connection only when a write fails, after a heartbeat or two
+        (24-92 s seen). Until then it pins the binlogs against PURGE and a restart's reader with the
+        same server_id is refused. Any account may KILL its own connections; a server we cannot
+        reach within a few seconds keeps the thread until it notices, as before."""
+        try:
+            db = my_connect(self.conn, self.conn.capture, database=None, connect_timeout=3, read_timeout=3,
+                            write_timeout=3)
+        except ReplicatorError as exc:
+            log.debug("cannot end binlog dump thread %s: %s", thread_id, exc)
+            return
+        try:
+            with db.cursor() as cur:
+                cur.execute("KILL CONNECTION %s", (int(thread_id),))
+        except pymysql.MySQLError as exc:  # 1094: unknown thread, already gone
+            if not (exc.args and exc.args[0] == 1094):
+                log.debug("cannot end binlog dump thread %s: %s", thread_id, exc)
+        finally:
+            try:
+                db.close()
+            except Exception:
+                pass
 
     def _read(self, stream: BinLogStreamReader) -> Iterator[Transaction]:
         gtid: str | None = None

@@ -2,8 +2,9 @@
 
 Transactions arrive whole and in commit order. A transaction carrying our loop tag (a logical
 message emitted first by the applier) is dropped at its first message, before any row is kept.
-The server is told a position is flushed (`send_feedback(force=True)`) only after the pipeline
-has committed it to the target (`ack`), so a crash always replays from the target checkpoint.
+The server is told a position is flushed only after the pipeline has committed it to the target
+(`ack`), so a crash always replays from the target checkpoint. We, not psycopg2, answer the
+server's keepalives (sources/walproto.py): psycopg2 would confirm WAL ends we never committed.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from replicator.config import Connection
 from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
+from replicator.sources.walproto import CopyStream
 
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is 
 SLOT_STATS_EVERY = 10.0  # seconds between slot retention samples
 _ROW_MESSAGES = (b"I", b"U", b"D")
 SILENT_LIMIT = 120.0  # seconds without any byte from the walsender before we reconnect
+# A server shutting down waits until we confirm its WAL end. We confirm only what the target holds;
+# if it cannot commit that in this time (it hangs), we let go of the connection so the shutdown goes on.
+SHUTDOWN_WAIT_LIMIT = 5.0
 
 
 class WalSource:
@@ -54,8 +59,8 @@ class WalSource:
         # tell which keys changed during a chunk's window; otherwise they are not even decoded
         self.keep_echoes = False
         # the server's WAL end the last time the reader was between transactions with everything before
-        # it handed over: psycopg2 may confirm up to there on its own (its "smart feedback"), so a
-        # stopping pipeline records it as its checkpoint (see Direction._final_checkpoint)
+        # it handed over: nothing for us up to there, so a stopping pipeline may record it as its
+        # checkpoint (see Direction._final_checkpoint); only then is it confirmed, at the next start
         self.safe_position: LSN | None = None
         self.watermarks = TableRef(conn.state_schema, WATERMARK_TABLE)
 
@@ -80,7 +85,7 @@ class WalSource:
                     "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
                 row = cur.fetchone()
         except psycopg2.OperationalError as exc:  # the server went away between connect and query
-            raise RetriableError(f"{self.conn.describe()}: {str(exc).strip()}") from None
+            raise RetriableError(f"{self._describe()}: {str(exc).strip()}") from None
         finally:
             db.close()
         if row and row[2] != "pgoutput":
@@ -104,13 +109,17 @@ class WalSource:
                              "messages": "true"})
             except psycopg2.Error as exc:
                 raise self._classify(exc) from None
-            yield from self._read(cur, start)
+            yield from self._read(CopyStream(self._db, confirmed=start.value), start)
         except psycopg2.Error as exc:
             if self._stop.is_set():
                 return
             raise self._classify(exc) from None
         finally:
             self._close()
+
+    def _describe(self) -> str:
+        """The replication session for logs: it runs as the capture account, not the apply one."""
+        return f"{self.conn.kind}://{self.conn.capture.user}@{self.conn.host}:{self.conn.port}/{self.conn.database}"
 
     def _classify(self, exc: psycopg2.Error) -> Exception:
         """By SQLSTATE and the catalog, never by the message's words (the server's lc_messages)."""
@@ -121,14 +130,14 @@ class WalSource:
             return FatalError(f"capture user {self.conn.capture.user!r}: {text} (SQLSTATE {code}; "
                               f"ALTER ROLE ... REPLICATION)")
         if code == "55006":  # object_in_use: the slot is still held by our previous walsender
-            return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+            return RetriableError(f"WAL stream from {self._describe()}: {text}")
         if cls == MISSING or code == "55000":
             # undefined_object (a dropped slot or a missing publication) or object_not_in_prerequisite_state
             # (an invalidated slot): the catalog says which
             lost = self._diagnose()
             if lost is not None:
                 return lost
-        return RetriableError(f"WAL stream from {self.conn.describe()}: {text}")
+        return RetriableError(f"WAL stream from {self._describe()}: {text}")
 
     def _diagnose(self) -> Exception | None:
         """Which of the stream's objects is gone, read from the catalog; None when it cannot tell."""
@@ -192,28 +201,29 @@ class WalSource:
         if status == "unreserved":
             log.warning("slot %s is about to lose WAL it needs (wal_status=unreserved)", self.conn.slot)
 
-    def _check_alive(self, cur: Any) -> None:
+    def _check_alive(self, stream: CopyStream) -> None:
         """The server sends keepalives at least every wal_sender_timeout/2; a silent connection
         for SILENT_LIMIT seconds is a partition the TCP stack has not noticed yet (C1)."""
-        seen = getattr(cur, "io_timestamp", None)
-        if seen is None:
-            return
-        last = seen.timestamp()
+        last = stream.io_time
         metrics.last_event_timestamp.labels(self.direction).set(last)
         if time.time() - last > SILENT_LIMIT:
-            raise RetriableError(f"WAL stream from {self.conn.describe()}: nothing received for "
+            raise RetriableError(f"WAL stream from {self._describe()}: nothing received for "
                                  f"{time.time() - last:.0f} s; reconnecting")
+        asked = stream.wait_asked_at
+        if asked is not None and time.monotonic() - asked > SHUTDOWN_WAIT_LIMIT:
+            raise RetriableError(
+                f"WAL stream from {self._describe()}: the server waits for WAL up to "
+                f"{LSN(stream.wal_end)} to be confirmed (shutting down?) but the target has committed only "
+                f"{LSN(stream.confirmed)}; reconnecting so that it can go on")
 
-    def _send_ack(self, cur: Any) -> None:
-        if cur is None:
-            return
+    def _send_ack(self, stream: CopyStream) -> None:
         with self._ack_lock:
             pending, lsn = self._ack_pending, self._acked
             self._ack_pending = False
         if pending:
-            cur.send_feedback(flush_lsn=lsn.value, force=True)
+            stream.confirm(lsn.value)
 
-    def _read(self, cur: Any, start: LSN) -> Iterator[Transaction]:
+    def _read(self, stream: CopyStream, start: LSN) -> Iterator[Transaction]:
         decoder = PgOutputDecoder()
         begin: Begin | None = None
         rows: list[RowChange] = []
@@ -232,12 +242,12 @@ class WalSource:
                 if time.monotonic() - stats_at >= SLOT_STATS_EVERY:
                     stats_at = time.monotonic()
                     self._slot_stats()
-                msg = cur.read_message()
+                msg = stream.read()
                 if msg is None:
-                    self._send_ack(cur)
-                    self._check_alive(cur)
+                    self._send_ack(stream)
+                    self._check_alive(stream)
                     now = time.monotonic()
-                    wal_end = LSN(cur.wal_end) if cur.wal_end else last_idle
+                    wal_end = LSN(stream.wal_end) if stream.wal_end else last_idle
                     if begin is None:
                         self.safe_position = wal_end
                     if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
@@ -245,7 +255,7 @@ class WalSource:
                         last_idle, idle_sent_at = wal_end, now
                         yield Transaction("keepalive", wal_end, None, (), final=True)
                         continue
-                    select.select([cur], [], [], 0.5)
+                    select.select([stream], [], [], 0.5)
                     continue
                 payload = msg.payload
                 if (skip or (echo and not keep)) and payload[:1] in _ROW_MESSAGES:
@@ -277,6 +287,7 @@ class WalSource:
                         raise FatalError(f"commit at {event.commit_lsn} without a begin")
                     position = event.end_lsn
                     m_event.set_to_current_time()
+                    self._send_ack(stream)  # under steady load the stream is never idle: ack here too
                     if echo:
                         m_dropped.inc()
                     if skip:
@@ -293,7 +304,7 @@ class WalSource:
                 # Relation, Origin and Type messages only feed the decoder's cache
         finally:
             try:
-                self._send_ack(cur)  # the last committed position, also on shutdown
+                self._send_ack(stream)  # the last committed position, also on shutdown
             except psycopg2.Error:
                 pass
 

@@ -346,11 +346,10 @@ class Direction:
                           checkpoint: Position) -> None:
         """Stopping between transactions: record where a WAL source can safely resume.
 
-        psycopg2 confirms the server's WAL end on its own once every data message was acknowledged
-        (its "smart feedback"), so the slot may be ahead of our last commit by WAL that holds nothing
-        for us; at the next start the checkpoint would look older than the slot, which is how a
-        restored target looks (exit 79). With the reader stopped and nothing left in the channel,
-        its last idle position is exactly what psycopg2 may have confirmed."""
+        The reader's last idle position (the server's WAL end with everything before it handed over)
+        holds nothing more for us; recording it saves re-reading that WAL at the next start. The
+        slot itself is confirmed only up to committed checkpoints (sources/walproto.py), so it is
+        never ahead of the checkpoint because of us, with or without this."""
         position = getattr(source, "safe_position", None)
         if position is None:
             return

@@ -52,7 +52,7 @@ def assert_every_commit_echoed_once(pair):
     was dropped there (commits are counted by the batch histogram, heartbeats included; the one
     extra echo is the starting checkpoint that `replicator setup` wrote)."""
     def balanced():
-        pairs = [(pair.metric("replicator_loop_dropped_transactions_total", direction=back),
+        pairs = [(pair.metric("replicator_loop_dropped_batches_total", direction=back),
                   pair.metric("replicator_apply_batch_rows_count", direction=fwd))
                  for fwd, back in (("crm_to_erp", "erp_to_crm"), ("erp_to_crm", "crm_to_erp"))]
         return pairs if all(dropped == commits + 1 for dropped, commits in pairs) else None
@@ -134,6 +134,6 @@ def test_alternating_writes_on_both_sides_never_echo(pair):
     assert pair.metric("replicator_rows_applied_total", direction="crm_to_erp") == n
     assert pair.metric("replicator_rows_applied_total", direction="erp_to_crm") == n
     print(f"alternating writes: {2 * n} written, echoes dropped "
-          f"crm_to_erp={pair.metric('replicator_loop_dropped_transactions_total', direction='crm_to_erp'):.0f} "
-          f"erp_to_crm={pair.metric('replicator_loop_dropped_transactions_total', direction='erp_to_crm'):.0f}, "
+          f"crm_to_erp={pair.metric('replicator_loop_dropped_batches_total', direction='crm_to_erp'):.0f} "
+          f"erp_to_crm={pair.metric('replicator_loop_dropped_batches_total', direction='erp_to_crm'):.0f}, "
           f"echoes applied 0")

@@ -247,7 +247,7 @@ def test_corrupted_rows_are_found_exactly_and_repaired_without_echo(make_pair):
         assert gauge.labels(f"{db}.customers")._value.get() == 0
         assert metrics.verify_last_complete._value.get() > time.time() - 60
 
-        dropped = {d: pair.metric("replicator_loop_dropped_transactions_total", direction=d)
+        dropped = {d: pair.metric("replicator_loop_dropped_batches_total", direction=d)
                    for d in ("crm_to_erp", "erp_to_crm")}
         applied = {d: pair.metric("replicator_rows_applied_total", direction=d) for d in ("crm_to_erp", "erp_to_crm")}
         code, out = verify(pair, "--repair")
@@ -265,7 +265,7 @@ def test_corrupted_rows_are_found_exactly_and_repaired_without_echo(make_pair):
         assert pair.pg_query("SELECT credit_limit FROM customer WHERE id = 2") == [(Decimal("2000.00"),)]
 
         # each repair transaction came back to the other reader tagged and was dropped, nothing was applied
-        wait_until(lambda: all(pair.metric("replicator_loop_dropped_transactions_total", direction=d) > dropped[d]
+        wait_until(lambda: all(pair.metric("replicator_loop_dropped_batches_total", direction=d) > dropped[d]
                                for d in dropped), what="the repairs' echoes dropped")
         pair.pg_query("INSERT INTO items VALUES (1000, 'after', 1, NULL)")  # a later change that does flow
         wait_until(lambda: pair.my_query("SELECT name FROM items WHERE id = 1000") == [("after",)], what="later row")

@@ -234,7 +234,7 @@ def test_alerts_are_complete_and_actionable() -> None:
     lag = next(r for r in rules if "replicator_lag_seconds" in r["expr"])
     assert lag["for"] == "5m"
     # echoes are normal in a two-way setup: never an alert
-    assert "replicator_loop_dropped_transactions_total" not in exprs
+    assert "replicator_loop_dropped_batches_total" not in exprs
 
 
 PROMTOOL = shutil.which("promtool")
@@ -361,7 +361,7 @@ def test_dashboard_is_valid_and_uses_only_existing_metrics() -> None:
     # the panels the DBAs asked for
     for name in ("replicator_lag_seconds", "replicator_rows_applied_total", "replicator_transactions_applied_total",
                  "replicator_apply_batch_duration_seconds_bucket", "replicator_apply_batch_rows_bucket",
-                 "replicator_loop_dropped_transactions_total", "replicator_errors_total",
+                 "replicator_loop_dropped_batches_total", "replicator_errors_total",
                  "replicator_connection_up", "replicator_queue_depth", "replicator_slot_retained_wal_bytes"):
         assert name in used, name
     assert any("histogram_quantile(0.99" in e for e in exprs) and any("histogram_quantile(0.5" in e for e in exprs)
@@ -387,6 +387,9 @@ def test_postgresql_grants() -> None:
     assert re.search(r"CREATE ROLE replicator_capture LOGIN REPLICATION PASSWORD 'CHANGE_ME", sql)
     assert re.search(r"CREATE ROLE replicator_apply LOGIN PASSWORD 'CHANGE_ME", sql)
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_apply" in sql
+    # and the tables created later in that schema
+    assert re.search(r"ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app\s+"
+                     r"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO replicator_apply", sql)
     assert "GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply" in sql
     assert "GRANT USAGE ON SCHEMA replicator TO replicator_apply" in sql
     assert not re.search(r"SUPERUSER|BYPASSRLS|GRANT ALL", sql, re.I)

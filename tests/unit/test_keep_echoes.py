@@ -4,6 +4,7 @@ handed over whole or not at all -- never its second half only."""
 from __future__ import annotations
 
 import socket
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -33,20 +34,21 @@ class _Msg:
 
 
 class _Cursor:
-    """A replication cursor playing scripted pgoutput messages; a callable in the script runs when
-    reached (the apply thread acting between two messages)."""
+    """A replication stream (sources.walproto.CopyStream's interface) playing scripted pgoutput
+    messages; a callable in the script runs when reached (the apply thread acting between two messages)."""
 
     def __init__(self, source: WalSource, script: list[Any]) -> None:
         self.source, self.script = source, list(script)
         self.wal_end = 0
-        self.io_timestamp = None
+        self.io_time = time.time()
+        self.wait_asked_at: float | None = None
         self._ready = socket.socketpair()  # select() waits on the cursor: let it return at once
         self._ready[1].send(b"x")
 
     def fileno(self) -> int:
         return self._ready[0].fileno()
 
-    def read_message(self) -> Any:
+    def read(self) -> Any:
         while self.script:
             item = self.script.pop(0)
             if callable(item):
@@ -56,7 +58,7 @@ class _Cursor:
         self.source.stop()
         return None
 
-    def send_feedback(self, **_kw: Any) -> None:
+    def confirm(self, flush_lsn: int) -> None:
         pass
 
 
