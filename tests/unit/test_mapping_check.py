@@ -1,6 +1,6 @@
 """mapping_check: mappings against hand-built column catalogs (no servers).
 
-Every rule of replicator/mapping/check.py and the wording of its findings: file:line, the field's key
+Every rule of replicator/mapping/check/ and the wording of its findings: file:line, the field's key
 path, what is wrong and the fix.
 """
 from __future__ import annotations
