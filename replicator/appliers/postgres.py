@@ -1,6 +1,7 @@
 """Apply changes to PostgreSQL with psycopg2: batched upserts, tagged, checkpointed."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
 from datetime import datetime, timezone
@@ -32,8 +33,18 @@ def _json(value: Any) -> Any:
 
 
 def _uuid(value: Any) -> Any:
-    if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog, trailing zero bytes stripped
+    if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog (16 bytes; older rows may have fewer)
         return uuid.UUID(bytes=value.ljust(16, b"\0"))
+    return value
+
+
+def _inet(value: Any) -> Any:
+    """MariaDB INET6 (16 bytes) or INET4 (4 bytes) from the binlog: the address as text. An IPv4-mapped
+    INET6 stays an IPv6 address (::ffff:1.2.3.4), as MariaDB shows it."""
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) not in (4, 16):
+            raise ValueError(f"{len(value)} bytes are not an IPv4 (4) or IPv6 (16) address")
+        return str(ipaddress.ip_address(bytes(value)))
     return value
 
 
@@ -85,6 +96,8 @@ _CONVERTERS: dict[str, Converter] = {
     "json": _json,
     "jsonb": _json,
     "uuid": _uuid,
+    "inet": _inet,
+    "cidr": _inet,
     "text": _text,
     "character varying": _text,
     "character": _text,
