@@ -325,12 +325,25 @@ def test_both_directions_are_checked(env: Env) -> None:
     assert {m.split(" ", 1)[0] for m in msgs} == {"erp:", "crm:"}
 
 
-def test_unknown_types_are_an_ok_finding(env: Env) -> None:
+def test_unknown_types_are_a_warning(env: Env) -> None:
     text = one_field()
-    crm, erp = {"id": PK, "v": C("other", type_name="INTERVAL")}, {"id": PK, "v": vc(10)}
-    assert env.failures(text, crm, erp) == []
-    assert any("INTERVAL -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in o
-               for o in env.oks(text, crm, erp))
+    crm, erp = {"id": PK, "v": C("other", type_name="MONEY")}, {"id": PK, "v": vc(10)}
+    findings = env.check(text, crm, erp)
+    (warned,) = [f for f in findings if f.warning]
+    assert not warned.ok and "MONEY -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in warned.what
+    assert "docs/types.md" in warned.fix
+    assert failures(findings) == []  # a warning: counted in the summary, not a reason to refuse to start
+
+
+def test_a_generated_postgresql_source_column_is_refused(env: Env) -> None:
+    text = one_field()
+    crm = {"id": PK, "v": C("int", bits=32, computed=True, type_name="INTEGER")}
+    (msg,) = env.failures(text, crm, {"id": PK, "v": INT})
+    assert msg.startswith("crm: ") and "crm.public.customer.v is a generated column" in msg
+    assert "does not send it (crm_to_erp)" in msg and "fix: map the columns it is computed from" in msg
+    # a MariaDB generated column is in the binlog's row image: fine
+    assert env.failures(one_field(direction="erp_to_crm"), {"id": PK, "v": INT},
+                        {"id": PK, "v": C("int", bits=32, computed=True)}) == []
 
 
 def test_a_fitting_flow_says_so(env: Env) -> None:
@@ -682,7 +695,11 @@ def test_column_info_postgresql() -> None:
     assert info(postgresql.TIMESTAMP(precision=0)).precision == 0
     assert info(postgresql.JSONB()).kind == "json" and info(postgresql.BYTEA()).kind == "bytes"
     assert info(postgresql.UUID(), default="gen_random_uuid()").generated
-    assert info(postgresql.INTERVAL()).kind == "other" and info(postgresql.ARRAY(st.Integer())).kind == "other"
+    assert info(postgresql.INTERVAL()).kind == "interval"
+    arr = info(postgresql.ARRAY(st.Integer()))
+    assert (arr.kind, arr.item) == ("array", "int")
+    assert info(postgresql.INET()).kind == "inet" and info(postgresql.INET()).bits is None
+    assert info(postgresql.MONEY()).kind == "other"
     assert info(postgresql.DOMAIN("pos", st.Integer())).kind == "int"
     assert info(postgresql.INTEGER(), computed={"sqltext": "a*2"}).computed
     assert info(postgresql.BOOLEAN(), default="false", nullable=False).has_default

@@ -2,20 +2,9 @@
 always fits; "lossy": refused unless the field says `lossy: allow`, then an ok finding records it;
 "error": refused even with `lossy: allow`, the cast cannot work; "?": not checked, an ok finding):
 
-| source \\ target | int | decimal | float | text | enum | bool | date | datetime | time | json | bytes | uuid |
-| --------------- | --- | ------- | ----- | ---- | ---- | ---- | ---- | -------- | ---- | ---- | ----- | ---- |
-| int             | R   | D       | M     | W    | error | lossy | error | error  | error | error | error | error |
-| decimal         | R'  | D       | P     | W    | error | lossy | error | error  | error | error | error | error |
-| float           | lossy | lossy | B     | W    | error | lossy | error | error  | error | error | error | error |
-| text            | lossy | lossy | lossy | L    | lossy | lossy | lossy | lossy  | lossy | lossy | lossy | lossy |
-| enum            | lossy | lossy | lossy | W    | S    | lossy | lossy | lossy  | lossy | lossy | lossy | lossy |
-| bool            | fit | D       | fit   | W    | error | fit  | error | error  | error | error | error | error |
-| date            | error | error | error | W    | error | error | fit  | T      | error | error | error | error |
-| datetime        | error | error | error | W    | error | error | lossy | F, T  | lossy | error | error | error |
-| time            | error | error | error | W    | error | error | error | error  | F    | error | error | error |
-| json            | error | error | error | W    | error | error | error | error  | error | fit  | error | error |
-| bytes           | error | error | error | lossy | error | error | error | error | error | lossy | L    | U    |
-| uuid            | error | error | error | W    | error | error | error | error  | error | error | W    | fit  |
+`TABLE` below is the table, as data: for each source kind (row) and target kind (column) a verdict
+("fit", "lossy", "error") or the letter of a rule that looks at both types. docs/types.md shows the
+same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` with the table):
 
 - R: fits when the target's range holds the source's (bits and signedness: BIGINT UNSIGNED into a
   signed BIGINT, or any signed integer into an UNSIGNED one, is lossy). R': a decimal into an
@@ -46,9 +35,21 @@ always fits; "lossy": refused unless the field says `lossy: allow`, then an ok f
   into the ColumnInfo. A text column with a list is treated as an enum (S, value maps, gates); a
   text target with a list accepts only an enum / listed source within it (otherwise lossy); an
   integer range replaces the type's range in R, R', D and W, on either side.
+- I: a MariaDB TIME into a PostgreSQL interval fits. V: an interval into a TIME is converted when it
+  has no years or months and lies within -838:59:59.999999..838:59:59.999999, else a row error
+  (lossy, a warning); into a TIME with fewer than 6 fractional digits it is rounded (lossy, refused).
+- N: a MariaDB INET6 / INET4 (16 / 4 bytes on the stream) into a PostgreSQL inet or cidr fits
+  (converted to the address); a PostgreSQL inet into a MariaDB INET6 / INET4 is lossy (a netmask
+  or an address of the other family is refused by the server); an INET6 into bytes fits when they
+  hold 16 bytes; bytes into an inet are lossy (only 4 or 16 bytes are an address; a row error).
+  Into text (W) a PostgreSQL inet needs 43 characters; a MariaDB INET6 is bytes on the stream: lossy.
+- A: a PostgreSQL array of integers, numerics, booleans, text or uuids into a MariaDB JSON column
+  fits (a JSON array, nested for more dimensions, NULL as null); of floats it is lossy (NaN and
+  infinity have no JSON form: a row error); of anything else an error. Array into array: same
+  element kind. Into text (W): the array's PostgreSQL text, unbounded.
 - MariaDB `TINYINT(1)` (what `BOOLEAN` creates there) is a bool; a MariaDB JSON column (a LONGTEXT
-  with a `json_valid` check) is json. Other types (interval, arrays, SET, YEAR, BIT, money, ...)
-  are "other": casts from or to them are "?".
+  with a `json_valid` check) is json. Other types (SET, YEAR, BIT, money, ...) are "other": casts
+  from or to them are not checked, a warning counted in `check`'s summary.
 """
 from __future__ import annotations
 
@@ -60,14 +61,45 @@ from replicator.mapping.check.columns import ColumnInfo
 
 FIT, LOSSY, ERROR, UNKNOWN = "fit", "lossy", "error", "unknown"
 
+# The cast table (module docstring: the rules behind the letters). Rows: source kind; columns: target kind.
+TARGETS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "interval", "json",
+           "bytes", "uuid", "inet", "array")
+_ROWS = """
+int       R     D     M     W     error lossy error error error error error error error error error
+decimal   R'    D     P     W     error lossy error error error error error error error error error
+float     lossy lossy B     W     error lossy error error error error error error error error error
+text      lossy lossy lossy L     lossy lossy lossy lossy lossy lossy lossy lossy lossy lossy lossy
+enum      lossy lossy lossy W     S     lossy lossy lossy lossy lossy lossy lossy lossy lossy lossy
+bool      fit   D     fit   W     error fit   error error error error error error error error error
+date      error error error W     error error fit   T     error error error error error error error
+datetime  error error error W     error error lossy F,T   lossy error error error error error error
+time      error error error W     error error error error F     I     error error error error error
+interval  error error error W     error error error error V     fit   error error error error error
+json      error error error W     error error error error error error fit   error error error error
+bytes     error error error lossy error error error error error error lossy L     U     N     error
+uuid      error error error W     error error error error error error error W     fit   error error
+inet      error error error W     error error error error error error error N     error N     error
+array     error error error W     error error error error error error A     error error error A
+"""
+TABLE: dict[str, dict[str, str]] = {
+    row.split()[0]: dict(zip(TARGETS, row.split()[1:])) for row in _ROWS.strip().splitlines()}
+
 
 def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
     """A lossy cast the target refuses value by value (strict SQL mode, PostgreSQL): longer text,
     an integer out of range, a value outside a CHECK or enum domain, text that does not parse.
     Silent ones (a smaller decimal scale or fractional-second precision, a float rounded into a
     decimal, a datetime cut to a date) stay refused unless the field says `lossy: allow`."""
-    if s.kind == "float" or t.kind in ("decimal", "float") and s.kind != "text":
+    if s.kind == "float" or t.kind == "float" and s.kind != "text":
         return False
+    if t.kind == "decimal" and s.kind != "text":
+        # more integer digits than the target holds: both servers refuse the value (out of range);
+        # more decimal places: rounded without a word
+        return s.kind != "decimal" or not _fewer_places(s, t)
+    if s.kind == "interval" and t.kind == "time" and (t.precision or 0) < 6:
+        return False  # fractional seconds rounded
+    if s.kind == "inet" and t.kind == "inet":
+        return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
     if t.kind == "date" and s.kind == "datetime":
         return False
     if t.kind == "int" and s.kind == "decimal" and (s.scale or 0) > 0:
@@ -110,9 +142,18 @@ def _text_width(c: ColumnInfo) -> int | None:
         return 15
     if k == "uuid":
         return 36
+    if k == "inet":
+        return 43  # an IPv6 address with a netmask
+    if k in ("interval", "array"):
+        return None
     if k == "enum":
         return max((len(v) for v in c.enums), default=0)
     return c.length  # text, bytes; json: None
+
+
+def _fewer_places(s: ColumnInfo, t: ColumnInfo) -> bool:
+    """A decimal target keeps fewer decimal places than the decimal source (rounded)."""
+    return t.precision is not None and (s.precision is None or (s.scale or 0) > (t.scale or 0))
 
 
 def _int_digits(c: ColumnInfo) -> int | None:
@@ -138,6 +179,8 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
     if tk == "text":
         if sk == "bytes":
             return LOSSY, "bytes that are not valid UTF-8 text cannot be stored as text"
+        if sk == "inet" and s.bits:
+            return LOSSY, f"{s.describe()} travels as {s.bits // 8} bytes, which are not text; map it to an inet column"
         if sk == "json" and t.length is not None:
             return LOSSY, f"JSON documents are unbounded, the target holds {t.length} characters"
         need = _text_width(s)
@@ -195,12 +238,14 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return FIT, ""
         if tk == "decimal":
             sd, td = _int_digits(s), _int_digits(t)
+            narrower = td is not None and (sd is None or sd > td)
+            if _fewer_places(s, t):  # silent: checked first, it decides whether lossy: allow is needed
+                also = " and fewer integer digits" if narrower else ""
+                return LOSSY, f"{s.describe()} into {t.describe()}: fewer decimal places (rounded){also}"
             if t.unsigned and not s.unsigned:
                 return LOSSY, "negative values do not fit an UNSIGNED column"
-            if td is not None and (sd is None or sd > td):
+            if narrower:
                 return LOSSY, f"{s.describe()} into {t.describe()}: fewer integer digits"
-            if t.precision is not None and (s.precision is None or (s.scale or 0) > (t.scale or 0)):
-                return LOSSY, f"{s.describe()} into {t.describe()}: fewer decimal places (rounded)"
             return FIT, ""
         if tk == "float":
             digits = 6 if t.bits == 32 else 15
@@ -247,6 +292,8 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "a datetime into a time loses the date"
         return ERROR, f"a datetime cannot become {_a(tk)}"
     if sk == "time":
+        if tk == "interval":
+            return FIT, ""
         if tk == "time":
             if (t.precision or 0) < (s.precision or 0):
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
@@ -269,6 +316,8 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             if s.precision == 16:  # BINARY(16)
                 return FIT, ""
             return LOSSY, "only 16-byte values become a uuid"
+        if tk == "inet":
+            return LOSSY, "only 4- or 16-byte values are an address"
         return ERROR, f"bytes cannot become {_a(tk)}"
     if sk == "uuid":
         if tk == "uuid":
@@ -278,10 +327,46 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
                 return LOSSY, f"a uuid is 16 bytes, the target holds {t.length}"
             return FIT, ""
         return ERROR, f"a uuid cannot become {_a(tk)}"
+    if sk == "interval":
+        if tk == "interval":
+            return FIT, ""
+        if tk == "time":
+            if (t.precision or 0) < 6:
+                return LOSSY, f"{t.describe()} keeps {t.precision or 0} fractional-second digits, an interval 6"
+            return LOSSY, ("an interval with years or months, or beyond -838:59:59.999999..838:59:59.999999, "
+                           "does not fit a TIME")
+        return ERROR, f"an interval cannot become {_a(tk)}"
+    if sk == "inet":
+        if tk == "inet":
+            if s.bits and not t.bits:  # MariaDB INET6 / INET4 into PostgreSQL inet / cidr: converted
+                return FIT, ""
+            if s.bits != t.bits:
+                return LOSSY, (f"{s.describe()} into {t.describe()}: a netmask or an address of the other family "
+                               f"does not arrive as it was")
+            return FIT, ""
+        if tk == "bytes" and s.bits:
+            need = s.bits // 8
+            if t.length is not None and t.length < need:
+                return LOSSY, f"{s.describe()} is {need} bytes, the target holds {t.length}"
+            return FIT, ""
+        return ERROR, f"an address cannot become {_a(tk)}"
+    if sk == "array":
+        if tk == "json":
+            if s.item in ("int", "decimal", "bool", "text", "uuid"):
+                return FIT, ""
+            if s.item == "float":
+                return LOSSY, "NaN and infinity elements have no JSON form (a row error)"
+            return ERROR, f"arrays of {s.item or 'this type'} have no JSON form here; convert with `transform:`"
+        if tk == "array":
+            if s.item == t.item:
+                return FIT, ""
+            return LOSSY, f"arrays of {s.item} into arrays of {t.item}"
+        return ERROR, f"an array cannot become {_a(tk)}"
     return UNKNOWN, "a type this check does not know"
 
 
 def _a(kind: str) -> str:
     return {"int": "an integer", "enum": "an enum value", "json": "JSON", "bytes": "bytes", "uuid": "a uuid",
             "date": "a date", "datetime": "a datetime", "time": "a time", "bool": "a boolean",
-            "decimal": "a decimal", "float": "a float", "text": "text"}.get(kind, kind)
+            "decimal": "a decimal", "float": "a float", "text": "text", "interval": "an interval",
+            "inet": "an address", "array": "an array"}.get(kind, kind)

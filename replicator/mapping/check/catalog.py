@@ -37,12 +37,26 @@ def read_catalog(engine: Any, tables: Iterable[TableRef]) -> Catalog:
             parsed = parse_check(clause)
             if parsed:
                 domains[parsed[0]] = _narrow(domains.get(parsed[0]), parsed[1])
+        raw_types = _mariadb_types(engine, t) if mariadb else {}
         cols: dict[str, ColumnInfo] = {}
         for col in insp.get_columns(t.name, schema=t.schema):
+            if col["name"] in raw_types:
+                col = {**col, "data_type": raw_types[col["name"]]}
             cols[col["name"]] = column_info(col, dialect, json=col["name"] in json_columns,
                                             check=domains.get(col["name"]))
         out[t] = cols
     return out
+
+
+def _mariadb_types(engine: Any, t: TableRef) -> dict[str, str]:
+    """information_schema's DATA_TYPE per column: SQLAlchemy does not know MariaDB's INET6 / INET4."""
+    import sqlalchemy
+
+    with engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"), {"s": t.schema, "t": t.name}).fetchall()
+    return {str(r[0]): str(r[1]).lower() for r in rows}
 
 
 def _checks(insp: Any, t: TableRef) -> list[str]:
@@ -126,7 +140,17 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
     if json or isinstance(t, st.JSON):
         return ColumnInfo("json", **common)
     if isinstance(t, st.NullType):
+        raw = col.get("data_type")
+        if raw in ("inet6", "inet4"):  # MariaDB: 16 / 4 bytes on the stream
+            return ColumnInfo("inet", bits=128 if raw == "inet6" else 32, **{**common, "type_name": raw.upper()})
         return ColumnInfo("other", **common)
+    if isinstance(t, (postgresql.INET, postgresql.CIDR)):
+        return ColumnInfo("inet", **common)
+    if isinstance(t, (postgresql.INTERVAL, st.Interval)):
+        return ColumnInfo("interval", **common)
+    if isinstance(t, st.ARRAY):
+        item = _column_info({"name": col["name"], "type": t.item_type}, dialect, False).kind
+        return ColumnInfo("array", item=item, **common)
     if isinstance(t, st.Enum):
         return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), **common)
     if isinstance(t, mysql.SET):

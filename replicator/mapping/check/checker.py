@@ -212,12 +212,22 @@ class _Checker:
             sname = _col(flow.source.side, flow.source.table, plan.source or "")
         if scol is None:
             return
+        if scol.computed and self.kinds.get(flow.source.side) == "postgresql" and not plan.references:
+            # pgoutput never sends a generated column: every row would arrive without it
+            self.fail(flow.source.side, f"{_at(f.where)}: {sname} is a generated column (AS expression); "
+                      f"PostgreSQL's logical replication does not send it ({stream})",
+                      f"map the columns it is computed from and compute it in {flow.target.table} (a generated "
+                      f"column there, or `transform:`), or give the field `{flow.source.side}: ~`")
+            return
         verdict, why = _cast(scol, tcol)
         head = f"{_at(f.where)}: {sname} {scol.describe()} -> {tname} {tcol.describe()} ({stream})"
         if verdict == FIT:
             return
         if verdict == UNKNOWN:
-            self.ok(flow.target.side, f"{head}: not checked ({why})")
+            # a warning, counted as one: nothing here says the values arrive as they were
+            self.warn(flow.target.side, f"{head}: not checked ({why})",
+                      "make sure every value of the source type is a valid value of the target type "
+                      "(docs/types.md lists the pairs that are checked), or convert with `map:` or `transform:`")
         elif verdict == ERROR:
             self.fail(flow.target.side, f"{head}: incompatible types: {why}",
                       "map the field to a column of a compatible type, or convert it with `map:` or `transform:` "

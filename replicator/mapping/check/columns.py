@@ -7,8 +7,8 @@ from typing import Any
 from replicator.changes import TableRef
 
 
-KINDS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "json", "bytes", "uuid",
-         "other")
+KINDS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "interval", "json", "bytes",
+         "uuid", "inet", "array", "other")
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,8 @@ class ColumnInfo:
     """What the check needs to know of one column."""
 
     kind: str  # one of KINDS
-    bits: int | None = None  # int: 8/16/24/32/64; float: 32/64; datetime: 32 for a MariaDB TIMESTAMP
+    bits: int | None = None  # int: 8/16/24/32/64; float: 32/64; datetime: 32 for a MariaDB TIMESTAMP; inet: 128 / 32
+    # for a MariaDB INET6 / INET4 (bytes on the stream), None for a PostgreSQL inet / cidr
     unsigned: bool = False  # MariaDB UNSIGNED (int, decimal)
     precision: int | None = None  # decimal: total digits (None: unbounded); datetime/time: fractional digits
     scale: int | None = None  # decimal
@@ -29,6 +30,7 @@ class ColumnInfo:
     computed: bool = False  # GENERATED ALWAYS AS (expression): never written
     identity_always: bool = False  # PostgreSQL GENERATED ALWAYS AS IDENTITY: written only by the database
     timezone: bool = False  # datetime / time with time zone
+    item: str | None = None  # array: the kind of its elements
     type_name: str = ""  # as the database spells it, for messages
 
     def describe(self) -> str:
@@ -61,6 +63,10 @@ class ColumnInfo:
             return "BYTEA" if self.length is None else f"VARBINARY({self.length})"
         if k == "datetime":
             return "TIMESTAMPTZ" if self.timezone else "TIMESTAMP"
+        if k == "inet":
+            return {128: "INET6", 32: "INET4"}.get(self.bits or 0, "INET")
+        if k == "array":
+            return f"{(self.item or 'other').upper()}[]"
         return k.upper()
 
 
