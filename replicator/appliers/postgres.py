@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -45,6 +45,21 @@ def _inet(value: Any) -> Any:
         if len(value) not in (4, 16):
             raise ValueError(f"{len(value)} bytes are not an IPv4 (4) or IPv6 (16) address")
         return str(ipaddress.ip_address(bytes(value)))
+    return value
+
+
+_DAY = timedelta(days=1)
+
+
+def _time_of_day(value: Any) -> Any:
+    """A MariaDB TIME (a timedelta, -838:59:59..838:59:59) into a PostgreSQL time: only 00:00:00..24:00:00
+    is a time of day. (Sent as an interval, PostgreSQL's cast would wrap 25:00:00 to 01:00:00.)"""
+    if isinstance(value, timedelta):
+        if not timedelta(0) <= value <= _DAY:
+            raise ValueError(f"{value} is not a time of day (00:00:00..24:00:00); map it to an interval")
+        if value == _DAY:
+            return "24:00:00"
+        return (datetime.min + value).time()
     return value
 
 
@@ -97,6 +112,7 @@ _CONVERTERS: dict[str, Converter] = {
     "jsonb": _json,
     "uuid": _uuid,
     "inet": _inet,
+    "time without time zone": _time_of_day,
     "cidr": _inet,
     "text": _text,
     "character varying": _text,

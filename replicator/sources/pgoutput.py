@@ -132,13 +132,14 @@ _TEXT: Converter = bytes.decode  # UTF-8, as pinned by client_encoding (the wals
 
 def _or_beyond(parse: Converter) -> Converter:
     """A date/time value Python cannot hold but PostgreSQL does ('infinity', '-infinity', BC, a year past
-    9999) stays its text: it is a valid source value, and the target decides (MariaDB's applier refuses
+    9999, the time 24:00:00) stays its text: it is a valid source value, and the target decides (MariaDB's applier refuses
     it as a row error naming table, key and column). Anything else that does not parse stays an error."""
     def conv(raw: bytes) -> Any:
         try:
             return parse(raw)
         except ValueError:
-            if raw in (b"infinity", b"-infinity") or raw.endswith(b" BC") or raw[:5].isdigit():
+            if raw in (b"infinity", b"-infinity") or raw.endswith(b" BC") or raw[:5].isdigit() \
+                    or raw.startswith(b"24:00:00"):  # a time: 24:00:00 is the end of a day there
                 return raw.decode()
             raise
     return conv
@@ -228,7 +229,7 @@ _CONVERTERS: dict[int, Converter] = {
     1700: _ascii_then(Decimal),  # exact, whatever the context precision; NaN and +-Infinity too
     # date/time: 'infinity' and BC values have no Python equivalent, so fromisoformat rejects them
     1082: _or_beyond(_ascii_then(date.fromisoformat)),
-    1083: _ascii_then(time.fromisoformat),
+    1083: _or_beyond(_ascii_then(time.fromisoformat)),
     1114: _or_beyond(_ascii_then(datetime.fromisoformat)),
     1184: _or_beyond(_timestamptz),
     2950: _ascii_then(uuid.UUID),

@@ -11,7 +11,7 @@ import pytest
 from replicator.appliers.base import Applier, Run, group_runs
 from replicator.appliers.mariadb import (_date, _datetime, _decimal, _double, _json, _json_document, _time,
                                          _utc_naive, quote)
-from replicator.appliers.postgres import _bool, _inet, _text, _timestamptz, _uuid
+from replicator.appliers.postgres import _bool, _inet, _text, _time_of_day, _timestamptz, _uuid
 from replicator.changes import Op, Position, TableRef, TargetChange
 from replicator.config import Account, Connection, Secret
 from replicator.errors import RowError
@@ -378,3 +378,15 @@ def test_pg_inet_from_inet6_bytes(raw: bytes, text: str) -> None:
     assert _inet("10.0.0.0/8") == "10.0.0.0/8"
     with pytest.raises(ValueError, match="not an IPv4"):
         _inet(b"\x01" * 14)
+
+
+def test_pg_time_takes_only_a_time_of_day() -> None:
+    from datetime import time
+
+    assert _time_of_day(timedelta(hours=23, minutes=59, seconds=59, microseconds=999999)) == \
+        time(23, 59, 59, 999999)
+    assert _time_of_day(timedelta(0)) == time(0) and _time_of_day(timedelta(days=1)) == "24:00:00"
+    assert _time_of_day(time(1, 2)) == time(1, 2)
+    for bad in (timedelta(hours=25), timedelta(microseconds=-1), -timedelta(hours=838)):
+        with pytest.raises(ValueError, match="not a time of day"):
+            _time_of_day(bad)

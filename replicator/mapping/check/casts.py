@@ -21,12 +21,14 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
   26, 32 with a time zone; time: 15; uuid: 36; enum: its longest value; json: unbounded only).
   For bytes, W means a uuid into BINARY / VARBINARY of at least 16 bytes.
 - L: fits when the target is unbounded or at least as long as the source; an unbounded source
-  into a bounded target is lossy. Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
+  into a bounded target is lossy. Into a MariaDB BINARY(n) only a BINARY(n) fits: a shorter value
+  is padded with zero bytes (lossy, refused when the lengths fit, a warning when they may not). Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
   MariaDB TINYTEXT counts as 255; TEXT, MEDIUMTEXT and LONGTEXT count as unbounded (a value
   beyond 64 KiB in a TEXT is a row error at run time, strict mode).
 - S: an enum into an enum fits when every source value is a target value.
 - F: fits unless the target keeps fewer fractional-second digits (PostgreSQL default 6, MariaDB
-  default 0: DATETIME(6) is needed for microseconds). T: a time zone on either side is fine
+  default 0: DATETIME(6) is needed for microseconds); a MariaDB TIME (-838:59:59..838:59:59) into a
+  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors). T: a time zone on either side is fine
   (values are UTC; timestamptz into a naive DATETIME is stored as UTC); a MariaDB TIMESTAMP
   (1970..2038) target is lossy for a date or any other datetime source.
 - U: bytes into a uuid fit from BINARY(16) only.
@@ -100,6 +102,9 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return False  # fractional seconds rounded
     if s.kind == "inet" and t.kind == "inet":
         return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
+    if s.kind == "bytes" and t.kind == "bytes" and t.precision is not None and s.precision != t.precision \
+            and (s.length is not None and t.length is not None and s.length <= t.length):
+        return False  # a BINARY(n) pads a shorter value with zero bytes, without a word
     if t.kind == "date" and s.kind == "datetime":
         return False
     if t.kind == "int" and s.kind == "decimal" and (s.scale or 0) > 0:
@@ -298,6 +303,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             if (t.precision or 0) < (s.precision or 0):
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
                                f"{s.describe()} {s.precision}")
+            if s.bits and not t.bits:
+                return LOSSY, (f"{s.describe()} holds -838:59:59..838:59:59, {t.describe()} only a time of day "
+                               f"(00:00:00..24:00:00); map it to an interval")
             return FIT, ""
         return ERROR, f"a time cannot become {_a(tk)}"
     if sk == "json":
@@ -309,6 +317,8 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             if t.length is not None and (s.length is None or s.length > t.length):
                 what = "unbounded bytes" if s.length is None else f"bytes of up to {s.length}"
                 return LOSSY, f"{what} into at most {t.length} bytes"
+            if t.precision is not None and s.precision != t.precision:
+                return LOSSY, f"{t.describe()} pads shorter values with zero bytes"
             return FIT, ""
         if tk == "json":
             return LOSSY, "bytes that are not a UTF-8 JSON document are a row error"

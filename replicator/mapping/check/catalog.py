@@ -196,7 +196,8 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
         else:
             fsp = getattr(t, "precision", None)
             fsp = 6 if fsp is None else fsp
-        return ColumnInfo("time", precision=fsp, timezone=bool(getattr(t, "timezone", False)), **common)
+        return ColumnInfo("time", precision=fsp, timezone=bool(getattr(t, "timezone", False)),
+                          bits=24 if mariadb else None, **common)  # MariaDB: -838:59:59..838:59:59
     if isinstance(t, st.Uuid):
         return ColumnInfo("uuid", **common)
     if isinstance(t, st.String):

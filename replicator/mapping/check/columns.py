@@ -17,7 +17,8 @@ class ColumnInfo:
 
     kind: str  # one of KINDS
     bits: int | None = None  # int: 8/16/24/32/64; float: 32/64; datetime: 32 for a MariaDB TIMESTAMP; inet: 128 / 32
-    # for a MariaDB INET6 / INET4 (bytes on the stream), None for a PostgreSQL inet / cidr
+    # for a MariaDB INET6 / INET4 (bytes on the stream), None for a PostgreSQL inet / cidr; time: 24 for a
+    # MariaDB TIME (-838:59:59..838:59:59), None for a PostgreSQL time (a time of day)
     unsigned: bool = False  # MariaDB UNSIGNED (int, decimal)
     precision: int | None = None  # decimal: total digits (None: unbounded); datetime/time: fractional digits
     scale: int | None = None  # decimal
