@@ -66,7 +66,8 @@ _INF = float("inf")
 
 
 def _double(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+    if isinstance(value, Decimal) and not value.is_finite() \
+            or isinstance(value, float) and (value != value or value in (_INF, -_INF)):
         raise ValueError(f"{value} cannot be stored in a MariaDB DOUBLE/FLOAT (no NaN or infinity there)")
     return value
 

@@ -293,7 +293,28 @@ def test_datetime_into_date_and_timestamptz_into_naive(env: Env) -> None:
     (msg,) = pair(env, C("datetime", precision=6), C("date"))
     assert "a datetime into a date loses the time of day" in msg
     tz = C("datetime", precision=6, timezone=True, type_name="TIMESTAMP WITH TIME ZONE")
-    assert pair(env, tz, C("datetime", precision=6, type_name="DATETIME(6)")) == []
+    (msg,) = pair(env, tz, C("datetime", precision=6, type_name="DATETIME(6)"))
+    assert msg.endswith("infinity, BC dates and years past 9999 have no MariaDB form (such a value is a row "
+                        "error) | fix: keep such values out of the source, or add `lossy: allow` to the field to "
+                        "say they never occur (one that does is still a row error)")
+    findings = env.check(one_field(), {"id": PK, "v": tz}, {"id": PK, "v": C("datetime", precision=6)})
+    assert failures(findings) == [] and [f.warning for f in findings if not f.ok] == [True]
+    assert pair(env, tz, C("datetime", precision=6), "{lossy: allow}") == []
+    # MariaDB has no such values: the other direction fits
+    assert pair(env, tz, C("datetime", precision=6), direction="erp_to_crm") == []
+
+
+@pytest.mark.parametrize("src, dst, said", [
+    (C("float", bits=64), C("float", bits=64), "NaN and ±Infinity have no MariaDB form"),
+    (dec(10, 2), dec(12, 2), "NaN have no MariaDB form"),
+    (dec(6, 2), C("float", bits=64), "NaN have no MariaDB form"),
+    (dec(None, None), dec(None, None), "NaN and ±Infinity have no MariaDB form"),
+    (C("date"), C("date"), "infinity, BC dates"),
+])
+def test_postgresql_values_mariadb_cannot_hold_warn(env: Env, src: ColumnInfo, dst: ColumnInfo, said: str) -> None:
+    findings = env.check(one_field(), {"id": PK, "v": src}, {"id": PK, "v": dst})
+    (warned,) = [f for f in findings if not f.ok]
+    assert warned.warning and said in warned.what
 
 
 def test_fractional_seconds(env: Env) -> None:

@@ -22,7 +22,7 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
   For bytes, W means a uuid into BINARY / VARBINARY of at least 16 bytes.
 - L: fits when the target is unbounded or at least as long as the source; an unbounded source
   into a bounded target is lossy. Into a MariaDB BINARY(n) only a BINARY(n) fits: a shorter value
-  is padded with zero bytes (lossy, refused when the lengths fit, a warning when they may not). Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
+  is padded with zero bytes (lossy, refused). Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
   MariaDB TINYTEXT counts as 255; TEXT, MEDIUMTEXT and LONGTEXT count as unbounded (a value
   beyond 64 KiB in a TEXT is a row error at run time, strict mode).
 - S: an enum into an enum fits when every source value is a target value.
@@ -102,8 +102,7 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return False  # fractional seconds rounded
     if s.kind == "inet" and t.kind == "inet":
         return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
-    if s.kind == "bytes" and t.kind == "bytes" and t.precision is not None and s.precision != t.precision \
-            and (s.length is not None and t.length is not None and s.length <= t.length):
+    if s.kind == "bytes" and t.kind == "bytes" and t.precision is not None and s.precision != t.precision:
         return False  # a BINARY(n) pads a shorter value with zero bytes, without a word
     if t.kind == "date" and s.kind == "datetime":
         return False
@@ -314,11 +313,11 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"JSON cannot become {_a(tk)}"
     if sk == "bytes":
         if tk == "bytes":
+            if t.precision is not None and s.precision != t.precision:  # silent: checked first
+                return LOSSY, f"{t.describe()} pads shorter values with zero bytes"
             if t.length is not None and (s.length is None or s.length > t.length):
                 what = "unbounded bytes" if s.length is None else f"bytes of up to {s.length}"
                 return LOSSY, f"{what} into at most {t.length} bytes"
-            if t.precision is not None and s.precision != t.precision:
-                return LOSSY, f"{t.describe()} pads shorter values with zero bytes"
             return FIT, ""
         if tk == "json":
             return LOSSY, "bytes that are not a UTF-8 JSON document are a row error"
@@ -373,6 +372,20 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, f"arrays of {s.item} into arrays of {t.item}"
         return ERROR, f"an array cannot become {_a(tk)}"
     return UNKNOWN, "a type this check does not know"
+
+
+def special_values(s: ColumnInfo, t: ColumnInfo, source_dbms: str, target_dbms: str) -> str | None:
+    """Why a cast that fits by the table still has valid source values the target cannot hold, or None:
+    PostgreSQL's NaN / ±Infinity numbers and infinite, BC or 5-digit-year dates have no MariaDB form.
+    Such a value is a row error naming table, key and column; `check` warns (rule X)."""
+    if source_dbms != "postgresql" or target_dbms != "mariadb":
+        return None
+    if s.kind in ("float", "decimal") and t.kind in ("float", "decimal", "int"):
+        what = "NaN and ±Infinity" if s.kind == "float" or s.precision is None else "NaN"
+        return f"{what} have no MariaDB form (such a value is a row error)"
+    if s.kind in ("date", "datetime") and t.kind in ("date", "datetime"):
+        return "infinity, BC dates and years past 9999 have no MariaDB form (such a value is a row error)"
+    return None
 
 
 def _a(kind: str) -> str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from replicator.changes import TableRef
 from replicator.errors import Where
-from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width
+from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, special_values
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.specs import _direction_transform, field_specs
@@ -222,6 +222,12 @@ class _Checker:
         verdict, why = _cast(scol, tcol)
         head = f"{_at(f.where)}: {sname} {scol.describe()} -> {tname} {tcol.describe()} ({stream})"
         if verdict == FIT:
+            special = special_values(scol, tcol, self.kinds.get(flow.source.side, ""),
+                                     self.kinds.get(flow.target.side, ""))
+            if special and not f.lossy:
+                self.warn(flow.target.side, f"{head}: {special}",
+                          "keep such values out of the source, or add `lossy: allow` to the field to say they never "
+                          "occur (one that does is still a row error)")
             return
         if verdict == UNKNOWN:
             # a warning, counted as one: nothing here says the values arrive as they were
