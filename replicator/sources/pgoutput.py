@@ -199,6 +199,15 @@ def _parse_array(text: str, pos: int, element: Callable[[str], Any]) -> tuple[li
         pos += 1  # ','
 
 
+_F4 = struct.Struct("<f")
+
+
+def _float4(raw: bytes) -> float:
+    """A real as the float32 it is: its shortest text read as a double can exceed float32 (3.4028235e+38
+    is more than FLT_MAX) and a MariaDB FLOAT would refuse it as out of range."""
+    return _F4.unpack(_F4.pack(float(raw)))[0]
+
+
 def _pg_bool(text: str) -> bool:
     return {"t": True, "f": False}[text]
 
@@ -225,7 +234,7 @@ _CONVERTERS: dict[int, Converter] = {
     16: {b"t": True, b"f": False}.__getitem__,  # bool
     17: _bytea,
     20: int, 21: int, 23: int, 26: int,  # int8, int2, int4, oid: int() parses ASCII bytes directly
-    700: float, 701: float,  # float() takes bytes and 'NaN' / 'Infinity' / '-Infinity'
+    700: _float4, 701: float,  # float() takes bytes and 'NaN' / 'Infinity' / '-Infinity'
     1700: _ascii_then(Decimal),  # exact, whatever the context precision; NaN and +-Infinity too
     # date/time: 'infinity' and BC values have no Python equivalent, so fromisoformat rejects them
     1082: _or_beyond(_ascii_then(date.fromisoformat)),

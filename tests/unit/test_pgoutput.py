@@ -276,6 +276,9 @@ CONVERSIONS = [
     (1700, "Infinity", Decimal("Infinity")),
     (1700, "-Infinity", Decimal("-Infinity")),
     (700, "1.5", 1.5),
+    (700, "0.1", 0.10000000149011612),  # the float32 a real holds, not the double nearest its text
+    (700, "3.4028235e+38", 3.4028234663852886e+38),  # FLT_MAX: its text read as a double is larger
+    (700, "1e-45", 1.401298464324817e-45),
     (701, "0.1", 0.1),
     (701, "-1.7976931348623157e+308", -1.7976931348623157e308),
     (701, "Infinity", math.inf),
