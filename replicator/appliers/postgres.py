@@ -24,6 +24,14 @@ from replicator.loopguard import MESSAGE_PREFIX
 PAGE = 1000
 
 
+class _Identifier(sql.Identifier):
+    """A quoted name in a statement that runs with parameters: a % in it is doubled (psycopg2, and
+    execute_values's split on the one %s, read a single % as a placeholder: a column "50%s" broke it)."""
+
+    def as_string(self, context: Any) -> str:
+        return super().as_string(context).replace("%", "%%")
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
@@ -128,7 +136,7 @@ class PostgresApplier(Applier):
     def __init__(self, conn: Connection, stream: str):
         super().__init__(conn, stream)
         self.db: Any = None
-        self.schema = sql.Identifier(conn.state_schema)
+        self.schema = _Identifier(conn.state_schema)
         self._sql_cache: dict[tuple, Any] = {}
 
     def connect(self) -> None:
@@ -222,7 +230,7 @@ class PostgresApplier(Applier):
         self.db.rollback()
 
     def _table(self, t: TableRef) -> Any:
-        return sql.Identifier(t.schema, t.name)
+        return _Identifier(t.schema, t.name)
 
 
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
@@ -234,12 +242,12 @@ class PostgresApplier(Applier):
         key = ("upsert", run.table, run.columns, run.key_columns, count_missing, run.insert_only)
         stmt = self._sql_cache.get(key)
         if stmt is None:
-            cols = sql.SQL(", ").join(map(sql.Identifier, run.columns))
+            cols = sql.SQL(", ").join(map(_Identifier, run.columns))
             updates = run.updates
-            conflict = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            conflict = sql.SQL(", ").join(map(_Identifier, run.key_columns))
             if updates:
                 action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates)
+                    sql.SQL("{0} = EXCLUDED.{0}").format(_Identifier(c)) for c in updates)
             else:
                 action = sql.SQL("DO NOTHING")
             stmt = sql.SQL("INSERT INTO {} AS t ({}) VALUES %s ON CONFLICT ({}) {}").format(
@@ -261,9 +269,9 @@ class PostgresApplier(Applier):
         stmt = self._sql_cache.get(key)
         if stmt is None:
             types = self._types.get(run.table, {})
-            names = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            names = sql.SQL(", ").join(map(_Identifier, run.key_columns))
             cond = sql.SQL(" AND ").join(
-                sql.SQL("t.{0} = v.{0}::{1}").format(sql.Identifier(c), sql.SQL(_pg_type(types.get(c, "text"))))
+                sql.SQL("t.{0} = v.{0}::{1}").format(_Identifier(c), sql.SQL(_pg_type(types.get(c, "text"))))
                 for c in run.key_columns)
             stmt = sql.SQL("DELETE FROM {} AS t USING (VALUES %s) AS v ({}) WHERE {} RETURNING 1").format(
                 self._table(run.table), names, cond).as_string(self.db)
@@ -298,7 +306,7 @@ class PostgresApplier(Applier):
     def _truncate(self, table: TableRef) -> None:
         def q() -> None:
             with self.db.cursor() as cur:
-                cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)))
+                cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)), ())  # () : %% is read as %
         self._run(q)
 
     def error_column(self, exc: Exception) -> str | None:

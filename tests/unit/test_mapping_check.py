@@ -884,3 +884,26 @@ def test_silent_losses_are_refused_loud_ones_are_warnings(env: Env, src: ColumnI
     assert "lossy cast" in finding.what
     assert finding.warning is not refused
     assert bool(failures([finding])) is refused
+
+
+@pytest.mark.parametrize("clause, column, values", [
+    ("`a``b` in ('x','y\"z')", "a`b", ("x", 'y"z')),
+    ('("two words")::text = ANY (ARRAY[\'a\'::text, \'b\'::text])', "two words", ("a", "b")),
+    ('"q""d" IN (\'it\'\'s\')', 'q"d', ("it's",)),
+    ("`naïve ü` = 'é'", "naïve ü", ("é",)),
+    ("`select` in ('a')", "select", ("a",)),
+])
+def test_check_clauses_on_quoted_column_names(clause: str, column: str, values: tuple) -> None:
+    assert parse_check(clause) == (column, (values, None))
+
+
+def test_mariadb_reflection_undoubles_backticks_in_names() -> None:
+    """SQLAlchemy's MariaDB reflection leaves `a``b` as 'a``b'; check and preflight read the real name."""
+    from sqlalchemy.dialects.mysql.mariadb import MariaDBDialect
+    from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+
+    from replicator.mapping.check.catalog import reflected_name
+
+    assert reflected_name(MariaDBDialect(), "a``b") == "a`b"
+    assert reflected_name(MariaDBDialect(), "a````b") == "a``b"
+    assert reflected_name(PGDialect_psycopg2(), "a``b") == "a``b"  # PostgreSQL names come back as they are

@@ -23,11 +23,13 @@ The package, one concept per module: `columns` (ColumnInfo), `checks` (CHECK cla
 `values` (values spelled out in mappings), `specs` (the raw field specs), `checker` (the check).
 """
 from replicator.mapping.check.casts import ERROR, FIT, LOSSY, UNKNOWN, _cast
-from replicator.mapping.check.catalog import column_info, read_catalog
+from replicator.mapping.check.catalog import (column_info, inspected_columns, inspected_primary_key,
+                                              inspected_unique_keys, read_catalog)
 from replicator.mapping.check.checker import Finding, check_config, check_types
 from replicator.mapping.check.checks import parse_check
 from replicator.mapping.check.columns import KINDS, Catalog, ColumnInfo, Specs
 from replicator.mapping.check.specs import field_specs
 
 __all__ = ["ERROR", "FIT", "LOSSY", "UNKNOWN", "KINDS", "Catalog", "ColumnInfo", "Finding", "Specs", "_cast",
-           "check_config", "check_types", "column_info", "field_specs", "parse_check", "read_catalog"]
+           "check_config", "check_types", "column_info", "field_specs", "inspected_columns", "inspected_primary_key",
+           "inspected_unique_keys", "parse_check", "read_catalog"]

@@ -30,22 +30,45 @@ def read_catalog(engine: Any, tables: Iterable[TableRef]) -> Catalog:
         json_columns: set[str] = set()
         domains: dict[str, Check] = {}
         for clause in clauses:
-            m = re.fullmatch(r"\s*json_valid\(\s*`?([^`()]+)`?\s*\)\s*", clause, re.I)
+            m = re.fullmatch(r"\s*json_valid\(\s*(?:`((?:[^`]|``)+)`|(\w+))\s*\)\s*", clause, re.I)
             if m:
-                json_columns.add(m.group(1))
+                json_columns.add(m.group(1).replace("``", "`") if m.group(1) is not None else m.group(2))
                 continue
             parsed = parse_check(clause)
             if parsed:
                 domains[parsed[0]] = _narrow(domains.get(parsed[0]), parsed[1])
         raw_types = _mariadb_types(engine, t) if mariadb else {}
         cols: dict[str, ColumnInfo] = {}
-        for col in insp.get_columns(t.name, schema=t.schema):
+        for col in inspected_columns(insp, t):
             if col["name"] in raw_types:
                 col = {**col, "data_type": raw_types[col["name"]]}
             cols[col["name"]] = column_info(col, dialect, json=col["name"] in json_columns,
                                             check=domains.get(col["name"]))
         out[t] = cols
     return out
+
+
+def reflected_name(dialect: Any, name: str) -> str:
+    """A column name as the database spells it. SQLAlchemy's MariaDB reflection (2.x) parses SHOW CREATE
+    TABLE and leaves a backtick inside a name doubled: column `a``b` comes back as 'a``b'."""
+    if getattr(dialect, "name", "") in ("mysql", "mariadb"):
+        return name.replace("``", "`")
+    return name
+
+
+def inspected_columns(insp: Any, t: TableRef) -> list[dict[str, Any]]:
+    """`Inspector.get_columns`, names as the database spells them."""
+    return [{**c, "name": reflected_name(insp.dialect, c["name"])} for c in insp.get_columns(t.name, schema=t.schema)]
+
+
+def inspected_primary_key(insp: Any, t: TableRef) -> tuple[str, ...]:
+    pk = insp.get_pk_constraint(t.name, schema=t.schema).get("constrained_columns") or ()
+    return tuple(reflected_name(insp.dialect, c) for c in pk)
+
+
+def inspected_unique_keys(insp: Any, t: TableRef) -> list[tuple[str, ...]]:
+    return [tuple(reflected_name(insp.dialect, c) for c in u["column_names"])
+            for u in insp.get_unique_constraints(t.name, schema=t.schema)]
 
 
 def _mariadb_types(engine: Any, t: TableRef) -> dict[str, str]:

@@ -37,12 +37,34 @@ def _literals(body: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
+# a string literal (left as it is), or a quoted identifier: `...` (MariaDB) or "..." (PostgreSQL)
+_QUOTED = re.compile(r"'(?:[^']|'')*'|`((?:[^`]|``)*)`|\"((?:[^\"]|\"\")*)\"")
+_TOKEN = re.compile(r"__id(\d+)__")
+
+
 def parse_check(clause: str) -> tuple[str, Check] | None:
     """A CHECK clause that restricts one column to a list of values or an integer range, as
     `(column, (values, bounds))`; None for anything else. Understands PostgreSQL's and MariaDB's
     spellings of `c IN (...)`, `c = v`, `c BETWEEN a AND b`, `c >= a AND c <= b` (and > <), each
-    optionally `OR c IS NULL`."""
-    text = _CAST.sub("", clause.replace("`", "").replace('"', ""))
+    optionally `OR c IS NULL`. A quoted column name (a backtick, a quote, a space inside) is read
+    as the name it quotes."""
+    names: list[str] = []
+
+    def token(m: re.Match) -> str:
+        if m.group(1) is None and m.group(2) is None:
+            return m.group(0)  # a string literal
+        names.append(m.group(1).replace("``", "`") if m.group(1) is not None else m.group(2).replace('""', '"'))
+        return f"__id{len(names) - 1}__"
+
+    parsed = _parse_check(_QUOTED.sub(token, clause))
+    if parsed is None:
+        return None
+    m = _TOKEN.fullmatch(parsed[0])
+    return (names[int(m.group(1))] if m else parsed[0]), parsed[1]
+
+
+def _parse_check(text: str) -> tuple[str, Check] | None:
+    text = _CAST.sub("", text)
     text = _unwrap(re.sub(r"(?<!\w)\(\s*([A-Za-z_]\w*)\s*\)", r"\1", text))  # (status) = ...
     m = re.fullmatch(r"(.*?)\s+or\s+\(?\s*(\w+)\s+is\s+null\s*\)?", text, re.I | re.S)
     if m:
