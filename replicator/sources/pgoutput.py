@@ -423,6 +423,7 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
     size = len(buf)
     unpack = _U32.unpack_from  # unsigned: a corrupt length then fails the bounds check
     row: dict[str, Any] = {}
+    failed: tuple[str, bytes, int, Exception] | None = None
     for name, conv in plan.fields:
         if pos >= size:
             raise DecodeError(f"truncated tuple at offset {pos}, column {name!r}")
@@ -434,8 +435,10 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
             raw = buf[pos + 5 : end]
             try:
                 row[name] = conv(raw)
-            except Exception as exc:
-                raise _conversion_error(plan, name, raw, pos, exc) from exc
+            except Exception as exc:  # read on: the key columns, maybe later in the tuple, name the row
+                if failed is None:
+                    failed = (name, raw, pos, exc)
+                row[name] = None
             pos = end
         elif kind == 0x6E:  # 'n'
             row[name] = None
@@ -445,16 +448,24 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
             pos += 1
         else:
             raise DecodeError(f"unsupported tuple value kind {chr(kind)!r} at offset {pos}, column {name!r}")
+    if failed is not None:
+        name, raw, at, exc = failed
+        key = tuple(row.get(k) for k in plan.key_names) if name not in plan.key_names else None
+        raise _conversion_error(plan, name, raw, at, exc, key) from exc
     return row, pos
 
 
-def _conversion_error(plan: _Plan, name: str, raw: bytes, pos: int, exc: Exception) -> DecodeError:
+def _conversion_error(plan: _Plan, name: str, raw: bytes, pos: int, exc: Exception,
+                      key: tuple | None = None) -> DecodeError:
+    """Names table, key (when the key columns decoded) and column, as a RowError does."""
     rel = plan.relation
     type_oid = next(c.type_oid for c in rel.columns if c.name == name)
     shown = raw if len(raw) <= 40 else raw[:40] + b"..."
     if raw.endswith(b" BC") or raw.lstrip(b"-") == b"infinity":
         exc = ValueError("infinite and BC dates have no Python equivalent")
+    where = f"table {rel.table}, " + (f"key {key!r}, " if key and any(k is not None for k in key) else "") + \
+        f"column {name}: "
     return DecodeError(
-        f"cannot convert value at offset {pos} for {rel.table}.{name} (relation oid {rel.oid},"
+        f"{where}cannot convert value at offset {pos} for {rel.table}.{name} (relation oid {rel.oid},"
         f" type oid {type_oid}): {shown!r}: {exc}"
     )

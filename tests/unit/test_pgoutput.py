@@ -522,3 +522,15 @@ def test_real_session() -> None:
     assert events[40] == Origin(LSN.parse("0/ABCDEF"), "fix_origin")
     assert events[41].after == {"k": "k3", "v": 4, "big": None, "added": None}
     assert events[43] == Message(False, events[43].lsn, "end", b"")
+
+
+def test_an_unconvertible_value_names_table_key_and_column_even_before_the_key() -> None:
+    """The key may come after the bad column in the tuple: the decoder reads on to name the row."""
+    d = PgOutputDecoder()
+    d.decode(relation(OID, "public", "t", [("born", 1082, -1, False), ("id", 23, -1, True), ("k2", 25, -1, True)]))
+    with pytest.raises(DecodeError) as info:
+        d.decode(insert(OID, "01/02/2024", "42", "x"))
+    assert str(info.value).startswith("pgoutput 'I' message: table public.t, key (42, 'x'), column born: ")
+    with pytest.raises(DecodeError) as info:  # the key column itself: no key to name
+        d.decode(insert(OID, "2024-01-02", "4x2", "x"))
+    assert str(info.value).startswith("pgoutput 'I' message: table public.t, column id: ")

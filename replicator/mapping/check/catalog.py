@@ -57,8 +57,16 @@ def reflected_name(dialect: Any, name: str) -> str:
 
 
 def inspected_columns(insp: Any, t: TableRef) -> list[dict[str, Any]]:
-    """`Inspector.get_columns`, names as the database spells them."""
-    return [{**c, "name": reflected_name(insp.dialect, c["name"])} for c in insp.get_columns(t.name, schema=t.schema)]
+    """`Inspector.get_columns`, names as the database spells them. A type SQLAlchemy does not know
+    (MariaDB's INET6, ...) is a NullType, read on by `_mariadb_types`; its warning is no news to a user."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Did not recognize type", category=SAWarning)
+        columns = insp.get_columns(t.name, schema=t.schema)
+    return [{**c, "name": reflected_name(insp.dialect, c["name"])} for c in columns]
 
 
 def inspected_primary_key(insp: Any, t: TableRef) -> tuple[str, ...]:
