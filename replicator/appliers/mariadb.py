@@ -246,9 +246,12 @@ class MariaDBApplier(Applier):
                 self._required[t] = frozenset(c for c, _, required in rows if required)
                 # MariaDB's JSON is a LONGTEXT with CHECK (json_valid(`c`)): only those take a PostgreSQL
                 # array as a JSON array; another LONGTEXT keeps the array's text
-                cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-                            "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
-                clauses = {str(r[0]).strip() for r in cur.fetchall()}
+                try:
+                    cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                                "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
+                    clauses = {str(r[0]).strip() for r in cur.fetchall()}
+                except pymysql.ProgrammingError:  # MySQL before 8.0.16: no such table, JSON is its own type
+                    clauses = set()
                 json_cols = {c for c in types if f"json_valid({_PREPARER.quote_identifier(c)})" in clauses}
                 self._converters[t] = {c: _json if c in json_cols else _CONVERTERS[ty]
                                        for c, ty in types.items() if ty in _CONVERTERS or c in json_cols}

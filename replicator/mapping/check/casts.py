@@ -1,10 +1,12 @@
 """The cast table: rules for a cast from the source column to the target column of one field plan ("fit": the value
-always fits; "lossy": refused unless the field says `lossy: allow`, then an ok finding records it;
-"error": refused even with `lossy: allow`, the cast cannot work; "?": not checked, an ok finding):
+always fits; "lossy": a warning when the target refuses a value that does not fit (`_loud`), else refused
+unless the field says `lossy: allow`, then an ok finding records it; "error": refused even with
+`lossy: allow`, the cast cannot work; "unknown": not checked, a warning counted in check's summary).
 
 `TABLE` below is the table, as data: for each source kind (row) and target kind (column) a verdict
 ("fit", "lossy", "error") or the letter of a rule that looks at both types. docs/types.md shows the
-same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` with the table):
+same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` with the table).
+`special_values` adds what the table cannot see: PostgreSQL values MariaDB has no form for.
 
 - R: fits when the target's range holds the source's (bits and signedness: BIGINT UNSIGNED into a
   signed BIGINT, or any signed integer into an UNSIGNED one, is lossy). R': a decimal into an
