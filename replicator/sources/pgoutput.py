@@ -132,8 +132,9 @@ _TEXT: Converter = bytes.decode  # UTF-8, as pinned by client_encoding (the wals
 
 def _or_beyond(parse: Converter) -> Converter:
     """A date/time value Python cannot hold but PostgreSQL does ('infinity', '-infinity', BC, a year past
-    9999, the time 24:00:00) stays its text: it is a valid source value, and the target decides (MariaDB's applier refuses
-    it as a row error naming table, key and column). Anything else that does not parse stays an error."""
+    9999, the time 24:00:00) stays its text: it is a valid source value, and the target decides
+    (MariaDB's applier refuses it as a row error naming table, key and column). Anything else that
+    does not parse stays an error."""
     def conv(raw: bytes) -> Any:
         try:
             return parse(raw)

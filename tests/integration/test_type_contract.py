@@ -9,6 +9,7 @@ so the table, `replicator check` and what arrives cannot drift apart.
 2. The daemon carries every pair that is not refused; each edge value (minimum, maximum, zero, negative
    zero, fractional extremes, trailing zero bytes, empty, NULL, large text) arrives exactly, compared
    as Python values after the driver's own reading.
+   `replicator verify` then finds both sides in agreement.
 3. Values a target cannot hold are refused as a row error naming table, key and column, and nothing
    else of their transaction is applied.
 """
@@ -339,6 +340,10 @@ def test_check_verdicts_round_trips_and_named_errors(contract_pair) -> None:
     log = pair.log()  # the rows written before the first run were copied by the sync, not streamed
     assert f"sync of m2p done: {len(synced_m2p)} rows" in log and f"sync of p2m done: {len(synced_p2m)} rows" in log, \
         [line for line in log.splitlines() if "sync" in line]
+
+    # `verify` compares both sides through the mappings and agrees
+    verify = pair.cli("verify", check=False)
+    assert verify.returncode == 0 and "the sides agree" in verify.stdout, verify.stdout[-6000:] + verify.stderr
 
     # 3. a valid PostgreSQL value MariaDB cannot hold stops its row, named; its transaction is not applied
     (date_col,) = [i for i, c in live_p2m if c.pg == "date"]

@@ -390,3 +390,4 @@ def test_pg_time_takes_only_a_time_of_day() -> None:
     for bad in (timedelta(hours=25), timedelta(microseconds=-1), -timedelta(hours=838)):
         with pytest.raises(ValueError, match="not a time of day"):
             _time_of_day(bad)
+

@@ -30,7 +30,8 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
 - S: an enum into an enum fits when every source value is a target value.
 - F: fits unless the target keeps fewer fractional-second digits (PostgreSQL default 6, MariaDB
   default 0: DATETIME(6) is needed for microseconds); a MariaDB TIME (-838:59:59..838:59:59) into a
-  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors). T: a time zone on either side is fine
+  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors). T: a time zone on
+  either side is fine
   (values are UTC; timestamptz into a naive DATETIME is stored as UTC); a MariaDB TIMESTAMP
   (1970..2038) target is lossy for a date or any other datetime source.
 - U: bytes into a uuid fit from BINARY(16) only.
