@@ -158,6 +158,9 @@ class PgArray(str):
         self.element = element
         return self
 
+    def __getnewargs__(self) -> tuple[str, Callable[[str], Any]]:  # copy and pickle keep the type
+        return str(self), self.element
+
     def json_items(self) -> list[Any]:
         items, pos = _parse_array(str(self), 0, self.element)
         if pos != len(self):

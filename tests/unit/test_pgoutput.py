@@ -534,3 +534,12 @@ def test_an_unconvertible_value_names_table_key_and_column_even_before_the_key()
     with pytest.raises(DecodeError) as info:  # the key column itself: no key to name
         d.decode(insert(OID, "2024-01-02", "4x2", "x"))
     assert str(info.value).startswith("pgoutput 'I' message: table public.t, column id: ")
+
+
+def test_an_array_value_survives_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    value = one_column(1007, "{1,NULL}")
+    for again in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert type(again) is PgArray and again == "{1,NULL}" and again.json_items() == [1, None]
