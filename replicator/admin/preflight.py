@@ -23,7 +23,8 @@ from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
-from replicator.mapping.check import Finding, check_config
+from replicator.mapping.check import (Finding, check_config, inspected_columns, inspected_primary_key,
+                                      inspected_unique_keys)
 from replicator.admin.provision import pg_ident
 from replicator.appliers.mariadb import quote as my_ident
 from replicator.sources.binlog import binlog_files
@@ -211,18 +212,18 @@ def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
                 out.append(Finding(False, conn.name, f"{where}: table {e.table} does not exist",
                                    "create it or fix `table:` in the mapping"))
                 continue
-            columns = {c["name"] for c in insp.get_columns(e.table.name, schema=e.table.schema)}
+            columns = {c["name"] for c in inspected_columns(insp, e.table)}
             for f in m.fields:
                 col = f.column(conn.name)
                 if col not in columns:
                     out.append(Finding(False, conn.name, f"{f.where.file}:{f.where.line}: {f.where.key}: "
                                        f"column {col} does not exist in {e.table}", "fix the field's column name"))
-            pk = tuple(insp.get_pk_constraint(e.table.name, schema=e.table.schema).get("constrained_columns") or ())
+            pk = inspected_primary_key(insp, e.table)
             if not pk:
                 out.append(Finding(False, conn.name, f"{where}: {e.table} has no primary key",
                                    "add a primary key; replicator applies changes by key"))
             elif set(pk) != set(e.key):
-                uniques = [tuple(u["column_names"]) for u in insp.get_unique_constraints(e.table.name, schema=e.table.schema)]
+                uniques = inspected_unique_keys(insp, e.table)
                 ok = any(set(u) == set(e.key) for u in uniques)
                 out.append(Finding(ok, conn.name, f"{where}: key {list(e.key)} of {e.table} "
                                    + ("is a unique constraint" if ok else f"is neither the primary key {list(pk)} nor unique"),

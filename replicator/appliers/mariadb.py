@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -40,8 +41,83 @@ def _utc_naive(value: Any) -> Any:
     return value
 
 
+def _json_text(value: Any) -> str:
+    """JSON for a list of array elements; a Decimal stays the exact number it is."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} has no JSON equivalent")
+        return str(value)
+    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        raise ValueError(f"{value} has no JSON equivalent")
+    return json.dumps(value)
+
+
 def _json(value: Any) -> Any:
+    items = getattr(value, "json_items", None)  # a PostgreSQL array (sources.pgoutput.PgArray): a JSON array
+    if items is not None:
+        return _json_text(items())
     return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def _json_document(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+_INF = float("inf")
+
+
+def _double(value: Any) -> Any:
+    if isinstance(value, Decimal) and not value.is_finite() \
+            or isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        raise ValueError(f"{value} cannot be stored in a MariaDB DOUBLE/FLOAT (no NaN or infinity there)")
+    return value
+
+
+_MAX_TIME = timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
+_ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
+                           r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
+
+
+def _time(value: Any) -> Any:
+    """A PostgreSQL interval (ISO 8601 text, the session's intervalstyle) or a timedelta into a TIME:
+    exact within -838:59:59.999999..838:59:59.999999 (a day is 24 hours), else a row error."""
+    if isinstance(value, str) and value.lstrip("-").startswith("P"):
+        m = _ISO_INTERVAL.fullmatch(value)
+        if m is None:
+            raise ValueError(f"{value!r} is not an ISO 8601 interval")
+        neg, years, months, days, hours, minutes, seconds = m.groups()
+        if (years and int(years)) or (months and int(months)):
+            raise ValueError(f"interval {value!r} has years or months, which have no fixed length in a TIME")
+        whole, _, frac = (seconds or "0").partition(".")
+        micros = int(whole) * 1_000_000 + (-1 if whole.startswith("-") else 1) * int((frac + "000000")[:6])
+        if len(frac.rstrip("0")) > 6:
+            raise ValueError(f"interval {value!r} has more than 6 fractional digits")
+        value = timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0),
+                          microseconds=micros)
+        value = -value if neg else value
+    if isinstance(value, timedelta) and not -_MAX_TIME <= value <= _MAX_TIME:
+        raise ValueError(f"{value} is outside MariaDB's TIME range (-838:59:59.999999..838:59:59.999999)")
+    return value
+
+
+def _beyond(value: Any) -> None:
+    """PostgreSQL dates MariaDB cannot hold (pgoutput keeps them as text): infinity, BC, years past 9999."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("infinity", "-infinity") or text.endswith(" BC") or text[:5].isdigit():
+            raise ValueError(f"{text!r} is beyond MariaDB's date range (1000-01-01..9999-12-31)")
+
+
+def _date(value: Any) -> Any:
+    _beyond(value)
+    return value
+
+
+def _datetime(value: Any) -> Any:
+    _beyond(value)
+    return _utc_naive(value)
 
 
 def _uuid_text(value: Any) -> Any:
@@ -59,10 +135,14 @@ def _decimal(value: Any) -> Any:
 
 
 _CONVERTERS: dict[str, Converter] = {
-    "datetime": _utc_naive,
-    "timestamp": _utc_naive,
+    "datetime": _datetime,
+    "timestamp": _datetime,
+    "date": _date,
+    "time": _time,
+    "double": _double,
+    "float": _double,
     "json": _json,
-    "longtext": _json,
+    "longtext": _json_document,
     "char": _uuid_text,
     "varchar": _uuid_text,
     "uuid": _uuid_text,
@@ -192,7 +272,17 @@ class MariaDBApplier(Applier):
                 types = {c: ty.lower() for c, ty, _ in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(c for c, _, required in rows if required)
-                self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
+                # MariaDB's JSON is a LONGTEXT with CHECK (json_valid(`c`)): only those take a PostgreSQL
+                # array as a JSON array; another LONGTEXT keeps the array's text
+                try:
+                    cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                                "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
+                    clauses = {str(r[0]).strip() for r in cur.fetchall()}
+                except pymysql.ProgrammingError:  # MySQL before 8.0.16: no such table, JSON is its own type
+                    clauses = set()
+                json_cols = {c for c in types if f"json_valid({_PREPARER.quote_identifier(c)})" in clauses}
+                self._converters[t] = {c: _json if c in json_cols else _CONVERTERS[ty]
+                                       for c, ty in types.items() if ty in _CONVERTERS or c in json_cols}
         self.db.rollback()
 
 

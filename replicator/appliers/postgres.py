@@ -1,10 +1,11 @@
 """Apply changes to PostgreSQL with psycopg2: batched upserts, tagged, checkpointed."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -26,6 +27,14 @@ _T = TypeVar("_T")
 PAGE = 1000
 
 
+class _Identifier(sql.Identifier):
+    """A quoted name in a statement that runs with parameters: a % in it is doubled (psycopg2, and
+    execute_values's split on the one %s, read a single % as a placeholder: a column "50%s" broke it)."""
+
+    def as_string(self, context: Any) -> str:
+        return super().as_string(context).replace("%", "%%")
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
@@ -35,8 +44,33 @@ def _json(value: Any) -> Any:
 
 
 def _uuid(value: Any) -> Any:
-    if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog, trailing zero bytes stripped
+    if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog (16 bytes; older rows may have fewer)
         return uuid.UUID(bytes=value.ljust(16, b"\0"))
+    return value
+
+
+def _inet(value: Any) -> Any:
+    """MariaDB INET6 (16 bytes) or INET4 (4 bytes) from the binlog: the address as text. An IPv4-mapped
+    INET6 stays an IPv6 address (::ffff:1.2.3.4), as MariaDB shows it."""
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) not in (4, 16):
+            raise ValueError(f"{len(value)} bytes are not an IPv4 (4) or IPv6 (16) address")
+        return str(ipaddress.ip_address(bytes(value)))
+    return value
+
+
+_DAY = timedelta(days=1)
+
+
+def _time_of_day(value: Any) -> Any:
+    """A MariaDB TIME (a timedelta, -838:59:59..838:59:59) into a PostgreSQL time: only 00:00:00..24:00:00
+    is a time of day. (Sent as an interval, PostgreSQL's cast would wrap 25:00:00 to 01:00:00.)"""
+    if isinstance(value, timedelta):
+        if not timedelta(0) <= value <= _DAY:
+            raise ValueError(f"{value} is not a time of day (00:00:00..24:00:00); map it to an interval")
+        if value == _DAY:
+            return "24:00:00"
+        return (datetime.min + value).time()
     return value
 
 
@@ -88,6 +122,9 @@ _CONVERTERS: dict[str, Converter] = {
     "json": _json,
     "jsonb": _json,
     "uuid": _uuid,
+    "inet": _inet,
+    "time without time zone": _time_of_day,
+    "cidr": _inet,
     "text": _text,
     "character varying": _text,
     "character": _text,
@@ -102,7 +139,7 @@ class PostgresApplier(Applier):
     def __init__(self, conn: Connection, stream: str):
         super().__init__(conn, stream)
         self.db: Any = None
-        self.schema = sql.Identifier(conn.state_schema)
+        self.schema = _Identifier(conn.state_schema)
         self._sql_cache: dict[tuple[Any, ...], Any] = {}
 
     def connect(self) -> None:
@@ -234,7 +271,7 @@ class PostgresApplier(Applier):
         self.db.rollback()
 
     def _table(self, t: TableRef) -> Any:
-        return sql.Identifier(t.schema, t.name)
+        return _Identifier(t.schema, t.name)
 
 
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
@@ -246,13 +283,13 @@ class PostgresApplier(Applier):
         key = ("upsert", run.table, run.columns, run.key_columns, count_missing, run.insert_only)
         stmt = self._sql_cache.get(key)
         if stmt is None:
-            cols = sql.SQL(", ").join(map(sql.Identifier, run.columns))
+            cols = sql.SQL(", ").join(map(_Identifier, run.columns))
             updates = run.updates
-            conflict = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            conflict = sql.SQL(", ").join(map(_Identifier, run.key_columns))
             action: sql.Composable
             if updates:
                 action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates)
+                    sql.SQL("{0} = EXCLUDED.{0}").format(_Identifier(c)) for c in updates)
             else:
                 action = sql.SQL("DO NOTHING")
             stmt = sql.SQL("INSERT INTO {} AS t ({}) VALUES %s ON CONFLICT ({}) {}").format(
@@ -274,9 +311,9 @@ class PostgresApplier(Applier):
         stmt = self._sql_cache.get(key)
         if stmt is None:
             types = self._types.get(run.table, {})
-            names = sql.SQL(", ").join(map(sql.Identifier, run.key_columns))
+            names = sql.SQL(", ").join(map(_Identifier, run.key_columns))
             cond = sql.SQL(" AND ").join(
-                sql.SQL("t.{0} = v.{0}::{1}").format(sql.Identifier(c), sql.SQL(_pg_type(types.get(c, "text"))))
+                sql.SQL("t.{0} = v.{0}::{1}").format(_Identifier(c), sql.SQL(_pg_type(types.get(c, "text"))))
                 for c in run.key_columns)
             stmt = sql.SQL("DELETE FROM {} AS t USING (VALUES %s) AS v ({}) WHERE {} RETURNING 1").format(
                 self._table(run.table), names, cond).as_string(self.db)
@@ -312,7 +349,7 @@ class PostgresApplier(Applier):
     def _truncate(self, table: TableRef) -> None:
         def q() -> None:
             with self.db.cursor() as cur:
-                cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)))
+                cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)), ())  # () : %% is read as %
         self._run(q)
 
     def error_column(self, exc: Exception) -> str | None:

@@ -29,7 +29,7 @@ from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
 from replicator.sources.binlogfast import FastBinLogStreamReader
-from replicator.sources.rowdecode import RowDecoder
+from replicator.sources.rowdecode import RowDecoder, exact_time, fixed_binary_length
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ class BinlogSource:
         self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once
         # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
         # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
-        self._decoder = RowDecoder(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True)
+        self._decoder = RowDecoder(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True,
+                                   exact_values=True)
         # while a sync runs, rows of echo transactions are kept (marked echo): the sync needs their keys
         self.keep_echoes = False
 
@@ -369,6 +370,7 @@ class BinlogSource:
                 tuple(c.name for c in event.columns if c.type in _TIMESTAMP_TYPES),
                 # members in definition order: the text MariaDB itself shows for a SET value
                 tuple((c.name, tuple(c.set_values or ())) for c in event.columns if c.type == FIELD_TYPE.SET),
+                exact_columns(event.columns),
             )
         changes_read = self._changes_read.get(table)
         if changes_read is None:
@@ -399,8 +401,15 @@ class BinlogSource:
 
     def _row(self, values: dict[str, Any], raw: dict[str, Any], sources_key: str, fix: tuple[Any, ...],
              table: TableRef) -> dict[str, Any]:
-        timestamps, sets = fix
+        timestamps, sets, (binaries, times) = fix
         sources = raw.get(sources_key) or {}
+        for col, size in binaries:  # the library strips a BINARY(n)'s trailing zero bytes ('' when all are)
+            value = values[col]
+            if value is not None:
+                values[col] = (b"" if value == "" else value).ljust(size, b"\x00")
+        for col in times:  # and reads a negative TIME(n) with a fraction wrong
+            if values[col] is not None:
+                values[col] = exact_time(values[col])
         zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
         for col in timestamps:
             if values[col] == _ZERO_TIMESTAMP:  # TIMESTAMP stores '0000-00-00 00:00:00' as 0
@@ -417,6 +426,14 @@ class BinlogSource:
         if zero:
             metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
         return values
+
+
+def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+    """The columns whose library value binlog.py corrects (RowDecoder's exact_values does the same):
+    BINARY(n) / INET6 / UUID with their length, and TIME(n) with a fraction."""
+    binaries = tuple((c.name, n) for c in columns if (n := fixed_binary_length(c)) is not None)
+    times = tuple(c.name for c in columns if c.type == FIELD_TYPE.TIME2 and c.__dict__.get("fsp"))
+    return binaries, times
 
 
 def binlog_files(conn: Connection) -> list[str]:

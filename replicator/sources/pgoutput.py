@@ -24,7 +24,7 @@ from replicator.errors import DecodeError
 
 __all__ = [
     "Begin", "Column", "Commit", "Message", "Origin", "PgOutputDecoder", "PgOutputEvent",
-    "Relation", "Truncate", "TypeInfo", "converter_for",
+    "PgArray", "Relation", "Truncate", "TypeInfo", "converter_for",
 ]
 
 Converter = Callable[[bytes], Any]
@@ -128,23 +128,132 @@ def _ascii_then(parse: Callable[[str], Any]) -> Converter:
 
 
 _TEXT: Converter = bytes.decode  # UTF-8, as pinned by client_encoding (the walsender converts)
+
+
+def _or_beyond(parse: Converter) -> Converter:
+    """A date/time value Python cannot hold but PostgreSQL does ('infinity', '-infinity', BC, a year past
+    9999, the time 24:00:00) stays its text: it is a valid source value, and the target decides
+    (MariaDB's applier refuses it as a row error naming table, key and column). Anything else that
+    does not parse stays an error."""
+    def conv(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except ValueError:
+            if raw in (b"infinity", b"-infinity") or raw.endswith(b" BC") or raw[:5].isdigit() \
+                    or raw.startswith(b"24:00:00"):  # a time: 24:00:00 is the end of a day there
+                return raw.decode()
+            raise
+    return conv
+
+
+class PgArray(str):
+    """A PostgreSQL array value: its text ('{1,2,NULL}'), exactly as pgoutput sent it, so a text target
+    stores what PostgreSQL shows; `json_items()` gives its elements for a JSON target ([1, 2, null])."""
+
+    __slots__ = ("element",)
+    element: Callable[[str], Any]
+
+    def __new__(cls, text: str, element: Callable[[str], Any]) -> "PgArray":
+        self = super().__new__(cls, text)
+        self.element = element
+        return self
+
+    def __getnewargs__(self) -> tuple[str, Callable[[str], Any]]:  # type: ignore[override]  # copy and pickle keep the type
+        return str(self), self.element
+
+    def json_items(self) -> list[Any]:
+        items, pos = _parse_array(str(self), 0, self.element)
+        if pos != len(self):
+            raise ValueError(f"malformed array literal {str(self)[:40]!r}")
+        return items
+
+
+def _parse_array(text: str, pos: int, element: Callable[[str], Any]) -> tuple[list[Any], int]:
+    """One '{...}' of an array's text output (nested for more dimensions) from `pos`; NULL is None."""
+    if text.startswith("[", pos):  # explicit bounds '[0:1]={...}': the elements only
+        pos = text.index("=", pos) + 1
+    if not text.startswith("{", pos):
+        raise ValueError(f"malformed array literal {text[:40]!r}")
+    pos += 1
+    out: list[Any] = []
+    if text.startswith("}", pos):
+        return out, pos + 1
+    while True:
+        if text.startswith("{", pos):
+            sub, pos = _parse_array(text, pos, element)
+            out.append(sub)
+        elif text.startswith('"', pos):
+            chars, pos = [], pos + 1
+            while text[pos] != '"':
+                if text[pos] == "\\":
+                    pos += 1
+                chars.append(text[pos])
+                pos += 1
+            out.append(element("".join(chars)))
+            pos += 1
+        else:
+            end = pos
+            while text[end] not in ",}":
+                end += 1
+            word = text[pos:end]
+            out.append(None if word == "NULL" else element(word))
+            pos = end
+        if text[pos] == "}":
+            return out, pos + 1
+        pos += 1  # ','
+
+
+_F4 = struct.Struct("<f")
+
+
+def _float4(raw: bytes) -> float:
+    """A real as the float32 it is: its shortest text read as a double can exceed float32 (3.4028235e+38
+    is more than FLT_MAX) and a MariaDB FLOAT would refuse it as out of range."""
+    value: float = _F4.unpack(_F4.pack(float(raw)))[0]
+    return value
+
+
+def _pg_bool(text: str) -> bool:
+    return {"t": True, "f": False}[text]
+
+
+def _pg_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} has no JSON equivalent")
+    return value
+
+
+def _array(element: Callable[[str], Any]) -> Converter:
+    return lambda raw: PgArray(raw.decode(), element)
+
+
+# array type OIDs whose elements have a JSON equivalent
+_ARRAYS: dict[int, Callable[[str], Any]] = {
+    1000: _pg_bool, 1005: int, 1007: int, 1016: int,  # bool[], int2[], int4[], int8[]
+    1021: _pg_float, 1022: _pg_float, 1231: Decimal,  # float4[], float8[], numeric[]
+    1009: str, 1015: str, 1014: str, 2951: str,  # text[], varchar[], bpchar[], uuid[]
+}
+
 _CONVERTERS: dict[int, Converter] = {
     16: {b"t": True, b"f": False}.__getitem__,  # bool
     17: _bytea,
     20: int, 21: int, 23: int, 26: int,  # int8, int2, int4, oid: int() parses ASCII bytes directly
-    700: float, 701: float,  # float() takes bytes and 'NaN' / 'Infinity' / '-Infinity'
+    700: _float4, 701: float,  # float() takes bytes and 'NaN' / 'Infinity' / '-Infinity'
     1700: _ascii_then(Decimal),  # exact, whatever the context precision; NaN and +-Infinity too
     # date/time: 'infinity' and BC values have no Python equivalent, so fromisoformat rejects them
-    1082: _ascii_then(date.fromisoformat),
-    1083: _ascii_then(time.fromisoformat),
-    1114: _ascii_then(datetime.fromisoformat),
-    1184: _timestamptz,
+    1082: _or_beyond(_ascii_then(date.fromisoformat)),
+    1083: _or_beyond(_ascii_then(time.fromisoformat)),
+    1114: _or_beyond(_ascii_then(datetime.fromisoformat)),
+    1184: _or_beyond(_timestamptz),
     2950: _ascii_then(uuid.UUID),
+    **{oid: _array(element) for oid, element in _ARRAYS.items()},
 }
 
 
 def converter_for(type_oid: int) -> Converter:
-    """Text-to-Python converter for a type OID; unknown types (json, arrays, inet...) stay str."""
+    """Text-to-Python converter for a type OID; unknown types (json, inet, interval...) stay str, arrays of
+    the types in _ARRAYS are a PgArray (a str)."""
     return _CONVERTERS.get(type_oid, _TEXT)
 
 
@@ -319,6 +428,7 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
     size = len(buf)
     unpack = _U32.unpack_from  # unsigned: a corrupt length then fails the bounds check
     row: dict[str, Any] = {}
+    failed: tuple[str, bytes, int, Exception] | None = None
     for name, conv in plan.fields:
         if pos >= size:
             raise DecodeError(f"truncated tuple at offset {pos}, column {name!r}")
@@ -330,8 +440,10 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
             raw = buf[pos + 5 : end]
             try:
                 row[name] = conv(raw)
-            except Exception as exc:
-                raise _conversion_error(plan, name, raw, pos, exc) from exc
+            except Exception as exc:  # read on: the key columns, maybe later in the tuple, name the row
+                if failed is None:
+                    failed = (name, raw, pos, exc)
+                row[name] = None
             pos = end
         elif kind == 0x6E:  # 'n'
             row[name] = None
@@ -341,16 +453,24 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
             pos += 1
         else:
             raise DecodeError(f"unsupported tuple value kind {chr(kind)!r} at offset {pos}, column {name!r}")
+    if failed is not None:
+        name, raw, at, cause = failed
+        key = tuple(row.get(k) for k in plan.key_names) if name not in plan.key_names else None
+        raise _conversion_error(plan, name, raw, at, cause, key) from cause
     return row, pos
 
 
-def _conversion_error(plan: _Plan, name: str, raw: bytes, pos: int, exc: Exception) -> DecodeError:
+def _conversion_error(plan: _Plan, name: str, raw: bytes, pos: int, exc: Exception,
+                      key: tuple[Any, ...] | None = None) -> DecodeError:
+    """Names table, key (when the key columns decoded) and column, as a RowError does."""
     rel = plan.relation
     type_oid = next(c.type_oid for c in rel.columns if c.name == name)
     shown = raw if len(raw) <= 40 else raw[:40] + b"..."
     if raw.endswith(b" BC") or raw.lstrip(b"-") == b"infinity":
         exc = ValueError("infinite and BC dates have no Python equivalent")
+    where = f"table {rel.table}, " + (f"key {key!r}, " if key and any(k is not None for k in key) else "") + \
+        f"column {name}: "
     return DecodeError(
-        f"cannot convert value at offset {pos} for {rel.table}.{name} (relation oid {rel.oid},"
+        f"{where}cannot convert value at offset {pos} for {rel.table}.{name} (relation oid {rel.oid},"
         f" type oid {type_oid}): {shown!r}: {exc}"
     )

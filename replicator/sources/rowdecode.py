@@ -13,7 +13,8 @@ TIMESTAMP as 1970-01-01 00:00:00), FLOAT with float32 noise, the odd decoding of
 with a fraction, strings decoded with the column's character set and kept as bytes when Python does not
 know it (binary columns) -- except an empty binary value, which the library gives as '' (str). The caller
 may ask for the conversions our binlog source applies to those values anyway (``utc_timestamps``,
-``sets_as_text``, ``zero_timestamps_as_none``: see :func:`compile_table`), saving a pass over every row.
+``sets_as_text``, ``zero_timestamps_as_none``, ``exact_values``: see :func:`compile_table`), saving a pass
+over every row.
 
 Whatever is not decoded here exactly the way the library does it makes :meth:`RowDecoder.decode` return
 None *before* the event's packet is touched, so the caller falls back to ``event.rows``: GEOMETRY, the
@@ -50,7 +51,8 @@ from pymysqlreplication.row_event import RowsEvent
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RowDecoder", "TableDecoder", "compile_table", "unsupported_reason", "WRITE", "UPDATE", "DELETE"]
+__all__ = ["RowDecoder", "TableDecoder", "compile_table", "exact_time", "fixed_binary_length", "unsupported_reason",
+           "WRITE", "UPDATE", "DELETE"]
 
 WRITE, UPDATE, DELETE = "write", "update", "delete"
 # binlog event type codes: v1 (MariaDB) and v2 (MySQL) row events; PARTIAL_UPDATE_ROWS_EVENT (39) is not here
@@ -93,6 +95,29 @@ def _time2(data: int, microseconds: int) -> _datetime_mod.timedelta:
         data = ~data + 1
     return _datetime_mod.timedelta(hours=(data >> 12) & 0x3FF, minutes=(data >> 6) & 0x3F, seconds=data & 0x3F,
                                    microseconds=microseconds) * sign
+
+
+def exact_time(value: _datetime_mod.timedelta) -> _datetime_mod.timedelta:
+    """The true value of a TIME(n) the library (and ``_time2``) read: for a negative value with a fraction,
+    -(n + f) comes out as -(n + 1 - f) (the whole seconds are rounded away from zero and the stored,
+    negative, fraction is added back), so -12:34:56.789 reads as -12:34:56.211. The sign applies to the
+    whole value; this puts it back. Its own inverse; values without a fraction or >= 0 are unchanged."""
+    if value.microseconds == 0 or value >= _datetime_mod.timedelta(0):
+        return value
+    whole, frac = divmod(-(value // _datetime_mod.timedelta(microseconds=1)), 1_000_000)
+    return _datetime_mod.timedelta(microseconds=-((whole + 1) * 1_000_000 - frac))
+
+
+def fixed_binary_length(column: Any) -> Optional[int]:
+    """n for a BINARY(n) column (also INET6 and UUID, stored as BINARY(16)), else None. The binlog stores
+    such a value without its trailing zero bytes; padding it back to n keeps the value exact."""
+    if column.type != FIELD_TYPE.STRING or not isinstance(column.max_length, int):
+        return None
+    try:
+        binary = _string_decode(column, "strict") is None
+    except _Unsupported:
+        return None
+    return column.max_length if binary else None
 
 
 def _set_decoder(values: Sequence[str], as_text: Optional[str]) -> Callable[[int], Any]:
@@ -143,7 +168,8 @@ _BASE_NS: dict[str, Any] = {
     "_S8": _S8, "_date": _datetime_mod.date, "_dt": _datetime_mod.datetime, "_UTC": _UTC,
     "_utcfromtimestamp": _datetime_mod.datetime.utcfromtimestamp, "_Decimal": decimal.Decimal,
     "_int": int, "_from": int.from_bytes, "_parse_json": parse_json, "_old_datetime": _old_datetime,
-    "_old_time": _old_time, "_time2": _time2, "_DAYS": _DayCache(), "_format": format,
+    "_old_time": _old_time, "_time2": _time2, "_exact_time": exact_time, "_DAYS": _DayCache(),
+    "_format": format,
     "_h": _struct("<h"), "_H": _struct("<H"), "_i": _struct("<i"), "_I": _struct("<I"),
     "_q": _struct("<q"), "_Q": _struct("<Q"), "_f": _struct("<f"), "_d": _struct("<d"),
     "_bh": _struct(">h"), "_bi": _struct(">i"), "_bQ": _struct(">Q"), "_DATES": {},
@@ -334,7 +360,10 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
             size = 2 if max_length > 255 else 1
         encoding = _string_decode(col, opts["errors"])
         raw = f"buf[p + {size}:e]"
-        if encoding is None:
+        pad = fixed_binary_length(col) if opts["exact"] and t == T.STRING else None
+        if pad is not None:  # BINARY(n): the value is n bytes, trailing zero bytes included, never ''
+            value = f"{raw}.ljust({pad}, b'\\x00')"
+        elif encoding is None:
             # the library's b"".decode("binary") succeeds (an empty input never looks the codec up): an empty
             # BINARY/VARBINARY/BLOB value comes back as '' (str), any other as bytes
             value = f"({raw} if e != p + {size} else '')"
@@ -413,7 +442,7 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
         return (lines, bool(zero))
     if t == T.TIME2:
         lines = ["x = _from(buf[p:p + 3], 'big', signed=True)", "p += 3"] + _fsp_lines(col.fsp, "us")
-        lines.append(f"{v} = _time2(x, us)")
+        lines.append(f"{v} = _exact_time(_time2(x, us))" if opts["exact"] else f"{v} = _time2(x, us)")
         return (lines, False)
     if t == T.DATETIME:
         return ([f"{v} = _old_datetime(_Q(buf, p)[0])", "p += 8", f"if {v} is None: z += 1"], True)
@@ -510,17 +539,17 @@ def unsupported_reason(columns: Sequence[Any]) -> Optional[str]:
 
 
 def _options(ignore_decode_errors: bool = False, utc_timestamps: bool = False, sets_as_text: bool | str = False,
-             zero_timestamps_as_none: bool = False) -> dict[str, Any]:
+             zero_timestamps_as_none: bool = False, exact_values: bool = False) -> dict[str, Any]:
     if sets_as_text not in (False, True, "sorted", "definition"):
         raise ValueError(f"sets_as_text must be False, True, 'sorted' or 'definition', not {sets_as_text!r}")
     return {"errors": "ignore" if ignore_decode_errors else "strict", "utc": bool(utc_timestamps),
             "sets_as_text": "sorted" if sets_as_text is True else sets_as_text or None,
-            "zero_ts": bool(zero_timestamps_as_none)}
+            "zero_ts": bool(zero_timestamps_as_none), "exact": bool(exact_values)}
 
 
 def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False, utc_timestamps: bool = False,
-                  sets_as_text: bool | str = False, zero_timestamps_as_none: bool = False
-                  ) -> Optional[TableDecoder]:
+                  sets_as_text: bool | str = False, zero_timestamps_as_none: bool = False,
+                  exact_values: bool = False) -> Optional[TableDecoder]:
     """Compile a table map's columns (pymysqlreplication Column objects) into a TableDecoder, or None when
     any column cannot be decoded exactly as mysql-replication does (the caller then uses ``event.rows``).
 
@@ -531,8 +560,11 @@ def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False,
         binlog.py did before).
     zero_timestamps_as_none: a zero TIMESTAMP (stored as 0; the library gives 1970-01-01 00:00:00) comes
         back as None and is counted as a zero date.
+    exact_values: the two values the library alters come back exact: a BINARY(n) (INET6, UUID) keeps its
+        trailing zero bytes (padded to n, see ``fixed_binary_length``), and a negative TIME(n) with a fraction
+        keeps the sign on the whole value (``exact_time``).
     """
-    opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none)
+    opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none, exact_values)
     try:
         return _compile(columns, opts)
     except _Unsupported as exc:
@@ -597,10 +629,11 @@ class RowDecoder:
     """
 
     def __init__(self, *, utc_timestamps: bool = False, sets_as_text: bool | str = False,
-                 zero_timestamps_as_none: bool = False):
-        _options(False, utc_timestamps, sets_as_text, zero_timestamps_as_none)  # validate early
+                 zero_timestamps_as_none: bool = False, exact_values: bool = False):
+        _options(False, utc_timestamps, sets_as_text, zero_timestamps_as_none, exact_values)  # validate early
         self.options: dict[str, Any] = {"utc_timestamps": utc_timestamps, "sets_as_text": sets_as_text,
-                                        "zero_timestamps_as_none": zero_timestamps_as_none}
+                                        "zero_timestamps_as_none": zero_timestamps_as_none,
+                                        "exact_values": exact_values}
         self._by_table_id: dict[int, tuple[Any, Optional[TableDecoder], str]] = {}
         self._compiled: dict[tuple[Any, ...], tuple[Optional[TableDecoder], str]] = {}
         self.decoded_events = 0

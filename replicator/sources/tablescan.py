@@ -23,11 +23,12 @@ plus binlog.py's conversions). PyMySQL's text-protocol values are normalised per
 - zero dates and dates with a zero part -> None; a DATETIME(n) the library cannot build -> None; a DATE or
   old-format DATETIME it cannot build makes the stream fail, so the scanner raises.
 - TIMESTAMP -> aware datetime in ``timezone.utc`` (the session is in +00:00); the zero TIMESTAMP -> None.
-- TIME(n) -> timedelta with the library's reading of negative values with a fraction: -(n + f) comes out
-  as -(n + 1 - f) (e.g. -00:00:00.1 -> -00:00:00.9); old-format (``/* mariadb-5.3 */``) TIME: a negative
-  value comes out as the library reads its 3 bytes unsigned.
-- BINARY(n) -> bytes without the trailing zero bytes; an empty binary value (BINARY/VARBINARY/BLOB) -> ''.
-- INET6, UUID -> their 16 stored bytes, trailing zero bytes stripped, '' when all are zero.
+- TIME(n) -> timedelta, exact (the binlog source corrects the library's reading of a negative value with
+  a fraction, ``rowdecode.exact_time``); old-format (``/* mariadb-5.3 */``) TIME: a negative value comes
+  out as the library reads its 3 bytes unsigned.
+- BINARY(n) -> its n bytes, trailing zero bytes kept (the binlog source pads them back,
+  ``rowdecode.fixed_binary_length``); an empty VARBINARY/BLOB value -> '' (as the library gives it).
+- INET6, UUID -> their 16 stored bytes.
 - CHAR/VARCHAR/TEXT/ENUM in a utf8mb3/utf8mb4 character set: the text as is. In any other character set the
   raw bytes are read (``CAST(col AS BINARY)``) and decoded with the very codec mysql-replication picks for
   the column's collation id (latin1 -> cp1252; bytes kept when Python has no such codec); undecodable
@@ -599,18 +600,7 @@ def _old_datetime(value: Any) -> Any:
 _SECOND = 1_000_000
 
 
-def _time2(value: timedelta) -> timedelta:
-    """A TIME(n) as the library reads it: for a negative value with a fraction, -(n + f) reads as
-    -(n + 1 - f) (it negates the whole seconds rounded away from zero and adds the stored, negative,
-    fraction). The mapping is its own inverse, which is how a key value is passed back."""
-    if value.microseconds == 0 or value >= timedelta(0):
-        return value
-    whole, frac = divmod(-(value // timedelta(microseconds=1)), _SECOND)
-    return timedelta(microseconds=-((whole + 1) * _SECOND - frac))
-
-
 def _time_param(value: timedelta) -> str:
-    value = _time2(value)
     micros = value // timedelta(microseconds=1)
     sign = "-" if micros < 0 else ""
     seconds, us = divmod(abs(micros), _SECOND)
@@ -628,8 +618,7 @@ def _old_time(value: timedelta) -> timedelta:
 
 
 def _binary(value: bytes) -> Any:
-    value = value.rstrip(b"\x00")  # the binlog stores BINARY(n) without its trailing zero bytes
-    return value if value else ""
+    return bytes(value)  # all n bytes of a BINARY(n): the binlog source pads the stored value back to n
 
 
 def _blob(value: bytes) -> Any:
@@ -637,7 +626,7 @@ def _blob(value: bytes) -> Any:
 
 
 def _binary_param(size: int) -> Callable[[Any], bytes]:
-    return lambda value: (b"" if value == "" else bytes(value)).ljust(size, b"\x00")
+    return lambda value: (b"" if value == "" else bytes(value)).ljust(size, b"\x00")  # a key from older rows
 
 
 def _blob_param(value: Any) -> bytes:
@@ -765,7 +754,7 @@ def _my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, char
     if dtype == "time":
         if old:
             return _Column(name, q, _old_time, unsupported_key="an old-format TIME cannot be passed back as a key")
-        return _Column(name, q, _time2, _time_param)
+        return _Column(name, q, None, _time_param)
     if dtype == "binary":
         return _Column(name, q, _binary, _binary_param(int(octets)))
     if dtype in _BLOBS:

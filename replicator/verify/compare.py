@@ -29,8 +29,10 @@ default collations ignore case and trailing spaces when they find a key).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -54,7 +56,8 @@ BINARY = "binary"  # fixed width: trailing zero bytes do not count
 UUID = "uuid"
 TIMESTAMP = "timestamp"
 DATE = "date"
-TIME = "time"
+TIME = "time"  # also a PostgreSQL interval (a MariaDB TIME goes there): microseconds
+INET = "inet"  # an address: MariaDB INET6 bytes or text, PostgreSQL inet text
 OTHER = "other"
 
 _CTX = Context(prec=200)  # wide enough for any DECIMAL(65,30) / numeric value we quantize
@@ -66,6 +69,7 @@ _PG_KINDS = {
     "double precision": FLOAT64, "boolean": BOOL, "text": TEXT, "character varying": TEXT, "character": CHAR,
     "json": JSON, "jsonb": JSON, "bytea": BYTES, "uuid": UUID, "timestamp without time zone": TIMESTAMP,
     "timestamp with time zone": TIMESTAMP, "date": DATE, "time without time zone": TIME, "USER-DEFINED": TEXT,
+    "interval": TIME, "inet": INET, "cidr": INET,
 }
 _MY_KINDS = {
     "tinyint": INT, "smallint": INT, "mediumint": INT, "int": INT, "integer": INT, "bigint": INT, "year": INT,
@@ -254,17 +258,44 @@ def _date(value: Any) -> Any:
     return _generic(value)
 
 
+_ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+)(?:\.(\d{1,6}))?S)?)?")
+
+
 def _micros(value: Any) -> int | None:
     if isinstance(value, timedelta):
         return (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
     if isinstance(value, time):
         return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
     if isinstance(value, str):
+        text = value.strip()
+        if text == "24:00:00":  # PostgreSQL's end of a day (a MariaDB TIME holds it as 1 day)
+            return 86_400_000_000
+        m = _ISO_INTERVAL.fullmatch(text)  # a PostgreSQL interval (IntervalStyle iso_8601) without years/months
+        if m and text not in ("P", "-P"):
+            neg, d, h, mi, sec, frac = m.groups()
+            sign = -1 if (sec or "").startswith("-") else 1
+            us = int(sec or 0) * 1_000_000 + sign * int((frac or "").ljust(6, "0"))
+            us += ((int(d or 0) * 24 + int(h or 0)) * 60 + int(mi or 0)) * 60_000_000
+            return -us if neg else us
         try:
-            return _micros(time.fromisoformat(value.strip()))
+            return _micros(time.fromisoformat(text))
         except ValueError:
             return None
     return None
+
+
+def _inet(value: Any) -> Any:
+    """An address as ipaddress reads it (an IPv4-mapped IPv6 address in any spelling is one value); a
+    network with its prefix."""
+    try:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return ("inet", ipaddress.ip_address(bytes(value)))
+        if isinstance(value, str):
+            text = value.strip()
+            return ("inet", ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    return _generic(value)
 
 
 def _text(value: Any) -> Any:
@@ -397,6 +428,8 @@ def canonical(kind: str, value: Any, scale: int | None = None, precision: int | 
     if kind == TIME:
         us = _micros(value)
         return ("us", _truncate_us(us, precision)) if us is not None else _generic(value)
+    if kind == INET:
+        return _inet(value)
     return _generic(value)
 
 
@@ -442,7 +475,7 @@ _SAME_IF_EQUAL: dict[str, frozenset[Any]] = {
     TEXT: frozenset({str}), CHAR: frozenset({str}), JSON: frozenset({str, bytes}), SET: frozenset({str}),
     BYTES: frozenset({bytes}), BINARY: frozenset({bytes}), UUID: frozenset({str, bytes, uuid.UUID}),
     TIMESTAMP: frozenset({datetime, date, str}), DATE: frozenset({datetime, date, str}),
-    TIME: frozenset({timedelta, time, str}),
+    TIME: frozenset({timedelta, time, str}), INET: frozenset({str}),
     OTHER: frozenset({int, bool, Decimal, float, str, bytes, datetime, date, time, timedelta, uuid.UUID}),
 }
 

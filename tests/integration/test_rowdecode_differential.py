@@ -27,14 +27,15 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from replicator import metrics
 from replicator.changes import TableRef
 from replicator.testing.devservers import Database
-from replicator.sources.binlog import _TIMESTAMP_TYPES, BinlogSource
+from replicator.sources.binlog import _TIMESTAMP_TYPES, BinlogSource, exact_columns
 from replicator.sources.rowdecode import RowDecoder
 
 SEED = 20240611
 ZERO = {NONE_SOURCE.OUT_OF_DATE_RANGE, NONE_SOURCE.OUT_OF_DATETIME_RANGE, NONE_SOURCE.OUT_OF_DATETIME2_RANGE}
 ROW_EVENTS = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
 # what replicator.sources.binlog passes to RowDecoder (see the report's patch)
-BINLOG_SOURCE_OPTIONS = {"utc_timestamps": True, "sets_as_text": "definition", "zero_timestamps_as_none": True}
+BINLOG_SOURCE_OPTIONS = {"utc_timestamps": True, "sets_as_text": "definition", "zero_timestamps_as_none": True,
+                         "exact_values": True}
 
 Gen = Callable[[random.Random], Any]
 
@@ -354,6 +355,7 @@ def binlog_source_rows(event: Any) -> tuple[list, int]:
     fix = (  # as BinlogSource._changes builds it
         tuple(c.name for c in event.columns if c.type in _TIMESTAMP_TYPES),
         tuple((c.name, tuple(c.set_values or ())) for c in event.columns if c.type == T.SET),
+        exact_columns(event.columns),
     )
     pairs = []
     for r in event.rows:

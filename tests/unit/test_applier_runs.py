@@ -9,8 +9,9 @@ from typing import Any, Sequence
 import pytest
 
 from replicator.appliers.base import Applier, Run, group_runs
-from replicator.appliers.mariadb import _decimal, _utc_naive, quote
-from replicator.appliers.postgres import _bool, _text, _timestamptz, _uuid
+from replicator.appliers.mariadb import (_date, _datetime, _decimal, _double, _json, _json_document, _time,
+                                         _utc_naive, quote)
+from replicator.appliers.postgres import _bool, _inet, _text, _time_of_day, _timestamptz, _uuid
 from replicator.changes import Op, Position, TableRef, TargetChange
 from replicator.config import Account, Connection, Secret
 from replicator.errors import RowError
@@ -295,3 +296,98 @@ def test_maria_quote_percent_is_escaped_once() -> None:
     assert quote("100%") == "`100%%`"
     assert quote("s%", "t`%") == "`s%%`.`t``%%`"
     assert ("DELETE FROM " + quote("100%") + " WHERE id = %s") % ("1",) == "DELETE FROM `100%` WHERE id = 1"
+
+
+# ---------------------------------------------------------------- the type contract's converters
+
+
+def _maria_row_error(column: str, conv: Any, value: Any) -> RowError:
+    acc = Account("u", Secret("pw"))
+    a = FakeApplier(Connection("erp", "mariadb", "h", 3306, "erp", acc, acc), "crm_to_erp")
+    a._converters[T] = {column: conv}
+    ch = TargetChange(T, Op.INSERT, ("id",), (9,), {"id": 9, column: value})
+    (run,) = group_runs([ch])
+    with pytest.raises(RowError) as info:
+        a.convert(run, ch)
+    return info.value
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_maria_double_refuses_nan_and_infinity_naming_the_column(value: float) -> None:
+    err = _maria_row_error("ratio", _double, value)
+    assert (err.table, err.key, err.column) == ("public.customer", (9,), "ratio")
+    assert "MariaDB DOUBLE" in str(err)
+    assert _double(1.5) == 1.5 and _double(-0.0) == 0.0 and str(_double(-0.0)) == "-0.0"
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity", "294276-12-31", "0044-03-15 BC",
+                                   "294276-12-31 23:59:59.999999", "2000-01-01 00:00:00+00 BC"])
+def test_maria_dates_beyond_range_are_row_errors_naming_the_column(value: str) -> None:
+    for conv in (_date, _datetime):
+        err = _maria_row_error("born", conv, value)
+        assert (err.table, err.key, err.column) == ("public.customer", (9,), "born")
+        assert "beyond MariaDB's date range" in str(err)
+    assert _date(datetime(2024, 1, 2).date()) == datetime(2024, 1, 2).date()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("PT0S", timedelta(0)),
+    ("P1DT2H3M4.5S", timedelta(days=1, hours=2, minutes=3, seconds=4.5)),
+    ("PT-12H-34M-56.789S", -timedelta(hours=12, minutes=34, seconds=56, microseconds=789000)),
+    ("-PT12H34M56.789S", -timedelta(hours=12, minutes=34, seconds=56, microseconds=789000)),
+    ("PT-0.000001S", timedelta(microseconds=-1)),
+    ("P1DT-2H", timedelta(hours=22)),
+    ("PT838H59M59.999999S", timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)),
+    ("PT-838H-59M-59.999999S", -timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)),
+])
+def test_maria_time_from_an_iso_interval(text: str, expected: timedelta) -> None:
+    assert _time(text) == expected
+    assert _time(expected) == expected  # a MariaDB TIME / timedelta passes as is
+    assert _time("12:34:56") == "12:34:56"  # text from a text column: the server decides
+
+
+@pytest.mark.parametrize("text, why", [("PT839H", "outside MariaDB's TIME range"), ("P35D", "outside"),
+                                       ("P1M", "years or months"), ("P1Y", "years or months"),
+                                       ("PT1.0000001S", "6 fractional digits"), ("P1X", "not an ISO 8601")])
+def test_maria_time_refuses_what_a_time_cannot_hold(text: str, why: str) -> None:
+    err = _maria_row_error("dur", _time, text)
+    assert err.column == "dur" and err.key == (9,) and why in str(err)
+
+
+def test_maria_json_takes_a_pg_array_as_a_json_array() -> None:
+    from replicator.sources.pgoutput import converter_for
+
+    assert _json(converter_for(1007)(b"{1,2,NULL}")) == "[1, 2, null]"
+    assert _json(converter_for(1007)(b"{}")) == "[]"  # not the object {}
+    assert _json(converter_for(1231)(b"{1.50,-0}")) == "[1.50, -0]"  # exact decimals
+    assert _json(converter_for(1009)(b'{"a\\"b",NULL}')) == '["a\\"b", null]'
+    assert _json_document(converter_for(1007)(b"{1,2}")) == "{1,2}"  # a plain LONGTEXT keeps the text
+    assert _json({"a": 1}) == '{"a": 1}' and _json('{"a": 1}') == '{"a": 1}'
+    err = _maria_row_error("tags", _json, converter_for(1022)(b"{1,NaN}"))
+    assert err.column == "tags" and "no JSON equivalent" in str(err)
+
+
+@pytest.mark.parametrize("raw, text", [(b"\x00" * 16, "::"), (b"\x00" * 15 + b"\x01", "::1"),
+                                       (b"\xff\xff" + b"\x00" * 14, "ffff::"),
+                                       (b"\x00" * 10 + b"\xff\xff\x01\x02\x03\x04", "::ffff:102:304"),
+                                       (b"\x01\x02\x03\x04", "1.2.3.4")])
+def test_pg_inet_from_inet6_bytes(raw: bytes, text: str) -> None:
+    import ipaddress
+
+    assert ipaddress.ip_address(_inet(raw)) == ipaddress.ip_address(text)
+    assert _inet("10.0.0.0/8") == "10.0.0.0/8"
+    with pytest.raises(ValueError, match="not an IPv4"):
+        _inet(b"\x01" * 14)
+
+
+def test_pg_time_takes_only_a_time_of_day() -> None:
+    from datetime import time
+
+    assert _time_of_day(timedelta(hours=23, minutes=59, seconds=59, microseconds=999999)) == \
+        time(23, 59, 59, 999999)
+    assert _time_of_day(timedelta(0)) == time(0) and _time_of_day(timedelta(days=1)) == "24:00:00"
+    assert _time_of_day(time(1, 2)) == time(1, 2)
+    for bad in (timedelta(hours=25), timedelta(microseconds=-1), -timedelta(hours=838)):
+        with pytest.raises(ValueError, match="not a time of day"):
+            _time_of_day(bad)
+

@@ -1,6 +1,6 @@
 """mapping_check: mappings against hand-built column catalogs (no servers).
 
-Every rule of replicator/mapping/check.py and the wording of its findings: file:line, the field's key
+Every rule of replicator/mapping/check/ and the wording of its findings: file:line, the field's key
 path, what is wrong and the fix.
 """
 from __future__ import annotations
@@ -293,7 +293,28 @@ def test_datetime_into_date_and_timestamptz_into_naive(env: Env) -> None:
     (msg,) = pair(env, C("datetime", precision=6), C("date"))
     assert "a datetime into a date loses the time of day" in msg
     tz = C("datetime", precision=6, timezone=True, type_name="TIMESTAMP WITH TIME ZONE")
-    assert pair(env, tz, C("datetime", precision=6, type_name="DATETIME(6)")) == []
+    (msg,) = pair(env, tz, C("datetime", precision=6, type_name="DATETIME(6)"))
+    assert msg.endswith("infinity, BC dates and years past 9999 have no MariaDB form (such a value is a row "
+                        "error) | fix: keep such values out of the source, or add `lossy: allow` to the field to "
+                        "say they never occur (one that does is still a row error)")
+    findings = env.check(one_field(), {"id": PK, "v": tz}, {"id": PK, "v": C("datetime", precision=6)})
+    assert failures(findings) == [] and [f.warning for f in findings if not f.ok] == [True]
+    assert pair(env, tz, C("datetime", precision=6), "{lossy: allow}") == []
+    # MariaDB has no such values: the other direction fits
+    assert pair(env, tz, C("datetime", precision=6), direction="erp_to_crm") == []
+
+
+@pytest.mark.parametrize("src, dst, said", [
+    (C("float", bits=64), C("float", bits=64), "NaN and ±Infinity have no MariaDB form"),
+    (dec(10, 2), dec(12, 2), "NaN have no MariaDB form"),
+    (dec(6, 2), C("float", bits=64), "NaN have no MariaDB form"),
+    (dec(None, None), dec(None, None), "NaN and ±Infinity have no MariaDB form"),
+    (C("date"), C("date"), "infinity, BC dates"),
+])
+def test_postgresql_values_mariadb_cannot_hold_warn(env: Env, src: ColumnInfo, dst: ColumnInfo, said: str) -> None:
+    findings = env.check(one_field(), {"id": PK, "v": src}, {"id": PK, "v": dst})
+    (warned,) = [f for f in findings if not f.ok]
+    assert warned.warning and said in warned.what
 
 
 def test_fractional_seconds(env: Env) -> None:
@@ -325,12 +346,25 @@ def test_both_directions_are_checked(env: Env) -> None:
     assert {m.split(" ", 1)[0] for m in msgs} == {"erp:", "crm:"}
 
 
-def test_unknown_types_are_an_ok_finding(env: Env) -> None:
+def test_unknown_types_are_a_warning(env: Env) -> None:
     text = one_field()
-    crm, erp = {"id": PK, "v": C("other", type_name="INTERVAL")}, {"id": PK, "v": vc(10)}
-    assert env.failures(text, crm, erp) == []
-    assert any("INTERVAL -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in o
-               for o in env.oks(text, crm, erp))
+    crm, erp = {"id": PK, "v": C("other", type_name="MONEY")}, {"id": PK, "v": vc(10)}
+    findings = env.check(text, crm, erp)
+    (warned,) = [f for f in findings if f.warning]
+    assert not warned.ok and "MONEY -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in warned.what
+    assert "docs/types.md" in warned.fix
+    assert failures(findings) == []  # a warning: counted in the summary, not a reason to refuse to start
+
+
+def test_a_generated_postgresql_source_column_is_refused(env: Env) -> None:
+    text = one_field()
+    crm = {"id": PK, "v": C("int", bits=32, computed=True, type_name="INTEGER")}
+    (msg,) = env.failures(text, crm, {"id": PK, "v": INT})
+    assert msg.startswith("crm: ") and "crm.public.customer.v is a generated column" in msg
+    assert "does not send it (crm_to_erp)" in msg and "fix: map the columns it is computed from" in msg
+    # a MariaDB generated column is in the binlog's row image: fine
+    assert env.failures(one_field(direction="erp_to_crm"), {"id": PK, "v": INT},
+                        {"id": PK, "v": C("int", bits=32, computed=True)}) == []
 
 
 def test_a_fitting_flow_says_so(env: Env) -> None:
@@ -682,7 +716,11 @@ def test_column_info_postgresql() -> None:
     assert info(postgresql.TIMESTAMP(precision=0)).precision == 0
     assert info(postgresql.JSONB()).kind == "json" and info(postgresql.BYTEA()).kind == "bytes"
     assert info(postgresql.UUID(), default="gen_random_uuid()").generated
-    assert info(postgresql.INTERVAL()).kind == "other" and info(postgresql.ARRAY(st.Integer())).kind == "other"
+    assert info(postgresql.INTERVAL()).kind == "interval"
+    arr = info(postgresql.ARRAY(st.Integer()))
+    assert (arr.kind, arr.item) == ("array", "int")
+    assert info(postgresql.INET()).kind == "inet" and info(postgresql.INET()).bits is None
+    assert info(postgresql.MONEY()).kind == "other"
     assert info(postgresql.DOMAIN("pos", st.Integer())).kind == "int"
     assert info(postgresql.INTEGER(), computed={"sqltext": "a*2"}).computed
     assert info(postgresql.BOOLEAN(), default="false", nullable=False).has_default
@@ -846,3 +884,26 @@ def test_silent_losses_are_refused_loud_ones_are_warnings(env: Env, src: ColumnI
     assert "lossy cast" in finding.what
     assert finding.warning is not refused
     assert bool(failures([finding])) is refused
+
+
+@pytest.mark.parametrize("clause, column, values", [
+    ("`a``b` in ('x','y\"z')", "a`b", ("x", 'y"z')),
+    ('("two words")::text = ANY (ARRAY[\'a\'::text, \'b\'::text])', "two words", ("a", "b")),
+    ('"q""d" IN (\'it\'\'s\')', 'q"d', ("it's",)),
+    ("`naïve ü` = 'é'", "naïve ü", ("é",)),
+    ("`select` in ('a')", "select", ("a",)),
+])
+def test_check_clauses_on_quoted_column_names(clause: str, column: str, values: tuple) -> None:
+    assert parse_check(clause) == (column, (values, None))
+
+
+def test_mariadb_reflection_undoubles_backticks_in_names() -> None:
+    """SQLAlchemy's MariaDB reflection leaves `a``b` as 'a``b'; check and preflight read the real name."""
+    from sqlalchemy.dialects.mysql.mariadb import MariaDBDialect
+    from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+
+    from replicator.mapping.check.catalog import reflected_name
+
+    assert reflected_name(MariaDBDialect(), "a``b") == "a`b"
+    assert reflected_name(MariaDBDialect(), "a````b") == "a``b"
+    assert reflected_name(PGDialect_psycopg2(), "a``b") == "a``b"  # PostgreSQL names come back as they are

@@ -610,3 +610,65 @@ def test_decimal_fast_path_and_odd_encodings(precision: int, scale: int) -> None
     for image in images:
         assert check_body("write", columns, b"\x00" + image) in ("same", "raised")
     assert check_body("write", columns, b"".join(b"\x00" + image for image in images[:20])) == "same"
+
+
+# --- exact_values: the two values the library alters ------------------------------------------------------------
+
+def pack_time2(fsp: int, total_us: int) -> bytes:
+    """A TIME(fsp) value as MariaDB writes it (my_time_packed_to_binary): the signed packed value
+    sign * (hms << 24 | microseconds), cut to the fraction bytes of fsp, plus the offset."""
+    neg, a = total_us < 0, abs(total_us)
+    seconds, us = divmod(a, 1_000_000)
+    hms = (seconds // 3600) << 12 | (seconds // 60 % 60) << 6 | seconds % 60
+    width = fsp_width(fsp)
+    unit = {0: 1_000_000, 1: 10_000, 2: 100, 3: 1}[width]
+    packed = (hms << (8 * width)) + (us // unit if width else 0)
+    packed = -packed if neg else packed
+    return (packed + (0x800000 << (8 * width))).to_bytes(3 + width, "big")
+
+
+@pytest.mark.parametrize("fsp", [0, 1, 2, 3, 4, 5, 6])
+def test_exact_values_keep_negative_time_fractions(fsp: int) -> None:
+    rnd = random.Random(fsp)
+    unit = 10 ** (6 - fsp)
+    values = [0, -unit if fsp else -1_000_000, -(45296 * 10 ** 6 + 789_000 // unit * unit),
+              -(838 * 3600 + 59 * 60 + 59) * 10 ** 6 - (999_999 // unit * unit if fsp else 0),
+              (838 * 3600 + 59 * 60 + 59) * 10 ** 6 + (999_999 // unit * unit if fsp else 0)]
+    values += [rnd.randrange(-838 * 3600 * 10 ** 6, 838 * 3600 * 10 ** 6) // unit * unit for _ in range(200)]
+    columns = [col(T.TIME2, "t", fsp=fsp)]
+    exact = RowDecoder(exact_values=True)
+    from replicator.sources.binlog import BinlogSource, exact_columns
+    src = BinlogSource.__new__(BinlogSource)
+    src.direction = "rowdecode-unit"
+    fix = ((), (), exact_columns(columns))
+    for v in values:
+        body = b"\x00" + pack_time2(fsp, v)  # null bitmap, value
+        want = dt.timedelta(microseconds=v)
+        assert exact.decode(fake_event("write", columns, body))[0] == [(None, {"t": want})], v
+        library = fake_event("write", columns, body).rows[0]
+        assert src._row(dict(library["values"]), library, "none_sources", fix, "t") == {"t": want}, v
+    # the library's own reading stays what it was (the differential tests compare against it)
+    lib = fake_event("write", columns, b"\x00" + pack_time2(fsp, -(45296 * 10 ** 6 + 789_000))).rows[0]["values"]["t"]
+    if fsp >= 3:
+        assert lib == dt.timedelta(seconds=-45296, microseconds=-211_000)
+
+
+def test_exact_values_keep_binary_trailing_zero_bytes() -> None:
+    columns = [col(T.STRING, "b", max_length=16, character_set_name="binary"),
+               col(T.STRING, "c", max_length=8, character_set_name="utf8"),
+               col(T.VARCHAR, "vb", max_length=16, character_set_name="binary")]
+    cases = [b"\x01" * 14 + b"\x00\x00", b"\x00" * 16, b"\xff" * 16, b"ab\x00cd" + b"\x00" * 11]
+    exact = RowDecoder(exact_values=True)
+    from replicator.sources.binlog import BinlogSource, exact_columns
+    src = BinlogSource.__new__(BinlogSource)
+    src.direction = "rowdecode-unit"
+    fix = ((), (), exact_columns(columns))
+    assert fix[2] == ((("b", 16),), ())
+    for value in cases:
+        stored = value.rstrip(b"\x00")  # the server writes BINARY(n) without its trailing zero bytes
+        body = b"\x00" + bytes([len(stored)]) + stored + b"\x02hi" + b"\x02\x00\x00"  # null bitmap first
+        got = exact.decode(fake_event("write", columns, body))[0]
+        assert got == [(None, {"b": value, "c": "hi", "vb": b"\x00\x00"})], value
+        library = fake_event("write", columns, body).rows[0]
+        assert library["values"]["b"] == (stored or "")  # what the library alone gives
+        assert src._row(dict(library["values"]), library, "none_sources", fix, "t")["b"] == value

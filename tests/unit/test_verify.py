@@ -541,3 +541,29 @@ def test_rows_out_of_key_order_stop_the_comparison_instead_of_misreporting(tmp_p
     monkeypatch.setattr(FakeScanner, "chunk", chunk)
     with pytest.raises(ReplicatorError, match="ascending order"):
         run_fake_verification(tmp_path, "id", 1000, chunk=100)
+
+
+# ---------------------------------------------------------------- the type contract's conversions agree
+
+
+def test_a_mariadb_time_agrees_with_its_postgresql_interval_and_time_of_day() -> None:
+    from datetime import timedelta
+
+    interval = rule_for(ColumnInfo("c", "interval", "postgresql", precision=6), None, "c")
+    for td, text in [(timedelta(days=-35, hours=1, microseconds=1), "P-35DT1H0.000001S"),
+                     (-timedelta(hours=12, minutes=34, seconds=56, microseconds=789000), "P-1DT11H25M3.211S"),
+                     (-timedelta(hours=12, minutes=34, seconds=56, microseconds=789000), "PT-12H-34M-56.789S"),
+                     (timedelta(0), "PT0S")]:
+        assert values_equal(interval, td, text), text
+    assert not values_equal(interval, timedelta(seconds=-1), "PT1S")
+    time_rule = rule_for(ColumnInfo("c", "time", "mariadb", precision=6), None, "c")
+    assert values_equal(time_rule, "24:00:00", timedelta(days=1))
+    assert not values_equal(time_rule, "24:00:00", timedelta(0))
+
+
+def test_an_inet6_agrees_with_its_postgresql_inet() -> None:
+    inet = rule_for(ColumnInfo("c", "inet", "postgresql"), None, "c")
+    assert values_equal(inet, "::ffff:102:304", "::ffff:1.2.3.4")
+    assert values_equal(inet, b"\x00" * 15 + b"\x01", "::1")
+    assert values_equal(inet, "10.0.0.0/8", "10.0.0.0/8") and not values_equal(inet, "10.0.0.0/8", "10.0.0.0")
+    assert not values_equal(inet, "::1", "::2")

@@ -1,0 +1,251 @@
+"""Reading the columns of the mapped tables through a SQLAlchemy Inspector into `ColumnInfo`s."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, Iterable
+
+from replicator.changes import TableRef
+from replicator.mapping.check.casts import _int_range
+from replicator.mapping.check.checks import Check, _narrow, parse_check
+from replicator.mapping.check.columns import Catalog, ColumnInfo
+
+# ---------------------------------------------------------------- reading catalogs
+
+_GENERATING_DEFAULT = re.compile(r"^\s*(nextval\(|gen_random_uuid\(|uuid_generate_v\d\(|uuid\(\)|uuid_v[47]\()", re.I)
+
+
+def read_catalog(engine: Any, tables: Iterable[TableRef]) -> Catalog:
+    """The columns of `tables` (those that exist) through a SQLAlchemy Inspector on `engine`."""
+    import sqlalchemy
+
+    insp = sqlalchemy.inspect(engine)
+    dialect = engine.dialect
+    mariadb = dialect.name in ("mysql", "mariadb")
+    out: Catalog = {}
+    for t in tables:
+        if not insp.has_table(t.name, schema=t.schema):
+            continue
+        clauses = _mariadb_checks(engine, t) if mariadb else _checks(insp, t)
+        json_columns: set[str] = set()
+        domains: dict[str, Check] = {}
+        for clause in clauses:
+            m = re.fullmatch(r"\s*json_valid\(\s*(?:`((?:[^`]|``)+)`|(\w+))\s*\)\s*", clause, re.I)
+            if m:
+                json_columns.add(m.group(1).replace("``", "`") if m.group(1) is not None else m.group(2))
+                continue
+            parsed = parse_check(clause)
+            if parsed:
+                domains[parsed[0]] = _narrow(domains.get(parsed[0]), parsed[1])
+        raw_types = _mariadb_types(engine, t) if mariadb else {}
+        cols: dict[str, ColumnInfo] = {}
+        for col in inspected_columns(insp, t):
+            if col["name"] in raw_types:
+                col = {**col, "data_type": raw_types[col["name"]]}
+            cols[col["name"]] = column_info(col, dialect, json=col["name"] in json_columns,
+                                            check=domains.get(col["name"]))
+        out[t] = cols
+    return out
+
+
+def reflected_name(dialect: Any, name: str) -> str:
+    """A column name as the database spells it. SQLAlchemy's MariaDB reflection (2.x) parses SHOW CREATE
+    TABLE and leaves a backtick inside a name doubled: column `a``b` comes back as 'a``b'."""
+    if getattr(dialect, "name", "") in ("mysql", "mariadb"):
+        return name.replace("``", "`")
+    return name
+
+
+def inspected_columns(insp: Any, t: TableRef) -> list[dict[str, Any]]:
+    """`Inspector.get_columns`, names as the database spells them. A type SQLAlchemy does not know
+    (MariaDB's INET6, ...) is a NullType, read on by `_mariadb_types`; its warning is no news to a user."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Did not recognize type", category=SAWarning)
+        columns = insp.get_columns(t.name, schema=t.schema)
+    return [{**c, "name": reflected_name(insp.dialect, c["name"])} for c in columns]
+
+
+def inspected_primary_key(insp: Any, t: TableRef) -> tuple[str, ...]:
+    pk = insp.get_pk_constraint(t.name, schema=t.schema).get("constrained_columns") or ()
+    return tuple(reflected_name(insp.dialect, c) for c in pk)
+
+
+def inspected_unique_keys(insp: Any, t: TableRef) -> list[tuple[str, ...]]:
+    return [tuple(reflected_name(insp.dialect, c) for c in u["column_names"])
+            for u in insp.get_unique_constraints(t.name, schema=t.schema)]
+
+
+def _mariadb_types(engine: Any, t: TableRef) -> dict[str, str]:
+    """information_schema's DATA_TYPE per column: SQLAlchemy does not know MariaDB's INET6 / INET4."""
+    import sqlalchemy
+
+    with engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"), {"s": t.schema, "t": t.name}).fetchall()
+    return {str(r[0]): str(r[1]).lower() for r in rows}
+
+
+def _checks(insp: Any, t: TableRef) -> list[str]:
+    try:
+        return [str(c.get("sqltext") or "") for c in insp.get_check_constraints(t.name, schema=t.schema)]
+    except NotImplementedError:
+        return []
+
+
+def _mariadb_checks(engine: Any, t: TableRef) -> list[str]:
+    """Column and table CHECK clauses (the Inspector returns table-level ones only). MariaDB's JSON is
+    a LONGTEXT with a CHECK (json_valid(`column`))."""
+    import sqlalchemy
+
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                "WHERE CONSTRAINT_SCHEMA = :s AND TABLE_NAME = :t"), {"s": t.schema, "t": t.name}).fetchall()
+    except sqlalchemy.exc.SQLAlchemyError:  # MySQL before 8.0.16: JSON columns read as text, no domains
+        return []
+    return [str(r[0]) for r in rows]
+
+
+def column_info(col: dict[str, Any], dialect: Any, json: bool = False, check: Check | None = None) -> ColumnInfo:
+    """One `Inspector.get_columns` entry as a ColumnInfo (dialect: the engine's, for names and defaults;
+    json: a MariaDB JSON column; check: the column's CHECK domain from `parse_check`)."""
+    from sqlalchemy.dialects import postgresql
+
+    info = _column_info(col, dialect, json)
+    domain_check = getattr(col["type"], "check", None) if isinstance(col["type"], postgresql.DOMAIN) else None
+    if domain_check is not None:  # CHECK (VALUE IN (...)) of a domain: as if on the column
+        parsed = parse_check(re.sub(r"\bVALUE\b", col["name"], str(domain_check)))
+        if parsed and parsed[0] == col["name"]:
+            check = _narrow(check, parsed[1])
+    if check is None:
+        return info
+    values, bounds = check
+    if info.kind == "text" and values and all(isinstance(v, str) for v in values):
+        return replace(info, enums=tuple(values))
+    if info.kind == "int":
+        lo, hi = _int_range(info)
+        if values and all(isinstance(v, int) for v in values):
+            bounds = (min(values), max(values))
+        if bounds is not None:
+            blo = lo if bounds[0] is None else max(lo, bounds[0])
+            bhi = hi if bounds[1] is None else min(hi, bounds[1])
+            return replace(info, bounds=(blo, bhi))
+    return info
+
+
+def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
+    from sqlalchemy import types as st
+    from sqlalchemy.dialects import mysql, postgresql
+
+    t = col["type"]
+    mariadb = getattr(dialect, "name", "") in ("mysql", "mariadb")
+    default = col.get("default")
+    if isinstance(t, postgresql.DOMAIN):
+        if default is None and t.default is not None:
+            default = str(t.default)
+        t = t.data_type
+    try:
+        type_name = str(t.compile(dialect=dialect))
+    except Exception:
+        type_name = type(t).__name__
+    if len(type_name) > 60:
+        type_name = type_name[:57] + "..."
+    identity = col.get("identity") or None
+    computed = bool(col.get("computed"))
+    default_text = None if default is None else str(default)
+    if default_text is not None and mariadb and default_text.upper() == "NULL":
+        default_text = None
+    generated = bool(identity) or (col.get("autoincrement") is True and (mariadb or default_text is not None)) or (
+        default_text is not None and bool(_GENERATING_DEFAULT.match(default_text)))
+    common: dict[str, Any] = dict(
+        nullable=bool(col.get("nullable", True)), has_default=default_text is not None, generated=generated,
+        computed=computed, identity_always=bool(identity and identity.get("always")), type_name=type_name)
+    unsigned = bool(getattr(t, "unsigned", False))
+
+    if json or isinstance(t, st.JSON):
+        return ColumnInfo("json", **common)
+    if isinstance(t, st.NullType):
+        raw = col.get("data_type")
+        if raw in ("inet6", "inet4"):  # MariaDB: 16 / 4 bytes on the stream
+            return ColumnInfo("inet", bits=128 if raw == "inet6" else 32, **{**common, "type_name": raw.upper()})
+        return ColumnInfo("other", **common)
+    if isinstance(t, (postgresql.INET, postgresql.CIDR)):
+        return ColumnInfo("inet", **common)
+    if isinstance(t, (postgresql.INTERVAL, st.Interval)):
+        return ColumnInfo("interval", **common)
+    if isinstance(t, st.ARRAY):
+        item = _column_info({"name": col["name"], "type": t.item_type}, dialect, False).kind
+        return ColumnInfo("array", item=item, **common)
+    if isinstance(t, st.Enum):
+        return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), **common)
+    if isinstance(t, mysql.SET):
+        return ColumnInfo("other", **common)
+    if isinstance(t, st.Boolean):
+        return ColumnInfo("bool", **common)
+    if isinstance(t, mysql.TINYINT) and getattr(t, "display_width", None) == 1 and not unsigned:
+        return ColumnInfo("bool", bits=8, **common)
+    if isinstance(t, st.Integer):
+        if isinstance(t, mysql.TINYINT):
+            bits = 8
+        elif isinstance(t, mysql.MEDIUMINT):
+            bits = 24
+        elif isinstance(t, st.SmallInteger):
+            bits = 16
+        elif isinstance(t, st.BigInteger):
+            bits = 64
+        else:
+            bits = 32
+        return ColumnInfo("int", bits=bits, unsigned=unsigned, **common)
+    if isinstance(t, st.Float):
+        if mariadb:
+            bits = 32 if isinstance(t, mysql.FLOAT) and (t.precision is None or t.precision <= 24) else 64
+        else:
+            bits = 32 if isinstance(t, st.REAL) or (t.precision is not None and t.precision <= 24) else 64
+        return ColumnInfo("float", bits=bits, **common)
+    if isinstance(t, st.Numeric):
+        return ColumnInfo("decimal", precision=t.precision, scale=t.scale if t.precision is not None else None,
+                          unsigned=unsigned, **common)
+    if isinstance(t, st.DateTime):
+        if mariadb:
+            fsp = getattr(t, "fsp", None) or 0
+        else:
+            fsp = getattr(t, "precision", None)
+            fsp = 6 if fsp is None else fsp
+        return ColumnInfo("datetime", bits=32 if isinstance(t, mysql.TIMESTAMP) and mariadb else None,
+                          precision=fsp, timezone=bool(getattr(t, "timezone", False)), **common)
+    if isinstance(t, st.Date):
+        return ColumnInfo("date", **common)
+    if isinstance(t, st.Time):
+        if mariadb:
+            fsp = getattr(t, "fsp", None) or 0
+        else:
+            fsp = getattr(t, "precision", None)
+            fsp = 6 if fsp is None else fsp
+        return ColumnInfo("time", precision=fsp, timezone=bool(getattr(t, "timezone", False)),
+                          bits=24 if mariadb else None, **common)  # MariaDB: -838:59:59..838:59:59
+    if isinstance(t, st.Uuid):
+        return ColumnInfo("uuid", **common)
+    if isinstance(t, st.String):
+        if isinstance(t, mysql.TINYTEXT):
+            length: int | None = 255
+        elif isinstance(t, st.Text):
+            length = None
+        else:
+            length = t.length
+        return ColumnInfo("text", length=length, **common)
+    if isinstance(t, st._Binary):
+        if isinstance(t, mysql.TINYBLOB):
+            length = 255
+        elif isinstance(t, st.LargeBinary):
+            length = None
+        else:
+            length = getattr(t, "length", None)
+        fixed = isinstance(t, mysql.BINARY)
+        return ColumnInfo("bytes", length=length, precision=length if fixed else None, **common)
+    return ColumnInfo("other", **common)

@@ -1,0 +1,75 @@
+"""What the check knows of one column: `ColumnInfo`, the kinds it sorts types into, a catalog."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.changes import TableRef
+
+
+KINDS = ("int", "decimal", "float", "text", "enum", "bool", "date", "datetime", "time", "interval", "json", "bytes",
+         "uuid", "inet", "array", "other")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What the check needs to know of one column."""
+
+    kind: str  # one of KINDS
+    bits: int | None = None  # int: 8/16/24/32/64; float: 32/64; datetime: 32 for a MariaDB TIMESTAMP; inet: 128 / 32
+    # for a MariaDB INET6 / INET4 (bytes on the stream), None for a PostgreSQL inet / cidr; time: 24 for a
+    # MariaDB TIME (-838:59:59..838:59:59), None for a PostgreSQL time (a time of day)
+    unsigned: bool = False  # MariaDB UNSIGNED (int, decimal)
+    precision: int | None = None  # decimal: total digits (None: unbounded); datetime/time: fractional digits
+    scale: int | None = None  # decimal
+    length: int | None = None  # text: characters, bytes: bytes; None: unbounded (bytes: precision = n of BINARY(n))
+    enums: tuple[str, ...] = ()  # enum values; for text, the values a CHECK (column IN (...)) allows
+    bounds: tuple[int, int] | None = None  # int: the range a CHECK (BETWEEN, >=, <=, IN) allows
+    nullable: bool = True
+    has_default: bool = False
+    generated: bool = False  # the database fills it per row: identity, serial, AUTO_INCREMENT, nextval()
+    computed: bool = False  # GENERATED ALWAYS AS (expression): never written
+    identity_always: bool = False  # PostgreSQL GENERATED ALWAYS AS IDENTITY: written only by the database
+    timezone: bool = False  # datetime / time with time zone
+    item: str | None = None  # array: the kind of its elements
+    type_name: str = ""  # as the database spells it, for messages
+
+    def describe(self) -> str:
+        """The type as the database spells it, with a CHECK domain if there is one."""
+        text = self.base_type()
+        if self.bounds is not None:
+            text += f" CHECK {self.bounds[0]}..{self.bounds[1]}"
+        if self.kind == "text" and self.enums:
+            values = ",".join(repr(v) for v in self.enums)
+            text += f" CHECK IN ({values if len(values) <= 40 else values[:37] + '...'})"
+        return text
+
+    def base_type(self) -> str:
+        if self.type_name:
+            return self.type_name
+        k = self.kind
+        if k == "int":
+            names = {8: "TINYINT", 16: "SMALLINT", 24: "MEDIUMINT", 32: "INTEGER", 64: "BIGINT"}
+            name = names.get(self.bits or 64, "INTEGER")
+            return name + (" UNSIGNED" if self.unsigned else "")
+        if k == "decimal":
+            return "NUMERIC" if self.precision is None else f"NUMERIC({self.precision},{self.scale or 0})"
+        if k == "float":
+            return "REAL" if self.bits == 32 else "DOUBLE PRECISION"
+        if k == "text":
+            return "TEXT" if self.length is None else f"VARCHAR({self.length})"
+        if k == "enum":
+            return "ENUM(" + ",".join(repr(v) for v in self.enums) + ")"
+        if k == "bytes":
+            return "BYTEA" if self.length is None else f"VARBINARY({self.length})"
+        if k == "datetime":
+            return "TIMESTAMPTZ" if self.timezone else "TIMESTAMP"
+        if k == "inet":
+            return {128: "INET6", 32: "INET4"}.get(self.bits or 0, "INET")
+        if k == "array":
+            return f"{(self.item or 'other').upper()}[]"
+        return k.upper()
+
+
+Catalog = dict[TableRef, dict[str, ColumnInfo]]
+Specs = dict[tuple[str, str], Any]
