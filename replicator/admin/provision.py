@@ -14,6 +14,7 @@ import psycopg2
 import pymysql
 
 from replicator import checkpoint as ckpt
+from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
 from replicator.sync import driver as sync
 from replicator.appliers.mariadb import quote
@@ -36,10 +37,12 @@ def pg_ident(name: str) -> str:
 def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
         schema = pg_ident(conn.state_schema)
-        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)]
+        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)
+                + conflict_store.postgres_ddl(schema)]
     # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
     schema = quote(conn.state_schema)
-    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)]
+    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)
+            + conflict_store.mariadb_ddl(schema)]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
@@ -100,12 +103,13 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
         with db.cursor() as cur:
             schema = pg_ident(conn.state_schema)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
-                        "AND to_regclass(%s) IS NOT NULL",
-                        (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}"))
+                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}",
+                         f"{schema}.{conflict_store.TABLE}"))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
-                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync")
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync, conflicts")
             cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                         (conn.publication,))
             published = {(s, t) for s, t in cur.fetchall()}
@@ -159,12 +163,14 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s)",
-                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, sync.WATERMARK_TABLE))
-            if cur.fetchone()[0] < 5:
+                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s)",
+                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, sync.WATERMARK_TABLE,
+                         conflict_store.TABLE))
+            if cur.fetchone()[0] < 6:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
-                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, watermark")
+                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, "
+                    f"watermark, conflicts")
             db.commit()
     finally:
         db.close()

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from replicator import checkpoint, errors, metrics
+from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
 from replicator.sync import driver as sync
 from replicator.config import load
@@ -388,8 +389,10 @@ def test_postgresql_grants() -> None:
     statements = {normalize(s) for s in sql.split(";") if s.strip()}
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync " \
            "TO replicator_apply" in sql
-    for ddl in checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator"):
+    for ddl in (checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator")
+                + conflict_store.postgres_ddl("replicator")):
         assert normalize(ddl) in statements, ddl
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts TO replicator_apply" in sql
     assert "pg_logical_emit_message" in (DEPLOY / "grants-postgresql.sql").read_text()
 
 
