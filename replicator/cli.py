@@ -6,6 +6,8 @@
     replicator explain --config replicator.yaml --mapping NAME --side SIDE (--key K[,K2] | --row JSON) [--json]
     replicator sync    --config replicator.yaml [--mapping NAME ...]
     replicator verify  --config replicator.yaml [--mapping NAME ...] [--repair]
+    replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
+    replicator conflicts --config replicator.yaml resolve ID --take SIDE
 """
 from __future__ import annotations
 
@@ -66,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     row.add_argument("--row", help="use this JSON object as the row instead of reading it")
     c.add_argument("--json", action="store_true", help="print a JSON object")
     c.add_argument("--offline", action="store_true", help="connect to nothing: counterparts are not looked up")
+    c = sub.add_parser("conflicts", help="list recorded conflicts; `resolve ID --take SIDE` settles a pending one")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.conflicts import add_arguments as conflict_arguments
+
+    conflict_arguments(c)
     return p
 
 
@@ -82,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _setup(config, mappings, args)
         if args.command == "explain":
             return _explain(config, mappings, args)
+        if args.command == "conflicts":
+            from replicator.admin import conflicts
+
+            return conflicts.command(args, config, mappings, sys.stdout)
         if args.command in ("sync", "verify"):
             unknown = [n for n in args.mapping or [] if n not in mappings.by_name]
             if unknown:
@@ -284,6 +296,10 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
         from replicator.verify.periodic import PeriodicVerifier
 
         daemon.start_side_job("verify", PeriodicVerifier(config, holder, daemon.stop).run)
+    if config.conflicts.housekeeping_seconds > 0:
+        from replicator.admin.conflicts import Housekeeping
+
+        daemon.start_side_job("conflicts", Housekeeping(config, daemon.stop).run)
     sdnotify.notify("READY=1")
     interval = sdnotify.watchdog_interval()
     last_ping = 0.0

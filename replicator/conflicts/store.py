@@ -180,7 +180,9 @@ class Recorded:
 class Filter:
     since: datetime | None = None  # detected at or after (tz-aware)
     mapping: str | None = None
-    key: tuple | None = None  # either side's key of the row (matched against target_key and source_key)
+    # the row's key as either side has it (matched against target_key and source_key); several
+    # candidates when the typed form is unknown (a key typed on the command line: 42 or "42")
+    keys: tuple[tuple, ...] = ()
     pending_only: bool = False
     limit: int = 100
 
@@ -199,10 +201,11 @@ def select_sql(db: Db, f: Filter) -> tuple[str, list[Any]]:
     if f.mapping is not None:
         conds.append(f"{db.quote_col('mapping')} = %s")
         params.append(f.mapping)
-    if f.key is not None:
-        text = dumps_key(tuple(f.key))
-        conds.append(f"({db.quote_col('target_key')} = %s OR {db.quote_col('source_key')} = %s)")
-        params += [text, text]
+    if f.keys:
+        texts = list(dict.fromkeys(dumps_key(tuple(k)) for k in f.keys))
+        marks = ", ".join(["%s"] * len(texts))
+        conds.append(f"({db.quote_col('target_key')} IN ({marks}) OR {db.quote_col('source_key')} IN ({marks}))")
+        params += texts + texts
     if f.pending_only:
         conds.append(f"{db.quote_col('resolution')} = %s")
         params.append(PENDING)
@@ -231,10 +234,10 @@ def from_row(side: str, row: Sequence[Any]) -> Recorded:
         resolved_by=r["resolved_by"])
 
 
-def list_conflicts(db: Db, since: datetime | None = None, mapping: str | None = None, key: tuple | None = None,
-                   pending_only: bool = False, limit: int = 100) -> list[Recorded]:
+def list_conflicts(db: Db, since: datetime | None = None, mapping: str | None = None,
+                   keys: Sequence[tuple] = (), pending_only: bool = False, limit: int = 100) -> list[Recorded]:
     """Recorded conflicts of one database, newest first."""
-    sql, params = select_sql(db, Filter(since, mapping, key, pending_only, limit))
+    sql, params = select_sql(db, Filter(since, mapping, tuple(tuple(k) for k in keys), pending_only, limit))
     return [from_row(db.conn.name, row) for row in db.query(sql, params)]
 
 
@@ -270,15 +273,14 @@ def mark_resolved(db: Db, ids: Sequence[int], by: str, at: datetime | None = Non
         [RESOLVED, _utc(at, db.conn.kind), by, PENDING, *[int(i) for i in ids]])
 
 
-def pending_of_row(db: Db, mapping: str, keys: Sequence[tuple]) -> list[int]:
-    """Ids of the pending conflicts of one row of `mapping`, by any of its keys (this side's key is
-    the target_key of what was decided here; the other side's is its source_key)."""
-    texts = [dumps_key(tuple(k)) for k in keys]
-    marks = ", ".join(["%s"] * len(texts))
+def pending_of_row(db: Db, mapping: str, target_key: tuple, source_key: tuple) -> list[int]:
+    """Ids of the pending conflicts of one row of `mapping` decided in this database: its key here is
+    their target_key, its key on the other side their source_key (both, so that a crosswalk mapping's
+    key 5 here never matches another record's 5 there)."""
     q = db.quote_col
     rows = db.query(f"SELECT {q('id')} FROM {_table(db)} WHERE {q('resolution')} = %s AND {q('mapping')} = %s "
-                    f"AND ({q('target_key')} IN ({marks}) OR {q('source_key')} IN ({marks}))",
-                    [PENDING, mapping, *texts, *texts])
+                    f"AND {q('target_key')} = %s AND {q('source_key')} = %s",
+                    [PENDING, mapping, dumps_key(tuple(target_key)), dumps_key(tuple(source_key))])
     return [int(r[0]) for r in rows]
 
 

@@ -103,10 +103,12 @@ def test_ddl_has_every_column_and_the_indexes() -> None:
 def test_listing_filters_are_bound_and_newest_first() -> None:
     db = FakeDb("mariadb")
     since = datetime(2026, 12, 6, 8, 0, tzinfo=timezone.utc)
-    sql, params = store.select_sql(db, store.Filter(since=since, mapping="acct", key=(42,), pending_only=True,
+    sql, params = store.select_sql(db, store.Filter(since=since, mapping="acct", keys=((42,), ("42",)),
+                                                    pending_only=True,
                                                     limit=7))
     assert "ORDER BY `detected_at` DESC, `id` DESC LIMIT 7" in sql
-    assert params == [datetime(2026, 12, 6, 8, 0), "acct", "[42]", "[42]", PENDING]
+    assert "(`target_key` IN (%s, %s) OR `source_key` IN (%s, %s))" in sql
+    assert params == [datetime(2026, 12, 6, 8, 0), "acct", "[42]", '["42"]', "[42]", '["42"]', PENDING]
     sql, params = store.select_sql(db, store.Filter())
     assert " WHERE " not in sql and params == []
 
