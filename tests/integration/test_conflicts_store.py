@@ -1,0 +1,145 @@
+"""The conflict store on real servers: `setup` creates it on both databases, conflicts are recorded through a
+real applier transaction (and vanish with its rollback), `replicator conflicts` lists both databases,
+`resolve --take` makes both rows equal through the tagged repair path and marks the records, the
+retention trims old decided records and keeps pending ones, and `explain` shows the row's conflicts.
+
+The daemon is not running: the records are written as a direction writes them (applier transaction,
+checkpoint commit), so the test does not depend on detection."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from replicator.admin.conflicts import Housekeeping
+from replicator.appliers import make_applier
+from replicator.changes import TableRef
+from replicator.config import load
+from replicator.conflicts import store
+from replicator.conflicts.model import APPLIED, KEPT, LATEST, MANUAL, PENDING, RESOLVED, UPDATE_DIFFERS, Conflict
+
+PG = "CREATE TABLE acct (id int PRIMARY KEY, name text NOT NULL, credit numeric(12,2))"
+MY = "CREATE TABLE acct (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, credit DECIMAL(12,2))"
+MAPPINGS = """
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields: {id: ~, name: ~, credit: ~}
+"""
+EXTRA = "sync: {on_first_run: false}\nverify: {recheck_seconds: 1}\n"
+
+
+def conflict(stream: str, table: TableRef, key: int, field: str | None, source: object, target: object, **kw: object
+             ) -> Conflict:
+    base = dict(stream=stream, mapping="acct", kind=UPDATE_DIFFERS, table=table, target_key=(key,),
+                source_key=(key,), field=field, source_value=source, target_value=target, rule=MANUAL, winner="",
+                resolution=PENDING, source_commit_time=datetime(2026, 12, 6, 9, 0, 0, 123456, tzinfo=timezone.utc))
+    base.update(kw)
+    return Conflict(**base)  # type: ignore[arg-type]
+
+
+def record_committed(config: object, side: str, stream: str, conflicts: list[Conflict]) -> None:
+    """As a direction does it: begin (tag), record, commit with the checkpoint."""
+    applier = make_applier(config.side(side), stream, "")  # type: ignore[attr-defined]
+    applier.connect()
+    try:
+        position = applier.read_checkpoint()
+        assert position is not None
+        applier.begin()
+        store.record(applier, conflicts)
+        applier.commit(position, None)
+    finally:
+        applier.close()
+
+
+def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
+    pair = make_pair(PG, MY, MAPPINGS, extra_config=EXTRA)
+    config = load(pair.config_path)
+    erp_schema, db = pair.state_schema, pair.maria.dbname
+    crm_table, erp_table = TableRef("public", "acct"), TableRef(db, "acct")
+
+    # setup made the table on both sides (and --print-sql shows it)
+    assert pair.pg_query("SELECT to_regclass('replicator.conflicts') IS NOT NULL") == [(True,)]
+    assert pair.my_query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                         "AND TABLE_NAME = 'conflicts'", (erp_schema,)) == [(1,)]
+    assert "CREATE TABLE IF NOT EXISTS replicator.conflicts" in pair.cli("setup", "--print-sql").stdout.replace('"', "")
+
+    # the row as a manual conflict leaves it: each side kept its own edit
+    pair.pg_query("INSERT INTO acct VALUES (42, 'crm-name', 10.50), (7, 'same', 1)")
+    pair.my_query("INSERT INTO acct VALUES (42, 'erp-name', 10.50), (7, 'same', 1)")
+
+    # a rolled-back transaction records nothing: record() never commits on its own
+    applier = make_applier(config.side("erp"), "crm_to_erp", "")
+    applier.connect()
+    applier.begin()
+    store.record(applier, [conflict("crm_to_erp", erp_table, 42, "name", "crm-name", "erp-name")])
+    applier.rollback()
+    applier.close()
+    assert pair.my_query(f"SELECT COUNT(*) FROM `{erp_schema}`.conflicts") == [(0,)]
+
+    # each direction decided the same race once, in its own target
+    record_committed(config, "erp", "crm_to_erp", [
+        conflict("crm_to_erp", erp_table, 42, "name", "crm-name", "erp-name"),
+        conflict("crm_to_erp", erp_table, 7, "credit", Decimal("2.00"), Decimal("1.00"), rule=LATEST, winner="erp",
+                 resolution=KEPT, detail="erp's commit is later"),
+    ])
+    record_committed(config, "crm", "erp_to_crm", [
+        conflict("erp_to_crm", crm_table, 42, "name", "erp-name", "crm-name"),
+        conflict("erp_to_crm", crm_table, 7, "credit", Decimal("1.00"), Decimal("2.00"), rule=LATEST, winner="erp",
+                 resolution=APPLIED, detail="erp's commit is later"),
+    ])
+    rows = pair.my_query(f"SELECT stream, target_key, source_value, target_value, source_commit_time "
+                         f"FROM `{erp_schema}`.conflicts ORDER BY id")
+    assert rows[1] == ("crm_to_erp", "[7]", '{"$d":"2.00"}', '{"$d":"1.00"}', datetime(2026, 12, 6, 9, 0, 0, 123456))
+
+    # listed from both databases, with types intact
+    listed = [json.loads(line) for line in pair.cli("conflicts", "--json").stdout.splitlines()]
+    assert len(listed) == 4
+    assert sorted(x["id"].split(":")[0] for x in listed) == ["crm", "crm", "erp", "erp"]
+    by = {(x["decided_in"], x["key"]["crm"][0]): x for x in listed}
+    assert by[("erp", 7)]["crm_value"] == "2.00" and by[("erp", 7)]["erp_value"] == "1.00"
+    assert by[("crm", 7)]["crm_value"] == "2.00" and by[("crm", 7)]["erp_value"] == "1.00"
+    assert by[("erp", 42)]["crm_value"] == "crm-name" and by[("erp", 42)]["resolution"] == PENDING
+    pending = [json.loads(line) for line in pair.cli("conflicts", "--pending", "--key", "42", "--json").stdout.splitlines()]
+    assert sorted(x["id"] for x in pending) == sorted([by[("erp", 42)]["id"], by[("crm", 42)]["id"]])
+    table = pair.cli("conflicts", "--mapping", "acct").stdout
+    assert "crm-name" in table and "'erp-name'" in table and "pending" in table and "erp won (kept)" in table
+
+    # resolve: take the CRM's row; both rows equal, both records resolved by this user
+    erp_ref = by[("erp", 42)]["id"]
+    result = pair.cli("conflicts", "resolve", erp_ref, "--take", "crm")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"repaired acct crm_to_erp {db}.acct key=(42,): name 'erp-name' -> 'crm-name'", result.stdout
+    assert lines[1].startswith(f"resolved crm:") and f"erp:{erp_ref.split(':')[1]}" in lines[1], result.stdout
+    assert pair.my_query("SELECT name FROM acct WHERE id = 42") == [("crm-name",)]
+    assert pair.pg_query("SELECT name FROM acct WHERE id = 42") == [("crm-name",)]
+    states = pair.my_query(f"SELECT resolution, resolved_by IS NOT NULL, resolved_at IS NOT NULL FROM "
+                           f"`{erp_schema}`.conflicts WHERE target_key = '[42]'")
+    states += pair.pg_query("SELECT resolution, resolved_by IS NOT NULL, resolved_at IS NOT NULL FROM "
+                            "replicator.conflicts WHERE target_key = '[42]'")
+    assert states == [(RESOLVED, True, True), (RESOLVED, True, True)]
+    # the repair went through the tagged path: its transaction carries the loop tag (checkpoint row bumped
+    # by the tag on MariaDB, a logical message on PostgreSQL); the daemon is not running to echo it anyway
+
+    # resolving again, or an unknown id: a clear error, exit 78
+    again = pair.cli("conflicts", "resolve", erp_ref, "--take", "erp", check=False)
+    assert again.returncode == 78 and "is not pending: it was resolved by" in again.stderr, again.stderr
+    unknown = pair.cli("conflicts", "resolve", "erp:99999", "--take", "erp", check=False)
+    assert unknown.returncode == 78 and "no conflict 99999 in erp" in unknown.stderr
+    assert "Traceback" not in again.stderr + unknown.stderr
+
+    # retention: decided records older than retention_days go, a pending one stays however old
+    record_committed(config, "erp", "crm_to_erp", [conflict("crm_to_erp", erp_table, 8, "name", "a", "b")])
+    old = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=40)
+    pair.my_query(f"UPDATE `{erp_schema}`.conflicts SET detected_at = %s WHERE target_key IN ('[7]', '[8]')", (old,))
+    pair.pg_query("UPDATE replicator.conflicts SET detected_at = now() - interval '40 days' WHERE target_key = '[7]'")
+    trimmed = Housekeeping(config, threading.Event()).run_once()
+    assert trimmed == {"crm": 1, "erp": 1}
+    assert pair.my_query(f"SELECT target_key, resolution FROM `{erp_schema}`.conflicts ORDER BY id") == [
+        ("[42]", RESOLVED), ("[8]", PENDING)]
+    assert pair.pg_query("SELECT target_key FROM replicator.conflicts") == [("[42]",)]
+    from replicator import metrics
+    assert metrics.REGISTRY.get_sample_value("replicator_conflicts_pending", {"table": f"{db}.acct"}) == 1
