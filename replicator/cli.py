@@ -142,10 +142,11 @@ def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> in
 
 
 def _explain(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
+    from replicator.admin.conflicts import recent_for_row
     from replicator.mapping.explain import run
 
     print(run(config, mappings, mapping=args.mapping, side=args.side, key=args.key, row=args.row,
-              as_json=args.json, offline=args.offline))
+              as_json=args.json, offline=args.offline, conflicts=recent_for_row))
     return EXIT_OK
 
 

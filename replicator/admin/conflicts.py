@@ -255,6 +255,26 @@ def list_command(args: Any, config: Config, out: TextIO, dbs: Databases | None =
     return 0
 
 
+def recent_for_row(config: Config, mapping: str, keys: Sequence[tuple], limit: int = 10,
+                   dbs: Databases | None = None) -> list[dict[str, Any]] | None:
+    """For `explain`: the row's recent conflicts in both databases (None when neither has the table)."""
+    own = dbs is None
+    dbs = dbs or Databases(config)
+    try:
+        present = [s for s in dbs.sides() if store.exists(dbs[s])]
+        if not present:
+            return None
+        found: list[store.Recorded] = []
+        for side in present:
+            found += store.list_conflicts(dbs[side], mapping=mapping, keys=keys, limit=limit)
+            dbs[side].rollback()
+    finally:
+        if own:
+            dbs.close()
+    found.sort(key=lambda r: (r.detected_at, r.id), reverse=True)
+    return [as_dict(r, dbs.sides()) for r in found[:limit]]
+
+
 # ---------------------------------------------------------------- resolving
 
 

@@ -108,6 +108,14 @@ def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
     table = pair.cli("conflicts", "--mapping", "acct").stdout
     assert "crm-name" in table and "'erp-name'" in table and "pending" in table and "erp won (kept)" in table
 
+    # explain shows the row's conflicts from both databases
+    explained = pair.cli("explain", "--mapping", "acct", "--side", "crm", "--key", "42").stdout
+    assert "recent conflicts of this row (2, newest first" in explained, explained
+    assert f"  {by[('erp', 42)]['id']} " in explained and "name: crm \"crm-name\", erp \"erp-name\"; manual: pending" \
+        in explained, explained
+    as_json = json.loads(pair.cli("explain", "--mapping", "acct", "--side", "erp", "--key", "7", "--json").stdout)
+    assert sorted(x["id"] for x in as_json["conflicts"]["recent"]) == sorted([by[("erp", 7)]["id"], by[("crm", 7)]["id"]])
+
     # resolve: take the CRM's row; both rows equal, both records resolved by this user
     erp_ref = by[("erp", 42)]["id"]
     result = pair.cli("conflicts", "resolve", erp_ref, "--take", "crm")
