@@ -13,6 +13,7 @@ from sqlalchemy.dialects.mysql.base import MySQLDialect
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
+from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
 from replicator.connect import my_connect, mysql_message as _message
@@ -158,12 +159,15 @@ class MariaDBApplier(Applier):
             for t in tables:
                 cur.execute(
                     "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL "
-                    "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER' "
+                    "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER', NUMERIC_SCALE, "
+                    "DATETIME_PRECISION, COLLATION_NAME "
                     "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
                 rows = cur.fetchall()
-                types = {c: ty.lower() for c, ty, _ in rows}
+                types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
-                self._required[t] = frozenset(c for c, _, required in rows if required)
+                self._required[t] = frozenset(r[0] for r in rows if r[2])
+                self._columns[t] = {c: ColumnInfo(c, ty.lower(), "mariadb", scale, precision, coll)
+                                    for c, ty, _, scale, precision, coll in rows}
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self.db.rollback()
 

@@ -18,6 +18,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
+from replicator.conflicts.detect import Detector
 from replicator.stream.channel import Channel
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, route
@@ -136,6 +137,8 @@ class Direction:
             applier.connect()
             applier.lock(fail_fast=self.first_start)
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            detector = Detector(mset, self.source_conn.name)
+            applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -287,7 +290,7 @@ class Direction:
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
                 else:
-                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
+                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
                 changes.extend(chunk)
                 if not changes and not open_txn:
                     if txn.final:

@@ -29,7 +29,7 @@ from typing import Sequence, TextIO
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
-from replicator.verify.compare import key_canonical, show
+from replicator.compare import key_canonical, show
 from replicator.errors import FatalError
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name

@@ -177,3 +177,12 @@ def test_one_way_mapping_has_no_conflicts(config: Config) -> None:
     text = ACCT_YAML.replace("direction: both", "direction: crm_to_erp\n    conflicts: latest")
     assert error(config, text) == ("m.yaml:4: mappings.acct.conflicts: conflicts: only a `direction: both` mapping "
                                    "has conflicts (fix: remove it, or make the mapping two-way)")
+
+
+def test_setup_print_sql_sets_replica_identity_full_for_two_way_tables(config: Config) -> None:
+    from replicator.admin.provision import describe
+    lines = describe(config, load(config, ACCT_YAML)).splitlines()
+    assert 'ALTER TABLE "public"."acct" REPLICA IDENTITY FULL;' in lines
+    one_way = load(config, ACCT_YAML.replace("direction: both", "direction: crm_to_erp").replace(
+        "      credit: {owner: erp}\n", ""))
+    assert not any("REPLICA IDENTITY" in line for line in describe(config, one_way).splitlines())
