@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from replicator.changes import TableRef
 from replicator.config import load
 from replicator.conflicts import store
 from replicator.conflicts.model import APPLIED, KEPT, LATEST, MANUAL, PENDING, RESOLVED, UPDATE_DIFFERS, Conflict
+from tests.integration.harness import wait_until
 
 PG = "CREATE TABLE acct (id int PRIMARY KEY, name text NOT NULL, credit numeric(12,2))"
 MY = "CREATE TABLE acct (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, credit DECIMAL(12,2))"
@@ -151,3 +153,46 @@ def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
     assert pair.pg_query("SELECT target_key FROM replicator.conflicts") == [("[42]",)]
     from replicator import metrics
     assert metrics.REGISTRY.get_sample_value("replicator_conflicts_pending", {"table": f"{db}.acct"}) == 1
+
+
+def test_daemon_records_manual_conflicts_and_resolve_settles_them_while_it_runs(make_pair):
+    """End to end: the daemon decides `manual` conflicts (both sides keep their value, one pending record
+    per direction), the housekeeping side job exports the pending gauge, and `resolve --take erp` with the
+    daemon running makes both sides equal for good (the tagged write does not echo back)."""
+    pair = make_pair(PG, MY, MAPPINGS.replace("    fields:", "    conflicts: manual\n    fields:"),
+                     extra_config=EXTRA + "conflicts: {housekeeping_seconds: 1}\n")
+    db = pair.maria.dbname
+    pair.start()
+    pair.pg_query("INSERT INTO acct SELECT i, 'n' || i, i FROM generate_series(1, 5) i")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM acct") == [(5,)], what="rows in the ERP")
+    pair.stop()
+    # both sides edit the same field of rows 1..3 while nothing replicates: each edit is a conflict
+    pair.pg_query("UPDATE acct SET name = 'crm-' || id WHERE id <= 3")
+    pair.my_query("UPDATE acct SET name = CONCAT('erp-', id) WHERE id <= 3")
+    pair.pg_query("UPDATE acct SET credit = 100 WHERE id = 5")  # no race: flows as usual
+    pair.start()
+    wait_until(lambda: pair.my_query("SELECT credit FROM acct WHERE id = 5") == [(Decimal("100.00"),)],
+               what="the unconflicted edit in the ERP")
+    listed = wait_until(lambda: (lambda x: x if len(x) == 6 else None)(
+        [json.loads(line) for line in pair.cli("conflicts", "--pending", "--json").stdout.splitlines()]),
+        what="six pending conflicts (3 rows x 2 directions)")
+    assert {(x["decided_in"], x["key"]["crm"][0], x["field"], x["crm_value"], x["erp_value"]) for x in listed} == {
+        (side, i, "name", f"crm-{i}", f"erp-{i}") for side in ("crm", "erp") for i in (1, 2, 3)}
+    # nobody overwrote anything
+    assert pair.pg_query("SELECT name FROM acct WHERE id <= 3 ORDER BY id") == [("crm-1",), ("crm-2",), ("crm-3",)]
+    assert pair.my_query("SELECT name FROM acct WHERE id <= 3 ORDER BY id") == [("erp-1",), ("erp-2",), ("erp-3",)]
+    assert pair.metric("replicator_conflicts_total", resolution=PENDING) == 6
+    wait_until(lambda: pair.metric("replicator_conflicts_pending", table=f"{db}.acct") == 3
+               and pair.metric("replicator_conflicts_pending", table="public.acct") == 3, what="pending gauges")
+
+    ref = next(x["id"] for x in listed if x["decided_in"] == "crm" and x["key"]["crm"] == [2])
+    pair.cli("conflicts", "resolve", ref, "--take", "erp")
+    assert pair.pg_query("SELECT name FROM acct WHERE id = 2") == [("erp-2",)]
+    left = [json.loads(line) for line in pair.cli("conflicts", "--pending", "--json").stdout.splitlines()]
+    assert sorted(x["key"]["crm"][0] for x in left) == [1, 1, 3, 3]
+    time.sleep(2)  # an echo of the repair would have come back by now
+    assert pair.pg_query("SELECT name FROM acct WHERE id = 2") == [("erp-2",)]
+    assert pair.my_query("SELECT name FROM acct WHERE id = 2") == [("erp-2",)]
+    assert pair.metric("replicator_conflicts_total") == 6  # the resolution raised no new conflict
+    wait_until(lambda: pair.metric("replicator_conflicts_pending", table="public.acct") == 2, what="gauge refresh")
+    assert pair.stop() == 0
