@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS replicator.conflicts (
     resolved_at timestamptz, resolved_by text);
 CREATE INDEX IF NOT EXISTS conflicts_time ON replicator.conflicts (detected_at);
 CREATE INDEX IF NOT EXISTS conflicts_row ON replicator.conflicts (mapping, target_key);
+CREATE INDEX IF NOT EXISTS conflicts_source ON replicator.conflicts (mapping, source_key);
 CREATE INDEX IF NOT EXISTS conflicts_pending ON replicator.conflicts (target_table) WHERE resolution = 'pending';
 GRANT USAGE ON SCHEMA replicator TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply;

@@ -60,6 +60,8 @@ def postgres_ddl(schema: str) -> list[str]:
             resolved_at timestamptz, resolved_by text)""",
         f"CREATE INDEX IF NOT EXISTS conflicts_time ON {schema}.conflicts (detected_at)",
         f"CREATE INDEX IF NOT EXISTS conflicts_row ON {schema}.conflicts (mapping, target_key)",
+        # a row's conflicts decided on the other side name its key here as their source_key
+        f"CREATE INDEX IF NOT EXISTS conflicts_source ON {schema}.conflicts (mapping, source_key)",
         f"CREATE INDEX IF NOT EXISTS conflicts_pending ON {schema}.conflicts (target_table) "
         f"WHERE resolution = 'pending'",
     ]
@@ -79,6 +81,7 @@ def mariadb_ddl(schema: str) -> list[str]:
             detail TEXT NOT NULL, source_commit_time DATETIME(6) NULL,
             resolved_at DATETIME(6) NULL, resolved_by VARCHAR(128) NULL,
             INDEX conflicts_time (detected_at), INDEX conflicts_row (mapping, target_key(255)),
+            INDEX conflicts_source (mapping, source_key(255)),
             INDEX conflicts_pending (resolution, target_table)
         ) ENGINE=InnoDB""",
     ]
