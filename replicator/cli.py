@@ -8,6 +8,7 @@
     replicator verify  --config replicator.yaml [--mapping NAME ...] [--repair]
     replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
     replicator conflicts --config replicator.yaml resolve ID --take SIDE
+    replicator conflicts --config replicator.yaml trim
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
     replicator conflicts [--mapping M] [--key K[,K2]] [--since 1h] [--pending] [--json] [--limit N]
     replicator conflicts resolve ID --take SIDE
+    replicator conflicts trim      (the housekeeping pass once: with conflicts.housekeeping_seconds 0)
 
 Each direction records the conflicts it decided in its *target* database (`<state_schema>.conflicts`),
 so a listing reads both databases and merges them, newest first. Ids are per database: a record is
@@ -86,8 +87,9 @@ def parse_ref(text: str, sides: Sequence[str]) -> Ref:
 
 
 def add_arguments(parser: Any) -> None:
-    parser.add_argument("action", nargs="?", choices=("list", "resolve"), default="list",
-                        help="list (default) or resolve")
+    parser.add_argument("action", nargs="?", choices=("list", "resolve", "trim"), default="list",
+                        help="list (default), resolve, or trim (delete decided records older than "
+                             "conflicts.retention_days, as the daemon's housekeeping does)")
     parser.add_argument("id", nargs="?", help="resolve: the conflict, as listed (erp:17)")
     parser.add_argument("--take", help="resolve: the side whose row both sides get (a connection name)")
     parser.add_argument("--mapping", help="only this mapping")
@@ -369,11 +371,28 @@ def take_side(config: Config, mset: MappingSet, rec: store.Recorded, take: str, 
         verifier.close()
 
 
+def trim_command(config: Config, out: TextIO, opener: Callable[[Config, str], Any] | None = None) -> int:
+    """The housekeeping pass once, for installations that run it from cron (housekeeping_seconds: 0)."""
+    dbs = Databases(config, opener)
+    try:
+        for side in dbs.sides():
+            _require_table(dbs[side])
+            dbs[side].rollback()
+    finally:
+        dbs.close()
+    trimmed = Housekeeping(config, threading.Event(), opener).run_once(raise_errors=True)
+    print(f"trimmed conflict records older than {config.conflicts.retention_days:g} days: "
+          + ", ".join(f"{n} in {side}" for side, n in trimmed.items()), file=out)
+    return 0
+
+
 def command(args: Any, config: Config, mset: MappingSet, out: TextIO) -> int:
     if args.action == "resolve":
         return resolve_command(args, config, mset, out)
     if args.id or args.take:
         raise ConfigError("an id and --take belong to `replicator conflicts resolve ID --take SIDE`")
+    if args.action == "trim":
+        return trim_command(config, out)
     return list_command(args, config, out)
 
 
@@ -401,8 +420,9 @@ class Housekeeping:
         while not self.stop.wait(every):
             self.run_once()
 
-    def run_once(self, now: datetime | None = None) -> dict[str, int]:
-        """One pass; returns the records trimmed per side."""
+    def run_once(self, now: datetime | None = None, raise_errors: bool = False) -> dict[str, int]:
+        """One pass; returns the records trimmed per side. The daemon's pass logs a failure and goes on;
+        `replicator conflicts trim` (raise_errors) reports it."""
         now = now or datetime.now(timezone.utc)
         cutoff = now - timedelta(days=self.config.conflicts.retention_days)
         trimmed: dict[str, int] = {}
@@ -422,11 +442,15 @@ class Housekeeping:
                     pending[table] = (count + n, min(first, oldest))
                 db.rollback()
         except ReplicatorError as exc:
+            if raise_errors:
+                raise
             metrics.errors.labels("conflicts", exc.kind).inc()
             log.warning("conflict housekeeping failed, trying again in %.0f s: %s",
                         self.config.conflicts.housekeeping_seconds, exc)
             return trimmed
         except Exception as exc:  # a driver error we did not wrap: logged, never fatal to the daemon
+            if raise_errors:
+                raise FatalError(f"conflict housekeeping failed: {str(exc).strip()}") from None
             metrics.errors.labels("conflicts", "error").inc()
             log.warning("conflict housekeeping failed: %s", exc)
             return trimmed

@@ -151,6 +151,8 @@ def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
     assert pair.my_query(f"SELECT target_key, resolution FROM `{erp_schema}`.conflicts ORDER BY id") == [
         ("[42]", RESOLVED), ("[8]", PENDING)]
     assert pair.pg_query("SELECT target_key FROM replicator.conflicts") == [("[42]",)]
+    pair.pg_query("UPDATE replicator.conflicts SET detected_at = now() - interval '31 days'")
+    assert pair.cli("conflicts", "trim").stdout == "trimmed conflict records older than 30 days: 1 in crm, 0 in erp\n"
     from replicator import metrics
     assert metrics.REGISTRY.get_sample_value("replicator_conflicts_pending", {"table": f"{db}.acct"}) == 1
 

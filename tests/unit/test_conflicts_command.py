@@ -279,3 +279,22 @@ def test_housekeeping_failure_is_counted_not_raised(config: Any, fake_store: Non
     assert cmd.Housekeeping(config, threading.Event(), broken).run_once(NOW) == {}
     assert metrics.REGISTRY.get_sample_value("replicator_errors_total",
                                              {"direction": "conflicts", "kind": "retriable"}) == before + 1
+
+
+def test_trim_command_runs_the_housekeeping_once(config: Any, fake_store: None) -> None:
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    dbs = {"crm": FakeDb("crm", [rec("crm", 1, detected_at=old, resolution=APPLIED)]), "erp": FakeDb("erp", [])}
+    out = io.StringIO()
+    assert cmd.trim_command(config, out, lambda _c, side: dbs[side]) == 0
+    assert out.getvalue() == "trimmed conflict records older than 30 days: 1 in crm, 0 in erp\n"
+    assert dbs["crm"].records == []
+
+
+def test_trim_command_reports_failures(config: Any, fake_store: None) -> None:
+    from replicator.errors import RetriableError
+
+    def broken(_c: Any, side: str) -> Any:
+        raise RetriableError("erp is down")
+
+    with pytest.raises(RetriableError, match="erp is down"):
+        cmd.trim_command(config, io.StringIO(), broken)
