@@ -21,6 +21,7 @@ from replicator.changes import TableRef
 from replicator.codec import dumps_key, dumps_value, loads_key, loads_value
 from replicator.config import Connection
 from replicator.conflicts.model import PENDING, RESOLVED, Conflict
+from replicator.errors import ConfigError, ReplicatorError
 
 TABLE = "conflicts"
 # the columns `record` writes, in order (id and detected_at come from the database)
@@ -128,7 +129,22 @@ def record(applier: Db, conflicts: Sequence[Conflict]) -> None:
     for i in range(0, len(conflicts), CHUNK):
         chunk = conflicts[i:i + CHUNK]
         params = [v for c in chunk for v in row_values(c, kind)]
-        applier.execute(insert_sql(applier, len(chunk)), params)
+        try:
+            applier.execute(insert_sql(applier, len(chunk)), params)
+        except ReplicatorError:
+            raise
+        except Exception as exc:
+            raise _missing(applier, exc) or exc
+
+
+def _missing(db: Db, exc: Exception) -> ConfigError | None:
+    """An installation set up by an older version has no conflicts table: say what to run, not the driver's
+    error (PostgreSQL 42P01, MariaDB 1146)."""
+    text = str(exc)
+    if "does not exist" in text or "doesn't exist" in text:
+        return ConfigError(f"{db.conn.state_schema}.{TABLE} is missing in {db.conn.describe()}: run `replicator "
+                           f"setup` (it adds the tables a newer version needs and keeps everything else)")
+    return None
 
 
 # ---------------------------------------------------------------- reading

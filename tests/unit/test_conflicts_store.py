@@ -178,3 +178,23 @@ def test_value_codec_round_trip() -> None:
     for v in (None, 1, "x", Decimal("1.10"), date(2026, 1, 1), datetime(2026, 1, 1, tzinfo=timezone.utc),
               timedelta(seconds=3), b"\x00\xff", {"a": [1, 2]}, 1.5):
         assert loads_value(dumps_value(v)) == v
+
+
+def test_record_into_a_missing_table_says_run_setup() -> None:
+    from replicator.errors import ConfigError
+
+    class Missing(FakeDb):
+        def execute(self, sql: str, params: Sequence[Any]) -> int:
+            raise RuntimeError("(1146, \"Table 'repl.conflicts' doesn't exist\")")
+
+    db = Missing("mariadb")
+    db.conn = conn("mariadb", "erp")
+    with pytest.raises(ConfigError, match=r"repl.conflicts is missing in mariadb://u@h:1/db: run `replicator setup`"):
+        store.record(db, [conflict()])
+
+    class Other(FakeDb):
+        def execute(self, sql: str, params: Sequence[Any]) -> int:
+            raise RuntimeError("deadlock")
+
+    with pytest.raises(RuntimeError, match="deadlock"):
+        store.record(Other("postgresql"), [conflict()])
