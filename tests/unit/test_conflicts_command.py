@@ -298,3 +298,33 @@ def test_trim_command_reports_failures(config: Any, fake_store: None) -> None:
 
     with pytest.raises(RetriableError, match="erp is down"):
         cmd.trim_command(config, io.StringIO(), broken)
+
+
+def test_explain_shows_the_rows_conflicts_from_the_reader(config: Any) -> None:
+    from replicator.mapping.explain import run
+    from replicator.mapping.model import load_mappings
+
+    seen: list[tuple[str, list[tuple]]] = []
+    recent = [cmd.as_dict(rec("erp", 3, source_value="crm-name", target_value="erp-name"), ["crm", "erp"])]
+
+    def reader(_config: Any, mapping: str, keys: Any) -> list[dict[str, Any]]:
+        seen.append((mapping, list(keys)))
+        return recent
+
+    text = run(config, load_mappings(config), mapping="customers", side="crm", row='{"id": 42}', conflicts=reader,
+               offline=True)
+    assert "conflicts" not in text and seen == []  # --offline connects to nothing, conflicts included
+    text = run(config, load_mappings(config), mapping="customers", side="crm", row='{"id": 42}', conflicts=reader)
+    assert seen[0] == ("customers", [(42,), (42,)])
+    assert text.splitlines()[-2:] == [
+        "recent conflicts of this row (1, newest first; `replicator conflicts --key` lists more):",
+        '  erp:3 2026-12-06 09:57:00 crm_to_erp update_differs name: crm "crm-name", erp "erp-name"; manual: pending']
+
+    def broken(*_a: Any) -> Any:
+        raise RuntimeError("permission denied for table conflicts\nDETAIL: ...")
+
+    text = run(config, load_mappings(config), mapping="customers", side="crm", row='{"id": 42}', conflicts=broken)
+    assert text.splitlines()[-1] == "conflicts: cannot read them: permission denied for table conflicts"
+    nothing = run(config, load_mappings(config), mapping="customers", side="crm", row='{"id": 42}',
+                  conflicts=lambda *_a: [])
+    assert nothing.splitlines()[-1] == "conflicts: none recorded for this row"
