@@ -253,10 +253,12 @@ def from_row(side: str, row: Sequence[Any]) -> Recorded:
         resolved_by=r["resolved_by"])
 
 
-def list_conflicts(db: Db, since: datetime | None = None, mapping: str | None = None,
-                   keys: Sequence[tuple] = (), pending_only: bool = False, limit: int = 100) -> list[Recorded]:
-    """Recorded conflicts of one database, newest first."""
-    sql, params = select_sql(db, Filter(since, mapping, tuple(tuple(k) for k in keys), pending_only, limit))
+def list_conflicts(db: Db, since: datetime | None = None, mapping: str | None = None, key: tuple | None = None,
+                   pending_only: bool = False, limit: int = 100, keys: Sequence[tuple] = ()) -> list[Recorded]:
+    """Recorded conflicts of one database, newest first. `key` (or several candidate `keys`): the row's key
+    as either side has it."""
+    wanted = tuple(tuple(k) for k in ([key] if key is not None else []) + list(keys))
+    sql, params = select_sql(db, Filter(since, mapping, wanted, pending_only, limit))
     return [from_row(db.conn.name, row) for row in db.query(sql, params)]
 
 

@@ -125,7 +125,8 @@ def stored_row(**kw: Any) -> tuple:
 
 def test_rows_read_back_keep_types_and_get_utc() -> None:
     db = FakeDb("mariadb", answers=[[stored_row()]])
-    (rec,) = store.list_conflicts(db, mapping="acct")
+    (rec,) = store.list_conflicts(db, mapping="acct", key=(42,))
+    assert db.statements[0][1] == ["acct", "[42]", "[42]"]
     assert rec.ref == "erp:5" and rec.source_side == "crm" and rec.target_side == "erp"
     assert rec.source_value == date(2026, 1, 2) and rec.target_value is None
     assert rec.detected_at == datetime(2026, 12, 6, 9, 1, tzinfo=timezone.utc)
