@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from itertools import product
@@ -352,13 +352,18 @@ def take_side(config: Config, mset: MappingSet, rec: store.Recorded, take: str, 
     from replicator.verify.repair import repair
     from replicator.verify.run import Verifier
 
+    from replicator.verify.flow import FlowCheck
+
     m = mset.by_name[rec.mapping]
     flow = m.flow(take)
     assert flow is not None
     other = flow.target.side
     verifier = Verifier(config, mset)
     try:
-        fc = verifier.check(m, flow)
+        # a person's decision: `take` wins every differing field. Verify's repair decides a two-way flow's
+        # fields by the mapping's conflict rules (and never writes a `manual` field), so the repair runs
+        # on the flow without its rules, which is a plain one-way copy of `take`'s row
+        fc = FlowCheck(verifier, m, replace(flow, conflicts=None))
         src_key, tgt_key = tuple(rec.key_of(take)), tuple(rec.key_of(other))
         suspects = [(fc, Difference(rec.mapping, flow.stream, fc.table, DIFFERS, take, src_key, tgt_key)),
                     (fc, Difference(rec.mapping, flow.stream, fc.table, EXTRA, take, None, tgt_key))]
