@@ -167,3 +167,21 @@ def test_update_of_a_row_deleted_on_the_other_side(make_pair):
     assert found[("crm_to_erp", "update_missing", None, "crm", "applied")] == 10, found
     assert found[("erp_to_crm", "delete_differs", None, "crm", "kept")] == 10, found
     assert_no_echo(pair, crm_to_erp=10, erp_to_crm=10)  # 10 rows back on the erp, 10 deletes on the crm
+
+
+def test_verify_repair_decides_each_field_by_the_rule(make_pair):
+    """Rows that drifted (edited on both sides while the daemon was down, never replicated): `verify --repair`
+    keeps the newer edit by `changed` for each row, whichever side holds it, never a fixed direction."""
+    pair = start_pair(make_pair, "{latest: {column: changed}}")
+    later = (T0 + timedelta(seconds=30)).isoformat()
+    pair.pg_query(f"UPDATE acct SET name = 'crm-' || id, changed = '{later}+00' WHERE id < 10 AND id % 2 = 0")
+    pair.my_query(f"UPDATE acct SET name = CONCAT('erp-', id), changed = '{later}' WHERE id < 10 AND id % 2 = 1")
+    result = pair.cli("verify", "--repair", check=False)
+    assert "the sides agree" in result.stdout, result.stdout + result.stderr
+    expected = [(i, (f"crm-{i}" if i % 2 == 0 else f"erp-{i}") if i < 10 else f"base-{i}", "000", Decimal("1.00"))
+                for i in range(N)]
+    crm, erp = rows(pair)
+    assert crm == erp == expected
+    repaired = sorted(line.split(" key=")[0] for line in result.stdout.splitlines() if line.startswith("repaired"))
+    assert repaired == sorted([f"repaired acct crm_to_erp {pair.maria.dbname}.acct"] * 5
+                              + ["repaired acct erp_to_crm public.acct"] * 5), result.stdout
