@@ -198,3 +198,50 @@ def test_daemon_records_manual_conflicts_and_resolve_settles_them_while_it_runs(
     assert pair.metric("replicator_conflicts_total") == 6  # the resolution raised no new conflict
     wait_until(lambda: pair.metric("replicator_conflicts_pending", table="public.acct") == 2, what="gauge refresh")
     assert pair.stop() == 0
+
+
+def test_kill_9_in_a_burst_of_conflicts_records_each_once(make_pair):
+    """300 rows edited on both sides in 600 single-row transactions, the daemon applying them 5 rows per
+    target transaction, killed with SIGKILL as soon as the first conflicts are recorded: after the restart
+    every conflict is recorded exactly once per direction (records commit with the checkpoint)."""
+    n = 300
+    pair = make_pair(PG, MY, MAPPINGS.replace("    fields:", "    conflicts: manual\n    fields:"),
+                     extra_config=EXTRA + "batch: {max_rows: 5, max_ms: 50}\n", setup=False)
+    # equal rows on both sides before setup: the streams start after them
+    pair.pg_query(f"INSERT INTO acct SELECT i, 'n' || i, i FROM generate_series(1, {n}) i")
+    pair.my_query(f"INSERT INTO acct SELECT seq, CONCAT('n', seq), seq FROM seq_1_to_{n}")
+    pair.setup()
+    pg, my = pair.pg.connect(), pair.maria.connect()
+    try:
+        with pg.cursor() as pc, my.cursor() as mc:
+            for i in range(1, n + 1):  # autocommit: one source transaction per row and side
+                pc.execute("UPDATE acct SET name = %s WHERE id = %s", (f"crm-{i}", i))
+                mc.execute("UPDATE acct SET name = %s WHERE id = %s", (f"erp-{i}", i))
+    finally:
+        pg.close()
+        my.close()
+
+    def counts() -> tuple[int, int]:
+        return (pair.pg_query("SELECT COUNT(*) FROM replicator.conflicts")[0][0],
+                pair.my_query(f"SELECT COUNT(*) FROM `{pair.state_schema}`.conflicts")[0][0])
+
+    pair.start()
+    at_kill = wait_until(lambda: (lambda c: c if sum(c) > 0 else None)(counts()), what="the first conflicts")
+    pair.kill()
+    at_kill = counts()
+    pair.start()
+    try:
+        wait_until(lambda: counts() == (n, n), timeout=60, what=f"{n} conflicts in each database")
+    except AssertionError:
+        raise AssertionError(f"{counts()} (at the kill: {at_kill})\n{pair.log()[-3000:]}") from None
+    time.sleep(1)  # nothing more comes
+    assert counts() == (n, n), f"at the kill: {at_kill}"
+    for rows in (pair.pg_query("SELECT target_key, COUNT(*) FROM replicator.conflicts GROUP BY target_key "
+                               "HAVING COUNT(*) > 1"),
+                 pair.my_query(f"SELECT target_key, COUNT(*) FROM `{pair.state_schema}`.conflicts "
+                               f"GROUP BY target_key HAVING COUNT(*) > 1")):
+        assert rows == [], f"recorded twice: {rows[:5]}"
+    assert pair.pg_query("SELECT COUNT(*) FROM acct WHERE name LIKE 'crm-%'") == [(n,)]
+    assert pair.my_query("SELECT COUNT(*) FROM acct WHERE name LIKE 'erp-%'") == [(n,)]
+    print(f"conflicts recorded at the kill (crm, erp): {at_kill}")
+    assert pair.stop() == 0
