@@ -89,9 +89,6 @@ class Conflicts:
 
     retention_days: float = 30.0  # decided conflict records older than this are deleted; pending ones stay
     housekeeping_seconds: float = 300.0  # the daemon trims and refreshes the pending gauges this often; 0: never
-    # `latest` by commit time: how long a direction waits for the other direction's reader to have read
-    # past a conflict before it decides (else: the side priority, said in the record's detail)
-    commit_time_wait_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -176,15 +173,11 @@ def load(path: str | Path) -> Config:
     c = root.section("conflicts")
     retention = c.get("retention_days", float, Conflicts.retention_days)
     housekeeping = c.get("housekeeping_seconds", float, Conflicts.housekeeping_seconds)
-    wait = c.get("commit_time_wait_seconds", float, Conflicts.commit_time_wait_seconds)
     if retention <= 0:
         raise ConfigError("must be more than 0 (days)", c.where("retention_days"))
     if housekeeping < 0:
         raise ConfigError("must be 0 (never) or more", c.where("housekeeping_seconds"))
-    if wait < 0:
-        raise ConfigError("must be 0 or more", c.where("commit_time_wait_seconds"))
-    conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping),
-                          commit_time_wait_seconds=float(wait))
+    conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping))
     c.done()
     root.done()
     return Config(

@@ -435,13 +435,12 @@ def test_verify_period_cannot_be_negative(tmp_path: Path) -> None:
 
 def test_conflicts_defaults(tmp_path: Path) -> None:
     c = load(write(tmp_path, MINIMAL)).conflicts
-    assert (c.retention_days, c.housekeeping_seconds, c.commit_time_wait_seconds) == (30.0, 300.0, 5.0)
+    assert (c.retention_days, c.housekeeping_seconds) == (30.0, 300.0)
 
 
 def test_conflicts_settings(tmp_path: Path) -> None:
-    c = load(write(tmp_path, MINIMAL + "conflicts: {retention_days: 7, housekeeping_seconds: 0, "
-                                       "commit_time_wait_seconds: 1.5}\n")).conflicts
-    assert (c.retention_days, c.housekeeping_seconds, c.commit_time_wait_seconds) == (7.0, 0.0, 1.5)
+    c = load(write(tmp_path, MINIMAL + "conflicts: {retention_days: 7, housekeeping_seconds: 0}\n")).conflicts
+    assert (c.retention_days, c.housekeeping_seconds) == (7.0, 0.0)
 
 
 @pytest.mark.parametrize("text, error", [
