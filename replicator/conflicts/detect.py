@@ -72,12 +72,16 @@ class Detector:
         fn = self._equal.get(key)
         if fn is None:
             rule = compare.rule_for(ci, None, column)
+            plain = compare.same_if_equal(rule)  # classes for which == already means the same value
+            canon = compare.canonicalizer(rule)
 
             def fn(a: Any, b: Any, rule: compare.Rule = rule) -> bool:
                 if a is None or b is None:
                     return a is None and b is None
                 try:
-                    return compare.values_equal(rule, a, b)
+                    if a.__class__ is b.__class__ and a.__class__ in plain and a == b:
+                        return True
+                    return bool(canon(a) == canon(b)) or compare.values_equal(rule, a, b)
                 except Exception:  # values that cannot be compared: different (a conflict, never a crash)
                     return False
             self._equal[key] = fn
@@ -108,8 +112,7 @@ class _Check:
                 cols[rule.column] = None
         self.read = [c for c in cols if c not in self.key and c in self.info]
         found = self.a.read_rows(self.run_.table, self.key, self.read, [r.key for r in self.rows])
-        key_rules = [compare.rule_for(self.info.get(c), None, c) for c in self.key]
-        self.key_of = lambda k: compare.key_canonical(key_rules, k)
+        self.key_of = compare.key_canonicalizer([compare.rule_for(self.info.get(c), None, c) for c in self.key])
         n = len(self.key)
         current = {self.key_of(row[:n]): dict(zip(self.read, row[n:])) for row in found}
         op = self.run_.op
