@@ -123,6 +123,7 @@ def _check(config: Config, mappings: MappingSet) -> int:
     from replicator.admin.preflight import failures, run_checks
 
     findings = run_checks(config, mappings)
+    findings += _conflict_tables(config, mappings, raise_unreachable=False)
     for f in findings:
         print(f)
     bad = failures(findings)
@@ -130,6 +131,20 @@ def _check(config: Config, mappings: MappingSet) -> int:
     print(f"\n{len(findings) - len(bad) - len(warned)} ok, " + (f"{len(warned)} warnings, " if warned else "")
           + f"{len(bad)} failed")
     return EXIT_CONFIG if bad else EXIT_OK
+
+
+def _conflict_tables(config: Config, mappings: MappingSet, raise_unreachable: bool) -> list:
+    """The conflicts table where two-way mappings write (replicator.admin.conflicts.table_findings)."""
+    from replicator.admin.conflicts import table_findings
+
+    try:
+        return table_findings(config, mappings)
+    except RetriableError:
+        if raise_unreachable:
+            raise
+        return []  # run_checks already reported the unreachable server
+    except ReplicatorError:
+        return []  # likewise (a login refused is reported by run_checks)
 
 
 def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
@@ -234,7 +249,8 @@ def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> b
     delay = config.reconnect_initial_seconds
     while not stop.is_set():
         try:
-            bad = failures(run_checks(config, mappings, raise_unreachable=True))
+            bad = failures(run_checks(config, mappings, raise_unreachable=True)
+                           + _conflict_tables(config, mappings, raise_unreachable=True))
             break
         except RetriableError as exc:
             log.warning("preflight: %s; retrying in %.1f s", exc, delay)

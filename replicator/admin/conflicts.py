@@ -401,6 +401,35 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO) -> int:
     return list_command(args, config, out)
 
 
+# ---------------------------------------------------------------- check and run
+
+
+def table_findings(config: Config, mset: MappingSet, opener: Callable[[Config, str], Any] | None = None
+                   ) -> list[Any]:
+    """`check` and `run`: every database a two-way mapping writes into needs the conflicts table, or the
+    first conflict would stop the direction (an installation set up by an older version: run setup).
+    A database that cannot be reached raises RetriableError (the daemon waits for it)."""
+    from replicator.mapping.check import Finding
+
+    targets = sorted({f.target.side for m in mset.mappings for f in m.flows if f.two_way})
+    out = []
+    dbs = Databases(config, opener)
+    try:
+        for side in targets:
+            db = dbs[side]
+            table = f"{db.conn.state_schema}.{store.TABLE}"
+            if store.exists(db):
+                out.append(Finding(True, side, f"{table} exists (conflicts of two-way mappings are recorded there)"))
+            else:
+                out.append(Finding(False, side, f"{table} is missing: conflicts of two-way mappings cannot be "
+                                                f"recorded", "run `replicator setup` (it adds the table and keeps "
+                                                             "everything else)"))
+            db.rollback()
+    finally:
+        dbs.close()
+    return out
+
+
 # ---------------------------------------------------------------- housekeeping (daemon side job)
 
 

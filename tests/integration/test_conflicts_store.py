@@ -68,6 +68,9 @@ def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
     assert pair.my_query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                          "AND TABLE_NAME = 'conflicts'", (erp_schema,)) == [(1,)]
     assert "CREATE TABLE IF NOT EXISTS replicator.conflicts" in pair.cli("setup", "--print-sql").stdout.replace('"', "")
+    checked = pair.cli("check", check=False).stdout
+    assert "[ok  ] crm: replicator.conflicts exists" in checked
+    assert f"[ok  ] erp: {erp_schema}.conflicts exists" in checked
 
     # the row as a manual conflict leaves it: each side kept its own edit
     pair.pg_query("INSERT INTO acct VALUES (42, 'crm-name', 10.50), (7, 'same', 1)")
@@ -155,6 +158,13 @@ def test_conflicts_recorded_listed_resolved_and_trimmed(make_pair):
     assert pair.cli("conflicts", "trim").stdout == "trimmed conflict records older than 30 days: 1 in crm, 0 in erp\n"
     from replicator import metrics
     assert metrics.REGISTRY.get_sample_value("replicator_conflicts_pending", {"table": f"{db}.acct"}) == 1
+
+    # an installation set up by an older version: check and run refuse, naming the fix
+    pair.my_query(f"DROP TABLE `{erp_schema}`.conflicts")
+    checked = pair.cli("check", check=False)
+    assert checked.returncode == 78
+    assert f"[FAIL] erp: {erp_schema}.conflicts is missing" in checked.stdout
+    assert "fix: run `replicator setup`" in checked.stdout
 
 
 def test_daemon_records_manual_conflicts_and_resolve_settles_them_while_it_runs(make_pair):

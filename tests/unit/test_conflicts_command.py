@@ -328,3 +328,14 @@ def test_explain_shows_the_rows_conflicts_from_the_reader(config: Any) -> None:
     nothing = run(config, load_mappings(config), mapping="customers", side="crm", row='{"id": 42}',
                   conflicts=lambda *_a: [])
     assert nothing.splitlines()[-1] == "conflicts: none recorded for this row"
+
+
+def test_table_findings_for_the_targets_of_two_way_mappings(config: Any, fake_store: None) -> None:
+    from replicator.mapping.model import load_mappings
+
+    dbs = {"crm": FakeDb("crm", []), "erp": FakeDb("erp", [], has_table=False)}
+    found = cmd.table_findings(config, load_mappings(config), lambda _c, side: dbs[side])
+    assert [str(f) for f in found] == [
+        "[ok  ] crm: replicator.conflicts exists (conflicts of two-way mappings are recorded there)",
+        "[FAIL] erp: replicator.conflicts is missing: conflicts of two-way mappings cannot be recorded\n"
+        "        fix: run `replicator setup` (it adds the table and keeps everything else)"]
