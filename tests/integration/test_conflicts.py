@@ -230,3 +230,52 @@ def test_kill_9_in_a_burst_of_conflicts_records_each_once(make_pair):
     settle(pair, [(i, f"erp-{i}", "000", Decimal("1.00")) for i in range(N)])
     for q, schema in ((pair.pg_query, "replicator"), (pair.my_query, f"`{pair.state_schema}`")):
         assert q(f"SELECT COUNT(*), COUNT(DISTINCT target_key) FROM {schema}.conflicts") == [(N, N)]
+
+
+MAPPED_PG = "CREATE TABLE cust (id int PRIMARY KEY, full_name text NOT NULL, status text NOT NULL, credit numeric(12,2))"
+MAPPED_MY = ("CREATE TABLE cust (id INT PRIMARY KEY, name CHAR(40) NOT NULL, status CHAR(1) NOT NULL, "
+             "credit DECIMAL(12,2))")
+MAPPED = """
+mappings:
+  cust:
+    direction: both
+    conflicts: manual
+    crm: {table: cust, key: [id]}
+    erp: {table: cust, key: [id]}
+    fields:
+      id: ~
+      name: {crm: full_name}
+      status: {map: [{crm: active, erp: A}, {crm: closed, erp: C}]}
+      credit: ~
+"""
+
+
+def test_conflicts_are_found_in_mapped_terms(make_pair):
+    """Renamed columns, a value map, CHAR padding: edits of different
+    fields are no conflict, and the same edit made on both sides (closed / C) is none either; only the
+    really different values of one field are (manual: both sides keep theirs, recorded as pending)."""
+    pair = make_pair(MAPPED_PG, MAPPED_MY, MAPPED, extra_config=EXTRA)
+    pair.start()
+    values = ", ".join(f"({i}, 'n{i}', 'active', 5)" for i in range(N))
+    pair.pg_query(f"INSERT INTO cust VALUES {values}")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM cust") == [(N,)], 60, "the rows on the erp side")
+    pair.stop()
+    race(pair, "UPDATE cust SET full_name = 'crm-' || id, status = 'closed' WHERE id < 100",
+         "UPDATE cust SET credit = 7, status = 'C' WHERE id < 100")
+    race(pair, "UPDATE cust SET full_name = 'crm-' || id WHERE id >= 190",
+         "UPDATE cust SET name = CONCAT('erp-', id) WHERE id >= 190")
+    pair.start()
+
+    def settled():
+        crm = pair.pg_query("SELECT id, full_name, status, credit FROM cust ORDER BY id")
+        erp = pair.my_query("SELECT id, name, status, credit FROM cust ORDER BY id")
+        return (crm, erp) if crm[0][1:] == ("crm-0", "closed", Decimal("7.00")) \
+            and erp[0][1:] == ("crm-0", "C", Decimal("7.00")) else None
+    crm, erp = wait_until(settled, 60, "the edits of different fields on both sides")
+    assert all(c[1:] == (f"crm-{i}", "closed", Decimal("7.00")) for i, c in enumerate(crm[:100]))
+    assert all(e[1:] == (f"crm-{i}", "C", Decimal("7.00")) for i, e in enumerate(erp[:100]))
+    assert [c[1] for c in crm[190:]] == [f"crm-{i}" for i in range(190, N)]  # manual: each side keeps its own
+    assert [e[1] for e in erp[190:]] == [f"erp-{i}" for i in range(190, N)]
+    found = recorded(pair)
+    assert found == {("crm_to_erp", "update_differs", "name", "", "pending"): 10,
+                     ("erp_to_crm", "update_differs", "full_name", "", "pending"): 10}, found
