@@ -279,3 +279,20 @@ def test_conflicts_are_found_in_mapped_terms(make_pair):
     found = recorded(pair)
     assert found == {("crm_to_erp", "update_differs", "name", "", "pending"): 10,
                      ("erp_to_crm", "update_differs", "full_name", "", "pending"): 10}, found
+
+
+def test_same_key_inserted_on_both_sides(make_pair):
+    """insert_exists: decided field by field (priority crm), never a duplicate or an error; a field both
+    sides inserted alike is no conflict."""
+    pair = start_pair(make_pair, "{priority: crm}")
+    race(pair, "INSERT INTO acct (id, name, phone, credit) SELECT g, 'crm-' || g, 'same', 2 FROM generate_series(1000, 1009) g",
+         "INSERT INTO acct (id, name, phone, credit) SELECT seq, CONCAT('erp-', seq), 'same', 3 FROM seq_1000_to_1009")
+    pair.start()
+    expected = [(i, f"base-{i}", "000", Decimal("1.00")) for i in range(N)] + \
+        [(i, f"crm-{i}", "same", Decimal("2.00")) for i in range(1000, 1010)]
+    settle(pair, expected)
+    found = recorded(pair)
+    assert found == {("crm_to_erp", "insert_exists", "name", "crm", "applied"): 10,
+                     ("crm_to_erp", "insert_exists", "credit", "crm", "applied"): 10,
+                     ("erp_to_crm", "insert_exists", "name", "crm", "kept"): 10,
+                     ("erp_to_crm", "insert_exists", "credit", "crm", "kept"): 10}, found
