@@ -102,7 +102,10 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
     tgt = flow.target
     key = key_of(flow, row, change)
     skey = tuple(row.get(c) for c in flow.source.key)
-    base = dict(mapping=flow.mapping, source_key=skey, commit_time=commit_time)
+
+    def make(op: Op, key: tuple[Any, ...], values: Mapping[str, Any], expect: Mapping[str, Any] | None) -> TargetChange:
+        return TargetChange(tgt.table, op, tgt.key, key, values, expect=expect, mapping=flow.mapping,
+                            source_key=skey, commit_time=commit_time)
     full = change.op is Op.INSERT or full_before(flow, change)
     if not full:
         _count_unchecked(flow)
@@ -116,25 +119,24 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
             metrics.rows_filtered.labels(flow.stream, str(tgt.table)).inc()
             return []
         expect = _known(target_values(flow, change, row)) if full else None
-        return [TargetChange(tgt.table, Op.DELETE, tgt.key, key, {}, expect=expect, **base)]
+        return [make(Op.DELETE, key, {}, expect)]
     values = target_values(flow, change, row)
     if change.op is Op.INSERT:
-        return [TargetChange(tgt.table, Op.INSERT, tgt.key, key, values, expect={}, **base)]
+        return [make(Op.INSERT, key, values, {})]
     assert change.before is not None or not full
     old_key = key_of(flow, change.before, change, partial=True) if change.before else None
     if old_key is not None and old_key != key:
         # a key change: the old row goes, the new one is written whole (it has no old self to compare with)
         old = _known(target_values(flow, change, change.before)) if full else None  # type: ignore[arg-type]
-        return [TargetChange(tgt.table, Op.DELETE, tgt.key, old_key, {}, expect=old, **base),
-                TargetChange(tgt.table, Op.UPDATE, tgt.key, key, values, **base)]
+        return [make(Op.DELETE, old_key, {}, old), make(Op.UPDATE, key, values, None)]
     if not full:
-        return [TargetChange(tgt.table, Op.UPDATE, tgt.key, key, values, **base)]
+        return [make(Op.UPDATE, key, values, None)]
     expect = _known(target_values(flow, change, change.before))  # type: ignore[arg-type]
     changed = {c: v for c, v in values.items()
                if c in tgt.key or c not in expect or not _same(expect[c], v)}
     if len(changed) == len(tgt.key) and all(c in tgt.key for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
-    return [TargetChange(tgt.table, Op.UPDATE, tgt.key, key, changed, expect=expect, **base)]
+    return [make(Op.UPDATE, key, changed, expect)]
 
 
 def _count_unchecked(flow: Flow) -> None:
