@@ -190,7 +190,8 @@ class MariaDBApplier(Applier):
         values = [self.convert(run, r) for r in rows]
 
         def q() -> int:
-            existing = self._count_existing(run, rows) if run.op.value == "update" else len(rows)
+            # a checked run's rows were read already; one that was missing came back on purpose (a conflict)
+            existing = self._count_existing(run, rows) if run.op.value == "update" and not run.checked else len(rows)
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     cur.executemany(stmt, values[i:i + BATCH])

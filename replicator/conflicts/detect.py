@@ -144,8 +144,10 @@ class _Check:
         for c in self.run_.columns:
             if c in self.key:
                 values[c] = r.values[c]
-            elif c not in r.values or c not in cur:
+            elif c not in r.values:
                 values[c] = cur.get(c, expect.get(c))  # unchanged: the locked target row's own value
+            elif c not in cur:  # a column the catalog did not list: nothing to compare with
+                values[c], writes = r.values[c], True
             else:
                 new, now = r.values[c], cur[c]
                 eq = self.det.equal(self.info, c)
