@@ -151,10 +151,10 @@ class _Check:
             else:
                 new, now = r.values[c], cur[c]
                 eq = self.det.equal(self.info, c)
-                if eq(now, new):
-                    values[c] = now
-                elif c not in expect or eq(now, expect[c]):
+                if c not in expect or eq(now, expect[c]):  # the usual case first: the target still holds the old value
                     values[c], writes = new, True
+                elif eq(now, new):  # both sides made the same edit
+                    values[c] = now
                 else:
                     values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, cur)
                     writes = writes or won
