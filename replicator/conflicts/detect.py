@@ -31,6 +31,7 @@ from replicator.changes import Op, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
+from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.rules import Decision, decide, row_rule
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
 
@@ -40,12 +41,13 @@ log = logging.getLogger(__name__)
 class Detector:
     """The resolver of one direction's applier (`Applier.resolver`)."""
 
-    def __init__(self, mset: MappingSet, source_side: str):
+    def __init__(self, mset: MappingSet, source_side: str, clock: CommitClock | None = None):
         self.flows: dict[str, Flow] = {}
         for m in mset.mappings:
             flow = m.flow(source_side)
             if flow is not None and flow.two_way:
                 self.flows[m.name] = flow
+        self.clock = clock  # the other direction's commit times (latest by commit time); None: not known
         self._equal: dict[tuple, Callable[[Any, Any], bool]] = {}
 
     def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
@@ -133,7 +135,7 @@ class _Check:
     def _update(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
         expect = r.expect or {}
         if cur is None:
-            d = self._decide_row()
+            d = self._decide_row(r, None, None)  # the target's delete: matched by its empty row
             won = d.winner == self.incoming
             self._record(M.UPDATE_MISSING, r, None, _changed(r, self.key), None, row_rule(self.rules.default),
                          d, won)
@@ -170,7 +172,8 @@ class _Check:
                   and not self.det.equal(self.info, c)(cur[c], expect[c])}
         if not differ:
             return r
-        d = self._decide_row()
+        c = next(iter(differ))
+        d = self._decide_row(r, c, cur[c])  # the target's edit that left this value
         won = d.winner == self.incoming
         self._record(M.DELETE_DIFFERS, r, None, {c: expect[c] for c in differ}, differ,
                      row_rule(self.rules.default), d, won)
@@ -200,13 +203,26 @@ class _Check:
             kind_ = compare.rule_for(self.info.get(rule.column), None, rule.column).kind
         d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
                    target_stamp=stamp_now, stamp_kind=kind_, incoming_time=r.commit_time,
-                   target_time=None)  # not known: see rules.py (latest by commit time)
+                   target_time=self._target_time(r, rule, c, now))
         won = d.winner == self.incoming
         self._record(kind, r, c, new, now, rule, d, won)
         return (new if won else now), won
 
-    def _decide_row(self) -> Decision:
-        return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
+    def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
+        rule = row_rule(self.rules.default)
+        return decide(rule, self.incoming, self.target, self.rules.first_side, incoming_time=r.commit_time,
+                      target_time=self._target_time(r, rule, column, value))
+
+    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str | None, value: Any) -> Any:
+        """The commit time of the target's edit, for `latest` by commit time: the edit that left `column` at
+        `value` (None: the delete of the row), as the other direction's reader recorded it."""
+        if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
+            return None
+        if column is None:
+            return self.det.clock.wait_for(self.target, self.run_.table, r.key, "", None,
+                                           lambda _a, _b: True, deleted=True)
+        return self.det.clock.wait_for(self.target, self.run_.table, r.key, column, value,
+                                       self.det.equal(self.info, column))
 
     def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
                 rule: ConflictRule, d: Decision, won: bool) -> None:

@@ -12,12 +12,13 @@ a third time.
 - `priority: <side>`: that side wins.
 - `latest` with a column: the later value of that column wins (NULL is older than any time); equal
   values: the first connection in replicator.yaml wins.
-- `latest` by commit time (no column): the later source commit wins when both commit times are known.
-  Today a direction knows only the incoming change's commit time, not that of the target's edit
-  (which only the other direction reads), so it always falls back to the first connection in
-  replicator.yaml, and the detail says so: deterministic, the same in both directions, converging.
-  When both times are compared, they come from two servers' clocks: skew moves the winner of nearly
-  simultaneous edits, but both directions compare the same two times and still decide alike.
+- `latest` by commit time (no column, the default): the later source commit wins. The commit time of
+  the target's edit is read by the other direction's reader (`conflicts.clock.CommitClock`, waited for
+  a few seconds); when it cannot be known, the first connection wins and the detail says so. Times are
+  compared in whole seconds, because the MariaDB binlog records no more; edits within one second are
+  a tie, won by the first connection in replicator.yaml. They come from two servers' clocks: skew
+  moves the winner of nearly simultaneous edits (by the skew), but both directions compare the same
+  two times and still decide alike, so the databases converge.
 - `manual`: nobody wins; both sides keep their value until a person resolves it.
 - `owner` was compiled into `priority` of the owning side (mapping/model.py).
 """
@@ -55,12 +56,12 @@ def decide(rule: ConflictRule, incoming: str, target: str, first_side: str, *,
         return Decision(first_side, f"{rule.column} is equal on both sides: {first_side} (the first connection) wins")
     # latest by commit time
     if incoming_time is not None and target_time is not None:
-        order = _order(_utc(incoming_time), _utc(target_time))
+        order = _order(_utc(incoming_time).replace(microsecond=0), _utc(target_time).replace(microsecond=0))
         if order > 0:
             return Decision(incoming, f"{incoming}'s commit is later")
         if order < 0:
             return Decision(target, f"{target}'s commit is later")
-        return Decision(first_side, f"the commit times are equal: {first_side} (the first connection) wins")
+        return Decision(first_side, f"committed within the same second: {first_side} (the first connection) wins")
     return Decision(first_side, f"the commit time of {target}'s edit is not known: {first_side} "
                                 f"(the first connection) wins")
 

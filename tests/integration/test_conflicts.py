@@ -86,8 +86,15 @@ def assert_no_echo(pair, crm_to_erp: int, erp_to_crm: int) -> None:
     assert pair.metric("replicator_loop_dropped_transactions_total") >= 1  # our own writes came back, dropped
 
 
-def recorded(pair):
-    """(stream, kind, field, winner, resolution) -> count, from both databases."""
+def recorded(pair, total: int = 0):
+    """(stream, kind, field, winner, resolution) -> count, from both databases, once there are `total`
+    records: the rows may agree before the losing direction has decided (it writes nothing)."""
+    if total:
+        wait_until(lambda: sum(_recorded(pair).values()) >= total, 60, f"{total} conflict records")
+    return _recorded(pair)
+
+
+def _recorded(pair):
     out: dict[tuple, int] = {}
     for q, schema in ((pair.pg_query, "replicator"), (pair.my_query, f"`{pair.state_schema}`")):
         for r in q(f"SELECT stream, kind, field, winner, resolution, COUNT(*) FROM {schema}.conflicts "
@@ -101,7 +108,7 @@ def test_same_field_priority_erp(make_pair):
     race(pair, "UPDATE acct SET name = 'crm-' || id", "UPDATE acct SET name = CONCAT('erp-', id)")
     pair.start()
     settle(pair, [(i, f"erp-{i}", "000", Decimal("1.00")) for i in range(N)])
-    assert recorded(pair) == {
+    assert recorded(pair, 2 * N) == {
         ("crm_to_erp", "update_differs", "name", "erp", "kept"): N,  # in the erp database
         ("erp_to_crm", "update_differs", "name", "erp", "applied"): N,  # in the crm database
     }
@@ -110,17 +117,24 @@ def test_same_field_priority_erp(make_pair):
     assert_no_echo(pair, crm_to_erp=0, erp_to_crm=N)
 
 
-def test_same_field_default_rule_first_connection_wins(make_pair):
-    """No `conflicts:`: latest by commit time; the commit time of the other side's edit is not known to a
-    direction, so the first connection (crm) wins, the same way in both directions."""
+@pytest.mark.parametrize("later", ["crm", "erp"])
+def test_same_field_default_rule_later_commit_wins(make_pair, later):
+    """No `conflicts:`: latest by commit time. Each direction learns the commit time of the other side's
+    edit from the other direction's reader; edits more than a second apart (the binlog's resolution)
+    are won by the later one, on both sides."""
     pair = start_pair(make_pair)
-    race(pair, "UPDATE acct SET name = 'crm-' || id", "UPDATE acct SET name = CONCAT('erp-', id)")
+    first, second = (pair.my_query, pair.pg_query) if later == "crm" else (pair.pg_query, pair.my_query)
+    first("UPDATE acct SET name = CONCAT('" + ("erp" if later == "crm" else "crm") + "-', id)")
+    time.sleep(2.1)
+    second("UPDATE acct SET name = CONCAT('" + later + "-', id)")
     pair.start()
-    settle(pair, [(i, f"crm-{i}", "000", Decimal("1.00")) for i in range(N)])
-    found = recorded(pair)
-    assert found == {("crm_to_erp", "update_differs", "name", "crm", "applied"): N,
-                     ("erp_to_crm", "update_differs", "name", "crm", "kept"): N}, found
-    assert_no_echo(pair, crm_to_erp=N, erp_to_crm=0)
+    settle(pair, [(i, f"{later}-{i}", "000", Decimal("1.00")) for i in range(N)])
+    found = recorded(pair, 2 * N)
+    assert found == {("crm_to_erp", "update_differs", "name", later, "applied" if later == "crm" else "kept"): N,
+                     ("erp_to_crm", "update_differs", "name", later, "applied" if later == "erp" else "kept"): N}, found
+    details = pair.pg_query("SELECT DISTINCT detail FROM replicator.conflicts")
+    assert details == [(f"{later}'s commit is later",)], details
+    assert_no_echo(pair, crm_to_erp=N if later == "crm" else 0, erp_to_crm=N if later == "erp" else 0)
 
 
 def test_same_field_latest_by_column(make_pair):
@@ -136,7 +150,7 @@ def test_same_field_latest_by_column(make_pair):
     crm, erp = [[(r[0], r[1].astimezone(timezone.utc).replace(tzinfo=None) if r[1].tzinfo else r[1]) for r in side]
                 for side in rows(pair, "id, changed")]
     assert crm == erp == [(i, T0 + timedelta(seconds=11)) for i in range(N)]
-    found = recorded(pair)
+    found = recorded(pair, 4 * N)
     # each database: one conflict per raced row for each of the two fields both sides changed
     assert sum(n for k, n in found.items() if k[0] == "crm_to_erp") == 2 * N, found
     assert sum(n for k, n in found.items() if k[0] == "erp_to_crm") == 2 * N, found
@@ -151,8 +165,8 @@ def test_different_fields_both_edits_survive(make_pair, rule):
     race(pair, "UPDATE acct SET phone = 'crm-' || id", "UPDATE acct SET credit = id + 0.5")
     pair.start()
     settle(pair, [(i, f"base-{i}", f"crm-{i}", Decimal(i) + Decimal("0.50")) for i in range(N)])
-    assert recorded(pair) == {}  # nothing conflicted: each side changed a field the other did not
     assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)
+    assert recorded(pair) == {}  # nothing conflicted: each side changed a field the other did not
 
 
 def test_update_of_a_row_deleted_on_the_other_side(make_pair):
@@ -163,7 +177,7 @@ def test_update_of_a_row_deleted_on_the_other_side(make_pair):
     pair.start()
     expected = [(i, f"base-{i}", "new" if i < 10 else "000", Decimal("1.00")) for i in range(N) if not 10 <= i < 20]
     settle(pair, expected)
-    found = recorded(pair)
+    found = recorded(pair, 20)
     assert found[("crm_to_erp", "update_missing", None, "crm", "applied")] == 10, found
     assert found[("erp_to_crm", "delete_differs", None, "crm", "kept")] == 10, found
     assert_no_echo(pair, crm_to_erp=10, erp_to_crm=10)  # 10 rows back on the erp, 10 deletes on the crm
@@ -190,7 +204,8 @@ def test_verify_repair_decides_each_field_by_the_rule(make_pair):
 def test_live_race_with_the_daemon_running_converges(make_pair):
     """The issue's experiment as a user runs it: the daemon runs while two clients edit the same field of
     every row, row by row, at the same moment. Rows whose edits really raced are recorded once in each
-    database and hold the first connection's value (the default rule); every row ends equal."""
+    database, both directions name the same winner (the default rule: the later commit, ties to the first
+    connection) and the row holds its value; every row ends equal."""
     pair = start_pair(make_pair)
     pair.start()
 
@@ -208,15 +223,23 @@ def test_live_race_with_the_daemon_running_converges(make_pair):
         crm, erp = rows(pair)
         return crm == erp and all(r[1] in (f"crm-{r[0]}", f"erp-{r[0]}") for r in crm) and crm
     final = wait_until(equal, 60, "both sides equal after the race")
-    raced = {}
-    for q, schema, stream in ((pair.pg_query, "replicator", "erp_to_crm"),
-                              (pair.my_query, f"`{pair.state_schema}`", "crm_to_erp")):
-        keys = [r[0] for r in q(f"SELECT target_key FROM {schema}.conflicts WHERE stream = '{stream}'")]
-        assert len(keys) == len(set(keys)) <= N  # at most once per raced row
-        raced[stream] = {int(k.strip("[]")) for k in keys}
-    # a race is seen by both directions, each in its own database
-    assert raced["crm_to_erp"] == raced["erp_to_crm"]
-    assert all(final[i][1] == f"crm-{i}" for i in raced["crm_to_erp"])  # the first connection won each race
+    def both_recorded():
+        raced = {}
+        for q, schema, stream in ((pair.pg_query, "replicator", "erp_to_crm"),
+                                  (pair.my_query, f"`{pair.state_schema}`", "crm_to_erp")):
+            keys = [r[0] for r in q(f"SELECT target_key FROM {schema}.conflicts WHERE stream = '{stream}'")]
+            assert len(keys) == len(set(keys)) <= N  # at most once per raced row
+            raced[stream] = {int(k.strip("[]")) for k in keys}
+        return raced if raced["crm_to_erp"] == raced["erp_to_crm"] else None
+    # a race is seen by both directions, each in its own database (the loser's may be recorded last)...
+    raced = wait_until(both_recorded, 30, "each race recorded by both directions")
+    # ...and both name the same winner
+    winners = {}
+    for q, schema in ((pair.pg_query, "replicator"), (pair.my_query, f"`{pair.state_schema}`")):
+        for key, winner in q(f"SELECT target_key, winner FROM {schema}.conflicts"):
+            winners.setdefault(int(key.strip("[]")), set()).add(winner)
+    assert all(len(w) == 1 for w in winners.values()), winners
+    assert all(final[i][1] == f"{w.pop()}-{i}" for i, w in winners.items())  # the winner's value, on both sides
     print(f"live race: {len(raced['crm_to_erp'])} of {N} rows raced; {len(final)} of {N} rows equal")
 
 
@@ -276,7 +299,7 @@ def test_conflicts_are_found_in_mapped_terms(make_pair):
     assert all(e[1:] == (f"crm-{i}", "C", Decimal("7.00")) for i, e in enumerate(erp[:100]))
     assert [c[1] for c in crm[190:]] == [f"crm-{i}" for i in range(190, N)]  # manual: each side keeps its own
     assert [e[1] for e in erp[190:]] == [f"erp-{i}" for i in range(190, N)]
-    found = recorded(pair)
+    found = recorded(pair, 20)
     assert found == {("crm_to_erp", "update_differs", "name", "", "pending"): 10,
                      ("erp_to_crm", "update_differs", "full_name", "", "pending"): 10}, found
 
@@ -291,7 +314,7 @@ def test_same_key_inserted_on_both_sides(make_pair):
     expected = [(i, f"base-{i}", "000", Decimal("1.00")) for i in range(N)] + \
         [(i, f"crm-{i}", "same", Decimal("2.00")) for i in range(1000, 1010)]
     settle(pair, expected)
-    found = recorded(pair)
+    found = recorded(pair, 40)
     assert found == {("crm_to_erp", "insert_exists", "name", "crm", "applied"): 10,
                      ("crm_to_erp", "insert_exists", "credit", "crm", "applied"): 10,
                      ("erp_to_crm", "insert_exists", "name", "crm", "kept"): 10,

@@ -68,6 +68,10 @@ def test_latest_by_commit_time_without_the_other_time_falls_back_to_the_first_co
     d = decide(ConflictRule("latest"), "erp", "crm", "crm", incoming_time=datetime(2030, 1, 1),
                target_time=datetime(2029, 1, 1))
     assert d.winner == "erp"
+    # whole seconds (the binlog's resolution): within one second is a tie, won by the first connection
+    d = decide(ConflictRule("latest"), "erp", "crm", "crm", incoming_time=datetime(2030, 1, 1, 0, 0, 0, 900000),
+               target_time=datetime(2030, 1, 1, 0, 0, 0, 100000, tzinfo=timezone.utc))
+    assert d.winner == "crm" and "same second" in d.detail
 
 
 # ---------------------------------------------------------------- the detector against a fake target
@@ -247,3 +251,41 @@ def test_one_read_per_run_and_two_updates_of_a_row_merge(tmp_path: Path, recorde
     erp.apply(Detector(mset, "crm"), changes)
     assert erp.reads == 1 and recorded == []
     assert erp.rows[7]["phone"] == "p7" and erp.rows[7]["name"] == "n" and erp.rows[8]["phone"] == "p8"
+
+
+# ---------------------------------------------------------------- the other direction's commit times
+
+def test_commit_clock_finds_the_edit_that_left_the_value() -> None:
+    import threading
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    clock = CommitClock({("erp", MY_T): ("id",)})
+    t1, t2 = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc)
+    same = lambda a, b: a == b  # noqa: E731
+    clock.saw("erp", Transaction("1", None, t1, (RowChange(MY_T, Op.UPDATE, None, {"id": 1, "name": "old"}),)))  # type: ignore[arg-type]
+    assert clock.wait_for("erp", MY_T, (Decimal(1),), "name", "old", same, timeout=0) == t1  # keys as either side spells them
+    assert clock.wait_for("erp", MY_T, (1,), "name", "new", same, timeout=0.05) is None  # not read (yet)
+    later = threading.Timer(0.05, clock.saw, ("erp", Transaction(
+        "2", None, t2, (RowChange(MY_T, Op.UPDATE, None, {"id": 1, "name": "new"}),))))  # type: ignore[arg-type]
+    later.start()
+    assert clock.wait_for("erp", MY_T, (1,), "name", "new", same, timeout=5) == t2  # waits for the reader
+    clock.saw("erp", Transaction("3", None, t2, (RowChange(MY_T, Op.UPDATE, None, {"id": 2}),), echo=True))  # type: ignore[arg-type]
+    assert clock.wait_for("erp", MY_T, (2,), "id", 2, same, timeout=0) is None  # our own writes are not edits
+
+
+def test_latest_by_commit_time_both_directions_pick_the_later_commit(tmp_path: Path, recorded: list[Conflict]) -> None:
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    mset = mappings(tmp_path, "latest")
+    clock = CommitClock({("crm", PG_T): ("id",), ("erp", MY_T): ("id",)})
+    t_crm, t_erp = datetime(2026, 1, 2, 0, 0, 5, tzinfo=timezone.utc), datetime(2026, 1, 2, 0, 0, 7)
+    crm_change = RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(name="crm"))
+    erp_change = RowChange(MY_T, Op.UPDATE, erp_row(), erp_row(name="erp"))
+    clock.saw("crm", Transaction("c", None, t_crm, (crm_change,)))  # type: ignore[arg-type]
+    clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(name="crm")})
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp")})
+    erp.apply(Detector(mset, "crm", clock), route(mset, "crm", crm_change, t_crm))
+    crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
+    assert crm.rows[1]["name"] == erp.rows[1]["name"] == "erp"
+    assert {(c.winner, c.detail) for c in recorded} == {("erp", "erp's commit is later")}
