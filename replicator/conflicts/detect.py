@@ -10,7 +10,8 @@ an aware against a naive time, CHAR padding or JSON key order):
   not change are written with the target's own value (the row is locked), so the run stays one
   statement and no concurrent edit of another field is overwritten.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
-  incoming side wins the row rule; it is never re-created with only the changed fields.
+  incoming side wins the row rule; it is never re-created with only the changed fields. While a `sync`
+  copies into the target, a missing row is one not copied yet: the update creates it whole, unrecorded.
 - DELETE: the row differs from the old row the source deleted: `delete_differs`, the row rule decides
   whether it is deleted or kept; already gone: `delete_missing`, nothing to do, recorded.
 - INSERT over an existing row with other values: `insert_exists`, decided field by field like
@@ -22,6 +23,7 @@ replay after a crash finds them committed with the checkpoint or not at all.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Any, Callable, Iterable
 
@@ -31,23 +33,29 @@ from replicator.changes import Op, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
-from replicator.conflicts.clock import CommitClock
+from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock
 from replicator.conflicts.rules import Decision, decide, row_rule
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
 
 log = logging.getLogger(__name__)
+BACKOFF_SECONDS = 30.0
 
 
 class Detector:
     """The resolver of one direction's applier (`Applier.resolver`)."""
 
-    def __init__(self, mset: MappingSet, source_side: str, clock: CommitClock | None = None):
+    def __init__(self, mset: MappingSet, source_side: str, clock: CommitClock | None = None,
+                 syncing: Callable[[], bool] = lambda: False):
         self.flows: dict[str, Flow] = {}
         for m in mset.mappings:
             flow = m.flow(source_side)
             if flow is not None and flow.two_way:
                 self.flows[m.name] = flow
         self.clock = clock  # the other direction's commit times (latest by commit time); None: not known
+        self.stream = next((f.stream for f in self.flows.values()), source_side)
+        self._no_wait_until = 0.0
+        # a copy (`sync`) into the target is under way: a row that is not there yet is not a conflict
+        self.syncing = syncing
         self._equal: dict[tuple, Callable[[Any, Any], bool]] = {}
 
     def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
@@ -67,6 +75,22 @@ class Detector:
             metrics.count_conflicts(applier.direction, found)
             log.info("%s: %d conflict(s) on %s", applier.direction, len(found), run.table)
         return out
+
+    def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
+                 equal: Callable[[Any, Any], bool]) -> Any:
+        """CommitClock.wait_for, but after a wait in vain (a value replicator wrote itself, by a sync or a
+        repair; a reader far behind) only look, without waiting, for BACKOFF_SECONDS: one stall, not one
+        per row."""
+        assert self.clock is not None
+        waiting = time.monotonic() >= self._no_wait_until
+        found = self.clock.wait_for(side, table, key, column, value, equal,
+                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0)
+        if found is None and waiting:
+            self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
+            log.warning("%s: the commit time of %s's edit of %s %s was not read within %.0f s: the first connection "
+                        "wins such conflicts; not waiting again for %.0f s", self.stream, side, table, key,
+                        COMMIT_TIME_WAIT_SECONDS, BACKOFF_SECONDS)
+        return found
 
     def equal(self, info: dict[str, ColumnInfo], column: str) -> Callable[[Any, Any], bool]:
         ci = info.get(column)
@@ -134,8 +158,10 @@ class _Check:
     # -- per row
     def _update(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
         expect = r.expect or {}
+        if cur is None and self.det.syncing():
+            return replace(r, values={**expect, **r.values})  # not copied yet: the stream creates it whole
         if cur is None:
-            d = self._decide_row(r, None, None)  # the target's delete: matched by its empty row
+            d = self._decide_row(r, None, None)
             won = d.winner == self.incoming
             self._record(M.UPDATE_MISSING, r, None, _changed(r, self.key), None, row_rule(self.rules.default),
                          d, won)
@@ -164,6 +190,8 @@ class _Check:
 
     def _delete(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
         expect = r.expect or {}
+        if cur is None and self.det.syncing():
+            return None  # not copied yet
         if cur is None:
             self._record(M.DELETE_MISSING, r, None, None, None, row_rule(self.rules.default),
                          Decision(self.incoming, "the row is gone on both sides: nothing to do"), True)
@@ -209,20 +237,17 @@ class _Check:
         return (new if won else now), won
 
     def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
-        rule = row_rule(self.rules.default)
-        return decide(rule, self.incoming, self.target, self.rules.first_side, incoming_time=r.commit_time,
-                      target_time=self._target_time(r, rule, column, value))
+        """A whole row (update_missing, delete_differs): under `latest` the first connection wins. An update
+        of a row that is not there is also what a stream sees before `sync` copied the row, and a delete
+        leaves no value to match, so waiting for commit times would stall the stream for nothing."""
+        return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
 
-    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str | None, value: Any) -> Any:
-        """The commit time of the target's edit, for `latest` by commit time: the edit that left `column` at
-        `value` (None: the delete of the row), as the other direction's reader recorded it."""
+    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any) -> Any:
+        """The commit time of the target's edit that left `column` at `value`, for `latest` by commit time,
+        as the other direction's reader recorded it."""
         if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
             return None
-        if column is None:
-            return self.det.clock.wait_for(self.target, self.run_.table, r.key, "", None,
-                                           lambda _a, _b: True, deleted=True)
-        return self.det.clock.wait_for(self.target, self.run_.table, r.key, column, value,
-                                       self.det.equal(self.info, column))
+        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.det.equal(self.info, column))
 
     def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
                 rule: ConflictRule, d: Decision, won: bool) -> None:

@@ -145,7 +145,8 @@ class Direction:
                 self.clock.keys.update(two_way_keys(mset))
                 if any(side == self.source_conn.name for side, _ in self.clock.keys):
                     feed = self.clock
-            detector = Detector(mset, self.source_conn.name, self.clock)
+            detector = Detector(mset, self.source_conn.name, self.clock,
+                                syncing=lambda: self.sync.snapshotter is not None)
             applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
             position = applier.read_checkpoint()
             self._linker = None
