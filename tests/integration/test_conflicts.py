@@ -319,3 +319,17 @@ def test_same_key_inserted_on_both_sides(make_pair):
                      ("crm_to_erp", "insert_exists", "credit", "crm", "applied"): 10,
                      ("erp_to_crm", "insert_exists", "name", "crm", "kept"): 10,
                      ("erp_to_crm", "insert_exists", "credit", "crm", "kept"): 10}, found
+
+
+def test_check_fails_without_replica_identity_full_and_setup_sets_it(make_pair):
+    pair = make_pair(PG, MY, MAPPINGS.format(rule=""), extra_config=EXTRA)
+    pair.pg_query("ALTER TABLE acct REPLICA IDENTITY DEFAULT")
+    result = pair.cli("check", check=False)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "public.acct has REPLICA IDENTITY DEFAULT: a two-way mapping needs FULL" in out, out
+    assert 'ALTER TABLE "public"."acct" REPLICA IDENTITY FULL' in out, out
+    assert "Traceback" not in out
+    pair.setup()
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'acct'") == [("f",)]
+    assert "public.acct has REPLICA IDENTITY FULL (two-way mapping)" in pair.cli("check", check=False).stdout
