@@ -576,7 +576,9 @@ class Bench:
         say(f"created {TABLE} on both sides with {self.table_rows} identical rows")
         w = self.workdir
         (w / "mappings").mkdir(exist_ok=True)
-        (w / "mappings" / "bench.yaml").write_text(MAPPING)
+        mapping = MAPPING if self.args.mapping_direction == "both" else MAPPING.replace(
+            "direction: both", f"direction: {self.args.direction}")  # one-way: no conflict detection
+        (w / "mappings" / "bench.yaml").write_text(mapping)
         (w / "pg.pw").write_text(self.pg.password)
         (w / "my.pw").write_text(self.maria.password)
         metrics_port = free_port()
@@ -1036,10 +1038,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     p.add_argument("--batch", action="append", default=[], metavar="KEY=N", type=_batch_setting,
                    help="daemon `batch:` setting, repeatable: max_rows, max_ms, chunk_rows, queue_rows")
+    p.add_argument("--mapping-direction", choices=("both", "one-way"), default="both",
+                   help="both: a two-way mapping (updates diffed and checked for conflicts); one-way: the "
+                        "measured --direction only (no detection), for the cost of detection")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the table goes to stderr)")
     p.add_argument("--keep", action="store_true",
                    help="at the end, leave the servers running until Ctrl-C and keep the data directory")
     args = p.parse_args(argv)
+    if args.mapping_direction == "one-way" and args.direction == "both":
+        p.error("--mapping-direction one-way measures one direction: give --direction crm_to_erp or erp_to_crm")
     if args.rows <= 0 or args.txn_rows <= 0 or args.table_rows <= 0:
         p.error("--rows, --txn-rows and --table-rows must be positive")
     return args

@@ -167,3 +167,11 @@ class TargetChange:
     insert_only: frozenset[str] = frozenset()
     # update the row only if it exists, never create it (a sync copying a row the other side wrote)
     must_exist: bool = False
+    # -- set only by two-way mappings (`direction: both`), so the applier checks for conflicts
+    # (replicator.conflicts): the row as the source saw it before this change, in target terms (every
+    # field the flow writes; an UPDATE's `values` then hold only the fields that changed, plus the key);
+    # for an INSERT an empty mapping (there was no row before)
+    expect: Mapping[str, Any] | None = None
+    mapping: str = ""  # the mapping that produced it (its conflict rules)
+    source_key: tuple[Any, ...] = ()
+    commit_time: datetime | None = None  # the source transaction's commit time

@@ -7,6 +7,9 @@
     replicator sync    --config replicator.yaml [--mapping NAME ...]
     replicator verify  --config replicator.yaml [--mapping NAME ...] [--repair]
     replicator status  --config replicator.yaml [--json] [--max-lag SECONDS]
+    replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
+    replicator conflicts --config replicator.yaml resolve ID --take SIDE
+    replicator conflicts --config replicator.yaml trim
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from replicator.stream.pipeline import MappingHolder
@@ -75,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     row.add_argument("--row", help="use this JSON object as the row instead of reading it")
     c.add_argument("--json", action="store_true", help="print a JSON object")
     c.add_argument("--offline", action="store_true", help="connect to nothing: counterparts are not looked up")
+    c = sub.add_parser("conflicts", help="list recorded conflicts; `resolve ID --take SIDE` settles a pending one")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.conflicts import add_arguments as conflict_arguments
+
+    conflict_arguments(c)
     return p
 
 
@@ -93,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _setup(config, mappings, args)
         if args.command == "explain":
             return _explain(config, mappings, args)
+        if args.command == "conflicts":
+            from replicator.admin import conflicts
+
+            return conflicts.command(args, config, mappings, sys.stdout)
         if args.command in ("sync", "verify"):
             unknown = [n for n in args.mapping or [] if n not in mappings.by_name]
             if unknown:
@@ -121,6 +134,7 @@ def _check(config: Config, mappings: MappingSet) -> int:
     from replicator.admin.preflight import failures, lost_position, run_checks
 
     findings = run_checks(config, mappings)
+    findings += _conflict_tables(config, mappings, raise_unreachable=False)
     for f in findings:
         print(f)
     bad = failures(findings)
@@ -130,6 +144,20 @@ def _check(config: Config, mappings: MappingSet) -> int:
     if lost_position(findings):
         return EXIT_OPERATOR  # as `run` exits on it: a lost position is not a configuration error
     return EXIT_CONFIG if bad else EXIT_OK
+
+
+def _conflict_tables(config: Config, mappings: MappingSet, raise_unreachable: bool) -> list[Any]:
+    """The conflicts table where two-way mappings write (replicator.admin.conflicts.table_findings)."""
+    from replicator.admin.conflicts import table_findings
+
+    try:
+        return table_findings(config, mappings)
+    except RetriableError:
+        if raise_unreachable:
+            raise
+        return []  # run_checks already reported the unreachable server
+    except ReplicatorError:
+        return []  # likewise (a login refused is reported by run_checks)
 
 
 def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
@@ -143,10 +171,11 @@ def _setup(config: Config, mappings: MappingSet, args: argparse.Namespace) -> in
 
 
 def _explain(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int:
+    from replicator.admin.conflicts import recent_for_row
     from replicator.mapping.explain import run
 
     print(run(config, mappings, mapping=args.mapping, side=args.side, key=args.key, row=args.row,
-              as_json=args.json, offline=args.offline))
+              as_json=args.json, offline=args.offline, conflicts=recent_for_row))
     return EXIT_OK
 
 
@@ -245,6 +274,7 @@ def _preflight(config: Config, mappings: MappingSet, stop: threading.Event) -> i
     while not stop.is_set():
         try:
             findings = run_checks(config, mappings, raise_unreachable=True)
+            findings += _conflict_tables(config, mappings, raise_unreachable=True)
             bad = failures(findings)
             break
         except RetriableError as exc:
@@ -315,6 +345,10 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
         from replicator.verify.periodic import PeriodicVerifier
 
         daemon.start_side_job("verify", PeriodicVerifier(config, holder, daemon.stop).run)
+    if config.conflicts.housekeeping_seconds > 0:
+        from replicator.admin.conflicts import Housekeeping
+
+        daemon.start_side_job("conflicts", Housekeeping(config, daemon.stop).run)
     sdnotify.notify("READY=1")
     interval = sdnotify.watchdog_interval()
     last_ping = 0.0

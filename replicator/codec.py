@@ -66,6 +66,15 @@ def loads_key(text: str) -> tuple[Any, ...]:
     return tuple(_dec(v) for v in json.loads(text))
 
 
+def dumps_value(value: Any) -> str:
+    """One value as JSON text that keeps its type (a conflict's source and target values)."""
+    return json.dumps(_enc(value), separators=(",", ":"))
+
+
+def loads_value(text: str) -> Any:
+    return _dec(json.loads(text))
+
+
 def dumps_change(change: RowChange) -> str:
     return json.dumps({
         "table": [change.table.schema, change.table.name], "op": change.op.value,

@@ -100,6 +100,14 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class Conflicts:
+    """Conflict records and their housekeeping (replicator.conflicts, docs/conflicts.md)."""
+
+    retention_days: float = 30.0  # decided conflict records older than this are deleted; pending ones stay
+    housekeeping_seconds: float = 300.0  # the daemon trims and refreshes the pending gauges this often; 0: never
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     connections: tuple[Connection, Connection]
@@ -112,6 +120,7 @@ class Config:
     reconnect_max_seconds: float = 30.0
     sync: Sync = field(default_factory=Sync)
     verify: Verify = field(default_factory=Verify)
+    conflicts: Conflicts = field(default_factory=Conflicts)
 
     def side(self, name: str) -> Connection:
         for conn in self.connections:
@@ -179,6 +188,15 @@ def load(path: str | Path) -> Config:
     v.done()
     timeouts = _timeouts(root.section("timeouts"))
     a, b2 = replace(a, timeouts=timeouts), replace(b2, timeouts=timeouts)
+    c = root.section("conflicts")
+    retention = c.get("retention_days", float, Conflicts.retention_days)
+    housekeeping = c.get("housekeeping_seconds", float, Conflicts.housekeeping_seconds)
+    if retention <= 0:
+        raise ConfigError("must be more than 0 (days)", c.where("retention_days"))
+    if housekeeping < 0:
+        raise ConfigError("must be 0 (never) or more", c.where("housekeeping_seconds"))
+    conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping))
+    c.done()
     root.done()
     return Config(
         file=path,
@@ -192,6 +210,7 @@ def load(path: str | Path) -> Config:
         reconnect_max_seconds=maximum,
         sync=sync,
         verify=verify,
+        conflicts=conflicts,
     )
 
 

@@ -4,7 +4,12 @@ Never put key values or credentials in a label.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from replicator.conflicts.model import Conflict
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -225,6 +230,41 @@ rows_repaired = Counter(
     ["table"],
     registry=REGISTRY,
 )
+
+# -- conflicts (replicator.conflicts): both sides edited one record before either edit reached the other
+conflicts = Counter(
+    "replicator_conflicts_total",
+    "Conflicts decided while applying, by target table, kind (update_differs, ...) and resolution "
+    "(applied, kept, pending).",
+    ["direction", "table", "kind", "resolution"],
+    registry=REGISTRY,
+)
+conflicts_pending = Gauge(
+    "replicator_conflicts_pending",
+    "Conflicts of `conflicts: manual` fields waiting for `replicator conflicts resolve`, by target table "
+    "(refreshed by the housekeeping pass).",
+    ["table"],
+    registry=REGISTRY,
+)
+conflicts_oldest_pending = Gauge(
+    "replicator_conflicts_oldest_pending_timestamp_seconds",
+    "Unix time the oldest conflict still pending was detected, by target table (refreshed with "
+    "replicator_conflicts_pending; no sample when none is pending).",
+    ["table"],
+    registry=REGISTRY,
+)
+conflicts_trimmed = Counter(
+    "replicator_conflicts_trimmed_total",
+    "Conflict records deleted by the retention (conflicts.retention_days), by side.",
+    ["side"],
+    registry=REGISTRY,
+)
+
+
+def count_conflicts(direction: str, found: "Sequence[Conflict]") -> None:
+    """Count conflicts a direction decided. Labels are the target table, kind and resolution: never a key."""
+    for c in found:
+        conflicts.labels(direction, str(c.table), c.kind, c.resolution).inc()
 
 
 def serve(address: str, port: int) -> None:

@@ -25,7 +25,7 @@ from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
 from replicator.mapping.check import (Finding, check_config, inspected_columns, inspected_primary_key,
                                       inspected_unique_keys)
-from replicator.admin.provision import pg_ident
+from replicator.admin.provision import pg_ident, replica_identity_sql, two_way_tables
 from replicator.appliers.mariadb import quote as my_ident
 from replicator.sources.binlog import binlog_files
 
@@ -50,6 +50,7 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
             out += _write_privileges(conn, mset)
             if conn.kind == "postgresql":
                 out += _publication(conn, mset)
+                out += _replica_identity(conn, mset)
             if not catalog_only:
                 out += _position(conn, next(c for c in config.connections if c is not conn))
         except RetriableError:
@@ -82,6 +83,36 @@ def _publication(conn: Connection, mset: MappingSet) -> list[Finding]:
         return [Finding(True, conn.name, f"publication {conn.publication} covers the {len(wanted)} mapped table(s)")]
     return [Finding(False, conn.name, f"publication {conn.publication} lacks {', '.join(map(str, missing))}",
                     "run `replicator setup` (it updates the publication)")]
+
+
+def _replica_identity(conn: Connection, mset: MappingSet) -> list[Finding]:
+    """A two-way mapping's PostgreSQL tables need REPLICA IDENTITY FULL: without the whole old row an
+    update cannot be reduced to what changed, nor checked for a conflict (it is then written whole)."""
+    tables = two_way_tables(conn, mset)
+    if not tables:
+        return []
+    db = pg_connect(conn, conn.apply)
+    try:
+        with db.cursor() as cur:
+            cur.execute("SELECT n.nspname, c.relname, c.relreplident FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')")
+            ident = {(n, t): r for n, t, r in cur.fetchall()}
+        db.rollback()
+    finally:
+        db.close()
+    out = []
+    names = {"d": "DEFAULT", "n": "NOTHING", "i": "INDEX", "f": "FULL"}
+    for t in tables:
+        r = ident.get((t.schema, t.name))
+        if r is None:
+            continue  # the catalog check reports a missing table
+        if r == "f":
+            out.append(Finding(True, conn.name, f"{t} has REPLICA IDENTITY FULL (two-way mapping)"))
+        else:
+            out.append(Finding(False, conn.name, f"{t} has REPLICA IDENTITY {names.get(r, r)}: a two-way mapping "
+                               "needs FULL to write only what changed and to detect conflicts",
+                               f"run `replicator setup`, or: {replica_identity_sql(t)}"))
+    return out
 
 
 def _setting(side: str, name: str, value: Any, want: Any, fix: str) -> Finding:

@@ -14,12 +14,13 @@ import psycopg2
 import pymysql
 
 from replicator import checkpoint as ckpt
+from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
 from replicator.sync import driver as sync
 from replicator.appliers.mariadb import quote
 from replicator.connect import my_connect
 from replicator.connect import pg_connect
-from replicator.changes import LSN, BinlogPosition, Position
+from replicator.changes import LSN, BinlogPosition, Position, TableRef
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, FatalError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, stream_name
@@ -36,10 +37,12 @@ def pg_ident(name: str) -> str:
 def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
         schema = pg_ident(conn.state_schema)
-        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)]
+        return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)
+                + conflict_store.postgres_ddl(schema)]
     # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
     schema = quote(conn.state_schema)
-    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)]
+    return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)
+            + conflict_store.mariadb_ddl(schema)]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
@@ -51,6 +54,19 @@ def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
     return f"CREATE PUBLICATION {pub} FOR TABLE {names}" if tables else f"CREATE PUBLICATION {pub}"
 
 
+def two_way_tables(conn: Connection, mset: MappingSet) -> list[TableRef]:
+    """Tables of `conn` that a two-way mapping reads: their updates are diffed and checked for conflicts,
+    which needs the whole old row in the change stream."""
+    return sorted({f.source.table for m in mset.mappings for f in m.flows
+                   if f.two_way and f.source.side == conn.name})
+
+
+def replica_identity_sql(table: TableRef) -> str:
+    """PostgreSQL logs only the key of an updated row's old version by default: FULL logs every column,
+    so a two-way mapping writes only what changed and can tell a conflict (docs/conflicts.md)."""
+    return f"ALTER TABLE {pg_ident(table.schema)}.{pg_ident(table.name)} REPLICA IDENTITY FULL"
+
+
 def describe(config: Config, mset: MappingSet) -> str:
     """The SQL `setup` runs, for a DBA who prefers to run it by hand."""
     out = []
@@ -59,6 +75,7 @@ def describe(config: Config, mset: MappingSet) -> str:
         out += [(s if conn.kind == "postgresql" else s.replace("%%", "%")) + ";" for s in state_sql(conn)]
         if conn.kind == "postgresql":
             out.append(publication_sql(conn, mset, exists=False) + ";")
+            out += [replica_identity_sql(t) + ";" for t in two_way_tables(conn, mset)]
             out.append(f"SELECT pg_create_logical_replication_slot('{conn.slot}', 'pgoutput');")
     out.append("-- then record the starting positions: `replicator setup` does it (it reads the slot's")
     out.append("-- LSN and SHOW MASTER STATUS and writes them into each target's checkpoint table)")
@@ -100,12 +117,13 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
         with db.cursor() as cur:
             schema = pg_ident(conn.state_schema)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
-                        "AND to_regclass(%s) IS NOT NULL",
-                        (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}"))
+                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}",
+                         f"{schema}.{conflict_store.TABLE}"))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
-                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync")
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync, conflicts")
             cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                         (conn.publication,))
             published = {(s, t) for s, t in cur.fetchall()}
@@ -117,6 +135,15 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
                 if not stmt.startswith("--"):
                     cur.execute(stmt)
             say(f"{conn.name}: publication {conn.publication} covers {len(wanted)} table(s)")
+            two_way = two_way_tables(conn, mset)
+            if two_way:
+                cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE c.relreplident = 'f'")
+                full = {(n, t) for n, t in cur.fetchall()}
+                for t in two_way:
+                    if (t.schema, t.name) not in full:
+                        cur.execute(replica_identity_sql(t))
+                        say(f"{conn.name}: {t} has REPLICA IDENTITY FULL now (a two-way mapping compares old rows)")
     finally:
         db.close()
     return _slot(conn, reset, say)
@@ -159,12 +186,14 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s)",
-                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE))
-            if cur.fetchone()[0] < 5:
+                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s)",
+                        (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE,
+                         conflict_store.TABLE))
+            if cur.fetchone()[0] < 6:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
-                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, watermark")
+                say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, "
+                    f"watermark, conflicts")
             db.commit()
     finally:
         db.close()

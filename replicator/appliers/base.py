@@ -3,14 +3,22 @@
 A dialect subclass supplies the SQL; this class keeps the order of changes. Consecutive changes
 of the same table, operation and column set form one run and go to the server as one batched
 statement; a run never crosses another table's change, so parents stay before children.
+
+Changes of two-way mappings carry `expect` (what the source saw before). Their runs are "checked":
+the current target rows of the whole run are read with one keyed SELECT ... FOR UPDATE
+(`read_rows`), and the `resolver` the stream installed (replicator.conflicts.detect) compares, decides
+and records conflicts before the run is written. A checked update run writes every field the flow
+carries: the changed ones as decided, the others with the value the locked target row holds, so
+updates of different fields still share one statement.
 """
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from replicator import metrics
+from replicator.compare import ColumnInfo
 from replicator.changes import Op, Position, TableRef, TargetChange
 from replicator.config import Connection
 from replicator.errors import FatalError, RetriableError, RowError
@@ -27,6 +35,7 @@ class Run:
     rows: dict[tuple[Any, ...], TargetChange]  # by key; a later change of the same key replaces the earlier
     insert_only: frozenset[str] = frozenset()  # columns not overwritten on an existing row
     must_exist: bool = False  # update existing rows only, never insert
+    checked: bool = False  # two-way changes: the resolver checks them against the target first
 
     @property
     def updates(self) -> list[str]:
@@ -38,13 +47,27 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     runs: list[Run] = []
     current: Run | None = None
     for ch in changes:
-        cols = tuple(ch.values)
+        checked = ch.expect is not None
+        # a checked update writes every field it carries (see the module doc): group by those
+        cols = tuple(ch.expect) if checked and ch.op is Op.UPDATE else tuple(ch.values)  # type: ignore[arg-type]
         if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols \
-                or current.insert_only != ch.insert_only or current.must_exist != ch.must_exist:
-            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist)
+                or current.insert_only != ch.insert_only or current.must_exist != ch.must_exist \
+                or current.checked != checked:
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked)
             runs.append(current)
+        earlier = current.rows.get(ch.key)
+        if checked and ch.op is Op.UPDATE and earlier is not None:
+            # two updates of one row: both changed fields go, checked against the row before the first
+            ch = replace(ch, values={**earlier.values, **ch.values}, expect=earlier.expect)
         current.rows[ch.key] = ch
     return runs
+
+
+class Resolver(Protocol):
+    """Decides the conflicts of a checked run (replicator.conflicts.detect.Detector)."""
+
+    def resolve(self, applier: "Applier", run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+        """The rows to write, as decided; records the conflicts in the open transaction."""
 
 
 class Applier(abc.ABC):
@@ -62,6 +85,8 @@ class Applier(abc.ABC):
         # NOT NULL columns without a default (nor identity/auto-increment/generated): an insert must name them
         self._required: dict[TableRef, frozenset[str]] = {}
         self.current_table: TableRef | None = None  # the table of the run being applied, for error messages
+        self._columns: dict[TableRef, dict[str, ColumnInfo]] = {}  # for comparing values (conflicts)
+        self.resolver: Resolver | None = None  # set by the stream when a mapping is two-way
 
     # -- lifecycle
     @abc.abstractmethod
@@ -113,6 +138,10 @@ class Applier(abc.ABC):
         for run in group_runs(changes):
             self.current_table = run.table
             rows = list(run.rows.values())
+            if run.checked and self.resolver is not None:
+                rows = self.resolver.resolve(self, run, rows)
+                if not rows:
+                    continue
             if run.op is Op.DELETE:
                 done = self._delete(run, rows)
                 self._count(run, "delete", len(rows), len(rows) - done)
@@ -212,6 +241,27 @@ class Applier(abc.ABC):
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any]) -> int:
         """Run one statement in the open transaction; the number of rows it touched."""
+
+    def column_info(self, table: TableRef) -> dict[str, ColumnInfo]:
+        return self._columns.get(table, {})
+
+    def read_rows(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                  keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows with these keys, locked (FOR UPDATE) until the open transaction ends: one statement
+        per 1000 keys, key columns first, then `columns`. A row another session changes meanwhile waits
+        for our commit, so what the resolver decided on is what it overwrites."""
+        out: list[tuple[Any, ...]] = []
+        cols = ", ".join(self.quote_col(c) for c in (*key_columns, *columns))
+        for i in range(0, len(keys), 1000):
+            part = keys[i:i + 1000]
+            if len(key_columns) == 1:
+                cond = f"{self.quote_col(key_columns[0])} IN ({', '.join(['%s'] * len(part))})"
+            else:
+                one = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
+                cond = f"({', '.join(self.quote_col(c) for c in key_columns)}) IN ({', '.join([one] * len(part))})"
+            params = [v for k in part for v in self.convert_row(table, dict(zip(key_columns, k)), k)]
+            out += self.query(f"SELECT {cols} FROM {self.quote_table(table)} WHERE {cond} FOR UPDATE", params)
+        return out
 
     def convert_row(self, table: TableRef, values: dict[str, Any], key: Any = None) -> list[Any]:
         return self._converted(table, values.items(), key)

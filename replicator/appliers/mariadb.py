@@ -16,6 +16,7 @@ from sqlalchemy.dialects.mysql.base import MySQLDialect
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
+from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, my_connect, my_error_class
@@ -266,12 +267,15 @@ class MariaDBApplier(Applier):
             for t in tables:
                 cur.execute(
                     "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL "
-                    "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER' "
+                    "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER', NUMERIC_SCALE, "
+                    "DATETIME_PRECISION, COLLATION_NAME "
                     "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
                 rows = cur.fetchall()
-                types = {c: ty.lower() for c, ty, _ in rows}
+                types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
-                self._required[t] = frozenset(c for c, _, required in rows if required)
+                self._required[t] = frozenset(r[0] for r in rows if r[2])
+                self._columns[t] = {c: ColumnInfo(c, ty.lower(), "mariadb", scale, precision, coll)
+                                    for c, ty, _, scale, precision, coll in rows}
                 # MariaDB's JSON is a LONGTEXT with CHECK (json_valid(`c`)): only those take a PostgreSQL
                 # array as a JSON array; another LONGTEXT keeps the array's text
                 try:
@@ -304,7 +308,8 @@ class MariaDBApplier(Applier):
         values = [self.convert(run, r) for r in rows]
 
         def q() -> int:
-            existing = self._count_existing(run, rows) if run.op.value == "update" else len(rows)
+            # a checked run's rows were read already; one that was missing came back on purpose (a conflict)
+            existing = self._count_existing(run, rows) if run.op.value == "update" and not run.checked else len(rows)
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     cur.executemany(stmt, values[i:i + BATCH])

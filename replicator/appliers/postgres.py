@@ -16,6 +16,7 @@ from psycopg2 import sql
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
+from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, pg_connect, pg_error_class
@@ -261,12 +262,15 @@ class PostgresApplier(Applier):
             for t in tables:
                 cur.execute(
                     "SELECT column_name, data_type, is_nullable = 'NO' AND column_default IS NULL "
-                    "AND is_identity = 'NO' AND is_generated = 'NEVER' "
+                    "AND is_identity = 'NO' AND is_generated = 'NEVER', numeric_scale, datetime_precision, "
+                    "collation_name "
                     "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
                 rows = cur.fetchall()
-                types = {c: ty for c, ty, _ in rows}
+                types = {r[0]: r[1] for r in rows}
                 self._types[t] = types
-                self._required[t] = frozenset(c for c, _, required in rows if required)
+                self._required[t] = frozenset(r[0] for r in rows if r[2])
+                self._columns[t] = {c: ColumnInfo(c, ty, "postgresql", scale, precision, coll)
+                                    for c, ty, _, scale, precision, coll in rows}
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self.db.rollback()
 

@@ -32,7 +32,7 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping as TMapping, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Mapping as TMapping, Sequence, cast
 
 from replicator.changes import Op, RowChange, TableRef
 from replicator.codec import dumps_key, loads_key
@@ -685,9 +685,17 @@ class DbLookup:
         self.source.rollback()
 
 
+# (config, mapping name, the row's keys) -> the row's recent conflicts as JSON-able dicts, newest first;
+# None when no database has a conflicts table. Passed in by the CLI (replicator.admin.conflicts): the
+# conflict store lives in a layer above the mapping language.
+ConflictReader = Callable[[Config, str, Sequence[tuple[Any, ...]]], "list[dict[str, Any]] | None"]
+
+
 def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str | None = None,
-        row: str | None = None, as_json: bool = False, offline: bool = False) -> str:
-    """What `replicator explain` prints. ConfigError for a usage problem (exit 78)."""
+        row: str | None = None, as_json: bool = False, offline: bool = False,
+        conflicts: ConflictReader | None = None) -> str:
+    """What `replicator explain` prints. ConfigError for a usage problem (exit 78). With `conflicts` (and
+    not --offline), the row's recent conflicts are shown too."""
     m, flow = find_flow(mset, mapping, side)
     if (key is None) == (row is None):
         raise ConfigError("give one of --key or --row")
@@ -722,6 +730,8 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
             except ReplicatorError as exc:
                 note = f"cannot look up: {exc}"
         result = explain(mset, mapping, side, data, spec=spec, lookup=lookup, origin=origin, lookup_note=note)
+        if conflicts is not None and not offline:
+            result["conflicts"] = _recent_conflicts(conflicts, config, m, flow, data, result)
     finally:
         for db in dbs:
             try:
@@ -729,6 +739,24 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
             except Exception:
                 pass
     return render_json(result) if as_json else render_text(result)
+
+
+def _recent_conflicts(read: ConflictReader, config: Config, m: Mapping, flow: Flow, data: dict[str, Any],
+                      result: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's recorded conflicts by its key on this side (and the counterpart's key when known)."""
+    try:
+        keys = [tuple(data[k] for k in flow.source.key)]
+    except KeyError:
+        return None
+    target = (result.get("key") or {}).get("target_key")
+    if isinstance(target, dict) and all(c in target for c in flow.target.key):
+        keys.append(tuple(target[c] for c in flow.target.key))
+    try:
+        found = read(config, m.name, keys)
+    except Exception as exc:  # explain is a diagnosis: a missing grant or a down server is said, not raised
+        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                "recent": []}
+    return None if found is None else {"recent": found}
 
 
 # ---------------------------------------------------------------- output
@@ -865,6 +893,21 @@ def render_text(r: dict[str, Any]) -> str:
             lines.append(f"  {ref['column']} -> {ref['mapping']} {_show(ref['value'])}: {ref['text']}")
     lines.append("")
     lines.append(f"result: {r['outcome']['text']}")
+    c = r.get("conflicts")
+    if c is not None:
+        lines.append("")
+        if c.get("error"):
+            lines.append(f"conflicts: cannot read them: {c['error']}")
+        elif not c["recent"]:
+            lines.append("conflicts: none recorded for this row")
+        else:
+            lines.append(f"recent conflicts of this row ({len(c['recent'])}, newest first; `replicator conflicts "
+                         f"--key` lists more):")
+            for x in c["recent"]:
+                values = ", ".join(f"{k[:-6]} {_show(v)}" for k, v in x.items() if k.endswith("_value"))
+                outcome = "pending" if x["resolution"] == "pending" else f"{x['winner'] or '-'} {x['resolution']}"
+                lines.append(f"  {x['id']} {str(x['detected_at'])[:19].replace('T', ' ')} {x['direction']} {x['kind']} "
+                             f"{x['field'] or '(row)'}: {values}; {x['rule']}: {outcome}")
     return "\n".join(lines)
 
 

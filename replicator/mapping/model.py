@@ -31,6 +31,36 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class ConflictRule:
+    """How a conflict on a field is decided (docs/conflicts.md): `owner`, `latest`, `priority` or `manual`.
+
+    In a Flow's `Conflicts` the rule is resolved for that direction: `owner` has become `priority` of
+    the owning side (or the mapping's default for a field without an owner), and `column` is the
+    *target* column that orders edits for `latest`."""
+
+    rule: str  # owner | latest | priority | manual
+    side: str | None = None  # priority: the side that wins
+    column: str | None = None  # latest: a field name as written (a target column once compiled into a flow)
+
+
+DEFAULT_RULE = ConflictRule("latest")  # converges and keeps the newest edit (ties: the first connection)
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """The conflict rules of one direction of a two-way mapping, by target column."""
+
+    default: ConflictRule
+    fields: TMapping[str, ConflictRule]  # target column -> rule, where it differs from the default
+    first_side: str  # breaks ties and decides when the order of two edits cannot be known
+
+    def rule(self, column: str | None) -> ConflictRule:
+        if column is None:
+            return self.default
+        return self.fields.get(column, self.default)
+
+
+@dataclass(frozen=True)
 class Field:
     name: str
     columns: tuple[tuple[str, str | None], ...]  # (side, column); None: no column on that side
@@ -39,6 +69,7 @@ class Field:
     references: str | None = None  # a foreign key to this mapping's rows
     lossy: bool = False
     has_map: bool = False
+    conflicts: ConflictRule | None = None  # per-field override of the mapping's rule
 
     def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
@@ -78,6 +109,12 @@ class Flow:
     link: Link = field(default_factory=Link)
     parent: tuple[str, str] | None = None  # (mapping, field name)
     referenced: bool = False  # other mappings reference this one: creating a row may unpark children
+    # a `direction: both` mapping: updates carry only changed fields and the applier checks for conflicts
+    conflicts: Conflicts | None = None
+
+    @property
+    def two_way(self) -> bool:
+        return self.conflicts is not None
 
     @property
     def stream(self) -> str:
@@ -201,9 +238,17 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     truncate = s.get("truncate", str, "stop", choices=("stop", "ignore", "propagate"))
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
-    s.allow("filter", "gate", "delete", "parent")
+    s.allow("filter", "gate", "delete", "parent", "conflicts")
     link = _link(s.section("link"))
     fields = _fields(s.section("fields", required=True), sides, owner)
+    default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, fields) \
+        if s.has("conflicts") else DEFAULT_RULE
+    if direction != "both":
+        bad = ("conflicts", s.where("conflicts")) if s.has("conflicts") else \
+            next((("fields." + f.name + ".conflicts", f.where) for f in fields if f.conflicts), None)
+        if bad is not None:
+            raise ConfigError(f"{bad[0]}: only a `direction: both` mapping has conflicts", bad[1],
+                              hint="remove it, or make the mapping two-way")
     names = {f.name for f in fields}
     for n in link.natural:
         if n not in names:
@@ -231,6 +276,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
+            conflicts=_flow_conflicts(default_rule, fields, dst, a) if direction == "both" else None,
         ))
     for stream in set(filters) | set(gates):
         if direction not in ("both", stream):
@@ -298,6 +344,8 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
             if fs.has(side) and spec[side] is None:
                 fs.get(side, object, None)
         owner = fs.get("owner", str, mapping_owner, choices=sides)
+        rule = _conflict_rule(spec["conflicts"], fs.where("conflicts"), sides, None) if fs.has("conflicts") else None
+        fs.allow("conflicts")
         references = fs.get("references", str, None)
         lossy = fs.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow"
         fs.allow("map", "unmapped", "transform", "default", "constant")
@@ -305,10 +353,77 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         if fs.has("constant") and all(c is not None for c in cols.values()):
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
         fs.done()
-        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec))
+        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
+
+
+_RULE_FORMS = "latest, owner, manual, {priority: <side>} or {latest: {column: <field>}}"
+
+
+def _conflict_rule(spec: Any, where: Where, sides: list[str], fields: tuple[Field, ...] | None) -> ConflictRule:
+    """`conflicts:` of a mapping or a field. `fields` is None for a field's own rule (which may not name a
+    column: the order of edits is a property of the row, so only the mapping names it)."""
+    if isinstance(spec, str):
+        if spec not in ("latest", "owner", "manual"):
+            if spec == "priority":
+                raise ConfigError("priority needs the winning side: {priority: %s}" % sides[0], where)
+            raise ConfigError(f"{spec!r} is not a conflict rule (one of {_RULE_FORMS})", where)
+        return ConflictRule(spec)
+    if not isinstance(spec, YamlMap) or len(spec) != 1:
+        raise ConfigError(f"conflicts is one of {_RULE_FORMS}", where)
+    (rule, arg), = spec.items()
+    if rule == "priority":
+        if arg not in sides:
+            raise ConfigError(f"priority names a side: {' or '.join(sides)}, not {arg!r}", where)
+        return ConflictRule("priority", side=arg)
+    if rule == "latest":
+        if arg is None:
+            return ConflictRule("latest")
+        if not isinstance(arg, YamlMap) or set(arg) != {"column"} or not isinstance(arg["column"], str):
+            raise ConfigError("latest takes {column: <field>}: the field whose value orders the edits "
+                              "(an updated_at the applications maintain)", where)
+        if fields is None:
+            raise ConfigError("a field's rule cannot name a column: put {latest: {column: ...}} on the "
+                              "mapping's conflicts", where)
+        column = arg["column"]
+        f = next((f for f in fields if f.name == column), None)
+        if f is None:
+            raise ConfigError(f"latest column {column!r} is not a field of this mapping", where)
+        if any(c is None for _, c in f.columns):
+            raise ConfigError(f"latest column {column!r} needs a column on both sides", where)
+        return ConflictRule("latest", column=column)
+    raise ConfigError(f"{rule!r} is not a conflict rule (one of {_RULE_FORMS})", where)
+
+
+def _flow_conflicts(default: ConflictRule, fields: tuple[Field, ...], dst: str, first_side: str) -> Conflicts:
+    """The rules of one direction, by target column: `owner` becomes priority of the owning side
+    (or the mapping's rule, then the default, for a field nobody owns); the latest column in target terms."""
+    by_name = {f.name: f for f in fields}
+
+    def resolve(rule: ConflictRule, f: Field | None) -> ConflictRule:
+        if rule.rule == "owner":
+            if f is not None and f.owner is not None:
+                return ConflictRule("priority", side=f.owner)
+            return DEFAULT_RULE if default.rule == "owner" else resolve(default, None)
+        if rule.rule == "latest" and rule.column is not None:
+            return ConflictRule("latest", column=by_name[rule.column].column(dst))
+        if rule.rule == "latest" and default.rule == "latest" and default.column is not None:
+            return resolve(default, None)  # a field's `latest` uses the mapping's column
+        return rule
+
+    base = resolve(default, None)
+    out: dict[str, ConflictRule] = {}
+    for f in fields:
+        col = f.column(dst)
+        if col is None:
+            continue
+        # an owned field: the owner wins unless the field names its own rule
+        rule = resolve(f.conflicts or (ConflictRule("owner") if f.owner else default), f)
+        if rule != base:
+            out[col] = rule
+    return Conflicts(base, out, first_side)
 
 
 def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[[Any, TMapping[str, Any]], Any] | None:
@@ -353,7 +468,7 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
 
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
-          parent: tuple[str, str] | None) -> Flow:
+          parent: tuple[str, str] | None, conflicts: Conflicts | None = None) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
     specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
@@ -378,7 +493,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                 s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
-                link, parent)
+                link, parent, conflicts=conflicts)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping
 
 from replicator import metrics
@@ -40,14 +41,18 @@ class LinkedChange:
     must_exist: bool = False  # update an existing counterpart only, never create one
 
 
-def route(mset: MappingSet, side: str, change: RowChange) -> list[Any]:
+def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime | None = None) -> list[Any]:
+    """A change read from the stream: two-way flows write only what changed and carry what the
+    source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`)."""
     out: list[Any] = []
     for flow in mset.routes.get((side, change.table), ()):
-        out.extend(route_flow(flow, change))
+        out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
     return out
 
 
-def route_flow(flow: Flow, change: RowChange) -> list[Any]:
+def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Any]:
+    """Target operations for one source change. `stream`: the change was read from the source's
+    stream (not a table scan by sync, verify or explain, which always write every field)."""
     if change.op is Op.TRUNCATE:
         return _truncate(flow, change)
     row = change.before if change.op is Op.DELETE else change.after
@@ -59,6 +64,8 @@ def route_flow(flow: Flow, change: RowChange) -> list[Any]:
     if flow.linked:
         return _linked(flow, change, row)
     tgt = flow.target
+    if stream and flow.two_way:
+        return _two_way(flow, change, row, commit_time)
     if change.op is Op.DELETE:
         if flow.delete == "ignore":
             metrics.rows_filtered.labels(flow.stream, str(tgt.table)).inc()
@@ -74,6 +81,85 @@ def route_flow(flow: Flow, change: RowChange) -> list[Any]:
             out.append(TargetChange(tgt.table, Op.DELETE, tgt.key, old_key, {}))
     out.append(TargetChange(tgt.table, change.op, tgt.key, key, values))
     return out
+
+
+_warned_key_only: set[tuple[str, str]] = set()
+
+
+def full_before(flow: Flow, change: RowChange) -> bool:
+    """The old row holds every column the flow reads (MariaDB binlog_row_image=FULL, PostgreSQL REPLICA
+    IDENTITY FULL), not only the key (PostgreSQL's default identity) or nothing at all."""
+    before = change.before
+    return before is not None and all(p.source is None or p.source in before for p in flow.plans)
+
+
+def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time: datetime | None) -> list[Any]:
+    """A change of a two-way flow: an UPDATE writes only the fields whose mapped value changed (compared
+    in target terms, after value maps and transforms), so a concurrent edit of another field on the
+    target survives; every operation carries `expect`, the row as the source saw it before, for the
+    applier's conflict check. Without a full old row (PostgreSQL without REPLICA IDENTITY FULL) nothing
+    can be compared: every field is written, unchecked, and the fallback is counted and logged."""
+    tgt = flow.target
+    key = key_of(flow, row, change)
+    skey = tuple(row.get(c) for c in flow.source.key)
+
+    def make(op: Op, key: tuple[Any, ...], values: Mapping[str, Any], expect: Mapping[str, Any] | None) -> TargetChange:
+        return TargetChange(tgt.table, op, tgt.key, key, values, expect=expect, mapping=flow.mapping,
+                            source_key=skey, commit_time=commit_time)
+    full = change.op is Op.INSERT or full_before(flow, change)
+    if not full:
+        _count_unchecked(flow)
+        if (flow.stream, str(change.table)) not in _warned_key_only:
+            _warned_key_only.add((flow.stream, str(change.table)))
+            log.warning("mapping %s: %s has no full old row (set REPLICA IDENTITY FULL; `replicator check` "
+                        "says so): its updates write every field and are not checked for conflicts",
+                        flow.mapping, change.table)
+    if change.op is Op.DELETE:
+        if flow.delete == "ignore":
+            metrics.rows_filtered.labels(flow.stream, str(tgt.table)).inc()
+            return []
+        expect = _known(target_values(flow, change, row)) if full else None
+        return [make(Op.DELETE, key, {}, expect)]
+    values = target_values(flow, change, row)
+    if change.op is Op.INSERT:
+        return [make(Op.INSERT, key, values, {})]
+    assert change.before is not None or not full
+    old_key = key_of(flow, change.before, change, partial=True) if change.before else None
+    if old_key is not None and old_key != key:
+        # a key change: the old row goes, the new one is written whole (it has no old self to compare with)
+        old = _known(target_values(flow, change, change.before)) if full else None  # type: ignore[arg-type]
+        return [make(Op.DELETE, old_key, {}, old), make(Op.UPDATE, key, values, None)]
+    if not full:
+        return [make(Op.UPDATE, key, values, None)]
+    expect = _known(target_values(flow, change, change.before))  # type: ignore[arg-type]
+    changed = {c: v for c, v in values.items()
+               if c in tgt.key or c not in expect or not _same(expect[c], v)}
+    if len(changed) == len(tgt.key) and all(c in tgt.key for c in changed):
+        return []  # no mapped field changed (only columns this mapping does not carry)
+    return [make(Op.UPDATE, key, changed, expect)]
+
+
+def _count_unchecked(flow: Flow) -> None:
+    # replicator_conflict_checks_skipped_total{direction,table} lives in metrics.py, which the conflict
+    # store's change adds; until both are merged the count is only logged (see _two_way)
+    counter = getattr(metrics, "conflict_checks_skipped", None)
+    if counter is not None:
+        counter.labels(flow.stream, str(flow.target.table)).inc()
+
+
+def _known(values: dict[str, Any]) -> dict[str, Any]:
+    return {c: v for c, v in values.items() if v is not UNCHANGED}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Old and new value of one source column through one conversion: the same Python types, so plain
+    equality, except that it must not call a float NaN changed, nor 1 and True the same."""
+    if a.__class__ is not b.__class__:
+        return False
+    try:
+        return bool(a == b) or (a != a and b != b)
+    except Exception:  # a value that cannot be compared: treat it as changed (writing it is safe)
+        return False
 
 
 def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -19,6 +19,8 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
 from replicator.stream import retry
+from replicator.conflicts.clock import CommitClock
+from replicator.conflicts.detect import Detector
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
@@ -91,6 +93,8 @@ class Direction:
         self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
+        # set by Daemon: both directions' readers record commit times there, for `latest` by commit time
+        self.clock: CommitClock | None = None
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
         for cause in retry.CAUSES:
@@ -147,6 +151,14 @@ class Direction:
             applier.connect()
             applier.lock(fail_fast=self.first_start)
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            feed = None
+            if self.clock is not None:
+                self.clock.keys.update(two_way_keys(mset))
+                if any(side == self.source_conn.name for side, _ in self.clock.keys):
+                    feed = self.clock
+            detector = Detector(mset, self.source_conn.name, self.clock,
+                                syncing=lambda: self.sync.snapshotter is not None)
+            applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -169,7 +181,8 @@ class Direction:
             source = self._make_source(mset, position)
             self.sync.sources = [source]
             source.keep_echoes = self.sync.snapshotter is not None
-            reader = threading.Thread(target=self._read, args=(source, chan), name=f"read-{self.name}", daemon=True)
+            reader = threading.Thread(target=self._read, args=(source, chan, feed), name=f"read-{self.name}",
+                                      daemon=True)
             reader.start()
             log.info("%s: streaming from %s", self.name, position)
             final = self._apply_loop(applier, source, chan, mset, position)
@@ -221,9 +234,12 @@ class Direction:
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
 
-    def _read(self, source: Any, chan: Channel) -> None:
+    def _read(self, source: Any, chan: Channel, clock: CommitClock | None = None) -> None:
+        side = self.source_conn.name
         try:
             for txn in source.transactions():
+                if clock is not None:
+                    clock.saw(side, txn)  # before the applier can see it: the other direction may be waiting
                 if not chan.put(txn, max(1, len(txn.changes)), self.stop):
                     return
             chan.put_final(_EndOfStream())
@@ -311,7 +327,7 @@ class Direction:
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
                 else:
-                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch)]
+                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
                 changes.extend(chunk)
                 if not changes and not open_txn:
                     if txn.final:
@@ -407,6 +423,12 @@ class Direction:
                            column=applier.error_column(exc)) from None
 
 
+def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]]:
+    """The key columns of every table of a two-way mapping, by side: what the commit clock records."""
+    return {(e.side, e.table): e.key for m in mset.mappings if any(f.two_way and not f.linked for f in m.flows)
+            for e in m.endpoints}
+
+
 class Daemon:
     """Both directions, each in its own thread; the first fatal error stops everything. Side jobs
     (the periodic verifier, started by the CLI) run beside them and never stop the daemon."""
@@ -419,6 +441,7 @@ class Daemon:
         self.directions = [Direction(config, a, b, mappings, self.stop), Direction(config, b, a, mappings, self.stop)]
         first, second = self.directions
         first.sync.peer, second.sync.peer = second.sync, first.sync  # each tells the other about deletes
+        first.clock = second.clock = CommitClock({})
         ready = (threading.Event(), threading.Event())
         first.start_gate, second.start_gate = ready, (ready[1], ready[0])
         self.errors: list[BaseException] = []

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from replicator.changes import Op, RowChange
 from replicator.codec import dumps_key, loads_key
-from replicator.verify.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
+from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
                                 stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.model import Flow, Mapping

@@ -16,23 +16,30 @@ Per flow, in one target transaction:
 5. `commit_untracked()`: the rows commit, the stream's checkpoint is not touched; then the source
    transaction is rolled back (the locks go).
 
-A row of a two-way mapping that differs in both directions is repaired from `sync.first_side` (default:
-the first connection); the other direction then finds it in agreement and writes nothing.
+A differing field of a two-way mapping is decided by the mapping's conflict rule (`_winners`, the same
+`conflicts.rules.decide` the stream uses): `priority` and owned fields by their side, `latest` with a
+column by the newer value of that column (equal: the first connection), `latest` by commit time by the
+first connection (a table holds no commit times), `manual` not at all (a person resolves it with
+`replicator conflicts resolve`). Each direction writes only the fields its source side wins; the other
+direction then writes the rest, so the newest edit is never lost to a fixed direction. Missing and
+extra rows are repaired from `sync.first_side` (default: the first connection), as before.
 Ownership needs nothing special: a flow's plans only hold the fields its source side owns. Rows whose
 source row disappeared meanwhile are left to replication (the delete is on its way). After all flows,
 the repaired rows are verified again.
 """
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
-from replicator.verify.compare import key_canonical, show
+from replicator.compare import key_canonical, show
+from replicator.conflicts.rules import decide
 from replicator.errors import FatalError
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
+from replicator.mapping.model import Flow
 from replicator.mapping.router import LinkedChange, route_flow
 from replicator.verify.flow import FlowCheck
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference, key_text
@@ -70,6 +77,25 @@ def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]],
     if remaining:  # written, but something else moved in between: the usual re-check decides
         remaining = verifier.recheck(remaining)
     return written, remaining
+
+
+def _winners(flow: Flow, d: Difference) -> set[str]:
+    """The differing target columns whose source side wins under the mapping's conflict rules."""
+    assert flow.conflicts is not None
+    values = {c: (expected, actual) for c, expected, actual in d.columns}
+    out = set()
+    for c in values:
+        rule = flow.conflicts.rule(c)
+        stamps: dict[str, Any] = {}
+        if rule.rule == "latest" and rule.column is not None:
+            if rule.column in values:
+                stamps = {"incoming_stamp": values[rule.column][0], "target_stamp": values[rule.column][1]}
+            else:  # the column agrees: a tie
+                stamps = {"incoming_stamp": 0, "target_stamp": 0}
+        decision = decide(rule, flow.source.side, flow.target.side, flow.conflicts.first_side, **stamps)
+        if decision.winner == flow.source.side:
+            out.add(c)
+    return out
 
 
 def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> tuple[int, list[str]]:
@@ -114,6 +140,10 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> 
                 # only the differing columns: a column in agreement stays as it is (in a two-way mapping it
                 # may hold the other direction's image of the value)
                 values = {c: expected for c, expected, _actual in d.columns}
+                if flow.two_way:
+                    values = {c: v for c, v in values.items() if c in _winners(flow, d)}
+                    if not values:
+                        continue  # the target side wins every field: the other direction writes them
                 if flow.linked:  # as links.Linker updates a counterpart
                     applier.update_by_key(flow.target.table, flow.target.key, key, values)
                     metrics.rows_applied.labels(flow.stream, d.table, "update").inc()

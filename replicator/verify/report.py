@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from replicator.verify.compare import show, show_key
+from replicator.compare import show, show_key
 
 MISSING = "missing in target"
 EXTRA = "extra in target"

@@ -14,7 +14,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
-from replicator.verify.compare import ColumnInfo
+from replicator.compare import ColumnInfo
 from replicator.config import Connection
 
 log = logging.getLogger(__name__)

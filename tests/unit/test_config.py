@@ -334,8 +334,8 @@ def test_postgres_only_key_on_mariadb_is_unknown(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "mapings: m\n") == (
-        "F:10: mapings: unknown key 'mapings' (known: batch, connections, heartbeat_seconds, mappings, metrics, "
-        "reconnect, sync, timeouts, verify)"
+        "F:10: mapings: unknown key 'mapings' (known: batch, conflicts, connections, heartbeat_seconds, mappings, "
+        "metrics, reconnect, sync, timeouts, verify)"
     )
 
 
@@ -447,3 +447,27 @@ def test_timeouts_are_checked(tmp_path: Path) -> None:
         "F:10: timeouts.network_seconds: must be more than timeouts.statement_seconds (the server cancels a slow "
         "statement first, and says which)")
     assert "unknown key 'lock'" in msg(tmp_path, MINIMAL + "timeouts: {lock: 1}\n")
+
+
+def test_conflicts_defaults(tmp_path: Path) -> None:
+    c = load(write(tmp_path, MINIMAL)).conflicts
+    assert (c.retention_days, c.housekeeping_seconds) == (30.0, 300.0)
+
+
+def test_conflicts_settings(tmp_path: Path) -> None:
+    c = load(write(tmp_path, MINIMAL + "conflicts: {retention_days: 7, housekeeping_seconds: 0}\n")).conflicts
+    assert (c.retention_days, c.housekeeping_seconds) == (7.0, 0.0)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("conflicts: {retention_days: 0}\n", "F:10: conflicts.retention_days: must be more than 0 (days)"),
+    ("conflicts: {housekeeping_seconds: -5}\n", "F:10: conflicts.housekeeping_seconds: must be 0 (never) or more"),
+    ("conflicts: {retention_days: soon}\n", "F:10: conflicts.retention_days: expected a number, got str 'soon'"),
+    ("conflicts: {retain: 3}\n", None),
+])
+def test_conflicts_errors_name_file_line_and_key(tmp_path: Path, text: str, error: str | None) -> None:
+    got = msg(tmp_path, MINIMAL + text)
+    if error is None:
+        assert got.startswith("F:10: conflicts.retain:"), got
+    else:
+        assert got == error

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from replicator import checkpoint, errors, metrics
+from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
 from replicator.sync import driver as sync
 from replicator.config import load
@@ -226,7 +227,8 @@ def test_alerts_are_complete_and_actionable() -> None:
     for needed in ("up{", "absent(", "replicator_direction_running == 0", "replicator_lag_seconds > 30",
                    "replicator_last_event_timestamp_seconds", "replicator_connection_up == 0",
                    "replicator_slot_retained_wal_bytes", "replicator_slot_safe_wal_bytes >= 0",
-                   "replicator_mapping_reload_failures_total", 'kind="retriable"'):
+                   "replicator_mapping_reload_failures_total", 'kind="retriable"',
+                   "rate(replicator_conflicts_total[5m])", "replicator_conflicts_oldest_pending_timestamp_seconds"):
         assert needed in exprs, needed
     for kind in ("source_lost", "checkpoint", "decode", "row"):
         rule = next(r for r in rules if f'kind="{kind}"' in r["expr"])
@@ -310,6 +312,20 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     ("ReplicatorSyncStalled", {'replicator_sync_running{direction="crm_to_erp",mapping="m"}': "1x40",
                                'replicator_sync_rows_total{direction="crm_to_erp",mapping="m"}': "0+500x40"},
      "35m", []),
+    # one conflict a second on one table for 10 minutes: a burst; one a minute is not
+    ("ReplicatorConflictBurst", {'replicator_conflicts_total{direction="crm_to_erp",table="erp.acct",'
+                                 'kind="update_differs",resolution="applied"}': "0+60x20"}, "12m",
+     [{"direction": "crm_to_erp", "table": "erp.acct"}]),
+    ("ReplicatorConflictBurst", {'replicator_conflicts_total{direction="crm_to_erp",table="erp.acct",'
+                                 'kind="update_differs",resolution="applied"}': "0+1x20"}, "12m", []),
+    # the oldest pending conflict was detected at unix time 0: waiting more than an hour at 70m, not at 30m
+    ("ReplicatorConflictPending", {'replicator_conflicts_oldest_pending_timestamp_seconds{table="erp.acct"}': "0x90"},
+     "70m", [{"table": "erp.acct"}]),
+    ("ReplicatorConflictPending", {'replicator_conflicts_oldest_pending_timestamp_seconds{table="erp.acct"}': "0x90"},
+     "30m", []),
+    # resolved: the sample went away
+    ("ReplicatorConflictPending", {'replicator_conflicts_oldest_pending_timestamp_seconds{table="erp.acct"}': "0x30"},
+     "90m", []),
 ]
 
 
@@ -397,8 +413,10 @@ def test_postgresql_grants() -> None:
     statements = {normalize(s) for s in sql.split(";") if s.strip()}
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync " \
            "TO replicator_apply" in sql
-    for ddl in checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator"):
+    for ddl in (checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator")
+                + conflict_store.postgres_ddl("replicator")):
         assert normalize(ddl) in statements, ddl
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts TO replicator_apply" in sql
     assert "pg_logical_emit_message" in (DEPLOY / "grants-postgresql.sql").read_text()
 
 

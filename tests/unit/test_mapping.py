@@ -188,15 +188,18 @@ def test_owner_must_be_a_side(config: Config) -> None:
 
 def test_route_insert(mset: MappingSet) -> None:
     out = route(mset, "crm", ins(CUSTOMER, {"id": 1, "name": "Ann", "email": None, "extra": "ignored"}))
+    # a two-way mapping: an insert is checked against an existing row (expect: no row before)
     assert out == [TargetChange(CUSTOMERS, Op.INSERT, ("cid",), (1,), {"cid": 1, "customer_name": "Ann",
-                                                                       "email": None})]
+                                                                       "email": None},
+                                expect={}, mapping="customers", source_key=(1,))]
 
 
 def test_route_update_same_key(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": "old", "email": None},
                        {"id": 1, "name": "new", "email": "e"})
     assert route(mset, "crm", change) == [
-        TargetChange(CUSTOMERS, Op.UPDATE, ("cid",), (1,), {"cid": 1, "customer_name": "new", "email": "e"})
+        TargetChange(CUSTOMERS, Op.UPDATE, ("cid",), (1,), {"cid": 1, "customer_name": "new", "email": "e"},
+                     expect={"cid": 1, "customer_name": "old", "email": None}, mapping="customers", source_key=(1,))
     ]
 
 
@@ -215,9 +218,10 @@ def test_unchanged_values_are_left_out(mset: MappingSet) -> None:
 def test_key_change_is_delete_then_upsert(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.UPDATE, {"id": 1, "name": None, "email": None},
                        {"id": 2, "name": "n", "email": "e"})
-    assert route(mset, "crm", change) == [
-        TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (1,), {}),
-        TargetChange(CUSTOMERS, Op.UPDATE, ("cid",), (2,), {"cid": 2, "customer_name": "n", "email": "e"}),
+    out = route(mset, "crm", change)
+    assert [(c.op, c.key, c.values, c.expect) for c in out] == [
+        (Op.DELETE, (1,), {}, {"cid": 1, "customer_name": None, "email": None}),
+        (Op.UPDATE, (2,), {"cid": 2, "customer_name": "n", "email": "e"}, None),  # written whole, unchecked
     ]
 
 
@@ -230,7 +234,9 @@ def test_key_change_with_key_only_old_image(mset: MappingSet) -> None:
 
 def test_route_delete(mset: MappingSet) -> None:
     change = RowChange(CUSTOMER, Op.DELETE, {"id": 3, "name": None, "email": None}, None)
-    assert route(mset, "crm", change) == [TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (3,), {})]
+    assert route(mset, "crm", change) == [TargetChange(CUSTOMERS, Op.DELETE, ("cid",), (3,), {},
+                                                       expect={"cid": 3, "customer_name": None, "email": None},
+                                                       mapping="customers", source_key=(3,))]
 
 
 def test_delete_without_old_key(mset: MappingSet) -> None:
@@ -371,7 +377,7 @@ def test_missing_side(config: Config) -> None:
 def test_unknown_side_is_an_unknown_key(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("    fields:", "    wms: {table: x, key: [id]}\n    fields:")
     assert error(config, text) == (
-        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: created_by, crm, delete, direction, erp, fields, filter, gate, link, owner, parent, truncate)"
+        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: conflicts, created_by, crm, delete, direction, erp, fields, filter, gate, link, owner, parent, truncate)"
     )
 
 
@@ -398,7 +404,7 @@ def test_missing_direction(config: Config) -> None:
 def test_unknown_key_in_field(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("name: {erp: customer_name}", "name: {erp: customer_name, ownr: erp}")
     assert error(config, text) == (
-        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: constant, crm, default, erp, lossy, map, owner, references, transform, unmapped)"
+        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: conflicts, constant, crm, default, erp, lossy, map, owner, references, transform, unmapped)"
     )
 
 

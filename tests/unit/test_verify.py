@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from replicator.verify import compare as C
-from replicator.verify.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
+from replicator import compare as C
+from replicator.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
 from replicator.errors import ReplicatorError
 from replicator.mapping.model import load_mappings

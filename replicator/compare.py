@@ -1,6 +1,7 @@
 """Comparing a mapped row with its counterpart: normalisation, row agreement, display.
 
-Pure functions, no I/O (used by `replicator.verify.flow`).
+Pure functions, no I/O (used by `replicator.verify.flow`, and by `replicator.conflicts.detect` to tell a
+conflict from a value the target merely holds in another shape).
 
 Both sides hold the same data in different shapes: PostgreSQL `real` reads back as the shortest
 decimal while the binlog gives a MariaDB FLOAT with float32 noise, DECIMAL(12,2) holds a value

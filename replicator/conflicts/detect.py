@@ -1,0 +1,268 @@
+"""Finding and deciding conflicts while a direction applies a run of two-way changes.
+
+The applier hands over a run of changes that carry `expect` (what the source saw before) together
+with the current target rows, read once per run and locked (`Applier.read_rows`). Per row, in target
+terms, compared the way verify compares (`replicator.compare`: no conflict from Decimal against int,
+an aware against a naive time, CHAR padding or JSON key order):
+
+- UPDATE, row present: each changed field whose target value is neither the source's old value nor
+  already the new one is an `update_differs` conflict, decided by the field's rule. Fields that did
+  not change are written with the target's own value (the row is locked), so the run stays one
+  statement and no concurrent edit of another field is overwritten.
+- UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
+  incoming side wins the row rule; it is never re-created with only the changed fields. While a `sync`
+  copies into the target, a missing row is one not copied yet: the update creates it whole, unrecorded.
+- DELETE: the row differs from the old row the source deleted: `delete_differs`, the row rule decides
+  whether it is deleted or kept; already gone: `delete_missing`, nothing to do, recorded.
+- INSERT over an existing row with other values: `insert_exists`, decided field by field like
+  `update_differs`; the same values: nothing to write.
+
+The conflicts go to the store in the same target transaction as the rows and the checkpoint, so a
+replay after a crash finds them committed with the checkpoint or not at all.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Callable, Iterable
+
+from replicator import compare, metrics
+from replicator.appliers.base import Applier, Run
+from replicator.changes import Op, TargetChange
+from replicator.compare import ColumnInfo
+from replicator.conflicts import model as M
+from replicator.conflicts import store
+from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock
+from replicator.conflicts.rules import Decision, decide, row_rule
+from replicator.mapping.model import ConflictRule, Flow, MappingSet
+
+log = logging.getLogger(__name__)
+BACKOFF_SECONDS = 30.0
+
+
+class Detector:
+    """The resolver of one direction's applier (`Applier.resolver`)."""
+
+    def __init__(self, mset: MappingSet, source_side: str, clock: CommitClock | None = None,
+                 syncing: Callable[[], bool] = lambda: False):
+        self.flows: dict[str, Flow] = {}
+        for m in mset.mappings:
+            flow = m.flow(source_side)
+            if flow is not None and flow.two_way:
+                self.flows[m.name] = flow
+        self.clock = clock  # the other direction's commit times (latest by commit time); None: not known
+        self.stream = next((f.stream for f in self.flows.values()), source_side)
+        self._no_wait_until = 0.0
+        # a copy (`sync`) into the target is under way: a row that is not there yet is not a conflict
+        self.syncing = syncing
+        self._equal: dict[tuple[Any, ...], Callable[[Any, Any], bool]] = {}
+
+    def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+        out: list[TargetChange] = []
+        found: list[M.Conflict] = []
+        by_mapping: dict[str, list[TargetChange]] = {}
+        for r in rows:
+            by_mapping.setdefault(r.mapping, []).append(r)
+        for name, part in by_mapping.items():
+            flow = self.flows.get(name)
+            if flow is None:  # reloaded mappings: not two-way any more
+                out.extend(part)
+                continue
+            out.extend(_Check(self, applier, run, flow, part, found).run())
+        if found:
+            store.record(applier, found)
+            metrics.count_conflicts(applier.direction, found)
+            log.info("%s: %d conflict(s) on %s", applier.direction, len(found), run.table)
+        return out
+
+    def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
+                 equal: Callable[[Any, Any], bool]) -> Any:
+        """CommitClock.wait_for, but after a wait in vain (a value replicator wrote itself, by a sync or a
+        repair; a reader far behind) only look, without waiting, for BACKOFF_SECONDS: one stall, not one
+        per row."""
+        assert self.clock is not None
+        waiting = time.monotonic() >= self._no_wait_until
+        found = self.clock.wait_for(side, table, key, column, value, equal,
+                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0)
+        if found is None and waiting:
+            self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
+            log.warning("%s: the commit time of %s's edit of %s %s was not read within %.0f s: the first connection "
+                        "wins such conflicts; not waiting again for %.0f s", self.stream, side, table, key,
+                        COMMIT_TIME_WAIT_SECONDS, BACKOFF_SECONDS)
+        return found
+
+    def equal(self, info: dict[str, ColumnInfo], column: str) -> Callable[[Any, Any], bool]:
+        ci = info.get(column)
+        key = (ci, column)
+        fn = self._equal.get(key)
+        if fn is None:
+            rule = compare.rule_for(ci, None, column)
+            plain = compare.same_if_equal(rule)  # classes for which == already means the same value
+            canon = compare.canonicalizer(rule)
+
+            def fn(a: Any, b: Any, rule: compare.Rule = rule) -> bool:
+                if a is None or b is None:
+                    return a is None and b is None
+                try:
+                    if a.__class__ is b.__class__ and a.__class__ in plain and a == b:
+                        return True
+                    return bool(canon(a) == canon(b)) or compare.values_equal(rule, a, b)
+                except Exception:  # values that cannot be compared: different (a conflict, never a crash)
+                    return False
+            self._equal[key] = fn
+        return fn
+
+
+class _Check:
+    """One run of one flow's changes against the locked target rows."""
+
+    def __init__(self, det: Detector, applier: Applier, run: Run, flow: Flow, rows: list[TargetChange],
+                 found: list[M.Conflict]):
+        self.det, self.a, self.run_, self.flow, self.rows, self.found = det, applier, run, flow, rows, found
+        assert flow.conflicts is not None
+        self.rules = flow.conflicts
+        self.incoming, self.target = flow.source.side, flow.target.side
+        self.info = applier.column_info(run.table)
+        self.key = run.key_columns
+
+    def run(self) -> list[TargetChange]:
+        cols: dict[str, None] = {}
+        for r in self.rows:
+            for c in (r.expect or {}):
+                cols[c] = None
+            for c in r.values:
+                cols[c] = None
+        for rule in (self.rules.default, *self.rules.fields.values()):
+            if rule.column is not None:
+                cols[rule.column] = None
+        self.read = [c for c in cols if c not in self.key and c in self.info]
+        found = self.a.read_rows(self.run_.table, self.key, self.read, [r.key for r in self.rows])
+        self.key_of = compare.key_canonicalizer([compare.rule_for(self.info.get(c), None, c) for c in self.key])
+        n = len(self.key)
+        current = {self.key_of(row[:n]): dict(zip(self.read, row[n:])) for row in found}
+        op = self.run_.op
+        out = []
+        for r in self.rows:
+            cur = current.get(self.key_of(r.key))
+            if op is Op.UPDATE:
+                w = self._update(r, cur)
+            elif op is Op.DELETE:
+                w = self._delete(r, cur)
+            else:
+                w = self._insert(r, cur)
+            if w is not None:
+                out.append(w)
+        return out
+
+    # -- per row
+    def _update(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
+        expect = r.expect or {}
+        if cur is None and self.det.syncing():
+            return replace(r, values={**expect, **r.values})  # not copied yet: the stream creates it whole
+        if cur is None:
+            d = self._decide_row(r, None, None)
+            won = d.winner == self.incoming
+            self._record(M.UPDATE_MISSING, r, None, _changed(r, self.key), None, row_rule(self.rules.default),
+                         d, won)
+            # back with every field the flow carries, or not at all
+            return replace(r, values={**expect, **r.values}) if won else None
+        values: dict[str, Any] = {}
+        writes = False
+        for c in self.run_.columns:
+            if c in self.key:
+                values[c] = r.values[c]
+            elif c not in r.values:
+                values[c] = cur.get(c, expect.get(c))  # unchanged: the locked target row's own value
+            elif c not in cur:  # a column the catalog did not list: nothing to compare with
+                values[c], writes = r.values[c], True
+            else:
+                new, now = r.values[c], cur[c]
+                eq = self.det.equal(self.info, c)
+                if c not in expect or eq(now, expect[c]):  # the usual case first: the target still holds the old value
+                    values[c], writes = new, True
+                elif eq(now, new):  # both sides made the same edit
+                    values[c] = now
+                else:
+                    values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, cur)
+                    writes = writes or won
+        return replace(r, values=values) if writes else None
+
+    def _delete(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
+        expect = r.expect or {}
+        if cur is None and self.det.syncing():
+            return None  # not copied yet
+        if cur is None:
+            self._record(M.DELETE_MISSING, r, None, None, None, row_rule(self.rules.default),
+                         Decision(self.incoming, "the row is gone on both sides: nothing to do"), True)
+            return None
+        differ = {c: cur[c] for c in expect if c not in self.key and c in cur
+                  and not self.det.equal(self.info, c)(cur[c], expect[c])}
+        if not differ:
+            return r
+        c = next(iter(differ))
+        d = self._decide_row(r, c, cur[c])  # the target's edit that left this value
+        won = d.winner == self.incoming
+        self._record(M.DELETE_DIFFERS, r, None, {c: expect[c] for c in differ}, differ,
+                     row_rule(self.rules.default), d, won)
+        return r if won else None
+
+    def _insert(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
+        if cur is None:
+            return r
+        values: dict[str, Any] = {}
+        differs = False
+        for c, new in r.values.items():
+            if c in self.key or c not in cur or self.det.equal(self.info, c)(cur[c], new):
+                values[c] = new
+                continue
+            differs = True
+            values[c], _ = self._field(M.INSERT_EXISTS, r, c, new, cur[c], cur)
+        return replace(r, values=values) if differs else None
+
+    # -- deciding and recording
+    def _field(self, kind: str, r: TargetChange, c: str, new: Any, now: Any, cur: dict[str, Any]) -> tuple[Any, bool]:
+        rule = self.rules.rule(c)
+        stamp_in = stamp_now = None
+        kind_ = compare.TIMESTAMP
+        if rule.rule == "latest" and rule.column is not None:
+            stamp_in = r.values.get(rule.column, (r.expect or {}).get(rule.column))
+            stamp_now = cur.get(rule.column)
+            kind_ = compare.rule_for(self.info.get(rule.column), None, rule.column).kind
+        d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
+                   target_stamp=stamp_now, stamp_kind=kind_, incoming_time=r.commit_time,
+                   target_time=self._target_time(r, rule, c, now))
+        won = d.winner == self.incoming
+        self._record(kind, r, c, new, now, rule, d, won)
+        return (new if won else now), won
+
+    def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
+        """A whole row (update_missing, delete_differs): under `latest` the first connection wins. An update
+        of a row that is not there is also what a stream sees before `sync` copied the row, and a delete
+        leaves no value to match, so waiting for commit times would stall the stream for nothing."""
+        return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
+
+    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any) -> Any:
+        """The commit time of the target's edit that left `column` at `value`, for `latest` by commit time,
+        as the other direction's reader recorded it."""
+        if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
+            return None
+        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.det.equal(self.info, column))
+
+    def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
+                rule: ConflictRule, d: Decision, won: bool) -> None:
+        if rule.rule == "manual":
+            resolution = M.PENDING
+        else:
+            resolution = M.APPLIED if won else M.KEPT
+        self.found.append(M.Conflict(
+            stream=self.a.stream, mapping=self.flow.mapping, kind=kind, table=self.run_.table,
+            target_key=tuple(r.key), source_key=tuple(r.source_key), field=field,
+            source_value=source_value, target_value=target_value,
+            rule=rule.rule, winner=d.winner, resolution=resolution,
+            source_commit_time=r.commit_time, detail=d.detail))
+
+
+def _changed(r: TargetChange, key: Iterable[str]) -> dict[str, Any]:
+    keys = set(key)
+    return {c: v for c, v in r.values.items() if c not in keys}

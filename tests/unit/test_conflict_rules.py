@@ -1,0 +1,291 @@
+"""Deciding conflicts: both directions reach the same decision from the same inputs (Hypothesis), and the
+detector finds conflicts in target terms without false ones from a value held in another shape."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, strategies as st
+
+from replicator.appliers.base import group_runs
+from replicator.changes import Op, RowChange, TableRef, TargetChange
+from replicator.compare import ColumnInfo
+from replicator.conflicts import detect, store
+from replicator.conflicts.detect import Detector
+from replicator.conflicts.model import Conflict
+from replicator.conflicts.rules import decide
+from replicator.config import Config
+from replicator.mapping.model import ConflictRule, MappingSet, load_mappings
+from replicator.mapping.router import route
+
+from tests.unit.test_mapping import make_config
+
+SIDES = ("crm", "erp")
+
+# ---------------------------------------------------------------- the same decision in both directions
+
+stamps = st.one_of(
+    st.none(),
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(timezone.utc)),
+)
+rules = st.one_of(
+    st.sampled_from(SIDES).map(lambda s: ConflictRule("priority", side=s)),
+    st.just(ConflictRule("latest")),
+    st.just(ConflictRule("latest", column="changed")),
+    st.just(ConflictRule("manual")),
+)
+
+
+@given(rule=rules, first=st.sampled_from(SIDES), stamp_a=stamps, stamp_b=stamps, time_a=stamps, time_b=stamps)
+def test_both_directions_name_the_same_winner(rule: ConflictRule, first: str, stamp_a: Any, stamp_b: Any,
+                                              time_a: Any, time_b: Any) -> None:
+    a_to_b = decide(rule, "crm", "erp", first, incoming_stamp=stamp_a, target_stamp=stamp_b,
+                    incoming_time=time_a, target_time=time_b)
+    b_to_a = decide(rule, "erp", "crm", first, incoming_stamp=stamp_b, target_stamp=stamp_a,
+                    incoming_time=time_b, target_time=time_a)
+    assert a_to_b.winner == b_to_a.winner
+    assert a_to_b.winner in (("",) if rule.rule == "manual" else SIDES)
+
+
+def test_latest_column_later_wins_naive_and_aware_alike() -> None:
+    rule = ConflictRule("latest", column="changed")
+    naive = datetime(2026, 1, 1, 12, 0, 1)
+    aware = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    d = decide(rule, "crm", "erp", "erp", incoming_stamp=naive, target_stamp=aware)
+    assert (d.winner, d.detail) == ("crm", "crm's changed is later")
+    tie = decide(rule, "crm", "erp", "erp", incoming_stamp=aware, target_stamp=aware.replace(tzinfo=None))
+    assert tie.winner == "erp" and "equal" in tie.detail
+    assert decide(rule, "crm", "erp", "erp", incoming_stamp=None, target_stamp=naive).winner == "erp"
+
+
+def test_latest_by_commit_time_without_the_other_time_falls_back_to_the_first_connection() -> None:
+    d = decide(ConflictRule("latest"), "erp", "crm", "crm", incoming_time=datetime(2030, 1, 1))
+    assert d.winner == "crm" and "not known" in d.detail
+    d = decide(ConflictRule("latest"), "erp", "crm", "crm", incoming_time=datetime(2030, 1, 1),
+               target_time=datetime(2029, 1, 1))
+    assert d.winner == "erp"
+    # whole seconds (the binlog's resolution): within one second is a tie, won by the first connection
+    d = decide(ConflictRule("latest"), "erp", "crm", "crm", incoming_time=datetime(2030, 1, 1, 0, 0, 0, 900000),
+               target_time=datetime(2030, 1, 1, 0, 0, 0, 100000, tzinfo=timezone.utc))
+    assert d.winner == "crm" and "same second" in d.detail
+
+
+# ---------------------------------------------------------------- the detector against a fake target
+
+ACCT = """\
+mappings:
+  acct:
+    direction: both
+    conflicts: {rule}
+    crm: {{table: acct, key: [id]}}
+    erp: {{table: acct, key: [id]}}
+    fields:
+      id: ~
+      name: ~
+      phone: ~
+      credit: ~
+      code: ~
+      doc: ~
+      changed: ~
+      status: {{map: [{{crm: active, erp: A}}, {{crm: closed, erp: C}}]}}
+"""
+PG_T, MY_T = TableRef("public", "acct"), TableRef("erpdb", "acct")
+PG_COLS = {"id": "integer", "name": "text", "phone": "text", "credit": "numeric", "code": "character",
+           "doc": "jsonb", "changed": "timestamp with time zone", "status": "text"}
+MY_COLS = {"id": "int", "name": "varchar", "phone": "varchar", "credit": "decimal", "code": "char",
+           "doc": "json", "changed": "datetime", "status": "char"}
+
+
+class FakeTarget:
+    """The part of an applier the detector uses, over a dict of rows."""
+
+    def __init__(self, side: str, stream: str, rows: dict[int, dict[str, Any]]):
+        self.side, self.stream, self.direction, self.rows = side, stream, stream, rows
+        types = PG_COLS if side == "crm" else MY_COLS
+        dialect = "postgresql" if side == "crm" else "mariadb"
+        scale = {"credit": 2}
+        self.info = {c: ColumnInfo(c, t, dialect, scale.get(c)) for c, t in types.items()}
+        self.reads = 0
+
+    def column_info(self, table: TableRef) -> dict[str, ColumnInfo]:
+        return self.info
+
+    def read_rows(self, table: TableRef, key_columns: Any, columns: Any, keys: Any) -> list[tuple]:
+        self.reads += 1
+        return [(k[0], *(self.rows[k[0]][c] for c in columns)) for k in keys if k[0] in self.rows]
+
+    def apply(self, det: Detector, changes: list[TargetChange]) -> None:
+        for run in group_runs(changes):
+            for tc in det.resolve(self, run, list(run.rows.values())):  # type: ignore[arg-type]
+                if run.op is Op.DELETE:
+                    self.rows.pop(tc.key[0], None)
+                else:
+                    self.rows.setdefault(tc.key[0], {}).update(tc.values)
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Conflict]:
+    out: list[Conflict] = []
+    monkeypatch.setattr(store, "record", lambda applier, conflicts: out.extend(conflicts))
+    return out
+
+
+def mappings(tmp_path: Path, rule: str) -> MappingSet:
+    (tmp_path / "maps").mkdir(exist_ok=True)
+    config: Config = make_config(tmp_path)
+    (config.mappings_dir / "m.yaml").write_text(ACCT.format(rule=rule))
+    return load_mappings(config)
+
+
+BASE = {"id": 1, "name": "base", "phone": "0", "credit": Decimal("1.00"), "code": "X", "doc": {"a": 1, "b": 2},
+        "changed": datetime(2026, 1, 1, tzinfo=timezone.utc), "status": "active"}
+
+
+def crm_row(**kw: Any) -> dict[str, Any]:
+    return {**BASE, **kw}
+
+
+def erp_row(**kw: Any) -> dict[str, Any]:
+    # the erp's shapes: naive UTC times, a padded CHAR, JSON text in another key order, the mapped status
+    row = {**BASE, "changed": datetime(2026, 1, 1), "code": "X  ", "doc": '{"b": 2, "a": 1}', "status": "A"}
+    return {**row, **kw}
+
+
+def race(tmp_path: Path, rule: str, crm_new: dict[str, Any], erp_new: dict[str, Any],
+         crm_old: dict[str, Any] | None = None, erp_old: dict[str, Any] | None = None):
+    """Both sides changed row 1 from the same old row; each direction applies the other's change."""
+    mset = mappings(tmp_path, rule)
+    crm_old, erp_old = crm_old or crm_row(), erp_old or erp_row()
+    crm = FakeTarget("crm", "erp_to_crm", {1: dict(crm_new)})
+    erp = FakeTarget("erp", "crm_to_erp", {1: dict(erp_new)})
+    to_erp = route(mset, "crm", RowChange(PG_T, Op.UPDATE, crm_old, crm_new), datetime(2026, 1, 2))
+    to_crm = route(mset, "erp", RowChange(MY_T, Op.UPDATE, erp_old, erp_new), datetime(2026, 1, 2))
+    erp.apply(Detector(mset, "crm"), to_erp)
+    crm.apply(Detector(mset, "erp"), to_crm)
+    return crm.rows[1], erp.rows[1]
+
+
+def test_no_false_conflict_from_shapes(tmp_path: Path, recorded: list[Conflict]) -> None:
+    """Decimal against int, aware against naive, CHAR padding, JSON key order: the same values."""
+    crm, erp = race(tmp_path, "manual", crm_row(phone="crm"), erp_row(name="erp", credit=1))
+    assert recorded == []
+    assert (crm["phone"], crm["name"], erp["phone"], erp["name"]) == ("crm", "erp", "crm", "erp")
+
+
+@pytest.mark.parametrize("rule, winner", [("{priority: erp}", "erp"), ("{priority: crm}", "crm"), ("latest", "crm")])
+def test_same_field_ends_equal_on_both_sides(tmp_path: Path, recorded: list[Conflict], rule: str, winner: str) -> None:
+    crm, erp = race(tmp_path, rule, crm_row(name="crm"), erp_row(name="erp"))
+    assert crm["name"] == erp["name"] == winner
+    assert sorted((c.stream, c.kind, c.field, c.winner, c.resolution) for c in recorded) == sorted([
+        ("crm_to_erp", "update_differs", "name", winner, "applied" if winner == "crm" else "kept"),
+        ("erp_to_crm", "update_differs", "name", winner, "applied" if winner == "erp" else "kept"),
+    ])
+
+
+def test_latest_by_column_compares_in_target_terms(tmp_path: Path, recorded: list[Conflict]) -> None:
+    later = datetime(2026, 1, 1, 0, 0, 5)
+    crm, erp = race(tmp_path, "{latest: {column: changed}}",
+                    crm_row(status="closed", name="crm", changed=datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)),
+                    erp_row(name="erp", changed=later))
+    assert (crm["name"], erp["name"]) == ("erp", "erp")  # the erp's edit is later
+    assert (crm["status"], erp["status"]) == ("closed", "C")  # only the crm changed it: no conflict, mapped
+    assert {c.winner for c in recorded} == {"erp"}
+
+
+def test_manual_keeps_both_sides_and_records_pending(tmp_path: Path, recorded: list[Conflict]) -> None:
+    crm, erp = race(tmp_path, "manual", crm_row(name="crm"), erp_row(name="erp"))
+    assert (crm["name"], erp["name"]) == ("crm", "erp")
+    assert {(c.winner, c.resolution) for c in recorded} == {("", "pending")}
+
+
+def test_update_missing_is_not_resurrected_when_the_target_side_wins(tmp_path: Path, recorded: list[Conflict]) -> None:
+    mset = mappings(tmp_path, "{priority: erp}")
+    erp = FakeTarget("erp", "crm_to_erp", {})
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(phone="9"))))
+    assert erp.rows == {}
+    assert [(c.kind, c.resolution) for c in recorded] == [("update_missing", "kept")]
+
+
+def test_update_missing_comes_back_whole_when_the_incoming_side_wins(tmp_path: Path, recorded: list[Conflict]) -> None:
+    mset = mappings(tmp_path, "{priority: crm}")
+    erp = FakeTarget("erp", "crm_to_erp", {})
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(phone="9"))))
+    assert erp.rows[1]["phone"] == "9" and erp.rows[1]["name"] == "base" and erp.rows[1]["status"] == "A"
+
+
+def test_delete_of_a_changed_row_and_of_a_gone_row(tmp_path: Path, recorded: list[Conflict]) -> None:
+    mset = mappings(tmp_path, "{priority: erp}")
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(phone="changed")})
+    det = Detector(mset, "crm")
+    erp.apply(det, route(mset, "crm", RowChange(PG_T, Op.DELETE, crm_row(), None)))
+    assert 1 in erp.rows  # the erp changed it and wins: kept
+    erp.rows[2] = erp_row(id=2)
+    erp.apply(det, route(mset, "crm", RowChange(PG_T, Op.DELETE, crm_row(id=2), None)))
+    erp.apply(det, route(mset, "crm", RowChange(PG_T, Op.DELETE, crm_row(id=3), None)))
+    assert 2 not in erp.rows
+    assert [(c.kind, c.target_key, c.resolution) for c in recorded] == [
+        ("delete_differs", (1,), "kept"), ("delete_missing", (3,), "applied")]
+
+
+def test_insert_over_an_existing_row_is_decided_field_by_field(tmp_path: Path, recorded: list[Conflict]) -> None:
+    mset = mappings(tmp_path, "{priority: crm}")
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp", phone="same")})
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.INSERT, None, crm_row(name="crm", phone="same"))))
+    assert erp.rows[1]["name"] == "crm"
+    assert [(c.kind, c.field) for c in recorded] == [("insert_exists", "name")]
+    recorded.clear()
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.INSERT, None, crm_row(name="crm", phone="same"))))
+    assert recorded == []  # the same values: nothing to decide, nothing written
+
+
+def test_one_read_per_run_and_two_updates_of_a_row_merge(tmp_path: Path, recorded: list[Conflict]) -> None:
+    mset = mappings(tmp_path, "{priority: erp}")
+    erp = FakeTarget("erp", "crm_to_erp", {i: erp_row(id=i) for i in range(50)})
+    changes = [tc for i in range(50) for tc in route(mset, "crm", RowChange(
+        PG_T, Op.UPDATE, crm_row(id=i), crm_row(id=i, phone=f"p{i}")))]
+    changes += route(mset, "crm", RowChange(PG_T, Op.UPDATE, crm_row(id=7, phone="p7"), crm_row(id=7, phone="p7", name="n")))
+    erp.apply(Detector(mset, "crm"), changes)
+    assert erp.reads == 1 and recorded == []
+    assert erp.rows[7]["phone"] == "p7" and erp.rows[7]["name"] == "n" and erp.rows[8]["phone"] == "p8"
+
+
+# ---------------------------------------------------------------- the other direction's commit times
+
+def test_commit_clock_finds_the_edit_that_left_the_value() -> None:
+    import threading
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    clock = CommitClock({("erp", MY_T): ("id",)})
+    t1, t2 = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc)
+    same = lambda a, b: a == b  # noqa: E731
+    clock.saw("erp", Transaction("1", None, t1, (RowChange(MY_T, Op.UPDATE, None, {"id": 1, "name": "old"}),)))  # type: ignore[arg-type]
+    assert clock.wait_for("erp", MY_T, (Decimal(1),), "name", "old", same, timeout=0) == t1  # keys as either side spells them
+    assert clock.wait_for("erp", MY_T, (1,), "name", "new", same, timeout=0.05) is None  # not read (yet)
+    later = threading.Timer(0.05, clock.saw, ("erp", Transaction(
+        "2", None, t2, (RowChange(MY_T, Op.UPDATE, None, {"id": 1, "name": "new"}),))))  # type: ignore[arg-type]
+    later.start()
+    assert clock.wait_for("erp", MY_T, (1,), "name", "new", same, timeout=5) == t2  # waits for the reader
+    clock.saw("erp", Transaction("3", None, t2, (RowChange(MY_T, Op.UPDATE, None, {"id": 2}),), echo=True))  # type: ignore[arg-type]
+    assert clock.wait_for("erp", MY_T, (2,), "id", 2, same, timeout=0) is None  # our own writes are not edits
+
+
+def test_latest_by_commit_time_both_directions_pick_the_later_commit(tmp_path: Path, recorded: list[Conflict]) -> None:
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    mset = mappings(tmp_path, "latest")
+    clock = CommitClock({("crm", PG_T): ("id",), ("erp", MY_T): ("id",)})
+    t_crm, t_erp = datetime(2026, 1, 2, 0, 0, 5, tzinfo=timezone.utc), datetime(2026, 1, 2, 0, 0, 7)
+    crm_change = RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(name="crm"))
+    erp_change = RowChange(MY_T, Op.UPDATE, erp_row(), erp_row(name="erp"))
+    clock.saw("crm", Transaction("c", None, t_crm, (crm_change,)))  # type: ignore[arg-type]
+    clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(name="crm")})
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp")})
+    erp.apply(Detector(mset, "crm", clock), route(mset, "crm", crm_change, t_crm))
+    crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
+    assert crm.rows[1]["name"] == erp.rows[1]["name"] == "erp"
+    assert {(c.winner, c.detail) for c in recorded} == {("erp", "erp's commit is later")}
