@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from replicator import compare
 from replicator.changes import Op, TableRef, Transaction
@@ -30,14 +30,14 @@ SIZE = 200_000  # rows remembered, over all tables: minutes of traffic at bench 
 
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
     """A key as both directions spell it: the reader's raw value and the applier's mapped value agree."""
-    return tuple(compare.canonical(compare.OTHER, v) for v in key)
+    return tuple(v if v.__class__ is int or v.__class__ is str else compare.canonical(compare.OTHER, v) for v in key)
 
 
 class CommitClock:
     def __init__(self, keys: dict[tuple[str, TableRef], tuple[str, ...]], size: int = SIZE):
         self.keys = keys  # (side, table) -> key columns, for the tables of two-way mappings
         self.size = size
-        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, dict[str, Any]]] = OrderedDict()
+        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
         self._cond = threading.Condition()
 
     def saw(self, side: str, txn: Transaction) -> None:
@@ -54,7 +54,8 @@ class CommitClock:
                 key = key_form(row[c] for c in cols)
             except KeyError:
                 continue
-            entries.append(((side, ch.table, key), (txn.commit_time, dict(row) if ch.op is not Op.DELETE else {})))
+            # the row as decoded (never changed afterwards): kept, not copied
+            entries.append(((side, ch.table, key), (txn.commit_time, row if ch.op is not Op.DELETE else {})))
         if not entries:
             return
         with self._cond:
