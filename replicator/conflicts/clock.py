@@ -15,29 +15,59 @@ connection and says so in the conflict's detail.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from replicator import compare
 from replicator.changes import Op, TableRef, Transaction
 
 COMMIT_TIME_WAIT_SECONDS = 5.0
-SIZE = 200_000  # rows remembered, over all tables: minutes of traffic at bench rates
+SIZE = 100_000  # rows remembered, over all tables: minutes of traffic at bench rates
+LONG = 256  # longer text and bytes values are remembered by a digest (memory stays bounded by SIZE rows)
+
+
+class _Digest:
+    """A long value, remembered by its SHA-256: equal only to the same text or bytes."""
+
+    __slots__ = ("sha",)
+
+    def __init__(self, value: str | bytes):
+        self.sha = _sha(value)
+
+    def matches(self, value: Any) -> bool:
+        return isinstance(value, (str, bytes)) and len(value) > LONG and _sha(value) == self.sha
+
+
+def _sha(value: str | bytes) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value).digest()
+
+
+def _slim(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    for v in row.values():
+        if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG:
+            return {c: _Digest(v) if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG else v
+                    for c, v in row.items()}
+    return row  # as decoded (never changed afterwards): kept, not copied
 
 
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
     """A key as both directions spell it: the reader's raw value and the applier's mapped value agree."""
-    return tuple(compare.canonical(compare.OTHER, v) for v in key)
+    return tuple(v if v.__class__ is int or v.__class__ is str else compare.canonical(compare.OTHER, v) for v in key)
+
+
+def _same(recorded: Any, value: Any, equal: Callable[[Any, Any], bool]) -> bool:
+    return recorded.matches(value) if isinstance(recorded, _Digest) else equal(recorded, value)
 
 
 class CommitClock:
     def __init__(self, keys: dict[tuple[str, TableRef], tuple[str, ...]], size: int = SIZE):
         self.keys = keys  # (side, table) -> key columns, for the tables of two-way mappings
         self.size = size
-        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, dict[str, Any]]] = OrderedDict()
+        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
         self._cond = threading.Condition()
 
     def saw(self, side: str, txn: Transaction) -> None:
@@ -54,7 +84,7 @@ class CommitClock:
                 key = key_form(row[c] for c in cols)
             except KeyError:
                 continue
-            entries.append(((side, ch.table, key), (txn.commit_time, dict(row) if ch.op is not Op.DELETE else {})))
+            entries.append(((side, ch.table, key), (txn.commit_time, _slim(row) if ch.op is not Op.DELETE else {})))
         if not entries:
             return
         with self._cond:
@@ -75,8 +105,8 @@ class CommitClock:
         with self._cond:
             while True:
                 found = self._rows.get(k)
-                if found is not None and (not found[1] if deleted else
-                                          column in found[1] and equal(found[1][column], value)):
+                if found is not None and (not found[1] if deleted else column in found[1] and _same(
+                        found[1][column], value, equal)):
                     return found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:

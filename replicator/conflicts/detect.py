@@ -17,6 +17,11 @@ an aware against a naive time, CHAR padding or JSON key order):
 - INSERT over an existing row with other values: `insert_exists`, decided field by field like
   `update_differs`; the same values: nothing to write.
 
+A field the target wins is written with the target's own value (a run is one statement): the value
+does not change, nothing is written a third time, and the write comes back to the other direction
+as our echo, dropped. `latest` by commit time looks up when the target's edit was committed in the
+`CommitClock` the other direction's reader feeds, waiting up to COMMIT_TIME_WAIT_SECONDS for it.
+
 The conflicts go to the store in the same target transaction as the rows and the checkpoint, so a
 replay after a crash finds them committed with the checkpoint or not at all.
 """

@@ -289,3 +289,15 @@ def test_latest_by_commit_time_both_directions_pick_the_later_commit(tmp_path: P
     crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
     assert crm.rows[1]["name"] == erp.rows[1]["name"] == "erp"
     assert {(c.winner, c.detail) for c in recorded} == {("erp", "erp's commit is later")}
+
+
+def test_commit_clock_remembers_long_values_by_digest() -> None:
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    clock = CommitClock({("erp", MY_T): ("id",)})
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    long = "x" * 10_000
+    clock.saw("erp", Transaction("1", None, t, (RowChange(MY_T, Op.UPDATE, None, {"id": 1, "note": long}),)))  # type: ignore[arg-type]
+    same = lambda a, b: a == b  # noqa: E731
+    assert clock.wait_for("erp", MY_T, (1,), "note", "x" * 10_000, same, timeout=0) == t
+    assert clock.wait_for("erp", MY_T, (1,), "note", "x" * 9_999 + "y", same, timeout=0) is None
