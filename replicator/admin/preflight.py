@@ -277,15 +277,19 @@ def lost_position(findings: list[Finding]) -> bool:
 
 def _stored_checkpoint(target: Connection, stream: str) -> Position | None:
     """The position `stream` has applied, from the target's checkpoint table; None before setup."""
+    # named before connecting: a connection error (retriable, raised as is) must not meet an unbound name
+    missing: tuple[type[Exception], ...]
+    if target.kind == "postgresql":
+        missing = (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
+    else:
+        missing = (pymysql.err.ProgrammingError,)  # 1146: no such table (not set up yet)
     try:
         if target.kind == "postgresql":
             db = pg_connect(target, target.apply)
             table: Any = psycopg2.sql.SQL("{}.checkpoint").format(psycopg2.sql.Identifier(target.state_schema))
-            missing: tuple[type[Exception], ...] = (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
         else:
             db = my_connect(target, target.apply, database=None)
             table = f"{my_ident(target.state_schema)}.checkpoint"
-            missing = (pymysql.err.ProgrammingError,)  # 1146: no such table (not set up yet)
         try:
             with db.cursor() as cur:
                 query = "SELECT position FROM {} WHERE stream = %s"
