@@ -239,6 +239,14 @@ conflicts = Counter(
     ["direction", "table", "kind", "resolution"],
     registry=REGISTRY,
 )
+conflict_checks_skipped = Counter(
+    "replicator_conflict_checks_skipped_total",
+    "Two-way updates written whole and unchecked because the source sent no full old row (PostgreSQL "
+    "without REPLICA IDENTITY FULL): a concurrent edit of another field may be overwritten. `check` names "
+    "the tables and `setup` fixes them.",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
 conflicts_pending = Gauge(
     "replicator_conflicts_pending",
     "Conflicts of `conflicts: manual` fields waiting for `replicator conflicts resolve`, by target table "

@@ -140,11 +140,7 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
 
 
 def _count_unchecked(flow: Flow) -> None:
-    # replicator_conflict_checks_skipped_total{direction,table} lives in metrics.py, which the conflict
-    # store's change adds; until both are merged the count is only logged (see _two_way)
-    counter = getattr(metrics, "conflict_checks_skipped", None)
-    if counter is not None:
-        counter.labels(flow.stream, str(flow.target.table)).inc()
+    metrics.conflict_checks_skipped.labels(flow.stream, str(flow.target.table)).inc()
 
 
 def _known(values: dict[str, Any]) -> dict[str, Any]:
