@@ -62,14 +62,15 @@ from typing import Any, Callable, Iterable, Sequence
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
+from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction, Watermark
 from replicator.codec import dumps_key, loads_key
 from replicator.config import Config, Connection
 from replicator.connect import MISSING, RETRIABLE, error_class
 from replicator.errors import ConfigError, FatalError, ReplicatorError, RetriableError
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import route_flow
+from replicator.mapping.router import Routed, route_flow
+from replicator.sources.base import Source
 from replicator.sources.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
 # package has import cycles that break when two threads import it at once
 
@@ -329,7 +330,6 @@ class SyncDriver:
         self.opposite = stream_name(target.name, source.name)
         self.stop = stop
         self.chunk_rows = config.sync.chunk_rows
-        self.wm_table = watermark_table(source)
         self._lock = threading.Condition()
         # synced table -> (its key columns, {key changed since the sync started: CHANGED or ECHO});
         # the apply thread's
@@ -343,7 +343,7 @@ class SyncDriver:
         self._watched_lock = threading.Lock()
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
-        self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
+        self.sources: list[Source] = []  # stream readers told to keep echo rows while a sync runs
 
     # -------------------------------------------------------------- apply thread
     @property
@@ -436,18 +436,15 @@ class SyncDriver:
         with self._watched_lock:
             self._watched.clear()
 
-    def observe(self, txn: Transaction) -> list[Any]:
+    def observe(self, txn: Transaction) -> list[Routed | Progress]:
         """Remember changed keys; at a HIGH watermark return the chunk's rows to apply (routed through
         the chunk's flow: TargetChanges and LinkedChanges) followed by its Progress."""
         if not (self._tracked or self._watched):
             return []
-        out: list[Any] = []
+        out: list[Routed | Progress] = []
         # a change of ours (an echo) brought the other side's fields into this row, nothing else; a
         # deleted row is deleted whoever deleted it
         for ch in txn.changes:
-            if ch.table == self.wm_table:
-                out.extend(self._watermark(ch))
-                continue
             if ch.op is Op.DELETE and not txn.echo and ch.before:
                 with self._watched_lock:  # not across _watermark: the peer's lock is taken there
                     watched = self._watched.get(ch.table)
@@ -462,14 +459,15 @@ class SyncDriver:
                         key = tuple(image.get(c) for c in cols)
                         if keys.get(key) is not CHANGED:
                             keys[key] = kind
+        for mark in txn.watermarks:  # after the transaction's rows (a snapshotter's has none)
+            out.extend(self._watermark(mark))
         return out
 
-    def _watermark(self, ch: RowChange) -> list[Any]:
-        row = ch.after or {}
-        if row.get("stream") != self.stream or row.get("kind") != "high":
+    def _watermark(self, mark: Watermark) -> list[Routed | Progress]:
+        if mark.stream != self.stream or mark.kind != "high":
             return []
         with self._lock:
-            chunk = self._chunks.pop(row.get("mark", ""), None)  # marks are uuid hex: "" finds none
+            chunk = self._chunks.pop(mark.mark, None)  # marks are uuid hex: "" finds none
             self._lock.notify_all()
         if chunk is None:
             return []  # a previous session's watermark: its chunk is read again
@@ -477,7 +475,7 @@ class SyncDriver:
         table = job.flow.source.table
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
         deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
-        out: list[Any] = []
+        out: list[Routed | Progress] = []
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
             if kind is CHANGED:
@@ -494,14 +492,14 @@ class SyncDriver:
         return out
 
     @staticmethod
-    def _echo_row(job: Job, routed: list[Any]) -> list[Any]:
+    def _echo_row(job: Job, routed: list[Routed]) -> list[Routed]:
         """A row our other direction wrote into this side since the sync started: it exists on the
         other side (or was deleted there since: it must not come back), and the echo carried the
         other side's fields. Only the fields this side owns are written, into an existing row."""
         key = set(job.flow.target.key)
         if not any(p.target not in key and p.target not in job.echo_insert_only for p in job.flow.plans):
             return []  # this side owns none of the fields: nothing to bring over
-        out = []
+        out: list[Routed] = []
         for change in routed:
             if isinstance(change, TargetChange):
                 values = {c: v for c, v in change.values.items() if c in key or c not in job.echo_insert_only}
