@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping as TMapping, Sequence, cast
 
 from replicator.changes import Op, RowChange, TableRef
-from replicator.codec import dumps_key, loads_key
+from replicator.codec import dumps_key
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, ReplicatorError, RowError, Where
 from replicator.mapping.model import Endpoint, Field, FieldPlan, Flow, Mapping, MappingSet
@@ -658,16 +658,12 @@ class DbLookup:
     def crosswalk(self, mapping: str, skey: tuple[Any, ...]) -> tuple[tuple[Any, ...], str] | None:
         """(target key, where the pair was found), like Linker._crosswalk but saying which database."""
         src, dst = self.flow.source.side, self.flow.target.side
-        text = dumps_key(skey)
-        rows = self.target.query(f"SELECT target_key FROM {self.linker.crosswalk} WHERE mapping = %s AND "
-                                 f"source_side = %s AND source_key = %s", [mapping, src, text])
-        if rows:
-            return tuple(loads_key(rows[0][0])), f"{dst}'s crosswalk {self.target.conn.state_schema}.crosswalk"
-        rows = self._source_query("SELECT source_key FROM {crosswalk} WHERE mapping = %s AND source_side = %s "
-                                  "AND target_key = %s", [mapping, dst, text])
-        if rows:
-            return tuple(loads_key(rows[0][0])), f"{src}'s crosswalk {self.source.conn.state_schema}.crosswalk"
-        return None
+        pair = self.linker.lookup.pair(mapping, skey)
+        if pair is None:
+            return None
+        if pair.in_source:
+            return pair.target_key, f"{src}'s crosswalk {self.source.conn.state_schema}.crosswalk"
+        return pair.target_key, f"{dst}'s crosswalk {self.target.conn.state_schema}.crosswalk"
 
     def natural(self, endpoint: Endpoint, cols: dict[str, Any]) -> list[tuple[Any, ...]]:
         return self.target.find_keys(endpoint.table, endpoint.key, cols)
