@@ -2,8 +2,8 @@
 references (what `router.route_flow` does with it, told step by step)."""
 from __future__ import annotations
 
-from typing import Any, Mapping as TMapping
 import dataclasses
+from typing import Any, Mapping as TMapping
 
 from replicator.changes import Op, RowChange
 from replicator.codec import dumps_key

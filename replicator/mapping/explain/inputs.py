@@ -1,9 +1,9 @@
 """`replicator explain`'s inputs: the flow from a side, the key or row given, the mapping's raw YAML."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
-import json
 
 from replicator.config import Config
 from replicator.errors import ConfigError, ReplicatorError

@@ -1,11 +1,11 @@
 """`explain`'s output: JSON, or text for a terminal."""
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
-import json
-import uuid
 
 from replicator.mapping.router import Ref
 
