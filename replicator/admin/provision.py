@@ -16,7 +16,7 @@ import pymysql
 from replicator import checkpoint as ckpt
 from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
-from replicator.sync import driver as sync
+from replicator.sync import state as sync
 from replicator.appliers.mariadb import quote
 from replicator.connect import my_connect
 from replicator.connect import pg_connect

@@ -34,7 +34,8 @@ from replicator.mapping.model import MappingSet
 from replicator.sources.base import Source
 from replicator.sources.binlog import BinlogSource, binlog_files
 from replicator.sources.wal import WalSource
-from replicator.sync.driver import Progress, SyncDriver
+from replicator.sync.driver import SyncDriver
+from replicator.sync.snapshot import Progress
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,9 @@ from replicator.config import Config
 from replicator.mapping.model import MappingSet
 from replicator.sync.progress import line
 from replicator.mapping.router import LinkedChange
-from replicator.sync.driver import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first
+from replicator.sync.driver import SyncDriver
+from replicator.sync.snapshot import Chunk, Job, Progress, _parents_first
+from replicator.sync.state import DONE, SyncRow
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
 YAML = """\
