@@ -229,6 +229,12 @@ class BinlogSource:
             if self._stop.is_set():
                 return
             raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: {exc}") from None
+        except RetriableError:
+            # stop() shuts the socket down; the library then asks _OneConnection for a new connection,
+            # which refuses: after a stop that is the end of the stream, not a loss
+            if self._stop.is_set():
+                return
+            raise
         finally:
             self._stop.set()
             metrics.connection_up.labels(self.conn.name, "capture").set(0)
