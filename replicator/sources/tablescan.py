@@ -68,7 +68,7 @@ class Applier(Protocol):
     def quote_col(self, column: str) -> str: ...
 
 
-__all__ = ["TableScanError", "TableScanner"]
+__all__ = ["KeyCursor", "TableScanError", "TableScanner"]
 
 KEYS_PER_STATEMENT = 1000  # by_keys / lock_keys: key tuples per IN list
 _ALIAS = "scanned"
@@ -399,3 +399,23 @@ class TableScanner:
         if not any(cols == set(self.key) for cols in indexes.values()):
             raise TableScanError(f"key {list(self.key)} is neither the primary key nor a unique index: "
                                  f"chunks by key could skip rows", table=self.table)
+
+
+class KeyCursor:
+    """One table read in key chunks, each after the last key of the one before: the one keyed snapshot
+    reader of sync (sync/snapshot.py, resuming after a saved key) and verify (verify/scan.py)."""
+
+    def __init__(self, scanner: TableScanner, chunk_rows: int, after: tuple[Any, ...] | None = None):
+        self.scanner, self.n = scanner, chunk_rows
+        self.after = after  # the last key read (None: from the start)
+        self.done = False  # a chunk came back short: nothing after it
+
+    def next(self) -> list[dict[str, Any]]:
+        """The next chunk of at most `chunk_rows` rows; [] at the end."""
+        if self.done:
+            return []
+        rows = self.scanner.chunk(self.after, self.n)
+        self.done = len(rows) < self.n
+        if rows:
+            self.after = self.scanner.key_of(rows[-1])
+        return rows

@@ -17,7 +17,7 @@ from replicator.changes import TableRef
 from replicator.config import Connection
 from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE
 from replicator.mapping.model import Flow
-from replicator.sources.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
+from replicator.sources.tablescan import KeyCursor, TableScanner  # imported here, not in a thread: mysql-replication's
 # package has import cycles that break when two threads import it at once
 
 if TYPE_CHECKING:
@@ -113,21 +113,18 @@ class Snapshotter:
                 metrics.sync_rows_estimated.labels(d.stream, job.mapping).set(estimated)
                 log.info("%s: sync of %s from %s starts%s (about %d rows)", d.stream, job.mapping,
                          job.flow.source.table, f" after key {job.last_key}" if job.last_key else "", estimated)
-                after, done_rows = job.last_key, job.rows_done
+                cursor, done_rows = KeyCursor(scanner, d.chunk_rows, job.last_key), job.rows_done
                 while True:
                     if not d.wait_room(self):
                         return
-                    rows = scanner.chunk(after, d.chunk_rows)
-                    done = len(rows) < d.chunk_rows
-                    if rows:
-                        after = scanner.key_of(rows[-1])
+                    rows = cursor.next()
                     done_rows += len(rows)
                     estimated = max(estimated, done_rows)
-                    high = d.add_chunk(self, Chunk(job, rows, after, done_rows, estimated, done))
+                    high = d.add_chunk(self, Chunk(job, rows, cursor.after, done_rows, estimated, cursor.done))
                     if high is None:
                         return  # its session ended while it read: the next session reads the chunk again
                     self._watermark(db, high, "high")
-                    if done:
+                    if cursor.done:
                         break
         except BaseException as exc:  # handed to the apply loop, which decides
             if not self.cancelled.is_set():  # else the error is the cancel's own
