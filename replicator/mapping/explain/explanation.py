@@ -11,7 +11,8 @@ from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
 from replicator.mapping.explain.render import _inline, _show, _show_key
 from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
-from replicator.mapping.router import LinkedChange, Ref, _matches, key_of, route_flow, source_key, target_values
+from replicator.mapping.router import (LinkedChange, Ref, Routed, _matches, key_of, route_flow, source_key,
+                                      target_values)
 from replicator.mapping.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
 
 
@@ -45,7 +46,7 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
     out["filter"] = _filter(flow, spec, row)
     out["gate"] = _gate(flow, row)
     try:
-        routed: list[Any] = route_flow(flow, change)
+        routed: list[Routed] = route_flow(flow, change)
         route_error = None
     except RowError as exc:
         routed, route_error = [], exc
@@ -238,7 +239,7 @@ def _try(lookup: Any, fn: Any, *args: Any) -> tuple[Any, str | None]:
         return None, text
 
 
-def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Any],
+def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Routed],
            route_error: RowError | None, filtered: bool, lookup: Any, note: str | None) -> None:
     tgt = flow.target
     key: dict[str, Any] = {"kind": "shared", "source_columns": list(flow.key_sources), "target_key": None,
@@ -276,7 +277,7 @@ def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, An
     out["outcome"] = {"action": action, "text": text}
 
 
-def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Any],
+def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Routed],
             route_error: RowError | None, filtered: bool, lookup: Any, note: str | None) -> None:
     """Mirror of links.Linker.apply, read-only: references, counterpart by key/crosswalk/natural key, gate."""
     src, tgt = flow.source, flow.target
