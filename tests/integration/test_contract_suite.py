@@ -175,14 +175,20 @@ def test_a_restart_resumes_after_the_checkpoint_and_delivers_nothing_twice(rig: 
     assert rig.target_rows() == [(1, "first"), (2, "while stopped")]
 
 
-def test_a_write_tagged_by_the_other_direction_comes_back_as_an_echo_without_rows(rig: Rig) -> None:
+@pytest.mark.parametrize("keep", [False, True], ids=["dropped", "kept for a sync"])
+def test_a_write_tagged_by_the_other_direction_comes_back_as_an_echo(rig: Rig, keep: bool) -> None:
+    """Without keep_echoes an echo carries no rows; with it (a sync is running) it carries them, marked."""
     table = TableRef(rig.src.database if rig.src.kind == "mariadb" else "public",
                      "items" if rig.src.kind == "mariadb" else "item")
     # the opposite direction's applier writes into our source, as the daemon would
     other = make_applier(rig.src, rig.d.guard.echo_stream, rig.d.name)
     other.connect()
     reader = rig.open()
+    reader.source.keep_echoes = keep
     try:
+        # past the echo of the checkpoint `setup` wrote, which comes first (a row after it comes after it)
+        rig.write_source((6, "before"))
+        before = reader.next_transaction()
         position = other.read_checkpoint()
         other.rollback()
         assert position is not None
@@ -190,10 +196,11 @@ def test_a_write_tagged_by_the_other_direction_comes_back_as_an_echo_without_row
         other.apply([TargetChange(table, Op.INSERT, ("id",), (7,), {"id": 7, "label": "echo"})])
         other.commit(position, None)
         echo = reader.next_transaction(echo=True)
-        assert echo.changes == () and echo.final
+        assert echo.final and echo.position > before.position  # type: ignore[operator]
+        assert [int(c.after["id"]) for c in echo.changes if c.after] == ([7] if keep else [])
         rig.write_source((8, "after the echo"))
         txn = reader.next_transaction()
-        assert [int(c.after["id"]) for c in txn.changes if c.after] == [8], "the echo's row came through"
+        assert [int(c.after["id"]) for c in txn.changes if c.after] == [8], "the echo came through as a change"
     finally:
         reader.close()
         other.rollback()
