@@ -27,7 +27,7 @@ class TableScanError(FatalError):
 Conv = Optional[Callable[[Any], Any]]
 
 
-class _Column:
+class ScanColumn:
     """How one column is selected, converted to the stream's value, and (for a key) passed back."""
 
     __slots__ = ("name", "expr", "conv", "param", "cast", "unsupported_key")
@@ -42,7 +42,7 @@ class _Column:
         self.unsupported_key = unsupported_key  # why this column cannot be a key column
 
 
-def _try(conv: Conv, value: Any) -> Any:
+def try_convert(conv: Conv, value: Any) -> Any:
     """A key value for an error message: converted if it can be, else as the driver gave it."""
     if conv is None or value is None:
         return value
@@ -52,7 +52,7 @@ def _try(conv: Conv, value: Any) -> Any:
         return value
 
 
-def _compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequence[tuple[Any, ...]]], list[Any]]:
+def compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequence[tuple[Any, ...]]], list[Any]]:
     """A function turning driver rows into row dicts: straight-line code, one converter call per column that
     needs one, no per-value type dispatch."""
     ns: dict[str, Any] = {}

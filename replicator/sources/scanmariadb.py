@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 from replicator.changes import TableRef
-from replicator.sources.scancolumn import TableScanError, _Column
+from replicator.sources.scancolumn import ScanColumn, TableScanError
 
 _UTC = timezone.utc
 
@@ -226,8 +226,8 @@ def _set_text(db: Any, table: TableRef, name: str, column_type: str, charset: st
     return text
 
 
-def _my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, charset: str | None,
-               collation_id: Any, octets: Any, precision: Any, fsp: Any, dbms: str) -> _Column:
+def my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, charset: str | None,
+               collation_id: Any, octets: Any, precision: Any, fsp: Any, dbms: str) -> ScanColumn:
     q = db.quote_col(name)
     column_type, ctype = ctype, ctype.lower()
     old = _OLD_FORMAT in ctype
@@ -236,59 +236,59 @@ def _my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, char
         return TableScanError(f"{ctype}: {why}", table=table, column=name)
 
     if dtype in _INTS or dtype == "decimal" or dtype == "double" and "(" not in ctype:
-        return _Column(name, q)  # a DOUBLE's text is the shortest that reads back to the same double
+        return ScanColumn(name, q)  # a DOUBLE's text is the shortest that reads back to the same double
     if dtype in ("float", "double"):
         # the text of a FLOAT has 6 significant digits, a DOUBLE(M,D)'s has D decimals; as a plain DOUBLE
         # either is the stored value exactly
-        return _Column(name, f"CAST({q} AS DOUBLE)")
+        return ScanColumn(name, f"CAST({q} AS DOUBLE)")
     if dtype == "bit":
-        return _Column(name, q, _bits(int(precision)), lambda bits: int(bits, 2))
+        return ScanColumn(name, q, _bits(int(precision)), lambda bits: int(bits, 2))
     if dtype == "year":
         if ctype not in ("year", "year(4)"):
             raise unsupported("two-digit YEAR is not supported")
-        return _Column(name, q, _year, _year_param)
+        return ScanColumn(name, q, _year, _year_param)
     if dtype in ("date", "datetime", "timestamp", "time") and old and fsp:
         raise unsupported("an old-format (MariaDB 5.3) temporal column with a fraction of a second; the binlog "
                           "reader cannot decode it either (ALTER TABLE ... FORCE converts it)")
     if dtype == "date":
-        return _Column(name, q, _date)
+        return ScanColumn(name, q, _date)
     if dtype == "datetime":
-        return _Column(name, q, _old_datetime if old else _datetime2)
+        return ScanColumn(name, q, _old_datetime if old else _datetime2)
     if dtype == "timestamp":
-        return _Column(name, q, _timestamp, _timestamp_param)
+        return ScanColumn(name, q, _timestamp, _timestamp_param)
     if dtype == "time":
         if old:
-            return _Column(name, q, _old_time, unsupported_key="an old-format TIME cannot be passed back as a key")
-        return _Column(name, q, None, _time_param)
+            return ScanColumn(name, q, _old_time, unsupported_key="an old-format TIME cannot be passed back as a key")
+        return ScanColumn(name, q, None, _time_param)
     if dtype == "binary":
-        return _Column(name, q, _binary, _binary_param(int(octets)))
+        return ScanColumn(name, q, _binary, _binary_param(int(octets)))
     if dtype in _BLOBS:
-        return _Column(name, q, _blob, _blob_param)
+        return ScanColumn(name, q, _blob, _blob_param)
     if dtype in _GEOMETRY:
-        return _Column(name, q, _blob, unsupported_key="a geometry key is not supported")
+        return ScanColumn(name, q, _blob, unsupported_key="a geometry key is not supported")
     if dtype == "inet6":
-        return _Column(name, q, _inet6, _inet6_param)
+        return ScanColumn(name, q, _inet6, _inet6_param)
     if dtype == "uuid":
-        return _Column(name, q, _uuid, _uuid_param)
+        return ScanColumn(name, q, _uuid, _uuid_param)
     if dtype in _TEXTS or dtype in ("enum", "set"):
         encoding = _binlog_encoding(collation_id, dbms)
         utf8 = (charset or "").lower() in _UTF8 and _is_utf8(encoding)
         no_key = "ENUM and SET keys are not supported (the server orders them by member number)"
         if dtype == "enum":
             if utf8:
-                return _Column(name, q, unsupported_key=no_key)
+                return ScanColumn(name, q, unsupported_key=no_key)
             # the library's member name: the table map's bytes (in the column's charset) read as UTF-8, or ''
-            return _Column(name, f"CAST({q} AS BINARY)", _member_name, unsupported_key=no_key)
+            return ScanColumn(name, f"CAST({q} AS BINARY)", _member_name, unsupported_key=no_key)
         if dtype == "set":
             if utf8:
-                return _Column(name, q, unsupported_key=no_key)
-            return _Column(name, f"{q} + 0", _set_text(db, table, name, column_type, charset or ""),
+                return ScanColumn(name, q, unsupported_key=no_key)
+            return ScanColumn(name, f"{q} + 0", _set_text(db, table, name, column_type, charset or ""),
                            unsupported_key=no_key)
         if utf8:
-            return _Column(name, q)
+            return ScanColumn(name, q)
         # another character set: the raw bytes, decoded with the library's codec
         why = None if encoding is not None else f"character set {charset} has no Python codec"
-        return _Column(name, f"CAST({q} AS BINARY)", _decode(encoding), unsupported_key=why)
+        return ScanColumn(name, f"CAST({q} AS BINARY)", _decode(encoding), unsupported_key=why)
     if dtype == "json":
         raise unsupported("MySQL's binary JSON is decoded by the binlog reader into Python objects; not supported")
     raise unsupported(f"type {dtype} is not supported")

@@ -15,7 +15,7 @@ from replicator.sources.scancolumn import Conv
 _PG_TEXT = converter_for(25)  # text: the decoder's bytes.decode; a str from psycopg2 is that already
 
 
-def _pg_conv(type_oid: int) -> Conv:
+def pg_conv(type_oid: int) -> Conv:
     """The stream's converter for the OID pgoutput reports (atttypid), applied to the same text."""
     conv = converter_for(type_oid)
     if conv is _PG_TEXT:
@@ -25,7 +25,7 @@ def _pg_conv(type_oid: int) -> Conv:
     return lambda text: conv(text.encode())  # conv is bound once
 
 
-def _pg_param(value: Any) -> str:
+def pg_param(value: Any) -> str:
     """A key value as the stream gave it -> text the column type's input function reads back to that value."""
     if isinstance(value, str):
         return value

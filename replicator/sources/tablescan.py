@@ -53,9 +53,9 @@ from datetime import datetime
 from typing import Any, Mapping, Protocol, Sequence
 
 from replicator.changes import TableRef
-from replicator.sources.scancolumn import TableScanError, _Column, _compile_rows, _try
-from replicator.sources.scanmariadb import _my_column
-from replicator.sources.scanpostgres import _pg_conv, _pg_param
+from replicator.sources.scancolumn import ScanColumn, TableScanError, compile_rows, try_convert
+from replicator.sources.scanmariadb import my_column
+from replicator.sources.scanpostgres import pg_conv, pg_param
 
 
 class Applier(Protocol):
@@ -110,7 +110,7 @@ class TableScanner:
         self._key_index = tuple(self.columns.index(k) for k in self.key)
         # key columns whose converter may give None for a non-NULL value (MariaDB zero dates)
         self._null_keys = tuple(c for c in self._key_cols if c.conv is not None and not self._pg)
-        self._convert = _compile_rows(self.columns, [c.conv for c in cols])
+        self._convert = compile_rows(self.columns, [c.conv for c in cols])
 
         # key columns are named through the table's alias: a bare name in ORDER BY would mean the select
         # list's column of that name, i.e. PostgreSQL's text of it
@@ -241,7 +241,7 @@ class TableScanner:
                 try:
                     col.conv(value)
                 except Exception as exc:
-                    key = tuple(_try(self._cols[j].conv, raw[j]) for j in self._key_index)
+                    key = tuple(try_convert(self._cols[j].conv, raw[j]) for j in self._key_index)
                     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
                     raise TableScanError(f"cannot value {shown} as the change stream would: "
                                          f"{type(exc).__name__}: {exc}", table=self.table, column=col.name,
@@ -266,12 +266,12 @@ class TableScanner:
         return out
 
     @staticmethod
-    def _mark(col: _Column) -> str:
+    def _mark(col: ScanColumn) -> str:
         return f"%s::{col.cast}" if col.cast else "%s"
 
     # -- PostgreSQL catalog
 
-    def _load_postgres(self) -> list[_Column]:
+    def _load_postgres(self) -> list[ScanColumn]:
         db, table = self.db, self.table
         settings = db.query(
             "SELECT '2000-01-01 00:00:00+00'::timestamptz::text, current_setting('DateStyle'), "
@@ -334,7 +334,7 @@ class TableScanner:
             if name in keyset and not notnull:
                 raise TableScanError("key column is nullable: keyset pagination would lose its NULL rows",
                                      table=table, column=name)
-            cols.append(_Column(name, expr, _pg_conv(typoid), _pg_param, typname.replace("%", "%%")))
+            cols.append(ScanColumn(name, expr, pg_conv(typoid), pg_param, typname.replace("%", "%%")))
         if not cols:
             raise TableScanError("the table has no columns the stream sends", table=table)
         return cols
@@ -352,7 +352,7 @@ class TableScanner:
 
     # -- MariaDB catalog
 
-    def _load_mariadb(self) -> list[_Column]:
+    def _load_mariadb(self) -> list[ScanColumn]:
         db, table = self.db, self.table
         tz, jan, jul, sql_mode, results, version = db.query(
             "SELECT @@session.time_zone, CONVERT_TZ('2000-01-01 00:00:00', @@session.time_zone, '+00:00'), "
@@ -382,7 +382,7 @@ class TableScanner:
             if name in keyset and nullable:
                 raise TableScanError("key column is nullable: keyset pagination would lose its NULL rows",
                                      table=table, column=name)
-            cols.append(_my_column(db, table, name, dtype, ctype, charset, collation_id, octets, precision,
+            cols.append(my_column(db, table, name, dtype, ctype, charset, collation_id, octets, precision,
                                    fsp, dbms))
         if len({c.name for c in cols}) != len(cols):
             raise TableScanError(f"the catalog lists a column twice: {[c.name for c in cols]}", table=table)
