@@ -147,6 +147,35 @@ class Transaction:
     changes: tuple[RowChange, ...]
     final: bool = True
     echo: bool = False
+    # sync watermarks met in this transaction, after its rows (replicator.sync.driver); a snapshotter
+    # writes each in a transaction of its own
+    watermarks: tuple["Watermark", ...] = ()
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """The source is idle between transactions and has handed over everything before `position`:
+    nothing there for us, so it is a safe place to resume from (a PostgreSQL WAL end)."""
+
+    position: Position
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A sync watermark the snapshotter wrote into the source (replicator.sync.driver): a PostgreSQL
+    logical message, or a row of `<state_schema>.watermark` on MariaDB. `mark` names a chunk."""
+
+    stream: str
+    kind: str  # "high" (the only kind written today)
+    mark: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Watermark":
+        return cls(str(row.get("stream") or ""), str(row.get("kind") or ""), str(row.get("mark") or ""))
+
+
+# what a Source yields, in commit order
+SourceMessage = Union[Transaction, Keepalive]
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,7 @@ def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int
     """Request the copies; a running daemon performs them, otherwise the streams run here until done."""
     from replicator.stream.pipeline import Daemon, MappingHolder
     from replicator.sync.progress import SyncMonitor
-    from replicator.sync.driver import request
+    from replicator.sync.state import request
 
     wanted = request(config, mappings, args.mapping)
     monitor = SyncMonitor(config, wanted)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Inspector
 
 from replicator import checkpoint as ckpt
 from replicator.changes import LSN, BinlogPosition, Position, position_from_json
+from replicator.identifiers import for_params, my_ident, pg_ident
 from replicator.connect import my_connect
 from replicator.connect import pg_connect, sql_engine
 from replicator.config import Config, Connection
@@ -25,8 +26,7 @@ from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
 from replicator.mapping.check import (Finding, check_config, inspected_columns, inspected_primary_key,
                                       inspected_unique_keys)
-from replicator.admin.provision import pg_ident, replica_identity_sql, two_way_tables
-from replicator.appliers.mariadb import quote as my_ident
+from replicator.admin.provision import replica_identity_sql, two_way_tables
 from replicator.sources.binlog import binlog_files
 
 
@@ -289,7 +289,7 @@ def _stored_checkpoint(target: Connection, stream: str) -> Position | None:
             table: Any = psycopg2.sql.SQL("{}.checkpoint").format(psycopg2.sql.Identifier(target.state_schema))
         else:
             db = my_connect(target, target.apply, database=None)
-            table = f"{my_ident(target.state_schema)}.checkpoint"
+            table = f"{for_params(my_ident(target.state_schema))}.checkpoint"
         try:
             with db.cursor() as cur:
                 query = "SELECT position FROM {} WHERE stream = %s"

@@ -16,22 +16,18 @@ import pymysql
 from replicator import checkpoint as ckpt
 from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
-from replicator.sync import driver as sync
+from replicator.sync import state as sync
 from replicator.appliers.mariadb import quote
 from replicator.connect import my_connect
 from replicator.connect import pg_connect
 from replicator.changes import LSN, BinlogPosition, Position, TableRef
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError, FatalError
+from replicator.identifiers import pg_ident
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, stream_name
 from replicator.mapping.model import MappingSet
 
 log = logging.getLogger(__name__)
-
-
-def pg_ident(name: str) -> str:
-    """PostgreSQL identifier quoting (double quotes, doubled inside), usable without a connection."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def state_sql(conn: Connection) -> list[str]:

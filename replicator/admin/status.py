@@ -29,7 +29,7 @@ from replicator.errors import ReplicatorError
 from replicator.loopguard import CHECKPOINT_TABLE, stream_name
 from replicator.mapping.links import PARKED
 from replicator.sources.binlogretention import UNLIMITED, read_retention
-from replicator.sync.driver import SyncState
+from replicator.sync.state import SyncState
 
 HEALTHY, DEGRADED, STOPPED = 0, 1, 2
 STATE_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", STOPPED: "stopped"}

@@ -12,7 +12,6 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import pymysql
 from pymysql.constants import CLIENT
-from sqlalchemy.dialects.mysql.base import MySQLDialect
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
@@ -22,18 +21,15 @@ from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, my_connect, my_error_class
 from replicator.connect import mysql_message as _message
 from replicator.errors import ConfigError, RetriableError
+from replicator.identifiers import for_params, my_ident
 from replicator.loopguard import CHECKPOINT_TABLE
 
 _T = TypeVar("_T")
 
 BATCH = 1000
-# paramstyle "named": the preparer must not double % itself, quote() does it once for PyMySQL
-_PREPARER = MySQLDialect(paramstyle="named").identifier_preparer
-
-
 def quote(*parts: str) -> str:
     """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
-    return ".".join(_PREPARER.quote_identifier(p) for p in parts).replace("%", "%%")
+    return for_params(my_ident(*parts))
 
 
 def _utc_naive(value: Any) -> Any:
@@ -284,7 +280,7 @@ class MariaDBApplier(Applier):
                     clauses = {str(r[0]).strip() for r in cur.fetchall()}
                 except pymysql.ProgrammingError:  # MySQL before 8.0.16: no such table, JSON is its own type
                     clauses = set()
-                json_cols = {c for c in types if f"json_valid({_PREPARER.quote_identifier(c)})" in clauses}
+                json_cols = {c for c in types if f"json_valid({my_ident(c)})" in clauses}
                 self._converters[t] = {c: _json if c in json_cols else _CONVERTERS[ty]
                                        for c, ty in types.items() if ty in _CONVERTERS or c in json_cols}
         self.db.rollback()

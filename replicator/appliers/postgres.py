@@ -21,6 +21,7 @@ from replicator.changes import Position, TableRef, TargetChange, position_from_j
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, pg_connect, pg_error_class
 from replicator.errors import ConfigError, RetriableError
+from replicator.identifiers import for_params, pg_ident
 from replicator.loopguard import MESSAGE_PREFIX
 
 _T = TypeVar("_T")
@@ -366,7 +367,7 @@ class PostgresApplier(Applier):
 
 def _ident(name: str) -> str:
     """PostgreSQL identifier quoting; % doubled because statements run with parameters."""
-    return ('"' + name.replace('"', '""') + '"').replace("%", "%%")
+    return for_params(pg_ident(name))
 
 
 def _pg_type(data_type: str) -> str:

@@ -18,6 +18,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
+from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route
 
@@ -70,6 +71,9 @@ class Linker:
         self.target_side = target_side
         self.source_query = source_query
         self.crosswalk = applier.quote_table(TableRef(state_schema, CROSSWALK))
+        self.lookup = CrosswalkLookup(
+            lambda sql, params: self.a.query(sql.replace("{crosswalk}", self.crosswalk), params),
+            source_query, source_side, target_side)
         self.parked = applier.quote_table(TableRef(state_schema, PARKED))
         self.change_col = applier.quote_col("change")
         # (mapping, source key) -> target key; pairs never change
@@ -136,18 +140,11 @@ class Linker:
         hit = self._pairs.get((mapping, skey))
         if hit is not None:
             return hit
-        rows = self.a.query(f"SELECT target_key FROM {self.crosswalk} WHERE mapping = %s AND source_side = %s "
-                            f"AND source_key = %s", [mapping, self.source_side, skey])
-        if not rows and self.source_query is not None:
-            # a pair the other direction created lives in our source database, seen from the other side
-            rows = self.source_query(
-                "SELECT source_key FROM {crosswalk} WHERE mapping = %s AND source_side = %s AND target_key = %s",
-                [mapping, self.target_side, skey])
-        if not rows:
+        pair = self.lookup.pair(mapping, source_key)
+        if pair is None:
             return None
-        target_key = loads_key(rows[0][0])
-        self._pairs[(mapping, skey)] = target_key
-        return target_key
+        self._pairs[(mapping, skey)] = pair.target_key
+        return pair.target_key
 
     def _pair(self, flow: Flow, source_key: tuple[Any, ...], target_key: tuple[Any, ...]) -> None:
         self.a.execute(f"INSERT INTO {self.crosswalk} (mapping, source_side, source_key, target_key) "

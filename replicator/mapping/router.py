@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
@@ -41,16 +41,21 @@ class LinkedChange:
     must_exist: bool = False  # update an existing counterpart only, never create one
 
 
-def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime | None = None) -> list[Any]:
+# what routing makes of a source change: a plain target operation the applier batches, or one the
+# Linker applies row by row after looking at the target
+Routed = Union[TargetChange, LinkedChange]
+
+
+def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime | None = None) -> list[Routed]:
     """A change read from the stream: two-way flows write only what changed and carry what the
     source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`)."""
-    out: list[Any] = []
+    out: list[Routed] = []
     for flow in mset.routes.get((side, change.table), ()):
         out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
     return out
 
 
-def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Any]:
+def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
     """Target operations for one source change. `stream`: the change was read from the source's
     stream (not a table scan by sync, verify or explain, which always write every field)."""
     if change.op is Op.TRUNCATE:
@@ -73,7 +78,7 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
         return [TargetChange(tgt.table, Op.DELETE, tgt.key, key_of(flow, row, change), {})]
     values = target_values(flow, change, row)
     key = key_of(flow, row, change)
-    out = []
+    out: list[Routed] = []
     if change.op is Op.UPDATE and change.before:
         old_key = key_of(flow, change.before, change, partial=True)
         if old_key is not None and old_key != key:
@@ -93,7 +98,7 @@ def full_before(flow: Flow, change: RowChange) -> bool:
     return before is not None and all(p.source is None or p.source in before for p in flow.plans)
 
 
-def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time: datetime | None) -> list[Any]:
+def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time: datetime | None) -> list[Routed]:
     """A change of a two-way flow: an UPDATE writes only the fields whose mapped value changed (compared
     in target terms, after value maps and transforms), so a concurrent edit of another field on the
     target survives; every operation carries `expect`, the row as the source saw it before, for the
@@ -220,7 +225,7 @@ def _safe_key(flow: Flow, row: Mapping[str, Any]) -> Any:
     return tuple(row.get(c) for c in flow.source.key)
 
 
-def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> list[Any]:
+def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> list[Routed]:
     skey = source_key(flow, row, change)
     if change.op is Op.DELETE:
         if flow.delete == "ignore":
@@ -240,7 +245,7 @@ def _matches(value: Any, wanted: tuple[Any, ...]) -> bool:
     return any(value == w or (isinstance(value, str) and value == str(w)) for w in wanted)
 
 
-def _truncate(flow: Flow, change: RowChange) -> list[Any]:
+def _truncate(flow: Flow, change: RowChange) -> list[Routed]:
     tgt = flow.target
     if flow.truncate == "propagate":
         return [TargetChange(tgt.table, Op.TRUNCATE, tgt.key, (), {})]

@@ -23,11 +23,11 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryE
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
-from replicator.changes import BinlogPosition, Op, RowChange, TableRef, Transaction
+from replicator.changes import BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
 from replicator.connect import ACCESS, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
-from replicator.loopguard import CHECKPOINT_TABLE, LoopGuard
+from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources.binlogfast import FastBinLogStreamReader
 from replicator.sources.rowdecode import RowDecoder, exact_time, fixed_binary_length
 
@@ -135,6 +135,8 @@ class BinlogSource:
         self.start = start
         self.chunk_rows = chunk_rows
         self.heartbeat = heartbeat_seconds
+        # sync watermarks are rows of a state table here (replicator.sync.driver); they become Watermarks
+        self.watermark_table = TableRef(guard.state_schema, WATERMARK_TABLE)
         self._stream: BinLogStreamReader | None = None
         self._stop = threading.Event()
         _install_table_map_cache()
@@ -148,8 +150,13 @@ class BinlogSource:
         # while a sync runs, rows of echo transactions are kept (marked echo): the sync needs their keys
         self.keep_echoes = False
 
-    def ack(self, position: Any) -> None:
+    def ack(self, position: Position) -> None:
         """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
+
+    @property
+    def safe_position(self) -> Position | None:
+        """None: the binlog has no idle position past the last transaction boundary to record."""
+        return None
 
     def idle_position(self) -> BinlogPosition:
         return self._idle
@@ -177,7 +184,7 @@ class BinlogSource:
         if ssl:
             settings["ssl"] = ssl
         schemas = sorted({t.schema for t in self.tables} | {self.guard.state_schema})
-        names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE})
+        names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE, WATERMARK_TABLE})
         # same constructor and events as BinLogStreamReader, a cheaper per-event path (sources/binlogfast.py)
         return FastBinLogStreamReader(
             connection_settings=settings,
@@ -194,7 +201,7 @@ class BinlogSource:
             enable_logging=False,
         )
 
-    def transactions(self) -> Iterator[Transaction]:
+    def transactions(self) -> Iterator[SourceMessage]:
         try:
             self._stream = stream = self._open()
             metrics.connection_up.labels(self.conn.name, "capture").set(1)
@@ -222,6 +229,12 @@ class BinlogSource:
             if self._stop.is_set():
                 return
             raise RetriableError(f"binlog stream from {self.conn.host}:{self.conn.port}: {exc}") from None
+        except RetriableError:
+            # stop() shuts the socket down; the library then asks _OneConnection for a new connection,
+            # which refuses: after a stop that is the end of the stream, not a loss
+            if self._stop.is_set():
+                return
+            raise
         finally:
             self._stop.set()
             metrics.connection_up.labels(self.conn.name, "capture").set(0)
@@ -271,6 +284,7 @@ class BinlogSource:
         # event, so that an echo transaction is kept whole or dropped whole, never half
         keep = self.keep_echoes
         rows: list[RowChange] = []
+        marks: list[Watermark] = []
         chunks = 0
         in_txn = False
         m_event = metrics.last_event_timestamp.labels(self.direction)
@@ -294,7 +308,7 @@ class BinlogSource:
                 txid = gtid
                 commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
                 standalone = bool(event.flags & _STANDALONE)
-                echo, rows, chunks, in_txn = False, [], 0, True
+                echo, rows, marks, chunks, in_txn = False, [], [], 0, True
                 keep = self.keep_echoes
                 continue
             if isinstance(event, _ROW_EVENTS):
@@ -307,6 +321,10 @@ class BinlogSource:
                             raise FatalError(f"loop tag found in the middle of transaction {gtid} after "
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
+                    continue
+                if table == self.watermark_table:
+                    if not (echo and not keep):
+                        marks.extend(Watermark.from_row(ch.after) for ch in self._changes(event, table) if ch.after)
                     continue
                 if (echo and not keep) or table not in self.tables:
                     continue
@@ -336,8 +354,9 @@ class BinlogSource:
             in_txn = False
             if echo:
                 m_dropped.inc()
-            yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo)
-            rows, echo, chunks = [], False, 0
+            yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo,
+                              watermarks=tuple(marks))
+            rows, marks, echo, chunks = [], [], False, 0
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""

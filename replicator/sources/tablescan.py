@@ -49,18 +49,13 @@ inside the caller's transaction and leaves it open.
 """
 from __future__ import annotations
 
-import binascii
-import ipaddress
-import re
-import uuid
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+from datetime import datetime
+from typing import Any, Mapping, Protocol, Sequence
 
 from replicator.changes import TableRef
-from replicator.errors import FatalError
-from replicator.sources.pgoutput import converter_for
-
+from replicator.sources.scancolumn import ScanColumn, TableScanError, compile_rows, try_convert
+from replicator.sources.scanmariadb import my_column
+from replicator.sources.scanpostgres import pg_conv, pg_param
 
 
 class Applier(Protocol):
@@ -72,80 +67,11 @@ class Applier(Protocol):
     def quote_table(self, table: TableRef) -> str: ...
     def quote_col(self, column: str) -> str: ...
 
-__all__ = ["TableScanError", "TableScanner"]
+
+__all__ = ["KeyCursor", "TableScanError", "TableScanner"]
 
 KEYS_PER_STATEMENT = 1000  # by_keys / lock_keys: key tuples per IN list
 _ALIAS = "scanned"
-_UTC = timezone.utc
-
-
-class TableScanError(FatalError):
-    """A table, column or value the scanner cannot read exactly as the change stream would deliver it."""
-
-    kind = "scan"
-
-    def __init__(self, message: str, *, table: Any, column: str | None = None, key: Any = None):
-        self.table = str(table)
-        self.column = column
-        self.key = key
-        where = f"table {table}"
-        if column is not None:
-            where += f", column {column}"
-        if key is not None:
-            where += f", key {key!r}"
-        super().__init__(f"{where}: {message}")
-
-
-Conv = Optional[Callable[[Any], Any]]
-
-
-class _Column:
-    """How one column is selected, converted to the stream's value, and (for a key) passed back."""
-
-    __slots__ = ("name", "expr", "conv", "param", "cast", "unsupported_key")
-
-    def __init__(self, name: str, expr: str, conv: Conv = None, param: Conv = None, cast: str = "",
-                 unsupported_key: str | None = None):
-        self.name = name
-        self.expr = expr  # SQL select expression
-        self.conv = conv  # driver value (not None) -> stream value; None: as is
-        self.param = param  # stream value of a key column -> statement parameter; None: as is
-        self.cast = cast  # PostgreSQL: type name the parameter is cast to
-        self.unsupported_key = unsupported_key  # why this column cannot be a key column
-
-
-def _try(conv: Conv, value: Any) -> Any:
-    """A key value for an error message: converted if it can be, else as the driver gave it."""
-    if conv is None or value is None:
-        return value
-    try:
-        return conv(value)
-    except Exception:
-        return value
-
-
-def _compile_rows(names: Sequence[str], convs: Sequence[Conv]) -> Callable[[Sequence[tuple[Any, ...]]], list[Any]]:
-    """A function turning driver rows into row dicts: straight-line code, one converter call per column that
-    needs one, no per-value type dispatch."""
-    ns: dict[str, Any] = {}
-    unpack = ", ".join(f"v{i}" for i in range(len(names))) + ("," if len(names) == 1 else "")
-    items = []
-    for i, (name, conv) in enumerate(zip(names, convs)):
-        if conv is None:
-            items.append(f"{name!r}: v{i}")
-        else:
-            ns[f"c{i}"] = conv
-            items.append(f"{name!r}: None if v{i} is None else c{i}(v{i})")
-    src = ("def convert(rows):\n"
-           "    out = []\n"
-           "    append = out.append\n"
-           "    for r in rows:\n"
-           f"        {unpack} = r\n"
-           f"        append({{{', '.join(items)}}})\n"
-           "    return out\n")
-    exec(compile(src, "<tablescan>", "exec"), ns)  # noqa: S102 - names only appear as repr() literals
-    convert: Callable[[Sequence[tuple[Any, ...]]], list[Any]] = ns["convert"]
-    return convert
 
 
 class TableScanner:
@@ -184,7 +110,7 @@ class TableScanner:
         self._key_index = tuple(self.columns.index(k) for k in self.key)
         # key columns whose converter may give None for a non-NULL value (MariaDB zero dates)
         self._null_keys = tuple(c for c in self._key_cols if c.conv is not None and not self._pg)
-        self._convert = _compile_rows(self.columns, [c.conv for c in cols])
+        self._convert = compile_rows(self.columns, [c.conv for c in cols])
 
         # key columns are named through the table's alias: a bare name in ORDER BY would mean the select
         # list's column of that name, i.e. PostgreSQL's text of it
@@ -315,7 +241,7 @@ class TableScanner:
                 try:
                     col.conv(value)
                 except Exception as exc:
-                    key = tuple(_try(self._cols[j].conv, raw[j]) for j in self._key_index)
+                    key = tuple(try_convert(self._cols[j].conv, raw[j]) for j in self._key_index)
                     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
                     raise TableScanError(f"cannot value {shown} as the change stream would: "
                                          f"{type(exc).__name__}: {exc}", table=self.table, column=col.name,
@@ -340,12 +266,12 @@ class TableScanner:
         return out
 
     @staticmethod
-    def _mark(col: _Column) -> str:
+    def _mark(col: ScanColumn) -> str:
         return f"%s::{col.cast}" if col.cast else "%s"
 
     # -- PostgreSQL catalog
 
-    def _load_postgres(self) -> list[_Column]:
+    def _load_postgres(self) -> list[ScanColumn]:
         db, table = self.db, self.table
         settings = db.query(
             "SELECT '2000-01-01 00:00:00+00'::timestamptz::text, current_setting('DateStyle'), "
@@ -408,7 +334,7 @@ class TableScanner:
             if name in keyset and not notnull:
                 raise TableScanError("key column is nullable: keyset pagination would lose its NULL rows",
                                      table=table, column=name)
-            cols.append(_Column(name, expr, _pg_conv(typoid), _pg_param, typname.replace("%", "%%")))
+            cols.append(ScanColumn(name, expr, pg_conv(typoid), pg_param, typname.replace("%", "%%")))
         if not cols:
             raise TableScanError("the table has no columns the stream sends", table=table)
         return cols
@@ -426,7 +352,7 @@ class TableScanner:
 
     # -- MariaDB catalog
 
-    def _load_mariadb(self) -> list[_Column]:
+    def _load_mariadb(self) -> list[ScanColumn]:
         db, table = self.db, self.table
         tz, jan, jul, sql_mode, results, version = db.query(
             "SELECT @@session.time_zone, CONVERT_TZ('2000-01-01 00:00:00', @@session.time_zone, '+00:00'), "
@@ -456,7 +382,7 @@ class TableScanner:
             if name in keyset and nullable:
                 raise TableScanError("key column is nullable: keyset pagination would lose its NULL rows",
                                      table=table, column=name)
-            cols.append(_my_column(db, table, name, dtype, ctype, charset, collation_id, octets, precision,
+            cols.append(my_column(db, table, name, dtype, ctype, charset, collation_id, octets, precision,
                                    fsp, dbms))
         if len({c.name for c in cols}) != len(cols):
             raise TableScanError(f"the catalog lists a column twice: {[c.name for c in cols]}", table=table)
@@ -475,315 +401,21 @@ class TableScanner:
                                  f"chunks by key could skip rows", table=self.table)
 
 
-# --- PostgreSQL values ------------------------------------------------------------------------------------
-
-_PG_TEXT = converter_for(25)  # text: the decoder's bytes.decode; a str from psycopg2 is that already
-
-
-def _pg_conv(type_oid: int) -> Conv:
-    """The stream's converter for the OID pgoutput reports (atttypid), applied to the same text."""
-    conv = converter_for(type_oid)
-    if conv is _PG_TEXT:
-        return None
-    if conv is int or conv is float:  # int() and float() read str exactly as they read ASCII bytes
-        return conv
-    return lambda text: conv(text.encode())  # conv is bound once
-
-
-def _pg_param(value: Any) -> str:
-    """A key value as the stream gave it -> text the column type's input function reads back to that value."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "\\x" + binascii.hexlify(bytes(value)).decode()
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back to the same double; 'nan', 'inf' are accepted
-    if isinstance(value, (int, Decimal, uuid.UUID)):
-        return str(value)
-    raise TypeError(f"unexpected {type(value).__name__}")
-
-
-# --- MariaDB values ---------------------------------------------------------------------------------------
-
-_INTS = {"tinyint", "smallint", "mediumint", "int", "bigint"}
-_TEXTS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
-_BLOBS = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
-_GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
-             "geometrycollection"}
-_UTF8 = {"utf8mb4", "utf8mb3", "utf8"}
-_OLD_FORMAT = "/* mariadb-5.3 */"
-_CHARSET_NAME = re.compile(r"^[a-z0-9_]+$")
-
-
-def _binlog_encoding(collation_id: Any, dbms: str) -> str | None:
-    """The codec mysql-replication decodes a string column of this collation with (as rowdecode's
-    _string_decode finds it), or None when it keeps the raw bytes."""
-    from pymysqlreplication.row_event import RowsEvent, find_charset
-    encode_name = find_charset(str(collation_id), dbms=dbms)[0] if collation_id is not None else "utf8"
-    encoding = RowsEvent.charset_to_encoding(encode_name)
-    if not isinstance(encoding, str):
-        return None
-    try:
-        b"\x00".decode(encoding)
-    except LookupError:
-        return None
-    except ValueError:
-        pass
-    return encoding
-
-
-def _is_utf8(encoding: str | None) -> bool:
-    if encoding is None:
-        return False
-    import codecs
-    return codecs.lookup(encoding).name == "utf-8"
-
-
-def _bits(n: int) -> Callable[[bytes], str]:
-    spec = f"0{n}b"
-    mask = (1 << n) - 1
-    return lambda raw: format(int.from_bytes(raw, "big") & mask, spec)
-
-
-def _year(value: int) -> int:
-    return 1900 if value == 0 else value  # YEAR 0000 is stored as 0; the library adds 1900
-
-
-def _year_param(value: int) -> int:
-    return 0 if value == 1900 else value
-
-
-def _timestamp(value: Any) -> Any:
-    if value.__class__ is datetime:
-        return value.replace(tzinfo=_UTC)
-    return None  # '0000-00-00 00:00:00': PyMySQL leaves the text
-
-
-def _timestamp_param(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(_UTC).replace(tzinfo=None)
-    return value
-
-
-def _datetime2(value: Any) -> Any:
-    # a DATETIME(n) that datetime() rejects (zero date, zero month or day, a day past the month's end) is
-    # None in the binlog; PyMySQL leaves such values as text
-    return value if value.__class__ is datetime else None
-
-
-def _zero_parts(text: str) -> bool:
-    """A DATE/DATETIME text with a zero year, month or day."""
-    m = re.match(r"^(\d+)-(\d+)-(\d+)", text)
-    return m is not None and 0 in (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-
-
-def _date(value: Any) -> Any:
-    if value.__class__ is date:
-        return value
-    if isinstance(value, str) and _zero_parts(value):
-        return None
-    raise ValueError(f"{value!r} is not a date (the binlog reader fails on it too)")
-
-
-def _old_datetime(value: Any) -> Any:
-    if value.__class__ is datetime:
-        return value
-    if isinstance(value, str) and _zero_parts(value):
-        return None
-    raise ValueError(f"{value!r} is not a date and time (the binlog reader fails on it too)")
-
-
-_SECOND = 1_000_000
-
-
-def _time_param(value: timedelta) -> str:
-    micros = value // timedelta(microseconds=1)
-    sign = "-" if micros < 0 else ""
-    seconds, us = divmod(abs(micros), _SECOND)
-    return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{us:06d}"
-
-
-def _old_time(value: timedelta) -> timedelta:
-    """An old-format (MariaDB 5.3) TIME as the library reads it: the stored signed 3-byte integer
-    [-]HHMMSS read unsigned, then split into hours, minutes and seconds."""
-    if value >= timedelta(0):
-        return value
-    seconds = -(value // timedelta(seconds=1))
-    stored = (-(seconds // 3600 * 10000 + seconds // 60 % 60 * 100 + seconds % 60)) & 0xFFFFFF
-    return timedelta(hours=int(stored / 10000), minutes=int((stored % 10000) / 100), seconds=int(stored % 100))
-
-
-def _binary(value: bytes) -> Any:
-    return bytes(value)  # all n bytes of a BINARY(n): the binlog source pads the stored value back to n
-
-
-def _blob(value: bytes) -> Any:
-    return value if value else ""  # the library gives an empty binary value as ''
-
-
-def _binary_param(size: int) -> Callable[[Any], bytes]:
-    return lambda value: (b"" if value == "" else bytes(value)).ljust(size, b"\x00")  # a key from older rows
-
-
-def _blob_param(value: Any) -> bytes:
-    return b"" if value == "" else bytes(value)
-
-
-def _inet6(text: str) -> Any:
-    return _binary(ipaddress.IPv6Address(text).packed)
-
-
-def _inet6_param(value: Any) -> str:
-    return str(ipaddress.IPv6Address(_binary_param(16)(value)))
-
-
-def _uuid(text: str) -> Any:
-    return _binary(uuid.UUID(text).bytes)
-
-
-def _uuid_param(value: Any) -> str:
-    return str(uuid.UUID(bytes=_binary_param(16)(value)))
-
-
-def _decode(encoding: str | None) -> Callable[[bytes], Any]:
-    if encoding is None:  # no Python codec: the library keeps the bytes
-        return _blob
-    return lambda raw: raw.decode(encoding)
-
-
-def _member_name(raw: bytes) -> str:
-    """An ENUM/SET member name as mysql-replication reads it from the table map: UTF-8, or ''."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return ""
-
-
-_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
-
-
-def _members(column_type: str) -> list[str]:
-    """Member names from information_schema's COLUMN_TYPE "set('a','it''s')"."""
-    body = column_type[column_type.index("(") + 1:column_type.rindex(")")]
-    out: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        if body[i] != "'":
-            i += 1
-            continue
-        i += 1
-        chars = []
-        while i < n:
-            ch = body[i]
-            if ch == "'" and i + 1 < n and body[i + 1] == "'":
-                chars.append("'")
-                i += 2
-            elif ch == "'":
-                i += 1
-                break
-            elif ch == "\\" and i + 1 < n:
-                chars.append(_ESCAPES.get(body[i + 1], body[i + 1]))
-                i += 2
-            else:
-                chars.append(ch)
-                i += 1
-        out.append("".join(chars))
-    return out
-
-
-def _set_text(db: Any, table: TableRef, name: str, column_type: str, charset: str) -> Callable[[int], str]:
-    """SET bitmask -> the text binlog.py makes of the library's value for a SET in a non-UTF-8 character set:
-    members whose (library) name is among the set ones, in definition order."""
-    if not _CHARSET_NAME.match(charset):
-        raise TableScanError(f"unexpected character set {charset!r}", table=table, column=name)
-    members = _members(column_type)
-    if not members:
-        raise TableScanError(f"cannot read the members of {column_type}", table=table, column=name)
-    # the names' bytes in the column's character set, converted by the server itself
-    raw = db.query("SELECT " + ", ".join(f"CAST(CONVERT(%s USING {charset}) AS BINARY)" for _ in members),
-                   members)[0]
-    names = [_member_name(bytes(r)) for r in raw]
-    bits = [(1 << i, v) for i, v in enumerate(names)]
-    cache: dict[int, str] = {}
-
-    def text(mask: int) -> str:
-        value = cache.get(mask)
-        if value is None:
-            chosen = {v for bit, v in bits if mask & bit}
-            value = ",".join(v for v in names if v in chosen)
-            if len(cache) < 4096:
-                cache[mask] = value
-        return value
-    return text
-
-
-def _my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, charset: str | None,
-               collation_id: Any, octets: Any, precision: Any, fsp: Any, dbms: str) -> _Column:
-    q = db.quote_col(name)
-    column_type, ctype = ctype, ctype.lower()
-    old = _OLD_FORMAT in ctype
-
-    def unsupported(why: str) -> TableScanError:
-        return TableScanError(f"{ctype}: {why}", table=table, column=name)
-
-    if dtype in _INTS or dtype == "decimal" or dtype == "double" and "(" not in ctype:
-        return _Column(name, q)  # a DOUBLE's text is the shortest that reads back to the same double
-    if dtype in ("float", "double"):
-        # the text of a FLOAT has 6 significant digits, a DOUBLE(M,D)'s has D decimals; as a plain DOUBLE
-        # either is the stored value exactly
-        return _Column(name, f"CAST({q} AS DOUBLE)")
-    if dtype == "bit":
-        return _Column(name, q, _bits(int(precision)), lambda bits: int(bits, 2))
-    if dtype == "year":
-        if ctype not in ("year", "year(4)"):
-            raise unsupported("two-digit YEAR is not supported")
-        return _Column(name, q, _year, _year_param)
-    if dtype in ("date", "datetime", "timestamp", "time") and old and fsp:
-        raise unsupported("an old-format (MariaDB 5.3) temporal column with a fraction of a second; the binlog "
-                          "reader cannot decode it either (ALTER TABLE ... FORCE converts it)")
-    if dtype == "date":
-        return _Column(name, q, _date)
-    if dtype == "datetime":
-        return _Column(name, q, _old_datetime if old else _datetime2)
-    if dtype == "timestamp":
-        return _Column(name, q, _timestamp, _timestamp_param)
-    if dtype == "time":
-        if old:
-            return _Column(name, q, _old_time, unsupported_key="an old-format TIME cannot be passed back as a key")
-        return _Column(name, q, None, _time_param)
-    if dtype == "binary":
-        return _Column(name, q, _binary, _binary_param(int(octets)))
-    if dtype in _BLOBS:
-        return _Column(name, q, _blob, _blob_param)
-    if dtype in _GEOMETRY:
-        return _Column(name, q, _blob, unsupported_key="a geometry key is not supported")
-    if dtype == "inet6":
-        return _Column(name, q, _inet6, _inet6_param)
-    if dtype == "uuid":
-        return _Column(name, q, _uuid, _uuid_param)
-    if dtype in _TEXTS or dtype in ("enum", "set"):
-        encoding = _binlog_encoding(collation_id, dbms)
-        utf8 = (charset or "").lower() in _UTF8 and _is_utf8(encoding)
-        no_key = "ENUM and SET keys are not supported (the server orders them by member number)"
-        if dtype == "enum":
-            if utf8:
-                return _Column(name, q, unsupported_key=no_key)
-            # the library's member name: the table map's bytes (in the column's charset) read as UTF-8, or ''
-            return _Column(name, f"CAST({q} AS BINARY)", _member_name, unsupported_key=no_key)
-        if dtype == "set":
-            if utf8:
-                return _Column(name, q, unsupported_key=no_key)
-            return _Column(name, f"{q} + 0", _set_text(db, table, name, column_type, charset or ""),
-                           unsupported_key=no_key)
-        if utf8:
-            return _Column(name, q)
-        # another character set: the raw bytes, decoded with the library's codec
-        why = None if encoding is not None else f"character set {charset} has no Python codec"
-        return _Column(name, f"CAST({q} AS BINARY)", _decode(encoding), unsupported_key=why)
-    if dtype == "json":
-        raise unsupported("MySQL's binary JSON is decoded by the binlog reader into Python objects; not supported")
-    raise unsupported(f"type {dtype} is not supported")
+class KeyCursor:
+    """One table read in key chunks, each after the last key of the one before: the one keyed snapshot
+    reader of sync (sync/snapshot.py, resuming after a saved key) and verify (verify/scan.py)."""
+
+    def __init__(self, scanner: TableScanner, chunk_rows: int, after: tuple[Any, ...] | None = None):
+        self.scanner, self.n = scanner, chunk_rows
+        self.after = after  # the last key read (None: from the start)
+        self.done = False  # a chunk came back short: nothing after it
+
+    def next(self) -> list[dict[str, Any]]:
+        """The next chunk of at most `chunk_rows` rows; [] at the end."""
+        if self.done:
+            return []
+        rows = self.scanner.chunk(self.after, self.n)
+        self.done = len(rows) < self.n
+        if rows:
+            self.after = self.scanner.key_of(rows[-1])
+        return rows

@@ -21,10 +21,10 @@ import psycopg2.extras
 from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.connect import ACCESS, MISSING, pg_connect, pg_error_class
-from replicator.changes import LSN, Op, RowChange, TableRef, Transaction
+from replicator.changes import LSN, Keepalive, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
 from replicator.config import Connection
 from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
-from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, LoopGuard
+from replicator.loopguard import WATERMARK_PREFIX, LoopGuard
 from replicator.sources.pgoutput import Begin, Commit, Message, PgOutputDecoder, Truncate
 from replicator.sources.walproto import CopyStream
 
@@ -62,10 +62,11 @@ class WalSource:
         # it handed over: nothing for us up to there, so a stopping pipeline may record it as its
         # checkpoint (see Direction._final_checkpoint); only then is it confirmed, at the next start
         self.safe_position: LSN | None = None
-        self.watermarks = TableRef(conn.state_schema, WATERMARK_TABLE)
 
     # -- called from the applier thread
-    def ack(self, position: LSN) -> None:
+    def ack(self, position: Position) -> None:
+        if not isinstance(position, LSN):
+            raise FatalError(f"{self.direction}: cannot confirm {position} to a PostgreSQL slot")
         with self._ack_lock:
             if position > self._acked:
                 self._acked = position
@@ -92,7 +93,7 @@ class WalSource:
             raise FatalError(f"replication slot {self.conn.slot!r} uses plugin {row[2]!r}, not pgoutput")
         return ckpt.check_slot(self.conn.slot, row[:2] if row else None, self.start)
 
-    def transactions(self) -> Iterator[Transaction]:
+    def transactions(self) -> Iterator[SourceMessage]:
         start = self.validate()
         try:
             self._db = pg_connect(self.conn, self.conn.capture,
@@ -223,10 +224,11 @@ class WalSource:
         if pending:
             stream.confirm(lsn.value)
 
-    def _read(self, stream: CopyStream, start: LSN) -> Iterator[Transaction]:
+    def _read(self, stream: CopyStream, start: LSN) -> Iterator[SourceMessage]:
         decoder = PgOutputDecoder()
         begin: Begin | None = None
         rows: list[RowChange] = []
+        marks: list[Watermark] = []
         echo = skip = False
         # keep_echoes is switched by the apply thread; it is read once per transaction, at its Begin,
         # so that an echo transaction is kept whole or dropped whole, never half
@@ -253,7 +255,7 @@ class WalSource:
                     if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
                         # nothing open, everything before wal_end was sent: a safe place to resume
                         last_idle, idle_sent_at = wal_end, now
-                        yield Transaction("keepalive", wal_end, None, (), final=True)
+                        yield Keepalive(wal_end)
                         continue
                     select.select([stream], [], [], 0.5)
                     continue
@@ -271,7 +273,7 @@ class WalSource:
                                           echo=echo)
                         rows, chunks = [], chunks + 1
                 elif isinstance(event, Begin):
-                    begin, rows, echo, chunks = event, [], False, 0
+                    begin, rows, marks, echo, chunks = event, [], [], False, 0
                     keep = self.keep_echoes
                     # already in the target: the checkpoint is the end of a later or equal commit
                     skip = event.final_lsn < start
@@ -279,9 +281,9 @@ class WalSource:
                     if event.transactional and not echo and self.guard.is_tag_message(event.prefix, event.content):
                         if chunks:
                             raise FatalError(f"loop tag in the middle of transaction {begin.xid if begin else '?'}")
-                        echo, rows = True, []
+                        echo, rows, marks = True, [], []
                     elif event.transactional and event.prefix == WATERMARK_PREFIX and not (echo or skip):
-                        rows.append(_watermark(self.watermarks, event.content))
+                        marks.append(_watermark(event.content))
                 elif isinstance(event, Commit):
                     if begin is None:
                         raise FatalError(f"commit at {event.commit_lsn} without a begin")
@@ -291,13 +293,13 @@ class WalSource:
                     if echo:
                         m_dropped.inc()
                     if skip:
-                        rows = []
+                        rows, marks = [], []
                     if not echo:
                         _count(self.direction, rows)
                     last_idle = max(last_idle, position)
                     yield Transaction(str(begin.xid), position, event.commit_time, tuple(rows),
-                                      final=True, echo=echo)
-                    begin, rows, echo, skip = None, [], False, False
+                                      final=True, echo=echo, watermarks=tuple(marks))
+                    begin, rows, marks, echo, skip = None, [], [], False, False
                 elif isinstance(event, Truncate):
                     if not (echo or skip):
                         rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in self.tables)
@@ -309,13 +311,15 @@ class WalSource:
                 pass
 
 
-def _watermark(table: TableRef, content: bytes) -> RowChange:
-    """A sync watermark (replicator.sync.driver), shaped like the MariaDB side's watermark table row."""
+def _watermark(content: bytes) -> Watermark:
+    """A sync watermark (replicator.sync.driver): the logical message holds the MariaDB side's row as JSON."""
     try:
         row = json.loads(content)
     except ValueError:
-        raise FatalError(f"undecodable sync watermark message {content[:80]!r}") from None
-    return RowChange(table, Op.INSERT, None, row)
+        row = None
+    if not isinstance(row, dict):
+        raise FatalError(f"undecodable sync watermark message {content[:80]!r}")
+    return Watermark.from_row(row)
 
 
 def _count(direction: str, rows: list[RowChange]) -> None:

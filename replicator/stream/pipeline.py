@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any, Callable
 
 from replicator import checkpoint as ckpt
@@ -24,15 +25,17 @@ from replicator.conflicts.detect import Detector
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
-from replicator.mapping.router import LinkedChange, route
-from replicator.changes import LSN, BinlogPosition, Position, TableRef, TargetChange, Transaction
+from replicator.mapping.router import LinkedChange, Routed, route
+from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
 from replicator.mapping.model import MappingSet
+from replicator.sources.base import Source
 from replicator.sources.binlog import BinlogSource, binlog_files
 from replicator.sources.wal import WalSource
-from replicator.sync.driver import Progress, SyncDriver, watermark_table
+from replicator.sync.driver import SyncDriver
+from replicator.sync.snapshot import Progress
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +146,7 @@ class Direction:
         mset, version = self.mappings.current()
         self._version = version
         applier = self._applier = make_applier(self.target_conn, self.name, self.guard.echo_stream)
-        source: Any = None
+        source: Source | None = None
         reader: threading.Thread | None = None
         chan = Channel(self.config.batching.queue_rows)
         cleanup: list[Callable[[], None]] = []
@@ -215,7 +218,7 @@ class Direction:
         if snap is not None:
             snap.cancel()
 
-    def _make_source(self, mset: MappingSet, position: Position | None) -> Any:
+    def _make_source(self, mset: MappingSet, position: Position | None) -> Source:
         src = self.source_conn
         if position is None:
             raise CheckpointError(
@@ -230,24 +233,26 @@ class Direction:
         if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
-        tables = [*tables, watermark_table(src)]  # sync watermarks are rows of a state table
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
 
-    def _read(self, source: Any, chan: Channel, clock: CommitClock | None = None) -> None:
+    def _read(self, source: Source, chan: Channel, clock: CommitClock | None = None) -> None:
         side = self.source_conn.name
         try:
-            for txn in source.transactions():
-                if clock is not None:
-                    clock.saw(side, txn)  # before the applier can see it: the other direction may be waiting
-                if not chan.put(txn, max(1, len(txn.changes)), self.stop):
+            for msg in source.transactions():
+                rows = 1
+                if isinstance(msg, Transaction):
+                    if clock is not None:
+                        clock.saw(side, msg)  # before the applier can see it: the other direction may be waiting
+                    rows = max(1, len(msg.changes))
+                if not chan.put(msg, rows, self.stop):
                     return
             chan.put_final(_EndOfStream())
         except BaseException as exc:  # handed to the applier thread, which decides
             chan.put_final(exc)
 
     # ------------------------------------------------------------ the apply loop
-    def _apply_loop(self, applier: Applier, source: Any, chan: Channel, mset: MappingSet,
+    def _apply_loop(self, applier: Applier, source: Source, chan: Channel, mset: MappingSet,
                     checkpoint: Position | None) -> Position | None:
         """Returns the checkpoint when it stops between target transactions, None mid-batch."""
         b = self.config.batching
@@ -258,10 +263,10 @@ class Direction:
         m_depth = metrics.queue_depth.labels(self.name)
         open_txn = False
         mid_txn = False  # the open target transaction holds part of a source transaction
-        pending: list[TargetChange] = []
+        pending: list[Routed | Progress] = []
         batch_rows = batch_txns = 0
         batch_started = 0.0
-        last: Transaction | None = None
+        last: Transaction | Keepalive | None = None  # the last whole source transaction (or idle position) seen
         taken_at = 0.0  # wall time the items were taken from the reader (lag.py)
         oldest: tuple[Any, float] | None = None  # (commit time, taken at) of the batch's first transaction
         skipped_to: Position | None = None
@@ -306,7 +311,7 @@ class Direction:
             m_depth.set(chan.rows())
             if not items:
                 if open_txn and not mid_txn and last is not None:
-                    commit(last.position, last.commit_time)
+                    commit(last.position, _commit_time(last))
                 elif not open_txn:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
                     due = time.monotonic() - last_commit_at >= idle_checkpoint
@@ -322,8 +327,18 @@ class Direction:
                     raise item
                 if isinstance(item, _EndOfStream):
                     raise RetriableError(f"{self.name}: the source stream ended")
+                if isinstance(item, Keepalive):
+                    # nothing for us up to its position (never inside a transaction): recorded like a
+                    # skipped transaction, or as where the open batch ends
+                    if open_txn:
+                        last = item
+                    else:
+                        skipped_to = item.position
+                        self.lag.handled(None, taken_at)
+                    continue
                 txn: Transaction = item
                 chunk = self.sync.observe(txn)  # window keys; a chunk's rows at its HIGH watermark
+                changes: list[Routed | Progress]
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
                 else:
@@ -351,14 +366,14 @@ class Direction:
                     if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
                         commit(txn.position, txn.commit_time)
             if open_txn and not mid_txn and last is not None and chan.empty():
-                commit(last.position, last.commit_time)  # nothing else waiting: do not hold the batch
+                commit(last.position, _commit_time(last))  # nothing else waiting: do not hold the batch
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
             self._progress = []
             return None
         return checkpoint
 
-    def _final_checkpoint(self, applier: Applier, source: Any, reader: threading.Thread, chan: Channel,
+    def _final_checkpoint(self, applier: Applier, source: Source, reader: threading.Thread, chan: Channel,
                           checkpoint: Position) -> None:
         """Stopping between transactions: record where a WAL source can safely resume.
 
@@ -366,7 +381,7 @@ class Direction:
         holds nothing more for us; recording it saves re-reading that WAL at the next start. The
         slot itself is confirmed only up to committed checkpoints (sources/walproto.py), so it is
         never ahead of the checkpoint because of us, with or without this."""
-        position = getattr(source, "safe_position", None)
+        position = source.safe_position
         if position is None:
             return
         source.stop()
@@ -379,20 +394,21 @@ class Direction:
         applier.commit(position, None)
         log.debug("%s: stopped at %s", self.name, position)
 
-    def _apply(self, applier: Applier, changes: list[Any]) -> None:
+    def _apply(self, applier: Applier, changes: list[Routed | Progress]) -> None:
         """Consecutive plain changes go to the server as batches; linked ones row by row, in order."""
-        start = 0
-        for i, ch in enumerate(changes):
+        plain: list[TargetChange] = []
+        for ch in changes:
+            if isinstance(ch, TargetChange):
+                plain.append(ch)
+                continue
+            self._apply_plain(applier, plain)
+            plain = []
             if isinstance(ch, LinkedChange):
-                self._apply_plain(applier, changes[start:i])
                 self._apply_linked(applier, ch)
-                start = i + 1
-            elif isinstance(ch, Progress):
-                self._apply_plain(applier, changes[start:i])
+            else:
                 self.sync.save(applier, ch)
                 self._progress.append(ch)
-                start = i + 1
-        self._apply_plain(applier, changes[start:])
+        self._apply_plain(applier, plain)
 
     def _apply_plain(self, applier: Applier, changes: list[TargetChange]) -> None:
         if not changes:
@@ -421,6 +437,11 @@ class Direction:
             raise RowError(f"mapping {lc.flow.mapping}: {applier.describe_error(exc)}",
                            table=str(lc.flow.target.table), key=lc.source_key,
                            column=applier.error_column(exc)) from None
+
+
+def _commit_time(last: Transaction | Keepalive) -> datetime | None:
+    """A batch ending at an idle position commits no source transaction's time."""
+    return last.commit_time if isinstance(last, Transaction) else None
 
 
 def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]]:

@@ -50,267 +50,38 @@ that exist on both sides, and creates the rows that exist on its side only.
 """
 from __future__ import annotations
 
-import json
 import logging
+import uuid
+from dataclasses import replace
+from typing import Any, Callable, Iterable, Sequence
+
 import threading
 import time
-import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction
-from replicator.codec import dumps_key, loads_key
+from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction, Watermark
 from replicator.config import Config, Connection
-from replicator.connect import MISSING, RETRIABLE, error_class
-from replicator.errors import ConfigError, FatalError, ReplicatorError, RetriableError
-from replicator.loopguard import WATERMARK_PREFIX, WATERMARK_TABLE, stream_name
+from replicator.connect import RETRIABLE, error_class
+from replicator.errors import FatalError, ReplicatorError, RetriableError
+from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import route_flow
-from replicator.sources.tablescan import TableScanner  # imported here, not in a thread: mysql-replication's
-# package has import cycles that break when two threads import it at once
+from replicator.mapping.router import Routed, route_flow
+from replicator.sources.base import Source
+from replicator.sync.snapshot import Chunk, Job, Progress, Snapshotter, _parents_first, foreign_key_parents
+from replicator.sync.state import SyncState
+
 
 log = logging.getLogger(__name__)
 
-SYNC_TABLE = "sync"
+
 OUTSTANDING = 2  # chunks read ahead of the apply loop (memory: OUTSTANDING * chunk_rows rows)
 POLL_SECONDS = 2.0  # how often a direction looks for new sync requests
 STOP_SECONDS = 10.0  # how long stopping waits for a snapshotter whose query was cancelled
 
-PENDING, RUNNING, DONE = "pending", "running", "done"
+
 CHANGED, ECHO = "changed", "echo"  # how a key changed since a sync started
-
-
-def postgres_ddl(schema: str) -> list[str]:
-    return [f"""CREATE TABLE IF NOT EXISTS {schema}.sync (
-        stream text NOT NULL, mapping text NOT NULL, status text NOT NULL, last_key text,
-        rows_done bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0,
-        requested_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz, finished_at timestamptz,
-        PRIMARY KEY (stream, mapping))"""]
-
-
-def mariadb_ddl(schema: str) -> list[str]:
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {schema}.sync (
-            stream VARCHAR(128) NOT NULL, mapping VARCHAR(128) NOT NULL, status VARCHAR(16) NOT NULL,
-            last_key TEXT NULL, rows_done BIGINT NOT NULL DEFAULT 0, rows_estimated BIGINT NOT NULL DEFAULT 0,
-            requested_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), started_at DATETIME(6) NULL,
-            finished_at DATETIME(6) NULL, PRIMARY KEY (stream, mapping)) ENGINE=InnoDB""",
-        f"""CREATE TABLE IF NOT EXISTS {schema}.watermark (
-            stream VARCHAR(128) NOT NULL PRIMARY KEY, mark VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL
-        ) ENGINE=InnoDB""",
-    ]
-
-
-def watermark_table(source: Connection) -> TableRef:
-    """The table the direction reading `source` sees watermarks as (a real table on MariaDB)."""
-    return TableRef(source.state_schema, WATERMARK_TABLE)
-
-
-# ---------------------------------------------------------------- state in the target
-
-
-@dataclass(frozen=True)
-class SyncRow:
-    stream: str
-    mapping: str
-    status: str
-    last_key: tuple[Any, ...] | None
-    rows_done: int
-    rows_estimated: int
-    requested_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in (PENDING, RUNNING)
-
-
-class SyncState:
-    """The `<state_schema>.sync` table of one database (the target of the streams it records)."""
-
-    def __init__(self, db: Applier, schema: str):
-        self.db = db
-        self.table = db.quote_table(TableRef(schema, SYNC_TABLE))
-
-    def rows(self, stream: str | None = None) -> list[SyncRow]:
-        """Inside the caller's transaction (the caller ends it)."""
-        sql = (f"SELECT stream, mapping, status, last_key, rows_done, rows_estimated, requested_at, started_at, "
-               f"finished_at FROM {self.table}")
-        params: list[Any] = []
-        if stream is not None:
-            sql += " WHERE stream = %s"
-            params.append(stream)
-        try:
-            found = self.db.query(sql + " ORDER BY stream, mapping", params)
-        except ReplicatorError:
-            raise
-        except Exception as exc:
-            if error_class(self.db.kind, exc) == MISSING:  # PostgreSQL 42P01, MariaDB 1146
-                raise ConfigError(f"{self.table} is missing in {self.db.conn.describe()}: run `replicator setup` "
-                                  f"(it adds the tables a newer version needs and keeps everything else)") from None
-            raise
-        out = []
-        for r in found:
-            out.append(SyncRow(r[0], r[1], r[2], loads_key(r[3]) if r[3] else None, int(r[4]), int(r[5]),
-                               r[6], r[7], r[8]))
-        return out
-
-    def request(self, stream: str, mapping: str) -> bool:
-        """Ask for a copy of `mapping`; a copy already pending or running is left to go on (resumes).
-        Inside the caller's transaction. True when a new copy was requested."""
-        existing = {r.mapping: r for r in self.rows(stream)}
-        row = existing.get(mapping)
-        if row is not None and row.active:
-            return False
-        now = self._now()
-        if row is None:
-            self.db.execute(f"INSERT INTO {self.table} (stream, mapping, status, requested_at) VALUES (%s, %s, %s, %s)",
-                            [stream, mapping, PENDING, now])
-        else:
-            self.db.execute(f"UPDATE {self.table} SET status = %s, last_key = NULL, rows_done = 0, rows_estimated = 0, "
-                            f"requested_at = %s, started_at = NULL, finished_at = NULL "
-                            f"WHERE stream = %s AND mapping = %s", [PENDING, now, stream, mapping])
-        return True
-
-    def _now(self, now: datetime | None = None) -> datetime:
-        now = now or datetime.now(timezone.utc)
-        return now.replace(tzinfo=None) if self.db.kind == "mariadb" else now
-
-    def save(self, stream: str, mapping: str, last_key: tuple[Any, ...] | None, rows_done: int, estimated: int,
-             done: bool, started: datetime | None = None) -> None:
-        """Progress of one chunk, inside the target transaction that applies it; `started` is when the
-        copy began reading (kept from its first chunk on)."""
-        now = self._now()
-        self.db.execute(
-            f"UPDATE {self.table} SET status = %s, last_key = %s, rows_done = %s, rows_estimated = %s, "
-            f"started_at = COALESCE(started_at, %s), finished_at = %s WHERE stream = %s AND mapping = %s",
-            [DONE if done else RUNNING, None if last_key is None else dumps_key(last_key), rows_done, estimated,
-             self._now(started) if started else now, now if done else None, stream, mapping])
-
-
-# ---------------------------------------------------------------- chunks
-
-
-@dataclass
-class Job:
-    mapping: str
-    flow: Flow
-    last_key: tuple[Any, ...] | None
-    rows_done: int
-    # the second side of a two-way mapping: fields without an owner are only written into rows it
-    # creates (existing rows hold the first side's values, or newer ones the streams brought)
-    insert_only: frozenset[str] = frozenset()
-    # for rows our other direction wrote into the source since the sync started: every field but the
-    # ones this side owns (those the other direction did not bring over)
-    echo_insert_only: frozenset[str] = frozenset()
-    started: datetime | None = None  # when the snapshotter began reading it (this session)
-
-
-@dataclass
-class Chunk:
-    job: Job
-    rows: list[dict[str, Any]]
-    last_key: tuple[Any, ...] | None
-    rows_done: int  # after this chunk
-    estimated: int
-    done: bool
-
-
-@dataclass(frozen=True)
-class Progress:
-    """The sync table update that goes into the target transaction with a chunk's rows."""
-
-    stream: str
-    chunk: Chunk
-
-
-class Snapshotter:
-    """Reads the chunks of a direction's sync jobs, one job after the other, in a thread.
-
-    Owns one source connection (the source side's apply account: SELECT on the mapped tables and
-    writes for watermarks). Hands chunks to the apply loop through `SyncDriver`. It belongs to the
-    streaming session that started it: once that session stopped it (`cancel`), the driver refuses
-    its chunks, even if a query kept it alive into the next session.
-    """
-
-    def __init__(self, driver: "SyncDriver", jobs: list[Job], wait_for: Callable[[str], bool]):
-        self.driver = driver
-        self.jobs = jobs
-        self.wait_for = wait_for  # mapping -> True once the other side's copy of it is done
-        self.error: BaseException | None = None
-        self.mapping: str | None = None  # the job being read, for error messages
-        self.cancelled = threading.Event()
-        self._db: Applier | None = None
-        self.thread = threading.Thread(target=self._run, name=f"sync-{driver.stream}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def cancel(self) -> None:
-        """From the apply thread: stop at once, cancelling the query it may be waiting for."""
-        self.cancelled.set()
-        db = self._db
-        if db is not None:
-            db.interrupt()
-
-    def _run(self) -> None:
-        d = self.driver
-        db = self._db = make_applier(d.source, f"sync:{d.stream}", "")
-        try:
-            if self.cancelled.is_set():
-                return
-            db.connect()
-            for job in self.jobs:
-                while not self.wait_for(job.mapping):
-                    if d.stop.wait(1.0) or d.snapshotter is not self:
-                        return
-                self.mapping = job.mapping
-                job.started = datetime.now(timezone.utc)
-                scanner = TableScanner(db, job.flow.source.table, job.flow.source.key)
-                estimated = max(scanner.estimate(), job.rows_done)
-                metrics.sync_running.labels(d.stream, job.mapping).set(1)
-                metrics.sync_rows_estimated.labels(d.stream, job.mapping).set(estimated)
-                log.info("%s: sync of %s from %s starts%s (about %d rows)", d.stream, job.mapping,
-                         job.flow.source.table, f" after key {job.last_key}" if job.last_key else "", estimated)
-                after, done_rows = job.last_key, job.rows_done
-                while True:
-                    if not d.wait_room(self):
-                        return
-                    rows = scanner.chunk(after, d.chunk_rows)
-                    done = len(rows) < d.chunk_rows
-                    if rows:
-                        after = scanner.key_of(rows[-1])
-                    done_rows += len(rows)
-                    estimated = max(estimated, done_rows)
-                    high = d.add_chunk(self, Chunk(job, rows, after, done_rows, estimated, done))
-                    if high is None:
-                        return  # its session ended while it read: the next session reads the chunk again
-                    self._watermark(db, high, "high")
-                    if done:
-                        break
-        except BaseException as exc:  # handed to the apply loop, which decides
-            if not self.cancelled.is_set():  # else the error is the cancel's own
-                self.error = exc
-                d.wake()
-        finally:
-            db.rollback()
-            db.close()
-
-    def _watermark(self, db: Applier, mark: str, kind: str) -> None:
-        d = self.driver
-        payload = json.dumps({"stream": d.stream, "mark": mark, "kind": kind})
-        if db.kind == "postgresql":
-            db.query("SELECT pg_logical_emit_message(true, %s, %s)", [WATERMARK_PREFIX, payload])
-        else:
-            table = db.quote_table(watermark_table(d.source))
-            db.execute(f"INSERT INTO {table} (stream, mark, kind) VALUES (%s, %s, %s) "
-                       f"ON DUPLICATE KEY UPDATE mark = VALUES(mark), kind = VALUES(kind)", [d.stream, mark, kind])
-        db.commit_untracked()
 
 
 class SyncDriver:
@@ -329,7 +100,6 @@ class SyncDriver:
         self.opposite = stream_name(target.name, source.name)
         self.stop = stop
         self.chunk_rows = config.sync.chunk_rows
-        self.wm_table = watermark_table(source)
         self._lock = threading.Condition()
         # synced table -> (its key columns, {key changed since the sync started: CHANGED or ECHO});
         # the apply thread's
@@ -343,7 +113,7 @@ class SyncDriver:
         self._watched_lock = threading.Lock()
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
-        self.sources: list[Any] = []  # stream readers told to keep echo rows while a sync runs
+        self.sources: list[Source] = []  # stream readers told to keep echo rows while a sync runs
 
     # -------------------------------------------------------------- apply thread
     @property
@@ -436,18 +206,15 @@ class SyncDriver:
         with self._watched_lock:
             self._watched.clear()
 
-    def observe(self, txn: Transaction) -> list[Any]:
+    def observe(self, txn: Transaction) -> list[Routed | Progress]:
         """Remember changed keys; at a HIGH watermark return the chunk's rows to apply (routed through
         the chunk's flow: TargetChanges and LinkedChanges) followed by its Progress."""
         if not (self._tracked or self._watched):
             return []
-        out: list[Any] = []
+        out: list[Routed | Progress] = []
         # a change of ours (an echo) brought the other side's fields into this row, nothing else; a
         # deleted row is deleted whoever deleted it
         for ch in txn.changes:
-            if ch.table == self.wm_table:
-                out.extend(self._watermark(ch))
-                continue
             if ch.op is Op.DELETE and not txn.echo and ch.before:
                 with self._watched_lock:  # not across _watermark: the peer's lock is taken there
                     watched = self._watched.get(ch.table)
@@ -462,14 +229,15 @@ class SyncDriver:
                         key = tuple(image.get(c) for c in cols)
                         if keys.get(key) is not CHANGED:
                             keys[key] = kind
+        for mark in txn.watermarks:  # after the transaction's rows (a snapshotter's has none)
+            out.extend(self._watermark(mark))
         return out
 
-    def _watermark(self, ch: RowChange) -> list[Any]:
-        row = ch.after or {}
-        if row.get("stream") != self.stream or row.get("kind") != "high":
+    def _watermark(self, mark: Watermark) -> list[Routed | Progress]:
+        if mark.stream != self.stream or mark.kind != "high":
             return []
         with self._lock:
-            chunk = self._chunks.pop(row.get("mark", ""), None)  # marks are uuid hex: "" finds none
+            chunk = self._chunks.pop(mark.mark, None)  # marks are uuid hex: "" finds none
             self._lock.notify_all()
         if chunk is None:
             return []  # a previous session's watermark: its chunk is read again
@@ -477,7 +245,7 @@ class SyncDriver:
         table = job.flow.source.table
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
         deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
-        out: list[Any] = []
+        out: list[Routed | Progress] = []
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
             if kind is CHANGED:
@@ -494,14 +262,14 @@ class SyncDriver:
         return out
 
     @staticmethod
-    def _echo_row(job: Job, routed: list[Any]) -> list[Any]:
+    def _echo_row(job: Job, routed: list[Routed]) -> list[Routed]:
         """A row our other direction wrote into this side since the sync started: it exists on the
         other side (or was deleted there since: it must not come back), and the echo carried the
         other side's fields. Only the fields this side owns are written, into an existing row."""
         key = set(job.flow.target.key)
         if not any(p.target not in key and p.target not in job.echo_insert_only for p in job.flow.plans):
             return []  # this side owns none of the fields: nothing to bring over
-        out = []
+        out: list[Routed] = []
         for change in routed:
             if isinstance(change, TargetChange):
                 values = {c: v for c, v in change.values.items() if c in key or c not in job.echo_insert_only}
@@ -650,72 +418,3 @@ def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:
         return tuple(change.values[c] for c in flow.target.key)
     except (KeyError, AttributeError):
         return None
-
-
-def foreign_key_parents(db: Applier) -> dict[TableRef, set[TableRef]]:
-    """Table -> the tables its foreign keys reference, from the database's catalog (the caller ends
-    the transaction)."""
-    if db.kind == "postgresql":
-        sql = ("SELECT cn.nspname, c.relname, pn.nspname, p.relname FROM pg_constraint k "
-               "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace "
-               "JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace "
-               "WHERE k.contype = 'f'")
-    else:
-        sql = ("SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
-               "FROM information_schema.REFERENTIAL_CONSTRAINTS")
-    out: dict[TableRef, set[TableRef]] = {}
-    for schema, table, ref_schema, ref_table in db.query(sql, []):
-        out.setdefault(TableRef(schema, table), set()).add(TableRef(ref_schema, ref_table))
-    return out
-
-
-def _parents_first(jobs: list[Job], foreign_keys: dict[TableRef, set[TableRef]]) -> list[Job]:
-    """Parents are copied before their children: a mapping whose target table has a foreign key to
-    another one's target table, or whose fields reference another mapping (references:, parent:),
-    comes after it. Otherwise, and in a cycle, the order stays as it is."""
-    names = {j.mapping for j in jobs}
-    by_table: dict[TableRef, set[str]] = {}
-    for j in jobs:
-        by_table.setdefault(j.flow.target.table, set()).add(j.mapping)
-    deps: dict[str, set[str]] = {}
-    for j in jobs:
-        refs = {p.references for p in j.flow.plans if p.references} | ({j.flow.parent[0]} if j.flow.parent else set())
-        for parent_table in foreign_keys.get(j.flow.target.table, ()):
-            refs |= by_table.get(parent_table, set())
-        deps[j.mapping] = {r for r in refs if r in names and r != j.mapping}
-    ordered: list[Job] = []
-    placed: set[str] = set()
-    remaining = list(jobs)
-    while remaining:
-        ready = [j for j in remaining if deps[j.mapping] <= placed] or remaining[:1]  # a cycle: keep the order
-        for j in ready:
-            ordered.append(j)
-            placed.add(j.mapping)
-            remaining.remove(j)
-    return ordered
-
-
-# ---------------------------------------------------------------- requests from the command line
-
-
-def request(config: Config, mset: MappingSet, names: Sequence[str] | None) -> list[tuple[Connection, str, str]]:
-    """Record sync requests in both targets; returns (target connection, stream, mapping) for each."""
-    selected: list[Mapping] = [mset.by_name[n] for n in names] if names else list(mset.mappings)
-    out = []
-    for target in config.connections:
-        source = next(c for c in config.connections if c is not target)
-        stream = stream_name(source.name, target.name)
-        todo = [m.name for m in selected if m.flow(source.name) is not None]
-        if not todo:
-            continue
-        db = make_applier(target, f"sync-request:{stream}", "")
-        db.connect()
-        try:
-            state = SyncState(db, target.state_schema)
-            for name in todo:
-                state.request(stream, name)
-                out.append((target, stream, name))
-            db.commit_untracked()
-        finally:
-            db.close()
-    return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TextIO
 
 from replicator.config import Config, Connection
-from replicator.sync.driver import DONE, SyncRow, SyncState
+from replicator.sync.state import DONE, SyncRow, SyncState
 
 RATE_WINDOW = 10.0  # seconds of history behind a rows/s figure
 

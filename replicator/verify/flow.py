@@ -16,6 +16,7 @@ from replicator.codec import dumps_key, loads_key
 from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
                                 stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
+from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.model import Flow, Mapping
 from replicator.mapping.router import Ref, _matches, target_values
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference
@@ -201,24 +202,11 @@ class FlowCheck:
 
     def pairs(self, mapping: str, source_keys: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
         """Crosswalk pairs of `mapping` seen from this flow: source key text -> target key."""
-        S, T = self.flow.source.side, self.flow.target.side
-        texts = sorted({dumps_key(k) for k in source_keys})
-        found: dict[str, tuple[Any, ...]] = {}
-        for i in range(0, len(texts), PROBE):
-            part = texts[i:i + PROBE]
-            marks = ", ".join(["%s"] * len(part))
-            for sk, tk in self.tgt.query(f"SELECT source_key, target_key FROM {self.tgt.crosswalk} WHERE mapping = %s "
-                                         f"AND source_side = %s AND source_key IN ({marks})", [mapping, S, *part]):
-                found[sk] = loads_key(tk)
-        rest = [t for t in texts if t not in found]
-        for i in range(0, len(rest), PROBE):
-            part = rest[i:i + PROBE]
-            marks = ", ".join(["%s"] * len(part))
-            # pairs the other direction created live in our source database, seen from the other side
-            for tk, sk in self.src.query(f"SELECT target_key, source_key FROM {self.src.crosswalk} WHERE mapping = %s "
-                                         f"AND source_side = %s AND target_key IN ({marks})", [mapping, T, *part]):
-                found[tk] = loads_key(sk)
-        return found
+        lookup = CrosswalkLookup(
+            lambda sql, params: self.tgt.query(sql.replace("{crosswalk}", self.tgt.crosswalk), params),
+            lambda sql, params: self.src.query(sql.replace("{crosswalk}", self.src.crosswalk), params),
+            self.flow.source.side, self.flow.target.side, PROBE)
+        return {text: pair.target_key for text, pair in lookup.pairs(mapping, source_keys).items()}
 
     # ------------------------------------------------------------ counterparts
     def locate(self, exps: list[Expect]) -> None:

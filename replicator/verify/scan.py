@@ -29,29 +29,23 @@ from typing import Any, Iterator
 
 from replicator.errors import ReplicatorError
 from replicator.mapping.model import Endpoint
+from replicator.sources.tablescan import KeyCursor
 from replicator.verify.flow import AGREED, OPTIONAL, REQUIRED, FlowCheck
 from replicator.verify.report import Difference, Stopped
 
 
-class ChunkReader:
-    """One table in key chunks."""
+class ChunkReader(KeyCursor):
+    """One table in key chunks (the keyed snapshot reader sync uses too), stopping with the daemon."""
 
     def __init__(self, scanner: Any, chunk_rows: int, stop: threading.Event | None):
-        self.scanner, self.n, self.stop = scanner, chunk_rows, stop
-        self.after: tuple[Any, ...] | None = None
-        self.done = False
+        super().__init__(scanner, chunk_rows)
+        self.stop = stop
 
     def next(self) -> list[dict[str, Any]]:
         """The next chunk; [] at the end. Raises Stopped when the daemon stops."""
         if self.stop is not None and self.stop.is_set():
             raise Stopped()
-        if self.done:
-            return []
-        rows: list[dict[str, Any]] = self.scanner.chunk(self.after, self.n)
-        self.done = len(rows) < self.n
-        if rows:
-            self.after = self.scanner.key_of(rows[-1])
-        return rows
+        return super().next()
 
 
 class Found:

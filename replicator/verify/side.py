@@ -30,7 +30,6 @@ class Side:
         self.conn = conn
         self.db: Applier = make_applier(conn, "verify", "")
         _keeping_gauge(conn, self.db.connect)
-        self._info: dict[TableRef, dict[str, ColumnInfo]] = {}
         self._typed: set[TableRef] = set()
         self._scanners: dict[tuple[Any, ...], Any] = {}
         self.crosswalk = self.db.quote_table(TableRef(conn.state_schema, "crosswalk"))
@@ -51,19 +50,10 @@ class Side:
         return self._scanners[k]
 
     def info(self, table: TableRef) -> dict[str, ColumnInfo]:
-        if table not in self._info:
-            if self.conn.kind == "postgresql":
-                sql = ("SELECT column_name, data_type, numeric_scale, datetime_precision, collation_name "
-                       "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s")
-            else:
-                sql = ("SELECT COLUMN_NAME, DATA_TYPE, NUMERIC_SCALE, DATETIME_PRECISION, COLLATION_NAME "
-                       "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s")
-            rows = self.query(sql, [table.schema, table.name])
-            self._info[table] = {
-                name: ColumnInfo(name, data_type, self.conn.kind, None if scale is None else int(scale),
-                                 None if precision is None else int(precision), collation)
-                for name, data_type, scale, precision, collation in rows}
-        return self._info[table]
+        """The table's columns as the catalog describes them: the applier's own reading (load_types), so
+        verify compares by the very column types the stream writes by."""
+        self._load_types(table)
+        return self.db.column_info(table)
 
     def _load_types(self, table: TableRef) -> None:
         if table not in self._typed:

@@ -6,7 +6,8 @@ import pickle
 
 import pytest
 
-from replicator.changes import UNCHANGED, LSN, BinlogPosition, TableRef, position_from_json
+from replicator.changes import (UNCHANGED, LSN, BinlogPosition, Keepalive, SourceMessage, TableRef, Transaction,
+                               Watermark, position_from_json)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,18 @@ def test_unchanged_is_a_singleton_even_through_pickle() -> None:
     assert UNCHANGED is not None
     assert pickle.loads(pickle.dumps(UNCHANGED)) is UNCHANGED
     assert type(UNCHANGED)() is UNCHANGED
+
+
+def test_a_watermark_from_its_row_and_a_missing_field_is_empty_not_none() -> None:
+    assert Watermark.from_row({"stream": "crm_to_erp", "kind": "high", "mark": "ab12"}) == \
+        Watermark("crm_to_erp", "high", "ab12")
+    assert Watermark.from_row({"stream": "crm_to_erp"}) == Watermark("crm_to_erp", "", "")  # finds no chunk
+
+
+def test_a_source_message_is_a_transaction_or_a_keepalive() -> None:
+    from typing import get_args
+
+    assert set(get_args(SourceMessage)) == {Transaction, Keepalive}
+    txn = Transaction("1", LSN(5), None, ())
+    assert txn.watermarks == () and txn.final and not txn.echo
+    assert Keepalive(LSN(9)).position == LSN(9)

@@ -16,7 +16,7 @@ import yaml
 from replicator import checkpoint, errors, metrics
 from replicator.conflicts import store as conflict_store
 from replicator.mapping import links
-from replicator.sync import driver as sync
+from replicator.sync import state as sync
 from replicator.config import load
 
 ROOT = Path(__file__).resolve().parents[2]

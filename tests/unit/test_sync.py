@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from replicator.changes import LSN, Op, RowChange, TableRef, TargetChange, Transaction
+from replicator.changes import LSN, Op, RowChange, TableRef, TargetChange, Transaction, Watermark
 from replicator.config import Config
 from replicator.mapping.model import MappingSet
 from replicator.sync.progress import line
 from replicator.mapping.router import LinkedChange
-from replicator.sync.driver import DONE, Chunk, Job, Progress, SyncDriver, SyncRow, _parents_first, watermark_table
+from replicator.sync.driver import SyncDriver
+from replicator.sync.snapshot import Chunk, Job, Progress, _parents_first
+from replicator.sync.state import DONE, SyncRow
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
 YAML = """\
@@ -57,12 +59,13 @@ def driver(config: Config) -> SyncDriver:
     return d
 
 
-def txn(*changes: RowChange, echo: bool = False) -> Transaction:
-    return Transaction("1", LSN(1), None, tuple(changes), echo=echo)
+def txn(*items: RowChange | Watermark, echo: bool = False) -> Transaction:
+    return Transaction("1", LSN(1), None, tuple(i for i in items if isinstance(i, RowChange)), echo=echo,
+                       watermarks=tuple(i for i in items if isinstance(i, Watermark)))
 
 
-def mark(d: SyncDriver, mark_id: str, kind: str, stream: str = "crm_to_erp") -> RowChange:
-    return RowChange(watermark_table(d.source), Op.INSERT, None, {"stream": stream, "mark": mark_id, "kind": kind})
+def mark(d: SyncDriver, mark_id: str, kind: str, stream: str = "crm_to_erp") -> Watermark:
+    return Watermark(stream, kind, mark_id)
 
 
 def upd(key: int, name: str = "x") -> RowChange:

@@ -18,7 +18,9 @@ from replicator.config import Config
 from replicator.errors import FatalError, RetriableError
 from replicator.mapping.model import MappingSet
 from replicator.sync import driver as driver_module
-from replicator.sync.driver import Job, Snapshotter, SyncDriver
+from replicator.sync import snapshot as snapshot_module
+from replicator.sync.driver import SyncDriver
+from replicator.sync.snapshot import Job, Snapshotter
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 from tests.unit.test_sync import OWNED_YAML, YAML, txn
 
@@ -91,8 +93,9 @@ def test_a_snapshotter_stuck_in_a_query_is_cancelled_and_never_feeds_the_next_se
     crm, erp = config.connections
     d = SyncDriver(config, crm, erp, threading.Event())
     db = _StuckDb()
+    monkeypatch.setattr(snapshot_module, "make_applier", lambda *_a: db)
     monkeypatch.setattr(driver_module, "make_applier", lambda *_a: db)
-    monkeypatch.setattr(driver_module, "TableScanner", _Scanner)
+    monkeypatch.setattr(snapshot_module, "TableScanner", _Scanner)
     flow = mset.by_name["customers"].flow("crm")
     assert flow is not None
     old = Snapshotter(d, [Job("customers", flow, None, 0)], lambda _m: True)
@@ -121,7 +124,7 @@ def test_a_snapshotter_of_an_ended_session_gets_no_room_and_no_chunk(config: Con
     new = d._snapshotter = Snapshotter(d, [], lambda _m: True)
     flow = mset.by_name["customers"].flow("crm")
     assert flow is not None
-    chunk = driver_module.Chunk(Job("customers", flow, None, 0), [{"id": 1, "name": "a"}], (1,), 1, 1, True)
+    chunk = snapshot_module.Chunk(Job("customers", flow, None, 0), [{"id": 1, "name": "a"}], (1,), 1, 1, True)
     assert d.wait_room(old) is False and d.add_chunk(old, chunk) is None
     assert d.wait_room(new) is True and d.add_chunk(new, chunk) is not None
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from replicator.identifiers import my_ident
 from replicator.testing.devservers.processes import HOST, ServerError, _run, _short_socket_path, _which
 from replicator.testing.devservers.server import Database, Settings, SettingValue, _Server
 
@@ -137,7 +138,7 @@ class MariaDBServer(_Server):
                 f"@{self.host}:{self.port}/{dbname or ''}?charset=utf8mb4")
 
     def create_database(self, dbname: str) -> Database:
-        self.execute(f"CREATE DATABASE {_maria_ident(dbname)}")
+        self.execute(f"CREATE DATABASE {my_ident(dbname)}")
         return self.database(dbname)
 
     def drop_database(self, dbname: str) -> None:
@@ -154,7 +155,7 @@ class MariaDBServer(_Server):
                         cur.execute("KILL %s", (session_id,))
                     except pymysql.MySQLError:  # already gone
                         pass
-                cur.execute(f"DROP DATABASE IF EXISTS {_maria_ident(dbname)}")
+                cur.execute(f"DROP DATABASE IF EXISTS {my_ident(dbname)}")
         finally:
             conn.close()
 
@@ -166,5 +167,3 @@ class MariaDBServer(_Server):
             self.execute(f"GRANT {grant} TO %s@'%%'", (name,))
 
 
-def _maria_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

@@ -1,0 +1,66 @@
+"""`replicator explain`'s inputs: the flow from a side, the key or row given, the mapping's raw YAML."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from replicator.config import Config
+from replicator.errors import ConfigError, ReplicatorError
+from replicator.mapping.model import Endpoint, Flow, Mapping, MappingSet
+
+
+def find_flow(mset: MappingSet, name: str, side: str) -> tuple[Mapping, Flow]:
+    """The mapping and its flow from `side`; ConfigError naming what exists otherwise."""
+    m = mset.by_name.get(name)
+    if m is None:
+        known = ", ".join(sorted(mset.by_name)) or "none"
+        raise ConfigError(f"unknown mapping {name!r} (mappings: {known})")
+    sides = [e.side for e in m.endpoints]
+    if side not in sides:
+        raise ConfigError(f"unknown side {side!r} for mapping {name!r} (sides: {', '.join(sides)})")
+    flow = m.flow(side)
+    if flow is None:
+        flows = ", ".join(f.stream for f in m.flows) or "no direction"
+        raise ConfigError(f"mapping {name!r} does not flow from {side}: it flows {flows}")
+    return m, flow
+
+
+def parse_key(text: str, endpoint: Endpoint) -> tuple[str, ...]:
+    """`--key 42` or `--key 7,2`: split on commas, matched by position to the key columns. The parts stay
+    text; the database casts them to the column types."""
+    parts = tuple(p.strip() for p in text.split(","))
+    if len(parts) != len(endpoint.key) or any(p == "" for p in parts):
+        raise ConfigError(
+            f"--key {text!r} does not fit the key of {endpoint.side} {endpoint.table}: it needs "
+            f"{len(endpoint.key)} comma-separated value(s), for {', '.join(endpoint.key)}")
+    return parts
+
+
+def parse_row(text: str) -> dict[str, Any]:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--row is not valid JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise ConfigError("--row must be a JSON object of column: value")
+    return row
+
+
+def raw_spec(config: Config, name: str) -> dict[str, Any] | None:
+    """The YAML body of mapping `name` as written (the compiled model keeps only closures); None if not found."""
+    from replicator.yamlfile import load_file
+
+    directory = Path(config.mappings_dir)
+    if not directory.is_dir():
+        return None
+    for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")):
+        try:
+            data = load_file(path)
+        except ReplicatorError:
+            continue
+        body = data.get("mappings") if isinstance(data, dict) else None
+        if isinstance(body, dict) and isinstance(body.get(name), dict):
+            found: dict[str, Any] = body[name]
+            return found
+    return None

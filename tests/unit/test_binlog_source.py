@@ -1,0 +1,126 @@
+"""sources/binlog: the binlog source as a Source (no server): transaction boundaries, echoes dropped at
+the loop tag row, sync watermark rows as Watermarks, chunks of a large transaction, TRUNCATE.
+
+Events are instances of mysql-replication's own classes with just the attributes the source reads;
+row decoding (tested in test_rowdecode.py) is replaced by the rows the test gives each event.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, XidEvent
+from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
+
+from replicator.changes import BinlogPosition, Op, RowChange, SourceMessage, TableRef, Transaction, Watermark
+from replicator.config import Account, Connection, Secret
+from replicator.loopguard import LoopGuard
+from replicator.sources.base import Source
+from replicator.sources.binlog import BinlogSource
+
+T = TableRef("erp", "t")
+
+
+def event(cls: type, **attrs: Any) -> Any:
+    e = cls.__new__(cls)
+    e.timestamp = 1_700_000_000
+    for k, v in attrs.items():
+        setattr(e, k, v)
+    return e
+
+
+def gtid(n: int) -> Any:
+    return event(MariadbGtidEvent, gtid=f"0-1-{n}", flags=0)
+
+
+class Write(WriteRowsEvent):
+    rows: Any = None  # the library's property decodes the packet; here the test gives the rows
+
+
+class Update(UpdateRowsEvent):
+    rows: Any = None
+
+
+def rows(schema: str, table: str, *values: dict[str, Any], cls: type = Write) -> Any:
+    key = "after_values" if cls is Update else "values"
+    return event(cls, schema=schema, table=table, rows=[{key: v} for v in values])
+
+
+class FakeStream:
+    """What BinlogSource._read uses of BinLogStreamReader: fetchone() and the position after the event."""
+
+    def __init__(self, events: list[Any]):
+        self.events = list(events)
+        self.log_file, self.log_pos = "bin.000001", 4
+
+    def fetchone(self) -> Any:
+        if not self.events:
+            return None
+        self.log_pos += 100
+        return self.events.pop(0)
+
+
+@pytest.fixture
+def source(monkeypatch: pytest.MonkeyPatch) -> BinlogSource:
+    conn = Connection("erp", "mariadb", "h", 3306, "erp", Account("a", Secret("")), Account("c", Secret("")))
+    s = BinlogSource(conn, "erp_to_crm", [T], LoopGuard("replicator", "crm_to_erp"), BinlogPosition("bin.000001", 4),
+                     chunk_rows=2)
+
+    def changes(ev: Any, table: TableRef) -> list[RowChange]:
+        op = Op.UPDATE if isinstance(ev, UpdateRowsEvent) else Op.INSERT
+        return [RowChange(table, op, None, dict(r.get("after_values") or r["values"])) for r in ev.rows]
+
+    monkeypatch.setattr(s, "_changes", changes)
+    return s
+
+
+def read(source: BinlogSource, events: list[Any]) -> list[SourceMessage]:
+    stream = FakeStream(events)
+    out: list[SourceMessage] = []
+    for msg in source._read(stream):  # type: ignore[arg-type]
+        out.append(msg)
+        if not stream.events:
+            source._stop.set()  # the stream "ends": return instead of raising RetriableError
+    return out
+
+
+def test_the_binlog_source_keeps_the_source_protocol(source: BinlogSource) -> None:
+    as_source: Source = source
+    assert as_source.keep_echoes is False
+    assert as_source.safe_position is None  # no idle position past the last transaction boundary
+
+
+def test_a_transaction_ends_at_its_xid_with_the_position_after_it(source: BinlogSource) -> None:
+    out = read(source, [gtid(5), rows("erp", "t", {"id": 1}), rows("erp", "other", {"id": 9}), event(XidEvent)])
+    assert len(out) == 1 and isinstance(out[0], Transaction)
+    txn = out[0]
+    assert txn.txid == "0-1-5" and txn.final and not txn.echo
+    assert txn.position == BinlogPosition("bin.000001", 404, "0-1-5")
+    assert [c.after for c in txn.changes] == [{"id": 1}]  # the unmapped table left out
+
+
+def test_an_echo_is_dropped_at_its_tag_row(source: BinlogSource) -> None:
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    out = read(source, [gtid(6), tag, rows("erp", "t", {"id": 1}), event(XidEvent)])
+    assert isinstance(out[0], Transaction) and out[0].echo and out[0].changes == ()
+
+
+def test_a_watermark_row_becomes_a_watermark(source: BinlogSource) -> None:
+    mark = rows("replicator", "watermark", {"stream": "erp_to_crm", "mark": "m1", "kind": "high"}, cls=Update)
+    out = read(source, [gtid(7), mark, event(XidEvent)])
+    assert isinstance(out[0], Transaction)
+    assert out[0].changes == () and out[0].watermarks == (Watermark("erp_to_crm", "high", "m1"),)
+
+
+def test_a_large_transaction_comes_in_chunks_only_the_last_final(source: BinlogSource) -> None:
+    out = read(source, [gtid(8), rows("erp", "t", {"id": 1}, {"id": 2}), rows("erp", "t", {"id": 3}), event(XidEvent)])
+    txns = [m for m in out if isinstance(m, Transaction)]
+    assert [(len(t.changes), t.final, t.txid) for t in txns] == [(2, False, "0-1-8"), (1, True, "0-1-8")]
+    assert txns[0].position == source.start  # a chunk's position is the last boundary, never inside
+
+
+def test_a_truncate_is_a_change_of_its_own(source: BinlogSource) -> None:
+    ddl = event(QueryEvent, query="TRUNCATE TABLE `erp`.`t`", schema=b"erp")
+    out = read(source, [event(MariadbGtidEvent, gtid="0-1-9", flags=1), ddl])
+    assert isinstance(out[0], Transaction)
+    assert [(c.table, c.op) for c in out[0].changes] == [(T, Op.TRUNCATE)]

@@ -1,0 +1,180 @@
+"""mapping/links: the Linker applies LinkedChanges row by row against the target (a fake in-memory
+target that answers the Linker's statements; no servers): natural-key links, crosswalk pairs, rows
+created with database-made keys, children parked until their parent has a counterpart, deletes."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from replicator.changes import Op, RowChange, TableRef, TargetChange
+from replicator.config import Config
+from replicator.mapping.links import Linker
+from replicator.mapping.model import MappingSet
+from replicator.mapping.router import LinkedChange, route
+from tests.unit.test_mapping import load, make_config
+
+CUSTOMER = TableRef("public", "customer")
+ORDERS = TableRef("public", "orders")
+T_CUSTOMERS = TableRef("erpdb", "customers")
+T_ORDERS = TableRef("erpdb", "orders")
+
+YAML = """\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cust_no]}
+    link: {natural: [vat_id], crosswalk: true}
+    fields:
+      vat_id: ~
+      name: ~
+  orders:
+    direction: crm_to_erp
+    crm: {table: orders, key: [id]}
+    erp: {table: orders, key: [id]}
+    fields:
+      id: ~
+      customer_id: {references: customers}
+"""
+
+
+class FakeTarget:
+    """The target as the Linker sees it: tables of rows, the crosswalk and the parked table."""
+
+    def __init__(self) -> None:
+        self.tables: dict[TableRef, list[dict[str, Any]]] = {T_CUSTOMERS: [], T_ORDERS: []}
+        self.crosswalk: list[tuple[str, str, str, str]] = []  # mapping, source_side, source_key, target_key
+        self.parked: list[tuple[int, str, str, str, str, str]] = []  # id, stream, waiting mapping/key, mapping, change
+        self.next_no = 100
+
+    def quote_table(self, table: TableRef) -> str:
+        return f"{table.schema}.{table.name}"
+
+    def quote_col(self, column: str) -> str:
+        return column
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        p = list(params)
+        if "FROM state.crosswalk" in sql:
+            mapping, side, *keys = p
+            if sql.startswith("SELECT source_key, target_key"):
+                return [(sk, tk) for m, s, sk, tk in self.crosswalk if m == mapping and s == side and sk in keys]
+            return [(tk, sk) for m, s, sk, tk in self.crosswalk if m == mapping and s == side and tk in keys]
+        if sql.startswith("SELECT COUNT(*) FROM state.parked"):
+            return [(sum(1 for r in self.parked if r[1] == p[0]),)]
+        if "FROM state.parked" in sql and "waiting_key" in sql:
+            return [(r[0], r[5]) for r in self.parked if (r[1], r[2], r[3]) == tuple(p)]
+        if "FROM state.parked" in sql:
+            return [(r[0], r[5]) for r in self.parked if (r[1], r[4]) == tuple(p)]
+        raise AssertionError(f"unexpected query {sql}")
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        p = list(params)
+        if sql.startswith("INSERT INTO state.crosswalk"):
+            self.crosswalk.append(tuple(p))  # type: ignore[arg-type]
+        elif sql.startswith("INSERT INTO state.parked"):
+            self.parked.append((len(self.parked) + 1, *p))  # type: ignore[arg-type]
+        elif re.match(r"DELETE FROM state.parked WHERE id = %s", sql):
+            self.parked = [r for r in self.parked if r[0] != p[0]]
+        else:
+            raise AssertionError(f"unexpected statement {sql}")
+        return 1
+
+    def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any],
+                  limit: int = 2) -> list[tuple[Any, ...]]:
+        rows = [r for r in self.tables[table] if all(r.get(c) == v for c, v in where.items())]
+        return [tuple(r[c] for c in key_cols) for r in rows[:limit]]
+
+    def insert_returning(self, table: TableRef, values: dict[str, Any], key_cols: Sequence[str]) -> tuple[Any, ...]:
+        self.next_no += 1
+        self.tables[table].append({**values, key_cols[0]: self.next_no})
+        return (self.next_no,)
+
+    def update_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...],
+                      values: dict[str, Any]) -> int:
+        rows = [r for r in self.tables[table] if tuple(r[c] for c in key_cols) == tuple(key)]
+        for r in rows:
+            r.update(values)
+        return len(rows)
+
+    def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:
+        before = len(self.tables[table])
+        self.tables[table] = [r for r in self.tables[table] if tuple(r[c] for c in key_cols) != tuple(key)]
+        return before - len(self.tables[table])
+
+    def apply(self, changes: Sequence[TargetChange]) -> None:
+        for c in changes:
+            rows = self.tables[c.table]
+            rows[:] = [r for r in rows if tuple(r[k] for k in c.key_columns) != c.key]
+            if c.op is not Op.DELETE:
+                rows.append(dict(c.values))
+
+
+@pytest.fixture
+def mset(tmp_path: Path) -> MappingSet:
+    (tmp_path / "maps").mkdir()
+    config: Config = make_config(tmp_path)
+    return load(config, YAML)
+
+
+@pytest.fixture
+def target() -> FakeTarget:
+    return FakeTarget()
+
+
+@pytest.fixture
+def linker(mset: MappingSet, target: FakeTarget) -> Linker:
+    return Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+
+
+def apply(linker: Linker, mset: MappingSet, change: RowChange) -> None:
+    for out in route(mset, "crm", change):
+        assert isinstance(out, LinkedChange)
+        linker.apply(out)
+
+
+def customer(i: int, vat: str, name: str, op: Op = Op.INSERT) -> RowChange:
+    row = {"id": i, "vat_id": vat, "name": name}
+    return RowChange(CUSTOMER, op, row if op is Op.DELETE else None, None if op is Op.DELETE else row)
+
+
+def test_an_existing_record_is_linked_by_its_natural_key_and_paired(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    target.tables[T_CUSTOMERS].append({"cust_no": 7, "vat_id": "DE1", "name": "old"})
+    apply(linker, mset, customer(1, "DE1", "Ann"))
+    assert target.tables[T_CUSTOMERS] == [{"cust_no": 7, "vat_id": "DE1", "name": "Ann"}]  # updated, not doubled
+    assert [(m, s) for m, s, _, _ in target.crosswalk] == [("customers", "crm")]
+
+
+def test_a_record_without_a_counterpart_is_created_and_later_changes_follow_the_pair(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    apply(linker, mset, customer(2, "FR9", "Bob"))
+    (row,) = target.tables[T_CUSTOMERS]
+    assert row["cust_no"] == 101 and row["name"] == "Bob"  # the key the database made
+    apply(linker, mset, customer(2, "FR9", "Bobby", op=Op.UPDATE))
+    assert [r["name"] for r in target.tables[T_CUSTOMERS]] == ["Bobby"]
+    apply(linker, mset, customer(2, "FR9", "Bobby", op=Op.DELETE))
+    assert target.tables[T_CUSTOMERS] == []
+
+
+def test_a_child_waits_parked_until_its_parent_has_a_counterpart(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    apply(linker, mset, RowChange(ORDERS, Op.INSERT, None, {"id": 50, "customer_id": 3}))
+    assert target.tables[T_ORDERS] == [] and len(target.parked) == 1
+    apply(linker, mset, customer(3, "IT3", "Cy"))  # the parent arrives: the child follows, translated
+    cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
+    assert target.tables[T_ORDERS] == [{"id": 50, "customer_id": cust_no}]
+    assert target.parked == []
+
+
+def test_a_deleted_row_takes_its_parked_changes_with_it(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    order = {"id": 51, "customer_id": 4}
+    apply(linker, mset, RowChange(ORDERS, Op.INSERT, None, order))
+    apply(linker, mset, RowChange(ORDERS, Op.DELETE, order, None))
+    assert target.parked == []
+    apply(linker, mset, customer(4, "ES4", "Di"))
+    assert target.tables[T_ORDERS] == [], "a deleted child came back when its parent arrived"

@@ -1,0 +1,153 @@
+"""sources/wal: the WAL source as a Source (no server): pgoutput messages in, our messages out --
+whole transactions in commit order, echoes dropped at the loop tag, sync watermarks as Watermarks (not
+rows of a table PostgreSQL does not have), idle positions as Keepalives, acks confirmed to the server.
+
+The replication connection is replaced by a fake stream that hands out prepared pgoutput payloads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+
+from replicator.changes import LSN, Keepalive, Op, SourceMessage, TableRef, Transaction, Watermark
+from replicator.config import Account, Connection, Secret
+from replicator.errors import FatalError
+from replicator.loopguard import MESSAGE_PREFIX, WATERMARK_PREFIX, LoopGuard
+from replicator.sources import wal as wal_module
+from replicator.sources.base import Source
+from replicator.sources.wal import WalSource
+from tests.unit.test_pgoutput import begin, commit, insert, message, relation
+
+T = TableRef("public", "t")
+OTHER = TableRef("public", "not_mapped")
+REL_T = relation(1, "public", "t", [("id", 23, -1, True), ("v", 25, -1, False)])
+REL_OTHER = relation(2, "public", "not_mapped", [("id", 23, -1, True)])
+
+
+@dataclass
+class Msg:
+    payload: bytes
+
+
+class FakeStream:
+    """What WalSource._read uses of walproto.CopyStream."""
+
+    def __init__(self, payloads: list[bytes], wal_end: int):
+        self.payloads = list(payloads)
+        self.wal_end = wal_end
+        self.io_time = time.time()
+        self.wait_asked_at = None
+        self.confirmed = 0
+        self.confirms: list[int] = []
+        self._r, self._w = os.pipe()  # select() on it times out: nothing more to read
+
+    def read(self) -> Msg | None:
+        return Msg(self.payloads.pop(0)) if self.payloads else None
+
+    def confirm(self, lsn: int) -> None:
+        self.confirms.append(lsn)
+        self.confirmed = max(self.confirmed, lsn)
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
+@pytest.fixture
+def source(monkeypatch: pytest.MonkeyPatch) -> WalSource:
+    monkeypatch.setattr(wal_module, "KEEPALIVE_EVERY", 0.0)  # an idle position at once
+    conn = Connection("crm", "postgresql", "h", 5432, "crm", Account("a", Secret("")), Account("c", Secret("")))
+    s = WalSource(conn, "crm_to_erp", [T], LoopGuard("replicator", "erp_to_crm"), LSN(100), chunk_rows=1000)
+    monkeypatch.setattr(s, "_slot_stats", lambda: None)
+    return s
+
+
+def read(source: WalSource, payloads: list[bytes], wal_end: int, until: int) -> tuple[list[SourceMessage], FakeStream]:
+    """The messages the source yields for `payloads`, up to and including the one at position `until`."""
+    stream = FakeStream(payloads, wal_end)
+    out: list[SourceMessage] = []
+    it: Iterator[SourceMessage] = source._read(stream, source.start)  # type: ignore[arg-type]
+    try:
+        for msg in it:
+            out.append(msg)
+            position = msg.position
+            if position == LSN(until):
+                break
+    finally:
+        stream.close()
+    return out, stream
+
+
+def test_the_wal_source_keeps_the_source_protocol(source: WalSource) -> None:
+    as_source: Source = source
+    assert as_source.keep_echoes is False and as_source.safe_position is None
+
+
+def test_a_transaction_comes_whole_with_its_commit_position(source: WalSource) -> None:
+    payloads = [REL_T, REL_OTHER, begin(300, 0, 7), insert(1, "1", "a"), insert(2, "9"), insert(1, "2", "b"),
+                commit(290, 300, 0)]
+    out, _ = read(source, payloads, wal_end=300, until=300)
+    assert len(out) == 1 and isinstance(out[0], Transaction)
+    txn = out[0]
+    assert (txn.txid, txn.position, txn.final, txn.echo, txn.watermarks) == ("7", LSN(300), True, False, ())
+    assert [(c.table, c.op, dict(c.after or {})) for c in txn.changes] == [
+        (T, Op.INSERT, {"id": 1, "v": "a"}), (T, Op.INSERT, {"id": 2, "v": "b"})]  # the unmapped table left out
+
+
+def test_an_echo_is_dropped_at_its_tag_and_still_moves_the_position(source: WalSource) -> None:
+    payloads = [REL_T, begin(400, 0, 8), message(True, 390, MESSAGE_PREFIX, b"erp_to_crm"), insert(1, "1", "a"),
+                commit(395, 400, 0)]
+    out, _ = read(source, payloads, wal_end=400, until=400)
+    assert len(out) == 1 and isinstance(out[0], Transaction)
+    assert out[0].echo and out[0].changes == () and out[0].position == LSN(400)
+
+
+def test_another_streams_tag_is_not_an_echo(source: WalSource) -> None:
+    payloads = [REL_T, begin(400, 0, 8), message(True, 390, MESSAGE_PREFIX, b"crm_to_erp"), insert(1, "1", "a"),
+                commit(395, 400, 0)]
+    out, _ = read(source, payloads, wal_end=400, until=400)
+    assert isinstance(out[0], Transaction) and not out[0].echo and len(out[0].changes) == 1
+
+
+def test_a_sync_watermark_is_a_watermark_not_a_row(source: WalSource) -> None:
+    mark = json.dumps({"stream": "crm_to_erp", "mark": "abc", "kind": "high"}).encode()
+    payloads = [begin(500, 0, 9), message(True, 490, WATERMARK_PREFIX, mark), commit(495, 500, 0)]
+    out, _ = read(source, payloads, wal_end=500, until=500)
+    assert isinstance(out[0], Transaction)
+    assert out[0].changes == () and out[0].watermarks == (Watermark("crm_to_erp", "high", "abc"),)
+
+
+def test_an_undecodable_watermark_stops_with_an_error_naming_it(source: WalSource) -> None:
+    payloads = [begin(500, 0, 9), message(True, 490, WATERMARK_PREFIX, b"[1, 2]"), commit(495, 500, 0)]
+    with pytest.raises(FatalError, match="undecodable sync watermark"):
+        read(source, payloads, wal_end=500, until=500)
+
+
+def test_when_idle_the_source_yields_its_wal_end_as_a_keepalive(source: WalSource) -> None:
+    out, _ = read(source, [], wal_end=700, until=700)
+    assert out == [Keepalive(LSN(700))]
+    assert source.safe_position == LSN(700)
+
+
+def test_a_transaction_already_in_the_target_is_skipped_but_its_position_still_comes(source: WalSource) -> None:
+    payloads = [REL_T, begin(50, 0, 3), insert(1, "1", "a"), commit(40, 50, 0)]  # before the start, LSN 100
+    out, _ = read(source, payloads, wal_end=50, until=50)
+    assert isinstance(out[0], Transaction) and out[0].changes == ()
+
+
+def test_an_ack_is_confirmed_to_the_server_and_never_moves_back(source: WalSource) -> None:
+    source.ack(LSN(300))
+    source.ack(LSN(200))
+    payloads = [REL_T, begin(400, 0, 8), insert(1, "1", "a"), commit(395, 400, 0)]
+    _, stream = read(source, payloads, wal_end=400, until=400)
+    assert stream.confirms == [300]
+    with pytest.raises(FatalError):
+        source.ack(object())  # type: ignore[arg-type]  # not an LSN: a wiring error, said at once
