@@ -5,9 +5,9 @@
 -- statements below. Keep one column per line, table constraints on their own lines, and end
 -- every statement with ";" at the end of a line (the demo splits the file there).
 --
--- Keys: the ERP numbers its debtors, items, BOM lines, sales orders and order lines itself
+-- Keys: the ERP numbers its items, BOM lines, sales orders and order lines itself
 -- (AUTO_INCREMENT); replicator links them to the CRM's records with crosswalks and natural keys
--- (customer_no, item_no = the CRM's SKU, crm_quote_no). Contacts, complaints and service records
+-- (item_no = the CRM's SKU, crm_quote_no). Debtors, contacts, complaints and service records
 -- share ids with the CRM: the ERP allocates them from 1 000 000 000 upwards, the CRM from 1.
 --
 -- The ERP speaks in codes (order status EN/RL/IP/SH/DL/IV/CX, complaint status, service types,

@@ -55,7 +55,9 @@ def flows(make_pair: Callable[..., Pair], pg_db: Any, maria_db: Any) -> Pair:
         conn.commit()
     finally:
         conn.close()
-    pair = make_pair("", "", "mappings: {}\n", setup=False)
+    # the databases start empty: no first-run copy (a sync copies whole rows, it does not decide conflicts,
+    # and flow 2's test restarts the daemon)
+    pair = make_pair("", "", "mappings: {}\n", "sync: {on_first_run: false}\n", setup=False)
     target = pair.tmp / "mappings"
     for old in target.iterdir():
         old.unlink()
@@ -189,7 +191,7 @@ def test_flow4_confirmed_quote_becomes_one_erp_order_with_its_lines_and_status_c
     assert len(order) == 1
     oid, ecust, quote_no, po, total, status = order[0]
     assert oid >= ERP_IDS and quote_no == "Q000001" and po == "PO-4711" and total == Decimal("3600.00")
-    assert status == "EN" and ecust == erp_id(pair, "customers", "customer_no", "K000001")
+    assert status == "EN" and ecust == cust
     items = [erp_id(pair, "items", "item_no", f"FB-{n:05d}") for n in (1, 2, 3)]
     assert erp(pair, "SELECT sales_order_id, line_no, item_id FROM sales_order_lines ORDER BY line_no") == \
         [(oid, 10, items[0]), (oid, 20, items[1]), (oid, 30, items[2])]
@@ -202,7 +204,149 @@ def test_flow4_confirmed_quote_becomes_one_erp_order_with_its_lines_and_status_c
 
     # the ERP releases and promises a date, then ships: the CRM quote shows it, in its own words
     erp_exec(pair, "UPDATE sales_orders SET status = 'RL', promised_date = '2027-01-20' WHERE id = %s", (oid,))
-    wait_for(pair, lambda: crm(pair, "SELECT order_status::text, promised_date::text FROM crm.quote WHERE id = %s",
-                               (qid,)), [("released", "2027-01-20")], "ERP status and delivery date on the quote")
+    wait_for(pair, lambda: crm(pair, "SELECT order_status::text, promised_date::text, erp_order_no FROM crm.quote "
+                                     "WHERE id = %s", (qid,)), [("released", "2027-01-20", oid)],
+             "ERP status, delivery date and order number on the quote")
     assert crm(pair, "SELECT status::text FROM crm.quote WHERE id = %s", (qid,)) == [("confirmed",)]
     assert erp(pair, "SELECT count(*) FROM sales_orders") == [(1,)]
+
+
+# -------------------------------------------------------------------------------- flow 2
+
+def test_flow2_accounts_created_on_either_side_and_edited_on_both_agree(flows: Pair) -> None:
+    pair = flows
+    # created in the CRM: the same account number (a CRM id) in the ERP
+    cid = crm_customer(pair, "K000001", "Brandt Maschinenbau GmbH")
+    eid = erp_id(pair, "customers", "customer_no", "K000001")
+    assert eid == cid < ERP_IDS
+    # created in the ERP (accounts receivable): the CRM gets the whole account, not only the money side
+    new = erp_exec(pair, "INSERT INTO customers (customer_no, name, city, email, credit_limit, payment_terms) "
+                         "VALUES ('D900001', 'Vogel Hydraulik KG', 'Bremen', 'ap@vogel.de', 25000, 'NET60')")
+    assert new >= ERP_IDS
+    wait_for(pair, lambda: crm(pair, "SELECT id, account_name, city, email, credit_limit, payment_terms::text "
+                                     "FROM crm.customer WHERE customer_no = 'D900001'"),
+             [(new, "Vogel Hydraulik KG", "Bremen", "ap@vogel.de", Decimal("25000.00"), "NET60")],
+             "ERP account in the CRM")
+
+    # the money side belongs to the ERP: its edit flows, the CRM's does not
+    erp_exec(pair, "UPDATE customers SET credit_limit = 50000, credit_blocked = 1 WHERE id = %s", (eid,))
+    wait_for(pair, lambda: crm(pair, "SELECT credit_limit, credit_blocked FROM crm.customer WHERE id = %s", (cid,)),
+             [(Decimal("50000.00"), True)], "credit line in the CRM")
+
+    # both sides edit the same field before either edit is replicated: one rule decides, alike on both sides
+    assert pair.stop() == 0
+    crm(pair, "UPDATE crm.customer SET phone = '+49 40 2222' WHERE id = %s", (cid,))
+    erp_exec(pair, "UPDATE customers SET phone = '+49 40 3333', street = 'Hafenweg 1' WHERE id = %s", (eid,))
+    pair.proc = None
+    pair.start()
+    same = lambda: (crm(pair, "SELECT phone, street FROM crm.customer WHERE id = %s", (cid,)),  # noqa: E731
+                    erp(pair, "SELECT phone, street FROM customers WHERE id = %s", (eid,)))
+    # latest by commit time; the other side's commit time is not known yet, so the first connection (crm)
+    # wins (docs/conflicts.md); the street, edited on one side only, is no conflict and survives
+    wait_for(pair, same, ([("+49 40 2222", "Hafenweg 1")], [("+49 40 2222", "Hafenweg 1")]), "both sides agree")
+    listed = pair.cli("conflicts", "--mapping", "customers", "--json").stdout.splitlines()
+    records = [json.loads(line) for line in listed if line.strip()]
+    phone = [r for r in records if r["field"] == "phone"]
+    assert phone and all(r["kind"] == "update_differs" and r["rule"] == "latest" and r["winner"] == "crm"
+                         for r in phone), records
+    assert not [r for r in records if r["field"] == "street"], records
+
+
+# -------------------------------------------------------------------------------- flow 3
+
+def test_flow3_products_boms_and_configurations_get_the_erps_item_numbers(flows: Pair) -> None:
+    pair = flows
+    motor = crm_product(pair, "GM-00001", kind="purchased", price="310.00")
+    config = {"width_mm": 1200, "voltage": 400, "options": ["stainless", "washdown"]}
+    conn = pair.pg.connect()
+    with conn, conn.cursor() as cur:  # the product and its BOM agreed in one CRM transaction
+        cur.execute("INSERT INTO crm.product (sku, name, product_type, list_price, configuration) "
+                    "VALUES ('FB-00042', 'Förderband 1200', 'manufactured', 8400, %s) RETURNING id",
+                    (json.dumps(config),))
+        belt = cur.fetchone()[0]
+        cur.execute("INSERT INTO crm.bom_line (product_id, position, component_product_id, quantity, note) "
+                    "VALUES (%s, 10, %s, 2, 'Kundenvorgabe'), (%s, 20, %s, 1, NULL)", (belt, motor, belt, motor))
+    conn.close()
+    wait_for(pair, lambda: len(erp(pair, "SELECT id FROM boms")), 2, "the BOM in the ERP")
+    item, motor_item = erp_id(pair, "items", "item_no", "FB-00042"), erp_id(pair, "items", "item_no", "GM-00001")
+    assert item >= ERP_IDS and motor_item >= ERP_IDS and item != belt
+    row = erp(pair, "SELECT item_type, description, list_price, configuration FROM items WHERE id = %s", (item,))[0]
+    assert row[:3] == ("FERT", "Förderband 1200", Decimal("8400.00")) and json.loads(row[3]) == config
+    assert erp(pair, "SELECT item_type FROM items WHERE id = %s", (motor_item,)) == [("HAWA",)]
+    assert erp(pair, "SELECT parent_item_id, line_no, component_item_id, quantity, remark FROM boms ORDER BY line_no") \
+        == [(item, 10, motor_item, Decimal("2.0000"), "Kundenvorgabe"), (item, 20, motor_item, Decimal("1.0000"), None)]
+    # a change of the agreed configuration reaches the item
+    crm(pair, "UPDATE crm.product SET configuration = configuration || '{\"voltage\": 230}' WHERE id = %s", (belt,))
+    wait_for(pair, lambda: json.loads(erp(pair, "SELECT configuration FROM items WHERE id = %s", (item,))[0][0])
+             ["voltage"], 230, "new configuration")
+
+
+# -------------------------------------------------------------------------------- flows 1 and 5
+
+def test_flow1_and_5_actual_cost_margin_and_profitability_reach_the_crm(flows: Pair) -> None:
+    pair = flows
+    qid, oid, products = confirmed_order(pair, lines=2)
+    cust = crm(pair, "SELECT customer_id FROM crm.quote WHERE id = %s", (qid,))[0][0]
+    ecust = cust  # accounts share ids
+    item = erp_id(pair, "items", "item_no", "FB-00001")
+    # the ERP costs the order lines, post-calculates the invoiced order, runs standard costing and
+    # the yearly profitability: each in its own tables, with its own numbers
+    erp_exec(pair, "UPDATE sales_order_lines SET unit_cost = 700.5, line_cost = 700.50 WHERE sales_order_id = %s",
+             (oid,))
+    erp_exec(pair, "UPDATE sales_orders SET status = 'IV' WHERE id = %s", (oid,))
+    erp_exec(pair, "INSERT INTO order_costs (sales_order_id, revenue, material_cost, labour_cost, overhead_cost, "
+                   "freight_cost, total_cost, contribution, margin_pct, costed_at) "
+                   "VALUES (%s, 2400, 900, 350, 151, 120, 1521, 879, 36.63, '2026-12-01 10:00:00')", (oid,))
+    erp_exec(pair, "INSERT INTO item_costs (item_id, cost_version, standard_cost, material_cost, labour_cost, "
+                   "overhead_cost, margin_pct, costed_at) VALUES (%s, 'STD2026-4', 690.1234, 450, 180, 60.1234, "
+                   "42.49, '2026-12-01 10:00:00')", (item,))
+    erp_exec(pair, "INSERT INTO customer_profitability (customer_id, fiscal_year, order_count, revenue, "
+                   "cost_of_sales, gross_profit, gross_margin_pct, computed_at) "
+                   "VALUES (%s, 2026, 1, 2400, 1521, 879, 36.63, '2026-12-01 10:00:00')", (ecust,))
+    wait_for(pair, lambda: crm(pair, "SELECT quote_id, revenue, total_cost, margin, margin_pct FROM crm.order_margin"),
+             [(qid, Decimal("2400.00"), Decimal("1521.00"), Decimal("879.00"), Decimal("36.63"))],
+             "the order's actual margin on its quote")
+    wait_for(pair, lambda: crm(pair, "SELECT product_id, standard_cost, cost_version FROM crm.product_cost"),
+             [(products[0], Decimal("690.1234"), "STD2026-4")], "standard cost on the CRM product")
+    wait_for(pair, lambda: crm(pair, "SELECT customer_id, fiscal_year, gross_profit FROM crm.customer_profitability"),
+             [(cust, 2026, Decimal("879.00"))], "profitability on the CRM account")
+    wait_for(pair, lambda: crm(pair, "SELECT line_no, unit_cost, line_cost FROM crm.quote_line WHERE quote_id = %s "
+                                     "ORDER BY line_no", (qid,)),
+             [(10, Decimal("700.5000"), Decimal("700.50")), (20, Decimal("700.5000"), Decimal("700.50"))],
+             "the line cost on the quote lines")
+    assert crm(pair, "SELECT order_status::text FROM crm.quote WHERE id = %s", (qid,)) == [("invoiced",)]
+
+
+# -------------------------------------------------------------------------------- flow 6
+
+def test_flow6_complaints_and_service_records_both_ways_in_each_sides_codes(flows: Pair) -> None:
+    pair = flows
+    qid, oid, products = confirmed_order(pair, lines=1)
+    cust = crm(pair, "SELECT customer_id FROM crm.quote WHERE id = %s", (qid,))[0][0]
+    ecust = cust  # accounts share ids
+    # once the ERP works on the order (its first change after replicator created it), the CRM quote shows
+    # the ERP's order number; sales logs a complaint about that order
+    erp_exec(pair, "UPDATE sales_orders SET status = 'DL' WHERE id = %s", (oid,))
+    wait_for(pair, lambda: crm(pair, "SELECT erp_order_no FROM crm.quote WHERE id = %s", (qid,)), [(oid,)],
+             "ERP order number on the quote")
+    kid = crm(pair, "INSERT INTO crm.complaint (customer_id, quote_id, erp_order_no, product_id, reported_at, channel, "
+                    "category, severity, subject) VALUES (%s, %s, %s, %s, '2026-12-02 09:00:00+00', 'phone', "
+                    "'quality', 2, 'Lager läuft heiß') RETURNING id", (cust, qid, oid, products[0]))[0][0]
+    wait_for(pair, lambda: erp(pair, "SELECT customer_id, sales_order_id, status FROM complaints WHERE id = %s",
+                               (kid,)), [(ecust, oid, "NEW")], "complaint in the ERP")
+    # quality management works on it in the ERP: a repair, then closed with a credit note
+    sid = erp_exec(pair, "INSERT INTO service_records (complaint_id, customer_id, performed_at, record_type, "
+                         "technician, labour_hours, cost) VALUES (%s, %s, '2026-12-03 08:00:00', 'REPAIR', "
+                         "'K. Nowak', 2.5, 480)", (kid, ecust))
+    assert sid >= ERP_IDS
+    erp_exec(pair, "UPDATE complaints SET status = 'CLO', credit_note_amount = 250, resolution = 'Lager getauscht', "
+                   "closed_at = '2026-12-04 12:00:00' WHERE id = %s", (kid,))
+    wait_for(pair, lambda: crm(pair, "SELECT record_type, performed_by, cost FROM crm.service_record WHERE id = %s",
+                               (sid,)), [("repair", "K. Nowak", Decimal("480.00"))], "ERP repair in the CRM")
+    wait_for(pair, lambda: crm(pair, "SELECT status, credit_note_amount, resolution FROM crm.complaint WHERE id = %s",
+                               (kid,)), [("closed", Decimal("250.00"), "Lager getauscht")], "closed in the CRM")
+    # service follows up from the CRM: a call, in the ERP's code
+    sid2 = crm(pair, "INSERT INTO crm.service_record (complaint_id, customer_id, performed_at, record_type, "
+                     "performed_by) VALUES (%s, %s, now(), 'call', 'M. Yilmaz') RETURNING id", (kid, cust))[0][0]
+    wait_for(pair, lambda: erp(pair, "SELECT record_type, customer_id FROM service_records WHERE id = %s", (sid2,)),
+             [("CALL", ecust)], "CRM call in the ERP")
