@@ -8,8 +8,8 @@
         free metrics port; prints the metrics port
     python demo/bootstrap.py seed DATA_DIR SERVERS_JSON
         fill empty databases with what a CRM and an ERP hold before replicator arrives (class Seed:
-        about 44k rows in the CRM and 42k in the ERP, some records on both sides with the same id,
-        some on one side only); databases that hold data are left alone
+        about 36k rows in the CRM and 33k in the ERP, some records on both sides (the same id, or
+        the same SKU / quote number), some on one side only); databases that hold data are left alone
     python demo/bootstrap.py indented -- COMMAND [ARG ...]
         run COMMAND with its output indented like the demo's other output; on a terminal COMMAND
         gets a pseudo-terminal, so that it still shows its live progress line
@@ -160,8 +160,8 @@ class Seed:
 
     Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Accounts,
     contacts, complaints and service records have the same id on both sides; items, BOM lines, sales
-    orders and their lines carry the ERP's own numbers and are linked by SKU and quote number. Each side holds what it owns: the CRM the accounts' contact data
-    (up to date), the ERP the credit lines, order status, costs (the CRM has its defaults there);
+    orders and their lines carry the ERP's own numbers and are linked by SKU and quote number. Each
+    side holds what it owns: the CRM the accounts' contact data (up to date), the ERP the credit lines, order status, costs (the CRM has its defaults there);
     some ERP copies of CRM data are out of date (an old phone number or street).
     """
 

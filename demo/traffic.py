@@ -163,6 +163,7 @@ class Traffic:
             ("erp", 3, self.erp_credit_change),
             ("erp", 1, self.erp_invoice_recipient),
             ("erp", 14, self.erp_advance_order),
+            ("erp", 3, self.erp_confirm_orders),
             ("erp", 2, self.erp_item_costing),
             ("erp", 2, self.erp_customer_profitability),
             ("erp", 1, self.erp_return),
@@ -350,7 +351,7 @@ class Traffic:
         # no copy step: the gate of flow 4 turns the confirmed quote and its lines into one ERP order
         s.crm("UPDATE crm.quote SET status = 'confirmed', confirmed_at = now(), customer_po = %s, updated_at = now() "
               "WHERE id = %s", (f"PO-{r.randint(10000, 99999)}", qid))
-        return f"[flow 4] quote {quote_no} confirmed by {name} ({total} EUR): becomes one ERP sales order with its lines"
+        return f"[flow 4] quote {quote_no} confirmed by {name} ({total} EUR): becomes one ERP sales order with lines"
 
     def crm_complaint(self) -> str:
         s, r = self.s, self.rng
@@ -453,6 +454,20 @@ class Traffic:
         kid, cust, first, last = row
         s.erp("UPDATE contacts SET is_invoice_recipient = (id = %s) WHERE customer_id = %s", (kid, cust))
         return f"contact {kid} {first} {last} now receives the invoices of account {cust}"
+
+    def erp_confirm_orders(self) -> str:
+        s = self.s
+        # order intake: the ERP confirms every order it received with a delivery date. Besides being what
+        # an ERP does, this is the ERP's first change of an order replicator created, and only a change
+        # carries the ERP-owned fields (its order number, the status EN) back onto the CRM quote: values
+        # the ERP fills in while replicator creates the order do not flow back by themselves
+        rows = s.erp("SELECT id FROM sales_orders WHERE status = 'EN' AND promised_date IS NULL FOR UPDATE")
+        if not rows:
+            raise Skip
+        s.erp("UPDATE sales_orders SET promised_date = COALESCE(requested_delivery, UTC_DATE() + INTERVAL 21 DAY) "
+              "WHERE status = 'EN' AND promised_date IS NULL")
+        return (f"[flow 4] order confirmation: {len(rows)} new order(s) confirmed with a delivery date "
+                f"(ERP order number and date show on the CRM quote)")
 
     def erp_advance_order(self) -> str:
         s, r = self.s, self.rng
@@ -615,9 +630,10 @@ class Checker:
 
     SUMMARY = re.compile(r"^(\S+): (\d+) rows checked, (\d+) differing")
 
-    def __init__(self, config_path: str, metrics_url: str | None):
+    def __init__(self, config_path: str, metrics_url: str | None, prepare: Callable[[], None] | None = None):
         self.config_path = config_path
         self.metrics_url = metrics_url
+        self.prepare = prepare  # run before each comparison (the ERP's order intake, see erp_confirm_orders)
 
     def compare(self) -> tuple[list[tuple[str, int, int]], list[str]]:
         """Rows checked and differing per mapping, and the lines that describe differences."""
@@ -654,6 +670,8 @@ class Checker:
     def wait_agree(self, timeout: float) -> bool:
         started = time.monotonic()
         while True:
+            if self.prepare is not None:
+                self.prepare()
             counts, problems = self.compare()
             waited = time.monotonic() - started
             if not problems or waited >= timeout:
@@ -704,7 +722,13 @@ def main(argv: list[str] | None = None) -> int:
     sides = Sides(config)
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     traffic = Traffic(sides, random.Random(seed))
-    checker = Checker(args.config, metrics_url)
+    def order_intake() -> None:
+        try:
+            say(traffic.run("erp", traffic.erp_confirm_orders))
+        except Skip:
+            pass
+
+    checker = Checker(args.config, metrics_url, order_intake)
 
     stopping = False
 
