@@ -161,8 +161,9 @@ class Seed:
     Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Accounts,
     contacts, complaints and service records have the same id on both sides; items, BOM lines, sales
     orders and their lines carry the ERP's own numbers and are linked by SKU and quote number. Each
-    side holds what it owns: the CRM the accounts' contact data (up to date), the ERP the credit lines, order status, costs (the CRM has its defaults there);
-    some ERP copies of CRM data are out of date (an old phone number or street).
+    side holds what it owns: the CRM the accounts' contact data (up to date), the ERP the credit
+    lines, order status, costs (the CRM has its defaults there); some ERP copies of CRM data are out
+    of date (an old phone number or street).
     """
 
     def __init__(self, today: date | None = None):
@@ -310,8 +311,9 @@ class Seed:
                 labour = (price * Decimal(r.uniform(0.10, 0.20))).quantize(Decimal("0.0001"))
                 overhead = (price * Decimal(r.uniform(0.05, 0.12))).quantize(Decimal("0.0001"))
                 std = material + labour + overhead
-                erp_c.append((ITEM_BASE + pid, f"STD{self.today.year}-{r.randint(1, 4)}", std, material, labour, overhead,
-                              ((price - std) / price * 100).quantize(CENT), self._erp_time(self._at(r.uniform(1, 90)))))
+                erp_c.append((ITEM_BASE + pid, f"STD{self.today.year}-{r.randint(1, 4)}", std, material, labour,
+                              overhead, ((price - std) / price * 100).quantize(CENT),
+                              self._erp_time(self._at(r.uniform(1, 90)))))
 
     # quotes, orders, post-calculation (flows 4 and 1), profitability (flow 5)
     def _orders(self) -> None:
