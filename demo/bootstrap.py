@@ -8,8 +8,8 @@
         free metrics port; prints the metrics port
     python demo/bootstrap.py seed DATA_DIR SERVERS_JSON
         fill empty databases with what a CRM and an ERP hold before replicator arrives (class Seed:
-        about 44k rows in the CRM and 42k in the ERP, some records on both sides with the same id,
-        some on one side only); databases that hold data are left alone
+        about 36k rows in the CRM and 33k in the ERP, some records on both sides (the same id, or
+        the same SKU / quote number), some on one side only); databases that hold data are left alone
     python demo/bootstrap.py indented -- COMMAND [ARG ...]
         run COMMAND with its output indented like the demo's other output; on a terminal COMMAND
         gets a pseudo-terminal, so that it still shows its live progress line
@@ -140,21 +140,30 @@ SEED_CUSTOMERS = 6000          # CRM accounts; every 4th is a prospect the ERP d
 SEED_PRODUCTS = 2500           # CRM products; the newest SEED_NEW_PRODUCTS are not yet items in the ERP
 SEED_NEW_PRODUCTS = 500
 SEED_CRM_ORDERS = 2500         # orders from confirmed CRM quotes, all transferred to the ERP earlier
-SEED_EDI_ORDERS = 2000         # orders entered in the ERP (EDI, phone): the CRM has never seen them
 SEED_OPEN_QUOTES = 600
 SEED_CRM_COMPLAINTS = 500      # CRM complaints; 70 % were passed on to quality management earlier
 SEED_ERP_RETURNS = 300         # returns logged in the ERP only
 ERP_IDS = 1_000_000_000
+ITEM_BASE = 100_000            # the ERP's own item numbers (item 100 042 is the CRM's product 42, by SKU)
+ORDER_BASE = 4_500_000         # the ERP's own sales order numbers
+ITEM_TYPE = {"manufactured": "FERT", "purchased": "HAWA", "service": "DIEN"}
+ORDER_STATUS = {"entered": "EN", "released": "RL", "in_production": "IP", "shipped": "SH", "delivered": "DL",
+                "invoiced": "IV", "cancelled": "CX"}
+COMPLAINT_STATUS = {"open": "NEW", "in_progress": "WIP", "resolved": "RES", "closed": "CLO", "rejected": "REJ"}
+SERVICE_TYPE = {"call": "CALL", "visit": "VISIT", "repair": "REPAIR", "replacement": "REPLACE", "credit": "CREDIT",
+                "inspection": "INSPECT"}
 SEED_RANDOM = 20261126         # the same data on every first run
 
 
 class Seed:
     """A CRM and an ERP that have been used side by side for two years, linked by hand so far.
 
-    Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Shared records
-    have the same id on both sides. Each side holds what it owns: the CRM the accounts' contact data
-    (up to date), the ERP the credit lines, order status, costs (the CRM has its defaults there);
-    some ERP copies of CRM data are out of date (an old phone number or street).
+    Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Accounts,
+    contacts, complaints and service records have the same id on both sides; items, BOM lines, sales
+    orders and their lines carry the ERP's own numbers and are linked by SKU and quote number. Each
+    side holds what it owns: the CRM the accounts' contact data (up to date), the ERP the credit
+    lines, order status, costs (the CRM has its defaults there); some ERP copies of CRM data are out
+    of date (an old phone number or street).
     """
 
     def __init__(self, today: date | None = None):
@@ -282,9 +291,10 @@ class Seed:
                           kind, "pcs", price, "EUR", config, status, created, created))
             if pid <= shared:
                 self.items.append((pid, price, config))
-                erp_i.append((pid, f"{code}-{pid:05d}", f"{base} {size}",
+                erp_i.append((ITEM_BASE + pid, f"{code}-{pid:05d}", f"{base} {size}",
                               f"{base}, Baubreite {size} mm, kundenspezifisch",
-                              kind, "pcs", price if r.random() > 0.05 else money(price * Decimal("0.95")), "EUR",
+                              ITEM_TYPE[kind], "pcs", price if r.random() > 0.05 else money(price * Decimal("0.95")),
+                              "EUR",
                               config, status, "buy" if kind == "purchased" else "make", r.choice([5, 10, 15, 20]),
                               r.choice(["WH01", "WH01", "WH02"])))
             if kind == "manufactured" and pid > 50:
@@ -293,28 +303,27 @@ class Seed:
                     line = (bom_id, pid, pos * 10, comp, Decimal(r.randint(1, 8)), "pcs",
                             Decimal(r.choice(["0", "1.5", "3"])), r.choice([None, None, "Kundenvorgabe"]))
                     crm_b.append(line)
-                    if pid <= shared:
-                        erp_b.append(line + (r.choice([None, 10, 20, 30]),))
+                    if pid <= shared and comp <= shared:
+                        erp_b.append((bom_id, ITEM_BASE + pid, pos * 10, ITEM_BASE + comp) + line[4:]
+                                     + (r.choice([None, 10, 20, 30]),))
             if pid <= shared and r.random() < 0.8:
                 material = (price * Decimal(r.uniform(0.30, 0.45))).quantize(Decimal("0.0001"))
                 labour = (price * Decimal(r.uniform(0.10, 0.20))).quantize(Decimal("0.0001"))
                 overhead = (price * Decimal(r.uniform(0.05, 0.12))).quantize(Decimal("0.0001"))
                 std = material + labour + overhead
-                erp_c.append((pid, f"STD{self.today.year}-{r.randint(1, 4)}", std, material, labour, overhead,
-                              ((price - std) / price * 100).quantize(CENT), self._erp_time(self._at(r.uniform(1, 90)))))
+                erp_c.append((ITEM_BASE + pid, f"STD{self.today.year}-{r.randint(1, 4)}", std, material, labour,
+                              overhead, ((price - std) / price * 100).quantize(CENT),
+                              self._erp_time(self._at(r.uniform(1, 90)))))
 
     # quotes, orders, post-calculation (flows 4 and 1), profitability (flow 5)
     def _orders(self) -> None:
         r = self.r
         crm_q = self._table(self.crm, "quote", "id, quote_no, customer_id, contact_id, status, valid_until, "
-                            "total_net, requested_delivery, sales_rep, confirmed_at, created_at, updated_at")
+                            "total_net, requested_delivery, sales_rep, customer_po, confirmed_at, created_at, "
+                            "updated_at")
         crm_ql = self._table(self.crm, "quote_line", "id, quote_id, line_no, product_id, quantity, unit_price, "
                              "discount_pct, line_net, configuration")
-        crm_o = self._table(self.crm, "sales_order", "id, order_no, customer_id, quote_id, customer_po, order_date, "
-                            "requested_delivery, currency, total_net, created_at")
-        crm_l = self._table(self.crm, "sales_order_line", "id, order_id, line_no, product_id, quantity, unit_price, "
-                            "discount_pct, line_net, configuration")
-        erp_o = self._table(self.erp, "sales_orders", "id, order_no, customer_id, crm_quote_id, customer_po, "
+        erp_o = self._table(self.erp, "sales_orders", "id, customer_id, crm_quote_no, customer_po, "
                             "order_date, requested_delivery, currency, total_net, status, promised_date, shipped_at, "
                             "delivered_at, tracking_no")
         erp_l = self._table(self.erp, "sales_order_lines", "id, sales_order_id, line_no, item_id, quantity, "
@@ -324,10 +333,9 @@ class Seed:
                              "costed_at")
         erp_p = self._table(self.erp, "customer_profitability", "customer_id, fiscal_year, order_count, revenue, "
                             "cost_of_sales, gross_profit, gross_margin_pct, open_receivables, computed_at")
-        self.delivered: list[tuple[int, int, int, bool]] = []  # (order, customer, item, known to the CRM)
+        self.delivered: list[tuple[int, int, int, int]] = []  # (ERP order, customer, product, CRM quote)
         profit: dict[tuple[int, int], list[Decimal]] = {}
         quote_id = quote_line_id = line_id = 0
-        edi_line_id = ERP_IDS
         # the CRM's quotes: confirmed ones became orders, some are still open, some were lost
         plan = ["confirmed"] * SEED_CRM_ORDERS + ["sent"] * SEED_OPEN_QUOTES + ["lost", "expired"] * 150
         r.shuffle(plan)
@@ -351,47 +359,29 @@ class Seed:
             order_date = (self._at(days)).date()
             requested = order_date + timedelta(days=r.randint(14, 60))
             confirmed = self._at(days) if status == "confirmed" else None
+            po = f"PO-{r.randint(10000, 99999)}" if status == "confirmed" else None
             crm_q.append((quote_id, f"Q{quote_id:06d}", cust, contact, status, created.date() + timedelta(days=30),
-                          total, requested, r.choice(["jschulz", "mkaya", "lberger"]), confirmed, created,
+                          total, requested, r.choice(["jschulz", "mkaya", "lberger"]), po, confirmed, created,
                           confirmed or created))
             if status != "confirmed":
                 continue
-            oid = len(crm_o) + 1
-            po = f"PO-{r.randint(10000, 99999)}"
-            crm_o.append((oid, f"SO-C{oid:06d}", cust, quote_id, po, order_date, requested, "EUR", total, confirmed))
+            # transferred to the ERP by hand before replicator: the ERP's own order number, the quote
+            # number on the order (replicator's first run links them by it)
+            oid = ORDER_BASE + len(erp_o) + 1
             order_lines = []
             for no, pid, qty, price, disc, net, config in lines:
                 line_id += 1
-                crm_l.append((line_id, oid, no, pid, qty, price, disc, net, config))
-                order_lines.append((line_id, no, pid, qty, price, disc, net, config))
-            self._erp_order(erp_o, erp_l, erp_oc, profit, oid, f"SO-C{oid:06d}", cust, quote_id, po, order_date,
-                            requested, total, order_lines, days, crm=True)
-        # orders the ERP took itself
-        edi_customers = [c for c in self.shared_customers if r.random() < 0.5]
-        for n in range(1, SEED_EDI_ORDERS + 1):
-            oid = ERP_IDS + n
-            cust = r.choice(edi_customers)
-            days = r.uniform(0, 700)
-            order_date = self._at(days).date()
-            requested = order_date + timedelta(days=r.randint(7, 30))
-            order_lines, total = [], Decimal(0)
-            for no, (pid, price, config) in enumerate(r.sample(self.items, k=r.randint(1, 3)), start=1):
-                qty = Decimal(r.randint(1, 20))
-                net = money(qty * price)
-                total += net
-                edi_line_id += 1
-                order_lines.append((edi_line_id, no, pid, qty, price, Decimal(0), net, config))
-            self._erp_order(erp_o, erp_l, erp_oc, profit, oid, f"SO-E{oid}", cust, None,
-                            f"EDI-{r.randint(100000, 999999)}", order_date, requested, total, order_lines, days,
-                            crm=False)
+                order_lines.append((ORDER_BASE + line_id, no, pid, qty, price, disc, net, config))
+            self._erp_order(erp_o, erp_l, erp_oc, profit, oid, cust, quote_id, po, order_date,
+                            requested, total, order_lines, days)
         computed = self._erp_time(self._at(0.5))
         for (cust, year), (count, revenue, cost, invoiced) in sorted(profit.items()):
             gross = revenue - cost
             pct = (100 * gross / revenue).quantize(CENT) if revenue else None
             erp_p.append((cust, year, int(count), revenue, cost, gross, pct, invoiced, computed))
 
-    def _erp_order(self, erp_o, erp_l, erp_oc, profit, oid, order_no, cust, quote_id, po, order_date, requested,
-                   total, lines, days, crm: bool) -> None:
+    def _erp_order(self, erp_o, erp_l, erp_oc, profit, oid, cust, quote_id, po, order_date, requested,
+                   total, lines, days) -> None:
         r = self.r
         # how far an order got depends on its age
         if days > 75:
@@ -412,8 +402,8 @@ class Seed:
         if delivered is not None and delivered > self._erp_time(self.now):
             delivered = self._erp_time(self.now) - timedelta(hours=1)
         tracking = f"00340{r.randint(10**12, 10**13 - 1)}" if reached >= 3 else None
-        erp_o.append((oid, order_no, cust, quote_id, po, order_date, requested, "EUR", total, status, promised,
-                      shipped, delivered, tracking))
+        erp_o.append((oid, cust, f"Q{quote_id:06d}", po, order_date, requested, "EUR", total, ORDER_STATUS[status],
+                      promised, shipped, delivered, tracking))
         line_cost_sum = Decimal(0)
         for lid, no, pid, qty, price, disc, net, config in lines:
             unit_cost = line_cost = None
@@ -421,9 +411,9 @@ class Seed:
                 unit_cost = (price * Decimal(r.uniform(0.55, 0.85))).quantize(Decimal("0.0001"))
                 line_cost = money(unit_cost * qty)
                 line_cost_sum += line_cost
-            erp_l.append((lid, oid, no, pid, qty, price, disc, net, config, unit_cost, line_cost))
+            erp_l.append((lid, oid, no, ITEM_BASE + pid, qty, price, disc, net, config, unit_cost, line_cost))
         if status in ("delivered", "invoiced", "shipped"):
-            self.delivered.append((oid, cust, lines[0][2], crm))
+            self.delivered.append((oid, cust, lines[0][2], quote_id))
         if status == "cancelled":
             return
         year_stats = profit.setdefault((cust, order_date.year), [Decimal(0)] * 4)
@@ -445,9 +435,9 @@ class Seed:
     # complaints and service (flow 6)
     def _complaints(self) -> None:
         r, w = self.r, self.words
-        crm_k = self._table(self.crm, "complaint", "id, customer_id, contact_id, order_id, product_id, reported_at, "
-                            "channel, category, severity, status, subject, description, resolution, closed_at, "
-                            "created_at")
+        crm_k = self._table(self.crm, "complaint", "id, customer_id, contact_id, quote_id, erp_order_no, product_id, "
+                            "reported_at, channel, category, severity, status, subject, description, resolution, "
+                            "closed_at, created_at")
         erp_k = self._table(self.erp, "complaints", "id, customer_id, contact_id, sales_order_id, item_id, opened_at, "
                             "channel, category, severity, status, subject, description, resolution, "
                             "credit_note_amount, closed_at, qm_notification_no")
@@ -455,10 +445,10 @@ class Seed:
                             "performed_by, labour_hours, notes, details")
         erp_s = self._table(self.erp, "service_records", "id, complaint_id, customer_id, performed_at, record_type, "
                             "technician, labour_hours, cost, notes, details")
-        crm_orders = [d for d in self.delivered if d[3]]
+        crm_orders = self.delivered
         service_id, erp_service_id = 0, ERP_IDS
         for kid in range(1, SEED_CRM_COMPLAINTS + 1):
-            oid, cust, pid, _crm = r.choice(crm_orders)
+            oid, cust, pid, qid = r.choice(crm_orders)
             category = r.choice(list(w["COMPLAINTS"]))
             subject = r.choice(w["COMPLAINTS"][category])
             reported = self._at(r.uniform(1, 60))
@@ -468,15 +458,15 @@ class Seed:
             if closed is not None and closed > self.now:
                 closed = self.now - timedelta(minutes=5)
             contact = self.contacts_of[cust][0]
-            order_no = f"SO-C{oid:06d}"
-            crm_k.append((kid, cust, contact, oid, pid, reported, r.choice(["phone", "email", "portal", "visit"]),
-                          category, r.randint(1, 4), status, subject,
-                          f"Kunde meldet zu Auftrag {order_no}: {subject}.", resolution, closed, reported))
+            crm_k.append((kid, cust, contact, qid, oid, pid, reported,
+                          r.choice(["phone", "email", "portal", "visit"]), category, r.randint(1, 4), status, subject,
+                          f"Kunde meldet zu Auftrag {oid}: {subject}.", resolution, closed, reported))
             passed_on = r.random() < 0.7
             if passed_on:
                 row = crm_k[-1]
-                erp_k.append((kid, cust, contact, oid, pid, self._erp_time(reported), row[6], category, row[8], status,
-                              subject, row[11], resolution, None, self._erp_time(closed),
+                erp_k.append((kid, cust, contact, oid, ITEM_BASE + pid, self._erp_time(reported), row[7], category,
+                              row[9], COMPLAINT_STATUS[status], subject, row[12], resolution, None,
+                              self._erp_time(closed),
                               f"QM{r.randint(100000, 999999)}"))
             if status != "open":
                 service_id += 1
@@ -489,12 +479,12 @@ class Seed:
                 erp_service_id += 1
                 kind = r.choice(["repair", "replacement"])
                 erp_s.append((erp_service_id, kid, cust, self._erp_time(reported + timedelta(days=r.randint(1, 5))),
-                              kind, r.choice(w["TECHNICIANS"]), Decimal(r.choice(["1", "2.5", "6"])),
+                              SERVICE_TYPE[kind], r.choice(w["TECHNICIANS"]), Decimal(r.choice(["1", "2.5", "6"])),
                               money(r.uniform(80, 2500)), f"{kind} ausgeführt",
                               json.dumps({"parts": r.randint(0, 4), "warranty": r.random() < 0.6})))
         for n in range(1, SEED_ERP_RETURNS + 1):
             kid = ERP_IDS + n
-            oid, cust, pid, crm = r.choice(self.delivered)
+            oid, cust, pid, _qid = r.choice(self.delivered)
             subject = r.choice(w["COMPLAINTS"]["quality"] + w["COMPLAINTS"]["delivery"])
             category = "quality" if subject in w["COMPLAINTS"]["quality"] else "delivery"
             opened = self._at(r.uniform(1, 60))
@@ -503,21 +493,20 @@ class Seed:
             closed = opened + timedelta(days=r.randint(1, 15)) if status == "closed" else None
             if closed is not None and closed > self.now:
                 closed = self.now - timedelta(minutes=5)
-            order_no = f"SO-C{oid:06d}" if crm else f"SO-E{oid}"
-            erp_k.append((kid, cust, None, oid, pid, self._erp_time(opened), "return", category, r.randint(2, 4),
-                          status, subject, f"Retoure zu {order_no}: {subject}",
+            erp_k.append((kid, cust, None, oid, ITEM_BASE + pid, self._erp_time(opened), "return", category,
+                          r.randint(2, 4), COMPLAINT_STATUS[status], subject, f"Retoure zu Auftrag {oid}: {subject}",
                           "Gutschrift erteilt" if status == "closed" else None, credit, self._erp_time(closed),
                           f"QM{r.randint(100000, 999999)}"))
             if status != "open":
                 erp_service_id += 1
                 kind = "credit" if status == "closed" else r.choice(["repair", "replacement"])
-                erp_s.append((erp_service_id, kid, cust, self._erp_time(opened + timedelta(days=1)), kind,
+                erp_s.append((erp_service_id, kid, cust, self._erp_time(opened + timedelta(days=1)), SERVICE_TYPE[kind],
                               r.choice(w["TECHNICIANS"]), Decimal(0) if kind == "credit" else Decimal("2.5"),
                               credit if kind == "credit" else money(r.uniform(80, 2500)), f"{kind} ausgeführt",
                               json.dumps({"parts": r.randint(0, 4), "warranty": r.random() < 0.6})))
 
 
-CRM_ORDER = ["customer", "contact", "product", "bom_line", "quote", "quote_line", "sales_order", "sales_order_line",
+CRM_ORDER = ["customer", "contact", "product", "bom_line", "quote", "quote_line",
              "complaint", "service_record"]
 ERP_ORDER = ["customers", "contacts", "items", "boms", "item_costs", "sales_orders", "sales_order_lines",
              "order_costs", "customer_profitability", "complaints", "service_records"]
@@ -582,10 +571,11 @@ def _seed_erp(info: dict, password: str, data: Seed) -> None:
         db.close()
 
 
-def _overlap(data: Seed, crm: str, erp: str) -> tuple[int, int, int]:
-    """(both, CRM only, ERP only) of a table pair, by id."""
-    a = {row[0] for row in data.crm[crm][1]}
-    b = {row[0] for row in data.erp[erp][1]}
+def _overlap(data: Seed, crm: str, erp: str, by: tuple[str, str] = ("id", "id")) -> tuple[int, int, int]:
+    """(both, CRM only, ERP only) of a table pair, by id or by the natural key columns `by`."""
+    ci, ei = data.crm[crm][0].index(by[0]), data.erp[erp][0].index(by[1])
+    a = {row[ci] for row in data.crm[crm][1]}
+    b = {row[ei] for row in data.erp[erp][1]}
     return len(a & b), len(a - b), len(b - a)
 
 
@@ -609,14 +599,14 @@ def seed(data_dir: Path, servers_json: Path) -> None:
     n_crm = sum(len(rows) for _cols, rows in data.crm.values())
     n_erp = sum(len(rows) for _cols, rows in data.erp.values())
     print(f"{n_crm:,} rows in the CRM, {n_erp:,} in the ERP ({time.monotonic() - started:.1f} s); "
-          f"same id on both sides, or on one side only:")
-    for what, crm, erp in (("accounts", "customer", "customers"), ("contacts", "contact", "contacts"),
-                           ("products", "product", "items"), ("BOM lines", "bom_line", "boms"),
-                           ("sales orders", "sales_order", "sales_orders"),
-                           ("order lines", "sales_order_line", "sales_order_lines"),
-                           ("complaints", "complaint", "complaints"),
-                           ("service records", "service_record", "service_records")):
-        both, crm_only, erp_only = _overlap(data, crm, erp)
+          f"on both sides (same id, or same SKU / quote number), or on one side only:")
+    for what, crm, erp, by in (("accounts", "customer", "customers", ("id", "id")),
+                               ("contacts", "contact", "contacts", ("id", "id")),
+                               ("products", "product", "items", ("sku", "item_no")),
+                               ("quotes/orders", "quote", "sales_orders", ("quote_no", "crm_quote_no")),
+                               ("complaints", "complaint", "complaints", ("id", "id")),
+                               ("service records", "service_record", "service_records", ("id", "id"))):
+        both, crm_only, erp_only = _overlap(data, crm, erp, by)
         print(f"  {what + ':':17}{both:>7,} both  {crm_only:>6,} CRM only  {erp_only:>6,} ERP only")
     print(f"  ERP only: {len(data.erp['order_costs'][1]):,} order post-calculations, "
           f"{len(data.erp['item_costs'][1]):,} item standard costs, "

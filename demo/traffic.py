@@ -6,26 +6,27 @@
 Writes business activity into both databases, a few actions per second, one line per action:
 
   CRM (PostgreSQL): new accounts with contacts, contact changes, new products with bills of
-      materials, quotes, confirmed quotes (the CRM's "create order from quote" step writes the
-      sales order and its lines), complaints and service calls.
-  ERP (MariaDB):    credit limit / payment term / credit block changes, invoice recipients,
-      order status and delivery updates, order post-calculation, standard costing, customer
-      profitability, EDI orders, returns with credit notes, service work.
+      materials, quotes, confirmed quotes (flow 4 turns the quote itself into the ERP order),
+      complaints and service calls.
+  ERP (MariaDB):    new accounts, credit limit / payment term / credit block changes, invoice
+      recipients, order status and delivery updates, order post-calculation, standard costing,
+      customer profitability, returns with credit notes, service work.
+  both:             now and then the same account edited on both sides at once (a conflict,
+      decided by flow 2's `latest` rule; scripts/demo lists them with `replicator conflicts`).
 
 Empty databases first get a quick opening round (accounts, products, orders taken all the way
 to invoicing, complaints), so that every mapping has rows within seconds; --seconds counts the
 steady traffic after it.
 
-Every --check-every seconds it stops writing and waits until every mapped table holds the same
-keys and the same values on both sides (compared field by field, per mapping, after normalising
-types), then prints one line with the row counts per mapping on each side. It runs until
---seconds have passed (default: until Ctrl-C) and ends with a last check; the exit code is 0
-when the last check agreed.
+Every --check-every seconds it stops writing and runs `replicator verify` until both sides agree
+through the mappings (crosswalks, value maps and all), then prints one line with the rows checked
+per mapping. It runs until --seconds have passed (default: until Ctrl-C) and ends with a last
+check; the exit code is 0 when the last check agreed.
 
-Rows each side writes follow the demo's rules: ids come from the side's own sequence (the CRM
-from 1, the ERP from 1 000 000 000); only the CRM creates accounts, contacts and products; a
-complaint's status is driven by the side that opened it. Concurrent edits of the same row on
-both sides would end "last writer wins", which the current mapping language cannot arbitrate.
+Rows each side writes follow the demo's rules: shared ids come from the side's own sequence (the
+CRM from 1, the ERP from 1 000 000 000); the ERP numbers its items and orders itself; only the CRM
+creates contacts, products and orders (from quotes); a complaint's status is driven by the side
+that opened it.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import json
 import random
 import re
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -49,7 +51,6 @@ import pymysql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from replicator.config import Config, load  # noqa: E402
-from replicator.mapping.model import MappingSet, load_mappings  # noqa: E402
 
 CENT = Decimal("0.01")
 
@@ -76,7 +77,9 @@ COMPLAINTS = {
     "documentation": ["Prüfzertifikat fehlt", "Betriebsanleitung in falscher Sprache"],
     "service": ["Techniker nicht erschienen", "Ersatzteil falsch geliefert"],
 }
-ORDER_FLOW = ["entered", "released", "in_production", "shipped", "delivered", "invoiced"]
+ORDER_FLOW = ["EN", "RL", "IP", "SH", "DL", "IV"]  # the ERP's order status codes (flow 4 maps them)
+ORDER_WORDS = {"EN": "entered", "RL": "released", "IP": "in production", "SH": "shipped", "DL": "delivered",
+               "IV": "invoiced", "CX": "cancelled"}
 TECHNICIANS = ["S. Brandl", "M. Yilmaz", "K. Nowak", "T. Hansen", "R. Costa"]
 
 
@@ -148,6 +151,8 @@ class Traffic:
         # the orders the CRM and EDI create, so orders keep reaching the post-calculation
         self.actions: list[tuple[str, int, Callable[[], str]]] = [
             ("crm", 2, self.crm_new_customer),
+            ("erp", 1, self.erp_new_customer),
+            ("both", 1, self.both_edit_customer),
             ("crm", 3, self.crm_update_contact),
             ("crm", 1, self.crm_remove_contact),
             ("crm", 1, self.crm_new_product),
@@ -158,13 +163,13 @@ class Traffic:
             ("erp", 3, self.erp_credit_change),
             ("erp", 1, self.erp_invoice_recipient),
             ("erp", 14, self.erp_advance_order),
-            ("erp", 1, self.erp_edi_order),
+            ("erp", 3, self.erp_confirm_orders),
             ("erp", 2, self.erp_item_costing),
             ("erp", 2, self.erp_customer_profitability),
             ("erp", 1, self.erp_return),
             ("erp", 1, self.erp_service_work),
         ]
-        self.count = {"crm": 0, "erp": 0}
+        self.count = {"crm": 0, "erp": 0, "both": 0}
 
     def step(self) -> str | None:
         """Run one randomly chosen action in its own transaction; returns the line to print."""
@@ -178,15 +183,18 @@ class Traffic:
 
     def run(self, side: str, action: Callable[[], str]) -> str:
         """One action in its own transaction; raises Skip when it had nothing to work on."""
-        db = self.s.pg if side == "crm" else self.s.my
+        dbs = {"crm": [self.s.pg], "erp": [self.s.my], "both": [self.s.pg, self.s.my]}[side]
         try:
             text = action()
-            db.commit()
+            for db in dbs:
+                db.commit()
         except Skip:
-            db.rollback()
+            for db in dbs:
+                db.rollback()
             raise
         except (psycopg2.Error, pymysql.MySQLError) as exc:
-            db.rollback()
+            for db in dbs:
+                db.rollback()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return f"[{side}] {action.__name__}: skipped ({first})"
         self.count[side] += 1
@@ -196,8 +204,9 @@ class Traffic:
     # seconds: accounts, products, orders that go all the way to invoicing, complaints. Between
     # the rounds the traffic waits until the other side has the data it builds on.
     OPENING = [
-        [("crm_new_customer", 6), ("crm_new_product", 8), ("crm_new_quote", 8), ("crm_confirm_quote", 6)],
-        [("erp_credit_change", 4), ("erp_edi_order", 2), ("erp_advance_order", 36), ("erp_item_costing", 4),
+        [("crm_new_customer", 6), ("erp_new_customer", 2), ("crm_new_product", 8), ("crm_new_quote", 8),
+         ("crm_confirm_quote", 6)],
+        [("erp_credit_change", 4), ("erp_advance_order", 36), ("erp_item_costing", 4),
          ("erp_customer_profitability", 3)],
         [("crm_complaint", 2), ("erp_return", 2)],
         [("crm_service_call", 2), ("erp_service_work", 3)],
@@ -247,7 +256,7 @@ class Traffic:
                   (cid, r.choice(["Frau", "Herr"]), first, last, r.choice(TITLES),
                    f"{first.lower()}.{last.lower()}@{domain}.de".replace("ü", "ue").replace("ö", "oe"),
                    f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}", i == 0))
-        return f"new account {cid} {name} {legal}, {city}, with {n} contact(s)"
+        return f"[flow 2] new account {cid} {name} {legal}, {city}, with {n} contact(s)"
 
     def crm_update_contact(self) -> str:
         s, r = self.s, self.rng
@@ -295,7 +304,7 @@ class Traffic:
             s.crm("""INSERT INTO crm.bom_line (product_id, position, component_product_id, quantity, scrap_pct)
                      VALUES (%s, %s, %s, %s, %s)""",
                   (pid, pos * 10, component, Decimal(r.randint(1, 8)), Decimal(r.choice(["0", "1.5", "3"]))))
-        return f"new product {pid} {base} {size} ({price} EUR) with {len(parts)} BOM line(s)"
+        return f"[flow 3] new product {pid} {base} {size} ({price} EUR) with {len(parts)} BOM line(s)"
 
     def crm_new_quote(self) -> str:
         s, r = self.s, self.rng
@@ -324,7 +333,7 @@ class Traffic:
             s.pg.cursor(),
             "INSERT INTO crm.quote_line (quote_id, line_no, product_id, quantity, unit_price, discount_pct, "
             "line_net, configuration) VALUES %s", lines)
-        return f"quote Q{qid:06d} sent to {cust[1]}: {len(lines)} line(s), {total} EUR"
+        return f"[flow 4] quote Q{qid:06d} sent to {cust[1]}: {len(lines)} line(s), {total} EUR"
 
     def crm_confirm_quote(self) -> str:
         s, r = self.s, self.rng
@@ -339,36 +348,29 @@ class Traffic:
             # the credit block is owned by the ERP and arrived through flow 2
             s.crm("UPDATE crm.quote SET status = 'lost', updated_at = now() WHERE id = %s", (qid,))
             return f"quote {quote_no} for {name} NOT confirmed: the ERP has blocked the account's credit"
-        oid = s.crm_next_id("crm.sales_order")
-        s.crm("UPDATE crm.quote SET status = 'confirmed', confirmed_at = now(), updated_at = now() WHERE id = %s",
-              (qid,))
-        s.crm("""INSERT INTO crm.sales_order (id, order_no, customer_id, quote_id, customer_po, order_date,
-                     requested_delivery, currency, total_net)
-                 VALUES (%s, %s, %s, %s, %s, current_date, %s, %s, %s)""",
-              (oid, f"SO-C{oid:06d}", cust, qid, f"PO-{r.randint(10000, 99999)}", requested, currency, total))
-        s.crm("""INSERT INTO crm.sales_order_line (order_id, line_no, product_id, quantity, unit_price, discount_pct,
-                     line_net, configuration)
-                 SELECT %s, line_no, product_id, quantity, unit_price, discount_pct, line_net, configuration
-                 FROM crm.quote_line WHERE quote_id = %s ORDER BY line_no""", (oid, qid))
-        return f"quote {quote_no} confirmed by {name}: sales order SO-C{oid:06d} ({total} EUR) goes to the ERP"
+        # no copy step: the gate of flow 4 turns the confirmed quote and its lines into one ERP order
+        s.crm("UPDATE crm.quote SET status = 'confirmed', confirmed_at = now(), customer_po = %s, updated_at = now() "
+              "WHERE id = %s", (f"PO-{r.randint(10000, 99999)}", qid))
+        return f"[flow 4] quote {quote_no} confirmed by {name} ({total} EUR): becomes one ERP sales order with lines"
 
     def crm_complaint(self) -> str:
         s, r = self.s, self.rng
-        row = s.crm_one("""SELECT o.id, o.order_no, o.customer_id, l.product_id,
-                                  (SELECT id FROM crm.contact c WHERE c.customer_id = o.customer_id LIMIT 1)
-                           FROM crm.sales_order o JOIN crm.sales_order_line l ON l.order_id = o.id
-                           WHERE o.status IN ('shipped', 'delivered', 'invoiced') ORDER BY random() LIMIT 1""")
+        row = s.crm_one("""SELECT q.id, q.erp_order_no, q.customer_id, l.product_id,
+                                  (SELECT id FROM crm.contact c WHERE c.customer_id = q.customer_id LIMIT 1)
+                           FROM crm.quote q JOIN crm.quote_line l ON l.quote_id = q.id
+                           WHERE q.order_status IN ('shipped', 'delivered', 'invoiced') AND q.erp_order_no IS NOT NULL
+                           ORDER BY random() LIMIT 1""")
         if row is None:
             raise Skip
-        oid, order_no, cust, pid, contact = row
+        qid, order_no, cust, pid, contact = row
         category = r.choice(["quality", "delivery", "invoice", "documentation", "service"])
         subject = r.choice(COMPLAINTS[category])
-        cid = s.crm_one("""INSERT INTO crm.complaint (customer_id, contact_id, order_id, product_id, reported_at,
-                               channel, category, severity, subject, description)
-                           VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s) RETURNING id""",
-                        (cust, contact, oid, pid, r.choice(["phone", "email", "portal", "visit"]), category,
+        cid = s.crm_one("""INSERT INTO crm.complaint (customer_id, contact_id, quote_id, erp_order_no, product_id,
+                               reported_at, channel, category, severity, subject, description)
+                           VALUES (%s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s) RETURNING id""",
+                        (cust, contact, qid, order_no, pid, r.choice(["phone", "email", "portal", "visit"]), category,
                          r.randint(1, 4), subject, f"Kunde meldet zu Auftrag {order_no}: {subject}."))[0]
-        return f"complaint {cid} about {order_no}: {subject} ({category})"
+        return f"[flow 6] complaint {cid} about ERP order {order_no}: {subject} ({category})"
 
     def crm_service_call(self) -> str:
         s, r = self.s, self.rng
@@ -391,9 +393,40 @@ class Traffic:
         resolution = "Ursache behoben, Kunde informiert" if new != "in_progress" else None
         s.crm(f"UPDATE crm.complaint SET status = %s, resolution = coalesce(%s, resolution), closed_at = {closed} "
               "WHERE id = %s", (new, resolution, cid))
-        return f"complaint {cid}: {kind} ({hours} h), status {status} -> {new}"
+        return f"[flow 6] complaint {cid}: {kind} ({hours} h), status {status} -> {new}"
 
     # ------------------------------------------------------------------ ERP
+    def erp_new_customer(self) -> str:
+        s, r = self.s, self.rng
+        # accounts receivable opens a debtor itself (flow 2: accounts are created on either side)
+        name = f"{r.choice(COMPANY_A)} {r.choice(COMPANY_B)} {r.choice(LEGAL)}"
+        postal, city = r.choice(CITIES)
+        s.erp("""INSERT INTO customers (customer_no, name, vat_id, street, postal_code, city, email, phone,
+                     credit_limit, payment_terms)
+                 VALUES (CONCAT('D', LPAD(FLOOR(RAND() * 100000000), 9, '0')), %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+              (name, f"DE{r.randrange(10**8, 10**9)}", f"{r.choice(STREETS)} {r.randint(1, 120)}", postal, city,
+               f"buchhaltung@{re.sub(r'[^a-z]', '', name.lower())[:16]}.de",
+               f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}",
+               Decimal(r.choice([5000, 10000, 25000])), r.choice(["NET14", "NET30", "PREPAID"])))
+        cid = s.erp_one("SELECT LAST_INSERT_ID()")[0]
+        s.erp("UPDATE customers SET customer_no = %s WHERE id = %s", (f"D{cid}", cid))
+        return f"[flow 2] new debtor {cid} {name}, {city} (created in the ERP)"
+
+    def both_edit_customer(self) -> str:
+        s, r = self.s, self.rng
+        # sales and accounting change the phone number of the same account at the same moment, each in its
+        # own system: a conflict that flow 2's `latest` rule decides alike on both sides
+        row = s.erp_one("SELECT id, name, phone FROM customers ORDER BY RAND() LIMIT 1")
+        if row is None:
+            raise Skip
+        cid, name, _old = row
+        crm_phone = f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}"
+        erp_phone = f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}"
+        s.crm("UPDATE crm.customer SET phone = %s, updated_at = now() WHERE id = %s", (crm_phone, cid))
+        s.erp("UPDATE customers SET phone = %s WHERE id = %s", (erp_phone, cid))
+        return (f"[flow 2] account {cid} {name}: phone set to {crm_phone} in the CRM and to {erp_phone} in the ERP "
+                f"at once (a conflict)")
+
     def erp_credit_change(self) -> str:
         s, r = self.s, self.rng
         row = s.erp_one("SELECT id, name, credit_limit, credit_blocked FROM customers ORDER BY RAND() LIMIT 1 "
@@ -422,23 +455,37 @@ class Traffic:
         s.erp("UPDATE contacts SET is_invoice_recipient = (id = %s) WHERE customer_id = %s", (kid, cust))
         return f"contact {kid} {first} {last} now receives the invoices of account {cust}"
 
+    def erp_confirm_orders(self) -> str:
+        s = self.s
+        # order intake: the ERP confirms every order it received with a delivery date. Besides being what
+        # an ERP does, this is the ERP's first change of an order replicator created, and only a change
+        # carries the ERP-owned fields (its order number, the status EN) back onto the CRM quote: values
+        # the ERP fills in while replicator creates the order do not flow back by themselves
+        rows = s.erp("SELECT id FROM sales_orders WHERE status = 'EN' AND promised_date IS NULL FOR UPDATE")
+        if not rows:
+            raise Skip
+        s.erp("UPDATE sales_orders SET promised_date = COALESCE(requested_delivery, UTC_DATE() + INTERVAL 21 DAY) "
+              "WHERE status = 'EN' AND promised_date IS NULL")
+        return (f"[flow 4] order confirmation: {len(rows)} new order(s) confirmed with a delivery date "
+                f"(ERP order number and date show on the CRM quote)")
+
     def erp_advance_order(self) -> str:
         s, r = self.s, self.rng
         # work in progress first (the order furthest along), then the oldest
-        row = s.erp_one("""SELECT id, order_no, status, customer_id, total_net FROM sales_orders
-                           WHERE status NOT IN ('invoiced', 'cancelled')
-                           ORDER BY FIELD(status, 'delivered', 'shipped', 'in_production', 'released', 'entered'),
-                                    updated_at
+        row = s.erp_one("""SELECT id, status, customer_id, total_net FROM sales_orders
+                           WHERE status NOT IN ('IV', 'CX')
+                           ORDER BY FIELD(status, 'DL', 'SH', 'IP', 'RL', 'EN'), updated_at
                            LIMIT 1 FOR UPDATE""")
         if row is None:
             raise Skip
-        oid, order_no, status, cust, total = row
-        if status == "entered" and r.random() < 0.03:
-            s.erp("UPDATE sales_orders SET status = 'cancelled' WHERE id = %s", (oid,))
-            return f"order {order_no} cancelled"
+        oid, status, cust, total = row
+        order_no = oid  # the ERP's own order number
+        if status == "EN" and r.random() < 0.03:
+            s.erp("UPDATE sales_orders SET status = 'CX' WHERE id = %s", (oid,))
+            return f"[flow 4] order {order_no} cancelled (CX)"
         new = ORDER_FLOW[ORDER_FLOW.index(status) + 1]
         extra = ""
-        if new == "released":
+        if new == "RL":
             promised = date.today() + timedelta(days=r.randint(10, 45))
             # costing of the lines: flows back to the CRM with the lines (flow 1 via flow 4)
             for lid, qty, price in s.erp("SELECT id, quantity, unit_price FROM sales_order_lines "
@@ -446,17 +493,17 @@ class Traffic:
                 unit_cost = (price * Decimal(r.uniform(0.55, 0.85))).quantize(Decimal("0.0001"))
                 s.erp("UPDATE sales_order_lines SET unit_cost = %s, line_cost = %s WHERE id = %s",
                       (unit_cost, money(unit_cost * qty), lid))
-            s.erp("UPDATE sales_orders SET status = 'released', promised_date = %s WHERE id = %s", (promised, oid))
-            extra = f", promised for {promised}, lines costed"
-        elif new == "shipped":
+            s.erp("UPDATE sales_orders SET status = 'RL', promised_date = %s WHERE id = %s", (promised, oid))
+            extra = f", promised for {promised} (shows on the CRM quote), lines costed"
+        elif new == "SH":
             tracking = f"00340{r.randint(10**12, 10**13 - 1)}"
-            s.erp("UPDATE sales_orders SET status = 'shipped', shipped_at = UTC_TIMESTAMP(6), tracking_no = %s "
+            s.erp("UPDATE sales_orders SET status = 'SH', shipped_at = UTC_TIMESTAMP(6), tracking_no = %s "
                   "WHERE id = %s", (tracking, oid))
             extra = f", tracking {tracking}"
-        elif new == "delivered":
-            s.erp("UPDATE sales_orders SET status = 'delivered', delivered_at = UTC_TIMESTAMP(6) WHERE id = %s",
+        elif new == "DL":
+            s.erp("UPDATE sales_orders SET status = 'DL', delivered_at = UTC_TIMESTAMP(6) WHERE id = %s",
                   (oid,))
-        elif new == "invoiced":
+        elif new == "IV":
             cost = s.erp_one("SELECT COALESCE(SUM(line_cost), 0) FROM sales_order_lines WHERE sales_order_id = %s",
                              (oid,))[0]
             material = money(cost * Decimal("0.62"))
@@ -473,36 +520,11 @@ class Traffic:
                          contribution = VALUES(contribution), margin_pct = VALUES(margin_pct),
                          costing_run = costing_run + 1, costed_at = VALUES(costed_at)""",
                   (oid, total, material, labour, overhead, freight, total_cost, contribution, pct))
-            s.erp("UPDATE sales_orders SET status = 'invoiced' WHERE id = %s", (oid,))
-            extra = f", post-calculation: margin {contribution} EUR ({pct} %)"
+            s.erp("UPDATE sales_orders SET status = 'IV' WHERE id = %s", (oid,))
+            extra = f", [flow 1] post-calculation: actual margin {contribution} EUR ({pct} %) onto the CRM quote"
         else:
             s.erp("UPDATE sales_orders SET status = %s WHERE id = %s", (new, oid))
-        return f"order {order_no}: {status} -> {new}{extra}"
-
-    def erp_edi_order(self) -> str:
-        s, r = self.s, self.rng
-        cust = s.erp_one("SELECT id, name FROM customers WHERE credit_blocked = 0 ORDER BY RAND() LIMIT 1")
-        items = s.erp("SELECT id, list_price, configuration FROM items WHERE status = 'released' "
-                      "ORDER BY RAND() LIMIT %s", (r.randint(1, 3),))
-        if cust is None or not items:
-            raise Skip
-        s.erp("""INSERT INTO sales_orders (order_no, customer_id, customer_po, order_date, requested_delivery,
-                     total_net)
-                 VALUES (CONCAT('SO-E', LPAD(FLOOR(RAND() * 1000000000), 9, '0')), %s, %s, UTC_DATE(),
-                         UTC_DATE() + INTERVAL %s DAY, 0)""",
-              (cust[0], f"EDI-{r.randint(100000, 999999)}", r.randint(7, 30)))
-        oid = s.erp_one("SELECT LAST_INSERT_ID()")[0]
-        order_no = f"SO-E{oid}"
-        total = Decimal(0)
-        for no, (iid, price, config) in enumerate(items, start=1):
-            qty = Decimal(r.randint(1, 20))
-            net = money(qty * price)
-            total += net
-            s.erp("""INSERT INTO sales_order_lines (sales_order_id, line_no, item_id, quantity, unit_price, line_net,
-                         configuration) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-                  (oid, no, iid, qty, price, net, config))
-        s.erp("UPDATE sales_orders SET order_no = %s, total_net = %s WHERE id = %s", (order_no, total, oid))
-        return f"EDI order {order_no} from {cust[1]}: {len(items)} line(s), {total} EUR"
+        return f"[flow 4] order {order_no}: {status} -> {new} ({ORDER_WORDS[new]} on the CRM quote){extra}"
 
     def erp_item_costing(self) -> str:
         s, r = self.s, self.rng
@@ -524,7 +546,7 @@ class Traffic:
                      overhead_cost = VALUES(overhead_cost), margin_pct = VALUES(margin_pct),
                      costed_at = VALUES(costed_at)""",
               (iid, version, std, material, labour, overhead, pct))
-        return f"costing run {version}: item {item_no} standard cost {std.quantize(CENT)} EUR (margin {pct} %)"
+        return f"[flow 5] costing run {version}: item {item_no} standard cost {std.quantize(CENT)} EUR (margin {pct} %)"
 
     def erp_customer_profitability(self) -> str:
         s = self.s
@@ -539,23 +561,23 @@ class Traffic:
                  SELECT %s, %s, COUNT(o.id), COALESCE(SUM(c.revenue), 0), COALESCE(SUM(c.total_cost), 0),
                         COALESCE(SUM(c.contribution), 0),
                         ROUND(100 * SUM(c.contribution) / NULLIF(SUM(c.revenue), 0), 2),
-                        COALESCE(SUM(CASE WHEN o.status = 'invoiced' THEN o.total_net END), 0),
+                        COALESCE(SUM(CASE WHEN o.status = 'IV' THEN o.total_net END), 0),
                         UTC_TIMESTAMP(6)
                  FROM sales_orders o LEFT JOIN order_costs c ON c.sales_order_id = o.id
-                 WHERE o.customer_id = %s AND YEAR(o.order_date) = %s AND o.status <> 'cancelled'
+                 WHERE o.customer_id = %s AND YEAR(o.order_date) = %s AND o.status <> 'CX'
                  ON DUPLICATE KEY UPDATE order_count = VALUES(order_count), revenue = VALUES(revenue),
                      cost_of_sales = VALUES(cost_of_sales), gross_profit = VALUES(gross_profit),
                      gross_margin_pct = VALUES(gross_margin_pct), open_receivables = VALUES(open_receivables),
                      computed_at = VALUES(computed_at)""", (cid, year, cid, year))
         n, revenue, profit = s.erp_one("SELECT order_count, revenue, gross_profit FROM customer_profitability "
                                        "WHERE customer_id = %s AND fiscal_year = %s", (cid, year))
-        return f"profitability {year} of {name}: {n} order(s), revenue {revenue}, gross profit {profit} EUR"
+        return f"[flow 5] profitability {year} of {name}: {n} order(s), revenue {revenue}, gross profit {profit} EUR"
 
     def erp_return(self) -> str:
         s, r = self.s, self.rng
-        row = s.erp_one("""SELECT o.id, o.order_no, o.customer_id, l.item_id FROM sales_orders o
+        row = s.erp_one("""SELECT o.id, o.id, o.customer_id, l.item_id FROM sales_orders o
                            JOIN sales_order_lines l ON l.sales_order_id = o.id
-                           WHERE o.status IN ('delivered', 'invoiced') ORDER BY RAND() LIMIT 1""")
+                           WHERE o.status IN ('DL', 'IV') ORDER BY RAND() LIMIT 1""")
         if row is None:
             raise Skip
         oid, order_no, cust, iid = row
@@ -567,13 +589,13 @@ class Traffic:
               (cust, oid, iid, category, r.randint(2, 4), subject, f"Retoure zu {order_no}: {subject}",
                f"QM{r.randint(100000, 999999)}"))
         cid = s.erp_one("SELECT LAST_INSERT_ID()")[0]
-        return f"return {cid} on order {order_no}: {subject}"
+        return f"[flow 6] return {cid} on order {order_no}: {subject}"
 
     def erp_service_work(self) -> str:
         s, r = self.s, self.rng
         # repairs and replacements on any open complaint; credit notes only on the ERP's own
         row = s.erp_one("""SELECT id, customer_id, status FROM complaints
-                           WHERE status IN ('open', 'in_progress') ORDER BY RAND() LIMIT 1 FOR UPDATE""")
+                           WHERE status IN ('NEW', 'WIP') ORDER BY RAND() LIMIT 1 FOR UPDATE""")
         if row is None:
             raise Skip
         cid, cust, status = row
@@ -584,16 +606,17 @@ class Traffic:
         s.erp("""INSERT INTO service_records (complaint_id, customer_id, performed_at, record_type, technician,
                      labour_hours, cost, notes, details)
                  VALUES (%s, %s, UTC_TIMESTAMP(6), %s, %s, %s, %s, %s, %s)""",
-              (cid, cust, kind, r.choice(TECHNICIANS), hours, cost, f"{kind} ausgeführt",
+              (cid, cust, kind.upper() if kind != "replacement" else "REPLACE", r.choice(TECHNICIANS), hours, cost,
+               f"{kind} ausgeführt",
                json.dumps({"parts": r.randint(0, 4), "warranty": r.random() < 0.6})))
-        text = f"complaint {cid}: {kind} booked, cost {cost} EUR"
+        text = f"[flow 6] complaint {cid}: {kind} booked, cost {cost} EUR"
         if own:
             if kind == "credit":
-                s.erp("UPDATE complaints SET credit_note_amount = %s, status = 'closed', closed_at = UTC_TIMESTAMP(6), "
+                s.erp("UPDATE complaints SET credit_note_amount = %s, status = 'CLO', closed_at = UTC_TIMESTAMP(6), "
                       "resolution = 'Gutschrift erteilt' WHERE id = %s", (cost, cid))
                 text += ", credit note issued, closed"
-            elif status == "open":
-                s.erp("UPDATE complaints SET status = 'in_progress' WHERE id = %s", (cid,))
+            elif status == "NEW":
+                s.erp("UPDATE complaints SET status = 'WIP' WHERE id = %s", (cid,))
                 text += ", in progress"
         return text
 
@@ -601,76 +624,32 @@ class Traffic:
 # ---------------------------------------------------------------------------------- agreement
 
 
-def _norm(value: Any) -> Any:
-    """One comparable form for a value read from either side."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, int)):
-        return int(value)
-    if isinstance(value, (float, Decimal)):
-        d = Decimal(str(value))
-        if not d.is_finite():
-            return str(d)
-        return int(d) if d == d.to_integral_value() else d.normalize()
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("utf-8", "replace")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.dumps(json.loads(value), sort_keys=True)
-        except ValueError:
-            return value
-    return value
-
-
 class Checker:
-    def __init__(self, sides: Sides, mset: MappingSet, metrics_url: str | None):
-        self.s = sides
-        self.mset = mset
-        self.metrics_url = metrics_url
+    """Both sides compared through the mappings by `replicator verify` (crosswalks, value maps, translated
+    foreign keys: a plain key-by-key comparison of the two tables no longer says anything)."""
 
-    def _rows(self, side: str, mapping: Any) -> dict[tuple, tuple]:
-        e = mapping.endpoint(side)
-        cols = [f.column(side) for f in mapping.fields]
-        keys = list(e.key)
-        if side == "crm":
-            q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
-            sql = f"SELECT {', '.join(q(c) for c in keys + cols)} FROM {q(e.table.schema)}.{q(e.table.name)}"
-            rows = self.s.crm(sql)
-            self.s.pg.rollback()
-        else:
-            q = lambda c: "`" + c.replace("`", "``") + "`"  # noqa: E731
-            sql = f"SELECT {', '.join(q(c) for c in keys + cols)} FROM {q(e.table.schema)}.{q(e.table.name)}"
-            rows = self.s.erp(sql)
-            self.s.my.rollback()
-        n = len(keys)
-        return {tuple(_norm(v) for v in r[:n]): tuple(_norm(v) for v in r[n:]) for r in rows}
+    SUMMARY = re.compile(r"^(\S+): (\d+) rows checked, (\d+) differing")
+
+    def __init__(self, config_path: str, metrics_url: str | None, prepare: Callable[[], None] | None = None):
+        self.config_path = config_path
+        self.metrics_url = metrics_url
+        self.prepare = prepare  # run before each comparison (the ERP's order intake, see erp_confirm_orders)
 
     def compare(self) -> tuple[list[tuple[str, int, int]], list[str]]:
-        """Row counts per mapping (crm, erp) and a description of every difference."""
+        """Rows checked and differing per mapping, and the lines that describe differences."""
+        result = subprocess.run([sys.executable, "-m", "replicator", "verify", "--config", self.config_path,
+                                 "--log-level", "warning"], capture_output=True, text=True, timeout=300)
         counts, problems = [], []
-        for m in self.mset.mappings:
-            crm, erp = self._rows("crm", m), self._rows("erp", m)
-            counts.append((m.name, len(crm), len(erp)))
-            only_crm = sorted(set(crm) - set(erp))
-            only_erp = sorted(set(erp) - set(crm))
-            if only_crm:
-                problems.append(f"{m.name}: {len(only_crm)} row(s) only in crm, e.g. key {only_crm[0]}")
-            if only_erp:
-                problems.append(f"{m.name}: {len(only_erp)} row(s) only in erp, e.g. key {only_erp[0]}")
-            for key in sorted(set(crm) & set(erp)):
-                if crm[key] != erp[key]:
-                    diff = [f"{f.name} crm={a!r} erp={b!r}" for f, a, b in zip(m.fields, crm[key], erp[key]) if a != b]
-                    problems.append(f"{m.name}: key {key} differs: {'; '.join(diff)}")
-                    break
-        return counts, problems
+        for line in result.stdout.splitlines():
+            m = self.SUMMARY.match(line)
+            if m:
+                counts.append((m.group(1), int(m.group(2)), int(m.group(3))))
+            elif line.strip() and not line.startswith("verify: "):
+                problems.append(line.strip())
+        if result.returncode != 0 and not problems:
+            problems.append(f"replicator verify exited {result.returncode}: "
+                            f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+        return counts, problems if result.returncode != 0 else []
 
     def applied(self) -> str:
         if not self.metrics_url:
@@ -691,14 +670,17 @@ class Checker:
     def wait_agree(self, timeout: float) -> bool:
         started = time.monotonic()
         while True:
+            if self.prepare is not None:
+                self.prepare()
             counts, problems = self.compare()
             waited = time.monotonic() - started
             if not problems or waited >= timeout:
                 break
-            time.sleep(0.25)
-        table = "  ".join(f"{name} {c}={e}" if c == e else f"{name} {c}!={e}" for name, c, e in counts)
+            time.sleep(0.5)
+        table = "  ".join(f"{name} {n}" if d == 0 else f"{name} {n} ({d} differ)" for name, n, d in counts)
         if not problems:
-            say(f"[agree] same rows and values on both sides after {waited:.1f} s: {table}{self.applied()}")
+            say(f"[agree] replicator verify: both sides agree after {waited:.1f} s; rows checked: {table}"
+                f"{self.applied()}")
             return True
         say(f"[DIFFER] after {waited:.0f} s: {table}{self.applied()}")
         for p in problems[:10]:
@@ -726,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="demo-data/replicator.yaml", help="replicator configuration (connections)")
     p.add_argument("--rate", type=float, default=4.0, help="actions per second (default %(default)s)")
     p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (default: run until Ctrl-C)")
-    p.add_argument("--check-every", type=float, default=10.0, help="seconds between agreement checks")
+    p.add_argument("--check-every", type=float, default=20.0, help="seconds between agreement checks")
     p.add_argument("--check-timeout", type=float, default=30.0, help="how long a check waits for agreement")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--metrics-url", default=None, help="replicator /metrics URL (default: from the configuration)")
@@ -736,12 +718,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rate must be positive")
 
     config = load(args.config)
-    mset = load_mappings(config)
     metrics_url = args.metrics_url or f"http://{config.metrics_address}:{config.metrics_port}/metrics"
     sides = Sides(config)
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     traffic = Traffic(sides, random.Random(seed))
-    checker = Checker(sides, mset, metrics_url)
+    def order_intake() -> None:
+        try:
+            say(traffic.run("erp", traffic.erp_confirm_orders))
+        except Skip:
+            pass
+
+    checker = Checker(args.config, metrics_url, order_intake)
 
     stopping = False
 
@@ -784,8 +771,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(line)
             next_action += traffic.rng.expovariate(args.rate)
         reason = "interrupted" if stopping else "time is up"
-        say(f"traffic stopped ({reason}) after {traffic.count['crm']} CRM and {traffic.count['erp']} ERP "
-            f"actions; final check")
+        say(f"traffic stopped ({reason}) after {traffic.count['crm']} CRM, {traffic.count['erp']} ERP and "
+            f"{traffic.count['both']} two-sided actions; final check")
         ok = checker.wait_agree(10.0 if stopping else args.check_timeout)
     finally:
         sides.close()

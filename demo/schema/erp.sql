@@ -5,9 +5,13 @@
 -- statements below. Keep one column per line, table constraints on their own lines, and end
 -- every statement with ";" at the end of a line (the demo splits the file there).
 --
--- Keys are shared with the CRM: a record linked across both systems has the same id on both
--- sides. The ERP allocates ids from 1 000 000 000 upwards (AUTO_INCREMENT below), the CRM from 1,
--- so records created on either side never collide.
+-- Keys: the ERP numbers its items, BOM lines, sales orders and order lines itself
+-- (AUTO_INCREMENT); replicator links them to the CRM's records with crosswalks and natural keys
+-- (item_no = the CRM's SKU, crm_quote_no). Debtors, contacts, complaints and service records
+-- share ids with the CRM: the ERP allocates them from 1 000 000 000 upwards, the CRM from 1.
+--
+-- The ERP speaks in codes (order status EN/RL/IP/SH/DL/IV/CX, complaint status, service types,
+-- item types FERT/HAWA/DIEN); the mappings translate them (`map:`).
 --
 -- JSON is MariaDB's alias of LONGTEXT with an automatic JSON_VALID check.
 --
@@ -67,7 +71,7 @@ CREATE TABLE IF NOT EXISTS items (
     item_no          VARCHAR(40) NOT NULL,
     description      VARCHAR(200) NOT NULL,
     long_text        TEXT NULL,
-    item_type        ENUM('manufactured','purchased','service') NOT NULL DEFAULT 'manufactured',
+    item_type        ENUM('FERT','HAWA','DIEN') NOT NULL DEFAULT 'FERT',
     unit             VARCHAR(8) NOT NULL DEFAULT 'pcs',
     list_price       DECIMAL(14,2) NOT NULL DEFAULT 0.00,
     currency         CHAR(3) NOT NULL DEFAULT 'EUR',
@@ -113,20 +117,18 @@ CREATE TABLE IF NOT EXISTS item_costs (
 ) ENGINE=InnoDB;
 
 -- ------------------------------------------------------------------------------------------
--- Sales orders (flow 4). Orders come from confirmed CRM quotes or are entered in the ERP;
+-- Sales orders (flow 4): each one is a confirmed CRM quote (crm_quote_no), numbered by the ERP;
 -- the ERP moves them through production, shipping and invoicing.
 CREATE TABLE IF NOT EXISTS sales_orders (
     id                 BIGINT NOT NULL AUTO_INCREMENT,
-    order_no           VARCHAR(20) NOT NULL,
     customer_id        BIGINT NOT NULL,
-    crm_quote_id       BIGINT NULL,
+    crm_quote_no       VARCHAR(20) NULL,
     customer_po        VARCHAR(40) NULL,
-    order_date         DATE NOT NULL,
+    order_date         DATE NOT NULL DEFAULT (CURRENT_DATE),
     requested_delivery DATE NULL,
     currency           CHAR(3) NOT NULL DEFAULT 'EUR',
     total_net          DECIMAL(14,2) NOT NULL,
-    status             ENUM('entered','released','in_production','shipped','delivered','invoiced','cancelled')
-                       NOT NULL DEFAULT 'entered',
+    status             ENUM('EN','RL','IP','SH','DL','IV','CX') NOT NULL DEFAULT 'EN',
     promised_date      DATE NULL,
     shipped_at         DATETIME(6) NULL,
     delivered_at       DATETIME(6) NULL,
@@ -134,7 +136,7 @@ CREATE TABLE IF NOT EXISTS sales_orders (
     plant              VARCHAR(4) NOT NULL DEFAULT '1000',
     updated_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (id),
-    UNIQUE KEY sales_orders_order_no (order_no),
+    UNIQUE KEY sales_orders_crm_quote_no (crm_quote_no),
     KEY sales_orders_customer (customer_id),
     CONSTRAINT sales_orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id)
 ) ENGINE=InnoDB AUTO_INCREMENT=1000000000;
@@ -202,7 +204,7 @@ CREATE TABLE IF NOT EXISTS complaints (
     channel            ENUM('phone','email','portal','visit','return') NOT NULL,
     category           ENUM('quality','delivery','invoice','documentation','service') NOT NULL,
     severity           TINYINT NOT NULL,
-    status             ENUM('open','in_progress','resolved','closed','rejected') NOT NULL DEFAULT 'open',
+    status             ENUM('NEW','WIP','RES','CLO','REJ') NOT NULL DEFAULT 'NEW',
     subject            VARCHAR(200) NOT NULL,
     description        TEXT NULL,
     resolution         TEXT NULL,
@@ -219,7 +221,7 @@ CREATE TABLE IF NOT EXISTS service_records (
     complaint_id BIGINT NULL,
     customer_id  BIGINT NOT NULL,
     performed_at DATETIME(6) NOT NULL,
-    record_type  ENUM('call','visit','repair','replacement','credit','inspection') NOT NULL,
+    record_type  ENUM('CALL','VISIT','REPAIR','REPLACE','CREDIT','INSPECT') NOT NULL,
     technician   VARCHAR(60) NOT NULL,
     labour_hours DECIMAL(6,2) NOT NULL DEFAULT 0.00,
     cost         DECIMAL(14,2) NOT NULL DEFAULT 0.00,
