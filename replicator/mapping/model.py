@@ -70,6 +70,8 @@ class Field:
     lossy: bool = False
     has_map: bool = False
     conflicts: ConflictRule | None = None  # per-field override of the mapping's rule
+    insert_only: bool = False  # written when a row is created, never over an existing row's value
+    null_if: tuple[tuple[str, Any], ...] = ()  # (side, value): that side stores value for "none" (NULL)
 
     def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
@@ -84,6 +86,11 @@ class FieldPlan:
     target: str
     convert: Callable[[Any, TMapping[str, Any]], Any] | None  # map, transforms, default, constant
     references: str | None = None
+    insert_only: bool = False  # `insert_only: true`: set when the target row is created, then left alone
+    # `null_if: {side: v}`: the source side's v arrives as NULL (before any conversion, so a reference of
+    # 0 is no reference and never parks); a NULL for the target side is written as its v (after references)
+    null_in: tuple[Any, ...] = ()
+    null_out: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ class Flow:
     referenced: bool = False  # other mappings reference this one: creating a row may unpark children
     # a `direction: both` mapping: updates carry only changed fields and the applier checks for conflicts
     conflicts: Conflicts | None = None
+    filter_columns: tuple[str, ...] = ()  # source columns the filter reads (a delete's old row must hold them)
 
     @property
     def two_way(self) -> bool:
@@ -125,6 +133,11 @@ class Flow:
         """Needs lookups in the target (links, gates, references): the row-by-row path."""
         return bool(self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
                     or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict))
+
+    @property
+    def insert_only(self) -> frozenset[str]:
+        """Target columns written only when the row is created (`insert_only: true` fields)."""
+        return frozenset(p.target for p in self.plans if p.insert_only)
 
     def plan(self, name: str) -> FieldPlan | None:
         return next((p for p in self.plans if p.name == name), None)
@@ -273,6 +286,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         flows.append(_flow(
             name, s, endpoints, fields, src, dst, truncate=truncate, link=link, created_by=created_by,
             filter=compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}")),
+            filter_columns=tuple(str(c) for c in filters.get(stream) or {}) if isinstance(filters.get(stream), dict) else (),
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
@@ -348,15 +362,34 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         fs.allow("conflicts")
         references = fs.get("references", str, None)
         lossy = fs.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow"
-        fs.allow("map", "unmapped", "transform", "default", "constant")
+        insert_only = fs.get("insert_only", bool, False)
+        null_if = _null_if(fs, sides)
+        fs.allow("map", "unmapped", "transform", "default", "constant", "null_if")
         specs[name] = spec
         if fs.has("constant") and all(c is not None for c in cols.values()):
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
         fs.done()
-        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule))
+        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule,
+                            insert_only, null_if))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
+
+
+def _null_if(fs: Section, sides: list[str]) -> tuple[tuple[str, Any], ...]:
+    """`null_if: {erp: 0}`: the value that side stores for "none" (an ERP's 0 for "no parent")."""
+    if not fs.has("null_if"):
+        return ()
+    spec = fs.data["null_if"]
+    where = fs.where("null_if")
+    if not isinstance(spec, YamlMap) or not spec or not set(spec) <= set(sides):
+        raise ConfigError("null_if names the side that stores a value for NULL: {%s: 0}" % sides[-1], where,
+                          hint=f"sides: {', '.join(sides)}")
+    for side, value in spec.items():
+        if value is None or isinstance(value, (list, YamlMap)):
+            raise ConfigError(f"null_if.{side} is one plain value (0, '', ...), not {value!r}", where)
+    fs.get("null_if", object)
+    return tuple((str(k), v) for k, v in spec.items())
 
 
 _RULE_FORMS = "latest, owner, manual, {priority: <side>} or {latest: {column: <field>}}"
@@ -468,7 +501,8 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
 
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
-          parent: tuple[str, str] | None, conflicts: Conflicts | None = None) -> Flow:
+          parent: tuple[str, str] | None, conflicts: Conflicts | None = None,
+          filter_columns: tuple[str, ...] = ()) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
     specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
@@ -481,7 +515,11 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
         spec = specs.get(f.name)
         if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec):
             continue
-        plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references))
+        nulls = dict(f.null_if)
+        plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references,
+                               f.insert_only and not is_key,
+                               (nulls[src],) if src in nulls and src_col is not None else (),
+                               (nulls[dst],) if dst in nulls else ()))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()
@@ -493,7 +531,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                 s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
-                link, parent, conflicts=conflicts)
+                link, parent, conflicts=conflicts, filter_columns=filter_columns)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:

@@ -404,7 +404,7 @@ def test_missing_direction(config: Config) -> None:
 def test_unknown_key_in_field(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("name: {erp: customer_name}", "name: {erp: customer_name, ownr: erp}")
     assert error(config, text) == (
-        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: conflicts, constant, crm, default, erp, lossy, map, owner, references, transform, unmapped)"
+        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: conflicts, constant, crm, default, erp, insert_only, lossy, map, null_if, owner, references, transform, unmapped)"
     )
 
 

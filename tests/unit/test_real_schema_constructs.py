@@ -1,0 +1,182 @@
+"""Constructs real CRM and ERP schemas need (issue 11): filters that deletes must see whole, a constant on
+either side, `insert_only`, `null_if` for an ERP's 0 meaning "none"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.admin.provision import delete_filter_tables, describe, full_identity_tables
+from replicator.changes import Op, RowChange, TableRef, TargetChange
+from replicator.config import Config
+from replicator.errors import ConfigError, RowError
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.router import LinkedChange, Ref, route, route_flow
+
+from tests.unit.test_mapping import make_config
+
+ACCOUNT = TableRef("public", "account")  # crm
+CLIENTS = TableRef("erpdb", "clients")  # erp
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "maps").mkdir()
+    return make_config(tmp_path)
+
+
+def load(config: Config, text: str) -> MappingSet:
+    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def error(config: Config, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(config, text)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- defect 1: a filter and key-only deletes
+
+FILTERED = """\
+mappings:
+  accounts:
+    direction: crm_to_erp
+    crm: {table: account, key: [id]}
+    erp: {table: clients, key: [id]}
+    filter: {crm_to_erp: {deleted: {eq: false}}}
+    fields:
+      id: ~
+      name: ~
+"""
+
+
+def test_a_filter_on_a_non_key_column_needs_full_deleted_rows(config: Config) -> None:
+    mset = load(config, FILTERED)
+    crm = config.side("crm")
+    assert delete_filter_tables(crm, mset) == {ACCOUNT: "mapping accounts filters crm_to_erp on deleted"}
+    assert full_identity_tables(crm, mset) == [ACCOUNT]
+    assert 'ALTER TABLE "public"."account" REPLICA IDENTITY FULL;' in describe(config, mset).splitlines()
+
+
+def test_no_full_identity_when_deletes_are_ignored_or_the_filter_reads_the_key(config: Config) -> None:
+    crm = config.side("crm")
+    ignored = load(config, FILTERED.replace("    fields:", "    delete: ignore\n    fields:"))
+    assert delete_filter_tables(crm, ignored) == {}
+    on_key = load(config, FILTERED.replace("deleted: {eq: false}", "id: {gt: 10}"))
+    assert delete_filter_tables(crm, on_key) == {}
+    assert not any("REPLICA IDENTITY" in line for line in describe(config, on_key).splitlines())
+
+
+def test_a_key_only_delete_is_a_row_error_not_a_silent_drop(config: Config) -> None:
+    mset = load(config, FILTERED)
+    with pytest.raises(RowError) as info:
+        route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7}, None))
+    msg = str(info.value)
+    assert "table public.account, key (7,), column deleted" in msg and "REPLICA IDENTITY FULL" in msg
+    # with the whole old row the filter decides as before
+    out = route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7, "name": "A", "deleted": False}, None))
+    assert [(c.op, c.key) for c in out] == [(Op.DELETE, (7,))]
+    assert route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7, "name": "A", "deleted": True}, None)) == []
+
+
+# ---------------------------------------------------------------- defect 2: constant on either side
+
+CONSTANTS = """\
+mappings:
+  accounts:
+    direction: both
+    crm: {table: account, key: [id]}
+    erp: {table: clients, key: [id]}
+    fields:
+      id: ~
+      name: ~
+      client: {crm: ~, constant: 1}          # ERP-only column
+      origin: {erp: ~, constant: erp}        # CRM-only column
+      entity: {crm: ~, constant: 1, insert_only: true}
+"""
+
+
+def test_a_constant_fills_a_column_of_either_side(config: Config) -> None:
+    mset = load(config, CONSTANTS)
+    to_erp = route_flow(mset.by_name["accounts"].flow("crm"), RowChange(ACCOUNT, Op.INSERT, None, {"id": 1, "name": "A"}))
+    assert to_erp[0].values == {"id": 1, "name": "A", "client": 1, "entity": 1}
+    to_crm = route_flow(mset.by_name["accounts"].flow("erp"), RowChange(CLIENTS, Op.INSERT, None, {"id": 1, "name": "A"}))
+    assert to_crm[0].values == {"id": 1, "name": "A", "origin": "erp"}
+
+
+def test_insert_only_columns_are_not_written_over_an_existing_row(config: Config) -> None:
+    mset = load(config, CONSTANTS)
+    flow = mset.by_name["accounts"].flow("crm")
+    assert flow is not None and flow.insert_only == frozenset({"entity"})
+    out = route_flow(flow, RowChange(ACCOUNT, Op.UPDATE, {"id": 1, "name": "A"}, {"id": 1, "name": "B"}))
+    assert isinstance(out[0], TargetChange) and out[0].insert_only == frozenset({"entity"})
+    back = mset.by_name["accounts"].flow("erp")
+    assert back is not None and back.insert_only == frozenset()
+
+
+def test_a_constant_needs_no_column_on_its_other_side(config: Config) -> None:
+    assert "set the other side to ~" in error(config, CONSTANTS.replace("{crm: ~, constant: 1}", "{constant: 1}"))
+
+
+# ---------------------------------------------------------------- gap 8: zero means none
+
+ZERO = """\
+mappings:
+  companies:
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: societe, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      name: {erp: nom}
+  contacts:
+    direction: both
+    crm: {table: contact, key: [id]}
+    erp: {table: socpeople, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      company_id: {erp: fk_soc, references: companies, null_if: {erp: 0}}
+      name: ~
+"""
+
+
+def test_zero_from_the_erp_is_no_reference_and_never_parks(config: Config) -> None:
+    mset = load(config, ZERO)
+    flow = mset.by_name["contacts"].flow("erp")
+    out = route_flow(flow, RowChange(TableRef("erpdb", "socpeople"), Op.INSERT, None,
+                                     {"rowid": 3, "fk_soc": 0, "name": "A"}))
+    assert isinstance(out[0], LinkedChange) and out[0].values == {"company_id": None, "name": "A"}
+    out = route_flow(flow, RowChange(TableRef("erpdb", "socpeople"), Op.INSERT, None,
+                                     {"rowid": 3, "fk_soc": 9, "name": "A"}))
+    assert out[0].values["company_id"] == Ref("companies", 9)
+
+
+def test_null_from_the_crm_is_written_as_zero_not_looked_up(config: Config) -> None:
+    mset = load(config, ZERO)
+    flow = mset.by_name["contacts"].flow("crm")
+    out = route_flow(flow, RowChange(TableRef("public", "contact"), Op.INSERT, None,
+                                     {"id": 3, "company_id": None, "name": "A"}))
+    assert out[0].values == {"fk_soc": 0, "name": "A"}
+    out = route_flow(flow, RowChange(TableRef("public", "contact"), Op.INSERT, None,
+                                     {"id": 3, "company_id": 5, "name": "A"}))
+    assert out[0].values["fk_soc"] == Ref("companies", 5)
+
+
+def test_null_if_matches_numbers_not_booleans_nor_text() -> None:
+    from decimal import Decimal
+
+    from replicator.mapping.router import _is_null_value
+    assert _is_null_value(0, 0) and _is_null_value(Decimal("0.00"), 0) and _is_null_value(0.0, 0)
+    assert not _is_null_value(False, 0) and not _is_null_value("0", 0) and not _is_null_value(None, 0)
+    assert _is_null_value("", "") and not _is_null_value(1, 0)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("0", "null_if names the side that stores a value for NULL: {erp: 0}"),
+    ("{sap: 0}", "null_if names the side"),
+    ("{erp: [0, -1]}", "null_if.erp is one plain value"),
+])
+def test_bad_null_if_names_file_line_and_key(config: Config, spec: str, message: str) -> None:
+    msg = error(config, ZERO.replace("null_if: {erp: 0}", f"null_if: {spec}"))
+    assert "m.yaml:15: mappings.contacts.fields.company_id.null_if" in msg and message in msg, msg
