@@ -95,4 +95,7 @@ def test_constants_on_both_sides_and_zero_for_no_parent(make_pair):
     wait_until(lambda: pair.my_query("SELECT nom, entity FROM llx_societe WHERE rowid = %s", (acme_erp,))
                == [("Acme Ltd", 2)], 30, "the rename applied, entity kept")
     assert pair.metric("replicator_parked_rows") == 0
+    # the apply sessions are up while rows are applied (look-up sessions closing do not say otherwise)
+    assert pair.metric("replicator_connection_up", side="erp", role="apply") == 1
+    assert pair.metric("replicator_connection_up", side="crm", role="apply") == 1
     assert pair.stop() == 0

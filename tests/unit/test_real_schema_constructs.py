@@ -180,3 +180,20 @@ def test_null_if_matches_numbers_not_booleans_nor_text() -> None:
 def test_bad_null_if_names_file_line_and_key(config: Config, spec: str, message: str) -> None:
     msg = error(config, ZERO.replace("null_if: {erp: 0}", f"null_if: {spec}"))
     assert "m.yaml:15: mappings.contacts.fields.company_id.null_if" in msg and message in msg, msg
+
+
+# ---------------------------------------------------------------- defect 3: the apply connection's gauge
+
+def test_only_the_streams_own_session_reports_the_apply_connection(config: Config) -> None:
+    from replicator import metrics
+    from replicator.appliers import make_applier
+
+    erp = config.side("erp")
+    gauge = metrics.connection_up.labels(erp.name, "apply")
+    gauge.set(1)
+    lookup = make_applier(erp, "lookup", "")  # a look-up, retention or status session closing
+    lookup.report_up(0)
+    assert gauge._value.get() == 1
+    stream = make_applier(erp, "crm_to_erp", "erp_to_crm")
+    stream.report_up(0)
+    assert gauge._value.get() == 0

@@ -101,7 +101,7 @@ def _at(where: Where, suffix: str = "", line: int | None = None) -> str:
 
 
 def _col(side: str, table: TableRef, column: str) -> str:
-    return f"{side}.{table}.{column}"
+    return f"{side}:{table}.{column}"  # a colon: the side is no schema (erp:erp.customers.id, not erp.erp.…)
 
 
 class _Checker:
@@ -229,11 +229,15 @@ class _Checker:
                           "keep such values out of the source, or add `lossy: allow` to the field to say they never "
                           "occur (one that does is still a row error)")
             return
-        if verdict == UNKNOWN:
+        if verdict == UNKNOWN and f.lossy:
+            # acknowledged: the field says its values fit (one that does not is still a row error)
+            self.ok(flow.target.side, f"{head}: not checked ({why}), acknowledged by lossy: allow")
+        elif verdict == UNKNOWN:
             # a warning, counted as one: nothing here says the values arrive as they were
             self.warn(flow.target.side, f"{head}: not checked ({why})",
                       "make sure every value of the source type is a valid value of the target type "
-                      "(docs/types.md lists the pairs that are checked), or convert with `map:` or `transform:`")
+                      "(docs/types.md lists the pairs that are checked), or convert with `map:` or `transform:`; "
+                      "`lossy: allow` on the field acknowledges it")
         elif verdict == ERROR:
             self.fail(flow.target.side, f"{head}: incompatible types: {why}",
                       "map the field to a column of a compatible type, or convert it with `map:` or `transform:` "
