@@ -18,6 +18,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
+from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route
 
@@ -181,6 +182,9 @@ class Linker:
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
         if flow.link.crosswalk:
             row = {c: v for c, v in values.items() if c not in flow.target.key}
+            for gen in flow.target.generate:
+                if not gen.by_database:
+                    row[gen.column] = self._make_key(flow, lc, gen, values)
             target_key = self.a.insert_returning(flow.target.table, row, flow.target.key)
             self._pair(flow, lc.source_key, target_key)
             metrics.links_created.labels(self.stream, flow.mapping, "crosswalk").inc()
@@ -190,6 +194,18 @@ class Linker:
                                        tuple(values[c] for c in flow.target.key), values)])
         if flow.referenced:
             self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
+
+    def _make_key(self, flow: Flow, lc: LinkedChange, gen: KeyGen, values: dict[str, Any]) -> str:
+        """A key the application would make (`generate:`), from the row being created."""
+        by_field = {}
+        for name in gen.fields:
+            plan = flow.plan(name)
+            by_field[name] = values.get(plan.target) if plan is not None else None
+        try:
+            return gen.make(by_field)
+        except KeyError as exc:
+            raise RowError(f"the key template {gen.template!r} needs field {exc.args[0]}, which is NULL",
+                           table=str(flow.target.table), key=lc.source_key, column=gen.column) from None
 
     def _delete(self, flow: Flow, lc: LinkedChange) -> None:
         dropped = self._drop_parked(flow, lc.source_key) if any(p.references for p in flow.plans) else 0

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping as TMapping
 from replicator.changes import TableRef
 from replicator.config import Config
 from replicator.errors import ConfigError, Where
+from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlMap, load_file
 
@@ -28,6 +29,7 @@ class Endpoint:
     side: str
     table: TableRef
     key: tuple[str, ...]
+    generate: tuple[KeyGen, ...] = ()  # key columns made when replicator creates a row here (keygen)
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     sides = [c.name for c in config.connections]
     a, b = sides
     endpoints = []
+    generate_specs: dict[str, tuple[Any, Where]] = {}
     for side in sides:
         e = s.section(side, required=True)
         table = TableRef.parse(e.get("table", str), _default_schema(config, side))
@@ -245,6 +248,9 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             raise ConfigError("key must be a non-empty list of column names", e.where("key"),
                               hint="every mapped table needs a primary key")
         endpoints.append(Endpoint(side, table, tuple(key)))
+        if e.has("generate"):
+            generate_specs[side] = (e.data["generate"], e.where("generate"))
+            e.allow("generate")
         e.done()
     directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
     direction = s.get("direction", str, choices=directions)
@@ -263,6 +269,15 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             raise ConfigError(f"{bad[0]}: only a `direction: both` mapping has conflicts", bad[1],
                               hint="remove it, or make the mapping two-way")
     names = {f.name for f in fields}
+    for i, side_ in enumerate(sides):
+        if side_ in generate_specs:
+            spec_, at = generate_specs[side_]
+            if not link.crosswalk:
+                raise ConfigError("generate makes keys for rows created through a crosswalk", at,
+                                  hint="add link: {crosswalk: true}")
+            on_side = {f.name for f in fields if f.column(side_) is not None}
+            gens = compile_generate(spec_, endpoints[i].key, on_side, at)
+            endpoints[i] = replace(endpoints[i], generate=gens)
     for n in link.natural:
         if n not in names:
             raise ConfigError(f"natural key field {n!r} is not a field of this mapping", s.where("link"))

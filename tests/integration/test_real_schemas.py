@@ -99,3 +99,74 @@ def test_constants_on_both_sides_and_zero_for_no_parent(make_pair):
     assert pair.metric("replicator_connection_up", side="erp", role="apply") == 1
     assert pair.metric("replicator_connection_up", side="crm", role="apply") == 1
     assert pair.stop() == 0
+
+
+# ---------------------------------------------------------------- keys the application makes
+
+CONTACT_PG = """
+CREATE TABLE contact (
+    id varchar(80) PRIMARY KEY,
+    entity int NOT NULL,
+    name text NOT NULL
+);
+CREATE TABLE note (
+    id text PRIMARY KEY DEFAULT ('note-' || md5(random()::text || clock_timestamp()::text)),
+    body text NOT NULL
+)"""
+CONTACT_MY = """
+CREATE TABLE llx_socpeople (
+    rowid INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    entity INT NOT NULL,
+    lastname VARCHAR(100) NOT NULL
+);
+CREATE TABLE llx_note (
+    rowid INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    body VARCHAR(200) NOT NULL
+)"""
+CONTACT_MAPPINGS = """
+mappings:
+  contacts:
+    direction: both
+    crm: {table: contact, key: [id], generate: {id: {template: "contact/{entity}/{uuid}"}}}
+    erp: {table: llx_socpeople, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      entity: ~
+      name: {erp: lastname}
+  notes:
+    direction: erp_to_crm
+    crm: {table: note, key: [id], generate: {id: default}}
+    erp: {table: llx_note, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      body: ~
+"""
+
+
+def test_keys_made_like_the_application_and_recorded_in_the_crosswalk(make_pair):
+    pair = make_pair(CONTACT_PG, CONTACT_MY, CONTACT_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "crosswalk: key column" not in check.stdout, check.stdout
+    pair.start()
+    pair.my_query("INSERT INTO llx_socpeople (entity, lastname) VALUES (1, 'Ann'), (2, 'Bob')")
+    pair.my_query("INSERT INTO llx_note (body) VALUES ('first call')")
+    wait_until(lambda: len(pair.pg_query("SELECT 1 FROM contact")) == 2, 30, "two contacts in the CRM")
+    keys = dict(pair.pg_query("SELECT name, id FROM contact"))
+    assert keys["Ann"].startswith("contact/1/") and keys["Bob"].startswith("contact/2/"), keys
+    assert len(keys["Ann"]) == len("contact/1/") + 36
+    wait_until(lambda: len(pair.pg_query("SELECT 1 FROM note")) == 1, 30, "the note in the CRM")
+    assert pair.pg_query("SELECT id LIKE 'note-%%' FROM note") == [(True,)]
+    # the pairs were recorded with the rows: later changes find their counterpart, nothing is duplicated
+    pairs = pair.pg_query("SELECT mapping, target_key FROM replicator.crosswalk WHERE mapping = 'contacts'")
+    assert sorted(t for _, t in pairs) == sorted(f'["{k}"]' for k in keys.values()), pairs
+    pair.my_query("UPDATE llx_socpeople SET lastname = 'Anna' WHERE lastname = 'Ann'")
+    wait_until(lambda: pair.pg_query("SELECT name FROM contact WHERE id = %s", (keys["Ann"],)) == [("Anna",)],
+               30, "the rename on the same CRM row")
+    # the CRM's own application makes a key: the ERP row is created and linked the other way
+    pair.pg_query("INSERT INTO contact VALUES ('contact/1/made-by-the-crm', 1, 'Cid')")
+    wait_until(lambda: pair.my_query("SELECT entity, lastname FROM llx_socpeople WHERE lastname = 'Cid'")
+               == [(1, "Cid")], 30, "Cid in the ERP")
+    pair.my_query("DELETE FROM llx_socpeople WHERE lastname = 'Bob'")
+    wait_until(lambda: pair.pg_query("SELECT name FROM contact ORDER BY name") == [("Anna",), ("Cid",)], 30,
+               "Bob deleted in the CRM")
+    assert pair.stop() == 0

@@ -197,3 +197,68 @@ def test_only_the_streams_own_session_reports_the_apply_connection(config: Confi
     stream = make_applier(erp, "crm_to_erp", "erp_to_crm")
     stream.report_up(0)
     assert gauge._value.get() == 0
+
+
+# ---------------------------------------------------------------- gap 4: keys the application makes
+
+KEYS = """\
+mappings:
+  contacts:
+    direction: erp_to_crm
+    crm: {table: customer, key: [id], generate: GEN}
+    erp: {table: customers, key: [id]}
+    link: {crosswalk: true}
+    fields:
+      entity: ~
+      name: ~
+"""
+
+
+def test_generate_compiles_per_key_column(config: Config) -> None:
+    from replicator.mapping.keygen import KeyGen
+    mset = load(config, KEYS.replace("GEN", '{id: {template: "contact/{entity}/{uuid}"}}'))
+    (gen,) = mset.by_name["contacts"].endpoint("crm").generate
+    assert gen == KeyGen("id", "template", "contact/{entity}/{uuid}", ("entity",))
+    key = gen.make({"entity": 3})
+    assert key.startswith("contact/3/") and len(key) == len("contact/3/") + 36
+    assert gen.make({"entity": 3}) != key  # a fresh UUID each time
+    with pytest.raises(KeyError):
+        gen.make({"entity": None})
+    (gen,) = load(config, KEYS.replace("GEN", "{id: uuid}")).by_name["contacts"].endpoint("crm").generate
+    assert len(gen.make({})) == 36 and not gen.by_database
+    (gen,) = load(config, KEYS.replace("GEN", "{id: default}")).by_name["contacts"].endpoint("crm").generate
+    assert gen.by_database
+
+
+@pytest.mark.parametrize("gen, message", [
+    ("{code: uuid}", "generate: 'code' is not a key column of this table (key: ['id'])"),
+    ("{id: serial}", "generate.id is default, uuid or {template:"),
+    ('{id: {template: "c/{owner}/{uuid}"}}', "generate.id.template: {owner} is neither a field of the mapping nor {uuid}"),
+    ('{id: {template: "contact"}}', "makes the same key for every row"),
+    ("[id]", "generate maps key columns to default, uuid"),
+])
+def test_bad_generate_names_file_line_and_key(config: Config, gen: str, message: str) -> None:
+    msg = error(config, KEYS.replace("GEN", gen))
+    assert "m.yaml:4: mappings.contacts.crm.generate" in msg and message in msg, msg
+
+
+def test_generate_needs_a_crosswalk(config: Config) -> None:
+    msg = error(config, KEYS.replace("GEN", "{id: uuid}").replace("    link: {crosswalk: true}\n", "")
+                .replace("      entity: ~", "      id: ~\n      entity: ~"))
+    assert "generate makes keys for rows created through a crosswalk" in msg, msg
+
+
+def test_check_accepts_a_crosswalk_into_a_table_keyed_by_application_strings(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import PK, Env, vc
+    env = Env(tmp_path)
+    crm = {"id": vc(80, nullable=False), "entity": PK, "name": vc(50)}
+    erp = {"id": PK, "entity": PK, "name": vc(50)}
+    plain = KEYS.replace(", generate: GEN", "")
+    assert any("crosswalk: key column id of" in f for f in env.failures(plain, crm, erp))
+    made = KEYS.replace("GEN", '{id: {template: "contact/{entity}/{uuid}"}}')
+    assert env.failures(made, crm, erp) == []
+    by_default = KEYS.replace("GEN", "{id: default}")
+    (msg,) = env.failures(by_default, crm, erp)
+    assert "generate: id is default, but public.customer.id has no DEFAULT" in msg, msg
+    crm["id"] = vc(80, nullable=False, has_default=True)
+    assert env.failures(by_default, crm, erp) == []
