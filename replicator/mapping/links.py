@@ -59,6 +59,10 @@ def mariadb_ddl(schema: str) -> list[str]:
     ]
 
 
+class _OutOfSlice(Exception):
+    """The crosswalk names a counterpart that is no longer a row of the mapping's slice."""
+
+
 class Linker:
     """Applies LinkedChanges for one direction. `source_query` reads the source database (its crosswalk)."""
 
@@ -92,7 +96,15 @@ class Linker:
                     return
                 value = resolved
             values[col] = value
-        target_key = self._counterpart(flow, lc.source_key, values)
+        try:
+            target_key = self._counterpart(flow, lc.source_key, values)
+        except _OutOfSlice as out:
+            # the counterpart became a row of another entity (its discriminator changed): not ours to
+            # write, and creating a second counterpart would break the pair
+            log.info("%s: %s row %s: counterpart %s is outside the slice %s, left alone", self.stream,
+                     flow.mapping, lc.source_key, out.args[0], dict(flow.target.slice))
+            metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+            return
         linked_now = False
         if target_key is None and flow.link.natural:
             target_key = self._natural(flow, values, lc)
@@ -128,9 +140,20 @@ class Linker:
     # ------------------------------------------------------------ counterparts
     def _counterpart(self, flow: Flow, source_key: tuple[Any, ...], values: dict[str, Any]) -> tuple[Any, ...] | None:
         if flow.link.crosswalk:
-            return self._crosswalk(flow.mapping, source_key)
+            found = self._crosswalk(flow.mapping, source_key)
+            if found is not None and not self._in_slice(flow, found):
+                raise _OutOfSlice(found)
+            return found
         key = tuple(values[c] for c in flow.target.key)
-        return key if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key))) else None
+        return key if self._in_slice(flow, key, always=True) else None
+
+    def _in_slice(self, flow: Flow, key: tuple[Any, ...], always: bool = False) -> bool:
+        """The target row of `key` exists and belongs to the mapping's slice (`slice:` of the target endpoint):
+        a row of another entity of a shared table is never updated or deleted by this mapping."""
+        if not flow.target.slice and not always:
+            return True
+        where = {**dict(zip(flow.target.key, key)), **dict(flow.target.slice)}
+        return bool(self.a.find_keys(flow.target.table, flow.target.key, where, limit=1))
 
     def _crosswalk(self, mapping: str, source_key: tuple[Any, ...]) -> tuple[Any, ...] | None:
         skey = dumps_key(source_key)
@@ -162,6 +185,7 @@ class Linker:
             if plan is None or plan.target not in values or values[plan.target] is None:
                 return None  # no natural key on this row: nothing to link by
             cols[plan.target] = values[plan.target]
+        cols.update(flow.target.slice)  # only a record of the mapping's own slice is the same record
         found = self.a.find_keys(flow.target.table, flow.target.key, cols)
         if len(found) > 1:
             raise RowError(f"natural key {cols} matches more than one row; it must be unique",
@@ -180,6 +204,14 @@ class Linker:
 
     # ------------------------------------------------------------ writes
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
+        if flow.target.slice:
+            values = {**values, **dict(flow.target.slice)}  # a new row of the slice: its discriminator, tenant...
+            if not flow.link.crosswalk:
+                key = tuple(values[c] for c in flow.target.key)
+                if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key)), limit=1):
+                    raise RowError(f"the key exists in {flow.target.table} as a row outside the slice "
+                                   f"{dict(flow.target.slice)} of mapping {flow.mapping}; it is left alone",
+                                   table=str(flow.target.table), key=key)
         if flow.link.crosswalk:
             row = {c: v for c, v in values.items() if c not in flow.target.key}
             for gen in flow.target.generate:
@@ -213,6 +245,8 @@ class Linker:
             target_key = self._crosswalk(flow.mapping, lc.source_key)
         else:
             target_key = tuple(lc.change.before[c] for c in flow.key_sources)  # type: ignore[index]
+        if target_key is not None and not self._in_slice(flow, target_key):
+            target_key = None  # a row of another entity now: not this mapping's to delete
         if target_key is None:
             if not dropped:  # a row that only had parked changes never reached the target: nothing is missing
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()

@@ -30,6 +30,10 @@ class Endpoint:
     table: TableRef
     key: tuple[str, ...]
     generate: tuple[KeyGen, ...] = ()  # key columns made when replicator creates a row here (keygen)
+    # `slice: {dtype: customer}`: the mapping's rows of a table several entities share. As a source, rows
+    # outside it are not this mapping's; as a target, updates and deletes touch only rows of the slice and
+    # inserts set these columns
+    slice: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ class Flow:
     def linked(self) -> bool:
         """Needs lookups in the target (links, gates, references): the row-by-row path."""
         return bool(self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
-                    or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict))
+                    or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict)
+                    or self.target.slice)
 
     @property
     def insert_only(self) -> frozenset[str]:
@@ -247,7 +252,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if not key or not all(isinstance(k, str) for k in key):
             raise ConfigError("key must be a non-empty list of column names", e.where("key"),
                               hint="every mapped table needs a primary key")
-        endpoints.append(Endpoint(side, table, tuple(key)))
+        endpoints.append(Endpoint(side, table, tuple(key), slice=_slice(e)))
         if e.has("generate"):
             generate_specs[side] = (e.data["generate"], e.where("generate"))
             e.allow("generate")
@@ -281,6 +286,11 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     for n in link.natural:
         if n not in names:
             raise ConfigError(f"natural key field {n!r} is not a field of this mapping", s.where("link"))
+    for e_ in endpoints:
+        for f in fields:
+            if e_.slice and f.column(e_.side) in dict(e_.slice):
+                raise ConfigError(f"column {f.column(e_.side)} of {e_.table} is the mapping's slice; a field cannot "
+                                  f"write it too", f.where, hint="remove the field: the slice sets it on insert")
     filters = _per_direction(s, "filter", sides)
     gates = _per_direction(s, "gate", sides)
     deletes = _per_direction(s, "delete", sides)
@@ -298,10 +308,12 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if direction not in ("both", stream):
             continue
         where = s.where()
+        src_slice = next(e_ for e_ in endpoints if e_.side == src).slice
         flows.append(_flow(
             name, s, endpoints, fields, src, dst, truncate=truncate, link=link, created_by=created_by,
-            filter=compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}")),
-            filter_columns=tuple(str(c) for c in filters.get(stream) or {}) if isinstance(filters.get(stream), dict) else (),
+            filter=_sliced(src_slice, compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}"))),
+            filter_columns=tuple(dict.fromkeys([c for c, _ in src_slice] + (
+                [str(c) for c in filters.get(stream) or {}] if isinstance(filters.get(stream), dict) else []))),
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
@@ -312,6 +324,33 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
+
+
+def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
+    spec = e.get("slice", YamlMap, None)
+    if spec is None:
+        return ()
+    if not spec or not all(isinstance(v, (str, int, float, bool)) for v in spec.values()):
+        raise ConfigError("slice maps columns to the plain values that select this mapping's rows "
+                          "({dtype: customer, entity: 1})", e.where("slice"))
+    return tuple((str(k), v) for k, v in spec.items())
+
+
+def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
+    """The source's slice as part of the filter: rows of other entities of the table are not this mapping's."""
+    if not slice_:
+        return predicate
+    wanted = dict(slice_)
+
+    def in_slice(row: TMapping[str, Any]) -> bool:
+        for column, value in wanted.items():
+            if column not in row:
+                return False
+            got = row[column]
+            if not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
+                return False
+        return predicate is None or bool(predicate(row))
+    return in_slice
 
 
 def _link(s: Section) -> Link:
@@ -576,13 +615,14 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
 def _check_overlaps(mappings: list[Mapping]) -> None:
     """Several mappings may write one table (an order header and its status history), but each
     non-key column has one writer: two mappings filling the same column would overwrite each other."""
-    writers: dict[tuple[str, TableRef, str], str] = {}
+    writers: dict[tuple[Any, ...], str] = {}
     for m in mappings:
         for f in m.flows:
             for plan in f.plans:
                 if plan.target in f.target.key:
                     continue
-                k = (f.target.side, f.target.table, plan.target)
+                # mappings of different slices of one table write different rows
+                k = (f.target.side, f.target.table, plan.target, f.target.slice)
                 if k in writers and writers[k] != m.name:
                     raise ConfigError(
                         f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "

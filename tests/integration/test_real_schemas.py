@@ -170,3 +170,72 @@ def test_keys_made_like_the_application_and_recorded_in_the_crosswalk(make_pair)
     wait_until(lambda: pair.pg_query("SELECT name FROM contact ORDER BY name") == [("Anna",), ("Cid",)], 30,
                "Bob deleted in the CRM")
     assert pair.stop() == 0
+
+
+# ---------------------------------------------------------------- one table, several entities (a discriminator)
+
+PARTY_PG = """
+CREATE TABLE party (
+    id varchar(40) PRIMARY KEY,
+    dtype varchar(20) NOT NULL CHECK (dtype IN ('customer', 'contact', 'lead')),
+    tenant varchar(10) NOT NULL,
+    name text NOT NULL
+)"""
+PARTY_MY = """
+CREATE TABLE customers (
+    cust_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL
+);
+CREATE TABLE contacts (
+    contact_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL
+)"""
+PARTY_MAPPINGS = """
+mappings:
+  customers:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: customer, tenant: acme}, generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  contacts:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: contact, tenant: acme}, generate: {id: uuid}}
+    erp: {table: contacts, key: [contact_no]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+"""
+
+
+def test_a_discriminator_table_holds_several_mappings_each_touching_only_its_slice(make_pair):
+    pair = make_pair(PARTY_PG, PARTY_MY, PARTY_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    # the slice's columns are read from deleted rows too: setup gave party REPLICA IDENTITY FULL
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'party'") == [("f",)]
+    pair.cli("check")
+    pair.start()
+    pair.my_query("INSERT INTO customers (name) VALUES ('Acme')")
+    pair.my_query("INSERT INTO contacts (name) VALUES ('Ann')")
+    wait_until(lambda: pair.pg_query("SELECT dtype, tenant, name FROM party ORDER BY dtype")
+               == [("contact", "acme", "Ann"), ("customer", "acme", "Acme")], 30, "both entities in party")
+    # rows of another entity (or another tenant) are no mapping's: they go nowhere
+    pair.pg_query("INSERT INTO party VALUES ('l1', 'lead', 'acme', 'Lead'), ('c9', 'customer', 'other', 'Other')")
+    # each CRM row flows to its own ERP table
+    pair.pg_query("INSERT INTO party VALUES ('c2', 'customer', 'acme', 'Beta'), ('p2', 'contact', 'acme', 'Bob')")
+    wait_until(lambda: (pair.my_query("SELECT name FROM customers ORDER BY name"),
+                        pair.my_query("SELECT name FROM contacts ORDER BY name"))
+               == ([("Acme",), ("Beta",)], [("Ann",), ("Bob",)]), 30, "Beta a customer, Bob a contact")
+    # a CRM row whose discriminator changes leaves the slice: the ERP's later edits do not touch it
+    ann = pair.pg_query("SELECT id FROM party WHERE name = 'Ann'")[0][0]
+    pair.pg_query("UPDATE party SET dtype = 'lead' WHERE id = %s", (ann,))
+    pair.my_query("UPDATE contacts SET name = 'Anna' WHERE name = 'Ann'")
+    pair.my_query("UPDATE customers SET name = 'Acme Ltd' WHERE name = 'Acme'")
+    wait_until(lambda: pair.pg_query("SELECT name FROM party WHERE dtype = 'customer' AND tenant = 'acme' "
+                                     "ORDER BY name") == [("Acme Ltd",), ("Beta",)], 30, "the customer renamed")
+    assert pair.pg_query("SELECT dtype, name FROM party WHERE id = %s", (ann,)) == [("lead", "Ann")]
+    assert pair.pg_query("SELECT count(*) FROM party") == [(6,)]
+    # deletes: a CRM delete of a slice row reaches the ERP; a lead's delete does not
+    pair.pg_query("DELETE FROM party WHERE name IN ('Beta', 'Lead')")
+    wait_until(lambda: pair.my_query("SELECT name FROM customers ORDER BY name") == [("Acme Ltd",)], 30,
+               "Beta deleted in the ERP")
+    assert pair.my_query("SELECT name FROM contacts ORDER BY name") == [("Anna",), ("Bob",)]
+    assert pair.stop() == 0

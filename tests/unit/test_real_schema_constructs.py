@@ -262,3 +262,76 @@ def test_check_accepts_a_crosswalk_into_a_table_keyed_by_application_strings(tmp
     assert "generate: id is default, but public.customer.id has no DEFAULT" in msg, msg
     crm["id"] = vc(80, nullable=False, has_default=True)
     assert env.failures(by_default, crm, erp) == []
+
+
+# ---------------------------------------------------------------- gap 5: one table, several entities
+
+SLICES = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: customer, tenant: acme}, generate: {id: uuid}}
+    erp: {table: customers, key: [id]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  contacts:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: contact, tenant: acme}, generate: {id: uuid}}
+    erp: {table: contacts, key: [id]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+"""
+PARTY = TableRef("public", "party")
+
+
+def test_a_source_slice_selects_the_mappings_rows(config: Config) -> None:
+    mset = load(config, SLICES)  # both mappings write party.name: different slices, different rows
+    def mappings_of(row: dict) -> list[str]:
+        return [o.flow.mapping for o in route(mset, "crm", RowChange(PARTY, Op.INSERT, None, row))]
+    assert mappings_of({"id": "a", "dtype": "customer", "tenant": "acme", "name": "A"}) == ["customers"]
+    assert mappings_of({"id": "b", "dtype": "contact", "tenant": "acme", "name": "B"}) == ["contacts"]
+    assert mappings_of({"id": "c", "dtype": "lead", "tenant": "acme", "name": "C"}) == []
+    assert mappings_of({"id": "d", "dtype": "customer", "tenant": "other", "name": "D"}) == []
+    # deletes read the slice's columns: a PostgreSQL source needs REPLICA IDENTITY FULL
+    assert set(delete_filter_tables(config.side("crm"), mset)) == {PARTY}
+    with pytest.raises(RowError):
+        route(mset, "crm", RowChange(PARTY, Op.DELETE, {"id": "a"}, None))
+
+
+def test_a_target_slice_makes_the_flow_linked_and_is_set_on_insert(config: Config) -> None:
+    mset = load(config, SLICES)
+    flow = mset.by_name["customers"].flow("erp")
+    assert flow is not None and flow.linked and dict(flow.target.slice) == {"dtype": "customer", "tenant": "acme"}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("slice: {dtype: [customer]}", "slice maps columns to the plain values"),
+    ("slice: {}", "slice maps columns to the plain values"),
+])
+def test_bad_slices_are_refused(config: Config, bad: str, message: str) -> None:
+    assert message in error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}", bad))
+
+
+def test_a_field_cannot_write_the_slice_column(config: Config) -> None:
+    msg = error(config, SLICES.replace("fields: {name: ~}", "fields: {name: ~, dtype: ~}", 1))
+    assert "column dtype of public.party is the mapping's slice" in msg, msg
+
+
+def test_check_knows_the_slice_columns(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import PK, Env, vc
+    env = Env(tmp_path)
+    text = SLICES.split("  contacts:")[0].replace("table: party", "table: customer")
+    erp = {"id": C_AUTO(), "name": vc(50)}
+    crm = {"id": vc(40, nullable=False), "dtype": vc(20, nullable=False, enums=("customer", "contact")),
+           "tenant": vc(10, nullable=False), "name": vc(50)}
+    assert env.failures(text, crm, erp) == []  # NOT NULL dtype and tenant: filled by the slice
+    fails = env.failures(text.replace("dtype: customer", "dtype: client"), crm, erp)
+    assert any("slice value 'client' for crm:public.customer.dtype" in f for f in fails), fails
+    del crm["tenant"]
+    fails = env.failures(text, crm, erp)
+    assert any("slice column tenant does not exist in public.customer" in f for f in fails), fails
+
+
+def C_AUTO():  # noqa: N802
+    from tests.unit.test_mapping_check import AUTO_PK
+    return AUTO_PK

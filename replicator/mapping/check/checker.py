@@ -152,7 +152,25 @@ class _Checker:
                     self.flow_types(m, flow, fields)
                     self.not_null(m, flow, fields)
             self.links(m, fields)
+            self.slices(m)
         return self.out
+
+    def slices(self, m: Mapping) -> None:
+        """A slice's columns exist and its values fit them (they select rows and are written on insert)."""
+        for e in m.endpoints:
+            if not e.slice or self.table(e.side, e.table) is None:
+                continue
+            for column, value in e.slice:
+                c = self.column(e.side, e.table, column)
+                at = _at(m.where, f".{e.side}.slice")
+                if c is None:
+                    self.fail(e.side, f"{at}: slice column {column} does not exist in {e.table}",
+                              f"name the discriminator column of {e.table}")
+                    continue
+                problem = _value_problem(value, c)
+                if problem:
+                    self.fail(e.side, f"{at}: slice value {value!r} for {_col(e.side, e.table, column)}: {problem}",
+                              f"use a value of {c.describe()}")
 
     # rule 1 and 3: each plan
     def flow_types(self, m: Mapping, flow: Flow, fields: dict[str, Field]) -> None:
@@ -353,7 +371,7 @@ class _Checker:
         if flow.created_by not in (None, flow.source.side):
             return  # this direction only updates
         cols = self.table(flow.target.side, flow.target.table) or {}
-        filled = {p.target for p in flow.plans}
+        filled = {p.target for p in flow.plans} | {c for c, _ in flow.target.slice}
         side, table = flow.target.side, flow.target.table
         for name, c in cols.items():
             if c.nullable or c.has_default or c.generated or c.computed or name in filled:
