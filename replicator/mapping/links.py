@@ -11,6 +11,7 @@ key and then the source's crosswalk (pairs the other direction created) by targe
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from replicator import metrics
@@ -18,6 +19,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
+from replicator.mapping import parking
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route
@@ -80,9 +82,12 @@ class Linker:
         # (mapping, source key) -> target key; pairs never change
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
+        self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
+        if time.monotonic() >= self._next_sweep:
+            self.sweep_parked()
         flow = lc.flow
         if lc.op is Op.DELETE:
             self._delete(flow, lc)
@@ -134,8 +139,22 @@ class Linker:
         for mapping, key in rows:
             if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
                 self._unpark(mapping, key)
+        self.sweep_parked()
+
+    def sweep_parked(self) -> int:
+        """Drop parked changes older than their mapping's `parked: {drop_after_days: N}` (inside the open
+        transaction: they go with the checkpoint), then refresh the parked gauges."""
+        self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
+        dropped = 0
+        for m in self.mset.mappings:
+            flow = m.flow(self.source_side)
+            if flow is not None and flow.park_days is not None:
+                dropped += parking.drop_expired(self.a, self.parked, self.change_col, self.stream, m.name,
+                                                flow.park_days, flow.source.key)
         count = self.a.query(f"SELECT COUNT(*) FROM {self.parked} WHERE stream = %s", [self.stream])
         self.m_parked.set(count[0][0])
+        parking.refresh(self.a, self.parked, self.stream)
+        return dropped
 
     # ------------------------------------------------------------ counterparts
     def _counterpart(self, flow: Flow, source_key: tuple[Any, ...], values: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -273,6 +292,8 @@ class Linker:
                 self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
                 self.m_parked.dec()
                 dropped += 1
+        if dropped:
+            parking.refresh(self.a, self.parked, self.stream)
         return dropped
 
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
@@ -280,6 +301,7 @@ class Linker:
                        f"VALUES (%s, %s, %s, %s, %s)",
                        [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
         self.m_parked.inc()
+        parking.parked_now(self.stream)
         log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
 
     def _unpark(self, mapping: str, key: str) -> None:
@@ -293,3 +315,5 @@ class Linker:
                     self.apply(out)
                 else:
                     self.a.apply([out])
+        if rows:
+            parking.refresh(self.a, self.parked, self.stream)

@@ -125,6 +125,7 @@ class Flow:
     # a `direction: both` mapping: updates carry only changed fields and the applier checks for conflicts
     conflicts: Conflicts | None = None
     filter_columns: tuple[str, ...] = ()  # source columns the filter reads (a delete's old row must hold them)
+    park_days: float | None = None  # `parked: {drop_after_days: N}`: parked changes older than that are dropped
 
     @property
     def two_way(self) -> bool:
@@ -263,6 +264,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     s.allow("filter", "gate", "delete", "parent", "conflicts")
+    park_days = _park_days(s)
     link = _link(s.section("link"))
     fields = _fields(s.section("fields", required=True), sides, owner)
     default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, fields) \
@@ -318,12 +320,26 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
             conflicts=_flow_conflicts(default_rule, fields, dst, a) if direction == "both" else None,
+            park_days=park_days,
         ))
     for stream in set(filters) | set(gates):
         if direction not in ("both", stream):
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
+
+
+def _park_days(s: Section) -> float | None:
+    """`parked: {drop_after_days: 30}`: how long a change of this mapping may wait for its parent."""
+    if not s.has("parked"):
+        s.allow("parked")
+        return None
+    p = s.section("parked")
+    days = p.get("drop_after_days", (int, float))
+    p.done()
+    if days <= 0:
+        raise ConfigError("drop_after_days is a number of days above 0", p.where("drop_after_days"))
+    return float(days)
 
 
 def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
@@ -556,7 +572,7 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
           parent: tuple[str, str] | None, conflicts: Conflicts | None = None,
-          filter_columns: tuple[str, ...] = ()) -> Flow:
+          filter_columns: tuple[str, ...] = (), park_days: float | None = None) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
     specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
@@ -585,7 +601,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                 s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
-                link, parent, conflicts=conflicts, filter_columns=filter_columns)
+                link, parent, conflicts=conflicts, filter_columns=filter_columns, park_days=park_days)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
