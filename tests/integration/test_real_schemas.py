@@ -3,6 +3,8 @@ key rows by AUTO_INCREMENT `rowid`, store 0 for "no parent" and carry a tenant c
 CRM on PostgreSQL with its default REPLICA IDENTITY and flags the ERP lacks."""
 from __future__ import annotations
 
+import time
+
 from tests.integration.harness import wait_until
 
 # ---------------------------------------------------------------- defect 1: filters and key-only deletes
@@ -286,4 +288,61 @@ def test_a_tenant_column_is_part_of_the_natural_key_and_constant_on_the_other_si
     pair.my_query("UPDATE llx_product SET label = 'still theirs' WHERE entity = 2 AND ref = 'P1'")
     wait_until(lambda: pair.pg_query("SELECT ref, label FROM product ORDER BY ref")
                == [("P1", "from the crm"), ("P3", "new"), ("P4", "ours")], 30, "P4 in the CRM")
+    assert pair.stop() == 0
+
+
+# ---------------------------------------------------------------- parked rows that never leave
+
+QUOTE_PG = """
+CREATE TABLE quote (id int PRIMARY KEY, status text NOT NULL);
+CREATE TABLE quote_line (id int PRIMARY KEY, quote_id int NOT NULL, item text NOT NULL)
+"""
+QUOTE_MY = """
+CREATE TABLE orders (order_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY, status VARCHAR(20));
+CREATE TABLE order_lines (line_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY, order_no INT NOT NULL, item VARCHAR(40))
+"""
+QUOTE_MAPPINGS = """
+mappings:
+  quotes:
+    direction: crm_to_erp
+    crm: {table: quote, key: [id]}
+    erp: {table: orders, key: [order_no]}
+    link: {crosswalk: true}
+    gate: {crm_to_erp: {column: status, becomes: accepted}}
+    fields: {status: ~}
+  quote_lines:
+    direction: crm_to_erp
+    crm: {table: quote_line, key: [id]}
+    erp: {table: order_lines, key: [line_no]}
+    link: {crosswalk: true}
+    parent: {mapping: quotes, field: quote_id}
+    parked: {drop_after_days: 0.0001}     # 8.64 s
+    fields: {quote_id: {erp: order_no}, item: ~}
+"""
+
+
+def test_parked_rows_show_their_age_and_are_dropped_after_the_retention(make_pair):
+    pair = make_pair(QUOTE_PG, QUOTE_MY, QUOTE_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO quote VALUES (1, 'draft'), (2, 'draft')")
+    pair.pg_query("INSERT INTO quote_line VALUES (10, 1, 'bolt'), (20, 2, 'nut')")
+    wait_until(lambda: pair.metric("replicator_parked_rows", direction="crm_to_erp") == 2, 30, "two parked lines")
+    time.sleep(2)
+    age = pair.metric("replicator_parked_oldest_age_seconds", direction="crm_to_erp")
+    assert 1.5 <= age < 30, age  # it grows while nothing happens
+    status = pair.cli("status", check=False).stdout  # degraded: rows are parked
+    assert "parked rows      2 (the oldest waits for" in status, status
+    # quote 2 is accepted in time: its line follows; quote 1 never is
+    pair.pg_query("UPDATE quote SET status = 'accepted' WHERE id = 2")
+    wait_until(lambda: pair.my_query("SELECT item FROM order_lines") == [("nut",)], 30, "the accepted quote's line")
+    assert pair.metric("replicator_parked_rows", direction="crm_to_erp") == 1
+    assert pair.stop() == 0
+    time.sleep(9)  # past drop_after_days
+    pair.start()   # a session start sweeps (a running stream every 10 minutes)
+    wait_until(lambda: pair.metric("replicator_parked_dropped_total", direction="crm_to_erp",
+                                   mapping="quote_lines") == 1, 30, "the expired line dropped")
+    assert pair.metric("replicator_parked_rows", direction="crm_to_erp") == 0
+    assert pair.metric("replicator_parked_oldest_age_seconds", direction="crm_to_erp") == 0
+    assert "dropped a parked insert change of quote_lines row (10,)" in pair.log()
+    assert pair.my_query("SELECT count(*) FROM `%s`.parked" % pair.state_schema) == [(0,)]
     assert pair.stop() == 0

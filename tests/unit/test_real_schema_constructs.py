@@ -335,3 +335,52 @@ def test_check_knows_the_slice_columns(tmp_path: Path) -> None:
 def C_AUTO():  # noqa: N802
     from tests.unit.test_mapping_check import AUTO_PK
     return AUTO_PK
+
+
+# ---------------------------------------------------------------- gap 10: parked rows that never leave
+
+PARKED = """\
+mappings:
+  quotes:
+    direction: crm_to_erp
+    crm: {table: quote, key: [id]}
+    erp: {table: orders, key: [id]}
+    link: {crosswalk: true}
+    fields: {status: ~}
+  quote_lines:
+    direction: crm_to_erp
+    crm: {table: quote_line, key: [id]}
+    erp: {table: order_lines, key: [id]}
+    link: {crosswalk: true}
+    parent: {mapping: quotes, field: quote_id}
+    parked: {drop_after_days: DAYS}
+    fields: {quote_id: ~, item: ~}
+"""
+
+
+def test_parked_retention_is_per_mapping(config: Config) -> None:
+    mset = load(config, PARKED.replace("DAYS", "30"))
+    assert mset.by_name["quote_lines"].flow("crm").park_days == 30.0
+    assert mset.by_name["quotes"].flow("crm").park_days is None
+    assert "drop_after_days is a number of days above 0" in error(config, PARKED.replace("DAYS", "0"))
+    assert "expected" in error(config, PARKED.replace("DAYS", "soon"))
+
+
+def test_the_oldest_parked_age_grows_while_idle_and_resets() -> None:
+    from replicator import metrics
+    from replicator.mapping import parking
+    parking.parked_now("test_stream")
+    sample = [s for m in metrics.REGISTRY.collect() if m.name == "replicator_parked_oldest_age_seconds"
+              for s in m.samples if s.labels.get("direction") == "test_stream"]
+    assert sample and 0 <= sample[0].value < 5, sample
+
+    class NoneParked:
+        kind = "postgresql"
+
+        def query(self, sql: str, params: list) -> list:
+            assert "MIN(parked_at)" in sql and params == ["test_stream"]
+            return [(None,)]
+    assert parking.refresh(NoneParked(), "parked", "test_stream") is None  # type: ignore[arg-type]
+    sample = [s for m in metrics.REGISTRY.collect() if m.name == "replicator_parked_oldest_age_seconds"
+              for s in m.samples if s.labels.get("direction") == "test_stream"]
+    assert sample[0].value == 0
