@@ -384,3 +384,44 @@ def test_the_oldest_parked_age_grows_while_idle_and_resets() -> None:
     sample = [s for m in metrics.REGISTRY.collect() if m.name == "replicator_parked_oldest_age_seconds"
               for s in m.samples if s.labels.get("direction") == "test_stream"]
     assert sample[0].value == 0
+
+
+# ---------------------------------------------------------------- gap 11: a first draft for a wide table
+
+def test_scaffold_pairs_columns_by_name_and_lists_the_rest() -> None:
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft, pair_columns
+    crm = Table("crm", TableRef("public", "customer"), ("id",), {
+        "id": C("int", bits=64, nullable=False, generated=True),
+        "name": C("text", length=200, nullable=False),
+        "VatId": C("text", length=20),
+        "credit_limit": C("decimal", precision=14, scale=4),
+        "status": C("text", length=10, enums=("active", "blocked", "prospect")),
+        "notes": C("json"),
+        "nickname": C("text"),
+    })
+    erp = Table("erp", TableRef("erpdb", "llx_customers"), ("c_rowid",), {
+        "c_rowid": C("int", bits=32, nullable=False, generated=True),
+        "c_name": C("text", length=100, nullable=False),
+        "c_vat_id": C("text", length=20),
+        "c_creditlimit": C("decimal", precision=12, scale=2),
+        "c_status": C("enum", enums=("A", "B")),
+        "c_notes": C("int", bits=32),
+        "c_entity": C("int", bits=32, nullable=False),
+        "c_fax": C("text", length=20),
+    })
+    assert pair_columns(crm, erp) == [("name", "c_name"), ("VatId", "c_vat_id"),
+                                      ("credit_limit", "c_creditlimit"), ("status", "c_status"), ("notes", "c_notes")]
+    text = draft("customers", crm, erp)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True} and doc["erp"] == {"table": "erpdb.llx_customers", "key": ["c_rowid"]}
+    fields = doc["fields"]
+    assert fields["name"] == {"erp": "c_name", "lossy": "allow"}  # 200 characters into 100
+    assert fields["VatId"] == {"erp": "c_vat_id"}
+    assert fields["status"]["map"] == [{"crm": "active", "erp": "A"}, {"crm": "blocked", "erp": "B"}]
+    assert "# TODO map crm 'prospect' / erp -" in text
+    assert "notes" not in fields and "#   notes / c_notes:" in text  # json into an int: refused
+    assert "#   c_entity INTEGER" in text.split("NOT NULL without a default")[1]
+    assert "#   c_fax VARCHAR(20)" in text and "#   nickname TEXT" in text
