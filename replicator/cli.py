@@ -81,15 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("conflicts", help="list recorded conflicts; `resolve ID --take SIDE` settles a pending one")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.conflicts import add_arguments as conflict_arguments
+
+    conflict_arguments(c)
     c = sub.add_parser("scaffold", help="print a draft mapping for two tables, read from both live catalogs")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
     c.add_argument("--table", action="append", required=True, metavar="SIDE=TABLE",
                    help="a table of each side, e.g. --table crm=public.customer --table erp=customers")
     c.add_argument("--name", help="the mapping's name (default: the second table's name)")
-    from replicator.admin.conflicts import add_arguments as conflict_arguments
-
-    conflict_arguments(c)
     return p
 
 
