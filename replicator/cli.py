@@ -84,7 +84,27 @@ def _parser() -> argparse.ArgumentParser:
     from replicator.admin.conflicts import add_arguments as conflict_arguments
 
     conflict_arguments(c)
+    c = sub.add_parser("scaffold", help="print a draft mapping for two tables, read from both live catalogs")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    c.add_argument("--table", action="append", required=True, metavar="SIDE=TABLE",
+                   help="a table of each side, e.g. --table crm=public.customer --table erp=customers")
+    c.add_argument("--name", help="the mapping's name (default: the second table's name)")
     return p
+
+
+def _scaffold(config: Config, args: argparse.Namespace) -> int:
+    from replicator.mapping.scaffold import draft, read_table
+
+    tables = dict(t.split("=", 1) for t in args.table if "=" in t)
+    names = [c.name for c in config.connections]
+    if len(args.table) != 2 or set(tables) != set(names):
+        raise ConfigError(f"scaffold takes one --table SIDE=TABLE per side: --table {names[0]}=... "
+                          f"--table {names[1]}=...")
+    a, b = (read_table(c, c.name, tables[c.name], "public" if c.kind == "postgresql" else c.database)
+            for c in config.connections)
+    print(draft(args.name or b.table.name, a, b), end="")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load(args.config)
         if args.command == "status":  # reads state only: works while the mapping files are being fixed
             return _status(config, args)
+        if args.command == "scaffold":  # writes the first mapping: needs none
+            return _scaffold(config, args)
         mappings = load_mappings(config)
         if args.command == "check":
             return _check(config, mappings)

@@ -65,6 +65,19 @@ rows_parked = Gauge(
     ["direction"],
     registry=REGISTRY,
 )
+parked_oldest_age = Gauge(
+    "replicator_parked_oldest_age_seconds",
+    "Age of the oldest change waiting in <state_schema>.parked (0: none). A child whose parent never "
+    "arrives stays forever unless its mapping has `parked: {drop_after_days: N}`.",
+    ["direction"],
+    registry=REGISTRY,
+)
+parked_dropped = Counter(
+    "replicator_parked_dropped_total",
+    "Parked changes dropped by their mapping's retention (`parked: {drop_after_days: N}`); each is logged.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
 links_created = Counter(
     "replicator_links_created_total",
     "Pairs of linked records created: by crosswalk insert, or by natural key match.",

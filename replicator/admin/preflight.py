@@ -26,7 +26,7 @@ from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
 from replicator.mapping.check import (Finding, check_config, inspected_columns, inspected_primary_key,
                                       inspected_unique_keys)
-from replicator.admin.provision import replica_identity_sql, two_way_tables
+from replicator.admin.provision import delete_filter_tables, replica_identity_sql, two_way_tables
 from replicator.sources.binlog import binlog_files
 
 
@@ -87,9 +87,12 @@ def _publication(conn: Connection, mset: MappingSet) -> list[Finding]:
 
 def _replica_identity(conn: Connection, mset: MappingSet) -> list[Finding]:
     """A two-way mapping's PostgreSQL tables need REPLICA IDENTITY FULL: without the whole old row an
-    update cannot be reduced to what changed, nor checked for a conflict (it is then written whole)."""
+    update cannot be reduced to what changed, nor checked for a conflict (it is then written whole). A
+    filter on a non-key column needs it too: a DELETE's old row would hold only the key, fail the filter
+    and be dropped, so such a mapping is refused until the table has FULL."""
     tables = two_way_tables(conn, mset)
-    if not tables:
+    filtered = delete_filter_tables(conn, mset)
+    if not tables and not filtered:
         return []
     db = pg_connect(conn, conn.apply)
     try:
@@ -102,6 +105,13 @@ def _replica_identity(conn: Connection, mset: MappingSet) -> list[Finding]:
         db.close()
     out = []
     names = {"d": "DEFAULT", "n": "NOTHING", "i": "INDEX", "f": "FULL"}
+    for t, why in sorted(filtered.items()):
+        r = ident.get((t.schema, t.name))
+        if r is None or r == "f" or t in tables:
+            continue  # FULL, missing (the catalog check says so) or reported below
+        out.append(Finding(False, conn.name, f"{t} has REPLICA IDENTITY {names.get(r, r)}: {why}, which a deleted "
+                           f"row carries only with FULL (without it every delete would be filtered out and lost)",
+                           f"run `replicator setup`, or: {replica_identity_sql(t)}"))
     for t in tables:
         r = ident.get((t.schema, t.name))
         if r is None:
@@ -246,6 +256,8 @@ def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
             columns = {c["name"] for c in inspected_columns(insp, e.table)}
             for f in m.fields:
                 col = f.column(conn.name)
+                if col is None:
+                    continue  # `<side>: ~`: no column on this side (a constant written on the other)
                 if col not in columns:
                     out.append(Finding(False, conn.name, f"{f.where.file}:{f.where.line}: {f.where.key}: "
                                        f"column {col} does not exist in {e.table}", "fix the field's column name"))

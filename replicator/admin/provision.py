@@ -57,6 +57,27 @@ def two_way_tables(conn: Connection, mset: MappingSet) -> list[TableRef]:
                    if f.two_way and f.source.side == conn.name})
 
 
+def delete_filter_tables(conn: Connection, mset: MappingSet) -> dict[TableRef, str]:
+    """Tables of `conn` whose deletes a filter must see whole: a filter on a column outside the primary
+    key reads the old row of a DELETE, which PostgreSQL's default identity reduces to the key; every such
+    delete would fail the filter and never reach the other side. Value: the mapping and column, for the
+    message."""
+    out: dict[TableRef, str] = {}
+    for m in mset.mappings:
+        for f in m.flows:
+            if f.source.side != conn.name or f.delete == "ignore" or not f.filter_columns:
+                continue
+            extra = [c for c in f.filter_columns if c not in f.source.key]
+            if extra and f.source.table not in out:
+                out[f.source.table] = f"mapping {m.name} filters {f.stream} on {extra[0]}"
+    return out
+
+
+def full_identity_tables(conn: Connection, mset: MappingSet) -> list[TableRef]:
+    """Every table of `conn` that needs REPLICA IDENTITY FULL (two-way mappings, filters read by deletes)."""
+    return sorted(set(two_way_tables(conn, mset)) | set(delete_filter_tables(conn, mset)))
+
+
 def replica_identity_sql(table: TableRef) -> str:
     """PostgreSQL logs only the key of an updated row's old version by default: FULL logs every column,
     so a two-way mapping writes only what changed and can tell a conflict (docs/conflicts.md)."""
@@ -71,7 +92,7 @@ def describe(config: Config, mset: MappingSet) -> str:
         out += [(s if conn.kind == "postgresql" else s.replace("%%", "%")) + ";" for s in state_sql(conn)]
         if conn.kind == "postgresql":
             out.append(publication_sql(conn, mset, exists=False) + ";")
-            out += [replica_identity_sql(t) + ";" for t in two_way_tables(conn, mset)]
+            out += [replica_identity_sql(t) + ";" for t in full_identity_tables(conn, mset)]
             out.append(f"SELECT pg_create_logical_replication_slot('{conn.slot}', 'pgoutput');")
     out.append("-- then record the starting positions: `replicator setup` does it (it reads the slot's")
     out.append("-- LSN and SHOW MASTER STATUS and writes them into each target's checkpoint table)")
@@ -131,7 +152,7 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
                 if not stmt.startswith("--"):
                     cur.execute(stmt)
             say(f"{conn.name}: publication {conn.publication} covers {len(wanted)} table(s)")
-            two_way = two_way_tables(conn, mset)
+            two_way = full_identity_tables(conn, mset)
             if two_way:
                 cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE c.relreplident = 'f'")
@@ -139,7 +160,8 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
                 for t in two_way:
                     if (t.schema, t.name) not in full:
                         cur.execute(replica_identity_sql(t))
-                        say(f"{conn.name}: {t} has REPLICA IDENTITY FULL now (a two-way mapping compares old rows)")
+                        say(f"{conn.name}: {t} has REPLICA IDENTITY FULL now (a two-way mapping compares old rows, "
+                            f"a filter reads deleted rows)")
     finally:
         db.close()
     return _slot(conn, reset, say)

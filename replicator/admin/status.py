@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from replicator.mapping.parking import oldest_age
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
@@ -64,6 +65,7 @@ class DirectionStatus:
     queue_depth: float | None = None
     streaming: bool | None = None  # replicator_direction_running
     errors: tuple[str, ...] = ()
+    parked_oldest_seconds: float | None = None  # age of the oldest parked row, by the target's clock
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
     checkpoint: Position | None = None
     last_applied = written = None
     parked: int | None = None
+    parked_age: float | None = None
     syncs: tuple[SyncStatus, ...] = ()
     applier = make_applier(target, "status", "")
     if _guard(errors, f"target {target.name}", lambda: applier.connect() or True):
@@ -241,6 +244,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
             parked_table = applier.quote_table(TableRef(target.state_schema, PARKED))
             try:  # the table exists only where a mapping uses links
                 parked = int(applier.query(f"SELECT COUNT(*) FROM {parked_table} WHERE stream = %s", [stream])[0][0])
+                parked_age = oldest_age(applier, parked_table, stream) if parked else None
             except Exception:
                 parked = None
             applier.rollback()
@@ -256,7 +260,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         source_position=str(source_pos) if source_pos is not None else None,
         behind_bytes=_behind(source_pos, checkpoint), last_applied=last_applied, checkpoint_written=written,
-        parked_rows=parked, syncs=syncs,
+        parked_rows=parked, syncs=syncs, parked_oldest_seconds=parked_age,
         lag_seconds=_value(samples, "replicator_lag_seconds", direction=stream) if samples else None,
         rows_per_second=rates.get(stream),
         queue_depth=_value(samples, "replicator_queue_depth", direction=stream) if samples else None,
@@ -402,7 +406,9 @@ def render(st: Status) -> str:
         out.append("  rows/s           " + (f"{d.rows_per_second:,.0f}" if d.rows_per_second is not None
                                            else daemon_only if not st.daemon.reachable else "0"))
         out.append("  queue depth      " + (f"{d.queue_depth:.0f}" if d.queue_depth is not None else daemon_only))
-        out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)"))
+        out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)")
+                   + (f" (the oldest waits for {_duration(d.parked_oldest_seconds)})"
+                      if d.parked_rows and d.parked_oldest_seconds is not None else ""))
         for sy in d.syncs:
             pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
                 else ""
@@ -435,3 +441,4 @@ def render(st: Status) -> str:
         out.append("why " + STATE_NAMES[st.state] + ":")
         out.extend(f"  - {r}" for r in st.reasons)
     return "\n".join(out)
+

@@ -87,6 +87,13 @@ class Applier(abc.ABC):
         self.current_table: TableRef | None = None  # the table of the run being applied, for error messages
         self._columns: dict[TableRef, dict[str, ColumnInfo]] = {}  # for comparing values (conflicts)
         self.resolver: Resolver | None = None  # set by the stream when a mapping is two-way
+        # only the stream's own session reports replicator_connection_up{role="apply"}: the short sessions
+        # of look-ups, retention, sync and status would otherwise set it to 0 when they close
+        self.reports_up = False
+
+    def report_up(self, up: int) -> None:
+        if self.reports_up:
+            metrics.connection_up.labels(self.conn.name, "apply").set(up)
 
     # -- lifecycle
     @abc.abstractmethod

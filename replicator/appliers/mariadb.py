@@ -164,7 +164,7 @@ class MariaDBApplier(Applier):
         # an application's row lock or a runaway statement fails our statement (retried with
         # back-off) instead of holding the apply thread until the watchdog kills the process
         self._run(self._session, max(1, math.ceil(t.lock_seconds)), t.statement_seconds)
-        metrics.connection_up.labels(self.conn.name, "apply").set(1)
+        self.report_up(1)
 
     def _session(self, lock_seconds: int, statement_seconds: float) -> None:
         with self.db.cursor() as cur:
@@ -189,7 +189,7 @@ class MariaDBApplier(Applier):
                 pass
             finally:
                 self.db = None
-                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+                self.report_up(0)
 
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
@@ -197,7 +197,7 @@ class MariaDBApplier(Applier):
         except (pymysql.MySQLError, ConnectionError, TimeoutError) as exc:
             cls = my_error_class(exc)
             if cls == CONNECTION:
-                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+                self.report_up(0)
             if cls in RETRIABLE:
                 where = f" on {self.current_table}" if cls == TIMEOUT and self.current_table else ""
                 raise RetriableError(f"{self.conn.describe()}: {cls}{where}: {_message(exc)}") from None

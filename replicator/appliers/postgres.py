@@ -151,7 +151,7 @@ class PostgresApplier(Applier):
         # an application's row lock or a runaway statement fails our statement (retried with
         # back-off) instead of holding the apply thread until the watchdog kills the process
         self._run(self._session, int(t.lock_seconds * 1000), int(t.statement_seconds * 1000))
-        metrics.connection_up.labels(self.conn.name, "apply").set(1)
+        self.report_up(1)
 
     def _session(self, lock_ms: int, statement_ms: int) -> None:
         with self.db.cursor() as cur:
@@ -183,7 +183,7 @@ class PostgresApplier(Applier):
                 self.db.close()
             finally:
                 self.db = None
-                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+                self.report_up(0)
 
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
@@ -192,7 +192,7 @@ class PostgresApplier(Applier):
             cls = pg_error_class(exc)
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if cls == CONNECTION:
-                metrics.connection_up.labels(self.conn.name, "apply").set(0)
+                self.report_up(0)
             if cls in RETRIABLE:
                 where = f" on {self.current_table}" if cls == TIMEOUT and self.current_table else ""
                 raise RetriableError(f"{self.conn.describe()}: {cls}{where} (SQLSTATE {exc.pgcode or '-'}): "

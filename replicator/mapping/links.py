@@ -11,6 +11,7 @@ key and then the source's crosswalk (pairs the other direction created) by targe
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from replicator import metrics
@@ -18,7 +19,9 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
+from replicator.mapping import parking
 from replicator.mapping.crosswalk import CrosswalkLookup
+from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route
 
@@ -59,6 +62,10 @@ def mariadb_ddl(schema: str) -> list[str]:
     ]
 
 
+class _OutOfSlice(Exception):
+    """The crosswalk names a counterpart that is no longer a row of the mapping's slice."""
+
+
 class Linker:
     """Applies LinkedChanges for one direction. `source_query` reads the source database (its crosswalk)."""
 
@@ -79,9 +86,12 @@ class Linker:
         # (mapping, source key) -> target key; pairs never change
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
+        self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
+        if time.monotonic() >= self._next_sweep:
+            self.sweep_parked()
         flow = lc.flow
         if lc.op is Op.DELETE:
             self._delete(flow, lc)
@@ -95,7 +105,15 @@ class Linker:
                     return
                 value = resolved
             values[col] = value
-        target_key = self._counterpart(flow, lc.source_key, values)
+        try:
+            target_key = self._counterpart(flow, lc.source_key, values)
+        except _OutOfSlice as out:
+            # the counterpart became a row of another entity (its discriminator changed): not ours to
+            # write, and creating a second counterpart would break the pair
+            log.info("%s: %s row %s: counterpart %s is outside the slice %s, left alone", self.stream,
+                     flow.mapping, lc.source_key, out.args[0], dict(flow.target.slice))
+            metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+            return
         linked_now = False
         if target_key is None and flow.link.natural:
             target_key = self._natural(flow, values, lc)
@@ -125,15 +143,40 @@ class Linker:
         for mapping, key in rows:
             if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
                 self._unpark(mapping, key)
+        self.sweep_parked()
+
+    def sweep_parked(self) -> int:
+        """Drop parked changes older than their mapping's `parked: {drop_after_days: N}` (inside the open
+        transaction: they go with the checkpoint), then refresh the parked gauges."""
+        self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
+        dropped = 0
+        for m in self.mset.mappings:
+            flow = m.flow(self.source_side)
+            if flow is not None and flow.park_days is not None:
+                dropped += parking.drop_expired(self.a, self.parked, self.change_col, self.stream, m.name,
+                                                flow.park_days, flow.source.key)
         count = self.a.query(f"SELECT COUNT(*) FROM {self.parked} WHERE stream = %s", [self.stream])
         self.m_parked.set(count[0][0])
+        parking.refresh(self.a, self.parked, self.stream)
+        return dropped
 
     # ------------------------------------------------------------ counterparts
     def _counterpart(self, flow: Flow, source_key: tuple[Any, ...], values: dict[str, Any]) -> tuple[Any, ...] | None:
         if flow.link.crosswalk:
-            return self._crosswalk(flow.mapping, source_key)
+            found = self._crosswalk(flow.mapping, source_key)
+            if found is not None and not self._in_slice(flow, found):
+                raise _OutOfSlice(found)
+            return found
         key = tuple(values[c] for c in flow.target.key)
-        return key if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key))) else None
+        return key if self._in_slice(flow, key, always=True) else None
+
+    def _in_slice(self, flow: Flow, key: tuple[Any, ...], always: bool = False) -> bool:
+        """The target row of `key` exists and belongs to the mapping's slice (`slice:` of the target endpoint):
+        a row of another entity of a shared table is never updated or deleted by this mapping."""
+        if not flow.target.slice and not always:
+            return True
+        where = {**dict(zip(flow.target.key, key)), **dict(flow.target.slice)}
+        return bool(self.a.find_keys(flow.target.table, flow.target.key, where, limit=1))
 
     def _crosswalk(self, mapping: str, source_key: tuple[Any, ...]) -> tuple[Any, ...] | None:
         skey = dumps_key(source_key)
@@ -158,6 +201,7 @@ class Linker:
             if plan is None or plan.target not in values or values[plan.target] is None:
                 return None  # no natural key on this row: nothing to link by
             cols[plan.target] = values[plan.target]
+        cols.update(flow.target.slice)  # only a record of the mapping's own slice is the same record
         found = self.a.find_keys(flow.target.table, flow.target.key, cols)
         if len(found) > 1:
             raise RowError(f"natural key {cols} matches more than one row; it must be unique",
@@ -176,8 +220,19 @@ class Linker:
 
     # ------------------------------------------------------------ writes
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
+        if flow.target.slice:
+            values = {**values, **dict(flow.target.slice)}  # a new row of the slice: its discriminator, tenant...
+            if not flow.link.crosswalk:
+                key = tuple(values[c] for c in flow.target.key)
+                if self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key)), limit=1):
+                    raise RowError(f"the key exists in {flow.target.table} as a row outside the slice "
+                                   f"{dict(flow.target.slice)} of mapping {flow.mapping}; it is left alone",
+                                   table=str(flow.target.table), key=key)
         if flow.link.crosswalk:
             row = {c: v for c, v in values.items() if c not in flow.target.key}
+            for gen in flow.target.generate:
+                if not gen.by_database:
+                    row[gen.column] = self._make_key(flow, lc, gen, values)
             target_key = self.a.insert_returning(flow.target.table, row, flow.target.key)
             self._pair(flow, lc.source_key, target_key)
             metrics.links_created.labels(self.stream, flow.mapping, "crosswalk").inc()
@@ -188,12 +243,26 @@ class Linker:
         if flow.referenced:
             self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
 
+    def _make_key(self, flow: Flow, lc: LinkedChange, gen: KeyGen, values: dict[str, Any]) -> str:
+        """A key the application would make (`generate:`), from the row being created."""
+        by_field = {}
+        for name in gen.fields:
+            plan = flow.plan(name)
+            by_field[name] = values.get(plan.target) if plan is not None else None
+        try:
+            return gen.make(by_field)
+        except KeyError as exc:
+            raise RowError(f"the key template {gen.template!r} needs field {exc.args[0]}, which is NULL",
+                           table=str(flow.target.table), key=lc.source_key, column=gen.column) from None
+
     def _delete(self, flow: Flow, lc: LinkedChange) -> None:
         dropped = self._drop_parked(flow, lc.source_key) if any(p.references for p in flow.plans) else 0
         if flow.link.crosswalk:
             target_key = self._crosswalk(flow.mapping, lc.source_key)
         else:
             target_key = tuple(lc.change.before[c] for c in flow.key_sources)  # type: ignore[index]
+        if target_key is not None and not self._in_slice(flow, target_key):
+            target_key = None  # a row of another entity now: not this mapping's to delete
         if target_key is None:
             if not dropped:  # a row that only had parked changes never reached the target: nothing is missing
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()
@@ -220,6 +289,8 @@ class Linker:
                 self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
                 self.m_parked.dec()
                 dropped += 1
+        if dropped:
+            parking.refresh(self.a, self.parked, self.stream)
         return dropped
 
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
@@ -227,6 +298,7 @@ class Linker:
                        f"VALUES (%s, %s, %s, %s, %s)",
                        [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
         self.m_parked.inc()
+        parking.parked_now(self.stream)
         log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
 
     def _unpark(self, mapping: str, key: str) -> None:
@@ -240,3 +312,5 @@ class Linker:
                     self.apply(out)
                 else:
                     self.a.apply([out])
+        if rows:
+            parking.refresh(self.a, self.parked, self.stream)

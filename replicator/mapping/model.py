@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping as TMapping
 from replicator.changes import TableRef
 from replicator.config import Config
 from replicator.errors import ConfigError, Where
+from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlMap, load_file
 
@@ -28,6 +29,11 @@ class Endpoint:
     side: str
     table: TableRef
     key: tuple[str, ...]
+    generate: tuple[KeyGen, ...] = ()  # key columns made when replicator creates a row here (keygen)
+    # `slice: {dtype: customer}`: the mapping's rows of a table several entities share. As a source, rows
+    # outside it are not this mapping's; as a target, updates and deletes touch only rows of the slice and
+    # inserts set these columns
+    slice: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class Field:
     lossy: bool = False
     has_map: bool = False
     conflicts: ConflictRule | None = None  # per-field override of the mapping's rule
+    insert_only: bool = False  # written when a row is created, never over an existing row's value
+    null_if: tuple[tuple[str, Any], ...] = ()  # (side, value): that side stores value for "none" (NULL)
 
     def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
@@ -84,6 +92,11 @@ class FieldPlan:
     target: str
     convert: Callable[[Any, TMapping[str, Any]], Any] | None  # map, transforms, default, constant
     references: str | None = None
+    insert_only: bool = False  # `insert_only: true`: set when the target row is created, then left alone
+    # `null_if: {side: v}`: the source side's v arrives as NULL (before any conversion, so a reference of
+    # 0 is no reference and never parks); a NULL for the target side is written as its v (after references)
+    null_in: tuple[Any, ...] = ()
+    null_out: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,8 @@ class Flow:
     referenced: bool = False  # other mappings reference this one: creating a row may unpark children
     # a `direction: both` mapping: updates carry only changed fields and the applier checks for conflicts
     conflicts: Conflicts | None = None
+    filter_columns: tuple[str, ...] = ()  # source columns the filter reads (a delete's old row must hold them)
+    park_days: float | None = None  # `parked: {drop_after_days: N}`: parked changes older than that are dropped
 
     @property
     def two_way(self) -> bool:
@@ -124,7 +139,13 @@ class Flow:
     def linked(self) -> bool:
         """Needs lookups in the target (links, gates, references): the row-by-row path."""
         return bool(self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
-                    or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict))
+                    or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict)
+                    or self.target.slice)
+
+    @property
+    def insert_only(self) -> frozenset[str]:
+        """Target columns written only when the row is created (`insert_only: true` fields)."""
+        return frozenset(p.target for p in self.plans if p.insert_only)
 
     def plan(self, name: str) -> FieldPlan | None:
         return next((p for p in self.plans if p.name == name), None)
@@ -224,6 +245,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     sides = [c.name for c in config.connections]
     a, b = sides
     endpoints = []
+    generate_specs: dict[str, tuple[Any, Where]] = {}
     for side in sides:
         e = s.section(side, required=True)
         table = TableRef.parse(e.get("table", str), _default_schema(config, side))
@@ -231,7 +253,10 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if not key or not all(isinstance(k, str) for k in key):
             raise ConfigError("key must be a non-empty list of column names", e.where("key"),
                               hint="every mapped table needs a primary key")
-        endpoints.append(Endpoint(side, table, tuple(key)))
+        endpoints.append(Endpoint(side, table, tuple(key), slice=_slice(e)))
+        if e.has("generate"):
+            generate_specs[side] = (e.data["generate"], e.where("generate"))
+            e.allow("generate")
         e.done()
     directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
     direction = s.get("direction", str, choices=directions)
@@ -239,6 +264,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     s.allow("filter", "gate", "delete", "parent", "conflicts")
+    park_days = _park_days(s)
     link = _link(s.section("link"))
     fields = _fields(s.section("fields", required=True), sides, owner)
     default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, fields) \
@@ -250,9 +276,23 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             raise ConfigError(f"{bad[0]}: only a `direction: both` mapping has conflicts", bad[1],
                               hint="remove it, or make the mapping two-way")
     names = {f.name for f in fields}
+    for i, side_ in enumerate(sides):
+        if side_ in generate_specs:
+            spec_, at = generate_specs[side_]
+            if not link.crosswalk:
+                raise ConfigError("generate makes keys for rows created through a crosswalk", at,
+                                  hint="add link: {crosswalk: true}")
+            on_side = {f.name for f in fields if f.column(side_) is not None}
+            gens = compile_generate(spec_, endpoints[i].key, on_side, at)
+            endpoints[i] = replace(endpoints[i], generate=gens)
     for n in link.natural:
         if n not in names:
             raise ConfigError(f"natural key field {n!r} is not a field of this mapping", s.where("link"))
+    for e_ in endpoints:
+        for f in fields:
+            if e_.slice and f.column(e_.side) in dict(e_.slice):
+                raise ConfigError(f"column {f.column(e_.side)} of {e_.table} is the mapping's slice; a field cannot "
+                                  f"write it too", f.where, hint="remove the field: the slice sets it on insert")
     filters = _per_direction(s, "filter", sides)
     gates = _per_direction(s, "gate", sides)
     deletes = _per_direction(s, "delete", sides)
@@ -270,19 +310,63 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if direction not in ("both", stream):
             continue
         where = s.where()
+        src_slice = next(e_ for e_ in endpoints if e_.side == src).slice
         flows.append(_flow(
             name, s, endpoints, fields, src, dst, truncate=truncate, link=link, created_by=created_by,
-            filter=compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}")),
+            filter=_sliced(src_slice, compile_predicate(filters.get(stream), Where(where.file, s.data.key_lines.get("filter"), f"{name}.filter.{stream}"))),
+            filter_columns=tuple(dict.fromkeys([c for c, _ in src_slice] + (
+                [str(c) for c in filters.get(stream) or {}] if isinstance(filters.get(stream), dict) else []))),
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
             conflicts=_flow_conflicts(default_rule, fields, dst, a) if direction == "both" else None,
+            park_days=park_days,
         ))
     for stream in set(filters) | set(gates):
         if direction not in ("both", stream):
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
+
+
+def _park_days(s: Section) -> float | None:
+    """`parked: {drop_after_days: 30}`: how long a change of this mapping may wait for its parent."""
+    if not s.has("parked"):
+        s.allow("parked")
+        return None
+    p = s.section("parked")
+    days = p.get("drop_after_days", (int, float))
+    p.done()
+    if days <= 0:
+        raise ConfigError("drop_after_days is a number of days above 0", p.where("drop_after_days"))
+    return float(days)
+
+
+def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
+    spec = e.get("slice", YamlMap, None)
+    if spec is None:
+        return ()
+    if not spec or not all(isinstance(v, (str, int, float, bool)) for v in spec.values()):
+        raise ConfigError("slice maps columns to the plain values that select this mapping's rows "
+                          "({dtype: customer, entity: 1})", e.where("slice"))
+    return tuple((str(k), v) for k, v in spec.items())
+
+
+def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
+    """The source's slice as part of the filter: rows of other entities of the table are not this mapping's."""
+    if not slice_:
+        return predicate
+    wanted = dict(slice_)
+
+    def in_slice(row: TMapping[str, Any]) -> bool:
+        for column, value in wanted.items():
+            if column not in row:
+                return False
+            got = row[column]
+            if not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
+                return False
+        return predicate is None or bool(predicate(row))
+    return in_slice
 
 
 def _link(s: Section) -> Link:
@@ -348,15 +432,34 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         fs.allow("conflicts")
         references = fs.get("references", str, None)
         lossy = fs.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow"
-        fs.allow("map", "unmapped", "transform", "default", "constant")
+        insert_only = fs.get("insert_only", bool, False)
+        null_if = _null_if(fs, sides)
+        fs.allow("map", "unmapped", "transform", "default", "constant", "null_if")
         specs[name] = spec
         if fs.has("constant") and all(c is not None for c in cols.values()):
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
         fs.done()
-        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule))
+        fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule,
+                            insert_only, null_if))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
+
+
+def _null_if(fs: Section, sides: list[str]) -> tuple[tuple[str, Any], ...]:
+    """`null_if: {erp: 0}`: the value that side stores for "none" (an ERP's 0 for "no parent")."""
+    if not fs.has("null_if"):
+        return ()
+    spec = fs.data["null_if"]
+    where = fs.where("null_if")
+    if not isinstance(spec, YamlMap) or not spec or not set(spec) <= set(sides):
+        raise ConfigError("null_if names the side that stores a value for NULL: {%s: 0}" % sides[-1], where,
+                          hint=f"sides: {', '.join(sides)}")
+    for side, value in spec.items():
+        if value is None or isinstance(value, (list, YamlMap)):
+            raise ConfigError(f"null_if.{side} is one plain value (0, '', ...), not {value!r}", where)
+    fs.get("null_if", object)
+    return tuple((str(k), v) for k, v in spec.items())
 
 
 _RULE_FORMS = "latest, owner, manual, {priority: <side>} or {latest: {column: <field>}}"
@@ -468,7 +571,8 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
 
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
-          parent: tuple[str, str] | None, conflicts: Conflicts | None = None) -> Flow:
+          parent: tuple[str, str] | None, conflicts: Conflicts | None = None,
+          filter_columns: tuple[str, ...] = (), park_days: float | None = None) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
     specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
@@ -481,7 +585,11 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
         spec = specs.get(f.name)
         if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec):
             continue
-        plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references))
+        nulls = dict(f.null_if)
+        plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references,
+                               f.insert_only and not is_key,
+                               (nulls[src],) if src in nulls and src_col is not None else (),
+                               (nulls[dst],) if dst in nulls else ()))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()
@@ -493,7 +601,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                 s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
-                link, parent, conflicts=conflicts)
+                link, parent, conflicts=conflicts, filter_columns=filter_columns, park_days=park_days)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
@@ -523,13 +631,14 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
 def _check_overlaps(mappings: list[Mapping]) -> None:
     """Several mappings may write one table (an order header and its status history), but each
     non-key column has one writer: two mappings filling the same column would overwrite each other."""
-    writers: dict[tuple[str, TableRef, str], str] = {}
+    writers: dict[tuple[Any, ...], str] = {}
     for m in mappings:
         for f in m.flows:
             for plan in f.plans:
                 if plan.target in f.target.key:
                     continue
-                k = (f.target.side, f.target.table, plan.target)
+                # mappings of different slices of one table write different rows
+                k = (f.target.side, f.target.table, plan.target, f.target.slice)
                 if k in writers and writers[k] != m.name:
                     raise ConfigError(
                         f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "

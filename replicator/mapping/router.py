@@ -63,6 +63,14 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
     row = change.before if change.op is Op.DELETE else change.after
     if row is None:
         raise RowError(f"{change.op.value} without a row image", table=str(change.table))
+    if flow.filter is not None and change.op is Op.DELETE:
+        missing = [c for c in flow.filter_columns if c not in row]
+        if missing:
+            # the old row holds only the key (PostgreSQL's default replica identity): the filter cannot be
+            # decided, and dropping the delete would lose it silently (`check` refuses this set-up)
+            raise RowError(f"mapping {flow.mapping}: the deleted row lacks column {missing[0]} that the filter "
+                           f"reads; set REPLICA IDENTITY FULL on {change.table} (`replicator setup` does)",
+                           table=str(change.table), key=_safe_key(flow, row), column=missing[0])
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
@@ -84,7 +92,7 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
         if old_key is not None and old_key != key:
             # a key change is a delete of the old row and an upsert of the new one
             out.append(TargetChange(tgt.table, Op.DELETE, tgt.key, old_key, {}))
-    out.append(TargetChange(tgt.table, change.op, tgt.key, key, values))
+    out.append(TargetChange(tgt.table, change.op, tgt.key, key, values, insert_only=flow.insert_only))
     return out
 
 
@@ -110,7 +118,7 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
 
     def make(op: Op, key: tuple[Any, ...], values: Mapping[str, Any], expect: Mapping[str, Any] | None) -> TargetChange:
         return TargetChange(tgt.table, op, tgt.key, key, values, expect=expect, mapping=flow.mapping,
-                            source_key=skey, commit_time=commit_time)
+                            source_key=skey, commit_time=commit_time, insert_only=flow.insert_only)
     full = change.op is Op.INSERT or full_before(flow, change)
     if not full:
         _count_unchecked(flow)
@@ -183,6 +191,8 @@ def target_values(flow: Flow, change: RowChange, row: Mapping[str, Any], refs: b
                                table=str(change.table), column=plan.source) from None
             if value is UNCHANGED:
                 continue
+            if plan.null_in and _is_null_value(value, plan.null_in[0]):
+                value = None
         if plan.convert is not None:
             try:
                 value = plan.convert(value, row)
@@ -191,8 +201,22 @@ def target_values(flow: Flow, change: RowChange, row: Mapping[str, Any], refs: b
                                key=_safe_key(flow, row), column=plan.source) from None
         if refs and plan.references and value is not None:
             value = Ref(plan.references, value)
+        if value is None and plan.null_out:
+            value = plan.null_out[0]  # the target's "none" (null_if), never a reference to look up
         values[plan.target] = value
     return values
+
+
+def _is_null_value(value: Any, marker: Any) -> bool:
+    """The source's "none" value (`null_if`): 0 matches 0, 0.0 and Decimal 0 but not False; text equals text."""
+    if isinstance(value, bool) or isinstance(marker, bool):
+        return value is marker
+    if isinstance(marker, str) or isinstance(value, str):
+        return isinstance(value, str) and isinstance(marker, str) and value == marker
+    try:
+        return bool(value == marker)
+    except Exception:
+        return False
 
 
 def key_of(flow: Flow, row: Any, change: RowChange, partial: bool = False) -> Any:
@@ -238,7 +262,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> list[Route
         column, wanted = flow.gate
         full = _complete(row, change.before)
         gate_open = _matches(full.get(column), wanted)
-    return [LinkedChange(flow, change.op, change, skey, values, gate_open)]
+    return [LinkedChange(flow, change.op, change, skey, values, gate_open, insert_only=flow.insert_only)]
 
 
 def _matches(value: Any, wanted: tuple[Any, ...]) -> bool:

@@ -256,7 +256,9 @@ class SyncDriver:
             for change in route_flow(job.flow, RowChange(table, Op.INSERT, None, row_)):
                 if deleted and _target_key(job.flow, change) in deleted:
                     continue  # deleted on the target meanwhile: the delete is on its way here, do not revive it
-                out.append(replace(change, insert_only=job.insert_only) if job.insert_only else change)
+                # the flow's own insert_only fields (`insert_only: true`) stay insert-only too
+                out.append(replace(change, insert_only=change.insert_only | job.insert_only) if job.insert_only
+                           else change)
         metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
         out.append(Progress(self.stream, chunk))
         return out
@@ -275,7 +277,8 @@ class SyncDriver:
                 values = {c: v for c, v in change.values.items() if c in key or c not in job.echo_insert_only}
                 out.append(replace(change, op=Op.UPDATE, values=values, must_exist=True))
             else:
-                out.append(replace(change, insert_only=job.insert_only | job.echo_insert_only, must_exist=True))
+                out.append(replace(change, insert_only=change.insert_only | job.insert_only | job.echo_insert_only,
+                                   must_exist=True))
         return out
 
     def save(self, applier: Applier, p: Progress) -> None:

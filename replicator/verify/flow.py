@@ -94,8 +94,8 @@ class FlowCheck:
 
     def _extras_eligible(self) -> bool:
         f = self.flow
-        if len(self.mapping.flows) != 1 or f.delete != "propagate" or f.link.crosswalk:
-            return False
+        if len(self.mapping.flows) != 1 or f.delete != "propagate" or f.link.crosswalk or f.target.slice:
+            return False  # (a slice: the table's other rows belong to other mappings or applications)
         writers = [g for m in self.v.mset.mappings for g in m.flows
                    if g.target.side == f.target.side and g.target.table == f.target.table]
         return len(writers) == 1 and self._shared_key()

@@ -326,6 +326,10 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     # resolved: the sample went away
     ("ReplicatorConflictPending", {'replicator_conflicts_oldest_pending_timestamp_seconds{table="erp.acct"}': "0x30"},
      "90m", []),
+    ("ReplicatorParkedRowsOld", {'replicator_parked_oldest_age_seconds{direction="crm_to_erp"}': "700000+60x50"},
+     "40m", [{"direction": "crm_to_erp"}]),
+    ("ReplicatorParkedRowsOld", {'replicator_parked_oldest_age_seconds{direction="crm_to_erp"}': "3600+60x50"},
+     "40m", []),
 ]
 
 

@@ -44,6 +44,8 @@ mappings:
 class FakeTarget:
     """The target as the Linker sees it: tables of rows, the crosswalk and the parked table."""
 
+    kind = "postgresql"
+
     def __init__(self) -> None:
         self.tables: dict[TableRef, list[dict[str, Any]]] = {T_CUSTOMERS: [], T_ORDERS: []}
         self.crosswalk: list[tuple[str, str, str, str]] = []  # mapping, source_side, source_key, target_key
@@ -63,6 +65,8 @@ class FakeTarget:
             if sql.startswith("SELECT source_key, target_key"):
                 return [(sk, tk) for m, s, sk, tk in self.crosswalk if m == mapping and s == side and sk in keys]
             return [(tk, sk) for m, s, sk, tk in self.crosswalk if m == mapping and s == side and tk in keys]
+        if sql.startswith("SELECT EXTRACT(EPOCH FROM now() - MIN(parked_at)) FROM state.parked"):
+            return [(0.0 if any(r[1] == p[0] for r in self.parked) else None,)]  # the oldest's age: just parked
         if sql.startswith("SELECT COUNT(*) FROM state.parked"):
             return [(sum(1 for r in self.parked if r[1] == p[0]),)]
         if "FROM state.parked" in sql and "waiting_key" in sql:

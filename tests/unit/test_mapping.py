@@ -377,7 +377,7 @@ def test_missing_side(config: Config) -> None:
 def test_unknown_side_is_an_unknown_key(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("    fields:", "    wms: {table: x, key: [id]}\n    fields:")
     assert error(config, text) == (
-        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: conflicts, created_by, crm, delete, direction, erp, fields, filter, gate, link, owner, parent, truncate)"
+        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: conflicts, created_by, crm, delete, direction, erp, fields, filter, gate, link, owner, parent, parked, truncate)"
     )
 
 
@@ -404,7 +404,7 @@ def test_missing_direction(config: Config) -> None:
 def test_unknown_key_in_field(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("name: {erp: customer_name}", "name: {erp: customer_name, ownr: erp}")
     assert error(config, text) == (
-        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: conflicts, constant, crm, default, erp, lossy, map, owner, references, transform, unmapped)"
+        "m.yaml:8: mappings.customers.fields.name.ownr: unknown key 'ownr' (known: conflicts, constant, crm, default, erp, insert_only, lossy, map, null_if, owner, references, transform, unmapped)"
     )
 
 

@@ -233,15 +233,15 @@ def test_cast_table(src: ColumnInfo, dst: ColumnInfo, verdict: str) -> None:
 
 def test_int_narrowing_is_refused_with_location_and_fix(env: Env) -> None:
     (msg,) = pair(env, BIGINT, INT)
-    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v: crm.public.customer.v BIGINT -> "
-                          "erp.erpdb.customers.v INTEGER (crm_to_erp): lossy cast: ")
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v: crm:public.customer.v BIGINT -> "
+                          "erp:erpdb.customers.v INTEGER (crm_to_erp): lossy cast: ")
     assert "BIGINT (-9223372036854775808..9223372036854775807) into INTEGER (-2147483648..2147483647) narrows" in msg
     assert "fix: widen erpdb.customers.v to hold BIGINT, or add `lossy: allow` to the field" in msg
 
 
 def test_unsigned_bigint_into_signed_bigint(env: Env) -> None:
     (msg,) = pair(env, BIGINT, UBIGINT, direction="erp_to_crm")  # pair(crm column, erp column)
-    assert "erp.erpdb.customers.v BIGINT UNSIGNED -> crm.public.customer.v BIGINT (erp_to_crm): lossy cast" in msg
+    assert "erp:erpdb.customers.v BIGINT UNSIGNED -> crm:public.customer.v BIGINT (erp_to_crm): lossy cast" in msg
     assert msg.startswith("crm: ")
 
 
@@ -325,7 +325,7 @@ def test_fractional_seconds(env: Env) -> None:
 
 def test_incompatible_types_are_errors_even_with_lossy(env: Env) -> None:
     (msg,) = pair(env, C("json", type_name="JSONB"), INT, "{lossy: allow}")
-    assert "crm.public.customer.v JSONB -> erp.erpdb.customers.v INTEGER (crm_to_erp): incompatible types: " \
+    assert "crm:public.customer.v JSONB -> erp:erpdb.customers.v INTEGER (crm_to_erp): incompatible types: " \
            "JSON cannot become an integer" in msg
     assert "(lossy: allow does not help)" in msg
     (msg,) = pair(env, C("bytes", type_name="BYTEA"), INT, "{lossy: allow}")
@@ -351,16 +351,25 @@ def test_unknown_types_are_a_warning(env: Env) -> None:
     crm, erp = {"id": PK, "v": C("other", type_name="MONEY")}, {"id": PK, "v": vc(10)}
     findings = env.check(text, crm, erp)
     (warned,) = [f for f in findings if f.warning]
-    assert not warned.ok and "MONEY -> erp.erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in warned.what
+    assert not warned.ok and "MONEY -> erp:erpdb.customers.v VARCHAR(10) (crm_to_erp): not checked" in warned.what
     assert "docs/types.md" in warned.fix
     assert failures(findings) == []  # a warning: counted in the summary, not a reason to refuse to start
+
+
+def test_lossy_allow_acknowledges_an_unknown_type_warning(env: Env) -> None:
+    # issue 11: a warning printed on every run could not be acknowledged
+    text = one_field("{lossy: allow}")
+    crm, erp = {"id": PK, "v": C("other", type_name="MONEY")}, {"id": PK, "v": vc(10)}
+    findings = env.check(text, crm, erp)
+    assert [f for f in findings if f.warning] == []
+    assert any("not checked" in f.what and "acknowledged by lossy: allow" in f.what for f in findings if f.ok)
 
 
 def test_a_generated_postgresql_source_column_is_refused(env: Env) -> None:
     text = one_field()
     crm = {"id": PK, "v": C("int", bits=32, computed=True, type_name="INTEGER")}
     (msg,) = env.failures(text, crm, {"id": PK, "v": INT})
-    assert msg.startswith("crm: ") and "crm.public.customer.v is a generated column" in msg
+    assert msg.startswith("crm: ") and "crm:public.customer.v is a generated column" in msg
     assert "does not send it (crm_to_erp)" in msg and "fix: map the columns it is computed from" in msg
     # a MariaDB generated column is in the binlog's row image: fine
     assert env.failures(one_field(direction="erp_to_crm"), {"id": PK, "v": INT},
@@ -403,7 +412,7 @@ def test_default_only_is_still_kind_checked_with_specs(env: Env) -> None:
 
 def test_default_must_fit(env: Env) -> None:
     (msg,) = pair(env, vc(5), vc(5), "{default: toolong}")
-    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.default: default into erp.erpdb.customers.v "
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.default: default into erp:erpdb.customers.v "
                           "(crm_to_erp): 'toolong' is 7 characters, the column holds 5")
 
 
@@ -411,7 +420,7 @@ def test_constant_too_long_is_an_error_even_with_lossy(env: Env) -> None:
     text = one_field("{crm: ~, constant: CRM-IMPORT, lossy: allow}")
     (msg,) = env.failures(text, {"id": PK}, {"id": PK, "v": vc(5)})
     assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.constant: constant into "
-                          "erp.erpdb.customers.v (crm_to_erp): 'CRM-IMPORT' is 10 characters, the column holds 5")
+                          "erp:erpdb.customers.v (crm_to_erp): 'CRM-IMPORT' is 10 characters, the column holds 5")
     assert "fix: change the constant, or widen erpdb.customers.v" in msg
     # without specs the constant is read through its plan
     (msg,) = env.failures(text, {"id": PK}, {"id": PK, "v": vc(5)}, specs=False)
@@ -427,7 +436,7 @@ def test_constant_into_enum_number_and_not_null(env: Env) -> None:
     (msg,) = env.failures(one_field("{crm: ~, constant: abc}"), {"id": PK}, {"id": PK, "v": INT})
     assert "'abc' is not a number" in msg
     (msg,) = env.failures(one_field("{crm: ~, constant: ~}"), {"id": PK}, {"id": PK, "v": vc(5, nullable=False)})
-    assert "constant NULL into NOT NULL erp.erpdb.customers.v" in msg
+    assert "constant NULL into NOT NULL erp:erpdb.customers.v" in msg
     ab = C("enum", enums=("A", "B"))
     assert env.failures(one_field("{crm: ~, constant: B}"), {"id": PK}, {"id": PK, "v": ab}) == []
 
@@ -437,13 +446,13 @@ def test_constant_into_enum_number_and_not_null(env: Env) -> None:
 
 def test_computed_target_column(env: Env) -> None:
     (msg,) = pair(env, INT, C("int", bits=32, computed=True))
-    assert "erp.erpdb.customers.v is a generated column (AS expression) and cannot be written (crm_to_erp)" in msg
+    assert "erp:erpdb.customers.v is a generated column (AS expression) and cannot be written (crm_to_erp)" in msg
 
 
 def test_identity_always_target_column(env: Env) -> None:
     always = C("int", bits=32, nullable=False, generated=True, identity_always=True)
     (msg,) = pair(env, always, INT, direction="erp_to_crm")
-    assert "crm.public.customer.v is GENERATED ALWAYS AS IDENTITY and cannot be written (erp_to_crm)" in msg
+    assert "crm:public.customer.v is GENERATED ALWAYS AS IDENTITY and cannot be written (erp_to_crm)" in msg
     assert "SET GENERATED BY DEFAULT" in msg
 
 
@@ -475,8 +484,8 @@ def test_reference_through_a_crosswalk_compares_the_referenced_target_key(env: E
              ("erp", TableRef("erpdb", "orders")): {"id": PK, "customer_id": INT}}
     crm, erp = {"id": INT}, {"cid": C("int", bits=64, nullable=False, generated=True)}
     (msg,) = env.failures(refs_yaml(True), crm, erp, extra=extra)
-    assert ("mappings.orders.fields.customer_id: erp.erpdb.customers.cid (the key of customers, through its "
-            "crosswalk) BIGINT -> erp.erpdb.orders.customer_id INTEGER (crm_to_erp): lossy cast") in msg
+    assert ("mappings.orders.fields.customer_id: erp:erpdb.customers.cid (the key of customers, through its "
+            "crosswalk) BIGINT -> erp:erpdb.orders.customer_id INTEGER (crm_to_erp): lossy cast") in msg
     # shared keys: the value is the source value, INTEGER into INTEGER fits
     assert env.failures(refs_yaml(False), {"id": INT}, {"cid": INT}, extra=extra) == []
 
@@ -532,7 +541,7 @@ def status(env: Env, extra: str = "", src: ColumnInfo = CRM_STATUS, dst: ColumnI
 
 def test_map_must_cover_the_source_enum(env: Env) -> None:
     (msg,) = status(env)
-    assert msg.startswith("crm: m.yaml:8: mappings.customers.fields.v.map: values 'lost' of crm.public.customer.v "
+    assert msg.startswith("crm: m.yaml:8: mappings.customers.fields.v.map: values 'lost' of crm:public.customer.v "
                           "deal_status are not in the map (crm_to_erp); with unmapped: error each is a row error")
     assert "fix: add pairs for them, or set `unmapped: pass` or `unmapped: {default: value}`" in msg
 
@@ -540,21 +549,21 @@ def test_map_must_cover_the_source_enum(env: Env) -> None:
 def test_unmapped_default_covers_the_enum(env: Env) -> None:
     assert status(env, ", unmapped: {default: L}") == []
     (msg,) = status(env, ", unmapped: {default: X}")
-    assert "mappings.customers.fields.v.unmapped: unmapped default into erp.erpdb.customers.v (crm_to_erp): " \
+    assert "mappings.customers.fields.v.unmapped: unmapped default into erp:erpdb.customers.v (crm_to_erp): " \
            "'X' is not a value of ENUM('N','W','L')" in msg
 
 
 def test_unmapped_pass_values_must_fit_the_target(env: Env) -> None:
     (msg,) = status(env, ", unmapped: pass")
-    assert "values 'lost' of crm.public.customer.v pass unmapped (unmapped: pass) but do not fit " \
-           "erp.erpdb.customers.v ENUM('N','W','L') (crm_to_erp)" in msg
+    assert "values 'lost' of crm:public.customer.v pass unmapped (unmapped: pass) but do not fit " \
+           "erp:erpdb.customers.v ENUM('N','W','L') (crm_to_erp)" in msg
     assert status(env, ", unmapped: pass", dst=C("enum", enums=("N", "W", "lost"))) == []
     assert status(env, ", unmapped: pass", dst=vc(10)) == []
 
 
 def test_map_target_values_must_be_in_the_target_enum(env: Env) -> None:
     (msg,) = status(env, ", unmapped: pass", src=vc(10), dst=C("enum", enums=("N", "L"), type_name="ENUM('N','L')"))
-    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.map: map values for erp.erpdb.customers.v "
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.map: map values for erp:erpdb.customers.v "
                           "(crm_to_erp): 'W' is not a value of ENUM('N','L')")
     assert "fix: use values of ENUM('N','L') on the erp side of the map, or add them to erpdb.customers.v" in msg
 
@@ -571,9 +580,9 @@ def test_map_followed_by_a_transform_is_not_checked_on_the_target(env: Env) -> N
 
 def test_map_coverage_in_the_other_direction(env: Env) -> None:
     msgs = status(env, direction="both")
-    assert any("values 'L' of erp.erpdb.customers.v ENUM('N','W','L') are not in the map (erp_to_crm)" in m
+    assert any("values 'L' of erp:erpdb.customers.v ENUM('N','W','L') are not in the map (erp_to_crm)" in m
                for m in msgs)
-    assert any("values 'lost' of crm.public.customer.v" in m for m in msgs)
+    assert any("values 'lost' of crm:public.customer.v" in m for m in msgs)
 
 
 def test_map_with_numbers_matches_enum_text(env: Env) -> None:
@@ -850,7 +859,7 @@ def test_checked_target_message_and_fix(env: Env) -> None:
 
 def test_map_must_cover_a_checked_text_source(env: Env) -> None:
     (msg,) = pair(env, CHECKED, C("enum", enums=("P", "E")), "{map: [{crm: phone, erp: P}]}")
-    assert "values 'email' of crm.public.customer.v VARCHAR(12) CHECK IN ('phone','email') are not in the map" in msg
+    assert "values 'email' of crm:public.customer.v VARCHAR(12) CHECK IN ('phone','email') are not in the map" in msg
 
 
 def test_constant_into_a_checked_text_column(env: Env) -> None:

@@ -1,0 +1,179 @@
+"""`replicator scaffold`: a first draft of a mapping for two wide tables, from both live catalogs.
+
+Real ERP tables have a hundred columns. The draft names the keys (a crosswalk when both sides number
+their own rows), pairs columns by name (case, underscores and a prefix the table's columns share, such
+as `c_` or `cust_`, ignored), adds `lossy: allow` with the reason where `check` would refuse a cast
+that may lose information, a value map for two enum domains (values paired by name, the rest left as
+a TODO), and lists as comments the columns it could not pair, NOT NULL ones first. It is a draft for a
+person to read: `replicator check` then passes it or explains what is left.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.changes import TableRef
+from replicator.mapping.check.casts import ERROR, LOSSY, _cast
+from replicator.mapping.check.columns import ColumnInfo
+
+
+@dataclass(frozen=True)
+class Table:
+    """One side's table as the draft needs it."""
+
+    side: str
+    table: TableRef
+    key: tuple[str, ...]
+    columns: dict[str, ColumnInfo]  # in catalog order
+
+
+def _prefix(names: list[str]) -> str:
+    """A prefix most of the table's columns share (`c_`, `cust_`), ignored when pairing."""
+    if len(names) < 3:
+        return ""
+    common = os.path.commonprefix([n.lower() for n in names])
+    cut = common.rfind("_")
+    if cut > 0:
+        return common[:cut + 1]
+    heads = [n.lower().split("_", 1)[0] + "_" for n in names if "_" in n]
+    best = max(set(heads), key=heads.count, default="")
+    return best if best and heads.count(best) * 2 > len(names) else ""
+
+
+def _norm(name: str, prefix: str) -> str:
+    name = name.lower()
+    if prefix and name.startswith(prefix) and len(name) > len(prefix):
+        name = name[len(prefix):]
+    return re.sub(r"[^a-z0-9]", "", name)
+
+
+def pair_columns(a: Table, b: Table) -> list[tuple[str, str]]:
+    """Columns of `a` and `b` with the same name once case, underscores and a shared prefix are ignored."""
+    pa, pb = _prefix(list(a.columns)), _prefix(list(b.columns))
+    by_plain = {re.sub(r"[^a-z0-9]", "", n.lower()): n for n in b.columns}
+    by_norm = {_norm(n, pb): n for n in b.columns}
+    out, used = [], set()
+    for name in a.columns:
+        other = by_plain.get(re.sub(r"[^a-z0-9]", "", name.lower())) or by_norm.get(_norm(name, pa))
+        if other is not None and other not in used:
+            used.add(other)
+            out.append((name, other))
+    return out
+
+
+def _yaml(value: Any) -> str:
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ .-]*", text) and text.lower() not in ("yes", "no", "on", "off", "true",
+                                                                                 "false", "null", "y", "n"):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value_map(sa: ColumnInfo, sb: ColumnInfo, a: str, b: str) -> list[str] | None:
+    """`map:` lines for two enum domains that differ, pairing values by name; None when no map is needed."""
+    if not (sa.enums and sb.enums) or list(sa.enums) == list(sb.enums):
+        return None
+    rest = {v.lower(): v for v in sb.enums}
+    pairs, missing = [], []
+    for v in sa.enums:
+        w = rest.pop(v.lower(), None)
+        if w is None:  # a code of the other side that is the value's first letter(s): active -> A
+            w = next((x for k, x in rest.items() if v.lower().startswith(k)), None)
+            if w is not None:
+                rest.pop(w.lower())
+        if w is None:
+            missing.append(v)
+        else:
+            pairs.append(f"{{{a}: {_yaml(v)}, {b}: {_yaml(w)}}}")
+    lines = [f"map: [{', '.join(pairs)}]"]
+    if missing or rest:
+        lines.append(f"# TODO map {a} {', '.join(map(repr, missing)) or '-'} / {b} "
+                     f"{', '.join(map(repr, rest.values())) or '-'}")
+    return lines
+
+
+def draft(name: str, a: Table, b: Table) -> str:
+    """The YAML text of a draft mapping between `a` and `b` (direction both)."""
+    ka, kb = a.key, b.key
+    generated = all(a.columns[k].generated for k in ka if k in a.columns) and \
+        all(b.columns[k].generated for k in kb if k in b.columns)
+    crosswalk = len(ka) == 1 and len(kb) == 1 and generated
+    pairs = pair_columns(a, b)
+    lines = [f"# draft by `replicator scaffold`: read it, then run `replicator check`",
+             "mappings:", f"  {name}:", "    direction: both",
+             f"    {a.side}: {{table: {a.table}, key: [{', '.join(ka)}]}}",
+             f"    {b.side}: {{table: {b.table}, key: [{', '.join(kb)}]}}"]
+    if crosswalk:
+        lines.append("    link: {crosswalk: true}      # both sides number their own rows")
+    lines.append("    fields:")
+    paired_a, paired_b = set(), set()
+    refused = []
+    for ca, cb in pairs:
+        if crosswalk and (ca in ka or cb in kb):
+            paired_a.add(ca)
+            paired_b.add(cb)
+            continue  # each side keeps its own key; the crosswalk pairs them
+        sa, sb = a.columns[ca], b.columns[cb]
+        opts = [] if ca == cb else [f"{b.side}: {cb}"]
+        notes = []
+        vmap = _value_map(sa, sb, a.side, b.side)
+        if vmap is None:
+            verdicts = [_cast(sa, sb), _cast(sb, sa)]
+            if any(v == ERROR for v, _ in verdicts):
+                refused.append(f"{ca} / {cb}: {next(w for v, w in verdicts if v == ERROR)}")
+                paired_a.add(ca)  # listed once, below, with the reason
+                paired_b.add(cb)
+                continue
+            lossy = [w for v, w in verdicts if v == LOSSY]
+            if lossy:
+                opts.append("lossy: allow")
+                notes.append(f"review: {lossy[0]}")
+        else:
+            opts.append(vmap[0])
+            notes += [n.lstrip("# ") for n in vmap[1:]]
+        paired_a.add(ca)
+        paired_b.add(cb)
+        spec = "~" if not opts else "{" + ", ".join(opts) + "}"
+        lines.append(f"      {ca}: {spec}" + (f"    # {'; '.join(notes)}" if notes else ""))
+    if not any(line.startswith("      ") for line in lines):
+        lines.append("      # no column could be paired: add fields by hand")
+    for t, done, other in ((a, paired_a, b), (b, paired_b, a)):
+        left = [c for c in t.columns if c not in done and not (crosswalk and c in t.key)]
+        needed = [c for c in left if not (t.columns[c].nullable or t.columns[c].has_default
+                                          or t.columns[c].generated or t.columns[c].computed)]
+        if needed:
+            lines.append(f"    # {t.side} columns that are NOT NULL without a default and not paired: each needs a "
+                         f"field (`{{{other.side}: ~, constant: ...}}`) or created_by: {t.side}")
+            lines += [f"    #   {c} {t.columns[c].describe()}" for c in needed]
+        rest = [c for c in left if c not in needed]
+        if rest:
+            lines.append(f"    # {t.side} columns not paired ({len(rest)}):")
+            lines += [f"    #   {c} {t.columns[c].describe()}" for c in rest]
+    if refused:
+        lines.append("    # paired by name but of incompatible types (convert with map:/transform: or leave out):")
+        lines += [f"    #   {r}" for r in refused]
+    return "\n".join(lines) + "\n"
+
+
+def read_table(conn: Any, side: str, name: str, default_schema: str) -> Table:
+    """One live table (columns and primary key), for `draft`."""
+    import sqlalchemy
+
+    from replicator.connect import sql_engine
+    from replicator.errors import ConfigError
+    from replicator.mapping.check.catalog import inspected_primary_key, read_catalog
+
+    table = TableRef.parse(name, default_schema)
+    engine = sql_engine(conn)
+    try:
+        columns = read_catalog(engine, [table]).get(table)
+        if columns is None:
+            raise ConfigError(f"{side}: table {table} does not exist")
+        key = inspected_primary_key(sqlalchemy.inspect(engine), table)
+    finally:
+        engine.dispose()
+    if not key:
+        raise ConfigError(f"{side}: {table} has no primary key; replicator applies changes by key")
+    return Table(side, table, tuple(key), columns)

@@ -1,0 +1,427 @@
+"""Constructs real CRM and ERP schemas need (issue 11): filters that deletes must see whole, a constant on
+either side, `insert_only`, `null_if` for an ERP's 0 meaning "none"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.admin.provision import delete_filter_tables, describe, full_identity_tables
+from replicator.changes import Op, RowChange, TableRef, TargetChange
+from replicator.config import Config
+from replicator.errors import ConfigError, RowError
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.router import LinkedChange, Ref, route, route_flow
+
+from tests.unit.test_mapping import make_config
+
+ACCOUNT = TableRef("public", "account")  # crm
+CLIENTS = TableRef("erpdb", "clients")  # erp
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "maps").mkdir()
+    return make_config(tmp_path)
+
+
+def load(config: Config, text: str) -> MappingSet:
+    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def error(config: Config, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(config, text)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- defect 1: a filter and key-only deletes
+
+FILTERED = """\
+mappings:
+  accounts:
+    direction: crm_to_erp
+    crm: {table: account, key: [id]}
+    erp: {table: clients, key: [id]}
+    filter: {crm_to_erp: {deleted: {eq: false}}}
+    fields:
+      id: ~
+      name: ~
+"""
+
+
+def test_a_filter_on_a_non_key_column_needs_full_deleted_rows(config: Config) -> None:
+    mset = load(config, FILTERED)
+    crm = config.side("crm")
+    assert delete_filter_tables(crm, mset) == {ACCOUNT: "mapping accounts filters crm_to_erp on deleted"}
+    assert full_identity_tables(crm, mset) == [ACCOUNT]
+    assert 'ALTER TABLE "public"."account" REPLICA IDENTITY FULL;' in describe(config, mset).splitlines()
+
+
+def test_no_full_identity_when_deletes_are_ignored_or_the_filter_reads_the_key(config: Config) -> None:
+    crm = config.side("crm")
+    ignored = load(config, FILTERED.replace("    fields:", "    delete: ignore\n    fields:"))
+    assert delete_filter_tables(crm, ignored) == {}
+    on_key = load(config, FILTERED.replace("deleted: {eq: false}", "id: {gt: 10}"))
+    assert delete_filter_tables(crm, on_key) == {}
+    assert not any("REPLICA IDENTITY" in line for line in describe(config, on_key).splitlines())
+
+
+def test_a_key_only_delete_is_a_row_error_not_a_silent_drop(config: Config) -> None:
+    mset = load(config, FILTERED)
+    with pytest.raises(RowError) as info:
+        route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7}, None))
+    msg = str(info.value)
+    assert "table public.account, key (7,), column deleted" in msg and "REPLICA IDENTITY FULL" in msg
+    # with the whole old row the filter decides as before
+    out = route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7, "name": "A", "deleted": False}, None))
+    assert [(c.op, c.key) for c in out] == [(Op.DELETE, (7,))]
+    assert route(mset, "crm", RowChange(ACCOUNT, Op.DELETE, {"id": 7, "name": "A", "deleted": True}, None)) == []
+
+
+# ---------------------------------------------------------------- defect 2: constant on either side
+
+CONSTANTS = """\
+mappings:
+  accounts:
+    direction: both
+    crm: {table: account, key: [id]}
+    erp: {table: clients, key: [id]}
+    fields:
+      id: ~
+      name: ~
+      client: {crm: ~, constant: 1}          # ERP-only column
+      origin: {erp: ~, constant: erp}        # CRM-only column
+      entity: {crm: ~, constant: 1, insert_only: true}
+"""
+
+
+def test_a_constant_fills_a_column_of_either_side(config: Config) -> None:
+    mset = load(config, CONSTANTS)
+    to_erp = route_flow(mset.by_name["accounts"].flow("crm"), RowChange(ACCOUNT, Op.INSERT, None, {"id": 1, "name": "A"}))
+    assert to_erp[0].values == {"id": 1, "name": "A", "client": 1, "entity": 1}
+    to_crm = route_flow(mset.by_name["accounts"].flow("erp"), RowChange(CLIENTS, Op.INSERT, None, {"id": 1, "name": "A"}))
+    assert to_crm[0].values == {"id": 1, "name": "A", "origin": "erp"}
+
+
+def test_insert_only_columns_are_not_written_over_an_existing_row(config: Config) -> None:
+    mset = load(config, CONSTANTS)
+    flow = mset.by_name["accounts"].flow("crm")
+    assert flow is not None and flow.insert_only == frozenset({"entity"})
+    out = route_flow(flow, RowChange(ACCOUNT, Op.UPDATE, {"id": 1, "name": "A"}, {"id": 1, "name": "B"}))
+    assert isinstance(out[0], TargetChange) and out[0].insert_only == frozenset({"entity"})
+    back = mset.by_name["accounts"].flow("erp")
+    assert back is not None and back.insert_only == frozenset()
+
+
+def test_a_constant_needs_no_column_on_its_other_side(config: Config) -> None:
+    assert "set the other side to ~" in error(config, CONSTANTS.replace("{crm: ~, constant: 1}", "{constant: 1}"))
+
+
+# ---------------------------------------------------------------- gap 8: zero means none
+
+ZERO = """\
+mappings:
+  companies:
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: societe, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      name: {erp: nom}
+  contacts:
+    direction: both
+    crm: {table: contact, key: [id]}
+    erp: {table: socpeople, key: [rowid]}
+    link: {crosswalk: true}
+    fields:
+      company_id: {erp: fk_soc, references: companies, null_if: {erp: 0}}
+      name: ~
+"""
+
+
+def test_zero_from_the_erp_is_no_reference_and_never_parks(config: Config) -> None:
+    mset = load(config, ZERO)
+    flow = mset.by_name["contacts"].flow("erp")
+    out = route_flow(flow, RowChange(TableRef("erpdb", "socpeople"), Op.INSERT, None,
+                                     {"rowid": 3, "fk_soc": 0, "name": "A"}))
+    assert isinstance(out[0], LinkedChange) and out[0].values == {"company_id": None, "name": "A"}
+    out = route_flow(flow, RowChange(TableRef("erpdb", "socpeople"), Op.INSERT, None,
+                                     {"rowid": 3, "fk_soc": 9, "name": "A"}))
+    assert out[0].values["company_id"] == Ref("companies", 9)
+
+
+def test_null_from_the_crm_is_written_as_zero_not_looked_up(config: Config) -> None:
+    mset = load(config, ZERO)
+    flow = mset.by_name["contacts"].flow("crm")
+    out = route_flow(flow, RowChange(TableRef("public", "contact"), Op.INSERT, None,
+                                     {"id": 3, "company_id": None, "name": "A"}))
+    assert out[0].values == {"fk_soc": 0, "name": "A"}
+    out = route_flow(flow, RowChange(TableRef("public", "contact"), Op.INSERT, None,
+                                     {"id": 3, "company_id": 5, "name": "A"}))
+    assert out[0].values["fk_soc"] == Ref("companies", 5)
+
+
+def test_null_if_matches_numbers_not_booleans_nor_text() -> None:
+    from decimal import Decimal
+
+    from replicator.mapping.router import _is_null_value
+    assert _is_null_value(0, 0) and _is_null_value(Decimal("0.00"), 0) and _is_null_value(0.0, 0)
+    assert not _is_null_value(False, 0) and not _is_null_value("0", 0) and not _is_null_value(None, 0)
+    assert _is_null_value("", "") and not _is_null_value(1, 0)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("0", "null_if names the side that stores a value for NULL: {erp: 0}"),
+    ("{sap: 0}", "null_if names the side"),
+    ("{erp: [0, -1]}", "null_if.erp is one plain value"),
+])
+def test_bad_null_if_names_file_line_and_key(config: Config, spec: str, message: str) -> None:
+    msg = error(config, ZERO.replace("null_if: {erp: 0}", f"null_if: {spec}"))
+    assert "m.yaml:15: mappings.contacts.fields.company_id.null_if" in msg and message in msg, msg
+
+
+# ---------------------------------------------------------------- defect 3: the apply connection's gauge
+
+def test_only_the_streams_own_session_reports_the_apply_connection(config: Config) -> None:
+    from replicator import metrics
+    from replicator.appliers import make_applier
+
+    erp = config.side("erp")
+    gauge = metrics.connection_up.labels(erp.name, "apply")
+    gauge.set(1)
+    lookup = make_applier(erp, "lookup", "")  # a look-up, retention or status session closing
+    lookup.report_up(0)
+    assert gauge._value.get() == 1
+    stream = make_applier(erp, "crm_to_erp", "erp_to_crm")
+    stream.report_up(0)
+    assert gauge._value.get() == 0
+
+
+# ---------------------------------------------------------------- gap 4: keys the application makes
+
+KEYS = """\
+mappings:
+  contacts:
+    direction: erp_to_crm
+    crm: {table: customer, key: [id], generate: GEN}
+    erp: {table: customers, key: [id]}
+    link: {crosswalk: true}
+    fields:
+      entity: ~
+      name: ~
+"""
+
+
+def test_generate_compiles_per_key_column(config: Config) -> None:
+    from replicator.mapping.keygen import KeyGen
+    mset = load(config, KEYS.replace("GEN", '{id: {template: "contact/{entity}/{uuid}"}}'))
+    (gen,) = mset.by_name["contacts"].endpoint("crm").generate
+    assert gen == KeyGen("id", "template", "contact/{entity}/{uuid}", ("entity",))
+    key = gen.make({"entity": 3})
+    assert key.startswith("contact/3/") and len(key) == len("contact/3/") + 36
+    assert gen.make({"entity": 3}) != key  # a fresh UUID each time
+    with pytest.raises(KeyError):
+        gen.make({"entity": None})
+    (gen,) = load(config, KEYS.replace("GEN", "{id: uuid}")).by_name["contacts"].endpoint("crm").generate
+    assert len(gen.make({})) == 36 and not gen.by_database
+    (gen,) = load(config, KEYS.replace("GEN", "{id: default}")).by_name["contacts"].endpoint("crm").generate
+    assert gen.by_database
+
+
+@pytest.mark.parametrize("gen, message", [
+    ("{code: uuid}", "generate: 'code' is not a key column of this table (key: ['id'])"),
+    ("{id: serial}", "generate.id is default, uuid or {template:"),
+    ('{id: {template: "c/{owner}/{uuid}"}}', "generate.id.template: {owner} is neither a field of the mapping nor {uuid}"),
+    ('{id: {template: "contact"}}', "makes the same key for every row"),
+    ("[id]", "generate maps key columns to default, uuid"),
+])
+def test_bad_generate_names_file_line_and_key(config: Config, gen: str, message: str) -> None:
+    msg = error(config, KEYS.replace("GEN", gen))
+    assert "m.yaml:4: mappings.contacts.crm.generate" in msg and message in msg, msg
+
+
+def test_generate_needs_a_crosswalk(config: Config) -> None:
+    msg = error(config, KEYS.replace("GEN", "{id: uuid}").replace("    link: {crosswalk: true}\n", "")
+                .replace("      entity: ~", "      id: ~\n      entity: ~"))
+    assert "generate makes keys for rows created through a crosswalk" in msg, msg
+
+
+def test_check_accepts_a_crosswalk_into_a_table_keyed_by_application_strings(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import PK, Env, vc
+    env = Env(tmp_path)
+    crm = {"id": vc(80, nullable=False), "entity": PK, "name": vc(50)}
+    erp = {"id": PK, "entity": PK, "name": vc(50)}
+    plain = KEYS.replace(", generate: GEN", "")
+    assert any("crosswalk: key column id of" in f for f in env.failures(plain, crm, erp))
+    made = KEYS.replace("GEN", '{id: {template: "contact/{entity}/{uuid}"}}')
+    assert env.failures(made, crm, erp) == []
+    by_default = KEYS.replace("GEN", "{id: default}")
+    (msg,) = env.failures(by_default, crm, erp)
+    assert "generate: id is default, but public.customer.id has no DEFAULT" in msg, msg
+    crm["id"] = vc(80, nullable=False, has_default=True)
+    assert env.failures(by_default, crm, erp) == []
+
+
+# ---------------------------------------------------------------- gap 5: one table, several entities
+
+SLICES = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: customer, tenant: acme}, generate: {id: uuid}}
+    erp: {table: customers, key: [id]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  contacts:
+    direction: both
+    crm: {table: party, key: [id], slice: {dtype: contact, tenant: acme}, generate: {id: uuid}}
+    erp: {table: contacts, key: [id]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+"""
+PARTY = TableRef("public", "party")
+
+
+def test_a_source_slice_selects_the_mappings_rows(config: Config) -> None:
+    mset = load(config, SLICES)  # both mappings write party.name: different slices, different rows
+    def mappings_of(row: dict) -> list[str]:
+        return [o.flow.mapping for o in route(mset, "crm", RowChange(PARTY, Op.INSERT, None, row))]
+    assert mappings_of({"id": "a", "dtype": "customer", "tenant": "acme", "name": "A"}) == ["customers"]
+    assert mappings_of({"id": "b", "dtype": "contact", "tenant": "acme", "name": "B"}) == ["contacts"]
+    assert mappings_of({"id": "c", "dtype": "lead", "tenant": "acme", "name": "C"}) == []
+    assert mappings_of({"id": "d", "dtype": "customer", "tenant": "other", "name": "D"}) == []
+    # deletes read the slice's columns: a PostgreSQL source needs REPLICA IDENTITY FULL
+    assert set(delete_filter_tables(config.side("crm"), mset)) == {PARTY}
+    with pytest.raises(RowError):
+        route(mset, "crm", RowChange(PARTY, Op.DELETE, {"id": "a"}, None))
+
+
+def test_a_target_slice_makes_the_flow_linked_and_is_set_on_insert(config: Config) -> None:
+    mset = load(config, SLICES)
+    flow = mset.by_name["customers"].flow("erp")
+    assert flow is not None and flow.linked and dict(flow.target.slice) == {"dtype": "customer", "tenant": "acme"}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("slice: {dtype: [customer]}", "slice maps columns to the plain values"),
+    ("slice: {}", "slice maps columns to the plain values"),
+])
+def test_bad_slices_are_refused(config: Config, bad: str, message: str) -> None:
+    assert message in error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}", bad))
+
+
+def test_a_field_cannot_write_the_slice_column(config: Config) -> None:
+    msg = error(config, SLICES.replace("fields: {name: ~}", "fields: {name: ~, dtype: ~}", 1))
+    assert "column dtype of public.party is the mapping's slice" in msg, msg
+
+
+def test_check_knows_the_slice_columns(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import PK, Env, vc
+    env = Env(tmp_path)
+    text = SLICES.split("  contacts:")[0].replace("table: party", "table: customer")
+    erp = {"id": C_AUTO(), "name": vc(50)}
+    crm = {"id": vc(40, nullable=False), "dtype": vc(20, nullable=False, enums=("customer", "contact")),
+           "tenant": vc(10, nullable=False), "name": vc(50)}
+    assert env.failures(text, crm, erp) == []  # NOT NULL dtype and tenant: filled by the slice
+    fails = env.failures(text.replace("dtype: customer", "dtype: client"), crm, erp)
+    assert any("slice value 'client' for crm:public.customer.dtype" in f for f in fails), fails
+    del crm["tenant"]
+    fails = env.failures(text, crm, erp)
+    assert any("slice column tenant does not exist in public.customer" in f for f in fails), fails
+
+
+def C_AUTO():  # noqa: N802
+    from tests.unit.test_mapping_check import AUTO_PK
+    return AUTO_PK
+
+
+# ---------------------------------------------------------------- gap 10: parked rows that never leave
+
+PARKED = """\
+mappings:
+  quotes:
+    direction: crm_to_erp
+    crm: {table: quote, key: [id]}
+    erp: {table: orders, key: [id]}
+    link: {crosswalk: true}
+    fields: {status: ~}
+  quote_lines:
+    direction: crm_to_erp
+    crm: {table: quote_line, key: [id]}
+    erp: {table: order_lines, key: [id]}
+    link: {crosswalk: true}
+    parent: {mapping: quotes, field: quote_id}
+    parked: {drop_after_days: DAYS}
+    fields: {quote_id: ~, item: ~}
+"""
+
+
+def test_parked_retention_is_per_mapping(config: Config) -> None:
+    mset = load(config, PARKED.replace("DAYS", "30"))
+    assert mset.by_name["quote_lines"].flow("crm").park_days == 30.0
+    assert mset.by_name["quotes"].flow("crm").park_days is None
+    assert "drop_after_days is a number of days above 0" in error(config, PARKED.replace("DAYS", "0"))
+    assert "expected" in error(config, PARKED.replace("DAYS", "soon"))
+
+
+def test_the_oldest_parked_age_grows_while_idle_and_resets() -> None:
+    from replicator import metrics
+    from replicator.mapping import parking
+    parking.parked_now("test_stream")
+    sample = [s for m in metrics.REGISTRY.collect() if m.name == "replicator_parked_oldest_age_seconds"
+              for s in m.samples if s.labels.get("direction") == "test_stream"]
+    assert sample and 0 <= sample[0].value < 5, sample
+
+    class NoneParked:
+        kind = "postgresql"
+
+        def query(self, sql: str, params: list) -> list:
+            assert "MIN(parked_at)" in sql and params == ["test_stream"]
+            return [(None,)]
+    assert parking.refresh(NoneParked(), "parked", "test_stream") is None  # type: ignore[arg-type]
+    sample = [s for m in metrics.REGISTRY.collect() if m.name == "replicator_parked_oldest_age_seconds"
+              for s in m.samples if s.labels.get("direction") == "test_stream"]
+    assert sample[0].value == 0
+
+
+# ---------------------------------------------------------------- gap 11: a first draft for a wide table
+
+def test_scaffold_pairs_columns_by_name_and_lists_the_rest() -> None:
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft, pair_columns
+    crm = Table("crm", TableRef("public", "customer"), ("id",), {
+        "id": C("int", bits=64, nullable=False, generated=True),
+        "name": C("text", length=200, nullable=False),
+        "VatId": C("text", length=20),
+        "credit_limit": C("decimal", precision=14, scale=4),
+        "status": C("text", length=10, enums=("active", "blocked", "prospect")),
+        "notes": C("json"),
+        "nickname": C("text"),
+    })
+    erp = Table("erp", TableRef("erpdb", "llx_customers"), ("c_rowid",), {
+        "c_rowid": C("int", bits=32, nullable=False, generated=True),
+        "c_name": C("text", length=100, nullable=False),
+        "c_vat_id": C("text", length=20),
+        "c_creditlimit": C("decimal", precision=12, scale=2),
+        "c_status": C("enum", enums=("A", "B")),
+        "c_notes": C("int", bits=32),
+        "c_entity": C("int", bits=32, nullable=False),
+        "c_fax": C("text", length=20),
+    })
+    assert pair_columns(crm, erp) == [("name", "c_name"), ("VatId", "c_vat_id"),
+                                      ("credit_limit", "c_creditlimit"), ("status", "c_status"), ("notes", "c_notes")]
+    text = draft("customers", crm, erp)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True} and doc["erp"] == {"table": "erpdb.llx_customers", "key": ["c_rowid"]}
+    fields = doc["fields"]
+    assert fields["name"] == {"erp": "c_name", "lossy": "allow"}  # 200 characters into 100
+    assert fields["VatId"] == {"erp": "c_vat_id"}
+    assert fields["status"]["map"] == [{"crm": "active", "erp": "A"}, {"crm": "blocked", "erp": "B"}]
+    assert "# TODO map crm 'prospect' / erp -" in text
+    assert "notes" not in fields and "#   notes / c_notes:" in text  # json into an int: refused
+    assert "#   c_entity INTEGER" in text.split("NOT NULL without a default")[1]
+    assert "#   c_fax VARCHAR(20)" in text and "#   nickname TEXT" in text
