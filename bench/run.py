@@ -477,9 +477,12 @@ class Daemon:
         return total
 
 
+CODE = ROOT  # the checkout the daemon runs from (--code: an older commit, for before/after on one machine)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(CODE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -1289,6 +1292,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    help="skip the single-row burst repeated with conflict detection off (one-way mapping)")
     p.add_argument("--no-upsert-baseline", action="store_true",
                    help="skip measuring the targets' own batched-upsert rates")
+    p.add_argument("--code", type=Path, metavar="DIR",
+                   help="run the daemon from this checkout instead (e.g. `git archive BASE replicator | tar -x -C DIR`)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the table goes to stderr)")
     p.add_argument("--keep", action="store_true",
                    help="at the end, leave the servers running until Ctrl-C and keep the data directory")
@@ -1309,6 +1314,9 @@ def _batch_setting(text: str) -> tuple[str, int]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    global CODE
+    if args.code:
+        CODE = args.code.resolve()
     missing = missing_binaries()
     if missing:
         print(f"bench: missing server binaries: {', '.join(missing)} (scripts/test installs them)", file=sys.stderr)
@@ -1393,7 +1401,8 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
     if not bench.results:
         return
     code = git_state()
-    text = (f"replicator {code['commit'] or '?'}{' (+ uncommitted changes)' if code['replicator_modified'] else ''}; "
+    text = (f"replicator {code['commit'] or '?'}{' (+ uncommitted changes)' if code['replicator_modified'] else ''}"
+            f"{f' (daemon from {CODE})' if CODE != ROOT else ''}; "
             f"{os.cpu_count()} CPUs, load {bench.load()}; PostgreSQL synchronous_commit="
             f"{args.pg_synchronous_commit}\n\n" + table(bench.results) + "\n\n" + figures(bench))
     prof = profile_text(bench.profiles) if bench.profiles else ""
