@@ -71,13 +71,16 @@ CREATE TABLE {TABLE} (
 )"""
 
 PG_PROCS = [
-    f"""CREATE OR REPLACE PROCEDURE bench_burst_update(n int, nrows int, first_seq bigint)
+    f"""CREATE OR REPLACE PROCEDURE bench_burst_update(n int, nrows int, first_seq bigint, k int)
 LANGUAGE plpgsql AS $$
+DECLARE lo bigint;
 BEGIN
-    FOR i IN 0 .. n - 1 LOOP
+    -- n / k transactions of k rows: transaction j updates ids lo .. lo + k - 1, seq first_seq + j * k + (id - lo)
+    FOR j IN 0 .. n / k - 1 LOOP
+        lo := (j * k) % nrows + 1;
         UPDATE {TABLE} SET qty = qty + 1, amount = amount + 0.01, changed_at = clock_timestamp(),
-               seq = first_seq + i
-         WHERE id = (i % nrows) + 1;
+               seq = first_seq + j * k + (id - lo)
+         WHERE id BETWEEN lo AND lo + k - 1;
         COMMIT;
     END LOOP;
 END $$""",
@@ -105,15 +108,18 @@ CREATE TABLE {TABLE} (
 ) ENGINE=InnoDB"""
 
 MARIA_PROCS = [
-    f"""CREATE PROCEDURE bench_burst_update(IN n INT, IN nrows INT, IN first_seq BIGINT)
+    f"""CREATE PROCEDURE bench_burst_update(IN n INT, IN nrows INT, IN first_seq BIGINT, IN k INT)
 BEGIN
-    DECLARE i INT DEFAULT 0;
-    WHILE i < n DO
+    DECLARE j INT DEFAULT 0;
+    DECLARE lo BIGINT;
+    WHILE j < n DIV k DO
+        SET lo = (j * k) MOD nrows + 1;
         START TRANSACTION;
-        UPDATE {TABLE} SET qty = qty + 1, amount = amount + 0.01, changed_at = NOW(6), seq = first_seq + i
-         WHERE id = (i MOD nrows) + 1;
+        UPDATE {TABLE} SET qty = qty + 1, amount = amount + 0.01, changed_at = NOW(6),
+               seq = first_seq + j * k + (id - lo)
+         WHERE id BETWEEN lo AND lo + k - 1;
         COMMIT;
-        SET i = i + 1;
+        SET j = j + 1;
     END WHILE;
 END""",
     f"""CREATE PROCEDURE bench_burst_insert(IN n INT, IN first_id BIGINT, IN first_seq BIGINT)
@@ -204,18 +210,59 @@ class Side:
     def preload(self, rows: int) -> None:
         raise NotImplementedError
 
-    def burst(self, scenario: str, n: int, nrows: int, first_id: int, first_seq: int) -> None:
+    def burst(self, scenario: str, n: int, nrows: int, first_id: int, first_seq: int, k: int = 1) -> None:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
                 if scenario == "update":
-                    cur.execute("CALL bench_burst_update(%s, %s, %s)", (n, nrows, first_seq))
+                    cur.execute("CALL bench_burst_update(%s, %s, %s, %s)", (n, nrows, first_seq, k))
                 else:
                     cur.execute("CALL bench_burst_insert(%s, %s, %s)", (n, first_id, first_seq))
         finally:
             conn.close()
 
     now_sql = ""
+
+    def big_insert(self, n: int, first_id: int, first_seq: int) -> None:
+        """One source transaction inserting n new rows (ids first_id .., seq first_seq ..)."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(self.big_insert_sql(n), (first_id, first_id, first_id, first_seq))
+            conn.commit()
+        finally:
+            conn.close()
+
+    def big_insert_sql(self, n: int) -> str:
+        raise NotImplementedError
+
+    def upsert_rate(self, n: int, page: int = 500, commit_every: int = 5000) -> float:
+        """The target's own batched-upsert rate (rows/s): n rows of the benchmark shape into a scratch
+        table, then the same ids again with other values (the update pass is timed), `page` rows per
+        statement, a commit every `commit_every` rows (as ../shared/bench/peers/raw_ingest.py does)."""
+        rows = preload_rows(n)
+        changed = [(i, q + 1, nm, a, t, nt, 1) for i, q, nm, a, t, nt, _ in rows]
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS bench_upsert")
+                cur.execute(self.ddl.replace(f"CREATE TABLE {TABLE}", "CREATE TABLE bench_upsert"))
+            conn.commit()
+            self._upsert_pass(conn, rows, page, commit_every)
+            t0 = time.monotonic()
+            self._upsert_pass(conn, changed, page, commit_every)
+            seconds = time.monotonic() - t0
+            with conn.cursor() as cur:
+                cur.execute("DROP TABLE bench_upsert")
+            conn.commit()
+        finally:
+            conn.close()
+        return n / seconds
+
+    ddl = ""
+
+    def _upsert_pass(self, conn: Any, rows: list[tuple], page: int, commit_every: int) -> None:
+        raise NotImplementedError
 
     def update_sql(self) -> str:
         return (f"UPDATE {TABLE} SET qty = qty + 1, amount = amount + 0.01, changed_at = {self.now_sql}, "
@@ -229,6 +276,26 @@ class Side:
 class PgSide(Side):
     kind = "postgresql"
     now_sql = "clock_timestamp()"
+    ddl = PG_DDL
+
+    def big_insert_sql(self, n: int) -> str:
+        return (f"INSERT INTO {TABLE} (id, qty, name, amount, changed_at, note, seq) "
+                f"SELECT %s + g, g %% 1000, 'item ' || (%s + g), (g %% 100000) / 100.0, clock_timestamp(), "
+                f"rpad('note ' || (%s + g) || ' ', 100, 'x'), %s + g FROM generate_series(0, {int(n) - 1}) AS g")
+
+    def _upsert_pass(self, conn: Any, rows: list[tuple], page: int, commit_every: int) -> None:
+        import psycopg2.extras
+
+        conn.autocommit = False
+        with conn.cursor() as cur:
+            for i in range(0, len(rows), commit_every):
+                psycopg2.extras.execute_values(
+                    cur, "INSERT INTO bench_upsert (id, qty, name, amount, changed_at, note, seq) VALUES %s "
+                         "ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty, name = EXCLUDED.name, "
+                         "amount = EXCLUDED.amount, changed_at = EXCLUDED.changed_at, note = EXCLUDED.note, "
+                         "seq = EXCLUDED.seq", rows[i:i + commit_every], page_size=page)
+                conn.commit()
+        conn.autocommit = True
 
     def create(self) -> None:
         self.exec_all([PG_DDL] + PG_PROCS)
@@ -250,6 +317,27 @@ class PgSide(Side):
 class MariaSide(Side):
     kind = "mariadb"
     now_sql = "NOW(6)"
+    ddl = MARIA_DDL
+
+    def big_insert_sql(self, n: int) -> str:
+        # seq_0_to_N: MariaDB's Sequence engine
+        return (f"INSERT INTO {TABLE} (id, qty, name, amount, changed_at, note, seq) "
+                f"SELECT %s + seq, seq MOD 1000, CONCAT('item ', %s + seq), (seq MOD 100000) / 100, NOW(6), "
+                f"RPAD(CONCAT('note ', %s + seq, ' '), 100, 'x'), %s + seq FROM seq_0_to_{int(n) - 1}")
+
+    def _upsert_pass(self, conn: Any, rows: list[tuple], page: int, commit_every: int) -> None:
+        conn.autocommit(False)
+        with conn.cursor() as cur:
+            for i in range(0, len(rows), commit_every):
+                part = rows[i:i + commit_every]
+                for j in range(0, len(part), page):
+                    cur.executemany(
+                        "INSERT INTO bench_upsert (id, qty, name, amount, changed_at, note, seq) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE qty = VALUES(qty), "
+                        "name = VALUES(name), amount = VALUES(amount), changed_at = VALUES(changed_at), "
+                        "note = VALUES(note), seq = VALUES(seq)", part[j:j + page])
+                conn.commit()
+        conn.autocommit(True)
 
     def create(self) -> None:
         self.exec_all([MARIA_DDL] + MARIA_PROCS)
@@ -389,9 +477,12 @@ class Daemon:
         return total
 
 
+CODE = ROOT  # the checkout the daemon runs from (--code: an older commit, for before/after on one machine)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(CODE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -555,6 +646,9 @@ class Bench:
         self.next_id_block = 1
         self.table_rows = max(args.txn_rows, args.table_rows // args.txn_rows * args.txn_rows)
         self.profiles: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.upsert_rates: dict[str, float] = {}  # target side -> its own batched-upsert rows/s
+        self.notes: list[str] = []  # lines printed under the figures (skipped peers, scales)
 
     # -- setup
     def start_servers(self) -> None:
@@ -629,30 +723,42 @@ class Bench:
     # -- phases
     def run_direction(self, direction: str) -> None:
         assert self.daemon is not None
-        self.burst(direction)
+        for k in self.args.burst_txn_rows:
+            if k > 1 and (self.args.scenario != "update" or self.table_rows % k):
+                self.notes.append(f"{direction}: burst in transactions of {k} rows skipped (update scenario "
+                                  f"only, and --table-rows must be a multiple of {k})")
+                continue
+            self.burst(direction, k, "burst" if k == 1 else f"burst-{k}", decode=k == 1)
+            if _interrupted:
+                return
+        if self.args.big_rows > 0:
+            self.big_transaction(direction)
         if _interrupted:
             return
         if self.args.seconds > 0 and self.args.rate > 0:
             self.steady(direction)
 
-    def burst(self, direction: str) -> None:
+    def burst(self, direction: str, k: int = 1, phase: str = "burst", decode: bool = True) -> None:
+        """A backlog of n changes in transactions of k rows (k > 1: update scenario only), written while
+        the daemon is stopped, then applied from the start of streaming: the catch-up rate."""
         args, daemon = self.args, self.daemon
         assert daemon is not None
         source, target = self.source_target(direction)
-        n, scenario = args.rows, args.scenario
+        scenario = args.scenario
+        n = args.rows // k * k
         daemon.stop()  # the backlog builds up while nothing reads it
-        decode_start = None if args.no_decode else self.decode_mark(source)
+        decode_start = None if args.no_decode or not decode else self.decode_mark(source)
         first_seq = self.seq + 1
         first_id = self.id_block() if scenario == "insert" else 1
-        say(f"{direction}: generating {n} single-row {scenario} transactions on {source.name} "
+        say(f"{direction}: generating {n} {scenario}s in transactions of {k} row(s) on {source.name} "
             f"({source.kind}), daemon stopped; load {self.load()}")
         t0 = time.monotonic()
-        source.burst(scenario, n, self.table_rows, first_id, first_seq)
+        source.burst(scenario, n, self.table_rows, first_id, first_seq, k)
         gen_s = time.monotonic() - t0
         self.seq = first_seq + n - 1
-        say(f"{direction}: generated in {gen_s:.1f} s ({n / gen_s:,.0f} txn/s); starting the daemon")
+        say(f"{direction}: generated in {gen_s:.1f} s ({n / gen_s:,.0f} rows/s); starting the daemon")
         if scenario == "update":
-            last_id, last_seq = (n - 1) % self.table_rows + 1, self.seq
+            last_id, last_seq = ((n // k - 1) * k) % self.table_rows + k, self.seq
             probe_sql = f"SELECT seq FROM {TABLE} WHERE id = %s"
 
             def done(cur: Any) -> bool:
@@ -672,7 +778,7 @@ class Bench:
         profiler = None
         if args.profile and daemon.pid:
             args.profile.mkdir(parents=True, exist_ok=True)
-            profiler = Profiler(daemon.pid, args.profile / f"{direction}-{scenario}-burst.txt", args.profile_rate)
+            profiler = Profiler(daemon.pid, args.profile / f"{direction}-{scenario}-{phase}.txt", args.profile_rate)
         timeout = max(300.0, n / 200)
         try:
             conn = target.connect()
@@ -692,13 +798,14 @@ class Bench:
             peak = sampler.stop()
             prof = profiler.stop() if profiler else None
         if prof:
-            self.profiles[f"{direction} {scenario} burst"] = prof
+            self.profiles[f"{direction} {scenario} {phase}"] = prof
         apply_s = done_at - streaming_at
         text = daemon.metrics_text() or ""
         txns = daemon.metric("replicator_transactions_applied_total", text, direction=direction)
         brows = daemon.metric("replicator_apply_batch_rows_sum", text, direction=direction) or 0
         bcount = daemon.metric("replicator_apply_batch_rows_count", text, direction=direction) or 0
         extra: dict[str, Any] = {
+            "txn_rows": k,
             "generate_s": round(gen_s, 2),
             "generate_rows_per_s": round(n / gen_s),
             "daemon_startup_s": round(streaming_at - daemon.spawned_at, 2),
@@ -713,7 +820,7 @@ class Bench:
             f"rows/batch, peak RSS {peak:.0f} MB)")
         if decode_start is not None and not _interrupted:
             extra.update(self.decode_only(direction, source, decode_start, n))
-        self.results.append(Result(direction, scenario, "burst", n, round(apply_s, 3), round(n / apply_s),
+        self.results.append(Result(direction, scenario, phase, n, round(apply_s, 3), round(n / apply_s),
                                    peak_rss_mb=round(peak, 1), extra=extra))
 
     # -- decode-only context: the same source reader the daemon uses, without any applier
@@ -789,17 +896,107 @@ class Bench:
                         pass
                     time.sleep(0.1)
 
-    def steady(self, direction: str) -> None:
+    def big_transaction(self, direction: str) -> None:
+        """One source transaction of --big-rows new rows with the daemon running: time from its commit to
+        the last row visible at the target, and the daemon's peak RSS meanwhile."""
+        args, daemon = self.args, self.daemon
+        assert daemon is not None
+        source, target = self.source_target(direction)
+        n = args.big_rows
+        if daemon.pid is None:
+            daemon.start()
+        daemon.wait_streaming(direction)
+        first_id, first_seq = self.id_block(), self.seq + 1
+        self.seq += n
+        sampler = Sampler(daemon, direction).start()
+        say(f"{direction}: one source transaction inserting {n:,} rows; load {self.load()}")
+        t0 = time.monotonic()
+        source.big_insert(n, first_id, first_seq)
+        gen_s = time.monotonic() - t0
+        committed_at = time.time()
+        last_id = first_id + n - 1
+        conn = target.connect()
+        try:
+            with conn.cursor() as cur:
+                deadline = time.monotonic() + max(300.0, n / 500)
+                while True:
+                    cur.execute(f"SELECT 1 FROM {TABLE} WHERE id = %s", (last_id,))
+                    if cur.fetchone() is not None:
+                        break
+                    daemon.check_alive()
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{direction}: the {n}-row transaction did not arrive\n{daemon.log_tail()}")
+                    time.sleep(0.05)
+                done_at = time.time()
+                cur.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE id BETWEEN %s AND %s", (first_id, last_id))
+                arrived = cur.fetchone()[0]
+        finally:
+            conn.close()
+            peak = sampler.stop()
+        apply_s = done_at - committed_at
+        if arrived != n:
+            raise BenchError(f"{direction}: {arrived} of the {n} rows of the big transaction arrived")
+        say(f"{direction}: {n:,}-row transaction applied {apply_s:.2f} s after its commit "
+            f"({n / apply_s:,.0f} rows/s), peak RSS {peak:.0f} MB")
+        self.results.append(Result(direction, "insert", "big-txn", n, round(apply_s, 3), round(n / apply_s),
+                                   peak_rss_mb=round(peak, 1),
+                                   extra={"source_commit_s": round(gen_s, 2), "load_avg": self.load()}))
+
+    def both_at_once(self) -> None:
+        """Both directions at the steady rate at the same time (inserts into separate id ranges, so the
+        two streams never edit the same rows)."""
+        assert self.daemon is not None
+        if self.daemon.pid is None:
+            self.daemon.start()
+        for d in DIRECTIONS:
+            self.daemon.wait_streaming(d)
+        errors: list[BaseException] = []
+
+        def one(d: str) -> None:
+            try:
+                self.steady(d, scenario="insert", phase="steady-both")
+            except BaseException as exc:
+                errors.append(exc)
+        threads = [threading.Thread(target=one, args=(d,), name=f"both-{d}") for d in DIRECTIONS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def detection_off(self, direction: str) -> None:
+        """The single-row burst again with the mapping one-way in this direction (no conflict detection),
+        then the two-way mapping back."""
+        assert self.daemon is not None
+        self.daemon.stop()
+        path = self.workdir / "mappings" / "bench.yaml"
+        path.write_text(MAPPING.replace("direction: both", f"direction: {direction}"))
+        try:
+            self.burst(direction, phase="burst-no-detection", decode=False)
+        finally:
+            self.daemon.stop()
+            path.write_text(MAPPING)
+
+    def upsert_baselines(self) -> None:
+        n = min(self.args.rows, 100_000)
+        for name, side in self.sides.items():
+            say(f"{name} ({side.kind}): the target's own batched upserts, {n} rows of 500 per statement")
+            self.upsert_rates[name] = side.upsert_rate(n)
+            say(f"{name}: {self.upsert_rates[name]:,.0f} rows/s")
+
+    def steady(self, direction: str, scenario: Optional[str] = None, phase: str = "steady") -> None:
         args, daemon = self.args, self.daemon
         assert daemon is not None
         source, target = self.source_target(direction)
         b = args.txn_rows
         rate_txn = args.rate / b
         total_txn = max(1, int(rate_txn * args.seconds))
-        scenario = args.scenario
-        first_seq = self.seq + 1
-        self.seq += total_txn
-        first_id = self.id_block() if scenario == "insert" else 1
+        scenario = scenario or args.scenario
+        with self.lock:  # both directions at once: each gets its own seq and id range
+            first_seq = self.seq + 1
+            self.seq += total_txn
+            first_id = self.id_block() if scenario == "insert" else 1
         cycle = self.table_rows // b  # update scenario: txn k touches rows a(k) .. a(k)+b-1
 
         def first_row(k: int) -> int:
@@ -933,7 +1130,7 @@ class Bench:
             "metric_lag_samples": len(sampler.lag_samples),
             "load_avg": self.load(),
         }
-        res = Result(direction, scenario, "steady", rows, round(write_s, 3), round(rows / write_s),
+        res = Result(direction, scenario, phase, rows, round(write_s, 3), round(rows / write_s),
                      _r(percentile(lags, 50)), _r(percentile(lags, 99)), _r(max(lags) if lags else None),
                      round(peak, 1), extra)
         say(f"{direction}: steady {rows} rows in {write_s:.1f} s ({res.rows_per_s:,} rows/s written); "
@@ -977,15 +1174,18 @@ def table(results: list[Result]) -> str:
     notes = []
     for r in results:
         e = r.extra
-        if r.phase == "burst":
+        if r.phase.startswith("burst"):
             dec = (f"{e['decode_only_rows_per_s']:,} rows/s" if "decode_only_rows_per_s" in e
                    else e.get("decode_only_error", "skipped"))
-            notes.append(f"{r.direction} burst: source generated {e['generate_rows_per_s']:,} txn/s; "
+            notes.append(f"{r.direction} {r.phase}: source generated {e['generate_rows_per_s']:,} rows/s; "
                          f"decode-only {dec}; daemon startup {e['daemon_startup_s']} s "
                          f"({e['rows_per_s_from_spawn']:,} rows/s counting it); {e['batches']} batches, "
                          f"avg {e['avg_batch_rows']} rows; load {e['load_avg']}")
+        elif r.phase == "big-txn":
+            notes.append(f"{r.direction} big-txn: one source transaction of {r.rows:,} rows, committed in "
+                         f"{e['source_commit_s']} s; seconds = its commit to its last row at the target")
         else:
-            notes.append(f"{r.direction} steady: target {e['target_rows_per_s']} rows/s in txns of "
+            notes.append(f"{r.direction} {r.phase}: target {e['target_rows_per_s']} rows/s in txns of "
                          f"{e['txn_rows']}; replicator_lag_seconds p50/p99/max {_fmt(e['metric_lag_p50'])}/"
                          f"{_fmt(e['metric_lag_p99'])}/{_fmt(e['metric_lag_max'])} s; all applied "
                          f"{e['until_all_applied_s']} s after the writer started"
@@ -993,6 +1193,48 @@ def table(results: list[Result]) -> str:
     out += [""] + notes
     out.append("lag = first poll that saw the transaction at the target minus its source commit "
                "(upper bound, resolution ~poll interval)")
+    return "\n".join(out)
+
+
+TARGET_ROWS_PER_S = 15_000  # issue 14's end-to-end target, each direction
+UPSERT_SHARE = 0.8  # ... and this share of the target database's own batched-upsert rate
+
+
+def figures(bench: "Bench") -> str:
+    """One line per figure of issue 14, each with its ratio, from this run's results."""
+    by = {(r.direction, r.phase): r for r in bench.results}
+    out = ["figures (issue 14; ratios from this run):"]
+    for d in DIRECTIONS:
+        target = d.partition("_to_")[2]
+        upsert = bench.upsert_rates.get(target)
+        for r in [r for r in bench.results if r.direction == d and r.phase in ("burst", *(
+                f"burst-{k}" for k in bench.args.burst_txn_rows))]:
+            k = r.extra.get("txn_rows", 1)
+            vs = (f"{r.rows_per_s / upsert:.2f}x {target}'s own batched upsert ({upsert:,.0f} rows/s; goal "
+                  f"{UPSERT_SHARE}x)" if upsert else "target upsert rate not measured")
+            out.append(f"  {d} end to end, {k}-row transactions: {r.rows_per_s:,} rows/s = "
+                       f"{r.rows_per_s / TARGET_ROWS_PER_S:.2f}x the 15k goal; {vs}")
+        r = by.get((d, "burst"))
+        if r:
+            out.append(f"  {d} catch-up (daemon stopped while {r.rows:,} single-row transactions accumulated): "
+                       f"{r.rows_per_s:,} rows/s until the last one was in")
+        big = by.get((d, "big-txn"))
+        if big:
+            out.append(f"  {d} one {big.rows:,}-row source transaction: applied {big.seconds:.1f} s after its commit "
+                       f"({big.rows_per_s:,} rows/s), peak RSS {big.peak_rss_mb:.0f} MB = "
+                       f"{(big.peak_rss_mb or 0) / 150:.2f}x the 150 MB goal (scale {big.rows / 1e6:g} of 1M)")
+        off = by.get((d, "burst-no-detection"))
+        if r and off:
+            out.append(f"  {d} conflict detection on vs off (single-row burst): {r.rows_per_s:,} vs "
+                       f"{off.rows_per_s:,} rows/s = {r.rows_per_s / off.rows_per_s:.2f}x (goal >= 0.8x)")
+    for d in DIRECTIONS:
+        r = by.get((d, "steady-both"))
+        if r:
+            out.append(f"  both at once, {d}: {r.rows_per_s:,} rows/s written, lag p99 {_fmt(r.lag_p99)} s "
+                       f"(goal < 1 s), peak RSS {r.peak_rss_mb:.0f} MB (goal < 150 MB)")
+    out.append("  MariaDB -> PostgreSQL vs pg_chameleon: skipped (bench/run.py does not drive pg_chameleon; "
+               "../shared/bench/peers/chameleon_bench.sh measures it on its own servers)")
+    out += ["  " + n for n in bench.notes]
     return "\n".join(out)
 
 
@@ -1041,6 +1283,17 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--mapping-direction", choices=("both", "one-way"), default="both",
                    help="both: a two-way mapping (updates diffed and checked for conflicts); one-way: the "
                         "measured --direction only (no detection), for the cost of detection")
+    p.add_argument("--burst-txn-rows", type=lambda t: [int(x) for x in t.split(",")], default=[1, 100],
+                   metavar="K,K", help="burst: rows per source transaction, one burst each (K > 1: update scenario)")
+    p.add_argument("--big-rows", type=int, default=1_000_000,
+                   help="rows of the one large source transaction per direction (0 skips it)")
+    p.add_argument("--no-both", action="store_true", help="skip the steady phase with both directions at once")
+    p.add_argument("--no-detection-off", action="store_true",
+                   help="skip the single-row burst repeated with conflict detection off (one-way mapping)")
+    p.add_argument("--no-upsert-baseline", action="store_true",
+                   help="skip measuring the targets' own batched-upsert rates")
+    p.add_argument("--code", type=Path, metavar="DIR",
+                   help="run the daemon from this checkout instead (e.g. `git archive BASE replicator | tar -x -C DIR`)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (the table goes to stderr)")
     p.add_argument("--keep", action="store_true",
                    help="at the end, leave the servers running until Ctrl-C and keep the data directory")
@@ -1061,6 +1314,9 @@ def _batch_setting(text: str) -> tuple[str, int]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    global CODE
+    if args.code:
+        CODE = args.code.resolve()
     missing = missing_binaries()
     if missing:
         print(f"bench: missing server binaries: {', '.join(missing)} (scripts/test installs them)", file=sys.stderr)
@@ -1080,9 +1336,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     rc = 0
     try:
         bench.start_servers()
+        if not args.no_upsert_baseline:
+            bench.upsert_baselines()
         bench.setup()
-        for d in (DIRECTIONS if args.direction == "both" else (args.direction,)):
+        directions = DIRECTIONS if args.direction == "both" else (args.direction,)
+        for d in directions:
             bench.run_direction(d)
+        if args.direction == "both" and not args.no_both and args.seconds > 0 and args.rate > 0 and not _interrupted:
+            bench.both_at_once()
+        if args.mapping_direction == "both" and not args.no_detection_off:
+            for d in directions:
+                if not _interrupted:
+                    bench.detection_off(d)
         if bench.daemon:
             bench.daemon.stop()
     except KeyboardInterrupt:
@@ -1136,9 +1401,10 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
     if not bench.results:
         return
     code = git_state()
-    text = (f"replicator {code['commit'] or '?'}{' (+ uncommitted changes)' if code['replicator_modified'] else ''}; "
+    text = (f"replicator {code['commit'] or '?'}{' (+ uncommitted changes)' if code['replicator_modified'] else ''}"
+            f"{f' (daemon from {CODE})' if CODE != ROOT else ''}; "
             f"{os.cpu_count()} CPUs, load {bench.load()}; PostgreSQL synchronous_commit="
-            f"{args.pg_synchronous_commit}\n\n" + table(bench.results))
+            f"{args.pg_synchronous_commit}\n\n" + table(bench.results) + "\n\n" + figures(bench))
     prof = profile_text(bench.profiles) if bench.profiles else ""
     doc = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_end": bench.load()},
@@ -1146,6 +1412,7 @@ def report(bench: Bench, args: argparse.Namespace) -> None:
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": [dataclasses.asdict(r) for r in bench.results],
         "profiles": bench.profiles,
+        "upsert_rates": bench.upsert_rates,
     }
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)

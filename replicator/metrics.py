@@ -4,7 +4,8 @@ Never put key values or credentials in a label.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -102,6 +103,24 @@ last_applied_timestamp = Gauge(
     ["direction"],
     registry=REGISTRY,
 )
+class Stamp:
+    """`gauge.set_to_current_time()` at most every `interval` seconds. The binlog reader stamps
+    replicator_last_event_timestamp_seconds on every event (four per single-row transaction); the
+    gauge's lock and call took about 5% of the reader thread in the erp_to_crm burst profile. Alerts
+    read it on a scale of tens of seconds."""
+
+    def __init__(self, gauge: Any, interval: float = 0.1):
+        self.gauge = gauge
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        now = time.time()
+        if now - self._last >= self.interval:
+            self.gauge.set(now)
+            self._last = now
+
+
 last_event_timestamp = Gauge(
     "replicator_last_event_timestamp_seconds",
     "Unix time at which the source last sent anything (events or keepalives).",

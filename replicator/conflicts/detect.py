@@ -130,6 +130,15 @@ class _Check:
         self.incoming, self.target = flow.source.side, flow.target.side
         self.info = applier.column_info(run.table)
         self.key = run.key_columns
+        self._eq: dict[str, Callable[[Any, Any], bool]] = {}
+
+    def eq(self, column: str) -> Callable[[Any, Any], bool]:
+        """Detector.equal for this run's table, by column name: the detector's own cache hashes the
+        ColumnInfo on every call, for every compared field of every row."""
+        fn = self._eq.get(column)
+        if fn is None:
+            fn = self._eq[column] = self.det.equal(self.info, column)
+        return fn
 
     def run(self) -> list[TargetChange]:
         cols: dict[str, None] = {}
@@ -183,7 +192,7 @@ class _Check:
                 values[c], writes = r.values[c], True
             else:
                 new, now = r.values[c], cur[c]
-                eq = self.det.equal(self.info, c)
+                eq = self.eq(c)
                 if c not in expect or eq(now, expect[c]):  # the usual case first: the target still holds the old value
                     values[c], writes = new, True
                 elif eq(now, new):  # both sides made the same edit
@@ -202,7 +211,7 @@ class _Check:
                          Decision(self.incoming, "the row is gone on both sides: nothing to do"), True)
             return None
         differ = {c: cur[c] for c in expect if c not in self.key and c in cur
-                  and not self.det.equal(self.info, c)(cur[c], expect[c])}
+                  and not self.eq(c)(cur[c], expect[c])}
         if not differ:
             return r
         c = next(iter(differ))
@@ -218,7 +227,7 @@ class _Check:
         values: dict[str, Any] = {}
         differs = False
         for c, new in r.values.items():
-            if c in self.key or c not in cur or self.det.equal(self.info, c)(cur[c], new):
+            if c in self.key or c not in cur or self.eq(c)(cur[c], new):
                 values[c] = new
                 continue
             differs = True
@@ -252,7 +261,7 @@ class _Check:
         as the other direction's reader recorded it."""
         if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
             return None
-        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.det.equal(self.info, column))
+        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.eq(column))
 
     def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
                 rule: ConflictRule, d: Decision, won: bool) -> None:

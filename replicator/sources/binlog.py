@@ -287,7 +287,7 @@ class BinlogSource:
         marks: list[Watermark] = []
         chunks = 0
         in_txn = False
-        m_event = metrics.last_event_timestamp.labels(self.direction)
+        m_event = metrics.Stamp(metrics.last_event_timestamp.labels(self.direction))
         m_dropped = metrics.loop_dropped.labels(self.direction)
         while not self._stop.is_set():
             try:
@@ -302,7 +302,7 @@ class BinlogSource:
                 if self._stop.is_set():
                     return
                 raise RetriableError("binlog stream ended")
-            m_event.set_to_current_time()
+            m_event()
             if isinstance(event, MariadbGtidEvent):
                 gtid = event.gtid
                 txid = gtid

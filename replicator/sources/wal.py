@@ -237,7 +237,7 @@ class WalSource:
         last_idle = start
         idle_sent_at = time.monotonic()
         stats_at = 0.0
-        m_event = metrics.last_event_timestamp.labels(self.direction)
+        m_event = metrics.Stamp(metrics.last_event_timestamp.labels(self.direction))
         m_dropped = metrics.loop_dropped.labels(self.direction)
         try:
             while not self._stop.is_set():
@@ -288,7 +288,7 @@ class WalSource:
                     if begin is None:
                         raise FatalError(f"commit at {event.commit_lsn} without a begin")
                     position = event.end_lsn
-                    m_event.set_to_current_time()
+                    m_event()
                     self._send_ack(stream)  # under steady load the stream is never idle: ack here too
                     if echo:
                         m_dropped.inc()

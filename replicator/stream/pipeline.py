@@ -3,7 +3,11 @@ writes batches to the target. Decode and apply overlap; the queue between them i
 
 Batching: many source transactions go into one target transaction, bounded by `max_rows` and
 `max_ms`, and committed at once when the queue runs dry, so an idle system has low latency and
-a busy one large batches. A target transaction always ends on a source transaction boundary,
+a busy one large batches. Catching up from a backlog (the transactions in hand were committed at
+the source more than CATCHING_UP_SECONDS ago), a dry queue means only that the reader decodes
+slower than the target absorbs: the batch then waits for more, up to `max_ms`/`max_rows`, instead
+of committing a few hundred rows at a time (each target commit costs the checkpoint write, the
+commit and, for two-way mappings, the conflict read of every run). A target transaction always ends on a source transaction boundary,
 and its last statement writes the checkpoint. The source is acked only after that commit.
 """
 from __future__ import annotations
@@ -45,6 +49,8 @@ PAGE = 1000  # target changes sent to the server at a time inside an open transa
 # (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
 WAL_IDLE_CHECKPOINT_SECONDS = 1.0
 START_GATE_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
+# behind the source by more than this (beyond MariaDB's 1 s commit time resolution): group commit
+CATCHING_UP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 3.0  # after a stop, how long a direction may finish its statement before it is cut off
 
 
@@ -365,13 +371,21 @@ class Direction:
                     batch_txns += 1 if txn.changes else 0
                     if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
                         commit(txn.position, txn.commit_time)
-            if open_txn and not mid_txn and last is not None and chan.empty():
+            if open_txn and not mid_txn and last is not None and chan.empty() \
+                    and not self._catching_up(last, taken_at):
                 commit(last.position, _commit_time(last))  # nothing else waiting: do not hold the batch
         if open_txn:
             applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
             self._progress = []
             return None
         return checkpoint
+
+    def _catching_up(self, last: Transaction | Keepalive, taken_at: float) -> bool:
+        """The last transaction in hand is old: the source is far ahead of us, so more is coming."""
+        commit_time = _commit_time(last)
+        if commit_time is None:
+            return False
+        return time.time() - self.lag.estimate(commit_time, taken_at) > CATCHING_UP_SECONDS
 
     def _final_checkpoint(self, applier: Applier, source: Source, reader: threading.Thread, chan: Channel,
                           checkpoint: Position) -> None:
