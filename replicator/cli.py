@@ -10,6 +10,7 @@
     replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
     replicator conflicts --config replicator.yaml resolve ID --take SIDE
     replicator conflicts --config replicator.yaml trim
+    replicator dlq --config replicator.yaml [list|show ID|retry|skip] [--mapping M] [--key K] [--all] [--json]
 """
 from __future__ import annotations
 
@@ -84,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     from replicator.admin.conflicts import add_arguments as conflict_arguments
 
     conflict_arguments(c)
+    c = sub.add_parser("dlq", help="the dead-letter queue: list, show ID, retry or skip quarantined rows")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.dlq import add_arguments as dlq_arguments
+
+    dlq_arguments(c)
     return p
 
 
@@ -106,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from replicator.admin import conflicts
 
             return conflicts.command(args, config, mappings, sys.stdout)
+        if args.command == "dlq":
+            from replicator.admin import dlq
+
+            return dlq.command(args, config, mappings, sys.stdout)
         if args.command in ("sync", "verify"):
             unknown = [n for n in args.mapping or [] if n not in mappings.by_name]
             if unknown:

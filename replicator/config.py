@@ -99,6 +99,9 @@ class Verify:
     recheck_seconds: float = 5.0  # how long a differing row may take to converge before it is reported
 
 
+ON_ERROR = ("stop", "quarantine")  # `on_error:` in the configuration and in a mapping
+
+
 @dataclass(frozen=True)
 class Conflicts:
     """Conflict records and their housekeeping (replicator.conflicts, docs/conflicts.md)."""
@@ -121,6 +124,9 @@ class Config:
     sync: Sync = field(default_factory=Sync)
     verify: Verify = field(default_factory=Verify)
     conflicts: Conflicts = field(default_factory=Conflicts)
+    # what a row the target rejects does: `stop` the direction, or `quarantine` it in
+    # <state_schema>.dead_letter and go on (a mapping's own `on_error` overrides this; docs/operations.md)
+    on_error: str = "stop"
 
     def side(self, name: str) -> Connection:
         for conn in self.connections:
@@ -197,6 +203,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError("must be 0 (never) or more", c.where("housekeeping_seconds"))
     conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping))
     c.done()
+    on_error = root.get("on_error", str, "stop", choices=ON_ERROR)
     root.done()
     return Config(
         file=path,
@@ -211,6 +218,7 @@ def load(path: str | Path) -> Config:
         sync=sync,
         verify=verify,
         conflicts=conflicts,
+        on_error=on_error,
     )
 
 

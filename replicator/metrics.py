@@ -260,6 +260,15 @@ conflicts_trimmed = Counter(
     registry=REGISTRY,
 )
 
+# -- the dead-letter queue (replicator.stream.deadletter): rows quarantined by `on_error: quarantine`
+dead_letter_rows = Gauge(
+    "replicator_dead_letter_rows",
+    "Changes waiting in <state_schema>.dead_letter of the target, by direction and target table: rows "
+    "the target rejected and later changes of the same rows queued behind them (`replicator dlq`).",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+
 
 def count_conflicts(direction: str, found: "Sequence[Conflict]") -> None:
     """Count conflicts a direction decided. Labels are the target table, kind and resolution: never a key."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping as TMapping
 
 from replicator.changes import TableRef
-from replicator.config import Config
+from replicator.config import ON_ERROR, Config
 from replicator.errors import ConfigError, Where
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlMap, load_file
@@ -111,6 +111,8 @@ class Flow:
     referenced: bool = False  # other mappings reference this one: creating a row may unpark children
     # a `direction: both` mapping: updates carry only changed fields and the applier checks for conflicts
     conflicts: Conflicts | None = None
+    # a row the target rejects: `stop` the direction or `quarantine` it (stream/deadletter.py)
+    on_error: str = "stop"
 
     @property
     def two_way(self) -> bool:
@@ -238,6 +240,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     truncate = s.get("truncate", str, "stop", choices=("stop", "ignore", "propagate"))
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
+    on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
     s.allow("filter", "gate", "delete", "parent", "conflicts")
     link = _link(s.section("link"))
     fields = _fields(s.section("fields", required=True), sides, owner)
@@ -282,6 +285,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if direction not in ("both", stream):
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
+    flows = [replace(f, on_error=on_error) for f in flows]
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
 
 

@@ -21,6 +21,7 @@ from replicator.appliers.lookup import SourceLookup
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
+from replicator.stream import deadletter
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
@@ -93,6 +94,8 @@ class Direction:
         self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
+        self._dlq: deadletter.Quarantine | None = None  # the session's view of the dead-letter queue
+        self._reloaded = False  # the mappings were reloaded: retry the queue at the next session start
         # set by Daemon: both directions' readers record commit times there, for `latest` by commit time
         self.clock: CommitClock | None = None
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
@@ -118,6 +121,7 @@ class Direction:
                     return
                 except _Reload:
                     log.info("%s: mappings reloaded; resuming from the checkpoint", self.name)
+                    self._reloaded = True
                     continue
                 except RetriableError as exc:
                     # a deadlock is retried at once, an outage backs off (stream/retry.py)
@@ -159,6 +163,11 @@ class Direction:
             detector = Detector(mset, self.source_conn.name, self.clock,
                                 syncing=lambda: self.sync.snapshotter is not None)
             applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
+            dlq = self._dlq = deadletter.Quarantine(self.name, mset, self.source_conn.name)
+            dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
+            if self._reloaded and dlq.held:
+                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
+            self._reloaded = False
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -271,6 +280,8 @@ class Direction:
             nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at, oldest
             self._apply(applier, pending)
             applier.commit(position, commit_time)
+            if self._dlq is not None:
+                self._dlq.committed()
             source.ack(position)
             if self._progress:
                 self.sync.committed(self._progress)
@@ -324,8 +335,12 @@ class Direction:
                     raise RetriableError(f"{self.name}: the source stream ended")
                 txn: Transaction = item
                 chunk = self.sync.observe(txn)  # window keys; a chunk's rows at its HIGH watermark
+                dlq = self._dlq
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
+                elif dlq is not None and dlq.enabled:  # notes where each change came from, for the queue
+                    changes = [tc for ch in txn.changes
+                               for tc in dlq.route(mset, side, ch, txn.position, txn.commit_time)]
                 else:
                     changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
                 changes.extend(chunk)
@@ -337,6 +352,8 @@ class Direction:
                 if not open_txn:
                     applier.begin()
                     open_txn, batch_started = True, time.monotonic()
+                    if dlq is not None and dlq.held:
+                        dlq.refresh(applier)
                 pending.extend(changes)
                 batch_rows += len(changes)
                 if len(pending) >= PAGE:
@@ -397,6 +414,14 @@ class Direction:
     def _apply_plain(self, applier: Applier, changes: list[TargetChange]) -> None:
         if not changes:
             return
+        dlq = self._dlq
+        if dlq is not None and (dlq.enabled or dlq.held):
+            try:
+                dlq.apply(applier, changes)  # rejected rows of quarantining mappings go to the queue
+            except RowError:
+                metrics.errors.labels(self.name, "row").inc()
+                raise
+            return
         try:
             applier.apply(changes)
         except (RetriableError, RowError):
@@ -407,6 +432,18 @@ class Direction:
             error = applier.locate_row_error(changes, exc)
             metrics.errors.labels(self.name, "row").inc()
             raise error from None
+
+    def _retry_queue(self, applier: Applier, mset: MappingSet) -> None:
+        """After a mapping reload: apply what the queue holds, in order, through the tagged path; what
+        still fails stays queued (with its new error) and keeps its row held."""
+        applier.begin()
+        entries = deadletter.select(applier, stream=self.name, lock=True)
+        outcome = deadletter.retry(applier, entries, mset)
+        applier.commit_untracked()
+        log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
+                 self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
+        assert self._dlq is not None
+        self._dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
         assert self._linker is not None
