@@ -28,7 +28,7 @@ from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, 
 from replicator.config import Connection
 from replicator.errors import ConfigError, ReplicatorError, RowError
 from replicator.mapping.model import MappingSet
-from replicator.mapping.router import route_flow
+from replicator.mapping.router import key_of, route_flow
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +285,7 @@ class Quarantine:
         self.stream = stream
         self.held: set[tuple[str, str]] = set()
         self.origins: dict[int, tuple[TargetChange, Origin]] = {}  # by id() of a change in the open batch
+        self.unroutable: dict[int, str] = {}  # changes the mapping could not produce (by id()): why
         self.enabled = any(f.on_error == "quarantine" for m in mset.mappings for f in m.flows
                            if f.source.side == source_side)
         self.queued = 0  # changes queued in the open transaction
@@ -306,14 +307,26 @@ class Quarantine:
         """Like router.route, noting the origin of changes whose mapping quarantines."""
         out: list[Any] = []
         for flow in mset.routes.get((side, change.table), ()):
-            produced = route_flow(flow, change, stream=True, commit_time=commit_time)
-            if flow.on_error == "quarantine" and not flow.linked:
-                row = change.before if change.op is Op.DELETE else change.after
+            quarantines = flow.on_error == "quarantine" and not flow.linked
+            row = change.before if change.op is Op.DELETE else change.after
+            try:
+                produced = route_flow(flow, change, stream=True, commit_time=commit_time)
+            except RowError as exc:
+                if not quarantines or row is None or change.op is Op.TRUNCATE:
+                    raise
+                # a failed transform or value map: queued under the row's target key (which comes from
+                # source columns as they are), so that the row's later changes wait behind it
+                failed = TargetChange(flow.target.table, change.op, flow.target.key, key_of(flow, row, change), {},
+                                      mapping=flow.mapping)
+                self.unroutable[id(failed)] = str(exc)
+                produced = [failed]
+            if quarantines:
                 skey = tuple(row.get(c) for c in flow.source.key) if row else ()
                 origin = Origin(flow.mapping, change, position, skey)
                 for tc in produced:
                     if isinstance(tc, TargetChange):
-                        tc = replace(tc, mapping=tc.mapping or flow.mapping)
+                        if not tc.mapping:  # (keeps the object of an unroutable change: its id is noted)
+                            tc = replace(tc, mapping=flow.mapping)
                         self.origins[id(tc)] = (tc, origin)
                     out.append(tc)
             else:
@@ -322,6 +335,7 @@ class Quarantine:
 
     def committed(self) -> None:
         self.origins.clear()
+        self.unroutable.clear()
         self.queued = 0
 
     def refresh(self, db: Applier) -> None:
@@ -362,11 +376,16 @@ class Quarantine:
                 changes = [tc for tc in changes if self._row(tc) not in self.held]
         if not changes:
             return
-        if try_apply(db, changes) is None:
+        unroutable = any(id(tc) in self.unroutable for tc in changes)
+        if not unroutable and try_apply(db, changes) is None:
             return
         for tc in changes:
             if self._row(tc) in self.held:  # an earlier row of this batch was just queued
                 self._queue(db, tc, "an earlier change of this row is queued", HELD)
+                continue
+            why = self.unroutable.get(id(tc)) if self._origin(tc) is not None else None
+            if why is not None:
+                self._queue(db, tc, why, "mapping")
                 continue
             error = try_apply(db, [tc])
             if error is None:
@@ -393,6 +412,9 @@ def _changes_for(e: Entry, mset: MappingSet | None) -> list[TargetChange]:
     m = mset.by_name.get(e.mapping) if mset is not None else None
     flow = m.flow(source_side) if m is not None else None
     if flow is None or e.source_row is None or flow.linked or str(flow.target.table) != e.target_table:
+        if e.change.op is not Op.DELETE and not e.change.values:
+            raise RowError(f"mapping {e.mapping} could not produce this row and no longer applies to it: "
+                           f"skip it", table=e.target_table, key=e.target_key)
         return [e.change]
     produced = route_flow(flow, e.source_row)
     out = [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]

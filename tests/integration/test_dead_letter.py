@@ -167,3 +167,51 @@ def test_stop_is_still_the_default(make_pair) -> None:
     assert pair.wait_exit(60) != 0
     assert "key (2,)" in pair.log() or "key [2]" in pair.log() or "(2,)" in pair.log(), pair.log()[-2000:]
     assert pair.my_query("SELECT count(*) FROM a")[0][0] == 0  # the whole batch, as before
+
+
+MAP_PG = "CREATE TABLE c (id int PRIMARY KEY, status text NOT NULL, note text)"
+MAP_MY = "CREATE TABLE c (id int PRIMARY KEY, status char(1) NOT NULL, note varchar(40)) ENGINE=InnoDB"
+MAP_V1 = """
+mappings:
+  c:
+    direction: crm_to_erp
+    on_error: quarantine
+    crm: {table: c, key: [id]}
+    erp: {table: c, key: [id]}
+    fields:
+      id: ~
+      note: ~
+      status:
+        map: [{crm: active, erp: A}, {crm: blocked, erp: B}]
+"""
+# the operator's fix: the code the value map did not know
+MAP_V2 = MAP_V1.replace("{crm: blocked, erp: B}]", "{crm: blocked, erp: B}, {crm: zombie, erp: Z}]")
+
+
+def test_failed_value_map_is_queued_and_retried_after_a_reload(make_pair) -> None:
+    from tests.integration.harness import reload, write_mappings
+
+    pair = make_pair(MAP_PG, MAP_MY, MAP_V1, "sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO c VALUES (1, 'active', 'x'), (2, 'zombie', 'x'), (3, 'blocked', 'x')")
+    rows = lambda: {i: (s, n) for i, s, n in pair.my_query("SELECT id, status, note FROM c")}  # noqa: E731
+    wait_until(lambda: set(rows()) == {1, 3}, 30, "the rows the value map knows")
+    pair.pg_query("UPDATE c SET note = 'later' WHERE id = 2")
+    queue = lambda: pair.my_query(  # noqa: E731
+        f"SELECT target_key, op, error_class, error FROM `{pair.state_schema}`.dead_letter ORDER BY id")
+    wait_until(lambda: len(queue()) == 2, 30, "the update of 2 queued behind its insert")
+    (k1, op1, cls1, err1), (k2, op2, cls2, _) = queue()
+    assert (k1, op1, cls1, k2, op2, cls2) == ("[2]", "insert", "mapping", "[2]", "update", "held")
+    assert "zombie" in err1 and "status" in err1, err1
+    shown = pair.cli("dlq", "show", "erp:" + str(pair.my_query(
+        f"SELECT MIN(id) FROM `{pair.state_schema}`.dead_letter")[0][0])).stdout
+    assert "zombie" in shown and "mapping" in shown
+
+    write_mappings(pair, MAP_V2)
+    reload(pair)  # the daemon retries its queue by itself once the new mapping is in force
+    wait_until(lambda: rows().get(2) == ("Z", "later"), 30, "row 2 applied in order after the reload")
+    assert queue() == []
+    pair.pg_query("UPDATE c SET note = 'streamed' WHERE id = 2")
+    wait_until(lambda: rows().get(2) == ("Z", "streamed"), 30, "row 2 no longer held")
+    assert "dead-letter queue retried after the reload: 2 applied" in pair.log()
+    assert pair.stop() == 0
