@@ -281,6 +281,13 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      "1m", [{"direction": "erp_to_crm", "kind": "decode"}]),
     ("ReplicatorRowRejected", {'replicator_errors_total{direction="erp_to_crm",kind="row"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "row"}]),
+    # rows queued for 20 minutes; queued then retried within 5; never any
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "3x25"}, "20m",
+     [{"direction": "crm_to_erp", "table": "erp.a"}]),
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "3x5 0x20"},
+     "20m", []),
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "0x25"}, "20m",
+     []),
     ("ReplicatorFatalError", {'replicator_errors_total{direction="erp_to_crm",kind="fatal"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "fatal"}]),
     ("ReplicatorRetryingOften", {'replicator_errors_total{direction="crm_to_erp",kind="retriable"}': "0+1x30"},
