@@ -30,6 +30,7 @@ from replicator.loopguard import CHECKPOINT_TABLE, stream_name
 from replicator.mapping.links import PARKED
 from replicator.sources.binlogretention import UNLIMITED, read_retention
 from replicator.sync.driver import SyncState
+from replicator.stream import deadletter
 
 HEALTHY, DEGRADED, STOPPED = 0, 1, 2
 STATE_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", STOPPED: "stopped"}
@@ -58,6 +59,7 @@ class DirectionStatus:
     checkpoint_written: str | None  # when the checkpoint row was last written
     parked_rows: int | None
     syncs: tuple[SyncStatus, ...] = ()
+    dead_letter_rows: int | None = None  # changes queued by `on_error: quarantine` (None: no such table yet)
     # from the daemon's metrics endpoint, None when it does not answer
     lag_seconds: float | None = None
     rows_per_second: float | None = None
@@ -217,6 +219,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
     checkpoint: Position | None = None
     last_applied = written = None
     parked: int | None = None
+    dead: int | None = None
     syncs: tuple[SyncStatus, ...] = ()
     applier = make_applier(target, "status", "")
     if _guard(errors, f"target {target.name}", lambda: applier.connect() or True):
@@ -244,6 +247,12 @@ def read_direction(config: Config, source: Connection, target: Connection,
             except Exception:
                 parked = None
             applier.rollback()
+            try:  # an installation set up before the dead-letter queue has no table yet
+                dead = sum(n for (s, _t), n in deadletter.counts(applier).items() if s == stream) \
+                    if deadletter.exists(applier) else None
+            except Exception:
+                dead = None
+            applier.rollback()
             sync_rows = _guard(errors, "sync", lambda: SyncState(applier, target.state_schema).rows(stream))
             applier.rollback()
             syncs = tuple(SyncStatus(r.mapping, r.status, r.rows_done, r.rows_estimated) for r in sync_rows or ())
@@ -256,7 +265,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         source_position=str(source_pos) if source_pos is not None else None,
         behind_bytes=_behind(source_pos, checkpoint), last_applied=last_applied, checkpoint_written=written,
-        parked_rows=parked, syncs=syncs,
+        parked_rows=parked, syncs=syncs, dead_letter_rows=dead,
         lag_seconds=_value(samples, "replicator_lag_seconds", direction=stream) if samples else None,
         rows_per_second=rates.get(stream),
         queue_depth=_value(samples, "replicator_queue_depth", direction=stream) if samples else None,
@@ -351,6 +360,8 @@ def judge(directions: list[DirectionStatus], sources: list[SourceStatus], daemon
             reasons.append(f"{d.name}: lag {d.lag_seconds:.1f} s is over {max_lag:g} s")
         if d.parked_rows:
             reasons.append(f"{d.name}: {d.parked_rows} parked row(s) wait for a referenced record")
+        if d.dead_letter_rows:
+            reasons.append(f"{d.name}: {d.dead_letter_rows} change(s) wait in the dead-letter queue (`replicator dlq`)")
         reasons.extend(f"{d.name}: {e}" for e in d.errors)
     for s in sources:
         if s.wal_status in ("unreserved", "lost"):
@@ -403,6 +414,8 @@ def render(st: Status) -> str:
                                            else daemon_only if not st.daemon.reachable else "0"))
         out.append("  queue depth      " + (f"{d.queue_depth:.0f}" if d.queue_depth is not None else daemon_only))
         out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)"))
+        out.append("  dead-letter rows " + (str(d.dead_letter_rows) if d.dead_letter_rows is not None
+                                           else "- (no table: run `replicator setup`)"))
         for sy in d.syncs:
             pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
                 else ""

@@ -107,6 +107,10 @@ def test_quarantine_order_kill_retry_skip(pair: Pair) -> None:
                10, "the gauge of crm_to_erp")
     assert pair.metric("replicator_dead_letter_rows", direction="erp_to_crm", table="public.b") == 3
     print(f"1,000-row batches with 3 bad rows applied each way in {time.monotonic() - started:.1f} s")
+    status = pair.cli("status", "--json", check=False)
+    assert status.returncode == 1, status.stdout + status.stderr  # degraded: rows wait in the queue
+    queued = {d["name"]: d["dead_letter_rows"] for d in json.loads(status.stdout)["directions"]}
+    assert queued == {"crm_to_erp": 3, "erp_to_crm": 3}
 
     # a later update of a queued row waits behind it; another row's update goes through
     _update(pair, 500, "later")
