@@ -120,6 +120,12 @@ def test_quarantine_order_kill_retry_skip(pair: Pair) -> None:
     erp_q, crm_q = _queued(pair)
     assert erp_q[3] == ("[500]", "update", "held") and crm_q[3] == ("[500]", "update", "held")
 
+    # verify: the queued rows are known differences, not drift
+    verified = pair.cli("verify", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.count("(known: queued in the dead-letter queue") == 6, verified.stdout
+    assert "the sides agree but for 6 row(s)" in verified.stdout
+
     # kill -9 between quarantine and retry: nothing lost, nothing doubled
     pair.kill()
     pair.start()
