@@ -105,10 +105,15 @@ CREATE TABLE IF NOT EXISTS replicator.dead_letter (
     source_key text NOT NULL, op text NOT NULL, source_position text NOT NULL, source_row text,
     change text NOT NULL, error text NOT NULL, error_class text NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_letter_row ON replicator.dead_letter (stream, target_table, target_key);
+-- active/standby: which instance applies each stream into this database, and since which takeover
+CREATE TABLE IF NOT EXISTS replicator.lease (
+            stream text PRIMARY KEY, epoch bigint NOT NULL, holder text NOT NULL, session bigint NOT NULL,
+            renewed_at timestamptz NOT NULL DEFAULT clock_timestamp());
 GRANT USAGE ON SCHEMA replicator TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE ON replicator.checkpoint TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync TO replicator_apply;
 GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts, replicator.dead_letter TO replicator_apply;
+GRANT SELECT, INSERT, UPDATE ON replicator.lease TO replicator_apply;
 GRANT USAGE ON SEQUENCE replicator.parked_id_seq TO replicator_apply;
 -- Sync and verify read the mapped tables of this side with the apply role (SELECT above), and a
 -- sync's watermarks are logical messages (pg_logical_emit_message, below): nothing more to grant.

@@ -99,6 +99,15 @@ class Verify:
     recheck_seconds: float = 5.0  # how long a differing row may take to converge before it is reported
 
 
+@dataclass(frozen=True)
+class Ha:
+    """Active/standby (stream/lease.py, docs/operations.md): a standby takes a direction over when the
+    active one's lease is older than this. Longer than the longest batch: an active instance renews its
+    lease at every commit and, when idle, every third of it."""
+
+    takeover_seconds: float = 15.0
+
+
 ON_ERROR = ("stop", "quarantine")  # `on_error:` in the configuration and in a mapping
 
 
@@ -127,6 +136,7 @@ class Config:
     # what a row the target rejects does: `stop` the direction, or `quarantine` it in
     # <state_schema>.dead_letter and go on (a mapping's own `on_error` overrides this; docs/operations.md)
     on_error: str = "stop"
+    ha: Ha = field(default_factory=Ha)
 
     def side(self, name: str) -> Connection:
         for conn in self.connections:
@@ -204,6 +214,11 @@ def load(path: str | Path) -> Config:
     conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping))
     c.done()
     on_error = root.get("on_error", str, "stop", choices=ON_ERROR)
+    h = root.section("ha")
+    takeover = h.get("takeover_seconds", float, Ha.takeover_seconds)
+    if takeover < 1:
+        raise ConfigError("must be at least 1 (seconds)", h.where("takeover_seconds"))
+    h.done()
     root.done()
     return Config(
         file=path,
@@ -219,6 +234,7 @@ def load(path: str | Path) -> Config:
         verify=verify,
         conflicts=conflicts,
         on_error=on_error,
+        ha=Ha(float(takeover)),
     )
 
 

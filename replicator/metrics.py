@@ -260,6 +260,14 @@ conflicts_trimmed = Counter(
     registry=REGISTRY,
 )
 
+# -- active/standby (replicator.stream.lease)
+role = Gauge(
+    "replicator_role",
+    "1 while this instance applies the direction (active), 0 while it waits as a standby.",
+    ["direction"],
+    registry=REGISTRY,
+)
+
 # -- the dead-letter queue (replicator.stream.deadletter): rows quarantined by `on_error: quarantine`
 dead_letter_rows = Gauge(
     "replicator_dead_letter_rows",

@@ -15,7 +15,7 @@ import yaml
 
 from replicator import checkpoint, errors, metrics
 from replicator.conflicts import store as conflict_store
-from replicator.stream import deadletter
+from replicator.stream import deadletter, lease
 from replicator.mapping import links
 from replicator.sync import driver as sync
 from replicator.config import load
@@ -422,7 +422,8 @@ def test_postgresql_grants() -> None:
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync " \
            "TO replicator_apply" in sql
     for ddl in (checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator")
-                + conflict_store.postgres_ddl("replicator") + deadletter.postgres_ddl("replicator")):
+                + conflict_store.postgres_ddl("replicator") + deadletter.postgres_ddl("replicator")
+                + lease.postgres_ddl("replicator")):
         assert normalize(ddl) in statements, ddl
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts, replicator.dead_letter TO replicator_apply" \
         in sql
