@@ -30,7 +30,7 @@ from replicator.loopguard import CHECKPOINT_TABLE, stream_name
 from replicator.mapping.links import PARKED
 from replicator.sources.binlogretention import UNLIMITED, read_retention
 from replicator.sync.driver import SyncState
-from replicator.stream import deadletter
+from replicator.stream import deadletter, lease
 
 HEALTHY, DEGRADED, STOPPED = 0, 1, 2
 STATE_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", STOPPED: "stopped"}
@@ -60,6 +60,10 @@ class DirectionStatus:
     parked_rows: int | None
     syncs: tuple[SyncStatus, ...] = ()
     dead_letter_rows: int | None = None  # changes queued by `on_error: quarantine` (None: no such table yet)
+    # the lease (stream/lease.py): the active instance (host:pid), its takeover epoch, seconds since renewed
+    active_instance: str | None = None
+    lease_epoch: int | None = None
+    lease_age_seconds: float | None = None
     # from the daemon's metrics endpoint, None when it does not answer
     lag_seconds: float | None = None
     rows_per_second: float | None = None
@@ -220,6 +224,7 @@ def read_direction(config: Config, source: Connection, target: Connection,
     last_applied = written = None
     parked: int | None = None
     dead: int | None = None
+    held: lease.Holder | None = None
     syncs: tuple[SyncStatus, ...] = ()
     applier = make_applier(target, "status", "")
     if _guard(errors, f"target {target.name}", lambda: applier.connect() or True):
@@ -253,6 +258,11 @@ def read_direction(config: Config, source: Connection, target: Connection,
             except Exception:
                 dead = None
             applier.rollback()
+            try:  # likewise the lease table
+                held = lease.read(applier, stream)
+            except Exception:
+                held = None
+            applier.rollback()
             sync_rows = _guard(errors, "sync", lambda: SyncState(applier, target.state_schema).rows(stream))
             applier.rollback()
             syncs = tuple(SyncStatus(r.mapping, r.status, r.rows_done, r.rows_estimated) for r in sync_rows or ())
@@ -266,6 +276,8 @@ def read_direction(config: Config, source: Connection, target: Connection,
         source_position=str(source_pos) if source_pos is not None else None,
         behind_bytes=_behind(source_pos, checkpoint), last_applied=last_applied, checkpoint_written=written,
         parked_rows=parked, syncs=syncs, dead_letter_rows=dead,
+        active_instance=held.holder if held else None, lease_epoch=held.epoch if held else None,
+        lease_age_seconds=round(held.age_seconds, 3) if held else None,
         lag_seconds=_value(samples, "replicator_lag_seconds", direction=stream) if samples else None,
         rows_per_second=rates.get(stream),
         queue_depth=_value(samples, "replicator_queue_depth", direction=stream) if samples else None,
@@ -414,6 +426,9 @@ def render(st: Status) -> str:
                                            else daemon_only if not st.daemon.reachable else "0"))
         out.append("  queue depth      " + (f"{d.queue_depth:.0f}" if d.queue_depth is not None else daemon_only))
         out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)"))
+        if d.active_instance:
+            out.append(f"  active instance  {d.active_instance} (lease epoch {d.lease_epoch}, renewed "
+                       f"{d.lease_age_seconds:.1f} s ago; a standby takes over after ha.takeover_seconds)")
         out.append("  dead-letter rows " + (str(d.dead_letter_rows) if d.dead_letter_rows is not None
                                            else "- (no table: run `replicator setup`)"))
         for sy in d.syncs:

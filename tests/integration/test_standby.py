@@ -8,6 +8,7 @@ nothing more and steps down to standby.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,10 @@ def test_kill_9_of_the_active_the_standby_takes_over_exactly_once(pair: Pair) ->
         took = _takeover_seconds(standby, t0)
         print(f"\n[standby] kill -9 of the active: takeover in {took:.2f} s (ha.takeover_seconds {TAKEOVER:g})")
         assert took < TAKEOVER, f"takeover took {took:.1f} s"
+        # `status` names the instance holding each direction, from the lease in the targets
+        status = json.loads(pair.cli("status", "--json", check=False).stdout)
+        assert {d["name"]: d["active_instance"].rsplit(":", 1)[1] for d in status["directions"]} == \
+            {d: str(standby.proc.pid) for d in DIRECTIONS}
     finally:
         join_writers(*writers)
     # the new active carries on: everything converges, each row version written once
