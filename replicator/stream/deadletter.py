@@ -289,19 +289,16 @@ class Quarantine:
         self.enabled = any(f.on_error == "quarantine" for m in mset.mappings for f in m.flows
                            if f.source.side == source_side)
         self.queued = 0  # changes queued in the open transaction
+        self.tables: list[str] = []  # the direction's target tables: their gauge reads 0 when nothing is queued
 
     def load(self, db: Applier, tables: Iterable[TableRef] = ()) -> None:
         """Read the held rows (queued by an earlier session, or by a mapping that quarantined before a
         reload) and set the gauge of this direction's target `tables`."""
+        self.tables = [str(t) for t in tables]
         if not exists(db):
             self.held = set()
             return
-        self.held = held_keys(db, self.stream)
-        for t in tables:
-            metrics.dead_letter_rows.labels(self.stream, str(t)).set(0)
-        for (stream, table), n in counts(db).items():
-            if stream == self.stream:
-                metrics.dead_letter_rows.labels(stream, table).set(n)
+        self.refresh(db)
 
     def route(self, mset: MappingSet, side: str, change: RowChange, position: Position, commit_time: Any) -> list[Any]:
         """Like router.route, noting the origin of changes whose mapping quarantines."""
@@ -339,9 +336,13 @@ class Quarantine:
         self.queued = 0
 
     def refresh(self, db: Applier) -> None:
-        """At the start of a target transaction while rows are held: `replicator dlq retry|skip` may have
-        emptied a row's queue meanwhile, and a change must not queue behind nothing."""
+        """Read the held rows and set the gauge. Also at the start of a target transaction while rows are
+        held: `replicator dlq retry|skip` may have emptied a row's queue meanwhile, and a change must not
+        queue behind nothing."""
         self.held = held_keys(db, self.stream)
+        found = {table: n for (stream, table), n in counts(db).items() if stream == self.stream}
+        for table in set(self.tables) | set(found):
+            metrics.dead_letter_rows.labels(self.stream, table).set(found.get(table, 0))
 
     def _row(self, tc: TargetChange) -> tuple[str, str]:
         return (str(tc.table), dumps_key(tuple(tc.key)))

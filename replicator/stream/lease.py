@@ -26,7 +26,7 @@ from replicator.appliers.base import Applier
 from replicator.changes import TableRef
 from replicator.config import Connection
 from replicator.connect import pg_connect
-from replicator.errors import ReplicatorError
+from replicator.errors import ConfigError, ReplicatorError
 
 TABLE = "lease"
 
@@ -104,7 +104,16 @@ def acquire(db: Applier, stream: str, holder: str) -> int:
         upsert = (f"INSERT INTO {_table(db)} ({cols}) VALUES (%s, 1, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE "
                   f"{q('epoch')} = {q('epoch')} + 1, {q('holder')} = VALUES({q('holder')}), "
                   f"{q('session')} = VALUES({q('session')}), {q('renewed_at')} = NOW(6)")
-    db.execute(upsert, [stream, holder, session])
+    try:
+        db.execute(upsert, [stream, holder, session])
+    except ReplicatorError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if "does not exist" in text or "doesn't exist" in text:  # set up by a version without it
+            raise ConfigError(f"{db.conn.state_schema}.{TABLE} is missing in {db.conn.describe()}: run `replicator "
+                              f"setup` (it adds the tables a newer version needs and keeps everything else)") from None
+        raise
     epoch = int(db.query(f"SELECT {q('epoch')} FROM {_table(db)} WHERE {q('stream')} = %s", [stream])[0][0])
     db.commit_untracked()
     return epoch

@@ -369,7 +369,7 @@ class Direction:
                     applier.begin()
                     open_txn, batch_started = True, time.monotonic()
                     if dlq is not None and dlq.held:
-                        dlq.refresh(applier)
+                        dlq.refresh(applier)  # `dlq retry|skip` may have run meanwhile
                 pending.extend(changes)
                 batch_rows += len(changes)
                 if len(pending) >= PAGE:
@@ -469,6 +469,12 @@ class Direction:
                 pass
             held = lease.read(applier, self.name)
             applier.rollback()
+            if held is not None and held.holder == self.holder and not standing_by:
+                # our own session from before a reconnect, not closed yet: no need to wait for its lease
+                lease.end_session(applier, held.session)
+                applier.rollback()
+                self.stop.wait(0.2)
+                continue
             if not standing_by:
                 standing_by = True
                 metrics.role.labels(self.name).set(0)
