@@ -277,11 +277,14 @@ def lost_position(findings: list[Finding]) -> bool:
 
 def _stored_checkpoint(target: Connection, stream: str) -> Position | None:
     """The position `stream` has applied, from the target's checkpoint table; None before setup."""
+    # set before connecting: a connection refused must propagate as itself (RetriableError: the daemon
+    # waits for the database), not as an UnboundLocalError from the `except` below
+    missing: tuple[type[Exception], ...] = ()
     try:
         if target.kind == "postgresql":
             db = pg_connect(target, target.apply)
             table: Any = psycopg2.sql.SQL("{}.checkpoint").format(psycopg2.sql.Identifier(target.state_schema))
-            missing: tuple[type[Exception], ...] = (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
+            missing = (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName)
         else:
             db = my_connect(target, target.apply, database=None)
             table = f"{my_ident(target.state_schema)}.checkpoint"
