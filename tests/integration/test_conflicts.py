@@ -83,7 +83,7 @@ def assert_no_echo(pair, crm_to_erp: int, erp_to_crm: int) -> None:
     wait_until(lambda: applied() == (crm_to_erp, erp_to_crm), 30, f"rows applied {(crm_to_erp, erp_to_crm)}")
     time.sleep(3)  # long enough for an echo to be read and applied (the batch window is 100s of ms)
     assert applied() == (crm_to_erp, erp_to_crm)
-    assert pair.metric("replicator_loop_dropped_transactions_total") >= 1  # our own writes came back, dropped
+    assert pair.metric("replicator_loop_dropped_batches_total") >= 1  # our own writes came back, dropped
 
 
 def recorded(pair, total: int = 0):
