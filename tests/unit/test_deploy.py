@@ -281,6 +281,13 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      "1m", [{"direction": "erp_to_crm", "kind": "decode"}]),
     ("ReplicatorRowRejected", {'replicator_errors_total{direction="erp_to_crm",kind="row"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "row"}]),
+    # two instances of one direction: one active is fine; both standing by is not
+    ("ReplicatorNoActiveInstance", {'replicator_role{job="replicator",instance="a:9187",direction="crm_to_erp"}': "1x10",
+                                    'replicator_role{job="replicator",instance="b:9187",direction="crm_to_erp"}': "0x10"},
+     "5m", []),
+    ("ReplicatorNoActiveInstance", {'replicator_role{job="replicator",instance="a:9187",direction="crm_to_erp"}': "0x10",
+                                    'replicator_role{job="replicator",instance="b:9187",direction="crm_to_erp"}': "0x10"},
+     "5m", [{"job": "replicator", "direction": "crm_to_erp"}]),
     # rows queued for 20 minutes; queued then retried within 5; never any
     ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "3x25"}, "20m",
      [{"direction": "crm_to_erp", "table": "erp.a"}]),
