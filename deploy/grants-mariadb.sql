@@ -42,7 +42,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON erp.* TO 'replicator_apply'@'%';
 
 -- The state database. Its checkpoint table holds one row per stream; every applied transaction
 -- first bumps its own row, which is both the checkpoint and the loop-prevention tag. The
--- conflicts table (docs/conflicts.md) is written in the same transactions and trimmed by retention.
+-- conflicts table (docs/conflicts.md) is written in the same transactions and trimmed by retention,
+-- and so is the dead_letter table (`on_error: quarantine`, docs/operations.md).
 GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.* TO 'replicator_apply'@'%';
 
 -- Only if this account runs `replicator setup` itself (CREATE DATABASE / CREATE TABLE IF NOT

@@ -10,6 +10,7 @@
     replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
     replicator conflicts --config replicator.yaml resolve ID --take SIDE
     replicator conflicts --config replicator.yaml trim
+    replicator dlq --config replicator.yaml [list|show ID|retry|skip] [--mapping M] [--key K] [--all] [--json]
 """
 from __future__ import annotations
 
@@ -90,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--table", action="append", required=True, metavar="SIDE=TABLE",
                    help="a table of each side, e.g. --table crm=public.customer --table erp=customers")
     c.add_argument("--name", help="the mapping's name (default: the second table's name)")
+    c = sub.add_parser("dlq", help="the dead-letter queue: list, show ID, retry or skip quarantined rows")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.dlq import add_arguments as dlq_arguments
+
+    dlq_arguments(c)
     return p
 
 
@@ -128,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from replicator.admin import conflicts
 
             return conflicts.command(args, config, mappings, sys.stdout)
+        if args.command == "dlq":
+            from replicator.admin import dlq
+
+            return dlq.command(args, config, mappings, sys.stdout)
         if args.command in ("sync", "verify"):
             unknown = [n for n in args.mapping or [] if n not in mappings.by_name]
             if unknown:

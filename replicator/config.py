@@ -100,6 +100,18 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class Ha:
+    """Active/standby (stream/lease.py, docs/operations.md): a standby takes a direction over when the
+    active one's lease is older than this. Longer than the longest batch: an active instance renews its
+    lease at every commit and, when idle, every third of it."""
+
+    takeover_seconds: float = 15.0
+
+
+ON_ERROR = ("stop", "quarantine")  # `on_error:` in the configuration and in a mapping
+
+
+@dataclass(frozen=True)
 class Conflicts:
     """Conflict records and their housekeeping (replicator.conflicts, docs/conflicts.md)."""
 
@@ -121,6 +133,10 @@ class Config:
     sync: Sync = field(default_factory=Sync)
     verify: Verify = field(default_factory=Verify)
     conflicts: Conflicts = field(default_factory=Conflicts)
+    # what a row the target rejects does: `stop` the direction, or `quarantine` it in
+    # <state_schema>.dead_letter and go on (a mapping's own `on_error` overrides this; docs/operations.md)
+    on_error: str = "stop"
+    ha: Ha = field(default_factory=Ha)
 
     def side(self, name: str) -> Connection:
         for conn in self.connections:
@@ -197,6 +213,12 @@ def load(path: str | Path) -> Config:
         raise ConfigError("must be 0 (never) or more", c.where("housekeeping_seconds"))
     conflicts = Conflicts(retention_days=float(retention), housekeeping_seconds=float(housekeeping))
     c.done()
+    on_error = root.get("on_error", str, "stop", choices=ON_ERROR)
+    h = root.section("ha")
+    takeover = h.get("takeover_seconds", float, Ha.takeover_seconds)
+    if takeover < 1:
+        raise ConfigError("must be at least 1 (seconds)", h.where("takeover_seconds"))
+    h.done()
     root.done()
     return Config(
         file=path,
@@ -211,6 +233,8 @@ def load(path: str | Path) -> Config:
         sync=sync,
         verify=verify,
         conflicts=conflicts,
+        on_error=on_error,
+        ha=Ha(float(takeover)),
     )
 
 

@@ -67,6 +67,10 @@ class FatalError(ReplicatorError):
     kind = "fatal"
 
 
+class LockBusy(FatalError):
+    """Another instance holds the direction's session lock (a standby waits; see stream/lease.py)."""
+
+
 class SourceLostError(FatalError):
     """The source no longer holds the data we need (purged binlog, dropped or invalidated slot)."""
 

@@ -300,6 +300,23 @@ conflicts_trimmed = Counter(
     registry=REGISTRY,
 )
 
+# -- active/standby (replicator.stream.lease)
+role = Gauge(
+    "replicator_role",
+    "1 while this instance applies the direction (active), 0 while it waits as a standby.",
+    ["direction"],
+    registry=REGISTRY,
+)
+
+# -- the dead-letter queue (replicator.stream.deadletter): rows quarantined by `on_error: quarantine`
+dead_letter_rows = Gauge(
+    "replicator_dead_letter_rows",
+    "Changes waiting in <state_schema>.dead_letter of the target, by direction and target table: rows "
+    "the target rejected and later changes of the same rows queued behind them (`replicator dlq`).",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
+
 
 def count_conflicts(direction: str, found: "Sequence[Conflict]") -> None:
     """Count conflicts a direction decided. Labels are the target table, kind and resolution: never a key."""

@@ -15,6 +15,7 @@ import pymysql
 
 from replicator import checkpoint as ckpt
 from replicator.conflicts import store as conflict_store
+from replicator.stream import deadletter, lease
 from replicator.mapping import links
 from replicator.sync import state as sync
 from replicator.appliers.mariadb import quote
@@ -34,11 +35,11 @@ def state_sql(conn: Connection) -> list[str]:
     if conn.kind == "postgresql":
         schema = pg_ident(conn.state_schema)
         return [s.strip() for s in ckpt.postgres_ddl(schema) + links.postgres_ddl(schema) + sync.postgres_ddl(schema)
-                + conflict_store.postgres_ddl(schema)]
+                + conflict_store.postgres_ddl(schema) + deadletter.postgres_ddl(schema) + lease.postgres_ddl(schema)]
     # quote() escapes % for PyMySQL: run these with an (empty) argument tuple
     schema = quote(conn.state_schema)
     return [s.strip() for s in ckpt.mariadb_ddl(schema) + links.mariadb_ddl(schema) + sync.mariadb_ddl(schema)
-            + conflict_store.mariadb_ddl(schema)]
+            + conflict_store.mariadb_ddl(schema) + deadletter.mariadb_ddl(schema) + lease.mariadb_ddl(schema)]
 
 
 def publication_sql(conn: Connection, mset: MappingSet, exists: bool) -> str:
@@ -134,13 +135,15 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
         with db.cursor() as cur:
             schema = pg_ident(conn.state_schema)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
                         "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
                         (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}",
-                         f"{schema}.{conflict_store.TABLE}"))
+                         f"{schema}.{conflict_store.TABLE}", f"{schema}.{deadletter.TABLE}", f"{schema}.{lease.TABLE}"))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
-                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync, conflicts")
+                say(f"{conn.name}: created {conn.state_schema}.checkpoint, crosswalk, parked, sync, conflicts, "
+                    f"dead_letter, lease")
             cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                         (conn.publication,))
             published = {(s, t) for s, t in cur.fetchall()}
@@ -204,14 +207,14 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
     try:
         with db.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s)",
+                        "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s, %s, %s)",
                         (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE,
-                         conflict_store.TABLE))
-            if cur.fetchone()[0] < 6:
+                         conflict_store.TABLE, deadletter.TABLE, lease.TABLE))
+            if cur.fetchone()[0] < 8:
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
                 say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, "
-                    f"watermark, conflicts")
+                    f"watermark, conflicts, dead_letter, lease")
             db.commit()
     finally:
         db.close()

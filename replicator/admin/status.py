@@ -31,6 +31,7 @@ from replicator.loopguard import CHECKPOINT_TABLE, stream_name
 from replicator.mapping.links import PARKED
 from replicator.sources.binlogretention import UNLIMITED, read_retention
 from replicator.sync.state import SyncState
+from replicator.stream import deadletter, lease
 
 HEALTHY, DEGRADED, STOPPED = 0, 1, 2
 STATE_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", STOPPED: "stopped"}
@@ -59,6 +60,11 @@ class DirectionStatus:
     checkpoint_written: str | None  # when the checkpoint row was last written
     parked_rows: int | None
     syncs: tuple[SyncStatus, ...] = ()
+    dead_letter_rows: int | None = None  # changes queued by `on_error: quarantine` (None: no such table yet)
+    # the lease (stream/lease.py): the active instance (host:pid), its takeover epoch, seconds since renewed
+    active_instance: str | None = None
+    lease_epoch: int | None = None
+    lease_age_seconds: float | None = None
     # from the daemon's metrics endpoint, None when it does not answer
     lag_seconds: float | None = None
     rows_per_second: float | None = None
@@ -220,6 +226,8 @@ def read_direction(config: Config, source: Connection, target: Connection,
     last_applied = written = None
     parked: int | None = None
     parked_age: float | None = None
+    dead: int | None = None
+    held: lease.Holder | None = None
     syncs: tuple[SyncStatus, ...] = ()
     applier = make_applier(target, "status", "")
     if _guard(errors, f"target {target.name}", lambda: applier.connect() or True):
@@ -248,6 +256,17 @@ def read_direction(config: Config, source: Connection, target: Connection,
             except Exception:
                 parked = None
             applier.rollback()
+            try:  # an installation set up before the dead-letter queue has no table yet
+                dead = sum(n for (s, _t), n in deadletter.counts(applier).items() if s == stream) \
+                    if deadletter.exists(applier) else None
+            except Exception:
+                dead = None
+            applier.rollback()
+            try:  # likewise the lease table
+                held = lease.read(applier, stream)
+            except Exception:
+                held = None
+            applier.rollback()
             sync_rows = _guard(errors, "sync", lambda: SyncState(applier, target.state_schema).rows(stream))
             applier.rollback()
             syncs = tuple(SyncStatus(r.mapping, r.status, r.rows_done, r.rows_estimated) for r in sync_rows or ())
@@ -260,7 +279,9 @@ def read_direction(config: Config, source: Connection, target: Connection,
         checkpoint=str(checkpoint) if checkpoint is not None else None,
         source_position=str(source_pos) if source_pos is not None else None,
         behind_bytes=_behind(source_pos, checkpoint), last_applied=last_applied, checkpoint_written=written,
-        parked_rows=parked, syncs=syncs, parked_oldest_seconds=parked_age,
+        parked_rows=parked, syncs=syncs, parked_oldest_seconds=parked_age, dead_letter_rows=dead,
+        active_instance=held.holder if held else None, lease_epoch=held.epoch if held else None,
+        lease_age_seconds=round(held.age_seconds, 3) if held else None,
         lag_seconds=_value(samples, "replicator_lag_seconds", direction=stream) if samples else None,
         rows_per_second=rates.get(stream),
         queue_depth=_value(samples, "replicator_queue_depth", direction=stream) if samples else None,
@@ -355,6 +376,8 @@ def judge(directions: list[DirectionStatus], sources: list[SourceStatus], daemon
             reasons.append(f"{d.name}: lag {d.lag_seconds:.1f} s is over {max_lag:g} s")
         if d.parked_rows:
             reasons.append(f"{d.name}: {d.parked_rows} parked row(s) wait for a referenced record")
+        if d.dead_letter_rows:
+            reasons.append(f"{d.name}: {d.dead_letter_rows} change(s) wait in the dead-letter queue (`replicator dlq`)")
         reasons.extend(f"{d.name}: {e}" for e in d.errors)
     for s in sources:
         if s.wal_status in ("unreserved", "lost"):
@@ -409,6 +432,11 @@ def render(st: Status) -> str:
         out.append("  parked rows      " + (str(d.parked_rows) if d.parked_rows is not None else "- (no links)")
                    + (f" (the oldest waits for {_duration(d.parked_oldest_seconds)})"
                       if d.parked_rows and d.parked_oldest_seconds is not None else ""))
+        if d.active_instance:
+            out.append(f"  active instance  {d.active_instance} (lease epoch {d.lease_epoch}, renewed "
+                       f"{d.lease_age_seconds:.1f} s ago; a standby takes over after ha.takeover_seconds)")
+        out.append("  dead-letter rows " + (str(d.dead_letter_rows) if d.dead_letter_rows is not None
+                                           else "- (no table: run `replicator setup`)"))
         for sy in d.syncs:
             pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
                 else ""

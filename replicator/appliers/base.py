@@ -21,7 +21,7 @@ from replicator import metrics
 from replicator.compare import ColumnInfo
 from replicator.changes import Op, Position, TableRef, TargetChange
 from replicator.config import Connection
-from replicator.errors import FatalError, RetriableError, RowError
+from replicator.errors import LockBusy, RetriableError, RowError
 
 Converter = Callable[[Any], Any]
 
@@ -319,7 +319,7 @@ class Applier(abc.ABC):
         text = (f"stream {self.stream} is being applied by another replicator instance "
                 f"(session lock in {self.conn.describe()} is held)")
         if fail_fast:
-            raise FatalError(text + "; stop the other instance first")
+            raise LockBusy(text + "; stop the other instance first")
         raise RetriableError(text)
 
     def describe_error(self, exc: Exception) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping as TMapping
 
 from replicator.changes import TableRef
-from replicator.config import Config
+from replicator.config import ON_ERROR, Config
 from replicator.errors import ConfigError, Where
 from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
@@ -126,6 +126,8 @@ class Flow:
     conflicts: Conflicts | None = None
     filter_columns: tuple[str, ...] = ()  # source columns the filter reads (a delete's old row must hold them)
     park_days: float | None = None  # `parked: {drop_after_days: N}`: parked changes older than that are dropped
+    # a row the target rejects: `stop` the direction or `quarantine` it (stream/deadletter.py)
+    on_error: str = "stop"
 
     @property
     def two_way(self) -> bool:
@@ -263,6 +265,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     truncate = s.get("truncate", str, "stop", choices=("stop", "ignore", "propagate"))
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
+    on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
     s.allow("filter", "gate", "delete", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
@@ -326,6 +329,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if direction not in ("both", stream):
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
     s.done()
+    flows = [replace(f, on_error=on_error) for f in flows]
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
 
 

@@ -13,6 +13,8 @@ and its last statement writes the checkpoint. The source is acked only after tha
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from datetime import datetime
@@ -26,13 +28,14 @@ from replicator.appliers.lookup import SourceLookup
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
+from replicator.stream import deadletter, lease
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
-from replicator.errors import CheckpointError, FatalError, ReplicatorError, RetriableError, RowError
+from replicator.errors import CheckpointError, FatalError, LockBusy, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import LoopGuard, stream_name
 from replicator.mapping.model import MappingSet
 from replicator.sources.base import Source
@@ -102,6 +105,12 @@ class Direction:
         self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
+        self._dlq: deadletter.Quarantine | None = None  # the session's view of the dead-letter queue
+        self._reloaded = False  # the mappings were reloaded: retry the queue at the next session start
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"  # who holds the lease, for the standby and status
+        self.epoch = 0  # our lease epoch while active (stream/lease.py)
+        self._renewed_at = 0.0  # monotonic time we last proved the lease in a commit
+        metrics.role.labels(self.name).set(0)
         # set by Daemon: both directions' readers record commit times there, for `latest` by commit time
         self.clock: CommitClock | None = None
         for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
@@ -127,6 +136,12 @@ class Direction:
                     return
                 except _Reload:
                     log.info("%s: mappings reloaded; resuming from the checkpoint", self.name)
+                    self._reloaded = True
+                    continue
+                except lease.Fenced as exc:
+                    # nothing of the open transaction was committed: wait as a standby again
+                    log.warning("%s", exc)
+                    metrics.role.labels(self.name).set(0)
                     continue
                 except RetriableError as exc:
                     # a deadlock is retried at once, an outage backs off (stream/retry.py)
@@ -158,7 +173,8 @@ class Direction:
         cleanup: list[Callable[[], None]] = []
         try:
             applier.connect()
-            applier.lock(fail_fast=self.first_start)
+            if not self._take_over(applier):
+                return  # stopped while standing by
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
             feed = None
             if self.clock is not None:
@@ -168,6 +184,11 @@ class Direction:
             detector = Detector(mset, self.source_conn.name, self.clock,
                                 syncing=lambda: self.sync.snapshotter is not None)
             applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
+            dlq = self._dlq = deadletter.Quarantine(self.name, mset, self.source_conn.name)
+            dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
+            if self._reloaded and dlq.held:
+                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
+            self._reloaded = False
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -177,7 +198,7 @@ class Direction:
                                       self.target_conn.state_schema, lookup.query)
                 applier.begin()
                 self._linker.retry_parked()
-                applier.commit(position, None) if position is not None else applier.rollback()
+                self._commit(applier, position, None) if position is not None else applier.rollback()
             self.sync.start_session(applier, mset, self.first_start)
             if self.start_gate is not None:
                 (mine, other), self.start_gate = self.start_gate, None
@@ -281,7 +302,9 @@ class Direction:
         def commit(position: Position, commit_time: Any) -> None:
             nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at, oldest
             self._apply(applier, pending)
-            applier.commit(position, commit_time)
+            self._commit(applier, position, commit_time)
+            if self._dlq is not None:
+                self._dlq.committed()
             source.ack(position)
             if self._progress:
                 self.sync.committed(self._progress)
@@ -320,6 +343,10 @@ class Direction:
                     commit(last.position, _commit_time(last))
                 elif not open_txn:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
+                    if time.monotonic() - self._renewed_at >= self.config.ha.takeover_seconds / 3:
+                        lease.prove(applier, self.name, self.epoch)  # idle: the standby must see us alive
+                        applier.commit_untracked()
+                        self._renewed_at = time.monotonic()
                     due = time.monotonic() - last_commit_at >= idle_checkpoint
                     if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
                         # only echoes or unmapped changes since the last commit: record the position
@@ -345,8 +372,12 @@ class Direction:
                 txn: Transaction = item
                 chunk = self.sync.observe(txn)  # window keys; a chunk's rows at its HIGH watermark
                 changes: list[Routed | Progress]
+                dlq = self._dlq
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
+                elif dlq is not None and dlq.enabled:  # notes where each change came from, for the queue
+                    changes = [tc for ch in txn.changes
+                               for tc in dlq.route(mset, side, ch, txn.position, txn.commit_time)]
                 else:
                     changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
                 changes.extend(chunk)
@@ -358,6 +389,8 @@ class Direction:
                 if not open_txn:
                     applier.begin()
                     open_txn, batch_started = True, time.monotonic()
+                    if dlq is not None and dlq.held:
+                        dlq.refresh(applier)  # `dlq retry|skip` may have run meanwhile
                 pending.extend(changes)
                 batch_rows += len(changes)
                 if len(pending) >= PAGE:
@@ -405,7 +438,7 @@ class Direction:
                 or ckpt.is_applied(position, checkpoint):
             return  # something was read that the loop did not handle: the checkpoint stays put
         applier.begin()
-        applier.commit(position, None)
+        self._commit(applier, position, None)
         log.debug("%s: stopped at %s", self.name, position)
 
     def _apply(self, applier: Applier, changes: list[Routed | Progress]) -> None:
@@ -427,6 +460,14 @@ class Direction:
     def _apply_plain(self, applier: Applier, changes: list[TargetChange]) -> None:
         if not changes:
             return
+        dlq = self._dlq
+        if dlq is not None and (dlq.enabled or dlq.held):
+            try:
+                dlq.apply(applier, changes)  # rejected rows of quarantining mappings go to the queue
+            except RowError:
+                metrics.errors.labels(self.name, "row").inc()
+                raise
+            return
         try:
             applier.apply(changes)
         except (RetriableError, RowError):
@@ -437,6 +478,71 @@ class Direction:
             error = applier.locate_row_error(changes, exc)
             metrics.errors.labels(self.name, "row").inc()
             raise error from None
+
+    def _commit(self, applier: Applier, position: Position, commit_time: Any) -> None:
+        """Commit the open transaction with the checkpoint, proving in it that the lease is still ours."""
+        lease.prove(applier, self.name, self.epoch)
+        applier.commit(position, commit_time)
+        self._renewed_at = time.monotonic()
+
+    def _take_over(self, applier: Applier) -> bool:
+        """Take the direction's session lock and a new lease epoch. While another instance holds it, wait
+        as a standby; when its lease is older than ha.takeover_seconds (paused, cut off, dead without its
+        session being closed), end its session and take over. False: stopped while waiting."""
+        takeover = self.config.ha.takeover_seconds
+        standing_by = False
+        while not self.stop.is_set():
+            try:
+                applier.lock(fail_fast=True)
+                break
+            except LockBusy:
+                pass
+            held = lease.read(applier, self.name)
+            applier.rollback()
+            if held is not None and held.holder == self.holder and not standing_by:
+                # our own session from before a reconnect, not closed yet: no need to wait for its lease
+                lease.end_session(applier, held.session)
+                applier.rollback()
+                self.stop.wait(0.2)
+                continue
+            if not standing_by:
+                standing_by = True
+                metrics.role.labels(self.name).set(0)
+                log.warning("%s: standby: %s holds this direction; taking over when its lease is older than %.0f s",
+                            self.name, held.holder if held else "another instance", takeover)
+            if held is not None and held.age_seconds > takeover:
+                log.warning("%s: the lease of %s is %.1f s old: ending its session and taking over",
+                            self.name, held.holder, held.age_seconds)
+                lease.end_session(applier, held.session)
+                applier.rollback()
+                try:
+                    lease.end_walsender(self.source_conn)
+                except Exception as exc:  # the slot then frees itself at wal_sender_timeout
+                    log.warning("%s: could not end the old walsender of slot %s: %s", self.name,
+                                self.source_conn.slot, exc)
+                self.stop.wait(0.2)
+                continue  # the lock is free once the server has ended that session
+            self._waiting()
+            self.stop.wait(min(1.0, takeover / 10))
+        else:
+            return False
+        self.epoch = lease.acquire(applier, self.name, self.holder)
+        self._renewed_at = time.monotonic()
+        metrics.role.labels(self.name).set(1)
+        log.info("%s: active (lease epoch %d)%s", self.name, self.epoch, " after standing by" if standing_by else "")
+        return True
+
+    def _retry_queue(self, applier: Applier, mset: MappingSet) -> None:
+        """After a mapping reload: apply what the queue holds, in order, through the tagged path; what
+        still fails stays queued (with its new error) and keeps its row held."""
+        applier.begin()
+        entries = deadletter.select(applier, stream=self.name, lock=True)
+        outcome = deadletter.retry(applier, entries, mset)
+        applier.commit_untracked()
+        log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
+                 self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
+        assert self._dlq is not None
+        self._dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
         assert self._linker is not None

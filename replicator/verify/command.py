@@ -84,7 +84,8 @@ def command(args: argparse.Namespace, config: Config, mset: MappingSet, out: Tex
         for line in report.lines():
             print(line, file=out)
         if not report.differences:
-            print("verify: the sides agree", file=out)
+            known = f" but for {len(report.known)} row(s) with changes in the dead-letter queue" if report.known else ""
+            print(f"verify: the sides agree{known}", file=out)
             return 0
         if not getattr(args, "repair", False):
             print(f"verify: {len(report.differences)} row(s) differ", file=out)

@@ -71,9 +71,13 @@ class Report:
     # target table -> differing rows found beyond the run's limit (Verifier max_listed): counted, not listed
     # or re-checked
     unlisted: dict[str, int] = field(default_factory=dict)
+    # rows that differ because changes of theirs wait in the dead-letter queue: known, not drift
+    known: list[Difference] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [d.line() for d in self.differences]
+        out.extend(f"{d.line()} (known: queued in the dead-letter queue, see `replicator dlq list`)"
+                   for d in self.known)
         out.extend(f"{table}: {n} more differing rows, not listed or re-checked" for table, n in self.unlisted.items())
         for name, s in self.stats.items():
             out.append(f"{name}: {s.rows} rows checked, {s.differing} differing, {s.seconds:.1f} s")

@@ -18,7 +18,9 @@ from replicator import metrics
 from replicator.checkpoint import is_applied
 from replicator.config import Config, Connection
 from replicator.errors import ConfigError
+from replicator.codec import dumps_key
 from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.stream import deadletter
 from replicator.verify.flow import FlowCheck
 from replicator.verify.report import DIFFERS, Difference, MappingStats, Report, Stopped
 from replicator.verify.scan import Found, scan
@@ -93,6 +95,7 @@ class Verifier:
                     tables.append(fc.table)
         t0 = time.monotonic()
         confirmed = self.recheck(suspects)
+        confirmed, known = self.split_queued(confirmed)
         for fc, d in confirmed:
             stats[fc.mapping.name].differing += 1
         if suspects:  # the re-check time belongs to the mappings that needed it
@@ -100,7 +103,34 @@ class Verifier:
             names_with = {fc.mapping.name for fc, _ in suspects}
             for name in names_with:
                 stats[name].seconds += spent / len(names_with)
-        return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed, unlisted)
+        return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed, unlisted,
+                      [d for _, d in known])
+
+    def split_queued(self, found: list[tuple[FlowCheck, Difference]]
+                     ) -> tuple[list[tuple[FlowCheck, Difference]], list[tuple[FlowCheck, Difference]]]:
+        """(drift, known): a row with changes waiting in its target's dead-letter queue differs on purpose
+        until `replicator dlq retry|skip`; it is reported as a known difference, not as drift."""
+        if not found:
+            return found, []
+        held: dict[str, set[tuple[str, str]]] = {}
+        for fc, _ in found:
+            stream = fc.flow.stream
+            if stream not in held:
+                db = getattr(self.side(fc.flow.target.side), "db", None)  # (None: a test's fake session)
+                if db is None:
+                    held[stream] = set()
+                    continue
+                try:
+                    held[stream] = deadletter.held_keys(db, stream) if deadletter.exists(db) else set()
+                finally:
+                    db.rollback()
+        drift: list[tuple[FlowCheck, Difference]] = []
+        known: list[tuple[FlowCheck, Difference]] = []
+        for fc, d in found:
+            key = d.target_key if d.target_key is not None else d.source_key
+            queued = key is not None and (d.table, dumps_key(tuple(key))) in held[fc.flow.stream]
+            (known if queued else drift).append((fc, d))
+        return drift, known
 
     def compare_again(self, suspects: Sequence[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
         """Read the rows of `suspects` again now; the differences that remain (kept stable, see `stable`)."""

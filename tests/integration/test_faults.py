@@ -13,6 +13,7 @@ batch shows up as cnt = 2 (a rolled-back batch leaves no trace, as it should).
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -557,12 +558,35 @@ def assert_refused_as_second_instance(pair: Pair, config: Path) -> None:
     assert pair.stop() == 0
 
 
-def test_second_daemon_on_the_same_streams_fails_fast(pair):
-    """Same streams, another metrics port: only the stream lock can stop it."""
+def test_second_daemon_on_the_same_streams_stands_by(pair):
+    """Same streams, another metrics port (a second host): it waits as a standby, applies nothing while
+    the first one streams, and stops at once on SIGTERM (takeovers: tests/integration/test_standby.py)."""
     other = pair.tmp / "second.yaml"
     other.write_text(pair.config_path.read_text().replace(f"port: {pair.metrics_port}}}", "port: 0}"))
-    assert other.read_text() != pair.config_path.read_text()
-    assert_refused_as_second_instance(pair, other)
+    pair.start()
+    keep_going = threading.Event()
+    keep_going.set()
+    writers = start_writers(pair, ops=300, rate=150, keep_going=keep_going, max_ops=3000)
+    wait_until(lambda: flowing(pair), 30, "the first daemon streaming")
+    log_path = pair.tmp / "second.log"
+    with open(log_path, "w") as log:
+        second = subprocess.Popen([sys.executable, "-m", "replicator", "run", "--config", str(other)], stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=pair.tmp, env=checkout_env())
+    try:
+        wait_until(lambda: log_path.read_text().count(": standby: ") == 2 or second.poll() is not None, 30,
+                   "the second daemon standing by")
+        assert second.poll() is None, log_path.read_text()
+    finally:
+        join_writers(*writers)
+        t0 = time.monotonic()
+        second.send_signal(signal.SIGTERM)
+        rc = second.wait(30)
+    assert rc == 0 and time.monotonic() - t0 < 5, log_path.read_text()
+    assert "Traceback" not in log_path.read_text()
+    daemon_alive(pair)
+    assert_converged_and_once(pair, writers, 60)
+    assert pair.metric("replicator_errors_total", kind="fatal") == 0
+    assert pair.stop() == 0
 
 
 # ------------------------------------------------------------------------------------------ 6. SIGTERM mid-apply

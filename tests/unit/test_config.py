@@ -334,8 +334,8 @@ def test_postgres_only_key_on_mariadb_is_unknown(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert msg(tmp_path, MINIMAL + "mapings: m\n") == (
-        "F:10: mapings: unknown key 'mapings' (known: batch, conflicts, connections, heartbeat_seconds, mappings, "
-        "metrics, reconnect, sync, timeouts, verify)"
+        "F:10: mapings: unknown key 'mapings' (known: batch, conflicts, connections, ha, heartbeat_seconds, "
+        "mappings, metrics, on_error, reconnect, sync, timeouts, verify)"
     )
 
 

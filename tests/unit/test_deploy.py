@@ -15,6 +15,7 @@ import yaml
 
 from replicator import checkpoint, errors, metrics
 from replicator.conflicts import store as conflict_store
+from replicator.stream import deadletter, lease
 from replicator.mapping import links
 from replicator.sync import state as sync
 from replicator.config import load
@@ -280,6 +281,20 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      "1m", [{"direction": "erp_to_crm", "kind": "decode"}]),
     ("ReplicatorRowRejected", {'replicator_errors_total{direction="erp_to_crm",kind="row"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "row"}]),
+    # two instances of one direction: one active is fine; both standing by is not
+    ("ReplicatorNoActiveInstance", {'replicator_role{job="replicator",instance="a:9187",direction="crm_to_erp"}': "1x10",
+                                    'replicator_role{job="replicator",instance="b:9187",direction="crm_to_erp"}': "0x10"},
+     "5m", []),
+    ("ReplicatorNoActiveInstance", {'replicator_role{job="replicator",instance="a:9187",direction="crm_to_erp"}': "0x10",
+                                    'replicator_role{job="replicator",instance="b:9187",direction="crm_to_erp"}': "0x10"},
+     "5m", [{"job": "replicator", "direction": "crm_to_erp"}]),
+    # rows queued for 20 minutes; queued then retried within 5; never any
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "3x25"}, "20m",
+     [{"direction": "crm_to_erp", "table": "erp.a"}]),
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "3x5 0x20"},
+     "20m", []),
+    ("ReplicatorDeadLetterRows", {'replicator_dead_letter_rows{direction="crm_to_erp",table="erp.a"}': "0x25"}, "20m",
+     []),
     ("ReplicatorFatalError", {'replicator_errors_total{direction="erp_to_crm",kind="fatal"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "fatal"}]),
     ("ReplicatorRetryingOften", {'replicator_errors_total{direction="crm_to_erp",kind="retriable"}': "0+1x30"},
@@ -418,9 +433,11 @@ def test_postgresql_grants() -> None:
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.crosswalk, replicator.parked, replicator.sync " \
            "TO replicator_apply" in sql
     for ddl in (checkpoint.postgres_ddl("replicator") + links.postgres_ddl("replicator") + sync.postgres_ddl("replicator")
-                + conflict_store.postgres_ddl("replicator")):
+                + conflict_store.postgres_ddl("replicator") + deadletter.postgres_ddl("replicator")
+                + lease.postgres_ddl("replicator")):
         assert normalize(ddl) in statements, ddl
-    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts TO replicator_apply" in sql
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.conflicts, replicator.dead_letter TO replicator_apply" \
+        in sql
     assert "pg_logical_emit_message" in (DEPLOY / "grants-postgresql.sql").read_text()
 
 

@@ -18,6 +18,7 @@ from replicator.errors import RetriableError
 from replicator.mapping.model import MappingSet
 from replicator.sources.base import Source
 from replicator.stream.channel import Channel
+from replicator.stream import lease
 from replicator.stream.pipeline import Direction, MappingHolder
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
@@ -92,6 +93,9 @@ class FakeApplier:
         self.open = False
         self.log.append(("rollback", None))
 
+    def commit_untracked(self) -> None:
+        """An idle lease renewal (lease.prove is stubbed here): no rows, no checkpoint, not logged."""
+
     def is_row_error(self, exc: Exception) -> bool:
         return False
 
@@ -106,6 +110,13 @@ class NoSync:
 
     def observe(self, txn: Transaction) -> list[Any]:
         return []
+
+
+@pytest.fixture(autouse=True)
+def _lease_always_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each commit proves the active-instance lease in the target (stream/lease.py, tested against real
+    servers in test_standby); these tests are about batching and acks, so the proof always holds."""
+    monkeypatch.setattr(lease, "prove", lambda db, stream, epoch: None)
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ def test_stopped_when_no_daemon_holds_either_direction() -> None:
     (_dir(streaming=False), _pg(), "crm_to_erp: stopped on an error"),
     (_dir(lag_seconds=75.0), _pg(), "crm_to_erp: lag 75.0 s is over 60 s"),
     (_dir(parked_rows=4), _pg(), "crm_to_erp: 4 parked row(s)"),
+    (_dir(dead_letter_rows=3), _pg(), "crm_to_erp: 3 change(s) wait in the dead-letter queue"),
     (_dir(errors=("source crm: RetriableError: refused",)), _pg(), "crm_to_erp: source crm: RetriableError"),
     (_dir(), _pg(wal_status="unreserved"), "crm: slot replicator wal_status is unreserved"),
     (_dir(), _pg(safe_wal_bytes=1000), "crm: slot replicator is 1000 bytes of WAL from invalidation"),

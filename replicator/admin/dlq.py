@@ -1,0 +1,141 @@
+"""`replicator dlq list|show|retry|skip`: the dead-letter queue of both targets (stream/deadletter.py).
+
+Each database holds the queue of the direction that writes into it. `retry` re-applies the queued
+changes of the selected rows in queue order, in one transaction per database that carries the loop
+tag of the direction (so the other direction does not echo them back); a change that fails again
+stays queued with its new error, and the changes behind it stay too. `skip` deletes them and prints
+what it dropped. Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Sequence, TextIO
+
+from replicator.admin.conflicts import key_candidates, parse_ref
+from replicator.appliers import make_applier
+from replicator.appliers.base import Applier
+from replicator.config import Config
+from replicator.errors import ConfigError
+from replicator.loopguard import stream_name
+from replicator.mapping.model import MappingSet
+from replicator.stream import deadletter
+from replicator.stream.deadletter import Entry
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "show", "retry", "skip"), default="list",
+                        help="list (default); show ID; retry or skip the selected rows' queued changes")
+    parser.add_argument("id", nargs="?", help="show, retry, skip: one queued change, as listed (crm:3)")
+    parser.add_argument("--mapping", help="only this mapping")
+    parser.add_argument("--key", help="only this row: its key on either side (K or K1,K2)")
+    parser.add_argument("--all", action="store_true", help="retry or skip everything queued")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _open(config: Config, side: str) -> Applier:
+    """An apply session into `side`, tagged as the direction that writes there."""
+    other = next(c for c in config.connections if c.name != side)
+    db = make_applier(config.side(side), stream_name(other.name, side), "")
+    db.connect()
+    return db
+
+
+Opener = Callable[[Config, str], Applier]
+
+
+def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) -> list[Entry]:
+    if not deadletter.exists(db):
+        raise ConfigError(f"{db.conn.name} has no {db.conn.state_schema}.{deadletter.TABLE} table: run "
+                          f"`replicator setup` (it adds the tables a newer version needs)")
+    keys = key_candidates(args.key) if args.key else ()
+    entries = deadletter.select(db, stream=db.stream, mapping=args.mapping, keys=keys, lock=lock)
+    if args.id:
+        ref = parse_ref(args.id, sides)
+        if ref.side not in (None, db.conn.name):
+            return []
+        first = next((e for e in entries if e.id == ref.id), None)
+        if first is None or args.action == "show":
+            return [first] if first is not None else []
+        # retry: the changes queued before it for its row go first; skip: the ones behind it go too
+        row = (first.target_table, first.target_key)
+        same = [e for e in entries if (e.target_table, e.target_key) == row]
+        entries = [e for e in same if e.id >= ref.id] if args.action == "skip" else same
+    return entries
+
+
+def _render(entries: Sequence[Entry]) -> str:
+    if not entries:
+        return "the dead-letter queue is empty"
+    lines = [f"{'ID':<10} {'QUEUED (UTC)':<20} {'MAPPING':<14} {'TABLE':<22} {'KEY':<14} {'OP':<7} ERROR"]
+    for e in entries:
+        key = ",".join(str(v) for v in e.target_key)
+        lines.append(f"{e.ref:<10} {e.queued_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {e.mapping:<14} "
+                     f"{e.target_table:<22} {key:<14} {e.op:<7} {e.error}")
+    return "\n".join(lines)
+
+
+def _show(e: Entry) -> str:
+    d = e.as_dict()
+    return "\n".join(f"{k:>16}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
+                     for k, v in d.items())
+
+
+def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Opener | None = None) -> int:
+    if args.mapping is not None and args.mapping not in mset.by_name:
+        raise ConfigError(f"no mapping named {args.mapping!r}; the mappings are "
+                          f"{', '.join(m.name for m in mset.mappings)}")
+    if args.action == "show" and not args.id:
+        raise ConfigError("`replicator dlq show` needs the id of a queued change, as `dlq list` prints it (crm:3)")
+    if args.action in ("retry", "skip") and not (args.id or args.key or args.mapping or args.all):
+        raise ConfigError(f"`replicator dlq {args.action}` needs --mapping, --key or an id (or --all for everything)")
+    opener = opener or _open
+    sides = [c.name for c in config.connections]
+    status = 0
+    for side in sides:
+        db = opener(config, side)
+        try:
+            if args.action in ("list", "show"):
+                entries = _selected(db, args, sides)
+                db.rollback()
+                for e in entries:
+                    if args.json:
+                        print(json.dumps(e.as_dict(), ensure_ascii=False), file=out)
+                    elif args.action == "show":
+                        print(_show(e), file=out)
+                if args.action == "list" and not args.json and (entries or side == sides[-1]):
+                    print(f"{side}:", file=out)
+                    print(_render(entries), file=out)
+                continue
+            db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
+            entries = _selected(db, args, sides, lock=True)
+            if args.action == "skip":
+                deadletter.delete(db, (e.id for e in entries))
+                db.commit_untracked()
+                for e in entries:
+                    print(_line("skipped", e, args.json), file=out)
+                continue
+            db.load_types(sorted({e.change.table for e in entries}))
+            outcome = deadletter.retry(db, entries, mset)
+            db.commit_untracked()
+            for e in outcome.applied:
+                print(_line("applied", e, args.json), file=out)
+            for e, error in outcome.failed:
+                print(_line("failed", e, args.json, error), file=out)
+                status = 1
+            for e in outcome.waiting:
+                print(_line("waiting", e, args.json), file=out)
+        finally:
+            db.rollback()
+            db.close()
+    return status
+
+
+def _line(what: str, e: Entry, as_json: bool, error: str | None = None) -> str:
+    if as_json:
+        d = e.as_dict()
+        d["result"] = what
+        if error is not None:
+            d["error"] = error
+        return json.dumps(d, ensure_ascii=False)
+    tail = f": {error}" if error else (" (behind a change that still fails)" if what == "waiting" else "")
+    return f"{what} {e.ref} {e.mapping} {e.target_table} key {list(e.target_key)} {e.op}{tail}"

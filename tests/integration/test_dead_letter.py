@@ -1,0 +1,231 @@
+"""The dead-letter queue against the real daemon (issue 13 part 1, docs/operations.md).
+
+One batch of 1,000 rows per direction with 3 rows the target rejects (a CHECK constraint the source
+does not have) in the middle: 997 go in, 3 are queued in the target's dead_letter table in the same
+transaction as the checkpoint. A later update of a queued row waits behind it; kill -9 and a restart
+neither lose nor double anything; `dlq retry` after the fix (the constraint dropped) applies the
+queued changes of a row in order, through the tagged path (no echo); `dlq skip` drops them.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration.harness import Pair, wait_until
+
+PG_SCHEMA = """
+CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note text);
+CREATE TABLE b (id int PRIMARY KEY, val int NOT NULL CHECK (val < 1000), note text)
+"""
+MY_SCHEMA = """
+CREATE TABLE a (id int PRIMARY KEY, val int NOT NULL, note varchar(40), CONSTRAINT small CHECK (val < 1000))
+  ENGINE=InnoDB;
+CREATE TABLE b (id int PRIMARY KEY, val int NOT NULL, note varchar(40)) ENGINE=InnoDB
+"""
+MAPPINGS = """
+mappings:
+  a:
+    direction: crm_to_erp
+    on_error: quarantine
+    crm: {table: a, key: [id]}
+    erp: {table: a, key: [id]}
+    fields: {id: ~, val: ~, note: ~}
+  b:
+    direction: erp_to_crm
+    crm: {table: b, key: [id]}
+    erp: {table: b, key: [id]}
+    fields: {id: ~, val: ~, note: ~}
+"""
+# `b` quarantines by the configuration's default, `a` by its own on_error
+CONFIG = "sync: {on_first_run: false}\non_error: quarantine\n"
+ROWS = 1000
+BAD = (400, 500, 600)
+
+
+@pytest.fixture
+def pair(make_pair) -> Pair:
+    return make_pair(PG_SCHEMA, MY_SCHEMA, MAPPINGS, CONFIG)
+
+
+def _insert_batch(pair: Pair) -> None:
+    """One source transaction per side, the bad rows in the middle."""
+    rows = [(i, 5000 if i in BAD else i % 1000, "first") for i in range(1, ROWS + 1)]
+    conn = pair.pg.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO a VALUES (%s, %s, %s)", rows)
+        conn.commit()
+    finally:
+        conn.close()
+    my = pair.maria.connect(autocommit=False)
+    try:
+        with my.cursor() as cur:
+            cur.executemany("INSERT INTO b VALUES (%s, %s, %s)", rows)
+        my.commit()
+    finally:
+        my.close()
+
+
+def _erp_a(pair: Pair) -> dict[int, tuple[int, str]]:
+    return {i: (v, n) for i, v, n in pair.my_query("SELECT id, val, note FROM a")}
+
+
+def _crm_b(pair: Pair) -> dict[int, tuple[int, str]]:
+    return {i: (v, n) for i, v, n in pair.pg_query("SELECT id, val, note FROM b")}
+
+
+def _queued(pair: Pair) -> tuple[list[tuple], list[tuple]]:
+    """(erp's queue, crm's queue): (target key, op, error class) in queue order."""
+    erp = pair.my_query(f"SELECT target_key, op, error_class FROM `{pair.state_schema}`.dead_letter ORDER BY id")
+    crm = pair.pg_query("SELECT target_key, op, error_class FROM replicator.dead_letter ORDER BY id")
+    return [tuple(r) for r in erp], [tuple(r) for r in crm]
+
+
+def _update(pair: Pair, key: int, note: str) -> None:
+    pair.pg_query("UPDATE a SET note = %s WHERE id = %s", (note, key))
+    pair.my_query("UPDATE b SET note = %s WHERE id = %s", (note, key))
+
+
+def _dlq(pair: Pair, *args: str) -> list[dict]:
+    out = pair.cli("dlq", *args, "--json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_quarantine_order_kill_retry_skip(pair: Pair) -> None:
+    pair.start()
+    started = time.monotonic()
+    _insert_batch(pair)
+    wait_until(lambda: len(_erp_a(pair)) == ROWS - 3 and len(_crm_b(pair)) == ROWS - 3, 60, "997 rows each way")
+    erp_q, crm_q = _queued(pair)
+    assert [k for k, _, _ in erp_q] == [f"[{k}]" for k in BAD]
+    assert [k for k, _, _ in crm_q] == [f"[{k}]" for k in BAD]
+    assert all(op == "insert" and cls != "held" for _, op, cls in erp_q + crm_q)
+    assert not set(BAD) & set(_erp_a(pair)) and not set(BAD) & set(_crm_b(pair))
+    wait_until(lambda: pair.metric("replicator_dead_letter_rows", direction="crm_to_erp", table=f"{pair.maria.dbname}.a") == 3,
+               10, "the gauge of crm_to_erp")
+    assert pair.metric("replicator_dead_letter_rows", direction="erp_to_crm", table="public.b") == 3
+    print(f"1,000-row batches with 3 bad rows applied each way in {time.monotonic() - started:.1f} s")
+    status = pair.cli("status", "--json", check=False)
+    assert status.returncode == 1, status.stdout + status.stderr  # degraded: rows wait in the queue
+    queued = {d["name"]: d["dead_letter_rows"] for d in json.loads(status.stdout)["directions"]}
+    assert queued == {"crm_to_erp": 3, "erp_to_crm": 3}
+
+    # a later update of a queued row waits behind it; another row's update goes through
+    _update(pair, 500, "later")
+    _update(pair, 501, "later")
+    wait_until(lambda: _erp_a(pair)[501][1] == "later" and _crm_b(pair)[501][1] == "later", 30, "row 501 updated")
+    wait_until(lambda: all(len(q) == 4 for q in _queued(pair)), 30, "the update of 500 queued behind its insert")
+    erp_q, crm_q = _queued(pair)
+    assert erp_q[3] == ("[500]", "update", "held") and crm_q[3] == ("[500]", "update", "held")
+
+    # verify: the queued rows are known differences, not drift
+    verified = pair.cli("verify", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.count("(known: queued in the dead-letter queue") == 6, verified.stdout
+    assert "the sides agree but for 6 row(s)" in verified.stdout
+
+    # kill -9 between quarantine and retry: nothing lost, nothing doubled
+    pair.kill()
+    pair.start()
+    pair.pg_query("INSERT INTO a VALUES (1001, 1, 'after kill')")
+    pair.my_query("INSERT INTO b VALUES (1001, 1, 'after kill')")
+    wait_until(lambda: 1001 in _erp_a(pair) and 1001 in _crm_b(pair), 30, "row 1001 after the restart")
+    assert [len(q) for q in _queued(pair)] == [4, 4]
+    listed = _dlq(pair, "list")
+    assert len(listed) == 8 and {d["mapping"] for d in listed} == {"a", "b"}
+
+    # retry before the fix: still rejected, both changes of 500 stay queued, exit status 1
+    failed = pair.cli("dlq", "retry", "--key", "500", check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert [len(q) for q in _queued(pair)] == [4, 4]
+
+    # the fix: the targets accept the values now; retry applies insert then update, in order
+    pair.my_query("ALTER TABLE a DROP CONSTRAINT small")
+    pair.pg_query("ALTER TABLE b DROP CONSTRAINT b_val_check")
+    done = _dlq(pair, "retry", "--key", "500")
+    assert [(d["result"], d["op"]) for d in done] == [("applied", "insert"), ("applied", "update")] * 2
+    assert _erp_a(pair)[500] == (5000, "later") and _crm_b(pair)[500] == (5000, "later")
+    # the row is no longer held: its next change streams straight through the running daemon
+    _update(pair, 500, "streamed")
+    wait_until(lambda: _erp_a(pair)[500][1] == "streamed" and _crm_b(pair)[500][1] == "streamed", 30,
+               "row 500 streamed after the retry")
+
+    # skip drops and says what it dropped
+    skipped = _dlq(pair, "skip", "--key", "600")
+    assert sorted((d["result"], d["mapping"], d["key"][0]) for d in skipped) == [("skipped", "a", 600), ("skipped", "b", 600)]
+    assert 600 not in _erp_a(pair) and 600 not in _crm_b(pair)
+    _dlq(pair, "retry", "--all")
+    assert [len(q) for q in _queued(pair)] == [0, 0]
+    # the daemon sees the emptied queue at its next transaction
+    pair.pg_query("INSERT INTO a VALUES (1002, 1, 'x')")
+    pair.my_query("INSERT INTO b VALUES (1002, 1, 'x')")
+    wait_until(lambda: pair.metric("replicator_dead_letter_rows") == 0, 30, "the gauge back at 0")
+
+    # every row exactly once, as the source has it (600 skipped); no echo of the retried rows came back
+    src_a = {i: (v, n) for i, v, n in pair.pg_query("SELECT id, val, note FROM a")}
+    src_b = {i: (v, n) for i, v, n in pair.my_query("SELECT id, val, note FROM b")}
+    del src_a[600], src_b[600]
+    wait_until(lambda: _erp_a(pair) == src_a and _crm_b(pair) == src_b, 30, "both targets equal their sources")
+    assert pair.pg_query("SELECT count(*) FROM a")[0][0] == ROWS + 2  # no echo wrote back into a source
+    assert pair.stop() == 0
+
+
+def test_stop_is_still_the_default(make_pair) -> None:
+    """Without on_error, a rejected row stops its direction naming table, key and column, as before."""
+    pair = make_pair(PG_SCHEMA, MY_SCHEMA, MAPPINGS.replace("    on_error: quarantine\n", ""),
+                     "sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO a VALUES (1, 1, 'ok'), (2, 5000, 'bad')")
+    assert pair.wait_exit(60) != 0
+    assert "key (2,)" in pair.log() or "key [2]" in pair.log() or "(2,)" in pair.log(), pair.log()[-2000:]
+    assert pair.my_query("SELECT count(*) FROM a")[0][0] == 0  # the whole batch, as before
+
+
+MAP_PG = "CREATE TABLE c (id int PRIMARY KEY, status text NOT NULL, note text)"
+MAP_MY = "CREATE TABLE c (id int PRIMARY KEY, status char(1) NOT NULL, note varchar(40)) ENGINE=InnoDB"
+MAP_V1 = """
+mappings:
+  c:
+    direction: crm_to_erp
+    on_error: quarantine
+    crm: {table: c, key: [id]}
+    erp: {table: c, key: [id]}
+    fields:
+      id: ~
+      note: ~
+      status:
+        map: [{crm: active, erp: A}, {crm: blocked, erp: B}]
+"""
+# the operator's fix: the code the value map did not know
+MAP_V2 = MAP_V1.replace("{crm: blocked, erp: B}]", "{crm: blocked, erp: B}, {crm: zombie, erp: Z}]")
+
+
+def test_failed_value_map_is_queued_and_retried_after_a_reload(make_pair) -> None:
+    from tests.integration.harness import reload, write_mappings
+
+    pair = make_pair(MAP_PG, MAP_MY, MAP_V1, "sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO c VALUES (1, 'active', 'x'), (2, 'zombie', 'x'), (3, 'blocked', 'x')")
+    rows = lambda: {i: (s, n) for i, s, n in pair.my_query("SELECT id, status, note FROM c")}  # noqa: E731
+    wait_until(lambda: set(rows()) == {1, 3}, 30, "the rows the value map knows")
+    pair.pg_query("UPDATE c SET note = 'later' WHERE id = 2")
+    queue = lambda: pair.my_query(  # noqa: E731
+        f"SELECT target_key, op, error_class, error FROM `{pair.state_schema}`.dead_letter ORDER BY id")
+    wait_until(lambda: len(queue()) == 2, 30, "the update of 2 queued behind its insert")
+    (k1, op1, cls1, err1), (k2, op2, cls2, _) = queue()
+    assert (k1, op1, cls1, k2, op2, cls2) == ("[2]", "insert", "mapping", "[2]", "update", "held")
+    assert "zombie" in err1 and "status" in err1, err1
+    shown = pair.cli("dlq", "show", "erp:" + str(pair.my_query(
+        f"SELECT MIN(id) FROM `{pair.state_schema}`.dead_letter")[0][0])).stdout
+    assert "zombie" in shown and "mapping" in shown
+
+    write_mappings(pair, MAP_V2)
+    reload(pair)  # the daemon retries its queue by itself once the new mapping is in force
+    wait_until(lambda: rows().get(2) == ("Z", "later"), 30, "row 2 applied in order after the reload")
+    assert queue() == []
+    pair.pg_query("UPDATE c SET note = 'streamed' WHERE id = 2")
+    wait_until(lambda: rows().get(2) == ("Z", "streamed"), 30, "row 2 no longer held")
+    assert "dead-letter queue retried after the reload: 2 applied" in pair.log()
+    assert pair.stop() == 0

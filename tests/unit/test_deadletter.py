@@ -1,0 +1,178 @@
+"""The dead-letter queue without servers: on_error in the configuration and mappings, the stored change's
+round trip, and the row-by-row path of a failed batch (savepoints, per-row order)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from replicator.appliers.base import Applier, Run
+from replicator.changes import LSN, Op, Position, RowChange, TableRef, TargetChange
+from replicator.config import Account, Connection, Secret, load, replace
+from replicator.errors import ConfigError, RowError
+from replicator.mapping.model import MappingSet, load_mappings
+from replicator.stream import deadletter
+from replicator.stream.deadletter import HELD, Origin, Quarantine
+from tests.unit.test_config import MINIMAL, msg
+from tests.unit.test_mapping import CUSTOMERS_YAML, error, make_config, write
+
+T = TableRef("app", "items")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_on_error_defaults_to_stop_and_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "replicator.yaml"
+    path.write_text(MINIMAL)
+    assert load(path).on_error == "stop"
+    path.write_text(MINIMAL + "on_error: quarantine\n")
+    assert load(path).on_error == "quarantine"
+    assert msg(tmp_path, MINIMAL + "on_error: skip\n") == "F:10: on_error: 'skip' is not one of stop, quarantine"
+
+
+def test_a_mapping_takes_the_default_or_its_own_on_error(tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    config = replace(make_config(tmp_path), on_error="quarantine")
+    write(config, "m.yaml", CUSTOMERS_YAML)
+    assert {f.on_error for f in load_mappings(config).mappings[0].flows} == {"quarantine"}
+    write(config, "m.yaml", CUSTOMERS_YAML.replace("    direction: both\n", "    direction: both\n    on_error: stop\n"))
+    assert {f.on_error for f in load_mappings(config).mappings[0].flows} == {"stop"}
+    bad = CUSTOMERS_YAML.replace("    direction: both\n", "    direction: both\n    on_error: ignore\n")
+    assert error(config, bad) == "m.yaml:4: mappings.customers.on_error: 'ignore' is not one of stop, quarantine"
+
+
+# ---------------------------------------------------------------- the stored change
+
+
+def test_a_target_change_round_trips_with_its_types() -> None:
+    tc = TargetChange(T, Op.UPDATE, ("id",), (7,), {"id": 7, "price": Decimal("1.10"),
+                      "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), "raw": b"\x00\x01", "n": None},
+                      frozenset({"n"}), True, {"price": Decimal("1")}, "items", (7,))
+    back = deadletter.loads_target(deadletter.dumps_target(tc))
+    assert back == TargetChange(T, Op.UPDATE, ("id",), (7,), tc.values, frozenset({"n"}), True, None, "items", (7,))
+    assert type(back.values["price"]) is Decimal and back.values["raw"] == b"\x00\x01"
+
+
+# ---------------------------------------------------------------- the row-by-row path
+
+
+class TxApplier(Applier):
+    """An applier over a dict, with a transaction's savepoints: a row with val >= 1000 is rejected."""
+
+    kind = "fake"
+
+    def __init__(self) -> None:
+        acc = Account("u", Secret("pw"))
+        super().__init__(Connection("erp", "mariadb", "h", 3306, "erp", acc, acc), "crm_to_erp")
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.saved: dict[tuple[Any, ...], dict[str, Any]] | None = None
+        self.queued: list[dict[str, Any]] = []
+        self.statements = 0
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def lock(self, fail_fast: bool) -> None: ...
+    def is_row_error(self, exc: Exception) -> bool: return False
+    def read_checkpoint(self) -> Position | None: return None
+    def begin(self) -> None: ...
+    def commit(self, position: Position, commit_time: Any) -> None: ...
+    def commit_untracked(self) -> None: ...
+    def rollback(self) -> None: ...
+    def load_types(self, tables: Sequence[TableRef]) -> None: ...
+    def _truncate(self, table: TableRef) -> None: ...
+    def quote_table(self, table: TableRef) -> str: return f"{table.schema}.{table.name}"
+    def quote_col(self, column: str) -> str: return column
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: return []
+
+    def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
+        for r in rows:
+            self.statements += 1
+            if r.values.get("val", 0) >= 1000:
+                raise RowError("CONSTRAINT small failed", table=str(run.table), key=r.key, column="val")
+            self.rows[r.key] = {**self.rows.get(r.key, {}), **r.values}
+        return 0
+
+    def _delete(self, run: Run, rows: list[TargetChange]) -> int:
+        for r in rows:
+            self.rows.pop(r.key, None)
+        return len(rows)
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        if sql.startswith("SAVEPOINT"):
+            self.saved = {k: dict(v) for k, v in self.rows.items()}
+        elif sql.startswith("ROLLBACK TO"):
+            assert self.saved is not None
+            self.rows = self.saved
+        elif sql.startswith("INSERT INTO") and ".dead_letter " in sql:
+            self.queued.append(dict(zip(deadletter.COLUMNS, params)))
+        return 1
+
+
+def ins(key: int, val: int, note: str = "x") -> TargetChange:
+    return TargetChange(T, Op.INSERT, ("id",), (key,), {"id": key, "val": val, "note": note})
+
+
+def noted(q: Quarantine, tc: TargetChange, mapping: str = "items") -> TargetChange:
+    source = RowChange(TableRef("public", "item"), tc.op, None, dict(tc.values))
+    q.origins[id(tc)] = (tc, Origin(mapping, source, LSN(42), tc.key))
+    return tc
+
+
+def test_a_failed_batch_goes_row_by_row_and_queues_only_the_rejected_rows() -> None:
+    db = TxApplier()
+    q = Quarantine("crm_to_erp", MappingSet([]), "crm")
+    changes = [noted(q, ins(i, 5000 if i in (4, 5, 6) else i)) for i in range(1, 10)]
+    q.apply(db, changes)
+    assert sorted(db.rows) == [(1,), (2,), (3,), (7,), (8,), (9,)]
+    assert [(d["target_key"], d["op"], d["mapping"]) for d in db.queued] == [("[4]", "insert", "items"),
+                                                                              ("[5]", "insert", "items"),
+                                                                              ("[6]", "insert", "items")]
+    first = db.queued[0]
+    assert "CONSTRAINT small failed" in first["error"] and first["error_class"] == "CONSTRAINT small failed"
+    assert json.loads(first["source_position"]) == {"lsn": "0/2A"}
+    assert deadletter.loads_target(first["change"]) == changes[3]
+    assert q.held == {(str(T), "[4]"), (str(T), "[5]"), (str(T), "[6]")}
+
+
+def test_later_changes_of_a_queued_row_wait_behind_it_in_the_batch_and_after() -> None:
+    db = TxApplier()
+    q = Quarantine("crm_to_erp", MappingSet([]), "crm")
+    # in one batch that fails (row 3): 2 is rejected, then fixed by a later change that must not be
+    # applied past it (in a batch that goes in whole, the later change of a key supersedes the earlier)
+    q.apply(db, [noted(q, ins(1, 1)), noted(q, ins(2, 5000)), noted(q, TargetChange(T, Op.UPDATE, ("id",), (2,), {"id": 2, "val": 2})),
+                 noted(q, ins(3, 3000))])
+    assert sorted(db.rows) == [(1,)]
+    assert [(d["target_key"], d["op"], d["error_class"]) for d in db.queued] == [
+        ("[2]", "insert", "CONSTRAINT small failed"), ("[2]", "update", HELD), ("[3]", "insert", "CONSTRAINT small failed")]
+    # a later batch: the held row joins the queue at once, other rows flow
+    statements = db.statements
+    q.apply(db, [noted(q, ins(2, 3, "even later")), noted(q, ins(4, 4))])
+    assert [d["error_class"] for d in db.queued][3:] == [HELD]
+    assert sorted(db.rows) == [(1,), (4,)] and db.statements == statements + 1
+
+
+def test_a_rejected_row_of_a_mapping_that_stops_raises() -> None:
+    db = TxApplier()
+    q = Quarantine("crm_to_erp", MappingSet([]), "crm")
+    with pytest.raises(RowError, match="key \\(2,\\), column val"):
+        q.apply(db, [noted(q, ins(1, 1)), ins(2, 5000)])  # 2 has no origin: its mapping stops
+    assert db.queued == []
+
+
+def test_retry_applies_in_order_and_stops_a_row_at_its_first_failure() -> None:
+    db = TxApplier()
+    now = datetime.now(timezone.utc)
+
+    def entry(i: int, tc: TargetChange) -> deadletter.Entry:
+        return deadletter.Entry("erp", i, now, "crm_to_erp", "gone", str(T), tc.key, tc.key, tc.op.value, "",
+                                None, tc, "e", "c")
+    entries = [entry(1, ins(2, 5000)), entry(2, ins(3, 3)), entry(3, ins(2, 2, "later")), entry(4, ins(5, 5))]
+    out = deadletter.retry(db, entries, None)
+    assert [e.id for e in out.applied] == [2, 4]
+    assert [e.id for e, _ in out.failed] == [1] and [e.id for e in out.waiting] == [3]
+    assert sorted(db.rows) == [(3,), (5,)]
