@@ -62,8 +62,10 @@ def test_odd_identifiers_round_trip(make_pair) -> None:
 
     check = pair.cli("check", check=False)
     out = check.stdout + check.stderr
+    # setup has not run yet: no slot, publication, REPLICA IDENTITY FULL or conflicts table; all else passes
+    before_setup = ("slot", "publication", "REPLICA IDENTITY", "conflicts")
     about = [line for line in out.splitlines() if line.startswith(("[FAIL]", "[warn]"))
-             and "slot" not in line and "publication" not in line]  # setup has not run yet
+             and not any(s in line for s in before_setup)]
     assert about == [], out
     assert not [line for line in out.splitlines() if "column" in line and "does not exist" in line], out
     assert "``" not in out and "['k`ey']" in out, out  # the key as it is spelled
