@@ -38,7 +38,7 @@ from replicator.changes import Op, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
-from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock
+from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock, Race
 from replicator.conflicts.rules import Decision, decide, row_rule
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
 
@@ -130,6 +130,7 @@ class _Check:
         self.incoming, self.target = flow.source.side, flow.target.side
         self.info = applier.column_info(run.table)
         self.key = run.key_columns
+        self.field_of = {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
 
     def run(self) -> list[TargetChange]:
         cols: dict[str, None] = {}
@@ -234,9 +235,13 @@ class _Check:
             stamp_in = r.values.get(rule.column, (r.expect or {}).get(rule.column))
             stamp_now = cur.get(rule.column)
             kind_ = compare.rule_for(self.info.get(rule.column), None, rule.column).kind
-        d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
-                   target_stamp=stamp_now, stamp_kind=kind_, incoming_time=r.commit_time,
-                   target_time=self._target_time(r, rule, c, now))
+        if rule.rule == "latest" and rule.column is None and self.det.clock is not None:
+            d = self._shared(r, self.field_of.get(c, c), lambda wait: self._target_time(r, rule, c, now, wait),
+                             lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
+                                              incoming_time=r.commit_time, target_time=t))
+        else:
+            d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
+                       target_stamp=stamp_now, stamp_kind=kind_)
         won = d.winner == self.incoming
         self._record(kind, r, c, new, now, rule, d, won)
         return (new if won else now), won
@@ -247,12 +252,36 @@ class _Check:
         leaves no value to match, so waiting for commit times would stall the stream for nothing."""
         return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
 
-    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any) -> Any:
+    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any, wait: bool = True) -> Any:
         """The commit time of the target's edit that left `column` at `value`, for `latest` by commit time,
-        as the other direction's reader recorded it."""
+        as the other direction's reader recorded it (`wait`: give that reader a few seconds)."""
         if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
             return None
-        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.det.equal(self.info, column))
+        eq = self.det.equal(self.info, column)
+        if not wait:
+            return self.det.clock.wait_for(self.target, self.run_.table, r.key, column, value, eq, timeout=0.0)
+        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, eq)
+
+    def _shared(self, r: TargetChange, field: str | None, target_time: Callable[[bool], Any],
+                decide_by: Callable[[Any], Decision]) -> Decision:
+        """`latest` by commit time, one decision per race for both directions (clock.Race): the peer
+        direction's decision if it took one, else ours, kept for the peer. Looked up before waiting: the
+        peer that decided first already read our edit, so there is nothing to wait for."""
+        clock = self.det.clock
+        assert clock is not None
+        race = Race.of(self.flow.mapping, {self.incoming: r.source_key, self.target: r.key}, field)
+        known = target_time(False)
+        peer = clock.shared(race, self.incoming, r.commit_time, known)
+        if peer is not None:
+            if known is not None:
+                mine = decide_by(known)
+                if mine.winner == peer.winner:  # the peer knew both times too: the same decision, our words
+                    return mine
+            return _followed(peer)
+        t = known if known is not None else target_time(True)
+        mine = decide_by(t)
+        taken = clock.share(race, self.incoming, r.commit_time, t, mine)
+        return mine if taken is mine else _followed(taken)
 
     def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
                 rule: ConflictRule, d: Decision, won: bool) -> None:
@@ -266,6 +295,11 @@ class _Check:
             source_value=source_value, target_value=target_value,
             rule=rule.rule, winner=d.winner, resolution=resolution,
             source_commit_time=r.commit_time, detail=d.detail))
+
+
+def _followed(d: Decision) -> Decision:
+    """The peer direction's decision, taken over: the same winner, and the detail says why."""
+    return Decision(d.winner, f"as decided by the other direction: {d.detail}")
 
 
 def _changed(r: TargetChange, key: Iterable[str]) -> dict[str, Any]:
