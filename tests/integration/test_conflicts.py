@@ -333,3 +333,111 @@ def test_check_fails_without_replica_identity_full_and_setup_sets_it(make_pair):
     pair.setup()
     assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'acct'") == [("f",)]
     assert "public.acct has REPLICA IDENTITY FULL (two-way mapping)" in pair.cli("check", check=False).stdout
+
+
+# ---------------------------------------------------------------- linked flows: crosswalk, references
+
+XW_PG = "CREATE TABLE customer (id serial PRIMARY KEY, email text NOT NULL UNIQUE, name text, phone text)"
+XW_MY = ("CREATE TABLE customers (cid INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(200) NOT NULL UNIQUE, "
+         "customer_name VARCHAR(200), phone VARCHAR(30)) ENGINE=InnoDB AUTO_INCREMENT=5000")
+XW_MAP = """
+mappings:
+  customers:
+    direction: both
+    conflicts: {priority: erp}
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    link: {natural: [email], crosswalk: true}
+    fields:
+      email: ~
+      name: {erp: customer_name}
+      phone: ~
+"""
+
+
+def xw_rows(pair):
+    crm = sorted(tuple(r) for r in pair.pg_query("SELECT email, name, phone FROM customer"))
+    erp = sorted(tuple(r) for r in pair.my_query("SELECT email, customer_name, phone FROM customers"))
+    return crm, erp  # sorted here: the two databases collate text differently
+
+
+@pytest.mark.parametrize("same_field", [True, False])
+def test_crosswalk_race_converges_and_keeps_edits_of_different_fields(make_pair, same_field):
+    """Own identity keys on each side (crm id 1.., erp cid 5000..), paired by the crosswalk: the row is
+    found through the link first, then checked like an unlinked run."""
+    pair = make_pair(XW_PG, XW_MY, XW_MAP, extra_config=EXTRA)
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'customer'") == [("f",)]
+    pair.start()
+    pair.pg_query(f"INSERT INTO customer (email, name, phone) SELECT 'u' || g || '@x', 'base-' || g, '000' "
+                  f"FROM generate_series(1, {N}) g")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM customers") == [(N,)], 60, "the rows on the erp side")
+    pair.stop()
+    if same_field:
+        race(pair, "UPDATE customer SET name = 'crm-' || id",
+             "UPDATE customers SET customer_name = CONCAT('erp-', SUBSTRING_INDEX(SUBSTRING(email, 2), '@', 1))")
+    else:
+        race(pair, "UPDATE customer SET phone = 'crm-' || id",
+             "UPDATE customers SET customer_name = CONCAT('erp-', SUBSTRING_INDEX(SUBSTRING(email, 2), '@', 1))")
+    pair.start()
+    expected = sorted((f"u{i}@x", f"erp-{i}", "000" if same_field else f"crm-{i}") for i in range(1, N + 1))
+
+    def done():
+        crm, erp = xw_rows(pair)
+        return crm == erp == expected
+    try:
+        wait_until(done, 60, "both sides equal")
+    except AssertionError:
+        crm, erp = xw_rows(pair)
+        bad = [(c, e, x) for c, e, x in zip(crm, erp, expected) if not c == e == x]
+        raise AssertionError(f"{len(bad)} rows differ, e.g. {bad[:3]}\n{pair.log()[-3000:]}") from None
+    if same_field:
+        assert recorded(pair, 2 * N) == {("crm_to_erp", "update_differs", "customer_name", "erp", "kept"): N,
+                                         ("erp_to_crm", "update_differs", "name", "erp", "applied"): N}
+    else:
+        assert recorded(pair) == {}
+    assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)  # the linker counts each counterpart it checked once
+    assert pair.my_query("SELECT COUNT(*) FROM customers") == [(N,)]  # linked, never duplicated
+
+
+REF_PG = ("CREATE TABLE acct (id int PRIMARY KEY, name text NOT NULL);"
+          "CREATE TABLE contact (id int PRIMARY KEY, acct_id int NOT NULL, phone text, note text)")
+REF_MY = ("CREATE TABLE acct (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL);"
+          "CREATE TABLE contact (id INT PRIMARY KEY, acct_id INT NOT NULL, phone VARCHAR(30), note VARCHAR(30))")
+REF_MAP = """
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields: {id: ~, name: ~}
+  contact:
+    direction: both
+    conflicts: {priority: erp}
+    crm: {table: contact, key: [id]}
+    erp: {table: contact, key: [id]}
+    fields:
+      id: ~
+      acct_id: {references: acct}
+      phone: ~
+      note: ~
+"""
+
+
+def test_references_race_decides_the_raced_field_and_keeps_the_other(make_pair):
+    """A flow with `references` goes row by row through the linker: the crm edits phone and note, the
+    erp edits note: phone arrives, note is decided by the rule (erp), on both sides."""
+    pair = make_pair(REF_PG, REF_MY, REF_MAP, extra_config=EXTRA)
+    pair.start()
+    pair.pg_query("INSERT INTO acct VALUES (1, 'a')")
+    pair.pg_query(f"INSERT INTO contact SELECT g, 1, '000', 'base' FROM generate_series(1, {N}) g")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM contact") == [(N,)], 60, "the rows on the erp side")
+    pair.stop()
+    race(pair, "UPDATE contact SET phone = 'crm-' || id, note = 'crm'", "UPDATE contact SET note = 'erp'")
+    pair.start()
+    expected = [(i, 1, f"crm-{i}", "erp") for i in range(1, N + 1)]
+    q = "SELECT id, acct_id, phone, note FROM contact ORDER BY id"
+    wait_until(lambda: [tuple(r) for r in pair.pg_query(q)] == [tuple(r) for r in pair.my_query(q)] == expected,
+               60, "both sides equal")
+    assert recorded(pair, 2 * N) == {("crm_to_erp", "update_differs", "note", "erp", "kept"): N,
+                                     ("erp_to_crm", "update_differs", "note", "erp", "applied"): N}
+    assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)
