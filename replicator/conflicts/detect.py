@@ -10,7 +10,8 @@ an aware against a naive time, CHAR padding or JSON key order):
   not change are written with the target's own value (the row is locked), so the run stays one
   statement and no concurrent edit of another field is overwritten.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
-  incoming side wins the row rule; it is never re-created with only the changed fields. While a `sync`
+  incoming side wins the row rule (under `latest` by commit time: when the update is later than the
+  delete); it is never re-created with only the changed fields. While a `sync`
   copies into the target, a missing row is one not copied yet: the update creates it whole, unrecorded.
 - DELETE: the row differs from the old row the source deleted: `delete_differs`, the row rule decides
   whether it is deleted or kept; already gone: `delete_missing`, nothing to do, recorded.
@@ -82,14 +83,14 @@ class Detector:
         return out
 
     def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
-                 equal: Callable[[Any, Any], bool]) -> Any:
+                 equal: Callable[[Any, Any], bool], deleted: bool = False) -> Any:
         """CommitClock.wait_for, but after a wait in vain (a value replicator wrote itself, by a sync or a
         repair; a reader far behind) only look, without waiting, for BACKOFF_SECONDS: one stall, not one
         per row."""
         assert self.clock is not None
         waiting = time.monotonic() >= self._no_wait_until
         found = self.clock.wait_for(side, table, key, column, value, equal,
-                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0)
+                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0, deleted=deleted)
         if found is None and waiting:
             self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
             log.warning("%s: the commit time of %s's edit of %s %s was not read within %.0f s: the first connection "
@@ -247,10 +248,28 @@ class _Check:
         return (new if won else now), won
 
     def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
-        """A whole row (update_missing, delete_differs): under `latest` the first connection wins. An update
-        of a row that is not there is also what a stream sees before `sync` copied the row, and a delete
-        leaves no value to match, so waiting for commit times would stall the stream for nothing."""
-        return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
+        """A whole row: an update against a delete (update_missing in one direction, delete_differs in the
+        other). Under `latest` by commit time the later of the two commits wins where the other
+        direction's reader recorded the target's edit (the delete, or the edit that left `column` at
+        `value`) within the wait, else the decision one of the two directions took first (`_shared`).
+        `latest` by a column cannot order a row against a deleted row: the first connection wins."""
+        rule = row_rule(self.rules.default)
+        if self.rules.default.rule != "latest" or self.rules.default.column is not None \
+                or self.det.clock is None or r.commit_time is None:
+            return decide(rule, self.incoming, self.target, self.rules.first_side)
+        return self._shared(r, None, lambda wait: self._row_time(r, column, value, wait),
+                            lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
+                                             incoming_time=r.commit_time, target_time=t))
+
+    def _row_time(self, r: TargetChange, column: str | None, value: Any, wait: bool) -> Any:
+        """The commit time of the target's edit of this row: its delete (`column` None) or the edit that
+        left `column` at `value`, as the other direction's reader recorded it."""
+        assert self.det.clock is not None
+        eq = self.det.equal(self.info, column or "")
+        if not wait:
+            return self.det.clock.wait_for(self.target, self.run_.table, r.key, column or "", value, eq,
+                                           timeout=0.0, deleted=column is None)
+        return self.det.wait_for(self.target, self.run_.table, r.key, column or "", value, eq, deleted=column is None)
 
     def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any, wait: bool = True) -> Any:
         """The commit time of the target's edit that left `column` at `value`, for `latest` by commit time,

@@ -363,3 +363,52 @@ def test_kept_decisions_match_only_their_race_are_taken_once_and_expire() -> Non
     short = CommitClock({}, decision_seconds=0.0)  # and expire
     short.share(race, "crm", t1, None, d)
     assert short.shared(race, "erp", t2, None) is None
+
+
+def _update_against_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_later: bool,
+                           erp_reader_late: bool = False) -> tuple[dict, dict]:
+    """The crm updates row 1 while the erp deletes it, `latest` by commit time, 2 s apart: crm_to_erp
+    finds the row gone (update_missing), erp_to_crm finds it changed (delete_differs)."""
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    monkeypatch.setattr(detect, "COMMIT_TIME_WAIT_SECONDS", 0.01)
+    mset = mappings(tmp_path, "latest")
+    clock = CommitClock({("crm", PG_T): ("id",), ("erp", MY_T): ("id",)})
+    t_crm = datetime(2026, 1, 2, 0, 0, 7 if update_later else 5, tzinfo=timezone.utc)
+    t_erp = datetime(2026, 1, 2, 0, 0, 5 if update_later else 7)
+    crm_change = RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(phone="9"))
+    erp_change = RowChange(MY_T, Op.DELETE, erp_row(), None)
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(phone="9")})
+    erp = FakeTarget("erp", "crm_to_erp", {})
+    clock.saw("crm", Transaction("c", None, t_crm, (crm_change,)))  # type: ignore[arg-type]
+    if not erp_reader_late:
+        clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    erp.apply(Detector(mset, "crm", clock), route(mset, "crm", crm_change, t_crm))
+    if erp_reader_late:
+        clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
+    return crm.rows, erp.rows
+
+
+@pytest.mark.parametrize("update_later", [True, False])
+def test_update_against_delete_the_later_commit_wins_on_both_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   recorded: list[Conflict], update_later: bool) -> None:
+    crm, erp = _update_against_delete(tmp_path, monkeypatch, update_later)
+    if update_later:  # the row stays in the crm and comes back whole in the erp
+        assert crm[1]["phone"] == erp[1]["phone"] == "9" and erp[1]["name"] == "base"
+    else:  # deleted on both sides
+        assert crm == erp == {}
+    winner = "crm" if update_later else "erp"
+    assert [(c.kind, c.winner, c.detail) for c in recorded] == [
+        ("update_missing", winner, f"{winner}'s commit is later"), ("delete_differs", winner, f"{winner}'s commit is later")]
+
+
+def test_update_against_delete_with_a_late_reader_follows_the_first_decision(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: list[Conflict]) -> None:
+    """The erp's delete is the later commit, but crm_to_erp does not learn it in time and lets the first
+    connection (crm) keep the row; erp_to_crm, knowing both times, follows instead of deleting the row
+    that the erp just got back."""
+    crm, erp = _update_against_delete(tmp_path, monkeypatch, update_later=False, erp_reader_late=True)
+    assert crm[1]["phone"] == erp[1]["phone"] == "9"
+    assert [(c.kind, c.winner) for c in recorded] == [("update_missing", "crm"), ("delete_differs", "crm")]
+    assert recorded[1].detail.startswith("as decided by the other direction")
