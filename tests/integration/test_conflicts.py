@@ -183,6 +183,27 @@ def test_update_of_a_row_deleted_on_the_other_side(make_pair):
     assert_no_echo(pair, crm_to_erp=10, erp_to_crm=10)  # 10 rows back on the erp, 10 deletes on the crm
 
 
+@pytest.mark.parametrize("later", ["update", "delete"])
+def test_update_against_delete_by_commit_time(make_pair, later):
+    """No rule (latest by commit time), the two commits 2 s apart: the later one wins on both sides, the
+    update (the row back whole on the erp) or the delete (gone on both)."""
+    pair = start_pair(make_pair)
+    upd, dele = (lambda: pair.pg_query("UPDATE acct SET phone = 'new' WHERE id < 10"),
+                 lambda: pair.my_query("DELETE FROM acct WHERE id < 10"))
+    first, second = (dele, upd) if later == "update" else (upd, dele)
+    first()
+    time.sleep(2.1)
+    second()
+    pair.start()
+    kept = later == "update"
+    settle(pair, [(i, f"base-{i}", "new" if i < 10 else "000", Decimal("1.00")) for i in range(N) if kept or i >= 10])
+    winner = "crm" if kept else "erp"
+    found = recorded(pair, 20)
+    assert found == {("crm_to_erp", "update_missing", None, winner, "applied" if kept else "kept"): 10,
+                     ("erp_to_crm", "delete_differs", None, winner, "kept" if kept else "applied"): 10}, found
+    assert_no_echo(pair, crm_to_erp=10 if kept else 0, erp_to_crm=0 if kept else 10)
+
+
 def test_verify_repair_decides_each_field_by_the_rule(make_pair):
     """Rows that drifted (edited on both sides while the daemon was down, never replicated): `verify --repair`
     keeps the newer edit by `changed` for each row, whichever side holds it, never a fixed direction."""
