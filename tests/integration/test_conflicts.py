@@ -462,3 +462,22 @@ def test_references_race_decides_the_raced_field_and_keeps_the_other(make_pair):
     assert recorded(pair, 2 * N) == {("crm_to_erp", "update_differs", "note", "erp", "kept"): N,
                                      ("erp_to_crm", "update_differs", "note", "erp", "applied"): N}
     assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)
+
+
+def test_same_natural_key_inserted_on_both_sides_links_instead_of_duplicating(make_pair):
+    """insert_exists by natural key on a crosswalk mapping: the two rows are linked (one pair, no
+    duplicate on either side) and their differing fields decided by the rule (erp), on both sides."""
+    pair = make_pair(XW_PG, XW_MY, XW_MAP, extra_config=EXTRA)
+    race(pair, "INSERT INTO customer (email, name, phone) SELECT 'n' || g || '@x', 'crm-' || g, 'same' "
+               "FROM generate_series(1, 10) g",
+         "INSERT INTO customers (email, customer_name, phone) SELECT CONCAT('n', seq, '@x'), CONCAT('erp-', seq), "
+         "'same' FROM seq_1_to_10")
+    pair.start()
+    expected = sorted((f"n{i}@x", f"erp-{i}", "same") for i in range(1, 11))
+    wait_until(lambda: xw_rows(pair) == (expected, expected), 60, "both sides equal")
+    found = recorded(pair, 20)
+    assert found == {("crm_to_erp", "insert_exists", "customer_name", "erp", "kept"): 10,
+                     ("erp_to_crm", "insert_exists", "name", "erp", "applied"): 10}, found
+    time.sleep(3)  # nothing echoes into a duplicate
+    assert xw_rows(pair) == (expected, expected)
+    assert pair.my_query("SELECT COUNT(*) FROM customers") == [(10,)] == pair.pg_query("SELECT COUNT(*) FROM customer")
