@@ -481,3 +481,45 @@ def test_same_natural_key_inserted_on_both_sides_links_instead_of_duplicating(ma
     time.sleep(3)  # nothing echoes into a duplicate
     assert xw_rows(pair) == (expected, expected)
     assert pair.my_query("SELECT COUNT(*) FROM customers") == [(10,)] == pair.pg_query("SELECT COUNT(*) FROM customer")
+
+
+LATE_ERP_READER = """
+import sys, threading, time
+from replicator.conflicts import clock
+saw, late = clock.CommitClock.saw, threading.Event()
+def delayed(self, side, txn):
+    # the erp's reader falls behind once: past crm_to_erp's wait for the erp edit's commit time
+    if side == "erp" and not txn.echo and txn.changes and not late.is_set():
+        late.set()
+        time.sleep(8)
+    saw(self, side, txn)
+clock.CommitClock.saw = delayed
+from replicator.cli import main
+sys.argv[0] = "replicator"
+raise SystemExit(main())
+"""
+
+
+def test_a_late_reader_does_not_swap_values(make_pair):
+    """latest by commit time, the erp's edit 2 s later, but the erp's reader is 8 s late: crm_to_erp does
+    not learn the erp's commit time within its 5 s wait and lets the first connection (crm) win; then
+    erp_to_crm, which knows both times, follows that decision instead of deciding by time (which
+    swapped the values between the sides)."""
+    import subprocess
+    import sys
+    from tests.integration.harness import checkout_env
+    pair = start_pair(make_pair)
+    pair.pg_query("UPDATE acct SET name = 'crm-' || id")
+    time.sleep(2.1)
+    pair.my_query("UPDATE acct SET name = CONCAT('erp-', id)")
+    with open(pair.log_path, "a") as log:
+        pair.proc = subprocess.Popen([sys.executable, "-c", LATE_ERP_READER, "run", "--config", str(pair.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=pair.tmp, env=checkout_env())
+    found = recorded(pair, 2 * N)  # both directions decided (the rows agree for a while before the late one)
+    settle(pair, [(i, f"crm-{i}", "000", Decimal("1.00")) for i in range(N)])
+    time.sleep(2)
+    settle(pair, [(i, f"crm-{i}", "000", Decimal("1.00")) for i in range(N)])  # and stay so
+    assert found == {("crm_to_erp", "update_differs", "name", "crm", "applied"): N,
+                     ("erp_to_crm", "update_differs", "name", "crm", "kept"): N}, found
+    details = {d for (d,) in pair.pg_query("SELECT DISTINCT detail FROM replicator.conflicts")}
+    assert details and all(d.startswith("as decided by the other direction") for d in details), details
