@@ -110,7 +110,9 @@ class Linker:
                 linked_now = True
         if target_key is not None:
             changed = {c: v for c, v in values.items() if c not in flow.target.key and c not in lc.insert_only}
-            if lc.expect is not None and self.a.resolver is not None:
+            # an update that links two existing records for the first time writes the whole row, as before:
+            # they were never in sync, so there is no old value to check against (verify finds the rest)
+            if lc.expect is not None and self.a.resolver is not None and not (linked_now and lc.op is Op.UPDATE):
                 changed = self._checked(lc, target_key, values, changed)
             if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
