@@ -12,18 +12,29 @@ not read that far yet, it waits (bounded, `COMMIT_TIME_WAIT_SECONDS`): the edit 
 read it), so its reader gets to it soon. Then both directions compare the same two commit times and
 decide alike; if it cannot be known in time (a reader far behind), the caller falls back to the first
 connection and says so in the conflict's detail.
+
+That fallback alone would not agree: the direction that waited in vain decides for the first
+connection, and the other direction, which by then knows both times (its own edit, and the first
+direction's edit, read before it was applied), could decide by time: the values would swap sides. So
+the first decision taken for a race is kept here too (`share`), under the race's identity (mapping,
+both sides' keys, mapping field; `None` for a whole row) and the commit times it knew, and the peer
+direction takes it (`shared`) instead of deciding anew. A kept decision is taken once, and is
+forgotten after DECISION_SECONDS or when SIZE decisions are kept (oldest first); a peer that comes
+later than that decides on its own, as before.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
 from replicator import compare
 from replicator.changes import Op, TableRef, Transaction
+from replicator.conflicts.rules import Decision
 
 COMMIT_TIME_WAIT_SECONDS = 5.0
 # rows remembered, over all tables: 5 s of both directions at 5k rows/s each, far more than a reader lags
@@ -31,6 +42,7 @@ COMMIT_TIME_WAIT_SECONDS = 5.0
 # transaction filled them all; 50,000 (with long values kept as digests, below) cap the clock near
 # 50 MB. An edit that fell out is decided by the first connection, and the conflict's detail says so.
 SIZE = 50_000
+DECISION_SECONDS = 300.0  # a decision waits this long for its peer direction (readers minutes apart decide alone)
 LONG = 256  # longer text and bytes values are remembered by a digest (memory stays bounded by SIZE rows)
 
 
@@ -63,16 +75,89 @@ def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(v if v.__class__ is int or v.__class__ is str else compare.canonical(compare.OTHER, v) for v in key)
 
 
+def _same_time(a: datetime | None, b: datetime | None) -> bool:
+    """Unknown matches anything; known times must be the same instant."""
+    if a is None or b is None:
+        return True
+    return bool(compare.canonical(compare.TIMESTAMP, a) == compare.canonical(compare.TIMESTAMP, b))
+
+
 def _same(recorded: Any, value: Any, equal: Callable[[Any, Any], bool]) -> bool:
     return recorded.matches(value) if isinstance(recorded, _Digest) else equal(recorded, value)
 
 
+@dataclass(frozen=True)
+class Race:
+    """One conflict as both directions name it: direction A->B sees (A's key, B's key) as (source key,
+    target key) and B->A the other way round, so the keys are held by side, in side order."""
+
+    mapping: str
+    keys: tuple[tuple[str, tuple[Any, ...]], ...]  # ((side, key_form(key)), ...), sorted by side
+    field: str | None  # the mapping's field name (the same in both directions); None: the whole row
+
+    @staticmethod
+    def of(mapping: str, sides: Mapping[str, Iterable[Any]], field: str | None) -> Race:
+        return Race(mapping, tuple(sorted((s, key_form(k)) for s, k in sides.items())), field)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    decision: Decision
+    incoming_time: datetime | None  # the deciding direction's own edit
+    target_time: datetime | None  # the other side's edit, if the deciding direction knew it
+    until: float  # time.monotonic() after which it is forgotten
+
+
 class CommitClock:
-    def __init__(self, keys: dict[tuple[str, TableRef], tuple[str, ...]], size: int = SIZE):
+    def __init__(self, keys: dict[tuple[str, TableRef], tuple[str, ...]], size: int = SIZE,
+                 decision_seconds: float = DECISION_SECONDS):
         self.keys = keys  # (side, table) -> key columns, for the tables of two-way mappings
         self.size = size
+        self.decision_seconds = decision_seconds
         self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
+        self._kept: OrderedDict[tuple[Race, str], _Kept] = OrderedDict()  # (race, deciding side) -> decision
         self._cond = threading.Condition()
+
+    def shared(self, race: Race, side: str, incoming_time: datetime | None,
+               target_time: datetime | None) -> Decision | None:
+        """The decision the other direction took for this race, if any (taken once). `side` is the asking
+        direction's source side; the times are its own edit's and, if known, the target's edit's: a kept
+        decision about other edits of the same row and field (an earlier race) does not match."""
+        with self._cond:
+            return self._take(race, side, incoming_time, target_time)
+
+    def share(self, race: Race, side: str, incoming_time: datetime | None, target_time: datetime | None,
+              decision: Decision) -> Decision:
+        """Keep `decision` for the peer direction, unless the peer decided this race meanwhile: then its
+        decision, which both must follow (checked and kept under one lock: one of them is first)."""
+        with self._cond:
+            peer = self._take(race, side, incoming_time, target_time)
+            if peer is not None:
+                return peer
+            k = (race, side)
+            self._kept[k] = _Kept(decision, incoming_time, target_time, time.monotonic() + self.decision_seconds)
+            self._kept.move_to_end(k)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+            return decision
+
+    def _take(self, race: Race, side: str, incoming_time: datetime | None,
+              target_time: datetime | None) -> Decision | None:
+        now = time.monotonic()
+        while self._kept:  # forget the expired (oldest first: they were kept in order)
+            first = next(iter(self._kept.values()))
+            if first.until > now:
+                break
+            self._kept.popitem(last=False)
+        for by, _ in race.keys:
+            kept = self._kept.get((race, by)) if by != side else None
+            # the peer's own edit is our target's edit, and our edit is the target the peer saw
+            if kept is None or not _same_time(kept.incoming_time, target_time) \
+                    or not _same_time(kept.target_time, incoming_time):
+                continue
+            del self._kept[(race, by)]
+            return kept.decision
+        return None
 
     def saw(self, side: str, txn: Transaction) -> None:
         """A reader read `txn` (called before it is handed to the applier)."""

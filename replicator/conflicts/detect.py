@@ -10,7 +10,8 @@ an aware against a naive time, CHAR padding or JSON key order):
   not change are written with the target's own value (the row is locked), so the run stays one
   statement and no concurrent edit of another field is overwritten.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
-  incoming side wins the row rule; it is never re-created with only the changed fields. While a `sync`
+  incoming side wins the row rule (under `latest` by commit time: when the update is later than the
+  delete); it is never re-created with only the changed fields. While a `sync`
   copies into the target, a missing row is one not copied yet: the update creates it whole, unrecorded.
 - DELETE: the row differs from the old row the source deleted: `delete_differs`, the row rule decides
   whether it is deleted or kept; already gone: `delete_missing`, nothing to do, recorded.
@@ -38,7 +39,7 @@ from replicator.changes import Op, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
-from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock
+from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock, Race
 from replicator.conflicts.rules import Decision, decide, row_rule
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
 
@@ -82,14 +83,14 @@ class Detector:
         return out
 
     def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
-                 equal: Callable[[Any, Any], bool]) -> Any:
+                 equal: Callable[[Any, Any], bool], deleted: bool = False) -> Any:
         """CommitClock.wait_for, but after a wait in vain (a value replicator wrote itself, by a sync or a
         repair; a reader far behind) only look, without waiting, for BACKOFF_SECONDS: one stall, not one
         per row."""
         assert self.clock is not None
         waiting = time.monotonic() >= self._no_wait_until
         found = self.clock.wait_for(side, table, key, column, value, equal,
-                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0)
+                                    timeout=COMMIT_TIME_WAIT_SECONDS if waiting else 0.0, deleted=deleted)
         if found is None and waiting:
             self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
             log.warning("%s: the commit time of %s's edit of %s %s was not read within %.0f s: the first connection "
@@ -131,6 +132,7 @@ class _Check:
         self.info = applier.column_info(run.table)
         self.key = run.key_columns
         self._eq: dict[str, Callable[[Any, Any], bool]] = {}
+        self.field_of = {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
 
     def eq(self, column: str) -> Callable[[Any, Any], bool]:
         """Detector.equal for this run's table, by column name: the detector's own cache hashes the
@@ -243,25 +245,71 @@ class _Check:
             stamp_in = r.values.get(rule.column, (r.expect or {}).get(rule.column))
             stamp_now = cur.get(rule.column)
             kind_ = compare.rule_for(self.info.get(rule.column), None, rule.column).kind
-        d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
-                   target_stamp=stamp_now, stamp_kind=kind_, incoming_time=r.commit_time,
-                   target_time=self._target_time(r, rule, c, now))
+        if rule.rule == "latest" and rule.column is None and self.det.clock is not None:
+            d = self._shared(r, self.field_of.get(c, c), lambda wait: self._target_time(r, rule, c, now, wait),
+                             lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
+                                              incoming_time=r.commit_time, target_time=t))
+        else:
+            d = decide(rule, self.incoming, self.target, self.rules.first_side, incoming_stamp=stamp_in,
+                       target_stamp=stamp_now, stamp_kind=kind_)
         won = d.winner == self.incoming
         self._record(kind, r, c, new, now, rule, d, won)
         return (new if won else now), won
 
     def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
-        """A whole row (update_missing, delete_differs): under `latest` the first connection wins. An update
-        of a row that is not there is also what a stream sees before `sync` copied the row, and a delete
-        leaves no value to match, so waiting for commit times would stall the stream for nothing."""
-        return decide(row_rule(self.rules.default), self.incoming, self.target, self.rules.first_side)
+        """A whole row: an update against a delete (update_missing in one direction, delete_differs in the
+        other). Under `latest` by commit time the later of the two commits wins where the other
+        direction's reader recorded the target's edit (the delete, or the edit that left `column` at
+        `value`) within the wait, else the decision one of the two directions took first (`_shared`).
+        `latest` by a column cannot order a row against a deleted row: the first connection wins."""
+        rule = row_rule(self.rules.default)
+        if self.rules.default.rule != "latest" or self.rules.default.column is not None \
+                or self.det.clock is None or r.commit_time is None:
+            return decide(rule, self.incoming, self.target, self.rules.first_side)
+        return self._shared(r, None, lambda wait: self._row_time(r, column, value, wait),
+                            lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
+                                             incoming_time=r.commit_time, target_time=t))
 
-    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any) -> Any:
+    def _row_time(self, r: TargetChange, column: str | None, value: Any, wait: bool) -> Any:
+        """The commit time of the target's edit of this row: its delete (`column` None) or the edit that
+        left `column` at `value`, as the other direction's reader recorded it."""
+        assert self.det.clock is not None
+        eq = self.det.equal(self.info, column or "")
+        if not wait:
+            return self.det.clock.wait_for(self.target, self.run_.table, r.key, column or "", value, eq,
+                                           timeout=0.0, deleted=column is None)
+        return self.det.wait_for(self.target, self.run_.table, r.key, column or "", value, eq, deleted=column is None)
+
+    def _target_time(self, r: TargetChange, rule: ConflictRule, column: str, value: Any, wait: bool = True) -> Any:
         """The commit time of the target's edit that left `column` at `value`, for `latest` by commit time,
-        as the other direction's reader recorded it."""
+        as the other direction's reader recorded it (`wait`: give that reader a few seconds)."""
         if rule.rule != "latest" or rule.column is not None or self.det.clock is None or r.commit_time is None:
             return None
-        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, self.eq(column))
+        eq = self.eq(column)
+        if not wait:
+            return self.det.clock.wait_for(self.target, self.run_.table, r.key, column, value, eq, timeout=0.0)
+        return self.det.wait_for(self.target, self.run_.table, r.key, column, value, eq)
+
+    def _shared(self, r: TargetChange, field: str | None, target_time: Callable[[bool], Any],
+                decide_by: Callable[[Any], Decision]) -> Decision:
+        """`latest` by commit time, one decision per race for both directions (clock.Race): the peer
+        direction's decision if it took one, else ours, kept for the peer. Looked up before waiting: the
+        peer that decided first already read our edit, so there is nothing to wait for."""
+        clock = self.det.clock
+        assert clock is not None
+        race = Race.of(self.flow.mapping, {self.incoming: r.source_key, self.target: r.key}, field)
+        known = target_time(False)
+        peer = clock.shared(race, self.incoming, r.commit_time, known)
+        if peer is not None:
+            if known is not None:
+                mine = decide_by(known)
+                if mine.winner == peer.winner:  # the peer knew both times too: the same decision, our words
+                    return mine
+            return _followed(peer)
+        t = known if known is not None else target_time(True)
+        mine = decide_by(t)
+        taken = clock.share(race, self.incoming, r.commit_time, t, mine)
+        return mine if taken is mine else _followed(taken)
 
     def _record(self, kind: str, r: TargetChange, field: str | None, source_value: Any, target_value: Any,
                 rule: ConflictRule, d: Decision, won: bool) -> None:
@@ -275,6 +323,11 @@ class _Check:
             source_value=source_value, target_value=target_value,
             rule=rule.rule, winner=d.winner, resolution=resolution,
             source_commit_time=r.commit_time, detail=d.detail))
+
+
+def _followed(d: Decision) -> Decision:
+    """The peer direction's decision, taken over: the same winner, and the detail says why."""
+    return Decision(d.winner, f"as decided by the other direction: {d.detail}")
 
 
 def _changed(r: TargetChange, key: Iterable[str]) -> dict[str, Any]:

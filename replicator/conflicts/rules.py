@@ -68,8 +68,9 @@ def decide(rule: ConflictRule, incoming: str, target: str, first_side: str, *,
 
 def row_rule(rule: ConflictRule) -> ConflictRule:
     """The rule for a whole row (update_missing, delete_differs, delete_missing): `latest` cannot order
-    an update against a delete by a column (the deleted row has no later value), so it falls back to the
-    first connection, which both directions know alike."""
+    an update against a delete by a column (the deleted row has no later value); by commit time it can
+    (the caller passes both times when the other reader recorded them), else the first connection wins,
+    which both directions know alike."""
     if rule.rule == "latest":
         return ConflictRule("latest")
     return rule

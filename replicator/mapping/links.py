@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from replicator import metrics
-from replicator.appliers.base import Applier
+from replicator.appliers.base import Applier, group_runs
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 CROSSWALK = "crosswalk"
 PARKED = "parked"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """One field's old and new value, both from the same conversion (or both resolved foreign keys)."""
+    try:
+        return a.__class__ is b.__class__ and bool(a == b)
+    except Exception:  # cannot be compared: changed (writing it is safe)
+        return False
 
 
 def postgres_ddl(schema: str) -> list[str]:
@@ -124,6 +132,10 @@ class Linker:
                 linked_now = True
         if target_key is not None:
             changed = {c: v for c, v in values.items() if c not in flow.target.key and c not in lc.insert_only}
+            # an update that links two existing records for the first time writes the whole row, as before:
+            # they were never in sync, so there is no old value to check against (verify finds the rest)
+            if lc.expect is not None and self.a.resolver is not None and not (linked_now and lc.op is Op.UPDATE):
+                changed = self._checked(lc, target_key, values, changed)
             if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
@@ -135,6 +147,44 @@ class Linker:
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
             return
         self._create(flow, lc, values)
+
+    def _checked(self, lc: LinkedChange, target_key: tuple[Any, ...], values: dict[str, Any],
+                 changed: dict[str, Any]) -> dict[str, Any]:
+        """A two-way change of a counterpart: the fields to write, decided as for an unlinked run. An UPDATE
+        carries only the fields that changed (an unchanged field must not overwrite a concurrent edit of
+        the target), checked against the locked counterpart (update_differs); an INSERT that found its
+        counterpart (linked by natural key, or already paired) is decided field by field (insert_exists)
+        instead of overwriting it. Conflicts are recorded by the resolver in this transaction."""
+        assert lc.expect is not None and self.a.resolver is not None
+        flow = lc.flow
+        keys = dict(zip(flow.target.key, target_key))
+        if lc.op is Op.INSERT:
+            tc = TargetChange(flow.target.table, Op.INSERT, flow.target.key, target_key, {**changed, **keys},
+                              expect={}, mapping=flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
+            unchecked: dict[str, Any] = {}
+        else:
+            expect: dict[str, Any] = {}
+            for c, v in lc.expect.items():
+                if c in flow.target.key or c in lc.insert_only:
+                    continue
+                if isinstance(v, Ref):
+                    v = self._resolve(v)
+                    if v is None:  # the old parent has no counterpart: nothing to compare this field with
+                        continue
+                expect[c] = v
+            changed = {c: v for c, v in changed.items() if c not in expect or not _same(expect[c], v)}
+            unchecked = {c: v for c, v in changed.items() if c not in expect}
+            if not changed:
+                return {}
+            tc = TargetChange(flow.target.table, Op.UPDATE, flow.target.key, target_key, {**changed, **keys},
+                              expect={**expect, **keys}, mapping=flow.mapping, source_key=lc.source_key,
+                              commit_time=lc.commit_time)
+        run = group_runs([tc])[0]
+        out = self.a.resolver.resolve(self.a, run, [tc])
+        if not out:
+            return unchecked
+        # fields the target won come back with its own value: not written (this path writes one row)
+        return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}
 
     def retry_parked(self) -> None:
         """At the start of a session: apply parked changes whose parent has arrived meanwhile."""

@@ -39,6 +39,10 @@ class LinkedChange:
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
     insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
     must_exist: bool = False  # update an existing counterpart only, never create one
+    # -- set only by two-way mappings read from the stream, so the linker checks for conflicts as
+    # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
+    expect: Mapping[str, Any] | None = None
+    commit_time: datetime | None = None  # the source transaction's commit time
 
 
 # what routing makes of a source change: a plain target operation the applier batches, or one the
@@ -75,7 +79,7 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
     if flow.linked:
-        return _linked(flow, change, row)
+        return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
     if stream and flow.two_way:
         return _two_way(flow, change, row, commit_time)
@@ -249,7 +253,11 @@ def _safe_key(flow: Flow, row: Mapping[str, Any]) -> Any:
     return tuple(row.get(c) for c in flow.source.key)
 
 
-def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> list[Routed]:
+def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool = False,
+            commit_time: datetime | None = None) -> list[Routed]:
+    """`checked`: a two-way flow read from the stream. Its LinkedChange keeps every field (the linker may
+    have to create the counterpart whole) and carries `expect`: the linker writes only the fields that
+    changed and checks them for conflicts like an unlinked run (replicator.conflicts.detect)."""
     skey = source_key(flow, row, change)
     if change.op is Op.DELETE:
         if flow.delete == "ignore":
@@ -262,7 +270,15 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> list[Route
         column, wanted = flow.gate
         full = _complete(row, change.before)
         gate_open = _matches(full.get(column), wanted)
-    return [LinkedChange(flow, change.op, change, skey, values, gate_open, insert_only=flow.insert_only)]
+    expect: Mapping[str, Any] | None = None
+    if checked and change.op is Op.INSERT:
+        expect = {}
+    elif checked and change.op is Op.UPDATE and full_before(flow, change):
+        expect = _known(target_values(flow, change, change.before, refs=True))  # type: ignore[arg-type]
+    elif checked:
+        _count_unchecked(flow)
+    return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
+                         insert_only=flow.insert_only)]
 
 
 def _matches(value: Any, wanted: tuple[Any, ...]) -> bool:

@@ -566,7 +566,7 @@ def _commit_time(last: Transaction | Keepalive) -> datetime | None:
 
 def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]]:
     """The key columns of every table of a two-way mapping, by side: what the commit clock records."""
-    return {(e.side, e.table): e.key for m in mset.mappings if any(f.two_way and not f.linked for f in m.flows)
+    return {(e.side, e.table): e.key for m in mset.mappings if any(f.two_way for f in m.flows)
             for e in m.endpoints}
 
 

@@ -183,6 +183,27 @@ def test_update_of_a_row_deleted_on_the_other_side(make_pair):
     assert_no_echo(pair, crm_to_erp=10, erp_to_crm=10)  # 10 rows back on the erp, 10 deletes on the crm
 
 
+@pytest.mark.parametrize("later", ["update", "delete"])
+def test_update_against_delete_by_commit_time(make_pair, later):
+    """No rule (latest by commit time), the two commits 2 s apart: the later one wins on both sides, the
+    update (the row back whole on the erp) or the delete (gone on both)."""
+    pair = start_pair(make_pair)
+    upd, dele = (lambda: pair.pg_query("UPDATE acct SET phone = 'new' WHERE id < 10"),
+                 lambda: pair.my_query("DELETE FROM acct WHERE id < 10"))
+    first, second = (dele, upd) if later == "update" else (upd, dele)
+    first()
+    time.sleep(2.1)
+    second()
+    pair.start()
+    kept = later == "update"
+    settle(pair, [(i, f"base-{i}", "new" if i < 10 else "000", Decimal("1.00")) for i in range(N) if kept or i >= 10])
+    winner = "crm" if kept else "erp"
+    found = recorded(pair, 20)
+    assert found == {("crm_to_erp", "update_missing", None, winner, "applied" if kept else "kept"): 10,
+                     ("erp_to_crm", "delete_differs", None, winner, "kept" if kept else "applied"): 10}, found
+    assert_no_echo(pair, crm_to_erp=10 if kept else 0, erp_to_crm=0 if kept else 10)
+
+
 def test_verify_repair_decides_each_field_by_the_rule(make_pair):
     """Rows that drifted (edited on both sides while the daemon was down, never replicated): `verify --repair`
     keeps the newer edit by `changed` for each row, whichever side holds it, never a fixed direction."""
@@ -333,3 +354,172 @@ def test_check_fails_without_replica_identity_full_and_setup_sets_it(make_pair):
     pair.setup()
     assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'acct'") == [("f",)]
     assert "public.acct has REPLICA IDENTITY FULL (two-way mapping)" in pair.cli("check", check=False).stdout
+
+
+# ---------------------------------------------------------------- linked flows: crosswalk, references
+
+XW_PG = "CREATE TABLE customer (id serial PRIMARY KEY, email text NOT NULL UNIQUE, name text, phone text)"
+XW_MY = ("CREATE TABLE customers (cid INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(200) NOT NULL UNIQUE, "
+         "customer_name VARCHAR(200), phone VARCHAR(30)) ENGINE=InnoDB AUTO_INCREMENT=5000")
+XW_MAP = """
+mappings:
+  customers:
+    direction: both
+    conflicts: {priority: erp}
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    link: {natural: [email], crosswalk: true}
+    fields:
+      email: ~
+      name: {erp: customer_name}
+      phone: ~
+"""
+
+
+def xw_rows(pair):
+    crm = sorted(tuple(r) for r in pair.pg_query("SELECT email, name, phone FROM customer"))
+    erp = sorted(tuple(r) for r in pair.my_query("SELECT email, customer_name, phone FROM customers"))
+    return crm, erp  # sorted here: the two databases collate text differently
+
+
+@pytest.mark.parametrize("same_field", [True, False])
+def test_crosswalk_race_converges_and_keeps_edits_of_different_fields(make_pair, same_field):
+    """Own identity keys on each side (crm id 1.., erp cid 5000..), paired by the crosswalk: the row is
+    found through the link first, then checked like an unlinked run."""
+    pair = make_pair(XW_PG, XW_MY, XW_MAP, extra_config=EXTRA)
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'customer'") == [("f",)]
+    pair.start()
+    pair.pg_query(f"INSERT INTO customer (email, name, phone) SELECT 'u' || g || '@x', 'base-' || g, '000' "
+                  f"FROM generate_series(1, {N}) g")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM customers") == [(N,)], 60, "the rows on the erp side")
+    pair.stop()
+    if same_field:
+        race(pair, "UPDATE customer SET name = 'crm-' || id",
+             "UPDATE customers SET customer_name = CONCAT('erp-', SUBSTRING_INDEX(SUBSTRING(email, 2), '@', 1))")
+    else:
+        race(pair, "UPDATE customer SET phone = 'crm-' || id",
+             "UPDATE customers SET customer_name = CONCAT('erp-', SUBSTRING_INDEX(SUBSTRING(email, 2), '@', 1))")
+    pair.start()
+    expected = sorted((f"u{i}@x", f"erp-{i}", "000" if same_field else f"crm-{i}") for i in range(1, N + 1))
+
+    def done():
+        crm, erp = xw_rows(pair)
+        return crm == erp == expected
+    try:
+        wait_until(done, 60, "both sides equal")
+    except AssertionError:
+        crm, erp = xw_rows(pair)
+        bad = [(c, e, x) for c, e, x in zip(crm, erp, expected) if not c == e == x]
+        raise AssertionError(f"{len(bad)} rows differ, e.g. {bad[:3]}\n{pair.log()[-3000:]}") from None
+    if same_field:
+        assert recorded(pair, 2 * N) == {("crm_to_erp", "update_differs", "customer_name", "erp", "kept"): N,
+                                         ("erp_to_crm", "update_differs", "name", "erp", "applied"): N}
+    else:
+        assert recorded(pair) == {}
+    assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)  # the linker counts each counterpart it checked once
+    assert pair.my_query("SELECT COUNT(*) FROM customers") == [(N,)]  # linked, never duplicated
+
+
+REF_PG = ("CREATE TABLE acct (id int PRIMARY KEY, name text NOT NULL);"
+          "CREATE TABLE contact (id int PRIMARY KEY, acct_id int NOT NULL, phone text, note text)")
+REF_MY = ("CREATE TABLE acct (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL);"
+          "CREATE TABLE contact (id INT PRIMARY KEY, acct_id INT NOT NULL, phone VARCHAR(30), note VARCHAR(30))")
+REF_MAP = """
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields: {id: ~, name: ~}
+  contact:
+    direction: both
+    conflicts: {priority: erp}
+    crm: {table: contact, key: [id]}
+    erp: {table: contact, key: [id]}
+    fields:
+      id: ~
+      acct_id: {references: acct}
+      phone: ~
+      note: ~
+"""
+
+
+def test_references_race_decides_the_raced_field_and_keeps_the_other(make_pair):
+    """A flow with `references` goes row by row through the linker: the crm edits phone and note, the
+    erp edits note: phone arrives, note is decided by the rule (erp), on both sides."""
+    pair = make_pair(REF_PG, REF_MY, REF_MAP, extra_config=EXTRA)
+    pair.start()
+    pair.pg_query("INSERT INTO acct VALUES (1, 'a')")
+    pair.pg_query(f"INSERT INTO contact SELECT g, 1, '000', 'base' FROM generate_series(1, {N}) g")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM contact") == [(N,)], 60, "the rows on the erp side")
+    pair.stop()
+    race(pair, "UPDATE contact SET phone = 'crm-' || id, note = 'crm'", "UPDATE contact SET note = 'erp'")
+    pair.start()
+    expected = [(i, 1, f"crm-{i}", "erp") for i in range(1, N + 1)]
+    q = "SELECT id, acct_id, phone, note FROM contact ORDER BY id"
+    wait_until(lambda: [tuple(r) for r in pair.pg_query(q)] == [tuple(r) for r in pair.my_query(q)] == expected,
+               60, "both sides equal")
+    assert recorded(pair, 2 * N) == {("crm_to_erp", "update_differs", "note", "erp", "kept"): N,
+                                     ("erp_to_crm", "update_differs", "note", "erp", "applied"): N}
+    assert_no_echo(pair, crm_to_erp=N, erp_to_crm=N)
+
+
+def test_same_natural_key_inserted_on_both_sides_links_instead_of_duplicating(make_pair):
+    """insert_exists by natural key on a crosswalk mapping: the two rows are linked (one pair, no
+    duplicate on either side) and their differing fields decided by the rule (erp), on both sides."""
+    pair = make_pair(XW_PG, XW_MY, XW_MAP, extra_config=EXTRA)
+    race(pair, "INSERT INTO customer (email, name, phone) SELECT 'n' || g || '@x', 'crm-' || g, 'same' "
+               "FROM generate_series(1, 10) g",
+         "INSERT INTO customers (email, customer_name, phone) SELECT CONCAT('n', seq, '@x'), CONCAT('erp-', seq), "
+         "'same' FROM seq_1_to_10")
+    pair.start()
+    expected = sorted((f"n{i}@x", f"erp-{i}", "same") for i in range(1, 11))
+    wait_until(lambda: xw_rows(pair) == (expected, expected), 60, "both sides equal")
+    found = recorded(pair, 20)
+    assert found == {("crm_to_erp", "insert_exists", "customer_name", "erp", "kept"): 10,
+                     ("erp_to_crm", "insert_exists", "name", "erp", "applied"): 10}, found
+    time.sleep(3)  # nothing echoes into a duplicate
+    assert xw_rows(pair) == (expected, expected)
+    assert pair.my_query("SELECT COUNT(*) FROM customers") == [(10,)] == pair.pg_query("SELECT COUNT(*) FROM customer")
+
+
+LATE_ERP_READER = """
+import sys, threading, time
+from replicator.conflicts import clock
+saw, late = clock.CommitClock.saw, threading.Event()
+def delayed(self, side, txn):
+    # the erp's reader falls behind once: past crm_to_erp's wait for the erp edit's commit time
+    if side == "erp" and not txn.echo and txn.changes and not late.is_set():
+        late.set()
+        time.sleep(8)
+    saw(self, side, txn)
+clock.CommitClock.saw = delayed
+from replicator.cli import main
+sys.argv[0] = "replicator"
+raise SystemExit(main())
+"""
+
+
+def test_a_late_reader_does_not_swap_values(make_pair):
+    """latest by commit time, the erp's edit 2 s later, but the erp's reader is 8 s late: crm_to_erp does
+    not learn the erp's commit time within its 5 s wait and lets the first connection (crm) win; then
+    erp_to_crm, which knows both times, follows that decision instead of deciding by time (which
+    swapped the values between the sides)."""
+    import subprocess
+    import sys
+    from tests.integration.harness import checkout_env
+    pair = start_pair(make_pair)
+    pair.pg_query("UPDATE acct SET name = 'crm-' || id")
+    time.sleep(2.1)
+    pair.my_query("UPDATE acct SET name = CONCAT('erp-', id)")
+    with open(pair.log_path, "a") as log:
+        pair.proc = subprocess.Popen([sys.executable, "-c", LATE_ERP_READER, "run", "--config", str(pair.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=pair.tmp, env=checkout_env())
+    found = recorded(pair, 2 * N)  # both directions decided (the rows agree for a while before the late one)
+    settle(pair, [(i, f"crm-{i}", "000", Decimal("1.00")) for i in range(N)])
+    time.sleep(2)
+    settle(pair, [(i, f"crm-{i}", "000", Decimal("1.00")) for i in range(N)])  # and stay so
+    assert found == {("crm_to_erp", "update_differs", "name", "crm", "applied"): N,
+                     ("erp_to_crm", "update_differs", "name", "crm", "kept"): N}, found
+    details = {d for (d,) in pair.pg_query("SELECT DISTINCT detail FROM replicator.conflicts")}
+    assert details and all(d.startswith("as decided by the other direction") for d in details), details

@@ -186,3 +186,38 @@ def test_setup_print_sql_sets_replica_identity_full_for_two_way_tables(config: C
     one_way = load(config, ACCT_YAML.replace("direction: both", "direction: crm_to_erp").replace(
         "      credit: {owner: erp}\n", ""))
     assert not any("REPLICA IDENTITY" in line for line in describe(config, one_way).splitlines())
+
+
+LINKED_YAML = """\
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [cid]}
+    link: {natural: [email], crosswalk: true}
+    fields:
+      email: ~
+      name: ~
+"""
+
+
+def test_linked_two_way_changes_carry_the_old_row_for_the_linker_to_check(config: Config) -> None:
+    from datetime import datetime, timezone
+
+    from replicator.mapping.router import LinkedChange
+    mset = load(config, LINKED_YAML)
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    row = {"id": 1, "email": "a@x", "name": "Ann"}
+    [lc] = route(mset, "crm", upd(ACCT_PG, row, {**row, "name": "Bo"}), t)
+    assert isinstance(lc, LinkedChange)
+    # every field (the counterpart may have to be created whole), and the old row to find what changed
+    assert lc.values == {"email": "a@x", "name": "Bo"} and lc.expect == {"email": "a@x", "name": "Ann"}
+    assert lc.commit_time == t
+    [ins] = route(mset, "crm", RowChange(ACCT_PG, Op.INSERT, None, row), t)
+    assert ins.expect == {}  # an insert that finds its counterpart is checked as insert_exists
+    [key_only] = route(mset, "crm", upd(ACCT_PG, {"id": 1}, {**row, "name": "Bo"}), t)
+    assert key_only.expect is None  # no full old row (REPLICA IDENTITY DEFAULT): written unchecked, as before
+    flow = mset.by_name["acct"].flow("crm")
+    assert flow is not None
+    [scan] = route_flow(flow, upd(ACCT_PG, row, {**row, "name": "Bo"}))  # sync, verify, explain: unchecked
+    assert scan.expect is None

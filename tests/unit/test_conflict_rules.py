@@ -301,3 +301,114 @@ def test_commit_clock_remembers_long_values_by_digest() -> None:
     same = lambda a, b: a == b  # noqa: E731
     assert clock.wait_for("erp", MY_T, (1,), "note", "x" * 10_000, same, timeout=0) == t
     assert clock.wait_for("erp", MY_T, (1,), "note", "x" * 9_999 + "y", same, timeout=0) is None
+
+
+def _delayed_reader_race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: bool) -> tuple[dict, dict]:
+    """The erp's reader is late: crm_to_erp does not learn the erp edit's commit time within its wait
+    and decides for the first connection (crm); then the erp reader reads the erp edit (2 s later than
+    the crm's) and erp_to_crm, which now knows both times, applies it."""
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    monkeypatch.setattr(detect, "COMMIT_TIME_WAIT_SECONDS", 0.01)
+    mset = mappings(tmp_path, "latest")
+    clock = CommitClock({("crm", PG_T): ("id",), ("erp", MY_T): ("id",)})
+    if not share:  # the old behaviour: nothing kept for the peer direction
+        monkeypatch.setattr(clock, "share", lambda race, side, t_in, t_target, decision: decision)
+    t_crm, t_erp = datetime(2026, 1, 2, 0, 0, 5, tzinfo=timezone.utc), datetime(2026, 1, 2, 0, 0, 7)
+    crm_change = RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(name="crm"))
+    erp_change = RowChange(MY_T, Op.UPDATE, erp_row(), erp_row(name="erp"))
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(name="crm")})
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp")})
+    clock.saw("crm", Transaction("c", None, t_crm, (crm_change,)))  # type: ignore[arg-type]
+    erp.apply(Detector(mset, "crm", clock), route(mset, "crm", crm_change, t_crm))  # the erp's edit: not read yet
+    clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
+    return crm.rows[1], erp.rows[1]
+
+
+def test_a_late_reader_swapped_values_without_the_shared_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   recorded: list[Conflict]) -> None:
+    crm, erp = _delayed_reader_race(tmp_path, monkeypatch, share=False)
+    assert (crm["name"], erp["name"]) == ("erp", "crm")  # what the fallback alone did: the values swap sides
+
+
+def test_the_peer_direction_follows_the_first_decision_of_a_race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  recorded: list[Conflict]) -> None:
+    crm, erp = _delayed_reader_race(tmp_path, monkeypatch, share=True)
+    assert crm["name"] == erp["name"] == "crm"
+    assert [(c.stream, c.winner, c.resolution) for c in recorded] == [("crm_to_erp", "crm", "applied"),
+                                                                      ("erp_to_crm", "crm", "kept")]
+    assert "not known" in recorded[0].detail and recorded[1].detail.startswith("as decided by the other direction")
+
+
+def test_kept_decisions_match_only_their_race_are_taken_once_and_expire() -> None:
+    from replicator.conflicts.clock import CommitClock, Race
+    from replicator.conflicts.rules import Decision
+    clock = CommitClock({}, size=2, decision_seconds=60)
+    t1, t2, t3 = (datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in (1, 2, 3))
+    race = Race.of("acct", {"crm": (1,), "erp": (Decimal(1),)}, "name")
+    assert race == Race.of("acct", {"erp": (1,), "crm": (1,)}, "name")  # either direction names it alike
+    d = Decision("crm", "the commit time of erp's edit is not known: crm (the first connection) wins")
+    assert clock.share(race, "crm", t1, None, d) is d
+    assert clock.shared(race, "crm", t1, None) is None  # not for the direction that decided it
+    assert clock.shared(Race.of("acct", {"crm": (1,), "erp": (1,)}, "phone"), "erp", t2, t1) is None  # another field
+    assert clock.shared(race, "erp", t3, t2) is None  # the target's edit is another one: an earlier race
+    # the peer deciding at the same moment gets the first decision, not its own
+    assert clock.share(race, "erp", t2, t1, Decision("erp", "erp's commit is later")) is d
+    assert clock.shared(race, "erp", t2, t1) is None  # taken once
+    clock.share(race, "crm", t1, None, d)
+    for n in range(2):  # bounded: the oldest decision is forgotten first
+        clock.share(Race.of("acct", {"crm": (n + 2,), "erp": (n + 2,)}, "name"), "crm", t1, None, d)
+    assert clock.shared(race, "erp", t2, None) is None
+    short = CommitClock({}, decision_seconds=0.0)  # and expire
+    short.share(race, "crm", t1, None, d)
+    assert short.shared(race, "erp", t2, None) is None
+
+
+def _update_against_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_later: bool,
+                           erp_reader_late: bool = False) -> tuple[dict, dict]:
+    """The crm updates row 1 while the erp deletes it, `latest` by commit time, 2 s apart: crm_to_erp
+    finds the row gone (update_missing), erp_to_crm finds it changed (delete_differs)."""
+    from replicator.changes import Transaction
+    from replicator.conflicts.clock import CommitClock
+    monkeypatch.setattr(detect, "COMMIT_TIME_WAIT_SECONDS", 0.01)
+    mset = mappings(tmp_path, "latest")
+    clock = CommitClock({("crm", PG_T): ("id",), ("erp", MY_T): ("id",)})
+    t_crm = datetime(2026, 1, 2, 0, 0, 7 if update_later else 5, tzinfo=timezone.utc)
+    t_erp = datetime(2026, 1, 2, 0, 0, 5 if update_later else 7)
+    crm_change = RowChange(PG_T, Op.UPDATE, crm_row(), crm_row(phone="9"))
+    erp_change = RowChange(MY_T, Op.DELETE, erp_row(), None)
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(phone="9")})
+    erp = FakeTarget("erp", "crm_to_erp", {})
+    clock.saw("crm", Transaction("c", None, t_crm, (crm_change,)))  # type: ignore[arg-type]
+    if not erp_reader_late:
+        clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    erp.apply(Detector(mset, "crm", clock), route(mset, "crm", crm_change, t_crm))
+    if erp_reader_late:
+        clock.saw("erp", Transaction("e", None, t_erp, (erp_change,)))  # type: ignore[arg-type]
+    crm.apply(Detector(mset, "erp", clock), route(mset, "erp", erp_change, t_erp))
+    return crm.rows, erp.rows
+
+
+@pytest.mark.parametrize("update_later", [True, False])
+def test_update_against_delete_the_later_commit_wins_on_both_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   recorded: list[Conflict], update_later: bool) -> None:
+    crm, erp = _update_against_delete(tmp_path, monkeypatch, update_later)
+    if update_later:  # the row stays in the crm and comes back whole in the erp
+        assert crm[1]["phone"] == erp[1]["phone"] == "9" and erp[1]["name"] == "base"
+    else:  # deleted on both sides
+        assert crm == erp == {}
+    winner = "crm" if update_later else "erp"
+    assert [(c.kind, c.winner, c.detail) for c in recorded] == [
+        ("update_missing", winner, f"{winner}'s commit is later"), ("delete_differs", winner, f"{winner}'s commit is later")]
+
+
+def test_update_against_delete_with_a_late_reader_follows_the_first_decision(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: list[Conflict]) -> None:
+    """The erp's delete is the later commit, but crm_to_erp does not learn it in time and lets the first
+    connection (crm) keep the row; erp_to_crm, knowing both times, follows instead of deleting the row
+    that the erp just got back."""
+    crm, erp = _update_against_delete(tmp_path, monkeypatch, update_later=False, erp_reader_late=True)
+    assert crm[1]["phone"] == erp[1]["phone"] == "9"
+    assert [(c.kind, c.winner) for c in recorded] == [("update_missing", "crm"), ("delete_differs", "crm")]
+    assert recorded[1].detail.startswith("as decided by the other direction")
