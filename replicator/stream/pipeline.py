@@ -29,6 +29,7 @@ from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
 from replicator.stream import deadletter, lease
+from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.mapping.links import Linker
@@ -46,7 +47,6 @@ from replicator.sync.snapshot import Progress
 
 log = logging.getLogger(__name__)
 
-PAGE = 1000  # target changes sent to the server at a time inside an open transaction
 # A PostgreSQL fast shutdown waits until the slot is confirmed up to the last record the walsender
 # decoded, and we confirm only what the target checkpoint holds: a WAL source's skipped positions
 # (echoes, unmapped changes) are recorded after this much idle time, not after heartbeat_seconds.
@@ -288,71 +288,58 @@ class Direction:
         m_rows = metrics.batch_rows.labels(self.name)
         m_txns = metrics.transactions_applied.labels(self.name)
         m_depth = metrics.queue_depth.labels(self.name)
-        open_txn = False
-        mid_txn = False  # the open target transaction holds part of a source transaction
-        pending: list[Routed | Progress] = []
-        batch_rows = batch_txns = 0
-        batch_started = 0.0
-        last: Transaction | Keepalive | None = None  # the last whole source transaction (or idle position) seen
         taken_at = 0.0  # wall time the items were taken from the reader (lag.py)
-        oldest: tuple[Any, float] | None = None  # (commit time, taken at) of the batch's first transaction
-        skipped_to: Position | None = None
-        last_commit_at = time.monotonic()
 
-        def commit(position: Position, commit_time: Any) -> None:
-            nonlocal open_txn, pending, batch_rows, batch_txns, checkpoint, skipped_to, last_commit_at, oldest
-            self._apply(applier, pending)
-            self._commit(applier, position, commit_time)
+        def committed(position: Position) -> None:  # right after the target commit, before anything else
             if self._dlq is not None:
                 self._dlq.committed()
             source.ack(position)
             if self._progress:
                 self.sync.committed(self._progress)
                 self._progress = []
-            now = time.monotonic()
-            m_seconds.observe(now - batch_started)
-            m_rows.observe(batch_rows)
-            m_txns.inc(batch_txns)
-            self.lag.applied(commit_time, *(oldest or (None, 0.0)))  # a batch's lag is its first transaction's
-            oldest = None
+
+        batch = Batch(applier, lambda changes: self._apply(applier, changes),
+                      lambda position, commit_time: self._commit(applier, position, commit_time),
+                      committed, checkpoint)
+
+        def commit(position: Position, commit_time: Any) -> None:
+            done = batch.commit(position, commit_time)
+            m_seconds.observe(done.seconds)
+            m_rows.observe(done.rows)
+            m_txns.inc(done.txns)
+            self.lag.applied(commit_time, *(done.oldest or (None, 0.0)))  # a batch's lag is its first transaction's
             self.backoff.committed()
-            checkpoint, skipped_to, last_commit_at = position, None, now
-            open_txn, pending, batch_rows, batch_txns = False, [], 0, 0
 
         idle_checkpoint = self.config.heartbeat_seconds
         if self.source_conn.kind == "postgresql":
             idle_checkpoint = min(idle_checkpoint, WAL_IDLE_CHECKPOINT_SECONDS)
         while not self.stop.is_set():
             self.alive_at = time.monotonic()
-            if not open_txn and self.mappings.version != self._version:
+            if not batch.open and self.mappings.version != self._version:
                 raise _Reload()
-            if not open_txn:
+            if not batch.open:
                 self.sync.poll(applier, mset)  # new sync requests; a failed sync reader raises here
                 source.keep_echoes = self.sync.snapshotter is not None
-            if open_txn and not mid_txn:
-                timeout = max(0.0, batch_started + b.max_ms / 1000 - time.monotonic())
-            else:
-                timeout = 0.5
-            items = chan.take_all(timeout)
+            items = chan.take_all(batch.timeout(b.max_ms))
             taken_at = time.time()
-            if items and not open_txn and self.mappings.version != self._version:
+            if items and not batch.open and self.mappings.version != self._version:
                 raise _Reload()  # swapped while we waited: these are read again from the checkpoint
             m_depth.set(chan.rows())
             if not items:
-                if open_txn and not mid_txn and last is not None:
-                    commit(last.position, _commit_time(last))
-                elif not open_txn:
+                if batch.ready() and batch.last is not None:
+                    commit(batch.last.position, _commit_time(batch.last))
+                elif not batch.open:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
                     if time.monotonic() - self._renewed_at >= self.config.ha.takeover_seconds / 3:
                         lease.prove(applier, self.name, self.epoch)  # idle: the standby must see us alive
                         applier.commit_untracked()
                         self._renewed_at = time.monotonic()
-                    due = time.monotonic() - last_commit_at >= idle_checkpoint
-                    if due and skipped_to is not None and not ckpt.is_applied(skipped_to, checkpoint):
+                    due = time.monotonic() - batch.last_commit_at >= idle_checkpoint
+                    skipped_to = batch.skipped_to
+                    if due and skipped_to is not None and not ckpt.is_applied(skipped_to, batch.checkpoint):
                         # only echoes or unmapped changes since the last commit: record the position
                         # so the checkpoint (and the slot) keep moving
-                        applier.begin()
-                        open_txn, batch_started = True, time.monotonic()
+                        batch.begin()
                         commit(skipped_to, None)
                 continue
             for item in items:
@@ -363,10 +350,10 @@ class Direction:
                 if isinstance(item, Keepalive):
                     # nothing for us up to its position (never inside a transaction): recorded like a
                     # skipped transaction, or as where the open batch ends
-                    if open_txn:
-                        last = item
+                    if batch.open:
+                        batch.ends_at(item)
                     else:
-                        skipped_to = item.position
+                        batch.skip(item.position)
                         self.lag.handled(None, taken_at)
                     continue
                 txn: Transaction = item
@@ -381,37 +368,27 @@ class Direction:
                 else:
                     changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
                 changes.extend(chunk)
-                if not changes and not open_txn:
+                if not changes and not batch.open:
                     if txn.final:
-                        skipped_to = txn.position
+                        batch.skip(txn.position)
                         self.lag.handled(txn.commit_time, taken_at)  # an echo is not lag either
                     continue
-                if not open_txn:
-                    applier.begin()
-                    open_txn, batch_started = True, time.monotonic()
+                if not batch.open:
+                    batch.begin()
                     if dlq is not None and dlq.held:
                         dlq.refresh(applier)  # `dlq retry|skip` may have run meanwhile
-                pending.extend(changes)
-                batch_rows += len(changes)
-                if len(pending) >= PAGE:
-                    self._apply(applier, pending)
-                    pending = []
-                mid_txn = not txn.final
-                if txn.final:
-                    last = txn
-                    if oldest is None and txn.commit_time is not None:
-                        oldest = (txn.commit_time, taken_at)
-                    batch_txns += 1 if txn.changes else 0
-                    if batch_rows >= b.max_rows or time.monotonic() - batch_started >= b.max_ms / 1000:
-                        commit(txn.position, txn.commit_time)
-            if open_txn and not mid_txn and last is not None and chan.empty() \
-                    and not self._catching_up(last, taken_at):
+                batch.add(changes)
+                batch.end_of(txn, taken_at)
+                if txn.final and batch.full(b.max_rows, b.max_ms):
+                    commit(txn.position, txn.commit_time)
+            last = batch.last
+            if batch.ready() and last is not None and chan.empty() and not self._catching_up(last, taken_at):
                 commit(last.position, _commit_time(last))  # nothing else waiting: do not hold the batch
-        if open_txn:
-            applier.rollback()  # stopping: the open batch is replayed from the checkpoint next time
+        if batch.open:
+            batch.rollback()  # stopping: the open batch is replayed from the checkpoint next time
             self._progress = []
             return None
-        return checkpoint
+        return batch.checkpoint
 
     def _catching_up(self, last: Transaction | Keepalive, taken_at: float) -> bool:
         """The last transaction in hand is old: the source is far ahead of us, so more is coming."""

@@ -1,0 +1,152 @@
+"""stream/batch: the open target transaction's state, against a recording fake applier: pages sent
+while open, commit order (pending changes, then the checkpoint commit, then on_commit -- the ack),
+due by rows or age, only on a source transaction boundary, rollback drops everything."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from replicator.changes import LSN, Keepalive, Op, Position, RowChange, TableRef, TargetChange, Transaction
+from replicator.mapping.router import Routed
+from replicator.stream.batch import Batch
+from replicator.sync.snapshot import Progress
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class Recorder:
+    """The applier calls a Batch makes, plus its flush/commit/on_commit callables, in one log."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, Any]] = []
+
+    def begin(self) -> None:
+        self.log.append(("begin", None))
+
+    def rollback(self) -> None:
+        self.log.append(("rollback", None))
+
+    def flush(self, changes: list[Routed | Progress]) -> None:
+        self.log.append(("flush", len(changes)))
+
+    def commit(self, position: Position, commit_time: Any) -> None:
+        self.log.append(("commit", (position, commit_time)))
+
+    def committed(self, position: Position) -> None:
+        self.log.append(("ack", position))
+
+
+def _batch(rec: Recorder, page: int = 1000, checkpoint: Position | None = LSN(1)) -> Batch:
+    return Batch(rec, rec.flush, rec.commit, rec.committed, checkpoint, page=page)  # type: ignore[arg-type]
+
+
+def _changes(n: int) -> list[Routed | Progress]:
+    return [TargetChange(TableRef("erp", "customers"), Op.INSERT, ("cid",), (i,), {"cid": i}) for i in range(n)]
+
+
+def _txn(lsn: int, n: int = 1, final: bool = True, at: datetime | None = T0) -> Transaction:
+    row = RowChange(TableRef("public", "customer"), Op.INSERT, None, {"id": lsn})
+    return Transaction(str(lsn), LSN(lsn), at, (row,) * n, final)
+
+
+def test_commit_sends_the_pending_changes_then_commits_then_acks_and_resets() -> None:
+    rec = Recorder()
+    batch = _batch(rec)
+    batch.begin()
+    batch.add(_changes(3))
+    batch.end_of(_txn(10, at=T0), taken_at=5.0)
+    batch.add(_changes(2))
+    batch.end_of(_txn(20, at=None), taken_at=6.0)
+    assert batch.ready() and batch.last is not None and batch.last.position == LSN(20)
+    done = batch.commit(LSN(20), None)
+    assert rec.log == [("begin", None), ("flush", 5), ("commit", (LSN(20), None)), ("ack", LSN(20))]
+    assert (done.position, done.rows, done.txns, done.oldest) == (LSN(20), 5, 2, (T0, 5.0))
+    assert done.seconds >= 0
+    assert not batch.open and batch.pending == [] and (batch.rows, batch.txns, batch.oldest) == (0, 0, None)
+    assert batch.checkpoint == LSN(20) and batch.skipped_to is None
+
+
+def test_a_full_page_goes_to_the_server_while_the_transaction_stays_open() -> None:
+    rec = Recorder()
+    batch = _batch(rec, page=4)
+    batch.begin()
+    batch.add(_changes(3))
+    assert rec.log == [("begin", None)]
+    batch.add(_changes(2))
+    assert rec.log == [("begin", None), ("flush", 5)] and batch.pending == [] and batch.rows == 5
+    batch.end_of(_txn(7), taken_at=0.0)
+    batch.commit(LSN(7), T0)
+    assert rec.log[2:] == [("flush", 0), ("commit", (LSN(7), T0)), ("ack", LSN(7))]
+
+
+def test_never_ready_inside_a_source_transaction() -> None:
+    rec = Recorder()
+    batch = _batch(rec)
+    assert not batch.ready()  # nothing open
+    batch.begin()
+    batch.add(_changes(1))
+    batch.end_of(_txn(5, final=False), taken_at=0.0)
+    assert batch.mid_txn and not batch.ready() and batch.txns == 0
+    assert batch.timeout(max_ms=10_000) == 0.5  # mid-transaction: wait for the rest, not for max_ms
+    batch.add(_changes(1))
+    batch.end_of(_txn(5), taken_at=0.0)
+    assert batch.ready() and batch.txns == 1
+    assert 0 < batch.timeout(max_ms=10_000) <= 10.0
+
+
+def test_full_by_rows_or_by_age() -> None:
+    rec = Recorder()
+    batch = _batch(rec)
+    batch.begin()
+    batch.add(_changes(3))
+    assert not batch.full(max_rows=4, max_ms=60_000)
+    assert batch.full(max_rows=3, max_ms=60_000)
+    batch.started = time.monotonic() - 0.2
+    assert batch.full(max_rows=100, max_ms=100)
+    assert batch.timeout(max_ms=100) == 0.0
+
+
+def _skipped(batch: Batch) -> Position | None:
+    return batch.skipped_to  # read through a call: mypy keeps the narrowing of the attribute otherwise
+
+
+def test_a_keepalive_ends_the_open_batch_and_a_skip_waits_for_the_next_commit() -> None:
+    rec = Recorder()
+    batch = _batch(rec)
+    batch.skip(LSN(3))
+    assert batch.skipped_to == LSN(3) and batch.checkpoint == LSN(1)
+    batch.begin()
+    batch.ends_at(Keepalive(LSN(9)))
+    assert batch.ready()
+    batch.commit(LSN(9), None)
+    assert (_skipped(batch), batch.checkpoint) == (None, LSN(9))
+
+
+def test_rollback_drops_the_open_batch_without_committing_or_acking() -> None:
+    rec = Recorder()
+    batch = _batch(rec)
+    batch.begin()
+    batch.add(_changes(2))
+    batch.end_of(_txn(4), taken_at=0.0)
+    batch.rollback()
+    assert rec.log == [("begin", None), ("rollback", None)]
+    assert not batch.open and batch.pending == [] and batch.rows == 0 and batch.checkpoint == LSN(1)
+
+
+def test_a_failed_commit_does_not_ack_and_leaves_the_batch_open() -> None:
+    rec = Recorder()
+
+    def failing(position: Position, commit_time: Any) -> None:
+        raise RuntimeError("lost the lease")
+
+    batch = Batch(rec, rec.flush, failing, rec.committed, LSN(1))  # type: ignore[arg-type]
+    batch.begin()
+    batch.add(_changes(1))
+    batch.end_of(_txn(4), taken_at=0.0)
+    with pytest.raises(RuntimeError, match="lost the lease"):
+        batch.commit(LSN(4), T0)
+    assert ("ack", LSN(4)) not in rec.log
+    assert batch.open and batch.checkpoint == LSN(1)
