@@ -3,9 +3,10 @@
 The MariaDB server runs under libfaketime (Debian package faketime) with FAKETIME="+30s": its NOW() and the
 timestamps of its binlog events, which the daemon reads as the ERP's commit times, are 30 s ahead of the
 host's and of the PostgreSQL server's. Both sides edit the same field of every row while the daemon is
-stopped, the ERP 2 s *before* the CRM in real time. docs/conflicts.md ("Clock skew") says what must happen:
-the ERP's edit looks ~28 s later and wins, on both sides; both directions compare the same two commit
-times, so they name the same winner, both databases converge, and nothing echoes.
+stopped, the ERP first. docs/conflicts.md ("Clock skew") says what must happen: when the CRM edits 2 s
+later in real time, the ERP's edit looks ~28 s later and wins; when the CRM edits 32 s later, beyond the
+skew, the CRM's wins. Either way both directions compare the same two commit times, so they name the
+same winner, both databases converge, and nothing echoes.
 """
 from __future__ import annotations
 
@@ -75,31 +76,38 @@ def test_the_erp_server_clock_is_shifted(skewed_maria: MariaDBServer) -> None:
     assert SKEW - 1 < float(now) - time.time() < SKEW + 1, float(now) - time.time()
 
 
-def test_latest_by_commit_time_skewed_erp_wins_an_edit_made_earlier(skewed_pair: Pair) -> None:
+@pytest.mark.parametrize("crm_later_by", [2.1, SKEW + 2.1], ids=["within-skew", "beyond-skew"])
+def test_latest_by_commit_time_under_skew(skewed_pair: Pair, crm_later_by: float) -> None:
+    """The ERP edits first, the CRM `crm_later_by` seconds later in real time. Within the skew the ERP's
+    earlier edit reads later and wins; beyond it the CRM's wins. Either way on both sides, alike."""
     pair = skewed_pair
+    winner, loser = ("erp", "crm") if crm_later_by < SKEW else ("crm", "erp")
     pair.my_query("UPDATE acct SET name = CONCAT('erp-', id)")
-    time.sleep(2.1)  # the CRM edits 2 s later in real time, more than the binlog's 1 s resolution
+    time.sleep(crm_later_by)  # more than the binlog's 1 s resolution away from the skew either way
     pair.pg_query("UPDATE acct SET name = 'crm-' || id")
     pair.start()
-    settle(pair, [(i, f"erp-{i}", "000", Decimal("1.00")) for i in range(N)])
+    settle(pair, [(i, f"{winner}-{i}", "000", Decimal("1.00")) for i in range(N)])
     found = recorded(pair, 2 * N)
-    assert found == {("crm_to_erp", "update_differs", "name", "erp", "kept"): N,  # in the erp database
-                     ("erp_to_crm", "update_differs", "name", "erp", "applied"): N}, found  # in the crm database
+    assert found == {("crm_to_erp", "update_differs", "name", winner, "applied" if winner == "crm" else "kept"): N,
+                     ("erp_to_crm", "update_differs", "name", winner, "applied" if winner == "erp" else "kept"): N
+                     }, found  # crm_to_erp's records are in the erp database, erp_to_crm's in the crm database
     details = pair.pg_query("SELECT DISTINCT detail FROM replicator.conflicts")
-    assert details == [("erp's commit is later",)], details
-    assert pair.my_query(f"SELECT DISTINCT detail FROM `{pair.state_schema}`.conflicts") == [("erp's commit is later",)]
-    assert_no_echo(pair, crm_to_erp=0, erp_to_crm=N)
+    assert details == [(f"{winner}'s commit is later",)], details
+    details = pair.my_query(f"SELECT DISTINCT detail FROM `{pair.state_schema}`.conflicts")
+    assert details == [(f"{winner}'s commit is later",)], details
+    assert_no_echo(pair, crm_to_erp=N if winner == "crm" else 0, erp_to_crm=N if winner == "erp" else 0)
 
     # the two commit times compared, as recorded: in the crm database the erp's (the incoming side of
-    # erp_to_crm), in the erp database the crm's. The erp's edit, 2 s earlier, reads SKEW - 2 s later.
+    # erp_to_crm), in the erp database the crm's. The erp's edit, made earlier, reads SKEW - crm_later_by later.
     (erp_commit,), = pair.pg_query("SELECT DISTINCT source_commit_time FROM replicator.conflicts")
     crm_commits = pair.my_query(f"SELECT DISTINCT source_commit_time FROM `{pair.state_schema}`.conflicts")
     assert len(crm_commits) == 1, crm_commits
     crm_commit = crm_commits[0][0].replace(tzinfo=timezone.utc)  # DATETIME(6) in UTC
     apart = (erp_commit - crm_commit).total_seconds()
-    assert SKEW - 2.1 - 1 < apart < SKEW - 2.1 + 1, apart  # minus up to 1 s: binlog times are whole seconds
+    assert SKEW - crm_later_by - 1 < apart < SKEW - crm_later_by + 1, apart  # -1 s: binlog times are whole seconds
 
-    # the daemon reads the skewed binlog times as the erp's commit times: its last applied commit of
-    # erp_to_crm lies in the host's future
-    ahead = pair.metric("replicator_last_applied_timestamp_seconds", direction="erp_to_crm") - time.time()
-    assert ahead > SKEW - 10, ahead
+    if winner == "erp":
+        # the daemon reads the skewed binlog times as the erp's commit times: the one it applied to the crm
+        # lies in the host's future (by SKEW - crm_later_by, less the seconds since)
+        ahead = pair.metric("replicator_last_applied_timestamp_seconds", direction="erp_to_crm") - time.time()
+        assert ahead > SKEW - crm_later_by - 10, ahead
