@@ -10,6 +10,7 @@ same winner, both databases converge, and nothing echoes.
 """
 from __future__ import annotations
 
+import json
 import time
 from datetime import timezone
 from decimal import Decimal
@@ -111,3 +112,19 @@ def test_latest_by_commit_time_under_skew(skewed_pair: Pair, crm_later_by: float
         # lies in the host's future (by SKEW - crm_later_by, less the seconds since)
         ahead = pair.metric("replicator_last_applied_timestamp_seconds", direction="erp_to_crm") - time.time()
         assert ahead > SKEW - crm_later_by - 10, ahead
+
+
+def test_binlog_retention_margin_is_measured_on_the_servers_own_clock(skewed_pair: Pair) -> None:
+    """MariaDB expires a closed binlog file by its own clock: the margin must not gain the skew (a file
+    closed 30 s "in the future" by the host's clock would read 30 s safer than it is)."""
+    pair = skewed_pair  # stopped; its checkpoint is in the current binlog file
+    old = pair.my_query("SELECT @@global.binlog_expire_logs_seconds")[0][0]
+    pair.my_query("SET GLOBAL binlog_expire_logs_seconds = 3600")
+    try:
+        pair.my_query("FLUSH BINARY LOGS")  # the checkpoint's file is closed: its expiry clock starts
+        result = pair.cli("status", "--json", "--sample", "0", check=False)
+        assert result.returncode in (0, 1, 2), result.stdout + result.stderr
+        margin = json.loads(result.stdout)["sources"][1]["margin_seconds"]
+        assert 3590 <= margin <= 3600, margin
+    finally:
+        pair.my_query(f"SET GLOBAL binlog_expire_logs_seconds = {int(old)}")
