@@ -39,10 +39,9 @@ class LagGauge:
 
     def estimate(self, commit_time: datetime, taken_at: float) -> float:
         """The source commit time as a Unix time: the reported time made as late as its resolution
-        allows, but never later than the moment we held the transaction. A source server whose clock runs
-        ahead of ours reports commits after that moment; causality still bounds them by it, so the lag
-        reads our own queue time instead of 0 (it cannot see the reader's delay: docs/conflicts.md)."""
-        return min(commit_time.timestamp() + self.resolution, taken_at)
+        allows, but never later than the moment we held the transaction."""
+        reported = commit_time.timestamp()
+        return min(reported + self.resolution, max(reported, taken_at))
 
     def applied(self, last_commit_time: datetime | None, first_commit_time: datetime | None,
                 first_taken_at: float) -> None:
@@ -55,8 +54,8 @@ class LagGauge:
             return
         self._lag.set(max(0.0, self._clock() - self.estimate(first_commit_time, first_taken_at)))
         # everything up to the batch's last transaction is in: the lag counts from there when stalled
-        if last_commit_time is not None:  # not in our future when the source's clock runs ahead
-            self._caught_up_at = min(last_commit_time.timestamp(), self._clock())
+        if last_commit_time is not None:
+            self._caught_up_at = last_commit_time.timestamp()
 
     def handled(self, commit_time: datetime | None, taken_at: float) -> None:
         """Everything up to a source transaction committed at `commit_time` is in the target or needs
