@@ -13,7 +13,6 @@ take the place of the daemon's reader, whose server_id it does not use).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +74,11 @@ def read_retention(conn: Connection, checkpoint_file: str, now: float | None = N
         with db.cursor() as cur:
             cur.execute("SHOW BINARY LOGS")
             files = tuple(row[0] for row in cur.fetchall())
-            cur.execute("SELECT @@global.binlog_expire_logs_seconds")
-            expire = float(cur.fetchone()[0] or 0)
+            # the server expires files by its own clock, which stamped the file's close: its "now", not
+            # ours, or a server clock ahead of the host's reads as a safer margin than there is
+            cur.execute("SELECT @@global.binlog_expire_logs_seconds, UNIX_TIMESTAMP(NOW(6))")
+            expire_value, server_now = cur.fetchone()
+            expire = float(expire_value or 0)
     except pymysql.MySQLError as exc:
         raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None
     finally:
@@ -84,7 +86,7 @@ def read_retention(conn: Connection, checkpoint_file: str, now: float | None = N
     closed_at = None
     if checkpoint_file in files and files.index(checkpoint_file) + 1 < len(files):
         closed_at = _opened_at(conn, files[files.index(checkpoint_file) + 1])
-    return BinlogRetention(files, checkpoint_file, expire, closed_at, time.time() if now is None else now)
+    return BinlogRetention(files, checkpoint_file, expire, closed_at, float(server_now) if now is None else now)
 
 
 def _opened_at(conn: Connection, name: str) -> float:

@@ -16,8 +16,9 @@ share, ``Database``), ``postgres``, ``mariadb``, ``cli`` (the command above).
 from replicator.testing.devservers.cli import main
 from replicator.testing.devservers.mariadb import MARIA_USER, MariaDBServer
 from replicator.testing.devservers.postgres import PG_USER, PostgresServer
-from replicator.testing.devservers.processes import HOST, ServerError, free_port, missing_binaries, postgres_bindir
+from replicator.testing.devservers.processes import (HOST, ServerError, faketime_env, faketime_library, free_port,
+                                                     missing_binaries, postgres_bindir)
 from replicator.testing.devservers.server import Database, Settings, SettingValue
 
 __all__ = ["HOST", "MARIA_USER", "PG_USER", "Database", "MariaDBServer", "PostgresServer", "ServerError",
-           "SettingValue", "Settings", "free_port", "main", "missing_binaries", "postgres_bindir"]
+           "SettingValue", "Settings", "faketime_env", "faketime_library", "free_port", "main", "missing_binaries", "postgres_bindir"]

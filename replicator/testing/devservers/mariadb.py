@@ -5,7 +5,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from replicator.identifiers import my_ident
 from replicator.testing.devservers.processes import HOST, ServerError, _run, _short_socket_path, _which
@@ -30,9 +30,9 @@ class MariaDBServer(_Server):
 
     def __init__(self, base_dir: Union[str, Path], settings: Optional[Settings] = None, *,
                  password: str = "root", fast: bool = True, port: Optional[int] = None,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, env: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(base_dir, settings, password=password, fast=fast, port=port,
-                         start_timeout=start_timeout)
+                         start_timeout=start_timeout, env=env)
         mariadbd, install_db = _which("mariadbd"), _which("mariadb-install-db")
         if not mariadbd or not install_db:
             raise ServerError("MariaDB binaries not found (mariadbd, mariadb-install-db)")

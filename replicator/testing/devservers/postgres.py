@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from replicator.testing.devservers.processes import HOST, ServerError, _run, postgres_bindir
 from replicator.testing.devservers.server import Database, Settings, SettingValue, _Server
@@ -34,9 +34,9 @@ class PostgresServer(_Server):
 
     def __init__(self, base_dir: Union[str, Path], settings: Optional[Settings] = None, *,
                  password: str = "postgres", fast: bool = True, port: Optional[int] = None,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, env: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(base_dir, settings, password=password, fast=fast, port=port,
-                         start_timeout=start_timeout)
+                         start_timeout=start_timeout, env=env)
         bindir = postgres_bindir()
         if bindir is None:
             raise ServerError("PostgreSQL binaries not found (set REPLICATOR_PG_BINDIR)")

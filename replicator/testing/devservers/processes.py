@@ -37,6 +37,28 @@ def _which(name: str) -> Optional[str]:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
 
 
+# Debian's libfaketime (package faketime); other distributions put it under /usr/lib or /usr/local/lib
+_FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1", "/usr/local/lib/faketime/libfaketime.so.1")
+
+
+def faketime_library() -> Optional[Path]:
+    """libfaketime's preload library: $REPLICATOR_FAKETIME_LIB or a known install path; None if missing."""
+    for c in (os.environ.get("REPLICATOR_FAKETIME_LIB"),) + _FAKETIME_LIBS:
+        if c and Path(c).is_file():
+            return Path(c)
+    return None
+
+
+def faketime_env(offset: str) -> dict[str, str]:
+    """Environment for a server whose clock runs ``offset`` ("+30s", "-2m": libfaketime's relative syntax)
+    away from the host's, for the ``env`` option of a dev server. Raises ServerError without libfaketime."""
+    lib = faketime_library()
+    if lib is None:
+        raise ServerError("libfaketime not found (Debian package faketime; or set REPLICATOR_FAKETIME_LIB)")
+    return {"LD_PRELOAD": str(lib), "FAKETIME": offset}
+
+
 def missing_binaries(server: Optional[str] = None) -> list[str]:
     """Server programs this machine lacks, for ``server`` "postgres", "mariadb" or both (None)."""
     missing = []

@@ -51,7 +51,7 @@ class _Server:
 
     def __init__(self, base_dir: Union[str, Path], settings: Optional[Settings] = None, *,
                  password: str, fast: bool = True, port: Optional[int] = None,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, env: Optional[Mapping[str, str]] = None) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.host = HOST
@@ -61,6 +61,9 @@ class _Server:
         self.fast = fast
         self.start_timeout = start_timeout
         self.overrides: dict[str, SettingValue] = dict(settings or {})
+        # extra environment for the server process only (not initdb / install-db), e.g. faketime_env()
+        # to run it with a shifted clock; kept across restarts
+        self.extra_env: dict[str, str] = dict(env or {})
         self.log_path = self.base_dir / self.log_name
         self._proc: Optional[subprocess.Popen[bytes]] = None
 
@@ -131,10 +134,13 @@ class _Server:
             return self
         if not self._initialised():
             self._init()
+        kwargs = self._popen_kwargs()
+        if self.extra_env:
+            kwargs["env"] = {**kwargs.get("env", os.environ), **self.extra_env}
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 _pdeathsig_prefix() + self._command(), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, **self._popen_kwargs())
+                stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
         try:
             self._wait_ready()
         except BaseException:
