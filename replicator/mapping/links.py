@@ -23,7 +23,7 @@ from replicator.mapping import parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import LinkedChange, Ref, route
+from replicator.mapping.router import LinkedChange, Ref, route, with_owned
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +172,12 @@ class Linker:
                     if v is None:  # the old parent has no counterpart: nothing to compare this field with
                         continue
                 expect[c] = v
-            changed = {c: v for c, v in changed.items() if c not in expect or not _same(expect[c], v)}
-            unchecked = {c: v for c, v in changed.items() if c not in expect}
+            values = changed
+            changed = {c: v for c, v in values.items() if c not in expect or not _same(expect[c], v)}
             if not changed:
                 return {}
+            changed, expect = with_owned(flow, values, changed, expect)
+            unchecked = {c: v for c, v in changed.items() if c not in expect}
             tc = TargetChange(flow.target.table, Op.UPDATE, flow.target.key, target_key, {**changed, **keys},
                               expect={**expect, **keys}, mapping=flow.mapping, source_key=lc.source_key,
                               commit_time=lc.commit_time)

@@ -8,6 +8,7 @@ policy and link. `replicator.mapping.router` turns source changes into target op
 from __future__ import annotations
 
 import logging
+import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping as TMapping
@@ -97,6 +98,10 @@ class FieldPlan:
     # 0 is no reference and never parks); a NULL for the target side is written as its v (after references)
     null_in: tuple[Any, ...] = ()
     null_out: tuple[Any, ...] = ()
+    # the flow's source side owns this field (`owner:`): the only side whose edits of it flow, so an
+    # update may carry it unchanged without overwriting anybody's edit (values the target never got,
+    # such as those it generated when this flow created the row, then arrive with the next change)
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,11 @@ class Flow:
     @property
     def two_way(self) -> bool:
         return self.conflicts is not None
+
+    @functools.cached_property
+    def owned_targets(self) -> frozenset[str]:
+        """Target columns of fields the source side owns (FieldPlan.owned)."""
+        return frozenset(p.target for p in self.plans if p.owned)
 
     @property
     def stream(self) -> str:
@@ -593,7 +603,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
         plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references,
                                f.insert_only and not is_key,
                                (nulls[src],) if src in nulls and src_col is not None else (),
-                               (nulls[dst],) if dst in nulls else ()))
+                               (nulls[dst],) if dst in nulls else (), owned=f.owner == src and not is_key))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()

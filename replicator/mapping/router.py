@@ -153,7 +153,20 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
                if c in tgt.key or c not in expect or not _same(expect[c], v)}
     if len(changed) == len(tgt.key) and all(c in tgt.key for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
+    changed, expect = with_owned(flow, values, changed, expect)
     return [make(Op.UPDATE, key, changed, expect)]
+
+
+def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
+               expect: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An update that writes something also carries the fields its source side owns, changed or not, and
+    unchecked (nobody else writes them, so they cannot conflict): what the target missed of them -- the
+    values the source generated when this flow created the row, whose insert came back as our own echo --
+    arrives with the source's next change instead of never."""
+    owned = {c: values[c] for c in flow.owned_targets if c in values and c not in changed}
+    if not owned:
+        return changed, dict(expect)
+    return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned}
 
 
 def _count_unchecked(flow: Flow) -> None:
