@@ -106,6 +106,15 @@ def error_class(kind: str, exc: BaseException) -> str:
     return pg_error_class(exc) if kind == "postgresql" else my_error_class(exc)
 
 
+def missing_state_table(conn: Connection, table: str, exc: BaseException) -> ConfigError | None:
+    """A state table that an installation set up by an older version lacks (SQLSTATE 42P01, errno 1146):
+    say what to run instead of the driver's error; None for any other error."""
+    if error_class(conn.kind, exc) != MISSING:
+        return None
+    return ConfigError(f"{conn.state_schema}.{table} is missing in {conn.describe()}: run `replicator setup` "
+                       f"(it adds the tables a newer version needs and keeps everything else)")
+
+
 # ---------------------------------------------------------------- sessions
 
 

@@ -21,6 +21,7 @@ from replicator.changes import TableRef
 from replicator.codec import dumps_key, dumps_value, loads_key, loads_value
 from replicator.config import Connection
 from replicator.conflicts.model import PENDING, RESOLVED, Conflict
+from replicator.connect import missing_state_table
 from replicator.errors import ConfigError, ReplicatorError
 
 TABLE = "conflicts"
@@ -138,13 +139,8 @@ def record(applier: Db, conflicts: Sequence[Conflict]) -> None:
 
 
 def _missing(db: Db, exc: Exception) -> ConfigError | None:
-    """An installation set up by an older version has no conflicts table: say what to run, not the driver's
-    error (PostgreSQL 42P01, MariaDB 1146)."""
-    text = str(exc)
-    if "does not exist" in text or "doesn't exist" in text:
-        return ConfigError(f"{db.conn.state_schema}.{TABLE} is missing in {db.conn.describe()}: run `replicator "
-                           f"setup` (it adds the tables a newer version needs and keeps everything else)")
-    return None
+    """An installation set up by an older version has no conflicts table: say what to run."""
+    return missing_state_table(db.conn, TABLE, exc)
 
 
 # ---------------------------------------------------------------- reading

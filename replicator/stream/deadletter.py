@@ -26,7 +26,8 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, Position, RowChange, TableRef, TargetChange
 from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, loads_key
 from replicator.config import Connection
-from replicator.errors import ConfigError, ReplicatorError, RowError
+from replicator.connect import missing_state_table
+from replicator.errors import ReplicatorError, RowError
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import key_of, route_flow
 
@@ -156,10 +157,9 @@ def insert(db: Applier, stream: str, tc: TargetChange, origin: Origin | None, er
     except ReplicatorError:
         raise
     except Exception as exc:
-        text = str(exc)
-        if "does not exist" in text or "doesn't exist" in text:
-            raise ConfigError(f"{db.conn.state_schema}.{TABLE} is missing in {db.conn.describe()}: run `replicator "
-                              f"setup` (it adds the tables a newer version needs and keeps everything else)") from None
+        missing = missing_state_table(db.conn, TABLE, exc)  # set up by a version without it
+        if missing is not None:
+            raise missing from None
         raise
 
 

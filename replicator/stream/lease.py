@@ -25,8 +25,8 @@ from typing import Any, Sequence
 from replicator.appliers.base import Applier
 from replicator.changes import TableRef
 from replicator.config import Connection
-from replicator.connect import pg_connect
-from replicator.errors import ConfigError, ReplicatorError
+from replicator.connect import missing_state_table, pg_connect
+from replicator.errors import ReplicatorError
 
 TABLE = "lease"
 
@@ -109,10 +109,9 @@ def acquire(db: Applier, stream: str, holder: str) -> int:
     except ReplicatorError:
         raise
     except Exception as exc:
-        text = str(exc)
-        if "does not exist" in text or "doesn't exist" in text:  # set up by a version without it
-            raise ConfigError(f"{db.conn.state_schema}.{TABLE} is missing in {db.conn.describe()}: run `replicator "
-                              f"setup` (it adds the tables a newer version needs and keeps everything else)") from None
+        missing = missing_state_table(db.conn, TABLE, exc)  # set up by a version without it
+        if missing is not None:
+            raise missing from None
         raise
     epoch = int(db.query(f"SELECT {q('epoch')} FROM {_table(db)} WHERE {q('stream')} = %s", [stream])[0][0])
     db.commit_untracked()

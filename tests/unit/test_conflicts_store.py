@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
+import pymysql
 import pytest
 
 from replicator import metrics
@@ -186,7 +187,8 @@ def test_record_into_a_missing_table_says_run_setup() -> None:
 
     class Missing(FakeDb):
         def execute(self, sql: str, params: Sequence[Any]) -> int:
-            raise RuntimeError("(1146, \"Table 'repl.conflicts' doesn't exist\")")
+            # what PyMySQL raises, classified by its errno (1146), not its English text
+            raise pymysql.err.ProgrammingError(1146, "Table 'repl.conflicts' doesn't exist")
 
     db = Missing("mariadb")
     db.conn = conn("mariadb", "erp")
