@@ -83,9 +83,11 @@ def test_latest_by_commit_time_under_skew(skewed_pair: Pair, crm_later_by: float
     earlier edit reads later and wins; beyond it the CRM's wins. Either way on both sides, alike."""
     pair = skewed_pair
     winner, loser = ("erp", "crm") if crm_later_by < SKEW else ("crm", "erp")
+    erp_started = time.time()
     pair.my_query("UPDATE acct SET name = CONCAT('erp-', id)")
     time.sleep(crm_later_by)  # more than the binlog's 1 s resolution away from the skew either way
     pair.pg_query("UPDATE acct SET name = 'crm-' || id")
+    real_gap = time.time() - erp_started  # at least crm_later_by; more when the statements are slow
     pair.start()
     settle(pair, [(i, f"{winner}-{i}", "000", Decimal("1.00")) for i in range(N)])
     found = recorded(pair, 2 * N)
@@ -108,7 +110,9 @@ def test_latest_by_commit_time_under_skew(skewed_pair: Pair, crm_later_by: float
     assert len(crm_commits) == 1, crm_commits
     crm_commit = crm_commits[0][0].replace(tzinfo=timezone.utc)  # DATETIME(6) in UTC
     apart = (erp_commit - crm_commit).total_seconds()
-    assert SKEW - crm_later_by - 1 < apart < SKEW - crm_later_by + 1, apart  # -1 s: binlog times are whole seconds
+    # the commits were at least crm_later_by and at most real_gap apart in real time; -1 s: binlog times are
+    # whole seconds
+    assert SKEW - real_gap - 1 < apart < SKEW - crm_later_by + 1, (apart, real_gap)
 
     if winner == "erp":
         # the daemon reads the skewed binlog times as the erp's commit times: the one it applied to the crm
