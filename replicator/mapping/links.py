@@ -312,7 +312,7 @@ class Linker:
         if flow.link.crosswalk:
             target_key = self._crosswalk(flow.mapping, lc.source_key)
         else:
-            target_key = tuple(lc.change.before[c] for c in flow.key_sources)  # type: ignore[index]
+            target_key = self._shared_key(flow, lc)
         if target_key is not None and not self._in_slice(flow, target_key):
             target_key = None  # a row of another entity now: not this mapping's to delete
         if target_key is None:
@@ -328,6 +328,27 @@ class Linker:
         metrics.rows_applied.labels(self.stream, str(flow.target.table), op).inc()
         if not done:
             metrics.rows_missing.labels(self.stream, str(flow.target.table), op).inc()
+
+    def _shared_key(self, flow: Flow, lc: LinkedChange) -> tuple[Any, ...] | None:
+        """The target key of a deleted row without a crosswalk, from its old row: a key column that is a
+        `references` field holds the source side's value and is translated through that link like any
+        foreign key (None: the referenced record has no counterpart, so neither has this row)."""
+        before = lc.change.before
+        assert before is not None
+        refs = {p.target: p.references for p in flow.plans if p.references}
+        key: list[Any] = []
+        for column, source in zip(flow.target.key, flow.key_sources):
+            if source not in before:
+                raise RowError("the deleted row lacks a column of the target key (set REPLICA IDENTITY FULL)",
+                               table=str(lc.change.table), key=lc.source_key, column=source)
+            value = before[source]
+            mapping = refs.get(column)
+            if mapping is not None and value is not None:
+                value = self._resolve(Ref(mapping, value))
+                if value is None:
+                    return None
+            key.append(value)
+        return tuple(key)
 
     def _drop_parked(self, flow: Flow, source_key: tuple[Any, ...]) -> int:
         """A deleted source row: its changes still waiting for a parent must never be applied."""

@@ -182,3 +182,37 @@ def test_a_deleted_row_takes_its_parked_changes_with_it(
     assert target.parked == []
     apply(linker, mset, customer(4, "ES4", "Di"))
     assert target.tables[T_ORDERS] == [], "a deleted child came back when its parent arrived"
+
+
+PROFITS = TableRef("public", "profit")
+T_PROFITS = TableRef("erpdb", "profit")
+
+PROFIT_YAML = YAML + """\
+  profits:
+    direction: crm_to_erp
+    crm: {table: profit, key: [customer_id, year]}
+    erp: {table: profit, key: [cust_no, year]}
+    fields:
+      customer_id: {erp: cust_no, references: customers}
+      year: ~
+      revenue: ~
+"""
+
+
+def test_a_delete_without_a_crosswalk_translates_a_key_column_that_references_a_link(tmp_path: Path) -> None:
+    # issue 12: the key of a deleted row was taken from the old row untranslated, so the delete of
+    # the CRM's (customer 5, 2026) looked for the ERP's (5, 2026) instead of (cust_no 101, 2026)
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), PROFIT_YAML)
+    target = FakeTarget()
+    target.tables[T_PROFITS] = []
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    apply(linker, mset, customer(5, "NL5", "Ed"))
+    cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
+    assert cust_no != 5
+    row = {"customer_id": 5, "year": 2026, "revenue": 10}
+    apply(linker, mset, RowChange(PROFITS, Op.INSERT, None, row))
+    assert target.tables[T_PROFITS] == [{"cust_no": cust_no, "year": 2026, "revenue": 10}]
+    target.tables[T_PROFITS].append({"cust_no": 5, "year": 2026, "revenue": 99})  # another account's row
+    apply(linker, mset, RowChange(PROFITS, Op.DELETE, {"customer_id": 5, "year": 2026}, None))  # key-only image
+    assert target.tables[T_PROFITS] == [{"cust_no": 5, "year": 2026, "revenue": 99}]
