@@ -281,6 +281,15 @@ def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int
         return None
 
     error = monitor.watch(sys.stdout, finished)
+    if error is None:
+        # children copied before their parent's pair existed (the other direction made it) are parked:
+        # both directions retry them once the copies are done; then say what still waits
+        from replicator.sync.progress import parked_lines, still_parked, wait_settled
+
+        error = wait_settled(lambda: all(d.sync.parked_settled for d in daemon.directions), finished)
+        if error is None:
+            for text in parked_lines(still_parked(config)):
+                print(text)
     daemon.shutdown()
     if error is None:
         return EXIT_OK

@@ -188,14 +188,18 @@ class Linker:
         # fields the target won come back with its own value: not written (this path writes one row)
         return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}
 
-    def retry_parked(self) -> None:
-        """At the start of a session: apply parked changes whose parent has arrived meanwhile."""
+    def retry_parked(self) -> int:
+        """At the start of a session, and after copies end (replicator.sync.driver): apply parked changes
+        whose parent has arrived meanwhile, also through the other direction (its crosswalk pairs). Returns
+        how many parked changes left the table (applied, or parked again for another parent)."""
         rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",
                             [self.stream])
+        done = 0
         for mapping, key in rows:
             if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
-                self._unpark(mapping, key)
+                done += self._unpark(mapping, key)
         self.sweep_parked()
+        return done
 
     def sweep_parked(self) -> int:
         """Drop parked changes older than their mapping's `parked: {drop_after_days: N}` (inside the open
@@ -374,7 +378,7 @@ class Linker:
         parking.parked_now(self.stream)
         log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
 
-    def _unpark(self, mapping: str, key: str) -> None:
+    def _unpark(self, mapping: str, key: str) -> int:
         rows = self.a.query(f"SELECT id, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
                             f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
         for row_id, text in rows:
@@ -387,3 +391,4 @@ class Linker:
                     self.a.apply([out])
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
+        return len(rows)

@@ -199,6 +199,7 @@ class Direction:
                 applier.begin()
                 self._linker.retry_parked()
                 self._commit(applier, position, None) if position is not None else applier.rollback()
+            self.sync.retry_parked = (lambda: self._retry_parked(applier)) if self._linker is not None else None
             self.sync.start_session(applier, mset, self.first_start)
             if self.start_gate is not None:
                 (mine, other), self.start_gate = self.start_gate, None
@@ -220,6 +221,7 @@ class Direction:
                 self._final_checkpoint(applier, source, reader, chan, final)
         finally:
             self.sync.stop_snapshotter()
+            self.sync.retry_parked = None
             self.sync.sources = []
             self._progress = []
             if source is not None:
@@ -520,6 +522,20 @@ class Direction:
                  self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
         assert self._dlq is not None
         self._dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
+
+    def _retry_parked(self, applier: Applier) -> int:
+        """Between target transactions, after a copy ended (sync/driver.py): parked changes whose parent
+        has a pair now, applied in a tagged transaction of their own (no checkpoint moves)."""
+        assert self._linker is not None
+        applier.begin()
+        try:
+            done = self._linker.retry_parked()
+            lease.prove(applier, self.name, self.epoch)
+            applier.commit_untracked()
+        except BaseException:
+            applier.rollback()
+            raise
+        return done
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
         assert self._linker is not None

@@ -114,6 +114,16 @@ class SyncDriver:
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
         self.sources: list[Source] = []  # stream readers told to keep echo rows while a sync runs
+        # Parked rows after a copy. A child copied before its parent's crosswalk pair exists is parked
+        # (mapping/links.py); when the pair is made by the other direction's copy, nothing in this
+        # direction's stream would ever wake it. So each time a copy ends, and each time a retry
+        # applied something (which may make pairs the peer's parked rows wait for), a round begins and
+        # both directions retry their parked rows between target transactions, until a round applies
+        # nothing. `retry_parked` is set by the apply loop: it retries in a tagged transaction of
+        # its own and returns how many parked changes it took out.
+        self.retry_parked: Callable[[], int] | None = None
+        self.parked_round = 0  # bumped by this direction: a copy ended, or a retry applied something
+        self._parked_seen = 0  # the highest round (ours or the peer's) this direction has retried for
 
     # -------------------------------------------------------------- apply thread
     @property
@@ -146,6 +156,8 @@ class SyncDriver:
             if snap.thread.is_alive() or self._chunks:
                 return
             self._finish()
+            self.parked_round += 1  # the copy is done: parked rows of both directions may find their pair
+        self._retry_parked()
         if time.monotonic() - self._polled_at < POLL_SECONDS:
             return
         self._polled_at = time.monotonic()
@@ -176,6 +188,28 @@ class SyncDriver:
         self._keep_echoes(True)
         self._snapshotter = Snapshotter(self, jobs, self._waiter(mset))
         self._snapshotter.start()
+
+    def _wanted_round(self) -> int:
+        peer = self.peer.parked_round if self.peer is not None else 0
+        return max(self.parked_round, peer)
+
+    def _retry_parked(self) -> None:
+        """Retry parked rows once per round (see `parked_round`), between target transactions."""
+        wanted = self._wanted_round()
+        if self.retry_parked is None or self._snapshotter is not None or self._parked_seen >= wanted:
+            return
+        self._parked_seen = wanted
+        done = self.retry_parked()
+        if done:
+            log.info("%s: %d parked change(s) applied after a copy (their parent's pair exists now)",
+                     self.stream, done)
+            self.parked_round = self._wanted_round() + 1  # may unblock more, here or in the peer
+
+    @property
+    def parked_settled(self) -> bool:
+        """No copy runs here and the parked rows were retried since the last copy or useful retry of
+        either direction (`replicator sync` reports what is still parked only then)."""
+        return self._snapshotter is None and (self.retry_parked is None or self._parked_seen >= self._wanted_round())
 
     def track(self, jobs: Sequence[Job]) -> None:
         """Remember changed keys of the jobs' tables from now on (before any chunk is read), and ask

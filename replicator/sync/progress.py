@@ -3,12 +3,15 @@
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TextIO
 
 from replicator.config import Config, Connection
 from replicator.sync.state import DONE, SyncRow, SyncState
+
+log = logging.getLogger(__name__)
 
 RATE_WINDOW = 10.0  # seconds of history behind a rows/s figure
 
@@ -126,3 +129,63 @@ class SyncMonitor:
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()
+
+
+@dataclass(frozen=True)
+class StillParked:
+    """Changes of one mapping in one direction still waiting for a counterpart after a copy."""
+
+    stream: str
+    mapping: str
+    waiting_for: str  # the referenced mapping whose record has no counterpart
+    rows: int
+
+
+def still_parked(config: Config) -> list[StillParked]:
+    """Every target's `<state_schema>.parked`, counted by direction, mapping and what the rows wait for."""
+    from replicator.appliers import make_applier
+    from replicator.changes import TableRef
+
+    out: list[StillParked] = []
+    for target in config.connections:
+        db = make_applier(target, "sync-parked", "")
+        db.connect()
+        try:
+            parked = db.quote_table(TableRef(target.state_schema, "parked"))
+            rows = db.query(f"SELECT stream, mapping, waiting_mapping, COUNT(*) FROM {parked} "
+                            f"GROUP BY stream, mapping, waiting_mapping ORDER BY stream, mapping, waiting_mapping", [])
+            out.extend(StillParked(str(s), str(m), str(w), int(n)) for s, m, w, n in rows)
+        finally:
+            db.rollback()
+            db.close()
+    return out
+
+
+def parked_lines(parked: Sequence[StillParked]) -> list[str]:
+    """What `replicator sync` prints once the copies are done and parked rows were retried."""
+    if not parked:
+        return ["parked after the copy: none (every reference found its counterpart)"]
+    total = sum(p.rows for p in parked)
+    lines = [f"still parked after the copy: {total:,} row(s) wait for a counterpart that does not exist "
+             f"(applied when it appears; `replicator status` shows their age):"]
+    lines.extend(f"  {p.mapping} {p.stream}  {p.rows:,} waiting for {p.waiting_for}" for p in parked)
+    return lines
+
+
+def wait_settled(settled: Callable[[], bool], finished: Callable[[], BaseException | None] | None = None,
+                 timeout: float = 300.0, interval: float = 0.2) -> BaseException | None:
+    """Wait until both directions retried their parked rows after the copies (SyncDriver.parked_settled),
+    twice in a row (a round one direction starts is seen by the other at its next poll)."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while time.monotonic() < deadline:
+        if finished is not None:
+            error = finished()
+            if error is not None:
+                return error
+        calm = calm + 1 if settled() else 0
+        if calm >= 2:
+            return None
+        time.sleep(interval)
+    log.warning("parked rows were still being retried after %.0f s; counting them as they are", timeout)
+    return None

@@ -305,3 +305,57 @@ def test_an_installation_from_before_sync_is_told_to_run_setup(make_pair: Callab
     pair.start()
     wait_synced(pair, {("crm_to_erp", "accounts"), ("erp_to_crm", "accounts")})
     pair.stop()
+
+
+PRODUCTS_PG = """
+CREATE TABLE product (id serial PRIMARY KEY, sku text NOT NULL UNIQUE, name text);
+CREATE TABLE product_cost (product_id int PRIMARY KEY REFERENCES product (id), cost numeric(12,2));
+"""
+PRODUCTS_MY = """
+CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, item_no VARCHAR(40) NOT NULL UNIQUE,
+                    description VARCHAR(200)) ENGINE=InnoDB AUTO_INCREMENT=5000;
+CREATE TABLE item_costs (item_id INT PRIMARY KEY, cost DECIMAL(12,2)) ENGINE=InnoDB;
+"""
+PRODUCTS_MAP = """
+mappings:
+  products:
+    direction: crm_to_erp
+    crm: {table: product, key: [id]}
+    erp: {table: items, key: [id]}
+    link: {natural: [sku], crosswalk: true}
+    fields:
+      sku: {erp: item_no}
+      name: {erp: description}
+  product_costs:
+    direction: erp_to_crm
+    crm: {table: product_cost, key: [product_id]}
+    erp: {table: item_costs, key: [item_id]}
+    fields:
+      item_id: {crm: product_id, references: products}
+      cost: ~
+"""
+
+
+def test_rows_parked_during_a_copy_are_applied_once_the_other_directions_copy_made_their_pair(
+        make_pair: Callable[..., Pair]) -> None:
+    """Issue 12: the ERP's item costs reference products whose crosswalk pair the other direction's copy
+    makes (linked by SKU). A cost copied before its product was linked is parked; `replicator sync` retries
+    the parked rows once the copies are done, says what still waits, and `verify` agrees without a daemon."""
+    pair = make_pair(PRODUCTS_PG, PRODUCTS_MY, PRODUCTS_MAP, setup=False)
+    pair.pg_query("INSERT INTO product (sku, name) VALUES ('A-1', 'Axle'), ('B-2', 'Bolt'), ('C-3', 'Cog')")
+    pair.my_query("INSERT INTO items (item_no, description) VALUES ('C-3', 'Cog'), ('A-1', 'Axle'), ('B-2', 'Bolt')")
+    pair.my_query("INSERT INTO item_costs SELECT id, 10 * LENGTH(description) FROM items")
+    pair.setup()
+    # the costs first: no product is linked yet, so every cost waits for its product's pair
+    first = pair.cli("sync", "--mapping", "product_costs")
+    assert "still parked after the copy: 3 row(s)" in first.stdout, first.stdout
+    assert "product_costs erp_to_crm  3 waiting for products" in first.stdout, first.stdout
+    assert pair.pg_query("SELECT * FROM product_cost") == []
+    # the products: linked by SKU (pairs in the ERP's crosswalk); the parked costs follow in this run
+    second = pair.cli("sync", "--mapping", "products")
+    assert "parked after the copy: none" in second.stdout, second.stdout
+    assert sorted(pair.pg_query("SELECT p.sku, c.cost FROM product_cost c JOIN product p ON p.id = c.product_id")) \
+        == [("A-1", Decimal("40.00")), ("B-2", Decimal("40.00")), ("C-3", Decimal("30.00"))]
+    assert pair.pg_query("SELECT COUNT(*) FROM replicator.parked")[0][0] == 0
+    verify = pair.cli("verify", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -277,3 +277,33 @@ def test_rows_deleted_on_the_target_meanwhile_are_not_revived(config: Config) ->
     ours._snapshotter = None
     ours.stop_snapshotter()  # a new session (a reconnect) keeps asking: the copy is not over
     assert erp_table in peer._watched
+
+
+def test_parked_rows_are_retried_after_a_copy_until_a_round_applies_nothing(config: Config) -> None:
+    """Issue 12: a child parked during a copy waits for a pair the other direction's copy makes. When a
+    copy ends, both directions retry their parked rows; a retry that applied something starts another
+    round (it may have made pairs the other side waits for); a round that applies nothing ends it."""
+    crm, erp = config.connections
+    a, b = SyncDriver(config, erp, crm, threading.Event()), SyncDriver(config, crm, erp, threading.Event())
+    a.peer, b.peer = b, a
+    calls: list[str] = []
+    results = {"a": [2, 0], "b": [1, 0]}  # parked changes each retry takes out, in turn
+
+    def hook(name: str):  # type: ignore[no-untyped-def]
+        def retry() -> int:
+            calls.append(name)
+            return results[name].pop(0) if results[name] else 0
+        return retry
+
+    a.retry_parked, b.retry_parked = hook("a"), hook("b")
+    for _ in range(3):  # no copy has ended: nothing to retry
+        a._retry_parked()
+        b._retry_parked()
+    assert calls == [] and a.parked_settled and b.parked_settled
+    b.parked_round += 1  # b's copy ended (SyncDriver.poll)
+    assert not a.parked_settled and not b.parked_settled
+    for _ in range(5):
+        a._retry_parked()
+        b._retry_parked()
+    assert calls == ["a", "b", "a", "b"]  # each retried twice: the rounds after a's 2 and b's 1 applied rows
+    assert a.parked_settled and b.parked_settled
