@@ -7,8 +7,10 @@
 --
 -- Keys: the ERP numbers its items, BOM lines, sales orders and order lines itself
 -- (AUTO_INCREMENT); replicator links them to the CRM's records with crosswalks and natural keys
--- (item_no = the CRM's SKU, crm_quote_no). Debtors, contacts, complaints and service records
--- share ids with the CRM: the ERP allocates them from 1 000 000 000 upwards, the CRM from 1.
+-- (item_no = the CRM's SKU, crm_quote_no). Debtors are numbered by the ERP from 100 000 and
+-- linked to the CRM's accounts by the account number (customer_no) and a crosswalk. Contacts,
+-- complaints and service records share ids with the CRM: the ERP allocates them from
+-- 1 000 000 000 upwards, the CRM from 1.
 --
 -- The ERP speaks in codes (order status EN/RL/IP/SH/DL/IV/CX, complaint status, service types,
 -- item types FERT/HAWA/DIEN); the mappings translate them (`map:`).
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS customers (
     updated_at      DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (id),
     UNIQUE KEY customers_customer_no (customer_no)
-) ENGINE=InnoDB AUTO_INCREMENT=1000000000;
+) ENGINE=InnoDB AUTO_INCREMENT=100000;
 
 CREATE TABLE IF NOT EXISTS contacts (
     id                   BIGINT NOT NULL AUTO_INCREMENT,

@@ -23,6 +23,7 @@ from tests.integration.harness import Pair, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ERP_IDS = 1_000_000_000
+DEBTORS = 100_000  # the ERP numbers its debtors (customers) from here; the CRM its accounts from 1
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -191,7 +192,7 @@ def test_flow4_confirmed_quote_becomes_one_erp_order_with_its_lines_and_status_c
     assert len(order) == 1
     oid, ecust, quote_no, po, total, status = order[0]
     assert oid >= ERP_IDS and quote_no == "Q000001" and po == "PO-4711" and total == Decimal("3600.00")
-    assert status == "EN" and ecust == cust
+    assert status == "EN" and ecust == erp_id(pair, "customers", "customer_no", "K000001") != cust
     items = [erp_id(pair, "items", "item_no", f"FB-{n:05d}") for n in (1, 2, 3)]
     assert erp(pair, "SELECT sales_order_id, line_no, item_id FROM sales_order_lines ORDER BY line_no") == \
         [(oid, 10, items[0]), (oid, 20, items[1]), (oid, 30, items[2])]
@@ -215,23 +216,41 @@ def test_flow4_confirmed_quote_becomes_one_erp_order_with_its_lines_and_status_c
 
 def test_flow2_accounts_created_on_either_side_and_edited_on_both_agree(flows: Pair) -> None:
     pair = flows
-    # created in the CRM: the same account number (a CRM id) in the ERP
+    # created in the CRM: the ERP numbers the account itself, linked by the account number (crosswalk)
     cid = crm_customer(pair, "K000001", "Brandt Maschinenbau GmbH")
     eid = erp_id(pair, "customers", "customer_no", "K000001")
-    assert eid == cid < ERP_IDS
-    # created in the ERP (accounts receivable): the CRM gets the whole account, not only the money side
+    assert cid < DEBTORS <= eid < ERP_IDS
+    assert erp(pair, f"SELECT source_key, target_key FROM `{pair.state_schema}`.crosswalk "
+                     f"WHERE mapping = 'customers' AND source_side = 'crm'") == [(f"[{cid}]", f"[{eid}]")]
+    # created in the ERP (accounts receivable): the CRM numbers it itself and gets the whole account
     new = erp_exec(pair, "INSERT INTO customers (customer_no, name, city, email, credit_limit, payment_terms) "
                          "VALUES ('D900001', 'Vogel Hydraulik KG', 'Bremen', 'ap@vogel.de', 25000, 'NET60')")
-    assert new >= ERP_IDS
-    wait_for(pair, lambda: crm(pair, "SELECT id, account_name, city, email, credit_limit, payment_terms::text "
+    assert DEBTORS <= new < ERP_IDS
+    wait_for(pair, lambda: crm(pair, "SELECT account_name, city, email, credit_limit, payment_terms::text "
                                      "FROM crm.customer WHERE customer_no = 'D900001'"),
-             [(new, "Vogel Hydraulik KG", "Bremen", "ap@vogel.de", Decimal("25000.00"), "NET60")],
+             [("Vogel Hydraulik KG", "Bremen", "ap@vogel.de", Decimal("25000.00"), "NET60")],
              "ERP account in the CRM")
+    vogel = crm(pair, "SELECT id FROM crm.customer WHERE customer_no = 'D900001'")[0][0]
+    assert vogel < DEBTORS and vogel != new
 
-    # the money side belongs to the ERP: its edit flows, the CRM's does not
+    # other flows follow the link: a contact of each account points at the ERP's own debtor number
+    k1 = crm(pair, "INSERT INTO crm.contact (customer_id, first_name, last_name, is_primary) "
+                   "VALUES (%s, 'Jana', 'Brandt', true) RETURNING id", (cid,))[0][0]
+    k2 = crm(pair, "INSERT INTO crm.contact (customer_id, first_name, last_name, is_primary) "
+                   "VALUES (%s, 'Ole', 'Vogel', true) RETURNING id", (vogel,))[0][0]
+    wait_for(pair, lambda: erp(pair, "SELECT id, customer_id FROM contacts ORDER BY id"), [(k1, eid), (k2, new)],
+             "contacts on the ERP's debtors")
+
+    # the money side belongs to the ERP: its edit flows; the CRM's edit of it does not (the name, edited
+    # in the same CRM transaction, does)
     erp_exec(pair, "UPDATE customers SET credit_limit = 50000, credit_blocked = 1 WHERE id = %s", (eid,))
     wait_for(pair, lambda: crm(pair, "SELECT credit_limit, credit_blocked FROM crm.customer WHERE id = %s", (cid,)),
              [(Decimal("50000.00"), True)], "credit line in the CRM")
+    crm(pair, "UPDATE crm.customer SET credit_limit = 1, account_name = 'Brandt Fördertechnik GmbH' WHERE id = %s",
+        (cid,))
+    wait_for(pair, lambda: erp(pair, "SELECT name FROM customers WHERE id = %s", (eid,)),
+             [("Brandt Fördertechnik GmbH",)], "the CRM's name edit in the ERP")
+    assert erp(pair, "SELECT credit_limit FROM customers WHERE id = %s", (eid,)) == [(Decimal("50000.00"),)]
 
     # both sides edit the same field before either edit is replicated: one rule decides, alike on both sides
     assert pair.stop() == 0
@@ -250,6 +269,10 @@ def test_flow2_accounts_created_on_either_side_and_edited_on_both_agree(flows: P
     assert phone and all(r["kind"] == "update_differs" and r["rule"] == "latest" and r["winner"] == "crm"
                          for r in phone), records
     assert not [r for r in records if r["field"] == "street"], records
+    # recorded in both sides' <state>.conflicts: the same decision
+    stored = crm(pair, "SELECT count(*) FROM replicator.conflicts WHERE mapping = 'customers'")[0][0] + \
+        erp(pair, f"SELECT count(*) FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")[0][0]
+    assert stored >= 1, records
 
 
 # -------------------------------------------------------------------------------- flow 3
@@ -287,7 +310,7 @@ def test_flow1_and_5_actual_cost_margin_and_profitability_reach_the_crm(flows: P
     pair = flows
     qid, oid, products = confirmed_order(pair, lines=2)
     cust = crm(pair, "SELECT customer_id FROM crm.quote WHERE id = %s", (qid,))[0][0]
-    ecust = cust  # accounts share ids
+    ecust = erp_id(pair, "customers", "customer_no", "K000001")  # the ERP's own number of the account
     item = erp_id(pair, "items", "item_no", "FB-00001")
     # the ERP costs the order lines, post-calculates the invoiced order, runs standard costing and
     # the yearly profitability: each in its own tables, with its own numbers
@@ -323,7 +346,7 @@ def test_flow6_complaints_and_service_records_both_ways_in_each_sides_codes(flow
     pair = flows
     qid, oid, products = confirmed_order(pair, lines=1)
     cust = crm(pair, "SELECT customer_id FROM crm.quote WHERE id = %s", (qid,))[0][0]
-    ecust = cust  # accounts share ids
+    ecust = erp_id(pair, "customers", "customer_no", "K000001")  # the ERP's own number of the account
     # once the ERP works on the order (its first change after replicator created it), the CRM quote shows
     # the ERP's order number; sales logs a complaint about that order
     erp_exec(pair, "UPDATE sales_orders SET status = 'DL' WHERE id = %s", (oid,))

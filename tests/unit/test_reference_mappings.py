@@ -226,12 +226,15 @@ def test_customer_master_ownership(mappings: MappingSet) -> None:
               "phone")
     for name in shared:
         assert owner[name] is None, name
-    # shared ids and no references to it: a linked mapping is applied without the conflict check
-    assert not customers.link.crosswalk and not any(f.linked for f in customers.flows)
+    # each side numbers its accounts: linked by the account number and the crosswalk (issue 12), and
+    # still checked for conflicts (a linked two-way update is checked like an unlinked one)
+    assert customers.link.natural == ("customer_no",) and customers.link.crosswalk
+    assert all(f.two_way for f in customers.flows)
     to_crm = next(f for f in customers.flows if f.target.side == "crm")
     assert to_crm.conflicts is not None and to_crm.conflicts.default.rule == "latest"
-    # created on either side: the ERP->CRM direction carries the whole account, not only the money side
-    assert written_columns(to_crm) == {"id", "customer_no", "account_name", "vat_id", "street", "postal_code", "city",
+    # created on either side: the ERP->CRM direction carries the whole account, not only the money side;
+    # the key is the target's own (never written)
+    assert written_columns(to_crm) == {"customer_no", "account_name", "vat_id", "street", "postal_code", "city",
                                        "country_code", "email", "phone", "credit_limit", "credit_currency",
                                        "payment_terms", "credit_blocked"}
 
@@ -255,9 +258,12 @@ def test_foreign_keys_are_translated_through_the_links(mappings: MappingSet) -> 
     assert refs[("product_costs", "item_id")] == "products"
     assert refs[("quote_lines", "product_id")] == "products"
     assert refs[("bom_lines", "component_product_id")] == "products"
+    # every account id is translated through flow 2's link (each side numbers its accounts)
+    for name in ("contacts", "quotes", "customer_profitability", "complaints", "service_records"):
+        assert refs[(name, "customer_id")] == "customers", name
     for m in mappings.mappings:  # two-way mappings edited on both sides keep the conflict check
         if m.name in ("customers", "complaints", "service_records"):
-            assert all(f.two_way and not f.linked for f in m.flows), m.name
+            assert all(f.two_way for f in m.flows), m.name
 
 
 def test_parser_sees_constraints_and_defaults() -> None:
