@@ -9,7 +9,7 @@
     python demo/bootstrap.py seed DATA_DIR SERVERS_JSON
         fill empty databases with what a CRM and an ERP hold before replicator arrives (class Seed:
         about 36k rows in the CRM and 33k in the ERP, some records on both sides (the same id, or
-        the same SKU / quote number), some on one side only); databases that hold data are left alone
+        the same account number / SKU / quote number), some on one side only); databases that hold data are left alone
     python demo/bootstrap.py indented -- COMMAND [ARG ...]
         run COMMAND with its output indented like the demo's other output; on a terminal COMMAND
         gets a pseudo-terminal, so that it still shows its live progress line
@@ -144,6 +144,7 @@ SEED_OPEN_QUOTES = 600
 SEED_CRM_COMPLAINTS = 500      # CRM complaints; 70 % were passed on to quality management earlier
 SEED_ERP_RETURNS = 300         # returns logged in the ERP only
 ERP_IDS = 1_000_000_000
+DEBTOR_BASE = 100_000          # the ERP's own debtor numbers, in the order it learned of the accounts
 ITEM_BASE = 100_000            # the ERP's own item numbers (item 100 042 is the CRM's product 42, by SKU)
 ORDER_BASE = 4_500_000         # the ERP's own sales order numbers
 ITEM_TYPE = {"manufactured": "FERT", "purchased": "HAWA", "service": "DIEN"}
@@ -158,9 +159,10 @@ SEED_RANDOM = 20261126         # the same data on every first run
 class Seed:
     """A CRM and an ERP that have been used side by side for two years, linked by hand so far.
 
-    Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Accounts,
-    contacts, complaints and service records have the same id on both sides; items, BOM lines, sales
-    orders and their lines carry the ERP's own numbers and are linked by SKU and quote number. Each
+    Rows are generated, not read back: `crm` and `erp` map a table to (columns, rows). Contacts,
+    complaints and service records have the same id on both sides; accounts (the ERP's debtors),
+    items, BOM lines, sales orders and their lines carry the ERP's own numbers and are linked by
+    account number, SKU and quote number. Each
     side holds what it owns: the CRM the accounts' contact data (up to date), the ERP the credit
     lines, order status, costs (the CRM has its defaults there); some ERP copies of CRM data are out
     of date (an old phone number or street).
@@ -216,6 +218,7 @@ class Seed:
         erp_k = self._table(self.erp, "contacts", "id, customer_id, first_name, last_name, role, email, phone, "
                             "is_primary, is_invoice_recipient")
         self.shared_customers: list[int] = []
+        self.debtor_of: dict[int, int] = {}  # CRM account id -> the ERP's debtor number (same customer_no)
         self.contacts_of: dict[int, list[int]] = {}
         contact_id = 0
         for cid in range(1, SEED_CUSTOMERS + 1):
@@ -234,8 +237,9 @@ class Seed:
                           r.choice(["jschulz", "mkaya", "lberger"]), created, created))
             if known_to_erp:
                 self.shared_customers.append(cid)
+                self.debtor_of[cid] = DEBTOR_BASE + len(erp_c)
                 stale = r.random() < 0.1  # the ERP's copy of the address data is out of date
-                erp_c.append((cid, f"K{cid:06d}", f"{name} {legal}", vat,
+                erp_c.append((self.debtor_of[cid], f"K{cid:06d}", f"{name} {legal}", vat,
                                f"{r.choice(w['STREETS'])} {r.randint(1, 120)}" if stale else street, postal, city,
                                "DE", f"info@{domain}.de", self._phone() if stale else phone,
                                Decimal(r.choice([5000, 10000, 25000, 50000, 75000, 100000, 250000])),
@@ -254,7 +258,7 @@ class Seed:
                 crm_k.append((contact_id, cid, r.choice(["Frau", "Herr"]), first, last, title, email, kphone,
                               None, i == 0, kcreated, kcreated, kcreated))
                 if known_to_erp and (i == 0 or r.random() < 0.9):  # a few new contacts are CRM-only
-                    erp_k.append((contact_id, cid, first, last, r.choice(w["TITLES"]) if r.random() < 0.05 else title,
+                    erp_k.append((contact_id, self.debtor_of[cid], first, last, r.choice(w["TITLES"]) if r.random() < 0.05 else title,
                                   email, kphone, int(i == 0), int(i == 0 and invoice_to)))
             self.contacts_of[cid] = ids
 
@@ -378,7 +382,7 @@ class Seed:
         for (cust, year), (count, revenue, cost, invoiced) in sorted(profit.items()):
             gross = revenue - cost
             pct = (100 * gross / revenue).quantize(CENT) if revenue else None
-            erp_p.append((cust, year, int(count), revenue, cost, gross, pct, invoiced, computed))
+            erp_p.append((self.debtor_of[cust], year, int(count), revenue, cost, gross, pct, invoiced, computed))
 
     def _erp_order(self, erp_o, erp_l, erp_oc, profit, oid, cust, quote_id, po, order_date, requested,
                    total, lines, days) -> None:
@@ -402,7 +406,7 @@ class Seed:
         if delivered is not None and delivered > self._erp_time(self.now):
             delivered = self._erp_time(self.now) - timedelta(hours=1)
         tracking = f"00340{r.randint(10**12, 10**13 - 1)}" if reached >= 3 else None
-        erp_o.append((oid, cust, f"Q{quote_id:06d}", po, order_date, requested, "EUR", total, ORDER_STATUS[status],
+        erp_o.append((oid, self.debtor_of[cust], f"Q{quote_id:06d}", po, order_date, requested, "EUR", total, ORDER_STATUS[status],
                       promised, shipped, delivered, tracking))
         line_cost_sum = Decimal(0)
         for lid, no, pid, qty, price, disc, net, config in lines:
@@ -464,7 +468,7 @@ class Seed:
             passed_on = r.random() < 0.7
             if passed_on:
                 row = crm_k[-1]
-                erp_k.append((kid, cust, contact, oid, ITEM_BASE + pid, self._erp_time(reported), row[7], category,
+                erp_k.append((kid, self.debtor_of[cust], contact, oid, ITEM_BASE + pid, self._erp_time(reported), row[7], category,
                               row[9], COMPLAINT_STATUS[status], subject, row[12], resolution, None,
                               self._erp_time(closed),
                               f"QM{r.randint(100000, 999999)}"))
@@ -478,7 +482,7 @@ class Seed:
             if passed_on and status != "open" and r.random() < 0.4:
                 erp_service_id += 1
                 kind = r.choice(["repair", "replacement"])
-                erp_s.append((erp_service_id, kid, cust, self._erp_time(reported + timedelta(days=r.randint(1, 5))),
+                erp_s.append((erp_service_id, kid, self.debtor_of[cust], self._erp_time(reported + timedelta(days=r.randint(1, 5))),
                               SERVICE_TYPE[kind], r.choice(w["TECHNICIANS"]), Decimal(r.choice(["1", "2.5", "6"])),
                               money(r.uniform(80, 2500)), f"{kind} ausgeführt",
                               json.dumps({"parts": r.randint(0, 4), "warranty": r.random() < 0.6})))
@@ -493,14 +497,14 @@ class Seed:
             closed = opened + timedelta(days=r.randint(1, 15)) if status == "closed" else None
             if closed is not None and closed > self.now:
                 closed = self.now - timedelta(minutes=5)
-            erp_k.append((kid, cust, None, oid, ITEM_BASE + pid, self._erp_time(opened), "return", category,
+            erp_k.append((kid, self.debtor_of[cust], None, oid, ITEM_BASE + pid, self._erp_time(opened), "return", category,
                           r.randint(2, 4), COMPLAINT_STATUS[status], subject, f"Retoure zu Auftrag {oid}: {subject}",
                           "Gutschrift erteilt" if status == "closed" else None, credit, self._erp_time(closed),
                           f"QM{r.randint(100000, 999999)}"))
             if status != "open":
                 erp_service_id += 1
                 kind = "credit" if status == "closed" else r.choice(["repair", "replacement"])
-                erp_s.append((erp_service_id, kid, cust, self._erp_time(opened + timedelta(days=1)), SERVICE_TYPE[kind],
+                erp_s.append((erp_service_id, kid, self.debtor_of[cust], self._erp_time(opened + timedelta(days=1)), SERVICE_TYPE[kind],
                               r.choice(w["TECHNICIANS"]), Decimal(0) if kind == "credit" else Decimal("2.5"),
                               credit if kind == "credit" else money(r.uniform(80, 2500)), f"{kind} ausgeführt",
                               json.dumps({"parts": r.randint(0, 4), "warranty": r.random() < 0.6})))
@@ -599,8 +603,8 @@ def seed(data_dir: Path, servers_json: Path) -> None:
     n_crm = sum(len(rows) for _cols, rows in data.crm.values())
     n_erp = sum(len(rows) for _cols, rows in data.erp.values())
     print(f"{n_crm:,} rows in the CRM, {n_erp:,} in the ERP ({time.monotonic() - started:.1f} s); "
-          f"on both sides (same id, or same SKU / quote number), or on one side only:")
-    for what, crm, erp, by in (("accounts", "customer", "customers", ("id", "id")),
+          f"on both sides (same id, or same account number / SKU / quote number), or on one side only:")
+    for what, crm, erp, by in (("accounts", "customer", "customers", ("customer_no", "customer_no")),
                                ("contacts", "contact", "contacts", ("id", "id")),
                                ("products", "product", "items", ("sku", "item_no")),
                                ("quotes/orders", "quote", "sales_orders", ("quote_no", "crm_quote_no")),

@@ -416,16 +416,21 @@ class Traffic:
         s, r = self.s, self.rng
         # sales and accounting change the phone number of the same account at the same moment, each in its
         # own system: a conflict that flow 2's `latest` rule decides alike on both sides
-        row = s.erp_one("SELECT id, name, phone FROM customers ORDER BY RAND() LIMIT 1")
+        # each side numbers the account itself: the same account is the one with the same account number
+        row = s.erp_one("SELECT id, customer_no, name FROM customers ORDER BY RAND() LIMIT 1")
         if row is None:
             raise Skip
-        cid, name, _old = row
+        eid, no, name = row
+        found = s.crm_one("SELECT id FROM crm.customer WHERE customer_no = %s", (no,))
+        if found is None:
+            raise Skip  # not in the CRM yet (created in the ERP a moment ago)
+        cid = found[0]
         crm_phone = f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}"
         erp_phone = f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}"
         s.crm("UPDATE crm.customer SET phone = %s, updated_at = now() WHERE id = %s", (crm_phone, cid))
-        s.erp("UPDATE customers SET phone = %s WHERE id = %s", (erp_phone, cid))
-        return (f"[flow 2] account {cid} {name}: phone set to {crm_phone} in the CRM and to {erp_phone} in the ERP "
-                f"at once (a conflict)")
+        s.erp("UPDATE customers SET phone = %s WHERE id = %s", (erp_phone, eid))
+        return (f"[flow 2] account {no} {name} (CRM id {cid}, ERP debtor {eid}): phone set to {crm_phone} in the "
+                f"CRM and to {erp_phone} in the ERP at once (a conflict)")
 
     def erp_credit_change(self) -> str:
         s, r = self.s, self.rng
