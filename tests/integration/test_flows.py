@@ -338,6 +338,12 @@ def test_flow1_and_5_actual_cost_margin_and_profitability_reach_the_crm(flows: P
              [(10, Decimal("700.5000"), Decimal("700.50")), (20, Decimal("700.5000"), Decimal("700.50"))],
              "the line cost on the quote lines")
     assert crm(pair, "SELECT order_status::text FROM crm.quote WHERE id = %s", (qid,)) == [("invoiced",)]
+    # the ERP withdraws the year's profitability row: the delete finds the CRM's row through the account's
+    # link (the key column is a reference; it used to look for the ERP's debtor number in the CRM)
+    assert ecust != cust
+    erp_exec(pair, "DELETE FROM customer_profitability WHERE customer_id = %s AND fiscal_year = 2026", (ecust,))
+    wait_for(pair, lambda: crm(pair, "SELECT count(*) FROM crm.customer_profitability"), [(0,)],
+             "the profitability row deleted in the CRM")
 
 
 # -------------------------------------------------------------------------------- flow 6
