@@ -9,7 +9,8 @@ Writes business activity into both databases, a few actions per second, one line
       materials, quotes, confirmed quotes (flow 4 turns the quote itself into the ERP order),
       complaints and service calls.
   ERP (MariaDB):    new accounts, credit limit / payment term / credit block changes, invoice
-      recipients, order status and delivery updates, order post-calculation, standard costing,
+      recipients, orders received by EDI (the ERP's alone), order status and delivery updates,
+      order post-calculation, standard costing,
       customer profitability, returns with credit notes, service work.
   both:             now and then the same account edited on both sides at once (a conflict,
       decided by flow 2's `latest` rule; scripts/demo lists them with `replicator conflicts`).
@@ -24,9 +25,9 @@ per mapping. It runs until --seconds have passed (default: until Ctrl-C) and end
 check; the exit code is 0 when the last check agreed.
 
 Rows each side writes follow the demo's rules: shared ids come from the side's own sequence (the
-CRM from 1, the ERP from 1 000 000 000); the ERP numbers its items and orders itself; only the CRM
-creates contacts, products and orders (from quotes); a complaint's status is driven by the side
-that opened it.
+CRM from 1, the ERP from 1 000 000 000); the ERP numbers its debtors, items and orders itself; only
+the CRM creates contacts, products and the orders that are quotes (EDI orders stay in the ERP); a
+complaint's status is driven by the side that opened it.
 """
 from __future__ import annotations
 
@@ -164,6 +165,7 @@ class Traffic:
             ("erp", 1, self.erp_invoice_recipient),
             ("erp", 14, self.erp_advance_order),
             ("erp", 3, self.erp_confirm_orders),
+            ("erp", 1, self.erp_edi_order),
             ("erp", 2, self.erp_item_costing),
             ("erp", 2, self.erp_customer_profitability),
             ("erp", 1, self.erp_return),
@@ -474,16 +476,39 @@ class Traffic:
         return (f"[flow 4] order confirmation: {len(rows)} new order(s) confirmed with a delivery date "
                 f"(ERP order number and date show on the CRM quote)")
 
+    def erp_edi_order(self) -> str:
+        s, r = self.s, self.rng
+        # a customer orders by EDI: the ERP takes the order itself, no CRM quote behind it. It is marked
+        # origin 'EDI' (order, lines, later its post-calculation) and flows 1 and 4 filter it out, so
+        # nothing of it waits (parked) for a quote that never comes
+        cust = s.erp_one("SELECT id, name FROM customers WHERE credit_blocked = 0 ORDER BY RAND() LIMIT 1")
+        items = s.erp("SELECT id, list_price FROM items WHERE status = 'released' ORDER BY RAND() LIMIT %s",
+                      (r.randint(1, 3),))
+        if cust is None or not items:
+            raise Skip
+        lines = [(iid, Decimal(r.randint(1, 20)), price) for iid, price in items]
+        total = sum((money(qty * price) for _iid, qty, price in lines), Decimal(0))
+        s.erp("INSERT INTO sales_orders (customer_id, customer_po, requested_delivery, total_net, origin) "
+              "VALUES (%s, %s, UTC_DATE() + INTERVAL 14 DAY, %s, 'EDI')",
+              (cust[0], f"EDI-{r.randint(100000, 999999)}", total))
+        oid = s.erp_one("SELECT LAST_INSERT_ID()")[0]
+        for no, (iid, qty, price) in enumerate(lines, start=1):
+            s.erp("INSERT INTO sales_order_lines (sales_order_id, line_no, item_id, quantity, unit_price, line_net, "
+                  "origin) VALUES (%s, %s, %s, %s, %s, %s, 'EDI')", (oid, no * 10, iid, qty, price, money(qty * price)))
+        return (f"[flow 4] EDI order {oid} from {cust[1]}: {len(lines)} line(s), {total} EUR (the ERP's own order, "
+                f"no CRM quote: flows 1 and 4 leave it out)")
+
     def erp_advance_order(self) -> str:
         s, r = self.s, self.rng
         # work in progress first (the order furthest along), then the oldest
-        row = s.erp_one("""SELECT id, status, customer_id, total_net FROM sales_orders
+        row = s.erp_one("""SELECT id, status, customer_id, total_net, origin FROM sales_orders
                            WHERE status NOT IN ('IV', 'CX')
                            ORDER BY FIELD(status, 'DL', 'SH', 'IP', 'RL', 'EN'), updated_at
                            LIMIT 1 FOR UPDATE""")
         if row is None:
             raise Skip
-        oid, status, cust, total = row
+        oid, status, cust, total, origin = row
+        where = "on the CRM quote" if origin == "CRM" else "EDI order: the ERP's alone"
         order_no = oid  # the ERP's own order number
         if status == "EN" and r.random() < 0.03:
             s.erp("UPDATE sales_orders SET status = 'CX' WHERE id = %s", (oid,))
@@ -519,17 +544,18 @@ class Traffic:
             contribution = total - total_cost
             pct = (contribution / total * 100).quantize(CENT) if total else None
             s.erp("""INSERT INTO order_costs (sales_order_id, revenue, material_cost, labour_cost, overhead_cost,
-                         freight_cost, total_cost, contribution, margin_pct, costing_run, costed_at)
-                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 1, UTC_TIMESTAMP(6))
+                         freight_cost, total_cost, contribution, margin_pct, costing_run, costed_at, origin)
+                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 1, UTC_TIMESTAMP(6), %s)
                      ON DUPLICATE KEY UPDATE revenue = VALUES(revenue), total_cost = VALUES(total_cost),
                          contribution = VALUES(contribution), margin_pct = VALUES(margin_pct),
                          costing_run = costing_run + 1, costed_at = VALUES(costed_at)""",
-                  (oid, total, material, labour, overhead, freight, total_cost, contribution, pct))
+                  (oid, total, material, labour, overhead, freight, total_cost, contribution, pct, origin))
             s.erp("UPDATE sales_orders SET status = 'IV' WHERE id = %s", (oid,))
-            extra = f", [flow 1] post-calculation: actual margin {contribution} EUR ({pct} %) onto the CRM quote"
+            extra = f", [flow 1] post-calculation: actual margin {contribution} EUR ({pct} %)" + (
+                " onto the CRM quote" if origin == "CRM" else " (EDI order: stays in the ERP)")
         else:
             s.erp("UPDATE sales_orders SET status = %s WHERE id = %s", (new, oid))
-        return f"[flow 4] order {order_no}: {status} -> {new} ({ORDER_WORDS[new]} on the CRM quote){extra}"
+        return f"[flow 4] order {order_no}: {status} -> {new} ({ORDER_WORDS[new]} {where}){extra}"
 
     def erp_item_costing(self) -> str:
         s, r = self.s, self.rng

@@ -119,8 +119,10 @@ CREATE TABLE IF NOT EXISTS item_costs (
 ) ENGINE=InnoDB;
 
 -- ------------------------------------------------------------------------------------------
--- Sales orders (flow 4): each one is a confirmed CRM quote (crm_quote_no), numbered by the ERP;
--- the ERP moves them through production, shipping and invoicing.
+-- Sales orders (flow 4): a confirmed CRM quote (crm_quote_no), numbered by the ERP, or an order the
+-- ERP received itself from a customer's EDI (origin 'EDI', no quote); the ERP moves them through
+-- production, shipping and invoicing. The origin is on the lines and the post-calculation too, so
+-- that flows 1 and 4 can leave EDI orders out row by row (a filter reads the row itself).
 CREATE TABLE IF NOT EXISTS sales_orders (
     id                 BIGINT NOT NULL AUTO_INCREMENT,
     customer_id        BIGINT NOT NULL,
@@ -135,6 +137,7 @@ CREATE TABLE IF NOT EXISTS sales_orders (
     shipped_at         DATETIME(6) NULL,
     delivered_at       DATETIME(6) NULL,
     tracking_no        VARCHAR(40) NULL,
+    origin             ENUM('CRM','EDI') NOT NULL DEFAULT 'CRM',
     plant              VARCHAR(4) NOT NULL DEFAULT '1000',
     updated_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (id),
@@ -155,6 +158,7 @@ CREATE TABLE IF NOT EXISTS sales_order_lines (
     configuration  JSON NULL,
     unit_cost      DECIMAL(14,4) NULL,
     line_cost      DECIMAL(14,2) NULL,
+    origin         ENUM('CRM','EDI') NOT NULL DEFAULT 'CRM',
     PRIMARY KEY (id),
     UNIQUE KEY sales_order_lines_order_line (sales_order_id, line_no),
     KEY sales_order_lines_item (item_id),
@@ -175,6 +179,7 @@ CREATE TABLE IF NOT EXISTS order_costs (
     margin_pct     DECIMAL(7,2) NULL,
     costing_run    INT NOT NULL DEFAULT 1,
     costed_at      DATETIME(6) NOT NULL,
+    origin         ENUM('CRM','EDI') NOT NULL DEFAULT 'CRM',
     PRIMARY KEY (sales_order_id),
     CONSTRAINT order_costs_order_fk FOREIGN KEY (sales_order_id) REFERENCES sales_orders (id)
 ) ENGINE=InnoDB;

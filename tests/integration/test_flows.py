@@ -211,6 +211,25 @@ def test_flow4_confirmed_quote_becomes_one_erp_order_with_its_lines_and_status_c
     assert crm(pair, "SELECT status::text FROM crm.quote WHERE id = %s", (qid,)) == [("confirmed",)]
     assert erp(pair, "SELECT count(*) FROM sales_orders") == [(1,)]
 
+    # an order the ERP takes itself (EDI: no quote) stays the ERP's: neither it, nor its lines, nor its
+    # post-calculation are parked for a quote that never comes (issue 12)
+    filtered = pair.metric("replicator_rows_filtered_total", direction="erp_to_crm", table="crm.quote_line") or 0
+    edi = erp_exec(pair, "INSERT INTO sales_orders (customer_id, customer_po, total_net, status, origin) "
+                         "VALUES (%s, 'EDI-ORDERS-77', 2400, 'IV', 'EDI')", (ecust,))
+    erp_exec(pair, "INSERT INTO sales_order_lines (sales_order_id, line_no, item_id, quantity, unit_price, line_net, "
+                   "unit_cost, line_cost, origin) VALUES (%s, 10, %s, 2, 1200, 2400, 700, 1400, 'EDI')",
+             (edi, items[0]))
+    erp_exec(pair, "INSERT INTO order_costs (sales_order_id, revenue, material_cost, labour_cost, overhead_cost, "
+                   "total_cost, contribution, costed_at, origin) VALUES (%s, 2400, 900, 300, 200, 1400, 1000, "
+                   "'2026-12-01 10:00:00', 'EDI')", (edi,))
+    erp_exec(pair, "UPDATE sales_orders SET status = 'IP' WHERE id = %s", (oid,))  # a later change: arrives after
+    wait_for(pair, lambda: crm(pair, "SELECT order_status::text FROM crm.quote WHERE id = %s", (qid,)),
+             [("in_production",)], "the CRM order's next status")
+    assert pair.metric("replicator_parked_rows", direction="erp_to_crm") in (None, 0)
+    assert pair.metric("replicator_rows_filtered_total", direction="erp_to_crm", table="crm.quote_line") == filtered + 1
+    assert crm(pair, "SELECT count(*) FROM crm.quote") == [(1,)] and crm(pair, "SELECT count(*) FROM crm.order_margin") \
+        == [(0,)]
+
 
 # -------------------------------------------------------------------------------- flow 2
 

@@ -278,3 +278,14 @@ def test_parser_sees_constraints_and_defaults() -> None:
     crm = parse_schema(ROOT / "demo" / "schema" / "crm.sql", "public")
     assert crm[("crm", "customer")].primary_key == ("id",)
     assert "CHECK" not in crm[("crm", "product")].columns and "UNIQUE" not in crm[("crm", "product")].columns
+
+
+def test_edi_orders_are_left_out_of_flows_1_and_4(mappings: MappingSet) -> None:
+    """Orders the ERP takes itself (EDI) have no quote: a filter on each row's origin keeps the order, its
+    lines and its post-calculation from being parked for a quote that never comes (issue 12)."""
+    for name in ("quotes", "quote_lines", "order_margins"):
+        m = next(m for m in mappings.mappings if m.name == name)
+        to_crm = next(f for f in m.flows if f.source.side == "erp")
+        assert to_crm.filter is not None, name
+        assert to_crm.filter({"origin": "CRM"}) and not to_crm.filter({"origin": "EDI"}), name
+        assert all(f.filter is None for f in m.flows if f.source.side == "crm"), name
