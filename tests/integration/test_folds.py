@@ -1,0 +1,206 @@
+"""`fold:` mappings on real servers (issue 11, gaps 6 and 7): a CRM address table keyed by application
+UUIDs and typed by `kind` <-> the ERP customer's email and phone columns; a CRM association table
+contact_company <-> the ERP contact's company_no. Both directions, deletes and NULLs, parking until the
+parent is linked, no echo, and a kill -9 in the middle."""
+from __future__ import annotations
+
+import time
+
+from tests.integration.harness import wait_until
+
+ADDRESS_PG = """
+CREATE TABLE customer (id varchar(40) PRIMARY KEY, name text NOT NULL);
+CREATE TABLE address (
+    id varchar(40) PRIMARY KEY,
+    owner_id varchar(40) NOT NULL REFERENCES customer(id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('email', 'phone', 'fax')),
+    value text NOT NULL
+)"""
+CUSTOMERS_MY = """
+CREATE TABLE customers (
+    cust_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(200) NULL,
+    phone VARCHAR(50) NULL
+)"""
+# the folds come first: an ERP customer's insert is routed to them before the customers mapping has made its
+# CRM counterpart, so they park and are replayed in the same transaction once it has
+ADDRESS_MAPPINGS = """
+mappings:
+  customer_email:
+    direction: both
+    crm: {table: address, key: [id], slice: {kind: email}, generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email, lossy: allow}
+  customer_phone:
+    direction: both
+    crm: {table: address, key: [id], slice: {kind: phone}, generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: owner_id, value: value, into: phone, lossy: allow}
+  customers:
+    direction: both
+    crm: {table: customer, key: [id], generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    link: {crosswalk: true}
+    filter: {erp_to_crm: {name: {ne: hidden}}}
+    fields: {name: ~}
+"""
+
+
+def _addresses(pair, owner):
+    return pair.pg_query("SELECT kind, value FROM address WHERE owner_id = %s ORDER BY kind", (owner,))
+
+
+def test_address_rows_fold_into_customer_columns_both_ways(make_pair):
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, ADDRESS_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "fold into" in check.stdout and "NOT NULL and the fold" not in check.stdout, check.stdout
+    # the address table's deletes must say whose row and which kind they were
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'address'") == [("f",)]
+    pair.start()
+
+    # CRM -> ERP: rows of the address table set, change and clear the customer's columns
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme')")
+    wait_until(lambda: pair.my_query("SELECT name FROM customers") == [("Acme",)], 30, "Acme in the ERP")
+    (cust_no,), = pair.my_query("SELECT cust_no FROM customers")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'info@acme.de'), "
+                  "('a-2', 'c-1', 'phone', '+49 30 1'), ('a-3', 'c-1', 'fax', '+49 30 2')")
+    wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("info@acme.de", "+49 30 1")],
+               30, "email and phone folded into the ERP customer")
+    pair.pg_query("UPDATE address SET value = 'sales@acme.de' WHERE id = 'a-1'")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("sales@acme.de",)], 30, "email changed")
+    pair.pg_query("DELETE FROM address WHERE id = 'a-2'")
+    wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("sales@acme.de", None)], 30,
+               "the phone's delete makes the column NULL")
+
+    # ERP -> CRM: the columns create, change and delete the address rows; nothing comes back (no echo)
+    to_erp = pair.metric("replicator_rows_applied_total", direction="crm_to_erp")
+    pair.my_query("UPDATE customers SET phone = '+49 40 9' WHERE cust_no = %s", (cust_no,))
+    wait_until(lambda: _addresses(pair, "c-1") == [("email", "sales@acme.de"), ("fax", "+49 30 2"),
+                                                  ("phone", "+49 40 9")], 30, "a phone row created in the CRM")
+    (phone_id,), = pair.pg_query("SELECT id FROM address WHERE kind = 'phone'")
+    assert len(phone_id) == 36 and phone_id.count("-") == 4  # a UUID, as the application makes them
+    pair.my_query("UPDATE customers SET phone = '+49 40 8', email = NULL WHERE cust_no = %s", (cust_no,))
+    wait_until(lambda: _addresses(pair, "c-1") == [("fax", "+49 30 2"), ("phone", "+49 40 8")], 30,
+               "the phone row updated in place, the email row deleted")
+    assert pair.pg_query("SELECT id FROM address WHERE kind = 'phone'") == [(phone_id,)]
+    time.sleep(2)  # what the ERP direction wrote must not come back as a change of the ERP
+    assert pair.metric("replicator_rows_applied_total", direction="crm_to_erp") == to_erp
+    assert pair.my_query("SELECT email, phone FROM customers") == [(None, "+49 40 8")]
+
+    # an ERP customer the CRM does not have yet: its columns wait parked for the customers link
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('hidden', 'x@hidden.de', NULL)")
+    wait_until(lambda: pair.metric("replicator_parked_rows") == 1, 30, "the email parked")
+    assert pair.pg_query("SELECT count(*) FROM customer") == [(1,)]
+    pair.my_query("UPDATE customers SET name = 'Shown' WHERE name = 'hidden'")
+    wait_until(lambda: pair.pg_query("SELECT c.name, a.kind, a.value FROM customer c JOIN address a ON "
+                                     "a.owner_id = c.id WHERE c.name = 'Shown'")
+               == [("Shown", "email", "x@hidden.de")], 30, "the parked email replayed once the customer is linked")
+    assert pair.metric("replicator_parked_rows") == 0
+    # a new ERP customer with both columns: created with its two rows in one transaction (parked, replayed)
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('Beta', 'b@beta.de', '+1 2')")
+    wait_until(lambda: pair.pg_query("SELECT a.kind, a.value FROM customer c JOIN address a ON a.owner_id = c.id "
+                                     "WHERE c.name = 'Beta' ORDER BY a.kind") == [("email", "b@beta.de"),
+                                                                                  ("phone", "+1 2")],
+               30, "Beta's email and phone rows")
+
+    # a second email for one customer cannot be one column: the stream stops naming table, key and column
+    pair.kill()
+    pair.pg_query("INSERT INTO address VALUES ('a-8', 'c-1', 'email', 'one@acme.de')")
+    pair.start()  # after a kill -9 the stream resumes from its checkpoint
+    wait_until(lambda: pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,))
+               == [("one@acme.de",)], 30, "the email after the restart")
+    pair.pg_query("INSERT INTO address VALUES ('a-9', 'c-1', 'email', 'two@acme.de')")
+    assert pair.wait_exit(60) != 0
+    log = pair.log()
+    assert "table public.address, key ('a-9',), column value" in log and "carries one" in log, log[-3000:]
+    assert pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,)) == [("one@acme.de",)]
+    # the operator removes the extra row: the stream goes on
+    pair.pg_query("DELETE FROM address WHERE id = 'a-9'")
+    pair.start()
+    pair.pg_query("UPDATE address SET value = 'three@acme.de' WHERE id = 'a-8'")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,))
+               == [("three@acme.de",)], 30, "the email after the fix")
+    assert pair.stop() == 0
+
+
+ASSOC_PG = """
+CREATE TABLE company (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE contact (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE contact_company (
+    contact_id bigint NOT NULL REFERENCES contact(id) ON DELETE CASCADE,
+    company_id bigint NOT NULL REFERENCES company(id),
+    PRIMARY KEY (contact_id, company_id)
+)"""
+ASSOC_MY = """
+CREATE TABLE companies (company_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+CREATE TABLE contact (
+    contact_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL,
+    company_no INT NULL
+)"""
+ASSOC_MAPPINGS = """
+mappings:
+  companies:
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: companies, key: [company_no]}
+    link: {crosswalk: true}
+    filter: {crm_to_erp: {name: {ne: draft}}}
+    fields: {name: ~}
+  contacts:
+    direction: both
+    crm: {table: contact, key: [id]}
+    erp: {table: contact, key: [contact_no]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  contact_company:
+    direction: both
+    crm: {table: contact_company, key: [contact_id, company_id]}
+    erp: {table: contact, key: [contact_no]}
+    fold: {parent: contacts, child: crm, by: contact_id, value: company_id, into: company_no, references: companies}
+"""
+
+
+def test_an_association_table_folds_into_a_reference_column_both_ways(make_pair):
+    pair = make_pair(ASSOC_PG, ASSOC_MY, ASSOC_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "fold into" in check.stdout, check.stdout
+    pair.start()
+    pair.pg_query("INSERT INTO company (id, name) VALUES (1, 'Acme'), (2, 'Beta'), (3, 'draft')")
+    pair.pg_query("INSERT INTO contact (id, name) VALUES (10, 'Bob')")
+    wait_until(lambda: pair.my_query("SELECT name FROM contact") == [("Bob",)]
+               and len(pair.my_query("SELECT * FROM companies")) == 2, 30, "Bob, Acme and Beta in the ERP")
+    acme, beta = (pair.my_query("SELECT company_no FROM companies WHERE name = %s", (n,))[0][0] for n in ("Acme", "Beta"))
+    (bob,), = pair.my_query("SELECT contact_no FROM contact")
+
+    # CRM -> ERP: the association row becomes the ERP's foreign key, translated through the companies link
+    pair.pg_query("INSERT INTO contact_company VALUES (10, 1)")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(acme,)], 30, "Bob works for Acme")
+    pair.pg_query("UPDATE contact_company SET company_id = 2 WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(beta,)], 30, "Bob moved to Beta")
+    pair.pg_query("DELETE FROM contact_company WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(None,)], 30, "Bob has no company")
+    # a company without an ERP counterpart: the association waits parked until it has one
+    pair.pg_query("INSERT INTO contact_company VALUES (10, 3)")
+    wait_until(lambda: pair.metric("replicator_parked_rows", direction="crm_to_erp") == 1, 30, "parked")
+    assert pair.my_query("SELECT company_no FROM contact") == [(None,)]
+    pair.pg_query("UPDATE company SET name = 'Gamma' WHERE id = 3")
+    wait_until(lambda: pair.my_query("SELECT c.company_no = k.company_no FROM contact c, companies k "
+                                     "WHERE k.name = 'Gamma'") == [(1,)], 30, "Bob works for Gamma once it is linked")
+    pair.pg_query("DELETE FROM contact_company WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(None,)], 30, "Bob has no company again")
+
+    # ERP -> CRM: the foreign-key column creates, moves and deletes the association row
+    pair.my_query("UPDATE contact SET company_no = %s WHERE contact_no = %s", (acme, bob))
+    wait_until(lambda: pair.pg_query("SELECT contact_id, company_id FROM contact_company") == [(10, 1)], 30,
+               "the association row created")
+    pair.my_query("UPDATE contact SET company_no = %s WHERE contact_no = %s", (beta, bob))
+    wait_until(lambda: pair.pg_query("SELECT contact_id, company_id FROM contact_company") == [(10, 2)], 30,
+               "the association row moved to Beta")
+    pair.my_query("UPDATE contact SET company_no = NULL WHERE contact_no = %s", (bob,))
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM contact_company") == [(0,)], 30, "the association deleted")
+    time.sleep(2)
+    assert pair.my_query("SELECT company_no FROM contact") == [(None,)]
+    assert pair.metric("replicator_parked_rows") == 0
+    assert pair.stop() == 0
