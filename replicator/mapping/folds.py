@@ -290,7 +290,8 @@ class FoldApplier:
             metrics.rows_applied.labels(self.stream, str(tgt.table), "insert").inc()
             return
         child_key, current = tuple(rows[0][:n]), rows[0][n]
-        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
+        # a value that is part of the child's key (an association table's) moves the row: no field to check
+        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect and fold.value not in tgt.key:
             old = self._old(lc.expect[VALUE])
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, child_key, fold.value, old, value):
                 return
