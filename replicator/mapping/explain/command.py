@@ -22,6 +22,10 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
     """What `replicator explain` prints. ConfigError for a usage problem (exit 78). With `conflicts` (and
     not --offline), the row's recent conflicts are shown too."""
     m, flow = find_flow(mset, mapping, side)
+    if flow.fold is not None:
+        raise ConfigError(f"mapping {m.name} is a fold ({flow.fold.child} {m.endpoint(flow.fold.child).table} rows as "
+                          f"the column {flow.fold.into}): explain does not show folds yet; explain its parent "
+                          f"mapping {flow.fold.parent!r}")
     if (key is None) == (row is None):
         raise ConfigError("give one of --key or --row")
     spec = raw_spec(config, m.name)
