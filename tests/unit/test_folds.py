@@ -274,3 +274,76 @@ def test_an_association_row_parks_until_the_company_is_linked(config: Config) ->
     fa, parked = _applier(target, {("contacts", 5): 3, ("companies", 9): 90})
     fa.apply(lc)
     assert parked == [] and target.rows[CONTACT] == [{"contact_no": 3, "company_no": 90}]
+
+
+# ---------------------------------------------------------------- check
+
+
+def _catalogs(**over: Any) -> dict[str, dict[TableRef, dict[str, Any]]]:
+    from replicator.mapping.check import ColumnInfo
+    text = ColumnInfo("text", nullable=False)
+    crm = {
+        TableRef("public", "customer"): {"id": ColumnInfo("text", length=40, nullable=False), "name": text},
+        ADDRESS: {"id": ColumnInfo("text", length=40, nullable=False), "owner_id": ColumnInfo("text", length=40),
+                  "kind": text, "value": text, **over.get("address", {})},
+    }
+    erp = {CUSTOMERS: {"cust_no": ColumnInfo("int", bits=32, generated=True, nullable=False),
+                       "name": ColumnInfo("text", length=100, nullable=False),
+                       "email": ColumnInfo("text", length=200), **over.get("customers", {})}}
+    return {"crm": crm, "erp": erp}
+
+
+ADDRESS_MAPS = MAPS.split("  companies:")[0]
+
+
+def test_check_validates_a_fold(config: Config) -> None:
+    from replicator.mapping.check import ColumnInfo, check_types
+    mset = load(config, ADDRESS_MAPS)
+    kinds = {"crm": "postgresql", "erp": "mariadb"}
+    out = check_types(mset, _catalogs(), kinds)  # type: ignore[arg-type]
+    assert not [f for f in out if not f.ok and not f.warning], out
+    assert any(f.ok and "public.address rows of {'kind': 'email'} fold into erpdb.customers.email" in f.what for f in out)
+    assert any(f.warning and "crm:public.address.value TEXT -> erp:erpdb.customers.email VARCHAR(200) (crm_to_erp): lossy" in f.what for f in out)
+    # a missing column, a NOT NULL column nobody fills, a value that cannot be cast
+    cats = _catalogs(address={"source": ColumnInfo("text", nullable=False), "value": ColumnInfo("date")},
+                     customers={"email": ColumnInfo("int", bits=32)})
+    bad = check_types(mset, cats, kinds)  # type: ignore[arg-type]
+    failures = [f.what for f in bad if not f.ok and not f.warning]
+    assert any("m.yaml:" in w and "column source of public.address is NOT NULL and the fold does not fill it" in w
+               for w in failures), failures
+    assert any("crm:public.address.value" in w and "-> erp:erpdb.customers.email" in w and "incompatible" in w
+               for w in failures), failures
+    del cats["crm"][ADDRESS]["value"]
+    failures = [f.what for f in check_types(mset, cats, kinds) if not f.ok]  # type: ignore[arg-type]
+    assert any("mappings.customer_email.fold: column value does not exist in public.address" in w for w in failures)
+
+
+# ---------------------------------------------------------------- conflicts
+
+
+class Resolver:
+    """Decides as the Detector would for one field: the target's edit wins when `target_wins`."""
+
+    def __init__(self, target_wins: bool) -> None:
+        self.target_wins = target_wins
+        self.seen: list[Any] = []
+
+    def resolve(self, applier: Any, run: Any, rows: list[Any]) -> list[Any]:
+        self.seen.extend(rows)
+        return [] if self.target_wins else rows
+
+
+def test_a_two_way_fold_checks_its_column_for_a_concurrent_edit(config: Config) -> None:
+    mset = load(config, MAPS)
+    row = {"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}
+    for target_wins, expected in ((True, "edited@x.de"), (False, "b@x.de")):
+        target = FakeTarget()
+        target.rows[CUSTOMERS] = [{"cust_no": 7, "email": "edited@x.de"}]
+        resolver = Resolver(target_wins)
+        target.resolver = resolver  # type: ignore[assignment]
+        fa, _ = _applier(target, {("customers", "c-7"): 7})
+        fa.apply(_one(route(mset, "crm", RowChange(ADDRESS, Op.UPDATE, row, {**row, "value": "b@x.de"}))))
+        (tc,) = resolver.seen
+        assert tc.table == CUSTOMERS and tc.mapping == "customer_email" and tc.key == (7,)
+        assert tc.expect == {"email": "a@x.de", "cust_no": 7} and tc.values == {"email": "b@x.de", "cust_no": 7}
+        assert target.rows[CUSTOMERS] == [{"cust_no": 7, "email": expected}]
