@@ -222,3 +222,28 @@ def test_the_first_copy_carries_folds_and_verify_reports_no_false_difference(mak
     assert result.returncode == 0, result.stdout + result.stderr
     assert pair.pg_query("SELECT count(*) FROM address") == [(2,)]
     assert pair.stop() == 0
+
+
+def test_a_concurrent_edit_of_a_folded_column_is_decided_alike_on_both_sides(make_pair):
+    mappings = ADDRESS_MAPPINGS.replace("    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email",
+                                        "    conflicts: {priority: erp}\n"
+                                        "    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email")
+    assert mappings != ADDRESS_MAPPINGS
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, mappings, extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme')")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'old@acme.de')")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("old@acme.de",)], 30, "the email")
+    assert pair.stop() == 0
+    pair.pg_query("UPDATE address SET value = 'crm@acme.de' WHERE id = 'a-1'")
+    pair.my_query("UPDATE customers SET email = 'erp@acme.de'")
+    pair.start()
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("erp@acme.de",)]
+               and pair.pg_query("SELECT value FROM address") == [("erp@acme.de",)], 30, "the ERP's edit on both sides")
+    found = {}
+    for q, schema in ((pair.pg_query, "replicator"), (pair.my_query, f"`{pair.state_schema}`")):
+        wait_until(lambda: q(f"SELECT count(*) FROM {schema}.conflicts")[0][0] > 0, 30, f"a conflict in {schema}")
+        for stream, kind, winner in q(f"SELECT stream, kind, winner FROM {schema}.conflicts"):
+            found[stream] = (kind, winner)
+    assert found == {"crm_to_erp": ("update_differs", "erp"), "erp_to_crm": ("update_differs", "erp")}
+    assert pair.stop() == 0
