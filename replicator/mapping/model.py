@@ -400,6 +400,8 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
     directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
     direction = s.get("direction", str, choices=directions)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
+    # a truncated child table cannot empty a column of every parent row: stop (default) or ignore it
+    truncate = s.get("truncate", str, "stop", choices=("stop", "ignore"))
     default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, ()) \
         if s.has("conflicts") else DEFAULT_RULE
     if s.has("conflicts") and direction != "both":
@@ -414,7 +416,7 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
         # a child's slice and parent column decide whose row it is: a delete needs them (REPLICA IDENTITY FULL)
         filter_columns = tuple(dict.fromkeys([c for c, _ in source.slice] + [fold.by])) if src == child else ()
         conflicts = Conflicts(default_rule, {}, a) if direction == "both" else None
-        flows.append(Flow(name, source, target, (), (), filter=_sliced(source.slice, None),
+        flows.append(Flow(name, source, target, (), (), truncate=truncate, filter=_sliced(source.slice, None),
                           filter_columns=filter_columns, conflicts=conflicts, on_error=on_error, fold=fold))
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), (), tuple(flows))
 

@@ -347,3 +347,14 @@ def test_a_two_way_fold_checks_its_column_for_a_concurrent_edit(config: Config) 
         assert tc.table == CUSTOMERS and tc.mapping == "customer_email" and tc.key == (7,)
         assert tc.expect == {"email": "a@x.de", "cust_no": 7} and tc.values == {"email": "b@x.de", "cust_no": 7}
         assert target.rows[CUSTOMERS] == [{"cust_no": 7, "email": expected}]
+
+
+def test_a_fold_stops_or_ignores_a_truncate_never_propagates_it(config: Config) -> None:
+    from replicator.errors import FatalError
+    mset = load(config, MAPS)
+    with pytest.raises(FatalError):
+        route(mset, "crm", RowChange(ADDRESS, Op.TRUNCATE, None, None))
+    ignored = load(config, MAPS.replace("    fold: {parent: customers", "    truncate: ignore\n    fold: {parent: customers"))
+    assert route(ignored, "crm", RowChange(ADDRESS, Op.TRUNCATE, None, None)) == []
+    assert "propagate" in error(config, MAPS.replace("    fold: {parent: customers",
+                                                      "    truncate: propagate\n    fold: {parent: customers"))
