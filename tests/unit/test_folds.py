@@ -358,3 +358,50 @@ def test_a_fold_stops_or_ignores_a_truncate_never_propagates_it(config: Config) 
     assert route(ignored, "crm", RowChange(ADDRESS, Op.TRUNCATE, None, None)) == []
     assert "propagate" in error(config, MAPS.replace("    fold: {parent: customers",
                                                       "    truncate: propagate\n    fold: {parent: customers"))
+
+
+class Counting(FakeTarget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def find_keys(self, *a: Any, **k: Any) -> list[tuple[Any, ...]]:
+        self.calls.append("select")
+        return super().find_keys(*a, **k)
+
+    def insert_returning(self, *a: Any, **k: Any) -> tuple[Any, ...]:
+        self.calls.append("insert")
+        return super().insert_returning(*a, **k)
+
+    def update_by_key(self, *a: Any, **k: Any) -> int:
+        self.calls.append("update")
+        return super().update_by_key(*a, **k)
+
+    def delete_by_key(self, *a: Any, **k: Any) -> int:
+        self.calls.append("delete")
+        return super().delete_by_key(*a, **k)
+
+
+def test_statements_per_change(config: Config) -> None:
+    """The cost of a fold, in statements on the target (and the source, for the several-rows rule)."""
+    mset = load(config, MAPS)
+    cust = {"cust_no": 7, "name": "A", "email": "a@x.de", "phone": None}
+    target = Counting()
+    fa, _ = _applier(target, {("customers", 7): "c-7"})
+
+    def run(side: str, change: RowChange) -> list[str]:
+        target.calls.clear()
+        for o in route(mset, side, change):
+            if isinstance(o, LinkedChange) and o.flow.fold is not None:
+                fa.apply(o)
+        return list(target.calls)
+    assert run("erp", RowChange(CUSTOMERS, Op.INSERT, None, cust)) == ["select", "insert"]
+    assert run("erp", RowChange(CUSTOMERS, Op.UPDATE, cust, {**cust, "email": "b@x.de"})) == ["select", "update"]
+    assert run("erp", RowChange(CUSTOMERS, Op.UPDATE, cust, {**cust, "name": "B"})) == []  # folded columns unchanged
+    source: list[str] = []
+    target.rows[CUSTOMERS] = [{"cust_no": 7, "email": None}]
+    fa = FoldApplier(target, "x", lambda ref: {("customers", "c-7"): 7}.get((ref.mapping, ref.value)),  # type: ignore[arg-type]
+                     lambda lc, ref: None, lambda sql, params: source.append(sql) or [("u1", "a@x.de")], "postgresql")
+    row = {"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}
+    assert run("crm", RowChange(ADDRESS, Op.INSERT, None, row)) == ["update"] and len(source) == 1
+    assert source[0].startswith('SELECT "id", "value" FROM "public"."address" WHERE "owner_id" = %s AND "kind" = %s')
