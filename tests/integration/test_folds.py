@@ -222,6 +222,15 @@ def test_the_first_copy_carries_folds_and_verify_reports_no_false_difference(mak
     assert result.returncode == 0, result.stdout + result.stderr
     assert "customer_email: a fold, not compared" in result.stdout, result.stdout
     assert pair.pg_query("SELECT count(*) FROM address") == [(2,)]
+
+    # a parent's delete is the parent mapping's: the CRM's address rows go by their ON DELETE CASCADE
+    pair.pg_query("DELETE FROM customer WHERE name = 'Acme'")  # its address row's cascaded delete finds no parent
+    pair.my_query("DELETE FROM customers WHERE name = 'Beta'")
+    wait_until(lambda: pair.my_query("SELECT count(*) FROM customers") == [(0,)]
+               and pair.pg_query("SELECT count(*) FROM customer") == [(0,)], 30, "both customers deleted")
+    assert pair.pg_query("SELECT count(*) FROM address") == [(0,)]
+    time.sleep(1)
+    assert pair.metric("replicator_parked_rows") == 0
     assert pair.stop() == 0
 
 
