@@ -405,3 +405,20 @@ def test_statements_per_change(config: Config) -> None:
     row = {"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}
     assert run("crm", RowChange(ADDRESS, Op.INSERT, None, row)) == ["update"] and len(source) == 1
     assert source[0].startswith('SELECT "id", "value" FROM "public"."address" WHERE "owner_id" = %s AND "kind" = %s')
+
+
+def test_explain_shows_what_a_row_becomes_through_a_fold(config: Config) -> None:
+    import json
+
+    from replicator.mapping.explain.command import run
+    mset = load(config, MAPS)
+    text = run(config, mset, mapping="customer_email", side="crm", offline=True,
+               row='{"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}')
+    assert "a fold, crm public.address -> erp erpdb.customers" in text
+    assert "parent: customers 'c-7' -> '(not looked up)'" in text and "erpdb.customers.email = 'a@x.de'" in text
+    out = json.loads(run(config, mset, mapping="customer_email", side="crm", offline=True, as_json=True,
+                         row='{"id": "u1", "owner_id": "c-7", "kind": "phone", "value": "1"}'))
+    assert out["kind"] == "fold" and out["result"].startswith("not this fold's row")
+    text = run(config, mset, mapping="contact_company", side="erp", offline=True,
+               row='{"contact_no": 3, "name": "x", "company_no": 9}')
+    assert "(a companies key, not looked up)" in text and "public.contact_company row" in text

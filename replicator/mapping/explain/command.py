@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 from replicator.config import Config
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.mapping.explain.explanation import explain
+from replicator.mapping.explain.fold import explain_fold, render_fold
 from replicator.mapping.explain.inputs import find_flow, parse_key, parse_row, raw_spec
 from replicator.mapping.explain.lookup import DbLookup, ReadOnlyDb
 from replicator.mapping.explain.render import _given_key, render_json, render_text
@@ -22,10 +23,6 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
     """What `replicator explain` prints. ConfigError for a usage problem (exit 78). With `conflicts` (and
     not --offline), the row's recent conflicts are shown too."""
     m, flow = find_flow(mset, mapping, side)
-    if flow.fold is not None:
-        raise ConfigError(f"mapping {m.name} is a fold ({flow.fold.child} {m.endpoint(flow.fold.child).table} rows as "
-                          f"the column {flow.fold.into}): explain does not show folds yet; explain its parent "
-                          f"mapping {flow.fold.parent!r}")
     if (key is None) == (row is None):
         raise ConfigError("give one of --key or --row")
     spec = raw_spec(config, m.name)
@@ -58,6 +55,9 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
                 lookup = DbLookup(mset, flow, target_db, source_db)
             except ReplicatorError as exc:
                 note = f"cannot look up: {exc}"
+        if flow.fold is not None:
+            fold = explain_fold(flow, data, lookup, origin, note)
+            return render_json(fold) if as_json else render_fold(fold)
         result = explain(mset, mapping, side, data, spec=spec, lookup=lookup, origin=origin, lookup_note=note)
         if conflicts is not None and not offline:
             result["conflicts"] = _recent_conflicts(conflicts, config, m, flow, data, result)
