@@ -20,8 +20,8 @@ from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
 from replicator.mapping import parking
-from replicator.mapping.folds import FoldApplier
 from replicator.mapping.crosswalk import CrosswalkLookup
+from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route, with_owned
