@@ -313,6 +313,10 @@ def test_check_validates_a_fold(config: Config) -> None:
                for w in failures), failures
     assert any("crm:public.address.value" in w and "-> erp:erpdb.customers.email" in w and "incompatible" in w
                for w in failures), failures
+    made_by_db = load(config, ADDRESS_MAPS.replace("generate: {id: uuid}}\n    erp: {table: customers",
+                                                   "generate: {id: default}}\n    erp: {table: customers"))
+    failures = [f.what for f in check_types(made_by_db, _catalogs(), kinds) if not f.ok]  # type: ignore[arg-type]
+    assert any("generate: id is default, but public.address.id has no DEFAULT" in w for w in failures), failures
     del cats["crm"][ADDRESS]["value"]
     failures = [f.what for f in check_types(mset, cats, kinds) if not f.ok]  # type: ignore[arg-type]
     assert any("mappings.customer_email.fold: column value does not exist in public.address" in w for w in failures)
