@@ -79,6 +79,12 @@ parked_dropped = Counter(
     ["direction", "mapping"],
     registry=REGISTRY,
 )
+fold_refused = Counter(
+    "replicator_fold_refused_total",
+    "Changes of a fold mapping refused because a parent has several child rows of the type its one column carries.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
 links_created = Counter(
     "replicator_links_created_total",
     "Pairs of linked records created: by crosswalk insert, or by natural key match.",

@@ -21,6 +21,7 @@ from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
 from replicator.mapping import parking
 from replicator.mapping.crosswalk import CrosswalkLookup
+from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.mapping.router import LinkedChange, Ref, route, with_owned
@@ -78,7 +79,8 @@ class Linker:
     """Applies LinkedChanges for one direction. `source_query` reads the source database (its crosswalk)."""
 
     def __init__(self, applier: Applier, mset: MappingSet, stream: str, source_side: str, target_side: str,
-                 state_schema: str, source_query: Callable[[str, list[Any]], list[tuple[Any, ...]]] | None):
+                 state_schema: str, source_query: Callable[[str, list[Any]], list[tuple[Any, ...]]] | None,
+                 source_kind: str | None = None):
         self.a = applier
         self.mset = mset
         self.stream = stream
@@ -95,12 +97,17 @@ class Linker:
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
+        # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
+        self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind)
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
         if time.monotonic() >= self._next_sweep:
             self.sweep_parked()
         flow = lc.flow
+        if flow.fold is not None:
+            self.folds.apply(lc)
+            return
         if lc.op is Op.DELETE:
             self._delete(flow, lc)
             return
@@ -379,12 +386,15 @@ class Linker:
         log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
 
     def _unpark(self, mapping: str, key: str) -> int:
-        rows = self.a.query(f"SELECT id, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
+        rows = self.a.query(f"SELECT id, mapping, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
                             f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
-        for row_id, text in rows:
+        for row_id, parked_by, text in rows:
             self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
             self.m_parked.dec()
-            for out in route(self.mset, self.source_side, loads_change(text)):
+            change = loads_change(text)
+            # only the mapping that parked it: the table's other mappings applied the change when it came (a
+            # fold parked on a customers change must not apply the customers mapping a second time)
+            for out in route(self.mset, self.source_side, change, only=parked_by):
                 if isinstance(out, LinkedChange):
                     self.apply(out)
                 else:

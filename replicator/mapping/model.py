@@ -111,6 +111,23 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """`fold:` -- a child row on one side is one column of its parent row on the other (docs/mappings.md,
+    "Child rows folded into columns"): the row of `child`'s table (within its slice) whose column `by` holds
+    the parent's key carries its column `value` into the parent's column `into` on the other side. The
+    parents are linked by the mapping `parent`; `references` translates the value through that mapping's
+    link (an association table folded into a foreign-key column)."""
+
+    parent: str  # the mapping that links the parent rows
+    child: str  # the side whose rows are folded
+    by: str  # child column: the parent's key on the child side
+    value: str  # child column carried
+    into: str  # the parent's column on the other side
+    references: str | None = None
+    lossy: bool = False
+
+
+@dataclass(frozen=True)
 class Flow:
     """One direction of one mapping."""
 
@@ -133,6 +150,7 @@ class Flow:
     park_days: float | None = None  # `parked: {drop_after_days: N}`: parked changes older than that are dropped
     # a row the target rejects: `stop` the direction or `quarantine` it (stream/deadletter.py)
     on_error: str = "stop"
+    fold: Fold | None = None  # a fold mapping's flow (mapping/folds.py applies it)
 
     @property
     def two_way(self) -> bool:
@@ -150,7 +168,7 @@ class Flow:
     @property
     def linked(self) -> bool:
         """Needs lookups in the target (links, gates, references): the row-by-row path."""
-        return bool(self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
+        return bool(self.fold or self.link.natural or self.link.crosswalk or self.gate or self.parent or self.referenced
                     or self.created_by or any(p.references for p in self.plans) or isinstance(self.delete, dict)
                     or self.target.slice)
 
@@ -256,6 +274,8 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     s = mappings.section(name)
     sides = [c.name for c in config.connections]
     a, b = sides
+    if s.has("fold"):
+        return _compile_fold(name, s, config, sides)
     endpoints = []
     generate_specs: dict[str, tuple[Any, Where]] = {}
     for side in sides:
@@ -341,6 +361,64 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     s.done()
     flows = [replace(f, on_error=on_error) for f in flows]
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
+
+
+def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Mapping:
+    """A `fold:` mapping: its child endpoint (a table, its slice, how its keys are made) and the parent's
+    table on the other side; no fields, no link of its own (the parent mapping links the rows)."""
+    a, b = sides
+    f = s.section("fold")
+    child = f.get("child", str, choices=sides)
+    fold = Fold(f.get("parent", str), child, f.get("by", str), f.get("value", str), f.get("into", str),
+                f.get("references", str, None),
+                f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow")
+    f.done()
+    endpoints = []
+    for side in sides:
+        e = s.section(side, required=True)
+        table = TableRef.parse(e.get("table", str), _default_schema(config, side))
+        key = e.get("key", list)
+        if not key or not all(isinstance(k, str) for k in key):
+            raise ConfigError("key must be a non-empty list of column names", e.where("key"))
+        endpoint = Endpoint(side, table, tuple(key), slice=_slice(e) if side == child else ())
+        if side == child and e.has("generate"):
+            endpoint = replace(endpoint, generate=compile_generate(
+                e.data["generate"], endpoint.key, {fold.by, fold.value}, e.where("generate")))
+            e.allow("generate")
+        e.done()
+        endpoints.append(endpoint)
+    ce = endpoints[sides.index(child)]
+    made = {g.column for g in ce.generate} | {fold.by, fold.value} | {c for c, _ in ce.slice}
+    missing = [k for k in ce.key if k not in made]
+    if missing:
+        raise ConfigError(f"key column {missing[0]!r} of {ce.table} is neither fold.by, fold.value, a slice column "
+                          f"nor generated: a child row cannot be created", s.where(child),
+                          hint=f"add generate: {{{missing[0]}: uuid}} (or default / a template) to the {child} endpoint")
+    for column in (fold.by, fold.value):
+        if column in dict(ce.slice):
+            raise ConfigError(f"fold column {column!r} is a slice column of {ce.table}", f.where())
+    directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
+    direction = s.get("direction", str, choices=directions)
+    on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
+    # a truncated child table cannot empty a column of every parent row: stop (default) or ignore it
+    truncate = s.get("truncate", str, "stop", choices=("stop", "ignore"))
+    default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, ()) \
+        if s.has("conflicts") else DEFAULT_RULE
+    if s.has("conflicts") and direction != "both":
+        raise ConfigError("conflicts: only a `direction: both` mapping has conflicts", s.where("conflicts"))
+    s.allow("conflicts")
+    s.done()
+    flows = []
+    for src, dst in ((a, b), (b, a)):
+        if direction not in ("both", f"{src}_to_{dst}"):
+            continue
+        source, target = endpoints[sides.index(src)], endpoints[sides.index(dst)]
+        # a child's slice and parent column decide whose row it is: a delete needs them (REPLICA IDENTITY FULL)
+        filter_columns = tuple(dict.fromkeys([c for c, _ in source.slice] + [fold.by])) if src == child else ()
+        conflicts = Conflicts(default_rule, {}, a) if direction == "both" else None
+        flows.append(Flow(name, source, target, (), (), truncate=truncate, filter=_sliced(source.slice, None),
+                          filter_columns=filter_columns, conflicts=conflicts, on_error=on_error, fold=fold))
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), (), tuple(flows))
 
 
 def _park_days(s: Section) -> float | None:
@@ -633,6 +711,24 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
                 if flow.parent[0] not in names:
                     raise ConfigError(f"parent mapping {flow.parent[0]!r} does not exist", m.where)
                 referenced.add(flow.parent[0])
+        fold = next((f.fold for f in m.flows if f.fold is not None), None)
+        if fold is not None:  # a folded child waits for its parent's (and its value's) counterpart
+            for what, target in (("parent", fold.parent), ("references", fold.references)):
+                if target is None:
+                    continue
+                other = names.get(target)
+                if other is None or other.flows and other.flows[0].fold is not None:
+                    raise ConfigError(f"fold.{what}: {target!r} is not a mapping of rows", m.where)
+                if len(other.endpoints[0].key) != 1:
+                    raise ConfigError(f"fold.{what}: mapping {target!r} has a composite key; a fold needs a "
+                                      f"single-column key there", m.where)
+                referenced.add(target)
+            side = next(e.side for e in m.endpoints if e.side != fold.child)
+            mine, theirs = m.endpoint(side), names[fold.parent].endpoint(side)
+            if (mine.table, mine.key) != (theirs.table, theirs.key):
+                raise ConfigError(f"{m.name}.{side}: the parent's table on {side} is {theirs.table} key "
+                                  f"{list(theirs.key)} (mapping {fold.parent!r}), not {mine.table} key "
+                                  f"{list(mine.key)}", m.where)
     out = []
     for m in mappings:
         if m.name in referenced:
@@ -648,6 +744,13 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
     writers: dict[tuple[Any, ...], str] = {}
     for m in mappings:
         for f in m.flows:
+            if f.fold is not None and f.target.side != f.fold.child:  # a fold writes one column of the parent
+                k: tuple[Any, ...] = (f.target.side, f.target.table, f.fold.into, ())
+                if k in writers and writers[k] != m.name:
+                    raise ConfigError(f"column {f.fold.into} of {f.target.table} on {f.target.side} is written by "
+                                      f"mappings {writers[k]!r} and {m.name!r}", m.where,
+                                      hint="a folded column is the fold's alone: remove the parent mapping's field")
+                writers[k] = m.name
             for plan in f.plans:
                 if plan.target in f.target.key:
                     continue

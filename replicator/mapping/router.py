@@ -50,11 +50,15 @@ class LinkedChange:
 Routed = Union[TargetChange, LinkedChange]
 
 
-def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime | None = None) -> list[Routed]:
+def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime | None = None,
+          only: str | None = None) -> list[Routed]:
     """A change read from the stream: two-way flows write only what changed and carry what the
-    source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`)."""
+    source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`).
+    `only`: the flows of that mapping alone (a parked change replayed)."""
     out: list[Routed] = []
     for flow in mset.routes.get((side, change.table), ()):
+        if only is not None and flow.mapping != only:
+            continue
         out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
     return out
 
@@ -64,6 +68,10 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
     stream (not a table scan by sync, verify or explain, which always write every field)."""
     if change.op is Op.TRUNCATE:
         return _truncate(flow, change)
+    if flow.fold is not None:
+        # folds builds on this module's LinkedChange and Ref, so it is imported here, not at the top
+        from replicator.mapping.folds import route_fold
+        return route_fold(flow, change, stream)
     row = change.before if change.op is Op.DELETE else change.after
     if row is None:
         raise RowError(f"{change.op.value} without a row image", table=str(change.table))

@@ -195,7 +195,7 @@ class Direction:
                 lookup = SourceLookup(self.source_conn)
                 cleanup.append(lookup.close)
                 self._linker = Linker(applier, mset, self.name, self.source_conn.name, self.target_conn.name,
-                                      self.target_conn.state_schema, lookup.query)
+                                      self.target_conn.state_schema, lookup.query, self.source_conn.kind)
                 applier.begin()
                 self._linker.retry_parked()
                 self._commit(applier, position, None) if position is not None else applier.rollback()

@@ -9,6 +9,7 @@ column is reported only while its expected value stays the same from one compari
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -25,6 +26,8 @@ from replicator.verify.flow import FlowCheck
 from replicator.verify.report import DIFFERS, Difference, MappingStats, Report, Stopped
 from replicator.verify.scan import Found, scan
 from replicator.verify.side import Side
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 ROUNDS = 2
@@ -77,7 +80,14 @@ class Verifier:
         suspects: list[tuple[FlowCheck, Difference]] = []
         tables: list[str] = []
         unlisted: dict[str, int] = {}
+        folds: list[str] = []
         for m in mappings:
+            if any(f.fold is not None for f in m.flows):
+                # a folded column is compared with a child row, not row with row: not carried by verify yet
+                # (docs/mappings.md); its parent mapping is verified as usual, without the folded column
+                log.info("verify: mapping %s is a fold; its folded column is not compared", m.name)
+                folds.append(m.name)
+                continue
             s = stats.setdefault(m.name, MappingStats())
             for flow in m.flows:
                 t0 = time.monotonic()
@@ -104,7 +114,7 @@ class Verifier:
             for name in names_with:
                 stats[name].seconds += spent / len(names_with)
         return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed, unlisted,
-                      [d for _, d in known])
+                      [d for _, d in known], folds)
 
     def split_queued(self, found: list[tuple[FlowCheck, Difference]]
                      ) -> tuple[list[tuple[FlowCheck, Difference]], list[tuple[FlowCheck, Difference]]]:

@@ -70,7 +70,7 @@ class FakeTarget:
         if sql.startswith("SELECT COUNT(*) FROM state.parked"):
             return [(sum(1 for r in self.parked if r[1] == p[0]),)]
         if "FROM state.parked" in sql and "waiting_key" in sql:
-            return [(r[0], r[5]) for r in self.parked if (r[1], r[2], r[3]) == tuple(p)]
+            return [(r[0], r[4], r[5]) for r in self.parked if (r[1], r[2], r[3]) == tuple(p)]  # id, mapping, change
         if "FROM state.parked" in sql:
             return [(r[0], r[5]) for r in self.parked if (r[1], r[4]) == tuple(p)]
         raise AssertionError(f"unexpected query {sql}")

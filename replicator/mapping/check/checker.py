@@ -42,6 +42,7 @@ from replicator.errors import Where
 from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, special_values
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
+from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
@@ -146,6 +147,9 @@ class _Checker:
     # -- the run
     def run(self) -> list[Any]:
         for m in self.mset.mappings:
+            if any(f.fold is not None for f in m.flows):
+                check_fold(self, m)
+                continue
             fields = {f.name: f for f in m.fields}
             for flow in m.flows:
                 if flow.target.side in self.catalogs and self.table(flow.target.side, flow.target.table) is not None:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 from replicator.config import Config
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.mapping.explain.explanation import explain
+from replicator.mapping.explain.fold import explain_fold, render_fold
 from replicator.mapping.explain.inputs import find_flow, parse_key, parse_row, raw_spec
 from replicator.mapping.explain.lookup import DbLookup, ReadOnlyDb
 from replicator.mapping.explain.render import _given_key, render_json, render_text
@@ -54,6 +55,9 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
                 lookup = DbLookup(mset, flow, target_db, source_db)
             except ReplicatorError as exc:
                 note = f"cannot look up: {exc}"
+        if flow.fold is not None:
+            fold = explain_fold(flow, data, lookup, origin, note)
+            return render_json(fold) if as_json else render_fold(fold)
         result = explain(mset, mapping, side, data, spec=spec, lookup=lookup, origin=origin, lookup_note=note)
         if conflicts is not None and not offline:
             result["conflicts"] = _recent_conflicts(conflicts, config, m, flow, data, result)

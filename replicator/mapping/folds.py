@@ -1,0 +1,326 @@
+"""Folds: a child row on one side is one column of its parent row on the other (docs/mappings.md,
+"Child rows folded into columns").
+
+A `fold:` mapping (model.Fold) names the child table (within its slice, e.g. `kind: email`), the child
+column holding the parent's key (`by`), the child column carried (`value`), and the parent's column on the
+other side (`into`). The parents are linked by another mapping (`parent`), whose link -- crosswalk or
+shared key -- translates the parent key; `references` translates the value the same way (an association
+table folded into a foreign-key column).
+
+Routing (`route_fold`) turns a source change into LinkedChanges whose `values` hold two entries, the
+parent (a Ref to the parent mapping) and the value (a Ref when it is a reference); `FoldApplier` applies
+them inside the Linker's target transaction, so they park and unpark like references, are tagged like
+every write of the applier, and commit with the checkpoint.
+
+- child row inserted / updated -> the parent's column is set; deleted (or moved to another parent, or out
+  of the slice) -> the column takes the one row of the type the parent still has, else NULL;
+- the parent's column set and no child row -> a child row is inserted (key made per `generate:`, slice
+  columns set); changed -> that row is updated; NULL -> it is deleted. A parent's delete does nothing here.
+- a parent with two rows of the type cannot be carried into one column: a row error naming the child
+  table, key and column, never a silent pick.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+from replicator import metrics
+from replicator.appliers.base import Applier, group_runs
+from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
+from replicator.errors import RowError
+from replicator.identifiers import for_params, quote_ident
+from replicator.mapping.model import Flow, Fold
+from replicator.mapping.router import LinkedChange, Ref, Routed, source_key
+
+log = logging.getLogger(__name__)
+
+PARENT = "parent"  # LinkedChange.values of a fold: the parent (a Ref to the parent mapping)
+VALUE = "value"  # ... and the value carried (a Ref when the fold `references` a mapping)
+
+Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]
+
+
+def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
+    fold = flow.fold
+    assert fold is not None
+    if flow.source.side == fold.child:
+        return _from_child(flow, fold, change, stream)
+    return _from_parent(flow, fold, change, stream)
+
+
+def _filtered(flow: Flow) -> list[Routed]:
+    metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
+    return []
+
+
+def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: (before.get(k, v) if before is not None and v is UNCHANGED else v) for k, v in row.items()}
+
+
+def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+    """A row of the child table: its parent's column on the other side follows it."""
+    before = change.before
+    if change.op is Op.DELETE and before is not None:
+        missing = [c for c in flow.filter_columns if c not in before]
+        if missing:  # the old row holds only the key (PostgreSQL's default replica identity): whose row was it?
+            raise RowError(f"mapping {flow.mapping}: the deleted row lacks column {missing[0]} that tells whose "
+                           f"row it is; set REPLICA IDENTITY FULL on {change.table} (`replicator setup` does)",
+                           table=str(change.table), key=tuple(before.get(c) for c in flow.source.key),
+                           column=missing[0])
+
+    def member(row: Mapping[str, Any] | None) -> bool:
+        return (row is not None and (flow.filter is None or bool(flow.filter(row)))
+                and row.get(fold.by) not in (None, UNCHANGED))
+
+    def known(row: Mapping[str, Any] | None) -> bool:
+        return row is not None and all(c in row for c in flow.filter_columns)
+
+    def clear(row: Mapping[str, Any]) -> LinkedChange:
+        skey = source_key(flow, row, change)
+        return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])})
+
+    def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
+        skey = source_key(flow, row, change)
+        value = row.get(fold.value)
+        if fold.references and value is not None:
+            value = Ref(fold.references, value)
+        expect: dict[str, Any] | None = None
+        if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
+            was = old[fold.value]
+            expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
+        return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
+                            expect=expect)
+
+    if change.op is Op.DELETE:
+        return [clear(before)] if before is not None and member(before) else _filtered(flow)
+    after = change.after
+    assert after is not None
+    if change.op is Op.INSERT:
+        return [put(after, None)] if member(after) else _filtered(flow)
+    row = _complete(after, before)
+    if row.get(fold.value) is UNCHANGED:
+        raise RowError(f"mapping {flow.mapping}: the value column {fold.value} was not logged (an unchanged TOAST "
+                       f"value); set REPLICA IDENTITY FULL on {change.table}", table=str(change.table),
+                       key=tuple(row.get(c) for c in flow.source.key), column=fold.value)
+    out: list[Routed] = []
+    was = known(before) and member(before)
+    moved = was and (not member(row) or before[fold.by] != row[fold.by])  # type: ignore[index]
+    if moved:  # the old parent loses its row (it moved to another parent, or left the slice)
+        out.append(clear(before))  # type: ignore[arg-type]
+    if member(row):
+        same = (was and not moved and fold.value in before  # type: ignore[operator]
+                and _same(before[fold.value], row[fold.value]))  # type: ignore[index]
+        if not same:
+            out.append(put(row, None if moved else before))
+    return out or _filtered(flow)
+
+
+def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+    """A parent row on the column's side: its child row on the other side follows the column. A parent's
+    delete is the parent mapping's business (and the child table's foreign key's, ON DELETE CASCADE)."""
+    if change.op is Op.DELETE:
+        return _filtered(flow)
+    after = change.after
+    assert after is not None
+    before = change.before
+    row = _complete(after, before)
+    if fold.into not in row:
+        raise RowError("column is folded but missing from the source row (dropped or renamed?)",
+                       table=str(change.table), column=fold.into)
+    value = row[fold.into]
+    if value is UNCHANGED:
+        return []  # not logged because not changed
+    old: Any = UNCHANGED
+    if change.op is Op.UPDATE and before is not None and before.get(fold.into, UNCHANGED) is not UNCHANGED:
+        old = before[fold.into]
+        if _same(old, value):
+            return []  # the folded column did not change
+    if change.op is Op.INSERT and value is None:
+        return []  # no child row to make
+    skey = source_key(flow, row, change)
+
+    def ref(v: Any) -> Any:
+        return Ref(fold.references, v) if fold.references and v is not None else v
+    expect = {VALUE: ref(old)} if stream and flow.two_way and old is not UNCHANGED else None
+    return [LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, skey[0]), VALUE: ref(value)},
+                         expect=expect)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a.__class__ is b.__class__ and bool(a == b)
+    except Exception:
+        return False
+
+
+class FoldApplier:
+    """Applies fold LinkedChanges for one direction, inside the Linker's open target transaction.
+
+    `resolve` translates a Ref through its mapping's link (None: no counterpart yet), `park` parks a change
+    until it has one; `source_query`/`source_kind` read the child table on the source (the rows of the type
+    a parent has); without them (explain, repair) that check is skipped."""
+
+    def __init__(self, applier: Applier, stream: str, resolve: Callable[[Ref], Any],
+                 park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None):
+        self.a = applier
+        self.stream = stream
+        self.resolve = resolve
+        self.park = park
+        self.source_query = source_query if source_kind is not None else None
+        self.source_kind = source_kind
+
+    def apply(self, lc: LinkedChange) -> None:
+        flow, fold = lc.flow, lc.flow.fold
+        assert fold is not None
+        parent = lc.values[PARENT]
+        assert isinstance(parent, Ref)
+        parent_key = self.resolve(parent)
+        if parent_key is None:
+            self.park(lc, parent)
+            return
+        if flow.target.side == fold.child:
+            value = self._value(lc, lc.values[VALUE])
+            if value is not _PARKED:
+                self._to_child(lc, fold, parent_key, value)
+            return
+        if lc.op is Op.DELETE:
+            value = self._remaining(lc, fold, parent.value, exclude=lc.source_key)
+        else:
+            self._only_row(lc, fold, parent.value)
+            value = lc.values[VALUE]
+        value = self._value(lc, value)
+        if value is not _PARKED:
+            self._to_column(lc, fold, parent_key, value)
+
+    def _value(self, lc: LinkedChange, value: Any) -> Any:
+        if isinstance(value, Ref):
+            resolved = self.resolve(value)
+            if resolved is None:  # the referenced record has no counterpart yet
+                self.park(lc, value)
+                return _PARKED
+            return resolved
+        return value
+
+    # ------------------------------------------------------------ child rows into a column
+    def _siblings(self, lc: LinkedChange, fold: Fold, parent_value: Any) -> list[tuple[Any, ...]] | None:
+        """The child rows of the type this parent has in the source now (key columns, then the value);
+        None when the source cannot be read here."""
+        if self.source_query is None or self.source_kind is None:
+            return None
+        src = lc.flow.source
+        q = self._ident
+        where = {fold.by: parent_value, **dict(src.slice)}
+        sql = (f"SELECT {', '.join(q(c) for c in (*src.key, fold.value))} FROM {q(src.table.schema, src.table.name)} "
+               f"WHERE {' AND '.join(f'{q(c)} = %s' for c in where)} ORDER BY {', '.join(q(c) for c in src.key)} "
+               f"LIMIT 3")
+        return self.source_query(sql, list(where.values()))
+
+    def _ident(self, *parts: str) -> str:
+        assert self.source_kind is not None
+        return for_params(quote_ident(self.source_kind, *parts))
+
+    def _only_row(self, lc: LinkedChange, fold: Fold, parent_value: Any) -> None:
+        """The rule for several rows of the type: a column carries one, so a second is a row error. Judged on
+        the source as it is now: a row that is already gone there (a later change replaces it) is let through."""
+        rows = self._siblings(lc, fold, parent_value)
+        if rows is None:
+            return
+        n = len(lc.flow.source.key)
+        keys = [tuple(r[:n]) for r in rows]
+        if len(rows) > 1 and tuple(lc.source_key) in keys:
+            metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
+            raise RowError(f"mapping {lc.flow.mapping}: parent {parent_value!r} has {len(rows)} rows of "
+                           f"{dict(lc.flow.source.slice) or 'this table'} (keys {keys[:2]}); column {fold.into} of "
+                           f"{lc.flow.target.table} carries one: delete the extra row or change its "
+                           f"{'/'.join(c for c, _ in lc.flow.source.slice) or fold.by}",
+                           table=str(lc.flow.source.table), key=lc.source_key, column=fold.value)
+
+    def _remaining(self, lc: LinkedChange, fold: Fold, parent_value: Any, exclude: tuple[Any, ...]) -> Any:
+        """After a child row left its parent: the value of the one row of the type the parent still has in the
+        source (NULL when none; several are a row error, as for an insert)."""
+        rows = self._siblings(lc, fold, parent_value)
+        if not rows:
+            return None
+        n = len(lc.flow.source.key)
+        rest = [r for r in rows if tuple(r[:n]) != tuple(exclude)]
+        if not rest:
+            return None
+        if len(rest) > 1:
+            metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
+            raise RowError(f"mapping {lc.flow.mapping}: parent {parent_value!r} still has {len(rest)} rows of "
+                           f"{dict(lc.flow.source.slice) or 'this table'}; column {fold.into} of "
+                           f"{lc.flow.target.table} carries one", table=str(lc.flow.source.table),
+                           key=lc.source_key, column=fold.value)
+        value = rest[0][n]
+        return Ref(fold.references, value) if fold.references and value is not None else value
+
+    def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
+        flow = lc.flow
+        tgt = flow.target
+        key = (parent_key,)
+        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
+            old = self._old(lc.expect[VALUE])
+            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value):
+                return
+        done = self.a.update_by_key(tgt.table, tgt.key, key, {fold.into: value})
+        metrics.rows_applied.labels(self.stream, str(tgt.table), "update").inc()
+        if not done:
+            metrics.rows_missing.labels(self.stream, str(tgt.table), "update").inc()
+
+    # ------------------------------------------------------------ a column into a child row
+    def _to_child(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
+        tgt = lc.flow.target
+        n = len(tgt.key)
+        rows = self.a.find_keys(tgt.table, (*tgt.key, fold.value), {fold.by: parent_key, **dict(tgt.slice)}, limit=2)
+        if len(rows) > 1:
+            metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
+            raise RowError(f"mapping {lc.flow.mapping}: parent {parent_key!r} has several rows of "
+                           f"{dict(tgt.slice) or 'this table'} in {tgt.table} (keys {[tuple(r[:n]) for r in rows]}); "
+                           f"column {fold.into} carries one: delete the extra row", table=str(lc.change.table),
+                           key=lc.source_key, column=fold.into)
+        if not rows:
+            if value is None:
+                return  # nothing to delete
+            row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
+            made = {fold.by: parent_key, fold.value: value}
+            for gen in tgt.generate:
+                if not gen.by_database:
+                    row[gen.column] = gen.make(made)
+            self.a.insert_returning(tgt.table, row, tgt.key)
+            metrics.rows_applied.labels(self.stream, str(tgt.table), "insert").inc()
+            return
+        child_key, current = tuple(rows[0][:n]), rows[0][n]
+        # a value that is part of the child's key (an association table's) moves the row: no field to check
+        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect and fold.value not in tgt.key:
+            old = self._old(lc.expect[VALUE])
+            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, child_key, fold.value, old, value):
+                return
+        if value is None:
+            self.a.delete_by_key(tgt.table, tgt.key, child_key)
+            metrics.rows_applied.labels(self.stream, str(tgt.table), "delete").inc()
+        elif not _same(current, value):
+            self.a.update_by_key(tgt.table, tgt.key, child_key, {fold.value: value})
+            metrics.rows_applied.labels(self.stream, str(tgt.table), "update").inc()
+
+    # ------------------------------------------------------------ conflicts
+    def _old(self, value: Any) -> Any:
+        """The value before the change in target terms; _PARKED when an old reference has no counterpart
+        (nothing to compare the target's value with)."""
+        if isinstance(value, Ref):
+            resolved = self.resolve(value)
+            return _PARKED if resolved is None else resolved
+        return value
+
+    def _wins(self, lc: LinkedChange, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...], column: str,
+              old: Any, new: Any) -> bool:
+        """A two-way fold checks the one column it writes as any field (update_differs, decided by the mapping's
+        rule and recorded in <state>.conflicts): False when the target's concurrent edit wins."""
+        assert self.a.resolver is not None
+        keys = dict(zip(key_cols, key))
+        tc = TargetChange(table, Op.UPDATE, tuple(key_cols), key, {column: new, **keys}, expect={column: old, **keys},
+                          mapping=lc.flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
+        out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc])
+        return bool(out) and _same(out[0].values.get(column), new)
+
+
+_PARKED: Any = object()

@@ -1,0 +1,311 @@
+"""`fold:` mappings on real servers (issue 11, gaps 6 and 7): a CRM address table keyed by application
+UUIDs and typed by `kind` <-> the ERP customer's email and phone columns; a CRM association table
+contact_company <-> the ERP contact's company_no. Both directions, deletes and NULLs, parking until the
+parent is linked, no echo, and a kill -9 in the middle."""
+from __future__ import annotations
+
+import time
+
+from tests.integration.harness import wait_until
+
+ADDRESS_PG = """
+CREATE TABLE customer (id varchar(40) PRIMARY KEY, name text NOT NULL);
+CREATE TABLE address (
+    id varchar(40) PRIMARY KEY,
+    owner_id varchar(40) NOT NULL REFERENCES customer(id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('email', 'phone', 'fax')),
+    value text NOT NULL
+)"""
+CUSTOMERS_MY = """
+CREATE TABLE customers (
+    cust_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(200) NULL,
+    phone VARCHAR(50) NULL
+)"""
+# the folds come first: an ERP customer's insert is routed to them before the customers mapping has made its
+# CRM counterpart, so they park and are replayed in the same transaction once it has
+ADDRESS_MAPPINGS = """
+mappings:
+  customer_email:
+    direction: both
+    crm: {table: address, key: [id], slice: {kind: email}, generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email, lossy: allow}
+  customer_phone:
+    direction: both
+    crm: {table: address, key: [id], slice: {kind: phone}, generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: owner_id, value: value, into: phone, lossy: allow}
+  customers:
+    direction: both
+    crm: {table: customer, key: [id], generate: {id: uuid}}
+    erp: {table: customers, key: [cust_no]}
+    link: {crosswalk: true}
+    filter: {erp_to_crm: {name: {ne: hidden}}}
+    fields: {name: ~}
+"""
+
+
+def _addresses(pair, owner):
+    return pair.pg_query("SELECT kind, value FROM address WHERE owner_id = %s ORDER BY kind", (owner,))
+
+
+def test_address_rows_fold_into_customer_columns_both_ways(make_pair):
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, ADDRESS_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "fold into" in check.stdout and "NOT NULL and the fold" not in check.stdout, check.stdout
+    # the address table's deletes must say whose row and which kind they were
+    assert pair.pg_query("SELECT relreplident FROM pg_class WHERE relname = 'address'") == [("f",)]
+    pair.start()
+
+    # CRM -> ERP: rows of the address table set, change and clear the customer's columns
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme')")
+    wait_until(lambda: pair.my_query("SELECT name FROM customers") == [("Acme",)], 30, "Acme in the ERP")
+    (cust_no,), = pair.my_query("SELECT cust_no FROM customers")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'info@acme.de'), "
+                  "('a-2', 'c-1', 'phone', '+49 30 1'), ('a-3', 'c-1', 'fax', '+49 30 2')")
+    wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("info@acme.de", "+49 30 1")],
+               30, "email and phone folded into the ERP customer")
+    pair.pg_query("UPDATE address SET value = 'sales@acme.de' WHERE id = 'a-1'")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("sales@acme.de",)], 30, "email changed")
+    pair.pg_query("DELETE FROM address WHERE id = 'a-2'")
+    wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("sales@acme.de", None)], 30,
+               "the phone's delete makes the column NULL")
+
+    # ERP -> CRM: the columns create, change and delete the address rows; nothing comes back (no echo)
+    to_erp = pair.metric("replicator_rows_applied_total", direction="crm_to_erp")
+    pair.my_query("UPDATE customers SET phone = '+49 40 9' WHERE cust_no = %s", (cust_no,))
+    wait_until(lambda: _addresses(pair, "c-1") == [("email", "sales@acme.de"), ("fax", "+49 30 2"),
+                                                  ("phone", "+49 40 9")], 30, "a phone row created in the CRM")
+    (phone_id,), = pair.pg_query("SELECT id FROM address WHERE kind = 'phone'")
+    assert len(phone_id) == 36 and phone_id.count("-") == 4  # a UUID, as the application makes them
+    pair.my_query("UPDATE customers SET phone = '+49 40 8', email = NULL WHERE cust_no = %s", (cust_no,))
+    wait_until(lambda: _addresses(pair, "c-1") == [("fax", "+49 30 2"), ("phone", "+49 40 8")], 30,
+               "the phone row updated in place, the email row deleted")
+    assert pair.pg_query("SELECT id FROM address WHERE kind = 'phone'") == [(phone_id,)]
+    time.sleep(2)  # what the ERP direction wrote must not come back as a change of the ERP
+    assert pair.metric("replicator_rows_applied_total", direction="crm_to_erp") == to_erp
+    assert pair.my_query("SELECT email, phone FROM customers") == [(None, "+49 40 8")]
+
+    # an ERP customer the CRM does not have yet: its columns wait parked for the customers link
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('hidden', 'x@hidden.de', NULL)")
+    wait_until(lambda: pair.metric("replicator_parked_rows") == 1, 30, "the email parked")
+    assert pair.pg_query("SELECT count(*) FROM customer") == [(1,)]
+    pair.my_query("UPDATE customers SET name = 'Shown' WHERE name = 'hidden'")
+    wait_until(lambda: pair.pg_query("SELECT c.name, a.kind, a.value FROM customer c JOIN address a ON "
+                                     "a.owner_id = c.id WHERE c.name = 'Shown'")
+               == [("Shown", "email", "x@hidden.de")], 30, "the parked email replayed once the customer is linked")
+    assert pair.metric("replicator_parked_rows") == 0
+    # a new ERP customer with both columns: created with its two rows in one transaction (parked, replayed)
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('Beta', 'b@beta.de', '+1 2')")
+    wait_until(lambda: pair.pg_query("SELECT a.kind, a.value FROM customer c JOIN address a ON a.owner_id = c.id "
+                                     "WHERE c.name = 'Beta' ORDER BY a.kind") == [("email", "b@beta.de"),
+                                                                                  ("phone", "+1 2")],
+               30, "Beta's email and phone rows")
+
+    # a second email for one customer cannot be one column: the stream stops naming table, key and column
+    pair.kill()
+    pair.pg_query("INSERT INTO address VALUES ('a-8', 'c-1', 'email', 'one@acme.de')")
+    pair.start()  # after a kill -9 the stream resumes from its checkpoint
+    wait_until(lambda: pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,))
+               == [("one@acme.de",)], 30, "the email after the restart")
+    pair.pg_query("INSERT INTO address VALUES ('a-9', 'c-1', 'email', 'two@acme.de')")
+    assert pair.wait_exit(60) != 0
+    log = pair.log()
+    assert "table public.address, key ('a-9',), column value" in log and "carries one" in log, log[-3000:]
+    assert pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,)) == [("one@acme.de",)]
+    # the operator removes the extra row: the stream goes on
+    pair.pg_query("DELETE FROM address WHERE id = 'a-9'")
+    pair.start()
+    pair.pg_query("UPDATE address SET value = 'three@acme.de' WHERE id = 'a-8'")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers WHERE cust_no = %s", (cust_no,))
+               == [("three@acme.de",)], 30, "the email after the fix")
+    assert pair.stop() == 0
+
+
+ASSOC_PG = """
+CREATE TABLE company (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE contact (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE contact_company (
+    contact_id bigint NOT NULL REFERENCES contact(id) ON DELETE CASCADE,
+    company_id bigint NOT NULL REFERENCES company(id),
+    PRIMARY KEY (contact_id, company_id)
+)"""
+ASSOC_MY = """
+CREATE TABLE companies (company_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+CREATE TABLE contact (
+    contact_no INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name VARCHAR(100) NOT NULL,
+    company_no INT NULL
+)"""
+ASSOC_MAPPINGS = """
+mappings:
+  companies:
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: companies, key: [company_no]}
+    link: {crosswalk: true}
+    filter: {crm_to_erp: {name: {ne: draft}}}
+    fields: {name: ~}
+  contacts:
+    direction: both
+    crm: {table: contact, key: [id]}
+    erp: {table: contact, key: [contact_no]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  contact_company:
+    direction: both
+    crm: {table: contact_company, key: [contact_id, company_id]}
+    erp: {table: contact, key: [contact_no]}
+    fold: {parent: contacts, child: crm, by: contact_id, value: company_id, into: company_no, references: companies}
+"""
+
+
+def test_an_association_table_folds_into_a_reference_column_both_ways(make_pair):
+    pair = make_pair(ASSOC_PG, ASSOC_MY, ASSOC_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "fold into" in check.stdout, check.stdout
+    pair.start()
+    pair.pg_query("INSERT INTO company (id, name) VALUES (1, 'Acme'), (2, 'Beta'), (3, 'draft')")
+    pair.pg_query("INSERT INTO contact (id, name) VALUES (10, 'Bob')")
+    wait_until(lambda: pair.my_query("SELECT name FROM contact") == [("Bob",)]
+               and len(pair.my_query("SELECT * FROM companies")) == 2, 30, "Bob, Acme and Beta in the ERP")
+    acme, beta = (pair.my_query("SELECT company_no FROM companies WHERE name = %s", (n,))[0][0] for n in ("Acme", "Beta"))
+    (bob,), = pair.my_query("SELECT contact_no FROM contact")
+
+    # CRM -> ERP: the association row becomes the ERP's foreign key, translated through the companies link
+    pair.pg_query("INSERT INTO contact_company VALUES (10, 1)")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(acme,)], 30, "Bob works for Acme")
+    pair.pg_query("UPDATE contact_company SET company_id = 2 WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(beta,)], 30, "Bob moved to Beta")
+    pair.pg_query("DELETE FROM contact_company WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(None,)], 30, "Bob has no company")
+    # a company without an ERP counterpart: the association waits parked until it has one
+    pair.pg_query("INSERT INTO contact_company VALUES (10, 3)")
+    wait_until(lambda: pair.metric("replicator_parked_rows", direction="crm_to_erp") == 1, 30, "parked")
+    assert pair.my_query("SELECT company_no FROM contact") == [(None,)]
+    pair.pg_query("UPDATE company SET name = 'Gamma' WHERE id = 3")
+    wait_until(lambda: pair.my_query("SELECT c.company_no = k.company_no FROM contact c, companies k "
+                                     "WHERE k.name = 'Gamma'") == [(1,)], 30, "Bob works for Gamma once it is linked")
+    pair.pg_query("DELETE FROM contact_company WHERE contact_id = 10")
+    wait_until(lambda: pair.my_query("SELECT company_no FROM contact") == [(None,)], 30, "Bob has no company again")
+
+    # ERP -> CRM: the foreign-key column creates, moves and deletes the association row
+    pair.my_query("UPDATE contact SET company_no = %s WHERE contact_no = %s", (acme, bob))
+    wait_until(lambda: pair.pg_query("SELECT contact_id, company_id FROM contact_company") == [(10, 1)], 30,
+               "the association row created")
+    pair.my_query("UPDATE contact SET company_no = %s WHERE contact_no = %s", (beta, bob))
+    wait_until(lambda: pair.pg_query("SELECT contact_id, company_id FROM contact_company") == [(10, 2)], 30,
+               "the association row moved to Beta")
+    pair.my_query("UPDATE contact SET company_no = NULL WHERE contact_no = %s", (bob,))
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM contact_company") == [(0,)], 30, "the association deleted")
+    time.sleep(2)
+    assert pair.my_query("SELECT company_no FROM contact") == [(None,)]
+    assert pair.metric("replicator_parked_rows") == 0
+    assert pair.stop() == 0
+
+
+def test_the_first_copy_carries_folds_and_verify_reports_no_false_difference(make_pair):
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, ADDRESS_MAPPINGS)
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme')")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'info@acme.de')")
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('Beta', NULL, '+1 2')")
+    pair.start()  # copies every mapping on its first run, through the folds like the stream
+    wait_until(lambda: pair.my_query("SELECT name, email, phone FROM customers ORDER BY name")
+               == [("Acme", "info@acme.de", None), ("Beta", None, "+1 2")], 60, "Acme's email in the ERP")
+    wait_until(lambda: pair.pg_query("SELECT c.name, a.kind, a.value FROM customer c JOIN address a ON "
+                                     "a.owner_id = c.id ORDER BY c.name")
+               == [("Acme", "email", "info@acme.de"), ("Beta", "phone", "+1 2")], 60, "Beta's phone in the CRM")
+    wait_until(lambda: pair.metric("replicator_parked_rows") == 0, 30, "nothing parked")
+    result = pair.cli("verify", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "customer_email: a fold, not compared" in result.stdout, result.stdout
+    assert pair.pg_query("SELECT count(*) FROM address") == [(2,)]
+
+    # a parent's delete is the parent mapping's: the CRM's address rows go by their ON DELETE CASCADE
+    pair.pg_query("DELETE FROM customer WHERE name = 'Acme'")  # its address row's cascaded delete finds no parent
+    pair.my_query("DELETE FROM customers WHERE name = 'Beta'")
+    wait_until(lambda: pair.my_query("SELECT count(*) FROM customers") == [(0,)]
+               and pair.pg_query("SELECT count(*) FROM customer") == [(0,)], 30, "both customers deleted")
+    assert pair.pg_query("SELECT count(*) FROM address") == [(0,)]
+    time.sleep(1)
+    assert pair.metric("replicator_parked_rows") == 0
+    assert pair.stop() == 0
+
+
+def test_a_concurrent_edit_of_a_folded_column_is_decided_alike_on_both_sides(make_pair):
+    mappings = ADDRESS_MAPPINGS.replace("    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email",
+                                        "    conflicts: {priority: erp}\n"
+                                        "    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email")
+    assert mappings != ADDRESS_MAPPINGS
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, mappings, extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme')")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'old@acme.de')")
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("old@acme.de",)], 30, "the email")
+    assert pair.stop() == 0
+    pair.pg_query("UPDATE address SET value = 'crm@acme.de' WHERE id = 'a-1'")
+    pair.my_query("UPDATE customers SET email = 'erp@acme.de'")
+    pair.start()
+    wait_until(lambda: pair.my_query("SELECT email FROM customers") == [("erp@acme.de",)]
+               and pair.pg_query("SELECT value FROM address") == [("erp@acme.de",)], 30, "the ERP's edit on both sides")
+    found = {}
+    for q, schema in ((pair.pg_query, "replicator"), (pair.my_query, f"`{pair.state_schema}`")):
+        wait_until(lambda: q(f"SELECT count(*) FROM {schema}.conflicts")[0][0] > 0, 30, f"a conflict in {schema}")
+        for stream, kind, winner in q(f"SELECT stream, kind, winner FROM {schema}.conflicts"):
+            found[stream] = (kind, winner)
+    assert found == {"crm_to_erp": ("update_differs", "erp"), "erp_to_crm": ("update_differs", "erp")}
+    # explain looks the parent's counterpart up through the crosswalk, read-only
+    (cust_no,), = pair.my_query("SELECT cust_no FROM customers")
+    text = pair.cli("explain", "--mapping", "customer_email", "--side", "crm", "--key", "a-1").stdout
+    assert f"parent: customers 'c-1' -> {cust_no!r}" in text and "customers.email = 'erp@acme.de'" in text, text
+    assert pair.stop() == 0
+
+
+MIRROR_PG = "CREATE TABLE company (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name text NOT NULL, phone text)"
+MIRROR_MY = """
+CREATE TABLE llx_societe (rowid INT NOT NULL AUTO_INCREMENT PRIMARY KEY, nom VARCHAR(100) NOT NULL);
+CREATE TABLE llx_phone (
+    rowid INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    fk_soc INT NOT NULL,
+    type VARCHAR(10) NOT NULL,
+    num VARCHAR(40) NOT NULL
+)"""
+MIRROR_MAPPINGS = """
+mappings:
+  companies:
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: llx_societe, key: [rowid]}
+    link: {crosswalk: true}
+    fields: {name: {erp: nom, lossy: allow}}
+  company_phone:                      # the child rows on the MariaDB side, keyed by AUTO_INCREMENT
+    direction: both
+    crm: {table: company, key: [id]}
+    erp: {table: llx_phone, key: [rowid], slice: {type: work}, generate: {rowid: default}}
+    fold: {parent: companies, child: erp, by: fk_soc, value: num, into: phone, lossy: allow}
+"""
+
+
+def test_child_rows_on_the_mariadb_side(make_pair):
+    pair = make_pair(MIRROR_PG, MIRROR_MY, MIRROR_MAPPINGS, extra_config="sync: {on_first_run: false}\n")
+    check = pair.cli("check")
+    assert "fold into" in check.stdout, check.stdout
+    pair.start()
+    pair.pg_query("INSERT INTO company (id, name, phone) VALUES (1, 'Acme', '+49 1')")
+    wait_until(lambda: pair.my_query("SELECT s.nom, p.type, p.num FROM llx_societe s JOIN llx_phone p ON "
+                                     "p.fk_soc = s.rowid") == [("Acme", "work", "+49 1")], 30,
+               "Acme and its phone row in the ERP")
+    (soc,), = pair.my_query("SELECT rowid FROM llx_societe")
+    pair.my_query("UPDATE llx_phone SET num = '+49 2'")
+    wait_until(lambda: pair.pg_query("SELECT phone FROM company") == [("+49 2",)], 30, "the ERP's edit in the CRM")
+    pair.my_query("INSERT INTO llx_phone (fk_soc, type, num) VALUES (%s, 'mobile', '+49 170')", (soc,))
+    pair.my_query("DELETE FROM llx_phone WHERE type = 'work'")
+    wait_until(lambda: pair.pg_query("SELECT phone FROM company") == [(None,)], 30, "the phone row's delete: NULL")
+    # two rows of the type in the ERP: the stream refuses to pick one
+    pair.my_query("INSERT INTO llx_phone (fk_soc, type, num) VALUES (%s, 'work', 'a'), (%s, 'work', 'b')", (soc, soc))
+    assert pair.wait_exit(60) != 0
+    log = pair.log()
+    assert ".llx_phone, key (3,), column num" in log and "carries one" in log, log[-3000:]
+    assert pair.pg_query("SELECT phone FROM company") == [(None,)]
