@@ -126,12 +126,17 @@ class RssSeries:
         return max((mb for _, mb in self.samples), default=None)
 
     def summary(self) -> dict[str, Optional[float]]:
-        """first/last/peak MB and the slope in MB per minute over the series."""
+        """first/last/peak MB and the slope in MB per minute, over the whole series and over its second half
+        (the first seconds hold the start-up growth: imports, connections, buffers filling; growth that goes on
+        after that is what "flat" is about)."""
         s = slope(self.samples)
+        end = self.samples[-1][0] if self.samples else 0.0
+        s2 = slope([p for p in self.samples if p[0] >= end / 2])
         return {
             "samples": len(self.samples),
             "first_mb": round(self.samples[0][1], 1) if self.samples else None,
             "last_mb": round(self.samples[-1][1], 1) if self.samples else None,
             "peak_mb": round(self.peak, 1) if self.peak is not None else None,
             "slope_mb_per_min": round(s * 60, 3) if s is not None else None,
+            "slope_second_half_mb_per_min": round(s2 * 60, 3) if s2 is not None else None,
         }
