@@ -1240,7 +1240,7 @@ def figures(bench: "Bench") -> str:
             out.append(f"  both at once, {d}: {r.rows_per_s:,} rows/s written, lag p99 {_fmt(r.lag_p99)} s "
                        f"(goal < 1 s), peak RSS {r.peak_rss_mb:.0f} MB (goal < 150 MB)")
     out.append("  MariaDB -> PostgreSQL vs pg_chameleon: skipped (bench/run.py does not drive pg_chameleon; "
-               "../shared/bench/peers/chameleon_bench.sh measures it on its own servers)")
+               "bench/peers.py measures both on the peers' workload, with the ratio)")
     out += ["  " + n for n in bench.notes]
     return "\n".join(out)
 
