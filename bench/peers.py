@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lifecycle  # noqa: E402
 import procstat  # noqa: E402
 import run as benchrun  # noqa: E402  (bench/run.py: servers, daemon wrapper, helpers)
 from run import BenchError, say  # noqa: E402
@@ -71,9 +72,6 @@ DEFAULT_PEERS_DIR = Path(tempfile.gettempdir()) / "replicator-bench-peers"
 CH_SOURCE_DB, CH_TARGET_DB, CH_SCHEMA = "chsrc", "chameleon", "ch_dst"
 RP_SOURCE_DB, RP_TARGET_DB, RP_STATE = "rpsrc", "rpdst", "rs_peers"
 TARGET_RATIO = 5.0  # issue 14: replicator >= 5x pg_chameleon on this workload
-
-_interrupted = False
-
 
 # ------------------------------------------------------------------------------------------------ workload
 
@@ -251,7 +249,8 @@ class Replicator(Tool):
         d = self.daemon
         if d is None or "erp_to_crm" not in d.streaming_at:
             return {}
-        return {"startup_s": round(d.streaming_at["erp_to_crm"] - d.spawned_at, 2)}
+        return {"startup_s": round(d.streaming_at["erp_to_crm"] - d.spawned_at, 2),
+                "streaming_at": d.streaming_at["erp_to_crm"]}
 
     def stop(self) -> None:
         if self.daemon is not None:
@@ -474,8 +473,7 @@ class Debezium:
         spec = work / "spec.json"
         spec.write_text(json.dumps({"properties": props, "table": TABLE, "probe": "probe", "expected": 2 * n,
                                     "stall_s": 30}))
-        setpriv = shutil.which("setpriv")  # the JVM dies with us even on SIGKILL
-        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        prefix = lifecycle.die_with_us()  # the JVM too
         log = open(work / "capture.log", "w")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         say(f"{self.name}: starting the engine (JVM) on MariaDB reporting version 5.7.19-{real}")
@@ -563,14 +561,17 @@ class Figure:
             what = (f"{self.changes} changes in {self.seconds:.2f} s (start -> target matches) = "
                     f"{self.rows_per_s:,.0f} rows/s; first rows after {first} s")
         if "startup_s" in self.extra:
-            what += f" (start-up {self.extra['startup_s']} s)"
+            what += f" (start-up {self.extra['startup_s']} s"
+            if "rows_per_s_from_streaming" in self.extra:
+                what += f"; {self.extra['rows_per_s_from_streaming']:,} rows/s from the start of streaming"
+            what += ")"
         return f"{self.tool} {self.mode}: {what}; peak RSS {self.peak_rss_mb or 0:.0f} MB; {self.content}"
 
 
 class PeerBench:
-    def __init__(self, args: argparse.Namespace, workdir: Path):
+    def __init__(self, args: argparse.Namespace, workdir: Path = Path()):
         self.args = args
-        self.workdir = workdir
+        self.workdir = workdir  # set before start_servers
         self.pg: PostgresServer = None  # type: ignore[assignment]  # set by start_servers
         self.maria: MariaDBServer = None  # type: ignore[assignment]
         self.tools: list[Tool] = []
@@ -630,6 +631,10 @@ class PeerBench:
                      workload_rows_per_s=round(wl.changes / wl.seconds),
                      content="content verified" if got == want else f"CONTENT MISMATCH {got} != {want}",
                      extra={"workload_seconds": round(wl.seconds, 2), "load_avg": os.getloadavg(), **tool.timings()})
+        streaming_at = fig.extra.pop("streaming_at", None)
+        if mode == "backlog" and streaming_at is not None and done_at > streaming_at:
+            # at small --rows the start-up is much of the time; this is the catch-up rate proper
+            fig.extra["rows_per_s_from_streaming"] = round(wl.changes / (done_at - streaming_at))
         say(fig.line())
         return fig
 
@@ -637,7 +642,7 @@ class PeerBench:
         self.tools = [Chameleon(self), Replicator(self)]
         for mode in self.args.modes:
             for tool in self.tools:
-                if _interrupted:
+                if benchrun.STOP.is_set():
                     return
                 why = tool.available()
                 if why:
@@ -649,7 +654,7 @@ class PeerBench:
                 except BenchError as exc:
                     say(f"{tool.name} {mode}: failed: {exc}")
                     self.figures.append(Figure(tool.name, mode, skipped=f"failed: {str(exc).splitlines()[0]}"))
-        if _interrupted or "live" not in self.args.modes:
+        if benchrun.STOP.is_set() or "live" not in self.args.modes:
             return
         self.dbz = Debezium(self)
         why = self.dbz.available()
@@ -812,31 +817,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             say(f"--install: {exc}")
             return 1
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        global _interrupted
-        _interrupted = True
-        raise KeyboardInterrupt
+    bench = PeerBench(args)
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    workdir = Path(tempfile.mkdtemp(prefix="replicator-peers-"))
-    bench = PeerBench(args, workdir)
-    rc = 0
-    try:
+    def body(workdir: Path) -> None:
+        bench.workdir = workdir
         bench.start_servers()
         bench.run()
-    except KeyboardInterrupt:
-        say("interrupted: cleaning up")
-        rc = 130
-    except BenchError as exc:
-        say(f"error: {exc}")
-        rc = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not skip the cleanup
-            signal.signal(sig, signal.SIG_IGN)
-        lines = bench.report_lines()
-        print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
+
+    def report() -> None:
+        print("\n".join(bench.report_lines()), file=sys.stderr if args.json else sys.stdout)
         if args.json:
             json.dump({"code": benchrun.git_state(), "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                                                   "load_avg": os.getloadavg()},
@@ -845,9 +834,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                        "figures": [asdict(f) for f in bench.figures], "ratios": bench.ratios(),
                        "debezium_ratio": bench.debezium_ratio()}, sys.stdout, indent=2, default=str)
             print()
-        bench.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return rc
+    return lifecycle.run_guarded("replicator-peers-", body, report, bench.stop)
 
 
 if __name__ == "__main__":

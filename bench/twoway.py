@@ -32,17 +32,15 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lifecycle  # noqa: E402
 import procstat  # noqa: E402
 import run as benchrun  # noqa: E402  (bench/run.py: servers, table, mapping, daemon wrapper, steady writer)
 from run import DB, BenchError, percentile, say  # noqa: E402
@@ -66,9 +64,6 @@ DELETE FROM {PGB_TABLE} WHERE id = :id3;
 INSERT INTO {PGB_TABLE} (id, k, c, pad) VALUES (:id3, :k, md5(random()::text), md5(random()::text));
 END;
 """
-
-_interrupted = False
-
 
 def extra_mappings(load: bool) -> str:
     """The heartbeat tables (and with `load` the client tables), each mapped one way, same names on both sides."""
@@ -277,10 +272,10 @@ class TwoWayBench(benchrun.Bench):
         script = self.workdir / "pgbench.sql"
         script.write_text(PGBENCH_SCRIPT)
         env = dict(os.environ, PGPASSWORD=self.pg.password)
-        sb = subprocess.Popen(self.sysbench_args() + [f"--rate={args.my_tps}", f"--time={int(args.seconds)}",
+        sb = subprocess.Popen(lifecycle.die_with_us() + self.sysbench_args() + [f"--rate={args.my_tps}", f"--time={int(args.seconds)}",
                                                       "--threads=1", "--report-interval=0", "run"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        pgb = subprocess.Popen(["pgbench", "-n", "-f", str(script), "-c", "1", "-j", "1", "-R", str(args.pg_tps),
+        pgb = subprocess.Popen(lifecycle.die_with_us() + ["pgbench", "-n", "-f", str(script), "-c", "1", "-j", "1", "-R", str(args.pg_tps),
                                 "-T", str(int(args.seconds)), "-D", f"size={args.load_rows}", "-h", self.pg.host,
                                 "-p", str(self.pg.port), "-U", self.pg.user, DB],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -503,41 +498,28 @@ def main(argv: Optional[list[str]] = None) -> int:
             say(f"--install: {exc}")
             return 1
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        global _interrupted
-        _interrupted = True
-        raise KeyboardInterrupt
+    bench: list[TwoWayBench] = []  # made inside the guarded run, once its directory exists
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    workdir = Path(tempfile.mkdtemp(prefix="replicator-twoway-"))
-    bench = TwoWayBench(args, workdir)
-    rc = 0
-    try:
-        bench.start_servers()
-        bench.setup()
-        {"load": bench.run_load, "catchup": bench.run_catchup, "flat": bench.run_flat}[args.mode]()
-    except KeyboardInterrupt:
-        benchrun.STOP.set()
-        say("interrupted: cleaning up")
-        rc = 130
-    except BenchError as exc:
-        say(f"error: {exc}")
-        rc = 1
-    finally:
-        benchrun.STOP.set()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not skip the cleanup
-            signal.signal(sig, signal.SIG_IGN)
-        print("\n".join(bench.lines), file=sys.stderr if args.json else sys.stdout)
+    def body(workdir: Path) -> None:
+        bench.append(TwoWayBench(args, workdir))
+        bench[0].start_servers()
+        bench[0].setup()
+        {"load": bench[0].run_load, "catchup": bench[0].run_catchup, "flat": bench[0].run_flat}[args.mode]()
+
+    def report() -> None:
+        if not bench:
+            return
+        print("\n".join(bench[0].lines), file=sys.stderr if args.json else sys.stdout)
         if args.json:
             json.dump({"code": benchrun.git_state(), "machine": {"cpus": os.cpu_count(),
                                                                   "platform": platform.platform()},
-                       "params": vars(args), **bench.report}, sys.stdout, indent=2, default=str)
+                       "params": vars(args), **bench[0].report}, sys.stdout, indent=2, default=str)
             print()
-        bench.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return rc
+
+    def stop() -> None:
+        if bench:
+            bench[0].stop()
+    return lifecycle.run_guarded("replicator-twoway-", body, report, stop)
 
 
 if __name__ == "__main__":
