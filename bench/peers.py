@@ -402,7 +402,11 @@ class Chameleon(Tool):
                 pid = int(f.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            if Path(f"/proc/{pid}").exists():
+            try:  # only a live pg_chameleon of this venv: a stale pid file may name a reused pid
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(self.venv).encode() in cmdline:
                 out.append(pid)
         return out
 
