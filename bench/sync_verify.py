@@ -152,7 +152,9 @@ class SyncBench(benchrun.Bench):
         super().setup()  # bench_item (1 row), pw files, replicator.yaml, mappings/bench.yaml, `replicator setup`
         (self.workdir / "mappings" / "bench.yaml").unlink()
         assert self.daemon is not None
-        with open(self.daemon.config, "a") as f:
+        config = self.daemon.config  # run.py's `sync:` line is replaced by this one
+        config.write_text(config.read_text().replace(benchrun.SYNC_SETTING, ""))
+        with open(config, "a") as f:
             f.write(f"sync: {{on_first_run: false, chunk_rows: {self.args.chunk_rows}}}\n")
             if self.args.verify_recheck_seconds is not None:
                 f.write(f"verify: {{recheck_seconds: {self.args.verify_recheck_seconds}}}\n")
@@ -582,7 +584,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     if args.rows < CORRUPT_ROWS or args.chunk_rows <= 0 or args.concurrent_writes < 0:
         p.error(f"--rows must be at least {CORRUPT_ROWS}, --chunk-rows positive, --concurrent-writes >= 0")
     # what run.py's Bench reads: one bench_item row per side (its mapping is dropped after setup)
-    args.txn_rows, args.table_rows, args.batch = 1, 1, []
+    args.txn_rows, args.table_rows, args.batch, args.mapping_direction = 1, 1, [], "both"
     return args
 
 
