@@ -153,3 +153,15 @@ def test_an_echo_kept_for_a_sync_keeps_its_rows_marked(source: BinlogSource) -> 
                         rows("erp", "other", {"id": 9}), event(XidEvent)])
     txns = [m for m in out if isinstance(m, Transaction)]
     assert [(len(t.changes), t.final, t.echo) for t in txns] == [(2, False, True), (1, True, True)]
+
+
+def test_events_are_dispatched_by_class_subclasses_as_their_base(source: BinlogSource) -> None:
+    from pymysqlreplication.event import HeartbeatLogEvent, RotateEvent
+
+    class MyXid(XidEvent):
+        pass
+
+    out = read(source, [event(RotateEvent), gtid(50), event(HeartbeatLogEvent), rows("erp", "t", {"id": 1}),
+                        event(MyXid), event(HeartbeatLogEvent), gtid(51), rows("erp", "t", {"id": 2}), event(XidEvent)])
+    txns = [m for m in out if isinstance(m, Transaction)]
+    assert [(t.txid, [c.after for c in t.changes]) for t in txns] == [("0-1-50", [{"id": 1}]), ("0-1-51", [{"id": 2}])]
