@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _TIMESTAMP_TYPES = {FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2}
 _ZERO_DATE = {NONE_SOURCE.OUT_OF_DATE_RANGE, NONE_SOURCE.OUT_OF_DATETIME_RANGE, NONE_SOURCE.OUT_OF_DATETIME2_RANGE}
 _ROW_EVENTS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
+_OPS = {WriteRowsEvent: Op.INSERT, UpdateRowsEvent: Op.UPDATE, DeleteRowsEvent: Op.DELETE}
 # the library decodes TIMESTAMP with utcfromtimestamp: the zero date (stored as 0) becomes the epoch,
 # which no real TIMESTAMP can hold (the range starts at 1970-01-01 00:00:01 UTC)
 _ZERO_TIMESTAMP = datetime(1970, 1, 1)
@@ -44,6 +45,26 @@ _IDENT = r"(`(?:[^`]|``)+`|[^\s`.;]+)"
 _TRUNCATE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*TRUNCATE\s+(?:TABLE\s+)?" + _IDENT + r"(?:\s*\.\s*" + _IDENT + r")?\s*;?\s*$",
                        re.IGNORECASE | re.DOTALL)
 _STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
+
+
+# what the reader does with an event, by its class (_event_kind fills it; subclasses count as their base)
+_GTID, _ROWS, _QUERY, _XID, _OTHER = range(5)
+_EVENT_KINDS: dict[type, int] = {}
+# what the rows of a table are to the reader (BinlogSource._classify)
+_TAG, _MARK, _MAPPED = range(5, 8)
+_CACHE_SIZE = 4096  # tables or column lists remembered; a table-map storm only costs recomputing them
+
+
+def _event_kind(cls: type) -> int:
+    kind = (_GTID if issubclass(cls, MariadbGtidEvent) else _ROWS if issubclass(cls, _ROW_EVENTS)
+            else _QUERY if issubclass(cls, QueryEvent) else _XID if issubclass(cls, XidEvent) else _OTHER)
+    _EVENT_KINDS[cls] = kind
+    return kind
+
+
+def _time(timestamp: int | None) -> datetime | None:
+    """A binlog event header's time (whole seconds, UTC); None: no GTID or boundary seen yet."""
+    return datetime.fromtimestamp(timestamp, timezone.utc) if timestamp is not None else None
 
 
 def _utc(value: Any) -> Any:
@@ -142,6 +163,9 @@ class BinlogSource:
         _install_table_map_cache()
         self._idle = start  # last boundary we passed
         self._fix_columns: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        # the same, by the identity of the table map's column list (kept alive here, so the id is not reused)
+        self._fix_by_columns: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        self._seen_tables: dict[tuple[str, str], tuple[int, TableRef]] = {}
         self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once
         # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
         # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
@@ -277,7 +301,8 @@ class BinlogSource:
     def _read(self, stream: BinLogStreamReader) -> Iterator[Transaction]:
         gtid: str | None = None
         txid = ""
-        commit_time: datetime | None = None
+        # the commit time as the event header's whole seconds: a datetime is made once, for the Transaction
+        commit_ts: int | None = None
         standalone = False
         echo = False
         # keep_echoes is switched by the apply thread; it is read once per transaction, at its GTID
@@ -289,6 +314,8 @@ class BinlogSource:
         in_txn = False
         m_event = metrics.Stamp(metrics.last_event_timestamp.labels(self.direction))
         m_dropped = metrics.loop_dropped.labels(self.direction)
+        kinds = _EVENT_KINDS
+        seen = self._seen_tables
         while not self._stop.is_set():
             try:
                 event = stream.fetchone()
@@ -302,18 +329,23 @@ class BinlogSource:
                 if self._stop.is_set():
                     return
                 raise RetriableError("binlog stream ended")
-            m_event()
-            if isinstance(event, MariadbGtidEvent):
-                gtid = event.gtid
-                txid = gtid
-                commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
-                standalone = bool(event.flags & _STANDALONE)
-                echo, rows, marks, chunks, in_txn = False, [], [], 0, True
-                keep = self.keep_echoes
-                continue
-            if isinstance(event, _ROW_EVENTS):
-                table = TableRef(event.schema, event.table)
-                if self.guard.is_tag_table(event.schema, event.table):
+            # one dict look-up by exact class instead of a chain of isinstance (_event_kind for new classes)
+            kind = kinds.get(event.__class__)
+            if kind is None:
+                kind = _event_kind(event.__class__)
+            if kind == _ROWS:
+                found = seen.get((event.schema, event.table))
+                table_kind, table = found if found is not None else self._classify(event.schema, event.table)
+                if table_kind == _MAPPED and not echo:
+                    # the common case, stamped per transaction (at its boundary) or chunk, not per row event
+                    rows.extend(self._changes(event, table))
+                    if len(rows) >= self.chunk_rows:
+                        m_event()
+                        yield Transaction(txid, self._idle, _time(commit_ts), tuple(rows), final=False, echo=echo)
+                        rows, chunks = [], chunks + 1
+                    continue
+                m_event()
+                if table_kind == _TAG:
                     # the tag opens the transaction; the same row is written again at its end (the checkpoint)
                     images = () if echo else self._images(event)
                     if any(self.guard.is_tag_row(event.schema, event.table, r) for r in images):
@@ -322,18 +354,27 @@ class BinlogSource:
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
                     continue
-                if table == self.watermark_table:
+                if table_kind == _MARK:
                     if not (echo and not keep):
                         marks.extend(Watermark.from_row(ch.after) for ch in self._changes(event, table) if ch.after)
                     continue
-                if (echo and not keep) or table not in self.tables:
+                if table_kind != _MAPPED or not keep:
                     continue
-                rows.extend(self._changes(event, table))
+                rows.extend(self._changes(event, table))  # an echo kept for a running sync
                 if len(rows) >= self.chunk_rows:
-                    yield Transaction(txid, self._idle, commit_time, tuple(rows), final=False, echo=echo)
+                    yield Transaction(txid, self._idle, _time(commit_ts), tuple(rows), final=False, echo=echo)
                     rows, chunks = [], chunks + 1
                 continue
-            if isinstance(event, QueryEvent):
+            m_event()
+            if kind == _GTID:
+                gtid = event.gtid
+                txid = gtid
+                commit_ts = event.timestamp
+                standalone = bool(event.flags & _STANDALONE)
+                echo, rows, marks, chunks, in_txn = False, [], [], 0, True
+                keep = self.keep_echoes
+                continue
+            if kind == _QUERY:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
                 if query == "BEGIN":
                     continue
@@ -342,14 +383,15 @@ class BinlogSource:
                     rows.append(RowChange(truncated, Op.TRUNCATE))
                 if not (query == "COMMIT" or standalone or not in_txn):
                     continue
-            elif not isinstance(event, XidEvent):
+            elif kind != _XID:
                 continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
             position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+            # the GTID event carries the time the transaction's first statement started; the XID
+            # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
             if event.timestamp:
-                # the GTID event carries the time the transaction's first statement started; the XID
-                # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
-                commit_time = datetime.fromtimestamp(event.timestamp, timezone.utc)
+                commit_ts = event.timestamp
+            commit_time = _time(commit_ts)
             self._idle = position
             in_txn = False
             if echo:
@@ -357,6 +399,17 @@ class BinlogSource:
             yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo,
                               watermarks=tuple(marks))
             rows, marks, echo, chunks = [], [], False, 0
+
+    def _classify(self, schema: str, name: str) -> tuple[int, TableRef]:
+        """What the rows of a table are to this reader (the loop tag, sync watermarks, mapped or not),
+        decided once per table instead of per row event."""
+        table = TableRef(schema, name)
+        kind = (_TAG if self.guard.is_tag_table(schema, name) else _MARK if table == self.watermark_table
+                else _MAPPED if table in self.tables else _OTHER)
+        if len(self._seen_tables) >= _CACHE_SIZE:
+            self._seen_tables.clear()
+        self._seen_tables[(schema, name)] = (kind, table)
+        return kind, table
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
@@ -379,6 +432,34 @@ class BinlogSource:
         return out
 
     def _changes(self, event: Any, table: TableRef) -> list[RowChange]:
+        columns = event.columns
+        # every event of a table shares the table map's column list: look the corrections up by it first
+        hit = self._fix_by_columns.get(id(columns))
+        if hit is not None and hit[0] is columns:
+            fix = hit[1]
+        else:
+            fix = self._fix(event, table)
+            if len(self._fix_by_columns) >= _CACHE_SIZE:
+                self._fix_by_columns.clear()
+            self._fix_by_columns[id(columns)] = (columns, fix)
+        changes_read = self._changes_read.get(table)
+        if changes_read is None:
+            changes_read = self._changes_read[table] = metrics.changes_read.labels(self.direction, str(table))
+        decoded = self._decoder.decode(event)  # None: not for this table or event, use the library's rows
+        if decoded is not None:
+            pairs, zero = decoded
+            if zero:
+                metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
+            op = _OPS.get(event.__class__)
+            if op is None:
+                op = (Op.INSERT if isinstance(event, WriteRowsEvent) else
+                      Op.UPDATE if isinstance(event, UpdateRowsEvent) else Op.DELETE)
+            changes_read.inc(len(pairs))
+            return [RowChange(table, op, before, after) for before, after in pairs]
+        return self._library_changes(event, table, fix, changes_read)
+
+    def _fix(self, event: Any, table: TableRef) -> tuple[Any, ...]:
+        """What binlog.py corrects in the library's values of this table map's columns (see _row)."""
         key = (event.schema, event.table, tuple((c.name, c.type) for c in event.columns))
         fix = self._fix_columns.get(key)
         if fix is None:
@@ -391,18 +472,11 @@ class BinlogSource:
                 tuple((c.name, tuple(c.set_values or ())) for c in event.columns if c.type == FIELD_TYPE.SET),
                 exact_columns(event.columns),
             )
-        changes_read = self._changes_read.get(table)
-        if changes_read is None:
-            changes_read = self._changes_read[table] = metrics.changes_read.labels(self.direction, str(table))
-        decoded = self._decoder.decode(event)  # None: not for this table or event, use the library's rows
-        if decoded is not None:
-            pairs, zero = decoded
-            if zero:
-                metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
-            op = (Op.INSERT if isinstance(event, WriteRowsEvent) else
-                  Op.UPDATE if isinstance(event, UpdateRowsEvent) else Op.DELETE)
-            changes_read.inc(len(pairs))
-            return [RowChange(table, op, before, after) for before, after in pairs]
+        return fix
+
+    def _library_changes(self, event: Any, table: TableRef, fix: tuple[Any, ...],
+                         changes_read: Any) -> list[RowChange]:
+        """The rows as mysql-replication decodes them (`event.rows`), corrected as RowDecoder would."""
         out: list[RowChange] = []
         if isinstance(event, WriteRowsEvent):
             for r in event.rows:

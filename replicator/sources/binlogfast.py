@@ -56,6 +56,7 @@ _ROWS_TYPES = {
 }
 _DROPPED = object()  # the library would build this event, find it filtered out (not _processed) and drop it
 _MISS = object()
+_REGISTERED = object()  # a table map the reader does not return: its table registered, no event built
 _TABLE_MAP_CACHE_SIZE = 1024
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 _EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
@@ -143,6 +144,8 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._table_maps_on = not self._BinLogStreamReader__freeze_schema  # type: ignore[attr-defined]
         self._table_maps: dict[tuple[Any, ...], Any] = {}
         self._table_maps_format: tuple[Any, ...] = (None, None)
+        # BinlogSource does not ask for TableMapEvents: a cached one then only registers its table
+        self._table_map_events = TableMapEvent in allowed
 
     def fetchone(self) -> Any:
         if not self._fast:
@@ -213,6 +216,10 @@ class FastBinLogStreamReader(BinLogStreamReader):
                         self.is_past_end_log_pos = True
                     if event is _DROPPED:
                         self.dropped_events += 1
+                        continue
+                    if event is _REGISTERED:  # counted as the library would, never returned
+                        if not (self.skip_to_timestamp and timestamp < self.skip_to_timestamp):
+                            self.fast_events += 1
                         continue
                     if self.skip_to_timestamp and timestamp < self.skip_to_timestamp:
                         continue
@@ -368,8 +375,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,
                    event_size: int, log_pos: int, flags: int) -> tuple[Any, Optional[tuple[Any, ...]]]:
-        """(a TableMapEvent parsed before from the same bytes, _DROPPED if it was filtered out, or None; the
-        cache key when it was not cached)."""
+        """(a TableMapEvent parsed before from the same bytes -- _REGISTERED instead when the reader does not
+        return TableMapEvents --, _DROPPED if it was filtered out, or None; the cache key when it was not
+        cached)."""
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if body < 0 or 20 + body > size:
@@ -388,6 +396,11 @@ class FastBinLogStreamReader(BinLogStreamReader):
             self._forget_table_id(key[0])
             return _DROPPED, None
         state, read = hit
+        if not self._table_map_events:
+            # what TableMapEvent.__init__ leaves behind when nobody looks at the event: the table registered
+            self.table_map[state["table_id"]] = state["table_obj"]
+            pkt._position = 20 + read
+            return _REGISTERED, None
         event = TableMapEvent.__new__(TableMapEvent)
         d = event.__dict__
         d.update(state)

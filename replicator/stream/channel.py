@@ -8,16 +8,19 @@ per transaction.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from typing import Any
 
 
 class Channel:
     def __init__(self, max_rows: int):
         self.max_rows = max_rows
-        self._items: deque[tuple[Any, int]] = deque()
+        self._items: list[Any] = []
         self._rows = 0
         self._cond = threading.Condition()
+        # threads waiting in take_all / in a full put: the other side notifies only when someone waits
+        # (a notify_all per single-row transaction was a measurable share of the reader thread)
+        self._takers = 0
+        self._putters = 0
 
     def put(self, item: Any, rows: int, stop: threading.Event) -> bool:
         """Append, waiting while the channel is full. False when `stop` was set while waiting."""
@@ -25,27 +28,36 @@ class Channel:
             while self._rows >= self.max_rows and self._items:
                 if stop.is_set():
                     return False
-                self._cond.wait(0.5)
-            self._items.append((item, rows))
+                self._putters += 1
+                try:
+                    self._cond.wait(0.5)
+                finally:
+                    self._putters -= 1
+            self._items.append(item)
             self._rows += rows
-            self._cond.notify_all()
+            if self._takers:
+                self._cond.notify_all()
         return True
 
     def put_final(self, item: Any) -> None:
         """Append without waiting (an error or the end of the stream must always get through)."""
         with self._cond:
-            self._items.append((item, 0))
+            self._items.append(item)
             self._cond.notify_all()
 
     def take_all(self, timeout: float) -> list[Any]:
         """Everything waiting, in order; waits up to `timeout` seconds for the first item."""
         with self._cond:
             if not self._items and timeout > 0:
-                self._cond.wait(timeout)
-            items = [item for item, _ in self._items]
-            self._items.clear()
+                self._takers += 1
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._takers -= 1
+            items, self._items = self._items, []
             self._rows = 0
-            self._cond.notify_all()
+            if self._putters:
+                self._cond.notify_all()
         return items
 
     def empty(self) -> bool:

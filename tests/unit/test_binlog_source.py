@@ -124,3 +124,44 @@ def test_a_truncate_is_a_change_of_its_own(source: BinlogSource) -> None:
     out = read(source, [event(MariadbGtidEvent, gtid="0-1-9", flags=1), ddl])
     assert isinstance(out[0], Transaction)
     assert [(c.table, c.op) for c in out[0].changes] == [(T, Op.TRUNCATE)]
+
+
+def test_chunks_carry_the_gtid_time_and_the_final_part_the_commit_time(source: BinlogSource) -> None:
+    start, commit = event(MariadbGtidEvent, gtid="0-1-10", flags=0), event(XidEvent)
+    start.timestamp, commit.timestamp = 1_700_000_000, 1_700_000_007
+    out = read(source, [start, rows("erp", "t", {"id": 1}, {"id": 2}), commit])
+    txns = [m for m in out if isinstance(m, Transaction)]
+    assert [t.commit_time.timestamp() for t in txns if t.commit_time] == [1_700_000_000, 1_700_000_007]
+
+
+def test_what_a_table_is_to_the_reader_holds_for_every_transaction(source: BinlogSource) -> None:
+    """Tables are classified once (mapped, unmapped, tag, watermark); later transactions see the same."""
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    script: list[Any] = []
+    for n in range(3):
+        script += [gtid(20 + n), rows("erp", "other", {"id": 9}), rows("erp", "t", {"id": n}), event(XidEvent)]
+    script += [gtid(30), tag, rows("erp", "t", {"id": 7}), event(XidEvent)]
+    out = [m for m in read(source, script) if isinstance(m, Transaction)]
+    assert [[c.after for c in t.changes] for t in out] == [[{"id": 0}], [{"id": 1}], [{"id": 2}], []]
+    assert [t.echo for t in out] == [False, False, False, True]
+
+
+def test_an_echo_kept_for_a_sync_keeps_its_rows_marked(source: BinlogSource) -> None:
+    source.keep_echoes = True
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    out = read(source, [gtid(40), tag, rows("erp", "t", {"id": 1}, {"id": 2}), rows("erp", "t", {"id": 3}),
+                        rows("erp", "other", {"id": 9}), event(XidEvent)])
+    txns = [m for m in out if isinstance(m, Transaction)]
+    assert [(len(t.changes), t.final, t.echo) for t in txns] == [(2, False, True), (1, True, True)]
+
+
+def test_events_are_dispatched_by_class_subclasses_as_their_base(source: BinlogSource) -> None:
+    from pymysqlreplication.event import HeartbeatLogEvent, RotateEvent
+
+    class MyXid(XidEvent):
+        pass
+
+    out = read(source, [event(RotateEvent), gtid(50), event(HeartbeatLogEvent), rows("erp", "t", {"id": 1}),
+                        event(MyXid), event(HeartbeatLogEvent), gtid(51), rows("erp", "t", {"id": 2}), event(XidEvent)])
+    txns = [m for m in out if isinstance(m, Transaction)]
+    assert [(t.txid, [c.after for c in t.changes]) for t in txns] == [("0-1-50", [{"id": 1}]), ("0-1-51", [{"id": 2}])]

@@ -67,3 +67,28 @@ def test_take_all_waits_for_the_first_item_up_to_its_timeout() -> None:
     assert time.monotonic() - started >= 0.09
     threading.Timer(0.05, lambda: chan.put("late", 1, threading.Event())).start()
     assert chan.take_all(2.0) == ["late"]
+
+
+def test_a_waiting_taker_wakes_at_the_first_put_not_at_its_timeout() -> None:
+    chan = Channel(max_rows=10)
+    got: list[list[object]] = []
+    t = threading.Thread(target=lambda: got.append(chan.take_all(30)))
+    t.start()
+    deadline = time.monotonic() + 5
+    while not chan._takers and time.monotonic() < deadline:  # the taker is waiting
+        time.sleep(0.01)
+    started = time.monotonic()
+    chan.put("x", 1, threading.Event())
+    t.join(5)
+    assert got == [["x"]] and time.monotonic() - started < 5
+
+
+def test_the_row_count_is_the_sum_of_what_waits_and_starts_over_when_taken() -> None:
+    chan = Channel(max_rows=100)
+    stop = threading.Event()
+    chan.put("a", 3, stop)
+    chan.put("b", 40, stop)
+    assert chan.rows() == 43
+    assert chan.take_all(0) == ["a", "b"] and chan.rows() == 0
+    chan.put("c", 1, stop)
+    assert chan.rows() == 1

@@ -151,3 +151,23 @@ def test_an_ack_is_confirmed_to_the_server_and_never_moves_back(source: WalSourc
     assert stream.confirms == [300]
     with pytest.raises(FatalError):
         source.ack(object())  # type: ignore[arg-type]  # not an LSN: a wiring error, said at once
+
+
+def test_rows_read_are_counted_per_table_echoes_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from replicator import metrics
+
+    conn = Connection("crm", "postgresql", "h", 5432, "crm", Account("a", Secret("")), Account("c", Secret("")))
+    s = WalSource(conn, "count_test", [T, OTHER], LoopGuard("replicator", "erp_to_crm"), LSN(100), chunk_rows=1000)
+    monkeypatch.setattr(s, "_slot_stats", lambda: None)
+
+    def counted(table: TableRef) -> float:
+        return metrics.REGISTRY.get_sample_value("replicator_changes_read_total",
+                                                 {"direction": "count_test", "table": str(table)}) or 0.0
+
+    before = counted(T), counted(OTHER)
+    payloads = [REL_T, REL_OTHER, begin(300, 0, 7), insert(1, "1", "a"), insert(2, "9"), insert(1, "2", "b"),
+                commit(290, 300, 0), begin(400, 0, 8), insert(1, "3", "c"), commit(390, 400, 0),
+                begin(500, 0, 9), message(True, 490, MESSAGE_PREFIX, b"erp_to_crm"), insert(1, "4", "d"),
+                commit(495, 500, 0)]
+    read(s, payloads, wal_end=500, until=500)
+    assert (counted(T) - before[0], counted(OTHER) - before[1]) == (3, 1)
