@@ -236,6 +236,11 @@ class Linker:
         # fields the target won come back with its own value: not written (this path writes one row)
         return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}, True
 
+    def forget(self) -> None:
+        """What was written since a savepoint was rolled back (a quarantined change, stream/deadlinked):
+        pairs looked up meanwhile may be gone with it."""
+        self._pairs.clear()
+
     def retry_parked(self) -> None:
         """At the start of a session: apply parked changes whose parent has arrived meanwhile."""
         rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",

@@ -28,7 +28,7 @@ from replicator.appliers.lookup import SourceLookup
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
-from replicator.stream import deadletter, lease
+from replicator.stream import deadletter, deadlinked, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
@@ -186,9 +186,6 @@ class Direction:
             applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
             dlq = self._dlq = deadletter.Quarantine(self.name, mset, self.source_conn.name)
             dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
-            if self._reloaded and dlq.held:
-                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
-            self._reloaded = False
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -199,6 +196,10 @@ class Direction:
                 applier.begin()
                 self._linker.retry_parked()
                 self._commit(applier, position, None) if position is not None else applier.rollback()
+            # after the linker: a queued change of a linked mapping is replayed through it
+            if self._reloaded and dlq.held:
+                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
+            self._reloaded = False
             self.sync.start_session(applier, mset, self.first_start)
             if self.start_gate is not None:
                 (mine, other), self.start_gate = self.start_gate, None
@@ -514,7 +515,9 @@ class Direction:
         still fails stays queued (with its new error) and keeps its row held."""
         applier.begin()
         entries = deadletter.select(applier, stream=self.name, lock=True)
-        outcome = deadletter.retry(applier, entries, mset)
+        linker = self._linker
+        outcome = deadletter.retry(applier, entries, mset, None if linker is None else (
+            lambda db, e, flow: deadlinked.replay_entry(db, linker, e, flow)))
         applier.commit_untracked()
         log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
                  self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
@@ -522,6 +525,14 @@ class Direction:
         self._dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
+        dlq = self._dlq
+        if dlq is not None and self._linker is not None and (dlq.enabled or dlq.held):
+            # a rejected row of a quarantining mapping is queued, a row held in the queue waits behind it
+            deadlinked.apply(dlq, applier, lc, self._linker, lambda c: self._write_linked(applier, c))
+            return
+        self._write_linked(applier, lc)
+
+    def _write_linked(self, applier: Applier, lc: LinkedChange) -> None:
         assert self._linker is not None
         try:
             self._linker.apply(lc)
