@@ -111,3 +111,20 @@ def test_references_update_against_delete_by_commit_time(make_pair, later):
     assert found == {("crm_to_erp", "update_missing", None, winner, "applied" if kept else "kept"): 10,
                      ("erp_to_crm", "delete_differs", None, winner, "kept" if kept else "applied"): 10}, found
     assert_no_echo(pair, crm_to_erp=10 if kept else 0, erp_to_crm=0 if kept else 10)
+
+
+def test_verify_repair_of_a_crosswalk_mapping_decides_each_field_by_the_rule(make_pair):
+    """Drift on both sides of a crosswalk mapping (edited while the daemon was down, never replicated),
+    `priority: erp`: `verify --repair` writes the erp's value of every differing field, whichever side
+    edited it -- the crm's edits lose on both sides, the erp's reach the crm -- never a fixed direction."""
+    pair = xw_pair(make_pair, "{priority: erp}")
+    pair.pg_query("UPDATE customer SET name = 'crm-' || id WHERE id <= 5")
+    pair.my_query("UPDATE customers SET phone = CONCAT('erp-', email) WHERE email IN ("
+                  + ", ".join(f"'u{i}@x'" for i in range(6, 11)) + ")")
+    result = pair.cli("verify", "--repair", check=False)
+    assert "the sides agree" in result.stdout, result.stdout + result.stderr
+    expected = {f"u{i}@x": (f"base-{i}", f"erp-u{i}@x" if 6 <= i <= 10 else "000") for i in range(1, N + 1)}
+    crm, erp, _ = xw_state(pair)
+    assert crm == erp == expected
+    repaired = sorted(line.split(" key=")[0] for line in result.stdout.splitlines() if line.startswith("repaired"))
+    assert repaired == sorted([f"repaired customers erp_to_crm public.customer"] * 10), result.stdout
