@@ -161,3 +161,13 @@ def test_linked_two_way_deletes_carry_the_deleted_row_unless_it_is_key_only(mset
     assert lc.expect is not None and lc.expect["status"] == "open" and lc.expect["id"] == 7
     [key_only] = route(mset, "crm", RowChange(ORDERS, Op.DELETE, {"id": 7}, None), T)
     assert isinstance(key_only, LinkedChange) and key_only.expect is None  # REPLICA IDENTITY DEFAULT: unchecked
+
+
+def test_a_delete_of_a_record_that_only_waited_parked_is_not_a_race(mset: MappingSet) -> None:
+    target = Target()
+    linker, resolver = linked(mset, target, wins=False)
+    order = {"id": 9, "customer_id": 3, "status": "open"}  # customer 3 has no counterpart: the order parks
+    apply(linker, mset, RowChange(ORDERS, Op.INSERT, None, order))
+    assert len(target.parked) == 1
+    apply(linker, mset, RowChange(ORDERS, Op.DELETE, order, None))
+    assert target.parked == [] and resolver.asked == []  # it never reached the target: nothing to decide
