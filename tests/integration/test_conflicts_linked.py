@@ -128,3 +128,26 @@ def test_verify_repair_of_a_crosswalk_mapping_decides_each_field_by_the_rule(mak
     assert crm == erp == expected
     repaired = sorted(line.split(" key=")[0] for line in result.stdout.splitlines() if line.startswith("repaired"))
     assert repaired == sorted([f"repaired customers erp_to_crm public.customer"] * 10), result.stdout
+
+
+def test_crosswalk_delete_on_the_side_that_created_the_pair_loses_and_the_row_comes_back_under_its_id(make_pair):
+    """The mirror image: the crm (whose rows the pairs in the erp's crosswalk name) deletes u1..u20 while the
+    erp updates u1..u10, `priority: erp`. erp_to_crm finds the pair in its *source's* crosswalk, and the
+    crm rows come back under their old ids (a serial column takes a given value), so the pair holds."""
+    pair = xw_pair(make_pair, "{priority: erp}")
+    ids_before = {e: i for i, e in pair.pg_query("SELECT id, email FROM customer")}
+    race(pair, "DELETE FROM customer WHERE id <= 20",
+         "UPDATE customers SET phone = 'new' WHERE email IN (" + ", ".join(f"'u{i}@x'" for i in range(1, 11)) + ")")
+    pair.start()
+    expected = {f"u{i}@x": (f"base-{i}", "new" if i <= 10 else "000") for i in range(1, N + 1) if i > 20 or i <= 10}
+    settled(pair, expected, "both sides equal to the winner")
+    found = recorded(pair, 20)
+    assert found == {("erp_to_crm", "update_missing", None, "erp", "applied"): 10,
+                     ("crm_to_erp", "delete_differs", None, "erp", "kept"): 10}, found
+    assert {e: i for i, e in pair.pg_query("SELECT id, email FROM customer")} == {e: ids_before[e] for e in expected}
+    pair.my_query("UPDATE customers SET customer_name = 'erp-back' WHERE email = 'u3@x'")
+    pair.pg_query("UPDATE customer SET name = 'crm-back' WHERE id = 4")
+    expected["u3@x"], expected["u4@x"] = ("erp-back", "new"), ("crm-back", "new")
+    settled(pair, expected, "later edits on both sides")
+    assert pair.my_query("SELECT COUNT(*) FROM customers") == [(len(expected),)] \
+        == pair.pg_query("SELECT COUNT(*) FROM customer")
