@@ -32,6 +32,7 @@ from replicator.stream import deadletter, deadlinked, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
+from replicator.stream.skew import ClockSkew
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
@@ -120,6 +121,7 @@ class Direction:
         self.backoff = retry.Backoff(retry.RetryPolicy(config.reconnect_initial_seconds,
                                                        config.reconnect_max_seconds), stop)
         self.lag = LagGauge(self.name, BINLOG_TIME_RESOLUTION if source.kind == "mariadb" else 0.0)
+        self.skew = ClockSkew(self.name, source)  # the lag gauge's correction for the source's clock
 
     def _waiting(self) -> None:
         self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
@@ -176,6 +178,7 @@ class Direction:
             if not self._take_over(applier):
                 return  # stopped while standing by
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            self.lag.skew = self.skew.sample()
             feed = None
             if self.clock is not None:
                 self.clock.keys.update(two_way_keys(mset))
@@ -331,6 +334,7 @@ class Direction:
                     commit(batch.last.position, _commit_time(batch.last))
                 elif not batch.open:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
+                    self.lag.skew = self.skew.due()  # idle: a query to the source delays nothing
                     if time.monotonic() - self._renewed_at >= self.config.ha.takeover_seconds / 3:
                         lease.prove(applier, self.name, self.epoch)  # idle: the standby must see us alive
                         applier.commit_untracked()
