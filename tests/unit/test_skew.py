@@ -13,15 +13,24 @@ ERP = Connection("erp", "mariadb", "h", 3306, "erpdb", ACC, ACC)
 NOW = 1_765_000_000.0  # our clock
 
 
-def test_the_estimate_is_the_servers_time_less_the_midpoint_of_ours() -> None:
-    ticks = iter([NOW, NOW + 0.2])  # before and after the query: a 200 ms round trip
-    skew = ClockSkew("erp_to_crm", ERP, query=lambda sql: NOW + 30.1, clock=lambda: next(ticks))
+def test_the_estimate_is_the_servers_time_less_the_midpoint_of_ours_by_the_fastest_probe() -> None:
+    # three probes: round trips of 0.8 s, 0.2 s and 0.6 s; the server answers 30 s ahead of each midpoint,
+    # give or take what a slow round trip hides (the 0.2 s one is the one to trust)
+    ticks = iter([NOW, NOW + 0.8, NOW + 1.0, NOW + 1.2, NOW + 2.0, NOW + 2.6])
+    answers = iter([NOW + 30.0, NOW + 31.1, NOW + 32.0])
+    skew = ClockSkew("erp_to_crm", ERP, query=lambda sql: next(answers), clock=lambda: next(ticks))
     assert abs(skew.sample() - 30.0) < 1e-6
-    assert metrics.source_clock_skew.labels("erp_to_crm")._value.get() == skew.seconds
+    assert abs(metrics.source_clock_skew.labels("erp_to_crm")._value.get() - 30.0) < 1e-6
+
+
+def test_a_skew_within_the_deadband_is_applied_as_none() -> None:
+    skew = ClockSkew("crm_to_erp", ERP, query=lambda sql: NOW + 0.3, clock=lambda: NOW)
+    assert skew.sample() == 0.0  # NTP-synced clocks: the estimate's noise must not move the lag
+    assert abs(metrics.source_clock_skew.labels("crm_to_erp")._value.get() - 0.3) < 1e-6  # shown as estimated
 
 
 def test_a_failed_sample_keeps_the_last_estimate() -> None:
-    answers = iter([NOW + 5.0])
+    answers = iter([NOW + 5.0] * 3)
 
     def query(sql: str) -> float:
         assert sql == "SELECT UNIX_TIMESTAMP(NOW(6))"
