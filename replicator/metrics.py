@@ -103,6 +103,12 @@ lag_seconds = Gauge(
     ["direction"],
     registry=REGISTRY,
 )
+source_clock_skew = Gauge(
+    "replicator_source_clock_skew_seconds",
+    "The source server's clock minus the daemon's, as last sampled (replicator_lag_seconds subtracts it).",
+    ["direction"],
+    registry=REGISTRY,
+)
 last_applied_timestamp = Gauge(
     "replicator_last_applied_timestamp_seconds",
     "Unix time of the source commit of the last applied transaction.",

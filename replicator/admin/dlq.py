@@ -18,7 +18,7 @@ from replicator.config import Config
 from replicator.errors import ConfigError
 from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
-from replicator.stream import deadletter
+from replicator.stream import deadletter, deadlinked
 from replicator.stream.deadletter import Entry
 
 
@@ -115,7 +115,11 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                     print(_line("skipped", e, args.json), file=out)
                 continue
             db.load_types(sorted({e.change.table for e in entries}))
-            outcome = deadletter.retry(db, entries, mset)
+            linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
+            try:
+                outcome = deadletter.retry(db, entries, mset, linkers.replay)
+            finally:
+                linkers.close()
             db.commit_untracked()
             for e in outcome.applied:
                 print(_line("applied", e, args.json), file=out)

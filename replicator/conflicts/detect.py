@@ -40,7 +40,7 @@ from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
 from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock, Race
-from replicator.conflicts.rules import Decision, decide, row_rule
+from replicator.conflicts.rules import Decision, decide, decide_against_delete, row_rule
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class _Check:
         if not differ:
             return r
         c = next(iter(differ))
-        d = self._decide_row(r, c, cur[c])  # the target's edit that left this value
+        d = self._decide_row(r, c, cur[c], cur)  # the target's edit that left this value
         won = d.winner == self.incoming
         self._record(M.DELETE_DIFFERS, r, None, {c: expect[c] for c in differ}, differ,
                      row_rule(self.rules.default), d, won)
@@ -256,19 +256,47 @@ class _Check:
         self._record(kind, r, c, new, now, rule, d, won)
         return (new if won else now), won
 
-    def _decide_row(self, r: TargetChange, column: str | None, value: Any) -> Decision:
+    def _decide_row(self, r: TargetChange, column: str | None, value: Any,
+                    cur: dict[str, Any] | None = None) -> Decision:
         """A whole row: an update against a delete (update_missing in one direction, delete_differs in the
         other). Under `latest` by commit time the later of the two commits wins where the other
         direction's reader recorded the target's edit (the delete, or the edit that left `column` at
         `value`) within the wait, else the decision one of the two directions took first (`_shared`).
-        `latest` by a column cannot order a row against a deleted row: the first connection wins."""
+        `latest` by a column: `_row_by_column` (`cur`: the target row the delete would remove)."""
         rule = row_rule(self.rules.default)
+        if self.rules.default.rule == "latest" and self.rules.default.column is not None:
+            return self._row_by_column(r, column, value, cur)
         if self.rules.default.rule != "latest" or self.rules.default.column is not None \
                 or self.det.clock is None or r.commit_time is None:
             return decide(rule, self.incoming, self.target, self.rules.first_side)
         return self._shared(r, None, lambda wait: self._row_time(r, column, value, wait),
                             lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
                                              incoming_time=r.commit_time, target_time=t))
+
+    def _row_by_column(self, r: TargetChange, column: str | None, value: Any, cur: dict[str, Any] | None) -> Decision:
+        """`latest` by a column, an update against a delete: the surviving row's column against the delete's
+        commit time (rules.decide_against_delete). The updating direction (`cur` None: the row is gone)
+        learns the delete's time from the other reader, waited for; the deleting direction knows it (its
+        own commit) and reads the column from the target row. One decision per race (`_shared`), so a
+        direction that did not learn the delete's time in time and the one that knew agree."""
+        rule = self.rules.default
+        col = rule.column
+        assert col is not None
+        first = self.rules.first_side
+        if self.det.clock is None or r.commit_time is None:
+            return Decision(first, f"the commit time of the delete is not known: {first} (the first connection) wins")
+        kind_ = compare.rule_for(self.info.get(col), None, col).kind
+        if cur is None:  # our update, their delete
+            stamp = r.values.get(col, (r.expect or {}).get(col))
+            return self._shared(r, None, lambda wait: self._row_time(r, None, None, wait),
+                                lambda t: decide_against_delete(rule, self.incoming, self.target, first,
+                                                                deleting=self.target, stamp=stamp, stamp_kind=kind_,
+                                                                delete_time=t))
+        # our delete, their update: the update's commit time only names the race (never waited for)
+        return self._shared(r, None, lambda wait: self._row_time(r, column, value, False),
+                            lambda t: decide_against_delete(rule, self.incoming, self.target, first,
+                                                            deleting=self.incoming, stamp=cur.get(col),
+                                                            stamp_kind=kind_, delete_time=r.commit_time))
 
     def _row_time(self, r: TargetChange, column: str | None, value: Any, wait: bool) -> Any:
         """The commit time of the target's edit of this row: its delete (`column` None) or the edit that

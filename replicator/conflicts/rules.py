@@ -11,7 +11,8 @@ a third time.
 
 - `priority: <side>`: that side wins.
 - `latest` with a column: the later value of that column wins (NULL is older than any time); equal
-  values: the first connection in replicator.yaml wins.
+  values: the first connection in replicator.yaml wins. An update against a delete: the surviving row's
+  column against the delete's commit time (`decide_against_delete`).
 - `latest` by commit time (no column, the default): the later source commit wins. The commit time of
   the target's edit is read by the other direction's reader (`conflicts.clock.CommitClock`, waited for
   a few seconds); when it cannot be known, the first connection wins and the detail says so. Times are
@@ -66,11 +67,38 @@ def decide(rule: ConflictRule, incoming: str, target: str, first_side: str, *,
                                 f"(the first connection) wins")
 
 
+def decide_against_delete(rule: ConflictRule, incoming: str, target: str, first_side: str, *, deleting: str,
+                          stamp: Any, stamp_kind: str, delete_time: datetime | None) -> Decision:
+    """`latest` by a column, an update against a delete of the same row (update_missing in one direction,
+    delete_differs in the other): the deleted row has no column value, so the surviving row's column
+    (`stamp`, the updating side's value) is compared with the delete's commit time, in whole seconds. Both
+    directions know the same two facts: the updating direction the stamp it carries and the delete's time
+    from the other reader; the deleting direction its own commit time and the stamp the target row holds.
+    A later stamp keeps the row, a later delete removes it; equal, a column that is not a time, or a
+    delete time not known: the first connection. NULL is older than any time (the delete wins)."""
+    updating = target if deleting == incoming else incoming
+    if delete_time is None:
+        return Decision(first_side, f"the commit time of {deleting}'s delete is not known: {first_side} "
+                                    f"(the first connection) wins")
+    if stamp is None:
+        return Decision(deleting, f"{updating}'s {rule.column} is NULL: {deleting}'s delete is later")
+    value = compare.canonical(stamp_kind, stamp)
+    if not isinstance(value, datetime):
+        return Decision(first_side, f"{rule.column} is not a time to compare with {deleting}'s delete: "
+                                    f"{first_side} (the first connection) wins")
+    order = _order(value.replace(microsecond=0), _utc(delete_time).replace(microsecond=0))
+    if order > 0:
+        return Decision(updating, f"{updating}'s {rule.column} is later than {deleting}'s delete")
+    if order < 0:
+        return Decision(deleting, f"{deleting}'s delete is later than {updating}'s {rule.column}")
+    return Decision(first_side, f"{updating}'s {rule.column} and {deleting}'s delete are within the same second: "
+                                f"{first_side} (the first connection) wins")
+
+
 def row_rule(rule: ConflictRule) -> ConflictRule:
-    """The rule for a whole row (update_missing, delete_differs, delete_missing): `latest` cannot order
-    an update against a delete by a column (the deleted row has no later value); by commit time it can
-    (the caller passes both times when the other reader recorded them), else the first connection wins,
-    which both directions know alike."""
+    """The rule recorded for a whole row (update_missing, delete_differs, delete_missing): `latest` (by a
+    column, the update's column against the delete's commit time: `decide_against_delete`; by commit
+    time, both commit times when the other reader recorded them, else the first connection)."""
     if rule.rule == "latest":
         return ConflictRule("latest")
     return rule

@@ -19,7 +19,7 @@ from replicator.appliers.base import Applier, group_runs
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import RowError
-from replicator.mapping import parking
+from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
@@ -141,9 +141,18 @@ class Linker:
             changed = {c: v for c, v in values.items() if c not in flow.target.key and c not in lc.insert_only}
             # an update that links two existing records for the first time writes the whole row, as before:
             # they were never in sync, so there is no old value to check against (verify finds the rest)
-            if lc.expect is not None and self.a.resolver is not None and not (linked_now and lc.op is Op.UPDATE):
-                changed = self._checked(lc, target_key, values, changed)
+            checked = lc.expect is not None and self.a.resolver is not None and not (linked_now and lc.op is Op.UPDATE)
+            back: bool | None = None
+            if checked:
+                changed, back = self._checked(lc, target_key, values, changed)
+                if back is False and not changed and lc.op is Op.UPDATE and not self._exists(flow, target_key):
+                    return  # gone: the resolver decided update_missing for the delete, which stands
             if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
+                if checked and lc.op is Op.UPDATE:
+                    # the counterpart was deleted on the target: the resolver decided update_missing
+                    if back:
+                        self._recreate(flow, values, target_key)
+                    return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
             if linked_now and flow.referenced:
@@ -153,15 +162,62 @@ class Linker:
         if lc.must_exist or not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
             return
+        if not self._missing_wins(lc, values):
+            return
         self._create(flow, lc, values)
 
+    def _missing_wins(self, lc: LinkedChange, values: dict[str, Any]) -> bool:
+        """A checked update of a record keyed by its own mapped key (no crosswalk) whose counterpart is not
+        there: deleted on the target since, so the race is update_missing, decided by the resolver (the
+        counterpart is created whole only when the update wins). With a crosswalk a missing pair means
+        the record never had a counterpart; a gate that opens now, or a slice, creates it as before."""
+        flow = lc.flow
+        if lc.op is not Op.UPDATE or lc.expect is None or self.a.resolver is None or flow.link.crosswalk \
+                or flow.target.slice or not linkrace.gate_was_open(lc):
+            return True
+        expect = self._expect(lc)
+        changed = {c: v for c, v in values.items() if c not in flow.target.key and c not in lc.insert_only
+                   and (c not in expect or not _same(expect[c], v))}
+        if not changed:
+            return False  # nothing this mapping carries changed: nothing to bring back
+        target_key = tuple(values[c] for c in flow.target.key)
+        return linkrace.update_wins(self.a, lc, target_key, changed, expect)
+
+    def _expect(self, lc: LinkedChange) -> dict[str, Any]:
+        """The old row of a checked change in target terms, foreign keys translated through their link
+        (one whose old parent has no counterpart is left out: nothing to compare it with); neither the
+        key nor fields written only when creating (they may differ on purpose)."""
+        assert lc.expect is not None
+        expect: dict[str, Any] = {}
+        for c, v in lc.expect.items():
+            if c in lc.flow.target.key or c in lc.insert_only:
+                continue
+            if isinstance(v, Ref):
+                v = self._resolve(v)
+                if v is None:
+                    continue
+            expect[c] = v
+        return expect
+
+    def _exists(self, flow: Flow, target_key: tuple[Any, ...]) -> bool:
+        return bool(self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, target_key)),
+                                     limit=1))
+
+    def _recreate(self, flow: Flow, values: dict[str, Any], target_key: tuple[Any, ...]) -> None:
+        """The counterpart of a pair, deleted on the target, back whole under the key the pair names (an
+        update won update_missing): the pair stays valid in whichever database holds it."""
+        row = {**values, **dict(zip(flow.target.key, target_key)), **dict(flow.target.slice)}
+        self.a.apply([TargetChange(flow.target.table, Op.INSERT, flow.target.key, target_key, row)])
+
     def _checked(self, lc: LinkedChange, target_key: tuple[Any, ...], values: dict[str, Any],
-                 changed: dict[str, Any]) -> dict[str, Any]:
+                 changed: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
         """A two-way change of a counterpart: the fields to write, decided as for an unlinked run. An UPDATE
         carries only the fields that changed (an unchanged field must not overwrite a concurrent edit of
         the target), checked against the locked counterpart (update_differs); an INSERT that found its
         counterpart (linked by natural key, or already paired) is decided field by field (insert_exists)
-        instead of overwriting it. Conflicts are recorded by the resolver in this transaction."""
+        instead of overwriting it. Conflicts are recorded by the resolver in this transaction. Also returns
+        whether the resolver gave the row back to write (None: nothing changed, not asked): for a
+        counterpart that turns out gone, whether the update won update_missing."""
         assert lc.expect is not None and self.a.resolver is not None
         flow = lc.flow
         keys = dict(zip(flow.target.key, target_key))
@@ -170,19 +226,11 @@ class Linker:
                               expect={}, mapping=flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
             unchecked: dict[str, Any] = {}
         else:
-            expect: dict[str, Any] = {}
-            for c, v in lc.expect.items():
-                if c in flow.target.key or c in lc.insert_only:
-                    continue
-                if isinstance(v, Ref):
-                    v = self._resolve(v)
-                    if v is None:  # the old parent has no counterpart: nothing to compare this field with
-                        continue
-                expect[c] = v
+            expect = self._expect(lc)
             values = changed
             changed = {c: v for c, v in values.items() if c not in expect or not _same(expect[c], v)}
             if not changed:
-                return {}
+                return {}, None
             changed, expect = with_owned(flow, values, changed, expect)
             unchecked = {c: v for c, v in changed.items() if c not in expect}
             tc = TargetChange(flow.target.table, Op.UPDATE, flow.target.key, target_key, {**changed, **keys},
@@ -191,9 +239,14 @@ class Linker:
         run = group_runs([tc])[0]
         out = self.a.resolver.resolve(self.a, run, [tc])
         if not out:
-            return unchecked
+            return unchecked, False
         # fields the target won come back with its own value: not written (this path writes one row)
-        return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}
+        return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}, True
+
+    def forget(self) -> None:
+        """What was written since a savepoint was rolled back (a quarantined change, stream/deadlinked):
+        pairs looked up meanwhile may be gone with it."""
+        self._pairs.clear()
 
     def retry_parked(self) -> int:
         """At the start of a session, and after copies end (replicator.sync.driver): apply parked changes
@@ -330,6 +383,10 @@ class Linker:
             if not dropped:  # a row that only had parked changes never reached the target: nothing is missing
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "delete").inc()
             return
+        # (a record whose changes were parked may never have reached the target: deleted unchecked, as before)
+        if lc.expect is not None and self.a.resolver is not None and not dropped \
+                and not linkrace.delete_wins(self.a, lc, target_key, self._expect(lc)):
+            return  # kept (changed since, and the update won) or gone already: decided and recorded
         if isinstance(flow.delete, dict):
             done = self.a.update_by_key(flow.target.table, flow.target.key, target_key, dict(flow.delete))
             op = "update"

@@ -284,7 +284,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
         if flow.delete == "ignore":
             metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
             return []
-        return [LinkedChange(flow, Op.DELETE, change, skey, {})]
+        return [_linked_delete(flow, change, row, skey, checked, commit_time)]
     values = target_values(flow, change, row, refs=True)
     gate_open = True
     if flow.gate is not None:
@@ -300,6 +300,18 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
         _count_unchecked(flow)
     return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
                          insert_only=flow.insert_only)]
+
+
+def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: tuple[Any, ...], checked: bool,
+                   commit_time: datetime | None) -> LinkedChange:
+    """A delete of a linked two-way flow read from the stream carries the deleted row in target terms
+    (`expect`, Ref for foreign keys), so the linker can find a counterpart changed since (delete_differs)."""
+    expect: Mapping[str, Any] | None = None
+    if checked and full_before(flow, change):
+        expect = _known(target_values(flow, change, row, refs=True))
+    elif checked:
+        _count_unchecked(flow)
+    return LinkedChange(flow, Op.DELETE, change, skey, {}, expect=expect, commit_time=commit_time)
 
 
 def _matches(value: Any, wanted: tuple[Any, ...]) -> bool:

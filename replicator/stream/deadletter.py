@@ -19,7 +19,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier
@@ -28,8 +28,8 @@ from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, 
 from replicator.config import Connection
 from replicator.connect import missing_state_table
 from replicator.errors import ReplicatorError, RowError
-from replicator.mapping.model import MappingSet
-from replicator.mapping.router import key_of, route_flow
+from replicator.mapping.model import Flow, MappingSet
+from replicator.mapping.router import LinkedChange, key_of, route_flow
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,7 @@ class Quarantine:
         self.held: set[tuple[str, str]] = set()
         self.origins: dict[int, tuple[TargetChange, Origin]] = {}  # by id() of a change in the open batch
         self.unroutable: dict[int, str] = {}  # changes the mapping could not produce (by id()): why
+        self.linked: dict[int, tuple[LinkedChange, Origin]] = {}  # linked changes that quarantine (stream/deadlinked)
         self.enabled = any(f.on_error == "quarantine" for m in mset.mappings for f in m.flows
                            if f.source.side == source_side)
         self.queued = 0  # changes queued in the open transaction
@@ -304,7 +305,7 @@ class Quarantine:
         """Like router.route, noting the origin of changes whose mapping quarantines."""
         out: list[Any] = []
         for flow in mset.routes.get((side, change.table), ()):
-            quarantines = flow.on_error == "quarantine" and not flow.linked
+            quarantines = flow.on_error == "quarantine"
             row = change.before if change.op is Op.DELETE else change.after
             try:
                 produced = route_flow(flow, change, stream=True, commit_time=commit_time)
@@ -313,8 +314,12 @@ class Quarantine:
                     raise
                 # a failed transform or value map: queued under the row's target key (which comes from
                 # source columns as they are), so that the row's later changes wait behind it
-                failed = TargetChange(flow.target.table, change.op, flow.target.key, key_of(flow, row, change), {},
-                                      mapping=flow.mapping)
+                if flow.linked:  # keyed like its linked changes: by the source row's key (stream/deadlinked)
+                    failed = TargetChange(flow.target.table, change.op, flow.source.key,
+                                          tuple(row.get(c) for c in flow.source.key), {}, mapping=flow.mapping)
+                else:
+                    failed = TargetChange(flow.target.table, change.op, flow.target.key, key_of(flow, row, change),
+                                          {}, mapping=flow.mapping)
                 self.unroutable[id(failed)] = str(exc)
                 produced = [failed]
             if quarantines:
@@ -325,6 +330,8 @@ class Quarantine:
                         if not tc.mapping:  # (keeps the object of an unroutable change: its id is noted)
                             tc = replace(tc, mapping=flow.mapping)
                         self.origins[id(tc)] = (tc, origin)
+                    elif isinstance(tc, LinkedChange):
+                        self.linked[id(tc)] = (tc, origin)
                     out.append(tc)
             else:
                 out.extend(produced)
@@ -333,6 +340,7 @@ class Quarantine:
     def committed(self) -> None:
         self.origins.clear()
         self.unroutable.clear()
+        self.linked.clear()
         self.queued = 0
 
     def refresh(self, db: Applier) -> None:
@@ -363,6 +371,23 @@ class Quarantine:
 
     def quarantines(self, tc: TargetChange) -> bool:
         return self._origin(tc) is not None
+
+    # -- linked changes (stream/deadlinked): queued by the source row's key, the counterpart's may not exist
+    def held_linked(self, lc: LinkedChange) -> bool:
+        return (str(lc.flow.target.table), dumps_key(tuple(lc.source_key))) in self.held
+
+    def quarantines_linked(self, lc: LinkedChange) -> bool:
+        found = self.linked.get(id(lc))
+        return found is not None and found[0] is lc
+
+    def queue_linked(self, db: Applier, lc: LinkedChange, error: str, cls: str) -> None:
+        flow = lc.flow
+        tc = TargetChange(flow.target.table, lc.op, flow.source.key, tuple(lc.source_key), {}, mapping=flow.mapping,
+                          source_key=tuple(lc.source_key))
+        found = self.linked.get(id(lc))
+        if found is not None and found[0] is lc:
+            self.origins[id(tc)] = (tc, found[1])
+        self._queue(db, tc, error, cls)
 
     def apply(self, db: Applier, changes: list[TargetChange]) -> None:
         """Apply `changes` in the open transaction: held rows join the queue, and when the batch fails,
@@ -422,10 +447,22 @@ def _changes_for(e: Entry, mset: MappingSet | None) -> list[TargetChange]:
     return out or [e.change]
 
 
-def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None) -> Outcome:
+# replays a queued change of a linked mapping through a Linker (stream/deadlinked.ReplayLinkers.replay)
+ReplayLinked = Callable[[Applier, Entry, Flow], "RowError | None"]
+
+
+def _linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
+    m = mset.by_name.get(e.mapping) if mset is not None else None
+    flow = m.flow(e.stream.split("_to_", 1)[0]) if m is not None else None
+    return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
+
+
+def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
+          replay_linked: ReplayLinked | None = None) -> Outcome:
     """Re-apply queued changes in queue order inside the open (tagged) transaction, row by row: a change that
     fails again stays queued with its new error, and so do the later changes of its row. Applied changes
-    are deleted from the queue. The caller commits."""
+    are deleted from the queue. The caller commits. A change of a linked mapping is replayed from its
+    source row through the linker (`replay_linked`), never as a stored target statement."""
     applied: list[Entry] = []
     failed: list[tuple[Entry, str]] = []
     waiting: list[Entry] = []
@@ -436,12 +473,19 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None) -> Out
         if row in blocked:
             waiting.append(e)
             continue
-        try:
-            changes = _changes_for(e, mset)
-        except RowError as exc:
-            error: RowError | None = exc
+        linked = _linked_flow(e, mset)
+        error: RowError | None
+        if linked is not None:
+            error = replay_linked(db, e, linked) if replay_linked is not None else RowError(
+                f"mapping {e.mapping} is linked: its changes are replayed through the linker", table=e.target_table,
+                key=e.target_key)
         else:
-            error = try_apply(db, changes)
+            try:
+                changes = _changes_for(e, mset)
+            except RowError as exc:
+                error = exc
+            else:
+                error = try_apply(db, changes)
         if error is None:
             applied.append(e)
             continue

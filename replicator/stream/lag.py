@@ -36,11 +36,12 @@ class LagGauge:
         self._lag = metrics.lag_seconds.labels(direction)
         self._last = metrics.last_applied_timestamp.labels(direction)
         self._caught_up_at: float | None = None  # wall time up to which every source change is applied
+        self.skew = 0.0  # the source's clock minus ours (stream/skew.py): taken off its commit times
 
     def estimate(self, commit_time: datetime, taken_at: float) -> float:
         """The source commit time as a Unix time: the reported time made as late as its resolution
         allows, but never later than the moment we held the transaction."""
-        reported = commit_time.timestamp()
+        reported = commit_time.timestamp() - self.skew
         return min(reported + self.resolution, max(reported, taken_at))
 
     def applied(self, last_commit_time: datetime | None, first_commit_time: datetime | None,
@@ -55,7 +56,7 @@ class LagGauge:
         self._lag.set(max(0.0, self._clock() - self.estimate(first_commit_time, first_taken_at)))
         # everything up to the batch's last transaction is in: the lag counts from there when stalled
         if last_commit_time is not None:
-            self._caught_up_at = last_commit_time.timestamp()
+            self._caught_up_at = last_commit_time.timestamp() - self.skew
 
     def handled(self, commit_time: datetime | None, taken_at: float) -> None:
         """Everything up to a source transaction committed at `commit_time` is in the target or needs

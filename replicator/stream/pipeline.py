@@ -28,10 +28,11 @@ from replicator.appliers.lookup import SourceLookup
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
-from replicator.stream import deadletter, lease
+from replicator.stream import deadletter, deadlinked, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
+from replicator.stream.skew import ClockSkew
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
@@ -120,6 +121,7 @@ class Direction:
         self.backoff = retry.Backoff(retry.RetryPolicy(config.reconnect_initial_seconds,
                                                        config.reconnect_max_seconds), stop)
         self.lag = LagGauge(self.name, BINLOG_TIME_RESOLUTION if source.kind == "mariadb" else 0.0)
+        self.skew = ClockSkew(self.name, source)  # the lag gauge's correction for the source's clock
 
     def _waiting(self) -> None:
         self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
@@ -176,6 +178,7 @@ class Direction:
             if not self._take_over(applier):
                 return  # stopped while standing by
             applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            self.lag.skew = self.skew.sample()
             feed = None
             if self.clock is not None:
                 self.clock.keys.update(two_way_keys(mset))
@@ -186,9 +189,6 @@ class Direction:
             applier.resolver = detector if detector.flows else None  # two-way mappings: check for conflicts
             dlq = self._dlq = deadletter.Quarantine(self.name, mset, self.source_conn.name)
             dlq.load(applier, [e.table for e in mset.target_endpoints(self.target_conn.name)])
-            if self._reloaded and dlq.held:
-                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
-            self._reloaded = False
             position = applier.read_checkpoint()
             self._linker = None
             if mset.uses_links():
@@ -200,6 +200,10 @@ class Direction:
                 self._linker.retry_parked()
                 self._commit(applier, position, None) if position is not None else applier.rollback()
             self.sync.retry_parked = (lambda: self._retry_parked(applier)) if self._linker is not None else None
+            # after the linker: a queued change of a linked mapping is replayed through it
+            if self._reloaded and dlq.held:
+                self._retry_queue(applier, mset)  # the operator may have fixed what the rows failed on
+            self._reloaded = False
             self.sync.start_session(applier, mset, self.first_start)
             if self.start_gate is not None:
                 (mine, other), self.start_gate = self.start_gate, None
@@ -332,6 +336,7 @@ class Direction:
                     commit(batch.last.position, _commit_time(batch.last))
                 elif not batch.open:
                     self.lag.idle()  # nothing arrived for `timeout` and nothing is open: caught up
+                    self.lag.skew = self.skew.due()  # idle: a query to the source delays nothing
                     if time.monotonic() - self._renewed_at >= self.config.ha.takeover_seconds / 3:
                         lease.prove(applier, self.name, self.epoch)  # idle: the standby must see us alive
                         applier.commit_untracked()
@@ -516,7 +521,9 @@ class Direction:
         still fails stays queued (with its new error) and keeps its row held."""
         applier.begin()
         entries = deadletter.select(applier, stream=self.name, lock=True)
-        outcome = deadletter.retry(applier, entries, mset)
+        linker = self._linker
+        outcome = deadletter.retry(applier, entries, mset, None if linker is None else (
+            lambda db, e, flow: deadlinked.replay_entry(db, linker, e, flow)))
         applier.commit_untracked()
         log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
                  self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
@@ -538,6 +545,14 @@ class Direction:
         return done
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:
+        dlq = self._dlq
+        if dlq is not None and self._linker is not None and (dlq.enabled or dlq.held):
+            # a rejected row of a quarantining mapping is queued, a row held in the queue waits behind it
+            deadlinked.apply(dlq, applier, lc, self._linker, lambda c: self._write_linked(applier, c))
+            return
+        self._write_linked(applier, lc)
+
+    def _write_linked(self, applier: Applier, lc: LinkedChange) -> None:
         assert self._linker is not None
         try:
             self._linker.apply(lc)

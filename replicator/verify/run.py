@@ -138,7 +138,9 @@ class Verifier:
         known: list[tuple[FlowCheck, Difference]] = []
         for fc, d in found:
             key = d.target_key if d.target_key is not None else d.source_key
-            queued = key is not None and (d.table, dumps_key(tuple(key))) in held[fc.flow.stream]
+            # a linked mapping's changes are queued by the source row's key (stream/deadlinked)
+            keys = (key, d.source_key) if fc.flow.linked else (key,)
+            queued = any(k is not None and (d.table, dumps_key(tuple(k))) in held[fc.flow.stream] for k in keys)
             (known if queued else drift).append((fc, d))
         return drift, known
 

@@ -135,3 +135,19 @@ def test_binlog_retention_margin_is_measured_on_the_servers_own_clock(skewed_pai
         assert 3590 <= margin <= 3600, margin
     finally:
         pair.my_query(f"SET GLOBAL binlog_expire_logs_seconds = {int(old)}")
+
+
+def test_the_lag_gauge_takes_the_sources_clock_skew_off(skewed_pair: Pair) -> None:
+    """replicator_lag_seconds compares the source's commit times with the daemon's clock: each direction
+    samples its source's clock (stream/skew.py) and the gauge takes the difference off. The erp's reads
+    SKEW ahead, the crm's (the host's clock) about nothing."""
+    pair = skewed_pair
+    pair.start()
+    # sampled at the start of each direction's session (0 until then)
+    wait_until(lambda: pair.metric("replicator_source_clock_skew_seconds", direction="erp_to_crm") != 0
+               and pair.metric("replicator_source_clock_skew_seconds", direction="crm_to_erp") != 0, 30,
+               "both directions' samples")
+    erp = pair.metric("replicator_source_clock_skew_seconds", direction="erp_to_crm")
+    crm = pair.metric("replicator_source_clock_skew_seconds", direction="crm_to_erp")
+    assert SKEW - 2 < erp < SKEW + 2, erp
+    assert abs(crm) < 2, crm
