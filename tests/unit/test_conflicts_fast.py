@@ -9,12 +9,16 @@ from typing import Any
 from hypothesis import given, strategies as st
 
 from replicator import compare
-from replicator.changes import Op, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import detect
 from replicator.conflicts.detect import Detector
+from replicator.errors import RowError
+from replicator.mapping import router
+from replicator.mapping.model import Flow, load_mappings
 
 from tests.unit.test_conflict_rules import mappings
+from tests.unit.test_mapping import make_config
 
 
 def test_with_values_keeps_every_other_field() -> None:
@@ -47,3 +51,106 @@ def test_timestamp_equality_agrees_with_the_canonical_forms(tmp_path_factory: An
     info = {"t": ColumnInfo("t", data_type, dialect, precision=precision)}
     rule = compare.rule_for(info["t"], None, "t")
     assert det.equal(info, "t")(a, b) == compare.values_equal(rule, a, b)
+
+
+# ---------------------------------------------------------------- routing a two-way update in one pass
+
+TWO_WAY = """\
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields:
+      id: ~
+      name: {transform: [trim, lower, null_if_empty]}
+      phone: ~
+      status: {map: [{crm: active, erp: A}, {crm: closed, erp: C}]}
+      credit: {owner: crm}
+      code: {null_if: {crm: 0}}
+      ratio: ~
+"""
+PG_ACCT = TableRef("public", "acct")
+texts = st.sampled_from(["a", " A ", "", "b", None])
+row_values = st.fixed_dictionaries({
+    "id": st.sampled_from([1, 2, None]), "name": texts, "phone": texts,
+    "status": st.sampled_from(["active", "closed", "other", None]), "credit": st.sampled_from([0, 1, 1.0, True]),
+    "code": st.sampled_from([0, 1, 0.0, False]), "ratio": st.sampled_from([0.5, float("nan"), 1, None]),
+    "extra": st.integers(0, 1)})
+
+
+def _rows(draw: Any) -> dict[str, Any]:
+    row = dict(draw(row_values))
+    for c in list(row):
+        how = draw(st.sampled_from(["keep"] * 30 + ["unchanged", "missing"]))
+        if how == "unchanged":
+            row[c] = UNCHANGED
+        elif how == "missing":
+            del row[c]
+    return row
+
+
+@st.composite
+def updates(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    before = _rows(draw)
+    after = _rows(draw) if draw(st.booleans()) else {**before, **draw(row_values)}
+    return before, after
+
+
+_FLOWS: list[Flow] = []
+
+
+def _flow(tmp_path_factory: Any) -> Flow:
+    if not _FLOWS:  # loaded once: Hypothesis calls the test many times
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(TWO_WAY)
+        flow = load_mappings(config).by_name["acct"].flow("crm")
+        assert flow is not None
+        _FLOWS.append(flow)
+    return _FLOWS[0]
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except RowError as exc:
+        return ("error", str(exc))
+
+
+@given(update=updates())
+def test_one_pass_two_way_update_equals_the_general_path(tmp_path_factory: Any,
+                                                         update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    flow = _flow(tmp_path_factory)
+    before, after = update
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    compiled = router._compiled(flow)
+    assert compiled.fields is not None and not compiled.linked
+    fast = _outcome(lambda: router._two_way_update(flow, compiled, change, after, when))
+    general = _outcome(lambda: router._two_way(flow, change, after, when))
+    if fast is not None:
+        assert fast == general
+    plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in TWO_WAY_COLUMNS)
+    if plain and before["id"] is not None and before["id"] == after["id"] and not isinstance(general, tuple):
+        assert fast is not None  # the usual update takes the one-pass path (an error: the general one)
+    # and route() gives what the general path gives
+    assert _outcome(lambda: router.route_flow(flow, change, stream=True, commit_time=when)) == general
+
+
+TWO_WAY_COLUMNS = ("id", "name", "phone", "status", "credit", "code", "ratio")
+
+
+def test_a_plain_update_takes_the_one_pass_path(tmp_path_factory: Any) -> None:
+    flow = _flow(tmp_path_factory)
+    before = {"id": 1, "name": " Ann ", "phone": "1", "status": "active", "credit": 5, "code": 0, "ratio": 0.5}
+    after = {**before, "phone": "2", "status": "closed"}
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    fast = router._two_way_update(flow, router._compiled(flow), change, after, None)
+    assert fast == router._two_way(flow, change, after, None)
+    assert fast is not None and len(fast) == 1
+    tc = fast[0]
+    assert isinstance(tc, TargetChange)
+    # the changed fields, the key and the owned field; expect: the old row in target terms, less the owned
+    assert tc.values == {"id": 1, "phone": "2", "status": "C", "credit": 5}
+    assert tc.expect == {"id": 1, "name": "ann", "phone": "1", "status": "A", "code": None, "ratio": 0.5}
