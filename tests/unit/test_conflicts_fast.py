@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given, strategies as st
 
 from replicator import compare
-from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
+from replicator.changes import LSN, UNCHANGED, Op, RowChange, TableRef, TargetChange, Transaction
 from replicator.compare import ColumnInfo
 from replicator.conflicts import detect
+from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
 from replicator.errors import RowError
 from replicator.mapping import router
@@ -154,3 +158,46 @@ def test_a_plain_update_takes_the_one_pass_path(tmp_path_factory: Any) -> None:
     # the changed fields, the key and the owned field; expect: the old row in target terms, less the owned
     assert tc.values == {"id": 1, "phone": "2", "status": "C", "credit": 5}
     assert tc.expect == {"id": 1, "name": "ann", "phone": "1", "status": "A", "code": None, "ratio": 0.5}
+
+
+# ---------------------------------------------------------------- the commit clock's short path
+
+T1, T2, T3 = TableRef("public", "a"), TableRef("public", "b"), TableRef("public", "c")
+
+
+def _txn(n: int, when: datetime, *changes: RowChange) -> Transaction:
+    return Transaction(str(n), LSN(n), when, changes)
+
+
+def test_clock_records_every_table_of_a_transaction_by_its_own_key() -> None:
+    clock = CommitClock({("crm", T1): ("id",), ("crm", T2): ("a", "b"), ("erp", T1): ("id",)})
+    t1, t2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    eq = lambda a, b: a == b  # noqa: E731
+    clock.saw("crm", _txn(1, t1, RowChange(T1, Op.UPDATE, {"id": 1, "v": 0}, {"id": 1, "v": 1}),
+                          RowChange(T2, Op.INSERT, None, {"a": 1, "b": "x", "v": 2}),
+                          RowChange(T3, Op.INSERT, None, {"id": 1, "v": 3}),  # not a two-way table
+                          RowChange(T1, Op.INSERT, None, {"id": Decimal(2), "v": 4})))
+    clock.saw("crm", _txn(2, t2, RowChange(T2, Op.DELETE, {"a": 1, "b": "x", "v": 2}, None),
+                          RowChange(T1, Op.UPDATE, None, {"id": 1, "v": 5})))
+    assert clock.wait_for("crm", T1, (1,), "v", 5, eq, timeout=0) == t2
+    assert clock.wait_for("crm", T1, (1,), "v", 1, eq, timeout=0) is None  # the latest edit only
+    assert clock.wait_for("crm", T1, (2,), "v", 4, eq, timeout=0) == t1  # a Decimal key as the applier spells it
+    assert clock.wait_for("crm", T2, (1, "x"), "", None, eq, timeout=0, deleted=True) == t2
+    assert clock.wait_for("crm", T3, (1,), "v", 3, eq, timeout=0) is None
+    assert clock.wait_for("erp", T1, (1,), "v", 5, eq, timeout=0) is None  # the other side's record
+
+
+def test_clock_wakes_a_waiting_direction_when_the_edit_is_read() -> None:
+    clock = CommitClock({("erp", T1): ("id",)})
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(
+        clock.wait_for("erp", T1, (7,), "v", 1, lambda a, b: a == b, timeout=30)))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not clock._waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert clock._waiting == 1
+    clock.saw("erp", _txn(1, when, RowChange(T1, Op.UPDATE, {"id": 7, "v": 0}, {"id": 7, "v": 1})))
+    waiter.join(10)
+    assert got == [when] and clock._waiting == 0
