@@ -208,35 +208,42 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     values: dict[str, Any] = {}
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
-    for target, source, plan, is_key in compiled.fields:
-        try:
-            new, old = row[source], before[source]
-        except KeyError:
-            return None
-        if new is UNCHANGED or old is UNCHANGED:
-            return None
-        if plan is not None:
+    try:
+        for target, source, plan, is_key in compiled.fields:
             try:
-                new, old = _plan_value(flow, plan, change, row), _plan_value(flow, plan, change, before)
-            except RowError:  # the general path raises it, or not (an old row without every column)
+                new, old = row[source], before[source]
+            except KeyError:
                 return None
             if new is UNCHANGED or old is UNCHANGED:
                 return None
-        values[target] = new
-        expect[target] = old
-        if is_key or not (new is old or _same(old, new)):
-            changed[target] = new
-    try:
-        key = tuple(row[c] for c in flow.key_sources)
-        old_key = tuple(before[c] for c in flow.key_sources)
-    except KeyError:
+            if plan is not None:
+                try:
+                    new, old = _plan_value(flow, plan, change, row), _plan_value(flow, plan, change, before)
+                except RowError:  # the general path raises it, or not (an old row without every column)
+                    return None
+                if new is UNCHANGED or old is UNCHANGED:
+                    return None
+            values[target] = new
+            expect[target] = old
+            # _same, with its usual answer first: the same class and ==
+            if is_key or not (new is old or (new.__class__ is old.__class__ and new == old) or _same(old, new)):
+                changed[target] = new
+        ks = flow.key_sources
+        if len(ks) == 1:
+            key: tuple[Any, ...] = (row[ks[0]],)
+            old_key: tuple[Any, ...] = (before[ks[0]],)
+        else:
+            key = tuple([row[c] for c in ks])
+            old_key = tuple([before[c] for c in ks])
+    except Exception:  # a key column missing, a value whose == raises: the general path decides
         return None
     if key != old_key or any(v is None or v is UNCHANGED for v in key):
         return None
     tkey = flow.target.key
     if len(changed) == len(tkey) and all(c in tkey for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
-    changed, expect = with_owned(flow, values, changed, expect)
+    if flow.owned_targets:
+        changed, expect = with_owned(flow, values, changed, expect)
     return [TargetChange(flow.target.table, Op.UPDATE, tkey, key, changed, expect=expect, mapping=flow.mapping,
                          source_key=tuple(row.get(c) for c in flow.source.key), commit_time=commit_time,
                          insert_only=compiled.insert_only)]
