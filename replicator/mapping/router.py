@@ -237,15 +237,18 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
             old_key = tuple([before[c] for c in ks])
     except Exception:  # a key column missing, a value whose == raises: the general path decides
         return None
-    if key != old_key or any(v is None or v is UNCHANGED for v in key):
+    if key != old_key:
         return None
+    for v in key:  # a loop, not any(<generator>): this runs for every update
+        if v is None or v is UNCHANGED:
+            return None
     tkey = flow.target.key
     if len(changed) == len(tkey) and all(c in tkey for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
     if flow.owned_targets:
         changed, expect = with_owned(flow, values, changed, expect)
     return [TargetChange(flow.target.table, Op.UPDATE, tkey, key, changed, expect=expect, mapping=flow.mapping,
-                         source_key=tuple(row.get(c) for c in flow.source.key), commit_time=commit_time,
+                         source_key=tuple([row.get(c) for c in flow.source.key]), commit_time=commit_time,
                          insert_only=compiled.insert_only)]
 
 
