@@ -63,6 +63,23 @@ class Detector:
         # a copy (`sync`) into the target is under way: a row that is not there yet is not a conflict
         self.syncing = syncing
         self._equal: dict[tuple[Any, ...], Callable[[Any, Any], bool]] = {}
+        self.field_of = {name: {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
+                         for name, flow in self.flows.items()}
+        self._tables: dict[tuple[int, tuple[str, ...]], _Table] = {}
+
+    def table(self, info: dict[str, ColumnInfo], key: tuple[str, ...]) -> _Table:
+        """What checking a run of this table needs from its catalog, worked out once per catalog (a
+        reload of the column types is a new `info` dict): with runs of a few rows near the present, the
+        per-run look-ups cost more than the rows."""
+        k = (id(info), key)
+        t = self._tables.get(k)
+        if t is None or t.info is not info:  # (`info` is kept in _Table: its id is not reused meanwhile)
+            if len(self._tables) > 1000:
+                self._tables.clear()
+            t = _Table(self, info, key)
+            if info:  # an unknown table's catalog is a new empty dict per call: not worth keeping
+                self._tables[k] = t
+        return t
 
     def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
         out: list[TargetChange] = []
@@ -131,6 +148,42 @@ class Detector:
         return fn
 
 
+_Step = tuple[str, bool, "int | None", Callable[[Any, Any], bool]]
+
+
+class _Table:
+    """One target table's catalog as a run's check uses it: the key's canonical form, each column's
+    equality, and the per-column plan of an update run by (run columns, columns read)."""
+
+    def __init__(self, det: Detector, info: dict[str, ColumnInfo], key: tuple[str, ...]):
+        self.det, self.info, self.key = det, info, key
+        self.key_of = compare.key_canonicalizer([compare.rule_for(info.get(c), None, c) for c in key])
+        self._eq: dict[str, Callable[[Any, Any], bool]] = {}
+        self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_Step]] = {}
+
+    def eq(self, column: str) -> Callable[[Any, Any], bool]:
+        """Detector.equal by column name: the detector's own cache hashes the ColumnInfo on every call."""
+        fn = self._eq.get(column)
+        if fn is None:
+            fn = self._eq[column] = self.det.equal(self.info, column)
+        return fn
+
+    def update_plan(self, columns: tuple[str, ...], read: list[str]) -> list[_Step]:
+        """Per column of an update run: (column, is a key column, its position in the locked row -- key
+        columns first, then `read` -- or None, its equality)."""
+        k = (columns, tuple(read))
+        plan = self._plans.get(k)
+        if plan is None:
+            n = len(self.key)
+            pos = {c: n + i for i, c in enumerate(read)}
+            keys = set(self.key)
+            plan = [(c, c in keys, pos.get(c), self.eq(c)) for c in columns]
+            if len(self._plans) > 1000:
+                self._plans.clear()
+            self._plans[k] = plan
+        return plan
+
+
 class _Check:
     """One run of one flow's changes against the locked target rows."""
 
@@ -142,16 +195,9 @@ class _Check:
         self.incoming, self.target = flow.source.side, flow.target.side
         self.info = applier.column_info(run.table)
         self.key = run.key_columns
-        self._eq: dict[str, Callable[[Any, Any], bool]] = {}
-        self.field_of = {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
-
-    def eq(self, column: str) -> Callable[[Any, Any], bool]:
-        """Detector.equal for this run's table, by column name: the detector's own cache hashes the
-        ColumnInfo on every call, for every compared field of every row."""
-        fn = self._eq.get(column)
-        if fn is None:
-            fn = self._eq[column] = self.det.equal(self.info, column)
-        return fn
+        self.table = det.table(self.info, self.key)
+        self.eq = self.table.eq
+        self.field_of = det.field_of.get(flow.mapping) or {p.target: p.name for p in flow.plans}
 
     def run(self) -> list[TargetChange]:
         cols: dict[str, None] = {}
@@ -165,18 +211,14 @@ class _Check:
                 cols[rule.column] = None
         self.read = [c for c in cols if c not in self.key and c in self.info]
         found = self.a.read_rows(self.run_.table, self.key, self.read, [r.key for r in self.rows])
-        self.key_of = compare.key_canonicalizer([compare.rule_for(self.info.get(c), None, c) for c in self.key])
+        self.key_of = self.table.key_of
         n = self.n = len(self.key)
         # the locked rows stay tuples (key columns first, then `read`): an update reads them by position,
         # and only a conflict, a delete or an insert builds the column -> value dict
         current = {self.key_of(row[:n]): row for row in found}
         op = self.run_.op
         if op is Op.UPDATE:
-            pos = {c: n + i for i, c in enumerate(self.read)}
-            keys = set(self.key)
-            # per column of the run, once: (column, is a key column, position in the locked row or None,
-            # its equality)
-            self.plan = [(c, c in keys, pos.get(c), self.eq(c)) for c in self.run_.columns]
+            self.plan = self.table.update_plan(self.run_.columns, self.read)
         out = []
         for r in self.rows:
             row = current.get(self.key_of(r.key))
