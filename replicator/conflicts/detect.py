@@ -392,7 +392,7 @@ class _Check:
 
 def _with_values(r: TargetChange, values: dict[str, Any]) -> TargetChange:
     """`dataclasses.replace(r, values=values)` without its per-call look-up of the fields (it ran for
-    every checked row). Every field is named: test_conflict_rules checks that it equals replace()."""
+    every checked row). Every field is named: test_conflicts_fast checks that it equals replace()."""
     return TargetChange(r.table, r.op, r.key_columns, r.key, values, r.insert_only, r.must_exist, r.expect,
                         r.mapping, r.source_key, r.commit_time)
 

@@ -188,7 +188,7 @@ def _compiled(flow: Flow) -> _Compiled:
         fields = tuple((p.target, p.source, None if p.convert is None and not p.null_in and not p.null_out else p,
                         p.target in keys) for p in flow.plans if p.source is not None)
     compiled = _Compiled(linked, fields, flow.insert_only)
-    if len(_COMPILED) > 10_000:  # mappings reloaded very often: forget the old flows
+    if len(_COMPILED) > 1000:  # mappings reloaded many times: forget the old flows
         _COMPILED.clear()
     _COMPILED[id(flow)] = (flow, compiled)
     return compiled
@@ -199,9 +199,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     """`_two_way` for the usual UPDATE, in one pass over the fields: the old and new target values, what
     changed and `expect` together (the general path converts both rows whole, then compares). Anything
     unusual -- an old row without every column, an unchanged TOAST value, a NULL or changed key, a value
-    that does not convert -- returns
-    None: the general path handles it (and raises its errors). The same result as `_two_way`: a test
-    compares the two."""
+    that does not convert -- returns None: the general path handles it (and raises its errors). The same
+    result as `_two_way`: tests/unit/test_conflicts_fast.py compares the two."""
     before = change.before
     if before is None or compiled.fields is None:
         return None
