@@ -201,3 +201,12 @@ def test_clock_wakes_a_waiting_direction_when_the_edit_is_read() -> None:
     clock.saw("erp", _txn(1, when, RowChange(T1, Op.UPDATE, {"id": 7, "v": 0}, {"id": 7, "v": 1})))
     waiter.join(10)
     assert got == [when] and clock._waiting == 0
+
+
+def test_a_reloaded_catalog_is_not_compared_by_the_old_one(tmp_path_factory: Any) -> None:
+    det = Detector(mappings(tmp_path_factory.mktemp("m"), "latest"), "crm")
+    padded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "char", "mariadb")}
+    assert det.table(padded, ("id",)).eq("code")("X  ", "X")  # CHAR: trailing blanks do not count
+    assert det.table(padded, ("id",)) is det.table(padded, ("id",))  # kept per catalog
+    reloaded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "varchar", "mariadb")}
+    assert not det.table(reloaded, ("id",)).eq("code")("X  ", "X")  # the column became a VARCHAR
