@@ -173,7 +173,10 @@ class CommitClock:
         when = txn.commit_time
         for ch in txn.changes:
             table = ch.table
-            if table is last_table:
+            # the binlog reader makes a new TableRef per event: compared by its two strings, not by the
+            # dataclass's __eq__/__hash__ (Python calls)
+            if table is last_table or (last_table is not None and table.name == last_table.name
+                                       and table.schema == last_table.schema):
                 cols = last_cols
             else:
                 cols = self.keys.get((side, table))

@@ -185,6 +185,13 @@ def test_clock_records_every_table_of_a_transaction_by_its_own_key() -> None:
     assert clock.wait_for("crm", T2, (1, "x"), "", None, eq, timeout=0, deleted=True) == t2
     assert clock.wait_for("crm", T3, (1,), "v", 3, eq, timeout=0) is None
     assert clock.wait_for("erp", T1, (1,), "v", 5, eq, timeout=0) is None  # the other side's record
+    # a new TableRef per event (the binlog reader's), and a table of another schema with the same name
+    clock.saw("crm", _txn(3, t1, RowChange(TableRef("public", "a"), Op.UPDATE, None, {"id": 3, "v": 6}),
+                          RowChange(TableRef("other", "a"), Op.UPDATE, None, {"id": 4, "v": 7}),
+                          RowChange(TableRef("public", "a"), Op.UPDATE, None, {"id": 5, "v": 8})))
+    assert clock.wait_for("crm", T1, (3,), "v", 6, eq, timeout=0) == t1
+    assert clock.wait_for("crm", T1, (5,), "v", 8, eq, timeout=0) == t1
+    assert clock.wait_for("crm", TableRef("other", "a"), (4,), "v", 7, eq, timeout=0) is None
 
 
 def test_clock_wakes_a_waiting_direction_when_the_edit_is_read() -> None:
