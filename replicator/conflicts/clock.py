@@ -117,6 +117,8 @@ class CommitClock:
         self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
         self._kept: OrderedDict[tuple[Race, str], _Kept] = OrderedDict()  # (race, deciding side) -> decision
         self._cond = threading.Condition()
+        self._waiting = 0  # wait_for calls waiting on _cond (saw notifies only then)
+        self._last: dict[str, tuple[TableRef | None, tuple[str, ...] | None]] = {}  # side -> the table saw met last
 
     def shared(self, race: Race, side: str, incoming_time: datetime | None,
                target_time: datetime | None) -> Decision | None:
@@ -160,29 +162,52 @@ class CommitClock:
         return None
 
     def saw(self, side: str, txn: Transaction) -> None:
-        """A reader read `txn` (called before it is handed to the applier)."""
+        """A reader read `txn` (called before it is handed to the applier). It runs on the reader thread
+        for every transaction of a two-way table, so the usual case is kept short: the key columns of
+        the table met last (one reader per side: `_last` is only touched by that side's thread), a
+        one-column key built without a generator, and no notify when nobody waits."""
         if txn.echo or txn.commit_time is None or not txn.changes:
             return
         entries = []
+        last_table, last_cols = self._last.get(side, (None, None))
+        when = txn.commit_time
         for ch in txn.changes:
-            cols = self.keys.get((side, ch.table))
-            row = ch.after if ch.op is not Op.DELETE else ch.before
-            if cols is None or row is None:
+            table = ch.table
+            # the binlog reader makes a new TableRef per event: compared by its two strings, not by the
+            # dataclass's __eq__/__hash__ (Python calls)
+            if table is last_table or (last_table is not None and table.name == last_table.name
+                                       and table.schema == last_table.schema):
+                cols = last_cols
+            else:
+                cols = self.keys.get((side, table))
+                last_table, last_cols = table, cols
+            if cols is None:
+                continue
+            deleted = ch.op is Op.DELETE
+            row = ch.before if deleted else ch.after
+            if row is None:
                 continue
             try:
-                key = key_form(row[c] for c in cols)
+                if len(cols) == 1:
+                    v = row[cols[0]]
+                    key = (v,) if v.__class__ is int or v.__class__ is str else key_form((v,))
+                else:
+                    key = key_form([row[c] for c in cols])
             except KeyError:
                 continue
-            entries.append(((side, ch.table, key), (txn.commit_time, _slim(row) if ch.op is not Op.DELETE else {})))
+            entries.append(((side, table, key), (when, {} if deleted else _slim(row))))
+        self._last[side] = (last_table, last_cols)
         if not entries:
             return
+        rows = self._rows
         with self._cond:
             for k, v in entries:
-                self._rows[k] = v
-                self._rows.move_to_end(k)
-            while len(self._rows) > self.size:
-                self._rows.popitem(last=False)
-            self._cond.notify_all()
+                rows[k] = v
+                rows.move_to_end(k)
+            while len(rows) > self.size:
+                rows.popitem(last=False)
+            if self._waiting:
+                self._cond.notify_all()
 
     def wait_for(self, side: str, table: TableRef, key: Iterable[Any], column: str, value: Any,
                  equal: Callable[[Any, Any], bool], timeout: float = COMMIT_TIME_WAIT_SECONDS,
@@ -200,4 +225,8 @@ class CommitClock:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self._cond.wait(left)
+                self._waiting += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._waiting -= 1

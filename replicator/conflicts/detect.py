@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from replicator import compare, metrics
@@ -63,6 +63,23 @@ class Detector:
         # a copy (`sync`) into the target is under way: a row that is not there yet is not a conflict
         self.syncing = syncing
         self._equal: dict[tuple[Any, ...], Callable[[Any, Any], bool]] = {}
+        self.field_of = {name: {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
+                         for name, flow in self.flows.items()}
+        self._tables: dict[tuple[int, tuple[str, ...]], _Table] = {}
+
+    def table(self, info: dict[str, ColumnInfo], key: tuple[str, ...]) -> _Table:
+        """What checking a run of this table needs from its catalog, worked out once per catalog (a
+        reload of the column types is a new `info` dict): with runs of a few rows near the present, the
+        per-run look-ups cost more than the rows."""
+        k = (id(info), key)
+        t = self._tables.get(k)
+        if t is None or t.info is not info:  # (`info` is kept in _Table: its id is not reused meanwhile)
+            if len(self._tables) > 1000:
+                self._tables.clear()
+            t = _Table(self, info, key)
+            if info:  # an unknown table's catalog is a new empty dict per call: not worth keeping
+                self._tables[k] = t
+        return t
 
     def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
         out: list[TargetChange] = []
@@ -107,17 +124,64 @@ class Detector:
             plain = compare.same_if_equal(rule)  # classes for which == already means the same value
             canon = compare.canonicalizer(rule)
 
+            # a timestamp column kept to the microsecond: two datetimes that name the same instant are
+            # the same value, the naive one being UTC (as compare._utc_naive reads it). The usual case
+            # of a MariaDB DATETIME against a PostgreSQL timestamptz then costs one replace(), not two
+            # canonical forms; anything else (and every "different") goes the general way below.
+            instants = rule.kind == compare.TIMESTAMP and (rule.precision is None or rule.precision >= 6)
+
             def fn(a: Any, b: Any, rule: compare.Rule = rule) -> bool:
                 if a is None or b is None:
                     return a is None and b is None
                 try:
                     if a.__class__ is b.__class__ and a.__class__ in plain and a == b:
                         return True
+                    if instants and a.__class__ is datetime and b.__class__ is datetime and (
+                            a.tzinfo is None) is not (b.tzinfo is None) and (
+                            (a if a.tzinfo is not None else a.replace(tzinfo=timezone.utc))
+                            == (b if b.tzinfo is not None else b.replace(tzinfo=timezone.utc))):
+                        return True
                     return bool(canon(a) == canon(b)) or compare.values_equal(rule, a, b)
                 except Exception:  # values that cannot be compared: different (a conflict, never a crash)
                     return False
             self._equal[key] = fn
         return fn
+
+
+_Step = tuple[str, bool, "int | None", Callable[[Any, Any], bool]]
+
+
+class _Table:
+    """One target table's catalog as a run's check uses it: the key's canonical form, each column's
+    equality, and the per-column plan of an update run by (run columns, columns read)."""
+
+    def __init__(self, det: Detector, info: dict[str, ColumnInfo], key: tuple[str, ...]):
+        self.det, self.info, self.key = det, info, key
+        self.key_of = compare.key_canonicalizer([compare.rule_for(info.get(c), None, c) for c in key])
+        self._eq: dict[str, Callable[[Any, Any], bool]] = {}
+        self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_Step]] = {}
+
+    def eq(self, column: str) -> Callable[[Any, Any], bool]:
+        """Detector.equal by column name: the detector's own cache hashes the ColumnInfo on every call."""
+        fn = self._eq.get(column)
+        if fn is None:
+            fn = self._eq[column] = self.det.equal(self.info, column)
+        return fn
+
+    def update_plan(self, columns: tuple[str, ...], read: list[str]) -> list[_Step]:
+        """Per column of an update run: (column, is a key column, its position in the locked row -- key
+        columns first, then `read` -- or None, its equality)."""
+        k = (columns, tuple(read))
+        plan = self._plans.get(k)
+        if plan is None:
+            n = len(self.key)
+            pos = {c: n + i for i, c in enumerate(read)}
+            keys = set(self.key)
+            plan = [(c, c in keys, pos.get(c), self.eq(c)) for c in columns]
+            if len(self._plans) > 1000:
+                self._plans.clear()
+            self._plans[k] = plan
+        return plan
 
 
 class _Check:
@@ -131,16 +195,9 @@ class _Check:
         self.incoming, self.target = flow.source.side, flow.target.side
         self.info = applier.column_info(run.table)
         self.key = run.key_columns
-        self._eq: dict[str, Callable[[Any, Any], bool]] = {}
-        self.field_of = {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
-
-    def eq(self, column: str) -> Callable[[Any, Any], bool]:
-        """Detector.equal for this run's table, by column name: the detector's own cache hashes the
-        ColumnInfo on every call, for every compared field of every row."""
-        fn = self._eq.get(column)
-        if fn is None:
-            fn = self._eq[column] = self.det.equal(self.info, column)
-        return fn
+        self.table = det.table(self.info, self.key)
+        self.eq = self.table.eq
+        self.field_of = det.field_of.get(flow.mapping) or {p.target: p.name for p in flow.plans}
 
     def run(self) -> list[TargetChange]:
         cols: dict[str, None] = {}
@@ -154,55 +211,63 @@ class _Check:
                 cols[rule.column] = None
         self.read = [c for c in cols if c not in self.key and c in self.info]
         found = self.a.read_rows(self.run_.table, self.key, self.read, [r.key for r in self.rows])
-        self.key_of = compare.key_canonicalizer([compare.rule_for(self.info.get(c), None, c) for c in self.key])
-        n = len(self.key)
-        current = {self.key_of(row[:n]): dict(zip(self.read, row[n:])) for row in found}
+        self.key_of = self.table.key_of
+        n = self.n = len(self.key)
+        # the locked rows stay tuples (key columns first, then `read`): an update reads them by position,
+        # and only a conflict, a delete or an insert builds the column -> value dict
+        current = {self.key_of(row[:n]): row for row in found}
         op = self.run_.op
+        if op is Op.UPDATE:
+            self.plan = self.table.update_plan(self.run_.columns, self.read)
         out = []
         for r in self.rows:
-            cur = current.get(self.key_of(r.key))
+            row = current.get(self.key_of(r.key))
             if op is Op.UPDATE:
-                w = self._update(r, cur)
+                w = self._update(r, row)
             elif op is Op.DELETE:
-                w = self._delete(r, cur)
+                w = self._delete(r, None if row is None else self._cur(row))
             else:
-                w = self._insert(r, cur)
+                w = self._insert(r, None if row is None else self._cur(row))
             if w is not None:
                 out.append(w)
         return out
 
+    def _cur(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """A locked row as column -> value (its non-key columns)."""
+        return dict(zip(self.read, row[self.n:]))
+
     # -- per row
-    def _update(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
+    def _update(self, r: TargetChange, row: tuple[Any, ...] | None) -> TargetChange | None:
         expect = r.expect or {}
-        if cur is None and self.det.syncing():
-            return replace(r, values={**expect, **r.values})  # not copied yet: the stream creates it whole
-        if cur is None:
+        if row is None and self.det.syncing():
+            return _with_values(r, {**expect, **r.values})  # not copied yet: the stream creates it whole
+        if row is None:
             d = self._decide_row(r, None, None)
             won = d.winner == self.incoming
             self._record(M.UPDATE_MISSING, r, None, _changed(r, self.key), None, row_rule(self.rules.default),
                          d, won)
             # back with every field the flow carries, or not at all
-            return replace(r, values={**expect, **r.values}) if won else None
+            return _with_values(r, {**expect, **r.values}) if won else None
+        new_values = r.values
         values: dict[str, Any] = {}
         writes = False
-        for c in self.run_.columns:
-            if c in self.key:
-                values[c] = r.values[c]
-            elif c not in r.values:
-                values[c] = cur.get(c, expect.get(c))  # unchanged: the locked target row's own value
-            elif c not in cur:  # a column the catalog did not list: nothing to compare with
-                values[c], writes = r.values[c], True
+        for c, is_key, i, eq in self.plan:
+            if is_key:
+                values[c] = new_values[c]
+            elif c not in new_values:
+                values[c] = row[i] if i is not None else expect.get(c)  # unchanged: the locked row's own value
+            elif i is None:  # a column the catalog did not list: nothing to compare with
+                values[c], writes = new_values[c], True
             else:
-                new, now = r.values[c], cur[c]
-                eq = self.eq(c)
+                new, now = new_values[c], row[i]
                 if c not in expect or eq(now, expect[c]):  # the usual case first: the target still holds the old value
                     values[c], writes = new, True
                 elif eq(now, new):  # both sides made the same edit
                     values[c] = now
                 else:
-                    values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, cur)
+                    values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, self._cur(row))
                     writes = writes or won
-        return replace(r, values=values) if writes else None
+        return _with_values(r, values) if writes else None
 
     def _delete(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
         expect = r.expect or {}
@@ -234,7 +299,7 @@ class _Check:
                 continue
             differs = True
             values[c], _ = self._field(M.INSERT_EXISTS, r, c, new, cur[c], cur)
-        return replace(r, values=values) if differs else None
+        return _with_values(r, values) if differs else None
 
     # -- deciding and recording
     def _field(self, kind: str, r: TargetChange, c: str, new: Any, now: Any, cur: dict[str, Any]) -> tuple[Any, bool]:
@@ -351,6 +416,13 @@ class _Check:
             source_value=source_value, target_value=target_value,
             rule=rule.rule, winner=d.winner, resolution=resolution,
             source_commit_time=r.commit_time, detail=d.detail))
+
+
+def _with_values(r: TargetChange, values: dict[str, Any]) -> TargetChange:
+    """`dataclasses.replace(r, values=values)` without its per-call look-up of the fields (it ran for
+    every checked row). Every field is named: test_conflicts_fast checks that it equals replace()."""
+    return TargetChange(r.table, r.op, r.key_columns, r.key, values, r.insert_only, r.must_exist, r.expect,
+                        r.mapping, r.source_key, r.commit_time)
 
 
 def _followed(d: Decision) -> Decision:

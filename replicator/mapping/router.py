@@ -15,7 +15,7 @@ from typing import Any, Mapping, Union
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
 from replicator.errors import FatalError, RowError
-from replicator.mapping.model import Flow, MappingSet
+from replicator.mapping.model import FieldPlan, Flow, MappingSet
 from replicator.mapping.transforms import TransformError
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,15 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
-    if flow.linked:
+    compiled = _compiled(flow)
+    if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
     if stream and flow.two_way:
+        if change.op is Op.UPDATE and compiled.fields is not None:
+            fast = _two_way_update(flow, compiled, change, row, commit_time)
+            if fast is not None:
+                return fast
         return _two_way(flow, change, row, commit_time)
     if change.op is Op.DELETE:
         if flow.delete == "ignore":
@@ -165,6 +170,95 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
     return [make(Op.UPDATE, key, changed, expect)]
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """What routing asks of a flow for every change, worked out once per Flow object."""
+
+    linked: bool
+    # a two-way flow's fields for `_two_way_update`: (target column, source column, the plan when its value
+    # is more than the source value itself -- a conversion, null_if --, is a target key column); None:
+    # a flow that path does not handle (linked, constant fields)
+    fields: tuple[tuple[str, str, FieldPlan | None, bool], ...] | None
+    insert_only: frozenset[str]
+
+
+_COMPILED: dict[int, tuple[Flow, _Compiled]] = {}  # id(flow) -> (the flow, kept alive so its id stays its own)
+
+
+def _compiled(flow: Flow) -> _Compiled:
+    got = _COMPILED.get(id(flow))
+    if got is not None and got[0] is flow:
+        return got[1]
+    linked = flow.linked
+    fields: tuple[tuple[str, str, FieldPlan | None, bool], ...] | None = None
+    if flow.two_way and not linked and all(p.source is not None for p in flow.plans):
+        keys = set(flow.target.key)
+        fields = tuple((p.target, p.source, None if p.convert is None and not p.null_in and not p.null_out else p,
+                        p.target in keys) for p in flow.plans if p.source is not None)
+    compiled = _Compiled(linked, fields, flow.insert_only)
+    if len(_COMPILED) > 1000:  # mappings reloaded many times: forget the old flows
+        _COMPILED.clear()
+    _COMPILED[id(flow)] = (flow, compiled)
+    return compiled
+
+
+def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Mapping[str, Any],
+                    commit_time: datetime | None) -> list[Routed] | None:
+    """`_two_way` for the usual UPDATE, in one pass over the fields: the old and new target values, what
+    changed and `expect` together (the general path converts both rows whole, then compares). Anything
+    unusual -- an old row without every column, an unchanged TOAST value, a NULL or changed key, a value
+    that does not convert -- returns None: the general path handles it (and raises its errors). The same
+    result as `_two_way`: tests/unit/test_conflicts_fast.py compares the two."""
+    before = change.before
+    if before is None or compiled.fields is None:
+        return None
+    values: dict[str, Any] = {}
+    expect: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    try:
+        for target, source, plan, is_key in compiled.fields:
+            try:
+                new, old = row[source], before[source]
+            except KeyError:
+                return None
+            if new is UNCHANGED or old is UNCHANGED:
+                return None
+            if plan is not None:
+                try:
+                    new, old = _plan_value(flow, plan, change, row), _plan_value(flow, plan, change, before)
+                except RowError:  # the general path raises it, or not (an old row without every column)
+                    return None
+                if new is UNCHANGED or old is UNCHANGED:
+                    return None
+            values[target] = new
+            expect[target] = old
+            # _same, with its usual answer first: the same class and ==
+            if is_key or not (new is old or (new.__class__ is old.__class__ and new == old) or _same(old, new)):
+                changed[target] = new
+        ks = flow.key_sources
+        if len(ks) == 1:
+            key: tuple[Any, ...] = (row[ks[0]],)
+            old_key: tuple[Any, ...] = (before[ks[0]],)
+        else:
+            key = tuple([row[c] for c in ks])
+            old_key = tuple([before[c] for c in ks])
+    except Exception:  # a key column missing, a value whose == raises: the general path decides
+        return None
+    if key != old_key:
+        return None
+    for v in key:  # a loop, not any(<generator>): this runs for every update
+        if v is None or v is UNCHANGED:
+            return None
+    tkey = flow.target.key
+    if len(changed) == len(tkey) and all(c in tkey for c in changed):
+        return []  # no mapped field changed (only columns this mapping does not carry)
+    if flow.owned_targets:
+        changed, expect = with_owned(flow, values, changed, expect)
+    return [TargetChange(flow.target.table, Op.UPDATE, tkey, key, changed, expect=expect, mapping=flow.mapping,
+                         source_key=tuple([row.get(c) for c in flow.source.key]), commit_time=commit_time,
+                         insert_only=compiled.insert_only)]
+
+
 def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
                expect: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """An update that writes something also carries the fields its source side owns, changed or not, and
@@ -206,30 +300,37 @@ def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> Mappi
 def target_values(flow: Flow, change: RowChange, row: Mapping[str, Any], refs: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for plan in flow.plans:
-        if plan.source is None:
-            value = None
-        else:
-            try:
-                value = row[plan.source]
-            except KeyError:
-                raise RowError("column is mapped but missing from the source row (dropped or renamed?)",
-                               table=str(change.table), column=plan.source) from None
-            if value is UNCHANGED:
-                continue
-            if plan.null_in and _is_null_value(value, plan.null_in[0]):
-                value = None
-        if plan.convert is not None:
-            try:
-                value = plan.convert(value, row)
-            except TransformError as exc:
-                raise RowError(f"field {plan.name}: {exc}", table=str(change.table),
-                               key=_safe_key(flow, row), column=plan.source) from None
-        if refs and plan.references and value is not None:
-            value = Ref(plan.references, value)
-        if value is None and plan.null_out:
-            value = plan.null_out[0]  # the target's "none" (null_if), never a reference to look up
-        values[plan.target] = value
+        value = _plan_value(flow, plan, change, row, refs)
+        if value is not UNCHANGED:
+            values[plan.target] = value
     return values
+
+
+def _plan_value(flow: Flow, plan: FieldPlan, change: RowChange, row: Mapping[str, Any], refs: bool = False) -> Any:
+    """One field's target value from a source row; UNCHANGED: an unchanged TOAST value, left out."""
+    if plan.source is None:
+        value = None
+    else:
+        try:
+            value = row[plan.source]
+        except KeyError:
+            raise RowError("column is mapped but missing from the source row (dropped or renamed?)",
+                           table=str(change.table), column=plan.source) from None
+        if value is UNCHANGED:
+            return UNCHANGED
+        if plan.null_in and _is_null_value(value, plan.null_in[0]):
+            value = None
+    if plan.convert is not None:
+        try:
+            value = plan.convert(value, row)
+        except TransformError as exc:
+            raise RowError(f"field {plan.name}: {exc}", table=str(change.table),
+                           key=_safe_key(flow, row), column=plan.source) from None
+    if refs and plan.references and value is not None:
+        value = Ref(plan.references, value)
+    if value is None and plan.null_out:
+        value = plan.null_out[0]  # the target's "none" (null_if), never a reference to look up
+    return value
 
 
 def _is_null_value(value: Any, marker: Any) -> bool:

@@ -1,0 +1,177 @@
+"""The CPU cost of a two-way mapping's conflict machinery, in process, without servers.
+
+The same 8-column table and update workload as `bench/run.py` (qty, amount, changed_at and seq change;
+name and note do not), routed and checked the way the daemon does it: `CommitClock.saw` per source
+transaction (the reader's share), `route` with `expect`, `group_runs` and `Detector.resolve` against a
+fake target that returns the rows in the target driver's shapes (naive DATETIME from MariaDB, aware
+timestamptz from PostgreSQL). The one-way mapping does the same minus the clock and the check.
+
+Prints microseconds per row (min of 3; noisy on a loaded machine) and Python function calls per row
+counted by cProfile (deterministic: compare these between commits), and with --profile the top of a
+cProfile of the two-way path.
+
+    python bench/detect_cost.py --direction crm_to_erp --rows 20000 [--profile tottime]
+    git archive BASE replicator | tar -x -C /tmp/base && python bench/detect_cost.py --code /tmp/base
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MAPPING = """\
+mappings:
+  bench_item:
+    direction: {direction}
+    crm: {{table: bench_item, key: [id]}}
+    erp: {{table: bench_item, key: [id]}}
+    fields:
+      id: ~
+      qty: ~
+      name: ~
+      amount: ~
+      changed_at: ~
+      note: ~
+      seq: ~
+"""
+PG_TYPES = {"id": "bigint", "qty": "integer", "name": "character varying", "amount": "numeric",
+            "changed_at": "timestamp with time zone", "note": "text", "seq": "bigint"}
+MY_TYPES = {"id": "bigint", "qty": "int", "name": "varchar", "amount": "decimal", "changed_at": "datetime",
+            "note": "text", "seq": "bigint"}
+TABLE_ROWS = 10_000
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--direction", choices=["crm_to_erp", "erp_to_crm"], default="crm_to_erp")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--batch", type=int, default=100, help="rows per target transaction (one run each)")
+    p.add_argument("--profile", metavar="SORT", help="print the top of a cProfile of the two-way path")
+    p.add_argument("--code", type=Path, help="import replicator from this checkout (e.g. an older commit)")
+    args = p.parse_args()
+    sys.path.insert(0, str(args.code or ROOT))
+    Bench(args).report()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        from replicator.changes import Op, RowChange, TableRef
+
+        self.args = args
+        self.src, self.tgt = ("crm", "erp") if args.direction == "crm_to_erp" else ("erp", "crm")
+        pg, my = TableRef("public", "bench_item"), TableRef("erpdb", "bench_item")
+        self.src_table, self.tgt_table = (pg, my) if self.src == "crm" else (my, pg)
+        self.changes = [RowChange(self.src_table, Op.UPDATE, self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS, self.src),
+                                  self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS + 1, self.src))
+                        for j in range(args.rows)]
+
+    @staticmethod
+    def row(i: int, k: int, side: str) -> dict[str, Any]:
+        t = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=k)
+        return {"id": i, "qty": k, "name": f"item {i}", "amount": Decimal(k) / 100 + Decimal("0.00"),
+                "changed_at": t if side == "crm" else t.replace(tzinfo=None), "note": f"note {i} ".ljust(100, "x"),
+                "seq": k}
+
+    def mappings(self, direction: str) -> Any:
+        from replicator.config import Account, Batching, Config, Connection, Secret
+        from replicator.mapping.model import load_mappings
+
+        tmp = Path(tempfile.mkdtemp())
+        (tmp / "maps").mkdir()
+        acc = Account("u", Secret(""))
+        config = Config(tmp / "replicator.yaml", (Connection("crm", "postgresql", "h", 5432, "crmdb", acc, acc),
+                                                 Connection("erp", "mariadb", "h", 3306, "erpdb", acc, acc)),
+                        tmp / "maps", Batching())
+        (tmp / "maps" / "m.yaml").write_text(MAPPING.format(direction=direction))
+        return load_mappings(config)
+
+    def shape(self, values: Any) -> dict[str, Any]:
+        """Values as the target's driver returns them: naive DATETIME from MariaDB, aware from PostgreSQL."""
+        out = dict(values)
+        t = out.get("changed_at")
+        if t is not None:
+            out["changed_at"] = (t.astimezone(timezone.utc).replace(tzinfo=None) if self.tgt == "erp"
+                                 else t if t.tzinfo else t.replace(tzinfo=timezone.utc))
+        return out
+
+    def run(self, two_way: bool) -> float:
+        from replicator.appliers.base import group_runs
+        from replicator.changes import LSN, Transaction
+        from replicator.conflicts.clock import CommitClock
+        from replicator.conflicts.detect import Detector
+        from replicator.mapping.router import route
+
+        mset = self.mappings("both" if two_way else self.args.direction)
+        clock = CommitClock({(self.src, self.src_table): ("id",), (self.tgt, self.tgt_table): ("id",)}) \
+            if two_way else None
+        detector = Detector(mset, self.src, clock) if two_way else None
+        target = FakeTarget(self.tgt, self.args.direction,
+                            {i: self.shape(self.row(i, 0, self.tgt)) for i in range(1, TABLE_ROWS + 1)})
+        when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        started = time.perf_counter()
+        for b in range(0, len(self.changes), self.args.batch):
+            routed = []
+            for n, ch in enumerate(self.changes[b:b + self.args.batch]):
+                if clock is not None:
+                    clock.saw(self.src, Transaction(str(b + n), LSN(b + n), when, (ch,)))
+                routed.extend(route(mset, self.src, ch, when))
+            for run in group_runs(routed):  # type: ignore[arg-type]  # no linked mappings here
+                rows = list(run.rows.values())
+                if detector is not None and run.checked:
+                    rows = detector.resolve(target, run, rows)  # type: ignore[arg-type]
+                for tc in rows:  # written, so that the next pass finds the new values
+                    target.rows[tc.key[0]].update(self.shape(tc.values))
+        return time.perf_counter() - started
+
+    def calls(self, two_way: bool) -> int:
+        prof = cProfile.Profile()
+        prof.enable()
+        self.run(two_way)
+        prof.disable()
+        return int(pstats.Stats(prof).total_calls)  # type: ignore[attr-defined]
+
+    def report(self) -> None:
+        n = self.args.rows
+        one = min(self.run(False) for _ in range(3))
+        both = min(self.run(True) for _ in range(3))
+        c1, c2 = self.calls(False), self.calls(True)
+        print(f"{self.args.direction}: one-way {one * 1e6 / n:.1f} us/row, two-way {both * 1e6 / n:.1f} us/row "
+              f"(ratio {one / both:.2f}); Python calls per row: one-way {c1 / n:.1f}, two-way {c2 / n:.1f} "
+              f"({(c2 - c1) / n:.1f} more)")
+        if self.args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            self.run(True)
+            prof.disable()
+            pstats.Stats(prof).sort_stats(self.args.profile).print_stats(30)
+
+
+class FakeTarget:
+    """The part of an applier the detector uses, over a dict of rows (no server)."""
+
+    def __init__(self, side: str, stream: str, rows: dict[int, dict[str, Any]]):
+        from replicator.compare import ColumnInfo
+
+        types, dialect = (PG_TYPES, "postgresql") if side == "crm" else (MY_TYPES, "mariadb")
+        self.info = {c: ColumnInfo(c, t, dialect, 2 if c == "amount" else None) for c, t in types.items()}
+        self.stream = self.direction = stream
+        self.rows = rows
+
+    def column_info(self, table: Any) -> Any:
+        return self.info
+
+    def read_rows(self, table: Any, key_columns: Any, columns: Any, keys: Any) -> list[tuple[Any, ...]]:
+        return [(k[0], *(self.rows[k[0]][c] for c in columns)) for k in keys if k[0] in self.rows]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The fast paths of the conflict check give the same answers as the general ones they shortcut."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, strategies as st
+
+from replicator import compare
+from replicator.changes import LSN, UNCHANGED, Op, RowChange, TableRef, TargetChange, Transaction
+from replicator.compare import ColumnInfo
+from replicator.conflicts import detect
+from replicator.conflicts.clock import CommitClock
+from replicator.conflicts.detect import Detector
+from replicator.errors import RowError
+from replicator.mapping import router
+from replicator.mapping.model import Flow, load_mappings
+
+from tests.unit.test_conflict_rules import mappings
+from tests.unit.test_mapping import make_config
+
+
+def test_with_values_keeps_every_other_field() -> None:
+    # every field set to a value of its own: a field added to TargetChange but not passed on by
+    # _with_values would come back as its default and differ from dataclasses.replace
+    kw: dict[str, Any] = {f.name: object() for f in dataclasses.fields(TargetChange)}
+    r = TargetChange(**kw)
+    values = {"a": 1}
+    assert detect._with_values(r, values) == dataclasses.replace(r, values=values)
+
+
+zones = st.one_of(st.none(), st.just(timezone.utc),
+                  st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))))
+moments = st.datetimes(min_value=datetime(1970, 1, 3), max_value=datetime(9990, 1, 1))
+
+
+@given(a=moments, b=moments, za=zones, zb=zones, same=st.booleans(),
+       precision=st.sampled_from([None, 6, 3, 0]), dialect=st.sampled_from(["postgresql", "mariadb"]))
+def test_timestamp_equality_agrees_with_the_canonical_forms(tmp_path_factory: Any, a: datetime, b: datetime,
+                                                            za: Any, zb: Any, same: bool, precision: Any,
+                                                            dialect: str) -> None:
+    a = a.replace(tzinfo=za)
+    if same:  # the same instant, spelled in another zone or naive (UTC)
+        utc = a.astimezone(timezone.utc) if za is not None else a.replace(tzinfo=timezone.utc)
+        b = utc.astimezone(zb) if zb is not None else utc.replace(tzinfo=None)
+    else:
+        b = b.replace(tzinfo=zb)
+    det = Detector(mappings(tmp_path_factory.mktemp("m"), "latest"), "crm")
+    data_type = "timestamp with time zone" if dialect == "postgresql" else "datetime"
+    info = {"t": ColumnInfo("t", data_type, dialect, precision=precision)}
+    rule = compare.rule_for(info["t"], None, "t")
+    assert det.equal(info, "t")(a, b) == compare.values_equal(rule, a, b)
+
+
+# ---------------------------------------------------------------- routing a two-way update in one pass
+
+TWO_WAY = """\
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields:
+      id: ~
+      name: {transform: [trim, lower, null_if_empty]}
+      phone: ~
+      status: {map: [{crm: active, erp: A}, {crm: closed, erp: C}]}
+      credit: {owner: crm}
+      code: {null_if: {crm: 0}}
+      ratio: ~
+"""
+PG_ACCT = TableRef("public", "acct")
+texts = st.sampled_from(["a", " A ", "", "b", None])
+row_values = st.fixed_dictionaries({
+    "id": st.sampled_from([1, 2, None]), "name": texts, "phone": texts,
+    "status": st.sampled_from(["active", "closed", "other", None]), "credit": st.sampled_from([0, 1, 1.0, True]),
+    "code": st.sampled_from([0, 1, 0.0, False]), "ratio": st.sampled_from([0.5, float("nan"), 1, None]),
+    "extra": st.integers(0, 1)})
+
+
+def _rows(draw: Any) -> dict[str, Any]:
+    row = dict(draw(row_values))
+    for c in list(row):
+        how = draw(st.sampled_from(["keep"] * 30 + ["unchanged", "missing"]))
+        if how == "unchanged":
+            row[c] = UNCHANGED
+        elif how == "missing":
+            del row[c]
+    return row
+
+
+@st.composite
+def updates(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    before = _rows(draw)
+    after = _rows(draw) if draw(st.booleans()) else {**before, **draw(row_values)}
+    return before, after
+
+
+_FLOWS: list[Flow] = []
+
+
+def _flow(tmp_path_factory: Any) -> Flow:
+    if not _FLOWS:  # loaded once: Hypothesis calls the test many times
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(TWO_WAY)
+        flow = load_mappings(config).by_name["acct"].flow("crm")
+        assert flow is not None
+        _FLOWS.append(flow)
+    return _FLOWS[0]
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except RowError as exc:
+        return ("error", str(exc))
+
+
+@given(update=updates())
+def test_one_pass_two_way_update_equals_the_general_path(tmp_path_factory: Any,
+                                                         update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    flow = _flow(tmp_path_factory)
+    before, after = update
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    compiled = router._compiled(flow)
+    assert compiled.fields is not None and not compiled.linked
+    fast = _outcome(lambda: router._two_way_update(flow, compiled, change, after, when))
+    general = _outcome(lambda: router._two_way(flow, change, after, when))
+    if fast is not None:
+        assert fast == general
+    plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in TWO_WAY_COLUMNS)
+    if plain and before["id"] is not None and before["id"] == after["id"] and not isinstance(general, tuple):
+        assert fast is not None  # the usual update takes the one-pass path (an error: the general one)
+    # and route() gives what the general path gives
+    assert _outcome(lambda: router.route_flow(flow, change, stream=True, commit_time=when)) == general
+
+
+TWO_WAY_COLUMNS = ("id", "name", "phone", "status", "credit", "code", "ratio")
+
+
+def test_a_plain_update_takes_the_one_pass_path(tmp_path_factory: Any) -> None:
+    flow = _flow(tmp_path_factory)
+    before = {"id": 1, "name": " Ann ", "phone": "1", "status": "active", "credit": 5, "code": 0, "ratio": 0.5}
+    after = {**before, "phone": "2", "status": "closed"}
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    fast = router._two_way_update(flow, router._compiled(flow), change, after, None)
+    assert fast == router._two_way(flow, change, after, None)
+    assert fast is not None and len(fast) == 1
+    tc = fast[0]
+    assert isinstance(tc, TargetChange)
+    # the changed fields, the key and the owned field; expect: the old row in target terms, less the owned
+    assert tc.values == {"id": 1, "phone": "2", "status": "C", "credit": 5}
+    assert tc.expect == {"id": 1, "name": "ann", "phone": "1", "status": "A", "code": None, "ratio": 0.5}
+
+
+# ---------------------------------------------------------------- the commit clock's short path
+
+T1, T2, T3 = TableRef("public", "a"), TableRef("public", "b"), TableRef("public", "c")
+
+
+def _txn(n: int, when: datetime, *changes: RowChange) -> Transaction:
+    return Transaction(str(n), LSN(n), when, changes)
+
+
+def test_clock_records_every_table_of_a_transaction_by_its_own_key() -> None:
+    clock = CommitClock({("crm", T1): ("id",), ("crm", T2): ("a", "b"), ("erp", T1): ("id",)})
+    t1, t2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    eq = lambda a, b: a == b  # noqa: E731
+    clock.saw("crm", _txn(1, t1, RowChange(T1, Op.UPDATE, {"id": 1, "v": 0}, {"id": 1, "v": 1}),
+                          RowChange(T2, Op.INSERT, None, {"a": 1, "b": "x", "v": 2}),
+                          RowChange(T3, Op.INSERT, None, {"id": 1, "v": 3}),  # not a two-way table
+                          RowChange(T1, Op.INSERT, None, {"id": Decimal(2), "v": 4})))
+    clock.saw("crm", _txn(2, t2, RowChange(T2, Op.DELETE, {"a": 1, "b": "x", "v": 2}, None),
+                          RowChange(T1, Op.UPDATE, None, {"id": 1, "v": 5})))
+    assert clock.wait_for("crm", T1, (1,), "v", 5, eq, timeout=0) == t2
+    assert clock.wait_for("crm", T1, (1,), "v", 1, eq, timeout=0) is None  # the latest edit only
+    assert clock.wait_for("crm", T1, (2,), "v", 4, eq, timeout=0) == t1  # a Decimal key as the applier spells it
+    assert clock.wait_for("crm", T2, (1, "x"), "", None, eq, timeout=0, deleted=True) == t2
+    assert clock.wait_for("crm", T3, (1,), "v", 3, eq, timeout=0) is None
+    assert clock.wait_for("erp", T1, (1,), "v", 5, eq, timeout=0) is None  # the other side's record
+    # a new TableRef per event (the binlog reader's), and a table of another schema with the same name
+    clock.saw("crm", _txn(3, t1, RowChange(TableRef("public", "a"), Op.UPDATE, None, {"id": 3, "v": 6}),
+                          RowChange(TableRef("other", "a"), Op.UPDATE, None, {"id": 4, "v": 7}),
+                          RowChange(TableRef("public", "a"), Op.UPDATE, None, {"id": 5, "v": 8})))
+    assert clock.wait_for("crm", T1, (3,), "v", 6, eq, timeout=0) == t1
+    assert clock.wait_for("crm", T1, (5,), "v", 8, eq, timeout=0) == t1
+    assert clock.wait_for("crm", TableRef("other", "a"), (4,), "v", 7, eq, timeout=0) is None
+
+
+def test_clock_wakes_a_waiting_direction_when_the_edit_is_read() -> None:
+    clock = CommitClock({("erp", T1): ("id",)})
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(
+        clock.wait_for("erp", T1, (7,), "v", 1, lambda a, b: a == b, timeout=30)))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while not clock._waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert clock._waiting == 1
+    clock.saw("erp", _txn(1, when, RowChange(T1, Op.UPDATE, {"id": 7, "v": 0}, {"id": 7, "v": 1})))
+    waiter.join(10)
+    assert got == [when] and clock._waiting == 0
+
+
+def test_a_reloaded_catalog_is_not_compared_by_the_old_one(tmp_path_factory: Any) -> None:
+    det = Detector(mappings(tmp_path_factory.mktemp("m"), "latest"), "crm")
+    padded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "char", "mariadb")}
+    assert det.table(padded, ("id",)).eq("code")("X  ", "X")  # CHAR: trailing blanks do not count
+    assert det.table(padded, ("id",)) is det.table(padded, ("id",))  # kept per catalog
+    reloaded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "varchar", "mariadb")}
+    assert not det.table(reloaded, ("id",)).eq("code")("X  ", "X")  # the column became a VARCHAR
