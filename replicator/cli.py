@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -352,10 +353,14 @@ def _reload(config: Config, holder: "MappingHolder") -> None:
 
 
 def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
+    from replicator.stream import memory
     from replicator.stream.pipeline import Daemon, MappingHolder
 
     stopping = threading.Event()
     reload_requested = threading.Event()
+    trace_seconds = memory.interval_from_env()
+    # started before the daemon allocates anything, so its structures are traced from the start
+    tracer = memory.MemoryTrace(trace_seconds, stopping, os.environ.get(memory.ENV_FILE)) if trace_seconds else None
     holder = MappingHolder(mappings)
     daemon = Daemon(config, holder)
 
@@ -380,6 +385,9 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
     if stopping.is_set():
         return EXIT_OK
     daemon.start()
+    if tracer is not None:
+        daemon.start_side_job("memory-trace", tracer.run)
+    daemon.start_side_job("memory-trim", memory.Trimmer(daemon.stop).run)
     from replicator.stream.retention import RetentionMonitor
 
     daemon.start_side_job("binlog-retention", RetentionMonitor(config, daemon.stop).run)

@@ -78,7 +78,7 @@ class Batching:
     max_rows: int = 5000  # rows per target transaction
     max_ms: int = 200  # how long a batch may wait to fill
     chunk_rows: int = 2000  # a large source transaction is handed over in chunks of this many rows
-    queue_rows: int = 20000  # decoded rows buffered between reader and applier (memory bound)
+    queue_rows: int = 5000  # decoded rows buffered between reader and applier (memory bound)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,15 @@ COMMIT_TIME_WAIT_SECONDS = 5.0
 # transaction filled them all; 50,000 (with long values kept as digests, below) cap the clock near
 # 50 MB. An edit that fell out is decided by the first connection, and the conflict's detail says so.
 SIZE = 50_000
+# ... and bytes remembered (an estimate, below): rows of a wide table would otherwise take SIZE times their
+# width (50,000 rows of 20 text columns of 200 characters: ~250 MB). At ~1 KB a row (bench_item's 7 columns)
+# this keeps the last ~44,000 rows, 4.4 s of both directions at 5k rows/s each: more than a reader lags
+# behind the other while both keep up, for ~40 MB of the daemon's 150 MB budget.
+BYTES = 40_000_000
+ENTRY_BYTES = 250  # what any entry costs: the table slot, key and value tuples, the commit time
+COLUMN_BYTES = 72  # a column's tuple slot and a small value (int 28, datetime 48, Decimal 104 bytes)
+DIGEST_BYTES = 120  # a _Digest and its 32-byte SHA-256
+NAMES = 1000  # distinct column-name tuples shared between rows; more (ever changing shapes): start over
 DECISION_SECONDS = 300.0  # a decision waits this long for its peer direction (readers minutes apart decide alone)
 LONG = 256  # longer text and bytes values are remembered by a digest (memory stays bounded by SIZE rows)
 
@@ -62,12 +71,22 @@ def _sha(value: str | bytes) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value).digest()
 
 
-def _slim(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    for v in row.values():
-        if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG:
-            return {c: _Digest(v) if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG else v
-                    for c, v in row.items()}
-    return row  # as decoded (never changed afterwards): kept, not copied
+def _slim(row: Mapping[str, Any]) -> tuple[tuple[Any, ...], int]:
+    """The row's values in its column order (the names are kept once per shape, not per row as a dict
+    would), long ones as digests, and an estimate of the bytes the entry keeps alive."""
+    values = tuple(row.values())
+    size = ENTRY_BYTES + COLUMN_BYTES * len(values)
+    long = False
+    for v in values:
+        if v.__class__ is str or v.__class__ is bytes:
+            if len(v) > LONG:
+                long, size = True, size + DIGEST_BYTES
+            else:
+                size += len(v)
+    if long:
+        values = tuple(_Digest(v) if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG else v
+                       for v in values)
+    return values, size
 
 
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
@@ -108,13 +127,20 @@ class _Kept:
     until: float  # time.monotonic() after which it is forgotten
 
 
+_Entry = tuple[datetime, tuple[str, ...], tuple[Any, ...], int]
+
+
 class CommitClock:
     def __init__(self, keys: dict[tuple[str, TableRef], tuple[str, ...]], size: int = SIZE,
-                 decision_seconds: float = DECISION_SECONDS):
+                 decision_seconds: float = DECISION_SECONDS, max_bytes: int = BYTES):
         self.keys = keys  # (side, table) -> key columns, for the tables of two-way mappings
         self.size = size
+        self.max_bytes = max_bytes
         self.decision_seconds = decision_seconds
-        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
+        # (side, table, key) -> (commit time, column names, values, estimated bytes); a delete: no names
+        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry] = OrderedDict()
+        self.bytes = 0  # estimated, of the rows remembered
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._kept: OrderedDict[tuple[Race, str], _Kept] = OrderedDict()  # (race, deciding side) -> decision
         self._cond = threading.Condition()
         self._waiting = 0  # wait_for calls waiting on _cond (saw notifies only then)
@@ -168,7 +194,7 @@ class CommitClock:
         one-column key built without a generator, and no notify when nobody waits."""
         if txn.echo or txn.commit_time is None or not txn.changes:
             return
-        entries = []
+        entries: list[tuple[tuple[str, TableRef, tuple[Any, ...]], _Entry]] = []
         last_table, last_cols = self._last.get(side, (None, None))
         when = txn.commit_time
         for ch in txn.changes:
@@ -195,17 +221,31 @@ class CommitClock:
                     key = key_form([row[c] for c in cols])
             except KeyError:
                 continue
-            entries.append(((side, table, key), (when, {} if deleted else _slim(row))))
+            if deleted:
+                entries.append(((side, table, key), (when, (), (), ENTRY_BYTES)))
+                continue
+            values, size = _slim(row)
+            names = tuple(row)
+            shared = self._names.get(names)
+            if shared is None:
+                if len(self._names) >= NAMES:
+                    self._names.clear()
+                shared = self._names[names] = names
+            entries.append(((side, table, key), (when, shared, values, size)))
         self._last[side] = (last_table, last_cols)
         if not entries:
             return
         rows = self._rows
         with self._cond:
             for k, v in entries:
+                old = rows.get(k)
+                if old is not None:
+                    self.bytes -= old[3]
                 rows[k] = v
                 rows.move_to_end(k)
-            while len(rows) > self.size:
-                rows.popitem(last=False)
+                self.bytes += v[3]
+            while rows and (len(rows) > self.size or self.bytes > self.max_bytes):
+                self.bytes -= rows.popitem(last=False)[1][3]
             if self._waiting:
                 self._cond.notify_all()
 
@@ -220,7 +260,7 @@ class CommitClock:
             while True:
                 found = self._rows.get(k)
                 if found is not None and (not found[1] if deleted else column in found[1] and _same(
-                        found[1][column], value, equal)):
+                        found[2][found[1].index(column)], value, equal)):
                     return found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -349,7 +349,11 @@ class Direction:
                         batch.begin()
                         commit(skipped_to, None)
                 continue
-            for item in items:
+            items.reverse()
+            while items:
+                # popped as handled, not iterated: a handled transaction's rows are freed once its page is
+                # flushed instead of living until the whole hand-over (thousands of rows) is done
+                item = items.pop()
                 if isinstance(item, BaseException):
                     raise item
                 if isinstance(item, _EndOfStream):

@@ -247,3 +247,60 @@ def test_an_echo_moves_the_checkpoint_but_writes_nothing(config: Config, mset: M
     log, applier, _ = run(d, [echo], stop_at=LSN(6))
     assert commits(log) == [LSN(6)] and applier.txn_rows == [0]
     assert ("apply", 1) not in log
+
+
+def test_handled_transactions_are_freed_before_the_whole_hand_over_is_done(
+        config: Config, mset: MappingSet) -> None:
+    """The loop takes everything waiting in one call (thousands of rows while catching up); a transaction it
+    has applied and committed must not stay alive until the rest of that hand-over is handled too."""
+    import weakref
+
+    d = direction(config, mset, max_rows=1, max_ms=60_000)  # one commit per source transaction
+    log: list[tuple[str, Any]] = []
+    alive_at_commit: list[int] = []
+    refs: list[weakref.ref[Transaction]] = []
+
+    class Counting(FakeApplier):
+        def commit(self, position: Position, commit_time: Any) -> None:
+            alive_at_commit.append(sum(1 for r in refs if r() is not None))
+            super().commit(position, commit_time)
+
+    applier = Counting(log, d.stop, LSN(6), False)
+    chan = Channel(d.config.batching.queue_rows)
+    for i in range(1, 7):
+        t = txn(i, i)
+        refs.append(weakref.ref(t))
+        chan.put(t, 1, d.stop)
+    del t
+    timer = threading.Timer(5.0, d.stop.set)
+    timer.start()
+    try:
+        src: Source = FakeSource(log)
+        d._apply_loop(applier, src, chan, d.mappings.current()[0], LSN(0))  # type: ignore[arg-type]
+    finally:
+        timer.cancel()
+    assert commits(log) == [LSN(i) for i in range(1, 7)]
+    # at each commit only the transaction being committed (and those not handled yet) are alive
+    assert alive_at_commit == [6, 5, 4, 3, 2, 1]
+
+
+def test_the_default_read_ahead_holds_a_few_thousand_rows(config: Config) -> None:
+    """The reader stops decoding once `queue_rows` rows wait (a catch-up backlog otherwise sits decoded in
+    memory: 20,000 rows per direction took ~90 MB of the 202 MB peak, docs/performance.md)."""
+    chan = Channel(config.batching.queue_rows)
+    stop = threading.Event()
+    put = 0
+
+    def reader() -> None:
+        nonlocal put
+        while chan.put(object(), 100, stop):
+            put += 1
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    waiting = chan.rows()
+    stop.set()
+    t.join(2)
+    assert config.batching.queue_rows == 5000
+    assert waiting == 5000 and put == 50  # then the reader waits: nothing more is decoded
