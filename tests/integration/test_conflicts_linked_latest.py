@@ -79,3 +79,42 @@ def test_linked_same_field_race_later_commit_wins_by_commit_time(make_pair, late
     allowed = {f"{later}'s commit is later", f"as decided by the other direction: {later}'s commit is later"}
     assert details and details <= allowed, details
     assert "was not read within" not in pair.log(), pair.log()[-3000:]
+
+
+@pytest.mark.parametrize("later", ["erp", "crm"])
+def test_live_race_the_later_commit_wins_while_the_daemon_runs(make_pair, later):
+    """What the demo's two-sided edit does now (demo/traffic.py both_edit_customer): with the daemon
+    running, both sides update the same row; the later side's transaction stays open 1.5 s after the
+    earlier side committed. Its row lock holds the earlier edit's replication back, so the two edits
+    really race (neither saw the other) and commit in different seconds: the later one wins on both
+    sides, by commit time."""
+    pair = make_pair(PG, MY, MAP, extra_config=EXTRA)
+    pair.start()
+    pair.pg_query(f"INSERT INTO customer (customer_no, name, phone) SELECT 'K' || g, 'base-' || g, '000' "
+                  f"FROM generate_series(1, {N}) g")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM customers") == [(N,)], 60, "the rows on the erp side")
+    pg, my = pair.pg.connect(autocommit=False), pair.maria.connect(autocommit=False)
+    try:
+        for i in range(1, 4):
+            with pg.cursor() as c:
+                c.execute("UPDATE customer SET phone = %s WHERE customer_no = %s", (f"crm-{i}", f"K{i}"))
+            with my.cursor() as c:
+                c.execute("UPDATE customers SET phone = %s WHERE customer_no = %s", (f"erp-{i}", f"K{i}"))
+            first, second = (pg, my) if later == "erp" else (my, pg)
+            first.commit()
+            time.sleep(1.5)  # the earlier edit is read and applied meanwhile: it waits for this row lock
+            second.commit()
+    finally:
+        pg.close()
+        my.close()
+    want = [(f"K{i}", f"{later}-{i}") for i in range(1, 4)]
+    q = "SELECT customer_no, phone FROM {} WHERE customer_no IN ('K1', 'K2', 'K3') ORDER BY customer_no"
+    wait_until(lambda: [tuple(r) for r in pair.pg_query(q.format("customer"))] == want
+               and [tuple(r) for r in pair.my_query(q.format("customers"))] == want, 60, "the later edit on both sides")
+    found = recorded(pair, 6)
+    assert found == {("crm_to_erp", "update_differs", "phone", later, "applied" if later == "crm" else "kept"): 3,
+                     ("erp_to_crm", "update_differs", "phone", later, "applied" if later == "erp" else "kept"): 3}, found
+    details = {r[0] for r in pair.pg_query("SELECT detail FROM replicator.conflicts")} | \
+        {r[0] for r in pair.my_query(f"SELECT detail FROM `{pair.state_schema}`.conflicts")}
+    assert details and details <= {f"{later}'s commit is later",
+                                    f"as decided by the other direction: {later}'s commit is later"}, details
