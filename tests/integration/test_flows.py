@@ -10,6 +10,7 @@ waits for the change that must arrive.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import threading
@@ -297,6 +298,45 @@ def test_flow2_accounts_created_on_either_side_and_edited_on_both_agree(flows: P
     stored = crm(pair, "SELECT count(*) FROM replicator.conflicts WHERE mapping = 'customers'")[0][0] + \
         erp(pair, f"SELECT count(*) FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")[0][0]
     assert stored >= 1, records
+
+
+def test_flow2_the_demos_two_sided_edit_is_won_by_the_later_commit(flows: Pair) -> None:
+    """demo/traffic.py's both_edit_customer against the running daemon: each time the side it announces
+    as committing later wins on both sides, decided by the two commit times. (Before, its two edits
+    committed milliseconds apart: a tie in whole seconds, which the CRM, the first connection, always won.)"""
+    import importlib.util
+
+    from replicator.config import load
+
+    pair = flows
+    crm_customer(pair, "K000001", "Brandt Maschinenbau GmbH")
+    spec = importlib.util.spec_from_file_location("demo_traffic", ROOT / "demo" / "traffic.py")
+    assert spec is not None and spec.loader is not None
+    traffic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(traffic)
+    sides = traffic.Sides(load(pair.config_path))
+    winners = []
+    try:
+        for seed in range(4):
+            t = traffic.Traffic(sides, random.Random(seed))
+            line = t.run("both", t.both_edit_customer)
+            m = re.search(r"phone set to (.+) in the CRM and to (.+) in the ERP at once, the (CRM|ERP) committing", line)
+            assert m, line
+            later = m.group(3).lower()
+            phone = m.group(1) if later == "crm" else m.group(2)
+            winners.append(later)
+            wait_for(pair, lambda: (crm(pair, "SELECT phone FROM crm.customer WHERE customer_no = 'K000001'"),
+                                    erp(pair, "SELECT phone FROM customers WHERE customer_no = 'K000001'")),
+                     ([(phone,)], [(phone,)]), f"the {later}'s phone on both sides ({line})")
+    finally:
+        sides.close()
+    assert set(winners) == {"crm", "erp"}, winners  # both orders were raced
+    wait_until(lambda: crm(pair, "SELECT count(*) FROM replicator.conflicts")[0][0] == 4 and
+               erp(pair, f"SELECT count(*) FROM `{pair.state_schema}`.conflicts")[0][0] == 4, 30, "8 records")
+    for q in (crm, erp):
+        schema = "replicator" if q is crm else f"`{pair.state_schema}`"
+        got = q(pair, f"SELECT winner, detail FROM {schema}.conflicts WHERE field = 'phone' ORDER BY id")
+        assert [w for w, _ in got] == winners and all(d.endswith(f"{w}'s commit is later") for w, d in got), got
 
 
 # -------------------------------------------------------------------------------- flow 3
