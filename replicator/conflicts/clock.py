@@ -70,6 +70,34 @@ def _slim(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return row  # as decoded (never changed afterwards): kept, not copied
 
 
+def _older(prev: tuple[datetime, Mapping[str, Any], dict[str, datetime] | None], before: Mapping[str, Any],
+           after: Mapping[str, Any]) -> dict[str, datetime] | None:
+    """For the columns an update left as they were: the commit time of the remembered edit that set them.
+    The latest edit of a row is not the edit of every column it holds: an edit of the name after a race
+    on the phone would otherwise date the phone, and the two directions would name different winners.
+    Only computed when an earlier edit of the same row is remembered (a row edited once costs nothing)."""
+    t, row, had = prev
+    if not row:  # the previous change was a delete: this row is new since
+        return None
+    out: dict[str, datetime] = {}
+    for c, v in after.items():
+        if c not in before or c not in row:
+            continue
+        try:
+            # unchanged by this edit, and the remembered edit left the same value (not a write of our own
+            # in between, which no reader records): that edit set it
+            kept = _equal(before[c], v) and _equal(row[c], v)
+        except Exception:  # values that cannot be compared: dated by this edit, as before
+            kept = False
+        if kept:
+            out[c] = had.get(c, t) if had else t
+    return out or None
+
+
+def _equal(recorded: Any, value: Any) -> bool:
+    return recorded.matches(value) if isinstance(recorded, _Digest) else recorded is value or bool(recorded == value)
+
+
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
     """A key as both directions spell it: the reader's raw value and the applier's mapped value agree."""
     return tuple(v if v.__class__ is int or v.__class__ is str else compare.canonical(compare.OTHER, v) for v in key)
@@ -114,7 +142,10 @@ class CommitClock:
         self.keys = keys  # (side, table) -> key columns, for the tables of two-way mappings
         self.size = size
         self.decision_seconds = decision_seconds
-        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], tuple[datetime, Mapping[str, Any]]] = OrderedDict()
+        # (side, table, key) -> (commit time, row, {column: commit time of the edit that set it, for the columns
+        # this edit left as they were, when an earlier edit of the row is remembered} or None)
+        self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]],
+                                tuple[datetime, Mapping[str, Any], dict[str, datetime] | None]] = OrderedDict()
         self._kept: OrderedDict[tuple[Race, str], _Kept] = OrderedDict()  # (race, deciding side) -> decision
         self._cond = threading.Condition()
 
@@ -173,12 +204,16 @@ class CommitClock:
                 key = key_form(row[c] for c in cols)
             except KeyError:
                 continue
-            entries.append(((side, ch.table, key), (txn.commit_time, _slim(row) if ch.op is not Op.DELETE else {})))
+            slim = _slim(row) if ch.op is not Op.DELETE else {}
+            entries.append(((side, ch.table, key), slim, ch.before if ch.op is Op.UPDATE else None, row))
         if not entries:
             return
+        t = txn.commit_time
         with self._cond:
-            for k, v in entries:
-                self._rows[k] = v
+            for k, slim, before, after in entries:
+                prev = self._rows.get(k)
+                older = _older(prev, before, after) if prev is not None and before is not None else None
+                self._rows[k] = (t, slim, older)
                 self._rows.move_to_end(k)
             while len(self._rows) > self.size:
                 self._rows.popitem(last=False)
@@ -196,7 +231,8 @@ class CommitClock:
                 found = self._rows.get(k)
                 if found is not None and (not found[1] if deleted else column in found[1] and _same(
                         found[1][column], value, equal)):
-                    return found[0]
+                    # an update that left this column as it was did not make its value: the earlier edit did
+                    return found[2].get(column, found[0]) if found[2] and not deleted else found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
