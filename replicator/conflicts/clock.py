@@ -4,10 +4,12 @@ A direction that finds a conflict knows the commit time of its incoming change, 
 it found in the target: that edit is read by the *other* direction's reader, from the target's own
 log. Both directions run in one process (stream.pipeline.Daemon), so each reader tells this shared
 record, before handing a transaction on, the commit time and new row of each change of a two-way
-mapping's table: the latest per (side, table, key), bounded (oldest forgotten first).
+mapping's table: the latest per (side, table, key), bounded (oldest forgotten first), with, for the
+columns that edit left as they were, the time of the remembered edit that set them (`_older`).
 
 `wait_for` finds the edit that produced the value the target row holds now: the recorded row of that
-key whose value of the conflicting column equals the target's current value. If the other reader has
+key whose value of the conflicting column equals the target's current value, dated by the edit that
+set that column (a later edit of another column of the row is not the edit that raced). If the other reader has
 not read that far yet, it waits (bounded, `COMMIT_TIME_WAIT_SECONDS`): the edit is committed already (we
 read it), so its reader gets to it soon. Then both directions compare the same two commit times and
 decide alike; if it cannot be known in time (a reader far behind), the caller falls back to the first
