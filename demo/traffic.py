@@ -54,6 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from replicator.config import Config, load  # noqa: E402
 
 CENT = Decimal("0.01")
+# the later of the two edits of both_edit_customer commits this much later: more than the whole second
+# commit times are compared in, so the race has a later edit for `latest` to find
+RACE_SECONDS = 1.5
 
 COMPANY_A = ["Brandt", "Keller", "Hofmann", "Wagner", "Lindner", "Vogel", "Krüger", "Seidel", "Albrecht",
              "Nordwerk", "Rheintal", "Elbe", "Alpen", "Hanse", "Weser", "Taunus", "Spree", "Isar"]
@@ -417,7 +420,12 @@ class Traffic:
     def both_edit_customer(self) -> str:
         s, r = self.s, self.rng
         # sales and accounting change the phone number of the same account at the same moment, each in its
-        # own system: a conflict that flow 2's `latest` rule decides alike on both sides
+        # own system: a conflict that flow 2's `latest` rule decides alike on both sides: the later commit
+        # wins. Both updates run before either commits; the earlier side commits here, the later side's
+        # transaction stays open RACE_SECONDS longer (run() commits it). Its row lock holds the earlier
+        # edit's replication back, so the two edits really race, and they commit in different seconds
+        # (commit times count in whole seconds: two commits a few milliseconds apart, as this action made
+        # before, are a tie that the first connection, the CRM, always won).
         # each side numbers the account itself: the same account is the one with the same account number
         row = s.erp_one("SELECT id, customer_no, name FROM customers ORDER BY RAND() LIMIT 1")
         if row is None:
@@ -431,8 +439,12 @@ class Traffic:
         erp_phone = f"+49 {r.randint(30, 999)} {r.randint(100000, 9999999)}"
         s.crm("UPDATE crm.customer SET phone = %s, updated_at = now() WHERE id = %s", (crm_phone, cid))
         s.erp("UPDATE customers SET phone = %s WHERE id = %s", (erp_phone, eid))
+        later = r.choice(["crm", "erp"])
+        (s.my if later == "crm" else s.pg).commit()
+        time.sleep(RACE_SECONDS)
         return (f"[flow 2] account {no} {name} (CRM id {cid}, ERP debtor {eid}): phone set to {crm_phone} in the "
-                f"CRM and to {erp_phone} in the ERP at once (a conflict)")
+                f"CRM and to {erp_phone} in the ERP at once, the {later.upper()} committing {RACE_SECONDS:g} s "
+                f"later (a conflict: the {later.upper()}'s phone wins on both sides)")
 
     def erp_credit_change(self) -> str:
         s, r = self.s, self.rng

@@ -4,10 +4,12 @@ A direction that finds a conflict knows the commit time of its incoming change, 
 it found in the target: that edit is read by the *other* direction's reader, from the target's own
 log. Both directions run in one process (stream.pipeline.Daemon), so each reader tells this shared
 record, before handing a transaction on, the commit time and new row of each change of a two-way
-mapping's table: the latest per (side, table, key), bounded (oldest forgotten first).
+mapping's table: the latest per (side, table, key), bounded (oldest forgotten first), with, for the
+columns that edit left as they were, the time of the remembered edit that set them (`_older`).
 
 `wait_for` finds the edit that produced the value the target row holds now: the recorded row of that
-key whose value of the conflicting column equals the target's current value. If the other reader has
+key whose value of the conflicting column equals the target's current value, dated by the edit that
+set that column (a later edit of another column of the row is not the edit that raced). If the other reader has
 not read that far yet, it waits (bounded, `COMMIT_TIME_WAIT_SECONDS`): the edit is committed already (we
 read it), so its reader gets to it soon. Then both directions compare the same two commit times and
 decide alike; if it cannot be known in time (a reader far behind), the caller falls back to the first
@@ -50,6 +52,7 @@ BYTES = 40_000_000
 ENTRY_BYTES = 250  # what any entry costs: the table slot, key and value tuples, the commit time
 COLUMN_BYTES = 72  # a column's tuple slot and a small value (int 28, datetime 48, Decimal 104 bytes)
 DIGEST_BYTES = 120  # a _Digest and its 32-byte SHA-256
+OLDER_BYTES = 100  # a column's slot in an entry's `older` dict (the datetime is shared with the earlier entry)
 NAMES = 1000  # distinct column-name tuples shared between rows; more (ever changing shapes): start over
 DECISION_SECONDS = 300.0  # a decision waits this long for its peer direction (readers minutes apart decide alone)
 LONG = 256  # longer text and bytes values are remembered by a digest (memory stays bounded by SIZE rows)
@@ -87,6 +90,34 @@ def _slim(row: Mapping[str, Any]) -> tuple[tuple[Any, ...], int]:
         values = tuple(_Digest(v) if (v.__class__ is str or v.__class__ is bytes) and len(v) > LONG else v
                        for v in values)
     return values, size
+
+
+def _older(prev: _Entry, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, datetime] | None:
+    """For the columns an update left as they were: the commit time of the remembered edit that set them.
+    The latest edit of a row is not the edit of every column it holds: an edit of the name after a race
+    on the phone would otherwise date the phone, and the two directions would name different winners.
+    Only computed when an earlier edit of the same row is remembered (a row edited once costs nothing)."""
+    t, names, values, _, had = prev
+    if not names:  # the previous change was a delete: this row is new since
+        return None
+    row = dict(zip(names, values))
+    out: dict[str, datetime] = {}
+    for c, v in after.items():
+        if c not in before or c not in row:
+            continue
+        try:
+            # unchanged by this edit, and the remembered edit left the same value (not a write of our own
+            # in between, which no reader records): that edit set it
+            kept = _equal(before[c], v) and _equal(row[c], v)
+        except Exception:  # values that cannot be compared: dated by this edit, as before
+            kept = False
+        if kept:
+            out[c] = had.get(c, t) if had else t
+    return out or None
+
+
+def _equal(recorded: Any, value: Any) -> bool:
+    return recorded.matches(value) if isinstance(recorded, _Digest) else recorded is value or bool(recorded == value)
 
 
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
@@ -127,7 +158,8 @@ class _Kept:
     until: float  # time.monotonic() after which it is forgotten
 
 
-_Entry = tuple[datetime, tuple[str, ...], tuple[Any, ...], int]
+# commit time, column names, values, estimated bytes, {column: time of the edit that set it} or None
+_Entry = tuple[datetime, tuple[str, ...], tuple[Any, ...], int, dict[str, datetime] | None]
 
 
 class CommitClock:
@@ -137,7 +169,9 @@ class CommitClock:
         self.size = size
         self.max_bytes = max_bytes
         self.decision_seconds = decision_seconds
-        # (side, table, key) -> (commit time, column names, values, estimated bytes); a delete: no names
+        # (side, table, key) -> (commit time, column names, values, estimated bytes, {column: commit time of
+        # the edit that set it, for the columns this edit left as they were, when an earlier edit of the row
+        # is remembered} or None); a delete: no names
         self._rows: OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry] = OrderedDict()
         self.bytes = 0  # estimated, of the rows remembered
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -194,7 +228,8 @@ class CommitClock:
         one-column key built without a generator, and no notify when nobody waits."""
         if txn.echo or txn.commit_time is None or not txn.changes:
             return
-        entries: list[tuple[tuple[str, TableRef, tuple[Any, ...]], _Entry]] = []
+        entries: list[tuple[tuple[str, TableRef, tuple[Any, ...]], _Entry, Mapping[str, Any] | None,
+                            Mapping[str, Any] | None]] = []
         last_table, last_cols = self._last.get(side, (None, None))
         when = txn.commit_time
         for ch in txn.changes:
@@ -222,7 +257,7 @@ class CommitClock:
             except KeyError:
                 continue
             if deleted:
-                entries.append(((side, table, key), (when, (), (), ENTRY_BYTES)))
+                entries.append(((side, table, key), (when, (), (), ENTRY_BYTES, None), None, None))
                 continue
             values, size = _slim(row)
             names = tuple(row)
@@ -231,16 +266,21 @@ class CommitClock:
                 if len(self._names) >= NAMES:
                     self._names.clear()
                 shared = self._names[names] = names
-            entries.append(((side, table, key), (when, shared, values, size)))
+            entries.append(((side, table, key), (when, shared, values, size, None),
+                            ch.before if ch.op is Op.UPDATE else None, row))
         self._last[side] = (last_table, last_cols)
         if not entries:
             return
         rows = self._rows
         with self._cond:
-            for k, v in entries:
+            for k, v, before, after in entries:
                 old = rows.get(k)
                 if old is not None:
                     self.bytes -= old[3]
+                    if before is not None and after is not None:
+                        older = _older(old, before, after)
+                        if older is not None:
+                            v = (v[0], v[1], v[2], v[3] + OLDER_BYTES * len(older), older)
                 rows[k] = v
                 rows.move_to_end(k)
                 self.bytes += v[3]
@@ -261,7 +301,9 @@ class CommitClock:
                 found = self._rows.get(k)
                 if found is not None and (not found[1] if deleted else column in found[1] and _same(
                         found[2][found[1].index(column)], value, equal)):
-                    return found[0]
+                    # an update that left this column as it was did not make its value: the earlier edit did
+                    older = found[4]
+                    return older.get(column, found[0]) if older and not deleted else found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

@@ -10,9 +10,11 @@ waits for the change that must arrive.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -271,27 +273,70 @@ def test_flow2_accounts_created_on_either_side_and_edited_on_both_agree(flows: P
              [("Brandt Fördertechnik GmbH",)], "the CRM's name edit in the ERP")
     assert erp(pair, "SELECT credit_limit FROM customers WHERE id = %s", (eid,)) == [(Decimal("50000.00"),)]
 
-    # both sides edit the same field before either edit is replicated: one rule decides, alike on both sides
+    # both sides edit the same field before either edit is replicated: one rule decides, alike on both sides.
+    # The ERP's edit commits 2 s after the CRM's (commit times count in whole seconds): `latest` by commit
+    # time makes it the winner on both sides. (Edits within one second are a tie, which the first connection,
+    # the CRM, wins: that is what the demo's races showed every time while its two edits committed together.)
     assert pair.stop() == 0
     crm(pair, "UPDATE crm.customer SET phone = '+49 40 2222' WHERE id = %s", (cid,))
+    time.sleep(2.1)
     erp_exec(pair, "UPDATE customers SET phone = '+49 40 3333', street = 'Hafenweg 1' WHERE id = %s", (eid,))
     pair.proc = None
     pair.start()
     same = lambda: (crm(pair, "SELECT phone, street FROM crm.customer WHERE id = %s", (cid,)),  # noqa: E731
                     erp(pair, "SELECT phone, street FROM customers WHERE id = %s", (eid,)))
-    # latest by commit time; the other side's commit time is not known yet, so the first connection (crm)
-    # wins (docs/conflicts.md); the street, edited on one side only, is no conflict and survives
-    wait_for(pair, same, ([("+49 40 2222", "Hafenweg 1")], [("+49 40 2222", "Hafenweg 1")]), "both sides agree")
+    # the street, edited on one side only, is no conflict and survives
+    wait_for(pair, same, ([("+49 40 3333", "Hafenweg 1")], [("+49 40 3333", "Hafenweg 1")]), "both sides agree")
     listed = pair.cli("conflicts", "--mapping", "customers", "--json").stdout.splitlines()
     records = [json.loads(line) for line in listed if line.strip()]
     phone = [r for r in records if r["field"] == "phone"]
-    assert phone and all(r["kind"] == "update_differs" and r["rule"] == "latest" and r["winner"] == "crm"
-                         for r in phone), records
+    # decided by the two commit times (not by the fallback for an unknown time), in each direction
+    assert phone and all(r["kind"] == "update_differs" and r["rule"] == "latest" and r["winner"] == "erp"
+                         and r["detail"].endswith("erp's commit is later") for r in phone), records
     assert not [r for r in records if r["field"] == "street"], records
     # recorded in both sides' <state>.conflicts: the same decision
     stored = crm(pair, "SELECT count(*) FROM replicator.conflicts WHERE mapping = 'customers'")[0][0] + \
         erp(pair, f"SELECT count(*) FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")[0][0]
     assert stored >= 1, records
+
+
+def test_flow2_the_demos_two_sided_edit_is_won_by_the_later_commit(flows: Pair) -> None:
+    """demo/traffic.py's both_edit_customer against the running daemon: each time the side it announces
+    as committing later wins on both sides, decided by the two commit times. (Before, its two edits
+    committed milliseconds apart: a tie in whole seconds, which the CRM, the first connection, always won.)"""
+    import importlib.util
+
+    from replicator.config import load
+
+    pair = flows
+    crm_customer(pair, "K000001", "Brandt Maschinenbau GmbH")
+    spec = importlib.util.spec_from_file_location("demo_traffic", ROOT / "demo" / "traffic.py")
+    assert spec is not None and spec.loader is not None
+    traffic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(traffic)
+    sides = traffic.Sides(load(pair.config_path))
+    winners = []
+    try:
+        for seed in range(4):
+            t = traffic.Traffic(sides, random.Random(seed))
+            line = t.run("both", t.both_edit_customer)
+            m = re.search(r"phone set to (.+) in the CRM and to (.+) in the ERP at once, the (CRM|ERP) committing", line)
+            assert m, line
+            later = m.group(3).lower()
+            phone = m.group(1) if later == "crm" else m.group(2)
+            winners.append(later)
+            wait_for(pair, lambda: (crm(pair, "SELECT phone FROM crm.customer WHERE customer_no = 'K000001'"),
+                                    erp(pair, "SELECT phone FROM customers WHERE customer_no = 'K000001'")),
+                     ([(phone,)], [(phone,)]), f"the {later}'s phone on both sides ({line})")
+    finally:
+        sides.close()
+    assert set(winners) == {"crm", "erp"}, winners  # both orders were raced
+    wait_until(lambda: crm(pair, "SELECT count(*) FROM replicator.conflicts")[0][0] == 4 and
+               erp(pair, f"SELECT count(*) FROM `{pair.state_schema}`.conflicts")[0][0] == 4, 30, "8 records")
+    for q in (crm, erp):
+        schema = "replicator" if q is crm else f"`{pair.state_schema}`"
+        got = q(pair, f"SELECT winner, detail FROM {schema}.conflicts WHERE field = 'phone' ORDER BY id")
+        assert [w for w, _ in got] == winners and all(d.endswith(f"{w}'s commit is later") for w, d in got), got
 
 
 # -------------------------------------------------------------------------------- flow 3
