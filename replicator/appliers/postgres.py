@@ -415,21 +415,6 @@ class PostgresApplier(Applier):
             cur.execute(stmt, ())
             return sum(1 for (inserted,) in cur.fetchall() if inserted) if count_missing else 0
 
-    def _delete_staged(self, run: Run, text: str) -> int:
-        with self.db.cursor() as cur:
-            name = self._fill_stage(cur, run.table, run.key_columns, text)
-            key = ("delete-staged", name, run.table, run.key_columns)
-            stmt = self._sql_cache.get(key)
-            if stmt is None:
-                # the staging columns have the key columns' own types: no cast, the key's own equality
-                cond = sql.SQL(" AND ").join(sql.SQL("t.{0} = v.{0}").format(_Identifier(c)) for c in run.key_columns)
-                stmt = sql.SQL("DELETE FROM {} AS t USING pg_temp.{} AS v WHERE {}").format(
-                    self._table(run.table), _Identifier(name), cond).as_string(self.db)
-                self._sql_cache[key] = stmt
-            cur.execute(stmt, ())
-            deleted: int = cur.rowcount
-            return deleted
-
     def _delete(self, run: Run, rows: list[TargetChange]) -> int:
         key = ("delete", run.table, run.key_columns)
         stmt = self._sql_cache.get(key)
@@ -442,10 +427,10 @@ class PostgresApplier(Applier):
             stmt = sql.SQL("DELETE FROM {} AS t USING (VALUES %s) AS v ({}) WHERE {} RETURNING 1").format(
                 self._table(run.table), names, cond).as_string(self.db)
             self._sql_cache[key] = stmt
+        # deletes stay here whatever the run's size: DELETE ... USING a staging table was slower at every
+        # size measured (0.3-0.8x, bench/pg_apply_paths.py): the planner knows the VALUES list's row
+        # count, not the fresh staging table's
         keys = [self.convert_key(run, r.key) for r in rows]
-        copied = self._copy_text(run, run.key_columns, keys)
-        if copied is not None:
-            return self._run(self._delete_staged, run, copied)
 
         def q() -> int:
             with self.db.cursor() as cur:

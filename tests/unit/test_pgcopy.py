@@ -56,8 +56,12 @@ def literal_text(value: Any) -> str:
     q = adapted.getquoted().decode().strip()
     m = re.fullmatch(r"'((?:[^']|'')*)'(?:::[a-z ]+)?", q)
     if m:
-        # without a connection psycopg2 quotes as for standard_conforming_strings=off: a backslash doubled
-        return re.sub(r"\\(.)", r"\1", m.group(1).replace("''", "'"))
+        text = m.group(1).replace("''", "'")
+        # without a connection of its own libpq escapes as its last connection's standard_conforming_strings
+        # said (off when there was none): then a backslash is doubled
+        if psycopg2.extensions.QuotedString("\\").getquoted() == b"'\\\\'":
+            text = re.sub(r"\\(.)", r"\1", text)
+        return text
     assert re.fullmatch(r"-?[0-9][0-9.e+E-]*|true|false", q), q
     return q
 
