@@ -158,6 +158,8 @@ class PostgresApplier(Applier):
         self._stages_filled: set[str] = set()  # written in the open transaction: emptied before reuse
         self._encoders: dict[tuple[TableRef, tuple[str, ...]], RowEncoder] = {}
         self._stage_seq = 0
+        self._may_stage = False  # the apply account may create temporary tables (read at connect)
+        self._stageable: set[TableRef] = set()  # tables it may SELECT from (read by load_types)
 
     def connect(self) -> None:
         self._stages.clear()  # a new session has none of the old one's temporary tables
@@ -172,8 +174,11 @@ class PostgresApplier(Applier):
 
     def _session(self, lock_ms: int, statement_ms: int) -> None:
         with self.db.cursor() as cur:
-            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false), "
+                        "has_database_privilege(current_database(), 'TEMPORARY')",
                         (f"{lock_ms}ms", f"{statement_ms}ms"))
+            # PUBLIC may create temporary tables unless an administrator revoked it: then no COPY path
+            self._may_stage = bool(cur.fetchone()[2])
         self.db.commit()
 
     def interrupt(self) -> None:
@@ -299,6 +304,15 @@ class PostgresApplier(Applier):
                     "collation_name "
                     "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
                 rows = cur.fetchall()
+                # the staging table is made AS SELECT ... FROM the target: it needs SELECT on it (the
+                # documented grants give it); without it the table's runs keep execute_values
+                cur.execute("SELECT has_table_privilege(c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s", (t.schema, t.name))
+                readable = cur.fetchone()
+                if readable and readable[0]:
+                    self._stageable.add(t)
+                else:
+                    self._stageable.discard(t)
                 types = {r[0]: r[1] for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
@@ -353,7 +367,8 @@ class PostgresApplier(Applier):
     def _copy_text(self, run: Run, columns: tuple[str, ...], values: list[list[Any]]) -> str | None:
         """The run's rows as COPY text when the run is large enough for COPY to pay off and every value
         has an exact COPY form; None: execute_values."""
-        if self.copy_min_rows is None or len(values) < self.copy_min_rows:
+        if self.copy_min_rows is None or len(values) < self.copy_min_rows or not self._may_stage \
+                or run.table not in self._stageable:
             return None
         key = (run.table, columns)
         encoder = self._encoders.get(key)

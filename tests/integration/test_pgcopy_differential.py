@@ -273,3 +273,36 @@ def test_a_copied_run_is_tagged_and_leaves_no_staging_rows_behind(pg_db: Any) ->
     finally:
         paths.close()
 
+
+
+def test_an_account_without_the_temporary_privilege_keeps_execute_values(pg_db: Any) -> None:
+    """Temporary tables need the database's TEMPORARY privilege (PUBLIC has it unless revoked): without it
+    large runs are written as before instead of stopping the stream on a missing privilege."""
+    user = f"apply_{uuid.uuid4().hex[:8]}"
+    conn = pg_db.connect()
+    with conn.cursor() as cur:
+        cur.execute('CREATE TABLE t (id int PRIMARY KEY, v text)')
+        cur.execute(f'REVOKE TEMPORARY ON DATABASE "{pg_db.dbname}" FROM PUBLIC')
+        cur.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'pw'")
+        cur.execute(f'GRANT CONNECT ON DATABASE "{pg_db.dbname}" TO {user}')
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE ON t TO {user}")
+    acc = Account(user, Secret("pw"))
+    applier = PostgresApplier(Connection("crm", "postgresql", pg_db.host, pg_db.port, pg_db.dbname, acc, acc,
+                                         sslmode="disable", slot=pg_db.dbname, publication="p"), "erp_to_crm")
+    applier.connect()
+    try:
+        table = TableRef("public", "t")
+        applier.load_types([table])
+        applier.copy_min_rows = 1
+        applier.begin()
+        applier.apply([TargetChange(table, Op.INSERT, ("id",), (k,), {"id": k, "v": "x"}) for k in range(10)])
+        applier.commit_untracked()
+        assert applier._stages == {}
+    finally:
+        applier.close()
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone()[0] == 10
+        cur.execute(f"DROP OWNED BY {user}")
+        cur.execute(f"DROP ROLE {user}")
+    conn.close()
