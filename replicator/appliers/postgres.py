@@ -351,7 +351,7 @@ class PostgresApplier(Applier):
                 stmt += sql.SQL(" RETURNING (xmax = 0)")
             stmt = stmt.as_string(self.db)
             self._sql_cache[key] = stmt
-        values = [self.convert(run, r) for r in rows]
+        values = self.convert_rows(run, rows)
         copied = self._copy_text(run, run.columns, values)
         if copied is not None:
             return self._run(self._merge, run, copied, count_missing)
