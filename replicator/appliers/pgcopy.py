@@ -13,7 +13,7 @@ psycopg2's adapter writes for the same value (isoformat for dates and times, `%d
 seconds` for an interval, repr for a float, str for a Decimal), escaped for COPY's text format.
 Where psycopg2's literal is not typed `unknown` (an int, a bool, a float, a Decimal, a timestamp:
 the server casts a typed constant into the column), only the pairs of Python type and column type
-whose cast gives the same value as the column's input function are accepted (`_ACCEPTS`); any other
+whose cast gives the same value as the column's input function are accepted (`_column`); any other
 pair raises `Unsupported` and the run is written by `execute_values`, so a value never depends on the
 path it took. tests/unit/test_pgcopy.py and tests/integration/test_pgcopy_differential.py compare the
 two paths on the type table of docs/types.md.
