@@ -42,11 +42,14 @@ class Unsupported(Exception):
 
 
 def _text(v: str) -> str:
-    if "\x00" in v:
-        # psycopg2 refuses a NUL in a literal (the text converter names table/key/column before that);
-        # whatever happens to it there must happen here as well
-        raise Unsupported("NUL character")
-    return v.translate(_ESCAPE)
+    # most values have nothing to escape: five scans in C are several times cheaper than translate's copy
+    if "\\" in v or "\t" in v or "\n" in v or "\r" in v or "\x00" in v:
+        if "\x00" in v:
+            # psycopg2 refuses a NUL in a literal (the text converter names table/key/column before that);
+            # whatever happens to it there must happen here as well
+            raise Unsupported("NUL character")
+        return v.translate(_ESCAPE)
+    return v
 
 
 def _int(v: int) -> str:
