@@ -241,7 +241,8 @@ class PostgresApplier(Applier):
                 cur.execute(sql.SQL("SELECT position FROM {}.checkpoint WHERE stream = %s").format(self.schema),
                             (self.stream,))
                 row = cur.fetchone()
-            self.rollback()
+            self._end_transaction(False)
+            self.db.rollback()
             return row
         row = self._run(q)
         return position_from_json(row[0]) if row else None
@@ -321,7 +322,8 @@ class PostgresApplier(Applier):
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
         self._encoders.clear()
         self._stages.clear()  # made from the old column types; new ones get new names
-        self.rollback()
+        self._end_transaction(False)
+        self.db.rollback()
 
     def _table(self, t: TableRef) -> Any:
         return _Identifier(t.schema, t.name)
