@@ -389,17 +389,24 @@ class PostgresApplier(Applier):
         columns are the target's (types, typmods, domains), without constraints or defaults."""
         key = (table, columns)
         name = self._stages.get(key)
+        create = sql.SQL("CREATE TEMPORARY TABLE {}{} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA")
         if name is None:
             # never a name used before in this session: a table made in a rolled-back transaction is gone,
             # one made from older column types (load_types again) stays, unused
             self._stage_seq += 1
             name = f"replicator_stage_{self._stage_seq}"
-            cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA")
-                        .format(sql.Identifier(name), sql.SQL(", ").join(map(_Identifier, columns)),
-                                self._table(table)), ())
+            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), sql.SQL(", ").join(map(_Identifier, columns)),
+                                      self._table(table)), ())
             self._stages[key] = name
             self._stages_created.append(key)
-        elif name in self._stages_filled:
+        elif key in self._stages_created:
+            # made in this transaction: a ROLLBACK TO SAVEPOINT since (the dead-letter queue applies a batch
+            # inside a savepoint and rolls back to it when a row fails) may have undone the CREATE
+            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name),
+                                      sql.SQL(", ").join(map(_Identifier, columns)), self._table(table)), ())
+        if name in self._stages_filled:
+            # written earlier in this transaction. (A savepoint rolled back since cannot leave rows that this
+            # set does not know about: at the start of a transaction the table is empty, ON COMMIT DELETE ROWS)
             cur.execute(sql.SQL("TRUNCATE pg_temp.{}").format(sql.Identifier(name)))
         self._stages_filled.add(name)
         return name
