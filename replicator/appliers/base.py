@@ -195,6 +195,28 @@ class Applier(abc.ABC):
         values = row.values
         return self._converted(run.table, ((c, values[c]) for c in run.columns), row.key)
 
+    def convert_rows(self, run: Run, rows: Sequence[TargetChange]) -> list[list[Any]]:
+        """`convert` of every row of a run, with the run's converters looked up once instead of per value
+        (it was a third of a 1,000-row PostgreSQL run's client time): the same values, and a failing
+        value raises the same RowError, since that row is converted again by `convert` to name it."""
+        convs = self._converters.get(run.table, {})
+        cols = run.columns
+        plan = [(i, convs[c]) for i, c in enumerate(cols) if c in convs]
+        out = []
+        for r in rows:
+            values = r.values
+            row = [values[c] for c in cols]
+            try:
+                for i, conv in plan:
+                    v = row[i]
+                    if v is not None:
+                        row[i] = conv(v)
+            except (ValueError, TypeError, UnicodeError, OverflowError):
+                self.convert(run, r)  # raises the RowError naming table, key and column
+                raise
+            out.append(row)
+        return out
+
     def convert_key(self, run: Run, key: tuple[Any, ...]) -> list[Any]:
         return self._converted(run.table, zip(run.key_columns, key), key, "key value")
 

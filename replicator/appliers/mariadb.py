@@ -304,7 +304,7 @@ class MariaDBApplier(Applier):
             stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks}) "
                     f"ON DUPLICATE KEY UPDATE {action}")
             self._sql_cache[key] = stmt
-        values = [self.convert(run, r) for r in rows]
+        values = self.convert_rows(run, rows)
         parts = self._inserts.get(stmt)
         if parts is None:
             parts = self._inserts[stmt] = split_insert(stmt)

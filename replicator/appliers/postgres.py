@@ -1,6 +1,7 @@
 """Apply changes to PostgreSQL with psycopg2: batched upserts, tagged, checkpointed."""
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import socket
@@ -16,6 +17,7 @@ from psycopg2 import sql
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
+from replicator.appliers.pgcopy import COPY_MIN_ROWS, RowEncoder, Unsupported
 from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
@@ -25,6 +27,11 @@ from replicator.identifiers import for_params, pg_ident
 from replicator.loopguard import MESSAGE_PREFIX
 
 _T = TypeVar("_T")
+
+# the uuid converter hands uuid.UUID values to psycopg2, which adapts them only once this adapter is
+# registered (process-wide; SQLAlchemy's psycopg2 dialect happens to do it on its first connection,
+# so without this line whether a BINARY(16) -> uuid row could be written depended on what ran before)
+psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 
 PAGE = 1000
 
@@ -143,8 +150,20 @@ class PostgresApplier(Applier):
         self.db: Any = None
         self.schema = _Identifier(conn.state_schema)
         self._sql_cache: dict[tuple[Any, ...], Any] = {}
+        # runs of at least this many rows go through COPY + one merge statement (pgcopy.py); None: never
+        self.copy_min_rows: int | None = COPY_MIN_ROWS
+        # staging tables of this session, by (table, columns): temporary, ON COMMIT DELETE ROWS
+        self._stages: dict[tuple[TableRef, tuple[str, ...]], str] = {}
+        self._stages_created: list[tuple[TableRef, tuple[str, ...]]] = []  # in the open transaction
+        self._stages_filled: set[str] = set()  # written in the open transaction: emptied before reuse
+        self._encoders: dict[tuple[TableRef, tuple[str, ...]], RowEncoder] = {}
+        self._stage_seq = 0
+        self._may_stage = False  # the apply account may create temporary tables (read at connect)
+        self._stageable: set[TableRef] = set()  # tables it may SELECT from (read by load_types)
 
     def connect(self) -> None:
+        self._stages.clear()  # a new session has none of the old one's temporary tables
+        self._end_transaction(False)
         self.db = pg_connect(self.conn, self.conn.apply)
         self.db.autocommit = False
         t = self.conn.timeouts
@@ -155,8 +174,11 @@ class PostgresApplier(Applier):
 
     def _session(self, lock_ms: int, statement_ms: int) -> None:
         with self.db.cursor() as cur:
-            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+            cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false), "
+                        "has_database_privilege(current_database(), 'TEMPORARY')",
                         (f"{lock_ms}ms", f"{statement_ms}ms"))
+            # PUBLIC may create temporary tables unless an administrator revoked it: then no COPY path
+            self._may_stage = bool(cur.fetchone()[2])
         self.db.commit()
 
     def interrupt(self) -> None:
@@ -208,6 +230,7 @@ class PostgresApplier(Applier):
                 cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", ("replicator:" + self.stream,))
                 got: bool = cur.fetchone()[0]
             self.db.commit()
+            self._end_transaction(True)
             return got
         if not self._run(q):
             self.lock_busy(fail_fast)
@@ -218,6 +241,7 @@ class PostgresApplier(Applier):
                 cur.execute(sql.SQL("SELECT position FROM {}.checkpoint WHERE stream = %s").format(self.schema),
                             (self.stream,))
                 row = cur.fetchone()
+            self._end_transaction(False)
             self.db.rollback()
             return row
         row = self._run(q)
@@ -242,18 +266,32 @@ class PostgresApplier(Applier):
                     (self.stream, position.to_json(), commit_time),
                 )
             self.db.commit()
+            self._end_transaction(True)
         self._run(q)
 
     def commit_untracked(self) -> None:
         """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
-        self._run(self.db.commit)
+        def q() -> None:
+            self.db.commit()
+            self._end_transaction(True)
+        self._run(q)
 
     def rollback(self) -> None:
+        self._end_transaction(False)
         if self.db is not None and not self.db.closed:
             try:
                 self.db.rollback()
             except psycopg2.Error:
                 pass
+
+    def _end_transaction(self, committed: bool) -> None:
+        """A staging table created in a transaction that rolls back is gone; ON COMMIT DELETE ROWS
+        empties the others either way."""
+        if not committed:
+            for key in self._stages_created:
+                self._stages.pop(key, None)
+        self._stages_created.clear()
+        self._stages_filled.clear()
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
         self._run(self._load_types, tables)
@@ -267,12 +305,24 @@ class PostgresApplier(Applier):
                     "collation_name "
                     "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
                 rows = cur.fetchall()
+                # the staging table is made AS SELECT ... FROM the target: it needs SELECT on it (the
+                # documented grants give it); without it the table's runs keep execute_values
+                cur.execute("SELECT has_table_privilege(c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s", (t.schema, t.name))
+                readable = cur.fetchone()
+                if readable and readable[0]:
+                    self._stageable.add(t)
+                else:
+                    self._stageable.discard(t)
                 types = {r[0]: r[1] for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
                 self._columns[t] = {c: ColumnInfo(c, ty, "postgresql", scale, precision, coll)
                                     for c, ty, _, scale, precision, coll in rows}
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
+        self._encoders.clear()
+        self._stages.clear()  # made from the old column types; new ones get new names
+        self._end_transaction(False)
         self.db.rollback()
 
     def _table(self, t: TableRef) -> Any:
@@ -303,13 +353,91 @@ class PostgresApplier(Applier):
                 stmt += sql.SQL(" RETURNING (xmax = 0)")
             stmt = stmt.as_string(self.db)
             self._sql_cache[key] = stmt
-        values = [self.convert(run, r) for r in rows]
+        values = self.convert_rows(run, rows)
+        copied = self._copy_text(run, run.columns, values)
+        if copied is not None:
+            return self._run(self._merge, run, copied, count_missing)
 
         def q() -> int:
             with self.db.cursor() as cur:
                 result = psycopg2.extras.execute_values(cur, stmt, values, page_size=PAGE, fetch=count_missing)
             return sum(1 for (inserted,) in result if inserted) if count_missing else 0
         return self._run(q)
+
+    # -- the COPY path for large runs (pgcopy.py): COPY into a staging table, then one statement
+
+    def _copy_text(self, run: Run, columns: tuple[str, ...], values: list[list[Any]]) -> str | None:
+        """The run's rows as COPY text when the run is large enough for COPY to pay off and every value
+        has an exact COPY form; None: execute_values."""
+        if self.copy_min_rows is None or len(values) < self.copy_min_rows or not self._may_stage \
+                or run.table not in self._stageable:
+            return None
+        key = (run.table, columns)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            types = self._types.get(run.table, {})
+            if any(c not in types for c in columns):
+                return None  # a column the catalog did not list: let the server say so, the usual way
+            encoder = self._encoders[key] = RowEncoder([types[c] for c in columns])
+        try:
+            return encoder.rows(values)
+        except Unsupported:
+            return None
+
+    def _stage(self, cur: Any, table: TableRef, columns: tuple[str, ...]) -> str:
+        """The session's staging table for these columns of `table`, empty; created on first use. Its
+        columns are the target's (types, typmods, domains), without constraints or defaults."""
+        key = (table, columns)
+        name = self._stages.get(key)
+        create = sql.SQL("CREATE TEMPORARY TABLE {}{} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA")
+        if name is None:
+            # never a name used before in this session: a table made in a rolled-back transaction is gone,
+            # one made from older column types (load_types again) stays, unused
+            self._stage_seq += 1
+            name = f"replicator_stage_{self._stage_seq}"
+            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), sql.SQL(", ").join(map(_Identifier, columns)),
+                                      self._table(table)), ())
+            self._stages[key] = name
+            self._stages_created.append(key)
+        elif key in self._stages_created:
+            # made in this transaction: a ROLLBACK TO SAVEPOINT since (the dead-letter queue applies a batch
+            # inside a savepoint and rolls back to it when a row fails) may have undone the CREATE
+            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name),
+                                      sql.SQL(", ").join(map(_Identifier, columns)), self._table(table)), ())
+        if name in self._stages_filled:
+            # written earlier in this transaction. (A savepoint rolled back since cannot leave rows that this
+            # set does not know about: at the start of a transaction the table is empty, ON COMMIT DELETE ROWS)
+            cur.execute(sql.SQL("TRUNCATE pg_temp.{}").format(sql.Identifier(name)))
+        self._stages_filled.add(name)
+        return name
+
+    def _fill_stage(self, cur: Any, table: TableRef, columns: tuple[str, ...], text: str) -> str:
+        name = self._stage(cur, table, columns)
+        # no column list: the staging table has exactly these columns, in this order
+        cur.copy_expert(f"COPY pg_temp.{pg_ident(name)} FROM STDIN", io.StringIO(text))
+        return name
+
+    def _merge(self, run: Run, text: str, count_missing: bool) -> int:
+        with self.db.cursor() as cur:
+            name = self._fill_stage(cur, run.table, run.columns, text)
+            key = ("merge", name, run.table, run.columns, run.key_columns, count_missing, run.insert_only)
+            stmt = self._sql_cache.get(key)
+            if stmt is None:
+                cols = sql.SQL(", ").join(map(_Identifier, run.columns))
+                conflict = sql.SQL(", ").join(map(_Identifier, run.key_columns))
+                action: sql.Composable = sql.SQL("DO NOTHING")
+                if run.updates:
+                    action = sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(
+                        sql.SQL("{0} = EXCLUDED.{0}").format(_Identifier(c)) for c in run.updates)
+                # a temporary table is read in the order it was written, the run's order (as execute_values)
+                stmt = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM pg_temp.{} ON CONFLICT ({}) {}").format(
+                    self._table(run.table), cols, cols, _Identifier(name), conflict, action)
+                if count_missing:
+                    stmt += sql.SQL(" RETURNING (xmax = 0)")
+                stmt = stmt.as_string(self.db)
+                self._sql_cache[key] = stmt
+            cur.execute(stmt, ())
+            return sum(1 for (inserted,) in cur.fetchall() if inserted) if count_missing else 0
 
     def _delete(self, run: Run, rows: list[TargetChange]) -> int:
         key = ("delete", run.table, run.key_columns)
@@ -323,6 +451,9 @@ class PostgresApplier(Applier):
             stmt = sql.SQL("DELETE FROM {} AS t USING (VALUES %s) AS v ({}) WHERE {} RETURNING 1").format(
                 self._table(run.table), names, cond).as_string(self.db)
             self._sql_cache[key] = stmt
+        # deletes stay here whatever the run's size: DELETE ... USING a staging table was slower at every
+        # size measured (0.3-0.8x, bench/pg_apply_paths.py): the planner knows the VALUES list's row
+        # count, not the fresh staging table's
         keys = [self.convert_key(run, r.key) for r in rows]
 
         def q() -> int:

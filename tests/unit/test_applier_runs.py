@@ -175,6 +175,22 @@ def test_convert_error_on_invalid_utf8(applier: FakeApplier) -> None:
     )
 
 
+def test_convert_rows_is_convert_of_each_row(applier: FakeApplier) -> None:
+    """The run-at-once conversion the appliers use gives convert's values, and convert's error."""
+    rows = [up(T, i, name=[b"Zo\xc3\xab", "a", None][i % 3], active=[1, 0, None, True][i % 4], other=i)
+            for i in range(12)]
+    (run,) = group_runs(rows)
+    assert applier.convert_rows(run, rows) == [applier.convert(run, r) for r in rows]
+    bad = rows[:5] + [TargetChange(T, Op.UPDATE, ("id",), (42,), {"id": 42, "name": "ok", "active": 2, "other": 0})]
+    (run,) = group_runs(bad)
+    with pytest.raises(RowError) as info:
+        applier.convert_rows(run, bad)
+    with pytest.raises(RowError) as one:
+        applier.convert(run, bad[-1])
+    assert str(info.value) == str(one.value)
+    assert (info.value.key, info.value.column) == ((42,), "active")
+
+
 def test_convert_key(applier: FakeApplier) -> None:
     applier._converters[T]["id"] = _text
     run = Run(T, Op.DELETE, ("id",), (), {})
