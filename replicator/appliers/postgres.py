@@ -501,8 +501,15 @@ def _ident(name: str) -> str:
     return for_params(pg_ident(name))
 
 
+# information_schema names that, as a bare cast, mean a length of one: `'ABCDE'::character` is 'A', so a
+# key of char(5) would match (and delete) the wrong row, or none. Their unbounded forms keep the value whole.
+_UNBOUNDED = {"character": "bpchar", "bit": "varbit"}
+
+
 def _pg_type(data_type: str) -> str:
     """information_schema's data_type as a cast target; safe because it comes from the catalog."""
     if data_type == "ARRAY" or data_type == "USER-DEFINED":
         return "text"
+    if data_type in _UNBOUNDED:
+        return _UNBOUNDED[data_type]
     return data_type if data_type.replace(" ", "").isalnum() else "text"

@@ -339,3 +339,32 @@ def test_a_staging_table_undone_by_a_rollback_to_savepoint_is_made_again(pg_db: 
         assert [r[0] for r in paths.rows("fast")] == list(range(3, 9)) + list(range(12, 15))
     finally:
         paths.close()
+
+
+def test_a_delete_by_a_char_or_bit_key_deletes_that_row_and_no_other(pg_db: Any) -> None:
+    """The delete casts its VALUES list to the key's type; a bare `::character` (or `::bit`) is a length of
+    one, so 'ABCDE' became 'A': the row 'A' was deleted instead of 'ABCDE' (and bit '101' matched '1')."""
+    conn = pg_db.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute('CREATE TABLE ck (k char(5) PRIMARY KEY, v int)')
+        cur.execute("INSERT INTO ck VALUES ('ABCDE', 1), ('A', 2)")
+        cur.execute('CREATE TABLE bk (k bit(3) PRIMARY KEY, v int)')
+        cur.execute("INSERT INTO bk VALUES (B'101', 1), (B'100', 2)")
+    applier = _applier(pg_db)
+    applier.connect()
+    try:
+        ck, bk = TableRef("public", "ck"), TableRef("public", "bk")
+        applier.load_types([ck, bk])
+        applier.begin()
+        applier.apply([TargetChange(ck, Op.DELETE, ("k",), ("ABCDE",), {}),
+                       TargetChange(bk, Op.DELETE, ("k",), ("101",), {})])
+        applier.commit_untracked()
+        with conn.cursor() as cur:
+            cur.execute("SELECT k, v FROM ck ORDER BY v")
+            assert cur.fetchall() == [("A    ", 2)]
+            cur.execute("SELECT k::text, v FROM bk ORDER BY v")
+            assert cur.fetchall() == [("100", 2)]
+    finally:
+        applier.close()
+        conn.close()
