@@ -60,8 +60,11 @@ class LagGauge:
 
     def handled(self, commit_time: datetime | None, taken_at: float) -> None:
         """Everything up to a source transaction committed at `commit_time` is in the target or needs
-        nothing there (an echo, an unmapped table)."""
+        nothing there (an echo, an unmapped table). Without a commit time (a keepalive: nothing for us up
+        to its position) it is caught up as of now, as when idle: a source that sends keepalives more
+        often than the applier's idle timeout would otherwise freeze the gauge at its last echo's reading."""
         if commit_time is None:
+            self.idle()
             return
         source_commit = self.estimate(commit_time, taken_at)
         self._caught_up_at = source_commit

@@ -93,3 +93,18 @@ def test_a_batch_reads_the_lag_of_its_first_transaction() -> None:
     clock.now = 703.0
     g.stalled()  # everything up to the echo is in
     assert _lag("t_batch") == pytest.approx(3.0)
+
+
+def test_a_keepalive_after_an_echo_reads_caught_up() -> None:
+    """A source whose keepalives come more often than the applier's idle timeout never lets `idle` run:
+    the keepalive itself says nothing waits up to its position, so the echo's reading does not stay."""
+    clock = Clock(500.0)
+    g = LagGauge("t_keepalive", BINLOG_TIME_RESOLUTION, clock)
+    g.handled(_at(499.0), taken_at=499.7)  # an echo, read 0.3 s ago
+    assert _lag("t_keepalive") == pytest.approx(0.3)
+    clock.now = 501.0
+    g.handled(None, taken_at=501.0)
+    assert _lag("t_keepalive") == 0.0
+    clock.now = 530.0
+    g.stalled()  # and a stall counts from the keepalive, not from the echo
+    assert _lag("t_keepalive") == pytest.approx(29.0)
