@@ -111,10 +111,13 @@ class ReplayLinkers:
         found = self._linkers.get(stream)
         if found is None:
             source, target = stream.split("_to_", 1)
-            lookup = SourceLookup(self.config.side(source))
+            conn = self.config.side(source)
+            lookup = SourceLookup(conn)
             self._lookups.append(lookup)
+            # the source's dialect as well: a fold reads its child rows there (without it, a replayed child
+            # delete could not see the row the parent still has and wrote NULL)
             found = self._linkers[stream] = Linker(db, self.mset, stream, source, target,
-                                                   self.config.side(target).state_schema, lookup.query)
+                                                   self.config.side(target).state_schema, lookup.query, conn.kind)
         return found
 
     def close(self) -> None:

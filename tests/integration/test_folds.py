@@ -309,3 +309,40 @@ def test_child_rows_on_the_mariadb_side(make_pair):
     log = pair.log()
     assert ".llx_phone, key (3,), column num" in log and "carries one" in log, log[-3000:]
     assert pair.pg_query("SELECT phone FROM company") == [(None,)]
+
+
+def test_a_refused_fold_row_is_quarantined_when_the_mapping_says_so(make_pair):
+    """`on_error: quarantine` on a fold: two rows of the type for one parent are queued (table, key, column in
+    the error) instead of stopping the direction; the parent's other changes stream on; once the extra row is
+    gone, `dlq retry` applies the queued change through the linker."""
+    mappings = MIRROR_MAPPINGS.replace("  company_phone:                      # the child rows on the MariaDB "
+                                       "side, keyed by AUTO_INCREMENT\n    direction: both\n",
+                                       "  company_phone:\n    direction: both\n    on_error: quarantine\n")
+    assert "on_error: quarantine" in mappings
+    pair = make_pair(MIRROR_PG, MIRROR_MY, mappings, extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO company (id, name, phone) VALUES (1, 'Acme', '+49 1'), (2, 'Beta', NULL)")
+    wait_until(lambda: len(pair.my_query("SELECT 1 FROM llx_phone")) == 1, 30, "Acme's phone row in the ERP")
+    (soc,), = pair.my_query("SELECT rowid FROM llx_societe WHERE nom = 'Beta'")
+    pair.my_query("INSERT INTO llx_phone (fk_soc, type, num) VALUES (%s, 'work', 'a'), (%s, 'work', 'b')", (soc, soc))
+    # erp_to_crm: the queue is in the CRM's state schema (the default, replicator)
+    queued = lambda: pair.pg_query('SELECT mapping, error FROM replicator.dead_letter ORDER BY id')  # noqa: E731
+    wait_until(lambda: len(queued()) >= 1, 30, "the refused fold row in the dead-letter queue")
+    mapping, error = queued()[0]
+    assert mapping == "company_phone" and "llx_phone" in error and "num" in error, error
+    # the direction did not stop: a later ERP edit of another record arrives
+    pair.my_query("UPDATE llx_societe SET nom = 'Acme 2' WHERE nom = 'Acme'")
+    wait_until(lambda: pair.pg_query("SELECT name FROM company WHERE id = 1") == [("Acme 2",)], 30,
+               "Acme's rename in the CRM while Beta's rows wait")
+    assert pair.proc is not None and pair.proc.poll() is None
+    assert pair.pg_query("SELECT phone FROM company WHERE id = 2") == [(None,)]  # nothing picked silently
+    pair.my_query("DELETE FROM llx_phone WHERE num = 'b'")
+    # the two inserts, and the delete held behind the second one
+    wait_until(lambda: len(queued()) == 3, 30, "the delete of 'b' queued behind its insert")
+    assert [m for m, _ in queued()] == ["company_phone"] * 3, queued()
+    retried = pair.cli("dlq", "retry", "--mapping", "company_phone", check=False)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert queued() == []
+    # replayed through the linker with the source's dialect: the delete of 'b' leaves the row 'a' has
+    assert pair.pg_query("SELECT phone FROM company WHERE id = 2") == [("a",)]
+    assert pair.stop() == 0
