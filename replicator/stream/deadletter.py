@@ -251,11 +251,21 @@ def _back(db: Applier) -> None:
 def try_apply(db: Applier, changes: Sequence[TargetChange]) -> RowError | None:
     """Apply inside a savepoint: None when it went in, the row error (and nothing applied) when the
     target rejected a row. Anything that is not about a row's data propagates."""
+    return in_savepoint(db, lambda: db.apply(changes), lambda exc: RowError(
+        db.describe_error(exc), table=str(changes[0].table), key=changes[0].key, column=db.error_column(exc)))
+
+
+def in_savepoint(db: Applier, apply: Callable[[], None], rejected: Callable[[Exception], RowError],
+                 undone: Callable[[], None] = lambda: None) -> RowError | None:
+    """Run `apply` inside a savepoint: None when it went in; else everything it wrote is rolled back,
+    `undone` forgets what the caller remembered of it, and the row error is returned (a driver error the
+    target raised about a row's data made into one by `rejected`). Anything not about a row propagates."""
     _savepoint(db)
     try:
-        db.apply(changes)
+        apply()
     except RowError as exc:
         _back(db)
+        undone()
         return exc
     except ReplicatorError:
         raise
@@ -263,8 +273,8 @@ def try_apply(db: Applier, changes: Sequence[TargetChange]) -> RowError | None:
         if not db.is_row_error(exc):
             raise
         _back(db)
-        first = changes[0]
-        return RowError(db.describe_error(exc), table=str(first.table), key=first.key, column=db.error_column(exc))
+        undone()
+        return rejected(exc)
     _release(db)
     return None
 

@@ -22,7 +22,7 @@ from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
 from replicator.changes import RowChange
 from replicator.config import Config
-from replicator.errors import ReplicatorError, RowError
+from replicator.errors import RowError
 from replicator.mapping.links import Linker
 from replicator.mapping.model import Flow, MappingSet
 from replicator.mapping.router import LinkedChange, route_flow
@@ -48,24 +48,9 @@ def apply(q: deadletter.Quarantine, db: Applier, lc: LinkedChange, linker: Linke
 def guarded(db: Applier, flow: Flow, key: Any, apply: Callable[[], None], forget: Callable[[], None]) -> RowError | None:
     """Run `apply` inside a savepoint: None when it went in, else the row error, with everything it wrote
     rolled back (`forget`: drop what the Linker remembered of it). Anything not about a row propagates."""
-    deadletter._savepoint(db)
-    try:
-        apply()
-    except RowError as exc:
-        deadletter._back(db)
-        forget()
-        return exc
-    except ReplicatorError:
-        raise
-    except Exception as exc:
-        if not db.is_row_error(exc):
-            raise
-        deadletter._back(db)
-        forget()
-        return RowError(f"mapping {flow.mapping}: {db.describe_error(exc)}", table=str(flow.target.table), key=key,
-                        column=db.error_column(exc))
-    deadletter._release(db)
-    return None
+    return deadletter.in_savepoint(db, apply, lambda exc: RowError(
+        f"mapping {flow.mapping}: {db.describe_error(exc)}", table=str(flow.target.table), key=key,
+        column=db.error_column(exc)), forget)
 
 
 def replay(db: Applier, linker: Linker, flow: Flow, source_row: RowChange) -> RowError | None:
