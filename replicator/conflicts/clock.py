@@ -108,16 +108,12 @@ def _older(prev: _Entry, before: Mapping[str, Any], after: Mapping[str, Any]) ->
         try:
             # unchanged by this edit, and the remembered edit left the same value (not a write of our own
             # in between, which no reader records): that edit set it
-            kept = _equal(before[c], v) and _equal(row[c], v)
+            kept = _same(before[c], v, _plain) and _same(row[c], v, _plain)
         except Exception:  # values that cannot be compared: dated by this edit, as before
             kept = False
         if kept:
             out[c] = had.get(c, t) if had else t
     return out or None
-
-
-def _equal(recorded: Any, value: Any) -> bool:
-    return recorded.matches(value) if isinstance(recorded, _Digest) else recorded is value or bool(recorded == value)
 
 
 def key_form(key: Iterable[Any]) -> tuple[Any, ...]:
@@ -134,6 +130,11 @@ def _same_time(a: datetime | None, b: datetime | None) -> bool:
 
 def _same(recorded: Any, value: Any, equal: Callable[[Any, Any], bool]) -> bool:
     return recorded.matches(value) if isinstance(recorded, _Digest) else equal(recorded, value)
+
+
+def _plain(a: Any, b: Any) -> bool:
+    """Python's own equality (the values of one side, as its reader decoded them)."""
+    return a is b or bool(a == b)
 
 
 @dataclass(frozen=True)
