@@ -384,6 +384,7 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
             return refused
     if stopping.is_set():
         return EXIT_OK
+    memory.tune_gc()
     daemon.start()
     if tracer is not None:
         daemon.start_side_job("memory-trace", tracer.run)
