@@ -12,15 +12,17 @@ read only when a conflict is found (`wait_for`): rare. Building the index as the
 the slimmed row, `_older` compared column by column for a row edited again) was the largest piece of the
 cost of detection (10-15% of all the daemon's samples in single-row update bursts). So `saw` only queues
 the transaction's changes of two-way tables with a cheap size estimate, and the index is brought up to
-date from that queue, in order and by the code that used to run in `saw` (`_index`), when somebody reads
-it: the answers are those of the eager record by construction. Most queued changes are never indexed:
+date from that queue, in order and by the code that used to run in `saw` (`_index_txn`), when somebody reads
+it: the answers are those of the eager record by construction (tests/unit/test_clock_lazy.py compares
+them with a copy of it). The first lookup after a quiet spell indexes up to SIZE queued changes at once
+(~0.1 s, under the lock: the readers pause meanwhile); the CPU is never more than the eager record's. Most queued changes are never indexed:
 the bound (SIZE changes, BYTES estimated bytes, over the index and the queue together) forgets the oldest
 first, the index's least recently edited rows before any queued change (the index is older than the
 whole queue; forgetting from the middle of the timeline would date a row by an edit before a gap). Counted
 in changes, not rows, the bound is what its size was chosen for: seconds of both directions' changes.
 Queued changes keep the reader's rows alive (both images of an update, long values undigested), and
 the estimate counts them (`QUEUED_BYTES`): the bound stays a bound in bytes, it just holds fewer changes of
-wide updates. The reader's rows are not changed after they are handed over (RowChange is frozen, and no
+wide updates. An edit that fell out is decided by the first connection, as before. The reader's rows are not changed after they are handed over (RowChange is frozen, and no
 stage writes into its dicts), so indexing them later reads the values that were read.
 
 `wait_for` finds the edit that produced the value the target row holds now: the recorded row of that
@@ -55,15 +57,16 @@ from replicator.changes import Op, RowChange, TableRef, Transaction
 from replicator.conflicts.rules import Decision
 
 COMMIT_TIME_WAIT_SECONDS = 5.0
-# rows remembered, over all tables: 5 s of both directions at 5k rows/s each, far more than a reader lags
-# behind the other when both keep up. 200,000 rows of ~1 KB each took ~190 MB when a large source
+# changes remembered (rows indexed plus changes queued), over all tables: 5 s of both directions at 5k
+# rows/s each, far more than a reader lags behind the other when both keep up. 200,000 rows of ~1 KB each took ~190 MB when a large source
 # transaction filled them all; 50,000 (with long values kept as digests, below) cap the clock near
 # 50 MB. An edit that fell out is decided by the first connection, and the conflict's detail says so.
 SIZE = 50_000
 # ... and bytes remembered (an estimate, below): rows of a wide table would otherwise take SIZE times their
 # width (50,000 rows of 20 text columns of 200 characters: ~250 MB). At ~1 KB a row (bench_item's 7 columns)
 # this keeps the last ~44,000 rows, 4.4 s of both directions at 5k rows/s each: more than a reader lags
-# behind the other while both keep up, for ~40 MB of the daemon's 150 MB budget.
+# behind the other while both keep up, for ~40 MB of the daemon's 150 MB budget. Queued updates hold both
+# images of the row (~1.5 KB a bench row): ~27,000 of them, 2.7 s.
 BYTES = 40_000_000
 ENTRY_BYTES = 250  # what any entry costs: the table slot, key and value tuples, the commit time
 COLUMN_BYTES = 72  # a column's tuple slot and a small value (int 28, datetime 48, Decimal 104 bytes)
