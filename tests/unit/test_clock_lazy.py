@@ -299,3 +299,42 @@ def test_the_queue_estimate_covers_what_queued_updates_keep_alive() -> None:
     traced = sum(d.size_diff for d in after.compare_to(before, "filename"))
     assert clock._queued == 10_000 and not clock._index
     assert 0.75 * traced <= clock._queued_bytes <= 1.25 * traced, (traced, clock._queued_bytes)
+
+
+def test_readers_queue_while_the_other_direction_looks_up() -> None:
+    """saw on two reader threads, lookups on a third meanwhile (indexing under the same lock): the end
+    state answers as the eager clock fed each side's transactions in order."""
+    import threading
+
+    def side_txns(side: str) -> list[Transaction]:
+        return [Transaction(str(j), LSN(j), T0 + timedelta(seconds=j), (bench_update(j % 50, j),))
+                for j in range(3000)]
+
+    keys = {("crm", A): ("id",), ("erp", A): ("id",)}
+    lazy = CommitClock(dict(keys), size=10**6, max_bytes=10**12)
+    eager = EagerClock(dict(keys), size=10**6, max_bytes=10**12)
+    feeds = {side: side_txns(side) for side in ("crm", "erp")}
+    done = threading.Event()
+
+    def read(side: str) -> None:
+        for t in feeds[side]:
+            lazy.saw(side, t)
+
+    def look() -> None:
+        while not done.is_set():
+            lazy.wait_for("erp", A, (7,), "name", "item 7", same, timeout=0)
+
+    readers = [threading.Thread(target=read, args=(s,)) for s in ("crm", "erp")]
+    looker = threading.Thread(target=look)
+    looker.start()
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join(60)
+    done.set()
+    looker.join(60)
+    for side in ("crm", "erp"):
+        for t in feeds[side]:
+            eager.saw(side, t)
+    assert sorted(entries(lazy._rows)) == sorted(entries(eager._rows))
+    assert lazy.wait_for("crm", A, (7,), "name", "item 7", same, timeout=0) == T0 + timedelta(seconds=7)
