@@ -7,23 +7,24 @@ record, before handing a transaction on, the commit time and new row of each cha
 mapping's table: the latest per (side, table, key), bounded (oldest forgotten first), with, for the
 columns that edit left as they were, the time of the remembered edit that set them (`_older`).
 
-The record is lazy. It is written for every transaction of a two-way table, on the reader threads, but
-read only when a conflict is found (`wait_for`): rare. Building the index as the changes came (the key,
-the slimmed row, `_older` compared column by column for a row edited again) was the largest piece of the
-cost of detection (10-15% of all the daemon's samples in single-row update bursts). So `saw` only queues
-the transaction's changes of two-way tables with a cheap size estimate, and the index is brought up to
-date from that queue, in order and by the code that used to run in `saw` (`_index_txn`), when somebody reads
-it: the answers are those of the eager record by construction (tests/unit/test_clock_lazy.py compares
-them with a copy of it). The first lookup after a quiet spell indexes up to SIZE queued changes at once
-(~0.1 s, under the lock: the readers pause meanwhile); the CPU is never more than the eager record's. Most queued changes are never indexed:
-the bound (SIZE changes, BYTES estimated bytes, over the index and the queue together) forgets the oldest
-first, the index's least recently edited rows before any queued change (the index is older than the
-whole queue; forgetting from the middle of the timeline would date a row by an edit before a gap). Counted
-in changes, not rows, the bound is what its size was chosen for: seconds of both directions' changes.
-Queued changes keep the reader's rows alive (both images of an update, long values undigested), and
+The record is lazy. It is written for every transaction of a two-way table, on the reader threads, but read
+only when a conflict is found (`wait_for`): rare. Building the index as the changes came (the key, the
+slimmed row, `_older` compared column by column for a row edited again) was the largest piece of the cost of
+detection (10-15% of all the daemon's samples in single-row update bursts). So `saw` only queues the
+transaction's changes of two-way tables with a cheap size estimate, and the index is brought up to date from
+that queue, in order and by the code that used to run in `saw` (`_index_txn`), when somebody reads it: the
+answers are those of the eager record by construction (tests/unit/test_clock_lazy.py compares them with a
+copy of it). The first lookup after a quiet spell indexes up to SIZE queued changes at once (~0.1 s, under
+the lock: the readers pause meanwhile); the CPU is never more than the eager record's. Most queued changes
+are never indexed: the bound (SIZE changes, BYTES estimated bytes, over the index and the queue together)
+forgets the oldest first, the index's least recently edited rows before any queued change (the index is
+older than the whole queue; forgetting from the middle of the timeline would date a row by an edit before a
+gap). Counted in changes, not rows, the bound is what its size was chosen for: seconds of both directions'
+changes. Queued changes keep the reader's rows alive (both images of an update, long values undigested), and
 the estimate counts them (`QUEUED_BYTES`): the bound stays a bound in bytes, it just holds fewer changes of
-wide updates. An edit that fell out is decided by the first connection, as before. The reader's rows are not changed after they are handed over (RowChange is frozen, and no
-stage writes into its dicts), so indexing them later reads the values that were read.
+wide updates. An edit that fell out is decided by the first connection, as before. The reader's rows are not
+changed after they are handed over (RowChange is frozen, and no stage writes into its dicts), so indexing
+them later reads the values that were read.
 
 `wait_for` finds the edit that produced the value the target row holds now: the recorded row of that
 key whose value of the conflicting column equals the target's current value, dated by the edit that
@@ -58,9 +59,10 @@ from replicator.conflicts.rules import Decision
 
 COMMIT_TIME_WAIT_SECONDS = 5.0
 # changes remembered (rows indexed plus changes queued), over all tables: 5 s of both directions at 5k
-# rows/s each, far more than a reader lags behind the other when both keep up. 200,000 rows of ~1 KB each took ~190 MB when a large source
-# transaction filled them all; 50,000 (with long values kept as digests, below) cap the clock near
-# 50 MB. An edit that fell out is decided by the first connection, and the conflict's detail says so.
+# rows/s each, far more than a reader lags behind the other when both keep up. 200,000 rows of ~1 KB each
+# took ~190 MB when a large source transaction filled them all; 50,000 (with long values kept as digests,
+# below) cap the clock near 50 MB. An edit that fell out is decided by the first connection, and the
+# conflict's detail says so.
 SIZE = 50_000
 # ... and bytes remembered (an estimate, below): rows of a wide table would otherwise take SIZE times their
 # width (50,000 rows of 20 text columns of 200 characters: ~250 MB). At ~1 KB a row (bench_item's 7 columns)
@@ -271,8 +273,8 @@ class CommitClock:
     def saw(self, side: str, txn: Transaction) -> None:
         """A reader read `txn` (called before it is handed to the applier). It runs on the reader thread
         for every transaction of a two-way table, and its result is rarely asked for (a conflict): so it
-        only queues the changes of two-way tables, indexed when a lookup needs them (`_catch_up`). The usual
-        case is kept short: the key columns of the table met last (one reader per side: `_last` is only
+        only queues the changes of two-way tables, indexed when a lookup needs them (`_catch_up`). The
+        usual case is kept short: the key columns of the table met last (one reader per side: `_last` is only
         touched by that side's thread), the transaction's own tuple of changes queued when all of them are
         of two-way tables, no notify when nobody waits."""
         if txn.echo or txn.commit_time is None or not txn.changes:
@@ -316,7 +318,8 @@ class CommitClock:
             self._queue.append((side, txn.commit_time, changes if held is None else held, tuple(cols_of), size))
             self._queued += len(cols_of)
             self._queued_bytes += size
-            if len(self._index) + self._queued > self.size or self._index_bytes + self._queued_bytes > self.max_bytes:
+            if len(self._index) + self._queued > self.size \
+                    or self._index_bytes + self._queued_bytes > self.max_bytes:
                 self._forget()
             if self._waiting:
                 self._cond.notify_all()
