@@ -242,9 +242,12 @@ def _refused_in_english(exc: BaseException, text: str) -> bool:
 
 
 def sql_engine(conn: Connection) -> sqlalchemy.Engine:
-    """A SQLAlchemy engine on the apply account, for catalog reads (no pool: each use connects anew)."""
+    """A SQLAlchemy engine on the apply account, for catalog reads by one thread, closed by `dispose()`.
+    It holds one connection for its life (StaticPool): an Inspector connects for every table and question
+    it asks, and a connection per question made start-up's preflight dozens of logins. Each use still
+    starts a fresh transaction (the pool rolls back when a use ends)."""
     if conn.kind == "postgresql":
         return sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: pg_connect(conn, conn.apply),
-                                        poolclass=sqlalchemy.pool.NullPool)
+                                        poolclass=sqlalchemy.pool.StaticPool)
     return sqlalchemy.create_engine("mysql+pymysql://", creator=lambda: my_connect(conn, conn.apply),
-                                    poolclass=sqlalchemy.pool.NullPool)
+                                    poolclass=sqlalchemy.pool.StaticPool)
