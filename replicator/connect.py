@@ -7,12 +7,16 @@ not (configuration). Neither the sources nor the appliers own this: they both us
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+import ssl
+import threading
+from typing import Any, Callable
 
 import psycopg2
 import psycopg2.extensions
 import sqlalchemy
 import pymysql
+import pymysql.connections
 from pymysql.constants import CLIENT
 
 from replicator.config import Account, Connection
@@ -130,7 +134,7 @@ def my_connect(conn: Connection, account: Account, *, database: str | None | boo
     )
     params.update(extra)
     try:
-        db = pymysql.connect(**params)
+        db = _MyConnection(**params)
     except pymysql.MySQLError as exc:
         where = f"{conn.host}:{conn.port} as {account.user}"
         if my_error_class(exc) == ACCESS:
@@ -139,6 +143,54 @@ def my_connect(conn: Connection, account: Account, *, database: str | None | boo
     with db.cursor() as cur:
         cur.execute("SET SESSION time_zone = '+00:00', SESSION sql_mode = %s", (SQL_MODE,))
     return db
+
+
+_SslKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, int, int, int], ...]]
+_SSL_CONTEXTS: dict[_SslKey, ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_key(sslp: dict[str, Any]) -> _SslKey | None:
+    """What a PyMySQL TLS context is built from: the settings and the state of the files they name (a
+    rotated CA or certificate makes a new key, so the next connection loads it). None: a file cannot be
+    read; PyMySQL then builds (and fails) as it always did."""
+    files = []
+    for name in ("ca", "capath", "cert", "key"):
+        path = sslp.get(name)
+        if path:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            files.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(sorted((k, repr(v)) for k, v in sslp.items())), tuple(files)
+
+
+def shared_ssl_context(sslp: Any, build: Callable[[Any], ssl.SSLContext]) -> ssl.SSLContext:
+    """PyMySQL builds a TLS context for every connection, also without TLS settings (its PREFERRED mode:
+    `create_default_context()`, which loads the system's CA store -- ~20 ms of CPU per connection, and
+    start-up makes dozens). A context may serve any number of connections (ssl docs), so equal settings
+    share the one built first; it is the very object `build` returned, so verification is unchanged."""
+    if isinstance(sslp, ssl.SSLContext):
+        return sslp
+    key = _ssl_key(sslp) if isinstance(sslp, dict) else None
+    if key is None:
+        return build(sslp)
+    with _SSL_LOCK:
+        ctx = _SSL_CONTEXTS.get(key)
+        if ctx is None:
+            if len(_SSL_CONTEXTS) > 64:  # files rotated many times: forget the old ones
+                _SSL_CONTEXTS.clear()
+            ctx = _SSL_CONTEXTS[key] = build(sslp)
+        return ctx
+
+
+class _MyConnection(pymysql.connections.Connection):
+    """PyMySQL's connection with its TLS context shared between connections of equal settings."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        # a private method of PyMySQL (2.x): were it renamed, this override would go unused, not wrong
+        return shared_ssl_context(sslp, super()._create_ssl_ctx)  # type: ignore[misc]
 
 
 def mysql_message(exc: BaseException) -> str:
@@ -190,9 +242,12 @@ def _refused_in_english(exc: BaseException, text: str) -> bool:
 
 
 def sql_engine(conn: Connection) -> sqlalchemy.Engine:
-    """A SQLAlchemy engine on the apply account, for catalog reads (no pool: each use connects anew)."""
+    """A SQLAlchemy engine on the apply account, for catalog reads by one thread, closed by `dispose()`.
+    It holds one connection for its life (StaticPool): an Inspector connects for every table and question
+    it asks, and a connection per question made start-up's preflight dozens of logins. Each use still
+    starts a fresh transaction (the pool rolls back when a use ends)."""
     if conn.kind == "postgresql":
         return sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: pg_connect(conn, conn.apply),
-                                        poolclass=sqlalchemy.pool.NullPool)
+                                        poolclass=sqlalchemy.pool.StaticPool)
     return sqlalchemy.create_engine("mysql+pymysql://", creator=lambda: my_connect(conn, conn.apply),
-                                    poolclass=sqlalchemy.pool.NullPool)
+                                    poolclass=sqlalchemy.pool.StaticPool)

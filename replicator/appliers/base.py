@@ -50,9 +50,12 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
         checked = ch.expect is not None
         # a checked update writes every field it carries (see the module doc): group by those
         cols = tuple(ch.expect) if checked and ch.op is Op.UPDATE else tuple(ch.values)  # type: ignore[arg-type]
-        if current is None or current.table != ch.table or current.op is not ch.op or current.columns != cols \
-                or current.insert_only != ch.insert_only or current.must_exist != ch.must_exist \
-                or current.checked != checked:
+        # `is not` first: a flow's changes share their table and insert_only objects, and TableRef's
+        # dataclass __eq__ is a Python call per row (equal objects stay equal either way)
+        if current is None or (current.table is not ch.table and current.table != ch.table) \
+                or current.op is not ch.op or current.columns != cols \
+                or (current.insert_only is not ch.insert_only and current.insert_only != ch.insert_only) \
+                or current.must_exist != ch.must_exist or current.checked != checked:
             current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked)
             runs.append(current)
         earlier = current.rows.get(ch.key)

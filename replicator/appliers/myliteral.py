@@ -48,6 +48,9 @@ def _decimal(v: Decimal) -> str:
 
 
 def _datetime(v: datetime.datetime) -> str:
+    if v.tzinfo is None:
+        # the same text as below (PyMySQL's, which leaves any zone out), by C: ~2.5x cheaper than the format
+        return "'" + v.isoformat(" ") + "'"
     if v.microsecond:
         return (f"'{v.year:04}-{v.month:02}-{v.day:02} "
                 f"{v.hour:02}:{v.minute:02}:{v.second:02}.{v.microsecond:06}'")
@@ -55,7 +58,11 @@ def _datetime(v: datetime.datetime) -> str:
 
 
 def _date(v: datetime.date) -> str:
-    return f"'{v.year:04}-{v.month:02}-{v.day:02}'"
+    return "'" + v.isoformat() + "'"  # YYYY-MM-DD, as PyMySQL's '{year:04}-{month:02}-{day:02}'
+
+
+# the characters either escaping mode changes (_ESCAPE maps every other ASCII character to itself)
+_SPECIAL = tuple(chr(i) for i, c in enumerate(converters._escape_table) if c != chr(i))  # type: ignore[attr-defined]
 
 
 class Formatter:
@@ -67,7 +74,13 @@ class Formatter:
         no_backslash = bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
 
         def text(v: str) -> str:
-            return "'" + (v.replace("'", "''") if no_backslash else v.translate(_ESCAPE)) + "'"
+            if no_backslash:
+                return "'" + v.replace("'", "''") + "'"
+            # most values hold nothing to escape: seven scans in C are cheaper than translate's copy of
+            # every character (the characters of _SPECIAL; tests/unit/test_myliteral.py holds them equal)
+            if "\\" in v or "'" in v or '"' in v or "\n" in v or "\r" in v or "\x00" in v or "\x1a" in v:
+                return "'" + v.translate(_ESCAPE) + "'"
+            return "'" + v + "'"
         self._no_backslash = no_backslash
         self._by_type: dict[type, Callable[[Any], str]] = {
             int: _int, str: text, bytes: _bytes, bytearray: _bytes, type(None): _none, bool: _bool,

@@ -55,8 +55,14 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
     """A change read from the stream: two-way flows write only what changed and carry what the
     source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`).
     `only`: the flows of that mapping alone (a parked change replayed)."""
+    flows = mset.routes.get((side, change.table), ())
+    if len(flows) == 1 and only is None:  # the usual table, read by one flow: its list as it is
+        flow = flows[0]
+        if flow.conflicts is not None:  # two-way: route_flow would go to the general path itself
+            return _route_general(flow, change, True, commit_time)
+        return route_flow(flow, change, True, commit_time)
     out: list[Routed] = []
-    for flow in mset.routes.get((side, change.table), ()):
+    for flow in flows:
         if only is not None and flow.mapping != only:
             continue
         out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
@@ -66,6 +72,19 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
 def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
     """Target operations for one source change. `stream`: the change was read from the source's
     stream (not a table scan by sync, verify or explain, which always write every field)."""
+    op = change.op
+    # (`flow.conflicts is not None` is flow.two_way without a call: this runs for every row)
+    if op is not Op.DELETE and op is not Op.TRUNCATE and not (stream and flow.conflicts is not None):
+        plain = flow.__dict__.get(_PLAIN) or _plain(flow)
+        if plain.usable:
+            fast = plain.route(change)
+            if fast is not None:
+                return fast
+    return _route_general(flow, change, stream, commit_time)
+
+
+def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: datetime | None) -> list[Routed]:
+    """`route_flow` without its shortcut for plain flows (`_Plain`): the definition of routing."""
     if change.op is Op.TRUNCATE:
         return _truncate(flow, change)
     if flow.fold is not None:
@@ -373,6 +392,73 @@ def source_key(flow: Flow, row: Mapping[str, Any], change: RowChange) -> tuple[A
 
 def _safe_key(flow: Flow, row: Mapping[str, Any]) -> Any:
     return tuple(row.get(c) for c in flow.source.key)
+
+
+class _Plain:
+    """`route_flow` for an INSERT or UPDATE of a plain flow (`usable`: no links, fold or filter; not used for
+    a two-way flow read from the stream), worked out once per Flow: the field plans as (target column, source
+    column, the plan when the value is more than the source value), and the TargetChange's fixed fields. The
+    general path stays the definition: anything unusual -- no new row, a missing column, a NULL or unchanged
+    key, a transform that raises -- returns None and the general path does it again (and raises its own
+    error); transforms are pure. tests/unit/test_router_plain.py compares the two on random rows and flows."""
+
+    def __init__(self, flow: Flow):
+        self.flow = flow
+        self.usable = flow.fold is None and flow.filter is None and not flow.linked
+        self.fields: tuple[tuple[str, str, FieldPlan | None], ...] = tuple(
+            (p.target, p.source, None) if p.source is not None and p.convert is None and not p.null_in
+            and not p.null_out and not p.references else (p.target, p.source or "", p) for p in flow.plans)
+        self.key_sources = flow.key_sources
+        tgt = flow.target
+        self.table, self.key_columns = tgt.table, tgt.key
+        # what TargetChange(table, op, key_columns, key, values, insert_only=...) holds, in its field order
+        self.proto = TargetChange(tgt.table, Op.INSERT, tgt.key, (), {}, insert_only=flow.insert_only).__dict__
+
+    def route(self, change: RowChange) -> list[Routed] | None:
+        row = change.after
+        if row is None:
+            return None
+        values: dict[str, Any] = {}
+        try:
+            for target, source, plan in self.fields:
+                value = row[source] if plan is None else _plan_value(self.flow, plan, change, row)
+                if value is not UNCHANGED:
+                    values[target] = value
+            ks = self.key_sources
+            key: tuple[Any, ...] = (row[ks[0]],) if len(ks) == 1 else tuple([row[c] for c in ks])
+        except Exception:
+            return None
+        for v in key:  # a loop, not any(<generator>): this runs for every row
+            if v is None or v is UNCHANGED:
+                return None
+        out: list[Routed] = []
+        before = change.before
+        if change.op is Op.UPDATE and before:
+            old_key = key_of(self.flow, before, change, partial=True)
+            if old_key is not None and old_key != key:
+                # a key change is a delete of the old row and an upsert of the new one
+                out.append(TargetChange(self.table, Op.DELETE, self.key_columns, old_key, {}))
+        # TargetChange(table, change.op, key_columns, key, values, insert_only=flow.insert_only) without
+        # its frozen __init__ (a setattr per field, a third of this function's time): the same fields
+        tc = _new_object(TargetChange)
+        d = tc.__dict__
+        d.update(self.proto)
+        d["op"], d["key"], d["values"] = change.op, key, values
+        out.append(tc)
+        return out
+
+
+_new_object = object.__new__
+# TargetChange is a plain frozen dataclass (no slots, no __post_init__): its fields live in __dict__
+assert not hasattr(TargetChange, "__slots__") and not hasattr(TargetChange, "__post_init__")
+
+_PLAIN = "_router_plain"  # a Flow's own _Plain, kept in its __dict__ as functools.cached_property does
+
+
+def _plain(flow: Flow) -> _Plain:
+    plain = _Plain(flow)
+    flow.__dict__[_PLAIN] = plain  # not a dataclass field: equality, hash and replace() never see it
+    return plain
 
 
 def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool = False,

@@ -254,3 +254,39 @@ def test_good_configuration_passes(tmp_path, pg_db, maria_db, pairs):
     warned = sum(1 for line in findings if line.startswith("[warn]"))
     assert re.search(rf"^{len(findings) - warned} ok, " + (rf"{warned} warnings, " if warned else "") + "0 failed$",
                      out, re.M), out
+
+
+def test_preflight_logs_in_a_few_times_and_not_once_per_catalog_question(tmp_path, pg_db, maria_db, pairs,
+                                                                          monkeypatch):
+    """`replicator run` starts with these checks: a catalog read holds one connection per engine (it used to
+    log in again for every table, column list and key the Inspector asked for). The findings are those of
+    test_good_configuration_passes; this counts logins, as start-up time depends on them."""
+    from replicator import connect
+    from replicator.admin.preflight import failures, run_checks
+    from replicator.config import load
+    from replicator.mapping.model import load_mappings
+
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    pair.setup()
+    config = load(pair.config_path)
+    mset = load_mappings(config)
+    logins = {"pg": 0, "my": 0}
+    pg_login, my_login = connect.psycopg2.connect, connect._MyConnection
+
+    def counted_pg(*a, **kw):
+        logins["pg"] += 1
+        return pg_login(*a, **kw)
+
+    def counted_my(*a, **kw):
+        logins["my"] += 1
+        return my_login(*a, **kw)
+    monkeypatch.setattr(connect.psycopg2, "connect", counted_pg)
+    monkeypatch.setattr(connect, "_MyConnection", counted_my)
+    findings = run_checks(config, mset, raise_unreachable=True)
+    assert failures(findings) == [], findings
+    assert any("has primary key ['id']" in f.what for f in findings)
+    # PostgreSQL: one apply session for settings, privileges, publication and replica identity, one catalog
+    # engine, the stored checkpoint, the slot, one `check` catalog engine; MariaDB: settings, capture
+    # grants, catalog, checkpoint, binlog files, `check` catalog (a login per Inspector question and per
+    # check made it 14 and 13 here, and 4 more per mapped table)
+    assert logins["pg"] <= 5 and logins["my"] <= 6, logins

@@ -14,10 +14,12 @@ from typing import Any
 
 import pymysql
 import pytest
+from hypothesis import given, settings, strategies as st
 from pymysql.constants import SERVER_STATUS
 from pymysql.cursors import Cursor
 
 from replicator.appliers.mariadb import quote
+from replicator.appliers import myliteral
 from replicator.appliers.myliteral import Formatter, split_insert
 
 
@@ -119,3 +121,23 @@ def test_a_changed_escaping_mode_is_noticed() -> None:
 def test_not_an_insert_values_statement_is_an_error() -> None:
     with pytest.raises(ValueError, match="not a single-row INSERT"):
         split_insert("UPDATE t SET a = %s")
+
+
+# ---------------------------------------------------------------- random values of the common types
+
+_zones = st.one_of(st.none(), st.just(timezone.utc),
+                   st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))))
+_texts = st.text(alphabet=st.sampled_from(list("ab '\"\\\n\r\t\x00\x1a%ü\U0001F600")) | st.characters(), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)  # a loaded machine is no failure
+@given(value=st.one_of(_texts, st.dates(), st.builds(lambda d, z: d.replace(tzinfo=z), st.datetimes(), _zones)),
+       no_backslash=st.booleans())
+def test_random_texts_dates_and_datetimes_are_formatted_as_pymysql_escapes_them(value: Any,
+                                                                                no_backslash: bool) -> None:
+    conn = _conn(no_backslash)
+    assert Formatter(conn).literal(value) == conn.escape(value)
+
+
+def test_the_text_shortcut_checks_every_character_the_escape_table_changes() -> None:
+    assert set(myliteral._SPECIAL) == {"\\", "'", '"', "\n", "\r", "\x00", "\x1a"}
