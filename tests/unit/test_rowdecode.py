@@ -672,3 +672,55 @@ def test_exact_values_keep_binary_trailing_zero_bytes() -> None:
         library = fake_event("write", columns, body).rows[0]
         assert library["values"]["b"] == (stored or "")  # what the library alone gives
         assert src._row(dict(library["values"]), library, "none_sources", fix, "t")["b"] == value
+
+
+# --- the peers' table (bench/peers.py), hypothesis-drawn -----------------------------------------------------
+
+PEERS_COLUMNS = [col(T.LONG, "id"), col(T.VARCHAR, "name", max_length=256, character_set_name="utf8mb4"),
+                 col(T.NEWDECIMAL, "amount", precision=12, decimals=2), col(T.DATETIME2, "created_at", fsp=0),
+                 col(T.BLOB, "note", length_size=2, character_set_name="utf8mb4"), col(T.LONG, "qty"),
+                 col(T.VARCHAR, "category", max_length=128, character_set_name="utf8mb4"),
+                 col(T.DATETIME2, "updated_at", fsp=0)]
+# DATETIME bytes (fsp 0): valid ones, the zero date, a zero month, 31 February, month 13 -- a small pool, so the
+# same bytes come back in many rows and images (an UPDATE's unchanged column, NOW() in every row)
+DATETIME_POOL = [((y * 13 + m) << 22 | d << 17 | h << 12 | mi << 6 | s | 1 << 39).to_bytes(5, "big")
+                 for y, m, d, h, mi, s in [(2024, 1, 1, 0, 0, 0), (2024, 1, 1, 0, 0, 1), (9999, 12, 31, 23, 59, 59),
+                                           (1, 1, 1, 0, 0, 0), (0, 0, 0, 0, 0, 0), (2024, 0, 5, 1, 2, 3),
+                                           (2023, 2, 31, 1, 2, 3), (2024, 13, 1, 0, 0, 0)]]
+
+
+def peers_image(draw: Any, st: Any) -> bytes:
+    nulls = draw(st.integers(0, 255))
+    parts = [struct.pack("<i", draw(st.integers(-2 ** 31, 2 ** 31 - 1))),
+             enc_len(len(name := draw(st.text(max_size=20)).encode()), 2) + name,
+             decimal_bytes(f"{draw(st.decimals(-10 ** 10 + 1, 10 ** 10 - 1, places=2)):.2f}", 12, 2),
+             draw(st.sampled_from(DATETIME_POOL)),
+             enc_len(len(note := draw(st.text(max_size=200)).encode()), 2) + note,
+             struct.pack("<i", draw(st.integers(-2 ** 31, 2 ** 31 - 1))),
+             enc_len(len(cat := draw(st.sampled_from(["alpha", "upd", ""])).encode()), 1) + cat,
+             draw(st.sampled_from(DATETIME_POOL))]
+    return bytes([nulls]) + b"".join(p for i, p in enumerate(parts) if not nulls >> i & 1)
+
+
+def test_peers_table_with_repeated_values_matches_library() -> None:
+    """Hypothesis-drawn rows of the peers' table, DATETIMEs from a small pool (valid, zero and invalid dates):
+    the decoder equals the library on every body, also when the same decoder decodes it again (the
+    DATE values it remembers), and a zero or invalid date is counted every time it occurs."""
+    from hypothesis import given, settings, strategies as st
+
+    @st.composite
+    def bodies(draw: Any) -> tuple[str, bytes]:
+        kind = draw(st.sampled_from(["write", "update", "delete"]))
+        rows = draw(st.integers(1, 6)) * (2 if kind == "update" else 1)
+        return kind, b"".join(peers_image(draw, st) for _ in range(rows))
+
+    decoder = RowDecoder()
+
+    @settings(max_examples=300, deadline=None)
+    @given(bodies())
+    def check(drawn: tuple[str, bytes]) -> None:
+        kind, body = drawn
+        for _ in range(2):
+            check_body(kind, PEERS_COLUMNS, body, decoder)
+
+    check()
