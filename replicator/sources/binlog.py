@@ -167,7 +167,8 @@ class BinlogSource:
         # the same, by the identity of the table map's column list (kept alive here, so the id is not reused)
         self._fix_by_columns: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._seen_tables: dict[tuple[str, str], tuple[int, TableRef]] = {}
-        self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once
+        # labelled metric children, looked up once; keyed by (schema, name): hashing a TableRef is a Python call
+        self._changes_read: dict[tuple[str, str], Any] = {}
         # compiled row decoding (mysql-replication's event.rows is the fallback), converting values the way
         # _row() does: TIMESTAMP UTC-aware, a zero TIMESTAMP None, SET as MariaDB's text
         self._decoder = RowDecoder(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True,
@@ -443,9 +444,10 @@ class BinlogSource:
             if len(self._fix_by_columns) >= _CACHE_SIZE:
                 self._fix_by_columns.clear()
             self._fix_by_columns[id(columns)] = (columns, fix)
-        changes_read = self._changes_read.get(table)
+        name = (table.schema, table.name)
+        changes_read = self._changes_read.get(name)
         if changes_read is None:
-            changes_read = self._changes_read[table] = metrics.changes_read.labels(self.direction, str(table))
+            changes_read = self._changes_read[name] = metrics.changes_read.labels(self.direction, str(table))
         decoded = self._decoder.decode(event)  # None: not for this table or event, use the library's rows
         if decoded is not None:
             pairs, zero = decoded

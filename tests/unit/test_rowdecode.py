@@ -556,6 +556,33 @@ def test_partial_row_image_falls_back() -> None:
     assert ev.rows[0]["after_values"]["id"] == 1
 
 
+@pytest.mark.parametrize("ncolumns", [2, 8, 9])
+def test_remembered_full_bitmap_never_admits_a_partial_one(ncolumns: int) -> None:
+    """The decoder remembers the last columns-present bitmap that held every column: one decoder, events whose
+    bitmaps are full (with any padding bits) or partial (either image of an UPDATE), in any order, decodes
+    exactly the full ones, each as the library does."""
+    columns = [col(T.LONG, f"c{k}") for k in range(ncolumns)]
+    blen = (ncolumns + 7) // 8
+    image = bytes(blen) + b"".join(struct.pack("<i", k) for k in range(ncolumns))
+    full = (1 << ncolumns) - 1
+    bitmaps = [(full | pad).to_bytes(blen, "little") for pad in (0, (0xFF << ncolumns) & (1 << 8 * blen) - 1)]
+    partial = [(full & ~(1 << k)).to_bytes(blen, "little") for k in (0, ncolumns - 1)]
+    decoder = RowDecoder()
+    rnd = random.Random(ncolumns)
+    for _ in range(60):
+        kind = rnd.choice(["write", "update", "delete"])
+        first, second = rnd.choice(bitmaps + partial), rnd.choice(bitmaps + partial)
+        ev = fake_event(kind, columns, image * (2 if kind == "update" else 1), bitmap=first)
+        if kind == "update":
+            ev.columns_present_bitmap2 = second
+        got = decoder.decode(ev)
+        if first in partial or (kind == "update" and second in partial):
+            assert got is None and ev.packet.read_bytes == 0
+        else:
+            assert got is not None
+            assert_same(got[0], library_pairs(fake_event(kind, columns, image * (2 if kind == "update" else 1)))[0])
+
+
 def test_truncated_body_falls_back() -> None:
     columns = [col(T.LONG, "id"), col(T.VARCHAR, "v", max_length=40, character_set_name="utf8")]
     body = b"\x00" + b"\x01\x00\x00\x00" + b"\x05ab"  # claims 5 bytes, has 2
