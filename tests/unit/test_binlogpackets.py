@@ -148,3 +148,22 @@ def test_many_packets_are_read_with_few_socket_reads() -> None:
     for _ in range(1000):
         assert reader.read()._data == b"\x00" + bytes(40)
     assert conn._rfile.raw.calls <= len(data) // CHUNK + 2
+
+
+def test_a_connection_it_cannot_read_is_read_by_pymysql() -> None:
+    """FastBinLogStreamReader reads a connection PacketReader cannot (an older PyMySQL's attributes) through
+    PyMySQL's own _read_packet, and makes a new reader when the stream connection is replaced (reconnect)."""
+    from replicator.sources.binlogfast import FastBinLogStreamReader
+
+    data = packet(b"\x00one", 1) + packet(b"\x00two", 2)
+    reader = FastBinLogStreamReader(connection_settings={}, server_id=5, enable_logging=False)
+    reader._stream_connection = connection(data, [], None, 1)
+    ours = reader._packet_reader()
+    assert isinstance(ours, PacketReader) and ours.read()._data == b"\x00one"
+    old = connection(data, [], None, 1)
+    del old._current_timeout  # as a PyMySQL before 1.1
+    assert not usable(old)
+    old._read_packet = lambda: "pymysql's packet"
+    reader._stream_connection = old
+    theirs = reader._packet_reader()
+    assert not isinstance(theirs, PacketReader) and theirs.conn is old and theirs.read() == "pymysql's packet"
