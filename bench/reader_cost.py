@@ -8,7 +8,10 @@ Python function calls per transaction (cProfile):
 
 - binlog: BinlogSource over a MariaDB binlog of N single-row INSERT transactions (a throwaway server from
   replicator.testing.devservers, or --port);
-- wal: WalSource over N prepared pgoutput messages (Begin, Insert, Commit), no server.
+- wal: WalSource over N prepared pgoutput messages (Begin, Insert, Commit), no server;
+- --workload peers (binlog only): bench/peers.py's workload instead -- its 8-column table (DECIMAL, DATETIME,
+  TEXT of 25-185 characters), --txns/2 transactions of 100-row INSERTs then as many of 100-row UPDATEs
+  (binlog_row_image FULL) --, one-way as there (no commit clock), reported per row change as well.
 
 With --code DIR the daemon code is imported from DIR (e.g. `git archive <commit> | tar -x -C DIR`), so
 two commits are compared on the same binlog in one run:
@@ -36,6 +39,7 @@ CHILD = r'''
 import cProfile, json, pstats, random, struct, sys, threading, time
 code, kind, n, sort = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 server = json.loads(sys.argv[5])
+rows_per_txn = server.get("rows_per_txn", 1)
 sys.path.insert(0, code)
 from replicator.changes import LSN, BinlogPosition, TableRef, Transaction
 from replicator.config import Account, Connection, Secret
@@ -49,7 +53,7 @@ if kind == "binlog":
     account = Account(server["user"], Secret(server["password"]))
     conn = Connection(name="erp", kind="mariadb", host=server["host"], port=server["port"], database=server["db"],
                       apply=account, capture=account, server_id=random.randrange(10**6, 10**9))
-    table = TableRef(server["db"], "item")
+    table = TableRef(server["db"], server.get("table", "item"))
     source = BinlogSource(conn, "erp_to_crm", [table], LoopGuard("replicator", "crm_to_erp"),
                           BinlogPosition(server["file"], server["pos"]), chunk_rows=1000, heartbeat_seconds=5.0)
     transactions = source.transactions
@@ -110,14 +114,18 @@ class Limited:  # the first n transactions, then the end of the stream; measured
 class Direction:
     source_conn = conn
     stop = threading.Event()
-clock = CommitClock({(conn.name, table): ("id",)})  # a two-way table: the reader records commit times
+# a two-way table: the reader records commit times; the peers' mapping is one-way (no clock)
+clock = CommitClock({(conn.name, table): ("id",)}) if rows_per_txn == 1 else None
 chan = Channel(10**9)  # never full: no applier here
 pipeline.Direction._read(Direction(), Limited(), chan, clock)
 cpu = started[0]
 taken = chan.take_all(0)
 if len([t for t in taken if isinstance(t, Transaction)]) != n:
     raise SystemExit(f"read {len(taken)} items, expected {n} transactions: {taken[-1]!r}")
-out = {"code": code, "cpu_us": cpu / (n - 1) * 1e6}
+rows = sum(len(t.changes) for t in taken[1:] if isinstance(t, Transaction))
+if rows != (n - 1) * rows_per_txn:
+    raise SystemExit(f"read {rows} row changes after the first transaction, expected {(n - 1) * rows_per_txn}")
+out = {"code": code, "cpu_us": cpu / (n - 1) * 1e6, "rows_per_txn": rows_per_txn}
 if profile is not None:
     stats = pstats.Stats(profile)
     out["calls"] = sum(v[1] for v in stats.stats.values()) / (n - 1)
@@ -149,10 +157,37 @@ def populate(host: str, port: int, user: str, password: str, n: int) -> tuple[st
     return str(row[0]), int(row[1])
 
 
+def populate_peers(host: str, port: int, user: str, password: str, n: int) -> tuple[str, int]:
+    """bench/peers.py's workload: n/2 transactions of 100-row INSERTs, then n/2 of 100-row UPDATEs."""
+    import pymysql
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import peers
+
+    db = pymysql.connect(host=host, port=port, user=user, password=password, autocommit=True)
+    with db.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        cur.execute(f"CREATE DATABASE {DB}")
+        cur.execute(f"USE {DB}")
+        cur.execute(peers.MY_DDL)
+        cur.execute("SHOW MASTER STATUS")
+        row = cur.fetchone()
+    db.close()
+
+    class Server:  # what peers.run_workload needs of a MariaDBServer
+        def connect(self, dbname: str, autocommit: bool) -> object:
+            return pymysql.connect(host=host, port=port, user=user, password=password, database=dbname,
+                                   autocommit=autocommit)
+    peers.run_workload(Server(), DB, n // 2 * peers.TXN_ROWS)  # type: ignore[arg-type]
+    return str(row[0]), int(row[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kind", choices=("binlog", "wal", "both"), default="both")
     ap.add_argument("--txns", type=int, default=30_000)
+    ap.add_argument("--workload", choices=("single", "peers"), default="single",
+                    help="single-row INSERTs (default) or bench/peers.py's 100-row INSERT then UPDATE transactions")
     ap.add_argument("--code", type=Path, action="append", default=[], metavar="DIR",
                     help="also measure the daemon code in DIR (repeatable); this checkout is always measured last")
     ap.add_argument("--repeat", type=int, default=2, help="alternate the code trees this many times (CPU time)")
@@ -164,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     trees = [str(p.resolve()) for p in args.code] + [str(ROOT)]
     kinds = ("binlog", "wal") if args.kind == "both" else (args.kind,)
+    if args.workload == "peers":
+        kinds = ("binlog",)
     server = tmp = None
     info: dict[str, object] = {}
     try:
@@ -177,10 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                 tmp = Path(tempfile.mkdtemp(prefix="reader-cost-"))
                 server = MariaDBServer(tmp / "mariadb").start()
                 host, port, user, password = server.host, server.port, server.user, server.password
-            file, pos = populate(host, port, user, password, args.txns)
-            info = {"host": host, "port": port, "user": user, "password": password, "db": DB, "file": file, "pos": pos}
-        print(f"{args.txns} single-row transactions, 8 columns, through Direction._read (commit clock on); "
-              f"load {os.getloadavg()[0]:.1f}")
+            if args.workload == "peers":
+                args.txns -= args.txns % 2
+                file, pos = populate_peers(host, port, user, password, args.txns)
+                info = {"table": "t", "rows_per_txn": 100}
+            else:
+                file, pos = populate(host, port, user, password, args.txns)
+            info.update({"host": host, "port": port, "user": user, "password": password, "db": DB, "file": file,
+                         "pos": pos})
+        what = ("100-row INSERT then UPDATE transactions (bench/peers.py's table)" if args.workload == "peers"
+                else "single-row transactions, 8 columns")
+        print(f"{args.txns} {what}, through Direction._read; load {os.getloadavg()[0]:.1f}")
         for kind in kinds:
             results: dict[str, dict[str, float]] = {}
             for _ in range(args.repeat):
@@ -190,14 +234,18 @@ def main(argv: list[str] | None = None) -> int:
                                                json.dumps(info)], capture_output=True, text=True, check=True)
                         out = json.loads(proc.stdout.strip().splitlines()[-1])
                         r = results.setdefault(tree, {"cpu_us": float("inf")})
+                        r["rows_per_txn"] = out["rows_per_txn"]
                         if "calls" in out:
                             r["calls"] = out["calls"]
                         else:
                             r["cpu_us"] = min(r["cpu_us"], out["cpu_us"])
             for tree in trees:
                 r = results[tree]
+                per_row = "" if r["rows_per_txn"] == 1 else (
+                    f"; per row change: {r['cpu_us'] / r['rows_per_txn']:.2f} us, "
+                    f"{r['calls'] / r['rows_per_txn']:.2f} calls")
                 print(f"  {kind:6} {tree}: {r['cpu_us']:.1f} us CPU per transaction (best of {args.repeat}), "
-                      f"{r['calls']:.1f} function calls per transaction")
+                      f"{r['calls']:.1f} function calls per transaction{per_row}")
             if args.profile:
                 proc = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), kind, str(args.txns), args.profile,
                                        json.dumps(info)], capture_output=True, text=True, check=True)

@@ -40,6 +40,8 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, NotImp
 from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from replicator.sources.binlogpackets import PacketReader, usable
+
 log = logging.getLogger(__name__)
 
 # OK byte already checked; then timestamp, type, server id, event size, next position, flags
@@ -113,6 +115,18 @@ if _LIBRARY_PROBLEM:
     log.warning("binlog fast path disabled: %s", _LIBRARY_PROBLEM)
 
 
+class _PyMySQLPackets:
+    """PacketReader's interface over PyMySQL's own _read_packet (a connection PacketReader cannot read)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def read(self) -> Any:
+        return self.conn._read_packet()
+
+
 class FastBinLogStreamReader(BinLogStreamReader):
     """BinLogStreamReader with a faster ``fetchone()``; same constructor, same events and positions."""
 
@@ -127,6 +141,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.fast_events = 0  # built here
         self.dropped_events = 0  # skipped without a wrapper or without an event
         self.library_events = 0  # through BinLogPacketWrapper
+        self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
         if not self._fast:
             return
         allowed = self._BinLogStreamReader__allowed_events  # type: ignore[attr-defined]
@@ -168,7 +183,10 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 if _bls.PYMYSQL_VERSION_LT_06:
                     pkt = self._stream_connection.read_packet()
                 else:
-                    pkt = self._stream_connection._read_packet()
+                    packets = self._packets
+                    if packets is None or packets.conn is not self._stream_connection:
+                        packets = self._packet_reader()
+                    pkt = packets.read()
             except pymysql.OperationalError as error:
                 code, message = error.args
                 if code in _EXPECTED_ERRORS:
@@ -231,6 +249,14 @@ class FastBinLogStreamReader(BinLogStreamReader):
             event = self._library_event(pkt, allowed, table_map_key)
             if event is not None:
                 return event
+
+    def _packet_reader(self) -> Any:
+        """The reader of the stream connection's packets: buffered (sources/binlogpackets.py), or PyMySQL's own
+        _read_packet on a connection it cannot read. A new one for each connection: a reconnect starts afresh."""
+        conn = self._stream_connection
+        packets: Any = PacketReader(conn) if usable(conn) else _PyMySQLPackets(conn)
+        self._packets = packets
+        return packets
 
     def _base(self, event: Any, packet: Any, event_type: int, timestamp: int, body: int) -> dict[str, Any]:
         """What BinLogEvent.__init__ sets (without checksum verification: the fast path is off with it)."""

@@ -343,6 +343,16 @@ class TableDecoder:
         self.bitmap_len = (ncolumns + 7) // 8
         self.kinds = {WRITE: write, UPDATE: update, DELETE: delete}
         self.source = source  # the generated code, for debugging
+        # the last columns-present bitmap found to hold every column (binlog_row_image FULL): the next
+        # event's is compared with it, instead of being converted to an int again
+        self.present = b"\xff" * self.bitmap_len if ncolumns % 8 == 0 else None
+
+    def full_bitmap(self, bitmap: Any) -> bool:
+        """Whether a columns-present bitmap holds every column (remembered in ``present`` when it does)."""
+        if len(bitmap) != self.bitmap_len or int.from_bytes(bitmap, "little") & self.full_mask != self.full_mask:
+            return False
+        self.present = bitmap
+        return True
 
     def decode_body(self, kind: str, body: bytes) -> tuple[list[Any], int]:
         """Decode a whole rows body; raises ValueError if it does not end exactly at the end of ``body``."""

@@ -42,12 +42,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from pymysql.protocol import MysqlPacket
+
 from replicator.sources.rowcompile import (DELETE, TableDecoder, UPDATE, WRITE, _EVENT_KINDS, _MAX_TABLES, _options,
                                            _signature, compile_table, unsupported_reason)
 from replicator.sources.rowvalues import exact_time, fixed_binary_length
 
 
 log = logging.getLogger(__name__)
+_MYSQL_PACKET: Any = MysqlPacket  # the packet whose read() decode() does inline (typed Any: private attributes)
 
 __all__ = ["RowDecoder", "TableDecoder", "compile_table", "exact_time", "fixed_binary_length", "unsupported_reason",
            "WRITE", "UPDATE", "DELETE"]
@@ -108,18 +111,25 @@ class RowDecoder:
         kind = _EVENT_KINDS.get(event.event_type)
         if kind is None or not event.complete or not getattr(event, "_processed", True):
             return self._fallback("event type")
-        dec, why = self._lookup(event)
+        # _lookup's common case inline (the same table-map object as the last event of this table id)
+        table_id = event.table_id
+        table = event.table_map.get(table_id)
+        hit = self._by_table_id.get(table_id)
+        if hit is not None and hit[0] is table and table.columns is event.columns:
+            dec, why = hit[1], hit[2]
+        else:
+            dec, why = self._lookup(event)
         if dec is None:
             return self._fallback(why)
-        if event.number_of_columns != dec.ncolumns or len(event.columns) != dec.ncolumns:
+        ncolumns = dec.ncolumns
+        if event.number_of_columns != ncolumns or len(event.columns) != ncolumns:
             return self._fallback("column count")
-        full, blen = dec.full_mask, dec.bitmap_len
         bitmap = event.columns_present_bitmap
-        if len(bitmap) != blen or int.from_bytes(bitmap, "little") & full != full:
+        if bitmap is not dec.present and bitmap != dec.present and not dec.full_bitmap(bitmap):
             return self._fallback("columns-present bitmap (binlog_row_image is not FULL)")
         if kind == UPDATE:
             bitmap = event.columns_present_bitmap2
-            if len(bitmap) != blen or int.from_bytes(bitmap, "little") & full != full:
+            if bitmap is not dec.present and bitmap != dec.present and not dec.full_bitmap(bitmap):
                 return self._fallback("columns-present bitmap (binlog_row_image is not FULL)")
         packet = event.packet
         size = event.event_size - packet.read_bytes
@@ -129,12 +139,23 @@ class RowDecoder:
         if size < 0 or getattr(packet, "_BinLogPacketWrapper__data_buffer", None) != b"":
             return self._fallback("packet state")
         inner = packet.packet
+        if inner.__class__ is _MYSQL_PACKET:  # inner.read(size), inline
+            start = inner._position
+            if start is None:  # after read_all(): read() fails
+                return self._fallback("short packet")
+            body = inner._data[start:start + size]
+            if len(body) != size:
+                return self._fallback("short packet")  # nothing was consumed
+            inner._position = start + size
+        else:
+            try:
+                body = inner.read(size)  # the rows; a checksum, if any, follows (event_size excludes it)
+            except Exception:  # noqa: BLE001 - short packet: nothing was consumed
+                return self._fallback("short packet")
         try:
-            body = inner.read(size)  # the rows; a checksum, if any, follows (event_size excludes it)
-        except Exception:  # noqa: BLE001 - short packet: nothing was consumed
-            return self._fallback("short packet")
-        try:
-            result = dec.decode_body(kind, body)
+            pairs, zero, end = dec.kinds[kind](body)  # dec.decode_body(kind, body), inline
+            if end != size:
+                raise ValueError(f"rows body of {size} bytes decoded to offset {end}")
         except Exception as exc:  # noqa: BLE001 - event.rows then decodes (or fails) exactly as the library does
             inner.advance(-size)
             log.debug("row decoder: %s.%s: %s: %s; falling back to mysql-replication",
@@ -142,7 +163,7 @@ class RowDecoder:
             return self._fallback(f"{type(exc).__name__}: {exc}")
         packet.read_bytes += size
         self.decoded_events += 1
-        return result
+        return pairs, zero
 
     def _fallback(self, why: str) -> None:
         self.fallback_events += 1

@@ -165,3 +165,29 @@ def test_events_are_dispatched_by_class_subclasses_as_their_base(source: BinlogS
                         event(MyXid), event(HeartbeatLogEvent), gtid(51), rows("erp", "t", {"id": 2}), event(XidEvent)])
     txns = [m for m in out if isinstance(m, Transaction)]
     assert [(t.txid, [c.after for c in t.changes]) for t in txns] == [("0-1-50", [{"id": 1}]), ("0-1-51", [{"id": 2}])]
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_row_changes_are_the_constructors_objects(monkeypatch: pytest.MonkeyPatch, plain: bool) -> None:
+    """row_changes builds RowChanges without their __init__: the same objects as the constructor's (type,
+    fields in order, equality, repr, pickling), and the constructor itself when RowChange is not plain."""
+    import pickle
+
+    from replicator.sources import binlog
+
+    assert binlog._PLAIN_ROW_CHANGE  # the fast path is the one in use with today's RowChange
+    monkeypatch.setattr(binlog, "_PLAIN_ROW_CHANGE", plain)
+    pairs = [(None, {"id": 1, "v": "a"}), ({"id": 1}, {"id": 1, "v": None}), ({"id": 2}, None)]
+    for op in (Op.INSERT, Op.UPDATE, Op.DELETE):
+        got = binlog.row_changes(T, op, pairs)
+        want = [RowChange(T, op, before, after) for before, after in pairs]
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert type(g) is RowChange and list(vars(g).items()) == list(vars(w).items())
+            assert g == w and repr(g) == repr(w) and pickle.loads(pickle.dumps(g)) == w
+            assert g.before is w.before and g.after is w.after  # the decoder's dicts, not copies
+            with pytest.raises(AttributeError):
+                g.op = Op.DELETE  # type: ignore[misc]  # still frozen
+    key_only = binlog.row_changes(T, Op.DELETE, [((1, 2), None)])[0]
+    assert hash(key_only) == hash(RowChange(T, Op.DELETE, (1, 2), None))  # type: ignore[arg-type]
+    assert binlog.row_changes(T, Op.INSERT, []) == []

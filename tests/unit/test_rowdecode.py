@@ -556,6 +556,33 @@ def test_partial_row_image_falls_back() -> None:
     assert ev.rows[0]["after_values"]["id"] == 1
 
 
+@pytest.mark.parametrize("ncolumns", [2, 8, 9])
+def test_remembered_full_bitmap_never_admits_a_partial_one(ncolumns: int) -> None:
+    """The decoder remembers the last columns-present bitmap that held every column: one decoder, events whose
+    bitmaps are full (with any padding bits) or partial (either image of an UPDATE), in any order, decodes
+    exactly the full ones, each as the library does."""
+    columns = [col(T.LONG, f"c{k}") for k in range(ncolumns)]
+    blen = (ncolumns + 7) // 8
+    image = bytes(blen) + b"".join(struct.pack("<i", k) for k in range(ncolumns))
+    full = (1 << ncolumns) - 1
+    bitmaps = [(full | pad).to_bytes(blen, "little") for pad in (0, (0xFF << ncolumns) & (1 << 8 * blen) - 1)]
+    partial = [(full & ~(1 << k)).to_bytes(blen, "little") for k in (0, ncolumns - 1)]
+    decoder = RowDecoder()
+    rnd = random.Random(ncolumns)
+    for _ in range(60):
+        kind = rnd.choice(["write", "update", "delete"])
+        first, second = rnd.choice(bitmaps + partial), rnd.choice(bitmaps + partial)
+        ev = fake_event(kind, columns, image * (2 if kind == "update" else 1), bitmap=first)
+        if kind == "update":
+            ev.columns_present_bitmap2 = second
+        got = decoder.decode(ev)
+        if first in partial or (kind == "update" and second in partial):
+            assert got is None and ev.packet.read_bytes == 0
+        else:
+            assert got is not None
+            assert_same(got[0], library_pairs(fake_event(kind, columns, image * (2 if kind == "update" else 1)))[0])
+
+
 def test_truncated_body_falls_back() -> None:
     columns = [col(T.LONG, "id"), col(T.VARCHAR, "v", max_length=40, character_set_name="utf8")]
     body = b"\x00" + b"\x01\x00\x00\x00" + b"\x05ab"  # claims 5 bytes, has 2
@@ -672,3 +699,55 @@ def test_exact_values_keep_binary_trailing_zero_bytes() -> None:
         library = fake_event("write", columns, body).rows[0]
         assert library["values"]["b"] == (stored or "")  # what the library alone gives
         assert src._row(dict(library["values"]), library, "none_sources", fix, "t")["b"] == value
+
+
+# --- the peers' table (bench/peers.py), hypothesis-drawn -----------------------------------------------------
+
+PEERS_COLUMNS = [col(T.LONG, "id"), col(T.VARCHAR, "name", max_length=256, character_set_name="utf8mb4"),
+                 col(T.NEWDECIMAL, "amount", precision=12, decimals=2), col(T.DATETIME2, "created_at", fsp=0),
+                 col(T.BLOB, "note", length_size=2, character_set_name="utf8mb4"), col(T.LONG, "qty"),
+                 col(T.VARCHAR, "category", max_length=128, character_set_name="utf8mb4"),
+                 col(T.DATETIME2, "updated_at", fsp=0)]
+# DATETIME bytes (fsp 0): valid ones, the zero date, a zero month, 31 February, month 13 -- a small pool, so the
+# same bytes come back in many rows and images (an UPDATE's unchanged column, NOW() in every row)
+DATETIME_POOL = [((y * 13 + m) << 22 | d << 17 | h << 12 | mi << 6 | s | 1 << 39).to_bytes(5, "big")
+                 for y, m, d, h, mi, s in [(2024, 1, 1, 0, 0, 0), (2024, 1, 1, 0, 0, 1), (9999, 12, 31, 23, 59, 59),
+                                           (1, 1, 1, 0, 0, 0), (0, 0, 0, 0, 0, 0), (2024, 0, 5, 1, 2, 3),
+                                           (2023, 2, 31, 1, 2, 3), (2024, 13, 1, 0, 0, 0)]]
+
+
+def peers_image(draw: Any, st: Any) -> bytes:
+    nulls = draw(st.integers(0, 255))
+    parts = [struct.pack("<i", draw(st.integers(-2 ** 31, 2 ** 31 - 1))),
+             enc_len(len(name := draw(st.text(max_size=20)).encode()), 2) + name,
+             decimal_bytes(f"{draw(st.decimals(-10 ** 10 + 1, 10 ** 10 - 1, places=2)):.2f}", 12, 2),
+             draw(st.sampled_from(DATETIME_POOL)),
+             enc_len(len(note := draw(st.text(max_size=200)).encode()), 2) + note,
+             struct.pack("<i", draw(st.integers(-2 ** 31, 2 ** 31 - 1))),
+             enc_len(len(cat := draw(st.sampled_from(["alpha", "upd", ""])).encode()), 1) + cat,
+             draw(st.sampled_from(DATETIME_POOL))]
+    return bytes([nulls]) + b"".join(p for i, p in enumerate(parts) if not nulls >> i & 1)
+
+
+def test_peers_table_with_repeated_values_matches_library() -> None:
+    """Hypothesis-drawn rows of the peers' table, DATETIMEs from a small pool (valid, zero and invalid dates):
+    the decoder equals the library on every body, also when the same decoder decodes it again (the
+    DATE values it remembers), and a zero or invalid date is counted every time it occurs."""
+    from hypothesis import given, settings, strategies as st
+
+    @st.composite
+    def bodies(draw: Any) -> tuple[str, bytes]:
+        kind = draw(st.sampled_from(["write", "update", "delete"]))
+        rows = draw(st.integers(1, 6)) * (2 if kind == "update" else 1)
+        return kind, b"".join(peers_image(draw, st) for _ in range(rows))
+
+    decoder = RowDecoder()
+
+    @settings(max_examples=300, deadline=None)
+    @given(bodies())
+    def check(drawn: tuple[str, bytes]) -> None:
+        kind, body = drawn
+        for _ in range(2):
+            check_body(kind, PEERS_COLUMNS, body, decoder)
+
+    check()
