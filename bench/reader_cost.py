@@ -8,7 +8,9 @@ Python function calls per transaction (cProfile):
 
 - binlog: BinlogSource over a MariaDB binlog of N single-row INSERT transactions (a throwaway server from
   replicator.testing.devservers, or --port);
-- wal: WalSource over N prepared pgoutput messages (Begin, Insert, Commit), no server.
+- wal: WalSource over N prepared pgoutput messages (Begin, Insert, Commit), no server;
+- wal-full: the same with UPDATEs of a REPLICA IDENTITY FULL table (Begin, Update with the old row as an
+  'O' tuple and the new one, Commit), what a two-way table's updates look like on the wire.
 
 With --code DIR the daemon code is imported from DIR (e.g. `git archive <commit> | tar -x -C DIR`), so
 two commits are compared on the same binlog in one run:
@@ -60,15 +62,19 @@ else:
     def tup(*vals): return struct.pack(">H", len(vals)) + b"".join(b"t" + struct.pack(">I", len(v.encode())) + v.encode() for v in vals)
     cols = [("id", 23, True), ("a", 20, False), ("b", 25, False), ("c", 1700, False), ("d", 1114, False),
             ("e", 23, False), ("f", 25, False), ("g", 701, False)]
-    rel = b"R" + struct.pack(">I", 1) + cstr("public") + cstr("item") + b"d" + struct.pack(">H", len(cols))
+    full = kind == "wal-full"
+    rel = b"R" + struct.pack(">I", 1) + cstr("public") + cstr("item") + (b"f" if full else b"d") \
+        + struct.pack(">H", len(cols))
     for name, oid, key in cols:
         rel += struct.pack(">B", int(key)) + cstr(name) + struct.pack(">Ii", oid, -1)
     payloads, lsn = [rel], 1000
+    def values(i, name):
+        return tup(str(i), str(i * 7), f"{name} {i}", f"{i / 3:.2f}", "2024-01-01 10:00:00.123456", str(i % 100),
+                   "some text of a row", repr(i / 7.0))
     for i in range(n):
-        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i),
-                     b"I" + struct.pack(">I", 1) + b"N" + tup(str(i), str(i * 7), f"name {i}", f"{i / 3:.2f}",
-                                                            "2024-01-01 10:00:00.123456", str(i % 100),
-                                                            "some text of a row", repr(i / 7.0)),
+        row = (b"U" + struct.pack(">I", 1) + b"O" + values(i, "old") + b"N" + values(i, "name")) if full \
+            else (b"I" + struct.pack(">I", 1) + b"N" + values(i, "name"))
+        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i), row,
                      b"C" + struct.pack(">BQQq", 0, lsn + 50, lsn + 60, 7 * 10**14 + i)]
         lsn += 100
     class Msg:
@@ -151,7 +157,8 @@ def populate(host: str, port: int, user: str, password: str, n: int) -> tuple[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kind", choices=("binlog", "wal", "both"), default="both")
+    ap.add_argument("--kind", choices=("binlog", "wal", "wal-full", "both"), default="both",
+                    help="both = binlog and wal")
     ap.add_argument("--txns", type=int, default=30_000)
     ap.add_argument("--code", type=Path, action="append", default=[], metavar="DIR",
                     help="also measure the daemon code in DIR (repeatable); this checkout is always measured last")
