@@ -35,7 +35,7 @@ DB = "reader_cost"
 
 # the measurement itself, run in a child process per code tree (each imports its own replicator)
 CHILD = r'''
-import cProfile, json, pstats, random, struct, sys, threading, time
+import cProfile, itertools, json, pstats, random, struct, sys, threading, time
 code, kind, n, sort = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 server = json.loads(sys.argv[5])
 sys.path.insert(0, code)
@@ -83,9 +83,11 @@ else:
     class Stream:
         wal_end = 0; io_time = 0.0; wait_asked_at = None; confirmed = 0
         def __init__(self): self.it = iter(payloads)
-        def read(self):
+        def read(self):  # the base's reader: a message per call
             p = next(self.it, None)
             return Msg(p) if p is not None else None
+        def read_batch(self):  # CopyStream.read_batch: what libpq holds, at most 256 messages
+            return list(itertools.islice(self.it, 256))
         def confirm(self, lsn): pass
     wal_module.SLOT_STATS_EVERY = 1e9
     conn = Connection("crm", "postgresql", "h", 5432, "crm", Account("a", Secret("")), Account("c", Secret("")))
