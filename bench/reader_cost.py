@@ -9,7 +9,10 @@ Python function calls per transaction (cProfile):
 - binlog: BinlogSource over a MariaDB binlog of N single-row INSERT transactions (a throwaway server from
   replicator.testing.devservers, or --port);
 - wal: WalSource over N prepared pgoutput messages (Begin, Insert, Commit), no server;
-- wal-full: the same with UPDATEs of a REPLICA IDENTITY FULL table (Begin, Update with the old row as an
+- wal-server: WalSource over a real PostgreSQL 15 slot holding N single-row INSERT transactions (a
+  throwaway server): the copy stream (libpq through ctypes) included, which the fake stream leaves out;
+  its call count depends a little on how the messages arrive, so compare within one run;
+- wal-full: the same as wal with UPDATEs of a REPLICA IDENTITY FULL table (Begin, Update with the old row as an
   'O' tuple and the new one, Commit), what a two-way table's updates look like on the wire.
 
 With --code DIR the daemon code is imported from DIR (e.g. `git archive <commit> | tar -x -C DIR`), so
@@ -28,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +58,16 @@ if kind == "binlog":
     table = TableRef(server["db"], "item")
     source = BinlogSource(conn, "erp_to_crm", [table], LoopGuard("replicator", "crm_to_erp"),
                           BinlogPosition(server["file"], server["pos"]), chunk_rows=1000, heartbeat_seconds=5.0)
+    transactions = source.transactions
+elif kind == "wal-server":
+    from replicator.sources.wal import WalSource
+    account = Account(server["user"], Secret(server["password"]))
+    conn = Connection("crm", "postgresql", server["host"], server["port"], server["db"], account, account,
+                      slot=server["slot"], publication=server["publication"])
+    table = TableRef("public", "item")
+    source = WalSource(conn, "crm_to_erp", [table], LoopGuard("replicator", "erp_to_crm"), LSN.parse(server["lsn"]),
+                       chunk_rows=1000)
+    source._slot_stats = lambda: None
     transactions = source.transactions
 else:
     from replicator.sources import wal as wal_module
@@ -157,9 +171,16 @@ def populate(host: str, port: int, user: str, password: str, n: int) -> tuple[st
     return str(row[0]), int(row[1])
 
 
+PG_FILL = """CREATE PROCEDURE fill(n int) LANGUAGE plpgsql AS $$ BEGIN
+    FOR i IN 0 .. n - 1 LOOP
+      INSERT INTO item VALUES (i, i * 7, 'name ' || i, i / 3.0, now(), i % 100, 'some text of a row', i / 7.0);
+      COMMIT;
+    END LOOP; END $$"""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kind", choices=("binlog", "wal", "wal-full", "both"), default="both",
+    ap.add_argument("--kind", choices=("binlog", "wal", "wal-full", "wal-server", "both"), default="both",
                     help="both = binlog and wal")
     ap.add_argument("--txns", type=int, default=30_000)
     ap.add_argument("--code", type=Path, action="append", default=[], metavar="DIR",
@@ -173,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     trees = [str(p.resolve()) for p in args.code] + [str(ROOT)]
     kinds = ("binlog", "wal") if args.kind == "both" else (args.kind,)
-    server = tmp = None
+    server = tmp = pg = None
     info: dict[str, object] = {}
+    info_of: dict[str, dict[str, object]] = {}
     try:
         if "binlog" in kinds:
             if args.port:
@@ -188,6 +210,34 @@ def main(argv: list[str] | None = None) -> int:
                 host, port, user, password = server.host, server.port, server.user, server.password
             file, pos = populate(host, port, user, password, args.txns)
             info = {"host": host, "port": port, "user": user, "password": password, "db": DB, "file": file, "pos": pos}
+            info_of["binlog"] = info
+        if "wal-server" in kinds:
+            sys.path.insert(0, str(ROOT))
+            from replicator.testing.devservers import PostgresServer
+
+            tmp = tmp or Path(tempfile.mkdtemp(prefix="reader-cost-"))
+            pg = PostgresServer(tmp / "postgres").start()
+            run = pg.execute
+            run("CREATE TABLE item (id int PRIMARY KEY, a bigint NOT NULL, b text NOT NULL, c numeric(12,2), "
+                "d timestamp(6) NOT NULL, e int, f text, g double precision)")
+            run("CREATE PUBLICATION bench_pub FOR TABLE item")
+            run(PG_FILL)
+            # every run reads the same slot from its start: the reader is never acked here, so the slot
+            # never moves
+            run("SELECT pg_create_logical_replication_slot('bench', 'pgoutput')")
+            lsn = str(run("SELECT confirmed_flush_lsn::text FROM pg_replication_slots")[0][0])
+            run(f"CALL fill({int(args.txns)})")
+            info_of["wal-server"] = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password,
+                                     "db": "postgres", "slot": "bench", "publication": "bench_pub", "lsn": lsn}
+
+        def child(tree: str, kind: str, mode: str) -> subprocess.CompletedProcess[str]:
+            if pg is not None:  # the previous run's walsender may take a moment to let go of the slot
+                for _ in range(100):
+                    if not pg.execute("SELECT 1 FROM pg_replication_slots WHERE active"):
+                        break
+                    time.sleep(0.1)
+            return subprocess.run([sys.executable, "-c", CHILD, tree, kind, str(args.txns), mode,
+                                   json.dumps(info_of.get(kind, {}))], capture_output=True, text=True, check=True)
         print(f"{args.txns} single-row transactions, 8 columns, through Direction._read (commit clock on); "
               f"load {os.getloadavg()[0]:.1f}")
         for kind in kinds:
@@ -195,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 for tree in trees:
                     for mode in ("-", "calls"):  # CPU time without the profiler, then the call count with it
-                        proc = subprocess.run([sys.executable, "-c", CHILD, tree, kind, str(args.txns), mode,
-                                               json.dumps(info)], capture_output=True, text=True, check=True)
+                        proc = child(tree, kind, mode)
                         out = json.loads(proc.stdout.strip().splitlines()[-1])
                         r = results.setdefault(tree, {"cpu_us": float("inf")})
                         if "calls" in out:
@@ -205,16 +254,17 @@ def main(argv: list[str] | None = None) -> int:
                             r["cpu_us"] = min(r["cpu_us"], out["cpu_us"])
             for tree in trees:
                 r = results[tree]
-                print(f"  {kind:6} {tree}: {r['cpu_us']:.1f} us CPU per transaction (best of {args.repeat}), "
+                print(f"  {kind:10} {tree}: {r['cpu_us']:.1f} us CPU per transaction (best of {args.repeat}), "
                       f"{r['calls']:.1f} function calls per transaction")
             if args.profile:
-                proc = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), kind, str(args.txns), args.profile,
-                                       json.dumps(info)], capture_output=True, text=True, check=True)
+                proc = child(str(ROOT), kind, args.profile)
                 print(proc.stdout)
         return 0
     finally:
         if server is not None:
             server.stop()
+        if pg is not None:
+            pg.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -266,19 +266,62 @@ def converter_for(type_oid: int) -> Converter:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A Relation compiled for the hot path: (name, converter) pairs in wire order."""
+    """A Relation compiled for the hot path: (name, converter) pairs in wire order, and `read`, the
+    relation's tuple reader for `PgOutputDecoder.row` (see _tuple_reader)."""
 
     relation: Relation
     fields: tuple[tuple[str, Converter], ...]
     key_names: tuple[str, ...]
+    read: Callable[[bytes, int], tuple[dict[str, Any], int]]
 
 
 def _compile(relation: Relation) -> _Plan:
-    return _Plan(
-        relation,
-        tuple((c.name, converter_for(c.type_oid)) for c in relation.columns),
-        tuple(c.name for c in relation.columns if c.is_key),
-    )
+    fields = tuple((c.name, converter_for(c.type_oid)) for c in relation.columns)
+    return _Plan(relation, fields, tuple(c.name for c in relation.columns if c.is_key), _tuple_reader(fields))
+
+
+# wider relations keep the loop (_fast_tuple): one generated function per relation stays small
+UNROLL_COLUMNS = 64
+
+
+def _tuple_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, int], tuple[dict[str, Any], int]]:
+    """`_fast_tuple` unrolled for one relation: straight-line code per column, the converters bound as
+    default arguments, the row built as one dict display. Half the bytecode of the loop per column (no
+    tuple unpacking of the field, no loop, no dict store by a variable name); the same contract: any
+    exception sends `row` to `decode`, which names what is wrong. Column names enter the source only
+    as repr() string literals and converters only as arguments, never as code."""
+    if len(fields) > UNROLL_COLUMNS:
+        return lambda buf, pos: _fast_tuple(buf, pos, fields)
+    n = len(fields)
+    lines = [
+        "def read(buf, pos, _unpack=_unpack, _unchanged=_unchanged, _error=_error"
+        + "".join(f", _c{i}=_c{i}" for i in range(n)) + "):",
+        f"    if buf[pos] != {n >> 8} or buf[pos + 1] != {n & 0xFF}:",
+        "        raise _error('column count')",
+        "    pos += 2",
+    ]
+    for i in range(n):
+        lines += [
+            "    kind = buf[pos]",
+            "    if kind == 0x74:",
+            "        end = pos + 5 + _unpack(buf, pos + 1)[0]",
+            f"        _v{i} = _c{i}(buf[pos + 5 : end])",
+            "        pos = end",
+            "    elif kind == 0x6E:",
+            f"        _v{i} = None",
+            "        pos += 1",
+            "    elif kind == 0x75:",
+            f"        _v{i} = _unchanged",
+            "        pos += 1",
+            "    else:",
+            "        raise _error('value kind')",
+        ]
+    lines.append("    return {" + ", ".join(f"{name!r}: _v{i}" for i, (name, _) in enumerate(fields)) + "}, pos")
+    namespace: dict[str, Any] = {"_unpack": _U32.unpack_from, "_unchanged": UNCHANGED, "_error": DecodeError}
+    namespace.update({f"_c{i}": conv for i, (_, conv) in enumerate(fields)})
+    exec(compile("\n".join(lines), "<pgoutput tuple reader>", "exec"), namespace)
+    read: Callable[[bytes, int], tuple[dict[str, Any], int]] = namespace["read"]
+    return read
 
 
 def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
@@ -330,30 +373,31 @@ class PgOutputDecoder:
             buf = bytes(buf)
         try:
             plan = self._plans[_U32.unpack_from(buf, 1)[0]]
+            read = plan.read
             kind = buf[0]
             if kind == 0x49:  # 'I'
                 if buf[5] == 0x4E:  # 'N'
-                    after, pos = _tuple(buf, 6, plan)
+                    after, pos = read(buf, 6)
                     if pos == len(buf):
                         return RowChange(plan.relation.table, Op.INSERT, None, after)
             elif kind == 0x55:  # 'U'
                 marker = buf[5]
                 if marker == 0x4E:
-                    after, pos = _tuple(buf, 6, plan)
+                    after, pos = read(buf, 6)
                     if pos == len(buf):
                         return RowChange(plan.relation.table, Op.UPDATE, None, after)
                 elif marker == 0x4F or marker == 0x4B:  # 'O' (REPLICA IDENTITY FULL) or 'K'
-                    before, pos = _tuple(buf, 6, plan)
+                    before, pos = read(buf, 6)
                     if marker == 0x4B:
                         before = {name: before[name] for name in plan.key_names}
                     if buf[pos] == 0x4E:
-                        after, pos = _tuple(buf, pos + 1, plan)
+                        after, pos = read(buf, pos + 1)
                         if pos == len(buf):
                             return RowChange(plan.relation.table, Op.UPDATE, before, after)
             elif kind == 0x44:  # 'D'
                 marker = buf[5]
                 if marker == 0x4F or marker == 0x4B:
-                    before, pos = _tuple(buf, 6, plan)
+                    before, pos = read(buf, 6)
                     if pos == len(buf):
                         if marker == 0x4B:
                             before = {name: before[name] for name in plan.key_names}
@@ -508,6 +552,33 @@ def _tuple(buf: bytes, pos: int, plan: _Plan) -> tuple[dict[str, Any], int]:
         name, raw, at, cause = failed
         key = tuple(row.get(k) for k in plan.key_names) if name not in plan.key_names else None
         raise _conversion_error(plan, name, raw, at, cause, key) from cause
+    return row, pos
+
+
+def _fast_tuple(buf: bytes, pos: int, fields: tuple[tuple[str, Converter], ...]) -> tuple[dict[str, Any], int]:
+    """`_tuple` for `PgOutputDecoder.row`, without the checks that name what is wrong: any exception
+    sends `row` to `decode`, whose `_tuple` then names it. It cannot return another row than `_tuple`: a
+    value running past the end leaves `pos` past it, which `row` refuses (pos != len(buf)) or the next
+    column's `buf[pos]` raises on; a value that does not convert raises here as it does there."""
+    if _U16.unpack_from(buf, pos)[0] != len(fields):
+        raise DecodeError("column count")
+    pos += 2
+    unpack = _U32.unpack_from
+    row: dict[str, Any] = {}
+    for name, conv in fields:
+        kind = buf[pos]
+        if kind == 0x74:  # 't'
+            end = pos + 5 + unpack(buf, pos + 1)[0]
+            row[name] = conv(buf[pos + 5 : end])
+            pos = end
+        elif kind == 0x6E:  # 'n'
+            row[name] = None
+            pos += 1
+        elif kind == 0x75:  # 'u': unchanged TOAST, the value was not sent
+            row[name] = UNCHANGED
+            pos += 1
+        else:
+            raise DecodeError("value kind")
     return row, pos
 
 

@@ -28,6 +28,7 @@ from replicator.changes import LSN, UNCHANGED, Keepalive, RowChange, TableRef, T
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import MESSAGE_PREFIX, WATERMARK_PREFIX, LoopGuard
 from replicator.sources import wal as wal_module
+from replicator.sources import pgoutput
 from replicator.sources.pgoutput import PgOutputDecoder
 from replicator.sources.wal import WalSource
 from tests.unit.reference import pgoutput_6905239 as old_pgoutput
@@ -79,7 +80,11 @@ def relations(draw: Any) -> dict[int, list[tuple[str, int, bool]]]:
         types = draw(st.lists(st.sampled_from(TYPES), min_size=1, max_size=5))
         keys = draw(st.lists(st.booleans(), min_size=len(types), max_size=len(types)))
         keys[0] = True
-        out[oid] = [(f"c{i}", t, k) for i, (t, k) in enumerate(zip(types, keys))]
+        # any name: the tuple reader compiled per relation holds them as string literals
+        names = draw(st.lists(st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+                                      min_size=1, max_size=5), min_size=len(types), max_size=len(types),
+                              unique=True))
+        out[oid] = [(name, t, k) for name, t, k in zip(names, types, keys)]
     return out
 
 
@@ -155,6 +160,20 @@ def test_the_decoder_gives_what_the_old_one_gave(data: Any) -> None:
         assert outcome(lambda: new.decode(payload)) == expected
         if payload[:1] in (b"I", b"U", b"D"):
             assert outcome(lambda: new.row(payload)) == expected
+
+
+@settings(SETTINGS, max_examples=30)
+@given(data=st.data())
+def test_a_relation_wider_than_the_unrolled_reader_decodes_alike(data: Any) -> None:
+    cols = [(f"c{i}", data.draw(st.sampled_from(TYPES)), i == 0) for i in range(pgoutput.UNROLL_COLUMNS + 3)]
+    rels = {1: cols, 2: cols[:1]}
+    old, new = old_pgoutput.PgOutputDecoder(), PgOutputDecoder()
+    for dec in (old, new):
+        dec.decode(rel_payload(1, cols))
+        dec.decode(rel_payload(2, cols[:1]))
+    for payload in data.draw(st.lists(row_message(rels), min_size=1, max_size=4)):
+        expected = outcome(lambda: old.decode(payload))
+        assert outcome(lambda: new.row(payload)) == expected
 
 
 def test_the_differential_test_meets_values_errors_and_each_old_tuple_form() -> None:
