@@ -198,7 +198,7 @@ class CopyStream:
         finally:
             if seen:
                 self.io_time = time.time()
-                self.wal_end = wal_end
+                self.wal_end = max(self.wal_end, wal_end)  # a keepalive that then failed may have moved it
         return out
 
     def _keepalive(self, data: bytes, n: int) -> None:
