@@ -12,6 +12,11 @@ Python function calls per transaction (cProfile):
 - --workload peers (binlog only): bench/peers.py's workload instead -- its 8-column table (DECIMAL, DATETIME,
   TEXT of 25-185 characters), --txns/2 transactions of 100-row INSERTs then as many of 100-row UPDATEs
   (binlog_row_image FULL) --, one-way as there (no commit clock), reported per row change as well.
+- wal-server: WalSource over a real PostgreSQL 15 slot holding N single-row INSERT transactions (a
+  throwaway server): the copy stream (libpq through ctypes) included, which the fake stream leaves out;
+  its call count depends a little on how the messages arrive, so compare within one run;
+- wal-full: the same as wal with UPDATEs of a REPLICA IDENTITY FULL table (Begin, Update with the old row as an
+  'O' tuple and the new one, Commit), what a two-way table's updates look like on the wire.
 
 With --code DIR the daemon code is imported from DIR (e.g. `git archive <commit> | tar -x -C DIR`), so
 two commits are compared on the same binlog in one run:
@@ -29,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +42,7 @@ DB = "reader_cost"
 
 # the measurement itself, run in a child process per code tree (each imports its own replicator)
 CHILD = r'''
-import cProfile, json, pstats, random, struct, sys, threading, time
+import cProfile, itertools, json, pstats, random, struct, sys, threading, time
 code, kind, n, sort = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 server = json.loads(sys.argv[5])
 rows_per_txn = server.get("rows_per_txn", 1)
@@ -57,6 +63,16 @@ if kind == "binlog":
     source = BinlogSource(conn, "erp_to_crm", [table], LoopGuard("replicator", "crm_to_erp"),
                           BinlogPosition(server["file"], server["pos"]), chunk_rows=1000, heartbeat_seconds=5.0)
     transactions = source.transactions
+elif kind == "wal-server":
+    from replicator.sources.wal import WalSource
+    account = Account(server["user"], Secret(server["password"]))
+    conn = Connection("crm", "postgresql", server["host"], server["port"], server["db"], account, account,
+                      slot=server["slot"], publication=server["publication"])
+    table = TableRef("public", "item")
+    source = WalSource(conn, "crm_to_erp", [table], LoopGuard("replicator", "erp_to_crm"), LSN.parse(server["lsn"]),
+                       chunk_rows=1000)
+    source._slot_stats = lambda: None
+    transactions = source.transactions
 else:
     from replicator.sources import wal as wal_module
     from replicator.sources.wal import WalSource
@@ -64,15 +80,19 @@ else:
     def tup(*vals): return struct.pack(">H", len(vals)) + b"".join(b"t" + struct.pack(">I", len(v.encode())) + v.encode() for v in vals)
     cols = [("id", 23, True), ("a", 20, False), ("b", 25, False), ("c", 1700, False), ("d", 1114, False),
             ("e", 23, False), ("f", 25, False), ("g", 701, False)]
-    rel = b"R" + struct.pack(">I", 1) + cstr("public") + cstr("item") + b"d" + struct.pack(">H", len(cols))
+    full = kind == "wal-full"
+    rel = b"R" + struct.pack(">I", 1) + cstr("public") + cstr("item") + (b"f" if full else b"d") \
+        + struct.pack(">H", len(cols))
     for name, oid, key in cols:
         rel += struct.pack(">B", int(key)) + cstr(name) + struct.pack(">Ii", oid, -1)
     payloads, lsn = [rel], 1000
+    def values(i, name):
+        return tup(str(i), str(i * 7), f"{name} {i}", f"{i / 3:.2f}", "2024-01-01 10:00:00.123456", str(i % 100),
+                   "some text of a row", repr(i / 7.0))
     for i in range(n):
-        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i),
-                     b"I" + struct.pack(">I", 1) + b"N" + tup(str(i), str(i * 7), f"name {i}", f"{i / 3:.2f}",
-                                                            "2024-01-01 10:00:00.123456", str(i % 100),
-                                                            "some text of a row", repr(i / 7.0)),
+        row = (b"U" + struct.pack(">I", 1) + b"O" + values(i, "old") + b"N" + values(i, "name")) if full \
+            else (b"I" + struct.pack(">I", 1) + b"N" + values(i, "name"))
+        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i), row,
                      b"C" + struct.pack(">BQQq", 0, lsn + 50, lsn + 60, 7 * 10**14 + i)]
         lsn += 100
     class Msg:
@@ -81,9 +101,11 @@ else:
     class Stream:
         wal_end = 0; io_time = 0.0; wait_asked_at = None; confirmed = 0
         def __init__(self): self.it = iter(payloads)
-        def read(self):
+        def read(self):  # the base's reader: a message per call
             p = next(self.it, None)
             return Msg(p) if p is not None else None
+        def read_batch(self):  # CopyStream.read_batch: what libpq holds, at most 256 messages
+            return list(itertools.islice(self.it, 256))
         def confirm(self, lsn): pass
     wal_module.SLOT_STATS_EVERY = 1e9
     conn = Connection("crm", "postgresql", "h", 5432, "crm", Account("a", Secret("")), Account("c", Secret("")))
@@ -182,9 +204,17 @@ def populate_peers(host: str, port: int, user: str, password: str, n: int) -> tu
     return str(row[0]), int(row[1])
 
 
+PG_FILL = """CREATE PROCEDURE fill(n int) LANGUAGE plpgsql AS $$ BEGIN
+    FOR i IN 0 .. n - 1 LOOP
+      INSERT INTO item VALUES (i, i * 7, 'name ' || i, i / 3.0, now(), i % 100, 'some text of a row', i / 7.0);
+      COMMIT;
+    END LOOP; END $$"""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kind", choices=("binlog", "wal", "both"), default="both")
+    ap.add_argument("--kind", choices=("binlog", "wal", "wal-full", "wal-server", "both"), default="both",
+                    help="both = binlog and wal")
     ap.add_argument("--txns", type=int, default=30_000)
     ap.add_argument("--workload", choices=("single", "peers"), default="single",
                     help="single-row INSERTs (default) or bench/peers.py's 100-row INSERT then UPDATE transactions")
@@ -201,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ("binlog", "wal") if args.kind == "both" else (args.kind,)
     if args.workload == "peers":
         kinds = ("binlog",)
-    server = tmp = None
+    server = tmp = pg = None
     info: dict[str, object] = {}
+    info_of: dict[str, dict[str, object]] = {}
     try:
         if "binlog" in kinds:
             if args.port:
@@ -222,6 +253,34 @@ def main(argv: list[str] | None = None) -> int:
                 file, pos = populate(host, port, user, password, args.txns)
             info.update({"host": host, "port": port, "user": user, "password": password, "db": DB, "file": file,
                          "pos": pos})
+            info_of["binlog"] = info
+        if "wal-server" in kinds:
+            sys.path.insert(0, str(ROOT))
+            from replicator.testing.devservers import PostgresServer
+
+            tmp = tmp or Path(tempfile.mkdtemp(prefix="reader-cost-"))
+            pg = PostgresServer(tmp / "postgres").start()
+            run = pg.execute
+            run("CREATE TABLE item (id int PRIMARY KEY, a bigint NOT NULL, b text NOT NULL, c numeric(12,2), "
+                "d timestamp(6) NOT NULL, e int, f text, g double precision)")
+            run("CREATE PUBLICATION bench_pub FOR TABLE item")
+            run(PG_FILL)
+            # every run reads the same slot from its start: the reader is never acked here, so the slot
+            # never moves
+            run("SELECT pg_create_logical_replication_slot('bench', 'pgoutput')")
+            lsn = str(run("SELECT confirmed_flush_lsn::text FROM pg_replication_slots")[0][0])
+            run(f"CALL fill({int(args.txns)})")
+            info_of["wal-server"] = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password,
+                                     "db": "postgres", "slot": "bench", "publication": "bench_pub", "lsn": lsn}
+
+        def child(tree: str, kind: str, mode: str) -> subprocess.CompletedProcess[str]:
+            if pg is not None:  # the previous run's walsender may take a moment to let go of the slot
+                for _ in range(100):
+                    if not pg.execute("SELECT 1 FROM pg_replication_slots WHERE active"):
+                        break
+                    time.sleep(0.1)
+            return subprocess.run([sys.executable, "-c", CHILD, tree, kind, str(args.txns), mode,
+                                   json.dumps(info_of.get(kind, {}))], capture_output=True, text=True, check=True)
         what = ("100-row INSERT then UPDATE transactions (bench/peers.py's table)" if args.workload == "peers"
                 else "single-row transactions, 8 columns")
         print(f"{args.txns} {what}, through Direction._read; load {os.getloadavg()[0]:.1f}")
@@ -230,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat):
                 for tree in trees:
                     for mode in ("-", "calls"):  # CPU time without the profiler, then the call count with it
-                        proc = subprocess.run([sys.executable, "-c", CHILD, tree, kind, str(args.txns), mode,
-                                               json.dumps(info)], capture_output=True, text=True, check=True)
+                        proc = child(tree, kind, mode)
                         out = json.loads(proc.stdout.strip().splitlines()[-1])
                         r = results.setdefault(tree, {"cpu_us": float("inf")})
                         r["rows_per_txn"] = out["rows_per_txn"]
@@ -244,16 +302,17 @@ def main(argv: list[str] | None = None) -> int:
                 per_row = "" if r["rows_per_txn"] == 1 else (
                     f"; per row change: {r['cpu_us'] / r['rows_per_txn']:.2f} us, "
                     f"{r['calls'] / r['rows_per_txn']:.2f} calls")
-                print(f"  {kind:6} {tree}: {r['cpu_us']:.1f} us CPU per transaction (best of {args.repeat}), "
+                print(f"  {kind:10} {tree}: {r['cpu_us']:.1f} us CPU per transaction (best of {args.repeat}), "
                       f"{r['calls']:.1f} function calls per transaction{per_row}")
             if args.profile:
-                proc = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), kind, str(args.txns), args.profile,
-                                       json.dumps(info)], capture_output=True, text=True, check=True)
+                proc = child(str(ROOT), kind, args.profile)
                 print(proc.stdout)
         return 0
     finally:
         if server is not None:
             server.stop()
+        if pg is not None:
+            pg.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

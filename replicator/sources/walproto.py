@@ -29,6 +29,10 @@ from replicator.errors import FatalError
 _PG_EPOCH = 946684800  # 2000-01-01 in Unix seconds: the protocol's timestamps count from there
 _PGRES_FATAL_ERROR = 7
 _XLOGDATA_HEADER = 1 + 8 + 8 + 8  # 'w', data start, WAL end, send time
+_WAL_END = struct.Struct("!Q")
+# data messages taken from libpq's buffer per read_batch: bounds the list (the buffer itself is
+# bounded by what one PQconsumeInput took from the socket) and how long a stop waits
+BATCH_LIMIT = 256
 _lib: Any = None
 
 
@@ -99,6 +103,7 @@ class CopyStream:
         self._feedback_at = 0.0
         self._buf = ctypes.c_void_p()  # one out-parameter for every PQgetCopyData call
         self._buf_ref = ctypes.byref(self._buf)
+        self._deferred: psycopg2.OperationalError | None = None  # see read_batch
 
     def fileno(self) -> int:
         return int(self._db.fileno())
@@ -136,17 +141,78 @@ class CopyStream:
                 start, end = struct.unpack_from("!QQ", data, 1)
                 self.wal_end = max(self.wal_end, end)
                 return XLogData(start, end, data[_XLOGDATA_HEADER:])
-            if kind == b"k":
-                if n < 18:
-                    raise psycopg2.OperationalError("replication keepalive message too small")
-                end = struct.unpack_from("!Q", data, 1)[0]
-                self.wal_end = max(self.wal_end, end)
-                if data[17]:
-                    if end > self.confirmed and self.wait_asked_at is None:
-                        self.wait_asked_at, self._asked_end = time.monotonic(), end
-                    self._feedback(reply=False)
-                continue
-            raise psycopg2.OperationalError(f"unrecognized replication message type {kind!r}")
+            self._keepalive(data, n)
+
+    def read_batch(self, limit: int = BATCH_LIMIT) -> list[bytes]:
+        """The payloads of every data message libpq holds now (at most `limit`), in order; [] when none
+        is buffered (then wait on `fileno`). What `read` does message by message, with the per-message
+        clock reads, header tuple and attribute writes done once per batch: the reader thread's
+        per-transaction cost (issue 14). Keepalives are answered as `read` answers them. An error met
+        after some data messages is raised by the next call, after those were handed over, as a
+        sequence of `read` calls would."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            raise deferred
+        if time.monotonic() - self._feedback_at >= self.status_interval:
+            self._feedback(reply=False)
+        lib, pg, buf, ref = self._lib, self._pg, self._buf, self._buf_ref
+        get, free, string_at, unpack = lib.PQgetCopyData, lib.PQfreemem, ctypes.string_at, _WAL_END.unpack_from
+        out: list[bytes] = []
+        consumed = seen = False
+        wal_end = self.wal_end
+        try:
+            while len(out) < limit:
+                n = get(pg, ref, 1)
+                if n == 0:
+                    if consumed:
+                        break
+                    # libpq's socket is non-blocking: this takes what has arrived and never waits
+                    if not lib.PQconsumeInput(pg):
+                        raise psycopg2.OperationalError(self._error())
+                    consumed = True
+                    continue
+                if n == -2:
+                    raise psycopg2.OperationalError(self._error())
+                if n == -1:
+                    raise psycopg2.OperationalError(self._end_of_copy())
+                try:
+                    data = string_at(buf, n)
+                finally:
+                    free(buf)
+                seen = True
+                if data[0] == 0x77:  # 'w'
+                    if n < _XLOGDATA_HEADER:
+                        raise psycopg2.OperationalError("replication data message header too small")
+                    end = unpack(data, 9)[0]
+                    if end > wal_end:
+                        wal_end = end
+                    out.append(data[_XLOGDATA_HEADER:])
+                    continue
+                self.wal_end = wal_end  # a keepalive's reply and checks see the WAL end so far
+                self._keepalive(data, n)
+                wal_end = self.wal_end
+        except psycopg2.OperationalError as exc:
+            if not out:
+                raise
+            self._deferred = exc
+        finally:
+            if seen:
+                self.io_time = time.time()
+                self.wal_end = max(self.wal_end, wal_end)  # a keepalive that then failed may have moved it
+        return out
+
+    def _keepalive(self, data: bytes, n: int) -> None:
+        """A primary keepalive ('k'): note the server's WAL end, answer it when it asks; or an error."""
+        if data[:1] != b"k":
+            raise psycopg2.OperationalError(f"unrecognized replication message type {data[:1]!r}")
+        if n < 18:
+            raise psycopg2.OperationalError("replication keepalive message too small")
+        end = struct.unpack_from("!Q", data, 1)[0]
+        self.wal_end = max(self.wal_end, end)
+        if data[17]:
+            if end > self.confirmed and self.wait_asked_at is None:
+                self.wait_asked_at, self._asked_end = time.monotonic(), end
+            self._feedback(reply=False)
 
     def confirm(self, flush_lsn: int) -> None:
         """Report `flush_lsn` (committed in the target) as flushed, now. Never moves backwards."""

@@ -58,6 +58,11 @@ class _Cursor:
         self.source.stop()
         return None
 
+    def read_batch(self) -> list[bytes]:
+        """One message per batch, so that each callable runs between the two messages it sits between."""
+        msg = self.read()
+        return [msg.payload] if msg is not None else []
+
     def confirm(self, flush_lsn: int) -> None:
         pass
 

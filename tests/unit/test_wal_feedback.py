@@ -61,6 +61,7 @@ def stream(lib: FakeLibpq, confirmed: int) -> CopyStream:
     s.wait_asked_at, s._asked_end, s._feedback_at = None, 0, float("inf")
     s._buf = ctypes.c_void_p()
     s._buf_ref = ctypes.byref(s._buf)
+    s._deferred = None
     return s
 
 

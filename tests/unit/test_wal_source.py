@@ -49,6 +49,11 @@ class FakeStream:
     def read(self) -> Msg | None:
         return Msg(self.payloads.pop(0)) if self.payloads else None
 
+    def read_batch(self) -> list[bytes]:
+        """Everything at once, as CopyStream.read_batch hands over what libpq holds."""
+        out, self.payloads = self.payloads, []
+        return out
+
     def confirm(self, lsn: int) -> None:
         self.confirms.append(lsn)
         self.confirmed = max(self.confirmed, lsn)

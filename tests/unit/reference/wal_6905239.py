@@ -1,0 +1,342 @@
+# The WAL source as of 6905239 (replicator/sources/wal.py), verbatim but for the decoder it imports (the
+# reference copy next to it): the reference for tests/unit/test_wal_differential.py. Do not edit.
+"""PostgreSQL WAL source: logical replication with pgoutput over psycopg2.
+
+Transactions arrive whole and in commit order. A transaction carrying our loop tag (a logical
+message emitted first by the applier) is dropped at its first message, before any row is kept.
+The server is told a position is flushed only after the pipeline has committed it to the target
+(`ack`), so a crash always replays from the target checkpoint. We, not psycopg2, answer the
+server's keepalives (sources/walproto.py): psycopg2 would confirm WAL ends we never committed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import select
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+import psycopg2
+import psycopg2.extras
+
+from replicator import checkpoint as ckpt
+from replicator import metrics
+from replicator.connect import ACCESS, MISSING, pg_connect, pg_error_class
+from replicator.changes import LSN, Keepalive, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
+from replicator.config import Connection
+from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
+from replicator.loopguard import WATERMARK_PREFIX, LoopGuard
+from tests.unit.reference.pgoutput_6905239 import Begin, Commit, Message, PgOutputDecoder, Truncate
+from replicator.sources.walproto import CopyStream
+
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_EVERY = 1.0  # seconds between idle position reports while nothing is committed
+SLOT_STATS_EVERY = 10.0  # seconds between slot retention samples
+_ROW_MESSAGES = (b"I", b"U", b"D")
+SILENT_LIMIT = 120.0  # seconds without any byte from the walsender before we reconnect
+# A server shutting down waits until we confirm its WAL end. We confirm only what the target holds;
+# if it cannot commit that in this time (it hangs), we let go of the connection so the shutdown goes on.
+SHUTDOWN_WAIT_LIMIT = 5.0
+
+
+class WalSource:
+    def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
+                 start: LSN, chunk_rows: int):
+        self.conn = conn
+        self.direction = direction
+        self.tables = frozenset(tables)
+        self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once per table
+        self.guard = guard
+        self.start = start
+        self.chunk_rows = chunk_rows
+        self._stop = threading.Event()
+        self._acked = start
+        self._ack_lock = threading.Lock()
+        self._ack_pending = False
+        self._db: Any = None
+        self._monitor: Any = None
+        # while a sync runs, the rows of echo transactions are kept (marked echo) so that the sync can
+        # tell which keys changed during a chunk's window; otherwise they are not even decoded
+        self.keep_echoes = False
+        # the server's WAL end the last time the reader was between transactions with everything before
+        # it handed over: nothing for us up to there, so a stopping pipeline may record it as its
+        # checkpoint (see Direction._final_checkpoint); only then is it confirmed, at the next start
+        self.safe_position: LSN | None = None
+
+    # -- called from the applier thread
+    def ack(self, position: Position) -> None:
+        if not isinstance(position, LSN):
+            raise FatalError(f"{self.direction}: cannot confirm {position} to a PostgreSQL slot")
+        with self._ack_lock:
+            if position > self._acked:
+                self._acked = position
+                self._ack_pending = True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- the reader thread
+    def validate(self) -> LSN:
+        """Check the slot against the checkpoint before streaming (fail closed)."""
+        db = pg_connect(self.conn, self.conn.capture)
+        try:
+            with db.cursor() as cur:
+                cur.execute(
+                    "SELECT confirmed_flush_lsn::text, wal_status, plugin FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
+                row = cur.fetchone()
+        except psycopg2.OperationalError as exc:  # the server went away between connect and query
+            raise RetriableError(f"{self._describe()}: {str(exc).strip()}") from None
+        finally:
+            db.close()
+        if row and row[2] != "pgoutput":
+            raise FatalError(f"replication slot {self.conn.slot!r} uses plugin {row[2]!r}, not pgoutput")
+        return ckpt.check_slot(self.conn.slot, row[:2] if row else None, self.start)
+
+    def transactions(self) -> Iterator[SourceMessage]:
+        start = self.validate()
+        try:
+            self._db = pg_connect(self.conn, self.conn.capture,
+                                  connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        except RetriableError:
+            raise
+        metrics.connection_up.labels(self.conn.name, "capture").set(1)
+        try:
+            cur = self._db.cursor()
+            try:
+                cur.start_replication(
+                    slot_name=self.conn.slot, decode=False, start_lsn=start.value, status_interval=10,
+                    options={"proto_version": "1", "publication_names": self.conn.publication,
+                             "messages": "true"})
+            except psycopg2.Error as exc:
+                raise self._classify(exc) from None
+            yield from self._read(CopyStream(self._db, confirmed=start.value), start)
+        except psycopg2.Error as exc:
+            if self._stop.is_set():
+                return
+            raise self._classify(exc) from None
+        finally:
+            self._close()
+
+    def _describe(self) -> str:
+        """The replication session for logs: it runs as the capture account, not the apply one."""
+        return f"{self.conn.kind}://{self.conn.capture.user}@{self.conn.host}:{self.conn.port}/{self.conn.database}"
+
+    def _classify(self, exc: psycopg2.Error) -> Exception:
+        """By SQLSTATE and the catalog, never by the message's words (the server's lc_messages)."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        code = getattr(exc, "pgcode", None)
+        cls = pg_error_class(exc)
+        if cls == ACCESS:
+            return FatalError(f"capture user {self.conn.capture.user!r}: {text} (SQLSTATE {code}; "
+                              f"ALTER ROLE ... REPLICATION)")
+        if code == "55006":  # object_in_use: the slot is still held by our previous walsender
+            return RetriableError(f"WAL stream from {self._describe()}: {text}")
+        if cls == MISSING or code == "55000":
+            # undefined_object (a dropped slot or a missing publication) or object_not_in_prerequisite_state
+            # (an invalidated slot): the catalog says which
+            lost = self._diagnose()
+            if lost is not None:
+                return lost
+        return RetriableError(f"WAL stream from {self._describe()}: {text}")
+
+    def _diagnose(self) -> Exception | None:
+        """Which of the stream's objects is gone, read from the catalog; None when it cannot tell."""
+        try:
+            db = pg_connect(self.conn, self.conn.capture)
+        except ReplicatorError:
+            return None
+        try:
+            with db.cursor() as cur:
+                cur.execute("SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots "
+                            "WHERE slot_name = %s AND database = current_database()", (self.conn.slot,))
+                slot = cur.fetchone()
+                cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.conn.publication,))
+                publication = cur.fetchone()
+        except psycopg2.Error:
+            return None
+        finally:
+            db.close()
+        try:
+            ckpt.check_slot(self.conn.slot, slot, self.start)  # dropped or invalidated: its own message
+        except FatalError as lost:
+            return lost
+        if publication is None:
+            return FatalError(f"publication {self.conn.publication!r} does not exist; run `replicator setup`")
+        return None
+
+    def _close(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            try:
+                monitor.close()
+            except psycopg2.Error:
+                pass
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            db.close()
+        except Exception:
+            pass
+        metrics.connection_up.labels(self.conn.name, "capture").set(0)
+
+    def _slot_stats(self) -> None:
+        """Export how much WAL the slot holds back and how much is left before it is invalidated."""
+        try:
+            if self._monitor is None or self._monitor.closed:
+                self._monitor = pg_connect(self.conn, self.conn.capture)
+                self._monitor.autocommit = True
+            with self._monitor.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_lsn() - restart_lsn, safe_wal_size, wal_status "
+                            "FROM pg_replication_slots WHERE slot_name = %s", (self.conn.slot,))
+                row = cur.fetchone()
+        except (psycopg2.Error, RetriableError) as exc:
+            log.debug("slot statistics unavailable: %s", exc)
+            return
+        if row is None:
+            return
+        retained, safe, status = row
+        metrics.slot_retained_bytes.labels(self.conn.name).set(float(retained or 0))
+        metrics.slot_safe_wal_bytes.labels(self.conn.name).set(float(safe) if safe is not None else -1)
+        if status == "unreserved":
+            log.warning("slot %s is about to lose WAL it needs (wal_status=unreserved)", self.conn.slot)
+
+    def _check_alive(self, stream: CopyStream) -> None:
+        """The server sends keepalives at least every wal_sender_timeout/2; a silent connection
+        for SILENT_LIMIT seconds is a partition the TCP stack has not noticed yet (C1)."""
+        last = stream.io_time
+        metrics.last_event_timestamp.labels(self.direction).set(last)
+        if time.time() - last > SILENT_LIMIT:
+            raise RetriableError(f"WAL stream from {self._describe()}: nothing received for "
+                                 f"{time.time() - last:.0f} s; reconnecting")
+        asked = stream.wait_asked_at
+        if asked is not None and time.monotonic() - asked > SHUTDOWN_WAIT_LIMIT:
+            raise RetriableError(
+                f"WAL stream from {self._describe()}: the server waits for WAL up to "
+                f"{LSN(stream.wal_end)} to be confirmed (shutting down?) but the target has committed only "
+                f"{LSN(stream.confirmed)}; reconnecting so that it can go on")
+
+    def _send_ack(self, stream: CopyStream) -> None:
+        with self._ack_lock:
+            pending, lsn = self._ack_pending, self._acked
+            self._ack_pending = False
+        if pending:
+            stream.confirm(lsn.value)
+
+    def _count(self, rows: list[RowChange]) -> None:
+        """replicator_changes_read_total per table. `labels()` takes the metric's lock and hashes the label
+        values: it was 14% of this reader's time when called once per transaction, so the children are kept."""
+        if not rows:
+            return
+        per_table: dict[TableRef, int] = {}
+        for r in rows:
+            per_table[r.table] = per_table.get(r.table, 0) + 1
+        cache = self._changes_read
+        for table, n in per_table.items():
+            child = cache.get(table)
+            if child is None:
+                child = cache[table] = metrics.changes_read.labels(self.direction, str(table))
+            child.inc(n)
+
+    def _read(self, stream: CopyStream, start: LSN) -> Iterator[SourceMessage]:
+        decoder = PgOutputDecoder()
+        begin: Begin | None = None
+        rows: list[RowChange] = []
+        marks: list[Watermark] = []
+        echo = skip = False
+        # keep_echoes is switched by the apply thread; it is read once per transaction, at its Begin,
+        # so that an echo transaction is kept whole or dropped whole, never half
+        keep = self.keep_echoes
+        chunks = 0
+        last_idle = start
+        idle_sent_at = time.monotonic()
+        stats_at = 0.0
+        m_event = metrics.Stamp(metrics.last_event_timestamp.labels(self.direction))
+        m_dropped = metrics.loop_dropped.labels(self.direction)
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() - stats_at >= SLOT_STATS_EVERY:
+                    stats_at = time.monotonic()
+                    self._slot_stats()
+                msg = stream.read()
+                if msg is None:
+                    self._send_ack(stream)
+                    self._check_alive(stream)
+                    now = time.monotonic()
+                    wal_end = LSN(stream.wal_end) if stream.wal_end else last_idle
+                    if begin is None:
+                        self.safe_position = wal_end
+                    if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
+                        # nothing open, everything before wal_end was sent: a safe place to resume
+                        last_idle, idle_sent_at = wal_end, now
+                        yield Keepalive(wal_end)
+                        continue
+                    select.select([stream], [], [], 0.5)
+                    continue
+                payload = msg.payload
+                if (skip or (echo and not keep)) and payload[:1] in _ROW_MESSAGES:
+                    continue  # dropped anyway: do not pay for decoding it
+                event = decoder.decode(payload)
+                if isinstance(event, RowChange):
+                    if skip or (echo and not keep) or event.table not in self.tables:
+                        continue
+                    rows.append(event)
+                    if len(rows) >= self.chunk_rows:
+                        assert begin is not None
+                        yield Transaction(str(begin.xid), last_idle, begin.commit_time, tuple(rows), final=False,
+                                          echo=echo)
+                        rows, chunks = [], chunks + 1
+                elif isinstance(event, Begin):
+                    begin, rows, marks, echo, chunks = event, [], [], False, 0
+                    keep = self.keep_echoes
+                    # already in the target: the checkpoint is the end of a later or equal commit
+                    skip = event.final_lsn < start
+                elif isinstance(event, Message):
+                    if event.transactional and not echo and self.guard.is_tag_message(event.prefix, event.content):
+                        if chunks:
+                            raise FatalError(f"loop tag in the middle of transaction {begin.xid if begin else '?'}")
+                        echo, rows, marks = True, [], []
+                    elif event.transactional and event.prefix == WATERMARK_PREFIX and not (echo or skip):
+                        marks.append(_watermark(event.content))
+                elif isinstance(event, Commit):
+                    if begin is None:
+                        raise FatalError(f"commit at {event.commit_lsn} without a begin")
+                    position = event.end_lsn
+                    m_event()
+                    self._send_ack(stream)  # under steady load the stream is never idle: ack here too
+                    if echo:
+                        m_dropped.inc()
+                    if skip:
+                        rows, marks = [], []
+                    if not echo:
+                        self._count(rows)
+                    last_idle = max(last_idle, position)
+                    yield Transaction(str(begin.xid), position, event.commit_time, tuple(rows),
+                                      final=True, echo=echo, watermarks=tuple(marks))
+                    begin, rows, marks, echo, skip = None, [], [], False, False
+                elif isinstance(event, Truncate):
+                    if not (echo or skip):
+                        rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in self.tables)
+                # Relation, Origin and Type messages only feed the decoder's cache
+        finally:
+            try:
+                self._send_ack(stream)  # the last committed position, also on shutdown
+            except psycopg2.Error:
+                pass
+
+
+def _watermark(content: bytes) -> Watermark:
+    """A sync watermark (replicator.sync.driver): the logical message holds the MariaDB side's row as JSON."""
+    try:
+        row = json.loads(content)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        raise FatalError(f"undecodable sync watermark message {content[:80]!r}")
+    return Watermark.from_row(row)
+
+
