@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from replicator import compare
 from replicator.changes import LSN, UNCHANGED, Op, RowChange, TableRef, TargetChange, Transaction
@@ -39,6 +39,8 @@ zones = st.one_of(st.none(), st.just(timezone.utc),
 moments = st.datetimes(min_value=datetime(1970, 1, 3), max_value=datetime(9990, 1, 1))
 
 
+# no deadline: each example loads a mapping file, which a loaded machine once took over 200 ms for
+@settings(deadline=None)
 @given(a=moments, b=moments, za=zones, zb=zones, same=st.booleans(),
        precision=st.sampled_from([None, 6, 3, 0]), dialect=st.sampled_from(["postgresql", "mariadb"]))
 def test_timestamp_equality_agrees_with_the_canonical_forms(tmp_path_factory: Any, a: datetime, b: datetime,
