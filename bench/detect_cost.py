@@ -6,8 +6,9 @@ transaction (the reader's share), `route` with `expect`, `group_runs` and `Detec
 fake target that returns the rows in the target driver's shapes (naive DATETIME from MariaDB, aware
 timestamptz from PostgreSQL). The one-way mapping does the same minus the clock and the check.
 
-Prints microseconds per row (min of 3; noisy on a loaded machine) and Python function calls per row
-counted by cProfile (deterministic: compare these between commits), and with --profile the top of a
+Prints CPU microseconds per row (this thread's CPU time, min of --repeat; still noisy on a loaded
+machine, less than wall time) and Python function calls per row counted by cProfile (deterministic:
+compare these between commits; C built-ins count as calls too), and with --profile the top of a
 cProfile of the two-way path.
 
     python bench/detect_cost.py --direction crm_to_erp --rows 20000 [--profile tottime]
@@ -55,6 +56,7 @@ def main() -> None:
     p.add_argument("--direction", choices=["crm_to_erp", "erp_to_crm"], default="crm_to_erp")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=100, help="rows per target transaction (one run each)")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes of each path (the minimum is shown)")
     p.add_argument("--profile", metavar="SORT", help="print the top of a cProfile of the two-way path")
     p.add_argument("--code", type=Path, help="import replicator from this checkout (e.g. an older commit)")
     args = p.parse_args()
@@ -103,7 +105,9 @@ class Bench:
                                  else t if t.tzinfo else t.replace(tzinfo=timezone.utc))
         return out
 
-    def run(self, two_way: bool) -> float:
+    def run(self, two_way: bool, check: cProfile.Profile | None = None) -> float:
+        """Seconds of CPU for the whole path; `self.check_seconds`: of them, grouping and checking the runs
+        (`check`, when given, profiles that part alone)."""
         from replicator.appliers.base import group_runs
         from replicator.changes import LSN, Transaction
         from replicator.conflicts.clock import CommitClock
@@ -117,20 +121,29 @@ class Bench:
         target = FakeTarget(self.tgt, self.args.direction,
                             {i: self.shape(self.row(i, 0, self.tgt)) for i in range(1, TABLE_ROWS + 1)})
         when = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        started = time.perf_counter()
+        self.check_seconds = 0.0
+        started = time.thread_time()
         for b in range(0, len(self.changes), self.args.batch):
             routed = []
             for n, ch in enumerate(self.changes[b:b + self.args.batch]):
                 if clock is not None:
                     clock.saw(self.src, Transaction(str(b + n), LSN(b + n), when, (ch,)))
                 routed.extend(route(mset, self.src, ch, when))
+            t0 = time.thread_time()
+            if check is not None:
+                check.enable()
+            written = []
             for run in group_runs(routed):  # type: ignore[arg-type]  # no linked mappings here
                 rows = list(run.rows.values())
                 if detector is not None and run.checked:
                     rows = detector.resolve(target, run, rows)  # type: ignore[arg-type]
-                for tc in rows:  # written, so that the next pass finds the new values
-                    target.rows[tc.key[0]].update(self.shape(tc.values))
-        return time.perf_counter() - started
+                written += rows
+            if check is not None:
+                check.disable()
+            self.check_seconds += time.thread_time() - t0
+            for tc in written:  # written, so that the next pass finds the new values
+                target.rows[tc.key[0]].update(self.shape(tc.values))
+        return time.thread_time() - started
 
     def calls(self, two_way: bool) -> int:
         prof = cProfile.Profile()
@@ -141,12 +154,20 @@ class Bench:
 
     def report(self) -> None:
         n = self.args.rows
-        one = min(self.run(False) for _ in range(3))
-        both = min(self.run(True) for _ in range(3))
+        one = min(self.run(False) for _ in range(self.args.repeat))
+        both, check = min((self.run(True), self.check_seconds) for _ in range(self.args.repeat))
+        checks = []
+        for _ in range(self.args.repeat):
+            self.run(True)
+            checks.append(self.check_seconds)
         c1, c2 = self.calls(False), self.calls(True)
-        print(f"{self.args.direction}: one-way {one * 1e6 / n:.1f} us/row, two-way {both * 1e6 / n:.1f} us/row "
+        prof = cProfile.Profile()
+        self.run(True, prof)
+        c3 = int(pstats.Stats(prof).total_calls)  # type: ignore[attr-defined]
+        print(f"{self.args.direction}: one-way {one * 1e6 / n:.1f} CPU us/row, two-way {both * 1e6 / n:.1f} CPU us/row "
               f"(ratio {one / both:.2f}); Python calls per row: one-way {c1 / n:.1f}, two-way {c2 / n:.1f} "
-              f"({(c2 - c1) / n:.1f} more)")
+              f"({(c2 - c1) / n:.1f} more); of two-way, group_runs + resolve: {min(checks) * 1e6 / n:.2f} CPU us/row, "
+              f"{c3 / n:.1f} calls/row")
         if self.args.profile:
             prof = cProfile.Profile()
             prof.enable()
