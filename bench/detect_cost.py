@@ -12,6 +12,12 @@ compare these between commits; C built-ins count as calls too), and with --profi
 cProfile of the two-way path.
 
     python bench/detect_cost.py --direction crm_to_erp --rows 20000 [--profile tottime]
+    python bench/detect_cost.py --direction crm_to_erp --server   # the target is a real server (below)
+
+--server starts the target database (MariaDB for crm_to_erp, PostgreSQL for erp_to_crm) with
+replicator.testing.devservers and checks against the real applier: its locked read (`read_rows`, the
+driver's parsing) is then part of the check's CPU time; the decided rows are written back with the
+applier's upsert outside the timed part, one transaction per batch.
     git archive BASE replicator | tar -x -C /tmp/base && python bench/detect_cost.py --code /tmp/base
 """
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -59,9 +66,14 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="timed passes of each path (the minimum is shown)")
     p.add_argument("--profile", metavar="SORT", help="print the top of a cProfile of the two-way path")
     p.add_argument("--code", type=Path, help="import replicator from this checkout (e.g. an older commit)")
+    p.add_argument("--server", action="store_true", help="check against a real target server and applier")
     args = p.parse_args()
     sys.path.insert(0, str(args.code or ROOT))
-    Bench(args).report()
+    bench = Bench(args)
+    try:
+        bench.report()
+    finally:
+        bench.close()
 
 
 class Bench:
@@ -72,6 +84,8 @@ class Bench:
         self.src, self.tgt = ("crm", "erp") if args.direction == "crm_to_erp" else ("erp", "crm")
         pg, my = TableRef("public", "bench_item"), TableRef("erpdb", "bench_item")
         self.src_table, self.tgt_table = (pg, my) if self.src == "crm" else (my, pg)
+        self.server: Any = None
+        self.applier: Any = None
         self.changes = [RowChange(self.src_table, Op.UPDATE, self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS, self.src),
                                   self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS + 1, self.src))
                         for j in range(args.rows)]
@@ -105,6 +119,52 @@ class Bench:
                                  else t if t.tzinfo else t.replace(tzinfo=timezone.utc))
         return out
 
+    def close(self) -> None:
+        if self.applier is not None:
+            self.applier.close()
+        if self.server is not None:
+            self.server.stop()
+            shutil.rmtree(self.server_dir, ignore_errors=True)
+
+    def real_target(self) -> Any:
+        """The real applier of the target, its table reset to the rows a FakeTarget starts with."""
+        from replicator.config import Account, Connection, Secret
+
+        mariadb = self.tgt == "erp"
+        if self.server is None:
+            from replicator.testing.devservers import MariaDBServer, PostgresServer
+
+            self.server_dir = Path(tempfile.mkdtemp(prefix="detect-cost-"))
+            self.server = (MariaDBServer if mariadb else PostgresServer)(self.server_dir / "db").start()
+            name = self.tgt_table.schema if mariadb else "crmdb"  # the database the mapping's config names
+            db = self.server.create_database(name)
+            acc = Account(db.user, Secret(db.password))
+            conn = Connection(self.tgt, "mariadb", db.host, db.port, name, acc, acc, server_id=4244) if mariadb \
+                else Connection(self.tgt, "postgresql", db.host, db.port, name, acc, acc)
+            if mariadb:
+                from replicator.appliers.mariadb import MariaDBApplier as A
+                ddl = ("CREATE TABLE bench_item (id BIGINT PRIMARY KEY, qty INT, name VARCHAR(100), amount DECIMAL(12,2), "
+                       "changed_at DATETIME(6), note TEXT, seq BIGINT)")
+            else:
+                from replicator.appliers.postgres import PostgresApplier as A  # type: ignore[assignment]
+                ddl = ("CREATE TABLE bench_item (id bigint PRIMARY KEY, qty integer, name varchar(100), "
+                       "amount numeric(12,2), changed_at timestamptz, note text, seq bigint)")
+            self.applier = A(conn, self.args.direction)
+            self.applier.connect()
+            self.applier.execute(ddl, [])
+            self.applier.db.commit()
+            self.applier.load_types([self.tgt_table])
+        a = self.applier
+        a.execute(f"DELETE FROM {a.quote_table(self.tgt_table)}", [])
+        cols = list(self.row(1, 0, self.tgt))
+        for i in range(1, TABLE_ROWS + 1, 1000):
+            rows = [self.shape(self.row(j, 0, self.tgt)) for j in range(i, min(i + 1000, TABLE_ROWS + 1))]
+            marks = ", ".join(["(" + ", ".join(["%s"] * len(cols)) + ")"] * len(rows))
+            a.execute(f"INSERT INTO {a.quote_table(self.tgt_table)} ({', '.join(cols)}) VALUES {marks}",
+                      [v for r in rows for v in a.convert_row(self.tgt_table, r)])
+        a.db.commit()
+        return a
+
     def run(self, two_way: bool, check: cProfile.Profile | None = None) -> float:
         """Seconds of CPU for the whole path; `self.check_seconds`: of them, grouping and checking the runs
         (`check`, when given, profiles that part alone)."""
@@ -118,6 +178,7 @@ class Bench:
         clock = CommitClock({(self.src, self.src_table): ("id",), (self.tgt, self.tgt_table): ("id",)}) \
             if two_way else None
         detector = Detector(mset, self.src, clock) if two_way else None
+        real = self.real_target() if self.args.server else None
         target = FakeTarget(self.tgt, self.args.direction,
                             {i: self.shape(self.row(i, 0, self.tgt)) for i in range(1, TABLE_ROWS + 1)})
         when = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -136,13 +197,20 @@ class Bench:
             for run in group_runs(routed):  # type: ignore[arg-type]  # no linked mappings here
                 rows = list(run.rows.values())
                 if detector is not None and run.checked:
-                    rows = detector.resolve(target, run, rows)  # type: ignore[arg-type]
-                written += rows
+                    rows = detector.resolve(real or target, run, rows)  # type: ignore[arg-type]
+                written.append((run, rows))
             if check is not None:
                 check.disable()
             self.check_seconds += time.thread_time() - t0
-            for tc in written:  # written, so that the next pass finds the new values
-                target.rows[tc.key[0]].update(self.shape(tc.values))
+            for run, rows in written:  # written, so that the next pass finds the new values
+                if real is not None:
+                    if rows:
+                        real._upsert(run, rows)
+                    continue
+                for tc in rows:
+                    target.rows[tc.key[0]].update(self.shape(tc.values))
+            if real is not None:
+                real.db.commit()
         return time.thread_time() - started
 
     def calls(self, two_way: bool) -> int:
