@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import pymysql
 from pymysql import converters
-from pymysql.constants import CLIENT, FIELD_TYPE
+from pymysql.connections import MySQLResult
+from pymysql.constants import CLIENT, COMMAND, FIELD_TYPE
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
@@ -171,6 +172,60 @@ def datetime_text(text: str) -> Any:
 
 
 _FAST_DECODERS = {FIELD_TYPE.DATETIME: datetime_text, FIELD_TYPE.TIMESTAMP: datetime_text}
+
+
+class _LockedRows(MySQLResult):
+    """PyMySQL's buffered result of the locked read, its rows parsed with less Python per column: a
+    value of fewer than 251 bytes (nearly all) and a NULL are read off the packet inline; every other
+    length form, and a packet that ends early, go through PyMySQL's own `read_length_coded_string`
+    from the same position, so the values and any error are its own. Decoding and converters as in
+    `MySQLResult._read_row_from_packet`, which this replaces for this one statement."""
+
+    def _read_row_from_packet(self, packet: Any) -> tuple[Any, ...]:
+        data = packet._data
+        pos = packet._position
+        end = len(data)
+        row: list[Any] = []
+        columns: list[tuple[str | None, Any]] = self.converters  # type: ignore[attr-defined]  # (not in the stubs)
+        for encoding, converter in columns:
+            if pos >= end:  # no more columns in this row (PyMySQL: the IndexError it catches)
+                break
+            n = data[pos]
+            if n == 251:  # NULL
+                pos += 1
+                row.append(None)
+                continue
+            if n < 251 and pos + 1 + n <= end:
+                value = data[pos + 1:pos + 1 + n]
+                pos += 1 + n
+            else:
+                packet._position = pos
+                value = packet.read_length_coded_string()
+                pos = packet._position
+                if value is None:
+                    row.append(None)
+                    continue
+            if encoding is not None:
+                value = value.decode(encoding)
+            if converter is not None:
+                value = converter(value)
+            row.append(value)
+        packet._position = pos
+        return tuple(row)
+
+
+def _locked_query(db: Any, stmt: str) -> list[tuple[Any, ...]]:
+    """`Connection.query` + `Cursor.fetchall` for one SELECT, its result read by `_LockedRows`: the
+    same command, the same packets read in the same order, the connection left in the same state."""
+    db._execute_command(COMMAND.COM_QUERY, stmt.encode(db.encoding))
+    db._result = None
+    result = _LockedRows(db)
+    result.read()
+    db._result = result
+    if result.server_status is not None:
+        db.server_status = result.server_status
+    db._affected_rows = result.affected_rows
+    return list(result.rows) if result.description else []
 
 
 class MariaDBApplier(Applier):
@@ -394,8 +449,9 @@ class MariaDBApplier(Applier):
                   keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Applier.read_rows, the same statement and rows for less client work (it was most of a checked
         run's cost, issue 14): the keys formatted by the Formatter (PyMySQL's own text without its
-        per-value escaping path, as the upserts are) and DATETIME/TIMESTAMP values decoded by
-        `datetime_text`. tests/integration/test_mariadb_read_rows.py compares it with Applier.read_rows."""
+        per-value escaping path, as the upserts are), the rows parsed by `_LockedRows` and DATETIME/TIMESTAMP
+        values decoded by `datetime_text`. tests/integration/test_mariadb_read_rows.py compares it with
+        Applier.read_rows."""
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 1000):
             part = keys[i:i + 1000]
@@ -415,9 +471,7 @@ class MariaDBApplier(Applier):
             known = self._decoders = (plain, {**plain, **fast})
         db.decoders = known[1]  # read once per result, when its columns are described
         try:
-            with db.cursor() as cur:
-                cur.execute(stmt)
-                return list(cur.fetchall()) if cur.description else []
+            return _locked_query(db, stmt)
         finally:
             db.decoders = plain
 
