@@ -6,11 +6,18 @@ transaction (the reader's share), `route` with `expect`, `group_runs` and `Detec
 fake target that returns the rows in the target driver's shapes (naive DATETIME from MariaDB, aware
 timestamptz from PostgreSQL). The one-way mapping does the same minus the clock and the check.
 
-Prints microseconds per row (min of 3; noisy on a loaded machine) and Python function calls per row
-counted by cProfile (deterministic: compare these between commits), and with --profile the top of a
+Prints CPU microseconds per row (this thread's CPU time, min of --repeat; still noisy on a loaded
+machine, less than wall time) and Python function calls per row counted by cProfile (deterministic:
+compare these between commits; C built-ins count as calls too), and with --profile the top of a
 cProfile of the two-way path.
 
     python bench/detect_cost.py --direction crm_to_erp --rows 20000 [--profile tottime]
+    python bench/detect_cost.py --direction crm_to_erp --server   # the target is a real server (below)
+
+--server starts the target database (MariaDB for crm_to_erp, PostgreSQL for erp_to_crm) with
+replicator.testing.devservers and checks against the real applier: its locked read (`read_rows`, the
+driver's parsing) is then part of the check's CPU time; the decided rows are written back with the
+applier's upsert outside the timed part, one transaction per batch.
     git archive BASE replicator | tar -x -C /tmp/base && python bench/detect_cost.py --code /tmp/base
 """
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -55,11 +63,17 @@ def main() -> None:
     p.add_argument("--direction", choices=["crm_to_erp", "erp_to_crm"], default="crm_to_erp")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=100, help="rows per target transaction (one run each)")
+    p.add_argument("--repeat", type=int, default=3, help="timed passes of each path (the minimum is shown)")
     p.add_argument("--profile", metavar="SORT", help="print the top of a cProfile of the two-way path")
     p.add_argument("--code", type=Path, help="import replicator from this checkout (e.g. an older commit)")
+    p.add_argument("--server", action="store_true", help="check against a real target server and applier")
     args = p.parse_args()
     sys.path.insert(0, str(args.code or ROOT))
-    Bench(args).report()
+    bench = Bench(args)
+    try:
+        bench.report()
+    finally:
+        bench.close()
 
 
 class Bench:
@@ -70,6 +84,8 @@ class Bench:
         self.src, self.tgt = ("crm", "erp") if args.direction == "crm_to_erp" else ("erp", "crm")
         pg, my = TableRef("public", "bench_item"), TableRef("erpdb", "bench_item")
         self.src_table, self.tgt_table = (pg, my) if self.src == "crm" else (my, pg)
+        self.server: Any = None
+        self.applier: Any = None
         self.changes = [RowChange(self.src_table, Op.UPDATE, self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS, self.src),
                                   self.row(j % TABLE_ROWS + 1, j // TABLE_ROWS + 1, self.src))
                         for j in range(args.rows)]
@@ -103,7 +119,55 @@ class Bench:
                                  else t if t.tzinfo else t.replace(tzinfo=timezone.utc))
         return out
 
-    def run(self, two_way: bool) -> float:
+    def close(self) -> None:
+        if self.applier is not None:
+            self.applier.close()
+        if self.server is not None:
+            self.server.stop()
+            shutil.rmtree(self.server_dir, ignore_errors=True)
+
+    def real_target(self) -> Any:
+        """The real applier of the target, its table reset to the rows a FakeTarget starts with."""
+        from replicator.config import Account, Connection, Secret
+
+        mariadb = self.tgt == "erp"
+        if self.server is None:
+            from replicator.testing.devservers import MariaDBServer, PostgresServer
+
+            self.server_dir = Path(tempfile.mkdtemp(prefix="detect-cost-"))
+            self.server = (MariaDBServer if mariadb else PostgresServer)(self.server_dir / "db").start()
+            name = self.tgt_table.schema if mariadb else "crmdb"  # the database the mapping's config names
+            db = self.server.create_database(name)
+            acc = Account(db.user, Secret(db.password))
+            conn = Connection(self.tgt, "mariadb", db.host, db.port, name, acc, acc, server_id=4244) if mariadb \
+                else Connection(self.tgt, "postgresql", db.host, db.port, name, acc, acc)
+            if mariadb:
+                from replicator.appliers.mariadb import MariaDBApplier as A
+                ddl = ("CREATE TABLE bench_item (id BIGINT PRIMARY KEY, qty INT, name VARCHAR(100), amount DECIMAL(12,2), "
+                       "changed_at DATETIME(6), note TEXT, seq BIGINT)")
+            else:
+                from replicator.appliers.postgres import PostgresApplier as A  # type: ignore[assignment]
+                ddl = ("CREATE TABLE bench_item (id bigint PRIMARY KEY, qty integer, name varchar(100), "
+                       "amount numeric(12,2), changed_at timestamptz, note text, seq bigint)")
+            self.applier = A(conn, self.args.direction)
+            self.applier.connect()
+            self.applier.execute(ddl, [])
+            self.applier.db.commit()
+            self.applier.load_types([self.tgt_table])
+        a = self.applier
+        a.execute(f"DELETE FROM {a.quote_table(self.tgt_table)}", [])
+        cols = list(self.row(1, 0, self.tgt))
+        for i in range(1, TABLE_ROWS + 1, 1000):
+            rows = [self.shape(self.row(j, 0, self.tgt)) for j in range(i, min(i + 1000, TABLE_ROWS + 1))]
+            marks = ", ".join(["(" + ", ".join(["%s"] * len(cols)) + ")"] * len(rows))
+            a.execute(f"INSERT INTO {a.quote_table(self.tgt_table)} ({', '.join(cols)}) VALUES {marks}",
+                      [v for r in rows for v in a.convert_row(self.tgt_table, r)])
+        a.db.commit()
+        return a
+
+    def run(self, two_way: bool, check: cProfile.Profile | None = None) -> float:
+        """Seconds of CPU for the whole path; `self.check_seconds`: of them, grouping and checking the runs
+        (`check`, when given, profiles that part alone)."""
         from replicator.appliers.base import group_runs
         from replicator.changes import LSN, Transaction
         from replicator.conflicts.clock import CommitClock
@@ -114,23 +178,40 @@ class Bench:
         clock = CommitClock({(self.src, self.src_table): ("id",), (self.tgt, self.tgt_table): ("id",)}) \
             if two_way else None
         detector = Detector(mset, self.src, clock) if two_way else None
+        real = self.real_target() if self.args.server else None
         target = FakeTarget(self.tgt, self.args.direction,
                             {i: self.shape(self.row(i, 0, self.tgt)) for i in range(1, TABLE_ROWS + 1)})
         when = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        started = time.perf_counter()
+        self.check_seconds = 0.0
+        started = time.thread_time()
         for b in range(0, len(self.changes), self.args.batch):
             routed = []
             for n, ch in enumerate(self.changes[b:b + self.args.batch]):
                 if clock is not None:
                     clock.saw(self.src, Transaction(str(b + n), LSN(b + n), when, (ch,)))
                 routed.extend(route(mset, self.src, ch, when))
+            t0 = time.thread_time()
+            if check is not None:
+                check.enable()
+            written = []
             for run in group_runs(routed):  # type: ignore[arg-type]  # no linked mappings here
                 rows = list(run.rows.values())
                 if detector is not None and run.checked:
-                    rows = detector.resolve(target, run, rows)  # type: ignore[arg-type]
-                for tc in rows:  # written, so that the next pass finds the new values
+                    rows = detector.resolve(real or target, run, rows)  # type: ignore[arg-type]
+                written.append((run, rows))
+            if check is not None:
+                check.disable()
+            self.check_seconds += time.thread_time() - t0
+            for run, rows in written:  # written, so that the next pass finds the new values
+                if real is not None:
+                    if rows:
+                        real._upsert(run, rows)
+                    continue
+                for tc in rows:
                     target.rows[tc.key[0]].update(self.shape(tc.values))
-        return time.perf_counter() - started
+            if real is not None:
+                real.db.commit()
+        return time.thread_time() - started
 
     def calls(self, two_way: bool) -> int:
         prof = cProfile.Profile()
@@ -141,12 +222,20 @@ class Bench:
 
     def report(self) -> None:
         n = self.args.rows
-        one = min(self.run(False) for _ in range(3))
-        both = min(self.run(True) for _ in range(3))
+        one = min(self.run(False) for _ in range(self.args.repeat))
+        both, check = min((self.run(True), self.check_seconds) for _ in range(self.args.repeat))
+        checks = []
+        for _ in range(self.args.repeat):
+            self.run(True)
+            checks.append(self.check_seconds)
         c1, c2 = self.calls(False), self.calls(True)
-        print(f"{self.args.direction}: one-way {one * 1e6 / n:.1f} us/row, two-way {both * 1e6 / n:.1f} us/row "
+        prof = cProfile.Profile()
+        self.run(True, prof)
+        c3 = int(pstats.Stats(prof).total_calls)  # type: ignore[attr-defined]
+        print(f"{self.args.direction}: one-way {one * 1e6 / n:.1f} CPU us/row, two-way {both * 1e6 / n:.1f} CPU us/row "
               f"(ratio {one / both:.2f}); Python calls per row: one-way {c1 / n:.1f}, two-way {c2 / n:.1f} "
-              f"({(c2 - c1) / n:.1f} more)")
+              f"({(c2 - c1) / n:.1f} more); of two-way, group_runs + resolve: {min(checks) * 1e6 / n:.2f} CPU us/row, "
+              f"{c3 / n:.1f} calls/row")
         if self.args.profile:
             prof = cProfile.Profile()
             prof.enable()

@@ -89,6 +89,7 @@ class Applier(abc.ABC):
         self._required: dict[TableRef, frozenset[str]] = {}
         self.current_table: TableRef | None = None  # the table of the run being applied, for error messages
         self._columns: dict[TableRef, dict[str, ColumnInfo]] = {}  # for comparing values (conflicts)
+        self._read_sql: dict[tuple[Any, ...], str] = {}  # read_rows_sql by (table, keys, columns, count)
         self.resolver: Resolver | None = None  # set by the stream when a mapping is two-way
         # only the stream's own session reports replicator_connection_up{role="apply"}: the short sessions
         # of look-ups, retention, sync and status would otherwise set it to 0 when they close
@@ -283,16 +284,55 @@ class Applier(abc.ABC):
         per 1000 keys, key columns first, then `columns`. A row another session changes meanwhile waits
         for our commit, so what the resolver decided on is what it overwrites."""
         out: list[tuple[Any, ...]] = []
-        cols = ", ".join(self.quote_col(c) for c in (*key_columns, *columns))
         for i in range(0, len(keys), 1000):
             part = keys[i:i + 1000]
+            out += self.query(self.read_rows_sql(table, key_columns, columns, len(part)),
+                              self.key_params(table, key_columns, part))
+        return out
+
+    def read_rows_sql(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str], n: int) -> str:
+        """`read_rows`'s statement for `n` keys, %s placeholders; made once per shape (a run of single-row
+        transactions sends the same few shapes over and over)."""
+        k = (table, tuple(key_columns), tuple(columns), n)
+        text = self._read_sql.get(k)
+        if text is None:
+            cols = ", ".join(self.quote_col(c) for c in (*key_columns, *columns))
             if len(key_columns) == 1:
-                cond = f"{self.quote_col(key_columns[0])} IN ({', '.join(['%s'] * len(part))})"
+                cond = f"{self.quote_col(key_columns[0])} IN ({', '.join(['%s'] * n)})"
             else:
                 one = "(" + ", ".join(["%s"] * len(key_columns)) + ")"
-                cond = f"({', '.join(self.quote_col(c) for c in key_columns)}) IN ({', '.join([one] * len(part))})"
-            params = [v for k in part for v in self.convert_row(table, dict(zip(key_columns, k)), k)]
-            out += self.query(f"SELECT {cols} FROM {self.quote_table(table)} WHERE {cond} FOR UPDATE", params)
+                cond = f"({', '.join(self.quote_col(c) for c in key_columns)}) IN ({', '.join([one] * n)})"
+            text = f"SELECT {cols} FROM {self.quote_table(table)} WHERE {cond} FOR UPDATE"
+            if len(self._read_sql) > 256:  # runs of many sizes: keep the cache small
+                self._read_sql.clear()
+            self._read_sql[k] = text
+        return text
+
+    def key_params(self, table: TableRef, key_columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The keys' values, flat, through the key columns' converters: `convert_row` of each key, with the
+        converters looked up once per call instead of per key. A value that fails goes through
+        `convert_row` again, which raises the same RowError (table, key, column) it always did."""
+        convs = self._converters.get(table, {})
+        n = len(key_columns)
+        plan = [(j, convs[c]) for j, c in enumerate(key_columns) if c in convs]
+        out: list[Any] = []
+        for k in keys:
+            if len(k) != n:  # (never from a run: its keys are its key columns' values) convert_row's zip
+                out += self.convert_row(table, dict(zip(key_columns, k)), k)
+                continue
+            if not plan:
+                out += k
+                continue
+            row = list(k)
+            try:
+                for j, conv in plan:
+                    v = row[j]
+                    if v is not None:
+                        row[j] = conv(v)
+            except (ValueError, TypeError, UnicodeError, OverflowError):
+                self.convert_row(table, dict(zip(key_columns, k)), k)  # raises the RowError
+                raise
+            out += row
         return out
 
     def convert_row(self, table: TableRef, values: dict[str, Any], key: Any = None) -> list[Any]:

@@ -11,7 +11,9 @@ from decimal import Decimal
 from typing import Any, Callable, Sequence, TypeVar
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql import converters
+from pymysql.connections import MySQLResult
+from pymysql.constants import CLIENT, COMMAND, FIELD_TYPE
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
@@ -150,6 +152,82 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 
+_fromisoformat = datetime.fromisoformat
+
+
+def datetime_text(text: str) -> Any:
+    """`pymysql.converters.convert_datetime` of a DATETIME/TIMESTAMP's text, in one C call for the form
+    MariaDB sends ('YYYY-MM-DD hh:mm:ss', then '.' and 1-6 digits): at these fixed positions
+    fromisoformat reads ASCII digits only, as PyMySQL's pattern does, and builds the same datetime.
+    Any other text (a zero date, a 'T', a time zone) and any value out of range go to PyMySQL's own
+    function, so the result is always its result (tests/unit/test_mariadb_read.py compares them)."""
+    n = len(text)
+    if (n == 19 or (20 < n < 27 and text[19] == "." and text[20:].isdigit())) and text[10] == " " \
+            and text[4] == "-" and text[7] == "-" and text[13] == ":" and text[16] == ":":
+        try:
+            return _fromisoformat(text)
+        except ValueError:
+            pass
+    return converters.convert_datetime(text)
+
+
+_FAST_DECODERS = {FIELD_TYPE.DATETIME: datetime_text, FIELD_TYPE.TIMESTAMP: datetime_text}
+
+
+class _LockedRows(MySQLResult):
+    """PyMySQL's buffered result of the locked read, its rows parsed with less Python per column: a
+    value of fewer than 251 bytes (nearly all) and a NULL are read off the packet inline; every other
+    length form, and a packet that ends early, go through PyMySQL's own `read_length_coded_string`
+    from the same position, so the values and any error are its own. Decoding and converters as in
+    `MySQLResult._read_row_from_packet`, which this replaces for this one statement."""
+
+    def _read_row_from_packet(self, packet: Any) -> tuple[Any, ...]:
+        data = packet._data
+        pos = packet._position
+        end = len(data)
+        row: list[Any] = []
+        columns: list[tuple[str | None, Any]] = self.converters  # type: ignore[attr-defined]  # (not in the stubs)
+        for encoding, converter in columns:
+            if pos >= end:  # no more columns in this row (PyMySQL: the IndexError it catches)
+                break
+            n = data[pos]
+            if n == 251:  # NULL
+                pos += 1
+                row.append(None)
+                continue
+            if n < 251 and pos + 1 + n <= end:
+                value = data[pos + 1:pos + 1 + n]
+                pos += 1 + n
+            else:
+                packet._position = pos
+                value = packet.read_length_coded_string()
+                pos = packet._position
+                if value is None:
+                    row.append(None)
+                    continue
+            if encoding is not None:
+                value = value.decode(encoding)
+            if converter is not None:
+                value = converter(value)
+            row.append(value)
+        packet._position = pos
+        return tuple(row)
+
+
+def _locked_query(db: Any, stmt: str) -> list[tuple[Any, ...]]:
+    """`Connection.query` + `Cursor.fetchall` for one SELECT, its result read by `_LockedRows`: the
+    same command, the same packets read in the same order, the connection left in the same state."""
+    db._execute_command(COMMAND.COM_QUERY, stmt.encode(db.encoding))
+    db._result = None
+    result = _LockedRows(db)
+    result.read()
+    db._result = result
+    if result.server_status is not None:
+        db.server_status = result.server_status
+    db._affected_rows = result.affected_rows
+    return list(result.rows) if result.description else []
+
+
 class MariaDBApplier(Applier):
     kind = "mariadb"
 
@@ -160,6 +238,7 @@ class MariaDBApplier(Applier):
         self._sql_cache: dict[tuple[Any, ...], str] = {}
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
+        self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
 
     def connect(self) -> None:
         self.db = my_connect(self.conn, self.conn.apply)
@@ -365,6 +444,36 @@ class MariaDBApplier(Applier):
 
     def quote_col(self, column: str) -> str:
         return quote(column)
+
+    def read_rows(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                  keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Applier.read_rows, the same statement and rows for less client work (it was most of a checked
+        run's cost, issue 14): the keys formatted by the Formatter (PyMySQL's own text without its
+        per-value escaping path, as the upserts are), the rows parsed by `_LockedRows` and DATETIME/TIMESTAMP
+        values decoded by `datetime_text`. tests/integration/test_mariadb_read_rows.py compares it with
+        Applier.read_rows."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(keys), 1000):
+            part = keys[i:i + 1000]
+            out += self._run(self._read_locked, self.read_rows_sql(table, key_columns, columns, len(part)),
+                             self.key_params(table, key_columns, part))
+        return out
+
+    def _read_locked(self, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        literal = self._formatter().literal
+        stmt = text % tuple([literal(v) for v in params])  # what Cursor.mogrify makes of (text, params)
+        db = self.db
+        plain = db.decoders
+        known = self._decoders
+        if known is None or known[0] is not plain:
+            # only where the connection decodes with PyMySQL's own function (never someone else's choice)
+            fast = {t: f for t, f in _FAST_DECODERS.items() if plain.get(t) is converters.convert_datetime}
+            known = self._decoders = (plain, {**plain, **fast})
+        db.decoders = known[1]  # read once per result, when its columns are described
+        try:
+            return _locked_query(db, stmt)
+        finally:
+            db.decoders = plain
 
     def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def q() -> list[tuple[Any, ...]]:

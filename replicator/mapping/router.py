@@ -251,8 +251,9 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
                     return None
             values[target] = new
             expect[target] = old
-            # _same, with its usual answer first: the same class and ==
-            if is_key or not (new is old or (new.__class__ is old.__class__ and new == old) or _same(old, new)):
+            # _same inline: the same class and ==, or both NaN (a value whose == raises: the general path)
+            if is_key or not (new is old or (new.__class__ is old.__class__
+                                             and (new == old or (new != new and old != old)))):
                 changed[target] = new
         ks = flow.key_sources
         if len(ks) == 1:
@@ -273,9 +274,10 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
         return []  # no mapped field changed (only columns this mapping does not carry)
     if flow.owned_targets:
         changed, expect = with_owned(flow, values, changed, expect)
+    sk = flow.source.key
     return [TargetChange(flow.target.table, Op.UPDATE, tkey, key, changed, expect=expect, mapping=flow.mapping,
-                         source_key=tuple([row.get(c) for c in flow.source.key]), commit_time=commit_time,
-                         insert_only=compiled.insert_only)]
+                         source_key=(row.get(sk[0]),) if len(sk) == 1 else tuple([row.get(c) for c in sk]),
+                         commit_time=commit_time, insert_only=compiled.insert_only)]
 
 
 def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
