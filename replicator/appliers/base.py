@@ -48,8 +48,16 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     current: Run | None = None
     for ch in changes:
         checked = ch.expect is not None
-        # a checked update writes every field it carries (see the module doc): group by those
-        cols = tuple(ch.expect) if checked and ch.op is Op.UPDATE else tuple(ch.values)  # type: ignore[arg-type]
+        # a checked update writes every field it carries (see the module doc): group by those -- the checked
+        # ones (`expect`) and the unchecked owned fields the router adds to `values` only (router.with_owned)
+        if checked and ch.op is Op.UPDATE:
+            expect = ch.expect
+            assert expect is not None
+            values = ch.values
+            cols = tuple(expect) if values.keys() <= expect.keys() else (
+                *expect, *(c for c in values if c not in expect))
+        else:
+            cols = tuple(ch.values)
         # `is not` first: a flow's changes share their table and insert_only objects, and TableRef's
         # dataclass __eq__ is a Python call per row (equal objects stay equal either way)
         if current is None or (current.table is not ch.table and current.table != ch.table) \

@@ -412,3 +412,23 @@ def test_update_against_delete_with_a_late_reader_follows_the_first_decision(
     assert crm[1]["phone"] == erp[1]["phone"] == "9"
     assert [(c.kind, c.winner) for c in recorded] == [("update_missing", "crm"), ("delete_differs", "crm")]
     assert recorded[1].detail.startswith("as decided by the other direction")
+
+
+def test_a_checked_update_also_writes_the_owned_fields_it_carries(tmp_path: Path, recorded: list[Conflict]) -> None:
+    """`with_owned`: an update carries its side's owned fields, changed or not, so that what the target
+    missed of them (the credit the erp generated when this flow created the row) arrives with the next
+    change. They are not in `expect` (unchecked): the run is still grouped so that they are written."""
+    (tmp_path / "maps").mkdir(exist_ok=True)
+    config: Config = make_config(tmp_path)
+    (config.mappings_dir / "m.yaml").write_text(
+        ACCT.format(rule="latest").replace("      credit: ~\n", "      credit: {owner: erp}\n"))
+    mset = load_mappings(config)
+    crm = FakeTarget("crm", "erp_to_crm", {1: crm_row(credit=Decimal("0.00"))})  # missed the erp's credit
+    before = erp_row(credit=Decimal("7.00"))
+    change = RowChange(MY_T, Op.UPDATE, before, {**before, "name": "renamed"})
+    routed = route(mset, "erp", change, datetime(2026, 1, 2, tzinfo=timezone.utc))
+    assert "credit" in routed[0].values and "credit" not in (routed[0].expect or {})
+    crm.apply(Detector(mset, "erp"), routed)
+    assert crm.rows[1]["name"] == "renamed"
+    assert crm.rows[1]["credit"] == Decimal("7.00")
+    assert recorded == []
