@@ -184,3 +184,29 @@ def test_command_line_prints_json_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_restart_survives_another_pytest_session_closing_the_base_directory(tmp_path: Path) -> None:
+    """Run as root, PostgreSQL runs as `postgres` and needs to search the directories above its data
+    directory. A pytest session started meanwhile on the same machine resets /tmp/pytest-of-root to 0700
+    (its own permission check); the next start must grant the search right again, not only initdb."""
+    import os
+    import stat
+
+    pg = PostgresServer(tmp_path / "pg")
+    try:
+        pg.start()
+        pg.execute("CREATE TABLE t (id int)")
+        pg.stop()
+        if os.geteuid() != 0:
+            pytest.skip("only root runs PostgreSQL as another user")
+        ours = tmp_path.parent.parent  # pytest's /tmp/pytest-of-root/pytest-N
+        closed = [d for d in (tmp_path / "pg", *(tmp_path / "pg").parents)
+                  if d.is_relative_to(ours) and d.stat().st_uid == 0 and d.stat().st_mode & stat.S_IXOTH]
+        assert closed, "the start granted nothing to take back"
+        for d in closed:  # what the other session's pytest did
+            os.chmod(d, stat.S_IMODE(d.stat().st_mode) & ~stat.S_IXOTH)
+        pg.start()
+        assert pg.execute("SELECT count(*) FROM t") == [(0,)]
+    finally:
+        pg.stop()

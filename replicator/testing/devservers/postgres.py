@@ -104,6 +104,9 @@ class PostgresServer(_Server):
         conf.write_text("".join(f"{k} = {_pg_conf_value(v)}\n" for k, v in self.settings.items()))
         if self._os_user is not None:
             os.chown(conf, self._os_user.pw_uid, self._os_user.pw_gid)
+            # again on every start, not only at initdb: a pytest session started meanwhile on this machine
+            # resets /tmp/pytest-of-<user> to 0700, and a restart then failed with "Permission denied"
+            _grant_traverse(self.base_dir, self._os_user)
         return [str(self.bindir / "postgres"), "-D", str(self.datadir)]
 
     def _stop_signal(self) -> int:
