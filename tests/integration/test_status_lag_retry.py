@@ -201,11 +201,19 @@ def test_lag_gauge_against_measured_lag(pair: Pair, origin: str) -> None:
     # the source's delivery (seen here on two shared cores: a second and more), committed up to a
     # heartbeat (1 s) before the row. The typical reading is the row's own lag.
     # The old gauge read the binlog's truncation on top: 0.5 s on average, up to 1 s.
+    # The sampler polls every 25 ms over HTTP; the reading a row's commit leaves may be replaced within
+    # that time (the next keepalive or echo: caught up as of now), so on a loaded machine one row's
+    # reading can be missed: one of the 25 may read low (seen in CI: 0.04 s against 0.20). A gauge that
+    # reads low systematically fails this and the median below.
     resolution = 1.0 if origin == "erp" else 0.0
     previous_hi = 0.0
+    low_readings = []
     for lo, hi, g in samples:
-        assert lo - resolution - MEASURING <= g <= max(hi, previous_hi) + 1.0 + MEASURING, (lo, hi, g)
+        assert g <= max(hi, previous_hi) + 1.0 + MEASURING, (lo, hi, g)
+        if g < lo - resolution - MEASURING:
+            low_readings.append((lo, hi, g))
         previous_hi = hi
+    assert len(low_readings) <= 1, low_readings
     assert statistics.median(abs(g - lo) for lo, _hi, g in samples) < MEASURING
     # the direction goes idle: the gauge drops to 0 instead of freezing at its last value
     pair.pg_query("UPDATE customer SET name = 'y' WHERE id = 100") if origin == "crm" else \
