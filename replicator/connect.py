@@ -134,7 +134,7 @@ def my_connect(conn: Connection, account: Account, *, database: str | None | boo
     )
     params.update(extra)
     try:
-        db = _MyConnection(**params)
+        db = MyConnection(**params)
     except pymysql.MySQLError as exc:
         where = f"{conn.host}:{conn.port} as {account.user}"
         if my_error_class(exc) == ACCESS:
@@ -185,7 +185,7 @@ def shared_ssl_context(sslp: Any, build: Callable[[Any], ssl.SSLContext]) -> ssl
         return ctx
 
 
-class _MyConnection(pymysql.connections.Connection):
+class MyConnection(pymysql.connections.Connection):
     """PyMySQL's connection with its TLS context shared between connections of equal settings."""
 
     def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:

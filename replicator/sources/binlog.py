@@ -25,7 +25,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from replicator import metrics
 from replicator.changes import BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
-from replicator.connect import ACCESS, my_connect, my_error_class, ssl_settings
+from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
@@ -142,7 +142,7 @@ class _OneConnection:
             self.stream_connects += 1
             if self.stream_connects > 1:
                 raise RetriableError("binlog stream connection lost")
-        return pymysql.connect(**kwargs)
+        return MyConnection(**kwargs)  # PyMySQL's, with its TLS context shared (connect.py)
 
 
 class BinlogSource:

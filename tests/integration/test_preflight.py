@@ -271,7 +271,7 @@ def test_preflight_logs_in_a_few_times_and_not_once_per_catalog_question(tmp_pat
     config = load(pair.config_path)
     mset = load_mappings(config)
     logins = {"pg": 0, "my": 0}
-    pg_login, my_login = connect.psycopg2.connect, connect._MyConnection
+    pg_login, my_login = connect.psycopg2.connect, connect.MyConnection
 
     def counted_pg(*a, **kw):
         logins["pg"] += 1
@@ -281,7 +281,7 @@ def test_preflight_logs_in_a_few_times_and_not_once_per_catalog_question(tmp_pat
         logins["my"] += 1
         return my_login(*a, **kw)
     monkeypatch.setattr(connect.psycopg2, "connect", counted_pg)
-    monkeypatch.setattr(connect, "_MyConnection", counted_my)
+    monkeypatch.setattr(connect, "MyConnection", counted_my)
     findings = run_checks(config, mset, raise_unreachable=True)
     assert failures(findings) == [], findings
     assert any("has primary key ['id']" in f.what for f in findings)

@@ -83,7 +83,7 @@ def test_an_unreadable_file_is_left_to_pymysql_and_a_context_passes_through(tmp_
 
 def test_my_connect_uses_the_shared_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """The subclass my_connect makes overrides PyMySQL's builder (a rename upstream would leave it unused)."""
-    assert connect._MyConnection._create_ssl_ctx is not _BUILD
-    one = connect._MyConnection(host="127.0.0.1", port=1, defer_connect=True)
-    two = connect._MyConnection(host="127.0.0.1", port=1, defer_connect=True)
+    assert connect.MyConnection._create_ssl_ctx is not _BUILD
+    one = connect.MyConnection(host="127.0.0.1", port=1, defer_connect=True)
+    two = connect.MyConnection(host="127.0.0.1", port=1, defer_connect=True)
     assert one.ctx is two.ctx and one.ssl and not one._ssl_required

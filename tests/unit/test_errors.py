@@ -118,7 +118,7 @@ def test_my_connect_passes_the_configured_network_timeouts(monkeypatch) -> None:
     def fake(**kw: Any) -> Any:
         seen.update(kw)
         raise pymysql.OperationalError(1045, "Zugriff verweigert")
-    monkeypatch.setattr(connect, "_MyConnection", fake)
+    monkeypatch.setattr(connect, "MyConnection", fake)
     with pytest.raises(ConfigError):
         connect.my_connect(_conn("mariadb"), _conn("mariadb").apply)
     assert (seen["read_timeout"], seen["write_timeout"], seen["connect_timeout"]) == (75, 75, 10)
