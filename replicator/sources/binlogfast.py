@@ -60,6 +60,11 @@ _DROPPED = object()  # the library would build this event, find it filtered out 
 _MISS = object()
 _REGISTERED = object()  # a table map the reader does not return: its table registered, no event built
 _TABLE_MAP_CACHE_SIZE = 1024
+# fetchone(lean=True): a MariaDB GTID event as (LEAN_GTID, gtid, header timestamp, GTID flags) and an XID event as
+# (LEAN_XID, header timestamp) -- all BinlogSource reads of them --, tuples instead of two library objects, a
+# _Header and _base's sixteen attributes each (two of a single-row transaction's four events)
+LEAN_GTID = 1
+LEAN_XID = 2
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 _EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
 _EXPECTED_ERRORS = tuple(_bls.MYSQL_EXPECTED_ERROR_CODES)
@@ -142,6 +147,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.dropped_events = 0  # skipped without a wrapper or without an event
         self.library_events = 0  # through BinLogPacketWrapper
         self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
+        self.lean_events = False  # set below when fetchone(lean=True) can give tuples
         if not self._fast:
             return
         allowed = self._BinLogStreamReader__allowed_events  # type: ignore[attr-defined]
@@ -161,8 +167,13 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._table_maps_format: tuple[Any, ...] = (None, None)
         # BinlogSource does not ask for TableMapEvents: a cached one then only registers its table
         self._table_map_events = TableMapEvent in allowed
+        # fetchone(lean=True) gives GTID and XID events as tuples (LEAN_GTID, LEAN_XID) when they are returned
+        self.lean_events = True
 
-    def fetchone(self) -> Any:
+    def fetchone(self, lean: bool = False) -> Any:
+        """The next event, as the library's fetchone(); with ``lean`` (only when ``lean_events``) a GTID or XID
+        event the reader returns comes as a tuple (LEAN_GTID, gtid, timestamp, flags) / (LEAN_XID, timestamp),
+        after the same position bookkeeping and filters."""
         if not self._fast:
             return super().fetchone()  # type: ignore[no-untyped-call]
         build = self._build
@@ -215,8 +226,16 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 event: Any = None
                 cls = build.get(event_type)
                 if cls is not None:
-                    event = self._make(cls, pkt, data, size, timestamp, event_type, server_id, event_size,
-                                       log_pos, flags)
+                    if lean and event_type == MARIADB_GTID_EVENT and size >= 33:  # what _make reads, no objects
+                        seq_no, domain_id, gtid_flags = _GTID_BODY(data, 20)
+                        event = (LEAN_GTID, f"{domain_id}-{server_id}-{seq_no}", timestamp, gtid_flags)
+                        pkt._position = 33
+                    elif lean and event_type == XID_EVENT and size >= 28:
+                        event = (LEAN_XID, timestamp)
+                        pkt._position = 28
+                    else:
+                        event = self._make(cls, pkt, data, size, timestamp, event_type, server_id, event_size,
+                                           log_pos, flags)
                 elif event_type in rows_types:
                     event = self._rows(rows_types[event_type], pkt, data, size, timestamp, event_type, server_id,
                                        event_size, log_pos, flags)
@@ -242,7 +261,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                     if self.skip_to_timestamp and timestamp < self.skip_to_timestamp:
                         continue
                     self.fast_events += 1
-                    if event.__class__ not in allowed:
+                    if event.__class__ not in allowed and event.__class__ is not tuple:  # a lean one is allowed
                         continue
                     return event
 
