@@ -156,6 +156,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._build = {t: c for t, c in ((MARIADB_GTID_EVENT, MariadbGtidEvent), (XID_EVENT, XidEvent),
                                          (HEARTBEAT_LOG_EVENT, HeartbeatLogEvent)) if c in allowed}
         self._rows_types = {t: v for t, v in _ROWS_TYPES.items() if v[0] in allowed}
+        # table id -> (table, event type, the reader state they were made from, a rows event's attributes that
+        # depend only on them): the same table map's next rows event skips the filters and _base (_rows)
+        self._rows_consts: dict[int, tuple[Any, ...]] = {}
         # event types the library builds a wrapper for and then drops without looking at the event: not in
         # allowed_events_in_packet (so BinLogPacketWrapper returns before the body), and not ROTATE (whose
         # bookkeeping reads the event); unknown types map to NotImplementedEvent
@@ -335,28 +338,20 @@ class FastBinLogStreamReader(BinLogStreamReader):
         table = self.table_map.get(table_id)
         if table is None:  # table map filtered out (or never seen)
             return _DROPPED
-        name, schema = table.table, table.schema
-        only_tables = self._BinLogStreamReader__only_tables  # type: ignore[attr-defined]
-        ignored_tables = self._BinLogStreamReader__ignored_tables  # type: ignore[attr-defined]
-        only_schemas = self._BinLogStreamReader__only_schemas  # type: ignore[attr-defined]
-        ignored_schemas = self._BinLogStreamReader__ignored_schemas  # type: ignore[attr-defined]
-        if only_tables is not None and name not in only_tables:
-            return _DROPPED
-        elif ignored_tables is not None and name in ignored_tables:
-            return _DROPPED
-        if only_schemas is not None and schema not in only_schemas:
-            return _DROPPED
-        elif ignored_schemas is not None and schema in ignored_schemas:
-            return _DROPPED
-        # _advance_to_payload(known): only the post-header length the library knows; else its own code
-        declared = known
+        ctl = self._ctl_connection
         lengths = self._BinLogStreamReader__post_header_lengths
-        if lengths:
-            index = event_type - 1
-            if 0 <= index < len(lengths):
-                declared = lengths[index]
-        if declared != known:
-            return None
+        known_consts = self._rows_consts.get(table_id)
+        # the same table object, event type and reader state (identities: a change only costs the long way)
+        if (known_consts is not None and known_consts[0] is table and known_consts[1] == event_type
+                and known_consts[2] is self.table_map and known_consts[3] is ctl and known_consts[4] is lengths
+                and known_consts[5] is self.mysql_version and known_consts[6] is self.dbms):
+            consts = known_consts[7]
+        else:
+            consts = self._rows_constants(table_id, table, cls, known, event_type)
+            if consts is None:
+                return None
+            if consts is _DROPPED:
+                return _DROPPED
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if v2:
@@ -383,7 +378,6 @@ class FastBinLogStreamReader(BinLogStreamReader):
             return None
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
-        ctl = self._ctl_connection
         wrapper.__dict__.update({
             "read_bytes": end - 20, "_BinLogPacketWrapper__data_buffer": b"", "packet": pkt,
             "charset": ctl.charset, "enable_logging": self._BinLogStreamReader__enable_logging,  # type: ignore
@@ -392,24 +386,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
             "log_pos": log_pos, "flags": flags, "event": None,
         })
         event = cls.__new__(cls)
-        d = self._base(event, wrapper, event_type, timestamp, body)
+        d = event.__dict__
+        d.update(consts)  # what _base and RowsEvent.__init__ set from the table and the reader
+        d["packet"] = wrapper
+        d["timestamp"] = timestamp
+        d["event_size"] = body
         d["_RowsEvent__rows"] = None
-        d["_RowsEvent__only_tables"] = only_tables
-        d["_RowsEvent__ignored_tables"] = ignored_tables
-        d["_RowsEvent__only_schemas"] = only_schemas
-        d["_RowsEvent__ignored_schemas"] = ignored_schemas
-        d["_RowsEvent__use_column_name_cache"] = self._BinLogStreamReader__use_column_name_cache  # type: ignore
-        d["_RowsEvent__enable_logging"] = self._BinLogStreamReader__enable_logging  # type: ignore
         d["_RowsEvent__none_sources"] = {}
         d["table_id"] = table_id
-        d["primary_key"] = table.__dict__["primary_key"]  # Table.data["primary_key"]
-        d["schema"] = schema
-        d["table"] = name
         d["flags"] = row_flags
         if v2:
             d["extra_data_length"] = extra
         d["number_of_columns"] = ncols
-        d["columns"] = table.columns
         p = pos + blen
         d["columns_present_bitmap"] = data[pos:p]
         if cls is UpdateRowsEvent:
@@ -417,6 +405,52 @@ class FastBinLogStreamReader(BinLogStreamReader):
         wrapper.__dict__["event"] = event
         pkt._position = end
         return event
+
+    def _rows_constants(self, table_id: int, table: Any, cls: Any, known: int, event_type: int) -> Any:
+        """A rows event's attributes that depend only on its table map and the reader's state (remembered by
+        table id in _rows_consts), _DROPPED when the filters drop the table's rows, None when the post-header
+        length is not the one the library knows (its own code then)."""
+        name, schema = table.table, table.schema
+        only_tables = self._BinLogStreamReader__only_tables  # type: ignore[attr-defined]
+        ignored_tables = self._BinLogStreamReader__ignored_tables  # type: ignore[attr-defined]
+        only_schemas = self._BinLogStreamReader__only_schemas  # type: ignore[attr-defined]
+        ignored_schemas = self._BinLogStreamReader__ignored_schemas  # type: ignore[attr-defined]
+        if only_tables is not None and name not in only_tables:
+            return _DROPPED
+        elif ignored_tables is not None and name in ignored_tables:
+            return _DROPPED
+        if only_schemas is not None and schema not in only_schemas:
+            return _DROPPED
+        elif ignored_schemas is not None and schema in ignored_schemas:
+            return _DROPPED
+        # _advance_to_payload(known): only the post-header length the library knows; else its own code
+        declared = known
+        lengths = self._BinLogStreamReader__post_header_lengths
+        if lengths:
+            index = event_type - 1
+            if 0 <= index < len(lengths):
+                declared = lengths[index]
+        if declared != known:
+            return None
+        ctl = self._ctl_connection
+        dbms = self.dbms
+        holder = cls.__new__(cls)
+        consts = self._base(holder, None, event_type, 0, 0)  # dbms: self.dbms, or asked of the server once
+        del consts["packet"], consts["timestamp"], consts["event_size"]
+        consts.update({
+            "_RowsEvent__only_tables": only_tables, "_RowsEvent__ignored_tables": ignored_tables,
+            "_RowsEvent__only_schemas": only_schemas, "_RowsEvent__ignored_schemas": ignored_schemas,
+            "_RowsEvent__use_column_name_cache": self._BinLogStreamReader__use_column_name_cache,  # type: ignore
+            "_RowsEvent__enable_logging": self._BinLogStreamReader__enable_logging,  # type: ignore
+            "primary_key": table.__dict__["primary_key"],  # Table.data["primary_key"]
+            "schema": schema, "table": name, "columns": table.columns,
+        })
+        if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
+            self._rows_consts.clear()
+        # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
+        self._rows_consts[table_id] = (
+            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts)
+        return consts
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,
                    event_size: int, log_pos: int, flags: int) -> tuple[Any, Optional[tuple[Any, ...]]]:
