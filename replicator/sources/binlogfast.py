@@ -168,6 +168,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._table_maps_on = not self._BinLogStreamReader__freeze_schema  # type: ignore[attr-defined]
         self._table_maps: dict[tuple[Any, ...], Any] = {}
         self._table_maps_format: tuple[Any, ...] = (None, None)
+        # table id bytes -> (event size, packet size, use_checksum, post-header lengths, version, body, table id,
+        # table, position after it) of the last map of that id registered from the cache (fetchone's shortcut)
+        self._last_table_maps: dict[bytes, tuple[Any, ...]] = {}
         # BinlogSource does not ask for TableMapEvents: a cached one then only registers its table
         self._table_map_events = TableMapEvent in allowed
         # fetchone(lean=True) gives GTID and XID events as tuples (LEAN_GTID, LEAN_XID) when they are returned
@@ -244,8 +247,19 @@ class FastBinLogStreamReader(BinLogStreamReader):
                                        event_size, log_pos, flags)
                 elif event_type == TABLE_MAP_EVENT:
                     if self._table_maps_on:
-                        event, table_map_key = self._table_map(pkt, data, size, timestamp, event_type, server_id,
-                                                               event_size, log_pos, flags)
+                        # the same bytes as this table id's last registered map (every transaction repeats it):
+                        # what _table_map's cache hit does, without the call, the key or the bytes' hash
+                        last = self._last_table_maps.get(data[20:26])
+                        if (last is not None and last[0] == event_size and last[1] == size
+                                and last[2] is self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
+                                and last[3] is self._BinLogStreamReader__post_header_lengths
+                                and last[4] is self.mysql_version and data[20:20 + len(last[5])] == last[5]):
+                            self.table_map[last[6]] = last[7]
+                            pkt._position = last[8]
+                            event = _REGISTERED
+                        else:
+                            event, table_map_key = self._table_map(pkt, data, size, timestamp, event_type,
+                                                                   server_id, event_size, log_pos, flags)
                 elif event_type in drop or (self._drop_unknown and event_type not in _EVENT_MAP):
                     event = _DROPPED  # BinLogPacketWrapper stops after the header: no event
                 if event is not None:
@@ -479,6 +493,11 @@ class FastBinLogStreamReader(BinLogStreamReader):
             # what TableMapEvent.__init__ leaves behind when nobody looks at the event: the table registered
             self.table_map[state["table_id"]] = state["table_obj"]
             pkt._position = 20 + read
+            # fetchone's shortcut for the same bytes next time (by table id: a transaction may map several)
+            if len(self._last_table_maps) >= _TABLE_MAP_CACHE_SIZE:
+                self._last_table_maps.clear()
+            self._last_table_maps[key[0][:6]] = (event_size, size, use_checksum, fmt[0], fmt[1], key[0],
+                                                 state["table_id"], state["table_obj"], 20 + read)
             return _REGISTERED, None
         event = TableMapEvent.__new__(TableMapEvent)
         d = event.__dict__

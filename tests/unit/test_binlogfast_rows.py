@@ -130,3 +130,73 @@ def test_an_id_re_mapped_by_alter_table_gets_its_new_table() -> None:
         got = build(remembering, UPDATE_ROWS_EVENT_V2, 5, ncols, ts)
         assert got == build(forgetting, UPDATE_ROWS_EVENT_V2, 5, ncols, ts)
         assert got[0]["columns"] is table.columns and got[0]["number_of_columns"] == ncols
+
+
+# --- the table-map shortcut in fetchone (the same bytes as the id's last registered map) ---
+
+class Packets:
+    """The stream connection's packets, as PacketReader gives them."""
+
+    def __init__(self, conn: Any, packets: list[Packet]) -> None:
+        self.conn, self.packets = conn, packets
+
+    def read(self) -> Packet:
+        return self.packets.pop(0)
+
+
+def stream_reader(ctl: Ctl) -> FastBinLogStreamReader:
+    from pymysqlreplication.event import MariadbGtidEvent, XidEvent
+    r = FastBinLogStreamReader(connection_settings={}, server_id=1, enable_logging=False,
+                               only_events=[MariadbGtidEvent, XidEvent])
+    assert r._fast and not r._table_map_events
+    r._ctl_connection = ctl
+    r.dbms = "mariadb"
+    r._BinLogStreamReader__connected_stream = True
+    r._BinLogStreamReader__connected_ctl = True  # type: ignore[attr-defined]
+    r._stream_connection = object()
+    return r
+
+
+def table_map_packet(table_id: int, variant: int, ts: int) -> Packet:
+    from pymysqlreplication.constants.BINLOG import TABLE_MAP_EVENT
+    body = table_id.to_bytes(6, "little") + b"\x00\x00\x03erp\x00\x02t1\x00" + bytes([variant]) * (3 + variant % 2)
+    return Packet(b"\x00" + struct.pack("<IBIIIH", ts, TABLE_MAP_EVENT, 7, 19 + len(body), 100 + ts, 0) + body
+                  + b"\x01\x02\x03\x04")  # the packet goes on after the event (a checksum): part of the key
+
+
+def xid_packet(ts: int) -> Packet:
+    from pymysqlreplication.constants.BINLOG import XID_EVENT
+    return Packet(b"\x00" + struct.pack("<IBIIIH", ts, XID_EVENT, 7, 27, 200 + ts, 0) + struct.pack("<Q", ts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 2), st.booleans(), st.booleans()), max_size=30))
+def test_a_repeated_table_map_registers_what_the_cache_does(steps: list[tuple[int, int, bool, bool]]) -> None:
+    """fetchone's shortcut for a table map with the same bytes as its id's last one registers the same table and
+    consumes as much as _table_map's cache hit: a reader that forgets its shortcuts before every event agrees,
+    whatever the sequence of ids and re-maps (an ALTER TABLE: the same id, other bytes, another table)."""
+    ctl = Ctl("mariadb")
+    readers = stream_reader(ctl), stream_reader(ctl)
+    tables: dict[tuple[int, int], Table] = {}
+    for ts, (table_id, variant, lean, rotate) in enumerate(steps, 1):
+        tables.setdefault((table_id, variant), Table(table_id, "erp", "t1", [object()], primary_key="id"))
+        seen = []
+        for n, r in enumerate(readers):
+            pkt = table_map_packet(table_id, variant, ts)
+            for (tid, var), table in tables.items():  # what parsing each map once left in the cache
+                p = table_map_packet(tid, var, ts)
+                body_len = struct.unpack_from("<I", p._data, 10)[0] - 19
+                key = (p._data[20:20 + body_len], len(p._data) - 20 - body_len)
+                r._table_maps_format = (r._BinLogStreamReader__post_header_lengths, r.mysql_version)
+                r._table_maps[key] = ({"table_id": tid, "table_obj": table}, body_len)
+            if n == 1:
+                r._last_table_maps.clear()
+            if rotate:  # the library's rotate with a timestamp: a new, empty table_map
+                r.table_map = {}
+            r._packets = Packets(r._stream_connection, [pkt, xid_packet(ts)])
+            event = r.fetchone(lean)
+            seen.append((event if lean else type(event).__name__, pkt._position, r.log_pos, r.fast_events,
+                         dict(r.table_map)))
+        assert seen[0] == seen[1]
+        assert seen[0][4][table_id] is tables[(table_id, variant)]
+    assert readers[0].fast_events == 2 * len(steps)
