@@ -11,6 +11,11 @@ events every transaction carries:
 - events whose class the reader would drop anyway (not in ``only_events``, and not one of the
   Rotate/FormatDescription/TableMap events the reader needs for itself) are skipped after the position
   bookkeeping, without building a wrapper or an event;
+- with ``fetchone(lean=True)`` (BinlogSource's call, when ``lean_events``) the GTID and XID events are returned as
+  tuples (``LEAN_GTID``/``LEAN_XID``) instead of objects: what BinlogSource reads of them, after the same
+  bookkeeping;
+- a table map the reader does not return, byte-equal to its table id's last one, only registers its table; a
+  rows event's attributes that depend on its table map and the reader's state are made once per table map;
 - everything else (TableMap, Rows, Query, Rotate, FormatDescription, unknown types, short packets) goes
   through ``BinLogPacketWrapper`` on the untouched packet, followed by the library's own bookkeeping
   (position, rotation and the table-map reset, format description, table-map registration, filters).
