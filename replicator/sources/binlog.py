@@ -8,6 +8,7 @@ to resume, so a reconnect never lands inside a transaction (python-mysql-replica
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -15,7 +16,7 @@ import socket
 import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
@@ -29,7 +30,7 @@ from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class,
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
-from replicator.sources.binlogfast import FastBinLogStreamReader
+from replicator.sources.binlogfast import LEAN_GTID, FastBinLogStreamReader
 from replicator.sources.rowdecode import RowDecoder, exact_time, fixed_binary_length
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ _STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
 
 # what the reader does with an event, by its class (_event_kind fills it; subclasses count as their base)
 _GTID, _ROWS, _QUERY, _XID, _OTHER = range(5)
-_EVENT_KINDS: dict[type, int] = {}
+_LEAN = 8  # a GTID or XID event as FastBinLogStreamReader.fetchone(lean=True)'s tuple
+_EVENT_KINDS: dict[type, int] = {tuple: _LEAN}
 # what the rows of a table are to the reader (BinlogSource._classify)
 _TAG, _MARK, _MAPPED = range(5, 8)
 _CACHE_SIZE = 4096  # tables or column lists remembered; a table-map storm only costs recomputing them
@@ -318,9 +320,16 @@ class BinlogSource:
         m_dropped = metrics.loop_dropped.labels(self.direction)
         kinds = _EVENT_KINDS
         seen = self._seen_tables
+        # the reader's GTID and XID events as tuples (binlogfast.LEAN_*), not objects, when it can give them
+        reader: Any = stream
+        fetch: Callable[[], Any] = (functools.partial(reader.fetchone, True) if getattr(reader, "lean_events", False)
+                                    else reader.fetchone)
+        # consecutive transactions mostly commit within the same second: their datetime is made once
+        last_ts: int | None = None
+        last_time: datetime | None = None
         while not self._stop.is_set():
             try:
-                event = stream.fetchone()
+                event = fetch()
             except (pymysql.MySQLError, OSError, RetriableError):
                 raise
             except Exception as exc:
@@ -343,7 +352,9 @@ class BinlogSource:
                     rows.extend(self._changes(event, table))
                     if len(rows) >= self.chunk_rows:
                         m_event()
-                        yield Transaction(txid, self._idle, _time(commit_ts), tuple(rows), final=False, echo=echo)
+                        if commit_ts != last_ts:
+                            last_ts, last_time = commit_ts, _time(commit_ts)
+                        yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
                         rows, chunks = [], chunks + 1
                     continue
                 m_event()
@@ -364,11 +375,22 @@ class BinlogSource:
                     continue
                 rows.extend(self._changes(event, table))  # an echo kept for a running sync
                 if len(rows) >= self.chunk_rows:
-                    yield Transaction(txid, self._idle, _time(commit_ts), tuple(rows), final=False, echo=echo)
+                    if commit_ts != last_ts:
+                        last_ts, last_time = commit_ts, _time(commit_ts)
+                    yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
                     rows, chunks = [], chunks + 1
                 continue
             m_event()
-            if kind == _GTID:
+            if kind == _LEAN:
+                if event[0] == LEAN_GTID:  # (LEAN_GTID, gtid, timestamp, flags): as a MariadbGtidEvent below
+                    gtid = txid = event[1]
+                    commit_ts = event[2]
+                    standalone = bool(event[3] & _STANDALONE)
+                    echo, rows, marks, chunks, in_txn = False, [], [], 0, True
+                    keep = self.keep_echoes
+                    continue
+                timestamp = event[1]  # (LEAN_XID, timestamp): a transaction boundary, as an XidEvent
+            elif kind == _GTID:
                 gtid = event.gtid
                 txid = gtid
                 commit_ts = event.timestamp
@@ -376,7 +398,7 @@ class BinlogSource:
                 echo, rows, marks, chunks, in_txn = False, [], [], 0, True
                 keep = self.keep_echoes
                 continue
-            if kind == _QUERY:
+            elif kind == _QUERY:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
                 if query == "BEGIN":
                     continue
@@ -385,15 +407,20 @@ class BinlogSource:
                     rows.append(RowChange(truncated, Op.TRUNCATE))
                 if not (query == "COMMIT" or standalone or not in_txn):
                     continue
-            elif kind != _XID:
+                timestamp = event.timestamp
+            elif kind == _XID:
+                timestamp = event.timestamp
+            else:
                 continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
             position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
             # the GTID event carries the time the transaction's first statement started; the XID
             # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
-            if event.timestamp:
-                commit_ts = event.timestamp
-            commit_time = _time(commit_ts)
+            if timestamp:
+                commit_ts = timestamp
+            if commit_ts != last_ts:
+                last_ts, last_time = commit_ts, _time(commit_ts)
+            commit_time = last_time
             self._idle = position
             in_txn = False
             if echo:

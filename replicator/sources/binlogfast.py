@@ -11,6 +11,11 @@ events every transaction carries:
 - events whose class the reader would drop anyway (not in ``only_events``, and not one of the
   Rotate/FormatDescription/TableMap events the reader needs for itself) are skipped after the position
   bookkeeping, without building a wrapper or an event;
+- with ``fetchone(lean=True)`` (BinlogSource's call, when ``lean_events``) the GTID and XID events are returned as
+  tuples (``LEAN_GTID``/``LEAN_XID``) instead of objects: what BinlogSource reads of them, after the same
+  bookkeeping;
+- a table map the reader does not return, byte-equal to its table id's last one, only registers its table; a
+  rows event's attributes that depend on its table map and the reader's state are made once per table map;
 - everything else (TableMap, Rows, Query, Rotate, FormatDescription, unknown types, short packets) goes
   through ``BinLogPacketWrapper`` on the untouched packet, followed by the library's own bookkeeping
   (position, rotation and the table-map reset, format description, table-map registration, filters).
@@ -60,6 +65,11 @@ _DROPPED = object()  # the library would build this event, find it filtered out 
 _MISS = object()
 _REGISTERED = object()  # a table map the reader does not return: its table registered, no event built
 _TABLE_MAP_CACHE_SIZE = 1024
+# fetchone(lean=True): a MariaDB GTID event as (LEAN_GTID, gtid, header timestamp, GTID flags) and an XID event as
+# (LEAN_XID, header timestamp) -- all BinlogSource reads of them --, tuples instead of two library objects, a
+# _Header and _base's sixteen attributes each (two of a single-row transaction's four events)
+LEAN_GTID = 1
+LEAN_XID = 2
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 _EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
 _EXPECTED_ERRORS = tuple(_bls.MYSQL_EXPECTED_ERROR_CODES)
@@ -142,6 +152,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.dropped_events = 0  # skipped without a wrapper or without an event
         self.library_events = 0  # through BinLogPacketWrapper
         self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
+        self.lean_events = False  # set below when fetchone(lean=True) can give tuples
         if not self._fast:
             return
         allowed = self._BinLogStreamReader__allowed_events  # type: ignore[attr-defined]
@@ -150,6 +161,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._build = {t: c for t, c in ((MARIADB_GTID_EVENT, MariadbGtidEvent), (XID_EVENT, XidEvent),
                                          (HEARTBEAT_LOG_EVENT, HeartbeatLogEvent)) if c in allowed}
         self._rows_types = {t: v for t, v in _ROWS_TYPES.items() if v[0] in allowed}
+        # table id -> (table, event type, the reader state they were made from, a rows event's attributes that
+        # depend only on them): the same table map's next rows event skips the filters and _base (_rows)
+        self._rows_consts: dict[int, tuple[Any, ...]] = {}
         # event types the library builds a wrapper for and then drops without looking at the event: not in
         # allowed_events_in_packet (so BinLogPacketWrapper returns before the body), and not ROTATE (whose
         # bookkeeping reads the event); unknown types map to NotImplementedEvent
@@ -159,10 +173,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._table_maps_on = not self._BinLogStreamReader__freeze_schema  # type: ignore[attr-defined]
         self._table_maps: dict[tuple[Any, ...], Any] = {}
         self._table_maps_format: tuple[Any, ...] = (None, None)
+        # table id bytes -> (event size, packet size, use_checksum, post-header lengths, version, body, table id,
+        # table, position after it) of the last map of that id registered from the cache (fetchone's shortcut)
+        self._last_table_maps: dict[bytes, tuple[Any, ...]] = {}
         # BinlogSource does not ask for TableMapEvents: a cached one then only registers its table
         self._table_map_events = TableMapEvent in allowed
+        # fetchone(lean=True) gives GTID and XID events as tuples (LEAN_GTID, LEAN_XID) when they are returned
+        self.lean_events = True
 
-    def fetchone(self) -> Any:
+    def fetchone(self, lean: bool = False) -> Any:
+        """The next event, as the library's fetchone(); with ``lean`` (only when ``lean_events``) a GTID or XID
+        event the reader returns comes as a tuple (LEAN_GTID, gtid, timestamp, flags) / (LEAN_XID, timestamp),
+        after the same position bookkeeping and filters."""
         if not self._fast:
             return super().fetchone()  # type: ignore[no-untyped-call]
         build = self._build
@@ -215,15 +237,34 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 event: Any = None
                 cls = build.get(event_type)
                 if cls is not None:
-                    event = self._make(cls, pkt, data, size, timestamp, event_type, server_id, event_size,
-                                       log_pos, flags)
+                    if lean and event_type == MARIADB_GTID_EVENT and size >= 33:  # what _make reads, no objects
+                        seq_no, domain_id, gtid_flags = _GTID_BODY(data, 20)
+                        event = (LEAN_GTID, f"{domain_id}-{server_id}-{seq_no}", timestamp, gtid_flags)
+                        pkt._position = 33
+                    elif lean and event_type == XID_EVENT and size >= 28:
+                        event = (LEAN_XID, timestamp)
+                        pkt._position = 28
+                    else:
+                        event = self._make(cls, pkt, data, size, timestamp, event_type, server_id, event_size,
+                                           log_pos, flags)
                 elif event_type in rows_types:
                     event = self._rows(rows_types[event_type], pkt, data, size, timestamp, event_type, server_id,
                                        event_size, log_pos, flags)
                 elif event_type == TABLE_MAP_EVENT:
                     if self._table_maps_on:
-                        event, table_map_key = self._table_map(pkt, data, size, timestamp, event_type, server_id,
-                                                               event_size, log_pos, flags)
+                        # the same bytes as this table id's last registered map (every transaction repeats it):
+                        # what _table_map's cache hit does, without the call, the key or the bytes' hash
+                        last = self._last_table_maps.get(data[20:26])
+                        if (last is not None and last[0] == event_size and last[1] == size
+                                and last[2] is self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
+                                and last[3] is self._BinLogStreamReader__post_header_lengths
+                                and last[4] is self.mysql_version and data[20:20 + len(last[5])] == last[5]):
+                            self.table_map[last[6]] = last[7]
+                            pkt._position = last[8]
+                            event = _REGISTERED
+                        else:
+                            event, table_map_key = self._table_map(pkt, data, size, timestamp, event_type,
+                                                                   server_id, event_size, log_pos, flags)
                 elif event_type in drop or (self._drop_unknown and event_type not in _EVENT_MAP):
                     event = _DROPPED  # BinLogPacketWrapper stops after the header: no event
                 if event is not None:
@@ -242,7 +283,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                     if self.skip_to_timestamp and timestamp < self.skip_to_timestamp:
                         continue
                     self.fast_events += 1
-                    if event.__class__ not in allowed:
+                    if event.__class__ not in allowed and event.__class__ is not tuple:  # a lean one is allowed
                         continue
                     return event
 
@@ -316,28 +357,20 @@ class FastBinLogStreamReader(BinLogStreamReader):
         table = self.table_map.get(table_id)
         if table is None:  # table map filtered out (or never seen)
             return _DROPPED
-        name, schema = table.table, table.schema
-        only_tables = self._BinLogStreamReader__only_tables  # type: ignore[attr-defined]
-        ignored_tables = self._BinLogStreamReader__ignored_tables  # type: ignore[attr-defined]
-        only_schemas = self._BinLogStreamReader__only_schemas  # type: ignore[attr-defined]
-        ignored_schemas = self._BinLogStreamReader__ignored_schemas  # type: ignore[attr-defined]
-        if only_tables is not None and name not in only_tables:
-            return _DROPPED
-        elif ignored_tables is not None and name in ignored_tables:
-            return _DROPPED
-        if only_schemas is not None and schema not in only_schemas:
-            return _DROPPED
-        elif ignored_schemas is not None and schema in ignored_schemas:
-            return _DROPPED
-        # _advance_to_payload(known): only the post-header length the library knows; else its own code
-        declared = known
+        ctl = self._ctl_connection
         lengths = self._BinLogStreamReader__post_header_lengths
-        if lengths:
-            index = event_type - 1
-            if 0 <= index < len(lengths):
-                declared = lengths[index]
-        if declared != known:
-            return None
+        known_consts = self._rows_consts.get(table_id)
+        # the same table object, event type and reader state (identities: a change only costs the long way)
+        if (known_consts is not None and known_consts[0] is table and known_consts[1] == event_type
+                and known_consts[2] is self.table_map and known_consts[3] is ctl and known_consts[4] is lengths
+                and known_consts[5] is self.mysql_version and known_consts[6] is self.dbms):
+            consts = known_consts[7]
+        else:
+            consts = self._rows_constants(table_id, table, cls, known, event_type)
+            if consts is None:
+                return None
+            if consts is _DROPPED:
+                return _DROPPED
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if v2:
@@ -364,7 +397,6 @@ class FastBinLogStreamReader(BinLogStreamReader):
             return None
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
-        ctl = self._ctl_connection
         wrapper.__dict__.update({
             "read_bytes": end - 20, "_BinLogPacketWrapper__data_buffer": b"", "packet": pkt,
             "charset": ctl.charset, "enable_logging": self._BinLogStreamReader__enable_logging,  # type: ignore
@@ -373,24 +405,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
             "log_pos": log_pos, "flags": flags, "event": None,
         })
         event = cls.__new__(cls)
-        d = self._base(event, wrapper, event_type, timestamp, body)
+        d = event.__dict__
+        d.update(consts)  # what _base and RowsEvent.__init__ set from the table and the reader
+        d["packet"] = wrapper
+        d["timestamp"] = timestamp
+        d["event_size"] = body
         d["_RowsEvent__rows"] = None
-        d["_RowsEvent__only_tables"] = only_tables
-        d["_RowsEvent__ignored_tables"] = ignored_tables
-        d["_RowsEvent__only_schemas"] = only_schemas
-        d["_RowsEvent__ignored_schemas"] = ignored_schemas
-        d["_RowsEvent__use_column_name_cache"] = self._BinLogStreamReader__use_column_name_cache  # type: ignore
-        d["_RowsEvent__enable_logging"] = self._BinLogStreamReader__enable_logging  # type: ignore
         d["_RowsEvent__none_sources"] = {}
         d["table_id"] = table_id
-        d["primary_key"] = table.__dict__["primary_key"]  # Table.data["primary_key"]
-        d["schema"] = schema
-        d["table"] = name
         d["flags"] = row_flags
         if v2:
             d["extra_data_length"] = extra
         d["number_of_columns"] = ncols
-        d["columns"] = table.columns
         p = pos + blen
         d["columns_present_bitmap"] = data[pos:p]
         if cls is UpdateRowsEvent:
@@ -398,6 +424,52 @@ class FastBinLogStreamReader(BinLogStreamReader):
         wrapper.__dict__["event"] = event
         pkt._position = end
         return event
+
+    def _rows_constants(self, table_id: int, table: Any, cls: Any, known: int, event_type: int) -> Any:
+        """A rows event's attributes that depend only on its table map and the reader's state (remembered by
+        table id in _rows_consts), _DROPPED when the filters drop the table's rows, None when the post-header
+        length is not the one the library knows (its own code then)."""
+        name, schema = table.table, table.schema
+        only_tables = self._BinLogStreamReader__only_tables  # type: ignore[attr-defined]
+        ignored_tables = self._BinLogStreamReader__ignored_tables  # type: ignore[attr-defined]
+        only_schemas = self._BinLogStreamReader__only_schemas  # type: ignore[attr-defined]
+        ignored_schemas = self._BinLogStreamReader__ignored_schemas  # type: ignore[attr-defined]
+        if only_tables is not None and name not in only_tables:
+            return _DROPPED
+        elif ignored_tables is not None and name in ignored_tables:
+            return _DROPPED
+        if only_schemas is not None and schema not in only_schemas:
+            return _DROPPED
+        elif ignored_schemas is not None and schema in ignored_schemas:
+            return _DROPPED
+        # _advance_to_payload(known): only the post-header length the library knows; else its own code
+        declared = known
+        lengths = self._BinLogStreamReader__post_header_lengths
+        if lengths:
+            index = event_type - 1
+            if 0 <= index < len(lengths):
+                declared = lengths[index]
+        if declared != known:
+            return None
+        ctl = self._ctl_connection
+        dbms = self.dbms
+        holder = cls.__new__(cls)
+        consts = self._base(holder, None, event_type, 0, 0)  # dbms: self.dbms, or asked of the server once
+        del consts["packet"], consts["timestamp"], consts["event_size"]
+        consts.update({
+            "_RowsEvent__only_tables": only_tables, "_RowsEvent__ignored_tables": ignored_tables,
+            "_RowsEvent__only_schemas": only_schemas, "_RowsEvent__ignored_schemas": ignored_schemas,
+            "_RowsEvent__use_column_name_cache": self._BinLogStreamReader__use_column_name_cache,  # type: ignore
+            "_RowsEvent__enable_logging": self._BinLogStreamReader__enable_logging,  # type: ignore
+            "primary_key": table.__dict__["primary_key"],  # Table.data["primary_key"]
+            "schema": schema, "table": name, "columns": table.columns,
+        })
+        if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
+            self._rows_consts.clear()
+        # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
+        self._rows_consts[table_id] = (
+            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts)
+        return consts
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,
                    event_size: int, log_pos: int, flags: int) -> tuple[Any, Optional[tuple[Any, ...]]]:
@@ -426,6 +498,11 @@ class FastBinLogStreamReader(BinLogStreamReader):
             # what TableMapEvent.__init__ leaves behind when nobody looks at the event: the table registered
             self.table_map[state["table_id"]] = state["table_obj"]
             pkt._position = 20 + read
+            # fetchone's shortcut for the same bytes next time (by table id: a transaction may map several)
+            if len(self._last_table_maps) >= _TABLE_MAP_CACHE_SIZE:
+                self._last_table_maps.clear()
+            self._last_table_maps[key[0][:6]] = (event_size, size, use_checksum, fmt[0], fmt[1], key[0],
+                                                 state["table_id"], state["table_obj"], 20 + read)
             return _REGISTERED, None
         event = TableMapEvent.__new__(TableMapEvent)
         d = event.__dict__

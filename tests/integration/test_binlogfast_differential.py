@@ -246,6 +246,8 @@ def _source_transactions(mix: dict, fast: bool, monkeypatch: pytest.MonkeyPatch)
         finally:
             timer.cancel()
         assert type(source._stream) is cls
+        # the fast reader handed GTID and XID events over as tuples (fetchone(lean=True)), the library as objects
+        assert getattr(source._stream, "lean_events", False) is fast
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
@@ -191,3 +192,87 @@ def test_row_changes_are_the_constructors_objects(monkeypatch: pytest.MonkeyPatc
     key_only = binlog.row_changes(T, Op.DELETE, [((1, 2), None)])[0]
     assert hash(key_only) == hash(RowChange(T, Op.DELETE, (1, 2), None))  # type: ignore[arg-type]
     assert binlog.row_changes(T, Op.INSERT, []) == []
+
+
+class LeanFakeStream(FakeStream):
+    """FakeStream as FastBinLogStreamReader.fetchone(lean=True) gives it: the library's own GTID and XID events
+    (exactly those classes, the ones the fast reader builds) as binlogfast's tuples."""
+
+    lean_events = True
+
+    def fetchone(self, lean: bool = False) -> Any:
+        from replicator.sources.binlogfast import LEAN_GTID, LEAN_XID
+        ev = super().fetchone()
+        if lean and ev.__class__ is MariadbGtidEvent:
+            return (LEAN_GTID, ev.gtid, ev.timestamp, ev.flags)
+        if lean and ev.__class__ is XidEvent:
+            return (LEAN_XID, ev.timestamp)
+        return ev
+
+
+def _plain_source() -> BinlogSource:
+    conn = Connection("erp", "mariadb", "h", 3306, "erp", Account("a", Secret("")), Account("c", Secret("")))
+    s = BinlogSource(conn, "erp_to_crm", [T], LoopGuard("replicator", "crm_to_erp"), BinlogPosition("bin.000001", 4),
+                     chunk_rows=2)
+
+    def changes(ev: Any, table: TableRef) -> list[RowChange]:
+        op = Op.UPDATE if isinstance(ev, UpdateRowsEvent) else Op.INSERT
+        return [RowChange(table, op, None, dict(r.get("after_values") or r["values"])) for r in ev.rows]
+
+    s._changes = changes  # type: ignore[method-assign]
+    return s
+
+
+def _script(steps: list[tuple[str, int]]) -> list[Any]:
+    """Events from (what, n): transactions of any shape, times that move or stay, XIDs without a time."""
+    from pymysqlreplication.event import HeartbeatLogEvent, RotateEvent
+    tag = {"stream": "crm_to_erp", "txn_seq": 3}
+    out: list[Any] = []
+    for what, n in steps:
+        ts = 1_700_000_000 + n // 3
+        if what == "gtid":
+            out.append(event(MariadbGtidEvent, gtid=f"0-1-{n}", flags=n % 2, timestamp=ts))
+        elif what == "xid":
+            out.append(event(XidEvent, timestamp=ts if n % 4 else 0))
+        elif what == "rows":
+            out.append(rows("erp", "t", *({"id": i} for i in range(n % 3 + 1))))
+        elif what == "other":
+            out.append(rows("erp", "other", {"id": n}))
+        elif what == "tag":
+            out.append(rows("replicator", "checkpoint", tag, cls=Update))
+        elif what == "mark":
+            out.append(rows("replicator", "watermark", {"stream": "erp_to_crm", "mark": f"m{n}", "kind": "high"},
+                            cls=Update))
+        elif what == "query":
+            text = ("BEGIN", "COMMIT", "TRUNCATE TABLE `erp`.`t`", "ALTER TABLE t ADD c INT")[n % 4]
+            out.append(event(QueryEvent, query=text, schema=b"erp", timestamp=ts))
+        else:
+            out.append(event(HeartbeatLogEvent if n % 2 else RotateEvent))
+    return out
+
+
+_STEPS = st.lists(st.tuples(st.sampled_from(["gtid", "xid", "rows", "other", "tag", "mark", "query", "beat"]),
+                            st.integers(0, 40)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STEPS, st.booleans())
+def test_lean_gtid_and_xid_events_read_as_the_librarys_objects(steps: list[tuple[str, int]], keep: bool) -> None:
+    """The reader's GTID/XID tuples (fetchone(lean=True)) give the same messages as the library's event objects:
+    transactions, positions, GTIDs, commit times (a datetime made once per second now), echoes, watermarks."""
+    def run(stream_cls: type) -> tuple[list[Any], Any]:
+        s = _plain_source()
+        s.keep_echoes = keep
+        stream = stream_cls(_script(steps))
+        out: list[Any] = []
+        try:
+            for msg in s._read(stream):
+                out.append((msg, msg.position.gtid, msg.commit_time, msg.txid))
+                if not stream.events:
+                    s._stop.set()
+        except Exception as exc:  # noqa: BLE001 - the same error either way
+            out.append((type(exc), str(exc)))
+        return out, s._idle
+
+    plain, lean = run(FakeStream), run(LeanFakeStream)
+    assert plain == lean
