@@ -109,7 +109,7 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
     if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
-    if stream and flow.two_way:
+    if stream and flow.conflicts is not None:  # flow.two_way without its call (every row)
         if change.op is Op.UPDATE and compiled.fields is not None:
             fast = _two_way_update(flow, compiled, change, row, commit_time)
             if fast is not None:
