@@ -105,7 +105,7 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
-    compiled = _compiled(flow)
+    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
     if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
@@ -204,13 +204,16 @@ class _Compiled:
     update: dict[str, Any] | None = None
 
 
-_COMPILED: dict[int, tuple[Flow, _Compiled]] = {}  # id(flow) -> (the flow, kept alive so its id stays its own)
+# a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
+# dataclass field, so equality, hash and replace() never see it; it lives and dies with its flow, and
+# `flow.__dict__.get(_COMPILED)` finds it without a call per row
+_COMPILED = "_router_compiled"
 
 
 def _compiled(flow: Flow) -> _Compiled:
-    got = _COMPILED.get(id(flow))
-    if got is not None and got[0] is flow:
-        return got[1]
+    got: _Compiled | None = flow.__dict__.get(_COMPILED)
+    if got is not None:
+        return got
     linked = flow.linked
     fields: tuple[tuple[str, str, FieldPlan | None, bool], ...] | None = None
     if flow.two_way and not linked and all(p.source is not None for p in flow.plans):
@@ -221,9 +224,7 @@ def _compiled(flow: Flow) -> _Compiled:
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
     compiled = _Compiled(linked, fields, flow.insert_only, update)
-    if len(_COMPILED) > 1000:  # mappings reloaded many times: forget the old flows
-        _COMPILED.clear()
-    _COMPILED[id(flow)] = (flow, compiled)
+    flow.__dict__[_COMPILED] = compiled
     return compiled
 
 
