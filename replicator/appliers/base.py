@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from replicator import metrics
 from replicator.compare import ColumnInfo
@@ -72,6 +73,27 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
             ch = replace(ch, values={**earlier.values, **ch.values}, expect=earlier.expect)
         current.rows[ch.key] = ch
     return runs
+
+
+_GETTERS: dict[tuple[str, ...], Callable[[Mapping[str, Any]], Any]] = {}
+
+
+def _getter(cols: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
+    """`lambda values: tuple(values[c] for c in cols)`, made once per column tuple: for two columns or more
+    `itemgetter` looks them all up in one C call (a run of single-row transactions converts one row per
+    run, and the per-row list comprehension was half of convert_rows). A missing column raises the same
+    KeyError."""
+    get = _GETTERS.get(cols)
+    if get is None:
+        if len(cols) >= 2:
+            get = itemgetter(*cols)
+        else:  # itemgetter of one name returns the value itself, of none is an error
+            def get(values: Mapping[str, Any]) -> Any:
+                return tuple([values[c] for c in cols])
+        if len(_GETTERS) > 1000:  # runs of many column sets: keep the cache small
+            _GETTERS.clear()
+        _GETTERS[cols] = get
+    return get
 
 
 class Resolver(Protocol):
@@ -214,10 +236,10 @@ class Applier(abc.ABC):
         convs = self._converters.get(run.table, {})
         cols = run.columns
         plan = [(i, convs[c]) for i, c in enumerate(cols) if c in convs]
+        get = _getter(cols)
         out = []
         for r in rows:
-            values = r.values
-            row = [values[c] for c in cols]
+            row = list(get(r.values))
             try:
                 for i, conv in plan:
                     v = row[i]

@@ -148,7 +148,7 @@ class Detector:
         return fn
 
 
-_Step = tuple[str, bool, "int | None", Callable[[Any, Any], bool], frozenset[Any]]
+_Step = tuple[str, bool, "int | None", Callable[[Any, Any], bool], frozenset[Any], bool]
 
 
 class _Table:
@@ -175,15 +175,19 @@ class _Table:
     def update_plan(self, columns: tuple[str, ...], read: list[str]) -> list[_Step]:
         """Per column of an update run: (column, is a key column, its position in the locked row -- key
         columns first, then `read` -- or None, its equality, the value classes for which == already
-        means equal: Detector.equal's own first test, which `_Check._update` makes inline)."""
+        means equal, whether a naive and an aware datetime naming the same instant are equal:
+        Detector.equal's own first two tests, which `_Check._update` makes inline)."""
         k = (columns, tuple(read))
         plan = self._plans.get(k)
         if plan is None:
             n = len(self.key)
             pos = {c: n + i for i, c in enumerate(read)}
             keys = set(self.key)
-            plan = [(c, c in keys, pos.get(c), self.eq(c),
-                     compare.same_if_equal(compare.rule_for(self.info.get(c), None, c))) for c in columns]
+            plan = []
+            for c in columns:
+                rule = compare.rule_for(self.info.get(c), None, c)
+                plan.append((c, c in keys, pos.get(c), self.eq(c), compare.same_if_equal(rule),
+                             rule.kind == compare.TIMESTAMP and (rule.precision is None or rule.precision >= 6)))
             if len(self._plans) > 1000:
                 self._plans.clear()
             self._plans[k] = plan
@@ -274,7 +278,7 @@ class _Check:
         new_values = r.values
         values: dict[str, Any] = {}
         writes = False
-        for c, is_key, i, eq, plain in self.plan:
+        for c, is_key, i, eq, plain, instants in self.plan:
             if is_key:
                 values[c] = new_values[c]
             elif c not in new_values:
@@ -289,6 +293,12 @@ class _Check:
                 old = expect[c]
                 try:  # eq's own first test, without the call: the same class, one for which == means equal
                     same = now.__class__ is old.__class__ and now.__class__ in plain and now == old
+                    # and its second: a naive datetime (UTC) and an aware one naming the same instant -- the
+                    # usual MariaDB DATETIME against a PostgreSQL timestamptz (or back), without eq's call
+                    if not same and instants and now.__class__ is datetime and old.__class__ is datetime \
+                            and (now.tzinfo is None) is not (old.tzinfo is None):
+                        same = (now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)) \
+                            == (old if old.tzinfo is not None else old.replace(tzinfo=timezone.utc))
                 except Exception:  # (eq answers False then too)
                     same = False
                 if same or eq(now, old):  # the usual case first: the target still holds the old value

@@ -105,11 +105,11 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
-    compiled = _compiled(flow)
+    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
     if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
-    if stream and flow.two_way:
+    if stream and flow.conflicts is not None:  # flow.two_way without its call (every row)
         if change.op is Op.UPDATE and compiled.fields is not None:
             fast = _two_way_update(flow, compiled, change, row, commit_time)
             if fast is not None:
@@ -199,25 +199,32 @@ class _Compiled:
     # a flow that path does not handle (linked, constant fields)
     fields: tuple[tuple[str, str, FieldPlan | None, bool], ...] | None
     insert_only: frozenset[str]
+    # with `fields`: the instance dict of the flow's two-way UPDATE TargetChange, the per-row fields (key,
+    # values, expect, source_key, commit_time) as placeholders `_two_way_update` overwrites
+    update: dict[str, Any] | None = None
 
 
-_COMPILED: dict[int, tuple[Flow, _Compiled]] = {}  # id(flow) -> (the flow, kept alive so its id stays its own)
+# a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
+# dataclass field, so equality, hash and replace() never see it; it lives and dies with its flow, and
+# `flow.__dict__.get(_COMPILED)` finds it without a call per row
+_COMPILED = "_router_compiled"
 
 
 def _compiled(flow: Flow) -> _Compiled:
-    got = _COMPILED.get(id(flow))
-    if got is not None and got[0] is flow:
-        return got[1]
+    got: _Compiled | None = flow.__dict__.get(_COMPILED)
+    if got is not None:
+        return got
     linked = flow.linked
     fields: tuple[tuple[str, str, FieldPlan | None, bool], ...] | None = None
     if flow.two_way and not linked and all(p.source is not None for p in flow.plans):
         keys = set(flow.target.key)
         fields = tuple((p.target, p.source, None if p.convert is None and not p.null_in and not p.null_out else p,
                         p.target in keys) for p in flow.plans if p.source is not None)
-    compiled = _Compiled(linked, fields, flow.insert_only)
-    if len(_COMPILED) > 1000:  # mappings reloaded many times: forget the old flows
-        _COMPILED.clear()
-    _COMPILED[id(flow)] = (flow, compiled)
+    update = None if fields is None else dict(
+        TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
+                     insert_only=flow.insert_only).__dict__)
+    compiled = _Compiled(linked, fields, flow.insert_only, update)
+    flow.__dict__[_COMPILED] = compiled
     return compiled
 
 
@@ -275,9 +282,16 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     if flow.owned_targets:
         changed, expect = with_owned(flow, values, changed, expect)
     sk = flow.source.key
-    return [TargetChange(flow.target.table, Op.UPDATE, tkey, key, changed, expect=expect, mapping=flow.mapping,
-                         source_key=(row.get(sk[0]),) if len(sk) == 1 else tuple([row.get(c) for c in sk]),
-                         commit_time=commit_time, insert_only=compiled.insert_only)]
+    # the TargetChange's fields stored straight into the instance dict, the flow's constant ones from
+    # `compiled.update` (made by TargetChange's own __init__): the frozen dataclass's __init__ makes an
+    # object.__setattr__ call per field (11), a third of this function (as _Plain.route does;
+    # test_conflicts_fast compares the instance with the general path's, field by field)
+    tc: TargetChange = _new_object(TargetChange)
+    d = tc.__dict__
+    d.update(compiled.update)  # type: ignore[arg-type]  # (not None: made with `fields`)
+    d["key"], d["values"], d["expect"], d["commit_time"] = key, changed, expect, commit_time
+    d["source_key"] = (row.get(sk[0]),) if len(sk) == 1 else tuple([row.get(c) for c in sk])
+    return [tc]
 
 
 def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
