@@ -557,16 +557,19 @@ class Sampler:
 class Profiler:
     """Optional py-spy recording of the daemon (raw collapsed stacks), summarised per thread."""
 
-    def __init__(self, pid: int, out: Path, rate: int):
+    def __init__(self, pid: int, out: Path, rate: int, wall: bool = False):
         self.out = out
         self.rate = rate
+        self.wall = wall
         self.started = time.monotonic()
         exe = shutil.which("py-spy")
         if exe is None:
             raise BenchError("--profile needs py-spy on PATH (pip install py-spy)")
         self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--threads", "--gil",
-             "--nonblocking", "--output", str(out)],
+            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--threads",
+             # wall: every thread sampled, waiting or not (where each thread spends its time); else only
+             # the thread holding the GIL (where the interpreter's time goes)
+             "--idle" if wall else "--gil", "--nonblocking", "--output", str(out)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> dict[str, Any]:
@@ -585,6 +588,8 @@ class Profiler:
         # with --gil only the thread holding the GIL is sampled: samples per possible sample is how busy
         # the interpreter was (near 1.0: the daemon is bound by Python CPU time)
         summary["seconds"] = round(seconds, 2)
+        if self.wall:
+            return summary
         summary["gil_busy"] = round(min(1.0, summary["samples"] / max(1.0, seconds * self.rate)), 2)
         return summary
 
@@ -785,7 +790,8 @@ class Bench:
         profiler = None
         if args.profile and daemon.pid:
             args.profile.mkdir(parents=True, exist_ok=True)
-            profiler = Profiler(daemon.pid, args.profile / f"{direction}-{scenario}-{phase}.txt", args.profile_rate)
+            profiler = Profiler(daemon.pid, args.profile / f"{direction}-{scenario}-{phase}.txt", args.profile_rate,
+                                args.profile_wall)
         timeout = max(300.0, n / 200)
         try:
             conn = target.connect()
@@ -1251,8 +1257,12 @@ def profile_text(profiles: dict[str, Any], top: int = 8) -> str:
         if "error" in p:
             out.append(f"profile {phase}: {p['error']}")
             continue
-        out.append(f"profile {phase}: {p['samples']} samples holding the GIL in {p.get('seconds', '?')} s "
-                   f"(interpreter busy {p.get('gil_busy', 0):.0%}); raw stacks {p['file']}")
+        if "gil_busy" in p:
+            out.append(f"profile {phase}: {p['samples']} samples holding the GIL in {p.get('seconds', '?')} s "
+                       f"(interpreter busy {p.get('gil_busy', 0):.0%}); raw stacks {p['file']}")
+        else:
+            out.append(f"profile {phase}: {p['samples']} samples of every thread, waiting or not, in "
+                       f"{p.get('seconds', '?')} s; raw stacks {p['file']}")
         for name, t in p["threads"].items():
             if t["share"] < 0.02:
                 continue
@@ -1285,6 +1295,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="record the daemon with py-spy during each burst; raw stacks and a summary go to DIR")
     p.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
+    p.add_argument("--profile-wall", action="store_true",
+                   help="--profile samples every thread, waiting too (py-spy --idle), not only the GIL holder: "
+                        "shows what each thread waits for")
     p.add_argument("--batch", action="append", default=[], metavar="KEY=N", type=_batch_setting,
                    help="daemon `batch:` setting, repeatable: max_rows, max_ms, chunk_rows, queue_rows")
     p.add_argument("--mapping-direction", choices=("both", "one-way"), default="both",
