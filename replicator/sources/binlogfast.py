@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
@@ -46,6 +46,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator.sources.binlogpackets import PacketReader, usable
+from replicator.sources.rowcompile import DELETE, UPDATE, WRITE
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,11 @@ _TABLE_MAP_CACHE_SIZE = 1024
 # _Header and _base's sixteen attributes each (two of a single-row transaction's four events)
 LEAN_GTID = 1
 LEAN_XID = 2
+# fetchone(lean=True), with a row decoder: a rows event of a wanted table whose body the decoder took as
+# (LEAN_ROWS, schema, table, event class, pairs, zero_dates) -- no BinLogPacketWrapper, no RowsEvent and its
+# ~25 attributes, which RowDecoder.decode only read a few of
+LEAN_ROWS = 3
+_ROWS_KIND = {WriteRowsEvent: WRITE, UpdateRowsEvent: UPDATE, DeleteRowsEvent: DELETE}
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 _EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
 _EXPECTED_ERRORS = tuple(_bls.MYSQL_EXPECTED_ERROR_CODES)
@@ -153,6 +159,13 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.library_events = 0  # through BinLogPacketWrapper
         self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
         self.lean_events = False  # set below when fetchone(lean=True) can give tuples
+        # fetchone(lean=True) hands a rows event's body to row_decoder.decode_lean (a RowDecoder) when
+        # lean_rows_wanted(schema, table, columns) -- asked once per table map -- and lean_rows_paused is off (the
+        # caller pauses it where it would drop the rows undecoded: an echo transaction)
+        self.row_decoder: Any = None
+        self.lean_rows_wanted: Optional[Callable[[str, str, Any], bool]] = None
+        self.lean_rows_paused = False
+        self.lean_rows = 0  # rows events returned as LEAN_ROWS tuples
         if not self._fast:
             return
         allowed = self._BinLogStreamReader__allowed_events  # type: ignore[attr-defined]
@@ -249,7 +262,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                                            log_pos, flags)
                 elif event_type in rows_types:
                     event = self._rows(rows_types[event_type], pkt, data, size, timestamp, event_type, server_id,
-                                       event_size, log_pos, flags)
+                                       event_size, log_pos, flags, lean)
                 elif event_type == TABLE_MAP_EVENT:
                     if self._table_maps_on:
                         # the same bytes as this table id's last registered map (every transaction repeats it):
@@ -348,8 +361,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
         return event
 
     def _rows(self, spec: tuple[Any, ...], pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
-              server_id: int, event_size: int, log_pos: int, flags: int) -> Any:
-        """RowsEvent.__init__ and its subclasses' up to the rows (left to ``event.rows`` or RowDecoder)."""
+              server_id: int, event_size: int, log_pos: int, flags: int, lean: bool = False) -> Any:
+        """RowsEvent.__init__ and its subclasses' up to the rows (left to ``event.rows`` or RowDecoder); with
+        ``lean``, a LEAN_ROWS tuple instead when the row decoder takes the body (_lean_rows)."""
         cls, known, v2 = spec
         if size < 26:
             return None
@@ -365,12 +379,14 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 and known_consts[2] is self.table_map and known_consts[3] is ctl and known_consts[4] is lengths
                 and known_consts[5] is self.mysql_version and known_consts[6] is self.dbms):
             consts = known_consts[7]
+            wanted = known_consts[8]
         else:
             consts = self._rows_constants(table_id, table, cls, known, event_type)
             if consts is None:
                 return None
             if consts is _DROPPED:
                 return _DROPPED
+            wanted = self._rows_consts[table_id][8]
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if v2:
@@ -395,6 +411,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
         end = pos + (2 * blen if cls is UpdateRowsEvent else blen)
         if end > size or end - 20 > body:
             return None
+        if lean and wanted and not self.lean_rows_paused and not self.skip_to_timestamp:
+            # RowDecoder.decode's read of the body: the rest of the event after the bitmaps, checksum excluded
+            stop = 20 + body
+            if stop <= size:
+                p = pos + blen
+                decoded = self.row_decoder.decode_lean(
+                    table_id, table, consts["_ignore_decode_errors"], _ROWS_KIND[cls], ncols, data[pos:p],
+                    data[p:end] if cls is UpdateRowsEvent else None, data[end:stop])
+                if decoded is not None:
+                    pkt._position = stop
+                    self.lean_rows += 1
+                    return (LEAN_ROWS, consts["schema"], consts["table"], cls, decoded[0], decoded[1])
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
         wrapper.__dict__.update({
@@ -466,9 +494,12 @@ class FastBinLogStreamReader(BinLogStreamReader):
         })
         if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
             self._rows_consts.clear()
+        # whether fetchone(lean=True) may hand this table's rows to the row decoder
+        wanted = (self.row_decoder is not None and self.lean_rows_wanted is not None
+                  and self.lean_rows_wanted(schema, name, table.columns))
         # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
         self._rows_consts[table_id] = (
-            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts)
+            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts, wanted)
         return consts
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,
