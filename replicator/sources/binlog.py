@@ -352,12 +352,11 @@ class BinlogSource:
             if kind is None:
                 kind = _event_kind(event.__class__)
             if kind == _LEAN and event[0] == LEAN_ROWS:
-                # (LEAN_ROWS, schema, table, event class, pairs, zero_dates): as a rows event below, of a table
-                # _lean_wanted chose (mapped or watermarks, never the loop tag's)
-                found = seen.get((event[1], event[2]))
-                table_kind, table = found if found is not None else self._classify(event[1], event[2])
+                # (LEAN_ROWS, (table kind, table, changes_read) from _lean_wanted, event class, pairs, zero_dates):
+                # as a rows event below, of a mapped or watermark table (never the loop tag's)
+                table_kind = event[1][0]
                 if table_kind == _MAPPED and not echo:
-                    rows.extend(self._lean_changes(event, table))
+                    rows.extend(self._lean_changes(event))
                     if len(rows) >= self.chunk_rows:
                         m_event()
                         if commit_ts != last_ts:
@@ -368,12 +367,11 @@ class BinlogSource:
                 m_event()
                 if table_kind == _MARK:
                     if not (echo and not keep):
-                        marks.extend(Watermark.from_row(ch.after) for ch in self._lean_changes(event, table)
-                                     if ch.after)
+                        marks.extend(Watermark.from_row(ch.after) for ch in self._lean_changes(event) if ch.after)
                     continue
                 if table_kind != _MAPPED or not keep:
                     continue
-                rows.extend(self._lean_changes(event, table))  # an echo kept for a running sync
+                rows.extend(self._lean_changes(event))  # an echo kept for a running sync
                 if len(rows) >= self.chunk_rows:
                     if commit_ts != last_ts:
                         last_ts, last_time = commit_ts, _time(commit_ts)
@@ -484,13 +482,20 @@ class BinlogSource:
         self._seen_tables[(schema, name)] = (kind, table)
         return kind, table
 
-    def _lean_wanted(self, schema: str, name: str, columns: Sequence[Any]) -> bool:
-        """Whether the reader may hand this table map's rows over as LEAN_ROWS (asked once per table map):
-        a mapped or watermark table whose columns all have names -- else _changes's _fix raises, as before."""
+    def _lean_wanted(self, schema: str, name: str, columns: Sequence[Any]) -> tuple[int, TableRef, Any] | None:
+        """Whether the reader may hand this table map's rows over as LEAN_ROWS (asked once per table map): a
+        mapped or watermark table whose columns all have names (else _changes's _fix raises, as before). The
+        handle the LEAN_ROWS tuples then carry: what _read and _changes look up per rows event, made once."""
         found = self._seen_tables.get((schema, name))
-        kind = found[0] if found is not None else self._classify(schema, name)[0]
-        return (kind == _MAPPED or kind == _MARK) and not any(
-            c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns)
+        kind, table = found if found is not None else self._classify(schema, name)
+        if not (kind == _MAPPED or kind == _MARK) or any(
+                c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
+            return None
+        key = (table.schema, table.name)
+        changes_read = self._changes_read.get(key)
+        if changes_read is None:
+            changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
+        return kind, table, changes_read
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
@@ -540,17 +545,14 @@ class BinlogSource:
             return row_changes(table, op, pairs)
         return self._library_changes(event, table, fix, changes_read)
 
-    def _lean_changes(self, event: tuple[Any, ...], table: TableRef) -> list[RowChange]:
+    def _lean_changes(self, event: tuple[Any, ...]) -> list[RowChange]:
         """_changes of a LEAN_ROWS tuple (the rows RowDecoder decoded): the same metrics, the same RowChanges."""
-        name = (table.schema, table.name)
-        changes_read = self._changes_read.get(name)
-        if changes_read is None:
-            changes_read = self._changes_read[name] = metrics.changes_read.labels(self.direction, str(table))
-        pairs = event[4]
-        if event[5]:
-            metrics.zero_dates.labels(self.direction, str(table)).inc(event[5])
+        _, table, changes_read = event[1]
+        pairs = event[3]
+        if event[4]:
+            metrics.zero_dates.labels(self.direction, str(table)).inc(event[4])
         changes_read.inc(len(pairs))
-        return row_changes(table, _OPS[event[3]], pairs)
+        return row_changes(table, _OPS[event[2]], pairs)
 
     def _fix(self, event: Any, table: TableRef) -> tuple[Any, ...]:
         """What binlog.py corrects in the library's values of this table map's columns (see _row)."""

@@ -72,8 +72,9 @@ _TABLE_MAP_CACHE_SIZE = 1024
 LEAN_GTID = 1
 LEAN_XID = 2
 # fetchone(lean=True), with a row decoder: a rows event of a wanted table whose body the decoder took as
-# (LEAN_ROWS, schema, table, event class, pairs, zero_dates) -- no BinLogPacketWrapper, no RowsEvent and its
-# ~25 attributes, which RowDecoder.decode only read a few of
+# (LEAN_ROWS, handle, event class, pairs, zero_dates) -- no BinLogPacketWrapper, no RowsEvent and its ~25
+# attributes, which RowDecoder.decode only read a few of; the handle is what lean_rows_wanted returned for the
+# table map (made once per table map, not per event)
 LEAN_ROWS = 3
 _ROWS_KIND = {WriteRowsEvent: WRITE, UpdateRowsEvent: UPDATE, DeleteRowsEvent: DELETE}
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
@@ -160,10 +161,10 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
         self.lean_events = False  # set below when fetchone(lean=True) can give tuples
         # fetchone(lean=True) hands a rows event's body to row_decoder.decode_lean (a RowDecoder) when
-        # lean_rows_wanted(schema, table, columns) -- asked once per table map -- and lean_rows_paused is off (the
-        # caller pauses it where it would drop the rows undecoded: an echo transaction)
+        # lean_rows_wanted(schema, table, columns) -- asked once per table map -- returned a handle (not None) and
+        # lean_rows_paused is off (the caller pauses it where it would drop the rows undecoded: an echo)
         self.row_decoder: Any = None
-        self.lean_rows_wanted: Optional[Callable[[str, str, Any], bool]] = None
+        self.lean_rows_wanted: Optional[Callable[[str, str, Any], Any]] = None
         self.lean_rows_paused = False
         self.lean_rows = 0  # rows events returned as LEAN_ROWS tuples
         if not self._fast:
@@ -379,14 +380,14 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 and known_consts[2] is self.table_map and known_consts[3] is ctl and known_consts[4] is lengths
                 and known_consts[5] is self.mysql_version and known_consts[6] is self.dbms):
             consts = known_consts[7]
-            wanted = known_consts[8]
+            lean_to = known_consts[8]
         else:
             consts = self._rows_constants(table_id, table, cls, known, event_type)
             if consts is None:
                 return None
             if consts is _DROPPED:
                 return _DROPPED
-            wanted = self._rows_consts[table_id][8]
+            lean_to = self._rows_consts[table_id][8]
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if v2:
@@ -411,18 +412,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
         end = pos + (2 * blen if cls is UpdateRowsEvent else blen)
         if end > size or end - 20 > body:
             return None
-        if lean and wanted and not self.lean_rows_paused and not self.skip_to_timestamp:
+        if lean and lean_to is not None and not self.lean_rows_paused and not self.skip_to_timestamp:
             # RowDecoder.decode's read of the body: the rest of the event after the bitmaps, checksum excluded
             stop = 20 + body
             if stop <= size:
                 p = pos + blen
                 decoded = self.row_decoder.decode_lean(
-                    table_id, table, consts["_ignore_decode_errors"], _ROWS_KIND[cls], ncols, data[pos:p],
-                    data[p:end] if cls is UpdateRowsEvent else None, data[end:stop])
+                    lean_to[1], _ROWS_KIND[cls], ncols, data[pos:p], data[p:end] if cls is UpdateRowsEvent else None,
+                    data[end:stop])
                 if decoded is not None:
                     pkt._position = stop
                     self.lean_rows += 1
-                    return (LEAN_ROWS, consts["schema"], consts["table"], cls, decoded[0], decoded[1])
+                    return (LEAN_ROWS, lean_to[0], cls, decoded[0], decoded[1])
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
         wrapper.__dict__.update({
@@ -494,12 +495,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
         })
         if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
             self._rows_consts.clear()
-        # whether fetchone(lean=True) may hand this table's rows to the row decoder
-        wanted = (self.row_decoder is not None and self.lean_rows_wanted is not None
-                  and self.lean_rows_wanted(schema, name, table.columns))
+        # whether fetchone(lean=True) may hand this table's rows to the row decoder: (the caller's handle, the
+        # decoder RowDecoder.decode would use, of as many columns as the table map has), or None
+        lean_to = None
+        if self.row_decoder is not None and self.lean_rows_wanted is not None:
+            handle = self.lean_rows_wanted(schema, name, table.columns)
+            if handle is not None:
+                dec = self.row_decoder.table_decoder(table_id, table, consts["_ignore_decode_errors"])
+                if dec is not None and len(table.columns) == dec.ncolumns:
+                    lean_to = (handle, dec)
         # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
         self._rows_consts[table_id] = (
-            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts, wanted)
+            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts, lean_to)
         return consts
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,

@@ -168,23 +168,23 @@ class RowDecoder:
         self.decoded_events += 1
         return pairs, zero
 
-    def decode_lean(self, table_id: int, table: Any, ignore_decode_errors: bool, kind: str, ncols: int,
-                    bitmap: bytes, bitmap2: Optional[bytes], body: bytes
-                    ) -> Optional[tuple[list[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]], int]]:
-        """decode() for a rows event FastBinLogStreamReader has not built (fetchone(lean=True)): its registered
-        table map, event kind, column count, columns-present bitmap(s) (``bitmap2`` for an UPDATE) and rows
-        body (the checksum excluded). ``(pairs, zero_dates)``, or None -- nothing counted or logged: the
-        reader then builds the event the usual way, which decode() (and its fallback) sees as before."""
+    def table_decoder(self, table_id: int, table: Any, ignore_decode_errors: bool) -> Optional[TableDecoder]:
+        """The compiled decoder decode() uses for the rows of this registered table map (None: it falls back)."""
         hit = self._by_table_id.get(table_id)
         if hit is not None and hit[0] is table:
-            dec = hit[1]
-        else:
-            dec = self._table_decoder(table_id, table, bool(ignore_decode_errors))[0]
-        if dec is None:
-            return None
+            return hit[1]
+        return self._table_decoder(table_id, table, bool(ignore_decode_errors))[0]
+
+    def decode_lean(self, dec: TableDecoder, kind: str, ncols: int, bitmap: bytes, bitmap2: Optional[bytes],
+                    body: bytes
+                    ) -> Optional[tuple[list[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]], int]]:
+        """decode() for a rows event FastBinLogStreamReader has not built (fetchone(lean=True)): the decoder of
+        its table map (table_decoder(), whose column count the caller checked once per table map), its kind,
+        column count, columns-present bitmap(s) (``bitmap2`` for an UPDATE) and rows body (checksum excluded).
+        ``(pairs, zero_dates)``, or None -- nothing counted or logged: the reader then builds the event the
+        usual way, which decode() (and its fallback) sees exactly as before."""
         # decode()'s checks, in the same order, on the same values
-        ncolumns = dec.ncolumns
-        if ncols != ncolumns or len(table.columns) != ncolumns:
+        if ncols != dec.ncolumns:
             return None
         if bitmap is not dec.present and bitmap != dec.present and not dec.full_bitmap(bitmap):
             return None

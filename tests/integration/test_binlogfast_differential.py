@@ -238,7 +238,7 @@ def _source_transactions(mix: dict, fast: bool, monkeypatch: pytest.MonkeyPatch,
     direction = f"maria_to_pg_{uuid.uuid4().hex[:8]}"  # the metrics of this run alone
     with monkeypatch.context() as m:
         if not lean_rows:
-            m.setattr(binlog_mod.BinlogSource, "_lean_wanted", lambda self, schema, name, columns: False)
+            m.setattr(binlog_mod.BinlogSource, "_lean_wanted", lambda self, schema, name, columns: None)
         # _open builds BinLogStreamReader, or FastBinLogStreamReader once binlog.py is patched: set both names
         cls = FastBinLogStreamReader if fast else BinLogStreamReader
         m.setattr(binlog_mod, "BinLogStreamReader", cls)
