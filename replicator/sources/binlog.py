@@ -453,7 +453,7 @@ class BinlogSource:
             else:
                 continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
-            position = binlog_position(stream.log_file, stream.log_pos, gtid)
+            position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
             # the GTID event carries the time the transaction's first statement started; the XID
             # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
             if timestamp:
@@ -465,7 +465,8 @@ class BinlogSource:
             in_txn = False
             if echo:
                 m_dropped.inc()
-            yield final_transaction(txid or str(position), position, commit_time, tuple(rows), echo, tuple(marks))
+            yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo,
+                              watermarks=tuple(marks))
             rows, marks, echo, chunks = [], [], False, 0
             if paused:
                 reader.lean_rows_paused = paused = False
@@ -641,51 +642,6 @@ def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> li
         d["after"] = after
         append(change)
     return out
-
-
-def _plain(cls: type, names: tuple[str, ...]) -> bool:
-    """Whether instances of cls can be made as row_changes does: a plain frozen dataclass of exactly these
-    fields in this order (no __post_init__, no slots, no __new__ of its own)."""
-    return (dataclasses.is_dataclass(cls) and tuple(f.name for f in dataclasses.fields(cls)) == names
-            and not hasattr(cls, "__post_init__") and "__slots__" not in cls.__dict__
-            and cls.__new__ is object.__new__)
-
-
-# the transaction boundary's two objects, once per source transaction: a frozen dataclass's __init__ (one
-# object.__setattr__ per field) took ~3.7 us for both, filling __dict__ ~1 us
-_PLAIN_POSITION = _plain(BinlogPosition, ("file", "pos", "gtid"))
-_PLAIN_TRANSACTION = _plain(Transaction, ("txid", "position", "commit_time", "changes", "final", "echo",
-                                          "watermarks"))
-
-
-def binlog_position(file: str, pos: int, gtid: str | None) -> BinlogPosition:
-    """BinlogPosition(file, pos, gtid), built without its __init__ (the same object)."""
-    if not _PLAIN_POSITION:
-        return BinlogPosition(file, pos, gtid)
-    position = _NEW(BinlogPosition)
-    d = position.__dict__
-    d["file"] = file
-    d["pos"] = pos
-    d["gtid"] = gtid
-    return position
-
-
-def final_transaction(txid: str, position: Position, commit_time: datetime | None, changes: tuple[RowChange, ...],
-                      echo: bool, watermarks: tuple[Watermark, ...]) -> Transaction:
-    """Transaction(txid, position, commit_time, changes, final=True, echo=echo, watermarks=watermarks), built
-    without its __init__ (the same object)."""
-    if not _PLAIN_TRANSACTION:
-        return Transaction(txid, position, commit_time, changes, final=True, echo=echo, watermarks=watermarks)
-    txn = _NEW(Transaction)
-    d = txn.__dict__
-    d["txid"] = txid
-    d["position"] = position
-    d["commit_time"] = commit_time
-    d["changes"] = changes
-    d["final"] = True
-    d["echo"] = echo
-    d["watermarks"] = watermarks
-    return txn
 
 
 def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:

@@ -194,42 +194,6 @@ def test_row_changes_are_the_constructors_objects(monkeypatch: pytest.MonkeyPatc
     assert binlog.row_changes(T, Op.INSERT, []) == []
 
 
-@settings(max_examples=200, deadline=None)
-@given(plain=st.booleans(), file=st.text(min_size=1, max_size=12), pos=st.integers(0, 2 ** 64),
-       gtid=st.none() | st.text(max_size=12), txid=st.text(max_size=12), echo=st.booleans(),
-       seconds=st.none() | st.integers(0, 2 ** 32), rows=st.integers(0, 3), marks=st.integers(0, 2))
-def test_boundary_objects_are_the_constructors(plain: bool, file: str, pos: int, gtid: str | None, txid: str,
-                                               echo: bool, seconds: int | None, rows: int, marks: int) -> None:
-    """binlog_position and final_transaction build without __init__ the objects the constructors make (type,
-    fields in order, equality, repr, hash, pickling, still frozen), and call the constructors when the
-    dataclasses are not plain."""
-    import pickle
-    from datetime import datetime, timezone
-
-    from replicator.sources import binlog
-
-    assert binlog._PLAIN_POSITION and binlog._PLAIN_TRANSACTION  # the fast path is the one in use
-    saved = binlog._PLAIN_POSITION, binlog._PLAIN_TRANSACTION
-    binlog._PLAIN_POSITION = binlog._PLAIN_TRANSACTION = plain
-    try:
-        position = binlog.binlog_position(file, pos, gtid)
-        changes = tuple(RowChange(T, Op.INSERT, None, {"id": i}) for i in range(rows))
-        watermarks = tuple(Watermark("s", "low", f"m{i}") for i in range(marks))
-        commit = datetime.fromtimestamp(seconds, timezone.utc) if seconds is not None else None
-        txn = binlog.final_transaction(txid, position, commit, changes, echo, watermarks)
-    finally:
-        binlog._PLAIN_POSITION, binlog._PLAIN_TRANSACTION = saved
-    want_position = BinlogPosition(file, pos, gtid)
-    want = Transaction(txid, want_position, commit, changes, final=True, echo=echo, watermarks=watermarks)
-    for got, expected in ((position, want_position), (txn, want)):
-        assert type(got) is type(expected) and list(vars(got).items()) == list(vars(expected).items())
-        assert got == expected and repr(got) == repr(expected) and pickle.loads(pickle.dumps(got)) == expected
-        with pytest.raises(AttributeError):
-            got.echo = True  # type: ignore[misc,union-attr]  # still frozen
-    assert hash(position) == hash(want_position)
-    assert txn.changes is changes and txn.position is position
-
-
 class LeanFakeStream(FakeStream):
     """FakeStream as FastBinLogStreamReader.fetchone(lean=True) gives it: the library's own GTID and XID events
     (exactly those classes, the ones the fast reader builds) as binlogfast's tuples."""
