@@ -16,6 +16,14 @@ events every transaction carries:
   bookkeeping;
 - a table map the reader does not return, byte-equal to its table id's last one, only registers its table; a
   rows event's attributes that depend on its table map and the reader's state are made once per table map;
+- with ``fetchone(lean=True)`` and a ``row_decoder`` (BinlogSource's RowDecoder), a rows event of a table the
+  caller wants (``lean_rows_wanted(schema, table, columns)``, asked once per table map, returned a handle) is
+  not built at all: after the same filters, checks and position bookkeeping, its bitmaps and rows body go to
+  ``RowDecoder.decode_lean`` with the table map's compiled decoder (found once per table map), and the event
+  comes as ``(LEAN_ROWS, handle, event class, pairs, zero_dates)``. Only what ``RowDecoder.decode`` would
+  decode itself: whatever it would refuse (no compiled decoder, another column count, a partial bitmap, a body
+  that fails to decode or does not end where the event does), ``skip_to_timestamp``, or ``lean_rows_paused``
+  (set by the caller while it drops a transaction's rows undecoded) builds the event as below, untouched;
 - everything else (TableMap, Rows, Query, Rotate, FormatDescription, unknown types, short packets) goes
   through ``BinLogPacketWrapper`` on the untouched packet, followed by the library's own bookkeeping
   (position, rotation and the table-map reset, format description, table-map registration, filters).
