@@ -421,12 +421,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
         if end > size or end - 20 > body:
             return None
         if lean and lean_to is not None and not self.lean_rows_paused and not self.skip_to_timestamp:
+            dec = lean_to[1]
+            if dec is None:
+                # the table map's decoder, found (compiled) at its first event to decode, as decode() finds it:
+                # not for rows dropped undecoded; False when decode() would not decode these rows at all
+                dec = self.row_decoder.table_decoder(table_id, table, consts["_ignore_decode_errors"])
+                lean_to[1] = dec = dec if dec is not None and len(table.columns) == dec.ncolumns else False
             # RowDecoder.decode's read of the body: the rest of the event after the bitmaps, checksum excluded
             stop = 20 + body
-            if stop <= size:
+            if dec is not False and stop <= size:
                 p = pos + blen
                 decoded = self.row_decoder.decode_lean(
-                    lean_to[1], _ROWS_KIND[cls], ncols, data[pos:p], data[p:end] if cls is UpdateRowsEvent else None,
+                    dec, _ROWS_KIND[cls], ncols, data[pos:p], data[p:end] if cls is UpdateRowsEvent else None,
                     data[end:stop])
                 if decoded is not None:
                     pkt._position = stop
@@ -503,15 +509,14 @@ class FastBinLogStreamReader(BinLogStreamReader):
         })
         if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
             self._rows_consts.clear()
-        # whether fetchone(lean=True) may hand this table's rows to the row decoder: (the caller's handle, the
-        # decoder RowDecoder.decode would use, of as many columns as the table map has), or None
-        lean_to = None
+        # whether fetchone(lean=True) may hand this table's rows to the row decoder: [the caller's handle, the
+        # decoder RowDecoder.decode would use -- None until _rows first needs it, False if there is none or it
+        # has another column count than the table map], or None
+        lean_to: Optional[list[Any]] = None
         if self.row_decoder is not None and self.lean_rows_wanted is not None:
             handle = self.lean_rows_wanted(schema, name, table.columns)
             if handle is not None:
-                dec = self.row_decoder.table_decoder(table_id, table, consts["_ignore_decode_errors"])
-                if dec is not None and len(table.columns) == dec.ncolumns:
-                    lean_to = (handle, dec)
+                lean_to = [handle, None]
         # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
         self._rows_consts[table_id] = (
             table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts, lean_to)
