@@ -30,7 +30,7 @@ from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class,
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
-from replicator.sources.binlogfast import LEAN_GTID, FastBinLogStreamReader
+from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
 from replicator.sources.rowdecode import RowDecoder, exact_time, fixed_binary_length
 
 log = logging.getLogger(__name__)
@@ -322,8 +322,15 @@ class BinlogSource:
         seen = self._seen_tables
         # the reader's GTID and XID events as tuples (binlogfast.LEAN_*), not objects, when it can give them
         reader: Any = stream
-        fetch: Callable[[], Any] = (functools.partial(reader.fetchone, True) if getattr(reader, "lean_events", False)
-                                    else reader.fetchone)
+        lean = bool(getattr(reader, "lean_events", False))
+        fetch: Callable[[], Any] = functools.partial(reader.fetchone, True) if lean else reader.fetchone
+        # and the rows events of mapped and watermark tables decoded without the library's event objects
+        # (LEAN_ROWS): what _changes makes of them is the same; the loop tag's rows (_images reads the
+        # library's values) and other tables' rows still come as events
+        if lean and hasattr(reader, "row_decoder"):
+            reader.row_decoder = self._decoder
+            reader.lean_rows_wanted = self._lean_wanted
+        paused = False  # reader.lean_rows_paused: in an echo transaction whose rows are dropped undecoded
         # consecutive transactions mostly commit within the same second: their datetime is made once
         last_ts: int | None = None
         last_time: datetime | None = None
@@ -344,6 +351,33 @@ class BinlogSource:
             kind = kinds.get(event.__class__)
             if kind is None:
                 kind = _event_kind(event.__class__)
+            if kind == _LEAN and event[0] == LEAN_ROWS:
+                # (LEAN_ROWS, (table kind, table, changes_read) from _lean_wanted, event class, pairs, zero_dates):
+                # as a rows event below, of a mapped or watermark table (never the loop tag's)
+                table_kind = event[1][0]
+                if table_kind == _MAPPED and not echo:
+                    rows.extend(self._lean_changes(event))
+                    if len(rows) >= self.chunk_rows:
+                        m_event()
+                        if commit_ts != last_ts:
+                            last_ts, last_time = commit_ts, _time(commit_ts)
+                        yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
+                        rows, chunks = [], chunks + 1
+                    continue
+                m_event()
+                if table_kind == _MARK:
+                    if not (echo and not keep):
+                        marks.extend(Watermark.from_row(ch.after) for ch in self._lean_changes(event) if ch.after)
+                    continue
+                if table_kind != _MAPPED or not keep:
+                    continue
+                rows.extend(self._lean_changes(event))  # an echo kept for a running sync
+                if len(rows) >= self.chunk_rows:
+                    if commit_ts != last_ts:
+                        last_ts, last_time = commit_ts, _time(commit_ts)
+                    yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
+                    rows, chunks = [], chunks + 1
+                continue
             if kind == _ROWS:
                 found = seen.get((event.schema, event.table))
                 table_kind, table = found if found is not None else self._classify(event.schema, event.table)
@@ -366,6 +400,8 @@ class BinlogSource:
                             raise FatalError(f"loop tag found in the middle of transaction {gtid} after "
                                              f"{chunks} chunks were handed over; the applier writes it first")
                         echo, rows = True, []
+                        if not keep and lean:  # its mapped rows are dropped: no use decoding them
+                            reader.lean_rows_paused = paused = True
                     continue
                 if table_kind == _MARK:
                     if not (echo and not keep):
@@ -388,6 +424,8 @@ class BinlogSource:
                     standalone = bool(event[3] & _STANDALONE)
                     echo, rows, marks, chunks, in_txn = False, [], [], 0, True
                     keep = self.keep_echoes
+                    if paused:
+                        reader.lean_rows_paused = paused = False
                     continue
                 timestamp = event[1]  # (LEAN_XID, timestamp): a transaction boundary, as an XidEvent
             elif kind == _GTID:
@@ -397,6 +435,8 @@ class BinlogSource:
                 standalone = bool(event.flags & _STANDALONE)
                 echo, rows, marks, chunks, in_txn = False, [], [], 0, True
                 keep = self.keep_echoes
+                if paused:
+                    reader.lean_rows_paused = paused = False
                 continue
             elif kind == _QUERY:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
@@ -428,6 +468,8 @@ class BinlogSource:
             yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo,
                               watermarks=tuple(marks))
             rows, marks, echo, chunks = [], [], False, 0
+            if paused:
+                reader.lean_rows_paused = paused = False
 
     def _classify(self, schema: str, name: str) -> tuple[int, TableRef]:
         """What the rows of a table are to this reader (the loop tag, sync watermarks, mapped or not),
@@ -439,6 +481,21 @@ class BinlogSource:
             self._seen_tables.clear()
         self._seen_tables[(schema, name)] = (kind, table)
         return kind, table
+
+    def _lean_wanted(self, schema: str, name: str, columns: Sequence[Any]) -> tuple[int, TableRef, Any] | None:
+        """Whether the reader may hand this table map's rows over as LEAN_ROWS (asked once per table map): a
+        mapped or watermark table whose columns all have names (else _changes's _fix raises, as before). The
+        handle the LEAN_ROWS tuples then carry: what _read and _changes look up per rows event, made once."""
+        found = self._seen_tables.get((schema, name))
+        kind, table = found if found is not None else self._classify(schema, name)
+        if not (kind == _MAPPED or kind == _MARK) or any(
+                c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
+            return None
+        key = (table.schema, table.name)
+        changes_read = self._changes_read.get(key)
+        if changes_read is None:
+            changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
+        return kind, table, changes_read
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
@@ -487,6 +544,15 @@ class BinlogSource:
             changes_read.inc(len(pairs))
             return row_changes(table, op, pairs)
         return self._library_changes(event, table, fix, changes_read)
+
+    def _lean_changes(self, event: tuple[Any, ...]) -> list[RowChange]:
+        """_changes of a LEAN_ROWS tuple (the rows RowDecoder decoded): the same metrics, the same RowChanges."""
+        _, table, changes_read = event[1]
+        pairs = event[3]
+        if event[4]:
+            metrics.zero_dates.labels(self.direction, str(table)).inc(event[4])
+        changes_read.inc(len(pairs))
+        return row_changes(table, _OPS[event[2]], pairs)
 
     def _fix(self, event: Any, table: TableRef) -> tuple[Any, ...]:
         """What binlog.py corrects in the library's values of this table map's columns (see _row)."""

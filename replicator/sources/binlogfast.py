@@ -16,6 +16,14 @@ events every transaction carries:
   bookkeeping;
 - a table map the reader does not return, byte-equal to its table id's last one, only registers its table; a
   rows event's attributes that depend on its table map and the reader's state are made once per table map;
+- with ``fetchone(lean=True)`` and a ``row_decoder`` (BinlogSource's RowDecoder), a rows event of a table the
+  caller wants (``lean_rows_wanted(schema, table, columns)``, asked once per table map, returned a handle) is
+  not built at all: after the same filters, checks and position bookkeeping, its bitmaps and rows body go to
+  ``RowDecoder.decode_lean`` with the table map's compiled decoder (found once per table map), and the event
+  comes as ``(LEAN_ROWS, handle, event class, pairs, zero_dates)``. Only what ``RowDecoder.decode`` would
+  decode itself: whatever it would refuse (no compiled decoder, another column count, a partial bitmap, a body
+  that fails to decode or does not end where the event does), ``skip_to_timestamp``, or ``lean_rows_paused``
+  (set by the caller while it drops a transaction's rows undecoded) builds the event as below, untouched;
 - everything else (TableMap, Rows, Query, Rotate, FormatDescription, unknown types, short packets) goes
   through ``BinLogPacketWrapper`` on the untouched packet, followed by the library's own bookkeeping
   (position, rotation and the table-map reset, format description, table-map registration, filters).
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pymysql
 from pymysqlreplication import BinLogStreamReader
@@ -46,6 +54,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator.sources.binlogpackets import PacketReader, usable
+from replicator.sources.rowcompile import DELETE, UPDATE, WRITE
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,12 @@ _TABLE_MAP_CACHE_SIZE = 1024
 # _Header and _base's sixteen attributes each (two of a single-row transaction's four events)
 LEAN_GTID = 1
 LEAN_XID = 2
+# fetchone(lean=True), with a row decoder: a rows event of a wanted table whose body the decoder took as
+# (LEAN_ROWS, handle, event class, pairs, zero_dates) -- no BinLogPacketWrapper, no RowsEvent and its ~25
+# attributes, which RowDecoder.decode only read a few of; the handle is what lean_rows_wanted returned for the
+# table map (made once per table map, not per event)
+LEAN_ROWS = 3
+_ROWS_KIND = {WriteRowsEvent: WRITE, UpdateRowsEvent: UPDATE, DeleteRowsEvent: DELETE}
 _UNCACHED = ("packet", "table_map", "_ctl_connection")
 _EVENT_MAP: dict[int, Any] = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
 _EXPECTED_ERRORS = tuple(_bls.MYSQL_EXPECTED_ERROR_CODES)
@@ -153,6 +168,13 @@ class FastBinLogStreamReader(BinLogStreamReader):
         self.library_events = 0  # through BinLogPacketWrapper
         self._packets: Any = None  # the stream connection's packet reader (_packet_reader)
         self.lean_events = False  # set below when fetchone(lean=True) can give tuples
+        # fetchone(lean=True) hands a rows event's body to row_decoder.decode_lean (a RowDecoder) when
+        # lean_rows_wanted(schema, table, columns) -- asked once per table map -- returned a handle (not None) and
+        # lean_rows_paused is off (the caller pauses it where it would drop the rows undecoded: an echo)
+        self.row_decoder: Any = None
+        self.lean_rows_wanted: Optional[Callable[[str, str, Any], Any]] = None
+        self.lean_rows_paused = False
+        self.lean_rows = 0  # rows events returned as LEAN_ROWS tuples
         if not self._fast:
             return
         allowed = self._BinLogStreamReader__allowed_events  # type: ignore[attr-defined]
@@ -249,7 +271,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                                            log_pos, flags)
                 elif event_type in rows_types:
                     event = self._rows(rows_types[event_type], pkt, data, size, timestamp, event_type, server_id,
-                                       event_size, log_pos, flags)
+                                       event_size, log_pos, flags, lean)
                 elif event_type == TABLE_MAP_EVENT:
                     if self._table_maps_on:
                         # the same bytes as this table id's last registered map (every transaction repeats it):
@@ -348,8 +370,9 @@ class FastBinLogStreamReader(BinLogStreamReader):
         return event
 
     def _rows(self, spec: tuple[Any, ...], pkt: Any, data: bytes, size: int, timestamp: int, event_type: int,
-              server_id: int, event_size: int, log_pos: int, flags: int) -> Any:
-        """RowsEvent.__init__ and its subclasses' up to the rows (left to ``event.rows`` or RowDecoder)."""
+              server_id: int, event_size: int, log_pos: int, flags: int, lean: bool = False) -> Any:
+        """RowsEvent.__init__ and its subclasses' up to the rows (left to ``event.rows`` or RowDecoder); with
+        ``lean``, a LEAN_ROWS tuple instead when the row decoder takes the body (_lean_rows)."""
         cls, known, v2 = spec
         if size < 26:
             return None
@@ -365,12 +388,14 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 and known_consts[2] is self.table_map and known_consts[3] is ctl and known_consts[4] is lengths
                 and known_consts[5] is self.mysql_version and known_consts[6] is self.dbms):
             consts = known_consts[7]
+            lean_to = known_consts[8]
         else:
             consts = self._rows_constants(table_id, table, cls, known, event_type)
             if consts is None:
                 return None
             if consts is _DROPPED:
                 return _DROPPED
+            lean_to = self._rows_consts[table_id][8]
         use_checksum = self._BinLogStreamReader__use_checksum  # type: ignore[attr-defined]
         body = event_size - 23 if use_checksum else event_size - 19
         if v2:
@@ -395,6 +420,24 @@ class FastBinLogStreamReader(BinLogStreamReader):
         end = pos + (2 * blen if cls is UpdateRowsEvent else blen)
         if end > size or end - 20 > body:
             return None
+        if lean and lean_to is not None and not self.lean_rows_paused and not self.skip_to_timestamp:
+            dec = lean_to[1]
+            if dec is None:
+                # the table map's decoder, found (compiled) at its first event to decode, as decode() finds it:
+                # not for rows dropped undecoded; False when decode() would not decode these rows at all
+                dec = self.row_decoder.table_decoder(table_id, table, consts["_ignore_decode_errors"])
+                lean_to[1] = dec = dec if dec is not None and len(table.columns) == dec.ncolumns else False
+            # RowDecoder.decode's read of the body: the rest of the event after the bitmaps, checksum excluded
+            stop = 20 + body
+            if dec is not False and stop <= size:
+                p = pos + blen
+                decoded = self.row_decoder.decode_lean(
+                    dec, _ROWS_KIND[cls], ncols, data[pos:p], data[p:end] if cls is UpdateRowsEvent else None,
+                    data[end:stop])
+                if decoded is not None:
+                    pkt._position = stop
+                    self.lean_rows += 1
+                    return (LEAN_ROWS, lean_to[0], cls, decoded[0], decoded[1])
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
         wrapper.__dict__.update({
@@ -466,9 +509,17 @@ class FastBinLogStreamReader(BinLogStreamReader):
         })
         if len(self._rows_consts) >= _TABLE_MAP_CACHE_SIZE:
             self._rows_consts.clear()
+        # whether fetchone(lean=True) may hand this table's rows to the row decoder: [the caller's handle, the
+        # decoder RowDecoder.decode would use -- None until _rows first needs it, False if there is none or it
+        # has another column count than the table map], or None
+        lean_to: Optional[list[Any]] = None
+        if self.row_decoder is not None and self.lean_rows_wanted is not None:
+            handle = self.lean_rows_wanted(schema, name, table.columns)
+            if handle is not None:
+                lean_to = [handle, None]
         # dbms as it was before _base (None then: the next event, with self.dbms set, makes them anew)
         self._rows_consts[table_id] = (
-            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts)
+            table, event_type, self.table_map, ctl, lengths, self.mysql_version, dbms, consts, lean_to)
         return consts
 
     def _table_map(self, pkt: Any, data: bytes, size: int, timestamp: int, event_type: int, server_id: int,

@@ -83,11 +83,14 @@ class RowDecoder:
         table = event.table_map.get(table_id)
         if table is None or table.columns is not event.columns:
             return None, "no table map"
+        return self._table_decoder(table_id, table, bool(event._ignore_decode_errors))
+
+    def _table_decoder(self, table_id: int, table: Any, ignore: bool) -> tuple[Optional[TableDecoder], str]:
+        """The compiled decoder of a registered table map (None and why: not supported)."""
         hit = self._by_table_id.get(table_id)
         if hit is not None and hit[0] is table:  # the same table-map object: most events
             return hit[1], hit[2]
         columns = table.columns
-        ignore = bool(event._ignore_decode_errors)
         key = (table_id, ignore, _signature(columns))
         found = self._compiled.get(key)
         if found is None:
@@ -162,6 +165,38 @@ class RowDecoder:
                       event.schema, event.table, type(exc).__name__, exc)
             return self._fallback(f"{type(exc).__name__}: {exc}")
         packet.read_bytes += size
+        self.decoded_events += 1
+        return pairs, zero
+
+    def table_decoder(self, table_id: int, table: Any, ignore_decode_errors: bool) -> Optional[TableDecoder]:
+        """The compiled decoder decode() uses for the rows of this registered table map (None: it falls back)."""
+        hit = self._by_table_id.get(table_id)
+        if hit is not None and hit[0] is table:
+            return hit[1]
+        return self._table_decoder(table_id, table, bool(ignore_decode_errors))[0]
+
+    def decode_lean(self, dec: TableDecoder, kind: str, ncols: int, bitmap: bytes, bitmap2: Optional[bytes],
+                    body: bytes
+                    ) -> Optional[tuple[list[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]], int]]:
+        """decode() for a rows event FastBinLogStreamReader has not built (fetchone(lean=True)): the decoder of
+        its table map (table_decoder(), whose column count the caller checked once per table map), its kind,
+        column count, columns-present bitmap(s) (``bitmap2`` for an UPDATE) and rows body (checksum excluded).
+        ``(pairs, zero_dates)``, or None -- nothing counted or logged: the reader then builds the event the
+        usual way, which decode() (and its fallback) sees exactly as before."""
+        # decode()'s checks, in the same order, on the same values
+        if ncols != dec.ncolumns:
+            return None
+        if bitmap is not dec.present and bitmap != dec.present and not dec.full_bitmap(bitmap):
+            return None
+        if kind == UPDATE and (bitmap2 is not dec.present and bitmap2 != dec.present
+                               and not dec.full_bitmap(bitmap2)):
+            return None
+        try:
+            pairs, zero, end = dec.kinds[kind](body)
+        except Exception:  # noqa: BLE001 - the event is built and decode() tries (and falls back) as before
+            return None
+        if end != len(body):
+            return None
         self.decoded_events += 1
         return pairs, zero
 

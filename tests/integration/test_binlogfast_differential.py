@@ -4,12 +4,17 @@ One mixed binlog (single- and multi-row InnoDB transactions on several tables, a
 standalone GTID flag, TRUNCATE, MyISAM and Aria commits via a COMMIT query, FLUSH BINARY LOGS rotations and a
 server restart in the middle) is read from the same start position by both readers, with binlog.py's reader
 arguments and with other filter settings; every returned event (class, position after it, its attributes,
-decoded rows) must be identical. Then BinlogSource itself, with each reader, must give the same Transactions.
+decoded rows) must be identical. Then BinlogSource itself, with each reader, must give the same Transactions;
+and with the fast reader, its rows handed over as LEAN_ROWS tuples (fetchone(lean=True) decoding the body) must
+give what the rows events gave before: the same Transactions, RowChange for RowChange and value for value (class
+included), the same positions, GTIDs, commit times, decoder counts and metrics -- echo transactions, kept and
+dropped, and sync watermarks included.
 """
 from __future__ import annotations
 
 import random
 import threading
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +24,7 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from replicator import metrics
 from replicator.changes import BinlogPosition, TableRef
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
@@ -219,19 +225,27 @@ def test_end_log_pos_and_skip_to_timestamp(mixed_binlog: dict) -> None:
         assert lib == fast, extra
 
 
-def _source_transactions(mix: dict, fast: bool, monkeypatch: pytest.MonkeyPatch) -> list:
+def _source_transactions(mix: dict, fast: bool, monkeypatch: pytest.MonkeyPatch, lean_rows: bool = True,
+                         stats: dict | None = None, names: tuple[str, ...] = ("a", "b", "c", "m", "ar"),
+                         guard: LoopGuard | None = None, keep_echoes: bool = False) -> list:
+    """BinlogSource's Transactions from mix["start"] to mix["end"]; lean_rows=False: the fast reader's rows come as
+    events (the path before LEAN_ROWS). ``stats`` gets the reader's and decoder's counts and the metrics."""
     server, db = mix["server"], mix["db"].dbname
     account = Account(server.user, Secret(server.password))
     conn = Connection(name="maria", kind="mariadb", host=server.host, port=server.port, database=db,
                       apply=account, capture=account, server_id=random.randrange(10 ** 6, 10 ** 9))
-    tables = [TableRef(db, t) for t in ("a", "b", "c", "m", "ar")]
+    tables = [TableRef(db, t) for t in names]
+    direction = f"maria_to_pg_{uuid.uuid4().hex[:8]}"  # the metrics of this run alone
     with monkeypatch.context() as m:
+        if not lean_rows:
+            m.setattr(binlog_mod.BinlogSource, "_lean_wanted", lambda self, schema, name, columns: None)
         # _open builds BinLogStreamReader, or FastBinLogStreamReader once binlog.py is patched: set both names
         cls = FastBinLogStreamReader if fast else BinLogStreamReader
         m.setattr(binlog_mod, "BinLogStreamReader", cls)
         m.setattr(binlog_mod, "FastBinLogStreamReader", cls, raising=False)
-        source = binlog_mod.BinlogSource(conn, "maria_to_pg", tables, LoopGuard("replicator", "pg_to_maria"),
+        source = binlog_mod.BinlogSource(conn, direction, tables, guard or LoopGuard("replicator", "pg_to_maria"),
                                          BinlogPosition(*mix["start"]), chunk_rows=50, heartbeat_seconds=1.0)
+        source.keep_echoes = keep_echoes
         timer = threading.Timer(120, source.stop)
         timer.start()
         out = []
@@ -248,7 +262,49 @@ def _source_transactions(mix: dict, fast: bool, monkeypatch: pytest.MonkeyPatch)
         assert type(source._stream) is cls
         # the fast reader handed GTID and XID events over as tuples (fetchone(lean=True)), the library as objects
         assert getattr(source._stream, "lean_events", False) is fast
+    if stats is not None:
+        sample = metrics.REGISTRY.get_sample_value
+        stats.update(
+            lean_rows=getattr(source._stream, "lean_rows", 0), decoded=source._decoder.decoded_events,
+            fallback=source._decoder.fallback_events, last_fallback=source._decoder.last_fallback,
+            paused=getattr(source._stream, "lean_rows_paused", False),
+            dropped=sample("replicator_loop_dropped_batches_total", {"direction": direction}),
+            **{f"{kind} {t}": sample(f"replicator_{kind}_total", {"direction": direction, "table": str(t)})
+               for t in tables for kind in ("changes_read", "zero_dates")})
     return out
+
+
+def _assert_same_values(a: Any, b: Any, where: str) -> None:
+    """Equal, and of the same classes all the way down (1 == 1.0 == True would hide a changed value)."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} {a!r} != {type(b).__name__} {b!r}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: {list(a)} != {list(b)}"
+        for k in a:
+            _assert_same_values(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_values(x, y, f"{where}[{i}]")
+    elif isinstance(a, datetime):
+        assert a == b and a.tzinfo is b.tzinfo, f"{where}: {a!r} != {b!r}"
+    elif isinstance(a, Decimal):
+        assert a.as_tuple() == b.as_tuple(), f"{where}: {a!r} != {b!r}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_same_transactions(old: list, new: list) -> None:
+    """Transaction for Transaction, RowChange for RowChange, value for value with its class."""
+    for i, (x, y) in enumerate(zip(old, new)):
+        assert x == y, f"transaction {i} differs"
+        assert (x.txid, x.position, x.position.gtid, x.commit_time, x.final, x.echo, x.watermarks) == \
+               (y.txid, y.position, y.position.gtid, y.commit_time, y.final, y.echo, y.watermarks), i
+        assert x.commit_time is None or x.commit_time.tzinfo is y.commit_time.tzinfo
+        for j, (a, b) in enumerate(zip(x.changes, y.changes)):
+            assert type(a) is type(b) and a.table == b.table and a.op is b.op, (i, j)
+            _assert_same_values(a.before, b.before, f"transaction {i} change {j} before")
+            _assert_same_values(a.after, b.after, f"transaction {i} change {j} after")
+    assert len(old) == len(new)
 
 
 def test_binlog_source_same_transactions(mixed_binlog: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,3 +318,87 @@ def test_binlog_source_same_transactions(mixed_binlog: dict, monkeypatch: pytest
         assert x.position.gtid == y.position.gtid
     assert len(lib) == len(fast)
     assert (lib[-1].position.file, lib[-1].position.pos) == mixed_binlog["end"]
+
+
+def test_lean_rows_same_transactions(mixed_binlog: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows events as LEAN_ROWS tuples against the same reader handing them over as events."""
+    old_stats: dict = {}
+    new_stats: dict = {}
+    old = _source_transactions(mixed_binlog, True, monkeypatch, lean_rows=False, stats=old_stats)
+    new = _source_transactions(mixed_binlog, True, monkeypatch, stats=new_stats)
+    assert len(old) > 50 and any(not t.final for t in old)
+    assert_same_transactions(old, new)
+    assert old_stats["lean_rows"] == 0
+    # every rows event the decoder took came as a tuple ...
+    assert new_stats["lean_rows"] == new_stats["decoded"] == old_stats["decoded"] > 50
+    # ... the rest (the loop tag's, other tables') as events; decoded, fallen back and counted alike
+    assert {k: v for k, v in new_stats.items() if k != "lean_rows"} == \
+           {k: v for k, v in old_stats.items() if k != "lean_rows"}
+
+
+def _echo_binlog(server: Any, db: Any) -> dict:
+    """Echo transactions (the loop tag row first, as an applier writes it), sync watermarks, mapped rows with
+    zero dates, an unmapped table, and a table whose rows the library decodes (GEOMETRY: no compiled decoder)."""
+    conn = db.connect()
+    start = _master_status(server)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("CREATE TABLE `checkpoint` (stream VARCHAR(64) PRIMARY KEY, pos VARCHAR(200)) ENGINE=InnoDB")
+        cur.execute("CREATE TABLE watermark (stream VARCHAR(64), kind VARCHAR(16), mark VARCHAR(64), "
+                    "PRIMARY KEY (stream, kind, mark)) ENGINE=InnoDB")
+        cur.execute("CREATE TABLE a (id INT PRIMARY KEY, v INT, d DATE, t TIMESTAMP NULL, s SET('x','y')) "
+                    "ENGINE=InnoDB")
+        cur.execute("CREATE TABLE g (id INT PRIMARY KEY, p POINT) ENGINE=InnoDB")
+        cur.execute("CREATE TABLE other (id INT PRIMARY KEY) ENGINE=InnoDB")
+        for i in range(1, 31):
+            cur.execute("BEGIN")
+            echo = i % 3 == 0
+            if echo:  # the tag row first, then the applied rows, then the checkpoint again
+                cur.execute("INSERT INTO `checkpoint` VALUES ('pg_to_maria', %s) "
+                            "ON DUPLICATE KEY UPDATE pos = VALUES(pos)", (f"tag {i}",))
+            cur.execute("INSERT INTO a VALUES (%s, %s, %s, %s, 'x,y')",
+                        (i, i, "0000-00-00" if i % 4 == 0 else "2020-01-02", None if i % 2 else "2021-03-04 05:06:07"))
+            if i > 1:
+                cur.execute("UPDATE a SET v = v + 1, d = '0000-00-00' WHERE id = %s", (i - 1,))
+            if i % 5 == 0:
+                cur.execute("INSERT INTO watermark VALUES ('maria_to_pg', 'low', %s)", (f"m{i}",))
+            if i % 7 == 0:
+                cur.execute("INSERT INTO other VALUES (%s)", (i,))
+                cur.execute("INSERT INTO g VALUES (%s, POINT(%s, 1))", (i, i))
+            if echo:
+                cur.execute("UPDATE `checkpoint` SET pos = %s WHERE stream = 'pg_to_maria'", (f"end {i}",))
+            else:
+                cur.execute("INSERT INTO `checkpoint` VALUES ('maria_to_pg', %s) "
+                            "ON DUPLICATE KEY UPDATE pos = VALUES(pos)", (f"ours {i}",))
+            cur.execute("COMMIT")
+        cur.execute("DELETE FROM a WHERE id > 20")
+    conn.close()
+    settings = {"host": server.host, "port": server.port, "user": server.user, "passwd": server.password}
+    return {"start": start, "end": _master_status(server), "settings": settings, "db": db, "server": server}
+
+
+@pytest.mark.parametrize("keep_echoes", [False, True])
+def test_lean_rows_echoes_and_watermarks(maria_server: Any, maria_db: Any, monkeypatch: pytest.MonkeyPatch,
+                                         keep_echoes: bool) -> None:
+    mix = _echo_binlog(maria_server, maria_db)
+    guard = LoopGuard(maria_db.dbname, "pg_to_maria")  # the test database is the state schema
+    kwargs: dict[str, Any] = dict(names=("a", "g"), guard=guard, keep_echoes=keep_echoes)
+    old_stats: dict = {}
+    new_stats: dict = {}
+    old = _source_transactions(mix, True, monkeypatch, lean_rows=False, stats=old_stats, **kwargs)
+    new = _source_transactions(mix, True, monkeypatch, stats=new_stats, **kwargs)
+    assert_same_transactions(old, new)
+    echoes = [t for t in old if t.echo]
+    assert len(echoes) == 10 and old_stats["dropped"] == 10
+    # an echo's rows are dropped unless a sync keeps them; its watermarks (i = 15, 30) too
+    assert all(bool(t.changes) is keep_echoes for t in echoes)
+    assert sum(len(t.watermarks) for t in old) == (6 if keep_echoes else 4)
+    assert any(c.after and c.after["d"] is None for t in old for c in t.changes)  # zero dates
+    assert old_stats["zero_dates " + str(TableRef(maria_db.dbname, "a"))] > 0
+    assert any(c.table.name == "g" for t in old for c in t.changes)  # rows the library decoded
+    # every decoded rows event came as a tuple; a dropped echo's rows are neither (lean_rows_paused)
+    assert new_stats["lean_rows"] == new_stats["decoded"] > 20
+    assert new_stats["paused"] is False
+    assert {k: v for k, v in new_stats.items() if k != "lean_rows"} == \
+           {k: v for k, v in old_stats.items() if k != "lean_rows"}
+    assert old_stats["fallback"] > 0 and "g" in (old_stats["last_fallback"] or "")

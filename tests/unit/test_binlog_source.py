@@ -276,3 +276,78 @@ def test_lean_gtid_and_xid_events_read_as_the_librarys_objects(steps: list[tuple
 
     plain, lean = run(FakeStream), run(LeanFakeStream)
     assert plain == lean
+
+
+class LeanRowsFakeStream(LeanFakeStream):
+    """LeanFakeStream whose rows events also come as FastBinLogStreamReader.fetchone(lean=True) gives them once
+    BinlogSource set row_decoder and lean_rows_wanted: (LEAN_ROWS, handle, event class, pairs, zero dates) for
+    the tables lean_rows_wanted gives a handle for (asked once per table, as once per table map), unless
+    lean_rows_paused; the pairs are what _plain_source's _changes makes of the event's rows."""
+
+    row_decoder: Any = None
+    lean_rows_wanted: Any = None
+    lean_rows_paused = False
+
+    def __init__(self, events: list[Any]):
+        super().__init__(events)
+        self.handles: dict[tuple[str, str], Any] = {}
+        self.lean_rows = 0
+
+    def fetchone(self, lean: bool = False) -> Any:
+        from replicator.sources.binlogfast import LEAN_ROWS
+        ev = super().fetchone(lean)
+        if not (lean and isinstance(ev, (WriteRowsEvent, UpdateRowsEvent)) and self.row_decoder is not None):
+            return ev
+        key = (ev.schema, ev.table)
+        if key not in self.handles:
+            self.handles[key] = self.lean_rows_wanted(ev.schema, ev.table, [])
+        if self.handles[key] is None or self.lean_rows_paused:
+            return ev
+        self.lean_rows += 1
+        cls = UpdateRowsEvent if isinstance(ev, UpdateRowsEvent) else WriteRowsEvent
+        return (LEAN_ROWS, self.handles[key], cls,
+                [(None, dict(r.get("after_values") or r["values"])) for r in ev.rows], 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STEPS, st.booleans())
+def test_lean_rows_read_as_the_rows_events(steps: list[tuple[str, int]], keep: bool) -> None:
+    """_read's LEAN_ROWS branch against rows events, over any sequence of transactions: mapped rows in chunks,
+    echoes (the tag anywhere, kept for a sync or dropped, lean_rows_paused in between), watermarks, unmapped
+    tables, queries, heartbeats: the same messages, positions, GTIDs, commit times and errors."""
+    def run(stream_cls: type) -> tuple[list[Any], Any, Any]:
+        s = _plain_source()
+        s.keep_echoes = keep
+        stream = stream_cls(_script(steps))
+        out: list[Any] = []
+        try:
+            for msg in s._read(stream):
+                out.append((msg, msg.position.gtid, msg.commit_time, msg.txid))
+                if not stream.events:
+                    s._stop.set()
+        except Exception as exc:  # noqa: BLE001 - the same error either way
+            out.append((type(exc), str(exc)))
+        return out, s._idle, stream
+
+    events, events_idle, _ = run(LeanFakeStream)
+    lean, lean_idle, stream = run(LeanRowsFakeStream)
+    assert events == lean and events_idle == lean_idle
+    if any(what in ("rows", "mark") for what, _ in steps) and not any(what == "tag" for what, _ in steps):
+        assert stream.lean_rows or not any(isinstance(m[0], Transaction) for m in events)
+
+
+def test_lean_rows_are_paused_in_a_dropped_echo() -> None:
+    s = _plain_source()
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    script = [gtid(1), rows("erp", "t", {"id": 1}), event(XidEvent), gtid(2), tag, rows("erp", "t", {"id": 2}),
+              event(XidEvent), gtid(3), rows("erp", "t", {"id": 3}), event(XidEvent)]
+    stream = LeanRowsFakeStream(script)
+    out = []
+    for msg in s._read(stream):  # type: ignore[arg-type]
+        out.append(msg)
+        if not stream.events:
+            s._stop.set()
+    assert [(t.echo, [c.after for c in t.changes]) for t in out] == [
+        (False, [{"id": 1}]), (True, []), (False, [{"id": 3}])]
+    assert stream.lean_rows == 2  # the echo's row came as an event, dropped undecoded
+    assert stream.lean_rows_paused is False  # and the transaction after it is lean again

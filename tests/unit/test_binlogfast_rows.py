@@ -8,16 +8,21 @@ must give equal events (attributes and the wrapper's) or the same refusal.
 """
 from __future__ import annotations
 
+import random
 import struct
 from typing import Any
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import event as outcome, given, settings, strategies as st
 from pymysqlreplication.constants.BINLOG import (DELETE_ROWS_EVENT_V1, UPDATE_ROWS_EVENT_V2, WRITE_ROWS_EVENT_V1,
                                                  WRITE_ROWS_EVENT_V2)
+from pymysql.protocol import MysqlPacket
+from pymysqlreplication.row_event import UpdateRowsEvent
 from pymysqlreplication.table import Table
 
 from replicator.sources import binlogfast
 from replicator.sources.binlogfast import FastBinLogStreamReader
+from replicator.sources.rowdecode import RowDecoder
+from tests.unit.test_rowdecode import WILD, assert_same, columns_all, encode_image, encoder
 
 TYPES = [WRITE_ROWS_EVENT_V2, UPDATE_ROWS_EVENT_V2, WRITE_ROWS_EVENT_V1, DELETE_ROWS_EVENT_V1]
 
@@ -200,3 +205,100 @@ def test_a_repeated_table_map_registers_what_the_cache_does(steps: list[tuple[in
         assert seen[0] == seen[1]
         assert seen[0][4][table_id] is tables[(table_id, variant)]
     assert readers[0].fast_events == 2 * len(steps)
+
+
+# --- fetchone(lean=True)'s rows: LEAN_ROWS tuples against the event and RowDecoder.decode -----------------------
+
+ALL_COLUMNS = columns_all()  # every column type the decoder knows, with its metadata (tests/unit/test_rowdecode)
+ALL_ENCODERS = [encoder(c) for c in ALL_COLUMNS]
+ROWS_TYPES = sorted(binlogfast._ROWS_TYPES)
+BINLOG_OPTIONS = dict(utc_timestamps=True, sets_as_text="definition", zero_timestamps_as_none=True,
+                      exact_values=True)  # BinlogSource's
+
+
+def rows_packet(event_type: int, table_id: int, ncols: int, bitmap: bytes, body: bytes,
+                checksum: bool) -> tuple[Any, bytes]:
+    v2 = binlogfast._ROWS_TYPES[event_type][2]
+    bitmaps = bitmap * (2 if binlogfast._ROWS_TYPES[event_type][0] is UpdateRowsEvent else 1)
+    rest = (table_id.to_bytes(6, "little") + struct.pack("<H", 1) + (struct.pack("<H", 2) if v2 else b"")
+            + bytes([ncols]) + bitmaps + body + (b"\x01\x02\x03\x04" if checksum else b""))
+    data = b"\x00" + struct.pack("<IBIIIH", 1_700_000_000, event_type, 7, 19 + len(rest), 5000, 0) + rest
+    return MysqlPacket(data, "utf8"), data  # PyMySQL's: what decode() reads the body from
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2 ** 32), event_type=st.sampled_from(ROWS_TYPES), width=st.integers(1, 14),
+       null_rate=st.sampled_from([0.0, 0.3, 0.9]), wild=st.booleans(),
+       damage=st.sampled_from(["none", "none", "none", "truncate", "extra", "bitmap", "ncols"]),
+       checksum=st.booleans(), ignore_errors=st.booleans(), paused=st.sampled_from([False, False, False, True]))
+def test_lean_rows_are_what_the_event_path_decodes(seed: int, event_type: int, width: int, null_rate: float,
+                                                   wild: bool, damage: str, checksum: bool, ignore_errors: bool,
+                                                   paused: bool) -> None:
+    """A rows event of random columns and values (odd ones the library rejects, damaged bodies, partial bitmaps
+    included): _rows(lean=True) gives a LEAN_ROWS tuple exactly when RowDecoder.decode takes the event built the
+    usual way, with the same pairs (value classes included), zero-date count, packet position and counts;
+    otherwise the very event the usual way builds, untouched."""
+    rnd = random.Random(seed)
+    picked = rnd.sample(range(len(ALL_COLUMNS)), width)
+    columns = [ALL_COLUMNS[i] for i in picked]
+    cls = binlogfast._ROWS_TYPES[event_type][0]
+    images = rnd.randint(1, 3) * (2 if cls is UpdateRowsEvent else 1)
+    WILD["on"] = wild
+    try:
+        body = b"".join(encode_image(rnd, columns, [ALL_ENCODERS[i] for i in picked], null_rate)
+                        for _ in range(images))
+    finally:
+        WILD["on"] = False
+    bitmap = b"\xff" * ((width + 7) // 8)
+    ncols = width
+    if damage == "truncate":
+        body = body[:-rnd.randint(1, min(3, len(body)))]
+    elif damage == "extra":
+        body += b"\x00"
+    elif damage == "bitmap":
+        bit = rnd.randrange(width)
+        bitmap = (int.from_bytes(bitmap, "little") & ~(1 << bit)).to_bytes(len(bitmap), "little")
+    elif damage == "ncols" and width < 250:
+        ncols = width + 1  # a column count the table map does not have (bitmaps of the same length, mostly)
+    table = Table(5, "erp", "t1", columns, primary_key="id")
+    ctl = Ctl("mariadb")
+    lean_reader, event_reader = reader(ctl), reader(ctl)
+    lean_decoder, event_decoder = RowDecoder(**BINLOG_OPTIONS), RowDecoder(**BINLOG_OPTIONS)
+    for r in (lean_reader, event_reader):
+        r.table_map[5] = table
+        r._BinLogStreamReader__use_checksum = checksum
+        r._BinLogStreamReader__ignore_decode_errors = ignore_errors
+    lean_reader.row_decoder = lean_decoder
+    lean_reader.lean_rows_wanted = lambda schema, name, cols: ("handle", schema, name, cols is table.columns)
+    lean_reader.lean_rows_paused = paused
+    spec = binlogfast._ROWS_TYPES[event_type]
+    lean_pkt, data = rows_packet(event_type, 5, ncols, bitmap, body, checksum)
+    event_pkt, _ = rows_packet(event_type, 5, ncols, bitmap, body, checksum)
+    header = binlogfast._HEADER(data, 1)
+    got = lean_reader._rows(spec, lean_pkt, data, len(data), *header, lean=True)
+    event = event_reader._rows(spec, event_pkt, data, len(data), *header)
+    assert event is not None and event is not binlogfast._DROPPED
+    expected = event_decoder.decode(event)
+    outcome("lean" if got.__class__ is tuple else "paused" if paused else
+            f"declined: {(event_decoder.last_fallback or '').split(':')[0]}")
+    if got.__class__ is tuple:
+        assert not paused
+        assert expected is not None, f"the lean path took what decode() refused: {event_decoder.last_fallback}"
+        assert got[:3] == (binlogfast.LEAN_ROWS, ("handle", "erp", "t1", True), cls)
+        assert_same(got[3], expected[0], "pairs")
+        assert got[4] == expected[1]
+        assert lean_pkt._position == event_pkt._position == len(data) - (4 if checksum else 0)
+        assert lean_reader.lean_rows == 1 and lean_decoder.decoded_events == event_decoder.decoded_events == 1
+        assert lean_decoder.fallback_events == 0
+        return
+    # declined: the event the usual way, nothing consumed, and decode() on it does what it did on the other
+    assert paused or expected is None, "the lean path declined an event decode() takes"
+    assert lean_reader.lean_rows == 0 and lean_decoder.decoded_events == 0 and lean_decoder.fallback_events == 0
+    assert {k: v for k, v in vars(got).items() if k != "packet"} == \
+           {k: v for k, v in vars(event).items() if k != "packet"}
+    again = lean_decoder.decode(got)
+    assert (again is None) is (expected is None) and lean_decoder.last_fallback == event_decoder.last_fallback
+    if expected is not None:
+        assert_same(again[0], expected[0], "pairs")
+        assert again[1] == expected[1]
+    assert lean_pkt._position == event_pkt._position
