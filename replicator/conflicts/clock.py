@@ -272,6 +272,13 @@ class CommitClock:
             return kept.decision
         return None
 
+    def use_keys(self, side: str, keys: Mapping[tuple[str, TableRef], tuple[str, ...]]) -> None:
+        """A direction (re)starts with these two-way tables' key columns, before its reader (of `side`) runs:
+        `saw`'s memo of the table it met last is dropped with them (a reload that changed a table's key
+        would otherwise go on keying that table's changes by the old columns)."""
+        self.keys.update(keys)
+        self._last.pop(side, None)
+
     def saw(self, side: str, txn: Transaction) -> None:
         """A reader read `txn` (called before it is handed to the applier). It runs on the reader thread
         for every transaction of a two-way table, and its result is rarely asked for (a conflict): so it

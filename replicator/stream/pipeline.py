@@ -181,7 +181,7 @@ class Direction:
             self.lag.skew = self.skew.sample()
             feed = None
             if self.clock is not None:
-                self.clock.keys.update(two_way_keys(mset))
+                self.clock.use_keys(self.source_conn.name, two_way_keys(mset))
                 if any(side == self.source_conn.name for side, _ in self.clock.keys):
                     feed = self.clock
             detector = Detector(mset, self.source_conn.name, self.clock,

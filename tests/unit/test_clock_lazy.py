@@ -386,3 +386,17 @@ def test_a_full_clock_forgets_single_row_transactions_in_saw_and_a_large_one_pro
     assert clock._queued == 10 and [len(q[2]) for q in clock._queue] == [1] * 10
     assert clock.wait_for("crm", A, (1,), "seq", 1, same, timeout=0) is None
     assert clock.wait_for("crm", A, (2,), "seq", 1, same, timeout=0) == T0
+
+
+def test_a_restart_with_new_key_columns_drops_saws_memo_of_the_table() -> None:
+    """saw remembers the key columns of the table it met last; a direction restarted after a reload that
+    changed them hands the new ones over with `use_keys`, and the next change is keyed by them."""
+    clock = CommitClock({("crm", A): ("id",)})
+    clock.saw("crm", Transaction("1", LSN(1), T0, (RowChange(A, Op.INSERT, None, {"id": 1, "v": 5}),)))
+    clock.use_keys("crm", {("crm", A): ("v",)})
+    later = T0 + timedelta(seconds=1)
+    clock.saw("crm", Transaction("2", LSN(2), later, (RowChange(A, Op.INSERT, None, {"id": 2, "v": 6}),)))
+    assert [q[3] for q in clock._queue] == [(("id",),), (("v",),)]
+    assert clock.wait_for("crm", A, (1,), "v", 5, same, timeout=0) == T0  # read with the old key
+    assert clock.wait_for("crm", A, (6,), "v", 6, same, timeout=0) == later
+    assert clock.wait_for("crm", A, (2,), "v", 6, same, timeout=0) is None
