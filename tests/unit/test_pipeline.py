@@ -310,10 +310,9 @@ def test_a_single_row_transactions_route_list_is_used_as_it_is_and_a_chunk_follo
         config: Config, mset: MappingSet, monkeypatch: pytest.MonkeyPatch) -> None:
     """The apply loop takes a single-row transaction's routed list without copying it; a sync chunk that
     the transaction's watermark releases comes after its rows, in a new list (route's is not extended)."""
-    from replicator.stream import pipeline
+    from replicator.mapping.router import route as real
 
     routed: list[list[Any]] = []
-    real = pipeline.route
 
     def route(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
@@ -326,7 +325,7 @@ def test_a_single_row_transactions_route_list_is_used_as_it_is_and_a_chunk_follo
         def observe(self, txn: Transaction) -> list[Any]:
             return [chunk_row] if txn.position == LSN(2) else []
 
-    monkeypatch.setattr(pipeline, "route", route)
+    monkeypatch.setattr("replicator.stream.pipeline.route", route)
     d = direction(config, mset, max_rows=100, max_ms=60_000)
     d.sync = ChunkAtTwo()  # type: ignore[assignment]
     log, applier, _ = run(d, [txn(1, 1), txn(2, 2), txn(3, 3, 4)], stop_at=LSN(3))
