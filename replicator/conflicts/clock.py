@@ -213,7 +213,9 @@ class CommitClock:
         self._lock = threading.Lock()  # guards all of the above but `keys`, `_last`
         self._cond = threading.Condition(self._lock)
         self._waiting = 0  # wait_for calls waiting on _cond (saw notifies only then)
-        self._last: dict[str, tuple[TableRef | None, tuple[str, ...] | None]] = {}  # side -> the table saw met last
+        # side -> the table saw met last, its key columns (None: not of a two-way mapping) and the one-element
+        # tuple of them a single-row transaction queues (not built anew per transaction)
+        self._last: dict[str, tuple[TableRef, tuple[str, ...] | None, tuple[tuple[str, ...], ...] | None]] = {}
 
     @property
     def _rows(self) -> OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry]:
@@ -270,24 +272,92 @@ class CommitClock:
             return kept.decision
         return None
 
+    def use_keys(self, side: str, keys: Mapping[tuple[str, TableRef], tuple[str, ...]]) -> None:
+        """A direction (re)starts with these two-way tables' key columns, before its reader (of `side`) runs:
+        `saw`'s memo of the table it met last is dropped with them (a reload that changed a table's key
+        would otherwise go on keying that table's changes by the old columns)."""
+        self.keys.update(keys)
+        self._last.pop(side, None)
+
     def saw(self, side: str, txn: Transaction) -> None:
         """A reader read `txn` (called before it is handed to the applier). It runs on the reader thread
         for every transaction of a two-way table, and its result is rarely asked for (a conflict): so it
         only queues the changes of two-way tables, indexed when a lookup needs them (`_catch_up`). The
-        usual case is kept short: the key columns of the table met last (one reader per side: `_last` is only
-        touched by that side's thread), the transaction's own tuple of changes queued when all of them are
-        of two-way tables, no notify when nobody waits."""
-        if txn.echo or txn.commit_time is None or not txn.changes:
+        usual case, a single-row transaction, is kept short: the key columns of the table met last (one
+        reader per side: `_last` is only touched by that side's thread) with the one-element tuple queued
+        for it, the transaction's own tuple of changes, no list, no call to `_forget` while the oldest
+        queued change is a single-row transaction too, no notify when nobody waits."""
+        if txn.echo or txn.commit_time is None:
             return
         changes = txn.changes
-        last_table, last_cols = self._last.get(side, (None, None))
+        if len(changes) != 1:
+            if changes:
+                self._saw_many(side, txn.commit_time, changes)
+            return
+        ch = changes[0]
+        table = ch.table
+        last = self._last.get(side)
+        # the binlog reader makes a new TableRef per event: compared by its two strings, not by the
+        # dataclass's __eq__/__hash__ (Python calls)
+        if last is not None and (table is last[0] or (table.name == last[0].name
+                                                      and table.schema == last[0].schema)):
+            one = last[2]
+        else:
+            cols = self.keys.get((side, table))
+            one = None if cols is None else (cols,)
+            self._last[side] = (table, cols, one)
+        if one is None:
+            return
+        # what the queued row dicts keep alive, estimated like `_slim` (which digests long values; a queued
+        # row still holds them, so they count their whole length); inline: a function called twice per
+        # change was a third of saw
+        size = QUEUED_BYTES
+        # (`type(v)` is a specialised call in CPython 3.11; `v.__class__`, a descriptor looked up per value,
+        # made this loop ~20% slower)
+        row = ch.after
+        if row is not None:
+            size += COLUMN_BYTES * len(row)
+            for v in row.values():
+                t = type(v)
+                if t is str or t is bytes:
+                    size += len(v)
+        row = ch.before
+        if row is not None:
+            size += COLUMN_BYTES * len(row)
+            for v in row.values():
+                t = type(v)
+                if t is str or t is bytes:
+                    size += len(v)
+        with self._lock:  # the Condition's own `with` is two Python calls
+            queue = self._queue
+            queue.append((side, txn.commit_time, changes, one, size))
+            self._queued += 1
+            self._queued_bytes += size
+            if len(self._index) + self._queued > self.size \
+                    or self._index_bytes + self._queued_bytes > self.max_bytes:
+                if self._index:
+                    self._forget()  # the index's rows go first
+                else:
+                    # a full clock in a burst (a catch-up fills it): every saw forgets the oldest queued
+                    # single-row transaction, here, as `_forget` would, without calling it
+                    while queue and (self._queued > self.size or self._queued_bytes > self.max_bytes):
+                        if len(queue[0][2]) != 1:
+                            self._forget()  # a larger transaction: only as many of its changes as needed
+                            break
+                        self._queued_bytes -= queue.popleft()[4]
+                        self._queued -= 1
+            if self._waiting:
+                self._cond.notify_all()
+
+    def _saw_many(self, side: str, when: datetime, changes: Sequence[RowChange]) -> None:
+        """`saw` for a transaction of several changes: only those of two-way tables are queued."""
+        last = self._last.get(side)
+        last_table, last_cols = (last[0], last[1]) if last is not None else (None, None)
         held: list[RowChange] | None = None  # only when some changes are not of a two-way table
         cols_of: list[tuple[str, ...]] = []
         size = 0
         for ch in changes:
             table = ch.table
-            # the binlog reader makes a new TableRef per event: compared by its two strings, not by the
-            # dataclass's __eq__/__hash__ (Python calls)
             if table is last_table or (last_table is not None and table.name == last_table.name
                                        and table.schema == last_table.schema):
                 cols = last_cols
@@ -302,20 +372,18 @@ class CommitClock:
                 held.append(ch)
             cols_of.append(cols)
             size += QUEUED_BYTES
-            # what the queued row dicts keep alive, estimated like `_slim` (which digests long values; a
-            # queued row still holds them, so they count their whole length); inline: a function called
-            # twice per change was a third of saw
             for row in (ch.after, ch.before):
                 if row is not None:
                     size += COLUMN_BYTES * len(row)
                     for v in row.values():
                         if v.__class__ is str or v.__class__ is bytes:
                             size += len(v)
-        self._last[side] = (last_table, last_cols)
+        if last_table is not None and (last is None or last_table is not last[0]):
+            self._last[side] = (last_table, last_cols, None if last_cols is None else (last_cols,))
         if not cols_of:
             return
-        with self._lock:  # the Condition's own `with` is two Python calls
-            self._queue.append((side, txn.commit_time, changes if held is None else held, tuple(cols_of), size))
+        with self._lock:
+            self._queue.append((side, when, changes if held is None else held, tuple(cols_of), size))
             self._queued += len(cols_of)
             self._queued_bytes += size
             if len(self._index) + self._queued > self.size \

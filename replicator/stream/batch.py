@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from replicator.appliers.base import Applier
 from replicator.changes import Keepalive, Position, Transaction
@@ -82,6 +82,28 @@ class Batch:
             if self.oldest is None and txn.commit_time is not None:
                 self.oldest = (txn.commit_time, taken_at)
             self.txns += 1 if txn.changes else 0
+
+    def add_txn(self, changes: Sequence[Item], txn: Transaction, taken_at: float, max_rows: int,
+                max_ms: float) -> bool:
+        """`add`, `end_of`, then whether the batch is due (a final transaction that made it `full`): what
+        the apply loop does per source transaction, in one call instead of three (a single-row burst
+        makes one per row). Each step as the method of its name does it."""
+        pending = self.pending
+        pending.extend(changes)
+        self.rows += len(changes)
+        if len(pending) >= self._page:
+            self._flush(pending)
+            self.pending = []
+        if not txn.final:
+            self.mid_txn = True
+            return False
+        self.mid_txn = False
+        self.last = txn
+        if self.oldest is None and txn.commit_time is not None:
+            self.oldest = (txn.commit_time, taken_at)
+        if txn.changes:
+            self.txns += 1
+        return self.rows >= max_rows or time.monotonic() - self.started >= max_ms / 1000
 
     def ends_at(self, keepalive: Keepalive) -> None:
         """Nothing for us up to the keepalive's position: the open batch may end there."""

@@ -16,7 +16,10 @@ class Channel:
         self.max_rows = max_rows
         self._items: list[Any] = []
         self._rows = 0
-        self._cond = threading.Condition()
+        # `with self._lock`, not `with self._cond`: a Condition's __enter__/__exit__ are two Python calls
+        # per put and per take, the lock's are C (the Condition waits on this same lock)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         # threads waiting in take_all / in a full put: the other side notifies only when someone waits
         # (a notify_all per single-row transaction was a measurable share of the reader thread)
         self._takers = 0
@@ -24,7 +27,7 @@ class Channel:
 
     def put(self, item: Any, rows: int, stop: threading.Event) -> bool:
         """Append, waiting while the channel is full. False when `stop` was set while waiting."""
-        with self._cond:
+        with self._lock:
             while self._rows >= self.max_rows and self._items:
                 if stop.is_set():
                     return False
@@ -41,13 +44,13 @@ class Channel:
 
     def put_final(self, item: Any) -> None:
         """Append without waiting (an error or the end of the stream must always get through)."""
-        with self._cond:
+        with self._lock:
             self._items.append(item)
             self._cond.notify_all()
 
     def take_all(self, timeout: float) -> list[Any]:
         """Everything waiting, in order; waits up to `timeout` seconds for the first item."""
-        with self._cond:
+        with self._lock:
             if not self._items and timeout > 0:
                 self._takers += 1
                 try:
@@ -61,9 +64,9 @@ class Channel:
         return items
 
     def empty(self) -> bool:
-        with self._cond:
+        with self._lock:
             return not self._items
 
     def rows(self) -> int:
-        with self._cond:
+        with self._lock:
             return self._rows

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from replicator import checkpoint as ckpt
 from replicator import metrics
@@ -181,7 +181,7 @@ class Direction:
             self.lag.skew = self.skew.sample()
             feed = None
             if self.clock is not None:
-                self.clock.keys.update(two_way_keys(mset))
+                self.clock.use_keys(self.source_conn.name, two_way_keys(mset))
                 if any(side == self.source_conn.name for side, _ in self.clock.keys):
                     feed = self.clock
             detector = Detector(mset, self.source_conn.name, self.clock,
@@ -271,14 +271,16 @@ class Direction:
 
     def _read(self, source: Source, chan: Channel, clock: CommitClock | None = None) -> None:
         side = self.source_conn.name
+        put, stop = chan.put, self.stop  # per transaction of a burst: looked up once
+        saw = clock.saw if clock is not None else None
         try:
             for msg in source.transactions():
                 rows = 1
-                if isinstance(msg, Transaction):
-                    if clock is not None:
-                        clock.saw(side, msg)  # before the applier can see it: the other direction may be waiting
-                    rows = max(1, len(msg.changes))
-                if not chan.put(msg, rows, self.stop):
+                if msg.__class__ is Transaction or isinstance(msg, Transaction):
+                    if saw is not None:
+                        saw(side, msg)  # before the applier can see it: the other direction may be waiting
+                    rows = len(msg.changes) or 1
+                if not put(msg, rows, stop):
                     return
             chan.put_final(_EndOfStream())
         except BaseException as exc:  # handed to the applier thread, which decides
@@ -354,31 +356,35 @@ class Direction:
                 # popped as handled, not iterated: a handled transaction's rows are freed once its page is
                 # flushed instead of living until the whole hand-over (thousands of rows) is done
                 item = items.pop()
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, _EndOfStream):
-                    raise RetriableError(f"{self.name}: the source stream ended")
-                if isinstance(item, Keepalive):
-                    # nothing for us up to its position (never inside a transaction): recorded like a
-                    # skipped transaction, or as where the open batch ends
-                    if batch.open:
-                        batch.ends_at(item)
-                    else:
-                        batch.skip(item.position)
-                        self.lag.handled(None, taken_at)
-                    continue
+                if item.__class__ is not Transaction:  # the usual item first: one check, not three
+                    if isinstance(item, BaseException):
+                        raise item
+                    if isinstance(item, _EndOfStream):
+                        raise RetriableError(f"{self.name}: the source stream ended")
+                    if isinstance(item, Keepalive):
+                        # nothing for us up to its position (never inside a transaction): recorded like a
+                        # skipped transaction, or as where the open batch ends
+                        if batch.open:
+                            batch.ends_at(item)
+                        else:
+                            batch.skip(item.position)
+                            self.lag.handled(None, taken_at)
+                        continue
                 txn: Transaction = item
                 chunk = self.sync.observe(txn)  # window keys; a chunk's rows at its HIGH watermark
-                changes: list[Routed | Progress]
+                changes: Sequence[Routed | Progress]
                 dlq = self._dlq
                 if txn.echo:  # rows kept only for the sync's windows
                     changes = []
                 elif dlq is not None and dlq.enabled:  # notes where each change came from, for the queue
                     changes = [tc for ch in txn.changes
                                for tc in dlq.route(mset, side, ch, txn.position, txn.commit_time)]
+                elif len(txn.changes) == 1:  # a single-row transaction: route's own list, not a copy
+                    changes = route(mset, side, txn.changes[0], txn.commit_time)
                 else:
                     changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
-                changes.extend(chunk)
+                if chunk:  # a new list: route's is not ours to extend
+                    changes = [*changes, *chunk]
                 if not changes and not batch.open:
                     if txn.final:
                         batch.skip(txn.position)
@@ -388,9 +394,7 @@ class Direction:
                     batch.begin()
                     if dlq is not None and dlq.held:
                         dlq.refresh(applier)  # `dlq retry|skip` may have run meanwhile
-                batch.add(changes)
-                batch.end_of(txn, taken_at)
-                if txn.final and batch.full(b.max_rows, b.max_ms):
+                if batch.add_txn(changes, txn, taken_at, b.max_rows, b.max_ms):  # add, end_of, full
                     commit(txn.position, txn.commit_time)
             last = batch.last
             if batch.ready() and last is not None and chan.empty() and not self._catching_up(last, taken_at):

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from replicator.changes import LSN, Keepalive, Op, Position, RowChange, TableRef, TargetChange, Transaction
 from replicator.mapping.router import Routed
@@ -150,3 +151,31 @@ def test_a_failed_commit_does_not_ack_and_leaves_the_batch_open() -> None:
         batch.commit(LSN(4), T0)
     assert ("ack", LSN(4)) not in rec.log
     assert batch.open and batch.checkpoint == LSN(1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.booleans(), st.integers(0, 1), st.booleans()),
+                max_size=30),
+       st.integers(1, 8), st.integers(1, 12))
+def test_add_txn_is_add_then_end_of_then_full(steps: list[tuple[int, bool, bool, int, bool]], page: int,
+                                              max_rows: int) -> None:
+    """The apply loop's one call per source transaction against the three it replaced: the same calls to
+    the applier and the callables, the same state, the same verdict, commits included."""
+    one, three = Recorder(), Recorder()
+    fast, slow = _batch(one, page=page), _batch(three, page=page)
+    for i, (n, final, timed, rows_in_txn, commit) in enumerate(steps):
+        txn = _txn(i + 2, n=rows_in_txn, final=final, at=T0 if timed else None)
+        for b in (fast, slow):
+            if not b.open:
+                b.begin()
+        max_ms = 0.0 if commit else 60_000.0  # 0: due by age at once
+        due = fast.add_txn(_changes(n), txn, float(i), max_rows, max_ms)
+        slow.add(_changes(n))
+        slow.end_of(txn, float(i))
+        assert due == (txn.final and slow.full(max_rows, max_ms))
+        state = [(b.open, b.mid_txn, len(b.pending), b.rows, b.txns, b.last, b.oldest) for b in (fast, slow)]
+        assert state[0] == state[1]
+        if due:
+            d1, d2 = fast.commit(txn.position, txn.commit_time), slow.commit(txn.position, txn.commit_time)
+            assert (d1.position, d1.rows, d1.txns, d1.oldest) == (d2.position, d2.rows, d2.txns, d2.oldest)
+        assert one.log == three.log

@@ -338,3 +338,65 @@ def test_readers_queue_while_the_other_direction_looks_up() -> None:
             eager.saw(side, t)
     assert sorted(entries(lazy._rows)) == sorted(entries(eager._rows))
     assert lazy.wait_for("crm", A, (7,), "name", "item 7", same, timeout=0) == T0 + timedelta(seconds=7)
+
+
+def queue_state(clock: Any) -> tuple[Any, ...]:
+    """What the clock holds without indexing it: the queue (changes compared as objects) and its counts."""
+    return ([(side, when, [id(ch) for ch in changes], tuple(cols_of), size)
+             for side, when, changes, cols_of, size in clock._queue],
+            clock._queued, clock._queued_bytes,
+            [(k, (t, names, tuple(v.sha if type(v).__name__ == "_Digest" else v for v in values), size, older))
+             for k, (t, names, values, size, older) in clock._index.items()],  # either module's _Digest
+            clock._index_bytes)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(transaction(), transaction(), st.lists(lookup(), min_size=1, max_size=3)), max_size=60),
+       st.integers(1, 12), st.integers(300, 6000))
+def test_saw_queues_and_forgets_as_the_clock_of_6c8df9f(steps: list[Any], size: int, max_bytes: int) -> None:
+    """saw's single-row fast path (its own forgetting of single-row transactions included) leaves the queue,
+    the index and their counts exactly as the code it replaced, after every step, under small bounds that
+    forget often (a large transaction at the queue's head, the index's rows before the queue)."""
+    from tests.unit.reference.clock_6c8df9f import CommitClock as Reference
+
+    old = Reference(dict(KEYS), size=size, max_bytes=max_bytes)
+    new = CommitClock(dict(KEYS), size=size, max_bytes=max_bytes)
+    for step in steps:
+        if isinstance(step, tuple):
+            old.saw(*step)
+            new.saw(*step)
+        else:
+            for q in step:
+                assert ask(new, q) == ask(old, q), q
+        assert queue_state(new) == queue_state(old)
+    for answers in every_lookup([old, new]):
+        assert answers[0] == answers[1]
+
+
+def test_a_full_clock_forgets_single_row_transactions_in_saw_and_a_large_one_pro_rata() -> None:
+    clock = CommitClock({("crm", A): ("id",)}, size=10, max_bytes=10**12)
+    big = tuple(bench_update(100 + j, 0) for j in range(6))
+    clock.saw("crm", Transaction("big", LSN(0), T0, big))
+    for j in range(6):
+        clock.saw("crm", Transaction(str(j), LSN(j), T0, (bench_update(j, 0),)))
+    # 12 changes for 10: the large transaction at the head loses its first two
+    assert clock._queued == 10 and [len(q[2]) for q in clock._queue] == [4] + [1] * 6
+    for j in range(6, 12):
+        clock.saw("crm", Transaction(str(j), LSN(j), T0, (bench_update(j, 0),)))
+    assert clock._queued == 10 and [len(q[2]) for q in clock._queue] == [1] * 10
+    assert clock.wait_for("crm", A, (1,), "seq", 1, same, timeout=0) is None
+    assert clock.wait_for("crm", A, (2,), "seq", 1, same, timeout=0) == T0
+
+
+def test_a_restart_with_new_key_columns_drops_saws_memo_of_the_table() -> None:
+    """saw remembers the key columns of the table it met last; a direction restarted after a reload that
+    changed them hands the new ones over with `use_keys`, and the next change is keyed by them."""
+    clock = CommitClock({("crm", A): ("id",)})
+    clock.saw("crm", Transaction("1", LSN(1), T0, (RowChange(A, Op.INSERT, None, {"id": 1, "v": 5}),)))
+    clock.use_keys("crm", {("crm", A): ("v",)})
+    later = T0 + timedelta(seconds=1)
+    clock.saw("crm", Transaction("2", LSN(2), later, (RowChange(A, Op.INSERT, None, {"id": 2, "v": 6}),)))
+    assert [q[3] for q in clock._queue] == [(("id",),), (("v",),)]
+    assert clock.wait_for("crm", A, (1,), "v", 5, same, timeout=0) == T0  # read with the old key
+    assert clock.wait_for("crm", A, (6,), "v", 6, same, timeout=0) == later
+    assert clock.wait_for("crm", A, (2,), "v", 6, same, timeout=0) is None

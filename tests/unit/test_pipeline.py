@@ -304,3 +304,30 @@ def test_the_default_read_ahead_holds_a_few_thousand_rows(config: Config) -> Non
     t.join(2)
     assert config.batching.queue_rows == 5000
     assert waiting == 5000 and put == 50  # then the reader waits: nothing more is decoded
+
+
+def test_a_single_row_transactions_route_list_is_used_as_it_is_and_a_chunk_follows_it(
+        config: Config, mset: MappingSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apply loop takes a single-row transaction's routed list without copying it; a sync chunk that
+    the transaction's watermark releases comes after its rows, in a new list (route's is not extended)."""
+    from replicator.mapping.router import route as real
+
+    routed: list[list[Any]] = []
+
+    def route(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        routed.append(out)
+        return out
+
+    chunk_row = TargetChange(CUSTOMER, Op.INSERT, ("id",), (99,), {"id": 99})
+
+    class ChunkAtTwo(NoSync):
+        def observe(self, txn: Transaction) -> list[Any]:
+            return [chunk_row] if txn.position == LSN(2) else []
+
+    monkeypatch.setattr("replicator.stream.pipeline.route", route)
+    d = direction(config, mset, max_rows=100, max_ms=60_000)
+    d.sync = ChunkAtTwo()  # type: ignore[assignment]
+    log, applier, _ = run(d, [txn(1, 1), txn(2, 2), txn(3, 3, 4)], stop_at=LSN(3))
+    assert commits(log) == [LSN(3)] and applier.txn_rows == [5]  # 1 + (1 + the chunk's 1) + 2
+    assert [len(r) for r in routed] == [1, 1, 1, 1]  # route's lists as route made them, none extended
