@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Union
+from operator import itemgetter
+from typing import Any, Callable, Mapping, Union
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
@@ -59,6 +60,14 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
     if len(flows) == 1 and only is None:  # the usual table, read by one flow: its list as it is
         flow = flows[0]
         if flow.conflicts is not None:  # two-way: route_flow would go to the general path itself
+            if change.op is Op.UPDATE:
+                # _route_general's own way to _two_way_update, its tests answered once per flow (`direct`)
+                compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+                row = change.after
+                if compiled.direct and row is not None:
+                    fast = _two_way_update(flow, compiled, change, row, commit_time)
+                    if fast is not None:
+                        return fast
             return _route_general(flow, change, True, commit_time)
         return route_flow(flow, change, True, commit_time)
     out: list[Routed] = []
@@ -202,6 +211,14 @@ class _Compiled:
     # with `fields`: the instance dict of the flow's two-way UPDATE TargetChange, the per-row fields (key,
     # values, expect, source_key, commit_time) as placeholders `_two_way_update` overwrites
     update: dict[str, Any] | None = None
+    # `_route_general` goes straight to `_two_way_update` for an UPDATE read from the stream: `fields`, and
+    # no fold, filter or links (which it tests first)
+    direct: bool = False
+    # every field is its source value itself (no plan): the fields' (target columns, source values getter,
+    # is a key column) for `_two_way_update`'s loop without a per-field look-up; None: some field has a plan
+    targets: tuple[str, ...] = ()
+    get: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+    key_flags: tuple[bool, ...] = ()
 
 
 # a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
@@ -223,7 +240,15 @@ def _compiled(flow: Flow) -> _Compiled:
     update = None if fields is None else dict(
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
-    compiled = _Compiled(linked, fields, flow.insert_only, update)
+    direct = fields is not None and flow.fold is None and flow.filter is None and not linked
+    targets: tuple[str, ...] = ()
+    get: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+    key_flags: tuple[bool, ...] = ()
+    if fields is not None and len(fields) >= 2 and all(plan is None for _, _, plan, _ in fields):
+        targets = tuple(t for t, _, _, _ in fields)
+        key_flags = tuple(k for _, _, _, k in fields)
+        get = itemgetter(*(s for _, s, _, _ in fields))  # (two or more names: always a tuple)
+    compiled = _Compiled(linked, fields, flow.insert_only, update, direct, targets, get, key_flags)
     flow.__dict__[_COMPILED] = compiled
     return compiled
 
@@ -241,8 +266,22 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     values: dict[str, Any] = {}
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
+    get = compiled.get
     try:
-        for target, source, plan, is_key in compiled.fields:
+        if get is not None:
+            # every field is its source value: both rows' values in one C call each, and the loop below only
+            # for what changed (`values` is wanted only by with_owned: built there, from the same tuple)
+            news, olds = get(row), get(before)  # KeyError: a column missing, the general path
+            for target, new, old, is_key in zip(compiled.targets, news, olds, compiled.key_flags):
+                if new is UNCHANGED or old is UNCHANGED:
+                    return None
+                expect[target] = old
+                if is_key or not (new is old or (new.__class__ is old.__class__
+                                                 and (new == old or (new != new and old != old)))):
+                    changed[target] = new
+            if flow.owned_targets:
+                values = dict(zip(compiled.targets, news))
+        for target, source, plan, is_key in (() if get is not None else compiled.fields):
             try:
                 new, old = row[source], before[source]
             except KeyError:
