@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping, Union
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
@@ -56,7 +55,21 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
     """A change read from the stream: two-way flows write only what changed and carry what the
     source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`).
     `only`: the flows of that mapping alone (a parked change replayed)."""
-    flows = mset.routes.get((side, change.table), ())
+    # by the table object's identity first: a source hands over the same TableRef for every row of a table
+    # (cached per table map / relation), and the key's TableRef hash and == are two Python calls per row
+    table = change.table
+    by_id: dict[int, tuple[Any, str, tuple[Flow, ...]]] | None = mset.__dict__.get(_BY_TABLE)
+    if by_id is None:
+        by_id = mset.__dict__[_BY_TABLE] = {}
+    seen = by_id.get(id(table))
+    if seen is not None and seen[0] is table and seen[1] == side:
+        flows = seen[2]
+    else:
+        flows = mset.routes.get((side, table), ())
+        if len(by_id) > 1000:
+            by_id.clear()
+        # (the entry holds the table itself: its id is not reused by another object while it is here)
+        by_id[id(table)] = (table, side, flows)
     if len(flows) == 1 and only is None:  # the usual table, read by one flow: its list as it is
         flow = flows[0]
         if flow.conflicts is not None:  # two-way: route_flow would go to the general path itself
@@ -76,6 +89,11 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
             continue
         out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
     return out
+
+
+# a MappingSet's flows by id(table) for route(), kept in its __dict__ (MappingSet.routes never changes
+# after __init__; a reload is a new MappingSet)
+_BY_TABLE = "_router_by_table"
 
 
 def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
@@ -214,11 +232,6 @@ class _Compiled:
     # `_route_general` goes straight to `_two_way_update` for an UPDATE read from the stream: `fields`, and
     # no fold, filter or links (which it tests first)
     direct: bool = False
-    # every field is its source value itself (no plan): the fields' (target columns, source values getter,
-    # is a key column) for `_two_way_update`'s loop without a per-field look-up; None: some field has a plan
-    targets: tuple[str, ...] = ()
-    get: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
-    key_flags: tuple[bool, ...] = ()
 
 
 # a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
@@ -241,14 +254,7 @@ def _compiled(flow: Flow) -> _Compiled:
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
     direct = fields is not None and flow.fold is None and flow.filter is None and not linked
-    targets: tuple[str, ...] = ()
-    get: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
-    key_flags: tuple[bool, ...] = ()
-    if fields is not None and len(fields) >= 2 and all(plan is None for _, _, plan, _ in fields):
-        targets = tuple(t for t, _, _, _ in fields)
-        key_flags = tuple(k for _, _, _, k in fields)
-        get = itemgetter(*(s for _, s, _, _ in fields))  # (two or more names: always a tuple)
-    compiled = _Compiled(linked, fields, flow.insert_only, update, direct, targets, get, key_flags)
+    compiled = _Compiled(linked, fields, flow.insert_only, update, direct)
     flow.__dict__[_COMPILED] = compiled
     return compiled
 
@@ -266,22 +272,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     values: dict[str, Any] = {}
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
-    get = compiled.get
     try:
-        if get is not None:
-            # every field is its source value: both rows' values in one C call each, and the loop below only
-            # for what changed (`values` is wanted only by with_owned: built there, from the same tuple)
-            news, olds = get(row), get(before)  # KeyError: a column missing, the general path
-            for target, new, old, is_key in zip(compiled.targets, news, olds, compiled.key_flags):
-                if new is UNCHANGED or old is UNCHANGED:
-                    return None
-                expect[target] = old
-                if is_key or not (new is old or (new.__class__ is old.__class__
-                                                 and (new == old or (new != new and old != old)))):
-                    changed[target] = new
-            if flow.owned_targets:
-                values = dict(zip(compiled.targets, news))
-        for target, source, plan, is_key in (() if get is not None else compiled.fields):
+        for target, source, plan, is_key in compiled.fields:
             try:
                 new, old = row[source], before[source]
             except KeyError:

@@ -216,13 +216,13 @@ def plain_updates(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @given(update=plain_updates())
-def test_a_flow_of_plain_fields_takes_the_tuple_path_and_agrees(tmp_path_factory: Any,
+def test_a_plain_two_way_update_goes_straight_to_the_one_pass_path(tmp_path_factory: Any,
                                                                 update: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    # every field its source value: _two_way_update reads both rows with one itemgetter (compiled.get); the
-    # same TargetChange as the general path, field by field and in order, and route() agrees with route_flow
+    # route() takes a two-way UPDATE straight to _two_way_update (compiled.direct): the same TargetChanges
+    # as _route_general, field by field and in order; and _two_way_update agrees with _two_way
     flow = _plain_flow(tmp_path_factory)
     compiled = router._compiled(flow)
-    assert compiled.get is not None and compiled.direct
+    assert compiled.direct
     before, after = update
     change = RowChange(PG_ACCT, Op.UPDATE, before, after)
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -249,7 +249,7 @@ def test_a_flow_of_plain_fields_takes_the_tuple_path_and_agrees(tmp_path_factory
 class _Routes:
     """The part of a MappingSet that route() reads."""
 
-    def __init__(self, routes: dict[Any, list[Flow]]):
+    def __init__(self, routes: dict[Any, Any]):
         self.routes = routes
 
 
@@ -310,3 +310,15 @@ def test_a_reloaded_catalog_is_not_compared_by_the_old_one(tmp_path_factory: Any
     assert det.table(padded, ("id",)) is det.table(padded, ("id",))  # kept per catalog
     reloaded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "varchar", "mariadb")}
     assert not det.table(reloaded, ("id",)).eq("code")("X  ", "X")  # the column became a VARCHAR
+
+
+def test_route_finds_a_table_by_equality_whatever_it_cached_by_identity(tmp_path_factory: Any) -> None:
+    flow = _plain_flow(tmp_path_factory)
+    mset = _Routes({("crm", PG_ACCT): (flow,)})
+    row = {"id": 1, "region": "eu", "name": "a", "phone": "b", "credit": 1, "ratio": 0.5}
+    for table in (PG_ACCT, TableRef("public", "acct"), PG_ACCT):  # cached by id, a new equal object, cached
+        change = RowChange(table, Op.UPDATE, row, {**row, "name": "b"})
+        assert router.route(mset, "crm", change) == router._route_general(flow, change, True, None)  # type: ignore[arg-type]
+        assert router.route(mset, "erp", change) == []  # type: ignore[arg-type]  # the same object, the other side
+    other = RowChange(TableRef("public", "other"), Op.UPDATE, row, row)
+    assert router.route(mset, "crm", other) == []  # type: ignore[arg-type]
