@@ -308,7 +308,16 @@ class _Check:
                 else:
                     values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, self._cur(row))
                     writes = writes or won
-        return _with_values(r, values) if writes else None
+        if not writes:
+            return None
+        if r.__class__ is not TargetChange:
+            return _with_values(r, values)
+        # _with_values inline (its call per row): the same copy of the instance's fields, `values` replaced
+        w: TargetChange = _new(TargetChange)
+        fields = w.__dict__
+        fields.update(r.__dict__)
+        fields["values"] = values
+        return w
 
     def _delete(self, r: TargetChange, cur: dict[str, Any] | None) -> TargetChange | None:
         expect = r.expect or {}
