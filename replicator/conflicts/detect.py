@@ -248,10 +248,10 @@ class _Check:
         else:
             current = {key_of(row[:n]): row for row in found}
             locked = [current.get(key_of(k)) for k in keys]
+        if op is Op.UPDATE:  # the usual run: one pass in C over the rows and their locked rows, in order
+            return [w for w in map(self._update, self.rows, locked) if w is not None]
         for r, got in zip(self.rows, locked):
-            if op is Op.UPDATE:
-                w = self._update(r, got)
-            elif op is Op.DELETE:
+            if op is Op.DELETE:
                 w = self._delete(r, None if got is None else self._cur(got))
             else:
                 w = self._insert(r, None if got is None else self._cur(got))
