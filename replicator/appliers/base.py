@@ -346,6 +346,21 @@ class Applier(abc.ABC):
         n = len(key_columns)
         plan = [(j, convs[c]) for j, c in enumerate(key_columns) if c in convs]
         out: list[Any] = []
+        if n == 1 and plan:  # the usual key, one converted column: the loop below without a list per key
+            conv = plan[0][1]
+            for k in keys:
+                if len(k) != 1:
+                    out += self.convert_row(table, dict(zip(key_columns, k)), k)
+                    continue
+                v = k[0]
+                if v is not None:
+                    try:
+                        v = conv(v)
+                    except (ValueError, TypeError, UnicodeError, OverflowError):
+                        self.convert_row(table, dict(zip(key_columns, k)), k)  # raises the RowError
+                        raise
+                out.append(v)
+            return out
         for k in keys:
             if len(k) != n:  # (never from a run: its keys are its key columns' values) convert_row's zip
                 out += self.convert_row(table, dict(zip(key_columns, k)), k)
