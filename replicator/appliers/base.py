@@ -37,6 +37,9 @@ class Run:
     insert_only: frozenset[str] = frozenset()  # columns not overwritten on an existing row
     must_exist: bool = False  # update existing rows only, never insert
     checked: bool = False  # two-way changes: the resolver checks them against the target first
+    # made by group_runs for checked updates: every row's `expect` and `values` together name exactly
+    # `columns`, in that order (the resolver then need not gather them row by row)
+    uniform: bool = False
 
     @property
     def updates(self) -> list[str]:
@@ -65,7 +68,8 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
                 or current.op is not ch.op or current.columns != cols \
                 or (current.insert_only is not ch.insert_only and current.insert_only != ch.insert_only) \
                 or current.must_exist != ch.must_exist or current.checked != checked:
-            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked)
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked,
+                          checked and ch.op is Op.UPDATE)
             runs.append(current)
         earlier = current.rows.get(ch.key)
         if checked and ch.op is Op.UPDATE and earlier is not None:

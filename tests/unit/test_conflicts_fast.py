@@ -322,3 +322,49 @@ def test_route_finds_a_table_by_equality_whatever_it_cached_by_identity(tmp_path
         assert router.route(mset, "erp", change) == []  # type: ignore[arg-type]  # the same object, the other side
     other = RowChange(TableRef("public", "other"), Op.UPDATE, row, row)
     assert router.route(mset, "crm", other) == []  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- a uniform run's columns
+
+
+def _gathered(rows: list[TargetChange]) -> list[str]:
+    """_Check.run's own gathering of a run's columns, row by row (the path a non-uniform run takes)."""
+    cols: dict[str, None] = {}
+    for r in rows:
+        for c in r.expect or {}:
+            cols[c] = None
+        for c in r.values:
+            cols[c] = None
+    return list(cols)
+
+
+names = st.sampled_from(["id", "a", "b", "c", "owned"])
+
+
+@st.composite
+def checked_changes(draw: Any) -> list[TargetChange]:
+    out = []
+    for _ in range(draw(st.integers(0, 8))):
+        op = draw(st.sampled_from([Op.UPDATE, Op.UPDATE, Op.INSERT, Op.DELETE]))
+        expect_cols = draw(st.lists(names, unique=True))
+        values_cols = ["id", *draw(st.lists(names.filter(lambda c: c != "id"), unique=True))]
+        checked = draw(st.booleans())
+        out.append(TargetChange(PG_ACCT, op, ("id",), (draw(st.integers(1, 3)),), {c: 1 for c in values_cols},
+                                expect={c: 0 for c in expect_cols} if checked else None,
+                                mapping=draw(st.sampled_from(["m1", "m2"]))))
+    return out
+
+
+@given(changes=checked_changes())
+def test_a_uniform_run_names_exactly_the_columns_its_rows_name(changes: list[TargetChange]) -> None:
+    from replicator.appliers.base import group_runs
+
+    for run in group_runs(changes):
+        assert run.uniform == (run.checked and run.op is Op.UPDATE)
+        if run.uniform:
+            rows = list(run.rows.values())
+            assert _gathered(rows) == list(run.columns)
+            for m in ("m1", "m2"):  # the detector checks a run mapping by mapping
+                part = [r for r in rows if r.mapping == m]
+                if part:
+                    assert _gathered(part) == list(run.columns)
