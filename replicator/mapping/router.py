@@ -269,7 +269,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     before = change.before
     if before is None or compiled.fields is None:
         return None
-    values: dict[str, Any] = {}
+    # the new values of every field only for with_owned (a flow with owned fields): else `changed` is enough
+    values: dict[str, Any] | None = {} if flow.owned_targets else None
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
     try:
@@ -287,7 +288,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
                     return None
                 if new is UNCHANGED or old is UNCHANGED:
                     return None
-            values[target] = new
+            if values is not None:
+                values[target] = new
             expect[target] = old
             # _same inline: the same class and ==, or both NaN (a value whose == raises: the general path)
             if is_key or not (new is old or (new.__class__ is old.__class__
@@ -310,7 +312,7 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     tkey = flow.target.key
     if len(changed) == len(tkey) and all(c in tkey for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
-    if flow.owned_targets:
+    if values is not None:
         changed, expect = with_owned(flow, values, changed, expect)
     sk = flow.source.key
     # the TargetChange's fields stored straight into the instance dict, the flow's constant ones from

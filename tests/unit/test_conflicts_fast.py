@@ -368,3 +368,33 @@ def test_a_uniform_run_names_exactly_the_columns_its_rows_name(changes: list[Tar
                 part = [r for r in rows if r.mapping == m]
                 if part:
                     assert _gathered(part) == list(run.columns)
+
+
+_UNOWNED: list[Flow] = []
+
+
+@given(update=plain_updates())
+def test_a_flow_without_owned_fields_routes_an_update_as_the_general_path(
+        tmp_path_factory: Any, update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # no owned field: _two_way_update keeps no dict of every new value (only with_owned reads it)
+    if not _UNOWNED:
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(PLAIN_TWO_WAY.replace("credit: {owner: crm}", "credit: ~"))
+        flow = load_mappings(config).by_name["acct"].flow("crm")
+        assert flow is not None and not flow.owned_targets
+        _UNOWNED.append(flow)
+    flow = _UNOWNED[0]
+    before, after = update
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    fast = _outcome(lambda: router._two_way_update(flow, router._compiled(flow), change, after, None))
+    general = _outcome(lambda: router._two_way(flow, change, after, None))
+    if fast is not None:
+        assert fast == general
+        if isinstance(fast, list):
+            assert [list(f.__dict__.items()) for f in fast] == [list(g.__dict__.items()) for g in general]
+            assert [(list(f.values.items()), list((f.expect or {}).items())) for f in fast] == \
+                [(list(g.values.items()), list((g.expect or {}).items())) for g in general]
+    plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in PLAIN_COLUMNS)
+    if plain and before["id"] is not None and (before["id"], before["region"]) == (after["id"], after["region"]):
+        assert fast is not None
