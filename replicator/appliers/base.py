@@ -37,6 +37,9 @@ class Run:
     insert_only: frozenset[str] = frozenset()  # columns not overwritten on an existing row
     must_exist: bool = False  # update existing rows only, never insert
     checked: bool = False  # two-way changes: the resolver checks them against the target first
+    # made by group_runs for checked updates: every row's `expect` and `values` together name exactly
+    # `columns`, in that order (the resolver then need not gather them row by row)
+    uniform: bool = False
 
     @property
     def updates(self) -> list[str]:
@@ -65,7 +68,8 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
                 or current.op is not ch.op or current.columns != cols \
                 or (current.insert_only is not ch.insert_only and current.insert_only != ch.insert_only) \
                 or current.must_exist != ch.must_exist or current.checked != checked:
-            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked)
+            current = Run(ch.table, ch.op, ch.key_columns, cols, {}, ch.insert_only, ch.must_exist, checked,
+                          checked and ch.op is Op.UPDATE)
             runs.append(current)
         earlier = current.rows.get(ch.key)
         if checked and ch.op is Op.UPDATE and earlier is not None:
@@ -346,6 +350,21 @@ class Applier(abc.ABC):
         n = len(key_columns)
         plan = [(j, convs[c]) for j, c in enumerate(key_columns) if c in convs]
         out: list[Any] = []
+        if n == 1 and plan:  # the usual key, one converted column: the loop below without a list per key
+            conv = plan[0][1]
+            for k in keys:
+                if len(k) != 1:
+                    out += self.convert_row(table, dict(zip(key_columns, k)), k)
+                    continue
+                v = k[0]
+                if v is not None:
+                    try:
+                        v = conv(v)
+                    except (ValueError, TypeError, UnicodeError, OverflowError):
+                        self.convert_row(table, dict(zip(key_columns, k)), k)  # raises the RowError
+                        raise
+                out.append(v)
+            return out
         for k in keys:
             if len(k) != n:  # (never from a run: its keys are its key columns' values) convert_row's zip
                 out += self.convert_row(table, dict(zip(key_columns, k)), k)

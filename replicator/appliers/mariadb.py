@@ -116,6 +116,8 @@ def _date(value: Any) -> Any:
 
 
 def _datetime(value: Any) -> Any:
+    if value.__class__ is datetime:  # the usual value: _beyond looks at text only; _utc_naive inline
+        return value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
     _beyond(value)
     return _utc_naive(value)
 

@@ -27,10 +27,6 @@ _VALUES = re.compile(r"\bVALUES\s*\(\s*%s\s*(?:,\s*%s\s*)*\)")
 MAX_STMT_LENGTH = 1024000  # pymysql.cursors.Cursor.max_stmt_length
 
 
-def _int(v: int) -> str:
-    return int.__repr__(v)
-
-
 def _none(v: None) -> str:
     return "NULL"
 
@@ -83,7 +79,8 @@ class Formatter:
             return "'" + v + "'"
         self._no_backslash = no_backslash
         self._by_type: dict[type, Callable[[Any], str]] = {
-            int: _int, str: text, bytes: _bytes, bytearray: _bytes, type(None): _none, bool: _bool,
+            # int.__repr__ itself, not a function around it: one C call per integer instead of a Python frame
+            int: int.__repr__, str: text, bytes: _bytes, bytearray: _bytes, type(None): _none, bool: _bool,
             Decimal: _decimal, datetime.datetime: _datetime, datetime.date: _date,
             float: converters.escape_float,
         }

@@ -52,10 +52,6 @@ def _text(v: str) -> str:
     return v
 
 
-def _int(v: int) -> str:
-    return int.__repr__(v)
-
-
 def _bool(v: bool) -> str:
     return "true" if v else "false"
 
@@ -108,7 +104,9 @@ def _column(data_type: str) -> dict[type, Callable[[Any], str]]:
     """The encoders of one column, by exact Python type: only the pairs that give the slow path's value."""
     enc: dict[type, Callable[[Any], str]] = {str: _text}  # an untyped literal: the column's own input
     if data_type in _NUMBERS or data_type in _TEXTS:
-        enc[int] = _int  # an integer constant: its digits, in any number or text column
+        # an integer constant: its digits, in any number or text column (int.__repr__ itself, not a
+        # function around it: one C call per value instead of a Python frame)
+        enc[int] = int.__repr__
     if data_type == "boolean":
         enc[bool] = _bool
     if data_type in ("real", "double precision"):

@@ -92,6 +92,12 @@ def _bool(value: Any) -> Any:
 
 
 def _text(value: Any) -> Any:
+    # the usual value first (a converter runs for every text value of every row): a str, of which only the
+    # NUL test below applies. The same result for every value (tests/unit/test_converters_fast.py)
+    if value.__class__ is str:
+        if "\x00" in value:
+            raise ValueError("text contains a NUL character, which PostgreSQL cannot store")
+        return value
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8")  # strict: invalid UTF-8 is a row error, never mangled
     if isinstance(value, (set, frozenset)):  # MariaDB SET
@@ -102,6 +108,8 @@ def _text(value: Any) -> Any:
 
 
 def _timestamptz(value: Any) -> Any:
+    if value.__class__ is datetime:  # the usual value, without isinstance's call
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
@@ -117,6 +125,10 @@ def _int_range(name: str, bits: int) -> Converter:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def conv(value: Any) -> Any:
+        if value.__class__ is int:  # the usual value, without the two isinstance calls
+            if lo <= value <= hi:
+                return value
+            raise ValueError(f"{value} is out of range for PostgreSQL {name} ({lo}..{hi})")
         if isinstance(value, int) and not isinstance(value, bool) and not lo <= value <= hi:
             raise ValueError(f"{value} is out of range for PostgreSQL {name} ({lo}..{hi})")
         return value

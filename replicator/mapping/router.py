@@ -55,10 +55,32 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
     """A change read from the stream: two-way flows write only what changed and carry what the
     source saw before, so the applier can detect conflicts (`route_flow(..., stream=True)`).
     `only`: the flows of that mapping alone (a parked change replayed)."""
-    flows = mset.routes.get((side, change.table), ())
+    # by the table object's identity first: a source hands over the same TableRef for every row of a table
+    # (cached per table map / relation), and the key's TableRef hash and == are two Python calls per row
+    table = change.table
+    by_id: dict[int, tuple[Any, str, tuple[Flow, ...]]] | None = mset.__dict__.get(_BY_TABLE)
+    if by_id is None:
+        by_id = mset.__dict__[_BY_TABLE] = {}
+    seen = by_id.get(id(table))
+    if seen is not None and seen[0] is table and seen[1] == side:
+        flows = seen[2]
+    else:
+        flows = mset.routes.get((side, table), ())
+        if len(by_id) > 1000:
+            by_id.clear()
+        # (the entry holds the table itself: its id is not reused by another object while it is here)
+        by_id[id(table)] = (table, side, flows)
     if len(flows) == 1 and only is None:  # the usual table, read by one flow: its list as it is
         flow = flows[0]
         if flow.conflicts is not None:  # two-way: route_flow would go to the general path itself
+            if change.op is Op.UPDATE:
+                # _route_general's own way to _two_way_update, its tests answered once per flow (`direct`)
+                compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+                row = change.after
+                if compiled.direct and row is not None:
+                    fast = _two_way_update(flow, compiled, change, row, commit_time)
+                    if fast is not None:
+                        return fast
             return _route_general(flow, change, True, commit_time)
         return route_flow(flow, change, True, commit_time)
     out: list[Routed] = []
@@ -67,6 +89,11 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
             continue
         out.extend(route_flow(flow, change, stream=True, commit_time=commit_time))
     return out
+
+
+# a MappingSet's flows by id(table) for route(), kept in its __dict__ (MappingSet.routes never changes
+# after __init__; a reload is a new MappingSet)
+_BY_TABLE = "_router_by_table"
 
 
 def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
@@ -202,6 +229,9 @@ class _Compiled:
     # with `fields`: the instance dict of the flow's two-way UPDATE TargetChange, the per-row fields (key,
     # values, expect, source_key, commit_time) as placeholders `_two_way_update` overwrites
     update: dict[str, Any] | None = None
+    # `_route_general` goes straight to `_two_way_update` for an UPDATE read from the stream: `fields`, and
+    # no fold, filter or links (which it tests first)
+    direct: bool = False
 
 
 # a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
@@ -223,7 +253,8 @@ def _compiled(flow: Flow) -> _Compiled:
     update = None if fields is None else dict(
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
-    compiled = _Compiled(linked, fields, flow.insert_only, update)
+    direct = fields is not None and flow.fold is None and flow.filter is None and not linked
+    compiled = _Compiled(linked, fields, flow.insert_only, update, direct)
     flow.__dict__[_COMPILED] = compiled
     return compiled
 
@@ -238,7 +269,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     before = change.before
     if before is None or compiled.fields is None:
         return None
-    values: dict[str, Any] = {}
+    # the new values of every field only for with_owned (a flow with owned fields): else `changed` is enough
+    values: dict[str, Any] | None = {} if flow.owned_targets else None
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
     try:
@@ -256,7 +288,8 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
                     return None
                 if new is UNCHANGED or old is UNCHANGED:
                     return None
-            values[target] = new
+            if values is not None:
+                values[target] = new
             expect[target] = old
             # _same inline: the same class and ==, or both NaN (a value whose == raises: the general path)
             if is_key or not (new is old or (new.__class__ is old.__class__
@@ -279,7 +312,7 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     tkey = flow.target.key
     if len(changed) == len(tkey) and all(c in tkey for c in changed):
         return []  # no mapped field changed (only columns this mapping does not carry)
-    if flow.owned_targets:
+    if values is not None:
         changed, expect = with_owned(flow, values, changed, expect)
     sk = flow.source.key
     # the TargetChange's fields stored straight into the instance dict, the flow's constant ones from

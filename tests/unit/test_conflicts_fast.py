@@ -165,6 +165,94 @@ def test_a_plain_update_takes_the_one_pass_path(tmp_path_factory: Any) -> None:
     assert tc.expect == {"id": 1, "name": "ann", "phone": "1", "status": "A", "code": None, "ratio": 0.5}
 
 
+PLAIN_TWO_WAY = """\
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id, region]}
+    erp: {table: acct, key: [id, region]}
+    fields:
+      id: ~
+      region: ~
+      name: ~
+      phone: ~
+      credit: {owner: crm}
+      ratio: ~
+"""
+PLAIN_COLUMNS = ("id", "region", "name", "phone", "credit", "ratio")
+plain_values = st.fixed_dictionaries({
+    "id": st.sampled_from([1, 2, None]), "region": st.sampled_from(["eu", "us"]), "name": texts, "phone": texts,
+    "credit": st.sampled_from([0, 1, 1.0, True, Decimal("1.0")]), "ratio": st.sampled_from([0.5, float("nan"), 1, None]),
+    "extra": st.integers(0, 1)})
+_PLAIN_FLOWS: list[Flow] = []
+
+
+def _plain_flow(tmp_path_factory: Any) -> Flow:
+    if not _PLAIN_FLOWS:
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(PLAIN_TWO_WAY)
+        mset = load_mappings(config)
+        flow = mset.by_name["acct"].flow("crm")
+        assert flow is not None
+        _PLAIN_FLOWS.append(flow)
+    return _PLAIN_FLOWS[0]
+
+
+@st.composite
+def plain_updates(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def one() -> dict[str, Any]:
+        row = dict(draw(plain_values))
+        for c in list(row):
+            how = draw(st.sampled_from(["keep"] * 30 + ["unchanged", "missing"]))
+            if how == "unchanged":
+                row[c] = UNCHANGED
+            elif how == "missing":
+                del row[c]
+        return row
+    before = one()
+    after = one() if draw(st.booleans()) else {**before, **draw(plain_values)}
+    return before, after
+
+
+@given(update=plain_updates())
+def test_a_plain_two_way_update_goes_straight_to_the_one_pass_path(tmp_path_factory: Any,
+                                                                update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # route() takes a two-way UPDATE straight to _two_way_update (compiled.direct): the same TargetChanges
+    # as _route_general, field by field and in order; and _two_way_update agrees with _two_way
+    flow = _plain_flow(tmp_path_factory)
+    compiled = router._compiled(flow)
+    assert compiled.direct
+    before, after = update
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    fast = _outcome(lambda: router._two_way_update(flow, compiled, change, after, when))
+    general = _outcome(lambda: router._two_way(flow, change, after, when))
+    if fast is not None:
+        assert fast == general
+        if isinstance(fast, list):
+            assert [(type(f), list(f.__dict__.items())) for f in fast] == \
+                [(type(g), list(g.__dict__.items())) for g in general]
+            assert [(list(f.values.items()), list((f.expect or {}).items())) for f in fast] == \
+                [(list(g.values.items()), list((g.expect or {}).items())) for g in general]
+    plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in PLAIN_COLUMNS)
+    if plain and before["id"] is not None and (before["id"], before["region"]) == (after["id"], after["region"]):
+        assert fast is not None
+    mset_routes = {("crm", PG_ACCT): [flow]}
+    routed = _outcome(lambda: router.route(_Routes(mset_routes), "crm", change, when))  # type: ignore[arg-type]
+    assert routed == _outcome(lambda: router._route_general(flow, change, True, when))
+    if isinstance(routed, list):
+        assert [list(r.__dict__.items()) for r in routed] == \
+            [list(r.__dict__.items()) for r in router._route_general(flow, change, True, when)]
+
+
+class _Routes:
+    """The part of a MappingSet that route() reads."""
+
+    def __init__(self, routes: dict[Any, Any]):
+        self.routes = routes
+
+
 # ---------------------------------------------------------------- the commit clock's short path
 
 T1, T2, T3 = TableRef("public", "a"), TableRef("public", "b"), TableRef("public", "c")
@@ -222,3 +310,91 @@ def test_a_reloaded_catalog_is_not_compared_by_the_old_one(tmp_path_factory: Any
     assert det.table(padded, ("id",)) is det.table(padded, ("id",))  # kept per catalog
     reloaded = {"id": ColumnInfo("id", "int", "mariadb"), "code": ColumnInfo("code", "varchar", "mariadb")}
     assert not det.table(reloaded, ("id",)).eq("code")("X  ", "X")  # the column became a VARCHAR
+
+
+def test_route_finds_a_table_by_equality_whatever_it_cached_by_identity(tmp_path_factory: Any) -> None:
+    flow = _plain_flow(tmp_path_factory)
+    mset = _Routes({("crm", PG_ACCT): (flow,)})
+    row = {"id": 1, "region": "eu", "name": "a", "phone": "b", "credit": 1, "ratio": 0.5}
+    for table in (PG_ACCT, TableRef("public", "acct"), PG_ACCT):  # cached by id, a new equal object, cached
+        change = RowChange(table, Op.UPDATE, row, {**row, "name": "b"})
+        assert router.route(mset, "crm", change) == router._route_general(flow, change, True, None)  # type: ignore[arg-type]
+        assert router.route(mset, "erp", change) == []  # type: ignore[arg-type]  # the same object, the other side
+    other = RowChange(TableRef("public", "other"), Op.UPDATE, row, row)
+    assert router.route(mset, "crm", other) == []  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- a uniform run's columns
+
+
+def _gathered(rows: list[TargetChange]) -> list[str]:
+    """_Check.run's own gathering of a run's columns, row by row (the path a non-uniform run takes)."""
+    cols: dict[str, None] = {}
+    for r in rows:
+        for c in r.expect or {}:
+            cols[c] = None
+        for c in r.values:
+            cols[c] = None
+    return list(cols)
+
+
+names = st.sampled_from(["id", "a", "b", "c", "owned"])
+
+
+@st.composite
+def checked_changes(draw: Any) -> list[TargetChange]:
+    out = []
+    for _ in range(draw(st.integers(0, 8))):
+        op = draw(st.sampled_from([Op.UPDATE, Op.UPDATE, Op.INSERT, Op.DELETE]))
+        expect_cols = draw(st.lists(names, unique=True))
+        values_cols = ["id", *draw(st.lists(names.filter(lambda c: c != "id"), unique=True))]
+        checked = draw(st.booleans())
+        out.append(TargetChange(PG_ACCT, op, ("id",), (draw(st.integers(1, 3)),), {c: 1 for c in values_cols},
+                                expect={c: 0 for c in expect_cols} if checked else None,
+                                mapping=draw(st.sampled_from(["m1", "m2"]))))
+    return out
+
+
+@given(changes=checked_changes())
+def test_a_uniform_run_names_exactly_the_columns_its_rows_name(changes: list[TargetChange]) -> None:
+    from replicator.appliers.base import group_runs
+
+    for run in group_runs(changes):
+        assert run.uniform == (run.checked and run.op is Op.UPDATE)
+        if run.uniform:
+            rows = list(run.rows.values())
+            assert _gathered(rows) == list(run.columns)
+            for m in ("m1", "m2"):  # the detector checks a run mapping by mapping
+                part = [r for r in rows if r.mapping == m]
+                if part:
+                    assert _gathered(part) == list(run.columns)
+
+
+_UNOWNED: list[Flow] = []
+
+
+@given(update=plain_updates())
+def test_a_flow_without_owned_fields_routes_an_update_as_the_general_path(
+        tmp_path_factory: Any, update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # no owned field: _two_way_update keeps no dict of every new value (only with_owned reads it)
+    if not _UNOWNED:
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(PLAIN_TWO_WAY.replace("credit: {owner: crm}", "credit: ~"))
+        flow = load_mappings(config).by_name["acct"].flow("crm")
+        assert flow is not None and not flow.owned_targets
+        _UNOWNED.append(flow)
+    flow = _UNOWNED[0]
+    before, after = update
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    fast = _outcome(lambda: router._two_way_update(flow, router._compiled(flow), change, after, None))
+    general = _outcome(lambda: router._two_way(flow, change, after, None))
+    if fast is not None:
+        assert fast == general
+        if isinstance(fast, list):
+            assert [list(f.__dict__.items()) for f in fast] == [list(g.__dict__.items()) for g in general]
+            assert [(list(f.values.items()), list((f.expect or {}).items())) for f in fast] == \
+                [(list(g.values.items()), list((g.expect or {}).items())) for g in general]
+    plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in PLAIN_COLUMNS)
+    if plain and before["id"] is not None and (before["id"], before["region"]) == (after["id"], after["region"]):
+        assert fast is not None
