@@ -351,39 +351,19 @@ class BinlogSource:
             kind = kinds.get(event.__class__)
             if kind is None:
                 kind = _event_kind(event.__class__)
-            if kind == _LEAN and event[0] == LEAN_ROWS:
-                # (LEAN_ROWS, (table kind, table, changes_read) from _lean_wanted, event class, pairs, zero_dates):
-                # as a rows event below, of a mapped or watermark table (never the loop tag's)
-                table_kind = event[1][0]
-                if table_kind == _MAPPED and not echo:
-                    rows.extend(self._lean_changes(event))
-                    if len(rows) >= self.chunk_rows:
-                        m_event()
-                        if commit_ts != last_ts:
-                            last_ts, last_time = commit_ts, _time(commit_ts)
-                        yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
-                        rows, chunks = [], chunks + 1
-                    continue
-                m_event()
-                if table_kind == _MARK:
-                    if not (echo and not keep):
-                        marks.extend(Watermark.from_row(ch.after) for ch in self._lean_changes(event) if ch.after)
-                    continue
-                if table_kind != _MAPPED or not keep:
-                    continue
-                rows.extend(self._lean_changes(event))  # an echo kept for a running sync
-                if len(rows) >= self.chunk_rows:
-                    if commit_ts != last_ts:
-                        last_ts, last_time = commit_ts, _time(commit_ts)
-                    yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
-                    rows, chunks = [], chunks + 1
-                continue
-            if kind == _ROWS:
-                found = seen.get((event.schema, event.table))
-                table_kind, table = found if found is not None else self._classify(event.schema, event.table)
+            if kind == _ROWS or (kind == _LEAN and event[0] == LEAN_ROWS):
+                if kind == _ROWS:
+                    found = seen.get((event.schema, event.table))
+                    table_kind, table = found if found is not None else self._classify(event.schema, event.table)
+                    changes_of = self._changes
+                else:
+                    # (LEAN_ROWS, (table kind, table, changes_read) from _lean_wanted, event class, pairs,
+                    # zero_dates): the rows of a mapped or watermark table (never the loop tag's), decoded
+                    table_kind, table = event[1][0], event[1][1]
+                    changes_of = self._lean_changes
                 if table_kind == _MAPPED and not echo:
                     # the common case, stamped per transaction (at its boundary) or chunk, not per row event
-                    rows.extend(self._changes(event, table))
+                    rows.extend(changes_of(event, table))
                     if len(rows) >= self.chunk_rows:
                         m_event()
                         if commit_ts != last_ts:
@@ -405,11 +385,11 @@ class BinlogSource:
                     continue
                 if table_kind == _MARK:
                     if not (echo and not keep):
-                        marks.extend(Watermark.from_row(ch.after) for ch in self._changes(event, table) if ch.after)
+                        marks.extend(Watermark.from_row(ch.after) for ch in changes_of(event, table) if ch.after)
                     continue
                 if table_kind != _MAPPED or not keep:
                     continue
-                rows.extend(self._changes(event, table))  # an echo kept for a running sync
+                rows.extend(changes_of(event, table))  # an echo kept for a running sync
                 if len(rows) >= self.chunk_rows:
                     if commit_ts != last_ts:
                         last_ts, last_time = commit_ts, _time(commit_ts)
@@ -545,9 +525,10 @@ class BinlogSource:
             return row_changes(table, op, pairs)
         return self._library_changes(event, table, fix, changes_read)
 
-    def _lean_changes(self, event: tuple[Any, ...]) -> list[RowChange]:
-        """_changes of a LEAN_ROWS tuple (the rows RowDecoder decoded): the same metrics, the same RowChanges."""
-        _, table, changes_read = event[1]
+    def _lean_changes(self, event: Any, table: TableRef) -> list[RowChange]:
+        """_changes of a LEAN_ROWS tuple (the rows RowDecoder decoded; `table` is its handle's): the same
+        metrics, the same RowChanges."""
+        changes_read = event[1][2]
         pairs = event[3]
         if event[4]:
             metrics.zero_dates.labels(self.direction, str(table)).inc(event[4])
