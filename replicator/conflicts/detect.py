@@ -35,13 +35,15 @@ from typing import Any, Callable, Iterable
 
 from replicator import compare, metrics
 from replicator.appliers.base import Applier, Run
-from replicator.changes import Op, TargetChange
+from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.conflicts import model as M
 from replicator.conflicts import store
 from replicator.conflicts.clock import COMMIT_TIME_WAIT_SECONDS, CommitClock, Race
 from replicator.conflicts.rules import Decision, decide, decide_against_delete, row_rule
+from replicator.errors import RowError
 from replicator.mapping.model import ConflictRule, Flow, MappingSet
+from replicator.mapping.router import plan_value
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = 30.0
@@ -53,10 +55,15 @@ class Detector:
     def __init__(self, mset: MappingSet, source_side: str, clock: CommitClock | None = None,
                  syncing: Callable[[], bool] = lambda: False):
         self.flows: dict[str, Flow] = {}
+        # each two-way flow's reverse: what the other direction makes of a target value (`_Check._agrees`)
+        self.back: dict[str, Flow] = {}
         for m in mset.mappings:
             flow = m.flow(source_side)
             if flow is not None and flow.two_way:
                 self.flows[m.name] = flow
+                back = next((g for g in m.flows if g is not flow), None)
+                if back is not None:
+                    self.back[m.name] = back
         self.clock = clock  # the other direction's commit times (latest by commit time); None: not known
         self.stream = next((f.stream for f in self.flows.values()), source_side)
         self._no_wait_until = 0.0
@@ -309,6 +316,8 @@ class _Check:
                     values[c], writes = new, True
                 elif eq(now, new):  # both sides made the same edit
                     values[c] = now
+                elif self._agrees(c, now, old, r, row):  # the old value, in the other direction's shape
+                    values[c], writes = new, True
                 else:
                     values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, self._cur(row))
                     writes = writes or won
@@ -332,7 +341,7 @@ class _Check:
                          Decision(self.incoming, "the row is gone on both sides: nothing to do"), True)
             return None
         differ = {c: cur[c] for c in expect if c not in self.key and c in cur
-                  and not self.eq(c)(cur[c], expect[c])}
+                  and not self.eq(c)(cur[c], expect[c]) and not self._agrees(c, cur[c], expect[c], r, cur)}
         if not differ:
             return r
         c = next(iter(differ))
@@ -351,9 +360,41 @@ class _Check:
             if c in self.key or c not in cur or self.eq(c)(cur[c], new):
                 values[c] = new
                 continue
+            if self._agrees(c, cur[c], new, r, cur):  # the same value in the other direction's shape: kept
+                values[c] = cur[c]
+                continue
             differs = True
             values[c], _ = self._field(M.INSERT_EXISTS, r, c, new, cur[c], cur)
         return _with_values(r, values) if differs else None
+
+    def _agrees(self, c: str, now: Any, expected: Any, r: TargetChange, row: Any) -> bool:
+        """Whether the target's value `now` of column `c` is `expected` in the other direction's shape: sent
+        to the source by the reverse flow and brought back by this one, it is `expected` (as verify's
+        `_not_written_back` decides agreement). A field transformed one way only (`upper` from crm to erp)
+        holds different images on the two sides while replication is done: without this, every delete of
+        such a row, and every update of such a field, would be a conflict decided against a value nobody
+        edited. Only asked where the plain comparison found a difference; anything that cannot be mapped
+        back and forth (a transform reading other columns, a reference, an error) is no agreement."""
+        back = self.det.back.get(self.flow.mapping)
+        name = self.field_of.get(c)
+        if back is None or name is None:
+            return False
+        bplan, plan = back.plan(name), self.flow.plan(name)
+        if bplan is None or plan is None or bplan.source != c or plan.source is None or plan.references \
+                or bplan.references:
+            return False
+        current = dict(zip(self.read, row[self.n:])) if isinstance(row, tuple) else dict(row)
+        current.update(zip(self.key, r.key))
+        current[c] = now
+        try:
+            there = plan_value(back, bplan, RowChange(back.source.table, Op.INSERT, None, current), current)
+            if there is UNCHANGED:
+                return False
+            source = {plan.source: there}
+            here = plan_value(self.flow, plan, RowChange(self.flow.source.table, Op.INSERT, None, source), source)
+        except (RowError, KeyError, TypeError, ValueError):
+            return False
+        return here is not UNCHANGED and self.eq(c)(here, expected)
 
     # -- deciding and recording
     def _field(self, kind: str, r: TargetChange, c: str, new: Any, now: Any, cur: dict[str, Any]) -> tuple[Any, bool]:

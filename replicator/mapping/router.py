@@ -401,6 +401,12 @@ def _plan_value(flow: Flow, plan: FieldPlan, change: RowChange, row: Mapping[str
     return value
 
 
+def plan_value(flow: Flow, plan: FieldPlan, change: RowChange, row: Mapping[str, Any]) -> Any:
+    """One field's target value from a source row, as a write of `flow` would carry it (RowError when it
+    cannot be made): for the conflict check's look at what the other direction makes of a target value."""
+    return _plan_value(flow, plan, change, row)
+
+
 def _is_null_value(value: Any, marker: Any) -> bool:
     """The source's "none" value (`null_if`): 0 matches 0, 0.0 and Decimal 0 but not False; text equals text."""
     if isinstance(value, bool) or isinstance(marker, bool):

@@ -432,3 +432,66 @@ def test_a_checked_update_also_writes_the_owned_fields_it_carries(tmp_path: Path
     assert crm.rows[1]["name"] == "renamed"
     assert crm.rows[1]["credit"] == Decimal("7.00")
     assert recorded == []
+
+
+# ---------------------------------------------------------------- a field transformed one way only
+
+ONE_WAY = """\
+mappings:
+  acct:
+    direction: both
+    conflicts: manual
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields:
+      id: ~
+      name: {transform: {crm_to_erp: [trim, upper]}}
+      phone: ~
+"""
+
+
+def one_way_mappings(tmp_path: Path) -> MappingSet:
+    (tmp_path / "maps").mkdir(exist_ok=True)
+    config: Config = make_config(tmp_path)
+    (config.mappings_dir / "m.yaml").write_text(ONE_WAY)
+    return load_mappings(config)
+
+
+def test_a_one_way_transform_is_no_conflict(tmp_path: Path, recorded: list[Conflict]) -> None:
+    """The crm holds ' Partner 3 ', the erp its image 'PARTNER 3' (crm_to_erp only): replication is done, so
+    the erp's delete of the row, an erp edit of that field and an erp insert of the same row are no conflicts
+    (as verify finds the two in agreement). Without the round trip, each was a conflict decided against a
+    value nobody edited: under `latest` a tie within one second kept the crm row the erp had deleted."""
+    mset = one_way_mappings(tmp_path)
+    det = Detector(mset, "erp")
+    crm = FakeTarget("crm", "erp_to_crm", {1: {"id": 1, "name": " Partner 3 ", "phone": "1"},
+                                           2: {"id": 2, "name": " Partner 4 ", "phone": "2"},
+                                           3: {"id": 3, "name": " Partner 5 ", "phone": "3"}})
+    # the erp edits the name: the crm gets the erp's value, no conflict
+    crm.apply(det, route(mset, "erp", RowChange(MY_T, Op.UPDATE, {"id": 2, "name": "PARTNER 4", "phone": "2"},
+                                                {"id": 2, "name": "ERP NAME", "phone": "2"}), datetime(2026, 1, 2)))
+    assert crm.rows[2]["name"] == "ERP NAME"
+    # the erp inserts a row the crm already holds in its own shape: nothing to decide, the crm's value stays
+    crm.apply(det, route(mset, "erp", RowChange(MY_T, Op.INSERT, None, {"id": 3, "name": "PARTNER 5", "phone": "3"}),
+                         datetime(2026, 1, 2)))
+    assert crm.rows[3]["name"] == " Partner 5 "
+    # the erp deletes a row the crm holds in its own shape: deleted
+    crm.apply(det, route(mset, "erp", RowChange(MY_T, Op.DELETE, {"id": 1, "name": "PARTNER 3", "phone": "1"}, None),
+                         datetime(2026, 1, 2)))
+    assert 1 not in crm.rows
+    assert recorded == []
+
+
+def test_a_one_way_transform_still_finds_a_real_edit(tmp_path: Path, recorded: list[Conflict]) -> None:
+    """The crm edited the name since (' Partner 3b ', which would be 'PARTNER 3B' in the erp): a conflict."""
+    mset = one_way_mappings(tmp_path)
+    det = Detector(mset, "erp")
+    crm = FakeTarget("crm", "erp_to_crm", {1: {"id": 1, "name": " Partner 3b ", "phone": "1"},
+                                           2: {"id": 2, "name": " Partner 4b ", "phone": "2"}})
+    crm.apply(det, route(mset, "erp", RowChange(MY_T, Op.DELETE, {"id": 1, "name": "PARTNER 3", "phone": "1"}, None),
+                         datetime(2026, 1, 2)))
+    crm.apply(det, route(mset, "erp", RowChange(MY_T, Op.UPDATE, {"id": 2, "name": "PARTNER 4", "phone": "2"},
+                                                {"id": 2, "name": "ERP NAME", "phone": "2"}), datetime(2026, 1, 2)))
+    assert crm.rows[1]["name"] == " Partner 3b " and crm.rows[2]["name"] == " Partner 4b "  # manual: kept
+    assert sorted((c.kind, c.field, c.resolution) for c in recorded) == [
+        ("delete_differs", None, "pending"), ("update_differs", "name", "pending")]
