@@ -53,7 +53,7 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, NotImp
 from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
-from replicator.sources.binlogpackets import PacketReader, usable
+from replicator.mypackets import PacketReader, usable
 from replicator.sources.rowcompile import DELETE, UPDATE, WRITE
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 return event
 
     def _packet_reader(self) -> Any:
-        """The reader of the stream connection's packets: buffered (sources/binlogpackets.py), or PyMySQL's own
+        """The reader of the stream connection's packets: buffered (mypackets.py), or PyMySQL's own
         _read_packet on a connection it cannot read. A new one for each connection: a reconnect starts afresh."""
         conn = self._stream_connection
         packets: Any = PacketReader(conn) if usable(conn) else _PyMySQLPackets(conn)

@@ -30,7 +30,7 @@ from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources import binlog as binlog_mod
 from replicator.sources.binlogfast import FastBinLogStreamReader, check_library
-from replicator.sources.binlogpackets import PacketReader
+from replicator.mypackets import PacketReader
 
 ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 ONLY_EVENTS = [MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, *ROWS]
@@ -177,7 +177,7 @@ def test_same_events(mixed_binlog: dict, config: str) -> None:
     fast, _, reader = _read(FastBinLogStreamReader, mix, **kwargs)
     assert len(lib) > 100
     assert reader.fast_events > 50 and reader.library_events > 0
-    assert isinstance(reader._packets, PacketReader)  # the packets were read by sources/binlogpackets.py
+    assert isinstance(reader._packets, PacketReader)  # the packets were read by mypackets.py
     for i, (x, y) in enumerate(zip(lib, fast)):
         if x != y:  # name the parts that differ, not 300 lines of repr
             parts = [n for n, (a, b) in enumerate(zip(x, y)) if a != b]

@@ -1,4 +1,4 @@
-"""sources/binlogpackets: PacketReader against PyMySQL's own Connection._read_packet, on the same bytes.
+"""mypackets: PacketReader against PyMySQL's own Connection._read_packet, on the same bytes.
 
 Each case is a byte stream of MySQL packets (hypothesis: sizes across the 64 KiB buffer, OK/EOF/error
 packets, a wrong or zero sequence number, a stream cut short or failing with an OSError, the socket
@@ -17,7 +17,7 @@ import pymysql
 from hypothesis import given, settings, strategies as st
 from pymysql.connections import Connection
 
-from replicator.sources.binlogpackets import CHUNK, MAX_PACKET_LEN, PacketReader, usable
+from replicator.mypackets import CHUNK, MAX_PACKET_LEN, PacketReader, usable
 
 
 class Raw(io.RawIOBase):
