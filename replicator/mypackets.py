@@ -1,4 +1,4 @@
-"""The binlog dump's packets, read off the replication connection with fewer calls than PyMySQL's.
+"""A PyMySQL connection's packets (the binlog dump's, the locked read's rows), read with fewer calls than PyMySQL's.
 
 PyMySQL's ``Connection._read_packet`` reads every packet in two buffered reads (the 4-byte header, then the
 body), each through ``_read_bytes``, then builds a ``MysqlPacket`` and asks it whether it is an error: eleven
@@ -15,9 +15,11 @@ the packets the server has sent so far, usually), in one call, and is otherwise 
   and raises ``OperationalError(2013, "Lost connection to MySQL server during query...")``, the error
   mysql-replication's reader and ours act on.
 
-Only the replication connection, after the dump started, is read here: nothing else reads from it then, so
-the bytes buffered ahead are never anybody else's. A connection whose PyMySQL lacks the attributes used here
-is read through its own ``_read_packet``.
+Two readers use it, each where the bytes buffered ahead can be nobody else's: the replication connection after
+the dump started (sources/binlogfast.py: nothing else reads from it then), and the MariaDB applier's locked
+read (appliers/mariadb.py ``_LockedRows``: the row packets and the EOF of one result, after which the server
+sends nothing until the next command; it checks the buffer is empty then and closes the connection if not).
+A connection whose PyMySQL lacks the attributes used here is read through its own ``_read_packet``.
 """
 from __future__ import annotations
 
