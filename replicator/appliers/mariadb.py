@@ -14,6 +14,7 @@ import pymysql
 from pymysql import converters, err
 from pymysql.connections import MySQLResult
 from pymysql.constants import CLIENT, COMMAND, CR, FIELD_TYPE
+from pymysql.protocol import MysqlPacket
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
@@ -31,6 +32,7 @@ from replicator.mypackets import PacketReader, usable
 _T = TypeVar("_T")
 
 BATCH = 1000
+_new = object.__new__
 def quote(*parts: str) -> str:
     """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
     return for_params(my_ident(*parts))
@@ -230,18 +232,20 @@ class _LockedRows(MySQLResult):
             super()._read_rowdata_packet()  # type: ignore[misc]  # (untyped in the stubs)
             return
         reader = PacketReader(conn)
-        read = reader.read
+        read = reader.read_data
         parse = self._read_row_from_packet
         rows: list[tuple[Any, ...]] = []
         done = False
         try:
             while True:
                 try:
-                    packet = read()
+                    data = read()
                 except pymysql.MySQLError:
                     done = True  # an error packet ends the result; a lost connection is closed already
                     raise
-                data = packet._data
+                packet: Any = _new(MysqlPacket)  # mypackets.packet(data), inline: one call less a row
+                packet._data = data
+                packet._position = 0
                 # packet.is_eof_packet() inline: an EOF is 0xFE and shorter than 9 bytes
                 if data[0] == 0xFE and len(data) < 9 and self._check_packet_is_eof(packet):  # type: ignore[attr-defined]
                     done = True

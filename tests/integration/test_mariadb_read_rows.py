@@ -169,9 +169,9 @@ def _packets_read(monkeypatch: Any) -> list[int]:
     class Counting(PacketReader):
         __slots__ = ()
 
-        def read(self) -> Any:
+        def read_data(self) -> bytes:
             count[0] += 1
-            return super().read()
+            return super().read_data()
     monkeypatch.setattr(module, "PacketReader", Counting)
     return count
 
