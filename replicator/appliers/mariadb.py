@@ -11,9 +11,10 @@ from decimal import Decimal
 from typing import Any, Callable, Sequence, TypeVar
 
 import pymysql
-from pymysql import converters
+from pymysql import converters, err
 from pymysql.connections import MySQLResult
-from pymysql.constants import CLIENT, COMMAND, FIELD_TYPE
+from pymysql.constants import CLIENT, COMMAND, CR, FIELD_TYPE
+from pymysql.protocol import MysqlPacket
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
@@ -26,10 +27,12 @@ from replicator.connect import mysql_message as _message
 from replicator.errors import ConfigError, RetriableError
 from replicator.identifiers import for_params, my_ident
 from replicator.loopguard import CHECKPOINT_TABLE
+from replicator.mypackets import PacketReader, usable
 
 _T = TypeVar("_T")
 
 BATCH = 1000
+_new = object.__new__
 def quote(*parts: str) -> str:
     """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
     return for_params(my_ident(*parts))
@@ -214,6 +217,51 @@ class _LockedRows(MySQLResult):
             row.append(value)
         packet._position = pos
         return tuple(row)
+
+    def _read_rowdata_packet(self) -> None:
+        """`MySQLResult._read_rowdata_packet`, the row packets and the closing EOF read through a
+        `PacketReader` (one buffered `read1` for many packets instead of PyMySQL's eleven calls a packet;
+        the same sequence numbers, timeouts, error packets and lost-connection errors). The reader reads
+        ahead, so when the result ends its buffer must be empty: the server sends nothing more until our
+        next command. Bytes left over (a further result: SERVER_MORE_RESULTS_EXISTS, or anything else)
+        could be nobody's now, so the connection is closed and the read fails as a lost connection
+        (retried), never a byte dropped or read as the next command's. The same holds if the result
+        stops half-read (a row that fails to parse): the rest of it is in our buffer or the socket."""
+        conn: Any = self.connection
+        if not usable(conn):
+            super()._read_rowdata_packet()  # type: ignore[misc]  # (untyped in the stubs)
+            return
+        reader = PacketReader(conn)
+        read = reader.read_data
+        parse = self._read_row_from_packet
+        rows: list[tuple[Any, ...]] = []
+        done = False
+        try:
+            while True:
+                try:
+                    data = read()
+                except pymysql.MySQLError:
+                    done = True  # an error packet ends the result; a lost connection is closed already
+                    raise
+                packet: Any = _new(MysqlPacket)  # mypackets.packet(data), inline: one call less a row
+                packet._data = data
+                packet._position = 0
+                # packet.is_eof_packet() inline: an EOF is 0xFE and shorter than 9 bytes
+                if data[0] == 0xFE and len(data) < 9 and self._check_packet_is_eof(packet):  # type: ignore[attr-defined]
+                    done = True
+                    self.connection = None  # as PyMySQL: release the reference
+                    break
+                rows.append(parse(packet))
+        finally:
+            left = len(reader._buf) - reader._pos
+            if (left or not done) and conn._sock is not None:
+                reader._lost()  # closes the connection: the bytes after this result are nobody's
+                if done:
+                    raise err.OperationalError(
+                        CR.CR_COMMANDS_OUT_OF_SYNC,
+                        f"{left} bytes after the locked read's result (a further result?): connection closed")
+        self.affected_rows = len(rows)
+        self.rows = tuple(rows)
 
 
 def _locked_query(db: Any, stmt: str) -> list[tuple[Any, ...]]:

@@ -53,7 +53,7 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, NotImp
 from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
-from replicator.sources.binlogpackets import PacketReader, usable
+from replicator.mypackets import PacketReader, packet, usable
 from replicator.sources.rowcompile import DELETE, UPDATE, WRITE
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,10 @@ class _PyMySQLPackets:
     def read(self) -> Any:
         return self.conn._read_packet()
 
+    def read_data(self) -> bytes:
+        data: bytes = self.conn._read_packet()._data
+        return data
+
 
 class FastBinLogStreamReader(BinLogStreamReader):
     """BinLogStreamReader with a faster ``fetchone()``; same constructor, same events and positions."""
@@ -223,14 +227,18 @@ class FastBinLogStreamReader(BinLogStreamReader):
             if not self._BinLogStreamReader__connected_ctl:  # type: ignore[attr-defined]
                 self._BinLogStreamReader__connect_to_ctl()  # type: ignore[attr-defined]
 
+            # the packet's bytes; its MysqlPacket (pkt) only made for an event that reads it (not a lean GTID,
+            # XID or rows event, nor a registered table map)
+            pkt: Any = None
             try:
                 if _bls.PYMYSQL_VERSION_LT_06:
                     pkt = self._stream_connection.read_packet()
+                    data = pkt._data
                 else:
                     packets = self._packets
                     if packets is None or packets.conn is not self._stream_connection:
                         packets = self._packet_reader()
-                    pkt = packets.read()
+                    data = packets.read_data()
             except pymysql.OperationalError as error:
                 code, message = error.args
                 if code in _EXPECTED_ERRORS:
@@ -244,7 +252,6 @@ class FastBinLogStreamReader(BinLogStreamReader):
                     continue
                 raise
 
-            data = pkt._data
             first = data[0]
             size = len(data)
             if first == 0xFE and size < 9:  # pkt.is_eof_packet()
@@ -254,7 +261,7 @@ class FastBinLogStreamReader(BinLogStreamReader):
                 continue
 
             table_map_key = None
-            if size >= 20 and pkt._position == 0:
+            if size >= 20 and (pkt is None or pkt._position == 0):
                 timestamp, event_type, server_id, event_size, log_pos, flags = _HEADER(data, 1)
                 event: Any = None
                 cls = build.get(event_type)
@@ -262,11 +269,11 @@ class FastBinLogStreamReader(BinLogStreamReader):
                     if lean and event_type == MARIADB_GTID_EVENT and size >= 33:  # what _make reads, no objects
                         seq_no, domain_id, gtid_flags = _GTID_BODY(data, 20)
                         event = (LEAN_GTID, f"{domain_id}-{server_id}-{seq_no}", timestamp, gtid_flags)
-                        pkt._position = 33
                     elif lean and event_type == XID_EVENT and size >= 28:
                         event = (LEAN_XID, timestamp)
-                        pkt._position = 28
                     else:
+                        if pkt is None:
+                            pkt = packet(data)
                         event = self._make(cls, pkt, data, size, timestamp, event_type, server_id, event_size,
                                            log_pos, flags)
                 elif event_type in rows_types:
@@ -282,9 +289,10 @@ class FastBinLogStreamReader(BinLogStreamReader):
                                 and last[3] is self._BinLogStreamReader__post_header_lengths
                                 and last[4] is self.mysql_version and data[20:20 + len(last[5])] == last[5]):
                             self.table_map[last[6]] = last[7]
-                            pkt._position = last[8]
                             event = _REGISTERED
                         else:
+                            if pkt is None:
+                                pkt = packet(data)
                             event, table_map_key = self._table_map(pkt, data, size, timestamp, event_type,
                                                                    server_id, event_size, log_pos, flags)
                 elif event_type in drop or (self._drop_unknown and event_type not in _EVENT_MAP):
@@ -309,12 +317,12 @@ class FastBinLogStreamReader(BinLogStreamReader):
                         continue
                     return event
 
-            event = self._library_event(pkt, allowed, table_map_key)
+            event = self._library_event(packet(data) if pkt is None else pkt, allowed, table_map_key)
             if event is not None:
                 return event
 
     def _packet_reader(self) -> Any:
-        """The reader of the stream connection's packets: buffered (sources/binlogpackets.py), or PyMySQL's own
+        """The reader of the stream connection's packets: buffered (mypackets.py), or PyMySQL's own
         _read_packet on a connection it cannot read. A new one for each connection: a reconnect starts afresh."""
         conn = self._stream_connection
         packets: Any = PacketReader(conn) if usable(conn) else _PyMySQLPackets(conn)
@@ -435,10 +443,13 @@ class FastBinLogStreamReader(BinLogStreamReader):
                     dec, _ROWS_KIND[cls], ncols, data[pos:p], data[p:end] if cls is UpdateRowsEvent else None,
                     data[end:stop])
                 if decoded is not None:
-                    pkt._position = stop
+                    if pkt is not None:
+                        pkt._position = stop
                     self.lean_rows += 1
                     return (LEAN_ROWS, lean_to[0], cls, decoded[0], decoded[1])
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
+        if pkt is None:
+            pkt = packet(data)
         wrapper = BinLogPacketWrapper.__new__(BinLogPacketWrapper)
         wrapper.__dict__.update({
             "read_bytes": end - 20, "_BinLogPacketWrapper__data_buffer": b"", "packet": pkt,

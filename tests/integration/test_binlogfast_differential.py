@@ -30,7 +30,7 @@ from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources import binlog as binlog_mod
 from replicator.sources.binlogfast import FastBinLogStreamReader, check_library
-from replicator.sources.binlogpackets import PacketReader
+from replicator.mypackets import PacketReader
 
 ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 ONLY_EVENTS = [MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, *ROWS]
@@ -177,7 +177,7 @@ def test_same_events(mixed_binlog: dict, config: str) -> None:
     fast, _, reader = _read(FastBinLogStreamReader, mix, **kwargs)
     assert len(lib) > 100
     assert reader.fast_events > 50 and reader.library_events > 0
-    assert isinstance(reader._packets, PacketReader)  # the packets were read by sources/binlogpackets.py
+    assert isinstance(reader._packets, PacketReader)  # the packets were read by mypackets.py
     for i, (x, y) in enumerate(zip(lib, fast)):
         if x != y:  # name the parts that differ, not 300 lines of repr
             parts = [n for n, (a, b) in enumerate(zip(x, y)) if a != b]
@@ -325,10 +325,26 @@ def test_lean_rows_same_transactions(mixed_binlog: dict, monkeypatch: pytest.Mon
     old_stats: dict = {}
     new_stats: dict = {}
     old = _source_transactions(mixed_binlog, True, monkeypatch, lean_rows=False, stats=old_stats)
+    # count the packets read, and the MysqlPackets made of them (none for a lean event)
+    import replicator.sources.binlogfast as fast_module
+    counts = {"read": 0, "made": 0}
+    own_read, own_packet = PacketReader.read_data, fast_module.packet
+
+    def read_data(self: PacketReader) -> bytes:
+        counts["read"] += 1
+        return own_read(self)
+
+    def made(data: bytes) -> Any:
+        counts["made"] += 1
+        return own_packet(data)
+    monkeypatch.setattr(PacketReader, "read_data", read_data)
+    monkeypatch.setattr(fast_module, "packet", made)
     new = _source_transactions(mixed_binlog, True, monkeypatch, stats=new_stats)
     assert len(old) > 50 and any(not t.final for t in old)
     assert_same_transactions(old, new)
     assert old_stats["lean_rows"] == 0
+    # at least the lean rows events, GTIDs and XIDs were read without a MysqlPacket
+    assert counts["made"] + new_stats["lean_rows"] + 2 * len(new) <= counts["read"], (counts, len(new))
     # every rows event the decoder took came as a tuple ...
     assert new_stats["lean_rows"] == new_stats["decoded"] == old_stats["decoded"] > 50
     # ... the rest (the loop tag's, other tables') as events; decoded, fallen back and counted alike

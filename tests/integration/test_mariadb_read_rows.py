@@ -3,6 +3,7 @@ parsed by `_LockedRows`, DATETIME/TIMESTAMP decoded by `datetime_text`) returns 
 own escaping and decoders) returns, value for value and type for type, on random rows and keys."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from replicator.appliers.base import Applier
 from replicator.appliers.mariadb import MariaDBApplier
 from replicator.changes import TableRef
 from replicator.config import Account, Connection, Secret
+from replicator.errors import RetriableError
 
 COLUMNS = ["dt6", "dt0", "dt3", "ts", "d", "t", "amount", "name", "note", "b", "f", "big"]
 DDL = ("CREATE TABLE item (id BIGINT PRIMARY KEY, dt6 DATETIME(6), dt0 DATETIME, dt3 DATETIME(3), "
@@ -59,10 +61,38 @@ def _typed(found: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [tuple((type(v), v) for v in row) for row in found]
 
 
+def _state(a: MariaDBApplier) -> tuple[Any, ...]:
+    """What the connection is left with after a read: PyMySQL's status and count, and a next query working."""
+    db = a.db
+    return db.server_status, db._affected_rows, db.insert_id(), a.query("SELECT 1", [])
+
+
+def _counted(a: MariaDBApplier, fn: Any, *args: Any) -> tuple[Any, int]:
+    """fn(*args) and how many packets PyMySQL's own Connection._read_packet read meanwhile."""
+    db = a.db
+    calls = [0]
+    own = db._read_packet
+
+    def counting(*xs: Any) -> Any:
+        calls[0] += 1
+        return own(*xs)
+    db._read_packet = counting
+    try:
+        return fn(*args), calls[0]
+    finally:
+        del db._read_packet
+
+
 def _both(a: MariaDBApplier, table: TableRef, key: tuple[str, ...], cols: list[str],
           keys: list[tuple[Any, ...]]) -> tuple[Any, Any]:
-    fast = _typed(a.read_rows(table, key, cols, keys))
-    plain = _typed(Applier.read_rows(a, table, key, cols, keys))
+    a.query("SELECT 1", [])  # both reads start from the same state (no keys: no statement at all)
+    found, own = _counted(a, a.read_rows, table, key, cols, keys)
+    fast = (_typed(found), _state(a))
+    # the row packets and the EOF were read by mypackets.PacketReader: PyMySQL read only the first packet
+    # and the column definitions and their EOF, per statement
+    statements = (len(keys) + 999) // 1000
+    assert own == statements * (1 + len(key) + len(cols) + 1), (own, statements)
+    plain = (_typed(Applier.read_rows(a, table, key, cols, keys)), _state(a))
     return fast, plain
 
 
@@ -80,7 +110,7 @@ def test_read_rows_equals_the_generic_read(applier: Any, data: list[dict[str, An
     keys = [(k,) for k in asked]
     fast, plain = _both(a, a.table, ("id",), cols, keys)
     assert fast == plain
-    assert {r[0][1] for r in fast} == {k for k in asked if k < len(data)}
+    assert {r[0][1] for r in fast[0]} == {k for k in asked if k < len(data)}
     a.rollback()
 
 
@@ -95,14 +125,102 @@ def test_zero_dates_and_many_keys(applier: Any) -> None:
     a.execute(f"INSERT INTO {a.quote_table(a.table)} (id, dt6) SELECT seq, '2026-01-01 00:00:00.5' "
               "FROM seq_3_to_2600", [])
     fast, plain = _both(a, a.table, ("id",), ["dt6", "dt0", "d"], [(k,) for k in range(2600, 0, -1)])
-    assert fast == plain and len(fast) == 2600
-    one = next(r for r in fast if r[0] == (int, 1))  # PyMySQL keeps a zero date as its text
+    assert fast == plain and len(fast[0]) == 2600
+    one = next(r for r in fast[0] if r[0] == (int, 1))  # PyMySQL keeps a zero date as its text
     assert one == ((int, 1), (str, "0000-00-00 00:00:00.000000"), (str, "2026-02-00 10:00:00"), (str, "0000-00-00")), one
-    assert next(r for r in fast if r[0] == (int, 3))[1] == (datetime, datetime(2026, 1, 1, 0, 0, 0, 500000))
+    assert next(r for r in fast[0] if r[0] == (int, 3))[1] == (datetime, datetime(2026, 1, 1, 0, 0, 0, 500000))
     names = ["it's", "back\\slash", "50%", 'dq"', "plain"]
     for n, name in enumerate(names):
         a.execute(f"INSERT INTO {a.quote_table(a.pair)} (a, b, dt) VALUES (%s, %s, %s)",
                   [name, n, datetime(2026, 1, 1, 0, 0, n, n)])
     fast, plain = _both(a, a.pair, ("a", "b"), ["dt"], [(name, n) for n, name in enumerate(names)] + [("x", 1)])
-    assert fast == plain and len(fast) == len(names)
+    assert fast == plain and len(fast[0]) == len(names)
     a.rollback()
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("rows", _typed(fn(*args)))
+    except Exception as exc:  # noqa: BLE001 - what is raised is what is compared
+        return (type(exc), str(exc))
+
+
+def _locked_behind(a: MariaDBApplier, maria_db: Any, n: int) -> Any:
+    """n rows of 2000 bytes each (far more than the server's 16 KiB net buffer, so rows are sent before
+    the wait), the last one locked by another session; returns that session."""
+    a.rollback()
+    a.execute(f"DELETE FROM {a.quote_table(a.table)}", [])
+    a.execute(f"INSERT INTO {a.quote_table(a.table)} (id, big, note) SELECT seq, REPEAT('x', 2000), NULL "
+              f"FROM seq_1_to_{n}", [])
+    a.execute("COMMIT", [])
+    other = maria_db.connect()
+    with other.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(f"SELECT id FROM {a.quote_table(a.table)} WHERE id = %s FOR UPDATE", (n,))
+    return other
+
+
+def _packets_read(monkeypatch: Any) -> list[int]:
+    """How many packets the locked read's PacketReaders read, counted from now on."""
+    import replicator.appliers.mariadb as module
+    from replicator.mypackets import PacketReader
+    count = [0]
+
+    class Counting(PacketReader):
+        __slots__ = ()
+
+        def read_data(self) -> bytes:
+            count[0] += 1
+            return super().read_data()
+    monkeypatch.setattr(module, "PacketReader", Counting)
+    return count
+
+
+def test_a_lock_wait_timeout_mid_result(applier: Any, maria_db: Any, monkeypatch: Any) -> None:
+    """The server's error packet after rows were sent: the same error (a retried lock timeout) and the
+    connection left in the same state, usable."""
+    a = applier
+    count = _packets_read(monkeypatch)
+    other = _locked_behind(a, maria_db, 300)
+    try:
+        a.execute("SET SESSION innodb_lock_wait_timeout = 1", [])
+        keys = [(k,) for k in range(1, 301)]
+        a.query("SELECT 1", [])  # the same state before each read
+        fast = _outcome(a.read_rows, a.table, ("id",), ["big", "note"], keys), _state(a)
+        a.rollback()
+        a.query("SELECT 1", [])
+        plain = _outcome(Applier.read_rows, a, a.table, ("id",), ["big", "note"], keys), _state(a)
+        assert fast == plain
+        assert fast[0][0] is RetriableError and "Lock wait timeout" in fast[0][1], fast[0]
+        assert count[0] == 300  # 299 rows, then the error packet: the error came mid-result
+        a.rollback()
+        other.rollback()
+        ok = _outcome(a.read_rows, a.table, ("id",), ["note"], keys[:3])  # and the next read works
+        assert ok == ("rows", [((int, k), (type(None), None)) for k in (1, 2, 3)])
+    finally:
+        other.close()
+
+
+def test_a_lost_connection_mid_result(applier: Any, maria_db: Any) -> None:
+    """The socket shut down (Applier.interrupt) while the read waits after rows were sent: the same
+    retried lost-connection error from both paths."""
+    a = applier
+    other = _locked_behind(a, maria_db, 300)
+    try:
+        a.execute("SET SESSION innodb_lock_wait_timeout = 20", [])
+        keys = [(k,) for k in range(1, 301)]
+        outcomes = []
+        for fn in (MariaDBApplier.read_rows, Applier.read_rows):
+            timer = threading.Timer(1.0, a.interrupt)
+            timer.start()
+            outcomes.append(_outcome(fn, a, a.table, ("id",), ["big"], keys))
+            timer.join()
+            assert a.db is not None and a.db._sock is None  # closed, as PyMySQL closes it
+            a.close()
+            a.connect()
+            a.execute("SET SESSION innodb_lock_wait_timeout = 20", [])
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0][0] is RetriableError and "Lost connection" in outcomes[0][1], outcomes[0]
+        assert a.query("SELECT 1", []) == [(1,)]
+    finally:
+        other.close()

@@ -148,6 +148,10 @@ class Packets:
     def read(self) -> Packet:
         return self.packets.pop(0)
 
+    def read_data(self) -> bytes:
+        data: bytes = self.packets.pop(0)._data
+        return data
+
 
 def stream_reader(ctl: Ctl) -> FastBinLogStreamReader:
     from pymysqlreplication.event import MariadbGtidEvent, XidEvent

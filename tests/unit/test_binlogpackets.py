@@ -1,4 +1,4 @@
-"""sources/binlogpackets: PacketReader against PyMySQL's own Connection._read_packet, on the same bytes.
+"""mypackets: PacketReader against PyMySQL's own Connection._read_packet, on the same bytes.
 
 Each case is a byte stream of MySQL packets (hypothesis: sizes across the 64 KiB buffer, OK/EOF/error
 packets, a wrong or zero sequence number, a stream cut short or failing with an OSError, the socket
@@ -17,7 +17,7 @@ import pymysql
 from hypothesis import given, settings, strategies as st
 from pymysql.connections import Connection
 
-from replicator.sources.binlogpackets import CHUNK, MAX_PACKET_LEN, PacketReader, usable
+from replicator.mypackets import CHUNK, MAX_PACKET_LEN, PacketReader, packet as made_packet, usable
 
 
 class Raw(io.RawIOBase):
@@ -129,6 +129,20 @@ def streams(draw: Any) -> tuple[bytes, list[int], Optional[OSError], int]:
 @given(streams())
 def test_same_packets_and_errors_as_pymysql(case: tuple[bytes, list[int], Optional[OSError], int]) -> None:
     same(*case)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams())
+def test_read_data_is_the_packets_bytes(case: tuple[bytes, list[int], Optional[OSError], int]) -> None:
+    """`read_data` (the binlog reader's lean events, the locked read) reads what `read` reads, raises what
+    it raises and leaves the connection alike: its bytes made into a packet are PyMySQL's packet."""
+    data, pieces, fail, seq = case
+    theirs = connection(data, pieces, fail, seq)
+    ours = connection(data, pieces, fail, seq)
+    reader = PacketReader(ours)
+    expected = run(theirs._read_packet, theirs)
+    got = run(lambda: made_packet(reader.read_data()), ours)
+    assert got == expected
 
 
 def test_a_packet_of_16_mib_is_continued_by_the_next() -> None:

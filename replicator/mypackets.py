@@ -1,4 +1,4 @@
-"""The binlog dump's packets, read off the replication connection with fewer calls than PyMySQL's.
+"""A PyMySQL connection's packets (the binlog dump's, the locked read's rows), read with fewer calls than PyMySQL's.
 
 PyMySQL's ``Connection._read_packet`` reads every packet in two buffered reads (the 4-byte header, then the
 body), each through ``_read_bytes``, then builds a ``MysqlPacket`` and asks it whether it is an error: eleven
@@ -15,9 +15,11 @@ the packets the server has sent so far, usually), in one call, and is otherwise 
   and raises ``OperationalError(2013, "Lost connection to MySQL server during query...")``, the error
   mysql-replication's reader and ours act on.
 
-Only the replication connection, after the dump started, is read here: nothing else reads from it then, so
-the bytes buffered ahead are never anybody else's. A connection whose PyMySQL lacks the attributes used here
-is read through its own ``_read_packet``.
+Two readers use it, each where the bytes buffered ahead can be nobody else's: the replication connection after
+the dump started (sources/binlogfast.py: nothing else reads from it then), and the MariaDB applier's locked
+read (appliers/mariadb.py ``_LockedRows``: the row packets and the EOF of one result, after which the server
+sends nothing until the next command; it checks the buffer is empty then and closes the connection if not).
+A connection whose PyMySQL lacks the attributes used here is read through its own ``_read_packet``.
 """
 from __future__ import annotations
 
@@ -36,6 +38,14 @@ _NEEDED = ("_rfile", "_sock", "_next_seq_id", "_read_timeout", "_current_timeout
 _new = object.__new__
 
 
+def packet(data: bytes) -> Any:
+    """PyMySQL's ``MysqlPacket(data, encoding)`` as its constructor leaves it, without the call's overhead."""
+    made: Any = _new(MysqlPacket)
+    made._data = data
+    made._position = 0
+    return made
+
+
 def usable(conn: Any) -> bool:
     """Whether ``PacketReader`` can read this PyMySQL connection (else: its own ``_read_packet``)."""
     return all(hasattr(conn, name) for name in _NEEDED) and getattr(conn, "_rfile", None) is not None
@@ -52,6 +62,11 @@ class PacketReader:
         self._pos = 0
 
     def read(self) -> Any:  # a MysqlPacket
+        return packet(self.read_data())
+
+    def read_data(self) -> bytes:
+        """`read()`'s packet's bytes (its ``_data``), for a reader that needs no ``MysqlPacket`` (the binlog
+        reader's lean events): the same reads, checks and errors, an error packet raised as ``read()`` does."""
         conn = self.conn
         # as PyMySQL: the socket's timeout is set only when it changed (settimeout releases the GIL)
         if conn._current_timeout != conn._read_timeout:
@@ -85,15 +100,12 @@ class PacketReader:
                 data = b"".join(parts)
                 break
         self._buf, self._pos = buf, pos
-        packet: Any = _new(MysqlPacket)
-        packet._data = data
-        packet._position = 0
         if data[0] == 0xFF:  # packet.is_error_packet() (an empty packet raises IndexError there too)
             result = conn._result
             if result is not None and result.unbuffered_active is True:
                 result.unbuffered_active = False
-            packet.raise_for_error()
-        return packet
+            packet(data).raise_for_error()
+        return data
 
     def _fill(self, buf: bytes, pos: int, need: int) -> tuple[bytes, int]:
         """(the unread bytes from pos on, followed by more from the socket: at least `need` in all, 0)."""
