@@ -383,7 +383,7 @@ class _Check:
         if bplan is None or plan is None or bplan.source != c or plan.source is None or plan.references \
                 or bplan.references:
             return False
-        current = dict(zip(self.read, row[self.n:])) if isinstance(row, tuple) else dict(row)
+        current = self._cur(row) if isinstance(row, tuple) else dict(row)
         current.update(zip(self.key, r.key))
         current[c] = now
         try:

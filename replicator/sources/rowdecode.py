@@ -170,9 +170,6 @@ class RowDecoder:
 
     def table_decoder(self, table_id: int, table: Any, ignore_decode_errors: bool) -> Optional[TableDecoder]:
         """The compiled decoder decode() uses for the rows of this registered table map (None: it falls back)."""
-        hit = self._by_table_id.get(table_id)
-        if hit is not None and hit[0] is table:
-            return hit[1]
         return self._table_decoder(table_id, table, bool(ignore_decode_errors))[0]
 
     def decode_lean(self, dec: TableDecoder, kind: str, ncols: int, bitmap: bytes, bitmap2: Optional[bytes],
