@@ -217,21 +217,23 @@ class _Check:
         self.field_of = det.field_of.get(flow.mapping) or {p.target: p.name for p in flow.plans}
 
     def run(self) -> list[TargetChange]:
-        cols: dict[str, None] = {}
-        seen = cols.keys()
-        # a run of group_runs's checked updates: each row names exactly the run's columns, in their order
-        # (so the loop below would find them; tests/unit/test_conflicts_fast.py holds the two equal)
-        for r in (() if self.run_.uniform else self.rows):
-            # the rows of a run mostly name the same columns: a subset test in C, the loops only for new ones
-            expect, values = r.expect, r.values
-            if expect and not expect.keys() <= seen:
-                for c in expect:
-                    cols[c] = None
-            if not values.keys() <= seen:
-                for c in values:
-                    cols[c] = None
+        cols: dict[str, None]
         if self.run_.uniform:
+            # a run of group_runs's checked updates: each row names exactly the run's columns, in their order
+            # (what the loop below would find; tests/unit/test_conflicts_fast.py holds the two equal)
             cols = dict.fromkeys(self.run_.columns)
+        else:
+            cols = {}
+            seen = cols.keys()
+            for r in self.rows:
+                # the rows of a run mostly name the same columns: a subset test in C, the loops only for new ones
+                expect, values = r.expect, r.values
+                if expect and not expect.keys() <= seen:
+                    for c in expect:
+                        cols[c] = None
+                if not values.keys() <= seen:
+                    for c in values:
+                        cols[c] = None
         for rule in (self.rules.default, *self.rules.fields.values()):
             if rule.column is not None:
                 cols[rule.column] = None
