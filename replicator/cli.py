@@ -10,7 +10,7 @@
     replicator conflicts --config replicator.yaml [--mapping M] [--key K] [--since 1h] [--pending] [--json]
     replicator conflicts --config replicator.yaml resolve ID --take SIDE
     replicator conflicts --config replicator.yaml trim
-    replicator dlq --config replicator.yaml [list|show ID|retry|skip] [--mapping M] [--key K] [--all] [--json]
+    replicator dlq --config replicator.yaml [list|show ID|retry|skip] [--mapping M] [--key K] [--all] [--force] [--json]
 """
 from __future__ import annotations
 

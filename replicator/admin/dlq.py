@@ -3,8 +3,9 @@
 Each database holds the queue of the direction that writes into it. `retry` re-applies the queued
 changes of the selected rows in queue order, in one transaction per database that carries the loop
 tag of the direction (so the other direction does not echo them back); a change that fails again
-stays queued with its new error, and the changes behind it stay too. `skip` deletes them and prints
-what it dropped. Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
+stays queued with its new error, and the changes behind it stay too. A change of a two-way mapping
+whose target row was edited since it was queued is not written (stream/deadcheck.py: error class
+`conflict`) unless `--force`. `skip` deletes them and prints what it dropped. Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--mapping", help="only this mapping")
     parser.add_argument("--key", help="only this row: its key on either side (K or K1,K2)")
     parser.add_argument("--all", action="store_true", help="retry or skip everything queued")
+    parser.add_argument("--force", action="store_true",
+                        help="retry: write two-way changes even where the target row was edited since they were "
+                             "queued (without it such a change stays queued, error class conflict)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
@@ -88,6 +92,9 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         raise ConfigError("`replicator dlq show` needs the id of a queued change, as `dlq list` prints it (crm:3)")
     if args.action in ("retry", "skip") and not (args.id or args.key or args.mapping or args.all):
         raise ConfigError(f"`replicator dlq {args.action}` needs --mapping, --key or an id (or --all for everything)")
+    force = bool(getattr(args, "force", False))
+    if force and args.action != "retry":
+        raise ConfigError(f"--force is for `replicator dlq retry`, not `{args.action}`")
     opener = opener or _open
     sides = [c.name for c in config.connections]
     status = 0
@@ -117,7 +124,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
             try:
-                outcome = deadletter.retry(db, entries, mset, linkers.replay)
+                outcome = deadletter.retry(db, entries, mset, linkers.replay, force=force)
             finally:
                 linkers.close()
             db.commit_untracked()

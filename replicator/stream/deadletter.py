@@ -8,7 +8,8 @@ here and the checkpoint past it. Nothing is lost or doubled.
 
 Order per key: while a target row (table and key) has a change here, later changes of the same row
 join the queue behind it instead of being applied past it (`Quarantine.held`). `retry` applies a
-key's queued changes in order and stops at the first that still fails; `skip` drops them.
+key's queued changes in order and stops at the first that still fails; `skip` drops them. A retry of
+a two-way change first checks that the target row was not edited since it was queued (deadcheck.py).
 
 A PostgreSQL transaction is unusable after a failed statement, so a failed batch is retried row by
 row inside savepoints (MariaDB gets the same SQL): the good rows stay in the open transaction.
@@ -28,8 +29,10 @@ from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, 
 from replicator.config import Connection
 from replicator.connect import missing_state_table
 from replicator.errors import ReplicatorError, RowError
+from replicator.conflicts.detect import Detector
 from replicator.mapping.model import Flow, MappingSet
 from replicator.mapping.router import LinkedChange, key_of, route_flow
+from replicator.stream import deadcheck
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,8 @@ def ddl(conn: Connection, quoted_schema: str) -> list[str]:
 
 
 def dumps_target(tc: TargetChange) -> str:
-    """The change as the applier would write it. `expect` is left out: a retry writes what it carries."""
+    """The change as the applier would write it. `expect` is left out: a retry of a two-way
+    change routes its source row again for `expect` (deadcheck.py); `--force` writes what it carries."""
     return json.dumps({
         "table": [tc.table.schema, tc.table.name], "op": tc.op.value, "key_columns": list(tc.key_columns),
         "key": [_enc(v) for v in tc.key], "values": {k: _enc(v) for k, v in tc.values.items()},
@@ -441,9 +445,12 @@ class Outcome:
     waiting: tuple[Entry, ...]  # changes behind a failed one, still queued
 
 
-def _changes_for(e: Entry, mset: MappingSet | None) -> list[TargetChange]:
+def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tuple[list[TargetChange], Flow | None]:
     """What retrying `e` writes: the source row through the mapping as it is now (the operator may have
-    fixed it), or the stored change when the mapping is gone or the row was not read from a source."""
+    fixed it), or the stored change when the mapping is gone or the row was not read from a source.
+    `checked` (a retry without --force): a two-way flow routes the source row as the stream does, the
+    changed fields and `expect`, and its flow is returned with them for the check against the target row
+    (stream/deadcheck.py); otherwise the flow is None and the changes are written unchecked."""
     source_side = e.stream.split("_to_", 1)[0]
     m = mset.by_name.get(e.mapping) if mset is not None else None
     flow = m.flow(source_side) if m is not None else None
@@ -451,10 +458,26 @@ def _changes_for(e: Entry, mset: MappingSet | None) -> list[TargetChange]:
         if e.change.op is not Op.DELETE and not e.change.values:
             raise RowError(f"mapping {e.mapping} could not produce this row and no longer applies to it: "
                            f"skip it", table=e.target_table, key=e.target_key)
-        return [e.change]
+        return [e.change], None
+    if checked and flow.two_way:
+        produced = route_flow(flow, e.source_row, stream=True)
+        out = [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]
+        if out or any(isinstance(tc, TargetChange) and str(tc.table) == e.target_table
+                      for tc in route_flow(flow, e.source_row)):
+            return out, flow  # (none: no field the mapping carries changed, nothing to write)
+        # the mapping as it is now writes nothing for this row (a filter): the stored change, as below
     produced = route_flow(flow, e.source_row)
     out = [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]
-    return out or [e.change]
+    return out or [e.change], None
+
+
+def _try_checked(db: Applier, det: Detector, flow: Flow, changes: Sequence[TargetChange]) -> RowError | None:
+    """try_apply, the changes first checked against their locked target rows (deadcheck.check): a row
+    edited on the target since the change was queued is refused with a TargetEdited error."""
+    if not changes:
+        return None
+    return in_savepoint(db, lambda: db.apply(deadcheck.check(db, det, flow, changes)), lambda exc: RowError(
+        db.describe_error(exc), table=str(changes[0].table), key=changes[0].key, column=db.error_column(exc)))
 
 
 # replays a queued change of a linked mapping through a Linker (stream/deadlinked.ReplayLinkers.replay)
@@ -468,15 +491,18 @@ def _linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
 
 
 def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
-          replay_linked: ReplayLinked | None = None) -> Outcome:
+          replay_linked: ReplayLinked | None = None, force: bool = False) -> Outcome:
     """Re-apply queued changes in queue order inside the open (tagged) transaction, row by row: a change that
     fails again stays queued with its new error, and so do the later changes of its row. Applied changes
     are deleted from the queue. The caller commits. A change of a linked mapping is replayed from its
-    source row through the linker (`replay_linked`), never as a stored target statement."""
+    source row through the linker (`replay_linked`), never as a stored target statement. A change of a
+    two-way mapping is first checked against its target row (stream/deadcheck.py): one edited on the
+    target since it was queued stays queued (error class `conflict`) unless `force`."""
     applied: list[Entry] = []
     failed: list[tuple[Entry, str]] = []
     waiting: list[Entry] = []
     blocked: set[tuple[str, str]] = set()
+    detectors: dict[str, Detector] = {}  # by source side: the conflict detector's equality and agreement
     q = db.quote_col
     for e in sorted(entries, key=lambda x: x.id):
         row = (e.target_table, dumps_key(tuple(e.target_key)))
@@ -491,17 +517,27 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
                 key=e.target_key)
         else:
             try:
-                changes = _changes_for(e, mset)
+                changes, flow = _changes_for(e, mset, checked=not force)
             except RowError as exc:
                 error = exc
             else:
-                error = try_apply(db, changes)
+                if flow is None or mset is None:
+                    error = try_apply(db, changes)
+                else:
+                    side = flow.source.side
+                    det = detectors.get(side)
+                    if det is None:
+                        det = detectors[side] = Detector(mset, side)
+                    error = _try_checked(db, det, flow, changes)
         if error is None:
             applied.append(e)
             continue
         blocked.add(row)
         failed.append((e, str(error)))
+        cls = deadcheck.CONFLICT if isinstance(error, deadcheck.TargetEdited) else error_class(error)
         db.execute(f"UPDATE {_table(db)} SET {q('error')} = %s, {q('error_class')} = %s WHERE {q('id')} = %s",
-                   [str(error)[:4000], error_class(error), e.id])
+                   [str(error)[:4000], cls, e.id])
+        if isinstance(error, deadcheck.TargetEdited):
+            log.warning("%s: retry of %s refused: %s", e.stream, e.ref, error)
     delete(db, (e.id for e in applied))
     return Outcome(tuple(applied), tuple(failed), tuple(waiting))
