@@ -229,3 +229,103 @@ def test_failed_value_map_is_queued_and_retried_after_a_reload(make_pair) -> Non
     wait_until(lambda: rows().get(2) == ("Z", "streamed"), 30, "row 2 no longer held")
     assert "dead-letter queue retried after the reload: 2 applied" in pair.log()
     assert pair.stop() == 0
+
+
+# ---------------------------------------------------------------- a two-way row edited while its change waits
+
+BOTH_PG = """
+CREATE TABLE q (id int PRIMARY KEY, qty int NOT NULL CHECK (qty < 1000), note text);
+CREATE TABLE r (id int PRIMARY KEY, qty int NOT NULL CHECK (qty < 1000), note text)
+"""
+BOTH_MY = """
+CREATE TABLE q (id int PRIMARY KEY, qty int NOT NULL, note varchar(40)) ENGINE=InnoDB;
+CREATE TABLE r (id int PRIMARY KEY, qty int NOT NULL, note varchar(40)) ENGINE=InnoDB
+"""
+# the same table twice: crm wins q's conflicts, erp wins r's
+BOTH = """
+mappings:
+  q:
+    direction: both
+    on_error: quarantine
+    conflicts: {priority: crm}
+    crm: {table: q, key: [id]}
+    erp: {table: q, key: [id]}
+    fields: {id: ~, qty: ~, note: ~}
+  r:
+    direction: both
+    on_error: quarantine
+    conflicts: {priority: erp}
+    crm: {table: r, key: [id]}
+    erp: {table: r, key: [id]}
+    fields: {id: ~, qty: ~, note: ~}
+"""
+
+
+def test_a_retry_does_not_overwrite_an_edit_made_while_the_change_was_queued(make_pair) -> None:
+    """ERP changes a row, CRM rejects it (queued in CRM's dead_letter); CRM's users edit the same field
+    meanwhile and crm_to_erp decides that conflict by the rule. After the fix neither `dlq retry` nor the
+    daemon's retry after a reload writes the queued value over CRM's edit: the entry stays queued (class
+    conflict, the error names table, key, field and values), the databases keep agreeing where they
+    agreed; `--force` writes it; a queued change whose row nobody touched is applied."""
+    from tests.integration.harness import reload, write_mappings
+
+    pair = make_pair(BOTH_PG, BOTH_MY, BOTH, "sync: {on_first_run: false}\n")
+    pair.start()
+    rows = lambda table: (  # noqa: E731
+        {i: (n, t) for i, n, t in pair.pg_query(f"SELECT id, qty, note FROM {table}")},
+        {i: (n, t) for i, n, t in pair.my_query(f"SELECT id, qty, note FROM {table}")})
+    pair.my_query("INSERT INTO q VALUES (1, 1, 'a'), (2, 1, 'a')")
+    pair.my_query("INSERT INTO r VALUES (1, 1, 'a')")
+    wait_until(lambda: len(rows("q")[0]) == 2 and len(rows("r")[0]) == 1, 30, "the rows on crm")
+
+    # erp: 1 -> 5000, which crm rejects (its CHECK): queued in crm's dead_letter
+    pair.my_query("UPDATE q SET qty = 5000 WHERE id IN (1, 2)")
+    pair.my_query("UPDATE r SET qty = 5000 WHERE id = 1")
+    queue = lambda: pair.pg_query(  # noqa: E731
+        "SELECT mapping, target_key, op, error_class, error FROM replicator.dead_letter ORDER BY id")
+    wait_until(lambda: len(queue()) == 3, 30, "three updates queued in crm")
+    # crm's users edit the same field meanwhile: crm_to_erp finds erp's 5000 where it expected 1
+    pair.pg_query("UPDATE q SET qty = 5 WHERE id = 1")  # crm wins q: erp gets 5
+    pair.pg_query("UPDATE r SET qty = 7 WHERE id = 1")  # erp wins r: erp keeps 5000, recorded
+    decided = lambda: pair.my_query(  # noqa: E731
+        f"SELECT mapping, winner FROM `{pair.state_schema}`.conflicts ORDER BY mapping")
+    wait_until(lambda: [tuple(d) for d in decided()] == [("q", "crm"), ("r", "erp")], 30, "both conflicts decided")
+    assert rows("q")[1][1] == (5, "a") and rows("r")[1][1] == (5000, "a")
+
+    # the fix; a retry of row 1 refuses both entries, naming table, key, field and the three values
+    pair.pg_query("ALTER TABLE q DROP CONSTRAINT q_qty_check")
+    pair.pg_query("ALTER TABLE r DROP CONSTRAINT r_qty_check")
+    refused = pair.cli("dlq", "retry", "--key", "1", "--json", check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    results = [json.loads(line) for line in refused.stdout.splitlines() if line.strip()]
+    assert sorted((d["mapping"], d["result"]) for d in results) == [("q", "failed"), ("r", "failed")]
+    error = next(d["error"] for d in results if d["mapping"] == "q")
+    assert error.startswith("table public.q, key (1,), column qty: the row changed on crm since this change was "
+                            "queued: qty is 5 there; the change expected 1 and carries 5000"), error
+    assert "`replicator dlq retry --force` writes it anyway" in error and "`replicator dlq skip` drops it" in error
+    classes = [(m, k, c) for m, k, _, c, _ in queue()]
+    assert [(m, k) for m, k, _ in classes] == [("q", "[1]"), ("q", "[2]"), ("r", "[1]")]
+    assert classes[0][2] == classes[2][2] == "conflict" and classes[1][2] != "conflict"  # 2: never retried yet
+    crm_q, erp_q = rows("q")
+    assert crm_q[1] == erp_q[1] == (5, "a")  # still agreeing: crm's edit kept on both sides
+
+    # the daemon's retry after a reload refuses the same way, and applies the row nobody touched
+    write_mappings(pair, BOTH + "# reloaded\n")
+    reload(pair)
+    wait_until(lambda: rows("q")[0][2] == (5000, "a"), 30, "row 2 applied by the daemon's retry")
+    wait_until(lambda: "erp_to_crm: dead-letter queue retried after the reload: 1 applied, 2 still failing"
+               in pair.log(), 30, "the reload's retry")
+    assert [(m, k, c) for m, k, _, c, _ in queue()] == [("q", "[1]", "conflict"), ("r", "[1]", "conflict")]
+    assert rows("q")[0][1] == (5, "a")
+
+    # --force writes r's queued value (erp won r's conflict: now both agree), skip drops q's
+    forced = pair.cli("dlq", "retry", "--mapping", "r", "--key", "1", "--force", "--json")
+    assert [json.loads(line)["result"] for line in forced.stdout.splitlines() if line.strip()] == ["applied"]
+    pair.cli("dlq", "skip", "--mapping", "q", "--key", "1")
+    assert queue() == []
+    # the rows stream again, and both tables agree on every row with no echo
+    pair.pg_query("UPDATE q SET note = 'b' WHERE id = 1")
+    pair.my_query("UPDATE r SET note = 'c' WHERE id = 1")
+    wait_until(lambda: rows("q")[0] == rows("q")[1] == {1: (5, "b"), 2: (5000, "a")}, 30, "q agrees")
+    wait_until(lambda: rows("r")[0] == rows("r")[1] == {1: (5000, "c")}, 30, "r agrees")
+    assert pair.stop() == 0
