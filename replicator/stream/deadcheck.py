@@ -107,7 +107,8 @@ def judge(tc: TargetChange, current: Mapping[str, Any] | None, equal: Equal,
         # bring back a row the target's side deleted: the operator decides
         return None if tc.op is Op.INSERT else Edited("gone")
     for c, new in tc.values.items():
-        if c in keys or c not in current or new is UNCHANGED:
+        # (an insert-only column is never written over an existing row: whatever it holds stays)
+        if c in keys or c not in current or new is UNCHANGED or c in tc.insert_only:
             continue
         now = current[c]
         eq = equal(c)

@@ -77,6 +77,11 @@ def test_an_insert_over_a_row_that_exists_with_other_values_is_refused() -> None
     assert judge(ins, None, equal) is None
     assert judge(ins, {"qty": Decimal("2.00"), "note": "a"}, equal) is None  # already there, the same
     assert judge(ins, {"qty": 2, "note": "b"}, equal) == Edited("exists", "note", "b", None, "a")
+    # an insert-only column is not written over an existing row: its value there is no edit to protect
+    kept = TargetChange(T, Op.INSERT, ("id",), (7,), {"id": 7, "qty": 2, "note": "a"}, frozenset({"note"}),
+                        expect={}, mapping="items")
+    assert judge(kept, {"qty": 2, "note": "b"}, equal) is None
+    assert judge(kept, {"qty": 3, "note": "b"}, equal) == Edited("exists", "qty", 3, None, 2)
 
 
 def test_a_delete_of_a_row_that_differs_is_refused_a_gone_row_is_nothing_to_do() -> None:
@@ -207,3 +212,20 @@ def test_a_one_way_mapping_retries_unchecked_as_before(tmp_path: Path) -> None:
     e = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "a"}, {"id": 7, "val": 2, "note": "a"})
     out = deadletter.retry(db, [e], mset)
     assert [x.id for x in out.applied] == [1] and db.rows[(7,)]["val"] == 2 and db.reads == 0
+
+
+def test_a_field_transformed_one_way_only_agrees_with_its_image(tmp_path: Path) -> None:
+    """crm holds 'abc', erp its image 'ABC' (upper from crm to erp only): erp's change ABC -> XYZ finds
+    'abc' on crm, which the detector counts as the old value (detect._Check._agrees), so it is written."""
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), TWO_WAY.replace("fields: {id: ~, val: ~, note: ~}",
+                                                       "fields: {id: ~, val: ~, note: {transform: {crm_to_erp: [upper]}}}"))
+    db = RowsApplier()
+    db.rows[(7,)] = {"id": 7, "val": 1, "note": "abc"}
+    db.rows[(8,)] = {"id": 8, "val": 1, "note": "edited"}
+    image = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "ABC"}, {"id": 7, "val": 1, "note": "XYZ"})
+    other = entry(mset, 2, Op.UPDATE, {"id": 8, "val": 1, "note": "ABC"}, {"id": 8, "val": 1, "note": "XYZ"})
+    out = deadletter.retry(db, [image, other], mset)
+    assert [e.id for e in out.applied] == [1] and [e.id for e, _ in out.failed] == [2]
+    assert db.rows[(7,)]["note"] == "XYZ" and db.rows[(8,)]["note"] == "edited"
+    assert "note is 'edited' there; the change expected 'ABC' and carries 'XYZ'" in db.errors[2][0]
