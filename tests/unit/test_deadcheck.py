@@ -229,3 +229,18 @@ def test_a_field_transformed_one_way_only_agrees_with_its_image(tmp_path: Path) 
     assert [e.id for e in out.applied] == [1] and [e.id for e, _ in out.failed] == [2]
     assert db.rows[(7,)]["note"] == "XYZ" and db.rows[(8,)]["note"] == "edited"
     assert "note is 'edited' there; the change expected 'ABC' and carries 'XYZ'" in db.errors[2][0]
+
+
+def test_force_is_for_retry_only(tmp_path: Path, mset: MappingSet) -> None:
+    import argparse
+    import io
+
+    from replicator.admin import dlq
+    from replicator.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    dlq.add_arguments(parser)
+    args = parser.parse_args(["skip", "--key", "1", "--force"])
+    with pytest.raises(ConfigError, match="--force is for `replicator dlq retry`, not `skip`"):
+        dlq.command(args, make_config(tmp_path), mset, io.StringIO())
+    assert parser.parse_args(["retry", "--all", "--force"]).force and not parser.parse_args(["retry", "--all"]).force
