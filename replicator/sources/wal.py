@@ -247,9 +247,18 @@ class WalSource:
                 self._last_counted = (table, child)
             child.inc(1)
             return
+        # tallied by runs of the same TableRef object (a relation's rows share one): the dict, whose key is a
+        # dataclass hash (a Python call), is asked once per run, not per row; equal tables still add up
         per_table: dict[TableRef, int] = {}
+        last: TableRef = rows[0].table
+        n = 0
         for r in rows:
-            per_table[r.table] = per_table.get(r.table, 0) + 1
+            if r.table is last:
+                n += 1
+                continue
+            per_table[last] = per_table.get(last, 0) + n
+            last, n = r.table, 1
+        per_table[last] = per_table.get(last, 0) + n
         for table, n in per_table.items():
             child = cache.get(table)
             if child is None:
