@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
@@ -101,6 +101,36 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
 # a MappingSet's flows by id(table) for route(), kept in its __dict__ (MappingSet.routes never changes
 # after __init__; a reload is a new MappingSet)
 _BY_TABLE = "_router_by_table"
+
+
+def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
+              commit_time: datetime | None = None) -> list[Routed]:
+    """`[tc for ch in changes for tc in route(mset, side, ch, commit_time)]`: a multi-row source transaction's
+    changes, with the flows looked up once per run of one table object instead of per row, and an INSERT or
+    UPDATE of a one-way table of one flow handed straight to its `_Plain` (what `route` does for it, without
+    the call). Anything else goes through `route` itself. tests/unit/test_router_plain.py compares the two."""
+    out: list[Routed] = []
+    table: Any = None
+    plain: _Plain | None = None
+    for ch in changes:
+        if ch.table is not table:
+            table = ch.table
+            flows = mset.routes.get((side, table), ())
+            plain = None
+            if len(flows) == 1 and flows[0].conflicts is None:
+                flow = flows[0]
+                p = flow.__dict__.get(_PLAIN) or _plain(flow)
+                if p.usable:
+                    plain = p
+        if plain is not None:
+            op = ch.op
+            if op is not Op.DELETE and op is not Op.TRUNCATE:
+                fast = plain.route(ch)
+                if fast is not None:
+                    out += fast
+                    continue
+        out += route(mset, side, ch, commit_time)
+    return out
 
 
 def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:

@@ -226,3 +226,19 @@ def test_route_of_a_stream_change_equals_the_general_path_of_its_flows(tmp_path_
                                                  else router.route_flow(f, ch, True, when))]
             assert _outcome(lambda: router.route(mset, side, moved, when)) == _outcome(general)
     assert flows
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases=st.lists(changes(), max_size=8), direction=st.sampled_from(["crm_to_erp", "erp_to_crm", "both"]),
+       side=st.sampled_from(["crm", "erp"]), shared=st.booleans())
+def test_route_all_is_route_of_each_change_in_order(tmp_path_factory: Any, cases: list[tuple[str, RowChange]],
+                                                    direction: str, side: str, shared: bool) -> None:
+    """A multi-row transaction routed at once: the same TargetChanges (and the same error) as `route` of each
+    change in turn; the tables as one object per table (as a source hands them over) or a new one per row."""
+    _flows(tmp_path_factory, direction)
+    mset = _MSETS[direction]
+    refs = {name: TableRef("public" if side == "crm" else "erpdb", name) for name in COLUMNS}
+    moved = [dataclasses.replace(ch, table=refs[t] if shared else TableRef(refs[t].schema, t)) for t, ch in cases]
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert _outcome(lambda: router.route_all(mset, side, moved, when)) == \
+        _outcome(lambda: [r for ch in moved for r in router.route(mset, side, ch, when)])
