@@ -1,5 +1,6 @@
 """The CPU cost per row of the one-way apply path, in process, without servers: routing (`route` of
-bench/detect_cost.py's update workload through a one-way mapping) and the MariaDB applier's row literals
+bench/detect_cost.py's update workload through a one-way mapping, one change at a time and as the apply loop
+routes 100-row source transactions) and the MariaDB applier's row literals
 (`myliteral.Formatter.statements` of the routed rows, datetimes naive UTC as its converters make them). CPU time (process_time, min of --repeat), and Python
 calls per row counted by cProfile (deterministic).
 
@@ -42,7 +43,20 @@ def measure(direction: str, rows: int, repeat: int) -> dict[str, float]:
         for ch in bench.changes:
             out.extend(route(mset, src, ch, when))
         return out
+    try:
+        from replicator.mapping.router import route_all
+    except ImportError:  # an older checkout: what its apply loop did with a multi-row transaction
+        def route_all(mset: Any, side: str, changes: Any, commit_time: Any) -> list[Any]:
+            return [tc for ch in changes for tc in route(mset, side, ch, commit_time)]
+    txns = [bench.changes[i:i + 100] for i in range(0, len(bench.changes), 100)]
+
+    def routing_100() -> list[Any]:  # the apply loop's routing of 100-row source transactions
+        out: list[Any] = []
+        for txn in txns:
+            out.extend(route_all(mset, src, txn, when))
+        return out
     routed = routing()
+    assert repr(routing_100()) == repr(routed)
     columns = list(routed[0].values)
     # as the MariaDB applier's converters hand them over: an aware datetime as naive UTC (mariadb._utc_naive)
     utc = detect_cost.timezone.utc
@@ -56,7 +70,7 @@ def measure(direction: str, rows: int, repeat: int) -> dict[str, float]:
         fmt.statements("INSERT INTO t VALUES ", "", values)
 
     out: dict[str, float] = {}
-    for name, fn in (("route", routing), ("literals", literals)):
+    for name, fn in (("route", routing), ("route_100", routing_100), ("literals", literals)):
         out[name + "_us"] = min(_cpu(fn) for _ in range(repeat)) * 1e6 / rows
         out[name + "_calls"] = _calls(fn) / rows
     return out
@@ -100,7 +114,8 @@ def main() -> None:
     for name, runs in got.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{args.direction} {name} ({codes[name]}): route {med['route_us']:.2f} us/row "
-              f"{med['route_calls']:.1f} calls/row; MariaDB literals {med['literals_us']:.2f} us/row "
+              f"{med['route_calls']:.1f} calls/row; route in 100-row transactions {med['route_100_us']:.2f} us/row "
+              f"{med['route_100_calls']:.1f} calls/row; MariaDB literals {med['literals_us']:.2f} us/row "
               f"{med['literals_calls']:.1f} calls/row (median of {len(runs)} processes, each the min of "
               f"{args.repeat})")
 

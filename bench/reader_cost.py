@@ -15,6 +15,7 @@ Python function calls per transaction (cProfile):
 - wal-server: WalSource over a real PostgreSQL 15 slot holding N single-row INSERT transactions (a
   throwaway server): the copy stream (libpq through ctypes) included, which the fake stream leaves out;
   its call count depends a little on how the messages arrive, so compare within one run;
+- --txn-rows K (wal, wal-full): K row messages per transaction instead of one (one-way: no commit clock);
 - wal-full: the same as wal with UPDATEs of a REPLICA IDENTITY FULL table (Begin, Update with the old row as an
   'O' tuple and the new one, Commit), what a two-way table's updates look like on the wire.
 
@@ -89,10 +90,12 @@ else:
     def values(i, name):
         return tup(str(i), str(i * 7), f"{name} {i}", f"{i / 3:.2f}", "2024-01-01 10:00:00.123456", str(i % 100),
                    "some text of a row", repr(i / 7.0))
-    for i in range(n):
-        row = (b"U" + struct.pack(">I", 1) + b"O" + values(i, "old") + b"N" + values(i, "name")) if full \
+    def row_message(i):
+        return (b"U" + struct.pack(">I", 1) + b"O" + values(i, "old") + b"N" + values(i, "name")) if full \
             else (b"I" + struct.pack(">I", 1) + b"N" + values(i, "name"))
-        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i), row,
+    for i in range(n):
+        payloads += [b"B" + struct.pack(">QqI", lsn + 50, 7 * 10**14 + i, 1000 + i),
+                     *(row_message(i * rows_per_txn + j) for j in range(rows_per_txn)),
                      b"C" + struct.pack(">BQQq", 0, lsn + 50, lsn + 60, 7 * 10**14 + i)]
         lsn += 100
     class Msg:
@@ -218,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--txns", type=int, default=30_000)
     ap.add_argument("--workload", choices=("single", "peers"), default="single",
                     help="single-row INSERTs (default) or bench/peers.py's 100-row INSERT then UPDATE transactions")
+    ap.add_argument("--txn-rows", type=int, default=1,
+                    help="wal, wal-full: rows per transaction (more than 1: one-way, no commit clock, as peers)")
     ap.add_argument("--code", type=Path, action="append", default=[], metavar="DIR",
                     help="also measure the daemon code in DIR (repeatable); this checkout is always measured last")
     ap.add_argument("--repeat", type=int, default=2, help="alternate the code trees this many times (CPU time)")
@@ -273,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             info_of["wal-server"] = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password,
                                      "db": "postgres", "slot": "bench", "publication": "bench_pub", "lsn": lsn}
 
+        for kind in ("wal", "wal-full"):
+            info_of[kind] = {"rows_per_txn": args.txn_rows}
+
         def child(tree: str, kind: str, mode: str) -> subprocess.CompletedProcess[str]:
             if pg is not None:  # the previous run's walsender may take a moment to let go of the slot
                 for _ in range(100):
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             return subprocess.run([sys.executable, "-c", CHILD, tree, kind, str(args.txns), mode,
                                    json.dumps(info_of.get(kind, {}))], capture_output=True, text=True, check=True)
         what = ("100-row INSERT then UPDATE transactions (bench/peers.py's table)" if args.workload == "peers"
+                else f"{args.txn_rows}-row transactions, 8 columns" if args.txn_rows > 1 and kinds[0].startswith("wal")
                 else "single-row transactions, 8 columns")
         print(f"{args.txns} {what}, through Direction._read; load {os.getloadavg()[0]:.1f}")
         for kind in kinds:

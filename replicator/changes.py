@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Mapping, Union
 
@@ -150,6 +150,35 @@ class Transaction:
     # sync watermarks met in this transaction, after its rows (replicator.sync.driver); a snapshotter
     # writes each in a transaction of its own
     watermarks: tuple["Watermark", ...] = ()
+
+
+_NEW = object.__new__
+# Transaction is a frozen dataclass: its __init__ sets each of its seven fields through object.__setattr__
+# (~1 us, for every single-row source transaction on the reader thread). `final_transaction` builds the same
+# object by filling a new instance's __dict__ -- only while Transaction stays a plain frozen dataclass of
+# exactly these fields, else through its constructor.
+_PLAIN_TRANSACTION = (tuple(f.name for f in fields(Transaction)) == ("txid", "position", "commit_time", "changes",
+                                                                       "final", "echo", "watermarks")
+                      and not hasattr(Transaction, "__post_init__") and "__slots__" not in Transaction.__dict__
+                      and Transaction.__new__ is object.__new__)
+
+
+def final_transaction(txid: str, position: Position, commit_time: datetime | None, changes: tuple[RowChange, ...],
+                      echo: bool, watermarks: tuple[Watermark, ...]) -> Transaction:
+    """`Transaction(txid, position, commit_time, changes, final=True, echo=echo, watermarks=watermarks)`, the
+    same object (tests/unit/test_changes.py compares them), for a source's per-transaction yield."""
+    if not _PLAIN_TRANSACTION:
+        return Transaction(txid, position, commit_time, changes, final=True, echo=echo, watermarks=watermarks)
+    txn = _NEW(Transaction)
+    d = txn.__dict__
+    d["txid"] = txid
+    d["position"] = position
+    d["commit_time"] = commit_time
+    d["changes"] = changes
+    d["final"] = True
+    d["echo"] = echo
+    d["watermarks"] = watermarks
+    return txn
 
 
 @dataclass(frozen=True)

@@ -465,15 +465,27 @@ class MariaDBApplier(Applier):
         return f"({cols}) IN ({', '.join([one] * n)})"
 
     def _key_params(self, run: Run, rows: list[TargetChange]) -> list[Any]:
-        return [v for r in rows for v in self.convert_key(run, r.key)]
+        convs = self._converters.get(run.table, {})
+        for c in run.key_columns:
+            if c in convs:
+                return [v for r in rows for v in self.convert_key(run, r.key)]
+        # no key column has a converter (an integer key): convert_key would hand every value back as it is
+        if len(run.key_columns) == 1:
+            return [r.key[0] for r in rows]
+        return [v for r in rows for v in r.key]
 
     def _count_existing(self, run: Run, rows: list[TargetChange]) -> int:
         total = 0
+        literal = self._formatter().literal
         with self.db.cursor() as cur:
             for i in range(0, len(rows), BATCH):
                 part = rows[i:i + BATCH]
-                cur.execute(f"SELECT COUNT(*) FROM {quote(run.table.schema, run.table.name)} "
-                            f"WHERE {self._key_condition(run, len(part))}", self._key_params(run, part))
+                sql = (f"SELECT COUNT(*) FROM {quote(run.table.schema, run.table.name)} "
+                       f"WHERE {self._key_condition(run, len(part))}")
+                # what cur.execute(sql, params) sends -- PyMySQL's mogrify is `sql % tuple(map(db.escape,
+                # params))` -- with the Formatter's literals, the same text for every value (myliteral.py), for
+                # a fifth of the CPU: this runs for every row of an unchecked update run
+                cur.execute(sql % tuple([literal(v) for v in self._key_params(run, part)]))
                 total += cur.fetchone()[0]
         return total
 

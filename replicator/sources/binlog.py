@@ -25,7 +25,8 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryE
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
-from replicator.changes import BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
+from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
+                               final_transaction)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
@@ -445,8 +446,8 @@ class BinlogSource:
             in_txn = False
             if echo:
                 m_dropped.inc()
-            yield Transaction(txid or str(position), position, commit_time, tuple(rows), final=True, echo=echo,
-                              watermarks=tuple(marks))
+            yield final_transaction(txid or str(position), position, commit_time, tuple(rows), echo,
+                                    tuple(marks))  # Transaction(..., final=True, echo=echo, watermarks=...)
             rows, marks, echo, chunks = [], [], False, 0
             if paused:
                 reader.lean_rows_paused = paused = False

@@ -22,7 +22,8 @@ import psycopg2.extras
 from replicator import checkpoint as ckpt
 from replicator import metrics
 from replicator.connect import ACCESS, MISSING, pg_connect, pg_error_class
-from replicator.changes import LSN, Keepalive, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark
+from replicator.changes import (LSN, Keepalive, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
+                               final_transaction)
 from replicator.config import Connection
 from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import WATERMARK_PREFIX, LoopGuard
@@ -247,9 +248,18 @@ class WalSource:
                 self._last_counted = (table, child)
             child.inc(1)
             return
+        # tallied by runs of the same TableRef object (a relation's rows share one): the dict, whose key is a
+        # dataclass hash (a Python call), is asked once per run, not per row; equal tables still add up
         per_table: dict[TableRef, int] = {}
+        last: TableRef = rows[0].table
+        n = 0
         for r in rows:
-            per_table[r.table] = per_table.get(r.table, 0) + 1
+            if r.table is last:
+                n += 1
+                continue
+            per_table[last] = per_table.get(last, 0) + n
+            last, n = r.table, 1
+        per_table[last] = per_table.get(last, 0) + n
         for table, n in per_table.items():
             child = cache.get(table)
             if child is None:
@@ -343,8 +353,8 @@ class WalSource:
                             self._count(rows)
                         if end_lsn > last_idle.value:  # max(): LSN's dataclass order is a Python call
                             last_idle = position
-                        yield Transaction(str(begin[2]), position, PG_EPOCH + timedelta(microseconds=ts),
-                                          tuple(rows), final=True, echo=echo, watermarks=tuple(marks))
+                        yield final_transaction(str(begin[2]), position, PG_EPOCH + timedelta(microseconds=ts),
+                                                tuple(rows), echo, tuple(marks))  # Transaction(..., final=True)
                         begin, rows, marks, echo, skip, drop = None, [], [], False, False, False
                     else:
                         event = decode(payload)  # Begin or Commit only if malformed: then it raises

@@ -34,7 +34,7 @@ from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.stream.skew import ClockSkew
 from replicator.mapping.links import Linker
-from replicator.mapping.router import LinkedChange, Routed, route
+from replicator.mapping.router import LinkedChange, Routed, route, route_all
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, FatalError, LockBusy, ReplicatorError, RetriableError, RowError
@@ -382,7 +382,7 @@ class Direction:
                 elif len(txn.changes) == 1:  # a single-row transaction: route's own list, not a copy
                     changes = route(mset, side, txn.changes[0], txn.commit_time)
                 else:
-                    changes = [tc for ch in txn.changes for tc in route(mset, side, ch, txn.commit_time)]
+                    changes = route_all(mset, side, txn.changes, txn.commit_time)  # route of each, in order
                 if chunk:  # a new list: route's is not ours to extend
                     changes = [*changes, *chunk]
                 if not changes and not batch.open:

@@ -105,3 +105,24 @@ def test_a_source_message_is_a_transaction_or_a_keepalive() -> None:
     txn = Transaction("1", LSN(5), None, ())
     assert txn.watermarks == () and txn.final and not txn.echo
     assert Keepalive(LSN(9)).position == LSN(9)
+
+
+def test_final_transaction_is_the_transaction_the_constructor_makes() -> None:
+    """The sources' per-transaction yield, built without Transaction.__init__: equal, the same fields in the
+    same order, frozen, and pickled alike."""
+    from datetime import datetime, timezone
+
+    from replicator.changes import Op, RowChange, Watermark, final_transaction
+    rows = (RowChange(TableRef("s", "t"), Op.INSERT, None, {"id": 1}),)
+    marks = (Watermark.from_row({"stream": "s1", "kind": "chunk", "mark": "high"}),)
+    for args in [("7", LSN(5), datetime(2026, 1, 1, tzinfo=timezone.utc), rows, False, ()),
+                 ("x", BinlogPosition("b.000001", 4, "0-1-2"), None, (), True, marks)]:
+        made = final_transaction(*args)  # type: ignore[arg-type]
+        txid, position, commit_time, changes, echo, watermarks = args
+        made_by_init = Transaction(txid, position, commit_time, changes, final=True, echo=echo,  # type: ignore[arg-type]
+                                   watermarks=watermarks)  # type: ignore[arg-type]
+        assert type(made) is Transaction and made == made_by_init
+        assert list(vars(made).items()) == list(vars(made_by_init).items())
+        with pytest.raises(AttributeError):
+            made.final = False  # type: ignore[misc]
+        assert pickle.loads(pickle.dumps(made)) == made_by_init

@@ -325,9 +325,17 @@ def test_a_single_row_transactions_route_list_is_used_as_it_is_and_a_chunk_follo
         def observe(self, txn: Transaction) -> list[Any]:
             return [chunk_row] if txn.position == LSN(2) else []
 
+    from replicator.mapping.router import route_all as real_all
+
+    def route_all(*args: Any, **kwargs: Any) -> Any:  # a multi-row transaction's routing
+        out = real_all(*args, **kwargs)
+        routed.append(out)
+        return out
+
     monkeypatch.setattr("replicator.stream.pipeline.route", route)
+    monkeypatch.setattr("replicator.stream.pipeline.route_all", route_all)
     d = direction(config, mset, max_rows=100, max_ms=60_000)
     d.sync = ChunkAtTwo()  # type: ignore[assignment]
     log, applier, _ = run(d, [txn(1, 1), txn(2, 2), txn(3, 3, 4)], stop_at=LSN(3))
     assert commits(log) == [LSN(3)] and applier.txn_rows == [5]  # 1 + (1 + the chunk's 1) + 2
-    assert [len(r) for r in routed] == [1, 1, 1, 1]  # route's lists as route made them, none extended
+    assert [len(r) for r in routed] == [1, 1, 2]  # the lists as route and route_all made them, none extended

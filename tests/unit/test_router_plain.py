@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.errors import RowError
 from replicator.mapping import router
-from replicator.mapping.model import Flow, load_mappings
+from replicator.mapping.model import Flow, MappingSet, load_mappings
 
 from tests.unit.test_mapping import make_config
 
@@ -75,6 +75,7 @@ COLUMNS = {"acct": ("id", "name", "phone", "status", "credit", "code", "ratio", 
 KEYS = {"id", "a", "a_id", "b", "nr"}
 USUAL = {("name", "acct"): st.one_of(st.none(), st.text(max_size=5)), ("code", "pair"): st.sampled_from([1, "X"])}
 _FLOWS: dict[str, list[Flow]] = {}
+_MSETS: dict[str, MappingSet] = {}
 
 
 def _flows(tmp_path_factory: Any, direction: str) -> list[Flow]:
@@ -83,7 +84,7 @@ def _flows(tmp_path_factory: Any, direction: str) -> list[Flow]:
         config.mappings_dir.mkdir()
         (config.mappings_dir / "m.yaml").write_text(MAPPINGS.format(direction=direction,
                                                                           filtered=direction.replace("both", "crm_to_erp")))
-        mset = load_mappings(config)
+        mset = _MSETS[direction] = load_mappings(config)
         _FLOWS[direction] = [f for m in mset.mappings for f in m.flows]
     return _FLOWS[direction]
 
@@ -201,3 +202,43 @@ def test_filters_links_and_referenced_mappings_never_take_it(tmp_path_factory: A
     flow = next(f for f in _flows(tmp_path_factory, "crm_to_erp") if f.mapping == mapping)
     assert not router._plain(flow).usable
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=changes(), direction=st.sampled_from(["crm_to_erp", "erp_to_crm", "both"]))
+def test_route_of_a_stream_change_equals_the_general_path_of_its_flows(tmp_path_factory: Any,
+                                                                       case: tuple[str, RowChange],
+                                                                       direction: str) -> None:
+    """`route` takes route_flow's shortcut itself for a one-way table of one flow: the same TargetChanges and
+    errors as the general path of every flow of the table (a two-way flow: `route_flow`, untouched)."""
+    table, change = case
+    flows = _flows(tmp_path_factory, direction)
+    mset = _MSETS[direction]
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for side in ("crm", "erp"):
+        for (s, ref), table_flows in mset.routes.items():
+            if s != side or ref.name != table:
+                continue
+            moved = dataclasses.replace(change, table=ref)
+
+            def general(fs: tuple[Flow, ...] = table_flows, ch: RowChange = moved) -> list[Any]:
+                return [r for f in fs for r in (router._route_general(f, ch, True, when) if f.conflicts is None
+                                                 else router.route_flow(f, ch, True, when))]
+            assert _outcome(lambda: router.route(mset, side, moved, when)) == _outcome(general)
+    assert flows
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases=st.lists(changes(), max_size=8), direction=st.sampled_from(["crm_to_erp", "erp_to_crm", "both"]),
+       side=st.sampled_from(["crm", "erp"]), shared=st.booleans())
+def test_route_all_is_route_of_each_change_in_order(tmp_path_factory: Any, cases: list[tuple[str, RowChange]],
+                                                    direction: str, side: str, shared: bool) -> None:
+    """A multi-row transaction routed at once: the same TargetChanges (and the same error) as `route` of each
+    change in turn; the tables as one object per table (as a source hands them over) or a new one per row."""
+    _flows(tmp_path_factory, direction)
+    mset = _MSETS[direction]
+    refs = {name: TableRef("public" if side == "crm" else "erpdb", name) for name in COLUMNS}
+    moved = [dataclasses.replace(ch, table=refs[t] if shared else TableRef(refs[t].schema, t)) for t, ch in cases]
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert _outcome(lambda: router.route_all(mset, side, moved, when)) == \
+        _outcome(lambda: [r for ch in moved for r in router.route(mset, side, ch, when)])

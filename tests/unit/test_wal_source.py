@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from replicator.changes import LSN, Keepalive, Op, SourceMessage, TableRef, Transaction, Watermark
+from replicator import metrics
+from replicator.changes import LSN, Keepalive, Op, RowChange, SourceMessage, TableRef, Transaction, Watermark
 from replicator.config import Account, Connection, Secret
 from replicator.errors import FatalError
 from replicator.loopguard import MESSAGE_PREFIX, WATERMARK_PREFIX, LoopGuard
@@ -176,3 +178,25 @@ def test_rows_read_are_counted_per_table_echoes_not(monkeypatch: pytest.MonkeyPa
                 commit(495, 500, 0)]
     read(s, payloads, wal_end=500, until=500)
     assert (counted(T) - before[0], counted(OTHER) - before[1]) == (3, 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(picks=st.lists(st.lists(st.integers(0, 3), max_size=12), max_size=6))
+def test_changes_read_counts_each_table_of_each_transaction(picks: list[list[int]]) -> None:
+    """`_count` tallies a transaction's rows by runs of one TableRef object: the same counts per table as
+    one per row, also for equal tables that are distinct objects and for tables that come back later."""
+    tables = [TableRef("public", "count_a"), TableRef("public", "count_a"), TableRef("public", "count_b"),
+              TableRef("other", "count_a")]
+    conn = Connection("crm", "postgresql", "h", 5432, "crm", Account("a", Secret("")), Account("c", Secret("")))
+    s = WalSource(conn, "count_test", tables, LoopGuard("replicator", "erp_to_crm"), LSN(100), chunk_rows=1000)
+
+    def counts() -> dict[str, float]:
+        return {str(t): metrics.changes_read.labels("count_test", str(t))._value.get() for t in tables}
+    before = counts()
+    expected = dict.fromkeys(before, 0.0)
+    for txn in picks:
+        s._count([RowChange(tables[i], Op.INSERT, None, {}) for i in txn])
+        for i in txn:
+            expected[str(tables[i])] += 1
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == expected
