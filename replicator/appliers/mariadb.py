@@ -286,6 +286,7 @@ class MariaDBApplier(Applier):
         self.db: Any = None
         self.ckpt_table = quote(conn.state_schema, CHECKPOINT_TABLE)
         self._sql_cache: dict[tuple[Any, ...], str] = {}
+        self._update_sql: dict[tuple[Any, ...], tuple[str, list[int]]] = {}  # _update_rows's, by shape
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
@@ -450,6 +451,31 @@ class MariaDBApplier(Applier):
                         cur.execute(statement)
             return len(rows) - existing
         return self._run(q)
+
+    def _update_rows(self, run: Run, rows: list[TargetChange]) -> None:
+        """`UPDATE t SET c = v, ... WHERE k = v` per existing, locked row (`Run.exists`; the conflict check
+        narrows a run to this only when it has one row, `updates_at_once`): the statement made once per
+        shape, the values converted by `convert_rows` and formatted by the upserts' Formatter."""
+        updates = run.updates
+        if not updates:
+            return
+        key = ("update", run.table, run.columns, run.key_columns, run.insert_only)
+        cached = self._update_sql.get(key)
+        if cached is None:
+            sets = ", ".join(f"{quote(c)} = %s" for c in updates)
+            cond = " AND ".join(f"{quote(c)} = %s" for c in run.key_columns)
+            order = [run.columns.index(c) for c in (*updates, *run.key_columns)]
+            cached = self._update_sql[key] = (
+                f"UPDATE {quote(run.table.schema, run.table.name)} SET {sets} WHERE {cond}", order)
+        text, order = cached
+        values = self.convert_rows(run, rows)
+
+        def q() -> None:
+            literal = self._formatter().literal
+            with self.db.cursor() as cur:
+                for row in values:
+                    cur.execute(text % tuple([literal(row[i]) for i in order]))
+        self._run(q)
 
     def _formatter(self) -> Formatter:
         fmt = self._fmt

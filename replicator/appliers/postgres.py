@@ -376,6 +376,47 @@ class PostgresApplier(Applier):
             return sum(1 for (inserted,) in result if inserted) if count_missing else 0
         return self._run(q)
 
+    # -- checked updates of existing rows (the conflict check's narrowed runs)
+
+    def updates_at_once(self, table: TableRef, columns: Sequence[str], rows: int) -> bool:
+        """Any number of rows, when every column has a type its VALUES entry can be cast to (`_pg_type`:
+        an enum, a composite or an array has none that its bare catalog name would give)."""
+        types = self._types.get(table, {})
+        for c in columns:
+            t = types.get(c)
+            if t is None or t == "ARRAY" or t == "USER-DEFINED":
+                return False
+        return True
+
+    def _update_rows(self, run: Run, rows: list[TargetChange]) -> None:
+        """One `UPDATE t SET c = v.c FROM (VALUES ...) v WHERE t.k = v.k` for a run of existing, locked
+        rows (`Run.exists`). Each VALUES entry is cast to its column's type without a length (`_pg_type`),
+        so the assignment coerces it as an INSERT's value is (a too-long text is the same error, not cut)."""
+        updates = run.updates
+        if not updates:
+            return
+        if not self.updates_at_once(run.table, run.columns, len(rows)):
+            super()._update_rows(run, rows)
+            return
+        key = ("update", run.table, run.columns, run.key_columns, run.insert_only)
+        types = self._types.get(run.table, {})
+        cached = self._sql_cache.get(key)
+        if cached is None or cached[0] is not types:  # (load_types makes a new dict: new casts)
+            stmt = sql.SQL("UPDATE {} AS t SET {} FROM (VALUES %s) AS v ({}) WHERE {}").format(
+                self._table(run.table),
+                sql.SQL(", ").join(sql.SQL("{0} = v.{0}").format(_Identifier(c)) for c in updates),
+                sql.SQL(", ").join(map(_Identifier, run.columns)),
+                sql.SQL(" AND ").join(sql.SQL("t.{0} = v.{0}").format(_Identifier(c)) for c in run.key_columns))
+            template = "(" + ", ".join(f"%s::{_pg_type(types[c])}" for c in run.columns) + ")"
+            cached = self._sql_cache[key] = (types, stmt.as_string(self.db), template)
+        _, text, template = cached
+        values = self.convert_rows(run, rows)
+
+        def q() -> None:
+            with self.db.cursor() as cur:
+                psycopg2.extras.execute_values(cur, text, values, template=template, page_size=PAGE)
+        self._run(q)
+
     # -- the COPY path for large runs (pgcopy.py): COPY into a staging table, then one statement
 
     def _copy_text(self, run: Run, columns: tuple[str, ...], values: list[list[Any]]) -> str | None:
