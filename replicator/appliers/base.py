@@ -253,7 +253,8 @@ class Applier(abc.ABC):
         """Whether a row of these columns leaves out a required column (see is_partial)."""
         return not self._required.get(table, frozenset()) <= set(columns)
 
-    def updates_at_once(self, table: TableRef, columns: Sequence[str], rows: int) -> bool:
+    def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                        rows: int) -> bool:
         """Whether `_update_rows` updates this many existing rows of these columns in one statement: the
         conflict check leaves the fields a run did not change out of its write only where that keeps the
         run one statement."""

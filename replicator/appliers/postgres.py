@@ -378,7 +378,8 @@ class PostgresApplier(Applier):
 
     # -- checked updates of existing rows (the conflict check's narrowed runs)
 
-    def updates_at_once(self, table: TableRef, columns: Sequence[str], rows: int) -> bool:
+    def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                        rows: int) -> bool:
         """Any number of rows, when every column has a type its VALUES entry can be cast to (`_pg_type`:
         an enum, a composite or an array has none that its bare catalog name would give)."""
         types = self._types.get(table, {})
@@ -395,7 +396,12 @@ class PostgresApplier(Applier):
         updates = run.updates
         if not updates:
             return
-        if not self.updates_at_once(run.table, run.columns, len(rows)):
+        values = self.convert_rows(run, rows)
+        copied = self._copy_text(run, run.columns, values)
+        if copied is not None:  # a large run: COPY into the staging table, as an upsert's (same sizes, same text)
+            self._run(self._merge_update, run, copied)
+            return
+        if not self.updates_at_once(run.table, run.key_columns, run.columns, len(rows)):
             super()._update_rows(run, rows)
             return
         key = ("update", run.table, run.columns, run.key_columns, run.insert_only)
@@ -407,15 +413,32 @@ class PostgresApplier(Applier):
                 sql.SQL(", ").join(sql.SQL("{0} = v.{0}").format(_Identifier(c)) for c in updates),
                 sql.SQL(", ").join(map(_Identifier, run.columns)),
                 sql.SQL(" AND ").join(sql.SQL("t.{0} = v.{0}").format(_Identifier(c)) for c in run.key_columns))
-            template = "(" + ", ".join(f"%s::{_pg_type(types[c])}" for c in run.columns) + ")"
+            # (%s) in parentheses: `-32768::smallint` would be -(32768::smallint), out of range
+            template = "(" + ", ".join(f"(%s)::{_pg_type(types[c])}" for c in run.columns) + ")"
             cached = self._sql_cache[key] = (types, stmt.as_string(self.db), template)
         _, text, template = cached
-        values = self.convert_rows(run, rows)
 
         def q() -> None:
             with self.db.cursor() as cur:
                 psycopg2.extras.execute_values(cur, text, values, template=template, page_size=PAGE)
         self._run(q)
+
+    def _merge_update(self, run: Run, text: str) -> None:
+        """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
+        types: no casts), then one `UPDATE t SET c = s.c FROM pg_temp.stage s WHERE t.k = s.k`."""
+        with self.db.cursor() as cur:
+            name = self._fill_stage(cur, run.table, run.columns, text)
+            key = ("merge_update", name, run.table, run.columns, run.key_columns, run.insert_only)
+            stmt = self._sql_cache.get(key)
+            if stmt is None:
+                stmt = sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE {}").format(
+                    self._table(run.table),
+                    sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(_Identifier(c)) for c in run.updates),
+                    _Identifier(name),
+                    sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(_Identifier(c)) for c in run.key_columns)
+                ).as_string(self.db)
+                self._sql_cache[key] = stmt
+            cur.execute(stmt, ())
 
     # -- the COPY path for large runs (pgcopy.py): COPY into a staging table, then one statement
 

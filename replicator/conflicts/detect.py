@@ -312,7 +312,7 @@ class _Check:
         if len(narrow) == len(columns):
             return None
         a = self.a
-        if not a.updates_at_once(self.run_.table, narrow, len(self.rows)) \
+        if not a.updates_at_once(self.run_.table, self.key, narrow, len(self.rows)) \
                 and a.leaves_out_required(self.run_.table, narrow):
             return None
         return narrow

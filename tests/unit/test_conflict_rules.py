@@ -115,7 +115,7 @@ class FakeTarget:
         return self.info
 
     # a write of some columns updates only those (`apply` below): any run may leave the unchanged ones out
-    def updates_at_once(self, table: TableRef, columns: Any, rows: int) -> bool:
+    def updates_at_once(self, table: TableRef, key_columns: Any, columns: Any, rows: int) -> bool:
         return True
 
     def leaves_out_required(self, table: TableRef, columns: Any) -> bool:

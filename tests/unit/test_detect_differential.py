@@ -80,7 +80,7 @@ class Target:
     def column_info(self, table: TableRef) -> dict[str, ColumnInfo]:
         return self.info
 
-    def updates_at_once(self, table: TableRef, columns: Any, rows: int) -> bool:
+    def updates_at_once(self, table: TableRef, key_columns: Any, columns: Any, rows: int) -> bool:
         return self.narrow
 
     def leaves_out_required(self, table: TableRef, columns: Any) -> bool:
