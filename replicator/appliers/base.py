@@ -7,9 +7,11 @@ statement; a run never crosses another table's change, so parents stay before ch
 Changes of two-way mappings carry `expect` (what the source saw before). Their runs are "checked":
 the current target rows of the whole run are read with one keyed SELECT ... FOR UPDATE
 (`read_rows`), and the `resolver` the stream installed (replicator.conflicts.detect) compares, decides
-and records conflicts before the run is written. A checked update run writes every field the flow
-carries: the changed ones as decided, the others with the value the locked target row holds, so
-updates of different fields still share one statement.
+and records conflicts before the run is written. A checked update run writes the fields some row of
+it changed (every field the flow carries where leaving the others out would cost statements): the
+changed ones as decided, the others with the value the locked target row holds, so updates of
+different fields still share one statement. Its rows are locked and exist, so when that leaves out a
+required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     current: Run | None = None
     for ch in changes:
         checked = ch.expect is not None
-        # a checked update writes every field it carries (see the module doc): group by those -- the checked
+        # a checked update is checked over every field it carries (see the module doc): group by those -- the checked
         # ones (`expect`) and the unchecked owned fields the router adds to `values` only (router.with_owned)
         if checked and ch.op is Op.UPDATE:
             expect = ch.expect

@@ -6,9 +6,11 @@ terms, compared the way verify compares (`replicator.compare`: no conflict from 
 an aware against a naive time, CHAR padding or JSON key order):
 
 - UPDATE, row present: each changed field whose target value is neither the source's old value nor
-  already the new one is an `update_differs` conflict, decided by the field's rule. Fields that did
-  not change are written with the target's own value (the row is locked), so the run stays one
-  statement and no concurrent edit of another field is overwritten.
+  already the new one is an `update_differs` conflict, decided by the field's rule. A field that no
+  row of the run changed is neither read nor written (`_Check._narrowed`: the run's write names the
+  key and the changed fields only) where the write stays one statement; else, and for a field another
+  row of the run changed, it is written with the target's own value (the row is locked), so the run
+  stays one statement and no concurrent edit of another field is overwritten.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
   incoming side wins the row rule (under `latest` by commit time: when the update is later than the
   delete); it is never re-created with only the changed fields. While a `sync`
