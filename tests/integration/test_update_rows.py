@@ -126,6 +126,24 @@ def test_postgresql_update_rows_writes_what_the_whole_upsert_wrote(pg: tuple[Pos
         assert g == w, {c: (g[2][c], w[2][c]) for c in g[2] if g[2][c] != w[2][c]}
 
 
+def test_postgresql_update_rows_leaves_the_planner_settings_as_they_were(pg: tuple[PostgresApplier, Any]) -> None:
+    """The VALUES path turns hash and merge joins off for its own statement only (a nested loop over the
+    key's index), within the same round trip; the rest of the transaction plans as before."""
+    a, _ = pg
+    _pg_start(a)
+    t = TableRef("public", "part")
+    a.begin()
+    # TO DEFAULT is the session's value: a SET LOCAL made earlier in the transaction (the applier makes none) is not
+    # kept, as this shows
+    a.execute("SET LOCAL enable_mergejoin = off", [])
+    a._update_rows(Run(t, Op.UPDATE, ("id",), ("id", "c1"), {}, checked=True, exists=True),
+                   _changes(t, [{"id": k, "c1": k} for k in range(3)]))
+    assert a.query("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')", []) \
+        == [("on", "on")]
+    assert a.query("SELECT id, c1 FROM part WHERE id < 3 ORDER BY id", []) == [(0, 0), (1, 1), (2, 2)]
+    a.rollback()
+
+
 @pytest.mark.parametrize("copy", [None, 1])
 def test_postgresql_update_rows_refuses_what_the_upsert_refuses(pg: tuple[PostgresApplier, Any],
                                                                 copy: int | None) -> None:
