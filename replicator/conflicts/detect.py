@@ -372,8 +372,9 @@ class _Check:
                     values[c], writes = new, True
                 elif eq(now, new):  # both sides made the same edit
                     values[c] = now
-                elif self._agrees(c, now, old, r, self._whole_row(r, row)):  # the old value, in the other
-                    values[c], writes = new, True                              # direction's shape
+                # the old value, in the other direction's shape
+                elif self._agrees(c, now, old, r, self._whole_row(r, row)):
+                    values[c], writes = new, True
                 else:
                     values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, self._whole_row(r, row))
                     writes = writes or won
