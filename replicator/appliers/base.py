@@ -7,9 +7,11 @@ statement; a run never crosses another table's change, so parents stay before ch
 Changes of two-way mappings carry `expect` (what the source saw before). Their runs are "checked":
 the current target rows of the whole run are read with one keyed SELECT ... FOR UPDATE
 (`read_rows`), and the `resolver` the stream installed (replicator.conflicts.detect) compares, decides
-and records conflicts before the run is written. A checked update run writes every field the flow
-carries: the changed ones as decided, the others with the value the locked target row holds, so
-updates of different fields still share one statement.
+and records conflicts before the run is written. A checked update run writes the fields some row of
+it changed (every field the flow carries where leaving the others out would cost statements): the
+changed ones as decided, the others with the value the locked target row holds, so updates of
+different fields still share one statement. Its rows are locked and exist, so when that leaves out a
+required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert.
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ class Run:
     # made by group_runs for checked updates: every row's `expect` and `values` together name exactly
     # `columns`, in that order (the resolver then need not gather them row by row)
     uniform: bool = False
+    # every row is known to exist and is locked by this transaction (the check's `SELECT ... FOR UPDATE`
+    # found it): a partial run of such rows is one set-based UPDATE (`_update_rows`), nothing to insert
+    exists: bool = False
 
     @property
     def updates(self) -> list[str]:
@@ -52,7 +57,7 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
     current: Run | None = None
     for ch in changes:
         checked = ch.expect is not None
-        # a checked update writes every field it carries (see the module doc): group by those -- the checked
+        # a checked update is checked over every field it carries (see the module doc): group by those -- the checked
         # ones (`expect`) and the unchecked owned fields the router adds to `values` only (router.with_owned)
         if checked and ch.op is Op.UPDATE:
             expect = ch.expect
@@ -77,6 +82,32 @@ def group_runs(changes: Iterable[TargetChange]) -> list[Run]:
             ch = replace(ch, values={**earlier.values, **ch.values}, expect=earlier.expect)
         current.rows[ch.key] = ch
     return runs
+
+
+def written_runs(run: Run, rows: list[TargetChange]) -> list[tuple[Run, list[TargetChange]]]:
+    """A checked update run as the check left it, in the parts to write. The check writes a row that
+    exists with the key and the fields the run changes only (`Detector` leaves out the fields no row of
+    the run changed: nothing to compare, and they already hold what the row would be written with), and a
+    row it brings back (missing on the target) with every field; consecutive rows of one column set are one
+    part, in the run's order. A part of fewer columns than the run holds existing, locked rows only
+    (`Run.exists`)."""
+    n = len(run.columns)
+    if all(len(r.values) == n for r in rows):  # every field (the usual run without narrowing): as it is
+        return [(run, rows)]
+    parts: list[tuple[Run, list[TargetChange]]] = []
+    seen: Any = None
+    for r in rows:
+        names = r.values.keys()
+        if seen is None or names != seen:
+            seen = names
+            whole = len(names) == n
+            columns = run.columns if whole else tuple(c for c in run.columns if c in names)
+            part = Run(run.table, run.op, run.key_columns, columns, {}, run.insert_only, run.must_exist, True,
+                       False, not whole)
+            parts.append((part, []))
+        part.rows[r.key] = r
+        parts[-1][1].append(r)
+    return parts
 
 
 _GETTERS: dict[tuple[str, ...], Callable[[Mapping[str, Any]], Any]] = {}
@@ -187,18 +218,25 @@ class Applier(abc.ABC):
                 rows = self.resolver.resolve(self, run, rows)
                 if not rows:
                     continue
-            if run.op is Op.DELETE:
-                done = self._delete(run, rows)
-                self._count(run, "delete", len(rows), len(rows) - done)
-            elif run.must_exist:
-                self._update_existing(run, rows)  # a missing row stays missing, on purpose
-                metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
-            elif run.op in (Op.INSERT, Op.UPDATE):
-                missing = self._upsert(run, rows)
-                self._count(run, run.op.value, len(rows), missing)
-            else:
-                self._truncate(run.table)
-                metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
+                if run.uniform:
+                    for part, part_rows in written_runs(run, rows):
+                        self._write(part, part_rows)
+                    continue
+            self._write(run, rows)
+
+    def _write(self, run: Run, rows: list[TargetChange]) -> None:
+        if run.op is Op.DELETE:
+            done = self._delete(run, rows)
+            self._count(run, "delete", len(rows), len(rows) - done)
+        elif run.must_exist:
+            self._update_existing(run, rows)  # a missing row stays missing, on purpose
+            metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
+        elif run.op in (Op.INSERT, Op.UPDATE):
+            missing = self._upsert(run, rows)
+            self._count(run, run.op.value, len(rows), missing)
+        else:
+            self._truncate(run.table)
+            metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
 
     def _count(self, run: Run, op: str, n: int, missing: int) -> None:
         table = str(run.table)
@@ -211,7 +249,18 @@ class Applier(abc.ABC):
         TOAST value). It cannot go through INSERT ... ON CONFLICT / ON DUPLICATE KEY UPDATE: both
         servers check NOT NULL on the row to insert before they find the conflict. Such runs are
         applied with UPDATE; only rows that turn out not to exist go on to the upsert."""
-        return run.op is Op.UPDATE and not self._required.get(run.table, frozenset()) <= set(run.columns)
+        return run.op is Op.UPDATE and self.leaves_out_required(run.table, run.columns)
+
+    def leaves_out_required(self, table: TableRef, columns: Iterable[str]) -> bool:
+        """Whether a row of these columns leaves out a required column (see is_partial)."""
+        return not self._required.get(table, frozenset()) <= set(columns)
+
+    def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                        rows: int) -> bool:
+        """Whether `_update_rows` updates this many existing rows of these columns in one statement: the
+        conflict check leaves the fields a run did not change out of its write only where that keeps the
+        run one statement."""
+        return rows == 1
 
     def _converted(self, table: TableRef, items: Iterable[tuple[str, Any]], key: Any,
                    what: str = "value") -> list[Any]:
@@ -420,6 +469,9 @@ class Applier(abc.ABC):
 
     def _update_existing(self, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
         """UPDATE each row by key (a partial update, see is_partial); returns the rows that do not exist."""
+        if run.exists:
+            self._update_rows(run, rows)
+            return []
         missing = []
         for r in rows:
             changed = {c: r.values[c] for c in run.updates}
@@ -428,6 +480,14 @@ class Applier(abc.ABC):
             if not self.update_by_key(run.table, run.key_columns, r.key, changed):
                 missing.append(r)
         return missing
+
+    def _update_rows(self, run: Run, rows: list[TargetChange]) -> None:
+        """UPDATE rows known to exist and locked (`Run.exists`) by key, setting `run.updates`; a dialect
+        sends them as one statement (see updates_at_once)."""
+        for r in rows:
+            changed = {c: r.values[c] for c in run.updates}
+            if changed:
+                self.update_by_key(run.table, run.key_columns, r.key, changed)
 
     def lock_busy(self, fail_fast: bool) -> None:
         text = (f"stream {self.stream} is being applied by another replicator instance "

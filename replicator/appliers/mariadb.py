@@ -18,7 +18,7 @@ from pymysql.protocol import MysqlPacket
 
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
-from replicator.appliers.myliteral import Formatter, split_insert
+from replicator.appliers.myliteral import MAX_STMT_LENGTH, Formatter, split_insert
 from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
@@ -32,6 +32,7 @@ from replicator.mypackets import PacketReader, usable
 _T = TypeVar("_T")
 
 BATCH = 1000
+_INT_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
 _new = object.__new__
 def quote(*parts: str) -> str:
     """Quote an identifier for MariaDB (backticks, doubled inside) and escape % for PyMySQL."""
@@ -123,6 +124,34 @@ def _datetime(value: Any) -> Any:
         return value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
     _beyond(value)
     return _utc_naive(value)
+
+
+def _aggregate_as_they_are(values: list[list[Any]]) -> bool:
+    """Whether each column's values, as literals in a UNION, take a type that holds every one of them as
+    it is: one class per column (or NULL), and for Decimals no more than the 65 digits of a DECIMAL
+    between the most integer digits and the most fractional ones (else MariaDB cuts the scale: a second
+    rounding before the column's own). (The classes by one `set(map(type, ...))` in C per column: this
+    runs for every row of every narrowed run.)"""
+    for col in zip(*values):
+        classes = set(map(type, col))
+        classes.discard(_NONE)
+        if len(classes) > 1:
+            return False
+        if Decimal in classes:
+            ints = scale = 0
+            for v in col:
+                if v is not None:
+                    t = v.as_tuple()
+                    exp = t.exponent
+                    if not isinstance(exp, int):  # (never: the converter refuses NaN and infinities)
+                        return False
+                    ints, scale = max(ints, len(t.digits) + exp), max(scale, -exp)
+            if ints + scale > 65:
+                return False
+    return True
+
+
+_NONE = type(None)
 
 
 def _uuid_text(value: Any) -> Any:
@@ -286,6 +315,7 @@ class MariaDBApplier(Applier):
         self.db: Any = None
         self.ckpt_table = quote(conn.state_schema, CHECKPOINT_TABLE)
         self._sql_cache: dict[tuple[Any, ...], str] = {}
+        self._update_sql: dict[tuple[Any, ...], tuple[str, list[int]]] = {}  # _update_rows's, by shape
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
@@ -450,6 +480,78 @@ class MariaDBApplier(Applier):
                         cur.execute(statement)
             return len(rows) - existing
         return self._run(q)
+
+    def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                        rows: int) -> bool:
+        """One row; more where the key is integers: `_update_rows` joins the table with the rows as a derived
+        table, and a text key would be compared under the literals' collation instead of the column's."""
+        if rows == 1:
+            return True
+        types = self._types.get(table, {})
+        for c in key_columns:
+            if types.get(c) not in _INT_TYPES:
+                return False
+        return True
+
+    def _update_rows(self, run: Run, rows: list[TargetChange]) -> None:
+        """Existing, locked rows (`Run.exists`) by key, setting `run.updates`, the values converted by
+        `convert_rows` and formatted by the upserts' Formatter. One row: `UPDATE t SET c = v WHERE k = v`.
+        More (an integer key, see updates_at_once): `UPDATE t JOIN (SELECT v AS k, v AS c UNION ALL SELECT
+        ...) v ON t.k = v.k SET t.c = v.c`, up to BATCH rows a statement. Each column of the derived table
+        takes one type for all its rows (MariaDB aggregates the literals' types), so this is done only when a
+        column's values are all of one class (or NULL): literals of one class aggregate to a type that holds
+        each of them as it is (BIGINT or DECIMAL, DECIMAL, DOUBLE, a string, a binary string), stored into the
+        column as an INSERT stores the literal itself. Else row by row."""
+        updates = run.updates
+        if not updates:
+            return
+        values = self.convert_rows(run, rows)
+        types = self._types.get(run.table, {})
+        joined = len(values) > 1 and all(types.get(c) in _INT_TYPES for c in run.key_columns) \
+            and _aggregate_as_they_are(values)
+        if joined:
+            self._run(self._update_joined, run, values)
+            return
+        key = ("update", run.table, run.columns, run.key_columns, run.insert_only)
+        cached = self._update_sql.get(key)
+        if cached is None:
+            sets = ", ".join(f"{quote(c)} = %s" for c in updates)
+            cond = " AND ".join(f"{quote(c)} = %s" for c in run.key_columns)
+            order = [run.columns.index(c) for c in (*updates, *run.key_columns)]
+            cached = self._update_sql[key] = (
+                f"UPDATE {quote(run.table.schema, run.table.name)} SET {sets} WHERE {cond}", order)
+        text, order = cached
+
+        def q() -> None:
+            literal = self._formatter().literal
+            with self.db.cursor() as cur:
+                for row in values:
+                    cur.execute(text % tuple([literal(v) for v in map(row.__getitem__, order)]))
+        self._run(q)
+
+    def _update_joined(self, run: Run, values: list[list[Any]]) -> None:
+        fmt = self._formatter()
+        enc = fmt.encoding
+        names = [my_ident(c) for c in run.columns]
+        head = f"UPDATE {my_ident(run.table.schema, run.table.name)} AS t JOIN (".encode(enc)
+        tail = (") AS v ON " + " AND ".join(f"t.{my_ident(c)} = v.{my_ident(c)}" for c in run.key_columns)
+                + " SET " + ", ".join(f"t.{my_ident(c)} = v.{my_ident(c)}" for c in run.updates)).encode(enc)
+        literal = fmt.literal
+        with self.db.cursor() as cur:
+            parts: list[bytes] = []
+            size = 0
+            for row in values:
+                if not parts:  # the first SELECT names the derived table's columns
+                    b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(row, names))).encode(enc)
+                else:
+                    b = (" UNION ALL SELECT " + fmt.row(row)[1:-1]).encode(enc)
+                parts.append(b)
+                size += len(b)
+                if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
+                    cur.execute(head + b"".join(parts) + tail)
+                    parts, size = [], 0
+            if parts:
+                cur.execute(head + b"".join(parts) + tail)
 
     def _formatter(self) -> Formatter:
         fmt = self._fmt

@@ -114,6 +114,13 @@ class FakeTarget:
     def column_info(self, table: TableRef) -> dict[str, ColumnInfo]:
         return self.info
 
+    # a write of some columns updates only those (`apply` below): any run may leave the unchanged ones out
+    def updates_at_once(self, table: TableRef, key_columns: Any, columns: Any, rows: int) -> bool:
+        return True
+
+    def leaves_out_required(self, table: TableRef, columns: Any) -> bool:
+        return False
+
     def read_rows(self, table: TableRef, key_columns: Any, columns: Any, keys: Any) -> list[tuple]:
         self.reads += 1
         return [(k[0], *(self.rows[k[0]][c] for c in columns)) for k in keys if k[0] in self.rows]
