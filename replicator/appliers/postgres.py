@@ -36,6 +36,31 @@ psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]
 PAGE = 1000
 
 
+def _time_text_at_24(value: str | bytes | None, cur: Any) -> Any:
+    """A time (or timetz) as psycopg2 reads it, but PostgreSQL's end of a day, 24:00:00, as its text: no
+    Python time holds it (psycopg2 gives 00:00, a write-back of which changes the row)."""
+    if isinstance(value, str) and value.startswith("24:"):
+        return value
+    return psycopg2.extensions.PYTIME(value, cur)
+
+
+def _as_text(value: str | bytes | None, cur: Any) -> Any:
+    return value
+
+
+# What the conflict check's locked read (`read_rows`) gets for the types whose Python value would not write
+# back the value it read: the check writes a field the run carries with the locked row's own value (and
+# compares it, replicator.compare, which reads these texts). json/jsonb as their text (psycopg2 parses a
+# string scalar to a str the write path then takes for JSON text: "abc" came back as abc, invalid JSON; a
+# number to a float), an interval as its text (psycopg2 cannot read the session's IntervalStyle iso_8601:
+# NotSupportedError), a time of 24:00:00 as its text. Registered on the read's cursor only.
+_READ_CASTERS = (
+    psycopg2.extensions.new_type((114, 3802), "JSON_TEXT", _as_text),
+    psycopg2.extensions.new_type((1186,), "INTERVAL_TEXT", _as_text),
+    psycopg2.extensions.new_type((1083, 1266), "TIME_24", _time_text_at_24),
+)
+
+
 class _Identifier(sql.Identifier):
     """A quoted name in a statement that runs with parameters: a % in it is doubled (psycopg2, and
     execute_values's split on the one %s, read a single % as a placeholder: a column "50%s" broke it)."""
@@ -555,6 +580,26 @@ class PostgresApplier(Applier):
 
     def quote_col(self, column: str) -> str:
         return _ident(column)
+
+    def read_rows(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
+                  keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Applier.read_rows, with the values of json/jsonb, interval and a time of 24:00:00 as their text
+        (`_READ_CASTERS`): what the check writes back must be what it read."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(keys), 1000):
+            part = keys[i:i + 1000]
+            text = self.read_rows_sql(table, key_columns, columns, len(part))
+            params = self.key_params(table, key_columns, part)
+
+            def q() -> list[tuple[Any, ...]]:
+                with self.db.cursor() as cur:
+                    for caster in _READ_CASTERS:
+                        psycopg2.extensions.register_type(caster, cur)
+                    cur.execute(text, list(params))
+                    rows: list[tuple[Any, ...]] = cur.fetchall()
+                    return rows
+            out += self._run(q)
+        return out
 
     def query(self, sql_text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def q() -> list[tuple[Any, ...]]:

@@ -23,12 +23,11 @@ from tests.integration.test_mariadb_read_rows import rows as maria_rows
 from tests.integration.test_pgcopy_differential import COLUMNS as PG_COLUMNS
 from tests.integration.test_pgcopy_differential import TYPE_TABLE, _type_table_rows
 
-# every column of the type table but two whose values the old write could not write back as it read them
-# (one reason to write only what changed): psycopg2 cannot read an interval in the applier session's
-# IntervalStyle iso_8601 (NotSupportedError), and reads a jsonb string scalar as a Python str, which
-# written back is no JSON ("str\ing": invalid input syntax for type json); and a time(6) of 24:00:00 comes
-# back as datetime.time 00:00, written back as such: the old write changed it
-READ_BACK = [c for c, (t, _) in zip(PG_COLUMNS, TYPE_TABLE) if t not in ("interval", "jsonb", "time(6)")]
+# every column of the type table: the old write put back what the locked read gave, and it gives the values
+# psycopg2 would not write back as read (an interval, which it cannot read in the applier session's
+# IntervalStyle iso_8601; a jsonb string scalar, a str that written back is no JSON; a time(6) of 24:00:00,
+# datetime.time 00:00) as their text (appliers/postgres.py _READ_CASTERS)
+READ_BACK = list(PG_COLUMNS)
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -266,3 +265,27 @@ def test_mariadb_joined_update_is_one_statement_and_refuses_what_the_upsert_refu
         a.rollback()
     assert errors[0] == errors[1] == (1406, "Data too long for column 'name'"), errors
     assert [(r[0], r[8]) for r in _maria_rows(conn, "part")] == [((int, k), (str, f"m{k}")) for k in range(3)]
+
+
+def test_postgresql_locked_read_writes_back_what_it_read(pg: tuple[PostgresApplier, Any]) -> None:
+    """A checked run writes a field it carries but did not change with the locked row's own value: a time of
+    24:00:00, a jsonb string scalar, a jsonb number of many digits and an interval come back unchanged."""
+    a, conn = pg
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE lossy (id int PRIMARY KEY, t time(6), j jsonb, n jsonb, i interval, q int)")
+        cur.execute("INSERT INTO lossy VALUES (1, '24:00:00', '\"str\\\\ing\"', '1.100000000000000000001', "
+                    "'1 day 02:03:04.5', 0)")
+    conn.commit()
+    t = TableRef("public", "lossy")
+    a.load_types([t])
+    cols = ["t", "j", "n", "i"]
+    a.begin()
+    locked = a.read_rows(t, ("id",), cols, [(1,)])
+    row = {"id": 1, **dict(zip(cols, locked[0][1:])), "q": 1}
+    a._upsert(Run(t, Op.UPDATE, ("id",), ("id", *cols, "q"), {}, checked=True), _changes(t, [row]))
+    a.commit_untracked()
+    with conn.cursor() as cur:
+        cur.execute("SELECT t::text, j::text, n::text, i::text, q FROM lossy")
+        got = cur.fetchone()
+    conn.commit()
+    assert got == ("24:00:00", '"str\\\\ing"', "1.100000000000000000001", "1 day 02:03:04.5", 1)
