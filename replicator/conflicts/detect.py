@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from replicator import compare, metrics
 from replicator.appliers.base import Applier, Run
@@ -123,6 +123,39 @@ class Detector:
                         "wins such conflicts; not waiting again for %.0f s", self.stream, side, table, key,
                         COMMIT_TIME_WAIT_SECONDS, BACKOFF_SECONDS)
         return found
+
+    def agrees(self, flow: Flow, field_of: dict[str, str], c: str, now: Any, expected: Any,
+               key_columns: Sequence[str], key: Sequence[Any], current: dict[str, Any],
+               eq: Callable[[Any, Any], bool]) -> bool:
+        """Whether the target's value `now` of column `c` is `expected` in the other direction's shape: sent
+        to the source by the reverse flow and brought back by `flow`, it is `expected` (as verify's
+        `_not_written_back` decides agreement). A field transformed one way only (`upper` from crm to erp)
+        holds different images on the two sides while replication is done: without this, every delete of
+        such a row, and every update of such a field, would be a conflict decided against a value nobody
+        edited. Only asked where the plain comparison found a difference; anything that cannot be mapped
+        back and forth (a transform reading other columns, a reference, an error) is no agreement.
+        `current`: the target row's other columns (a fresh dict: it is changed here); `field_of`: target
+        column -> the mapping's field name; `eq`: the column's equality. Also used by a dead-letter retry's
+        check (stream/deadcheck.py)."""
+        back = self.back.get(flow.mapping)
+        name = field_of.get(c)
+        if back is None or name is None:
+            return False
+        bplan, plan = back.plan(name), flow.plan(name)
+        if bplan is None or plan is None or bplan.source != c or plan.source is None or plan.references \
+                or bplan.references:
+            return False
+        current.update(zip(key_columns, key))
+        current[c] = now
+        try:
+            there = plan_value(back, bplan, RowChange(back.source.table, Op.INSERT, None, current), current)
+            if there is UNCHANGED:
+                return False
+            source = {plan.source: there}
+            here = plan_value(flow, plan, RowChange(flow.source.table, Op.INSERT, None, source), source)
+        except (RowError, KeyError, TypeError, ValueError):
+            return False
+        return here is not UNCHANGED and eq(here, expected)
 
     def equal(self, info: dict[str, ColumnInfo], column: str) -> Callable[[Any, Any], bool]:
         ci = info.get(column)
@@ -425,33 +458,9 @@ class _Check:
         return _with_values(r, values) if differs else None
 
     def _agrees(self, c: str, now: Any, expected: Any, r: TargetChange, row: Any) -> bool:
-        """Whether the target's value `now` of column `c` is `expected` in the other direction's shape: sent
-        to the source by the reverse flow and brought back by this one, it is `expected` (as verify's
-        `_not_written_back` decides agreement). A field transformed one way only (`upper` from crm to erp)
-        holds different images on the two sides while replication is done: without this, every delete of
-        such a row, and every update of such a field, would be a conflict decided against a value nobody
-        edited. Only asked where the plain comparison found a difference; anything that cannot be mapped
-        back and forth (a transform reading other columns, a reference, an error) is no agreement."""
-        back = self.det.back.get(self.flow.mapping)
-        name = self.field_of.get(c)
-        if back is None or name is None:
-            return False
-        bplan, plan = back.plan(name), self.flow.plan(name)
-        if bplan is None or plan is None or bplan.source != c or plan.source is None or plan.references \
-                or bplan.references:
-            return False
+        """Detector.agrees for this run's row `r` (`row`: its locked tuple or column -> value dict)."""
         current = self._cur(row) if isinstance(row, tuple) else dict(row)
-        current.update(zip(self.key, r.key))
-        current[c] = now
-        try:
-            there = plan_value(back, bplan, RowChange(back.source.table, Op.INSERT, None, current), current)
-            if there is UNCHANGED:
-                return False
-            source = {plan.source: there}
-            here = plan_value(self.flow, plan, RowChange(self.flow.source.table, Op.INSERT, None, source), source)
-        except (RowError, KeyError, TypeError, ValueError):
-            return False
-        return here is not UNCHANGED and self.eq(c)(here, expected)
+        return self.det.agrees(self.flow, self.field_of, c, now, expected, self.key, r.key, current, self.eq(c))
 
     # -- deciding and recording
     def _field(self, kind: str, r: TargetChange, c: str, new: Any, now: Any, cur: dict[str, Any]) -> tuple[Any, bool]:

@@ -28,12 +28,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from replicator.appliers.base import Applier
-from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
+from replicator.changes import UNCHANGED, Op, TargetChange
 from replicator.compare import show
 from replicator.conflicts.detect import Detector
 from replicator.errors import RowError
 from replicator.mapping.model import Flow
-from replicator.mapping.router import plan_value
 
 CONFLICT = "conflict"  # the error class of a retry refused because the target row was edited since
 
@@ -125,33 +124,13 @@ def judge(tc: TargetChange, current: Mapping[str, Any] | None, equal: Equal,
 
 
 def _agreement(det: Detector, flow: Flow, equal: Equal, tc: TargetChange, current: Mapping[str, Any]) -> Agrees:
-    """detect._Check._agrees for one row: whether the target's value of a column, sent to the source by the
-    reverse flow and brought back by this one, is the value compared with (a field transformed one way
-    only holds different images on the two sides while replication is done). Anything that cannot be
-    mapped back and forth (a transform reading other columns, a reference, an error) is no agreement."""
-    back = det.back.get(flow.mapping)
+    """The conflict check's agreement test (Detector.agrees) for one row: whether the target's value of a
+    column, sent to the source by the reverse flow and brought back by this one, is the value compared with
+    (a field transformed one way only holds different images on the two sides while replication is done)."""
     field_of = det.field_of.get(flow.mapping, {})
 
     def agrees(c: str, now: Any, expected: Any) -> bool:
-        name = field_of.get(c)
-        if back is None or name is None:
-            return False
-        bplan, plan = back.plan(name), flow.plan(name)
-        if bplan is None or plan is None or bplan.source != c or plan.source is None or plan.references \
-                or bplan.references:
-            return False
-        row = dict(current)
-        row.update(zip(tc.key_columns, tc.key))
-        row[c] = now
-        try:
-            there = plan_value(back, bplan, RowChange(back.source.table, Op.INSERT, None, row), row)
-            if there is UNCHANGED:
-                return False
-            source = {plan.source: there}
-            here = plan_value(flow, plan, RowChange(flow.source.table, Op.INSERT, None, source), source)
-        except (RowError, KeyError, TypeError, ValueError):
-            return False
-        return here is not UNCHANGED and equal(c)(here, expected)
+        return det.agrees(flow, field_of, c, now, expected, tc.key_columns, tc.key, dict(current), equal(c))
     return agrees
 
 
