@@ -7,7 +7,6 @@ to resume, so a reconnect never lands inside a transaction (python-mysql-replica
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -26,7 +25,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from replicator import metrics
 from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
-                               final_transaction)
+                               final_transaction, new_row_change)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
@@ -599,31 +598,11 @@ class BinlogSource:
         return values
 
 
-# RowChange is a frozen dataclass: its __init__ sets every field through object.__setattr__, a third of the
-# reader's cost per row beyond decoding. The same object -- the same fields in the same order, nothing else --
-# is a new instance whose __dict__ is filled directly; only while RowChange stays a plain frozen dataclass of
-# exactly these fields (no __post_init__, no slots), else through its constructor.
-_NEW = object.__new__
-_PLAIN_ROW_CHANGE = (tuple(f.name for f in dataclasses.fields(RowChange)) == ("table", "op", "before", "after")
-                     and not hasattr(RowChange, "__post_init__") and "__slots__" not in RowChange.__dict__
-                     and RowChange.__new__ is object.__new__)
-
-
 def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> list[RowChange]:
-    """[RowChange(table, op, before, after) for before, after in pairs], built without RowChange.__init__."""
-    if not _PLAIN_ROW_CHANGE:
-        return [RowChange(table, op, before, after) for before, after in pairs]
-    out: list[RowChange] = []
-    append = out.append
-    for before, after in pairs:
-        change = _NEW(RowChange)
-        d = change.__dict__
-        d["table"] = table
-        d["op"] = op
-        d["before"] = before
-        d["after"] = after
-        append(change)
-    return out
+    """[RowChange(table, op, before, after) for before, after in pairs], built without RowChange.__init__
+    (changes.new_row_change)."""
+    new = new_row_change
+    return [new(table, op, before, after) for before, after in pairs]
 
 
 def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import binascii
 import struct
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Union
 
-from replicator.changes import LSN, UNCHANGED, Op, RowChange, TableRef
+from replicator.changes import LSN, UNCHANGED, Op, RowChange, TableRef, new_row_change
 from replicator.errors import DecodeError
 
 __all__ = [
@@ -331,26 +331,6 @@ def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
     return buf[pos:end].decode(), end + 1
 
 
-# RowChange is a frozen dataclass: its __init__ sets each field through object.__setattr__, a fifth of `row`'s
-# time. `row` builds the same object -- the same fields in the same order -- by filling a new instance's __dict__;
-# only while RowChange stays a plain frozen dataclass of exactly these fields (as binlog.row_changes checks).
-_NEW = object.__new__
-_PLAIN_ROW_CHANGE = (tuple(f.name for f in fields(RowChange)) == ("table", "op", "before", "after")
-                     and not hasattr(RowChange, "__post_init__") and "__slots__" not in RowChange.__dict__
-                     and RowChange.__new__ is object.__new__)
-
-
-def _new_row_change(table: TableRef, op: Op, before: Any, after: Any) -> RowChange:
-    change = _NEW(RowChange)
-    d = change.__dict__
-    d["table"] = table
-    d["op"] = op
-    d["before"] = before
-    d["after"] = after
-    return change
-
-
-_row_change: Callable[[TableRef, Op, Any, Any], RowChange] = _new_row_change if _PLAIN_ROW_CHANGE else RowChange
 
 
 class PgOutputDecoder:
@@ -401,13 +381,13 @@ class PgOutputDecoder:
                 if buf[5] == 0x4E:  # 'N'
                     after, pos = read(buf, 6)
                     if pos == len(buf):
-                        return _row_change(plan.relation.table, Op.INSERT, None, after)
+                        return new_row_change(plan.relation.table, Op.INSERT, None, after)
             elif kind == 0x55:  # 'U'
                 marker = buf[5]
                 if marker == 0x4E:
                     after, pos = read(buf, 6)
                     if pos == len(buf):
-                        return _row_change(plan.relation.table, Op.UPDATE, None, after)
+                        return new_row_change(plan.relation.table, Op.UPDATE, None, after)
                 elif marker == 0x4F or marker == 0x4B:  # 'O' (REPLICA IDENTITY FULL) or 'K'
                     before, pos = read(buf, 6)
                     if marker == 0x4B:
@@ -415,7 +395,7 @@ class PgOutputDecoder:
                     if buf[pos] == 0x4E:
                         after, pos = read(buf, pos + 1)
                         if pos == len(buf):
-                            return _row_change(plan.relation.table, Op.UPDATE, before, after)
+                            return new_row_change(plan.relation.table, Op.UPDATE, before, after)
             elif kind == 0x44:  # 'D'
                 marker = buf[5]
                 if marker == 0x4F or marker == 0x4B:
@@ -423,7 +403,7 @@ class PgOutputDecoder:
                     if pos == len(buf):
                         if marker == 0x4B:
                             before = {name: before[name] for name in plan.key_names}
-                        return _row_change(plan.relation.table, Op.DELETE, before, None)
+                        return new_row_change(plan.relation.table, Op.DELETE, before, None)
         except Exception:
             pass
         event = self.decode(buf)  # raises the error; returns only if this method missed a valid form

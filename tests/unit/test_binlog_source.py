@@ -174,10 +174,12 @@ def test_row_changes_are_the_constructors_objects(monkeypatch: pytest.MonkeyPatc
     fields in order, equality, repr, pickling), and the constructor itself when RowChange is not plain."""
     import pickle
 
+    from replicator import changes
     from replicator.sources import binlog
 
-    assert binlog._PLAIN_ROW_CHANGE  # the fast path is the one in use with today's RowChange
-    monkeypatch.setattr(binlog, "_PLAIN_ROW_CHANGE", plain)
+    # the fast path is the one in use with today's RowChange (changes.new_row_change)
+    assert changes._PLAIN_ROW_CHANGE and changes.new_row_change is changes._new_row_change
+    monkeypatch.setattr(binlog, "new_row_change", changes._new_row_change if plain else RowChange)
     pairs = [(None, {"id": 1, "v": "a"}), ({"id": 1}, {"id": 1, "v": None}), ({"id": 2}, None)]
     for op in (Op.INSERT, Op.UPDATE, Op.DELETE):
         got = binlog.row_changes(T, op, pairs)
