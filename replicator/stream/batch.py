@@ -66,28 +66,13 @@ class Batch:
         self._applier.begin()
         self.open, self.started = True, time.monotonic()
 
-    def add(self, changes: list[Item]) -> None:
-        """Part or all of a source transaction's changes; a full page goes to the server now."""
-        self.pending.extend(changes)
-        self.rows += len(changes)
-        if len(self.pending) >= self._page:
-            self._flush(self.pending)
-            self.pending = []
-
-    def end_of(self, txn: Transaction, taken_at: float) -> None:
-        """After `add`: whether the batch now ends on a source transaction boundary."""
-        self.mid_txn = not txn.final
-        if txn.final:
-            self.last = txn
-            if self.oldest is None and txn.commit_time is not None:
-                self.oldest = (txn.commit_time, taken_at)
-            self.txns += 1 if txn.changes else 0
-
     def add_txn(self, changes: Sequence[Item], txn: Transaction, taken_at: float, max_rows: int,
                 max_ms: float) -> bool:
-        """`add`, `end_of`, then whether the batch is due (a final transaction that made it `full`): what
-        the apply loop does per source transaction, in one call instead of three (a single-row burst
-        makes one per row). Each step as the method of its name does it."""
+        """A source transaction's changes (part or all of it; a full page goes to the server now), then
+        whether the batch now ends on a source transaction boundary, and whether it is due: a final
+        transaction with `max_rows` rows in the batch or a batch `max_ms` old. One call per source
+        transaction (a single-row burst makes one per row); tests/unit/reference/batch_a6daaf2.py has
+        the three steps it replaced."""
         pending = self.pending
         pending.extend(changes)
         self.rows += len(changes)
@@ -115,9 +100,6 @@ class Batch:
     def ready(self) -> bool:
         """Open and on a source transaction boundary: it may commit at `last`."""
         return self.open and not self.mid_txn and self.last is not None
-
-    def full(self, max_rows: int, max_ms: float) -> bool:
-        return self.rows >= max_rows or time.monotonic() - self.started >= max_ms / 1000
 
     def timeout(self, max_ms: float, idle: float = 0.5) -> float:
         """How long the loop may wait for more: until the batch is max_ms old when it could commit."""

@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from replicator.changes import LSN, Keepalive, Op, Position, RowChange, TableRef, TargetChange, Transaction
 from replicator.mapping.router import Routed
 from replicator.stream.batch import Batch
+from tests.unit.reference.batch_a6daaf2 import StepBatch
 from replicator.sync.snapshot import Progress
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -40,8 +41,9 @@ class Recorder:
         self.log.append(("ack", position))
 
 
-def _batch(rec: Recorder, page: int = 1000, checkpoint: Position | None = LSN(1)) -> Batch:
-    return Batch(rec, rec.flush, rec.commit, rec.committed, checkpoint, page=page)  # type: ignore[arg-type]
+def _batch(rec: Recorder, page: int = 1000, checkpoint: Position | None = LSN(1)) -> StepBatch:
+    """A Batch with the per-step methods the apply loop's `add_txn` replaced (the tests drive the steps)."""
+    return StepBatch(rec, rec.flush, rec.commit, rec.committed, checkpoint, page=page)  # type: ignore[arg-type]
 
 
 def _changes(n: int) -> list[Routed | Progress]:
@@ -143,7 +145,7 @@ def test_a_failed_commit_does_not_ack_and_leaves_the_batch_open() -> None:
     def failing(position: Position, commit_time: Any) -> None:
         raise RuntimeError("lost the lease")
 
-    batch = Batch(rec, rec.flush, failing, rec.committed, LSN(1))  # type: ignore[arg-type]
+    batch = StepBatch(rec, rec.flush, failing, rec.committed, LSN(1))  # type: ignore[arg-type]
     batch.begin()
     batch.add(_changes(1))
     batch.end_of(_txn(4), taken_at=0.0)
@@ -162,7 +164,8 @@ def test_add_txn_is_add_then_end_of_then_full(steps: list[tuple[int, bool, bool,
     """The apply loop's one call per source transaction against the three it replaced: the same calls to
     the applier and the callables, the same state, the same verdict, commits included."""
     one, three = Recorder(), Recorder()
-    fast, slow = _batch(one, page=page), _batch(three, page=page)
+    fast = Batch(one, one.flush, one.commit, one.committed, LSN(1), page=page)  # type: ignore[arg-type]
+    slow = _batch(three, page=page)  # the three steps add_txn replaced (tests/unit/reference)
     for i, (n, final, timed, rows_in_txn, commit) in enumerate(steps):
         txn = _txn(i + 2, n=rows_in_txn, final=final, at=T0 if timed else None)
         for b in (fast, slow):
