@@ -378,6 +378,7 @@ class _Check:
         new_values = r.values
         values: dict[str, Any] = {}
         writes = False
+        whole: dict[str, Any] | None = None  # the row as a difference sees it (`_whole_row`), read once a row
         for c, is_key, i, eq, plain, instants in self.plan:
             if is_key:
                 values[c] = new_values[c]
@@ -405,12 +406,14 @@ class _Check:
                     values[c], writes = new, True
                 elif eq(now, new):  # both sides made the same edit
                     values[c] = now
-                # the old value, in the other direction's shape
-                elif self._agrees(c, now, old, r, self._whole_row(r, row)):
-                    values[c], writes = new, True
                 else:
-                    values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, self._whole_row(r, row))
-                    writes = writes or won
+                    if whole is None:
+                        whole = self._whole_row(r, row)
+                    if self._agrees(c, now, old, r, whole):  # the old value, in the other direction's shape
+                        values[c], writes = new, True
+                    else:
+                        values[c], won = self._field(M.UPDATE_DIFFERS, r, c, new, now, whole)
+                        writes = writes or won
         if not writes:
             return None
         if r.__class__ is not TargetChange:
