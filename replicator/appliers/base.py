@@ -369,9 +369,14 @@ class Applier(abc.ABC):
         out: list[tuple[Any, ...]] = []
         for i in range(0, len(keys), 1000):
             part = keys[i:i + 1000]
-            out += self.query(self.read_rows_sql(table, key_columns, columns, len(part)),
-                              self.key_params(table, key_columns, part))
+            out += self.locked_query(self.read_rows_sql(table, key_columns, columns, len(part)),
+                                     self.key_params(table, key_columns, part))
         return out
+
+    def locked_query(self, text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """One statement of `read_rows`: `query`, where a dialect's values write back as they were read
+        (PostgreSQL reads some types as their text: appliers/postgres.py)."""
+        return self.query(text, params)
 
     def read_rows_sql(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str], n: int) -> str:
         """`read_rows`'s statement for `n` keys, %s placeholders; made once per shape (a run of single-row

@@ -485,13 +485,11 @@ class MariaDBApplier(Applier):
                         rows: int) -> bool:
         """One row; more where the key is integers: `_update_rows` joins the table with the rows as a derived
         table, and a text key would be compared under the literals' collation instead of the column's."""
-        if rows == 1:
-            return True
+        return rows == 1 or self._int_key(table, key_columns)
+
+    def _int_key(self, table: TableRef, key_columns: Sequence[str]) -> bool:
         types = self._types.get(table, {})
-        for c in key_columns:
-            if types.get(c) not in _INT_TYPES:
-                return False
-        return True
+        return all(types.get(c) in _INT_TYPES for c in key_columns)
 
     def _update_rows(self, run: Run, rows: list[TargetChange]) -> None:
         """Existing, locked rows (`Run.exists`) by key, setting `run.updates`, the values converted by
@@ -506,9 +504,7 @@ class MariaDBApplier(Applier):
         if not updates:
             return
         values = self.convert_rows(run, rows)
-        types = self._types.get(run.table, {})
-        joined = len(values) > 1 and all(types.get(c) in _INT_TYPES for c in run.key_columns) \
-            and _aggregate_as_they_are(values)
+        joined = len(values) > 1 and self._int_key(run.table, run.key_columns) and _aggregate_as_they_are(values)
         if joined:
             self._run(self._update_joined, run, values)
             return

@@ -581,25 +581,17 @@ class PostgresApplier(Applier):
     def quote_col(self, column: str) -> str:
         return _ident(column)
 
-    def read_rows(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
-                  keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Applier.read_rows, with the values of json/jsonb, interval and a time of 24:00:00 as their text
-        (`_READ_CASTERS`): what the check writes back must be what it read."""
-        out: list[tuple[Any, ...]] = []
-        for i in range(0, len(keys), 1000):
-            part = keys[i:i + 1000]
-            text = self.read_rows_sql(table, key_columns, columns, len(part))
-            params = self.key_params(table, key_columns, part)
-
-            def q() -> list[tuple[Any, ...]]:
-                with self.db.cursor() as cur:
-                    for caster in _READ_CASTERS:
-                        psycopg2.extensions.register_type(caster, cur)
-                    cur.execute(text, list(params))
-                    rows: list[tuple[Any, ...]] = cur.fetchall()
-                    return rows
-            out += self._run(q)
-        return out
+    def locked_query(self, text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Applier.locked_query (`read_rows`), with the values of json/jsonb, interval and a time of 24:00:00
+        as their text (`_READ_CASTERS`): what the check writes back must be what it read."""
+        def q() -> list[tuple[Any, ...]]:
+            with self.db.cursor() as cur:
+                for caster in _READ_CASTERS:
+                    psycopg2.extensions.register_type(caster, cur)
+                cur.execute(text, list(params))
+                rows: list[tuple[Any, ...]] = cur.fetchall()
+                return rows
+        return self._run(q)
 
     def query(self, sql_text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         def q() -> list[tuple[Any, ...]]:
