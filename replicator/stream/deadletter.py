@@ -31,7 +31,7 @@ from replicator.connect import missing_state_table
 from replicator.errors import ReplicatorError, RowError
 from replicator.conflicts.detect import Detector
 from replicator.mapping.model import Flow, MappingSet
-from replicator.mapping.router import LinkedChange, key_of, route_flow
+from replicator.mapping.router import LinkedChange, Routed, key_of, route_flow
 from replicator.stream import deadcheck
 
 log = logging.getLogger(__name__)
@@ -252,10 +252,12 @@ def _back(db: Applier) -> None:
     db.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}", [])
 
 
-def try_apply(db: Applier, changes: Sequence[TargetChange]) -> RowError | None:
+def try_apply(db: Applier, changes: Sequence[TargetChange],
+              prepare: Callable[[], Sequence[TargetChange]] | None = None) -> RowError | None:
     """Apply inside a savepoint: None when it went in, the row error (and nothing applied) when the
-    target rejected a row. Anything that is not about a row's data propagates."""
-    return in_savepoint(db, lambda: db.apply(changes), lambda exc: RowError(
+    target rejected a row. Anything that is not about a row's data propagates. `prepare`: what to apply
+    instead of `changes`, made inside the savepoint (a check that may refuse with a RowError)."""
+    return in_savepoint(db, lambda: db.apply(changes if prepare is None else prepare()), lambda exc: RowError(
         db.describe_error(exc), table=str(changes[0].table), key=changes[0].key, column=db.error_column(exc)))
 
 
@@ -459,25 +461,19 @@ def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tu
             raise RowError(f"mapping {e.mapping} could not produce this row and no longer applies to it: "
                            f"skip it", table=e.target_table, key=e.target_key)
         return [e.change], None
+    source_row = e.source_row
+
+    def mine(produced: list[Routed]) -> list[TargetChange]:
+        return [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]
     if checked and flow.two_way:
-        produced = route_flow(flow, e.source_row, stream=True)
-        out = [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]
-        if out or any(isinstance(tc, TargetChange) and str(tc.table) == e.target_table
-                      for tc in route_flow(flow, e.source_row)):
-            return out, flow  # (none: no field the mapping carries changed, nothing to write)
-        # the mapping as it is now writes nothing for this row (a filter): the stored change, as below
-    produced = route_flow(flow, e.source_row)
-    out = [tc for tc in produced if isinstance(tc, TargetChange) and str(tc.table) == e.target_table]
+        streamed = mine(route_flow(flow, source_row, stream=True))
+        if streamed:
+            return streamed, flow
+    out = mine(route_flow(flow, source_row))
+    if checked and flow.two_way and out:
+        return [], flow  # no field the mapping carries changed: nothing to write
+    # the mapping as it is now writes nothing for this row (a filter): the stored change
     return out or [e.change], None
-
-
-def _try_checked(db: Applier, det: Detector, flow: Flow, changes: Sequence[TargetChange]) -> RowError | None:
-    """try_apply, the changes first checked against their locked target rows (deadcheck.check): a row
-    edited on the target since the change was queued is refused with a TargetEdited error."""
-    if not changes:
-        return None
-    return in_savepoint(db, lambda: db.apply(deadcheck.check(db, det, flow, changes)), lambda exc: RowError(
-        db.describe_error(exc), table=str(changes[0].table), key=changes[0].key, column=db.error_column(exc)))
 
 
 # replays a queued change of a linked mapping through a Linker (stream/deadlinked.ReplayLinkers.replay)
@@ -528,7 +524,10 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
                     det = detectors.get(side)
                     if det is None:
                         det = detectors[side] = Detector(mset, side)
-                    error = _try_checked(db, det, flow, changes)
+                    # checked against their locked target rows first (deadcheck.check): a row edited on the
+                    # target since the change was queued is refused with a TargetEdited error
+                    error = try_apply(db, changes, lambda: deadcheck.check(db, det, flow, changes)) \
+                        if changes else None
         if error is None:
             applied.append(e)
             continue
