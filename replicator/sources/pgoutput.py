@@ -331,8 +331,6 @@ def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
     return buf[pos:end].decode(), end + 1
 
 
-
-
 class PgOutputDecoder:
     """Stateful only through the relation cache (OID -> Relation), replaced by each 'R' message."""
 
