@@ -1,7 +1,9 @@
 """Safe YAML loading that remembers where each key stands, so errors name file, line and key.
 
 Only plain YAML is accepted (yaml.SafeLoader): Python tags such as !!python/object are refused.
-Duplicate keys are refused too; PyYAML would silently keep the last one.
+Duplicate keys are refused too; PyYAML would silently keep the last one. So are YAML 1.1's other boolean
+words (yes, no, on, off in any case): PyYAML reads `country: NO` (Norway) or `code: ON` as a boolean, which
+a text column would then receive as `false`; only true and false are booleans here, the rest must be quoted.
 """
 from __future__ import annotations
 
@@ -38,9 +40,28 @@ class YamlList(list[Any]):
         return Where(self.file, line, f"{path}[{index}]")
 
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+_BOOL_WORDS = ("true", "false")
+
+
+def _refuse_yaml11_bool(node: yaml.Node, where: Where) -> None:
+    """A plain scalar PyYAML resolves to a boolean although it is not true or false (yes, No, ON, off...)."""
+    if (isinstance(node, yaml.ScalarNode) and node.tag == BOOL_TAG and node.style is None
+            and str(node.value).lower() not in _BOOL_WORDS):
+        word = str(node.value)
+        as_bool = "true" if word.lower() in ("yes", "on") else "false"
+        raise ConfigError(f"`{word}` would be read as the boolean {as_bool} (YAML 1.1): write {as_bool} for a "
+                          f"boolean, or quote it ('{word}') for the text", where)
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         pass
+
+    path: list[str] = []  # the key path being constructed (depth first), for the boolean words' error
+
+    def here(step: str) -> str:
+        return "".join(p if p.startswith("[") or i == 0 else "." + p for i, p in enumerate([*path, step]))
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> YamlMap:
         own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
@@ -52,6 +73,7 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
         result.line = node.start_mark.line + 1
         result.key_lines = {}
         for index, (key_node, value_node) in enumerate(node.value):
+            _refuse_yaml11_bool(key_node, Where(file, key_node.start_mark.line + 1, here(str(key_node.value))))
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise ConfigError(
@@ -66,12 +88,25 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
                         Where(file, key_node.start_mark.line + 1, skey),
                     )
                 explicit.add(skey)
-            result[skey] = loader.construct_object(value_node, deep=True)
+            _refuse_yaml11_bool(value_node, Where(file, value_node.start_mark.line + 1, here(skey)))
+            path.append(skey)
+            try:
+                result[skey] = loader.construct_object(value_node, deep=True)
+            finally:
+                path.pop()
             result.key_lines[skey] = key_node.start_mark.line + 1
         return result
 
     def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> YamlList:
-        result = YamlList(loader.construct_object(child, deep=True) for child in node.value)
+        items = []
+        for index, child in enumerate(node.value):
+            _refuse_yaml11_bool(child, Where(file, child.start_mark.line + 1, here(f"[{index}]")))
+            path.append(f"[{index}]")
+            try:
+                items.append(loader.construct_object(child, deep=True))
+            finally:
+                path.pop()
+        result = YamlList(items)
         result.file = file
         result.line = node.start_mark.line + 1
         result.item_lines = [child.start_mark.line + 1 for child in node.value]

@@ -346,7 +346,10 @@ def test_unknown_key_in_batch(tmp_path: Path) -> None:
 
 
 def test_port_is_not_a_boolean(tmp_path: Path) -> None:
-    assert msg(tmp_path, with_crm("    port: yes\n")) == "F:6: connections.crm.port: expected an integer, got a boolean"
+    assert msg(tmp_path, with_crm("    port: true\n")) == "F:6: connections.crm.port: expected an integer, got a boolean"
+    assert msg(tmp_path, with_crm("    port: yes\n")) == (
+        "F:6: connections.crm.port: `yes` would be read as the boolean true (YAML 1.1): write true for a boolean, "
+        "or quote it ('yes') for the text")
 
 
 def test_port_is_not_text(tmp_path: Path) -> None:

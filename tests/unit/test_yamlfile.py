@@ -191,7 +191,7 @@ def test_get_returns_typed_values_and_defaults() -> None:
     [
         ("true", int, "expected an integer, got a boolean"),
         ("false", float, "expected a number, got a boolean"),
-        ("yes", str, "expected text, got a boolean"),  # YAML 1.1: yes is a boolean
+        ("true", str, "expected text, got a boolean"),  # yes/no/on/off: refused at load (below)
         ("'5432'", int, "expected an integer, got str '5432'"),
         ("54.5", int, "expected an integer, got float 54.5"),
         ("5", str, "expected text, got int 5"),
@@ -293,3 +293,26 @@ def test_empty_file_is_an_empty_section() -> None:
     s = Section(load_text("", F), "", F)
     assert s.get("x", int, 1) == 1
     s.done()
+
+
+# ---------------------------------------------------------------- YAML 1.1 booleans
+
+
+@pytest.mark.parametrize("word", ["NO", "no", "Yes", "on", "OFF"])
+def test_yaml11_boolean_words_are_refused_naming_line_key_and_the_fix(word: str) -> None:
+    # a country code NO (Norway) or a status ON became the boolean false/true, written as 'false'/'true'
+    e = error_of(f"fields:\n  country: {{default: {word}}}\n")
+    assert e.where == Where(F, 2, "fields.country.default"), e.where
+    assert f"`{word}` would be read as the boolean" in str(e) and f"quote it ('{word}')" in str(e), str(e)
+
+
+def test_yaml11_boolean_words_are_refused_in_lists_and_as_keys() -> None:
+    e = error_of("map:\n  - {crm: active, erp: A}\n  - [x, off]\n")
+    assert e.where == Where(F, 3, "map[1][1]"), e.where
+    e = error_of("a: 1\nyes: 2\n")
+    assert e.where == Where(F, 2, "yes"), e.where
+
+
+def test_true_false_and_quoted_words_load_as_before() -> None:
+    data = load_text("a: true\nb: False\nc: 'NO'\nd: \"on\"\ne: [TRUE, 'off']\nf: N\n", F)
+    assert data == {"a": True, "b": False, "c": "NO", "d": "on", "e": [True, "off"], "f": "N"}
