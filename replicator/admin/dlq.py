@@ -68,14 +68,13 @@ def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) 
 
 
 def _render(entries: Sequence[Entry]) -> str:
-    if not entries:
-        return "the dead-letter queue is empty"
-    lines = [f"{'ID':<10} {'QUEUED (UTC)':<20} {'MAPPING':<14} {'TABLE':<22} {'KEY':<14} {'OP':<7} ERROR"]
-    for e in entries:
-        key = ",".join(str(v) for v in e.target_key)
-        lines.append(f"{e.ref:<10} {e.queued_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {e.mapping:<14} "
-                     f"{e.target_table:<22} {key:<14} {e.op:<7} {e.error}")
-    return "\n".join(lines)
+    """A table whose columns are as wide as their longest value (a CRM's 36-character UUID keys, long
+    table names), so that every row lines up under its header."""
+    rows = [(e.ref, e.queued_at.strftime("%Y-%m-%d %H:%M:%S"), e.mapping, e.target_table,
+             ",".join(str(v) for v in e.target_key), e.op, e.error) for e in entries]
+    header = ("ID", "QUEUED (UTC)", "MAPPING", "TABLE", "KEY", "OP", "ERROR")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    return "\n".join(" ".join(f"{cell:<{w}}" for cell, w in zip(r, widths)) + " " + r[-1] for r in (header, *rows))
 
 
 def _show(e: Entry) -> str:
@@ -98,23 +97,27 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
     opener = opener or _open
     sides = [c.name for c in config.connections]
     status = 0
+    matched = 0
+    listed: list[tuple[str, list[Entry]]] = []
     for side in sides:
         db = opener(config, side)
         try:
             if args.action in ("list", "show"):
                 entries = _selected(db, args, sides)
                 db.rollback()
+                matched += len(entries)
+                listed.append((side, entries))
                 for e in entries:
                     if args.json:
                         print(json.dumps(e.as_dict(), ensure_ascii=False), file=out)
                     elif args.action == "show":
                         print(_show(e), file=out)
-                if args.action == "list" and not args.json and (entries or side == sides[-1]):
-                    print(f"{side}:", file=out)
-                    print(_render(entries), file=out)
                 continue
             db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
             entries = _selected(db, args, sides, lock=True)
+            matched += len(entries)
+            if not entries:
+                continue  # nothing selected in this database: no linkers to open, nothing to commit
             if args.action == "skip":
                 deadletter.delete(db, (e.id for e in entries))
                 db.commit_untracked()
@@ -138,6 +141,18 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         finally:
             db.rollback()
             db.close()
+    if args.id and not matched:  # before, `dlq show erp:999` printed nothing and exited 0
+        raise ConfigError(f"no queued change {args.id} (`replicator dlq list` lists them, as crm:3)")
+    if args.action == "list" and not args.json:
+        shown = [(side, entries) for side, entries in listed if entries]
+        for side, entries in shown:
+            print(f"{side}:", file=out)
+            print(_render(entries), file=out)
+        if not shown:
+            filters = " and ".join(f"--{name} {value}" for name, value in (("mapping", args.mapping), ("key", args.key))
+                                   if value is not None)
+            print(f"no queued change matches {filters}" if filters else
+                  f"the dead-letter queues of {' and '.join(sides)} are empty", file=out)
     return status
 
 
