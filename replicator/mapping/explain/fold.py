@@ -7,7 +7,18 @@ from typing import Any
 from replicator.changes import Op, RowChange
 from replicator.mapping.folds import PARENT, VALUE, route_fold
 from replicator.mapping.model import Flow
+from replicator.mapping.explain.render import _show, _show_dict
 from replicator.mapping.router import LinkedChange, Ref
+
+
+def _slice(values: Any, otherwise: str) -> str:
+    """A slice as the text output writes values (`kind = "email"`, `deleted = false`), not a Python dict."""
+    return _show_dict(dict(values)) if values else otherwise
+
+
+def _value(v: Any) -> str:
+    """A value as the text output writes it; "(not looked up)" and the like are notes, not text values."""
+    return v if isinstance(v, str) and v.startswith("(") and v.endswith(")") else _show(v)
 
 
 def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, note: str | None) -> dict[str, Any]:
@@ -25,7 +36,7 @@ def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, not
     routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
               if isinstance(r, LinkedChange)]
     if not routed:
-        out["result"] = (f"not this fold's row (outside {dict(flow.source.slice)} or no {fold.by})" if child
+        out["result"] = (f"not this fold's row (outside {_slice(flow.source.slice, 'the table')} or no {fold.by})" if child
                          else f"{fold.into} is NULL: no {fold.child} row is made")
         return out
     lc = routed[0]
@@ -42,23 +53,23 @@ def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, not
     out["value"] = shown
     if lookup is not None and (resolved is None or (isinstance(value, Ref) and shown is None)):
         waits = parent if resolved is None else value
-        out["result"] = f"parked until {waits.mapping} {waits.value!r} has a counterpart on {flow.target.side}"
+        out["result"] = f"parked until {waits.mapping} {_show(waits.value)} has a counterpart on {flow.target.side}"
     elif child:
-        out["result"] = (f"{flow.target.table}.{fold.into} = {shown!r} on the parent; a second row of "
-                         f"{dict(flow.source.slice) or 'this table'} for the parent is a row error")
+        out["result"] = (f"{flow.target.table}.{fold.into} = {_value(shown)} on the parent; a second row "
+                         f"of {_slice(flow.source.slice, 'this table')} for the parent is a row error")
     else:
-        out["result"] = (f"the {flow.target.table} row of {dict(flow.target.slice) or 'the parent'} with "
-                         f"{fold.by} = parent gets {fold.value} = {shown!r} (created when missing)")
+        out["result"] = (f"the {flow.target.table} row of {_slice(flow.target.slice, 'the parent')} with "
+                         f"{fold.by} = parent gets {fold.value} = {_value(shown)} (created when missing)")
     return out
 
 
 def render_fold(r: dict[str, Any]) -> str:
     lines = [f"mapping {r['mapping']} ({r['direction']}): a fold, {r['source']['side']} {r['source']['table']} -> "
-             f"{r['target']['side']} {r['target']['table']}", f"row: {r['row']}", f"     {r['origin']}", ""]
+             f"{r['target']['side']} {r['target']['table']}", f"row: {_show_dict(r['row'])}", f"     {r['origin']}", ""]
     if "parent" in r:
         p = r["parent"]
-        lines.append(f"parent: {p['mapping']} {p['key']!r} -> {p['counterpart']!r}")
-        lines.append(f"value: {r['value']!r}")
+        lines.append(f"parent: {p['mapping']} {_show(p['key'])} -> {_value(p['counterpart'])}")
+        lines.append(f"value: {_value(r['value'])}")
     lines.append(f"result: {r['result']}")
     lines.append(f"({r['lookup']})")
     return "\n".join(lines) + "\n"
