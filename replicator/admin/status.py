@@ -440,7 +440,8 @@ def render(st: Status) -> str:
         for sy in d.syncs:
             pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
                 else ""
-            out.append(f"  sync {sy.mapping:<12}{sy.status} {sy.rows_done:,}/"
+            # the label column is 17 wide, as the lines above; a longer mapping name still gets its space
+            out.append(f"  {'sync ' + sy.mapping:<16} {sy.status} {sy.rows_done:,}/"
                        f"{max(sy.rows_estimated, sy.rows_done):,} rows{pct}")
         out.extend(f"  ! {e}" for e in d.errors)
     for s in st.sources:

@@ -148,3 +148,13 @@ def test_binlog_margin() -> None:
     assert (r.present, r.files_before, r.margin_seconds) == (True, 1, 3000.0)
     gone = BinlogRetention(("b.000004",), "b.000002", 3600.0, None, 1600.0)
     assert (gone.present, gone.files_before, gone.margin_seconds) == (False, 0, 0.0)
+
+
+def test_sync_lines_keep_a_space_after_a_long_mapping_name() -> None:
+    syncs = (st.SyncStatus("products", "done", 3, 3), st.SyncStatus("customer_custom", "copying", 5, 10))
+    status = st.Status(st.HEALTHY, (), UP, (_dir(syncs=syncs), _dir("erp_to_crm")), (_pg(), _maria()))
+    lines = st.render(status).splitlines()
+    # before: "sync customer_customcopying" (the name ran into the state past 12 characters)
+    assert "  sync products    done 3/3 rows" in lines
+    assert "  sync customer_custom copying 5/10 rows 50%" in lines
+    assert "  parked rows      0" in lines  # the label column the sync lines line up with
