@@ -149,10 +149,10 @@ class Section:
     `done()` raises on any key nobody asked for, so typos are errors, not silently ignored.
     """
 
-    def __init__(self, data: Any, path: str, file: str = "?"):
-        if data is None:
+    def __init__(self, data: Any, path: str, file: str = "?", line: int | None = None):
+        if data is None:  # `key:` with nothing after it: errors about it still name its line
             data = YamlMap()
-            data.file, data.line, data.key_lines = file, None, {}
+            data.file, data.line, data.key_lines = file, line, {}
         if not isinstance(data, YamlMap):
             where = Where(getattr(data, "file", file), getattr(data, "line", None), path or "<top>")
             raise ConfigError(f"expected a mapping, got {_kind(data)}", where)
@@ -195,7 +195,7 @@ class Section:
             if required:
                 raise ConfigError("required section is missing", self.where(key))
             return Section(None, self._child(key), self.file)
-        return Section(self.data[key], self._child(key), self.file)
+        return Section(self.data[key], self._child(key), self.file, self.data.key_lines.get(key))
 
     def items(self) -> Iterator[tuple[str, Any]]:
         for key in self.data:

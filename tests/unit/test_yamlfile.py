@@ -316,3 +316,10 @@ def test_yaml11_boolean_words_are_refused_in_lists_and_as_keys() -> None:
 def test_true_false_and_quoted_words_load_as_before() -> None:
     data = load_text("a: true\nb: False\nc: 'NO'\nd: \"on\"\ne: [TRUE, 'off']\nf: N\n", F)
     assert data == {"a": True, "b": False, "c": "NO", "d": "on", "e": [True, "off"], "f": "N"}
+
+
+def test_an_empty_section_keeps_its_line_for_errors() -> None:
+    # `fields:` followed only by comments (a scaffold draft with nothing paired) named no line before
+    data = load_text("m:\n  direction: both\n  fields:\n    # nothing paired\n", F)
+    fields = Section(data, "").section("m").section("fields", required=True)
+    assert fields.where() == Where(F, 3, "m.fields")
