@@ -94,19 +94,42 @@ def _value_map(sa: ColumnInfo, sb: ColumnInfo, a: str, b: str) -> list[str] | No
     return lines
 
 
+def _key_maker(t: Table) -> str | None:
+    """Who makes the one-column key of a new row: "db" (identity, serial, AUTO_INCREMENT), "default" (a
+    DEFAULT such as gen_random_uuid()), "uuid" (text or uuid without a default: the application makes it,
+    as SuiteCRM's char(36) ids), or None (a composite key, or one that must be given: shared keys)."""
+    if len(t.key) != 1 or t.key[0] not in t.columns:
+        return None
+    c = t.columns[t.key[0]]
+    if c.generated:
+        return "db"
+    if c.has_default:
+        return "default"
+    if c.kind == "uuid" or (c.kind == "text" and (c.length is None or c.length >= 32)):
+        return "uuid"
+    return None
+
+
 def draft(name: str, a: Table, b: Table) -> str:
     """The YAML text of a draft mapping between `a` and `b` (direction both)."""
     ka, kb = a.key, b.key
-    generated = all(a.columns[k].generated for k in ka if k in a.columns) and \
-        all(b.columns[k].generated for k in kb if k in b.columns)
-    crosswalk = len(ka) == 1 and len(kb) == 1 and generated
+    made = {t.side: _key_maker(t) for t in (a, b)}
+    # a crosswalk pairs one-column keys that each side makes itself: numbered by its database (identity,
+    # AUTO_INCREMENT), or made by its application (a CRM's char(36) UUID) -- then by `generate:` when
+    # replicator creates the row there
+    crosswalk = len(ka) == 1 and len(kb) == 1 and None not in made.values() and "db" in made.values()
     pairs = pair_columns(a, b)
     lines = [f"# draft by `replicator scaffold`: read it, then run `replicator check`",
-             "mappings:", f"  {name}:", "    direction: both",
-             f"    {a.side}: {{table: {a.table}, key: [{', '.join(ka)}]}}",
-             f"    {b.side}: {{table: {b.table}, key: [{', '.join(kb)}]}}"]
+             "mappings:", f"  {name}:", "    direction: both"]
+    for t in (a, b):
+        how = made[t.side] if crosswalk else "db"
+        generate = "" if how == "db" else f", generate: {{{t.key[0]}: {how}}}"
+        lines.append(f"    {t.side}: {{table: {t.table}, key: [{', '.join(t.key)}]{generate}}}")
     if crosswalk:
-        lines.append("    link: {crosswalk: true}      # both sides number their own rows")
+        apps = [t.side for t in (a, b) if made[t.side] != "db"]
+        why = ("both sides number their own rows" if not apps else
+               f"{apps[0]}'s application makes its keys: `generate:` makes one when replicator creates a row there")
+        lines.append(f"    link: {{crosswalk: true}}      # {why}")
     lines.append("    fields:")
     paired_a, paired_b = set(), set()
     refused = []

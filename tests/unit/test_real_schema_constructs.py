@@ -425,3 +425,29 @@ def test_scaffold_pairs_columns_by_name_and_lists_the_rest() -> None:
     assert "notes" not in fields and "#   notes / c_notes:" in text  # json into an int: refused
     assert "#   c_entity INTEGER" in text.split("NOT NULL without a default")[1]
     assert "#   c_fax VARCHAR(20)" in text and "#   nickname TEXT" in text
+
+
+def test_scaffold_links_application_made_uuid_keys_to_auto_increment_through_a_crosswalk() -> None:
+    """SuiteCRM keys accounts by char(36) UUIDs its application makes; Dolibarr's llx_societe by AUTO_INCREMENT.
+    Before, the draft linked nothing and told the user to fill the CRM's `id` with a constant."""
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft
+    accounts = Table("crm", TableRef("public", "accounts"), ("id",), {
+        "id": C("text", length=36, nullable=False), "name": C("text", length=150)})
+    societe = Table("erp", TableRef("erp", "llx_societe"), ("rowid",), {
+        "rowid": C("int", bits=32, nullable=False, generated=True), "name": C("text", length=128)})
+    text = draft("customers", accounts, societe)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True}, text
+    assert doc["crm"] == {"table": "public.accounts", "key": ["id"], "generate": {"id": "uuid"}}, text
+    assert doc["erp"] == {"table": "erp.llx_societe", "key": ["rowid"]}, text
+    assert "id" not in doc["fields"] and "NOT NULL without a default" not in text, text
+    # a key with a DEFAULT (gen_random_uuid()) is made by the database: generate: default
+    with_default = Table("crm", accounts.table, ("id",), {"id": C("uuid", nullable=False, has_default=True),
+                                                          "name": C("text")})
+    assert yaml.safe_load(draft("c", with_default, societe))["mappings"]["c"]["crm"]["generate"] == {"id": "default"}
+    # two application-made keys of the same values: shared keys, as before (no crosswalk)
+    both = yaml.safe_load(draft("c", accounts, Table("erp", societe.table, ("id",), dict(accounts.columns))))
+    assert "link" not in both["mappings"]["c"] and "generate" not in both["mappings"]["c"]["crm"]
