@@ -1,7 +1,7 @@
 """`replicator scaffold`: a first draft of a mapping for two wide tables, from both live catalogs.
 
 Real ERP tables have a hundred columns. The draft names the keys (a crosswalk when both sides number
-their own rows), pairs columns by name (case, underscores and a prefix the table's columns share, such
+their own rows, or one numbers them and the other's application makes UUIDs: `generate:` there), pairs columns by name (case, underscores and a prefix the table's columns share, such
 as `c_` or `cust_`, ignored), adds `lossy: allow` with the reason where `check` would refuse a cast
 that may lose information, a value map for two enum domains (values paired by name, the rest left as
 a TODO), and lists as comments the columns it could not pair, NOT NULL ones first. It is a draft for a
