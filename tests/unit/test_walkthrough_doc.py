@@ -1,0 +1,74 @@
+"""docs/walkthrough.md without servers: its mapping files load, and every table, key and column they name
+is in the page's own CREATE TABLE blocks (tests/integration/test_walkthrough.py runs the page for real)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from replicator.mapping.model import MappingSet, load_mappings
+from tests.unit.test_mapping import make_config
+from tests.unit.test_reference_mappings import parse_schema, written_columns
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "walkthrough.md"
+
+
+def blocks(page: Path = PAGE) -> dict[str, str]:
+    """The fenced blocks marked `<!-- file: NAME -->`, by NAME."""
+    found = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    names = [name for name, _ in found]
+    assert len(names) == len(set(names)), names
+    return dict(found)
+
+
+@pytest.fixture(scope="module")
+def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
+    base = tmp_path_factory.mktemp("walkthrough")
+    config = make_config(base)
+    config.mappings_dir.mkdir()
+    for name, text in blocks().items():
+        if name.startswith("mappings/"):
+            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def test_the_page_holds_the_schemas_the_seed_rows_and_four_mapping_files() -> None:
+    names = set(blocks())
+    assert {"crm.sql", "erp.sql", "crm-seed.sql", "erp-seed.sql"} <= names
+    assert sorted(n for n in names if n.startswith("mappings/")) == [
+        "mappings/10-customers.yaml", "mappings/20-contacts.yaml", "mappings/30-products.yaml",
+        "mappings/40-orders.yaml"]
+
+
+def test_every_mapping_loads_and_names_tables_keys_and_columns_of_the_schemas(
+        mset: MappingSet, tmp_path: Path) -> None:
+    schemas = {}
+    for side, schema in (("crm", "public"), ("erp", "erpdb")):
+        path = tmp_path / f"{side}.sql"
+        path.write_text(blocks()[f"{side}.sql"], encoding="utf-8")
+        schemas[side] = parse_schema(path, schema)
+    assert sorted(m.name for m in mset.mappings) == ["contact_account", "contacts", "customer_custom", "customers",
+                                                       "order_lines", "orders", "products"]
+    for flow in (f for m in mset.mappings for f in m.flows):
+        for end in (flow.source, flow.target):
+            table = schemas[end.side].get((end.table.schema, end.table.name))
+            assert table is not None, f"{flow.mapping}: {end.side} table {end.table} is not in the page"
+            assert end.key == table.primary_key, (flow.mapping, end.key, table.primary_key)
+            assert {c for c, _ in end.slice} <= set(table.columns), (flow.mapping, end.slice)
+        if flow.fold is None:
+            target = schemas[flow.target.side][(flow.target.table.schema, flow.target.table.name)]
+            assert written_columns(flow) <= set(target.columns), (flow.mapping, written_columns(flow))
+
+
+def test_the_choices_the_page_explains(mset: MappingSet) -> None:
+    by = {(f.mapping, f.stream): f for m in mset.mappings for f in m.flows}
+    # application-made UUIDs in the CRM, AUTO_INCREMENT in the ERP
+    gen = by["customers", "erp_to_crm"].target.generate
+    assert [(g.column, g.kind) for g in gen] == [("id", "uuid")]
+    # the custom-field table shares the tenant slice and lets the ERP win an update that finds no row
+    assert by["customer_custom", "erp_to_crm"].source.slice == (("entity", 1),)
+    assert by["customers", "erp_to_crm"].source.slice == (("entity", 1),)
+    rules = by["customer_custom", "erp_to_crm"].conflicts
+    assert rules is not None and (rules.default.rule, rules.default.side) == ("priority", "erp"), rules
