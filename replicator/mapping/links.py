@@ -97,13 +97,18 @@ class Linker:
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
+        self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
         self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind)
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
-        if time.monotonic() >= self._next_sweep:
+        now = time.monotonic()
+        if now >= self._next_sweep:
             self.sweep_parked()
+        if now >= self._next_retry:
+            # before `lc`: a parked change is older than it (it may be an earlier change of the same row)
+            self.retry_waiting()
         flow = lc.flow
         if flow.fold is not None:
             self.folds.apply(lc)
@@ -252,13 +257,21 @@ class Linker:
         """At the start of a session, and after copies end (replicator.sync.driver): apply parked changes
         whose parent has arrived meanwhile, also through the other direction (its crosswalk pairs). Returns
         how many parked changes left the table (applied, or parked again for another parent)."""
+        done = self.retry_waiting()
+        self.sweep_parked()
+        return done
+
+    def retry_waiting(self) -> int:
+        """Apply the parked changes whose referenced record has a counterpart now, inside the open
+        transaction. Also every `parking.RETRY_SECONDS` while the stream applies linked changes: the pair
+        may have been made by the other direction (or a `verify --repair`), which never wakes this one."""
+        self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",
                             [self.stream])
         done = 0
         for mapping, key in rows:
             if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
                 done += self._unpark(mapping, key)
-        self.sweep_parked()
         return done
 
     def sweep_parked(self) -> int:
@@ -445,8 +458,11 @@ class Linker:
     def _unpark(self, mapping: str, key: str) -> int:
         rows = self.a.query(f"SELECT id, mapping, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
                             f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
+        taken = 0
         for row_id, parked_by, text in rows:
-            self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id])
+            if not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
+                continue  # another session replayed it meanwhile (a `verify --repair` next to the daemon)
+            taken += 1
             self.m_parked.dec()
             change = loads_change(text)
             # only the mapping that parked it: the table's other mappings applied the change when it came (a
@@ -458,4 +474,4 @@ class Linker:
                     self.a.apply([out])
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
-        return len(rows)
+        return taken

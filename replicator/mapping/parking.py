@@ -24,6 +24,10 @@ from replicator.changes import Op
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 600.0  # how often a running stream drops expired parked changes
+# how often a running stream looks again at what its parked changes wait for: a pair the *other* direction
+# made meanwhile (a product the CRM created and linked by natural key in the ERP) wakes no change of this
+# direction, so without this a line waiting for that product stayed parked until the next start
+RETRY_SECONDS = 60.0
 
 # stream -> time.monotonic() of the oldest parked change's arrival, None when nothing is parked; the gauge
 # reads it when scraped, so the age grows while the stream is idle
