@@ -259,7 +259,7 @@ def test_a_concurrent_edit_of_a_folded_column_is_decided_alike_on_both_sides(mak
     # explain looks the parent's counterpart up through the crosswalk, read-only
     (cust_no,), = pair.my_query("SELECT cust_no FROM customers")
     text = pair.cli("explain", "--mapping", "customer_email", "--side", "crm", "--key", "a-1").stdout
-    assert f"parent: customers 'c-1' -> {cust_no!r}" in text and "customers.email = 'erp@acme.de'" in text, text
+    assert f'parent: customers "c-1" -> {cust_no}' in text and 'customers.email = "erp@acme.de"' in text, text
     assert pair.stop() == 0
 
 
