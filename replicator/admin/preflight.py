@@ -16,14 +16,14 @@ import sqlalchemy
 from sqlalchemy.engine import Inspector
 
 from replicator import checkpoint as ckpt
-from replicator.changes import LSN, BinlogPosition, Position, position_from_json
+from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
 from replicator.identifiers import for_params, my_ident, pg_ident
 from replicator.connect import my_connect
-from replicator.connect import pg_connect, sql_engine
+from replicator.connect import ACCESS, error_class, pg_connect, sql_engine
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import stream_name
-from replicator.mapping.model import MappingSet
+from replicator.mapping.model import Mapping, MappingSet
 from replicator.mapping.check import (Finding, check_config, inspected_columns, inspected_primary_key,
                                       inspected_unique_keys)
 from replicator.admin.provision import delete_filter_tables, replica_identity_sql, two_way_tables
@@ -263,32 +263,54 @@ def _catalog(conn: Connection, mset: MappingSet) -> list[Finding]:
         for m in mset.mappings:
             e = m.endpoint(conn.name)
             where = f"mapping {m.name} ({m.where.file}:{m.where.line})"
-            if not insp.has_table(e.table.name, schema=e.table.schema):
-                out.append(Finding(False, conn.name, f"{where}: table {e.table} does not exist",
-                                   "create it or fix `table:` in the mapping"))
-                continue
-            columns = {c["name"] for c in inspected_columns(insp, e.table)}
-            for f in m.fields:
-                col = f.column(conn.name)
-                if col is None:
-                    continue  # `<side>: ~`: no column on this side (a constant written on the other)
-                if col not in columns:
-                    out.append(Finding(False, conn.name, f"{f.where.file}:{f.where.line}: {f.where.key}: "
-                                       f"column {col} does not exist in {e.table}", "fix the field's column name"))
-            pk = inspected_primary_key(insp, e.table)
-            if not pk:
-                out.append(Finding(False, conn.name, f"{where}: {e.table} has no primary key",
-                                   "add a primary key; replicator applies changes by key"))
-            elif set(pk) != set(e.key):
-                uniques = inspected_unique_keys(insp, e.table)
-                ok = any(set(u) == set(e.key) for u in uniques)
-                out.append(Finding(ok, conn.name, f"{where}: key {list(e.key)} of {e.table} "
-                                   + ("is a unique constraint" if ok else f"is neither the primary key {list(pk)} nor unique"),
-                                   "use the primary key columns as `key`"))
-            else:
-                out.append(Finding(True, conn.name, f"{where}: {e.table} has primary key {list(pk)}"))
+            try:
+                out += _catalog_of(insp, conn, m, e.table, e.key, where)
+            except sqlalchemy.exc.DBAPIError as exc:
+                # MariaDB hides a table the account has no privilege on: DESCRIBE fails with 1142 (a
+                # traceback before); say which grant is missing instead
+                if exc.orig is None or error_class(conn.kind, exc.orig) != ACCESS:
+                    raise
+                out.append(Finding(False, conn.name, f"{where}: the apply user {conn.apply.user} cannot read "
+                                   f"{e.table}: {exc.orig}", _grant_fix(conn, e.table)))
     finally:
         engine.dispose()
+    return out
+
+
+def _grant_fix(conn: Connection, table: TableRef) -> str:
+    if conn.kind == "postgresql":
+        return f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {conn.apply.user} (deploy/grants-postgresql.sql)"
+    return (f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO '{conn.apply.user}'@'%' "
+            f"(deploy/grants-mariadb.sql; the host part as in CREATE USER)")
+
+
+def _catalog_of(insp: Inspector, conn: Connection, m: Mapping, table: TableRef, key: tuple[str, ...],
+                where: str) -> list[Finding]:
+    """One mapping's table on this side: it exists, its columns exist, its key is the primary or a unique key."""
+    if not insp.has_table(table.name, schema=table.schema):
+        return [Finding(False, conn.name, f"{where}: table {table} does not exist",
+                        "create it or fix `table:` in the mapping")]
+    out: list[Finding] = []
+    columns = {c["name"] for c in inspected_columns(insp, table)}
+    for f in m.fields:
+        col = f.column(conn.name)
+        if col is None:
+            continue  # `<side>: ~`: no column on this side (a constant written on the other)
+        if col not in columns:
+            out.append(Finding(False, conn.name, f"{f.where.file}:{f.where.line}: {f.where.key}: "
+                               f"column {col} does not exist in {table}", "fix the field's column name"))
+    pk = inspected_primary_key(insp, table)
+    if not pk:
+        out.append(Finding(False, conn.name, f"{where}: {table} has no primary key",
+                           "add a primary key; replicator applies changes by key"))
+    elif set(pk) != set(key):
+        uniques = inspected_unique_keys(insp, table)
+        ok = any(set(u) == set(key) for u in uniques)
+        out.append(Finding(ok, conn.name, f"{where}: key {list(key)} of {table} "
+                           + ("is a unique constraint" if ok else f"is neither the primary key {list(pk)} nor unique"),
+                           "use the primary key columns as `key`"))
+    else:
+        out.append(Finding(True, conn.name, f"{where}: {table} has primary key {list(pk)}"))
     return out
 
 

@@ -290,3 +290,38 @@ def test_preflight_logs_in_a_few_times_and_not_once_per_catalog_question(tmp_pat
     # grants, catalog, checkpoint, binlog files, `check` catalog (a login per Inspector question and per
     # check made it 14 and 13 here, and 4 more per mapped table)
     assert logins["pg"] <= 5 and logins["my"] <= 6, logins
+
+
+def test_apply_user_without_a_grant_on_a_mapped_table_is_named_not_a_traceback(tmp_path, pg_db, maria_db,
+                                                                               maria_server, maria_user, pairs):
+    """deploy/grants-mariadb.sql with the tables listed one by one, one forgotten: MariaDB hides that table
+    from the account and DESCRIBE fails (1142), which `check` and `run` printed as a traceback."""
+    mappings = MAPPINGS + """\
+  orders:
+    direction: crm_to_erp
+    crm: {table: orders, key: [id]}
+    erp: {table: orders, key: [id]}
+    fields: {id: ~, total: ~}
+"""
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db, mappings=mappings,
+                    pg_sql=PG_SCHEMA + "; CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2))",
+                    my_sql=MY_SCHEMA + "; CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))")
+    pair.setup()  # as the administrator
+    db, state = maria_db.dbname, pair.state_schema
+    maria_server.create_user(maria_user, "pw-apply", grants=[f"SELECT, INSERT, UPDATE, DELETE ON `{db}`.`customers`",
+                                                            f"SELECT, INSERT, UPDATE, DELETE ON `{state}`.*"])
+    (pair.tmp / "apply.pw").write_text("pw-apply")
+    text = pair.config_path.read_text()
+    anchor = f"    user: {maria_db.user}\n    password_file: my.pw\n"
+    assert anchor in text
+    pair.config_path.write_text(text.replace(anchor, f"    user: {maria_user}\n    password_file: apply.pw\n"))
+    code, out = check(pair)
+    assert code == EXIT_CONFIG and "Traceback" not in out, out
+    denied = finding(out, f"cannot read {db}.orders")
+    assert denied.startswith(f"[FAIL] erp: mapping orders ({pair.tmp / 'mappings' / 'test.yaml'}:"), denied
+    assert f"the apply user {maria_user} cannot read {db}.orders" in denied, denied
+    assert f"fix: GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.orders TO '{maria_user}'@'%'" in denied, denied
+    assert finding(out, f"{db}.customers has primary key").startswith("[ok  ] erp:"), out
+
+    code, err = run_refused(pair)
+    assert code == EXIT_CONFIG and "Traceback" not in err and denied.splitlines()[0] in err, err
