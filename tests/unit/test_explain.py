@@ -514,3 +514,46 @@ def test_cli_needs_key_or_row(capsys: pytest.CaptureFixture[str], config: Config
         main(["explain", "--config", str(config.file), "--mapping", "customers", "--side", "crm"])
     assert info.value.code == 2
     assert "one of the arguments --key --row is required" in capsys.readouterr().err
+
+
+def test_a_reference_to_a_one_way_mapping_says_what_could_ever_pair_it(tmp_path: Path) -> None:
+    """An ERP order line names a product only the ERP has, and products flow only crm_to_erp: the line waits
+    until the CRM gets a product with the same part number (linked by natural key), maybe never."""
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "m.yaml").write_text("""\
+mappings:
+  products:
+    direction: crm_to_erp
+    crm: {table: product, key: [id]}
+    erp: {table: llx_product, key: [rowid]}
+    link: {natural: [part_number], crosswalk: true}
+    fields: {part_number: {erp: ref}}
+  orders:
+    direction: erp_to_crm
+    crm: {table: orders, key: [id], generate: {id: uuid}}
+    erp: {table: llx_commande, key: [rowid]}
+    link: {crosswalk: true}
+    fields: {ref: ~}
+  order_lines:
+    direction: erp_to_crm
+    crm: {table: order_line, key: [id], generate: {id: uuid}}
+    erp: {table: llx_commandedet, key: [rowid]}
+    link: {crosswalk: true}
+    parent: {mapping: orders, field: fk_commande}
+    fields:
+      fk_commande: {crm: order_id}
+      fk_product: {crm: product_id, references: products}
+""")
+    config = make_config(tmp_path)
+    mset = load_mappings(config)
+    line = {"rowid": 5, "fk_commande": 2, "fk_product": 7}
+    r = explain(mset, "order_lines", "erp", line, lookup=FakeLookup(refs={("orders", 2): "o-2"}))
+    assert r["outcome"]["action"] == "parked", r["outcome"]
+    assert r["outcome"]["text"].endswith(
+        "; products flows only crm_to_erp: its erp records get a counterpart in crm only when one is paired "
+        "with them, or when crm gets a record with the same part_number (linked by natural key); until then "
+        "this row waits (`parked: {drop_after_days: N}` bounds the wait)"), r["outcome"]["text"]
+    # the parent waits too, but orders flow erp_to_crm: it comes by itself, no such note
+    r = explain(mset, "order_lines", "erp", line, lookup=FakeLookup(refs={("products", 7): "p-7"}))
+    assert r["outcome"]["text"] == ("would be parked waiting for orders 2: applied when that orders record has "
+                                    "a counterpart in crm"), r["outcome"]["text"]

@@ -52,7 +52,7 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
         routed, route_error = [], exc
     filtered = out["filter"] is not None and not out["filter"]["passes"]
     if flow.linked:
-        _linked(out, flow, change, row, routed, route_error, filtered, lookup, lookup_note)
+        _linked(out, flow, change, row, routed, route_error, filtered, lookup, lookup_note, mset)
     else:
         _plain(out, flow, change, row, routed, route_error, filtered, lookup, lookup_note)
     return out
@@ -277,8 +277,22 @@ def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, An
     out["outcome"] = {"action": action, "text": text}
 
 
+def _never_made(mset: MappingSet | None, mapping: str, src: str, tgt: str) -> str:
+    """Why a reference may wait for good: the referenced mapping never carries a record from `src` to `tgt`
+    (products only flow crm_to_erp, and an ERP order line names a product the CRM does not have)."""
+    m = mset.by_name.get(mapping) if mset is not None else None
+    if m is None or any(f.source.side == src for f in m.flows):
+        return ""
+    natural = (f", or when {tgt} gets a record with the same {', '.join(m.link.natural)} (linked by natural key)"
+               if m.link.natural else "")
+    return (f"; {mapping} flows only {', '.join(f.stream for f in m.flows)}: its {src} records get a counterpart "
+            f"in {tgt} only when one is paired with them{natural}; until then this row waits "
+            f"(`parked: {{drop_after_days: N}}` bounds the wait)")
+
+
 def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, Any], routed: list[Routed],
-            route_error: RowError | None, filtered: bool, lookup: Any, note: str | None) -> None:
+            route_error: RowError | None, filtered: bool, lookup: Any, note: str | None,
+            mset: MappingSet | None = None) -> None:
     """Mirror of links.Linker.apply, read-only: references, counterpart by key/crosswalk/natural key, gate."""
     src, tgt = flow.source, flow.target
     lc = next((r for r in routed if isinstance(r, LinkedChange)), None)
@@ -417,7 +431,8 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
         action, text = "error", f"row error: {route_error or key.get('error')}"
     elif parked_on is not None:
         action, text = "parked", (f"would be parked waiting for {parked_on.mapping} {_show(parked_on.value)}: applied "
-                                  f"when that {parked_on.mapping} record has a counterpart in {tgt.side}")
+                                  f"when that {parked_on.mapping} record has a counterpart in {tgt.side}"
+                                  + _never_made(mset, parked_on.mapping, src.side, tgt.side))
     elif natural_error is not None:
         action, text = "error", f"row error: {natural_error}"
     elif failed or not checked:
