@@ -163,10 +163,13 @@ def _lock_holder(applier: Applier, kind: str, stream: str) -> tuple[bool, str | 
     """(held, since, client) of the daemon's session lock for `stream`, without taking it."""
     name = "replicator:" + stream
     if kind == "postgresql":
-        # pg_try_advisory_lock(bigint): classid holds the high 32 bits, objid the low ones
+        # pg_try_advisory_lock(bigint): classid holds the high 32 bits, objid the low ones. Advisory locks
+        # belong to a database: another installation's daemon on this server (its own database, the same
+        # stream names) holds a lock of the same name, which is not this one's
         rows = applier.query(
             "SELECT a.backend_start, host(a.client_addr) FROM pg_locks l LEFT JOIN pg_stat_activity a "
             "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(%s)::bigint", [name])
         if not rows:
             return False, None, None

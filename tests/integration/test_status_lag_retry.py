@@ -54,6 +54,27 @@ def _lag(pair: Pair, direction: str) -> float:
 # ---------------------------------------------------------------- status
 
 
+def test_another_databases_daemon_on_the_same_postgresql_server_is_not_this_one(pair: Pair, pg_server) -> None:
+    """Two installations on one PostgreSQL server (a test and a production CRM database, or two companies)
+    use the same stream names. Advisory locks belong to a database; status looked at every database's and
+    said erp_to_crm was running while nothing applied it here."""
+    other = pg_server.connect("postgres")
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext('replicator:erp_to_crm'))")
+            assert cur.fetchone()[0]
+        code, st = status(pair)
+        running = {d["name"]: d["running"] for d in st["directions"]}
+        assert running["erp_to_crm"] is False, st
+        assert code == 2 and st["state_name"] == "stopped", st
+    finally:
+        other.close()
+    pair.start()  # this database's own daemon is still seen
+    wait_until(lambda: {d["name"]: d["running"] for d in status(pair)[1]["directions"]}
+               == {"crm_to_erp": True, "erp_to_crm": True}, 30, "both directions held")
+    assert pair.stop() == 0
+
+
 def test_status_running_then_stopped_and_the_binlog_margin_shrinking(pair: Pair) -> None:
     pair.start()
     pair.pg_query("INSERT INTO customer VALUES (1, 'a', now())")
