@@ -6,10 +6,28 @@ the target itself says where to resume. One row per stream (direction) in
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.errors import CheckpointError, SourceLostError
+
+
+def session_lock_name(kind: str, state_schema: str, stream: str) -> str:
+    """The name of the session lock a daemon holds in a stream's target while it applies the stream
+    (Applier.lock; `replicator status` and `verify` look at it without taking it).
+
+    A PostgreSQL advisory lock belongs to its database; a MariaDB named lock (GET_LOCK) to the whole
+    server. With the stream name alone, a second installation on the same MariaDB server (another ERP
+    database, its own state schema, the same stream names) could not even run `setup`: "stream crm_to_erp
+    is being applied by another replicator instance". So MariaDB's name carries the state schema, which
+    each installation on a server has of its own; names past MariaDB's 64 characters are hashed."""
+    if kind == "postgresql":
+        return "replicator:" + stream
+    name = f"replicator:{state_schema}:{stream}"
+    if len(name) > 64:
+        name = "replicator:" + hashlib.sha1(f"{state_schema}:{stream}".encode()).hexdigest()
+    return name
 
 
 def postgres_ddl(schema: str) -> list[str]:

@@ -24,6 +24,7 @@ from replicator.mapping.parking import oldest_age
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
+from replicator.checkpoint import session_lock_name
 from replicator.config import Config, Connection
 from replicator.connect import my_connect, pg_connect
 from replicator.errors import ReplicatorError
@@ -161,7 +162,7 @@ def metrics_url(config: Config) -> str:
 
 def _lock_holder(applier: Applier, kind: str, stream: str) -> tuple[bool, str | None, str | None]:
     """(held, since, client) of the daemon's session lock for `stream`, without taking it."""
-    name = "replicator:" + stream
+    name = session_lock_name(kind, applier.conn.state_schema, stream)
     if kind == "postgresql":
         # pg_try_advisory_lock(bigint): classid holds the high 32 bits, objid the low ones. Advisory locks
         # belong to a database: another installation's daemon on this server (its own database, the same

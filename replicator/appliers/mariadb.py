@@ -19,6 +19,7 @@ from pymysql.protocol import MysqlPacket
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.appliers.myliteral import MAX_STMT_LENGTH, Formatter, split_insert
+from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
@@ -371,7 +372,8 @@ class MariaDBApplier(Applier):
     def lock(self, fail_fast: bool) -> None:
         def q() -> bool:
             with self.db.cursor() as cur:
-                cur.execute("SELECT GET_LOCK(%s, 0)", ("replicator:" + self.stream,))
+                name = session_lock_name("mariadb", self.conn.state_schema, self.stream)
+                cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
                 got: bool = cur.fetchone()[0] == 1
                 return got
         if not self._run(q):

@@ -18,6 +18,7 @@ from psycopg2 import sql
 from replicator import metrics
 from replicator.appliers.base import Applier, Converter, Run
 from replicator.appliers.pgcopy import COPY_MIN_ROWS, RowEncoder, Unsupported
+from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
 from replicator.changes import Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
@@ -264,7 +265,8 @@ class PostgresApplier(Applier):
     def lock(self, fail_fast: bool) -> None:
         def q() -> bool:
             with self.db.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", ("replicator:" + self.stream,))
+                cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                            (session_lock_name("postgresql", self.conn.state_schema, self.stream),))
                 got: bool = cur.fetchone()[0]
             self.db.commit()
             self._end_transaction(True)

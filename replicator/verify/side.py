@@ -14,6 +14,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
+from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
 from replicator.config import Connection
 
@@ -126,7 +127,7 @@ class Side:
     def stream_applied(self, stream: str) -> bool:
         """Whether a daemon applies `stream` into this database now (holds its session lock, see
         Applier.lock), looked up without taking the lock. When unknown: True (then re-checks wait)."""
-        name = "replicator:" + stream
+        name = session_lock_name(self.conn.kind, self.conn.state_schema, stream)
         try:
             if self.conn.kind == "postgresql":
                 rows = self.query(

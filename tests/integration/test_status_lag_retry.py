@@ -54,6 +54,49 @@ def _lag(pair: Pair, direction: str) -> float:
 # ---------------------------------------------------------------- status
 
 
+def test_a_second_installation_on_the_same_servers_sets_up_and_runs_next_to_the_first(
+        pair: Pair, pg_server, maria_server, tmp_path) -> None:
+    """Another pair of databases on the same two servers (a second company's CRM and ERP), its own state
+    schema and slot. MariaDB's GET_LOCK is server-wide: with the stream name alone as the lock's name, the
+    second installation's `setup` failed ("stream crm_to_erp is being applied by another replicator
+    instance") while the first one ran."""
+    import uuid as _uuid
+
+    from tests.integration.conftest import _exec
+    pair.start()
+    name = f"t_second_{_uuid.uuid4().hex[:8]}"
+    pg2, my2 = pg_server.create_database(name), maria_server.create_database(name)
+    second: Pair | None = None
+    try:
+        for stmt in filter(str.strip, PG_SCHEMA.split(";")):
+            _exec(pg2, stmt)
+        for stmt in filter(str.strip, MY_SCHEMA.split(";")):
+            _exec(my2, stmt)
+        (tmp_path / "second").mkdir()
+        second = Pair(tmp_path / "second", pg2, my2, MAPPINGS)
+        second.setup()
+        second.start()
+        second.pg_query("INSERT INTO customer (id, name) VALUES (2, 'second')")
+        pair.pg_query("INSERT INTO customer (id, name) VALUES (1, 'first')")
+        wait_until(lambda: second.my_query("SELECT id FROM customers") == [(2,)], 30, "the second's row")
+        wait_until(lambda: pair.my_query("SELECT id FROM customers") == [(1,)], 30, "the first's row")
+        running = {d["name"]: d["running"] for d in status(second)[1]["directions"]}
+        assert running == {"crm_to_erp": True, "erp_to_crm": True}, running
+        assert second.stop() == 0
+        # the first installation's daemon still holds its own: the second, stopped, is not shown running
+        assert {d["name"]: d["running"] for d in status(second)[1]["directions"]} == {
+            "crm_to_erp": False, "erp_to_crm": False}
+        assert {d["name"]: d["running"] for d in status(pair)[1]["directions"]} == {
+            "crm_to_erp": True, "erp_to_crm": True}
+    finally:
+        if second is not None:
+            second.close()
+        _exec(pg2, f"SELECT pg_drop_replication_slot('{name}') FROM pg_replication_slots WHERE slot_name = '{name}'")
+        pg_server.drop_database(name)
+        maria_server.drop_database(name)
+    assert pair.stop() == 0
+
+
 def test_another_databases_daemon_on_the_same_postgresql_server_is_not_this_one(pair: Pair, pg_server) -> None:
     """Two installations on one PostgreSQL server (a test and a production CRM database, or two companies)
     use the same stream names. Advisory locks belong to a database; status looked at every database's and

@@ -153,3 +153,15 @@ def test_ddl_uses_the_given_schema() -> None:
     assert my[0] == "CREATE DATABASE IF NOT EXISTS `repl` CHARACTER SET utf8mb4"
     assert my[1].startswith("CREATE TABLE IF NOT EXISTS `repl`.checkpoint (")
     assert my[1].endswith("ENGINE=InnoDB")
+
+
+def test_session_lock_names_are_per_installation_on_mariadb_and_fit_its_64_characters() -> None:
+    from replicator.checkpoint import session_lock_name
+    # PostgreSQL's advisory locks belong to a database: the name stays what it was
+    assert session_lock_name("postgresql", "replicator", "erp_to_crm") == "replicator:erp_to_crm"
+    # MariaDB's GET_LOCK is server-wide: two installations (state schemas) on one server differ
+    a = session_lock_name("mariadb", "replicator", "crm_to_erp")
+    b = session_lock_name("mariadb", "replicator_shop2", "crm_to_erp")
+    assert a == "replicator:replicator:crm_to_erp" and b != a
+    long = session_lock_name("mariadb", "s" * 64, "crm_to_erp")
+    assert len(long) <= 64 and long != session_lock_name("mariadb", "s" * 63, "crm_to_erp")
