@@ -85,7 +85,7 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
                 if skey in explicit:
                     raise ConfigError(
                         f"duplicate key {skey!r} (first on line {result.key_lines[skey]})",
-                        Where(file, key_node.start_mark.line + 1, skey),
+                        Where(file, key_node.start_mark.line + 1, here(skey)),
                     )
                 explicit.add(skey)
             _refuse_yaml11_bool(value_node, Where(file, value_node.start_mark.line + 1, here(skey)))

@@ -290,7 +290,7 @@ def test_no_connections(tmp_path: Path) -> None:
 
 def test_duplicate_connection_names(tmp_path: Path) -> None:
     text = MINIMAL.replace("  erp:", "  crm:")
-    assert msg(tmp_path, text) == "F:6: crm: duplicate key 'crm' (first on line 2)"
+    assert msg(tmp_path, text) == "F:6: connections.crm: duplicate key 'crm' (first on line 2)"
 
 
 def test_bad_connection_name(tmp_path: Path) -> None:

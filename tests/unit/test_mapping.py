@@ -464,7 +464,7 @@ def test_mapping_defined_twice_across_files(config: Config) -> None:
 
 def test_mapping_defined_twice_in_one_file(config: Config) -> None:
     text = CUSTOMERS_YAML + CUSTOMERS_YAML.replace("mappings:\n", "")
-    assert error(config, text) == "m.yaml:11: customers: duplicate key 'customers' (first on line 2)"
+    assert error(config, text) == "m.yaml:11: mappings.customers: duplicate key 'customers' (first on line 2)"
 
 
 def test_unknown_top_level_key(config: Config) -> None:

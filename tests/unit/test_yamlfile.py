@@ -50,8 +50,9 @@ def test_where_builds_dotted_key_paths() -> None:
 
 def test_duplicate_key_is_refused_with_both_lines() -> None:
     err = error_of("a: 1\nb:\n  c: 2\n  d: 3\n  c: 4\n")
-    assert str(err) == "conf.yaml:5: c: duplicate key 'c' (first on line 3)"
-    assert err.where == Where(F, 5, "c")
+    # the whole key path, as every other error names it (was just `c`: which `c`, in a 300-line file?)
+    assert str(err) == "conf.yaml:5: b.c: duplicate key 'c' (first on line 3)"
+    assert err.where == Where(F, 5, "b.c")
 
 
 def test_duplicate_top_level_key_is_refused() -> None:
