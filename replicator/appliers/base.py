@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -129,6 +131,37 @@ def _getter(cols: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
             _GETTERS.clear()
         _GETTERS[cols] = get
     return get
+
+
+def _naive(v: Any) -> bool:
+    return v.__class__ is datetime and v.tzinfo is None
+
+
+def _aware(v: Any) -> bool:
+    return v.__class__ is datetime and v.tzinfo is not None
+
+
+def _finite(v: Any) -> bool:
+    return v.__class__ is int or (v.__class__ is Decimal and v.is_finite())
+
+
+# The value classes (after the target column's converter) whose SQL comparison with the stored value is
+# exact, per `Applier.exact_kind`: an int, a finite Decimal, a bool, a date, a naive or an aware datetime,
+# a time of day without a zone (never PostgreSQL's 24:00:00 text), a timedelta, a str. Exact classes only
+# (`__class__ is`): a datetime is a date, a bool an int, and a float never goes (MariaDB compares a FLOAT
+# column with a double literal; Python's check allows float noise).
+EXACT_CLASSES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: v.__class__ is int,
+    "int_or_bool": lambda v: v.__class__ is int or v.__class__ is bool,
+    "decimal": _finite,
+    "bool": lambda v: v.__class__ is bool,
+    "date": lambda v: v.__class__ is date,
+    "naive": _naive,
+    "aware": _aware,
+    "time": lambda v: v.__class__ is time and v.tzinfo is None,
+    "timedelta": lambda v: v.__class__ is timedelta,
+    "str": lambda v: v.__class__ is str,
+}
 
 
 class Resolver(Protocol):
@@ -261,6 +294,60 @@ class Applier(abc.ABC):
         conflict check leaves the fields a run did not change out of its write only where that keeps the
         run one statement."""
         return rows == 1
+
+    # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
+
+    def compares_exactly(self, table: TableRef, column: str) -> bool:
+        """Whether `update_unchanged` may compare this column in SQL: the dialect's equality of the stored
+        value and a bound old value is exact (`exact_kind`), so SQL's "equal" implies the check's
+        (`Detector.equal`, which is more lenient: Decimal against int, CHAR padding, ...)."""
+        return self.exact_kind(table, column) is not None
+
+    def exact_kind(self, table: TableRef, column: str) -> str | None:
+        """The class of values (`EXACT_CLASSES`) this column is compared for in SQL by `update_unchanged`,
+        None: never (the whole run takes the full check). A dialect without the conditional write: None."""
+        return None
+
+    def update_unchanged(self, run: Run, rows: list[TargetChange],
+                         compared: tuple[str, ...]) -> list[TargetChange] | None:
+        """Write `run.updates` of each row (existing rows of a checked update run, every row changing the
+        same fields: `run.columns`, key first) only where the target still holds, in every column of
+        `compared`, the row's old value (`expect`), in one statement; return the rows that still need the
+        full check (not written, or not known to be written), or None where this run cannot go this way
+        (a value of a class `EXACT_CLASSES` does not list for its column, a dialect without it): then the
+        full check takes the whole run, as if this had not been asked."""
+        return None
+
+    def expected_rows(self, run: Run, rows: Sequence[TargetChange], compared: tuple[str, ...]) -> list[list[Any]] | None:
+        """The old values (`expect`) of `compared`, per row, through the target columns' converters, as
+        `convert_rows` converts the new ones; None where one cannot be converted or its class is not one
+        `EXACT_CLASSES` lists for the column's `exact_kind` (the full check then decides, as always)."""
+        convs = self._converters.get(run.table, {})
+        kinds = [EXACT_CLASSES.get(self.exact_kind(run.table, c) or "") for c in compared]
+        plan = [(i, convs.get(c), kinds[i]) for i, c in enumerate(compared)]
+        get = _getter(compared)
+        out: list[list[Any]] = []
+        for r in rows:
+            expect = r.expect
+            if expect is None:
+                return None
+            try:
+                row = list(get(expect))
+            except KeyError:
+                return None
+            for i, conv, exact in plan:
+                v = row[i]
+                if v is None:
+                    continue
+                if conv is not None:
+                    try:
+                        v = row[i] = conv(v)
+                    except (ValueError, TypeError, UnicodeError, OverflowError):
+                        return None
+                if exact is None or not exact(v):
+                    return None
+            out.append(row)
+        return out
 
     def _converted(self, table: TableRef, items: Iterable[tuple[str, Any]], key: Any,
                    what: str = "value") -> list[Any]:

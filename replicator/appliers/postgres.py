@@ -461,6 +461,82 @@ class PostgresApplier(Applier):
                     cur.execute(head_b + b",".join([mogrify(template, row) for row in values[i:i + PAGE]]) + tail_b)
         self._run(q)
 
+    # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
+
+    def exact_kind(self, table: TableRef, column: str) -> str | None:
+        """Applier.exact_kind: the types whose `IS NOT DISTINCT FROM` with a value cast to the column's type
+        (`_pg_type`, as `_update_rows` casts) is exact -- integers, numeric (1.0 = 1.00 is the same number to
+        the check too), boolean, date, timestamp (naive values only: a cast to timestamp drops an offset),
+        timestamptz (instants), time (never 24:00:00, read as text), text and varchar compared under
+        COLLATE "C" (byte-wise, whatever the column's collation; a nondeterministic ICU collation would call
+        'a' and 'A' equal). Not character (blank-padded), floats, json, arrays, enums, bytea, interval."""
+        return _EXACT_KINDS.get(self._types.get(table, {}).get(column, ""))
+
+    def update_unchanged(self, run: Run, rows: list[TargetChange],
+                         compared: tuple[str, ...]) -> list[TargetChange] | None:
+        """Applier.update_unchanged: `UPDATE t SET c = v.xN FROM (VALUES (i, key, new..., old...)) v WHERE
+        t.k = v.x0 AND t.k IN (keys) AND t.c IS NOT DISTINCT FROM v.oN ... RETURNING v.i`, PAGE rows a
+        statement; the rows not returned go to the full check. The VALUES columns are cast as
+        `_update_rows` casts them, the old ones like the new. `t.k IN (keys)` in place of `_update_rows`'s SET
+        LOCAL join settings (which would have to be set back after the RETURNING, a second statement): the
+        planner then reads the run's rows by the key's index and joins those few, instead of a hash join
+        over a scan of the whole table. A large run (the COPY path's sizes) goes the full check's way."""
+        updates = run.updates
+        if not updates or (self.copy_min_rows is not None and len(rows) >= self.copy_min_rows):
+            return None
+        olds = self.expected_rows(run, rows, compared)
+        if olds is None:
+            return None
+        values = self.convert_rows(run, rows)
+        key = ("update_unchanged", run.table, run.columns, run.key_columns, run.insert_only, compared)
+        types = self._types.get(run.table, {})
+        cached = self._sql_cache.get(key)
+        if cached is None or cached[0] is not types:
+            ident = sql.Identifier  # (not _Identifier: the text runs without parameters)
+            pos = {c: i for i, c in enumerate(run.columns)}
+            cond: list[sql.Composable] = [
+                sql.SQL("t.{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.key_columns]
+            for j, c in enumerate(compared):
+                if types[c] in _COLLATED:
+                    cond.append(sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM v.{} COLLATE "C"').format(
+                        ident(c), ident(f"o{j}")))
+                else:
+                    cond.append(sql.SQL("t.{} IS NOT DISTINCT FROM v.{}").format(ident(c), ident(f"o{j}")))
+            head = sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(
+                sql.Identifier(run.table.schema, run.table.name),
+                sql.SQL(", ").join(sql.SQL("{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in updates))
+            names = sql.SQL(", ").join(ident(n) for n in (
+                "i", *(f"x{i}" for i in range(len(run.columns))), *(f"o{j}" for j in range(len(compared)))))
+            mid = sql.SQL(") AS v ({}) WHERE {}").format(names, sql.SQL(" AND ").join(cond))
+            template = "(%s, " + ", ".join(f"(%s)::{_pg_type(types[c])}" for c in (*run.columns, *compared)) + ")"
+            ins = [(sql.SQL(" AND t.{} IN (").format(ident(c)).as_string(self.db), f"(%s)::{_pg_type(types[c])}",
+                    pos[c]) for c in run.key_columns]
+            enc = psycopg2.extensions.encodings[self.db.encoding]
+            cached = self._sql_cache[key] = (types, head.as_string(self.db).encode(enc),
+                                             mid.as_string(self.db).encode(enc), template,
+                                             [(a.encode(enc), b, i) for a, b, i in ins])
+        _, head_b, mid_b, template, ins_b = cached
+
+        def q() -> set[int]:
+            written: set[int] = set()
+            with self.db.cursor() as cur:
+                mogrify = cur.mogrify
+                for p in range(0, len(values), PAGE):
+                    page = range(p, min(p + PAGE, len(values)))
+                    parts = [head_b, b",".join([mogrify(template, (i, *values[i], *olds[i])) for i in page]), mid_b]
+                    for prefix, one, i in ins_b:
+                        parts += [prefix, b",".join(list(dict.fromkeys(mogrify(one, (values[r][i],)) for r in page))),
+                                  b")"]
+                    cur.execute(b"".join(parts) + b" RETURNING v.i")
+                    written.update(i for (i,) in cur.fetchall())
+            return written
+        written = self._run(q)
+        if written:
+            metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(written))
+        if len(written) == len(rows):
+            return []
+        return [r for i, r in enumerate(rows) if i not in written]
+
     def _merge_update(self, run: Run, text: str) -> None:
         """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
         types: no casts), then one `UPDATE t SET c = s.c FROM pg_temp.stage s WHERE t.k = s.k`."""
@@ -620,6 +696,15 @@ class PostgresApplier(Applier):
 
     def is_row_error(self, exc: Exception) -> bool:
         return pg_error_class(exc) in (ROW, MISSING)
+
+
+# information_schema data_type -> Applier.exact_kind (see PostgresApplier.exact_kind)
+_EXACT_KINDS = {
+    "smallint": "int", "integer": "int", "bigint": "int", "numeric": "decimal", "boolean": "bool",
+    "date": "date", "timestamp without time zone": "naive", "timestamp with time zone": "aware",
+    "time without time zone": "time", "text": "str", "character varying": "str",
+}
+_COLLATED = frozenset({"text", "character varying"})  # compared under COLLATE "C": byte-wise
 
 
 def _ident(name: str) -> str:
