@@ -133,34 +133,35 @@ def _getter(cols: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
     return get
 
 
-def _naive(v: Any) -> bool:
-    return v.__class__ is datetime and v.tzinfo is None
+def _naive(v: Any) -> bool:  # (a datetime or a time)
+    return v.tzinfo is None
 
 
 def _aware(v: Any) -> bool:
-    return v.__class__ is datetime and v.tzinfo is not None
+    return v.tzinfo is not None
 
 
 def _finite(v: Any) -> bool:
-    return v.__class__ is int or (v.__class__ is Decimal and v.is_finite())
+    return v.__class__ is not Decimal or v.is_finite()
 
 
 # The value classes (after the target column's converter) whose SQL comparison with the stored value is
-# exact, per `Applier.exact_kind`: an int, a finite Decimal, a bool, a date, a naive or an aware datetime,
-# a time of day without a zone (never PostgreSQL's 24:00:00 text), a timedelta, a str. Exact classes only
-# (`__class__ is`): a datetime is a date, a bool an int, and a float never goes (MariaDB compares a FLOAT
-# column with a double literal; Python's check allows float noise).
-EXACT_CLASSES: dict[str, Callable[[Any], bool]] = {
-    "int": lambda v: v.__class__ is int,
-    "int_or_bool": lambda v: v.__class__ is int or v.__class__ is bool,
-    "decimal": _finite,
-    "bool": lambda v: v.__class__ is bool,
-    "date": lambda v: v.__class__ is date,
-    "naive": _naive,
-    "aware": _aware,
-    "time": lambda v: v.__class__ is time and v.tzinfo is None,
-    "timedelta": lambda v: v.__class__ is timedelta,
-    "str": lambda v: v.__class__ is str,
+# exact, per `Applier.exact_kind`, and a further test of a value of them (None: none): an int, a finite
+# Decimal, a bool, a date, a naive or an aware datetime, a time of day without a zone (never PostgreSQL's
+# 24:00:00 text), a timedelta, a str. Exact classes (`__class__ in`, no subclasses: a datetime is a date, a
+# bool an int), so the usual value costs no call; never a float (MariaDB compares a FLOAT column with a double
+# literal; Python's check allows float noise).
+EXACT_CLASSES: dict[str, tuple[frozenset[type], Callable[[Any], bool] | None]] = {
+    "int": (frozenset({int}), None),
+    "int_or_bool": (frozenset({int, bool}), None),
+    "decimal": (frozenset({int, Decimal}), _finite),
+    "bool": (frozenset({bool}), None),
+    "date": (frozenset({date}), None),
+    "naive": (frozenset({datetime}), _naive),
+    "aware": (frozenset({datetime}), _aware),
+    "time": (frozenset({time}), _naive),
+    "timedelta": (frozenset({timedelta}), None),
+    "str": (frozenset({str}), None),
 }
 
 
@@ -323,8 +324,12 @@ class Applier(abc.ABC):
         `convert_rows` converts the new ones; None where one cannot be converted or its class is not one
         `EXACT_CLASSES` lists for the column's `exact_kind` (the full check then decides, as always)."""
         convs = self._converters.get(run.table, {})
-        kinds = [EXACT_CLASSES.get(self.exact_kind(run.table, c) or "") for c in compared]
-        plan = [(i, convs.get(c), kinds[i]) for i, c in enumerate(compared)]
+        plan = []
+        for i, c in enumerate(compared):
+            exact = EXACT_CLASSES.get(self.exact_kind(run.table, c) or "")
+            if exact is None:
+                return None
+            plan.append((i, convs.get(c), exact[0], exact[1]))
         get = _getter(compared)
         out: list[list[Any]] = []
         for r in rows:
@@ -335,7 +340,7 @@ class Applier(abc.ABC):
                 row = list(get(expect))
             except KeyError:
                 return None
-            for i, conv, exact in plan:
+            for i, conv, classes, test in plan:
                 v = row[i]
                 if v is None:
                     continue
@@ -344,7 +349,7 @@ class Applier(abc.ABC):
                         v = row[i] = conv(v)
                     except (ValueError, TypeError, UnicodeError, OverflowError):
                         return None
-                if exact is None or not exact(v):
+                if v.__class__ not in classes or (test is not None and not test(v)):
                     return None
             out.append(row)
         return out

@@ -482,12 +482,15 @@ class PostgresApplier(Applier):
         planner then reads the run's rows by the key's index and joins those few, instead of a hash join
         over a scan of the whole table. A large run (the COPY path's sizes) goes the full check's way."""
         updates = run.updates
-        if not updates or (self.copy_min_rows is not None and len(rows) >= self.copy_min_rows):
+        if not updates:
             return None
         olds = self.expected_rows(run, rows, compared)
         if olds is None:
             return None
         values = self.convert_rows(run, rows)
+        copied = self._copy_unchanged(run, values, olds, compared)
+        if copied is not None:  # a large run: COPY into a staging table, as `_update_rows`'s
+            return self._unwritten(run, rows, self._run(self._merge_unchanged, run, compared, copied))
         key = ("update_unchanged", run.table, run.columns, run.key_columns, run.insert_only, compared)
         types = self._types.get(run.table, {})
         cached = self._sql_cache.get(key)
@@ -530,12 +533,72 @@ class PostgresApplier(Applier):
                     cur.execute(b"".join(parts) + b" RETURNING v.i")
                     written.update(i for (i,) in cur.fetchall())
             return written
-        written = self._run(q)
+        return self._unwritten(run, rows, self._run(q))
+
+    def _unwritten(self, run: Run, rows: list[TargetChange], written: set[int]) -> list[TargetChange]:
+        """The rows `update_unchanged` did not write, by their index; the written ones counted."""
         if written:
             metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(written))
         if len(written) == len(rows):
             return []
         return [r for i, r in enumerate(rows) if i not in written]
+
+    def _copy_unchanged(self, run: Run, values: list[list[Any]], olds: list[list[Any]],
+                        compared: tuple[str, ...]) -> str | None:
+        """`_copy_text` for `update_unchanged`: the rows as COPY text of (index, run.columns..., old values...),
+        when the run is large enough for COPY to pay off (psycopg2's mogrify of a 1,000-row VALUES list cost
+        13 CPU us a row in bench/detect_cost.py --server) and every value has an exact COPY form."""
+        if self.copy_min_rows is None or len(values) < self.copy_min_rows or not self._may_stage \
+                or run.table not in self._stageable:
+            return None
+        key = (run.table, ("#unchanged", *run.columns, "#old", *compared))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            types = self._types.get(run.table, {})
+            if any(c not in types for c in (*run.columns, *compared)):
+                return None
+            encoder = self._encoders[key] = RowEncoder(["integer", *(types[c] for c in (*run.columns, *compared))])
+        try:
+            return encoder.rows([i, *row, *old] for i, (row, old) in enumerate(zip(values, olds)))
+        except Unsupported:
+            return None
+
+    def _merge_unchanged(self, run: Run, compared: tuple[str, ...], text: str) -> set[int]:
+        """`update_unchanged` of a large run: COPY into a staging table of (i, x0.., o0..) typed as the target's
+        columns (`_stage`'s `select`), then one `UPDATE t SET c = s.xN FROM pg_temp.stage s WHERE t.k = s.x0 AND
+        t.c IS NOT DISTINCT FROM s.oN ... RETURNING s.i`."""
+        ident = _Identifier
+        pos = {c: i for i, c in enumerate(run.columns)}
+        select = sql.SQL(", ").join([sql.SQL("0::integer AS i")]
+                                    + [sql.SQL("{} AS {}").format(ident(c), ident(f"x{i}")) for i, c in enumerate(run.columns)]
+                                    + [sql.SQL("{} AS {}").format(ident(c), ident(f"o{j}")) for j, c in enumerate(compared)])
+        columns = ("#unchanged", *run.columns, "#old", *compared)
+        with self.db.cursor() as cur:
+            name = self._stage(cur, run.table, columns, select)
+            cur.copy_expert(f"COPY pg_temp.{pg_ident(name)} FROM STDIN", io.StringIO(text))
+            key = ("merge_unchanged", name, run.table, run.columns, run.key_columns, run.insert_only, compared)
+            stmt = self._sql_cache.get(key)
+            if stmt is None:
+                stmt = sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE {} RETURNING s.i").format(
+                    self._table(run.table),
+                    sql.SQL(", ").join(sql.SQL("{} = s.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.updates),
+                    ident(name),
+                    sql.SQL(" AND ").join(
+                        [sql.SQL("t.{} = s.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.key_columns]
+                        + [self._unchanged_condition(run.table, c, f"s.o{j}") for j, c in enumerate(compared)])
+                ).as_string(self.db)
+                self._sql_cache[key] = stmt
+            cur.execute(stmt, ())
+            return {i for (i,) in cur.fetchall()}
+
+    def _unchanged_condition(self, table: TableRef, column: str, old: str) -> sql.Composable:
+        """The stored value of `column` is the old value `old` (a qualified name), exactly (see exact_kind)."""
+        alias, _, name = old.partition(".")
+        if self._types.get(table, {}).get(column) in _COLLATED:
+            return sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM {}.{} COLLATE "C"').format(
+                _Identifier(column), sql.Identifier(alias), _Identifier(name))
+        return sql.SQL("t.{} IS NOT DISTINCT FROM {}.{}").format(_Identifier(column), sql.Identifier(alias),
+                                                               _Identifier(name))
 
     def _merge_update(self, run: Run, text: str) -> None:
         """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
@@ -574,26 +637,26 @@ class PostgresApplier(Applier):
         except Unsupported:
             return None
 
-    def _stage(self, cur: Any, table: TableRef, columns: tuple[str, ...]) -> str:
+    def _stage(self, cur: Any, table: TableRef, columns: tuple[str, ...], select: sql.Composable | None = None) -> str:
         """The session's staging table for these columns of `table`, empty; created on first use. Its
-        columns are the target's (types, typmods, domains), without constraints or defaults."""
+        columns are the target's (types, typmods, domains), without constraints or defaults. `select`: its
+        select list instead of `columns` (`_merge_unchanged`'s; `columns` then only names the shape)."""
         key = (table, columns)
         name = self._stages.get(key)
         create = sql.SQL("CREATE TEMPORARY TABLE {}{} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA")
+        listed = select if select is not None else sql.SQL(", ").join(map(_Identifier, columns))
         if name is None:
             # never a name used before in this session: a table made in a rolled-back transaction is gone,
             # one made from older column types (load_types again) stays, unused
             self._stage_seq += 1
             name = f"replicator_stage_{self._stage_seq}"
-            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), sql.SQL(", ").join(map(_Identifier, columns)),
-                                      self._table(table)), ())
+            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), listed, self._table(table)), ())
             self._stages[key] = name
             self._stages_created.append(key)
         elif key in self._stages_created:
             # made in this transaction: a ROLLBACK TO SAVEPOINT since (the dead-letter queue applies a batch
             # inside a savepoint and rolls back to it when a row fails) may have undone the CREATE
-            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name),
-                                      sql.SQL(", ").join(map(_Identifier, columns)), self._table(table)), ())
+            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name), listed, self._table(table)), ())
         if name in self._stages_filled:
             # written earlier in this transaction. (A savepoint rolled back since cannot leave rows that this
             # set does not know about: at the start of a transaction the table is empty, ON COMMIT DELETE ROWS)
