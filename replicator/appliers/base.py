@@ -168,8 +168,11 @@ EXACT_CLASSES: dict[str, tuple[frozenset[type], Callable[[Any], bool] | None]] =
 class Resolver(Protocol):
     """Decides the conflicts of a checked run (replicator.conflicts.detect.Detector)."""
 
-    def resolve(self, applier: "Applier", run: Run, rows: list[TargetChange]) -> list[TargetChange]:
-        """The rows to write, as decided; records the conflicts in the open transaction."""
+    def resolve(self, applier: "Applier", run: Run, rows: list[TargetChange],
+                write: bool = False) -> list[TargetChange]:
+        """The rows to write, as decided; records the conflicts in the open transaction. `write`: the caller
+        writes what comes back with `_write` (Applier.apply), so rows may be written here instead (the
+        optimistic conditional write, `update_unchanged`) and not come back."""
 
 
 class Applier(abc.ABC):
@@ -249,7 +252,7 @@ class Applier(abc.ABC):
             self.current_table = run.table
             rows = list(run.rows.values())
             if run.checked and self.resolver is not None:
-                rows = self.resolver.resolve(self, run, rows)
+                rows = self.resolver.resolve(self, run, rows, True)
                 if not rows:
                     continue
                 if run.uniform:

@@ -497,8 +497,7 @@ class PostgresApplier(Applier):
         if cached is None or cached[0] is not types:
             ident = sql.Identifier  # (not _Identifier: the text runs without parameters)
             pos = {c: i for i, c in enumerate(run.columns)}
-            cond: list[sql.Composable] = [
-                sql.SQL("t.{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.key_columns]
+            cond: list[sql.Composable] = [_key_condition(types, c, f"x{pos[c]}", "v") for c in run.key_columns]
             for j, c in enumerate(compared):
                 if types[c] in _COLLATED:
                     cond.append(sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM v.{} COLLATE "C"').format(
@@ -584,7 +583,8 @@ class PostgresApplier(Applier):
                     sql.SQL(", ").join(sql.SQL("{} = s.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.updates),
                     ident(name),
                     sql.SQL(" AND ").join(
-                        [sql.SQL("t.{} = s.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.key_columns]
+                        [_key_condition(self._types.get(run.table, {}), c, f"x{pos[c]}", "s", _Identifier)
+                         for c in run.key_columns]
                         + [self._unchanged_condition(run.table, c, f"s.o{j}") for j, c in enumerate(compared)])
                 ).as_string(self.db)
                 self._sql_cache[key] = stmt
@@ -768,6 +768,18 @@ _EXACT_KINDS = {
     "time without time zone": "time", "text": "str", "character varying": "str",
 }
 _COLLATED = frozenset({"text", "character varying"})  # compared under COLLATE "C": byte-wise
+
+
+def _key_condition(types: dict[str, str], column: str, name: str, alias: str,
+                   ident: type[sql.Identifier] = sql.Identifier) -> sql.Composable:
+    """`update_unchanged`'s join of a key column: a text key also byte-wise (COLLATE "C"), so that under a
+    nondeterministic collation one target row is never matched by two keys of the run (the check would
+    compare each with the row as it was); `t.k IN (keys)` still finds the rows by the key's index. `ident`:
+    _Identifier for a statement run with parameters (a % doubled)."""
+    if types.get(column) in _COLLATED:
+        return sql.SQL('t.{} COLLATE "C" = {}.{} COLLATE "C"').format(
+            ident(column), sql.Identifier(alias), sql.Identifier(name))
+    return sql.SQL("t.{} = {}.{}").format(ident(column), sql.Identifier(alias), sql.Identifier(name))
 
 
 def _ident(name: str) -> str:

@@ -90,7 +90,11 @@ class Detector:
                 self._tables[k] = t
         return t
 
-    def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+    def resolve(self, applier: Applier, run: Run, rows: list[TargetChange],
+                write: bool = False) -> list[TargetChange]:
+        """Resolver.resolve. `write` (Applier.apply's): a qualifying update run may be written here by the
+        optimistic conditional write (`_Check._optimistic`), its rows then not returned; without it (the
+        linker, which writes what comes back itself) every row is checked and returned as decided."""
         out: list[TargetChange] = []
         found: list[M.Conflict] = []
         by_mapping: dict[str, list[TargetChange]] = {}
@@ -101,7 +105,7 @@ class Detector:
             if flow is None:  # reloaded mappings: not two-way any more
                 out.extend(part)
                 continue
-            out.extend(_Check(self, applier, run, flow, part, found).run())
+            out.extend(_Check(self, applier, run, flow, part, found).run(write))
         if found:
             store.record(applier, found)
             metrics.count_conflicts(applier.direction, found)
@@ -279,8 +283,8 @@ class _Check:
         self.eq = self.table.eq
         self.field_of = det.field_of.get(flow.mapping) or {p.target: p.name for p in flow.plans}
 
-    def run(self) -> list[TargetChange]:
-        if self.run_.op is Op.UPDATE and self.run_.uniform:
+    def run(self, write: bool = False) -> list[TargetChange]:
+        if write and self.run_.op is Op.UPDATE and self.run_.uniform:
             left = self._optimistic()
             if not left:
                 return []
@@ -372,17 +376,23 @@ class _Check:
         if self.det.syncing():
             return rows
         names = rows[0].values.keys()
-        for r in rows:
-            if r.values.keys() != names:
-                return rows
+        # the plan first (cached by shape): a run that cannot qualify costs no pass over its rows
         plan = self.table.optimistic_plan(self.a, self.run_.table, self.run_.columns, tuple(names), rows[0])
         if plan is None:
             return rows
         columns, compared, owned = plan
+        int_key = self.table.int_key
         for r in rows:
             expect = r.expect
-            if expect is None or not compared <= expect.keys() or (owned and not owned.isdisjoint(expect.keys())):
+            if r.values.keys() != names or expect is None or not compared <= expect.keys() \
+                    or (owned and not owned.isdisjoint(expect.keys())) \
+                    or (int_key and r.key[0].__class__ is not int):
                 return rows
+        # one target row per run row: two keys of the run naming one target row (1 and '1' for an integer
+        # key) are each checked against the row as it was; a statement would write it once, then the check
+        # would find the other one's values there
+        if not int_key and len(rows) > 1 and len({self.table.key_of(r.key) for r in rows}) != len(rows):
+            return rows
         if not self.a.updates_at_once(self.run_.table, self.key, columns, len(rows)):
             return rows
         run = self.run_

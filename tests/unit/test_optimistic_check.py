@@ -27,6 +27,13 @@ from tests.unit.test_detect_differential import msets, run_check, scenario  # no
 EXACT = {"name", "phone", "credit", "code", "changed", "status"}
 
 
+class FastDetector(detect.Detector):
+    """The detector as Applier.apply asks it: the fast path may write (`write=True`)."""
+
+    def resolve(self, applier: Any, run: Run, rows: list[TargetChange], write: bool = True) -> list[TargetChange]:
+        return super().resolve(applier, run, rows, write)
+
+
 class FastTarget(diff.Target):
     """diff.Target with the conditional write, as a model."""
 
@@ -54,8 +61,9 @@ class FastTarget(diff.Target):
 
 
 def aligned(mset: Any, s: dict[str, Any]) -> dict[str, Any]:
-    """The scenario with the target's rows 1 and 3 holding what the source saw before its first update of them
-    (in target terms, as routed): the usual case, where the fast path writes (random rows seldom match)."""
+    """The scenario with each target row the scenario left out holding what the source saw before its first
+    update of it (in target terms, as routed): the usual case, where the fast path writes (random rows seldom
+    match)."""
     rows = dict(s["rows"])
     table = diff.PG_T if s["source"] == "crm" else diff.MY_T
     for op, before, after in s["changes"]:
@@ -63,7 +71,7 @@ def aligned(mset: Any, s: dict[str, Any]) -> dict[str, Any]:
             continue
         for tc in route(mset, s["source"], RowChange(table, op, before, after), datetime(2026, 1, 3)):
             k = tc.key[0]
-            if tc.op is Op.UPDATE and tc.expect and k in (1, 3) and k.__class__ is int and k not in rows:
+            if tc.op is Op.UPDATE and tc.expect and k.__class__ is int and k not in rows:
                 rows[k] = {"id": k, **{c: None for c in (*diff.POOL, "status")}, **tc.expect}
     return {**s, "rows": rows}
 
@@ -83,7 +91,7 @@ def test_the_fast_path_leaves_the_rows_and_conflicts_of_the_full_check(
     with monkeypatch.context() as patch:  # (this example only: the fixture's patches last for all of them)
         patch.setattr(diff, "Target", FastTarget)
         patch.setattr(FastTarget, "whole_run", whole_run)
-        fast = run_check(detect.Detector, mset, s, recorded, True, fast_states)
+        fast = run_check(FastDetector, mset, s, recorded, True, fast_states)
     assert fast_states == full_states  # the target's rows after every run
     assert fast[1] == full[1]  # the conflicts, in order
 
@@ -94,10 +102,10 @@ def test_the_scenarios_take_the_fast_path(msets: dict[str, Any], monkeypatch: py
     monkeypatch.setattr(diff, "Target", FastTarget)
     FastTarget.calls = []
 
-    @settings(max_examples=300, deadline=None, database=None)
+    @settings(max_examples=1500, deadline=None, database=None)
     @given(s=scenario())
     def collect(s: dict[str, Any]) -> None:
-        run_check(detect.Detector, msets[s["rule"]], aligned(msets[s["rule"]], s), [], True)
+        run_check(FastDetector, msets[s["rule"]], aligned(msets[s["rule"]], s), [], True)
     collect()
     assert sum(n - left for n, left in FastTarget.calls) > 0  # rows written by the fast path
     assert sum(left for _, left in FastTarget.calls) > 0  # rows left to the full check
@@ -119,7 +127,7 @@ def _check(msets: dict[str, Any], monkeypatch: pytest.MonkeyPatch, changes: list
     monkeypatch.setattr(store, "record", lambda applier, conflicts: None)
     FastTarget.calls = []
     target = FastTarget("erp", {k: {"id": k, **{c: "old" for c in (*diff.POOL, "status")}} for k in (1, 2, 3)})
-    det = detect.Detector(msets["manual"], "crm", None, syncing=lambda: syncing)
+    det = FastDetector(msets["manual"], "crm", None, syncing=lambda: syncing)
     for run in group_runs(changes):
         det.resolve(target, run, list(run.rows.values()))  # type: ignore[arg-type]
     return target
@@ -140,12 +148,29 @@ def test_a_qualifying_run_is_one_statement_without_a_locked_read(msets: dict[str
     ("rows changing different fields", _rows([{"name": "n"}, {"phone": "p"}], {"name": "old", "phone": "old"}), False),
     ("a compared column not exact in SQL (here: JSON)", _rows([{"doc": "d"}]), False),
     ("a sync under way", _rows([{"name": "n"}]), True),
+    ("two keys naming one target row (1 and '1' of an integer key)",
+     _rows([{"name": "n"}]) + [TargetChange(T, Op.UPDATE, ("id",), ("1",), {"id": "1", "name": "m"},
+                                            expect={"id": "1", "name": "old"}, mapping="acct", source_key=("1",))],
+     False),
 ])
 def test_runs_that_do_not_qualify_take_the_full_check(msets: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                       why: str, changes: list[TargetChange], syncing: bool) -> None:
     target = _check(msets, monkeypatch, changes, syncing)
     assert FastTarget.calls == [], why
     assert target.asked, why
+
+
+def test_the_linkers_check_never_writes(msets: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolve without `write` (mapping/links.py `_checked`, which writes what comes back itself): the full
+    check, every row returned as decided."""
+    monkeypatch.setattr(store, "record", lambda applier, conflicts: None)
+    FastTarget.calls = []
+    target = FastTarget("erp", {k: {"id": k, **{c: "old" for c in (*diff.POOL, "status")}} for k in (1, 2, 3)})
+    det = FastDetector(msets["manual"], "crm", None)
+    for run in group_runs(_rows([{"name": "n1"}, {"name": "n2"}])):
+        out = detect.Detector.resolve(det, target, run, list(run.rows.values()))  # type: ignore[arg-type]
+        assert [r.values["name"] for r in out] == ["n1", "n2"]
+    assert FastTarget.calls == [] and target.asked
 
 
 def test_an_owned_field_is_written_as_it_is(msets: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
