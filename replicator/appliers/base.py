@@ -11,7 +11,9 @@ and records conflicts before the run is written. A checked update run writes the
 it changed (every field the flow carries where leaving the others out would cost statements): the
 changed ones as decided, the others with the value the locked target row holds, so updates of
 different fields still share one statement. Its rows are locked and exist, so when that leaves out a
-required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert.
+required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert. A qualifying checked
+update run is first written by one conditional UPDATE (`update_unchanged`: the new values only where the
+target still holds the old ones), and only the rows it did not write are read and compared.
 """
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ an aware against a naive time, CHAR padding or JSON key order):
   key and the changed fields only) where the write stays one statement; else, and for a field another
   row of the run changed, it is written with the target's own value (the row is locked), so the run
   stays one statement and no concurrent edit of another field is overwritten.
+  Before that, where the run qualifies and the caller writes (`Applier.apply`), one conditional UPDATE
+  writes the rows whose target still holds the old values (`_Check._optimistic`, docs/conflicts.md "How a
+  two-way update is checked"); only the rest goes through the read and the comparison below.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
   incoming side wins the row rule (under `latest` by commit time: when the update is later than the
   delete); it is never re-created with only the changed fields. While a `sync`
