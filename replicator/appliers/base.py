@@ -324,6 +324,14 @@ class Applier(abc.ABC):
         full check takes the whole run, as if this had not been asked."""
         return None
 
+    def new_rows(self, run: Run, rows: Sequence[TargetChange]) -> list[list[Any]] | None:
+        """`convert_rows` for `update_unchanged`; None where a new value cannot be converted: the full check
+        decides then, as before (a field the target wins is never written, so its value stops nothing)."""
+        try:
+            return self.convert_rows(run, rows)
+        except RowError:
+            return None
+
     def expected_rows(self, run: Run, rows: Sequence[TargetChange], compared: tuple[str, ...]) -> list[list[Any]] | None:
         """The old values (`expect`) of `compared`, per row, through the target columns' converters, as
         `convert_rows` converts the new ones; None where one cannot be converted or its class is not one

@@ -603,7 +603,9 @@ class MariaDBApplier(Applier):
         olds = self.expected_rows(run, rows, compared)
         if olds is None:
             return None
-        values = self.convert_rows(run, rows)
+        values = self.new_rows(run, rows)
+        if values is None:
+            return None
         joined = len(values) > 1
         if joined and not (self._int_key(run.table, run.key_columns) and _aggregate_as_they_are(values)
                            and _aggregate_as_they_are(olds)):

@@ -487,7 +487,9 @@ class PostgresApplier(Applier):
         olds = self.expected_rows(run, rows, compared)
         if olds is None:
             return None
-        values = self.convert_rows(run, rows)
+        values = self.new_rows(run, rows)
+        if values is None:
+            return None
         copied = self._copy_unchanged(run, values, olds, compared)
         if copied is not None:  # a large run: COPY into a staging table, as `_update_rows`'s
             return self._unwritten(run, rows, self._run(self._merge_unchanged, run, compared, copied))

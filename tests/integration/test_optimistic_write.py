@@ -195,6 +195,47 @@ def test_mariadb_matches_only_what_the_check_calls_equal(maria_db: Any, detector
         conn.close()
 
 
+def _refused(a: Applier, table: TableRef, column: str, new: Any, old: Any) -> None:
+    """A new value the column's converter refuses: no error from the conditional write (None: the full check
+    decides, and a field the target wins is never written), nothing written."""
+    rows = [TargetChange(table, Op.UPDATE, ("id",), (1,), {"id": 1, column: new}, expect={"id": 1, column: old})]
+    a.begin()
+    a.update_by_key(table, ("id",), (1,), {column: old})
+    run = Run(table, Op.UPDATE, ("id",), ("id", column), {r.key: r for r in rows}, checked=True, exists=True)
+    assert a.update_unchanged(run, rows, (column,)) is None
+    assert a.read_rows(table, ("id",), [column], [(1,)])[0][1] is not None
+    a.rollback()
+
+
+def test_a_value_the_converter_refuses_goes_to_the_full_check(pg_db: Any, maria_db: Any) -> None:
+    conn = pg_db.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE edge {PG_EDGE_DDL}")
+        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
+    conn.commit()
+    conn.close()
+    a: Applier = _pg_applier(pg_db)
+    try:
+        t = TableRef("public", "edge")
+        a.load_types([t])
+        _refused(a, t, "i", 2 ** 70, 5)  # out of bigint's range
+    finally:
+        a.close()
+    conn = maria_db.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE edge {MY_EDGE_DDL}")
+        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
+    conn.commit()
+    conn.close()
+    a = _maria_applier(maria_db)
+    try:
+        t = TableRef(maria_db.dbname, "edge")
+        a.load_types([t])
+        _refused(a, t, "tm", timedelta(hours=900), timedelta(hours=1))  # beyond TIME's 838:59:59
+    finally:
+        a.close()
+
+
 # ---------------------------------------------------------------- differential: the full check and the fast path
 
 PG_DDL = ("(id integer PRIMARY KEY, name text, phone varchar(20), credit numeric(10,2), code char(5), doc jsonb, "
