@@ -590,8 +590,8 @@ class MariaDBApplier(Applier):
     def update_unchanged(self, run: Run, rows: list[TargetChange],
                          compared: tuple[str, ...]) -> list[TargetChange] | None:
         """Applier.update_unchanged. One row: `UPDATE t SET c = new WHERE k = key AND c <=> old ...`; more (an
-        integer key, as `_update_rows`): `UPDATE t JOIN (SELECT key AS k0, new AS x1, old AS o0 UNION ALL
-        ...) v ON t.k = v.k0 SET t.c = v.x1 WHERE t.c <=> v.o0 ...`, the old columns aggregated as the new
+        integer key, as `_update_rows`): `UPDATE t JOIN (SELECT key AS x0, new AS x1, old AS o0 UNION ALL
+        ...) v ON t.k = v.x0 SET t.c = v.x1 WHERE t.c <=> v.o0 ...`, the old columns aggregated as the new
         (`_aggregate_as_they_are`), up to BATCH rows a statement. MariaDB 10.11 has no UPDATE ... RETURNING:
         the affected-row count says whether every row was written (the connection has CLIENT.FOUND_ROWS, so
         it counts matched rows, a row already holding its new values too). Fewer: the whole run goes to

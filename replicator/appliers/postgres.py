@@ -480,7 +480,7 @@ class PostgresApplier(Applier):
         `_update_rows` casts them, the old ones like the new. `t.k IN (keys)` in place of `_update_rows`'s SET
         LOCAL join settings (which would have to be set back after the RETURNING, a second statement): the
         planner then reads the run's rows by the key's index and joins those few, instead of a hash join
-        over a scan of the whole table. A large run (the COPY path's sizes) goes the full check's way."""
+        over a scan of the whole table. A large run (the COPY path's sizes): `_merge_unchanged`."""
         updates = run.updates
         if not updates:
             return None
