@@ -11,12 +11,16 @@ and records conflicts before the run is written. A checked update run writes the
 it changed (every field the flow carries where leaving the others out would cost statements): the
 changed ones as decided, the others with the value the locked target row holds, so updates of
 different fields still share one statement. Its rows are locked and exist, so when that leaves out a
-required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert.
+required column it is one UPDATE (`Run.exists`, `_update_rows`) instead of an upsert. A qualifying checked
+update run is first written by one conditional UPDATE (`update_unchanged`: the new values only where the
+target still holds the old ones), and only the rows it did not write are read and compared.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -131,11 +135,46 @@ def _getter(cols: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
     return get
 
 
+def _naive(v: Any) -> bool:  # (a datetime or a time)
+    return v.tzinfo is None
+
+
+def _aware(v: Any) -> bool:
+    return v.tzinfo is not None
+
+
+def _finite(v: Any) -> bool:
+    return v.__class__ is not Decimal or v.is_finite()
+
+
+# The value classes (after the target column's converter) whose SQL comparison with the stored value is
+# exact, per `Applier.exact_kind`, and a further test of a value of them (None: none): an int, a finite
+# Decimal, a bool, a date, a naive or an aware datetime, a time of day without a zone (never PostgreSQL's
+# 24:00:00 text), a timedelta, a str. Exact classes (`__class__ in`, no subclasses: a datetime is a date, a
+# bool an int), so the usual value costs no call; never a float (MariaDB compares a FLOAT column with a double
+# literal; Python's check allows float noise).
+EXACT_CLASSES: dict[str, tuple[frozenset[type], Callable[[Any], bool] | None]] = {
+    "int": (frozenset({int}), None),
+    "int_or_bool": (frozenset({int, bool}), None),
+    "decimal": (frozenset({int, Decimal}), _finite),
+    "bool": (frozenset({bool}), None),
+    "date": (frozenset({date}), None),
+    "naive": (frozenset({datetime}), _naive),
+    "aware": (frozenset({datetime}), _aware),
+    "time": (frozenset({time}), _naive),
+    "timedelta": (frozenset({timedelta}), None),
+    "str": (frozenset({str}), None),
+}
+
+
 class Resolver(Protocol):
     """Decides the conflicts of a checked run (replicator.conflicts.detect.Detector)."""
 
-    def resolve(self, applier: "Applier", run: Run, rows: list[TargetChange]) -> list[TargetChange]:
-        """The rows to write, as decided; records the conflicts in the open transaction."""
+    def resolve(self, applier: "Applier", run: Run, rows: list[TargetChange],
+                write: bool = False) -> list[TargetChange]:
+        """The rows to write, as decided; records the conflicts in the open transaction. `write`: the caller
+        writes what comes back with `_write` (Applier.apply), so rows may be written here instead (the
+        optimistic conditional write, `update_unchanged`) and not come back."""
 
 
 class Applier(abc.ABC):
@@ -215,7 +254,7 @@ class Applier(abc.ABC):
             self.current_table = run.table
             rows = list(run.rows.values())
             if run.checked and self.resolver is not None:
-                rows = self.resolver.resolve(self, run, rows)
+                rows = self.resolver.resolve(self, run, rows, True)
                 if not rows:
                     continue
                 if run.uniform:
@@ -261,6 +300,72 @@ class Applier(abc.ABC):
         conflict check leaves the fields a run did not change out of its write only where that keeps the
         run one statement."""
         return rows == 1
+
+    # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
+
+    def compares_exactly(self, table: TableRef, column: str) -> bool:
+        """Whether `update_unchanged` may compare this column in SQL: the dialect's equality of the stored
+        value and a bound old value is exact (`exact_kind`), so SQL's "equal" implies the check's
+        (`Detector.equal`, which is more lenient: Decimal against int, CHAR padding, ...)."""
+        return self.exact_kind(table, column) is not None
+
+    def exact_kind(self, table: TableRef, column: str) -> str | None:
+        """The class of values (`EXACT_CLASSES`) this column is compared for in SQL by `update_unchanged`,
+        None: never (the whole run takes the full check). A dialect without the conditional write: None."""
+        return None
+
+    def update_unchanged(self, run: Run, rows: list[TargetChange],
+                         compared: tuple[str, ...]) -> list[TargetChange] | None:
+        """Write `run.updates` of each row (existing rows of a checked update run, every row changing the
+        same fields: `run.columns`, key first) only where the target still holds, in every column of
+        `compared`, the row's old value (`expect`), in one statement; return the rows that still need the
+        full check (not written, or not known to be written), or None where this run cannot go this way
+        (a value of a class `EXACT_CLASSES` does not list for its column, a dialect without it): then the
+        full check takes the whole run, as if this had not been asked."""
+        return None
+
+    def new_rows(self, run: Run, rows: Sequence[TargetChange]) -> list[list[Any]] | None:
+        """`convert_rows` for `update_unchanged`; None where a new value cannot be converted: the full check
+        decides then, as before (a field the target wins is never written, so its value stops nothing)."""
+        try:
+            return self.convert_rows(run, rows)
+        except RowError:
+            return None
+
+    def expected_rows(self, run: Run, rows: Sequence[TargetChange], compared: tuple[str, ...]) -> list[list[Any]] | None:
+        """The old values (`expect`) of `compared`, per row, through the target columns' converters, as
+        `convert_rows` converts the new ones; None where one cannot be converted or its class is not one
+        `EXACT_CLASSES` lists for the column's `exact_kind` (the full check then decides, as always)."""
+        convs = self._converters.get(run.table, {})
+        plan = []
+        for i, c in enumerate(compared):
+            exact = EXACT_CLASSES.get(self.exact_kind(run.table, c) or "")
+            if exact is None:
+                return None
+            plan.append((i, convs.get(c), exact[0], exact[1]))
+        get = _getter(compared)
+        out: list[list[Any]] = []
+        for r in rows:
+            expect = r.expect
+            if expect is None:
+                return None
+            try:
+                row = list(get(expect))
+            except KeyError:
+                return None
+            for i, conv, classes, test in plan:
+                v = row[i]
+                if v is None:
+                    continue
+                if conv is not None:
+                    try:
+                        v = row[i] = conv(v)
+                    except (ValueError, TypeError, UnicodeError, OverflowError):
+                        return None
+                if v.__class__ not in classes or (test is not None and not test(v)):
+                    return None
+            out.append(row)
+        return out
 
     def _converted(self, table: TableRef, items: Iterable[tuple[str, Any]], key: Any,
                    what: str = "value") -> list[Any]:

@@ -155,6 +155,23 @@ def _aggregate_as_they_are(values: list[list[Any]]) -> bool:
 _NONE = type(None)
 
 
+# information_schema DATA_TYPE -> Applier.exact_kind (MariaDBApplier.exact_kind; "str" only in a utf8 charset)
+_EXACT_KINDS = {
+    "tinyint": "int_or_bool", "smallint": "int_or_bool", "mediumint": "int_or_bool", "int": "int_or_bool",
+    "bigint": "int_or_bool", "decimal": "decimal", "date": "date", "datetime": "naive", "timestamp": "naive",
+    "time": "timedelta", "char": "str", "varchar": "str", "tinytext": "str", "text": "str", "mediumtext": "str",
+}
+# how the stored value `c` is compared with the old value `v` (a literal or a derived table's column)
+_CONDITIONS = {
+    "date": "{c} <=> CAST({v} AS DATE)", "naive": "{c} <=> CAST({v} AS DATETIME(6))",
+    "timedelta": "{c} <=> CAST({v} AS TIME(6))", "str": "CAST({c} AS BINARY) <=> CAST({v} AS BINARY)",
+}
+
+
+def _condition(kind: str, column: str, value: str) -> str:
+    return _CONDITIONS.get(kind, "{c} <=> {v}").format(c=column, v=value)
+
+
 def _uuid_text(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
@@ -550,6 +567,109 @@ class MariaDBApplier(Applier):
                     parts, size = [], 0
             if parts:
                 cur.execute(head + b"".join(parts) + tail)
+
+    # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
+
+    def exact_kind(self, table: TableRef, column: str) -> str | None:
+        """Applier.exact_kind: the types whose `<=>` with a literal (in `_condition`'s form) is exact --
+        integers (a bool is 1 or 0), DECIMAL, DATE, DATETIME and TIMESTAMP (the session's time_zone is
+        '+00:00', connect.my_connect: a TIMESTAMP compares as the UTC instant the converter writes, no DST),
+        TIME, all against the literal CAST to the column's kind (a derived table's column of datetime
+        literals is a string: never left to MariaDB's choice of a string or a temporal comparison), and
+        CHAR/VARCHAR/TEXT of a utf8 character set compared as bytes (`CAST(.. AS BINARY)`: every collation,
+        _bin included, is PAD SPACE or case/accent-insensitive, and the literal is utf8mb4, the connection's
+        character set, whose bytes are the column's only in utf8). Not FLOAT/DOUBLE (a FLOAT column against
+        a double literal), JSON/LONGTEXT, ENUM/SET, BINARY/BLOB, UUID, INET, YEAR."""
+        ty = self._types.get(table, {}).get(column)
+        kind = _EXACT_KINDS.get(ty or "")
+        if kind == "str":
+            info = self._columns.get(table, {}).get(column)
+            coll = (info.collation or "").lower() if info is not None else ""
+            if not coll.startswith(("utf8mb4_", "utf8mb3_", "utf8_")):
+                return None
+        return kind
+
+    def update_unchanged(self, run: Run, rows: list[TargetChange],
+                         compared: tuple[str, ...]) -> list[TargetChange] | None:
+        """Applier.update_unchanged. One row: `UPDATE t SET c = new WHERE k = key AND c <=> old ...`; more (an
+        integer key, as `_update_rows`): `UPDATE t JOIN (SELECT key AS x0, new AS x1, old AS o0 UNION ALL
+        ...) v ON t.k = v.x0 SET t.c = v.x1 WHERE t.c <=> v.o0 ...`, the old columns aggregated as the new
+        (`_aggregate_as_they_are`), up to BATCH rows a statement. MariaDB 10.11 has no UPDATE ... RETURNING:
+        the affected-row count says whether every row was written (the connection has CLIENT.FOUND_ROWS, so
+        it counts matched rows, a row already holding its new values too). Fewer: the whole run goes to
+        the full check; the rows written here are ours, locked, and hold their new values, which the check
+        takes for both sides having made the same edit and does not write again."""
+        updates = run.updates
+        if not updates:
+            return None
+        olds = self.expected_rows(run, rows, compared)
+        if olds is None:
+            return None
+        values = self.new_rows(run, rows)
+        if values is None:
+            return None
+        joined = len(values) > 1
+        if joined and not (self._int_key(run.table, run.key_columns) and _aggregate_as_they_are(values)
+                           and _aggregate_as_they_are(olds)):
+            return None
+        types = self._types.get(run.table, {})
+        kinds = [_EXACT_KINDS[types[c]] for c in compared]
+        fmt = self._formatter()
+        literal = fmt.literal
+        table = my_ident(run.table.schema, run.table.name)
+        if not joined:
+            row, old = values[0], olds[0]
+            pos = {c: i for i, c in enumerate(run.columns)}
+            text = (f"UPDATE {table} SET "
+                    + ", ".join(f"{my_ident(c)} = {literal(row[pos[c]])}" for c in updates)
+                    + " WHERE " + " AND ".join(
+                        [f"{my_ident(c)} = {literal(row[pos[c]])}" for c in run.key_columns]
+                        + [_condition(kind, my_ident(c), literal(v)) for kind, c, v in zip(kinds, compared, old)]))
+            statements = [text.encode(fmt.encoding)]
+        else:
+            statements = self._unchanged_joined(run, values, olds, compared, kinds)
+
+        def q() -> int:
+            n = 0
+            with self.db.cursor() as cur:
+                for stmt in statements:
+                    n += cur.execute(stmt)
+            return n
+        matched = self._run(q)
+        if matched == len(rows):
+            metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
+            return []
+        return rows
+
+    def _unchanged_joined(self, run: Run, values: list[list[Any]], olds: list[list[Any]],
+                          compared: tuple[str, ...], kinds: list[str]) -> list[bytes]:
+        fmt = self._formatter()
+        enc = fmt.encoding
+        names = [f"x{i}" for i in range(len(run.columns))] + [f"o{j}" for j in range(len(compared))]
+        pos = {c: i for i, c in enumerate(run.columns)}
+        head = f"UPDATE {my_ident(run.table.schema, run.table.name)} AS t JOIN (".encode(enc)
+        tail = (") AS v ON " + " AND ".join(f"t.{my_ident(c)} = v.x{pos[c]}" for c in run.key_columns)
+                + " SET " + ", ".join(f"t.{my_ident(c)} = v.x{pos[c]}" for c in run.updates)
+                + " WHERE " + " AND ".join(_condition(kind, f"t.{my_ident(c)}", f"v.o{j}")
+                                           for j, (kind, c) in enumerate(zip(kinds, compared)))).encode(enc)
+        literal = fmt.literal
+        out: list[bytes] = []
+        parts: list[bytes] = []
+        size = 0
+        for row, old in zip(values, olds):
+            both = [*row, *old]
+            if not parts:  # the first SELECT names the derived table's columns
+                b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(both, names))).encode(enc)
+            else:
+                b = (" UNION ALL SELECT " + fmt.row(both)[1:-1]).encode(enc)
+            parts.append(b)
+            size += len(b)
+            if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
+                out.append(head + b"".join(parts) + tail)
+                parts, size = [], 0
+        if parts:
+            out.append(head + b"".join(parts) + tail)
+        return out
 
     def _formatter(self) -> Formatter:
         fmt = self._fmt

@@ -463,6 +463,147 @@ class PostgresApplier(Applier):
                     cur.execute(head_b + b",".join([mogrify(template, row) for row in values[i:i + PAGE]]) + tail_b)
         self._run(q)
 
+    # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
+
+    def exact_kind(self, table: TableRef, column: str) -> str | None:
+        """Applier.exact_kind: the types whose `IS NOT DISTINCT FROM` with a value cast to the column's type
+        (`_pg_type`, as `_update_rows` casts) is exact -- integers, numeric (1.0 = 1.00 is the same number to
+        the check too), boolean, date, timestamp (naive values only: a cast to timestamp drops an offset),
+        timestamptz (instants), time (never 24:00:00, read as text), text and varchar compared under
+        COLLATE "C" (byte-wise, whatever the column's collation; a nondeterministic ICU collation would call
+        'a' and 'A' equal). Not character (blank-padded), floats, json, arrays, enums, bytea, interval."""
+        return _EXACT_KINDS.get(self._types.get(table, {}).get(column, ""))
+
+    def update_unchanged(self, run: Run, rows: list[TargetChange],
+                         compared: tuple[str, ...]) -> list[TargetChange] | None:
+        """Applier.update_unchanged: `UPDATE t SET c = v.xN FROM (VALUES (i, key, new..., old...)) v WHERE
+        t.k = v.x0 AND t.k IN (keys) AND t.c IS NOT DISTINCT FROM v.oN ... RETURNING v.i`, PAGE rows a
+        statement; the rows not returned go to the full check. The VALUES columns are cast as
+        `_update_rows` casts them, the old ones like the new. `t.k IN (keys)` in place of `_update_rows`'s SET
+        LOCAL join settings (which would have to be set back after the RETURNING, a second statement): the
+        planner then reads the run's rows by the key's index and joins those few, instead of a hash join
+        over a scan of the whole table. A large run (the COPY path's sizes): `_merge_unchanged`."""
+        updates = run.updates
+        if not updates:
+            return None
+        olds = self.expected_rows(run, rows, compared)
+        if olds is None:
+            return None
+        values = self.new_rows(run, rows)
+        if values is None:
+            return None
+        copied = self._copy_unchanged(run, values, olds, compared)
+        if copied is not None:  # a large run: COPY into a staging table, as `_update_rows`'s
+            return self._unwritten(run, rows, self._run(self._merge_unchanged, run, compared, copied))
+        key = ("update_unchanged", run.table, run.columns, run.key_columns, run.insert_only, compared)
+        types = self._types.get(run.table, {})
+        cached = self._sql_cache.get(key)
+        if cached is None or cached[0] is not types:
+            ident = sql.Identifier  # (not _Identifier: the text runs without parameters)
+            pos = {c: i for i, c in enumerate(run.columns)}
+            cond: list[sql.Composable] = [_key_condition(types, c, f"x{pos[c]}", "v") for c in run.key_columns]
+            for j, c in enumerate(compared):
+                if types[c] in _COLLATED:
+                    cond.append(sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM v.{} COLLATE "C"').format(
+                        ident(c), ident(f"o{j}")))
+                else:
+                    cond.append(sql.SQL("t.{} IS NOT DISTINCT FROM v.{}").format(ident(c), ident(f"o{j}")))
+            head = sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(
+                sql.Identifier(run.table.schema, run.table.name),
+                sql.SQL(", ").join(sql.SQL("{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in updates))
+            names = sql.SQL(", ").join(ident(n) for n in (
+                "i", *(f"x{i}" for i in range(len(run.columns))), *(f"o{j}" for j in range(len(compared)))))
+            mid = sql.SQL(") AS v ({}) WHERE {}").format(names, sql.SQL(" AND ").join(cond))
+            template = "(%s, " + ", ".join(f"(%s)::{_pg_type(types[c])}" for c in (*run.columns, *compared)) + ")"
+            ins = [(sql.SQL(" AND t.{} IN (").format(ident(c)).as_string(self.db), f"(%s)::{_pg_type(types[c])}",
+                    pos[c]) for c in run.key_columns]
+            enc = psycopg2.extensions.encodings[self.db.encoding]
+            cached = self._sql_cache[key] = (types, head.as_string(self.db).encode(enc),
+                                             mid.as_string(self.db).encode(enc), template,
+                                             [(a.encode(enc), b, i) for a, b, i in ins])
+        _, head_b, mid_b, template, ins_b = cached
+
+        def q() -> set[int]:
+            written: set[int] = set()
+            with self.db.cursor() as cur:
+                mogrify = cur.mogrify
+                for p in range(0, len(values), PAGE):
+                    page = range(p, min(p + PAGE, len(values)))
+                    parts = [head_b, b",".join([mogrify(template, (i, *values[i], *olds[i])) for i in page]), mid_b]
+                    for prefix, one, i in ins_b:
+                        parts += [prefix, b",".join(list(dict.fromkeys(mogrify(one, (values[r][i],)) for r in page))),
+                                  b")"]
+                    cur.execute(b"".join(parts) + b" RETURNING v.i")
+                    written.update(i for (i,) in cur.fetchall())
+            return written
+        return self._unwritten(run, rows, self._run(q))
+
+    def _unwritten(self, run: Run, rows: list[TargetChange], written: set[int]) -> list[TargetChange]:
+        """The rows `update_unchanged` did not write, by their index; the written ones counted."""
+        if written:
+            metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(written))
+        if len(written) == len(rows):
+            return []
+        return [r for i, r in enumerate(rows) if i not in written]
+
+    def _copy_unchanged(self, run: Run, values: list[list[Any]], olds: list[list[Any]],
+                        compared: tuple[str, ...]) -> str | None:
+        """`_copy_text` for `update_unchanged`: the rows as COPY text of (index, run.columns..., old values...),
+        when the run is large enough for COPY to pay off (psycopg2's mogrify of a 1,000-row VALUES list cost
+        13 CPU us a row in bench/detect_cost.py --server) and every value has an exact COPY form."""
+        if self.copy_min_rows is None or len(values) < self.copy_min_rows or not self._may_stage \
+                or run.table not in self._stageable:
+            return None
+        key = (run.table, ("#unchanged", *run.columns, "#old", *compared))
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            types = self._types.get(run.table, {})
+            if any(c not in types for c in (*run.columns, *compared)):
+                return None
+            encoder = self._encoders[key] = RowEncoder(["integer", *(types[c] for c in (*run.columns, *compared))])
+        try:
+            return encoder.rows([i, *row, *old] for i, (row, old) in enumerate(zip(values, olds)))
+        except Unsupported:
+            return None
+
+    def _merge_unchanged(self, run: Run, compared: tuple[str, ...], text: str) -> set[int]:
+        """`update_unchanged` of a large run: COPY into a staging table of (i, x0.., o0..) typed as the target's
+        columns (`_stage`'s `select`), then one `UPDATE t SET c = s.xN FROM pg_temp.stage s WHERE t.k = s.x0 AND
+        t.c IS NOT DISTINCT FROM s.oN ... RETURNING s.i`."""
+        ident = _Identifier
+        pos = {c: i for i, c in enumerate(run.columns)}
+        select = sql.SQL(", ").join([sql.SQL("0::integer AS i")]
+                                    + [sql.SQL("{} AS {}").format(ident(c), ident(f"x{i}")) for i, c in enumerate(run.columns)]
+                                    + [sql.SQL("{} AS {}").format(ident(c), ident(f"o{j}")) for j, c in enumerate(compared)])
+        columns = ("#unchanged", *run.columns, "#old", *compared)
+        with self.db.cursor() as cur:
+            name = self._stage(cur, run.table, columns, select)
+            cur.copy_expert(f"COPY pg_temp.{pg_ident(name)} FROM STDIN", io.StringIO(text))
+            key = ("merge_unchanged", name, run.table, run.columns, run.key_columns, run.insert_only, compared)
+            stmt = self._sql_cache.get(key)
+            if stmt is None:
+                stmt = sql.SQL("UPDATE {} AS t SET {} FROM pg_temp.{} AS s WHERE {} RETURNING s.i").format(
+                    self._table(run.table),
+                    sql.SQL(", ").join(sql.SQL("{} = s.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.updates),
+                    ident(name),
+                    sql.SQL(" AND ").join(
+                        [_key_condition(self._types.get(run.table, {}), c, f"x{pos[c]}", "s", _Identifier)
+                         for c in run.key_columns]
+                        + [self._unchanged_condition(run.table, c, f"s.o{j}") for j, c in enumerate(compared)])
+                ).as_string(self.db)
+                self._sql_cache[key] = stmt
+            cur.execute(stmt, ())
+            return {i for (i,) in cur.fetchall()}
+
+    def _unchanged_condition(self, table: TableRef, column: str, old: str) -> sql.Composable:
+        """The stored value of `column` is the old value `old` (a qualified name), exactly (see exact_kind)."""
+        alias, _, name = old.partition(".")
+        if self._types.get(table, {}).get(column) in _COLLATED:
+            return sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM {}.{} COLLATE "C"').format(
+                _Identifier(column), sql.Identifier(alias), _Identifier(name))
+        return sql.SQL("t.{} IS NOT DISTINCT FROM {}.{}").format(_Identifier(column), sql.Identifier(alias),
+                                                               _Identifier(name))
+
     def _merge_update(self, run: Run, text: str) -> None:
         """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
         types: no casts), then one `UPDATE t SET c = s.c FROM pg_temp.stage s WHERE t.k = s.k`."""
@@ -500,26 +641,26 @@ class PostgresApplier(Applier):
         except Unsupported:
             return None
 
-    def _stage(self, cur: Any, table: TableRef, columns: tuple[str, ...]) -> str:
+    def _stage(self, cur: Any, table: TableRef, columns: tuple[str, ...], select: sql.Composable | None = None) -> str:
         """The session's staging table for these columns of `table`, empty; created on first use. Its
-        columns are the target's (types, typmods, domains), without constraints or defaults."""
+        columns are the target's (types, typmods, domains), without constraints or defaults. `select`: its
+        select list instead of `columns` (`_merge_unchanged`'s; `columns` then only names the shape)."""
         key = (table, columns)
         name = self._stages.get(key)
         create = sql.SQL("CREATE TEMPORARY TABLE {}{} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA")
+        listed = select if select is not None else sql.SQL(", ").join(map(_Identifier, columns))
         if name is None:
             # never a name used before in this session: a table made in a rolled-back transaction is gone,
             # one made from older column types (load_types again) stays, unused
             self._stage_seq += 1
             name = f"replicator_stage_{self._stage_seq}"
-            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), sql.SQL(", ").join(map(_Identifier, columns)),
-                                      self._table(table)), ())
+            cur.execute(create.format(sql.SQL(""), sql.Identifier(name), listed, self._table(table)), ())
             self._stages[key] = name
             self._stages_created.append(key)
         elif key in self._stages_created:
             # made in this transaction: a ROLLBACK TO SAVEPOINT since (the dead-letter queue applies a batch
             # inside a savepoint and rolls back to it when a row fails) may have undone the CREATE
-            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name),
-                                      sql.SQL(", ").join(map(_Identifier, columns)), self._table(table)), ())
+            cur.execute(create.format(sql.SQL("IF NOT EXISTS "), sql.Identifier(name), listed, self._table(table)), ())
         if name in self._stages_filled:
             # written earlier in this transaction. (A savepoint rolled back since cannot leave rows that this
             # set does not know about: at the start of a transaction the table is empty, ON COMMIT DELETE ROWS)
@@ -622,6 +763,27 @@ class PostgresApplier(Applier):
 
     def is_row_error(self, exc: Exception) -> bool:
         return pg_error_class(exc) in (ROW, MISSING)
+
+
+# information_schema data_type -> Applier.exact_kind (see PostgresApplier.exact_kind)
+_EXACT_KINDS = {
+    "smallint": "int", "integer": "int", "bigint": "int", "numeric": "decimal", "boolean": "bool",
+    "date": "date", "timestamp without time zone": "naive", "timestamp with time zone": "aware",
+    "time without time zone": "time", "text": "str", "character varying": "str",
+}
+_COLLATED = frozenset({"text", "character varying"})  # compared under COLLATE "C": byte-wise
+
+
+def _key_condition(types: dict[str, str], column: str, name: str, alias: str,
+                   ident: type[sql.Identifier] = sql.Identifier) -> sql.Composable:
+    """`update_unchanged`'s join of a key column: a text key also byte-wise (COLLATE "C"), so that under a
+    nondeterministic collation one target row is never matched by two keys of the run (the check would
+    compare each with the row as it was); `t.k IN (keys)` still finds the rows by the key's index. `ident`:
+    _Identifier for a statement run with parameters (a % doubled)."""
+    if types.get(column) in _COLLATED:
+        return sql.SQL('t.{} COLLATE "C" = {}.{} COLLATE "C"').format(
+            ident(column), sql.Identifier(alias), sql.Identifier(name))
+    return sql.SQL("t.{} = {}.{}").format(ident(column), sql.Identifier(alias), sql.Identifier(name))
 
 
 def _ident(name: str) -> str:

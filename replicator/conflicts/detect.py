@@ -11,6 +11,9 @@ an aware against a naive time, CHAR padding or JSON key order):
   key and the changed fields only) where the write stays one statement; else, and for a field another
   row of the run changed, it is written with the target's own value (the row is locked), so the run
   stays one statement and no concurrent edit of another field is overwritten.
+  Before that, where the run qualifies and the caller writes (`Applier.apply`), one conditional UPDATE
+  writes the rows whose target still holds the old values (`_Check._optimistic`, docs/conflicts.md "How a
+  two-way update is checked"); only the rest goes through the read and the comparison below.
 - UPDATE, row gone: `update_missing`; the row comes back (all fields the flow carries) only when the
   incoming side wins the row rule (under `latest` by commit time: when the update is later than the
   delete); it is never re-created with only the changed fields. While a `sync`
@@ -90,7 +93,11 @@ class Detector:
                 self._tables[k] = t
         return t
 
-    def resolve(self, applier: Applier, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+    def resolve(self, applier: Applier, run: Run, rows: list[TargetChange],
+                write: bool = False) -> list[TargetChange]:
+        """Resolver.resolve. `write` (Applier.apply's): a qualifying update run may be written here by the
+        optimistic conditional write (`_Check._optimistic`), its rows then not returned; without it (the
+        linker, which writes what comes back itself) every row is checked and returned as decided."""
         out: list[TargetChange] = []
         found: list[M.Conflict] = []
         by_mapping: dict[str, list[TargetChange]] = {}
@@ -101,7 +108,7 @@ class Detector:
             if flow is None:  # reloaded mappings: not two-way any more
                 out.extend(part)
                 continue
-            out.extend(_Check(self, applier, run, flow, part, found).run())
+            out.extend(_Check(self, applier, run, flow, part, found).run(write))
         if found:
             store.record(applier, found)
             metrics.count_conflicts(applier.direction, found)
@@ -190,6 +197,7 @@ class Detector:
         return fn
 
 
+_NO_PLAN = object()
 _Step = tuple[str, bool, "int | None", Callable[[Any, Any], bool], frozenset[Any], bool]
 
 
@@ -206,6 +214,7 @@ class _Table:
         self.int_key = len(rules) == 1 and rules[0].kind == compare.INT
         self._eq: dict[str, Callable[[Any, Any], bool]] = {}
         self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_Step]] = {}
+        self._optimistic: dict[tuple[Any, ...], Any] = {}  # optimistic_plan's, by (columns, changed, compared)
 
     def eq(self, column: str) -> Callable[[Any, Any], bool]:
         """Detector.equal by column name: the detector's own cache hashes the ColumnInfo on every call."""
@@ -213,6 +222,32 @@ class _Table:
         if fn is None:
             fn = self._eq[column] = self.det.equal(self.info, column)
         return fn
+
+    def optimistic_plan(self, applier: Applier, table: Any, columns: tuple[str, ...], names: tuple[str, ...],
+                        first: TargetChange) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None:
+        """For `_Check._optimistic`, by (run columns, changed fields): the columns of its write (the key and
+        the changed fields, in the run's order), the compared ones (changed and in `expect`: `first`'s, each
+        row's is checked to agree) and the owned ones (changed, no `expect`); None: the run does not
+        qualify (a column not in the catalog, a compared one not exact in SQL, nothing compared)."""
+        expect = first.expect or {}
+        k = (columns, names, frozenset(c for c in names if c in expect))
+        got = self._optimistic.get(k, _NO_PLAN)
+        if got is not _NO_PLAN:
+            return got  # type: ignore[no-any-return]
+        key = self.key
+        changed = set(names)
+        plan: tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None = None
+        if all(c in changed for c in key) and all(c in columns for c in names):
+            write = tuple(c for c in columns if c in changed)
+            compared = frozenset(c for c in names if c not in key and c in expect)
+            owned = frozenset(c for c in names if c not in key and c not in expect)
+            if compared and all(c in self.info for c in write) \
+                    and all(applier.compares_exactly(table, c) for c in compared):
+                plan = (write, compared, owned)
+        if len(self._optimistic) > 1000:
+            self._optimistic.clear()
+        self._optimistic[k] = plan
+        return plan
 
     def update_plan(self, columns: tuple[str, ...], read: list[str]) -> list[_Step]:
         """Per column of an update run: (column, is a key column, its position in the locked row -- key
@@ -251,7 +286,12 @@ class _Check:
         self.eq = self.table.eq
         self.field_of = det.field_of.get(flow.mapping) or {p.target: p.name for p in flow.plans}
 
-    def run(self) -> list[TargetChange]:
+    def run(self, write: bool = False) -> list[TargetChange]:
+        if write and self.run_.op is Op.UPDATE and self.run_.uniform:
+            left = self._optimistic()
+            if not left:
+                return []
+            self.rows = left
         cols: dict[str, None]
         if self.run_.uniform:
             # a run of group_runs's checked updates: each row names exactly the run's columns, in their order
@@ -312,6 +352,57 @@ class _Check:
             if w is not None:
                 out.append(w)
         return out
+
+    def _optimistic(self) -> list[TargetChange]:
+        """The optimistic conditional write (docs/conflicts.md, "How a two-way update is checked"): where the
+        run qualifies, one statement writes each row's changed fields only where the target still holds the
+        old value of every compared field (`Applier.update_unchanged`); the rows it did not write (or, on
+        MariaDB, which has no UPDATE ... RETURNING, the whole run when one was not written) are returned
+        for the full check. The rest of the run: the full check, as before.
+
+        Why this decides as the full check does: the SQL comparison is only ever STRICTER than
+        `Detector.equal`. A compared column is one whose SQL equality with the old value, converted as the
+        new one is and of an exact class (`Applier.exact_kind`, `EXACT_CLASSES`), is exact in the dialect
+        (integers, numeric, dates, times, timestamps, strings byte-wise), so SQL's "equal" is the check's
+        "equal" -- where the check would write every changed field -- while SQL's "different" (CHAR
+        padding, Decimal scale, a time zone, case) only sends the row to the full check, which then
+        decides it as always. A row missing on the target matches nothing: the full check
+        (update_missing). A row the statement wrote holds its new values when the full check reads it
+        (MariaDB): "both sides made the same edit", nothing written again, nothing recorded. Each written
+        row is locked by the statement, each other row by the full check's read.
+
+        Only runs of rows that all change the same fields (the compared ones, each in every row's
+        `expect`, plus the owned fields router.with_owned adds without `expect`, written as they are), all
+        compared columns in the catalog and exact, written in one statement (`updates_at_once`); not while a
+        `sync` copies into the target (a missing row is created there). Else the full check, unchanged."""
+        rows = self.rows
+        if self.det.syncing():
+            return rows
+        names = rows[0].values.keys()
+        # the plan first (cached by shape): a run that cannot qualify costs no pass over its rows
+        plan = self.table.optimistic_plan(self.a, self.run_.table, self.run_.columns, tuple(names), rows[0])
+        if plan is None:
+            return rows
+        columns, compared, owned = plan
+        int_key = self.table.int_key
+        for r in rows:
+            expect = r.expect
+            if r.values.keys() != names or expect is None or not compared <= expect.keys() \
+                    or (owned and not owned.isdisjoint(expect.keys())) \
+                    or (int_key and r.key[0].__class__ is not int):
+                return rows
+        # one target row per run row: two keys of the run naming one target row (1 and '1' for an integer
+        # key) are each checked against the row as it was; a statement would write it once, then the check
+        # would find the other one's values there
+        if not int_key and len(rows) > 1 and len({self.table.key_of(r.key) for r in rows}) != len(rows):
+            return rows
+        if not self.a.updates_at_once(self.run_.table, self.key, columns, len(rows)):
+            return rows
+        run = self.run_
+        part = Run(run.table, Op.UPDATE, run.key_columns, columns, {r.key: r for r in rows}, run.insert_only,
+                   run.must_exist, True, False, True)
+        left = self.a.update_unchanged(part, rows, tuple(c for c in columns if c in compared))
+        return rows if left is None else left
 
     def _cur(self, row: tuple[Any, ...]) -> dict[str, Any]:
         """A locked row as column -> value (its non-key columns)."""

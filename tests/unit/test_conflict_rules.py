@@ -118,6 +118,9 @@ class FakeTarget:
     def updates_at_once(self, table: TableRef, key_columns: Any, columns: Any, rows: int) -> bool:
         return True
 
+    def compares_exactly(self, table: Any, column: str) -> bool:
+        return False  # no SQL here: the optimistic conditional write is never taken (see test_optimistic_write)
+
     def leaves_out_required(self, table: TableRef, columns: Any) -> bool:
         return False
 

@@ -332,7 +332,7 @@ class Resolver:
         self.target_wins = target_wins
         self.seen: list[Any] = []
 
-    def resolve(self, applier: Any, run: Any, rows: list[Any]) -> list[Any]:
+    def resolve(self, applier: Any, run: Any, rows: list[Any], write: bool = False) -> list[Any]:
         self.seen.extend(rows)
         return [] if self.target_wins else rows
 

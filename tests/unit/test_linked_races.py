@@ -50,7 +50,7 @@ class Resolver:
         self.wins = wins
         self.asked: list[TargetChange] = []
 
-    def resolve(self, applier: Any, run: Run, rows: list[TargetChange]) -> list[TargetChange]:
+    def resolve(self, applier: Any, run: Run, rows: list[TargetChange], write: bool = False) -> list[TargetChange]:
         self.asked.extend(rows)
         return rows if self.wins else []
 
