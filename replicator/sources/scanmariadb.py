@@ -146,6 +146,14 @@ def _inet6_param(value: Any) -> str:
     return str(ipaddress.IPv6Address(_binary_param(16)(value)))
 
 
+def _inet4(text: str) -> Any:
+    return _binary(ipaddress.IPv4Address(text).packed)  # 4 bytes, as the binlog carries an INET4
+
+
+def _inet4_param(value: Any) -> str:
+    return str(ipaddress.IPv4Address(_binary_param(4)(value)))
+
+
 def _uuid(text: str) -> Any:
     return _binary(uuid.UUID(text).bytes)
 
@@ -268,6 +276,8 @@ def my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, chars
         return ScanColumn(name, q, _blob, unsupported_key="a geometry key is not supported")
     if dtype == "inet6":
         return ScanColumn(name, q, _inet6, _inet6_param)
+    if dtype == "inet4":
+        return ScanColumn(name, q, _inet4, _inet4_param)
     if dtype == "uuid":
         return ScanColumn(name, q, _uuid, _uuid_param)
     if dtype in _TEXTS or dtype in ("enum", "set"):
