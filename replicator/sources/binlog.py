@@ -21,7 +21,7 @@ import pymysql
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
 from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
 from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
@@ -554,6 +554,16 @@ class BinlogSource:
     def _library_changes(self, event: Any, table: TableRef, fix: tuple[Any, ...],
                          changes_read: Any) -> list[RowChange]:
         """The rows as mysql-replication decodes them (`event.rows`), corrected as RowDecoder would."""
+        try:
+            return self._library_rows(event, table, fix, changes_read)
+        except UnicodeDecodeError as exc:  # the library's codec for a column (a traceback without a name)
+            columns = [c.name for c in event.columns if not _decodes(c.character_set_name, exc.object)]
+            raise DecodeError(f"table {table}, column {' or '.join(map(str, columns)) or '?'}: a value is not "
+                              f"text of its character set ({exc.encoding}: {exc.reason} at byte "
+                              f"{exc.object[exc.start:exc.end]!r}); the rows of this table are decoded by "
+                              f"mysql-replication, which cannot read it") from exc
+
+    def _library_rows(self, event: Any, table: TableRef, fix: tuple[Any, ...], changes_read: Any) -> list[RowChange]:
         out: list[RowChange] = []
         if isinstance(event, WriteRowsEvent):
             for r in event.rows:
@@ -627,3 +637,16 @@ def binlog_files(conn: Connection) -> list[str]:
         raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None
     finally:
         db.close()
+
+
+def _decodes(encoding: Any, raw: bytes) -> bool:
+    """Whether mysql-replication decodes `raw` in a column of this `character_set_name` (a codec name)."""
+    if encoding is None:
+        return True
+    try:
+        raw.decode(str(RowsEvent.charset_to_encoding(encoding)))
+    except LookupError:  # no Python codec: the library keeps the bytes
+        return True
+    except ValueError:
+        return False
+    return True

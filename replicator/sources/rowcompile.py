@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from pymysqlreplication.constants import FIELD_TYPE
 
+from replicator.sources.mycharset import exact_encoding
 from replicator.sources.rowvalues import (_BASE_NS, _S8, _Unsupported, _set_decoder, _string_decode, _struct,
                                           fixed_binary_length)
 
@@ -182,6 +183,8 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
                 raise _Unsupported(f"max_length {max_length!r}")
             size = 2 if max_length > 255 else 1
         encoding = _string_decode(col, opts["errors"])
+        if opts["exact"]:  # a latin1 byte Python's cp1252 leaves undefined: MariaDB's character, not an error
+            encoding = exact_encoding(encoding)
         raw = f"buf[p + {size}:e]"
         pad = fixed_binary_length(col) if opts["exact"] and t == T.STRING else None
         if pad is not None:  # BINARY(n): the value is n bytes, trailing zero bytes included, never ''

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 from replicator.changes import TableRef
+from replicator.sources.mycharset import exact_encoding
 from replicator.sources.scancolumn import ScanColumn, TableScanError
 
 _UTC = timezone.utc
@@ -25,11 +26,11 @@ _CHARSET_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 def _binlog_encoding(collation_id: Any, dbms: str) -> str | None:
-    """The codec mysql-replication decodes a string column of this collation with (as rowdecode's
-    _string_decode finds it), or None when it keeps the raw bytes."""
+    """The codec the binlog reader decodes a string column of this collation with (as rowcompile's exact
+    path finds it: mysql-replication's, MariaDB's own latin1 for cp1252), or None when it keeps the raw bytes."""
     from pymysqlreplication.row_event import RowsEvent, find_charset
     encode_name = find_charset(str(collation_id), dbms=dbms)[0] if collation_id is not None else "utf8"
-    encoding = RowsEvent.charset_to_encoding(encode_name)
+    encoding = exact_encoding(RowsEvent.charset_to_encoding(encode_name))
     if not isinstance(encoding, str):
         return None
     try:

@@ -1,0 +1,68 @@
+"""Type edges found by probing schemas no other test used (docs/types.md, "Edges found by probing"):
+each value arrives exactly, or `check` / a named error says why not.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.harness import wait_until
+
+# every byte but NUL (PostgreSQL text holds no NUL): MariaDB's latin1 reads each as one character, the
+# five cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) as the C1 controls of the same number
+LATIN1_BYTES = bytes(range(1, 256))
+
+PG_LATIN1 = "CREATE TABLE l1 (id int PRIMARY KEY, v text, c varchar(10))"
+MY_LATIN1 = ("CREATE TABLE l1 (id INT PRIMARY KEY, v VARCHAR(300) CHARACTER SET latin1, "
+             "c CHAR(10) CHARACTER SET latin1)")
+MAP_LATIN1 = """
+mappings:
+  l1:
+    direction: both
+    crm: {table: l1, key: [id]}
+    erp: {table: l1, key: [id]}
+    fields: {id: ~, v: ~, c: ~}
+"""
+
+
+def _my_text(pair, key: int) -> tuple[str, str]:
+    """The row's values as MariaDB itself converts them to Unicode."""
+    return tuple(pair.my_query("SELECT CONVERT(v USING utf8mb4), CONVERT(c USING utf8mb4) FROM l1 WHERE id = %s",
+                               (key,))[0])
+
+
+def test_every_latin1_byte_arrives_as_mariadb_reads_it_and_comes_back(make_pair) -> None:
+    pair = make_pair(PG_LATIN1, MY_LATIN1, MAP_LATIN1, setup=False)
+    # row 1 before the first run (copied by the initial sync, the table scanner), row 2 streamed (binlog)
+    pair.my_query("INSERT INTO l1 VALUES (1, %s, %s)", (LATIN1_BYTES, b"\x81\x8d\x8f\x90\x9d"))
+    pair.setup()
+    pair.start()
+    wait_until(lambda: "sync of l1 done" in pair.log(), 60, "the first sync")
+    pair.my_query("INSERT INTO l1 VALUES (2, %s, %s)", (LATIN1_BYTES[::-1], b"\x80\x9f\xff"))
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM l1")[0][0] == 2 or pair.proc.poll() is not None, 60,
+               "both rows on PostgreSQL")
+    assert pair.proc.poll() is None, pair.log()[-3000:]
+    for key in (1, 2):
+        assert pair.pg_query("SELECT v, c FROM l1 WHERE id = %s", (key,))[0] == _my_text(pair, key)
+    assert "\x81" in pair.pg_query("SELECT v FROM l1 WHERE id = 1")[0][0]
+    # and back: the C1 characters become the same latin1 bytes again
+    pair.pg_query("UPDATE l1 SET v = %s WHERE id = 1", ("\x81€\x9dÿ",))
+    wait_until(lambda: pair.my_query("SELECT HEX(v) FROM l1 WHERE id = 1")[0][0] == "81809DFF",
+               60, "the update on MariaDB")
+    verify = pair.cli("verify", check=False)
+    assert verify.returncode == 0 and "the sides agree" in verify.stdout, verify.stdout[-3000:] + verify.stderr
+    assert pair.metric("replicator_errors_total") == 0
+
+
+def test_a_latin1_byte_mysql_replication_cannot_read_stops_naming_table_and_column(make_pair) -> None:
+    """A table the fast decoder does not take (a GEOMETRY column) is decoded by mysql-replication, whose
+    cp1252 has no character for 0x81: the stream stops naming the table and the column, not a traceback."""
+    pair = make_pair("CREATE TABLE g (id int PRIMARY KEY, v text)",
+                     "CREATE TABLE g (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1, pt POINT, n INT)",
+                     MAP_LATIN1.replace("l1", "g").replace("v: ~, c: ~", "v: ~"))
+    pair.start()
+    pair.my_query("INSERT INTO g (id, v, n) VALUES (1, %s, 1)", (b"a\x81",))
+    assert pair.wait_exit(60) != 0
+    stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
+    assert stopped and f"table {pair.maria.dbname}.g, column v: a value is not text of its character set" \
+        in stopped[-1], pair.log()[-3000:]
+    assert "Traceback" not in pair.log()
