@@ -80,6 +80,7 @@ def _double(value: Any) -> Any:
 
 
 _MAX_TIME = timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
+_QUALIFIED_COLUMN = re.compile(r"for column (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)` at row")
 _ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
                            r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
 
@@ -661,6 +662,12 @@ class MariaDBApplier(Applier):
 
     def error_column(self, exc: Exception) -> str | None:
         text = _message(exc)
+        # 'Incorrect string value: ... for column `db`.`t`.`c` at row 1' (1366, 1292: a value the column's type or
+        # character set cannot take) names it qualified, in backquotes; others ('Data too long for column 'c'')
+        # in single quotes
+        m = _QUALIFIED_COLUMN.search(text)
+        if m:
+            return m.group(1).replace("``", "`")
         for marker in ("for column '", "column '"):
             if marker in text:
                 return text.split(marker, 1)[1].split("'", 1)[0]

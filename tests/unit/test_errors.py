@@ -276,3 +276,17 @@ def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
     assert type(_wal(monkeypatch)._classify(busy)) is RetriableError
     shutdown = pg_error("57P01", "FATAL:  Verbindung wird abgebrochen")
     assert type(_wal(monkeypatch)._classify(shutdown)) is RetriableError
+
+
+@pytest.mark.parametrize("message, column", [
+    ("Incorrect string value: '\\xF0\\x9F\\x98\\x80' for column `erp`.`p2m`.`c2` at row 1", "c2"),
+    ("Incorrect time value: '12:00:00+05' for column `erp`.`we``ird`.`a``b c` at row 1", "a`b c"),
+    ("Incorrect integer value: 'a' for column `t`.`n` at row 1", "n"),
+    ("Data too long for column 'name' at row 1", "name"),
+    ("Duplicate entry '1' for key 'PRIMARY'", None),
+])
+def test_mariadb_error_column_reads_both_forms_of_the_column_name(message: str, column: str | None) -> None:
+    """MariaDB names the column of a value its type or character set refuses (1366, 1292) qualified and in
+    backquotes: the row error names it as it does a 'Data too long for column' one."""
+    applier = _ScriptedMy({})
+    assert applier.error_column(my_error(pymysql.DataError, 1366, message)) == column
