@@ -581,7 +581,7 @@ class BinlogSource:
 
     def _row(self, values: dict[str, Any], raw: dict[str, Any], sources_key: str, fix: tuple[Any, ...],
              table: TableRef) -> dict[str, Any]:
-        timestamps, sets, (binaries, times) = fix
+        timestamps, sets, (binaries, times, years) = fix
         sources = raw.get(sources_key) or {}
         for col, size in binaries:  # the library strips a BINARY(n)'s trailing zero bytes ('' when all are)
             value = values[col]
@@ -590,6 +590,9 @@ class BinlogSource:
         for col in times:  # and reads a negative TIME(n) with a fraction wrong
             if values[col] is not None:
                 values[col] = exact_time(values[col])
+        for col in years:  # and YEAR 0000 (stored as 0) as 1900 + 0, a year no YEAR holds (1901..2155)
+            if values[col] == 1900:
+                values[col] = 0
         zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
         for col in timestamps:
             if values[col] == _ZERO_TIMESTAMP:  # TIMESTAMP stores '0000-00-00 00:00:00' as 0
@@ -615,12 +618,13 @@ def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> li
     return [new(table, op, before, after) for before, after in pairs]
 
 
-def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...], tuple[str, ...]]:
     """The columns whose library value binlog.py corrects (RowDecoder's exact_values does the same):
-    BINARY(n) / INET6 / UUID with their length, and TIME(n) with a fraction."""
+    BINARY(n) / INET6 / UUID with their length, TIME(n) with a fraction, and YEAR (0000 read as 1900)."""
     binaries = tuple((c.name, n) for c in columns if (n := fixed_binary_length(c)) is not None)
     times = tuple(c.name for c in columns if c.type == FIELD_TYPE.TIME2 and c.__dict__.get("fsp"))
-    return binaries, times
+    years = tuple(c.name for c in columns if c.type == FIELD_TYPE.YEAR)
+    return binaries, times, years
 
 
 def binlog_files(conn: Connection) -> list[str]:

@@ -55,12 +55,6 @@ def _bits(n: int) -> Callable[[bytes], str]:
     return lambda raw: format(int.from_bytes(raw, "big") & mask, spec)
 
 
-def _year(value: int) -> int:
-    return 1900 if value == 0 else value  # YEAR 0000 is stored as 0; the library adds 1900
-
-
-def _year_param(value: int) -> int:
-    return 0 if value == 1900 else value
 
 
 def _timestamp(value: Any) -> Any:
@@ -255,7 +249,7 @@ def my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, chars
     if dtype == "year":
         if ctype not in ("year", "year(4)"):
             raise unsupported("two-digit YEAR is not supported")
-        return ScanColumn(name, q, _year, _year_param)
+        return ScanColumn(name, q)  # 0 for 0000, as the binlog reader's exact path gives it
     if dtype in ("date", "datetime", "timestamp", "time") and old and fsp:
         raise unsupported("an old-format (MariaDB 5.3) temporal column with a fraction of a second; the binlog "
                           "reader cannot decode it either (ALTER TABLE ... FORCE converts it)")
