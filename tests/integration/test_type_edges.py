@@ -66,3 +66,49 @@ def test_a_latin1_byte_mysql_replication_cannot_read_stops_naming_table_and_colu
     assert stopped and f"table {pair.maria.dbname}.g, column v: a value is not text of its character set" \
         in stopped[-1], pair.log()[-3000:]
     assert "Traceback" not in pair.log()
+
+
+# (MariaDB type, PostgreSQL type, direction, what `check` says): pairs `check` passed as fit although values
+# arrived altered (CHAR(n) drops trailing spaces, YEAR 0000 as 1900) or every / some value stopped the stream
+CHECK_EDGES = [
+    ("CHAR(10)", "varchar(10)", "crm_to_erp", "refused"),  # 'a ' read back as 'a'
+    ("VARCHAR(10)", "char(10)", "erp_to_crm", "refused"),
+    ("CHAR(10)", "char(10)", "crm_to_erp", "fit"),
+    ("VARCHAR(20) CHARACTER SET latin1", "varchar(20)", "crm_to_erp", "warning"),  # '漢' refused by the server
+    ("VARCHAR(20) CHARACTER SET utf8mb3", "varchar(20)", "crm_to_erp", "warning"),  # emoji
+    ("VARCHAR(20) CHARACTER SET latin1", "varchar(20)", "erp_to_crm", "fit"),
+    ("TEXT", "text", "crm_to_erp", "warning"),  # 65,535 bytes at most
+    ("TEXT", "varchar(16383)", "crm_to_erp", "fit"),
+    ("TINYTEXT", "varchar(255)", "crm_to_erp", "warning"),  # 255 bytes, not characters
+    ("LONGTEXT", "text", "crm_to_erp", "fit"),
+    ("TIME(6)", "timetz(6)", "crm_to_erp", "refused"),  # '12:00:00+05' is no TIME
+    ("YEAR", "smallint", "erp_to_crm", "fit"),
+    ("YEAR", "smallint", "crm_to_erp", "warning"),
+    ("BOOLEAN", "boolean", "erp_to_crm", "warning"),  # 2 is a TINYINT(1) value
+    ("BOOLEAN CHECK (c14 IN (0, 1))", "boolean", "erp_to_crm", "fit"),
+    ("UUID", "varchar(36)", "erp_to_crm", "refused"),  # 16 bytes on the stream
+    ("UUID", "uuid", "erp_to_crm", "fit"),
+]
+
+
+def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
+    import re
+
+    pg_cols = ", ".join(f"c{i} {pg}" for i, (_, pg, _, _) in enumerate(CHECK_EDGES))
+    my_cols = ", ".join(f"c{i} {my}" for i, (my, _, _, _) in enumerate(CHECK_EDGES))
+    body = "mappings:\n"
+    for way in ("crm_to_erp", "erp_to_crm"):
+        fields = "\n".join(f"      c{i}: ~" for i, c in enumerate(CHECK_EDGES) if c[2] == way)
+        body += (f"  {way}:\n    direction: {way}\n    crm: {{table: e, key: [id]}}\n"
+                 f"    erp: {{table: e, key: [id]}}\n    fields:\n      id: ~\n{fields}\n")
+    pair = make_pair(f"CREATE TABLE e (id int PRIMARY KEY, {pg_cols})",
+                     f"CREATE TABLE e (id INT PRIMARY KEY, {my_cols}) CHARACTER SET utf8mb4", body)
+    result = pair.cli("check", check=False)
+    out = result.stdout + result.stderr
+    got = {}
+    for i, (_, _, way, _) in enumerate(CHECK_EDGES):
+        lines = [line for line in out.splitlines() if re.search(rf"mappings\.{way}\.fields\.c{i}[:.]", line)]
+        got[i] = "refused" if any("[FAIL]" in line for line in lines) else \
+            "warning" if any("[warn]" in line for line in lines) else "fit"
+    wrong = {CHECK_EDGES[i][:3]: (got[i], CHECK_EDGES[i][3]) for i in got if got[i] != CHECK_EDGES[i][3]}
+    assert wrong == {}, f"(check says, expected):\n{wrong}\n{out}"

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from replicator.mapping.check.columns import ColumnInfo
+from replicator.mapping.check.columns import ColumnInfo, bytes_per_char
 
 # ---------------------------------------------------------------- casts
 
@@ -105,6 +105,10 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return False  # fractional seconds rounded
     if s.kind == "inet" and t.kind == "inet":
         return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
+    if s.kind in ("uuid", "inet") and s.bits and t.kind == "text":
+        return False  # 16 bytes that happen to be UTF-8 would be stored as text, without a word
+    if t.kind == "text" and t.padded and s.kind == "text" and not s.padded:
+        return False  # a CHAR(n) drops trailing spaces without a word
     if s.kind == "bytes" and t.kind == "bytes" and t.precision is not None and s.precision != t.precision:
         return False  # a BINARY(n) pads a shorter value with zero bytes, without a word
     if t.kind == "date" and s.kind == "datetime":
@@ -114,6 +118,26 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
     if t.kind in ("datetime", "time") and s.kind == t.kind and (t.precision or 0) < (s.precision or 0):
         return False  # fractional seconds rounded; a TIMESTAMP's 1970..2038 range is checked by the server
     return True
+
+
+_BMP_CHARSETS = frozenset({"utf8mb3", "utf8", "ucs2"})  # every character but those past U+FFFF (emoji)
+
+
+def _narrower_charset(s: ColumnInfo, t: ColumnInfo) -> str | None:
+    """Why a text target's MariaDB character set may not hold a character of the source (strict mode refuses
+    the row: a warning), or None. Numbers, dates, uuids and addresses render in ASCII."""
+    if t.charset is None or t.charset == s.charset or s.charset == "ascii":
+        return None
+    if s.kind == "enum":
+        if all(v.isascii() for v in s.enums):
+            return None
+    elif s.kind not in ("text", "json", "array"):
+        return None
+    if t.charset in _BMP_CHARSETS and s.charset is not None and (
+            s.charset in _BMP_CHARSETS or bytes_per_char(s.charset) == 1):
+        return None  # a single-byte set or the BMP into the BMP
+    return (f"{t.describe()} is in character set {t.charset}: a character it has not (emoji, other scripts) is "
+            f"refused; utf8mb4 holds them all")
 
 
 def _int_range(c: ColumnInfo) -> tuple[int, int]:
@@ -188,9 +212,23 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "bytes that are not valid UTF-8 text cannot be stored as text"
         if sk == "inet" and s.bits:
             return LOSSY, f"{s.describe()} travels as {s.bits // 8} bytes, which are not text; map it to an inet column"
+        if sk == "uuid" and s.bits:
+            return LOSSY, f"{s.describe()} travels as its 16 bytes, which are not text; map it to a uuid column"
+        if t.padded and sk == "text" and not s.padded:  # silent: checked first
+            return LOSSY, (f"{t.describe()} drops trailing spaces ('a ' is read back as 'a'); map it to a VARCHAR, "
+                           f"or add `lossy: allow` if no value ends with a space")
+        charset = _narrower_charset(s, t)
+        if charset:
+            return LOSSY, charset
         if sk == "json" and t.length is not None:
             return LOSSY, f"JSON documents are unbounded, the target holds {t.length} characters"
         need = _text_width(s)
+        if t.octets is not None:  # a MariaDB TINYTEXT / TEXT / MEDIUMTEXT: its limit counts bytes
+            if need is None:
+                return LOSSY, f"unbounded values into {t.describe()}, which holds {t.octets} bytes"
+            if need * bytes_per_char(t.charset) > t.octets:
+                return LOSSY, (f"up to {need} characters ({need * bytes_per_char(t.charset)} bytes) into "
+                               f"{t.describe()}, which holds {t.octets} bytes")
         if t.length is None:
             return FIT, ""
         if need is None:
@@ -273,6 +311,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "only 0 and 1 fit a boolean"
         return ERROR, f"a number cannot become {_a(tk)}"
     if sk == "bool":
+        if tk == "bool" and s.bits and not t.bits and (s.bounds is None or s.bounds[0] < 0 or s.bounds[1] > 1):
+            return LOSSY, (f"{s.describe()} is a TINYINT (-128..127): a value other than 0 and 1 is a row error; "
+                           f"a CHECK (column IN (0, 1)) on it makes the pair fit")
         if tk in ("bool", "int", "float"):
             return FIT, ""
         if tk == "decimal":
@@ -299,8 +340,11 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "a datetime into a time loses the date"
         return ERROR, f"a datetime cannot become {_a(tk)}"
     if sk == "time":
-        if tk == "interval":
+        if tk == "interval" and not s.timezone:
             return FIT, ""
+        if s.timezone and not t.timezone:
+            return ERROR, (f"{s.describe()} carries a UTC offset, which {t.describe()} has no place for (every value "
+                           f"would be refused); map it to a text column, or convert with `transform:`")
         if tk == "time":
             if (t.precision or 0) < (s.precision or 0):
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
