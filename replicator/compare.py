@@ -287,13 +287,19 @@ def _micros(value: Any) -> int | None:
 
 def _inet(value: Any) -> Any:
     """An address as ipaddress reads it (an IPv4-mapped IPv6 address in any spelling is one value); a
-    network with its prefix."""
+    network with its prefix. A prefix of the whole address (/32, /128) is the address itself: a cidr shows
+    the INET6 ::1 it holds as ::1/128, an inet hides it."""
     try:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return ("inet", ipaddress.ip_address(bytes(value)))
         if isinstance(value, str):
             text = value.strip()
-            return ("inet", ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text))
+            if "/" not in text:
+                return ("inet", ipaddress.ip_address(text))
+            interface = ipaddress.ip_interface(text)
+            if interface.network.prefixlen == interface.max_prefixlen:
+                return ("inet", interface.ip)
+            return ("inet", interface)
     except ValueError:
         pass
     return _generic(value)
