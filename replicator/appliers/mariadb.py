@@ -169,7 +169,16 @@ def _decimal(value: Any) -> Any:
     return value
 
 
+def _bits(value: Any) -> Any:
+    """A bit string (PostgreSQL bit(n) / varbit, or a MariaDB BIT as the binlog reader gives it) into a BIT:
+    its number. As a string MariaDB would store its characters' bytes ('101' is 24 bits: 'Data too long')."""
+    if value.__class__ is str and value and not value.strip("01"):
+        return int(value, 2)
+    return value
+
+
 _CONVERTERS: dict[str, Converter] = {
+    "bit": _bits,
     "datetime": _datetime,
     "timestamp": _datetime,
     "date": _date,

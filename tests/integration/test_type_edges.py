@@ -112,3 +112,53 @@ def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
             "warning" if any("[warn]" in line for line in lines) else "fit"
     wrong = {CHECK_EDGES[i][:3]: (got[i], CHECK_EDGES[i][3]) for i in got if got[i] != CHECK_EDGES[i][3]}
     assert wrong == {}, f"(check says, expected):\n{wrong}\n{out}"
+
+
+PG_BITS = """CREATE TABLE bits (id int PRIMARY KEY, b bit(8), vb bit varying(20), y smallint);
+CREATE TABLE nets (id int PRIMARY KEY, n6 cidr, n4 inet)"""
+MY_BITS = """CREATE TABLE bits (id INT PRIMARY KEY, b BIT(8), vb BIT(20), y YEAR);
+CREATE TABLE nets (id INT PRIMARY KEY, n6 INET6, n4 INET4)"""
+MAP_BITS = """
+mappings:
+  bits:
+    direction: both
+    crm: {table: bits, key: [id]}
+    erp: {table: bits, key: [id]}
+    fields: {id: ~, b: ~, vb: {lossy: allow}, y: {lossy: allow}}
+  nets:
+    direction: erp_to_crm
+    crm: {table: nets, key: [id]}
+    erp: {table: nets, key: [id]}
+    fields: {id: ~, n6: ~, n4: ~}
+"""
+
+
+def test_bits_years_and_addresses_arrive_exactly_both_ways(make_pair) -> None:
+    """BIT(n) <-> bit(n) (PostgreSQL's digits became the bytes of their characters: 'Data too long'), YEAR 0000
+    (it arrived as 1900), and INET6/INET4 into cidr/inet (verify saw ::1/128 as a difference)."""
+    pair = make_pair(PG_BITS, MY_BITS, MAP_BITS)
+    pair.start()
+    pair.my_query("INSERT INTO bits VALUES (1, b'00000101', b'1', 0), (2, b'11111111', b'0', 2155), "
+                  "(3, b'0', b'11111111111111111111', 1901)")
+    pair.my_query("INSERT INTO nets VALUES (1, '::1', '1.2.3.4'), (2, '::', '0.0.0.0'), (3, 'ffff::1', NULL)")
+    pair.pg_query("INSERT INTO bits VALUES (11, B'10000000', B'00000000000000000001', 0), "
+                  "(12, B'00000000', B'00000000000000000000', 2000)")
+
+    def arrived() -> bool:
+        assert pair.proc.poll() is None, pair.log()[-3000:]
+        return (pair.pg_query("SELECT count(*) FROM bits")[0][0] == 5 and
+                pair.my_query("SELECT count(*) FROM bits")[0][0] == 5 and
+                pair.pg_query("SELECT count(*) FROM nets")[0][0] == 3)
+    wait_until(arrived, 60, "every row on both sides")
+    pg = {r[0]: r[1:] for r in pair.pg_query("SELECT id, b::text, vb::text, y FROM bits")}
+    my = {r[0]: r[1:] for r in pair.my_query("SELECT id, BIN(b), BIN(vb), CAST(y AS UNSIGNED) FROM bits")}
+    assert pg == {1: ("00000101", "00000000000000000001", 0), 2: ("11111111", "00000000000000000000", 2155),
+                  3: ("00000000", "11111111111111111111", 1901), 11: ("10000000", "00000000000000000001", 0),
+                  12: ("00000000", "00000000000000000000", 2000)}
+    assert {k: (int(b, 2), int(vb, 2), y) for k, (b, vb, y) in my.items()} == \
+        {k: (int(b, 2), int(vb, 2), y) for k, (b, vb, y) in pg.items()}
+    assert pair.pg_query("SELECT id, n6::text, host(n4) FROM nets ORDER BY id") == \
+        [(1, "::1/128", "1.2.3.4"), (2, "::/128", "0.0.0.0"), (3, "ffff::1/128", None)]
+    verify = pair.cli("verify", check=False)
+    assert verify.returncode == 0 and "the sides agree" in verify.stdout, verify.stdout[-3000:] + verify.stderr
+    assert pair.metric("replicator_errors_total") == 0

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE as T
 
-from replicator.appliers.mariadb import _date, _datetime, _json, _time
+from replicator.appliers.mariadb import _bits, _date, _datetime, _json, _time
 from replicator.appliers.postgres import _inet, _time_of_day
 from replicator.sources.pgoutput import converter_for
 from replicator.sources.rowdecode import RowDecoder
@@ -174,3 +174,12 @@ def test_a_date_past_9999_is_carried_as_text_and_refused_by_mariadb(year: int, t
             assert "beyond MariaDB's date range" in str(exc)
         else:
             raise AssertionError(f"{text} was accepted")
+
+
+@given(st.integers(1, 64).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, 2 ** n - 1))))
+def test_a_bit_string_becomes_the_number_a_mariadb_bit_stores(case: tuple[int, int]) -> None:
+    """PostgreSQL sends bit(n) as its digits ('00000101'); a MariaDB BIT stores that string's bytes unless it
+    gets the number (the integer the digits spell, leading zeros included)."""
+    n, value = case
+    assert _bits(format(value, f"0{n}b")) == value
+    assert _bits("") == "" and _bits("10a") == "10a" and _bits(5) == 5 and _bits(None) is None
