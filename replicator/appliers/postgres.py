@@ -77,6 +77,33 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    if len({k for k, _ in pairs}) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"JSON object has the key {k!r} twice: jsonb keeps the last, MariaDB reads the first")
+            seen.add(k)
+
+
+def _ignore(text: str) -> None:
+    return None
+
+
+def _jsonb(value: Any) -> Any:
+    """JSON text into a jsonb column, which keeps one of duplicate keys where MariaDB's functions read the
+    first: a document with a duplicate key is a row error, not a silently different document (a json column
+    keeps the text as it is). Only the keys are looked at (numbers are not converted)."""
+    value = _json(value)
+    if isinstance(value, str) and "{" in value:
+        try:
+            json.loads(value, object_pairs_hook=_unique_keys, parse_float=_ignore, parse_int=_ignore,
+                       parse_constant=_ignore)
+        except RecursionError:  # nested deeper than Python parses: PostgreSQL decides
+            pass
+    return value
+
+
 def _uuid(value: Any) -> Any:
     if isinstance(value, bytes):  # BINARY(16)/UUID from the binlog (16 bytes; older rows may have fewer)
         return uuid.UUID(bytes=value.ljust(16, b"\0"))
@@ -166,7 +193,7 @@ _CONVERTERS: dict[str, Converter] = {
     "bigint": _int_range("bigint", 64),
     "boolean": _bool,
     "json": _json,
-    "jsonb": _json,
+    "jsonb": _jsonb,
     "uuid": _uuid,
     "inet": _inet,
     "time without time zone": _time_of_day,

@@ -978,6 +978,10 @@ MY_TEXT = C("text", octets=65535, type_name="TEXT")
     (MY_UUID, vc(36), LOSSY, False),
     (MY_UUID, C("uuid"), FIT, None),
     (C("uuid"), vc(36), FIT, None),
+    # jsonb keeps the last of duplicate keys, MariaDB reads the first: a row error
+    (C("json", type_name="LONGTEXT"), C("json", type_name="JSONB"), LOSSY, True),
+    (C("json", type_name="LONGTEXT"), C("json", type_name="JSON"), FIT, None),
+    (C("json", type_name="JSONB"), C("json", type_name="LONGTEXT"), FIT, None),
     # a PostgreSQL timetz has no MariaDB TIME form
     (C("time", precision=6, timezone=True), C("time", precision=6, bits=24), ERROR, None),
     (C("time", precision=6, timezone=True), C("interval"), ERROR, None),

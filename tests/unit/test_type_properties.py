@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE as T
 
 from replicator.appliers.mariadb import _bits, _date, _datetime, _json, _time
-from replicator.appliers.postgres import _inet, _time_of_day
+from replicator.appliers.postgres import _inet, _jsonb, _time_of_day
 from replicator.sources.pgoutput import converter_for
 from replicator.sources.rowdecode import RowDecoder
 from tests.unit.test_rowdecode import col, fake_event, pack_time2
@@ -183,3 +183,23 @@ def test_a_bit_string_becomes_the_number_a_mariadb_bit_stores(case: tuple[int, i
     n, value = case
     assert _bits(format(value, f"0{n}b")) == value
     assert _bits("") == "" and _bits("10a") == "10a" and _bits(5) == 5 and _bits(None) is None
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=12))
+def test_jsonb_takes_every_document_without_duplicate_keys_as_it_is(doc: object) -> None:
+    text = json.dumps(doc)
+    assert _jsonb(text) == text
+
+
+def test_jsonb_refuses_a_duplicate_key_at_any_depth() -> None:
+    for text in ('{"a": 1, "a": 2}', '[{"x": {"a": 1, "b": 2, "a": 1}}]', '{"\\u0061": 1, "a": 2}'):
+        try:
+            _jsonb(text)
+        except ValueError as exc:
+            assert "twice: jsonb keeps the last, MariaDB reads the first" in str(exc)
+        else:
+            raise AssertionError(text)
+    assert _jsonb('{"a": {"a": 1}}') == '{"a": {"a": 1}}' and _jsonb("1e400") == "1e400"
+    assert _jsonb("[" * 5000 + "]" * 5000).startswith("[")  # deeper than Python parses: PostgreSQL decides

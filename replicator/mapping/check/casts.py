@@ -140,6 +140,10 @@ def _narrower_charset(s: ColumnInfo, t: ColumnInfo) -> str | None:
             f"refused; utf8mb4 holds them all")
 
 
+def _jsonb(c: ColumnInfo) -> bool:
+    return c.type_name.upper().startswith("JSONB")
+
+
 def _int_range(c: ColumnInfo) -> tuple[int, int]:
     if c.bounds is not None:
         return c.bounds
@@ -356,6 +360,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"a time cannot become {_a(tk)}"
     if sk == "json":
         if tk == "json":
+            if _jsonb(t) and not _jsonb(s):
+                return LOSSY, (f"{t.describe()} keeps one of duplicate object keys where MariaDB reads the first: "
+                               f"a document with a duplicate key is a row error (a json column keeps the text)")
             return FIT, ""
         return ERROR, f"JSON cannot become {_a(tk)}"
     if sk == "bytes":
