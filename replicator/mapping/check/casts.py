@@ -25,16 +25,24 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
 - L: fits when the target is unbounded or at least as long as the source; an unbounded source
   into a bounded target is lossy. Into a MariaDB BINARY(n) only a BINARY(n) fits: a shorter value
   is padded with zero bytes (lossy, refused). Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
-  MariaDB TINYTEXT counts as 255; TEXT, MEDIUMTEXT and LONGTEXT count as unbounded (a value
-  beyond 64 KiB in a TEXT is a row error at run time, strict mode).
+  MariaDB TINYTEXT, TEXT and MEDIUMTEXT hold 255 / 65,535 / 16,777,215 bytes (`octets`): a source whose
+  longest value may take more bytes in the target's character set is lossy (a warning, strict mode
+  refuses it); LONGTEXT counts as unbounded. Into a CHAR(n) (`padded`) only a CHAR fits: it is read
+  back without trailing spaces (lossy, refused). A MariaDB target character set narrower than the
+  source's (`charset`: latin1, utf8mb3...) is lossy (a warning: strict mode refuses the character).
 - S: an enum into an enum fits when every source value is a target value.
 - F: fits unless the target keeps fewer fractional-second digits (PostgreSQL default 6, MariaDB
   default 0: DATETIME(6) is needed for microseconds); a MariaDB TIME (-838:59:59..838:59:59) into a
-  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors). T: a time zone on
+  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors); a PostgreSQL timetz
+  into a MariaDB TIME or an interval is an error (the offset has no place). T: a time zone on
   either side is fine
   (values are UTC; timestamptz into a naive DATETIME is stored as UTC); a MariaDB TIMESTAMP
   (1970..2038) target is lossy for a date or any other datetime source.
-- U: bytes into a uuid fit from BINARY(16) only.
+- U: bytes into a uuid fit from BINARY(16) only. A MariaDB UUID (bits 128, 16 bytes on the stream) into
+  text is lossy and refused, as an INET6 is.
+- Beyond the letters: a MariaDB TINYINT(1) bool (bits 8) into a PostgreSQL boolean is lossy (a warning:
+  2 is a row error) unless a CHECK bounds it to 0..1; MariaDB JSON into a jsonb is lossy (a warning: a
+  duplicate key is a row error, jsonb keeps the last where MariaDB reads the first).
 - CHECK domains: a CHECK that restricts one column to a list (`c IN (...)`, `c = v`) or an integer
   range (`BETWEEN`, `>=`/`<=`/`>`/`<`), on the column, the table or a PostgreSQL domain, is read
   into the ColumnInfo. A text column with a list is treated as an enum (S, value maps, gates); a
