@@ -61,11 +61,12 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
   infinity have no JSON form: a row error); of anything else an error. Array into array: same
   element kind. Into text (W): the array's PostgreSQL text, unbounded.
 - MariaDB `TINYINT(1)` (what `BOOLEAN` creates there) is a bool; a MariaDB JSON column (a LONGTEXT
-  with a `json_valid` check) is json. Other types (SET, YEAR, BIT, money, ...) are "other": casts
+  with a `json_valid` check) is json; YEAR an integer of 0..2155. Other types (SET, BIT, money, ...) are "other": casts
   from or to them are not checked, a warning counted in `check`'s summary.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 
 from replicator.mapping.check.columns import ColumnInfo, bytes_per_char
@@ -146,6 +147,32 @@ def _narrower_charset(s: ColumnInfo, t: ColumnInfo) -> str | None:
         return None  # a single-byte set or the BMP into the BMP
     return (f"{t.describe()} is in character set {t.charset}: a character it has not (emoji, other scripts) is "
             f"refused; utf8mb4 holds them all")
+
+
+def folded_keys(s: ColumnInfo, t: ColumnInfo) -> str | None:
+    """Why key values of `s` that differ may find one row of the MariaDB key column `t`, or None: its collation
+    ignores letter case and accents (`_ci`, `_ai`) or trailing spaces (every PAD SPACE collation, `_bin` too;
+    only `_nopad_bin` compares exactly). An upsert of the second key then overwrites the first's row."""
+    if t.collation is None or t.collation.endswith("_nopad_bin") or s.kind not in ("text", "enum"):
+        return None
+    if s.collation == t.collation:
+        return None  # the source compares its keys the same way: it cannot hold two that are one here
+    values = s.enums if s.kind == "enum" or s.enums else None
+    if values is not None and len({_folded(v, t.collation) for v in values}) == len(values):
+        return None  # the values it may hold stay apart
+    how = "only in trailing spaces" if t.collation.endswith("_bin") else \
+        "only in letter case, accents or trailing spaces"
+    return (f"key values that differ {how} are one row under {t.collation}: the later one overwrites the "
+            f"earlier's row")
+
+
+def _folded(value: str, collation: str) -> str:
+    """A value as a PAD SPACE collation compares it (a `_bin` one only drops trailing spaces; others also fold
+    letter case and accents, approximated by Unicode case folding without combining marks)."""
+    value = value.rstrip(" ")
+    if collation.endswith("_bin"):
+        return value
+    return "".join(c for c in unicodedata.normalize("NFKD", value.casefold()) if not unicodedata.combining(c))
 
 
 def _jsonb(c: ColumnInfo) -> bool:

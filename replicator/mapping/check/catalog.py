@@ -41,7 +41,8 @@ def read_catalog(engine: Any, tables: Iterable[TableRef]) -> Catalog:
         cols: dict[str, ColumnInfo] = {}
         for col in inspected_columns(insp, t):
             if col["name"] in raw_types:
-                col = {**col, "data_type": raw_types[col["name"]][0], "charset": raw_types[col["name"]][1]}
+                data_type, charset, collation = raw_types[col["name"]]
+                col = {**col, "data_type": data_type, "charset": charset, "collation": collation}
             cols[col["name"]] = column_info(col, dialect, json=col["name"] in json_columns,
                                             check=domains.get(col["name"]))
         out[t] = cols
@@ -79,16 +80,18 @@ def inspected_unique_keys(insp: Any, t: TableRef) -> list[tuple[str, ...]]:
             for u in insp.get_unique_constraints(t.name, schema=t.schema)]
 
 
-def _mariadb_types(engine: Any, t: TableRef) -> dict[str, tuple[str, str | None]]:
-    """information_schema's DATA_TYPE and CHARACTER_SET_NAME per column: SQLAlchemy does not know MariaDB's
-    INET6 / INET4, and reflects a column's character set only where it differs from the table's default."""
+def _mariadb_types(engine: Any, t: TableRef) -> dict[str, tuple[str, str | None, str | None]]:
+    """information_schema's DATA_TYPE, CHARACTER_SET_NAME and COLLATION_NAME per column: SQLAlchemy does not
+    know MariaDB's INET6 / INET4, and reflects a column's character set only where it differs from the
+    table's default."""
     import sqlalchemy
 
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text(
-            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"), {"s": t.schema, "t": t.name}).fetchall()
-    return {str(r[0]): (str(r[1]).lower(), None if r[2] is None else str(r[2]).lower()) for r in rows}
+    return {str(r[0]): (str(r[1]).lower(), None if r[2] is None else str(r[2]).lower(),
+                        None if r[3] is None else str(r[3]).lower()) for r in rows}
 
 
 # MariaDB character sets that hold every character (ColumnInfo.charset None)
@@ -251,7 +254,8 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
         length = None if octets is not None or isinstance(t, st.Text) else t.length
         charset = col.get("charset") if mariadb else None
         return ColumnInfo("text", length=length, padded=isinstance(t, (st.CHAR, mysql.NCHAR)), octets=octets,
-                          charset=None if charset is None or charset in _UNICODE_CHARSETS else charset, **common)
+                          charset=None if charset is None or charset in _UNICODE_CHARSETS else charset,
+                          collation=col.get("collation") if mariadb else None, **common)
     if isinstance(t, st._Binary):
         if isinstance(t, mysql.TINYBLOB):
             length = 255

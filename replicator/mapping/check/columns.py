@@ -37,6 +37,7 @@ class ColumnInfo:
     # of Unicode (utf8mb4, utf16, utf32, and every PostgreSQL text: the database encoding is UTF-8)
     charset: str | None = None
     octets: int | None = None  # text: the bytes a MariaDB TINYTEXT / TEXT / MEDIUMTEXT value holds at most
+    collation: str | None = None  # text: a MariaDB column's collation (how its keys compare); None elsewhere
     type_name: str = ""  # as the database spells it, for messages
 
     def describe(self) -> str:
