@@ -669,7 +669,7 @@ class MariaDBApplier(Applier):
     def describe_error(self, exc: Exception) -> str:
         return _message(exc)
 
-    def error_column(self, exc: Exception) -> str | None:
+    def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         text = _message(exc)
         # 'Incorrect string value: ... for column `db`.`t`.`c` at row 1' (1366, 1292: a value the column's type or
         # character set cannot take) names it qualified, in backquotes; others ('Data too long for column 'c'')

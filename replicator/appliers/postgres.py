@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import re
 import socket
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -641,12 +642,35 @@ class PostgresApplier(Applier):
                 cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)), ())  # () : %% is read as %
         self._run(q)
 
-    def error_column(self, exc: Exception) -> str | None:
+    def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         diag = getattr(exc, "diag", None)
-        return getattr(diag, "column_name", None) if diag else None
+        column = getattr(diag, "column_name", None) if diag else None
+        if column is None and change is not None:
+            column = _quoted_column(getattr(diag, "message_primary", None) or str(exc), change)
+        return column
 
     def is_row_error(self, exc: Exception) -> bool:
         return pg_error_class(exc) in (ROW, MISSING)
+
+
+def _quoted_column(message: str, change: TargetChange) -> str | None:
+    """The column of `change` whose value a PostgreSQL error quotes at its end (22P02 'malformed array literal:
+    "a,b"', 'invalid input value for enum mood: "c"', 'invalid input syntax for type integer: "x"'): these
+    carry no column name. Only a value that one column alone holds names it."""
+    m = re.search(r': "(.*)"\s*$', message.strip().splitlines()[0] if message.strip() else "", re.S)
+    if m is None:
+        return None
+    quoted = m.group(1)
+    found = [c for c, v in change.values.items() if v is not None and _text_of(v) == quoted]
+    return found[0] if len(found) == 1 else None
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, (set, frozenset)):  # a MariaDB SET as _text writes it
+        return ",".join(sorted(value))
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 def _ident(name: str) -> str:

@@ -180,3 +180,17 @@ def test_check_warns_of_a_key_collation_that_folds_source_keys(make_pair) -> Non
     assert len(warned) == 1 and "mappings.k.fields.code" in warned[0], out
     assert "differ only in letter case, accents or trailing spaces are one row under utf8mb4_general_ci" in warned[0]
     assert "COLLATE utf8mb4_nopad_bin" in out.split(warned[0], 1)[1].lstrip("\n").splitlines()[0]  # the fix
+
+
+def test_a_postgresql_error_that_names_no_column_stops_naming_it(make_pair) -> None:
+    """'malformed array literal: "a,b"' (22P02) carries no column name: the stop names the one column whose
+    value it quotes."""
+    pair = make_pair("CREATE TABLE arr (id int PRIMARY KEY, note text, tags text[])",
+                     "CREATE TABLE arr (id INT PRIMARY KEY, note VARCHAR(10), tags VARCHAR(20))",
+                     "mappings:\n  arr:\n    direction: erp_to_crm\n    crm: {table: arr, key: [id]}\n"
+                     "    erp: {table: arr, key: [id]}\n    fields: {id: ~, note: ~, tags: ~}\n")
+    pair.start()
+    pair.my_query("INSERT INTO arr VALUES (1, 'x', '{a,b}'), (2, 'y', 'a,b')")
+    assert pair.wait_exit(60) != 0
+    stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
+    assert stopped and "public.arr, key (2,), column tags: malformed array literal" in stopped[-1], pair.log()[-3000:]
