@@ -114,9 +114,9 @@ def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
     assert wrong == {}, f"(check says, expected):\n{wrong}\n{out}"
 
 
-PG_BITS = """CREATE TABLE bits (id int PRIMARY KEY, b bit(8), vb bit varying(20), y smallint);
+PG_BITS = """CREATE TABLE bits (id int PRIMARY KEY, b bit(8), vb bit varying(20), y smallint, flag boolean);
 CREATE TABLE nets (id int PRIMARY KEY, n6 cidr, n4 inet)"""
-MY_BITS = """CREATE TABLE bits (id INT PRIMARY KEY, b BIT(8), vb BIT(20), y YEAR);
+MY_BITS = """CREATE TABLE bits (id INT PRIMARY KEY, b BIT(8), vb BIT(20), y YEAR, flag BIT(1));
 CREATE TABLE nets (id INT PRIMARY KEY, n6 INET6, n4 INET4)"""
 MAP_BITS = """
 mappings:
@@ -124,7 +124,7 @@ mappings:
     direction: both
     crm: {table: bits, key: [id]}
     erp: {table: bits, key: [id]}
-    fields: {id: ~, b: ~, vb: {lossy: allow}, y: {lossy: allow}}
+    fields: {id: ~, b: ~, vb: {lossy: allow}, y: {lossy: allow}, flag: ~}
   nets:
     direction: erp_to_crm
     crm: {table: nets, key: [id]}
@@ -138,11 +138,11 @@ def test_bits_years_and_addresses_arrive_exactly_both_ways(make_pair) -> None:
     (it arrived as 1900), and INET6/INET4 into cidr/inet (verify saw ::1/128 as a difference)."""
     pair = make_pair(PG_BITS, MY_BITS, MAP_BITS)
     pair.start()
-    pair.my_query("INSERT INTO bits VALUES (1, b'00000101', b'1', 0), (2, b'11111111', b'0', 2155), "
-                  "(3, b'0', b'11111111111111111111', 1901)")
+    pair.my_query("INSERT INTO bits VALUES (1, b'00000101', b'1', 0, b'1'), (2, b'11111111', b'0', 2155, b'0'), "
+                  "(3, b'0', b'11111111111111111111', 1901, NULL)")
     pair.my_query("INSERT INTO nets VALUES (1, '::1', '1.2.3.4'), (2, '::', '0.0.0.0'), (3, 'ffff::1', NULL)")
-    pair.pg_query("INSERT INTO bits VALUES (11, B'10000000', B'00000000000000000001', 0), "
-                  "(12, B'00000000', B'00000000000000000000', 2000)")
+    pair.pg_query("INSERT INTO bits VALUES (11, B'10000000', B'00000000000000000001', 0, true), "
+                  "(12, B'00000000', B'00000000000000000000', 2000, false)")
 
     def arrived() -> bool:
         assert pair.proc.poll() is None, pair.log()[-3000:]
@@ -157,6 +157,11 @@ def test_bits_years_and_addresses_arrive_exactly_both_ways(make_pair) -> None:
                   12: ("00000000", "00000000000000000000", 2000)}
     assert {k: (int(b, 2), int(vb, 2), y) for k, (b, vb, y) in my.items()} == \
         {k: (int(b, 2), int(vb, 2), y) for k, (b, vb, y) in pg.items()}
+    # a boolean into a BIT(1) and back (verify compared true with '1' as a difference)
+    assert pair.pg_query("SELECT id, flag FROM bits ORDER BY id") == \
+        [(1, True), (2, False), (3, None), (11, True), (12, False)]
+    assert pair.my_query("SELECT id, flag + 0 FROM bits ORDER BY id") == \
+        [(1, 1), (2, 0), (3, None), (11, 1), (12, 0)]
     assert pair.pg_query("SELECT id, n6::text, host(n4) FROM nets ORDER BY id") == \
         [(1, "::1/128", "1.2.3.4"), (2, "::/128", "0.0.0.0"), (3, "ffff::1/128", None)]
     verify = pair.cli("verify", check=False)

@@ -577,3 +577,13 @@ def test_an_inet6_agrees_with_the_cidr_of_one_address() -> None:
     assert values_equal(cidr, b"\x01\x02\x03\x04", "1.2.3.4/32")
     assert not values_equal(cidr, b"\x01\x02\x03\x00", "1.2.3.0/24")
     assert not values_equal(cidr, "::1/127", "::1/128")
+
+
+def test_bit_strings_agree_with_the_number_they_spell() -> None:
+    """A PostgreSQL boolean or bit(n) into a MariaDB BIT (verify read true -> '1' as a difference), and back."""
+    bit = rule_for(ColumnInfo("c", "bit", "mariadb"), None, "c")
+    assert values_equal(bit, True, "1") and values_equal(bit, False, "0")
+    assert values_equal(bit, "00000101", "101") and values_equal(bit, "00000101", b"\x05")
+    assert not values_equal(bit, "00000101", "00000100") and not values_equal(bit, True, "0")
+    pg = rule_for(ColumnInfo("c", "bit", "postgresql"), None, "c")
+    assert values_equal(pg, "10101", "10101") and not values_equal(pg, "10101", "10100")
