@@ -155,6 +155,32 @@ def _aggregate_as_they_are(values: list[list[Any]]) -> bool:
 _NONE = type(None)
 
 
+_MEMBER = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
+
+
+def members(column_type: str) -> tuple[str, ...]:
+    """The members of an ENUM / SET as information_schema's COLUMN_TYPE spells them: enum('a','b''c')."""
+    return tuple(m.replace("''", "'").replace("\\\\", "\\") for m in _MEMBER.findall(column_type))
+
+
+def _members_only(kind: str, column_type: str) -> Converter:
+    """A text into an ENUM / SET must be one of its members (for a SET, each comma-separated one) exactly:
+    MariaDB finds the member by the column's collation, so 'A', 'a ' or 'e' would silently become 'a' or
+    'é' under the default _ci collation (its own SET order is no change of value)."""
+    allowed = frozenset(members(column_type))
+    shown = column_type if len(column_type) <= 80 else column_type[:77] + "..."
+
+    def conv(value: Any) -> Any:
+        if value.__class__ is str:
+            parts = (value.split(",") if value else []) if kind == "set" else [value]  # '': the empty SET
+            for part in parts:
+                if part not in allowed:
+                    raise ValueError(f"{part!r} is not a member of {shown} (MariaDB would store the member its "
+                                     f"collation finds equal, ignoring case, accents or trailing spaces)")
+        return value
+    return conv
+
+
 def _uuid_text(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
@@ -436,9 +462,11 @@ class MariaDBApplier(Applier):
                 cur.execute(
                     "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL "
                     "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER', NUMERIC_SCALE, "
-                    "DATETIME_PRECISION, COLLATION_NAME "
+                    "DATETIME_PRECISION, COLLATION_NAME, COLUMN_TYPE "
                     "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
-                rows = cur.fetchall()
+                full = cur.fetchall()
+                rows = [r[:6] for r in full]
+                column_types = {r[0]: str(r[6]) for r in full}
                 types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
@@ -455,6 +483,9 @@ class MariaDBApplier(Applier):
                 json_cols = {c for c in types if f"json_valid({my_ident(c)})" in clauses}
                 self._converters[t] = {c: _json if c in json_cols else _CONVERTERS[ty]
                                        for c, ty in types.items() if ty in _CONVERTERS or c in json_cols}
+                for c, ty in types.items():
+                    if ty in ("enum", "set"):
+                        self._converters[t][c] = _members_only(ty, column_types[c])
         self.db.rollback()
 
 

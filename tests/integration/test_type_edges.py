@@ -199,3 +199,23 @@ def test_a_postgresql_error_that_names_no_column_stops_naming_it(make_pair) -> N
     assert pair.wait_exit(60) != 0
     stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
     assert stopped and "public.arr, key (2,), column tags: malformed array literal" in stopped[-1], pair.log()[-3000:]
+
+
+def test_enum_and_set_values_arrive_exactly_or_stop_naming_the_column(make_pair) -> None:
+    """Into a MariaDB ENUM / SET under a _ci collation 'A' became 'a', 'e' became 'é' and 'X' 'x' without a
+    word; exact members arrive as they are, anything else stops its row naming table, key and column."""
+    pair = make_pair("CREATE TABLE en (id int PRIMARY KEY, e text, s text)",
+                     "CREATE TABLE en (id INT PRIMARY KEY, e ENUM('a','b''c','é') COLLATE utf8mb4_general_ci, "
+                     "s SET('x','y') COLLATE utf8mb4_general_ci)",
+                     "mappings:\n  en:\n    direction: crm_to_erp\n    crm: {table: en, key: [id]}\n"
+                     "    erp: {table: en, key: [id]}\n    fields: {id: ~, e: ~, s: ~}\n")
+    pair.start()
+    pair.pg_query("INSERT INTO en VALUES (1, 'a', 'y,x'), (2, 'b''c', ''), (3, 'é', NULL)")
+    wait_until(lambda: pair.my_query("SELECT count(*) FROM en")[0][0] == 3, 60, "the exact members")
+    assert pair.my_query("SELECT id, e, s FROM en ORDER BY id") == [(1, "a", "x,y"), (2, "b'c", ""), (3, "é", None)]
+    pair.pg_query("INSERT INTO en VALUES (4, 'e', 'x')")
+    assert pair.wait_exit(60) != 0
+    stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
+    assert stopped and f"{pair.maria.dbname}.en, key (4,), column e: " in stopped[-1], pair.log()[-3000:]
+    assert "'e' is not a member of enum('a','b''c','é')" in stopped[-1]
+    assert pair.my_query("SELECT count(*) FROM en WHERE id = 4") == [(0,)]

@@ -203,3 +203,28 @@ def test_jsonb_refuses_a_duplicate_key_at_any_depth() -> None:
             raise AssertionError(text)
     assert _jsonb('{"a": {"a": 1}}') == '{"a": {"a": 1}}' and _jsonb("1e400") == "1e400"
     assert _jsonb("[" * 5000 + "]" * 5000).startswith("[")  # deeper than Python parses: PostgreSQL decides
+
+
+def test_enum_and_set_members_are_taken_exactly() -> None:
+    """MariaDB finds an ENUM / SET member by the column's collation: 'A', 'a ' and 'e' became 'a' and 'é'
+    without a word under utf8mb4_general_ci. The applier lets only exact members through."""
+    from replicator.appliers.mariadb import _members_only, members
+    assert members("enum('a','b''c','é',' x')") == ("a", "b'c", "é", " x")
+    enum = _members_only("enum", "enum('a','b c','é')")
+    assert enum("a") == "a" and enum("b c") == "b c" and enum(None) is None
+    for wrong in ("A", "a ", "e", "B C", ""):
+        try:
+            enum(wrong)
+        except ValueError as exc:
+            assert f"{wrong!r} is not a member of enum('a','b c','é')" in str(exc)
+        else:
+            raise AssertionError(wrong)
+    set_ = _members_only("set", "set('x','y')")
+    assert set_("") == "" and set_("y,x") == "y,x" and set_("x") == "x"
+    for wrong in ("X", "x,Y", "x,", "z"):
+        try:
+            set_(wrong)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(wrong)
