@@ -759,6 +759,9 @@ def test_column_info_mariadb() -> None:
     assert info(mysql.VARCHAR(9), MY, charset="utf8mb4").charset is None
     assert info(postgresql.TEXT(), charset="latin1").charset is None  # PostgreSQL: the database's UTF-8
     assert info(mysql.TINYINT(display_width=1), MY).bounds is None
+    assert info(mysql.ENUM("é"), MY, charset="latin1").charset == "latin1"
+    assert info(mysql.SET("é", "a"), MY, charset="latin1").enums == ("é", "a")
+    assert info(mysql.ENUM("é"), MY, charset="utf8mb4").charset is None
     assert info(mysql.DATETIME(), MY).precision == 0 and info(mysql.DATETIME(fsp=6), MY).precision == 6
     ts = info(mysql.TIMESTAMP(), MY)
     assert (ts.kind, ts.bits) == ("datetime", 32)
@@ -982,6 +985,12 @@ MY_TEXT = C("text", octets=65535, type_name="TEXT")
     (C("json", type_name="LONGTEXT"), C("json", type_name="JSONB"), LOSSY, True),
     (C("json", type_name="LONGTEXT"), C("json", type_name="JSON"), FIT, None),
     (C("json", type_name="JSONB"), C("json", type_name="LONGTEXT"), FIT, None),
+    # a latin1 ENUM / SET's non-ASCII member names arrive as '' (mysql-replication reads them as UTF-8)
+    (C("enum", enums=("é", "a"), charset="latin1"), vc(5), ERROR, None),
+    (C("other", enums=("é", "a"), charset="latin1"), vc(5), ERROR, None),
+    (C("enum", enums=("b", "a"), charset="latin1"), vc(5), FIT, None),
+    (C("enum", enums=("é", "a"), charset="utf8mb3"), vc(5), FIT, None),
+    (C("enum", enums=("é", "a")), C("enum", enums=("é", "a")), FIT, None),
     # a PostgreSQL timetz has no MariaDB TIME form
     (C("time", precision=6, timezone=True), C("time", precision=6, bits=24), ERROR, None),
     (C("time", precision=6, timezone=True), C("interval"), ERROR, None),

@@ -149,6 +149,20 @@ def _narrower_charset(s: ColumnInfo, t: ColumnInfo) -> str | None:
             f"refused; utf8mb4 holds them all")
 
 
+def _garbled_members(s: ColumnInfo) -> str | None:
+    """Why a MariaDB ENUM / SET source cannot arrive as it is, or None: the binlog reader (mysql-replication)
+    reads the member names in the table map as UTF-8, so in another character set a member that is not
+    ASCII comes out as '' (a latin1 ENUM('é') value arrived as '', a SET('é','ü') one as ',')."""
+    if s.kind not in ("enum", "other") or s.charset is None or s.charset in _BMP_CHARSETS:
+        return None
+    bad = [v for v in s.enums if not v.isascii()]
+    if not bad:
+        return None
+    return (f"{s.describe()} is in character set {s.charset}: the binlog reader reads member names as UTF-8, so "
+            f"{', '.join(map(repr, bad[:3]))} would arrive as ''; convert the column to utf8mb4 (ALTER TABLE ... "
+            f"MODIFY ... CHARACTER SET utf8mb4)")
+
+
 def folded_keys(s: ColumnInfo, t: ColumnInfo) -> str | None:
     """Why key values of `s` that differ may find one row of the MariaDB key column `t`, or None: its collation
     ignores letter case and accents (`_ci`, `_ai`) or trailing spaces (every PAD SPACE collation, `_bin` too;
@@ -235,6 +249,9 @@ def _int_digits(c: ColumnInfo) -> int | None:
 
 def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
     """(verdict, why) for values of column type `s` written into column type `t`."""
+    garbled = _garbled_members(s)
+    if garbled:
+        return ERROR, garbled
     if s.kind == "text" and s.enums:  # a CHECK (column IN (...)): as an enum
         s = replace(s, kind="enum")
     sk, tk = s.kind, t.kind

@@ -197,10 +197,12 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
     if isinstance(t, st.ARRAY):
         item = _column_info({"name": col["name"], "type": t.item_type}, dialect, False).kind
         return ColumnInfo("array", item=item, **common)
+    # a MariaDB ENUM / SET's character set (when it is not a Unicode one): its member names travel in it
+    member_charset = col.get("charset") if mariadb and col.get("charset") not in _UNICODE_CHARSETS else None
     if isinstance(t, st.Enum):
-        return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), **common)
+        return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), charset=member_charset, **common)
     if isinstance(t, mysql.SET):
-        return ColumnInfo("other", **common)
+        return ColumnInfo("other", enums=tuple(str(v) for v in t.values), charset=member_charset, **common)
     if isinstance(t, st.Boolean):
         return ColumnInfo("bool", **common)
     if isinstance(t, mysql.TINYINT) and getattr(t, "display_width", None) == 1 and not unsigned:
