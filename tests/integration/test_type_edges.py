@@ -93,6 +93,9 @@ CHECK_EDGES = [
     ("SET('é','a') CHARACTER SET latin1", "text", "erp_to_crm", "refused"),
     ("ENUM('b','a') CHARACTER SET latin1", "text", "erp_to_crm", "fit"),
     ("ENUM('é','a')", "text", "erp_to_crm", "fit"),
+    ("BLOB", "bytea", "crm_to_erp", "warning"),  # 65,535 bytes at most
+    ("LONGBLOB", "bytea", "crm_to_erp", "fit"),
+    ("BLOB", "bytea", "erp_to_crm", "fit"),
 ]
 
 

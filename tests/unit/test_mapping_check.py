@@ -768,7 +768,8 @@ def test_column_info_mariadb() -> None:
     assert info(mysql.TIME(fsp=3), MY).precision == 3
     b = info(mysql.BINARY(16), MY)
     assert (b.kind, b.length, b.precision) == ("bytes", 16, 16)
-    assert info(mysql.VARBINARY(16), MY).precision is None and info(mysql.BLOB(), MY).length is None
+    assert info(mysql.VARBINARY(16), MY).precision is None and info(mysql.LONGBLOB(), MY).length is None
+    assert [info(t, MY).length for t in (mysql.TINYBLOB(), mysql.BLOB(), mysql.MEDIUMBLOB())] == [255, 65535, 16777215]
     col = {"name": "j", "type": mysql.LONGTEXT(), "nullable": True, "default": None}
     assert column_info(col, MY, json=True).kind == "json"
     assert info(mysql.CHAR(2), MY, default="'DE'", nullable=False).has_default

@@ -98,6 +98,7 @@ def _mariadb_types(engine: Any, t: TableRef) -> dict[str, tuple[str, str | None,
 _UNICODE_CHARSETS = frozenset({"utf8mb4", "utf16", "utf16le", "utf32"})
 # the bytes a MariaDB TINYTEXT / TEXT / MEDIUMTEXT holds
 _TEXT_OCTETS = {"tinytext": 255, "text": 65535, "mediumtext": 16777215}
+_BLOB_OCTETS = {"tinyblob": 255, "blob": 65535, "mediumblob": 16777215}
 
 
 def _checks(insp: Any, t: TableRef) -> list[str]:
@@ -259,8 +260,11 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
                           charset=None if charset is None or charset in _UNICODE_CHARSETS else charset,
                           collation=col.get("collation") if mariadb else None, **common)
     if isinstance(t, st._Binary):
+        blob = _BLOB_OCTETS.get(str(col.get("data_type") or type(t).__name__).lower()) if mariadb else None
         if isinstance(t, mysql.TINYBLOB):
             length = 255
+        elif blob is not None:  # a BLOB holds 65,535 bytes, a MEDIUMBLOB 16 MiB (a LONGBLOB: unbounded here)
+            length = blob
         elif isinstance(t, st.LargeBinary):
             length = None
         else:
