@@ -36,3 +36,30 @@ def test_only_cp1252_is_replaced() -> None:
     assert exact_encoding("cp1252") == NAME
     assert exact_encoding("utf8") == "utf8" and exact_encoding(None) is None
     assert codecs.lookup(NAME).name == NAME
+
+
+def test_every_single_byte_set_mariadb_reads_differently_has_its_codec() -> None:
+    """greek 0xA1 is ʽ in MariaDB and ‘ in Python; hebrew 0xAF, koi8u 0x95, cp866 0xFC/0xFD and tis620's
+    undefined bytes likewise: the exact codec reads them as MariaDB does, every other byte as Python does."""
+    cases = {"greek": {0xA1: "\u02bd", 0xA2: "\u02bc"}, "hebrew": {0xAF: "\u203e"}, "koi8_u": {0x95: "\u2022"},
+             "cp866": {0xFC: "\u207f", 0xFD: "\u00b2"},
+             "tis620": {b: "\ufffd" for b in (0xA0, 0xDB, 0xDC, 0xDD, 0xDE, 0xFC, 0xFD, 0xFE, 0xFF)}}
+    for base, reads in cases.items():
+        exact = exact_encoding(base)
+        assert exact == f"mariadb_{base}"
+        for byte, char in reads.items():
+            assert bytes([byte]).decode(exact) == char != _python(byte, base)
+        for byte in set(range(256)) - set(reads):
+            try:
+                mine: str | None = bytes([byte]).decode(exact)
+            except UnicodeDecodeError:
+                mine = None
+            assert mine == _python(byte, base), (base, byte)
+    assert exact_encoding("latin2") == "latin2" and exact_encoding("koi8_r") == "koi8_r"
+
+
+def _python(byte: int, base: str) -> str | None:
+    try:
+        return bytes([byte]).decode(base)
+    except UnicodeDecodeError:
+        return None
