@@ -59,6 +59,7 @@ TIMESTAMP = "timestamp"
 DATE = "date"
 TIME = "time"  # also a PostgreSQL interval (a MariaDB TIME goes there): microseconds
 INET = "inet"  # an address: MariaDB INET6 bytes or text, PostgreSQL inet text
+BITS = "bits"  # a bit string (MariaDB BIT, PostgreSQL bit / varbit): the number its bits spell
 OTHER = "other"
 
 _CTX = Context(prec=200)  # wide enough for any DECIMAL(65,30) / numeric value we quantize
@@ -70,7 +71,7 @@ _PG_KINDS = {
     "double precision": FLOAT64, "boolean": BOOL, "text": TEXT, "character varying": TEXT, "character": CHAR,
     "json": JSON, "jsonb": JSON, "bytea": BYTES, "uuid": UUID, "timestamp without time zone": TIMESTAMP,
     "timestamp with time zone": TIMESTAMP, "date": DATE, "time without time zone": TIME, "USER-DEFINED": TEXT,
-    "interval": TIME, "inet": INET, "cidr": INET,
+    "interval": TIME, "inet": INET, "cidr": INET, "bit": BITS, "bit varying": BITS,
 }
 _MY_KINDS = {
     "tinyint": INT, "smallint": INT, "mediumint": INT, "int": INT, "integer": INT, "bigint": INT, "year": INT,
@@ -78,6 +79,7 @@ _MY_KINDS = {
     "text": TEXT, "mediumtext": TEXT, "longtext": TEXT, "enum": TEXT, "set": SET, "json": JSON,
     "binary": BINARY, "varbinary": BYTES, "tinyblob": BYTES, "blob": BYTES, "mediumblob": BYTES,
     "longblob": BYTES, "uuid": UUID, "datetime": TIMESTAMP, "timestamp": TIMESTAMP, "date": DATE, "time": TIME,
+    "bit": BITS,
 }
 
 
@@ -285,15 +287,33 @@ def _micros(value: Any) -> int | None:
     return None
 
 
+def _bits(value: Any) -> Any:
+    """A bit string as the number it spells: PostgreSQL's '00000101', MariaDB's BIT as the binlog reader
+    gives it ('101'), a boolean written into a BIT(1), or the bytes PyMySQL reads: one value."""
+    if isinstance(value, (bool, int)):
+        return ("bits", int(value))
+    if isinstance(value, str) and value and not value.strip("01"):
+        return ("bits", int(value, 2))
+    if isinstance(value, (bytes, bytearray)):
+        return ("bits", int.from_bytes(bytes(value), "big"))
+    return _generic(value)
+
+
 def _inet(value: Any) -> Any:
     """An address as ipaddress reads it (an IPv4-mapped IPv6 address in any spelling is one value); a
-    network with its prefix."""
+    network with its prefix. A prefix of the whole address (/32, /128) is the address itself: a cidr shows
+    the INET6 ::1 it holds as ::1/128, an inet hides it."""
     try:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return ("inet", ipaddress.ip_address(bytes(value)))
         if isinstance(value, str):
             text = value.strip()
-            return ("inet", ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text))
+            if "/" not in text:
+                return ("inet", ipaddress.ip_address(text))
+            interface = ipaddress.ip_interface(text)
+            if interface.network.prefixlen == interface.max_prefixlen:
+                return ("inet", interface.ip)
+            return ("inet", interface)
     except ValueError:
         pass
     return _generic(value)
@@ -431,6 +451,8 @@ def canonical(kind: str, value: Any, scale: int | None = None, precision: int | 
         return ("us", _truncate_us(us, precision)) if us is not None else _generic(value)
     if kind == INET:
         return _inet(value)
+    if kind == BITS:
+        return _bits(value)
     return _generic(value)
 
 
@@ -476,7 +498,7 @@ _SAME_IF_EQUAL: dict[str, frozenset[Any]] = {
     TEXT: frozenset({str}), CHAR: frozenset({str}), JSON: frozenset({str, bytes}), SET: frozenset({str}),
     BYTES: frozenset({bytes}), BINARY: frozenset({bytes}), UUID: frozenset({str, bytes, uuid.UUID}),
     TIMESTAMP: frozenset({datetime, date, str}), DATE: frozenset({datetime, date, str}),
-    TIME: frozenset({timedelta, time, str}), INET: frozenset({str}),
+    TIME: frozenset({timedelta, time, str}), INET: frozenset({str}), BITS: frozenset({str, int}),
     OTHER: frozenset({int, bool, Decimal, float, str, bytes, datetime, date, time, timedelta, uuid.UUID}),
 }
 

@@ -442,7 +442,7 @@ class Applier(abc.ABC):
                     if not self.is_row_error(single):
                         raise
                     return RowError(self.describe_error(single), table=str(ch.table), key=ch.key,
-                                    column=self.error_column(single))
+                                    column=self.error_column(single, ch))
             return RowError(f"batch failed but no single row does: {self.describe_error(exc)}",
                             table=str(changes[0].table) if changes else "?")
         finally:
@@ -609,5 +609,7 @@ class Applier(abc.ABC):
     def describe_error(self, exc: Exception) -> str:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
-    def error_column(self, exc: Exception) -> str | None:
+    def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
+        """The column a row error is about, when the server names it (or, given the one `change` whose
+        statement failed, when its message quotes one value of it); None when nothing does."""
         return None

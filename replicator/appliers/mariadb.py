@@ -81,6 +81,7 @@ def _double(value: Any) -> Any:
 
 
 _MAX_TIME = timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
+_QUALIFIED_COLUMN = re.compile(r"for column (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)` at row")
 _ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
                            r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
 
@@ -172,6 +173,32 @@ def _condition(kind: str, column: str, value: str) -> str:
     return _CONDITIONS.get(kind, "{c} <=> {v}").format(c=column, v=value)
 
 
+_MEMBER = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
+
+
+def members(column_type: str) -> tuple[str, ...]:
+    """The members of an ENUM / SET as information_schema's COLUMN_TYPE spells them: enum('a','b''c')."""
+    return tuple(m.replace("''", "'").replace("\\\\", "\\") for m in _MEMBER.findall(column_type))
+
+
+def _members_only(kind: str, column_type: str) -> Converter:
+    """A text into an ENUM / SET must be one of its members (for a SET, each comma-separated one) exactly:
+    MariaDB finds the member by the column's collation, so 'A', 'a ' or 'e' would silently become 'a' or
+    'é' under the default _ci collation (its own SET order is no change of value)."""
+    allowed = frozenset(members(column_type))
+    shown = column_type if len(column_type) <= 80 else column_type[:77] + "..."
+
+    def conv(value: Any) -> Any:
+        if value.__class__ is str:
+            parts = (value.split(",") if value else []) if kind == "set" else [value]  # '': the empty SET
+            for part in parts:
+                if part not in allowed:
+                    raise ValueError(f"{part!r} is not a member of {shown} (MariaDB would store the member its "
+                                     f"collation finds equal, ignoring case, accents or trailing spaces)")
+        return value
+    return conv
+
+
 def _uuid_text(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
@@ -186,7 +213,16 @@ def _decimal(value: Any) -> Any:
     return value
 
 
+def _bits(value: Any) -> Any:
+    """A bit string (PostgreSQL bit(n) / varbit, or a MariaDB BIT as the binlog reader gives it) into a BIT:
+    its number. As a string MariaDB would store its characters' bytes ('101' is 24 bits: 'Data too long')."""
+    if value.__class__ is str and value and not value.strip("01"):
+        return int(value, 2)
+    return value
+
+
 _CONVERTERS: dict[str, Converter] = {
+    "bit": _bits,
     "datetime": _datetime,
     "timestamp": _datetime,
     "date": _date,
@@ -445,9 +481,11 @@ class MariaDBApplier(Applier):
                 cur.execute(
                     "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'NO' AND COLUMN_DEFAULT IS NULL "
                     "AND EXTRA NOT LIKE '%%auto_increment%%' AND IS_GENERATED = 'NEVER', NUMERIC_SCALE, "
-                    "DATETIME_PRECISION, COLLATION_NAME "
+                    "DATETIME_PRECISION, COLLATION_NAME, COLUMN_TYPE "
                     "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (t.schema, t.name))
-                rows = cur.fetchall()
+                full = cur.fetchall()
+                rows = [r[:6] for r in full]
+                column_types = {r[0]: str(r[6]) for r in full}
                 types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
@@ -464,6 +502,9 @@ class MariaDBApplier(Applier):
                 json_cols = {c for c in types if f"json_valid({my_ident(c)})" in clauses}
                 self._converters[t] = {c: _json if c in json_cols else _CONVERTERS[ty]
                                        for c, ty in types.items() if ty in _CONVERTERS or c in json_cols}
+                for c, ty in types.items():
+                    if ty in ("enum", "set"):
+                        self._converters[t][c] = _members_only(ty, column_types[c])
         self.db.rollback()
 
 
@@ -781,8 +822,14 @@ class MariaDBApplier(Applier):
     def describe_error(self, exc: Exception) -> str:
         return _message(exc)
 
-    def error_column(self, exc: Exception) -> str | None:
+    def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         text = _message(exc)
+        # 'Incorrect string value: ... for column `db`.`t`.`c` at row 1' (1366, 1292: a value the column's type or
+        # character set cannot take) names it qualified, in backquotes; others ('Data too long for column 'c'')
+        # in single quotes
+        m = _QUALIFIED_COLUMN.search(text)
+        if m:
+            return m.group(1).replace("``", "`")
         for marker in ("for column '", "column '"):
             if marker in text:
                 return text.split(marker, 1)[1].split("'", 1)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import re
 import socket
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -75,6 +76,33 @@ def _json(value: Any) -> Any:
         return json.dumps(value)
     if isinstance(value, bytes):
         return value.decode("utf-8")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    if len({k for k, _ in pairs}) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"JSON object has the key {k!r} twice: jsonb keeps the last, MariaDB reads the first")
+            seen.add(k)
+
+
+def _ignore(text: str) -> None:
+    return None
+
+
+def _jsonb(value: Any) -> Any:
+    """JSON text into a jsonb column, which keeps one of duplicate keys where MariaDB's functions read the
+    first: a document with a duplicate key is a row error, not a silently different document (a json column
+    keeps the text as it is). Only the keys are looked at (numbers are not converted)."""
+    value = _json(value)
+    if isinstance(value, str) and "{" in value:
+        try:
+            json.loads(value, object_pairs_hook=_unique_keys, parse_float=_ignore, parse_int=_ignore,
+                       parse_constant=_ignore)
+        except RecursionError:  # nested deeper than Python parses: PostgreSQL decides
+            pass
     return value
 
 
@@ -167,7 +195,7 @@ _CONVERTERS: dict[str, Converter] = {
     "bigint": _int_range("bigint", 64),
     "boolean": _bool,
     "json": _json,
-    "jsonb": _json,
+    "jsonb": _jsonb,
     "uuid": _uuid,
     "inet": _inet,
     "time without time zone": _time_of_day,
@@ -757,9 +785,12 @@ class PostgresApplier(Applier):
                 cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)), ())  # () : %% is read as %
         self._run(q)
 
-    def error_column(self, exc: Exception) -> str | None:
+    def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         diag = getattr(exc, "diag", None)
-        return getattr(diag, "column_name", None) if diag else None
+        column = getattr(diag, "column_name", None) if diag else None
+        if column is None and change is not None:
+            column = _quoted_column(getattr(diag, "message_primary", None) or str(exc), change)
+        return column
 
     def is_row_error(self, exc: Exception) -> bool:
         return pg_error_class(exc) in (ROW, MISSING)
@@ -784,6 +815,26 @@ def _key_condition(types: dict[str, str], column: str, name: str, alias: str,
         return sql.SQL('t.{} COLLATE "C" = {}.{} COLLATE "C"').format(
             ident(column), sql.Identifier(alias), sql.Identifier(name))
     return sql.SQL("t.{} = {}.{}").format(ident(column), sql.Identifier(alias), sql.Identifier(name))
+
+
+def _quoted_column(message: str, change: TargetChange) -> str | None:
+    """The column of `change` whose value a PostgreSQL error quotes at its end (22P02 'malformed array literal:
+    "a,b"', 'invalid input value for enum mood: "c"', 'invalid input syntax for type integer: "x"'): these
+    carry no column name. Only a value that one column alone holds names it."""
+    m = re.search(r': "(.*)"\s*$', message.strip().splitlines()[0] if message.strip() else "", re.S)
+    if m is None:
+        return None
+    quoted = m.group(1)
+    found = [c for c, v in change.values.items() if v is not None and _text_of(v) == quoted]
+    return found[0] if len(found) == 1 else None
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, (set, frozenset)):  # a MariaDB SET as _text writes it
+        return ",".join(sorted(value))
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 def _ident(name: str) -> str:

@@ -21,7 +21,7 @@ import pymysql
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import FIELD_TYPE, NONE_SOURCE
 from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
 from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
@@ -554,6 +554,16 @@ class BinlogSource:
     def _library_changes(self, event: Any, table: TableRef, fix: tuple[Any, ...],
                          changes_read: Any) -> list[RowChange]:
         """The rows as mysql-replication decodes them (`event.rows`), corrected as RowDecoder would."""
+        try:
+            return self._library_rows(event, table, fix, changes_read)
+        except UnicodeDecodeError as exc:  # the library's codec for a column (a traceback without a name)
+            columns = [c.name for c in event.columns if not _decodes(c.character_set_name, exc.object)]
+            raise DecodeError(f"table {table}, column {' or '.join(map(str, columns)) or '?'}: a value is not "
+                              f"text of its character set ({exc.encoding}: {exc.reason} at byte "
+                              f"{exc.object[exc.start:exc.end]!r}); the rows of this table are decoded by "
+                              f"mysql-replication, which cannot read it") from exc
+
+    def _library_rows(self, event: Any, table: TableRef, fix: tuple[Any, ...], changes_read: Any) -> list[RowChange]:
         out: list[RowChange] = []
         if isinstance(event, WriteRowsEvent):
             for r in event.rows:
@@ -571,7 +581,7 @@ class BinlogSource:
 
     def _row(self, values: dict[str, Any], raw: dict[str, Any], sources_key: str, fix: tuple[Any, ...],
              table: TableRef) -> dict[str, Any]:
-        timestamps, sets, (binaries, times) = fix
+        timestamps, sets, (binaries, times, years) = fix
         sources = raw.get(sources_key) or {}
         for col, size in binaries:  # the library strips a BINARY(n)'s trailing zero bytes ('' when all are)
             value = values[col]
@@ -580,6 +590,9 @@ class BinlogSource:
         for col in times:  # and reads a negative TIME(n) with a fraction wrong
             if values[col] is not None:
                 values[col] = exact_time(values[col])
+        for col in years:  # and YEAR 0000 (stored as 0) as 1900 + 0, a year no YEAR holds (1901..2155)
+            if values[col] == 1900:
+                values[col] = 0
         zero = sum(1 for s in sources.values() if s in _ZERO_DATE)
         for col in timestamps:
             if values[col] == _ZERO_TIMESTAMP:  # TIMESTAMP stores '0000-00-00 00:00:00' as 0
@@ -605,12 +618,13 @@ def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> li
     return [new(table, op, before, after) for before, after in pairs]
 
 
-def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+def exact_columns(columns: Any) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...], tuple[str, ...]]:
     """The columns whose library value binlog.py corrects (RowDecoder's exact_values does the same):
-    BINARY(n) / INET6 / UUID with their length, and TIME(n) with a fraction."""
+    BINARY(n) / INET6 / UUID with their length, TIME(n) with a fraction, and YEAR (0000 read as 1900)."""
     binaries = tuple((c.name, n) for c in columns if (n := fixed_binary_length(c)) is not None)
     times = tuple(c.name for c in columns if c.type == FIELD_TYPE.TIME2 and c.__dict__.get("fsp"))
-    return binaries, times
+    years = tuple(c.name for c in columns if c.type == FIELD_TYPE.YEAR)
+    return binaries, times, years
 
 
 def binlog_files(conn: Connection) -> list[str]:
@@ -627,3 +641,16 @@ def binlog_files(conn: Connection) -> list[str]:
         raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None
     finally:
         db.close()
+
+
+def _decodes(encoding: Any, raw: bytes) -> bool:
+    """Whether mysql-replication decodes `raw` in a column of this `character_set_name` (a codec name)."""
+    if encoding is None:
+        return True
+    try:
+        raw.decode(str(RowsEvent.charset_to_encoding(encoding)))
+    except LookupError:  # no Python codec: the library keeps the bytes
+        return True
+    except ValueError:
+        return False
+    return True

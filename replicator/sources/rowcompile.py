@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from pymysqlreplication.constants import FIELD_TYPE
 
+from replicator.sources.mycharset import exact_encoding
 from replicator.sources.rowvalues import (_BASE_NS, _S8, _Unsupported, _set_decoder, _string_decode, _struct,
                                           fixed_binary_length)
 
@@ -170,6 +171,8 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
     if t == T.DOUBLE:
         return ([f"{v} = _d(buf, p)[0]", "p += 8"], False)
     if t == T.YEAR:
+        if opts["exact"]:  # YEAR 0000 is stored as 0: the library's 1900 + 0 is a year no YEAR holds
+            return ([f"{v} = buf[p] + 1900 if buf[p] else 0", "p += 1"], False)
         return ([f"{v} = buf[p] + 1900", "p += 1"], False)
     if t in (T.VARCHAR, T.STRING, T.BLOB):
         if t == T.BLOB:
@@ -182,6 +185,8 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
                 raise _Unsupported(f"max_length {max_length!r}")
             size = 2 if max_length > 255 else 1
         encoding = _string_decode(col, opts["errors"])
+        if opts["exact"]:  # a latin1 byte Python's cp1252 leaves undefined: MariaDB's character, not an error
+            encoding = exact_encoding(encoding)
         raw = f"buf[p + {size}:e]"
         pad = fixed_binary_length(col) if opts["exact"] and t == T.STRING else None
         if pad is not None:  # BINARY(n): the value is n bytes, trailing zero bytes included, never ''
@@ -393,9 +398,10 @@ def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False,
         binlog.py did before).
     zero_timestamps_as_none: a zero TIMESTAMP (stored as 0; the library gives 1970-01-01 00:00:00) comes
         back as None and is counted as a zero date.
-    exact_values: the two values the library alters come back exact: a BINARY(n) (INET6, UUID) keeps its
-        trailing zero bytes (padded to n, see ``fixed_binary_length``), and a negative TIME(n) with a fraction
-        keeps the sign on the whole value (``exact_time``).
+    exact_values: the values the library alters come back exact: a BINARY(n) (INET6, UUID) keeps its
+        trailing zero bytes (padded to n, see ``fixed_binary_length``), a negative TIME(n) with a fraction
+        keeps the sign on the whole value (``exact_time``), YEAR 0000 is 0 (not 1900), and a latin1 text is
+        decoded as MariaDB reads it (``mycharset``: cp1252 has no character for five of its bytes).
     """
     opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none, exact_values)
     try:

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 from replicator.changes import TableRef
+from replicator.sources.mycharset import exact_encoding
 from replicator.sources.scancolumn import ScanColumn, TableScanError
 
 _UTC = timezone.utc
@@ -25,11 +26,11 @@ _CHARSET_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
 def _binlog_encoding(collation_id: Any, dbms: str) -> str | None:
-    """The codec mysql-replication decodes a string column of this collation with (as rowdecode's
-    _string_decode finds it), or None when it keeps the raw bytes."""
+    """The codec the binlog reader decodes a string column of this collation with (as rowcompile's exact
+    path finds it: mysql-replication's, MariaDB's own latin1 for cp1252), or None when it keeps the raw bytes."""
     from pymysqlreplication.row_event import RowsEvent, find_charset
     encode_name = find_charset(str(collation_id), dbms=dbms)[0] if collation_id is not None else "utf8"
-    encoding = RowsEvent.charset_to_encoding(encode_name)
+    encoding = exact_encoding(RowsEvent.charset_to_encoding(encode_name))
     if not isinstance(encoding, str):
         return None
     try:
@@ -54,12 +55,6 @@ def _bits(n: int) -> Callable[[bytes], str]:
     return lambda raw: format(int.from_bytes(raw, "big") & mask, spec)
 
 
-def _year(value: int) -> int:
-    return 1900 if value == 0 else value  # YEAR 0000 is stored as 0; the library adds 1900
-
-
-def _year_param(value: int) -> int:
-    return 0 if value == 1900 else value
 
 
 def _timestamp(value: Any) -> Any:
@@ -144,6 +139,14 @@ def _inet6(text: str) -> Any:
 
 def _inet6_param(value: Any) -> str:
     return str(ipaddress.IPv6Address(_binary_param(16)(value)))
+
+
+def _inet4(text: str) -> Any:
+    return _binary(ipaddress.IPv4Address(text).packed)  # 4 bytes, as the binlog carries an INET4
+
+
+def _inet4_param(value: Any) -> str:
+    return str(ipaddress.IPv4Address(_binary_param(4)(value)))
 
 
 def _uuid(text: str) -> Any:
@@ -246,7 +249,7 @@ def my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, chars
     if dtype == "year":
         if ctype not in ("year", "year(4)"):
             raise unsupported("two-digit YEAR is not supported")
-        return ScanColumn(name, q, _year, _year_param)
+        return ScanColumn(name, q)  # 0 for 0000, as the binlog reader's exact path gives it
     if dtype in ("date", "datetime", "timestamp", "time") and old and fsp:
         raise unsupported("an old-format (MariaDB 5.3) temporal column with a fraction of a second; the binlog "
                           "reader cannot decode it either (ALTER TABLE ... FORCE converts it)")
@@ -268,6 +271,8 @@ def my_column(db: Any, table: TableRef, name: str, dtype: str, ctype: str, chars
         return ScanColumn(name, q, _blob, unsupported_key="a geometry key is not supported")
     if dtype == "inet6":
         return ScanColumn(name, q, _inet6, _inet6_param)
+    if dtype == "inet4":
+        return ScanColumn(name, q, _inet4, _inet4_param)
     if dtype == "uuid":
         return ScanColumn(name, q, _uuid, _uuid_param)
     if dtype in _TEXTS or dtype in ("enum", "set"):

@@ -19,7 +19,7 @@ MariaDB (reference: ``sources/binlog.py`` with ``sources/rowdecode.py``, i.e. my
 plus binlog.py's conversions). PyMySQL's text-protocol values are normalised per column type:
 
 - FLOAT is read as ``CAST(col AS DOUBLE)``: the stored float32 exactly (the text of a FLOAT has 6 digits).
-- BIT(n) -> its bit string; YEAR 0000 -> 1900 (the binlog stores it as 0, read back as 1900 + 0).
+- BIT(n) -> its bit string; YEAR 0000 -> 0 (the binlog stores it as 0; binlog.py corrects the library's 1900).
 - zero dates and dates with a zero part -> None; a DATETIME(n) the library cannot build -> None; a DATE or
   old-format DATETIME it cannot build makes the stream fail, so the scanner raises.
 - TIMESTAMP -> aware datetime in ``timezone.utc`` (the session is in +00:00); the zero TIMESTAMP -> None.
@@ -43,7 +43,7 @@ scanner is built; a value it cannot convert raises naming table, column and key.
 Reading: keyset pagination in the server's own key order (PostgreSQL ``(a, b) > (x, y)``; MariaDB the
 expanded ``a > x OR (a = x AND b > y)``, which, unlike the row comparison, is a range scan of the primary
 key). Key values taken from row dicts are turned back into what the server compares correctly (the real
-TIME of a TIME key, 0000 for the 1900 of a YEAR key, padded BINARY(n), a UUID's text...). Each read is its
+TIME of a TIME key, padded BINARY(n), a UUID's text...). Each read is its
 own short statement, followed by a rollback; ``lock_keys`` is the exception: it reads with a shared row lock
 inside the caller's transaction and leaves it open.
 """

@@ -258,7 +258,8 @@ def try_apply(db: Applier, changes: Sequence[TargetChange],
     target rejected a row. Anything that is not about a row's data propagates. `prepare`: what to apply
     instead of `changes`, made inside the savepoint (a check that may refuse with a RowError)."""
     return in_savepoint(db, lambda: db.apply(changes if prepare is None else prepare()), lambda exc: RowError(
-        db.describe_error(exc), table=str(changes[0].table), key=changes[0].key, column=db.error_column(exc)))
+        db.describe_error(exc), table=str(changes[0].table), key=changes[0].key,
+        column=db.error_column(exc, changes[0] if len(changes) == 1 else None)))
 
 
 def in_savepoint(db: Applier, apply: Callable[[], None], rejected: Callable[[Exception], RowError],

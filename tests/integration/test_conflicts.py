@@ -281,7 +281,7 @@ def test_kill_9_in_a_burst_of_conflicts_records_each_once(make_pair):
 
 
 MAPPED_PG = "CREATE TABLE cust (id int PRIMARY KEY, full_name text NOT NULL, status text NOT NULL, credit numeric(12,2))"
-MAPPED_MY = ("CREATE TABLE cust (id INT PRIMARY KEY, name CHAR(40) NOT NULL, status CHAR(1) NOT NULL, "
+MAPPED_MY = ("CREATE TABLE cust (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, status CHAR(1) NOT NULL, "
              "credit DECIMAL(12,2))")
 MAPPED = """
 mappings:

@@ -215,7 +215,7 @@ def test_read_catalog_mariadb(setup, maria_db: Database) -> None:
     assert wide["id"].generated and wide["id"].unsigned
     assert wide["flag"].kind == "bool" and wide["mi"].bits == 24
     assert (wide["f"].bits, wide["dbl"].bits) == (32, 64)
-    assert wide["tt"].length == 255 and wide["tx"].length is None
+    assert (wide["tt"].length, wide["tt"].octets) == (None, 255) and (wide["tx"].length, wide["tx"].octets) == (None, 65535)
     assert (wide["bn"].kind, wide["bn"].length, wide["bn"].precision) == ("bytes", 16, 16)
     assert wide["vb"].length == 8 and wide["vb"].precision is None
     assert (wide["ts"].kind, wide["ts"].bits) == ("datetime", 32)
@@ -253,6 +253,11 @@ EXPECTED = [
             "(crm_to_erp): lossy cast: negative values do not fit an UNSIGNED column"),
     ("crm", "mappings.items.fields.id: erp:{db}.items.id BIGINT(20) UNSIGNED -> crm:public.item.id BIGINT "
             "(erp_to_crm): lossy cast"),
+    ("crm", "mappings.items.fields.active: erp:{db}.items.active TINYINT(1) -> crm:public.item.active BOOLEAN "
+            "(erp_to_crm): lossy cast: TINYINT(1) is a TINYINT (-128..127): a value other than 0 and 1 is a row error"),
+    ("crm", "mappings.items.fields.attrs: erp:{db}.items.attrs LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin -> "
+            "crm:public.item.attrs JSONB (erp_to_crm): lossy cast: JSONB keeps one of duplicate object keys where "
+            "MariaDB reads the first"),
     ("crm", "mappings.items.fields.seq: crm:public.item.seq is GENERATED ALWAYS AS IDENTITY and cannot be written "
             "(erp_to_crm)"),
     ("crm", "mappings.items.fields.qty: erp:{db}.items.qty TINYINT(3) UNSIGNED -> crm:public.item.qty SMALLINT "
@@ -280,9 +285,12 @@ def test_findings_end_to_end(setup, pg_db: Database, maria_db: Database) -> None
     oks = [f.what for f in findings if f.ok]
     assert any("mappings.customers.fields.credit:" in o and "allowed by lossy: allow" in o for o in oks)
     # what fits says nothing: a CHECKed varchar into a wider ENUM, bool, JSON (timestamptz into DATETIME(6)
-    # fits but warns: PostgreSQL's infinity and BC dates have no MariaDB form)
-    for name in ("channel", "active", "attrs", "code"):
+    # fits but warns: PostgreSQL's infinity and BC dates have no MariaDB form; a TINYINT(1) into a boolean warns
+    # one way: it holds 2; MariaDB JSON into jsonb warns: a duplicate key is a row error)
+    for name in ("channel", "code"):
         assert not any(f".fields.{name}:" in f.what for f in findings if not f.ok), name
+    for name in ("active", "attrs"):
+        assert [f.warning for f in findings if not f.ok and f".fields.{name}:" in f.what] == [True], name
     assert all(f.warning for f in findings if not f.ok and ".fields.seen:" in f.what)
 
 

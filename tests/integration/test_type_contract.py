@@ -475,6 +475,7 @@ MARIADB_VALUES_POSTGRESQL_REFUSES = [
     ("text", "a\x00b", "NUL character"),
     ("text", b"\xff", "can't decode"),
     ("smallint", 70000, "out of range for PostgreSQL smallint"),
+    ("jsonb", '{"a": 1, "b": {"a": 1}, "a": 2}', "has the key 'a' twice"),
 ]
 
 

@@ -276,3 +276,36 @@ def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
     assert type(_wal(monkeypatch)._classify(busy)) is RetriableError
     shutdown = pg_error("57P01", "FATAL:  Verbindung wird abgebrochen")
     assert type(_wal(monkeypatch)._classify(shutdown)) is RetriableError
+
+
+@pytest.mark.parametrize("message, column", [
+    ("Incorrect string value: '\\xF0\\x9F\\x98\\x80' for column `erp`.`p2m`.`c2` at row 1", "c2"),
+    ("Incorrect time value: '12:00:00+05' for column `erp`.`we``ird`.`a``b c` at row 1", "a`b c"),
+    ("Incorrect integer value: 'a' for column `t`.`n` at row 1", "n"),
+    ("Data too long for column 'name' at row 1", "name"),
+    ("Duplicate entry '1' for key 'PRIMARY'", None),
+])
+def test_mariadb_error_column_reads_both_forms_of_the_column_name(message: str, column: str | None) -> None:
+    """MariaDB names the column of a value its type or character set refuses (1366, 1292) qualified and in
+    backquotes: the row error names it as it does a 'Data too long for column' one."""
+    applier = _ScriptedMy({})
+    assert applier.error_column(my_error(pymysql.DataError, 1366, message)) == column
+
+
+@pytest.mark.parametrize("values, message, column", [
+    ({"id": 3, "tags": "a,b", "n": 1}, 'malformed array literal: "a,b"', "tags"),
+    ({"id": 3, "mood": "c", "n": 1}, 'ERROR:  invalid input value for enum mood: "c"\nLINE 1: ...', "mood"),
+    ({"id": 3, "s": {"y", "x"}}, 'malformed array literal: "x,y"', "s"),  # a MariaDB SET as _text writes it
+    ({"id": 3, "a": "x", "b": "x"}, 'invalid input syntax for type integer: "x"', None),  # which one: unknown
+    ({"id": 3, "a": "y"}, 'invalid input syntax for type integer: "x"', None),
+    ({"id": 3, "a": "x"}, "value too long for type character varying(5)", None),
+])
+def test_a_postgresql_error_without_a_column_names_the_one_column_whose_value_it_quotes(
+        values: dict, message: str, column: str | None) -> None:
+    """22P02 and its kin carry no column name, but quote the value: when one column of the failing row holds
+    it, the row error names that column (the batch's replay row by row, and a quarantined row)."""
+    change = TargetChange(TableRef("public", "kunde"), Op.INSERT, ("id",), (3,), values)
+    applier = _ScriptedPg({3: pg_error("22P02", message)})
+    error = applier.locate_row_error([change], pg_error("22P02", message))
+    assert (error.key, error.column) == ((3,), column)
+    assert applier.error_column(pg_error("22P02", message)) is None  # without the row: nothing to match

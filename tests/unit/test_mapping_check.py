@@ -746,15 +746,30 @@ def test_column_info_mariadb() -> None:
     assert info(mysql.DECIMAL(5, 0, unsigned=True), MY).unsigned
     e = info(mysql.ENUM("A", "B"), MY)
     assert (e.kind, e.enums) == ("enum", ("A", "B"))
-    assert info(mysql.SET("x"), MY).kind == "other" and info(mysql.YEAR(), MY).kind == "other"
-    assert info(mysql.TINYTEXT(), MY).length == 255 and info(mysql.LONGTEXT(), MY).length is None
+    assert info(mysql.SET("x"), MY).kind == "other"
+    y = info(mysql.YEAR(), MY)
+    assert (y.kind, y.bounds, y.describe()) == ("int", (0, 2155), "YEAR")
+    # TINYTEXT / TEXT / MEDIUMTEXT hold bytes; LONGTEXT 4 GiB (unbounded here)
+    assert [(info(t, MY).length, info(t, MY).octets) for t in (mysql.TINYTEXT(), mysql.TEXT(), mysql.MEDIUMTEXT(),
+                                                               mysql.LONGTEXT())] == \
+        [(None, 255), (None, 65535), (None, 16777215), (None, None)]
+    assert info(mysql.CHAR(2), MY).padded and not info(mysql.VARCHAR(2), MY).padded
+    assert info(mysql.NCHAR(2), MY).padded and info(postgresql.CHAR(2)).padded
+    assert info(mysql.VARCHAR(9), MY, charset="latin1").charset == "latin1"
+    assert info(mysql.VARCHAR(9), MY, charset="utf8mb4").charset is None
+    assert info(postgresql.TEXT(), charset="latin1").charset is None  # PostgreSQL: the database's UTF-8
+    assert info(mysql.TINYINT(display_width=1), MY).bounds is None
+    assert info(mysql.ENUM("é"), MY, charset="latin1").charset == "latin1"
+    assert info(mysql.SET("é", "a"), MY, charset="latin1").enums == ("é", "a")
+    assert info(mysql.ENUM("é"), MY, charset="utf8mb4").charset is None
     assert info(mysql.DATETIME(), MY).precision == 0 and info(mysql.DATETIME(fsp=6), MY).precision == 6
     ts = info(mysql.TIMESTAMP(), MY)
     assert (ts.kind, ts.bits) == ("datetime", 32)
     assert info(mysql.TIME(fsp=3), MY).precision == 3
     b = info(mysql.BINARY(16), MY)
     assert (b.kind, b.length, b.precision) == ("bytes", 16, 16)
-    assert info(mysql.VARBINARY(16), MY).precision is None and info(mysql.BLOB(), MY).length is None
+    assert info(mysql.VARBINARY(16), MY).precision is None and info(mysql.LONGBLOB(), MY).length is None
+    assert [info(t, MY).length for t in (mysql.TINYBLOB(), mysql.BLOB(), mysql.MEDIUMBLOB())] == [255, 65535, 16777215]
     col = {"name": "j", "type": mysql.LONGTEXT(), "nullable": True, "default": None}
     assert column_info(col, MY, json=True).kind == "json"
     assert info(mysql.CHAR(2), MY, default="'DE'", nullable=False).has_default
@@ -916,3 +931,99 @@ def test_mariadb_reflection_undoubles_backticks_in_names() -> None:
     assert reflected_name(MariaDBDialect(), "a``b") == "a`b"
     assert reflected_name(MariaDBDialect(), "a````b") == "a``b"
     assert reflected_name(PGDialect_psycopg2(), "a``b") == "a``b"  # PostgreSQL names come back as they are
+
+
+# ---------------------------------------------------------------- round 8: edges found by probing live servers
+
+from dataclasses import replace  # noqa: E402
+
+from replicator.mapping.check.casts import _loud  # noqa: E402
+
+YEAR = C("int", bits=16, unsigned=True, bounds=(0, 2155), type_name="YEAR")
+MY_BOOL = C("bool", bits=8, type_name="TINYINT(1)")
+MY_UUID = C("uuid", bits=128, type_name="UUID")
+CHAR10 = C("text", length=10, padded=True, type_name="CHAR(10)")
+LATIN1 = C("text", length=20, charset="latin1", type_name="VARCHAR(20)")
+MY_TEXT = C("text", octets=65535, type_name="TEXT")
+
+
+@pytest.mark.parametrize("src, dst, verdict, loud", [
+    # CHAR(n) reads back without trailing spaces: from a VARCHAR / text, silent (refused)
+    (vc(10), CHAR10, LOSSY, False),
+    (C("text"), CHAR10, LOSSY, False),
+    (CHAR10, CHAR10, FIT, None),
+    (C("int", bits=16), CHAR10, FIT, None),  # no integer ends with a space
+    # a character set narrower than the source's: the server refuses the row (a warning)
+    (vc(20), LATIN1, LOSSY, True),
+    (C("text", length=20, charset="ascii"), LATIN1, FIT, None),
+    (LATIN1, LATIN1, FIT, None),
+    (LATIN1, C("text", length=20, charset="utf8mb3"), FIT, None),
+    (vc(20), C("text", length=20, charset="utf8mb3"), LOSSY, True),  # emoji
+    (C("enum", enums=("a", "b")), LATIN1, FIT, None),
+    (C("enum", enums=("a", "漢")), LATIN1, LOSSY, True),
+    (C("date"), LATIN1, FIT, None),
+    # MariaDB TINYTEXT / TEXT count bytes
+    (C("text"), MY_TEXT, LOSSY, True),
+    (vc(16383), MY_TEXT, FIT, None),
+    (vc(16384), MY_TEXT, LOSSY, True),
+    (C("text", length=65535, charset="latin1"), C("text", octets=65535, charset="latin1"), FIT, None),
+    (vc(63), C("text", octets=255, type_name="TINYTEXT"), FIT, None),
+    (vc(64), C("text", octets=255, type_name="TINYTEXT"), LOSSY, True),
+    # YEAR: 0 and 1901..2155
+    (YEAR, C("int", bits=16), FIT, None),
+    (C("int", bits=16), YEAR, LOSSY, True),
+    (YEAR, vc(4), FIT, None),
+    # a MariaDB BOOLEAN is a TINYINT: 2 is a row error in a PostgreSQL boolean
+    (MY_BOOL, C("bool"), LOSSY, True),
+    (replace(MY_BOOL, bounds=(0, 1)), C("bool"), FIT, None),
+    (MY_BOOL, C("int", bits=16), FIT, None),
+    (C("bool"), MY_BOOL, FIT, None),
+    # a MariaDB UUID travels as 16 bytes: into text, silent garbage or a row error (refused)
+    (MY_UUID, vc(36), LOSSY, False),
+    (MY_UUID, C("uuid"), FIT, None),
+    (C("uuid"), vc(36), FIT, None),
+    # jsonb keeps the last of duplicate keys, MariaDB reads the first: a row error
+    (C("json", type_name="LONGTEXT"), C("json", type_name="JSONB"), LOSSY, True),
+    (C("json", type_name="LONGTEXT"), C("json", type_name="JSON"), FIT, None),
+    (C("json", type_name="JSONB"), C("json", type_name="LONGTEXT"), FIT, None),
+    # a latin1 ENUM / SET's non-ASCII member names arrive as '' (mysql-replication reads them as UTF-8)
+    (C("enum", enums=("é", "a"), charset="latin1"), vc(5), ERROR, None),
+    (C("other", enums=("é", "a"), charset="latin1"), vc(5), ERROR, None),
+    (C("enum", enums=("b", "a"), charset="latin1"), vc(5), FIT, None),
+    (C("enum", enums=("é", "a"), charset="utf8mb3"), vc(5), FIT, None),
+    (C("enum", enums=("é", "a")), C("enum", enums=("é", "a")), FIT, None),
+    # a PostgreSQL timetz has no MariaDB TIME form
+    (C("time", precision=6, timezone=True), C("time", precision=6, bits=24), ERROR, None),
+    (C("time", precision=6, timezone=True), C("interval"), ERROR, None),
+    (C("time", precision=6, bits=24), C("time", precision=6, timezone=True), LOSSY, True),  # -838:59:59
+])
+def test_cast_edges_found_by_probing(src: ColumnInfo, dst: ColumnInfo, verdict: str, loud: bool | None) -> None:
+    got = _cast(src, dst)
+    assert got[0] == verdict, got
+    if loud is not None:
+        assert _loud(src, dst) is loud, got
+
+
+def test_column_info_reads_a_boolean_check() -> None:
+    col = {"name": "b", "type": mysql.TINYINT(display_width=1), "nullable": True, "default": None}
+    assert column_info(col, MY, check=((0, 1), None)).bounds == (0, 1)
+    assert column_info(col, MY, check=(None, (0, 1))).bounds == (0, 1)
+    assert column_info(col, MY).bounds is None
+
+
+def test_folded_keys_of_a_mariadb_collation() -> None:
+    """Two source keys that a MariaDB key column's collation compares equal are one row there: the upsert of
+    the second overwrites the first (a warning naming the collation)."""
+    from replicator.mapping.check.casts import folded_keys
+    ci = C("text", length=20, collation="utf8mb4_general_ci")
+    assert "letter case, accents or trailing spaces" in folded_keys(C("text"), ci)
+    assert "only in trailing spaces" in folded_keys(C("text"), C("text", length=20, collation="utf8mb4_bin"))
+    assert folded_keys(C("text"), C("text", length=20, collation="utf8mb4_nopad_bin")) is None
+    assert folded_keys(C("text"), C("text", length=20)) is None  # PostgreSQL: compares exactly
+    assert folded_keys(ci, ci) is None  # the source compares its keys the same way
+    assert folded_keys(C("int", bits=32), ci) is None
+    assert folded_keys(C("enum", enums=("new", "paid")), ci) is None
+    assert folded_keys(C("enum", enums=("new", "NEW")), ci) is not None
+    assert folded_keys(C("enum", enums=("e", "é")), ci) is not None
+    assert folded_keys(C("enum", enums=("e", "é")), C("text", collation="utf8mb4_bin")) is None
+    assert folded_keys(C("text", enums=("a", "a ")), C("text", collation="utf8mb4_bin")) is not None

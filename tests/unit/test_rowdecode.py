@@ -690,7 +690,7 @@ def test_exact_values_keep_binary_trailing_zero_bytes() -> None:
     src = BinlogSource.__new__(BinlogSource)
     src.direction = "rowdecode-unit"
     fix = ((), (), exact_columns(columns))
-    assert fix[2] == ((("b", 16),), ())
+    assert fix[2] == ((("b", 16),), (), ())
     for value in cases:
         stored = value.rstrip(b"\x00")  # the server writes BINARY(n) without its trailing zero bytes
         body = b"\x00" + bytes([len(stored)]) + stored + b"\x02hi" + b"\x02\x00\x00"  # null bitmap first
@@ -751,3 +751,22 @@ def test_peers_table_with_repeated_values_matches_library() -> None:
             check_body(kind, PEERS_COLUMNS, body, decoder)
 
     check()
+
+
+def test_exact_values_keep_year_0000() -> None:
+    """YEAR 0000 is stored as 0, which the library reads as 1900 + 0: a year no YEAR column holds
+    (1901..2155 and 0000), so it arrived as 1900. The exact path and binlog.py's correction give 0."""
+    columns = [col(T.YEAR, "y")]
+    exact = RowDecoder(exact_values=True)
+    from replicator.sources.binlog import BinlogSource, exact_columns
+    src = BinlogSource.__new__(BinlogSource)
+    src.direction = "rowdecode-unit"
+    fix = ((), (), exact_columns(columns))
+    assert fix[2] == ((), (), ("y",))
+    for stored, want in ((0, 0), (1, 1901), (124, 2024), (255, 2155)):
+        body = b"\x00" + bytes([stored])
+        assert exact.decode(fake_event("write", columns, body))[0] == [(None, {"y": want})]
+        library = fake_event("write", columns, body).rows[0]
+        assert library["values"]["y"] == stored + 1900  # what the library alone gives
+        assert src._row(dict(library["values"]), library, "none_sources", fix, "t") == {"y": want}
+    assert RowDecoder().decode(fake_event("write", columns, b"\x00\x00"))[0] == [(None, {"y": 1900})]

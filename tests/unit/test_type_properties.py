@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymysqlreplication.constants import FIELD_TYPE as T
 
-from replicator.appliers.mariadb import _date, _datetime, _json, _time
-from replicator.appliers.postgres import _inet, _time_of_day
+from replicator.appliers.mariadb import _bits, _date, _datetime, _json, _time
+from replicator.appliers.postgres import _inet, _jsonb, _time_of_day
 from replicator.sources.pgoutput import converter_for
 from replicator.sources.rowdecode import RowDecoder
 from tests.unit.test_rowdecode import col, fake_event, pack_time2
@@ -174,3 +174,57 @@ def test_a_date_past_9999_is_carried_as_text_and_refused_by_mariadb(year: int, t
             assert "beyond MariaDB's date range" in str(exc)
         else:
             raise AssertionError(f"{text} was accepted")
+
+
+@given(st.integers(1, 64).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, 2 ** n - 1))))
+def test_a_bit_string_becomes_the_number_a_mariadb_bit_stores(case: tuple[int, int]) -> None:
+    """PostgreSQL sends bit(n) as its digits ('00000101'); a MariaDB BIT stores that string's bytes unless it
+    gets the number (the integer the digits spell, leading zeros included)."""
+    n, value = case
+    assert _bits(format(value, f"0{n}b")) == value
+    assert _bits("") == "" and _bits("10a") == "10a" and _bits(5) == 5 and _bits(None) is None
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=12))
+def test_jsonb_takes_every_document_without_duplicate_keys_as_it_is(doc: object) -> None:
+    text = json.dumps(doc)
+    assert _jsonb(text) == text
+
+
+def test_jsonb_refuses_a_duplicate_key_at_any_depth() -> None:
+    for text in ('{"a": 1, "a": 2}', '[{"x": {"a": 1, "b": 2, "a": 1}}]', '{"\\u0061": 1, "a": 2}'):
+        try:
+            _jsonb(text)
+        except ValueError as exc:
+            assert "twice: jsonb keeps the last, MariaDB reads the first" in str(exc)
+        else:
+            raise AssertionError(text)
+    assert _jsonb('{"a": {"a": 1}}') == '{"a": {"a": 1}}' and _jsonb("1e400") == "1e400"
+    assert _jsonb("[" * 5000 + "]" * 5000).startswith("[")  # deeper than Python parses: PostgreSQL decides
+
+
+def test_enum_and_set_members_are_taken_exactly() -> None:
+    """MariaDB finds an ENUM / SET member by the column's collation: 'A', 'a ' and 'e' became 'a' and 'é'
+    without a word under utf8mb4_general_ci. The applier lets only exact members through."""
+    from replicator.appliers.mariadb import _members_only, members
+    assert members("enum('a','b''c','é',' x')") == ("a", "b'c", "é", " x")
+    enum = _members_only("enum", "enum('a','b c','é')")
+    assert enum("a") == "a" and enum("b c") == "b c" and enum(None) is None
+    for wrong in ("A", "a ", "e", "B C", ""):
+        try:
+            enum(wrong)
+        except ValueError as exc:
+            assert f"{wrong!r} is not a member of enum('a','b c','é')" in str(exc)
+        else:
+            raise AssertionError(wrong)
+    set_ = _members_only("set", "set('x','y')")
+    assert set_("") == "" and set_("y,x") == "y,x" and set_("x") == "x"
+    for wrong in ("X", "x,Y", "x,", "z"):
+        try:
+            set_(wrong)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(wrong)

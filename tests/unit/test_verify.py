@@ -567,3 +567,23 @@ def test_an_inet6_agrees_with_its_postgresql_inet() -> None:
     assert values_equal(inet, b"\x00" * 15 + b"\x01", "::1")
     assert values_equal(inet, "10.0.0.0/8", "10.0.0.0/8") and not values_equal(inet, "10.0.0.0/8", "10.0.0.0")
     assert not values_equal(inet, "::1", "::2")
+
+
+def test_an_inet6_agrees_with_the_cidr_of_one_address() -> None:
+    """A cidr shows the address an INET6 / INET4 carried into it with the whole prefix (::1/128, 1.2.3.4/32):
+    the same address, not a difference for verify or the conflict check."""
+    cidr = rule_for(ColumnInfo("c", "cidr", "postgresql"), None, "c")
+    assert values_equal(cidr, b"\x00" * 15 + b"\x01", "::1/128")
+    assert values_equal(cidr, b"\x01\x02\x03\x04", "1.2.3.4/32")
+    assert not values_equal(cidr, b"\x01\x02\x03\x00", "1.2.3.0/24")
+    assert not values_equal(cidr, "::1/127", "::1/128")
+
+
+def test_bit_strings_agree_with_the_number_they_spell() -> None:
+    """A PostgreSQL boolean or bit(n) into a MariaDB BIT (verify read true -> '1' as a difference), and back."""
+    bit = rule_for(ColumnInfo("c", "bit", "mariadb"), None, "c")
+    assert values_equal(bit, True, "1") and values_equal(bit, False, "0")
+    assert values_equal(bit, "00000101", "101") and values_equal(bit, "00000101", b"\x05")
+    assert not values_equal(bit, "00000101", "00000100") and not values_equal(bit, True, "0")
+    pg = rule_for(ColumnInfo("c", "bit", "postgresql"), None, "c")
+    assert values_equal(pg, "10101", "10101") and not values_equal(pg, "10101", "10100")

@@ -25,16 +25,24 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
 - L: fits when the target is unbounded or at least as long as the source; an unbounded source
   into a bounded target is lossy. Into a MariaDB BINARY(n) only a BINARY(n) fits: a shorter value
   is padded with zero bytes (lossy, refused). Lengths are characters (VARCHAR/CHAR) or bytes (VARBINARY).
-  MariaDB TINYTEXT counts as 255; TEXT, MEDIUMTEXT and LONGTEXT count as unbounded (a value
-  beyond 64 KiB in a TEXT is a row error at run time, strict mode).
+  MariaDB TINYTEXT, TEXT and MEDIUMTEXT hold 255 / 65,535 / 16,777,215 bytes (`octets`): a source whose
+  longest value may take more bytes in the target's character set is lossy (a warning, strict mode
+  refuses it); LONGTEXT counts as unbounded. Into a CHAR(n) (`padded`) only a CHAR fits: it is read
+  back without trailing spaces (lossy, refused). A MariaDB target character set narrower than the
+  source's (`charset`: latin1, utf8mb3...) is lossy (a warning: strict mode refuses the character).
 - S: an enum into an enum fits when every source value is a target value.
 - F: fits unless the target keeps fewer fractional-second digits (PostgreSQL default 6, MariaDB
   default 0: DATETIME(6) is needed for microseconds); a MariaDB TIME (-838:59:59..838:59:59) into a
-  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors). T: a time zone on
+  PostgreSQL time (a time of day) is lossy (a warning: such values are row errors); a PostgreSQL timetz
+  into a MariaDB TIME or an interval is an error (the offset has no place). T: a time zone on
   either side is fine
   (values are UTC; timestamptz into a naive DATETIME is stored as UTC); a MariaDB TIMESTAMP
   (1970..2038) target is lossy for a date or any other datetime source.
-- U: bytes into a uuid fit from BINARY(16) only.
+- U: bytes into a uuid fit from BINARY(16) only. A MariaDB UUID (bits 128, 16 bytes on the stream) into
+  text is lossy and refused, as an INET6 is.
+- Beyond the letters: a MariaDB TINYINT(1) bool (bits 8) into a PostgreSQL boolean is lossy (a warning:
+  2 is a row error) unless a CHECK bounds it to 0..1; MariaDB JSON into a jsonb is lossy (a warning: a
+  duplicate key is a row error, jsonb keeps the last where MariaDB reads the first).
 - CHECK domains: a CHECK that restricts one column to a list (`c IN (...)`, `c = v`) or an integer
   range (`BETWEEN`, `>=`/`<=`/`>`/`<`), on the column, the table or a PostgreSQL domain, is read
   into the ColumnInfo. A text column with a list is treated as an enum (S, value maps, gates); a
@@ -53,14 +61,15 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
   infinity have no JSON form: a row error); of anything else an error. Array into array: same
   element kind. Into text (W): the array's PostgreSQL text, unbounded.
 - MariaDB `TINYINT(1)` (what `BOOLEAN` creates there) is a bool; a MariaDB JSON column (a LONGTEXT
-  with a `json_valid` check) is json. Other types (SET, YEAR, BIT, money, ...) are "other": casts
+  with a `json_valid` check) is json; YEAR an integer of 0..2155. Other types (SET, BIT, money, ...) are "other": casts
   from or to them are not checked, a warning counted in `check`'s summary.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 
-from replicator.mapping.check.columns import ColumnInfo
+from replicator.mapping.check.columns import ColumnInfo, bytes_per_char
 
 # ---------------------------------------------------------------- casts
 
@@ -105,6 +114,10 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return False  # fractional seconds rounded
     if s.kind == "inet" and t.kind == "inet":
         return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
+    if s.kind in ("uuid", "inet") and s.bits and t.kind == "text":
+        return False  # 16 bytes that happen to be UTF-8 would be stored as text, without a word
+    if t.kind == "text" and t.padded and s.kind == "text" and not s.padded:
+        return False  # a CHAR(n) drops trailing spaces without a word
     if s.kind == "bytes" and t.kind == "bytes" and t.precision is not None and s.precision != t.precision:
         return False  # a BINARY(n) pads a shorter value with zero bytes, without a word
     if t.kind == "date" and s.kind == "datetime":
@@ -114,6 +127,70 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
     if t.kind in ("datetime", "time") and s.kind == t.kind and (t.precision or 0) < (s.precision or 0):
         return False  # fractional seconds rounded; a TIMESTAMP's 1970..2038 range is checked by the server
     return True
+
+
+_BMP_CHARSETS = frozenset({"utf8mb3", "utf8", "ucs2"})  # every character but those past U+FFFF (emoji)
+
+
+def _narrower_charset(s: ColumnInfo, t: ColumnInfo) -> str | None:
+    """Why a text target's MariaDB character set may not hold a character of the source (strict mode refuses
+    the row: a warning), or None. Numbers, dates, uuids and addresses render in ASCII."""
+    if t.charset is None or t.charset == s.charset or s.charset == "ascii":
+        return None
+    if s.kind == "enum":
+        if all(v.isascii() for v in s.enums):
+            return None
+    elif s.kind not in ("text", "json", "array"):
+        return None
+    if t.charset in _BMP_CHARSETS and s.charset is not None and (
+            s.charset in _BMP_CHARSETS or bytes_per_char(s.charset) == 1):
+        return None  # a single-byte set or the BMP into the BMP
+    return (f"{t.describe()} is in character set {t.charset}: a character it has not (emoji, other scripts) is "
+            f"refused; utf8mb4 holds them all")
+
+
+def _garbled_members(s: ColumnInfo) -> str | None:
+    """Why a MariaDB ENUM / SET source cannot arrive as it is, or None: the binlog reader (mysql-replication)
+    reads the member names in the table map as UTF-8, so in another character set a member that is not
+    ASCII comes out as '' (a latin1 ENUM('é') value arrived as '', a SET('é','ü') one as ',')."""
+    if s.kind not in ("enum", "other") or s.charset is None or s.charset in _BMP_CHARSETS:
+        return None
+    bad = [v for v in s.enums if not v.isascii()]
+    if not bad:
+        return None
+    return (f"{s.describe()} is in character set {s.charset}: the binlog reader reads member names as UTF-8, so "
+            f"{', '.join(map(repr, bad[:3]))} would arrive as ''; convert the column to utf8mb4 (ALTER TABLE ... "
+            f"MODIFY ... CHARACTER SET utf8mb4)")
+
+
+def folded_keys(s: ColumnInfo, t: ColumnInfo) -> str | None:
+    """Why key values of `s` that differ may find one row of the MariaDB key column `t`, or None: its collation
+    ignores letter case and accents (`_ci`, `_ai`) or trailing spaces (every PAD SPACE collation, `_bin` too;
+    only `_nopad_bin` compares exactly). An upsert of the second key then overwrites the first's row."""
+    if t.collation is None or t.collation.endswith("_nopad_bin") or s.kind not in ("text", "enum"):
+        return None
+    if s.collation == t.collation:
+        return None  # the source compares its keys the same way: it cannot hold two that are one here
+    values = s.enums if s.kind == "enum" or s.enums else None
+    if values is not None and len({_folded(v, t.collation) for v in values}) == len(values):
+        return None  # the values it may hold stay apart
+    how = "only in trailing spaces" if t.collation.endswith("_bin") else \
+        "only in letter case, accents or trailing spaces"
+    return (f"key values that differ {how} are one row under {t.collation}: the later one overwrites the "
+            f"earlier's row")
+
+
+def _folded(value: str, collation: str) -> str:
+    """A value as a PAD SPACE collation compares it (a `_bin` one only drops trailing spaces; others also fold
+    letter case and accents, approximated by Unicode case folding without combining marks)."""
+    value = value.rstrip(" ")
+    if collation.endswith("_bin"):
+        return value
+    return "".join(c for c in unicodedata.normalize("NFKD", value.casefold()) if not unicodedata.combining(c))
+
+
+def _jsonb(c: ColumnInfo) -> bool:
+    return c.type_name.upper().startswith("JSONB")
 
 
 def _int_range(c: ColumnInfo) -> tuple[int, int]:
@@ -172,6 +249,9 @@ def _int_digits(c: ColumnInfo) -> int | None:
 
 def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
     """(verdict, why) for values of column type `s` written into column type `t`."""
+    garbled = _garbled_members(s)
+    if garbled:
+        return ERROR, garbled
     if s.kind == "text" and s.enums:  # a CHECK (column IN (...)): as an enum
         s = replace(s, kind="enum")
     sk, tk = s.kind, t.kind
@@ -188,9 +268,23 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "bytes that are not valid UTF-8 text cannot be stored as text"
         if sk == "inet" and s.bits:
             return LOSSY, f"{s.describe()} travels as {s.bits // 8} bytes, which are not text; map it to an inet column"
+        if sk == "uuid" and s.bits:
+            return LOSSY, f"{s.describe()} travels as its 16 bytes, which are not text; map it to a uuid column"
+        if t.padded and sk == "text" and not s.padded:  # silent: checked first
+            return LOSSY, (f"{t.describe()} drops trailing spaces ('a ' is read back as 'a'); map it to a VARCHAR, "
+                           f"or add `lossy: allow` if no value ends with a space")
+        charset = _narrower_charset(s, t)
+        if charset:
+            return LOSSY, charset
         if sk == "json" and t.length is not None:
             return LOSSY, f"JSON documents are unbounded, the target holds {t.length} characters"
         need = _text_width(s)
+        if t.octets is not None:  # a MariaDB TINYTEXT / TEXT / MEDIUMTEXT: its limit counts bytes
+            if need is None:
+                return LOSSY, f"unbounded values into {t.describe()}, which holds {t.octets} bytes"
+            if need * bytes_per_char(t.charset) > t.octets:
+                return LOSSY, (f"up to {need} characters ({need * bytes_per_char(t.charset)} bytes) into "
+                               f"{t.describe()}, which holds {t.octets} bytes")
         if t.length is None:
             return FIT, ""
         if need is None:
@@ -273,6 +367,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "only 0 and 1 fit a boolean"
         return ERROR, f"a number cannot become {_a(tk)}"
     if sk == "bool":
+        if tk == "bool" and s.bits and not t.bits and (s.bounds is None or s.bounds[0] < 0 or s.bounds[1] > 1):
+            return LOSSY, (f"{s.describe()} is a TINYINT (-128..127): a value other than 0 and 1 is a row error; "
+                           f"a CHECK (column IN (0, 1)) on it makes the pair fit")
         if tk in ("bool", "int", "float"):
             return FIT, ""
         if tk == "decimal":
@@ -299,8 +396,11 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return LOSSY, "a datetime into a time loses the date"
         return ERROR, f"a datetime cannot become {_a(tk)}"
     if sk == "time":
-        if tk == "interval":
+        if tk == "interval" and not s.timezone:
             return FIT, ""
+        if s.timezone and not t.timezone:
+            return ERROR, (f"{s.describe()} carries a UTC offset, which {t.describe()} has no place for (every value "
+                           f"would be refused); map it to a text column, or convert with `transform:`")
         if tk == "time":
             if (t.precision or 0) < (s.precision or 0):
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
@@ -312,6 +412,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"a time cannot become {_a(tk)}"
     if sk == "json":
         if tk == "json":
+            if _jsonb(t) and not _jsonb(s):
+                return LOSSY, (f"{t.describe()} keeps one of duplicate object keys where MariaDB reads the first: "
+                               f"a document with a duplicate key is a row error (a json column keeps the text)")
             return FIT, ""
         return ERROR, f"JSON cannot become {_a(tk)}"
     if sk == "bytes":

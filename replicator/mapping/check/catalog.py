@@ -41,7 +41,8 @@ def read_catalog(engine: Any, tables: Iterable[TableRef]) -> Catalog:
         cols: dict[str, ColumnInfo] = {}
         for col in inspected_columns(insp, t):
             if col["name"] in raw_types:
-                col = {**col, "data_type": raw_types[col["name"]]}
+                data_type, charset, collation = raw_types[col["name"]]
+                col = {**col, "data_type": data_type, "charset": charset, "collation": collation}
             cols[col["name"]] = column_info(col, dialect, json=col["name"] in json_columns,
                                             check=domains.get(col["name"]))
         out[t] = cols
@@ -79,15 +80,25 @@ def inspected_unique_keys(insp: Any, t: TableRef) -> list[tuple[str, ...]]:
             for u in insp.get_unique_constraints(t.name, schema=t.schema)]
 
 
-def _mariadb_types(engine: Any, t: TableRef) -> dict[str, str]:
-    """information_schema's DATA_TYPE per column: SQLAlchemy does not know MariaDB's INET6 / INET4."""
+def _mariadb_types(engine: Any, t: TableRef) -> dict[str, tuple[str, str | None, str | None]]:
+    """information_schema's DATA_TYPE, CHARACTER_SET_NAME and COLLATION_NAME per column: SQLAlchemy does not
+    know MariaDB's INET6 / INET4, and reflects a column's character set only where it differs from the
+    table's default."""
     import sqlalchemy
 
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text(
-            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"), {"s": t.schema, "t": t.name}).fetchall()
-    return {str(r[0]): str(r[1]).lower() for r in rows}
+    return {str(r[0]): (str(r[1]).lower(), None if r[2] is None else str(r[2]).lower(),
+                        None if r[3] is None else str(r[3]).lower()) for r in rows}
+
+
+# MariaDB character sets that hold every character (ColumnInfo.charset None)
+_UNICODE_CHARSETS = frozenset({"utf8mb4", "utf16", "utf16le", "utf32"})
+# the bytes a MariaDB TINYTEXT / TEXT / MEDIUMTEXT holds
+_TEXT_OCTETS = {"tinytext": 255, "text": 65535, "mediumtext": 16777215}
+_BLOB_OCTETS = {"tinyblob": 255, "blob": 65535, "mediumblob": 16777215}
 
 
 def _checks(insp: Any, t: TableRef) -> list[str]:
@@ -128,6 +139,11 @@ def column_info(col: dict[str, Any], dialect: Any, json: bool = False, check: Ch
     values, bounds = check
     if info.kind == "text" and values and all(isinstance(v, str) for v in values):
         return replace(info, enums=tuple(values))
+    if info.kind == "bool" and info.bits:  # a MariaDB TINYINT(1) with CHECK (c IN (0, 1)) / BETWEEN 0 AND 1
+        if values and all(isinstance(v, int) for v in values):
+            bounds = (min(values), max(values))
+        if bounds is not None and bounds[0] is not None and bounds[1] is not None:
+            return replace(info, bounds=(bounds[0], bounds[1]))
     if info.kind == "int":
         lo, hi = _int_range(info)
         if values and all(isinstance(v, int) for v in values):
@@ -182,14 +198,18 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
     if isinstance(t, st.ARRAY):
         item = _column_info({"name": col["name"], "type": t.item_type}, dialect, False).kind
         return ColumnInfo("array", item=item, **common)
+    # a MariaDB ENUM / SET's character set (when it is not a Unicode one): its member names travel in it
+    member_charset = col.get("charset") if mariadb and col.get("charset") not in _UNICODE_CHARSETS else None
     if isinstance(t, st.Enum):
-        return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), **common)
+        return ColumnInfo("enum", enums=tuple(str(v) for v in t.enums), charset=member_charset, **common)
     if isinstance(t, mysql.SET):
-        return ColumnInfo("other", **common)
+        return ColumnInfo("other", enums=tuple(str(v) for v in t.values), charset=member_charset, **common)
     if isinstance(t, st.Boolean):
         return ColumnInfo("bool", **common)
     if isinstance(t, mysql.TINYINT) and getattr(t, "display_width", None) == 1 and not unsigned:
-        return ColumnInfo("bool", bits=8, **common)
+        return ColumnInfo("bool", bits=8, **common)  # bits: a TINYINT, which holds -128..127, not only 0 and 1
+    if isinstance(t, mysql.YEAR):  # 1901..2155, and 0000 (0)
+        return ColumnInfo("int", bits=16, unsigned=True, bounds=(0, 2155), **common)
     if isinstance(t, st.Integer):
         if isinstance(t, mysql.TINYINT):
             bits = 8
@@ -229,19 +249,22 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
             fsp = 6 if fsp is None else fsp
         return ColumnInfo("time", precision=fsp, timezone=bool(getattr(t, "timezone", False)),
                           bits=24 if mariadb else None, **common)  # MariaDB: -838:59:59..838:59:59
-    if isinstance(t, st.Uuid):
-        return ColumnInfo("uuid", **common)
+    if isinstance(t, st.Uuid):  # a MariaDB UUID travels as its 16 bytes (bits 128), as an INET6 does
+        return ColumnInfo("uuid", bits=128 if mariadb else None, **common)
     if isinstance(t, st.String):
-        if isinstance(t, mysql.TINYTEXT):
-            length: int | None = 255
-        elif isinstance(t, st.Text):
-            length = None
-        else:
-            length = t.length
-        return ColumnInfo("text", length=length, **common)
+        # TINYTEXT, TEXT, MEDIUMTEXT hold bytes, not characters (LONGTEXT: 4 GiB, unbounded here)
+        octets = _TEXT_OCTETS.get(str(col.get("data_type") or type(t).__name__).lower()) if mariadb else None
+        length = None if octets is not None or isinstance(t, st.Text) else t.length
+        charset = col.get("charset") if mariadb else None
+        return ColumnInfo("text", length=length, padded=isinstance(t, (st.CHAR, mysql.NCHAR)), octets=octets,
+                          charset=None if charset is None or charset in _UNICODE_CHARSETS else charset,
+                          collation=col.get("collation") if mariadb else None, **common)
     if isinstance(t, st._Binary):
+        blob = _BLOB_OCTETS.get(str(col.get("data_type") or type(t).__name__).lower()) if mariadb else None
         if isinstance(t, mysql.TINYBLOB):
             length = 255
+        elif blob is not None:  # a BLOB holds 65,535 bytes, a MEDIUMBLOB 16 MiB (a LONGBLOB: unbounded here)
+            length = blob
         elif isinstance(t, st.LargeBinary):
             length = None
         else:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from replicator.changes import TableRef
 from replicator.errors import Where
-from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, special_values
+from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, special_values
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
@@ -243,6 +243,11 @@ class _Checker:
             return
         verdict, why = _cast(scol, tcol)
         head = f"{_at(f.where)}: {sname} {scol.describe()} -> {tname} {tcol.describe()} ({stream})"
+        folded = folded_keys(scol, tcol) if plan.target in flow.target.key and not f.lossy else None
+        if folded:
+            self.warn(flow.target.side, f"{head}: {folded}",
+                      f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
+                      f"utf8mb4_nopad_bin), or add `lossy: allow` to the field if no two source keys differ only so")
         if verdict == FIT:
             special = special_values(scol, tcol, self.kinds.get(flow.source.side, ""),
                                      self.kinds.get(flow.target.side, ""))
@@ -279,6 +284,8 @@ class _Checker:
         if t.bounds is not None or (t.kind == "text" and t.enums):
             return (f"add the same CHECK to {flow.source.table}.{plan.source} so its values always fit, relax the "
                     f"CHECK of {table}.{col}, {allow}")
+        if t.kind == "text" and t.padded and not s.padded:
+            return f"change {table}.{col} to a VARCHAR, {allow}"
         if s.kind == t.kind and s.kind in ("int", "decimal", "text", "bytes", "datetime", "time"):
             return f"widen {table}.{col} to hold {s.describe()}, {allow}"
         if t.kind == "text":

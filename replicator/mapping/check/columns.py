@@ -32,12 +32,18 @@ class ColumnInfo:
     identity_always: bool = False  # PostgreSQL GENERATED ALWAYS AS IDENTITY: written only by the database
     timezone: bool = False  # datetime / time with time zone
     item: str | None = None  # array: the kind of its elements
+    padded: bool = False  # text: CHAR(n), whose trailing spaces are not part of the value (read back without them)
+    # text: a MariaDB character set that does not hold every character (latin1, utf8mb3, ascii...); None: all
+    # of Unicode (utf8mb4, utf16, utf32, and every PostgreSQL text: the database encoding is UTF-8)
+    charset: str | None = None
+    octets: int | None = None  # text: the bytes a MariaDB TINYTEXT / TEXT / MEDIUMTEXT value holds at most
+    collation: str | None = None  # text: a MariaDB column's collation (how its keys compare); None elsewhere
     type_name: str = ""  # as the database spells it, for messages
 
     def describe(self) -> str:
         """The type as the database spells it, with a CHECK domain if there is one."""
         text = self.base_type()
-        if self.bounds is not None:
+        if self.bounds is not None and not self.base_type().upper().startswith("YEAR"):  # a YEAR's own range
             text += f" CHECK {self.bounds[0]}..{self.bounds[1]}"
         if self.kind == "text" and self.enums:
             values = ",".join(repr(v) for v in self.enums)
@@ -69,6 +75,18 @@ class ColumnInfo:
         if k == "array":
             return f"{(self.item or 'other').upper()}[]"
         return k.upper()
+
+
+# the most bytes a character takes in a MariaDB character set (a TEXT's limit counts bytes); a set not listed: 4
+_BYTES_PER_CHAR = {"latin1": 1, "latin2": 1, "latin5": 1, "latin7": 1, "ascii": 1, "binary": 1, "cp1250": 1,
+                   "cp1251": 1, "cp1256": 1, "cp1257": 1, "cp850": 1, "cp852": 1, "cp866": 1, "dec8": 1, "greek": 1,
+                   "hebrew": 1, "hp8": 1, "keybcs2": 1, "koi8r": 1, "koi8u": 1, "macce": 1, "macroman": 1, "swe7": 1,
+                   "tis620": 1, "armscii8": 1, "geostd8": 1, "ucs2": 2, "utf8mb3": 3, "utf8": 3}
+
+
+def bytes_per_char(charset: str | None) -> int:
+    """The most bytes one character takes in a MariaDB character set (None: utf8mb4)."""
+    return 4 if charset is None else _BYTES_PER_CHAR.get(charset, 4)
 
 
 Catalog = dict[TableRef, dict[str, ColumnInfo]]
