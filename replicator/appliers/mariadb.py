@@ -455,7 +455,9 @@ class MariaDBApplier(Applier):
         def q() -> None:
             with self.db.cursor() as cur:
                 cur.execute(
-                    f"UPDATE {self.ckpt_table} SET position = %s, source_commit_time = %s, "
+                    # no source commit time (a keepalive moved the position): the last transaction's stays
+                    f"UPDATE {self.ckpt_table} SET position = %s, "
+                    "source_commit_time = COALESCE(%s, source_commit_time), "
                     "updated_at = UTC_TIMESTAMP(6) WHERE stream = %s",
                     (position.to_json(), _utc_naive(commit_time), self.stream))
             self.db.commit()

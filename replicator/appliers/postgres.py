@@ -328,7 +328,9 @@ class PostgresApplier(Applier):
                         "INSERT INTO {}.checkpoint AS c (stream, position, txn_seq, source_commit_time, updated_at) "
                         "VALUES (%s, %s, 1, %s, now()) ON CONFLICT (stream) DO UPDATE SET "
                         "position = EXCLUDED.position, txn_seq = c.txn_seq + 1, "
-                        "source_commit_time = EXCLUDED.source_commit_time, updated_at = now()"
+                        # no source commit time (a keepalive moved the position): the last transaction's stays
+                        "source_commit_time = COALESCE(EXCLUDED.source_commit_time, c.source_commit_time), "
+                        "updated_at = now()"
                     ).format(self.schema),
                     (self.stream, position.to_json(), commit_time),
                 )

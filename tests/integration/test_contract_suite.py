@@ -24,6 +24,7 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import Op, SourceMessage, TableRef, TargetChange, Transaction
 from replicator.config import load as load_config
+from replicator.loopguard import CHECKPOINT_TABLE
 from replicator.mapping.model import MappingSet, load_mappings
 from replicator.mapping.router import route
 from replicator.sources.base import Source
@@ -205,3 +206,31 @@ def test_a_write_tagged_by_the_other_direction_comes_back_as_an_echo(rig: Rig, k
         reader.close()
         other.rollback()
         other.close()
+
+
+def test_a_checkpoint_moved_without_a_transaction_keeps_the_last_commit_time(rig: Rig) -> None:
+    """A keepalive moves the checkpoint with no source transaction (commit_time None): `status`'s "last
+    applied" is still the commit time of the last transaction applied, not blank."""
+    table = rig.applier.quote_table(TableRef(rig.tgt.state_schema, CHECKPOINT_TABLE))
+
+    def stored() -> tuple[Any, Any]:
+        (position, commit_time), = rig.applier.query(
+            f"SELECT position, source_commit_time FROM {table} WHERE stream = %s", [rig.d.name])
+        rig.applier.rollback()
+        return position, commit_time
+
+    reader = rig.open()
+    try:
+        rig.write_source((1, "a"))
+        txn = reader.next_transaction()
+        rig.apply(reader, txn)
+    finally:
+        reader.close()
+    _, applied_at = stored()
+    assert applied_at is not None
+    rig.applier.begin()
+    rig.applier.commit(txn.position, None)
+    _, kept = stored()
+    assert kept == applied_at
+    assert rig.applier.read_checkpoint() == txn.position
+    rig.applier.rollback()
