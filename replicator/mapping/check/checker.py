@@ -138,6 +138,11 @@ class _Checker:
         return self.specs.get((m.name, f.name), _NO_SPEC)
 
     def generated_fix(self, side: str, table: TableRef, column: str, c: ColumnInfo | None) -> str:
+        if c is not None and c.kind != "int":
+            # an identity / AUTO_INCREMENT is for integers only: a text or uuid key (SuiteCRM's char(36)) is
+            # made by its application, so replicator makes it too
+            return (f"add generate: {{{column}: uuid}} to the mapping's {side} endpoint (or a template:, or default "
+                    f"with a DEFAULT on the column), or drop link: crosswalk and share keys")
         if self.kinds.get(side) == "mariadb":
             return (f"ALTER TABLE {table} MODIFY {column} {c.base_type() if c else 'BIGINT'} NOT NULL AUTO_INCREMENT "
                     f"(or drop link: crosswalk and share keys)")
