@@ -324,6 +324,20 @@ class Applier(abc.ABC):
         full check takes the whole run, as if this had not been asked."""
         return None
 
+    def unchanged_inputs(self, run: Run, rows: Sequence[TargetChange],
+                         compared: tuple[str, ...]) -> tuple[list[list[Any]], list[list[Any]]] | None:
+        """What a dialect's `update_unchanged` writes and compares: the rows' new values (`new_rows`) and old
+        ones (`expected_rows`), for a run that sets something; None: the run cannot go that way."""
+        if not run.updates:
+            return None
+        olds = self.expected_rows(run, rows, compared)
+        if olds is None:
+            return None
+        values = self.new_rows(run, rows)
+        if values is None:
+            return None
+        return values, olds
+
     def new_rows(self, run: Run, rows: Sequence[TargetChange]) -> list[list[Any]] | None:
         """`convert_rows` for `update_unchanged`; None where a new value cannot be converted: the full check
         decides then, as before (a field the target wins is never written, so its value stops nothing)."""

@@ -8,7 +8,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import pymysql
 from pymysql import converters, err
@@ -171,6 +171,30 @@ _CONDITIONS = {
 
 def _condition(kind: str, column: str, value: str) -> str:
     return _CONDITIONS.get(kind, "{c} <=> {v}").format(c=column, v=value)
+
+
+def _joined_statements(fmt: Formatter, head: bytes, tail: bytes, names: Sequence[str],
+                       rows: Iterable[Sequence[Any]]) -> list[bytes]:
+    """`head` + the rows as a derived table (`SELECT v AS n, ... UNION ALL SELECT v, ...`, the first SELECT
+    naming its columns `names`) + `tail`, up to BATCH rows and MAX_STMT_LENGTH bytes a statement: the
+    joined UPDATEs' (`_update_joined`, `_unchanged_joined`)."""
+    enc, literal = fmt.encoding, fmt.literal
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for row in rows:
+        if not parts:  # the first SELECT names the derived table's columns
+            b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(row, names))).encode(enc)
+        else:
+            b = (" UNION ALL SELECT " + fmt.row(row)[1:-1]).encode(enc)
+        parts.append(b)
+        size += len(b)
+        if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
+            out.append(head + b"".join(parts) + tail)
+            parts, size = [], 0
+    if parts:
+        out.append(head + b"".join(parts) + tail)
+    return out
 
 
 _MEMBER = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
@@ -594,22 +618,9 @@ class MariaDBApplier(Applier):
         head = f"UPDATE {my_ident(run.table.schema, run.table.name)} AS t JOIN (".encode(enc)
         tail = (") AS v ON " + " AND ".join(f"t.{my_ident(c)} = v.{my_ident(c)}" for c in run.key_columns)
                 + " SET " + ", ".join(f"t.{my_ident(c)} = v.{my_ident(c)}" for c in run.updates)).encode(enc)
-        literal = fmt.literal
         with self.db.cursor() as cur:
-            parts: list[bytes] = []
-            size = 0
-            for row in values:
-                if not parts:  # the first SELECT names the derived table's columns
-                    b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(row, names))).encode(enc)
-                else:
-                    b = (" UNION ALL SELECT " + fmt.row(row)[1:-1]).encode(enc)
-                parts.append(b)
-                size += len(b)
-                if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
-                    cur.execute(head + b"".join(parts) + tail)
-                    parts, size = [], 0
-            if parts:
-                cur.execute(head + b"".join(parts) + tail)
+            for stmt in _joined_statements(fmt, head, tail, names, values):
+                cur.execute(stmt)
 
     # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
 
@@ -642,15 +653,10 @@ class MariaDBApplier(Applier):
         it counts matched rows, a row already holding its new values too). Fewer: the whole run goes to
         the full check; the rows written here are ours, locked, and hold their new values, which the check
         takes for both sides having made the same edit and does not write again."""
-        updates = run.updates
-        if not updates:
+        got = self.unchanged_inputs(run, rows, compared)
+        if got is None:
             return None
-        olds = self.expected_rows(run, rows, compared)
-        if olds is None:
-            return None
-        values = self.new_rows(run, rows)
-        if values is None:
-            return None
+        values, olds = got
         joined = len(values) > 1
         if joined and not (self._int_key(run.table, run.key_columns) and _aggregate_as_they_are(values)
                            and _aggregate_as_they_are(olds)):
@@ -664,7 +670,7 @@ class MariaDBApplier(Applier):
             row, old = values[0], olds[0]
             pos = {c: i for i, c in enumerate(run.columns)}
             text = (f"UPDATE {table} SET "
-                    + ", ".join(f"{my_ident(c)} = {literal(row[pos[c]])}" for c in updates)
+                    + ", ".join(f"{my_ident(c)} = {literal(row[pos[c]])}" for c in run.updates)
                     + " WHERE " + " AND ".join(
                         [f"{my_ident(c)} = {literal(row[pos[c]])}" for c in run.key_columns]
                         + [_condition(kind, my_ident(c), literal(v)) for kind, c, v in zip(kinds, compared, old)]))
@@ -695,24 +701,7 @@ class MariaDBApplier(Applier):
                 + " SET " + ", ".join(f"t.{my_ident(c)} = v.x{pos[c]}" for c in run.updates)
                 + " WHERE " + " AND ".join(_condition(kind, f"t.{my_ident(c)}", f"v.o{j}")
                                            for j, (kind, c) in enumerate(zip(kinds, compared)))).encode(enc)
-        literal = fmt.literal
-        out: list[bytes] = []
-        parts: list[bytes] = []
-        size = 0
-        for row, old in zip(values, olds):
-            both = [*row, *old]
-            if not parts:  # the first SELECT names the derived table's columns
-                b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(both, names))).encode(enc)
-            else:
-                b = (" UNION ALL SELECT " + fmt.row(both)[1:-1]).encode(enc)
-            parts.append(b)
-            size += len(b)
-            if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
-                out.append(head + b"".join(parts) + tail)
-                parts, size = [], 0
-        if parts:
-            out.append(head + b"".join(parts) + tail)
-        return out
+        return _joined_statements(fmt, head, tail, names, [[*row, *old] for row, old in zip(values, olds)])
 
     def _formatter(self) -> Formatter:
         fmt = self._fmt

@@ -513,15 +513,10 @@ class PostgresApplier(Applier):
         LOCAL join settings (which would have to be set back after the RETURNING, a second statement): the
         planner then reads the run's rows by the key's index and joins those few, instead of a hash join
         over a scan of the whole table. A large run (the COPY path's sizes): `_merge_unchanged`."""
-        updates = run.updates
-        if not updates:
+        got = self.unchanged_inputs(run, rows, compared)
+        if got is None:
             return None
-        olds = self.expected_rows(run, rows, compared)
-        if olds is None:
-            return None
-        values = self.new_rows(run, rows)
-        if values is None:
-            return None
+        values, olds = got
         copied = self._copy_unchanged(run, values, olds, compared)
         if copied is not None:  # a large run: COPY into a staging table, as `_update_rows`'s
             return self._unwritten(run, rows, self._run(self._merge_unchanged, run, compared, copied))
@@ -540,7 +535,7 @@ class PostgresApplier(Applier):
                     cond.append(sql.SQL("t.{} IS NOT DISTINCT FROM v.{}").format(ident(c), ident(f"o{j}")))
             head = sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(
                 sql.Identifier(run.table.schema, run.table.name),
-                sql.SQL(", ").join(sql.SQL("{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in updates))
+                sql.SQL(", ").join(sql.SQL("{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.updates))
             names = sql.SQL(", ").join(ident(n) for n in (
                 "i", *(f"x{i}" for i in range(len(run.columns))), *(f"o{j}" for j in range(len(compared)))))
             mid = sql.SQL(") AS v ({}) WHERE {}").format(names, sql.SQL(" AND ").join(cond))
