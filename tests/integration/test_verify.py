@@ -335,7 +335,9 @@ def test_a_busy_system_reports_no_false_differences(make_pair):
         for t in threads:
             t.join(10)
         assert not errors, errors
-        assert min(during.values()) > 100, during  # the rows really changed while they were compared
+        # the rows really changed while they were compared: dozens of updates a side (how many depends on how
+        # long verify takes against the writers' pace: 87 and 95 in one CI run of a quick verify, so not 100)
+        assert min(during.values()) > 20, during
         assert difference_lines(out) == [], out
         assert code == 0, out
         assert f"account: {2 * ROWS} rows checked, 0 differing" in out
