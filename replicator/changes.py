@@ -153,14 +153,22 @@ class Transaction:
 
 
 _NEW = object.__new__
+
+
+def _plain(cls: Any, names: tuple[str, ...]) -> bool:
+    """Whether the dataclass `cls` is still a plain one of exactly these fields, in this order: no
+    __post_init__, no slots, object's __new__ -- so that filling a new instance's __dict__ builds the
+    object its constructor would."""
+    return (tuple(f.name for f in fields(cls)) == names and not hasattr(cls, "__post_init__")
+            and "__slots__" not in cls.__dict__ and cls.__new__ is object.__new__)
+
+
 # Transaction is a frozen dataclass: its __init__ sets each of its seven fields through object.__setattr__
 # (~1 us, for every single-row source transaction on the reader thread). `final_transaction` builds the same
 # object by filling a new instance's __dict__ -- only while Transaction stays a plain frozen dataclass of
 # exactly these fields, else through its constructor.
-_PLAIN_TRANSACTION = (tuple(f.name for f in fields(Transaction)) == ("txid", "position", "commit_time", "changes",
-                                                                       "final", "echo", "watermarks")
-                      and not hasattr(Transaction, "__post_init__") and "__slots__" not in Transaction.__dict__
-                      and Transaction.__new__ is object.__new__)
+_PLAIN_TRANSACTION = _plain(Transaction, ("txid", "position", "commit_time", "changes", "final", "echo",
+                                          "watermarks"))
 
 
 def final_transaction(txid: str, position: Position, commit_time: datetime | None, changes: tuple[RowChange, ...],
@@ -184,9 +192,7 @@ def final_transaction(txid: str, position: Position, commit_time: datetime | Non
 # RowChange likewise (its __init__ is a third of a reader's cost per row beyond decoding): `new_row_change`
 # fills a new instance's __dict__ -- the same fields in the same order, nothing else -- only while RowChange
 # stays a plain frozen dataclass of exactly these fields, else it is RowChange itself.
-_PLAIN_ROW_CHANGE = (tuple(f.name for f in fields(RowChange)) == ("table", "op", "before", "after")
-                     and not hasattr(RowChange, "__post_init__") and "__slots__" not in RowChange.__dict__
-                     and RowChange.__new__ is object.__new__)
+_PLAIN_ROW_CHANGE = _plain(RowChange, ("table", "op", "before", "after"))
 
 
 def _new_row_change(table: TableRef, op: Op, before: Row | None, after: Row | None) -> RowChange:
