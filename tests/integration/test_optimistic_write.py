@@ -111,6 +111,16 @@ def detector(tmp_path: Path) -> Detector:
     return Detector(mappings(tmp_path, "{priority: crm}"), "crm")
 
 
+def _edge_table(db: Any, ddl: str) -> Any:
+    """The `edge` table with rows 1 and 2 (their columns NULL), committed; returns the open connection."""
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE edge {ddl}")
+        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
+    conn.commit()
+    return conn
+
+
 def _edge(a: Applier, table: TableRef, pairs: list[tuple[str, Any, Any, bool | None]], det: Detector,
           fix_new: Any = None) -> None:
     info = a.column_info(table)
@@ -148,11 +158,7 @@ def _edge(a: Applier, table: TableRef, pairs: list[tuple[str, Any, Any, bool | N
 
 
 def test_postgresql_matches_only_what_the_check_calls_equal(pg_db: Any, detector: Detector) -> None:
-    conn = pg_db.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE edge {PG_EDGE_DDL}")
-        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
-    conn.commit()
+    conn = _edge_table(pg_db, PG_EDGE_DDL)
     a = _pg_applier(pg_db)
     try:
         t = TableRef("public", "edge")
@@ -178,11 +184,7 @@ def test_postgresql_matches_only_what_the_check_calls_equal(pg_db: Any, detector
 
 
 def test_mariadb_matches_only_what_the_check_calls_equal(maria_db: Any, detector: Detector) -> None:
-    conn = maria_db.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE edge {MY_EDGE_DDL}")
-        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
-    conn.commit()
+    conn = _edge_table(maria_db, MY_EDGE_DDL)
     a = _maria_applier(maria_db)
     try:
         t = TableRef(maria_db.dbname, "edge")
@@ -208,12 +210,7 @@ def _refused(a: Applier, table: TableRef, column: str, new: Any, old: Any) -> No
 
 
 def test_a_value_the_converter_refuses_goes_to_the_full_check(pg_db: Any, maria_db: Any) -> None:
-    conn = pg_db.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE edge {PG_EDGE_DDL}")
-        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
-    conn.commit()
-    conn.close()
+    _edge_table(pg_db, PG_EDGE_DDL).close()
     a: Applier = _pg_applier(pg_db)
     try:
         t = TableRef("public", "edge")
@@ -221,12 +218,7 @@ def test_a_value_the_converter_refuses_goes_to_the_full_check(pg_db: Any, maria_
         _refused(a, t, "i", 2 ** 70, 5)  # out of bigint's range
     finally:
         a.close()
-    conn = maria_db.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE edge {MY_EDGE_DDL}")
-        cur.execute("INSERT INTO edge (id) VALUES (1), (2)")
-    conn.commit()
-    conn.close()
+    _edge_table(maria_db, MY_EDGE_DDL).close()
     a = _maria_applier(maria_db)
     try:
         t = TableRef(maria_db.dbname, "edge")
