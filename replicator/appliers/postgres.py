@@ -527,12 +527,7 @@ class PostgresApplier(Applier):
             ident = sql.Identifier  # (not _Identifier: the text runs without parameters)
             pos = {c: i for i, c in enumerate(run.columns)}
             cond: list[sql.Composable] = [_key_condition(types, c, f"x{pos[c]}", "v") for c in run.key_columns]
-            for j, c in enumerate(compared):
-                if types[c] in _COLLATED:
-                    cond.append(sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM v.{} COLLATE "C"').format(
-                        ident(c), ident(f"o{j}")))
-                else:
-                    cond.append(sql.SQL("t.{} IS NOT DISTINCT FROM v.{}").format(ident(c), ident(f"o{j}")))
+            cond += [_unchanged_condition(types, c, f"o{j}", "v") for j, c in enumerate(compared)]
             head = sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(
                 sql.Identifier(run.table.schema, run.table.name),
                 sql.SQL(", ").join(sql.SQL("{} = v.{}").format(ident(c), ident(f"x{pos[c]}")) for c in run.updates))
@@ -614,20 +609,12 @@ class PostgresApplier(Applier):
                     sql.SQL(" AND ").join(
                         [_key_condition(self._types.get(run.table, {}), c, f"x{pos[c]}", "s", _Identifier)
                          for c in run.key_columns]
-                        + [self._unchanged_condition(run.table, c, f"s.o{j}") for j, c in enumerate(compared)])
+                        + [_unchanged_condition(self._types.get(run.table, {}), c, f"o{j}", "s", _Identifier)
+                           for j, c in enumerate(compared)])
                 ).as_string(self.db)
                 self._sql_cache[key] = stmt
             cur.execute(stmt, ())
             return {i for (i,) in cur.fetchall()}
-
-    def _unchanged_condition(self, table: TableRef, column: str, old: str) -> sql.Composable:
-        """The stored value of `column` is the old value `old` (a qualified name), exactly (see exact_kind)."""
-        alias, _, name = old.partition(".")
-        if self._types.get(table, {}).get(column) in _COLLATED:
-            return sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM {}.{} COLLATE "C"').format(
-                _Identifier(column), sql.Identifier(alias), _Identifier(name))
-        return sql.SQL("t.{} IS NOT DISTINCT FROM {}.{}").format(_Identifier(column), sql.Identifier(alias),
-                                                               _Identifier(name))
 
     def _merge_update(self, run: Run, text: str) -> None:
         """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
@@ -800,6 +787,16 @@ _EXACT_KINDS = {
     "time without time zone": "time", "text": "str", "character varying": "str",
 }
 _COLLATED = frozenset({"text", "character varying"})  # compared under COLLATE "C": byte-wise
+
+
+def _unchanged_condition(types: dict[str, str], column: str, name: str, alias: str,
+                         ident: type[sql.Identifier] = sql.Identifier) -> sql.Composable:
+    """`update_unchanged`'s test that the stored value of `column` is the old value `alias.name`, exactly (see
+    exact_kind): text and varchar byte-wise, under COLLATE "C". `ident`: as for `_key_condition`."""
+    if types.get(column) in _COLLATED:
+        return sql.SQL('t.{} COLLATE "C" IS NOT DISTINCT FROM {}.{} COLLATE "C"').format(
+            ident(column), sql.Identifier(alias), ident(name))
+    return sql.SQL("t.{} IS NOT DISTINCT FROM {}.{}").format(ident(column), sql.Identifier(alias), ident(name))
 
 
 def _key_condition(types: dict[str, str], column: str, name: str, alias: str,
