@@ -7,7 +7,7 @@ the target itself says where to resume. One row per stream (direction) in
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from replicator.changes import LSN, BinlogPosition, Position
 from replicator.errors import CheckpointError, SourceLostError
@@ -28,6 +28,31 @@ def session_lock_name(kind: str, state_schema: str, stream: str) -> str:
     if len(name) > 64:
         name = "replicator:" + hashlib.sha1(f"{state_schema}:{stream}".encode()).hexdigest()
     return name
+
+
+# The lock's holder, looked up without taking it. A PostgreSQL advisory lock on one bigint key shows in
+# pg_locks with classid = its high 32 bits and objid = its low ones (objsubid 1), and belongs to a
+# database: another installation's daemon on this server (its own database, the same stream names)
+# holds a lock of the same name that is not this one's. MariaDB's IS_USED_LOCK gives the holder's
+# connection id (NULL when free).
+_PG_HOLDER = (
+    "SELECT a.backend_start, host(a.client_addr) FROM pg_locks l LEFT JOIN pg_stat_activity a "
+    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(%s)::bigint")
+
+
+def session_lock_holder(kind: str, state_schema: str, stream: str,
+                        query: Callable[[str, list[Any]], Sequence[Sequence[Any]]]) -> tuple[Any, ...] | None:
+    """Who holds the session lock of `stream` (see session_lock_name), through `query` (an applier's or
+    a verify side's), without taking it: None when free; else PostgreSQL's (backend_start, client
+    address) of the holder, MariaDB's (connection id,)."""
+    name = session_lock_name(kind, state_schema, stream)
+    if kind == "postgresql":
+        rows = query(_PG_HOLDER, [name])
+        return tuple(rows[0]) if rows else None
+    rows = query("SELECT IS_USED_LOCK(%s)", [name])
+    return None if not rows or rows[0][0] is None else (rows[0][0],)
 
 
 def postgres_ddl(schema: str) -> list[str]:

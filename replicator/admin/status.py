@@ -24,7 +24,7 @@ from replicator.mapping.parking import oldest_age
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
-from replicator.checkpoint import session_lock_name
+from replicator.checkpoint import session_lock_holder
 from replicator.config import Config, Connection
 from replicator.connect import my_connect, pg_connect
 from replicator.errors import ReplicatorError
@@ -162,23 +162,12 @@ def metrics_url(config: Config) -> str:
 
 def _lock_holder(applier: Applier, kind: str, stream: str) -> tuple[bool, str | None, str | None]:
     """(held, since, client) of the daemon's session lock for `stream`, without taking it."""
-    name = session_lock_name(kind, applier.conn.state_schema, stream)
-    if kind == "postgresql":
-        # pg_try_advisory_lock(bigint): classid holds the high 32 bits, objid the low ones. Advisory locks
-        # belong to a database: another installation's daemon on this server (its own database, the same
-        # stream names) holds a lock of the same name, which is not this one's
-        rows = applier.query(
-            "SELECT a.backend_start, host(a.client_addr) FROM pg_locks l LEFT JOIN pg_stat_activity a "
-            "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(%s)::bigint", [name])
-        if not rows:
-            return False, None, None
-        return True, _iso(rows[0][0]), rows[0][1]
-    rows = applier.query("SELECT IS_USED_LOCK(%s)", [name])
-    if not rows or rows[0][0] is None:
+    holder = session_lock_holder(kind, applier.conn.state_schema, stream, applier.query)
+    if holder is None:
         return False, None, None
-    host = applier.query("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = %s", [rows[0][0]])
+    if kind == "postgresql":
+        return True, _iso(holder[0]), holder[1]
+    host = applier.query("SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = %s", [holder[0]])
     return True, None, (host[0][0].rsplit(":", 1)[0] if host and host[0][0] else None)
 
 

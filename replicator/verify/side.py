@@ -14,7 +14,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
-from replicator.checkpoint import session_lock_name
+from replicator.checkpoint import session_lock_holder
 from replicator.compare import ColumnInfo
 from replicator.config import Connection
 
@@ -127,17 +127,8 @@ class Side:
     def stream_applied(self, stream: str) -> bool:
         """Whether a daemon applies `stream` into this database now (holds its session lock, see
         Applier.lock), looked up without taking the lock. When unknown: True (then re-checks wait)."""
-        name = session_lock_name(self.conn.kind, self.conn.state_schema, stream)
         try:
-            if self.conn.kind == "postgresql":
-                rows = self.query(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    "AND classid = (CASE WHEN hashtext(%s) < 0 THEN 4294967295 ELSE 0 END)::bigint::text::oid "
-                    "AND objid = (hashtext(%s)::bigint & 4294967295)::text::oid)", [name, name])
-                return bool(rows[0][0])
-            rows = self.query("SELECT IS_USED_LOCK(%s)", [name])
-            return rows[0][0] is not None
+            return session_lock_holder(self.conn.kind, self.conn.state_schema, stream, self.query) is not None
         except Exception as exc:
             log.debug("%s: cannot tell whether %s is applied: %s", self.conn.name, stream, exc)
             return True
