@@ -68,6 +68,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process tree so far: each live process's own (threads included) and what it
+    has reaped of children that exited (cutime/cstime), so a PostgreSQL backend that ended during the
+    interval still counts through the postmaster. 0 if the process is gone."""
+    total = 0.0
+    for p in descendants(pid):
+        fields = _stat_fields(p)
+        if fields is not None:  # utime, stime, cutime, cstime: fields 11-14 after the command name
+            total += sum(int(f) for f in fields[11:15]) / _CLK_TCK
+    return total
+
+
 def reset_peak(pid: int) -> None:
     """Reset VmHWM so that it covers only what follows (Linux >= 4.0); ignored where not allowed."""
     try:

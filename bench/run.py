@@ -52,6 +52,9 @@ if str(ROOT) not in sys.path:
 
 from replicator.testing.devservers import MariaDBServer, PostgresServer, free_port, missing_binaries  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import procstat  # noqa: E402
+
 DB = "bench"
 TABLE = "bench_item"
 MARIA_STATE = "rs_bench"
@@ -786,6 +789,7 @@ class Bench:
 
         daemon.start()
         streaming_at = daemon.wait_streaming(direction)
+        cpu0 = self.cpu_now(source, target)
         sampler = Sampler(daemon, direction).start()
         profiler = None
         if args.profile and daemon.pid:
@@ -807,12 +811,14 @@ class Bench:
             finally:
                 conn.close()
             done_at = time.time()
+            cpu1 = self.cpu_now(source, target)
         finally:
             peak = sampler.stop()
             prof = profiler.stop() if profiler else None
         if prof:
             self.profiles[f"{direction} {scenario} {phase}"] = prof
         apply_s = done_at - streaming_at
+        cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
         text = daemon.metrics_text() or ""
         txns = daemon.metric("replicator_transactions_applied_total", text, direction=direction)
         brows = daemon.metric("replicator_apply_batch_rows_sum", text, direction=direction) or 0
@@ -827,7 +833,15 @@ class Bench:
             "batches": int(bcount),
             "avg_batch_rows": round(brows / bcount, 1) if bcount else None,
             "load_avg": self.load(),
+            # where the machine's CPU went while the backlog was applied: us a row of the daemon, the
+            # source server (its WAL sender / binlog dump) and the target server, and how many of the
+            # cores were busy with the three together
+            "cpu_us_per_row": {k: round(v / n * 1e6, 1) for k, v in cpu.items()},
+            "cores_busy": round(sum(cpu.values()) / apply_s, 2),
         }
+        say(f"{direction}: CPU us a row: daemon {extra['cpu_us_per_row']['daemon']}, source server "
+            f"{extra['cpu_us_per_row']['source_server']}, target server {extra['cpu_us_per_row']['target_server']}; "
+            f"{extra['cores_busy']} of {os.cpu_count()} cores busy")
         say(f"{direction}: {n} rows applied in {apply_s:.2f} s = {n / apply_s:,.0f} rows/s "
             f"(startup {extra['daemon_startup_s']} s, {extra['batches']} batches, avg {extra['avg_batch_rows']} "
             f"rows/batch, peak RSS {peak:.0f} MB)")
@@ -835,6 +849,13 @@ class Bench:
             extra.update(self.decode_only(direction, source, decode_start, n))
         self.results.append(Result(direction, scenario, phase, n, round(apply_s, 3), round(n / apply_s),
                                    peak_rss_mb=round(peak, 1), extra=extra))
+
+    def cpu_now(self, source: Side, target: Side) -> dict[str, float]:
+        """CPU seconds used so far by the daemon and the two servers (their whole process trees)."""
+        def tree(pid: Optional[int]) -> float:
+            return procstat.tree_cpu_seconds(pid) if pid else 0.0
+        return {"daemon": tree(self.daemon.pid if self.daemon else None),
+                "source_server": tree(source.server.pid), "target_server": tree(target.server.pid)}
 
     # -- decode-only context: the same source reader the daemon uses, without any applier
     def decode_mark(self, source: Side) -> Any:
@@ -1227,6 +1248,10 @@ def figures(bench: "Bench") -> str:
                   f"{UPSERT_SHARE}x)" if upsert else "target upsert rate not measured")
             out.append(f"  {d} end to end, {k}-row transactions: {r.rows_per_s:,} rows/s = "
                        f"{r.rows_per_s / TARGET_ROWS_PER_S:.2f}x the 15k goal; {vs}")
+            cpu = r.extra.get("cpu_us_per_row")
+            if cpu:
+                out.append(f"    CPU us a row: daemon {cpu['daemon']}, source server {cpu['source_server']}, "
+                           f"target server {cpu['target_server']}; {r.extra['cores_busy']} cores busy")
         r = by.get((d, "burst"))
         if r:
             out.append(f"  {d} catch-up (daemon stopped while {r.rows:,} single-row transactions accumulated): "

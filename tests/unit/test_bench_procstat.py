@@ -60,3 +60,20 @@ def test_rss_series_summary() -> None:
     s = series.summary()
     assert s["slope_second_half_mb_per_min"] == pytest.approx(2.0)  # 101 -> 103 over 60 s
     assert s["peak_mb"] == 103.0 and s["first_mb"] == 100.0 and s["last_mb"] == 103.0
+
+
+def test_tree_cpu_counts_live_and_reaped_children() -> None:
+    # a parent that runs one child burning ~0.3 s of CPU and waits for it, then sleeps: the child is gone,
+    # its CPU stays in the tree through the parent's reaped-children time
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time; subprocess.run([sys.executable, '-c', "
+        "'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass']); "
+        "print('ok', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ok"
+        assert procstat.descendants(parent.pid) == [parent.pid]  # the child has exited
+        assert procstat.tree_cpu_seconds(parent.pid) >= 0.3 > procstat.cpu_seconds(parent.pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert procstat.tree_cpu_seconds(parent.pid) == 0.0  # gone
