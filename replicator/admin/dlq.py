@@ -3,9 +3,11 @@
 Each database holds the queue of the direction that writes into it. `retry` re-applies the queued
 changes of the selected rows in queue order, in one transaction per database that carries the loop
 tag of the direction (so the other direction does not echo them back); a change that fails again
-stays queued with its new error, and the changes behind it stay too. A change of a two-way mapping
+stays queued with its new error, and the changes behind it stay too, unless the row's latest queued
+image, written in its place, goes in (deadletter.superseding). A change of a two-way mapping
 whose target row was edited since it was queued is not written (stream/deadcheck.py: error class
-`conflict`) unless `--force`. `skip` deletes them and prints what it dropped. Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
+`conflict`) unless `--force`. `skip` deletes them and prints what it dropped (a change that only
+waited behind another: that the target misses it too). Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
 """
 from __future__ import annotations
 
@@ -122,7 +124,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 deadletter.delete(db, (e.id for e in entries))
                 db.commit_untracked()
                 for e in entries:
-                    print(_line("skipped", e, args.json), file=out)
+                    print(_line("skipped", e, args.json, note=_skipped_note(e)), file=out)
                 continue
             db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
@@ -131,8 +133,9 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             finally:
                 linkers.close()
             db.commit_untracked()
+            notes = _superseded_notes(outcome)
             for e in outcome.applied:
-                print(_line("applied", e, args.json), file=out)
+                print(_line("applied", e, args.json, note=notes.get(e.id)), file=out)
             for e, error in outcome.failed:
                 print(_line("failed", e, args.json, error), file=out)
                 status = 1
@@ -156,12 +159,37 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
     return status
 
 
-def _line(what: str, e: Entry, as_json: bool, error: str | None = None) -> str:
+def _skipped_note(e: Entry) -> str | None:
+    """A skipped change that waited behind another of its row: the target misses it too, say so."""
+    if e.error_class != deadletter.HELD:
+        return None
+    return (f"a later change of the row, queued behind an earlier one: the target misses it too; "
+            f"`replicator verify --mapping {e.mapping} --repair` copies the row as the source has it now")
+
+
+def _superseded_notes(outcome: deadletter.Outcome) -> dict[int, str]:
+    """By id: how an applied change of a row whose first change failed again went in (deadletter.superseding)."""
+    notes: dict[int, str] = {}
+    for first, last in outcome.superseded:
+        notes[first.id] = (f"failed again, replaced by the row's latest queued change {last.ref}, written whole "
+                           f"in its place")
+        for e in outcome.applied:
+            if first.id < e.id < last.id and (e.target_table, e.target_key) == (first.target_table, first.target_key):
+                notes[e.id] = f"superseded by {last.ref}"
+        notes[last.id] = f"written in place of {first.ref} and the changes between them"
+    return notes
+
+
+def _line(what: str, e: Entry, as_json: bool, error: str | None = None, note: str | None = None) -> str:
     if as_json:
         d = e.as_dict()
         d["result"] = what
         if error is not None:
             d["error"] = error
+        if note is not None:
+            d["note"] = note
         return json.dumps(d, ensure_ascii=False)
     tail = f": {error}" if error else (" (behind a change that still fails)" if what == "waiting" else "")
+    if note is not None:
+        tail += f" ({note})"
     return f"{what} {e.ref} {e.mapping} {e.target_table} key {list(e.target_key)} {e.op}{tail}"
