@@ -69,18 +69,31 @@ def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) 
     return entries
 
 
-def _render(entries: Sequence[Entry]) -> str:
+def _key_side(e: Entry, mset: MappingSet) -> str | None:
+    """The source side when `e`'s key is the source row's (a linked mapping: the target row's own key
+    is found or made by the link and, for an insert, does not exist yet), else None."""
+    flow = deadletter.linked_flow(e, mset)
+    return flow.source.side if flow is not None else None
+
+
+def _key_text(e: Entry, key_side: str | None) -> str:
+    text = ",".join(str(v) for v in e.target_key)
+    return f"{key_side}:{text}" if key_side else text
+
+
+def _render(entries: Sequence[Entry], mset: MappingSet) -> str:
     """A table whose columns are as wide as their longest value (a CRM's 36-character UUID keys, long
-    table names), so that every row lines up under its header."""
+    table names), so that every row lines up under its header. A key that is the source row's (a linked
+    mapping's) is prefixed with its side (crm:5b7e...)."""
     rows = [(e.ref, e.queued_at.strftime("%Y-%m-%d %H:%M:%S"), e.mapping, e.target_table,
-             ",".join(str(v) for v in e.target_key), e.op, e.error) for e in entries]
+             _key_text(e, _key_side(e, mset)), e.op, e.error) for e in entries]
     header = ("ID", "QUEUED (UTC)", "MAPPING", "TABLE", "KEY", "OP", "ERROR")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
     return "\n".join(" ".join(f"{cell:<{w}}" for cell, w in zip(r, widths)) + " " + r[-1] for r in (header, *rows))
 
 
-def _show(e: Entry) -> str:
-    d = e.as_dict()
+def _show(e: Entry, key_side: str | None) -> str:
+    d = e.as_dict(key_side)
     return "\n".join(f"{k:>16}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
                      for k, v in d.items())
 
@@ -111,9 +124,9 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 listed.append((side, entries))
                 for e in entries:
                     if args.json:
-                        print(json.dumps(e.as_dict(), ensure_ascii=False), file=out)
+                        print(json.dumps(e.as_dict(_key_side(e, mset)), ensure_ascii=False), file=out)
                     elif args.action == "show":
-                        print(_show(e), file=out)
+                        print(_show(e, _key_side(e, mset)), file=out)
                 continue
             db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
             entries = _selected(db, args, sides, lock=True)
@@ -124,7 +137,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 deadletter.delete(db, (e.id for e in entries))
                 db.commit_untracked()
                 for e in entries:
-                    print(_line("skipped", e, args.json, note=_skipped_note(e)), file=out)
+                    print(_line("skipped", e, args.json, _key_side(e, mset), note=_skipped_note(e)), file=out)
                 continue
             db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
@@ -135,12 +148,12 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             db.commit_untracked()
             notes = _superseded_notes(outcome)
             for e in outcome.applied:
-                print(_line("applied", e, args.json, note=notes.get(e.id)), file=out)
+                print(_line("applied", e, args.json, _key_side(e, mset), note=notes.get(e.id)), file=out)
             for e, error in outcome.failed:
-                print(_line("failed", e, args.json, error), file=out)
+                print(_line("failed", e, args.json, _key_side(e, mset), error), file=out)
                 status = 1
             for e in outcome.waiting:
-                print(_line("waiting", e, args.json), file=out)
+                print(_line("waiting", e, args.json, _key_side(e, mset)), file=out)
         finally:
             db.rollback()
             db.close()
@@ -150,7 +163,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         shown = [(side, entries) for side, entries in listed if entries]
         for side, entries in shown:
             print(f"{side}:", file=out)
-            print(_render(entries), file=out)
+            print(_render(entries, mset), file=out)
         if not shown:
             filters = " and ".join(f"--{name} {value}" for name, value in (("mapping", args.mapping), ("key", args.key))
                                    if value is not None)
@@ -180,9 +193,10 @@ def _superseded_notes(outcome: deadletter.Outcome) -> dict[int, str]:
     return notes
 
 
-def _line(what: str, e: Entry, as_json: bool, error: str | None = None, note: str | None = None) -> str:
+def _line(what: str, e: Entry, as_json: bool, key_side: str | None, error: str | None = None,
+          note: str | None = None) -> str:
     if as_json:
-        d = e.as_dict()
+        d = e.as_dict(key_side)
         d["result"] = what
         if error is not None:
             d["error"] = error
@@ -192,4 +206,5 @@ def _line(what: str, e: Entry, as_json: bool, error: str | None = None, note: st
     tail = f": {error}" if error else (" (behind a change that still fails)" if what == "waiting" else "")
     if note is not None:
         tail += f" ({note})"
-    return f"{what} {e.ref} {e.mapping} {e.target_table} key {list(e.target_key)} {e.op}{tail}"
+    key = f"{key_side} key" if key_side else "key"
+    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {list(e.target_key)} {e.op}{tail}"

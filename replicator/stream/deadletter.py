@@ -132,10 +132,13 @@ class Entry:
     def ref(self) -> str:
         return f"{self.side}:{self.id}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, key_side: str | None = None) -> dict[str, Any]:
+        """`key_side`: the side whose key `key` is, when it is the source row's (a linked mapping's change,
+        `linked_flow`); else the key is the target row's (`side`)."""
         row = self.source_row
         return {"id": self.ref, "queued_at": self.queued_at.isoformat(), "stream": self.stream,
                 "mapping": self.mapping, "table": self.target_table, "key": json.loads(dumps_key(self.target_key)),
+                "key_side": key_side or self.side,
                 "source_key": json.loads(dumps_key(self.source_key)), "op": self.op,
                 "source_position": self.source_position,
                 "source_row": None if row is None else json.loads(dumps_change(row)),
@@ -378,15 +381,17 @@ class Quarantine:
         found = self.origins.get(id(tc))
         return found[1] if found is not None and found[0] is tc else None
 
-    def _queue(self, db: Applier, tc: TargetChange, error: str, cls: str) -> None:
+    def _queue(self, db: Applier, tc: TargetChange, error: str, cls: str, key_side: str | None = None) -> None:
+        """`key_side`: whose key `tc.key` is when it is the source row's (a linked change), for the log."""
         insert(db, self.stream, tc, self._origin(tc), error, cls)
         self.held.add(self._row(tc))
         self.queued += 1
         metrics.dead_letter_rows.labels(self.stream, str(tc.table)).inc()
+        key = f"{key_side} key {list(tc.key)} (the source row's)" if key_side else f"key {list(tc.key)}"
         if cls == HELD:
-            log.info("%s: %s key %s waits behind its queued change", self.stream, tc.table, list(tc.key))
+            log.info("%s: %s %s waits behind its queued change", self.stream, tc.table, key)
         else:
-            log.warning("%s: quarantined %s of %s key %s: %s", self.stream, tc.op.value, tc.table, list(tc.key), error)
+            log.warning("%s: quarantined %s of %s %s: %s", self.stream, tc.op.value, tc.table, key, error)
 
     def quarantines(self, tc: TargetChange) -> bool:
         return self._origin(tc) is not None
@@ -406,7 +411,7 @@ class Quarantine:
         found = self.linked.get(id(lc))
         if found is not None and found[0] is lc:
             self.origins[id(tc)] = (tc, found[1])
-        self._queue(db, tc, error, cls)
+        self._queue(db, tc, error, cls, key_side=flow.source.side)
 
     def apply(self, db: Applier, changes: list[TargetChange]) -> None:
         """Apply `changes` in the open transaction: held rows join the queue, and when the batch fails,
@@ -516,7 +521,8 @@ def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tu
 ReplayLinked = Callable[[Applier, Entry, Flow], "RowError | None"]
 
 
-def _linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
+def linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
+    """The flow of a linked mapping `e` was queued by (its key is then the source row's), else None."""
     m = mset.by_name.get(e.mapping) if mset is not None else None
     flow = m.flow(e.stream.split("_to_", 1)[0]) if m is not None else None
     return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
@@ -544,11 +550,11 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
     q = db.quote_col
 
     def attempt(e: Entry) -> RowError | None:
-        linked = _linked_flow(e, mset)
+        linked = linked_flow(e, mset)
         if linked is not None:
             return replay_linked(db, e, linked) if replay_linked is not None else RowError(
                 f"mapping {e.mapping} is linked: its changes are replayed through the linker", table=e.target_table,
-                key=e.target_key)
+                key=e.target_key, key_side=linked.source.side)
         try:
             changes, flow = _changes_for(e, mset, checked=not force)
         except RowError as exc:

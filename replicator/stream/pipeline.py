@@ -572,7 +572,7 @@ class Direction:
             metrics.errors.labels(self.name, "row").inc()
             raise RowError(f"mapping {lc.flow.mapping}: {applier.describe_error(exc)}",
                            table=str(lc.flow.target.table), key=lc.source_key,
-                           column=applier.error_column(exc)) from None
+                           column=applier.error_column(exc), key_side=lc.flow.source.side) from None
 
 
 def _commit_time(last: Transaction | Keepalive) -> datetime | None:
