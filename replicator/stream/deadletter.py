@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier
-from replicator.changes import UNCHANGED, Op, Position, RowChange, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, Position, RowChange, TableRef, TargetChange, UndecodedRowChange
 from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, loads_key
 from replicator.config import Connection
 from replicator.connect import missing_state_table
@@ -43,6 +43,9 @@ COLUMNS = ("stream", "mapping", "target_table", "target_key", "source_key", "op"
            "source_row", "change", "error", "error_class")
 READ_COLUMNS = ("id", "queued_at") + COLUMNS
 HELD = "held"  # error_class of a change queued only because an earlier change of its row is queued
+# error_class of a source row with a byte its character set leaves undefined (changes.UndecodedRowChange):
+# its stored image holds U+FFFD there, so it is never written, only superseded by a later change of its row
+UNDECODABLE = "undecodable"
 SAVEPOINT = "replicator_row"
 
 
@@ -300,6 +303,13 @@ def error_class(exc: RowError) -> str:
 # ---------------------------------------------------------------- the direction's side
 
 
+def quarantining_tables(mset: MappingSet, side: str) -> frozenset[TableRef]:
+    """The source tables of `side` whose every mapping quarantines: a row of theirs the source cannot read
+    exactly may be handed on for the queue (changes.UndecodedRowChange) instead of stopping the stream."""
+    return frozenset(table for (s, table), flows in mset.routes.items()
+                     if s == side and flows and all(f.on_error == "quarantine" for f in flows))
+
+
 class Quarantine:
     """One direction session's view of its queue: which rows are held, and where changes came from."""
 
@@ -308,6 +318,7 @@ class Quarantine:
         self.held: set[tuple[str, str]] = set()
         self.origins: dict[int, tuple[TargetChange, Origin]] = {}  # by id() of a change in the open batch
         self.unroutable: dict[int, str] = {}  # changes the mapping could not produce (by id()): why
+        self.undecodable: set[int] = set()  # those of them whose source row could not be read (by id())
         self.linked: dict[int, tuple[LinkedChange, Origin]] = {}  # linked changes that quarantine (stream/deadlinked)
         self.enabled = any(f.on_error == "quarantine" for m in mset.mappings for f in m.flows
                            if f.source.side == source_side)
@@ -330,6 +341,9 @@ class Quarantine:
             quarantines = flow.on_error == "quarantine"
             row = change.before if change.op is Op.DELETE else change.after
             try:
+                if isinstance(change, UndecodedRowChange):  # the source could not read a value exactly
+                    raise RowError(change.reason.split(": ", 1)[-1], table=str(change.table),
+                                   key=key_of(flow, row, change) if row is not None else None, column=change.column)
                 produced = route_flow(flow, change, stream=True, commit_time=commit_time)
             except RowError as exc:
                 if not quarantines or row is None or change.op is Op.TRUNCATE:
@@ -343,6 +357,8 @@ class Quarantine:
                     failed = TargetChange(flow.target.table, change.op, flow.target.key, key_of(flow, row, change),
                                           {}, mapping=flow.mapping)
                 self.unroutable[id(failed)] = str(exc)
+                if isinstance(change, UndecodedRowChange):
+                    self.undecodable.add(id(failed))
                 produced = [failed]
             if quarantines:
                 skey = tuple(row.get(c) for c in flow.source.key) if row else ()
@@ -362,6 +378,7 @@ class Quarantine:
     def committed(self) -> None:
         self.origins.clear()
         self.unroutable.clear()
+        self.undecodable.clear()
         self.linked.clear()
         self.queued = 0
 
@@ -393,6 +410,15 @@ class Quarantine:
         else:
             log.warning("%s: quarantined %s of %s %s: %s", self.stream, tc.op.value, tc.table, key, error)
 
+    def _queue_held(self, db: Applier, tc: TargetChange) -> None:
+        """Queue behind its row's queued change; a change whose source row could not be read keeps saying so
+        (its image must never be written, not even in place of the change before it)."""
+        if id(tc) in self.undecodable and self._origin(tc) is not None:
+            self._queue(db, tc, f"{self.unroutable.get(id(tc), '')} (and an earlier change of this row is queued)",
+                        UNDECODABLE)
+        else:
+            self._queue(db, tc, "an earlier change of this row is queued", HELD)
+
     def quarantines(self, tc: TargetChange) -> bool:
         return self._origin(tc) is not None
 
@@ -422,7 +448,7 @@ class Quarantine:
             if waiting:
                 for tc in changes:
                     if self._row(tc) in self.held:
-                        self._queue(db, tc, "an earlier change of this row is queued", HELD)
+                        self._queue_held(db, tc)
                 changes = [tc for tc in changes if self._row(tc) not in self.held]
         if not changes:
             return
@@ -431,11 +457,11 @@ class Quarantine:
             return
         for tc in changes:
             if self._row(tc) in self.held:  # an earlier row of this batch was just queued
-                self._queue(db, tc, "an earlier change of this row is queued", HELD)
+                self._queue_held(db, tc)
                 continue
             why = self.unroutable.get(id(tc)) if self._origin(tc) is not None else None
             if why is not None:
-                self._queue(db, tc, why, "mapping")
+                self._queue(db, tc, why, UNDECODABLE if id(tc) in self.undecodable else "mapping")
                 continue
             error = try_apply(db, [tc])
             if error is None:
@@ -480,7 +506,7 @@ def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:
     """The entry to retry in place of `e`, which failed again, and the `later` queued changes of its row:
     `e` carrying the net change from its source row to the latest one's (net_change). None when there is
     no later change, or a source row is missing (not read from a source)."""
-    if not later or e.source_row is None or later[-1].source_row is None:
+    if not later or e.source_row is None or later[-1].source_row is None or later[-1].error_class == UNDECODABLE:
         return None
     net = net_change(e.source_row, later[-1].source_row)
     if net is None:
@@ -550,6 +576,10 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
     q = db.quote_col
 
     def attempt(e: Entry) -> RowError | None:
+        if e.error_class == UNDECODABLE:  # its image holds U+FFFD where the source's byte was: never written
+            return RowError(f"the source row could not be read exactly ({e.error}); correct the value at the "
+                            f"source: the correcting change, queued behind this one, is written in its place",
+                            table=e.target_table, key=e.target_key)
         linked = linked_flow(e, mset)
         if linked is not None:
             return replay_linked(db, e, linked) if replay_linked is not None else RowError(
