@@ -96,6 +96,11 @@ CHECK_EDGES = [
     ("BLOB", "bytea", "crm_to_erp", "warning"),  # 65,535 bytes at most
     ("LONGBLOB", "bytea", "crm_to_erp", "fit"),
     ("BLOB", "bytea", "erp_to_crm", "fit"),
+    # PostgreSQL money travels as its lc_monetary text ('$12.34'): every value was a row error, check said
+    # "not checked"
+    ("DECIMAL(15,2)", "money", "crm_to_erp", "refused"),
+    ("DOUBLE", "money", "crm_to_erp", "refused"),
+    ("VARCHAR(40)", "money", "crm_to_erp", "warning"),  # the text as PostgreSQL shows it: not checked
 ]
 
 
@@ -120,6 +125,11 @@ def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
             "warning" if any("[warn]" in line for line in lines) else "fit"
     wrong = {CHECK_EDGES[i][:3]: (got[i], CHECK_EDGES[i][3]) for i in got if got[i] != CHECK_EDGES[i][3]}
     assert wrong == {}, f"(check says, expected):\n{wrong}\n{out}"
+    # the money refusal names the mapping file's line, both columns, and the fix
+    i = next(i for i, c in enumerate(CHECK_EDGES) if c[:2] == ("DECIMAL(15,2)", "money"))
+    line = next(line for line in out.splitlines() if f"mappings.crm_to_erp.fields.c{i}" in line and "[FAIL]" in line)
+    assert re.search(rf"\.yaml:\d+: mappings\.crm_to_erp\.fields\.c{i}: crm:public\.e\.c{i} MONEY -> ", line), line
+    assert "lc_monetary text" in line and f"USING c{i}::numeric" in out, out
 
 
 PG_BITS = """CREATE TABLE bits (id int PRIMARY KEY, b bit(8), vb bit varying(20), y smallint, flag boolean);
