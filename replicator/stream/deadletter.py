@@ -511,7 +511,8 @@ def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:
     net = net_change(e.source_row, later[-1].source_row)
     if net is None:
         return None
-    return replace(e, source_row=net, op=net.op.value)
+    # (its class is the latest change's: `e`'s may say its own image is never to be written, UNDECODABLE)
+    return replace(e, source_row=net, op=net.op.value, error_class=later[-1].error_class)
 
 
 def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tuple[list[TargetChange], Flow | None]:
@@ -633,7 +634,8 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
             text = str(error)
         blocked.add(row)
         failed.append((e, text))
-        cls = deadcheck.CONFLICT if isinstance(error, deadcheck.TargetEdited) else error_class(error)
+        cls = deadcheck.CONFLICT if isinstance(error, deadcheck.TargetEdited) else \
+            UNDECODABLE if e.error_class == UNDECODABLE else error_class(error)  # (never to be written: stays so)
         db.execute(f"UPDATE {_table(db)} SET {q('error')} = %s, {q('error_class')} = %s WHERE {q('id')} = %s",
                    [text[:4000], cls, e.id])
         if isinstance(error, deadcheck.TargetEdited):

@@ -207,3 +207,30 @@ def test_superseding_needs_a_later_change_with_a_source_row() -> None:
     assert merged is not None and merged.id == 1 and merged.source_row == RowChange(S, Op.INSERT, None, {"id": 1, "val": 5})
     assert deadletter.superseding(first, []) is None
     assert deadletter.superseding(first, [entry(2, None)]) is None
+
+
+class ClassRecorder(TxApplier):
+    """Records the error class a retry leaves on a queued change that failed again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updated_classes: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        if sql.startswith("UPDATE") and ".dead_letter " in sql:
+            self.updated_classes.append(params[1])
+        return super().execute(sql, params)
+
+
+def test_an_undecodable_entry_is_never_written_and_keeps_its_class() -> None:
+    db = ClassRecorder()
+    now = datetime.now(timezone.utc)
+    tc = ins(2, 2, "b\ufffd")  # the stored image holds U+FFFD where the source's byte was
+    e = deadletter.Entry("erp", 1, now, "crm_to_erp", "gone", str(T), (2,), (2,), "insert", "", None, tc,
+                         "table app.items, key (2,), column note: a value is not text of its character set",
+                         deadletter.UNDECODABLE)
+    for force in (False, True):
+        out = deadletter.retry(db, [e], None, force=force)
+        assert out.applied == () and "could not be read exactly" in out.failed[0][1]
+        assert db.rows == {}
+    assert db.updated_classes == [deadletter.UNDECODABLE] * 2
