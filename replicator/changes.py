@@ -65,6 +65,17 @@ class RowChange:
 
 
 @dataclass(frozen=True)
+class UndecodedRowChange(RowChange):
+    """A source row with a value no codec reads exactly (a byte a single-byte MariaDB character set leaves
+    undefined: MariaDB shows '?'), made only for a table whose mappings quarantine: the dead-letter queue
+    takes it as a row error naming `column` (stream/deadletter.py) and never writes it. Its images hold
+    U+FFFD for each such byte, so that the queue can store them."""
+
+    column: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class BinlogPosition:
     """Start of the next transaction in a MariaDB/MySQL binlog, plus the GTID just applied."""
 

@@ -88,12 +88,19 @@ class RowError(ReplicatorError):
 
     kind = "row"
 
-    def __init__(self, message: str, *, table: str, key: object = None, column: str | None = None):
+    def __init__(self, message: str, *, table: str, key: object = None, column: str | None = None,
+                 key_side: str | None = None):
+        """`key_side`: the side whose key `key` is when it is not `table`'s own -- a linked mapping's change
+        (crosswalk, natural key) is known by the source row's key; the target row's key is found or made
+        by the link, and for an insert does not exist yet."""
         self.table = table
         self.key = key
         self.column = column
+        self.key_side = key_side
         parts = [f"table {table}"]
-        if key is not None:
+        if key is not None and key_side is not None:
+            parts.append(f"{key_side} key {key!r} (the source row's; the target row's own key comes from the link)")
+        elif key is not None:
             parts.append(f"key {key!r}")
         if column:
             parts.append(f"column {column}")

@@ -3,9 +3,11 @@
 Each database holds the queue of the direction that writes into it. `retry` re-applies the queued
 changes of the selected rows in queue order, in one transaction per database that carries the loop
 tag of the direction (so the other direction does not echo them back); a change that fails again
-stays queued with its new error, and the changes behind it stay too. A change of a two-way mapping
+stays queued with its new error, and the changes behind it stay too, unless the row's latest queued
+image, written in its place, goes in (deadletter.superseding). A change of a two-way mapping
 whose target row was edited since it was queued is not written (stream/deadcheck.py: error class
-`conflict`) unless `--force`. `skip` deletes them and prints what it dropped. Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
+`conflict`) unless `--force`. `skip` deletes them and prints what it dropped (a change that only
+waited behind another: that the target misses it too). Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
 """
 from __future__ import annotations
 
@@ -67,18 +69,31 @@ def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) 
     return entries
 
 
-def _render(entries: Sequence[Entry]) -> str:
+def _key_side(e: Entry, mset: MappingSet) -> str | None:
+    """The source side when `e`'s key is the source row's (a linked mapping: the target row's own key
+    is found or made by the link and, for an insert, does not exist yet), else None."""
+    flow = deadletter.linked_flow(e, mset)
+    return flow.source.side if flow is not None else None
+
+
+def _key_text(e: Entry, key_side: str | None) -> str:
+    text = ",".join(str(v) for v in e.target_key)
+    return f"{key_side}:{text}" if key_side else text
+
+
+def _render(entries: Sequence[Entry], mset: MappingSet) -> str:
     """A table whose columns are as wide as their longest value (a CRM's 36-character UUID keys, long
-    table names), so that every row lines up under its header."""
+    table names), so that every row lines up under its header. A key that is the source row's (a linked
+    mapping's) is prefixed with its side (crm:5b7e...)."""
     rows = [(e.ref, e.queued_at.strftime("%Y-%m-%d %H:%M:%S"), e.mapping, e.target_table,
-             ",".join(str(v) for v in e.target_key), e.op, e.error) for e in entries]
+             _key_text(e, _key_side(e, mset)), e.op, e.error) for e in entries]
     header = ("ID", "QUEUED (UTC)", "MAPPING", "TABLE", "KEY", "OP", "ERROR")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
     return "\n".join(" ".join(f"{cell:<{w}}" for cell, w in zip(r, widths)) + " " + r[-1] for r in (header, *rows))
 
 
-def _show(e: Entry) -> str:
-    d = e.as_dict()
+def _show(e: Entry, key_side: str | None) -> str:
+    d = e.as_dict(key_side)
     return "\n".join(f"{k:>16}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
                      for k, v in d.items())
 
@@ -109,9 +124,9 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 listed.append((side, entries))
                 for e in entries:
                     if args.json:
-                        print(json.dumps(e.as_dict(), ensure_ascii=False), file=out)
+                        print(json.dumps(e.as_dict(_key_side(e, mset)), ensure_ascii=False), file=out)
                     elif args.action == "show":
-                        print(_show(e), file=out)
+                        print(_show(e, _key_side(e, mset)), file=out)
                 continue
             db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
             entries = _selected(db, args, sides, lock=True)
@@ -122,7 +137,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 deadletter.delete(db, (e.id for e in entries))
                 db.commit_untracked()
                 for e in entries:
-                    print(_line("skipped", e, args.json), file=out)
+                    print(_line("skipped", e, args.json, _key_side(e, mset), note=_skipped_note(e)), file=out)
                 continue
             db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
@@ -131,13 +146,14 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             finally:
                 linkers.close()
             db.commit_untracked()
+            notes = _superseded_notes(outcome)
             for e in outcome.applied:
-                print(_line("applied", e, args.json), file=out)
+                print(_line("applied", e, args.json, _key_side(e, mset), note=notes.get(e.id)), file=out)
             for e, error in outcome.failed:
-                print(_line("failed", e, args.json, error), file=out)
+                print(_line("failed", e, args.json, _key_side(e, mset), error), file=out)
                 status = 1
             for e in outcome.waiting:
-                print(_line("waiting", e, args.json), file=out)
+                print(_line("waiting", e, args.json, _key_side(e, mset)), file=out)
         finally:
             db.rollback()
             db.close()
@@ -147,7 +163,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         shown = [(side, entries) for side, entries in listed if entries]
         for side, entries in shown:
             print(f"{side}:", file=out)
-            print(_render(entries), file=out)
+            print(_render(entries, mset), file=out)
         if not shown:
             filters = " and ".join(f"--{name} {value}" for name, value in (("mapping", args.mapping), ("key", args.key))
                                    if value is not None)
@@ -156,12 +172,39 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
     return status
 
 
-def _line(what: str, e: Entry, as_json: bool, error: str | None = None) -> str:
+def _skipped_note(e: Entry) -> str | None:
+    """A skipped change that waited behind another of its row: the target misses it too, say so."""
+    if e.error_class != deadletter.HELD:
+        return None
+    return (f"a later change of the row, queued behind an earlier one: the target misses it too; "
+            f"`replicator verify --mapping {e.mapping} --repair` copies the row as the source has it now")
+
+
+def _superseded_notes(outcome: deadletter.Outcome) -> dict[int, str]:
+    """By id: how an applied change of a row whose first change failed again went in (deadletter.superseding)."""
+    notes: dict[int, str] = {}
+    for first, last in outcome.superseded:
+        notes[first.id] = (f"failed again, replaced by the row's latest queued change {last.ref}, written whole "
+                           f"in its place")
+        for e in outcome.applied:
+            if first.id < e.id < last.id and (e.target_table, e.target_key) == (first.target_table, first.target_key):
+                notes[e.id] = f"superseded by {last.ref}"
+        notes[last.id] = f"written in place of {first.ref} and the changes between them"
+    return notes
+
+
+def _line(what: str, e: Entry, as_json: bool, key_side: str | None, error: str | None = None,
+          note: str | None = None) -> str:
     if as_json:
-        d = e.as_dict()
+        d = e.as_dict(key_side)
         d["result"] = what
         if error is not None:
             d["error"] = error
+        if note is not None:
+            d["note"] = note
         return json.dumps(d, ensure_ascii=False)
     tail = f": {error}" if error else (" (behind a change that still fails)" if what == "waiting" else "")
-    return f"{what} {e.ref} {e.mapping} {e.target_table} key {list(e.target_key)} {e.op}{tail}"
+    if note is not None:
+        tail += f" ({note})"
+    key = f"{key_side} key" if key_side else "key"
+    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {list(e.target_key)} {e.op}{tail}"

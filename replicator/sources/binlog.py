@@ -24,14 +24,15 @@ from pymysqlreplication.event import HeartbeatLogEvent, MariadbGtidEvent, QueryE
 from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from replicator import metrics
-from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
-                               final_transaction, new_row_change)
+from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction,
+                               UndecodedRowChange, Watermark, final_transaction, new_row_change)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
-from replicator.sources.rowdecode import RowDecoder, exact_time, fixed_binary_length
+from replicator.sources.rowdecode import (RowDecoder, Undecodable, escaped_columns, exact_time,
+                                          fixed_binary_length, replaced)
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,13 @@ class BinlogSource:
     """Reads committed transactions of the mapped tables, starting at a checkpoint."""
 
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
-                 start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0):
+                 start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0,
+                 quarantine_undecodable: frozenset[TableRef] = frozenset()):
+        """`quarantine_undecodable`: tables whose every mapping quarantines (on_error): a row with a byte its
+        character set leaves undefined is handed on as an UndecodedRowChange, for the dead-letter queue,
+        instead of stopping the stream."""
         self.conn = conn
+        self.quarantine_undecodable = quarantine_undecodable
         self.direction = direction
         self.tables = frozenset(tables)
         self.guard = guard
@@ -557,6 +563,17 @@ class BinlogSource:
         try:
             return self._library_rows(event, table, fix, changes_read)
         except UnicodeDecodeError as exc:  # the library's codec for a column (a traceback without a name)
+            found = self._decoder.undecodable
+            if found is not None and (found.schema, found.table) == (event.schema, event.table):
+                # the fast decoder met the byte first and found its row: name the key too, or hand the rows
+                # on with the unreadable ones marked, for the dead-letter queue
+                if table in self.quarantine_undecodable:
+                    changes = undecoded_changes(table, _OPS.get(event.__class__) or (
+                        Op.INSERT if isinstance(event, WriteRowsEvent) else
+                        Op.UPDATE if isinstance(event, UpdateRowsEvent) else Op.DELETE), event.columns, found)
+                    changes_read.inc(len(changes))
+                    return changes
+                raise DecodeError(undecodable_message(table, event.columns, found)) from exc
             columns = [c.name for c in event.columns if not _decodes(c.character_set_name, exc.object)]
             raise DecodeError(f"table {table}, column {' or '.join(map(str, columns)) or '?'}: a value is not "
                               f"text of its character set ({exc.encoding}: {exc.reason} at byte "
@@ -641,6 +658,52 @@ def binlog_files(conn: Connection) -> list[str]:
         raise RetriableError(f"SHOW BINARY LOGS on {conn.host}:{conn.port}: {exc.args[-1]}") from None
     finally:
         db.close()
+
+
+def undecoded_changes(table: TableRef, op: Op, columns: Any, found: Undecodable) -> list[RowChange]:
+    """The rows of an event holding a byte its character set leaves undefined (`found.pairs`, read with the
+    byte kept): a row whose new image holds one is an UndecodedRowChange naming the column, never written;
+    an old image's unreadable columns are left out (the update or delete is then written unchecked, as
+    without a full old row), so that the DBA's correcting UPDATE or DELETE goes through."""
+    out: list[RowChange] = []
+    for before, after in found.pairs:
+        bad = escaped_columns(after)
+        if bad:
+            assert after is not None
+            msg = undecodable_message(table, columns, replace_found(found, after, bad[0]), stops=False)
+            out.append(UndecodedRowChange(table, op, _clean(before), _clean(after), bad[0], msg))
+            continue
+        gone = set(escaped_columns(before))
+        if before is not None and gone:
+            before = {c: v for c, v in before.items() if c not in gone}
+        out.append(RowChange(table, op, before, after))
+    return out
+
+
+def replace_found(found: Undecodable, image: dict[str, Any], column: str) -> Undecodable:
+    return Undecodable(found.schema, found.table, image, column,
+                       bytes([ord(ch) - 0xDC00 for ch in image[column] if 0xDC80 <= ord(ch) <= 0xDCFF][:1]),
+                       found.pairs)
+
+
+def _clean(image: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if image is None else {c: replaced(v) for c, v in image.items()}
+
+
+def undecodable_message(table: TableRef, columns: Any, found: Undecodable, stops: bool = True) -> str:
+    """A value no Python codec reads (a byte its single-byte character set leaves undefined): table, key
+    (the table's primary key, from the row read with the byte kept), column and byte; `stops`: and what to do
+    about the stopped stream."""
+    key_columns = [c.name for c in columns if getattr(c, "is_primary", False)]
+    key = tuple(replaced(found.image.get(c)) for c in key_columns)
+    where = f"table {table}" + (f", key {key!r}" if key_columns and found.column not in key_columns else "")
+    charset = next((c.character_set_name for c in columns if c.name == found.column), None)
+    body = (f"a value is not text of its character set {charset or '?'} (byte {found.byte!r}, which that "
+            f"character set leaves undefined: MariaDB shows it as '?')")
+    if stops:
+        body += ("; the binlog keeps this row as it is: with `on_error: quarantine` for its mapping the row is "
+                 "queued instead and the stream goes on (docs/types.md)")
+    return f"{where}, column {found.column}: {body}"
 
 
 def _decodes(encoding: Any, raw: bytes) -> bool:

@@ -387,7 +387,7 @@ def _options(ignore_decode_errors: bool = False, utc_timestamps: bool = False, s
 
 def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False, utc_timestamps: bool = False,
                   sets_as_text: bool | str = False, zero_timestamps_as_none: bool = False,
-                  exact_values: bool = False) -> Optional[TableDecoder]:
+                  exact_values: bool = False, decode_errors: Optional[str] = None) -> Optional[TableDecoder]:
     """Compile a table map's columns (pymysqlreplication Column objects) into a TableDecoder, or None when
     any column cannot be decoded exactly as mysql-replication does (the caller then uses ``event.rows``).
 
@@ -402,8 +402,13 @@ def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False,
         trailing zero bytes (padded to n, see ``fixed_binary_length``), a negative TIME(n) with a fraction
         keeps the sign on the whole value (``exact_time``), YEAR 0000 is 0 (not 1900), and a latin1 text is
         decoded as MariaDB reads it (``mycharset``: cp1252 has no character for five of its bytes).
+    decode_errors: the error handler of text decoding instead of "strict" ("ignore" with
+        ignore_decode_errors); RowDecoder's "surrogateescape" finds the row and column of a byte the
+        character set leaves undefined (``RowDecoder.undecodable``).
     """
     opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none, exact_values)
+    if decode_errors is not None:
+        opts["errors"] = decode_errors
     try:
         return _compile(columns, opts)
     except _Unsupported as exc:

@@ -40,6 +40,8 @@ OUT_OF_DATE_RANGE / OUT_OF_DATETIME_RANGE / OUT_OF_DATETIME2_RANGE.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from pymysql.protocol import MysqlPacket
@@ -50,10 +52,37 @@ from replicator.sources.rowvalues import exact_time, fixed_binary_length
 
 
 log = logging.getLogger(__name__)
+_ESCAPED = re.compile("[\udc80-\udcff]")  # a byte surrogateescape kept: its character set has no character for it
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """The first value of a rows event that is not text of its column's character set (a byte a single-byte
+    MariaDB character set leaves undefined: cp1250 0x81, which MariaDB itself shows as '?'): its row image,
+    read with the byte kept as a surrogate (surrogateescape), the column and the byte."""
+
+    schema: str
+    table: str
+    image: dict[str, Any]
+    column: str
+    byte: bytes
+    pairs: tuple[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]], ...]  # every row, bytes kept escaped
+
+
+def escaped_columns(image: Optional[dict[str, Any]]) -> list[str]:
+    """The columns of a row image read with surrogateescape that hold a byte their character set leaves undefined."""
+    return [c for c, v in (image or {}).items() if isinstance(v, str) and _ESCAPED.search(v) is not None]
+
+
+def replaced(value: Any) -> Any:
+    """A value with each undefined byte as U+FFFD (storable text; never written to a target)."""
+    return _ESCAPED.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 _MYSQL_PACKET: Any = MysqlPacket  # the packet whose read() decode() does inline (typed Any: private attributes)
 
-__all__ = ["RowDecoder", "TableDecoder", "compile_table", "exact_time", "fixed_binary_length", "unsupported_reason",
-           "WRITE", "UPDATE", "DELETE"]
+__all__ = ["RowDecoder", "TableDecoder", "Undecodable", "compile_table", "escaped_columns", "exact_time",
+           "fixed_binary_length", "replaced", "unsupported_reason", "WRITE", "UPDATE", "DELETE"]
 
 
 class RowDecoder:
@@ -73,6 +102,9 @@ class RowDecoder:
         self.decoded_events = 0
         self.fallback_events = 0
         self.last_fallback: Optional[str] = None
+        # the undefined byte that made the last decode() fall back, found in its row (None: no such byte)
+        self.undecodable: Optional[Undecodable] = None
+        self._lenient: dict[tuple[Any, ...], Optional[TableDecoder]] = {}
 
     def decoder_for(self, event: Any) -> Optional[TableDecoder]:
         """The compiled decoder of the event's table map (None: not supported)."""
@@ -111,6 +143,7 @@ class RowDecoder:
                ) -> Optional[tuple[list[tuple[Optional[dict[str, Any]], Optional[dict[str, Any]]]], int]]:
         """``(pairs, zero_dates)`` for a Write/Update/DeleteRowsEvent whose rows were not read yet, or None:
         then nothing was consumed and the caller must use ``event.rows``."""
+        self.undecodable = None
         kind = _EVENT_KINDS.get(event.event_type)
         if kind is None or not event.complete or not getattr(event, "_processed", True):
             return self._fallback("event type")
@@ -160,6 +193,8 @@ class RowDecoder:
             if end != size:
                 raise ValueError(f"rows body of {size} bytes decoded to offset {end}")
         except Exception as exc:  # noqa: BLE001 - event.rows then decodes (or fails) exactly as the library does
+            if isinstance(exc, UnicodeDecodeError):
+                self.undecodable = self._find_undecodable(event, kind, body)
             inner.advance(-size)
             log.debug("row decoder: %s.%s: %s: %s; falling back to mysql-replication",
                       event.schema, event.table, type(exc).__name__, exc)
@@ -196,6 +231,33 @@ class RowDecoder:
             return None
         self.decoded_events += 1
         return pairs, zero
+
+    def _find_undecodable(self, event: Any, kind: str, body: bytes) -> Optional[Undecodable]:
+        """Where in `body` a text value is not text of its character set: decoded again with the undefined
+        bytes kept (surrogateescape), the first row and column holding one. The library then fails on
+        the same byte (binlog.py names table, key and column with this)."""
+        columns = event.columns
+        key = (event.table_id, _signature(columns))
+        if key not in self._lenient:
+            if len(self._lenient) >= _MAX_TABLES:
+                self._lenient.clear()
+            self._lenient[key] = compile_table(columns, decode_errors="surrogateescape", **self.options)
+        dec = self._lenient[key]
+        if dec is None:
+            return None
+        try:
+            pairs, _, _ = dec.kinds[kind](body)
+        except Exception:  # noqa: BLE001 - not (only) an undefined byte: the library's error stands
+            return None
+        for before, after in pairs:
+            for image in (before, after):
+                for column, value in (image or {}).items():
+                    found = _ESCAPED.search(value) if isinstance(value, str) else None
+                    if found is not None:
+                        byte = bytes([ord(found.group()) - 0xDC00])
+                        return Undecodable(str(event.schema), str(event.table), dict(image or {}), str(column), byte,
+                                           tuple(pairs))
+        return None
 
     def _fallback(self, why: str) -> None:
         self.fallback_events += 1

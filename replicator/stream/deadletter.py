@@ -8,7 +8,9 @@ here and the checkpoint past it. Nothing is lost or doubled.
 
 Order per key: while a target row (table and key) has a change here, later changes of the same row
 join the queue behind it instead of being applied past it (`Quarantine.held`). `retry` applies a
-key's queued changes in order and stops at the first that still fails; `skip` drops them. A retry of
+key's queued changes in order as one unit: where one fails again, the row's latest queued image is
+written in its place (`superseding`: the DBA fixed the data at the source, and that fix is queued
+behind the bad change); else it stops there. `skip` drops them. A retry of
 a two-way change first checks that the target row was not edited since it was queued (deadcheck.py).
 
 A PostgreSQL transaction is unusable after a failed statement, so a failed batch is retried row by
@@ -24,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier
-from replicator.changes import Op, Position, RowChange, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, Position, RowChange, TableRef, TargetChange, UndecodedRowChange
 from replicator.codec import _dec, _enc, dumps_change, dumps_key, loads_change, loads_key
 from replicator.config import Connection
 from replicator.connect import missing_state_table
@@ -41,6 +43,9 @@ COLUMNS = ("stream", "mapping", "target_table", "target_key", "source_key", "op"
            "source_row", "change", "error", "error_class")
 READ_COLUMNS = ("id", "queued_at") + COLUMNS
 HELD = "held"  # error_class of a change queued only because an earlier change of its row is queued
+# error_class of a source row with a byte its character set leaves undefined (changes.UndecodedRowChange):
+# its stored image holds U+FFFD there, so it is never written, only superseded by a later change of its row
+UNDECODABLE = "undecodable"
 SAVEPOINT = "replicator_row"
 
 
@@ -130,10 +135,13 @@ class Entry:
     def ref(self) -> str:
         return f"{self.side}:{self.id}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, key_side: str | None = None) -> dict[str, Any]:
+        """`key_side`: the side whose key `key` is, when it is the source row's (a linked mapping's change,
+        `linked_flow`); else the key is the target row's (`side`)."""
         row = self.source_row
         return {"id": self.ref, "queued_at": self.queued_at.isoformat(), "stream": self.stream,
                 "mapping": self.mapping, "table": self.target_table, "key": json.loads(dumps_key(self.target_key)),
+                "key_side": key_side or self.side,
                 "source_key": json.loads(dumps_key(self.source_key)), "op": self.op,
                 "source_position": self.source_position,
                 "source_row": None if row is None else json.loads(dumps_change(row)),
@@ -295,6 +303,13 @@ def error_class(exc: RowError) -> str:
 # ---------------------------------------------------------------- the direction's side
 
 
+def quarantining_tables(mset: MappingSet, side: str) -> frozenset[TableRef]:
+    """The source tables of `side` whose every mapping quarantines: a row of theirs the source cannot read
+    exactly may be handed on for the queue (changes.UndecodedRowChange) instead of stopping the stream."""
+    return frozenset(table for (s, table), flows in mset.routes.items()
+                     if s == side and flows and all(f.on_error == "quarantine" for f in flows))
+
+
 class Quarantine:
     """One direction session's view of its queue: which rows are held, and where changes came from."""
 
@@ -303,6 +318,7 @@ class Quarantine:
         self.held: set[tuple[str, str]] = set()
         self.origins: dict[int, tuple[TargetChange, Origin]] = {}  # by id() of a change in the open batch
         self.unroutable: dict[int, str] = {}  # changes the mapping could not produce (by id()): why
+        self.undecodable: set[int] = set()  # those of them whose source row could not be read (by id())
         self.linked: dict[int, tuple[LinkedChange, Origin]] = {}  # linked changes that quarantine (stream/deadlinked)
         self.enabled = any(f.on_error == "quarantine" for m in mset.mappings for f in m.flows
                            if f.source.side == source_side)
@@ -325,6 +341,9 @@ class Quarantine:
             quarantines = flow.on_error == "quarantine"
             row = change.before if change.op is Op.DELETE else change.after
             try:
+                if isinstance(change, UndecodedRowChange):  # the source could not read a value exactly
+                    raise RowError(change.reason.split(": ", 1)[-1], table=str(change.table),
+                                   key=key_of(flow, row, change) if row is not None else None, column=change.column)
                 produced = route_flow(flow, change, stream=True, commit_time=commit_time)
             except RowError as exc:
                 if not quarantines or row is None or change.op is Op.TRUNCATE:
@@ -338,6 +357,8 @@ class Quarantine:
                     failed = TargetChange(flow.target.table, change.op, flow.target.key, key_of(flow, row, change),
                                           {}, mapping=flow.mapping)
                 self.unroutable[id(failed)] = str(exc)
+                if isinstance(change, UndecodedRowChange):
+                    self.undecodable.add(id(failed))
                 produced = [failed]
             if quarantines:
                 skey = tuple(row.get(c) for c in flow.source.key) if row else ()
@@ -357,6 +378,7 @@ class Quarantine:
     def committed(self) -> None:
         self.origins.clear()
         self.unroutable.clear()
+        self.undecodable.clear()
         self.linked.clear()
         self.queued = 0
 
@@ -376,15 +398,26 @@ class Quarantine:
         found = self.origins.get(id(tc))
         return found[1] if found is not None and found[0] is tc else None
 
-    def _queue(self, db: Applier, tc: TargetChange, error: str, cls: str) -> None:
+    def _queue(self, db: Applier, tc: TargetChange, error: str, cls: str, key_side: str | None = None) -> None:
+        """`key_side`: whose key `tc.key` is when it is the source row's (a linked change), for the log."""
         insert(db, self.stream, tc, self._origin(tc), error, cls)
         self.held.add(self._row(tc))
         self.queued += 1
         metrics.dead_letter_rows.labels(self.stream, str(tc.table)).inc()
+        key = f"{key_side} key {list(tc.key)} (the source row's)" if key_side else f"key {list(tc.key)}"
         if cls == HELD:
-            log.info("%s: %s key %s waits behind its queued change", self.stream, tc.table, list(tc.key))
+            log.info("%s: %s %s waits behind its queued change", self.stream, tc.table, key)
         else:
-            log.warning("%s: quarantined %s of %s key %s: %s", self.stream, tc.op.value, tc.table, list(tc.key), error)
+            log.warning("%s: quarantined %s of %s %s: %s", self.stream, tc.op.value, tc.table, key, error)
+
+    def _queue_held(self, db: Applier, tc: TargetChange) -> None:
+        """Queue behind its row's queued change; a change whose source row could not be read keeps saying so
+        (its image must never be written, not even in place of the change before it)."""
+        if id(tc) in self.undecodable and self._origin(tc) is not None:
+            self._queue(db, tc, f"{self.unroutable.get(id(tc), '')} (and an earlier change of this row is queued)",
+                        UNDECODABLE)
+        else:
+            self._queue(db, tc, "an earlier change of this row is queued", HELD)
 
     def quarantines(self, tc: TargetChange) -> bool:
         return self._origin(tc) is not None
@@ -404,7 +437,7 @@ class Quarantine:
         found = self.linked.get(id(lc))
         if found is not None and found[0] is lc:
             self.origins[id(tc)] = (tc, found[1])
-        self._queue(db, tc, error, cls)
+        self._queue(db, tc, error, cls, key_side=flow.source.side)
 
     def apply(self, db: Applier, changes: list[TargetChange]) -> None:
         """Apply `changes` in the open transaction: held rows join the queue, and when the batch fails,
@@ -415,7 +448,7 @@ class Quarantine:
             if waiting:
                 for tc in changes:
                     if self._row(tc) in self.held:
-                        self._queue(db, tc, "an earlier change of this row is queued", HELD)
+                        self._queue_held(db, tc)
                 changes = [tc for tc in changes if self._row(tc) not in self.held]
         if not changes:
             return
@@ -424,11 +457,11 @@ class Quarantine:
             return
         for tc in changes:
             if self._row(tc) in self.held:  # an earlier row of this batch was just queued
-                self._queue(db, tc, "an earlier change of this row is queued", HELD)
+                self._queue_held(db, tc)
                 continue
             why = self.unroutable.get(id(tc)) if self._origin(tc) is not None else None
             if why is not None:
-                self._queue(db, tc, why, "mapping")
+                self._queue(db, tc, why, UNDECODABLE if id(tc) in self.undecodable else "mapping")
                 continue
             error = try_apply(db, [tc])
             if error is None:
@@ -446,6 +479,40 @@ class Outcome:
     applied: tuple[Entry, ...]
     failed: tuple[tuple[Entry, str], ...]  # the first change of a row that still fails, and why
     waiting: tuple[Entry, ...]  # changes behind a failed one, still queued
+    # (a change that failed, the later change of its row whose image was written in its place): both are
+    # in `applied` too, and so is every change between them
+    superseded: tuple[tuple[Entry, Entry], ...] = ()
+
+
+def net_change(first: RowChange, last: RowChange) -> RowChange | None:
+    """One source change with the effect of `first` followed by `last` (and whatever of the same row came
+    between them) on a target where `first` was not applied: the row as `last` left it, written whole.
+    None when that cannot be said exactly: `last`'s new row lacks a column (PostgreSQL's unchanged TOAST
+    value) -- a partial image is never written over a row `first` should have created."""
+    if last.op is Op.DELETE:
+        # `first` created the row (it is not there) or changed it: either way it ends deleted
+        return last if last.before is not None else None
+    if last.op is Op.TRUNCATE or first.op is Op.TRUNCATE or last.after is None:
+        return None
+    if any(v is UNCHANGED for v in last.after.values()):
+        return None
+    if first.op is Op.INSERT:
+        return RowChange(last.table, Op.INSERT, None, dict(last.after))
+    # an update or a delete that failed: the target still holds the row as `first` found it
+    return RowChange(last.table, Op.UPDATE, first.before, dict(last.after))
+
+
+def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:
+    """The entry to retry in place of `e`, which failed again, and the `later` queued changes of its row:
+    `e` carrying the net change from its source row to the latest one's (net_change). None when there is
+    no later change, or a source row is missing (not read from a source)."""
+    if not later or e.source_row is None or later[-1].source_row is None or later[-1].error_class == UNDECODABLE:
+        return None
+    net = net_change(e.source_row, later[-1].source_row)
+    if net is None:
+        return None
+    # (its class is the latest change's: `e`'s may say its own image is never to be written, UNDECODABLE)
+    return replace(e, source_row=net, op=net.op.value, error_class=later[-1].error_class)
 
 
 def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tuple[list[TargetChange], Flow | None]:
@@ -481,7 +548,8 @@ def _changes_for(e: Entry, mset: MappingSet | None, checked: bool = False) -> tu
 ReplayLinked = Callable[[Applier, Entry, Flow], "RowError | None"]
 
 
-def _linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
+def linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
+    """The flow of a linked mapping `e` was queued by (its key is then the source row's), else None."""
     m = mset.by_name.get(e.mapping) if mset is not None else None
     flow = m.flow(e.stream.split("_to_", 1)[0]) if m is not None else None
     return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
@@ -489,55 +557,88 @@ def _linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
 
 def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
           replay_linked: ReplayLinked | None = None, force: bool = False) -> Outcome:
-    """Re-apply queued changes in queue order inside the open (tagged) transaction, row by row: a change that
-    fails again stays queued with its new error, and so do the later changes of its row. Applied changes
-    are deleted from the queue. The caller commits. A change of a linked mapping is replayed from its
-    source row through the linker (`replay_linked`), never as a stored target statement. A change of a
-    two-way mapping is first checked against its target row (stream/deadcheck.py): one edited on the
-    target since it was queued stays queued (error class `conflict`) unless `force`."""
+    """Re-apply queued changes in queue order inside the open (tagged) transaction, a row's changes as one
+    unit: a change that fails again is retried once more as the net change up to the row's latest queued
+    change (`superseding`: the source row as it is now, written whole; the DBA fixed the data at the
+    source and the fix is queued behind the bad change). If that goes in, every change of the row from the
+    failed one on is applied (`Outcome.superseded`); else the failed change stays queued with its new error,
+    and so do the later changes of its row. Applied changes are deleted from the queue. The caller commits.
+    A change of a linked mapping is replayed from its source row through the linker (`replay_linked`),
+    never as a stored target statement. A change of a two-way mapping is first checked against its target
+    row (stream/deadcheck.py): one edited on the target since it was queued stays queued (error class
+    `conflict`) unless `force`."""
     applied: list[Entry] = []
     failed: list[tuple[Entry, str]] = []
     waiting: list[Entry] = []
+    superseded: list[tuple[Entry, Entry]] = []
     blocked: set[tuple[str, str]] = set()
+    done: set[int] = set()  # applied as part of a superseding change
     detectors: dict[str, Detector] = {}  # by source side: the conflict detector's equality and agreement
     q = db.quote_col
-    for e in sorted(entries, key=lambda x: x.id):
+
+    def attempt(e: Entry) -> RowError | None:
+        if e.error_class == UNDECODABLE:  # its image holds U+FFFD where the source's byte was: never written
+            return RowError(f"the source row could not be read exactly ({e.error}); correct the value at the "
+                            f"source: the correcting change, queued behind this one, is written in its place",
+                            table=e.target_table, key=e.target_key)
+        linked = linked_flow(e, mset)
+        if linked is not None:
+            return replay_linked(db, e, linked) if replay_linked is not None else RowError(
+                f"mapping {e.mapping} is linked: its changes are replayed through the linker", table=e.target_table,
+                key=e.target_key, key_side=linked.source.side)
+        try:
+            changes, flow = _changes_for(e, mset, checked=not force)
+        except RowError as exc:
+            return exc
+        if flow is None or mset is None:
+            return try_apply(db, changes)
+        side = flow.source.side
+        det = detectors.get(side)
+        if det is None:
+            det = detectors[side] = Detector(mset, side)
+        # checked against their locked target rows first (deadcheck.check): a row edited on the target
+        # since the change was queued is refused with a TargetEdited error
+        return try_apply(db, changes, lambda: deadcheck.check(db, det, flow, changes)) if changes else None
+
+    ordered = sorted(entries, key=lambda x: x.id)
+    for i, e in enumerate(ordered):
+        if e.id in done:
+            continue
         row = (e.target_table, dumps_key(tuple(e.target_key)))
         if row in blocked:
             waiting.append(e)
             continue
-        linked = _linked_flow(e, mset)
-        error: RowError | None
-        if linked is not None:
-            error = replay_linked(db, e, linked) if replay_linked is not None else RowError(
-                f"mapping {e.mapping} is linked: its changes are replayed through the linker", table=e.target_table,
-                key=e.target_key)
-        else:
-            try:
-                changes, flow = _changes_for(e, mset, checked=not force)
-            except RowError as exc:
-                error = exc
-            else:
-                if flow is None or mset is None:
-                    error = try_apply(db, changes)
-                else:
-                    side = flow.source.side
-                    det = detectors.get(side)
-                    if det is None:
-                        det = detectors[side] = Detector(mset, side)
-                    # checked against their locked target rows first (deadcheck.check): a row edited on the
-                    # target since the change was queued is refused with a TargetEdited error
-                    error = try_apply(db, changes, lambda: deadcheck.check(db, det, flow, changes)) \
-                        if changes else None
+        error = attempt(e)
         if error is None:
             applied.append(e)
             continue
+        later = [x for x in ordered[i + 1:] if (x.target_table, dumps_key(tuple(x.target_key))) == row
+                 and x.mapping == e.mapping]
+        merged = superseding(e, later)
+        if merged is not None:
+            again = attempt(merged)
+            if again is None:
+                applied += [e, *later]
+                done.update(x.id for x in later)
+                superseded.append((e, later[-1]))
+                log.info("%s: retry of %s failed again (%s); the row's latest queued change %s was written in "
+                         "its place, and the %d change(s) between them", e.stream, e.ref, error, later[-1].ref,
+                         len(later) - 1)
+                continue
+            if isinstance(again, deadcheck.TargetEdited):
+                error = again  # a conflict found on the net change is what the operator decides on
+                text = str(again)
+            else:
+                text = f"{error}; the row's latest queued change {later[-1].ref}, written in its place, fails too: {again}"
+        else:
+            text = str(error)
         blocked.add(row)
-        failed.append((e, str(error)))
-        cls = deadcheck.CONFLICT if isinstance(error, deadcheck.TargetEdited) else error_class(error)
+        failed.append((e, text))
+        cls = deadcheck.CONFLICT if isinstance(error, deadcheck.TargetEdited) else \
+            UNDECODABLE if e.error_class == UNDECODABLE else error_class(error)  # (never to be written: stays so)
         db.execute(f"UPDATE {_table(db)} SET {q('error')} = %s, {q('error_class')} = %s WHERE {q('id')} = %s",
-                   [str(error)[:4000], cls, e.id])
+                   [text[:4000], cls, e.id])
         if isinstance(error, deadcheck.TargetEdited):
             log.warning("%s: retry of %s refused: %s", e.stream, e.ref, error)
     delete(db, (e.id for e in applied))
-    return Outcome(tuple(applied), tuple(failed), tuple(waiting))
+    return Outcome(tuple(applied), tuple(failed), tuple(waiting), tuple(superseded))

@@ -50,7 +50,7 @@ def guarded(db: Applier, flow: Flow, key: Any, apply: Callable[[], None], forget
     rolled back (`forget`: drop what the Linker remembered of it). Anything not about a row propagates."""
     return deadletter.in_savepoint(db, apply, lambda exc: RowError(
         f"mapping {flow.mapping}: {db.describe_error(exc)}", table=str(flow.target.table), key=key,
-        column=db.error_column(exc)), forget)
+        column=db.error_column(exc), key_side=flow.source.side), forget)
 
 
 def replay(db: Applier, linker: Linker, flow: Flow, source_row: RowChange) -> RowError | None:
@@ -69,7 +69,7 @@ def replay_entry(db: Applier, linker: Linker, e: deadletter.Entry, flow: Flow) -
     """deadletter.retry's replay of a queued linked change, by its stored source row."""
     if e.source_row is None:
         return RowError(f"mapping {e.mapping}: the queued change has no source row to replay: skip it",
-                        table=e.target_table, key=e.target_key)
+                        table=e.target_table, key=e.target_key, key_side=flow.source.side)
     return replay(db, linker, flow, e.source_row)
 
 

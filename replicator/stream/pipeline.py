@@ -267,7 +267,8 @@ class Direction:
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
-                            heartbeat_seconds=min(10.0, self.config.heartbeat_seconds))
+                            heartbeat_seconds=min(10.0, self.config.heartbeat_seconds),
+                            quarantine_undecodable=deadletter.quarantining_tables(mset, src.name))
 
     def _read(self, source: Source, chan: Channel, clock: CommitClock | None = None) -> None:
         side = self.source_conn.name
@@ -572,7 +573,7 @@ class Direction:
             metrics.errors.labels(self.name, "row").inc()
             raise RowError(f"mapping {lc.flow.mapping}: {applier.describe_error(exc)}",
                            table=str(lc.flow.target.table), key=lc.source_key,
-                           column=applier.error_column(exc)) from None
+                           column=applier.error_column(exc), key_side=lc.flow.source.side) from None
 
 
 def _commit_time(last: Transaction | Keepalive) -> datetime | None:

@@ -48,6 +48,15 @@ def test_a_rejected_crosswalk_row_is_quarantined_and_replayed_through_the_linker
     q = queued(pair)
     assert [(m, k, op) for m, k, op, _ in q] == [("customers", "[5]", "insert"), ("customers", "[6]", "insert")], q
     assert all(cls != "held" for *_, cls in q)
+    # the key is the CRM row's (the ERP row has none yet): the error, the log and `dlq list` say so
+    errors = [r[0] for r in pair.my_query(f"SELECT error FROM `{pair.state_schema}`.dead_letter ORDER BY id")]
+    assert errors[0].startswith(f"table {pair.maria.dbname}.customers, crm key (5,) (the source row's; the "
+                                "target row's own key comes from the link)"), errors
+    assert "quarantined insert of " in pair.log() and ".customers crm key [5] (the source row's): " in pair.log()
+    listed = pair.cli("dlq", "list").stdout
+    assert " crm:5 " in listed and " crm:6 " in listed, listed
+    as_json = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
+    assert [(d["key"], d["key_side"]) for d in as_json] == [([5], "crm"), ([6], "crm")], as_json
     # a later change of a quarantined record waits behind it; other records stream on
     pair.pg_query("UPDATE customer SET name = 'later' WHERE id IN (5, 7)")
     wait_until(lambda: erp(pair)["u7@x"][1] == "later", 30, "record 7 updated")

@@ -96,6 +96,11 @@ CHECK_EDGES = [
     ("BLOB", "bytea", "crm_to_erp", "warning"),  # 65,535 bytes at most
     ("LONGBLOB", "bytea", "crm_to_erp", "fit"),
     ("BLOB", "bytea", "erp_to_crm", "fit"),
+    # PostgreSQL money travels as its lc_monetary text ('$12.34'): every value was a row error, check said
+    # "not checked"
+    ("DECIMAL(15,2)", "money", "crm_to_erp", "refused"),
+    ("DOUBLE", "money", "crm_to_erp", "refused"),
+    ("VARCHAR(40)", "money", "crm_to_erp", "warning"),  # the text as PostgreSQL shows it: not checked
 ]
 
 
@@ -120,6 +125,11 @@ def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
             "warning" if any("[warn]" in line for line in lines) else "fit"
     wrong = {CHECK_EDGES[i][:3]: (got[i], CHECK_EDGES[i][3]) for i in got if got[i] != CHECK_EDGES[i][3]}
     assert wrong == {}, f"(check says, expected):\n{wrong}\n{out}"
+    # the money refusal names the mapping file's line, both columns, and the fix
+    i = next(i for i, c in enumerate(CHECK_EDGES) if c[:2] == ("DECIMAL(15,2)", "money"))
+    line = next(line for line in out.splitlines() if f"mappings.crm_to_erp.fields.c{i}" in line and "[FAIL]" in line)
+    assert re.search(rf"\.yaml:\d+: mappings\.crm_to_erp\.fields\.c{i}: crm:public\.e\.c{i} MONEY -> ", line), line
+    assert "lc_monetary text" in line and f"USING c{i}::numeric" in out, out
 
 
 PG_BITS = """CREATE TABLE bits (id int PRIMARY KEY, b bit(8), vb bit varying(20), y smallint, flag boolean);
@@ -263,3 +273,68 @@ def test_single_byte_character_sets_arrive_as_mariadb_reads_them(make_pair) -> N
         assert pair.pg_query(f"SELECT {names} FROM cs WHERE id = %s", (key,))[0] == want
     verify = pair.cli("verify", check=False)
     assert verify.returncode == 0 and "the sides agree" in verify.stdout, verify.stdout[-3000:] + verify.stderr
+
+
+MAP_CP1250 = """
+mappings:
+  g:
+    direction: erp_to_crm
+    crm: {table: g, key: [id]}
+    erp: {table: g, key: [id]}
+    fields: {id: ~, v: ~, n: ~}
+"""
+PG_CP1250 = "CREATE TABLE g (id int PRIMARY KEY, v text, n int)"
+MY_CP1250 = "CREATE TABLE g (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET cp1250, n INT)"
+
+
+def test_a_byte_cp1250_leaves_undefined_on_the_fast_decoder_stops_naming_table_key_and_column(make_pair) -> None:
+    """cp1250 has no character for 0x81 (MariaDB shows '?'): the fast decoder finds the row, so the stream
+    stops naming table, key and column (before: the column only, and that mysql-replication decodes the
+    table, which it does not)."""
+    pair = make_pair(PG_CP1250, MY_CP1250, MAP_CP1250, "sync: {on_first_run: false}\n")
+    pair.start()
+    pair.my_query("INSERT INTO g VALUES (7, %s, 1)", (b"a\x81",))
+    assert pair.wait_exit(60) != 0
+    stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
+    assert stopped and (f"table {pair.maria.dbname}.g, key (7,), column v: a value is not text of its character "
+                        f"set cp1250 (byte b'\\x81'") in stopped[-1], pair.log()[-3000:]
+    assert "on_error: quarantine" in stopped[-1] and "Traceback" not in pair.log()
+
+
+def test_a_byte_cp1250_leaves_undefined_is_quarantined_and_the_fix_retried(make_pair) -> None:
+    """With `on_error: quarantine` the row is queued (class undecodable) and the stream goes on; its image
+    is never written. The DBA's correcting UPDATE waits behind it, and `dlq retry` writes it in its place."""
+    pair = make_pair(PG_CP1250, MY_CP1250, MAP_CP1250.replace("    direction: erp_to_crm\n",
+                                                              "    direction: erp_to_crm\n    on_error: quarantine\n"),
+                     "sync: {on_first_run: false}\n")
+    pair.start()
+    my = pair.maria.connect(autocommit=False)
+    try:
+        with my.cursor() as cur:  # one transaction, one rows event: the bad row in the middle
+            cur.execute("INSERT INTO g VALUES (1, 'one', 1), (2, %s, 2), (3, 'three', 3)", (b"b\x81",))
+        my.commit()
+    finally:
+        my.close()
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM g")[0][0] == 2, 60, "the two good rows")
+    queue = "replicator.dead_letter"  # the CRM's: the queue of the direction that writes there
+    queued = pair.pg_query(f"SELECT target_key, op, error_class, error FROM {queue} ORDER BY id")
+    assert [tuple(r[:3]) for r in queued] == [("[2]", "insert", "undecodable")], queued
+    assert queued[0][3].startswith(f"table {pair.maria.dbname}.g, key (2,), column v: a value is not text of its character set "
+                                   f"cp1250 (byte b'\\x81'"), queued[0][3]
+    assert pair.proc is not None and pair.proc.poll() is None
+    for _ in range(2):  # and again: it stays what it is, never written
+        failed = pair.cli("dlq", "retry", "--key", "2", check=False)
+        assert failed.returncode == 1 and "could not be read exactly" in failed.stdout, failed.stdout + failed.stderr
+        assert pair.pg_query(f"SELECT error_class FROM {queue}") == [("undecodable",)]
+    assert pair.pg_query("SELECT count(*) FROM g WHERE id = 2") == [(0,)]
+    # the DBA corrects the value in MariaDB: queued behind, then written in place of the unreadable insert
+    pair.my_query("UPDATE g SET v = 'b?' WHERE id = 2")
+    wait_until(lambda: len(pair.pg_query(f"SELECT 1 FROM {queue}")) == 2, 30, "the correction queued behind")
+    pair.cli("dlq", "retry", "--key", "2")
+    assert pair.pg_query(f"SELECT count(*) FROM {queue}") == [(0,)]
+    pair.my_query("UPDATE g SET n = 20 WHERE id = 2")  # no longer held: streams through
+    wait_until(lambda: pair.pg_query("SELECT v, n FROM g WHERE id = 2") == [("b?", 20)], 30, "row 2 streamed")
+    assert pair.pg_query("SELECT id, v, n FROM g ORDER BY id") == [(1, "one", 1), (2, "b?", 20), (3, "three", 3)]
+    verified = pair.cli("verify", check=False)
+    assert verified.returncode == 0 and "the sides agree" in verified.stdout, verified.stdout + verified.stderr
+    assert pair.stop() == 0

@@ -119,7 +119,7 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
                == [r[0] for r in pair.my_query("SELECT phone FROM llx_societe WHERE nom = 'Globex'")], 30,
                "one phone on both sides")
 
-    # a row the ERP refuses: queued, skipped, repaired from the row as it is now
+    # a row the ERP refuses: queued; fixed in the CRM; retried
     pair.pg_query(f"INSERT INTO accounts (id, name) VALUES ('{LONG}', repeat('x', 140))")
     wait_until(lambda: pair.cli("dlq", "list", "--json").stdout.strip(), 30, "the refused row queued")
     queued = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
@@ -128,8 +128,12 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
     pair.pg_query(f"UPDATE accounts SET name = 'Long Name Inc' WHERE id = '{LONG}'")
     wait_until(lambda: len(pair.cli("dlq", "list", "--json").stdout.splitlines()) == 2, 30,
                "the update queued behind the insert")
-    pair.cli("dlq", "skip", "--key", LONG)
-    code, out = _verify(pair, "--mapping", "customers", "--repair")
+    # the fix in the CRM is queued behind the refused insert: retry writes the latest image in its place
+    retried = [json.loads(line) for line in pair.cli("dlq", "retry", "--key", LONG, "--json").stdout.splitlines()]
+    assert [(r["result"], r["op"]) for r in retried] == [("applied", "insert"), ("applied", "update")], retried
+    assert "replaced by the row's latest queued change" in retried[0]["note"], retried
+    assert pair.cli("dlq", "list", "--json").stdout.strip() == ""
+    code, out = _verify(pair, "--mapping", "customers")
     assert code == 0 and "the sides agree" in out, out
     assert pair.my_query("SELECT entity FROM llx_societe WHERE nom = 'Long Name Inc'") == [(1,)]
 

@@ -309,3 +309,13 @@ def test_a_postgresql_error_without_a_column_names_the_one_column_whose_value_it
     error = applier.locate_row_error([change], pg_error("22P02", message))
     assert (error.key, error.column) == ((3,), column)
     assert applier.error_column(pg_error("22P02", message)) is None  # without the row: nothing to match
+
+
+def test_a_row_error_says_whose_key_it_names() -> None:
+    from replicator.errors import RowError
+    assert str(RowError("too long", table="erp.t", key=(1,), column="c")) == "table erp.t, key (1,), column c: too long"
+    # a linked mapping's change is known by the source row's key: the target row may not exist yet
+    linked = RowError("too long", table="erp.llx_societe", key=("5b7e",), column="nom", key_side="crm")
+    assert str(linked) == ("table erp.llx_societe, crm key ('5b7e',) (the source row's; the target row's own key "
+                           "comes from the link), column nom: too long")
+    assert linked.key == ("5b7e",) and linked.key_side == "crm"

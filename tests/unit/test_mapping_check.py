@@ -1039,3 +1039,16 @@ def test_folded_keys_of_a_mariadb_collation() -> None:
     assert folded_keys(C("enum", enums=("e", "é")), ci) is not None
     assert folded_keys(C("enum", enums=("e", "é")), C("text", collation="utf8mb4_bin")) is None
     assert folded_keys(C("text", enums=("a", "a ")), C("text", collation="utf8mb4_bin")) is not None
+
+
+def test_postgresql_money_is_refused_into_anything_but_text() -> None:
+    """money travels as its lc_monetary text ('$12.34'): into a number every value was a row error while check
+    said "not checked" (docs/types.md, "Edges found by probing")."""
+    from replicator.mapping.check.casts import ERROR, UNKNOWN, _cast
+    from replicator.mapping.check.columns import ColumnInfo
+    money = ColumnInfo("other", type_name="MONEY")
+    verdict, why = _cast(money, ColumnInfo("decimal", precision=15, scale=2, type_name="DECIMAL(15,2)"))
+    assert verdict == ERROR and "lc_monetary text" in why and "no decimal" in why
+    assert _cast(money, ColumnInfo("float", bits=64))[0] == ERROR
+    assert _cast(money, ColumnInfo("text", length=40))[0] == UNKNOWN  # the text PostgreSQL shows: a warning
+    assert _cast(ColumnInfo("other", type_name="BIT(3)"), ColumnInfo("decimal"))[0] == UNKNOWN  # as before

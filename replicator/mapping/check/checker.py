@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from replicator.changes import TableRef
 from replicator.errors import Where
-from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, special_values
+from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
+                                           special_values)
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
@@ -270,6 +271,12 @@ class _Checker:
                       "make sure every value of the source type is a valid value of the target type "
                       "(docs/types.md lists the pairs that are checked), or convert with `map:` or `transform:`; "
                       "`lossy: allow` on the field acknowledges it")
+        elif verdict == ERROR and money(scol):
+            self.fail(flow.target.side, f"{head}: incompatible types: {why}",
+                      f"change {flow.source.table}.{plan.source} to numeric (ALTER TABLE {flow.source.table} ALTER "
+                      f"COLUMN {plan.source} TYPE numeric({tcol.precision or 19},{tcol.scale if tcol.scale is not None else 2}) "
+                      f"USING {plan.source}::numeric converts money exactly), or map the field to a text column "
+                      f"(lossy: allow does not help)")
         elif verdict == ERROR:
             self.fail(flow.target.side, f"{head}: incompatible types: {why}",
                       "map the field to a column of a compatible type, or convert it with `map:` or `transform:` "
