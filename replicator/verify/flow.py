@@ -66,7 +66,10 @@ class FlowCheck:
             copy = p.source is not None and p.convert is None and p.references is None
             self.rules[p.target] = rule_for(tinfo.get(p.target),
                                             sinfo.get(p.source) if copy and p.source is not None else None, p.target)
-        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key]
+        # an insert_only field is the target's own once the row exists (a tenant, `customer_rank: 1` on
+        # creation): a row the other application made or changed since holds its own value, which is no
+        # difference, and a repair must not overwrite it. A missing row is still created with it.
+        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only]
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
         self.convert = self.tgt.converter(flow.target.table, [p.target for p in flow.plans])
