@@ -1039,3 +1039,15 @@ def test_folded_keys_of_a_mariadb_collation() -> None:
     assert folded_keys(C("enum", enums=("e", "é")), ci) is not None
     assert folded_keys(C("enum", enums=("e", "é")), C("text", collation="utf8mb4_bin")) is None
     assert folded_keys(C("text", enums=("a", "a ")), C("text", collation="utf8mb4_bin")) is not None
+
+
+def test_json_into_bounded_text_warns_that_the_whole_document_arrives_and_names_json_get(env: Env) -> None:
+    # Odoo's translatable jsonb names onto ERPNext's varchar(140): the length was the only thing said
+    findings = env.check(one_field(), {"id": PK, "v": C("json", type_name="JSONB")}, {"id": PK, "v": vc(140)})
+    (warned,) = [f for f in findings if not f.ok]
+    assert warned.warning and "the document's text arrives whole" in warned.what
+    assert "`transform: [{json_get: en_US}]`" in warned.what, warned.what
+    # with the transform, the transform decides what arrives: nothing to say
+    assert [f for f in env.check(one_field("{transform: [{json_get: en_US}]}"),
+                                 {"id": PK, "v": C("json", type_name="JSONB")}, {"id": PK, "v": vc(140)})
+            if not f.ok] == []
