@@ -222,6 +222,20 @@ class FlowCheck:
                 e.target_key = pairs.get(dumps_key(e.source_key))
         self._fetch([e for e in live if e.target_key is not None])
         self.locate_natural([e for e in live if e.target is None])
+        self._deleted_there([e for e in live if e.target is None and e.target_key is not None])
+
+    def _deleted_there(self, exps: list[Expect]) -> None:
+        """A pair whose target row is gone, and whose source row holds what the other direction's soft delete
+        sets (`delete: {erp_to_crm: {set: {active: false}}}`): the target side deleted the record and this
+        side keeps it archived, as the mapping says. That is no missing row, and a repair must not bring
+        the deleted record back (ERPNext deleted a customer, Odoo archived the partner)."""
+        back = self.reverse_flow
+        if back is None or not isinstance(back.delete, dict) or not self.flow.link.crosswalk:
+            return
+        marks = tuple(back.delete.items())
+        for e in exps:
+            if all(_matches(e.row.get(column), (value,)) for column, value in marks):
+                e.state = SKIP
 
     def locate_natural(self, lost: list[Expect]) -> None:
         """With `link: natural`: counterparts not found by key, by the natural key."""
