@@ -1051,3 +1051,32 @@ def test_json_into_bounded_text_warns_that_the_whole_document_arrives_and_names_
     assert [f for f in env.check(one_field("{transform: [{json_get: en_US}]}"),
                                  {"id": PK, "v": C("json", type_name="JSONB")}, {"id": PK, "v": vc(140)})
             if not f.ok] == []
+
+
+def _contacts(template: str) -> str:
+    return f"""\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {{table: customer, key: [id]}}
+    erp: {{table: customers, key: [name], generate: {{name: {template}}}}}
+    link: {{crosswalk: true}}
+    fields:
+      first: {{erp: first_name}}
+      code: ~
+"""
+
+
+def test_a_made_key_that_may_not_fit_its_column_warns_with_its_widest_form(env: Env) -> None:
+    # ERPNext's tabContact.name is varchar(140): "{first}-{uuid}" over a 140-character first_name makes 177
+    crm = {"id": PK, "first": vc(140), "code": vc(10)}
+    erp = {"name": vc(140), "first_name": vc(140), "code": vc(10)}
+    (msg,) = env.failures(_contacts('{template: "{first}-{uuid}"}'), crm, erp)
+    assert ("erp: m.yaml:3: mappings.customers.erp.generate: name = '{first}-{uuid}' makes keys of up to 177 "
+            "characters, erpdb.customers.name holds 140: a longer key is a row error when the row is created") in msg
+    # what fits says nothing: a uuid, a template over a narrow column
+    assert env.failures(_contacts("uuid"), crm, erp) == []
+    assert env.failures(_contacts('{template: "C-{code}-{uuid}"}'), crm, erp) == []  # 2 + 10 + 1 + 36
+    # a uuid into char(32) does not fit
+    (msg,) = env.failures(_contacts("uuid"), crm, {**erp, "name": vc(32)})
+    assert "name = uuid makes keys of up to 36 characters" in msg

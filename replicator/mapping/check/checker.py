@@ -43,6 +43,7 @@ from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud, _t
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
+from replicator.mapping.check.keywidth import check_key_widths
 from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
@@ -162,6 +163,7 @@ class _Checker:
                     self.not_null(m, flow, fields)
             self.links(m, fields)
             self.slices(m)
+            check_key_widths(self, m)
         return self.out
 
     def slices(self, m: Mapping) -> None:
