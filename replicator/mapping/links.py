@@ -23,7 +23,7 @@ from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
-from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.mapping.model import Flow, Mapping, MappingSet, no_natural_key
 from replicator.mapping.router import LinkedChange, Ref, route, with_owned
 
 log = logging.getLogger(__name__)
@@ -327,8 +327,8 @@ class Linker:
         cols = {}
         for name in flow.link.natural:
             plan = flow.plan(name)
-            if plan is None or plan.target not in values or values[plan.target] is None:
-                return None  # no natural key on this row: nothing to link by
+            if plan is None or plan.target not in values or no_natural_key(values[plan.target]):
+                return None  # no natural key on this row ('' included): nothing to link by
             cols[plan.target] = values[plan.target]
         cols.update(flow.target.slice)  # only a record of the mapping's own slice is the same record
         found = self.a.find_keys(flow.target.table, flow.target.key, cols)

@@ -110,6 +110,13 @@ class Link:
     crosswalk: bool = False  # own surrogate keys on each side, pairs kept by replicator
 
 
+def no_natural_key(value: Any) -> bool:
+    """A natural-key value that identifies nothing: NULL, or text that is empty or only blanks. ERPNext
+    stores an unset tax_id as '' and Odoo an unset vat as NULL; linking by '' would make every customer
+    without a tax id the same record (one counterpart updated by all of them, the others never created)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 @dataclass(frozen=True)
 class Fold:
     """`fold:` -- a child row on one side is one column of its parent row on the other (docs/mappings.md,

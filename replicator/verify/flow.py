@@ -17,7 +17,7 @@ from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_can
                                 stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
-from replicator.mapping.model import Flow, Mapping
+from replicator.mapping.model import Flow, Mapping, no_natural_key
 from replicator.mapping.router import Ref, _matches, target_values
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference
 
@@ -246,7 +246,7 @@ class FlowCheck:
             cols = {}
             for name in f.link.natural:
                 plan = f.plan(name)
-                if plan is None or e.values.get(plan.target) is None:
+                if plan is None or no_natural_key(e.values.get(plan.target)):
                     break
                 cols[plan.target] = e.values[plan.target]
             else:

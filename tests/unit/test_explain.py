@@ -364,7 +364,7 @@ def test_natural_key_ambiguous_or_null(mset: MappingSet, config: Config) -> None
     assert "matches more than one erp erpdb.customers row; it must be unique" in r["outcome"]["text"]
     r = ex(mset, config, "customers", "crm", dict(CUSTOMER, vat_id=None), lookup=FakeLookup())
     assert r["key"]["lookups"][1]["text"] == \
-        "no natural key on this row (vat_id is NULL or not sent): nothing to link by"
+        "no natural key on this row (vat_id is NULL, empty or not sent): nothing to link by"
     assert r["outcome"]["action"] == "insert"
     assert r["outcome"]["text"] == ("would insert a new erp erpdb.customers row; erp generates its key (cust_no) "
                                     "and the pair with crm id = 42 is recorded in erp's crosswalk")

@@ -155,6 +155,16 @@ def test_an_existing_record_is_linked_by_its_natural_key_and_paired(
     assert [(m, s) for m, s, _, _ in target.crosswalk] == [("customers", "crm")]
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_natural_key_links_nothing(linker: Linker, mset: MappingSet, target: FakeTarget, blank: str) -> None:
+    # ERPNext stores an unset tax_id as '': two customers without one are two records, never the same one
+    target.tables[T_CUSTOMERS].append({"cust_no": 7, "vat_id": blank, "name": "First"})
+    apply(linker, mset, customer(1, blank, "Second"))
+    apply(linker, mset, customer(2, blank, "Third"))
+    assert sorted(r["name"] for r in target.tables[T_CUSTOMERS]) == ["First", "Second", "Third"]
+    assert len(target.crosswalk) == 2
+
+
 def test_a_record_without_a_counterpart_is_created_and_later_changes_follow_the_pair(
         linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
     apply(linker, mset, customer(2, "FR9", "Bob"))
