@@ -78,11 +78,12 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     pair.pg_query("INSERT INTO res_partner (name, is_company, type, vat, active) "
                   "VALUES ('Deco Addict', true, 'contact', 'US12345677', true)")
     pair.my_query("INSERT INTO `tabCustomer` (name, customer_name, tax_id, customer_group) "
-                  "VALUES ('CUST-00002', 'Wood Corner', 'BE0477472702', 'Commercial')")
+                  "VALUES ('CUST-00002', 'Wood Corner', '', 'Commercial')")  # no tax id, like Ready Mat
     wait_until(lambda: pair.my_query("SELECT disabled, creation IS NOT NULL FROM `tabCustomer` "
                                      "WHERE customer_name = 'Deco Addict'") == [(0, 1)], 30, "Deco Addict in ERPNext")
     wait_until(lambda: pair.pg_query("SELECT active, customer_rank FROM res_partner WHERE name = 'Wood Corner'")
                == [(True, 1)], 30, "Wood Corner in Odoo")
+    assert _partner(pair, "Ready Mat")[:4] == (True, "contact", True, 1)  # not linked to Wood Corner by ''
 
     # an order with its lines, one Odoo transaction; ERPNext submits it and the status comes back
     conn = pair.pg.connect()
@@ -93,7 +94,7 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
                         "WHERE name = 'Azure Interior' RETURNING id")
             order = cur.fetchone()[0]
             cur.execute("INSERT INTO sale_order_line (order_id, sequence, name, product_id, product_uom_qty, "
-                        "price_unit, price_subtotal) VALUES (%s, 10, '[FURN_7777] Office Chair', 1, 2, 70.5, 141), "
+                        "price_unit, price_subtotal) VALUES (%s, 10, '[FURN_7777] Office Chair', 7, 2, 70.5, 141), "
                         "(%s, 20, 'Delivery', NULL, 1, 0, 0)", (order, order))
         conn.commit()
     finally:
@@ -102,6 +103,8 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
                                      "JOIN `tabSales Order Item` i ON i.parent = o.name AND i.parenttype = "
                                      "'Sales Order' WHERE o.name = 'S00001' GROUP BY 1, 2")
                == [(azure_name, "Draft", 2)], 30, "the order and its two lines in ERPNext")
+    assert pair.my_query("SELECT idx, item_code, qty FROM `tabSales Order Item` WHERE parent = 'S00001' ORDER BY idx") \
+        == [(10, "FURN_7777", 2), (20, None, 1)]  # variant 7 is item FURN_7777
     pair.my_query("UPDATE `tabSales Order` SET status = 'To Deliver and Bill', docstatus = 1 WHERE name = 'S00001'")
     wait_until(lambda: pair.pg_query("SELECT state FROM sale_order WHERE name = 'S00001'") == [("sale",)], 30,
                "the submitted order's state in Odoo")
