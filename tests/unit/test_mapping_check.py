@@ -1080,3 +1080,16 @@ def test_a_made_key_that_may_not_fit_its_column_warns_with_its_widest_form(env: 
     # a uuid into char(32) does not fit
     (msg,) = env.failures(_contacts("uuid"), crm, {**erp, "name": vc(32)})
     assert "name = uuid makes keys of up to 36 characters" in msg
+
+
+def test_a_nullable_column_into_a_not_null_one_warns_that_a_null_is_a_row_error(env: Env) -> None:
+    # Frappe: every Currency column is NOT NULL DEFAULT 0; Odoo's price_subtotal is a nullable numeric
+    src, dst = dec(None, None), dec(21, 9, nullable=False, has_default=True)
+    (msg,) = env.failures(one_field("{lossy: allow}"), {"id": PK, "v": src}, {"id": PK, "v": dst})
+    assert ("m.yaml:8: mappings.customers.fields.v: crm:public.customer.v may be NULL, erp:erpdb.customers.v is "
+            "NOT NULL (crm_to_erp): a NULL is a row error") in msg, msg
+    assert "add `default: <value>` to the field" in msg
+    # a field that decides what a NULL becomes, or a source that has none, says nothing
+    assert env.failures(one_field("{lossy: allow, default: 0}"), {"id": PK, "v": src}, {"id": PK, "v": dst}) == []
+    assert env.failures(one_field("{lossy: allow}"), {"id": PK, "v": dec(None, None, nullable=False)},
+                        {"id": PK, "v": dst}) == []
