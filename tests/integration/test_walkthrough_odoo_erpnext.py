@@ -178,16 +178,38 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     reload(pair)
     wait_until(lambda: "mappings reloaded" in pair.log(), 30, "the reload")
 
-    # stop, edits on both sides while stopped, start: they arrive, once
+    # ERPNext renames a customer (its key and every link to it, one transaction): refused with the fix
+    erp = pair.maria.connect(autocommit=False)
+    try:
+        with erp.cursor() as cur:
+            cur.execute("UPDATE `tabCustomer` SET name = 'Grant Industries Inc' WHERE name = 'CUST-00001'")
+            cur.execute("UPDATE `tabDynamic Link` SET link_name = 'Grant Industries Inc' "
+                        "WHERE link_name = 'CUST-00001'")
+        erp.commit()
+    finally:
+        erp.close()
+    wait_until(lambda: "the key changed from" in pair.cli("dlq", "list", "--json").stdout, 30, "the rename refused")
+    queued = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
+    assert 'SET source_key = \'["Grant Industries Inc"]\' WHERE mapping = \'customers\'' in queued[0]["error"], queued
+
+    # stop, move the pair as the message says, edits on both sides while stopped, start: they arrive, once
     assert pair.stop() == 0
-    pair.pg_query("UPDATE res_partner SET email = 'info@grant.example' WHERE name = 'Grant Industries'")
+    pair.pg_query("""UPDATE replicator.crosswalk SET source_key = '["Grant Industries Inc"]' """
+                  """WHERE mapping = 'customers' AND source_side = 'erp' AND source_key = '["CUST-00001"]'""")
+    pair.pg_query("UPDATE res_partner SET email = 'info@azure.example' WHERE name = 'Azure Interior'")
     pair.my_query("UPDATE `tabContact` SET phone = '+32 555 0199' WHERE first_name = 'Brandon Freeman'")
     pair.start()
-    wait_until(lambda: pair.my_query("SELECT email_id FROM `tabCustomer` WHERE name = 'CUST-00001'")
-               == [("info@grant.example",)], 30, "Odoo's edit made while stopped")
+    pair.cli("dlq", "retry", "--all")
+    wait_until(lambda: not pair.cli("dlq", "list", "--json").stdout.strip(), 30, "the rename applied")
+    wait_until(lambda: pair.my_query("SELECT email_id FROM `tabCustomer` WHERE name = %s", (azure_name,))
+               == [("info@azure.example",)], 30, "Odoo's edit made while stopped")
+    pair.my_query("UPDATE `tabCustomer` SET customer_name = 'Grant Industries Inc' WHERE name = 'Grant Industries Inc'")
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM res_partner WHERE name = 'Grant Industries Inc'")
+               == [(1,)], 30, "an edit of the renamed customer in Odoo's one partner")
     wait_until(lambda: pair.pg_query("SELECT phone FROM res_partner WHERE name = 'Brandon Freeman'")
                == [("+32 555 0199",)], 30, "ERPNext's edit made while stopped")
     code, out = _cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
+    assert pair.my_query("SELECT count(*) FROM `tabCustomer` WHERE customer_name LIKE 'Grant%'") == [(1,)]
     assert pair.stop() == 0
     assert "Traceback" not in pair.log(), pair.log()
