@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scaffold(config: Config, args: argparse.Namespace) -> int:
-    from replicator.mapping.scaffold import draft, read_table
+    from replicator.mapping.scaffold import draft, mapping_name, read_table
 
     tables = dict(t.split("=", 1) for t in args.table if "=" in t)
     names = [c.name for c in config.connections]
@@ -111,7 +111,7 @@ def _scaffold(config: Config, args: argparse.Namespace) -> int:
                           f"--table {names[1]}=...")
     a, b = (read_table(c, c.name, tables[c.name], "public" if c.kind == "postgresql" else c.database)
             for c in config.connections)
-    print(draft(args.name or b.table.name, a, b), end="")
+    print(draft(args.name or mapping_name(b.table.name), a, b), end="")
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
-from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.mapping.model import Flow, Mapping, MappingSet, no_natural_key
 from replicator.mapping.router import LinkedChange, Ref, route, with_owned
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ class Linker:
         if lc.op is Op.DELETE:
             self._delete(flow, lc)
             return
+        if flow.link.crosswalk and lc.op is Op.UPDATE:
+            self._refuse_rename(flow, lc)
         values: dict[str, Any] = {}
         for col, value in lc.values.items():
             if isinstance(value, Ref):
@@ -318,6 +320,32 @@ class Linker:
         self._pairs[(mapping, skey)] = pair.target_key
         return pair.target_key
 
+    def _refuse_rename(self, flow: Flow, lc: LinkedChange) -> None:
+        """An update that changes the source row's own key: ERPNext's "Rename" of a customer, say. A
+        crosswalk pair holds the old key, and the pair may live in either database (the direction that
+        created the record wrote it), so this transaction cannot always move it: the new key would find
+        no pair and create a second counterpart (or link another one by natural key) while the other
+        direction kept writing to the old pair. Refused as a row error naming the key, with the fix."""
+        before = lc.change.before
+        if before is None or any(c not in before for c in flow.source.key):
+            return
+        old = tuple(before[c] for c in flow.source.key)
+        if old == lc.source_key or self._crosswalk(flow.mapping, lc.source_key) is not None:
+            return  # no rename, or its pair was moved (the fix below): the new key finds its counterpart
+        if self._crosswalk(flow.mapping, old) is None:
+            return  # never paired: the new key is linked or created like any row's
+        side = self.source_side
+        raise RowError(
+            f"mapping {flow.mapping}: the key changed from {dumps_key(old)} to {dumps_key(lc.source_key)} (the "
+            f"application renamed the record); a crosswalk pair keeps the old key, so replicator does not "
+            f"follow a rename. Stop replicator, move the pair in the crosswalk that holds it, start it and retry "
+            f"the change (`replicator dlq retry`): UPDATE "
+            f"<state>.crosswalk SET source_key = '{dumps_key(lc.source_key)}' WHERE mapping = '{flow.mapping}' "
+            f"AND source_side = '{side}' AND source_key = '{dumps_key(old)}' in the {self.target_side} "
+            f"database, or SET target_key likewise WHERE source_side = '{self.target_side}' AND target_key "
+            f"= '{dumps_key(old)}' in the {side} database (docs/mappings.md, \"Keys the application makes\")",
+            table=str(lc.change.table), key=old, column=flow.source.key[0])
+
     def _pair(self, flow: Flow, source_key: tuple[Any, ...], target_key: tuple[Any, ...]) -> None:
         self.a.execute(f"INSERT INTO {self.crosswalk} (mapping, source_side, source_key, target_key) "
                        f"VALUES (%s, %s, %s, %s)",
@@ -327,8 +355,8 @@ class Linker:
         cols = {}
         for name in flow.link.natural:
             plan = flow.plan(name)
-            if plan is None or plan.target not in values or values[plan.target] is None:
-                return None  # no natural key on this row: nothing to link by
+            if plan is None or plan.target not in values or no_natural_key(values[plan.target]):
+                return None  # no natural key on this row ('' included): nothing to link by
             cols[plan.target] = values[plan.target]
         cols.update(flow.target.slice)  # only a record of the mapping's own slice is the same record
         found = self.a.find_keys(flow.target.table, flow.target.key, cols)

@@ -110,6 +110,13 @@ class Link:
     crosswalk: bool = False  # own surrogate keys on each side, pairs kept by replicator
 
 
+def no_natural_key(value: Any) -> bool:
+    """A natural-key value that identifies nothing: NULL, or text that is empty or only blanks. ERPNext
+    stores an unset tax_id as '' and Odoo an unset vat as NULL; linking by '' would make every customer
+    without a tax id the same record (one counterpart updated by all of them, the others never created)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 @dataclass(frozen=True)
 class Fold:
     """`fold:` -- a child row on one side is one column of its parent row on the other (docs/mappings.md,
@@ -742,6 +749,7 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
     """Several mappings may write one table (an order header and its status history), but each
     non-key column has one writer: two mappings filling the same column would overwrite each other."""
     writers: dict[tuple[Any, ...], str] = {}
+    natural: dict[tuple[Any, ...], bool] = {}  # every writer so far links its rows by that column
     for m in mappings:
         for f in m.flows:
             if f.fold is not None and f.target.side != f.fold.child:  # a fold writes one column of the parent
@@ -756,9 +764,17 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                     continue
                 # mappings of different slices of one table write different rows
                 k = (f.target.side, f.target.table, plan.target, f.target.slice)
+                # one entity kept in two tables (Odoo's product_template and product_product, both onto
+                # ERPNext's tabItem): mappings that all link the row by this column (`link: natural`) write
+                # the value that identifies it, the same in each; any other writer is an overwrite
+                linked = plan.name in f.link.natural
+                if k in writers and writers[k] != m.name and linked and natural[k]:
+                    continue
                 if k in writers and writers[k] != m.name:
                     raise ConfigError(
                         f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "
                         f"{writers[k]!r} and {m.name!r}", m.where,
-                        hint="give the column one writer (owner: or a field in only one mapping)")
+                        hint="give the column one writer (owner: or a field in only one mapping; several "
+                             "mappings may write a column they all name in `link: {natural: [...]}`)")
                 writers[k] = m.name
+                natural[k] = linked

@@ -110,6 +110,12 @@ def _key_maker(t: Table) -> str | None:
     return None
 
 
+def mapping_name(table: str) -> str:
+    """A mapping name from a table's: ERPNext's `tabSales Order Item` would make a name with spaces, which
+    every command line (`--mapping`) and metric label then has to quote: `tabsales_order_item`."""
+    return re.sub(r"[^0-9A-Za-z_]+", "_", table).strip("_").lower() or "mapping"
+
+
 def draft(name: str, a: Table, b: Table) -> str:
     """The YAML text of a draft mapping between `a` and `b` (direction both)."""
     ka, kb = a.key, b.key

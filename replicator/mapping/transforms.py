@@ -12,6 +12,7 @@ matches a number or boolean whose str() it equals, either way round ('1' matches
 """
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timezone
@@ -205,10 +206,38 @@ def _zone(name: str, to_utc: bool) -> Callable[[Any, Where], Transform]:
     return build
 
 
+def _json_get(arg: Any, where: Where) -> Transform:
+    """One member of a JSON object: Odoo 16+ keeps a translatable name as jsonb {"en_US": "Chair", ...},
+    the other side holds the text of one language. A missing member or one that is itself an object or a
+    list is a row error, never NULL or a document's text: the value would be silently altered."""
+    member = _text(arg, where, "json_get")
+
+    def step(value: Any, row: Mapping[str, Any]) -> Any:
+        doc = value
+        if isinstance(doc, (bytes, bytearray, memoryview)):
+            doc = bytes(doc).decode("utf-8", "replace")
+        if isinstance(doc, str):  # jsonb as text (the stream's form) or a MariaDB JSON (longtext)
+            try:
+                doc = json.loads(doc)
+            except ValueError:
+                raise TransformError("json_get", f"expects a JSON object, got text of length {len(doc)} "
+                                                 f"that is not JSON") from None
+        if not isinstance(doc, dict):
+            raise TransformError("json_get", f"expects a JSON object, got {type(doc).__name__}")
+        if member not in doc:
+            raise TransformError("json_get", f"the object has no member {member!r} (it has "
+                                             f"{', '.join(map(repr, sorted(doc)[:5])) or 'none'})")
+        got = doc[member]
+        if isinstance(got, (dict, list)):
+            raise TransformError("json_get", f"member {member!r} is a JSON {type(got).__name__}, not a value")
+        return got
+    return step
+
+
 _BUILDERS: dict[str, Callable[[Any, Where], Transform]] = {
     "round": _round, "truncate": _truncate, "concat": _concat, "split": _split, "date_format": _date_format,
     "parse_date": _parser("parse_date", True), "parse_datetime": _parser("parse_datetime", False),
-    "timezone": _zone("timezone", True), "to_timezone": _zone("to_timezone", False),
+    "timezone": _zone("timezone", True), "to_timezone": _zone("to_timezone", False), "json_get": _json_get,
 }
 KNOWN_TRANSFORMS = (*_BARE_STEPS, *_BUILDERS)
 _KNOWN = "known transforms: " + ", ".join([*_BARE_STEPS, *(f"{{{name}: ...}}" for name in _BUILDERS)])

@@ -17,7 +17,7 @@ from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_can
                                 stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
-from replicator.mapping.model import Flow, Mapping
+from replicator.mapping.model import Flow, Mapping, no_natural_key
 from replicator.mapping.router import Ref, _matches, target_values
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference
 
@@ -66,7 +66,10 @@ class FlowCheck:
             copy = p.source is not None and p.convert is None and p.references is None
             self.rules[p.target] = rule_for(tinfo.get(p.target),
                                             sinfo.get(p.source) if copy and p.source is not None else None, p.target)
-        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key]
+        # an insert_only field is the target's own once the row exists (a tenant, `customer_rank: 1` on
+        # creation): a row the other application made or changed since holds its own value, which is no
+        # difference, and a repair must not overwrite it. A missing row is still created with it.
+        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only]
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
         self.convert = self.tgt.converter(flow.target.table, [p.target for p in flow.plans])
@@ -219,6 +222,20 @@ class FlowCheck:
                 e.target_key = pairs.get(dumps_key(e.source_key))
         self._fetch([e for e in live if e.target_key is not None])
         self.locate_natural([e for e in live if e.target is None])
+        self._deleted_there([e for e in live if e.target is None and e.target_key is not None])
+
+    def _deleted_there(self, exps: list[Expect]) -> None:
+        """A pair whose target row is gone, and whose source row holds what the other direction's soft delete
+        sets (`delete: {erp_to_crm: {set: {active: false}}}`): the target side deleted the record and this
+        side keeps it archived, as the mapping says. That is no missing row, and a repair must not bring
+        the deleted record back (ERPNext deleted a customer, Odoo archived the partner)."""
+        back = self.reverse_flow
+        if back is None or not isinstance(back.delete, dict) or not self.flow.link.crosswalk:
+            return
+        marks = tuple(back.delete.items())
+        for e in exps:
+            if all(_matches(e.row.get(column), (value,)) for column, value in marks):
+                e.state = SKIP
 
     def locate_natural(self, lost: list[Expect]) -> None:
         """With `link: natural`: counterparts not found by key, by the natural key."""
@@ -229,7 +246,7 @@ class FlowCheck:
             cols = {}
             for name in f.link.natural:
                 plan = f.plan(name)
-                if plan is None or e.values.get(plan.target) is None:
+                if plan is None or no_natural_key(e.values.get(plan.target)):
                     break
                 cols[plan.target] = e.values[plan.target]
             else:

@@ -3,6 +3,8 @@ and JSON output, and the CLI's exit codes. No servers: rows come from --row and 
 fake lookup (the real one is covered by tests/integration/test_explain.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import uuid
 from datetime import date, datetime
@@ -179,10 +181,21 @@ def test_parse_key_and_row(mset: MappingSet) -> None:
     _, flow = find_flow(mset, "customers", "crm")
     assert parse_key("42", flow.source) == ("42",)
     assert parse_key(" 42 ", flow.source) == ("42",)
-    with pytest.raises(ConfigError, match=r"needs 1 comma-separated value\(s\), for id"):
-        parse_key("1,2", flow.source)
+    # a one-column key is the whole text: ERPNext's names hold commas ("Doe, John"); a non-number for an
+    # integer key is the database's error, which explain reports as a ConfigError
+    assert parse_key("Doe, John", flow.source) == ("Doe, John",)
+    assert parse_key("1,2", flow.source) == ("1,2",)
     with pytest.raises(ConfigError, match="does not fit"):
         parse_key("", flow.source)
+    two = dataclasses.replace(flow.source, key=("category_id", "partner_id"))
+    assert parse_key("7, 2", two) == ("7", "2")
+    assert parse_key('["Acme, Inc.", 2]', two) == ("Acme, Inc.", "2")
+    with pytest.raises(ConfigError, match=r"needs 2 comma-separated value\(s\), for category_id, partner_id"):
+        parse_key("1,2,3", two)
+    with pytest.raises(ConfigError, match="not a JSON array"):
+        parse_key("[1,", two)
+    with pytest.raises(ConfigError, match="JSON array of 2 plain values"):
+        parse_key("[1, null]", two)
     assert parse_row('{"id": 1, "x": [1, 2], "y": null}') == {"id": 1, "x": [1, 2], "y": None}
     with pytest.raises(ConfigError, match="--row is not valid JSON"):
         parse_row("{id: 1}")
@@ -364,7 +377,7 @@ def test_natural_key_ambiguous_or_null(mset: MappingSet, config: Config) -> None
     assert "matches more than one erp erpdb.customers row; it must be unique" in r["outcome"]["text"]
     r = ex(mset, config, "customers", "crm", dict(CUSTOMER, vat_id=None), lookup=FakeLookup())
     assert r["key"]["lookups"][1]["text"] == \
-        "no natural key on this row (vat_id is NULL or not sent): nothing to link by"
+        "no natural key on this row (vat_id is NULL, empty or not sent): nothing to link by"
     assert r["outcome"]["action"] == "insert"
     assert r["outcome"]["text"] == ("would insert a new erp erpdb.customers row; erp generates its key (cust_no) "
                                     "and the pair with crm id = 42 is recorded in erp's crosswalk")
@@ -498,7 +511,7 @@ def test_cli_unreachable_servers_still_explain_the_row(capsys: pytest.CaptureFix
                                                               "crm_to_erp"),
     (("--mapping", "customers", "--side", "crm", "--row", "{nope"), "--row is not valid JSON"),
     (("--mapping", "customers", "--side", "crm", "--row", "3"), "--row must be a JSON object"),
-    (("--mapping", "customers", "--side", "crm", "--key", "1,2"), "needs 1 comma-separated value(s), for id"),
+    (("--mapping", "customers", "--side", "crm", "--key", " "), "needs 1 comma-separated value(s), for id"),
 ])
 def test_cli_configuration_problems_exit_78(capsys: pytest.CaptureFixture[str], config: Config,
                                             argv: tuple[str, ...], message: str) -> None:

@@ -302,7 +302,7 @@ def test_check_validates_a_fold(config: Config) -> None:
     kinds = {"crm": "postgresql", "erp": "mariadb"}
     out = check_types(mset, _catalogs(), kinds)  # type: ignore[arg-type]
     assert not [f for f in out if not f.ok and not f.warning], out
-    assert any(f.ok and "public.address rows of {'kind': 'email'} fold into erpdb.customers.email" in f.what for f in out)
+    assert any(f.ok and "public.address rows of kind = 'email' fold into erpdb.customers.email" in f.what for f in out)
     assert any(f.warning and "crm:public.address.value TEXT -> erp:erpdb.customers.email VARCHAR(200) (crm_to_erp): lossy" in f.what for f in out)
     # a missing column, a NOT NULL column nobody fills, a value that cannot be cast
     cats = _catalogs(address={"source": ColumnInfo("text", nullable=False), "value": ColumnInfo("date")},

@@ -11,6 +11,7 @@ import pytest
 
 from replicator.changes import Op, RowChange, TableRef, TargetChange
 from replicator.config import Config
+from replicator.errors import RowError
 from replicator.mapping.links import Linker
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import LinkedChange, route
@@ -153,6 +154,41 @@ def test_an_existing_record_is_linked_by_its_natural_key_and_paired(
     apply(linker, mset, customer(1, "DE1", "Ann"))
     assert target.tables[T_CUSTOMERS] == [{"cust_no": 7, "vat_id": "DE1", "name": "Ann"}]  # updated, not doubled
     assert [(m, s) for m, s, _, _ in target.crosswalk] == [("customers", "crm")]
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_natural_key_links_nothing(linker: Linker, mset: MappingSet, target: FakeTarget, blank: str) -> None:
+    # ERPNext stores an unset tax_id as '': two customers without one are two records, never the same one
+    target.tables[T_CUSTOMERS].append({"cust_no": 7, "vat_id": blank, "name": "First"})
+    apply(linker, mset, customer(1, blank, "Second"))
+    apply(linker, mset, customer(2, blank, "Third"))
+    assert sorted(r["name"] for r in target.tables[T_CUSTOMERS]) == ["First", "Second", "Third"]
+    assert len(target.crosswalk) == 2
+
+
+def test_a_renamed_source_key_is_a_row_error_naming_both_keys_and_the_fix(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    # ERPNext's "Rename" changes a row's `name`: the pair holds the old key; following the new key would
+    # create a second counterpart while the other direction kept writing to the old one
+    apply(linker, mset, customer(2, "FR9", "Bob"))
+    old, new = {"id": 2, "vat_id": "FR9", "name": "Bob"}, {"id": 3, "vat_id": "FR9", "name": "Bob"}
+    with pytest.raises(RowError) as info:
+        apply(linker, mset, RowChange(CUSTOMER, Op.UPDATE, old, new))
+    message = str(info.value)
+    assert "column id" in message and "the key changed from [2] to [3]" in message, message
+    assert "SET source_key = '[3]' WHERE mapping = 'customers' AND source_side = 'crm'" in message, message
+    assert len(target.tables[T_CUSTOMERS]) == 1 and len(target.crosswalk) == 1  # nothing written
+    # an update that keeps its key goes through
+    apply(linker, mset, RowChange(CUSTOMER, Op.UPDATE, old, {**old, "name": "Bobby"}))
+    assert [r["name"] for r in target.tables[T_CUSTOMERS]] == ["Bobby"]
+    # the DBA moved the pair (the fix the message gives): the retried change finds its counterpart
+    target.crosswalk = [(m, s, '[3]' if sk == '[2]' else sk, tk) for m, s, sk, tk in target.crosswalk]
+    apply(linker, mset, RowChange(CUSTOMER, Op.UPDATE, old, {**new, "name": "Robert"}))
+    assert [r["name"] for r in target.tables[T_CUSTOMERS]] == ["Robert"] and len(target.crosswalk) == 1
+    # a row never paired is linked or created as any row is
+    apply(linker, mset, RowChange(CUSTOMER, Op.UPDATE, {"id": 8, "vat_id": "NL1", "name": "Eve"},
+                                  {"id": 9, "vat_id": "NL1", "name": "Eve"}))
+    assert sorted(r["name"] for r in target.tables[T_CUSTOMERS]) == ["Eve", "Robert"]
 
 
 def test_a_record_without_a_counterpart_is_created_and_later_changes_follow_the_pair(

@@ -435,8 +435,42 @@ mappings:
 """
     assert error(config, text, "b.yaml") == (
         "b.yaml:3: mappings.legacy: column name of public.customer on crm is written by mappings 'customers' "
-        "and 'legacy' (fix: give the column one writer (owner: or a field in only one mapping))"
+        "and 'legacy' (fix: give the column one writer (owner: or a field in only one mapping; several mappings "
+        "may write a column they all name in `link: {natural: [...]}`))"
     )
+
+
+ITEMS_TWO_TABLES = """\
+mappings:
+  items:
+    direction: crm_to_erp
+    crm: {table: product_product, key: [id]}
+    erp: {table: "tabItem", key: [name], generate: {name: {template: "{default_code}"}}}
+    link: {natural: [default_code], crosswalk: true}
+    fields:
+      default_code: {erp: item_code}
+  item_names:
+    direction: crm_to_erp
+    crm: {table: product_template, key: [id]}
+    erp: {table: "tabItem", key: [name], generate: {name: {template: "{default_code}"}}}
+    link: {natural: [default_code], crosswalk: true}
+    fields:
+      default_code: {erp: item_code}
+      name: {erp: item_name, transform: [{json_get: en_US}]}
+"""
+
+
+def test_one_entity_in_two_tables_may_share_the_natural_key_column(config: Config) -> None:
+    # Odoo keeps a product in product_template (its name) and product_product (what order lines reference);
+    # ERPNext has one tabItem row: both mappings link it by item_code and write the same item_code
+    ms = load(config, ITEMS_TWO_TABLES)
+    assert {m.name for m in ms.mappings} == {"items", "item_names"}
+    # a column that one of them writes as an ordinary field is still an overwrite
+    msg = error(config, ITEMS_TWO_TABLES.replace("link: {natural: [default_code], crosswalk: true}\n    fields:\n"
+                                                 "      default_code: {erp: item_code}\n      name:",
+                                                 "link: {crosswalk: true}\n    fields:\n"
+                                                 "      default_code: {erp: item_code}\n      name:"))
+    assert "column item_code of erpdb.tabItem on erp is written by mappings 'items' and 'item_names'" in msg, msg
 
 
 def test_several_mappings_may_write_other_columns_of_one_table(config: Config) -> None:

@@ -1052,3 +1052,57 @@ def test_postgresql_money_is_refused_into_anything_but_text() -> None:
     assert _cast(money, ColumnInfo("float", bits=64))[0] == ERROR
     assert _cast(money, ColumnInfo("text", length=40))[0] == UNKNOWN  # the text PostgreSQL shows: a warning
     assert _cast(ColumnInfo("other", type_name="BIT(3)"), ColumnInfo("decimal"))[0] == UNKNOWN  # as before
+
+
+def test_json_into_bounded_text_warns_that_the_whole_document_arrives_and_names_json_get(env: Env) -> None:
+    # Odoo's translatable jsonb names onto ERPNext's varchar(140): the length was the only thing said
+    findings = env.check(one_field(), {"id": PK, "v": C("json", type_name="JSONB")}, {"id": PK, "v": vc(140)})
+    (warned,) = [f for f in findings if not f.ok]
+    assert warned.warning and "the document's text arrives whole" in warned.what
+    assert "`transform: [{json_get: en_US}]`" in warned.what, warned.what
+    # with the transform, the transform decides what arrives: nothing to say
+    assert [f for f in env.check(one_field("{transform: [{json_get: en_US}]}"),
+                                 {"id": PK, "v": C("json", type_name="JSONB")}, {"id": PK, "v": vc(140)})
+            if not f.ok] == []
+
+
+def _contacts(template: str) -> str:
+    return f"""\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {{table: customer, key: [id]}}
+    erp: {{table: customers, key: [name], generate: {{name: {template}}}}}
+    link: {{crosswalk: true}}
+    fields:
+      first: {{erp: first_name}}
+      code: ~
+"""
+
+
+def test_a_made_key_that_may_not_fit_its_column_warns_with_its_widest_form(env: Env) -> None:
+    # ERPNext's tabContact.name is varchar(140): "{first}-{uuid}" over a 140-character first_name makes 177
+    crm = {"id": PK, "first": vc(140), "code": vc(10)}
+    erp = {"name": vc(140), "first_name": vc(140), "code": vc(10)}
+    (msg,) = env.failures(_contacts('{template: "{first}-{uuid}"}'), crm, erp)
+    assert ("erp: m.yaml:3: mappings.customers.erp.generate: name = '{first}-{uuid}' makes keys of up to 177 "
+            "characters, erpdb.customers.name holds 140: a longer key is a row error when the row is created") in msg
+    # what fits says nothing: a uuid, a template over a narrow column
+    assert env.failures(_contacts("uuid"), crm, erp) == []
+    assert env.failures(_contacts('{template: "C-{code}-{uuid}"}'), crm, erp) == []  # 2 + 10 + 1 + 36
+    # a uuid into char(32) does not fit
+    (msg,) = env.failures(_contacts("uuid"), crm, {**erp, "name": vc(32)})
+    assert "name = uuid makes keys of up to 36 characters" in msg
+
+
+def test_a_nullable_column_into_a_not_null_one_warns_that_a_null_is_a_row_error(env: Env) -> None:
+    # Frappe: every Currency column is NOT NULL DEFAULT 0; Odoo's price_subtotal is a nullable numeric
+    src, dst = dec(None, None), dec(21, 9, nullable=False, has_default=True)
+    (msg,) = env.failures(one_field("{lossy: allow}"), {"id": PK, "v": src}, {"id": PK, "v": dst})
+    assert ("m.yaml:8: mappings.customers.fields.v: crm:public.customer.v may be NULL, erp:erpdb.customers.v is "
+            "NOT NULL (crm_to_erp): a NULL is a row error") in msg, msg
+    assert "add `default: <value>` to the field" in msg
+    # a field that decides what a NULL becomes, or a source that has none, says nothing
+    assert env.failures(one_field("{lossy: allow, default: 0}"), {"id": PK, "v": src}, {"id": PK, "v": dst}) == []
+    assert env.failures(one_field("{lossy: allow}"), {"id": PK, "v": dec(None, None, nullable=False)},
+                        {"id": PK, "v": dst}) == []

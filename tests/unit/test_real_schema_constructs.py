@@ -451,3 +451,12 @@ def test_scaffold_links_application_made_uuid_keys_to_auto_increment_through_a_c
     # two application-made keys of the same values: shared keys, as before (no crosswalk)
     both = yaml.safe_load(draft("c", accounts, Table("erp", societe.table, ("id",), dict(accounts.columns))))
     assert "link" not in both["mappings"]["c"] and "generate" not in both["mappings"]["c"]["crm"]
+
+
+def test_scaffold_names_the_mapping_without_spaces_or_quotes() -> None:
+    # ERPNext's tables: `tabSales Order Item` would be a mapping name every --mapping must quote
+    from replicator.mapping.scaffold import mapping_name
+    assert mapping_name("tabSales Order Item") == "tabsales_order_item"
+    assert mapping_name("llx_societe") == "llx_societe"
+    assert mapping_name('Odd "Name"`') == "odd_name"
+    assert mapping_name("  ") == "mapping"

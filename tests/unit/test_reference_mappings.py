@@ -84,7 +84,9 @@ def parse_schema(path: Path, default_schema: str) -> dict[tuple[str, str], Table
     """(schema, table) -> Table for every CREATE TABLE in an SQL file (comments removed)."""
     sql = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
     tables: dict[tuple[str, str], Table] = {}
-    pattern = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([`\"\w.]+)\s*\(", re.IGNORECASE)
+    # a name may be quoted and hold spaces (ERPNext's `tabSales Order`)
+    pattern = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:`[^`]+`|\"[^\"]+\"|[\w.])+)\s*\(",
+                         re.IGNORECASE)
     for m in pattern.finditer(sql):
         schema, _, name = _ident(m.group(1)).rpartition(".")
         table = Table()

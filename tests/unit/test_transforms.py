@@ -175,6 +175,30 @@ def test_split() -> None:
     assert "split" in fails([{"split": {"sep": " "}}], 5)
 
 
+def test_json_get_takes_one_member_of_a_json_object() -> None:
+    # Odoo 16+: product_template.name is jsonb {"en_US": ..., "fr_FR": ...}; psycopg2 gives a dict (sync),
+    # the stream may give the document's text
+    spec = [{"json_get": "en_US"}]
+    names = {"en_US": "Office Chair", "fr_FR": "Chaise de bureau"}
+    assert run(spec, names) == "Office Chair"
+    assert run(spec, '{"en_US": "Office Chair", "fr_FR": "Chaise de bureau"}') == "Office Chair"
+    assert run(spec, b'{"en_US": "Caf\xc3\xa9"}') == "Caf\u00e9"
+    assert run(spec, {"en_US": 5}) == 5
+    assert run(spec, {"en_US": None}) is None  # a member that is null is NULL
+    assert run(spec, None) is None
+    assert run([{"json_get": "en_US"}, "upper"], names) == "OFFICE CHAIR"
+
+
+def test_json_get_refuses_what_it_would_alter_naming_transform_not_value() -> None:
+    spec = [{"json_get": "en_US"}]
+    message = fails(spec, {"fr_FR": "Chaise secrète"})  # never NULL for a name that exists in another language
+    assert "json_get" in message and "'en_US'" in message and "'fr_FR'" in message and "secrète" not in message
+    assert "not JSON" in fails(spec, "Office Chair secret") and "secret" not in fails(spec, "Office Chair secret")
+    assert "list" in fails(spec, ["en_US"])
+    assert "dict" in fails(spec, {"en_US": {"nested": 1}})
+    assert "json_get" in str(chain_error("transform: [{json_get: [en_US]}]"))
+
+
 # ---------------------------------------------------------------- dates
 
 

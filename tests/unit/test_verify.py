@@ -587,3 +587,22 @@ def test_bit_strings_agree_with_the_number_they_spell() -> None:
     assert not values_equal(bit, "00000101", "00000100") and not values_equal(bit, True, "0")
     pg = rule_for(ColumnInfo("c", "bit", "postgresql"), None, "c")
     assert values_equal(pg, "10101", "10101") and not values_equal(pg, "10101", "10100")
+
+
+def test_an_insert_only_field_is_not_compared_once_the_row_exists(tmp_path: Path) -> None:
+    # docs/walkthrough-odoo-erpnext.md: `customer_rank: {erp: ~, constant: 1, insert_only: true}` is set when
+    # replicator creates the partner; a partner Odoo made itself keeps its own rank, which is no difference
+    # (and `verify --repair` must not overwrite it). Target row 13 has another name; rows 7 and 10 000 are
+    # missing and still reported.
+    config, open_side, _tracker = fake_setup(tmp_path, "id", 20_000, 100)
+    (tmp_path / "maps" / "items.yaml").write_text(
+        "mappings:\n  items:\n    direction: crm_to_erp\n"
+        "    crm: {table: items, key: [id]}\n    erp: {table: items, key: [id]}\n"
+        "    fields: {id: ~, name: {insert_only: true}, qty: ~}\n")
+    verifier = Verifier(config, load_mappings(config), open_side=open_side)
+    try:
+        report = verifier.run()
+    finally:
+        verifier.close()
+    assert sorted((d.kind, d.source_key or d.target_key) for d in report.differences) == sorted([
+        (MISSING, (7,)), (MISSING, (10_000,)), (EXTRA, (20_005,))])

@@ -288,7 +288,9 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         if charset:
             return LOSSY, charset
         if sk == "json" and t.length is not None:
-            return LOSSY, f"JSON documents are unbounded, the target holds {t.length} characters"
+            return LOSSY, (f"JSON documents are unbounded, the target holds {t.length} characters; the "
+                           f"document's text arrives whole (for one member of an object, such as Odoo's "
+                           f"translated names {{\"en_US\": ...}}: `transform: [{{json_get: en_US}}]`)")
         need = _text_width(s)
         if t.octets is not None:  # a MariaDB TINYTEXT / TEXT / MEDIUMTEXT: its limit counts bytes
             if need is None:

@@ -44,6 +44,8 @@ from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _
 from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
+from replicator.mapping.check.keywidth import check_key_widths
+from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
@@ -161,8 +163,10 @@ class _Checker:
                 if flow.target.side in self.catalogs and self.table(flow.target.side, flow.target.table) is not None:
                     self.flow_types(m, flow, fields)
                     self.not_null(m, flow, fields)
+                    check_nulls(self, m, flow)
             self.links(m, fields)
             self.slices(m)
+            check_key_widths(self, m)
         return self.out
 
     def slices(self, m: Mapping) -> None:

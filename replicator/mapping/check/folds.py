@@ -67,7 +67,8 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
                 _judge(ck, fold, flow.target.side, f"{at}: {sname} {scol.describe()} -> {tname} {tcol.describe()} "
                        f"({flow.stream})", scol, tcol)
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
-        ck.ok(child.side, f"{at}: {child.table} rows of {dict(child.slice) or 'every kind'} fold into "
+        kind = ", ".join(f"{c} = {v!r}" for c, v in child.slice) or "every kind"  # not a Python dict's repr
+        ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into "
               f"{parent.table}.{fold.into} (`verify` does not compare folded columns yet)")
 
 

@@ -10,7 +10,7 @@ from replicator.codec import dumps_key
 from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
 from replicator.mapping.explain.render import _inline, _show, _show_key
-from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
+from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet, no_natural_key
 from replicator.mapping.router import (LinkedChange, Ref, Routed, _matches, key_of, route_flow, source_key,
                                       target_values)
 from replicator.mapping.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
@@ -396,12 +396,12 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
             for name in flow.link.natural:  # as Linker._natural: every natural field must have a value
                 plan = flow.plan(name)
                 v = resolved.get(plan.target) if plan is not None else None
-                if plan is None or v is None or isinstance(v, Ref):
+                if plan is None or no_natural_key(v) or isinstance(v, Ref):
                     missing = name
                     break
                 cols[plan.target] = v
             if missing is not None:
-                step("natural", None, f"no natural key on this row ({missing} is NULL or not sent): "
+                step("natural", None, f"no natural key on this row ({missing} is NULL, empty or not sent): "
                                       "nothing to link by")
             else:
                 found, err = _try(lookup, lookup.natural, tgt, cols)

@@ -27,13 +27,30 @@ def find_flow(mset: MappingSet, name: str, side: str) -> tuple[Mapping, Flow]:
 
 
 def parse_key(text: str, endpoint: Endpoint) -> tuple[str, ...]:
-    """`--key 42` or `--key 7,2`: split on commas, matched by position to the key columns. The parts stay
-    text; the database casts them to the column types."""
-    parts = tuple(p.strip() for p in text.split(","))
-    if len(parts) != len(endpoint.key) or any(p == "" for p in parts):
+    """`--key 42`, `--key 7,2`, or `--key '["Acme, Inc.", 2]'`. A one-column key is the whole text: ERPNext
+    names rows by text that may hold commas ("Doe, John"). A key of several columns is split on commas,
+    matched by position to the key columns, or given as a JSON array when a part holds a comma. The parts
+    stay text; the database casts them to the column types."""
+    n = len(endpoint.key)
+    stripped = text.strip()
+    parts: tuple[str, ...]
+    if n > 1 and stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--key {text!r} is not a JSON array: {exc}") from None
+        if not isinstance(items, list) or any(isinstance(i, (list, dict)) or i is None for i in items):
+            raise ConfigError(f"--key {text!r}: a JSON array of {n} plain values, for {', '.join(endpoint.key)}")
+        parts = tuple(str(i) for i in items)
+    elif n == 1:
+        parts = (stripped,)
+    else:
+        parts = tuple(p.strip() for p in text.split(","))
+    if len(parts) != n or any(p == "" for p in parts):
         raise ConfigError(
             f"--key {text!r} does not fit the key of {endpoint.side} {endpoint.table}: it needs "
-            f"{len(endpoint.key)} comma-separated value(s), for {', '.join(endpoint.key)}")
+            f"{n} comma-separated value(s), for {', '.join(endpoint.key)} (a JSON array when a value holds "
+            f"a comma)")
     return parts
 
 

@@ -1,0 +1,68 @@
+"""docs/walkthrough-odoo-erpnext.md without servers: its mapping files load, and every table, key and column
+they name is in the page's own CREATE TABLE blocks (tests/integration/test_walkthrough_odoo_erpnext.py runs
+the page for real)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.mapping.model import MappingSet, load_mappings
+from tests.unit.test_mapping import make_config
+from tests.unit.test_reference_mappings import parse_schema, written_columns
+from tests.unit.test_walkthrough_doc import ROOT, blocks
+
+PAGE = ROOT / "docs" / "walkthrough-odoo-erpnext.md"
+
+
+@pytest.fixture(scope="module")
+def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
+    config = make_config(tmp_path_factory.mktemp("odoo"))
+    config.mappings_dir.mkdir()
+    for name, text in blocks(PAGE).items():
+        if name.startswith("mappings/"):
+            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def test_the_page_holds_schemas_stamps_seeds_and_three_mapping_files() -> None:
+    names = set(blocks(PAGE))
+    assert {"crm.sql", "erp.sql", "crm-stamps.sql", "erp-stamps.sql", "crm-seed.sql", "erp-seed.sql"} <= names
+    assert sorted(n for n in names if n.startswith("mappings/")) == [
+        "mappings/10-customers.yaml", "mappings/20-items.yaml", "mappings/30-orders.yaml"]
+
+
+def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
+    schemas = {}
+    for side, schema in (("crm", "public"), ("erp", "erpdb")):
+        path = tmp_path / f"{side}.sql"
+        path.write_text(blocks(PAGE)[f"{side}.sql"], encoding="utf-8")
+        schemas[side] = parse_schema(path, schema)
+    assert ("erpdb", "tabSales Order Item") in schemas["erp"] and ("erpdb", "tabDynamic Link") in schemas["erp"]
+    assert sorted(m.name for m in mset.mappings) == ["contact_company", "contacts", "customer_tag", "customers",
+                                                       "item_names", "items", "order_lines", "orders",
+                                                       "partner_tags"]
+    for flow in (f for m in mset.mappings for f in m.flows):
+        for end in (flow.source, flow.target):
+            table = schemas[end.side].get((end.table.schema, end.table.name))
+            assert table is not None, f"{flow.mapping}: {end.side} table {end.table} is not in the page"
+            assert end.key == table.primary_key, (flow.mapping, end.key, table.primary_key)
+            assert {c for c, _ in end.slice} <= set(table.columns), (flow.mapping, end.slice)
+        if flow.fold is None:
+            target = schemas[flow.target.side][(flow.target.table.schema, flow.target.table.name)]
+            assert written_columns(flow) <= set(target.columns), (flow.mapping, written_columns(flow))
+
+
+def test_the_choices_the_page_explains(mset: MappingSet) -> None:
+    by = {(f.mapping, f.stream): f for m in mset.mappings for f in m.flows}
+    # ERPNext's application names rows: replicator makes the key when it creates one there
+    assert [(g.column, g.kind) for g in by["customers", "crm_to_erp"].target.generate] == [("name", "template")]
+    assert [(g.column, g.kind) for g in by["contacts", "crm_to_erp"].target.generate] == [("name", "uuid")]
+    # one Odoo table, two entities
+    assert by["customers", "erp_to_crm"].target.slice == (("is_company", True),)
+    assert by["contacts", "erp_to_crm"].target.slice == (("is_company", False), ("type", "contact"))
+    # Odoo's view of a partner it did not make: set once, never over Odoo's own value
+    assert {"customer_rank", "type"} <= by["customers", "erp_to_crm"].insert_only
+    # the product's two Odoo tables both write item_code, the column both link by
+    assert {p.target for p in by["items", "crm_to_erp"].plans} >= {"item_code"}
+    assert {p.target for p in by["item_names", "crm_to_erp"].plans} >= {"item_code", "item_name"}
