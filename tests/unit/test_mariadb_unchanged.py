@@ -168,3 +168,32 @@ def test_formatter_column_is_literal_value_by_value(no_backslash: bool) -> None:
     assert fmt.utc_as_naive(aware) == [fmt.literal(mariadb._datetime(v)) for v in aware]
     assert fmt.utc_as_naive([datetime(2024, 1, 2, tzinfo=timezone(timedelta(hours=1)))]) is None
     assert fmt.utc_as_naive([datetime(2024, 1, 2)]) is None
+
+
+_UTC2 = timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize("column,new,old", [
+    ("note", [Decimal("NaN"), Decimal("1")], ["a", "b"]),  # a NaN Decimal in a column without a converter
+    ("amount", [Decimal("sNaN"), Decimal("1")], [Decimal(1), Decimal(2)]),
+    ("amount", [Decimal(1), Decimal(2)], [Decimal("Infinity"), Decimal(2)]),
+    ("amount", [Decimal("1e40"), Decimal("1e-30")], [Decimal(1), Decimal(2)]),  # 41 + 30 digits
+    ("amount", [Decimal("1e20"), Decimal("1e-20")], [Decimal(1), None]),
+    ("amount", [1, Decimal(2)], [Decimal(1), Decimal(2)]),  # two classes
+    ("changed_at", [datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 1, tzinfo=_UTC2)],
+     [datetime(2024, 1, 1, tzinfo=timezone.utc), None]),
+    ("changed_at", [datetime(2024, 1, 1), datetime(2024, 1, 1, 5)],
+     [datetime(2024, 1, 1, tzinfo=_UTC2), datetime(2024, 1, 1, tzinfo=timezone.utc)]),
+    ("changed_at", [datetime(2024, 1, 1), datetime(2024, 1, 1, 5)], ["infinity", datetime(2024, 1, 1)]),
+    ("d", [date(2024, 1, 1), datetime(2024, 1, 1)], [date(2024, 1, 1), date(2024, 1, 2)]),
+    ("code", [uuid.UUID(int=1), "x"], ["a", None]),
+    ("qty", [True, False], [1, 2]),
+    ("qty", [1, 2], [True, 2]),
+])
+def test_the_edges_decide_as_before(column: str, new: list[Any], old: list[Any]) -> None:
+    a = _applier(False)
+    cols = ("id", column, "f")
+    rows = [TargetChange(T, Op.UPDATE, ("id",), (i,), {"id": i, column: v, "f": 1.5}, expect={column: o})
+            for i, (v, o) in enumerate(zip(new, old), 1)]
+    run = Run(T, Op.UPDATE, ("id",), cols, {r.key: r for r in rows}, frozenset(), False, True, False, True)
+    assert a._unchanged_joined(run, rows, (column,)) == _reference(a, run, rows, (column,))
