@@ -753,9 +753,9 @@ class MariaDBApplier(Applier):
         ...) v ON t.k = v.x0 SET t.c = v.x1 WHERE t.c <=> v.o0 ...`, the old columns aggregated as the new
         (`_aggregate_as_they_are`), up to BATCH rows a statement. MariaDB 10.11 has no UPDATE ... RETURNING:
         the affected-row count says whether every row was written (the connection has CLIENT.FOUND_ROWS, so
-        it counts matched rows, a row already holding its new values too). Fewer: the whole run goes to
-        the full check; the rows written here are ours, locked, and hold their new values, which the check
-        takes for both sides having made the same edit and does not write again."""
+        it counts matched rows, a row already holding its new values too). Fewer: what it wrote is undone
+        (ROLLBACK TO SAVEPOINT, the rows staying locked) and the whole run goes to the full check, as if this
+        had not been tried."""
         if len(rows) > 1:
             if not self._int_key(run.table, run.key_columns):
                 return None
