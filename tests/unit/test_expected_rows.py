@@ -1,5 +1,6 @@
-"""`Applier.expected_rows` (the old values a conditional write compares, `update_unchanged`), now column by
-column, against 82159c7's row-by-row loop (kept below as `_reference`): for random `expect` values of every
+"""`Applier._expected_by_column` (the old values a conditional write compares, `update_unchanged`, for runs of
+COLUMNWISE_ROWS rows or more) against 82159c7's row-by-row loop (kept below as `_reference`; `expected_rows`
+still runs it for fewer rows): for random `expect` values of every
 class over both dialects' exact kinds and their converters -- NULLs, values of another class, values a
 converter refuses, NaN and infinite Decimals, naive and aware datetimes, bools among ints, a missing column,
 a row without `expect` -- the same rows (values and classes), or None for exactly the same runs."""
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from replicator.appliers import mariadb, postgres
+from replicator.appliers import base, mariadb, postgres
 from replicator.appliers.base import EXACT_CLASSES, Applier, Run, _getter
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.compare import ColumnInfo
@@ -105,22 +106,29 @@ def test_column_by_column_is_the_row_loop(data: Any, dialect: str, n: int, odd: 
                       if not (odd == 2 and data.draw(st.integers(0, 19)) == 0)}  # now and then one left out
         rows.append(TargetChange(T, Op.UPDATE, ("id",), (i,), {"id": i}, expect=expect))
     run = Run(T, Op.UPDATE, ("id",), ("id", *compared), {r.key: r for r in rows})
-    got, want = a.expected_rows(run, rows, compared), _reference(a, run, rows, compared)
+    got, want = a._expected_by_column(run, rows, compared), _reference(a, run, rows, compared)
     assert got == want
+    assert a.expected_rows(run, rows, compared) == want
     if got is not None and want is not None:
         assert [[type(v) for v in r] for r in got] == [[type(v) for v in r] for r in want]
 
 
-def test_the_usual_run_qualifies() -> None:
+def test_the_usual_run_qualifies_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
     a = _applier("postgresql")
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    n = base.COLUMNWISE_ROWS
     rows = [TargetChange(T, Op.UPDATE, ("id",), (i,), {"id": i},
                          expect={"qty": i, "amount": Decimal("1.5"), "at": at, "name": None, "d": date(2026, 1, 1),
-                                 "t": time(1)}) for i in range(3)]
+                                 "t": time(1)}) for i in range(n)]
     compared = ("qty", "amount", "at", "name", "d", "t")
-    run = Run(T, Op.UPDATE, ("id",), ("id", *compared), {r.key: r for r in rows})
-    got = a.expected_rows(run, rows, compared)
-    assert got == [[i, Decimal("1.5"), at, None, date(2026, 1, 1), time(1)] for i in range(3)]
+    want = [[i, Decimal("1.5"), at, None, date(2026, 1, 1), time(1)] for i in range(n)]
+    by_column: list[int] = []
+    real = a._expected_by_column
+    monkeypatch.setattr(a, "_expected_by_column", lambda *args: by_column.append(1) or real(*args))
+    for k in (1, n - 1, n):  # the row loop below COLUMNWISE_ROWS, by column from it
+        run = Run(T, Op.UPDATE, ("id",), ("id", *compared), {r.key: r for r in rows[:k]})
+        assert a.expected_rows(run, rows[:k], compared) == want[:k]
+    assert by_column == [1]
 
 
 @pytest.mark.parametrize("dialect,column,values", [
@@ -144,5 +152,5 @@ def test_the_edges_by_example(dialect: str, column: str, values: list[Any]) -> N
     for vs in (values, values[:1], values[1:]):
         rows = [TargetChange(T, Op.UPDATE, ("id",), (i,), {"id": i}, expect={column: v}) for i, v in enumerate(vs)]
         run = Run(T, Op.UPDATE, ("id",), ("id", column), {r.key: r for r in rows})
-        got, want = a.expected_rows(run, rows, (column,)), _reference(a, run, rows, (column,))
+        got, want = a._expected_by_column(run, rows, (column,)), _reference(a, run, rows, (column,))
         assert got == want and [[type(v) for v in r] for r in got or []] == [[type(v) for v in r] for r in want or []]
