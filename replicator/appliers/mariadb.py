@@ -6,9 +6,11 @@ import math
 import re
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterable, Sequence, TypeVar
 
 import pymysql
 from pymysql import converters, err
@@ -17,7 +19,7 @@ from pymysql.constants import CLIENT, COMMAND, CR, FIELD_TYPE
 from pymysql.protocol import MysqlPacket
 
 from replicator import metrics
-from replicator.appliers.base import Applier, Converter, Run
+from replicator.appliers.base import EXACT_CLASSES, Applier, Converter, Run
 from replicator.appliers.myliteral import MAX_STMT_LENGTH, Formatter, split_insert
 from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
@@ -139,18 +141,23 @@ def _aggregate_as_they_are(values: list[list[Any]]) -> bool:
         classes.discard(_NONE)
         if len(classes) > 1:
             return False
-        if Decimal in classes:
-            ints = scale = 0
-            for v in col:
-                if v is not None:
-                    t = v.as_tuple()
-                    exp = t.exponent
-                    if not isinstance(exp, int):  # (never: the converter refuses NaN and infinities)
-                        return False
-                    ints, scale = max(ints, len(t.digits) + exp), max(scale, -exp)
-            if ints + scale > 65:
-                return False
+        if Decimal in classes and not _decimals_fit(col):
+            return False
     return True
+
+
+def _decimals_fit(col: Iterable[Any]) -> bool:
+    """Whether these Decimals (and NULLs) aggregate to a DECIMAL holding each as it is: at most 65 digits
+    between the most integer digits and the most fractional ones (`_aggregate_as_they_are`)."""
+    ints = scale = 0
+    for v in col:
+        if v is not None:
+            t = v.as_tuple()
+            exp = t.exponent
+            if not isinstance(exp, int):  # (never: the converter refuses NaN and infinities)
+                return False
+            ints, scale = max(ints, len(t.digits) + exp), max(scale, -exp)
+    return ints + scale <= 65
 
 
 _NONE = type(None)
@@ -195,6 +202,95 @@ def _joined_statements(fmt: Formatter, head: bytes, tail: bytes, names: Sequence
     if parts:
         out.append(head + b"".join(parts) + tail)
     return out
+
+
+_UNION = " UNION ALL SELECT "
+# around a multi-row conditional write (update_unchanged); not the dead-letter queue's `replicator_row`
+_SAVEPOINT = "SAVEPOINT replicator_unchanged"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT replicator_unchanged"
+_TZINFO = attrgetter("tzinfo")
+
+
+def _literal_statements(enc: str, head: bytes, tail: bytes, names: Sequence[str],
+                        cols: list[list[str]]) -> list[bytes]:
+    """`_joined_statements` of rows already formatted, given column by column (`cols[j][i]`: row i's
+    literal of column j): the same statements, split where it splits them."""
+    bodies = list(map(str.encode, map(", ".join, zip(*cols)), repeat(enc)))
+    union = _UNION.encode(enc)
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for i, body in enumerate(bodies):
+        if parts:
+            b = union + body
+        else:  # the first SELECT names the derived table's columns
+            b = ("SELECT " + ", ".join(f"{col[i]} AS {n}" for col, n in zip(cols, names))).encode(enc)
+        parts.append(b)
+        size += len(b)
+        if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
+            out.append(head + b"".join(parts) + tail)
+            parts, size = [], 0
+    if parts:
+        out.append(head + b"".join(parts) + tail)
+    return out
+
+
+def _column_literals(col: list[Any], conv: Converter | None, fmt: Formatter,
+                     exact: tuple[frozenset[type], Callable[[Any], bool] | None] | None) -> list[str] | None:
+    """One column of a joined conditional write, the run's values of one target column (new ones, or old
+    ones with `exact`, their `EXACT_CLASSES` entry), as literals; None where the run cannot go that way:
+    a value the converter refuses (`new_rows`/`expected_rows` give None), values of more than one class
+    after it or Decimals past 65 digits (`_aggregate_as_they_are`), an old value not of an exact class or
+    failing its test (`expected_rows`). The same literals as `Formatter.literal` of each converted value."""
+    classes = set(map(type, col))
+    has_null = _NONE in classes
+    classes.discard(_NONE)
+    if not classes:  # all NULL
+        return ["NULL"] * len(col)
+    values = [v for v in col if v is not None] if has_null else col
+    cls = next(iter(classes)) if len(classes) == 1 else None
+    checked = False  # the exact class test already holds by construction
+    lits: list[str] | None = None
+    if conv is not None:
+        keep: Collection[type] = _KEEPS.get(conv, ())
+        if conv is _datetime and cls is datetime:
+            # the usual DATETIME value: converted (to naive UTC) and formatted in one pass over the column
+            lits = fmt.utc_as_naive(values)
+            if lits is not None or all(map(is_, map(_TZINFO, values), repeat(None))):
+                checked = True  # naive UTC by construction, or naive already (the converter's identity)
+                keep = (datetime,)
+        if cls is None or cls not in keep:
+            if conv is _decimal and cls is Decimal:
+                if not all(map(Decimal.is_finite, values)):
+                    return None  # the converter raises: new_rows / expected_rows give None
+                checked = True
+            else:
+                try:
+                    values = list(map(conv, values))
+                except (ValueError, TypeError, UnicodeError, OverflowError):
+                    return None
+                classes = set(map(type, values))
+                classes.discard(_NONE)  # (a converter never returns None for a value; kept exact anyway)
+                if len(classes) != 1:
+                    return None
+                cls = next(iter(classes))
+    if cls is None:
+        return None
+    if exact is not None:
+        allowed, test = exact
+        if cls not in allowed:
+            return None
+        if test is not None and not checked and not all(map(test, values)):
+            return None
+    if lits is None:
+        lits = fmt.column(values, cls)
+    if cls is Decimal and (not all(map(Decimal.is_finite, values))
+                           or 2 * max(map(len, lits)) > 65 and not _decimals_fit(values)):
+        return None  # (a literal's length bounds its integer digits and its scale alike)
+    if has_null:
+        it = iter(lits)
+        return ["NULL" if v is None else next(it) for v in col]
+    return lits
 
 
 _MEMBER = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
@@ -261,6 +357,13 @@ _CONVERTERS: dict[str, Converter] = {
     "binary": _uuid_binary,
     "varbinary": _uuid_binary,
     "decimal": _decimal,
+}
+
+
+# converters that hand a value of these exact classes back as it is: `_column_literals` skips their call
+_KEEPS: dict[Converter, frozenset[type]] = {
+    _uuid_text: frozenset({str, int, Decimal}), _decimal: frozenset({int}), _date: frozenset({date}),
+    _datetime: frozenset(), _bits: frozenset({int}),
 }
 
 
@@ -650,39 +753,50 @@ class MariaDBApplier(Applier):
         ...) v ON t.k = v.x0 SET t.c = v.x1 WHERE t.c <=> v.o0 ...`, the old columns aggregated as the new
         (`_aggregate_as_they_are`), up to BATCH rows a statement. MariaDB 10.11 has no UPDATE ... RETURNING:
         the affected-row count says whether every row was written (the connection has CLIENT.FOUND_ROWS, so
-        it counts matched rows, a row already holding its new values too). Fewer: the whole run goes to
-        the full check; the rows written here are ours, locked, and hold their new values, which the check
-        takes for both sides having made the same edit and does not write again."""
-        got = self.unchanged_inputs(run, rows, compared)
-        if got is None:
-            return None
-        values, olds = got
-        joined = len(values) > 1
-        if joined and not (self._int_key(run.table, run.key_columns) and _aggregate_as_they_are(values)
-                           and _aggregate_as_they_are(olds)):
-            return None
-        types = self._types.get(run.table, {})
-        kinds = [_EXACT_KINDS[types[c]] for c in compared]
-        fmt = self._formatter()
-        literal = fmt.literal
-        table = my_ident(run.table.schema, run.table.name)
-        if not joined:
-            row, old = values[0], olds[0]
+        it counts matched rows, a row already holding its new values too). Fewer: what it wrote is undone
+        (ROLLBACK TO SAVEPOINT, the rows staying locked) and the whole run goes to the full check, as if this
+        had not been tried."""
+        if len(rows) > 1:
+            if not self._int_key(run.table, run.key_columns):
+                return None
+            joined = self._unchanged_joined(run, rows, compared)
+            if joined is None:
+                return None
+            statements = joined
+        else:
+            got = self.unchanged_inputs(run, rows, compared)
+            if got is None:
+                return None
+            (row,), (old,) = got
+            types = self._types.get(run.table, {})
+            kinds = [_EXACT_KINDS[types[c]] for c in compared]
+            fmt = self._formatter()
+            literal = fmt.literal
             pos = {c: i for i, c in enumerate(run.columns)}
-            text = (f"UPDATE {table} SET "
+            text = (f"UPDATE {my_ident(run.table.schema, run.table.name)} SET "
                     + ", ".join(f"{my_ident(c)} = {literal(row[pos[c]])}" for c in run.updates)
                     + " WHERE " + " AND ".join(
                         [f"{my_ident(c)} = {literal(row[pos[c]])}" for c in run.key_columns]
                         + [_condition(kind, my_ident(c), literal(v)) for kind, c, v in zip(kinds, compared, old)]))
             statements = [text.encode(fmt.encoding)]
-        else:
-            statements = self._unchanged_joined(run, values, olds, compared, kinds)
+
+        # A run of several rows may match only some: their writes are then undone (ROLLBACK TO SAVEPOINT, the
+        # row locks kept) and the whole run takes the full check as if this had not been tried -- each row
+        # then written once (a row with owned fields, written unconditionally, was else written again with
+        # the same values, its triggers firing twice) and counted in rows_applied once, by `_write` (the rows
+        # written here were else counted nowhere: the check found them holding their new values, "the same
+        # edit"). One row matches all or nothing: no savepoint, no extra round trip.
+        guarded = len(rows) > 1
 
         def q() -> int:
             n = 0
             with self.db.cursor() as cur:
+                if guarded:
+                    cur.execute(_SAVEPOINT)
                 for stmt in statements:
                     n += cur.execute(stmt)
+                if guarded and n != len(rows):
+                    cur.execute(_ROLLBACK_TO)
             return n
         matched = self._run(q)
         if matched == len(rows):
@@ -690,18 +804,55 @@ class MariaDBApplier(Applier):
             return []
         return rows
 
-    def _unchanged_joined(self, run: Run, values: list[list[Any]], olds: list[list[Any]],
-                          compared: tuple[str, ...], kinds: list[str]) -> list[bytes]:
+    def _unchanged_joined(self, run: Run, rows: list[TargetChange],
+                          compared: tuple[str, ...]) -> list[bytes] | None:
+        """The joined conditional UPDATEs of a run of more than one row, or None where it cannot go that way:
+        what `unchanged_inputs`, `_aggregate_as_they_are` over its new and old rows and `_joined_statements`
+        give (tests/unit/test_mariadb_unchanged.py compares them), built column by column instead of value
+        by value: one column's values are of one class (else the run does not qualify), so its class test
+        (`EXACT_CLASSES`), its converter and its literals are each one pass over the column, in C where the
+        converter hands the class back as it is and the Formatter has a column form (`Formatter.column`),
+        and a DATETIME column of UTC datetimes (the WAL reader's timestamptz) is converted and formatted in
+        one (`Formatter.utc_as_naive`)."""
+        if not run.updates:
+            return None
+        table = run.table
+        convs = self._converters.get(table, {})
         fmt = self._formatter()
+        news = [r.values for r in rows]
+        expects = [r.expect for r in rows]
+        if not all(expects):  # (a row without `expect` compares nothing: never from detect)
+            return None
+        cols: list[list[str]] = []
+        try:
+            for c in run.columns:
+                lits = _column_literals(list(map(itemgetter(c), news)), convs.get(c), fmt, None)
+                if lits is None:
+                    return None
+                cols.append(lits)
+            kinds = []
+            for c in compared:
+                kind = self.exact_kind(table, c)
+                exact = EXACT_CLASSES.get(kind or "")
+                if kind is None or exact is None:
+                    return None
+                lits = _column_literals(list(map(itemgetter(c), expects)),  # type: ignore[arg-type]
+                                        convs.get(c), fmt, exact)
+                if lits is None:
+                    return None
+                cols.append(lits)
+                kinds.append(kind)
+        except KeyError:  # (never from detect: every row changes the run's columns and has each compared one)
+            return None
         enc = fmt.encoding
         names = [f"x{i}" for i in range(len(run.columns))] + [f"o{j}" for j in range(len(compared))]
         pos = {c: i for i, c in enumerate(run.columns)}
-        head = f"UPDATE {my_ident(run.table.schema, run.table.name)} AS t JOIN (".encode(enc)
+        head = f"UPDATE {my_ident(table.schema, table.name)} AS t JOIN (".encode(enc)
         tail = (") AS v ON " + " AND ".join(f"t.{my_ident(c)} = v.x{pos[c]}" for c in run.key_columns)
                 + " SET " + ", ".join(f"t.{my_ident(c)} = v.x{pos[c]}" for c in run.updates)
                 + " WHERE " + " AND ".join(_condition(kind, f"t.{my_ident(c)}", f"v.o{j}")
                                            for j, (kind, c) in enumerate(zip(kinds, compared)))).encode(enc)
-        return _joined_statements(fmt, head, tail, names, [[*row, *old] for row, old in zip(values, olds)])
+        return _literal_statements(enc, head, tail, names, cols)
 
     def _formatter(self) -> Formatter:
         fmt = self._fmt

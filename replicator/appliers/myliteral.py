@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime
 import re
 from decimal import Decimal
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
 from pymysql import converters
@@ -57,6 +59,12 @@ def _date(v: datetime.date) -> str:
     return "'" + v.isoformat() + "'"  # YYYY-MM-DD, as PyMySQL's '{year:04}-{month:02}-{day:02}'
 
 
+_QUOTED = "'{}'".format  # "'" + text + "'" as one C call per value (map(_QUOTED, ...))
+_NO_OFFSET = itemgetter(slice(None, -6))  # an isoformat without its trailing "+00:00", in C
+_isoformat = datetime.datetime.isoformat
+_UTC = datetime.timezone.utc
+_TZINFO = attrgetter("tzinfo")
+
 # the characters either escaping mode changes (_ESCAPE maps every other ASCII character to itself)
 _SPECIAL = tuple(chr(i) for i, c in enumerate(converters._escape_table) if c != chr(i))  # type: ignore[attr-defined]
 
@@ -93,6 +101,37 @@ class Formatter:
     def literal(self, v: Any) -> str:
         fn = self._by_type.get(type(v))
         return fn(v) if fn is not None else str(self.conn.escape(v))
+
+    def column(self, values: list[Any], cls: type) -> list[str]:
+        """`literal` of each of `values`, all of exactly class `cls` (no None), with the per-class work done
+        once for the column where it can be: the loop in C (`map`) for ints, Decimals, naive datetimes and
+        strings holding nothing to escape (one scan of the column joined instead of seven of each value). The
+        same text as `literal` value by value (tests/unit/test_myliteral.py)."""
+        if cls is int:
+            return list(map(int.__repr__, values))
+        if cls is Decimal:
+            return list(map(format, values, repeat("f")))  # _decimal's format(v, "f")
+        if cls is datetime.datetime and all(map(is_, map(_TZINFO, values), repeat(None))):
+            return list(map(_QUOTED, map(_isoformat, values, repeat(" "))))  # _datetime's naive branch
+        if cls is str:
+            joined = "".join(values)
+            if "'" not in joined and (self._no_backslash or not (
+                    "\\" in joined or '"' in joined or "\n" in joined or "\r" in joined or "\x00" in joined
+                    or "\x1a" in joined)):
+                return list(map(_QUOTED, values))  # text(): nothing to escape in either mode
+        fn = self._by_type.get(cls)
+        if fn is None:
+            return [self.literal(v) for v in values]
+        return list(map(fn, values))
+
+    def utc_as_naive(self, values: list[datetime.datetime]) -> list[str] | None:
+        """The literals of these datetimes converted to naive UTC (the applier's DATETIME/TIMESTAMP converter:
+        `astimezone(utc).replace(tzinfo=None)`), where each is a datetime in UTC (`tzinfo` is timezone.utc,
+        what the WAL reader makes of a timestamptz): its isoformat less "+00:00", the same wall time and text,
+        without the two datetimes per value the conversion makes. None where one is not."""
+        if not all(map(is_, map(_TZINFO, values), repeat(_UTC))):  # identity: no look-alike zone
+            return None
+        return list(map(_QUOTED, map(_NO_OFFSET, map(_isoformat, values, repeat(" ")))))
 
     def row(self, values: Iterable[Any]) -> str:
         by_type, escape = self._by_type, self.conn.escape

@@ -582,7 +582,8 @@ class PostgresApplier(Applier):
                 return None
             encoder = self._encoders[key] = RowEncoder(["integer", *(types[c] for c in (*run.columns, *compared))])
         try:
-            return encoder.rows([i, *row, *old] for i, (row, old) in enumerate(zip(values, olds)))
+            # column by column (RowEncoder.columns): the run's values of a column share a class
+            return encoder.columns([range(len(values)), *zip(*values), *zip(*olds)])
         except Unsupported:
             return None
 

@@ -367,9 +367,9 @@ class _Check:
         "equal" -- where the check would write every changed field -- while SQL's "different" (CHAR
         padding, Decimal scale, a time zone, case) only sends the row to the full check, which then
         decides it as always. A row missing on the target matches nothing: the full check
-        (update_missing). A row the statement wrote holds its new values when the full check reads it
-        (MariaDB): "both sides made the same edit", nothing written again, nothing recorded. Each written
-        row is locked by the statement, each other row by the full check's read.
+        (update_missing). On MariaDB a run the statement matched only in part is undone to a savepoint
+        first (`MariaDBApplier.update_unchanged`): the full check then sees the rows as they were. Each
+        written row is locked by the statement, each other row by the full check's read.
 
         Only runs of rows that all change the same fields (the compared ones, each in every row's
         `expect`, plus the owned fields router.with_owned adds without `expect`, written as they are), all

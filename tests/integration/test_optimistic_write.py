@@ -7,7 +7,9 @@
 - Differential (Hypothesis): random runs of checked updates against random concurrent target edits (the same
   field, another field, the new value already, NULLs, the row deleted), applied through the full check alone
   and through the fast path, into two tables of one shape: the same rows after, the same conflicts recorded,
-  the same rows locked before the commit.
+  the same rows locked before the commit, the same count of rows in `replicator_rows_applied_total`, and on
+  MariaDB the same writes of each row (an AFTER UPDATE trigger's log: a run the conditional write matched
+  only in part is undone to a savepoint, so no row is written twice).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from replicator.appliers.base import Applier, Run
 from replicator.appliers.mariadb import MariaDBApplier
 from replicator.appliers.postgres import PostgresApplier
+from replicator import metrics
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.config import Account, Connection, Secret
 from replicator.conflicts import detect
@@ -309,9 +312,10 @@ def _locked(a: Applier, other: Any, table: TableRef) -> list[Any]:
 
 
 def _apply(a: Applier, other: Any, det: Detector, table: TableRef, s: dict[str, Any], fast: bool,
-           found: list[Conflict], monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+           found: list[Conflict], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
     """The scenario's start into `table`, then its run through `a.apply` with the detector: the conflicts
-    recorded, the rows locked before the commit."""
+    recorded, the rows locked before the commit, the rows counted applied, the UPDATEs of each row (MariaDB's
+    trigger log; None on PostgreSQL)."""
     a.begin()
     a.execute(f"DELETE FROM {a.quote_table(table)}", [])
     for k, _, _, stored in s["rows"]:
@@ -321,6 +325,8 @@ def _apply(a: Applier, other: Any, det: Detector, table: TableRef, s: dict[str, 
     changes = [TargetChange(table, Op.UPDATE, ("id",), (k,), {"id": k, **new}, expect={"id": k, **old},
                             mapping="acct", source_key=(k,)) for k, old, new, _ in s["rows"]]
     recorded: list[Conflict] = []
+    applied = _applied(a, table)
+    logged = _update_log(a, table)
     monkeypatch.setattr(detect.store, "record", lambda applier, conflicts: recorded.extend(conflicts))
     if not fast:
         monkeypatch.setattr(a, "compares_exactly", lambda table, column: False)
@@ -336,7 +342,26 @@ def _apply(a: Applier, other: Any, det: Detector, table: TableRef, s: dict[str, 
     finally:
         monkeypatch.undo()
     found.extend(recorded)
-    return [dict(asdict(c), table=None) for c in recorded], locked
+    after = _update_log(a, table)
+    writes = None if logged is None or after is None else sorted(after[len(logged):])  # each row's UPDATEs
+    return [dict(asdict(c), table=None) for c in recorded], locked, _applied(a, table) - applied, writes
+
+
+def _applied(a: Applier, table: TableRef) -> float:
+    """replicator_rows_applied_total of this table, updates and inserts (a missing row written whole)."""
+    get = metrics.REGISTRY.get_sample_value
+    return sum(get("replicator_rows_applied_total", {"direction": a.direction, "table": str(table), "op": op})
+               or 0.0 for op in ("update", "insert"))
+
+
+def _update_log(a: Applier, table: TableRef) -> list[Any] | None:
+    """The ids the table's AFTER UPDATE trigger logged, in order (MariaDB), None without one."""
+    if not isinstance(a, MariaDBApplier):
+        return None
+    a.begin()
+    got = a.query("SELECT id FROM upd_log WHERE tbl = %s ORDER BY n", [table.name])
+    a.rollback()
+    return [r[0] for r in got]
 
 
 def _rows(a: Applier, table: TableRef) -> list[tuple[Any, ...]]:
@@ -382,8 +407,11 @@ def pg_pair(pg_db: Any) -> Iterator[tuple[PostgresApplier, Any]]:
 def maria_pair(maria_db: Any) -> Iterator[tuple[MariaDBApplier, Any]]:
     conn = maria_db.connect()
     with conn.cursor() as cur:
+        cur.execute("CREATE TABLE upd_log (n INT AUTO_INCREMENT PRIMARY KEY, tbl VARCHAR(10), id INT)")
         for name in ("full", "fast"):
             cur.execute(f"CREATE TABLE `{name}` {MY_DDL}")
+            cur.execute(f"CREATE TRIGGER `{name}_upd` AFTER UPDATE ON `{name}` FOR EACH ROW "
+                        f"INSERT INTO upd_log (tbl, id) VALUES ('{name}', NEW.id)")
     conn.commit()
     a = _maria_applier(maria_db)
     a.load_types([TableRef(maria_db.dbname, "full"), TableRef(maria_db.dbname, "fast")])
