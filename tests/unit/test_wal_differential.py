@@ -319,7 +319,7 @@ def copy_messages(draw: Any) -> list[bytes]:
     out = []
     end = 100
     for _ in range(draw(st.integers(0, 12))):
-        end += draw(st.integers(-20, 50))
+        end = max(10, end + draw(st.integers(-20, 50)))  # an LSN: start = end - 10 never below 0
         pick = draw(st.integers(0, 9))
         if pick < 6:
             out.append(xlogdata(end - 10, end, draw(st.binary(max_size=6))))
