@@ -359,6 +359,11 @@ class Applier(abc.ABC):
         per-column set-up costs ~1 us a column, more than the loop below for fewer rows)."""
         if len(rows) >= COLUMNWISE_ROWS:
             return self._expected_by_column(run, rows, compared)
+        return self._expected_by_row(run, rows, compared)
+
+    def _expected_by_row(self, run: Run, rows: Sequence[TargetChange],
+                         compared: tuple[str, ...]) -> list[list[Any]] | None:
+        """`expected_rows` row by row: a value at a time, through its converter, its class tested."""
         convs = self._converters.get(run.table, {})
         plan = []
         for i, c in enumerate(compared):

@@ -1,6 +1,6 @@
 """`Applier._expected_by_column` (the old values a conditional write compares, `update_unchanged`, for runs of
-COLUMNWISE_ROWS rows or more) against 82159c7's row-by-row loop (kept below as `_reference`; `expected_rows`
-still runs it for fewer rows): for random `expect` values of every
+COLUMNWISE_ROWS rows or more) against the row-by-row loop (`Applier._expected_by_row`, 82159c7's
+`expected_rows`, which still runs it for fewer rows): for random `expect` values of every
 class over both dialects' exact kinds and their converters -- NULLs, values of another class, values a
 converter refuses, NaN and infinite Decimals, naive and aware datetimes, bools among ints, a missing column,
 a row without `expect` -- the same rows (values and classes), or None for exactly the same runs."""
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from replicator.appliers import base, mariadb, postgres
-from replicator.appliers.base import EXACT_CLASSES, Applier, Run, _getter
+from replicator.appliers.base import Applier, Run
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.compare import ColumnInfo
 from replicator.config import Account, Connection, Secret
@@ -28,37 +28,8 @@ PG_TYPES = {"id": "bigint", "qty": "integer", "name": "text", "amount": "numeric
 
 
 def _reference(a: Applier, run: Run, rows: list[TargetChange], compared: tuple[str, ...]) -> list[list[Any]] | None:
-    """82159c7's Applier.expected_rows, verbatim."""
-    convs = a._converters.get(run.table, {})
-    plan = []
-    for i, c in enumerate(compared):
-        exact = EXACT_CLASSES.get(a.exact_kind(run.table, c) or "")
-        if exact is None:
-            return None
-        plan.append((i, convs.get(c), exact[0], exact[1]))
-    get = _getter(compared)
-    out: list[list[Any]] = []
-    for r in rows:
-        expect = r.expect
-        if expect is None:
-            return None
-        try:
-            row = list(get(expect))
-        except KeyError:
-            return None
-        for i, conv, classes, test in plan:
-            v = row[i]
-            if v is None:
-                continue
-            if conv is not None:
-                try:
-                    v = row[i] = conv(v)
-                except (ValueError, TypeError, UnicodeError, OverflowError):
-                    return None
-            if v.__class__ not in classes or (test is not None and not test(v)):
-                return None
-        out.append(row)
-    return out
+    """The row-by-row loop (82159c7's Applier.expected_rows, kept for runs below COLUMNWISE_ROWS)."""
+    return a._expected_by_row(run, rows, compared)
 
 
 def _applier(dialect: str) -> Applier:
