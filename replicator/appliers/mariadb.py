@@ -181,19 +181,26 @@ def _condition(kind: str, column: str, value: str) -> str:
 
 
 def _joined_statements(fmt: Formatter, head: bytes, tail: bytes, names: Sequence[str],
-                       rows: Iterable[Sequence[Any]]) -> list[bytes]:
+                       rows: Sequence[Sequence[Any]]) -> list[bytes]:
     """`head` + the rows as a derived table (`SELECT v AS n, ... UNION ALL SELECT v, ...`, the first SELECT
     naming its columns `names`) + `tail`, up to BATCH rows and MAX_STMT_LENGTH bytes a statement: the
     joined UPDATEs' (`_update_joined`, `_unchanged_joined`)."""
     enc, literal = fmt.encoding, fmt.literal
+    return _split_union(head, tail, len(rows), lambda i: (
+        "SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(rows[i], names))).encode(enc),
+        lambda i: (_UNION + fmt.row(rows[i])[1:-1]).encode(enc))
+
+
+def _split_union(head: bytes, tail: bytes, n: int, named: Callable[[int], bytes],
+                 unioned: Callable[[int], bytes]) -> list[bytes]:
+    """The statements `head` + n rows' SELECTs + `tail`, split after BATCH rows or MAX_STMT_LENGTH bytes:
+    row i as `named(i)` where it opens a statement (the first SELECT names the derived table's columns),
+    else as `unioned(i)` (` UNION ALL SELECT ...`)."""
     out: list[bytes] = []
     parts: list[bytes] = []
     size = 0
-    for row in rows:
-        if not parts:  # the first SELECT names the derived table's columns
-            b = ("SELECT " + ", ".join(f"{literal(v)} AS {n}" for v, n in zip(row, names))).encode(enc)
-        else:
-            b = (" UNION ALL SELECT " + fmt.row(row)[1:-1]).encode(enc)
+    for i in range(n):
+        b = unioned(i) if parts else named(i)
         parts.append(b)
         size += len(b)
         if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
@@ -217,22 +224,9 @@ def _literal_statements(enc: str, head: bytes, tail: bytes, names: Sequence[str]
     literal of column j): the same statements, split where it splits them."""
     bodies = list(map(str.encode, map(", ".join, zip(*cols)), repeat(enc)))
     union = _UNION.encode(enc)
-    out: list[bytes] = []
-    parts: list[bytes] = []
-    size = 0
-    for i, body in enumerate(bodies):
-        if parts:
-            b = union + body
-        else:  # the first SELECT names the derived table's columns
-            b = ("SELECT " + ", ".join(f"{col[i]} AS {n}" for col, n in zip(cols, names))).encode(enc)
-        parts.append(b)
-        size += len(b)
-        if len(parts) >= BATCH or size >= MAX_STMT_LENGTH:
-            out.append(head + b"".join(parts) + tail)
-            parts, size = [], 0
-    if parts:
-        out.append(head + b"".join(parts) + tail)
-    return out
+    return _split_union(head, tail, len(bodies), lambda i: (
+        "SELECT " + ", ".join(f"{col[i]} AS {n}" for col, n in zip(cols, names))).encode(enc),
+        lambda i: union + bodies[i])
 
 
 def _column_literals(col: list[Any], conv: Converter | None, fmt: Formatter,

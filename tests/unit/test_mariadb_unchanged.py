@@ -197,3 +197,15 @@ def test_the_edges_decide_as_before(column: str, new: list[Any], old: list[Any])
             for i, (v, o) in enumerate(zip(new, old), 1)]
     run = Run(T, Op.UPDATE, ("id",), cols, {r.key: r for r in rows}, frozenset(), False, True, False, True)
     assert a._unchanged_joined(run, rows, (column,)) == _reference(a, run, rows, (column,))
+
+
+def test_split_union_opens_each_statement_with_the_naming_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the one splitter of both joined forms: at most BATCH rows a statement, a statement closed once it
+    # reaches MAX_STMT_LENGTH bytes, and row i written as `named(i)` exactly where it opens a statement
+    monkeypatch.setattr(mariadb, "BATCH", 3)
+    monkeypatch.setattr(mariadb, "MAX_STMT_LENGTH", 10**6)
+    named, unioned = (lambda i: b"N%d" % i), (lambda i: b"+U%d" % i)
+    assert mariadb._split_union(b"<", b">", 7, named, unioned) == [b"<N0+U1+U2>", b"<N3+U4+U5>", b"<N6>"]
+    assert mariadb._split_union(b"<", b">", 0, named, unioned) == []
+    monkeypatch.setattr(mariadb, "MAX_STMT_LENGTH", 5)  # N0 + U1 = 5 bytes: closed after the second row
+    assert mariadb._split_union(b"<", b">", 4, named, unioned) == [b"<N0+U1>", b"<N2+U3>"]
