@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,15 +52,7 @@ def test_every_mapping_loads_and_names_tables_keys_and_columns_of_the_schemas(
         schemas[side] = parse_schema(path, schema)
     assert sorted(m.name for m in mset.mappings) == ["contact_account", "contacts", "customer_custom", "customers",
                                                        "order_lines", "orders", "products"]
-    for flow in (f for m in mset.mappings for f in m.flows):
-        for end in (flow.source, flow.target):
-            table = schemas[end.side].get((end.table.schema, end.table.name))
-            assert table is not None, f"{flow.mapping}: {end.side} table {end.table} is not in the page"
-            assert end.key == table.primary_key, (flow.mapping, end.key, table.primary_key)
-            assert {c for c, _ in end.slice} <= set(table.columns), (flow.mapping, end.slice)
-        if flow.fold is None:
-            target = schemas[flow.target.side][(flow.target.table.schema, flow.target.table.name)]
-            assert written_columns(flow) <= set(target.columns), (flow.mapping, written_columns(flow))
+    assert_mappings_fit(mset, schemas)
 
 
 def test_the_choices_the_page_explains(mset: MappingSet) -> None:
@@ -72,3 +65,17 @@ def test_the_choices_the_page_explains(mset: MappingSet) -> None:
     assert by["customers", "erp_to_crm"].source.slice == (("entity", 1),)
     rules = by["customer_custom", "erp_to_crm"].conflicts
     assert rules is not None and (rules.default.rule, rules.default.side) == ("priority", "erp"), rules
+
+
+def assert_mappings_fit(mset: MappingSet, schemas: dict[str, Any]) -> None:
+    """Every table a page's mappings name is one of its CREATE TABLEs, keyed as the mapping says, with the
+    columns its slices and written fields name (shared with test_walkthrough_odoo_doc.py)."""
+    for flow in (f for m in mset.mappings for f in m.flows):
+        for end in (flow.source, flow.target):
+            table = schemas[end.side].get((end.table.schema, end.table.name))
+            assert table is not None, f"{flow.mapping}: {end.side} table {end.table} is not in the page"
+            assert end.key == table.primary_key, (flow.mapping, end.key, table.primary_key)
+            assert {c for c, _ in end.slice} <= set(table.columns), (flow.mapping, end.slice)
+        if flow.fold is None:
+            target = schemas[flow.target.side][(flow.target.table.schema, flow.target.table.name)]
+            assert written_columns(flow) <= set(target.columns), (flow.mapping, written_columns(flow))

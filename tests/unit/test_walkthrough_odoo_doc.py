@@ -9,8 +9,8 @@ import pytest
 
 from replicator.mapping.model import MappingSet, load_mappings
 from tests.unit.test_mapping import make_config
-from tests.unit.test_reference_mappings import parse_schema, written_columns
-from tests.unit.test_walkthrough_doc import ROOT, blocks
+from tests.unit.test_reference_mappings import parse_schema
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
 
 PAGE = ROOT / "docs" / "walkthrough-odoo-erpnext.md"
 
@@ -42,15 +42,7 @@ def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: Mappin
     assert sorted(m.name for m in mset.mappings) == ["contact_company", "contacts", "customer_tag", "customers",
                                                        "item_names", "items", "order_lines", "orders",
                                                        "partner_tags"]
-    for flow in (f for m in mset.mappings for f in m.flows):
-        for end in (flow.source, flow.target):
-            table = schemas[end.side].get((end.table.schema, end.table.name))
-            assert table is not None, f"{flow.mapping}: {end.side} table {end.table} is not in the page"
-            assert end.key == table.primary_key, (flow.mapping, end.key, table.primary_key)
-            assert {c for c, _ in end.slice} <= set(table.columns), (flow.mapping, end.slice)
-        if flow.fold is None:
-            target = schemas[flow.target.side][(flow.target.table.schema, flow.target.table.name)]
-            assert written_columns(flow) <= set(target.columns), (flow.mapping, written_columns(flow))
+    assert_mappings_fit(mset, schemas)
 
 
 def test_the_choices_the_page_explains(mset: MappingSet) -> None:
