@@ -334,15 +334,32 @@ _SHARED_TYPES = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING, FIELD_TYPE.BLO
                            FIELD_TYPE.DATETIME, FIELD_TYPE.TIME, FIELD_TYPE.TIMESTAMP})
 
 
+def _fixed_width(col: Any) -> Optional[int]:
+    """The bytes a not-NULL value of a _SHARED_TYPES column takes, when the type fixes it (None: a string,
+    whose length prefix says). Called after _column_lines accepted the column's metadata."""
+    t = col.type
+    T = FIELD_TYPE
+    if t == T.NEWDECIMAL:
+        integral, decimals = int(col.precision) - int(col.decimals), int(col.decimals)
+        return (_DEC_SIZES[integral % 9] + 4 * (integral // 9) + 4 * (decimals // 9) + _DEC_SIZES[decimals % 9])
+    if t == T.DATETIME2:
+        return 5 + _fsp_width(col.fsp)
+    if t == T.TIMESTAMP2:
+        return 4 + _fsp_width(col.fsp)
+    if t == T.TIME2:
+        return 3 + _fsp_width(col.fsp)
+    return {T.DATE: 3, T.DATETIME: 8, T.TIME: 3, T.TIMESTAMP: 4}.get(t)
+
+
 def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any], image: str = "",
                  share: bool = False) -> list[str]:
     """Code that decodes one row image at buf[p:] into v0..v{n-1}, advancing p and counting zero dates in z.
 
     With `share`, an UPDATE's two images: the before image ("before") records where each column of a
-    _SHARED_TYPES type starts and ends (q{i}, r{i}); the after image ("after"), for such a column not NULL,
-    keeps the before image's value (still in v{i}) when that value is not None and the after image holds the
-    same bytes there (the length prefix of a string included: equal bytes from q{i} to r{i} are the whole
-    field), skipping them. Only a value that is not None: None from a column that is not NULL is a zero
+    _SHARED_TYPES type starts and, for a string, ends (q{i}, r{i}; `_fixed_width` gives the others' width);
+    the after image ("after"), for such a column not NULL, keeps the before image's value (still in v{i})
+    when that value is not None and the after image holds the same bytes there (the length prefix of a
+    string included: equal bytes from q{i} to r{i} are the whole field), skipping them. Only a value that is not None: None from a column that is not NULL is a zero
     date (counted in z: decoding again counts it again), and one that raised never gets here."""
     n = len(columns)
     nbytes = (n + 7) // 8
@@ -353,12 +370,17 @@ def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any
         shared = share and col.type in _SHARED_TYPES
         lines.append(f"if n{i >> 3} & {1 << (i & 7)}:")
         lines.append(f"    v{i} = None")
+        width = _fixed_width(col) if shared else None
         if shared and image == "after":
-            lines.append(f"elif v{i} is not None and buf[p:p + r{i} - q{i}] == buf[q{i}:r{i}]:")
-            lines.append(f"    p += r{i} - q{i}")
+            if width is None:
+                lines.append(f"elif v{i} is not None and buf[p:p + r{i} - q{i}] == buf[q{i}:r{i}]:")
+                lines.append(f"    p += r{i} - q{i}")
+            else:  # the width is known: no end recorded, no subtraction
+                lines.append(f"elif v{i} is not None and buf[p:p + {width}] == buf[q{i}:q{i} + {width}]:")
+                lines.append(f"    p += {width}")
         lines.append("else:")
         if shared and image == "before":
-            body = [f"q{i} = p"] + body + [f"r{i} = p"]
+            body = [f"q{i} = p"] + body + ([f"r{i} = p"] if width is None else [])
         lines += ["    " + line for line in body]
     return lines
 
