@@ -359,8 +359,9 @@ def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any
     _SHARED_TYPES type starts and, for a string, ends (q{i}, r{i}; `_fixed_width` gives the others' width);
     the after image ("after"), for such a column not NULL, keeps the before image's value (still in v{i})
     when that value is not None and the after image holds the same bytes there (the length prefix of a
-    string included: equal bytes from q{i} to r{i} are the whole field), skipping them. Only a value that is not None: None from a column that is not NULL is a zero
-    date (counted in z: decoding again counts it again), and one that raised never gets here."""
+    string included: equal bytes from q{i} to r{i} are the whole field), skipping them. Only a value that
+    is not None: None from a column that is not NULL is a zero date (counted in z: decoding again counts
+    it again), and one that raised never gets here."""
     n = len(columns)
     nbytes = (n + 7) // 8
     lines = [f"n{k} = buf[p + {k}]" for k in range(nbytes)]
