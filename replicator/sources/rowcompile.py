@@ -322,17 +322,66 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
     raise _Unsupported(f"column type {t!r}")
 
 
-def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any]) -> list[str]:
-    """Code that decodes one row image at buf[p:] into v0..v{n-1}, advancing p and counting zero dates in z."""
+# Column types whose value an UPDATE's after image takes from its before image when the column's bytes are
+# the same in both (the generated code is a pure function of those bytes and the options, so it would decode
+# an equal value): text and binary strings, DECIMAL and the temporal types, dearer to decode than two slices
+# compared. Their values are immutable (str, bytes, Decimal, date, datetime, timedelta), so one object shared
+# by both images cannot be changed through either. Not the integers (one struct call, cheaper than the
+# comparison), not FLOAT/DOUBLE (a NaN shared would be `is`-equal to itself where two decoded NaNs are not),
+# not ENUM, SET (a set is mutable), BIT or JSON (a dict or list is mutable).
+_SHARED_TYPES = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING, FIELD_TYPE.BLOB, FIELD_TYPE.NEWDECIMAL,
+                           FIELD_TYPE.DATE, FIELD_TYPE.DATETIME2, FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIME2,
+                           FIELD_TYPE.DATETIME, FIELD_TYPE.TIME, FIELD_TYPE.TIMESTAMP})
+
+
+def _fixed_width(col: Any) -> Optional[int]:
+    """The bytes a not-NULL value of a _SHARED_TYPES column takes, when the type fixes it (None: a string,
+    whose length prefix says). Called after _column_lines accepted the column's metadata."""
+    t = col.type
+    T = FIELD_TYPE
+    if t == T.NEWDECIMAL:
+        integral, decimals = int(col.precision) - int(col.decimals), int(col.decimals)
+        return (_DEC_SIZES[integral % 9] + 4 * (integral // 9) + 4 * (decimals // 9) + _DEC_SIZES[decimals % 9])
+    if t == T.DATETIME2:
+        return 5 + _fsp_width(col.fsp)
+    if t == T.TIMESTAMP2:
+        return 4 + _fsp_width(col.fsp)
+    if t == T.TIME2:
+        return 3 + _fsp_width(col.fsp)
+    return {T.DATE: 3, T.DATETIME: 8, T.TIME: 3, T.TIMESTAMP: 4}.get(t)
+
+
+def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any], image: str = "",
+                 share: bool = False) -> list[str]:
+    """Code that decodes one row image at buf[p:] into v0..v{n-1}, advancing p and counting zero dates in z.
+
+    With `share`, an UPDATE's two images: the before image ("before") records where each column of a
+    _SHARED_TYPES type starts and, for a string, ends (q{i}, r{i}; `_fixed_width` gives the others' width);
+    the after image ("after"), for such a column not NULL, keeps the before image's value (still in v{i})
+    when that value is not None and the after image holds the same bytes there (the length prefix of a
+    string included: equal bytes from q{i} to r{i} are the whole field), skipping them. Only a value that
+    is not None: None from a column that is not NULL is a zero date (counted in z: decoding again counts
+    it again), and one that raised never gets here."""
     n = len(columns)
     nbytes = (n + 7) // 8
     lines = [f"n{k} = buf[p + {k}]" for k in range(nbytes)]
     lines.append(f"p += {nbytes}")
     for i, col in enumerate(columns):
         body, _ = _column_lines(i, col, opts, ns)
+        shared = share and col.type in _SHARED_TYPES
         lines.append(f"if n{i >> 3} & {1 << (i & 7)}:")
         lines.append(f"    v{i} = None")
+        width = _fixed_width(col) if shared else None
+        if shared and image == "after":
+            if width is None:
+                lines.append(f"elif v{i} is not None and buf[p:p + r{i} - q{i}] == buf[q{i}:r{i}]:")
+                lines.append(f"    p += r{i} - q{i}")
+            else:  # the width is known: no end recorded, no subtraction
+                lines.append(f"elif v{i} is not None and buf[p:p + {width}] == buf[q{i}:q{i} + {width}]:")
+                lines.append(f"    p += {width}")
         lines.append("else:")
+        if shared and image == "before":
+            body = [f"q{i} = p"] + body + ([f"r{i} = p"] if width is None else [])
         lines += ["    " + line for line in body]
     return lines
 
@@ -387,7 +436,8 @@ def _options(ignore_decode_errors: bool = False, utc_timestamps: bool = False, s
 
 def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False, utc_timestamps: bool = False,
                   sets_as_text: bool | str = False, zero_timestamps_as_none: bool = False,
-                  exact_values: bool = False, decode_errors: Optional[str] = None) -> Optional[TableDecoder]:
+                  exact_values: bool = False, decode_errors: Optional[str] = None,
+                  share_unchanged: bool = True) -> Optional[TableDecoder]:
     """Compile a table map's columns (pymysqlreplication Column objects) into a TableDecoder, or None when
     any column cannot be decoded exactly as mysql-replication does (the caller then uses ``event.rows``).
 
@@ -405,18 +455,23 @@ def compile_table(columns: Sequence[Any], *, ignore_decode_errors: bool = False,
     decode_errors: the error handler of text decoding instead of "strict" ("ignore" with
         ignore_decode_errors); RowDecoder's "surrogateescape" finds the row and column of a byte the
         character set leaves undefined (``RowDecoder.undecodable``).
+    share_unchanged: an UPDATE's after image takes the before image's value (the same object) of a column
+        of text, DECIMAL or a temporal type whose bytes are the same in both images, instead of decoding
+        them again (equal values either way; False: the full decode, for the tests to compare with).
     """
     opts = _options(ignore_decode_errors, utc_timestamps, sets_as_text, zero_timestamps_as_none, exact_values)
     if decode_errors is not None:
         opts["errors"] = decode_errors
     try:
-        return _compile(columns, opts)
+        return _compile(columns, opts, share_unchanged)
     except _Unsupported as exc:
         log.debug("row decoder: falling back to mysql-replication: %s", exc)
         return None
 
 
-def _compile(columns: Sequence[Any], opts: dict[str, Any]) -> TableDecoder:
+def _compile(columns: Sequence[Any], opts: dict[str, Any], share: bool = True) -> TableDecoder:
+    """share: an UPDATE's after image takes the before image's value of a column whose bytes are the same
+    (_image_lines); False decodes both images in full (the reference the tests compare with)."""
     n = len(columns)
     if n == 0:
         raise _Unsupported("no columns")
@@ -428,6 +483,7 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any]) -> TableDecoder:
         names.append(name)
     ns = dict(_BASE_NS)
     image = _image_lines(columns, opts, ns)
+    images2 = (_image_lines(columns, opts, ns, "before", share), _image_lines(columns, opts, ns, "after", share))
     # keys are str literals (repr of a str always is one); duplicates behave like values[name] = ...
     row = "{" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names)) + "}"
     src: list[str] = []
@@ -437,7 +493,7 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any]) -> TableDecoder:
         src.append("    out = []; append = out.append; z = 0; p = 0; end = len(buf)")
         src.append("    while p < end:")
         for k in range(images):
-            src.extend("        " + line for line in image)
+            src.extend("        " + line for line in (image if images == 1 else images2[k]))
             if images == 2 and k == 0:
                 src.append(f"        before = {row}")
         src.extend("        " + line for line in body_tail)
