@@ -63,13 +63,31 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def key_candidates(text: str) -> tuple[tuple[Any, ...], ...]:
-    """`--key 42` or `--key 7,2` as the typed keys it may stand for: a part that looks like an integer is
-    tried as an integer and as text (the stored keys keep their types: 42 is not "42")."""
-    parts = [p.strip() for p in text.split(",")]
-    if not parts or any(p == "" for p in parts):
-        raise ConfigError(f"--key {text!r}: give the key's values separated by commas (42 or 7,2)")
+    """`--key 42`, `--key 7,2` or `--key '["Acme, Inc.", 2]'` as the typed keys it may stand for: a part that
+    looks like an integer is tried as an integer and as text (the stored keys keep their types: 42 is not
+    "42"). Which mapping's key is meant is not known here, so a text with commas is also tried whole, as a
+    one-column key (ERPNext names rows "Doe, John"), as `explain --key` reads it; a JSON array gives the
+    parts of a key whose values hold commas."""
+    stripped = text.strip()
+    whole: tuple[Any, ...] | None = None
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--key {text!r} is not a JSON array: {exc}") from None
+        if not isinstance(items, list) or not items or any(
+                isinstance(i, (list, dict, bool)) or i is None for i in items):
+            raise ConfigError(f"--key {text!r}: give a JSON array of the key's values (strings or numbers)")
+        parts = [i if isinstance(i, str) else str(i) for i in items]
+    else:
+        parts = [p.strip() for p in text.split(",")]
+        if any(p == "" for p in parts):
+            raise ConfigError(f"--key {text!r}: give the key's values separated by commas (42 or 7,2), or a "
+                              f"JSON array when a value holds a comma")
+        if len(parts) > 1:
+            whole = (stripped,)
     options = [([int(p), p] if re.fullmatch(r"-?\d+", p) else [p]) for p in parts]
-    return tuple(tuple(c) for c in product(*options))
+    return tuple([tuple(c) for c in product(*options)] + ([whole] if whole is not None else []))
 
 
 @dataclass(frozen=True)
