@@ -32,7 +32,7 @@ from replicator.errors import DecodeError, FatalError, ReplicatorError, Retriabl
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
 from replicator.sources.rowdecode import (RowDecoder, Undecodable, escaped_columns, exact_time,
-                                          fixed_binary_length, replaced)
+                                          fixed_binary_length, replaced, undefined_byte)
 
 log = logging.getLogger(__name__)
 
@@ -682,7 +682,7 @@ def undecoded_changes(table: TableRef, op: Op, columns: Any, found: Undecodable)
 
 def replace_found(found: Undecodable, image: dict[str, Any], column: str) -> Undecodable:
     return Undecodable(found.schema, found.table, image, column,
-                       bytes([ord(ch) - 0xDC00 for ch in image[column] if 0xDC80 <= ord(ch) <= 0xDCFF][:1]),
+                       undefined_byte(image[column]),
                        found.pairs)
 
 

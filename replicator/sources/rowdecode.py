@@ -74,6 +74,12 @@ def escaped_columns(image: Optional[dict[str, Any]]) -> list[str]:
     return [c for c, v in (image or {}).items() if isinstance(v, str) and _ESCAPED.search(v) is not None]
 
 
+def undefined_byte(value: str) -> bytes:
+    """The first byte surrogateescape kept in `value` (b"" when none)."""
+    found = _ESCAPED.search(value)
+    return b"" if found is None else bytes([ord(found.group()) - 0xDC00])
+
+
 def replaced(value: Any) -> Any:
     """A value with each undefined byte as U+FFFD (storable text; never written to a target)."""
     return _ESCAPED.sub("\ufffd", value) if isinstance(value, str) else value
@@ -82,7 +88,7 @@ def replaced(value: Any) -> Any:
 _MYSQL_PACKET: Any = MysqlPacket  # the packet whose read() decode() does inline (typed Any: private attributes)
 
 __all__ = ["RowDecoder", "TableDecoder", "Undecodable", "compile_table", "escaped_columns", "exact_time",
-           "fixed_binary_length", "replaced", "unsupported_reason", "WRITE", "UPDATE", "DELETE"]
+           "fixed_binary_length", "replaced", "undefined_byte", "unsupported_reason", "WRITE", "UPDATE", "DELETE"]
 
 
 class RowDecoder:
@@ -251,12 +257,10 @@ class RowDecoder:
             return None
         for before, after in pairs:
             for image in (before, after):
-                for column, value in (image or {}).items():
-                    found = _ESCAPED.search(value) if isinstance(value, str) else None
-                    if found is not None:
-                        byte = bytes([ord(found.group()) - 0xDC00])
-                        return Undecodable(str(event.schema), str(event.table), dict(image or {}), str(column), byte,
-                                           tuple(pairs))
+                bad = escaped_columns(image)
+                if image is not None and bad:
+                    return Undecodable(str(event.schema), str(event.table), dict(image), str(bad[0]),
+                                       undefined_byte(image[bad[0]]), tuple(pairs))
         return None
 
     def _fallback(self, why: str) -> None:
