@@ -37,6 +37,7 @@ from replicator.config import Config
 from replicator.conflicts import store
 from replicator.conflicts.model import PENDING
 from replicator.errors import ConfigError, FatalError, ReplicatorError
+from replicator.mapping.explain.inputs import json_key_parts
 from replicator.mapping.model import MappingSet
 
 log = logging.getLogger("replicator.conflicts")
@@ -71,14 +72,9 @@ def key_candidates(text: str) -> tuple[tuple[Any, ...], ...]:
     stripped = text.strip()
     whole: tuple[Any, ...] | None = None
     if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--key {text!r} is not a JSON array: {exc}") from None
-        if not isinstance(items, list) or not items or any(
-                isinstance(i, (list, dict, bool)) or i is None for i in items):
-            raise ConfigError(f"--key {text!r}: give a JSON array of the key's values (strings or numbers)")
-        parts = [i if isinstance(i, str) else str(i) for i in items]
+        parts = list(json_key_parts(text, "the key's values (strings or numbers)"))
+        if not parts:
+            raise ConfigError(f"--key {text!r}: a JSON array of the key's values, not an empty one")
     else:
         parts = [p.strip() for p in text.split(",")]
         if any(p == "" for p in parts):

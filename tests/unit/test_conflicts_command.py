@@ -138,7 +138,7 @@ def test_key_candidates_try_integers_and_text() -> None:
     assert cmd.key_candidates('["Acme, Inc.", 2]') == (("Acme, Inc.", 2), ("Acme, Inc.", "2"))
     with pytest.raises(ConfigError, match="separated by commas"):
         cmd.key_candidates("7,")
-    for bad in ('["a", [1]]', "[]", '["a", null]', "[1,"):
+    for bad in ('["a", [1]]', "[]", '["a", null]', "[1,", "[true, 2]"):
         with pytest.raises(ConfigError, match="JSON array"):
             cmd.key_candidates(bad)
 

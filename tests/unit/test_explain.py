@@ -196,6 +196,8 @@ def test_parse_key_and_row(mset: MappingSet) -> None:
         parse_key("[1,", two)
     with pytest.raises(ConfigError, match="JSON array of 2 plain values"):
         parse_key("[1, null]", two)
+    with pytest.raises(ConfigError, match="JSON array of 2 plain values"):
+        parse_key("[true, 2]", two)  # str() would send 'True'
     assert parse_row('{"id": 1, "x": [1, 2], "y": null}') == {"id": 1, "x": [1, 2], "y": None}
     with pytest.raises(ConfigError, match="--row is not valid JSON"):
         parse_row("{id: 1}")

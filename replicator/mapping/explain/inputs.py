@@ -35,13 +35,7 @@ def parse_key(text: str, endpoint: Endpoint) -> tuple[str, ...]:
     stripped = text.strip()
     parts: tuple[str, ...]
     if n > 1 and stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--key {text!r} is not a JSON array: {exc}") from None
-        if not isinstance(items, list) or any(isinstance(i, (list, dict)) or i is None for i in items):
-            raise ConfigError(f"--key {text!r}: a JSON array of {n} plain values, for {', '.join(endpoint.key)}")
-        parts = tuple(str(i) for i in items)
+        parts = json_key_parts(text, f"{n} plain values, for {', '.join(endpoint.key)}")
     elif n == 1:
         parts = (stripped,)
     else:
@@ -52,6 +46,20 @@ def parse_key(text: str, endpoint: Endpoint) -> tuple[str, ...]:
             f"{n} comma-separated value(s), for {', '.join(endpoint.key)} (a JSON array when a value holds "
             f"a comma)")
     return parts
+
+
+def json_key_parts(text: str, what: str) -> tuple[str, ...]:
+    """`--key '["Acme, Inc.", 2]'`: the values of a key given as a JSON array (when one holds a comma), each
+    as text; refused unless it is an array of plain values (`what` says which, for the message). Shared
+    by `explain --key` and `dlq`/`conflicts --key` (admin/conflicts.key_candidates)."""
+    try:
+        items = json.loads(text.strip())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--key {text!r} is not a JSON array: {exc}") from None
+    # (not true/false: str() would send 'True', which no key column stores as such)
+    if not isinstance(items, list) or any(isinstance(i, (list, dict, bool)) or i is None for i in items):
+        raise ConfigError(f"--key {text!r}: a JSON array of {what}")
+    return tuple(i if isinstance(i, str) else str(i) for i in items)
 
 
 def parse_row(text: str) -> dict[str, Any]:
