@@ -158,6 +158,7 @@ class Flow:
     # a row the target rejects: `stop` the direction or `quarantine` it (stream/deadletter.py)
     on_error: str = "stop"
     fold: Fold | None = None  # a fold mapping's flow (mapping/folds.py applies it)
+    delete_given: bool = False  # the mapping's `delete:` names this direction (not the default propagate)
 
     @property
     def two_way(self) -> bool:
@@ -358,6 +359,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
                 [str(c) for c in filters.get(stream) or {}] if isinstance(filters.get(stream), dict) else []))),
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
+            delete_given=stream in deletes,
             parent=parent,
             conflicts=_flow_conflicts(default_rule, fields, dst, a) if direction == "both" else None,
             park_days=park_days,
@@ -670,7 +672,7 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
 
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
-          parent: tuple[str, str] | None, conflicts: Conflicts | None = None,
+          parent: tuple[str, str] | None, conflicts: Conflicts | None = None, delete_given: bool = False,
           filter_columns: tuple[str, ...] = (), park_days: float | None = None) -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
@@ -700,7 +702,8 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                 s.where("fields"), hint=f"add a field whose {dst} column is {missing[0]}, or link: {{crosswalk: true}}")
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
-                link, parent, conflicts=conflicts, filter_columns=filter_columns, park_days=park_days)
+                link, parent, conflicts=conflicts, filter_columns=filter_columns, park_days=park_days,
+                delete_given=delete_given)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
