@@ -171,6 +171,15 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
     wait_until(lambda: pair.pg_query("SELECT billing_address_city FROM accounts WHERE name = 'Initech'")
                == [("Austin TX",)], 30, "the ERP's edit made while stopped")
 
+    # a purged accounts_cstm row is not the company's delete (`delete: {crm_to_erp: ignore}`, which `check`
+    # asks for): the ERP company stays, with the credit limit it owns; an edit after it marks the point
+    pair.pg_query("DELETE FROM accounts_cstm WHERE id_c = %s", (crm_accounts["Initech"],))
+    pair.pg_query("UPDATE accounts SET website = 'initech.example/purged' WHERE name = 'Initech'")
+    wait_until(lambda: pair.my_query("SELECT url FROM llx_societe WHERE nom = 'Initech'")
+               == [("initech.example/purged",)], 30, "the edit after the purge")
+    assert pair.my_query("SELECT outstanding_limit FROM llx_societe WHERE nom = 'Initech'") == [(5000,)]
+    assert pair.pg_query("SELECT deleted FROM accounts WHERE name = 'Initech'") == [(False,)]
+
     # an account made in the CRM without custom fields (Long Name Inc) has no accounts_cstm row, which
     # verify expects of every llx_societe row: the page's "1:1 extension table" finding; repair makes it
     code, out = _verify(pair, "--repair")
