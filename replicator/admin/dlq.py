@@ -20,6 +20,7 @@ from replicator.appliers.base import Applier
 from replicator.config import Config
 from replicator.errors import ConfigError
 from replicator.loopguard import stream_name
+from replicator.mapping import applytime
 from replicator.mapping.model import MappingSet
 from replicator.stream import deadletter, deadlinked
 from replicator.stream.deadletter import Entry
@@ -129,6 +130,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                         print(_show(e, _key_side(e, mset)), file=out)
                 continue
             db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
+            applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
             entries = _selected(db, args, sides, lock=True)
             matched += len(entries)
             if not entries:

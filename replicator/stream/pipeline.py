@@ -25,6 +25,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
+from replicator.mapping import applytime
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
@@ -534,6 +535,7 @@ class Direction:
         outcome = deadletter.retry(applier, entries, mset, None if linker is None else (
             lambda db, e, flow: deadlinked.replay_entry(db, linker, e, flow)))
         applier.commit_untracked()
+        applytime.next_transaction()  # its stamps (`now: true`) were this transaction's instant
         log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
                  self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
         assert self._dlq is not None
@@ -551,6 +553,8 @@ class Direction:
         except BaseException:
             applier.rollback()
             raise
+        finally:
+            applytime.next_transaction()  # its stamps (`now: true`) were this transaction's instant
         return done
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:

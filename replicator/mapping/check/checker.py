@@ -315,6 +315,13 @@ class _Checker:
         """Values spelled out in the mapping must fit the target column (errors whatever lossy says)."""
         side = flow.target.side
         stream = flow.stream
+        if plan.stamp:  # `now: true`: the apply time, an aware UTC datetime
+            if tcol.kind != "datetime":
+                self.fail(side, f"{_at(f.where, '.now', _line(spec, 'now', f.where))}: now (the apply time) into "
+                          f"{tname} {tcol.describe()} ({stream}): not a date-and-time column",
+                          f"stamp a timestamp / timestamptz / DATETIME / TIMESTAMP column, or fill "
+                          f"{flow.target.table}.{plan.target} with `constant:` or a field")
+            return
         if plan.source is None:  # a constant
             if isinstance(spec, dict) and "constant" in spec:
                 value = spec["constant"]
