@@ -29,7 +29,7 @@ from replicator.mapping import applytime
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
-from replicator.stream import deadletter, deadlinked, lease
+from replicator.stream import deadletter, deadlinked, deadretry, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
@@ -532,7 +532,7 @@ class Direction:
         applier.begin()
         entries = deadletter.select(applier, stream=self.name, lock=True)
         linker = self._linker
-        outcome = deadletter.retry(applier, entries, mset, None if linker is None else (
+        outcome = deadretry.retry(applier, entries, mset, None if linker is None else (
             lambda db, e, flow: deadlinked.replay_entry(db, linker, e, flow)))
         applier.commit_untracked()
         applytime.next_transaction()  # its stamps (`now: true`) were this transaction's instant

@@ -15,7 +15,7 @@ from replicator.changes import LSN, UNCHANGED, Op, Position, RowChange, TableRef
 from replicator.config import Account, Connection, Secret, load, replace
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.model import MappingSet, load_mappings
-from replicator.stream import deadletter
+from replicator.stream import deadletter, deadretry
 from replicator.stream.deadletter import HELD, Origin, Quarantine
 from tests.unit.test_config import MINIMAL, msg
 from tests.unit.test_mapping import CUSTOMERS_YAML, error, make_config, write
@@ -172,7 +172,7 @@ def test_retry_applies_in_order_and_stops_a_row_at_its_first_failure() -> None:
         return deadletter.Entry("erp", i, now, "crm_to_erp", "gone", str(T), tc.key, tc.key, tc.op.value, "",
                                 None, tc, "e", "c")
     entries = [entry(1, ins(2, 5000)), entry(2, ins(3, 3)), entry(3, ins(2, 2, "later")), entry(4, ins(5, 5))]
-    out = deadletter.retry(db, entries, None)
+    out = deadretry.retry(db, entries, None)
     assert [e.id for e in out.applied] == [2, 4]
     assert [e.id for e, _ in out.failed] == [1] and [e.id for e in out.waiting] == [3]
     assert sorted(db.rows) == [(3,), (5,)]
@@ -184,14 +184,14 @@ def test_the_net_change_of_a_row_is_its_latest_image_written_whole() -> None:
     upd = RowChange(S, Op.UPDATE, {"id": 1, "val": 5000}, {"id": 1, "val": 5})
     dele = RowChange(S, Op.DELETE, {"id": 1, "val": 5}, None)
     # an insert that failed: the row is not there, the latest image is inserted
-    assert deadletter.net_change(ins_, upd) == RowChange(S, Op.INSERT, None, {"id": 1, "val": 5})
+    assert deadretry.net_change(ins_, upd) == RowChange(S, Op.INSERT, None, {"id": 1, "val": 5})
     # an update that failed: the target row is as the first change found it
-    assert deadletter.net_change(upd, RowChange(S, Op.UPDATE, {"id": 1, "val": 5}, {"id": 1, "val": 6})) == \
+    assert deadretry.net_change(upd, RowChange(S, Op.UPDATE, {"id": 1, "val": 5}, {"id": 1, "val": 6})) == \
         RowChange(S, Op.UPDATE, {"id": 1, "val": 5000}, {"id": 1, "val": 6})
-    assert deadletter.net_change(ins_, dele) is dele
+    assert deadretry.net_change(ins_, dele) is dele
     # a partial new row (PostgreSQL's unchanged TOAST value) is never written in place of an insert
     toast = RowChange(S, Op.UPDATE, None, {"id": 1, "val": 5, "doc": UNCHANGED})
-    assert deadletter.net_change(ins_, toast) is None
+    assert deadretry.net_change(ins_, toast) is None
 
 
 def test_superseding_needs_a_later_change_with_a_source_row() -> None:
@@ -203,10 +203,10 @@ def test_superseding_needs_a_later_change_with_a_source_row() -> None:
         return deadletter.Entry("erp", i, now, "crm_to_erp", "m", str(T), (1,), (1,), "insert", "", row, tc, "e", "c")
     first = entry(1, RowChange(S, Op.INSERT, None, {"id": 1, "val": 5000}))
     later = entry(2, RowChange(S, Op.UPDATE, {"id": 1, "val": 5000}, {"id": 1, "val": 5}))
-    merged = deadletter.superseding(first, [later])
+    merged = deadretry.superseding(first, [later])
     assert merged is not None and merged.id == 1 and merged.source_row == RowChange(S, Op.INSERT, None, {"id": 1, "val": 5})
-    assert deadletter.superseding(first, []) is None
-    assert deadletter.superseding(first, [entry(2, None)]) is None
+    assert deadretry.superseding(first, []) is None
+    assert deadretry.superseding(first, [entry(2, None)]) is None
 
 
 class ClassRecorder(TxApplier):
@@ -230,7 +230,7 @@ def test_an_undecodable_entry_is_never_written_and_keeps_its_class() -> None:
                          "table app.items, key (2,), column note: a value is not text of its character set",
                          deadletter.UNDECODABLE)
     for force in (False, True):
-        out = deadletter.retry(db, [e], None, force=force)
+        out = deadretry.retry(db, [e], None, force=force)
         assert out.applied == () and "could not be read exactly" in out.failed[0][1]
         assert db.rows == {}
     assert db.updated_classes == [deadletter.UNDECODABLE] * 2
