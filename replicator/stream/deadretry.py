@@ -105,6 +105,29 @@ def linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
     return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
 
 
+Row = tuple[str, str]  # a target row: its table and its key as JSON text
+
+
+class ByRow:
+    """The queued changes of each target row, in queue order, indexed once: a change that failed again
+    finds the later changes of its row among its row's own changes. Before, it scanned the rest of the
+    queue -- quadratic when many rows of a large queue failed again. `scanned` counts the changes looked
+    at to find them (tests/unit/test_deadletter.py holds it to the row's own)."""
+
+    def __init__(self, ordered: Sequence[Entry]):
+        self.keys: list[Row] = [(e.target_table, dumps_key(tuple(e.target_key))) for e in ordered]
+        self._rows: dict[Row, list[tuple[int, Entry]]] = {}
+        for i, (row, e) in enumerate(zip(self.keys, ordered)):
+            self._rows.setdefault(row, []).append((i, e))
+        self.scanned = 0
+
+    def later(self, i: int, e: Entry) -> list[Entry]:
+        """The changes of `e`'s row and mapping queued after it (`e` is the `i`th in queue order)."""
+        changes = self._rows[self.keys[i]]
+        self.scanned += len(changes)
+        return [x for j, x in changes if j > i and x.mapping == e.mapping]
+
+
 def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
           replay_linked: ReplayLinked | None = None, force: bool = False) -> Outcome:
     """Re-apply queued changes in queue order inside the open (tagged) transaction, a row's changes as one
@@ -121,7 +144,7 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
     failed: list[tuple[Entry, str]] = []
     waiting: list[Entry] = []
     superseded: list[tuple[Entry, Entry]] = []
-    blocked: set[tuple[str, str]] = set()
+    blocked: set[Row] = set()
     done: set[int] = set()  # applied as part of a superseding change
     detectors: dict[str, Detector] = {}  # by source side: the conflict detector's equality and agreement
     q = db.quote_col
@@ -151,10 +174,11 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
         return try_apply(db, changes, lambda: deadcheck.check(db, det, flow, changes)) if changes else None
 
     ordered = sorted(entries, key=lambda x: x.id)
+    rows = ByRow(ordered)
     for i, e in enumerate(ordered):
         if e.id in done:
             continue
-        row = (e.target_table, dumps_key(tuple(e.target_key)))
+        row = rows.keys[i]
         if row in blocked:
             waiting.append(e)
             continue
@@ -162,8 +186,7 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
         if error is None:
             applied.append(e)
             continue
-        later = [x for x in ordered[i + 1:] if (x.target_table, dumps_key(tuple(x.target_key))) == row
-                 and x.mapping == e.mapping]
+        later = rows.later(i, e)
         merged = superseding(e, later)
         if merged is not None:
             again = attempt(merged)

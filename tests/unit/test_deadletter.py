@@ -178,6 +178,33 @@ def test_retry_applies_in_order_and_stops_a_row_at_its_first_failure() -> None:
     assert sorted(db.rows) == [(3,), (5,)]
 
 
+def test_a_failed_change_finds_its_rows_later_changes_without_scanning_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 rows whose first change fails again, each with a later change behind it: the later changes are
+    found among each row's own two changes (600 looked at), not by a scan of the rest of the queue per
+    failure (134,850 for this queue before: quadratic in its length)."""
+    indexes: list[deadretry.ByRow] = []
+
+    class Counted(deadretry.ByRow):
+        def __init__(self, ordered: Sequence[deadletter.Entry]):
+            super().__init__(ordered)
+            indexes.append(self)
+    monkeypatch.setattr(deadretry, "ByRow", Counted)
+    db = TxApplier()
+    now = datetime.now(timezone.utc)
+
+    def entry(i: int, tc: TargetChange) -> deadletter.Entry:
+        return deadletter.Entry("erp", i, now, "crm_to_erp", "gone", str(T), tc.key, tc.key, tc.op.value, "",
+                                None, tc, "e", "c")
+    rows = 300
+    entries = [entry(2 * k + 1, ins(k, 5000)) for k in range(rows)] + \
+        [entry(2 * rows + k + 1, ins(k, 1, "later")) for k in range(rows)]  # queued behind all the failures
+    out = deadretry.retry(db, entries, None)
+    assert len(out.failed) == rows and len(out.waiting) == rows and out.applied == ()
+    [index] = indexes
+    assert index.scanned == 2 * rows
+    assert sorted(e.id for e in out.waiting) == [2 * rows + k + 1 for k in range(rows)]
+
+
 def test_the_net_change_of_a_row_is_its_latest_image_written_whole() -> None:
     S = TableRef("public", "items")
     ins_ = RowChange(S, Op.INSERT, None, {"id": 1, "val": 5000})
