@@ -45,6 +45,7 @@ from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
+from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
@@ -214,6 +215,7 @@ class _Checker:
             self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
+            check_lossy_transforms(self, flow, f, plan, spec, tname)
             loose = plan.convert is not None
             if loose and isinstance(spec, dict) and not ({"map", "constant"} & set(spec)) \
                     and _direction_transform(spec, stream) is None:
