@@ -36,8 +36,9 @@ class Outcome:
 
 def net_change(first: RowChange, last: RowChange) -> RowChange | None:
     """One source change with the effect of `first` followed by `last` (and whatever of the same row came
-    between them) on a target where `first` was not applied: the row as `last` left it, written whole.
-    None when that cannot be said exactly: `last`'s new row lacks a column (PostgreSQL's unchanged TOAST
+    between them) on a target where `first` was not applied: the row as `last` left it, written whole; if
+    the chain moved the row to another key, an update from the old key's row (routed as a key change:
+    the old key's row deleted, the new one written). None when that cannot be said exactly: `last`'s new row lacks a column (PostgreSQL's unchanged TOAST
     value) -- a partial image is never written over a row `first` should have created."""
     if last.op is Op.DELETE:
         # `first` created the row (it is not there) or changed it: either way it ends deleted
@@ -47,9 +48,15 @@ def net_change(first: RowChange, last: RowChange) -> RowChange | None:
     if any(v is UNCHANGED for v in last.after.values()):
         return None
     if first.op is Op.INSERT:
+        # the row was never written under its first key: only the row as `last` left it, whatever its key
         return RowChange(last.table, Op.INSERT, None, dict(last.after))
-    # an update or a delete that failed: the target still holds the row as `first` found it
-    return RowChange(last.table, Op.UPDATE, first.before, dict(last.after))
+    # an update or a delete that failed: the target still holds the row as `first` found it, under its key.
+    # Its old row says which row that is, so that a chain that changed the key deletes the old key's row and
+    # writes the new one (routing a key change); an update read without one (PostgreSQL without REPLICA
+    # IDENTITY FULL sends no old row unless the key changes) takes the old key from `last`, the key change
+    # queued behind it (a chain's later changes are those of its first key: `last` leaves that key or keeps it)
+    before = first.before if first.before is not None else last.before
+    return RowChange(last.table, Op.UPDATE, before, dict(last.after))
 
 
 def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:

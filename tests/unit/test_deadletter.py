@@ -221,6 +221,50 @@ def test_the_net_change_of_a_row_is_its_latest_image_written_whole() -> None:
     assert deadretry.net_change(ins_, toast) is None
 
 
+ITEMS_YAML = """\
+mappings:
+  items:
+    direction: crm_to_erp
+    on_error: quarantine
+    crm: {table: item, key: [id]}
+    erp: {table: items, key: [id]}
+    fields: {id: ~, val: ~, note: ~}
+"""
+
+
+def test_the_net_change_of_a_chain_that_changes_its_key_deletes_the_old_row(tmp_path: Path) -> None:
+    """PostgreSQL without REPLICA IDENTITY FULL: a failed update carries no old row, and the key change
+    queued behind it only the old key. The net change must still delete the old key's row and write the
+    new one -- before, it wrote the new row only, and the old one stayed beside it."""
+    (tmp_path / "maps").mkdir()
+    config = make_config(tmp_path)
+    write(config, "m.yaml", ITEMS_YAML)
+    mset = load_mappings(config)
+    flow = mset.by_name["items"].flow("crm")
+    assert flow is not None
+    S = flow.source.table
+    failed = RowChange(S, Op.UPDATE, None, {"id": 1, "val": 5000, "note": "a"})  # no old row: not FULL
+    moved = RowChange(S, Op.UPDATE, {"id": 1}, {"id": 2, "val": 5, "note": "a"})  # the old key only
+    net = deadretry.net_change(failed, moved)
+    assert net == RowChange(S, Op.UPDATE, {"id": 1}, {"id": 2, "val": 5, "note": "a"})
+    now = datetime.now(timezone.utc)
+    table = str(flow.target.table)
+
+    def entry(i: int, source: RowChange, tc: TargetChange) -> deadletter.Entry:
+        return deadletter.Entry("erp", i, now, "crm_to_erp", "items", table, tc.key, (1,), tc.op.value, "", source,
+                                tc, "e", "c")
+    db = TxApplier()
+    db.rows = {(1,): {"id": 1, "val": 1, "note": "a"}, (2,): {"id": 2, "val": 5, "note": "a"}}  # (2: the stream's)
+    first = entry(1, failed, TargetChange(flow.target.table, Op.UPDATE, ("id",), (1,), dict(failed.after or {})))
+    held = entry(2, moved, TargetChange(flow.target.table, Op.DELETE, ("id",), (1,), {}))  # the key change's delete
+    out = deadretry.retry(db, [first, held], mset)
+    assert [e.id for e in out.applied] == [1, 2] and out.superseded == ((first, held),)
+    assert db.rows == {(2,): {"id": 2, "val": 5, "note": "a"}}  # the old key's row is gone, the new one is there
+    # an insert that failed: the old key was never written, the new row is inserted (nothing to delete)
+    assert deadretry.net_change(RowChange(S, Op.INSERT, None, {"id": 1, "val": 5000, "note": "a"}), moved) == \
+        RowChange(S, Op.INSERT, None, {"id": 2, "val": 5, "note": "a"})
+
+
 def test_superseding_needs_a_later_change_with_a_source_row() -> None:
     now = datetime.now(timezone.utc)
     S = TableRef("public", "items")
