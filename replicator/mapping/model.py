@@ -799,6 +799,7 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
     non-key column has one writer: two mappings filling the same column would overwrite each other."""
     writers: dict[tuple[Any, ...], str] = {}
     natural: dict[tuple[Any, ...], bool] = {}  # every writer so far links its rows by that column
+    stamped: dict[tuple[Any, ...], bool] = {}  # every writer so far stamps it with the apply time (`now: true`)
     for m in mappings:
         for f in m.flows:
             if f.fold is not None and f.target.side != f.fold.child:  # a fold writes one column of the parent
@@ -819,6 +820,10 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                 linked = plan.name in f.link.natural
                 if k in writers and writers[k] != m.name and linked and natural[k]:
                     continue
+                # a stamp (`now: true`) is the time of the write, not a value of the row: several mappings
+                # writing one table (product_template and product_product onto tabItem) may each stamp it
+                if k in writers and writers[k] != m.name and plan.stamp and stamped[k]:
+                    continue
                 if k in writers and writers[k] != m.name:
                     raise ConfigError(
                         f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "
@@ -827,3 +832,4 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                              "mappings may write a column they all name in `link: {natural: [...]}`)")
                 writers[k] = m.name
                 natural[k] = linked
+                stamped[k] = plan.stamp

@@ -203,3 +203,34 @@ def test_mset_reload_keeps_plans_comparable(config: Config) -> None:
     assert fa is not None and fb is not None
     assert [(p.target, p.stamp, p.insert_only) for p in fa.plans] == [(p.target, p.stamp, p.insert_only)
                                                                       for p in fb.plans]
+
+
+TWO_TABLES = """\
+mappings:
+  template:
+    direction: crm_to_erp
+    crm: {{table: product_template, key: [code]}}
+    erp: {{table: item, key: [code]}}
+    link: {{natural: [code]}}
+    fields:
+      code: ~
+      name: ~
+      modified: {{crm: ~, now: true}}
+  product:
+    direction: crm_to_erp
+    crm: {{table: product_product, key: [code]}}
+    erp: {{table: item, key: [code]}}
+    link: {{natural: [code]}}
+    fields:
+      code: ~
+      {other}
+"""
+
+
+def test_several_mappings_of_one_table_may_each_stamp_a_column(config: Config) -> None:
+    """One entity kept in two tables onto one (Odoo's product_template and product_product onto ERPNext's
+    tabItem): each mapping stamps the row it writes; a stamp and a field writing one column are refused."""
+    mset = load(config, TWO_TABLES.format(other="modified: {crm: ~, now: true}"))
+    assert {m.name for m in mset.mappings} == {"template", "product"}
+    msg = error(config, TWO_TABLES.format(other="modified: ~"))
+    assert "column modified of erpdb.item on erp is written by mappings 'template' and 'product'" in msg
