@@ -4,7 +4,7 @@ Each database holds the queue of the direction that writes into it. `retry` re-a
 changes of the selected rows in queue order, in one transaction per database that carries the loop
 tag of the direction (so the other direction does not echo them back); a change that fails again
 stays queued with its new error, and the changes behind it stay too, unless the row's latest queued
-image, written in its place, goes in (deadletter.superseding). A change of a two-way mapping
+image, written in its place, goes in (deadretry.superseding). A change of a two-way mapping
 whose target row was edited since it was queued is not written (stream/deadcheck.py: error class
 `conflict`) unless `--force`. `skip` deletes them and prints what it dropped (a change that only
 waited behind another: that the target misses it too). Without `--mapping`, `--key` or an id, retry and skip refuse: use `--all`.
@@ -20,8 +20,9 @@ from replicator.appliers.base import Applier
 from replicator.config import Config
 from replicator.errors import ConfigError
 from replicator.loopguard import stream_name
+from replicator.mapping import applytime
 from replicator.mapping.model import MappingSet
-from replicator.stream import deadletter, deadlinked
+from replicator.stream import deadletter, deadlinked, deadretry
 from replicator.stream.deadletter import Entry
 
 
@@ -72,7 +73,7 @@ def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) 
 def _key_side(e: Entry, mset: MappingSet) -> str | None:
     """The source side when `e`'s key is the source row's (a linked mapping: the target row's own key
     is found or made by the link and, for an insert, does not exist yet), else None."""
-    flow = deadletter.linked_flow(e, mset)
+    flow = deadretry.linked_flow(e, mset)
     return flow.source.side if flow is not None else None
 
 
@@ -129,6 +130,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                         print(_show(e, _key_side(e, mset)), file=out)
                 continue
             db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
+            applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
             entries = _selected(db, args, sides, lock=True)
             matched += len(entries)
             if not entries:
@@ -142,7 +144,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
             try:
-                outcome = deadletter.retry(db, entries, mset, linkers.replay, force=force)
+                outcome = deadretry.retry(db, entries, mset, linkers.replay, force=force)
             finally:
                 linkers.close()
             db.commit_untracked()
@@ -180,8 +182,8 @@ def _skipped_note(e: Entry) -> str | None:
             f"`replicator verify --mapping {e.mapping} --repair` copies the row as the source has it now")
 
 
-def _superseded_notes(outcome: deadletter.Outcome) -> dict[int, str]:
-    """By id: how an applied change of a row whose first change failed again went in (deadletter.superseding)."""
+def _superseded_notes(outcome: deadretry.Outcome) -> dict[int, str]:
+    """By id: how an applied change of a row whose first change failed again went in (deadretry.superseding)."""
     notes: dict[int, str] = {}
     for first, last in outcome.superseded:
         notes[first.id] = (f"failed again, replaced by the row's latest queued change {last.ref}, written whole "

@@ -540,8 +540,9 @@ class _Check:
             return r
         values: dict[str, Any] = {}
         differs = False
+        stamps = self.flow.stamps  # the apply time replicator stamps is nobody's edit: written, never a conflict
         for c, new in r.values.items():
-            if c in self.key or c not in cur or self.eq(c)(cur[c], new):
+            if c in self.key or c not in cur or c in stamps or self.eq(c)(cur[c], new):
                 values[c] = new
                 continue
             if self._agrees(c, cur[c], new, r, cur):  # the same value in the other direction's shape: kept

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping as TMapping
 from replicator.changes import TableRef
 from replicator.config import ON_ERROR, Config
 from replicator.errors import ConfigError, Where
+from replicator.mapping import applytime
 from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlMap, load_file
@@ -79,6 +80,7 @@ class Field:
     conflicts: ConflictRule | None = None  # per-field override of the mapping's rule
     insert_only: bool = False  # written when a row is created, never over an existing row's value
     null_if: tuple[tuple[str, Any], ...] = ()  # (side, value): that side stores value for "none" (NULL)
+    now: bool = False  # `now: true`: the apply time (mapping/applytime.py), for a column of one side only
 
     def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
@@ -102,6 +104,9 @@ class FieldPlan:
     # update may carry it unchanged without overwriting anybody's edit (values the target never got,
     # such as those it generated when this flow created the row, then arrive with the next change)
     owned: bool = False
+    # `now: true`: the apply time, stamped by replicator (no source column); never compared for conflicts or
+    # by verify, and an update that writes anything writes it too (unless insert_only)
+    stamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,17 @@ class Flow:
     def owned_targets(self) -> frozenset[str]:
         """Target columns of fields the source side owns (FieldPlan.owned)."""
         return frozenset(p.target for p in self.plans if p.owned)
+
+    @functools.cached_property
+    def stamps(self) -> frozenset[str]:
+        """Target columns replicator stamps with the apply time (`now: true`): not the other side's edit, so
+        never in `expect` (no conflict) nor compared by verify."""
+        return frozenset(p.target for p in self.plans if p.stamp)
+
+    @functools.cached_property
+    def restamped(self) -> frozenset[str]:
+        """The stamps an update writes (`now: true` without `insert_only`), changed or not."""
+        return frozenset(p.target for p in self.plans if p.stamp and not p.insert_only)
 
     @property
     def stream(self) -> str:
@@ -535,16 +551,38 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         lossy = fs.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow"
         insert_only = fs.get("insert_only", bool, False)
         null_if = _null_if(fs, sides)
+        now = _now(fs, cols)
         fs.allow("map", "unmapped", "transform", "default", "constant", "null_if")
         specs[name] = spec
         if fs.has("constant") and all(c is not None for c in cols.values()):
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
         fs.done()
         fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule,
-                            insert_only, null_if))
+                            insert_only, null_if, now))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
+
+
+_NOT_WITH_NOW = ("constant", "map", "unmapped", "transform", "default", "null_if", "references", "lossy")
+
+
+def _now(fs: Section, cols: dict[str, str | None]) -> bool:
+    """`now: true`: the column is stamped with the apply time; like a constant, for a column of one side."""
+    if not fs.has("now"):
+        return False
+    where = fs.where("now")
+    if fs.data["now"] is not True:
+        raise ConfigError(f"now is true (the apply time), not {fs.data['now']!r}", where,
+                          hint="modified: {crm: ~, now: true}; add insert_only: true for a creation stamp")
+    fs.get("now", bool)
+    if all(c is not None for c in cols.values()):
+        raise ConfigError("now stamps a column on one side only: set the other side to ~", where,
+                          hint="modified: {crm: ~, now: true} stamps the ERP's column")
+    other = next((k for k in _NOT_WITH_NOW if fs.has(k)), None)
+    if other is not None:
+        raise ConfigError(f"now and {other} do not go together: the value is the apply time", fs.where(other))
+    return True
 
 
 def _null_if(fs: Section, sides: list[str]) -> tuple[tuple[str, Any], ...]:
@@ -635,6 +673,8 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
     if spec is None:
         return None
     steps: list[Transform] = []
+    if f.now:
+        return _stamp
     if "constant" in spec:
         constant = spec["constant"]
         return lambda _value, _row: constant
@@ -670,6 +710,11 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
     return run
 
 
+def _stamp(_value: Any, _row: TMapping[str, Any]) -> Any:
+    """A `now: true` field's value: the apply time of the transaction that writes the row."""
+    return applytime.now()
+
+
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
           parent: tuple[str, str] | None, conflicts: Conflicts | None = None, delete_given: bool = False,
@@ -683,14 +728,18 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
         is_key = dst_col in target.key
         if dst_col is None or (f.owner not in (None, src) and not is_key):
             continue
+        if f.now and is_key:
+            raise ConfigError(f"a key column ({dst_col}) is not stamped with the apply time: it would change the "
+                              f"row's identity on every write", f.where)
         spec = specs.get(f.name)
-        if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec):
+        if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec) and not f.now:
             continue
         nulls = dict(f.null_if)
         plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references,
                                f.insert_only and not is_key,
                                (nulls[src],) if src in nulls and src_col is not None else (),
-                               (nulls[dst],) if dst in nulls else (), owned=f.owner == src and not is_key))
+                               (nulls[dst],) if dst in nulls else (), owned=f.owner == src and not is_key,
+                               stamp=f.now))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()
@@ -753,6 +802,7 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
     non-key column has one writer: two mappings filling the same column would overwrite each other."""
     writers: dict[tuple[Any, ...], str] = {}
     natural: dict[tuple[Any, ...], bool] = {}  # every writer so far links its rows by that column
+    stamped: dict[tuple[Any, ...], bool] = {}  # every writer so far stamps it with the apply time (`now: true`)
     for m in mappings:
         for f in m.flows:
             if f.fold is not None and f.target.side != f.fold.child:  # a fold writes one column of the parent
@@ -773,6 +823,10 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                 linked = plan.name in f.link.natural
                 if k in writers and writers[k] != m.name and linked and natural[k]:
                     continue
+                # a stamp (`now: true`) is the time of the write, not a value of the row: several mappings
+                # writing one table (product_template and product_product onto tabItem) may each stamp it
+                if k in writers and writers[k] != m.name and plan.stamp and stamped[k]:
+                    continue
                 if k in writers and writers[k] != m.name:
                     raise ConfigError(
                         f"column {plan.target} of {f.target.table} on {f.target.side} is written by mappings "
@@ -781,3 +835,4 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                              "mappings may write a column they all name in `link: {natural: [...]}`)")
                 writers[k] = m.name
                 natural[k] = linked
+                stamped[k] = plan.stamp

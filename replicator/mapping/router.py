@@ -231,7 +231,7 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
         if flow.delete == "ignore":
             metrics.rows_filtered.labels(flow.stream, str(tgt.table)).inc()
             return []
-        expect = _known(target_values(flow, change, row)) if full else None
+        expect = _unstamped(flow, target_values(flow, change, row)) if full else None
         return [make(Op.DELETE, key, {}, expect)]
     values = target_values(flow, change, row)
     if change.op is Op.INSERT:
@@ -240,7 +240,7 @@ def _two_way(flow: Flow, change: RowChange, row: Mapping[str, Any], commit_time:
     old_key = key_of(flow, change.before, change, partial=True) if change.before else None
     if old_key is not None and old_key != key:
         # a key change: the old row goes, the new one is written whole (it has no old self to compare with)
-        old = _known(target_values(flow, change, change.before)) if full else None  # type: ignore[arg-type]
+        old = _unstamped(flow, target_values(flow, change, change.before)) if full else None  # type: ignore[arg-type]
         return [make(Op.DELETE, old_key, {}, old), make(Op.UPDATE, key, values, None)]
     if not full:
         return [make(Op.UPDATE, key, values, None)]
@@ -369,11 +369,27 @@ def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
     """An update that writes something also carries the fields its source side owns, changed or not, and
     unchecked (nobody else writes them, so they cannot conflict): what the target missed of them -- the
     values the source generated when this flow created the row, whose insert came back as our own echo --
-    arrives with the source's next change instead of never."""
+    arrives with the source's next change instead of never. Likewise the columns replicator stamps with
+    the apply time (`now: true`): written by every update that writes something, never checked (the
+    stamp is not the other side's edit; their old value is the previous apply time, not what the target
+    should hold)."""
+    stamps = flow.stamps
     owned = {c: values[c] for c in flow.owned_targets if c in values and c not in changed}
+    if stamps:
+        owned.update((c, values[c]) for c in flow.restamped if c in values)
+        if not owned:
+            return changed, {c: v for c, v in expect.items() if c not in stamps}
+        return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned and c not in stamps}
     if not owned:
         return changed, dict(expect)
     return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned}
+
+
+def _unstamped(flow: Flow, values: dict[str, Any]) -> dict[str, Any]:
+    """`_known(values)` without the stamped columns: a delete's `expect` (the row the source deleted, for the
+    check that the target did not change it since) never compares the apply time replicator wrote."""
+    stamps = flow.stamps
+    return {c: v for c, v in values.items() if v is not UNCHANGED and c not in stamps}
 
 
 def _count_unchecked(flow: Flow) -> None:
@@ -598,7 +614,7 @@ def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: 
     (`expect`, Ref for foreign keys), so the linker can find a counterpart changed since (delete_differs)."""
     expect: Mapping[str, Any] | None = None
     if checked and full_before(flow, change):
-        expect = _known(target_values(flow, change, row, refs=True))
+        expect = _unstamped(flow, target_values(flow, change, row, refs=True))
     elif checked:
         _count_unchecked(flow)
     return LinkedChange(flow, Op.DELETE, change, skey, {}, expect=expect, commit_time=commit_time)

@@ -30,6 +30,7 @@ from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class,
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
+from replicator.sources import libraryrows
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
 from replicator.sources.rowdecode import (RowDecoder, Undecodable, escaped_columns, exact_time,
                                           fixed_binary_length, replaced, undefined_byte)
@@ -560,10 +561,14 @@ class BinlogSource:
     def _library_changes(self, event: Any, table: TableRef, fix: tuple[Any, ...],
                          changes_read: Any) -> list[RowChange]:
         """The rows as mysql-replication decodes them (`event.rows`), corrected as RowDecoder would."""
+        at = libraryrows.mark(event)
         try:
             return self._library_rows(event, table, fix, changes_read)
         except UnicodeDecodeError as exc:  # the library's codec for a column (a traceback without a name)
             found = self._decoder.undecodable
+            if found is None or (found.schema, found.table) != (event.schema, event.table):
+                # a table the fast decoder leaves to the library (GEOMETRY): its rows again, the byte kept
+                found = self._library_undecodable(event, table, fix, at)
             if found is not None and (found.schema, found.table) == (event.schema, event.table):
                 # the fast decoder met the byte first and found its row: name the key too, or hand the rows
                 # on with the unreadable ones marked, for the dead-letter queue
@@ -579,6 +584,23 @@ class BinlogSource:
                               f"text of its character set ({exc.encoding}: {exc.reason} at byte "
                               f"{exc.object[exc.start:exc.end]!r}); the rows of this table are decoded by "
                               f"mysql-replication, which cannot read it") from exc
+
+    def _library_undecodable(self, event: Any, table: TableRef, fix: tuple[Any, ...],
+                             at: libraryrows.Mark | None) -> Undecodable | None:
+        """What RowDecoder finds for its own tables (rowdecode._find_undecodable), for an event the library
+        decodes: its rows read again with the undefined bytes kept, corrected as usual, and the first row and
+        column holding one (None: the rows cannot be read again, or no such byte is the cause)."""
+        if libraryrows.reread(event, at) is None:
+            return None
+        pairs = [(None if c.before is None else dict(c.before), None if c.after is None else dict(c.after))
+                 for c in self._library_rows(event, table, fix, _NOT_COUNTED)]
+        for before, after in pairs:
+            for image in (before, after):
+                bad = escaped_columns(image)
+                if image is not None and bad:
+                    return Undecodable(str(event.schema), str(event.table), dict(image), bad[0],
+                                       undefined_byte(image[bad[0]]), tuple(pairs))
+        return None
 
     def _library_rows(self, event: Any, table: TableRef, fix: tuple[Any, ...], changes_read: Any) -> list[RowChange]:
         out: list[RowChange] = []
@@ -626,6 +648,16 @@ class BinlogSource:
         if zero:
             metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
         return values
+
+
+class _NotCounted:
+    """A counter for rows read again only to find an undefined byte (they were counted, or are, once)."""
+
+    def inc(self, _amount: float = 1) -> None:
+        pass
+
+
+_NOT_COUNTED = _NotCounted()
 
 
 def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> list[RowChange]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from replicator.appliers.base import Applier
 from replicator.changes import Keepalive, Position, Transaction
+from replicator.mapping import applytime
 from replicator.mapping.router import Routed
 from replicator.sync.snapshot import Progress
 
@@ -110,6 +111,7 @@ class Batch:
     def commit(self, position: Position, commit_time: Any) -> Committed:
         self._flush(self.pending)
         self._commit(position, commit_time)
+        applytime.next_transaction()  # `now: true` stamps: the next batch's rows get the next instant
         self._on_commit(position)
         now = time.monotonic()
         done = Committed(position, commit_time, now - self.started, self.rows, self.txns, self.oldest)
@@ -121,5 +123,6 @@ class Batch:
     def rollback(self) -> None:
         """Stopping: the open batch is replayed from the checkpoint next time."""
         self._applier.rollback()
+        applytime.next_transaction()
         self.open, self.pending, self.rows, self.txns = False, [], 0, 0
         self.oldest = None

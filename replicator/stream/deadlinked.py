@@ -66,7 +66,7 @@ def replay(db: Applier, linker: Linker, flow: Flow, source_row: RowChange) -> Ro
 
 
 def replay_entry(db: Applier, linker: Linker, e: deadletter.Entry, flow: Flow) -> RowError | None:
-    """deadletter.retry's replay of a queued linked change, by its stored source row."""
+    """deadretry.retry's replay of a queued linked change, by its stored source row."""
     if e.source_row is None:
         return RowError(f"mapping {e.mapping}: the queued change has no source row to replay: skip it",
                         table=e.target_table, key=e.target_key, key_side=flow.source.side)
@@ -89,7 +89,7 @@ class ReplayLinkers:
         self._lookups: list[SourceLookup] = []
 
     def replay(self, db: Applier, e: deadletter.Entry, flow: Flow) -> RowError | None:
-        """deadletter.retry's replay of a linked entry."""
+        """deadretry.retry's replay of a linked entry."""
         return replay_entry(db, self.linker(db, e.stream), e, flow)
 
     def linker(self, db: Applier, stream: str) -> Linker:

@@ -25,10 +25,11 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.appliers.lookup import SourceLookup
+from replicator.mapping import applytime
 from replicator.stream import retry
 from replicator.conflicts.clock import CommitClock
 from replicator.conflicts.detect import Detector
-from replicator.stream import deadletter, deadlinked, lease
+from replicator.stream import deadletter, deadlinked, deadretry, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
@@ -531,9 +532,10 @@ class Direction:
         applier.begin()
         entries = deadletter.select(applier, stream=self.name, lock=True)
         linker = self._linker
-        outcome = deadletter.retry(applier, entries, mset, None if linker is None else (
+        outcome = deadretry.retry(applier, entries, mset, None if linker is None else (
             lambda db, e, flow: deadlinked.replay_entry(db, linker, e, flow)))
         applier.commit_untracked()
+        applytime.next_transaction()  # its stamps (`now: true`) were this transaction's instant
         log.info("%s: dead-letter queue retried after the reload: %d applied, %d still failing, %d waiting",
                  self.name, len(outcome.applied), len(outcome.failed), len(outcome.waiting))
         assert self._dlq is not None
@@ -551,6 +553,8 @@ class Direction:
         except BaseException:
             applier.rollback()
             raise
+        finally:
+            applytime.next_transaction()  # its stamps (`now: true`) were this transaction's instant
         return done
 
     def _apply_linked(self, applier: Applier, lc: LinkedChange) -> None:

@@ -69,7 +69,10 @@ class FlowCheck:
         # an insert_only field is the target's own once the row exists (a tenant, `customer_rank: 1` on
         # creation): a row the other application made or changed since holds its own value, which is no
         # difference, and a repair must not overwrite it. A missing row is still created with it.
-        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only]
+        # A column replicator stamps with the apply time (`now: true`) holds when a write arrived, which no
+        # source row says: never a difference, never repaired (a missing row is created with a fresh stamp).
+        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only
+                         and not p.stamp]
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
         self.convert = self.tgt.converter(flow.target.table, [p.target for p in flow.plans])

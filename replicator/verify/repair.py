@@ -37,6 +37,7 @@ from replicator.changes import Op, RowChange, TargetChange
 from replicator.compare import key_canonical, show
 from replicator.conflicts.rules import decide
 from replicator.errors import FatalError
+from replicator.mapping import applytime
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow
@@ -128,6 +129,7 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> 
         linker = (Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query)
                   if lookup is not None else None)
         applier.begin()  # the tag first: the other direction drops this transaction
+        applytime.next_transaction()  # `now: true` stamps: this repair's own instant, not the scan's
         done: list[Difference] = []
         for d in fresh:
             if d.kind == FAILED:

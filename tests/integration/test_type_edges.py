@@ -53,19 +53,49 @@ def test_every_latin1_byte_arrives_as_mariadb_reads_it_and_comes_back(make_pair)
     assert pair.metric("replicator_errors_total") == 0
 
 
-def test_a_latin1_byte_mysql_replication_cannot_read_stops_naming_table_and_column(make_pair) -> None:
+MY_GEOMETRY = "CREATE TABLE g (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1, pt POINT, n INT)"
+MAP_GEOMETRY = MAP_LATIN1.replace("l1", "g").replace("v: ~, c: ~", "v: ~")
+
+
+def test_a_latin1_byte_mysql_replication_cannot_read_stops_naming_table_key_and_column(make_pair) -> None:
     """A table the fast decoder does not take (a GEOMETRY column) is decoded by mysql-replication, whose
-    cp1252 has no character for 0x81: the stream stops naming the table and the column, not a traceback."""
-    pair = make_pair("CREATE TABLE g (id int PRIMARY KEY, v text)",
-                     "CREATE TABLE g (id INT PRIMARY KEY, v VARCHAR(10) CHARACTER SET latin1, pt POINT, n INT)",
-                     MAP_LATIN1.replace("l1", "g").replace("v: ~, c: ~", "v: ~"))
+    cp1252 has no character for 0x81: the stream stops naming the table, the key (its rows read again with
+    the byte kept: sources/libraryrows.py) and the column, not a traceback."""
+    pair = make_pair("CREATE TABLE g (id int PRIMARY KEY, v text)", MY_GEOMETRY, MAP_GEOMETRY)
     pair.start()
     pair.my_query("INSERT INTO g (id, v, n) VALUES (1, %s, 1)", (b"a\x81",))
     assert pair.wait_exit(60) != 0
     stopped = [line for line in pair.log().splitlines() if "stopped on" in line]
-    assert stopped and f"table {pair.maria.dbname}.g, column v: a value is not text of its character set" \
-        in stopped[-1], pair.log()[-3000:]
+    # (mysql-replication names latin1 by its Python codec, cp1252)
+    assert stopped and (f"table {pair.maria.dbname}.g, key (1,), column v: a value is not text of its character "
+                        f"set cp1252 (byte b'\\x81'") in stopped[-1], pair.log()[-3000:]
+    assert "on_error: quarantine" in stopped[-1] and "Traceback" not in pair.log()
+
+
+def test_a_latin1_byte_mysql_replication_cannot_read_is_quarantined(make_pair) -> None:
+    """The same table under `on_error: quarantine`: the row is queued (class undecodable) with its key, the
+    other rows of its event are written and the stream goes on, as for the fast decoder's own tables."""
+    pair = make_pair("CREATE TABLE g (id int PRIMARY KEY, v text)", MY_GEOMETRY,
+                     MAP_GEOMETRY.replace("    direction: both\n", "    direction: both\n    on_error: quarantine\n"),
+                     "sync: {on_first_run: false}\n")
+    pair.start()
+    my = pair.maria.connect(autocommit=False)
+    try:
+        with my.cursor() as cur:  # one transaction, one rows event: the bad row in the middle
+            cur.execute("INSERT INTO g (id, v, n) VALUES (1, 'one', 1), (2, %s, 2), (3, 'three', 3)", (b"b\x81",))
+        my.commit()
+    finally:
+        my.close()
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM g")[0][0] == 2, 60, "the two good rows")
+    queued = pair.pg_query("SELECT target_key, op, error_class, error FROM replicator.dead_letter ORDER BY id")
+    assert [tuple(r[:3]) for r in queued] == [("[2]", "insert", "undecodable")], queued
+    assert queued[0][3].startswith(f"table {pair.maria.dbname}.g, key (2,), column v: a value is not text of its "
+                                   f"character set cp1252 (byte b'\\x81'"), queued[0][3]
+    pair.my_query("INSERT INTO g (id, v, n) VALUES (4, 'four', 4)")  # the stream goes on
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM g")[0][0] == 3, 60, "a later row")
+    assert pair.pg_query("SELECT id, v FROM g ORDER BY id") == [(1, "one"), (3, "three"), (4, "four")]
     assert "Traceback" not in pair.log()
+    assert pair.stop() == 0
 
 
 # (MariaDB type, PostgreSQL type, direction, what `check` says): pairs `check` passed as fit although values

@@ -1,6 +1,6 @@
 """A dead-letter retry of a two-way change must not overwrite an edit the target got since it was queued
 (stream/deadcheck.py), without servers: the decision fed target rows, `expect` and values; its error;
-and `deadletter.retry` over a fake target, refusing, applying and forcing."""
+and `deadretry.retry` over a fake target, refusing, applying and forcing."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -15,7 +15,7 @@ from replicator.compare import ColumnInfo
 from replicator.conflicts.detect import Detector
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import route_flow
-from replicator.stream import deadcheck, deadletter
+from replicator.stream import deadcheck, deadletter, deadretry
 from replicator.stream.deadcheck import Edited, judge
 from tests.unit.test_deadletter import TxApplier
 from tests.unit.test_mapping import load, make_config
@@ -168,7 +168,7 @@ def test_retry_refuses_a_change_whose_row_was_edited_since_and_keeps_the_row_beh
     db.rows[(7,)] = {"id": 7, "val": 5, "note": "a"}  # crm's users edited val 1 -> 5 meanwhile
     first = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "a"}, {"id": 7, "val": 2, "note": "a"})
     later = entry(mset, 2, Op.UPDATE, {"id": 7, "val": 2, "note": "a"}, {"id": 7, "val": 2, "note": "b"})
-    out = deadletter.retry(db, [first, later], mset)
+    out = deadretry.retry(db, [first, later], mset)
     assert out.applied == () and [e.id for e, _ in out.failed] == [1] and [e.id for e in out.waiting] == [2]
     error, cls = db.errors[1]
     assert cls == "conflict" and "column val: the row changed on crm" in error, error
@@ -183,10 +183,10 @@ def test_retry_writes_the_changed_fields_when_the_row_is_unchanged_and_force_wri
     db.rows[(8,)] = {"id": 8, "val": 5, "note": "a"}
     unchanged = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "a"}, {"id": 7, "val": 2, "note": "a"})
     edited = entry(mset, 2, Op.UPDATE, {"id": 8, "val": 1, "note": "a"}, {"id": 8, "val": 2, "note": "a"})
-    out = deadletter.retry(db, [unchanged, edited], mset)
+    out = deadretry.retry(db, [unchanged, edited], mset)
     assert [e.id for e in out.applied] == [1] and [e.id for e, _ in out.failed] == [2]
     assert db.rows[(7,)] == {"id": 7, "val": 2, "note": "edited on crm"}
-    forced = deadletter.retry(db, [edited], mset, force=True)
+    forced = deadretry.retry(db, [edited], mset, force=True)
     assert [e.id for e in forced.applied] == [2] and db.rows[(8,)] == {"id": 8, "val": 2, "note": "a"}
     assert db.reads == 2  # the forced retry read nothing
 
@@ -197,7 +197,7 @@ def test_retry_refuses_an_update_of_a_deleted_row_and_an_insert_over_another_row
     db.rows[(9,)] = {"id": 9, "val": 3, "note": "made on crm"}
     taken = entry(mset, 2, Op.INSERT, None, {"id": 9, "val": 3, "note": "made on erp"})
     fresh = entry(mset, 3, Op.INSERT, None, {"id": 10, "val": 3, "note": "x"})
-    out = deadletter.retry(db, [gone, taken, fresh], mset)
+    out = deadretry.retry(db, [gone, taken, fresh], mset)
     assert [e.id for e in out.applied] == [3] and [e.id for e, _ in out.failed] == [1, 2]
     assert "it was deleted there" in db.errors[1][0] and db.errors[1][1] == "conflict"
     assert "it exists there with note = 'made on crm'" in db.errors[2][0]
@@ -210,7 +210,7 @@ def test_a_one_way_mapping_retries_unchecked_as_before(tmp_path: Path) -> None:
     db = RowsApplier()
     db.rows[(7,)] = {"id": 7, "val": 5, "note": "a"}
     e = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "a"}, {"id": 7, "val": 2, "note": "a"})
-    out = deadletter.retry(db, [e], mset)
+    out = deadretry.retry(db, [e], mset)
     assert [x.id for x in out.applied] == [1] and db.rows[(7,)]["val"] == 2 and db.reads == 0
 
 
@@ -225,7 +225,7 @@ def test_a_field_transformed_one_way_only_agrees_with_its_image(tmp_path: Path) 
     db.rows[(8,)] = {"id": 8, "val": 1, "note": "edited"}
     image = entry(mset, 1, Op.UPDATE, {"id": 7, "val": 1, "note": "ABC"}, {"id": 7, "val": 1, "note": "XYZ"})
     other = entry(mset, 2, Op.UPDATE, {"id": 8, "val": 1, "note": "ABC"}, {"id": 8, "val": 1, "note": "XYZ"})
-    out = deadletter.retry(db, [image, other], mset)
+    out = deadretry.retry(db, [image, other], mset)
     assert [e.id for e in out.applied] == [1] and [e.id for e, _ in out.failed] == [2]
     assert db.rows[(7,)]["note"] == "XYZ" and db.rows[(8,)]["note"] == "edited"
     assert "note is 'edited' there; the change expected 'ABC' and carries 'XYZ'" in db.errors[2][0]

@@ -14,7 +14,7 @@ from replicator.changes import LSN, Op, RowChange, TableRef
 from replicator.errors import RowError
 from replicator.mapping.model import Flow, MappingSet
 from replicator.mapping.router import LinkedChange
-from replicator.stream import deadletter, deadlinked
+from replicator.stream import deadletter, deadlinked, deadretry
 from replicator.stream.deadletter import HELD, Quarantine
 from tests.unit.test_deadletter import TxApplier
 from tests.unit.test_mapping import load, make_config
@@ -105,8 +105,8 @@ def test_retry_replays_linked_entries_through_the_linker(tmp_path: Path) -> None
         assert flow.mapping == "customers" and flow.linked and e.source_row is not None
         replayed.append((e.op, e.source_row.after["val"] if e.source_row.after else None))
         return None
-    out = deadletter.retry(db, entries, mset, replay)
+    out = deadretry.retry(db, entries, mset, replay)
     assert [e.id for e in out.applied] == [1, 2] and replayed == [("insert", 5000), ("update", 5)]
     # without the linker's replay a linked entry is never written as a stored statement
-    out = deadletter.retry(db, entries, mset)
+    out = deadretry.retry(db, entries, mset)
     assert [e.id for e, _ in out.failed] == [1] and "replayed through the linker" in out.failed[0][1]

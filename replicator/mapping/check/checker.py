@@ -45,6 +45,7 @@ from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
+from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.shared import check_shared_deletes
 from replicator.mapping.check.specs import _direction_transform, field_specs
@@ -216,6 +217,7 @@ class _Checker:
             self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
+            check_lossy_transforms(self, flow, f, plan, spec, tname)
             loose = plan.convert is not None
             if loose and isinstance(spec, dict) and not ({"map", "constant"} & set(spec)) \
                     and _direction_transform(spec, stream) is None:
@@ -317,6 +319,13 @@ class _Checker:
         """Values spelled out in the mapping must fit the target column (errors whatever lossy says)."""
         side = flow.target.side
         stream = flow.stream
+        if plan.stamp:  # `now: true`: the apply time, an aware UTC datetime
+            if tcol.kind != "datetime":
+                self.fail(side, f"{_at(f.where, '.now', _line(spec, 'now', f.where))}: now (the apply time) into "
+                          f"{tname} {tcol.describe()} ({stream}): not a date-and-time column",
+                          f"stamp a timestamp / timestamptz / DATETIME / TIMESTAMP column, or fill "
+                          f"{flow.target.table}.{plan.target} with `constant:` or a field")
+            return
         if plan.source is None:  # a constant
             if isinstance(spec, dict) and "constant" in spec:
                 value = spec["constant"]

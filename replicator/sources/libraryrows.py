@@ -1,0 +1,75 @@
+"""The rows of an event that mysql-replication decodes itself, read again with undefined bytes kept.
+
+The fast decoder (rowdecode) hands some tables to mysql-replication (a GEOMETRY column, unusual
+metadata). A text value holding a byte its single-byte character set leaves undefined (latin1's 0x81
+is no character of Python's cp1252) makes the library's ``event.rows`` raise UnicodeDecodeError, in the
+middle of the event, without saying which row. To name the row's key and to queue it under
+`on_row_error: quarantine` as the fast decoder's own rows are (binlog.undecoded_changes), the event's
+rows are read again by the library itself, its packet rewound to where the rows begin, with the
+string reader decoding as the library does but keeping the undefined bytes (surrogateescape) -- the
+same reading rowdecode's lenient decoder makes.
+
+This leans on two things of mysql-replication 1.0.x, as rowdecode already does for the packet: the
+wrapper's read counter and unread buffer, and the private ``RowsEvent.__read_string`` (an instance
+attribute overrides it for the one event). Whatever does not hold -- a packet that cannot be rewound, a
+second error -- gives None, and the caller keeps its message without the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_BUFFER = "_BinLogPacketWrapper__data_buffer"  # the wrapper's unread() buffer (name-mangled)
+_ROWS = "_RowsEvent__rows"  # RowsEvent.rows' cache
+_READ_STRING = "_RowsEvent__read_string"  # RowsEvent's reader of a string column's value
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where an event's rows begin: the wrapper's count of bytes read, with nothing unread buffered."""
+
+    read_bytes: int
+
+
+def mark(event: Any) -> Mark | None:
+    """The position to come back to, taken before anything read ``event.rows`` (None: it cannot be)."""
+    packet = getattr(event, "packet", None)
+    if packet is None or getattr(packet, _BUFFER, None) != b"" or not hasattr(packet.packet, "advance"):
+        return None
+    return Mark(int(packet.read_bytes))
+
+
+def reread(event: Any, at: Mark | None) -> list[dict[str, Any]] | None:
+    """``event.rows`` again from `at`, each text value decoded with its character set's codec and
+    surrogateescape (an undefined byte kept as a lone surrogate, which rowdecode.escaped_columns finds);
+    None when the rows cannot be read again."""
+    if at is None:
+        return None
+    packet = event.packet
+    buffered = getattr(packet, _BUFFER, b"")
+    consumed = packet.read_bytes - at.read_bytes + len(buffered)  # what the inner packet gave since the mark
+    try:
+        packet.packet.advance(-consumed)
+    except Exception:  # noqa: BLE001 - a packet that cannot be rewound: the caller's message stands
+        return None
+    setattr(packet, _BUFFER, b"")
+    packet.read_bytes = at.read_bytes
+
+    def read_string(size: int, column: Any) -> Any:  # RowsEvent.__read_string, errors="surrogateescape"
+        raw = packet.read_length_coded_pascal_string(size)
+        if column.character_set_name is None:
+            return raw.decode(errors="surrogateescape")
+        try:
+            return raw.decode(event.charset_to_encoding(column.character_set_name), "surrogateescape")
+        except LookupError:  # a character set Python has no codec for: the library keeps the bytes
+            return raw
+
+    setattr(event, _ROWS, None)
+    setattr(event, _READ_STRING, read_string)
+    try:
+        rows: list[dict[str, Any]] = event.rows
+    except Exception:  # noqa: BLE001 - not (only) an undefined byte: the caller's message stands
+        return None
+    finally:
+        delattr(event, _READ_STRING)
+    return rows

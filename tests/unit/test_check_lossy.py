@@ -1,0 +1,46 @@
+"""`check`: `{truncate: N}` cuts text without a word, so its field needs `lossy: allow` like a silently lossy
+cast (mapping/check/lossy.py); a source column that is never longer than N needs nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_mapping_check import PK, Env, one_field, vc
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def test_a_truncate_without_lossy_allow_is_refused_naming_file_line_and_key(env: Env) -> None:
+    (msg,) = env.failures(one_field("{transform: [trim, {truncate: 40}]}"), {"id": PK, "v": vc(200)},
+                          {"id": PK, "v": vc(40)})
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.transform[1]: {truncate: 40} cuts "
+                          "crm:public.customer.v VARCHAR(200) to 40 characters without a word (crm_to_erp)"), msg
+    assert "fix: add `lossy: allow` to the field if the cut is wanted" in msg
+
+
+def test_lossy_allow_accepts_it_with_an_ok_finding(env: Env) -> None:
+    text = one_field("{transform: [{truncate: 40}], lossy: allow}")
+    assert env.failures(text, {"id": PK, "v": vc(200)}, {"id": PK, "v": vc(40)}) == []
+    oks = env.oks(text, {"id": PK, "v": vc(200)}, {"id": PK, "v": vc(40)})
+    assert any("{truncate: 40} cuts" in o and "allowed by lossy: allow" in o for o in oks), oks
+
+
+def test_a_per_direction_transform_names_its_direction(env: Env) -> None:
+    text = one_field("{transform: {crm_to_erp: [{truncate: 5}]}}", direction="both")
+    (msg,) = env.failures(text, {"id": PK, "v": vc(10)}, {"id": PK, "v": vc(5)})
+    assert "mappings.customers.fields.v.transform.crm_to_erp[0]: {truncate: 5}" in msg and "(crm_to_erp)" in msg
+
+
+@pytest.mark.parametrize("spec, cut", [
+    ("{transform: [{truncate: 40}]}", False),  # varchar(30): never longer than 40
+    ("{transform: [trim, upper, {truncate: 30}]}", False),  # nothing before it lengthens the value
+    ("{transform: [{concat: {fields: [v, v]}}, {truncate: 40}]}", True),  # 60 characters may arrive
+    ("{transform: [{truncate: 20}]}", True),
+])
+def test_a_source_never_longer_than_n_is_never_cut(env: Env, spec: str, cut: bool) -> None:
+    failures = env.failures(one_field(spec), {"id": PK, "v": vc(30)}, {"id": PK, "v": vc(100)})
+    assert (len(failures) == 1 and "cuts" in failures[0]) if cut else failures == [], failures
