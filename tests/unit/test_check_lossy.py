@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_mapping_check import PK, Env, one_field, vc
+from tests.unit.test_mapping_check import INT, PK, C, Env, dec, one_field, vc
 
 
 @pytest.fixture
@@ -44,3 +44,33 @@ def test_a_per_direction_transform_names_its_direction(env: Env) -> None:
 def test_a_source_never_longer_than_n_is_never_cut(env: Env, spec: str, cut: bool) -> None:
     failures = env.failures(one_field(spec), {"id": PK, "v": vc(30)}, {"id": PK, "v": vc(100)})
     assert (len(failures) == 1 and "cuts" in failures[0]) if cut else failures == [], failures
+
+
+# `{round: N}` drops decimal places as silently as a cast into a smaller scale
+def test_a_round_without_lossy_allow_is_refused(env: Env) -> None:
+    (msg,) = env.failures(one_field("{transform: [{round: 2}]}"), {"id": PK, "v": dec(14, 4)},
+                          {"id": PK, "v": dec(14, 4)})
+    assert msg.startswith("erp: m.yaml:8: mappings.customers.fields.v.transform[0]: {round: 2} rounds "
+                          "crm:public.customer.v NUMERIC(14,4) to 2 decimal places without a word (crm_to_erp)"), msg
+    assert "fix: add `lossy: allow` to the field if the cut is wanted" in msg
+
+
+def test_a_round_with_lossy_allow_is_an_ok_finding(env: Env) -> None:
+    text = one_field("{transform: [{round: 2}], lossy: allow}")
+    assert env.failures(text, {"id": PK, "v": C("float", bits=64)}, {"id": PK, "v": dec(12, 2)}) == []
+    assert any("{round: 2} rounds" in o for o in env.oks(text, {"id": PK, "v": C("float", bits=64)},
+                                                          {"id": PK, "v": dec(12, 2)}))
+
+
+@pytest.mark.parametrize("src, cut", [
+    (dec(10, 2), False),  # two places already: nothing to round
+    (dec(10, 0), False),
+    (INT, False),
+    (dec(10, 3), True),
+    (dec(None, None), True),  # an unbounded numeric may hold any number of places
+    (C("float", bits=64), True),
+])
+def test_a_source_with_at_most_n_places_is_never_rounded(env: Env, src: object, cut: bool) -> None:
+    failures = env.failures(one_field("{transform: [{round: 2}]}"), {"id": PK, "v": src},
+                            {"id": PK, "v": dec(20, 6)})
+    assert (len(failures) == 1 and "rounds" in failures[0]) if cut else failures == [], failures
