@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence, TextIO
 from replicator.admin.conflicts import key_candidates, parse_ref
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
+from replicator.changes import TableRef
 from replicator.config import Config
 from replicator.errors import ConfigError
 from replicator.loopguard import stream_name
@@ -129,9 +130,19 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                     elif args.action == "show":
                         print(_show(e, _key_side(e, mset)), file=out)
                 continue
-            db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
-            applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
-            entries = _selected(db, args, sides, lock=True)
+            loaded: set[TableRef] = set()
+            while True:
+                db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
+                applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
+                entries = _selected(db, args, sides, lock=True)
+                missing = {e.change.table for e in entries} - loaded if args.action == "retry" else set()
+                if not missing:
+                    break
+                # reading the column types ends the transaction (the tag with it: what retry wrote after it
+                # was captured and sent back as an edit of this side), so they are read first, then again
+                db.rollback()
+                loaded |= missing
+                db.load_types(sorted(loaded))
             matched += len(entries)
             if not entries:
                 continue  # nothing selected in this database: no linkers to open, nothing to commit
@@ -141,7 +152,6 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                 for e in entries:
                     print(_line("skipped", e, args.json, _key_side(e, mset), note=_skipped_note(e)), file=out)
                 continue
-            db.load_types(sorted({e.change.table for e in entries}))
             linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
             try:
                 outcome = deadretry.retry(db, entries, mset, linkers.replay, force=force)

@@ -200,6 +200,9 @@ class Applier(abc.ABC):
         self._columns: dict[TableRef, dict[str, ColumnInfo]] = {}  # for comparing values (conflicts)
         self._read_sql: dict[tuple[Any, ...], str] = {}  # read_rows_sql by (table, keys, columns, count)
         self.resolver: Resolver | None = None  # set by the stream when a mapping is two-way
+        # begin() wrote the loop tag and the transaction is open: reading column types (which ends the
+        # transaction) would drop the tag, and what is written after it would be sent back as an edit
+        self.tagged = False
         # only the stream's own session reports replicator_connection_up{role="apply"}: the short sessions
         # of look-ups, retention, sync and status would otherwise set it to 0 when they close
         self.reports_up = False
@@ -251,7 +254,14 @@ class Applier(abc.ABC):
 
     @abc.abstractmethod
     def load_types(self, tables: Sequence[TableRef]) -> None:
-        """Read column types of the target tables and prepare value converters."""
+        """Read column types of the target tables and prepare value converters (outside a transaction
+        begun by begin(): the read ends it)."""
+
+    def not_tagged(self) -> None:
+        """load_types' guard: a programming error, never a silent loss of the loop tag."""
+        if self.tagged:
+            raise RuntimeError(f"{self.stream}: column types read inside a tagged transaction would end it and "
+                               f"drop the loop tag: read them before begin()")
 
     # -- data
     def apply(self, changes: Sequence[TargetChange]) -> None:

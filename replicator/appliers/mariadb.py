@@ -497,6 +497,7 @@ class MariaDBApplier(Applier):
 
     def connect(self) -> None:
         self.db = my_connect(self.conn, self.conn.apply)
+        self.tagged = False  # a new session: no transaction open
         t = self.conn.timeouts
         # an application's row lock or a runaway statement fails our statement (retried with
         # back-off) instead of holding the apply thread until the watchdog kills the process
@@ -571,6 +572,7 @@ class MariaDBApplier(Applier):
                     f"INSERT INTO {self.ckpt_table} (stream, position, txn_seq) VALUES (%s, '{{}}', 1) "
                     "ON DUPLICATE KEY UPDATE txn_seq = txn_seq + 1", (self.stream,))
         self._run(q)
+        self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
         def q() -> None:
@@ -582,13 +584,16 @@ class MariaDBApplier(Applier):
                     "updated_at = UTC_TIMESTAMP(6) WHERE stream = %s",
                     (position.to_json(), _utc_naive(commit_time), self.stream))
             self.db.commit()
+            self.tagged = False
         self._run(q)
 
     def commit_untracked(self) -> None:
         """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
         self._run(self.db.commit)
+        self.tagged = False
 
     def rollback(self) -> None:
+        self.tagged = False
         if self.db is not None:
             try:
                 self.db.rollback()
@@ -596,6 +601,7 @@ class MariaDBApplier(Applier):
                 pass
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
+        self.not_tagged()
         self._run(self._load_types, tables)
 
     def _load_types(self, tables: Sequence[TableRef]) -> None:

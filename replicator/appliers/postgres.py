@@ -319,6 +319,7 @@ class PostgresApplier(Applier):
             with self.db.cursor() as cur:
                 cur.execute("SELECT pg_logical_emit_message(true, %s, %s)", (MESSAGE_PREFIX, self.stream))
         self._run(q)
+        self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
         def q() -> None:
@@ -356,6 +357,7 @@ class PostgresApplier(Applier):
     def _end_transaction(self, committed: bool) -> None:
         """A staging table created in a transaction that rolls back is gone; ON COMMIT DELETE ROWS
         empties the others either way."""
+        self.tagged = False
         if not committed:
             for key in self._stages_created:
                 self._stages.pop(key, None)
@@ -363,6 +365,7 @@ class PostgresApplier(Applier):
         self._stages_filled.clear()
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
+        self.not_tagged()
         self._run(self._load_types, tables)
 
     def _load_types(self, tables: Sequence[TableRef]) -> None:
