@@ -457,8 +457,10 @@ class _Check:
     # -- per row
     def _update(self, r: TargetChange, row: tuple[Any, ...] | None) -> TargetChange | None:
         expect = r.expect or {}
-        if row is None and self.det.syncing():
-            return _with_values(r, {**expect, **r.values})  # not copied yet: the stream creates it whole
+        if row is None and (self.det.syncing() or self.flow.target.optional):
+            # not copied yet, or a row its application creates lazily (`optional: true`: missing means all
+            # NULL, no delete to race with): the stream creates it whole
+            return _with_values(r, {**expect, **r.values})
         if row is None:
             d = self._decide_row(r, None, None)
             won = d.winner == self.incoming

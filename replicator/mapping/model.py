@@ -36,6 +36,10 @@ class Endpoint:
     # outside it are not this mapping's; as a target, updates and deletes touch only rows of the slice and
     # inserts set these columns
     slice: tuple[tuple[str, Any], ...] = ()
+    # `optional: true`: the application creates this table's rows only once one of their fields is set (a 1:1
+    # custom-field table: SuiteCRM's accounts_cstm). A missing row is one whose fields are all NULL: an update
+    # that finds none creates it (no update_missing race), and verify does not miss it
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,7 +313,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
         if not key or not all(isinstance(k, str) for k in key):
             raise ConfigError("key must be a non-empty list of column names", e.where("key"),
                               hint="every mapped table needs a primary key")
-        endpoints.append(Endpoint(side, table, tuple(key), slice=_slice(e)))
+        endpoints.append(Endpoint(side, table, tuple(key), slice=_slice(e), optional=e.get("optional", bool, False)))
         if e.has("generate"):
             generate_specs[side] = (e.data["generate"], e.where("generate"))
             e.allow("generate")

@@ -307,6 +307,9 @@ class FlowCheck:
         if e.target is None:
             if e.state != REQUIRED:
                 return None
+            if f.target.optional and all(e.values.get(c) is None for c in self.compared
+                                         if c not in e.skip and c not in f.target.key):
+                return None  # `optional: true`: a missing row is one whose fields are all NULL
             return Difference(kind=MISSING, stamp=tuple(self._canon(e.values, e.skip)), **base)
         cols = tuple((c, e.values.get(c), e.target.get(c)) for c in self.compared
                      if c not in e.skip and not values_equal(self.rules[c], e.values.get(c), e.target.get(c)))

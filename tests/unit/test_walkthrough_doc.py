@@ -60,11 +60,12 @@ def test_the_choices_the_page_explains(mset: MappingSet) -> None:
     # application-made UUIDs in the CRM, AUTO_INCREMENT in the ERP
     gen = by["customers", "erp_to_crm"].target.generate
     assert [(g.column, g.kind) for g in gen] == [("id", "uuid")]
-    # the custom-field table shares the tenant slice and lets the ERP win an update that finds no row
+    # the custom-field table shares the tenant slice, its rows are created lazily (an update that finds no
+    # row creates it), and a purge of one is not the company's delete
     assert by["customer_custom", "erp_to_crm"].source.slice == (("entity", 1),)
     assert by["customers", "erp_to_crm"].source.slice == (("entity", 1),)
-    rules = by["customer_custom", "erp_to_crm"].conflicts
-    assert rules is not None and (rules.default.rule, rules.default.side) == ("priority", "erp"), rules
+    assert by["customer_custom", "erp_to_crm"].target.optional
+    assert by["customer_custom", "crm_to_erp"].delete == "ignore"
 
 
 def assert_mappings_fit(mset: MappingSet, schemas: dict[str, Any]) -> None:
