@@ -106,23 +106,38 @@ _BY_TABLE = "_router_by_table"
 def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
               commit_time: datetime | None = None) -> list[Routed]:
     """`[tc for ch in changes for tc in route(mset, side, ch, commit_time)]`: a multi-row source transaction's
-    changes, with the flows looked up once per run of one table object instead of per row, and an INSERT or
-    UPDATE of a one-way table of one flow handed straight to its `_Plain` (what `route` does for it, without
-    the call). Anything else goes through `route` itself. tests/unit/test_router_plain.py compares the two."""
+    changes, with the flows looked up once per run of one table object instead of per row, an INSERT or
+    UPDATE of a one-way table of one flow handed straight to its `_Plain` and an UPDATE of a two-way one to
+    `_two_way_update` (what `route` does for them, without the call). Anything else goes through `route`
+    itself. tests/unit/test_router_plain.py compares the two."""
     out: list[Routed] = []
     table: Any = None
     plain: _Plain | None = None
+    # a two-way table of one flow whose UPDATEs `route` hands to `_two_way_update` (`_Compiled.direct`)
+    direct: tuple[Flow, _Compiled] | None = None
     for ch in changes:
         if ch.table is not table:
             table = ch.table
             flows = mset.routes.get((side, table), ())
-            plain = None
-            if len(flows) == 1 and flows[0].conflicts is None:
+            plain = direct = None
+            if len(flows) == 1:
                 flow = flows[0]
-                p = flow.__dict__.get(_PLAIN) or _plain(flow)
-                if p.usable:
-                    plain = p
-        if plain is not None:
+                if flow.conflicts is None:
+                    p = flow.__dict__.get(_PLAIN) or _plain(flow)
+                    if p.usable:
+                        plain = p
+                else:
+                    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+                    if compiled.direct:
+                        direct = (flow, compiled)
+        if direct is not None:
+            row = ch.after
+            if ch.op is Op.UPDATE and row is not None:  # what `route` does for it, without its look-ups
+                fast = _two_way_update(direct[0], direct[1], ch, row, commit_time)
+                if fast is not None:
+                    out += fast
+                    continue
+        elif plain is not None:
             op = ch.op
             if op is not Op.DELETE and op is not Op.TRUNCATE:
                 fast = plain.route(ch)
