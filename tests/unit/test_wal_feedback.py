@@ -16,6 +16,7 @@ from replicator.changes import LSN, TableRef
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources.wal import WalSource
+from replicator.sources import walproto
 from replicator.sources.walproto import CopyStream
 
 
@@ -62,6 +63,7 @@ def stream(lib: FakeLibpq, confirmed: int) -> CopyStream:
     s._buf = ctypes.c_void_p()
     s._buf_ref = ctypes.byref(s._buf)
     s._deferred = None
+    s._get, s._free, s._string_at = walproto._per_message(lib)
     return s
 
 
@@ -135,3 +137,16 @@ def test_wal_stream_errors_name_the_capture_account() -> None:
                        LSN(0), 100)
     text = str(source._classify(psycopg2.OperationalError("server closed the connection unexpectedly")))
     assert "repl_capture@pg.example.org:5433/crm" in text and "repl_apply" not in text
+
+
+def test_the_per_message_calls_of_the_real_libpq_take_the_arguments_as_they_are() -> None:
+    """`_per_message` on psycopg2's own libpq: PQgetCopyData without argtypes still reads the pointer
+    arguments right (a NULL connection answers -2 and clears the out-parameter, as libpq documents),
+    PQfreemem takes the c_void_p, string_at copies the bytes at an address."""
+    get, free, string_at = walproto._per_message(walproto._libpq())
+    buf = ctypes.c_void_p(12345)
+    assert get(ctypes.c_void_p(), ctypes.byref(buf), 1) == -2
+    assert buf.value is None
+    free(buf)  # NULL: a no-op
+    data = ctypes.create_string_buffer(b"w\x00abc", 5)
+    assert string_at(ctypes.c_void_p(ctypes.addressof(data)), 5) == b"w\x00abc"

@@ -196,7 +196,37 @@ def test_changes_read_counts_each_table_of_each_transaction(picks: list[list[int
     expected = dict.fromkeys(before, 0.0)
     for txn in picks:
         s._count([RowChange(tables[i], Op.INSERT, None, {}) for i in txn])
+        if len(txn) > 1:  # what a multi-row transaction counts is in the metric at once
+            assert s._uncounted == 0
         for i in txn:
             expected[str(tables[i])] += 1
+    s._flush_count()  # (what `_read` does before each batch it takes from the stream, and at its end)
     after = counts()
     assert {k: after[k] - before[k] for k in after} == expected
+
+
+def test_single_row_transactions_are_in_the_metric_once_their_batch_is_handed_over(source: WalSource) -> None:
+    """`_count` keeps a single-row transaction's row back and `_read` adds them up before it takes the next
+    batch from the stream: while the reader waits for more (the keepalive it yields when idle), the metric
+    holds every row it has handed over, with the generator still open."""
+    from replicator import metrics
+
+    def counted() -> float:
+        return metrics.REGISTRY.get_sample_value("replicator_changes_read_total",
+                                                 {"direction": "crm_to_erp", "table": str(T)}) or 0.0
+    before = counted()
+    payloads = [REL_T]
+    for i in range(3):
+        payloads += [begin(300 + 100 * i, 0, 7 + i), insert(1, str(i), "a"), commit(290 + 100 * i, 300 + 100 * i, 0)]
+    stream = FakeStream(payloads, 600)
+    it = source._read(stream, source.start)  # type: ignore[arg-type]
+    try:
+        got = [next(it) for _ in range(3)]
+        assert all(isinstance(m, Transaction) for m in got)
+        assert counted() - before <= 3  # (kept back until the batch is done)
+        assert isinstance(next(it), Keepalive)  # idle: the next read_batch came back empty
+        assert counted() - before == 3
+    finally:
+        it.close()
+        stream.close()
+    assert counted() - before == 3
