@@ -210,6 +210,7 @@ _CONVERTERS: dict[str, Converter] = {
 
 class PostgresApplier(Applier):
     kind = "postgresql"
+    reports_waits = True  # every statement goes through _run
 
     def __init__(self, conn: Connection, stream: str):
         super().__init__(conn, stream)
@@ -274,6 +275,9 @@ class PostgresApplier(Applier):
                 self.report_up(0)
 
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        gate = self.io_gate
+        if gate is not None:
+            gate.lend()  # the statements below wait on the server with the GIL released: the reader may decode
         try:
             return fn(*args)
         except psycopg2.Error as exc:
@@ -289,6 +293,9 @@ class PostgresApplier(Applier):
                 raise ConfigError(f"{self.conn.describe()}: the apply account lacks a privilege "
                                   f"(SQLSTATE {exc.pgcode}): {text}") from None
             raise
+        finally:
+            if gate is not None:
+                gate.reclaim()
 
     def lock(self, fail_fast: bool) -> None:
         def q() -> bool:

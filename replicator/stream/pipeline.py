@@ -55,6 +55,8 @@ WAL_IDLE_CHECKPOINT_SECONDS = 1.0
 START_GATE_SECONDS = 10.0  # how long a starting direction waits for the other one's first session
 # behind the source by more than this (beyond MariaDB's 1 s commit time resolution): group commit
 CATCHING_UP_SECONDS = 1.0
+# the reader waits at this share of `queue_rows` while the applier computes (stream/channel.py's gate)
+GATE_LOW = 0.2
 STOP_GRACE_SECONDS = 3.0  # after a stop, how long a direction may finish its statement before it is cut off
 
 
@@ -172,6 +174,11 @@ class Direction:
         source: Source | None = None
         reader: threading.Thread | None = None
         chan = Channel(self.config.batching.queue_rows)
+        if applier.reports_waits:
+            # the reader decodes ahead while the applier waits on the server, not during its Python work
+            # (stream/channel.py); under GATE_LOW of the queue it always goes on
+            chan.gate(int(self.config.batching.queue_rows * GATE_LOW))
+            applier.io_gate = chan
         cleanup: list[Callable[[], None]] = []
         try:
             applier.connect()
@@ -182,6 +189,7 @@ class Direction:
             feed = None
             if self.clock is not None:
                 self.clock.use_keys(self.source_conn.name, two_way_keys(mset))
+                self.clock.reader_waited(self.source_conn.name, chan.peer_waits if applier.io_gate is chan else None)
                 if any(side == self.source_conn.name for side, _ in self.clock.keys):
                     feed = self.clock
             detector = Detector(mset, self.source_conn.name, self.clock,
