@@ -182,10 +182,19 @@ class Resolver(Protocol):
         optimistic conditional write, `update_unchanged`) and not come back."""
 
 
+class IoGate(Protocol):
+    """Told when the applier thread waits on its server (stream/channel.py: the reader decodes meanwhile)."""
+
+    def lend(self) -> None: ...
+
+    def reclaim(self) -> None: ...
+
+
 class Applier(abc.ABC):
     """One target connection. Not thread-safe: one applier thread owns it."""
 
     kind = "?"
+    reports_waits = False  # calls io_gate.lend()/reclaim() around its waits on the server
 
     def __init__(self, conn: Connection, stream: str):
         self.conn = conn
@@ -203,6 +212,8 @@ class Applier(abc.ABC):
         # begin() wrote the loop tag and the transaction is open: reading column types (which ends the
         # transaction) would drop the tag, and what is written after it would be sent back as an edit
         self.tagged = False
+        # set by the stream when `reports_waits`: lend() before each wait on the server, reclaim() after
+        self.io_gate: IoGate | None = None
         # only the stream's own session reports replicator_connection_up{role="apply"}: the short sessions
         # of look-ups, retention, sync and status would otherwise set it to 0 when they close
         self.reports_up = False

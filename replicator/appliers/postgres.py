@@ -161,9 +161,15 @@ def _text(value: Any) -> Any:
     return value
 
 
+_combine = datetime.combine
+_UTC = timezone.utc
+
+
 def _timestamptz(value: Any) -> Any:
     if value.__class__ is datetime:  # the usual value, without isinstance's call
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        # combine, not replace(tzinfo=): the same datetime (fold kept), at 0.14 against 0.64 us (replace
+        # parses keyword arguments); a binlog DATETIME reaches every timestamptz column this way
+        return value if value.tzinfo is not None else _combine(value, value.time(), _UTC)
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
@@ -210,6 +216,7 @@ _CONVERTERS: dict[str, Converter] = {
 
 class PostgresApplier(Applier):
     kind = "postgresql"
+    reports_waits = True  # every statement goes through _run
 
     def __init__(self, conn: Connection, stream: str):
         super().__init__(conn, stream)
@@ -274,6 +281,9 @@ class PostgresApplier(Applier):
                 self.report_up(0)
 
     def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        gate = self.io_gate
+        if gate is not None:
+            gate.lend()  # the statements below wait on the server with the GIL released: the reader may decode
         try:
             return fn(*args)
         except psycopg2.Error as exc:
@@ -289,6 +299,9 @@ class PostgresApplier(Applier):
                 raise ConfigError(f"{self.conn.describe()}: the apply account lacks a privilege "
                                   f"(SQLSTATE {exc.pgcode}): {text}") from None
             raise
+        finally:
+            if gate is not None:
+                gate.reclaim()
 
     def lock(self, fail_fast: bool) -> None:
         def q() -> bool:

@@ -216,6 +216,9 @@ class CommitClock:
         # side -> the table saw met last, its key columns (None: not of a two-way mapping) and the one-element
         # tuple of them a single-row transaction queues (not built anew per transaction)
         self._last: dict[str, tuple[TableRef, tuple[str, ...] | None, tuple[tuple[str, ...], ...] | None]] = {}
+        # side -> told True/False when a wait_for starts/stops waiting for that side's reader: the reader's
+        # channel then lets it read ahead whatever its own applier does (stream/channel.py `peer_waits`)
+        self._readers: dict[str, Callable[[bool], None]] = {}
 
     @property
     def _rows(self) -> OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry]:
@@ -278,6 +281,14 @@ class CommitClock:
         would otherwise go on keying that table's changes by the old columns)."""
         self.keys.update(keys)
         self._last.pop(side, None)
+
+    def reader_waited(self, side: str, told: Callable[[bool], None] | None) -> None:
+        """A direction's session (re)starts its reader of `side`: `told(True)` while a `wait_for` waits for it."""
+        with self._lock:
+            if told is None:
+                self._readers.pop(side, None)
+            else:
+                self._readers[side] = told
 
     def saw(self, side: str, txn: Transaction) -> None:
         """A reader read `txn` (called before it is handed to the applier). It runs on the reader thread
@@ -486,20 +497,30 @@ class CommitClock:
         first (and again after each wake-up: what the other reader queued meanwhile)."""
         k = (side, table, key_form(key))
         deadline = time.monotonic() + timeout
+        told: Callable[[bool], None] | None = None
         with self._cond:
-            while True:
-                self._catch_up()
-                found = self._index.get(k)
-                if found is not None and (not found[1] if deleted else column in found[1] and _same(
-                        found[2][found[1].index(column)], value, equal)):
-                    # an update that left this column as it was did not make its value: the earlier edit did
-                    older = found[4]
-                    return older.get(column, found[0]) if older and not deleted else found[0]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._waiting += 1
-                try:
-                    self._cond.wait(left)
-                finally:
-                    self._waiting -= 1
+            try:
+                while True:
+                    self._catch_up()
+                    found = self._index.get(k)
+                    if found is not None and (not found[1] if deleted else column in found[1] and _same(
+                            found[2][found[1].index(column)], value, equal)):
+                        # an update that left this column as it was did not make its value: the earlier edit did
+                        older = found[4]
+                        return older.get(column, found[0]) if older and not deleted else found[0]
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    if told is None:
+                        # that reader must not wait for its own applier meanwhile (whose turn may depend on us)
+                        told = self._readers.get(side)
+                        if told is not None:
+                            told(True)
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(left)
+                    finally:
+                        self._waiting -= 1
+            finally:
+                if told is not None:
+                    told(False)

@@ -61,14 +61,15 @@ def ref_my_datetime(value: Any) -> Any:
 
 zones = st.one_of(st.none(), st.just(timezone.utc),
                   st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))))
-moments = st.builds(lambda d, z: d.replace(tzinfo=z), st.datetimes(min_value=datetime(1, 1, 2),
-                                                                  max_value=datetime(9999, 12, 30)), zones)
+moments = st.builds(lambda d, z, f: d.replace(tzinfo=z, fold=f), st.datetimes(min_value=datetime(1, 1, 2),
+                                                                           max_value=datetime(9999, 12, 30)),
+                    zones, st.integers(0, 1))
 texts = st.text(alphabet=st.sampled_from(["a", "\x00", "é", "\\", "\t"]), max_size=4)
 ints = st.one_of(st.integers(-(1 << 64), 1 << 64), st.sampled_from([(1 << 31) - 1, 1 << 31, -(1 << 31),
                                                                     -(1 << 31) - 1, (1 << 63) - 1, 1 << 63]))
 values = st.one_of(
     texts, texts.map(Text), ints, ints.map(Int), st.booleans(), moments, moments.map(
-        lambda d: Moment(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.tzinfo)),
+        lambda d: Moment(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, d.tzinfo, fold=d.fold)),
     st.builds(date, st.integers(1, 9999), st.integers(1, 12), st.integers(1, 28)),
     texts.map(str.encode), st.frozensets(st.sampled_from(["a", "b"])), st.decimals(allow_nan=True),
     st.floats(), st.none(), st.sampled_from(["infinity", "-infinity", "2000-01-01 BC", "12345-01-01"]))
@@ -79,7 +80,8 @@ def outcome(fn: Callable[[Any], Any], v: Any) -> Any:
         got = fn(v)
     except Exception as exc:  # the same error, class and words
         return ("error", type(exc), str(exc))
-    return (got.__class__, got.tzinfo if isinstance(got, datetime) else None, got)
+    return (got.__class__, got.tzinfo if isinstance(got, datetime) else None,
+            got.fold if isinstance(got, datetime) else None, got)
 
 
 @given(v=values)

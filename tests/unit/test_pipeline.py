@@ -4,6 +4,7 @@ source transaction boundary, the source acked only after the target commit, idle
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -19,7 +20,7 @@ from replicator.mapping.model import MappingSet
 from replicator.sources.base import Source
 from replicator.stream.channel import Channel
 from replicator.stream import lease
-from replicator.stream.pipeline import Direction, MappingHolder
+from replicator.stream.pipeline import SWITCH_INTERVAL_SECONDS, Daemon, Direction, MappingHolder
 from tests.unit.test_mapping import CUSTOMER, load, make_config
 
 YAML = """\
@@ -339,3 +340,20 @@ def test_a_single_row_transactions_route_list_is_used_as_it_is_and_a_chunk_follo
     log, applier, _ = run(d, [txn(1, 1), txn(2, 2), txn(3, 3, 4)], stop_at=LSN(3))
     assert commits(log) == [LSN(3)] and applier.txn_rows == [5]  # 1 + (1 + the chunk's 1) + 2
     assert [len(r) for r in routed] == [1, 1, 2]  # the lists as route and route_all made them, none extended
+
+
+def test_the_daemon_hands_the_gil_over_every_millisecond(config: Config, mset: MappingSet,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader decodes ahead while the applier waits on its server (stream/channel.py's gate): back from
+    a statement, the applier must not wait CPython's default 5 ms for the GIL."""
+    monkeypatch.setattr(Direction, "run", lambda self: None)
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        daemon = Daemon(config, MappingHolder(mset))
+        daemon.start()
+        daemon.shutdown(2.0)
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS)
+        assert SWITCH_INTERVAL_SECONDS < 0.005
+    finally:
+        sys.setswitchinterval(before)
