@@ -173,9 +173,14 @@ def _postgres(conn: Connection, session: _ApplySession) -> list[Finding]:
             row = cur.fetchone()
             out.append(Finding(bool(row and row[0]), conn.name, f"capture role {conn.capture.user} has REPLICATION",
                                f"ALTER ROLE {conn.capture.user} REPLICATION"))
-            cur.execute("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = %s", (conn.slot,))
+            cur.execute("SELECT plugin, wal_status, database FROM pg_replication_slots WHERE slot_name = %s",
+                        (conn.slot,))
             row = cur.fetchone()
-            if row is None:
+            if row is not None and row[2] != conn.database:
+                out.append(Finding(False, conn.name, f"replication slot {conn.slot} belongs to database {row[2]}, "
+                                   f"not {conn.database} (a slot is one database's; this name is taken on the server)",
+                                   f"give connection {conn.name} its own `slot:` in replicator.yaml"))
+            elif row is None:
                 out.append(Finding(False, conn.name, f"replication slot {conn.slot} does not exist",
                                    "new installation: run `replicator setup`. If replicator ran before, the slot "
                                    "was dropped and the changes it held are lost: `replicator setup --reset`, then "
