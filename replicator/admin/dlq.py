@@ -18,7 +18,7 @@ from replicator.admin.conflicts import key_candidates, parse_ref
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.config import Config
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, show_key
 from replicator.loopguard import stream_name
 from replicator.mapping.model import MappingSet
 from replicator.stream import deadletter, deadlinked
@@ -207,4 +207,4 @@ def _line(what: str, e: Entry, as_json: bool, key_side: str | None, error: str |
     if note is not None:
         tail += f" ({note})"
     key = f"{key_side} key" if key_side else "key"
-    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {list(e.target_key)} {e.op}{tail}"
+    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {show_key(list(e.target_key))} {e.op}{tail}"
