@@ -336,8 +336,10 @@ class _Checker:
             return
         if not isinstance(spec, dict):
             return
-        if "default" in spec:
-            problem = _value_problem(spec["default"], tcol)
+        from replicator.mapping.model import field_default, has_default  # model imports check's callers
+        default = field_default(spec, flow.source.side, flow.target.side)
+        if has_default(default):
+            problem = _value_problem(default, tcol)
             if problem:
                 self.fail(side, f"{_at(f.where, '.default', _line(spec, 'default', f.where))}: default into "
                           f"{tname} ({stream}): {problem}",
