@@ -669,6 +669,23 @@ def test_crosswalk_text_key_is_made_by_generate_not_an_identity(env: Env) -> Non
     assert "IDENTITY" not in crm and "AUTO_INCREMENT" not in crm
 
 
+def test_crosswalk_numeric_key_the_application_numbers_is_made_by_a_default(env: Env) -> None:
+    """iDempiere's c_bpartner_id is numeric(10), numbered by the application from AD_Sequence: the fix said
+    `generate: {id: uuid}` (no number), and for an integer key only an identity, which counts apart from the
+    application's numbering."""
+    plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
+    numeric_key = {"id": dec(10, 0, nullable=False), "vat_id": vc(20), "name": vc(50)}
+    crm = next(m for m in env.failures(NATURAL % "~", numeric_key, plain) if m.startswith("crm:"))
+    assert ("fix: give public.customer.id a DEFAULT that takes the application's next number (a function over its "
+            "sequence table, or nextval of its sequence) and add generate: {id: default} to the mapping's crm "
+            "endpoint") in crm, crm
+    assert "uuid" not in crm and "IDENTITY" not in crm
+    erp = next(m for m in env.failures(NATURAL % "~", plain, plain) if m.startswith("erp:"))
+    assert erp.endswith("if the application numbers the rows itself (a sequence table such as iDempiere's "
+                        "AD_Sequence, or a database sequence), give erpdb.customers.id a DEFAULT that takes its next "
+                        "number and add generate: {id: default} to the erp endpoint instead"), erp
+
+
 def test_crosswalk_key_only_where_rows_are_created(env: Env) -> None:
     text = (NATURAL % "~").replace("    link:", "    created_by: crm\n    link:")
     plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
