@@ -316,7 +316,8 @@ def resolve_command(args: Any, config: Config, mset: MappingSet, out: TextIO, db
                     user: str | None = None) -> int:
     sides = [c.name for c in config.connections]
     if not args.id:
-        raise ConfigError("resolve needs the conflict's id: replicator conflicts resolve erp:17 --take crm")
+        raise ConfigError(f"resolve needs the conflict's id: replicator conflicts resolve {sides[-1]}:17 "
+                          f"--take {sides[0]}")
     if args.take not in sides:
         raise ConfigError(f"resolve needs --take with the side whose row wins: one of {', '.join(sides)}")
     ref = parse_ref(args.id, sides)
