@@ -72,6 +72,7 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
                          "WHERE u.ad_user_id >= 1000000") == [("Coyote", "Y", "Acme Corp")]
     assert pair.my_query("SELECT c.last_name FROM contacts c JOIN accounts_contacts l ON l.contact_id = c.id "
                          "AND l.deleted = 0 WHERE l.account_id = %s", (cw,)) == [("Carl Boss",)]
+    assert sorted(pair.my_query("SELECT last_name FROM contacts")) == [("Carl Boss",), ("Coyote",)]  # no GardenAdmin
     assert sorted(pair.my_query("SELECT part_number, name, type, deleted FROM aos_products")) == [
         ("PChair", "Patio Chair", "Good", 0), ("Planting", "Planting Service", "Service", 0)]
 
