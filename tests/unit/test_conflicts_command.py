@@ -346,3 +346,15 @@ def test_table_findings_for_the_targets_of_two_way_mappings(config: Any, fake_st
         "[ok  ] crm: replicator.conflicts exists (conflicts of two-way mappings are recorded there)",
         "[FAIL] erp: replicator.conflicts is missing: conflicts of two-way mappings cannot be recorded\n"
         "        fix: run `replicator setup` (it adds the table and keeps everything else)"]
+
+
+def test_resolve_without_an_id_shows_this_configurations_sides(config: Any, fake_store: None) -> None:
+    """`conflicts resolve --take suitecrm` without an id answered with `erp:17 --take crm`."""
+    from dataclasses import replace
+
+    from replicator.mapping.model import MappingSet
+    named = replace(config, connections=(replace(config.connections[0], name="suitecrm"),
+                                         replace(config.connections[1], name="idempiere")))
+    with pytest.raises(ConfigError, match=r"replicator conflicts resolve idempiere:17 --take suitecrm$"):
+        cmd.resolve_command(args(action="resolve", take="suitecrm"), named, MappingSet([]), io.StringIO(),
+                            databases(named, [], []))
