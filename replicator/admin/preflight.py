@@ -293,6 +293,14 @@ def _catalog_of(insp: Inspector, conn: Connection, m: Mapping, table: TableRef, 
                 where: str) -> list[Finding]:
     """One mapping's table on this side: it exists, its columns exist, its key is the primary or a unique key."""
     if not insp.has_table(table.name, schema=table.schema):
+        # iDempiere's tables are in schema `adempiere`, and an unqualified `table:` means `public` (or, on
+        # MariaDB, the connection's database): name the schema that has it
+        elsewhere = [f"{schema}.{table.name}" for schema in insp.get_schema_names()
+                     if schema != table.schema and insp.has_table(table.name, schema=schema)][:3]
+        if elsewhere:
+            return [Finding(False, conn.name, f"{where}: table {table} does not exist; {' and '.join(elsewhere)} "
+                            f"does", f"write `table: {elsewhere[0]}` in the mapping (a table without a schema is "
+                            f"{table.schema}'s)")]
         return [Finding(False, conn.name, f"{where}: table {table} does not exist",
                         "create it or fix `table:` in the mapping")]
     out: list[Finding] = []
