@@ -178,3 +178,18 @@ def test_two_mariadb_databases_on_one_server(maria_server, tmp_path):
             _my_query(dbs[0], f"DROP DATABASE IF EXISTS `{state}`")
         for db in dbs:
             maria_server.drop_database(db.dbname)
+
+
+def test_check_names_the_schema_that_has_the_table(pg_server, tmp_path):
+    """iDempiere keeps its tables in schema `adempiere`; a mapping's `table: customer` means public.customer."""
+    dbs = [pg_server.create_database(f"t_schema_pg_{uuid.uuid4().hex[:8]}") for _ in range(2)]
+    try:
+        _pg_query(dbs[0], "CREATE TABLE customer (id int PRIMARY KEY, name text)")
+        _pg_query(dbs[1], "CREATE SCHEMA adempiere; CREATE TABLE adempiere.customer (id int PRIMARY KEY, name text)")
+        config, _ = _config(tmp_path, "postgresql", dbs, ("", "slot: right_slot"))
+        code, out = _cli(config, "check")
+        assert code == 78 and "table public.customer does not exist; adempiere.customer does" in out, out
+        assert "fix: write `table: adempiere.customer` in the mapping" in out, out
+    finally:
+        for db in dbs:
+            pg_server.drop_database(db.dbname)
