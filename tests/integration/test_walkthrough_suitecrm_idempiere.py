@@ -147,6 +147,12 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
     assert [(q["id"], q["mapping"], q["key_side"]) for q in queued] == [("suitecrm:1", "products", "idempiere")]
     assert ("aos_products, idempiere key (1000000,) (the source row's; the target row's own key comes from the "
             "link), column name: mapping products: (1366) Incorrect string value") in queued[0]["error"], queued
+    # the key as listed finds the row: iDempiere's numeric(10) keys are stored as decimals, `--key 1000000`
+    # matched nothing before (nor did `conflicts --key 117` for C&W's race)
+    code, out = _cli(pair, "dlq", "list", "--key", "1000000")
+    assert code == 0 and "suitecrm:1 " in out and "idempiere:1000000" in out, out
+    code, out = _cli(pair, "conflicts", "--key", "117")
+    assert code == 0 and len(out.splitlines()) == 3 and "update_differs" in out, out
     code, out = _cli(pair, "explain", "--mapping", "products", "--side", "idempiere", "--key", "1000000")
     assert code == 0 and "would insert a new suitecrm" in out and 'name         "Sunflower Seeds \U0001F33B"' in out, out
     pair.pg_query("UPDATE m_product SET name = 'Sunflower Seeds' WHERE value = 'Sunflower'")
