@@ -102,6 +102,16 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
                == [(0, "Customer")], 30, "Seaside Cafe in SuiteCRM")
     assert pair.metric("replicator_rows_applied_total", direction="suitecrm_to_idempiere") >= 3
 
+    # a vendor becomes a customer in iDempiere: it enters the slice and SuiteCRM gets the account
+    pair.pg_query("UPDATE c_bpartner SET iscustomer = 'Y' WHERE c_bpartner_id = 120")
+    wait_until(lambda: pair.my_query("SELECT deleted, account_type FROM accounts WHERE name = 'Seed Farm Inc.'")
+               == [(0, "Customer")], 30, "Seed Farm in SuiteCRM")
+    # ... and its custom-field row (customer_tax, a shared-key mapping on the same row): the update changed no
+    # field of it, and before it was not made at all
+    seed = pair.my_query("SELECT id FROM accounts WHERE name = 'Seed Farm Inc.'")[0][0]
+    wait_until(lambda: pair.my_query("SELECT taxid_c FROM accounts_cstm WHERE id_c = %s", (seed,)) == [(None,)], 30,
+               "Seed Farm's accounts_cstm row")
+
     # SuiteCRM flags, iDempiere deletes: both become flags on the other side; the trigger stamps `updated`
     before = pair.pg_query("SELECT updated FROM c_bpartner WHERE name = 'Globex'")[0][0]
     pair.my_query("UPDATE accounts SET deleted = 1 WHERE name = 'Globex'")
@@ -179,5 +189,6 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
     code, out = _cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
     assert pair.pg_query("SELECT count(*) FROM c_bpartner") == [(7,)]  # 4 seeded, Acme, Globex, Initech
+    assert pair.my_query("SELECT count(*) FROM accounts") == [(7,)]  # Acme, Globex, Initech, 4 from iDempiere
     assert pair.stop() == 0
     assert "Traceback" not in pair.log(), pair.log()
