@@ -83,7 +83,7 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
         with crm.cursor() as cur:
             cur.execute("INSERT INTO accounts (id, name, deleted, date_entered, date_modified) "
                         "VALUES (%s, 'Globex', 0, UTC_TIMESTAMP(), UTC_TIMESTAMP())", (GLOBEX,))
-            cur.execute("INSERT INTO accounts_cstm (id_c, taxid_c) VALUES (%s, NULL)", (GLOBEX,))
+            cur.execute("INSERT INTO accounts_cstm (id_c, taxid_c) VALUES (%s, 'DE-811569869')", (GLOBEX,))
         crm.commit()
     finally:
         crm.close()
@@ -94,8 +94,9 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
     pair.pg_query("INSERT INTO c_bpartner (c_bpartner_id, ad_client_id, ad_org_id, createdby, updatedby, value, name, "
                   "c_bp_group_id, iscustomer) VALUES (replicator_next_id('C_BPartner'), 11, 11, 101, 101, 'Seaside', "
                   "'Seaside Cafe', 103, 'Y')")
-    wait_until(lambda: pair.pg_query("SELECT c_bpartner_id > 1000000, isactive, value FROM c_bpartner "
-                                     "WHERE name = 'Globex'") == [(True, "Y", "Globex")], 30, "Globex in iDempiere")
+    wait_until(lambda: pair.pg_query("SELECT c_bpartner_id > 1000000, isactive, value, taxid FROM c_bpartner "
+                                     "WHERE name = 'Globex'") == [(True, "Y", "Globex", "DE-811569869")], 30,
+               "Globex and its tax id in iDempiere")
     wait_until(lambda: pair.pg_query("SELECT isactive FROM c_bpartner WHERE name = 'Initech'") == [("Y",)], 30,
                "Initech in iDempiere")
     wait_until(lambda: pair.my_query("SELECT deleted, account_type FROM accounts WHERE name = 'Seaside Cafe'")
