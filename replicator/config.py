@@ -185,6 +185,7 @@ def load(path: str | Path) -> Config:
     a, b2 = connections
     if a.name == b2.name:
         raise ConfigError("the two connections need different names", conns.where())
+    _one_server(a, b2, conns)
     sy = root.section("sync")
     sync = Sync(
         on_first_run=sy.get("on_first_run", bool, True),
@@ -236,6 +237,39 @@ def load(path: str | Path) -> Config:
         on_error=on_error,
         ha=Ha(float(takeover)),
     )
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
+
+
+def _same_server(a: Connection, b: Connection) -> bool:
+    def host(c: Connection) -> str:
+        return "localhost" if c.host.lower() in _LOCAL_HOSTS else c.host.lower()
+    return a.kind == b.kind and a.port == b.port and host(a) == host(b)
+
+
+def _one_server(a: Connection, b: Connection, conns: Section) -> None:
+    """Both databases on one server (a CRM and an ERP in two databases of one PostgreSQL or one MariaDB, a test
+    copy next to production) share what is server-wide: a PostgreSQL slot belongs to one database, a MariaDB
+    server drops a binlog reader when another connects with its server_id, and a MariaDB `state_schema` is a
+    database of the server, which both sides' checkpoints, crosswalks, conflicts and queues would share. With
+    the defaults, `setup` reported the other database's slot as this one's and both binlog readers took turns
+    disconnecting each other: refused here, naming the setting to give one of them."""
+    if not _same_server(a, b):
+        return
+    where = conns.where(b.name)
+    server = f"connections {a.name} and {b.name} are two databases of one {a.kind} server ({b.host}:{b.port})"
+    if a.kind == "postgresql" and a.slot == b.slot:
+        raise ConfigError(f"{server} and both use replication slot {a.slot!r}: a slot belongs to one database",
+                          where, hint=f"give {b.name} its own `slot:` (e.g. slot: {b.slot}_{b.name})")
+    if a.kind == "mariadb" and a.server_id == b.server_id:
+        raise ConfigError(f"{server} and both read its binlog as server_id {a.server_id}: the server disconnects "
+                          f"a reader when another connects with the same id", where,
+                          hint=f"give {b.name} its own `server_id:` (e.g. server_id: {a.server_id + 1})")
+    if a.kind == "mariadb" and a.state_schema == b.state_schema:
+        raise ConfigError(f"{server} and both keep replicator's tables in database {a.state_schema!r}: each side "
+                          f"needs its own", where,
+                          hint=f"give {b.name} its own `state_schema:` (e.g. state_schema: {a.state_schema}_{b.name})")
 
 
 def _timeouts(s: Section) -> Timeouts:

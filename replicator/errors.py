@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -83,6 +85,28 @@ class CheckpointError(FatalError):
     kind = "checkpoint"
 
 
+def show_key(key: object) -> str:
+    """A key as an operator reads it: `(1000000,)`, `('5b7e...',)`, `[7, 'A-1']`. repr() printed iDempiere's
+    numeric(10) keys as `(Decimal('1000000'),)` and a timestamp key as `datetime.datetime(2024, ...)`; text
+    keeps its quotes (a key may hold commas and spaces)."""
+    def one(value: object) -> str:
+        if isinstance(value, (tuple, list)):
+            return show_key(value)
+        if isinstance(value, (str, bytes)) or value is None or isinstance(value, bool):
+            return repr(value)
+        if isinstance(value, (int, float, Decimal)):
+            return str(value)
+        if isinstance(value, (datetime, date, time)):
+            return repr(value.isoformat())
+        return repr(str(value))  # a UUID as its text
+    if isinstance(key, tuple):
+        inner = ", ".join(one(v) for v in key)
+        return f"({inner},)" if len(key) == 1 else f"({inner})"
+    if isinstance(key, list):
+        return "[" + ", ".join(one(v) for v in key) + "]"
+    return one(key)
+
+
 class RowError(ReplicatorError):
     """The target rejected one row: names table, key and column."""
 
@@ -99,9 +123,10 @@ class RowError(ReplicatorError):
         self.key_side = key_side
         parts = [f"table {table}"]
         if key is not None and key_side is not None:
-            parts.append(f"{key_side} key {key!r} (the source row's; the target row's own key comes from the link)")
+            parts.append(f"{key_side} key {show_key(key)} (the source row's; the target row's own key comes from "
+                         f"the link)")
         elif key is not None:
-            parts.append(f"key {key!r}")
+            parts.append(f"key {show_key(key)}")
         if column:
             parts.append(f"column {column}")
         super().__init__(f"{', '.join(parts)}: {message}")

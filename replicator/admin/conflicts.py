@@ -82,8 +82,21 @@ def key_candidates(text: str) -> tuple[tuple[Any, ...], ...]:
                               f"JSON array when a value holds a comma")
         if len(parts) > 1:
             whole = (stripped,)
-    options = [([int(p), p] if re.fullmatch(r"-?\d+", p) else [p]) for p in parts]
+    options = [_typed(p) for p in parts]
     return tuple([tuple(c) for c in product(*options)] + ([whole] if whole is not None else []))
+
+
+def _typed(part: Any) -> list[Any]:
+    """The stored forms a typed key part may have: an integer column's 42, a numeric column's Decimal (iDempiere
+    keys are numeric(10): `dlq list` printed `idempiere:1000000` and `--key 1000000` matched nothing, the key
+    being stored as a decimal), or the text."""
+    if not isinstance(part, str):
+        return [part]
+    if re.fullmatch(r"-?\d+", part):
+        return [int(part), Decimal(part), part]
+    if re.fullmatch(r"-?\d+\.\d+", part):
+        return [Decimal(part), part]
+    return [part]
 
 
 @dataclass(frozen=True)
@@ -316,7 +329,8 @@ def resolve_command(args: Any, config: Config, mset: MappingSet, out: TextIO, db
                     user: str | None = None) -> int:
     sides = [c.name for c in config.connections]
     if not args.id:
-        raise ConfigError("resolve needs the conflict's id: replicator conflicts resolve erp:17 --take crm")
+        raise ConfigError(f"resolve needs the conflict's id: replicator conflicts resolve {sides[-1]}:17 "
+                          f"--take {sides[0]}")
     if args.take not in sides:
         raise ConfigError(f"resolve needs --take with the side whose row wins: one of {', '.join(sides)}")
     ref = parse_ref(args.id, sides)

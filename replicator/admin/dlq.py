@@ -19,7 +19,7 @@ from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
 from replicator.changes import TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, show_key
 from replicator.loopguard import stream_name
 from replicator.mapping import applytime
 from replicator.mapping.model import MappingSet
@@ -105,7 +105,8 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         raise ConfigError(f"no mapping named {args.mapping!r}; the mappings are "
                           f"{', '.join(m.name for m in mset.mappings)}")
     if args.action == "show" and not args.id:
-        raise ConfigError("`replicator dlq show` needs the id of a queued change, as `dlq list` prints it (crm:3)")
+        raise ConfigError(f"`replicator dlq show` needs the id of a queued change, as `dlq list` prints it "
+                          f"({config.connections[0].name}:3)")
     if args.action in ("retry", "skip") and not (args.id or args.key or args.mapping or args.all):
         raise ConfigError(f"`replicator dlq {args.action}` needs --mapping, --key or an id (or --all for everything)")
     force = bool(getattr(args, "force", False))
@@ -170,7 +171,9 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             db.rollback()
             db.close()
     if args.id and not matched:  # before, `dlq show erp:999` printed nothing and exited 0
-        raise ConfigError(f"no queued change {args.id} (`replicator dlq list` lists them, as crm:3)")
+        # the example names this configuration's sides: `crm:3` sent a SuiteCRM/iDempiere user to an id no side has
+        raise ConfigError(f"no queued change {args.id} (`replicator dlq list` lists them, as "
+                          f"{config.connections[0].name}:3)")
     if args.action == "list" and not args.json:
         shown = [(side, entries) for side, entries in listed if entries]
         for side, entries in shown:
@@ -219,4 +222,4 @@ def _line(what: str, e: Entry, as_json: bool, key_side: str | None, error: str |
     if note is not None:
         tail += f" ({note})"
     key = f"{key_side} key" if key_side else "key"
-    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {list(e.target_key)} {e.op}{tail}"
+    return f"{what} {e.ref} {e.mapping} {e.target_table} {key} {show_key(list(e.target_key))} {e.op}{tail}"

@@ -173,9 +173,14 @@ def _postgres(conn: Connection, session: _ApplySession) -> list[Finding]:
             row = cur.fetchone()
             out.append(Finding(bool(row and row[0]), conn.name, f"capture role {conn.capture.user} has REPLICATION",
                                f"ALTER ROLE {conn.capture.user} REPLICATION"))
-            cur.execute("SELECT plugin, wal_status FROM pg_replication_slots WHERE slot_name = %s", (conn.slot,))
+            cur.execute("SELECT plugin, wal_status, database FROM pg_replication_slots WHERE slot_name = %s",
+                        (conn.slot,))
             row = cur.fetchone()
-            if row is None:
+            if row is not None and row[2] != conn.database:
+                out.append(Finding(False, conn.name, f"replication slot {conn.slot} belongs to database {row[2]}, "
+                                   f"not {conn.database} (a slot is one database's; this name is taken on the server)",
+                                   f"give connection {conn.name} its own `slot:` in replicator.yaml"))
+            elif row is None:
                 out.append(Finding(False, conn.name, f"replication slot {conn.slot} does not exist",
                                    "new installation: run `replicator setup`. If replicator ran before, the slot "
                                    "was dropped and the changes it held are lost: `replicator setup --reset`, then "
@@ -288,6 +293,14 @@ def _catalog_of(insp: Inspector, conn: Connection, m: Mapping, table: TableRef, 
                 where: str) -> list[Finding]:
     """One mapping's table on this side: it exists, its columns exist, its key is the primary or a unique key."""
     if not insp.has_table(table.name, schema=table.schema):
+        # iDempiere's tables are in schema `adempiere`, and an unqualified `table:` means `public` (or, on
+        # MariaDB, the connection's database): name the schema that has it
+        elsewhere = [f"{schema}.{table.name}" for schema in insp.get_schema_names()
+                     if schema != table.schema and insp.has_table(table.name, schema=schema)][:3]
+        if elsewhere:
+            return [Finding(False, conn.name, f"{where}: table {table} does not exist; {' and '.join(elsewhere)} "
+                            f"does", f"write `table: {elsewhere[0]}` in the mapping (a table without a schema is "
+                            f"{table.schema}'s)")]
         return [Finding(False, conn.name, f"{where}: table {table} does not exist",
                         "create it or fix `table:` in the mapping")]
     out: list[Finding] = []

@@ -176,9 +176,14 @@ def _slot(conn: Connection, reset: bool, say: Callable[[str], None]) -> LSN:
     try:
         db.autocommit = True
         with db.cursor() as cur:
-            cur.execute("SELECT confirmed_flush_lsn::text, wal_status, plugin FROM pg_replication_slots "
+            cur.execute("SELECT confirmed_flush_lsn::text, wal_status, plugin, database FROM pg_replication_slots "
                         "WHERE slot_name = %s", (conn.slot,))
             row = cur.fetchone()
+            if row is not None and row[3] != conn.database:
+                # setup once reported such a slot as this database's ("slot replicator exists at ..."): the
+                # stream then failed at its first read, or another installation's slot was moved by --reset
+                raise FatalError(f"{conn.name}: replication slot {conn.slot} belongs to database {row[3]}, not "
+                                 f"{conn.database}; give connection {conn.name} its own `slot:` in replicator.yaml")
             if row is not None and (row[1] == "lost" or row[2] != "pgoutput") and reset:
                 cur.execute("SELECT pg_drop_replication_slot(%s)", (conn.slot,))
                 say(f"{conn.name}: dropped unusable slot {conn.slot} (--reset)")

@@ -541,18 +541,26 @@ class _Check:
         if cur is None:
             return r
         values: dict[str, Any] = {}
-        differs = False
+        differs = filled = False
         stamps = self.flow.stamps  # the apply time replicator stamps is nobody's edit: written, never a conflict
         for c, new in r.values.items():
             if c in self.key or c not in cur or c in stamps or self.eq(c)(cur[c], new):
                 values[c] = new
+                continue
+            if cur[c] is None or new is None:
+                # both sides created the record and one has no value here: no race, the value is kept.
+                # SuiteCRM saves an account and its accounts_cstm row in one transaction; `customers` made
+                # iDempiere's partner (taxid NULL), and `customer_tax`'s insert of the tax id into it was an
+                # insert_exists that iDempiere's priority decided for its NULL: the tax id was dropped
+                values[c] = cur[c] if new is None else new
+                filled = filled or cur[c] is None
                 continue
             if self._agrees(c, cur[c], new, r, cur):  # the same value in the other direction's shape: kept
                 values[c] = cur[c]
                 continue
             differs = True
             values[c], _ = self._field(M.INSERT_EXISTS, r, c, new, cur[c], cur)
-        return _with_values(r, values) if differs else None
+        return _with_values(r, values) if differs or filled else None
 
     def _agrees(self, c: str, now: Any, expected: Any, r: TargetChange, row: Any) -> bool:
         """Detector.agrees for this run's row `r` (`row`: its locked tuple or column -> value dict)."""

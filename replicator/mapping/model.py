@@ -284,6 +284,22 @@ def _default_schema(config: Config, side: str) -> str:
     return "public" if conn.kind == "postgresql" else conn.database
 
 
+def field_default(spec: Any, src: str, dst: str) -> Any:
+    """A field's `default:` for the direction src -> dst, or _NOTHING. One value serves both directions;
+    `{src_to_dst: v}` only one: a value map's NULL goes to NULL both ways, and SuiteCRM's nullable `deleted`
+    into iDempiere's NOT NULL `isactive` needs `Y` one way, which the other way's tinyint cannot take."""
+    if not isinstance(spec, dict) or "default" not in spec:
+        return _NOTHING
+    value = spec["default"]
+    if isinstance(value, dict) and value and set(value) <= {f"{src}_to_{dst}", f"{dst}_to_{src}"}:
+        return value.get(f"{src}_to_{dst}", _NOTHING)
+    return value
+
+
+def has_default(value: Any) -> bool:
+    return value is not _NOTHING
+
+
 def _per_direction(s: Section, key: str, sides: list[str]) -> dict[str, Any]:
     """`key: {crm_to_erp: x, erp_to_crm: y}`, or one value for both directions."""
     if not s.has(key):
@@ -557,6 +573,7 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         null_if = _null_if(fs, sides)
         now = _now(fs, cols)
         fs.allow("map", "unmapped", "transform", "default", "constant", "null_if")
+        _check_directed_default(fs, sides, where)
         specs[name] = spec
         if fs.has("constant") and all(c is not None for c in cols.values()):
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
@@ -587,6 +604,19 @@ def _now(fs: Section, cols: dict[str, str | None]) -> bool:
     if other is not None:
         raise ConfigError(f"now and {other} do not go together: the value is the apply time", fs.where(other))
     return True
+
+
+def _check_directed_default(fs: Section, sides: list[str], where: Where) -> None:
+    """`default: {a_to_b: v}` names directions of this mapping; a misspelt one would be a dict default."""
+    value = fs.data.get("default")
+    if not isinstance(value, YamlMap) or not value or not all("_to_" in str(k) for k in value):
+        return
+    a, b = sides
+    names = (f"{a}_to_{b}", f"{b}_to_{a}")
+    unknown = [k for k in value if k not in names]
+    if unknown:
+        raise ConfigError(f"default direction {unknown[0]!r} is not one of this mapping's: {' and '.join(names)}",
+                          fs.where("default"))
 
 
 def _null_if(fs: Section, sides: list[str]) -> tuple[tuple[str, Any], ...]:
@@ -699,7 +729,7 @@ def _convert(f: Field, spec: Any, src: str, dst: str, where: Where) -> Callable[
         chain = compile_chain(t, where) if t is not None else None
         if chain is not None:
             steps.append(chain)
-    default = spec.get("default", _NOTHING)
+    default = field_default(spec, src, dst)
     if default is not _NOTHING:
         steps.append(lambda value, _row: default if value is None else value)
     if not steps:

@@ -8,7 +8,7 @@ transaction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -184,6 +184,14 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
+    if stream and flow.conflicts is not None and change.op is Op.UPDATE and flow.filter is not None \
+            and _entered(flow, change):
+        # the row entered the mapping (an iDempiere vendor became a customer: `iscustomer` moved into the
+        # slice): its counterpart is written whole, as an insert. Before, a two-way flow wrote only the
+        # fields this update changed -- none -- so a shared-key mapping (accounts_cstm) never made the row,
+        # and a row back in the slice missed the edits made while it was out; nothing said so
+        row = _complete(row, change.before)
+        change = replace(change, op=Op.INSERT, before=None, after=row)
     compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
     if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
@@ -212,6 +220,18 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
 
 
 _warned_key_only: set[tuple[str, str]] = set()
+
+
+def _entered(flow: Flow, change: RowChange) -> bool:
+    """The old row is outside the flow's filter or slice (the new one passed it). An old row without the
+    filter's columns (a key-only replica identity) tells nothing: not entered."""
+    before = change.before
+    if before is None or flow.filter is None:
+        return False
+    for column in flow.filter_columns:
+        if column not in before or before[column] is UNCHANGED:
+            return False
+    return not flow.filter(before)
 
 
 def full_before(flow: Flow, change: RowChange) -> bool:

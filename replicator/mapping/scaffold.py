@@ -124,13 +124,24 @@ def draft(name: str, a: Table, b: Table) -> str:
     # AUTO_INCREMENT), or made by its application (a CRM's char(36) UUID) -- then by `generate:` when
     # replicator creates the row there
     crosswalk = len(ka) == 1 and len(kb) == 1 and None not in made.values() and "db" in made.values()
+    # a number the application hands out itself (iDempiere's numeric(10) ids from AD_Sequence) against a key
+    # the other side makes: a crosswalk too. The draft had neither a link nor a key field, which `check` refuses
+    numbered = [t for t in (a, b) if made[t.side] is None and len(t.key) == 1 and t.key[0] in t.columns
+                and (t.columns[t.key[0]].kind == "int" or t.columns[t.key[0]].kind == "decimal"
+                     and not t.columns[t.key[0]].scale)]
+    if len(ka) == 1 and len(kb) == 1 and len(numbered) == 1 and made[(b if numbered[0] is a else a).side]:
+        crosswalk = True
     pairs = pair_columns(a, b)
     lines = [f"# draft by `replicator scaffold`: read it, then run `replicator check`",
              "mappings:", f"  {name}:", "    direction: both"]
     for t in (a, b):
         how = made[t.side] if crosswalk else "db"
-        generate = "" if how == "db" else f", generate: {{{t.key[0]}: {how}}}"
+        generate = "" if how in ("db", None) else f", generate: {{{t.key[0]}: {how}}}"
         lines.append(f"    {t.side}: {{table: {t.table}, key: [{', '.join(t.key)}]{generate}}}")
+        if crosswalk and how is None:
+            lines.append(f"    # TODO {t.side}'s application numbers {t.key[0]} (no identity, no DEFAULT): give it a "
+                         f"DEFAULT that takes the application's next number, then add generate: {{{t.key[0]}: "
+                         f"default}} above (docs/mappings.md, \"Keys the application makes\")")
     if crosswalk:
         apps = [t.side for t in (a, b) if made[t.side] != "db"]
         why = ("both sides number their own rows" if not apps else

@@ -110,17 +110,20 @@ def maria_db(maria_server: MariaDBServer, request: pytest.FixtureRequest) -> Ite
 
 @pytest.fixture
 def make_pair(tmp_path: Path, pg_db: Database, maria_db: Database) -> Iterator:
-    """make_pair(pg_schema_sql, maria_schema_sql, mappings_yaml) -> a set-up harness.Pair (daemon not started)."""
+    """make_pair(pg_schema_sql, maria_schema_sql, mappings_yaml) -> a set-up harness.Pair (daemon not started).
+    `names=(pg_name, maria_name)` and `maria_first=True` build a pair with other connection names and order
+    (docs/walkthrough-suitecrm-idempiere.md: the CRM on MariaDB, the ERP on PostgreSQL)."""
     from tests.integration.harness import Pair
 
     pairs: list[Pair] = []
 
-    def make(pg_sql: str, maria_sql: str, mappings: str, extra_config: str = "", setup: bool = True) -> Pair:
+    def make(pg_sql: str, maria_sql: str, mappings: str, extra_config: str = "", setup: bool = True,
+             names: tuple[str, str] = ("crm", "erp"), maria_first: bool = False) -> Pair:
         for stmt in filter(str.strip, pg_sql.split(";")):
             _exec(pg_db, stmt)
         for stmt in filter(str.strip, maria_sql.split(";")):
             _exec(maria_db, stmt)
-        pair = Pair(tmp_path, pg_db, maria_db, mappings, extra_config)
+        pair = Pair(tmp_path, pg_db, maria_db, mappings, extra_config, names=names, maria_first=maria_first)
         pairs.append(pair)
         if setup:
             pair.setup()

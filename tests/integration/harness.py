@@ -41,8 +41,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
 
 class Pair:
     def __init__(self, tmp: Path, pg: Database, maria: Database, mappings: str,
-                 extra_config: str = "", crm_user: tuple[str, str] | None = None):
+                 extra_config: str = "", crm_user: tuple[str, str] | None = None,
+                 names: tuple[str, str] = ("crm", "erp"), maria_first: bool = False):
+        """`names` are the connection names of the PostgreSQL and the MariaDB database, in that order;
+        `maria_first` writes the MariaDB connection first in replicator.yaml (the first connection wins
+        ties). The defaults are the pair every other test builds: PostgreSQL `crm` first, MariaDB `erp`."""
         self.tmp = tmp
+        self.pg_name, self.maria_name = names
         self.pg = pg
         self.maria = maria
         self.metrics_port = free_port()
@@ -54,9 +59,8 @@ class Pair:
         (tmp / "my.pw").write_text(maria.password)
         self.state_schema = f"rs_{maria.dbname}"[:64]
         self.config_path = tmp / "replicator.yaml"
-        self.config_path.write_text(textwrap.dedent(f"""\
-            connections:
-              crm:
+        pg_conn = textwrap.indent(textwrap.dedent(f"""\
+              {self.pg_name}:
                 kind: postgresql
                 host: {pg.host}
                 port: {pg.port}
@@ -65,7 +69,9 @@ class Pair:
                 password_file: pg.pw
                 slot: {pg.dbname}
                 publication: replicator
-              erp:
+            """), "  ")
+        maria_conn = textwrap.indent(textwrap.dedent(f"""\
+              {self.maria_name}:
                 kind: mariadb
                 host: {maria.host}
                 port: {maria.port}
@@ -74,6 +80,9 @@ class Pair:
                 password_file: my.pw
                 state_schema: {self.state_schema}
                 server_id: {1000 + free_port() % 50000}
+            """), "  ")
+        first, second = (maria_conn, pg_conn) if maria_first else (pg_conn, maria_conn)
+        self.config_path.write_text("connections:\n" + first + second + textwrap.dedent(f"""\
             mappings: mappings
             metrics: {{port: {self.metrics_port}}}
             reconnect: {{initial_seconds: 0.2, max_seconds: 2}}

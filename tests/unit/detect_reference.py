@@ -268,14 +268,18 @@ class _Check:
         if cur is None:
             return r
         values: dict[str, Any] = {}
-        differs = False
+        differs = filled = False
         for c, new in r.values.items():
             if c in self.key or c not in cur or self.eq(c)(cur[c], new):
                 values[c] = new
                 continue
+            if cur[c] is None or new is None:  # a value against none: kept, no race
+                values[c] = cur[c] if new is None else new
+                filled = filled or cur[c] is None
+                continue
             differs = True
             values[c], _ = self._field(M.INSERT_EXISTS, r, c, new, cur[c], cur)
-        return _with_values(r, values) if differs else None
+        return _with_values(r, values) if differs or filled else None
 
     # -- deciding and recording
     def _field(self, kind: str, r: TargetChange, c: str, new: Any, now: Any, cur: dict[str, Any]) -> tuple[Any, bool]:

@@ -474,3 +474,34 @@ def test_conflicts_errors_name_file_line_and_key(tmp_path: Path, text: str, erro
         assert got.startswith("F:10: conflicts.retain:"), got
     else:
         assert got == error
+
+
+def _one_server(kind: str, left: str = "", right: str = "", right_host: str = "127.0.0.1") -> str:
+    """Two connections of one kind, `suitecrm` on localhost and `idempiere` on `right_host`, same port."""
+    return ("connections:\n"
+            f"  suitecrm:\n    kind: {kind}\n    host: localhost\n    port: 3310\n    database: crm\n    user: u\n{left}"
+            f"  idempiere:\n    kind: {kind}\n    host: {right_host}\n    port: 3310\n    database: erp\n    user: u\n"
+            f"{right}")
+
+
+def test_two_postgresql_databases_of_one_server_need_two_slots(tmp_path: Path) -> None:
+    text = msg(tmp_path, _one_server("postgresql"))
+    assert text.startswith("F:8: connections.idempiere: connections suitecrm and idempiere are two databases of one "
+                           "postgresql server (127.0.0.1:3310) and both use replication slot 'replicator'"), text
+    assert "slot: replicator_idempiere" in text, text
+    conns = load(write(tmp_path, _one_server("postgresql", right="    slot: erp\n"))).connections
+    assert [c.slot for c in conns] == ["replicator", "erp"]
+    # another server: the same slot name is its own
+    assert load(write(tmp_path, _one_server("postgresql", right_host="db2.example"))).connections[1].slot == "replicator"
+
+
+def test_two_mariadb_databases_of_one_server_need_two_reader_ids_and_state_schemas(tmp_path: Path) -> None:
+    text = msg(tmp_path, _one_server("mariadb"))
+    assert "both read its binlog as server_id 4242" in text and "server_id: 4243" in text, text
+    text = msg(tmp_path, _one_server("mariadb", right="    server_id: 4243\n"))
+    assert "both keep replicator's tables in database 'replicator'" in text, text
+    assert "state_schema: replicator_idempiere" in text, text
+    conns = load(write(tmp_path, _one_server("mariadb", right="    server_id: 4243\n    state_schema: rs_erp\n"))
+                 ).connections
+    assert [(c.server_id, c.state_schema) for c in conns] == [(4242, "replicator"), (4243, "rs_erp")]
+    assert load(write(tmp_path, _one_server("mariadb", right_host="db2.example"))).connections[1].server_id == 4242

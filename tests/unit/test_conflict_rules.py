@@ -241,6 +241,23 @@ def test_delete_of_a_changed_row_and_of_a_gone_row(tmp_path: Path, recorded: lis
         ("delete_differs", (1,), "kept"), ("delete_missing", (3,), "applied")]
 
 
+def test_insert_over_an_existing_row_keeps_a_value_against_none(tmp_path: Path, recorded: list[Conflict]) -> None:
+    """Both sides created the record; where one has no value, the other's is kept whatever the rule: a SuiteCRM
+    account and its accounts_cstm row (one transaction) made iDempiere's partner with taxid NULL, and the tax id's
+    insert lost to iDempiere's priority (docs/walkthrough-suitecrm-idempiere.md)."""
+    mset = mappings(tmp_path, "{priority: erp}")
+    erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp", phone=None)})
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.INSERT, None, crm_row(name="crm",
+                                                                                                  phone="5"))))
+    assert (erp.rows[1]["name"], erp.rows[1]["phone"]) == ("erp", "5")  # the name raced (erp's priority)
+    assert [(c.kind, c.field) for c in recorded] == [("insert_exists", "name")]
+    recorded.clear()
+    erp.rows[2] = erp_row(id=2, name="erp", phone="7")
+    erp.apply(Detector(mset, "crm"), route(mset, "crm", RowChange(PG_T, Op.INSERT, None, crm_row(id=2, name="erp",
+                                                                                                  phone=None))))
+    assert erp.rows[2]["phone"] == "7" and recorded == []  # an incoming NULL does not clear the value
+
+
 def test_insert_over_an_existing_row_is_decided_field_by_field(tmp_path: Path, recorded: list[Conflict]) -> None:
     mset = mappings(tmp_path, "{priority: crm}")
     erp = FakeTarget("erp", "crm_to_erp", {1: erp_row(name="erp", phone="same")})

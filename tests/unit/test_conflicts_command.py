@@ -130,12 +130,16 @@ def test_since_durations_and_times() -> None:
 
 
 def test_key_candidates_try_integers_and_text() -> None:
-    assert cmd.key_candidates("42") == ((42,), ("42",))
+    from decimal import Decimal
+    # an integer column's 42, a numeric column's (iDempiere's numeric(10) keys are stored as decimals), the text
+    assert cmd.key_candidates("42") == ((42,), (Decimal("42"),), ("42",))
+    assert cmd.key_candidates("7.50") == ((Decimal("7.50"),), ("7.50",))
     # a text with commas may also be a one-column key ("Doe, John": ERPNext's names), tried whole
-    assert cmd.key_candidates("a,7") == (("a", 7), ("a", "7"), ("a,7",))
+    assert cmd.key_candidates("a,7") == (("a", 7), ("a", Decimal("7")), ("a", "7"), ("a,7",))
     assert cmd.key_candidates(" Doe, John ") == (("Doe", "John"), ("Doe, John",))
     # a JSON array gives the parts of a key whose values hold commas
-    assert cmd.key_candidates('["Acme, Inc.", 2]') == (("Acme, Inc.", 2), ("Acme, Inc.", "2"))
+    assert cmd.key_candidates('["Acme, Inc.", 2]') == (("Acme, Inc.", 2), ("Acme, Inc.", Decimal("2")),
+                                                       ("Acme, Inc.", "2"))
     with pytest.raises(ConfigError, match="separated by commas"):
         cmd.key_candidates("7,")
     for bad in ('["a", [1]]', "[]", '["a", null]', "[1,", "[true, 2]"):
@@ -346,3 +350,15 @@ def test_table_findings_for_the_targets_of_two_way_mappings(config: Any, fake_st
         "[ok  ] crm: replicator.conflicts exists (conflicts of two-way mappings are recorded there)",
         "[FAIL] erp: replicator.conflicts is missing: conflicts of two-way mappings cannot be recorded\n"
         "        fix: run `replicator setup` (it adds the table and keeps everything else)"]
+
+
+def test_resolve_without_an_id_shows_this_configurations_sides(config: Any, fake_store: None) -> None:
+    """`conflicts resolve --take suitecrm` without an id answered with `erp:17 --take crm`."""
+    from dataclasses import replace
+
+    from replicator.mapping.model import MappingSet
+    named = replace(config, connections=(replace(config.connections[0], name="suitecrm"),
+                                         replace(config.connections[1], name="idempiere")))
+    with pytest.raises(ConfigError, match=r"replicator conflicts resolve idempiere:17 --take suitecrm$"):
+        cmd.resolve_command(args(action="resolve", take="suitecrm"), named, MappingSet([]), io.StringIO(),
+                            databases(named, [], []))

@@ -85,3 +85,22 @@ def test_an_id_that_is_not_queued_is_an_error(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(ConfigError, match=r"no queued change erp:999 \(`replicator dlq list` lists them"):
         run(tmp_path, monkeypatch, {"erp": [entry("erp", 1, UUID)]}, action, "erp:999")
     assert "erp:1" in run(tmp_path, monkeypatch, {"erp": [entry("erp", 1, UUID)]}, "show", "erp:1")
+
+
+def test_the_example_id_names_this_configurations_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With connections named suitecrm and idempiere, `dlq show suitecrm:1` of an applied change answered
+    "as crm:3": an id no side of this configuration has."""
+    from dataclasses import replace
+    config = make_config(tmp_path)
+    config = replace(config, connections=(replace(config.connections[0], name="suitecrm"),
+                                          replace(config.connections[1], name="idempiere")))
+    monkeypatch.setattr(deadletter, "exists", lambda db: True)
+    monkeypatch.setattr(deadletter, "select", lambda db, **kw: [])
+    parser = argparse.ArgumentParser()
+    dlq.add_arguments(parser)
+    for argv in (["show", "suitecrm:1"], ["show"]):
+        with pytest.raises(ConfigError) as info:
+            dlq.command(parser.parse_args(argv), config, MappingSet([]), io.StringIO(),
+                        opener=lambda config, side: Db(side))  # type: ignore[arg-type,return-value]
+        assert "(suitecrm:3)" in str(info.value) or "as suitecrm:3)" in str(info.value), str(info.value)
+        assert "crm:3" not in str(info.value).replace("suitecrm:3", ""), str(info.value)

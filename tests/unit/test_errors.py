@@ -319,3 +319,20 @@ def test_a_row_error_says_whose_key_it_names() -> None:
     assert str(linked) == ("table erp.llx_societe, crm key ('5b7e',) (the source row's; the target row's own key "
                            "comes from the link), column nom: too long")
     assert linked.key == ("5b7e",) and linked.key_side == "crm"
+
+
+def test_row_error_shows_numeric_and_time_keys_as_an_operator_reads_them() -> None:
+    """iDempiere keys are numeric(10): repr() named the row `(Decimal('1000000'),)` in every row error and in
+    `dlq retry`'s lines (docs/walkthrough-suitecrm-idempiere.md)."""
+    import datetime
+    import uuid
+    from decimal import Decimal
+
+    from replicator.errors import RowError, show_key
+    error = RowError("(1366) Incorrect string value", table="crm.aos_products", key=(Decimal("1000000"),),
+                     column="name", key_side="idempiere")
+    assert str(error).startswith("table crm.aos_products, idempiere key (1000000,) (the source row's;"), str(error)
+    assert show_key((Decimal("7.50"), "Doe, John")) == "(7.50, 'Doe, John')"
+    assert show_key([datetime.datetime(2024, 3, 1, 10, 0), None, True]) == "['2024-03-01T10:00:00', None, True]"
+    assert show_key((uuid.UUID(int=1),)) == "('00000000-0000-0000-0000-000000000001',)"
+    assert show_key((1, "a")) == repr((1, "a"))  # ints and text read as before

@@ -669,6 +669,23 @@ def test_crosswalk_text_key_is_made_by_generate_not_an_identity(env: Env) -> Non
     assert "IDENTITY" not in crm and "AUTO_INCREMENT" not in crm
 
 
+def test_crosswalk_numeric_key_the_application_numbers_is_made_by_a_default(env: Env) -> None:
+    """iDempiere's c_bpartner_id is numeric(10), numbered by the application from AD_Sequence: the fix said
+    `generate: {id: uuid}` (no number), and for an integer key only an identity, which counts apart from the
+    application's numbering."""
+    plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
+    numeric_key = {"id": dec(10, 0, nullable=False), "vat_id": vc(20), "name": vc(50)}
+    crm = next(m for m in env.failures(NATURAL % "~", numeric_key, plain) if m.startswith("crm:"))
+    assert ("fix: give public.customer.id a DEFAULT that takes the application's next number (a function over its "
+            "sequence table, or nextval of its sequence) and add generate: {id: default} to the mapping's crm "
+            "endpoint") in crm, crm
+    assert "uuid" not in crm and "IDENTITY" not in crm
+    erp = next(m for m in env.failures(NATURAL % "~", plain, plain) if m.startswith("erp:"))
+    assert erp.endswith("if the application numbers the rows itself (a sequence table such as iDempiere's "
+                        "AD_Sequence, or a database sequence), give erpdb.customers.id a DEFAULT that takes its next "
+                        "number and add generate: {id: default} to the erp endpoint instead"), erp
+
+
 def test_crosswalk_key_only_where_rows_are_created(env: Env) -> None:
     text = (NATURAL % "~").replace("    link:", "    created_by: crm\n    link:")
     plain = {"id": PK, "vat_id": vc(20), "name": vc(50)}
@@ -1106,3 +1123,40 @@ def test_a_nullable_column_into_a_not_null_one_warns_that_a_null_is_a_row_error(
     assert env.failures(one_field("{lossy: allow, default: 0}"), {"id": PK, "v": src}, {"id": PK, "v": dst}) == []
     assert env.failures(one_field("{lossy: allow}"), {"id": PK, "v": dec(None, None, nullable=False)},
                         {"id": PK, "v": dst}) == []
+
+
+def test_a_value_map_sends_null_on_as_null_so_a_nullable_source_into_not_null_still_warns(env: Env) -> None:
+    """SuiteCRM's `deleted` is a nullable tinyint(1); iDempiere's `isactive` a NOT NULL char(1) 'Y'/'N'. Through a
+    value map a NULL stays NULL: `check` said nothing and the NULL was a row error at run time."""
+    flag, yn = C("int", bits=8), vc(1, nullable=False, has_default=True)
+    spec = "{erp: v, map: [{crm: 0, erp: 'Y'}, {crm: 1, erp: 'N'}]}"
+    (msg,) = env.failures(one_field(spec), {"id": PK, "v": flag}, {"id": PK, "v": yn})
+    assert "crm:public.customer.v may be NULL, erp:erpdb.customers.v is NOT NULL (crm_to_erp)" in msg, msg
+    assert "add `default: <value>` to the field (the value a NULL becomes, after its value map; " \
+           "`default: {crm_to_erp: <value>}` for this direction only)" in msg, msg
+    # a default after the map decides it
+    assert env.failures(one_field(spec[:-1] + ", default: 'Y'}"), {"id": PK, "v": flag}, {"id": PK, "v": yn}) == []
+
+
+def test_a_default_for_one_direction_of_a_two_way_field(env: Env) -> None:
+    """One `default:` serves both directions, so a two-way Y/N field could not say what SuiteCRM's NULL
+    `deleted` becomes in iDempiere: 'Y' was checked (and would be written) into the tinyint too."""
+    flag, yn = C("int", bits=8), vc(1, nullable=False, has_default=True)
+    both = "{erp: v, map: [{crm: 0, erp: 'Y'}, {crm: 1, erp: 'N'}], default: 'Y'}"
+    msgs = env.failures(one_field(both, direction="both"), {"id": PK, "v": flag}, {"id": PK, "v": yn})
+    assert any("default into crm:public.customer.v (erp_to_crm)" in m for m in msgs), msgs
+    one_way = "{erp: v, map: [{crm: 0, erp: 'Y'}, {crm: 1, erp: 'N'}], default: {crm_to_erp: 'Y'}}"
+    assert [m for m in env.failures(one_field(one_way, direction="both"), {"id": PK, "v": flag},
+                                    {"id": PK, "v": yn}) if "default" in m] == []
+    flows = {f.stream: f for f in env.load(one_field(one_way, direction="both")).mappings[0].flows}
+    (to_erp,) = [p for p in flows["crm_to_erp"].plans if p.name == "v"]
+    (to_crm,) = [p for p in flows["erp_to_crm"].plans if p.name == "v"]
+    assert to_erp.convert is not None and to_erp.convert(None, {}) == "Y" and to_erp.convert(1, {}) == "N"
+    assert to_crm.convert is not None and to_crm.convert(None, {}) is None and to_crm.convert("Y", {}) == 0
+    from replicator.errors import ConfigError
+    # a direction the mapping does not have is named
+    with pytest.raises(ConfigError, match="default direction 'crm_to_idempiere' is not one of this mapping's: "
+                                          "crm_to_erp and erp_to_crm"):
+        env.load(one_field("{default: {crm_to_idempiere: 'Y'}}", direction="both"))
+    # a plain mapping value (a JSON default) is not taken for directions
+    assert env.load(one_field("{default: {a: 1}}")).mappings[0].flows[0].plans[1].convert(None, {}) == {"a": 1}

@@ -453,6 +453,32 @@ def test_scaffold_links_application_made_uuid_keys_to_auto_increment_through_a_c
     assert "link" not in both["mappings"]["c"] and "generate" not in both["mappings"]["c"]["crm"]
 
 
+def test_scaffold_links_uuid_keys_to_numbers_the_application_hands_out() -> None:
+    """SuiteCRM's char(36) accounts.id against iDempiere's c_bpartner_id numeric(10), numbered by iDempiere from
+    its AD_Sequence table (no identity, no DEFAULT): the draft linked nothing, kept both keys as they were
+    and `check` refused it (key column not filled by any field)."""
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft
+    accounts = Table("suitecrm", TableRef("crm", "accounts"), ("id",), {
+        "id": C("text", length=36, nullable=False), "name": C("text", length=150)})
+    bpartner = Table("idempiere", TableRef("public", "c_bpartner"), ("c_bpartner_id",), {
+        "c_bpartner_id": C("decimal", precision=10, scale=0, nullable=False), "name": C("text", length=120)})
+    text = draft("customers", accounts, bpartner)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True}, text
+    assert doc["suitecrm"] == {"table": "crm.accounts", "key": ["id"], "generate": {"id": "uuid"}}, text
+    assert doc["idempiere"] == {"table": "public.c_bpartner", "key": ["c_bpartner_id"]}, text
+    assert ("# TODO idempiere's application numbers c_bpartner_id (no identity, no DEFAULT): give it a DEFAULT "
+            "that takes the application's next number, then add generate: {c_bpartner_id: default} above") in text
+    assert "c_bpartner_id" not in doc["fields"] and "NOT NULL without a default" not in text, text
+    # two numbered keys: shared keys, as before
+    plain = yaml.safe_load(draft("c", Table("suitecrm", accounts.table, ("c_bpartner_id",), dict(bpartner.columns)),
+                                 bpartner))
+    assert "link" not in plain["mappings"]["c"]
+
+
 def test_scaffold_names_the_mapping_without_spaces_or_quotes() -> None:
     # ERPNext's tables: `tabSales Order Item` would be a mapping name every --mapping must quote
     from replicator.mapping.scaffold import mapping_name

@@ -99,3 +99,49 @@ def test_references_links_and_referenced_mappings_give_linked_changes(mset: Mapp
 def test_a_table_no_flow_reads_routes_to_nothing(mset: MappingSet) -> None:
     assert route(mset, "crm", RowChange(TableRef("public", "elsewhere"), Op.INSERT, None, {"id": 1})) == []
     assert route(mset, "erp", RowChange(TableRef("erpdb", "customers"), Op.INSERT, None, {"cid": 1})) == []
+
+
+SLICED_TWO_WAY = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid], slice: {role: customer}}
+    fields:
+      id: {erp: cid}
+      name: {erp: customer_name}
+  linked:
+    direction: both
+    crm: {table: contact, key: [id]}
+    erp: {table: contacts, key: [contact_no], slice: {role: contact}}
+    link: {crosswalk: true}
+    fields:
+      email: ~
+"""
+
+
+def test_a_row_entering_a_two_way_slice_is_written_whole(config: Config) -> None:
+    """iDempiere: a vendor becomes a customer (`iscustomer` N -> Y moves it into the slice). A two-way flow
+    wrote only the fields the update changed -- none -- so the counterpart was never made and nothing said so
+    (docs/walkthrough-suitecrm-idempiere.md)."""
+    mset = load(config, SLICED_TWO_WAY)
+    erp = TableRef("erpdb", "customers")
+    before = {"cid": 120, "customer_name": "Seed Farm", "role": "vendor"}
+    (entered,) = route(mset, "erp", RowChange(erp, Op.UPDATE, before, {**before, "role": "customer"}))
+    assert isinstance(entered, TargetChange)
+    assert (entered.op, entered.key, entered.values, entered.expect) == (
+        Op.INSERT, (120,), {"id": 120, "name": "Seed Farm"}, {})
+    # inside before and after: only what changed, as before
+    inside = {**before, "role": "customer"}
+    assert route(mset, "erp", RowChange(erp, Op.UPDATE, inside, {**inside, "role": "customer"})) == []
+    (edit,) = route(mset, "erp", RowChange(erp, Op.UPDATE, inside, {**inside, "customer_name": "Seed Farm Inc."}))
+    assert isinstance(edit, TargetChange) and edit.op is Op.UPDATE and edit.values == {"id": 120,
+                                                                                       "name": "Seed Farm Inc."}
+    # an old row without the slice's column (a key-only replica identity) tells nothing: an update
+    (keyonly,) = route(mset, "erp", RowChange(erp, Op.UPDATE, {"cid": 120}, {**inside, "customer_name": "X"}))
+    assert isinstance(keyonly, TargetChange) and keyonly.op is Op.UPDATE
+    # a linked flow's row entering its slice: an insert, which creates or finds the counterpart
+    contacts = TableRef("erpdb", "contacts")
+    old = {"contact_no": 5, "email": "a@b", "role": "lead"}
+    (linked,) = route(mset, "erp", RowChange(contacts, Op.UPDATE, old, {**old, "role": "contact"}))
+    assert isinstance(linked, LinkedChange) and linked.op is Op.INSERT and linked.values == {"email": "a@b"}

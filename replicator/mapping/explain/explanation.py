@@ -10,7 +10,8 @@ from replicator.codec import dumps_key
 from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
 from replicator.mapping.explain.render import _inline, _show, _show_key
-from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet, no_natural_key
+from replicator.mapping.model import (Field, FieldPlan, Flow, Mapping, MappingSet, field_default, has_default,
+                                      no_natural_key)
 from replicator.mapping.router import (LinkedChange, Ref, Routed, _matches, key_of, route_flow, source_key,
                                       target_values)
 from replicator.mapping.transforms import TransformError, _canon, _loosely, compile_chain, compile_predicate
@@ -108,11 +109,12 @@ def _rules(m: Mapping, flow: Flow, fld: Field, plan: FieldPlan, spec: Any, row: 
             new = step(value, row) if step is not None else value
             rules.append(f"transform {_inline(item)}: {_show(value)} -> {_show(new)}")
             value = new
-        if "default" in spec:
+        default = field_default(spec, flow.source.side, flow.target.side)
+        if has_default(default):
             if value is None:
-                rules.append(f"default {_show(spec['default'])} (the value is NULL)")
+                rules.append(f"default {_show(default)} (the value is NULL)")
             else:
-                rules.append(f"default {_show(spec['default'])} not used (the value is not NULL)")
+                rules.append(f"default {_show(default)} not used (the value is not NULL)")
     except TransformError as exc:
         rules.append(f"fails: {exc}")
     if plan.references:
