@@ -824,12 +824,10 @@ class MariaDBApplier(Applier):
         if not all(expects):  # (a row without `expect` compares nothing: never from detect)
             return None
         cols: list[list[str]] = []
+        olds: list[list[str]] = []
         try:
-            for c in run.columns:
-                lits = _column_literals(list(map(itemgetter(c), news)), convs.get(c), fmt, None)
-                if lits is None:
-                    return None
-                cols.append(lits)
+            # the old values first: a class the comparison cannot take sends the run the other way before any
+            # new value is formatted (as the value-by-value build decides)
             kinds = []
             for c in compared:
                 kind = self.exact_kind(table, c)
@@ -840,8 +838,14 @@ class MariaDBApplier(Applier):
                                         convs.get(c), fmt, exact)
                 if lits is None:
                     return None
-                cols.append(lits)
+                olds.append(lits)
                 kinds.append(kind)
+            for c in run.columns:
+                lits = _column_literals(list(map(itemgetter(c), news)), convs.get(c), fmt, None)
+                if lits is None:
+                    return None
+                cols.append(lits)
+            cols += olds
         except KeyError:  # (never from detect: every row changes the run's columns and has each compared one)
             return None
         enc = fmt.encoding
