@@ -186,7 +186,21 @@ def shared_ssl_context(sslp: Any, build: Callable[[Any], ssl.SSLContext]) -> ssl
 
 
 class MyConnection(pymysql.connections.Connection):
-    """PyMySQL's connection with its TLS context shared between connections of equal settings."""
+    """PyMySQL's connection with its TLS context shared between connections of equal settings, and a gate told
+    around each statement's round trip (`gate.lend()` before, `gate.reclaim()` after: the stream's channel lets
+    the reader decode while the applier waits on the server; appliers/base.IoGate)."""
+
+    gate: Any = None
+
+    def query(self, sql: Any, unbuffered: bool = False) -> int:
+        gate = self.gate
+        if gate is None:
+            return int(super().query(sql, unbuffered))
+        gate.lend()
+        try:
+            return int(super().query(sql, unbuffered))
+        finally:
+            gate.reclaim()
 
     def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
         # a private method of PyMySQL (2.x): were it renamed, this override would go unused, not wrong

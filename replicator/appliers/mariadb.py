@@ -19,7 +19,7 @@ from pymysql.constants import CLIENT, COMMAND, CR, FIELD_TYPE
 from pymysql.protocol import MysqlPacket
 
 from replicator import metrics
-from replicator.appliers.base import EXACT_CLASSES, Applier, Converter, Run
+from replicator.appliers.base import EXACT_CLASSES, Applier, Converter, IoGate, Run
 from replicator.appliers.myliteral import MAX_STMT_LENGTH, Formatter, split_insert
 from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
@@ -495,8 +495,23 @@ class MariaDBApplier(Applier):
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
 
+    # every statement goes through the connection's `query`, which tells the gate (connect.MyConnection)
+    reports_waits = True
+
+    @property
+    def io_gate(self) -> IoGate | None:
+        return self._io_gate
+
+    @io_gate.setter
+    def io_gate(self, gate: IoGate | None) -> None:
+        self._io_gate = gate
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.gate = gate
+
     def connect(self) -> None:
         self.db = my_connect(self.conn, self.conn.apply)
+        self.db.gate = self._io_gate
         self.tagged = False  # a new session: no transaction open
         t = self.conn.timeouts
         # an application's row lock or a runaway statement fails our statement (retried with

@@ -185,6 +185,43 @@ def test_the_postgres_applier_lends_around_every_statement_and_reclaims_after_an
     assert gate.calls[-2:] == ["lend", "reclaim"]
 
 
+def test_the_mariadb_applier_lends_around_each_round_trip_of_its_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: the gate is told by the connection (connect.MyConnection.query), around the statement's round trip
+    alone -- the applier formats its literals outside it -- and the applier hands its gate to each new connection."""
+    import pymysql
+
+    from replicator.appliers import mariadb
+    from replicator.connect import MyConnection
+
+    gate = _Gate()
+
+    def query(self: Any, sql: Any, unbuffered: bool = False) -> int:
+        gate.calls.append(f"query {sql}")
+        if sql == "bad":
+            raise pymysql.err.OperationalError(2013, "lost")
+        return 1
+    monkeypatch.setattr(pymysql.connections.Connection, "query", query)
+    db = object.__new__(MyConnection)
+    assert db.query("SELECT 1") == 1 and gate.calls == ["query SELECT 1"]  # no gate: as before
+    db.gate = gate
+    assert db.query("SELECT 2") == 1
+    with pytest.raises(pymysql.err.OperationalError):
+        db.query("bad")
+    assert gate.calls[1:] == ["lend", "query SELECT 2", "reclaim", "lend", "query bad", "reclaim"]
+
+    acc = Account("u", Secret(""))
+    a = mariadb.MariaDBApplier(Connection("erp", "mariadb", "h", 3306, "erp", acc, acc), "crm_to_erp")
+    assert a.reports_waits and a.io_gate is None
+    a.io_gate = gate  # set by the stream after connect: the open connection gets it
+    a.db = object.__new__(MyConnection)
+    a.io_gate = gate
+    assert a.db.gate is gate
+    monkeypatch.setattr(mariadb, "my_connect", lambda conn, account: object.__new__(MyConnection))
+    monkeypatch.setattr(mariadb.MariaDBApplier, "_session", lambda self, *args: None)
+    a.connect()  # a reconnect: the new connection is gated too
+    assert a.db.gate is gate
+
+
 def _update(i: int, j: int) -> Transaction:
     change = RowChange(A, Op.UPDATE, {"id": i, "v": j - 1}, {"id": i, "v": j})
     return Transaction(str(j), LSN(j), T0 + timedelta(seconds=j), (change,))
