@@ -330,6 +330,14 @@ def _value_lines(i: int, conv: Converter, var: str, raw: str | None = None) -> l
         "        end = pos + 5 + _unpack(buf, pos + 1)[0]",
         *read,
         "        pos = end",
+        *_null_unchanged_lines(var, raw),
+    ]
+
+
+def _null_unchanged_lines(var: str, raw: str | None = None) -> list[str]:
+    """The branches of a value's reader after its 't' branch: NULL ('n'), an unchanged TOAST value ('u'), and
+    the error for any other kind. With `raw`, that variable is None on both."""
+    return [
         "    elif kind == 0x6E:",
         f"        {var} = None",
         *([] if raw is None else [f"        {raw} = None"]),
@@ -357,14 +365,7 @@ def _reuse_lines(i: int, conv: Converter, var: str, raw: str, old: str) -> list[
         "        else:",
         *_convert_lines(i, conv, var, "_r", "            "),
         "        pos = end",
-        "    elif kind == 0x6E:",
-        f"        {var} = None",
-        "        pos += 1",
-        "    elif kind == 0x75:",
-        f"        {var} = _unchanged",
-        "        pos += 1",
-        "    else:",
-        "        raise _error('value kind')",
+        *_null_unchanged_lines(var),
     ]
 
 
