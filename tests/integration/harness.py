@@ -197,3 +197,18 @@ def reload(pair: Pair) -> None:
     """SIGHUP the running daemon: it validates the mapping files again and swaps them in or keeps the old ones."""
     assert pair.proc is not None and pair.proc.poll() is None, "daemon is not running"
     pair.proc.send_signal(signal.SIGHUP)
+
+
+# ---------------------------------------------------------------- the walkthrough pages' tests
+def page_statements(sql: str) -> list[str]:
+    """A page's SQL block as statements (split at ';', comment-only pieces left out)."""
+    return [s for s in sql.split(";") if s.strip() and not all(
+        not line.strip() or line.strip().startswith("--") for line in s.splitlines())]
+
+
+def page_cli(pair: Pair, *args: str) -> tuple[int, str]:
+    """A command as the page runs it: its exit code and output, never a traceback."""
+    result = pair.cli(*args, check=False, timeout=300)
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out
+    return result.returncode, out

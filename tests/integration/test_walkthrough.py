@@ -7,16 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.harness import Pair, reload, wait_until
+from tests.integration.harness import Pair, page_statements, reload, wait_until
 from tests.unit.test_walkthrough_doc import blocks
 
 SOYLENT = "5b7e1c4a-0000-4000-8000-000000000003"
 LONG = "5b7e1c4a-0000-4000-8000-000000000004"
-
-
-def _statements(sql: str) -> list[str]:
-    return [s for s in sql.split(";") if s.strip() and not all(
-        not line.strip() or line.strip().startswith("--") for line in s.splitlines())]
 
 
 def _verify(pair: Pair, *args: str) -> tuple[int, str]:
@@ -31,9 +26,9 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
     for name, text in page.items():
         if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
             (pair.tmp / name).write_text(text)
-    for stmt in _statements(page["crm-seed.sql"]):
+    for stmt in page_statements(page["crm-seed.sql"]):
         pair.pg_query(stmt)
-    for stmt in _statements(page["erp-seed.sql"]):
+    for stmt in page_statements(page["erp-seed.sql"]):
         pair.my_query(stmt)
 
     # 4. check, setup, the first copy

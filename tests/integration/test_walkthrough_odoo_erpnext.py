@@ -10,22 +10,10 @@ import json
 import time
 from pathlib import Path
 
-from tests.integration.harness import Pair, reload, wait_until
+from tests.integration.harness import Pair, page_cli, page_statements, reload, wait_until
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-odoo-erpnext.md"
-
-
-def _statements(sql: str) -> list[str]:
-    return [s for s in sql.split(";") if s.strip() and not all(
-        not line.strip() or line.strip().startswith("--") for line in s.splitlines())]
-
-
-def _cli(pair: Pair, *args: str) -> tuple[int, str]:
-    result = pair.cli(*args, check=False, timeout=300)
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out, out
-    return result.returncode, out
 
 
 def _partner(pair: Pair, name: str) -> tuple:
@@ -43,21 +31,21 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
         if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
             (pair.tmp / name).write_text(text)
     pair.pg_query(page["crm-stamps.sql"])  # one statement list: the function's body holds semicolons
-    for stmt in _statements(page["erp-stamps.sql"]) + _statements(page["erp-seed.sql"]):
+    for stmt in page_statements(page["erp-stamps.sql"]) + page_statements(page["erp-seed.sql"]):
         pair.my_query(stmt)
-    for stmt in _statements(page["crm-seed.sql"]):
+    for stmt in page_statements(page["crm-seed.sql"]):
         pair.pg_query(stmt)
 
     # check, setup, the first copy
-    code, out = _cli(pair, "check")
+    code, out = page_cli(pair, "check")
     assert code == 78 and "REPLICA IDENTITY" in out, out
     pair.setup()
-    code, out = _cli(pair, "check")
+    code, out = page_cli(pair, "check")
     assert code == 0 and "0 failed" in out, out
     assert "tabDynamic Link rows of link_doctype = 'Customer'" in out, out
-    code, out = _cli(pair, "sync")
+    code, out = page_cli(pair, "sync")
     assert code == 0 and "parked after the copy: none" in out, out
-    code, out = _cli(pair, "verify")
+    code, out = page_cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
 
     grant = pair.pg_query("SELECT id FROM res_partner WHERE name = 'Grant Industries'")[0][0]
@@ -162,9 +150,9 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     wait_until(lambda: not pair.cli("dlq", "list", "--json").stdout.strip(), 30, "the queue empty")
     assert pair.my_query("SELECT customer_group FROM `tabCustomer` WHERE name = %s", (azure_name,)) == [("VIP",)]
 
-    code, out = _cli(pair, "status")
+    code, out = page_cli(pair, "status")
     assert "dead-letter rows 0" in out, out
-    code, out = _cli(pair, "explain", "--mapping", "contact_company", "--side", "erp", "--key",
+    code, out = page_cli(pair, "explain", "--mapping", "contact_company", "--side", "erp", "--key",
                      pair.my_query("SELECT l.name FROM `tabDynamic Link` l JOIN `tabContact` c ON c.name = l.parent "
                                    "WHERE c.first_name = 'Jane Grant'")[0][0])
     assert code == 0 and f"public.res_partner.parent_id = {grant} on the parent" in out, out
@@ -208,7 +196,7 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
                == [(1,)], 30, "an edit of the renamed customer in Odoo's one partner")
     wait_until(lambda: pair.pg_query("SELECT phone FROM res_partner WHERE name = 'Brandon Freeman'")
                == [("+32 555 0199",)], 30, "ERPNext's edit made while stopped")
-    code, out = _cli(pair, "verify")
+    code, out = page_cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
     assert pair.my_query("SELECT count(*) FROM `tabCustomer` WHERE customer_name LIKE 'Grant%'") == [(1,)]
     assert pair.stop() == 0

@@ -9,24 +9,12 @@ import json
 import time
 from pathlib import Path
 
-from tests.integration.harness import Pair, wait_until
+from tests.integration.harness import page_cli, page_statements, wait_until
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-suitecrm-idempiere.md"
 ACME = "4c1b7a52-6e2f-11ee-9c3a-0242ac120002"
 GLOBEX = "7f4eac85-6e2f-11ee-9c3a-0242ac120002"
-
-
-def _statements(sql: str) -> list[str]:
-    return [s for s in sql.split(";") if s.strip() and not all(
-        not line.strip() or line.strip().startswith("--") for line in s.splitlines())]
-
-
-def _cli(pair: Pair, *args: str) -> tuple[int, str]:
-    result = pair.cli(*args, check=False, timeout=300)
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out, out
-    return result.returncode, out
 
 
 def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
@@ -39,19 +27,19 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
             (pair.tmp / name).write_text(text)
     pair.pg_query(page["idempiere-keys.sql"])  # one statement list: function bodies hold semicolons
     pair.pg_query(page["idempiere-seed.sql"])
-    for stmt in _statements(page["suitecrm-seed.sql"]):
+    for stmt in page_statements(page["suitecrm-seed.sql"]):
         pair.my_query(stmt)
 
     # check, setup, the first copy
-    code, out = _cli(pair, "check")
+    code, out = page_cli(pair, "check")
     assert code == 78 and "REPLICA IDENTITY" in out, out
     pair.setup()
-    code, out = _cli(pair, "check")
+    code, out = page_cli(pair, "check")
     assert code == 0 and "3 warnings, 0 failed" in out, out
     assert "accounts.name may be NULL, idempiere:public.c_bpartner.name is NOT NULL" in out, out
-    code, out = _cli(pair, "sync")
+    code, out = page_cli(pair, "sync")
     assert code == 0 and "parked after the copy: none" in out, out
-    code, out = _cli(pair, "verify")
+    code, out = page_cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
 
     # SuiteCRM's account in iDempiere under a number from AD_Sequence, with the tenant and audit columns
@@ -140,7 +128,7 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
     wait_until(lambda: [r[0] for r in pair.pg_query("SELECT url FROM c_bpartner WHERE c_bpartner_id = 117")]
                == [r[0] for r in pair.my_query("SELECT website FROM accounts WHERE id = %s", (cw,))], 30,
                "one web site on both sides")
-    code, out = _cli(pair, "conflicts", "--key", cw)
+    code, out = page_cli(pair, "conflicts", "--key", cw)
     lines = out.splitlines()
     assert code == 0 and "KEY (suitecrm)" in lines[0] and "SUITECRM VALUE" in lines[0], out
     # one decision, the same on both sides (a tie within the same second goes to suitecrm, the first connection)
@@ -160,21 +148,21 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
             "link), column name: mapping products: (1366) Incorrect string value") in queued[0]["error"], queued
     # the key as listed finds the row: iDempiere's numeric(10) keys are stored as decimals, `--key 1000000`
     # matched nothing before (nor did `conflicts --key 117` for C&W's race)
-    code, out = _cli(pair, "dlq", "list", "--key", "1000000")
+    code, out = page_cli(pair, "dlq", "list", "--key", "1000000")
     assert code == 0 and "suitecrm:1 " in out and "idempiere:1000000" in out, out
-    code, out = _cli(pair, "conflicts", "--key", "117")
+    code, out = page_cli(pair, "conflicts", "--key", "117")
     assert code == 0 and len(out.splitlines()) == 3 and "update_differs" in out, out
-    code, out = _cli(pair, "explain", "--mapping", "products", "--side", "idempiere", "--key", "1000000")
+    code, out = page_cli(pair, "explain", "--mapping", "products", "--side", "idempiere", "--key", "1000000")
     assert code == 0 and "would insert a new suitecrm" in out and 'name         "Sunflower Seeds \U0001F33B"' in out, out
     pair.pg_query("UPDATE m_product SET name = 'Sunflower Seeds' WHERE value = 'Sunflower'")
     wait_until(lambda: len(pair.cli("dlq", "list", "--json").stdout.splitlines()) == 2, 30, "the fix queued behind")
-    code, out = _cli(pair, "dlq", "retry", "--all")
+    code, out = page_cli(pair, "dlq", "retry", "--all")
     assert "idempiere key [1000000] update (written in place of suitecrm:1" in out, out
     wait_until(lambda: pair.my_query("SELECT name FROM aos_products WHERE part_number = 'Sunflower'")
                == [("Sunflower Seeds",)], 30, "the product in SuiteCRM")
-    code, out = _cli(pair, "dlq", "show", "suitecrm:1")
+    code, out = page_cli(pair, "dlq", "show", "suitecrm:1")
     assert code == 78 and "as suitecrm:3" in out, out
-    code, out = _cli(pair, "status")
+    code, out = page_cli(pair, "status")
     assert "suitecrm_to_idempiere: running" in out and "idempiere_to_suitecrm: running" in out, out
     assert "dead-letter rows 0" in out and "source suitecrm (MariaDB)" in out, out
 
@@ -187,7 +175,7 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
                30, "SuiteCRM's edit made while stopped")
     wait_until(lambda: pair.my_query("SELECT phone_work FROM contacts WHERE last_name = 'Carl Boss'")
                == [("+1 555 0199",)], 30, "iDempiere's edit made while stopped")
-    code, out = _cli(pair, "verify")
+    code, out = page_cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
     assert pair.pg_query("SELECT count(*) FROM c_bpartner") == [(7,)]  # 4 seeded, Acme, Globex, Initech
     assert pair.my_query("SELECT count(*) FROM accounts") == [(7,)]  # Acme, Globex, Initech, 4 from iDempiere
