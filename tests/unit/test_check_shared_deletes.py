@@ -70,3 +70,28 @@ def test_disjoint_slices_hold_different_rows(env: Env) -> None:
 def test_a_single_mapping_of_a_table_keeps_the_default(env: Env) -> None:
     one = text().split("  customer_custom:")[0]
     assert shared(env, one.replace("    delete: {crm_to_erp: ignore}\n", "")) == []
+
+
+# a 1:1 table keyed by the other mapping's records: `optional: true`, or a warning
+EXT = TWO.replace("      id: ~\n      code: {{owner: erp}}", "      id: {{references: customers}}\n      code: {{owner: erp}}")
+
+
+def ext(env: Env, optional: str = "", direction: str = "both") -> list[str]:
+    t = EXT.format(delete="    delete: {crm_to_erp: ignore}\n", erp_slice="", custom_slice="")
+    t = t.replace("crm: {table: accounts_cstm, key: [id]}", "crm: {table: accounts_cstm, key: [id]" + optional + "}")
+    t = t.replace("  customer_custom:\n    direction: both", "  customer_custom:\n    direction: " + direction)
+    return [f"{f.side}: {f.what} | fix: {f.fix}".replace(str(env.config.mappings_dir) + "/", "")
+            for f in env.check(t) if f.warning and "1:1" in f.what]
+
+
+def test_an_extension_table_without_optional_is_a_warning_naming_the_way_out(env: Env) -> None:
+    (msg,) = ext(env)
+    assert msg.startswith("crm: m.yaml:11: mappings.customer_custom: crm:public.accounts_cstm rows are keyed by "
+                          "mapping 'customers''s records (id references it) and its erp row is 'customers''s too: "
+                          "a 1:1 extension"), msg
+    assert "add `optional: true` to the mapping's crm endpoint" in msg
+
+
+def test_optional_or_a_one_way_flow_needs_no_warning(env: Env) -> None:
+    assert ext(env, ", optional: true") == []
+    assert ext(env, direction="crm_to_erp") == []  # nothing flows into accounts_cstm

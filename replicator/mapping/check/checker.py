@@ -47,7 +47,7 @@ from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
 from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
-from replicator.mapping.check.shared import check_shared_deletes
+from replicator.mapping.check.shared import check_extension_rows, check_shared_deletes
 from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
@@ -181,6 +181,7 @@ class _Checker:
             self.slices(m)
             check_key_widths(self, m)
             check_shared_deletes(self, m)
+            check_extension_rows(self, m)
         return self.out
 
     def slices(self, m: Mapping) -> None:

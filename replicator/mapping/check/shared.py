@@ -1,4 +1,5 @@
-"""Rule: a delete that would take a row another mapping carries too is a decision the mapping must state.
+"""Rules for a row two mappings carry: its delete is a decision the mapping must state, and a 1:1 table keyed
+by the other mapping's records may hold its rows only once a field is set.
 
 Several mappings may write one table: SuiteCRM's `accounts_cstm` (custom fields, 1:1 with `accounts`) is a
 second mapping onto the ERP's company row, beside the mapping of `accounts` itself. Deletes propagate by
@@ -55,3 +56,35 @@ def check_shared_deletes(ck: _Checker, m: Mapping) -> None:
                 f"say which: `delete: {{{flow.stream}: ignore}}` when {flow.source.table} only extends the record "
                 f"(custom fields, a 1:1 table), `delete: {{{flow.stream}: propagate}}` when its delete is the "
                 f"record's")
+
+
+def check_extension_rows(ck: _Checker, m: Mapping) -> None:
+    """A mapping whose row on one side is another mapping's row (the shared row) and whose table on the other
+    side is keyed by that mapping's records (`references:` on its key) is a 1:1 extension: SuiteCRM's
+    accounts_cstm, Dolibarr's *_extrafields. Their applications create such a row only once one of its fields
+    is set; without `optional: true` an edit from the shared side that finds no row is an update_missing race,
+    decided as if the row had been deleted (the edit is dropped under `latest`, docs/conflicts.md)."""
+    from replicator.mapping.check.checker import _at
+
+    if any(f.fold is not None for f in m.flows):
+        return
+    for flow in m.flows:
+        ext = flow.target
+        if ext.optional or flow.conflicts is None:
+            continue  # declared, or one-way: an update for a missing row is written (no race to decide)
+        shared = flow.source
+        for other in _others(ck.mset.mappings, m, shared):
+            theirs = other.endpoint(ext.side)
+            keyed = [f for f in m.fields if f.column(ext.side) in ext.key and f.references == other.name]
+            if theirs.table == ext.table or not keyed:
+                continue
+            ck.warn(ext.side,
+                    f"{_at(m.where)}: {ext.side}:{ext.table} rows are keyed by mapping {other.name!r}'s records "
+                    f"({keyed[0].name} references it) and its {shared.side} row is {other.name!r}'s too: a 1:1 "
+                    f"extension. If {ext.side}'s application creates such a row only once one of its fields is "
+                    f"set (custom fields), an edit from {shared.side} that finds none is an update_missing race "
+                    f"decided as if the row had been deleted",
+                    f"add `optional: true` to the mapping's {ext.side} endpoint (a missing row is one whose fields "
+                    f"are all NULL: the edit creates it, verify does not miss it), or confirm that every "
+                    f"{other.name!r} record has its {ext.table} row")
+            break
