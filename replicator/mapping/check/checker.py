@@ -45,6 +45,7 @@ from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
+from replicator.mapping.check.latestzone import check_latest_zone
 from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.shared import check_extension_rows, check_shared_deletes
@@ -182,6 +183,7 @@ class _Checker:
             check_key_widths(self, m)
             check_shared_deletes(self, m)
             check_extension_rows(self, m)
+            check_latest_zone(self, m)
         return self.out
 
     def slices(self, m: Mapping) -> None:
