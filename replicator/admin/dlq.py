@@ -132,6 +132,11 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                         print(_show(e, _key_side(e, mset)), file=out)
                 continue
             loaded: set[TableRef] = set()
+            if args.action == "retry":
+                # the tables this side's mappings write, read before the tag (reading ends the transaction);
+                # the loop below reads any other a queued change names (a mapping dropped since it was queued)
+                loaded = {e.table for e in mset.target_endpoints(side)}
+                db.load_types(sorted(loaded))
             while True:
                 db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
                 applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
