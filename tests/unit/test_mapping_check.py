@@ -273,6 +273,17 @@ def test_float_into_numeric_and_int(env: Env) -> None:
     assert len(pair(env, C("float", bits=64), INT)) == 1
 
 
+def test_a_mariadb_double_with_places_rounds_silently(env: Env) -> None:
+    # Akaunting's amounts are DOUBLE(15,4): MariaDB stores 1.234567 as 1.2346 without a warning
+    d154 = C("float", bits=64, precision=15, scale=4, type_name="DOUBLE(15, 4)")
+    (msg,) = pair(env, C("float", bits=64), d154)
+    assert "DOUBLE(15, 4) rounds every value to 4 decimal places" in msg
+    assert len(pair(env, dec(None, None), d154)) == 1  # Twenty's unbounded numeric
+    assert len(pair(env, dec(12, 6), d154)) == 1
+    assert not any("rounds every value" in m for m in pair(env, dec(10, 4), d154) + pair(env, INT, d154))
+    assert not any("rounds every value" in m for m in pair(env, C("float", bits=64), d154, spec="{lossy: allow}"))
+
+
 def test_text_lengths(env: Env) -> None:
     (msg,) = pair(env, vc(100), vc(50))
     assert "lossy cast: text of up to 100 characters into at most 50" in msg
@@ -772,6 +783,7 @@ def test_column_info_mariadb() -> None:
     assert info(mysql.TINYINT(display_width=4), MY).bits == 8
     assert info(mysql.MEDIUMINT(), MY).bits == 24
     assert info(mysql.FLOAT(), MY).bits == 32 and info(mysql.DOUBLE(), MY).bits == 64
+    assert (info(mysql.DOUBLE(), MY).scale, info(mysql.DOUBLE(15, 4), MY).scale) == (None, 4)
     assert info(mysql.DECIMAL(5, 0, unsigned=True), MY).unsigned
     e = info(mysql.ENUM("A", "B"), MY)
     assert (e.kind, e.enums) == ("enum", ("A", "B"))
