@@ -18,7 +18,7 @@ from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
-from replicator.errors import RowError
+from replicator.errors import RowError, show_key
 from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
@@ -123,6 +123,13 @@ class Linker:
             if isinstance(value, Ref):
                 resolved = self._resolve(value)
                 if resolved is None:
+                    if self._creates_nothing(lc):
+                        # a gate that has not opened (an opportunity not won yet) for a record without a
+                        # counterpart: nothing would be written when the parent arrives either, and a parked
+                        # row would wait for a parent that may never come (the gate's own change brings the
+                        # whole row when it opens)
+                        metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+                        return
                     self._park(lc, value)
                     return
                 value = resolved
@@ -172,6 +179,15 @@ class Linker:
         if not self._missing_wins(lc, values):
             return
         self._create(flow, lc, values)
+
+    def _creates_nothing(self, lc: LinkedChange) -> bool:
+        """A change of a crosswalk-linked record that may not create its counterpart (gate closed, an update
+        that must find one, another side creates) and has none: it writes nothing, now or later."""
+        flow = lc.flow
+        if not flow.link.crosswalk or not (lc.must_exist or not lc.gate_open
+                                           or (flow.created_by and flow.created_by != flow.source.side)):
+            return False
+        return self._crosswalk(flow.mapping, lc.source_key) is None
 
     def _missing_wins(self, lc: LinkedChange, values: dict[str, Any]) -> bool:
         """A checked update of a record keyed by its own mapped key (no crosswalk) whose counterpart is not
@@ -481,7 +497,8 @@ class Linker:
                        [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
         self.m_parked.inc()
         parking.parked_now(self.stream)
-        log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
+        log.info("%s: %s row %s waits for %s %s", self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping,
+                 show_key((ref.value,)))
 
     def _unpark(self, mapping: str, key: str) -> int:
         rows = self.a.query(f"SELECT id, mapping, {self.change_col} FROM {self.parked} WHERE stream = %s AND "

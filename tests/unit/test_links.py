@@ -281,3 +281,37 @@ def test_a_delete_without_a_crosswalk_translates_a_key_column_that_references_a_
     target.tables[T_PROFITS].append({"cust_no": 5, "year": 2026, "revenue": 99})  # another account's row
     apply(linker, mset, RowChange(PROFITS, Op.DELETE, {"customer_id": 5, "year": 2026}, None))  # key-only image
     assert target.tables[T_PROFITS] == [{"cust_no": 5, "year": 2026, "revenue": 99}]
+
+
+GATED = YAML + """\
+  invoices:                           # a won deal becomes an invoice, once (Twenty -> Akaunting)
+    direction: crm_to_erp
+    crm: {table: deal, key: [id]}
+    erp: {table: invoices, key: [inv_no]}
+    link: {crosswalk: true}
+    gate: {crm_to_erp: {column: stage, becomes: won}}
+    fields:
+      stage: {erp: ~}
+      customer_id: {references: customers}
+"""
+DEAL = TableRef("public", "deal")
+T_INVOICES = TableRef("erpdb", "invoices")
+
+
+def test_a_change_behind_a_closed_gate_does_not_wait_for_its_parent(tmp_path: Path, target: FakeTarget) -> None:
+    # an opportunity that is never won must not be parked for its company: it would wait forever (and be
+    # replayed over a newer image if the gate opened meanwhile); the change that opens the gate brings it
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED)
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    target.tables[T_INVOICES] = []
+    deal = {"id": 70, "stage": "meeting", "customer_id": 5}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "stage": "proposal"}))
+    assert target.parked == [] and target.tables[T_INVOICES] == []
+    # won before its company has a counterpart: that one waits, and follows the company
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, {**deal, "stage": "proposal"}, {**deal, "stage": "won"}))
+    assert len(target.parked) == 1
+    apply(linker, mset, customer(5, "PT5", "Eve"))
+    cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
+    assert [r["customer_id"] for r in target.tables[T_INVOICES]] == [cust_no] and target.parked == []
