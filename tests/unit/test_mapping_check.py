@@ -284,6 +284,24 @@ def test_a_mariadb_double_with_places_rounds_silently(env: Env) -> None:
     assert not any("rounds every value" in m for m in pair(env, C("float", bits=64), d154, spec="{lossy: allow}"))
 
 
+def test_a_shift_transform_keeps_the_cast_checked(env: Env) -> None:
+    # Twenty's micros into Akaunting's DOUBLE(15,4): 1234567 micros are 1.234567, stored as 1.2346 silently;
+    # any other transform skips the cast check, a shift must not: the value is still a number
+    d154 = C("float", bits=64, precision=15, scale=4, type_name="DOUBLE(15, 4)")
+    (msg,) = pair(env, dec(None, None), d154, spec="{transform: [{shift: -6}]}")
+    assert "after its transform NUMERIC (shifted) -> erp:erpdb.customers.v DOUBLE(15, 4)" in msg, msg
+    assert "rounds every value to 4 decimal places" in msg and "[FAIL]" not in msg, msg
+    assert not any("rounds every value" in m for m in pair(env, dec(None, None), d154,
+                                                          spec="{transform: [{shift: -6}], lossy: allow}"))
+    (msg,) = pair(env, BIGINT, dec(18, 4), spec="{transform: [{shift: -6}]}")  # (19,6) into (18,4)
+    assert "NUMERIC(19,6) into NUMERIC(18,4): fewer decimal places (rounded)" in msg, msg
+    fits = pair(env, BIGINT, dec(19, 6), spec="{transform: [{shift: -6}]}")
+    fits += pair(env, dec(15, 4), dec(21, 0), spec="{transform: [{shift: 6}]}")  # and back into micros
+    assert not any("lossy cast" in m for m in fits), fits
+    (msg,) = pair(env, dec(15, 4), dec(16, 0), spec="{transform: [{shift: 6}]}")  # 11 + 6 integer digits
+    assert "fewer integer digits" in msg, msg
+
+
 def test_text_lengths(env: Env) -> None:
     (msg,) = pair(env, vc(100), vc(50))
     assert "lossy cast: text of up to 100 characters into at most 50" in msg
@@ -332,6 +350,17 @@ def test_fractional_seconds(env: Env) -> None:
     (msg,) = pair(env, C("datetime", precision=6, type_name="TIMESTAMP WITHOUT TIME ZONE"),
                   C("datetime", precision=0, type_name="DATETIME"))
     assert "DATETIME keeps 0 fractional-second digits, TIMESTAMP WITHOUT TIME ZONE 6" in msg
+    assert "fix: widen erpdb.customers.v to DATETIME(6)," in msg  # MariaDB's spelling, not PostgreSQL's type
+
+
+def test_a_timestamp_refused_for_its_fractional_seconds_says_so(env: Env) -> None:
+    # Twenty's "deletedAt" timestamptz into Akaunting's deleted_at TIMESTAMP: refused because the microseconds are
+    # cut without a word (the 1970..2038 range alone is a warning, values outside it are row errors); the
+    # message named only the range, and its fix a PostgreSQL type for the MariaDB column
+    (msg,) = pair(env, C("datetime", precision=6, timezone=True, type_name="TIMESTAMP WITH TIME ZONE"),
+                  C("datetime", precision=0, bits=32, type_name="TIMESTAMP"))
+    assert "[FAIL]" not in msg and "lossy cast: TIMESTAMP keeps 0 fractional-second digits" in msg, msg
+    assert "(and holds 1970..2038 only)" in msg and "widen erpdb.customers.v to TIMESTAMP(6)," in msg, msg
 
 
 def test_incompatible_types_are_errors_even_with_lossy(env: Env) -> None:

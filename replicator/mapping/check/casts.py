@@ -410,11 +410,12 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"a date cannot become {_a(tk)}"
     if sk == "datetime":
         if tk == "datetime":
-            if t.bits == 32 and s.bits != 32:
-                return LOSSY, f"{t.describe()} holds 1970..2038 only"
-            if (t.precision or 0) < (s.precision or 0):
+            range_ = " (and holds 1970..2038 only)" if t.bits == 32 and s.bits != 32 else ""
+            if (t.precision or 0) < (s.precision or 0):  # silent: named first, it is why lossy: allow is needed
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
-                               f"{s.describe()} {s.precision}")
+                               f"{s.describe()} {s.precision}{range_}")
+            if range_:
+                return LOSSY, f"{t.describe()} holds 1970..2038 only"
             return FIT, ""
         if tk == "date":
             return LOSSY, "a datetime into a date loses the time of day"
