@@ -500,19 +500,47 @@ class Linker:
         log.info("%s: %s row %s waits for %s %s", self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping,
                  show_key((ref.value,)))
 
+    def _superseded(self, routed: list[list[Any]]) -> set[int]:
+        """Parked changes (in order) that a later parked change of the same record replaces: the record has no
+        counterpart yet and the later change creates it whole (a LinkedChange keeps every field). Replayed in
+        turn, an old image the target refuses (an amount out of range, fixed at the source since) failed the
+        parent's arrival every time, the fix waiting behind it; and an old image is never worth writing."""
+        last: dict[tuple[str, str], int] = {}
+        creates: set[int] = set()
+        for i, outs in enumerate(routed):
+            if len(outs) != 1 or not isinstance(outs[0], LinkedChange) or outs[0].flow.fold is not None:
+                continue
+            lc = outs[0]
+            key = (lc.flow.mapping, dumps_key(lc.source_key))
+            last[key] = i
+            if lc.op is not Op.DELETE and lc.flow.link.crosswalk and not self._creates_nothing(lc) \
+                    and self._crosswalk(lc.flow.mapping, lc.source_key) is None:
+                creates.add(i)
+        out = set()
+        for i, outs in enumerate(routed):
+            if len(outs) == 1 and isinstance(outs[0], LinkedChange) and outs[0].flow.fold is None:
+                j = last.get((outs[0].flow.mapping, dumps_key(outs[0].source_key)), i)
+                if j > i and j in creates:
+                    out.add(i)
+        return out
+
     def _unpark(self, mapping: str, key: str) -> int:
         rows = self.a.query(f"SELECT id, mapping, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
                             f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
         taken = 0
-        for row_id, parked_by, text in rows:
+        # only the mapping that parked it: the table's other mappings applied the change when it came (a
+        # fold parked on a customers change must not apply the customers mapping a second time)
+        routed = [(row_id, route(self.mset, self.source_side, loads_change(text), only=parked_by))
+                  for row_id, parked_by, text in rows]
+        superseded = self._superseded([outs for _, outs in routed])
+        for i, (row_id, outs) in enumerate(routed):
             if not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
                 continue  # another session replayed it meanwhile (a `verify --repair` next to the daemon)
             taken += 1
             self.m_parked.dec()
-            change = loads_change(text)
-            # only the mapping that parked it: the table's other mappings applied the change when it came (a
-            # fold parked on a customers change must not apply the customers mapping a second time)
-            for out in route(self.mset, self.source_side, change, only=parked_by):
+            if i in superseded:
+                continue
+            for out in outs:
                 if isinstance(out, LinkedChange):
                     self.apply(out)
                 else:

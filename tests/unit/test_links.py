@@ -315,3 +315,31 @@ def test_a_change_behind_a_closed_gate_does_not_wait_for_its_parent(tmp_path: Pa
     apply(linker, mset, customer(5, "PT5", "Eve"))
     cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
     assert [r["customer_id"] for r in target.tables[T_INVOICES]] == [cust_no] and target.parked == []
+
+
+class RefusingTarget(FakeTarget):
+    """A target whose invoices refuse an amount above 100 (Akaunting's double(15,4) refuses 12 integer digits)."""
+
+    def insert_returning(self, table: TableRef, values: dict[str, Any], key_cols: Sequence[str]) -> tuple[Any, ...]:
+        if table == T_INVOICES and values.get("amount", 0) > 100:
+            raise RowError("out of range", table=str(table), column="amount")
+        return super().insert_returning(table, values, key_cols)
+
+
+def test_a_parked_record_is_created_from_its_latest_parked_image(tmp_path: Path) -> None:
+    # a won opportunity parked for its company, then fixed at the source (parked too): when the company
+    # arrives only the latest image creates the invoice; replaying the refused one first failed the company's
+    # arrival every time, with the fix waiting behind it
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED.replace("      customer_id: {references: customers}\n",
+                                                     "      customer_id: {references: customers}\n      amount: ~\n"))
+    target = RefusingTarget()
+    target.tables[T_INVOICES] = []
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    deal = {"id": 71, "stage": "won", "customer_id": 6, "amount": 10 ** 17}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "amount": 99}))
+    assert len(target.parked) == 2
+    apply(linker, mset, customer(6, "GR6", "Zoe"))
+    assert [r["amount"] for r in target.tables[T_INVOICES]] == [99] and target.parked == []
+    assert len([c for c in target.crosswalk if c[0] == "invoices"]) == 1
