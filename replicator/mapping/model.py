@@ -503,6 +503,7 @@ def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
             if not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
                 return False
         return predicate is None or bool(predicate(row))
+    in_slice.rejects_null = frozenset(wanted) | getattr(predicate, "rejects_null", frozenset())  # type: ignore[attr-defined]
     return in_slice
 
 

@@ -441,4 +441,6 @@ def compile_predicate(spec: Any, where: Where) -> Predicate | None:
 
     def predicate(row: Mapping[str, Any]) -> bool:
         return all(column in row and check(row[column]) for column, check in checks)
+    # the columns a NULL makes the filter refuse (`check` does not warn of a NULL such a row never sends)
+    predicate.rejects_null = frozenset(column for column, check in checks if not check(None))  # type: ignore[attr-defined]
     return predicate

@@ -1166,6 +1166,22 @@ def test_a_nullable_column_into_a_not_null_one_warns_that_a_null_is_a_row_error(
                         {"id": PK, "v": dst}) == []
 
 
+def test_a_filter_that_refuses_null_keeps_the_warning_away(env: Env) -> None:
+    # Twenty's person.companyId is nullable, Akaunting's contact_persons.contact_id NOT NULL; the mapping's filter
+    # {companyId: {is_null: false}} never sends a person without a company, yet `check` warned of its NULL
+    src, dst = C("int", bits=64), C("int", bits=64, nullable=False)
+    for cond in ("{is_null: false}", "{gt: 0}", "7", "{in: [1, 2]}"):
+        extra = f"    filter: {{crm_to_erp: {{v: {cond}}}}}\n"
+        assert env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst}) == [], cond
+    for cond in ("{is_null: true}", "{ne: 7}", "{not_in: [1]}"):  # NULL passes these: still a warning
+        extra = f"    filter: {{crm_to_erp: {{v: {cond}}}}}\n"
+        (msg,) = env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst})
+        assert "may be NULL" in msg, (cond, msg)
+    # a filter on another column says nothing about this one
+    extra = "    filter: {crm_to_erp: {id: {is_null: false}}}\n"
+    assert len(env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst})) == 1
+
+
 def test_a_value_map_sends_null_on_as_null_so_a_nullable_source_into_not_null_still_warns(env: Env) -> None:
     """SuiteCRM's `deleted` is a nullable tinyint(1); iDempiere's `isactive` a NOT NULL char(1) 'Y'/'N'. Through a
     value map a NULL stays NULL: `check` said nothing and the NULL was a row error at run time."""
