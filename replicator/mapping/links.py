@@ -18,7 +18,7 @@ from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
 from replicator.changes import Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
-from replicator.errors import RowError, show_key
+from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
@@ -500,6 +500,28 @@ class Linker:
         log.info("%s: %s row %s waits for %s %s", self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping,
                  show_key((ref.value,)))
 
+    def _replay(self, out: Any, waited: str, key: str) -> None:
+        """One parked change, applied now that what it waited for arrived. A row the target refuses is named as
+        the parked change's own (its mapping, table and key), not as the change whose arrival replayed it."""
+        try:
+            if isinstance(out, LinkedChange):
+                self.apply(out)
+            else:
+                self.a.apply([out])
+        except ReplicatorError:
+            raise
+        except Exception as exc:
+            if not self.a.is_row_error(exc):
+                raise
+            flow = out.flow if isinstance(out, LinkedChange) else None
+            mapping = flow.mapping if flow is not None else out.mapping
+            table = flow.target.table if flow is not None else out.table
+            source_key = out.source_key if flow is not None else out.key
+            raise RowError(f"mapping {mapping}: {self.a.describe_error(exc)} (a change parked until {waited} "
+                           f"{key} had a counterpart, replayed when it arrived)", table=str(table), key=source_key,
+                           column=self.a.error_column(exc),
+                           key_side=flow.source.side if flow is not None else None) from None
+
     def _superseded(self, routed: list[list[Any]]) -> set[int]:
         """Parked changes (in order) that a later parked change of the same record replaces: the record has no
         counterpart yet and the later change creates it whole (a LinkedChange keeps every field). Replayed in
@@ -541,10 +563,7 @@ class Linker:
             if i in superseded:
                 continue
             for out in outs:
-                if isinstance(out, LinkedChange):
-                    self.apply(out)
-                else:
-                    self.a.apply([out])
+                self._replay(out, mapping, key)
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
         return taken

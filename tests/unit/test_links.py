@@ -343,3 +343,37 @@ def test_a_parked_record_is_created_from_its_latest_parked_image(tmp_path: Path)
     apply(linker, mset, customer(6, "GR6", "Zoe"))
     assert [r["amount"] for r in target.tables[T_INVOICES]] == [99] and target.parked == []
     assert len([c for c in target.crosswalk if c[0] == "invoices"]) == 1
+
+
+class _Refused(Exception):
+    """What a driver raises for a row the server refuses (a value out of range)."""
+
+
+class RefusingOrders(FakeTarget):
+    def apply(self, changes: Sequence[TargetChange]) -> None:
+        if any(c.table == T_ORDERS for c in changes):
+            raise _Refused("(1264) Out of range value for column 'total' at row 1")
+        super().apply(changes)
+
+    def is_row_error(self, exc: Exception) -> bool:
+        return isinstance(exc, _Refused)
+
+    def describe_error(self, exc: Exception) -> str:
+        return str(exc)
+
+    def error_column(self, exc: Exception) -> str | None:
+        return "total"
+
+
+def test_a_replayed_parked_change_the_target_refuses_is_named_as_its_own(tmp_path: Path, mset: MappingSet) -> None:
+    # an Akaunting invoice line parked for its invoice and refused when the invoice arrived was reported as
+    # `column price: mapping invoices` on the invoice's table: the change being applied, not the line
+    target = RefusingOrders()
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    apply(linker, mset, RowChange(ORDERS, Op.INSERT, None, {"id": 52, "customer_id": 8}))
+    with pytest.raises(RowError) as info:
+        apply(linker, mset, customer(8, "NO8", "Ola"))
+    message = str(info.value)
+    assert message.startswith("table erpdb.orders, crm key (52,)") and "invoices" not in message, message
+    assert "column total: mapping orders: (1264) Out of range" in message, message
+    assert "a change parked until customers [8] had a counterpart, replayed when it arrived" in message, message
