@@ -114,6 +114,8 @@ def test_the_twenty_akaunting_page_runs_as_written(make_pair):
     assert "column address: mapping customers: (1406) Data too long for column 'address'" in errors, errors
     assert "30303030-0000-4000-8000-000000000002" in errors, errors
     assert "column amount" in errors and "(1264) Out of range value" in errors, errors
+    code, out = page_cli(pair, "dlq", "list", "--key", "30303030-0000-4000-8000-000000000002")  # a uuid key
+    assert code == 0 and "akaunting:1 " in out and "akaunting:2" not in out, out
     code, out = page_cli(pair, "explain", "--mapping", "customers", "--side", "twenty", "--key",
                          "30303030-0000-4000-8000-000000000002")
     assert code == 0 and "would insert a new akaunting" in out, out
@@ -154,6 +156,10 @@ def test_the_twenty_akaunting_page_runs_as_written(make_pair):
     code, out = page_cli(pair, "conflicts", "--mapping", "customers")
     lines = out.splitlines()
     assert code == 0 and "KEY (twenty)" in lines[0] and "TWENTY VALUE" in lines[0], out
+    code, by_key = page_cli(pair, "conflicts", "--key", str(globex[0]))  # Twenty's uuid finds the race
+    assert code == 0 and by_key == out, by_key
+    code, by_key = page_cli(pair, "conflicts", "--key", str(akaunting_id))  # ... and Akaunting's id too
+    assert code == 0 and len(by_key.splitlines()) == 3, by_key
     winner = pair.pg_query("SELECT winner FROM replicator.conflicts WHERE mapping = 'customers'")[0][0]
     assert len(lines) == 3 and all(f"{winner} won" in line for line in lines[1:]), out
     assert company("id = %s", (globex[0],))[0][2] == {"twenty": "Springfield (CRM)",
