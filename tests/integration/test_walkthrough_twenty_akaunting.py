@@ -85,6 +85,14 @@ def test_the_twenty_akaunting_page_runs_as_written(make_pair):
                                      "ak_document_items i ON i.document_id = d.id WHERE d.type = 'invoice'")
                == [(RENEWAL, "draft", 4, 1.2346, "USD", datetime(2024, 6, 30), "Linkedin renewal",
                     1.0, 1.2346, 1.2346)], 30, "the won opportunity as an invoice with its line")
+    # the accountant adds the tax in Akaunting; a rename in Twenty follows, the amounts stay Akaunting's
+    pair.my_query("UPDATE ak_documents SET amount = 1.4691 WHERE document_number = %s", (RENEWAL,))
+    pair.my_query("UPDATE ak_document_items SET tax = 0.2345, total = 1.4691")
+    pair.pg_query(f"UPDATE {WS}.opportunity SET name = 'Linkedin renewal 2025' WHERE id = %s", (RENEWAL,))
+    wait_until(lambda: pair.my_query("SELECT d.order_number, d.amount, i.name, i.price, i.tax, i.total FROM "
+                                     "ak_documents d JOIN ak_document_items i ON i.document_id = d.id")
+               == [("Linkedin renewal 2025", 1.4691, "Linkedin renewal 2025", 1.2346, 0.2345, 1.4691)], 30,
+               "the rename, over the accountant's amounts")
     wait_until(lambda: pair.my_query("SELECT website, company_id, type FROM ak_contacts WHERE name = %s",
                                      ("Café 🚀 Ünïcode",)) == [(None, 1, "customer")], 30, "the 4-byte name")
     wait_until(lambda: pair.my_query("SELECT CAST(deleted_at AS CHAR) FROM ak_contacts WHERE id = 5")
