@@ -295,8 +295,8 @@ def test_a_shift_transform_keeps_the_cast_checked(env: Env) -> None:
                                                           spec="{transform: [{shift: -6}], lossy: allow}"))
     (msg,) = pair(env, BIGINT, dec(18, 4), spec="{transform: [{shift: -6}]}")  # (19,6) into (18,4)
     assert "NUMERIC(19,6) into NUMERIC(18,4): fewer decimal places (rounded)" in msg, msg
-    fits = pair(env, BIGINT, dec(19, 6), spec="{transform: [{shift: -6}]}")
-    fits += pair(env, dec(15, 4), dec(21, 0), spec="{transform: [{shift: 6}]}")  # and back into micros
+    assert pair(env, BIGINT, dec(19, 6), spec="{transform: [{shift: -6}]}") == []  # a bigint has no NaN
+    fits = pair(env, dec(15, 4), dec(21, 0), spec="{transform: [{shift: 6}]}")  # and back into micros
     assert not any("lossy cast" in m for m in fits), fits
     (msg,) = pair(env, dec(15, 4), dec(16, 0), spec="{transform: [{shift: 6}]}")  # 11 + 6 integer digits
     assert "fewer integer digits" in msg, msg

@@ -286,7 +286,9 @@ class _Checker:
                       f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
                       f"utf8mb4_nopad_bin), or add `lossy: allow` to the field if no two source keys differ only so")
         if verdict == FIT:
-            special = special_values(scol, tcol, self.kinds.get(flow.source.side, ""),
+            # the values the source column can hold (a shifted bigint is a decimal without NaN)
+            held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
+            special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
                                      self.kinds.get(flow.target.side, ""))
             if special and not f.lossy:
                 self.warn(flow.target.side, f"{head}: {special}",
