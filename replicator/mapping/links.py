@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
-from replicator.changes import Op, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
@@ -535,8 +535,10 @@ class Linker:
             lc = outs[0]
             key = (lc.flow.mapping, dumps_key(lc.source_key))
             last[key] = i
-            if lc.op is not Op.DELETE and lc.flow.link.crosswalk and not self._creates_nothing(lc) \
+            whole = lc.change.after is not None and not any(v is UNCHANGED for v in lc.change.after.values())
+            if whole and lc.flow.link.crosswalk and not self._creates_nothing(lc) \
                     and self._crosswalk(lc.flow.mapping, lc.source_key) is None:
+                # (an update that left a TOAST value out is not whole: the earlier image holds it)
                 creates.add(i)
         out = set()
         for i, outs in enumerate(routed):

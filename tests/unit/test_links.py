@@ -377,3 +377,21 @@ def test_a_replayed_parked_change_the_target_refuses_is_named_as_its_own(tmp_pat
     assert message.startswith("table erpdb.orders, crm key (52,)") and "invoices" not in message, message
     assert "column total: mapping orders: (1264) Out of range" in message, message
     assert "a change parked until customers [8] had a counterpart, replayed when it arrived" in message, message
+
+
+def test_a_later_parked_update_without_a_toast_value_does_not_replace_the_insert(tmp_path: Path) -> None:
+    # PostgreSQL leaves an unchanged TOAST value out of an update: created from that update alone, the record
+    # would lose the value its insert carried; both are replayed, in order
+    from replicator.changes import UNCHANGED
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED.replace("      customer_id: {references: customers}\n",
+                                                     "      customer_id: {references: customers}\n      notes: ~\n"))
+    target = FakeTarget()
+    target.tables[T_INVOICES] = []
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    deal = {"id": 72, "stage": "won", "customer_id": 9, "notes": "long " * 1000}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "stage": "won", "notes": UNCHANGED}))
+    assert len(target.parked) == 2
+    apply(linker, mset, customer(9, "DK9", "Ida"))
+    assert [r["notes"] for r in target.tables[T_INVOICES]] == ["long " * 1000] and target.parked == []
