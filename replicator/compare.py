@@ -126,6 +126,10 @@ def rule_for(target: ColumnInfo | None, source: ColumnInfo | None, column: str) 
         kind = JSON
     elif kind in (TEXT, CHAR) and skind == SET:
         kind = SET
+    if kind in (FLOAT32, FLOAT64) and target.dialect == "mariadb" and target.scale is not None:
+        # a FLOAT(M,D) / DOUBLE(M,D) (Akaunting's double(15,4) amounts): the server rounds every value to D
+        # places, as a DECIMAL(M,D) does; compared as one, or each such value would differ forever
+        kind = DECIMAL
     scale = target.scale if kind in (DECIMAL, INT) else None
     if kind == INT:
         scale = 0

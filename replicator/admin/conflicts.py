@@ -96,7 +96,14 @@ def _typed(part: Any) -> list[Any]:
         return [int(part), Decimal(part), part]
     if re.fullmatch(r"-?\d+\.\d+", part):
         return [Decimal(part), part]
+    if _UUID.fullmatch(part):
+        # a uuid column's key (Twenty's): stored as a uuid, listed as its text; `dlq list --key` with the key
+        # `dlq list` printed matched nothing
+        return [uuid.UUID(part), part]
     return [part]
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)

@@ -991,9 +991,11 @@ class MariaDBApplier(Applier):
         m = _QUALIFIED_COLUMN.search(text)
         if m:
             return m.group(1).replace("``", "`")
+        lower = text.lower()  # 1048 says "Column 'contact_id' cannot be null", capitalised
         for marker in ("for column '", "column '"):
-            if marker in text:
-                return text.split(marker, 1)[1].split("'", 1)[0]
+            at = lower.find(marker)
+            if at >= 0:
+                return text[at + len(marker):].split("'", 1)[0]
         return None
 
     def is_row_error(self, exc: Exception) -> bool:

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
-from replicator.changes import Op, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
-from replicator.errors import RowError
+from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
@@ -123,6 +123,13 @@ class Linker:
             if isinstance(value, Ref):
                 resolved = self._resolve(value)
                 if resolved is None:
+                    if self._creates_nothing(lc):
+                        # a gate that has not opened (an opportunity not won yet) for a record without a
+                        # counterpart: nothing would be written when the parent arrives either, and a parked
+                        # row would wait for a parent that may never come (the gate's own change brings the
+                        # whole row when it opens)
+                        metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+                        return
                     self._park(lc, value)
                     return
                 value = resolved
@@ -172,6 +179,15 @@ class Linker:
         if not self._missing_wins(lc, values):
             return
         self._create(flow, lc, values)
+
+    def _creates_nothing(self, lc: LinkedChange) -> bool:
+        """A change of a crosswalk-linked record that may not create its counterpart (gate closed, an update
+        that must find one, another side creates) and has none: it writes nothing, now or later."""
+        flow = lc.flow
+        if not flow.link.crosswalk or not (lc.must_exist or not lc.gate_open
+                                           or (flow.created_by and flow.created_by != flow.source.side)):
+            return False
+        return self._crosswalk(flow.mapping, lc.source_key) is None
 
     def _missing_wins(self, lc: LinkedChange, values: dict[str, Any]) -> bool:
         """A checked update of a record keyed by its own mapped key (no crosswalk) whose counterpart is not
@@ -481,25 +497,75 @@ class Linker:
                        [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
         self.m_parked.inc()
         parking.parked_now(self.stream)
-        log.info("%s: %s row %s waits for %s %r", self.stream, lc.flow.mapping, lc.source_key, ref.mapping, ref.value)
+        log.info("%s: %s row %s waits for %s %s", self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping,
+                 show_key((ref.value,)))
+
+    def _replay(self, out: Any, waited: str, key: str) -> None:
+        """One parked change, applied now that what it waited for arrived. A row the target refuses is named as
+        the parked change's own (its mapping, table and key), not as the change whose arrival replayed it."""
+        try:
+            if isinstance(out, LinkedChange):
+                self.apply(out)
+            else:
+                self.a.apply([out])
+        except ReplicatorError:
+            raise
+        except Exception as exc:
+            if not self.a.is_row_error(exc):
+                raise
+            flow = out.flow if isinstance(out, LinkedChange) else None
+            mapping = flow.mapping if flow is not None else out.mapping
+            table = flow.target.table if flow is not None else out.table
+            source_key = out.source_key if flow is not None else out.key
+            raise RowError(f"mapping {mapping}: {self.a.describe_error(exc)} (a change parked until {waited} "
+                           f"{key} had a counterpart, replayed when it arrived)", table=str(table), key=source_key,
+                           column=self.a.error_column(exc),
+                           key_side=flow.source.side if flow is not None else None) from None
+
+    def _superseded(self, routed: list[list[Any]]) -> set[int]:
+        """Parked changes (in order) that a later parked change of the same record replaces: the record has no
+        counterpart yet and the later change creates it whole (a LinkedChange keeps every field). Replayed in
+        turn, an old image the target refuses (an amount out of range, fixed at the source since) failed the
+        parent's arrival every time, the fix waiting behind it; and an old image is never worth writing."""
+        last: dict[tuple[str, str], int] = {}
+        creates: set[int] = set()
+        for i, outs in enumerate(routed):
+            if len(outs) != 1 or not isinstance(outs[0], LinkedChange) or outs[0].flow.fold is not None:
+                continue
+            lc = outs[0]
+            key = (lc.flow.mapping, dumps_key(lc.source_key))
+            last[key] = i
+            whole = lc.change.after is not None and not any(v is UNCHANGED for v in lc.change.after.values())
+            if whole and lc.flow.link.crosswalk and not self._creates_nothing(lc) \
+                    and self._crosswalk(lc.flow.mapping, lc.source_key) is None:
+                # (an update that left a TOAST value out is not whole: the earlier image holds it)
+                creates.add(i)
+        out = set()
+        for i, outs in enumerate(routed):
+            if len(outs) == 1 and isinstance(outs[0], LinkedChange) and outs[0].flow.fold is None:
+                j = last.get((outs[0].flow.mapping, dumps_key(outs[0].source_key)), i)
+                if j > i and j in creates:
+                    out.add(i)
+        return out
 
     def _unpark(self, mapping: str, key: str) -> int:
         rows = self.a.query(f"SELECT id, mapping, {self.change_col} FROM {self.parked} WHERE stream = %s AND "
                             f"waiting_mapping = %s AND waiting_key = %s ORDER BY id", [self.stream, mapping, key])
         taken = 0
-        for row_id, parked_by, text in rows:
+        # only the mapping that parked it: the table's other mappings applied the change when it came (a
+        # fold parked on a customers change must not apply the customers mapping a second time)
+        routed = [(row_id, route(self.mset, self.source_side, loads_change(text), only=parked_by))
+                  for row_id, parked_by, text in rows]
+        superseded = self._superseded([outs for _, outs in routed])
+        for i, (row_id, outs) in enumerate(routed):
             if not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
                 continue  # another session replayed it meanwhile (a `verify --repair` next to the daemon)
             taken += 1
             self.m_parked.dec()
-            change = loads_change(text)
-            # only the mapping that parked it: the table's other mappings applied the change when it came (a
-            # fold parked on a customers change must not apply the customers mapping a second time)
-            for out in route(self.mset, self.source_side, change, only=parked_by):
-                if isinstance(out, LinkedChange):
-                    self.apply(out)
-                else:
-                    self.a.apply([out])
+            if i in superseded:
+                continue
+            for out in outs:
+                self._replay(out, mapping, key)
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
         return taken

@@ -503,6 +503,7 @@ def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
             if not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
                 return False
         return predicate is None or bool(predicate(row))
+    in_slice.rejects_null = frozenset(wanted) | getattr(predicate, "rejects_null", frozenset())  # type: ignore[attr-defined]
     return in_slice
 
 
@@ -767,6 +768,13 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                               f"row's identity on every write", f.where)
         spec = specs.get(f.name)
         if src_col is None and not (isinstance(spec, YamlMap) and "constant" in spec) and not f.now:
+            if f.owner == src:
+                # owned by the side it has no column on: it would never write its target column, silently
+                raise ConfigError(
+                    f"field {f.name} writes {dst}'s {dst_col} from {src} (owner: {src}), but has no column on "
+                    f"{src} ({src}: ~) and no constant: nothing is ever written", f.where,
+                    hint=f"name the {src} column it is read from ({src}: <column>; a concat transform ignores "
+                         f"that value but needs one), or give it a constant")
             continue
         nulls = dict(f.null_if)
         plans.append(FieldPlan(f.name, src_col, dst_col, _convert(f, spec, src, dst, f.where), f.references,

@@ -118,6 +118,21 @@ def _round(arg: Any, where: Where) -> Transform:
     return step
 
 
+def _shift(arg: Any, where: Where) -> Transform:
+    """Moves the decimal point: the value times 10**N, exact. Twenty keeps an amount as micros (bigint or numeric
+    `amountAmountMicros`, 1.5 is 1500000): `{shift: -6}` gives the amount, `{shift: 6}` the micros back."""
+    places = _whole(arg, where, "shift")
+
+    def step(value: Any, row: Mapping[str, Any]) -> Any:
+        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
+            raise TransformError("shift", f"expects a number, got {type(value).__name__}")
+        exact = value if isinstance(value, Decimal) else Decimal(repr(value))  # a float shifts as written
+        if not exact.is_finite():
+            raise TransformError("shift", f"{value} has no decimal point to move")
+        return exact.scaleb(places, context=Context(prec=max(28, len(exact.as_tuple().digits))))  # never rounded
+    return step
+
+
 def _truncate(arg: Any, where: Where) -> Transform:
     length = _whole(arg, where, "truncate", 1)
     return _on_text("truncate", lambda text: text[:length])
@@ -235,7 +250,7 @@ def _json_get(arg: Any, where: Where) -> Transform:
 
 
 _BUILDERS: dict[str, Callable[[Any, Where], Transform]] = {
-    "round": _round, "truncate": _truncate, "concat": _concat, "split": _split, "date_format": _date_format,
+    "round": _round, "shift": _shift, "truncate": _truncate, "concat": _concat, "split": _split, "date_format": _date_format,
     "parse_date": _parser("parse_date", True), "parse_datetime": _parser("parse_datetime", False),
     "timezone": _zone("timezone", True), "to_timezone": _zone("to_timezone", False), "json_get": _json_get,
 }
@@ -426,4 +441,6 @@ def compile_predicate(spec: Any, where: Where) -> Predicate | None:
 
     def predicate(row: Mapping[str, Any]) -> bool:
         return all(column in row and check(row[column]) for column, check in checks)
+    # the columns a NULL makes the filter refuse (`check` does not warn of a NULL such a row never sends)
+    predicate.rejects_null = frozenset(column for column, check in checks if not check(None))  # type: ignore[attr-defined]
     return predicate

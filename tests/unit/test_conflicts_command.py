@@ -137,6 +137,10 @@ def test_key_candidates_try_integers_and_text() -> None:
     # a text with commas may also be a one-column key ("Doe, John": ERPNext's names), tried whole
     assert cmd.key_candidates("a,7") == (("a", 7), ("a", Decimal("7")), ("a", "7"), ("a,7",))
     assert cmd.key_candidates(" Doe, John ") == (("Doe", "John"), ("Doe, John",))
+    # a uuid column's key (Twenty's): `dlq list` printed twenty:30303030-... and `--key` with it matched nothing
+    import uuid
+    u = "30303030-0000-4000-8000-000000000002"
+    assert cmd.key_candidates(u) == ((uuid.UUID(u),), (u,))
     # a JSON array gives the parts of a key whose values hold commas
     assert cmd.key_candidates('["Acme, Inc.", 2]') == (("Acme, Inc.", 2), ("Acme, Inc.", Decimal("2")),
                                                        ("Acme, Inc.", "2"))

@@ -283,6 +283,7 @@ def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
     ("Incorrect time value: '12:00:00+05' for column `erp`.`we``ird`.`a``b c` at row 1", "a`b c"),
     ("Incorrect integer value: 'a' for column `t`.`n` at row 1", "n"),
     ("Data too long for column 'name' at row 1", "name"),
+    ("Column 'contact_id' cannot be null", "contact_id"),  # 1048: an Akaunting invoice whose customer went
     ("Duplicate entry '1' for key 'PRIMARY'", None),
 ])
 def test_mariadb_error_column_reads_both_forms_of_the_column_name(message: str, column: str | None) -> None:

@@ -572,3 +572,29 @@ mappings:
     r = explain(mset, "order_lines", "erp", line, lookup=FakeLookup(refs={("products", 7): "p-7"}))
     assert r["outcome"]["text"] == ("would be parked waiting for orders 2: applied when that orders record has "
                                     "a counterpart in crm"), r["outcome"]["text"]
+
+
+def test_long_text_is_shown_by_its_start_and_length_and_stamps_as_the_apply_time(tmp_path: Path) -> None:
+    # Twenty's 70,000-character address (refused by Akaunting's TEXT) filled the terminal in `explain`, and a
+    # `now: true` column was listed as "constant"
+    (tmp_path / "maps").mkdir()
+    config = make_config(tmp_path)
+    (config.mappings_dir / "m.yaml").write_text("""\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [id]}
+    fields:
+      id: ~
+      address: ~
+      modified: {crm: ~, now: true}
+      created: {crm: ~, now: true, insert_only: true}
+""")
+    mset = load_mappings(config)
+    r = ex(mset, config, "customers", "crm", {"id": 1, "address": "x" * 70000})
+    assert col(r, "address")["value"] == "x" * 70000  # the data itself is whole (--json)
+    assert col(r, "modified")["rules"] == ["the apply time (now: true; no crm column)"]
+    assert col(r, "created")["rules"] == ["the apply time (now: true, insert_only; no crm column)"]
+    text = render_text(r)
+    assert f'"{"x" * 60}…" (70000 characters)' in text and "x" * 61 not in text, text

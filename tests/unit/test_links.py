@@ -281,3 +281,117 @@ def test_a_delete_without_a_crosswalk_translates_a_key_column_that_references_a_
     target.tables[T_PROFITS].append({"cust_no": 5, "year": 2026, "revenue": 99})  # another account's row
     apply(linker, mset, RowChange(PROFITS, Op.DELETE, {"customer_id": 5, "year": 2026}, None))  # key-only image
     assert target.tables[T_PROFITS] == [{"cust_no": 5, "year": 2026, "revenue": 99}]
+
+
+GATED = YAML + """\
+  invoices:                           # a won deal becomes an invoice, once (Twenty -> Akaunting)
+    direction: crm_to_erp
+    crm: {table: deal, key: [id]}
+    erp: {table: invoices, key: [inv_no]}
+    link: {crosswalk: true}
+    gate: {crm_to_erp: {column: stage, becomes: won}}
+    fields:
+      stage: {erp: ~}
+      customer_id: {references: customers}
+"""
+DEAL = TableRef("public", "deal")
+T_INVOICES = TableRef("erpdb", "invoices")
+
+
+def test_a_change_behind_a_closed_gate_does_not_wait_for_its_parent(tmp_path: Path, target: FakeTarget) -> None:
+    # an opportunity that is never won must not be parked for its company: it would wait forever (and be
+    # replayed over a newer image if the gate opened meanwhile); the change that opens the gate brings it
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED)
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    target.tables[T_INVOICES] = []
+    deal = {"id": 70, "stage": "meeting", "customer_id": 5}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "stage": "proposal"}))
+    assert target.parked == [] and target.tables[T_INVOICES] == []
+    # won before its company has a counterpart: that one waits, and follows the company
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, {**deal, "stage": "proposal"}, {**deal, "stage": "won"}))
+    assert len(target.parked) == 1
+    apply(linker, mset, customer(5, "PT5", "Eve"))
+    cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
+    assert [r["customer_id"] for r in target.tables[T_INVOICES]] == [cust_no] and target.parked == []
+
+
+class RefusingTarget(FakeTarget):
+    """A target whose invoices refuse an amount above 100 (Akaunting's double(15,4) refuses 12 integer digits)."""
+
+    def insert_returning(self, table: TableRef, values: dict[str, Any], key_cols: Sequence[str]) -> tuple[Any, ...]:
+        if table == T_INVOICES and values.get("amount", 0) > 100:
+            raise RowError("out of range", table=str(table), column="amount")
+        return super().insert_returning(table, values, key_cols)
+
+
+def test_a_parked_record_is_created_from_its_latest_parked_image(tmp_path: Path) -> None:
+    # a won opportunity parked for its company, then fixed at the source (parked too): when the company
+    # arrives only the latest image creates the invoice; replaying the refused one first failed the company's
+    # arrival every time, with the fix waiting behind it
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED.replace("      customer_id: {references: customers}\n",
+                                                     "      customer_id: {references: customers}\n      amount: ~\n"))
+    target = RefusingTarget()
+    target.tables[T_INVOICES] = []
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    deal = {"id": 71, "stage": "won", "customer_id": 6, "amount": 10 ** 17}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "amount": 99}))
+    assert len(target.parked) == 2
+    apply(linker, mset, customer(6, "GR6", "Zoe"))
+    assert [r["amount"] for r in target.tables[T_INVOICES]] == [99] and target.parked == []
+    assert len([c for c in target.crosswalk if c[0] == "invoices"]) == 1
+
+
+class _Refused(Exception):
+    """What a driver raises for a row the server refuses (a value out of range)."""
+
+
+class RefusingOrders(FakeTarget):
+    def apply(self, changes: Sequence[TargetChange]) -> None:
+        if any(c.table == T_ORDERS for c in changes):
+            raise _Refused("(1264) Out of range value for column 'total' at row 1")
+        super().apply(changes)
+
+    def is_row_error(self, exc: Exception) -> bool:
+        return isinstance(exc, _Refused)
+
+    def describe_error(self, exc: Exception) -> str:
+        return str(exc)
+
+    def error_column(self, exc: Exception) -> str | None:
+        return "total"
+
+
+def test_a_replayed_parked_change_the_target_refuses_is_named_as_its_own(tmp_path: Path, mset: MappingSet) -> None:
+    # an Akaunting invoice line parked for its invoice and refused when the invoice arrived was reported as
+    # `column price: mapping invoices` on the invoice's table: the change being applied, not the line
+    target = RefusingOrders()
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    apply(linker, mset, RowChange(ORDERS, Op.INSERT, None, {"id": 52, "customer_id": 8}))
+    with pytest.raises(RowError) as info:
+        apply(linker, mset, customer(8, "NO8", "Ola"))
+    message = str(info.value)
+    assert message.startswith("table erpdb.orders, crm key (52,)") and "invoices" not in message, message
+    assert "column total: mapping orders: (1264) Out of range" in message, message
+    assert "a change parked until customers [8] had a counterpart, replayed when it arrived" in message, message
+
+
+def test_a_later_parked_update_without_a_toast_value_does_not_replace_the_insert(tmp_path: Path) -> None:
+    # PostgreSQL leaves an unchanged TOAST value out of an update: created from that update alone, the record
+    # would lose the value its insert carried; both are replayed, in order
+    from replicator.changes import UNCHANGED
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), GATED.replace("      customer_id: {references: customers}\n",
+                                                     "      customer_id: {references: customers}\n      notes: ~\n"))
+    target = FakeTarget()
+    target.tables[T_INVOICES] = []
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    deal = {"id": 72, "stage": "won", "customer_id": 9, "notes": "long " * 1000}
+    apply(linker, mset, RowChange(DEAL, Op.INSERT, None, deal))
+    apply(linker, mset, RowChange(DEAL, Op.UPDATE, deal, {**deal, "stage": "won", "notes": UNCHANGED}))
+    assert len(target.parked) == 2
+    apply(linker, mset, customer(9, "DK9", "Ida"))
+    assert [r["notes"] for r in target.tables[T_INVOICES]] == ["long " * 1000] and target.parked == []

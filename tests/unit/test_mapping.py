@@ -529,3 +529,33 @@ def test_missing_directory(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"{tmp_path / 'replicator.yaml'}: mappings: mapping directory {tmp_path / 'maps'} does not exist"
     )
+
+
+def test_an_owned_field_without_a_column_on_its_owner_is_refused(config: Config) -> None:
+    # Twenty keeps a person's name in two columns, Akaunting in one: written as a concat field with no Twenty
+    # column, it was loaded, checked and never written (Akaunting's contact persons arrived without names)
+    msg = error(config, """\
+mappings:
+  people:
+    direction: both
+    crm: {table: person, key: [id]}
+    erp: {table: contact_persons, key: [id]}
+    fields:
+      id: ~
+      fullname: {crm: ~, erp: name, owner: crm, transform: [{concat: {fields: [first, last], sep: " "}}]}
+""")
+    assert "m.yaml:8: mappings.people.fields.fullname" in msg, msg
+    assert "no column on crm (crm: ~) and no constant: nothing is ever written" in msg, msg
+    assert "crm: <column>" in msg, msg
+    ok = load(config, """\
+mappings:
+  people:
+    direction: both
+    crm: {table: person, key: [id]}
+    erp: {table: contact_persons, key: [id]}
+    fields:
+      id: ~
+      fullname: {crm: first, erp: name, owner: crm, transform: [{concat: {fields: [first, last], sep: " "}}]}
+      status: {crm: ~, owner: erp}
+""")
+    assert [p.target for p in ok.mappings[0].flows[0].plans if p.name == "fullname"] == ["name"]

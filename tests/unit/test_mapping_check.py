@@ -273,6 +273,35 @@ def test_float_into_numeric_and_int(env: Env) -> None:
     assert len(pair(env, C("float", bits=64), INT)) == 1
 
 
+def test_a_mariadb_double_with_places_rounds_silently(env: Env) -> None:
+    # Akaunting's amounts are DOUBLE(15,4): MariaDB stores 1.234567 as 1.2346 without a warning
+    d154 = C("float", bits=64, precision=15, scale=4, type_name="DOUBLE(15, 4)")
+    (msg,) = pair(env, C("float", bits=64), d154)
+    assert "DOUBLE(15, 4) rounds every value to 4 decimal places" in msg
+    assert len(pair(env, dec(None, None), d154)) == 1  # Twenty's unbounded numeric
+    assert len(pair(env, dec(12, 6), d154)) == 1
+    assert not any("rounds every value" in m for m in pair(env, dec(10, 4), d154) + pair(env, INT, d154))
+    assert not any("rounds every value" in m for m in pair(env, C("float", bits=64), d154, spec="{lossy: allow}"))
+
+
+def test_a_shift_transform_keeps_the_cast_checked(env: Env) -> None:
+    # Twenty's micros into Akaunting's DOUBLE(15,4): 1234567 micros are 1.234567, stored as 1.2346 silently;
+    # any other transform skips the cast check, a shift must not: the value is still a number
+    d154 = C("float", bits=64, precision=15, scale=4, type_name="DOUBLE(15, 4)")
+    (msg,) = pair(env, dec(None, None), d154, spec="{transform: [{shift: -6}]}")
+    assert "after its transform NUMERIC (shifted) -> erp:erpdb.customers.v DOUBLE(15, 4)" in msg, msg
+    assert "rounds every value to 4 decimal places" in msg and "[FAIL]" not in msg, msg
+    assert not any("rounds every value" in m for m in pair(env, dec(None, None), d154,
+                                                          spec="{transform: [{shift: -6}], lossy: allow}"))
+    (msg,) = pair(env, BIGINT, dec(18, 4), spec="{transform: [{shift: -6}]}")  # (19,6) into (18,4)
+    assert "NUMERIC(19,6) into NUMERIC(18,4): fewer decimal places (rounded)" in msg, msg
+    assert pair(env, BIGINT, dec(19, 6), spec="{transform: [{shift: -6}]}") == []  # a bigint has no NaN
+    fits = pair(env, dec(15, 4), dec(21, 0), spec="{transform: [{shift: 6}]}")  # and back into micros
+    assert not any("lossy cast" in m for m in fits), fits
+    (msg,) = pair(env, dec(15, 4), dec(16, 0), spec="{transform: [{shift: 6}]}")  # 11 + 6 integer digits
+    assert "fewer integer digits" in msg, msg
+
+
 def test_text_lengths(env: Env) -> None:
     (msg,) = pair(env, vc(100), vc(50))
     assert "lossy cast: text of up to 100 characters into at most 50" in msg
@@ -321,6 +350,17 @@ def test_fractional_seconds(env: Env) -> None:
     (msg,) = pair(env, C("datetime", precision=6, type_name="TIMESTAMP WITHOUT TIME ZONE"),
                   C("datetime", precision=0, type_name="DATETIME"))
     assert "DATETIME keeps 0 fractional-second digits, TIMESTAMP WITHOUT TIME ZONE 6" in msg
+    assert "fix: widen erpdb.customers.v to DATETIME(6)," in msg  # MariaDB's spelling, not PostgreSQL's type
+
+
+def test_a_timestamp_refused_for_its_fractional_seconds_says_so(env: Env) -> None:
+    # Twenty's "deletedAt" timestamptz into Akaunting's deleted_at TIMESTAMP: refused because the microseconds are
+    # cut without a word (the 1970..2038 range alone is a warning, values outside it are row errors); the
+    # message named only the range, and its fix a PostgreSQL type for the MariaDB column
+    (msg,) = pair(env, C("datetime", precision=6, timezone=True, type_name="TIMESTAMP WITH TIME ZONE"),
+                  C("datetime", precision=0, bits=32, type_name="TIMESTAMP"))
+    assert "[FAIL]" not in msg and "lossy cast: TIMESTAMP keeps 0 fractional-second digits" in msg, msg
+    assert "(and holds 1970..2038 only)" in msg and "widen erpdb.customers.v to TIMESTAMP(6)," in msg, msg
 
 
 def test_incompatible_types_are_errors_even_with_lossy(env: Env) -> None:
@@ -772,6 +812,7 @@ def test_column_info_mariadb() -> None:
     assert info(mysql.TINYINT(display_width=4), MY).bits == 8
     assert info(mysql.MEDIUMINT(), MY).bits == 24
     assert info(mysql.FLOAT(), MY).bits == 32 and info(mysql.DOUBLE(), MY).bits == 64
+    assert (info(mysql.DOUBLE(), MY).scale, info(mysql.DOUBLE(15, 4), MY).scale) == (None, 4)
     assert info(mysql.DECIMAL(5, 0, unsigned=True), MY).unsigned
     e = info(mysql.ENUM("A", "B"), MY)
     assert (e.kind, e.enums) == ("enum", ("A", "B"))
@@ -1123,6 +1164,22 @@ def test_a_nullable_column_into_a_not_null_one_warns_that_a_null_is_a_row_error(
     assert env.failures(one_field("{lossy: allow, default: 0}"), {"id": PK, "v": src}, {"id": PK, "v": dst}) == []
     assert env.failures(one_field("{lossy: allow}"), {"id": PK, "v": dec(None, None, nullable=False)},
                         {"id": PK, "v": dst}) == []
+
+
+def test_a_filter_that_refuses_null_keeps_the_warning_away(env: Env) -> None:
+    # Twenty's person.companyId is nullable, Akaunting's contact_persons.contact_id NOT NULL; the mapping's filter
+    # {companyId: {is_null: false}} never sends a person without a company, yet `check` warned of its NULL
+    src, dst = C("int", bits=64), C("int", bits=64, nullable=False)
+    for cond in ("{is_null: false}", "{gt: 0}", "7", "{in: [1, 2]}"):
+        extra = f"    filter: {{crm_to_erp: {{v: {cond}}}}}\n"
+        assert env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst}) == [], cond
+    for cond in ("{is_null: true}", "{ne: 7}", "{not_in: [1]}"):  # NULL passes these: still a warning
+        extra = f"    filter: {{crm_to_erp: {{v: {cond}}}}}\n"
+        (msg,) = env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst})
+        assert "may be NULL" in msg, (cond, msg)
+    # a filter on another column says nothing about this one
+    extra = "    filter: {crm_to_erp: {id: {is_null: false}}}\n"
+    assert len(env.failures(one_field(extra=extra), {"id": PK, "v": src}, {"id": PK, "v": dst})) == 1
 
 
 def test_a_value_map_sends_null_on_as_null_so_a_nullable_source_into_not_null_still_warns(env: Env) -> None:

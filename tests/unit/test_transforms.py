@@ -144,6 +144,31 @@ def test_round_refuses_non_numbers(value: Any) -> None:
     assert "round" in message and type(value).__name__ in message
 
 
+# ---------------------------------------------------------------- shift
+
+
+def test_shift_moves_the_decimal_point_exactly() -> None:
+    # Twenty's amountAmountMicros: 1234567 micros are 1.234567 (a bigint or a numeric), and back
+    assert run([{"shift": -6}], 1234567) == Decimal("1.234567") and str(run([{"shift": -6}], 1234567)) == "1.234567"
+    assert run([{"shift": -6}], Decimal("250000000000")) == Decimal("250000")
+    assert run([{"shift": 6}], Decimal("1.234567")) == 1234567
+    assert run([{"shift": 6}], 2500.1234) == Decimal("2500123400")  # a DOUBLE as written, not 2500123399.99..
+    big = Decimal("123456789012345678901234567890.123456")
+    assert run([{"shift": -6}], big) == Decimal("123456789012345678901234.567890123456")  # never rounded
+    assert run([{"shift": -6}], None) is None
+
+
+@pytest.mark.parametrize("value", ["1.5", True, float("nan"), Decimal("Infinity")])
+def test_shift_refuses_what_is_not_a_finite_number(value: Any) -> None:
+    assert "shift" in fails([{"shift": -6}], value)
+
+
+def test_shift_needs_a_whole_number() -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_chain([{"shift": 0.5}], Where("m.yaml", 3, "f.transform"))
+    assert "shift needs a whole number" in str(info.value)
+
+
 # ---------------------------------------------------------------- concat, split
 
 

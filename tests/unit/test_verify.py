@@ -62,6 +62,17 @@ def test_decimal_rounded_to_the_target_scale_like_the_server() -> None:
     assert not same(C.DECIMAL, 1.005, Decimal("1.03"), scale=2)
 
 
+def test_a_mariadb_double_with_places_compares_at_its_places() -> None:
+    # Akaunting's double(15,4): Twenty's 1234567 micros, shifted, are 1.234567 and stored as 1.2346; verify
+    # reported that row as differing forever, and a conflict check took the stored value for another edit
+    amount = rule_for(ColumnInfo("amount", "double", "mariadb", scale=4), None, "amount")
+    assert (amount.kind, amount.scale) == (C.DECIMAL, 4)
+    assert values_equal(amount, Decimal("1.234567"), 1.2346)
+    assert not values_equal(amount, Decimal("1.2350"), 1.2346)
+    plain = rule_for(ColumnInfo("v", "double", "mariadb"), None, "v")
+    assert plain.kind == C.FLOAT64 and not values_equal(plain, Decimal("1.234567"), 1.2346)
+
+
 def test_integers_from_decimals_and_unsigned() -> None:
     assert same_digest(C.INT, Decimal("18446744073709551615"), 18446744073709551615, scale=0)
     assert same_digest(C.INT, 5, Decimal("5"), scale=0)

@@ -248,6 +248,15 @@ def _fewer_places(s: ColumnInfo, t: ColumnInfo) -> bool:
     return t.precision is not None and (s.precision is None or (s.scale or 0) > (t.scale or 0))
 
 
+def _float_places(s: ColumnInfo, t: ColumnInfo) -> str | None:
+    """A MariaDB FLOAT(M,D) / DOUBLE(M,D) target rounds every value to D decimal places without a word (and
+    refuses one of more than M-D integer digits): lossy for a source with more places, or any float."""
+    assert t.scale is not None
+    if s.kind == "float" or (s.kind == "decimal" and (s.precision is None or (s.scale or 0) > t.scale)):
+        return f"{t.describe()} rounds every value to {t.scale} decimal places"
+    return None
+
+
 def _int_digits(c: ColumnInfo) -> int | None:
     """Integer digits a decimal holds; None: unbounded."""
     if c.precision is None:
@@ -268,6 +277,10 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
                        f"{tk}: every value would be a row error")
     if sk == "other" or tk == "other":
         return UNKNOWN, "a type this check does not know"
+    if tk == "float" and t.scale is not None and sk in ("int", "decimal", "float", "bool"):
+        places = _float_places(s, t)
+        if places:  # silent: checked first, it decides whether lossy: allow is needed
+            return LOSSY, places
     if tk == "text" and t.enums:
         if sk != "enum":
             return LOSSY, f"the target's CHECK allows only {', '.join(map(repr, t.enums))}"
@@ -397,11 +410,12 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"a date cannot become {_a(tk)}"
     if sk == "datetime":
         if tk == "datetime":
-            if t.bits == 32 and s.bits != 32:
-                return LOSSY, f"{t.describe()} holds 1970..2038 only"
-            if (t.precision or 0) < (s.precision or 0):
+            range_ = " (and holds 1970..2038 only)" if t.bits == 32 and s.bits != 32 else ""
+            if (t.precision or 0) < (s.precision or 0):  # silent: named first, it is why lossy: allow is needed
                 return LOSSY, (f"{t.describe()} keeps {t.precision or 0} fractional-second digits, "
-                               f"{s.describe()} {s.precision}")
+                               f"{s.describe()} {s.precision}{range_}")
+            if range_:
+                return LOSSY, f"{t.describe()} holds 1970..2038 only"
             return FIT, ""
         if tk == "date":
             return LOSSY, "a datetime into a date loses the time of day"

@@ -225,6 +225,10 @@ def _column_info(col: dict[str, Any], dialect: Any, json: bool) -> ColumnInfo:
     if isinstance(t, st.Float):
         if mariadb:
             bits = 32 if isinstance(t, mysql.FLOAT) and (t.precision is None or t.precision <= 24) else 64
+            # DOUBLE(15,4) (Akaunting's amounts): MariaDB rounds every value to 4 decimal places, silently
+            places = getattr(t, "scale", None)
+            if places is not None and t.precision is not None:
+                return ColumnInfo("float", bits=bits, precision=t.precision, scale=places, **common)
         else:
             bits = 32 if isinstance(t, st.REAL) or (t.precision is not None and t.precision <= 24) else 64
         return ColumnInfo("float", bits=bits, **common)

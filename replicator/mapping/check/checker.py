@@ -236,6 +236,12 @@ class _Checker:
             if loose and isinstance(spec, dict) and not ({"map", "constant"} & set(spec)) \
                     and _direction_transform(spec, stream) is None:
                 loose = False  # only `default:` (or a transform for the other direction): still a plain cast
+            shifted = _shifted(self.column(flow.source.side, flow.source.table, plan.source), spec, stream)
+            if shifted is not None:
+                # only `{shift: N}` steps: still a number, whose places the target must hold (Twenty's micros
+                # into Akaunting's DOUBLE(15,4) are rounded to 4 places without a word)
+                self.plan_cast(m, flow, f, plan, tcol, tname, source=shifted)
+                continue
             if loose:
                 continue
             self.plan_cast(m, flow, f, plan, tcol, tname)
@@ -243,11 +249,14 @@ class _Checker:
             self.ok(flow.target.side, f"{_at(m.where)}: {stream}: the types of {checked} field(s) fit "
                     f"{flow.target.table}")
 
-    def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str) -> None:
+    def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
+                  source: ColumnInfo | None = None) -> None:
+        """`source`: the type the value has after the field's transform, when the check can know it."""
         stream = flow.stream
-        scol = None
-        sname = ""
-        if plan.references:
+        scol = source
+        sname = "" if source is None else (f"{_col(flow.source.side, flow.source.table, plan.source or '')} "
+                                           f"after its transform")
+        if plan.references and source is None:
             ref = self.mset.by_name.get(plan.references)
             if ref is None or any(len(e.key) != 1 for e in ref.endpoints):
                 return  # reported by links()
@@ -277,7 +286,9 @@ class _Checker:
                       f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
                       f"utf8mb4_nopad_bin), or add `lossy: allow` to the field if no two source keys differ only so")
         if verdict == FIT:
-            special = special_values(scol, tcol, self.kinds.get(flow.source.side, ""),
+            # the values the source column can hold (a shifted bigint is a decimal without NaN)
+            held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
+            special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
                                      self.kinds.get(flow.target.side, ""))
             if special and not f.lossy:
                 self.warn(flow.target.side, f"{head}: {special}",
@@ -320,6 +331,13 @@ class _Checker:
                     f"CHECK of {table}.{col}, {allow}")
         if t.kind == "text" and t.padded and not s.padded:
             return f"change {table}.{col} to a VARCHAR, {allow}"
+        if t.kind == "float" and t.scale is not None:
+            return (f"add `lossy: allow` to the field if rounding to {t.scale} decimal places is wanted (the column's "
+                    f"own rule), or change {table}.{col} to a DECIMAL with the places of the source")
+        if s.kind == t.kind and s.kind in ("datetime", "time") and (t.precision or 0) < (s.precision or 0) \
+                and t.type_name and self.kinds.get(flow.target.side) == "mariadb":
+            widened = f"{t.type_name.split('(')[0]}({min(s.precision or 6, 6)})"  # MariaDB spells it DATETIME(6)
+            return f"widen {table}.{col} to {widened}, {allow}"
         if s.kind == t.kind and s.kind in ("int", "decimal", "text", "bytes", "datetime", "time"):
             return f"widen {table}.{col} to hold {s.describe()}, {allow}"
         if t.kind == "text":
@@ -516,6 +534,28 @@ class _Checker:
                     self.fail(e.side, f"{_at(f.where, '.references')}: references {ref.name}, whose {e.side} key "
                               f"{list(e.key)} has {len(e.key)} columns; a reference holds one",
                               f"reference a mapping with a single-column key, or give {e.table} one")
+
+
+def _shifted(scol: ColumnInfo | None, spec: Any, stream: str) -> ColumnInfo | None:
+    """The type of a number after a transform of `{shift: N}` steps only (a decimal whose places moved; a float
+    stays a float); None for any other transform, a map or a constant (their result is not checked as a cast)."""
+    chain = _direction_transform(spec, stream)
+    if scol is None or not isinstance(chain, list) or not chain or {"map", "constant"} & set(spec):
+        return None
+    if not all(isinstance(step, dict) and list(step) == ["shift"] and isinstance(step["shift"], int)
+               for step in chain):
+        return None
+    if scol.kind == "float":
+        return scol
+    if scol.kind not in ("int", "decimal"):
+        return None
+    places = (scol.scale or 0) - sum(step["shift"] for step in chain)
+    if scol.kind == "decimal" and scol.precision is None:
+        return ColumnInfo("decimal", nullable=scol.nullable, type_name=f"{scol.describe()} (shifted)")
+    digits = len(str(2 ** ((scol.bits or 64) - (0 if scol.unsigned else 1)))) if scol.kind == "int" else scol.precision
+    assert digits is not None
+    return ColumnInfo("decimal", precision=max(digits, places, 1) + max(0, -places), scale=max(0, places),
+                      unsigned=scol.unsigned, nullable=scol.nullable)
 
 
 def _line(spec: Any, key: str, where: Where) -> int | None:

@@ -20,8 +20,9 @@ class ColumnInfo:
     # for a MariaDB INET6 / INET4 (bytes on the stream), None for a PostgreSQL inet / cidr; time: 24 for a
     # MariaDB TIME (-838:59:59..838:59:59), None for a PostgreSQL time (a time of day)
     unsigned: bool = False  # MariaDB UNSIGNED (int, decimal)
-    precision: int | None = None  # decimal: total digits (None: unbounded); datetime/time: fractional digits
-    scale: int | None = None  # decimal
+    precision: int | None = None  # decimal: total digits (None: unbounded); datetime/time: fractional digits;
+    # float: M of a MariaDB FLOAT(M,D) / DOUBLE(M,D), None for a plain one
+    scale: int | None = None  # decimal; float: D of a MariaDB FLOAT(M,D) / DOUBLE(M,D), the places it rounds to
     length: int | None = None  # text: characters, bytes: bytes; None: unbounded (bytes: precision = n of BINARY(n))
     enums: tuple[str, ...] = ()  # enum values; for text, the values a CHECK (column IN (...)) allows
     bounds: tuple[int, int] | None = None  # int: the range a CHECK (BETWEEN, >=, <=, IN) allows

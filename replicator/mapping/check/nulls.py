@@ -6,6 +6,8 @@ at run time, although `check` had passed. The target's DEFAULT does not help: re
 A field whose conversion gives a value for NULL (`default:`, `constant:`, `null_if:`) decides itself; a value
 map does not (NULL always maps to NULL): SuiteCRM's nullable `deleted` mapped onto iDempiere's NOT NULL
 `isactive` by `map: [{suitecrm: 0, idempiere: Y}, ...]` passed `check`, and a NULL was a row error at run time.
+A filter that refuses NULL in the column (`filter: {twenty_to_akaunting: {companyId: {is_null: false}}}`) keeps
+such rows out: no warning.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ def check_nulls(ck: _Checker, m: Mapping, flow: Flow) -> None:
     for plan in flow.plans:
         if plan.source is None or plan.null_out or plan.target in flow.target.key:
             continue
+        if plan.source in getattr(flow.filter, "rejects_null", ()):
+            continue  # the filter (`{is_null: false}`, `{eq: ...}`) never sends a row whose value is NULL
         if plan.convert is not None and not _null_stays_null(plan):
             continue
         s = ck.column(flow.source.side, flow.source.table, plan.source)

@@ -81,6 +81,8 @@ def _rules(m: Mapping, flow: Flow, fld: Field, plan: FieldPlan, spec: Any, row: 
     src, dst = flow.source.side, flow.target.side
     spec = spec if isinstance(spec, dict) else {}
     if plan.source is None:
+        if plan.stamp:
+            return [f"the apply time (now: true{', insert_only' if plan.insert_only else ''}; no {src} column)"]
         return [f"constant {_show(spec['constant'])} (no {src} column)" if "constant" in spec else "constant"]
     rules = [f"{src}.{plan.source} -> {dst}.{plan.target}" + (" (same name)" if plan.source == plan.target
                                                                 else " (renamed)")]

@@ -39,6 +39,9 @@ def _scalar_text(value: Any) -> str:
     return repr(value)
 
 
+_LONG, _SHOWN = 200, 60  # text longer than _LONG characters is shown by its first _SHOWN and its length
+
+
 def _show(value: Any) -> str:
     """One value for the text output: NULL, true/false, numbers as written, text in double quotes."""
     if value is None:
@@ -48,6 +51,8 @@ def _show(value: Any) -> str:
     if isinstance(value, (int, float, Decimal)):
         return str(value)
     if isinstance(value, str):
+        if len(value) > _LONG:  # a 70,000-character address filled the terminal; --json keeps it whole
+            return f"{json.dumps(value[:_SHOWN], ensure_ascii=False)[:-1]}…\" ({len(value)} characters)"
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Ref):
         return f"{value.mapping} {_show(value.value)}"

@@ -1,0 +1,62 @@
+"""docs/walkthrough-twenty-akaunting.md without servers: its mapping files load, and every table, key and column
+they name is in the page's own CREATE TABLE blocks (tests/integration/test_walkthrough_twenty_akaunting.py runs
+the page for real)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.config import Account, Batching, Config, Connection, Secret
+from replicator.mapping.model import MappingSet, load_mappings
+from tests.unit.test_reference_mappings import parse_schema
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
+
+PAGE = ROOT / "docs" / "walkthrough-twenty-akaunting.md"
+WS = "workspace_1wgvd1injqtife6y4rvfbu3h5"
+
+
+@pytest.fixture(scope="module")
+def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
+    base = tmp_path_factory.mktemp("twenty")
+    acc = Account("u", Secret(""))
+    config = Config(base / "replicator.yaml", (Connection("twenty", "postgresql", "h", 5432, "twenty", acc, acc),
+                                               Connection("akaunting", "mariadb", "h", 3306, "erpdb", acc, acc)),
+                    base / "maps", Batching())
+    config.mappings_dir.mkdir()
+    for name, text in blocks(PAGE).items():
+        if name.startswith("mappings/"):
+            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def test_the_page_holds_schemas_seeds_and_two_mapping_files() -> None:
+    names = set(blocks(PAGE))
+    assert {"twenty.sql", "akaunting.sql", "twenty-seed.sql", "akaunting-seed.sql"} <= names
+    assert sorted(n for n in names if n.startswith("mappings/")) == [
+        "mappings/10-customers.yaml", "mappings/20-invoices.yaml"]
+
+
+def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
+    schemas = {}
+    for side, sql, schema in (("twenty", "twenty.sql", "public"), ("akaunting", "akaunting.sql", "erpdb")):
+        path = tmp_path / sql
+        path.write_text(blocks(PAGE)[sql], encoding="utf-8")
+        schemas[side] = parse_schema(path, schema)
+    assert (WS, "opportunity") in schemas["twenty"] and ("erpdb", "ak_document_items") in schemas["akaunting"]
+    assert sorted(m.name for m in mset.mappings) == ["customer_persons", "customers", "invoice_items", "invoices"]
+    assert_mappings_fit(mset, schemas)
+
+
+def test_the_choices_the_page_explains(mset: MappingSet) -> None:
+    by = {(f.mapping, f.stream): f for m in mset.mappings for f in m.flows}
+    # Akaunting's tenant and discriminator
+    assert by["customers", "twenty_to_akaunting"].target.slice == (("company_id", 1), ("type", "customer"))
+    # micros into amounts, exactly
+    plan = next(p for p in by["invoices", "twenty_to_akaunting"].plans if p.target == "amount")
+    assert plan.convert is not None and plan.convert(250000000000, {}) == 250000
+    # Twenty's two name columns into Akaunting's one, trimmed when the first name is ''
+    name = next(p for p in by["customer_persons", "twenty_to_akaunting"].plans if p.target == "name")
+    assert name.convert is not None and name.convert("", {"nameFirstName": "", "nameLastName": "Hank"}) == "Hank"
+    # a won opportunity creates the invoice and its line once
+    assert by["invoices", "twenty_to_akaunting"].gate == ("stage", ("CUSTOMER",))
