@@ -496,3 +496,50 @@ def test_the_unrolled_update_equals_the_field_pass_and_the_loop(
     assert shown(lambda: router.route(routes, "crm", change, when)) == general  # type: ignore[arg-type]
     assert shown(lambda: router.route_all(routes, "crm", [change, change], when)) == \
         (general * 2 if isinstance(general, list) else general)  # type: ignore[arg-type]
+
+
+def _qualify_by_row(rows: list[TargetChange], names: Any, compared: frozenset[str], owned: frozenset[str],
+                    int_key: bool) -> bool:
+    """73190fc's loop in `_Check._optimistic`."""
+    for r in rows:
+        expect = r.expect
+        if r.values.keys() != names or expect is None or not compared <= expect.keys() \
+                or (owned and not owned.isdisjoint(expect.keys())) \
+                or (int_key and r.key[0].__class__ is not int):
+            return False
+    return True
+
+
+_COLS = ["id", "a", "b", "c"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), n=st.integers(1, 6), int_key=st.booleans(),
+       compared=st.frozensets(st.sampled_from(_COLS[1:])), owned=st.frozensets(st.sampled_from(_COLS[1:])))
+def test_a_run_qualifies_for_the_conditional_write_as_the_row_loop_decides(
+        data: Any, n: int, int_key: bool, compared: frozenset[str], owned: frozenset[str]) -> None:
+    subsets = st.lists(st.sampled_from(_COLS), unique=True)
+    shape = data.draw(subsets) if data.draw(st.booleans()) else None  # most runs of one shape qualify
+    rows = []
+    for i in range(n):
+        if shape is not None and data.draw(st.integers(0, 9)):
+            values = {c: 1 for c in shape}
+            expect = {c: 0 for c in (*compared, *data.draw(subsets)) if c not in owned}
+            key = (i,) if data.draw(st.integers(0, 9)) else data.draw(st.sampled_from([(str(i),), (True,)]))
+        else:
+            values = {c: 1 for c in data.draw(subsets)}
+            expect = data.draw(st.one_of(st.none(), subsets.map(lambda cs: {c: 0 for c in cs})))
+            key = data.draw(st.sampled_from([(i,), (str(i),), (True,), (i, "x")]))
+        rows.append(TargetChange(T1, Op.UPDATE, ("id",), key, values, expect=expect))
+    names = rows[0].values.keys()
+    got = detect._all_qualify(rows, names, compared, owned, int_key)
+    assert got == _qualify_by_row(rows, names, compared, owned, int_key)
+    _QUALIFIED.append(got)
+
+
+_QUALIFIED: list[bool] = []
+
+
+def test_the_qualifying_differential_met_both_answers() -> None:
+    # (after the test above in this module's order) it drew runs of both kinds
+    assert True in _QUALIFIED and False in _QUALIFIED
