@@ -708,10 +708,11 @@ def _all_qualify(rows: list[TargetChange], names: Any, compared: frozenset[str],
     expects = list(map(_EXPECT, rows))
     if any(map(is_, expects, repeat(None))):
         return False
-    keys = list(map(_KEYS, expects))
-    if not all(map(le, repeat(compared), keys)):
+    # (the keys views made again for the second test, not kept in a list: a view is an object the cyclic
+    # collector tracks, and thousands of them alive at once are what triggers its collections)
+    if not all(map(le, repeat(compared), map(_KEYS, expects))):
         return False
-    if owned and not all(map(owned.isdisjoint, keys)):
+    if owned and not all(map(owned.isdisjoint, map(_KEYS, expects))):
         return False
     return not int_key or not any(map(is_not, map(_CLASS, map(_FIRST, map(_KEY, rows))), repeat(int)))
 
