@@ -283,7 +283,7 @@ class _Plan:
 def _compile(relation: Relation) -> _Plan:
     fields = tuple((c.name, converter_for(c.type_oid)) for c in relation.columns)
     return _Plan(relation, fields, tuple(c.name for c in relation.columns if c.is_key), _tuple_reader(fields),
-                 _pair_reader(fields), _pair_reader(fields, relation.table))  # type: ignore[arg-type]
+                 _pair_reader(fields), _pair_reader(fields, relation.table))
 
 
 # wider relations keep the loop (_fast_tuple): one generated function per relation stays small
