@@ -7,8 +7,9 @@ import re
 import socket
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from itertools import repeat
-from operator import attrgetter, is_, itemgetter
+from bisect import bisect_left
+from itertools import accumulate, repeat
+from operator import add, attrgetter, is_, itemgetter
 from decimal import Decimal
 from typing import Any, Callable, Collection, Iterable, Sequence, TypeVar
 
@@ -221,12 +222,30 @@ _TZINFO = attrgetter("tzinfo")
 def _literal_statements(enc: str, head: bytes, tail: bytes, names: Sequence[str],
                         cols: list[list[str]]) -> list[bytes]:
     """`_joined_statements` of rows already formatted, given column by column (`cols[j][i]`: row i's
-    literal of column j): the same statements, split where it splits them."""
+    literal of column j): the same statements, split where `_split_union` splits them -- after BATCH rows,
+    or after the row that brings a statement to MAX_STMT_LENGTH bytes --, found without a Python step per
+    row: the rows' running byte count (`accumulate`) and a bisection per statement, each statement's
+    ` UNION ALL SELECT ` rows one join (tests/unit/test_mariadb_unchanged.py: against the value-by-value
+    statements, split small)."""
     bodies = list(map(str.encode, map(", ".join, zip(*cols)), repeat(enc)))
+    n = len(bodies)
     union = _UNION.encode(enc)
-    return _split_union(head, tail, len(bodies), lambda i: (
-        "SELECT " + ", ".join(f"{col[i]} AS {n}" for col, n in zip(cols, names))).encode(enc),
-        lambda i: union + bodies[i])
+    # ends[i]: the bytes of rows 0..i each written as union + body; rows s+1..i of a statement opened by
+    # row s (written `SELECT v AS n, ...`) add ends[i] - ends[s]
+    ends = list(accumulate(map(add, map(len, bodies), repeat(len(union)))))
+    out: list[bytes] = []
+    s = 0
+    batch, max_length = BATCH, MAX_STMT_LENGTH
+    while s < n:
+        first = ("SELECT " + ", ".join(f"{col[s]} AS {nm}" for col, nm in zip(cols, names))).encode(enc)
+        # the first row that brings the statement to max_length bytes: len(first) + ends[i] - ends[s] >= max
+        last = min(bisect_left(ends, max_length - len(first) + ends[s], s), s + batch - 1, n - 1)
+        if last > s:
+            out.append(head + first + union + union.join(bodies[s + 1:last + 1]) + tail)
+        else:
+            out.append(head + first + tail)
+        s = last + 1
+    return out
 
 
 def _column_literals(col: list[Any], conv: Converter | None, fmt: Formatter,

@@ -78,9 +78,15 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
                 compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
                 row = change.after
                 if compiled.direct and row is not None:
-                    fast = _two_way_update(flow, compiled, change, row, commit_time)
-                    if fast is not None:
-                        return fast
+                    update_one, before = compiled.update_one, change.before
+                    if update_one is not None and before is not None:  # _two_way_update's own way, one call
+                        got = update_one(row, before, commit_time)
+                        if got is not None:
+                            return [] if got is NOTHING else [got]
+                    else:
+                        fast = _two_way_update(flow, compiled, change, row, commit_time)
+                        if fast is not None:
+                            return fast
             return _route_general(flow, change, True, commit_time)
         op = change.op
         if op is not Op.DELETE and op is not Op.TRUNCATE:  # route_flow's own shortcut, one call fewer a row
@@ -115,11 +121,12 @@ def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
     plain: _Plain | None = None
     # a two-way table of one flow whose UPDATEs `route` hands to `_two_way_update` (`_Compiled.direct`)
     direct: tuple[Flow, _Compiled] | None = None
+    update_one: Callable[[Mapping[str, Any], Mapping[str, Any], datetime | None], Any] | None = None
     for ch in changes:
         if ch.table is not table:
             table = ch.table
             flows = mset.routes.get((side, table), ())
-            plain = direct = None
+            plain = direct = update_one = None
             if len(flows) == 1:
                 flow = flows[0]
                 if flow.conflicts is None:
@@ -130,13 +137,22 @@ def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
                     compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
                     if compiled.direct:
                         direct = (flow, compiled)
+                        update_one = compiled.update_one
         if direct is not None:
             row = ch.after
             if ch.op is Op.UPDATE and row is not None:  # what `route` does for it, without its look-ups
-                fast = _two_way_update(direct[0], direct[1], ch, row, commit_time)
-                if fast is not None:
-                    out += fast
-                    continue
+                before = ch.before
+                if update_one is not None and before is not None:  # _two_way_update's own way, one call
+                    got = update_one(row, before, commit_time)
+                    if got is not None:
+                        if got is not NOTHING:
+                            out.append(got)
+                        continue
+                else:
+                    fast = _two_way_update(direct[0], direct[1], ch, row, commit_time)
+                    if fast is not None:
+                        out += fast
+                        continue
         elif plain is not None:
             op = ch.op
             if op is not Op.DELETE and op is not Op.TRUNCATE:
@@ -308,6 +324,10 @@ class _Compiled:
     # field has a plan and the flow owns no fields; else None (the loop)
     field_pass: Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None] \
         | None = None
+    # with `field_pass`, the whole of `_two_way_update` as one function made for this flow (`_update_one`):
+    # (new row, old row, commit time) -> the TargetChange, NOTHING (no mapped field changed) or None (the
+    # general path)
+    update_one: Callable[[Mapping[str, Any], Mapping[str, Any], "datetime | None"], Any] | None = None
 
 
 # a Flow's own _Compiled, kept in its __dict__ as _PLAIN is (and functools.cached_property does): not a
@@ -330,10 +350,12 @@ def _compiled(flow: Flow) -> _Compiled:
         TargetChange(flow.target.table, Op.UPDATE, flow.target.key, (), {}, expect={}, mapping=flow.mapping,
                      insert_only=flow.insert_only).__dict__)
     direct = fields is not None and flow.fold is None and flow.filter is None and not linked
-    field_pass = None
+    field_pass = update_one = None
     if fields is not None and not flow.owned_targets and all(plan is None for _, _, plan, _ in fields):
         field_pass = _field_pass(fields)
-    compiled = _Compiled(linked, fields, flow.insert_only, update, direct, field_pass)
+        assert update is not None
+        update_one = _update_one(flow, fields, update)
+    compiled = _Compiled(linked, fields, flow.insert_only, update, direct, field_pass, update_one)
     flow.__dict__[_COMPILED] = compiled
     return compiled
 
@@ -370,6 +392,69 @@ def _field_pass(fields: tuple[tuple[str, str, FieldPlan | None, bool], ...]
     return made
 
 
+# `_update_one`'s answer for an update that changes no mapped field (`_two_way_update`'s [])
+NOTHING = object()
+
+
+def _update_one(flow: Flow, fields: tuple[tuple[str, str, FieldPlan | None, bool], ...], proto: dict[str, Any]
+                ) -> Callable[[Mapping[str, Any], Mapping[str, Any], "datetime | None"], Any]:
+    """`_two_way_update` with `_field_pass` for one flow (no plans, no owned fields), the whole of it unrolled:
+    the fields' pass, the key's reads and tests and the TargetChange in one function, one Python call a row
+    instead of two plus the loops and tuples around them. (new row, old row, commit time) -> the same
+    TargetChange as `_two_way_update` (the same instance dict, in order), NOTHING where that gives [] and
+    None where it gives None; an exception it would raise (the key's comparison, outside its `try`) is
+    raised here too. tests/unit/test_conflicts_fast.py compares the two. Column names enter the source
+    only as repr() string literals."""
+    sources = [source for _, source, _, _ in fields]
+    ks, sk, tkey = flow.key_sources, flow.source.key, flow.target.key
+
+    def new(c: str) -> str:  # a source column's new value: the field's variable when a field reads it
+        return f"n{sources.index(c)}" if c in sources else f"row[{c!r}]"
+
+    def old(c: str) -> str:
+        return f"o{sources.index(c)}" if c in sources else f"before[{c!r}]"
+    lines = ["def update_one(row, before, commit_time, _U=_U, _new=_new, _TC=_TC, _proto=_proto, _NOTHING=_NOTHING,"
+             " _tkey=_tkey):",
+             "    try:"]
+    for i, source in enumerate(sources):
+        lines.append(f"        n{i} = row[{source!r}]; o{i} = before[{source!r}]")
+    if fields:
+        lines.append("        if " + " or ".join(f"n{i} is _U or o{i} is _U" for i in range(len(fields))) + ":")
+        lines.append("            return None")
+    lines.append("        changed = {}")
+    for i, (target, _, _, is_key) in enumerate(fields):
+        if is_key:
+            lines.append(f"        changed[{target!r}] = n{i}")
+        else:  # _same inline, as in the loop
+            lines += [f"        if not (n{i} is o{i} or (n{i}.__class__ is o{i}.__class__"
+                      f" and (n{i} == o{i} or (n{i} != n{i} and o{i} != o{i})))):",
+                      f"            changed[{target!r}] = n{i}"]
+    lines.append("        expect = {" + ", ".join(f"{target!r}: o{i}" for i, (target, _, _, _) in enumerate(fields))
+                 + "}")
+    lines.append("        key = (" + "".join(f"{new(c)}, " for c in ks) + ")")
+    lines.append("        old_key = (" + "".join(f"{old(c)}, " for c in ks) + ")")
+    lines += ["    except Exception:",
+              "        return None",
+              "    if key != old_key:",  # outside the `try`, as in _two_way_update
+              "        return None",
+              "    for v in key:",
+              "        if v is None or v is _U:",
+              "            return None",
+              "    if len(changed) == len(_tkey) and all(c in _tkey for c in changed):",
+              "        return _NOTHING",
+              "    tc = _new(_TC)",
+              "    d = tc.__dict__",
+              "    d.update(_proto)",
+              "    d['key'], d['values'], d['expect'], d['commit_time'] = key, changed, expect, commit_time",
+              "    d['source_key'] = (" + "".join(f"row.get({c!r}), " for c in sk) + ")",
+              "    return tc"]
+    namespace: dict[str, Any] = {"_U": UNCHANGED, "_new": _new_object, "_TC": TargetChange, "_proto": proto,
+                                 "_NOTHING": NOTHING, "_tkey": tkey}
+    exec(compile("\n".join(lines), "<router update>", "exec"), namespace)
+    made: Callable[[Mapping[str, Any], Mapping[str, Any], datetime | None], Any] = namespace["update_one"]
+    return made
+
+
 def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Mapping[str, Any],
                     commit_time: datetime | None) -> list[Routed] | None:
     """`_two_way` for the usual UPDATE, in one pass over the fields: the old and new target values, what
@@ -380,6 +465,10 @@ def _two_way_update(flow: Flow, compiled: _Compiled, change: RowChange, row: Map
     before = change.before
     if before is None or compiled.fields is None:
         return None
+    update_one = compiled.update_one
+    if update_one is not None:
+        got = update_one(row, before, commit_time)
+        return None if got is None else [] if got is NOTHING else [got]
     # the new values of every field only for with_owned (a flow with owned fields): else `changed` is enough
     values: dict[str, Any] | None = {} if flow.owned_targets else None
     expect: dict[str, Any] = {}

@@ -275,12 +275,15 @@ class _Plan:
     key_names: tuple[str, ...]
     read: Callable[[bytes, int], tuple[dict[str, Any], int]]
     read_pair: Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]]
+    # an 'U' message with an 'O' tuple whole, from its 'O' (`pos` 6): the RowChange, or None where it does not
+    # end with the new tuple (`row` then asks `decode`)
+    update_full: Callable[[bytes, int], RowChange | None]
 
 
 def _compile(relation: Relation) -> _Plan:
     fields = tuple((c.name, converter_for(c.type_oid)) for c in relation.columns)
     return _Plan(relation, fields, tuple(c.name for c in relation.columns if c.is_key), _tuple_reader(fields),
-                 _pair_reader(fields))
+                 _pair_reader(fields), _pair_reader(fields, relation.table))
 
 
 # wider relations keep the loop (_fast_tuple): one generated function per relation stays small
@@ -369,8 +372,10 @@ def _reuse_lines(i: int, conv: Converter, var: str, raw: str, old: str) -> list[
     ]
 
 
-def _generate(fields: tuple[tuple[str, Converter], ...], lines: list[str], name: str) -> Any:
+def _generate(fields: tuple[tuple[str, Converter], ...], lines: list[str], name: str,
+              names: dict[str, Any] | None = None) -> Any:
     namespace: dict[str, Any] = dict(_GENERATED_NAMES)
+    namespace.update(names or {})
     namespace.update({f"_c{i}": conv for i, (_, conv) in enumerate(fields)})
     exec(compile("\n".join(lines), "<pgoutput tuple reader>", "exec"), namespace)
     return namespace[name]
@@ -408,11 +413,19 @@ def _tuple_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes,
     return read
 
 
-def _pair_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]]:
+# RowChange's instance dict filled in the generated update reader, as changes.new_row_change does (only while
+# that is not RowChange itself: a plain frozen dataclass of those four fields)
+_FILL_CHANGE = new_row_change is not RowChange
+
+
+def _pair_reader(fields: tuple[tuple[str, Converter], ...], table: TableRef | None = None) -> Any:
     """An UPDATE's 'O' old tuple (from `pos`, past the 'O') and its 'N' new tuple in one generated function:
     a new value whose bytes equal the old one's is the old value object itself, converted once (an UPDATE
     changes a few columns of many: their conversions, and later `new is old` in the router's comparison,
-    are what this saves). The same rows as two `read` calls (tests/unit/test_wal_differential.py)."""
+    are what this saves). The same rows as two `read` calls (tests/unit/test_wal_differential.py).
+    With `table`: the whole message's reader (`_Plan.update_full`), the RowChange of `table` built in it
+    where the new tuple ends the message, else None: what `row` did with `read_pair`'s rows, without the
+    tuple handed back, `new_row_change`'s call and `row`'s tests around them."""
     if len(fields) > UNROLL_COLUMNS:
         def pair(buf: bytes, pos: int) -> tuple[dict[str, Any], dict[str, Any], int]:
             before, pos = _fast_tuple(buf, pos, fields)
@@ -420,8 +433,18 @@ def _pair_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, 
                 raise DecodeError("marker")
             after, pos = _fast_tuple(buf, pos + 1, fields)
             return before, after, pos
-        return pair
-    lines = _head(fields, "read_pair")
+        if table is None:
+            return pair
+
+        def whole(buf: bytes, pos: int) -> RowChange | None:
+            before, after, pos = pair(buf, pos)
+            return new_row_change(table, Op.UPDATE, before, after) if pos == len(buf) else None
+        return whole
+    name = "read_pair" if table is None else "update_full"
+    lines = _head(fields, name)
+    if table is not None:
+        lines[0] = lines[0][:-2] + (", _fill=_fill, _RowChange=_RowChange, _table=_table, _UPDATE=_UPDATE, "
+                                    "_new_change=_new_change):")
     for i, (_, conv) in enumerate(fields):
         lines += _value_lines(i, conv, f"_o{i}", raw=f"_r{i}")
     n = len(fields)
@@ -434,10 +457,24 @@ def _pair_reader(fields: tuple[tuple[str, Converter], ...]) -> Callable[[bytes, 
     ]
     for i, (_, conv) in enumerate(fields):
         lines += _reuse_lines(i, conv, f"_n{i}", f"_r{i}", f"_o{i}")
-    lines.append(f"    return {_row_display(fields, '_o')}, {_row_display(fields, '_n')}, pos")
-    read_pair: Callable[[bytes, int], tuple[dict[str, Any], dict[str, Any], int]] = \
-        _generate(fields, lines, "read_pair")
-    return read_pair
+    if table is None:
+        lines.append(f"    return {_row_display(fields, '_o')}, {_row_display(fields, '_n')}, pos")
+    else:
+        lines += ["    if pos != len(buf):",
+                  "        return None"]
+        if _FILL_CHANGE:
+            lines += ["    _change = _fill(_RowChange)",
+                      "    _d = _change.__dict__",
+                      "    _d['table'] = _table",
+                      "    _d['op'] = _UPDATE",
+                      f"    _d['before'] = {_row_display(fields, '_o')}",
+                      f"    _d['after'] = {_row_display(fields, '_n')}",
+                      "    return _change"]
+        else:
+            lines.append(f"    return _new_change(_table, _UPDATE, {_row_display(fields, '_o')}, "
+                         f"{_row_display(fields, '_n')})")
+    return _generate(fields, lines, name, {"_fill": object.__new__, "_RowChange": RowChange, "_table": table,
+                                            "_UPDATE": Op.UPDATE, "_new_change": new_row_change})
 
 
 def _cstring(buf: bytes, pos: int) -> tuple[str, int]:
@@ -489,8 +526,13 @@ class PgOutputDecoder:
             buf = bytes(buf)
         try:
             plan = self._plans[_U32.unpack_from(buf, 1)[0]]
-            read = plan.read
             kind = buf[0]
+            if kind == 0x55 and buf[5] == 0x4F:  # 'U' with 'O' (REPLICA IDENTITY FULL): a two-way table's update
+                change = plan.update_full(buf, 6)
+                if change is not None:
+                    return change
+                raise DecodeError("trailing bytes")  # (to `decode`, below)
+            read = plan.read
             if kind == 0x49:  # 'I'
                 if buf[5] == 0x4E:  # 'N'
                     after, pos = read(buf, 6)
@@ -502,10 +544,6 @@ class PgOutputDecoder:
                     after, pos = read(buf, 6)
                     if pos == len(buf):
                         return new_row_change(plan.relation.table, Op.UPDATE, None, after)
-                elif marker == 0x4F:  # 'O' (REPLICA IDENTITY FULL): both tuples in one call
-                    before, after, pos = plan.read_pair(buf, 6)
-                    if pos == len(buf):
-                        return new_row_change(plan.relation.table, Op.UPDATE, before, after)
                 elif marker == 0x4B:  # 'K'
                     before, pos = read(buf, 6)
                     before = {name: before[name] for name in plan.key_names}

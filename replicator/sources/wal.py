@@ -357,17 +357,21 @@ class WalSource:
                             raise FatalError(f"commit at {LSN(commit_lsn)} without a begin")
                         position = LSN(end_lsn)
                         m_event()
-                        self._send_ack(stream)  # under steady load the stream is never idle: ack here too
-                        if echo:
-                            m_dropped.inc()
+                        if self._ack_pending:  # _send_ack's own first test, without its call
+                            self._send_ack(stream)  # under steady load the stream is never idle: ack here too
                         if skip:
                             rows, marks = [], []
-                        if not echo:
+                        if echo:
+                            m_dropped.inc()
+                        elif len(rows) == 1 and rows[0].table is self._last_counted[0]:
+                            self._uncounted += 1  # _count's usual case (the table counted last), without its call
+                        elif rows:
                             self._count(rows)
                         if end_lsn > last_idle.value:  # max(): LSN's dataclass order is a Python call
                             last_idle = position
-                        yield final_transaction(str(begin[2]), position, PG_EPOCH + timedelta(microseconds=ts),
-                                                tuple(rows), echo, tuple(marks))  # Transaction(..., final=True)
+                        # timedelta(0, 0, ts) is timedelta(microseconds=ts) without the keyword's own path
+                        yield final_transaction(str(begin[2]), position, PG_EPOCH + timedelta(0, 0, ts),
+                                                tuple(rows), echo, tuple(marks) if marks else ())
                         begin, rows, marks, echo, skip, drop = None, [], [], False, False, False
                     else:
                         event = decode(payload)  # Begin or Commit only if malformed: then it raises

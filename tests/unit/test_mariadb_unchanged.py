@@ -218,3 +218,27 @@ def test_split_union_opens_each_statement_with_the_naming_select(monkeypatch: py
     assert mariadb._split_union(b"<", b">", 0, named, unioned) == []
     monkeypatch.setattr(mariadb, "MAX_STMT_LENGTH", 5)  # N0 + U1 = 5 bytes: closed after the second row
     assert mariadb._split_union(b"<", b">", 4, named, unioned) == [b"<N0+U1>", b"<N2+U3>"]
+
+
+def _literal_statements_by_row(enc: str, head: bytes, tail: bytes, names: Any, cols: list[list[str]]) -> list[bytes]:
+    """`_literal_statements` as it was (73190fc), a Python step per row through `_split_union`."""
+    bodies = list(map(str.encode, map(", ".join, zip(*cols)), [enc] * len(cols[0]) if cols else []))
+    union = mariadb._UNION.encode(enc)
+    return mariadb._split_union(head, tail, len(bodies), lambda i: (
+        "SELECT " + ", ".join(f"{col[i]} AS {n}" for col, n in zip(cols, names))).encode(enc),
+        lambda i: union + bodies[i])
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(0, 40), width=st.integers(1, 4), batch=st.integers(1, 6), max_length=st.integers(1, 400),
+       data=st.data())
+def test_literal_statements_split_where_the_row_by_row_splitter_splits(n: int, width: int, batch: int,
+                                                                       max_length: int, data: Any) -> None:
+    cols = [data.draw(st.lists(st.text(alphabet="ab'é", max_size=30).map(repr), min_size=n, max_size=n))
+            for _ in range(width)]
+    names = [f"x{j}" for j in range(width)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mariadb, "BATCH", batch)
+        mp.setattr(mariadb, "MAX_STMT_LENGTH", max_length)
+        got = mariadb._literal_statements("utf8", b"<", b">", names, cols)
+        assert got == _literal_statements_by_row("utf8", b"<", b">", names, cols)

@@ -141,3 +141,36 @@ def test_random_texts_dates_and_datetimes_are_formatted_as_pymysql_escapes_them(
 
 def test_the_text_shortcut_checks_every_character_the_escape_table_changes() -> None:
     assert set(myliteral._SPECIAL) == {"\\", "'", '"', "\n", "\r", "\x00", "\x1a"}
+
+
+# ---------------------------------------------------------------- the column forms (Formatter.column, utc_as_naive)
+
+_any_decimals = st.one_of(st.decimals(), st.decimals(places=2, allow_nan=False, allow_infinity=False),
+                          st.builds(lambda t: Decimal(t), st.from_regex(r"-?[0-9]{1,30}(\.[0-9]{0,30})?(E[-+]?[0-9]{1,3})?",
+                                                                      fullmatch=True)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(_any_decimals, min_size=1, max_size=8), no_backslash=st.booleans())
+def test_a_decimal_column_is_each_value_s_literal(values: list[Decimal], no_backslash: bool) -> None:
+    # Formatter.column takes str(v) where no value's str has an exponent: the literal's format(v, "f") exactly
+    conn = _conn(no_backslash)
+    fmt = Formatter(conn)
+    assert fmt.column(values, Decimal) == [fmt.literal(v) for v in values] == [format(v, "f") for v in values]
+    for v in values:
+        if "E" not in str(v):
+            assert str(v) == format(v, "f")
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.datetimes(), max_size=8), no_backslash=st.booleans())
+def test_a_naive_datetime_column_and_a_utc_one_are_each_value_s_literal(values: list[datetime],
+                                                                         no_backslash: bool) -> None:
+    conn = _conn(no_backslash)
+    fmt = Formatter(conn)
+    expected = [conn.escape(v) for v in values]
+    if values:
+        assert fmt.column(values, datetime) == expected
+    aware = [v.replace(tzinfo=timezone.utc) for v in values]
+    assert fmt.utc_as_naive(aware) == expected  # the naive UTC wall time: the same text
+    assert fmt.utc_as_naive([*aware, datetime(2024, 1, 1, tzinfo=timezone(timedelta(0), "Z"))]) is None

@@ -403,8 +403,15 @@ def test_an_update_s_repeated_values_are_decoded_once_and_alike(data: Any) -> No
     for dec in (old, new):
         dec.decode(rel_payload(1, cols))
     payload, same = data.draw(update_pairs(cols))
+    if data.draw(st.booleans()):
+        payload += data.draw(st.sampled_from([b"\x00", b"N", b"junk"]))  # trailing bytes: decode's error
     expected = outcome(lambda: old.decode(payload))
     assert outcome(lambda: new.row(payload)) == expected
+    if expected[0] == "row":  # `update_full` builds the instance RowChange's __init__ would
+        got = new.row(payload)
+        made = RowChange(got.table, got.op, got.before, got.after)
+        assert type(got) is RowChange and list(vars(got).items()) == list(vars(made).items())
+        _FULL_ROWS.append(len(cols))
     try:  # the generated reader itself; what it leaves (a date beyond Python's, junk) `decode` reads
         before, after, _ = new._plans[1].read_pair(payload, 6)
     except Exception:
@@ -413,6 +420,14 @@ def test_an_update_s_repeated_values_are_decoded_once_and_alike(data: Any) -> No
         for (name, _, _), s in zip(cols, same):
             if s and before[name] is not None and before[name] is not UNCHANGED:
                 assert after[name] is before[name], name
+
+
+_FULL_ROWS: list[int] = []
+
+
+def test_the_update_differential_met_rows_of_both_readers() -> None:
+    # (after the test above) whole 'U' 'O' messages decoded, narrow and past UNROLL_COLUMNS
+    assert any(n <= pgoutput.UNROLL_COLUMNS for n in _FULL_ROWS) and any(n > pgoutput.UNROLL_COLUMNS for n in _FULL_ROWS)
 
 
 def test_an_update_s_changed_value_is_converted_from_its_own_bytes() -> None:
