@@ -32,6 +32,7 @@ from replicator.errors import DecodeError, FatalError, ReplicatorError, Retriabl
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources import libraryrows
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
+from replicator.sources.shape import ShapeWatch, mariadb_shape
 from replicator.sources.rowdecode import (RowDecoder, Undecodable, escaped_columns, exact_time,
                                           fixed_binary_length, replaced, undefined_byte)
 
@@ -154,11 +155,13 @@ class BinlogSource:
 
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
                  start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0,
-                 quarantine_undecodable: frozenset[TableRef] = frozenset()):
+                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None):
         """`quarantine_undecodable`: tables whose every mapping quarantines (on_error): a row with a byte its
         character set leaves undefined is handed on as an UndecodedRowChange, for the dead-letter queue,
-        instead of stopping the stream."""
+        instead of stopping the stream. `shapes`: told a mapped table's columns from each new table map (an
+        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream."""
         self.conn = conn
+        self.shapes = shapes
         self.quarantine_undecodable = quarantine_undecodable
         self.direction = direction
         self.tables = frozenset(tables)
@@ -344,7 +347,7 @@ class BinlogSource:
         while not self._stop.is_set():
             try:
                 event = fetch()
-            except (pymysql.MySQLError, OSError, RetriableError):
+            except (pymysql.MySQLError, OSError, ReplicatorError):  # ours: a RetriableError, a shape refused
                 raise
             except Exception as exc:
                 raise DecodeError(
@@ -478,6 +481,8 @@ class BinlogSource:
         if not (kind == _MAPPED or kind == _MARK) or any(
                 c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
             return None
+        if kind == _MAPPED and self.shapes is not None:
+            self.shapes(table, mariadb_shape(columns))
         key = (table.schema, table.name)
         changes_read = self._changes_read.get(key)
         if changes_read is None:
@@ -512,6 +517,8 @@ class BinlogSource:
             fix = hit[1]
         else:
             fix = self._fix(event, table)
+            if self.shapes is not None and table in self.tables:  # (a nameless column: _fix raised)
+                self.shapes(table, mariadb_shape(columns))
             if len(self._fix_by_columns) >= _CACHE_SIZE:
                 self._fix_by_columns.clear()
             self._fix_by_columns[id(columns)] = (columns, fix)

@@ -28,8 +28,9 @@ from replicator.config import Connection
 from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import WATERMARK_PREFIX, LoopGuard
 from replicator.sources.pgoutput import (
-    BEGIN_LAYOUT, BEGIN_SIZE, COMMIT_LAYOUT, COMMIT_SIZE, PG_EPOCH, Message, PgOutputDecoder, Truncate,
+    BEGIN_LAYOUT, BEGIN_SIZE, COMMIT_LAYOUT, COMMIT_SIZE, PG_EPOCH, Message, PgOutputDecoder, Relation, Truncate,
 )
+from replicator.sources.shape import ShapeWatch, pg_shape
 from replicator.sources.walproto import CopyStream
 
 
@@ -45,8 +46,11 @@ SHUTDOWN_WAIT_LIMIT = 5.0
 
 class WalSource:
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
-                 start: LSN, chunk_rows: int):
+                 start: LSN, chunk_rows: int, shapes: ShapeWatch | None = None):
+        """`shapes`: told each mapped table's columns from every Relation message (a table's first, and
+        again after an ALTER TABLE), before the rows that follow it; it may raise to stop the stream."""
         self.conn = conn
+        self.shapes = shapes
         self.direction = direction
         self.tables = frozenset(tables)
         self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once per table
@@ -388,7 +392,10 @@ class WalSource:
                         elif isinstance(event, Truncate):
                             if not (echo or skip):
                                 rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in tables)
-                        # Relation, Origin and Type messages only feed the decoder's cache
+                        elif isinstance(event, Relation):
+                            if self.shapes is not None and event.table in tables:
+                                self.shapes(event.table, pg_shape(event.columns))
+                        # Origin and Type messages only feed the decoder's cache
         finally:
             self._flush_count()
             try:

@@ -353,3 +353,33 @@ def test_lean_rows_are_paused_in_a_dropped_echo() -> None:
         (False, [{"id": 1}]), (True, []), (False, [{"id": 3}])]
     assert stream.lean_rows == 2  # the echo's row came as an event, dropped undecoded
     assert stream.lean_rows_paused is False  # and the transaction after it is lean again
+
+
+def test_each_new_table_map_of_a_mapped_table_tells_its_shape(source: BinlogSource) -> None:
+    """`_lean_wanted` is asked once per table map (table id): an ALTER TABLE gives the table a new one."""
+    from types import SimpleNamespace
+
+    from pymysqlreplication.constants import FIELD_TYPE
+
+    seen: list[tuple[TableRef, Any]] = []
+    source.shapes = lambda table, shape: seen.append((table, shape))
+    narrow = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
+              SimpleNamespace(name="credit", type=FIELD_TYPE.NEWDECIMAL, precision=12, decimals=2)]
+    wide = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
+            SimpleNamespace(name="credit", type=FIELD_TYPE.NEWDECIMAL, precision=14, decimals=4)]
+    assert source._lean_wanted("erp", "t", narrow) is not None
+    assert source._lean_wanted("erp", "other", wide) is None  # not mapped: no shape
+    assert source._lean_wanted("erp", "t", wide) is not None
+    assert seen == [(T, (("id", "int"), ("credit", "decimal(12,2)"))), (T, (("id", "int"), ("credit", "decimal(14,4)")))]
+
+
+def test_a_shape_refused_inside_the_binlog_reader_comes_out_as_it_is_not_as_a_decode_error(
+        source: BinlogSource) -> None:
+    from replicator.errors import SchemaChangeError
+
+    class Refusing(FakeStream):
+        def fetchone(self) -> Any:
+            raise SchemaChangeError("credit refused")
+
+    with pytest.raises(SchemaChangeError, match="credit refused"):
+        list(source._read(Refusing([])))  # type: ignore[arg-type]

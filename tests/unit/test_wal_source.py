@@ -230,3 +230,26 @@ def test_single_row_transactions_are_in_the_metric_once_their_batch_is_handed_ov
         it.close()
         stream.close()
     assert counted() - before == 3
+
+
+def test_each_relation_message_of_a_mapped_table_tells_its_shape_before_the_rows(source: WalSource) -> None:
+    seen: list[tuple[TableRef, tuple[tuple[str, str], ...]]] = []
+    source.shapes = lambda table, shape: seen.append((table, shape))
+    widened = relation(1, "public", "t", [("id", 20, -1, True), ("v", 1043, 54, False)])
+    payloads = [REL_T, REL_OTHER, begin(300, 0, 7), insert(1, "1", "a"), widened, insert(1, "2", "b"),
+                commit(290, 300, 0)]
+    read(source, payloads, wal_end=300, until=300)
+    assert seen == [(T, (("id", "integer"), ("v", "text"))),
+                    (T, (("id", "bigint"), ("v", "character varying(50)")))]  # never the unmapped table's
+
+
+def test_a_shape_the_watch_refuses_stops_the_stream_before_the_rows_after_it(source: WalSource) -> None:
+    def refuse(table: TableRef, shape: tuple[tuple[str, str], ...]) -> None:
+        if dict(shape)["id"] == "bigint":
+            raise FatalError("refused")
+    source.shapes = refuse
+    widened = relation(1, "public", "t", [("id", 20, -1, True), ("v", 25, -1, False)])
+    payloads = [REL_T, begin(300, 0, 7), insert(1, "1", "a"), commit(290, 300, 0),
+                begin(400, 0, 8), widened, insert(1, "2", "b"), commit(390, 400, 0)]
+    with pytest.raises(FatalError, match="refused"):
+        read(source, payloads, wal_end=400, until=400)
