@@ -432,6 +432,8 @@ class BinlogSource:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
                 if query == "BEGIN":
                     continue
+                if standalone and self.shapes is not None:  # a DDL: a mapped table renamed away?
+                    self._renames(event)
                 truncated = self._truncated(event) if standalone else None
                 if truncated is not None and not echo:
                     rows.append(RowChange(truncated, Op.TRUNCATE))
@@ -482,12 +484,22 @@ class BinlogSource:
                 c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
             return None
         if kind == _MAPPED and self.shapes is not None:
-            self.shapes(table, mariadb_shape(columns))
+            self.shapes.seen(table, mariadb_shape(columns))
         key = (table.schema, table.name)
         changes_read = self._changes_read.get(key)
         if changes_read is None:
             changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
         return kind, table, changes_read
+
+    def _renames(self, event: Any) -> None:
+        """`RENAME TABLE a TO b` or `ALTER TABLE a RENAME TO b` of a mapped table: its rows no longer come under
+        its name (the binlog filter drops them), so the watch decides whether the stream may go on."""
+        if not isinstance(event.query, str) or "RENAME" not in event.query.upper():
+            return
+        schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
+        for old, new in renamed_tables(event.query, schema):
+            if old in self.tables and self.shapes is not None:
+                self.shapes.left(old, f"renamed to {new}")
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
@@ -518,7 +530,7 @@ class BinlogSource:
         else:
             fix = self._fix(event, table)
             if self.shapes is not None and table in self.tables:  # (a nameless column: _fix raised)
-                self.shapes(table, mariadb_shape(columns))
+                self.shapes.seen(table, mariadb_shape(columns))
             if len(self._fix_by_columns) >= _CACHE_SIZE:
                 self._fix_by_columns.clear()
             self._fix_by_columns[id(columns)] = (columns, fix)
@@ -665,6 +677,36 @@ class _NotCounted:
 
 
 _NOT_COUNTED = _NotCounted()
+
+
+_NAME = r"(?:`(?:[^`]|``)+`|[^\s`.;,()]+)"
+_QNAME = rf"({_NAME})(?:\s*\.\s*({_NAME}))?"
+_LEAD = r"^\s*(?:/\*.*?\*/\s*)*"
+_RENAME_TABLE = re.compile(_LEAD + r"RENAME\s+TABLES?\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_RENAME_PAIR = re.compile(_QNAME + r"\s+TO\s+" + _QNAME, re.IGNORECASE)
+_ALTER_TABLE = re.compile(_LEAD + r"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?" + _QNAME
+                          + r"(.*)$", re.IGNORECASE | re.DOTALL)
+_ALTER_RENAME = re.compile(r"(?:^|,)\s*RENAME\s+(?:TO\s+|AS\s+)?(?!(?:COLUMN|INDEX|KEY)\b)" + _QNAME,
+                           re.IGNORECASE)
+
+
+def renamed_tables(query: str, schema: str) -> list[tuple[TableRef, TableRef]]:
+    """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
+    without a database is `schema`'s (the statement's default database)."""
+    def ref(first: str, second: str | None) -> TableRef:
+        def unquote(part: str) -> str:
+            return part[1:-1].replace("``", "`") if part.startswith("`") else part
+        return TableRef(unquote(first), unquote(second)) if second is not None else TableRef(schema, unquote(first))
+
+    m = _RENAME_TABLE.match(query)
+    if m is not None:
+        return [(ref(p.group(1), p.group(2)), ref(p.group(3), p.group(4))) for p in _RENAME_PAIR.finditer(m.group(1))]
+    m = _ALTER_TABLE.match(query)
+    if m is not None:
+        r = _ALTER_RENAME.search(m.group(3))
+        if r is not None:
+            return [(ref(m.group(1), m.group(2)), ref(r.group(1), r.group(2)))]
+    return []
 
 
 def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> list[RowChange]:

@@ -8,14 +8,23 @@ fractional digits, signedness, character set), for comparing two shapes and for 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable, Protocol
 
 from pymysqlreplication.constants import FIELD_TYPE
 
 from replicator.changes import TableRef
 
 Shape = tuple[tuple[str, str], ...]  # (column, type) in the stream's column order
-ShapeWatch = Callable[[TableRef, Shape], None]
+
+
+class ShapeWatch(Protocol):
+    """Told by a reader what the stream says of a mapped table's columns and name; either may raise to stop it."""
+
+    def seen(self, table: TableRef, shape: Shape) -> None:
+        """The stream describes `table` as `shape` (again, or anew after an ALTER TABLE)."""
+
+    def left(self, table: TableRef, how: str) -> None:
+        """A DDL took `table` away under this name (`how`: 'renamed to db.t'); its rows no longer come as its."""
 
 # pgoutput's type OIDs of the built-in types, as format_type() spells them
 _PG_NAMES = {

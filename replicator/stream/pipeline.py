@@ -282,14 +282,14 @@ class Direction:
         if src.kind == "postgresql":
             if not isinstance(position, LSN):
                 raise FatalError(f"{self.name}: checkpoint {position} is not a PostgreSQL LSN")
-            return WalSource(src, self.name, tables, self.guard, position, chunk, shapes=self.shapes.seen)
+            return WalSource(src, self.name, tables, self.guard, position, chunk, shapes=self.shapes)
         if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds),
                             quarantine_undecodable=deadletter.quarantining_tables(mset, src.name),
-                            shapes=self.shapes.seen)
+                            shapes=self.shapes)
 
     def _read(self, source: Source, chan: Channel, clock: CommitClock | None = None) -> None:
         side = self.source_conn.name

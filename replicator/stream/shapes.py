@@ -30,14 +30,14 @@ from replicator.errors import ReplicatorError, RetriableError, SchemaChangeError
 from replicator.mapping.check.columns import Catalog
 from replicator.mapping.check.recheck import refused_casts
 from replicator.mapping.model import MappingSet
-from replicator.sources.shape import Shape
+from replicator.sources.shape import Shape, ShapeWatch
 
 log = logging.getLogger(__name__)
 
 CatalogReader = Callable[[dict[str, list[TableRef]]], dict[str, Catalog]]
 
 
-class ShapeGuard:
+class ShapeGuard(ShapeWatch):
     def __init__(self, config: Config, source: Connection, direction: str,
                  read_catalogs: CatalogReader | None = None):
         self.config = config
@@ -83,6 +83,31 @@ class ShapeGuard:
         log.warning("%s: %s %s changed while streaming: %s; the mapped columns still carry exactly", self.direction,
                     self.side, table, describe_change(before, after))
 
+    def left(self, table: TableRef, how: str) -> None:
+        """A DDL renamed `table` away (`how`: 'renamed to db.t'). Its rows under the new name are no mapping's: stop,
+        unless a table of the mapped name exists again (renamed back, or the mapping already follows it: a replay
+        after the fix), whose columns the next table map then shows (compared with the shape before)."""
+        catalog = self._catalogs({self.side: [table]}, table).get(self.side, {})
+        if table in catalog:
+            log.warning("%s: %s %s was %s, and a table of that name exists now: streaming on with it",
+                        self.direction, self.side, table, how)
+            return
+        raise SchemaChangeError(
+            f"{self.direction}: mapped table {table} was {how} while replicator ran; its rows would no longer be "
+            f"carried, nothing of them was applied",
+            hint=f"rename it back, or change `table:` in its mappings to the new name and run `replicator check`; "
+                 f"then start again (rows written under the new name before the mapping names it are copied by "
+                 f"`replicator sync` of the mapping)")
+
+    def _catalogs(self, tables: dict[str, list[TableRef]], table: TableRef) -> dict[str, Catalog]:
+        try:
+            return self._read_catalogs(tables)
+        except RetriableError:
+            raise
+        except ReplicatorError as exc:
+            raise RetriableError(f"{self.direction}: {table} changed; cannot read the catalogs to check it: "
+                                 f"{exc}") from None
+
     def _gone_message(self, table: TableRef, column: str, mappings: list[str], before: dict[str, str],
                       after: dict[str, str]) -> str:
         added = [c for c in after if c not in before]
@@ -97,25 +122,26 @@ class ShapeGuard:
     def _recheck(self, table: TableRef, changed: dict[str, tuple[str, str]]) -> None:
         assert self._mset is not None
         tables: dict[str, set[TableRef]] = {self.side: {table}}
-        for flow in self._mset.routes.get((self.side, table), ()):
-            tables.setdefault(flow.target.side, set()).add(flow.target.table)
-        try:
-            catalogs = self._read_catalogs({side: sorted(t) for side, t in tables.items()})
-        except RetriableError:
-            raise
-        except ReplicatorError as exc:
-            raise RetriableError(f"{self.direction}: {table} changed its column types; cannot read the catalogs to "
-                                 f"check them again: {exc}") from None
+        for m in self._mset.mappings:
+            for flow in m.flows:
+                if (flow.source.side, flow.source.table) == (self.side, table):
+                    tables.setdefault(flow.target.side, set()).add(flow.target.table)
+                elif (flow.target.side, flow.target.table) == (self.side, table):
+                    tables.setdefault(flow.source.side, set()).add(flow.source.table)
+        catalogs = self._catalogs({side: sorted(t) for side, t in tables.items()}, table)
         kinds = {c.name: c.kind for c in self.config.connections}
         refused = refused_casts(self._mset, catalogs, kinds, self.side, table, changed)
         if not refused:
             return
         column, finding = refused[0]
         old, new = changed[column]
+        reading = f"({self.direction})" in finding.what
+        done = ("Nothing of the rows in the new type was applied" if reading else
+                f"The other direction writes into it: values it wrote since the change may have been rounded or "
+                f"cut by {self.side} itself")
         raise SchemaChangeError(
             f"{self.direction}: {self.side} table {table}, column {column}: its type changed from {old} to {new} "
-            f"while replicator ran, and `check` now refuses the field: {finding.what}. Nothing of the rows in the "
-            f"new type was applied",
+            f"while replicator ran, and `check` now refuses the field: {finding.what}. {done}",
             hint=f"{finding.fix}; or change {column} back to {old}; then `replicator check` and start again")
 
     def _live_catalogs(self, tables: dict[str, list[TableRef]]) -> dict[str, Catalog]:

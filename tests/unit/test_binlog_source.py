@@ -17,7 +17,8 @@ from replicator.changes import BinlogPosition, Op, RowChange, SourceMessage, Tab
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources.base import Source
-from replicator.sources.binlog import BinlogSource
+from replicator.sources.binlog import BinlogSource, renamed_tables
+from tests.unit.test_shape import Watch
 
 T = TableRef("erp", "t")
 
@@ -362,7 +363,7 @@ def test_each_new_table_map_of_a_mapped_table_tells_its_shape(source: BinlogSour
     from pymysqlreplication.constants import FIELD_TYPE
 
     seen: list[tuple[TableRef, Any]] = []
-    source.shapes = lambda table, shape: seen.append((table, shape))
+    source.shapes = Watch(seen.append)  # type: ignore[assignment]
     narrow = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
               SimpleNamespace(name="credit", type=FIELD_TYPE.NEWDECIMAL, precision=12, decimals=2)]
     wide = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
@@ -383,3 +384,23 @@ def test_a_shape_refused_inside_the_binlog_reader_comes_out_as_it_is_not_as_a_de
 
     with pytest.raises(SchemaChangeError, match="credit refused"):
         list(source._read(Refusing([])))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("query, renamed", [
+    ("RENAME TABLE t TO t_old", [("erp.t", "erp.t_old")]),
+    ("rename table `erp`.`t` to erp.x, y TO z", [("erp.t", "erp.x"), ("erp.y", "erp.z")]),
+    ("ALTER TABLE t RENAME TO t2", [("erp.t", "erp.t2")]),
+    ("ALTER TABLE t ADD COLUMN c int, RENAME AS other.t", [("erp.t", "other.t")]),
+    ("ALTER TABLE t RENAME COLUMN a TO b", []), ("ALTER TABLE t RENAME INDEX a TO b", []),
+    ("ALTER TABLE t ADD COLUMN renamed int", []), ("DROP TABLE t", []),
+])
+def test_renames_are_read_from_ddl_statements(query: str, renamed: list[tuple[str, str]]) -> None:
+    assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp")] == renamed
+
+
+def test_a_mapped_table_renamed_away_is_told_to_the_watch_at_its_ddl(source: BinlogSource) -> None:
+    watch = Watch()
+    source.shapes = watch  # type: ignore[assignment]
+    ddl = event(MariadbGtidEvent, gtid="0-1-6", flags=1)  # standalone: a DDL
+    read(source, [ddl, event(QueryEvent, query="RENAME TABLE other TO other2, t TO t_old", schema=b"erp")])
+    assert watch.gone == [(T, "renamed to erp.t_old")]

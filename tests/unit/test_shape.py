@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pymysqlreplication.constants import FIELD_TYPE
 
+from replicator.changes import TableRef
 from replicator.sources.shape import mariadb_shape, mariadb_type, pg_shape, pg_type
 
 
@@ -50,3 +52,18 @@ def test_a_mariadb_shape_differs_when_only_a_decimal_scale_changes() -> None:
     before = mariadb_shape([my(FIELD_TYPE.NEWDECIMAL, "credit", precision=12, decimals=2)])
     after = mariadb_shape([my(FIELD_TYPE.NEWDECIMAL, "credit", precision=12, decimals=4)])
     assert before != after and dict(after) == {"credit": "decimal(12,4)"}
+
+
+class Watch:
+    """A ShapeWatch for reader tests: what the reader told it."""
+
+    def __init__(self, on_seen: Any = None):
+        self.on_seen = on_seen
+        self.gone: list[tuple[TableRef, str]] = []
+
+    def seen(self, table: TableRef, shape: Any) -> None:
+        if self.on_seen is not None:
+            self.on_seen((table, shape))
+
+    def left(self, table: TableRef, how: str) -> None:
+        self.gone.append((table, how))

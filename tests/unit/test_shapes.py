@@ -41,7 +41,8 @@ class Catalogs:
 
     def __call__(self, tables: dict[str, list[TableRef]]) -> dict:
         self.asked.append(tables)
-        return {side: {t: self.catalogs[side][t] for t in ts} for side, ts in tables.items()}
+        return {side: {t: self.catalogs[side][t] for t in ts if t in self.catalogs[side]}
+                for side, ts in tables.items()}
 
 
 def guard(tmp_path: Path, catalogs: Catalogs, mapping: str = MAPPING) -> ShapeGuard:
@@ -132,3 +133,31 @@ def test_a_change_is_described_by_name() -> None:
     assert describe_change(dict(BEFORE), {"extra": "int", **dict(BEFORE[:2]), "note": "text"}) == \
         "added extra int; note character varying(50) -> text"
     assert describe_change(dict(BEFORE), dict(reversed(BEFORE))) == "columns reordered"
+
+
+def test_a_column_narrowed_that_the_other_direction_writes_into_stops_too(tmp_path: Path) -> None:
+    """decimal(12,2) -> decimal(12,1) on the MariaDB side of a two-way mapping: erp_to_crm reads it fine, but
+    crm_to_erp's writes into it would be rounded by MariaDB: the reader of the narrowed table stops."""
+    env = Env(tmp_path)
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(12, 1), "note": vc(200)})
+    g = ShapeGuard(env.config, env.config.connections[1], "erp_to_crm", read_catalogs=catalogs)
+    g.use(env.load(MAPPING))
+    shape = (("id", "int"), ("credit", "decimal(12,2)"), ("note", "varchar(800 bytes)"))
+    g.seen(ERP, shape)
+    with pytest.raises(SchemaChangeError) as info:
+        g.seen(ERP, (shape[0], ("credit", "decimal(12,1)"), shape[2]))
+    text = str(info.value)
+    assert "column credit: its type changed from decimal(12,2) to decimal(12,1)" in text
+    assert "(crm_to_erp)" in text and "values it wrote since the change may have been rounded" in text
+    assert catalogs.asked == [{"erp": [ERP], "crm": [CRM]}]
+
+
+def test_a_table_renamed_away_stops_unless_a_table_of_its_name_exists_again(tmp_path: Path) -> None:
+    missing = Catalogs({}, {})
+    missing.catalogs["crm"] = {}
+    g = guard(tmp_path, missing)
+    with pytest.raises(SchemaChangeError, match="public.customer was renamed to public.old while replicator ran"):
+        g.left(CRM, "renamed to public.old")
+    # renamed back before the start that replays the rename: the stream goes on with the table
+    guard(tmp_path, Catalogs({"id": PK}, {})).left(CRM, "renamed to public.old")

@@ -4,8 +4,10 @@
 source table can make it wrong (numeric(12,2) widened to numeric(14,4) while the other side keeps
 decimal(12,2): MariaDB would round the new digits away). The stream (`stream/shapes.py`) sees the new shape
 in the change stream and asks `refused_casts` about the changed columns: the check's own rules
-(`_Checker.flow_types`, `plan_cast`), on fresh catalogs, restricted to the flows that read the table and the
-fields that read those columns. Only refusals count here: a warning (a cast strict mode turns into a row
+(`_Checker.flow_types`, `plan_cast`), on fresh catalogs, restricted to the fields that read those columns
+(flows from the table) or write them (flows into it: narrowed to decimal(12,1), the table rounds what the
+other direction writes; in a two-way mapping the table's next change, an echo of that direction's write
+included, shows the new shape). Only refusals count here: a warning (a cast strict mode turns into a row
 error, a pair not checked) was one at the start too, and the stream goes on.
 """
 from __future__ import annotations
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class _Recheck(_Checker):
-    """The cast verdicts of the fields that read `columns` of `table` on `side`; the failures are collected."""
+    """The cast verdicts of the fields that read or write `columns` of `table` on `side`; the failures are
+    collected."""
 
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str], side: str,
                  table: TableRef, columns: frozenset[str]):
@@ -35,7 +38,8 @@ class _Recheck(_Checker):
                 continue  # a fold's child column is checked by check_fold: `replicator check` runs it
             fields = {f.name: f for f in m.fields}
             for flow in m.flows:
-                if (flow.source.side, flow.source.table) != (self.side, self.source_table):
+                if (flow.source.side, flow.source.table) != (self.side, self.source_table) and \
+                        (flow.target.side, flow.target.table) != (self.side, self.source_table):
                     continue
                 if self.table(flow.target.side, flow.target.table) is not None:
                     self.flow_types(m, flow, fields)
@@ -46,18 +50,22 @@ class _Recheck(_Checker):
         """Values the mapping spells out do not depend on the source column's type."""
 
     def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str) -> None:
-        if plan.source not in self.columns or plan.references:
+        if plan.references:
+            return
+        reads = (flow.source.side, flow.source.table) == (self.side, self.source_table)
+        column = plan.source if reads else plan.target
+        if column not in self.columns:
             return
         before = len(self.out)
         super().plan_cast(m, flow, f, plan, tcol, tname)
-        self.refused += [(plan.source, x) for x in self.out[before:] if not x.ok and not x.warning]
+        self.refused += [(column, x) for x in self.out[before:] if not x.ok and not x.warning]
 
 
 def refused_casts(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str], side: str,
                   table: TableRef, columns: Iterable[str]) -> list[tuple[str, Finding]]:
-    """(source column, failing finding) for each field reading one of `columns` of `table` on `side` whose cast
-    `check` refuses against `catalogs` (`{side: {TableRef: {column: ColumnInfo}}}`, the source table and the
-    flows' target tables, read after the change)."""
+    """(column, failing finding) for each field reading or writing one of `columns` of `table` on `side` whose
+    cast `check` refuses against `catalogs` (`{side: {TableRef: {column: ColumnInfo}}}`: the table and the
+    tables of the flows from and into it, read after the change)."""
     checker = _Recheck(mset, catalogs, kinds, side, table, frozenset(columns))
     checker.run()
     return checker.refused
