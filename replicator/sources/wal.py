@@ -192,7 +192,8 @@ class WalSource:
         metrics.connection_up.labels(self.conn.name, "capture").set(0)
 
     def _slot_stats(self) -> None:
-        """Export how much WAL the slot holds back and how much is left before it is invalidated."""
+        """Export how much WAL the slot holds back and how much is left before it is invalidated; and stop when a
+        mapped table left the publication (`_check_published`)."""
         try:
             if self._monitor is None or self._monitor.closed:
                 self._monitor = pg_connect(self.conn, self.conn.capture)
@@ -203,11 +204,16 @@ class WalSource:
                 row = cur.fetchone()
                 cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                             (self.conn.publication,))
-                published = {TableRef(s, t) for s, t in cur.fetchall()}
+                tables = {TableRef(s, t) for s, t in cur.fetchall()}
+                published: set[TableRef] | None = tables
+                if not self.tables <= tables:  # (a publication that is gone: the stream's error says so)
+                    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.conn.publication,))
+                    published = tables if cur.fetchone() else None
         except (psycopg2.Error, RetriableError) as exc:
             log.debug("slot statistics unavailable: %s", exc)
             return
-        self._check_published(published)
+        if published is not None:
+            self._check_published(published)
         if row is None:
             return
         retained, safe, status = row
