@@ -162,6 +162,7 @@ class BinlogSource:
         ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream."""
         self.conn = conn
         self.shapes = shapes
+        self._watched: dict[int, Any] = {}  # table map column lists told to `shapes`, by identity
         self.quarantine_undecodable = quarantine_undecodable
         self.direction = direction
         self.tables = frozenset(tables)
@@ -484,12 +485,24 @@ class BinlogSource:
                 c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
             return None
         if kind == _MAPPED and self.shapes is not None:
-            self.shapes.seen(table, mariadb_shape(columns))
+            self._watch(table, columns)
         key = (table.schema, table.name)
         changes_read = self._changes_read.get(key)
         if changes_read is None:
             changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
         return kind, table, changes_read
+
+    def _watch(self, table: TableRef, columns: Any) -> None:
+        """Tell the watch a table map's shape once per column list: binlogfast asks _lean_wanted again whenever a
+        table's rows events change type (inserts, then updates), and the same table map keeps its list."""
+        hit = self._watched.get(id(columns))
+        if hit is not None and hit is columns:
+            return
+        assert self.shapes is not None
+        self.shapes.seen(table, mariadb_shape(columns))
+        if len(self._watched) >= _CACHE_SIZE:
+            self._watched.clear()
+        self._watched[id(columns)] = columns  # kept alive here, so that the id is not reused
 
     def _renames(self, event: Any) -> None:
         """`RENAME TABLE a TO b` or `ALTER TABLE a RENAME TO b` of a mapped table: its rows no longer come under
@@ -530,7 +543,7 @@ class BinlogSource:
         else:
             fix = self._fix(event, table)
             if self.shapes is not None and table in self.tables:  # (a nameless column: _fix raised)
-                self.shapes.seen(table, mariadb_shape(columns))
+                self._watch(table, columns)
             if len(self._fix_by_columns) >= _CACHE_SIZE:
                 self._fix_by_columns.clear()
             self._fix_by_columns[id(columns)] = (columns, fix)

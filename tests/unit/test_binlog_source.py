@@ -404,3 +404,19 @@ def test_a_mapped_table_renamed_away_is_told_to_the_watch_at_its_ddl(source: Bin
     ddl = event(MariadbGtidEvent, gtid="0-1-6", flags=1)  # standalone: a DDL
     read(source, [ddl, event(QueryEvent, query="RENAME TABLE other TO other2, t TO t_old", schema=b"erp")])
     assert watch.gone == [(T, "renamed to erp.t_old")]
+
+
+def test_a_table_map_asked_again_is_not_told_to_the_watch_again(source: BinlogSource) -> None:
+    """binlogfast asks _lean_wanted again when a table's rows events switch type; the column list is the same."""
+    from types import SimpleNamespace
+
+    from pymysqlreplication.constants import FIELD_TYPE
+
+    seen: list[Any] = []
+    source.shapes = Watch(seen.append)  # type: ignore[assignment]
+    columns = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG)]
+    for _ in range(3):
+        source._lean_wanted("erp", "t", columns)
+    assert len(seen) == 1
+    source._lean_wanted("erp", "t", list(columns))  # a new table map (after an ALTER): told, the guard compares
+    assert len(seen) == 2
