@@ -15,8 +15,10 @@ first shape of each table and compares every later one with it:
   read is a RetriableError: the reader starts again and meets the same shape again.
 
 Owned by the direction; `seen` runs on its reader thread only, `use` on the apply thread before the reader
-starts. The first shape of a table is taken as it comes: a change made while the daemon was stopped is the
-start-up check's to judge.
+starts. The first shape of a table in a run has no shape before it to compare with: the casts of its mapped
+columns are checked again on fresh catalogs (the start-up check ran before the reader met the table: a quiet
+table altered after the start shows only here), once per table and run -- except after `run --skip-check`,
+which waived the start-up check's refusals.
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ class ShapeGuard(ShapeWatch):
         self._read_catalogs = read_catalogs or self._live_catalogs
         self._mset: MappingSet | None = None
         self._shapes: dict[TableRef, Shape] = {}
+        # a table's first shape is checked again too (`cli` turns it off for `run --skip-check`: the start-up
+        # check's refusals were waived, the stream must not make them stops)
+        self.check_first = True
 
     def use(self, mset: MappingSet) -> None:
         """The mappings of the session about to start (a reload changes which columns are mapped)."""
@@ -67,8 +72,15 @@ class ShapeGuard(ShapeWatch):
         """The reader met `table` described as `shape`; raises SchemaChangeError when its mapped columns can no
         longer be carried exactly, RetriableError when the catalogs to decide it cannot be read."""
         old = self._shapes.get(table)
-        if old is None or old == shape:
-            self._shapes.setdefault(table, shape)
+        if old == shape:
+            return
+        if old is None:
+            if self.check_first and any(c in self.mapped(table) for c, _t in shape):
+                # the start-up check judged the catalog before this reader ran: a change since (a quiet table
+                # altered after the start) shows only here; the casts of its mapped columns, on fresh catalogs
+                mapped = self.mapped(table)
+                self._recheck(table, {c: ("", t) for c, t in shape if c in mapped})
+            self._shapes[table] = shape
             return
         before, after = dict(old), dict(shape)
         mapped = self.mapped(table)
@@ -139,6 +151,11 @@ class ShapeGuard(ShapeWatch):
         done = ("Nothing of the rows in the new type was applied" if reading else
                 f"The other direction writes into it: values it wrote since the change may have been rounded or "
                 f"cut by {self.side} itself")
+        if not old:  # the table's first shape this run: the catalog's types are in the finding
+            raise SchemaChangeError(
+                f"{self.direction}: {self.side} table {table}, column {column}: the table changed after the start-up "
+                f"check (ALTER TABLE while replicator ran), and `check` now refuses the field: {finding.what}. {done}",
+                hint=f"{finding.fix}; then `replicator check` and start again")
         raise SchemaChangeError(
             f"{self.direction}: {self.side} table {table}, column {column}: its type changed from {old} to {new} "
             f"while replicator ran, and `check` now refuses the field: {finding.what}. {done}",

@@ -52,18 +52,37 @@ def guard(tmp_path: Path, catalogs: Catalogs, mapping: str = MAPPING) -> ShapeGu
     return g
 
 
-def test_the_first_shape_is_taken_as_it_comes_and_a_repeat_changes_nothing(tmp_path: Path) -> None:
-    catalogs = Catalogs({}, {})
+def seen_first(g: ShapeGuard, table: TableRef, shape: tuple[tuple[str, str], ...]) -> None:
+    """The table's first shape, taken without the first-shape check (the tests below are about changes)."""
+    g.check_first = False
+    g.seen(table, shape)
+    g.check_first = True
+
+
+def test_the_first_shape_is_checked_once_and_a_repeat_changes_nothing(tmp_path: Path) -> None:
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)}, {"id": PK, "credit": dec(12, 2),
+                                                                          "note": vc(200)})
     g = guard(tmp_path, catalogs)
     g.seen(CRM, BEFORE)
     g.seen(CRM, BEFORE)  # a Relation message sent again (a relcache invalidation): no news
-    assert catalogs.asked == []
+    assert catalogs.asked == [{"crm": [CRM], "erp": [ERP]}]
+
+
+def test_a_first_shape_check_now_refuses_stops_it_changed_after_the_start_up_check(tmp_path: Path) -> None:
+    """A quiet table altered after the start: its first Relation message already has the new type."""
+    catalogs = Catalogs({"id": PK, "credit": dec(14, 4), "note": vc(50)}, {"id": PK, "credit": dec(12, 2),
+                                                                          "note": vc(200)})
+    with pytest.raises(SchemaChangeError, match="column credit: the table changed after the start-up check .* NUMERIC.14,4."):
+        guard(tmp_path, catalogs).seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
+    waived = guard(tmp_path, catalogs)
+    waived.check_first = False  # run --skip-check
+    waived.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
 
 
 def test_columns_nobody_maps_may_come_and_go_and_move(tmp_path: Path) -> None:
     catalogs = Catalogs({}, {})
     g = guard(tmp_path, catalogs)
-    g.seen(CRM, BEFORE + (("extra", "integer"),))
+    seen_first(g, CRM, BEFORE + (("extra", "integer"),))
     before = metrics.source_schema_changes.labels("crm_to_erp", str(CRM))._value.get()
     g.seen(CRM, (("flag", "text"),) + BEFORE)  # added first, extra dropped: the mapped columns go by name
     assert catalogs.asked == []  # no mapped column's type changed: nothing to check again
@@ -76,7 +95,7 @@ def test_columns_nobody_maps_may_come_and_go_and_move(tmp_path: Path) -> None:
 ])
 def test_a_mapped_column_gone_stops_naming_table_column_and_mapping(tmp_path: Path, after, said: str) -> None:
     g = guard(tmp_path, Catalogs({}, {}))
-    g.seen(CRM, BEFORE)
+    seen_first(g, CRM, BEFORE)
     with pytest.raises(SchemaChangeError) as info:
         g.seen(CRM, after)
     assert said in str(info.value) and f"crm table {CRM}" in str(info.value)
@@ -87,7 +106,7 @@ def test_a_type_change_the_other_side_still_holds_is_checked_again_and_goes_on(t
     catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(120)}, {"id": PK, "credit": dec(12, 2),
                                                                             "note": vc(200)})
     g = guard(tmp_path, catalogs)
-    g.seen(CRM, BEFORE)
+    seen_first(g, CRM, BEFORE)
     g.seen(CRM, BEFORE[:2] + (("note", "character varying(120)"),))
     assert catalogs.asked == [{"crm": [CRM], "erp": [ERP]}]
 
@@ -96,7 +115,7 @@ def test_a_type_change_check_now_refuses_stops_with_old_and_new_type_and_the_fix
     catalogs = Catalogs({"id": PK, "credit": dec(14, 4), "note": vc(50)}, {"id": PK, "credit": dec(12, 2),
                                                                           "note": vc(200)})
     g = guard(tmp_path, catalogs)
-    g.seen(CRM, BEFORE)
+    seen_first(g, CRM, BEFORE)
     with pytest.raises(SchemaChangeError) as info:
         g.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
     text = str(info.value)
@@ -112,7 +131,7 @@ def test_a_catalog_that_cannot_be_read_is_retried_not_taken_as_fine(tmp_path: Pa
         raise RetriableError("server gone")
     g = guard(tmp_path, Catalogs({}, {}))
     g._read_catalogs = unreachable
-    g.seen(CRM, BEFORE)
+    seen_first(g, CRM, BEFORE)
     with pytest.raises(RetriableError):
         g.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
 
@@ -144,7 +163,7 @@ def test_a_column_narrowed_that_the_other_direction_writes_into_stops_too(tmp_pa
     g = ShapeGuard(env.config, env.config.connections[1], "erp_to_crm", read_catalogs=catalogs)
     g.use(env.load(MAPPING))
     shape = (("id", "int"), ("credit", "decimal(12,2)"), ("note", "varchar(800 bytes)"))
-    g.seen(ERP, shape)
+    seen_first(g, ERP, shape)
     with pytest.raises(SchemaChangeError) as info:
         g.seen(ERP, (shape[0], ("credit", "decimal(12,1)"), shape[2]))
     text = str(info.value)
