@@ -49,7 +49,8 @@ class _Recheck(_Checker):
                     tname: str) -> None:
         """Values the mapping spells out do not depend on the source column's type."""
 
-    def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str) -> None:
+    def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
+                  source: ColumnInfo | None = None) -> None:
         if plan.references:
             return
         reads = (flow.source.side, flow.source.table) == (self.side, self.source_table)
@@ -57,7 +58,7 @@ class _Recheck(_Checker):
         if column not in self.columns:
             return
         before = len(self.out)
-        super().plan_cast(m, flow, f, plan, tcol, tname)
+        super().plan_cast(m, flow, f, plan, tcol, tname, source)
         self.refused += [(column, x) for x in self.out[before:] if not x.ok and not x.warning]
 
 
