@@ -263,6 +263,8 @@ def _sync(config: Config, mappings: MappingSet, args: argparse.Namespace) -> int
     from dataclasses import replace
 
     daemon = Daemon(replace(config, sync=replace(config.sync, on_first_run=False)), MappingHolder(mappings))
+    for direction in daemon.directions:
+        direction.shapes.check_first = not args.skip_check
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping; the copy resumes from its last chunk next time", signum)
@@ -363,6 +365,8 @@ def _run(config: Config, mappings: MappingSet, skip_check: bool) -> int:
     tracer = memory.MemoryTrace(trace_seconds, stopping, os.environ.get(memory.ENV_FILE)) if trace_seconds else None
     holder = MappingHolder(mappings)
     daemon = Daemon(config, holder)
+    for direction in daemon.directions:  # the start-up check's refusals waived: the stream's recheck too
+        direction.shapes.check_first = not skip_check
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)

@@ -57,6 +57,14 @@ class PreflightError(ConfigError):
     kind = "preflight"
 
 
+class SchemaChangeError(ConfigError):
+    """A mapped source table changed while the daemon ran (ALTER TABLE) in a way the mappings cannot carry
+    exactly any more: a mapped column is gone, or `check` now refuses its new type. Nothing of the change's
+    rows was applied; fix the schema or the mapping (the message says which), then start again."""
+
+    kind = "schema"
+
+
 class RetriableError(ReplicatorError):
     """Transient: a connection dropped or a server is restarting. Back off and retry."""
 

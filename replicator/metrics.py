@@ -54,6 +54,13 @@ zero_dates = Counter(
     ["direction", "table"],
     registry=REGISTRY,
 )
+source_schema_changes = Counter(
+    "replicator_source_schema_changes_total",
+    "A mapped source table's columns changed while streaming (ALTER TABLE) and the mapped columns still "
+    "carry exactly; a change they cannot carry stops the direction (errors_total kind=schema).",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
 rows_filtered = Counter(
     "replicator_rows_filtered_total",
     "Source changes a mapping did not send: filtered out, gate not open, delete: ignore.",
@@ -156,7 +163,7 @@ batch_rows = Histogram(
 )
 errors = Counter(
     "replicator_errors_total",
-    "Errors by kind (config, retriable, row, fatal, source_lost, checkpoint, decode).",
+    "Errors by kind (config, schema, retriable, row, fatal, source_lost, checkpoint, decode).",
     ["direction", "kind"],
     registry=REGISTRY,
 )

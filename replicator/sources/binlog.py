@@ -32,6 +32,7 @@ from replicator.errors import DecodeError, FatalError, ReplicatorError, Retriabl
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources import libraryrows
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
+from replicator.sources.shape import ShapeWatch, mariadb_shape
 from replicator.sources.rowdecode import (RowDecoder, Undecodable, escaped_columns, exact_time,
                                           fixed_binary_length, replaced, undefined_byte)
 
@@ -154,11 +155,14 @@ class BinlogSource:
 
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
                  start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0,
-                 quarantine_undecodable: frozenset[TableRef] = frozenset()):
+                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None):
         """`quarantine_undecodable`: tables whose every mapping quarantines (on_error): a row with a byte its
         character set leaves undefined is handed on as an UndecodedRowChange, for the dead-letter queue,
-        instead of stopping the stream."""
+        instead of stopping the stream. `shapes`: told a mapped table's columns from each new table map (an
+        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream."""
         self.conn = conn
+        self.shapes = shapes
+        self._watched: dict[int, Any] = {}  # table map column lists told to `shapes`, by identity
         self.quarantine_undecodable = quarantine_undecodable
         self.direction = direction
         self.tables = frozenset(tables)
@@ -344,7 +348,7 @@ class BinlogSource:
         while not self._stop.is_set():
             try:
                 event = fetch()
-            except (pymysql.MySQLError, OSError, RetriableError):
+            except (pymysql.MySQLError, OSError, ReplicatorError):  # ours: a RetriableError, a shape refused
                 raise
             except Exception as exc:
                 raise DecodeError(
@@ -429,6 +433,8 @@ class BinlogSource:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
                 if query == "BEGIN":
                     continue
+                if standalone and self.shapes is not None:  # a DDL: a mapped table renamed away?
+                    self._renames(event)
                 truncated = self._truncated(event) if standalone else None
                 if truncated is not None and not echo:
                     rows.append(RowChange(truncated, Op.TRUNCATE))
@@ -478,11 +484,35 @@ class BinlogSource:
         if not (kind == _MAPPED or kind == _MARK) or any(
                 c.name is None or str(c.name).startswith("UNKNOWN_COL") for c in columns):
             return None
+        if kind == _MAPPED and self.shapes is not None:
+            self._watch(table, columns)
         key = (table.schema, table.name)
         changes_read = self._changes_read.get(key)
         if changes_read is None:
             changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
         return kind, table, changes_read
+
+    def _watch(self, table: TableRef, columns: Any) -> None:
+        """Tell the watch a table map's shape once per column list: binlogfast asks _lean_wanted again whenever a
+        table's rows events change type (inserts, then updates), and the same table map keeps its list."""
+        hit = self._watched.get(id(columns))
+        if hit is not None and hit is columns:
+            return
+        assert self.shapes is not None
+        self.shapes.seen(table, mariadb_shape(columns))
+        if len(self._watched) >= _CACHE_SIZE:
+            self._watched.clear()
+        self._watched[id(columns)] = columns  # kept alive here, so that the id is not reused
+
+    def _renames(self, event: Any) -> None:
+        """`RENAME TABLE a TO b` or `ALTER TABLE a RENAME TO b` of a mapped table: its rows no longer come under
+        its name (the binlog filter drops them), so the watch decides whether the stream may go on."""
+        if not isinstance(event.query, str) or "RENAME" not in event.query.upper():
+            return
+        schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
+        for old, new in renamed_tables(event.query, schema):
+            if old in self.tables and self.shapes is not None:
+                self.shapes.left(old, f"renamed to {new}")
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
@@ -512,6 +542,8 @@ class BinlogSource:
             fix = hit[1]
         else:
             fix = self._fix(event, table)
+            if self.shapes is not None and table in self.tables:  # (a nameless column: _fix raised)
+                self._watch(table, columns)
             if len(self._fix_by_columns) >= _CACHE_SIZE:
                 self._fix_by_columns.clear()
             self._fix_by_columns[id(columns)] = (columns, fix)
@@ -658,6 +690,36 @@ class _NotCounted:
 
 
 _NOT_COUNTED = _NotCounted()
+
+
+_NAME = r"(?:`(?:[^`]|``)+`|[^\s`.;,()]+)"
+_QNAME = rf"({_NAME})(?:\s*\.\s*({_NAME}))?"
+_LEAD = r"^\s*(?:/\*.*?\*/\s*)*"
+_RENAME_TABLE = re.compile(_LEAD + r"RENAME\s+TABLES?\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_RENAME_PAIR = re.compile(_QNAME + r"\s+TO\s+" + _QNAME, re.IGNORECASE)
+_ALTER_TABLE = re.compile(_LEAD + r"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?" + _QNAME
+                          + r"(.*)$", re.IGNORECASE | re.DOTALL)
+_ALTER_RENAME = re.compile(r"(?:^|,)\s*RENAME\s+(?:TO\s+|AS\s+)?(?!(?:COLUMN|INDEX|KEY)\b)" + _QNAME,
+                           re.IGNORECASE)
+
+
+def renamed_tables(query: str, schema: str) -> list[tuple[TableRef, TableRef]]:
+    """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
+    without a database is `schema`'s (the statement's default database)."""
+    def ref(first: str, second: str | None) -> TableRef:
+        def unquote(part: str) -> str:
+            return part[1:-1].replace("``", "`") if part.startswith("`") else part
+        return TableRef(unquote(first), unquote(second)) if second is not None else TableRef(schema, unquote(first))
+
+    m = _RENAME_TABLE.match(query)
+    if m is not None:
+        return [(ref(p.group(1), p.group(2)), ref(p.group(3), p.group(4))) for p in _RENAME_PAIR.finditer(m.group(1))]
+    m = _ALTER_TABLE.match(query)
+    if m is not None:
+        r = _ALTER_RENAME.search(m.group(3))
+        if r is not None:
+            return [(ref(m.group(1), m.group(2)), ref(r.group(1), r.group(2)))]
+    return []
 
 
 def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> list[RowChange]:

@@ -25,11 +25,12 @@ from replicator.connect import ACCESS, MISSING, pg_connect, pg_error_class
 from replicator.changes import (LSN, Keepalive, Op, Position, RowChange, SourceMessage, TableRef, Transaction, Watermark,
                                final_transaction)
 from replicator.config import Connection
-from replicator.errors import FatalError, ReplicatorError, RetriableError, SourceLostError
+from replicator.errors import FatalError, ReplicatorError, RetriableError, SchemaChangeError, SourceLostError
 from replicator.loopguard import WATERMARK_PREFIX, LoopGuard
 from replicator.sources.pgoutput import (
-    BEGIN_LAYOUT, BEGIN_SIZE, COMMIT_LAYOUT, COMMIT_SIZE, PG_EPOCH, Message, PgOutputDecoder, Truncate,
+    BEGIN_LAYOUT, BEGIN_SIZE, COMMIT_LAYOUT, COMMIT_SIZE, PG_EPOCH, Message, PgOutputDecoder, Relation, Truncate,
 )
+from replicator.sources.shape import ShapeWatch, pg_shape
 from replicator.sources.walproto import CopyStream
 
 
@@ -45,8 +46,11 @@ SHUTDOWN_WAIT_LIMIT = 5.0
 
 class WalSource:
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
-                 start: LSN, chunk_rows: int):
+                 start: LSN, chunk_rows: int, shapes: ShapeWatch | None = None):
+        """`shapes`: told each mapped table's columns from every Relation message (a table's first, and
+        again after an ALTER TABLE), before the rows that follow it; it may raise to stop the stream."""
         self.conn = conn
+        self.shapes = shapes
         self.direction = direction
         self.tables = frozenset(tables)
         self._changes_read: dict[TableRef, Any] = {}  # labelled metric children, looked up once per table
@@ -188,7 +192,8 @@ class WalSource:
         metrics.connection_up.labels(self.conn.name, "capture").set(0)
 
     def _slot_stats(self) -> None:
-        """Export how much WAL the slot holds back and how much is left before it is invalidated."""
+        """Export how much WAL the slot holds back and how much is left before it is invalidated; and stop when a
+        mapped table left the publication (`_check_published`)."""
         try:
             if self._monitor is None or self._monitor.closed:
                 self._monitor = pg_connect(self.conn, self.conn.capture)
@@ -197,9 +202,18 @@ class WalSource:
                 cur.execute("SELECT pg_current_wal_lsn() - restart_lsn, safe_wal_size, wal_status "
                             "FROM pg_replication_slots WHERE slot_name = %s", (self.conn.slot,))
                 row = cur.fetchone()
+                cur.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                            (self.conn.publication,))
+                tables = {TableRef(s, t) for s, t in cur.fetchall()}
+                published: set[TableRef] | None = tables
+                if not self.tables <= tables:  # (a publication that is gone: the stream's error says so)
+                    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.conn.publication,))
+                    published = tables if cur.fetchone() else None
         except (psycopg2.Error, RetriableError) as exc:
             log.debug("slot statistics unavailable: %s", exc)
             return
+        if published is not None:
+            self._check_published(published)
         if row is None:
             return
         retained, safe, status = row
@@ -207,6 +221,25 @@ class WalSource:
         metrics.slot_safe_wal_bytes.labels(self.conn.name).set(float(safe) if safe is not None else -1)
         if status == "unreserved":
             log.warning("slot %s is about to lose WAL it needs (wal_status=unreserved)", self.conn.slot)
+
+    def _check_published(self, published: set[TableRef]) -> None:
+        """A mapped table that left the publication -- dropped (and perhaps created again: a new table is in no
+        publication), renamed, or taken out -- sends no changes any more: stop rather than go on without them."""
+        missing = sorted(self.tables - published, key=str)
+        if missing:
+            raise SchemaChangeError(
+                f"{self.direction}: mapped table {missing[0]} is no longer in publication {self.conn.publication} "
+                f"(dropped, created again, renamed or removed from it while replicator ran): its changes no longer "
+                f"reach replicator", hint="create or rename the table back, run `replicator setup` (it adds the "
+                f"mapped tables to the publication), start again, then `replicator sync` its mappings: changes made "
+                f"while it was out of the publication were never sent")
+
+    def _renamed(self, oid: int, old: TableRef, new: TableRef) -> SchemaChangeError:
+        return SchemaChangeError(
+            f"{self.direction}: mapped table {old} was renamed to {new} while replicator ran (relation oid {oid}); "
+            f"its rows would no longer be carried, nothing of them was applied",
+            hint=f"rename it back, or change `table:` in its mappings to {new.name} and run `replicator setup`, "
+                 f"then start again")
 
     def _check_alive(self, stream: CopyStream) -> None:
         """The server sends keepalives at least every wal_sender_timeout/2; a silent connection
@@ -287,6 +320,7 @@ class WalSource:
         decoder = PgOutputDecoder()
         decode, row_of = decoder.decode, decoder.row
         tables = self.tables
+        mapped_oids: dict[int, TableRef] = {}  # a mapped table's relation oid: a rename keeps it
         kept_table: TableRef | None = None
         # the open transaction: (final LSN, commit time in PostgreSQL microseconds, xid) of its Begin
         begin: tuple[int, int, int] | None = None
@@ -388,7 +422,14 @@ class WalSource:
                         elif isinstance(event, Truncate):
                             if not (echo or skip):
                                 rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in tables)
-                        # Relation, Origin and Type messages only feed the decoder's cache
+                        elif isinstance(event, Relation):
+                            if event.table in tables:
+                                mapped_oids[event.oid] = event.table
+                                if self.shapes is not None:
+                                    self.shapes.seen(event.table, pg_shape(event.columns))
+                            elif event.oid in mapped_oids:
+                                raise self._renamed(event.oid, mapped_oids[event.oid], event.table)
+                        # Origin and Type messages only feed the decoder's cache
         finally:
             self._flush_count()
             try:

@@ -34,6 +34,7 @@ from replicator.stream import deadletter, deadlinked, deadretry, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
+from replicator.stream.shapes import ShapeGuard
 from replicator.stream.skew import ClockSkew
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route, route_all
@@ -123,7 +124,7 @@ class Direction:
         metrics.role.labels(self.name).set(0)
         # set by Daemon: both directions' readers record commit times there, for `latest` by commit time
         self.clock: CommitClock | None = None
-        for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config"):
+        for kind in ("retriable", "row", "fatal", "source_lost", "checkpoint", "decode", "config", "schema"):
             metrics.errors.labels(self.name, kind)  # export zeros so rate() and alerts see the first error
         for cause in retry.CAUSES:
             metrics.retries.labels(self.name, cause)
@@ -131,6 +132,9 @@ class Direction:
                                                        config.reconnect_max_seconds), stop)
         self.lag = LagGauge(self.name, BINLOG_TIME_RESOLUTION if source.kind == "mariadb" else 0.0)
         self.skew = ClockSkew(self.name, source)  # the lag gauge's correction for the source's clock
+        # the mapped source tables' columns as the reader met them: an ALTER TABLE while streaming (shapes.py);
+        # kept across sessions, so that a reconnect compares with what was seen before it
+        self.shapes = ShapeGuard(config, source, self.name)
 
     def _waiting(self) -> None:
         self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
@@ -228,6 +232,7 @@ class Direction:
                     if time.monotonic() > deadline:
                         log.info("%s: the other direction is not up yet; starting anyway", self.name)
                         break
+            self.shapes.use(mset)
             source = self._make_source(mset, position)
             self.sync.sources = [source]
             source.keep_echoes = self.sync.snapshotter is not None
@@ -277,13 +282,14 @@ class Direction:
         if src.kind == "postgresql":
             if not isinstance(position, LSN):
                 raise FatalError(f"{self.name}: checkpoint {position} is not a PostgreSQL LSN")
-            return WalSource(src, self.name, tables, self.guard, position, chunk)
+            return WalSource(src, self.name, tables, self.guard, position, chunk, shapes=self.shapes)
         if not isinstance(position, BinlogPosition):
             raise FatalError(f"{self.name}: checkpoint {position} is not a binlog position")
         start = ckpt.check_binlog(position, binlog_files(src))
         return BinlogSource(src, self.name, tables, self.guard, start, chunk,
                             heartbeat_seconds=min(10.0, self.config.heartbeat_seconds),
-                            quarantine_undecodable=deadletter.quarantining_tables(mset, src.name))
+                            quarantine_undecodable=deadletter.quarantining_tables(mset, src.name),
+                            shapes=self.shapes)
 
     def _read(self, source: Source, chan: Channel, clock: CommitClock | None = None) -> None:
         side = self.source_conn.name

@@ -17,7 +17,8 @@ from replicator.changes import BinlogPosition, Op, RowChange, SourceMessage, Tab
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources.base import Source
-from replicator.sources.binlog import BinlogSource
+from replicator.sources.binlog import BinlogSource, renamed_tables
+from tests.unit.test_shape import Watch
 
 T = TableRef("erp", "t")
 
@@ -353,3 +354,69 @@ def test_lean_rows_are_paused_in_a_dropped_echo() -> None:
         (False, [{"id": 1}]), (True, []), (False, [{"id": 3}])]
     assert stream.lean_rows == 2  # the echo's row came as an event, dropped undecoded
     assert stream.lean_rows_paused is False  # and the transaction after it is lean again
+
+
+def test_each_new_table_map_of_a_mapped_table_tells_its_shape(source: BinlogSource) -> None:
+    """`_lean_wanted` is asked once per table map (table id): an ALTER TABLE gives the table a new one."""
+    from types import SimpleNamespace
+
+    from pymysqlreplication.constants import FIELD_TYPE
+
+    seen: list[tuple[TableRef, Any]] = []
+    source.shapes = Watch(seen.append)  # type: ignore[assignment]
+    narrow = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
+              SimpleNamespace(name="credit", type=FIELD_TYPE.NEWDECIMAL, precision=12, decimals=2)]
+    wide = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG),
+            SimpleNamespace(name="credit", type=FIELD_TYPE.NEWDECIMAL, precision=14, decimals=4)]
+    assert source._lean_wanted("erp", "t", narrow) is not None
+    assert source._lean_wanted("erp", "other", wide) is None  # not mapped: no shape
+    assert source._lean_wanted("erp", "t", wide) is not None
+    assert seen == [(T, (("id", "int"), ("credit", "decimal(12,2)"))), (T, (("id", "int"), ("credit", "decimal(14,4)")))]
+
+
+def test_a_shape_refused_inside_the_binlog_reader_comes_out_as_it_is_not_as_a_decode_error(
+        source: BinlogSource) -> None:
+    from replicator.errors import SchemaChangeError
+
+    class Refusing(FakeStream):
+        def fetchone(self) -> Any:
+            raise SchemaChangeError("credit refused")
+
+    with pytest.raises(SchemaChangeError, match="credit refused"):
+        list(source._read(Refusing([])))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("query, renamed", [
+    ("RENAME TABLE t TO t_old", [("erp.t", "erp.t_old")]),
+    ("rename table `erp`.`t` to erp.x, y TO z", [("erp.t", "erp.x"), ("erp.y", "erp.z")]),
+    ("ALTER TABLE t RENAME TO t2", [("erp.t", "erp.t2")]),
+    ("ALTER TABLE t ADD COLUMN c int, RENAME AS other.t", [("erp.t", "other.t")]),
+    ("ALTER TABLE t RENAME COLUMN a TO b", []), ("ALTER TABLE t RENAME INDEX a TO b", []),
+    ("ALTER TABLE t ADD COLUMN renamed int", []), ("DROP TABLE t", []),
+])
+def test_renames_are_read_from_ddl_statements(query: str, renamed: list[tuple[str, str]]) -> None:
+    assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp")] == renamed
+
+
+def test_a_mapped_table_renamed_away_is_told_to_the_watch_at_its_ddl(source: BinlogSource) -> None:
+    watch = Watch()
+    source.shapes = watch  # type: ignore[assignment]
+    ddl = event(MariadbGtidEvent, gtid="0-1-6", flags=1)  # standalone: a DDL
+    read(source, [ddl, event(QueryEvent, query="RENAME TABLE other TO other2, t TO t_old", schema=b"erp")])
+    assert watch.gone == [(T, "renamed to erp.t_old")]
+
+
+def test_a_table_map_asked_again_is_not_told_to_the_watch_again(source: BinlogSource) -> None:
+    """binlogfast asks _lean_wanted again when a table's rows events switch type; the column list is the same."""
+    from types import SimpleNamespace
+
+    from pymysqlreplication.constants import FIELD_TYPE
+
+    seen: list[Any] = []
+    source.shapes = Watch(seen.append)  # type: ignore[assignment]
+    columns = [SimpleNamespace(name="id", type=FIELD_TYPE.LONG)]
+    for _ in range(3):
+        source._lean_wanted("erp", "t", columns)
+    assert len(seen) == 1
+    source._lean_wanted("erp", "t", list(columns))  # a new table map (after an ALTER): told, the guard compares
+    assert len(seen) == 2

@@ -279,6 +279,8 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      "2m", [{"direction": "erp_to_crm", "kind": "checkpoint"}]),
     ("ReplicatorDecodeError", {'replicator_errors_total{direction="erp_to_crm",kind="decode"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "decode"}]),
+    ("ReplicatorSchemaChangeRefused", {'replicator_errors_total{direction="crm_to_erp",kind="schema"}': "_ 1"},
+     "1m", [{"direction": "crm_to_erp", "kind": "schema"}]),
     ("ReplicatorRowRejected", {'replicator_errors_total{direction="erp_to_crm",kind="row"}': "_ 1"},
      "1m", [{"direction": "erp_to_crm", "kind": "row"}]),
     # two instances of one direction: one active is fine; both standing by is not

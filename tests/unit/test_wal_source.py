@@ -24,6 +24,7 @@ from replicator.sources import wal as wal_module
 from replicator.sources.base import Source
 from replicator.sources.wal import WalSource
 from tests.unit.test_pgoutput import begin, commit, insert, message, relation
+from tests.unit.test_shape import Watch
 
 T = TableRef("public", "t")
 OTHER = TableRef("public", "not_mapped")
@@ -230,3 +231,45 @@ def test_single_row_transactions_are_in_the_metric_once_their_batch_is_handed_ov
         it.close()
         stream.close()
     assert counted() - before == 3
+
+
+def test_each_relation_message_of_a_mapped_table_tells_its_shape_before_the_rows(source: WalSource) -> None:
+    seen: list[tuple[TableRef, tuple[tuple[str, str], ...]]] = []
+    source.shapes = Watch(seen.append)  # type: ignore[assignment]
+    widened = relation(1, "public", "t", [("id", 20, -1, True), ("v", 1043, 54, False)])
+    payloads = [REL_T, REL_OTHER, begin(300, 0, 7), insert(1, "1", "a"), widened, insert(1, "2", "b"),
+                commit(290, 300, 0)]
+    read(source, payloads, wal_end=300, until=300)
+    assert seen == [(T, (("id", "integer"), ("v", "text"))),
+                    (T, (("id", "bigint"), ("v", "character varying(50)")))]  # never the unmapped table's
+
+
+def test_a_shape_the_watch_refuses_stops_the_stream_before_the_rows_after_it(source: WalSource) -> None:
+    def refuse(table: TableRef, shape: tuple[tuple[str, str], ...]) -> None:
+        if dict(shape)["id"] == "bigint":
+            raise FatalError("refused")
+    source.shapes = Watch(lambda ts: refuse(*ts))  # type: ignore[assignment]
+    widened = relation(1, "public", "t", [("id", 20, -1, True), ("v", 25, -1, False)])
+    payloads = [REL_T, begin(300, 0, 7), insert(1, "1", "a"), commit(290, 300, 0),
+                begin(400, 0, 8), widened, insert(1, "2", "b"), commit(390, 400, 0)]
+    with pytest.raises(FatalError, match="refused"):
+        read(source, payloads, wal_end=400, until=400)
+
+
+def test_a_mapped_table_renamed_stops_at_its_relation_message_naming_both_names(source: WalSource) -> None:
+    from replicator.errors import SchemaChangeError
+
+    renamed = relation(1, "public", "t_old", [("id", 23, -1, True), ("v", 25, -1, False)])
+    payloads = [REL_T, begin(300, 0, 7), insert(1, "1", "a"), commit(290, 300, 0),
+                begin(400, 0, 8), renamed, insert(1, "2", "b"), commit(390, 400, 0)]
+    with pytest.raises(SchemaChangeError, match="public.t was renamed to public.t_old"):
+        read(source, payloads, wal_end=400, until=400)
+
+
+def test_a_mapped_table_out_of_the_publication_stops_the_stream(source: WalSource) -> None:
+    from replicator.errors import SchemaChangeError
+
+    source._check_published({T, OTHER})  # still published: nothing to say
+    with pytest.raises(SchemaChangeError, match="public.t is no longer in publication") as info:
+        source._check_published({OTHER})  # dropped (and created again: a new table is in no publication)
+    assert "replicator setup" in str(info.value) and "replicator sync" in str(info.value)
