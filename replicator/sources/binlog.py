@@ -363,7 +363,7 @@ class BinlogSource:
                 if kind == _ROWS:
                     found = seen.get((event.schema, event.table))
                     table_kind, table = found if found is not None else self._classify(event.schema, event.table)
-                    changes_of = self._changes
+                    changes_of: Callable[[Any, TableRef], list[RowChange]] = self._changes
                 else:
                     # (LEAN_ROWS, (table kind, table, changes_read's adder) from _lean_wanted, event class, pairs,
                     # zero_dates): the rows of a mapped or watermark table (never the loop tag's), decoded
@@ -671,9 +671,9 @@ class _NotCounted:
 _NOT_COUNTED = _NotCounted()
 
 
-def _NO_CHANGES(_event: Any, _table: TableRef) -> tuple[()]:
+def _NO_CHANGES(_event: Any, _table: TableRef) -> list[RowChange]:
     """`changes_of` for a rows event whose change _read appended itself."""
-    return ()
+    return []
 
 
 def row_changes(table: TableRef, op: Op, pairs: Sequence[tuple[Any, Any]]) -> list[RowChange]:
