@@ -221,6 +221,24 @@ new_row_change: Callable[[TableRef, Op, "Row | None", "Row | None"], RowChange] 
     _new_row_change if _PLAIN_ROW_CHANGE else RowChange)
 
 
+# BinlogPosition likewise (the binlog reader makes one per source transaction): `binlog_position`
+_PLAIN_BINLOG_POSITION = _plain(BinlogPosition, ("file", "pos", "gtid"))
+
+
+def _new_binlog_position(file: str, pos: int, gtid: str | None) -> BinlogPosition:
+    position = _NEW(BinlogPosition)
+    d = position.__dict__
+    d["file"] = file
+    d["pos"] = pos
+    d["gtid"] = gtid
+    return position
+
+
+# `BinlogPosition(file, pos, gtid)` for the binlog reader's per-transaction boundary (tests/unit/test_changes.py)
+binlog_position: Callable[[str, int, "str | None"], BinlogPosition] = (
+    _new_binlog_position if _PLAIN_BINLOG_POSITION else BinlogPosition)
+
+
 @dataclass(frozen=True)
 class Keepalive:
     """The source is idle between transactions and has handed over everything before `position`:

@@ -195,6 +195,10 @@ class Applier(abc.ABC):
 
     kind = "?"
     reports_waits = False  # calls io_gate.lend()/reclaim() around its waits on the server
+    # a converter -> its form for a whole column of a run (`convert_rows`, `_expected_by_column` from
+    # COLUMNWISE_ROWS rows): the values the converter gives each, in C calls, or None where it cannot tell
+    # (then value by value). A dialect's own, for its usual converters; none here.
+    whole_converters: Mapping[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any] | None]] = {}
 
     def __init__(self, conn: Connection, stream: str):
         self.conn = conn
@@ -441,8 +445,11 @@ class Applier(abc.ABC):
             values = [v for v in col if v is not None] if nulls else col
             conv = convs.get(c)
             if conv is not None and values:
+                whole = self.whole_converters.get(conv)
                 try:
-                    values = list(map(conv, values))  # (never None: a None is not converted, as convert_rows)
+                    converted = whole(values) if whole is not None else None
+                    # (never None: a None is not converted, as convert_rows)
+                    values = list(map(conv, values)) if converted is None else converted
                 except (ValueError, TypeError, UnicodeError, OverflowError):
                     return None
                 classes = set(map(type, values))
@@ -486,6 +493,10 @@ class Applier(abc.ABC):
         cols = run.columns
         plan = [(i, convs[c]) for i, c in enumerate(cols) if c in convs]
         get = _getter(cols)
+        if len(rows) >= COLUMNWISE_ROWS and plan and self.whole_converters:
+            by_column = self._convert_by_column(rows, get, plan)
+            if by_column is not None:
+                return by_column
         out = []
         for r in rows:
             row = list(get(r.values))
@@ -499,6 +510,26 @@ class Applier(abc.ABC):
                 raise
             out.append(row)
         return out
+
+    def _convert_by_column(self, rows: Sequence[TargetChange], get: Callable[[Mapping[str, Any]], Any],
+                           plan: list[tuple[int, Callable[[Any], Any]]]) -> list[list[Any]] | None:
+        """`convert_rows` column by column, each converted column by its `whole_converters` form where it
+        has one (C calls instead of a Python call per value); None on any failure at all (a missing column, a
+        value a converter refuses): the row loop then converts the run again and raises what it always
+        raised, for the row it always named. tests/unit/test_convert_columns.py holds the two equal."""
+        try:
+            columns = list(zip(*map(get, [r.values for r in rows])))
+            whole_converters = self.whole_converters
+            for i, conv in plan:
+                col = columns[i]
+                whole = whole_converters.get(conv)
+                converted = whole(col) if whole is not None else None
+                if converted is None:
+                    converted = [None if v is None else conv(v) for v in col]
+                columns[i] = converted  # type: ignore[call-overload]
+            return list(map(list, zip(*columns)))
+        except Exception:  # noqa: BLE001 - the row loop decides, as before
+            return None
 
     def convert_key(self, run: Run, key: tuple[Any, ...]) -> list[Any]:
         return self._converted(run.table, zip(run.key_columns, key), key, "key value")

@@ -9,6 +9,8 @@ import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any, Callable, Sequence, TypeVar
 
 import psycopg2
@@ -181,8 +183,24 @@ def _numeric(value: Any) -> Any:
     return value
 
 
+# a converter -> its whole-column form (PostgresApplier.whole_converters, Applier.convert_rows): the same values
+# in C calls for the usual columns, None for any other column (then value by value);
+# tests/unit/test_convert_columns.py compares them with the converters
+_WHOLE: dict[Converter, Callable[[Sequence[Any]], list[Any] | None]] = {}
+_INT_CLASSES = ({int}, {int, type(None)})
+
+
 def _int_range(name: str, bits: int) -> Converter:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def whole(col: Sequence[Any]) -> list[Any] | None:
+        """ints (and NULLs) all within range: the values as they are (`conv` returns each)."""
+        if set(map(type, col)) not in _INT_CLASSES:
+            return None
+        values = list(filter(None, col))  # no NULL and no 0 (in range anyway)
+        if values and not (lo <= min(values) and max(values) <= hi):
+            return None
+        return list(col)
 
     def conv(value: Any) -> Any:
         if value.__class__ is int:  # the usual value, without the two isinstance calls
@@ -192,7 +210,39 @@ def _int_range(name: str, bits: int) -> Converter:
         if isinstance(value, int) and not isinstance(value, bool) and not lo <= value <= hi:
             raise ValueError(f"{value} is out of range for PostgreSQL {name} ({lo}..{hi})")
         return value
+    _WHOLE[conv] = whole
     return conv
+
+
+_TZINFO = attrgetter("tzinfo")  # (operator's)
+_TIME = datetime.time
+_NUMERIC_KEPT = frozenset({Decimal, int, type(None)})
+
+
+def _timestamptz_column(col: Sequence[Any]) -> list[Any] | None:
+    """`_timestamptz` of each, for a column of datetimes only: all naive, made UTC (combine, as the
+    converter); all aware, as they are."""
+    if set(map(type, col)) != {datetime}:
+        return None
+    naive = sum(map(is_, map(_TZINFO, col), repeat(None)))
+    if naive == len(col):
+        return list(map(_combine, col, map(_TIME, col), repeat(_UTC)))
+    return list(col) if naive == 0 else None
+
+
+def _numeric_column(col: Sequence[Any]) -> list[Any] | None:
+    """`_numeric` of each: Decimals, ints and NULLs as they are (only a float is converted)."""
+    return list(col) if set(map(type, col)) <= _NUMERIC_KEPT else None
+
+
+def _text_column(col: Sequence[Any]) -> list[Any] | None:
+    """`_text` of each: strs without a NUL (and NULLs) as they are."""
+    classes = set(map(type, col))
+    if classes == {str}:
+        return None if "\x00" in "".join(col) else list(col)
+    if classes == {str, type(None)}:
+        return None if "\x00" in "".join(filter(None, col)) else list(col)
+    return None
 
 
 _CONVERTERS: dict[str, Converter] = {
@@ -214,9 +264,13 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 
+_WHOLE.update({_timestamptz: _timestamptz_column, _numeric: _numeric_column, _text: _text_column})
+
+
 class PostgresApplier(Applier):
     kind = "postgresql"
     reports_waits = True  # every statement goes through _run
+    whole_converters = _WHOLE
 
     def __init__(self, conn: Connection, stream: str):
         super().__init__(conn, stream)

@@ -25,7 +25,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, TableMapEve
 
 from replicator import metrics
 from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceMessage, TableRef, Transaction,
-                               UndecodedRowChange, Watermark, final_transaction, new_row_change)
+                               UndecodedRowChange, Watermark, binlog_position, final_transaction, new_row_change)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
@@ -331,6 +331,7 @@ class BinlogSource:
         m_dropped = metrics.loop_dropped.labels(self.direction)
         kinds = _EVENT_KINDS
         seen = self._seen_tables
+        new_change, ops = new_row_change, _OPS
         # the reader's GTID and XID events as tuples (binlogfast.LEAN_*), not objects, when it can give them
         reader: Any = stream
         lean = bool(getattr(reader, "lean_events", False))
@@ -366,12 +367,21 @@ class BinlogSource:
                 if kind == _ROWS:
                     found = seen.get((event.schema, event.table))
                     table_kind, table = found if found is not None else self._classify(event.schema, event.table)
-                    changes_of = self._changes
+                    changes_of: Callable[[Any, TableRef], list[RowChange]] = self._changes
                 else:
-                    # (LEAN_ROWS, (table kind, table, changes_read) from _lean_wanted, event class, pairs,
+                    # (LEAN_ROWS, (table kind, table, changes_read's adder) from _lean_wanted, event class, pairs,
                     # zero_dates): the rows of a mapped or watermark table (never the loop tag's), decoded
-                    table_kind, table = event[1][0], event[1][1]
+                    handle = event[1]
+                    table_kind, table = handle[0], handle[1]
                     changes_of = self._lean_changes
+                    if table_kind == _MAPPED and not echo and len(event[3]) == 1 and not event[4]:
+                        # one row, no zero date (a single-row transaction's): what _lean_changes makes, inline
+                        handle[2](1)
+                        before, after = event[3][0]
+                        rows.append(new_change(table, ops[event[2]], before, after))
+                        if len(rows) < self.chunk_rows:
+                            continue
+                        changes_of = _NO_CHANGES  # appended: the chunk below hands it over
                 if table_kind == _MAPPED and not echo:
                     # the common case, stamped per transaction (at its boundary) or chunk, not per row event
                     rows.extend(changes_of(event, table))
@@ -407,19 +417,17 @@ class BinlogSource:
                     yield Transaction(txid, self._idle, last_time, tuple(rows), final=False, echo=echo)
                     rows, chunks = [], chunks + 1
                 continue
-            m_event()
-            if kind == _LEAN:
-                if event[0] == LEAN_GTID:  # (LEAN_GTID, gtid, timestamp, flags): as a MariadbGtidEvent below
-                    gtid = txid = event[1]
-                    commit_ts = event[2]
-                    standalone = bool(event[3] & _STANDALONE)
-                    echo, rows, marks, chunks, in_txn = False, [], [], 0, True
-                    keep = self.keep_echoes
-                    if paused:
-                        reader.lean_rows_paused = paused = False
-                    continue
-                timestamp = event[1]  # (LEAN_XID, timestamp): a transaction boundary, as an XidEvent
-            elif kind == _GTID:
+            # the GTID event is not stamped: the transaction's boundary (or its chunks) is, a moment later
+            if kind == _LEAN and event[0] == LEAN_GTID:  # (LEAN_GTID, gtid, timestamp, flags): as below
+                gtid = txid = event[1]
+                commit_ts = event[2]
+                standalone = bool(event[3] & _STANDALONE)
+                echo, rows, marks, chunks, in_txn = False, [], [], 0, True
+                keep = self.keep_echoes
+                if paused:
+                    reader.lean_rows_paused = paused = False
+                continue
+            if kind == _GTID:
                 gtid = event.gtid
                 txid = gtid
                 commit_ts = event.timestamp
@@ -429,6 +437,9 @@ class BinlogSource:
                 if paused:
                     reader.lean_rows_paused = paused = False
                 continue
+            m_event()
+            if kind == _LEAN:
+                timestamp = event[1]  # (LEAN_XID, timestamp): a transaction boundary, as an XidEvent
             elif kind == _QUERY:
                 query = event.query.strip().upper() if isinstance(event.query, str) else ""
                 if query == "BEGIN":
@@ -446,7 +457,7 @@ class BinlogSource:
             else:
                 continue  # Rotate, Heartbeat: the stream tracks the file name for us
             # a transaction boundary: everything up to here is committed
-            position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+            position = binlog_position(stream.log_file, stream.log_pos, gtid)  # BinlogPosition(...)
             # the GTID event carries the time the transaction's first statement started; the XID
             # (or COMMIT) event the time of the commit, which is what lag and conflicts mean
             if timestamp:
@@ -490,7 +501,8 @@ class BinlogSource:
         changes_read = self._changes_read.get(key)
         if changes_read is None:
             changes_read = self._changes_read[key] = metrics.changes_read.labels(self.direction, str(table))
-        return kind, table, changes_read
+        # the counter's adder (metrics.adder): `changes_read.inc` without its per-call checks, per rows event
+        return kind, table, metrics.adder(changes_read)
 
     def _watch(self, table: TableRef, columns: Any) -> None:
         """Tell the watch a table map's shape once per column list: binlogfast asks _lean_wanted again whenever a
@@ -567,11 +579,10 @@ class BinlogSource:
     def _lean_changes(self, event: Any, table: TableRef) -> list[RowChange]:
         """_changes of a LEAN_ROWS tuple (the rows RowDecoder decoded; `table` is its handle's): the same
         metrics, the same RowChanges."""
-        changes_read = event[1][2]
         pairs = event[3]
         if event[4]:
             metrics.zero_dates.labels(self.direction, str(table)).inc(event[4])
-        changes_read.inc(len(pairs))
+        event[1][2](len(pairs))  # the handle's adder of replicator_changes_read_total
         return row_changes(table, _OPS[event[2]], pairs)
 
     def _fix(self, event: Any, table: TableRef) -> tuple[Any, ...]:
@@ -719,6 +730,11 @@ def renamed_tables(query: str, schema: str) -> list[tuple[TableRef, TableRef]]:
         r = _ALTER_RENAME.search(m.group(3))
         if r is not None:
             return [(ref(m.group(1), m.group(2)), ref(r.group(1), r.group(2)))]
+    return []
+
+
+def _NO_CHANGES(_event: Any, _table: TableRef) -> list[RowChange]:
+    """`changes_of` for a rows event whose change _read appended itself."""
     return []
 
 

@@ -22,8 +22,10 @@ events every transaction carries:
   ``RowDecoder.decode_lean`` with the table map's compiled decoder (found once per table map), and the event
   comes as ``(LEAN_ROWS, handle, event class, pairs, zero_dates)``. Only what ``RowDecoder.decode`` would
   decode itself: whatever it would refuse (no compiled decoder, another column count, a partial bitmap, a body
-  that fails to decode or does not end where the event does), ``skip_to_timestamp``, or ``lean_rows_paused``
-  (set by the caller while it drops a transaction's rows undecoded) builds the event as below, untouched;
+  that fails to decode or does not end where the event does) or ``skip_to_timestamp`` builds the event as below,
+  untouched; with ``lean_rows_paused`` (set by the caller while it drops a transaction's rows unread: an echo)
+  a rows event of a table map the reader keeps is dropped after the same checks and position bookkeeping, no
+  event built;
 - everything else (TableMap, Rows, Query, Rotate, FormatDescription, unknown types, short packets) goes
   through ``BinLogPacketWrapper`` on the untouched packet, followed by the library's own bookkeeping
   (position, rotation and the table-map reset, format description, table-map registration, filters).
@@ -447,6 +449,11 @@ class FastBinLogStreamReader(BinLogStreamReader):
                         pkt._position = stop
                     self.lean_rows += 1
                     return (LEAN_ROWS, lean_to[0], cls, decoded[0], decoded[1])
+        if lean and self.lean_rows_paused:
+            # the caller drops this transaction's rows unread (an echo of our own writes): no event for it to
+            # drop. A built event and its wrapper reference each other, a cycle only the collector frees, and it
+            # holds the packet's bytes until then (crm_to_erp reads every row it wrote back as echoes)
+            return _DROPPED
         # the wrapper the library would have made, at the same place (RowDecoder and event.rows read on)
         if pkt is None:
             pkt = packet(data)

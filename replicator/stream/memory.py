@@ -129,9 +129,14 @@ class MemoryTrace:
 
 
 # young generation / young collections per middle one / middle ones per full one (CPython: 700, 10, 10). A
-# young collection walks only the objects allocated since the last one: 10,000 of them is a fraction of a
-# millisecond, and the rare cycle (an exception's traceback) is still found young, within 10,000 allocations.
-GC_THRESHOLD = (10_000, 50, 50)
+# young collection walks the objects allocated since the last one that are still alive, and there are many
+# more of them than the threshold: CPython counts allocations minus *any* container freed, and the applier
+# frees whole batches of old transactions at a time, so the count falls back while the reader's young objects
+# pile up. At 10,000 a single-row erp_to_crm burst of 200,000 rows spent ~0.3-0.4 s in ~35 young collections
+# of ~10 ms (gc.callbacks; docs/performance.md "fast11: erp_to_crm"); at 50,000 ~0.03 s: in-flight
+# transactions mostly die before a collection sees them. The stream makes almost no reference cycles, and the
+# rare one (an exception's traceback) is still found young, within 50,000 allocations.
+GC_THRESHOLD = (50_000, 50, 50)
 
 
 def tune_gc(threshold: tuple[int, int, int] = GC_THRESHOLD) -> None:

@@ -71,6 +71,8 @@ def _generate(server: Any, db: Any) -> None:
             txn(f"INSERT INTO other VALUES ({i}, 1)")
     txn("UPDATE a SET v = v * 2 WHERE id <= 20", "INSERT INTO b VALUES (1, x'00ff', '2020-02-29'), (2, NULL, NULL)",
         "DELETE FROM a WHERE id > 35")  # multi-row, several tables
+    # 60 single-row events in one transaction: the reader's chunk (chunk_rows=50) ends on a single-row event
+    txn(*(f"UPDATE a SET v = v + 1 WHERE id = {k % 30 + 1}" for k in range(60)))
     run("FLUSH BINARY LOGS")
     txn("INSERT INTO b SELECT seq + 10, RANDOM_BYTES(10), '2001-01-01' FROM seq_1_to_300")  # big, several events?
     run("INSERT INTO m VALUES (1, 1)", "UPDATE m SET v = 2")  # MyISAM: BEGIN .. COMMIT queries
@@ -341,6 +343,8 @@ def test_lean_rows_same_transactions(mixed_binlog: dict, monkeypatch: pytest.Mon
     monkeypatch.setattr(fast_module, "packet", made)
     new = _source_transactions(mixed_binlog, True, monkeypatch, stats=new_stats)
     assert len(old) > 50 and any(not t.final for t in old)
+    # a chunk of the 60 single-row events (the reader's inline single-row path) ended on one of them
+    assert any(not t.final and len(t.changes) == 50 and {c.table.name for c in t.changes} == {"a"} for t in new)
     assert_same_transactions(old, new)
     assert old_stats["lean_rows"] == 0
     # at least the lean rows events, GTIDs and XIDs were read without a MysqlPacket

@@ -126,3 +126,18 @@ def test_final_transaction_is_the_transaction_the_constructor_makes() -> None:
         with pytest.raises(AttributeError):
             made.final = False  # type: ignore[misc]
         assert pickle.loads(pickle.dumps(made)) == made_by_init
+
+
+def test_binlog_position_is_the_position_the_constructor_makes() -> None:
+    """The binlog reader's per-transaction position, built without BinlogPosition.__init__: equal, hashed
+    alike, the same fields in the same order, frozen, ordered and pickled alike."""
+    from replicator.changes import binlog_position
+    for args in [("mysql-bin.000001", 4, "0-1-2"), ("b.1000000", 2 ** 40, None), ("x", 0, "")]:
+        made, by_init = binlog_position(*args), BinlogPosition(*args)
+        assert type(made) is BinlogPosition and made == by_init and hash(made) == hash(by_init)
+        assert list(vars(made).items()) == list(vars(by_init).items()) and repr(made) == repr(by_init)
+        assert not made < by_init and not by_init < made
+        with pytest.raises(AttributeError):
+            made.pos = 5  # type: ignore[misc]
+        assert pickle.loads(pickle.dumps(made)) == by_init
+    assert binlog_position("b.000001", 4, "0-1-2") < binlog_position("b.000001", 5, None)

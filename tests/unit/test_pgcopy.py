@@ -171,7 +171,10 @@ _USUAL = {
     "integer": st.integers(-2**31, 2**31 - 1), "bigint": st.integers(-2**63, 2**63 - 1),
     "numeric": st.decimals(allow_nan=False, allow_infinity=False) | st.integers(-9, 9),
     "text": st.text(alphabet=st.sampled_from(list("ab\\\t\né"))), "boolean": st.booleans(),
-    "timestamp with time zone": st.datetimes(timezones=st.just(timezone.utc)),
+    # timezone.utc itself most of the time (a whole column of it takes `_timestamptz_column`), now and then
+    # another zero offset, equal to it but not it ("Z"), or another offset
+    "timestamp with time zone": st.datetimes(timezones=st.sampled_from(
+        [timezone.utc] * 6 + [timezone(timedelta(0), "Z"), timezone(timedelta(hours=5, minutes=30))])),
     "timestamp without time zone": st.datetimes(), "date": st.dates(), "double precision": st.floats(),
     "bytea": st.binary(max_size=3), "time without time zone": st.times(),
 }
@@ -208,3 +211,20 @@ def test_columns_encode_as_rows(run: tuple[list[str], list[list[Any]]]) -> None:
     except Unsupported:
         got = None
     assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.datetimes(timezones=st.just(timezone.utc)), min_size=1, max_size=8),
+       st.lists(st.decimals(allow_nan=False, allow_infinity=False), min_size=1, max_size=8))
+def test_whole_column_forms_are_the_per_value_texts(stamps: list[datetime], numbers: list[Decimal]) -> None:
+    """_WHOLE_COLUMN's forms give each value's own encoder's text (fold and whole seconds included), and
+    decline (None) a column they cannot take whole: another tzinfo, even an equal one; a non-finite Decimal."""
+    from replicator.appliers.pgcopy import _decimal, _decimal_column, _timestamptz, _timestamptz_column
+    stamps = stamps + [s.replace(fold=1) for s in stamps] + [s.replace(microsecond=0) for s in stamps]
+    assert _timestamptz_column(stamps) == [_timestamptz(s) for s in stamps]
+    assert timezone(timedelta(0)) is timezone.utc  # CPython's: the unnamed zero offset is the singleton
+    assert _timestamptz_column(stamps + [stamps[0].replace(tzinfo=timezone(timedelta(0), "Z"))]) is None
+    assert _timestamptz_column(stamps + [stamps[0].replace(tzinfo=None)]) is None
+    assert _decimal_column(numbers) == [_decimal(n) for n in numbers]
+    assert _decimal_column(numbers + [Decimal("NaN")]) is None
+    assert _decimal_column(numbers + [Decimal("-Infinity")]) is None
