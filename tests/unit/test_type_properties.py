@@ -228,3 +228,19 @@ def test_enum_and_set_members_are_taken_exactly() -> None:
             pass
         else:
             raise AssertionError(wrong)
+
+
+@given(st.integers(-3000, 3000) | st.decimals(0, 2200, places=1) | st.integers(0, 2200).map(str))
+def test_a_year_is_taken_only_as_mariadb_stores_it(value: object) -> None:
+    """MariaDB stores a YEAR of 1..69 as 2001..2069, 70..99 as 1970..1999 and rounds a fraction, without a
+    word: refused by the applier; the values it stores as they are pass (the rest MariaDB refuses itself)."""
+    from replicator.appliers.mariadb import _year
+    n = Decimal(str(value))
+    try:
+        got = _year(value)
+    except ValueError as exc:
+        assert "no year MariaDB's YEAR holds as it is" in str(exc)
+        assert 0 < n < 100 or n != n.to_integral_value()
+    else:
+        assert not (0 < n < 100) and n == n.to_integral_value()
+        assert got == (int(value) if isinstance(value, str) else value)
