@@ -477,6 +477,8 @@ MARIADB_VALUES_POSTGRESQL_REFUSES = [
     ("text", b"\xff", "can't decode"),
     ("smallint", 70000, "out of range for PostgreSQL smallint"),
     ("jsonb", '{"a": 1, "b": {"a": 1}, "a": 2}', "has the key 'a' twice"),
+    ("jsonb", "[1e131072]", "beyond the range of jsonb's numeric"),  # PostgreSQL's error named no column
+    ("jsonb", '{"a": "\\u0000"}', "\\u0000"),
 ]
 
 
