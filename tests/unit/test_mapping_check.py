@@ -1220,7 +1220,7 @@ def test_a_default_for_one_direction_of_a_two_way_field(env: Env) -> None:
 
 
 @pytest.mark.parametrize("src, dst, verdict", [
-    # MariaDB 10.11's UUID refuses a version digit 8-f with a variant digit 0-7, which a PostgreSQL uuid holds
+    # MariaDB 10.11's UUID refuses a 7th byte 80-ff with a 9th byte 01-80, which a PostgreSQL uuid holds
     (C("uuid", type_name="UUID"), C("uuid", bits=128, type_name="UUID"), LOSSY),
     (C("uuid", bits=128, type_name="UUID"), C("uuid", type_name="UUID"), FIT),
     (C("uuid", type_name="UUID"), C("uuid", type_name="UUID"), FIT),

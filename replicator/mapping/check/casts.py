@@ -468,8 +468,8 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
     if sk == "uuid":
         if tk == "uuid":
             if t.bits and not s.bits:
-                return LOSSY, ("MariaDB's UUID refuses a uuid whose 13th hex digit (the version) is 8-f while "
-                               "its 17th is 0-7 ('ffffffff-ffff-8fff-7fff-ffffffffffff'), which PostgreSQL's uuid "
+                return LOSSY, ("MariaDB's UUID refuses a uuid whose 7th byte is 80-ff (version digit 8-f) while "
+                               "its 9th is 01-80 ('ffffffff-ffff-8fff-7fff-ffffffffffff'), which PostgreSQL's uuid "
                                "holds: a row error")
             return FIT, ""
         if tk == "bytes":
