@@ -383,7 +383,8 @@ class Quarantine:
             if found is None or found[0].on_error != "quarantine":
                 continue
             flow, source = found
-            origin = Origin(flow.mapping, source, position, tuple(source.after.get(c) for c in flow.source.key))
+            row = source.after or {}  # (a copied row always has its after image)
+            origin = Origin(flow.mapping, source, position, tuple(row.get(c) for c in flow.source.key))
             if isinstance(tc, TargetChange):
                 self.origins[id(tc)] = (tc, origin)
             elif isinstance(tc, LinkedChange):
