@@ -187,7 +187,8 @@ def world(pg_server, maria_server, tmp_path_factory) -> Iterator[World]:
     pg_sql += [f"CREATE TABLE {c.name} (id int PRIMARY KEY, c {c.pg})" for c in CASES]
     my_sql = [f"CREATE TABLE {c.name} (id INT PRIMARY KEY, c {c.my}) CHARACTER SET utf8mb4" for c in CASES]
     pg_sql += [f"CREATE TABLE k{i} (k {pg} PRIMARY KEY, n int)" for i, (_, pg, _) in enumerate(KEYS)]
-    my_sql += [f"CREATE TABLE k{i} (k {my} PRIMARY KEY, n INT) CHARACTER SET utf8mb4" for i, (_, _, my) in enumerate(KEYS)]
+    my_sql += [f"CREATE TABLE k{i} (k {my} PRIMARY KEY, n INT) CHARACTER SET utf8mb4"
+               for i, (_, _, my) in enumerate(KEYS)]
     for db, statements in ((pg_db, pg_sql), (my_db, my_sql)):
         conn = db.connect()
         with conn.cursor() as cur:
@@ -301,17 +302,16 @@ def test_keys_a_collation_folds_stay_apart(world: World) -> None:
             pad = my.startswith("CHAR")
 
             def rows(conn: Any) -> list[tuple[str, int]]:
-                with conn.cursor() as cur:
-                    cur.execute(f"SELECT k, n FROM k{i} WHERE k LIKE %s", (prefix + "%",))
-                    return sorted((k.rstrip(" ") if pad else k, n) for k, n in cur.fetchall())
+                with conn.cursor() as cur:  # not `LIKE 'p%'`: MariaDB 10.11's misses '6:😀' under utf8mb4_nopad_bin
+                    cur.execute(f"SELECT k, n FROM k{i}")
+                    return sorted((k.rstrip(" ") if pad else k, n) for k, n in cur.fetchall() if k.startswith(prefix))
             want = rows(src)
             try:
                 (got,) = wait_until(lambda: (lambda r: (r,) if len(r) >= len(want) else None)(rows(dst)), 60,
                                     f"the keys of k{i} on the target")
             except AssertionError:
                 raise AssertionError(f"k{i} {KEYS[i]}: source keys {want}, target keys {rows(dst)}, queued "
-                                     f"{world.queued()}\nDEBUG MY {world.pair.my_query(f'SELECT k, HEX(k), n FROM k{i}')}"
-                                     f"\nDEBUG PG {world.pair.pg_query(f'SELECT k, n FROM k{i}')}") from None
+                                     f"{[v for (t, _), v in world.queued().items() if t == f'k{i}']}") from None
             assert got == want, f"k{i} {KEYS[i]}: source keys {want}, target keys {got}"
     keys()
 
