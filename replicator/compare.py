@@ -14,9 +14,10 @@ field copies the value unchanged), and values are compared in that kind:
 - `canonical(kind, value)` is a hashable, type-uniform form: equal data gives equal canonical forms
   (in nearly every case: see `values_equal` for the rest). Row digests hash canonical forms.
 - `values_equal(kind, a, b)` is the authority: canonical equality, or a tolerance where the servers
-  themselves round: floats by a relative tolerance (single precision when either column is single
-  precision), times within the target's fractional-second precision, a decimal written from a float
-  within one unit of the target scale.
+  themselves round: times within the target's fractional-second precision, a decimal written from a float
+  within one unit of the target scale. Floats have none: every driver reads a float exactly (the shortest
+  text that reads back as the same double, or float32 for a single-precision column, compared as the
+  float32 it is), so one unit in the last place is a difference.
 - `row_agrees(rules)` compiles the check that a whole row's canonical forms are equal (so every column is
   `values_equal`), with a fast path for two equal values of one plain class, which need no normalising.
   Only rows it does not pass are compared column by column.
@@ -34,6 +35,7 @@ import ipaddress
 import json
 import math
 import re
+import struct
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -63,8 +65,7 @@ BITS = "bits"  # a bit string (MariaDB BIT, PostgreSQL bit / varbit): the number
 OTHER = "other"
 
 _CTX = Context(prec=200)  # wide enough for any DECIMAL(65,30) / numeric value we quantize
-FLOAT32_REL_TOL = 1e-6  # float32 carries 24 bits (about 7.2 decimal digits)
-FLOAT64_REL_TOL = 1e-12
+_F32 = struct.Struct("<f")
 
 _PG_KINDS = {
     "smallint": INT, "integer": INT, "bigint": INT, "numeric": DECIMAL, "real": FLOAT32,
@@ -421,9 +422,12 @@ def canonical(kind: str, value: Any, scale: int | None = None, precision: int | 
             return ("float", "nan")
         if math.isinf(f):
             return ("float", "inf" if f > 0 else "-inf")
-        digits = 6 if kind == FLOAT32 else 15
-        f = float(f"{f:.{digits}g}")
-        return ("float", f + 0.0 if f != 0 else 0.0)
+        if kind == FLOAT32:  # the float32 it is: exact, whatever decimal text a driver read it from
+            try:
+                f = _F32.unpack(_F32.pack(f))[0]
+            except OverflowError:  # beyond float32: no column holds it, and it equals no other value
+                return ("float", "beyond float32", f)
+        return ("float", f + 0.0 if f != 0 else 0.0)  # MariaDB has no -0: equal to 0
     if kind == BOOL:
         if isinstance(value, (bool, int)):
             return int(value)
@@ -580,14 +584,6 @@ def values_equal(rule: Rule, expected: Any, actual: Any) -> bool:
     if a is None or b is None:
         return False
     kind = rule.kind
-    if kind in (FLOAT32, FLOAT64):
-        fa, fb = _to_float(expected), _to_float(actual)
-        if fa is None or fb is None:
-            return False
-        if math.isnan(fa) or math.isnan(fb):
-            return math.isnan(fa) and math.isnan(fb)
-        tol = FLOAT32_REL_TOL if kind == FLOAT32 else FLOAT64_REL_TOL
-        return math.isclose(fa, fb, rel_tol=tol, abs_tol=1e-37 if kind == FLOAT32 else 1e-300)
     if kind == DECIMAL and (isinstance(expected, float) or isinstance(actual, float)) and rule.scale is not None:
         da, db = _to_decimal(expected), _to_decimal(actual)
         if da is None or db is None or not (da.is_finite() and db.is_finite()):

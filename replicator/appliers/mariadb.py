@@ -85,6 +85,8 @@ def _double(value: Any) -> Any:
 
 _MAX_TIME = timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
 _QUALIFIED_COLUMN = re.compile(r"for column (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)` at row")
+# 4025 of a column's own CHECK (a JSON column's json_valid too), which MariaDB names `table.column`
+_CHECK_COLUMN = re.compile(r"CONSTRAINT `((?:[^`]|``)*)` failed for (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)`")
 _ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
                            r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
 
@@ -354,8 +356,23 @@ def _bits(value: Any) -> Any:
     return value
 
 
+def _year(value: Any) -> Any:
+    """An integer into a YEAR: 0 or 1901..2155 as it is. MariaDB reads 1..69 as 2001..2069 and 70..99 as
+    1970..1999 and rounds 2000.5 to 2001, without a word: refused here (it refuses the rest itself). A text
+    of digits is its number (MariaDB would read '0' as 2000)."""
+    n = value
+    if value.__class__ is str and value.strip().isdigit():
+        n = value = int(value)
+    if isinstance(n, (int, Decimal, float)) and not isinstance(n, bool):
+        if n != int(n) or 0 < n < 100:
+            raise ValueError(f"{value} is no year MariaDB's YEAR holds as it is (0 or 1901..2155; it would store "
+                             f"1..99 as 1970..2069 and round a fraction)")
+    return value
+
+
 _CONVERTERS: dict[str, Converter] = {
     "bit": _bits,
+    "year": _year,
     "datetime": _datetime,
     "timestamp": _datetime,
     "date": _date,
@@ -1010,6 +1027,11 @@ class MariaDBApplier(Applier):
         m = _QUALIFIED_COLUMN.search(text)
         if m:
             return m.group(1).replace("``", "`")
+        m = _CHECK_COLUMN.search(text)
+        if m:
+            name, table = m.group(1).replace("``", "`"), m.group(2).replace("``", "`")
+            column = name[len(table) + 1:] if name.startswith(table + ".") else None
+            return column if column and (change is None or column in change.values) else None
         lower = text.lower()  # 1048 says "Column 'contact_id' cannot be null", capitalised
         for marker in ("for column '", "column '"):
             at = lower.find(marker)

@@ -94,18 +94,52 @@ def _ignore(text: str) -> None:
     return None
 
 
+def _json_number(text: str) -> None:
+    """A JSON number jsonb can hold: numeric's 131072 digits before the point and 16383 after. (PostgreSQL's
+    own 'value overflows numeric format' names no column.)"""
+    if len(text) > 20 or "e" in text or "E" in text:
+        n = Decimal(text)
+        if n and (n.adjusted() >= 131072 or n.as_tuple().exponent < -16383):  # type: ignore[operator]
+            raise ValueError(f"the JSON number {text[:30]} is beyond the range of jsonb's numeric")
+
+
+def _jsonb_text(tree: Any) -> None:
+    """Text jsonb refuses (its errors name no column): NUL, and a surrogate without its pair."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a JSON string holds \\u0000, which jsonb refuses")
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                raise ValueError("a JSON string holds a surrogate escape without its pair, which jsonb refuses")
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+
+
 def _jsonb(value: Any) -> Any:
     """JSON text into a jsonb column, which keeps one of duplicate keys where MariaDB's functions read the
     first: a document with a duplicate key is a row error, not a silently different document (a json column
-    keeps the text as it is). Only the keys are looked at (numbers are not converted)."""
+    keeps the text as it is). So are a number beyond numeric's range, \\u0000 and a lone surrogate escape,
+    which PostgreSQL refuses without naming the column."""
     value = _json(value)
-    if isinstance(value, str) and "{" in value:
+    if isinstance(value, str):
         try:
-            json.loads(value, object_pairs_hook=_unique_keys, parse_float=_ignore, parse_int=_ignore,
-                       parse_constant=_ignore)
+            tree = json.loads(value, object_pairs_hook=_keys_once, parse_float=_json_number, parse_int=_json_number,
+                              parse_constant=_ignore)
         except RecursionError:  # nested deeper than Python parses: PostgreSQL decides
-            pass
+            return value
+        if "\\u" in value:
+            _jsonb_text(tree)
     return value
+
+
+def _keys_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    _unique_keys(pairs)
+    return dict(pairs)
 
 
 def _uuid(value: Any) -> Any:

@@ -373,6 +373,23 @@ class Quarantine:
                 out.extend(produced)
         return out
 
+    def note_copied(self, changes: Sequence[Any], copied_from: dict[int, tuple[Any, RowChange]],
+                    position: Position) -> None:
+        """The rows of a sync chunk (sync/driver.py, at its HIGH watermark `position`): those of a mapping
+        that quarantines are queued like streamed rows when the target rejects them, with the row as it was
+        copied as their source row (`dlq retry` replays it), instead of stopping the copy."""
+        for tc in changes:
+            found = copied_from.get(id(tc))
+            if found is None or found[0].on_error != "quarantine":
+                continue
+            flow, source = found
+            row = source.after or {}  # (a copied row always has its after image)
+            origin = Origin(flow.mapping, source, position, tuple(row.get(c) for c in flow.source.key))
+            if isinstance(tc, TargetChange):
+                self.origins[id(tc)] = (tc, origin)
+            elif isinstance(tc, LinkedChange):
+                self.linked[id(tc)] = (tc, origin)
+
     def committed(self) -> None:
         self.origins.clear()
         self.unroutable.clear()

@@ -105,6 +105,9 @@ class SyncDriver:
         # the apply thread's
         self._tracked: dict[TableRef, tuple[tuple[str, ...], dict[tuple[Any, ...], str]]] = {}
         self._chunks: dict[str, Chunk] = {}  # HIGH mark -> chunk read before it, not applied yet
+        # the flow and source row of each change the last `observe` returned (by id()): what the
+        # dead-letter queue records of a copied row the target rejects (stream/deadletter.note_copied)
+        self.copied_from: dict[int, tuple[Flow, RowChange]] = {}
         # the other direction's driver (same process), which tells us about rows deleted on our target
         self.peer: SyncDriver | None = None
         # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
@@ -280,19 +283,25 @@ class SyncDriver:
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
         deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
         out: list[Routed | Progress] = []
+        sources = self.copied_from = {}
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
             if kind is CHANGED:
                 continue  # changed since the sync started: the stream brings (or brought) its newest state
+            source = RowChange(table, Op.INSERT, None, row_)
             if kind is ECHO:
-                out.extend(self._echo_row(job, route_flow(job.flow, RowChange(table, Op.INSERT, None, row_))))
+                for change in self._echo_row(job, route_flow(job.flow, source)):
+                    sources[id(change)] = (job.flow, source)
+                    out.append(change)
                 continue
-            for change in route_flow(job.flow, RowChange(table, Op.INSERT, None, row_)):
+            for change in route_flow(job.flow, source):
                 if deleted and _target_key(job.flow, change) in deleted:
                     continue  # deleted on the target meanwhile: the delete is on its way here, do not revive it
                 # the flow's own insert_only fields (`insert_only: true`) stay insert-only too
-                out.append(replace(change, insert_only=change.insert_only | job.insert_only) if job.insert_only
-                           else change)
+                if job.insert_only:
+                    change = replace(change, insert_only=change.insert_only | job.insert_only)
+                sources[id(change)] = (job.flow, source)
+                out.append(change)
         metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
         out.append(Progress(self.stream, chunk))
         return out

@@ -19,8 +19,8 @@ the key itself is matched by the lookup, following the target collation.
 Both sides of a chunk are in memory, so each expected row is compared with its counterpart directly: a
 row whose values all have equal canonical forms agrees (`compare.row_agrees`, which skips the
 normalisation for two values of one plain type that are equal); only the other rows are compared
-column by column, with the tolerances of `compare.values_equal` (float precision, decimal scale,
-fractional seconds), which decides.
+column by column, with the tolerances of `compare.values_equal` (decimal scale, fractional seconds;
+floats exactly), which decides.
 
 - A filtered source row expects nothing. A row whose gate is closed, that the flow may not create
   (`created_by` the other side) or whose referenced record has no counterpart (it would be parked) is

@@ -329,3 +329,38 @@ def test_a_retry_does_not_overwrite_an_edit_made_while_the_change_was_queued(mak
     wait_until(lambda: rows("q")[0] == rows("q")[1] == {1: (5, "b"), 2: (5000, "a")}, 30, "q agrees")
     wait_until(lambda: rows("r")[0] == rows("r")[1] == {1: (5000, "c")}, 30, "r agrees")
     assert pair.stop() == 0
+
+
+def test_a_copied_row_the_target_rejects_is_queued_and_the_copy_goes_on(make_pair) -> None:
+    """The first sync stopped the direction on a row the target rejects (a MariaDB TINYINT(1) 2 into a
+    boolean, a PostgreSQL smallint 47 into a YEAR), `on_error: quarantine` or not: now the row is queued
+    with its source row, the rest of the copy is written, the stream goes on, and `dlq retry` after the fix
+    at the source writes the row (tests/integration/test_type_values.py found it)."""
+    pair = make_pair("CREATE TABLE f (id int PRIMARY KEY, flag boolean); CREATE TABLE y (id int PRIMARY KEY, y smallint)",
+                     "CREATE TABLE f (id INT PRIMARY KEY, flag BOOLEAN); CREATE TABLE y (id INT PRIMARY KEY, y YEAR)",
+                     "mappings:\n"
+                     "  f: {direction: erp_to_crm, crm: {table: f, key: [id]}, erp: {table: f, key: [id]},"
+                     " fields: {id: ~, flag: ~}}\n"
+                     "  y: {direction: crm_to_erp, crm: {table: y, key: [id]}, erp: {table: y, key: [id]},"
+                     " fields: {id: ~, y: ~}}\n", "on_error: quarantine\n", setup=False)
+    pair.my_query("INSERT INTO f VALUES (1, 1), (2, 2), (3, 0)")
+    pair.pg_query("INSERT INTO y VALUES (1, 2024), (2, 47), (3, 0)")
+    pair.setup()
+    pair.start()
+    wait_until(lambda: "sync of f done" in pair.log() and "sync of y done" in pair.log()
+               or pair.proc.poll() is not None, 60, "both copies")
+    assert pair.proc.poll() is None, pair.log()[-3000:]
+    assert pair.pg_query("SELECT id, flag FROM f ORDER BY id") == [(1, True), (3, False)]
+    assert pair.my_query("SELECT id, y + 0 FROM y ORDER BY id") == [(1, 2024), (3, 0)]
+    queued = pair.pg_query("SELECT target_key, op, error_class, error, source_row FROM replicator.dead_letter")
+    assert [q[:2] for q in queued] == [("[2]", "insert")], queued
+    assert "public.f, key (2,), column flag" in queued[0][3] and queued[0][4], queued
+    queued = pair.my_query(f"SELECT target_key, error FROM `{pair.state_schema}`.dead_letter")
+    assert len(queued) == 1 and queued[0][0] == "[2]" and "key (2,), column y" in queued[0][1], queued
+    pair.my_query("INSERT INTO f VALUES (4, 1)")  # the stream goes on
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM f")[0][0] == 3, 30, "a streamed row")
+    pair.my_query("UPDATE f SET flag = 1 WHERE id = 2")  # fixed at the source: waits behind the queued row
+    wait_until(lambda: len(pair.pg_query("SELECT 1 FROM replicator.dead_letter")) == 2, 30, "the fix queued")
+    pair.cli("dlq", "retry", "--key", "2", "--mapping", "f")
+    assert pair.pg_query("SELECT id, flag FROM f ORDER BY id") == [(1, True), (2, True), (3, False), (4, True)]
+    assert pair.stop() == 0

@@ -427,6 +427,7 @@ PG_VALUES_MARIADB_REFUSES = [
     ("TIME(6)", b"PT-839H", 1186, "outside MariaDB's TIME range"),
     ("TIME(6)", b"P1M", 1186, "years or months"),
     ("JSON", b"{1.5,NaN}", 1022, "no JSON equivalent"),
+    ("YEAR", b"47", 21, "no year MariaDB's YEAR holds as it is"),  # stored as 2047 without a word
 ]
 
 
@@ -476,6 +477,8 @@ MARIADB_VALUES_POSTGRESQL_REFUSES = [
     ("text", b"\xff", "can't decode"),
     ("smallint", 70000, "out of range for PostgreSQL smallint"),
     ("jsonb", '{"a": 1, "b": {"a": 1}, "a": 2}', "has the key 'a' twice"),
+    ("jsonb", "[1e131072]", "beyond the range of jsonb's numeric"),  # PostgreSQL's error named no column
+    ("jsonb", '{"a": "\\u0000"}', "\\u0000"),
 ]
 
 

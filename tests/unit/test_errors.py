@@ -285,6 +285,9 @@ def test_wal_errors_by_sqlstate_and_catalog(monkeypatch) -> None:
     ("Data too long for column 'name' at row 1", "name"),
     ("Column 'contact_id' cannot be null", "contact_id"),  # 1048: an Akaunting invoice whose customer went
     ("Duplicate entry '1' for key 'PRIMARY'", None),
+    # 4025: a column's own CHECK (a JSON column's json_valid) is named `table.column`; a table CHECK names none
+    ("CONSTRAINT `p2m.doc` failed for `erp`.`p2m`", "doc"),
+    ("CONSTRAINT `chk_total` failed for `erp`.`p2m`", None),
 ])
 def test_mariadb_error_column_reads_both_forms_of_the_column_name(message: str, column: str | None) -> None:
     """MariaDB names the column of a value its type or character set refuses (1366, 1292) qualified and in

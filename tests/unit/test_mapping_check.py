@@ -1217,3 +1217,20 @@ def test_a_default_for_one_direction_of_a_two_way_field(env: Env) -> None:
         env.load(one_field("{default: {crm_to_idempiere: 'Y'}}", direction="both"))
     # a plain mapping value (a JSON default) is not taken for directions
     assert env.load(one_field("{default: {a: 1}}")).mappings[0].flows[0].plans[1].convert(None, {}) == {"a": 1}
+
+
+@pytest.mark.parametrize("src, dst, verdict", [
+    # MariaDB 10.11's UUID refuses a 7th byte 80-ff with a 9th byte 01-80, which a PostgreSQL uuid holds
+    (C("uuid", type_name="UUID"), C("uuid", bits=128, type_name="UUID"), LOSSY),
+    (C("uuid", bits=128, type_name="UUID"), C("uuid", type_name="UUID"), FIT),
+    (C("uuid", type_name="UUID"), C("uuid", type_name="UUID"), FIT),
+    # PostgreSQL's json keeps a lone surrogate escape, which MariaDB's json_valid refuses; jsonb refused it itself
+    (C("json", type_name="JSON"), C("json", type_name="LONGTEXT"), LOSSY),
+    (C("json", type_name="JSONB"), C("json", type_name="LONGTEXT"), FIT),
+    (C("json", type_name="JSON"), C("json", type_name="JSON"), FIT),
+])
+def test_values_mariadb_refuses_that_postgresql_holds_warn(src: ColumnInfo, dst: ColumnInfo, verdict: str) -> None:
+    got = _cast(src, dst)
+    assert got[0] == verdict, got
+    if verdict == LOSSY:
+        assert _loud(src, dst), "a warning (a row error per value), not refused"

@@ -185,8 +185,12 @@ def test_a_bit_string_becomes_the_number_a_mariadb_bit_stores(case: tuple[int, i
     assert _bits("") == "" and _bits("10a") == "10a" and _bits(5) == 5 and _bits(None) is None
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+NO_NUL = st.characters(exclude_characters="\x00")  # jsonb holds no NUL (refused: see below)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(NO_NUL, max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(NO_NUL, max_size=3), inner,
+                                                                                max_size=3),
                     max_leaves=12))
 def test_jsonb_takes_every_document_without_duplicate_keys_as_it_is(doc: object) -> None:
     text = json.dumps(doc)
@@ -228,3 +232,35 @@ def test_enum_and_set_members_are_taken_exactly() -> None:
             pass
         else:
             raise AssertionError(wrong)
+
+
+def test_jsonb_refuses_what_postgresql_would_refuse_without_naming_the_column() -> None:
+    """PostgreSQL's 'value overflows numeric format' and 'unsupported Unicode escape sequence' name no column:
+    the converter refuses such a document first, so the row error names it."""
+    for text, said in (("1e131072", "beyond the range of jsonb's numeric"), ('[1, {"a": 1e-16384}]', "beyond"),
+                       ('"\\u0000"', "\\u0000"), ('{"a\\u0000": 1}', "\\u0000"), ('["\\ud800"]', "surrogate"),
+                       ('"\\udc00\\ud800"', "surrogate")):
+        try:
+            _jsonb(text)
+        except ValueError as exc:
+            assert said in str(exc), (text, str(exc))
+        else:
+            raise AssertionError(text)
+    for text in ("1e131071", "1e-16383", '"\\ud83d\\ude00"', '"\\\\u0000"', "-0", "1" * 5000):
+        assert _jsonb(text) == text
+
+
+@given(st.integers(-3000, 3000) | st.decimals(0, 2200, places=1) | st.integers(0, 2200).map(str))
+def test_a_year_is_taken_only_as_mariadb_stores_it(value: object) -> None:
+    """MariaDB stores a YEAR of 1..69 as 2001..2069, 70..99 as 1970..1999 and rounds a fraction, without a
+    word: refused by the applier; the values it stores as they are pass (the rest MariaDB refuses itself)."""
+    from replicator.appliers.mariadb import _year
+    n = Decimal(str(value))
+    try:
+        got = _year(value)
+    except ValueError as exc:
+        assert "no year MariaDB's YEAR holds as it is" in str(exc)
+        assert 0 < n < 100 or n != n.to_integral_value()
+    else:
+        assert not (0 < n < 100) and n == n.to_integral_value()
+        assert got == (int(value) if isinstance(value, str) else value)

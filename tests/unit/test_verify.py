@@ -101,6 +101,22 @@ def test_float32_noise_is_equal_only_where_single_precision_is_involved() -> Non
     assert same(C.FLOAT64, float("inf"), float("inf")) and not same(C.FLOAT64, float("inf"), float("-inf"))
 
 
+def test_floats_compare_exactly_one_unit_in_the_last_place_is_a_difference() -> None:
+    """verify called a double changed by one ulp (and a float32 by one of its own) equal: a relative tolerance
+    of 1e-12 (1e-6). Drivers read floats exactly, so none is needed (tests/integration/test_type_values.py)."""
+    import math
+    import struct
+    for x in (0.1, 1.7976931348623157e308, 5e-324, -2.0 ** 31, 1e-310, 123456.789):
+        assert same(C.FLOAT64, x, x) and same(C.FLOAT64, repr(x), x)
+        assert not same(C.FLOAT64, x, math.nextafter(x, 0.0)) and not same_digest(C.FLOAT64, x, math.nextafter(x, 0.0))
+    for x in (0.1, 3.4028234663852886e38, 1.401298464324817e-45, 16777216.0):
+        f = struct.unpack("<f", struct.pack("<f", x))[0]
+        g = struct.unpack("<f", struct.pack("<I", struct.unpack("<I", struct.pack("<f", f))[0] ^ 1))[0]
+        assert same(C.FLOAT32, f, x) and same(C.FLOAT32, repr(f), f)  # any text of the same float32
+        assert not same(C.FLOAT32, f, g) and not same_digest(C.FLOAT32, f, g)
+    assert not same(C.FLOAT32, 1e300, float("inf"))  # beyond float32 equals nothing else
+
+
 def test_rule_from_types_single_precision_on_either_side() -> None:
     pg_real = ColumnInfo("c", "real", "postgresql")
     my_float = ColumnInfo("c", "float", "mariadb")

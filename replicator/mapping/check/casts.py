@@ -442,6 +442,10 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             if _jsonb(t) and not _jsonb(s):
                 return LOSSY, (f"{t.describe()} keeps one of duplicate object keys where MariaDB reads the first: "
                                f"a document with a duplicate key is a row error (a json column keeps the text)")
+            if s.type_name.upper() == "JSON" and not t.type_name.upper().startswith("JSON"):
+                return LOSSY, ("PostgreSQL's json keeps the text it was given, a lone surrogate escape ('\\ud800') "
+                               "too, which MariaDB's JSON (CHECK json_valid) refuses: a row error (jsonb refuses it "
+                               "at its own input)")
             return FIT, ""
         return ERROR, f"JSON cannot become {_a(tk)}"
     if sk == "bytes":
@@ -463,6 +467,10 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
         return ERROR, f"bytes cannot become {_a(tk)}"
     if sk == "uuid":
         if tk == "uuid":
+            if t.bits and not s.bits:
+                return LOSSY, ("MariaDB's UUID refuses a uuid whose 7th byte is 80-ff (version digit 8-f) while "
+                               "its 9th is 01-80 ('ffffffff-ffff-8fff-7fff-ffffffffffff'), which PostgreSQL's uuid "
+                               "holds: a row error")
             return FIT, ""
         if tk == "bytes":
             if t.length is not None and t.length < 16:
