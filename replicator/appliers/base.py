@@ -611,7 +611,7 @@ class Applier(abc.ABC):
         k = (table, tuple(key_columns), tuple(columns), n)
         text = self._read_sql.get(k)
         if text is None:
-            cols = ", ".join(self.quote_col(c) for c in (*key_columns, *columns))
+            cols = ", ".join([*(self.quote_col(c) for c in key_columns), *(self.read_expr(table, c) for c in columns)])
             if len(key_columns) == 1:
                 cond = f"{self.quote_col(key_columns[0])} IN ({', '.join(['%s'] * n)})"
             else:
@@ -622,6 +622,11 @@ class Applier(abc.ABC):
                 self._read_sql.clear()
             self._read_sql[k] = text
         return text
+
+    def read_expr(self, table: TableRef, column: str) -> str:
+        """What `read_rows` selects for a (non-key) column: the column, unless the dialect's plain text of it
+        is not its value (a MariaDB FLOAT's 6 significant digits: appliers/mariadb.py)."""
+        return self.quote_col(column)
 
     def key_params(self, table: TableRef, key_columns: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> list[Any]:
         """The keys' values, flat, through the key columns' converters: `convert_row` of each key, with the

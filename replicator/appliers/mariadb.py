@@ -965,6 +965,14 @@ class MariaDBApplier(Applier):
     def quote_col(self, column: str) -> str:
         return quote(column)
 
+    def read_expr(self, table: TableRef, column: str) -> str:
+        """Applier.read_expr: a FLOAT as `CAST(c AS DOUBLE)`, the float32 it holds. MariaDB sends a FLOAT's text
+        with 6 significant digits (1.2345671 as 1.23457): compared with what the other side sent, that was a
+        concurrent edit that never happened, and a value the check kept was written back 6 digits short
+        (verify's scanner reads it the same way: sources/scanmariadb.py)."""
+        q = quote(column)
+        return f"CAST({q} AS DOUBLE)" if self._types.get(table, {}).get(column) == "float" else q
+
     def read_rows(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
                   keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Applier.read_rows, the same statement and rows for less client work (it was most of a checked

@@ -530,3 +530,40 @@ def test_a_late_reader_does_not_swap_values(make_pair):
                      ("erp_to_crm", "update_differs", "name", "crm", "kept"): N}, found
     details = {d for (d,) in pair.pg_query("SELECT DISTINCT detail FROM replicator.conflicts")}
     assert details and all(d.startswith("as decided by the other direction") for d in details), details
+
+
+def test_a_float_column_is_no_conflict_of_its_own(make_pair):
+    """MariaDB sends a FLOAT's text with 6 significant digits (1.2345671 as 1.23457): read that way, the
+    check's locked read saw a FLOAT with more digits as changed by someone else, so a CRM edit of it was a
+    conflict -- lost under `priority: erp` to an ERP "edit" that never happened. The read takes the float32
+    whole (CAST AS DOUBLE), as verify's scanner does."""
+    pg = "CREATE TABLE meas (id int PRIMARY KEY, name text, w real, d double precision)"
+    my = "CREATE TABLE meas (id INT PRIMARY KEY, name VARCHAR(50), w FLOAT, d DOUBLE)"
+    mappings = """
+mappings:
+  meas:
+    direction: both
+    conflicts: {priority: erp}
+    crm: {table: meas, key: [id]}
+    erp: {table: meas, key: [id]}
+    fields: {id: ~, name: ~, w: ~, d: ~}
+"""
+    pair = make_pair(pg, my, mappings, extra_config=EXTRA)
+    pair.start()
+    pair.pg_query("INSERT INTO meas VALUES (1, 'a', 1.2345671, 1.2345671), (2, 'b', 123456789, 0.1), "
+                  "(3, 'c', 3.4028235e38, 2.5)")
+    wait_until(lambda: pair.my_query("SELECT COUNT(*) FROM meas") == [(3,)], 60, "the rows on the erp side")
+    exact = "SELECT id, CAST(w AS DOUBLE), d FROM meas ORDER BY id"
+    pair.pg_query("UPDATE meas SET w = w / 2, d = d * 3")  # the float fields themselves, from the crm
+    want = [tuple(r) for r in pair.pg_query("SELECT id, w::float8, d FROM meas ORDER BY id")]
+    try:
+        wait_until(lambda: [tuple(r) for r in pair.my_query(exact)] == want, 30, "the crm edits on the erp side")
+    except AssertionError:
+        raise AssertionError(f"erp {pair.my_query(exact)} crm {want} conflicts {_recorded(pair)}") from None
+    pair.my_query("UPDATE meas SET w = w * 2, d = d + 1")  # and back from the erp
+    want = [tuple(r) for r in pair.my_query(exact)]
+    wait_until(lambda: [tuple(r) for r in pair.pg_query("SELECT id, w::float8, d FROM meas ORDER BY id")] == want,
+               60, "the erp edits on the crm side")
+    time.sleep(1)
+    assert _recorded(pair) == {}
+    assert [tuple(r) for r in pair.my_query(exact)] == want
