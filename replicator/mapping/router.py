@@ -360,6 +360,25 @@ def _compiled(flow: Flow) -> _Compiled:
     return compiled
 
 
+def _field_pass_lines(fields: tuple[tuple[str, str, FieldPlan | None, bool], ...], indent: str) -> list[str]:
+    """The generated lines `_field_pass` and `_update_one` share, at `indent`: each field's new and old value
+    read into n<i> / o<i>, None returned for an unchanged TOAST value, and `changed` built (the key's fields
+    always, the others where the value differs: `_same` inline, as in the loop)."""
+    lines = [f"{indent}n{i} = row[{source!r}]; o{i} = before[{source!r}]" for i, (_, source, _, _) in enumerate(fields)]
+    if fields:
+        lines.append(f"{indent}if " + " or ".join(f"n{i} is _U or o{i} is _U" for i in range(len(fields))) + ":")
+        lines.append(f"{indent}    return None")
+    lines.append(f"{indent}changed = {{}}")
+    for i, (target, _, _, is_key) in enumerate(fields):
+        if is_key:
+            lines.append(f"{indent}changed[{target!r}] = n{i}")
+        else:
+            lines += [f"{indent}if not (n{i} is o{i} or (n{i}.__class__ is o{i}.__class__"
+                      f" and (n{i} == o{i} or (n{i} != n{i} and o{i} != o{i})))):",
+                      f"{indent}    changed[{target!r}] = n{i}"]
+    return lines
+
+
 def _field_pass(fields: tuple[tuple[str, str, FieldPlan | None, bool], ...]
                 ) -> Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]:
     """`_two_way_update`'s loop over `fields` (none with a plan, no owned fields) unrolled for one flow:
@@ -369,20 +388,7 @@ def _field_pass(fields: tuple[tuple[str, str, FieldPlan | None, bool], ...]
     dict display, no tuple unpacking, no tests of `plan` and `values` per field. The same dicts, in the same
     order, as the loop (tests/unit/test_conflicts_fast.py). Column names enter the source only as repr()
     string literals."""
-    lines = ["def field_pass(row, before, _U=_U):"]
-    for i, (_, source, _, _) in enumerate(fields):
-        lines.append(f"    n{i} = row[{source!r}]; o{i} = before[{source!r}]")
-    if fields:
-        lines.append("    if " + " or ".join(f"n{i} is _U or o{i} is _U" for i in range(len(fields))) + ":")
-        lines.append("        return None")
-    lines.append("    changed = {}")
-    for i, (target, _, _, is_key) in enumerate(fields):
-        if is_key:
-            lines.append(f"    changed[{target!r}] = n{i}")
-        else:  # _same inline, as in the loop
-            lines += [f"    if not (n{i} is o{i} or (n{i}.__class__ is o{i}.__class__"
-                      f" and (n{i} == o{i} or (n{i} != n{i} and o{i} != o{i})))):",
-                      f"        changed[{target!r}] = n{i}"]
+    lines = ["def field_pass(row, before, _U=_U):", *_field_pass_lines(fields, "    ")]
     lines.append("    return {" + ", ".join(f"{target!r}: o{i}" for i, (target, _, _, _) in enumerate(fields))
                  + "}, changed")
     namespace: dict[str, Any] = {"_U": UNCHANGED}
@@ -415,20 +421,7 @@ def _update_one(flow: Flow, fields: tuple[tuple[str, str, FieldPlan | None, bool
         return f"o{sources.index(c)}" if c in sources else f"before[{c!r}]"
     lines = ["def update_one(row, before, commit_time, _U=_U, _new=_new, _TC=_TC, _proto=_proto, _NOTHING=_NOTHING,"
              " _tkey=_tkey):",
-             "    try:"]
-    for i, source in enumerate(sources):
-        lines.append(f"        n{i} = row[{source!r}]; o{i} = before[{source!r}]")
-    if fields:
-        lines.append("        if " + " or ".join(f"n{i} is _U or o{i} is _U" for i in range(len(fields))) + ":")
-        lines.append("            return None")
-    lines.append("        changed = {}")
-    for i, (target, _, _, is_key) in enumerate(fields):
-        if is_key:
-            lines.append(f"        changed[{target!r}] = n{i}")
-        else:  # _same inline, as in the loop
-            lines += [f"        if not (n{i} is o{i} or (n{i}.__class__ is o{i}.__class__"
-                      f" and (n{i} == o{i} or (n{i} != n{i} and o{i} != o{i})))):",
-                      f"            changed[{target!r}] = n{i}"]
+             "    try:", *_field_pass_lines(fields, "        ")]
     lines.append("        expect = {" + ", ".join(f"{target!r}: o{i}" for i, (target, _, _, _) in enumerate(fields))
                  + "}")
     lines.append("        key = (" + "".join(f"{new(c)}, " for c in ks) + ")")
