@@ -285,7 +285,11 @@ def test_lag_gauge_against_measured_lag(pair: Pair, origin: str) -> None:
     wait_until(lambda: _lag(pair, direction) == 0.0, 5, "lag 0 when idle")
     # an idle source for longer than a binlog heartbeat: still 0
     time.sleep(2)
-    assert _lag(pair, direction) == 0.0 and _lag(pair, "erp_to_crm" if origin == "crm" else "crm_to_erp") == 0.0
+    assert _lag(pair, direction) == 0.0
+    # the other direction only takes echoes of this one's writes (its idle checkpoint bumps among them): one
+    # taken just before the reading reads as the microseconds since it was taken (seen in CI: 1.4e-05 s),
+    # then 0 at the next idle tick; frozen at a stall it would read seconds
+    assert _lag(pair, "erp_to_crm" if origin == "crm" else "crm_to_erp") < MEASURING
     assert pair.stop() == 0
 
 
