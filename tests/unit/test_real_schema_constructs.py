@@ -232,7 +232,7 @@ def test_generate_compiles_per_key_column(config: Config) -> None:
 
 @pytest.mark.parametrize("gen, message", [
     ("{code: uuid}", "generate: 'code' is not a key column of this table (key: ['id'])"),
-    ("{id: serial}", "generate.id is default, uuid or {template:"),
+    ("{id: serial}", "generate.id is default, uuid, {template:"),
     ('{id: {template: "c/{owner}/{uuid}"}}', "generate.id.template: {owner} is neither a field of the mapping nor {uuid}"),
     ('{id: {template: "contact"}}', "makes the same key for every row"),
     ("[id]", "generate maps key columns to default, uuid"),
