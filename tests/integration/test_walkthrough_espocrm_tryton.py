@@ -167,6 +167,25 @@ def test_the_espocrm_tryton_page_runs_as_written(make_pair):
     code, out = page_cli(pair, "conflicts", "--key", ACME)
     assert code == 0 and len(out.splitlines()) == 3 and f"{winner} won" in out, out
 
+    # an opportunity saved with a zero close date (a session without NO_ZERO_DATE) and won: its sale has no date,
+    # counted; Tryton's user deletes that draft sale, and the opportunity's next edit says it is not written
+    crm = pair.maria.connect()
+    try:
+        with crm.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")
+            cur.execute("INSERT INTO opportunity (id, name, deleted, stage, close_date, account_id) VALUES "
+                        "('6571d00000000001', 'Zero date deal', 0, 'Closed Won', '0000-00-00', %s)", (ACME,))
+    finally:
+        crm.close()
+    wait_until(lambda: pair.pg_query("SELECT sale_date FROM sale_sale WHERE reference = '6571d00000000001'")
+               == [(None,)], 30, "the zero date as NULL")
+    assert pair.metric("replicator_zero_dates_total", direction="espocrm_to_tryton") >= 1
+    pair.pg_query("DELETE FROM sale_sale WHERE reference = '6571d00000000001'")
+    pair.my_query("UPDATE opportunity SET name = 'Zero date deal, renamed' WHERE id = '6571d00000000001'")
+    wait_until(lambda: "changed, but its counterpart public.sale_sale key" in pair.log(), 30, "the missing sale logged")
+    assert "mapping sales: espocrm key ('6571d00000000001',) changed" in pair.log(), pair.log()[-3000:]
+    pair.my_query("DELETE FROM opportunity WHERE id = '6571d00000000001'")  # (the sale stays deleted: ignore)
+
     # stop, edits on both sides, start: they arrive, once
     assert pair.stop() == 0
     pair.my_query("UPDATE account SET website = 'https://acme.example/new' WHERE id = %s", (ACME,))
