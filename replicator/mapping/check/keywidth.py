@@ -68,7 +68,7 @@ def check_key_widths(ck: _Checker, m: Mapping) -> None:
             made = "unbounded values" if w is None else f"up to {w} characters"
             how = {"uuid": "uuid", "hex": f"{{hex: {gen.length}}}"}.get(gen.kind, repr(gen.template))
             fix = (f"generate: {{{gen.column}: {{hex: {c.length}}}}} makes random keys of {c.length} hex digits "
-                   f"(the width of EspoCRM's ids)" if gen.kind in ("uuid", "hex") and c.length >= 12 else
+                   f"(mappings.md, \"Keys the application makes\")" if gen.kind in ("uuid", "hex") and c.length >= 12 else
                    f"shorten the template (fewer fields, or a field of a narrower column)")
             ck.warn(e.side, f"{_at(m.where, '.' + e.side + '.generate')}: {gen.column} = {how} makes keys of {made}, "
                             f"{e.table}.{gen.column} holds {c.length}: a longer key is a row error when the row is "
