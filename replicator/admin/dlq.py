@@ -51,7 +51,8 @@ def _open(config: Config, side: str) -> Applier:
 Opener = Callable[[Config, str], Applier]
 
 
-def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) -> list[Entry]:
+def _selected(db: Applier, args: Any, sides: Sequence[str], mset: MappingSet | None = None,
+              lock: bool = False) -> list[Entry]:
     if not deadletter.exists(db):
         raise ConfigError(f"{db.conn.name} has no {db.conn.state_schema}.{deadletter.TABLE} table: run "
                           f"`replicator setup` (it adds the tables a newer version needs)")
@@ -65,8 +66,8 @@ def _selected(db: Applier, args: Any, sides: Sequence[str], lock: bool = False) 
         if first is None or args.action == "show":
             return [first] if first is not None else []
         # retry: the changes queued before it for its row go first; skip: the ones behind it go too
-        row = (first.target_table, first.target_key)
-        same = [e for e in entries if (e.target_table, e.target_key) == row]
+        row = deadretry.entry_row(first, mset)
+        same = [e for e in entries if deadretry.entry_row(e, mset) == row]
         entries = [e for e in same if e.id >= ref.id] if args.action == "skip" else same
     return entries
 
@@ -121,7 +122,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
         db = opener(config, side)
         try:
             if args.action in ("list", "show"):
-                entries = _selected(db, args, sides)
+                entries = _selected(db, args, sides, mset)
                 db.rollback()
                 matched += len(entries)
                 listed.append((side, entries))
@@ -140,7 +141,7 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             while True:
                 db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
                 applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
-                entries = _selected(db, args, sides, lock=True)
+                entries = _selected(db, args, sides, mset, lock=True)
                 missing = {e.change.table for e in entries} - loaded if args.action == "retry" else set()
                 if not missing:
                     break
@@ -207,7 +208,8 @@ def _superseded_notes(outcome: deadretry.Outcome) -> dict[int, str]:
         notes[first.id] = (f"failed again, replaced by the row's latest queued change {last.ref}, written whole "
                            f"in its place")
         for e in outcome.applied:
-            if first.id < e.id < last.id and (e.target_table, e.target_key) == (first.target_table, first.target_key):
+            same = (e.target_table, e.target_key, e.mapping) == (first.target_table, first.target_key, first.mapping)
+            if first.id < e.id < last.id and same:
                 notes[e.id] = f"superseded by {last.ref}"
         notes[last.id] = f"written in place of {first.ref} and the changes between them"
     return notes

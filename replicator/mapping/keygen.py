@@ -12,9 +12,12 @@ Forms, per key column of an endpoint (`generate: {id: ...}`):
 - `uuid`: a fresh random UUID, as text (`8c1d…-…`).
 - `{template: "contact/{entity}/{uuid}"}`: constants, `{field}` values of the row being created (in
   target terms) and `{uuid}` (a fresh UUID). A field that is NULL is a row error, never an empty segment.
+- `{hex: 17}`: that many random lower-case hex digits (EspoCRM's `VARCHAR(17)` ids, which a 36-character UUID
+  does not fit: docs/walkthrough-espocrm-tryton.md).
 """
 from __future__ import annotations
 
+import secrets
 import string
 import uuid
 from dataclasses import dataclass
@@ -29,9 +32,10 @@ class KeyGen:
     """How one key column is made when replicator creates a row."""
 
     column: str
-    kind: str  # default | uuid | template
+    kind: str  # default | uuid | template | hex
     template: str = ""
     fields: tuple[str, ...] = ()  # field names the template reads (not `uuid`)
+    length: int = 0  # hex: how many digits
 
     @property
     def by_database(self) -> bool:
@@ -41,6 +45,8 @@ class KeyGen:
         """The key for a new row; `values` maps the template's field names to their target values."""
         if self.kind == "uuid":
             return str(uuid.uuid4())
+        if self.kind == "hex":
+            return secrets.token_hex((self.length + 1) // 2)[:self.length]
         if self.kind != "template":
             raise ValueError(f"{self.kind} keys are made by the database")
         parts = {"uuid": str(uuid.uuid4())}
@@ -53,9 +59,9 @@ class KeyGen:
 
 
 def compile_generate(spec: Any, key: tuple[str, ...], fields: set[str], where: Where) -> tuple[KeyGen, ...]:
-    """`generate: {column: default | uuid | {template: "..."}}` of an endpoint."""
+    """`generate: {column: default | uuid | {template: "..."} | {hex: N}}` of an endpoint."""
     if not isinstance(spec, Mapping) or not spec:
-        raise ConfigError("generate maps key columns to default, uuid or {template: \"...\"}", where)
+        raise ConfigError("generate maps key columns to default, uuid, {template: \"...\"} or {hex: N}", where)
     out = []
     for column, form in spec.items():
         if column not in key:
@@ -63,9 +69,16 @@ def compile_generate(spec: Any, key: tuple[str, ...], fields: set[str], where: W
         if form in ("default", "uuid"):
             out.append(KeyGen(str(column), str(form)))
             continue
+        if isinstance(form, Mapping) and set(form) == {"hex"}:
+            n = form["hex"]
+            if isinstance(n, bool) or not isinstance(n, int) or not 12 <= n <= 64:
+                raise ConfigError(f"generate.{column}.hex is the number of random hex digits, 12 to 64 (fewer "
+                                  f"would repeat): got {n!r}", where)
+            out.append(KeyGen(str(column), "hex", length=n))
+            continue
         if not (isinstance(form, Mapping) and set(form) == {"template"} and isinstance(form["template"], str)):
-            raise ConfigError(f"generate.{column} is default, uuid or {{template: \"prefix/{{field}}/{{uuid}}\"}}",
-                              where)
+            raise ConfigError(f"generate.{column} is default, uuid, {{template: \"prefix/{{field}}/{{uuid}}\"}} or "
+                              f"{{hex: N}}", where)
         template = form["template"]
         try:
             names = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]

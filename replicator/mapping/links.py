@@ -168,6 +168,11 @@ class Linker:
                         self._recreate(flow, values, target_key)
                     return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
+                log.warning("%s: mapping %s: %s key %s changed, but its counterpart %s key %s is gone (deleted on "
+                            "%s since): not written, and not created again out of an update; `replicator verify "
+                            "--mapping %s` lists it (counted in replicator_rows_missing_total)", self.stream,
+                            flow.mapping, flow.source.side, show_key(lc.source_key), flow.target.table,
+                            show_key(target_key), flow.target.side, flow.mapping)
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
             if linked_now and flow.referenced:
                 # the record has a counterpart from now on: children waiting for it can follow

@@ -97,7 +97,8 @@ def _value_map(sa: ColumnInfo, sb: ColumnInfo, a: str, b: str) -> list[str] | No
 def _key_maker(t: Table) -> str | None:
     """Who makes the one-column key of a new row: "db" (identity, serial, AUTO_INCREMENT), "default" (a
     DEFAULT such as gen_random_uuid()), "uuid" (text or uuid without a default: the application makes it,
-    as SuiteCRM's char(36) ids), or None (a composite key, or one that must be given: shared keys)."""
+    as SuiteCRM's char(36) ids), "{hex: N}" (text too narrow for a UUID: EspoCRM's VARCHAR(17) ids, random
+    hex of the column's width), or None (a composite key, or one that must be given: shared keys)."""
     if len(t.key) != 1 or t.key[0] not in t.columns:
         return None
     c = t.columns[t.key[0]]
@@ -107,6 +108,8 @@ def _key_maker(t: Table) -> str | None:
         return "default"
     if c.kind == "uuid" or (c.kind == "text" and (c.length is None or c.length >= 32)):
         return "uuid"
+    if c.kind == "text" and c.length is not None and c.length >= 12:
+        return f"{{hex: {c.length}}}"
     return None
 
 

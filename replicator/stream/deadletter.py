@@ -220,10 +220,40 @@ def delete(db: Applier, ids: Iterable[int]) -> int:
 
 def held_keys(db: Applier, stream: str) -> set[tuple[str, str]]:
     """The rows (target table, key text) that have a change queued: later changes wait behind it."""
+    return {(t, k) for t, k, _m in held_rows(db, stream)}
+
+
+def held_rows(db: Applier, stream: str) -> set[tuple[str, str, str]]:
+    """(target table, key text, mapping) of every queued change of `stream`."""
     q = db.quote_col
-    rows = db.query(f"SELECT DISTINCT {q('target_table')}, {q('target_key')} FROM {_table(db)} "
+    rows = db.query(f"SELECT DISTINCT {q('target_table')}, {q('target_key')}, {q('mapping')} FROM {_table(db)} "
                     f"WHERE {q('stream')} = %s", [stream])
-    return {(str(t), str(k)) for t, k in rows}
+    return {(str(t), str(k), str(m)) for t, k, m in rows}
+
+
+Row = tuple[str, ...]
+
+
+def row_id(target_table: str, key_text: str, linked_source: str | None = None) -> Row:
+    """The row a queued change belongs to, which its later changes wait behind: its target table and key.
+    A linked mapping's change is queued under the *source* row's key (stream/deadlinked), so its row is
+    also named by its source table (`linked_source`): two mappings folding rows of different source tables
+    into one target table (Tryton's addresses and contact mechanisms into EspoCRM's account) have keys
+    that may be equal, and a change of one is no later change of the other."""
+    return (target_table, key_text) if linked_source is None else (target_table, key_text, linked_source)
+
+
+def linked_sources(mset: MappingSet, source_side: str) -> dict[str, tuple[str, str]]:
+    """By mapping name: (target table, source table) of its linked flow from `source_side`."""
+    return {f.mapping: (str(f.target.table), str(f.source.table)) for m in mset.mappings for f in m.flows
+            if f.source.side == source_side and f.linked}
+
+
+def linked_source(sources: dict[str, tuple[str, str]], mapping: str, target_table: str) -> str | None:
+    """The source table naming a queued change's row (row_id), None when its mapping is not linked (or no
+    longer writes that table)."""
+    found = sources.get(mapping)
+    return found[1] if found is not None and found[0] == target_table else None
 
 
 def counts(db: Applier) -> dict[tuple[str, str], int]:
@@ -313,7 +343,8 @@ class Quarantine:
 
     def __init__(self, stream: str, mset: MappingSet, source_side: str):
         self.stream = stream
-        self.held: set[tuple[str, str]] = set()
+        self.held: set[Row] = set()  # row_id of each row with a queued change
+        self.sources = linked_sources(mset, source_side)
         self.origins: dict[int, tuple[TargetChange, Origin]] = {}  # by id() of a change in the open batch
         self.unroutable: dict[int, str] = {}  # changes the mapping could not produce (by id()): why
         self.undecodable: set[int] = set()  # those of them whose source row could not be read (by id())
@@ -401,13 +432,14 @@ class Quarantine:
         """Read the held rows and set the gauge. Also at the start of a target transaction while rows are
         held: `replicator dlq retry|skip` may have emptied a row's queue meanwhile, and a change must not
         queue behind nothing."""
-        self.held = held_keys(db, self.stream)
+        self.held = {row_id(t, k, linked_source(self.sources, m, t)) for t, k, m in held_rows(db, self.stream)}
         found = {table: n for (stream, table), n in counts(db).items() if stream == self.stream}
         for table in set(self.tables) | set(found):
             metrics.dead_letter_rows.labels(self.stream, table).set(found.get(table, 0))
 
-    def _row(self, tc: TargetChange) -> tuple[str, str]:
-        return (str(tc.table), dumps_key(tuple(tc.key)))
+    def _row(self, tc: TargetChange) -> Row:
+        table = str(tc.table)
+        return row_id(table, dumps_key(tuple(tc.key)), linked_source(self.sources, tc.mapping, table))
 
     def _origin(self, tc: TargetChange) -> Origin | None:
         found = self.origins.get(id(tc))
@@ -439,7 +471,8 @@ class Quarantine:
 
     # -- linked changes (stream/deadlinked): queued by the source row's key, the counterpart's may not exist
     def held_linked(self, lc: LinkedChange) -> bool:
-        return (str(lc.flow.target.table), dumps_key(tuple(lc.source_key))) in self.held
+        return row_id(str(lc.flow.target.table), dumps_key(tuple(lc.source_key)), str(lc.flow.source.table)) \
+            in self.held
 
     def quarantines_linked(self, lc: LinkedChange) -> bool:
         found = self.linked.get(id(lc))

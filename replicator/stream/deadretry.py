@@ -18,7 +18,7 @@ from replicator.conflicts.detect import Detector
 from replicator.errors import RowError
 from replicator.mapping.model import Flow, MappingSet
 from replicator.mapping.router import Routed, route_flow
-from replicator.stream import deadcheck
+from replicator.stream import deadcheck, deadletter
 from replicator.stream.deadletter import UNDECODABLE, Entry, _table, delete, error_class, try_apply
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
     return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
 
 
-Row = tuple[str, str]  # a target row: its table and its key as JSON text
+Row = deadletter.Row  # a target row: its table and its key as JSON text (deadletter.row_id)
 
 
 class ByRow:
@@ -121,8 +121,8 @@ class ByRow:
     queue -- quadratic when many rows of a large queue failed again. `scanned` counts the changes looked
     at to find them (tests/unit/test_deadletter.py holds it to the row's own)."""
 
-    def __init__(self, ordered: Sequence[Entry]):
-        self.keys: list[Row] = [(e.target_table, dumps_key(tuple(e.target_key))) for e in ordered]
+    def __init__(self, ordered: Sequence[Entry], mset: MappingSet | None = None):
+        self.keys: list[Row] = [entry_row(e, mset) for e in ordered]
         self._rows: dict[Row, list[tuple[int, Entry]]] = {}
         for i, (row, e) in enumerate(zip(self.keys, ordered)):
             self._rows.setdefault(row, []).append((i, e))
@@ -133,6 +133,13 @@ class ByRow:
         changes = self._rows[self.keys[i]]
         self.scanned += len(changes)
         return [x for j, x in changes if j > i and x.mapping == e.mapping]
+
+
+def entry_row(e: Entry, mset: MappingSet | None) -> Row:
+    """The row `e` was queued for (deadletter.row_id): a linked mapping's key is its source row's."""
+    linked = linked_flow(e, mset)
+    return deadletter.row_id(e.target_table, dumps_key(tuple(e.target_key)),
+                             str(linked.source.table) if linked is not None else None)
 
 
 def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
@@ -181,7 +188,7 @@ def retry(db: Applier, entries: Sequence[Entry], mset: MappingSet | None,
         return try_apply(db, changes, lambda: deadcheck.check(db, det, flow, changes)) if changes else None
 
     ordered = sorted(entries, key=lambda x: x.id)
-    rows = ByRow(ordered)
+    rows = ByRow(ordered, mset)
     for i, e in enumerate(ordered):
         if e.id in done:
             continue

@@ -46,6 +46,20 @@ class Expect:
         self.target_key: tuple[Any, ...] | None = None
         self.target: dict[str, Any] | None = None
 
+def compared_columns(flow: Flow) -> list[str]:
+    """The target columns verify compares: not the key, and not those that say nothing about the source row.
+    - An insert_only field is the target's own once the row exists (a tenant, `customer_rank: 1` on
+      creation): a row the other application made or changed since holds its own value, which is no
+      difference, and a repair must not overwrite it. A missing row is still created with it.
+    - A column replicator stamps with the apply time (`now: true`) holds when a write arrived, which no
+      source row says: never a difference, never repaired (a missing row is created with a fresh stamp).
+    - A constant of a two-way flow (`write_uid: {espocrm: ~, constant: 0}`) is written when replicator creates
+      the row and never by an update (a two-way update writes what changed, and a constant never changes:
+      mappings.md): it is insert_only in effect, and the rows the target's application created or edited
+      hold its own value (Tryton's user), which verify called a difference of every such row."""
+    return [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only and not p.stamp
+            and not (flow.two_way and p.source is None)]
+
 
 class FlowCheck:
     """Everything needed to compare one flow's rows: scanners, comparison rules, counterpart lookups."""
@@ -66,13 +80,7 @@ class FlowCheck:
             copy = p.source is not None and p.convert is None and p.references is None
             self.rules[p.target] = rule_for(tinfo.get(p.target),
                                             sinfo.get(p.source) if copy and p.source is not None else None, p.target)
-        # an insert_only field is the target's own once the row exists (a tenant, `customer_rank: 1` on
-        # creation): a row the other application made or changed since holds its own value, which is no
-        # difference, and a repair must not overwrite it. A missing row is still created with it.
-        # A column replicator stamps with the apply time (`now: true`) holds when a write arrived, which no
-        # source row says: never a difference, never repaired (a missing row is created with a fresh stamp).
-        self.compared = [p.target for p in flow.plans if p.target not in flow.target.key and not p.insert_only
-                         and not p.stamp]
+        self.compared = compared_columns(flow)
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
         self.convert = self.tgt.converter(flow.target.table, [p.target for p in flow.plans])

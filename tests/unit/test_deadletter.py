@@ -185,8 +185,8 @@ def test_a_failed_change_finds_its_rows_later_changes_without_scanning_the_queue
     indexes: list[deadretry.ByRow] = []
 
     class Counted(deadretry.ByRow):
-        def __init__(self, ordered: Sequence[deadletter.Entry]):
-            super().__init__(ordered)
+        def __init__(self, ordered: Sequence[deadletter.Entry], mset: MappingSet | None = None):
+            super().__init__(ordered, mset)
             indexes.append(self)
     monkeypatch.setattr(deadretry, "ByRow", Counted)
     db = TxApplier()
@@ -305,3 +305,64 @@ def test_an_undecodable_entry_is_never_written_and_keeps_its_class() -> None:
         assert out.applied == () and "could not be read exactly" in out.failed[0][1]
         assert db.rows == {}
     assert db.updated_classes == [deadletter.UNDECODABLE] * 2
+
+
+FOLDS = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cust_no]}
+    link: {crosswalk: true}
+    fields: {name: ~}
+  customer_street:
+    direction: both
+    crm: {table: address, key: [id], generate: {id: default}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: party, value: street, into: street}
+  customer_city:
+    direction: both
+    crm: {table: address, key: [id], generate: {id: default}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: party, value: city, into: city}
+  customer_website:
+    direction: both
+    crm: {table: mechanism, key: [id], slice: {type: website}, generate: {id: default}}
+    erp: {table: customers, key: [cust_no]}
+    fold: {parent: customers, child: crm, by: party, value: value, into: website}
+"""
+
+
+def test_a_queued_fold_change_holds_its_own_source_row_not_another_tables_with_the_same_key(tmp_path: Path,
+                                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/walkthrough-espocrm-tryton.md: Tryton's address 5 (a second address of a party, refused by the
+    fold) was queued; then the delete of contact mechanism 5 -- another table, folded into the same EspoCRM
+    account table -- was queued behind it, "an earlier change of this row is queued", and the web site stayed.
+    Linked changes are queued by their source row's key, so the source table is part of the row."""
+    from replicator.mapping.router import route
+
+    config = make_config(tmp_path)
+    config.mappings_dir.mkdir()
+    write(config, "m.yaml", FOLDS)
+    mset = load_mappings(config)
+    db = TxApplier()
+    q = Quarantine("crm_to_erp", mset, "crm")
+    address = {"id": 5, "party": 2, "street": "Warehouse Rd", "city": "Scranton"}
+    street, city = q.route(mset, "crm", RowChange(TableRef("public", "address"), Op.INSERT, None, address), LSN(1), None)
+    site = {"id": 5, "party": 7, "type": "website", "value": "https://initech.example"}
+    (gone,) = route(mset, "crm", RowChange(TableRef("public", "mechanism"), Op.DELETE, site, None))
+    q.queue_linked(db, street, "parent 2 has 2 rows", "mapping")
+    assert q.held_linked(city)  # the same source row, another mapping: it waits behind (one target row)
+    assert not q.held_linked(gone), q.held  # another table's row 5
+    # so after a restart, read back from the queue
+    monkeypatch.setattr(deadletter, "held_rows", lambda _db, _stream: {
+        (d["target_table"], d["target_key"], d["mapping"]) for d in db.queued})
+    q.refresh(db)
+    assert q.held_linked(city) and not q.held_linked(gone), q.held
+    # and `dlq retry`: a failure of address 5 blocks its own later changes, not the mechanism's
+    now = datetime.now(timezone.utc)
+    entries = [deadletter.Entry("erp", i, now, "crm_to_erp", m, "erpdb.customers", (5,), (5,), "update", "", None,
+                                TargetChange(TableRef("erpdb", "customers"), Op.UPDATE, ("id",), (5,), {}), "e", "c")
+               for i, m in ((1, "customer_street"), (2, "customer_city"), (3, "customer_website"))]
+    rows = deadretry.ByRow(entries, mset)
+    assert rows.keys[0] == rows.keys[1] != rows.keys[2]

@@ -395,3 +395,21 @@ def test_a_later_parked_update_without_a_toast_value_does_not_replace_the_insert
     assert len(target.parked) == 2
     apply(linker, mset, customer(9, "DK9", "Ida"))
     assert [r["notes"] for r in target.tables[T_INVOICES]] == ["long " * 1000] and target.parked == []
+
+
+def test_an_update_whose_counterpart_the_target_deleted_is_logged_with_both_keys(
+        linker: Linker, mset: MappingSet, target: FakeTarget, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/walkthrough-espocrm-tryton.md: Tryton's user deleted the draft sale a won EspoCRM opportunity made
+    (a one-way mapping, linked by a crosswalk); the opportunity's later edits wrote nothing, with no log line
+    and no queue: only replicator_rows_missing_total moved, until verify said "missing in target"."""
+    import logging
+
+    apply(linker, mset, customer(2, "FR9", "Bob"))
+    target.tables[T_CUSTOMERS].clear()  # deleted on the target
+    with caplog.at_level(logging.WARNING, logger="replicator.mapping.links"):
+        apply(linker, mset, customer(2, "FR9", "Bobby", op=Op.UPDATE))
+    assert target.tables[T_CUSTOMERS] == []  # not created again out of an update
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert ("crm_to_erp: mapping customers: crm key (2,) changed, but its counterpart erpdb.customers key (101,) "
+            "is gone (deleted on erp since): not written") in line, line
+    assert "replicator verify --mapping customers" in line, line

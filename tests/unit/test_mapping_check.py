@@ -1234,3 +1234,27 @@ def test_values_mariadb_refuses_that_postgresql_holds_warn(src: ColumnInfo, dst:
     assert got[0] == verdict, got
     if verdict == LOSSY:
         assert _loud(src, dst), "a warning (a row error per value), not refused"
+
+
+def test_a_key_of_espocrm_width_is_made_by_hex_and_a_uuid_warning_names_it(env: Env) -> None:
+    # EspoCRM keys every row by VARCHAR(17), 17 hex digits its application makes: a uuid (36) cannot go there,
+    # and the warning's only fix was "widen the column", which EspoCRM's schema rebuild undoes
+    crm = {"id": PK, "first": vc(140), "code": vc(10)}
+    erp = {"name": vc(17), "first_name": vc(140), "code": vc(10)}
+    (msg,) = env.failures(_contacts("uuid"), crm, erp)
+    assert "name = uuid makes keys of up to 36 characters" in msg and "generate: {name: {hex: 17}}" in msg, msg
+    assert env.failures(_contacts("{hex: 17}"), crm, erp) == []
+    (msg,) = env.failures(_contacts("{hex: 20}"), crm, erp)
+    assert "name = {hex: 20} makes keys of up to 20 characters" in msg, msg
+
+
+def test_hex_keys_have_the_length_asked_and_differ() -> None:
+    from replicator.errors import ConfigError, Where
+    from replicator.mapping.keygen import compile_generate
+
+    (gen,) = compile_generate({"id": {"hex": 17}}, ("id",), set(), Where("m.yaml", 3, "generate"))
+    made = {gen.make({}) for _ in range(1000)}
+    assert len(made) == 1000 and all(len(k) == 17 and set(k) <= set("0123456789abcdef") for k in made)
+    for bad in (8, 65, "17", True):
+        with pytest.raises(ConfigError, match="number of random hex digits, 12 to 64"):
+            compile_generate({"id": {"hex": bad}}, ("id",), set(), Where("m.yaml", 3, "generate"))

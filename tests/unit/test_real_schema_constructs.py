@@ -232,7 +232,7 @@ def test_generate_compiles_per_key_column(config: Config) -> None:
 
 @pytest.mark.parametrize("gen, message", [
     ("{code: uuid}", "generate: 'code' is not a key column of this table (key: ['id'])"),
-    ("{id: serial}", "generate.id is default, uuid or {template:"),
+    ("{id: serial}", "generate.id is default, uuid, {template:"),
     ('{id: {template: "c/{owner}/{uuid}"}}', "generate.id.template: {owner} is neither a field of the mapping nor {uuid}"),
     ('{id: {template: "contact"}}', "makes the same key for every row"),
     ("[id]", "generate maps key columns to default, uuid"),
@@ -486,3 +486,26 @@ def test_scaffold_names_the_mapping_without_spaces_or_quotes() -> None:
     assert mapping_name("llx_societe") == "llx_societe"
     assert mapping_name('Odd "Name"`') == "odd_name"
     assert mapping_name("  ") == "mapping"
+
+
+def test_scaffold_links_espocrm_ids_too_narrow_for_a_uuid_to_a_serial_through_a_crosswalk() -> None:
+    """EspoCRM keys every row by VARCHAR(17), 17 hex digits its application makes; Tryton's party_party by
+    `DEFAULT nextval(...)`. The draft paired the two keys as one shared field (`id: {lossy: allow}`, text into
+    int), which `check` accepted and whose every EspoCRM insert is a row error."""
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft
+    account = Table("espocrm", TableRef("espocrm", "account"), ("id",), {
+        "id": C("text", length=17, nullable=False), "name": C("text", length=255)})
+    party = Table("tryton", TableRef("public", "party_party"), ("id",), {
+        "id": C("int", bits=32, nullable=False, has_default=True, generated=True), "name": C("text")})
+    text = draft("customers", account, party)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True}, text
+    assert doc["espocrm"] == {"table": "espocrm.account", "key": ["id"], "generate": {"id": {"hex": 17}}}, text
+    assert doc["tryton"] == {"table": "public.party_party", "key": ["id"]}, text
+    assert "id" not in doc["fields"], text
+    # a short code (a 3-letter currency) is no key an application makes at random: shared keys, as before
+    code = Table("espocrm", account.table, ("id",), {"id": C("text", length=3, nullable=False), "name": C("text")})
+    assert "link" not in yaml.safe_load(draft("c", code, party))["mappings"]["c"]

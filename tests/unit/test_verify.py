@@ -633,3 +633,28 @@ def test_an_insert_only_field_is_not_compared_once_the_row_exists(tmp_path: Path
         verifier.close()
     assert sorted((d.kind, d.source_key or d.target_key) for d in report.differences) == sorted([
         (MISSING, (7,)), (MISSING, (10_000,)), (EXTRA, (20_005,))])
+
+
+def test_a_constant_of_a_two_way_mapping_is_not_compared(tmp_path: Path) -> None:
+    # docs/walkthrough-espocrm-tryton.md: `write_uid: {espocrm: ~, constant: 0}` on EspoCRM accounts <-> Tryton
+    # parties. A two-way update never writes a constant (it never changes), so every party Tryton created or
+    # edited holds Tryton's user, and verify reported each one as `write_uid: 0 -> NULL` (repair wrote 0).
+    # A one-way flow writes its constants on every update: compared there.
+    from replicator.verify.flow import compared_columns
+    from tests.unit.test_mapping import make_config
+
+    (tmp_path / "maps").mkdir()
+    config = make_config(tmp_path)
+    (tmp_path / "maps" / "m.yaml").write_text(
+        "mappings:\n  customers:\n    direction: both\n"
+        "    crm: {table: account, key: [id]}\n    erp: {table: party, key: [id]}\n    link: {crosswalk: true}\n"
+        "    fields:\n      name: ~\n      write_uid: {crm: ~, constant: 0}\n      modified_at: {erp: ~, now: true}\n"
+        "      type: {erp: ~, constant: Customer, insert_only: true}\n"
+        "  products:\n    direction: crm_to_erp\n"
+        "    crm: {table: product, key: [id]}\n    erp: {table: template, key: [id]}\n    link: {crosswalk: true}\n"
+        "    fields:\n      name: ~\n      write_uid: {crm: ~, constant: 0}\n")
+    mset = load_mappings(config)
+    customers, products = mset.by_name["customers"], mset.by_name["products"]
+    assert compared_columns(customers.flow("crm")) == ["name"]
+    assert compared_columns(customers.flow("erp")) == ["name"]
+    assert compared_columns(products.flow("crm")) == ["name", "write_uid"]

@@ -35,6 +35,8 @@ def key_width(gen: KeyGen, width_of: dict[str, int | None]) -> int | None:
     """The widest key `gen` makes, given the widest value of each field it reads; None: unbounded."""
     if gen.kind == "uuid":
         return UUID_TEXT
+    if gen.kind == "hex":
+        return gen.length
     total = 0
     for literal, name, _spec, _conv in string.Formatter().parse(gen.template):
         total += len(literal)
@@ -64,9 +66,11 @@ def check_key_widths(ck: _Checker, m: Mapping) -> None:
             if w is not None and w <= c.length:
                 continue
             made = "unbounded values" if w is None else f"up to {w} characters"
-            how = "uuid" if gen.kind == "uuid" else repr(gen.template)
+            how = {"uuid": "uuid", "hex": f"{{hex: {gen.length}}}"}.get(gen.kind, repr(gen.template))
+            fix = (f"generate: {{{gen.column}: {{hex: {c.length}}}}} makes random keys of {c.length} hex digits "
+                   f"(mappings.md, \"Keys the application makes\")" if gen.kind in ("uuid", "hex") and c.length >= 12 else
+                   f"shorten the template (fewer fields, or a field of a narrower column)")
             ck.warn(e.side, f"{_at(m.where, '.' + e.side + '.generate')}: {gen.column} = {how} makes keys of {made}, "
                             f"{e.table}.{gen.column} holds {c.length}: a longer key is a row error when the row is "
                             f"created",
-                    f"shorten the template (fewer fields, or a field of a narrower column), or widen "
-                    f"{e.table}.{gen.column}")
+                    f"{fix}, or widen {e.table}.{gen.column}")
