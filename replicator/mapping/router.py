@@ -198,6 +198,10 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
                            f"reads; set REPLICA IDENTITY FULL on {change.table} (`replicator setup` does)",
                            table=str(change.table), key=_safe_key(flow, row), column=missing[0])
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
+        if change.op is Op.UPDATE:
+            old = _left_from(flow, change, row)
+            if old is not None:
+                return _leave(flow, change, old, stream, commit_time)
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
     if stream and flow.conflicts is not None and change.op is Op.UPDATE and flow.filter is not None \
@@ -248,6 +252,67 @@ def _entered(flow: Flow, change: RowChange) -> bool:
         if column not in before or before[column] is UNCHANGED:
             return False
     return not flow.filter(before)
+
+
+def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An UPDATE whose new row fails the flow's filter or slice: the old row when it passed them (the row
+    left the mapping: PostgreSQL's row filters make such an update a DELETE), else None (it stays outside:
+    decided from the old image alone, no look at the target). An old row without a filter column cannot
+    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`);
+    a column of the source key is its new value when PostgreSQL sent no old row (the key did not change).
+    The old row returned holds at least the source key (what a key-only delete carries)."""
+    before = change.before
+    image: dict[str, Any] = {}
+    for column in flow.filter_columns:
+        if before is not None and column in before and before[column] is not UNCHANGED:
+            image[column] = before[column]
+        elif before is None and column in flow.source.key and column in row:
+            image[column] = row[column]
+        elif flow.leave == "ignore":
+            return None  # nothing to do either way (counted as filtered)
+        else:
+            raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {column}, which the "
+                           f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
+                           f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
+                           f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=column)
+    if not flow.filter(image if before is None else {**before, **image}):  # type: ignore[misc]
+        return None
+    if before is None:
+        return {c: row[c] for c in dict.fromkeys((*flow.source.key, *flow.key_sources, *image)) if c in row}
+    return before
+
+
+def _leave(flow: Flow, change: RowChange, old: Mapping[str, Any], stream: bool,
+           commit_time: datetime | None) -> list[Routed]:
+    """A row that left the flow's filter or slice: the flow's delete of its counterpart, by the mapping's
+    `leave:` for this direction (its `delete:` by default) -- propagate, a soft delete, or nothing. Routed as a
+    delete of the old row through `_leaving(flow)` (the flow with `delete` = `leave`), so links, the crosswalk,
+    target slices, parked children and conflict checks treat it as they treat a delete. A linked change
+    keeps the UPDATE as its source change (with the old row): a quarantined one replayed is decided again."""
+    action = flow.leave
+    metrics.rows_left.labels(flow.stream, flow.mapping, action if isinstance(action, str) else "set").inc()
+    if action == "ignore":
+        return []
+    lflow: Flow = flow.__dict__.get(_LEAVING) or _leaving(flow)
+    update = change if change.before is old else replace(change, before=old)
+    gone = RowChange(change.table, Op.DELETE, old, None)
+    if (lflow.__dict__.get(_COMPILED) or _compiled(lflow)).linked:
+        skey = source_key(lflow, old, gone)
+        return [_linked_delete(lflow, update, old, skey, stream and lflow.two_way, commit_time)]
+    if stream and lflow.conflicts is not None:
+        return _two_way(lflow, gone, old, commit_time)
+    tgt = lflow.target
+    return [TargetChange(tgt.table, Op.DELETE, tgt.key, key_of(lflow, old, gone), {})]
+
+
+_LEAVING = "_router_leaving"  # a Flow's own _leaving(flow), kept in its __dict__ as _PLAIN is
+
+
+def _leaving(flow: Flow) -> Flow:
+    """The flow whose delete is `flow`'s leave action: what a row leaving the filter does."""
+    made = replace(flow, delete=flow.leave)
+    flow.__dict__[_LEAVING] = made
+    return made
 
 
 def full_before(flow: Flow, change: RowChange) -> bool:
