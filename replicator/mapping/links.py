@@ -167,6 +167,13 @@ class Linker:
                     if back:
                         self._recreate(flow, values, target_key)
                     return
+                if lc.op is Op.INSERT and flow.link.crosswalk and not linked_now:
+                    # a pair whose counterpart is gone: the row left the mapping's filter or slice (its
+                    # leave deleted the counterpart; the pair, which may live in the source's database,
+                    # stays) and is back, or a repair creates it. An insert says the row belongs there:
+                    # whole, under the key its pair names, as update_missing brings one back
+                    self._recreate(flow, values, target_key)  # (the applier counts the row)
+                    return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
             metrics.rows_applied.labels(self.stream, str(flow.target.table), "update").inc()
             if linked_now and flow.referenced:

@@ -204,15 +204,16 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
                 return _leave(flow, change, old, stream, commit_time)
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
-    if stream and flow.conflicts is not None and change.op is Op.UPDATE and flow.filter is not None \
-            and _entered(flow, change):
+    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+    if change.op is Op.UPDATE and flow.filter is not None and ((stream and flow.conflicts is not None)
+                                                                or compiled.linked) and _entered(flow, change):
         # the row entered the mapping (an iDempiere vendor became a customer: `iscustomer` moved into the
         # slice): its counterpart is written whole, as an insert. Before, a two-way flow wrote only the
         # fields this update changed -- none -- so a shared-key mapping (accounts_cstm) never made the row,
-        # and a row back in the slice missed the edits made while it was out; nothing said so
+        # and a row back in the slice missed the edits made while it was out; nothing said so. A linked
+        # flow's insert also brings back a counterpart its leave deleted (the crosswalk pair outlives it)
         row = _complete(row, change.before)
         change = replace(change, op=Op.INSERT, before=None, after=row)
-    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
     if compiled.linked:
         return _linked(flow, change, row, stream and flow.two_way, commit_time)
     tgt = flow.target
