@@ -263,6 +263,12 @@ def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping
     a column of the source key is its new value when PostgreSQL sent no old row (the key did not change).
     The old row returned holds at least the source key (what a key-only delete carries)."""
     before = change.before
+    if before is not None:  # the usual case (a whole old row): the filter on it, nothing copied
+        for column in flow.filter_columns:
+            if column not in before or before[column] is UNCHANGED:
+                break
+        else:
+            return before if flow.filter(before) else None  # type: ignore[misc]
     image: dict[str, Any] = {}
     for column in flow.filter_columns:
         if before is not None and column in before and before[column] is not UNCHANGED:

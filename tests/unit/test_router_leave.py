@@ -192,3 +192,17 @@ def test_full_identity_is_needed_unless_deletes_and_leaves_are_both_ignored(conf
         ACCOUNT: "mapping accounts filters crm_to_erp on deleted"}
     assert delete_filter_tables(crm, soft(config, extra="    delete: ignore\n    leave: propagate\n")) == {
         ACCOUNT: "mapping accounts filters crm_to_erp on deleted"}
+
+
+def test_a_linked_row_entering_again_is_an_insert_so_a_deleted_counterpart_comes_back(config: Config) -> None:
+    """The crosswalk pair outlives the counterpart a leave deleted: the linker brings it back for an insert
+    (links.Linker: an insert whose pair's row is gone), so a one-way linked flow routes an entering row as
+    one too, as a two-way flow always did."""
+    mset = load(config, SOFT.format(direction="crm_to_erp", extra="    link: {crosswalk: true}\n").replace(
+        "      id: ~\n", ""))
+    (lc,) = route(mset, "crm", update(GONE, {**LIVE, "name": "Back"}))
+    assert isinstance(lc, LinkedChange) and lc.op is Op.INSERT and lc.values == {"name": "Back"}
+    (lc,) = route(mset, "crm", update(LIVE, {**LIVE, "name": "Edit"}))  # inside before and after: an update
+    assert isinstance(lc, LinkedChange) and lc.op is Op.UPDATE
+    (lc,) = route(mset, "crm", update(LIVE, GONE))  # leaving: the pair's counterpart is deleted
+    assert isinstance(lc, LinkedChange) and lc.op is Op.DELETE and lc.source_key == (7,)
