@@ -167,11 +167,12 @@ class Linker:
                     if back:
                         self._recreate(flow, values, target_key)
                     return
-                if lc.op is Op.INSERT and flow.link.crosswalk and not linked_now:
-                    # a pair whose counterpart is gone: the row left the mapping's filter or slice (its
-                    # leave deleted the counterpart; the pair, which may live in the source's database,
-                    # stays) and is back, or a repair creates it. An insert says the row belongs there:
-                    # whole, under the key its pair names, as update_missing brings one back
+                if lc.entered and flow.link.crosswalk and not linked_now:
+                    # a pair whose counterpart is gone, for a row that entered the filter or slice: it left
+                    # before (its leave deleted the counterpart; the pair, which may live in the source's
+                    # database, stays) and is back. Whole, under the key its pair names, as update_missing
+                    # brings one back. (Any other insert that finds its pair's row gone -- a re-copy after
+                    # the target deleted it -- is counted missing, as before.)
                     self._recreate(flow, values, target_key)  # (the applier counts the row)
                     return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()

@@ -39,6 +39,9 @@ class LinkedChange:
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
     insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
     must_exist: bool = False  # update an existing counterpart only, never create one
+    # an INSERT made of an UPDATE whose row entered the filter or slice: a crosswalk pair whose counterpart is
+    # gone (deleted when the row left) has it brought back (links.Linker)
+    entered: bool = False
     # -- set only by two-way mappings read from the stream, so the linker checks for conflicts as
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
@@ -205,6 +208,7 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
     compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+    entered = False
     if change.op is Op.UPDATE and flow.filter is not None and ((stream and flow.conflicts is not None)
                                                                 or compiled.linked) and _entered(flow, change):
         # the row entered the mapping (an iDempiere vendor became a customer: `iscustomer` moved into the
@@ -214,8 +218,9 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
         # flow's insert also brings back a counterpart its leave deleted (the crosswalk pair outlives it)
         row = _complete(row, change.before)
         change = replace(change, op=Op.INSERT, before=None, after=row)
+        entered = True
     if compiled.linked:
-        return _linked(flow, change, row, stream and flow.two_way, commit_time)
+        return _linked(flow, change, row, stream and flow.two_way, commit_time, entered)
     tgt = flow.target
     if stream and flow.conflicts is not None:  # flow.two_way without its call (every row)
         if change.op is Op.UPDATE and compiled.fields is not None:
@@ -816,7 +821,7 @@ def _plain(flow: Flow) -> _Plain:
 
 
 def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool = False,
-            commit_time: datetime | None = None) -> list[Routed]:
+            commit_time: datetime | None = None, entered: bool = False) -> list[Routed]:
     """`checked`: a two-way flow read from the stream. Its LinkedChange keeps every field (the linker may
     have to create the counterpart whole) and carries `expect`: the linker writes only the fields that
     changed and checks them for conflicts like an unlinked run (replicator.conflicts.detect)."""
@@ -840,7 +845,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
     elif checked:
         _count_unchecked(flow)
     return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
-                         insert_only=flow.insert_only)]
+                         insert_only=flow.insert_only, entered=entered)]
 
 
 def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: tuple[Any, ...], checked: bool,

@@ -168,7 +168,7 @@ def test_the_target_slice_and_gates_are_no_filter(config: Config) -> None:
         "    filter: {crm_to_erp: {deleted: {eq: false}}}\n", "    gate: {crm_to_erp: {column: status, becomes: won}}\n"))
     row = {"id": 1, "name": "a", "status": "won"}
     (lc,) = route(gated, "crm", update(row, {**row, "status": "lost"}))
-    assert isinstance(lc, LinkedChange) and lc.op is Op.UPDATE
+    assert isinstance(lc, LinkedChange) and lc.op is Op.UPDATE and not lc.entered
 
 
 def test_leave_errors_name_file_line_and_key(config: Config) -> None:
@@ -201,7 +201,7 @@ def test_a_linked_row_entering_again_is_an_insert_so_a_deleted_counterpart_comes
     mset = load(config, SOFT.format(direction="crm_to_erp", extra="    link: {crosswalk: true}\n").replace(
         "      id: ~\n", ""))
     (lc,) = route(mset, "crm", update(GONE, {**LIVE, "name": "Back"}))
-    assert isinstance(lc, LinkedChange) and lc.op is Op.INSERT and lc.values == {"name": "Back"}
+    assert isinstance(lc, LinkedChange) and lc.op is Op.INSERT and lc.values == {"name": "Back"} and lc.entered
     (lc,) = route(mset, "crm", update(LIVE, {**LIVE, "name": "Edit"}))  # inside before and after: an update
     assert isinstance(lc, LinkedChange) and lc.op is Op.UPDATE
     (lc,) = route(mset, "crm", update(LIVE, GONE))  # leaving: the pair's counterpart is deleted
