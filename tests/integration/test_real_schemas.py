@@ -48,11 +48,13 @@ def test_a_filter_needs_whole_deleted_rows_check_says_so_setup_fixes_it(make_pai
 LEAVE_PG = """
 CREATE TABLE account (id int PRIMARY KEY, name text NOT NULL, deleted boolean NOT NULL DEFAULT false);
 CREATE TABLE quote (id int PRIMARY KEY, status text NOT NULL, total int NOT NULL);
-CREATE TABLE person (id serial PRIMARY KEY, name text NOT NULL, company_id int)"""
+CREATE TABLE person (id serial PRIMARY KEY, name text NOT NULL, company_id int);
+CREATE TABLE lead (id int PRIMARY KEY, name text NOT NULL, deleted boolean NOT NULL DEFAULT false)"""
 LEAVE_MY = """
 CREATE TABLE account (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL);
 CREATE TABLE orders (id INT PRIMARY KEY, total INT NOT NULL);
-CREATE TABLE person (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL)"""
+CREATE TABLE person (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+CREATE TABLE prospect (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, active TINYINT NOT NULL DEFAULT 1)"""
 LEAVE_MAPPINGS = """
 mappings:
   accounts:                           # SuiteCRM's soft delete: deleted = true deletes the ERP row
@@ -75,6 +77,13 @@ mappings:
     link: {crosswalk: true}
     filter: {crm_to_erp: {company_id: {is_null: false}}}
     fields: {name: ~}
+  leads:                              # leaving marks the ERP row instead (a soft delete)
+    direction: crm_to_erp
+    crm: {table: lead, key: [id]}
+    erp: {table: prospect, key: [id]}
+    filter: {crm_to_erp: {deleted: {eq: false}}}
+    leave: {set: {active: 0}}
+    fields: {id: ~, name: ~}
 """
 FAST_VERIFY = "sync: {on_first_run: false}\nverify: {recheck_seconds: 1, chunk_rows: 100}\n"
 
@@ -87,9 +96,10 @@ def test_rows_leaving_a_filter_postgresql_to_mariadb_and_verify(make_pair):
     pair.pg_query("INSERT INTO account VALUES (1, 'kept', false), (2, 'binned', false), (3, 'hidden', true)")
     pair.pg_query("INSERT INTO quote VALUES (10, 'confirmed', 100), (11, 'draft', 50)")
     pair.pg_query("INSERT INTO person (name, company_id) VALUES ('Ann', 7), ('Bob', 7)")
+    pair.pg_query("INSERT INTO lead VALUES (20, 'Lea', false)")
     wait_until(lambda: (pair.my_query("SELECT id FROM account ORDER BY id"), pair.my_query("SELECT id FROM orders"),
-                        pair.my_query("SELECT name FROM person ORDER BY name"))
-               == ([(1,), (2,)], [(10,)], [("Ann",), ("Bob",)]), 30, "the rows inside the filters")
+                        pair.my_query("SELECT name FROM person ORDER BY name"), pair.my_query("SELECT * FROM prospect"))
+               == ([(1,), (2,)], [(10,)], [("Ann",), ("Bob",)], [(20, "Lea", 1)]), 30, "the rows inside the filters")
     bob_erp = pair.my_query("SELECT id FROM person WHERE name = 'Bob'")[0][0]
     # leaving: a soft delete deletes the ERP row; `leave: ignore` keeps the order; a two-way crosswalk
     # mapping deletes the paired person; a row outside that stays outside changes nothing
@@ -97,14 +107,17 @@ def test_rows_leaving_a_filter_postgresql_to_mariadb_and_verify(make_pair):
     pair.pg_query("UPDATE account SET name = 'still hidden' WHERE id = 3")
     pair.pg_query("UPDATE quote SET status = 'cancelled' WHERE id = 10")
     pair.pg_query("UPDATE person SET company_id = NULL WHERE name = 'Bob'")
-    wait_until(lambda: (pair.my_query("SELECT id FROM account ORDER BY id"), pair.my_query("SELECT name FROM person"))
-               == ([(1,)], [("Ann",)]), 30, "account 2 and Bob deleted in the ERP")
+    pair.pg_query("UPDATE lead SET deleted = true WHERE id = 20")
+    wait_until(lambda: (pair.my_query("SELECT id FROM account ORDER BY id"), pair.my_query("SELECT name FROM person"),
+                        pair.my_query("SELECT * FROM prospect"))
+               == ([(1,)], [("Ann",)], [(20, "Lea", 0)]), 30, "account 2 and Bob deleted in the ERP, Lea marked")
     pair.pg_query("UPDATE account SET name = 'marker' WHERE id = 1")  # everything before it is applied
     wait_until(lambda: pair.my_query("SELECT name FROM account") == [("marker",)], 30, "the marker")
     assert pair.my_query("SELECT id, total FROM orders") == [(10, 100)]
     left = {(m, a): pair.metric("replicator_rows_left_total", direction="crm_to_erp", mapping=m, action=a)
-            for m, a in (("accounts", "propagate"), ("orders", "ignore"), ("people", "propagate"))}
-    assert left == {("accounts", "propagate"): 1, ("orders", "ignore"): 1, ("people", "propagate"): 1}
+            for m, a in (("accounts", "propagate"), ("orders", "ignore"), ("people", "propagate"), ("leads", "set"))}
+    assert left == {("accounts", "propagate"): 1, ("orders", "ignore"): 1, ("people", "propagate"): 1,
+                    ("leads", "set"): 1}
     # the daemon's own delete is tagged: the ERP's delete of Bob does not come back to the CRM
     assert pair.pg_query("SELECT name, company_id FROM person ORDER BY name") == [("Ann", 7), ("Bob", None)]
     # back in the filter: Bob comes back whole, under the key his crosswalk pair names
@@ -126,14 +139,18 @@ def test_rows_leaving_a_filter_postgresql_to_mariadb_and_verify(make_pair):
     # and none under `leave: ignore` (the order of cancelled quote 10, and now one of draft quote 11)
     pair.my_query("INSERT INTO account VALUES (3, 'stale')")
     pair.my_query("INSERT INTO orders VALUES (11, 50)")
+    pair.my_query("UPDATE prospect SET active = 1 WHERE id = 20")  # the soft delete undone by hand
     code, out = verify(pair)
-    lines = [line for line in out.splitlines() if "left the filter" in line]
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("accounts crm_to_erp ") \
-        and lines[0].endswith(".account key=(3,): left the filter or slice, still in the target"), out
+    lines = sorted(line for line in out.splitlines() if "left the filter" in line)
+    assert code != 0 and len(lines) == 2 and lines[0].startswith("accounts crm_to_erp ") \
+        and lines[0].endswith(".account key=(3,): left the filter or slice, still in the target") \
+        and lines[1].startswith("leads crm_to_erp ") \
+        and lines[1].endswith(".prospect key=(20,): left the filter or slice, not marked: active: 0 -> 1"), out
     assert not any(line.startswith("orders crm_to_erp ") and "key=" in line for line in out.splitlines()), out
     code, out = verify(pair, "--repair")
-    assert code == 0 and "deleted accounts crm_to_erp" in out, out
+    assert code == 0 and "deleted accounts crm_to_erp" in out and "marked leads crm_to_erp" in out, out
     assert pair.my_query("SELECT id FROM account ORDER BY id") == [(1,)]
+    assert pair.my_query("SELECT * FROM prospect") == [(20, "Lea", 0)]
     assert pair.my_query("SELECT id FROM orders ORDER BY id") == [(10,), (11,)]
 
 
