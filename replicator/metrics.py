@@ -67,6 +67,14 @@ rows_filtered = Counter(
     ["direction", "table"],
     registry=REGISTRY,
 )
+rows_left = Counter(
+    "replicator_rows_left_total",
+    "Source rows that left a mapping's filter or slice (the old row matched, the new one does not), by what "
+    "the mapping's `leave:` (else its `delete:`) did to the counterpart: propagate (deleted), set (soft "
+    "deleted), ignore (kept).",
+    ["direction", "mapping", "action"],
+    registry=REGISTRY,
+)
 rows_parked = Gauge(
     "replicator_parked_rows",
     "Changes waiting in <state_schema>.parked for a referenced record that has no counterpart yet.",

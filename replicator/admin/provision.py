@@ -59,14 +59,15 @@ def two_way_tables(conn: Connection, mset: MappingSet) -> list[TableRef]:
 
 
 def delete_filter_tables(conn: Connection, mset: MappingSet) -> dict[TableRef, str]:
-    """Tables of `conn` whose deletes a filter must see whole: a filter on a column outside the primary
-    key reads the old row of a DELETE, which PostgreSQL's default identity reduces to the key; every such
-    delete would fail the filter and never reach the other side. Value: the mapping and column, for the
-    message."""
+    """Tables of `conn` whose old rows a filter must see whole: a filter on a column outside the primary
+    key reads the old row of a DELETE, and of an UPDATE that may take the row out of the filter (a leave),
+    which PostgreSQL's default identity reduces to the key or leaves out; every such delete would fail the
+    filter and never reach the other side, and no leave could be told. Not needed when both the mapping's
+    deletes and its leaves are `ignore`. Value: the mapping and column, for the message."""
     out: dict[TableRef, str] = {}
     for m in mset.mappings:
         for f in m.flows:
-            if f.source.side != conn.name or f.delete == "ignore" or not f.filter_columns:
+            if f.source.side != conn.name or (f.delete == "ignore" and f.leave == "ignore") or not f.filter_columns:
                 continue
             extra = [c for c in f.filter_columns if c not in f.source.key]
             if extra and f.source.table not in out:
