@@ -504,6 +504,12 @@ class _LockedRows(MySQLResult):
         self.rows = tuple(rows)
 
 
+def _field_shape(f: Any) -> tuple[Any, ...]:
+    """What a column's result metadata says of the values it holds: name, type, length (digits, characters in
+    bytes, fractional seconds), decimals and character set."""
+    return (f.name, f.type_code, f.length, f.scale, f.charsetnr)
+
+
 def _locked_query(db: Any, stmt: str) -> list[tuple[Any, ...]]:
     """`Connection.query` + `Cursor.fetchall` for one SELECT, its result read by `_LockedRows`: the
     same command, the same packets read in the same order, the connection left in the same state."""
@@ -530,6 +536,8 @@ class MariaDBApplier(Applier):
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
+        self._shapes: dict[TableRef, tuple[tuple[Any, ...], ...]] = {}  # by load_types: `_shape_moved`
+        self._shape_sql: dict[tuple[TableRef, ...], str] = {}
 
     # every statement goes through the connection's `query`, which tells the gate (connect.MyConnection)
     reports_waits = True
@@ -616,6 +624,7 @@ class MariaDBApplier(Applier):
         return position_from_json(row[0]) if row else None
 
     def begin(self) -> None:
+        self.written.clear()
         # the tag: first row event of every transaction we write (see loopguard)
         def q() -> None:
             with self.db.cursor() as cur:
@@ -626,8 +635,14 @@ class MariaDBApplier(Applier):
         self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
-        def q() -> None:
+        written = sorted((t for t in self.written if t in self._shapes), key=str)
+
+        def q() -> list[TableRef]:
             with self.db.cursor() as cur:
+                if written:
+                    changed = self._shape_moved(cur, written)
+                    if changed:
+                        return changed
                 cur.execute(
                     # no source commit time (a keepalive moved the position): the last transaction's stays
                     f"UPDATE {self.ckpt_table} SET position = %s, "
@@ -636,15 +651,37 @@ class MariaDBApplier(Applier):
                     (position.to_json(), _utc_naive(commit_time), self.stream))
             self.db.commit()
             self.tagged = False
-        self._run(q)
+            self.written.clear()
+            return []
+        changed = self._run(q)
+        if changed:
+            self.shape_moved(changed)
+
+    def _shape_moved(self, cur: Any, tables: list[TableRef]) -> list[TableRef]:
+        """The written tables whose columns' result metadata (name, type, length, decimals, character set) is no
+        longer what load_types read: one `SELECT a.*, b.* FROM a, b LIMIT 0`, which reads no row. An ALTER TABLE
+        committed before our write shows here; one after it waits for our commit (the metadata lock our writes
+        hold). MariaDB's own notes cannot tell it: strict mode rounds fractional seconds without one."""
+        key = tuple(tables)
+        stmt = self._shape_sql.get(key)
+        if stmt is None:
+            stmt = self._shape_sql[key] = "SELECT " + ", ".join(f"t{i}.*" for i in range(len(tables))) + " FROM " + \
+                ", ".join(f"{quote(t.schema, t.name)} t{i}" for i, t in enumerate(tables)) + " LIMIT 0"
+        cur.execute(stmt)
+        now: dict[str, list[tuple[Any, ...]]] = {}
+        for f in self.db._result.fields:
+            now.setdefault(f.table_name, []).append(_field_shape(f))
+        return [t for i, t in enumerate(tables) if tuple(now.get(f"t{i}", ())) != self._shapes[t]]
 
     def commit_untracked(self) -> None:
         """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
         self._run(self.db.commit)
         self.tagged = False
+        self.written.clear()
 
     def rollback(self) -> None:
         self.tagged = False
+        self.written.clear()
         if self.db is not None:
             try:
                 self.db.rollback()
@@ -666,6 +703,10 @@ class MariaDBApplier(Applier):
                 full = cur.fetchall()
                 rows = [r[:6] for r in full]
                 column_types = {r[0]: str(r[6]) for r in full}
+                self.planned[t] = column_types
+                # the shape `commit` confirms (`_shape_moved`)
+                cur.execute(f"SELECT * FROM {quote(t.schema, t.name)} LIMIT 0")
+                self._shapes[t] = tuple(_field_shape(f) for f in self.db._result.fields)
                 types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
