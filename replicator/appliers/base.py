@@ -226,6 +226,9 @@ class Applier(abc.ABC):
         self.written: set[TableRef] = set()
         # that shape, as the catalog spells each column's type (for messages): {table: {column: type}}
         self.planned: dict[TableRef, dict[str, str]] = {}
+        # (table, column) written by a `lossy: allow` field: the target rounding its values is what the mapping
+        # says (set by the stream; a MariaDB rounding note on another column stops the direction)
+        self.lossy: set[tuple[TableRef, str]] = set()
 
     def report_up(self, up: int) -> None:
         if self.reports_up:

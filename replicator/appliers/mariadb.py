@@ -28,7 +28,7 @@ from replicator.changes import Position, TableRef, TargetChange, position_from_j
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, my_connect, my_error_class
 from replicator.connect import mysql_message as _message
-from replicator.errors import ConfigError, RetriableError
+from replicator.errors import ConfigError, RetriableError, RowError
 from replicator.identifiers import for_params, my_ident
 from replicator.loopguard import CHECKPOINT_TABLE
 from replicator.mypackets import PacketReader, usable
@@ -504,6 +504,10 @@ class _LockedRows(MySQLResult):
         self.rows = tuple(rows)
 
 
+# a MariaDB warning's column and row: "Data truncated for column 'a' at row 2", "Out of range value for column ..."
+_WARNING_AT = re.compile(r"column '((?:[^']|'')*)'(?: at row (\d+))?")
+
+
 def _field_shape(f: Any) -> tuple[Any, ...]:
     """What a column's result metadata says of the values it holds: name, type, length (digits, characters in
     bytes, fractional seconds), decimals and character set."""
@@ -757,8 +761,14 @@ class MariaDBApplier(Applier):
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     # the statements executemany would send, formatted faster (appliers/myliteral.py)
-                    for statement in fmt.statements(prefix, postfix, values[i:i + BATCH]):
+                    counts: list[int] = []
+                    first = i
+                    for statement, n in zip(fmt.statements(prefix, postfix, values[i:i + BATCH], counts=counts),
+                                            counts):
                         cur.execute(statement)
+                        if self.db._result.warning_count:
+                            self._warned(cur, run, rows[first:first + n])
+                        first += n
             return len(rows) - existing
         return self._run(q)
 
@@ -802,8 +812,10 @@ class MariaDBApplier(Applier):
         def q() -> None:
             literal = self._formatter().literal
             with self.db.cursor() as cur:
-                for row in values:
+                for row, change in zip(values, rows):
                     cur.execute(text % tuple([literal(v) for v in map(row.__getitem__, order)]))
+                    if self.db._result.warning_count:
+                        self._warned(cur, run, [change])
         self._run(q)
 
     def _update_joined(self, run: Run, values: list[list[Any]]) -> None:
@@ -816,6 +828,41 @@ class MariaDBApplier(Applier):
         with self.db.cursor() as cur:
             for stmt in _joined_statements(fmt, head, tail, names, values):
                 cur.execute(stmt)
+                if self.db._result.warning_count:
+                    self._warned(cur, run, None)
+
+    def _warned(self, cur: Any, run: Run, rows: Sequence[TargetChange] | None) -> None:
+        """The statement just run on `rows` (in its order; None: not known row by row) left warnings. In our
+        strict sql_mode a value that does not fit is an error; what is left is a value stored otherwise than
+        written, without an error -- a decimal rounded (Note 1265), where `check` refused every such cast unless
+        the field says `lossy: allow`. So: first the table's shape (narrowed since load_types: the stream
+        checks the new one, TargetShapeChanged); then a 1265 on a lossy field's column is what the mapping
+        allows; anything else stops, naming table, key, column and the server's words. Never ignored."""
+        cur.execute("SHOW WARNINGS")
+        warnings = cur.fetchall()
+        if run.table in self._shapes:
+            moved = self._shape_moved(cur, [run.table])
+            if moved:
+                self.shape_moved(moved)
+        for level, code, text in warnings:
+            m = _WARNING_AT.search(str(text))
+            column = m.group(1) if m else None
+            if code == 1265 and column is not None and (run.table, column) in self.lossy:
+                continue
+            n = int(m.group(2)) if m and m.group(2) else 0
+            key: Any = None
+            where = ""
+            if rows is not None and 0 < n <= len(rows):
+                key = rows[n - 1].key
+            elif rows is not None and len(rows) == 1:
+                key = rows[0].key
+            elif rows:
+                where = f" (in a statement of {len(rows)} rows, keys {rows[0].key} to {rows[-1].key})"
+            else:
+                where = " (in a statement of several rows)"
+            raise RowError(f"{self.conn.describe()} stored a value otherwise than written, without an error: "
+                           f"{level} {code}: {text}{where}. Nothing of the transaction was committed",
+                           table=str(run.table), key=key, column=column)
 
     # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
 

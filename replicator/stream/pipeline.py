@@ -207,6 +207,9 @@ class Direction:
                 return  # stopped while standing by
             self._target_tables = [e.table for e in mset.target_endpoints(self.target_conn.name)]
             applier.load_types(self._target_tables)
+            applier.lossy = {(flow.target.table, c) for m in mset.mappings for flow in m.flows
+                             if flow.target.side == self.target_conn.name
+                             for f in m.fields if f.lossy for c in [f.column(self.target_conn.name)] if c}
             self.target_shapes.use(mset)
             self.target_shapes.planned(applier.planned)  # changed since the last session's plan?
             self.lag.skew = self.skew.sample()
