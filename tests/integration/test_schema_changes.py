@@ -432,3 +432,32 @@ def test_verify_finds_a_row_the_target_rounded_and_repair_rewrites_it_once_widen
         assert pair.cli("verify", check=False).returncode == 0
     finally:
         pair.stop()
+
+
+def test_a_mariadb_rounding_note_no_mapping_allows_stops_naming_table_key_and_column(make_pair):
+    """`run --skip-check` waived check's refusal of numeric(14,4) into decimal(12,2): MariaDB rounds the value
+    with a Note 1265 and no error. The applier reads every write's warning count: the table's shape is the
+    planned one, no field allows the loss, so the direction stops naming table, key, column and the note."""
+    pair = make_pair(NARROW_PG, NARROW_MY.replace("decimal(14,4)", "decimal(12,2)"),
+                     ONE_WAY.format(direction="crm_to_erp"))
+    pair.start("--skip-check")
+    try:
+        write(pair, "crm", exact_row("crm", 7, "1.2345", "2026-01-02 03:04:05.123456"))
+        assert pair.wait_exit(60) == 1, pair.log()
+        log = pair.log()
+        assert "key (7,), column credit" in log and "Data truncated for column 'credit'" in log, log
+        assert target_rows(pair, "erp") == []
+    finally:
+        pair.stop()
+
+
+def test_a_mariadb_rounding_note_on_a_lossy_field_is_what_the_mapping_allows(make_pair):
+    mappings = ONE_WAY.format(direction="crm_to_erp").replace("      credit: ~", "      credit: {lossy: allow}")
+    pair = make_pair(NARROW_PG, NARROW_MY.replace("decimal(14,4)", "decimal(12,2)"), mappings)
+    pair.start()
+    try:
+        write(pair, "crm", exact_row("crm", 7, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, "erp") == [(7, Decimal("1.23"), ROW1[2])], what="row 7, rounded")
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+    finally:
+        pair.stop()
