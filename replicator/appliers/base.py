@@ -299,6 +299,7 @@ class Applier(abc.ABC):
     def apply(self, changes: Sequence[TargetChange]) -> None:
         for run in group_runs(changes):
             self.current_table = run.table
+            self.written.add(run.table)  # the resolver may write a checked run itself (update_unchanged)
             rows = list(run.rows.values())
             if run.checked and self.resolver is not None:
                 rows = self.resolver.resolve(self, run, rows, True)
