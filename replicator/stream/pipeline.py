@@ -118,6 +118,7 @@ class Direction:
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
         self._target_tables: list[TableRef] = []  # the session's mapped target tables
+        self._moved = 0  # TargetShapeChanged since the last commit
         self._dlq: deadletter.Quarantine | None = None  # the session's view of the dead-letter queue
         self._reloaded = False  # the mappings were reloaded: retry the queue at the next session start
         self.holder = f"{socket.gethostname()}:{os.getpid()}"  # who holds the lease, for the standby and status
@@ -162,6 +163,9 @@ class Direction:
                     # rolled back, and the new shape still carries the mapped columns exactly (`_commit`): plan
                     # with it and apply the transactions again from the checkpoint, at once
                     log.warning("%s: %s; planning with the new shape and applying it again", self.name, exc)
+                    self._moved += 1
+                    if self._moved > 3:  # moving again and again (a DBA's script half-way): back off
+                        self.backoff.wait(self.backoff.next_delay(retry.OTHER), self._waiting)
                     continue
                 except lease.Fenced as exc:
                     # nothing of the open transaction was committed: wait as a standby again
@@ -520,6 +524,7 @@ class Direction:
             applier.load_types(self._target_tables)
             self.target_shapes.planned(applier.planned)
             raise
+        self._moved = 0
         self._renewed_at = time.monotonic()
 
     def _take_over(self, applier: Applier) -> bool:
