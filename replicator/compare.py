@@ -143,6 +143,22 @@ def rule_for(target: ColumnInfo | None, source: ColumnInfo | None, column: str) 
     return Rule(column, kind, scale, precision, ci, pad, target.dialect)
 
 
+def exact_rule(rule: Rule, target: ColumnInfo | None, source: ColumnInfo | None) -> Rule:
+    """`rule` for a field that copies a value unchanged and that the mapping does not declare lossy: a decimal,
+    a timestamp or a time compared with the source value itself, not as rounded to the target column's scale or
+    fractional seconds. `check` refuses such a pair when the target holds fewer digits, so a difference here is
+    a value the target rounded behind replicator's back (a column narrowed while it ran, or before a repair).
+    A DOUBLE(M,D) target (compared as a decimal, `rule_for`) and a float source keep the target's rounding."""
+    if target is None or source is None:
+        return rule
+    if rule.kind == DECIMAL and target.kind == DECIMAL and source.kind in (DECIMAL, INT) and rule.scale is not None:
+        return Rule(rule.column, rule.kind, None, rule.precision, rule.case_insensitive, rule.pad_space, rule.dialect)
+    if rule.kind in (TIMESTAMP, TIME) and source.kind == rule.kind and rule.precision is not None \
+            and rule.precision < 6:
+        return Rule(rule.column, rule.kind, rule.scale, None, rule.case_insensitive, rule.pad_space, rule.dialect)
+    return rule
+
+
 # ---------------------------------------------------------------- canonical forms
 
 

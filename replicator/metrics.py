@@ -61,6 +61,14 @@ source_schema_changes = Counter(
     ["direction", "table"],
     registry=REGISTRY,
 )
+target_schema_changes = Counter(
+    "replicator_target_schema_changes_total",
+    "A table the direction writes changed while streaming (ALTER TABLE), found before the commit of the first "
+    "transaction written into the new shape, and the mapped columns still carry exactly: planned anew and "
+    "applied again; a change they cannot carry stops the direction (errors_total kind=schema).",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
 rows_filtered = Counter(
     "replicator_rows_filtered_total",
     "Source changes a mapping did not send: filtered out, gate not open, delete: ignore.",

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from replicator.changes import Op, RowChange
 from replicator.codec import dumps_key, loads_key
-from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
-                                stream_value, values_equal)
+from replicator.compare import (INT, Rule, canonicalizer, exact_rule, key_canonical, key_canonicalizer, row_agrees,
+                                rule_for, stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.model import Flow, Mapping, no_natural_key
@@ -78,10 +78,14 @@ class FlowCheck:
         if not tinfo:
             raise ConfigError(f"mapping {flow.mapping}: table {flow.target.table} does not exist on {flow.target.side}")
         self.rules: dict[str, Rule] = {}
+        lossy = {f.name for f in mapping.fields if f.lossy}
         for p in flow.plans:
             copy = p.source is not None and p.convert is None and p.references is None
-            self.rules[p.target] = rule_for(tinfo.get(p.target),
-                                            sinfo.get(p.source) if copy and p.source is not None else None, p.target)
+            source = sinfo.get(p.source) if copy and p.source is not None else None
+            rule = rule_for(tinfo.get(p.target), source, p.target)
+            # a decimal or a time copied unchanged is compared with the source value itself, not as rounded to
+            # the target's scale (a column narrowed behind replicator's back), unless the field is `lossy: allow`
+            self.rules[p.target] = rule if p.name in lossy else exact_rule(rule, tinfo.get(p.target), source)
         self.compared = compared_columns(flow)
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])

@@ -15,7 +15,7 @@ from replicator.changes import TableRef
 from replicator.errors import RetriableError, SchemaChangeError
 from replicator.mapping.check import ColumnInfo
 from replicator.mapping.check.recheck import refused_casts
-from replicator.stream.shapes import ShapeGuard, describe_change
+from replicator.stream.shapes import ShapeGuard, TargetShapes, describe_change
 from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, vc
 
 MAPPING = """\
@@ -180,3 +180,46 @@ def test_a_table_renamed_away_stops_unless_a_table_of_its_name_exists_again(tmp_
         g.left(CRM, "renamed to public.old")
     # renamed back before the start that replays the rename: the stream goes on with the table
     guard(tmp_path, Catalogs({"id": PK}, {})).left(CRM, "renamed to public.old")
+
+
+PLAN = {"id": "int", "credit": "decimal(12,2)", "note": "varchar(200)"}
+
+
+def target_shapes(tmp_path: Path, catalogs: Catalogs, mapping: str = MAPPING) -> TargetShapes:
+    env = Env(tmp_path)
+    t = TargetShapes(env.config, env.config.connections[1], "crm_to_erp", read_catalogs=catalogs)
+    t.use(env.load(mapping))
+    return t
+
+
+def test_a_written_table_narrowed_stops_naming_old_and_new_type_and_the_rollback(tmp_path: Path) -> None:
+    """crm_to_erp writes customers; the applier's plan read again after a commit found it moved: decimal(12,2)
+    -> decimal(12,1) would round what crm's numeric(12,2) sends. The plan before stays (judged again)."""
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(12, 1), "note": vc(200)})
+    t = target_shapes(tmp_path, catalogs)
+    assert t.planned({ERP: PLAN}) is False and catalogs.asked == []  # the first plan: the start-up check's
+    for _ in range(2):
+        with pytest.raises(SchemaChangeError) as info:
+            t.planned({ERP: {**PLAN, "credit": "decimal(12,1)"}})
+        text = str(info.value)
+        assert f"erp table {ERP}, column credit: its type changed from decimal(12,2) to decimal(12,1)" in text
+        assert "lossy cast" in text and "rolled back, nothing of it was committed" in text
+
+
+def test_a_written_table_widened_is_planned_anew_and_counted(tmp_path: Path) -> None:
+    """A one-way mapping's target (in a two-way one, the other direction would now read decimal(14,4) into
+    crm's numeric(12,2): refused, as for a source)."""
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(14, 4), "note": vc(200)})
+    t = target_shapes(tmp_path, catalogs, MAPPING.replace("direction: both", "direction: crm_to_erp"))
+    t.planned({ERP: PLAN})
+    counter = metrics.target_schema_changes.labels("crm_to_erp", str(ERP))
+    before = counter._value.get()
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)"}}) is True
+    assert counter._value.get() == before + 1
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)"}}) is False  # the new plan is the one now
+    # a column nobody maps: no catalog read, planned anew
+    asked = len(catalogs.asked)
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)", "extra": "int"}}) is True
+    assert len(catalogs.asked) == asked

@@ -658,3 +658,25 @@ def test_a_constant_of_a_two_way_mapping_is_not_compared(tmp_path: Path) -> None
     assert compared_columns(customers.flow("crm")) == ["name"]
     assert compared_columns(customers.flow("erp")) == ["name"]
     assert compared_columns(products.flow("crm")) == ["name", "write_uid"]
+
+
+def test_a_copied_decimal_or_time_is_compared_with_the_source_value_not_at_the_target_scale() -> None:
+    """A target narrowed behind replicator's back rounded 1.2345 to 1.23: at the target's scale that is equal,
+    to the source value it is not. check refuses such a pair unless the field is lossy, so exact is right."""
+    target, source = ColumnInfo("c", "decimal", "mariadb", 2), ColumnInfo("c", "numeric", "postgresql", 4)
+    at_scale = rule_for(target, source, "c")
+    assert values_equal(at_scale, Decimal("1.2345"), Decimal("1.23"))
+    exact = C.exact_rule(at_scale, target, source)
+    assert not values_equal(exact, Decimal("1.2345"), Decimal("1.23"))
+    assert values_equal(exact, Decimal("1.2300"), Decimal("1.23")) and values_equal(exact, 2, Decimal("2.00"))
+    ttime, stime = ColumnInfo("t", "datetime", "mariadb", None, 0), ColumnInfo("t", "timestamp without time zone",
+                                                                              "postgresql", None, 6)
+    seen = datetime(2026, 1, 2, 3, 4, 5, 654321)
+    rule = rule_for(ttime, stime, "t")
+    assert values_equal(rule, seen, seen.replace(microsecond=0))
+    assert not values_equal(C.exact_rule(rule, ttime, stime), seen, seen.replace(microsecond=0))
+    # a float source, and a MariaDB DOUBLE(M,D) (compared as a decimal), keep the target's rounding
+    fsource = ColumnInfo("c", "double precision", "postgresql")
+    assert C.exact_rule(rule_for(target, fsource, "c"), target, fsource).scale == 2
+    double = ColumnInfo("c", "double", "mariadb", 4)
+    assert C.exact_rule(rule_for(double, source, "c"), double, source).scale == 4
