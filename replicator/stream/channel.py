@@ -91,6 +91,25 @@ class Channel:
                 self._cond.notify_all()
         return True
 
+    def put_many(self, items: list[Any], rows: int, stop: threading.Event) -> bool:
+        """`put` of each of `items` (in order, `rows` between them) in one step: a source's run of small
+        transactions (sources/wal.py `runs`). The wait is `put`'s, before the run: like one item of
+        `put`, a run may pass the bound by its own rows (at most a read batch's)."""
+        with self._lock:
+            while self._rows >= self._limit and self._items:
+                if stop.is_set():
+                    return False
+                self._putters += 1
+                try:
+                    self._cond.wait(0.5)
+                finally:
+                    self._putters -= 1
+            self._items.extend(items)
+            self._rows += rows
+            if self._takers:
+                self._cond.notify_all()
+        return True
+
     def put_final(self, item: Any) -> None:
         """Append without waiting (an error or the end of the stream must always get through)."""
         with self._lock:
