@@ -14,7 +14,7 @@ import select
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 import psycopg2
 import psycopg2.extras
@@ -104,10 +104,14 @@ class WalSource:
         return ckpt.check_slot(self.conn.slot, row[:2] if row else None, self.start)
 
     def transactions(self) -> Iterator[SourceMessage]:
-        for run in self.runs():
-            yield from run
+        runs = self.runs()
+        try:
+            for run in runs:
+                yield from run
+        finally:
+            runs.close()  # the connection is closed now, not when the generator is collected
 
-    def runs(self) -> Iterator[list[SourceMessage]]:
+    def runs(self) -> Generator[list[SourceMessage], None, None]:
         """`transactions()` a run at a time: the messages decoded from one `CopyStream.read_batch` (at most
         its BATCH_LIMIT protocol messages, so a run holds at most that many rows), handed over together as
         soon as that batch is decoded. The reader thread's per-transaction cost in a burst of small ones
@@ -322,10 +326,14 @@ class WalSource:
 
     def _read(self, stream: CopyStream, start: LSN) -> Iterator[SourceMessage]:
         """`_read_runs` a message at a time (what the tests compare)."""
-        for run in self._read_runs(stream, start):
-            yield from run
+        runs = self._read_runs(stream, start)
+        try:
+            for run in runs:
+                yield from run
+        finally:
+            runs.close()
 
-    def _read_runs(self, stream: CopyStream, start: LSN) -> Iterator[list[SourceMessage]]:
+    def _read_runs(self, stream: CopyStream, start: LSN) -> Generator[list[SourceMessage], None, None]:
         """The per-message loop, kept to a few Python calls per message (issue 14): the stream hands over
         every buffered message at once; Begin and Commit are unpacked here (pgoutput.BEGIN_LAYOUT), rows
         go through `PgOutputDecoder.row`, everything else -- and any Begin or Commit not of its one size,
