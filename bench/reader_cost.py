@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Micro-benchmark: the reader thread's cost per single-row source transaction, as the daemon runs it.
 
-Runs `Direction._read` (the source's transactions(), the commit clock's `saw` for a two-way table, the
-hand-over into the channel) over N single-row transactions of an 8-column table, with no applier, and
+Runs `Direction._read` (the source's transactions() -- or its runs(), where the code has them: a read batch's
+messages at a time, sources/wal.py --, the commit clock's `saw` for a two-way table, the hand-over into the
+channel) over N single-row transactions of an 8-column table, with no applier, and
 prints CPU microseconds per transaction and -- deterministic, unlike any timing on a shared machine --
 Python function calls per transaction (cProfile):
 
