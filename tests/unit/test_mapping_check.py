@@ -1234,3 +1234,22 @@ def test_values_mariadb_refuses_that_postgresql_holds_warn(src: ColumnInfo, dst:
     assert got[0] == verdict, got
     if verdict == LOSSY:
         assert _loud(src, dst), "a warning (a row error per value), not refused"
+
+
+def test_live_catalogs_hands_an_unreadable_server_to_on_error(tmp_path: Path) -> None:
+    """The one loop `check` and the stream's shape guard read catalogs through: a server that cannot be read goes
+    to `on_error` (which skips it or raises), a connection not asked about is not read."""
+    from replicator.mapping.check.catalog import live_catalogs
+
+    config = make_config(tmp_path, crm_port=1, erp_port=1)  # nothing listens on port 1
+    errors: list[tuple[str, str]] = []
+    out = live_catalogs(config, {"crm": [CRM]}, lambda conn, exc: errors.append((conn.name, type(exc).__name__)))
+    assert out == {} and [name for name, _e in errors] == ["crm"]
+
+    class Stop(Exception):
+        pass
+
+    def stop(_conn: object, exc: Exception) -> None:
+        raise Stop(str(exc))
+    with pytest.raises(Stop):
+        live_catalogs(config, {"erp": [ERP]}, stop)

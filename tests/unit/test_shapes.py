@@ -15,8 +15,9 @@ from replicator.changes import TableRef
 from replicator.errors import RetriableError, SchemaChangeError
 from replicator.mapping.check import ColumnInfo
 from replicator.mapping.check.recheck import refused_casts
+from replicator.mapping.model import load_mappings
 from replicator.stream.shapes import ShapeGuard, describe_change
-from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, vc
+from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, make_config, vc
 
 MAPPING = """\
 mappings:
@@ -180,3 +181,17 @@ def test_a_table_renamed_away_stops_unless_a_table_of_its_name_exists_again(tmp_
         g.left(CRM, "renamed to public.old")
     # renamed back before the start that replays the rename: the stream goes on with the table
     guard(tmp_path, Catalogs({"id": PK}, {})).left(CRM, "renamed to public.old")
+
+
+def test_the_live_catalog_read_of_an_unreachable_server_is_retriable(tmp_path: Path) -> None:
+    """Without `read_catalogs` the guard reads through `mapping/check`'s `live_catalogs`; a server that cannot be
+    read is a RetriableError naming the server, never a pass."""
+    config = make_config(tmp_path, crm_port=1, erp_port=1)  # nothing listens on port 1
+    config.mappings_dir.mkdir()
+    (config.mappings_dir / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    g = ShapeGuard(config, config.connections[0], "crm_to_erp")
+    g.use(load_mappings(config))
+    seen_first(g, CRM, BEFORE)
+    with pytest.raises(RetriableError) as info:
+        g.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
+    assert "cannot connect to 127.0.0.1:1" in str(info.value)

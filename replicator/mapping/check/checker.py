@@ -41,7 +41,7 @@ from replicator.changes import TableRef
 from replicator.errors import Where
 from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
                                            special_values)
-from replicator.mapping.check.catalog import read_catalog
+from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
@@ -53,7 +53,7 @@ from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
 if TYPE_CHECKING:
-    from replicator.config import Config
+    from replicator.config import Config, Connection
     from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
 
 
@@ -85,22 +85,13 @@ def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str,
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     """`check_types` against the live catalogs of the configuration's connections. A server that cannot be
     reached is skipped (run_checks reports it)."""
-    import sqlalchemy
-
-    from replicator.errors import ReplicatorError
-    from replicator.connect import sql_engine
-
-    catalogs: dict[str, Catalog] = {}
-    for conn in config.connections:
-        engine = sql_engine(conn)
-        try:
-            catalogs[conn.name] = read_catalog(engine, mset.tables(conn.name))
-        except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError):
-            pass  # unreachable or no access: already a finding of run_checks
-        finally:
-            engine.dispose()
+    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip)
     kinds = {c.name: c.kind for c in config.connections}
     return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir))
+
+
+def _skip(_conn: Connection, _exc: Exception) -> None:
+    """Unreachable or no access: already a finding of run_checks."""
 
 
 def _at(where: Where, suffix: str = "", line: int | None = None) -> str:
