@@ -35,7 +35,7 @@ Further rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from replicator.changes import TableRef
 from replicator.errors import Where
@@ -102,14 +102,28 @@ def _col(side: str, table: TableRef, column: str) -> str:
     return f"{side}:{table}.{column}"  # a colon: the side is no schema (erp:erp.customers.id, not erp.erp.…)
 
 
+class CastScope(Protocol):
+    """Which field casts a `_Checker` judges, and who hears each verdict: `check` judges them all (no scope);
+    `recheck` only those reading or writing the columns an ALTER TABLE changed, and collects the refusals."""
+
+    values: bool  # whether values the mapping spells out (constant, default, map) are checked too
+
+    def judges(self, flow: Flow, plan: FieldPlan) -> bool:
+        """Whether the cast of `plan` in `flow` is judged at all."""
+
+    def judged(self, flow: Flow, plan: FieldPlan, findings: Sequence[Finding]) -> None:
+        """The findings the cast of `plan` in `flow` gave (ok, warnings and failures)."""
+
+
 class _Checker:
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
-                 specs: Specs | None, finding: Any):
+                 specs: Specs | None, finding: Any, scope: CastScope | None = None):
         self.mset = mset
         self.catalogs = catalogs
         self.kinds = kinds
         self.specs = specs
         self.F = finding
+        self.scope = scope
         self.out: list[Any] = []
 
     # -- helpers
@@ -219,7 +233,8 @@ class _Checker:
                 continue
             spec = self.spec(m, f)
             checked += 1
-            self.plan_values(m, flow, f, plan, spec, tcol, tname)
+            if self.scope is None or self.scope.values:
+                self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
             check_lossy_transforms(self, flow, f, plan, spec, tname)
@@ -242,7 +257,17 @@ class _Checker:
 
     def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
                   source: ColumnInfo | None = None) -> None:
-        """`source`: the type the value has after the field's transform, when the check can know it."""
+        """The verdict on one field's cast, if the scope judges it (and the scope hears the findings).
+        `source`: the type the value has after the field's transform, when the check can know it."""
+        if self.scope is not None and not self.scope.judges(flow, plan):
+            return
+        before = len(self.out)
+        self._judge_cast(m, flow, f, plan, tcol, tname, source)
+        if self.scope is not None:
+            self.scope.judged(flow, plan, self.out[before:])
+
+    def _judge_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
+                    source: ColumnInfo | None) -> None:
         stream = flow.stream
         scol = source
         sname = "" if source is None else (f"{_col(flow.source.side, flow.source.table, plan.source or '')} "
