@@ -253,6 +253,12 @@ sync_rows = Counter(
     ["direction", "mapping"],
     registry=REGISTRY,
 )
+sync_rows_skipped = Counter(
+    "replicator_sync_rows_skipped_total",
+    "Rows a sync read from the source that are outside the mapping's slice or filter: not copied.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
 sync_rows_estimated = Gauge(
     "replicator_sync_rows_estimated",
     "Rows the running sync expects to copy (the source table's row estimate).",

@@ -135,11 +135,14 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
         db.autocommit = True
         with db.cursor() as cur:
             schema = pg_ident(conn.state_schema)
+            # (and a column a newer version added: the sync table's rows_skipped)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
                         "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
-                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+                        "AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s)",
                         (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}",
-                         f"{schema}.{conflict_store.TABLE}", f"{schema}.{deadletter.TABLE}", f"{schema}.{lease.TABLE}"))
+                         f"{schema}.{conflict_store.TABLE}", f"{schema}.{deadletter.TABLE}", f"{schema}.{lease.TABLE}",
+                         f"{schema}.{sync.SYNC_TABLE}", sync.SKIPPED_COLUMN))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
@@ -216,7 +219,10 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
                         "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s, %s, %s)",
                         (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE,
                          conflict_store.TABLE, deadletter.TABLE, lease.TABLE))
-            if cur.fetchone()[0] < 8:
+            found = cur.fetchone()[0]
+            cur.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                        "AND COLUMN_NAME = %s", (conn.state_schema, sync.SYNC_TABLE, sync.SKIPPED_COLUMN))
+            if found < 8 or cur.fetchone()[0] == 0:  # (a column a newer version added: sync's rows_skipped)
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
                 say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, "

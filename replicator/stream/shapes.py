@@ -29,6 +29,7 @@ from replicator import metrics
 from replicator.changes import TableRef
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError, SchemaChangeError
+from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog
 from replicator.mapping.check.recheck import refused_casts
 from replicator.mapping.model import MappingSet
@@ -166,23 +167,14 @@ class ShapeGuard(ShapeWatch):
             hint=f"{finding.fix}; or change {column} back to {old}; then `replicator check` and start again")
 
     def _live_catalogs(self, tables: dict[str, list[TableRef]]) -> dict[str, Catalog]:
-        import sqlalchemy
+        return live_catalogs(self.config, tables, _retriable)
 
-        from replicator.connect import sql_engine
-        from replicator.mapping.check import read_catalog
 
-        out: dict[str, Catalog] = {}
-        for conn in self.config.connections:
-            if conn.name not in tables:
-                continue
-            engine = sql_engine(conn)
-            try:
-                out[conn.name] = read_catalog(engine, tables[conn.name])
-            except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
-                raise RetriableError(f"reading the catalog of {conn.describe()}: {exc}") from None
-            finally:
-                engine.dispose()
-        return out
+def _retriable(conn: Connection, exc: Exception) -> None:
+    """A catalog the guard cannot read: the reader starts again and meets the same shape again."""
+    if isinstance(exc, ReplicatorError):
+        raise exc  # `_catalogs` words it
+    raise RetriableError(f"reading the catalog of {conn.describe()}: {exc}") from None
 
 
 class TargetShapes:

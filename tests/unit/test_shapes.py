@@ -15,8 +15,9 @@ from replicator.changes import TableRef
 from replicator.errors import RetriableError, SchemaChangeError
 from replicator.mapping.check import ColumnInfo
 from replicator.mapping.check.recheck import refused_casts
+from replicator.mapping.model import load_mappings
 from replicator.stream.shapes import ShapeGuard, TargetShapes, describe_change
-from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, vc
+from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, make_config, vc
 
 MAPPING = """\
 mappings:
@@ -223,3 +224,45 @@ def test_a_written_table_widened_is_planned_anew_and_counted(tmp_path: Path) -> 
     asked = len(catalogs.asked)
     assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)", "extra": "int"}}) is True
     assert len(catalogs.asked) == asked
+
+
+def test_the_live_catalog_read_of_an_unreachable_server_is_retriable(tmp_path: Path) -> None:
+    """Without `read_catalogs` the guard reads through `mapping/check`'s `live_catalogs`; a server that cannot be
+    read is a RetriableError naming the server, never a pass."""
+    config = make_config(tmp_path, crm_port=1, erp_port=1)  # nothing listens on port 1
+    config.mappings_dir.mkdir()
+    (config.mappings_dir / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    g = ShapeGuard(config, config.connections[0], "crm_to_erp")
+    g.use(load_mappings(config))
+    seen_first(g, CRM, BEFORE)
+    with pytest.raises(RetriableError) as info:
+        g.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
+    assert "cannot connect to 127.0.0.1:1" in str(info.value)
+
+
+def test_the_checker_judges_the_casts_its_scope_names_and_tells_it_each_verdict(tmp_path: Path) -> None:
+    """recheck's restriction is a `CastScope` handed to `_Checker` (a typed contract), not an override of its
+    `plan_cast`: a scope that judges only `credit` hears credit's refusal and nothing of `note`, and with
+    `values = False` no value spelled out in the mapping is judged."""
+    from replicator.mapping.check.checker import Finding, _Checker
+
+    class OnlyCredit:
+        values = False
+
+        def __init__(self) -> None:
+            self.heard: list[tuple[str | None, list[str]]] = []
+
+        def judges(self, flow: object, plan: object) -> bool:
+            return getattr(plan, "source", None) == "credit"
+
+        def judged(self, flow: object, plan: object, findings: list) -> None:
+            self.heard.append((getattr(plan, "source", None), [f.what for f in findings]))
+
+    env = Env(tmp_path)
+    mset = env.load(MAPPING)
+    catalogs = {"crm": {CRM: {"id": PK, "credit": dec(14, 4), "note": vc(500)}},
+                "erp": {ERP: {"id": PK, "credit": dec(12, 2), "note": vc(50)}}}
+    scope = OnlyCredit()
+    _Checker(mset, catalogs, KINDS, None, Finding, scope=scope).run()
+    assert [source for source, _w in scope.heard] == ["credit", "credit"]  # crm_to_erp and erp_to_crm
+    assert any("lossy cast" in w for w in scope.heard[0][1] + scope.heard[1][1])

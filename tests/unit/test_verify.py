@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from replicator import compare as C
-from replicator.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
+from replicator.compare import (ColumnInfo, Rule, canonical_by, key_canonical, row_agrees, rule_for, show, show_key,
+                                values_equal)
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
 from replicator.errors import ReplicatorError
 from replicator.mapping.model import load_mappings
@@ -118,12 +119,25 @@ def test_floats_compare_exactly_one_unit_in_the_last_place_is_a_difference() -> 
 
 
 def test_rule_from_types_single_precision_on_either_side() -> None:
+    import math
+    import struct
     pg_real = ColumnInfo("c", "real", "postgresql")
     my_float = ColumnInfo("c", "float", "mariadb")
     my_double = ColumnInfo("c", "double", "mariadb")
     pg_double = ColumnInfo("c", "double precision", "postgresql")
-    assert rule_for(pg_real, my_double, "c").kind == C.FLOAT32
-    assert rule_for(pg_double, my_float, "c").kind == C.FLOAT32  # a copied FLOAT into double precision
+    assert rule_for(pg_real, my_double, "c").kind == C.FLOAT32  # a float32 target: compared as the float32
+    assert rule_for(my_float, pg_double, "c").kind == C.FLOAT32
+    # a double holding a copied float32 (MariaDB FLOAT into double precision, real into DOUBLE) is compared as
+    # the double it is: the source's float32 widened (what every reader gives) must be there exactly
+    assert rule_for(pg_double, my_float, "c").kind == C.FLOAT64
+    assert rule_for(my_double, pg_real, "c").kind == C.FLOAT64
+    for x in (0.1, 1.1, 3.4028234663852886e38, 1.401298464324817e-45, 16777216.0):
+        carried = struct.unpack("<f", struct.pack("<f", x))[0]  # the float32's exact value
+        for target, source in ((pg_double, my_float), (my_double, pg_real)):
+            r = rule_for(target, source, "c")
+            assert values_equal(r, carried, carried)
+            assert not values_equal(r, carried, math.nextafter(carried, 0.0))  # one double ulp: not a float32
+            assert not row_agrees([r])({"c": carried}, {"c": math.nextafter(carried, math.inf)})
     assert rule_for(pg_double, None, "c").kind == C.FLOAT64  # transformed: the source type says nothing
     assert rule_for(ColumnInfo("c", "decimal", "mariadb", scale=2), None, "c").scale == 2
     assert rule_for(ColumnInfo("c", "bigint", "postgresql", scale=0), None, "c").scale == 0
