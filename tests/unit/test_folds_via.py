@@ -281,3 +281,40 @@ def test_explain_shows_the_path_of_a_two_hop_fold(config: Config) -> None:
             "deleted = 0) -> public.entity_email_address.email_address_id = public.email_address.id (deleted = 0) "
             "-> public.email_address.name -> erp erpdb.party.email") in text, text
     assert 'parent: contacts "c-1" -> (not looked up)' in text and "(read from crm when applied)" in text, text
+
+
+@pytest.mark.parametrize("page, crm, erp, mapping", [
+    ("walkthrough-suitecrm-idempiere.md", "suitecrm", "idempiere", "contact_email"),
+    ("walkthrough-espocrm-tryton.md", "espocrm", "tryton", "account_email"),
+])
+def test_the_walkthroughs_email_mappings_load_with_their_pages(tmp_path: Path, page: str, crm: str, erp: str,
+                                                               mapping: str) -> None:
+    """The e-mail mapping each walkthrough shows (not among its files) compiles beside the page's mappings."""
+    import re
+
+    from replicator.config import Account, Batching, Connection, Secret
+
+    from tests.unit.test_walkthrough_doc import blocks
+    path = Path(__file__).parents[2] / "docs" / page
+    acc = Account("u", Secret(""))
+    config = Config(tmp_path / "replicator.yaml", (Connection(crm, "mariadb", "h", 3306, "crmdb", acc, acc),
+                                                   Connection(erp, "postgresql", "h", 5432, "erpdb", acc, acc)),
+                    tmp_path / "maps", Batching())
+    config.mappings_dir.mkdir()
+    for name, text in blocks(path).items():
+        if name.startswith("mappings/"):
+            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
+    (snippet,) = re.findall(rf"  ```yaml\n(    {mapping}:.*?)  ```", path.read_text(encoding="utf-8"), re.DOTALL)
+    (config.mappings_dir / "90-email.yaml").write_text("mappings:\n" + "\n".join(
+        line[2:] for line in snippet.splitlines()) + "\n", encoding="utf-8")
+    m = load_mappings(config).by_name[mapping]
+    assert [f.stream for f in m.flows] == [f"{crm}_to_{erp}"] * 2
+    assert m.flows[0].fold is not None and m.flows[0].fold.via is not None
+
+
+def test_setup_gives_a_postgresql_link_table_the_whole_old_row(config: Config) -> None:
+    """A link row's delete must say whose link it was: `setup` sets REPLICA IDENTITY FULL on the link table (the
+    far table's delete needs only its key)."""
+    from replicator.admin.provision import full_identity_tables
+    tables = full_identity_tables(config.side("crm"), load(config, MAPS))
+    assert LINK in tables and EMAIL not in tables
