@@ -21,8 +21,9 @@ every write of the applier, and commit with the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
@@ -226,6 +227,17 @@ class FoldApplier:
         self.park = park
         self.source_query = source_query if source_kind is not None else None
         self.source_kind = source_kind
+        self._replaying: Ref | None = None  # the parent a parked change is replayed for (Linker._unpark)
+
+    @contextlib.contextmanager
+    def replaying(self, waited: Ref) -> Iterator[None]:
+        """While a parked change is replayed because `waited` arrived: a far row's change of a two-hop fold
+        writes that parent only."""
+        self._replaying = waited
+        try:
+            yield
+        finally:
+            self._replaying = None
 
     def apply(self, lc: LinkedChange) -> None:
         flow, fold = lc.flow, lc.flow.fold
@@ -339,6 +351,9 @@ class FoldApplier:
                            key=lc.source_key)
         if FAR in lc.values:
             parents = [r[0] for r in self._linked(fold, lc.values[FAR])]
+            waited = self._replaying
+            if waited is not None and waited.mapping == fold.parent:
+                parents = [p for p in parents if _same(p, waited.value)]
         else:
             parent = lc.values[PARENT]
             assert isinstance(parent, Ref)

@@ -198,6 +198,13 @@ def test_the_applier_reads_the_value_through_the_link_table(config: Config) -> N
     for lc in _routed(mset, RowChange(EMAIL, Op.UPDATE, row, {**row, "name": "new@x.de"})):
         fa2.apply(lc)
     assert parked == [Ref("contacts", "c-2")]
+    # replayed when c-2 arrives (Linker._unpark), it writes c-2 only: c-1 is not written or parked again
+    fa3, parked = _applier(source, target, {"c-2": 20})
+    target.rows[PARTY][1]["email"] = None
+    with fa3.replaying(Ref("contacts", "c-2")):
+        for lc in _routed(mset, RowChange(EMAIL, Op.UPDATE, row, {**row, "name": "new@x.de"})):
+            fa3.apply(lc)
+    assert parked == [] and target.rows[PARTY][1] == {"id": 20, "email": "new@x.de"}
     # the link row soft-deleted: no primary address left, NULL
     source.links[0]["deleted"] = 1
     for lc in _routed(mset, RowChange(LINK, Op.UPDATE, LINK_ROW, source.links[0])):
