@@ -238,6 +238,12 @@ class Mapping:
     def flow(self, source_side: str) -> Flow | None:
         return next((f for f in self.flows if f.source.side == source_side), None)
 
+    def flow_of(self, source_side: str, table: TableRef) -> Flow | None:
+        """The flow that reads `table` on `source_side`: a two-hop fold reads two tables there (its link
+        table's flow is `flow(side)`, the one `sync` copies), any other mapping one."""
+        return next((f for f in self.flows if f.source.side == source_side and f.source.table == table),
+                    self.flow(source_side))
+
 
 class MappingSet:
     def __init__(self, mappings: Iterable[Mapping]):

@@ -439,3 +439,37 @@ def test_a_link_table_folds_into_a_column_two_hops_away(make_pair):
     assert "parent 'c1' links to 2 rows of" in log and "entity_email_address, key (" in log \
         and "column email_address_id" in log, log[-3000:]
     assert emails() == [("Ann", "ann@x.de"), ("Bob", None), ("Cleo", None)]  # nothing picked silently
+
+
+def test_a_refused_two_hop_fold_change_is_quarantined_and_retried(make_pair):
+    """`on_error: quarantine` on a two-hop fold: Ann's two primary addresses queue the link row's change, and
+    the rename of the address she shares with Bob (each named by its own table); once fixed, `dlq retry`
+    replays both, the far row's through the far table's flow: Bob gets the new name too."""
+    mappings = ESPO_MAPPINGS.replace("direction: espocrm_to_tryton\n    espocrm: {table: email_address",
+                                     "direction: espocrm_to_tryton\n    on_error: quarantine\n"
+                                     "    espocrm: {table: email_address")
+    assert "on_error: quarantine" in mappings
+    pair = make_pair(PARTY_PG, ESPO_MY, mappings, names=("tryton", "espocrm"), maria_first=True,
+                     extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.my_query("INSERT INTO contact VALUES ('c1', 'Ann'), ('c2', 'Bob')")
+    pair.my_query("INSERT INTO email_address (id, name) VALUES ('e1', 'a@x.de'), ('e2', 'b@x.de')")
+    pair.my_query("INSERT INTO entity_email_address (entity_id, email_address_id, entity_type, `primary`) VALUES "
+                  "('c1', 'e1', 'Contact', 1), ('c2', 'e1', 'Contact', 1)")
+    email = lambda: pair.pg_query("SELECT email FROM party ORDER BY name")  # noqa: E731
+    wait_until(lambda: email() == [("a@x.de",), ("a@x.de",)], 30, "Ann's and Bob's e-mail")
+    pair.my_query("INSERT INTO entity_email_address (entity_id, email_address_id, entity_type, `primary`) VALUES "
+                  "('c1', 'e2', 'Contact', 1)")
+    pair.my_query("UPDATE email_address SET name = 'ann@x.de' WHERE id = 'e1'")
+    queued = lambda: pair.pg_query("SELECT mapping, error FROM replicator.dead_letter ORDER BY id")  # noqa: E731
+    wait_until(lambda: len(queued()) == 2, 30, "the link row and the rename queued")
+    errors = [e for _, e in queued()]
+    assert "entity_email_address" in errors[0] and "email_address_id" in errors[0], errors
+    assert "email_address" in errors[1] and "links to 2 rows" in errors[1], errors
+    assert email() == [("a@x.de",), ("a@x.de",)] and pair.proc is not None and pair.proc.poll() is None
+    pair.my_query("UPDATE entity_email_address SET `primary` = 0 WHERE email_address_id = 'e2'")
+    wait_until(lambda: len(queued()) == 3, 30, "the fix queued behind the link row's insert")
+    retried = pair.cli("dlq", "retry", "--mapping", "contact_email", check=False)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert queued() == [] and email() == [("ann@x.de",), ("ann@x.de",)]
+    assert pair.stop() == 0
