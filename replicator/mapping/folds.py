@@ -18,6 +18,12 @@ every write of the applier, and commit with the checkpoint.
   columns set); changed -> that row is updated; NULL -> it is deleted. A parent's delete does nothing here.
 - a parent with two rows of the type cannot be carried into one column: a row error naming the child
   table, key and column, never a silent pick.
+
+A fold with `via` (model.Via, two hops: EspoCRM's entity_email_address -> email_address) has two flows from
+the link table's side, one per table read: a link row's change routes the parents it linked or links
+(`_from_link`), a far row's change its key (`_from_far`: the parents that link to it are read when applied);
+`FoldApplier._through` reads the parent's one far value in the source then and writes the column. Only
+that direction exists (model refuses the other).
 """
 from __future__ import annotations
 
