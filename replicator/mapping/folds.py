@@ -18,11 +18,18 @@ every write of the applier, and commit with the checkpoint.
   columns set); changed -> that row is updated; NULL -> it is deleted. A parent's delete does nothing here.
 - a parent with two rows of the type cannot be carried into one column: a row error naming the child
   table, key and column, never a silent pick.
+
+A fold with `via` (model.Via, two hops: EspoCRM's entity_email_address -> email_address) has two flows from
+the link table's side, one per table read: a link row's change routes the parents it linked or links
+(`_from_link`), a far row's change its key (`_from_far`: the parents that link to it are read when applied);
+`FoldApplier._through` reads the parent's one far value in the source then and writes the column. Only
+that direction exists (model refuses the other).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
@@ -36,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PARENT = "parent"  # LinkedChange.values of a fold: the parent (a Ref to the parent mapping)
 VALUE = "value"  # ... and the value carried (a Ref when the fold `references` a mapping)
+FAR = "far"  # a two-hop fold's far row changed: its key (the parents that link to it are found when applied)
 
 Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 
@@ -43,6 +51,9 @@ Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
+    if fold.via is not None:
+        return _from_link(flow, fold, change) if flow.source.table == fold.via.endpoint.table \
+            else _from_far(flow, fold, change)
     if flow.source.side == fold.child:
         return _from_child(flow, fold, change, stream)
     return _from_parent(flow, fold, change, stream)
@@ -115,6 +126,60 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
     return out or _filtered(flow)
 
 
+def _from_link(flow: Flow, fold: Fold, change: RowChange) -> list[Routed]:
+    """A row of a two-hop fold's link table (entity_email_address): each parent it linked before or links now
+    takes its column again, read from the source when applied (`FoldApplier._through`)."""
+    via = fold.via
+    assert via is not None
+    before, after = change.before, change.after
+    if change.op is Op.DELETE and before is not None:
+        missing = [c for c in flow.filter_columns if c not in before]
+        if missing:
+            raise RowError(f"mapping {flow.mapping}: the deleted link row lacks column {missing[0]} that tells whose "
+                           f"row it was; set REPLICA IDENTITY FULL on {change.table} (`replicator setup` does)",
+                           table=str(change.table), key=tuple(before.get(c) for c in flow.source.key),
+                           column=missing[0])
+
+    def member(row: Mapping[str, Any] | None) -> bool:
+        return (row is not None and all(c in row for c in flow.filter_columns)
+                and (flow.filter is None or bool(flow.filter(row)))
+                and row.get(fold.by) not in (None, UNCHANGED) and row.get(via.to) not in (None, UNCHANGED))
+
+    def again(row: Mapping[str, Any]) -> LinkedChange:
+        return LinkedChange(flow, Op.UPDATE, change, source_key(flow, row, change),
+                            {PARENT: Ref(fold.parent, row[fold.by])})
+
+    if change.op is Op.DELETE:
+        return [again(before)] if before is not None and member(before) else _filtered(flow)
+    assert after is not None
+    if change.op is Op.INSERT:
+        return [again(after)] if member(after) else _filtered(flow)
+    row = _complete(after, before)
+    was, now = member(before), member(row)
+    if was and now and all(_same(before[c], row[c]) for c in flow.filter_columns):  # type: ignore[index]
+        return _filtered(flow)  # the same parent, the same far row: nothing the fold carries changed
+    out: list[Routed] = [again(before)] if was else []  # type: ignore[arg-type]
+    if now and not (was and _same(before[fold.by], row[fold.by])):  # type: ignore[index]
+        out.append(again(row))
+    return out or _filtered(flow)
+
+
+def _from_far(flow: Flow, fold: Fold, change: RowChange) -> list[Routed]:
+    """A row of a two-hop fold's far table (email_address): every parent linked to it takes its column again
+    (an address several records share sets each of them), found and read in the source when applied."""
+    before, after = change.before, change.after
+    row = after if after is not None else before
+    assert row is not None
+    if change.op is Op.UPDATE and before is not None and after is not None:
+        full = _complete(after, before)
+        watched = (fold.value, *(c for c, _ in flow.source.slice))
+        if all(c in before and c in full and _same(before[c], full[c]) for c in watched):
+            return _filtered(flow)  # neither the value nor the far row's slice changed
+        row = full
+    skey = source_key(flow, row, change)
+    return [LinkedChange(flow, Op.UPDATE, change, skey, {FAR: skey[0]})]
+
+
 def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
     """A parent row on the column's side: its child row on the other side follows the column. A parent's
     delete is the parent mapping's business (and the child table's foreign key's, ON DELETE CASCADE)."""
@@ -168,10 +233,24 @@ class FoldApplier:
         self.park = park
         self.source_query = source_query if source_kind is not None else None
         self.source_kind = source_kind
+        self._replaying: Ref | None = None  # the parent a parked change is replayed for (Linker._unpark)
+
+    @contextlib.contextmanager
+    def replaying(self, waited: Ref) -> Iterator[None]:
+        """While a parked change is replayed because `waited` arrived: a far row's change of a two-hop fold
+        writes that parent only."""
+        self._replaying = waited
+        try:
+            yield
+        finally:
+            self._replaying = None
 
     def apply(self, lc: LinkedChange) -> None:
         flow, fold = lc.flow, lc.flow.fold
         assert fold is not None
+        if fold.via is not None:
+            self._through(lc, fold)
+            return
         parent = lc.values[PARENT]
         assert isinstance(parent, Ref)
         parent_key = self.resolve(parent)
@@ -266,6 +345,78 @@ class FoldApplier:
         metrics.rows_applied.labels(self.stream, str(tgt.table), "update").inc()
         if not done:
             metrics.rows_missing.labels(self.stream, str(tgt.table), "update").inc()
+
+    # ------------------------------------------------------------ two hops: link rows to a far row's value
+    def _through(self, lc: LinkedChange, fold: Fold) -> None:
+        """A two-hop fold: the parent's column takes the value of the one far row its link rows of the slice
+        point at, read from the source now (NULL when none); a far row's change does it for every parent that
+        links to it. A parent without a counterpart parks the change (replayed, it reads the source again)."""
+        if self.source_query is None or self.source_kind is None:
+            raise RowError(f"mapping {lc.flow.mapping}: a fold through {fold.via.endpoint.table if fold.via else '?'} "
+                           f"reads the source, which cannot be read here", table=str(lc.change.table),
+                           key=lc.source_key)
+        if FAR in lc.values:
+            parents = [r[0] for r in self._linked(fold, lc.values[FAR])]
+            waited = self._replaying
+            if waited is not None and waited.mapping == fold.parent:
+                parents = [p for p in parents if _same(p, waited.value)]
+        else:
+            parent = lc.values[PARENT]
+            assert isinstance(parent, Ref)
+            parents = [parent.value]
+        for p in parents:
+            ref = Ref(fold.parent, p)
+            parent_key = self.resolve(ref)
+            if parent_key is None:
+                self.park(lc, ref)
+                continue
+            value = self._value(lc, self._far_value(lc, fold, p))
+            if value is not _PARKED:
+                self._to_column(lc, fold, parent_key, value)
+
+    def _linked(self, fold: Fold, far_key: Any) -> list[tuple[Any, ...]]:
+        """The parents whose link rows of the slice point at this far row, in the source now."""
+        via = fold.via
+        assert via is not None and self.source_query is not None
+        q, link = self._ident, via.endpoint
+        where = {via.to: far_key, **dict(link.slice)}
+        sql = (f"SELECT DISTINCT {q(fold.by)} FROM {q(link.table.schema, link.table.name)} "
+               f"WHERE {' AND '.join(f'{q(c)} = %s' for c in where)} AND {q(fold.by)} IS NOT NULL "
+               f"ORDER BY {q(fold.by)}")
+        return self.source_query(sql, list(where.values()))
+
+    def _far_value(self, lc: LinkedChange, fold: Fold, parent_value: Any) -> Any:
+        """The value of the one far row (of the far slice) the parent's link rows (of the link slice) point at,
+        in the source now: NULL when none; two are a row error, as two child rows of a one-hop fold."""
+        via = fold.via
+        assert via is not None and self.source_query is not None
+        q, link, far = self._ident, via.endpoint, via.far
+        assert far is not None
+        params: list[Any] = [parent_value]
+        conds = [f"l.{q(fold.by)} = %s"]
+        for alias, slice_ in (("l", link.slice), ("f", far.slice)):
+            for c, v in slice_:
+                conds.append(f"{alias}.{q(c)} = %s")
+                params.append(v)
+        sql = (f"SELECT {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, f.{q(fold.value)} "
+               f"FROM {q(link.table.schema, link.table.name)} l JOIN {q(far.table.schema, far.table.name)} f "
+               f"ON f.{q(far.key[0])} = l.{q(via.to)} WHERE {' AND '.join(conds)} "
+               f"ORDER BY {', '.join('l.' + q(c) for c in link.key)} LIMIT 3")
+        rows = self.source_query(sql, params)
+        if not rows:
+            return None
+        n = len(link.key)
+        if len({r[n] for r in rows}) > 1:  # two link rows to one far row carry the same value: not two
+            metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
+            kind = ", ".join(f"{c} = {v!r}" for c, v in link.slice) or "any kind"
+            raise RowError(f"mapping {lc.flow.mapping}: parent {parent_value!r} links to {len({r[n] for r in rows})} "
+                           f"rows of {far.table} through {link.table} rows of {kind} (keys "
+                           f"{[tuple(r[:n]) for r in rows[:2]]}); column {fold.into} of {lc.flow.target.table} "
+                           f"carries one: delete the extra link row or change its "
+                           f"{'/'.join(c for c, _ in link.slice) or fold.by}", table=str(lc.change.table),
+                           key=lc.source_key, column=via.to if lc.change.table == link.table else fold.value)
+        value = rows[0][n + 1]
+        return Ref(fold.references, value) if fold.references and value is not None else value
 
     # ------------------------------------------------------------ a column into a child row
     def _to_child(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:

@@ -577,8 +577,11 @@ class Linker:
             self.m_parked.dec()
             if i in superseded:
                 continue
-            for out in outs:
-                self._replay(out, mapping, key)
+            # a two-hop fold's far row parked once per parent without a counterpart: replayed, it is for
+            # this parent only (the others wait in their own parked rows, and are not parked once more)
+            with self.folds.replaying(Ref(mapping, loads_key(key)[0])):
+                for out in outs:
+                    self._replay(out, mapping, key)
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
         return taken

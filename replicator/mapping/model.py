@@ -141,6 +141,20 @@ class Fold:
     into: str  # the parent's column on the other side
     references: str | None = None
     lossy: bool = False
+    # `via:` -- a fold through a link table (two hops): the child endpoint is the far table holding `value`,
+    # reached from the parent through `via`'s rows (`by` is then the link table's parent column)
+    via: Via | None = None
+
+
+@dataclass(frozen=True)
+class Via:
+    """`fold.via:` the link table between the parent and the far row (EspoCRM's entity_email_address,
+    SuiteCRM's email_addr_bean_rel): its rows of `slice` whose `by` holds the parent's key point through
+    `to` at the far table's key. Folded from the link table's side to the column's only."""
+
+    endpoint: Endpoint  # the link table on the child side: table, key, slice
+    to: str  # link column holding the far row's key
+    far: Endpoint | None = None  # the far table (the fold's child endpoint), set when the mapping is compiled
 
 
 @dataclass(frozen=True)
@@ -227,6 +241,12 @@ class Mapping:
     def flow(self, source_side: str) -> Flow | None:
         return next((f for f in self.flows if f.source.side == source_side), None)
 
+    def flow_of(self, source_side: str, table: TableRef) -> Flow | None:
+        """The flow that reads `table` on `source_side`: a two-hop fold reads two tables there (its link
+        table's flow is `flow(side)`, the one `sync` copies), any other mapping one."""
+        return next((f for f in self.flows if f.source.side == source_side and f.source.table == table),
+                    self.flow(source_side))
+
 
 class MappingSet:
     def __init__(self, mappings: Iterable[Mapping]):
@@ -239,8 +259,9 @@ class MappingSet:
                 self.routes[key] = self.routes.get(key, ()) + (flow,)
 
     def tables(self, side: str) -> list[TableRef]:
-        """Tables of one side that any mapping reads or writes."""
-        return sorted({e.table for m in self.mappings for e in m.endpoints if e.side == side})
+        """Tables of one side that any mapping reads or writes (a two-hop fold's link table too)."""
+        return sorted({e.table for m in self.mappings for e in m.endpoints if e.side == side}
+                      | {t for (s, t) in self.routes if s == side})
 
     def source_tables(self, side: str) -> list[TableRef]:
         return sorted({t for (s, t) in self.routes if s == side})
@@ -421,9 +442,14 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
     a, b = sides
     f = s.section("fold")
     child = f.get("child", str, choices=sides)
-    fold = Fold(f.get("parent", str), child, f.get("by", str), f.get("value", str), f.get("into", str),
-                f.get("references", str, None),
-                f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow")
+    via = _via(f, config, child) if f.has("via") else None
+    if via is not None and f.has("by"):
+        raise ConfigError("a fold through `via` finds the parent in the link table: its column is via.by",
+                          f.where("by"), hint="move `by` into `via:`")
+    fold = Fold(f.get("parent", str), child, via[1] if via is not None else f.get("by", str), f.get("value", str),
+                f.get("into", str), f.get("references", str, None),
+                f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow",
+                via=via[0] if via is not None else None)
     f.done()
     endpoints = []
     for side in sides:
@@ -440,6 +466,10 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
         e.done()
         endpoints.append(endpoint)
     ce = endpoints[sides.index(child)]
+    directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
+    direction = s.get("direction", str, choices=directions)
+    if fold.via is not None:
+        return _compile_two_hop(name, s, config, sides, fold, endpoints, direction)
     made = {g.column for g in ce.generate} | {fold.by, fold.value} | {c for c, _ in ce.slice}
     missing = [k for k in ce.key if k not in made]
     if missing:
@@ -449,8 +479,6 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
     for column in (fold.by, fold.value):
         if column in dict(ce.slice):
             raise ConfigError(f"fold column {column!r} is a slice column of {ce.table}", f.where())
-    directions = ("both", f"{a}_to_{b}", f"{b}_to_{a}")
-    direction = s.get("direction", str, choices=directions)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
     # a truncated child table cannot empty a column of every parent row: stop (default) or ignore it
     truncate = s.get("truncate", str, "stop", choices=("stop", "ignore"))
@@ -471,6 +499,67 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
         flows.append(Flow(name, source, target, (), (), truncate=truncate, filter=_sliced(source.slice, None),
                           filter_columns=filter_columns, conflicts=conflicts, on_error=on_error, fold=fold))
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), (), tuple(flows))
+
+
+def _via(f: Section, config: Config, child: str) -> tuple[Via, str]:
+    """`fold.via: {table, key, by, to, slice}`: the link table (on the child's side) and its parent column."""
+    v = f.section("via")
+    table = TableRef.parse(v.get("table", str), _default_schema(config, child))
+    key = v.get("key", list)
+    if not key or not all(isinstance(k, str) for k in key):
+        raise ConfigError("key must be a non-empty list of column names", v.where("key"),
+                          hint="the link table's primary key (entity_email_address: [id])")
+    by, to = v.get("by", str), v.get("to", str)
+    if by == to:
+        raise ConfigError(f"via.by and via.to are both {by!r}: one column holds the parent's key, the other the "
+                          f"far row's", v.where("to"))
+    slice_ = _slice(v)
+    for column in (by, to):
+        if column in dict(slice_):
+            raise ConfigError(f"via column {column!r} is a slice column of {table}", v.where("slice"))
+    v.done()
+    return Via(Endpoint(child, table, tuple(key), slice=slice_), to), by
+
+
+def _compile_two_hop(name: str, s: Section, config: Config, sides: list[str], fold: Fold,
+                     endpoints: list[Endpoint], direction: str) -> Mapping:
+    """A fold through a link table: carried from the link table's side into the parent's column only. Two
+    flows in that direction: the link table's rows (first: `sync` copies them) and the far table's."""
+    via = fold.via
+    assert via is not None
+    a, b = sides
+    child = fold.child
+    column_side = next(x for x in sides if x != child)
+    stream = f"{child}_to_{column_side}"
+    if direction != stream:
+        raise ConfigError(f"a fold through `via` flows {stream} only (the link table's rows into "
+                          f"{column_side}'s column), not {direction}", s.where("direction"),
+                          hint=f"direction: {stream}; creating the far row and the link row from the column is "
+                               f"not supported yet")
+    far = endpoints[sides.index(child)]
+    if len(far.key) != 1:
+        raise ConfigError(f"the far table {far.table} has key {list(far.key)}: via.to points at a single-column "
+                          f"key", s.where(child))
+    if far.generate:
+        raise ConfigError("generate makes keys of rows the fold creates; a fold through `via` creates none",
+                          s.where(child))
+    if via.endpoint.table == far.table:
+        raise ConfigError(f"via.table is the far table {far.table} itself", s.section("fold").where("via"))
+    if s.has("conflicts"):
+        raise ConfigError("conflicts: only a `direction: both` mapping has conflicts", s.where("conflicts"))
+    on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
+    truncate = s.get("truncate", str, "stop", choices=("stop", "ignore"))
+    s.done()
+    target = endpoints[sides.index(column_side)]
+    link = via.endpoint
+    fold = replace(fold, via=replace(via, far=far))
+    # a link row's slice, parent and far key decide whose row it is and which: a delete needs them
+    link_columns = tuple(dict.fromkeys([c for c, _ in link.slice] + [fold.by, via.to]))
+    flows = (Flow(name, link, target, (), (), truncate=truncate, filter=_sliced(link.slice, None),
+                  filter_columns=link_columns, on_error=on_error, fold=fold),
+             Flow(name, far, target, (), (), truncate=truncate, filter=_sliced(far.slice, None),
+                  on_error=on_error, fold=fold))
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), (), flows)
 
 
 def _park_days(s: Section) -> float | None:

@@ -244,9 +244,15 @@ def row_id(target_table: str, key_text: str, linked_source: str | None = None) -
 
 
 def linked_sources(mset: MappingSet, source_side: str) -> dict[str, tuple[str, str]]:
-    """By mapping name: (target table, source table) of its linked flow from `source_side`."""
-    return {f.mapping: (str(f.target.table), str(f.source.table)) for m in mset.mappings for f in m.flows
-            if f.source.side == source_side and f.linked}
+    """By mapping name: (target table, source table) of its linked flow from `source_side` (a two-hop fold
+    reads two tables there: its first, the link table, names the rows of both, whose keys stay apart by
+    value -- a far row's change held behind an equal link key only waits, it is never lost)."""
+    out: dict[str, tuple[str, str]] = {}
+    for m in mset.mappings:
+        for f in m.flows:
+            if f.source.side == source_side and f.linked:
+                out.setdefault(f.mapping, (str(f.target.table), str(f.source.table)))
+    return out
 
 
 def linked_source(sources: dict[str, tuple[str, str]], mapping: str, target_table: str) -> str | None:
@@ -471,8 +477,9 @@ class Quarantine:
 
     # -- linked changes (stream/deadlinked): queued by the source row's key, the counterpart's may not exist
     def held_linked(self, lc: LinkedChange) -> bool:
-        return row_id(str(lc.flow.target.table), dumps_key(tuple(lc.source_key)), str(lc.flow.source.table)) \
-            in self.held
+        table = str(lc.flow.target.table)
+        source = linked_source(self.sources, lc.flow.mapping, table) or str(lc.flow.source.table)
+        return row_id(table, dumps_key(tuple(lc.source_key)), source) in self.held
 
     def quarantines_linked(self, lc: LinkedChange) -> bool:
         found = self.linked.get(id(lc))

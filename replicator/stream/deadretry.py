@@ -108,7 +108,10 @@ ReplayLinked = Callable[[Applier, Entry, Flow], "RowError | None"]
 def linked_flow(e: Entry, mset: MappingSet | None) -> Flow | None:
     """The flow of a linked mapping `e` was queued by (its key is then the source row's), else None."""
     m = mset.by_name.get(e.mapping) if mset is not None else None
-    flow = m.flow(e.stream.split("_to_", 1)[0]) if m is not None else None
+    side = e.stream.split("_to_", 1)[0]
+    # the stored row's own table: a two-hop fold's queued change may be of its link table or its far table
+    flow = (m.flow_of(side, e.source_row.table) if e.source_row is not None else m.flow(side)) \
+        if m is not None else None
     return flow if flow is not None and flow.linked and str(flow.target.table) == e.target_table else None
 
 

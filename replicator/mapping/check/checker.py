@@ -54,7 +54,7 @@ from replicator.mapping.check.values import _value_problem
 
 if TYPE_CHECKING:
     from replicator.config import Config, Connection
-    from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
+    from replicator.mapping.model import Endpoint, Field, FieldPlan, Flow, Mapping, MappingSet
 
 
 @dataclass(frozen=True)
@@ -191,14 +191,15 @@ class _Checker:
             check_latest_zone(self, m)
         return self.out
 
-    def slices(self, m: Mapping) -> None:
-        """A slice's columns exist and its values fit them (they select rows and are written on insert)."""
-        for e in m.endpoints:
+    def slices(self, m: Mapping, extra: tuple[tuple[Endpoint, str], ...] = ()) -> None:
+        """A slice's columns exist and its values fit them (they select rows and are written on insert);
+        `extra`: other endpoints with a slice and where it is written (a fold's link table, `.fold.via`)."""
+        for e, suffix in ((*((e, f".{e.side}") for e in m.endpoints), *extra)):
             if not e.slice or self.table(e.side, e.table) is None:
                 continue
             for column, value in e.slice:
                 c = self.column(e.side, e.table, column)
-                at = _at(m.where, f".{e.side}.slice")
+                at = _at(m.where, f"{suffix}.slice")
                 if c is None:
                     self.fail(e.side, f"{at}: slice column {column} does not exist in {e.table}",
                               f"name the discriminator column of {e.table}")

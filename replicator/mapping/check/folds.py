@@ -11,7 +11,7 @@ from replicator.mapping.check.columns import ColumnInfo
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
-    from replicator.mapping.model import Fold, Mapping
+    from replicator.mapping.model import Endpoint, Fold, Mapping
 
 
 def check_fold(ck: _Checker, m: Mapping) -> None:
@@ -19,6 +19,9 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
 
     fold = next(f.fold for f in m.flows if f.fold is not None)
     assert fold is not None
+    if fold.via is not None:
+        _check_two_hop(ck, m, fold)
+        return
     child = m.endpoint(fold.child)
     side = next(e.side for e in m.endpoints if e.side != fold.child)
     parent = m.endpoint(side)
@@ -70,6 +73,51 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
         kind = ", ".join(f"{c} = {v!r}" for c, v in child.slice) or "every kind"  # not a Python dict's repr
         ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into "
               f"{parent.table}.{fold.into} (`verify` does not compare folded columns yet)")
+
+
+def _check_two_hop(ck: _Checker, m: Mapping, fold: Fold) -> None:
+    """A fold through a link table: the three tables' columns exist, both slices fit, the far row's value (or
+    the referenced mapping's key) casts into the parent's column, and the link table's `to` into the far
+    table's key (the join the fold reads with)."""
+    from replicator.mapping.check.checker import _at, _col
+
+    via = fold.via
+    assert via is not None
+    far, link = m.endpoint(fold.child), via.endpoint
+    side = next(e.side for e in m.endpoints if e.side != fold.child)
+    parent = m.endpoint(side)
+    at = _at(m.where, ".fold")
+    failed = sum(1 for f in ck.out if not f.ok and not f.warning)
+    for e, cols, where in ((far, (*far.key, fold.value), at), (link, (*link.key, fold.by, via.to), f"{at}.via"),
+                           (parent, (*parent.key, fold.into), at)):
+        table = ck.table(e.side, e.table)
+        if table is None:
+            return  # preflight reports a missing table
+        for c in dict.fromkeys(cols):
+            if c not in table:
+                ck.fail(e.side, f"{where}: column {c} does not exist in {e.table}",
+                        "fix the column name in the fold" + (f"'s via" if e is link else ""))
+    ck.slices(m, ((link, ".fold.via"),))
+    if sum(1 for f in ck.out if not f.ok and not f.warning) > failed:
+        return
+    ref_map = ck.mset.by_name.get(fold.references) if fold.references else None
+    value, into = ck.column(far.side, far.table, fold.value), ck.column(side, parent.table, fold.into)
+    scol, sname = _ref_key(ck, ref_map, fold.child) if ref_map else (value, _col(far.side, far.table, fold.value))
+    stream = f"{fold.child}_to_{side}"
+    if scol is not None and into is not None:
+        _judge(ck, fold, side, f"{at}: {sname} {scol.describe()} -> {_col(side, parent.table, fold.into)} "
+               f"{into.describe()} ({stream})", scol, into)
+    to, key = ck.column(link.side, link.table, via.to), ck.column(far.side, far.table, far.key[0])
+    if to is not None and key is not None and _cast(to, key)[0] == ERROR:
+        ck.fail(far.side, f"{at}.via: {_col(link.side, link.table, via.to)} {to.describe()} cannot hold "
+                f"{_col(far.side, far.table, far.key[0])} {key.describe()}: {_cast(to, key)[1]}",
+                "via.to names the link table's column holding the far table's key")
+    if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
+        def kind(e: Endpoint) -> str:
+            return ", ".join(f"{c} = {v!r}" for c, v in e.slice) or "every kind"
+        ck.ok(far.side, f"{at}: {far.table}.{fold.value} ({kind(far)}) through {link.table} ({fold.by} -> {via.to}, "
+              f"{kind(link)}) folds into {parent.table}.{fold.into} ({stream} only; `verify` does not compare "
+              f"folded columns yet)")
 
 
 def _ref_key(ck: _Checker, ref: Mapping | None, side: str) -> tuple[ColumnInfo | None, str]:
