@@ -302,11 +302,11 @@ class _Checker:
             self.warn(flow.target.side, f"{head}: {folded}",
                       f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
                       f"utf8mb4_nopad_bin), or add `lossy: allow` to the field if no two source keys differ only so")
-        # the values the source column can hold (a shifted bigint is a decimal without NaN)
-        held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
-        special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
-                                 self.kinds.get(flow.target.side, ""))
         if verdict == FIT:
+            # the values the source column can hold (a shifted bigint is a decimal without NaN)
+            held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
+            special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
+                                     self.kinds.get(flow.target.side, ""))
             if special and not f.lossy:
                 self.warn(flow.target.side, f"{head}: {special}",
                           "keep such values out of the source, or add `lossy: allow` to the field to say they never "
@@ -335,10 +335,7 @@ class _Checker:
             self.ok(flow.target.side, f"{head}: lossy ({why}), allowed by lossy: allow")
         elif _loud(scol, tcol):
             # strict mode rejects a value that does not fit: a row error naming it, never a silent change
-            # a value the target cannot hold at all (NUL into PostgreSQL text) is said too: `lossy: allow` for
-            # the first reason would silence it
-            also = f"; also: {special}" if special else ""
-            self.warn(flow.target.side, f"{head}: lossy cast: {why}{also}",
+            self.warn(flow.target.side, f"{head}: lossy cast: {why}",
                       self.lossy_fix(scol, tcol, flow, plan))
         else:
             self.fail(flow.target.side, f"{head}: lossy cast: {why}", self.lossy_fix(scol, tcol, flow, plan))
