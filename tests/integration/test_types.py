@@ -454,6 +454,12 @@ def test_zero_dates_are_row_errors_unless_the_field_says_null(legacy_pair):
     pair = legacy_pair
     dated_insert(pair, DATED)
     check_dated(pair, streamed=True)
+    # verify: the refused rows cannot be mapped (not "equal to NULL"), known as queued; the others agree
+    verified = pair.cli("verify", check=False)
+    refused = [line for line in verified.stdout.splitlines() if "cannot be mapped" in line and "zero date" in line]
+    assert [line.split(":", 1)[0] for line in refused] == [
+        f"dated erp_to_crm public.dated key=({k},)" for k in (1, 3, 6)], verified.stdout
+    assert "the sides agree but for 3 row(s) with changes in the dead-letter queue" in verified.stdout
     # an update that writes a zero date into a refused column is refused too; into dt it is NULL
     conn = pair.maria.connect()
     try:
@@ -474,6 +480,13 @@ def test_zero_dates_copied_by_the_initial_sync(make_pair, daemon_tz):
     rows it cannot carry (on_error: quarantine) and writes the others."""
     pair = make_pair(PG_LEGACY, MY_LEGACY, MAPPINGS_LEGACY % "quarantine")
     dated_insert(pair, DATED)
+    # check: the test server's sql_mode (MariaDB's default, strict without NO_ZERO_DATE) allows zero dates, so
+    # each date field carried without zero_date: null is named once -- d and ts of dated, not dt, not legacy's
+    checked = pair.cli("check", check=False)
+    warned = [line for line in checked.stdout.splitlines() if "allows zero dates" in line]
+    assert [w.split(": field ", 1)[1].split(" ", 1)[0] for w in warned] == ["d", "ts"], checked.stdout
+    assert all(".dated." in w for w in warned), warned
+    assert checked.stdout.count("give the field zero_date: null") == 2, checked.stdout
     pair.start()
     try:
         wait_until(lambda: "sync of dated done" in pair.log() or pair.proc.poll() is not None, 60, "the sync")

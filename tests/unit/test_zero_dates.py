@@ -221,3 +221,20 @@ def test_check_warns_once_per_carried_date_field_when_the_server_allows_zero_dat
     assert zero_warnings(env, "", "crm_to_erp") == []  # into MariaDB: no zero date comes from PostgreSQL
     (both,) = zero_warnings(env, "", "both")  # the MariaDB -> PostgreSQL direction of a two-way mapping
     assert "field since" in both
+
+
+# ---------------------------------------------------------------- explain
+
+def test_explain_says_what_each_field_does_with_a_zero_date(config: Config) -> None:
+    from replicator.mapping.explain.explanation import explain
+    mset = mset_of(config)
+    out = explain(mset, "deals", "erp", zero_dated(dict(ROW), ("closed", "created")))
+    rules = {c["field"]: c["rules"] for c in out["columns"]}
+    assert "the value is a MariaDB zero date: a row error (give the field zero_date: null to carry it as NULL)" \
+        in rules["closed"]
+    assert "the value is a MariaDB zero date: arrives as NULL (zero_date: null)" in rules["created"]
+    assert "column closed" in {c["field"]: c.get("error", "") for c in out["columns"]}["closed"]
+    plain = explain(mset, "deals", "erp", dict(ROW))
+    rules = {c["field"]: c["rules"] for c in plain["columns"]}
+    assert "a MariaDB zero date (0000-00-00) arrives as NULL (zero_date: null)" in rules["created"]
+    assert not any("zero date" in r for r in rules["closed"])
