@@ -238,3 +238,19 @@ def test_explain_says_what_each_field_does_with_a_zero_date(config: Config) -> N
     rules = {c["field"]: c["rules"] for c in plain["columns"]}
     assert "a MariaDB zero date (0000-00-00) arrives as NULL (zero_date: null)" in rules["created"]
     assert not any("zero date" in r for r in rules["closed"])
+
+
+# ---------------------------------------------------------------- the dead-letter queue keeps them named
+
+def test_a_queued_source_row_keeps_its_zero_dates_so_a_retry_refuses_it_again(config: Config) -> None:
+    from replicator.codec import dumps_change, loads_change
+    from replicator.stream.deadretry import net_change
+    change = RowChange(ERP, Op.UPDATE, zero_dated({**ROW}, ("created",)), zero_dated(dict(ROW), ("closed",)))
+    back = loads_change(dumps_change(change))
+    assert back == change and back.after.zero_dates == ("closed",) and back.before.zero_dates == ("created",)
+    plain = RowChange(ERP, Op.INSERT, None, {"id": 1})
+    assert "zero_dates" not in dumps_change(plain) and type(loads_change(dumps_change(plain)).after) is dict
+    net = net_change(RowChange(ERP, Op.INSERT, None, dict(ROW)), change)
+    assert net is not None and net.after.zero_dates == ("closed",)
+    with pytest.raises(RowError, match="column closed"):
+        route_flow(mset_of(config).mappings[0].flows[0], net)
