@@ -63,21 +63,26 @@ class ZeroDatedRow(dict):  # type: ignore[type-arg]
     that the router can refuse it for a column a mapping carries without `zero_date: null` (a row error naming
     the column) -- instead of a NULL nobody asked for. A plain dict for everything else."""
 
-    __slots__ = ("zero_dates",)
+    __slots__ = ("zero_dates", "zero_texts")
 
-    def __init__(self, values: Mapping[str, Any], zero_dates: tuple[str, ...]):
+    def __init__(self, values: Mapping[str, Any], zero_dates: tuple[str, ...],
+                 zero_texts: Mapping[str, str] | None = None):
         super().__init__(values)
         self.zero_dates = zero_dates
+        # column -> the value as MariaDB shows it ('2024-00-15'), where the reader knows it
+        self.zero_texts: dict[str, str] = dict(zero_texts or {})
 
     def __reduce__(self) -> Any:  # copies and pickles keep the columns
-        return (ZeroDatedRow, (dict(self), self.zero_dates))
+        return (ZeroDatedRow, (dict(self), self.zero_dates, self.zero_texts))
 
 
-def zero_dated(values: dict[str, Any], zero_dates: Sequence[str]) -> dict[str, Any]:
-    """`values` as a ZeroDatedRow naming `zero_dates` (in column order, once each); `values` itself when none."""
+def zero_dated(values: dict[str, Any], zero_dates: Sequence[str],
+               zero_texts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`values` as a ZeroDatedRow naming `zero_dates` (in column order, once each) and, where known, their texts;
+    `values` itself when none."""
     if not zero_dates:
         return values
-    return ZeroDatedRow(values, tuple(dict.fromkeys(zero_dates)))
+    return ZeroDatedRow(values, tuple(dict.fromkeys(zero_dates)), zero_texts)
 
 
 @dataclass(frozen=True)

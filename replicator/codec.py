@@ -85,13 +85,15 @@ def dumps_change(change: RowChange) -> str:
         zero = getattr(getattr(change, image), "zero_dates", None)
         if zero:
             d[f"{image}_zero_dates"] = list(zero)
+            d[f"{image}_zero_texts"] = getattr(change, image).zero_texts
     return json.dumps(d, separators=(",", ":"))
 
 
 def loads_change(text: str) -> RowChange:
     d = json.loads(text)
 
-    def row(r: Any, zero: Any) -> dict[str, Any] | None:
-        return None if r is None else zero_dated({k: _dec(v) for k, v in r.items()}, zero or ())
-    return RowChange(TableRef(*d["table"]), Op(d["op"]), row(d["before"], d.get("before_zero_dates")),
-                     row(d["after"], d.get("after_zero_dates")))
+    def row(image: str) -> dict[str, Any] | None:
+        r = d[image]
+        return None if r is None else zero_dated({k: _dec(v) for k, v in r.items()},
+                                                 d.get(f"{image}_zero_dates") or (), d.get(f"{image}_zero_texts"))
+    return RowChange(TableRef(*d["table"]), Op(d["op"]), row("before"), row("after"))

@@ -611,9 +611,11 @@ def refuse_zero_dates(flow: Flow, change: RowChange, row: Mapping[str, Any] | No
     column = refused[0]
     plan = next((p for p in flow.plans if p.source == column), None)
     what = f"field {plan.name}" if plan is not None else "its fold value"
-    raise RowError(f"mapping {flow.mapping}, {what}: the value is a MariaDB zero date (0000-00-00, or a date with "
-                   f"a zero month or day, or the zero TIMESTAMP), which PostgreSQL has no value for; give the "
-                   f"field zero_date: null to carry it as NULL, or correct the row (docs/types.md, \"Zero dates\")",
+    text = getattr(row, "zero_texts", {}).get(column)  # as MariaDB shows it, where the reader knows it
+    value = f" '{text}'" if text else ""
+    raise RowError(f"mapping {flow.mapping}, {what}: the value{value} is a MariaDB zero date (0000-00-00, or a "
+                   f"date with a zero month or day, or the zero TIMESTAMP), which PostgreSQL has no value for; give "
+                   f"the field zero_date: null to carry it as NULL, or correct the row (docs/types.md, \"Zero dates\")",
                    table=str(change.table), key=_safe_key(flow, row), column=column)
 
 

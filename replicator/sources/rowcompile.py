@@ -369,7 +369,8 @@ def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any
     for i, col in enumerate(columns):
         body, _ = _column_lines(i, col, opts, ns)
         if opts.get("mark"):  # RowDecoder's second look at an event with zero dates: mark where they are
-            body = [line + f"; v{i} = _ZERO" if "z += 1" in line else line for line in body]
+            mark = f"; v{i} = _ZM({_zero_text(col)})"
+            body = [line + mark if "z += 1" in line else line for line in body]
         shared = share and col.type in _SHARED_TYPES
         lines.append(f"if n{i >> 3} & {1 << (i & 7)}:")
         lines.append(f"    v{i} = None")
@@ -487,7 +488,7 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any], share: bool = True) -
             raise _Unsupported(f"column {i} has no name (binlog_row_metadata is not FULL)")
         names.append(name)
     ns = dict(_BASE_NS)
-    ns["_ZERO"] = ZERO_MARK
+    ns["_ZM"] = ZeroMark
     image = _image_lines(columns, opts, ns)
     images2 = (_image_lines(columns, opts, ns, "before", share), _image_lines(columns, opts, ns, "after", share))
     # keys are str literals (repr of a str always is one); duplicates behave like values[name] = ...
@@ -516,18 +517,35 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any], share: bool = True) -
     return dec
 
 
-class _ZeroMark:
+class ZeroMark:
+    """What a decoder compiled by `marked` gives for a zero date instead of None: its text as MariaDB shows it
+    ('2024-00-15'; '' where the decoder does not keep the parts). Never leaves rowdecode."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
     def __repr__(self) -> str:
-        return "ZERO_MARK"
+        return f"ZeroMark({self.text!r})"
 
 
-# what a decoder compiled by `marked` gives for a zero date instead of None (never leaves rowdecode)
-ZERO_MARK: Any = _ZeroMark()
+def _zero_text(col: Any) -> str:
+    """The expression, in a column's generated code where it counts a zero date, of the value's text."""
+    t = col.type
+    if t == FIELD_TYPE.DATE:
+        return "'%04d-%02d-%02d' % (y, mo, d)"
+    if t == FIELD_TYPE.DATETIME2:
+        return "'%04d-%02d-%02d %02d:%02d:%02d' % (ym // 13, ym % 13, x >> 17 & 31, x >> 12 & 31, x >> 6 & 63, x & 63)"
+    if t in (FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2):
+        return "'0000-00-00 00:00:00'"
+    return "''"
 
 
 def marked(dec: TableDecoder) -> TableDecoder:
-    """`dec` compiled again with ZERO_MARK for each zero date (where `dec` gives None and counts one): run only on
-    an event whose decoding counted zero dates, to find their rows and columns. Every other value is the same."""
+    """`dec` compiled again with a ZeroMark for each zero date (where `dec` gives None and counts one): run only
+    on an event whose decoding counted zero dates, to find their rows, columns and texts. Every other value is
+    the same."""
     return _compile(dec.columns, {**dec.opts, "mark": True}, dec.share)
 
 

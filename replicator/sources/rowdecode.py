@@ -47,7 +47,7 @@ from typing import Any, Optional
 from pymysql.protocol import MysqlPacket
 
 from replicator.changes import ZeroDatedRow
-from replicator.sources.rowcompile import (DELETE, TableDecoder, UPDATE, WRITE, ZERO_MARK, _EVENT_KINDS, _MAX_TABLES,
+from replicator.sources.rowcompile import (DELETE, TableDecoder, UPDATE, WRITE, ZeroMark, _EVENT_KINDS, _MAX_TABLES,
                                            _options, _signature, compile_table, marked, unsupported_reason)
 from replicator.sources.rowvalues import exact_time, fixed_binary_length
 
@@ -288,8 +288,8 @@ class RowDecoder:
 
 
 def _zero_image(image: Optional[dict[str, Any]], again: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    """`image` as a ZeroDatedRow when its marked twin `again` holds ZERO_MARK in some column; else `image`."""
+    """`image` as a ZeroDatedRow when its marked twin `again` holds a ZeroMark in some column; else `image`."""
     if image is None or again is None:
         return image
-    zero = tuple(c for c, v in again.items() if v is ZERO_MARK)
-    return ZeroDatedRow(image, zero) if zero else image
+    zero = {c: v.text for c, v in again.items() if v.__class__ is ZeroMark}
+    return ZeroDatedRow(image, tuple(zero), {c: t for c, t in zero.items() if t}) if zero else image

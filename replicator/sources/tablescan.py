@@ -238,9 +238,9 @@ class TableScanner:
             zero_cols = self._zero_cols
             for n, raw in enumerate(rows):
                 row = result[n]
-                zero = [name for i, name in zero_cols if raw[i] is not None and row[name] is None]
+                zero = {name: raw[i] for i, name in zero_cols if raw[i] is not None and row[name] is None}
                 if zero:
-                    result[n] = ZeroDatedRow(row, tuple(zero))
+                    result[n] = ZeroDatedRow(row, tuple(zero), {c: str(v) for c, v in zero.items()})
         return result
 
     def _explain_failure(self, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -61,7 +61,7 @@ def net_change(first: RowChange, last: RowChange) -> RowChange | None:
 
 def _image(row: Any) -> dict[str, Any]:
     """A copy of a row image that keeps the zero dates it names (changes.ZeroDatedRow): still refused on retry."""
-    return zero_dated(dict(row), getattr(row, "zero_dates", ()))
+    return zero_dated(dict(row), getattr(row, "zero_dates", ()), getattr(row, "zero_texts", None))
 
 
 def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:

@@ -442,10 +442,11 @@ def check_dated(pair, streamed: bool) -> None:
     q = queued(pair)
     assert sorted(q) == ["[1]", "[3]", "[6]"], q
     table = f"{pair.maria.dbname}.dated"
-    for key, column in (("[1]", "d"), ("[3]", "ts"), ("[6]", "d")):
+    for key, column, value in (("[1]", "d", "0000-00-00"), ("[3]", "ts", ZERO), ("[6]", "d", "2024-00-15")):
         error = q[key][0]
         assert f"table {table}" in error and f"key ({key[1:-1]},)" in error and f"column {column}" in error, error
-        assert "zero date" in error and "zero_date: null" in error, error
+        assert f"field {column}: the value '{value}' is a MariaDB zero date" in error, error
+        assert "zero_date: null" in error, error
     if streamed:  # every zero date read, carried or not: one each in rows 1, 2, 3, 4 and 6, three in row 5
         assert pair.metric("replicator_zero_dates_total", direction="erp_to_crm", table=table) == 8
 

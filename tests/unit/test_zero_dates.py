@@ -162,6 +162,8 @@ def test_lean_decoding_names_the_zero_dated_columns_of_each_image_and_only_pays_
     pairs, zero = got
     assert zero == 3
     assert [getattr(a, "zero_dates", None) for _, a in pairs] == [None, ("d", "ts"), ("d",)]
+    assert [getattr(a, "zero_texts", None) for _, a in pairs] == [
+        None, {"d": "0000-00-00", "ts": "0000-00-00 00:00:00"}, {"d": "2024-00-05"}]
     assert [a["d"] for _, a in pairs][1:] == [None, None]
     clean = _row(1, (2024, 1, 2), 1_700_000_000)
     got = rd.decode_lean(dec, "write", 3, b"\xff", None, clean)
@@ -245,12 +247,14 @@ def test_explain_says_what_each_field_does_with_a_zero_date(config: Config) -> N
 def test_a_queued_source_row_keeps_its_zero_dates_so_a_retry_refuses_it_again(config: Config) -> None:
     from replicator.codec import dumps_change, loads_change
     from replicator.stream.deadretry import net_change
-    change = RowChange(ERP, Op.UPDATE, zero_dated({**ROW}, ("created",)), zero_dated(dict(ROW), ("closed",)))
+    change = RowChange(ERP, Op.UPDATE, zero_dated({**ROW}, ("created",)),
+                       zero_dated(dict(ROW), ("closed",), {"closed": "2024-00-01"}))
     back = loads_change(dumps_change(change))
     assert back == change and back.after.zero_dates == ("closed",) and back.before.zero_dates == ("created",)
+    assert back.after.zero_texts == {"closed": "2024-00-01"} and back.before.zero_texts == {}
     plain = RowChange(ERP, Op.INSERT, None, {"id": 1})
     assert "zero_dates" not in dumps_change(plain) and type(loads_change(dumps_change(plain)).after) is dict
     net = net_change(RowChange(ERP, Op.INSERT, None, dict(ROW)), change)
     assert net is not None and net.after.zero_dates == ("closed",)
-    with pytest.raises(RowError, match="column closed"):
+    with pytest.raises(RowError, match="column closed: mapping deals, field closed: the value '2024-00-01' is a"):
         route_flow(mset_of(config).mappings[0].flows[0], net)

@@ -29,7 +29,7 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
     m, flow = find_flow(mset, name, side)
     spec = spec if isinstance(spec, dict) else {}
     src, dst = flow.source.side, flow.target.side
-    row = zero_dated(dict(row), getattr(row, "zero_dates", ()))  # a row read with zero dates keeps them named
+    row = zero_dated(dict(row), getattr(row, "zero_dates", ()), getattr(row, "zero_texts", None))  # a row read with zero dates keeps them named
     change = RowChange(flow.source.table, Op.INSERT, None, row)
     out: dict[str, Any] = {
         "mapping": m.name,
