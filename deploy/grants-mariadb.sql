@@ -49,6 +49,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON replicator.* TO 'replicator_apply'@'%';
 -- Only if this account runs `replicator setup` itself (CREATE DATABASE / CREATE TABLE IF NOT
 -- EXISTS for the state database, SHOW MASTER STATUS for the starting position). Otherwise a DBA
 -- runs setup as an administrator (or runs the `replicator setup --print-sql` statements first).
--- Both can be revoked after setup.
+-- All can be revoked after setup. ALTER only for an upgrade that adds a column to a state table
+-- (round 12: sync.rows_skipped).
 -- GRANT CREATE ON replicator.* TO 'replicator_apply'@'%';
+-- GRANT ALTER ON replicator.* TO 'replicator_apply'@'%';
 -- GRANT BINLOG MONITOR ON *.* TO 'replicator_apply'@'%';

@@ -17,7 +17,8 @@ field copies the value unchanged), and values are compared in that kind:
   themselves round: times within the target's fractional-second precision, a decimal written from a float
   within one unit of the target scale. Floats have none: every driver reads a float exactly (the shortest
   text that reads back as the same double, or float32 for a single-precision column, compared as the
-  float32 it is), so one unit in the last place is a difference.
+  float32 it is), so one unit in the last place is a difference. The target column's precision decides: a
+  double holding a copied float32 is compared as a double (the float32's exact value is what was carried).
 - `row_agrees(rules)` compiles the check that a whole row's canonical forms are equal (so every column is
   `values_equal`), with a fast path for two equal values of one plain class, which need no normalising.
   Only rows it does not pass are compared column by column.
@@ -121,9 +122,11 @@ def rule_for(target: ColumnInfo | None, source: ColumnInfo | None, column: str) 
         return Rule(column, OTHER)
     kind = target.kind
     skind = source.kind if source is not None else None
-    if kind in (FLOAT32, FLOAT64) and skind == FLOAT32:
-        kind = FLOAT32
-    elif kind in (TEXT, CHAR) and skind == JSON:
+    # a double holding a copied float32 (a MariaDB FLOAT into double precision, a real into DOUBLE) stays FLOAT64:
+    # the value carried is the float32's exact value as a double, and every reader gives the source that way
+    # (the binlog's 4 bytes, pgoutput's real snapped to float32, the scanner's CAST(c AS DOUBLE)); compared at
+    # single precision, a double changed below float32's step passed
+    if kind in (TEXT, CHAR) and skind == JSON:
         kind = JSON
     elif kind in (TEXT, CHAR) and skind == SET:
         kind = SET
@@ -141,6 +144,22 @@ def rule_for(target: ColumnInfo | None, source: ColumnInfo | None, column: str) 
         ci = name.endswith("_ci") or "_ci_" in name or name.endswith("_ai_ci")
         pad = "nopad" not in name
     return Rule(column, kind, scale, precision, ci, pad, target.dialect)
+
+
+def exact_rule(rule: Rule, target: ColumnInfo | None, source: ColumnInfo | None) -> Rule:
+    """`rule` for a field that copies a value unchanged and that the mapping does not declare lossy: a decimal,
+    a timestamp or a time compared with the source value itself, not as rounded to the target column's scale or
+    fractional seconds. `check` refuses such a pair when the target holds fewer digits, so a difference here is
+    a value the target rounded behind replicator's back (a column narrowed while it ran, or before a repair).
+    A DOUBLE(M,D) target (compared as a decimal, `rule_for`) and a float source keep the target's rounding."""
+    if target is None or source is None:
+        return rule
+    if rule.kind == DECIMAL and target.kind == DECIMAL and source.kind in (DECIMAL, INT) and rule.scale is not None:
+        return Rule(rule.column, rule.kind, None, rule.precision, rule.case_insensitive, rule.pad_space, rule.dialect)
+    if rule.kind in (TIMESTAMP, TIME) and source.kind == rule.kind and rule.precision is not None \
+            and rule.precision < 6:
+        return Rule(rule.column, rule.kind, rule.scale, None, rule.case_insensitive, rule.pad_space, rule.dialect)
+    return rule
 
 
 # ---------------------------------------------------------------- canonical forms

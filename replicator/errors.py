@@ -71,6 +71,17 @@ class RetriableError(ReplicatorError):
     kind = "retriable"
 
 
+class TargetShapeChanged(RetriableError):
+    """A table written in the open target transaction no longer has the shape the applier planned with (an
+    ALTER TABLE committed before our write): the transaction was rolled back, nothing of it committed. The stream
+    checks the new shape against the mappings (stream/shapes.py): a refusal stops the direction (schema), a shape
+    the mappings still carry exactly is planned with anew and the rolled back transactions applied again."""
+
+    def __init__(self, message: str, tables: list[object]):
+        super().__init__(message)
+        self.tables = tables
+
+
 class FatalError(ReplicatorError):
     """The stream cannot go on without losing or doubling data; an operator must act."""
 

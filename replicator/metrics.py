@@ -62,10 +62,26 @@ source_schema_changes = Counter(
     ["direction", "table"],
     registry=REGISTRY,
 )
+target_schema_changes = Counter(
+    "replicator_target_schema_changes_total",
+    "A table the direction writes changed while streaming (ALTER TABLE), found before the commit of the first "
+    "transaction written into the new shape, and the mapped columns still carry exactly: planned anew and "
+    "applied again; a change they cannot carry stops the direction (errors_total kind=schema).",
+    ["direction", "table"],
+    registry=REGISTRY,
+)
 rows_filtered = Counter(
     "replicator_rows_filtered_total",
     "Source changes a mapping did not send: filtered out, gate not open, delete: ignore.",
     ["direction", "table"],
+    registry=REGISTRY,
+)
+rows_left = Counter(
+    "replicator_rows_left_total",
+    "Source rows that left a mapping's filter or slice (the old row matched, the new one does not), by what "
+    "the mapping's `leave:` (else its `delete:`) did to the counterpart: propagate (deleted), set (soft "
+    "deleted), ignore (kept).",
+    ["direction", "mapping", "action"],
     registry=REGISTRY,
 )
 rows_parked = Gauge(
@@ -235,6 +251,12 @@ mapping_reload_timestamp = Gauge(
 sync_rows = Counter(
     "replicator_sync_rows_total",
     "Rows a sync (initial or on-demand copy) has read from the source and applied through the mapping.",
+    ["direction", "mapping"],
+    registry=REGISTRY,
+)
+sync_rows_skipped = Counter(
+    "replicator_sync_rows_skipped_total",
+    "Rows a sync read from the source that are outside the mapping's slice or filter: not copied.",
     ["direction", "mapping"],
     registry=REGISTRY,
 )

@@ -115,7 +115,8 @@ def _replica_identity(conn: Connection, mset: MappingSet, session: _ApplySession
     """A two-way mapping's PostgreSQL tables need REPLICA IDENTITY FULL: without the whole old row an
     update cannot be reduced to what changed, nor checked for a conflict (it is then written whole). A
     filter on a non-key column needs it too: a DELETE's old row would hold only the key, fail the filter
-    and be dropped, so such a mapping is refused until the table has FULL."""
+    and be dropped, and an UPDATE leaving the filter could not be told, so such a mapping is refused until
+    the table has FULL (unless its deletes and leaves are both `ignore`)."""
     tables = two_way_tables(conn, mset)
     filtered = delete_filter_tables(conn, mset)
     if not tables and not filtered:
@@ -132,7 +133,9 @@ def _replica_identity(conn: Connection, mset: MappingSet, session: _ApplySession
         if r is None or r == "f" or t in tables:
             continue  # FULL, missing (the catalog check says so) or reported below
         out.append(Finding(False, conn.name, f"{t} has REPLICA IDENTITY {names.get(r, r)}: {why}, which a deleted "
-                           f"row carries only with FULL (without it every delete would be filtered out and lost)",
+                           f"row carries only with FULL, and so does the old row of an update that takes the row "
+                           f"out of the filter (without it every delete would be filtered out and lost, and such "
+                           f"an update stops the stream)",
                            f"run `replicator setup`, or: {replica_identity_sql(t)}"))
     for t in tables:
         r = ident.get((t.schema, t.name))

@@ -59,14 +59,15 @@ def two_way_tables(conn: Connection, mset: MappingSet) -> list[TableRef]:
 
 
 def delete_filter_tables(conn: Connection, mset: MappingSet) -> dict[TableRef, str]:
-    """Tables of `conn` whose deletes a filter must see whole: a filter on a column outside the primary
-    key reads the old row of a DELETE, which PostgreSQL's default identity reduces to the key; every such
-    delete would fail the filter and never reach the other side. Value: the mapping and column, for the
-    message."""
+    """Tables of `conn` whose old rows a filter must see whole: a filter on a column outside the primary
+    key reads the old row of a DELETE, and of an UPDATE that may take the row out of the filter (a leave),
+    which PostgreSQL's default identity reduces to the key or leaves out; every such delete would fail the
+    filter and never reach the other side, and no leave could be told. Not needed when both the mapping's
+    deletes and its leaves are `ignore`. Value: the mapping and column, for the message."""
     out: dict[TableRef, str] = {}
     for m in mset.mappings:
         for f in m.flows:
-            if f.source.side != conn.name or f.delete == "ignore" or not f.filter_columns:
+            if f.source.side != conn.name or (f.delete == "ignore" and f.leave == "ignore") or not f.filter_columns:
                 continue
             extra = [c for c in f.filter_columns if c not in f.source.key]
             if extra and f.source.table not in out:
@@ -134,11 +135,14 @@ def _setup_postgres(conn: Connection, mset: MappingSet, reset: bool, say: Callab
         db.autocommit = True
         with db.cursor() as cur:
             schema = pg_ident(conn.state_schema)
+            # (and a column a newer version added: the sync table's rows_skipped)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
                         "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
-                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+                        "AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s)",
                         (f"{schema}.checkpoint", f"{schema}.parked", f"{schema}.{sync.SYNC_TABLE}",
-                         f"{schema}.{conflict_store.TABLE}", f"{schema}.{deadletter.TABLE}", f"{schema}.{lease.TABLE}"))
+                         f"{schema}.{conflict_store.TABLE}", f"{schema}.{deadletter.TABLE}", f"{schema}.{lease.TABLE}",
+                         f"{schema}.{sync.SYNC_TABLE}", sync.SKIPPED_COLUMN))
             if not cur.fetchone()[0]:
                 for stmt in state_sql(conn):
                     cur.execute(stmt)
@@ -215,7 +219,10 @@ def _setup_mariadb(conn: Connection, say: Callable[[str], None]) -> BinlogPositi
                         "AND TABLE_NAME IN (%s, 'crosswalk', 'parked', %s, %s, %s, %s, %s)",
                         (conn.state_schema, CHECKPOINT_TABLE, sync.SYNC_TABLE, WATERMARK_TABLE,
                          conflict_store.TABLE, deadletter.TABLE, lease.TABLE))
-            if cur.fetchone()[0] < 8:
+            found = cur.fetchone()[0]
+            cur.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                        "AND COLUMN_NAME = %s", (conn.state_schema, sync.SYNC_TABLE, sync.SKIPPED_COLUMN))
+            if found < 8 or cur.fetchone()[0] == 0:  # (a column a newer version added: sync's rows_skipped)
                 for stmt in state_sql(conn):
                     cur.execute(stmt, ())
                 say(f"{conn.name}: created {conn.state_schema}.{CHECKPOINT_TABLE}, crosswalk, parked, sync, "

@@ -44,8 +44,9 @@ BINLOG_MARGIN_MIN_SECONDS = 6 * 3600  # as ReplicatorBinlogRetentionLow
 class SyncStatus:
     mapping: str
     status: str
-    rows_done: int
-    rows_estimated: int
+    rows_done: int  # copied
+    rows_estimated: int  # the source table's estimate
+    rows_skipped: int = 0  # read, outside the mapping's slice or filter
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,8 @@ def read_direction(config: Config, source: Connection, target: Connection,
             applier.rollback()
             sync_rows = _guard(errors, "sync", lambda: SyncState(applier, target.state_schema).rows(stream))
             applier.rollback()
-            syncs = tuple(SyncStatus(r.mapping, r.status, r.rows_done, r.rows_estimated) for r in sync_rows or ())
+            syncs = tuple(SyncStatus(r.mapping, r.status, r.rows_done, r.rows_estimated, r.rows_skipped)
+                          for r in sync_rows or ())
         finally:
             applier.rollback()
             applier.close()
@@ -431,11 +433,14 @@ def render(st: Status) -> str:
         out.append("  dead-letter rows " + (str(d.dead_letter_rows) if d.dead_letter_rows is not None
                                            else "- (no table: run `replicator setup`)"))
         for sy in d.syncs:
-            pct = f" {100 * sy.rows_done / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" \
-                else ""
+            read = sy.rows_done + sy.rows_skipped  # the share goes by rows read: the estimate is the table's
+            pct = f" {100 * read / sy.rows_estimated:.0f}%" if sy.rows_estimated and sy.status != "done" else ""
+            skipped = f", {sy.rows_skipped:,} skipped (outside the slice or filter)" if sy.rows_skipped else ""
             # the label column is 17 wide, as the lines above; a longer mapping name still gets its space
-            out.append(f"  {'sync ' + sy.mapping:<16} {sy.status} {sy.rows_done:,}/"
-                       f"{max(sy.rows_estimated, sy.rows_done):,} rows{pct}")
+            total = f"{max(sy.rows_estimated, read):,}"
+            out.append(f"  {'sync ' + sy.mapping:<16} {sy.status} " + (
+                f"{sy.rows_done:,} rows{skipped}, {read:,}/{total} read{pct}" if sy.rows_skipped else
+                f"{sy.rows_done:,}/{total} rows{pct}"))
         out.extend(f"  ! {e}" for e in d.errors)
     for s in st.sources:
         out.append("")

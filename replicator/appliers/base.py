@@ -28,7 +28,7 @@ from replicator import metrics
 from replicator.compare import ColumnInfo
 from replicator.changes import Op, Position, TableRef, TargetChange
 from replicator.config import Connection
-from replicator.errors import LockBusy, RetriableError, RowError
+from replicator.errors import LockBusy, RetriableError, RowError, TargetShapeChanged
 
 Converter = Callable[[Any], Any]
 
@@ -221,6 +221,14 @@ class Applier(abc.ABC):
         # only the stream's own session reports replicator_connection_up{role="apply"}: the short sessions
         # of look-ups, retention, sync and status would otherwise set it to 0 when they close
         self.reports_up = False
+        # the mapped tables written in the open transaction: `commit` confirms, after the writes and before it
+        # commits, that they still have the shape `load_types` planned with (see `shape_changed`)
+        self.written: set[TableRef] = set()
+        # that shape, as the catalog spells each column's type (for messages): {table: {column: type}}
+        self.planned: dict[TableRef, dict[str, str]] = {}
+        # (table, column) written by a `lossy: allow` field: the target rounding its values is what the mapping
+        # says (set by the stream; a MariaDB rounding note on another column stops the direction)
+        self.lossy: set[tuple[TableRef, str]] = set()
 
     def report_up(self, up: int) -> None:
         if self.reports_up:
@@ -267,6 +275,15 @@ class Applier(abc.ABC):
     @abc.abstractmethod
     def rollback(self) -> None: ...
 
+    def shape_moved(self, changed: list[TableRef]) -> None:
+        """`commit` found `changed` (written in the open transaction) in another shape than planned: an ALTER
+        TABLE committed before our write, so the write may have been rounded or cut. Nothing is committed: the
+        transaction is rolled back and the stream decides (TargetShapeChanged)."""
+        self.rollback()
+        names = ", ".join(str(t) for t in changed)
+        raise TargetShapeChanged(f"{self.conn.describe()}: {names} changed while replicator wrote into it "
+                                 f"(ALTER TABLE); the transaction was rolled back", list(changed))
+
     @abc.abstractmethod
     def load_types(self, tables: Sequence[TableRef]) -> None:
         """Read column types of the target tables and prepare value converters (outside a transaction
@@ -282,6 +299,7 @@ class Applier(abc.ABC):
     def apply(self, changes: Sequence[TargetChange]) -> None:
         for run in group_runs(changes):
             self.current_table = run.table
+            self.written.add(run.table)  # the resolver may write a checked run itself (update_unchanged)
             rows = list(run.rows.values())
             if run.checked and self.resolver is not None:
                 rows = self.resolver.resolve(self, run, rows, True)
@@ -294,6 +312,7 @@ class Applier(abc.ABC):
             self._write(run, rows)
 
     def _write(self, run: Run, rows: list[TargetChange]) -> None:
+        self.written.add(run.table)
         if run.op is Op.DELETE:
             done = self._delete(run, rows)
             self._count(run, "delete", len(rows), len(rows) - done)
@@ -687,6 +706,7 @@ class Applier(abc.ABC):
         keys = ", ".join(self.quote_col(c) for c in key_cols)
         sql = (f"INSERT INTO {self.quote_table(table)} ({cols}) VALUES ({marks}) RETURNING {keys}" if values
                else f"INSERT INTO {self.quote_table(table)} DEFAULT VALUES RETURNING {keys}")
+        self.written.add(table)
         rows = self.query(sql, self.convert_row(table, values))
         return tuple(rows[0])
 
@@ -694,6 +714,7 @@ class Applier(abc.ABC):
                       values: dict[str, Any]) -> int:
         if not values:
             return 1
+        self.written.add(table)
         sets = ", ".join(f"{self.quote_col(c)} = %s" for c in values)
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in key_cols)
         params = self.convert_row(table, values, key) + self.convert_row(table, dict(zip(key_cols, key)), key)
@@ -701,6 +722,7 @@ class Applier(abc.ABC):
 
     def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in key_cols)
+        self.written.add(table)
         return self.execute(f"DELETE FROM {self.quote_table(table)} WHERE {cond}",
                             self.convert_row(table, dict(zip(key_cols, key)), key))
 

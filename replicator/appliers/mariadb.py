@@ -28,7 +28,7 @@ from replicator.changes import Position, TableRef, TargetChange, position_from_j
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, my_connect, my_error_class
 from replicator.connect import mysql_message as _message
-from replicator.errors import ConfigError, RetriableError
+from replicator.errors import ConfigError, RetriableError, RowError
 from replicator.identifiers import for_params, my_ident
 from replicator.loopguard import CHECKPOINT_TABLE
 from replicator.mypackets import PacketReader, usable
@@ -504,6 +504,21 @@ class _LockedRows(MySQLResult):
         self.rows = tuple(rows)
 
 
+# a MariaDB warning's column and row: "Data truncated for column 'a' at row 2", "Out of range value for column ..."
+_WARNING_AT = re.compile(r"column '((?:[^']|'')*)'(?: at row (\d+))?")
+
+# warnings about the statement, never about a value stored: 1287 a deprecated syntax (MySQL 8.0.20+ says so of
+# `ON DUPLICATE KEY UPDATE c = VALUES(c)` on every upsert), 1592 a statement unsafe for statement-based binary
+# logging (the server's binlog_format, not the row), 3170 the range optimizer's memory limit (a plan choice)
+_NOT_ABOUT_VALUES = frozenset({1287, 1592, 3170})
+
+
+def _field_shape(f: Any) -> tuple[Any, ...]:
+    """What a column's result metadata says of the values it holds: name, type, length (digits, characters in
+    bytes, fractional seconds), decimals and character set."""
+    return (f.name, f.type_code, f.length, f.scale, f.charsetnr)
+
+
 def _locked_query(db: Any, stmt: str) -> list[tuple[Any, ...]]:
     """`Connection.query` + `Cursor.fetchall` for one SELECT, its result read by `_LockedRows`: the
     same command, the same packets read in the same order, the connection left in the same state."""
@@ -530,6 +545,8 @@ class MariaDBApplier(Applier):
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
+        self._shapes: dict[TableRef, tuple[tuple[Any, ...], ...]] = {}  # by load_types: `_shape_moved`
+        self._shape_sql: dict[tuple[TableRef, ...], str] = {}
 
     # every statement goes through the connection's `query`, which tells the gate (connect.MyConnection)
     reports_waits = True
@@ -616,6 +633,7 @@ class MariaDBApplier(Applier):
         return position_from_json(row[0]) if row else None
 
     def begin(self) -> None:
+        self.written.clear()
         # the tag: first row event of every transaction we write (see loopguard)
         def q() -> None:
             with self.db.cursor() as cur:
@@ -626,8 +644,14 @@ class MariaDBApplier(Applier):
         self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
-        def q() -> None:
+        written = sorted((t for t in self.written if t in self._shapes), key=str)
+
+        def q() -> list[TableRef]:
             with self.db.cursor() as cur:
+                if written:
+                    changed = self._shape_moved(cur, written)
+                    if changed:
+                        return changed
                 cur.execute(
                     # no source commit time (a keepalive moved the position): the last transaction's stays
                     f"UPDATE {self.ckpt_table} SET position = %s, "
@@ -636,15 +660,37 @@ class MariaDBApplier(Applier):
                     (position.to_json(), _utc_naive(commit_time), self.stream))
             self.db.commit()
             self.tagged = False
-        self._run(q)
+            self.written.clear()
+            return []
+        changed = self._run(q)
+        if changed:
+            self.shape_moved(changed)
+
+    def _shape_moved(self, cur: Any, tables: list[TableRef]) -> list[TableRef]:
+        """The written tables whose columns' result metadata (name, type, length, decimals, character set) is no
+        longer what load_types read: one `SELECT a.*, b.* FROM a, b LIMIT 0`, which reads no row. An ALTER TABLE
+        committed before our write shows here; one after it waits for our commit (the metadata lock our writes
+        hold). MariaDB's own notes cannot tell it: strict mode rounds fractional seconds without one."""
+        key = tuple(tables)
+        stmt = self._shape_sql.get(key)
+        if stmt is None:
+            stmt = self._shape_sql[key] = "SELECT " + ", ".join(f"t{i}.*" for i in range(len(tables))) + " FROM " + \
+                ", ".join(f"{quote(t.schema, t.name)} t{i}" for i, t in enumerate(tables)) + " LIMIT 0"
+        cur.execute(stmt)
+        now: dict[str, list[tuple[Any, ...]]] = {}
+        for f in self.db._result.fields:
+            now.setdefault(f.table_name, []).append(_field_shape(f))
+        return [t for i, t in enumerate(tables) if tuple(now.get(f"t{i}", ())) != self._shapes[t]]
 
     def commit_untracked(self) -> None:
         """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
         self._run(self.db.commit)
         self.tagged = False
+        self.written.clear()
 
     def rollback(self) -> None:
         self.tagged = False
+        self.written.clear()
         if self.db is not None:
             try:
                 self.db.rollback()
@@ -666,6 +712,10 @@ class MariaDBApplier(Applier):
                 full = cur.fetchall()
                 rows = [r[:6] for r in full]
                 column_types = {r[0]: str(r[6]) for r in full}
+                self.planned[t] = column_types
+                # the shape `commit` confirms (`_shape_moved`)
+                cur.execute(f"SELECT * FROM {quote(t.schema, t.name)} LIMIT 0")
+                self._shapes[t] = tuple(_field_shape(f) for f in self.db._result.fields)
                 types = {r[0]: r[1].lower() for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
@@ -716,8 +766,14 @@ class MariaDBApplier(Applier):
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     # the statements executemany would send, formatted faster (appliers/myliteral.py)
-                    for statement in fmt.statements(prefix, postfix, values[i:i + BATCH]):
+                    counts: list[int] = []
+                    first = i
+                    for statement, n in zip(fmt.statements(prefix, postfix, values[i:i + BATCH], counts=counts),
+                                            counts):
                         cur.execute(statement)
+                        if self.db._result.warning_count:
+                            self._warned(cur, run, rows[first:first + n])
+                        first += n
             return len(rows) - existing
         return self._run(q)
 
@@ -761,8 +817,10 @@ class MariaDBApplier(Applier):
         def q() -> None:
             literal = self._formatter().literal
             with self.db.cursor() as cur:
-                for row in values:
+                for row, change in zip(values, rows):
                     cur.execute(text % tuple([literal(v) for v in map(row.__getitem__, order)]))
+                    if self.db._result.warning_count:
+                        self._warned(cur, run, [change])
         self._run(q)
 
     def _update_joined(self, run: Run, values: list[list[Any]]) -> None:
@@ -775,6 +833,43 @@ class MariaDBApplier(Applier):
         with self.db.cursor() as cur:
             for stmt in _joined_statements(fmt, head, tail, names, values):
                 cur.execute(stmt)
+                if self.db._result.warning_count:
+                    self._warned(cur, run, None)
+
+    def _warned(self, cur: Any, run: Run, rows: Sequence[TargetChange] | None) -> None:
+        """The statement just run on `rows` (in its order; None: not known row by row) left warnings. In our
+        strict sql_mode a value that does not fit is an error; what is left is a value stored otherwise than
+        written, without an error -- a decimal rounded (Note 1265), where `check` refused every such cast unless
+        the field says `lossy: allow`. So: first the table's shape (narrowed since load_types: the stream
+        checks the new one, TargetShapeChanged); then a 1265 on a lossy field's column is what the mapping
+        allows; anything else stops, naming table, key, column and the server's words. Never ignored."""
+        cur.execute("SHOW WARNINGS")
+        warnings = cur.fetchall()
+        if run.table in self._shapes:
+            moved = self._shape_moved(cur, [run.table])
+            if moved:
+                self.shape_moved(moved)
+        for level, code, text in warnings:
+            if code in _NOT_ABOUT_VALUES:
+                continue
+            m = _WARNING_AT.search(str(text))
+            column = m.group(1) if m else None
+            if code == 1265 and column is not None and (run.table, column) in self.lossy:
+                continue
+            n = int(m.group(2)) if m and m.group(2) else 0
+            key: Any = None
+            where = ""
+            if rows is not None and 0 < n <= len(rows):
+                key = rows[n - 1].key
+            elif rows is not None and len(rows) == 1:
+                key = rows[0].key
+            elif rows:
+                where = f" (in a statement of {len(rows)} rows, keys {rows[0].key} to {rows[-1].key})"
+            else:
+                where = " (in a statement of several rows)"
+            raise RowError(f"{self.conn.describe()} stored a value otherwise than written, without an error: "
+                           f"{level} {code}: {text}{where}. Nothing of the transaction was committed",
+                           table=str(run.table), key=key, column=column)
 
     # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
 

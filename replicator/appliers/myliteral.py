@@ -159,9 +159,10 @@ class Formatter:
         return "(" + ", ".join(parts) + ")"  # the separator of the "%s, %s" template
 
     def statements(self, prefix: str, postfix: str, rows: Sequence[Sequence[Any]],
-                   max_length: int = MAX_STMT_LENGTH) -> list[bytes]:
+                   max_length: int = MAX_STMT_LENGTH, counts: list[int] | None = None) -> list[bytes]:
         """`prefix` + the rows' tuples + `postfix`, in as few statements as stay within `max_length` bytes
-        (a single row longer than that still goes alone, as with PyMySQL)."""
+        (a single row longer than that still goes alone, as with PyMySQL); `counts` gets each statement's number
+        of rows."""
         enc = self.encoding
         head, tail = prefix.encode(enc), postfix.encode(enc)
         out: list[bytes] = []
@@ -171,11 +172,15 @@ class Formatter:
             b = self.row(values).encode(enc)
             if parts and size + len(b) + 1 > max_length:
                 out.append(head + b",".join(parts) + tail)
+                if counts is not None:
+                    counts.append(len(parts))
                 parts, size = [], len(head) + len(tail)
             size += len(b) + (1 if parts else 0)
             parts.append(b)
         if parts:
             out.append(head + b",".join(parts) + tail)
+            if counts is not None:
+                counts.append(len(parts))
         return out
 
 

@@ -301,6 +301,13 @@ _CONVERTERS: dict[str, Converter] = {
 _WHOLE.update({_timestamptz: _timestamptz_column, _numeric: _numeric_column, _text: _text_column})
 
 
+# the shape of tables by OID: one row (OID, digest of each column's name, type OID and modifier) per table; the
+# applier's plan (converters, staging tables, the cast check's verdict) holds while it is unchanged
+_SHAPES_SQL = ("SELECT attrelid, md5(string_agg(attname || ' ' || atttypid || ' ' || atttypmod, ',' ORDER BY attnum)) "
+               "FROM pg_attribute WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 AND NOT attisdropped "
+               "GROUP BY attrelid")
+
+
 class PostgresApplier(Applier):
     kind = "postgresql"
     reports_waits = True  # every statement goes through _run
@@ -321,6 +328,8 @@ class PostgresApplier(Applier):
         self._stage_seq = 0
         self._may_stage = False  # the apply account may create temporary tables (read at connect)
         self._stageable: set[TableRef] = set()  # tables it may SELECT from (read by load_types)
+        self._shapes: dict[TableRef, tuple[int, str]] = {}  # (OID, digest of _SHAPES_SQL), read by load_types
+        self._ckpt_sql: str | None = None
 
     def connect(self) -> None:
         self._stages.clear()  # a new session has none of the old one's temporary tables
@@ -416,6 +425,8 @@ class PostgresApplier(Applier):
         return position_from_json(row[0]) if row else None
 
     def begin(self) -> None:
+        self.written.clear()
+
         def q() -> None:
             with self.db.cursor() as cur:
                 cur.execute("SELECT pg_logical_emit_message(true, %s, %s)", (MESSAGE_PREFIX, self.stream))
@@ -423,22 +434,38 @@ class PostgresApplier(Applier):
         self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
-        def q() -> None:
+        # the tables written in this transaction, by OID, with the shape digest load_types read
+        shapes = [(t, self._shapes[t]) for t in self.written if t in self._shapes]
+
+        def q() -> list[TableRef]:
             with self.db.cursor() as cur:
-                cur.execute(
-                    sql.SQL(
+                if self._ckpt_sql is None:
+                    self._ckpt_sql = sql.SQL(
                         "INSERT INTO {}.checkpoint AS c (stream, position, txn_seq, source_commit_time, updated_at) "
                         "VALUES (%s, %s, 1, %s, now()) ON CONFLICT (stream) DO UPDATE SET "
                         "position = EXCLUDED.position, txn_seq = c.txn_seq + 1, "
                         # no source commit time (a keepalive moved the position): the last transaction's stays
                         "source_commit_time = COALESCE(EXCLUDED.source_commit_time, c.source_commit_time), "
                         "updated_at = now()"
-                    ).format(self.schema),
-                    (self.stream, position.to_json(), commit_time),
-                )
+                    ).format(self.schema).as_string(self.db)
+                params: tuple[Any, ...] = (self.stream, position.to_json(), commit_time)
+                if not shapes:
+                    cur.execute(self._ckpt_sql, params)
+                else:
+                    # the written tables' shape, in the same round trip: an ALTER ... TYPE committed before our
+                    # write shows here (it changed the column under it); one after it waits for our commit (its
+                    # ACCESS EXCLUSIVE lock conflicts with the ROW EXCLUSIVE one our writes hold)
+                    cur.execute(self._ckpt_sql + "; " + _SHAPES_SQL, (*params, [oid for _t, (oid, _d) in shapes]))
+                    now = dict(cur.fetchall())
+                    changed = [t for t, (oid, digest) in shapes if now.get(oid) != digest]
+                    if changed:
+                        return changed
             self.db.commit()
             self._end_transaction(True)
-        self._run(q)
+            return []
+        changed = self._run(q)
+        if changed:
+            self.shape_moved(changed)
 
     def commit_untracked(self) -> None:
         """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
@@ -459,6 +486,7 @@ class PostgresApplier(Applier):
         """A staging table created in a transaction that rolls back is gone; ON COMMIT DELETE ROWS
         empties the others either way."""
         self.tagged = False
+        self.written.clear()
         if not committed:
             for key in self._stages_created:
                 self._stages.pop(key, None)
@@ -487,6 +515,18 @@ class PostgresApplier(Applier):
                     self._stageable.add(t)
                 else:
                     self._stageable.discard(t)
+                # the shape `commit` confirms: (OID, digest of the columns' names and types), and the types' names
+                cur.execute("SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                            "WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                            "c.relnamespace WHERE n.nspname = %s AND c.relname = %s) AND a.attnum > 0 "
+                            "AND NOT a.attisdropped ORDER BY a.attnum", (t.schema, t.name))
+                attrs = cur.fetchall()
+                if attrs:
+                    cur.execute(_SHAPES_SQL, ([attrs[0][0]],))
+                    self._shapes[t] = cur.fetchone()
+                    self.planned[t] = {name: ty for _oid, name, ty in attrs}
+                else:
+                    self._shapes.pop(t, None)
                 types = {r[0]: r[1] for r in rows}
                 self._types[t] = types
                 self._required[t] = frozenset(r[0] for r in rows if r[2])

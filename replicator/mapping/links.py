@@ -167,6 +167,14 @@ class Linker:
                     if back:
                         self._recreate(flow, values, target_key)
                     return
+                if lc.entered and flow.link.crosswalk and not linked_now:
+                    # a pair whose counterpart is gone, for a row that entered the filter or slice: it left
+                    # before (its leave deleted the counterpart; the pair, which may live in the source's
+                    # database, stays) and is back. Whole, under the key its pair names, as update_missing
+                    # brings one back. (Any other insert that finds its pair's row gone -- a re-copy after
+                    # the target deleted it -- is counted missing, as before.)
+                    self._recreate(flow, values, target_key)  # (the applier counts the row)
+                    return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
                 log.warning("%s: mapping %s: %s key %s changed, but its counterpart %s key %s is gone (deleted on "
                             "%s since): not written, and not created again out of an update; `replicator verify "

@@ -172,6 +172,9 @@ class Flow:
     on_error: str = "stop"
     fold: Fold | None = None  # a fold mapping's flow (mapping/folds.py applies it)
     delete_given: bool = False  # the mapping's `delete:` names this direction (not the default propagate)
+    # what a row that leaves the filter or slice does to its counterpart (old row matched, new one does not):
+    # the mapping's `leave:` for this direction, else its `delete:` (router._leave)
+    leave: str | dict[str, Any] = "propagate"
 
     @property
     def two_way(self) -> bool:
@@ -353,7 +356,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
-    s.allow("filter", "gate", "delete", "parent", "conflicts")
+    s.allow("filter", "gate", "delete", "leave", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
     fields = _fields(s.section("fields", required=True), sides, owner, zero_date(s))
@@ -386,6 +389,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     filters = _per_direction(s, "filter", sides)
     gates = _per_direction(s, "gate", sides)
     deletes = _per_direction(s, "delete", sides)
+    leaves = _per_direction(s, "leave", sides)
     parent = _parent(s, names)
     if parent is not None:  # the parent field is a foreign key to the parent mapping
         for i, f in enumerate(fields):
@@ -409,6 +413,8 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
             gate=_gate(gates.get(stream), s, name, stream, endpoints, fields, src),
             delete=_delete(deletes.get(stream, "propagate"), s, name),
             delete_given=stream in deletes,
+            leave=_delete(leaves[stream], s, name, _leave_where(s, stream)) if stream in leaves
+            else _delete(deletes.get(stream, "propagate"), s, name),
             parent=parent,
             conflicts=_flow_conflicts(default_rule, fields, dst, a) if direction == "both" else None,
             park_days=park_days,
@@ -416,6 +422,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     for stream in set(filters) | set(gates):
         if direction not in ("both", stream):
             raise ConfigError(f"the mapping does not flow {stream}", s.where("filter" if stream in filters else "gate"))
+    _check_leave(s, leaves, flows)
     s.done()
     flows = [replace(f, on_error=on_error) for f in flows]
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
@@ -554,12 +561,41 @@ def _gate(spec: Any, s: Section, name: str, stream: str, endpoints: list[Endpoin
     return (column, values)
 
 
-def _delete(spec: Any, s: Section, name: str) -> str | dict[str, Any]:
+def _delete(spec: Any, s: Section, name: str, leave: Where | None = None) -> str | dict[str, Any]:
+    """`delete:` (or, with `leave` -- where it is written --, `leave:`) for one direction."""
     if spec in ("propagate", "ignore"):
         return str(spec)
     if isinstance(spec, YamlMap) and set(spec) == {"set"} and isinstance(spec["set"], YamlMap) and spec["set"]:
         return dict(spec["set"])
+    if leave is not None:
+        raise ConfigError("leave is propagate, ignore or {set: {column: value, ...}}", leave,
+                          hint="one for both directions, or per direction: leave: {<from>_to_<to>: ignore}")
     raise ConfigError("delete is propagate, ignore or {set: {column: value, ...}}", s.where("delete"))
+
+
+def _leave_where(s: Section, stream: str | None) -> Where:
+    """Where `leave:` (or its per-direction entry `stream`) is written."""
+    value = s.data.get("leave")
+    if stream is not None and isinstance(value, YamlMap) and stream in value:
+        return s.section("leave").where(stream)
+    return s.where("leave")
+
+
+def _check_leave(s: Section, leaves: dict[str, Any], flows: list[Flow]) -> None:
+    """`leave:` names directions the mapping flows, at least one of them with a filter or a source slice:
+    it says what a row leaving them does to its counterpart, and without either no row ever leaves."""
+    if not leaves:
+        return
+    streams = {f.stream for f in flows}
+    per_direction = isinstance(s.data.get("leave"), YamlMap) and set(s.data["leave"]) == set(leaves)
+    if per_direction:
+        for stream in leaves:
+            if stream not in streams:
+                raise ConfigError(f"the mapping does not flow {stream}", _leave_where(s, stream))
+    if not any(f.filter is not None for f in flows if f.stream in leaves):
+        raise ConfigError("leave says what a row that leaves the mapping's filter or source slice does to its "
+                          "counterpart; this mapping has neither for " + " or ".join(sorted(set(leaves) & streams)),
+                          s.where("leave"), hint="add a filter (or a slice on the source endpoint), or remove leave")
 
 
 def _fields(s: Section, sides: list[str], mapping_owner: str | None, zero_null: bool = False) -> tuple[Field, ...]:
@@ -787,7 +823,8 @@ def _stamp(_value: Any, _row: TMapping[str, Any]) -> Any:
 def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field, ...], src: str, dst: str, *,
           truncate: str, link: Link, created_by: str | None, filter: Any, gate: Any, delete: Any,
           parent: tuple[str, str] | None, conflicts: Conflicts | None = None, delete_given: bool = False,
-          filter_columns: tuple[str, ...] = (), park_days: float | None = None) -> Flow:
+          filter_columns: tuple[str, ...] = (), park_days: float | None = None,
+          leave: str | dict[str, Any] = "propagate") -> Flow:
     source = next(e for e in endpoints if e.side == src)
     target = next(e for e in endpoints if e.side == dst)
     specs = {k: v for k, v in (s.data.get("fields") or {}).items()}
@@ -828,7 +865,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
         key_sources = tuple(by_target[k] for k in target.key)  # type: ignore[misc]
     return Flow(name, source, target, tuple(plans), key_sources, truncate, filter, gate, delete, created_by,
                 link, parent, conflicts=conflicts, filter_columns=filter_columns, park_days=park_days,
-                delete_given=delete_given)
+                delete_given=delete_given, leave=leave)
 
 
 def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:

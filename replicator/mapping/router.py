@@ -39,6 +39,9 @@ class LinkedChange:
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
     insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
     must_exist: bool = False  # update an existing counterpart only, never create one
+    # an INSERT made of an UPDATE whose row entered the filter or slice: a crosswalk pair whose counterpart is
+    # gone (deleted when the row left) has it brought back (links.Linker)
+    entered: bool = False
     # -- set only by two-way mappings read from the stream, so the linker checks for conflicts as
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
@@ -207,19 +210,26 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
                            f"reads; set REPLICA IDENTITY FULL on {change.table} (`replicator setup` does)",
                            table=str(change.table), key=_safe_key(flow, row), column=missing[0])
     if flow.filter is not None and not flow.filter(_complete(row, change.before)):
+        if change.op is Op.UPDATE:
+            old = _left_from(flow, change, row)
+            if old is not None:
+                return _leave(flow, change, old, stream, commit_time)
         metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
         return []
-    if stream and flow.conflicts is not None and change.op is Op.UPDATE and flow.filter is not None \
-            and _entered(flow, change):
+    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+    entered = False
+    if change.op is Op.UPDATE and flow.filter is not None and ((stream and flow.conflicts is not None)
+                                                                or compiled.linked) and _entered(flow, change):
         # the row entered the mapping (an iDempiere vendor became a customer: `iscustomer` moved into the
         # slice): its counterpart is written whole, as an insert. Before, a two-way flow wrote only the
         # fields this update changed -- none -- so a shared-key mapping (accounts_cstm) never made the row,
-        # and a row back in the slice missed the edits made while it was out; nothing said so
+        # and a row back in the slice missed the edits made while it was out; nothing said so. A linked
+        # flow's insert also brings back a counterpart its leave deleted (the crosswalk pair outlives it)
         row = _complete(row, change.before)
         change = replace(change, op=Op.INSERT, before=None, after=row)
-    compiled: _Compiled = flow.__dict__.get(_COMPILED) or _compiled(flow)
+        entered = True
     if compiled.linked:
-        return _linked(flow, change, row, stream and flow.two_way, commit_time)
+        return _linked(flow, change, row, stream and flow.two_way, commit_time, entered)
     tgt = flow.target
     if stream and flow.conflicts is not None:  # flow.two_way without its call (every row)
         if change.op is Op.UPDATE and compiled.fields is not None:
@@ -257,6 +267,73 @@ def _entered(flow: Flow, change: RowChange) -> bool:
         if column not in before or before[column] is UNCHANGED:
             return False
     return not flow.filter(before)
+
+
+def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An UPDATE whose new row fails the flow's filter or slice: the old row when it passed them (the row
+    left the mapping: PostgreSQL's row filters make such an update a DELETE), else None (it stays outside:
+    decided from the old image alone, no look at the target). An old row without a filter column cannot
+    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`);
+    a column of the source key is its new value when PostgreSQL sent no old row (the key did not change).
+    The old row returned holds at least the source key (what a key-only delete carries)."""
+    before = change.before
+    if before is not None:  # the usual case (a whole old row): the filter on it, nothing copied
+        for column in flow.filter_columns:
+            if column not in before or before[column] is UNCHANGED:
+                break
+        else:
+            return before if flow.filter(before) else None  # type: ignore[misc]
+    image: dict[str, Any] = {}
+    for column in flow.filter_columns:
+        if before is not None and column in before and before[column] is not UNCHANGED:
+            image[column] = before[column]
+        elif before is None and column in flow.source.key and column in row:
+            image[column] = row[column]
+        elif flow.leave == "ignore":
+            return None  # nothing to do either way (counted as filtered)
+        else:
+            raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {column}, which the "
+                           f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
+                           f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
+                           f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=column)
+    if not flow.filter(image if before is None else {**before, **image}):  # type: ignore[misc]
+        return None
+    if before is None:
+        return {c: row[c] for c in dict.fromkeys((*flow.source.key, *flow.key_sources, *image)) if c in row}
+    return before
+
+
+def _leave(flow: Flow, change: RowChange, old: Mapping[str, Any], stream: bool,
+           commit_time: datetime | None) -> list[Routed]:
+    """A row that left the flow's filter or slice: the flow's delete of its counterpart, by the mapping's
+    `leave:` for this direction (its `delete:` by default) -- propagate, a soft delete, or nothing. Routed as a
+    delete of the old row through `_leaving(flow)` (the flow with `delete` = `leave`), so links, the crosswalk,
+    target slices, parked children and conflict checks treat it as they treat a delete. A linked change
+    keeps the UPDATE as its source change (with the old row): a quarantined one replayed is decided again."""
+    action = flow.leave
+    metrics.rows_left.labels(flow.stream, flow.mapping, action if isinstance(action, str) else "set").inc()
+    if action == "ignore":
+        return []
+    lflow: Flow = flow.__dict__.get(_LEAVING) or _leaving(flow)
+    update = change if change.before is old else replace(change, before=old)
+    gone = RowChange(change.table, Op.DELETE, old, None)
+    if (lflow.__dict__.get(_COMPILED) or _compiled(lflow)).linked:
+        skey = source_key(lflow, old, gone)
+        return [_linked_delete(lflow, update, old, skey, stream and lflow.two_way, commit_time)]
+    if stream and lflow.conflicts is not None:
+        return _two_way(lflow, gone, old, commit_time)
+    tgt = lflow.target
+    return [TargetChange(tgt.table, Op.DELETE, tgt.key, key_of(lflow, old, gone), {})]
+
+
+_LEAVING = "_router_leaving"  # a Flow's own _leaving(flow), kept in its __dict__ as _PLAIN is
+
+
+def _leaving(flow: Flow) -> Flow:
+    """The flow whose delete is `flow`'s leave action: what a row leaving the filter does."""
+    made = replace(flow, delete=flow.leave)
+    flow.__dict__[_LEAVING] = made
+    return made
 
 
 def full_before(flow: Flow, change: RowChange) -> bool:
@@ -784,7 +861,7 @@ def _plain(flow: Flow) -> _Plain:
 
 
 def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool = False,
-            commit_time: datetime | None = None) -> list[Routed]:
+            commit_time: datetime | None = None, entered: bool = False) -> list[Routed]:
     """`checked`: a two-way flow read from the stream. Its LinkedChange keeps every field (the linker may
     have to create the counterpart whole) and carries `expect`: the linker writes only the fields that
     changed and checks them for conflicts like an unlinked run (replicator.conflicts.detect)."""
@@ -808,7 +885,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
     elif checked:
         _count_unchecked(flow)
     return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
-                         insert_only=flow.insert_only)]
+                         insert_only=flow.insert_only, entered=entered)]
 
 
 def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: tuple[Any, ...], checked: bool,

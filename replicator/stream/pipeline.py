@@ -34,13 +34,14 @@ from replicator.stream import deadletter, deadlinked, deadretry, lease
 from replicator.stream.batch import Batch
 from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
-from replicator.stream.shapes import ShapeGuard
+from replicator.stream.shapes import ShapeGuard, TargetShapes
 from replicator.stream.skew import ClockSkew
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route, route_all
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
 from replicator.config import Config, Connection
-from replicator.errors import CheckpointError, FatalError, LockBusy, ReplicatorError, RetriableError, RowError
+from replicator.errors import (CheckpointError, FatalError, LockBusy, ReplicatorError, RetriableError, RowError,
+                               TargetShapeChanged)
 from replicator.loopguard import LoopGuard, stream_name
 from replicator.mapping.model import MappingSet
 from replicator.sources.base import Source
@@ -116,6 +117,8 @@ class Direction:
         self.start_gate: tuple[threading.Event, threading.Event] | None = None
         self._progress: list[Progress] = []  # sync chunks in the open target transaction
         self._applier: Applier | None = None  # the session's, for interrupt() from the main thread
+        self._target_tables: list[TableRef] = []  # the session's mapped target tables
+        self._moved = 0  # TargetShapeChanged since the last commit
         self._dlq: deadletter.Quarantine | None = None  # the session's view of the dead-letter queue
         self._reloaded = False  # the mappings were reloaded: retry the queue at the next session start
         self.holder = f"{socket.gethostname()}:{os.getpid()}"  # who holds the lease, for the standby and status
@@ -135,6 +138,9 @@ class Direction:
         # the mapped source tables' columns as the reader met them: an ALTER TABLE while streaming (shapes.py);
         # kept across sessions, so that a reconnect compares with what was seen before it
         self.shapes = ShapeGuard(config, source, self.name)
+        # the tables it writes as its applier planned with them: an ALTER TABLE on them while streaming is found
+        # before the commit of the first transaction written into the new shape (TargetShapes)
+        self.target_shapes = TargetShapes(config, target, self.name)
 
     def _waiting(self) -> None:
         self.alive_at = time.monotonic()  # waiting out an outage is healthy, not hung
@@ -152,6 +158,14 @@ class Direction:
                 except _Reload:
                     log.info("%s: mappings reloaded; resuming from the checkpoint", self.name)
                     self._reloaded = True
+                    continue
+                except TargetShapeChanged as exc:
+                    # rolled back, and the new shape still carries the mapped columns exactly (`_commit`): plan
+                    # with it and apply the transactions again from the checkpoint, at once
+                    log.warning("%s: %s; planning with the new shape and applying it again", self.name, exc)
+                    self._moved += 1
+                    if self._moved > 3:  # moving again and again (a DBA's script half-way): back off
+                        self.backoff.wait(self.backoff.next_delay(retry.OTHER), self._waiting)
                     continue
                 except lease.Fenced as exc:
                     # nothing of the open transaction was committed: wait as a standby again
@@ -195,7 +209,11 @@ class Direction:
             applier.connect()
             if not self._take_over(applier):
                 return  # stopped while standing by
-            applier.load_types([e.table for e in mset.target_endpoints(self.target_conn.name)])
+            self._target_tables = [e.table for e in mset.target_endpoints(self.target_conn.name)]
+            applier.load_types(self._target_tables)
+            applier.lossy = lossy_columns(mset, self.target_conn.name)
+            self.target_shapes.use(mset)
+            self.target_shapes.planned(applier.planned)  # changed since the last session's plan?
             self.lag.skew = self.skew.sample()
             feed = None
             if self.clock is not None:
@@ -296,6 +314,22 @@ class Direction:
         put, stop = chan.put, self.stop  # per transaction of a burst: looked up once
         saw = clock.saw if clock is not None else None
         try:
+            runs = getattr(source, "runs", None)
+            if runs is not None:  # a run of messages at a time (sources/wal.py): one hand-over per run
+                put_many = chan.put_many
+                for run in runs():
+                    n = 0
+                    for msg in run:
+                        if msg.__class__ is Transaction or isinstance(msg, Transaction):
+                            if saw is not None:
+                                saw(side, msg)  # before the applier can see it, as below
+                            n += len(msg.changes) or 1
+                        else:
+                            n += 1
+                    if not put_many(run, n, stop):
+                        return
+                chan.put_final(_EndOfStream())
+                return
             for msg in source.transactions():
                 rows = 1
                 if msg.__class__ is Transaction or isinstance(msg, Transaction):
@@ -498,7 +532,15 @@ class Direction:
     def _commit(self, applier: Applier, position: Position, commit_time: Any) -> None:
         """Commit the open transaction with the checkpoint, proving in it that the lease is still ours."""
         lease.prove(applier, self.name, self.epoch)
-        applier.commit(position, commit_time)
+        try:
+            applier.commit(position, commit_time)
+        except TargetShapeChanged:
+            # a table written in it changed under our write (rolled back, nothing committed): its new shape,
+            # checked as `check` would (a refusal stops the direction here), then planned with anew
+            applier.load_types(self._target_tables)
+            self.target_shapes.planned(applier.planned)
+            raise
+        self._moved = 0
         self._renewed_at = time.monotonic()
 
     def _take_over(self, applier: Applier) -> bool:
@@ -605,6 +647,20 @@ class Direction:
 def _commit_time(last: Transaction | Keepalive) -> datetime | None:
     """A batch ending at an idle position commits no source transaction's time."""
     return last.commit_time if isinstance(last, Transaction) else None
+
+
+def lossy_columns(mset: MappingSet, target: str) -> set[tuple[TableRef, str]]:
+    """The (table, column) of `target` that a `lossy: allow` field or fold writes: the target rounding their
+    values is what the mapping says (MariaDB's rounding note on them is no error)."""
+    out: set[tuple[TableRef, str]] = set()
+    for m in mset.mappings:
+        for flow in m.flows:
+            if flow.target.side != target:
+                continue
+            if flow.fold is not None and flow.fold.lossy:
+                out |= {(flow.target.table, flow.fold.into), (flow.target.table, flow.fold.value)}
+            out |= {(flow.target.table, c) for f in m.fields if f.lossy for c in [f.column(target)] if c}
+    return out
 
 
 def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]]:

@@ -29,6 +29,7 @@ from replicator import metrics
 from replicator.changes import TableRef
 from replicator.config import Config, Connection
 from replicator.errors import ReplicatorError, RetriableError, SchemaChangeError
+from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog
 from replicator.mapping.check.recheck import refused_casts
 from replicator.mapping.model import MappingSet
@@ -51,6 +52,7 @@ class ShapeGuard(ShapeWatch):
         # a table's first shape is checked again too (`cli` turns it off for `run --skip-check`: the start-up
         # check's refusals were waived, the stream must not make them stops)
         self.check_first = True
+        self.target = False  # guards a table this direction writes (TargetShapes), not one it reads
 
     def use(self, mset: MappingSet) -> None:
         """The mappings of the session about to start (a reload changes which columns are mapped)."""
@@ -151,6 +153,9 @@ class ShapeGuard(ShapeWatch):
         done = ("Nothing of the rows in the new type was applied" if reading else
                 f"The other direction writes into it: values it wrote since the change may have been rounded or "
                 f"cut by {self.side} itself")
+        if self.target:  # found before the commit of our first write into the new type (TargetShapes)
+            done = (f"{self.direction} writes into it: its transaction written into the new type was rolled back, "
+                    f"nothing of it was committed and the checkpoint did not move")
         if not old:  # the table's first shape this run: the catalog's types are in the finding
             raise SchemaChangeError(
                 f"{self.direction}: {self.side} table {table}, column {column}: the table changed after the start-up "
@@ -162,23 +167,60 @@ class ShapeGuard(ShapeWatch):
             hint=f"{finding.fix}; or change {column} back to {old}; then `replicator check` and start again")
 
     def _live_catalogs(self, tables: dict[str, list[TableRef]]) -> dict[str, Catalog]:
-        import sqlalchemy
+        return live_catalogs(self.config, tables, _retriable)
 
-        from replicator.connect import sql_engine
-        from replicator.mapping.check import read_catalog
 
-        out: dict[str, Catalog] = {}
-        for conn in self.config.connections:
-            if conn.name not in tables:
+def _retriable(conn: Connection, exc: Exception) -> None:
+    """A catalog the guard cannot read: the reader starts again and meets the same shape again."""
+    if isinstance(exc, ReplicatorError):
+        raise exc  # `_catalogs` words it
+    raise RetriableError(f"reading the catalog of {conn.describe()}: {exc}") from None
+
+
+class TargetShapes:
+    """The shape of each table a direction writes, as its applier planned with it (`Applier.planned`), kept across
+    the direction's sessions.
+
+    The applier confirms before each commit that the tables written in the transaction still have that shape
+    (`commit`); a DBA's ALTER TABLE committed before our write raises TargetShapeChanged with nothing committed.
+    `planned` then compares the plan read anew with the one before: a mapped column whose type changed is checked
+    again like a source's (`ShapeGuard._recheck`, on fresh catalogs, the flows into and from the table): a refusal
+    stops the direction (SchemaChangeError, exit 78) naming table, column, old and new type and the fix; a type the
+    mappings still carry exactly (a widened column) is logged, counted in
+    `replicator_target_schema_changes_total`, and the transaction applied again with the new plan. A session's
+    first plan is compared with the last one of the session before (a change while reconnecting). Owned by the
+    direction's apply thread."""
+
+    def __init__(self, config: Config, target: Connection, direction: str,
+                 read_catalogs: CatalogReader | None = None):
+        self.guard = ShapeGuard(config, target, direction, read_catalogs)
+        self.guard.target = True
+        self.direction = direction
+        self.side = target.name
+        self._plans: dict[TableRef, dict[str, str]] = {}
+
+    def use(self, mset: MappingSet) -> None:
+        self.guard.use(mset)
+
+    def planned(self, plans: dict[TableRef, dict[str, str]]) -> bool:
+        """The applier planned with `plans` ({table: {column: type}}): raises SchemaChangeError when a mapped
+        column's new type is refused; True when a table's shape changed since the last plan."""
+        moved = False
+        for table, after in plans.items():
+            before = self._plans.get(table)
+            if before is None or before == after:
+                self._plans[table] = after
                 continue
-            engine = sql_engine(conn)
-            try:
-                out[conn.name] = read_catalog(engine, tables[conn.name])
-            except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
-                raise RetriableError(f"reading the catalog of {conn.describe()}: {exc}") from None
-            finally:
-                engine.dispose()
-        return out
+            moved = True
+            mapped = self.guard.mapped(table)
+            changed = {c: (before[c], after[c]) for c in mapped if c in before and c in after and before[c] != after[c]}
+            if changed:
+                self.guard._recheck(table, changed)
+            metrics.target_schema_changes.labels(self.direction, str(table)).inc()
+            self._plans[table] = after
+            log.warning("%s: %s %s changed while streaming: %s; the mapped columns still carry exactly", self.direction,
+                        self.side, table, describe_change(before, after))
+        return moved
 
 
 def describe_change(before: dict[str, str], after: dict[str, str]) -> str:

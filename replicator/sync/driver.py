@@ -184,7 +184,8 @@ class SyncDriver:
             not_owned = frozenset(p.target for p in flow.plans
                                   if owners.get(p.name) != self.source.name and p.target not in flow.target.key)
             insert_only = self._insert_only(mapping, flow, resumed=r.last_key is not None)
-            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned))
+            jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned,
+                            rows_skipped=r.rows_skipped))
         if not jobs:
             if self.peer is not None:
                 self.peer.unwatch_all()  # every copy is done: no more deletes to know
@@ -288,15 +289,18 @@ class SyncDriver:
         out: list[Routed | Progress] = []
         sources = self.copied_from = {}
         unroutable = self.copied_unroutable = {}
+        skipped = 0
+        optional = job.flow.target.optional
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
-            if kind is CHANGED:
-                continue  # changed since the sync started: the stream brings (or brought) its newest state
             source = RowChange(table, Op.INSERT, None, row_)
-            if kind is ECHO:
-                for change in self._echo_row(job, route_flow(job.flow, source)):
-                    sources[id(change)] = (job.flow, source)
-                    out.append(change)
+            if kind is CHANGED:
+                # changed since the sync started: the stream brings (or brought) its newest state; routed only to
+                # count it (a row error in it is the stream's to meet)
+                try:
+                    skipped += not route_flow(job.flow, source)
+                except ReplicatorError:
+                    pass
                 continue
             try:
                 routed = route_flow(job.flow, source)
@@ -304,8 +308,21 @@ class SyncDriver:
                 if job.flow.on_error != "quarantine":
                     raise
                 # the row cannot be carried (a zero date the mapping refuses): queued, as the stream queues one
-                routed = [_unroutable(job.flow, source)]
-                unroutable[id(routed[0])] = str(exc)
+                failed = _unroutable(job.flow, source)
+                unroutable[id(failed)] = str(exc)
+                sources[id(failed)] = (job.flow, source)
+                out.append(failed)
+                continue
+            if not routed:
+                skipped += 1  # outside the mapping's slice or filter: not the mapping's row, not copied
+                continue
+            if optional:
+                routed = [_existing_only(job.flow, change) for change in routed]
+            if kind is ECHO:
+                for change in self._echo_row(job, routed):
+                    sources[id(change)] = (job.flow, source)
+                    out.append(change)
+                continue
             for change in routed:
                 if deleted and _target_key(job.flow, change) in deleted:
                     continue  # deleted on the target meanwhile: the delete is on its way here, do not revive it
@@ -314,8 +331,11 @@ class SyncDriver:
                     change = replace(change, insert_only=change.insert_only | job.insert_only)
                 sources[id(change)] = (job.flow, source)
                 out.append(change)
-        metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows))
-        out.append(Progress(self.stream, chunk))
+        job.rows_done += len(chunk.rows) - skipped
+        job.rows_skipped += skipped
+        metrics.sync_rows.labels(self.stream, job.mapping).inc(len(chunk.rows) - skipped)
+        metrics.sync_rows_skipped.labels(self.stream, job.mapping).inc(skipped)
+        out.append(Progress(self.stream, chunk, job.rows_done, job.rows_skipped))
         return out
 
     @staticmethod
@@ -338,8 +358,9 @@ class SyncDriver:
 
     def save(self, applier: Applier, p: Progress) -> None:
         c = p.chunk
-        SyncState(applier, self.target.state_schema).save(p.stream, c.job.mapping, c.last_key, c.rows_done,
-                                                          c.estimated, c.done, c.job.started)
+        SyncState(applier, self.target.state_schema).save(p.stream, c.job.mapping, c.last_key, p.rows_done,
+                                                          max(c.estimated, c.rows_read), c.done, c.job.started,
+                                                          p.rows_skipped)
 
     def committed(self, progress: Iterable[Progress]) -> None:
         """After the target commit: metrics for finished copies."""
@@ -347,7 +368,8 @@ class SyncDriver:
             if p.chunk.done:
                 metrics.sync_running.labels(self.stream, p.chunk.job.mapping).set(0)
                 metrics.sync_completed_timestamp.labels(self.stream, p.chunk.job.mapping).set_to_current_time()
-                log.info("%s: sync of %s done: %d rows", self.stream, p.chunk.job.mapping, p.chunk.rows_done)
+                log.info("%s: sync of %s done: %d rows copied, %d skipped (outside the mapping's slice or filter)",
+                         self.stream, p.chunk.job.mapping, p.rows_done, p.rows_skipped)
 
     def stop_snapshotter(self) -> None:
         """End this session's snapshotter: from here on its chunks are refused (it may still be
@@ -467,6 +489,16 @@ class SyncDriver:
     def wake(self) -> None:
         with self._lock:
             self._lock.notify_all()
+
+
+def _existing_only(flow: Flow, change: Routed) -> Routed:
+    """A copied row for an `optional: true` target (its application creates rows lazily, only once a field is
+    set): when every field it writes is NULL, the missing row already says so -- write into an existing row
+    only, never create one (the verify of such a table calls a missing row all NULL)."""
+    key = set(flow.target.key)
+    if change.must_exist or any(v is not None for c, v in change.values.items() if c not in key):
+        return change
+    return replace(change, must_exist=True)
 
 
 def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:

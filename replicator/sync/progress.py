@@ -34,22 +34,27 @@ class _Track:
 
 
 def line(row: SyncRow, rate: float | None) -> str:
-    """One copy's progress: `customers crm_to_erp  120,000/200,000 rows  60%  14,210 rows/s  ETA 6 s`."""
+    """One copy's progress: `customers crm_to_erp  120,000/200,000 rows  60%  14,210 rows/s  ETA 6 s`; the
+    rows copied, and apart from them the rows read but outside the mapping's slice or filter (`, 300 skipped`).
+    The share, the rate and the time left go by rows read (the estimate is the source table's)."""
     name = f"{row.mapping} {row.stream}"
+    skipped = f", {row.rows_skipped:,} skipped (outside the mapping's slice or filter)" if row.rows_skipped else ""
     if row.status == DONE:
         took = ""
         if row.started_at and row.finished_at:
             seconds = max((row.finished_at - row.started_at).total_seconds(), 0.001)
-            took = f" in {seconds:.1f} s ({row.rows_done / seconds:,.0f} rows/s)"
-        return f"{name}  done: {row.rows_done:,} rows{took}"
+            took = f" in {seconds:.1f} s ({row.rows_read / seconds:,.0f} rows/s)"
+        return f"{name}  done: {row.rows_done:,} rows{skipped}{took}"
     if row.status != "running":
         return f"{name}  waiting to start"
-    total = max(row.rows_estimated, row.rows_done)
-    pct = f"  {100 * row.rows_done / total:3.0f}%" if total else ""
+    total = max(row.rows_estimated, row.rows_read)
+    pct = f"  {100 * row.rows_read / total:3.0f}%" if total else ""
     speed = f"  {rate:,.0f} rows/s" if rate else ""
     eta = ""
-    if rate and total > row.rows_done:
-        eta = f"  ETA {_duration((total - row.rows_done) / rate)}"
+    if rate and total > row.rows_read:
+        eta = f"  ETA {_duration((total - row.rows_read) / rate)}"
+    if row.rows_skipped:
+        return f"{name}  {row.rows_done:,} rows{skipped}, {row.rows_read:,}/{total:,} read{pct}{speed}{eta}"
     return f"{name}  {row.rows_done:,}/{total:,} rows{pct}{speed}{eta}"
 
 
@@ -97,7 +102,7 @@ class SyncMonitor:
                 now = time.monotonic()
                 rows = self.rows()
                 for key, r in rows.items():
-                    self._tracks.setdefault(key, _Track()).add(now, r.rows_done)
+                    self._tracks.setdefault(key, _Track()).add(now, r.rows_read)
                 for key, r in rows.items():
                     t = self._tracks[key]
                     if r.status == DONE and not t.reported_done:

@@ -37,7 +37,7 @@ class Job:
     mapping: str
     flow: Flow
     last_key: tuple[Any, ...] | None
-    rows_done: int
+    rows_done: int  # rows copied so far (the apply thread counts them as their chunks are applied)
     # the second side of a two-way mapping: fields without an owner are only written into rows it
     # creates (existing rows hold the first side's values, or newer ones the streams brought)
     insert_only: frozenset[str] = frozenset()
@@ -45,6 +45,7 @@ class Job:
     # ones this side owns (those the other direction did not bring over)
     echo_insert_only: frozenset[str] = frozenset()
     started: datetime | None = None  # when the snapshotter began reading it (this session)
+    rows_skipped: int = 0  # rows read so far that are outside the mapping's slice or filter (not copied)
 
 
 @dataclass
@@ -52,17 +53,20 @@ class Chunk:
     job: Job
     rows: list[dict[str, Any]]
     last_key: tuple[Any, ...] | None
-    rows_done: int  # after this chunk
+    rows_read: int  # after this chunk, copied or not
     estimated: int
     done: bool
 
 
 @dataclass(frozen=True)
 class Progress:
-    """The sync table update that goes into the target transaction with a chunk's rows."""
+    """The sync table update that goes into the target transaction with a chunk's rows: the copy's rows
+    copied and skipped (outside the mapping's slice or filter) after this chunk."""
 
     stream: str
     chunk: Chunk
+    rows_done: int = 0
+    rows_skipped: int = 0
 
 
 class Snapshotter:
@@ -108,12 +112,12 @@ class Snapshotter:
                 self.mapping = job.mapping
                 job.started = datetime.now(timezone.utc)
                 scanner = TableScanner(db, job.flow.source.table, job.flow.source.key)
-                estimated = max(scanner.estimate(), job.rows_done)
+                estimated = max(scanner.estimate(), job.rows_done + job.rows_skipped)
                 metrics.sync_running.labels(d.stream, job.mapping).set(1)
                 metrics.sync_rows_estimated.labels(d.stream, job.mapping).set(estimated)
                 log.info("%s: sync of %s from %s starts%s (about %d rows)", d.stream, job.mapping,
                          job.flow.source.table, f" after key {job.last_key}" if job.last_key else "", estimated)
-                cursor, done_rows = KeyCursor(scanner, d.chunk_rows, job.last_key), job.rows_done
+                cursor, done_rows = KeyCursor(scanner, d.chunk_rows, job.last_key), job.rows_done + job.rows_skipped
                 while True:
                     if not d.wait_room(self):
                         return

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from replicator.changes import Op, RowChange
 from replicator.codec import dumps_key, loads_key
-from replicator.compare import (INT, Rule, canonicalizer, key_canonical, key_canonicalizer, row_agrees, rule_for,
-                                stream_value, values_equal)
+from replicator.compare import (INT, Rule, canonicalizer, exact_rule, key_canonical, key_canonicalizer, row_agrees,
+                                rule_for, stream_value, values_equal)
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.model import Flow, Mapping, no_natural_key
-from replicator.mapping.router import Ref, _matches, target_values
-from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference
+from replicator.mapping.router import Ref, _matches, plan_value, target_values
+from replicator.verify.report import DIFFERS, EXTRA, FAILED, LEFT, MISSING, Difference
 
 if TYPE_CHECKING:  # pragma: no cover
     from replicator.verify.run import Verifier
@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SKIP, REQUIRED, OPTIONAL, ERROR = "skip", "required", "optional", "error"
 AGREED = "agreed"  # compared as soon as its counterpart was found (verify_scan): nothing more to do
+# outside the filter or slice, and the flow's leave deletes or marks a counterpart: one must not be there (as it is)
+GONE = "gone"
 PROBE = 1000  # keys per by_keys / IN (...) lookup
 _NONE: Any = object()
 
@@ -76,10 +78,14 @@ class FlowCheck:
         if not tinfo:
             raise ConfigError(f"mapping {flow.mapping}: table {flow.target.table} does not exist on {flow.target.side}")
         self.rules: dict[str, Rule] = {}
+        lossy = {f.name for f in mapping.fields if f.lossy}
         for p in flow.plans:
             copy = p.source is not None and p.convert is None and p.references is None
-            self.rules[p.target] = rule_for(tinfo.get(p.target),
-                                            sinfo.get(p.source) if copy and p.source is not None else None, p.target)
+            source = sinfo.get(p.source) if copy and p.source is not None else None
+            rule = rule_for(tinfo.get(p.target), source, p.target)
+            # a decimal or a time copied unchanged is compared with the source value itself, not as rounded to
+            # the target's scale (a column narrowed behind replicator's back), unless the field is `lossy: allow`
+            self.rules[p.target] = rule if p.name in lossy else exact_rule(rule, tinfo.get(p.target), source)
         self.compared = compared_columns(flow)
         self.canon = {c: canonicalizer(r) for c, r in self.rules.items()}
         self.agrees = row_agrees([self.rules[c] for c in self.compared])
@@ -94,6 +100,10 @@ class FlowCheck:
         self.source_key = (itemgetter(*skeys) if len(skeys) > 1
                            else lambda row, c=skeys[0]: (row[c],))  # a source row's key tuple
         self.reverse_flow = next((g for g in mapping.flows if g is not flow), None)
+        # what a row outside the filter or slice says of its counterpart (router._leave): None, it may be
+        # there (`leave: ignore`, or no filter); "propagate", it must not; {column: value}, it is marked so
+        self.leaving = None if flow.filter is None or flow.leave == "ignore" else flow.leave
+        self.key_plans = [p for p in flow.plans if p.target in flow.target.key]
 
     @property
     def table(self) -> str:
@@ -137,7 +147,7 @@ class FlowCheck:
             e = Expect(row, source_key(row), REQUIRED)
             out.append(e)
             if filt is not None and not filt(row):
-                e.state = SKIP
+                e.state = SKIP if self.leaving is None else self._gone(e, row)
                 continue
             try:
                 e.values = target_values(f, RowChange(table, Op.INSERT, None, row), row, refs=True)
@@ -149,10 +159,11 @@ class FlowCheck:
         self._resolve_refs(out)
         convert, tkeys, crosswalk = self.convert, f.target.key, f.link.crosswalk
         for e in out:
-            if e.state is SKIP or e.state is ERROR:
+            if e.state is SKIP or e.state is ERROR or (e.state is GONE and crosswalk):
                 continue
             try:
-                e.values = convert(e.values, e.source_key)
+                e.values = convert(e.values, e.source_key) if e.state is not GONE else \
+                    self.tgt.converted(f.target.table, e.values, e.source_key)
             except RowError as exc:
                 e.state, e.error = ERROR, str(exc)
                 continue
@@ -164,6 +175,23 @@ class FlowCheck:
         if locate:
             self.locate(out)
         return out
+
+    def _gone(self, e: Expect, row: dict[str, Any]) -> str:
+        """A row outside the filter whose counterpart the flow's leave deletes or marks: GONE, with the
+        target key's values (a crosswalk finds the counterpart by its pair instead), as the stream's delete
+        finds it; ERROR when the key cannot be made."""
+        f = self.flow
+        if f.link.crosswalk:
+            return GONE
+        change = RowChange(f.source.table, Op.DELETE, row, None)
+        try:
+            for p in self.key_plans:
+                value = plan_value(f, p, change, row)
+                e.values[p.target] = Ref(p.references, value) if p.references and value is not None else value
+        except RowError as exc:
+            e.error = str(exc)
+            return ERROR
+        return GONE
 
     def _resolve_refs(self, exps: list[Expect]) -> None:
         """Foreign keys through the referenced mapping's link, as links.Linker._resolve does."""
@@ -210,6 +238,8 @@ class FlowCheck:
                         e.values[col] = None
                         if e.state == REQUIRED:
                             e.state = OPTIONAL
+                        elif e.state == GONE:
+                            e.state = SKIP  # no counterpart of the parent: none of this row either
                     else:
                         e.values[col] = hit
             e.skip = frozenset(skip)
@@ -226,12 +256,14 @@ class FlowCheck:
     def locate(self, exps: list[Expect]) -> None:
         """Counterparts by the routed key, else by the crosswalk pair, else by the natural key."""
         f = self.flow
-        live = [e for e in exps if e.state is REQUIRED or e.state is OPTIONAL]
+        live = [e for e in exps if e.state is REQUIRED or e.state is OPTIONAL or e.state is GONE]
         if f.link.crosswalk and live:
             pairs = self.pairs(f.mapping, [e.source_key for e in live])
             for e in live:
                 e.target_key = pairs.get(dumps_key(e.source_key))
         self._fetch([e for e in live if e.target_key is not None])
+        # (a row outside the filter is found by its key or pair only, as the stream's delete finds it)
+        live = [e for e in live if e.state is not GONE]
         self.locate_natural([e for e in live if e.target is None])
         self._deleted_there([e for e in live if e.target is None and e.target_key is not None])
 
@@ -288,7 +320,8 @@ class FlowCheck:
         for e in exps:
             if e.state is SKIP or e.state is AGREED:
                 continue
-            if e.target is not None and e.state is not ERROR and not e.skip and agrees(e.values, e.target):
+            if e.target is not None and e.state is not ERROR and e.state is not GONE and not e.skip \
+                    and agrees(e.values, e.target):
                 continue
             d = self.difference(e)
             if d is not None:
@@ -312,6 +345,8 @@ class FlowCheck:
             return None
         if e.state == ERROR:
             return Difference(kind=FAILED, note=e.error, stamp=(e.error,), **base)
+        if e.state == GONE:
+            return self._left(e, base)
         if e.target is None:
             if e.state != REQUIRED:
                 return None
@@ -327,6 +362,24 @@ class FlowCheck:
             return None
         stamp = tuple((c, self.canon[c](exp)) for c, exp, _ in cols)
         return Difference(kind=DIFFERS, columns=cols, stamp=stamp, **base)
+
+    def _left(self, e: Expect, base: dict[str, Any]) -> Difference | None:
+        """A source row outside the filter or slice and its counterpart: with `leave: propagate` (or a
+        delete that propagates) the counterpart is a difference, and `verify --repair` deletes it; with a soft
+        delete, a counterpart whose columns do not hold the values it sets is one (repair sets them). A
+        counterpart outside the target's slice is another entity's row, never this mapping's."""
+        target = e.target
+        if target is None:
+            return None
+        if any(c in target and not _matches(target[c], (v,)) for c, v in self.flow.target.slice):
+            return None
+        leaving = self.leaving
+        if isinstance(leaving, dict):
+            cols = tuple((c, v, target.get(c)) for c, v in leaving.items() if not _matches(target.get(c), (v,)))
+            if not cols:
+                return None
+            return Difference(kind=LEFT, columns=cols, stamp=tuple((c, str(v)) for c, v, _ in cols), **base)
+        return Difference(kind=LEFT, stamp=(self.tkey(e.target_key or ()),), **base)
 
     def _not_written_back(self, e: Expect, cols: tuple[Any, ...]) -> tuple[Any, ...]:
         """Two-way mappings: a field is in agreement when either direction maps one side's value onto the

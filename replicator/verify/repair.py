@@ -43,7 +43,7 @@ from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow
 from replicator.mapping.router import LinkedChange, route_flow
 from replicator.verify.flow import FlowCheck
-from replicator.verify.report import DIFFERS, EXTRA, FAILED, MISSING, Difference, key_text
+from replicator.verify.report import DIFFERS, EXTRA, FAILED, LEFT, MISSING, Difference, key_text
 from replicator.verify.run import Verifier
 
 
@@ -53,8 +53,11 @@ def format_repair(d: Difference) -> str:
         return f"repaired {where}: " + ", ".join(f"{c} {show(a)} -> {show(e)}" for c, e, a in d.columns)
     if d.kind == MISSING:
         return f"inserted {where}"
-    if d.kind == EXTRA:
+    if d.kind == EXTRA or (d.kind == LEFT and not d.columns):
         return f"deleted {where}"
+    if d.kind == LEFT:
+        return f"marked {where} (left the filter or slice): " + ", ".join(f"{c} {show(a)} -> {show(e)}"
+                                                                       for c, e, a in d.columns)
     return f"not repaired {where}: {d.note or d.kind}"
 
 
@@ -136,8 +139,11 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> 
                 lines.append(format_repair(d))
                 continue
             key = tuple(d.target_key or ())
-            if d.kind == EXTRA:
+            if d.kind == EXTRA or (d.kind == LEFT and not d.columns):
                 applier.apply([TargetChange(flow.target.table, Op.DELETE, flow.target.key, key, {})])
+            elif d.kind == LEFT:  # the leave's soft delete, as links.Linker applies it
+                applier.update_by_key(flow.target.table, flow.target.key, key, {c: v for c, v, _ in d.columns})
+                metrics.rows_applied.labels(flow.stream, d.table, "update").inc()
             elif d.kind == DIFFERS:
                 # only the differing columns: a column in agreement stays as it is (in a two-way mapping it
                 # may hold the other direction's image of the value)

@@ -13,6 +13,9 @@ MISSING = "missing in target"
 EXTRA = "extra in target"
 DIFFERS = "differs"
 FAILED = "cannot be mapped"
+# a counterpart of a source row outside the flow's filter or slice, which the mapping's leave (propagate, or a
+# soft delete: `columns` then holds the columns to set) says must not be there as it is
+LEFT = "left the filter or slice"
 
 
 class Stopped(Exception):
@@ -24,7 +27,7 @@ class Difference:
     mapping: str
     stream: str
     table: str  # the target table
-    kind: str  # MISSING | EXTRA | DIFFERS | FAILED
+    kind: str  # MISSING | EXTRA | DIFFERS | FAILED | LEFT
     source_side: str
     source_key: tuple[Any, ...] | None
     target_key: tuple[Any, ...] | None
@@ -51,6 +54,10 @@ def format_difference(d: Difference) -> str:
         return f"{where}: differs: " + "; ".join(f"{c}: {show(e)} -> {show(a)}" for c, e, a in d.columns)
     if d.kind == FAILED:
         return f"{where}: {FAILED}: {d.note}"
+    if d.kind == LEFT:
+        if d.columns:  # a soft delete not (yet) applied
+            return f"{where}: {LEFT}, not marked: " + "; ".join(f"{c}: {show(e)} -> {show(a)}" for c, e, a in d.columns)
+        return f"{where}: {LEFT}, still in the target"
     return f"{where}: {d.kind}"
 
 

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 from replicator.errors import ReplicatorError
 from replicator.mapping.model import Endpoint
 from replicator.sources.tablescan import KeyCursor
-from replicator.verify.flow import AGREED, OPTIONAL, REQUIRED, FlowCheck
+from replicator.verify.flow import AGREED, GONE, OPTIONAL, REQUIRED, FlowCheck
 from replicator.verify.report import Difference, Stopped
 
 
@@ -155,18 +155,18 @@ def _pair_chunk(fc: FlowCheck, rows: list[dict[str, Any]], cursor: _Cursor, afte
     # a shared key copied unchanged: a source row's key, in the target's column order, is its target key
     keys = _order_keys(fc, rows, fc.flow.source, after)
     want = {k: e for k, e in zip(keys, exps)
-            if (e.state is REQUIRED or e.state is OPTIONAL) and e.target_key is not None}
+            if (e.state is REQUIRED or e.state is OPTIONAL or e.state is GONE) and e.target_key is not None}
     seen = set(keys) if extras else ()
     for k, trow in cursor.upto(keys[-1]):
         e = want.pop(k, None)
         if e is not None:
-            if not e.skip and agrees(e.values, trow):  # compared at once: neither side is kept
+            if e.state is not GONE and not e.skip and agrees(e.values, trow):  # compared at once: neither side is kept
                 e.state, e.values = AGREED, {}
             else:
                 e.target = trow
         elif extras and k not in seen:
             diffs.append(fc.extra(trow))
-    fc.locate_natural(list(want.values()))  # those not found by key
+    fc.locate_natural([e for e in want.values() if e.state is not GONE])  # those not found by key
     diffs.extend(fc.differences(exps))
     found.add(diffs)
     return keys[-1]

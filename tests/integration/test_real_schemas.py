@@ -43,6 +43,175 @@ def test_a_filter_needs_whole_deleted_rows_check_says_so_setup_fixes_it(make_pai
     assert pair.stop() == 0
 
 
+# ---------------------------------------------------------------- rows leaving a filter or a slice
+
+LEAVE_PG = """
+CREATE TABLE account (id int PRIMARY KEY, name text NOT NULL, deleted boolean NOT NULL DEFAULT false);
+CREATE TABLE quote (id int PRIMARY KEY, status text NOT NULL, total int NOT NULL);
+CREATE TABLE person (id serial PRIMARY KEY, name text NOT NULL, company_id int);
+CREATE TABLE lead (id int PRIMARY KEY, name text NOT NULL, deleted boolean NOT NULL DEFAULT false)"""
+LEAVE_MY = """
+CREATE TABLE account (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+CREATE TABLE orders (id INT PRIMARY KEY, total INT NOT NULL);
+CREATE TABLE person (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL);
+CREATE TABLE prospect (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, active TINYINT NOT NULL DEFAULT 1)"""
+LEAVE_MAPPINGS = """
+mappings:
+  accounts:                           # SuiteCRM's soft delete: deleted = true deletes the ERP row
+    direction: crm_to_erp
+    crm: {table: account, key: [id]}
+    erp: {table: account, key: [id]}
+    filter: {crm_to_erp: {deleted: {eq: false}}}
+    fields: {id: ~, name: ~}
+  orders:                             # a confirmed quote makes an order that outlives the quote's status
+    direction: crm_to_erp
+    crm: {table: quote, key: [id]}
+    erp: {table: orders, key: [id]}
+    filter: {crm_to_erp: {status: {eq: confirmed}}}
+    leave: ignore
+    fields: {id: ~, total: ~}
+  people:                             # Twenty: a person whose company is destroyed (companyId NULL)
+    direction: both
+    crm: {table: person, key: [id]}
+    erp: {table: person, key: [id]}
+    link: {crosswalk: true}
+    filter: {crm_to_erp: {company_id: {is_null: false}}}
+    fields: {name: ~}
+  leads:                              # leaving marks the ERP row instead (a soft delete)
+    direction: crm_to_erp
+    crm: {table: lead, key: [id]}
+    erp: {table: prospect, key: [id]}
+    filter: {crm_to_erp: {deleted: {eq: false}}}
+    leave: {set: {active: 0}}
+    fields: {id: ~, name: ~}
+"""
+FAST_VERIFY = "sync: {on_first_run: false}\nverify: {recheck_seconds: 1, chunk_rows: 100}\n"
+
+
+def test_rows_leaving_a_filter_postgresql_to_mariadb_and_verify(make_pair):
+    from tests.integration.test_verify import verify
+
+    pair = make_pair(LEAVE_PG, LEAVE_MY, LEAVE_MAPPINGS, extra_config=FAST_VERIFY)
+    pair.start()
+    pair.pg_query("INSERT INTO account VALUES (1, 'kept', false), (2, 'binned', false), (3, 'hidden', true)")
+    pair.pg_query("INSERT INTO quote VALUES (10, 'confirmed', 100), (11, 'draft', 50)")
+    pair.pg_query("INSERT INTO person (name, company_id) VALUES ('Ann', 7), ('Bob', 7)")
+    pair.pg_query("INSERT INTO lead VALUES (20, 'Lea', false)")
+    wait_until(lambda: (pair.my_query("SELECT id FROM account ORDER BY id"), pair.my_query("SELECT id FROM orders"),
+                        pair.my_query("SELECT name FROM person ORDER BY name"), pair.my_query("SELECT * FROM prospect"))
+               == ([(1,), (2,)], [(10,)], [("Ann",), ("Bob",)], [(20, "Lea", 1)]), 30, "the rows inside the filters")
+    bob_erp = pair.my_query("SELECT id FROM person WHERE name = 'Bob'")[0][0]
+    # leaving: a soft delete deletes the ERP row; `leave: ignore` keeps the order; a two-way crosswalk
+    # mapping deletes the paired person; a row outside that stays outside changes nothing
+    pair.pg_query("UPDATE account SET deleted = true WHERE id = 2")
+    pair.pg_query("UPDATE account SET name = 'still hidden' WHERE id = 3")
+    pair.pg_query("UPDATE quote SET status = 'cancelled' WHERE id = 10")
+    pair.pg_query("UPDATE person SET company_id = NULL WHERE name = 'Bob'")
+    pair.pg_query("UPDATE lead SET deleted = true WHERE id = 20")
+    wait_until(lambda: (pair.my_query("SELECT id FROM account ORDER BY id"), pair.my_query("SELECT name FROM person"),
+                        pair.my_query("SELECT * FROM prospect"))
+               == ([(1,)], [("Ann",)], [(20, "Lea", 0)]), 30, "account 2 and Bob deleted in the ERP, Lea marked")
+    pair.pg_query("UPDATE account SET name = 'marker' WHERE id = 1")  # everything before it is applied
+    wait_until(lambda: pair.my_query("SELECT name FROM account") == [("marker",)], 30, "the marker")
+    assert pair.my_query("SELECT id, total FROM orders") == [(10, 100)]
+    left = {(m, a): pair.metric("replicator_rows_left_total", direction="crm_to_erp", mapping=m, action=a)
+            for m, a in (("accounts", "propagate"), ("orders", "ignore"), ("people", "propagate"), ("leads", "set"))}
+    assert left == {("accounts", "propagate"): 1, ("orders", "ignore"): 1, ("people", "propagate"): 1,
+                    ("leads", "set"): 1}
+    # the daemon's own delete is tagged: the ERP's delete of Bob does not come back to the CRM
+    assert pair.pg_query("SELECT name, company_id FROM person ORDER BY name") == [("Ann", 7), ("Bob", None)]
+    # back in the filter: Bob comes back whole, under the key his crosswalk pair names
+    pair.pg_query("UPDATE person SET company_id = 8 WHERE name = 'Bob'")
+    pair.pg_query("UPDATE account SET deleted = false WHERE id = 2")
+    wait_until(lambda: (pair.my_query("SELECT id, name FROM person WHERE name = 'Bob'"),
+                        pair.my_query("SELECT id FROM account ORDER BY id"))
+               == ([(bob_erp, "Bob")], [(1,), (2,)]), 30, "Bob and account 2 back in the ERP")
+    # the ERP edits the re-created person: it flows back (the pair is intact)
+    pair.my_query("UPDATE person SET name = 'Robert' WHERE id = %s", (bob_erp,))
+    wait_until(lambda: pair.pg_query("SELECT name FROM person WHERE company_id = 8") == [("Robert",)], 30,
+               "the ERP's edit of Bob")
+    pair.pg_query("UPDATE account SET deleted = true WHERE id = 2")
+    wait_until(lambda: pair.my_query("SELECT id FROM account ORDER BY id") == [(1,)], 30, "account 2 left again")
+    assert pair.stop() == 0
+    code, out = verify(pair)
+    assert code == 0, out
+    # a stale copy of a row outside the filter is a difference under a deleting leave (repair deletes it),
+    # and none under `leave: ignore` (the order of cancelled quote 10, and now one of draft quote 11)
+    pair.my_query("INSERT INTO account VALUES (3, 'stale')")
+    pair.my_query("INSERT INTO orders VALUES (11, 50)")
+    pair.my_query("UPDATE prospect SET active = 1 WHERE id = 20")  # the soft delete undone by hand
+    code, out = verify(pair)
+    lines = sorted(line for line in out.splitlines() if "left the filter" in line)
+    assert code != 0 and len(lines) == 2 and lines[0].startswith("accounts crm_to_erp ") \
+        and lines[0].endswith(".account key=(3,): left the filter or slice, still in the target") \
+        and lines[1].startswith("leads crm_to_erp ") \
+        and lines[1].endswith(".prospect key=(20,): left the filter or slice, not marked: active: 0 -> 1"), out
+    assert not any(line.startswith("orders crm_to_erp ") and "key=" in line for line in out.splitlines()), out
+    code, out = verify(pair, "--repair")
+    assert code == 0 and "deleted accounts crm_to_erp" in out and "marked leads crm_to_erp" in out, out
+    assert pair.my_query("SELECT id FROM account ORDER BY id") == [(1,)]
+    assert pair.my_query("SELECT * FROM prospect") == [(20, "Lea", 0)]
+    assert pair.my_query("SELECT id FROM orders ORDER BY id") == [(10,), (11,)]
+
+
+SLICE_PG = """
+CREATE TABLE customer (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE contact (id serial PRIMARY KEY, name text NOT NULL)"""
+SLICE_MY = """
+CREATE TABLE party (id INT AUTO_INCREMENT PRIMARY KEY, dtype VARCHAR(20) NOT NULL, deleted TINYINT NOT NULL DEFAULT 0,
+                    name VARCHAR(100) NOT NULL)"""
+SLICE_MAPPINGS = """
+mappings:
+  customers:                          # two-way; the ERP's soft delete and its slice both leave
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: party, key: [id], slice: {dtype: customer}}
+    link: {crosswalk: true}
+    filter: {erp_to_crm: {deleted: {eq: 0}}}
+    fields: {name: ~}
+  contacts:
+    direction: erp_to_crm
+    crm: {table: contact, key: [id]}
+    erp: {table: party, key: [id], slice: {dtype: contact}}
+    link: {crosswalk: true}
+    leave: ignore                     # a contact that becomes a lead stays in the CRM
+    fields: {name: ~}
+"""
+
+
+def test_rows_leaving_a_filter_or_slice_mariadb_to_postgresql_and_verify(make_pair):
+    from tests.integration.test_verify import verify
+
+    pair = make_pair(SLICE_PG, SLICE_MY, SLICE_MAPPINGS, extra_config=FAST_VERIFY)
+    pair.start()
+    pair.my_query("INSERT INTO party (dtype, name) VALUES ('customer', 'Acme'), ('customer', 'Beta'), "
+                  "('customer', 'Gone'), ('contact', 'Ann'), ('lead', 'Lee')")
+    wait_until(lambda: (pair.pg_query("SELECT name FROM customer ORDER BY name"),
+                        pair.pg_query("SELECT name FROM contact ORDER BY name"))
+               == ([("Acme",), ("Beta",), ("Gone",)], [("Ann",)]), 30, "customers and contacts in the CRM")
+    # a slice move (customer -> contact), a soft delete, and a contact that becomes a lead (leave: ignore)
+    pair.my_query("UPDATE party SET dtype = 'contact' WHERE name = 'Beta'")
+    pair.my_query("UPDATE party SET deleted = 1 WHERE name = 'Gone'")
+    pair.my_query("UPDATE party SET dtype = 'lead' WHERE name = 'Ann'")
+    pair.my_query("UPDATE party SET name = 'Lee Ltd' WHERE name = 'Lee'")  # outside, stays outside
+    wait_until(lambda: (pair.pg_query("SELECT name FROM customer ORDER BY name"),
+                        pair.pg_query("SELECT name FROM contact ORDER BY name"))
+               == ([("Acme",)], [("Ann",), ("Beta",)]), 30, "Beta moved, Gone deleted, Ann kept")
+    assert pair.metric("replicator_rows_left_total", direction="erp_to_crm", mapping="customers",
+                       action="propagate") == 2
+    assert pair.metric("replicator_rows_left_total", direction="erp_to_crm", mapping="contacts", action="ignore") == 1
+    # the CRM's deletes did not come back to the ERP (tagged), and the two-way mapping still flows both ways
+    pair.pg_query("UPDATE customer SET name = 'Acme AG' WHERE name = 'Acme'")
+    wait_until(lambda: pair.my_query("SELECT name FROM party WHERE dtype = 'customer' AND deleted = 0")
+               == [("Acme AG",)], 30, "the CRM's edit in the ERP")
+    assert pair.my_query("SELECT name, dtype, deleted FROM party ORDER BY id") == [
+        ("Acme AG", "customer", 0), ("Beta", "contact", 0), ("Gone", "customer", 1), ("Ann", "lead", 0),
+        ("Lee Ltd", "lead", 0)]
+    assert pair.stop() == 0
+    code, out = verify(pair)
+    assert code == 0, out
+
+
 # ---------------------------------------------------------------- constants, insert_only, zero means none
 
 COMPANY_PG = """
@@ -205,6 +374,7 @@ mappings:
     crm: {table: party, key: [id], slice: {dtype: contact, tenant: acme}, generate: {id: uuid}}
     erp: {table: contacts, key: [contact_no]}
     link: {crosswalk: true}
+    leave: {crm_to_erp: ignore}       # a contact that becomes a lead keeps its ERP contact
     fields: {name: ~}
 """
 
@@ -226,20 +396,30 @@ def test_a_discriminator_table_holds_several_mappings_each_touching_only_its_sli
     wait_until(lambda: (pair.my_query("SELECT name FROM customers ORDER BY name"),
                         pair.my_query("SELECT name FROM contacts ORDER BY name"))
                == ([("Acme",), ("Beta",)], [("Ann",), ("Bob",)]), 30, "Beta a customer, Bob a contact")
-    # a CRM row whose discriminator changes leaves the slice: the ERP's later edits do not touch it
+    # a CRM row whose discriminator changes leaves the slice. contacts' `leave: ignore` keeps its ERP contact,
+    # and the ERP's later edits of that contact do not touch the CRM row (a target slice: left alone)
     ann = pair.pg_query("SELECT id FROM party WHERE name = 'Ann'")[0][0]
     pair.pg_query("UPDATE party SET dtype = 'lead' WHERE id = %s", (ann,))
+    # a customer that becomes a contact moves: customers' leave (its delete, propagate) deletes the ERP
+    # customer, contacts creates the ERP contact
+    pair.pg_query("UPDATE party SET dtype = 'contact' WHERE name = 'Beta'")
+    wait_until(lambda: (pair.my_query("SELECT name FROM customers ORDER BY name"),
+                        pair.my_query("SELECT name FROM contacts ORDER BY name"))
+               == ([("Acme",)], [("Ann",), ("Beta",), ("Bob",)]), 30, "Beta moved from customers to contacts")
+    assert pair.metric("replicator_rows_left_total", direction="crm_to_erp", mapping="customers",
+                       action="propagate") == 1
+    assert pair.metric("replicator_rows_left_total", direction="crm_to_erp", mapping="contacts", action="ignore") == 1
     pair.my_query("UPDATE contacts SET name = 'Anna' WHERE name = 'Ann'")
     pair.my_query("UPDATE customers SET name = 'Acme Ltd' WHERE name = 'Acme'")
     wait_until(lambda: pair.pg_query("SELECT name FROM party WHERE dtype = 'customer' AND tenant = 'acme' "
-                                     "ORDER BY name") == [("Acme Ltd",), ("Beta",)], 30, "the customer renamed")
+                                     "ORDER BY name") == [("Acme Ltd",)], 30, "the customer renamed")
     assert pair.pg_query("SELECT dtype, name FROM party WHERE id = %s", (ann,)) == [("lead", "Ann")]
     assert pair.pg_query("SELECT count(*) FROM party") == [(6,)]
     # deletes: a CRM delete of a slice row reaches the ERP; a lead's delete does not
     pair.pg_query("DELETE FROM party WHERE name IN ('Beta', 'Lead')")
-    wait_until(lambda: pair.my_query("SELECT name FROM customers ORDER BY name") == [("Acme Ltd",)], 30,
+    wait_until(lambda: pair.my_query("SELECT name FROM contacts ORDER BY name") == [("Anna",), ("Bob",)], 30,
                "Beta deleted in the ERP")
-    assert pair.my_query("SELECT name FROM contacts ORDER BY name") == [("Anna",), ("Bob",)]
+    assert pair.my_query("SELECT name FROM customers ORDER BY name") == [("Acme Ltd",)]
     assert pair.stop() == 0
 
 

@@ -7,6 +7,7 @@ value or a skipped column.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -247,8 +248,9 @@ def test_target_column_narrowed_or_dropped_is_a_row_error_naming_it(pair):
 @pytest.mark.parametrize("target", ["erp", "crm"])
 def test_target_scale_narrowed_in_a_two_way_mapping_stops_naming_the_column(pair, target):
     """decimal(12,2) -> decimal(12,1) on one side: both databases round what is written into it without an
-    error. The table's next change -- the echo of the other direction's write included -- shows its new shape
-    to the reader of that side, which checks the flow into it again and stops."""
+    error. The direction writing into it finds the new shape before it commits its first write into it (the
+    table's reader would see it only at the table's next change, the echo of that write), rolls it back and
+    stops: no rounded row is committed."""
     origin = other(target)
     write(pair, origin, insert(origin, 1))
     wait_until(lambda: rows(pair, target) == [(1, Decimal("1.50"), "n")], what="before")
@@ -264,7 +266,8 @@ def test_target_scale_narrowed_in_a_two_way_mapping_stops_naming_the_column(pair
     # after the ALTER, the table changed after the start-up check: the catalog's types are in check's words
     assert f"{ttable}, column credit: " in log and "`check` now refuses" in log, log
     assert "(12,1)" in log or "(12, 1)" in log
-    assert "values it wrote since the change may have been rounded" in log
+    assert "rolled back, nothing of it was committed" in log, log
+    assert [r[0] for r in rows(pair, target)] == [1]
     check = pair.cli("check", check=False)
     assert check.returncode == EXIT_CONFIG and "credit" in check.stdout
 
@@ -308,3 +311,153 @@ def test_a_mariadb_table_dropped_and_created_again_carries_on_by_name(pair):
     write(pair, "erp", insert("erp", 3, "3.25", "new"))
     wait_until(lambda: (3, Decimal("3.25"), "new") in rows(pair, "crm"), what="a row of the new table")
     assert pair.proc.poll() is None, pair.log()
+
+
+# ---------------------------------------------------------------- 6. a table only written, altered while running
+
+NARROW_PG = "CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL, credit numeric(14,4), seen timestamp(6))"
+NARROW_MY = """
+CREATE TABLE customers (id int PRIMARY KEY, customer_name varchar(200) NOT NULL, credit decimal(14,4),
+                        seen datetime(6))
+"""
+ONE_WAY = """
+mappings:
+  customers:
+    direction: {direction}
+    crm: {{table: customer, key: [id]}}
+    erp: {{table: customers, key: [id]}}
+    fields:
+      id: ~
+      name: {{erp: customer_name}}
+      credit: ~
+      seen: ~
+"""
+ALTERS = {  # (target, column): (from, to); spelled as each server's catalog spells the type
+    ("erp", "credit"): ("decimal(14,4)", "decimal(12,2)"),
+    ("erp", "seen"): ("datetime(6)", "datetime"),
+    ("crm", "credit"): ("numeric(14,4)", "numeric(12,2)"),
+    ("crm", "seen"): ("timestamp(6) without time zone", "timestamp(0) without time zone"),
+}
+
+
+def alter(pair: Pair, target: str, column: str, to: str) -> None:
+    if target == "erp":
+        pair.my_query(f"ALTER TABLE customers MODIFY {column} {to}")
+    else:
+        pair.pg_query(f"ALTER TABLE customer ALTER COLUMN {column} TYPE {to}")
+
+
+def one_way(make_pair, target: str) -> Pair:
+    p = make_pair(NARROW_PG, NARROW_MY, ONE_WAY.format(direction=f"{other(target)}_to_{target}"))
+    p.start()
+    return p
+
+
+def exact_row(origin: str, key: int, credit: str, seen: str) -> str:
+    table, name, _, _ = SIDES[origin]
+    return f"INSERT INTO {table} (id, {name}, credit, seen) VALUES ({key}, 'c{key}', {credit}, '{seen}')"
+
+
+def target_rows(pair: Pair, target: str) -> list[tuple]:
+    return rows(pair, target, "id, credit, seen")
+
+
+ROW1 = (1, Decimal("1.2345"), datetime(2026, 1, 2, 3, 4, 5, 123456))
+ROW2 = (2, Decimal("2.3456"), datetime(2026, 1, 2, 3, 4, 5, 654321))
+
+
+@pytest.mark.parametrize("target,column", list(ALTERS))
+def test_a_written_table_narrowed_stops_before_a_rounded_row_commits(make_pair, target, column):
+    """A one-way mapping's target: nothing reads it. The applier confirms, before each commit, that the tables it
+    wrote still have the shape it planned with: the transaction written into the narrowed column is rolled back,
+    the direction stops (78) naming table, column, old and new type, and the checkpoint stays before it: widened
+    back, the next start carries the row exactly."""
+    origin, (old, new) = other(target), ALTERS[(target, column)]
+    pair = one_way(make_pair, target)
+    try:
+        write(pair, origin, exact_row(origin, 1, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, target) == [ROW1], what="row 1 exact")
+        alter(pair, target, column, new)
+        write(pair, origin, exact_row(origin, 2, "2.3456", "2026-01-02 03:04:05.654321"))
+        assert pair.wait_exit(60) == EXIT_CONFIG, pair.log()
+        log = pair.log()
+        ttable = SIDES[target][0]
+        assert f"{ttable}, column {column}: its type changed from {old} to {new}" in log, log
+        assert "`check` now refuses" in log and "rolled back, nothing of it was committed" in log, log
+        assert [r[0] for r in target_rows(pair, target)] == [1]  # row 2 never committed, rounded or not
+        alter(pair, target, column, old)
+        pair.start()
+        wait_until(lambda: target_rows(pair, target)[1:] == [ROW2], what="row 2 exact after the fix")
+    finally:
+        pair.stop()
+
+
+@pytest.mark.parametrize("target", ["erp", "crm"])
+def test_a_written_table_widened_while_running_carries_on_exactly(make_pair, target):
+    origin = other(target)
+    pair = one_way(make_pair, target)
+    try:
+        write(pair, origin, exact_row(origin, 1, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, target) == [ROW1], what="row 1 exact")
+        alter(pair, target, "credit", "decimal(16,6)" if target == "erp" else "numeric(16,6)")
+        write(pair, origin, exact_row(origin, 2, "2.3456", "2026-01-02 03:04:05.654321"))
+        wait_until(lambda: target_rows(pair, target) == [ROW1, ROW2], what="row 2 exact")
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+        assert pair.metric("replicator_target_schema_changes_total", direction=f"{origin}_to_{target}") == 1
+        assert "changed while streaming: credit" in pair.log()
+    finally:
+        pair.stop()
+
+
+@pytest.mark.parametrize("target", ["erp", "crm"])
+def test_verify_finds_a_row_the_target_rounded_and_repair_rewrites_it_once_widened(make_pair, target):
+    """Narrowed while nothing was written (the ALTER itself rounds the rows it holds): verify compares a copied
+    decimal and timestamp with the source value, not at the target's scale, so it reports the row; widened back,
+    `verify --repair` rewrites it exactly."""
+    origin = other(target)
+    pair = one_way(make_pair, target)
+    try:
+        write(pair, origin, exact_row(origin, 1, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, target) == [ROW1], what="row 1 exact")
+        pair.stop()
+        for column in ("credit", "seen"):
+            alter(pair, target, column, ALTERS[(target, column)][1])
+        assert target_rows(pair, target) != [ROW1]
+        verified = pair.cli("verify", check=False)
+        assert verified.returncode != 0 and "1 differing" in verified.stdout, verified.stdout + verified.stderr
+        for column in ("credit", "seen"):
+            alter(pair, target, column, ALTERS[(target, column)][0])
+        pair.cli("verify", "--repair", check=False)
+        assert target_rows(pair, target) == [ROW1]
+        assert pair.cli("verify", check=False).returncode == 0
+    finally:
+        pair.stop()
+
+
+def test_a_mariadb_rounding_note_no_mapping_allows_stops_naming_table_key_and_column(make_pair):
+    """`run --skip-check` waived check's refusal of numeric(14,4) into decimal(12,2): MariaDB rounds the value
+    with a Note 1265 and no error. The applier reads every write's warning count: the table's shape is the
+    planned one, no field allows the loss, so the direction stops naming table, key, column and the note."""
+    pair = make_pair(NARROW_PG, NARROW_MY.replace("decimal(14,4)", "decimal(12,2)"),
+                     ONE_WAY.format(direction="crm_to_erp"))
+    pair.start("--skip-check")
+    try:
+        write(pair, "crm", exact_row("crm", 7, "1.2345", "2026-01-02 03:04:05.123456"))
+        assert pair.wait_exit(60) == 1, pair.log()
+        log = pair.log()
+        assert "key (7,), column credit" in log and "Data truncated for column 'credit'" in log, log
+        assert target_rows(pair, "erp") == []
+    finally:
+        pair.stop()
+
+
+def test_a_mariadb_rounding_note_on_a_lossy_field_is_what_the_mapping_allows(make_pair):
+    mappings = ONE_WAY.format(direction="crm_to_erp").replace("      credit: ~", "      credit: {lossy: allow}")
+    pair = make_pair(NARROW_PG, NARROW_MY.replace("decimal(14,4)", "decimal(12,2)"), mappings)
+    pair.start()
+    try:
+        write(pair, "crm", exact_row("crm", 7, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, "erp") == [(7, Decimal("1.23"), ROW1[2])], what="row 7, rounded")
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+    finally:
+        pair.stop()

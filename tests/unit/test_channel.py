@@ -92,3 +92,53 @@ def test_the_row_count_is_the_sum_of_what_waits_and_starts_over_when_taken() -> 
     assert chan.take_all(0) == ["a", "b"] and chan.rows() == 0
     chan.put("c", 1, stop)
     assert chan.rows() == 1
+
+
+def test_put_many_is_put_of_each_in_one_step() -> None:
+    """A source's run (sources/wal.py `runs`): the same items, order and row count as a put of each."""
+    one, many, stop = Channel(max_rows=100), Channel(max_rows=100), threading.Event()
+    runs = [["a", "b"], ["c"], ["d", "e", "f"]]
+    for run in runs:
+        for item in run:
+            assert one.put(item, 2, stop)
+        assert many.put_many(run, 2 * len(run), stop)
+    assert many.rows() == one.rows() == 12
+    assert many.take_all(0) == one.take_all(0) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_put_many_waits_while_full_and_a_stop_ends_the_wait() -> None:
+    chan = Channel(max_rows=2)
+    stop = threading.Event()
+    assert chan.put_many(["x", "y", "z"], 3, stop)  # a run may pass the bound by its own rows, as one item
+    done = threading.Event()
+    result: list[bool] = []
+
+    def writer() -> None:
+        result.append(chan.put_many(["next"], 1, stop))
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert not done.wait(0.2), "a run went into a full channel"
+    assert chan.take_all(0) == ["x", "y", "z"]
+    assert done.wait(2.0) and result == [True]
+    t.join()
+    assert chan.put_many(["a"], 1, stop)  # 1 row of 2 waiting ("next"): goes in, 2 of 2 now
+    threading.Timer(0.1, stop.set).start()
+    assert chan.put_many(["c"], 1, stop) is False
+    assert chan.take_all(0) == ["next", "a"]
+
+
+def test_a_gated_put_many_waits_at_low_until_the_applier_lends() -> None:
+    chan = Channel(max_rows=100)
+    chan.gate(2)
+    stop = threading.Event()
+    assert chan.put_many(["a", "b"], 2, stop)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (chan.put_many(["c"], 1, stop), done.set()))
+    t.start()
+    assert not done.wait(0.2), "past the gate's low mark without a lend"
+    chan.lend()
+    assert done.wait(2.0)
+    t.join()
+    assert chan.take_all(0) == ["a", "b", "c"]

@@ -329,6 +329,11 @@ SCENARIOS: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     ("ReplicatorSyncStalled", {'replicator_sync_running{direction="crm_to_erp",mapping="m"}': "1x40",
                                'replicator_sync_rows_total{direction="crm_to_erp",mapping="m"}': "0+500x40"},
      "35m", []),
+    # a stretch of rows outside the mapping's slice: read and skipped, not copied -- progress all the same
+    ("ReplicatorSyncStalled", {'replicator_sync_running{direction="crm_to_erp",mapping="m"}': "1x40",
+                               'replicator_sync_rows_total{direction="crm_to_erp",mapping="m"}': "500x40",
+                               'replicator_sync_rows_skipped_total{direction="crm_to_erp",mapping="m"}': "0+500x40"},
+     "35m", []),
     # one conflict a second on one table for 10 minutes: a burst; one a minute is not
     ("ReplicatorConflictBurst", {'replicator_conflicts_total{direction="crm_to_erp",table="erp.acct",'
                                  'kind="update_differs",resolution="applied"}': "0+60x20"}, "12m",

@@ -309,10 +309,29 @@ def test_filter_passes_or_names_the_failing_condition(mset: MappingSet, config: 
     row = {k: v for k, v in CUSTOMER.items() if k != "deleted"}
     r = ex(mset, config, "customers", "crm", row)
     assert "filter: fails: deleted is missing from the row, the filter wants eq false" in render_text(r)
-    # the erp_to_crm direction has no filter
-    assert ex(mset, config, "customers", "erp", {"cust_no": 1, "vat_id": None, "customer_name": "A",
-                                                 "status_code": "A", "tier": None, "region": None,
-                                                 "credit_limit": None})["filter"] is None
+    # the erp_to_crm direction has no filter, so nothing leaves it
+    erp_row = {"cust_no": 1, "vat_id": None, "customer_name": "A", "status_code": "A", "tier": None, "region": None,
+               "credit_limit": None}
+    assert ex(mset, config, "customers", "erp", erp_row)["filter"] is None
+    assert ex(mset, config, "customers", "erp", erp_row)["leave"] is None
+    assert "leave:" not in render_text(ex(mset, config, "customers", "erp", erp_row))
+
+
+def test_what_leaving_the_filter_does_is_stated(mset: MappingSet, config: Config) -> None:
+    r = ex(mset, config, "customers", "crm", CUSTOMER)
+    assert (r["leave"]["action"], r["leave"]["from"]) == ("propagate", "delete")
+    assert ("leave: an update that takes a row out of the filter or slice (its old row passed, its new row does "
+            "not): its counterpart in erp erpdb.customers is deleted (the mapping's delete: propagate; a leave: would "
+            "override it)"
+            ) in render_text(r)
+    for extra, action, said in (
+            ("    leave: {crm_to_erp: ignore}\n", "ignore", "is kept as it is (leave: ignore)"),
+            ("    delete: {set: {active: 0}}\n", "set", "is marked active = 0 (the mapping's delete: a soft delete")):
+        (config.mappings_dir / "m.yaml").write_text(
+            MAPPINGS.replace("    fields:\n      vat_id", extra + "    fields:\n      vat_id", 1))
+        other = load_mappings(config)
+        r = ex(other, config, "customers", "crm", CUSTOMER)
+        assert r["leave"]["action"] == action and said in render_text(r), render_text(r)
 
 
 def test_gate_open_and_closed(mset: MappingSet, config: Config) -> None:

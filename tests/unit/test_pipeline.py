@@ -357,3 +357,63 @@ def test_the_daemon_hands_the_gil_over_every_millisecond(config: Config, mset: M
         assert SWITCH_INTERVAL_SECONDS < 0.005
     finally:
         sys.setswitchinterval(before)
+
+
+class _RunSource(FakeSource):
+    """A source that hands over runs (sources/wal.py `runs`), and the same messages one by one."""
+
+    def __init__(self, runs: list[list[Any]], error: BaseException | None = None):
+        super().__init__([])
+        self._runs, self._error = runs, error
+
+    def runs(self) -> Iterator[list[Any]]:
+        yield from self._runs
+        if self._error is not None:
+            raise self._error
+
+    def transactions(self) -> Iterator[SourceMessage]:
+        for run in self.runs():
+            yield from run
+
+
+class _OneByOne(FakeSource):
+    def __init__(self, of: _RunSource):
+        super().__init__([])
+        self.transactions = of.transactions  # type: ignore[method-assign]
+
+
+class _SeenClock:
+    """The commit clock's `saw`: records each transaction and how many items the channel held then."""
+
+    def __init__(self, chan: Channel):
+        self.chan, self.seen = chan, []  # type: ignore[var-annotated]
+
+    def saw(self, side: str, t: Transaction) -> None:
+        self.seen.append((side, t.txid, len(self.chan._items)))
+
+
+@pytest.mark.parametrize("error", [None, RetriableError("the stream broke")])
+def test_read_hands_over_runs_as_it_hands_over_one_message_at_a_time(config: Config, mset: MappingSet,
+                                                                      error: Any) -> None:
+    """Direction._read's run path (one put per run) against its message-at-a-time path: the same items in
+    the channel, in order, with the same row count; every transaction seen by the clock before the
+    applier can take it; an error after the runs before it, as the end of the stream is."""
+    runs = [[txn(1, 1), txn(2, 2, 3), Keepalive(LSN(3))], [txn(4, 4)], [txn(5, 5, 6, final=False), txn(5, 7)]]
+    results = []
+    for source in (_OneByOne(_RunSource(runs, error)), _RunSource(runs, error)):
+        d = direction(config, mset)
+        chan = Channel(1000)
+        clock = _SeenClock(chan)
+        d._read(source, chan, clock)  # type: ignore[arg-type]
+        rows = chan.rows()
+        items = chan.take_all(0)
+        end = items.pop()
+        assert end is error if error is not None else type(end).__name__ == "_EndOfStream"
+        results.append((items, rows, [(side, txid) for side, txid, _ in clock.seen]))
+        # a transaction is seen before its run is put: never after the channel holds it
+        put_before = [n for _, _, n in clock.seen]
+        assert all(n <= items.index(t) for n, t in zip(put_before, [t for t in items if isinstance(t, Transaction)]))
+    one_by_one, by_runs = results
+    assert by_runs == one_by_one
+    assert one_by_one[0] == [m for run in runs for m in run]
+    assert one_by_one[1] == 1 + 2 + 1 + 1 + 2 + 1  # rows, a keepalive counts one

@@ -15,8 +15,9 @@ from replicator.changes import TableRef
 from replicator.errors import RetriableError, SchemaChangeError
 from replicator.mapping.check import ColumnInfo
 from replicator.mapping.check.recheck import refused_casts
-from replicator.stream.shapes import ShapeGuard, describe_change
-from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, vc
+from replicator.mapping.model import load_mappings
+from replicator.stream.shapes import ShapeGuard, TargetShapes, describe_change
+from tests.unit.test_mapping_check import CRM, ERP, KINDS, PK, Env, dec, make_config, vc
 
 MAPPING = """\
 mappings:
@@ -180,3 +181,88 @@ def test_a_table_renamed_away_stops_unless_a_table_of_its_name_exists_again(tmp_
         g.left(CRM, "renamed to public.old")
     # renamed back before the start that replays the rename: the stream goes on with the table
     guard(tmp_path, Catalogs({"id": PK}, {})).left(CRM, "renamed to public.old")
+
+
+PLAN = {"id": "int", "credit": "decimal(12,2)", "note": "varchar(200)"}
+
+
+def target_shapes(tmp_path: Path, catalogs: Catalogs, mapping: str = MAPPING) -> TargetShapes:
+    env = Env(tmp_path)
+    t = TargetShapes(env.config, env.config.connections[1], "crm_to_erp", read_catalogs=catalogs)
+    t.use(env.load(mapping))
+    return t
+
+
+def test_a_written_table_narrowed_stops_naming_old_and_new_type_and_the_rollback(tmp_path: Path) -> None:
+    """crm_to_erp writes customers; the applier's plan read again after a commit found it moved: decimal(12,2)
+    -> decimal(12,1) would round what crm's numeric(12,2) sends. The plan before stays (judged again)."""
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(12, 1), "note": vc(200)})
+    t = target_shapes(tmp_path, catalogs)
+    assert t.planned({ERP: PLAN}) is False and catalogs.asked == []  # the first plan: the start-up check's
+    for _ in range(2):
+        with pytest.raises(SchemaChangeError) as info:
+            t.planned({ERP: {**PLAN, "credit": "decimal(12,1)"}})
+        text = str(info.value)
+        assert f"erp table {ERP}, column credit: its type changed from decimal(12,2) to decimal(12,1)" in text
+        assert "lossy cast" in text and "rolled back, nothing of it was committed" in text
+
+
+def test_a_written_table_widened_is_planned_anew_and_counted(tmp_path: Path) -> None:
+    """A one-way mapping's target (in a two-way one, the other direction would now read decimal(14,4) into
+    crm's numeric(12,2): refused, as for a source)."""
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(14, 4), "note": vc(200)})
+    t = target_shapes(tmp_path, catalogs, MAPPING.replace("direction: both", "direction: crm_to_erp"))
+    t.planned({ERP: PLAN})
+    counter = metrics.target_schema_changes.labels("crm_to_erp", str(ERP))
+    before = counter._value.get()
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)"}}) is True
+    assert counter._value.get() == before + 1
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)"}}) is False  # the new plan is the one now
+    # a column nobody maps: no catalog read, planned anew
+    asked = len(catalogs.asked)
+    assert t.planned({ERP: {**PLAN, "credit": "decimal(14,4)", "extra": "int"}}) is True
+    assert len(catalogs.asked) == asked
+
+
+def test_the_live_catalog_read_of_an_unreachable_server_is_retriable(tmp_path: Path) -> None:
+    """Without `read_catalogs` the guard reads through `mapping/check`'s `live_catalogs`; a server that cannot be
+    read is a RetriableError naming the server, never a pass."""
+    config = make_config(tmp_path, crm_port=1, erp_port=1)  # nothing listens on port 1
+    config.mappings_dir.mkdir()
+    (config.mappings_dir / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    g = ShapeGuard(config, config.connections[0], "crm_to_erp")
+    g.use(load_mappings(config))
+    seen_first(g, CRM, BEFORE)
+    with pytest.raises(RetriableError) as info:
+        g.seen(CRM, (BEFORE[0], ("credit", "numeric(14,4)"), BEFORE[2]))
+    assert "cannot connect to 127.0.0.1:1" in str(info.value)
+
+
+def test_the_checker_judges_the_casts_its_scope_names_and_tells_it_each_verdict(tmp_path: Path) -> None:
+    """recheck's restriction is a `CastScope` handed to `_Checker` (a typed contract), not an override of its
+    `plan_cast`: a scope that judges only `credit` hears credit's refusal and nothing of `note`, and with
+    `values = False` no value spelled out in the mapping is judged."""
+    from replicator.mapping.check.checker import Finding, _Checker
+
+    class OnlyCredit:
+        values = False
+
+        def __init__(self) -> None:
+            self.heard: list[tuple[str | None, list[str]]] = []
+
+        def judges(self, flow: object, plan: object) -> bool:
+            return getattr(plan, "source", None) == "credit"
+
+        def judged(self, flow: object, plan: object, findings: list) -> None:
+            self.heard.append((getattr(plan, "source", None), [f.what for f in findings]))
+
+    env = Env(tmp_path)
+    mset = env.load(MAPPING)
+    catalogs = {"crm": {CRM: {"id": PK, "credit": dec(14, 4), "note": vc(500)}},
+                "erp": {ERP: {"id": PK, "credit": dec(12, 2), "note": vc(50)}}}
+    scope = OnlyCredit()
+    _Checker(mset, catalogs, KINDS, None, Finding, scope=scope).run()
+    assert [source for source, _w in scope.heard] == ["credit", "credit"]  # crm_to_erp and erp_to_crm
+    assert any("lossy cast" in w for w in scope.heard[0][1] + scope.heard[1][1])

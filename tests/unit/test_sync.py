@@ -100,7 +100,9 @@ def test_keys_changed_since_the_sync_started_are_left_to_the_stream(driver: Sync
     out = driver.observe(txn(mark(driver, high, "high")))
     assert chunk_rows(out) == [1, 5]
     assert all(lc.op is Op.INSERT and lc.change.op is Op.INSERT for lc in out if isinstance(lc, LinkedChange))
-    assert isinstance(out[-1], Progress) and out[-1].chunk.rows_done == 5
+    # rows 2..4 are the stream's to carry: still the mapping's rows, counted as the copy's (none skipped)
+    assert isinstance(out[-1], Progress) and (out[-1].rows_done, out[-1].rows_skipped) == (5, 0)
+    assert out[-1].chunk.rows_read == 5
 
 
 def test_keys_stay_excluded_for_later_chunks(driver: SyncDriver, mset: MappingSet) -> None:
@@ -239,6 +241,13 @@ def test_progress_line() -> None:
     assert line(done, None) == "customers crm_to_erp  done: 200,000 rows in 16.0 s (12,500 rows/s)"
     assert line(SyncRow("erp_to_crm", "customers", "pending", None, 0, 0), None) == (
         "customers erp_to_crm  waiting to start")
+    # rows outside the mapping's slice or filter are read, not copied: counted apart; the share goes by rows read
+    sliced = SyncRow("crm_to_erp", "customers", "running", (5,), 30_000, 200_000, rows_skipped=90_000)
+    assert line(sliced, None) == ("customers crm_to_erp  30,000 rows, 90,000 skipped (outside the mapping's slice "
+                                  "or filter), 120,000/200,000 read   60%")
+    done = SyncRow("crm_to_erp", "customers", DONE, None, 3, 8, now, now, now + timedelta(seconds=1), rows_skipped=5)
+    assert line(done, None) == ("customers crm_to_erp  done: 3 rows, 5 skipped (outside the mapping's slice or "
+                                "filter) in 1.0 s (8 rows/s)")
 
 
 def test_the_second_side_writes_unowned_fields_only_into_rows_it_creates(config: Config, mset: MappingSet) -> None:

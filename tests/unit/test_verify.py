@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from replicator import compare as C
-from replicator.compare import ColumnInfo, Rule, canonical_by, key_canonical, rule_for, show, show_key, values_equal
+from replicator.compare import (ColumnInfo, Rule, canonical_by, key_canonical, row_agrees, rule_for, show, show_key,
+                                values_equal)
 from replicator.config import Account, Batching, Config, Connection, Secret, Verify
 from replicator.errors import ReplicatorError
 from replicator.mapping.model import load_mappings
@@ -118,12 +119,25 @@ def test_floats_compare_exactly_one_unit_in_the_last_place_is_a_difference() -> 
 
 
 def test_rule_from_types_single_precision_on_either_side() -> None:
+    import math
+    import struct
     pg_real = ColumnInfo("c", "real", "postgresql")
     my_float = ColumnInfo("c", "float", "mariadb")
     my_double = ColumnInfo("c", "double", "mariadb")
     pg_double = ColumnInfo("c", "double precision", "postgresql")
-    assert rule_for(pg_real, my_double, "c").kind == C.FLOAT32
-    assert rule_for(pg_double, my_float, "c").kind == C.FLOAT32  # a copied FLOAT into double precision
+    assert rule_for(pg_real, my_double, "c").kind == C.FLOAT32  # a float32 target: compared as the float32
+    assert rule_for(my_float, pg_double, "c").kind == C.FLOAT32
+    # a double holding a copied float32 (MariaDB FLOAT into double precision, real into DOUBLE) is compared as
+    # the double it is: the source's float32 widened (what every reader gives) must be there exactly
+    assert rule_for(pg_double, my_float, "c").kind == C.FLOAT64
+    assert rule_for(my_double, pg_real, "c").kind == C.FLOAT64
+    for x in (0.1, 1.1, 3.4028234663852886e38, 1.401298464324817e-45, 16777216.0):
+        carried = struct.unpack("<f", struct.pack("<f", x))[0]  # the float32's exact value
+        for target, source in ((pg_double, my_float), (my_double, pg_real)):
+            r = rule_for(target, source, "c")
+            assert values_equal(r, carried, carried)
+            assert not values_equal(r, carried, math.nextafter(carried, 0.0))  # one double ulp: not a float32
+            assert not row_agrees([r])({"c": carried}, {"c": math.nextafter(carried, math.inf)})
     assert rule_for(pg_double, None, "c").kind == C.FLOAT64  # transformed: the source type says nothing
     assert rule_for(ColumnInfo("c", "decimal", "mariadb", scale=2), None, "c").scale == 2
     assert rule_for(ColumnInfo("c", "bigint", "postgresql", scale=0), None, "c").scale == 0
@@ -658,3 +672,25 @@ def test_a_constant_of_a_two_way_mapping_is_not_compared(tmp_path: Path) -> None
     assert compared_columns(customers.flow("crm")) == ["name"]
     assert compared_columns(customers.flow("erp")) == ["name"]
     assert compared_columns(products.flow("crm")) == ["name", "write_uid"]
+
+
+def test_a_copied_decimal_or_time_is_compared_with_the_source_value_not_at_the_target_scale() -> None:
+    """A target narrowed behind replicator's back rounded 1.2345 to 1.23: at the target's scale that is equal,
+    to the source value it is not. check refuses such a pair unless the field is lossy, so exact is right."""
+    target, source = ColumnInfo("c", "decimal", "mariadb", 2), ColumnInfo("c", "numeric", "postgresql", 4)
+    at_scale = rule_for(target, source, "c")
+    assert values_equal(at_scale, Decimal("1.2345"), Decimal("1.23"))
+    exact = C.exact_rule(at_scale, target, source)
+    assert not values_equal(exact, Decimal("1.2345"), Decimal("1.23"))
+    assert values_equal(exact, Decimal("1.2300"), Decimal("1.23")) and values_equal(exact, 2, Decimal("2.00"))
+    ttime, stime = ColumnInfo("t", "datetime", "mariadb", None, 0), ColumnInfo("t", "timestamp without time zone",
+                                                                              "postgresql", None, 6)
+    seen = datetime(2026, 1, 2, 3, 4, 5, 654321)
+    rule = rule_for(ttime, stime, "t")
+    assert values_equal(rule, seen, seen.replace(microsecond=0))
+    assert not values_equal(C.exact_rule(rule, ttime, stime), seen, seen.replace(microsecond=0))
+    # a float source, and a MariaDB DOUBLE(M,D) (compared as a decimal), keep the target's rounding
+    fsource = ColumnInfo("c", "double precision", "postgresql")
+    assert C.exact_rule(rule_for(target, fsource, "c"), target, fsource).scale == 2
+    double = ColumnInfo("c", "double", "mariadb", 4)
+    assert C.exact_rule(rule_for(double, source, "c"), double, source).scale == 4

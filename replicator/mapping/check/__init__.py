@@ -3,7 +3,8 @@
 `read_catalog(engine, tables)` reads the columns of the mapped tables through a SQLAlchemy Inspector
 into `ColumnInfo`s; `check_types(mset, catalogs, kinds, specs)` compares every field plan of every
 flow and returns `Finding`s naming file:line, the field's key path and how to fix it.
-`check_config(config, mset)` does both for a configuration (what `preflight.run_checks` calls).
+`check_config(config, mset)` does both for a configuration (what `preflight.run_checks` calls), reading
+through `live_catalogs(config, tables, on_error)` (the stream's shape guard reads through it too).
 
 Arguments of `check_types`:
 

@@ -6,7 +6,8 @@ unless the field says `lossy: allow`, then an ok finding records it; "error": re
 `TABLE` below is the table, as data: for each source kind (row) and target kind (column) a verdict
 ("fit", "lossy", "error") or the letter of a rule that looks at both types. docs/types.md shows the
 same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` with the table).
-`special_values` adds what the table cannot see: PostgreSQL values MariaDB has no form for.
+`special_values` adds what the table cannot see: PostgreSQL values MariaDB has no form for, and MariaDB text
+holding U+0000 (NUL), which PostgreSQL text cannot hold.
 
 - R: fits when the target's range holds the source's (bits and signedness: BIGINT UNSIGNED into a
   signed BIGINT, or any signed integer into an UNSIGNED one, is lossy). R': a decimal into an
@@ -515,10 +516,20 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
     return UNKNOWN, "a type this check does not know"
 
 
+NUL_INTO_POSTGRESQL = ("a text holding U+0000 (NUL), which MariaDB stores and PostgreSQL text cannot, is a row "
+                       "error naming table, key and column: it stops the direction, or is queued in the dead-letter "
+                       "queue under `on_error: quarantine`")
+
+
 def special_values(s: ColumnInfo, t: ColumnInfo, source_dbms: str, target_dbms: str) -> str | None:
     """Why a cast that fits by the table still has valid source values the target cannot hold, or None:
-    PostgreSQL's NaN / ±Infinity numbers and infinite, BC or 5-digit-year dates have no MariaDB form.
+    PostgreSQL's NaN / ±Infinity numbers and infinite, BC or 5-digit-year dates have no MariaDB form; MariaDB
+    text (CHAR, VARCHAR, TEXT, any character set) can hold U+0000, PostgreSQL text cannot.
     Such a value is a row error naming table, key and column; `check` warns (rule X)."""
+    if source_dbms == "mariadb" and target_dbms == "postgresql":
+        if s.kind == "text" and not s.enums and t.kind == "text":
+            return NUL_INTO_POSTGRESQL
+        return None
     if source_dbms != "postgresql" or target_dbms != "mariadb":
         return None
     if s.kind in ("float", "decimal") and t.kind in ("float", "decimal", "int"):

@@ -3,14 +3,46 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from replicator.changes import TableRef
 from replicator.mapping.check.casts import _int_range
 from replicator.mapping.check.checks import Check, _narrow, parse_check
 from replicator.mapping.check.columns import Catalog, ColumnInfo
 
+if TYPE_CHECKING:
+    from replicator.config import Config, Connection
+
 # ---------------------------------------------------------------- reading catalogs
+
+CatalogError = Callable[["Connection", Exception], None]
+
+
+def live_catalogs(config: Config, tables: Mapping[str, Iterable[TableRef]],
+                  on_error: CatalogError) -> dict[str, Catalog]:
+    """`{side: Catalog}` of `tables` (`{side: [TableRef]}`) read from the configuration's live servers, one
+    engine per connection, disposed after its read. A connection not named in `tables` is not read. A server
+    that cannot be read (unreachable, no access: a ReplicatorError, SQLAlchemyError or OSError) is handed to
+    `on_error(connection, exc)`: it raises what its caller wants raised (the stream: a RetriableError), or
+    returns and the side is left out of the result (`check`: run_checks reports the server itself)."""
+    import sqlalchemy
+
+    from replicator.connect import sql_engine
+    from replicator.errors import ReplicatorError
+
+    out: dict[str, Catalog] = {}
+    for conn in config.connections:
+        if conn.name not in tables:
+            continue
+        engine = sql_engine(conn)
+        try:
+            out[conn.name] = read_catalog(engine, tables[conn.name])
+        except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+            on_error(conn, exc)
+        finally:
+            engine.dispose()
+    return out
+
 
 _GENERATING_DEFAULT = re.compile(r"^\s*(nextval\(|gen_random_uuid\(|uuid_generate_v\d\(|uuid\(\)|uuid_v[47]\()", re.I)
 

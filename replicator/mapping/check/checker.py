@@ -35,13 +35,13 @@ Further rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from replicator.changes import TableRef
 from replicator.errors import Where
 from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
                                            special_values)
-from replicator.mapping.check.catalog import read_catalog
+from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
@@ -54,7 +54,7 @@ from replicator.mapping.check.specs import _direction_transform, field_specs
 from replicator.mapping.check.values import _value_problem
 
 if TYPE_CHECKING:
-    from replicator.config import Config
+    from replicator.config import Config, Connection
     from replicator.mapping.model import Field, FieldPlan, Flow, Mapping, MappingSet
 
 
@@ -81,32 +81,42 @@ def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str,
     """Findings for every mapping of `mset` against the catalogs (module docstring: the rules). `sql_modes`:
     the global sql_mode of each MariaDB side that could be read (the zero-date rule, `zerodates`)."""
 
-    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes).run()
+    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes).run()
 
 
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     """`check_types` against the live catalogs of the configuration's connections. A server that cannot be
     reached is skipped (run_checks reports it)."""
+    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip)
+    kinds = {c.name: c.kind for c in config.connections}
+    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), _sql_modes(config, catalogs))
+
+
+def _sql_modes(config: Config, read: dict[str, Catalog]) -> dict[str, str]:
+    """The global sql_mode of each MariaDB connection whose catalog was read (the zero-date rule, `zerodates`);
+    a server that cannot be asked is left out, as `live_catalogs` leaves it out."""
     import sqlalchemy
 
-    from replicator.errors import ReplicatorError
     from replicator.connect import sql_engine
+    from replicator.errors import ReplicatorError
 
-    catalogs: dict[str, Catalog] = {}
-    sql_modes: dict[str, str] = {}
+    out: dict[str, str] = {}
     for conn in config.connections:
+        if conn.kind != "mariadb" or conn.name not in read:
+            continue
         engine = sql_engine(conn)
         try:
-            catalogs[conn.name] = read_catalog(engine, mset.tables(conn.name))
-            if conn.kind == "mariadb":
-                with engine.connect() as c:
-                    sql_modes[conn.name] = str(c.execute(sqlalchemy.text("SELECT @@GLOBAL.sql_mode")).scalar() or "")
+            with engine.connect() as c:
+                out[conn.name] = str(c.execute(sqlalchemy.text("SELECT @@GLOBAL.sql_mode")).scalar() or "")
         except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError):
-            pass  # unreachable or no access: already a finding of run_checks
+            pass
         finally:
             engine.dispose()
-    kinds = {c.name: c.kind for c in config.connections}
-    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes)
+    return out
+
+
+def _skip(_conn: Connection, _exc: Exception) -> None:
+    """Unreachable or no access: already a finding of run_checks."""
 
 
 def _at(where: Where, suffix: str = "", line: int | None = None) -> str:
@@ -117,15 +127,30 @@ def _col(side: str, table: TableRef, column: str) -> str:
     return f"{side}:{table}.{column}"  # a colon: the side is no schema (erp:erp.customers.id, not erp.erp.…)
 
 
+class CastScope(Protocol):
+    """Which field casts a `_Checker` judges, and who hears each verdict: `check` judges them all (no scope);
+    `recheck` only those reading or writing the columns an ALTER TABLE changed, and collects the refusals."""
+
+    values: bool  # whether values the mapping spells out (constant, default, map) are checked too
+
+    def judges(self, flow: Flow, plan: FieldPlan) -> bool:
+        """Whether the cast of `plan` in `flow` is judged at all."""
+
+    def judged(self, flow: Flow, plan: FieldPlan, findings: Sequence[Finding]) -> None:
+        """The findings the cast of `plan` in `flow` gave (ok, warnings and failures)."""
+
+
 class _Checker:
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
-                 specs: Specs | None, finding: Any, sql_modes: dict[str, str] | None = None):
+                 specs: Specs | None, finding: Any, scope: CastScope | None = None,
+                 sql_modes: dict[str, str] | None = None):
         self.mset = mset
         self.sql_modes = sql_modes or {}
         self.catalogs = catalogs
         self.kinds = kinds
         self.specs = specs
         self.F = finding
+        self.scope = scope
         self.out: list[Any] = []
 
     # -- helpers
@@ -236,7 +261,8 @@ class _Checker:
                 continue
             spec = self.spec(m, f)
             checked += 1
-            self.plan_values(m, flow, f, plan, spec, tcol, tname)
+            if self.scope is None or self.scope.values:
+                self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
             check_lossy_transforms(self, flow, f, plan, spec, tname)
@@ -259,7 +285,17 @@ class _Checker:
 
     def plan_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
                   source: ColumnInfo | None = None) -> None:
-        """`source`: the type the value has after the field's transform, when the check can know it."""
+        """The verdict on one field's cast, if the scope judges it (and the scope hears the findings).
+        `source`: the type the value has after the field's transform, when the check can know it."""
+        if self.scope is not None and not self.scope.judges(flow, plan):
+            return
+        before = len(self.out)
+        self._judge_cast(m, flow, f, plan, tcol, tname, source)
+        if self.scope is not None:
+            self.scope.judged(flow, plan, self.out[before:])
+
+    def _judge_cast(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, tcol: ColumnInfo, tname: str,
+                    source: ColumnInfo | None) -> None:
         stream = flow.stream
         scol = source
         sname = "" if source is None else (f"{_col(flow.source.side, flow.source.table, plan.source or '')} "
@@ -293,11 +329,11 @@ class _Checker:
             self.warn(flow.target.side, f"{head}: {folded}",
                       f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
                       f"utf8mb4_nopad_bin), or add `lossy: allow` to the field if no two source keys differ only so")
+        # the values the source column can hold (a shifted bigint is a decimal without NaN)
+        held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
+        special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
+                                 self.kinds.get(flow.target.side, ""))
         if verdict == FIT:
-            # the values the source column can hold (a shifted bigint is a decimal without NaN)
-            held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
-            special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
-                                     self.kinds.get(flow.target.side, ""))
             if special and not f.lossy:
                 self.warn(flow.target.side, f"{head}: {special}",
                           "keep such values out of the source, or add `lossy: allow` to the field to say they never "
@@ -326,7 +362,10 @@ class _Checker:
             self.ok(flow.target.side, f"{head}: lossy ({why}), allowed by lossy: allow")
         elif _loud(scol, tcol):
             # strict mode rejects a value that does not fit: a row error naming it, never a silent change
-            self.warn(flow.target.side, f"{head}: lossy cast: {why}",
+            # a value the target cannot hold at all (NUL into PostgreSQL text) is said too: `lossy: allow` for
+            # the first reason would silence it
+            also = f"; also: {special}" if special else ""
+            self.warn(flow.target.side, f"{head}: lossy cast: {why}{also}",
                       self.lossy_fix(scol, tcol, flow, plan))
         else:
             self.fail(flow.target.side, f"{head}: lossy cast: {why}", self.lossy_fix(scol, tcol, flow, plan))

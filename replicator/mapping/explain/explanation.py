@@ -45,6 +45,7 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
             | ({flow.gate[0]} if flow.gate else set()) | _concat_columns(spec))
     out["unmapped_source_columns"] = [c for c in row if c not in used]
     out["filter"] = _filter(flow, spec, row)
+    out["leave"] = _leave(flow, spec)
     out["gate"] = _gate(flow, row)
     try:
         routed: list[Routed] = route_flow(flow, change)
@@ -231,6 +232,31 @@ def _filter(flow: Flow, spec: dict[str, Any], row: dict[str, Any]) -> dict[str, 
             conditions.append({"column": column, "op": op, "arg": arg, "present": column in row,
                                "value": row.get(column), "holds": holds})
     return {"passes": passes, "conditions": conditions}
+
+
+def _leave(flow: Flow, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """What a change that takes a row out of the flow's filter or source slice does (router._leave): the
+    mapping's `leave:` for this direction, else its `delete:`. None: no filter or slice, nothing leaves."""
+    if flow.filter is None:
+        return None
+    given = _direction(spec.get("leave"), flow) is not None
+    tgt = f"{flow.target.side} {flow.target.table}"
+    action = flow.leave
+    if action == "ignore":
+        text, form = f"its counterpart in {tgt} is kept as it is", "ignore"
+    elif isinstance(action, dict):
+        text, form = f"its counterpart in {tgt} is marked {_show_dict(action)}", "a soft delete"
+    else:
+        text, form = f"its counterpart in {tgt} is deleted", "propagate"
+    text += f" (leave: {form})" if given else f" (the mapping's delete: {form}; a leave: would override it)"
+    return {"action": action if isinstance(action, str) else "set", "set": action if isinstance(action, dict) else None,
+            "from": "leave" if given else "delete",
+            "text": "an update that takes a row out of the filter or slice (its old row passed, its new row "
+                    "does not): " + text}
+
+
+def _show_dict(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {_show(v)}" for k, v in d.items())
 
 
 def _gate(flow: Flow, row: dict[str, Any]) -> dict[str, Any] | None:

@@ -122,6 +122,8 @@ def render_text(r: dict[str, Any]) -> str:
         lines.append(f"source columns no field maps: {', '.join(r['unmapped_source_columns'])}")
     lines.append("")
     lines.append(f"filter: {_filter_text(r['filter'])}")
+    if r.get("leave"):
+        lines.append(f"leave: {r['leave']['text']}")
     lines.append(f"gate: {_gate_text(r['gate'])}")
     key = r["key"]
     if key["kind"] == "crosswalk":
