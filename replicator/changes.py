@@ -10,7 +10,7 @@ import enum
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 
 class Op(enum.Enum):
@@ -54,6 +54,35 @@ class _Unchanged:
 UNCHANGED: Any = _Unchanged()
 
 Row = Mapping[str, Any]
+
+
+class ZeroDatedRow(dict):  # type: ignore[type-arg]
+    """A MariaDB row image holding zero dates (0000-00-00, a date with a zero month or day, the zero TIMESTAMP):
+    their values are None, as the decoders read them, and `zero_dates` names their columns. Made only for such a
+    row (the binlog reader when an event counted zero dates, the table scanner when a value read as one), so
+    that the router can refuse it for a column a mapping carries without `zero_date: null` (a row error naming
+    the column) -- instead of a NULL nobody asked for. A plain dict for everything else."""
+
+    __slots__ = ("zero_dates", "zero_texts")
+
+    def __init__(self, values: Mapping[str, Any], zero_dates: tuple[str, ...],
+                 zero_texts: Mapping[str, str] | None = None):
+        super().__init__(values)
+        self.zero_dates = zero_dates
+        # column -> the value as MariaDB shows it ('2024-00-15'), where the reader knows it
+        self.zero_texts: dict[str, str] = dict(zero_texts or {})
+
+    def __reduce__(self) -> Any:  # copies and pickles keep the columns
+        return (ZeroDatedRow, (dict(self), self.zero_dates, self.zero_texts))
+
+
+def zero_dated(values: dict[str, Any], zero_dates: Sequence[str],
+               zero_texts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`values` as a ZeroDatedRow naming `zero_dates` (in column order, once each) and, where known, their texts;
+    `values` itself when none."""
+    if not zero_dates:
+        return values
+    return ZeroDatedRow(values, tuple(dict.fromkeys(zero_dates)), zero_texts)
 
 
 @dataclass(frozen=True)

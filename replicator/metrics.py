@@ -50,7 +50,8 @@ loop_dropped = Counter(
 )
 zero_dates = Counter(
     "replicator_zero_dates_total",
-    "MariaDB zero dates (0000-00-00) turned into NULL.",
+    "MariaDB zero dates (0000-00-00, a zero month or day, the zero TIMESTAMP) read from the binlog, carried or not: "
+    "NULL only where the field says zero_date: null, a row error where a mapping carries the column otherwise.",
     ["direction", "table"],
     registry=REGISTRY,
 )

@@ -85,6 +85,9 @@ class Field:
     insert_only: bool = False  # written when a row is created, never over an existing row's value
     null_if: tuple[tuple[str, Any], ...] = ()  # (side, value): that side stores value for "none" (NULL)
     now: bool = False  # `now: true`: the apply time (mapping/applytime.py), for a column of one side only
+    # `zero_date: null`: a MariaDB zero date (0000-00-00, a zero month or day, the zero TIMESTAMP) in this
+    # field's column is carried as NULL (counted); without it such a value is a row error naming the column
+    zero_null: bool = False
 
     def column(self, side: str) -> str | None:
         return dict(self.columns)[side]
@@ -111,6 +114,7 @@ class FieldPlan:
     # `now: true`: the apply time, stamped by replicator (no source column); never compared for conflicts or
     # by verify, and an update that writes anything writes it too (unless insert_only)
     stamp: bool = False
+    zero_null: bool = False  # `zero_date: null`: a MariaDB zero date in the source column arrives as NULL
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,15 @@ class Flow:
     def restamped(self) -> frozenset[str]:
         """The stamps an update writes (`now: true` without `insert_only`), changed or not."""
         return frozenset(p.target for p in self.plans if p.stamp and not p.insert_only)
+
+    @functools.cached_property
+    def zero_refused(self) -> frozenset[str]:
+        """Source columns this flow carries whose zero date is a row error (no `zero_date: null`): the
+        router refuses a row image that holds one (`changes.ZeroDatedRow`). A fold's child value counts too."""
+        cols = {p.source for p in self.plans if p.source is not None and not p.zero_null}
+        if self.fold is not None:
+            cols.add(self.fold.value)
+        return frozenset(cols)
 
     @property
     def stream(self) -> str:
@@ -367,7 +380,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     s.allow("filter", "gate", "delete", "leave", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
-    fields = _fields(s.section("fields", required=True), sides, owner)
+    fields = _fields(s.section("fields", required=True), sides, owner, zero_date(s))
     default_rule = _conflict_rule(s.data.get("conflicts"), s.where("conflicts"), sides, fields) \
         if s.has("conflicts") else DEFAULT_RULE
     if direction != "both":
@@ -674,13 +687,14 @@ def _check_leave(s: Section, leaves: dict[str, Any], flows: list[Flow]) -> None:
                           s.where("leave"), hint="add a filter (or a slice on the source endpoint), or remove leave")
 
 
-def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Field, ...]:
+def _fields(s: Section, sides: list[str], mapping_owner: str | None, zero_null: bool = False) -> tuple[Field, ...]:
     fields = []
     specs: dict[str, Any] = {}
     for name, spec in s.items():
         where = s.where(name)
         if spec is None:
-            fields.append(Field(name, tuple((side, name) for side in sides), where, mapping_owner))
+            fields.append(Field(name, tuple((side, name) for side in sides), where, mapping_owner,
+                                zero_null=zero_null))
             continue
         if not isinstance(spec, YamlMap):
             raise ConfigError("a field is ~ (same column name on both sides) or a mapping of its settings", where)
@@ -698,6 +712,7 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
         insert_only = fs.get("insert_only", bool, False)
         null_if = _null_if(fs, sides)
         now = _now(fs, cols)
+        field_zero = zero_date(fs, zero_null)
         fs.allow("map", "unmapped", "transform", "default", "constant", "null_if")
         _check_directed_default(fs, sides, where)
         specs[name] = spec
@@ -705,10 +720,29 @@ def _fields(s: Section, sides: list[str], mapping_owner: str | None) -> tuple[Fi
             raise ConfigError("a constant fills a column on one side only: set the other side to ~", where)
         fs.done()
         fields.append(Field(name, tuple(cols.items()), where, owner, references, lossy, "map" in spec, rule,
-                            insert_only, null_if, now))
+                            insert_only, null_if, now, field_zero))
     if not fields:
         raise ConfigError("a mapping needs at least one field", s.where())
     return tuple(fields)
+
+
+_ZERO_DATE_FORMS = "zero_date is null (a MariaDB zero date arrives as NULL) or error (the default: a row error)"
+
+
+def zero_date(s: Section, default: bool = False) -> bool:
+    """`zero_date: null` (a field's or a mapping's): a MariaDB zero date -- 0000-00-00, a date with a zero month
+    or day, the zero TIMESTAMP -- arrives as NULL, counted in replicator_zero_dates_total; `zero_date: error`
+    (the default) makes it a row error naming table, key and column. True: carried as NULL."""
+    if not s.has("zero_date"):
+        return default
+    value = s.data["zero_date"]
+    s.allow("zero_date")
+    if value is None:
+        return True
+    if value == "error":
+        return False
+    raise ConfigError(f"{_ZERO_DATE_FORMS}, not {value!r}", s.where("zero_date"),
+                      hint="zero_date: null carries 0000-00-00 as NULL; leave it out to refuse such rows")
 
 
 _NOT_WITH_NOW = ("constant", "map", "unmapped", "transform", "default", "null_if", "references", "lossy")
@@ -907,7 +941,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                                f.insert_only and not is_key,
                                (nulls[src],) if src in nulls and src_col is not None else (),
                                (nulls[dst],) if dst in nulls else (), owned=f.owner == src and not is_key,
-                               stamp=f.now))
+                               stamp=f.now, zero_null=f.zero_null))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from replicator import metrics
-from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
+from replicator.changes import UNCHANGED, Op, RowChange, TargetChange, ZeroDatedRow
 from replicator.errors import FatalError, RowError
 from replicator.mapping.model import FieldPlan, Flow, MappingSet
 from replicator.mapping.transforms import TransformError
@@ -73,6 +73,10 @@ def route(mset: MappingSet, side: str, change: RowChange, commit_time: datetime 
             by_id.clear()
         # (the entry holds the table itself: its id is not reused by another object while it is here)
         by_id[id(table)] = (table, side, flows)
+    if change.after.__class__ is ZeroDatedRow:  # a MariaDB zero date: refused unless its field says NULL
+        for flow in flows:
+            if only is None or flow.mapping == only:
+                refuse_zero_dates(flow, change)
     if len(flows) == 1 and only is None:  # the usual table, read by one flow: its list as it is
         flow = flows[0]
         if flow.conflicts is not None:  # two-way: route_flow would go to the general path itself
@@ -126,6 +130,9 @@ def route_all(mset: MappingSet, side: str, changes: Sequence[RowChange],
     direct: tuple[Flow, _Compiled] | None = None
     update_one: Callable[[Mapping[str, Any], Mapping[str, Any], datetime | None], Any] | None = None
     for ch in changes:
+        if ch.after.__class__ is ZeroDatedRow:  # route() refuses its zero dates, or carries them as NULL
+            out += route(mset, side, ch, commit_time)
+            continue
         if ch.table is not table:
             table = ch.table
             flows = mset.routes.get((side, table), ())
@@ -171,6 +178,8 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
     """Target operations for one source change. `stream`: the change was read from the source's
     stream (not a table scan by sync, verify or explain, which always write every field)."""
     op = change.op
+    if change.after.__class__ is ZeroDatedRow:
+        refuse_zero_dates(flow, change)
     # (`flow.conflicts is not None` is flow.two_way without a call: this runs for every row)
     if op is not Op.DELETE and op is not Op.TRUNCATE and not (stream and flow.conflicts is not None):
         plain = flow.__dict__.get(_PLAIN) or _plain(flow)
@@ -658,7 +667,38 @@ def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> Mappi
     return {k: (before.get(k, v) if v is UNCHANGED else v) for k, v in row.items()}
 
 
+def refuse_zero_dates(flow: Flow, change: RowChange, row: Mapping[str, Any] | None = None) -> None:
+    """A RowError for the first MariaDB zero date (`changes.ZeroDatedRow`) of the row an INSERT or UPDATE carries
+    in a column `flow` maps without `zero_date: null` (docs/types.md, "Zero dates"); nothing for a row the flow's
+    filter leaves out, for a zero date in a column it does not carry, or for a DELETE (only its key is read)."""
+    if row is None:
+        row = change.after
+    zero = getattr(row, "zero_dates", None)
+    if not zero or row is None or change.op is Op.DELETE:
+        return
+    refused = [c for c in zero if c in flow.zero_refused]
+    if not refused:
+        return
+    if flow.filter is not None:
+        try:
+            if not flow.filter(_complete(row, change.before)):
+                return
+        except Exception:  # noqa: BLE001 - a filter that cannot read the row: routing raises its own error
+            return
+    column = refused[0]
+    plan = next((p for p in flow.plans if p.source == column), None)
+    what = f"field {plan.name}" if plan is not None else "its fold value"
+    text = getattr(row, "zero_texts", {}).get(column)  # as MariaDB shows it, where the reader knows it
+    value = f" '{text}'" if text else ""
+    raise RowError(f"mapping {flow.mapping}, {what}: the value{value} is a MariaDB zero date (0000-00-00, or a "
+                   f"date with a zero month or day, or the zero TIMESTAMP), which PostgreSQL has no value for; give "
+                   f"the field zero_date: null to carry it as NULL, or correct the row (docs/types.md, \"Zero dates\")",
+                   table=str(change.table), key=_safe_key(flow, row), column=column)
+
+
 def target_values(flow: Flow, change: RowChange, row: Mapping[str, Any], refs: bool = False) -> dict[str, Any]:
+    if row.__class__ is ZeroDatedRow:  # verify and explain value a scanned row here, not through route_flow
+        refuse_zero_dates(flow, change, row)
     values: dict[str, Any] = {}
     for plan in flow.plans:
         value = _plan_value(flow, plan, change, row, refs)

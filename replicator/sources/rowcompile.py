@@ -368,6 +368,9 @@ def _image_lines(columns: Sequence[Any], opts: dict[str, Any], ns: dict[str, Any
     lines.append(f"p += {nbytes}")
     for i, col in enumerate(columns):
         body, _ = _column_lines(i, col, opts, ns)
+        if opts.get("mark"):  # RowDecoder's second look at an event with zero dates: mark where they are
+            mark = f"; v{i} = _ZM({_zero_text(col)})"
+            body = [line + mark if "z += 1" in line else line for line in body]
         shared = share and col.type in _SHARED_TYPES
         lines.append(f"if n{i >> 3} & {1 << (i & 7)}:")
         lines.append(f"    v{i} = None")
@@ -400,6 +403,9 @@ class TableDecoder:
         # the last columns-present bitmap found to hold every column (binlog_row_image FULL): the next
         # event's is compared with it, instead of being converted to an int again
         self.present = b"\xff" * self.bitmap_len if ncolumns % 8 == 0 else None
+        self.columns: tuple[Any, ...] = ()  # what _compile compiled (marked() compiles them again)
+        self.opts: dict[str, Any] = {}
+        self.share = True
 
     def full_bitmap(self, bitmap: Any) -> bool:
         """Whether a columns-present bitmap holds every column (remembered in ``present`` when it does)."""
@@ -482,6 +488,7 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any], share: bool = True) -
             raise _Unsupported(f"column {i} has no name (binlog_row_metadata is not FULL)")
         names.append(name)
     ns = dict(_BASE_NS)
+    ns["_ZM"] = ZeroMark
     image = _image_lines(columns, opts, ns)
     images2 = (_image_lines(columns, opts, ns, "before", share), _image_lines(columns, opts, ns, "after", share))
     # keys are str literals (repr of a str always is one); duplicates behave like values[name] = ...
@@ -505,7 +512,41 @@ def _compile(columns: Sequence[Any], opts: dict[str, Any], share: bool = True) -
     source = "\n".join(src) + "\n"
     code = compile(source, "<rowdecode>", "exec")
     exec(code, ns)  # noqa: S102 - our own generated code; column names only appear as repr() literals
-    return TableDecoder(n, ns["write"], ns["update"], ns["delete"], source)
+    dec = TableDecoder(n, ns["write"], ns["update"], ns["delete"], source)
+    dec.columns, dec.opts, dec.share = tuple(columns), opts, share  # for marked() (zero dates' positions)
+    return dec
+
+
+class ZeroMark:
+    """What a decoder compiled by `marked` gives for a zero date instead of None: its text as MariaDB shows it
+    ('2024-00-15'; '' where the decoder does not keep the parts). Never leaves rowdecode."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"ZeroMark({self.text!r})"
+
+
+def _zero_text(col: Any) -> str:
+    """The expression, in a column's generated code where it counts a zero date, of the value's text."""
+    t = col.type
+    if t == FIELD_TYPE.DATE:
+        return "'%04d-%02d-%02d' % (y, mo, d)"
+    if t == FIELD_TYPE.DATETIME2:
+        return "'%04d-%02d-%02d %02d:%02d:%02d' % (ym // 13, ym % 13, x >> 17 & 31, x >> 12 & 31, x >> 6 & 63, x & 63)"
+    if t in (FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2):
+        return "'0000-00-00 00:00:00'"
+    return "''"
+
+
+def marked(dec: TableDecoder) -> TableDecoder:
+    """`dec` compiled again with a ZeroMark for each zero date (where `dec` gives None and counts one): run only
+    on an event whose decoding counted zero dates, to find their rows, columns and texts. Every other value is
+    the same."""
+    return _compile(dec.columns, {**dec.opts, "mark": True}, dec.share)
 
 
 def _signature(columns: Sequence[Any]) -> tuple[Any, ...]:

@@ -46,8 +46,9 @@ from typing import Any, Optional
 
 from pymysql.protocol import MysqlPacket
 
-from replicator.sources.rowcompile import (DELETE, TableDecoder, UPDATE, WRITE, _EVENT_KINDS, _MAX_TABLES, _options,
-                                           _signature, compile_table, unsupported_reason)
+from replicator.changes import ZeroDatedRow
+from replicator.sources.rowcompile import (DELETE, TableDecoder, UPDATE, WRITE, ZeroMark, _EVENT_KINDS, _MAX_TABLES,
+                                           _options, _signature, compile_table, marked, unsupported_reason)
 from replicator.sources.rowvalues import exact_time, fixed_binary_length
 
 
@@ -111,6 +112,7 @@ class RowDecoder:
         # the undefined byte that made the last decode() fall back, found in its row (None: no such byte)
         self.undecodable: Optional[Undecodable] = None
         self._lenient: dict[tuple[Any, ...], Optional[TableDecoder]] = {}
+        self._marked: dict[int, tuple[TableDecoder, TableDecoder]] = {}  # by id() of the decoder: marked(it)
 
     def decoder_for(self, event: Any) -> Optional[TableDecoder]:
         """The compiled decoder of the event's table map (None: not supported)."""
@@ -207,6 +209,8 @@ class RowDecoder:
             return self._fallback(f"{type(exc).__name__}: {exc}")
         packet.read_bytes += size
         self.decoded_events += 1
+        if zero:
+            pairs = self._zero_dated(dec, kind, body, pairs)
         return pairs, zero
 
     def table_decoder(self, table_id: int, table: Any, ignore_decode_errors: bool) -> Optional[TableDecoder]:
@@ -236,7 +240,21 @@ class RowDecoder:
         if end != len(body):
             return None
         self.decoded_events += 1
+        if zero:
+            pairs = self._zero_dated(dec, kind, body, pairs)
         return pairs, zero
+
+    def _zero_dated(self, dec: TableDecoder, kind: str, body: bytes, pairs: list[Any]) -> list[Any]:
+        """`pairs` of an event that counted zero dates, each image holding one as a ``changes.ZeroDatedRow``
+        naming its columns: the body decoded again by ``rowcompile.marked(dec)``. Only such an event pays for
+        it; the common path only tests the count it already has."""
+        hit = self._marked.get(id(dec))
+        if hit is None or hit[0] is not dec:
+            if len(self._marked) >= _MAX_TABLES:
+                self._marked.clear()
+            hit = self._marked[id(dec)] = (dec, marked(dec))
+        again, _, _ = hit[1].kinds[kind](body)
+        return [(_zero_image(before, mb), _zero_image(after, ma)) for (before, after), (mb, ma) in zip(pairs, again)]
 
     def _find_undecodable(self, event: Any, kind: str, body: bytes) -> Optional[Undecodable]:
         """Where in `body` a text value is not text of its character set: decoded again with the undefined
@@ -267,3 +285,11 @@ class RowDecoder:
         self.fallback_events += 1
         self.last_fallback = why
         return None
+
+
+def _zero_image(image: Optional[dict[str, Any]], again: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """`image` as a ZeroDatedRow when its marked twin `again` holds a ZeroMark in some column; else `image`."""
+    if image is None or again is None:
+        return image
+    zero = {c: v.text for c, v in again.items() if v.__class__ is ZeroMark}
+    return ZeroDatedRow(image, tuple(zero), {c: t for c, t in zero.items() if t}) if zero else image

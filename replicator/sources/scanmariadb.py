@@ -97,6 +97,9 @@ def _old_datetime(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a date and time (the binlog reader fails on it too)")
 
 
+# the converters that read a MariaDB zero date (or a date with a zero part) as None: tablescan names such columns
+ZERO_DATE_CONVERTERS = frozenset({_date, _old_datetime, _datetime2, _timestamp})
+
 _SECOND = 1_000_000
 
 

@@ -52,9 +52,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Protocol, Sequence
 
-from replicator.changes import TableRef
+from replicator.changes import TableRef, ZeroDatedRow
 from replicator.sources.scancolumn import ScanColumn, TableScanError, compile_rows, try_convert
-from replicator.sources.scanmariadb import my_column
+from replicator.sources.scanmariadb import ZERO_DATE_CONVERTERS, my_column
 from replicator.sources.scanpostgres import pg_conv, pg_param
 
 
@@ -111,6 +111,10 @@ class TableScanner:
         # key columns whose converter may give None for a non-NULL value (MariaDB zero dates)
         self._null_keys = tuple(c for c in self._key_cols if c.conv is not None and not self._pg)
         self._convert = compile_rows(self.columns, [c.conv for c in cols])
+        # MariaDB DATE/DATETIME/TIMESTAMP columns: a value that is not NULL and reads as None is a zero date, and
+        # its row a changes.ZeroDatedRow naming it (the router refuses it where a mapping carries it)
+        self._zero_cols = () if self._pg else tuple(
+            (i, c.name) for i, c in enumerate(cols) if c.conv in ZERO_DATE_CONVERTERS)
 
         # key columns are named through the table's alias: a bare name in ORDER BY would mean the select
         # list's column of that name, i.e. PostgreSQL's text of it
@@ -230,6 +234,13 @@ class TableScanner:
                     raise TableScanError(
                         "key value reads as NULL (a zero date?); rows after it could not be found by key",
                         table=self.table, column=col.name, key=self.key_of(row))
+        if self._zero_cols:
+            zero_cols = self._zero_cols
+            for n, raw in enumerate(rows):
+                row = result[n]
+                zero = {name: raw[i] for i, name in zero_cols if raw[i] is not None and row[name] is None}
+                if zero:
+                    result[n] = ZeroDatedRow(row, tuple(zero), {c: str(v) for c, v in zero.items()})
         return result
 
     def _explain_failure(self, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -411,7 +411,7 @@ class Quarantine:
         return out
 
     def note_copied(self, changes: Sequence[Any], copied_from: dict[int, tuple[Any, RowChange]],
-                    position: Position) -> None:
+                    position: Position, unroutable: dict[int, str] | None = None) -> None:
         """The rows of a sync chunk (sync/driver.py, at its HIGH watermark `position`): those of a mapping
         that quarantines are queued like streamed rows when the target rejects them, with the row as it was
         copied as their source row (`dlq retry` replays it), instead of stopping the copy."""
@@ -424,6 +424,8 @@ class Quarantine:
             origin = Origin(flow.mapping, source, position, tuple(row.get(c) for c in flow.source.key))
             if isinstance(tc, TargetChange):
                 self.origins[id(tc)] = (tc, origin)
+                if unroutable and id(tc) in unroutable:  # the mapping refused the row (sync/driver.py)
+                    self.unroutable[id(tc)] = unroutable[id(tc)]
             elif isinstance(tc, LinkedChange):
                 self.linked[id(tc)] = (tc, origin)
 

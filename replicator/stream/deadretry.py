@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from replicator.appliers.base import Applier
-from replicator.changes import UNCHANGED, Op, RowChange, TargetChange
+from replicator.changes import UNCHANGED, Op, RowChange, TargetChange, zero_dated
 from replicator.codec import dumps_key
 from replicator.conflicts.detect import Detector
 from replicator.errors import RowError
@@ -49,14 +49,19 @@ def net_change(first: RowChange, last: RowChange) -> RowChange | None:
         return None
     if first.op is Op.INSERT:
         # the row was never written under its first key: only the row as `last` left it, whatever its key
-        return RowChange(last.table, Op.INSERT, None, dict(last.after))
+        return RowChange(last.table, Op.INSERT, None, _image(last.after))
     # an update or a delete that failed: the target still holds the row as `first` found it, under its key.
     # Its old row says which row that is, so that a chain that changed the key deletes the old key's row and
     # writes the new one (routing a key change); an update read without one (PostgreSQL without REPLICA
     # IDENTITY FULL sends no old row unless the key changes) takes the old key from `last`, the key change
     # queued behind it (a chain's later changes are those of its first key: `last` leaves that key or keeps it)
     before = first.before if first.before is not None else last.before
-    return RowChange(last.table, Op.UPDATE, before, dict(last.after))
+    return RowChange(last.table, Op.UPDATE, before, _image(last.after))
+
+
+def _image(row: Any) -> dict[str, Any]:
+    """A copy of a row image that keeps the zero dates it names (changes.ZeroDatedRow): still refused on retry."""
+    return zero_dated(dict(row), getattr(row, "zero_dates", ()), getattr(row, "zero_texts", None))
 
 
 def superseding(e: Entry, later: Sequence[Entry]) -> Entry | None:

@@ -441,7 +441,7 @@ class Direction:
                     changes = route_all(mset, side, txn.changes, txn.commit_time)  # route of each, in order
                 if chunk:  # a new list: route's is not ours to extend
                     if dlq is not None and dlq.enabled:  # a copied row the target rejects is queued too
-                        dlq.note_copied(chunk, self.sync.copied_from, txn.position)
+                        dlq.note_copied(chunk, self.sync.copied_from, txn.position, self.sync.copied_unroutable)
                     changes = [*changes, *chunk]
                 if not changes and not batch.open:
                     if txn.final:

@@ -64,10 +64,10 @@ from replicator.appliers.base import Applier
 from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction, Watermark
 from replicator.config import Config, Connection
 from replicator.connect import RETRIABLE, error_class
-from replicator.errors import FatalError, ReplicatorError, RetriableError
+from replicator.errors import FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import Routed, route_flow
+from replicator.mapping.router import Routed, key_of, route_flow
 from replicator.sources.base import Source
 from replicator.sync.snapshot import Chunk, Job, Progress, Snapshotter, _parents_first, foreign_key_parents
 from replicator.sync.state import SyncState
@@ -108,6 +108,9 @@ class SyncDriver:
         # the flow and source row of each change the last `observe` returned (by id()): what the
         # dead-letter queue records of a copied row the target rejects (stream/deadletter.note_copied)
         self.copied_from: dict[int, tuple[Flow, RowChange]] = {}
+        # copied rows the mapping refused (a zero date it carries without `zero_date: null`) for a mapping that
+        # quarantines: their placeholder change (by id()) and why, queued by the dead-letter queue (note_copied)
+        self.copied_unroutable: dict[int, str] = {}
         # the other direction's driver (same process), which tells us about rows deleted on our target
         self.peer: SyncDriver | None = None
         # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
@@ -285,6 +288,7 @@ class SyncDriver:
         deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
         out: list[Routed | Progress] = []
         sources = self.copied_from = {}
+        unroutable = self.copied_unroutable = {}
         skipped = 0
         optional = job.flow.target.optional
         for row_ in chunk.rows:
@@ -298,7 +302,17 @@ class SyncDriver:
                 except ReplicatorError:
                     pass
                 continue
-            routed = route_flow(job.flow, source)
+            try:
+                routed = route_flow(job.flow, source)
+            except RowError as exc:
+                if job.flow.on_error != "quarantine":
+                    raise
+                # the row cannot be carried (a zero date the mapping refuses): queued, as the stream queues one
+                failed = _unroutable(job.flow, source)
+                unroutable[id(failed)] = str(exc)
+                sources[id(failed)] = (job.flow, source)
+                out.append(failed)
+                continue
             if not routed:
                 skipped += 1  # outside the mapping's slice or filter: not the mapping's row, not copied
                 continue
@@ -494,3 +508,14 @@ def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:
         return tuple(change.values[c] for c in flow.target.key)
     except (KeyError, AttributeError):
         return None
+
+
+def _unroutable(flow: Flow, source: RowChange) -> TargetChange:
+    """The placeholder of a copied row its mapping refused, keyed as stream/deadletter.Quarantine.route keys
+    one: by the target key (the source row's key for a linked flow)."""
+    row = source.after or {}
+    if flow.linked:
+        return TargetChange(flow.target.table, source.op, flow.source.key,
+                            tuple(row.get(c) for c in flow.source.key), {}, mapping=flow.mapping)
+    return TargetChange(flow.target.table, source.op, flow.target.key, key_of(flow, row, source), {},
+                        mapping=flow.mapping)

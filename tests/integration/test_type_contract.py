@@ -271,7 +271,7 @@ def verdicts(output: str, name: str, n: int) -> dict[int, str]:
     out = {i: "fit" for i in range(n)}
     for line in output.splitlines():
         m = re.match(r"\[(FAIL|warn)\] \w+: .*?: mappings\." + name + r"\.fields\.c(\d+)[:.]", line)
-        if m:
+        if m and "allows zero dates" not in line:  # the server's sql_mode, not the pair's cast (test_types.py)
             i = int(m.group(2))
             out[i] = "refused" if m.group(1) == "FAIL" or out[i] == "refused" else "warning"
     return out

@@ -150,7 +150,9 @@ def test_check_verdicts_of_the_edges_found_by_probing(make_pair) -> None:
     out = result.stdout + result.stderr
     got = {}
     for i, (_, _, way, _) in enumerate(CHECK_EDGES):
-        lines = [line for line in out.splitlines() if re.search(rf"mappings\.{way}\.fields\.c{i}[:.]", line)]
+        # (the cast's verdict: the zero-date warning is the server's sql_mode, not the pair's; test_types.py)
+        lines = [line for line in out.splitlines() if re.search(rf"mappings\.{way}\.fields\.c{i}[:.]", line)
+                 and "allows zero dates" not in line]
         got[i] = "refused" if any("[FAIL]" in line for line in lines) else \
             "warning" if any("[warn]" in line for line in lines) else "fit"
     wrong = {CHECK_EDGES[i][:3]: (got[i], CHECK_EDGES[i][3]) for i in got if got[i] != CHECK_EDGES[i][3]}

@@ -237,7 +237,9 @@ def test_check_gives_each_pair_its_verdict(world: World) -> None:
     text = out.stdout + out.stderr
     got = {}
     for case in CASES:
-        lines = [line for line in text.splitlines() if re.search(rf"mappings\.{case.name}\.fields\.c[:.]", line)]
+        # (the cast's verdict: the zero-date warning is the server's sql_mode, not the pair's; test_types.py)
+        lines = [line for line in text.splitlines() if re.search(rf"mappings\.{case.name}\.fields\.c[:.]", line)
+                 and "allows zero dates" not in line]
         got[case.name] = ("refused" if any("[FAIL]" in x for x in lines) else
                           "warning" if any("[warn]" in x for x in lines) else "fit")
     wrong = {f"{c.name} {c.way} {c.my} / {c.pg}": (got[c.name], c.verdict) for c in CASES if got[c.name] != c.verdict}

@@ -303,17 +303,23 @@ def test_unchanged_toast_column_is_kept_not_nulled(typed_pair):
 
 PG_LEGACY = """
 CREATE TABLE legacy (id int PRIMARY KEY, tags text, d date, dt timestamp, ts timestamptz);
-CREATE TABLE labels (id int PRIMARY KEY, status text)
+CREATE TABLE labels (id int PRIMARY KEY, status text);
+CREATE TABLE dated (id int PRIMARY KEY, d date, dt timestamp, ts timestamptz)
 """
 MY_LEGACY = """
 CREATE TABLE legacy (id INT PRIMARY KEY, tags SET('red','green','blue'), d DATE, dt DATETIME,
                      ts TIMESTAMP NULL DEFAULT NULL);
-CREATE TABLE labels (id INT PRIMARY KEY, status ENUM('new','paid','shipped'))
+CREATE TABLE labels (id INT PRIMARY KEY, status ENUM('new','paid','shipped'));
+CREATE TABLE dated (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL DEFAULT NULL, other DATE,
+                    kind VARCHAR(10) NOT NULL)
 """
+# legacy wants NULL for every zero date (the mapping's zero_date: null); dated refuses them (row errors, queued)
+# except in dt (the field's zero_date: null), carries no `other` column and filters out kind 'skip'
 MAPPINGS_LEGACY = """
 mappings:
   legacy:
     direction: erp_to_crm
+    zero_date: null
     crm: {table: legacy, key: [id]}
     erp: {table: legacy, key: [id]}
     fields: {id: ~, tags: ~, d: ~, dt: ~, ts: ~}
@@ -322,12 +328,19 @@ mappings:
     crm: {table: labels, key: [id]}
     erp: {table: labels, key: [id]}
     fields: {id: ~, status: ~}
+  dated:
+    direction: erp_to_crm
+    on_error: %s
+    filter: {erp_to_crm: {kind: {ne: skip}}}
+    crm: {table: dated, key: [id]}
+    erp: {table: dated, key: [id]}
+    fields: {id: ~, d: ~, dt: {zero_date: null}, ts: ~}
 """
 
 
 @pytest.fixture
 def legacy_pair(make_pair, daemon_tz):
-    p = make_pair(PG_LEGACY, MY_LEGACY, MAPPINGS_LEGACY)
+    p = make_pair(PG_LEGACY, MY_LEGACY, MAPPINGS_LEGACY % "quarantine")
     p.start()
     yield p
     p.stop()
@@ -385,6 +398,118 @@ def test_zero_dates_arrive_as_null_and_are_counted(legacy_pair):
     table = f"{pair.maria.dbname}.legacy"
     assert pair.metric("replicator_zero_dates_total", direction="erp_to_crm", table=table) == 5
     assert pair.metric("replicator_errors_total") == 0
+
+
+ZERO = "0000-00-00 00:00:00"
+# (id, d, dt, ts, other, kind): in one multi-row INSERT (one rows event), so that the reader has to find which
+# rows and columns of the event hold the zero dates it counted
+DATED = [
+    (1, "0000-00-00", None, None, None, "keep"),  # refused: d
+    (2, "2024-05-06", ZERO, None, None, "keep"),  # dt says zero_date: null -> NULL
+    (3, "2024-05-06", None, ZERO, None, "keep"),  # refused: ts (the zero TIMESTAMP)
+    (4, "2024-05-06", None, None, "0000-00-00", "keep"),  # other is not carried: passes
+    (5, "0000-00-00", ZERO, ZERO, None, "skip"),  # filtered out: nothing
+    (6, "2024-00-15", None, None, None, "keep"),  # refused: d (a zero month)
+    (7, "2024-05-06", "2024-05-06 07:08:09.123", "2024-05-06 07:08:09", None, "keep"),
+]
+
+
+def dated_insert(pair, rows: list[tuple]) -> None:
+    conn = pair.maria.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")  # allows zero dates, as legacy applications do
+            cur.execute("INSERT INTO dated (id, d, dt, ts, other, kind) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows)), [v for r in rows for v in r])
+    finally:
+        conn.close()
+
+
+def queued(pair) -> dict[str, tuple[str, str]]:
+    return {key: (error, cls) for key, error, cls in pair.pg_query(
+        "SELECT target_key, error, error_class FROM replicator.dead_letter WHERE target_table LIKE '%dated'")}
+
+
+def check_dated(pair, streamed: bool) -> None:
+    """What DATED becomes: rows 2, 4 and 7 written (2's dt NULL), 1, 3 and 6 queued naming key and column."""
+    wait_until(lambda: len(queued(pair)) == 3 and len(pair.pg_query("SELECT id FROM dated")) == 3, 30,
+               "three rows written, three queued")
+    assert pair.pg_query("SELECT id, d, dt, ts FROM dated ORDER BY id") == [
+        (2, date(2024, 5, 6), None, None),
+        (4, date(2024, 5, 6), None, None),
+        (7, date(2024, 5, 6), datetime(2024, 5, 6, 7, 8, 9, 123000), datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)),
+    ]
+    q = queued(pair)
+    assert sorted(q) == ["[1]", "[3]", "[6]"], q
+    table = f"{pair.maria.dbname}.dated"
+    for key, column, value in (("[1]", "d", "0000-00-00"), ("[3]", "ts", ZERO), ("[6]", "d", "2024-00-15")):
+        error = q[key][0]
+        assert f"table {table}" in error and f"key ({key[1:-1]},)" in error and f"column {column}" in error, error
+        assert f"field {column}: the value '{value}' is a MariaDB zero date" in error, error
+        assert "zero_date: null" in error, error
+    if streamed:  # every zero date read, carried or not: one each in rows 1, 2, 3, 4 and 6, three in row 5
+        assert pair.metric("replicator_zero_dates_total", direction="erp_to_crm", table=table) == 8
+
+
+def test_zero_dates_are_row_errors_unless_the_field_says_null(legacy_pair):
+    pair = legacy_pair
+    dated_insert(pair, DATED)
+    check_dated(pair, streamed=True)
+    # verify: the refused rows cannot be mapped (not "equal to NULL"), known as queued; the others agree
+    verified = pair.cli("verify", check=False)
+    refused = [line for line in verified.stdout.splitlines() if "cannot be mapped" in line and "zero date" in line]
+    assert [line.split(":", 1)[0] for line in refused] == [
+        f"dated erp_to_crm public.dated key=({k},)" for k in (1, 3, 6)], verified.stdout
+    assert "the sides agree but for 3 row(s) with changes in the dead-letter queue" in verified.stdout
+    # an update that writes a zero date into a refused column is refused too; into dt it is NULL
+    conn = pair.maria.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")
+            cur.execute("UPDATE dated SET d = '0000-00-00' WHERE id = 7")
+            cur.execute("UPDATE dated SET dt = '0000-00-00' WHERE id = 4")
+    finally:
+        conn.close()
+    wait_until(lambda: "[7]" in queued(pair), 30, "the update of row 7 queued")
+    wait_until(lambda: pair.pg_query("SELECT dt FROM dated WHERE id = 4") == [(None,)], 30, "row 4 unchanged dt")
+    assert pair.pg_query("SELECT d FROM dated WHERE id = 7") == [(date(2024, 5, 6),)]  # not overwritten by NULL
+    assert "column d" in queued(pair)["[7]"][0]
+
+
+def test_zero_dates_copied_by_the_initial_sync(make_pair, daemon_tz):
+    """The same rows written before the first run: the table scanner finds the zero dates, the copy queues the
+    rows it cannot carry (on_error: quarantine) and writes the others."""
+    pair = make_pair(PG_LEGACY, MY_LEGACY, MAPPINGS_LEGACY % "quarantine")
+    dated_insert(pair, DATED)
+    # check: the test server's sql_mode (MariaDB's default, strict without NO_ZERO_DATE) allows zero dates, so
+    # each date field carried without zero_date: null is named once -- d and ts of dated, not dt, not legacy's
+    checked = pair.cli("check", check=False)
+    warned = [line for line in checked.stdout.splitlines() if "allows zero dates" in line]
+    assert [w.split(": field ", 1)[1].split(" ", 1)[0] for w in warned] == ["d", "ts"], checked.stdout
+    assert all(".dated." in w for w in warned), warned
+    assert checked.stdout.count("give the field zero_date: null") == 2, checked.stdout
+    pair.start()
+    try:
+        wait_until(lambda: "sync of dated done" in pair.log() or pair.proc.poll() is not None, 60, "the sync")
+        assert pair.proc.poll() is None, pair.log()[-3000:]
+        check_dated(pair, streamed=False)
+    finally:
+        pair.stop()
+
+
+def test_a_zero_date_stops_a_mapping_that_does_not_quarantine(make_pair, daemon_tz):
+    pair = make_pair(PG_LEGACY, MY_LEGACY, MAPPINGS_LEGACY % "stop")
+    pair.start()
+    dated_insert(pair, [DATED[6], DATED[0]])  # one rows event: a good row, then the zero date
+    code = pair.wait_exit(60)
+    log = pair.log()
+    assert code != 0, log
+    stopped = [line for line in log.splitlines() if "stopped on" in line]
+    assert stopped, log
+    message = stopped[-1]
+    assert f"{pair.maria.dbname}.dated" in message and "(1,)" in message and "column d" in message, message
+    assert "zero date" in message, message
+    assert pair.pg_query("SELECT count(*) FROM dated") == [(0,)]  # nothing of the transaction applied
 
 
 # ------------------------------------------------------------------------------------------------

@@ -167,8 +167,9 @@ def test_the_espocrm_tryton_page_runs_as_written(make_pair):
     code, out = page_cli(pair, "conflicts", "--key", ACME)
     assert code == 0 and len(out.splitlines()) == 3 and f"{winner} won" in out, out
 
-    # an opportunity saved with a zero close date (a session without NO_ZERO_DATE) and won: its sale has no date,
-    # counted; Tryton's user deletes that draft sale, and the opportunity's next edit says it is not written
+    # an opportunity saved with a zero close date (a session without NO_ZERO_DATE) and won: its sale has no date
+    # (the field's zero_date: null), counted; Tryton's user deletes that draft sale, and the opportunity's next
+    # edit says it is not written
     crm = pair.maria.connect()
     try:
         with crm.cursor() as cur:
@@ -178,7 +179,7 @@ def test_the_espocrm_tryton_page_runs_as_written(make_pair):
     finally:
         crm.close()
     wait_until(lambda: pair.pg_query("SELECT sale_date FROM sale_sale WHERE reference = '6571d00000000001'")
-               == [(None,)], 30, "the zero date as NULL")
+               == [(None,)], 30, "the zero date as NULL (zero_date: null)")
     assert pair.metric("replicator_zero_dates_total", direction="espocrm_to_tryton") >= 1
     pair.pg_query("DELETE FROM sale_sale WHERE reference = '6571d00000000001'")
     pair.my_query("UPDATE opportunity SET name = 'Zero date deal, renamed' WHERE id = '6571d00000000001'")

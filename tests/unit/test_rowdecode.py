@@ -24,6 +24,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 from pymysqlreplication.table import Table
 
+from replicator.changes import ZeroDatedRow, zero_dated
 from replicator.sources.rowdecode import RowDecoder, compile_table, unsupported_reason
 
 ZERO = {NONE_SOURCE.OUT_OF_DATE_RANGE, NONE_SOURCE.OUT_OF_DATETIME_RANGE, NONE_SOURCE.OUT_OF_DATETIME2_RANGE}
@@ -71,14 +72,21 @@ def fake_event(kind: str, columns: list[Column], body: bytes, *, ignore_decode_e
     return ev
 
 
+def _zero_named(values: dict, sources: dict) -> dict:
+    """The library's image as RowDecoder gives it: a ZeroDatedRow naming the columns it read as zero dates."""
+    return zero_dated(values, [c for c, s in sources.items() if s in ZERO])
+
+
 def library_pairs(ev: Any) -> tuple[list, int]:
     pairs, zero = [], 0
     for r in ev.rows:
         if "values" in r:
-            pair = (None, r["values"]) if isinstance(ev, WriteRowsEvent) else (r["values"], None)
+            image = _zero_named(r["values"], r["none_sources"])
+            pair = (None, image) if isinstance(ev, WriteRowsEvent) else (image, None)
             zero += sum(1 for s in r["none_sources"].values() if s in ZERO)
         else:
-            pair = (r["before_values"], r["after_values"])
+            pair = (_zero_named(r["before_values"], r["before_none_sources"]),
+                    _zero_named(r["after_values"], r["after_none_sources"]))
             zero += sum(1 for s in r["before_none_sources"].values() if s in ZERO)
             zero += sum(1 for s in r["after_none_sources"].values() if s in ZERO)
         pairs.append(pair)
@@ -86,8 +94,11 @@ def library_pairs(ev: Any) -> tuple[list, int]:
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal, same type, and for floats/Decimals/datetimes identical in every detail."""
+    """Equal, same type, and for floats/Decimals/datetimes identical in every detail; a row image holding zero
+    dates (ZeroDatedRow) names the same columns."""
     assert type(a) is type(b), f"{where}: {type(a).__name__} {a!r} != {type(b).__name__} {b!r}"
+    if isinstance(a, ZeroDatedRow):
+        assert a.zero_dates == b.zero_dates, f"{where}: zero dates in {a.zero_dates} != {b.zero_dates}"
     if isinstance(a, dict):
         assert list(a) == list(b), where
         for k in a:
@@ -474,6 +485,7 @@ def converted_library_pairs(ev: Any, sets: str, zero_timestamps: bool) -> tuple[
 
     rows = ev.rows
     pairs, zero = library_pairs(ev)
+    zeroed: dict[int, list[str]] = {}  # by id() of an image: the zero TIMESTAMPs made None
     for r, pair in zip(rows, pairs):
         sources = [r.get("before_none_sources", r.get("none_sources")), r.get("after_none_sources")]
         for values, src in zip([v for v in pair if v is not None], [s for s in sources if s is not None]):
@@ -483,6 +495,7 @@ def converted_library_pairs(ev: Any, sets: str, zero_timestamps: bool) -> tuple[
                     if zero_timestamps and v == EPOCH and v.microsecond == 0:
                         values[c.name] = None
                         zero += 1
+                        zeroed.setdefault(id(values), []).append(c.name)
                     else:
                         values[c.name] = _utc(v)
                 elif c.type == T.SET:
@@ -492,7 +505,13 @@ def converted_library_pairs(ev: Any, sets: str, zero_timestamps: bool) -> tuple[
                         values[c.name] = ",".join(m for m in (c.set_values or ()) if m in v)
                     elif src.get(c.name) == NONE_SOURCE.EMPTY_SET:
                         values[c.name] = ""
-    return pairs, zero
+
+    def named(image: Any) -> Any:  # the zero TIMESTAMPs named too, in column order
+        if image is None or id(image) not in zeroed:
+            return image
+        zero_cols = set(getattr(image, "zero_dates", ())) | set(zeroed[id(image)])
+        return zero_dated(dict(image), [c.name for c in ev.columns if c.name in zero_cols])
+    return [(named(before), named(after)) for before, after in pairs], zero
 
 
 @pytest.mark.parametrize("sets, zero_timestamps", [("sorted", False), ("definition", True),

@@ -46,6 +46,7 @@ from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
 from replicator.mapping.check.latestzone import check_latest_zone
+from replicator.mapping.check.zerodates import check_zero_dates
 from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.shared import check_extension_rows, check_shared_deletes
@@ -76,10 +77,11 @@ _NO_SPEC: Any = object()
 
 
 def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
-                specs: Specs | None = None) -> list[Finding]:
-    """Findings for every mapping of `mset` against the catalogs (module docstring: the rules)."""
+                specs: Specs | None = None, sql_modes: dict[str, str] | None = None) -> list[Finding]:
+    """Findings for every mapping of `mset` against the catalogs (module docstring: the rules). `sql_modes`:
+    the global sql_mode of each MariaDB side that could be read (the zero-date rule, `zerodates`)."""
 
-    return _Checker(mset, catalogs, kinds, specs, Finding).run()
+    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes).run()
 
 
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
@@ -87,7 +89,30 @@ def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     reached is skipped (run_checks reports it)."""
     catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip)
     kinds = {c.name: c.kind for c in config.connections}
-    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir))
+    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), _sql_modes(config, catalogs))
+
+
+def _sql_modes(config: Config, read: dict[str, Catalog]) -> dict[str, str]:
+    """The global sql_mode of each MariaDB connection whose catalog was read (the zero-date rule, `zerodates`);
+    a server that cannot be asked is left out, as `live_catalogs` leaves it out."""
+    import sqlalchemy
+
+    from replicator.connect import sql_engine
+    from replicator.errors import ReplicatorError
+
+    out: dict[str, str] = {}
+    for conn in config.connections:
+        if conn.kind != "mariadb" or conn.name not in read:
+            continue
+        engine = sql_engine(conn)
+        try:
+            with engine.connect() as c:
+                out[conn.name] = str(c.execute(sqlalchemy.text("SELECT @@GLOBAL.sql_mode")).scalar() or "")
+        except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError):
+            pass
+        finally:
+            engine.dispose()
+    return out
 
 
 def _skip(_conn: Connection, _exc: Exception) -> None:
@@ -117,8 +142,10 @@ class CastScope(Protocol):
 
 class _Checker:
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
-                 specs: Specs | None, finding: Any, scope: CastScope | None = None):
+                 specs: Specs | None, finding: Any, scope: CastScope | None = None,
+                 sql_modes: dict[str, str] | None = None):
         self.mset = mset
+        self.sql_modes = sql_modes or {}
         self.catalogs = catalogs
         self.kinds = kinds
         self.specs = specs
@@ -189,6 +216,7 @@ class _Checker:
             check_shared_deletes(self, m)
             check_extension_rows(self, m)
             check_latest_zone(self, m)
+            check_zero_dates(self, m)
         return self.out
 
     def slices(self, m: Mapping, extra: tuple[tuple[Endpoint, str], ...] = ()) -> None:

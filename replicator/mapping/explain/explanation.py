@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping as TMapping
 
-from replicator.changes import Op, RowChange
+from replicator.changes import Op, RowChange, zero_dated
 from replicator.codec import dumps_key
 from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
@@ -29,7 +29,7 @@ def explain(mset: MappingSet, name: str, side: str, row: TMapping[str, Any], *, 
     m, flow = find_flow(mset, name, side)
     spec = spec if isinstance(spec, dict) else {}
     src, dst = flow.source.side, flow.target.side
-    row = dict(row)
+    row = zero_dated(dict(row), getattr(row, "zero_dates", ()), getattr(row, "zero_texts", None))  # a row read with zero dates keeps them named
     change = RowChange(flow.source.table, Op.INSERT, None, row)
     out: dict[str, Any] = {
         "mapping": m.name,
@@ -87,6 +87,9 @@ def _rules(m: Mapping, flow: Flow, fld: Field, plan: FieldPlan, spec: Any, row: 
         return [f"constant {_show(spec['constant'])} (no {src} column)" if "constant" in spec else "constant"]
     rules = [f"{src}.{plan.source} -> {dst}.{plan.target}" + (" (same name)" if plan.source == plan.target
                                                                 else " (renamed)")]
+    zero = _zero_date_rule(plan, row)
+    if zero:
+        rules.append(zero)
     if fld.owner not in (None, src):
         rules.append(f"owned by {fld.owner}, sent anyway: {plan.target} is a key column of {flow.target.table}")
     if "constant" in spec:
@@ -123,6 +126,17 @@ def _rules(m: Mapping, flow: Flow, fld: Field, plan: FieldPlan, spec: Any, row: 
     if plan.references:
         rules.append(f"references {plan.references}: translated through its link")
     return rules
+
+
+def _zero_date_rule(plan: FieldPlan, row: dict[str, Any]) -> str | None:
+    """What the field does with a MariaDB zero date: said for a field with `zero_date: null` and for a value that
+    is one (a row read from MariaDB; docs/types.md, "Zero dates")."""
+    if plan.source in getattr(row, "zero_dates", ()):
+        return ("the value is a MariaDB zero date: arrives as NULL (zero_date: null)" if plan.zero_null else
+                "the value is a MariaDB zero date: a row error (give the field zero_date: null to carry it as NULL)")
+    if plan.zero_null:
+        return "a MariaDB zero date (0000-00-00) arrives as NULL (zero_date: null)"
+    return None
 
 
 def _map_rule(spec: dict[str, Any], value: Any, src: str, dst: str) -> tuple[str, Any]:
