@@ -87,32 +87,25 @@ def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str,
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     """`check_types` against the live catalogs of the configuration's connections. A server that cannot be
     reached is skipped (run_checks reports it)."""
-    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip)
+    sql_modes: dict[str, str] = {}
+    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip,
+                             also=lambda conn, engine: _sql_mode(conn, engine, sql_modes))
     kinds = {c.name: c.kind for c in config.connections}
-    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), _sql_modes(config, catalogs))
+    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes)
 
 
-def _sql_modes(config: Config, read: dict[str, Catalog]) -> dict[str, str]:
-    """The global sql_mode of each MariaDB connection whose catalog was read (the zero-date rule, `zerodates`);
-    a server that cannot be asked is left out, as `live_catalogs` leaves it out."""
+def _sql_mode(conn: Connection, engine: Any, out: dict[str, str]) -> None:
+    """The global sql_mode of a MariaDB connection (the zero-date rule, `zerodates`), read on the catalog's
+    engine (no login of its own); a server that cannot be asked is left out, as `live_catalogs` leaves it out."""
     import sqlalchemy
 
-    from replicator.connect import sql_engine
-    from replicator.errors import ReplicatorError
-
-    out: dict[str, str] = {}
-    for conn in config.connections:
-        if conn.kind != "mariadb" or conn.name not in read:
-            continue
-        engine = sql_engine(conn)
-        try:
-            with engine.connect() as c:
-                out[conn.name] = str(c.execute(sqlalchemy.text("SELECT @@GLOBAL.sql_mode")).scalar() or "")
-        except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError):
-            pass
-        finally:
-            engine.dispose()
-    return out
+    if conn.kind != "mariadb":
+        return
+    try:
+        with engine.connect() as c:
+            out[conn.name] = str(c.execute(sqlalchemy.text("SELECT @@GLOBAL.sql_mode")).scalar() or "")
+    except sqlalchemy.exc.SQLAlchemyError:
+        pass
 
 
 def _skip(_conn: Connection, _exc: Exception) -> None:
