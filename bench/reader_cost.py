@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Micro-benchmark: the reader thread's cost per single-row source transaction, as the daemon runs it.
 
-Runs `Direction._read` (the source's transactions() -- or its runs(), where the code has them: a read batch's
-messages at a time, sources/wal.py --, the commit clock's `saw` for a two-way table, the hand-over into the
-channel) over N single-row transactions of an 8-column table, with no applier, and
+Runs `Direction._read` (the source's transactions(), the commit clock's `saw` for a two-way table, the
+hand-over into the channel) over N single-row transactions of an 8-column table, with no applier, and
 prints CPU microseconds per transaction and -- deterministic, unlike any timing on a shared machine --
 Python function calls per transaction (cProfile):
 
@@ -65,7 +64,6 @@ if kind == "binlog":
     source = BinlogSource(conn, "erp_to_crm", [table], LoopGuard("replicator", "crm_to_erp"),
                           BinlogPosition(server["file"], server["pos"]), chunk_rows=1000, heartbeat_seconds=5.0)
     transactions = source.transactions
-    runs = getattr(source, "runs", None)
 elif kind == "wal-server":
     from replicator.sources.wal import WalSource
     account = Account(server["user"], Secret(server["password"]))
@@ -76,7 +74,6 @@ elif kind == "wal-server":
                        chunk_rows=1000)
     source._slot_stats = lambda: None
     transactions = source.transactions
-    runs = getattr(source, "runs", None)
 else:
     from replicator.sources import wal as wal_module
     from replicator.sources.wal import WalSource
@@ -119,7 +116,6 @@ else:
     source = WalSource(conn, "crm_to_erp", [table], LoopGuard("replicator", "erp_to_crm"), LSN(100), chunk_rows=1000)
     source._slot_stats = lambda: None
     transactions = lambda: source._read(Stream(), source.start)
-    runs = (lambda: source._read_runs(Stream(), source.start)) if hasattr(source, "_read_runs") else None
 
 profile = cProfile.Profile() if sort != "-" else None
 started = [0.0]
@@ -140,30 +136,6 @@ class Limited:  # the first n transactions, then the end of the stream; measured
                 started[0] = time.process_time() - started[0]
                 source.stop()
                 return
-    def _runs(self):  # the same for a source that hands over runs (sources/wal.py `runs`), cut at n
-        k = 0
-        for run in runs():
-            taken = []
-            for m in run:
-                taken.append(m)
-                k += isinstance(m, Transaction)
-                if k >= n:
-                    break
-            yield taken
-            if started[0] == 0.0:  # the first run: from its end on (its transactions are not counted)
-                first[0] = k
-                started[0] = time.process_time()
-                if profile is not None:
-                    profile.enable()
-            elif k >= n:
-                if profile is not None:
-                    profile.disable()
-                started[0] = time.process_time() - started[0]
-                source.stop()
-                return
-first = [1]
-if runs is not None:
-    Limited.runs = Limited._runs
 class Direction:
     source_conn = conn
     stop = threading.Event()
@@ -178,10 +150,10 @@ if len([t for t in taken if isinstance(t, Transaction)]) != n:
 rows = sum(len(t.changes) for t in taken[1:] if isinstance(t, Transaction))
 if rows != (n - 1) * rows_per_txn:
     raise SystemExit(f"read {rows} row changes after the first transaction, expected {(n - 1) * rows_per_txn}")
-out = {"code": code, "cpu_us": cpu / (n - first[0]) * 1e6, "rows_per_txn": rows_per_txn}
+out = {"code": code, "cpu_us": cpu / (n - 1) * 1e6, "rows_per_txn": rows_per_txn}
 if profile is not None:
     stats = pstats.Stats(profile)
-    out["calls"] = sum(v[1] for v in stats.stats.values()) / (n - first[0])
+    out["calls"] = sum(v[1] for v in stats.stats.values()) / (n - 1)
     if sort not in ("-", "calls"):
         stats.sort_stats(sort).print_stats(30)
 print(json.dumps(out))

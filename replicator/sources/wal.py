@@ -14,7 +14,7 @@ import select
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any, Generator, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import psycopg2
 import psycopg2.extras
@@ -104,19 +104,6 @@ class WalSource:
         return ckpt.check_slot(self.conn.slot, row[:2] if row else None, self.start)
 
     def transactions(self) -> Iterator[SourceMessage]:
-        runs = self.runs()
-        try:
-            for run in runs:
-                yield from run
-        finally:
-            runs.close()  # the connection is closed now, not when the generator is collected
-
-    def runs(self) -> Generator[list[SourceMessage], None, None]:
-        """`transactions()` a run at a time: the messages decoded from one `CopyStream.read_batch` (at most
-        its BATCH_LIMIT protocol messages, so a run holds at most that many rows), handed over together as
-        soon as that batch is decoded. The reader thread's per-transaction cost in a burst of small ones
-        (issue 14): one resume of this generator and one hand-over per run, not per transaction. The same
-        messages in the same order; an error met in a batch is raised after the messages decoded before it."""
         start = self.validate()
         try:
             self._db = pg_connect(self.conn, self.conn.capture,
@@ -133,7 +120,7 @@ class WalSource:
                              "messages": "true"})
             except psycopg2.Error as exc:
                 raise self._classify(exc) from None
-            yield from self._read_runs(CopyStream(self._db, confirmed=start.value), start)
+            yield from self._read(CopyStream(self._db, confirmed=start.value), start)
         except psycopg2.Error as exc:
             if self._stop.is_set():
                 return
@@ -325,21 +312,11 @@ class WalSource:
             self._uncounted = 0
 
     def _read(self, stream: CopyStream, start: LSN) -> Iterator[SourceMessage]:
-        """`_read_runs` a message at a time (what the tests compare)."""
-        runs = self._read_runs(stream, start)
-        try:
-            for run in runs:
-                yield from run
-        finally:
-            runs.close()
-
-    def _read_runs(self, stream: CopyStream, start: LSN) -> Generator[list[SourceMessage], None, None]:
         """The per-message loop, kept to a few Python calls per message (issue 14): the stream hands over
         every buffered message at once; Begin and Commit are unpacked here (pgoutput.BEGIN_LAYOUT), rows
         go through `PgOutputDecoder.row`, everything else -- and any Begin or Commit not of its one size,
         whose error `decode` then raises -- through `decode`. tests/unit/test_wal_differential.py holds
-        it to the yields of the loop it replaced (tests/unit/reference/wal_6905239.py). The messages decoded
-        from one batch are yielded as one list (a run, see `runs`)."""
+        it to the yields of the loop it replaced (tests/unit/reference/wal_6905239.py)."""
         decoder = PgOutputDecoder()
         decode, row_of = decoder.decode, decoder.row
         tables = self.tables
@@ -380,87 +357,79 @@ class WalSource:
                     if begin is None and wal_end > last_idle and now - idle_sent_at >= KEEPALIVE_EVERY:
                         # nothing open, everything before wal_end was sent: a safe place to resume
                         last_idle, idle_sent_at = wal_end, now
-                        yield [Keepalive(wal_end)]
+                        yield Keepalive(wal_end)
                         continue
                     select.select([stream], [], [], 0.5)
                     continue
-                out: list[SourceMessage] = []
-                try:
-                    for payload in batch:
-                        kind = payload[0] if payload else 0
-                        if kind == 0x49 or kind == 0x55 or kind == 0x44:  # 'I', 'U', 'D'
-                            if drop:
-                                continue  # dropped anyway: do not pay for decoding it
-                            change = row_of(payload)
-                            # a relation's rows share its one TableRef: the set (a dataclass hash, a
-                            # Python call) is asked only when the table differs from the last one kept
-                            if change.table is not kept_table:
-                                if change.table not in tables:
-                                    continue
-                                kept_table = change.table
-                            rows.append(change)
-                            if len(rows) >= chunk_rows:
-                                assert begin is not None
-                                out.append(Transaction(str(begin[2]), last_idle, _pg_time(begin[1]), tuple(rows),
-                                                       final=False, echo=echo))
-                                rows, chunks = [], chunks + 1
-                        elif kind == 0x42 and len(payload) == BEGIN_SIZE:  # 'B'
-                            begin = unpack_begin(payload, 1)
-                            rows, marks, echo, chunks = [], [], False, 0
-                            keep = self.keep_echoes
-                            # already in the target: the checkpoint is the end of a later or equal commit
-                            skip = drop = begin[0] < start_value
-                        elif kind == 0x43 and len(payload) == COMMIT_SIZE:  # 'C'
-                            _flags, commit_lsn, end_lsn, ts = unpack_commit(payload, 1)
-                            if begin is None:
-                                raise FatalError(f"commit at {LSN(commit_lsn)} without a begin")
-                            position = LSN(end_lsn)
-                            m_event()
-                            if self._ack_pending:  # _send_ack's own first test, without its call
-                                self._send_ack(stream)  # under steady load the stream is never idle: ack here too
-                            if skip:
-                                rows, marks = [], []
-                            if echo:
-                                m_dropped.inc()
-                            elif len(rows) == 1 and rows[0].table is self._last_counted[0]:
-                                self._uncounted += 1  # _count's usual case (the table counted last), without its call
-                            elif rows:
-                                self._count(rows)
-                            if end_lsn > last_idle.value:  # max(): LSN's dataclass order is a Python call
-                                last_idle = position
-                            # timedelta(0, 0, ts) is timedelta(microseconds=ts) without the keyword's own path
-                            out.append(final_transaction(str(begin[2]), position, PG_EPOCH + timedelta(0, 0, ts),
-                                                         tuple(rows), echo, tuple(marks) if marks else ()))
-                            begin, rows, marks, echo, skip, drop = None, [], [], False, False, False
-                        else:
-                            event = decode(payload)  # Begin or Commit only if malformed: then it raises
-                            if isinstance(event, Message):
-                                if event.transactional and not echo \
-                                        and self.guard.is_tag_message(event.prefix, event.content):
-                                    if chunks:
-                                        raise FatalError(
-                                            f"loop tag in the middle of transaction {begin[2] if begin else '?'}")
-                                    echo, rows, marks = True, [], []
-                                    drop = skip or not keep
-                                elif event.transactional and event.prefix == WATERMARK_PREFIX and not (echo or skip):
-                                    marks.append(_watermark(event.content))
-                            elif isinstance(event, Truncate):
-                                if not (echo or skip):
-                                    rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in tables)
-                            elif isinstance(event, Relation):
-                                if event.table in tables:
-                                    mapped_oids[event.oid] = event.table
-                                    if self.shapes is not None:
-                                        self.shapes.seen(event.table, pg_shape(event.columns))
-                                elif event.oid in mapped_oids:
-                                    raise self._renamed(event.oid, mapped_oids[event.oid], event.table)
-                            # Origin and Type messages only feed the decoder's cache
-                except BaseException:
-                    if out:  # what was decoded before the error is handed over first, as one by one
-                        yield out
-                    raise
-                if out:
-                    yield out
+                for payload in batch:
+                    kind = payload[0] if payload else 0
+                    if kind == 0x49 or kind == 0x55 or kind == 0x44:  # 'I', 'U', 'D'
+                        if drop:
+                            continue  # dropped anyway: do not pay for decoding it
+                        change = row_of(payload)
+                        # a relation's rows share its one TableRef: the set (a dataclass hash, a
+                        # Python call) is asked only when the table differs from the last one kept
+                        if change.table is not kept_table:
+                            if change.table not in tables:
+                                continue
+                            kept_table = change.table
+                        rows.append(change)
+                        if len(rows) >= chunk_rows:
+                            assert begin is not None
+                            yield Transaction(str(begin[2]), last_idle, _pg_time(begin[1]), tuple(rows),
+                                              final=False, echo=echo)
+                            rows, chunks = [], chunks + 1
+                    elif kind == 0x42 and len(payload) == BEGIN_SIZE:  # 'B'
+                        begin = unpack_begin(payload, 1)
+                        rows, marks, echo, chunks = [], [], False, 0
+                        keep = self.keep_echoes
+                        # already in the target: the checkpoint is the end of a later or equal commit
+                        skip = drop = begin[0] < start_value
+                    elif kind == 0x43 and len(payload) == COMMIT_SIZE:  # 'C'
+                        _flags, commit_lsn, end_lsn, ts = unpack_commit(payload, 1)
+                        if begin is None:
+                            raise FatalError(f"commit at {LSN(commit_lsn)} without a begin")
+                        position = LSN(end_lsn)
+                        m_event()
+                        if self._ack_pending:  # _send_ack's own first test, without its call
+                            self._send_ack(stream)  # under steady load the stream is never idle: ack here too
+                        if skip:
+                            rows, marks = [], []
+                        if echo:
+                            m_dropped.inc()
+                        elif len(rows) == 1 and rows[0].table is self._last_counted[0]:
+                            self._uncounted += 1  # _count's usual case (the table counted last), without its call
+                        elif rows:
+                            self._count(rows)
+                        if end_lsn > last_idle.value:  # max(): LSN's dataclass order is a Python call
+                            last_idle = position
+                        # timedelta(0, 0, ts) is timedelta(microseconds=ts) without the keyword's own path
+                        yield final_transaction(str(begin[2]), position, PG_EPOCH + timedelta(0, 0, ts),
+                                                tuple(rows), echo, tuple(marks) if marks else ())
+                        begin, rows, marks, echo, skip, drop = None, [], [], False, False, False
+                    else:
+                        event = decode(payload)  # Begin or Commit only if malformed: then it raises
+                        if isinstance(event, Message):
+                            if event.transactional and not echo \
+                                    and self.guard.is_tag_message(event.prefix, event.content):
+                                if chunks:
+                                    raise FatalError(
+                                        f"loop tag in the middle of transaction {begin[2] if begin else '?'}")
+                                echo, rows, marks = True, [], []
+                                drop = skip or not keep
+                            elif event.transactional and event.prefix == WATERMARK_PREFIX and not (echo or skip):
+                                marks.append(_watermark(event.content))
+                        elif isinstance(event, Truncate):
+                            if not (echo or skip):
+                                rows.extend(RowChange(t, Op.TRUNCATE) for t in event.tables if t in tables)
+                        elif isinstance(event, Relation):
+                            if event.table in tables:
+                                mapped_oids[event.oid] = event.table
+                                if self.shapes is not None:
+                                    self.shapes.seen(event.table, pg_shape(event.columns))
+                            elif event.oid in mapped_oids:
+                                raise self._renamed(event.oid, mapped_oids[event.oid], event.table)
+                        # Origin and Type messages only feed the decoder's cache
         finally:
             self._flush_count()
             try:

@@ -19,7 +19,7 @@ must not hold it. Only the timing changes: the items, their order and the bound 
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import Any
 
 
 class Channel:
@@ -86,25 +86,6 @@ class Channel:
                 finally:
                     self._putters -= 1
             self._items.append(item)
-            self._rows += rows
-            if self._takers:
-                self._cond.notify_all()
-        return True
-
-    def put_many(self, items: Sequence[Any], rows: int, stop: threading.Event) -> bool:
-        """`put` of each of `items` (in order, `rows` between them) in one step: a source's run of small
-        transactions (sources/wal.py `runs`). The wait is `put`'s, before the run: like one item of
-        `put`, a run may pass the bound by its own rows (at most a read batch's)."""
-        with self._lock:
-            while self._rows >= self._limit and self._items:
-                if stop.is_set():
-                    return False
-                self._putters += 1
-                try:
-                    self._cond.wait(0.5)
-                finally:
-                    self._putters -= 1
-            self._items.extend(items)
             self._rows += rows
             if self._takers:
                 self._cond.notify_all()

@@ -314,22 +314,6 @@ class Direction:
         put, stop = chan.put, self.stop  # per transaction of a burst: looked up once
         saw = clock.saw if clock is not None else None
         try:
-            runs = getattr(source, "runs", None)
-            if runs is not None:  # a run of messages at a time (sources/wal.py): one hand-over per run
-                put_many = chan.put_many
-                for run in runs():
-                    n = 0
-                    for msg in run:
-                        if msg.__class__ is Transaction or isinstance(msg, Transaction):
-                            if saw is not None:
-                                saw(side, msg)  # before the applier can see it, as below
-                            n += len(msg.changes) or 1
-                        else:
-                            n += 1
-                    if not put_many(run, n, stop):
-                        return
-                chan.put_final(_EndOfStream())
-                return
             for msg in source.transactions():
                 rows = 1
                 if msg.__class__ is Transaction or isinstance(msg, Transaction):
