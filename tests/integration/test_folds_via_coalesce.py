@@ -152,3 +152,41 @@ def test_coalesced_two_hop_fold_changes_write_what_one_by_one_writes(make_pair):
         applier.close()
         lookup.close()
     assert round_ == 5 and seen_parked  # (c29's changes parked in some round)
+
+
+# docs/mappings.md, "Into a child row": a two-hop fold writes a column of the parent's row; a trigger on the target
+# keeps the child row (Tryton's party_contact_mechanism of type email) from it, inside replicator's tagged write
+MECHANISM_PG = PARTY_PG + """;
+CREATE TABLE party_contact_mechanism (id serial PRIMARY KEY, party bigint NOT NULL REFERENCES party(id)
+    ON DELETE CASCADE, type text NOT NULL, value text, UNIQUE (party, type))"""
+TRIGGER_PG = ["""CREATE FUNCTION party_email_mechanism() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.email IS NULL THEN
+        DELETE FROM party_contact_mechanism WHERE party = NEW.id AND type = 'email';
+    ELSE
+        INSERT INTO party_contact_mechanism (party, type, value) VALUES (NEW.id, 'email', NEW.email)
+        ON CONFLICT (party, type) DO UPDATE SET value = EXCLUDED.value;
+    END IF;
+    RETURN NULL;
+END $$""", """CREATE TRIGGER party_email_mechanism AFTER INSERT OR UPDATE OF email ON party
+    FOR EACH ROW EXECUTE FUNCTION party_email_mechanism()"""]
+
+
+def test_the_workaround_a_column_and_a_trigger_keep_the_child_row(make_pair):
+    pair = make_pair(MECHANISM_PG, ESPO_MY, ESPO_MAPPINGS, names=("tryton", "espocrm"), maria_first=True)
+    for sql in TRIGGER_PG:
+        pair.pg_query(sql)
+    pair.my_query("INSERT INTO contact VALUES ('c1', 'Ann'), ('c2', 'Bob')")
+    pair.my_query("INSERT INTO email_address (id, name) VALUES ('e1', 'team@x.de'), ('e2', 'ann@x.de')")
+    pair.my_query("INSERT INTO entity_email_address (entity_id, email_address_id, entity_type, `primary`) VALUES "
+                  "('c1', 'e1', 'Contact', 1), ('c2', 'e1', 'Contact', 1), ('c1', 'e2', 'Contact', 0)")
+    pair.start()
+    rows = lambda: pair.pg_query("SELECT p.name, m.value FROM party_contact_mechanism m JOIN party p "  # noqa: E731
+                                 "ON p.id = m.party WHERE m.type = 'email' ORDER BY p.name")
+    wait_until(lambda: rows() == [("Ann", "team@x.de"), ("Bob", "team@x.de")], 60, "the first copy's rows")
+    pair.my_query("UPDATE email_address SET name = 'all@x.de' WHERE id = 'e1'")
+    wait_until(lambda: rows() == [("Ann", "all@x.de"), ("Bob", "all@x.de")], 30, "the shared address renamed")
+    pair.my_query("UPDATE entity_email_address SET `primary` = (email_address_id = 'e2') WHERE entity_id = 'c1'")
+    pair.my_query("UPDATE entity_email_address SET deleted = 1 WHERE entity_id = 'c2'")
+    wait_until(lambda: rows() == [("Ann", "ann@x.de")], 30, "Ann's primary moved, Bob's row gone with his e-mail")
+    assert pair.stop() == 0
