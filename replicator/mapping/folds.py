@@ -23,7 +23,9 @@ A fold with `via` (model.Via, two hops: EspoCRM's entity_email_address -> email_
 the link table's side, one per table read: a link row's change routes the parents it linked or links
 (`_from_link`), a far row's change its key (`_from_far`: the parents that link to it are read when applied);
 `FoldApplier._through` reads the parent's one far value in the source then and writes the column. Only
-that direction exists (model refuses the other).
+that direction exists (model refuses the other). Consecutive such changes of a target transaction are applied
+together (`FoldApplier.through_all`, from the stream's apply loop): each parent once, the far values of many
+parents read in one query.
 """
 from __future__ import annotations
 
@@ -44,8 +46,15 @@ log = logging.getLogger(__name__)
 PARENT = "parent"  # LinkedChange.values of a fold: the parent (a Ref to the parent mapping)
 VALUE = "value"  # ... and the value carried (a Ref when the fold `references` a mapping)
 FAR = "far"  # a two-hop fold's far row changed: its key (the parents that link to it are found when applied)
+FAR_CHUNK = 500  # parents whose far values one query reads (FoldApplier._far_rows)
 
 Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]
+
+
+def coalesced(lc: Routed) -> bool:
+    """A two-hop fold's change: consecutive ones are applied together (`FoldApplier.through_all`)."""
+    return lc.__class__ is LinkedChange and lc.flow.fold is not None \
+        and lc.flow.fold.via is not None
 
 
 def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
@@ -234,6 +243,8 @@ class FoldApplier:
         self.source_query = source_query if source_kind is not None else None
         self.source_kind = source_kind
         self._replaying: Ref | None = None  # the parent a parked change is replayed for (Linker._unpark)
+        # the change whose parent is being written (through_all): a row error of the target names it
+        self.writing: LinkedChange | None = None
 
     @contextlib.contextmanager
     def replaying(self, waited: Ref) -> Iterator[None]:
@@ -351,28 +362,57 @@ class FoldApplier:
         """A two-hop fold: the parent's column takes the value of the one far row its link rows of the slice
         point at, read from the source now (NULL when none); a far row's change does it for every parent that
         links to it. A parent without a counterpart parks the change (replayed, it reads the source again)."""
-        if self.source_query is None or self.source_kind is None:
-            raise RowError(f"mapping {lc.flow.mapping}: a fold through {fold.via.endpoint.table if fold.via else '?'} "
-                           f"reads the source, which cannot be read here", table=str(lc.change.table),
-                           key=lc.source_key)
-        if FAR in lc.values:
-            parents = [r[0] for r in self._linked(fold, lc.values[FAR])]
-            waited = self._replaying
-            if waited is not None and waited.mapping == fold.parent:
-                parents = [p for p in parents if _same(p, waited.value)]
-        else:
-            parent = lc.values[PARENT]
-            assert isinstance(parent, Ref)
-            parents = [parent.value]
-        for p in parents:
+        self.through_all([lc])
+
+    def through_all(self, lcs: Sequence[LinkedChange]) -> None:
+        """Two-hop fold changes applied together (consecutive ones of a target transaction, pipeline._apply): each
+        parent they concern is read once and written once, however many of them name it (4,000 link rows
+        flipped in one statement, a far row 2,000 parents share). The value is the source's as it is now in
+        either case, so one read after the last change is what reading after each would end with. A parent
+        is parked, refused or named in an error with the last change that concerns it."""
+        self.writing = None
+        concerned: dict[tuple[str, type, Any], tuple[LinkedChange, Any]] = {}
+        for lc in lcs:
+            fold = lc.flow.fold
+            assert fold is not None and fold.via is not None
+            if self.source_query is None or self.source_kind is None:
+                raise RowError(f"mapping {lc.flow.mapping}: a fold through {fold.via.endpoint.table} reads the "
+                               f"source, which cannot be read here", table=str(lc.change.table), key=lc.source_key)
+            if FAR in lc.values:
+                parents = [r[0] for r in self._linked(fold, lc.values[FAR])]
+                waited = self._replaying
+                if waited is not None and waited.mapping == fold.parent:
+                    parents = [p for p in parents if _same(p, waited.value)]
+            else:
+                parent = lc.values[PARENT]
+                assert isinstance(parent, Ref)
+                parents = [parent.value]
+            for p in parents:
+                k = (lc.flow.mapping, p.__class__, p)
+                concerned.pop(k, None)  # in the order of the last change that concerns it
+                concerned[k] = (lc, p)
+        by_mapping: dict[str, list[tuple[LinkedChange, Any, Any]]] = {}
+        for lc, p in concerned.values():
+            fold = lc.flow.fold
+            assert fold is not None
             ref = Ref(fold.parent, p)
             parent_key = self.resolve(ref)
             if parent_key is None:
                 self.park(lc, ref)
                 continue
-            value = self._value(lc, self._far_value(lc, fold, p))
-            if value is not _PARKED:
-                self._to_column(lc, fold, parent_key, value)
+            by_mapping.setdefault(lc.flow.mapping, []).append((lc, p, parent_key))
+        for todo in by_mapping.values():
+            fold = todo[0][0].flow.fold
+            assert fold is not None
+            rows = self._far_rows(fold, [p for _, p, _ in todo])
+            for lc, p, parent_key in todo:
+                found = rows.get((p.__class__, p)) if rows is not None else None
+                if found is None:  # not read with the others (see _far_rows): on its own, as ever
+                    found = [tuple(r[1:]) for r in self.source_query(*self._far_sql(fold, [p]))]  # type: ignore[misc]
+                value = self._value(lc, self._far_value(lc, fold, p, found[:3]))
+                if value is not _PARKED:
+                    self.writing = lc
+                    self._to_column(lc, fold, parent_key, value)
 
     def _linked(self, fold: Fold, far_key: Any) -> list[tuple[Any, ...]]:
         """The parents whose link rows of the slice point at this far row, in the source now."""
@@ -385,24 +425,54 @@ class FoldApplier:
                f"ORDER BY {q(fold.by)}")
         return self.source_query(sql, list(where.values()))
 
-    def _far_value(self, lc: LinkedChange, fold: Fold, parent_value: Any) -> Any:
-        """The value of the one far row (of the far slice) the parent's link rows (of the link slice) point at,
-        in the source now: NULL when none; two are a row error, as two child rows of a one-hop fold."""
+    def _far_sql(self, fold: Fold, parents: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The link rows (of the link slice) of these parents joined with their far rows (of the far slice): the
+        parent, the link key, the far key and the value, by parent and link key."""
         via = fold.via
-        assert via is not None and self.source_query is not None
+        assert via is not None
         q, link, far = self._ident, via.endpoint, via.far
         assert far is not None
-        params: list[Any] = [parent_value]
-        conds = [f"l.{q(fold.by)} = %s"]
+        params: list[Any] = list(parents)
+        conds = [f"l.{q(fold.by)} = %s" if len(parents) == 1
+                 else f"l.{q(fold.by)} IN ({', '.join(['%s'] * len(parents))})"]
         for alias, slice_ in (("l", link.slice), ("f", far.slice)):
             for c, v in slice_:
                 conds.append(f"{alias}.{q(c)} = %s")
                 params.append(v)
-        sql = (f"SELECT {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, f.{q(fold.value)} "
-               f"FROM {q(link.table.schema, link.table.name)} l JOIN {q(far.table.schema, far.table.name)} f "
-               f"ON f.{q(far.key[0])} = l.{q(via.to)} WHERE {' AND '.join(conds)} "
-               f"ORDER BY {', '.join('l.' + q(c) for c in link.key)} LIMIT 3")
-        rows = self.source_query(sql, params)
+        order = ", ".join(f"l.{q(c)}" for c in (fold.by, *link.key))
+        sql = (f"SELECT l.{q(fold.by)}, {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, "
+               f"f.{q(fold.value)} FROM {q(link.table.schema, link.table.name)} l "
+               f"JOIN {q(far.table.schema, far.table.name)} f ON f.{q(far.key[0])} = l.{q(via.to)} "
+               f"WHERE {' AND '.join(conds)} ORDER BY {order}")
+        return sql, params
+
+    def _far_rows(self, fold: Fold, parents: list[Any]) -> dict[tuple[type, Any], list[tuple[Any, ...]]] | None:
+        """The rows `_far_sql` reads for many parents, read FAR_CHUNK parents a query, by parent; None (read
+        each on its own) for one parent, or when a row came back under a parent value not asked for exactly (a
+        case-insensitive collation, a padded or converted key): which parent a row is then for is the
+        server's comparison to decide, as the query for one parent lets it."""
+        assert self.source_query is not None
+        if len(parents) < 2:
+            return None
+        asked = {(p.__class__, p) for p in parents}
+        out: dict[tuple[type, Any], list[tuple[Any, ...]]] = {k: [] for k in asked}
+        unique = list(dict.fromkeys(parents))
+        for i in range(0, len(unique), FAR_CHUNK):
+            for r in self.source_query(*self._far_sql(fold, unique[i:i + FAR_CHUNK])):
+                k = (r[0].__class__, r[0])
+                if k not in asked:
+                    return None
+                out[k].append(tuple(r[1:]))
+        return out
+
+    def _far_value(self, lc: LinkedChange, fold: Fold, parent_value: Any, rows: Sequence[tuple[Any, ...]]) -> Any:
+        """The value of the one far row (of the far slice) the parent's link rows (of the link slice) point at,
+        in the source now (`rows`: its first three link rows, from `_far_sql` without the parent): NULL when
+        none; two are a row error, as two child rows of a one-hop fold."""
+        via = fold.via
+        assert via is not None
+        link, far = via.endpoint, via.far
+        assert far is not None
         if not rows:
             return None
         n = len(link.key)

@@ -103,12 +103,7 @@ class Linker:
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
-        now = time.monotonic()
-        if now >= self._next_sweep:
-            self.sweep_parked()
-        if now >= self._next_retry:
-            # before `lc`: a parked change is older than it (it may be an earlier change of the same row)
-            self.retry_waiting()
+        self._due()
         flow = lc.flow
         if flow.fold is not None:
             self.folds.apply(lc)
@@ -278,6 +273,20 @@ class Linker:
             return unchecked, False
         # fields the target won come back with its own value: not written (this path writes one row)
         return {**{c: v for c, v in out[0].values.items() if c in changed and _same(v, changed[c])}, **unchecked}, True
+
+    def apply_through(self, lcs: list[LinkedChange]) -> None:
+        """Consecutive two-hop fold changes of the open target transaction, each parent read and written once
+        (`folds.FoldApplier.through_all`)."""
+        self._due()
+        self.folds.through_all(lcs)
+
+    def _due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self.sweep_parked()
+        if now >= self._next_retry:
+            # before the change: a parked change is older than it (it may be an earlier change of the same row)
+            self.retry_waiting()
 
     def forget(self) -> None:
         """What was written since a savepoint was rolled back (a quarantined change, stream/deadlinked):

@@ -464,6 +464,8 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
                 f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow",
                 via=via[0] if via is not None else None)
     f.done()
+    if fold.via is not None:
+        _refuse_child_target(s, fold, sides)
     endpoints = []
     for side in sides:
         e = s.section(side, required=True)
@@ -532,6 +534,24 @@ def _via(f: Section, config: Config, child: str) -> tuple[Via, str]:
             raise ConfigError(f"via column {column!r} is a slice column of {table}", v.where("slice"))
     v.done()
     return Via(Endpoint(child, table, tuple(key), slice=slice_), to), by
+
+
+INTO_CHILD_ROW = ("carry the value into a column of the parent's own table (add a nullable column there if it "
+                  "has none) and fill the child row from it on that database; docs/mappings.md, \"Through a link "
+                  "table\", \"Into a child row\"")
+
+
+def _refuse_child_target(s: Section, fold: Fold, sides: list[str]) -> None:
+    """A two-hop fold writes one column of the parent's row. Into a child row on the other side (Tryton's
+    party_contact_mechanism of type email: a row of another table per parent, made, updated and deleted as a
+    one-hop fold's) is not built: said at the key that asks for it, with the workaround."""
+    side = next(x for x in sides if x != fold.child)
+    e = s.section(side, required=True)
+    for key in ("slice", "generate"):
+        if e.has(key):
+            raise ConfigError(f"a fold through `via` writes a column of the parent's own row ({fold.into}); a {key} "
+                              f"on {side} asks for a child row there (another fold's child table), which a two-hop "
+                              f"fold does not make", e.where(key), hint=INTO_CHILD_ROW)
 
 
 def _compile_two_hop(name: str, s: Section, config: Config, sides: list[str], fold: Fold,
@@ -979,6 +999,10 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
                     continue
                 other = names.get(target)
                 if other is None or other.flows and other.flows[0].fold is not None:
+                    if other is not None and fold.via is not None and what == "parent":
+                        raise ConfigError(f"fold.parent: {target!r} is a fold: a two-hop fold writes a column of the "
+                                          f"parent's own row, not another fold's child row", m.where,
+                                          hint=INTO_CHILD_ROW)
                     raise ConfigError(f"fold.{what}: {target!r} is not a mapping of rows", m.where)
                 if len(other.endpoints[0].key) != 1:
                     raise ConfigError(f"fold.{what}: mapping {target!r} has a composite key; a fold needs a "
@@ -987,9 +1011,12 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
             side = next(e.side for e in m.endpoints if e.side != fold.child)
             mine, theirs = m.endpoint(side), names[fold.parent].endpoint(side)
             if (mine.table, mine.key) != (theirs.table, theirs.key):
+                two_hop = fold.via is not None and mine.table != theirs.table
                 raise ConfigError(f"{m.name}.{side}: the parent's table on {side} is {theirs.table} key "
                                   f"{list(theirs.key)} (mapping {fold.parent!r}), not {mine.table} key "
-                                  f"{list(mine.key)}", m.where)
+                                  f"{list(mine.key)}" + (f"; a two-hop fold writes a column of the parent's own row, "
+                                                         f"not a child row of {mine.table}" if two_hop else ""),
+                                  m.where, hint=INTO_CHILD_ROW if two_hop else None)
     out = []
     for m in mappings:
         if m.name in referenced:

@@ -36,6 +36,7 @@ from replicator.stream.channel import Channel
 from replicator.stream.lag import BINLOG_TIME_RESOLUTION, LagGauge
 from replicator.stream.shapes import ShapeGuard, TargetShapes
 from replicator.stream.skew import ClockSkew
+from replicator.mapping.folds import coalesced
 from replicator.mapping.links import Linker
 from replicator.mapping.router import LinkedChange, Routed, route, route_all
 from replicator.changes import LSN, BinlogPosition, Keepalive, Position, TableRef, TargetChange, Transaction
@@ -476,20 +477,58 @@ class Direction:
         log.debug("%s: stopped at %s", self.name, position)
 
     def _apply(self, applier: Applier, changes: list[Routed | Progress]) -> None:
-        """Consecutive plain changes go to the server as batches; linked ones row by row, in order."""
+        """Consecutive plain changes go to the server as batches; linked ones row by row, in order, except
+        consecutive two-hop fold changes, applied together (each parent read and written once)."""
         plain: list[TargetChange] = []
+        through: list[LinkedChange] = []
         for ch in changes:
             if isinstance(ch, TargetChange):
+                if through:
+                    self._apply_through(applier, through)
+                    through = []
                 plain.append(ch)
                 continue
             self._apply_plain(applier, plain)
             plain = []
+            if isinstance(ch, LinkedChange) and coalesced(ch) and self._coalesces(ch):
+                through.append(ch)
+                continue
+            if through:
+                self._apply_through(applier, through)
+                through = []
             if isinstance(ch, LinkedChange):
                 self._apply_linked(applier, ch)
             else:
                 self.sync.save(applier, ch)
                 self._progress.append(ch)
         self._apply_plain(applier, plain)
+        if through:
+            self._apply_through(applier, through)
+
+    def _coalesces(self, lc: LinkedChange) -> bool:
+        """A two-hop fold's change goes with the others unless the dead-letter queue is to hold or guard it
+        (quarantined and replayed one change at a time, stream/deadlinked)."""
+        dlq = self._dlq
+        return dlq is None or not (dlq.quarantines_linked(lc) or (dlq.held and dlq.held_linked(lc)))
+
+    def _apply_through(self, applier: Applier, lcs: list[LinkedChange]) -> None:
+        linker = self._linker
+        assert linker is not None
+        if len(lcs) == 1:
+            self._apply_linked(applier, lcs[0])
+            return
+        try:
+            linker.apply_through(lcs)
+        except (RetriableError, RowError):
+            raise
+        except Exception as exc:
+            if not applier.is_row_error(exc):
+                raise
+            lc = linker.folds.writing or lcs[-1]
+            metrics.errors.labels(self.name, "row").inc()
+            raise RowError(f"mapping {lc.flow.mapping}: {applier.describe_error(exc)}",
+                           table=str(lc.flow.target.table), key=lc.source_key,
+                           column=applier.error_column(exc), key_side=lc.flow.source.side) from None
 
     def _apply_plain(self, applier: Applier, changes: list[TargetChange]) -> None:
         if not changes:

@@ -163,9 +163,11 @@ class FakeSource:
         if sql.startswith("SELECT DISTINCT"):
             assert params == ["e1", "Contact", 1, 0] or params[1:] == ["Contact", 1, 0]
             return sorted({(r["entity_id"],) for r in live if r["email_address_id"] == params[0]})
-        assert params[1:] == ["Contact", 1, 0, 0], params
-        return [(r["id"], r["email_address_id"], self.emails[r["email_address_id"]][0]) for r in live
-                if r["entity_id"] == params[0] and self.emails.get(r["email_address_id"], ("", 1))[1] == 0][:3]
+        n = len(params) - 4  # the parents asked for (one, or a run's: `IN`), then the two slices' values
+        assert params[n:] == ["Contact", 1, 0, 0] and ("IN (" in sql) == (n > 1), (sql, params)
+        return [(r["entity_id"], r["id"], r["email_address_id"], self.emails[r["email_address_id"]][0])
+                for r in sorted(live, key=lambda r: (r["entity_id"], r["id"]))
+                if r["entity_id"] in params[:n] and self.emails.get(r["email_address_id"], ("", 1))[1] == 0]
 
 
 def _applier(source: FakeSource, target: FakeTarget, pairs: dict[Any, Any]) -> tuple[FoldApplier, list[Ref]]:
