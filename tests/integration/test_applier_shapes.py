@@ -7,6 +7,7 @@ the shape digest `commit` compares, the types' names). MariaDB: a statement that
 at once (`_warned`); the commit does not read it again for that table."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -78,5 +79,101 @@ def test_postgresql_load_types_reads_a_table_in_two_round_trips_and_commit_confi
         assert raised.value.tables == [tables[1]], raised.value.tables
         assert pair.pg_query("SELECT id FROM a1 ORDER BY id") == [(1,)]
         assert pair.pg_query("SELECT id, amount FROM a2 ORDER BY id") == [(1, Decimal("1.23"))]
+    finally:
+        a.close()
+
+
+def _count_shape_reads(a: Any) -> list[str]:
+    """The MariaDB applier's `SELECT ... LIMIT 0` shape reads from now on (every statement goes through the
+    connection's `query`)."""
+    reads: list[str] = []
+    query = a.db.query
+
+    def counted(sql: Any, *args: Any, **kwargs: Any) -> Any:
+        text = sql.decode() if isinstance(sql, bytes) else str(sql)
+        if text.endswith(" LIMIT 0"):
+            reads.append(text)
+        return query(sql, *args, **kwargs)
+    a.db.query = counted
+    return reads
+
+
+def test_mariadb_a_statement_that_warns_on_a_narrowed_table_stops_the_transaction(make_pair):
+    """The warning path reads the table's shape first: a column narrowed since load_types is a shape change
+    (the stream checks the new shape), not a rounding note passed as `lossy: allow` nor written."""
+    pair = make_pair(PG, MY, MAPPINGS, extra_config=EXTRA)
+    a = _applier(pair, "erp", "crm_to_erp")
+    try:
+        table = TableRef(pair.maria.dbname, "a1")
+        a.load_types([table])
+        a.lossy.add((table, "amount"))  # even where the mapping allows the rounding note
+        pair.my_query("ALTER TABLE a1 MODIFY amount DECIMAL(12,2)")
+        position = a.read_checkpoint()
+        reads = _count_shape_reads(a)
+        a.begin()
+        with pytest.raises(TargetShapeChanged) as raised:
+            a.apply([_row(table, 1, "1.2345")])  # rounded to 1.23: Note 1265
+        assert raised.value.tables == [table] and len(reads) == 1, (raised.value.tables, reads)
+        assert pair.my_query("SELECT COUNT(*) FROM a1") == [(0,)]
+        a.load_types([table])  # planned anew: the note on a lossy field is what the mapping allows
+        a.begin()
+        a.apply([_row(table, 1, "1.2345")])
+        a.commit(position, None)
+        assert pair.my_query("SELECT amount FROM a1") == [(Decimal("1.23"),)]
+    finally:
+        a.close()
+
+
+def test_mariadb_the_shape_a_warning_confirmed_is_not_read_again_at_commit(make_pair):
+    """A statement that warns on a table reads its shape; the commit then reads only the other tables written
+    (the metadata lock our write holds keeps the confirmed shape until the commit). A table narrowed before
+    its write is still found, at the commit, and a warning that is not the mapping's stops naming the row."""
+    pair = make_pair(PG, MY, MAPPINGS, extra_config=EXTRA)
+    a = _applier(pair, "erp", "crm_to_erp")
+    try:
+        t1, t2, t3 = (TableRef(pair.maria.dbname, t) for t in ("a1", "a2", "a3"))
+        a.load_types([t1, t2, t3])
+        a.lossy.add((t1, "amount"))
+        position = a.read_checkpoint()
+        reads = _count_shape_reads(a)
+        a.begin()
+        a.apply([_row(t1, 1, "1.23456"), _row(t2, 1, "1.2345")])  # a1's row rounded (allowed): a1 read
+        a.apply([_row(t1, 2, "2.23456")])  # rounded again: a1's shape was confirmed in this transaction
+        a.commit(position, None)
+        # (before: a1 at each note, then a1 and a2 at the commit)
+        assert [re.findall(r"`(a\d)` t\d", r) for r in reads] == [["a1"], ["a2"]], reads
+        assert pair.my_query("SELECT id, amount FROM a1 ORDER BY id") == [(1, Decimal("1.2346")),
+                                                                          (2, Decimal("2.2346"))]
+
+        # undone to a savepoint (the dead-letter queue's): the locks taken after it may be given up, so a1 is
+        # read again at the commit
+        del reads[:]
+        a.begin()
+        a.execute("SAVEPOINT replicator_row", [])
+        a.apply([_row(t1, 5, "5.23456")])
+        a.execute("ROLLBACK TO SAVEPOINT replicator_row", [])
+        a.apply([_row(t1, 6, "6.2345")])  # no note
+        a.commit(position, None)
+        assert [re.findall(r"`(a\d)` t\d", r) for r in reads] == [["a1"], ["a1"]], reads
+        assert pair.my_query("SELECT id FROM a1 WHERE id > 4") == [(6,)]
+
+        # a2 narrowed: a1's note confirms a1 only; the commit reads a2 and finds it
+        pair.my_query("ALTER TABLE a2 MODIFY amount DECIMAL(12,2)")
+        del reads[:]
+        a.begin()
+        a.apply([_row(t1, 3, "3.23456"), _row(t2, 3, "3.2")])
+        with pytest.raises(TargetShapeChanged) as raised:
+            a.commit(position, None)
+        assert raised.value.tables == [t2] and len(reads) == 2, (raised.value.tables, reads)
+        assert pair.my_query("SELECT COUNT(*) FROM a1 WHERE id = 3") == [(0,)]
+
+        # a note on a field the mapping does not allow: the row error names table, key and column
+        a.load_types([t1, t2, t3])
+        a.begin()
+        with pytest.raises(RowError) as refused:
+            a.apply([_row(t3, 4, "4.23456")])
+        assert (refused.value.table, refused.value.key, refused.value.column) == (str(t3), (4,), "amount")
+        a.rollback()
+        assert pair.my_query("SELECT COUNT(*) FROM a3") == [(0,)]
     finally:
         a.close()
