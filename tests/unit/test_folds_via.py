@@ -10,13 +10,14 @@ import pytest
 
 from replicator.changes import Op, RowChange, TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError, RowError
+from replicator.errors import RowError
 from replicator.mapping.folds import FAR, PARENT, FoldApplier
 from replicator.mapping.model import MappingSet, load_mappings
 from replicator.mapping.router import LinkedChange, Ref, route
 
 from tests.unit.test_folds import FakeTarget
-from tests.unit.test_mapping import make_config
+from tests.unit import mapsets
+from tests.unit.mapsets import config, load  # noqa: F401 (config: the fixture)
 
 LINK = TableRef("public", "entity_email_address")  # crm: id, entity_id, entity_type, email_address_id, primary, deleted
 EMAIL = TableRef("public", "email_address")  # crm: id, name, lower, deleted
@@ -45,22 +46,9 @@ mappings:
 """
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def load(config: Config, text: str) -> MappingSet:
-    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
-    return load_mappings(config)
-
-
 def error(config: Config, text: str) -> str:
     assert text != MAPS
-    with pytest.raises(ConfigError) as info:
-        load(config, text)
-    return str(info.value)
+    return mapsets.error(config, text)
 
 
 def test_a_two_hop_fold_reads_the_link_table_and_the_far_table(config: Config) -> None:
