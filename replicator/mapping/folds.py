@@ -218,6 +218,29 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def far_rows_query(fold: Fold, kind: str, parent_value: Any) -> tuple[str, list[Any]]:
+    """A two-hop fold's read of the source (`kind` its dialect): the far rows (of the far slice) the link rows
+    (of the link slice) of the parent `parent_value` point at -- each the link row's key, the far row's key and
+    its value, in link key order, at most three (one is the value; two are a row error)."""
+    via = fold.via
+    assert via is not None and via.far is not None
+    link, far = via.endpoint, via.far
+
+    def q(*parts: str) -> str:
+        return for_params(quote_ident(kind, *parts))
+    params: list[Any] = [parent_value]
+    conds = [f"l.{q(fold.by)} = %s"]
+    for alias, slice_ in (("l", link.slice), ("f", far.slice)):
+        for c, v in slice_:
+            conds.append(f"{alias}.{q(c)} = %s")
+            params.append(v)
+    sql = (f"SELECT {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, f.{q(fold.value)} "
+           f"FROM {q(link.table.schema, link.table.name)} l JOIN {q(far.table.schema, far.table.name)} f "
+           f"ON f.{q(far.key[0])} = l.{q(via.to)} WHERE {' AND '.join(conds)} "
+           f"ORDER BY {', '.join('l.' + q(c) for c in link.key)} LIMIT 3")
+    return sql, params
+
+
 class FoldApplier:
     """Applies fold LinkedChanges for one direction, inside the Linker's open target transaction.
 
@@ -389,20 +412,10 @@ class FoldApplier:
         """The value of the one far row (of the far slice) the parent's link rows (of the link slice) point at,
         in the source now: NULL when none; two are a row error, as two child rows of a one-hop fold."""
         via = fold.via
-        assert via is not None and self.source_query is not None
-        q, link, far = self._ident, via.endpoint, via.far
+        assert via is not None and self.source_query is not None and self.source_kind is not None
+        link, far = via.endpoint, via.far
         assert far is not None
-        params: list[Any] = [parent_value]
-        conds = [f"l.{q(fold.by)} = %s"]
-        for alias, slice_ in (("l", link.slice), ("f", far.slice)):
-            for c, v in slice_:
-                conds.append(f"{alias}.{q(c)} = %s")
-                params.append(v)
-        sql = (f"SELECT {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, f.{q(fold.value)} "
-               f"FROM {q(link.table.schema, link.table.name)} l JOIN {q(far.table.schema, far.table.name)} f "
-               f"ON f.{q(far.key[0])} = l.{q(via.to)} WHERE {' AND '.join(conds)} "
-               f"ORDER BY {', '.join('l.' + q(c) for c in link.key)} LIMIT 3")
-        rows = self.source_query(sql, params)
+        rows = self.source_query(*far_rows_query(fold, self.source_kind, parent_value))
         if not rows:
             return None
         n = len(link.key)
