@@ -278,6 +278,41 @@ def test_explain_shows_the_path_of_a_two_hop_fold(config: Config) -> None:
     assert 'parent: contacts "c-1" -> (not looked up)' in text and "(read from crm when applied)" in text, text
 
 
+def test_explain_key_of_a_two_hop_fold_is_the_parents_key(config: Config) -> None:
+    """`explain --key` names the parent (the link rows' entity_id), not a link row: the source is read as the
+    applier reads it (folds.far_rows_query) and the parent's column is said -- the value, NULL when no link row
+    of the slice points at a far row, the row error for two far rows."""
+    from replicator.mapping.explain.fold import explain_parent, render_fold
+    from replicator.mapping.explain.inputs import find_flow
+    mset = load(config, MAPS)
+    _m, flow = find_flow(mset, "contact_email", "crm")
+    asked: list[tuple[str, list[Any]]] = []
+    found: list[tuple[Any, ...]] = [("l7", "e1", "ann@x.de")]
+
+    def query(sql: str, params: Any) -> list[tuple[Any, ...]]:
+        asked.append((sql, list(params)))
+        return found
+
+    def explained() -> str:
+        return render_fold(explain_parent(flow, {"id": "c-1", "first_name": "Ann"}, "c-1", query, "mariadb", None,
+                                          "parent contacts: read from crm by id = 'c-1' (read-only)", "--offline"))
+    text = explained()
+    sql, params = asked[0]
+    assert params == ["c-1", "Contact", 1, 0, 0], params  # the parent, the link slice, the far slice
+    assert "FROM `public`.`entity_email_address` l JOIN `public`.`email_address` f ON f.`id` = " \
+           "l.`email_address_id`" in sql, sql
+    assert 'row: id = "c-1", first_name = "Ann"' in text and "path: contacts key = " in text, text
+    assert 'link row ["l7"] -> far row "e1": "ann@x.de"' in text, text
+    assert 'parent: contacts "c-1" -> (not looked up)' in text, text
+    assert 'result: erpdb.party.email of the parent = "ann@x.de"' in text, text
+    found[:] = []
+    assert "result: erpdb.party.email of the parent = NULL: no public.entity_email_address row " \
+           '(entity_type = "Contact", primary = 1, deleted = 0) points at a public.email_address row (deleted = 0)' \
+           in explained(), explained()
+    found[:] = [("l7", "e1", "ann@x.de"), ("l8", "e2", "a2@x.de")]
+    assert "result: a row error: the parent links to 2 rows of public.email_address" in explained(), explained()
+
+
 @pytest.mark.parametrize("page, crm, erp, mapping", [
     ("walkthrough-suitecrm-idempiere.md", "suitecrm", "idempiere", "contact_email"),
     ("walkthrough-espocrm-tryton.md", "espocrm", "tryton", "account_email"),
