@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from replicator.changes import TableRef
 from tests.unit.test_mapping_check import CRM, ERP, INT, PK, C, Env, dec, one_field, vc
 
 
@@ -94,20 +93,8 @@ def test_the_applier_allows_rounding_in_exactly_the_columns_check_allows(env: En
 
 
 def test_a_lossy_fold_allows_rounding_in_its_columns(env: Env) -> None:
-    mset = env.load("""\
-mappings:
-  customers:
-    direction: both
-    crm: {table: customer, key: [id], generate: {id: uuid}}
-    erp: {table: customers, key: [cust_no]}
-    link: {crosswalk: true}
-    fields: {name: ~}
-  customer_credit:
-    direction: both
-    crm: {table: credit, key: [id], slice: {kind: limit}, generate: {id: uuid}}
-    erp: {table: customers, key: [cust_no]}
-    fold: {parent: customers, child: crm, by: owner_id, value: amount, into: credit_limit, lossy: allow}
-""")
-    assert mset.lossy_columns("erp") == {(ERP, "credit_limit"), (ERP, "amount")}
-    assert mset.lossy_columns("crm") == {(TableRef("public", "credit"), "credit_limit"),
-                                         (TableRef("public", "credit"), "amount")}
+    from tests.unit.test_folds import ADDRESS, CUSTOMERS, MAPS
+    mset = env.load(MAPS.replace("value: value, into: email}", "value: value, into: email, lossy: allow}"))
+    assert mset.lossy_columns("erp") == {(CUSTOMERS, "email"), (CUSTOMERS, "value")}
+    assert mset.lossy_columns("crm") == {(ADDRESS, "email"), (ADDRESS, "value")}
+    assert env.load(MAPS).lossy_columns("erp") == set()  # the other fold (contact_company) says nothing
