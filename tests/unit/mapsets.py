@@ -13,10 +13,11 @@ from replicator.errors import ConfigError
 from replicator.mapping.model import MappingSet, load_mappings
 
 
-def make_config(tmp_path: Path) -> Config:
+def make_config(tmp_path: Path, host: str = "h", port: int | None = None, crm_db: str = "crmdb") -> Config:
+    """`port`: both servers' (None: 5432 and 3306); explain's tests name a port nothing listens on."""
     acc = Account("u", Secret(""))
-    crm = Connection("crm", "postgresql", "h", 5432, "crmdb", acc, acc)
-    erp = Connection("erp", "mariadb", "h", 3306, "erpdb", acc, acc)
+    crm = Connection("crm", "postgresql", host, port or 5432, crm_db, acc, acc)
+    erp = Connection("erp", "mariadb", host, port or 3306, "erpdb", acc, acc)
     return Config(tmp_path / "replicator.yaml", (crm, erp), tmp_path / "maps", Batching())
 
 
