@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--mapping", required=True, help="the mapping's name")
     c.add_argument("--side", required=True, help="the side the row comes from (a connection name)")
     row = c.add_mutually_exclusive_group(required=True)
-    row.add_argument("--key", help="read the row from SIDE's database by the mapping's key (K or K1,K2)")
+    row.add_argument("--key", help="read the row from SIDE's database by the mapping's key (K or K1,K2); a fold "
+                     "through a link table (fold.via) takes its parent's key")
     row.add_argument("--row", help="use this JSON object as the row instead of reading it")
     c.add_argument("--json", action="store_true", help="print a JSON object")
     c.add_argument("--offline", action="store_true", help="connect to nothing: counterparts are not looked up")

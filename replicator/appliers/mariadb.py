@@ -547,6 +547,10 @@ class MariaDBApplier(Applier):
         self._decoders: tuple[Any, dict[int, Any]] | None = None  # (the connection's decoders, read_rows's)
         self._shapes: dict[TableRef, tuple[tuple[Any, ...], ...]] = {}  # by load_types: `_shape_moved`
         self._shape_sql: dict[tuple[TableRef, ...], str] = {}
+        # tables whose shape a statement's warning read (`_warned`) in the open transaction, unchanged: our write
+        # holds the table's metadata lock until the commit, which need not read them again. Forgotten at the
+        # transaction's end and at a ROLLBACK TO SAVEPOINT (which may give up the locks taken after it)
+        self._confirmed: set[TableRef] = set()
 
     # every statement goes through the connection's `query`, which tells the gate (connect.MyConnection)
     reports_waits = True
@@ -634,6 +638,7 @@ class MariaDBApplier(Applier):
 
     def begin(self) -> None:
         self.written.clear()
+        self._confirmed.clear()
         # the tag: first row event of every transaction we write (see loopguard)
         def q() -> None:
             with self.db.cursor() as cur:
@@ -644,7 +649,7 @@ class MariaDBApplier(Applier):
         self.tagged = True
 
     def commit(self, position: Position, commit_time: Any) -> None:
-        written = sorted((t for t in self.written if t in self._shapes), key=str)
+        written = sorted((t for t in self.written if t in self._shapes and t not in self._confirmed), key=str)
 
         def q() -> list[TableRef]:
             with self.db.cursor() as cur:
@@ -661,6 +666,7 @@ class MariaDBApplier(Applier):
             self.db.commit()
             self.tagged = False
             self.written.clear()
+            self._confirmed.clear()
             return []
         changed = self._run(q)
         if changed:
@@ -687,10 +693,12 @@ class MariaDBApplier(Applier):
         self._run(self.db.commit)
         self.tagged = False
         self.written.clear()
+        self._confirmed.clear()
 
     def rollback(self) -> None:
         self.tagged = False
         self.written.clear()
+        self._confirmed.clear()
         if self.db is not None:
             try:
                 self.db.rollback()
@@ -842,13 +850,15 @@ class MariaDBApplier(Applier):
         written, without an error -- a decimal rounded (Note 1265), where `check` refused every such cast unless
         the field says `lossy: allow`. So: first the table's shape (narrowed since load_types: the stream
         checks the new one, TargetShapeChanged); then a 1265 on a lossy field's column is what the mapping
-        allows; anything else stops, naming table, key, column and the server's words. Never ignored."""
+        allows; anything else stops, naming table, key, column and the server's words. Never ignored. The shape
+        is read once a transaction a table (`_confirmed`): a later warning and the commit reuse the answer."""
         cur.execute("SHOW WARNINGS")
         warnings = cur.fetchall()
-        if run.table in self._shapes:
+        if run.table in self._shapes and run.table not in self._confirmed:
             moved = self._shape_moved(cur, [run.table])
             if moved:
                 self.shape_moved(moved)
+            self._confirmed.add(run.table)  # the commit reuses the answer
         for level, code, text in warnings:
             if code in _NOT_ABOUT_VALUES:
                 continue
@@ -943,6 +953,7 @@ class MariaDBApplier(Applier):
                     n += cur.execute(stmt)
                 if guarded and n != len(rows):
                     cur.execute(_ROLLBACK_TO)
+                    self._confirmed.clear()
             return n
         matched = self._run(q)
         if matched == len(rows):
@@ -1106,6 +1117,9 @@ class MariaDBApplier(Applier):
         return self._run(q)
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
+        if sql.lstrip()[:8].upper() == "ROLLBACK":  # to a savepoint (stream/deadletter.py): see _confirmed
+            self._confirmed.clear()
+
         def q() -> int:
             with self.db.cursor() as cur:
                 rowcount: int = cur.execute(sql, tuple(params))

@@ -303,9 +303,19 @@ _WHOLE.update({_timestamptz: _timestamptz_column, _numeric: _numeric_column, _te
 
 # the shape of tables by OID: one row (OID, digest of each column's name, type OID and modifier) per table; the
 # applier's plan (converters, staging tables, the cast check's verdict) holds while it is unchanged
-_SHAPES_SQL = ("SELECT attrelid, md5(string_agg(attname || ' ' || atttypid || ' ' || atttypmod, ',' ORDER BY attnum)) "
+_DIGEST = "md5(string_agg(attname || ' ' || atttypid || ' ' || atttypmod, ',' ORDER BY attnum))"
+_SHAPES_SQL = (f"SELECT attrelid, {_DIGEST} "
                "FROM pg_attribute WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 AND NOT attisdropped "
                "GROUP BY attrelid")
+# one table read at load_types: a row per column (OID, whether the apply account may SELECT from it -- the
+# staging table is made AS SELECT ... FROM the target --, the digest `commit` confirms, the column's name and
+# type); a table without columns gives one row of NULL name
+_PLAN_SQL = ("SELECT c.oid, has_table_privilege(c.oid, 'SELECT'), s.digest, a.attname, "
+             "format_type(a.atttypid, a.atttypmod) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+             f"CROSS JOIN LATERAL (SELECT {_DIGEST} AS digest FROM pg_attribute "
+             "WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped) s "
+             "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+             "WHERE n.nspname = %s AND c.relname = %s ORDER BY a.attnum")
 
 
 class PostgresApplier(Applier):
@@ -506,25 +516,17 @@ class PostgresApplier(Applier):
                     "collation_name "
                     "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", (t.schema, t.name))
                 rows = cur.fetchall()
-                # the staging table is made AS SELECT ... FROM the target: it needs SELECT on it (the
-                # documented grants give it); without it the table's runs keep execute_values
-                cur.execute("SELECT has_table_privilege(c.oid, 'SELECT') FROM pg_class c JOIN pg_namespace n "
-                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s", (t.schema, t.name))
-                readable = cur.fetchone()
-                if readable and readable[0]:
+                # the staging table needs SELECT on the target (the documented grants give it); without it the
+                # table's runs keep execute_values. The shape `commit` confirms: (OID, digest), and the types' names
+                cur.execute(_PLAN_SQL, (t.schema, t.name))
+                plan = cur.fetchall()
+                if plan and plan[0][1]:
                     self._stageable.add(t)
                 else:
                     self._stageable.discard(t)
-                # the shape `commit` confirms: (OID, digest of the columns' names and types), and the types' names
-                cur.execute("SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                            "WHERE a.attrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                            "c.relnamespace WHERE n.nspname = %s AND c.relname = %s) AND a.attnum > 0 "
-                            "AND NOT a.attisdropped ORDER BY a.attnum", (t.schema, t.name))
-                attrs = cur.fetchall()
-                if attrs:
-                    cur.execute(_SHAPES_SQL, ([attrs[0][0]],))
-                    self._shapes[t] = cur.fetchone()
-                    self.planned[t] = {name: ty for _oid, name, ty in attrs}
+                if plan and plan[0][3] is not None:
+                    self._shapes[t] = (plan[0][0], plan[0][2])
+                    self.planned[t] = {name: ty for _oid, _readable, _digest, name, ty in plan}
                 else:
                     self._shapes.pop(t, None)
                 types = {r[0]: r[1] for r in rows}

@@ -227,6 +227,31 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def far_rows_sql(fold: Fold, kind: str, parents: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A two-hop fold's read of the source (`kind` its dialect): the link rows (of the link slice) of these
+    parents joined with the far rows (of the far slice) they point at -- each the parent, the link row's key,
+    the far row's key and its value, by parent and link key. The applier and `explain --key` both read it."""
+    via = fold.via
+    assert via is not None and via.far is not None
+    link, far = via.endpoint, via.far
+
+    def q(*parts: str) -> str:
+        return for_params(quote_ident(kind, *parts))
+    params: list[Any] = list(parents)
+    conds = [f"l.{q(fold.by)} = %s" if len(parents) == 1
+             else f"l.{q(fold.by)} IN ({', '.join(['%s'] * len(parents))})"]
+    for alias, slice_ in (("l", link.slice), ("f", far.slice)):
+        for c, v in slice_:
+            conds.append(f"{alias}.{q(c)} = %s")
+            params.append(v)
+    order = ", ".join(f"l.{q(c)}" for c in (fold.by, *link.key))
+    sql = (f"SELECT l.{q(fold.by)}, {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, "
+           f"f.{q(fold.value)} FROM {q(link.table.schema, link.table.name)} l "
+           f"JOIN {q(far.table.schema, far.table.name)} f ON f.{q(far.key[0])} = l.{q(via.to)} "
+           f"WHERE {' AND '.join(conds)} ORDER BY {order}")
+    return sql, params
+
+
 class FoldApplier:
     """Applies fold LinkedChanges for one direction, inside the Linker's open target transaction.
 
@@ -426,25 +451,9 @@ class FoldApplier:
         return self.source_query(sql, list(where.values()))
 
     def _far_sql(self, fold: Fold, parents: Sequence[Any]) -> tuple[str, list[Any]]:
-        """The link rows (of the link slice) of these parents joined with their far rows (of the far slice): the
-        parent, the link key, the far key and the value, by parent and link key."""
-        via = fold.via
-        assert via is not None
-        q, link, far = self._ident, via.endpoint, via.far
-        assert far is not None
-        params: list[Any] = list(parents)
-        conds = [f"l.{q(fold.by)} = %s" if len(parents) == 1
-                 else f"l.{q(fold.by)} IN ({', '.join(['%s'] * len(parents))})"]
-        for alias, slice_ in (("l", link.slice), ("f", far.slice)):
-            for c, v in slice_:
-                conds.append(f"{alias}.{q(c)} = %s")
-                params.append(v)
-        order = ", ".join(f"l.{q(c)}" for c in (fold.by, *link.key))
-        sql = (f"SELECT l.{q(fold.by)}, {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, "
-               f"f.{q(fold.value)} FROM {q(link.table.schema, link.table.name)} l "
-               f"JOIN {q(far.table.schema, far.table.name)} f ON f.{q(far.key[0])} = l.{q(via.to)} "
-               f"WHERE {' AND '.join(conds)} ORDER BY {order}")
-        return sql, params
+        """`far_rows_sql` in the source's dialect."""
+        assert self.source_kind is not None
+        return far_rows_sql(fold, self.source_kind, parents)
 
     def _far_rows(self, fold: Fold, parents: list[Any]) -> dict[tuple[type, Any], list[tuple[Any, ...]]] | None:
         """The rows `_far_sql` reads for many parents, read FAR_CHUNK parents a query, by parent; None (read

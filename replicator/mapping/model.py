@@ -115,6 +115,9 @@ class FieldPlan:
     # by verify, and an update that writes anything writes it too (unless insert_only)
     stamp: bool = False
     zero_null: bool = False  # `zero_date: null`: a MariaDB zero date in the source column arrives as NULL
+    # `lossy: allow`: the target may store the value otherwise than written (rounded); `check` accepts such a
+    # cast with an ok finding, and MariaDB's rounding note on the column is no row error (Flow.lossy_targets)
+    lossy: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,13 @@ class Flow:
     def owned_targets(self) -> frozenset[str]:
         """Target columns of fields the source side owns (FieldPlan.owned)."""
         return frozenset(p.target for p in self.plans if p.owned)
+
+    @functools.cached_property
+    def lossy_targets(self) -> frozenset[str]:
+        """Target columns whose values the target may store otherwise than written, as the mapping allows
+        (`lossy: allow` on a field, FieldPlan.lossy, or on a fold: both its columns)."""
+        fold = (self.fold.into, self.fold.value) if self.fold is not None and self.fold.lossy else ()
+        return frozenset(p.target for p in self.plans if p.lossy) | frozenset(fold)
 
     @functools.cached_property
     def stamps(self) -> frozenset[str]:
@@ -284,6 +294,12 @@ class MappingSet:
 
     def uses_links(self) -> bool:
         return any(f.linked for m in self.mappings for f in m.flows)
+
+    def lossy_columns(self, side: str) -> set[tuple[TableRef, str]]:
+        """The (table, column) of `side` that a flow into it writes under `lossy: allow` (Flow.lossy_targets):
+        the target rounding their values is what the mapping says (MariaDB's rounding note is no error)."""
+        return {(f.target.table, c) for m in self.mappings for f in m.flows if f.target.side == side
+                for c in f.lossy_targets}
 
 
 # ---------------------------------------------------------------- loading
@@ -961,7 +977,7 @@ def _flow(name: str, s: Section, endpoints: list[Endpoint], fields: tuple[Field,
                                f.insert_only and not is_key,
                                (nulls[src],) if src in nulls and src_col is not None else (),
                                (nulls[dst],) if dst in nulls else (), owned=f.owner == src and not is_key,
-                               stamp=f.now, zero_null=f.zero_null))
+                               stamp=f.now, zero_null=f.zero_null, lossy=f.lossy))
     by_target = {p.target: p.source for p in plans}
     if link.crosswalk:
         key_sources: tuple[str, ...] = ()

@@ -212,7 +212,7 @@ class Direction:
                 return  # stopped while standing by
             self._target_tables = [e.table for e in mset.target_endpoints(self.target_conn.name)]
             applier.load_types(self._target_tables)
-            applier.lossy = lossy_columns(mset, self.target_conn.name)
+            applier.lossy = mset.lossy_columns(self.target_conn.name)
             self.target_shapes.use(mset)
             self.target_shapes.planned(applier.planned)  # changed since the last session's plan?
             self.lag.skew = self.skew.sample()
@@ -670,20 +670,6 @@ class Direction:
 def _commit_time(last: Transaction | Keepalive) -> datetime | None:
     """A batch ending at an idle position commits no source transaction's time."""
     return last.commit_time if isinstance(last, Transaction) else None
-
-
-def lossy_columns(mset: MappingSet, target: str) -> set[tuple[TableRef, str]]:
-    """The (table, column) of `target` that a `lossy: allow` field or fold writes: the target rounding their
-    values is what the mapping says (MariaDB's rounding note on them is no error)."""
-    out: set[tuple[TableRef, str]] = set()
-    for m in mset.mappings:
-        for flow in m.flows:
-            if flow.target.side != target:
-                continue
-            if flow.fold is not None and flow.fold.lossy:
-                out |= {(flow.target.table, flow.fold.into), (flow.target.table, flow.fold.value)}
-            out |= {(flow.target.table, c) for f in m.fields if f.lossy for c in [f.column(target)] if c}
-    return out
 
 
 def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]]:

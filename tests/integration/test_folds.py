@@ -428,10 +428,16 @@ def test_a_link_table_folds_into_a_column_two_hops_away(make_pair):
     # Bob's link soft-deleted: no primary address left, NULL
     pair.my_query("UPDATE entity_email_address SET deleted = 1 WHERE entity_id = 'c2'")
     wait_until(lambda: emails() == [("Ann", "ann@x.de"), ("Bob", None), ("Cleo", None)], 30, "the soft delete: NULL")
-    # explain a link row (Ann's primary one): the path, the parent's counterpart
-    text = pair.cli("explain", "--mapping", "contact_email", "--side", "espocrm", "--key", "3").stdout
+    # explain Ann by her contact key: the path, her primary link row and its address, her counterpart
+    text = pair.cli("explain", "--mapping", "contact_email", "--side", "espocrm", "--key", "c1").stdout
     assert "path: contacts key = " in text and ".entity_email_address.entity_id (entity_type" in text \
         and ".email_address.name -> tryton public.party.email" in text and 'parent: contacts "c1" -> ' in text, text
+    assert 'link row [3] -> far row "e2": "ann@x.de"' in text, text
+    assert 'result: public.party.email of the parent = "ann@x.de"' in text, text
+    # a link row's key is not a contact's: said, with where the key belongs (exit 78, no traceback)
+    wrong = pair.cli("explain", "--mapping", "contact_email", "--side", "espocrm", "--key", "3", check=False)
+    assert wrong.returncode == 78 and "is the key of its parent mapping" in wrong.stderr + wrong.stdout, wrong
+    assert "Traceback" not in wrong.stderr, wrong.stderr
     # two primary addresses for Ann: refused, naming the link table, its key and column
     pair.my_query("UPDATE entity_email_address SET `primary` = 1 WHERE entity_id = 'c1'")
     assert pair.wait_exit(60) != 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.harness import Pair, page_statements, reload, wait_until
+from tests.integration.harness import Pair, reload, wait_until
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 SOYLENT = "5b7e1c4a-0000-4000-8000-000000000003"
@@ -21,15 +22,7 @@ def _verify(pair: Pair, *args: str) -> tuple[int, str]:
 
 def test_the_walkthrough_page_runs_as_written(make_pair):
     page = blocks()
-    pair = make_pair(page["crm.sql"], page["erp.sql"], page["mappings/10-customers.yaml"],
-                     extra_config="on_error: quarantine\n", setup=False)
-    for name, text in page.items():
-        if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
-            (pair.tmp / name).write_text(text)
-    for stmt in page_statements(page["crm-seed.sql"]):
-        pair.pg_query(stmt)
-    for stmt in page_statements(page["erp-seed.sql"]):
-        pair.my_query(stmt)
+    pair = page_pair(make_pair, page, "crm.sql", "erp.sql", pg_seed=("crm-seed.sql",), my_seed=("erp-seed.sql",))
 
     # 4. check, setup, the first copy
     before = pair.cli("check", check=False)
@@ -99,19 +92,9 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
 
     # both sides edit Globex's phone before either edit arrives: the ERP's edit holds its row lock until
     # the CRM's edit has committed, so the CRM's change meets it
-    erp = pair.maria.connect(autocommit=False)
-    try:
-        with erp.cursor() as cur:
-            cur.execute("UPDATE llx_societe SET phone = 'erp-phone' WHERE nom = 'Globex'")
-            pair.pg_query("UPDATE accounts SET phone_office = 'crm-phone' WHERE name = 'Globex'")
-            time.sleep(1)
-        erp.commit()
-    finally:
-        erp.close()
-    def recorded() -> tuple[int, int]:  # each direction met the other's edit and records it in its target
-        return (len(pair.pg_query("SELECT 1 FROM replicator.conflicts WHERE mapping = 'customers'")),
-                len(pair.my_query(f"SELECT 1 FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")))
-    wait_until(lambda: recorded() == (1, 1), 30, "the race recorded once on each side")
+    race(pair, "UPDATE llx_societe SET phone = 'erp-phone' WHERE nom = 'Globex'", None,
+         "UPDATE accounts SET phone_office = 'crm-phone' WHERE name = 'Globex'")
+    wait_recorded_once(pair)
     wait_until(lambda: [r[0] for r in pair.pg_query("SELECT phone_office FROM accounts WHERE name = 'Globex'")]
                == [r[0] for r in pair.my_query("SELECT phone FROM llx_societe WHERE nom = 'Globex'")], 30,
                "one phone on both sides")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from tests.integration.harness import page_cli, page_statements, wait_until
+from tests.integration.harness import page_cli, wait_until
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-espocrm-tryton.md"
@@ -24,16 +24,9 @@ GLOBEX = "6571c0ffee0000001"
 
 def test_the_espocrm_tryton_page_runs_as_written(make_pair):
     page = blocks(PAGE)
-    pair = make_pair(page["tryton.sql"], page["espocrm.sql"], page["mappings/10-customers.yaml"],
-                     extra_config="on_error: quarantine\n", setup=False, names=("tryton", "espocrm"),
-                     maria_first=True)
-    for name, text in page.items():
-        if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
-            (pair.tmp / name).write_text(text)
-    pair.pg_query(page["tryton-keys.sql"])
-    pair.pg_query(page["tryton-seed.sql"])
-    for stmt in page_statements(page["espocrm-seed.sql"]):
-        pair.my_query(stmt)
+    pair = page_pair(make_pair, page, "tryton.sql", "espocrm.sql",
+                     pg_scripts=("tryton-keys.sql", "tryton-seed.sql"), my_seed=("espocrm-seed.sql",),
+                     names=("tryton", "espocrm"), maria_first=True)
 
     def account(where: str, params: tuple = ()) -> list[tuple]:
         return pair.my_query("SELECT name, deleted, website, billing_address_street, billing_address_city FROM account "
@@ -146,20 +139,9 @@ def test_the_espocrm_tryton_page_runs_as_written(make_pair):
     assert pair.cli("dlq", "list", "--json").stdout.strip() == ""
 
     # both sides rename Acme before either edit arrives: one name on both sides, the race recorded once each
-    crm = pair.maria.connect(autocommit=False)
-    try:
-        with crm.cursor() as cur:
-            cur.execute("UPDATE account SET name = 'Acme Corp (CRM)' WHERE id = %s", (ACME,))
-            pair.pg_query("UPDATE party_party SET name = 'Acme Corp (ERP)' WHERE code = '100'")
-            time.sleep(1)
-        crm.commit()
-    finally:
-        crm.close()
-
-    def recorded() -> tuple[int, int]:
-        return (len(pair.pg_query("SELECT 1 FROM replicator.conflicts WHERE mapping = 'customers'")),
-                len(pair.my_query(f"SELECT 1 FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")))
-    wait_until(lambda: recorded() == (1, 1), 30, "the race recorded once on each side")
+    race(pair, "UPDATE account SET name = 'Acme Corp (CRM)' WHERE id = %s", (ACME,),
+         "UPDATE party_party SET name = 'Acme Corp (ERP)' WHERE code = '100'")
+    wait_recorded_once(pair)
     wait_until(lambda: [r[0] for r in account("id = %s", (ACME,))]
                == [r[0] for r in pair.pg_query("SELECT name FROM party_party WHERE code = '100'")], 30, "one name")
     winner = pair.pg_query("SELECT winner FROM replicator.conflicts WHERE mapping = 'customers'")[0][0]

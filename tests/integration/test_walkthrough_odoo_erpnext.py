@@ -7,10 +7,10 @@ into the dead-letter queue), status, explain, a reload, a stop and start."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from tests.integration.harness import Pair, page_cli, page_statements, reload, wait_until
+from tests.integration.harness import Pair, page_cli, reload, wait_until
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-odoo-erpnext.md"
@@ -25,16 +25,8 @@ def _partner(pair: Pair, name: str) -> tuple:
 
 def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     page = blocks(PAGE)
-    pair = make_pair(page["crm.sql"], page["erp.sql"], page["mappings/10-customers.yaml"],
-                     extra_config="on_error: quarantine\n", setup=False)
-    for name, text in page.items():
-        if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
-            (pair.tmp / name).write_text(text)
-    pair.pg_query(page["crm-stamps.sql"])  # one statement list: the function's body holds semicolons
-    for stmt in page_statements(page["erp-stamps.sql"]) + page_statements(page["erp-seed.sql"]):
-        pair.my_query(stmt)
-    for stmt in page_statements(page["crm-seed.sql"]):
-        pair.pg_query(stmt)
+    pair = page_pair(make_pair, page, "crm.sql", "erp.sql", pg_scripts=("crm-stamps.sql",), pg_seed=("crm-seed.sql",),
+                     my_seed=("erp-stamps.sql", "erp-seed.sql"))
 
     # check, setup, the first copy
     code, out = page_cli(pair, "check")
@@ -114,20 +106,9 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
                == [(deco_name,)], 30, "Brandon's dynamic link")
 
     # both sides edit Azure's phone before either edit arrives
-    erp = pair.maria.connect(autocommit=False)
-    try:
-        with erp.cursor() as cur:
-            cur.execute("UPDATE `tabCustomer` SET mobile_no = 'erp-phone' WHERE customer_name = 'Azure Interior'")
-            pair.pg_query("UPDATE res_partner SET phone = 'crm-phone' WHERE name = 'Azure Interior'")
-            time.sleep(1)
-        erp.commit()
-    finally:
-        erp.close()
-
-    def recorded() -> tuple[int, int]:
-        return (len(pair.pg_query("SELECT 1 FROM replicator.conflicts WHERE mapping = 'customers'")),
-                len(pair.my_query(f"SELECT 1 FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")))
-    wait_until(lambda: recorded() == (1, 1), 30, "the race recorded once on each side")
+    race(pair, "UPDATE `tabCustomer` SET mobile_no = 'erp-phone' WHERE customer_name = 'Azure Interior'", None,
+         "UPDATE res_partner SET phone = 'crm-phone' WHERE name = 'Azure Interior'")
+    wait_recorded_once(pair)
     wait_until(lambda: [r[0] for r in pair.pg_query("SELECT phone FROM res_partner WHERE name = 'Azure Interior'")]
                == [r[0] for r in pair.my_query("SELECT mobile_no FROM `tabCustomer` WHERE name = %s",
                                                (azure_name,))], 30, "one phone on both sides")

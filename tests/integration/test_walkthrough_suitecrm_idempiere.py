@@ -6,10 +6,10 @@ utf8 columns refuse (dlq, explain, retry), status, a stop and start, verify."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from tests.integration.harness import page_cli, page_statements, wait_until
+from tests.integration.harness import page_cli, wait_until
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-suitecrm-idempiere.md"
@@ -19,16 +19,9 @@ GLOBEX = "7f4eac85-6e2f-11ee-9c3a-0242ac120002"
 
 def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
     page = blocks(PAGE)
-    pair = make_pair(page["idempiere.sql"], page["suitecrm.sql"], page["mappings/10-customers.yaml"],
-                     extra_config="on_error: quarantine\n", setup=False,
+    pair = page_pair(make_pair, page, "idempiere.sql", "suitecrm.sql",
+                     pg_scripts=("idempiere-keys.sql", "idempiere-seed.sql"), my_seed=("suitecrm-seed.sql",),
                      names=("idempiere", "suitecrm"), maria_first=True)
-    for name, text in page.items():
-        if name.startswith("mappings/") and name != "mappings/10-customers.yaml":
-            (pair.tmp / name).write_text(text)
-    pair.pg_query(page["idempiere-keys.sql"])  # one statement list: function bodies hold semicolons
-    pair.pg_query(page["idempiere-seed.sql"])
-    for stmt in page_statements(page["suitecrm-seed.sql"]):
-        pair.my_query(stmt)
 
     # check, setup, the first copy
     code, out = page_cli(pair, "check")
@@ -111,20 +104,9 @@ def test_the_suitecrm_idempiere_page_runs_as_written(make_pair):
                "Seaside Cafe deleted")
 
     # both sides edit C&W's web site before either edit arrives: the first connection (suitecrm) wins the tie
-    crm = pair.maria.connect(autocommit=False)
-    try:
-        with crm.cursor() as cur:
-            cur.execute("UPDATE accounts SET website = 'https://crm.example' WHERE id = %s", (cw,))
-            pair.pg_query("UPDATE c_bpartner SET url = 'https://erp.example' WHERE c_bpartner_id = 117")
-            time.sleep(1)
-        crm.commit()
-    finally:
-        crm.close()
-
-    def recorded() -> tuple[int, int]:
-        return (len(pair.pg_query("SELECT 1 FROM replicator.conflicts WHERE mapping = 'customers'")),
-                len(pair.my_query(f"SELECT 1 FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")))
-    wait_until(lambda: recorded() == (1, 1), 30, "the race recorded once on each side")
+    race(pair, "UPDATE accounts SET website = 'https://crm.example' WHERE id = %s", (cw,),
+         "UPDATE c_bpartner SET url = 'https://erp.example' WHERE c_bpartner_id = 117")
+    wait_recorded_once(pair)
     wait_until(lambda: [r[0] for r in pair.pg_query("SELECT url FROM c_bpartner WHERE c_bpartner_id = 117")]
                == [r[0] for r in pair.my_query("SELECT website FROM accounts WHERE id = %s", (cw,))], 30,
                "one web site on both sides")

@@ -7,11 +7,11 @@ setup, sync, verify, run, edits on both sides, a won opportunity, edge values, a
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.integration.harness import page_cli, page_statements, wait_until
+from tests.integration.harness import page_cli, wait_until
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-twenty-akaunting.md"
@@ -23,12 +23,8 @@ RENEWAL = "20202020-be10-422b-a663-16bd3c2228e1"
 
 def test_the_twenty_akaunting_page_runs_as_written(make_pair):
     page = blocks(PAGE)
-    pair = make_pair(page["twenty.sql"], page["akaunting.sql"], page["mappings/10-customers.yaml"],
-                     extra_config="on_error: quarantine\n", setup=False, names=("twenty", "akaunting"))
-    (pair.tmp / "mappings" / "20-invoices.yaml").write_text(page["mappings/20-invoices.yaml"])
-    pair.pg_query(page["twenty-seed.sql"])
-    for stmt in page_statements(page["akaunting-seed.sql"]):
-        pair.my_query(stmt)
+    pair = page_pair(make_pair, page, "twenty.sql", "akaunting.sql", pg_scripts=("twenty-seed.sql",),
+                     my_seed=("akaunting-seed.sql",), names=("twenty", "akaunting"))
 
     def company(where: str, params: tuple = ()) -> list[tuple]:
         return pair.pg_query(f'SELECT name, "domainNamePrimaryLinkUrl", "addressAddressCity", "deletedAt" '
@@ -145,21 +141,9 @@ def test_the_twenty_akaunting_page_runs_as_written(make_pair):
 
     # both sides edit Globex's city before either edit arrives: the first connection (twenty) wins the tie
     akaunting_id = pair.my_query("SELECT id FROM ak_contacts WHERE name = 'Globex Corporation'")[0][0]
-    erp = pair.maria.connect(autocommit=False)
-    try:
-        with erp.cursor() as cur:
-            cur.execute("UPDATE ak_contacts SET city = 'Springfield (ERP)' WHERE id = %s", (akaunting_id,))
-            pair.pg_query(f"""UPDATE {WS}.company SET "addressAddressCity" = 'Springfield (CRM)' WHERE id = %s""",
-                          (globex[0],))
-            time.sleep(1)
-        erp.commit()
-    finally:
-        erp.close()
-
-    def recorded() -> tuple[int, int]:
-        return (len(pair.pg_query("SELECT 1 FROM replicator.conflicts WHERE mapping = 'customers'")),
-                len(pair.my_query(f"SELECT 1 FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'")))
-    wait_until(lambda: recorded() == (1, 1), 30, "the race recorded once on each side")
+    race(pair, "UPDATE ak_contacts SET city = 'Springfield (ERP)' WHERE id = %s", (akaunting_id,),
+         f"""UPDATE {WS}.company SET "addressAddressCity" = 'Springfield (CRM)' WHERE id = %s""", (globex[0],))
+    wait_recorded_once(pair)
     wait_until(lambda: [r[0] for r in pair.my_query("SELECT city FROM ak_contacts WHERE id = %s", (akaunting_id,))]
                == [company("id = %s", (globex[0],))[0][2]], 30, "one city on both sides")
     code, out = page_cli(pair, "conflicts", "--mapping", "customers")

@@ -16,7 +16,7 @@ from replicator.mapping.check.catalog import ColumnInfo
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import route, route_flow
 from replicator.stream.batch import Batch
-from tests.unit.test_mapping import error, load, make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 from tests.unit.test_mapping_check import Env
 
 ACCT_PG = TableRef("public", "acct")
@@ -35,12 +35,6 @@ mappings:
 """
 T1 = datetime(2026, 12, 7, 6, 0, 0, 1, tzinfo=timezone.utc)
 T2 = datetime(2026, 12, 7, 6, 0, 1, 2, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
 
 
 @pytest.fixture
@@ -64,7 +58,7 @@ def upd(before: dict[str, Any], after: dict[str, Any]) -> RowChange:
 
 
 def test_one_instant_per_transaction_in_utc(config: Config, clock: list[datetime]) -> None:
-    mset = load(config, STAMPED.format(direction="crm_to_erp"))
+    mset = load(config, STAMPED, direction="crm_to_erp")
     out = [tc for i in (1, 2) for tc in route(mset, "crm", RowChange(ACCT_PG, Op.INSERT, None, {"id": i, "name": "a"}))]
     assert all(isinstance(tc, TargetChange) for tc in out)
     assert [tc.values["modified"] for tc in out] == [T1, T1]  # the same instant for every row of it
@@ -100,7 +94,7 @@ def test_a_batch_commit_or_rollback_starts_the_next_instant(clock: list[datetime
 
 def test_a_two_way_update_writes_the_stamp_unchecked_and_only_with_a_change(config: Config,
                                                                           clock: list[datetime]) -> None:
-    mset = load(config, STAMPED.format(direction="both"))
+    mset = load(config, STAMPED, direction="both")
     row = {"id": 1, "name": "Ann"}
     [tc] = route(mset, "crm", upd(row, {**row, "name": "Bo"}))
     assert isinstance(tc, TargetChange)
@@ -197,8 +191,8 @@ mappings:
 
 def test_mset_reload_keeps_plans_comparable(config: Config) -> None:
     """A stamped field compiles to a plan like a constant's: equal mappings compare equal (reloads)."""
-    a: MappingSet = load(config, STAMPED.format(direction="both"))
-    b: MappingSet = load(config, STAMPED.format(direction="both"))
+    a: MappingSet = load(config, STAMPED, direction="both")
+    b: MappingSet = load(config, STAMPED, direction="both")
     fa, fb = a.by_name["acct"].flow("crm"), b.by_name["acct"].flow("crm")
     assert fa is not None and fb is not None
     assert [(p.target, p.stamp, p.insert_only) for p in fa.plans] == [(p.target, p.stamp, p.insert_only)
@@ -230,7 +224,7 @@ mappings:
 def test_several_mappings_of_one_table_may_each_stamp_a_column(config: Config) -> None:
     """One entity kept in two tables onto one (Odoo's product_template and product_product onto ERPNext's
     tabItem): each mapping stamps the row it writes; a stamp and a field writing one column are refused."""
-    mset = load(config, TWO_TABLES.format(other="modified: {crm: ~, now: true}"))
+    mset = load(config, TWO_TABLES, other="modified: {crm: ~, now: true}")
     assert {m.name for m in mset.mappings} == {"template", "product"}
     msg = error(config, TWO_TABLES.format(other="modified: ~"))
     assert "column modified of erpdb.item on erp is written by mappings 'template' and 'product'" in msg

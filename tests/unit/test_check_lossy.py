@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_mapping_check import INT, PK, C, Env, dec, one_field, vc
+from tests.unit.test_mapping_check import CRM, ERP, INT, PK, C, Env, dec, one_field, vc
 
 
 @pytest.fixture
@@ -74,3 +74,27 @@ def test_a_source_with_at_most_n_places_is_never_rounded(env: Env, src: object, 
     failures = env.failures(one_field("{transform: [{round: 2}]}"), {"id": PK, "v": src},
                             {"id": PK, "v": dec(20, 6)})
     assert (len(failures) == 1 and "rounds" in failures[0]) if cut else failures == [], failures
+
+
+# the applier's rounding allowance (MariaDB's Note 1265 on a column) and check's come from one accessor
+def test_the_applier_allows_rounding_in_exactly_the_columns_check_allows(env: Env) -> None:
+    text = one_field("{lossy: allow}", direction="both", extra="", name="v").replace(
+        "      id: ~\n", "      id: ~\n      w: ~\n      x: {erp: ~, lossy: allow}\n")
+    mset = env.load(text)
+    assert mset.lossy_columns("erp") == {(ERP, "v")}  # not w; x is never written into erp
+    assert mset.lossy_columns("crm") == {(CRM, "v")}  # x has no crm column: not written into crm either
+    cols = {"id": PK, "v": dec(14, 4), "w": dec(14, 4), "x": dec(14, 4)}
+    narrow = {"id": PK, "v": dec(12, 2), "w": dec(12, 2), "x": dec(12, 2)}
+    oks = env.oks(text, cols, narrow)
+    assert [o for o in oks if "allowed by lossy: allow" in o and "crm_to_erp" in o and ".v " in o], oks
+    (refused,) = env.failures(text, cols, narrow)
+    assert "fields.w" in refused and "lossy cast" in refused, refused
+    assert env.load(one_field("~", direction="both")).lossy_columns("erp") == set()
+
+
+def test_a_lossy_fold_allows_rounding_in_its_columns(env: Env) -> None:
+    from tests.unit.test_folds import ADDRESS, CUSTOMERS, MAPS
+    mset = env.load(MAPS.replace("value: value, into: email}", "value: value, into: email, lossy: allow}"))
+    assert mset.lossy_columns("erp") == {(CUSTOMERS, "email"), (CUSTOMERS, "value")}
+    assert mset.lossy_columns("crm") == {(ADDRESS, "email"), (ADDRESS, "value")}
+    assert env.load(MAPS).lossy_columns("erp") == set()  # the other fold (contact_company) says nothing

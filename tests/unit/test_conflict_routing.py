@@ -3,17 +3,14 @@ carries what the source saw before (`expect`), in target terms; the mapping's `c
 compile per direction; YAML mistakes name file, line and key."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError
-from replicator.mapping.model import ConflictRule, MappingSet, load_mappings
+from replicator.mapping.model import ConflictRule
 from replicator.mapping.router import route, route_flow
 
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 
 ACCT_PG = TableRef("public", "acct")
 ACCT_MY = TableRef("erpdb", "acct")
@@ -31,24 +28,6 @@ mappings:
       status: {map: [{crm: active, erp: A}, {crm: closed, erp: C}]}
       credit: {owner: erp}
 """
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def load(config: Config, text: str) -> MappingSet:
-    (config.mappings_dir / "m.yaml").write_text(text)
-    return load_mappings(config)
-
-
-def error(config: Config, text: str) -> str:
-    (config.mappings_dir / "m.yaml").write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_mappings(config)
-    return str(info.value).replace(str(config.mappings_dir) + "/", "")
 
 
 def upd(table: TableRef, before: dict | None, after: dict) -> RowChange:

@@ -21,7 +21,7 @@ from replicator.config import Config
 from replicator.mapping.model import ConflictRule, MappingSet, load_mappings
 from replicator.mapping.router import route
 
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import make_config
 
 SIDES = ("crm", "erp")
 

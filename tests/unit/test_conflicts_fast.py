@@ -22,7 +22,7 @@ from replicator.mapping import router
 from replicator.mapping.model import Flow, load_mappings
 
 from tests.unit.test_conflict_rules import mappings
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import make_config
 
 
 def test_with_values_keeps_every_other_field() -> None:

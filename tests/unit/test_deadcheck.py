@@ -18,7 +18,7 @@ from replicator.mapping.router import route_flow
 from replicator.stream import deadcheck, deadletter, deadretry
 from replicator.stream.deadcheck import Edited, judge
 from tests.unit.test_deadletter import TxApplier
-from tests.unit.test_mapping import load, make_config
+from tests.unit.mapsets import load, make_config
 
 T = TableRef("public", "item")
 INFO = {"id": ColumnInfo("id", "integer", "postgresql"), "qty": ColumnInfo("qty", "numeric", "postgresql", 2),

@@ -18,7 +18,8 @@ from replicator.mapping.model import MappingSet, load_mappings
 from replicator.stream import deadletter, deadretry
 from replicator.stream.deadletter import HELD, Origin, Quarantine
 from tests.unit.test_config import MINIMAL, msg
-from tests.unit.test_mapping import CUSTOMERS_YAML, error, make_config, write
+from tests.unit.test_mapping import CUSTOMERS_YAML
+from tests.unit.mapsets import error, make_config, write
 
 T = TableRef("app", "items")
 

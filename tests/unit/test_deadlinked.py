@@ -17,7 +17,7 @@ from replicator.mapping.router import LinkedChange
 from replicator.stream import deadletter, deadlinked, deadretry
 from replicator.stream.deadletter import HELD, Quarantine
 from tests.unit.test_deadletter import TxApplier
-from tests.unit.test_mapping import load, make_config
+from tests.unit.mapsets import load, make_config
 
 CUSTOMER = TableRef("public", "customer")
 YAML = """\

@@ -16,7 +16,7 @@ from replicator.errors import ConfigError
 from replicator.mapping.model import MappingSet
 from replicator.stream import deadletter
 from replicator.stream.deadletter import Entry
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import make_config
 
 UUID = "5b7e1c4a-0000-4000-8000-000000000004"
 

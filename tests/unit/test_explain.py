@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from replicator.cli import main
-from replicator.config import Account, Batching, Config, Connection, Secret
+from replicator.config import Config
 from replicator.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 from replicator.mapping.explain import (explain, find_flow, jsonable, parse_key, parse_row, raw_spec, render_json,
                                 render_text)
 from replicator.mapping.model import MappingSet, load_mappings
 from replicator.mapping.router import Ref
+from tests.unit import mapsets
 
 MAPPINGS = """\
 mappings:
@@ -91,10 +92,7 @@ CUSTOMER = {"id": 42, "vat_id": " de1 ", "name": "  Annabel  ", "status": "activ
 
 
 def make_config(tmp_path: Path) -> Config:
-    acc = Account("u", Secret(""))
-    crm = Connection("crm", "postgresql", "127.0.0.1", 1, "crm", acc, acc)
-    erp = Connection("erp", "mariadb", "127.0.0.1", 1, "erpdb", acc, acc)
-    return Config(tmp_path / "replicator.yaml", (crm, erp), tmp_path / "maps", Batching())
+    return mapsets.make_config(tmp_path, host="127.0.0.1", port=1, crm_db="crm")
 
 
 @pytest.fixture

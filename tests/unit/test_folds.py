@@ -3,19 +3,17 @@ other -- an address row typed by `kind` and the customer's email column; an asso
 foreign-key column. Parsing, the load-time errors, routing, and the applier's rules against a fake target."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
 
 from replicator.changes import Op, RowChange, TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError, RowError
+from replicator.errors import RowError
 from replicator.mapping.folds import PARENT, VALUE, FoldApplier
-from replicator.mapping.model import MappingSet, load_mappings
 from replicator.mapping.router import LinkedChange, Ref, route
 
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 
 ADDRESS = TableRef("public", "address")  # crm: id (application UUID), owner_id, kind, value
 CUSTOMER = TableRef("public", "customer")  # crm
@@ -54,23 +52,6 @@ mappings:
     erp: {table: contact, key: [contact_no]}
     fold: {parent: contacts, child: crm, by: contact_id, value: company_id, into: company_no, references: companies}
 """
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def load(config: Config, text: str) -> MappingSet:
-    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
-    return load_mappings(config)
-
-
-def error(config: Config, text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(config, text)
-    return str(info.value)
 
 
 def test_a_fold_compiles_to_two_linked_flows(config: Config) -> None:

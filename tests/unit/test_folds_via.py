@@ -10,13 +10,14 @@ import pytest
 
 from replicator.changes import Op, RowChange, TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError, RowError
+from replicator.errors import RowError
 from replicator.mapping.folds import FAR, PARENT, FoldApplier
 from replicator.mapping.model import MappingSet, load_mappings
 from replicator.mapping.router import LinkedChange, Ref, route
 
 from tests.unit.test_folds import FakeTarget
-from tests.unit.test_mapping import make_config
+from tests.unit import mapsets
+from tests.unit.mapsets import config, load  # noqa: F401 (config: the fixture)
 
 LINK = TableRef("public", "entity_email_address")  # crm: id, entity_id, entity_type, email_address_id, primary, deleted
 EMAIL = TableRef("public", "email_address")  # crm: id, name, lower, deleted
@@ -45,22 +46,9 @@ mappings:
 """
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def load(config: Config, text: str) -> MappingSet:
-    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
-    return load_mappings(config)
-
-
 def error(config: Config, text: str) -> str:
     assert text != MAPS
-    with pytest.raises(ConfigError) as info:
-        load(config, text)
-    return str(info.value)
+    return mapsets.error(config, text)
 
 
 def test_a_two_hop_fold_reads_the_link_table_and_the_far_table(config: Config) -> None:
@@ -290,6 +278,41 @@ def test_explain_shows_the_path_of_a_two_hop_fold(config: Config) -> None:
             "deleted = 0) -> public.entity_email_address.email_address_id = public.email_address.id (deleted = 0) "
             "-> public.email_address.name -> erp erpdb.party.email") in text, text
     assert 'parent: contacts "c-1" -> (not looked up)' in text and "(read from crm when applied)" in text, text
+
+
+def test_explain_key_of_a_two_hop_fold_is_the_parents_key(config: Config) -> None:
+    """`explain --key` names the parent (the link rows' entity_id), not a link row: the source is read as the
+    applier reads it (folds.far_rows_sql) and the parent's column is said -- the value, NULL when no link row
+    of the slice points at a far row, the row error for two far rows."""
+    from replicator.mapping.explain.fold import explain_parent, render_fold
+    from replicator.mapping.explain.inputs import find_flow
+    mset = load(config, MAPS)
+    _m, flow = find_flow(mset, "contact_email", "crm")
+    asked: list[tuple[str, list[Any]]] = []
+    found: list[tuple[Any, ...]] = [("c-1", "l7", "e1", "ann@x.de")]  # parent, link key, far key, value
+
+    def query(sql: str, params: Any) -> list[tuple[Any, ...]]:
+        asked.append((sql, list(params)))
+        return found
+
+    def explained() -> str:
+        return render_fold(explain_parent(flow, {"id": "c-1", "first_name": "Ann"}, "c-1", query, "mariadb", None,
+                                          "parent contacts: read from crm by id = 'c-1' (read-only)", "--offline"))
+    text = explained()
+    sql, params = asked[0]
+    assert params == ["c-1", "Contact", 1, 0, 0], params  # the parent, the link slice, the far slice
+    assert "FROM `public`.`entity_email_address` l JOIN `public`.`email_address` f ON f.`id` = " \
+           "l.`email_address_id`" in sql, sql
+    assert 'row: id = "c-1", first_name = "Ann"' in text and "path: contacts key = " in text, text
+    assert 'link row ["l7"] -> far row "e1": "ann@x.de"' in text, text
+    assert 'parent: contacts "c-1" -> (not looked up)' in text, text
+    assert 'result: erpdb.party.email of the parent = "ann@x.de"' in text, text
+    found[:] = []
+    assert "result: erpdb.party.email of the parent = NULL: no public.entity_email_address row " \
+           '(entity_type = "Contact", primary = 1, deleted = 0) points at a public.email_address row (deleted = 0)' \
+           in explained(), explained()
+    found[:] = [("c-1", "l7", "e1", "ann@x.de"), ("c-1", "l8", "e2", "a2@x.de")]
+    assert "result: a row error: the parent links to 2 rows of public.email_address" in explained(), explained()
 
 
 @pytest.mark.parametrize("page, crm, erp, mapping", [

@@ -18,7 +18,7 @@ from replicator.mapping.links import Linker
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import LinkedChange, route
 from tests.unit.test_links import CUSTOMER, ORDERS, T_CUSTOMERS, T_ORDERS, FakeTarget
-from tests.unit.test_mapping import load, make_config
+from tests.unit.mapsets import load, make_config
 
 T = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc)
 YAML = """\

@@ -15,7 +15,7 @@ from replicator.errors import RowError
 from replicator.mapping.links import Linker
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import LinkedChange, route
-from tests.unit.test_mapping import load, make_config
+from tests.unit.mapsets import load, make_config
 
 CUSTOMER = TableRef("public", "customer")
 ORDERS = TableRef("public", "orders")

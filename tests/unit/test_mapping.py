@@ -8,10 +8,11 @@ import pytest
 
 from replicator import metrics
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
-from replicator.config import Account, Batching, Config, Connection, Secret
+from replicator.config import Config
 from replicator.errors import ConfigError, FatalError, RowError, Where
 from replicator.mapping.model import Endpoint, MappingSet, load_mapping_file, load_mappings
 from replicator.mapping.router import route
+from tests.unit.mapsets import config, error, load, make_config, write  # noqa: F401 (config: the fixture)
 
 CUSTOMER = TableRef("public", "customer")  # crm (PostgreSQL)
 CUSTOMERS = TableRef("erpdb", "customers")  # erp (MariaDB), default schema = database
@@ -28,37 +29,6 @@ mappings:
       email: ~
       credit_limit: {owner: erp}
 """
-
-
-def make_config(tmp_path: Path) -> Config:
-    acc = Account("u", Secret(""))
-    crm = Connection("crm", "postgresql", "h", 5432, "crmdb", acc, acc)
-    erp = Connection("erp", "mariadb", "h", 3306, "erpdb", acc, acc)
-    return Config(tmp_path / "replicator.yaml", (crm, erp), tmp_path / "maps", Batching())
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def write(config: Config, name: str, text: str) -> Path:
-    path = config.mappings_dir / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def load(config: Config, text: str) -> MappingSet:
-    write(config, "m.yaml", text)
-    return load_mappings(config)
-
-
-def error(config: Config, text: str, name: str = "m.yaml") -> str:
-    write(config, name, text)
-    with pytest.raises(ConfigError) as info:
-        load_mappings(config)
-    return str(info.value).replace(str(config.mappings_dir) + "/", "")
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from replicator.sources.base import Source
 from replicator.stream.channel import Channel
 from replicator.stream import lease
 from replicator.stream.pipeline import SWITCH_INTERVAL_SECONDS, Daemon, Direction, MappingHolder
-from tests.unit.test_mapping import CUSTOMER, load, make_config
+from tests.unit.test_mapping import CUSTOMER
+from tests.unit.mapsets import load, make_config
 
 YAML = """\
 mappings:

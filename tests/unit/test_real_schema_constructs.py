@@ -9,31 +9,13 @@ import pytest
 from replicator.admin.provision import delete_filter_tables, describe, full_identity_tables
 from replicator.changes import Op, RowChange, TableRef, TargetChange
 from replicator.config import Config
-from replicator.errors import ConfigError, RowError
-from replicator.mapping.model import MappingSet, load_mappings
+from replicator.errors import RowError
 from replicator.mapping.router import LinkedChange, Ref, route, route_flow
 
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 
 ACCOUNT = TableRef("public", "account")  # crm
 CLIENTS = TableRef("erpdb", "clients")  # erp
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
-def load(config: Config, text: str) -> MappingSet:
-    (config.mappings_dir / "m.yaml").write_text(text, encoding="utf-8")
-    return load_mappings(config)
-
-
-def error(config: Config, text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(config, text)
-    return str(info.value)
 
 
 # ---------------------------------------------------------------- defect 1: a filter and key-only deletes

@@ -11,7 +11,7 @@ from replicator.changes import Op, RowChange, TableRef, TargetChange
 from replicator.config import Config
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import LinkedChange, Ref, Routed, route
-from tests.unit.test_mapping import load, make_config
+from tests.unit.mapsets import load, make_config
 
 CUSTOMER = TableRef("public", "customer")
 ORDERS = TableRef("public", "orders")

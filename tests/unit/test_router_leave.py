@@ -3,8 +3,6 @@ mapping's delete for that direction -- or its `leave:` --, as PostgreSQL's row f
 into a DELETE; a row that stays outside costs nothing and is decided from the old row alone."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from replicator import metrics
@@ -14,7 +12,7 @@ from replicator.config import Config
 from replicator.errors import RowError
 from replicator.mapping.model import MappingSet
 from replicator.mapping.router import LinkedChange, route
-from tests.unit.test_mapping import error, load, make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 
 ACCOUNT = TableRef("public", "account")
 PARTY = TableRef("public", "party")
@@ -32,14 +30,8 @@ mappings:
 """
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
 def soft(config: Config, direction: str = "crm_to_erp", extra: str = "") -> MappingSet:
-    return load(config, SOFT.format(direction=direction, extra=extra))
+    return load(config, SOFT, direction=direction, extra=extra)
 
 
 def update(old: dict, new: dict) -> RowChange:
@@ -172,12 +164,12 @@ def test_the_target_slice_and_gates_are_no_filter(config: Config) -> None:
 
 
 def test_leave_errors_name_file_line_and_key(config: Config) -> None:
-    assert error(config, SOFT.format(direction="crm_to_erp", extra="    leave: drop\n")) == (
+    assert error(config, SOFT, direction="crm_to_erp", extra="    leave: drop\n") == (
         "m.yaml:7: mappings.accounts.leave: leave is propagate, ignore or {set: {column: value, ...}} (fix: one "
         "for both directions, or per direction: leave: {<from>_to_<to>: ignore})")
-    assert error(config, SOFT.format(direction="crm_to_erp", extra="    leave: {erp_to_crm: ignore}\n")).startswith(
+    assert error(config, SOFT, direction="crm_to_erp", extra="    leave: {erp_to_crm: ignore}\n").startswith(
         "m.yaml:7: mappings.accounts.leave.erp_to_crm: the mapping does not flow erp_to_crm")
-    assert error(config, SOFT.format(direction="crm_to_erp", extra="    leave: {crm_to_erp: {set: []}}\n")).startswith(
+    assert error(config, SOFT, direction="crm_to_erp", extra="    leave: {crm_to_erp: {set: []}}\n").startswith(
         "m.yaml:7: mappings.accounts.leave.crm_to_erp: leave is propagate, ignore")
     unfiltered = SOFT.format(direction="both", extra="    leave: ignore\n").replace(
         "    filter: {crm_to_erp: {deleted: {eq: false}}}\n", "")

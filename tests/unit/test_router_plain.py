@@ -15,9 +15,9 @@ from hypothesis import given, settings, strategies as st
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.errors import RowError
 from replicator.mapping import router
-from replicator.mapping.model import Flow, MappingSet, load_mappings
+from replicator.mapping.model import Flow, MappingSet
 
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import load, make_config
 
 MAPPINGS = """\
 mappings:
@@ -82,9 +82,8 @@ def _flows(tmp_path_factory: Any, direction: str) -> list[Flow]:
     if direction not in _FLOWS:  # loaded once: Hypothesis calls the tests many times
         config = make_config(tmp_path_factory.mktemp("m"))
         config.mappings_dir.mkdir()
-        (config.mappings_dir / "m.yaml").write_text(MAPPINGS.format(direction=direction,
-                                                                          filtered=direction.replace("both", "crm_to_erp")))
-        mset = _MSETS[direction] = load_mappings(config)
+        mset = _MSETS[direction] = load(config, MAPPINGS, direction=direction,
+                                        filtered=direction.replace("both", "crm_to_erp"))
         _FLOWS[direction] = [f for m in mset.mappings for f in m.flows]
     return _FLOWS[direction]
 

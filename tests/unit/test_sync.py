@@ -19,7 +19,8 @@ from replicator.mapping.router import LinkedChange
 from replicator.sync.driver import SyncDriver
 from replicator.sync.snapshot import Chunk, Job, Progress, _parents_first
 from replicator.sync.state import DONE, SyncRow
-from tests.unit.test_mapping import CUSTOMER, load, make_config
+from tests.unit.test_mapping import CUSTOMER
+from tests.unit.mapsets import load, make_config
 
 YAML = """\
 mappings:

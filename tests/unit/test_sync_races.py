@@ -21,7 +21,8 @@ from replicator.sync import driver as driver_module
 from replicator.sync import snapshot as snapshot_module
 from replicator.sync.driver import SyncDriver
 from replicator.sync.snapshot import Job, Snapshotter
-from tests.unit.test_mapping import CUSTOMER, load, make_config
+from tests.unit.test_mapping import CUSTOMER
+from tests.unit.mapsets import load, make_config
 from tests.unit.test_sync import OWNED_YAML, YAML, txn
 
 

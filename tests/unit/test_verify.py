@@ -655,7 +655,7 @@ def test_a_constant_of_a_two_way_mapping_is_not_compared(tmp_path: Path) -> None
     # edited holds Tryton's user, and verify reported each one as `write_uid: 0 -> NULL` (repair wrote 0).
     # A one-way flow writes its constants on every update: compared there.
     from replicator.verify.flow import compared_columns
-    from tests.unit.test_mapping import make_config
+    from tests.unit.mapsets import make_config
 
     (tmp_path / "maps").mkdir()
     config = make_config(tmp_path)

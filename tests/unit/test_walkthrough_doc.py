@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from replicator.mapping.model import MappingSet, load_mappings
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import make_config
 from tests.unit.test_reference_mappings import parse_schema, written_columns
 
 ROOT = Path(__file__).resolve().parents[2]

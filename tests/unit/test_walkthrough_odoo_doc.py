@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from replicator.mapping.model import MappingSet, load_mappings
-from tests.unit.test_mapping import make_config
+from tests.unit.mapsets import make_config
 from tests.unit.test_reference_mappings import parse_schema
 from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
 

@@ -18,7 +18,7 @@ from replicator.mapping.check.zerodates import zero_dates_allowed
 from replicator.mapping.router import route, route_all, route_flow, target_values
 from replicator.sources.rowcompile import compile_table
 from replicator.sources.rowdecode import RowDecoder
-from tests.unit.test_mapping import error, load, make_config
+from tests.unit.mapsets import config, error, load  # noqa: F401 (config: the fixture)
 from tests.unit.test_mapping_check import PK, C, Env
 
 ERP = TableRef("erpdb", "deals")
@@ -39,14 +39,8 @@ mappings:
 """
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    (tmp_path / "maps").mkdir()
-    return make_config(tmp_path)
-
-
 def mset_of(config: Config, closed: str = "~", mapping_option: str = "") -> object:
-    return load(config, TEXT.format(closed=closed, mapping_option=mapping_option))
+    return load(config, TEXT, closed=closed, mapping_option=mapping_option)
 
 
 def insert(row: dict, zero: tuple[str, ...]) -> RowChange:
@@ -71,13 +65,13 @@ def test_the_option_is_read_per_field_and_per_mapping(config: Config) -> None:
 
 @pytest.mark.parametrize("value", ["'null'", "true", "0", "[null]", "none"])
 def test_a_wrong_value_names_file_line_and_key(config: Config, value: str) -> None:
-    msg = error(config, TEXT.format(closed=f"{{zero_date: {value}}}", mapping_option=""))
+    msg = error(config, TEXT, closed=f"{{zero_date: {value}}}", mapping_option="")
     assert msg.startswith("m.yaml:11: mappings.deals.fields.closed.zero_date: zero_date is null"), msg
     assert "or error (the default: a row error)" in msg
 
 
 def test_a_wrong_mapping_value_names_its_line(config: Config) -> None:
-    msg = error(config, TEXT.format(closed="~", mapping_option="zero_date: NULL-ish"))
+    msg = error(config, TEXT, closed="~", mapping_option="zero_date: NULL-ish")
     assert msg.startswith("m.yaml:5: mappings.deals.zero_date: zero_date is null"), msg
 
 

@@ -318,7 +318,7 @@ class _Checker:
             return
         verdict, why = _cast(scol, tcol)
         head = f"{_at(f.where)}: {sname} {scol.describe()} -> {tname} {tcol.describe()} ({stream})"
-        folded = folded_keys(scol, tcol) if plan.target in flow.target.key and not f.lossy else None
+        folded = folded_keys(scol, tcol) if plan.target in flow.target.key and not plan.lossy else None
         if folded:
             self.warn(flow.target.side, f"{head}: {folded}",
                       f"give {flow.target.table}.{plan.target} a collation that compares exactly (COLLATE "
@@ -328,12 +328,12 @@ class _Checker:
             held = scol if source is None else self.column(flow.source.side, flow.source.table, plan.source or "")
             special = special_values(held or scol, tcol, self.kinds.get(flow.source.side, ""),
                                      self.kinds.get(flow.target.side, ""))
-            if special and not f.lossy:
+            if special and not plan.lossy:
                 self.warn(flow.target.side, f"{head}: {special}",
                           "keep such values out of the source, or add `lossy: allow` to the field to say they never "
                           "occur (one that does is still a row error)")
             return
-        if verdict == UNKNOWN and f.lossy:
+        if verdict == UNKNOWN and plan.lossy:
             # acknowledged: the field says its values fit (one that does not is still a row error)
             self.ok(flow.target.side, f"{head}: not checked ({why}), acknowledged by lossy: allow")
         elif verdict == UNKNOWN:
@@ -352,7 +352,7 @@ class _Checker:
             self.fail(flow.target.side, f"{head}: incompatible types: {why}",
                       "map the field to a column of a compatible type, or convert it with `map:` or `transform:` "
                       "(lossy: allow does not help)")
-        elif f.lossy:
+        elif plan.lossy:
             self.ok(flow.target.side, f"{head}: lossy ({why}), allowed by lossy: allow")
         elif _loud(scol, tcol):
             # strict mode rejects a value that does not fit: a row error naming it, never a silent change

@@ -49,7 +49,7 @@ def check_lossy_transforms(ck: _Checker, flow: Flow, f: Field, plan: FieldPlan, 
                 f"without a word ({flow.stream})" if name == "truncate" else
                 f"{at}: {{round: {n}}} rounds {sname}{' ' + scol.describe() if scol else ''} to {n} decimal "
                 f"places without a word ({flow.stream})")
-        if f.lossy:
+        if plan.lossy:
             ck.ok(flow.target.side, f"{what}, allowed by lossy: allow")
         else:
             wider = ("widen " + f"{flow.target.table}.{plan.target} and drop the truncate" if name == "truncate"

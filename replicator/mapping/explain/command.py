@@ -6,11 +6,11 @@ from typing import Any, Callable, Sequence
 from replicator.config import Config
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.mapping.explain.explanation import explain
-from replicator.mapping.explain.fold import explain_fold, render_fold
+from replicator.mapping.explain.fold import explain_fold, explain_parent, render_fold
 from replicator.mapping.explain.inputs import find_flow, parse_key, parse_row, raw_spec
 from replicator.mapping.explain.lookup import DbLookup, ReadOnlyDb
 from replicator.mapping.explain.render import _given_key, render_json, render_text
-from replicator.mapping.model import Flow, Mapping, MappingSet
+from replicator.mapping.model import Endpoint, Flow, Mapping, MappingSet
 
 
 # conflict store lives in a layer above the mapping language.
@@ -29,19 +29,25 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
     dbs: list[ReadOnlyDb] = []
     try:
         source_db: ReadOnlyDb | None = None
+        # a two-hop fold's --key is its parent's (the link rows' `by`): what the DBA asks is "which value does
+        # this parent get", and a link row's own key says little (its row is explained with --row)
+        read = flow.source if flow.fold is None or flow.fold.via is None else _parent_endpoint(mset, flow)
         if row is not None:
             data = parse_row(row)
             origin = "row given with --row"
         else:
             assert key is not None
-            parts = parse_key(key, flow.source)
+            parts = parse_key(key, read)
             source_db = ReadOnlyDb(config.side(side))
             dbs.append(source_db)
-            found = source_db.read_row(flow.source, parts)
+            found = source_db.read_row(read, parts)
             if found is None:
-                raise ConfigError(f"no row in {side} {flow.source.table} with {_given_key(flow.source.key, parts)}")
+                raise ConfigError(f"no row in {side} {read.table} with {_given_key(read.key, parts)}"
+                                  + ("" if read is flow.source else
+                                     f" (--key of a fold through {flow.source.table} is the key of its parent "
+                                     f"mapping {read.table}'s row; a link row is explained with --row)"))
             data = found
-            origin = f"read from {side} by {_given_key(flow.source.key, parts)} (read-only)"
+            origin = f"read from {side} by {_given_key(read.key, parts)} (read-only)"
         lookup = None
         note = "--offline: nothing looked up" if offline else None
         if not offline:
@@ -55,6 +61,11 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
                 lookup = DbLookup(mset, flow, target_db, source_db)
             except ReplicatorError as exc:
                 note = f"cannot look up: {exc}"
+        if read is not flow.source and key is not None:
+            assert source_db is not None and flow.fold is not None
+            fold = explain_parent(flow, data, data[read.key[0]], source_db.query, source_db.conn.kind, lookup,
+                                  f"parent {flow.fold.parent}: {origin}", note)
+            return render_json(fold) if as_json else render_fold(fold)
         if flow.fold is not None:
             fold = explain_fold(flow, data, lookup, origin, note)
             return render_json(fold) if as_json else render_fold(fold)
@@ -68,6 +79,13 @@ def run(config: Config, mset: MappingSet, *, mapping: str, side: str, key: str |
             except Exception:
                 pass
     return render_json(result) if as_json else render_text(result)
+
+
+def _parent_endpoint(mset: MappingSet, flow: Flow) -> Endpoint:
+    """The parent mapping's endpoint on a two-hop fold's source side: the row whose key the link rows hold."""
+    assert flow.fold is not None
+    parent = mset.by_name[flow.fold.parent]
+    return next(e for e in parent.endpoints if e.side == flow.source.side)
 
 
 def _recent_conflicts(read: ConflictReader, config: Config, m: Mapping, flow: Flow, data: dict[str, Any],

@@ -2,10 +2,10 @@
 read-only -- whose row it is, the parent's counterpart, the value in target terms and the write it makes."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from replicator.changes import Op, RowChange
-from replicator.mapping.folds import FAR, PARENT, VALUE, route_fold
+from replicator.mapping.folds import FAR, PARENT, VALUE, far_rows_sql, route_fold
 from replicator.mapping.model import Flow
 from replicator.mapping.explain.render import _show, _show_dict
 from replicator.mapping.router import LinkedChange, Ref
@@ -105,11 +105,63 @@ def _two_hops(flow: Flow, data: dict[str, Any], lookup: Any, out: dict[str, Any]
     return out
 
 
+def explain_parent(flow: Flow, parent_row: dict[str, Any], parent_value: Any,
+                   source_query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]], source_kind: str,
+                   lookup: Any, origin: str, note: str | None) -> dict[str, Any]:
+    """`explain --key` of a two-hop fold: the key is the parent's (what the link rows' `by` holds), and the
+    source is read as the applier reads it (folds.far_rows_sql): the link rows of the slice, the far row they
+    point at, its value, and the parent's column it sets. A link row itself is explained with `--row`."""
+    fold = flow.fold
+    assert fold is not None and fold.via is not None and fold.via.far is not None
+    link, far = fold.via.endpoint, fold.via.far
+    out: dict[str, Any] = {
+        "mapping": flow.mapping, "direction": flow.stream, "kind": "fold", "origin": origin,
+        "source": {"side": flow.source.side, "table": str(flow.source.table)},
+        "target": {"side": flow.target.side, "table": str(flow.target.table)},
+        "row": parent_row, "lookup": note or "looked up read-only", "path": path(flow),
+    }
+    rows = [tuple(r[1:]) for r in source_query(*far_rows_sql(fold, source_kind, [parent_value]))][:3]
+    n = len(link.key)
+    out["links"] = [{"link_key": list(r[:n]), "far_key": r[n], "value": r[n + 1]} for r in rows]
+    parent = Ref(fold.parent, parent_value)
+    resolved = lookup.resolve(parent) if lookup is not None else None
+    out["parent"] = {"mapping": fold.parent, "key": parent_value,
+                     "counterpart": resolved if lookup is not None else "(not looked up)"}
+    fars = {r[n] for r in rows}
+    if len(fars) > 1:
+        out["value"] = "(two or more)"
+        out["result"] = (f"a row error: the parent links to {len(fars)} rows of {far.table} through {link.table} "
+                         f"rows ({_slice(link.slice, 'any')}); {flow.target.table}.{fold.into} carries one")
+        return out
+    value = rows[0][n + 1] if rows else None
+    shown: Any = value
+    unresolved = False
+    if fold.references and value is not None:
+        ref = Ref(fold.references, value)
+        got = lookup.resolve(ref) if lookup is not None else None
+        shown = got if lookup is not None else f"(a {fold.references} key, not looked up)"
+        unresolved = lookup is not None and got is None
+        out["value_reference"] = {"mapping": fold.references, "key": value, "counterpart": shown}
+    out["value"] = shown
+    if lookup is not None and (resolved is None or unresolved):
+        waits = (fold.parent, parent_value) if resolved is None else (fold.references, value)
+        out["result"] = f"parked until {waits[0]} {_show(waits[1])} has a counterpart on {flow.target.side}"
+    elif not rows:
+        out["result"] = (f"{flow.target.table}.{fold.into} of the parent = NULL: no {link.table} row "
+                         f"({_slice(link.slice, 'any')}) points at a {far.table} row ({_slice(far.slice, 'any')})")
+    else:
+        out["result"] = f"{flow.target.table}.{fold.into} of the parent = {_value(shown)}"
+    return out
+
+
 def render_fold(r: dict[str, Any]) -> str:
     lines = [f"mapping {r['mapping']} ({r['direction']}): a fold, {r['source']['side']} {r['source']['table']} -> "
              f"{r['target']['side']} {r['target']['table']}", f"row: {_show_dict(r['row'])}", f"     {r['origin']}", ""]
     if "path" in r:
         lines.append(f"path: {r['path']}")
+    for found in r.get("links", ()):
+        lines.append(f"link row {_show(found['link_key'])} -> far row {_show(found['far_key'])}: "
+                     f"{_show(found['value'])}")
     if "parent" in r:
         p = r["parent"]
         lines.append(f"parent: {p['mapping']} {_show(p['key'])} -> {_value(p['counterpart'])}")
