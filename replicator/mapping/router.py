@@ -42,6 +42,11 @@ class LinkedChange:
     # an INSERT made of an UPDATE whose row entered the filter or slice: a crosswalk pair whose counterpart is
     # gone (deleted when the row left) has it brought back (links.Linker)
     entered: bool = False
+    # a crosswalk pair whose counterpart is gone has it created again, whole, under the pair's key: set with
+    # `entered`, and by `verify --repair` for a row it reports missing. Any other change that finds its pair's
+    # counterpart gone (a `sync --mapping` re-copy after the target deleted it) leaves it deleted, logged and
+    # counted missing (links.Linker)
+    revive: bool = False
     # -- set only by two-way mappings read from the stream, so the linker checks for conflicts as
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
@@ -908,7 +913,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
     elif checked:
         _count_unchecked(flow)
     return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
-                         insert_only=flow.insert_only, entered=entered)]
+                         insert_only=flow.insert_only, entered=entered, revive=entered)]
 
 
 def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: tuple[Any, ...], checked: bool,

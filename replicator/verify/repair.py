@@ -34,6 +34,7 @@ the repaired rows are verified again.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence, TextIO
 
 from replicator import metrics
@@ -192,7 +193,9 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
                 for change in route_flow(flow, RowChange(flow.source.table, Op.INSERT, None, row)):
                     if isinstance(change, LinkedChange):
                         assert linker is not None
-                        linker.apply(change)
+                        # a crosswalk pair whose counterpart is gone (a leave deleted it, or the target):
+                        # created again under the pair's key -- the repair was asked for exactly this row
+                        linker.apply(replace(change, revive=True))
                     else:
                         applier.apply([change])
             done.append(d)
