@@ -689,8 +689,21 @@ class MariaDBApplier(Applier):
         return [t for i, t in enumerate(tables) if tuple(now.get(f"t{i}", ())) != self._shapes[t]]
 
     def commit_untracked(self) -> None:
-        """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
-        self._run(self.db.commit)
+        """Commit the open transaction without touching the checkpoint (state rows, repairs, `dlq retry`): the
+        mapped tables written in it are confirmed in their planned shape first, as `commit` does."""
+        written = sorted((t for t in self.written if t in self._shapes), key=str)
+
+        def q() -> list[TableRef]:
+            if written:
+                with self.db.cursor() as cur:
+                    changed = self._shape_moved(cur, written)
+                if changed:
+                    return changed
+            self.db.commit()
+            return []
+        changed = self._run(q)
+        if changed:
+            self.shape_moved(changed)
         self.tagged = False
         self.written.clear()
         self._confirmed.clear()

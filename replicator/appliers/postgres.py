@@ -478,11 +478,24 @@ class PostgresApplier(Applier):
             self.shape_moved(changed)
 
     def commit_untracked(self) -> None:
-        """Commit the open transaction without touching the checkpoint (state rows, repairs)."""
-        def q() -> None:
+        """Commit the open transaction without touching the checkpoint (state rows, repairs, `dlq retry`): the
+        mapped tables written in it are confirmed in their planned shape first, as `commit` does."""
+        shapes = [(t, self._shapes[t]) for t in self.written if t in self._shapes]
+
+        def q() -> list[TableRef]:
+            if shapes:
+                with self.db.cursor() as cur:
+                    cur.execute(_SHAPES_SQL, ([oid for _t, (oid, _d) in shapes],))
+                    now = dict(cur.fetchall())
+                changed = [t for t, (oid, digest) in shapes if now.get(oid) != digest]
+                if changed:
+                    return changed
             self.db.commit()
             self._end_transaction(True)
-        self._run(q)
+            return []
+        changed = self._run(q)
+        if changed:
+            self.shape_moved(changed)
 
     def rollback(self) -> None:
         self._end_transaction(False)

@@ -457,8 +457,12 @@ class _Check:
         expect = r.expect or {}
         if row is None and (self.det.syncing() or self.flow.target.optional):
             # not copied yet, or a row its application creates lazily (`optional: true`: missing means all
-            # NULL, no delete to race with): the stream creates it whole
-            return _with_values(r, {**expect, **r.values})
+            # NULL, no delete to race with): the stream creates it whole -- unless all of it is NULL, which the
+            # missing row says already (router.existing_only: sync and the stream's inserts create none either)
+            created = {**expect, **r.values}
+            if self.flow.target.optional and all(v is None for c, v in created.items() if c not in self.key):
+                return None
+            return _with_values(r, created)
         if row is None:
             d = self._decide_row(r, None, None)
             won = d.winner == self.incoming

@@ -101,12 +101,12 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
 
     def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
         skey = source_key(flow, row, change)
-        value = row.get(fold.value)
+        value = fold.empty_null(flow.stream, row.get(fold.value))
         if fold.references and value is not None:
             value = Ref(fold.references, value)
         expect: dict[str, Any] | None = None
         if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
-            was = old[fold.value]
+            was = fold.empty_null(flow.stream, old[fold.value])
             expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
                             expect=expect)
@@ -129,7 +129,8 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
         out.append(clear(before))  # type: ignore[arg-type]
     if member(row):
         same = (was and not moved and fold.value in before  # type: ignore[operator]
-                and _same(before[fold.value], row[fold.value]))  # type: ignore[index]
+                and _same(fold.empty_null(flow.stream, before[fold.value]),  # type: ignore[index]
+                          fold.empty_null(flow.stream, row[fold.value])))
         if not same:
             out.append(put(row, None if moved else before))
     return out or _filtered(flow)
@@ -204,9 +205,10 @@ def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> lis
     value = row[fold.into]
     if value is UNCHANGED:
         return []  # not logged because not changed
+    value = fold.empty_null(flow.stream, value)  # `transform: [null_if_empty]`: '' is no child row
     old: Any = UNCHANGED
     if change.op is Op.UPDATE and before is not None and before.get(fold.into, UNCHANGED) is not UNCHANGED:
-        old = before[fold.into]
+        old = fold.empty_null(flow.stream, before[fold.into])
         if _same(old, value):
             return []  # the folded column did not change
     if change.op is Op.INSERT and value is None:
@@ -366,7 +368,7 @@ class FoldApplier:
                            f"{dict(lc.flow.source.slice) or 'this table'}; column {fold.into} of "
                            f"{lc.flow.target.table} carries one", table=str(lc.flow.source.table),
                            key=lc.source_key, column=fold.value)
-        value = rest[0][n]
+        value = fold.empty_null(lc.flow.stream, rest[0][n])
         return Ref(fold.references, value) if fold.references and value is not None else value
 
     def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
@@ -494,7 +496,7 @@ class FoldApplier:
                            f"carries one: delete the extra link row or change its "
                            f"{'/'.join(c for c, _ in link.slice) or fold.by}", table=str(lc.change.table),
                            key=lc.source_key, column=via.to if lc.change.table == link.table else fold.value)
-        value = rows[0][n + 1]
+        value = fold.empty_null(lc.flow.stream, rows[0][n + 1])
         return Ref(fold.references, value) if fold.references and value is not None else value
 
     # ------------------------------------------------------------ a column into a child row

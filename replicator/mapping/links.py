@@ -162,15 +162,23 @@ class Linker:
                     if back:
                         self._recreate(flow, values, target_key)
                     return
-                if lc.entered and flow.link.crosswalk and not linked_now:
-                    # a pair whose counterpart is gone, for a row that entered the filter or slice: it left
-                    # before (its leave deleted the counterpart; the pair, which may live in the source's
-                    # database, stays) and is back. Whole, under the key its pair names, as update_missing
-                    # brings one back. (Any other insert that finds its pair's row gone -- a re-copy after
-                    # the target deleted it -- is counted missing, as before.)
+                if lc.revive and flow.link.crosswalk and not linked_now:
+                    # a pair whose counterpart is gone, for a row that entered the filter or slice (it left
+                    # before: its leave deleted the counterpart; the pair, which may live in the source's
+                    # database, stays) or that `verify --repair` reported missing. Whole, under the key its
+                    # pair names, as update_missing brings one back. (Any other insert that finds its pair's
+                    # row gone -- a re-copy after the target deleted it -- leaves the delete standing, below.)
                     self._recreate(flow, values, target_key)  # (the applier counts the row)
                     return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
+                if lc.op is Op.INSERT:
+                    log.warning("%s: mapping %s: %s key %s is paired with %s key %s, which is gone (deleted on %s "
+                                "since; the crosswalk pair stays): not created again -- a copy does not undo the "
+                                "target's delete; `replicator verify --mapping %s` lists it and `verify --repair` "
+                                "creates it (counted in replicator_rows_missing_total)", self.stream, flow.mapping,
+                                flow.source.side, show_key(lc.source_key), flow.target.table, show_key(target_key),
+                                flow.target.side, flow.mapping)
+                    return
                 log.warning("%s: mapping %s: %s key %s changed, but its counterpart %s key %s is gone (deleted on "
                             "%s since): not written, and not created again out of an update; `replicator verify "
                             "--mapping %s` lists it (counted in replicator_rows_missing_total)", self.stream,

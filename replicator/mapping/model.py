@@ -151,6 +151,13 @@ class Fold:
     # `via:` -- a fold through a link table (two hops): the child endpoint is the far table holding `value`,
     # reached from the parent through `via`'s rows (`by` is then the link table's parent column)
     via: Via | None = None
+    # `transform: [null_if_empty]` (or per direction): the streams in which an empty text read from the source --
+    # the child's value or the parent's column -- is NULL, i.e. no child row (`empty_null`)
+    null_if_empty: frozenset[str] = frozenset()
+
+    def empty_null(self, stream: str, value: Any) -> Any:
+        """`value` as the fold carries it in `stream`: '' is NULL where `null_if_empty` says so."""
+        return None if value == "" and isinstance(value, str) and stream in self.null_if_empty else value
 
 
 @dataclass(frozen=True)
@@ -465,6 +472,30 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
 
 
+def _fold_transform(f: Section, a: str, b: str) -> frozenset[str]:
+    """`fold.transform:` the streams whose empty texts are NULL. A fold takes `null_if_empty` alone, spelled as on a
+    field: `[null_if_empty]` (both directions) or `{a_to_b: [null_if_empty]}`; any other transform would change the
+    value a child row and its parent's column hold apart, and is refused naming the key."""
+    if not f.has("transform"):
+        return frozenset()
+    t = f.data["transform"]
+    f.allow("transform")
+    where = f.where("transform")
+    streams = (f"{a}_to_{b}", f"{b}_to_{a}")
+    chains = dict(t) if isinstance(t, YamlMap) else {stream: t for stream in streams}
+    out = set()
+    for stream, chain in chains.items():
+        if stream not in streams:
+            raise ConfigError(f"transform directions are {streams[0]} and {streams[1]}", where)
+        names = [chain] if isinstance(chain, str) else chain
+        if not isinstance(names, list) or any(n != "null_if_empty" for n in names):
+            raise ConfigError("a fold takes only the transform null_if_empty (an empty text is NULL: no child row)",
+                              where, hint="transform: [null_if_empty], or {<a>_to_<b>: [null_if_empty]}")
+        if names:
+            out.add(stream)
+    return frozenset(out)
+
+
 def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Mapping:
     """A `fold:` mapping: its child endpoint (a table, its slice, how its keys are made) and the parent's
     table on the other side; no fields, no link of its own (the parent mapping links the rows)."""
@@ -478,7 +509,7 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
     fold = Fold(f.get("parent", str), child, via[1] if via is not None else f.get("by", str), f.get("value", str),
                 f.get("into", str), f.get("references", str, None),
                 f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow",
-                via=via[0] if via is not None else None)
+                via=via[0] if via is not None else None, null_if_empty=_fold_transform(f, a, b))
     f.done()
     if fold.via is not None:
         _refuse_child_target(s, fold, sides)

@@ -42,6 +42,11 @@ class LinkedChange:
     # an INSERT made of an UPDATE whose row entered the filter or slice: a crosswalk pair whose counterpart is
     # gone (deleted when the row left) has it brought back (links.Linker)
     entered: bool = False
+    # a crosswalk pair whose counterpart is gone has it created again, whole, under the pair's key: set with
+    # `entered`, and by `verify --repair` for a row it reports missing. Any other change that finds its pair's
+    # counterpart gone (a `sync --mapping` re-copy after the target deleted it) leaves it deleted, logged and
+    # counted missing (links.Linker)
+    revive: bool = False
     # -- set only by two-way mappings read from the stream, so the linker checks for conflicts as
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
@@ -191,7 +196,14 @@ def route_flow(flow: Flow, change: RowChange, stream: bool = False, commit_time:
 
 
 def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: datetime | None) -> list[Routed]:
-    """`route_flow` without its shortcut for plain flows (`_Plain`): the definition of routing."""
+    """`route_flow` without its shortcut for plain flows (`_Plain`): the definition of routing. (An
+    `optional: true` target's flow never takes the shortcut, nor `route`'s: its changes come here.)"""
+    if flow.target.optional and change.op is not Op.DELETE and change.op is not Op.TRUNCATE:
+        return [existing_only(flow, c) for c in _route_rows(flow, change, stream, commit_time)]
+    return _route_rows(flow, change, stream, commit_time)
+
+
+def _route_rows(flow: Flow, change: RowChange, stream: bool, commit_time: datetime | None) -> list[Routed]:
     if change.op is Op.TRUNCATE:
         return _truncate(flow, change)
     if flow.fold is not None:
@@ -255,6 +267,21 @@ def _route_general(flow: Flow, change: RowChange, stream: bool, commit_time: dat
 
 
 _warned_key_only: set[tuple[str, str]] = set()
+
+
+def existing_only(flow: Flow, change: Routed) -> Routed:
+    """A change for an `optional: true` target (its application creates rows lazily, only once a field is
+    set): when it writes every field and all of them are NULL, the missing row already says so -- it writes
+    into an existing row only, never creates one. The stream, the initial sync, `verify --repair` and `dlq
+    retry` route through here alike (verify calls such a missing row all NULL). A two-way update read from
+    the stream writes only its changed fields (`expect` holds the rest): the conflict check decides there
+    (`detect._Check._update` creates a missing row whole unless all of it is NULL)."""
+    if change.must_exist or change.op is Op.DELETE or (change.op is Op.UPDATE and change.expect is not None):
+        return change
+    key = flow.target.key
+    if any(v is not None for c, v in change.values.items() if c not in key):
+        return change
+    return replace(change, must_exist=True)
 
 
 def _entered(flow: Flow, change: RowChange) -> bool:
@@ -792,7 +819,8 @@ class _Plain:
 
     def __init__(self, flow: Flow):
         self.flow = flow
-        self.usable = flow.fold is None and flow.filter is None and not flow.linked
+        # an `optional: true` target: `_route_general` decides whether a change may create its row
+        self.usable = flow.fold is None and flow.filter is None and not flow.linked and not flow.target.optional
         self.fields: tuple[tuple[str, str, FieldPlan | None], ...] = tuple(
             (p.target, p.source, None) if p.source is not None and p.convert is None and not p.null_in
             and not p.null_out and not p.references else (p.target, p.source or "", p) for p in flow.plans)
@@ -885,7 +913,7 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
     elif checked:
         _count_unchecked(flow)
     return [LinkedChange(flow, change.op, change, skey, values, gate_open, expect=expect, commit_time=commit_time,
-                         insert_only=flow.insert_only, entered=entered)]
+                         insert_only=flow.insert_only, entered=entered, revive=entered)]
 
 
 def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: tuple[Any, ...], checked: bool,

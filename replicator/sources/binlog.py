@@ -13,7 +13,7 @@ import math
 import re
 import socket
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence
 
@@ -606,8 +606,11 @@ class BinlogSource:
                          changes_read: Any) -> list[RowChange]:
         """The rows as mysql-replication decodes them (`event.rows`), corrected as RowDecoder would."""
         at = libraryrows.mark(event)
+        # the texts of the zero dates the library reads as None, so that their row errors name the value as the
+        # fast decoder's do (a GEOMETRY table's rows come here)
+        texts = libraryrows.watch_zero_dates(event)
         try:
-            return self._library_rows(event, table, fix, changes_read)
+            return self._library_rows(event, table, fix, changes_read, texts)
         except UnicodeDecodeError as exc:  # the library's codec for a column (a traceback without a name)
             found = self._decoder.undecodable
             if found is None or (found.schema, found.table) != (event.schema, event.table):
@@ -646,24 +649,33 @@ class BinlogSource:
                                        undefined_byte(image[bad[0]]), tuple(pairs))
         return None
 
-    def _library_rows(self, event: Any, table: TableRef, fix: tuple[Any, ...], changes_read: Any) -> list[RowChange]:
+    def _library_rows(self, event: Any, table: TableRef, fix: tuple[Any, ...], changes_read: Any,
+                      texts: deque[str] | None = None) -> list[RowChange]:
+        """`texts` (libraryrows.watch_zero_dates): the zero dates' texts in reading order, consumed image by image
+        in the same order (each row's before image, then its after image)."""
         out: list[RowChange] = []
+        try:
+            rows = event.rows
+        finally:
+            libraryrows.unwatch(event)
         if isinstance(event, WriteRowsEvent):
-            for r in event.rows:
-                out.append(RowChange(table, Op.INSERT, None, self._row(r["values"], r, "none_sources", fix, table)))
+            for r in rows:
+                out.append(RowChange(table, Op.INSERT, None,
+                                     self._row(r["values"], r, "none_sources", fix, table, texts)))
         elif isinstance(event, UpdateRowsEvent):
-            for r in event.rows:
+            for r in rows:
                 out.append(RowChange(table, Op.UPDATE,
-                                     self._row(r["before_values"], r, "before_none_sources", fix, table),
-                                     self._row(r["after_values"], r, "after_none_sources", fix, table)))
+                                     self._row(r["before_values"], r, "before_none_sources", fix, table, texts),
+                                     self._row(r["after_values"], r, "after_none_sources", fix, table, texts)))
         else:
-            for r in event.rows:
-                out.append(RowChange(table, Op.DELETE, self._row(r["values"], r, "none_sources", fix, table), None))
+            for r in rows:
+                out.append(RowChange(table, Op.DELETE,
+                                     self._row(r["values"], r, "none_sources", fix, table, texts), None))
         changes_read.inc(len(out))
         return out
 
     def _row(self, values: dict[str, Any], raw: dict[str, Any], sources_key: str, fix: tuple[Any, ...],
-             table: TableRef) -> dict[str, Any]:
+             table: TableRef, texts: deque[str] | None = None) -> dict[str, Any]:
         timestamps, sets, (binaries, times, years) = fix
         sources = raw.get(sources_key) or {}
         for col, size in binaries:  # the library strips a BINARY(n)'s trailing zero bytes ('' when all are)
@@ -677,10 +689,16 @@ class BinlogSource:
             if values[col] == 1900:
                 values[col] = 0
         zeroed = [c for c, s in sources.items() if s in _ZERO_DATE] if sources else []
+        shown: dict[str, str] = {}
+        if texts is not None:
+            for col in zeroed:  # (in reading order: the texts' order)
+                if texts:
+                    shown[col] = texts.popleft()
         for col in timestamps:
             if values[col] == _ZERO_TIMESTAMP:  # TIMESTAMP stores '0000-00-00 00:00:00' as 0
                 values[col] = None
                 zeroed.append(col)
+                shown[col] = "0000-00-00 00:00:00"
             else:
                 values[col] = _utc(values[col])
         zero = len(zeroed)
@@ -693,7 +711,7 @@ class BinlogSource:
         if zero:
             metrics.zero_dates.labels(self.direction, str(table)).inc(zero)
             # their columns named for the router, which refuses a zero date a mapping carries (changes.py)
-            return zero_dated(values, zeroed)
+            return zero_dated(values, zeroed, shown)
         return values
 
 

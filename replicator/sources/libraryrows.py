@@ -16,6 +16,7 @@ second error -- gives None, and the caller keeps its message without the key.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,3 +74,58 @@ def reread(event: Any, at: Mark | None) -> list[dict[str, Any]] | None:
     finally:
         delattr(event, _READ_STRING)
     return rows
+
+
+# the library's readers of the temporal types whose zero dates it reads as None (name-mangled), the bytes each
+# reads first, and the text MariaDB shows for such a value (as rowcompile's marked decoder writes it)
+def _date_text(raw: bytes) -> str:
+    x = int.from_bytes(raw, "little")
+    return "%04d-%02d-%02d" % (x >> 9 & 0x7FFF, x >> 5 & 15, x & 31)
+
+
+def _datetime2_text(raw: bytes) -> str:
+    x = int.from_bytes(raw, "big")
+    ym = x >> 22 & 0x1FFFF
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (ym // 13, ym % 13, x >> 17 & 31, x >> 12 & 31, x >> 6 & 63, x & 63)
+
+
+def _datetime_text(raw: bytes) -> str:
+    from replicator.sources.rowvalues import zero_datetime_text
+    return zero_datetime_text(int.from_bytes(raw, "little"))
+
+
+_ZERO_READERS = {"_RowsEvent__read_date": (3, _date_text), "_RowsEvent__read_datetime": (8, _datetime_text),
+                 "_RowsEvent__read_datetime2": (5, _datetime2_text)}
+
+
+def watch_zero_dates(event: Any) -> deque[str] | None:
+    """Before anything reads ``event.rows``: wrap the library's DATE / DATETIME / DATETIME(n) readers for this one
+    event so that each value they read as None (a zero date, a zero month or day, a day the calendar lacks)
+    leaves its text, in reading order -- each row's images in turn, each image's columns in order, which is the
+    order of its ``none_sources`` -- as the fast decoder's marked twin names them. The wrapper peeks at the bytes
+    (`read` then `unread`) and calls the library's own reader, so the values are the library's. None when the
+    rows were read already or the packet cannot be peeked at; `unwatch` takes the wrappers off."""
+    packet = getattr(event, "packet", None)
+    if packet is None or not hasattr(packet, "unread") or getattr(event, _ROWS, None) is not None:
+        return None
+    texts: deque[str] = deque()
+    for attr, (size, text) in _ZERO_READERS.items():
+        original = getattr(event, attr, None)
+        if original is None:
+            unwatch(event)
+            return None
+
+        def reader(*args: Any, _original: Any = original, _size: int = size, _text: Any = text) -> Any:
+            raw = packet.read(_size)
+            packet.unread(raw)
+            value = _original(*args)
+            if value is None:
+                texts.append(_text(raw))
+            return value
+        setattr(event, attr, reader)
+    return texts
+
+
+def unwatch(event: Any) -> None:
+    for attr in _ZERO_READERS:
+        event.__dict__.pop(attr, None)

@@ -537,6 +537,8 @@ def _zero_text(col: Any) -> str:
         return "'%04d-%02d-%02d' % (y, mo, d)"
     if t == FIELD_TYPE.DATETIME2:
         return "'%04d-%02d-%02d %02d:%02d:%02d' % (ym // 13, ym % 13, x >> 17 & 31, x >> 12 & 31, x >> 6 & 63, x & 63)"
+    if t == FIELD_TYPE.DATETIME:  # the pre-5.6 format: its 8 bytes, just read
+        return "_old_datetime_text(_Q(buf, p - 8)[0])"
     if t in (FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2):
         return "'0000-00-00 00:00:00'"
     return "''"

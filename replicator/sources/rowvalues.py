@@ -34,6 +34,14 @@ def _old_datetime(value: int) -> Optional[_datetime_mod.datetime]:
                                   minute=int((time % 10000) / 100), second=int(time % 100))
 
 
+def zero_datetime_text(value: int) -> str:
+    """The text MariaDB shows for a FIELD_TYPE.DATETIME (pre-5.6 format) `_old_datetime` reads as None: a zero
+    date or one with a zero part ('2024-00-15 10:00:00'), from its packed YYYYMMDDhhmmss integer."""
+    date, time = divmod(value, 1000000)
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (date // 10000, date // 100 % 100, date % 100,
+                                              time // 10000, time // 100 % 100, time % 100)
+
+
 def _old_time(time: int) -> _datetime_mod.timedelta:
     """FIELD_TYPE.TIME (pre-5.6 format), exactly as RowsEvent.__read_time."""
     return _datetime_mod.timedelta(hours=int(time / 10000), minutes=int((time % 10000) / 100),
@@ -121,6 +129,7 @@ _BASE_NS: dict[str, Any] = {
     "_S8": _S8, "_date": _datetime_mod.date, "_dt": _datetime_mod.datetime, "_UTC": _UTC,
     "_utcfromtimestamp": _datetime_mod.datetime.utcfromtimestamp, "_Decimal": decimal.Decimal,
     "_int": int, "_from": int.from_bytes, "_parse_json": parse_json, "_old_datetime": _old_datetime,
+    "_old_datetime_text": zero_datetime_text,
     "_old_time": _old_time, "_time2": _time2, "_exact_time": exact_time, "_DAYS": _DayCache(),
     "_format": format,
     "_h": _struct("<h"), "_H": _struct("<H"), "_i": _struct("<i"), "_I": _struct("<I"),

@@ -290,7 +290,6 @@ class SyncDriver:
         sources = self.copied_from = {}
         unroutable = self.copied_unroutable = {}
         skipped = 0
-        optional = job.flow.target.optional
         for row_ in chunk.rows:
             kind = changed.get(tuple(row_[c] for c in cols))
             source = RowChange(table, Op.INSERT, None, row_)
@@ -316,8 +315,6 @@ class SyncDriver:
             if not routed:
                 skipped += 1  # outside the mapping's slice or filter: not the mapping's row, not copied
                 continue
-            if optional:
-                routed = [_existing_only(job.flow, change) for change in routed]
             if kind is ECHO:
                 for change in self._echo_row(job, routed):
                     sources[id(change)] = (job.flow, source)
@@ -489,16 +486,6 @@ class SyncDriver:
     def wake(self) -> None:
         with self._lock:
             self._lock.notify_all()
-
-
-def _existing_only(flow: Flow, change: Routed) -> Routed:
-    """A copied row for an `optional: true` target (its application creates rows lazily, only once a field is
-    set): when every field it writes is NULL, the missing row already says so -- write into an existing row
-    only, never create one (the verify of such a table calls a missing row all NULL)."""
-    key = set(flow.target.key)
-    if change.must_exist or any(v is not None for c, v in change.values.items() if c not in key):
-        return change
-    return replace(change, must_exist=True)
 
 
 def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:

@@ -14,7 +14,12 @@ Per flow, in one target transaction:
    `links.Linker`, which also records the crosswalk pair); extra rows are deleted only when the flow's
    delete policy is `propagate`;
 5. `commit_untracked()`: the rows commit, the stream's checkpoint is not touched; then the source
-   transaction is rolled back (the locks go).
+   transaction is rolled back (the locks go). Like the stream's `commit`, it first confirms that the tables
+   written still have the shape `load_types` planned with: a DBA's ALTER TABLE committed meanwhile rolls the
+   repair back (TargetShapeChanged), and the new shape is judged as the stream judges it
+   (`stream/shapes.TargetShapes`): a column `check` now refuses stops the repair (SchemaChangeError, exit 78,
+   naming table, column, old and new type), one the mappings still carry exactly is planned with and the
+   flow's repair run again.
 
 A differing field of a two-way mapping is decided by the mapping's conflict rule (`_winners`, the same
 `conflicts.rules.decide` the stream uses): `priority` and owned fields by their side, `latest` with a
@@ -29,6 +34,7 @@ the repaired rows are verified again.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence, TextIO
 
 from replicator import metrics
@@ -36,12 +42,13 @@ from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
 from replicator.compare import key_canonical, show
 from replicator.conflicts.rules import decide
-from replicator.errors import FatalError
+from replicator.errors import FatalError, TargetShapeChanged
 from replicator.mapping import applytime
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow
 from replicator.mapping.router import LinkedChange, route_flow
+from replicator.stream.shapes import TargetShapes
 from replicator.verify.flow import FlowCheck
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, LEFT, MISSING, Difference, key_text
 from replicator.verify.run import Verifier
@@ -72,8 +79,9 @@ def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]],
     # and the other direction then finds it in agreement
     first = verifier.config.sync.first_side or verifier.config.connections[0].name
     written = 0
+    shapes: dict[str, TargetShapes] = {}
     for fc, diffs in sorted(groups.values(), key=lambda g: g[0].flow.source.side != first):
-        done, lines = _repair_flow(verifier, fc, diffs)
+        done, lines = _repair_shaped(verifier, fc, diffs, shapes)
         written += done
         for line in lines:
             print(line, file=out)
@@ -102,7 +110,27 @@ def _winners(flow: Flow, d: Difference) -> set[str]:
     return out
 
 
-def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> tuple[int, list[str]]:
+def _repair_shaped(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], shapes: dict[str, TargetShapes]
+                   ) -> tuple[int, list[str]]:
+    """`_repair_flow`, run again (at most twice more) when an ALTER TABLE the mappings still carry moved a table
+    under it; `shapes` keeps each direction's planned shapes across the flows and the attempts."""
+    flow = fc.flow
+    guard = shapes.get(flow.stream)
+    if guard is None:
+        guard = shapes[flow.stream] = TargetShapes(verifier.config, verifier.config.side(flow.target.side),
+                                                   flow.stream)
+        guard.use(verifier.mset)
+    for attempt in range(3):
+        try:
+            return _repair_flow(verifier, fc, diffs, guard)
+        except TargetShapeChanged:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], shapes: TargetShapes
+                 ) -> tuple[int, list[str]]:
     from replicator.appliers.lookup import SourceLookup
     from replicator.sources.tablescan import TableScanner
 
@@ -116,7 +144,9 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> 
     try:
         applier.connect()
         locker.connect()
-        applier.load_types(sorted({e.table for e in mset.target_endpoints(target.name)}))
+        tables = sorted({e.table for e in mset.target_endpoints(target.name)})
+        applier.load_types(tables)
+        shapes.planned(applier.planned)  # a shape moved since the last attempt: judged as the stream judges it
         if applier.read_checkpoint() is None:
             raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` before "
                              f"verify --repair (the repair's loop-prevention tag lives there)")
@@ -163,11 +193,13 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference]) -> 
                 for change in route_flow(flow, RowChange(flow.source.table, Op.INSERT, None, row)):
                     if isinstance(change, LinkedChange):
                         assert linker is not None
-                        linker.apply(change)
+                        # a crosswalk pair whose counterpart is gone (a leave deleted it, or the target):
+                        # created again under the pair's key -- the repair was asked for exactly this row
+                        linker.apply(replace(change, revive=True))
                     else:
                         applier.apply([change])
             done.append(d)
-        applier.commit_untracked()
+        applier.commit_untracked()  # raises TargetShapeChanged (rolled back) when a written table moved
         for d in done:
             metrics.rows_repaired.labels(d.table).inc()
             lines.append(format_repair(d))

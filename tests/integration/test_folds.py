@@ -479,3 +479,29 @@ def test_a_refused_two_hop_fold_change_is_quarantined_and_retried(make_pair):
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert queued() == [] and email() == [("ann@x.de",), ("ann@x.de",)]
     assert pair.stop() == 0
+
+
+def test_an_empty_text_is_no_child_row_with_null_if_empty(make_pair):
+    """EspoCRM stores a cleared web site as '' (docs/walkthrough-espocrm-tryton.md): without `transform:
+    [null_if_empty]` the fold kept a child row holding ''; with it an empty text is NULL both ways -- no child row
+    made, the one there deleted, and a child row holding '' clears the parent's column."""
+    mappings = ADDRESS_MAPPINGS.replace(
+        "into: phone, lossy: allow}", "into: phone, lossy: allow, transform: [null_if_empty]}")
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, mappings, extra_config="sync: {on_first_run: false}\n")
+    pair.start()
+    pair.my_query("INSERT INTO customers (name, email, phone) VALUES ('Acme', '', '')")
+    wait_until(lambda: pair.pg_query("SELECT count(*) FROM customer") == [(1,)], 30, "Acme in the CRM")
+    (owner,), = pair.pg_query("SELECT id FROM customer")
+    # email has no null_if_empty: its '' is a row, as before; phone's '' is none
+    wait_until(lambda: _addresses(pair, owner) == [("email", "")], 30, "the email row only")
+    pair.my_query("UPDATE customers SET phone = '+49 30 1'")
+    wait_until(lambda: _addresses(pair, owner) == [("email", ""), ("phone", "+49 30 1")], 30, "a phone row")
+    pair.my_query("UPDATE customers SET phone = ''")  # cleared the EspoCRM way: the row goes
+    wait_until(lambda: _addresses(pair, owner) == [("email", "")], 30, "the phone row deleted")
+    # the other way: a CRM phone row holding '' is no phone
+    pair.my_query("UPDATE customers SET phone = '+49 30 2'")
+    wait_until(lambda: pair.pg_query("SELECT value FROM address WHERE kind = 'phone'") == [("+49 30 2",)], 30,
+               "the phone row again")
+    pair.pg_query("UPDATE address SET value = '' WHERE kind = 'phone'")
+    wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("", None)], 30, "phone NULL")
+    assert pair.proc is not None and pair.proc.poll() is None, pair.log()[-2000:]

@@ -7,13 +7,15 @@ value or a skipped column.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from replicator.errors import EXIT_CONFIG
-from tests.integration.harness import Pair, reload, wait_until, write_mappings
+from tests.integration.harness import Pair, checkout_env, reload, wait_until, write_mappings
 
 PG_SCHEMA = """
 CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL, credit numeric(12,2), note varchar(50),
@@ -430,6 +432,52 @@ def test_verify_finds_a_row_the_target_rounded_and_repair_rewrites_it_once_widen
         pair.cli("verify", "--repair", check=False)
         assert target_rows(pair, target) == [ROW1]
         assert pair.cli("verify", check=False).returncode == 0
+    finally:
+        pair.stop()
+
+
+@pytest.mark.parametrize("target,column", [("erp", "seen"), ("crm", "credit")])
+def test_a_table_narrowed_during_a_repair_stops_it_before_a_rounded_row_commits(make_pair, target, column):
+    """`verify --repair` commits without a checkpoint (`commit_untracked`), and is held to the shape check all the
+    same: the column is narrowed after the repair planned its types and before it writes (it waits on the source
+    row's lock the test holds), the write would be rounded without an error (fractional seconds on MariaDB, a
+    numeric on PostgreSQL), so the repair is rolled back and stops (78) naming table, column, old and new type."""
+    origin, (old, new) = other(target), ALTERS[(target, column)]
+    pair = one_way(make_pair, target)
+    try:
+        write(pair, origin, exact_row(origin, 1, "1.2345", "2026-01-02 03:04:05.123456"))
+        wait_until(lambda: target_rows(pair, target) == [ROW1], what="row 1 exact")
+        pair.stop()
+        broken = (1, Decimal("9.0000"), datetime(2020, 1, 1))
+        ttable = SIDES[target][0]
+        (pair.my_query if target == "erp" else pair.pg_query)(
+            f"UPDATE {ttable} SET credit = 9, seen = '2020-01-01' WHERE id = 1")
+        # the source row locked: the repair plans the target's types, then waits to read it
+        db = pair.pg if origin == "crm" else pair.maria
+        holder = db.connect(autocommit=False)
+        repair = None
+        try:
+            with holder.cursor() as cur:
+                cur.execute(f"SELECT id FROM {SIDES[origin][0]} WHERE id = 1 FOR UPDATE")
+            repair = subprocess.Popen([sys.executable, "-m", "replicator", "verify", "--repair", "--config",
+                                       str(pair.config_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, cwd=pair.tmp, env=checkout_env())
+            waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" if origin == "crm" else
+                       "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+            query = pair.pg_query if origin == "crm" else pair.my_query
+            wait_until(lambda: query(waiting)[0][0] > 0 or repair.poll() is not None, 60, "the repair waiting")
+            assert repair.poll() is None, repair.communicate()[0]
+            alter(pair, target, column, new)
+        finally:
+            holder.rollback()
+            holder.close()
+        out = repair.communicate(timeout=120)[0] if repair is not None else ""
+        assert repair is not None and repair.returncode == EXIT_CONFIG, out
+        assert f"{ttable}, column {column}: its type changed from {old} to {new}" in out, out
+        assert target_rows(pair, target) == [broken]  # nothing of the repair committed, rounded or not
+        alter(pair, target, column, old)
+        pair.cli("verify", "--repair", check=False)
+        assert target_rows(pair, target) == [ROW1]
     finally:
         pair.stop()
 

@@ -91,3 +91,22 @@ def test_a_sync_table_without_rows_skipped_is_told_to_run_setup_which_adds_it(ma
         pair.my_query("INSERT INTO company VALUES (%s, %s, %s, %s, %s)", row)
     out = pair.cli("sync", "--mapping", "customers").stdout
     assert "customers erp_to_crm  done: 3 rows, 5 skipped" in out, out
+
+
+def test_the_stream_creates_no_empty_optional_row_either_and_makes_it_once_a_field_is_set(
+        make_pair: Callable[..., Pair]) -> None:
+    """The stream agrees with the copy: a source insert whose mapped fields would all be NULL in an
+    `optional: true` table creates nothing there (the missing row says so; verify agrees), and a later update
+    that sets a field creates the row whole."""
+    pair = make_pair(PG, MY, MAPPINGS, "sync: {on_first_run: false}\n")
+    pair.start()
+    pair.my_query("INSERT INTO company VALUES (1, 'Acme', 1, NULL, NULL), (2, 'Globex', 1, 'G-2', 500)")
+    wait_until(lambda: pair.pg_query("SELECT id FROM account ORDER BY id") == [(1,), (2,)], 30, "the accounts")
+    # the same target transaction as the accounts: no empty row for Acme
+    assert pair.pg_query("SELECT id_c, code_c FROM account_cstm ORDER BY id_c") == [(2, "G-2")]
+    pair.my_query("UPDATE company SET code = 'A-1' WHERE rowid = 1")
+    want = [(1, "A-1"), (2, "G-2")]
+    wait_until(lambda: pair.pg_query("SELECT id_c, code_c FROM account_cstm ORDER BY id_c") == want, 30,
+               "Acme's custom row, made by the update that set its first field")
+    pair.stop()
+    assert pair.cli("verify").returncode == 0

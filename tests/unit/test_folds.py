@@ -86,6 +86,33 @@ def test_bad_folds_name_file_line_and_key(config: Config, change: tuple[str, str
     assert message in msg and "m.yaml:" in msg
 
 
+@pytest.mark.parametrize("transform, message", [
+    ("[trim]", "a fold takes only the transform null_if_empty"),
+    ("{crm_to_shop: [null_if_empty]}", "transform directions are crm_to_erp and erp_to_crm"),
+])
+def test_a_folds_transform_is_null_if_empty_alone(config: Config, transform: str, message: str) -> None:
+    msg = error(config, MAPS.replace("value: value, into: email}", f"value: value, into: email, transform: {transform}}}"))
+    assert message in msg and "m.yaml:" in msg and "fold.transform" in msg, msg
+
+
+def test_an_empty_text_is_no_child_row_where_null_if_empty_says_so(config: Config) -> None:
+    """Per direction: erp_to_crm reads the ERP's '' as NULL (the child row goes), crm_to_erp keeps a child's ''."""
+    mset = load(config, MAPS.replace("value: value, into: email}",
+                                     "value: value, into: email, transform: {erp_to_crm: [null_if_empty]}}"))
+    cust = {"cust_no": 7, "name": "A", "email": "a@x.de", "phone": None}
+    out = route(mset, "erp", RowChange(CUSTOMERS, Op.UPDATE, cust, {**cust, "email": ""}))
+    lc = _one([o for o in out if o.flow.mapping == "customer_email"])  # type: ignore[union-attr]
+    assert lc.values[VALUE] is None and lc.expect == {VALUE: "a@x.de"}
+    empty = {**cust, "email": ""}
+    assert [o.flow.mapping for o in route(mset, "erp", RowChange(CUSTOMERS, Op.INSERT, None, empty))  # type: ignore[union-attr]
+            ] == ["customers"]  # no child row to make
+    assert [o for o in route(mset, "erp", RowChange(CUSTOMERS, Op.UPDATE, empty, {**empty, "email": None}))
+            if o.flow.mapping == "customer_email"] == []  # type: ignore[union-attr]  # '' to NULL: no change
+    row = {"id": "a-1", "owner_id": "c-1", "kind": "email", "value": ""}
+    lc = _one(route(mset, "crm", RowChange(ADDRESS, Op.INSERT, None, row)))
+    assert lc.values[VALUE] == ""
+
+
 def test_the_folded_column_has_one_writer(config: Config) -> None:
     msg = error(config, MAPS.replace("fields: {name: ~}\n  customer_email", "fields: {name: ~, email: ~}\n  customer_email"))
     assert "column email of erpdb.customers on erp is written by mappings" in msg

@@ -145,3 +145,36 @@ def test_a_row_entering_a_two_way_slice_is_written_whole(config: Config) -> None
     old = {"contact_no": 5, "email": "a@b", "role": "lead"}
     (linked,) = route(mset, "erp", RowChange(contacts, Op.UPDATE, old, {**old, "role": "contact"}))
     assert isinstance(linked, LinkedChange) and linked.op is Op.INSERT and linked.values == {"email": "a@b"}
+
+
+OPTIONAL = """\
+mappings:
+  custom:
+    direction: {both}
+    crm: {table: customer_cstm, key: [id_c], optional: true}
+    erp: {table: customers, key: [cid]}
+    fields:
+      id_c: {erp: cid}
+      code_c: {erp: code}
+"""
+
+
+@pytest.mark.parametrize("direction", ["both", "erp_to_crm"])
+def test_an_optional_target_gets_no_row_from_a_change_whose_fields_are_all_null(config: Config,
+                                                                                direction: str) -> None:
+    """`optional: true`: a missing row is one whose fields are all NULL. The stream creates none, as the
+    initial sync does not (it writes into a row that exists); a field set creates the row."""
+    mset = load(config, OPTIONAL.replace("{both}", direction))
+    erp = TableRef("erpdb", "customers")
+    empty, filled = {"cid": 1, "code": None}, {"cid": 1, "code": "A-1"}
+    (insert,) = route(mset, "erp", RowChange(erp, Op.INSERT, None, empty))
+    assert insert.op is Op.INSERT and insert.must_exist
+    (insert,) = route(mset, "erp", RowChange(erp, Op.INSERT, None, filled))
+    assert not insert.must_exist
+    (update,) = route(mset, "erp", RowChange(erp, Op.UPDATE, empty, filled))
+    assert update.op is Op.UPDATE and not update.must_exist and update.values["code_c"] == "A-1"
+    # a field set back to NULL: a two-way update writes the changed field and leaves the missing row to the
+    # conflict check (which creates nothing all NULL); a one-way update writes the whole row into one that exists
+    (unset,) = route(mset, "erp", RowChange(erp, Op.UPDATE, filled, empty))
+    assert unset.must_exist is (direction != "both")
+    assert route(mset, "erp", RowChange(erp, Op.DELETE, filled, None))[0].must_exist is False

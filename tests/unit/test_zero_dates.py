@@ -14,7 +14,7 @@ from pymysqlreplication.constants import FIELD_TYPE
 from replicator.changes import Op, RowChange, TableRef, ZeroDatedRow, zero_dated
 from replicator.config import Config
 from replicator.errors import RowError
-from replicator.mapping.check.zerodates import zero_dates_allowed
+from replicator.mapping.check.zerodates import SAMPLE_ROWS, zero_dates_allowed
 from replicator.mapping.router import route, route_all, route_flow, target_values
 from replicator.sources.rowcompile import compile_table
 from replicator.sources.rowdecode import RowDecoder
@@ -217,6 +217,28 @@ def test_check_warns_once_per_carried_date_field_when_the_server_allows_zero_dat
     assert zero_warnings(env, "", "crm_to_erp") == []  # into MariaDB: no zero date comes from PostgreSQL
     (both,) = zero_warnings(env, "", "both")  # the MariaDB -> PostgreSQL direction of a two-way mapping
     assert "field since" in both
+
+
+def test_check_warns_of_a_carried_column_that_already_holds_zero_dates_whatever_the_sql_mode(tmp_path: Path
+                                                                                               ) -> None:
+    """Rows stored before the server was made strict (or by a session with its own sql_mode): `check` counts them in
+    a bounded read (`stored_zero_dates`) and warns of the field that would carry them; not of one that says
+    zero_date: null."""
+    env = Env(tmp_path)
+    cols = {"id": PK, "since": C("date"), "seen": C("datetime", bits=32), "name": C("text")}
+    erp = TableRef("erpdb", "customers")
+    stored = {("erp", erp, "since"): (3, 1200), ("erp", erp, "seen"): (7, 1200)}
+    found = [f"{f.what} | fix: {f.fix}".replace(str(env.config.mappings_dir) + "/", "")
+             for f in env.check(CHECK_TEXT.format(direction="erp_to_crm"), dict(cols), dict(cols),
+                                sql_modes={"erp": NO_ZERO}, stored_zero=stored) if f.warning and "zero date" in f.what]
+    (msg,) = found
+    assert msg.startswith("m.yaml:8: mappings.customers.fields.since: field since carries erp:erpdb.customers.since "
+                          "(DATE) to PostgreSQL, and the column already holds zero dates (3 in its 1,200 rows)"), msg
+    assert "WHERE MONTH(`since`) = 0 OR DAYOFMONTH(`since`) = 0" in msg and "give the field zero_date: null" in msg
+    big = {("erp", erp, "since"): (1, SAMPLE_ROWS)}
+    (msg,) = [f.what for f in env.check(CHECK_TEXT.format(direction="erp_to_crm"), dict(cols), dict(cols),
+                                        sql_modes={"erp": ""}, stored_zero=big) if f.warning and "zero date" in f.what]
+    assert "(1 in the first 100,000 rows read)" in msg, msg  # one warning, not one more for the sql_mode
 
 
 # ---------------------------------------------------------------- explain

@@ -19,14 +19,15 @@ CatalogError = Callable[["Connection", Exception], None]
 
 
 def live_catalogs(config: Config, tables: Mapping[str, Iterable[TableRef]], on_error: CatalogError,
-                  also: Callable[[Connection, Any], None] | None = None) -> dict[str, Catalog]:
+                  also: Callable[[Connection, Any, Catalog], None] | None = None) -> dict[str, Catalog]:
     """`{side: Catalog}` of `tables` (`{side: [TableRef]}`) read from the configuration's live servers, one
     engine per connection, disposed after its read. A connection not named in `tables` is not read. A server
     that cannot be read (unreachable, no access: a ReplicatorError, SQLAlchemyError or OSError) is handed to
     `on_error(connection, exc)`: it raises what its caller wants raised (the stream: a RetriableError), or
     returns and the side is left out of the result (`check`: run_checks reports the server itself).
-    `also(connection, engine)`, when given, asks that server more on the same engine, before it is disposed
-    (no second login: `check`'s sql_mode read), under the same error handling."""
+    `also(connection, engine, catalog)`, when given, asks that server more on the same engine, before it is
+    disposed (no second login: `check`'s sql_mode read and its look for stored zero dates), under the same error
+    handling."""
     import sqlalchemy
 
     from replicator.connect import sql_engine
@@ -40,7 +41,7 @@ def live_catalogs(config: Config, tables: Mapping[str, Iterable[TableRef]], on_e
         try:
             out[conn.name] = read_catalog(engine, tables[conn.name])
             if also is not None:
-                also(conn, engine)
+                also(conn, engine, out[conn.name])
         except (ReplicatorError, sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
             on_error(conn, exc)
         finally:

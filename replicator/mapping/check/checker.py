@@ -46,7 +46,7 @@ from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
 from replicator.mapping.check.keywidth import check_key_widths
 from replicator.mapping.check.latestzone import check_latest_zone
-from replicator.mapping.check.zerodates import check_zero_dates
+from replicator.mapping.check.zerodates import StoredZeroDates, check_zero_dates, stored_zero_dates, zero_date_columns
 from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
 from replicator.mapping.check.shared import check_extension_rows, check_shared_deletes
@@ -77,21 +77,28 @@ _NO_SPEC: Any = object()
 
 
 def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
-                specs: Specs | None = None, sql_modes: dict[str, str] | None = None) -> list[Finding]:
+                specs: Specs | None = None, sql_modes: dict[str, str] | None = None,
+                stored_zero: StoredZeroDates | None = None) -> list[Finding]:
     """Findings for every mapping of `mset` against the catalogs (module docstring: the rules). `sql_modes`:
-    the global sql_mode of each MariaDB side that could be read (the zero-date rule, `zerodates`)."""
+    the global sql_mode of each MariaDB side that could be read, `stored_zero` the zero dates found stored in
+    the columns read (the zero-date rule, `zerodates`)."""
 
-    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes).run()
+    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes, stored_zero=stored_zero).run()
 
 
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     """`check_types` against the live catalogs of the configuration's connections. A server that cannot be
     reached is skipped (run_checks reports it)."""
     sql_modes: dict[str, str] = {}
-    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip,
-                             also=lambda conn, engine: _sql_mode(conn, engine, sql_modes))
+    stored: StoredZeroDates = {}
     kinds = {c.name: c.kind for c in config.connections}
-    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes)
+
+    def also(conn: Connection, engine: Any, catalog: Catalog) -> None:
+        _sql_mode(conn, engine, sql_modes)
+        if conn.kind == "mariadb":
+            stored.update(stored_zero_dates(engine, conn.name, catalog, zero_date_columns(mset, kinds, conn.name)))
+    catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip, also=also)
+    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes, stored)
 
 
 def _sql_mode(conn: Connection, engine: Any, out: dict[str, str]) -> None:
@@ -136,9 +143,10 @@ class CastScope(Protocol):
 class _Checker:
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
                  specs: Specs | None, finding: Any, scope: CastScope | None = None,
-                 sql_modes: dict[str, str] | None = None):
+                 sql_modes: dict[str, str] | None = None, stored_zero: StoredZeroDates | None = None):
         self.mset = mset
         self.sql_modes = sql_modes or {}
+        self.stored_zero = stored_zero or {}
         self.catalogs = catalogs
         self.kinds = kinds
         self.specs = specs
