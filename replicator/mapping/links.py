@@ -99,7 +99,7 @@ class Linker:
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
-        self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind)
+        self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind, mset)
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
@@ -415,6 +415,9 @@ class Linker:
 
     # ------------------------------------------------------------ writes
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
+        folded = self.folds.folded(flow, lc.source_key[0]) if len(lc.source_key) == 1 else {}
+        if folded:  # columns folds fill (a NOT NULL name from a child row): in the insert, not after it
+            values = {**{c: v for c, v in folded.items() if c not in values}, **values}
         if flow.target.slice:
             values = {**values, **dict(flow.target.slice)}  # a new row of the slice: its discriminator, tenant...
             if not flow.link.crosswalk:

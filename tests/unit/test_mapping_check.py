@@ -543,6 +543,35 @@ def test_not_null_column_without_default_and_field(env: Env) -> None:
            "erpdb.customers.customer_no a DEFAULT or make it NULL, or set `created_by: erp`" in msg
 
 
+FOLDED_NAME = """\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [id]}
+    link: {crosswalk: true}
+    fields:
+      v: ~
+  customer_names:
+    direction: crm_to_erp
+    crm: {table: customer_group, key: [customer_id]}
+    erp: {table: customers, key: [id]}
+    fold: {parent: customers, child: crm, by: customer_id, value: group_name, into: name}
+"""
+
+
+def test_not_null_column_a_fold_fills_is_filled_when_the_parent_is_created(env: Env) -> None:
+    # probe13: OFBiz's party_group.group_name, a child row of the party, is Krayin's NOT NULL organizations.name:
+    # the party's insert carries it (links.Linker._create), so check no longer asks for a field or a DEFAULT
+    extra = {("crm", TableRef("public", "customer_group")): {"customer_id": PK, "group_name": vc(100)}}
+    erp = {"id": AUTO_PK, "v": INT, "name": vc(255, nullable=False)}
+    assert not any("no field fills it" in m for m in env.failures(FOLDED_NAME, {"id": PK, "v": INT}, erp, extra=extra))
+    # without the fold nothing fills it
+    alone = FOLDED_NAME[:FOLDED_NAME.index("  customer_names:")]
+    assert any("column name of erpdb.customers is NOT NULL and no field fills it" in m
+               for m in env.failures(alone, {"id": PK, "v": INT}, erp))
+
+
 @pytest.mark.parametrize("col", [vc(20, nullable=False, has_default=True), vc(20),
                                  C("int", bits=64, nullable=False, generated=True),
                                  C("int", bits=64, nullable=False, computed=True)])

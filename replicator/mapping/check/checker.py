@@ -482,6 +482,10 @@ class _Checker:
             return  # this direction only updates
         cols = self.table(flow.target.side, flow.target.table) or {}
         filled = {p.target for p in flow.plans} | {c for c, _ in flow.target.slice}
+        # a fold's column, read from the child row when the row is created (OFBiz's party_group.group_name
+        # into Krayin's NOT NULL organizations.name); a row whose child is missing is a row error naming it
+        from replicator.mapping.model import folds_into  # model imports check's callers
+        filled |= {f.fold.into for f in folds_into(self.mset, m.name, flow.source.side) if f.fold is not None}
         side, table = flow.target.side, flow.target.table
         for name, c in cols.items():
             if c.nullable or c.has_default or c.generated or c.computed or name in filled:
