@@ -739,6 +739,37 @@ def test_crosswalk_text_key_is_made_by_generate_not_an_identity(env: Env) -> Non
     assert "IDENTITY" not in crm and "AUTO_INCREMENT" not in crm
 
 
+SKU_KEY = """\
+mappings:
+  products:
+    direction: erp_to_crm
+    erp: {table: products, key: [id]}
+    crm: {table: product, key: [product_id]}
+    link: {crosswalk: true}
+    fields:
+      sku: {crm: product_id, lossy: allow}
+      name: {crm: product_name}
+"""
+
+
+def test_crosswalk_key_a_narrow_text_or_a_field_fills_names_a_generate_that_fits(env: Env) -> None:
+    """probe13: OFBiz (here the crm side) keys a product by product_id VARCHAR(20), which Krayin's sku is. The
+    fix said `generate: {product_id: uuid}`: 36 characters for a VARCHAR(20), and nothing of the field."""
+    extra = {("erp", TableRef("erpdb", "products")): {"id": AUTO_PK, "sku": vc(255), "name": vc(255)},
+             ("crm", TableRef("public", "product")): {"product_id": C("text", length=20, nullable=False),
+                                                      "product_name": vc(100)}}
+    (msg,) = [m for m in env.failures(SKU_KEY, extra=extra) if "crosswalk: key" in m]
+    assert msg.endswith('fix: add generate: {product_id: {template: "{sku}"}} to the mapping\'s crm endpoint: with a '
+                        "crosswalk the key is made when the row is created, here from field sku's value (a field "
+                        "alone does not key a crosswalk row), or drop link: crosswalk and share keys")
+    # no field holds it: random hex digits as wide as the column, not a uuid
+    alone = SKU_KEY.replace("sku: {crm: product_id", "sku: {crm: product_name").replace(
+        "      name: {crm: product_name}\n", "")
+    (msg,) = [m for m in env.failures(alone, extra=extra) if "crosswalk: key" in m]
+    assert "fix: add generate: {product_id: {hex: 20}} to the mapping's crm endpoint (public.product.product_id " \
+           "holds 20 characters, a uuid 36)" in msg
+
+
 def test_crosswalk_numeric_key_the_application_numbers_is_made_by_a_default(env: Env) -> None:
     """iDempiere's c_bpartner_id is numeric(10), numbered by the application from AD_Sequence: the fix said
     `generate: {id: uuid}` (no number), and for an integer key only an identity, which counts apart from the
