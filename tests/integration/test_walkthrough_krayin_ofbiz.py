@@ -120,15 +120,18 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
     # a PARTY_GROUP party without its party_group row: no name for Krayin's NOT NULL column, queued
     pair.pg_query("INSERT INTO party (party_id, party_type_id, status_id) VALUES ('10031', 'PARTY_GROUP', "
                   "'PARTY_ENABLED')")
-    wait_until(lambda: pair.cli("dlq", "list", "--json").stdout.strip() != "", 30, "the nameless party queued")
-    (queued,) = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
-    assert queued["mapping"] == "organizations" and "Field 'name' doesn't have a default value" in queued["error"], \
-        queued
+    def queued() -> int:
+        return pair.my_query(f"SELECT COUNT(*) FROM `{pair.state_schema}`.dead_letter")[0][0]
+    wait_until(lambda: queued() == 1, 30, "the nameless party queued")
+    (queued_row,) = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
+    assert queued_row["mapping"] == "organizations" and \
+        "Field 'name' doesn't have a default value" in queued_row["error"], queued_row
     pair.pg_query("INSERT INTO party_group (party_id, group_name) VALUES ('10031', 'Prince Family Paper')")
     code, out = page_cli(pair, "dlq", "retry", "--all")
     assert code == 0, out
     wait_until(lambda: ("Prince Family Paper",) in orgs(), 30, "the party with its name, retried")
-    wait_until(lambda: pair.cli("dlq", "list", "--json").stdout.strip() == "", 30, "the queue empty")
+    wait_until(lambda: queued() == 0, 30, "the queue empty")
+    assert pair.cli("dlq", "list", "--json").stdout.strip() == ""
 
     # stop, edits on both sides, start: they arrive, once
     assert pair.stop() == 0
