@@ -38,7 +38,7 @@ from replicator.appliers.base import Applier, group_runs
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.errors import RowError
 from replicator.identifiers import for_params, quote_ident
-from replicator.mapping.model import Flow, Fold
+from replicator.mapping.model import Flow, Fold, MappingSet, folds_into
 from replicator.mapping.router import LinkedChange, Ref, Routed, source_key
 
 log = logging.getLogger(__name__)
@@ -262,8 +262,10 @@ class FoldApplier:
     a parent has); without them (explain, repair) that check is skipped."""
 
     def __init__(self, applier: Applier, stream: str, resolve: Callable[[Ref], Any],
-                 park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None):
+                 park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None,
+                 mset: MappingSet | None = None):
         self.a = applier
+        self.mset = mset
         self.stream = stream
         self.resolve = resolve
         self.park = park
@@ -318,13 +320,38 @@ class FoldApplier:
             return resolved
         return value
 
+    # ------------------------------------------------------------ a parent created with its folded columns
+    def folded(self, parent: Flow, parent_value: Any) -> dict[str, Any]:
+        """The columns folds write into a parent row `parent` is about to create, read from the source's child
+        rows now: the parent's insert carries them (Krayin's organizations.name, NOT NULL, is OFBiz's
+        party_group.group_name, a child row of the party the insert comes from). A parent without its child
+        row, or with several, gets nothing here: the fold's own change writes or refuses it. A `references`
+        value is translated; one without a counterpart yet is left to the fold's change (it parks)."""
+        out: dict[str, Any] = {}
+        for flow in folds_into(self.mset, parent.mapping, parent.source.side) if self.mset is not None else ():
+            fold = flow.fold
+            assert fold is not None
+            rows = self._siblings_of(flow, fold, parent_value)
+            if not rows or len(rows) > 1:
+                continue
+            value = rows[0][len(flow.source.key)]
+            if fold.references and value is not None:
+                value = self.resolve(Ref(fold.references, value))
+                if value is None:
+                    continue
+            out[fold.into] = value
+        return out
+
     # ------------------------------------------------------------ child rows into a column
     def _siblings(self, lc: LinkedChange, fold: Fold, parent_value: Any) -> list[tuple[Any, ...]] | None:
         """The child rows of the type this parent has in the source now (key columns, then the value);
         None when the source cannot be read here."""
+        return self._siblings_of(lc.flow, fold, parent_value)
+
+    def _siblings_of(self, flow: Flow, fold: Fold, parent_value: Any) -> list[tuple[Any, ...]] | None:
         if self.source_query is None or self.source_kind is None:
             return None
-        src = lc.flow.source
+        src = flow.source
         q = self._ident
         where = {fold.by: parent_value, **dict(src.slice)}
         sql = (f"SELECT {', '.join(q(c) for c in (*src.key, fold.value))} FROM {q(src.table.schema, src.table.name)} "

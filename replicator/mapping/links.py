@@ -99,7 +99,7 @@ class Linker:
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
-        self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind)
+        self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind, mset)
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
@@ -418,11 +418,23 @@ class Linker:
             key = self._crosswalk(ref.mapping, (ref.value,))
             return key[0] if key else None
         target = mapping.endpoint(self.target_side)
-        found = self.a.find_keys(target.table, target.key, {target.key[0]: ref.value}, limit=1)
-        return ref.value if found else None
+        value = ref.value
+        through = _key_reference(mapping, self.target_side)
+        if through is not None and through != mapping.name:
+            # a 1:1 extension keyed by another mapping's records (`id: {ofbiz: party_id, references: persons}`):
+            # its key on this side is that record's counterpart key, not the source's own value (OFBiz's
+            # person.party_id 'KR2' for Krayin's persons.id 1)
+            value = self._resolve(Ref(through, value))
+            if value is None:
+                return None
+        found = self.a.find_keys(target.table, target.key, {target.key[0]: value}, limit=1)
+        return value if found else None
 
     # ------------------------------------------------------------ writes
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:
+        folded = self.folds.folded(flow, lc.source_key[0]) if len(lc.source_key) == 1 else {}
+        if folded:  # columns folds fill (a NOT NULL name from a child row): in the insert, not after it
+            values = {**{c: v for c, v in folded.items() if c not in values}, **values}
         if flow.target.slice:
             values = {**values, **dict(flow.target.slice)}  # a new row of the slice: its discriminator, tenant...
             if not flow.link.crosswalk:
@@ -602,3 +614,15 @@ class Linker:
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
         return taken
+
+
+def _key_reference(mapping: Mapping, side: str) -> str | None:
+    """The mapping whose records key this one's rows, when its key column on `side` is written by a
+    `references:` field (a 1:1 extension table, docs/mappings.md "A 1:1 custom-field table"); else None."""
+    key = mapping.endpoint(side).key
+    if len(key) != 1:
+        return None
+    for f in mapping.fields:
+        if f.references and f.column(side) == key[0]:
+            return f.references
+    return None

@@ -1112,3 +1112,16 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                 writers[k] = m.name
                 natural[k] = linked
                 stamped[k] = plan.stamp
+
+
+def folds_into(mset: MappingSet, parent: str, source_side: str) -> list[Flow]:
+    """The flows from `source_side` of the one-hop folds whose child rows are on that side and whose column is
+    in mapping `parent`'s rows on the other: what a row `parent` creates there may carry at once."""
+    out = []
+    for m in mset.mappings:
+        flow = m.flow(source_side)
+        fold = flow.fold if flow is not None else None
+        if flow is not None and fold is not None and fold.parent == parent and fold.child == source_side \
+                and fold.via is None:
+            out.append(flow)
+    return out

@@ -413,3 +413,93 @@ def test_an_update_whose_counterpart_the_target_deleted_is_logged_with_both_keys
     assert ("crm_to_erp: mapping customers: crm key (2,) changed, but its counterpart erpdb.customers key (101,) "
             "is gone (deleted on erp since): not written") in line, line
     assert "replicator verify --mapping customers" in line, line
+
+
+EXTENSION_YAML = YAML + """\
+  customer_extra:                     # a 1:1 extension: the ERP row is keyed by the customer's cust_no
+    direction: crm_to_erp
+    crm: {table: customer, key: [id]}
+    erp: {table: customer_extra, key: [cust_no]}
+    fields:
+      id: {erp: cust_no, references: customers}
+  notes:                              # rows that point at the extension
+    direction: crm_to_erp
+    crm: {table: note, key: [id]}
+    erp: {table: notes, key: [id]}
+    fields:
+      id: ~
+      customer_id: {erp: cust_no, references: customer_extra}
+"""
+NOTE = TableRef("public", "note")
+T_EXTRA = TableRef("erpdb", "customer_extra")
+T_NOTES = TableRef("erpdb", "notes")
+
+
+def test_a_reference_to_a_one_to_one_extension_is_translated_through_the_mapping_that_keys_it(
+        tmp_path: Path) -> None:
+    # probe13 (OFBiz): Krayin's birthday attribute of person 1 names mapping person_names (OFBiz's person row,
+    # keyed by `id: {ofbiz: party_id, references: persons}`); the reference was looked up with Krayin's own 1
+    # in person.party_id ("operator does not exist: character varying = integer", or, the other way, parked
+    # for good) instead of the party id the persons crosswalk names
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), EXTENSION_YAML)
+    target = FakeTarget()
+    target.tables.update({T_EXTRA: [], T_NOTES: []})
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", None)  # type: ignore[arg-type]
+    apply(linker, mset, customer(5, "NL5", "Ed"))
+    cust_no = target.tables[T_CUSTOMERS][0]["cust_no"]
+    assert cust_no != 5
+    assert target.tables[T_EXTRA] == [{"cust_no": cust_no}]  # the extension row, made with the customer
+    apply(linker, mset, RowChange(NOTE, Op.INSERT, None, {"id": 1, "customer_id": 5}))
+    assert target.tables[T_NOTES] == [{"id": 1, "cust_no": cust_no}]
+    # a customer without a counterpart: the note waits, although an extension row carries the CRM's number 6
+    target.tables[T_EXTRA].append({"cust_no": 6})
+    apply(linker, mset, RowChange(NOTE, Op.INSERT, None, {"id": 2, "customer_id": 6}))
+    assert [r["id"] for r in target.tables[T_NOTES]] == [1] and len(target.parked) == 1
+
+
+PARTY_YAML = """\
+mappings:
+  organizations:                      # OFBiz's party (here the crm side) <-> Krayin's organizations
+    direction: crm_to_erp
+    crm: {table: party, key: [party_id], slice: {party_type_id: PARTY_GROUP}}
+    erp: {table: organizations, key: [id]}
+    link: {crosswalk: true}
+    fields:
+      status_id: {erp: ~}
+  organization_names:                 # ... whose NOT NULL name is party_group.group_name, a child row
+    direction: crm_to_erp
+    crm: {table: party_group, key: [party_id]}
+    erp: {table: organizations, key: [id]}
+    fold: {parent: organizations, child: crm, by: party_id, value: group_name, into: name}
+"""
+PARTY = TableRef("public", "party")
+T_ORGS = TableRef("erpdb", "organizations")
+
+
+def test_a_parent_created_through_a_crosswalk_carries_the_columns_its_folds_fill(tmp_path: Path) -> None:
+    # probe13: OFBiz keeps an organization as a party row and its party_group row (the name); Krayin's
+    # organizations.name is NOT NULL. The party's insert created the organization without a name (refused
+    # by MariaDB, and by check before it), the fold's update would only have come after it
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), PARTY_YAML)
+    target = FakeTarget()
+    target.tables[T_ORGS] = []
+    groups = {"10000": [("10000", "Dunder Mifflin")], "10001": [], "10002": [("10002", "A"), ("10002x", "B")]}
+    asked: list[tuple[str, list[Any]]] = []
+
+    def source(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        if "{crosswalk}" in sql:
+            return []  # no pair made by the other direction
+        asked.append((sql, params))
+        return groups[params[0]]
+    linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", source, "postgresql")  # type: ignore[arg-type]
+    for party_id in groups:
+        row = {"party_id": party_id, "party_type_id": "PARTY_GROUP", "status_id": "PARTY_ENABLED"}
+        for out in route(mset, "crm", RowChange(PARTY, Op.INSERT, None, row)):
+            assert isinstance(out, LinkedChange)
+            linker.apply(out)
+    assert asked[0] == ('SELECT "party_id", "group_name" FROM "public"."party_group" WHERE "party_id" = %s '
+                        'ORDER BY "party_id" LIMIT 3', ["10000"])
+    # the one child row's value in the insert; none, or two (the fold's own change refuses those), leave it out
+    assert [r.get("name") for r in target.tables[T_ORGS]] == ["Dunder Mifflin", None, None]

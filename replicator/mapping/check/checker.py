@@ -176,7 +176,16 @@ class _Checker:
             return _NO_SPEC
         return self.specs.get((m.name, f.name), _NO_SPEC)
 
-    def generated_fix(self, side: str, table: TableRef, column: str, c: ColumnInfo | None) -> str:
+    def generated_fix(self, side: str, table: TableRef, column: str, c: ColumnInfo | None,
+                      flow: Flow | None = None) -> str:
+        # a field writes the key column (OFBiz's product_id is Krayin's sku, order_item's order_id the
+        # parent's): with a crosswalk the key is made, not written, and the fix said `generate: uuid`,
+        # 36 characters for a VARCHAR(20); the key the field holds is a template over that field
+        writer = next((p.name for p in flow.plans if p.target == column), None) if flow is not None else None
+        if writer is not None:
+            return (f"add generate: {{{column}: {{template: \"{{{writer}}}\"}}}} to the mapping's {side} endpoint: "
+                    f"with a crosswalk the key is made when the row is created, here from field {writer}'s value "
+                    f"(a field alone does not key a crosswalk row), or drop link: crosswalk and share keys")
         # an application that numbers its rows itself (iDempiere's numeric(10) ids from its AD_Sequence table):
         # an identity would count apart from it and hand out numbers the application hands out too; the key
         # is made by a DEFAULT that takes the application's next number. The fix said `generate: uuid`
@@ -188,6 +197,12 @@ class _Checker:
             return (f"give {table}.{column} a DEFAULT that takes the application's next number (a function over "
                     f"its sequence table, or nextval of its sequence) and add generate: {{{column}: default}} to the "
                     f"mapping's {side} endpoint, or drop link: crosswalk and share keys")
+        if c is not None and c.kind == "text" and c.length is not None and c.length < 36:
+            # a UUID does not fit (OFBiz's VARCHAR(20) ids, EspoCRM's VARCHAR(17))
+            made = f"{{hex: {c.length}}}" if c.length >= 12 else "a template:"
+            return (f"add generate: {{{column}: {made}}} to the mapping's {side} endpoint ({table}.{column} holds "
+                    f"{c.length} characters, a uuid 36), or default with a DEFAULT on the column that takes the "
+                    f"application's next id, or drop link: crosswalk and share keys")
         if c is not None and c.kind != "int":
             # an identity / AUTO_INCREMENT is for integers only: a text or uuid key (SuiteCRM's char(36)) is
             # made by its application, so replicator makes it too
@@ -490,6 +505,10 @@ class _Checker:
             return  # this direction only updates
         cols = self.table(flow.target.side, flow.target.table) or {}
         filled = {p.target for p in flow.plans} | {c for c, _ in flow.target.slice}
+        # a fold's column, read from the child row when the row is created (OFBiz's party_group.group_name
+        # into Krayin's NOT NULL organizations.name); a row whose child is missing is a row error naming it
+        from replicator.mapping.model import folds_into  # model imports check's callers
+        filled |= {f.fold.into for f in folds_into(self.mset, m.name, flow.source.side) if f.fold is not None}
         side, table = flow.target.side, flow.target.table
         for name, c in cols.items():
             if c.nullable or c.has_default or c.generated or c.computed or name in filled:
@@ -568,7 +587,7 @@ class _Checker:
                         continue  # made by the database, or by replicator (generate: uuid / template)
                     self.fail(side, f"{_at(m.where, '.link')}: crosswalk: key column {k} of {table} is not generated "
                               f"by the database, but {flow.stream} creates rows and leaves the key to it",
-                              self.generated_fix(side, table, k, c))
+                              self.generated_fix(side, table, k, c, flow))
         for f in m.fields:
             if not f.references:
                 continue

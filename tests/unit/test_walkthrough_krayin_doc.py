@@ -1,0 +1,68 @@
+"""docs/walkthrough-krayin-ofbiz.md without servers: its mapping files load, and every table, key and column they
+name is in the page's own CREATE TABLE blocks (tests/integration/test_walkthrough_krayin_ofbiz.py runs the page
+for real)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.config import Account, Batching, Config, Connection, Secret
+from replicator.mapping.model import MappingSet, load_mappings
+from tests.unit.test_reference_mappings import parse_schema
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
+
+PAGE = ROOT / "docs" / "walkthrough-krayin-ofbiz.md"
+
+
+@pytest.fixture(scope="module")
+def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
+    base = tmp_path_factory.mktemp("krayin")
+    acc = Account("u", Secret(""))
+    config = Config(base / "replicator.yaml", (Connection("krayin", "mariadb", "h", 3306, "krayin", acc, acc),
+                                               Connection("ofbiz", "postgresql", "h", 5432, "ofbiz", acc, acc)),
+                    base / "maps", Batching())
+    config.mappings_dir.mkdir()
+    for name, text in blocks(PAGE).items():
+        if name.startswith("mappings/"):
+            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
+    return load_mappings(config)
+
+
+def test_the_page_holds_schemas_seeds_key_defaults_and_three_mapping_files() -> None:
+    names = set(blocks(PAGE))
+    assert {"krayin.sql", "ofbiz.sql", "ofbiz-keys.sql", "krayin-seed.sql", "ofbiz-seed.sql"} <= names
+    assert sorted(n for n in names if n.startswith("mappings/")) == [
+        "mappings/10-parties.yaml", "mappings/20-products.yaml", "mappings/30-quotes.yaml"]
+
+
+def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
+    schemas = {}
+    for side, sql, schema in (("krayin", "krayin.sql", "krayin"), ("ofbiz", "ofbiz.sql", "public")):
+        path = tmp_path / sql
+        path.write_text(blocks(PAGE)[sql], encoding="utf-8")
+        schemas[side] = parse_schema(path, schema)
+    assert ("krayin", "attribute_values") in schemas["krayin"] and ("public", "order_item") in schemas["ofbiz"]
+    assert schemas["ofbiz"][("public", "party_contact_mech")].primary_key == ("party_id", "contact_mech_id",
+                                                                              "from_date")
+    assert sorted(m.name for m in mset.mappings) == [
+        "organization_names", "organizations", "person_birthday", "person_names", "persons", "products",
+        "quote_items", "quotes"]
+    assert_mappings_fit(mset, schemas)
+
+
+def test_the_choices_the_page_explains(mset: MappingSet) -> None:
+    by = {(f.mapping, f.stream): f for m in mset.mappings for f in m.flows}
+    # parties of two types in one table, keyed by OFBiz's DEFAULT
+    assert by["organizations", "krayin_to_ofbiz"].target.slice == (("party_type_id", "PARTY_GROUP"),)
+    assert by["persons", "krayin_to_ofbiz"].target.slice == (("party_type_id", "PERSON"),)
+    # the EAV attribute row of the birthday
+    assert by["person_birthday", "ofbiz_to_krayin"].target.slice == (("entity_type", "persons"), ("attribute_id", 9))
+    # Krayin's one name split into OFBiz's two
+    plans = {p.target: p for p in by["person_names", "krayin_to_ofbiz"].plans}
+    row = {"name": "Wile E. Coyote"}
+    assert plans["first_name"].convert is not None and plans["first_name"].convert("Wile E. Coyote", row) == "Wile"
+    assert plans["last_name"].convert is not None and plans["last_name"].convert("Wile E. Coyote", row) == "Coyote"
+    # an order line's composite key from its order's id and the item's
+    gen = by["quote_items", "krayin_to_ofbiz"].target.generate
+    assert [(g.column, g.template) for g in gen] == [("order_id", "{quote_id}"), ("order_item_seq_id", "{id}")]
