@@ -95,6 +95,18 @@ DEC_MAX = Decimal("9" * 35 + "." + "9" * 30)
 DEC_MIN = Decimal("-" + "9" * 35 + "." + "9" * 30)  # not -DEC_MAX: that rounds to the context's 28 digits
 TINY_F = 1.401298464324817e-45  # the smallest float32 (denormal)
 
+# a PostgreSQL interval and its ISO 8601 text (intervalstyle iso_8601, every replicator session's): the
+# last two are each field at its end of the range, the second the longest text there is (56 characters,
+# casts.INTERVAL_TEXT_WIDTH)
+INTERVAL_TEXTS = [
+    ("1 year 2 mons -3 days 04:05:06.789", "P1Y2M-3DT4H5M6.789S"), ("-00:00:00.000001", "PT-0.000001S"),
+    ("0", "PT0S"), ("25 hours", "PT25H"), ("-1 day 00:00:01.5", "P-1DT1.5S"),
+    ("178956970 years 7 mons 2147483647 days 2562047788:00:54.775807",
+     "P178956970Y7M2147483647DT2562047788H54.775807S"),
+    ("-178956969 years -11 mons -2147483648 days -2562047787:59:59.999999",
+     "P-178956969Y-11M-2147483648DT-2562047787H-59M-59.999999S"),
+]
+
 M2P = [
     Case("m2p", "TINYINT", "smallint", [(-128, -128), (127, 127), (0, 0)]),
     Case("m2p", "SMALLINT", "smallint", [(-32768, -32768), (32767, 32767), (0, 0)]),
@@ -140,6 +152,7 @@ M2P = [
     Case("m2p", "TIME(3)", "interval",
          [(-timedelta(hours=12, minutes=34, seconds=56, microseconds=789000),) * 2, (timedelta(milliseconds=-1),) * 2,
           (timedelta(milliseconds=-999),) * 2]),
+    Case("m2p", "LONGTEXT", "interval"),  # refused: PostgreSQL rounds and normalises interval text silently
     Case("m2p", "TIME(6)", "time(6)",
          [(timedelta(0), time(0)), (timedelta(hours=23, minutes=59, seconds=59, microseconds=999999),
                                     time(23, 59, 59, 999999))]),
@@ -195,6 +208,7 @@ P2M = [
                                                                  timedelta(hours=23, minutes=59, seconds=59,
                                                                            microseconds=999999)),
                                        ("24:00:00", timedelta(hours=24))]),
+    Case("p2m", "VARCHAR(56)", "interval", [(v, t) for v, t in INTERVAL_TEXTS]),
     Case("p2m", "TIME(6)", "interval",
          [("-838:59:59.999999", -timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)),
           ("838:59:59.999999", timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)),
@@ -513,3 +527,31 @@ def test_values_postgresql_cannot_hold_are_row_errors_naming_table_key_and_colum
         cur.execute('SELECT count(*) FROM "we""ird é"')
         assert cur.fetchall()[0][0] == 0
     conn.close()
+
+
+def test_an_intervals_iso_text_is_its_longest_and_reads_back_as_the_same_interval(pg_db) -> None:
+    """What an interval -> text field writes (docs/types.md, "Intervals"): PostgreSQL's ISO 8601 text, at most
+    casts.INTERVAL_TEXT_WIDTH characters, which PostgreSQL reads back as the same interval -- shown alike in
+    another style, so months, days and microseconds each came back, not only an equal total. Text it did
+    not write is not read exactly (why text -> interval is refused)."""
+    from replicator.mapping.check.casts import INTERVAL_TEXT_WIDTH
+    conn = pg_db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET intervalstyle = iso_8601")
+            for value, iso in INTERVAL_TEXTS:
+                cur.execute("SELECT %s::interval::text", (value,))
+                assert cur.fetchone()[0] == iso
+                assert len(iso) <= INTERVAL_TEXT_WIDTH
+                cur.execute("SET intervalstyle = postgres_verbose")
+                cur.execute("SELECT %s::interval::text, %s::interval::text", (iso, value))
+                back, original = cur.fetchone()
+                assert back == original, (iso, back, original)
+                cur.execute("SET intervalstyle = iso_8601")
+            assert max(len(iso) for _, iso in INTERVAL_TEXTS) == INTERVAL_TEXT_WIDTH
+            for text, read in (("0.0000005 seconds", "PT0S"), ("0.3333333 months", "P9DT23H59M59.9136S"),
+                               ("1 day", "P1D")):
+                cur.execute("SELECT %s::interval::text", (text,))
+                assert cur.fetchone()[0] == read
+    finally:
+        conn.close()

@@ -1126,6 +1126,12 @@ MY_TEXT = C("text", octets=65535, type_name="TEXT")
     # a PostgreSQL timetz has no MariaDB TIME form
     (C("time", precision=6, timezone=True), C("time", precision=6, bits=24), ERROR, None),
     (C("time", precision=6, timezone=True), C("interval"), ERROR, None),
+    # an interval into text is its ISO 8601 text, 56 characters at most; text into an interval is not exact
+    (C("interval"), vc(56), FIT, None),
+    (C("interval"), C("text", octets=255, charset="utf8mb4"), FIT, None),  # a TINYTEXT: 224 bytes at most
+    (C("interval"), vc(55), LOSSY, True),  # a longer one is the server's row error
+    (C("text"), C("interval"), LOSSY, False),
+    (vc(56), C("interval"), LOSSY, False),
     (C("time", precision=6, bits=24), C("time", precision=6, timezone=True), LOSSY, True),  # -838:59:59
 ])
 def test_cast_edges_found_by_probing(src: ColumnInfo, dst: ColumnInfo, verdict: str, loud: bool | None) -> None:

@@ -20,7 +20,8 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
   digits. B: DOUBLE into REAL / FLOAT is lossy.
 - W: fits when the target text is unbounded or at least as long as the longest text of the
   source (integer: digits and sign; decimal(p, s): p + 2; float: 24; bool: 5; date: 10; datetime:
-  26, 32 with a time zone; time: 15; uuid: 36; enum: its longest value; json: unbounded only).
+  26, 32 with a time zone; time: 15; uuid: 36; enum: its longest value; interval: 56, PostgreSQL's
+  ISO 8601 text; json: unbounded only).
   For bytes, W means a uuid into BINARY / VARBINARY of at least 16 bytes.
 - L: fits when the target is unbounded or at least as long as the source; an unbounded source
   into a bounded target is lossy. Into a MariaDB BINARY(n) only a BINARY(n) fits: a shorter value
@@ -51,6 +52,8 @@ same table (tests/unit/test_type_contract_doc.py compares the two, and `_cast` w
 - I: a MariaDB TIME into a PostgreSQL interval fits. V: an interval into a TIME is converted when it
   has no years or months and lies within -838:59:59.999999..838:59:59.999999, else a row error
   (lossy, a warning); into a TIME with fewer than 6 fractional digits it is rounded (lossy, refused).
+  Text (or an enum) into an interval is lossy and refused: PostgreSQL rounds and normalises what it
+  reads without a word (W covers the other way: an interval into text is its exact ISO 8601 text).
 - N: a MariaDB INET6 / INET4 (16 / 4 bytes on the stream) into a PostgreSQL inet or cidr fits
   (converted to the address); a PostgreSQL inet into a MariaDB INET6 / INET4 is lossy (a netmask
   or an address of the other family is refused by the server); an INET6 into bytes fits when they
@@ -113,6 +116,8 @@ def _loud(s: "ColumnInfo", t: "ColumnInfo") -> bool:
         return s.kind != "decimal" or not _fewer_places(s, t)
     if s.kind == "interval" and t.kind == "time" and (t.precision or 0) < 6:
         return False  # fractional seconds rounded
+    if s.kind in ("text", "enum") and t.kind == "interval":
+        return False  # PostgreSQL reads '0.0000005 seconds' as 0, '1 day' and 'P1D' as one value, silently
     if s.kind == "inet" and t.kind == "inet":
         return False  # an IPv4 address or a netmask from PostgreSQL into an INET6
     if s.kind in ("uuid", "inet") and s.bits and t.kind == "text":
@@ -214,6 +219,13 @@ def _ranged(c: ColumnInfo) -> str:
     return c.describe() if c.bounds is not None else f"{c.describe()} ({lo}..{hi})"
 
 
+# the longest text of a PostgreSQL interval as replicator reads it (every session sets intervalstyle
+# iso_8601): 'P-178956969Y-11M-2147483648DT-2562047787H-59M-59.999999S', each field at the end of its
+# range (months and days int32, the time int64 microseconds). tests/integration/test_type_contract.py
+# has PostgreSQL print it.
+INTERVAL_TEXT_WIDTH = 56
+
+
 def _text_width(c: ColumnInfo) -> int | None:
     """The longest text a value of `c` renders as; None: unbounded."""
     k = c.kind
@@ -236,7 +248,9 @@ def _text_width(c: ColumnInfo) -> int | None:
         return 36
     if k == "inet":
         return 43  # an IPv6 address with a netmask
-    if k in ("interval", "array"):
+    if k == "interval":
+        return INTERVAL_TEXT_WIDTH
+    if k == "array":
         return None
     if k == "enum":
         return max((len(v) for v in c.enums), default=0)
@@ -327,6 +341,13 @@ def _cast(s: ColumnInfo, t: ColumnInfo) -> tuple[str, str]:
             return FIT, ""
         if tk == "bytes":
             return LOSSY, "text into bytes: lengths count bytes, and PostgreSQL reads backslashes as bytea escapes"
+        if tk == "interval":
+            return LOSSY, ("text into an interval is not exact: PostgreSQL reads many spellings of one interval "
+                           "('1 day', 'P1D', '24:00:00' is another), rounds fractional seconds past 6 digits and "
+                           "turns fractions of months into days ('0.3333333 months' -> 'P9DT23H59M59.9136S'), "
+                           "without a word, and writes the value back as ISO 8601 ('P1D'), not as the text was. "
+                           "Map the interval one way (PostgreSQL -> text, exact), or add `lossy: allow` if the "
+                           "text only ever holds what an interval column wrote (its ISO 8601 text)")
         return LOSSY, f"text into {tk}: a text that is not a valid {tk} is a row error"
     if sk == "int":
         if tk == "int":
