@@ -1,8 +1,10 @@
 """`replicator scaffold`: a first draft of a mapping for two wide tables, from both live catalogs.
 
 Real ERP tables have a hundred columns. The draft names the keys (a crosswalk when both sides number
-their own rows, or one numbers them and the other's application makes UUIDs: `generate:` there), pairs columns by name (case, underscores and a prefix the table's columns share, such
-as `c_` or `cust_`, ignored), adds `lossy: allow` with the reason where `check` would refuse a cast
+their own rows, or one numbers them and the other's application makes UUIDs: `generate:` there), pairs columns by name (the same name
+first; else case, underscores and a prefix the table's columns share, such as `c_` or `cust_`, ignored, said
+in the field's comment; never across kinds under another spelling, nor a key with an ordinary column:
+`column_pairs`), adds `lossy: allow` with the reason where `check` would refuse a cast
 that may lose information, a value map for two enum domains (values paired by name, the rest left as
 a TODO), and lists as comments the columns it could not pair, NOT NULL ones first. It is a draft for a
 person to read: `replicator check` then passes it or explains what is left.
@@ -49,18 +51,73 @@ def _norm(name: str, prefix: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name)
 
 
-def pair_columns(a: Table, b: Table) -> list[tuple[str, str]]:
-    """Columns of `a` and `b` with the same name once case, underscores and a shared prefix are ignored."""
+# kinds a column can be paired across under another spelling of its name: the same family (lengths,
+# precision and the like differ; the draft says `lossy: allow` with the reason where check would refuse)
+_FAMILY = {"int": "a number", "decimal": "a number", "float": "a number", "bool": "a number", "text": "text",
+           "enum": "text", "date": "a date", "datetime": "a date", "time": "a time", "interval": "a time",
+           "json": "json", "array": "an array", "bytes": "bytes", "uuid": "a uuid", "inet": "an address"}
+
+
+@dataclass(frozen=True)
+class ColumnPair:
+    """Two columns of one name: `how` says which spelling made them one ("the same name", "... with case
+    ignored", ...); `refused`, why the draft does not make them a field (None: it does)."""
+
+    a: str
+    b: str
+    how: str
+    refused: str | None = None
+
+
+def column_pairs(a: Table, b: Table) -> list[ColumnPair]:
+    """Columns of `a` and `b` of one name, in `a`'s order, the closest spelling first: the same name, then
+    with case ignored, then case and underscores, then also a prefix the table's columns share (`c_`). A
+    spelling two columns of one side share pairs neither. Conservative (round 13: SuiteCRM's created_by, a
+    user's UUID, was drafted as one field with iDempiere's createdby, a user's number): a pair that is not the
+    same name up to case and whose kinds differ (text against a number) is refused, and so is one table's key
+    with the other's ordinary column (ERPNext's key `name` and Odoo's partner name): such pairs are listed in
+    the draft with the reason, never drafted."""
     pa, pb = _prefix(list(a.columns)), _prefix(list(b.columns))
-    by_plain = {re.sub(r"[^a-z0-9]", "", n.lower()): n for n in b.columns}
-    by_norm = {_norm(n, pb): n for n in b.columns}
-    out, used = [], set()
-    for name in a.columns:
-        other = by_plain.get(re.sub(r"[^a-z0-9]", "", name.lower())) or by_norm.get(_norm(name, pa))
-        if other is not None and other not in used:
-            used.add(other)
-            out.append((name, other))
-    return out
+    prefixes = " and ".join(f"{t.side}'s prefix {p}" for t, p in ((a, pa), (b, pb)) if p)
+    plain: Any = lambda n, _p: re.sub(r"[^a-z0-9]", "", n.lower())  # noqa: E731
+    stages: list[tuple[str, Any]] = [("the same name", lambda n, _p: n),
+                                     ("the same name with case ignored", lambda n, _p: n.lower()),
+                                     ("the same name with case and underscores ignored", plain)]
+    if prefixes:
+        stages.append((f"the same name with case, underscores and {prefixes} ignored", _norm))
+    found: dict[str, ColumnPair] = {}
+    used: set[str] = set()
+    for how, spell in stages:
+        theirs: dict[str, list[str]] = {}
+        for n in b.columns:
+            if n not in used:
+                theirs.setdefault(spell(n, pb), []).append(n)
+        ours: dict[str, list[str]] = {}
+        for n in a.columns:
+            if n not in found:
+                ours.setdefault(spell(n, pa), []).append(n)
+        for spelling, names in ours.items():
+            others = theirs.get(spelling, [])
+            if len(names) != 1 or len(others) != 1:
+                continue  # none, or ambiguous: two columns of one side share the spelling
+            ca, cb = names[0], others[0]
+            used.add(cb)
+            found[ca] = ColumnPair(ca, cb, how, _refused(a, b, ca, cb, how))
+    return [found[n] for n in a.columns if n in found]
+
+
+def _refused(a: Table, b: Table, ca: str, cb: str, how: str) -> str | None:
+    if (ca in a.key) != (cb in b.key):
+        return f"{how}, but {a.side if ca in a.key else b.side}'s key"
+    fa, fb = (_FAMILY.get(t.columns[c].kind, t.columns[c].kind) for t, c in ((a, ca), (b, cb)))
+    if fa != fb and ca.lower() != cb.lower():
+        return f"{how}, but {fa} against {fb}"
+    return None
+
+
+def pair_columns(a: Table, b: Table) -> list[tuple[str, str]]:
+    """The pairs `column_pairs` drafts as fields (not refused)."""
+    return [(p.a, p.b) for p in column_pairs(a, b) if p.refused is None]
 
 
 def _yaml(value: Any) -> str:
@@ -134,8 +191,12 @@ def draft(name: str, a: Table, b: Table) -> str:
                      and not t.columns[t.key[0]].scale)]
     if len(ka) == 1 and len(kb) == 1 and len(numbered) == 1 and made[(b if numbered[0] is a else a).side]:
         crosswalk = True
-    pairs = pair_columns(a, b)
+    found = column_pairs(a, b)
+    pairs = [p for p in found if p.refused is None]
+    not_paired = [p for p in found if p.refused is not None]
     lines = [f"# draft by `replicator scaffold`: read it, then run `replicator check`",
+             "# columns are paired by name: the same name, else case, underscores and a prefix the table's columns",
+             "# share ignored (each such field says so); similar names of different kinds are listed, not paired",
              "mappings:", f"  {name}:", "    direction: both"]
     for t in (a, b):
         how = made[t.side] if crosswalk else "db"
@@ -153,7 +214,8 @@ def draft(name: str, a: Table, b: Table) -> str:
     lines.append("    fields:")
     paired_a, paired_b = set(), set()
     refused = []
-    for ca, cb in pairs:
+    for pair in pairs:
+        ca, cb = pair.a, pair.b
         if crosswalk and (ca in ka or cb in kb):
             paired_a.add(ca)
             paired_b.add(cb)
@@ -176,6 +238,8 @@ def draft(name: str, a: Table, b: Table) -> str:
         else:
             opts.append(vmap[0])
             notes += [n.lstrip("# ") for n in vmap[1:]]
+        if ca != cb:
+            notes.append(f"paired: {ca} / {cb}, {pair.how}")
         paired_a.add(ca)
         paired_b.add(cb)
         spec = "~" if not opts else "{" + ", ".join(opts) + "}"
@@ -194,6 +258,10 @@ def draft(name: str, a: Table, b: Table) -> str:
         if rest:
             lines.append(f"    # {t.side} columns not paired ({len(rest)}):")
             lines += [f"    #   {c} {t.columns[c].describe()}" for c in rest]
+    if not_paired:
+        lines.append("    # similar names, not paired (add a field by hand if they hold the same thing):")
+        lines += [f"    #   {p.a} {a.columns[p.a].describe()} / {p.b} {b.columns[p.b].describe()}: {p.refused}"
+                  for p in not_paired]
     if refused:
         lines.append("    # paired by name but of incompatible types (convert with map:/transform: or leave out):")
         lines += [f"    #   {r}" for r in refused]

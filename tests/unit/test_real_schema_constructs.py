@@ -394,8 +394,9 @@ def test_scaffold_pairs_columns_by_name_and_lists_the_rest() -> None:
         "c_entity": C("int", bits=32, nullable=False),
         "c_fax": C("text", length=20),
     })
+    # notes (json) and c_notes (an integer) are one name only without erp's prefix: not paired (round 13)
     assert pair_columns(crm, erp) == [("name", "c_name"), ("VatId", "c_vat_id"),
-                                      ("credit_limit", "c_creditlimit"), ("status", "c_status"), ("notes", "c_notes")]
+                                      ("credit_limit", "c_creditlimit"), ("status", "c_status")]
     text = draft("customers", crm, erp)
     doc = yaml.safe_load(text)["mappings"]["customers"]
     assert doc["link"] == {"crosswalk": True} and doc["erp"] == {"table": "erpdb.llx_customers", "key": ["c_rowid"]}
@@ -404,7 +405,8 @@ def test_scaffold_pairs_columns_by_name_and_lists_the_rest() -> None:
     assert fields["VatId"] == {"erp": "c_vat_id"}
     assert fields["status"]["map"] == [{"crm": "active", "erp": "A"}, {"crm": "blocked", "erp": "B"}]
     assert "# TODO map crm 'prospect' / erp -" in text
-    assert "notes" not in fields and "#   notes / c_notes:" in text  # json into an int: refused
+    assert "notes" not in fields and ("#   notes JSON / c_notes INTEGER: the same name with case, underscores and erp's prefix c_ "
+                                      "ignored, but json against a number") in text, text
     assert "#   c_entity INTEGER" in text.split("NOT NULL without a default")[1]
     assert "#   c_fax VARCHAR(20)" in text and "#   nickname TEXT" in text
 
@@ -491,3 +493,99 @@ def test_scaffold_links_espocrm_ids_too_narrow_for_a_uuid_to_a_serial_through_a_
     # a short code (a 3-letter currency) is no key an application makes at random: shared keys, as before
     code = Table("espocrm", account.table, ("id",), {"id": C("text", length=3, nullable=False), "name": C("text")})
     assert "link" not in yaml.safe_load(draft("c", code, party))["mappings"]["c"]
+
+
+# ------------------------------------------- round 13: scaffold pairs conservatively and says why
+
+def _suitecrm_accounts() -> Any:
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table
+    uuid36 = dict(length=36, padded=True)
+    return Table("suitecrm", TableRef("crm", "accounts"), ("id",), {
+        "id": C("text", nullable=False, **uuid36), "name": C("text", length=150),
+        "date_entered": C("datetime"), "date_modified": C("datetime"), "modified_user_id": C("text", **uuid36),
+        "created_by": C("text", **uuid36), "description": C("text"), "deleted": C("bool", bits=8),
+        "assigned_user_id": C("text", **uuid36), "account_type": C("text", length=50),
+        "industry": C("text", length=50), "phone_office": C("text", length=100), "website": C("text", length=255),
+        "employees": C("text", length=10), "parent_id": C("text", **uuid36)})
+
+
+def _idempiere_bpartner() -> Any:
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table
+    num = dict(precision=10, scale=0)
+    return Table("idempiere", TableRef("adempiere", "c_bpartner"), ("c_bpartner_id",), {
+        "c_bpartner_id": C("decimal", nullable=False, **num), "ad_client_id": C("decimal", nullable=False, **num),
+        "ad_org_id": C("decimal", nullable=False, **num), "isactive": C("text", length=1, padded=True),
+        "created": C("datetime", timezone=False), "createdby": C("decimal", nullable=False, **num),
+        "updated": C("datetime"), "updatedby": C("decimal", nullable=False, **num),
+        "value": C("text", length=40, nullable=False), "name": C("text", length=120, nullable=False),
+        "description": C("text", length=255), "iscustomer": C("text", length=1, padded=True),
+        "numberemployees": C("decimal", **num), "url": C("text", length=120),
+        "c_bpartner_parent_id": C("decimal", **num)})
+
+
+def test_scaffold_does_not_pair_similar_names_of_different_kinds() -> None:
+    """SuiteCRM's created_by (a user's char(36) UUID) and iDempiere's createdby (a user's number) are one name
+    once the underscore is dropped: the draft paired them with `lossy: allow` (walkthrough-suitecrm-idempiere.md).
+    A pair that is not the same name and whose kinds differ is not drafted now; the draft lists it and says why,
+    and every pair it drafts under another spelling says which."""
+    import yaml
+
+    from replicator.mapping.scaffold import draft, pair_columns
+    accounts, bpartner = _suitecrm_accounts(), _idempiere_bpartner()
+    assert pair_columns(accounts, bpartner) == [("name", "name"), ("description", "description")]
+    text = draft("customers", accounts, bpartner)
+    fields = yaml.safe_load(text)["mappings"]["customers"]["fields"]
+    assert set(fields) == {"name", "description"}, text
+    assert ("#   created_by VARCHAR(36) / createdby NUMERIC(10,0): the same name with case and underscores ignored, "
+            "but text against a number") in text, text
+    # still listed among the columns to deal with: createdby is NOT NULL without a default
+    assert "#   createdby NUMERIC(10,0)" in text.split("NOT NULL without a default")[1], text
+
+
+def test_scaffold_says_why_it_paired_each_column_and_prefers_the_exact_name() -> None:
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft, pair_columns
+    crm = Table("crm", TableRef("public", "customer"), ("id",), {
+        "id": C("int", bits=64, nullable=False), "created_by": C("text", length=36),
+        "VatId": C("text", length=20), "email": C("text", length=100)})
+    erp = Table("erp", TableRef("erp", "customers"), ("id",), {
+        "id": C("int", bits=64, nullable=False), "createdby": C("text", length=36),
+        "created_by": C("text", length=36), "vat_id": C("text", length=20), "EMAIL": C("text", length=100)})
+    # the exact name wins over a spelling that comes first in the catalog
+    assert pair_columns(crm, erp) == [("id", "id"), ("created_by", "created_by"), ("VatId", "vat_id"),
+                                      ("email", "EMAIL")]
+    text = draft("customers", crm, erp)
+    fields = yaml.safe_load(text)["mappings"]["customers"]["fields"]
+    assert fields == {"id": None, "created_by": None, "VatId": {"erp": "vat_id"}, "email": {"erp": "EMAIL"}}, text
+    lines = {line.split(":")[0].strip(): line for line in text.splitlines() if line.startswith("      ")}
+    assert lines["VatId"].endswith("# paired: VatId / vat_id, the same name with case and underscores ignored")
+    assert lines["email"].endswith("# paired: email / EMAIL, the same name with case ignored")
+    assert "#" not in lines["created_by"]  # the same name: nothing to explain
+    assert "#   createdby VARCHAR(36)" in text  # left for a person
+
+
+def test_scaffold_does_not_pair_a_key_with_an_ordinary_column() -> None:
+    """ERPNext keys tabCustomer by `name` (CUST-00001); Odoo's res_partner.name is the partner's name. One
+    table's key and the other's ordinary column of one name are not one field: not drafted, and the ordinary
+    column stays listed (the crosswalk swallowed it before, drafted nowhere and listed nowhere)."""
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft
+    partner = Table("odoo", TableRef("public", "res_partner"), ("id",), {
+        "id": C("int", bits=32, nullable=False, generated=True, has_default=True), "name": C("text"),
+        "email": C("text"), "vat": C("text"), "create_uid": C("int", bits=32), "write_date": C("datetime")})
+    customer = Table("erpnext", TableRef("erpnext", "tabCustomer"), ("name",), {
+        "name": C("text", length=140, nullable=False), "customer_name": C("text", length=140),
+        "email_id": C("text", length=140), "tax_id": C("text", length=140), "owner": C("text", length=140),
+        "modified": C("datetime", precision=6)})
+    text = draft("customers", partner, customer)
+    doc = yaml.safe_load(text)["mappings"]["customers"]
+    assert doc["link"] == {"crosswalk": True}, text
+    assert "name" not in (doc["fields"] or {}), text
+    assert "#   name TEXT / name VARCHAR(140): the same name, but erpnext's key" in text, text
+    assert "#   name TEXT" in text.split("odoo columns not paired")[1], text
