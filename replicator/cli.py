@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--table", action="append", required=True, metavar="SIDE=TABLE",
                    help="a table of each side, e.g. --table crm=public.customer --table erp=customers")
     c.add_argument("--name", help="the mapping's name (default: the second table's name)")
+    c = sub.add_parser("crosswalk", help="rename: move a crosswalk pair to a record's new key (daemon stopped)")
+    c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
+    c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    from replicator.admin.crosswalk import add_arguments as crosswalk_arguments
+
+    crosswalk_arguments(c)
     c = sub.add_parser("dlq", help="the dead-letter queue: list, show ID, retry or skip quarantined rows")
     c.add_argument("--config", "-c", default="replicator.yaml", help="configuration file (default: %(default)s)")
     c.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
@@ -137,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from replicator.admin import conflicts
 
             return conflicts.command(args, config, mappings, sys.stdout)
+        if args.command == "crosswalk":
+            from replicator.admin import crosswalk
+
+            moved = crosswalk.rename(config, mappings, args.mapping, args.side, args.old, args.new)
+            print(crosswalk.render(moved, [c.name for c in config.connections]), end="")
+            return EXIT_OK
         if args.command == "dlq":
             from replicator.admin import dlq
 

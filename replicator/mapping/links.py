@@ -11,6 +11,7 @@ key and then the source's crosswalk (pairs the other direction created) by targe
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from typing import Any, Callable
 
@@ -384,8 +385,10 @@ class Linker:
         raise RowError(
             f"mapping {flow.mapping}: the key changed from {dumps_key(old)} to {dumps_key(lc.source_key)} (the "
             f"application renamed the record); a crosswalk pair keeps the old key, so replicator does not "
-            f"follow a rename. Stop replicator, move the pair in the crosswalk that holds it, start it and retry "
-            f"the change (`replicator dlq retry`): UPDATE "
+            f"follow a rename by itself. Stop replicator, move the pair: `replicator crosswalk rename --mapping "
+            f"{flow.mapping} --side {side} --from {_cli_key(old)} --to {_cli_key(lc.source_key)}`, start it and "
+            f"retry the change (`replicator dlq retry`, for a mapping that quarantines). By hand, in the crosswalk "
+            f"that holds the pair: UPDATE "
             f"<state>.crosswalk SET source_key = '{dumps_key(lc.source_key)}' WHERE mapping = '{flow.mapping}' "
             f"AND source_side = '{side}' AND source_key = '{dumps_key(old)}' in the {self.target_side} "
             f"database, or SET target_key likewise WHERE source_side = '{self.target_side}' AND target_key "
@@ -626,3 +629,9 @@ def _key_reference(mapping: Mapping, side: str) -> str | None:
         if f.references and f.column(side) == key[0]:
             return f.references
     return None
+
+
+def _cli_key(key: tuple[Any, ...]) -> str:
+    """A key as `crosswalk rename --from/--to` (explain's --key) takes it, quoted for a shell: a one-column key's
+    value, else a JSON array."""
+    return shlex.quote(str(key[0]) if len(key) == 1 else dumps_key(key))

@@ -870,3 +870,70 @@ def test_reload_keeps_running_mappings_on_errors_and_swaps_valid_ones(make_pair)
     assert failures() == 2
     alive(pair)
     stop(pair)
+
+
+# ------------------------------------------------- a renamed key: `replicator crosswalk rename` moves its pair
+
+RENAME_PG = "CREATE TABLE customer (id serial PRIMARY KEY, name text NOT NULL)"
+RENAME_MY = "CREATE TABLE customers (code varchar(40) PRIMARY KEY, name varchar(100) NOT NULL) ENGINE=InnoDB"
+RENAME_MAPPINGS = """
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [code], generate: {code: uuid}}
+    link: {crosswalk: true}
+    fields:
+      name: ~
+"""
+
+
+def test_crosswalk_rename_moves_the_pair_of_a_renamed_record_from_either_database(make_pair):
+    """ERPNext-style renames of the key on the ERP side: one record created in the ERP (its pair in the CRM's
+    crosswalk, `source_key`), one created in the CRM (its pair in the ERP's crosswalk, `target_key`). The stream
+    refuses each rename with the fix; `replicator crosswalk rename` with the daemon stopped moves each pair, and
+    after the start the renames arrive, nothing is doubled, and each side's edits reach the renamed record."""
+    pair = started(make_pair, RENAME_PG, RENAME_MY, RENAME_MAPPINGS)
+    crm_rows = lambda: crm(pair, "SELECT id, name FROM customer ORDER BY id")  # noqa: E731
+    erp_rows = lambda: erp(pair, "SELECT code, name FROM customers ORDER BY name")  # noqa: E731
+    pair.my_query("INSERT INTO customers VALUES ('CUST-1', 'Grant')")
+    wait_for(pair, crm_rows, [(1, "Grant")], "erp insert in crm")
+    pair.pg_query("INSERT INTO customer (name) VALUES ('Acme')")
+    wait(pair, lambda: len(erp_rows()) == 2, "crm insert in erp")
+    acme_code = erp(pair, "SELECT code FROM customers WHERE name = 'Acme'")[0][0]
+
+    # while the daemon runs, the command refuses: the stream caches pairs
+    busy = pair.cli("crosswalk", "rename", "--mapping", "customers", "--side", "erp", "--from", "CUST-1",
+                    "--to", "Grant Inc", check=False)
+    assert busy.returncode == 1 and "a replicator daemon is running" in busy.stderr, busy.stderr
+
+    pair.my_query("UPDATE customers SET code = 'Grant Inc', name = 'Grant Industries' WHERE code = 'CUST-1'")
+    pair.my_query("UPDATE customers SET code = 'ACME-2', name = 'Acme Corp' WHERE code = %s", (acme_code,))
+    wait_until(lambda: pair.proc.poll() is not None, 30, "the direction stops at the refused rename")
+    assert 'the key changed from ["CUST-1"] to ["Grant Inc"]' in pair.log(), pair.log()[-3000:]
+    assert ("`replicator crosswalk rename --mapping customers --side erp --from CUST-1 --to 'Grant Inc'`"
+            in pair.log()), pair.log()[-3000:]
+
+    def rename(old: str, new: str, check: bool = True) -> Any:
+        return pair.cli("crosswalk", "rename", "--mapping", "customers", "--side", "erp", "--from", old, "--to", new,
+                        check=check)
+    # mistakes are clear errors that move nothing
+    wrong = rename("CUST-9", "Grant Inc", check=False)
+    assert wrong.returncode == 78 and 'no crosswalk pair of mapping customers holds erp key ["CUST-9"]' in wrong.stderr
+    both = rename("Grant Inc", "ACME-2", check=False)  # both rows exist: two records, not a rename
+    assert both.returncode == 78 and 'still holds a row with key ["Grant Inc"]' in both.stderr, both.stderr
+
+    out = rename("CUST-1", "Grant Inc").stdout
+    assert ('moved the crosswalk pair of mapping customers: erp key ["CUST-1"] -> ["Grant Inc"] (paired with crm '
+            'key [1]; source_key in crm\'s crosswalk)') in out, out
+    out = rename(acme_code, "ACME-2").stdout
+    assert f'erp key ["{acme_code}"] -> ["ACME-2"] (paired with crm key [2]; target_key in erp\'s crosswalk)' in out
+    assert crm_crosswalk(pair, "customers") == [("erp", '["Grant Inc"]', "[1]")]
+    assert erp_crosswalk(pair, "customers") == [("crm", "[2]", '["ACME-2"]')]
+
+    pair.start()
+    wait_for(pair, crm_rows, [(1, "Grant Industries"), (2, "Acme Corp")], "both renames in crm, nothing doubled")
+    pair.pg_query("UPDATE customer SET name = name || ' (crm)'")
+    wait_for(pair, erp_rows, [("ACME-2", "Acme Corp (crm)"), ("Grant Inc", "Grant Industries (crm)")],
+             "crm edits reach the renamed records")
+    stop(pair)

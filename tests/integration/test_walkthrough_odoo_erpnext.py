@@ -161,10 +161,15 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     queued = [json.loads(line) for line in pair.cli("dlq", "list", "--json").stdout.splitlines()]
     assert 'SET source_key = \'["Grant Industries Inc"]\' WHERE mapping = \'customers\'' in queued[0]["error"], queued
 
+    assert ("`replicator crosswalk rename --mapping customers --side erp --from CUST-00001 "
+            "--to 'Grant Industries Inc'`") in queued[0]["error"], queued
     # stop, move the pair as the message says, edits on both sides while stopped, start: they arrive, once
     assert pair.stop() == 0
-    pair.pg_query("""UPDATE replicator.crosswalk SET source_key = '["Grant Industries Inc"]' """
-                  """WHERE mapping = 'customers' AND source_side = 'erp' AND source_key = '["CUST-00001"]'""")
+    moved = pair.cli("crosswalk", "rename", "--mapping", "customers", "--side", "erp", "--from", "CUST-00001",
+                     "--to", "Grant Industries Inc").stdout
+    assert "source_key in crm's crosswalk" in moved, moved
+    assert pair.pg_query("SELECT source_key FROM replicator.crosswalk WHERE mapping = 'customers' "
+                         "AND source_side = 'erp' AND source_key LIKE '%%Grant%%'") == [('["Grant Industries Inc"]',)]
     pair.pg_query("UPDATE res_partner SET email = 'info@azure.example' WHERE name = 'Azure Interior'")
     pair.my_query("UPDATE `tabContact` SET phone = '+32 555 0199' WHERE first_name = 'Brandon Freeman'")
     pair.start()
