@@ -547,6 +547,7 @@ class MariaDBApplier(Applier):
         self._sql_cache: dict[tuple[Any, ...], str] = {}
         # the column sets of each written table's unique indexes, PRIMARY too (other_unique)
         self._unique: dict[TableRef, tuple[frozenset[str], ...]] = {}
+        self._other_unique: dict[tuple[TableRef, Sequence[str]], bool] = {}
         self._update_sql: dict[tuple[Any, ...], tuple[str, list[int]]] = {}  # _update_rows's, by shape
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
@@ -733,6 +734,7 @@ class MariaDBApplier(Applier):
                 for index, column in cur.fetchall():
                     unique.setdefault(str(index), set()).add(str(column))
                 self._unique[t] = tuple(frozenset(u) for u in unique.values())
+                self._other_unique.clear()
                 # MariaDB's JSON is a LONGTEXT with CHECK (json_valid(`c`)): only those take a PostgreSQL
                 # array as a JSON array; another LONGTEXT keeps the array's text
                 try:
@@ -754,8 +756,11 @@ class MariaDBApplier(Applier):
         """Whether `table` has a unique index other than the mapping's key: `ON DUPLICATE KEY UPDATE` would take
         a row that collides with another one on it for that row and overwrite it (a unique e-mail the source
         lets two rows share: the second row updated the first, and was never written)."""
-        key = frozenset(key_columns)
-        return any(u != key for u in self._unique.get(table, ()))
+        found = self._other_unique.get((table, key_columns))
+        if found is None:  # once per table and key: the upsert path asks per run
+            key = frozenset(key_columns)
+            found = self._other_unique[(table, tuple(key_columns))] = any(u != key for u in self._unique.get(table, ()))
+        return found
 
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
         guarded = self.other_unique(run.table, run.key_columns)
