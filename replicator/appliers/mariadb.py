@@ -91,6 +91,20 @@ _CHECK_COLUMN = re.compile(r"CONSTRAINT `((?:[^`]|``)*)` failed for (?:`(?:[^`]|
 # and its columns: `FOREIGN KEY (`a`, `b`) REFERENCES `parent` (`x`, `y`)`
 _FOREIGN_KEY = re.compile(r"FOREIGN KEY \((.*?)\) REFERENCES (?:`(?:[^`]|``)*`\.)?`(?:[^`]|``)*` \((.*?)\)")
 _DUPLICATE_KEY = re.compile(r"for key '((?:[^']|'')*)'")
+
+
+def _guarded_execute(cur: Any, statement: bytes, rows: int, postfix: bytes) -> None:
+    """Run a guarded upsert (`MariaDBApplier._upsert`). Its 1365 says a row collides with another row on a unique
+    index other than the key; for one row, the plain INSERT of it then fails with the server's own 1062, which
+    names the index (a row error naming table, key and column), or goes in if that row is gone meanwhile."""
+    try:
+        cur.execute(statement)
+    except pymysql.MySQLError as exc:
+        if getattr(exc, "args", (None,))[0] != 1365 or rows != 1 or not statement.endswith(postfix):
+            raise
+        cur.execute(statement[:len(statement) - len(postfix)])
+
+
 _ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
                            r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
 
@@ -752,24 +766,12 @@ class MariaDBApplier(Applier):
         self.db.rollback()
 
 
-    def other_unique(self, table: TableRef, key_columns: Sequence[str]) -> bool:
-        """Whether `table` has a unique index other than the mapping's key: `ON DUPLICATE KEY UPDATE` would take
-        a row that collides with another one on it for that row and overwrite it (a unique e-mail the source
-        lets two rows share: the second row updated the first, and was never written)."""
-        found = self._other_unique.get((table, key_columns))
-        if found is None:  # once per table and key: the upsert path asks per run
-            key = frozenset(key_columns)
-            found = self._other_unique[(table, tuple(key_columns))] = any(u != key for u in self._unique.get(table, ()))
-        return found
-
     def _upsert(self, run: Run, rows: list[TargetChange]) -> int:
-        guarded = self.other_unique(run.table, run.key_columns)
-        if guarded or self.is_partial(run):
-            # the rows that exist are updated by key; the others inserted plainly, so a collision on another
-            # unique key is error 1062 naming it (a row error), never an update of the row it collides with
+        if self.is_partial(run):
             rows = self._update_existing(run, rows)
             if not rows:
                 return 0
+        guarded = self.other_unique(run.table, run.key_columns)
         key = ("upsert", run.table, run.columns, run.key_columns, run.insert_only, guarded)
         stmt = self._sql_cache.get(key)
         if stmt is None:
@@ -777,8 +779,17 @@ class MariaDBApplier(Applier):
             marks = ", ".join(["%s"] * len(run.columns))
             updates = run.updates or list(run.key_columns[:1])
             action = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in updates)
-            stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks})"
-                    + ("" if guarded else f" ON DUPLICATE KEY UPDATE {action}"))
+            if guarded:
+                # ON DUPLICATE KEY UPDATE takes a collision on ANY unique index for the row: a new row whose e-mail
+                # another row has would overwrite that row and never be written. The first assignment keeps the
+                # key when the row found is the one with this key, and divides by zero (error 1365 in the
+                # session's strict mode, the statement undone) when it is another row
+                same = " AND ".join(f"{quote(c)} <=> VALUES({quote(c)})" for c in run.key_columns)
+                first = quote(run.key_columns[0])
+                guard = f"{first} = IF({same}, {first}, 1 / 0)"
+                action = f"{guard}, {action}" if run.updates else guard
+            stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks}) "
+                    f"ON DUPLICATE KEY UPDATE {action}")
             self._sql_cache[key] = stmt
         values = self.convert_rows(run, rows)
         parts = self._inserts.get(stmt)
@@ -790,6 +801,7 @@ class MariaDBApplier(Applier):
             # a checked run's rows were read already; one that was missing came back on purpose (a conflict)
             existing = self._count_existing(run, rows) if run.op.value == "update" and not run.checked else len(rows)
             fmt = self._formatter()
+            tail = postfix.encode(fmt.encoding) if guarded else b""
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     # the statements executemany would send, formatted faster (appliers/myliteral.py)
@@ -797,12 +809,23 @@ class MariaDBApplier(Applier):
                     first = i
                     for statement, n in zip(fmt.statements(prefix, postfix, values[i:i + BATCH], counts=counts),
                                             counts):
-                        cur.execute(statement)
+                        if guarded:
+                            _guarded_execute(cur, statement, n, tail)
+                        else:
+                            cur.execute(statement)
                         if self.db._result.warning_count:
                             self._warned(cur, run, rows[first:first + n])
                         first += n
             return len(rows) - existing
         return self._run(q)
+
+    def other_unique(self, table: TableRef, key_columns: Sequence[str]) -> bool:
+        """Whether `table` has a unique index other than the mapping's key (`_upsert` guards its writes)."""
+        found = self._other_unique.get((table, key_columns))
+        if found is None:  # once per table and key: the upsert path asks per run
+            key = frozenset(key_columns)
+            found = self._other_unique[(table, tuple(key_columns))] = any(u != key for u in self._unique.get(table, ()))
+        return found
 
     def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
                         rows: int) -> bool:

@@ -198,13 +198,14 @@ mappings:
 
 def test_a_key_only_the_target_has_queues_just_that_row_naming_column_and_constraint(make_pair) -> None:
     pair = make_pair(KEYS_PG, KEYS_MY, KEYS_MAPPINGS, CONFIG + "on_error: quarantine\n")
-    pair.my_query("INSERT INTO owner VALUES (1)")
+    pair.my_query("INSERT INTO owner VALUES (1), (2)")
     pair.start()
     try:
         pair.pg_query("INSERT INTO account VALUES (1, 'a@x')")  # the CRM's own: email unique there only
         pair.my_query("INSERT INTO account VALUES (2, 'a@x'), (3, 'b@x')")
         pair.my_query("INSERT INTO pet VALUES (5, 99), (6, NULL)")  # owner 99 is not in the CRM
-        pair.pg_query("INSERT INTO src VALUES (7, 'c@x', 1), (8, 'c@x', 1), (9, 'd@x', 42), (10, 'e@x', 1)")
+        # 8 shares 7's e-mail: INSERT ... ON DUPLICATE KEY UPDATE took it for 7, gave 7 its owner and never wrote 8
+        pair.pg_query("INSERT INTO src VALUES (7, 'c@x', 1), (8, 'c@x', 2), (9, 'd@x', 42), (10, 'e@x', 1)")
         wait_until(lambda: sorted(pair.pg_query("SELECT id FROM account")) == [(1,), (3,)]
                    and pair.pg_query("SELECT id FROM pet") == [(6,)]
                    and sorted(pair.my_query("SELECT id FROM dst")) == [(7,), (10,)], 30, "the rows that fit")
@@ -225,5 +226,10 @@ def test_a_key_only_the_target_has_queues_just_that_row_naming_column_and_constr
                               "for key 'uq_dst_mail'"), dup
         assert fk.startswith(f"table {pair.maria.dbname}.dst, key (9,), column owner_id: (1452) Cannot add or update "
                              "a child row") and "CONSTRAINT `dst_owner`" in fk, fk
+        assert pair.my_query("SELECT id, email, owner_id FROM dst WHERE id = 7") == [(7, "c@x", 1)]
+        # the guarded upsert still updates a row by its key, in a batch with a new row
+        pair.pg_query("UPDATE src SET owner_id = 2 WHERE id = 7; INSERT INTO src VALUES (11, 'f@x', 2)")
+        wait_until(lambda: sorted(pair.my_query("SELECT id, email, owner_id FROM dst")) == [
+            (7, "c@x", 2), (10, "e@x", 1), (11, "f@x", 2)], 30, "the update and the insert")
     finally:
         pair.stop()

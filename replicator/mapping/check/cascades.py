@@ -37,7 +37,7 @@ def check_cascades(ck: _Checker) -> None:
             continue  # the other side could not be read: run_checks reports the server
         for fk in server.foreign_keys:
             for m in _plain_mappings(ck, side, fk.child):
-                events = [(e, why) for e in ("delete", "update") if fk.action(e) in ACTING
+                events = [(e, why) for e in ("delete", "update") if fk.action(e) in ACTING and _carried(m, side, fk, e)
                           for why in [_unseen(ck, m, side, fk, e)] if why is not None]
                 if not events:
                     continue
@@ -76,6 +76,19 @@ def _plain_mappings(ck: _Checker, side: str, table: TableRef) -> list[Mapping]:
     """The mappings (folds aside: a folded child goes with its parent record) with `table` on `side`."""
     return [m for m in ck.mset.mappings if not any(f.fold is not None for f in m.flows)
             and m.endpoint(side).table == table]
+
+
+def _carried(m: Mapping, side: str, fk: ForeignKey, event: str) -> bool:
+    """Whether the mapping would carry what `fk`'s action on `event` does to a child row, had it seen it: a
+    delete where the flow from `side` propagates deletes (or soft-deletes), a changed parent key where it writes
+    one of the key's columns after the insert. A one-way copy of the other side's rows, `delete: ignore` or an
+    `insert_only` reference keep what they have anyway."""
+    flow = m.flow(side)
+    if flow is None:
+        return False
+    if event == "delete" and fk.on_delete == "CASCADE":
+        return flow.delete != "ignore"
+    return any(p.source in fk.columns and not p.insert_only for p in flow.plans)
 
 
 def _unseen(ck: _Checker, m: Mapping, side: str, fk: ForeignKey, event: str) -> str | None:
