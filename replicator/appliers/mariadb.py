@@ -87,6 +87,24 @@ _MAX_TIME = timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
 _QUALIFIED_COLUMN = re.compile(r"for column (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)` at row")
 # 4025 of a column's own CHECK (a JSON column's json_valid too), which MariaDB names `table.column`
 _CHECK_COLUMN = re.compile(r"CONSTRAINT `((?:[^`]|``)*)` failed for (?:`(?:[^`]|``)*`\.)*`((?:[^`]|``)*)`")
+# 1452 (a child row without its parent) and 1451 (a parent row its children still reference) name the constraint
+# and its columns: `FOREIGN KEY (`a`, `b`) REFERENCES `parent` (`x`, `y`)`
+_FOREIGN_KEY = re.compile(r"FOREIGN KEY \((.*?)\) REFERENCES (?:`(?:[^`]|``)*`\.)?`(?:[^`]|``)*` \((.*?)\)")
+_DUPLICATE_KEY = re.compile(r"for key '((?:[^']|'')*)'")
+
+
+def _guarded_execute(cur: Any, statement: bytes, rows: int, postfix: bytes) -> None:
+    """Run a guarded upsert (`MariaDBApplier._upsert`). Its 1365 says a row collides with another row on a unique
+    index other than the key; for one row, the plain INSERT of it then fails with the server's own 1062, which
+    names the index (a row error naming table, key and column), or goes in if that row is gone meanwhile."""
+    try:
+        cur.execute(statement)
+    except pymysql.MySQLError as exc:
+        if getattr(exc, "args", (None,))[0] != 1365 or rows != 1 or not statement.endswith(postfix):
+            raise
+        cur.execute(statement[:len(statement) - len(postfix)])
+
+
 _ISO_INTERVAL = re.compile(r"(-?)P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?"
                            r"(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?")
 
@@ -541,6 +559,9 @@ class MariaDBApplier(Applier):
         self.db: Any = None
         self.ckpt_table = quote(conn.state_schema, CHECKPOINT_TABLE)
         self._sql_cache: dict[tuple[Any, ...], str] = {}
+        # the column sets of each written table's unique indexes, PRIMARY too (other_unique)
+        self._unique: dict[TableRef, tuple[frozenset[str], ...]] = {}
+        self._other_unique: dict[tuple[TableRef, Sequence[str]], bool] = {}
         self._update_sql: dict[tuple[Any, ...], tuple[str, list[int]]] = {}  # _update_rows's, by shape
         self._inserts: dict[str, tuple[str, str]] = {}  # upsert statement -> (prefix, postfix) around its rows
         self._fmt: Formatter | None = None  # for self.db; made again after a reconnect
@@ -742,6 +763,13 @@ class MariaDBApplier(Applier):
                 self._required[t] = frozenset(r[0] for r in rows if r[2])
                 self._columns[t] = {c: ColumnInfo(c, ty.lower(), "mariadb", scale, precision, coll)
                                     for c, ty, _, scale, precision, coll in rows}
+                cur.execute("SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                            "AND TABLE_NAME = %s AND NON_UNIQUE = 0", (t.schema, t.name))
+                unique: dict[str, set[str]] = {}
+                for index, column in cur.fetchall():
+                    unique.setdefault(str(index), set()).add(str(column))
+                self._unique[t] = tuple(frozenset(u) for u in unique.values())
+                self._other_unique.clear()
                 # MariaDB's JSON is a LONGTEXT with CHECK (json_valid(`c`)): only those take a PostgreSQL
                 # array as a JSON array; another LONGTEXT keeps the array's text
                 try:
@@ -764,13 +792,23 @@ class MariaDBApplier(Applier):
             rows = self._update_existing(run, rows)
             if not rows:
                 return 0
-        key = ("upsert", run.table, run.columns, run.key_columns, run.insert_only)
+        guarded = self.other_unique(run.table, run.key_columns)
+        key = ("upsert", run.table, run.columns, run.key_columns, run.insert_only, guarded)
         stmt = self._sql_cache.get(key)
         if stmt is None:
             cols = ", ".join(quote(c) for c in run.columns)
             marks = ", ".join(["%s"] * len(run.columns))
             updates = run.updates or list(run.key_columns[:1])
             action = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in updates)
+            if guarded:
+                # ON DUPLICATE KEY UPDATE takes a collision on ANY unique index for the row: a new row whose e-mail
+                # another row has would overwrite that row and never be written. The first assignment keeps the
+                # key when the row found is the one with this key, and divides by zero (error 1365 in the
+                # session's strict mode, the statement undone) when it is another row
+                same = " AND ".join(f"{quote(c)} <=> VALUES({quote(c)})" for c in run.key_columns)
+                first = quote(run.key_columns[0])
+                guard = f"{first} = IF({same}, {first}, 1 / 0)"
+                action = f"{guard}, {action}" if run.updates else guard
             stmt = (f"INSERT INTO {quote(run.table.schema, run.table.name)} ({cols}) VALUES ({marks}) "
                     f"ON DUPLICATE KEY UPDATE {action}")
             self._sql_cache[key] = stmt
@@ -784,6 +822,7 @@ class MariaDBApplier(Applier):
             # a checked run's rows were read already; one that was missing came back on purpose (a conflict)
             existing = self._count_existing(run, rows) if run.op.value == "update" and not run.checked else len(rows)
             fmt = self._formatter()
+            tail = postfix.encode(fmt.encoding) if guarded else b""
             with self.db.cursor() as cur:
                 for i in range(0, len(values), BATCH):
                     # the statements executemany would send, formatted faster (appliers/myliteral.py)
@@ -791,12 +830,23 @@ class MariaDBApplier(Applier):
                     first = i
                     for statement, n in zip(fmt.statements(prefix, postfix, values[i:i + BATCH], counts=counts),
                                             counts):
-                        cur.execute(statement)
+                        if guarded:
+                            _guarded_execute(cur, statement, n, tail)
+                        else:
+                            cur.execute(statement)
                         if self.db._result.warning_count:
                             self._warned(cur, run, rows[first:first + n])
                         first += n
             return len(rows) - existing
         return self._run(q)
+
+    def other_unique(self, table: TableRef, key_columns: Sequence[str]) -> bool:
+        """Whether `table` has a unique index other than the mapping's key (`_upsert` guards its writes)."""
+        found = self._other_unique.get((table, key_columns))
+        if found is None:  # once per table and key: the upsert path asks per run
+            key = frozenset(key_columns)
+            found = self._other_unique[(table, tuple(key_columns))] = any(u != key for u in self._unique.get(table, ()))
+        return found
 
     def updates_at_once(self, table: TableRef, key_columns: Sequence[str], columns: Sequence[str],
                         rows: int) -> bool:
@@ -1151,6 +1201,15 @@ class MariaDBApplier(Applier):
 
     def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         text = _message(exc)
+        code = getattr(exc, "args", (None,))[0]
+        if code in (1451, 1452):
+            m = _FOREIGN_KEY.search(text)
+            if m:  # the row's own columns: the foreign key's for a child (1452), the referenced ones for a parent
+                return ", ".join(c.replace("``", "`") for c in re.findall(r"`((?:[^`]|``)*)`", m.group(
+                    2 if code == 1451 else 1)))
+        if code == 1062:
+            m = _DUPLICATE_KEY.search(text)
+            return None if m is None else self._index_columns(m.group(1).replace("''", "'"), change)
         # 'Incorrect string value: ... for column `db`.`t`.`c` at row 1' (1366, 1292: a value the column's type or
         # character set cannot take) names it qualified, in backquotes; others ('Data too long for column 'c'')
         # in single quotes
@@ -1168,6 +1227,25 @@ class MariaDBApplier(Applier):
             if at >= 0:
                 return text[at + len(marker):].split("'", 1)[0]
         return None
+
+    def _index_columns(self, index: str, change: TargetChange | None) -> str | None:
+        """The columns of the unique index a 1062 names ('Duplicate entry 'a@x' for key 'email'', 'for key
+        't.email'' on MySQL 8), read from the catalog in the open transaction (a failed statement leaves a
+        MariaDB transaction usable); without the row's table, the index that is named after a column of it
+        (MariaDB names an unnamed one after its first column)."""
+        if change is None:
+            return None
+        table = change.table
+        name = index[len(table.name) + 1:] if index.startswith(table.name + ".") else index
+        try:
+            rows = self.query("SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                              "AND TABLE_NAME = %s AND INDEX_NAME = %s ORDER BY SEQ_IN_INDEX",
+                              (table.schema, table.name, name))
+        except Exception:  # noqa: BLE001 -- naming the column is a courtesy; the error itself is reported as it is
+            rows = []
+        if rows:
+            return ", ".join(str(r[0]) for r in rows)
+        return name if name in change.values else None
 
     def is_row_error(self, exc: Exception) -> bool:
         return my_error_class(exc) in (ROW, MISSING)

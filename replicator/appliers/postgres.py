@@ -929,9 +929,24 @@ class PostgresApplier(Applier):
                 cur.execute(sql.SQL("TRUNCATE {}").format(self._table(table)), ())  # () : %% is read as %
         self._run(q)
 
+    def describe_error(self, exc: Exception) -> str:
+        """The server's first line; for a unique or foreign key violation (23505, 23503) with its DETAIL, which
+        names the key's columns and value and, for a foreign key, the other table."""
+        text = super().describe_error(exc)
+        diag = getattr(exc, "diag", None)
+        detail = getattr(diag, "message_detail", None) if diag else None
+        if getattr(exc, "pgcode", None) in ("23505", "23503") and detail:
+            return f"{text} ({detail.strip()})"
+        return text
+
     def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         diag = getattr(exc, "diag", None)
         column = getattr(diag, "column_name", None) if diag else None
+        if column is None and getattr(exc, "pgcode", None) in ("23505", "23503"):
+            # 'Key (email)=(a@x) already exists.', 'Key (p)=(99) is not present in table "fkp".'
+            m = _DETAIL_KEY.match(getattr(diag, "message_detail", None) or "")
+            if m:
+                return m.group(1)
         if column is None and change is not None:
             column = _quoted_column(getattr(diag, "message_primary", None) or str(exc), change)
         return column
@@ -969,6 +984,9 @@ def _key_condition(types: dict[str, str], column: str, name: str, alias: str,
         return sql.SQL('t.{} COLLATE "C" = {}.{} COLLATE "C"').format(
             ident(column), sql.Identifier(alias), sql.Identifier(name))
     return sql.SQL("t.{} = {}.{}").format(ident(column), sql.Identifier(alias), sql.Identifier(name))
+
+
+_DETAIL_KEY = re.compile(r"Key \((.*?)\)=\(")
 
 
 def _quoted_column(message: str, change: TargetChange) -> str | None:

@@ -264,6 +264,9 @@ class Mapping:
     fields: tuple[Field, ...]
     flows: tuple[Flow, ...]
     link: Link = field(default_factory=Link)
+    # `accept_cascades: [name, ...]`: foreign keys (of either side) whose actions on this mapping's table the
+    # other side need not repeat (mapping/check/cascades.py)
+    accept_cascades: tuple[str, ...] = ()
 
     def endpoint(self, side: str) -> Endpoint:
         return next(e for e in self.endpoints if e.side == side)
@@ -400,6 +403,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
+    accept_cascades = _accept_cascades(s)
     s.allow("filter", "gate", "delete", "leave", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
@@ -469,7 +473,17 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     _check_leave(s, leaves, flows)
     s.done()
     flows = [replace(f, on_error=on_error) for f in flows]
-    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link)
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link, accept_cascades)
+
+
+def _accept_cascades(s: Section) -> tuple[str, ...]:
+    """`accept_cascades: [fk_name, ...]`: constraint names, each once."""
+    names = s.get("accept_cascades", list, [])
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ConfigError("accept_cascades is a list of foreign key constraint names, each once",
+                          s.where("accept_cascades"),
+                          hint="name the constraints `replicator check` reports, e.g. [fk_order_lines_order]")
+    return tuple(names)
 
 
 def _fold_transform(f: Section, a: str, b: str) -> frozenset[str]:

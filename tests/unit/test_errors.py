@@ -340,3 +340,19 @@ def test_row_error_shows_numeric_and_time_keys_as_an_operator_reads_them() -> No
     assert show_key([datetime.datetime(2024, 3, 1, 10, 0), None, True]) == "['2024-03-01T10:00:00', None, True]"
     assert show_key((uuid.UUID(int=1),)) == "('00000000-0000-0000-0000-000000000001',)"
     assert show_key((1, "a")) == repr((1, "a"))  # ints and text read as before
+
+
+@pytest.mark.parametrize("code, message, column", [
+    (1452, "Cannot add or update a child row: a foreign key constraint fails (`erp`.`fkc`, CONSTRAINT `fkc_p` "
+           "FOREIGN KEY (`p`, `q``r`) REFERENCES `fkp` (`id`, `k`))", "p, q`r"),
+    (1451, "Cannot delete or update a parent row: a foreign key constraint fails (`erp`.`child`, CONSTRAINT "
+           "`child_parent` FOREIGN KEY (`parent_id`) REFERENCES `parent` (`id`))", "id"),
+    (1062, "Duplicate entry 'a@x' for key 'email'", "email"),  # an unnamed unique index is named after its column
+    (1062, "Duplicate entry 'a@x' for key 'uq_mail'", None),  # a named one: only the catalog knows (no server here)
+])
+def test_mariadb_names_the_column_of_a_key_the_row_breaks(code: int, message: str, column: str | None) -> None:
+    """A unique or foreign key the target has and the source does not: the row error names the row's columns
+    of that key (the constraint is in the server's words), so a quarantined row says what to fix."""
+    change = TargetChange(TableRef("erp", "fkc"), Op.INSERT, ("id",), (5,), {"id": 5, "email": "a@x", "p": 99})
+    applier = _ScriptedMy({})
+    assert applier.error_column(my_error(pymysql.IntegrityError, code, message), change) == column

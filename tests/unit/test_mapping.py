@@ -347,7 +347,7 @@ def test_missing_side(config: Config) -> None:
 def test_unknown_side_is_an_unknown_key(config: Config) -> None:
     text = CUSTOMERS_YAML.replace("    fields:", "    wms: {table: x, key: [id]}\n    fields:")
     assert error(config, text) == (
-        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: conflicts, created_by, crm, delete, direction, erp, fields, filter, gate, leave, link, on_error, owner, parent, parked, truncate)"
+        "m.yaml:6: mappings.customers.wms: unknown key 'wms' (known: accept_cascades, conflicts, created_by, crm, delete, direction, erp, fields, filter, gate, leave, link, on_error, owner, parent, parked, truncate)"
     )
 
 

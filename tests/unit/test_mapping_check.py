@@ -61,7 +61,8 @@ class Env:
         return load_mappings(self.config)
 
     def check(self, text: str, crm: dict | None = None, erp: dict | None = None, *, extra: dict | None = None,
-              specs: bool = True, sql_modes: dict | None = None, stored_zero: dict | None = None) -> list[Finding]:
+              specs: bool = True, sql_modes: dict | None = None, stored_zero: dict | None = None,
+              server: dict | None = None) -> list[Finding]:
         mset = self.load(text)
         catalogs: dict = {"crm": {}, "erp": {}}
         if crm is not None:
@@ -71,7 +72,7 @@ class Env:
         for (side, table), cols in (extra or {}).items():
             catalogs[side][table] = cols
         return check_types(mset, catalogs, KINDS, field_specs(self.config.mappings_dir) if specs else None,
-                           sql_modes, stored_zero)
+                           sql_modes, stored_zero, server)
 
     def failures(self, *args, **kw) -> list[str]:
         return [f"{f.side}: {f.what} | fix: {f.fix}".replace(str(self.config.mappings_dir) + "/", "")

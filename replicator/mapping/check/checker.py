@@ -41,6 +41,7 @@ from replicator.changes import TableRef
 from replicator.errors import Where
 from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
                                            special_values)
+from replicator.mapping.check.cascades import check_cascades
 from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
@@ -49,8 +50,10 @@ from replicator.mapping.check.latestzone import check_latest_zone
 from replicator.mapping.check.zerodates import StoredZeroDates, check_zero_dates, stored_zero_dates, zero_date_columns
 from replicator.mapping.check.lossy import check_lossy_transforms
 from replicator.mapping.check.nulls import check_nulls
+from replicator.mapping.check.serverside import ServerSide, read_server_side
 from replicator.mapping.check.shared import check_extension_rows, check_shared_deletes
 from replicator.mapping.check.specs import _direction_transform, field_specs
+from replicator.mapping.check.triggers import check_triggers
 from replicator.mapping.check.values import _value_problem
 
 if TYPE_CHECKING:
@@ -78,12 +81,15 @@ _NO_SPEC: Any = object()
 
 def check_types(mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
                 specs: Specs | None = None, sql_modes: dict[str, str] | None = None,
-                stored_zero: StoredZeroDates | None = None) -> list[Finding]:
+                stored_zero: StoredZeroDates | None = None,
+                server: dict[str, ServerSide] | None = None) -> list[Finding]:
     """Findings for every mapping of `mset` against the catalogs (module docstring: the rules). `sql_modes`:
     the global sql_mode of each MariaDB side that could be read, `stored_zero` the zero dates found stored in
-    the columns read (the zero-date rule, `zerodates`)."""
+    the columns read (the zero-date rule, `zerodates`); `server`: each side's foreign keys and triggers on
+    mapped tables that could be read (`cascades`, `triggers`)."""
 
-    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes, stored_zero=stored_zero).run()
+    return _Checker(mset, catalogs, kinds, specs, Finding, sql_modes=sql_modes, stored_zero=stored_zero,
+                    server=server).run()
 
 
 def check_config(config: Config, mset: MappingSet) -> list[Finding]:
@@ -91,14 +97,16 @@ def check_config(config: Config, mset: MappingSet) -> list[Finding]:
     reached is skipped (run_checks reports it)."""
     sql_modes: dict[str, str] = {}
     stored: StoredZeroDates = {}
+    server: dict[str, ServerSide] = {}
     kinds = {c.name: c.kind for c in config.connections}
 
     def also(conn: Connection, engine: Any, catalog: Catalog) -> None:
         _sql_mode(conn, engine, sql_modes)
         if conn.kind == "mariadb":
             stored.update(stored_zero_dates(engine, conn.name, catalog, zero_date_columns(mset, kinds, conn.name)))
+        server[conn.name] = read_server_side(engine, mset.tables(conn.name))
     catalogs = live_catalogs(config, {c.name: mset.tables(c.name) for c in config.connections}, _skip, also=also)
-    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes, stored)
+    return check_types(mset, catalogs, kinds, field_specs(config.mappings_dir), sql_modes, stored, server)
 
 
 def _sql_mode(conn: Connection, engine: Any, out: dict[str, str]) -> None:
@@ -143,10 +151,12 @@ class CastScope(Protocol):
 class _Checker:
     def __init__(self, mset: MappingSet, catalogs: dict[str, Catalog], kinds: dict[str, str],
                  specs: Specs | None, finding: Any, scope: CastScope | None = None,
-                 sql_modes: dict[str, str] | None = None, stored_zero: StoredZeroDates | None = None):
+                 sql_modes: dict[str, str] | None = None, stored_zero: StoredZeroDates | None = None,
+                 server: dict[str, ServerSide] | None = None):
         self.mset = mset
         self.sql_modes = sql_modes or {}
         self.stored_zero = stored_zero or {}
+        self.server = server or {}
         self.catalogs = catalogs
         self.kinds = kinds
         self.specs = specs
@@ -233,6 +243,8 @@ class _Checker:
             check_extension_rows(self, m)
             check_latest_zone(self, m)
             check_zero_dates(self, m)
+        check_cascades(self)
+        check_triggers(self)
         return self.out
 
     def slices(self, m: Mapping, extra: tuple[tuple[Endpoint, str], ...] = ()) -> None:

@@ -1,0 +1,186 @@
+"""What a server does to mapped tables on its own: foreign keys with actions and triggers, read for `check`.
+
+MariaDB runs ON DELETE / ON UPDATE CASCADE and SET NULL inside InnoDB: the child rows they change are not in the
+binlog (binlog_format=ROW, MariaDB 10.11). PostgreSQL's are in the WAL, but those a write of replicator's causes
+carry its loop tag and are dropped like the write. A trigger on a table replicator writes runs inside its
+transaction: its writes are tagged too. `cascades` and `triggers` judge what is read here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from replicator.changes import TableRef
+
+# actions that change child rows; RESTRICT and NO ACTION only refuse
+ACTING = ("CASCADE", "SET NULL", "SET DEFAULT")
+_PG_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    child: TableRef
+    columns: tuple[str, ...]
+    parent: TableRef
+    parent_columns: tuple[str, ...]
+    on_delete: str  # CASCADE, SET NULL, SET DEFAULT, RESTRICT, NO ACTION
+    on_update: str
+
+    def action(self, event: str) -> str:
+        return self.on_delete if event == "delete" else self.on_update
+
+    def describe(self) -> str:
+        return (f"{self.name} ({self.child}({', '.join(self.columns)}) REFERENCES "
+                f"{self.parent}({', '.join(self.parent_columns)}) ON DELETE {self.on_delete} "
+                f"ON UPDATE {self.on_update})")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    table: TableRef
+    timing: str  # BEFORE, AFTER, INSTEAD OF
+    events: str  # INSERT, UPDATE, DELETE (PostgreSQL: several, joined by " OR ")
+    body: str | None  # the statements it runs; None when they cannot be read as SQL (a C or PL/Python function)
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    """One side's foreign keys whose child is a mapped table, and its triggers on mapped tables."""
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+
+
+def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
+    """The foreign keys and triggers of `tables` on the server behind `engine` (a SQLAlchemy engine)."""
+    import sqlalchemy
+
+    wanted = set(tables)
+    mariadb = engine.dialect.name in ("mysql", "mariadb")
+    with engine.connect() as c:
+        if mariadb:
+            fks = _mariadb_foreign_keys(c, wanted)
+            trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]), str(r[5]))
+                   for r in c.execute(sqlalchemy.text(
+                       "SELECT TRIGGER_NAME, EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, "
+                       "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                       "ORDER BY TRIGGER_NAME")).fetchall()]
+        else:
+            fks = _postgres_foreign_keys(c)
+            trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
+                           str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None)
+                   for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
+    return ServerSide(tuple(fk for fk in fks if fk.child in wanted),
+                      tuple(t for t in trs if t.table in wanted))
+
+
+def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
+    import sqlalchemy
+
+    schemas = sorted({t.schema or "" for t in wanted})
+    if not schemas:
+        return []
+    rows = c.execute(sqlalchemy.text(
+        "SELECT r.CONSTRAINT_SCHEMA, r.TABLE_NAME, r.CONSTRAINT_NAME, k.REFERENCED_TABLE_SCHEMA, "
+        "r.REFERENCED_TABLE_NAME, r.DELETE_RULE, r.UPDATE_RULE, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME "
+        "FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k "
+        "ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.TABLE_NAME = r.TABLE_NAME "
+        "AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME AND k.REFERENCED_TABLE_NAME IS NOT NULL "
+        "WHERE r.CONSTRAINT_SCHEMA IN :schemas ORDER BY r.CONSTRAINT_SCHEMA, r.TABLE_NAME, r.CONSTRAINT_NAME, "
+        "k.ORDINAL_POSITION").bindparams(sqlalchemy.bindparam("schemas", expanding=True)),
+        {"schemas": schemas}).fetchall()
+    return _group(rows)
+
+
+_PG_FOREIGN_KEYS = """
+SELECT cn.nspname, cc.relname, con.conname, pn.nspname, pc.relname, con.confdeltype, con.confupdtype,
+       a.attname, pa.attname
+FROM pg_constraint con
+JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child_col, parent_col, n)
+JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child_col
+JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent_col
+WHERE con.contype = 'f' AND cn.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 3, k.n
+"""
+
+# user triggers (not the internal ones that implement foreign keys), enabled for an ordinary session (the
+# daemon's: session_replication_role stays `origin`), with their function's language and source
+_PG_TRIGGERS = """
+SELECT t.tgname, n.nspname, c.relname,
+       CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END,
+       concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                 CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END),
+       l.lanname, p.prosrc
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
+WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
+ORDER BY t.tgname
+"""
+
+
+def _postgres_foreign_keys(c: Any) -> list[ForeignKey]:
+    import sqlalchemy
+
+    rows = c.execute(sqlalchemy.text(_PG_FOREIGN_KEYS)).fetchall()
+    return _group([(*r[:5], _PG_ACTIONS.get(str(r[5]), str(r[5])), _PG_ACTIONS.get(str(r[6]), str(r[6])), *r[7:])
+                   for r in rows])
+
+
+def _group(rows: Iterable[Any]) -> list[ForeignKey]:
+    """Rows of (schema, table, constraint, parent schema, parent table, delete rule, update rule, column,
+    parent column), one per column in order, as ForeignKeys."""
+    out: dict[tuple[str, str, str], ForeignKey] = {}
+    for schema, table, name, pschema, ptable, on_delete, on_update, col, pcol in rows:
+        k = (str(schema), str(table), str(name))
+        fk = out.get(k)
+        if fk is None:
+            out[k] = ForeignKey(str(name), TableRef(str(schema), str(table)), (str(col),),
+                                TableRef(str(pschema), str(ptable)), (str(pcol),),
+                                str(on_delete).upper(), str(on_update).upper())
+        else:
+            out[k] = ForeignKey(fk.name, fk.child, fk.columns + (str(col),), fk.parent,
+                                fk.parent_columns + (str(pcol),), fk.on_delete, fk.on_update)
+    return list(out.values())
+
+
+# ---------------------------------------------------------------- what a trigger's statements write
+
+_NAME = r'(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|[\w$]+)'
+_WRITE = re.compile(
+    r"\b(?:INSERT\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?|REPLACE\s+(?:INTO\s+)?|"
+    r"UPDATE\s+(?:(?:LOW_PRIORITY|IGNORE|ONLY)\s+)*|DELETE\s+(?:(?:LOW_PRIORITY|QUICK|IGNORE)\s+)*FROM\s+(?:ONLY\s+)?|"
+    r"MERGE\s+INTO\s+|TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?)"
+    rf"({_NAME}(?:\s*\.\s*{_NAME})?)", re.I)
+# what makes a body's writes unknowable from its text
+_OPAQUE = re.compile(r"\b(?:EXECUTE|CALL|PREPARE)\b", re.I)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def _unquote(name: str, fold: bool) -> str:
+    name = name.strip()
+    if name[:1] == "`":
+        return name[1:-1].replace("``", "`")
+    if name[:1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name.lower() if fold else name
+
+
+def written_tables(body: str, default_schema: str, fold: bool) -> tuple[set[TableRef], bool]:
+    """The tables a trigger's statements write (INSERT, REPLACE, UPDATE, DELETE, MERGE, TRUNCATE), and whether
+    its text can hide others (dynamic SQL: EXECUTE, a CALL of a procedure). `fold`: unquoted names are
+    lower-cased, as PostgreSQL folds them; a name without a schema is in `default_schema`."""
+    text = _COMMENT.sub(" ", body)
+    out: set[TableRef] = set()
+    for m in _WRITE.finditer(text):
+        parts = [_unquote(p, fold) for p in re.split(r"\s*\.\s*(?=[`\"\w$])", m.group(1))]
+        # `UPDATE x SET`, `NEW.col := ...`: a PL/pgSQL assignment is no write; `UPDATE OF col` in a trigger
+        # definition is not in the body
+        schema, name = (parts[0], parts[1]) if len(parts) == 2 else (default_schema, parts[0])
+        if name.upper() in ("SET", "OF") or schema.upper() in ("NEW", "OLD"):
+            continue
+        out.add(TableRef(schema, name))
+    return out, bool(_OPAQUE.search(text))

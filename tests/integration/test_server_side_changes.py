@@ -1,0 +1,235 @@
+"""Changes the servers make on their own (docs/operations.md, "Changes the servers make on their own").
+
+- MariaDB runs a foreign key's ON DELETE / ON UPDATE action inside InnoDB and writes no row event for the child
+  rows it changes (binlog_format=ROW, 10.11): `check` refuses such a key on a mapped table unless PostgreSQL
+  does the same to the counterparts, and with that twin the sides agree after the parent's delete and re-key.
+- PostgreSQL's cascades are in the WAL, but one caused by replicator's own write is in its tagged transaction:
+  refused likewise unless MariaDB does the same; with the twin both deletes agree.
+- A trigger on a table replicator writes, writing another carried table: `check` warns; its rows never travel.
+- A unique key or foreign key only the target has: the row is queued (on_error: quarantine) naming table, key,
+  column and constraint, in both directions; the rest flows.
+"""
+from __future__ import annotations
+
+import time
+
+from tests.integration.harness import Pair, wait_until, write_mappings
+
+PG = """
+CREATE TABLE parent (id int PRIMARY KEY, name text);
+CREATE TABLE child (id int PRIMARY KEY, parent_id int, note text);
+CREATE TABLE pc_parent (id int PRIMARY KEY, name text);
+CREATE TABLE pc_child (id int PRIMARY KEY, parent_id int REFERENCES pc_parent ON DELETE CASCADE, note text)
+"""
+MY = """
+CREATE TABLE parent (id int PRIMARY KEY, name text) ENGINE=InnoDB;
+CREATE TABLE child (id int PRIMARY KEY, parent_id int, note text,
+  CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE ON UPDATE SET NULL)
+  ENGINE=InnoDB;
+CREATE TABLE pc_parent (id int PRIMARY KEY, name text) ENGINE=InnoDB;
+CREATE TABLE pc_child (id int PRIMARY KEY, parent_id int, note text) ENGINE=InnoDB
+"""
+MAPPINGS = """
+mappings:
+  parent: {direction: both, crm: {table: parent, key: [id]}, erp: {table: parent, key: [id]}, fields: {id: ~, name: ~}}
+  child: {direction: both, crm: {table: child, key: [id]}, erp: {table: child, key: [id]},
+          fields: {id: ~, parent_id: ~, note: ~}}
+  pc_parent: {direction: both, crm: {table: pc_parent, key: [id]}, erp: {table: pc_parent, key: [id]},
+              fields: {id: ~, name: ~}}
+  pc_child: {direction: both, crm: {table: pc_child, key: [id]}, erp: {table: pc_child, key: [id]},
+             fields: {id: ~, parent_id: ~, note: ~}}
+"""
+CONFIG = "sync: {on_first_run: false}\n"
+
+
+def _check(pair: Pair) -> tuple[int, str]:
+    r = pair.cli("check", check=False)
+    out = r.stdout + r.stderr
+    assert "Traceback" not in out, out
+    return r.returncode, out
+
+
+def _finding(out: str, constraint: str) -> str:
+    return next(line for line in out.splitlines() if f":{constraint} (" in line)
+
+
+def test_foreign_key_actions_refused_without_a_twin_and_agreeing_with_one(make_pair) -> None:
+    pair = make_pair(PG, MY, MAPPINGS, CONFIG)
+    code, out = _check(pair)
+    assert code == 78
+    erp = _finding(out, "child_parent")
+    assert erp.startswith("[FAIL] erp:") and "mappings.child" in erp and "MariaDB writes no binlog row event" in erp
+    assert "ON DELETE CASCADE" in erp and "ON UPDATE SET NULL" in erp and "crm:public.child has no foreign key" in erp
+    crm = _finding(out, "pc_child_parent_id_fkey")
+    assert crm.startswith("[FAIL] crm:") and "replicator deletes rows of public.pc_parent (erp_to_crm)" in crm
+    assert "pc_child has no foreign key" in crm
+    assert "accept_cascades: [pc_child_parent_id_fkey]" in out and "accept_cascades: [child_parent]" in out
+
+    # the twins: PostgreSQL does what InnoDB does on a delete, MariaDB what PostgreSQL does
+    pair.pg_query("ALTER TABLE child ADD FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE")
+    pair.my_query("ALTER TABLE pc_child ADD CONSTRAINT pc_twin FOREIGN KEY (parent_id) REFERENCES pc_parent (id) "
+                  "ON DELETE CASCADE")
+    code, out = _check(pair)
+    assert "erp:pc_twin does the same to" in _finding(out, "pc_child_parent_id_fkey")
+    # ON UPDATE has no twin: replicator carries a key change as a delete and an insert (measured below)
+    erp = _finding(out, "child_parent")
+    assert code == 78 and erp.startswith("[FAIL]") and "no ON UPDATE action on crm repeats it" in erp, out
+    write_mappings(pair, MAPPINGS.replace("child: {direction: both,",
+                                          "child: {direction: both, accept_cascades: [child_parent],"))
+    code, out = _check(pair)
+    assert code == 0, out
+
+    pair.start()
+    try:
+        pair.my_query("INSERT INTO parent VALUES (1, 'a'), (2, 'b')")
+        pair.my_query("INSERT INTO child VALUES (10, 1, 'x'), (20, 2, 'y'), (30, 2, 'z')")
+        pair.pg_query("INSERT INTO pc_parent VALUES (1, 'a'), (2, 'b')")
+        pair.pg_query("INSERT INTO pc_child VALUES (10, 1, 'x'), (20, 2, 'y')")
+        wait_until(lambda: len(pair.pg_query("SELECT * FROM child")) == 3
+                   and len(pair.my_query("SELECT * FROM pc_child")) == 2, 30, "the rows on both sides")
+        logs = pair.my_query("SHOW BINARY LOGS")
+        pair.my_query("DELETE FROM parent WHERE id = 1")
+        # InnoDB deleted child 10: the binlog has the parent's row only
+        events = [e for log in logs for e in pair.my_query(f"SHOW BINLOG EVENTS IN '{log[0]}'")]
+        tail = events[max(i for i, e in enumerate(events) if "DELETE FROM parent" in str(e[5])):]
+        parent_id = _table_id(tail, "parent")
+        assert [e[2] for e in tail if e[2].endswith("_rows_v1")] == ["Delete_rows_v1"], tail
+        assert all(str(e[5]).startswith(f"table_id: {parent_id} ") for e in tail if e[2].endswith("_rows_v1")), tail
+        assert pair.my_query("SELECT id FROM child ORDER BY id") == [(20,), (30,)]
+        # on the CRM the twin did the same when the parent's delete arrived
+        wait_until(lambda: pair.pg_query("SELECT id FROM child ORDER BY id") == [(20,), (30,)], 30,
+                   "the CRM children as the ERP's")
+        # the accepted re-key: InnoDB sets the children's parent_id to NULL; replicator deletes parent 2 on the CRM
+        # and inserts 3, and the CRM's ON DELETE CASCADE takes the children (an ON UPDATE there would never fire)
+        pair.my_query("UPDATE parent SET id = 3 WHERE id = 2")
+        wait_until(lambda: pair.pg_query("SELECT id FROM parent") == [(3,)], 30, "the re-keyed parent")
+        assert pair.my_query("SELECT id, parent_id FROM child ORDER BY id") == [(20, None), (30, None)]
+        assert pair.pg_query("SELECT id FROM child") == []
+        # replicator's delete of a pc_parent on the CRM cascades there in its own (tagged) transaction; MariaDB's
+        # twin did it on the ERP
+        pair.my_query("DELETE FROM pc_parent WHERE id = 2")
+        wait_until(lambda: pair.pg_query("SELECT id FROM pc_child") == [(10,)], 30, "the CRM's cascade")
+        assert pair.my_query("SELECT id FROM pc_child") == [(10,)]
+        # a CRM user's delete cascades in the WAL: the child's delete arrives after MariaDB's twin removed it
+        pair.pg_query("DELETE FROM pc_parent WHERE id = 1")
+        wait_until(lambda: pair.my_query("SELECT id FROM pc_parent") == [], 30, "the ERP parent's delete")
+        time.sleep(1)
+        assert pair.my_query("SELECT id FROM pc_child") == [] and pair.pg_query("SELECT id FROM pc_child") == []
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+        verify = pair.cli("verify", check=False)
+        assert verify.returncode != 0 and "child" in verify.stdout + verify.stderr  # the accepted difference
+        assert "pc_child" not in (verify.stdout + verify.stderr).replace("pc_child: 0", ""), verify.stdout
+    finally:
+        pair.stop()
+
+
+def _table_id(events: list, table: str) -> str:
+    return next(str(e[5]).split()[1] for e in events if e[2] == "Table_map" and str(e[5]).endswith(f".{table})"))
+
+
+def test_accept_cascades_lets_the_dba_keep_the_difference(make_pair) -> None:
+    accepted = MAPPINGS.replace("child: {direction: both,", "child: {direction: both, accept_cascades: [child_parent],")
+    pair = make_pair(PG, MY, accepted.replace("pc_parent: {direction: both", "pc_parent: {direction: crm_to_erp"),
+                     CONFIG, setup=False)
+    code, out = _check(pair)
+    assert "accepted by the accept_cascades of mapping child" in _finding(out, "child_parent")
+    # pc_parent flows only from the CRM: replicator never deletes one there, and the CRM's cascades are in the WAL
+    assert ":pc_child_parent_id_fkey (" not in out
+
+
+TRIGGER_PG = """
+CREATE TABLE item (id int PRIMARY KEY, name text);
+CREATE TABLE item_log (id int PRIMARY KEY, what text)
+"""
+TRIGGER_MY = """
+CREATE TABLE item (id int PRIMARY KEY, name text) ENGINE=InnoDB;
+CREATE TABLE item_log (id int PRIMARY KEY, what text) ENGINE=InnoDB;
+CREATE TRIGGER item_logged AFTER INSERT ON item FOR EACH ROW INSERT INTO item_log VALUES (NEW.id, 'created')
+"""
+TRIGGER_MAPPINGS = """
+mappings:
+  item: {direction: crm_to_erp, crm: {table: item, key: [id]}, erp: {table: item, key: [id]}, fields: {id: ~, name: ~}}
+  item_log: {direction: erp_to_crm, crm: {table: item_log, key: [id]}, erp: {table: item_log, key: [id]},
+             fields: {id: ~, what: ~}}
+"""
+
+
+def test_a_target_trigger_writing_a_carried_table_warns_and_its_rows_stay_behind(make_pair) -> None:
+    pair = make_pair(TRIGGER_PG, TRIGGER_MY, TRIGGER_MAPPINGS, CONFIG)
+    code, out = _check(pair)
+    assert code == 0, out
+    (warning,) = [line for line in out.splitlines() if "trigger item_logged" in line]
+    assert warning.startswith("[warn] erp:") and "mappings.item: trigger item_logged (AFTER INSERT ON " in warning
+    assert f"it writes {pair.maria.dbname}.item_log, which replicator carries from erp to crm" in warning
+    pair.start()
+    try:
+        pair.my_query("INSERT INTO item VALUES (1, 'erp')")  # an application's insert: the trigger's row travels
+        pair.pg_query("INSERT INTO item VALUES (2, 'crm')")  # replicator's insert: the trigger's row is tagged
+        wait_until(lambda: pair.my_query("SELECT id FROM item_log ORDER BY id") == [(1,), (2,)], 30, "both logs")
+        wait_until(lambda: pair.pg_query("SELECT id FROM item_log") == [(1,)], 30, "the application's log row")
+        time.sleep(1)
+        assert pair.pg_query("SELECT id FROM item_log") == [(1,)]  # what check warned of
+    finally:
+        pair.stop()
+
+
+KEYS_PG = """
+CREATE TABLE account (id int PRIMARY KEY, email text UNIQUE);
+CREATE TABLE owner (id int PRIMARY KEY);
+CREATE TABLE pet (id int PRIMARY KEY, owner_id int REFERENCES owner);
+CREATE TABLE src (id int PRIMARY KEY, email text, owner_id int)
+"""
+KEYS_MY = """
+CREATE TABLE account (id int PRIMARY KEY, email varchar(40)) ENGINE=InnoDB;
+CREATE TABLE pet (id int PRIMARY KEY, owner_id int) ENGINE=InnoDB;
+CREATE TABLE owner (id int PRIMARY KEY) ENGINE=InnoDB;
+CREATE TABLE dst (id int PRIMARY KEY, email varchar(40), owner_id int, CONSTRAINT uq_dst_mail UNIQUE (email),
+  CONSTRAINT dst_owner FOREIGN KEY (owner_id) REFERENCES owner (id)) ENGINE=InnoDB
+"""
+KEYS_MAPPINGS = """
+mappings:
+  account: {direction: erp_to_crm, crm: {table: account, key: [id]}, erp: {table: account, key: [id]},
+            fields: {id: ~, email: ~}}
+  pet: {direction: erp_to_crm, crm: {table: pet, key: [id]}, erp: {table: pet, key: [id]}, fields: {id: ~, owner_id: ~}}
+  dst: {direction: crm_to_erp, crm: {table: src, key: [id]}, erp: {table: dst, key: [id]},
+        fields: {id: ~, email: {lossy: allow}, owner_id: ~}}
+"""
+
+
+def test_a_key_only_the_target_has_queues_just_that_row_naming_column_and_constraint(make_pair) -> None:
+    pair = make_pair(KEYS_PG, KEYS_MY, KEYS_MAPPINGS, CONFIG + "on_error: quarantine\n")
+    pair.my_query("INSERT INTO owner VALUES (1), (2)")
+    pair.start()
+    try:
+        pair.pg_query("INSERT INTO account VALUES (1, 'a@x')")  # the CRM's own: email unique there only
+        pair.my_query("INSERT INTO account VALUES (2, 'a@x'), (3, 'b@x')")
+        pair.my_query("INSERT INTO pet VALUES (5, 99), (6, NULL)")  # owner 99 is not in the CRM
+        # 8 shares 7's e-mail: INSERT ... ON DUPLICATE KEY UPDATE took it for 7, gave 7 its owner and never wrote 8
+        pair.pg_query("INSERT INTO src VALUES (7, 'c@x', 1), (8, 'c@x', 2), (9, 'd@x', 42), (10, 'e@x', 1)")
+        wait_until(lambda: sorted(pair.pg_query("SELECT id FROM account")) == [(1,), (3,)]
+                   and pair.pg_query("SELECT id FROM pet") == [(6,)]
+                   and sorted(pair.my_query("SELECT id FROM dst")) == [(7,), (10,)], 30, "the rows that fit")
+        errors = {(t, k): e for t, k, e in pair.pg_query(
+            "SELECT target_table, target_key::text, error FROM replicator.dead_letter")}
+        errors.update({(t, k): e for t, k, e in pair.my_query(
+            f"SELECT target_table, target_key, error FROM `{pair.state_schema}`.dead_letter")})
+        assert len(errors) == 4, "\n".join(map(str, errors.items()))
+        account = next(e for (t, _), e in errors.items() if t.endswith("account"))
+        assert account.startswith("table public.account, key (2,), column email: duplicate key value violates "
+                                  'unique constraint "account_email_key" (Key (email)=(a@x) already exists.)'), account
+        pet = next(e for (t, _), e in errors.items() if t.endswith("pet"))
+        assert pet.startswith("table public.pet, key (5,), column owner_id: insert or update on table \"pet\" "
+                              'violates foreign key constraint "pet_owner_id_fkey" (Key (owner_id)=(99) is not '
+                              'present in table "owner".)'), pet
+        dup, fk = sorted((e for (t, _), e in errors.items() if t.endswith("dst")), key=lambda e: "FOREIGN" in e)
+        assert dup.startswith(f"table {pair.maria.dbname}.dst, key (8,), column email: (1062) Duplicate entry 'c@x' "
+                              "for key 'uq_dst_mail'"), dup
+        assert fk.startswith(f"table {pair.maria.dbname}.dst, key (9,), column owner_id: (1452) Cannot add or update "
+                             "a child row") and "CONSTRAINT `dst_owner`" in fk, fk
+        assert pair.my_query("SELECT id, email, owner_id FROM dst WHERE id = 7") == [(7, "c@x", 1)]
+        # the guarded upsert still updates a row by its key, in a batch with a new row
+        pair.pg_query("UPDATE src SET owner_id = 2 WHERE id = 7; INSERT INTO src VALUES (11, 'f@x', 2)")
+        wait_until(lambda: sorted(pair.my_query("SELECT id, email, owner_id FROM dst")) == [
+            (7, "c@x", 2), (10, "e@x", 1), (11, "f@x", 2)], 30, "the update and the insert")
+    finally:
+        pair.stop()

@@ -1,0 +1,223 @@
+"""`check` and the foreign key actions and triggers a server runs on its own (mapping/check/cascades.py,
+triggers.py, serverside.py): what replicator cannot see must be done alike on the other side, or accepted."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.changes import TableRef
+from replicator.errors import ConfigError
+from replicator.mapping.check.serverside import ForeignKey, ServerSide, Trigger, written_tables
+from tests.unit.test_mapping_check import Env
+
+MAPPINGS = """\
+mappings:
+  orders:
+    direction: {orders}
+    crm: {{table: orders, key: [id]}}
+    erp: {{table: orders, key: [id]}}
+{orders_extra}    fields: {{id: ~, name: ~}}
+  lines:
+    direction: {lines}
+    crm: {{table: lines, key: [id]}}
+    erp: {{table: lines, key: [id]}}
+{lines_extra}    fields: {{id: ~, order_id: {{erp: ord}}, qty: ~}}
+"""
+
+
+def text(orders: str = "both", lines: str = "both", orders_extra: str = "", lines_extra: str = "") -> str:
+    return MAPPINGS.format(orders=orders, lines=lines, orders_extra=orders_extra, lines_extra=lines_extra)
+
+
+def fk(side: str, name: str, on_delete: str = "CASCADE", on_update: str = "RESTRICT",
+       columns: tuple[str, ...] | None = None) -> ForeignKey:
+    schema = "public" if side == "crm" else "erpdb"
+    col = "order_id" if side == "crm" else "ord"
+    return ForeignKey(name, TableRef(schema, "lines"), columns or (col,), TableRef(schema, "orders"), ("id",),
+                      on_delete, on_update)
+
+
+def server(crm: tuple = (), erp: tuple = (), crm_triggers: tuple = (), erp_triggers: tuple = ()) -> dict:
+    return {"crm": ServerSide(tuple(crm), tuple(crm_triggers)), "erp": ServerSide(tuple(erp), tuple(erp_triggers))}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def about(findings: list[str], name: str) -> list[str]:
+    """The findings about constraint `name` (of the side it is on, not those naming it as the other's twin)."""
+    return [f for f in findings if f":{name} (" in f]
+
+
+def test_a_mariadb_cascade_without_its_twin_on_postgresql_is_refused_naming_both_ways_out(env: Env) -> None:
+    (msg,) = about(env.failures(text(), server=server(erp=[fk("erp", "fk_lines_order")])), "fk_lines_order")
+    assert msg.startswith("erp: m.yaml:8: mappings.lines: erp:fk_lines_order (erpdb.lines(ord) REFERENCES "
+                          "erpdb.orders(id) ON DELETE CASCADE ON UPDATE RESTRICT), on a table mapping lines carries: "
+                          "a delete of a row of erpdb.orders deletes its erpdb.lines rows (ON DELETE CASCADE) and "
+                          "MariaDB writes no binlog row event for the child rows that changes; crm:public.lines has "
+                          "no foreign key to the parent's counterpart that would do the same"), msg
+    assert ("ALTER TABLE public.lines ADD FOREIGN KEY (order_id) REFERENCES public.orders (id) ON DELETE CASCADE"
+            in msg), msg
+    assert "`accept_cascades: [fk_lines_order]`" in msg
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "SET NULL", "SET DEFAULT"])
+def test_the_same_action_on_the_other_side_passes(env: Env, action: str) -> None:
+    findings = env.check(text(), server=server(erp=[fk("erp", "fk_my", action)], crm=[fk("crm", "fk_pg", action)]))
+    assert about([f.what for f in findings if not f.ok], "fk_my") == []
+    (ok,) = about([f.what for f in findings if f.ok], "fk_my")
+    assert "crm:fk_pg does the same to public.lines" in ok
+
+
+def test_another_action_on_the_other_side_is_refused(env: Env) -> None:
+    (msg,) = about(env.failures(text(), server=server(erp=[fk("erp", "fk_my", "SET NULL")],
+                                                      crm=[fk("crm", "fk_pg", "CASCADE")])), "fk_my")
+    assert "crm:public.lines does otherwise: crm:fk_pg is ON DELETE CASCADE" in msg, msg
+
+
+def test_a_foreign_key_on_other_columns_is_no_twin(env: Env) -> None:
+    other = fk("crm", "fk_pg", columns=("qty",))
+    assert len(about(env.failures(text(), server=server(erp=[fk("erp", "fk_my")], crm=[other])), "fk_my")) == 1
+
+
+def test_an_update_action_is_judged_too(env: Env) -> None:
+    (msg,) = about(env.failures(text(), server=server(erp=[fk("erp", "fk_my", "RESTRICT", "CASCADE")])), "fk_my")
+    assert "a change of the key of erpdb.orders changes the parent key in its erpdb.lines rows (ON UPDATE CASCADE)" \
+           in msg and "ON DELETE" not in msg.split("ON UPDATE RESTRICT", 1)[-1].split("|")[0].replace(
+               "ON DELETE RESTRICT", ""), msg
+
+
+def test_an_update_action_has_no_twin_because_a_key_change_travels_as_delete_and_insert(env: Env) -> None:
+    """replicator applies a changed key as a delete of the old row and an insert of the new one: an ON UPDATE
+    CASCADE on the other side never fires, its ON DELETE CASCADE does (measured: the CRM's children went)."""
+    (msg,) = about(env.failures(text(), server=server(erp=[fk("erp", "fk_my", "CASCADE", "CASCADE")],
+                                                      crm=[fk("crm", "fk_pg", "CASCADE", "CASCADE")])), "fk_my")
+    assert "replicator carries a change of a key as a delete of the old row and an insert of the new one, so no " \
+           "ON UPDATE action on crm repeats it" in msg, msg
+    assert "crm:public.lines has no foreign key" not in msg  # the delete's twin is there
+    assert "if no application ever changes the key of a row of erpdb.orders (a surrogate key), add fk_my to the " \
+           "accept_cascades of mapping lines" in msg, msg
+
+
+def test_what_the_mapping_would_not_carry_anyway_is_left_alone(env: Env) -> None:
+    # deletes of lines do not travel to the CRM: a cascaded one would not either
+    t = text(lines_extra="    delete: {erp_to_crm: ignore}\n")
+    assert about(env.failures(t, server=server(erp=[fk("erp", "fk_my")])), "fk_my") == []
+    # ... but a SET NULL changes the reference, which does
+    assert len(about(env.failures(t, server=server(erp=[fk("erp", "fk_my", "SET NULL")])), "fk_my")) == 1
+    # a reference written once, when the row is made (Twenty's opportunity -> Akaunting's invoice)
+    t = text().replace("order_id: {{erp: ord}}".replace("{{", "{").replace("}}", "}"),
+                       "order_id: {erp: ord, insert_only: true}")
+    assert about(env.failures(t, server=server(erp=[fk("erp", "fk_my", "SET NULL")])), "fk_my") == []
+    assert len(about(env.failures(t, server=server(erp=[fk("erp", "fk_my", "CASCADE")])), "fk_my")) == 1
+
+
+@pytest.mark.parametrize("action", ["RESTRICT", "NO ACTION"])
+def test_a_foreign_key_that_only_refuses_is_left_alone(env: Env, action: str) -> None:
+    findings = env.check(text(), server=server(erp=[fk("erp", "fk_my", action, action)]))
+    assert [f for f in findings if "fk_my" in f.what] == []
+
+
+def test_accept_cascades_names_the_constraint_the_dba_accepts(env: Env) -> None:
+    t = text(lines_extra="    accept_cascades: [fk_my]\n")
+    findings = env.check(t, server=server(erp=[fk("erp", "fk_my")]))
+    assert about([f.what for f in findings if not f.ok], "fk_my") == []
+    assert any("accepted by the accept_cascades of mapping lines" in f.what for f in findings if f.ok)
+    # another constraint is not accepted by it
+    assert len(about(env.failures(t, server=server(erp=[fk("erp", "fk_other")])), "fk_other")) == 1
+
+
+@pytest.mark.parametrize("value", ["fk_my", "[fk_my, fk_my]", "[1]"])
+def test_accept_cascades_is_a_list_of_names(env: Env, value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        env.load(text(lines_extra=f"    accept_cascades: {value}\n"))
+    assert "m.yaml" in str(e.value) and "accept_cascades" in str(e.value)
+
+
+def test_a_postgresql_cascade_reaches_the_wal_unless_replicator_wrote_the_parent(env: Env) -> None:
+    # the CRM is the only source of orders: its own deletes cascade in the WAL, and the lines' deletes travel
+    assert about(env.failures(text(orders="crm_to_erp"), server=server(crm=[fk("crm", "fk_pg")])), "fk_pg") == []
+    # replicator deletes orders in the CRM (erp_to_crm): the cascade is in its own transaction, dropped as an echo
+    (msg,) = about(env.failures(text(), server=server(crm=[fk("crm", "fk_pg")])), "fk_pg")
+    assert "replicator deletes rows of public.orders (erp_to_crm): the child rows that changes then are in " \
+           "replicator's own transaction, tagged, and never carried back" in msg, msg
+    # ... unless it never deletes them
+    t = text(orders_extra="    delete: {erp_to_crm: ignore}\n")
+    assert about(env.failures(t, server=server(crm=[fk("crm", "fk_pg")])), "fk_pg") == []
+
+
+def test_a_cascade_onto_a_one_way_copy_is_not_judged(env: Env) -> None:
+    """lines flow only erp_to_crm: nothing of the CRM's lines travels, so a cascade there changes nothing replicator
+    would carry. A CRM user's delete of an order takes the copies like the user's own delete of a copy would; an
+    order replicator deletes in the CRM was deleted in the ERP, whose lines went before it or with it."""
+    for orders in ("crm_to_erp", "both"):
+        assert about(env.failures(text(orders=orders, lines="erp_to_crm"),
+                                  server=server(crm=[fk("crm", "fk_pg")])), "fk_pg") == []
+
+
+def test_an_unread_side_is_not_judged(env: Env) -> None:
+    findings = env.check(text(), server={"erp": ServerSide((fk("erp", "fk_my"),))})
+    assert [f for f in findings if "fk_my" in f.what] == []
+
+
+# ---------------------------------------------------------------- triggers
+
+def trigger(side: str, body: str | None, table: str = "orders", name: str = "t1") -> Trigger:
+    return Trigger(name, TableRef("public" if side == "crm" else "erpdb", table), "AFTER", "INSERT", body)
+
+
+def warnings(env: Env, t: str, **kw: tuple) -> list[str]:
+    return [f"{f.side}: {f.what} | {f.fix}".replace(str(env.config.mappings_dir) + "/", "")
+            for f in env.check(t, server=server(**kw)) if f.warning]
+
+
+def test_a_trigger_on_a_table_replicator_writes_that_writes_a_carried_table_warns(env: Env) -> None:
+    (msg,) = warnings(env, text(), crm_triggers=(trigger("crm", "BEGIN INSERT INTO lines (id) VALUES (1); END"),))
+    assert msg.startswith("crm: m.yaml:3: mappings.orders: trigger t1 (AFTER INSERT ON public.orders) fires on "
+                          "replicator's writes: it writes public.lines, which replicator carries from crm to erp; the "
+                          "rows it writes in replicator's transactions carry replicator's loop tag and never reach "
+                          "erp"), msg
+
+
+def test_a_trigger_that_writes_a_copy_warns_that_the_copy_differs(env: Env) -> None:
+    (msg,) = warnings(env, text(lines="erp_to_crm"),
+                      crm_triggers=(trigger("crm", "BEGIN UPDATE public.lines SET qty = 0; END"),))
+    assert "it writes public.lines, which replicator keeps as a copy of erp's rows" in msg
+
+
+@pytest.mark.parametrize("body", ["BEGIN INSERT INTO audit_log VALUES (NEW.id); RETURN NEW; END",
+                                  "BEGIN NEW.name := upper(NEW.name); RETURN NEW; END"])
+def test_a_trigger_that_writes_no_mapped_table_is_left_alone(env: Env, body: str) -> None:
+    assert warnings(env, text(), crm_triggers=(trigger("crm", body),)) == []
+
+
+def test_a_trigger_on_a_table_replicator_never_writes_is_the_applications(env: Env) -> None:
+    t = text(orders="crm_to_erp")
+    assert warnings(env, t, crm_triggers=(trigger("crm", "BEGIN INSERT INTO lines VALUES (1); END"),)) == []
+
+
+@pytest.mark.parametrize("body, why", [(None, "not SQL or PL/pgSQL"),
+                                       ("BEGIN EXECUTE format('DELETE FROM %I', TG_ARGV[0]); END", "dynamic SQL"),
+                                       ("CALL refresh_totals(NEW.id)", "dynamic SQL or calls a procedure")])
+def test_a_trigger_whose_writes_check_cannot_read_warns(env: Env, body: str | None, why: str) -> None:
+    (msg,) = warnings(env, text(), erp_triggers=(trigger("erp", body),))
+    assert why in msg and "check cannot tell which tables it writes" in msg
+
+
+def test_written_tables_reads_the_statements_that_write() -> None:
+    body = """BEGIN
+      -- UPDATE commented_out SET x = 1;
+      INSERT INTO `erpdb`.`Audit` (id) VALUES (NEW.id);
+      REPLACE INTO totals SELECT 1;
+      UPDATE IGNORE stock SET n = n - 1;
+      DELETE FROM "Mixed""Name" WHERE id = OLD.id;
+      SET NEW.x = 1;
+    END"""
+    tables, opaque = written_tables(body, "erpdb", fold=False)
+    assert tables == {TableRef("erpdb", "Audit"), TableRef("erpdb", "totals"), TableRef("erpdb", "stock"),
+                      TableRef("erpdb", 'Mixed"Name')}
+    assert not opaque
+    assert written_tables("BEGIN UPDATE Stock SET n = 0; END", "", fold=True)[0] == {TableRef("", "stock")}
