@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from replicator.config import Config
 from replicator.mapping.model import MappingSet, load_mappings
 from tests.unit.mapsets import make_config
 from tests.unit.test_reference_mappings import parse_schema, written_columns
@@ -24,15 +25,28 @@ def blocks(page: Path = PAGE) -> dict[str, str]:
     return dict(found)
 
 
-@pytest.fixture(scope="module")
-def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    base = tmp_path_factory.mktemp("walkthrough")
-    config = make_config(base)
+def page_mappings(page: Path, config: Config) -> MappingSet:
+    """The page's `mappings/...` blocks written into `config`'s (new) mappings folder, and loaded."""
     config.mappings_dir.mkdir()
-    for name, text in blocks().items():
+    for name, text in blocks(page).items():
         if name.startswith("mappings/"):
             (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
     return load_mappings(config)
+
+
+def page_schemas(page: Path, tmp_path: Path, sides: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    """`{side: parsed CREATE TABLE blocks}` of the page, for each (side, block name, default schema)."""
+    schemas = {}
+    for side, sql, schema in sides:
+        path = tmp_path / sql
+        path.write_text(blocks(page)[sql], encoding="utf-8")
+        schemas[side] = parse_schema(path, schema)
+    return schemas
+
+
+@pytest.fixture(scope="module")
+def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
+    return page_mappings(PAGE, make_config(tmp_path_factory.mktemp("walkthrough")))
 
 
 def test_the_page_holds_the_schemas_the_seed_rows_and_four_mapping_files() -> None:
@@ -45,11 +59,7 @@ def test_the_page_holds_the_schemas_the_seed_rows_and_four_mapping_files() -> No
 
 def test_every_mapping_loads_and_names_tables_keys_and_columns_of_the_schemas(
         mset: MappingSet, tmp_path: Path) -> None:
-    schemas = {}
-    for side, schema in (("crm", "public"), ("erp", "erpdb")):
-        path = tmp_path / f"{side}.sql"
-        path.write_text(blocks()[f"{side}.sql"], encoding="utf-8")
-        schemas[side] = parse_schema(path, schema)
+    schemas = page_schemas(PAGE, tmp_path, (("crm", "crm.sql", "public"), ("erp", "erp.sql", "erpdb")))
     assert sorted(m.name for m in mset.mappings) == ["contact_account", "contacts", "customer_custom", "customers",
                                                        "order_lines", "orders", "products"]
     assert_mappings_fit(mset, schemas)

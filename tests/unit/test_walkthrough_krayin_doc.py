@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from replicator.config import Account, Batching, Config, Connection, Secret
-from replicator.mapping.model import MappingSet, load_mappings
-from tests.unit.test_reference_mappings import parse_schema
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
+from replicator.mapping.model import MappingSet
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
 
 PAGE = ROOT / "docs" / "walkthrough-krayin-ofbiz.md"
 
@@ -22,11 +21,7 @@ def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
     config = Config(base / "replicator.yaml", (Connection("krayin", "mariadb", "h", 3306, "krayin", acc, acc),
                                                Connection("ofbiz", "postgresql", "h", 5432, "ofbiz", acc, acc)),
                     base / "maps", Batching())
-    config.mappings_dir.mkdir()
-    for name, text in blocks(PAGE).items():
-        if name.startswith("mappings/"):
-            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
-    return load_mappings(config)
+    return page_mappings(PAGE, config)
 
 
 def test_the_page_holds_schemas_seeds_key_defaults_and_three_mapping_files() -> None:
@@ -37,11 +32,7 @@ def test_the_page_holds_schemas_seeds_key_defaults_and_three_mapping_files() -> 
 
 
 def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
-    schemas = {}
-    for side, sql, schema in (("krayin", "krayin.sql", "krayin"), ("ofbiz", "ofbiz.sql", "public")):
-        path = tmp_path / sql
-        path.write_text(blocks(PAGE)[sql], encoding="utf-8")
-        schemas[side] = parse_schema(path, schema)
+    schemas = page_schemas(PAGE, tmp_path, (("krayin", "krayin.sql", "krayin"), ("ofbiz", "ofbiz.sql", "public")))
     assert ("krayin", "attribute_values") in schemas["krayin"] and ("public", "order_item") in schemas["ofbiz"]
     assert schemas["ofbiz"][("public", "party_contact_mech")].primary_key == ("party_id", "contact_mech_id",
                                                                               "from_date")

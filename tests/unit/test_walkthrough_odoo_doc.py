@@ -7,22 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from replicator.mapping.model import MappingSet, load_mappings
+from replicator.mapping.model import MappingSet
 from tests.unit.mapsets import make_config
-from tests.unit.test_reference_mappings import parse_schema
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
 
 PAGE = ROOT / "docs" / "walkthrough-odoo-erpnext.md"
 
 
 @pytest.fixture(scope="module")
 def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    config = make_config(tmp_path_factory.mktemp("odoo"))
-    config.mappings_dir.mkdir()
-    for name, text in blocks(PAGE).items():
-        if name.startswith("mappings/"):
-            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
-    return load_mappings(config)
+    return page_mappings(PAGE, make_config(tmp_path_factory.mktemp("odoo")))
 
 
 def test_the_page_holds_schemas_stamps_seeds_and_three_mapping_files() -> None:
@@ -33,11 +27,7 @@ def test_the_page_holds_schemas_stamps_seeds_and_three_mapping_files() -> None:
 
 
 def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
-    schemas = {}
-    for side, schema in (("crm", "public"), ("erp", "erpdb")):
-        path = tmp_path / f"{side}.sql"
-        path.write_text(blocks(PAGE)[f"{side}.sql"], encoding="utf-8")
-        schemas[side] = parse_schema(path, schema)
+    schemas = page_schemas(PAGE, tmp_path, (("crm", "crm.sql", "public"), ("erp", "erp.sql", "erpdb")))
     assert ("erpdb", "tabSales Order Item") in schemas["erp"] and ("erpdb", "tabDynamic Link") in schemas["erp"]
     assert sorted(m.name for m in mset.mappings) == ["contact_company", "contacts", "customer_tag", "customers",
                                                        "item_names", "items", "order_lines", "orders",

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from replicator.config import Account, Batching, Config, Connection, Secret
-from replicator.mapping.model import MappingSet, load_mappings
-from tests.unit.test_reference_mappings import parse_schema
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks
+from replicator.mapping.model import MappingSet
+from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
 
 PAGE = ROOT / "docs" / "walkthrough-twenty-akaunting.md"
 WS = "workspace_1wgvd1injqtife6y4rvfbu3h5"
@@ -23,11 +22,7 @@ def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
     config = Config(base / "replicator.yaml", (Connection("twenty", "postgresql", "h", 5432, "twenty", acc, acc),
                                                Connection("akaunting", "mariadb", "h", 3306, "erpdb", acc, acc)),
                     base / "maps", Batching())
-    config.mappings_dir.mkdir()
-    for name, text in blocks(PAGE).items():
-        if name.startswith("mappings/"):
-            (config.mappings_dir / name.split("/", 1)[1]).write_text(text, encoding="utf-8")
-    return load_mappings(config)
+    return page_mappings(PAGE, config)
 
 
 def test_the_page_holds_schemas_seeds_and_two_mapping_files() -> None:
@@ -38,11 +33,7 @@ def test_the_page_holds_schemas_seeds_and_two_mapping_files() -> None:
 
 
 def test_every_mapping_names_tables_keys_and_columns_of_the_schemas(mset: MappingSet, tmp_path: Path) -> None:
-    schemas = {}
-    for side, sql, schema in (("twenty", "twenty.sql", "public"), ("akaunting", "akaunting.sql", "erpdb")):
-        path = tmp_path / sql
-        path.write_text(blocks(PAGE)[sql], encoding="utf-8")
-        schemas[side] = parse_schema(path, schema)
+    schemas = page_schemas(PAGE, tmp_path, (("twenty", "twenty.sql", "public"), ("akaunting", "akaunting.sql", "erpdb")))
     assert (WS, "opportunity") in schemas["twenty"] and ("erpdb", "ak_document_items") in schemas["akaunting"]
     assert sorted(m.name for m in mset.mappings) == ["customer_persons", "customers", "invoice_items", "invoices"]
     assert_mappings_fit(mset, schemas)
