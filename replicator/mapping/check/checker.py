@@ -294,7 +294,8 @@ class _Checker:
                 self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
-            check_lossy_transforms(self, flow, f, plan, spec, tname)
+            check_lossy_transforms(self, flow, f, plan, spec, tname,
+                                   [(p, self.spec(m, fields[p.name])) for p in flow.plans])
             loose = plan.convert is not None
             if loose and isinstance(spec, dict) and not ({"map", "constant"} & set(spec)) \
                     and _direction_transform(spec, stream) is None:
