@@ -1082,7 +1082,7 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
     for m in mappings:
         if m.name in referenced:
             flows = tuple(Flow(**{**f.__dict__, "referenced": True}) for f in m.flows)
-            m = Mapping(m.name, m.where, m.endpoints, m.fields, flows, m.link)
+            m = replace(m, flows=flows)  # keeps every other attribute (accept_cascades was lost here)
         out.append(m)
     return out
 

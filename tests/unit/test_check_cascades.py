@@ -221,3 +221,12 @@ def test_written_tables_reads_the_statements_that_write() -> None:
                       TableRef("erpdb", 'Mixed"Name')}
     assert not opaque
     assert written_tables("BEGIN UPDATE Stock SET n = 0; END", "", fold=True)[0] == {TableRef("", "stock")}
+
+
+def test_accept_cascades_survives_on_a_mapping_another_references(env: Env) -> None:
+    t = text(lines_extra="    accept_cascades: [fk_my]\n").replace("order_id: {erp: ord}", "order_id: {erp: ord, "
+                                                                      "references: orders}")
+    t = t.replace("    direction: both\n    crm: {table: orders", "    accept_cascades: [fk_o]\n    direction: both\n"
+                  "    crm: {table: orders")
+    mset = env.load(t)
+    assert {m.name: m.accept_cascades for m in mset.mappings} == {"orders": ("fk_o",), "lines": ("fk_my",)}
