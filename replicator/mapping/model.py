@@ -19,7 +19,7 @@ from replicator.errors import ConfigError, Where
 from replicator.mapping import applytime
 from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
-from replicator.yamlfile import Section, YamlMap, load_file
+from replicator.yamlfile import Section, YamlList, YamlMap, load_file
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,8 @@ class Mapping:
     # `accept_cascades: [name, ...]`: foreign keys (of either side) whose actions on this mapping's table the
     # other side need not repeat (mapping/check/cascades.py)
     accept_cascades: tuple[str, ...] = ()
+    # where each of those names is written (file, line, key), for check's word on a name matching nothing
+    accept_cascades_where: tuple[Where, ...] = field(default=(), compare=False)
 
     def endpoint(self, side: str) -> Endpoint:
         return next(e for e in self.endpoints if e.side == side)
@@ -403,7 +405,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
-    accept_cascades = _accept_cascades(s)
+    accept_cascades, accept_cascades_where = _accept_cascades(s)
     s.allow("filter", "gate", "delete", "leave", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
@@ -473,17 +475,20 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     _check_leave(s, leaves, flows)
     s.done()
     flows = [replace(f, on_error=on_error) for f in flows]
-    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link, accept_cascades)
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link, accept_cascades,
+                   accept_cascades_where)
 
 
-def _accept_cascades(s: Section) -> tuple[str, ...]:
-    """`accept_cascades: [fk_name, ...]`: constraint names, each once."""
+def _accept_cascades(s: Section) -> tuple[tuple[str, ...], tuple[Where, ...]]:
+    """`accept_cascades: [fk_name, ...]`: constraint names, each once, and where each is written."""
     names = s.get("accept_cascades", list, [])
     if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
         raise ConfigError("accept_cascades is a list of foreign key constraint names, each once",
                           s.where("accept_cascades"),
                           hint="name the constraints `replicator check` reports, e.g. [fk_order_lines_order]")
-    return tuple(names)
+    at = s.where("accept_cascades")
+    wheres = tuple(names.where(at.key, i) if isinstance(names, YamlList) else at for i in range(len(names)))
+    return tuple(names), wheres
 
 
 def _fold_transform(f: Section, a: str, b: str) -> frozenset[str]:

@@ -41,7 +41,7 @@ from replicator.changes import TableRef
 from replicator.errors import Where
 from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
                                            special_values)
-from replicator.mapping.check.cascades import check_cascades
+from replicator.mapping.check.cascades import check_accepted_names, check_cascades
 from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
@@ -244,6 +244,7 @@ class _Checker:
             check_latest_zone(self, m)
             check_zero_dates(self, m)
         check_cascades(self)
+        check_accepted_names(self)
         check_triggers(self)
         return self.out
 
