@@ -678,6 +678,17 @@ def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
     spec = e.get("slice", YamlMap, None)
     if spec is None:
         return ()
+    at = e.where("slice")
+    for column, value in spec.items():
+        if value is None:  # `thru_date: null` (OFBiz's current rows): `= NULL` would select and find nothing
+            raise ConfigError(
+                f"slice value for {column} is null: a slice selects rows by an equal value (column = value) and "
+                f"writes that value on insert, and no row's NULL equals NULL, so sync, verify, updates and deletes "
+                f"would find none of the rows where {column} IS NULL; a slice on NULL is not supported",
+                spec.where(at.key, str(column)),
+                hint=f"select the rows the direction reading this side carries with a filter on it, "
+                     f"`{{{column}: {{is_null: true}}}}` (docs/mappings.md \"Filters and gates\"), or slice by a "
+                     f"column that holds a value")
     if not spec or not all(isinstance(v, (str, int, float, bool)) for v in spec.values()):
         raise ConfigError("slice maps columns to the plain values that select this mapping's rows "
                           "({dtype: customer, entity: 1})", e.where("slice"))
