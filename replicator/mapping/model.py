@@ -19,7 +19,7 @@ from replicator.errors import ConfigError, Where
 from replicator.mapping import applytime
 from replicator.mapping.keygen import KeyGen, compile_generate
 from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
-from replicator.yamlfile import Section, YamlMap, load_file
+from replicator.yamlfile import Section, YamlList, YamlMap, load_file
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,8 @@ class Mapping:
     # `accept_cascades: [name, ...]`: foreign keys (of either side) whose actions on this mapping's table the
     # other side need not repeat (mapping/check/cascades.py)
     accept_cascades: tuple[str, ...] = ()
+    # where each of those names is written (file, line, key), for check's word on a name matching nothing
+    accept_cascades_where: tuple[Where, ...] = field(default=(), compare=False)
 
     def endpoint(self, side: str) -> Endpoint:
         return next(e for e in self.endpoints if e.side == side)
@@ -403,7 +405,7 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     owner = s.get("owner", str, None, choices=sides)
     created_by = s.get("created_by", str, None, choices=sides)
     on_error = s.get("on_error", str, config.on_error, choices=ON_ERROR)
-    accept_cascades = _accept_cascades(s)
+    accept_cascades, accept_cascades_where = _accept_cascades(s)
     s.allow("filter", "gate", "delete", "leave", "parent", "conflicts")
     park_days = _park_days(s)
     link = _link(s.section("link"))
@@ -473,17 +475,20 @@ def _compile(name: str, mappings: Section, config: Config) -> Mapping:
     _check_leave(s, leaves, flows)
     s.done()
     flows = [replace(f, on_error=on_error) for f in flows]
-    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link, accept_cascades)
+    return Mapping(name, s.where(), (endpoints[0], endpoints[1]), fields, tuple(flows), link, accept_cascades,
+                   accept_cascades_where)
 
 
-def _accept_cascades(s: Section) -> tuple[str, ...]:
-    """`accept_cascades: [fk_name, ...]`: constraint names, each once."""
+def _accept_cascades(s: Section) -> tuple[tuple[str, ...], tuple[Where, ...]]:
+    """`accept_cascades: [fk_name, ...]`: constraint names, each once, and where each is written."""
     names = s.get("accept_cascades", list, [])
     if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
         raise ConfigError("accept_cascades is a list of foreign key constraint names, each once",
                           s.where("accept_cascades"),
                           hint="name the constraints `replicator check` reports, e.g. [fk_order_lines_order]")
-    return tuple(names)
+    at = s.where("accept_cascades")
+    wheres = tuple(names.where(at.key, i) if isinstance(names, YamlList) else at for i in range(len(names)))
+    return tuple(names), wheres
 
 
 def _fold_transform(f: Section, a: str, b: str) -> frozenset[str]:
@@ -673,6 +678,17 @@ def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
     spec = e.get("slice", YamlMap, None)
     if spec is None:
         return ()
+    at = e.where("slice")
+    for column, value in spec.items():
+        if value is None:  # `thru_date: null` (OFBiz's current rows): `= NULL` would select and find nothing
+            raise ConfigError(
+                f"slice value for {column} is null: a slice selects rows by an equal value (column = value) and "
+                f"writes that value on insert, and no row's NULL equals NULL, so sync, verify, updates and deletes "
+                f"would find none of the rows where {column} IS NULL; a slice on NULL is not supported",
+                spec.where(at.key, str(column)),
+                hint=f"select the rows the direction reading this side carries with a filter on it, "
+                     f"`{{{column}: {{is_null: true}}}}` (docs/mappings.md \"Filters and gates\"), or slice by a "
+                     f"column that holds a value")
     if not spec or not all(isinstance(v, (str, int, float, bool)) for v in spec.values()):
         raise ConfigError("slice maps columns to the plain values that select this mapping's rows "
                           "({dtype: customer, entity: 1})", e.where("slice"))
@@ -1082,7 +1098,7 @@ def _resolve_references(mappings: list[Mapping]) -> list[Mapping]:
     for m in mappings:
         if m.name in referenced:
             flows = tuple(Flow(**{**f.__dict__, "referenced": True}) for f in m.flows)
-            m = Mapping(m.name, m.where, m.endpoints, m.fields, flows, m.link)
+            m = replace(m, flows=flows)  # keeps every other attribute (accept_cascades was lost here)
         out.append(m)
     return out
 

@@ -72,11 +72,12 @@ def _text(arg: Any, where: Where, name: str) -> str:
     return str(arg)
 
 
-def _options(arg: Any, where: Where, name: str, required: str, optional: str) -> Any:
-    _need(isinstance(arg, dict), f"{name} needs a mapping with {required}, {optional}", arg, where)
+def _options(arg: Any, where: Where, name: str, required: str, *optional: str) -> Any:
+    known = ", ".join((required, *optional))
+    _need(isinstance(arg, dict), f"{name} needs a mapping with {known}", arg, where)
     for key in arg:
-        if key not in (required, optional):
-            raise ConfigError(f"unknown key {key!r} for {name} (known: {required}, {optional})", _key(where, arg, key))
+        if key not in (required, *optional):
+            raise ConfigError(f"unknown key {key!r} for {name} (known: {known})", _key(where, arg, key))
     if required not in arg:
         raise ConfigError(f"{name} needs {required!r}", where)
     return arg
@@ -159,12 +160,22 @@ def _concat(arg: Any, where: Where) -> Transform:
 
 
 def _split(arg: Any, where: Where) -> Transform:
-    options = _options(arg, where, "split", "sep", "index")
+    """`parts: N` splits at the first N-1 separators only, so the last part keeps the rest of the text
+    ("Wile E. Coyote", parts 2: "Wile" / "E. Coyote"); without it every separator splits and the parts not
+    picked are lost, which `check` refuses unless the field says `lossy: allow` (mapping/check/lossy.py)."""
+    options = _options(arg, where, "split", "sep", "index", "parts")
     sep = _text(options["sep"], _key(where, options, "sep"), "split sep")
     index = _whole(options.get("index", 0), _key(where, options, "index"), "split index")
+    maxsplit = -1
+    if "parts" in options:
+        parts_at = _key(where, options, "parts")
+        count = _whole(options["parts"], parts_at, "split parts", minimum=2)
+        _need(-count <= index < count, f"split index must lie in {-count}..{count - 1} for parts {count}", index,
+              _key(where, options, "index"))
+        maxsplit = count - 1
 
     def pick(text: str) -> str | None:
-        parts = text.split(sep)
+        parts = text.split(sep, maxsplit)
         return parts[index] if -len(parts) <= index < len(parts) else None
     return _on_text("split", pick)
 

@@ -58,7 +58,7 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
                                          ("KR1", "PARTY_GROUP", "PARTY_ENABLED", "Acme Corporation")]
     assert pair.pg_query("SELECT p.party_id, p.party_type_id, s.first_name, s.last_name, s.occupation, s.birth_date "
                          "FROM party p JOIN person s USING (party_id) WHERE p.party_id LIKE 'KR%%'") == [
-        ("KR2", "PERSON", "Wile", "Coyote", "Genius", date(1949, 9, 17))]
+        ("KR2", "PERSON", "Wile", "E. Coyote", "Genius", date(1949, 9, 17))]
     assert pair.pg_query("SELECT product_id, product_name, description, product_type_id, is_virtual FROM product "
                          "ORDER BY product_id") == [("ACME-RS-01", "Rocket Skates", "Fast", "FINISHED_GOOD", "N"),
                                                     ("WG-1111", "Micro Chrome Widget", "A small widget", "FINISHED_GOOD", "N")]
@@ -102,7 +102,7 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
                "Krayin's organization as a party and its party_group row")
     wait_until(lambda: pair.pg_query("SELECT s.first_name, s.last_name, s.birth_date FROM person s JOIN party p "
                                      "USING (party_id) WHERE p.party_id LIKE 'KR%%' ORDER BY p.created_stamp, "
-                                     "p.party_id") == [("Wile", "Coyote", date(1949, 9, 18)),
+                                     "p.party_id") == [("Wile", "E. Coyote", date(1949, 9, 18)),
                                                        ("Road", "Runner", date(1952, 4, 16))], 30,
                "the new person with the birthday attribute folded in")
     wait_until(lambda: pair.my_query("SELECT date_value FROM attribute_values WHERE entity_id = 1 AND "

@@ -221,3 +221,31 @@ def test_written_tables_reads_the_statements_that_write() -> None:
                       TableRef("erpdb", 'Mixed"Name')}
     assert not opaque
     assert written_tables("BEGIN UPDATE Stock SET n = 0; END", "", fold=True)[0] == {TableRef("", "stock")}
+
+
+def test_an_accepted_name_that_matches_no_foreign_key_warns_naming_file_line_and_the_names_there(env: Env) -> None:
+    t = text(lines_extra="    accept_cascades:\n      - fk_my\n      - fk_typo\n")
+    findings = env.check(t, server=server(erp=[fk("erp", "fk_my")], crm=[fk("crm", "fk_crm", "RESTRICT")]))
+    (warning,) = [f for f in findings if f.warning]
+    assert warning.what.endswith("m.yaml:13: mappings.lines.accept_cascades[1]: fk_typo is no foreign key of "
+                                 "crm:public.lines and erp:erpdb.lines, so it accepts nothing (their foreign keys: "
+                                 "fk_crm, fk_my)"), warning.what
+    assert "correct the name" in warning.fix
+    assert any("accepted by the accept_cascades of mapping lines" in f.what for f in findings if f.ok)
+    # a foreign key of another table is not one of the mapping's
+    other = ForeignKey("fk_typo", TableRef("erpdb", "orders"), ("x",), TableRef("erpdb", "lines"), ("id",),
+                       "RESTRICT", "RESTRICT")
+    assert [f.what for f in env.check(t, server=server(erp=[fk("erp", "fk_my"), other])) if f.warning] == \
+        [warning.what.replace("fk_crm, ", "")]
+    # every name matches: no word; a side not read: not judged
+    assert [f for f in env.check(t, server=server(erp=[fk("erp", "fk_my"), fk("erp", "fk_typo")])) if f.warning] == []
+    assert [f for f in env.check(t, server={"erp": ServerSide((fk("erp", "fk_my"),))}) if f.warning] == []
+
+
+def test_accept_cascades_survives_on_a_mapping_another_references(env: Env) -> None:
+    t = text(lines_extra="    accept_cascades: [fk_my]\n").replace("order_id: {erp: ord}", "order_id: {erp: ord, "
+                                                                      "references: orders}")
+    t = t.replace("    direction: both\n    crm: {table: orders", "    accept_cascades: [fk_o]\n    direction: both\n"
+                  "    crm: {table: orders")
+    mset = env.load(t)
+    assert {m.name: m.accept_cascades for m in mset.mappings} == {"orders": ("fk_o",), "lines": ("fk_my",)}

@@ -98,3 +98,49 @@ def test_a_lossy_fold_allows_rounding_in_its_columns(env: Env) -> None:
     assert mset.lossy_columns("erp") == {(CUSTOMERS, "email"), (CUSTOMERS, "value")}
     assert mset.lossy_columns("crm") == {(ADDRESS, "email"), (ADDRESS, "value")}
     assert env.load(MAPS).lossy_columns("erp") == set()  # the other fold (contact_company) says nothing
+
+
+# `{split: ...}` keeps one part of a text: lossless only with `parts:` and a field for every part
+def _names(first: str, last: str | None) -> str:
+    text = one_field("{crm: v, erp: first, transform: [{split: " + first + "}]}", name="first")
+    if last is not None:
+        text += "      last: {crm: v, transform: [{split: " + last + "}]}\n"
+    return text
+
+
+_SRC = {"id": PK, "v": vc(200)}
+_DST = {"id": PK, "first": vc(200), "last": vc(200)}
+
+
+def test_a_split_without_parts_is_refused_naming_file_line_key_and_what_is_lost(env: Env) -> None:
+    failures = env.failures(_names("{sep: ' ', index: 0}", "{sep: ' ', index: -1}"), _SRC, _DST)
+    assert len(failures) == 2, failures
+    first = next(f for f in failures if "fields.first" in f)
+    assert first.startswith("erp: m.yaml:8: mappings.customers.fields.first.transform[0]: {split: {sep: ' ', "
+                            "index: 0}} of crm:public.customer.v keeps one part and drops the others: 'a b c' "
+                            "gives 'a', 'b' and 'c' lost (crm_to_erp)"), first
+    assert "fix: add `parts: N`" in first and "`lossy: allow`" in first
+
+
+def test_a_split_whose_parts_all_have_a_field_is_lossless(env: Env) -> None:
+    for last in ("{sep: ' ', index: 1, parts: 2}", "{sep: ' ', index: -1, parts: 2}"):
+        assert env.failures(_names("{sep: ' ', index: 0, parts: 2}", last), _SRC, _DST) == [], last
+
+
+@pytest.mark.parametrize("first, last, missing", [
+    ("{sep: ' ', index: 0, parts: 2}", None, "part(s) 1 of 2: 'a b' loses 'b'"),
+    ("{sep: ' ', index: 0, parts: 3}", "{sep: ' ', index: -1, parts: 3}", "part(s) 1 of 3: 'a b c' loses 'b'"),
+    ("{sep: ' ', index: 0, parts: 2}", "{sep: ',', index: 1, parts: 2}", "part(s) 1 of 2"),  # another sep
+    ("{sep: ' ', index: 0, parts: 2}", "{sep: ' ', index: 1, parts: 3}", "part(s) 1 of 2"),  # other parts
+])
+def test_a_split_with_a_part_no_field_takes_is_refused(env: Env, first: str, last: str | None, missing: str) -> None:
+    failures = env.failures(_names(first, last), _SRC, _DST)
+    assert any("fields.first.transform[0]" in f and missing in f and "fix: map part(s)" in f for f in failures), \
+        failures
+
+
+def test_a_lossy_split_with_lossy_allow_is_an_ok_finding(env: Env) -> None:
+    text = _names("{sep: ' ', index: 0}", None).replace("transform: [{split: {sep: ' ', index: 0}}]}",
+                                                        "transform: [{split: {sep: ' ', index: 0}}], lossy: allow}")
+    assert env.failures(text, _SRC, _DST) == []
+    assert any("keeps one part" in o and "allowed by lossy: allow" in o for o in env.oks(text, _SRC, _DST))

@@ -294,6 +294,16 @@ def test_bad_slices_are_refused(config: Config, bad: str, message: str) -> None:
     assert message in error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}", bad))
 
 
+def test_a_slice_on_null_is_refused_naming_the_column_and_the_filter_that_selects_it(config: Config) -> None:
+    """OFBiz's current contact links are `thru_date IS NULL`; a slice matches `column = value`, which a NULL
+    never satisfies in sync's, verify's or the applier's WHERE: refused rather than finding nothing."""
+    msg = error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}",
+                                       "slice: {dtype: customer, thru_date: null}"))
+    assert msg.startswith("m.yaml:4: mappings.customers.crm.slice.thru_date: slice value for thru_date is null: "
+                          "a slice selects rows by an equal value"), msg
+    assert "a slice on NULL is not supported" in msg and "filter on it, `{thru_date: {is_null: true}}`" in msg, msg
+
+
 def test_a_field_cannot_write_the_slice_column(config: Config) -> None:
     msg = error(config, SLICES.replace("fields: {name: ~}", "fields: {name: ~, dtype: ~}", 1))
     assert "column dtype of public.party is the mapping's slice" in msg, msg

@@ -198,6 +198,11 @@ def test_split() -> None:
     assert run([{"split": {"sep": ","}}], "a,b") == "a"  # index defaults to 0
     assert run([{"split": {"sep": " ", "index": 0}}], None) is None
     assert "split" in fails([{"split": {"sep": " "}}], 5)
+    # parts: the last part keeps the rest of the text; a text with fewer parts gives NULL for the missing ones
+    assert run([{"split": {"sep": " ", "index": 0, "parts": 2}}], "Wile E. Coyote") == "Wile"
+    assert run([{"split": {"sep": " ", "index": 1, "parts": 2}}], "Wile E. Coyote") == "E. Coyote"
+    assert run([{"split": {"sep": " ", "index": -1, "parts": 2}}], "Wile E. Coyote") == "E. Coyote"
+    assert run([{"split": {"sep": " ", "index": 1, "parts": 2}}], "Cher") is None
 
 
 def test_json_get_takes_one_member_of_a_json_object() -> None:
@@ -338,6 +343,12 @@ def test_unknown_mapping_transform() -> None:
     ("transform:\n  - split:\n      sep: ''\n", 5, "fields.name.transform[0].split.sep", "non-empty text"),
     ("transform:\n  - split:\n      sep: ' '\n      index: first\n", 6, "fields.name.transform[0].split.index",
      "whole number"),
+    ("transform:\n  - split:\n      sep: ' '\n      parts: 1\n", 6, "fields.name.transform[0].split.parts",
+     "split parts needs a whole number >= 2"),
+    ("transform:\n  - split:\n      sep: ' '\n      index: 2\n      parts: 2\n", 6,
+     "fields.name.transform[0].split.index", "split index must lie in -2..1 for parts 2"),
+    ("transform:\n  - split:\n      sep: ' '\n      max: 2\n", 6, "fields.name.transform[0].split.max",
+     "known: sep, index, parts"),
     ("transform:\n  - {date_format: 5}\n", 4, "fields.name.transform[0].date_format", "non-empty text"),
     ("transform:\n  - {parse_date: '%d.%Q'}\n", 4, "fields.name.transform[0].parse_date", "bad directive"),
     ("transform:\n  - {parse_datetime: ''}\n", 4, "fields.name.transform[0].parse_datetime", "non-empty text"),

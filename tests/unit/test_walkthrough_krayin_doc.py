@@ -49,11 +49,12 @@ def test_the_choices_the_page_explains(mset: MappingSet) -> None:
     assert by["persons", "krayin_to_ofbiz"].target.slice == (("party_type_id", "PERSON"),)
     # the EAV attribute row of the birthday
     assert by["person_birthday", "ofbiz_to_krayin"].target.slice == (("entity_type", "persons"), ("attribute_id", 9))
-    # Krayin's one name split into OFBiz's two
+    # Krayin's one name split into OFBiz's two, nothing dropped: the last part keeps the rest
     plans = {p.target: p for p in by["person_names", "krayin_to_ofbiz"].plans}
-    row = {"name": "Wile E. Coyote"}
-    assert plans["first_name"].convert is not None and plans["first_name"].convert("Wile E. Coyote", row) == "Wile"
-    assert plans["last_name"].convert is not None and plans["last_name"].convert("Wile E. Coyote", row) == "Coyote"
+    first, last = plans["first_name"].convert, plans["last_name"].convert
+    assert first is not None and last is not None
+    assert (first("Wile E. Coyote", {}), last("Wile E. Coyote", {})) == ("Wile", "E. Coyote")
+    assert (first("Cher", {}), last("Cher", {})) == ("Cher", None)
     # an order line's composite key from its order's id and the item's
     gen = by["quote_items", "krayin_to_ofbiz"].target.generate
     assert [(g.column, g.template) for g in gen] == [("order_id", "{quote_id}"), ("order_item_seq_id", "{id}")]

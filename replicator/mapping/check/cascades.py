@@ -9,6 +9,11 @@ the counterpart child table must do the same by itself: a foreign key on the oth
 counterpart to the parent's counterpart with the same action, which fires when replicator carries the parent's
 change there. Otherwise the child's copies keep rows (or parent keys) the source no longer has, and only
 `verify` would show it. docs/operations.md, "Changes the servers make on their own".
+
+A name in `accept_cascades` that is no foreign key of the mapping's tables (child side, either server) accepts
+nothing: a typo leaves the refusal it was meant to lift, a stale name (the constraint dropped or renamed) would
+accept a later constraint of that name unseen. A warning, not a refusal: it carries no data wrongly by itself,
+and `check` runs before every start and reload, where a DBA dropping a constraint must not stop replication.
 """
 from __future__ import annotations
 
@@ -70,6 +75,26 @@ def check_cascades(ck: _Checker) -> None:
                     ck.fail(side, f"{head}; " + "; ".join(why_not) + f": {other}'s copies would keep what {side} "
                                   f"changed, without a word (only verify shows it)",
                             _fix(fk, unrepeated, rekey, other, child, parents, columns, parent_columns, m.name))
+
+
+def check_accepted_names(ck: _Checker) -> None:
+    """Warn for each `accept_cascades` name that matches no foreign key on the mapping's tables."""
+    if len(ck.server) < 2:
+        return  # a side could not be read: run_checks reports the server
+    for m in ck.mset.mappings:
+        if not m.accept_cascades:
+            continue
+        exist = sorted({fk.name for e in m.endpoints if e.side in ck.server
+                        for fk in ck.server[e.side].foreign_keys if fk.child == e.table})
+        for i, name in enumerate(m.accept_cascades):
+            if name in exist:
+                continue
+            where = m.accept_cascades_where[i] if i < len(m.accept_cascades_where) else m.where
+            tables = " and ".join(f"{e.side}:{e.table}" for e in m.endpoints)
+            ck.warn(m.endpoints[0].side,
+                    f"{where.file}:{where.line}: {where.key}: {name} is no foreign key of {tables}, so it accepts "
+                    f"nothing (their foreign keys: {', '.join(exist) or 'none'})",
+                    "correct the name to one of those check reports, or remove it if the constraint is gone")
 
 
 def _plain_mappings(ck: _Checker, side: str, table: TableRef) -> list[Mapping]:

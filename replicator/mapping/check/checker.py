@@ -41,7 +41,7 @@ from replicator.changes import TableRef
 from replicator.errors import Where
 from replicator.mapping.check.casts import (ERROR, FIT, UNKNOWN, _cast, _loud, _text_width, folded_keys, money,
                                            special_values)
-from replicator.mapping.check.cascades import check_cascades
+from replicator.mapping.check.cascades import check_accepted_names, check_cascades
 from replicator.mapping.check.catalog import live_catalogs
 from replicator.mapping.check.columns import Catalog, ColumnInfo, Specs
 from replicator.mapping.check.folds import check_fold
@@ -244,6 +244,7 @@ class _Checker:
             check_latest_zone(self, m)
             check_zero_dates(self, m)
         check_cascades(self)
+        check_accepted_names(self)
         check_triggers(self)
         return self.out
 
@@ -294,7 +295,8 @@ class _Checker:
                 self.plan_values(m, flow, f, plan, spec, tcol, tname)
             if plan.source is None:
                 continue
-            check_lossy_transforms(self, flow, f, plan, spec, tname)
+            check_lossy_transforms(self, flow, f, plan, spec, tname,
+                                   [(p, self.spec(m, fields[p.name])) for p in flow.plans])
             loose = plan.convert is not None
             if loose and isinstance(spec, dict) and not ({"map", "constant"} & set(spec)) \
                     and _direction_transform(spec, stream) is None:
