@@ -20,7 +20,7 @@ import pymysql.connections
 from pymysql.constants import CLIENT
 
 from replicator.config import Account, Connection
-from replicator.errors import ConfigError, RetriableError
+from replicator.errors import ConfigError, ReplicatorError, RetriableError
 
 SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
@@ -255,13 +255,38 @@ def _refused_in_english(exc: BaseException, text: str) -> bool:
     return getattr(exc, "pgcode", None) is None and any(m in text for m in _REFUSED_EN)
 
 
+def driver_error(conn: Connection, exc: BaseException, doing: str) -> ReplicatorError:
+    """A driver error met while `doing` (psycopg2's, PyMySQL's, or SQLAlchemy's wrapper of either) as the daemon's
+    own error, to raise `from None`: RetriableError when waiting may cure it (the connection was lost, the server is
+    shutting down, a lock wait ran out), a plain ReplicatorError otherwise. Either names the server and keeps the
+    server's own words; neither is a traceback."""
+    orig = getattr(exc, "orig", None) or exc  # sqlalchemy.exc.DBAPIError wraps the driver's exception
+    text = str(orig).strip() if conn.kind == "postgresql" else mysql_message(orig)
+    kind = error_class(conn.kind, orig)
+    error = RetriableError if kind in RETRIABLE else ReplicatorError
+    return error(f"{doing} {conn.describe()}: {kind}: {text}")
+
+
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (psycopg2.Error, pymysql.MySQLError, sqlalchemy.exc.DBAPIError)
+
+
 def sql_engine(conn: Connection) -> sqlalchemy.Engine:
     """A SQLAlchemy engine on the apply account, for catalog reads by one thread, closed by `dispose()`.
     It holds one connection for its life (StaticPool): an Inspector connects for every table and question
     it asks, and a connection per question made start-up's preflight dozens of logins. Each use still
     starts a fresh transaction (the pool rolls back when a use ends)."""
     if conn.kind == "postgresql":
-        return sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: pg_connect(conn, conn.apply),
-                                        poolclass=sqlalchemy.pool.StaticPool)
-    return sqlalchemy.create_engine("mysql+pymysql://", creator=lambda: my_connect(conn, conn.apply),
-                                    poolclass=sqlalchemy.pool.StaticPool)
+        engine = sqlalchemy.create_engine("postgresql+psycopg2://", creator=lambda: pg_connect(conn, conn.apply),
+                                          poolclass=sqlalchemy.pool.StaticPool)
+    else:
+        engine = sqlalchemy.create_engine("mysql+pymysql://", creator=lambda: my_connect(conn, conn.apply),
+                                          poolclass=sqlalchemy.pool.StaticPool)
+
+    def retriable(ctx: Any) -> None:
+        # a server that goes away in the middle of a catalog read (a restart while `run` starts) is waited for,
+        # as one that cannot be reached at all: not a traceback, not a stop (SQLAlchemy re-raises what this raises)
+        if error_class(conn.kind, ctx.original_exception) in RETRIABLE:
+            raise driver_error(conn, ctx.original_exception, "reading the catalog of") from None
+
+    sqlalchemy.event.listen(engine, "handle_error", retriable)
+    return engine

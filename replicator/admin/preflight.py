@@ -19,7 +19,7 @@ from replicator import checkpoint as ckpt
 from replicator.changes import LSN, BinlogPosition, Position, TableRef, position_from_json
 from replicator.identifiers import for_params, my_ident, pg_ident
 from replicator.connect import my_connect
-from replicator.connect import ACCESS, error_class, pg_connect, sql_engine
+from replicator.connect import ACCESS, DRIVER_ERRORS, driver_error, error_class, pg_connect, sql_engine
 from replicator.config import Config, Connection
 from replicator.errors import CheckpointError, ReplicatorError, RetriableError, SourceLostError
 from replicator.loopguard import stream_name
@@ -35,6 +35,9 @@ class LostPosition(Finding):
     """A failed check saying the source no longer holds what a stored checkpoint needs (a dropped or
     invalidated slot, a purged binlog, a slot ahead of the checkpoint). Not a configuration error:
     `check` and `run` exit 79 on it, as the stream itself does, so that systemd does not restart."""
+
+
+_AGAIN = "run `replicator check` again once the server is up (a restart ends the session)"
 
 
 def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = False,
@@ -54,13 +57,23 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
                 out += _replica_identity(conn, mset, session)
             if not catalog_only:
                 out += _position(conn, next(c for c in config.connections if c is not conn))
-        except RetriableError:
+        except RetriableError as exc:
             if raise_unreachable:
                 raise
-            out.append(Finding(False, conn.name, f"cannot connect to {conn.describe()}",
-                               "check host, port, user and password"))
+            if str(exc).startswith("cannot connect"):
+                out.append(Finding(False, conn.name, f"cannot connect to {conn.describe()}",
+                                   "check host, port, user and password"))
+            else:  # reached, then lost in the middle of a check
+                out.append(Finding(False, conn.name, f"cannot check: {exc}", _AGAIN))
         except ReplicatorError as exc:
             out.append(Finding(False, conn.name, f"cannot check: {exc}", "check host, port, user and password"))
+        except DRIVER_ERRORS as exc:
+            # a server lost in the middle of a check (it is restarting): the daemon waits for it, `check` says so
+            error = driver_error(conn, exc, "checking")
+            if raise_unreachable and isinstance(error, RetriableError):
+                raise error from None
+            out.append(Finding(False, conn.name, f"cannot check: {error}",
+                               _AGAIN if isinstance(error, RetriableError) else "see the server's message"))
         finally:
             session.close()
     out += check_config(config, mset)

@@ -325,3 +325,56 @@ def test_apply_user_without_a_grant_on_a_mapped_table_is_named_not_a_traceback(t
 
     code, err = run_refused(pair)
     assert code == EXIT_CONFIG and "Traceback" not in err and denied.splitlines()[0] in err, err
+
+
+@pytest.mark.parametrize("side", ["postgresql", "mysql"])
+def test_a_server_lost_in_the_middle_of_the_checks_is_waited_for_not_a_traceback(tmp_path, pg_db, maria_db, pairs,
+                                                                                 monkeypatch, side):
+    """`run` checks both servers before it streams. A server restarted in the middle of a catalog read (the
+    CI's test_sigterm_during_a_back_off stopped MariaDB just then) raised SQLAlchemy's OperationalError through
+    `run` as a traceback, exit 1, and the daemon never waited for the server. Now the lost session is the
+    RetriableError that `run` waits out, and `check` lists it as a finding."""
+    from replicator.admin import preflight
+    from replicator.admin.preflight import failures, run_checks
+    from replicator.config import load
+    from replicator.errors import RetriableError
+    from replicator.mapping.model import load_mappings
+
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    pair.setup()
+    config = load(pair.config_path)
+    mset = load_mappings(config)
+    original = preflight.inspected_columns
+    killed: list[int] = []
+
+    def kill_then_read(insp, table):
+        if insp.bind.dialect.name == side and not killed:
+            # every other session on the database, the catalog read's own included: a server restart, seen
+            # from the client
+            if side == "postgresql":
+                rows = pair.pg_query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            else:
+                ids = pair.my_query("SELECT id FROM information_schema.PROCESSLIST "
+                                    "WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+                for (pid,) in ids:
+                    pair.my_query(f"KILL {int(pid)}")
+                rows = ids
+            killed.append(len(rows))
+        return original(insp, table)
+
+    monkeypatch.setattr(preflight, "inspected_columns", kill_then_read)
+    with pytest.raises(RetriableError) as caught:
+        run_checks(config, mset, raise_unreachable=True)
+    assert killed and killed[0] >= 1, killed
+    server = pair.pg if side == "postgresql" else pair.maria
+    assert f":{server.port}" in str(caught.value) and "connection" in str(caught.value), caught.value
+
+    killed.clear()  # `check`: a finding naming the server, and the other server's findings still there
+    findings = run_checks(config, mset, raise_unreachable=False)
+    bad = failures(findings)
+    assert len(bad) == 1 and bad[0].what.startswith("cannot check: ") and f":{server.port}" in bad[0].what, bad
+    assert any(f.ok and "has primary key" in f.what for f in findings), findings
+
+    monkeypatch.setattr(preflight, "inspected_columns", original)  # the server is back: everything passes
+    assert failures(run_checks(config, mset, raise_unreachable=True)) == []
