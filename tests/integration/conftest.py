@@ -31,6 +31,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+DAEMON_LOG_TAIL = 4000  # characters of each daemon log shown with a failed test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """A failed test shows the end of each daemon log its pairs wrote (harness.Pair writes `daemon.log` under the
+    test's tmp_path): a timing failure in CI says what the daemon was doing, instead of only what the test waited
+    for."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if not report.failed or not isinstance(tmp, Path):
+        return
+    for log in sorted(tmp.glob("**/daemon.log")):
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            continue
+        if text:
+            report.sections.append((f"daemon log {log.relative_to(tmp)} (last {DAEMON_LOG_TAIL} characters)",
+                                    text[-DAEMON_LOG_TAIL:]))
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
