@@ -30,6 +30,7 @@ from replicator import __version__, metrics
 from replicator.stream import sdnotify
 from replicator.verify import command as verify
 from replicator.config import Config, load
+from replicator.connect import DRIVER_ERRORS, mysql_message
 from replicator.errors import (EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_OPERATOR, CheckpointError, ConfigError,
                                ReplicatorError, RetriableError, SourceLostError)
 from replicator.mapping.model import MappingSet, load_mappings
@@ -172,6 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OPERATOR
     except ReplicatorError as exc:
         print(f"replicator: {exc.kind} error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except DRIVER_ERRORS as exc:
+        # a server lost in the middle of a command (restarted, killed our session) where no layer below turned
+        # the driver's error into ours: the server's words, not a traceback (which --log-level debug shows)
+        log.debug("database error", exc_info=True)
+        orig = getattr(exc, "orig", None) or exc
+        print(f"replicator: database error: {mysql_message(orig)}; the command did not finish", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
         return EXIT_OK

@@ -160,3 +160,35 @@ def test_usage_error_is_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> N
         main(["frobnicate"])
     assert info.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    "pymysql", "psycopg2", "sqlalchemy"])
+def test_a_database_error_no_layer_turned_into_ours_is_one_line_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, error: str) -> None:
+    """A server lost in the middle of a command (a restart during `verify` or `sync`): the driver's words on one
+    line and exit 1. The start-up checks turned one such error into a traceback (CI, round 14)."""
+    import psycopg2
+    import pymysql
+    import sqlalchemy
+
+    from replicator import cli
+
+    lost = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+    raised = {"pymysql": lost,
+              "psycopg2": psycopg2.OperationalError("server closed the connection unexpectedly"),
+              "sqlalchemy": sqlalchemy.exc.OperationalError("SHOW CREATE TABLE `t`", {}, lost)}[error]
+
+    def fails(*_args: object) -> int:
+        raise raised
+    monkeypatch.setattr(cli, "_check", fails)
+    conf = tmp_path / "replicator.yaml"
+    conf.write_text(GOOD)
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "customers.yaml").write_text(MAPPING)
+    code, out, err = run(capsys, "check", "--config", str(conf))
+    assert code == 1 and out == ""
+    words = "server closed the connection unexpectedly" if error == "psycopg2" else \
+        "(2013) Lost connection to MySQL server during query"
+    assert err == f"replicator: database error: {words}; the command did not finish\n"
+    assert_one_line(err)
