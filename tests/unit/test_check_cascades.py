@@ -235,6 +235,15 @@ def test_a_trigger_changing_no_carried_column_of_the_row_is_left_alone(env: Env,
     assert warnings(env, text(), crm_triggers=(trig,)) == []
 
 
+def test_a_before_trigger_stamping_a_column_replicator_only_stamps_is_left_alone(env: Env) -> None:
+    # `now: true`: replicator writes its apply time there, which no side compares; the trigger's stamp is as good
+    t = text().replace("fields: {id: ~, order_id: {erp: ord}, qty: ~}",
+                       "fields: {id: ~, order_id: {erp: ord}, qty: ~, modified: {crm: ~, now: true}}")
+    trig = before("erp", "SET NEW.modified = IF(NEW.modified <=> OLD.modified, NOW(6), NEW.modified)", "UPDATE")
+    assert warnings(env, t, erp_triggers=(trig,)) == []
+    assert len(warnings(env, t, erp_triggers=(before("erp", "SET NEW.modified = NOW(6), NEW.qty = 0"),))) == 1
+
+
 @pytest.mark.parametrize("body, why", [
     ("BEGIN NEW := jsonb_populate_record(NEW, '{\"qty\": 1}'); RETURN NEW; END", "it assigns the whole NEW row"),
     ("DECLARE r lines; BEGIN r := NEW; r.qty := 1; RETURN r; END", "it returns a row other than NEW"),
