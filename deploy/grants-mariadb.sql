@@ -39,6 +39,11 @@ CREATE USER 'replicator_apply'@'%' IDENTIFIED BY 'CHANGE_ME_erp_apply';
 GRANT SELECT, INSERT, UPDATE, DELETE ON erp.* TO 'replicator_apply'@'%';
 -- TRUNCATE on MariaDB needs DROP: grant it only for mappings with `truncate: propagate`:
 -- GRANT DROP ON erp.customers TO 'replicator_apply'@'%';
+-- No TRIGGER: with INSERT, UPDATE, DELETE the account sees the names of the mapped tables' triggers but not
+-- their statements, so `replicator check` warns that it cannot tell what each does to replicator's writes
+-- (docs/operations.md, "Changes the servers make on their own"). TRIGGER would also let the account create
+-- and drop triggers: rather run `replicator check` once as a DBA's account that has it, or a read-only one:
+--   GRANT SELECT, TRIGGER ON erp.* TO 'dba_check'@'%';   -- SELECT for the catalog, TRIGGER for the statements
 
 -- The state database. Its checkpoint table holds one row per stream; every applied transaction
 -- first bumps its own row, which is both the checkpoint and the loop-prevention tag. The

@@ -23,7 +23,7 @@ from replicator.appliers.base import Applier, Converter, Run
 from replicator.appliers.pgcopy import COPY_MIN_ROWS, RowEncoder, Unsupported
 from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
-from replicator.changes import Position, TableRef, TargetChange, position_from_json
+from replicator.changes import Op, Position, TableRef, TargetChange, position_from_json
 from replicator.config import Account, Connection
 from replicator.connect import ACCESS, CONNECTION, MISSING, RETRIABLE, ROW, TIMEOUT, pg_connect, pg_error_class
 from replicator.errors import ConfigError, RetriableError
@@ -317,6 +317,37 @@ _PLAN_SQL = ("SELECT c.oid, has_table_privilege(c.oid, 'SELECT'), s.digest, a.at
              "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
              "WHERE n.nspname = %s AND c.relname = %s ORDER BY a.attnum")
 
+# the columns of the unique indexes, foreign keys, check and exclusion constraints of the tables load_types reads
+# (by OID), and of the foreign keys that reference them: a row error names its constraint in
+# `diag.constraint_name` (with the table's schema and name) whatever the server's lc_messages, while the DETAIL
+# line that spells the columns out is translated. One row per constraint: (schema, table, name, its columns,
+# the referenced table's schema and name and its columns -- NULL but for a foreign key); an index column that
+# is an expression is its text
+_CONSTRAINTS_SQL = """
+SELECT n.nspname, c.relname, ic.relname,
+       string_agg(CASE WHEN k.attnum > 0 THEN a.attname::text ELSE pg_get_indexdef(i.indexrelid, k.n::int, false) END,
+                  ', ' ORDER BY k.n), NULL::text, NULL::text, NULL::text
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indisunique AND i.indrelid = ANY(%(oids)s::oid[]) AND k.n <= i.indnkeyatts
+GROUP BY n.nspname, c.relname, ic.relname
+UNION ALL
+SELECT n.nspname, c.relname, con.conname,
+       (SELECT string_agg(a.attname::text, ', ' ORDER BY k.n) FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, n)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum),
+       pn.nspname::text, pc.relname::text,
+       (SELECT string_agg(a.attname::text, ', ' ORDER BY k.n) FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, n)
+        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum)
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class pc ON pc.oid = con.confrelid LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+WHERE con.contype IN ('f', 'c', 'x')
+  AND (con.conrelid = ANY(%(oids)s::oid[]) OR con.confrelid = ANY(%(oids)s::oid[]))
+"""
+# the SQLSTATEs whose diag names a constraint: unique, foreign key, check, exclusion
+_CONSTRAINT_ERRORS = ("23505", "23503", "23514", "23P01")
+
 
 class PostgresApplier(Applier):
     kind = "postgresql"
@@ -340,6 +371,9 @@ class PostgresApplier(Applier):
         self._stageable: set[TableRef] = set()  # tables it may SELECT from (read by load_types)
         self._shapes: dict[TableRef, tuple[int, str]] = {}  # (OID, digest of _SHAPES_SQL), read by load_types
         self._ckpt_sql: str | None = None
+        # (schema, table, constraint) -> (its columns, the referenced table and its columns for a foreign key):
+        # read by load_types (error_column names a violated constraint's columns from it)
+        self._constraints: dict[tuple[str, str, str], tuple[str, TableRef | None, str | None]] = {}
 
     def connect(self) -> None:
         self._stages.clear()  # a new session has none of the old one's temporary tables
@@ -548,10 +582,25 @@ class PostgresApplier(Applier):
                 self._columns[t] = {c: ColumnInfo(c, ty, "postgresql", scale, precision, coll)
                                     for c, ty, _, scale, precision, coll in rows}
                 self._converters[t] = {c: _CONVERTERS[ty] for c, ty in types.items() if ty in _CONVERTERS}
+            self._read_constraints(cur, tables)
         self._encoders.clear()
         self._stages.clear()  # made from the old column types; new ones get new names
         self._end_transaction(False)
         self.db.rollback()
+
+    def _read_constraints(self, cur: Any, tables: Sequence[TableRef]) -> None:
+        """The constraints of `tables` and the foreign keys referencing them (_CONSTRAINTS_SQL), in one read."""
+        loaded = set(tables)
+        self._constraints = {k: v for k, v in self._constraints.items()
+                             if TableRef(k[0], k[1]) not in loaded and v[1] not in loaded}
+        oids = [self._shapes[t][0] for t in tables if t in self._shapes]
+        if not oids:
+            return
+        cur.execute(_CONSTRAINTS_SQL, {"oids": oids})
+        for schema, table, name, columns, pschema, ptable, pcolumns in cur.fetchall():
+            if columns:
+                parent = TableRef(pschema, ptable) if ptable is not None else None
+                self._constraints[(schema, table, name)] = (columns, parent, pcolumns)
 
     def _table(self, t: TableRef) -> Any:
         return _Identifier(t.schema, t.name)
@@ -942,7 +991,10 @@ class PostgresApplier(Applier):
     def error_column(self, exc: Exception, change: TargetChange | None = None) -> str | None:
         diag = getattr(exc, "diag", None)
         column = getattr(diag, "column_name", None) if diag else None
+        if column is None and getattr(exc, "pgcode", None) in _CONSTRAINT_ERRORS:
+            column = self._constraint_columns(diag, change)
         if column is None and getattr(exc, "pgcode", None) in ("23505", "23503"):
+            # a constraint load_types did not see (added since): the DETAIL line, in English only
             # 'Key (email)=(a@x) already exists.', 'Key (p)=(99) is not present in table "fkp".'
             m = _DETAIL_KEY.match(getattr(diag, "message_detail", None) or "")
             if m:
@@ -950,6 +1002,30 @@ class PostgresApplier(Applier):
         if column is None and change is not None:
             column = _quoted_column(getattr(diag, "message_primary", None) or str(exc), change)
         return column
+
+    def _constraint_columns(self, diag: Any, change: TargetChange | None) -> str | None:
+        """The columns of the constraint `diag` names (schema_name, table_name, constraint_name: set whatever the
+        server's language), as load_types read them. A foreign key's error names the referencing table: the
+        columns are the referencing ones when the row written was there (an insert or update of a child), the
+        referenced ones when it was the parent's (a delete, or a change of its key, of a row still referenced)."""
+        names = tuple(getattr(diag, a, None) for a in ("schema_name", "table_name", "constraint_name"))
+        found = self._constraints.get(names) if None not in names else None  # type: ignore[arg-type]
+        if found is None:
+            return None
+        columns, parent, parent_columns = found
+        if parent is None:
+            return columns
+        child = TableRef(str(names[0]), str(names[1]))
+        if change is not None:
+            on_parent = change.table == parent and (change.op is Op.DELETE or change.table != child)
+            return parent_columns if on_parent else columns
+        # no single change (a linked run): the side this applier writes, when it writes only one of the two
+        written = {t for t in (child, parent) if t in self._types}
+        if written == {child}:
+            return columns
+        if written == {parent}:
+            return parent_columns
+        return None
 
     def is_row_error(self, exc: Exception) -> bool:
         return pg_error_class(exc) in (ROW, MISSING)

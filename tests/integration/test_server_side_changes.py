@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import re
 import time
 
 from tests.integration.harness import Pair, wait_until, write_mappings
@@ -233,3 +234,189 @@ def test_a_key_only_the_target_has_queues_just_that_row_naming_column_and_constr
             (7, "c@x", 2), (10, "e@x", 1), (11, "f@x", 2)], 30, "the update and the insert")
     finally:
         pair.stop()
+
+
+NAMED_PG = """
+CREATE TABLE owner (id int PRIMARY KEY);
+CREATE TABLE acct (id int PRIMARY KEY, email text, owner_id int, qty int, code text,
+  CONSTRAINT acct_mail UNIQUE (email), CONSTRAINT acct_owner FOREIGN KEY (owner_id) REFERENCES owner,
+  CONSTRAINT acct_qty CHECK (qty >= 0));
+CREATE UNIQUE INDEX acct_code ON acct (lower(code));
+INSERT INTO owner VALUES (1), (2);
+INSERT INTO acct VALUES (1, 'a@x', 1, 0, 'A')
+"""
+
+
+def test_postgresql_row_errors_name_the_column_from_the_constraint_not_the_message_text(pg_db) -> None:
+    """PostgreSQL spells a violated key's columns out only in its DETAIL line, in the server's lc_messages language,
+    and only to an account that may read them. The constraint's name comes in the error's fields either way: the
+    applier names the columns from the catalog. Here the apply account may read no column but the key, so the
+    DETAIL has no columns to parse (`Key is not present in table "owner".`, or no DETAIL at all)."""
+    from replicator.appliers.postgres import PostgresApplier
+    from replicator.changes import Op, TableRef, TargetChange
+    from replicator.config import Account, Connection, Secret
+    from replicator.errors import RowError
+
+    conn = pg_db.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for stmt in filter(str.strip, NAMED_PG.split(";")):
+            cur.execute(stmt)
+        cur.execute("DROP ROLE IF EXISTS narrow_apply; CREATE ROLE narrow_apply LOGIN PASSWORD 'p'; "
+                    "GRANT INSERT, UPDATE ON acct TO narrow_apply; GRANT SELECT (id) ON acct, owner TO narrow_apply; "
+                    "GRANT DELETE ON owner TO narrow_apply")
+        cur.execute("SELECT locale FROM (VALUES ('de_DE.UTF-8'), ('de_DE.utf8'), ('fr_FR.UTF-8'), ('es_ES.UTF-8')) "
+                    "l(locale) WHERE EXISTS (SELECT FROM pg_collation WHERE collcollate = l.locale) LIMIT 1")
+        foreign = cur.fetchone()
+    acc = Account("narrow_apply", Secret("p"))
+    a = PostgresApplier(Connection("crm", "postgresql", pg_db.host, pg_db.port, pg_db.dbname, acc, acc,
+                                   sslmode="disable", slot=pg_db.dbname, publication="p"), "erp_to_crm")
+    a.connect()
+    acct, owner = TableRef("public", "acct"), TableRef("public", "owner")
+    a.load_types([acct, owner])
+
+    def error(change: TargetChange, language: str | None = None) -> RowError:
+        a.begin()
+        try:
+            if language:
+                a.execute(f"SET LOCAL lc_messages = '{language}'", [])
+            a.apply([change])
+        except Exception as exc:  # noqa: BLE001 - the server's error, named as the stream names it
+            return a.locate_row_error([change], exc)
+        finally:
+            a.rollback()
+        raise AssertionError(f"{change} went in")
+
+    def row(key: int, email: str, owner_id: int, qty: int, code: str) -> TargetChange:
+        # insert-only columns (a sync's second side): ON CONFLICT (id) DO NOTHING, which needs SELECT on id only
+        # (DO UPDATE SET x = EXCLUDED.x would need it on x)
+        values = {"id": key, "email": email, "owner_id": owner_id, "qty": qty, "code": code}
+        return TargetChange(acct, Op.INSERT, ("id",), (key,), values, insert_only=frozenset(values) - {"id"})
+    try:
+        cases = [(row(2, "a@x", 1, 0, "B"), "email", "acct_mail"),  # unique constraint
+                 (row(3, "c@x", 99, 0, "C"), "owner_id", "acct_owner"),  # foreign key, from the child
+                 (row(4, "d@x", 1, -1, "D"), "qty", "acct_qty"),  # check constraint (no text names it)
+                 (row(5, "e@x", 1, 0, "a"), "lower(code)", "acct_code")]  # unique index on an expression
+        for change, column, constraint in cases:
+            err = error(change)
+            assert err.column == column and f'"{constraint}"' in str(err), str(err)
+            assert "Key (" not in str(err), str(err)  # the server spelled out no columns to this account
+        # a delete of a parent still referenced: the error names the child's table and constraint, the columns
+        # are the parent's (the account reads owner.id to delete by it, so here the DETAIL has them too)
+        err = error(TargetChange(owner, Op.DELETE, ("id",), (1,), {"id": 1}))
+        assert err.column == "id" and '"acct_owner"' in str(err), str(err)
+        if foreign:
+            err = error(row(2, "a@x", 1, 0, "B"), foreign[0])
+            assert err.column == "email" and "duplicate key value" not in str(err), str(err)
+    finally:
+        a.close()
+        with conn.cursor() as cur:
+            cur.execute("DROP OWNED BY narrow_apply; DROP ROLE narrow_apply")
+        conn.close()
+
+
+BEFORE_PG = """
+CREATE TABLE item (id int PRIMARY KEY, name text);
+CREATE TABLE part (id int PRIMARY KEY, name text, updated_at timestamptz)
+"""
+BEFORE_MY = """
+CREATE TABLE item (id int PRIMARY KEY, name text, touched int) ENGINE=InnoDB;
+CREATE TABLE part (id int PRIMARY KEY, name text) ENGINE=InnoDB;
+CREATE TRIGGER item_upper BEFORE INSERT ON item FOR EACH ROW SET NEW.Name = upper(NEW.name), NEW.touched = 1
+"""
+# the CRM's trigger: one column the mapping carries, one it does not (the application's bookkeeping)
+BEFORE_PG_TRIGGER = """
+CREATE FUNCTION part_lower() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name = 'keep' THEN RETURN NEW; END IF;  -- a comparison, no assignment
+  NEW.updated_at := now();
+  NEW.name = lower(NEW.name);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER part_lower BEFORE INSERT OR UPDATE ON part FOR EACH ROW EXECUTE FUNCTION part_lower()
+"""
+BEFORE_MAPPINGS = """
+mappings:
+  item: {direction: crm_to_erp, crm: {table: item, key: [id]}, erp: {table: item, key: [id]}, fields: {id: ~, name: ~}}
+  part: {direction: erp_to_crm, crm: {table: part, key: [id]}, erp: {table: part, key: [id]}, fields: {id: ~, name: ~}}
+"""
+
+
+def _warnings(out: str, trigger: str) -> list[str]:
+    """The findings about `trigger`, each on one line (its fix too)."""
+    return [" ".join(f.split()) for f in re.split(r"\n(?=\[)", out) if f"trigger {trigger} (" in f]
+
+
+def test_before_triggers_assigning_carried_columns_warn_and_the_sides_differ(make_pair) -> None:
+    pair = make_pair(BEFORE_PG, BEFORE_MY, BEFORE_MAPPINGS, CONFIG)
+    pair.pg_query(BEFORE_PG_TRIGGER)
+    code, out = _check(pair)
+    assert code == 0, out  # warnings
+    (crm,) = _warnings(out, "part_lower")
+    assert crm.startswith("[warn] crm: ") and "mappings.part: trigger part_lower (BEFORE INSERT OR UPDATE ON " \
+        "public.part) fires on replicator's writes: it assigns NEW.name, which replicator carries:" in crm, crm
+    assert "never reaches erp" in crm and "updated_at" not in crm
+    (erp,) = _warnings(out, "item_upper")
+    assert erp.startswith("[warn] erp: ") and f"trigger item_upper (BEFORE INSERT ON {pair.maria.dbname}.item) fires " \
+        "on replicator's writes: it assigns NEW.name, which replicator carries" in erp, erp
+    assert "touched" not in erp
+
+    # what the warning is about: the trigger's value stays on its side
+    pair.start()
+    try:
+        pair.pg_query("INSERT INTO item VALUES (1, 'Abc')")
+        pair.my_query("INSERT INTO part VALUES (2, 'Xyz')")
+        wait_until(lambda: pair.my_query("SELECT id, name, touched FROM item") == [(1, "ABC", 1)]
+                   and pair.pg_query("SELECT id, name FROM part") == [(2, "xyz")], 30, "both rows")
+        time.sleep(1)
+        assert pair.pg_query("SELECT name FROM item") == [("Abc",)]  # the ERP's upper case never came back
+        assert pair.my_query("SELECT name FROM part") == [("Xyz",)]
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+    finally:
+        pair.stop()
+
+
+def test_mariadb_triggers_an_account_cannot_read_are_said_so(make_pair) -> None:
+    """MariaDB 10.11 lists a table's triggers to an account with INSERT, UPDATE or DELETE on it, their statements
+    only with TRIGGER; with SELECT alone none. check says which, instead of finding nothing."""
+    pair = make_pair(BEFORE_PG, BEFORE_MY, BEFORE_MAPPINGS, CONFIG, setup=False)
+    db = pair.maria.dbname
+    apply_user, select_user = f"a{db[-8:]}", f"s{db[-8:]}"
+    pair.my_query(f"CREATE USER '{apply_user}'@'%' IDENTIFIED BY 'p'")
+    pair.my_query(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO '{apply_user}'@'%'")
+    pair.my_query(f"CREATE USER '{select_user}'@'%' IDENTIFIED BY 'p'")
+    pair.my_query(f"GRANT SELECT ON `{db}`.* TO '{select_user}'@'%'")
+    (pair.tmp / "narrow.pw").write_text("p")
+    config = pair.config_path.read_text()
+    try:
+        pair.config_path.write_text(config.replace(f"user: {pair.maria.user}\n    password_file: my.pw",
+                                                   f"user: {apply_user}\n    password_file: narrow.pw"))
+        _code, out = _check(pair)
+        (erp,) = _warnings(out, "item_upper")
+        assert erp.startswith("[warn] erp: ") and "check cannot read its statements: MariaDB shows them only to an " \
+            f"account with the TRIGGER privilege on {db}.item, which {apply_user}@% lacks, so check cannot tell which " \
+            "tables it writes or which columns of the row it changes" in erp, erp
+        assert "SHOW CREATE TRIGGER item_upper" in erp and "cannot see the triggers" not in out
+
+        pair.config_path.write_text(config.replace(f"user: {pair.maria.user}\n    password_file: my.pw",
+                                                   f"user: {select_user}\n    password_file: narrow.pw"))
+        _code, out = _check(pair)
+        assert "item_upper" not in out  # not even listed to it
+        (unseen,) = [" ".join(f.split()) for f in re.split(r"\n(?=\[)", out) if "cannot see the triggers" in f]
+        assert unseen.startswith(f"[warn] erp: the account {select_user}@% cannot see the triggers of {db}.item: "
+                                 "MariaDB lists a table's triggers only to an account with INSERT, UPDATE, DELETE or "
+                                 "TRIGGER on it"), unseen
+        # a TRIGGER grant on the table (through a role, as a DBA may give it) shows the statements
+        pair.my_query(f"CREATE ROLE r{db[-8:]}")
+        pair.my_query(f"GRANT TRIGGER ON `{db}`.item TO r{db[-8:]}")
+        pair.my_query(f"GRANT r{db[-8:]} TO '{select_user}'@'%'")
+        pair.my_query(f"SET DEFAULT ROLE r{db[-8:]} FOR '{select_user}'@'%'")
+        _code, out = _check(pair)
+        assert "cannot see the triggers" not in out, out
+        (erp,) = _warnings(out, "item_upper")
+        assert "it assigns NEW.name, which replicator carries" in erp, erp
+    finally:
+        pair.config_path.write_text(config)
+        for user in (apply_user, select_user):
+            pair.my_query(f"DROP USER IF EXISTS '{user}'@'%'")
+        pair.my_query(f"DROP ROLE IF EXISTS r{db[-8:]}")

@@ -8,7 +8,8 @@ import pytest
 
 from replicator.changes import TableRef
 from replicator.errors import ConfigError
-from replicator.mapping.check.serverside import ForeignKey, ServerSide, Trigger, written_tables
+from replicator.mapping.check.serverside import (HIDDEN, ForeignKey, ServerSide, Trigger, assigned_columns,
+                                                may_see_triggers, written_tables)
 from tests.unit.test_mapping_check import Env
 
 MAPPINGS = """\
@@ -205,6 +206,99 @@ def test_a_trigger_on_a_table_replicator_never_writes_is_the_applications(env: E
 def test_a_trigger_whose_writes_check_cannot_read_warns(env: Env, body: str | None, why: str) -> None:
     (msg,) = warnings(env, text(), erp_triggers=(trigger("erp", body),))
     assert why in msg and "check cannot tell which tables it writes" in msg
+
+
+def before(side: str, body: str | None, events: str = "INSERT OR UPDATE", unread: str = "") -> Trigger:
+    return Trigger("b1", TableRef("public" if side == "crm" else "erpdb", "lines"), "BEFORE", events, body, unread)
+
+
+def test_a_before_trigger_assigning_a_carried_column_warns_naming_it(env: Env) -> None:
+    body = "BEGIN NEW.qty := greatest(NEW.qty, 1); NEW.updated_at = now(); RETURN NEW; END"
+    (msg,) = warnings(env, text(), crm_triggers=(before("crm", body),))
+    assert msg.startswith("crm: m.yaml:8: mappings.lines: trigger b1 (BEFORE INSERT OR UPDATE ON public.lines) fires "
+                          "on replicator's writes: it assigns NEW.qty, which replicator carries: the value replicator "
+                          "wrote is changed inside its own transaction, which carries replicator's loop tag, so the "
+                          "change never reaches erp and the two sides differ in qty without a word"), msg
+    assert "| have the trigger leave qty alone on replicator's writes, or have erp compute the same value" in msg
+    # MariaDB: names are case-insensitive, the mapping's column there is `ord`
+    (msg,) = warnings(env, text(), erp_triggers=(before("erp", "SET NEW.Ord = 1, NEW.note = 'x'", "INSERT"),))
+    assert "trigger b1 (BEFORE INSERT ON erpdb.lines)" in msg and "it assigns NEW.ord, which" in msg, msg
+
+
+@pytest.mark.parametrize("trig", [
+    before("crm", "BEGIN NEW.updated_at := now(); NEW.note = 'x'; RETURN NEW; END"),  # columns no mapping carries
+    before("crm", "BEGIN IF NEW.qty = 0 THEN RAISE EXCEPTION 'no'; END IF; RETURN NEW; END"),  # a comparison
+    before("crm", "BEGIN NEW.qty := 1; RETURN NEW; END", events="DELETE"),  # no NEW on a delete
+    Trigger("a1", TableRef("public", "lines"), "AFTER", "UPDATE", "BEGIN NEW.qty := 1; RETURN NEW; END"),
+])
+def test_a_trigger_changing_no_carried_column_of_the_row_is_left_alone(env: Env, trig: Trigger) -> None:
+    assert warnings(env, text(), crm_triggers=(trig,)) == []
+
+
+def test_a_before_trigger_stamping_a_column_replicator_only_stamps_is_left_alone(env: Env) -> None:
+    # `now: true`: replicator writes its apply time there, which no side compares; the trigger's stamp is as good
+    t = text().replace("fields: {id: ~, order_id: {erp: ord}, qty: ~}",
+                       "fields: {id: ~, order_id: {erp: ord}, qty: ~, modified: {crm: ~, now: true}}")
+    trig = before("erp", "SET NEW.modified = IF(NEW.modified <=> OLD.modified, NOW(6), NEW.modified)", "UPDATE")
+    assert warnings(env, t, erp_triggers=(trig,)) == []
+    assert len(warnings(env, t, erp_triggers=(before("erp", "SET NEW.modified = NOW(6), NEW.qty = 0"),))) == 1
+
+
+@pytest.mark.parametrize("body, why", [
+    ("BEGIN NEW := jsonb_populate_record(NEW, '{\"qty\": 1}'); RETURN NEW; END", "it assigns the whole NEW row"),
+    ("DECLARE r lines; BEGIN r := NEW; r.qty := 1; RETURN r; END", "it returns a row other than NEW"),
+])
+def test_a_before_trigger_whose_changes_of_the_row_check_cannot_read_warns(env: Env, body: str, why: str) -> None:
+    (msg,) = warnings(env, text(), crm_triggers=(before("crm", body),))
+    assert f"{why}, so check cannot tell which columns of the row it changes" in msg, msg
+
+
+def test_a_mariadb_trigger_listed_without_its_statements_warns_naming_the_privilege(env: Env) -> None:
+    (msg,) = warnings(env, text(), erp_triggers=(before("erp", None, "INSERT", HIDDEN),))
+    assert ("trigger b1 (BEFORE INSERT ON erpdb.lines) fires on replicator's writes: check cannot read its statements: "
+            "MariaDB shows them only to an account with the TRIGGER privilege on erpdb.lines, which this account "
+            "lacks, so check cannot tell which tables it writes or which columns of the row it changes") in msg, msg
+    assert "SHOW CREATE TRIGGER b1" in msg
+
+
+def test_tables_whose_triggers_the_account_cannot_see_warn_instead_of_none(env: Env) -> None:
+    hidden = ServerSide(unseen=(TableRef("erpdb", "lines"), TableRef("erpdb", "orders")), account="ro@%")
+    findings = [f for f in env.check(text(orders="erp_to_crm"), server={"erp": hidden}) if f.warning]
+    # orders flows only from erp: replicator never writes it there, so its triggers do not matter
+    (msg,) = [f.what for f in findings]
+    assert msg == ("the account ro@% cannot see the triggers of erpdb.lines: MariaDB lists a table's triggers only to "
+                   "an account with INSERT, UPDATE, DELETE or TRIGGER on it, so check cannot tell whether triggers run "
+                   "on replicator's writes there (none listed is not none there)"), msg
+
+
+@pytest.mark.parametrize("grants, seen", [
+    (["GRANT USAGE ON *.* TO `a`@`%`", "GRANT SELECT ON `erpdb`.* TO `a`@`%`"], False),
+    (["GRANT SELECT, INSERT, UPDATE, DELETE ON `erpdb`.* TO `a`@`%`"], True),
+    (["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"], True),
+    (["GRANT `trg` TO `a`@`%`", "GRANT TRIGGER ON `erpdb`.`lines` TO `trg`"], True),  # the enabled role's grants
+    (["GRANT TRIGGER ON `erpdb`.`orders` TO `a`@`%`"], False),
+    (["GRANT SELECT, INSERT (qty) ON `erpdb`.`lines` TO `a`@`%`"], False),  # a column's privilege: not counted
+    (["GRANT DELETE ON `erp\\_%`.* TO `a`@`%`"], False), (["GRANT DELETE ON `erp%`.* TO `a`@`%`"], True),
+])
+def test_which_grants_let_an_account_see_a_tables_triggers(grants: list[str], seen: bool) -> None:
+    assert may_see_triggers(grants, TableRef("erpdb", "lines")) is seen
+
+
+def test_assigned_columns_reads_assignments_not_comparisons() -> None:
+    body = """DECLARE r record;
+    BEGIN
+      -- NEW.commented := 1;
+      IF NEW.total = 0 THEN NEW.total := NEW.qty * NEW.price; END IF;
+      NEW."Name" = upper(NEW."Name");
+      SELECT x INTO NEW.Code FROM t WHERE y = NEW.id;
+      PERFORM 'NEW.s := 1';
+      RETURN NEW;
+    END"""
+    assert assigned_columns(body, postgres=True) == ({"total", "Name", "code"}, "")
+    assert assigned_columns("BEGIN IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; RETURN NULL; END", True) == (set(), "")
+    my = "BEGIN IF NEW.a = 1 THEN SET NEW.`Weird` := 3, NEW.b = IF(NEW.a = 2, 1, 2); END IF; SET @x = 1, NEW.c = 4; END"
+    assert assigned_columns(my, postgres=False) == ({"Weird", "b", "c"}, "")
+    assert assigned_columns("INSERT INTO log SET a = NEW.a, b = NEW.b", postgres=False) == (set(), "")
 
 
 def test_written_tables_reads_the_statements_that_write() -> None:

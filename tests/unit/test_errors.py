@@ -356,3 +356,35 @@ def test_mariadb_names_the_column_of_a_key_the_row_breaks(code: int, message: st
     change = TargetChange(TableRef("erp", "fkc"), Op.INSERT, ("id",), (5,), {"id": 5, "email": "a@x", "p": 99})
     applier = _ScriptedMy({})
     assert applier.error_column(my_error(pymysql.IntegrityError, code, message), change) == column
+
+
+def test_a_violated_constraint_is_named_by_its_columns_from_the_catalog_whichever_end_the_row_was() -> None:
+    """A foreign key's error names the referencing table's constraint even when the row written was the parent
+    (a delete of a row still referenced): the columns are the end the change wrote (load_types read both)."""
+    from types import SimpleNamespace
+
+    applier = _ScriptedPg({})
+    pet, owner, node = TableRef("public", "pet"), TableRef("public", "owner"), TableRef("public", "node")
+    applier._constraints = {("public", "pet", "pet_owner"): ("owner_ref", owner, "id"),
+                            ("public", "pet", "pet_tag"): ("lower(tag)", None, None),
+                            ("public", "node", "node_up"): ("up", node, "id")}
+    fk = SimpleNamespace(schema_name="public", table_name="pet", constraint_name="pet_owner")
+    child = TargetChange(pet, Op.INSERT, ("id",), (1,), {"id": 1, "owner_ref": 9})
+    parent = TargetChange(owner, Op.DELETE, ("id",), (9,), {"id": 9})
+    assert applier._constraint_columns(fk, child) == "owner_ref"
+    assert applier._constraint_columns(fk, parent) == "id"
+    assert applier._constraint_columns(SimpleNamespace(schema_name="public", table_name="pet",
+                                                       constraint_name="pet_tag"), child) == "lower(tag)"
+    # a self-reference: a delete is the referenced end, an insert the referencing one
+    up = SimpleNamespace(schema_name="public", table_name="node", constraint_name="node_up")
+    assert applier._constraint_columns(up, TargetChange(node, Op.DELETE, ("id",), (1,), {"id": 1})) == "id"
+    assert applier._constraint_columns(up, TargetChange(node, Op.INSERT, ("id",), (2,), {"id": 2, "up": 5})) == "up"
+    # no single change (a linked run): the end this applier writes, when it writes one of them only
+    assert applier._constraint_columns(fk, None) is None
+    applier._types[owner] = {"id": "integer"}
+    assert applier._constraint_columns(fk, None) == "id"
+    # a constraint load_types never saw (added since), or no names at all: nothing (the DETAIL text decides)
+    assert applier._constraint_columns(SimpleNamespace(schema_name="public", table_name="pet",
+                                                       constraint_name="new_one"), child) is None
+    assert applier._constraint_columns(SimpleNamespace(schema_name=None, table_name=None, constraint_name=None),
+                                       child) is None

@@ -44,13 +44,28 @@ class Trigger:
     timing: str  # BEFORE, AFTER, INSTEAD OF
     events: str  # INSERT, UPDATE, DELETE (PostgreSQL: several, joined by " OR ")
     body: str | None  # the statements it runs; None when they cannot be read as SQL (a C or PL/Python function)
+    # why `body` is None: "" a function not in SQL or PL/pgSQL; HIDDEN: MariaDB showed the trigger's name but not
+    # its statements (the account lacks the TRIGGER privilege on the table)
+    unread: str = ""
+
+    @property
+    def changes_row(self) -> bool:
+        """A BEFORE trigger on INSERT or UPDATE: what it does to NEW is what the server stores."""
+        return self.timing == "BEFORE" and any(e in self.events for e in ("INSERT", "UPDATE"))
+
+
+HIDDEN = "hidden"
 
 
 @dataclass(frozen=True)
 class ServerSide:
-    """One side's foreign keys whose child is a mapped table, and its triggers on mapped tables."""
+    """One side's foreign keys whose child is a mapped table, and its triggers on mapped tables. `unseen`: mapped
+    MariaDB tables whose triggers the account cannot see at all (none of TRIGGER, INSERT, UPDATE, DELETE on them,
+    as its grants say), `account` the account that read them."""
     foreign_keys: tuple[ForeignKey, ...] = ()
     triggers: tuple[Trigger, ...] = ()
+    unseen: tuple[TableRef, ...] = ()
+    account: str = ""
 
 
 def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
@@ -59,21 +74,91 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
 
     wanted = set(tables)
     mariadb = engine.dialect.name in ("mysql", "mariadb")
+    unseen: list[TableRef] = []
+    account = ""
     with engine.connect() as c:
         if mariadb:
             fks = _mariadb_foreign_keys(c, wanted)
-            trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]), str(r[5]))
+            # MariaDB 10.11 lists a table's triggers to an account with INSERT, UPDATE or DELETE on it, but their
+            # statements (ACTION_STATEMENT) only with TRIGGER: NULL otherwise; with SELECT alone it lists none
+            trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
+                           None if r[5] is None else str(r[5]), "" if r[5] is not None else HIDDEN)
                    for r in c.execute(sqlalchemy.text(
                        "SELECT TRIGGER_NAME, EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, "
                        "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS "
                        "ORDER BY TRIGGER_NAME")).fetchall()]
+            account = str(c.execute(sqlalchemy.text("SELECT CURRENT_USER()")).scalar() or "")
+            grants = [str(r[0]) for r in c.execute(sqlalchemy.text("SHOW GRANTS")).fetchall()]
+            unseen = [t for t in sorted(wanted) if not may_see_triggers(grants, t)]
         else:
             fks = _postgres_foreign_keys(c)
             trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
                            str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None)
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
     return ServerSide(tuple(fk for fk in fks if fk.child in wanted),
-                      tuple(t for t in trs if t.table in wanted))
+                      tuple(t for t in trs if t.table in wanted), tuple(unseen), account)
+
+
+# ---------------------------------------------------------------- which MariaDB triggers an account sees
+
+_GRANT = re.compile(r"^GRANT\s+(.*?)\s+ON\s+(?:(?:TABLE|FUNCTION|PROCEDURE|PACKAGE(?:\s+BODY)?)\s+)?"
+                    r"((?:`(?:[^`]|``)*`|[^\s.`]+))\.((?:`(?:[^`]|``)*`|[^\s`]+))\s+TO\s", re.I | re.S)
+# the privileges that make information_schema.TRIGGERS list a table's triggers (measured on 10.11: INSERT, UPDATE
+# or DELETE list them without their statements; TRIGGER with them)
+_SEEING = ("ALL PRIVILEGES", "TRIGGER", "INSERT", "UPDATE", "DELETE")
+
+
+def may_see_triggers(grants: Iterable[str], table: TableRef) -> bool:
+    """Whether SHOW GRANTS lines `grants` (the account's and its enabled role's) give a privilege on `table` that
+    makes MariaDB list its triggers. A column-level grant (`INSERT (a)`) is not counted; a database name with
+    wildcards (`erp\\_%`) matches as GRANT does."""
+    for line in grants:
+        m = _GRANT.match(line.strip())
+        if m is None or not m.group(2) or m.group(1).upper().startswith("PROXY"):
+            continue
+        privs = [p.strip().upper() for p in _split_privileges(m.group(1))]
+        if not any(p in _SEEING for p in privs):
+            continue
+        db, tbl = _grant_name(m.group(2)), _grant_name(m.group(3))
+        if db == "*" or (_like(db, table.schema) and tbl in ("*", table.name)):
+            return True
+    return False
+
+
+def _split_privileges(text: str) -> list[str]:
+    """`SELECT, INSERT (a, b), UPDATE` -> ['SELECT', '', 'UPDATE']: a privilege on some columns counts as none."""
+    out: list[str] = []
+    depth, cur, columns = 0, "", False
+    for ch in text + ",":
+        if ch in "()":
+            depth += 1 if ch == "(" else -1
+            columns = True
+        elif depth:
+            continue
+        elif ch == ",":
+            out.append("" if columns else cur.strip())
+            cur, columns = "", False
+        else:
+            cur += ch
+    return out
+
+
+def _grant_name(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name[:1] == "`" else name
+
+
+def _like(pattern: str, name: str) -> bool:
+    """A database-level grant's name as GRANT matches it: `%` and `_` wildcards, `\\` escaping them."""
+    out, i = "", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out += re.escape(pattern[i + 1])
+            i += 2
+            continue
+        out += ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
+        i += 1
+    return re.fullmatch(out, name, re.S) is not None
 
 
 def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
@@ -184,3 +269,39 @@ def written_tables(body: str, default_schema: str, fold: bool) -> tuple[set[Tabl
             continue
         out.add(TableRef(schema, name))
     return out, bool(_OPAQUE.search(text))
+
+
+# ---------------------------------------------------------------- which columns a BEFORE trigger assigns
+
+_NEW_COL = rf"\bNEW\s*\.\s*({_NAME})"
+# where a statement starts in a body: an assignment `NEW.x = ...` there is no comparison (`IF NEW.x = 1 THEN`)
+_STATEMENT = r"(?:^|;|\bBEGIN\b|\bTHEN\b|\bELSE\b|\bLOOP\b|>>)\s*"
+_PG_ASSIGN = re.compile(rf"{_NEW_COL}\s*:=|{_STATEMENT}{_NEW_COL}\s*=(?!=)|\bINTO\s+(?:STRICT\s+)?{_NEW_COL}", re.I)
+_PG_WHOLE = re.compile(rf"{_STATEMENT}NEW\s*:?=(?!=)|\bINTO\s+(?:STRICT\s+)?NEW\b(?!\s*\.)|"
+                       r"\bRETURN\s+(?!NEW\s*;|NEW\s*$|OLD\b|NULL\b|NEXT\b|QUERY\b|;)", re.I)
+# MariaDB: `SET NEW.a = 1, NEW.b := 2` (a comma before the next assignment of the same SET), `SELECT .. INTO NEW.a`
+_MY_ASSIGN = re.compile(rf"(?:\bSET\s+|,\s*){_NEW_COL}\s*:?=(?!=)|\bINTO\s+{_NEW_COL}", re.I)
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+def assigned_columns(body: str, postgres: bool) -> tuple[set[str], str]:
+    """The columns of NEW a BEFORE trigger's statements assign (PL/pgSQL `NEW.x := ...`, `NEW.x = ...` as a
+    statement, `SELECT ... INTO NEW.x`; MariaDB `SET NEW.x = ...`), unquoted (PostgreSQL's unquoted names
+    lower-cased), and why the text cannot tell them all ("" when it can): the whole NEW assigned, a row other
+    than NEW returned. (Dynamic SQL and a CALL, which may take NEW.x as an OUT parameter: `written_tables`.)"""
+    text = _STRING.sub("''", _COMMENT.sub(" ", body))
+    out: set[str] = set()
+    for m in (_PG_ASSIGN if postgres else _MY_ASSIGN).finditer(text):
+        name = next(g for g in m.groups() if g)
+        out.add(_unquote(name, postgres))
+    if postgres:
+        whole = _PG_WHOLE.search(text)
+        if whole is None:
+            why = ""
+        elif whole.group(0).strip().upper().startswith("RETURN"):
+            why = "it returns a row other than NEW"
+        else:
+            why = "it assigns the whole NEW row"
+    else:
+        why = ""
+    return out, why

@@ -6,13 +6,21 @@ mapping carries from this side is lost to the other side; a write into a copy re
 makes it differ from its source. The statements are read as text (PL/pgSQL or SQL functions, MariaDB trigger
 bodies); a body that runs dynamic SQL or calls a procedure, or a function in another language, warns that check
 cannot tell. Triggers that write only tables no mapping carries (an audit log) are left alone.
+
+A BEFORE INSERT or UPDATE trigger that assigns a column of NEW which a mapping carries (`NEW.x := ...`,
+`SET NEW.x = ...`) changes the value replicator wrote, inside its tagged transaction: the other side keeps the
+value replicator wrote, so it warns naming the columns; columns no mapping carries (an `updated_at` the
+application keeps for itself) are left alone. A body that assigns the whole NEW row, returns another row or calls
+a procedure warns that check cannot tell. MariaDB shows a trigger's statements only to an account with the
+TRIGGER privilege on its table (its name to one with INSERT, UPDATE or DELETE): a trigger listed without them,
+and a table the account cannot see the triggers of at all, warn that check cannot read them.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from replicator.changes import TableRef
-from replicator.mapping.check.serverside import Trigger, written_tables
+from replicator.mapping.check.serverside import HIDDEN, ServerSide, Trigger, assigned_columns, written_tables
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
@@ -25,18 +33,29 @@ def check_triggers(ck: _Checker) -> None:
         written = {e.table for e in ck.mset.target_endpoints(side)}
         sources = set(ck.mset.source_tables(side))
         mapped = set(ck.mset.tables(side))
+        postgres = ck.kinds.get(side) == "postgresql"
+        _unseen(ck, side, server, written)
         for tr in server.triggers:
             if tr.table not in written:
                 continue  # replicator never writes the table: the trigger's writes are the application's
             m = _writer(ck, side, tr.table)
             head = _head(m, tr)
+            what = "which tables it writes" + (" or which columns of the row it changes" if tr.changes_row else "")
+            if tr.body is None and tr.unread == HIDDEN:
+                ck.warn(side, f"{head}: check cannot read its statements: MariaDB shows them only to an account "
+                              f"with the TRIGGER privilege on {tr.table}, which {server.account or 'this account'} "
+                              f"lacks, so check cannot tell {what}; whatever it does in replicator's transactions "
+                              f"is tagged as replicator's and never reaches {other}",
+                        _hidden_fix(tr))
+                continue
             if tr.body is None:
-                ck.warn(side, f"{head}: its function is not SQL or PL/pgSQL, so check cannot tell which tables it "
-                              f"writes; whatever it writes in replicator's transactions is tagged as replicator's "
-                              f"and never reaches {other}",
+                ck.warn(side, f"{head}: its function is not SQL or PL/pgSQL, so check cannot tell {what}; whatever "
+                              f"it writes in replicator's transactions is tagged as replicator's and never reaches "
+                              f"{other}",
                         _fix(other))
                 continue
-            postgres = ck.kinds.get(side) == "postgresql"
+            if tr.changes_row:
+                _assigns(ck, side, other, tr, head, postgres)
             tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema, fold=postgres)
             lost = sorted(str(t) for t in _match(tables, sources))
             copies = sorted(str(t) for t in _match(tables, mapped - sources))
@@ -49,9 +68,65 @@ def check_triggers(ck: _Checker) -> None:
                               f"rows: the copy then differs from {other} until the row changes there",
                         f"let the trigger leave {', '.join(copies)} alone, or make {other} the place that writes it")
             if opaque and not lost and not copies:
-                ck.warn(side, f"{head}: it runs dynamic SQL or calls a procedure, so check cannot tell which tables it "
-                              f"writes; whatever it writes in replicator's transactions is tagged as replicator's "
+                ck.warn(side, f"{head}: it runs dynamic SQL or calls a procedure, so check cannot tell {what}; "
+                              f"whatever it writes in replicator's transactions is tagged as replicator's "
                               f"and never reaches {other}", _fix(other))
+
+
+def _unseen(ck: _Checker, side: str, server: ServerSide, written: set[TableRef]) -> None:
+    hidden = [t for t in server.unseen if t in written]
+    if hidden:
+        ck.warn(side, f"the account {server.account or 'check logs in with'} cannot see the triggers of "
+                      f"{', '.join(map(str, hidden))}: MariaDB lists a table's triggers only to an account with "
+                      f"INSERT, UPDATE, DELETE or TRIGGER on it, so check cannot tell whether triggers run on "
+                      f"replicator's writes there (none listed is not none there)",
+                f"run check with the apply account (it writes those tables), or once with an account that has "
+                f"TRIGGER on them (deploy/grants-mariadb.sql)")
+
+
+def _assigns(ck: _Checker, side: str, other: str, tr: Trigger, head: str, postgres: bool) -> None:
+    """A BEFORE INSERT/UPDATE trigger assigning carried columns of NEW (module docstring)."""
+    assert tr.body is not None
+    names, why = assigned_columns(tr.body, postgres)
+    carried = _carried(ck, side, tr.table)
+    fold = (lambda c: c) if postgres else str.lower  # MariaDB's column names are case-insensitive
+    by = {fold(c): c for c in carried}
+    hit = sorted({by[fold(n)] for n in names if fold(n) in by})
+    if hit:
+        cols = ", ".join(hit)
+        ck.warn(side, f"{head}: it assigns NEW.{', NEW.'.join(hit)}, which replicator carries: the value replicator "
+                      f"wrote is changed inside its own transaction, which carries replicator's loop tag, so the "
+                      f"change never reaches {other} and the two sides differ in {cols} without a word",
+                f"have the trigger leave {cols} alone on replicator's writes, or have {other} compute the same "
+                f"value itself (the same trigger on the counterpart table there), or leave {cols} out of the "
+                f"mapping; `replicator verify` shows what differs")
+    elif why:
+        ck.warn(side, f"{head}: {why}, so check cannot tell which columns of the row it changes; a change of a "
+                      f"carried column on replicator's writes never reaches {other}",
+                f"make sure it changes no column a mapping carries, or have {other} do the same itself")
+
+
+def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
+    """The columns of `table` on `side` any mapping reads or writes (keys included), but a column only stamped
+    with the apply time (`now: true`)."""
+    out: set[str] = set()
+    for m in ck.mset.mappings:
+        for e in m.endpoints:
+            if e.side == side and e.table == table:
+                out.update(e.key)
+        for f in m.flows:
+            if f.target.side == side and f.target.table == table:
+                # a `now: true` stamp holds replicator's apply time, which no side compares (verify skips it)
+                out.update(p.target for p in f.plans if not p.stamp)
+            if f.source.side == side and f.source.table == table:
+                out.update(p.source for p in f.plans if p.source is not None)
+    return out
+
+
+def _hidden_fix(tr: Trigger) -> str:
+    return (f"run check once with an account that has TRIGGER on {tr.table} (a DBA's: TRIGGER also lets it create "
+            f"and drop triggers; see deploy/grants-mariadb.sql), or read SHOW CREATE TRIGGER {tr.name} as such an "
+            f"account and judge it as this check would")
 
 
 def _writer(ck: _Checker, side: str, table: TableRef) -> Mapping | None:
