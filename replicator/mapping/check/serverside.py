@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from replicator.changes import TableRef
+from replicator.identifiers import unquote_ident
 
 # actions that change child rows; RESTRICT and NO ACTION only refuse
 ACTING = ("CASCADE", "SET NULL", "SET DEFAULT")
@@ -160,23 +161,15 @@ _OPAQUE = re.compile(r"\b(?:EXECUTE|CALL|PREPARE)\b", re.I)
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 
 
-def _unquote(name: str, fold: bool) -> str:
-    name = name.strip()
-    if name[:1] == "`":
-        return name[1:-1].replace("``", "`")
-    if name[:1] == '"':
-        return name[1:-1].replace('""', '"')
-    return name.lower() if fold else name
-
-
-def written_tables(body: str, default_schema: str, fold: bool) -> tuple[set[TableRef], bool]:
+def written_tables(body: str, default_schema: str, dialect: str) -> tuple[set[TableRef], bool]:
     """The tables a trigger's statements write (INSERT, REPLACE, UPDATE, DELETE, MERGE, TRUNCATE), and whether
-    its text can hide others (dynamic SQL: EXECUTE, a CALL of a procedure). `fold`: unquoted names are
-    lower-cased, as PostgreSQL folds them; a name without a schema is in `default_schema`."""
+    its text can hide others (dynamic SQL: EXECUTE, a CALL of a procedure). Names are read as `dialect`
+    ("postgresql" or "mariadb") reads them; a name without a schema is in `default_schema`. A MariaDB body's
+    `"x"` in a table's place is a name: the server stored the body, so it parsed it under ANSI_QUOTES."""
     text = _COMMENT.sub(" ", body)
     out: set[TableRef] = set()
     for m in _WRITE.finditer(text):
-        parts = [_unquote(p, fold) for p in re.split(r"\s*\.\s*(?=[`\"\w$])", m.group(1))]
+        parts = [unquote_ident(p, dialect, ansi_quotes=True) for p in re.split(r"\s*\.\s*(?=[`\"\w$])", m.group(1))]
         # `UPDATE x SET`, `NEW.col := ...`: a PL/pgSQL assignment is no write; `UPDATE OF col` in a trigger
         # definition is not in the body
         schema, name = (parts[0], parts[1]) if len(parts) == 2 else (default_schema, parts[0])

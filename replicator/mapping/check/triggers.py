@@ -36,8 +36,8 @@ def check_triggers(ck: _Checker) -> None:
                               f"and never reaches {other}",
                         _fix(other))
                 continue
-            postgres = ck.kinds.get(side) == "postgresql"
-            tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema, fold=postgres)
+            kind = ck.kinds.get(side, "mariadb")
+            tables, opaque = written_tables(tr.body, "" if kind == "postgresql" else tr.table.schema, kind)
             lost = sorted(str(t) for t in _match(tables, sources))
             copies = sorted(str(t) for t in _match(tables, mapped - sources))
             if lost:
