@@ -69,7 +69,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                        "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS "
                        "ORDER BY TRIGGER_NAME")).fetchall()]
         else:
-            fks = _postgres_foreign_keys(c)
+            fks = _postgres_foreign_keys(c, wanted)
             trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
                            str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None)
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
@@ -95,7 +95,11 @@ def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
     return _group(rows)
 
 
+# the keys whose child or parent is a mapped table, filtered on pg_constraint before the per-key joins
 _PG_FOREIGN_KEYS = """
+WITH wanted AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(CAST(:schemas AS text[]), CAST(:names AS text[]))))
 SELECT cn.nspname, cc.relname, con.conname, pn.nspname, pc.relname, con.confdeltype, con.confupdtype,
        a.attname, pa.attname
 FROM pg_constraint con
@@ -105,6 +109,7 @@ CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child_co
 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child_col
 JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent_col
 WHERE con.contype = 'f' AND cn.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (con.conrelid IN (SELECT oid FROM wanted) OR con.confrelid IN (SELECT oid FROM wanted))
 ORDER BY 1, 2, 3, k.n
 """
 
@@ -123,10 +128,16 @@ ORDER BY t.tgname
 """
 
 
-def _postgres_foreign_keys(c: Any) -> list[ForeignKey]:
+def _postgres_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
+    """The foreign keys whose child or parent is one of `wanted`, read in one statement that filters in the server
+    (a database may hold thousands of keys between tables no mapping names)."""
     import sqlalchemy
 
-    rows = c.execute(sqlalchemy.text(_PG_FOREIGN_KEYS)).fetchall()
+    if not wanted:
+        return []
+    tables = sorted((t.schema or "", t.name) for t in wanted)
+    rows = c.execute(sqlalchemy.text(_PG_FOREIGN_KEYS), {"schemas": [s for s, _ in tables],
+                                                         "names": [n for _, n in tables]}).fetchall()
     return _group([(*r[:5], _PG_ACTIONS.get(str(r[5]), str(r[5])), _PG_ACTIONS.get(str(r[6]), str(r[6])), *r[7:])
                    for r in rows])
 
