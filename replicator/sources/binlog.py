@@ -30,6 +30,7 @@ from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceM
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
 from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
+from replicator.identifiers import unquote_ident
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources import libraryrows
 from replicator.sources.binlogfast import LEAN_GTID, LEAN_ROWS, FastBinLogStreamReader
@@ -533,11 +534,8 @@ class BinlogSource:
         if m is None:
             return None
         db, name = (m.group(1), m.group(2)) if m.group(2) is not None else (None, m.group(1))
-
-        def unquote(part: str) -> str:
-            return part[1:-1].replace("``", "`") if part.startswith("`") else part
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
-        table = TableRef(unquote(db) if db else schema or "", unquote(name))
+        table = TableRef(_unquote(db) if db else schema or "", _unquote(name))
         return table if table in self.tables else None
 
     @staticmethod
@@ -726,6 +724,12 @@ _NOT_COUNTED = _NotCounted()
 
 
 _NAME = r"(?:`(?:[^`]|``)+`|[^\s`.;,()]+)"
+
+
+def _unquote(part: str) -> str:
+    """A name in a statement's text: backticks only. The statement is assumed to have run without ANSI_QUOTES (the
+    default sql_mode), so a `"x"` stays as it is and names no mapped table."""
+    return unquote_ident(part, "mariadb")
 _QNAME = rf"({_NAME})(?:\s*\.\s*({_NAME}))?"
 _LEAD = r"^\s*(?:/\*.*?\*/\s*)*"
 _RENAME_TABLE = re.compile(_LEAD + r"RENAME\s+TABLES?\s+(.*)$", re.IGNORECASE | re.DOTALL)
@@ -740,9 +744,7 @@ def renamed_tables(query: str, schema: str) -> list[tuple[TableRef, TableRef]]:
     """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
     without a database is `schema`'s (the statement's default database)."""
     def ref(first: str, second: str | None) -> TableRef:
-        def unquote(part: str) -> str:
-            return part[1:-1].replace("``", "`") if part.startswith("`") else part
-        return TableRef(unquote(first), unquote(second)) if second is not None else TableRef(schema, unquote(first))
+        return TableRef(_unquote(first), _unquote(second)) if second is not None else TableRef(schema, _unquote(first))
 
     m = _RENAME_TABLE.match(query)
     if m is not None:

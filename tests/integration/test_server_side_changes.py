@@ -8,6 +8,7 @@
 - A trigger on a table replicator writes, writing another carried table: `check` warns; its rows never travel.
 - A unique key or foreign key only the target has: the row is queued (on_error: quarantine) naming table, key,
   column and constraint, in both directions; the rest flows.
+- PostgreSQL's foreign keys are read for the mapped tables only, among many that are not.
 """
 from __future__ import annotations
 
@@ -420,3 +421,36 @@ def test_mariadb_triggers_an_account_cannot_read_are_said_so(make_pair) -> None:
         for user in (apply_user, select_user):
             pair.my_query(f"DROP USER IF EXISTS '{user}'@'%'")
         pair.my_query(f"DROP ROLE IF EXISTS r{db[-8:]}")
+
+
+def test_postgres_foreign_keys_are_read_for_the_mapped_tables_only(pg_db) -> None:
+    """The statement filters in the server (a key whose child or parent is mapped); check keeps a mapped child's."""
+    import sqlalchemy
+
+    from replicator.changes import TableRef
+    from replicator.mapping.check.serverside import ForeignKey, read_server_side
+
+    conn = pg_db.connect()
+    with conn.cursor() as cur:
+        cur.execute("""CREATE SCHEMA "Sales"; CREATE TABLE "Sales"."Parent" (id int PRIMARY KEY, k int, UNIQUE (id, k));
+          CREATE TABLE other_parent (id int PRIMARY KEY);
+          CREATE TABLE child (id int PRIMARY KEY, a int, b int, o int REFERENCES other_parent ON DELETE SET NULL,
+            CONSTRAINT two FOREIGN KEY (a, b) REFERENCES "Sales"."Parent" (id, k) ON UPDATE CASCADE);
+          CREATE TABLE other_child (id int PRIMARY KEY, p int REFERENCES "Sales"."Parent");
+          CREATE TABLE "Sales".parent (id int PRIMARY KEY);  -- not "Parent": no key of it is read
+          CREATE TABLE "Sales".child (id int PRIMARY KEY, p int REFERENCES "Sales".parent);""")
+        cur.execute(";".join(f"CREATE TABLE u{i} (id int PRIMARY KEY, p int REFERENCES other_parent)"
+                             for i in range(50)))
+    conn.close()
+    engine = sqlalchemy.create_engine(pg_db.url())
+    try:
+        got = read_server_side(engine, [TableRef("public", "child"), TableRef("Sales", "Parent")]).foreign_keys
+        nothing = read_server_side(engine, []).foreign_keys
+    finally:
+        engine.dispose()
+    assert sorted(got, key=lambda fk: fk.name) == [
+        ForeignKey("child_o_fkey", TableRef("public", "child"), ("o",), TableRef("public", "other_parent"), ("id",),
+                   "SET NULL", "NO ACTION"),
+        ForeignKey("two", TableRef("public", "child"), ("a", "b"), TableRef("Sales", "Parent"), ("id", "k"),
+                   "NO ACTION", "CASCADE")]
+    assert nothing == ()

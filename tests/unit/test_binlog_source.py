@@ -15,6 +15,7 @@ from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
 from replicator.changes import BinlogPosition, Op, RowChange, SourceMessage, TableRef, Transaction, Watermark
 from replicator.config import Account, Connection, Secret
+from replicator.identifiers import my_ident
 from replicator.loopguard import LoopGuard
 from replicator.sources.base import Source
 from replicator.sources.binlog import BinlogSource, renamed_tables
@@ -126,6 +127,16 @@ def test_a_truncate_is_a_change_of_its_own(source: BinlogSource) -> None:
     out = read(source, [event(MariadbGtidEvent, gtid="0-1-9", flags=1), ddl])
     assert isinstance(out[0], Transaction)
     assert [(c.table, c.op) for c in out[0].changes] == [(T, Op.TRUNCATE)]
+
+
+@pytest.mark.parametrize("query, table", [
+    ("TRUNCATE t", T), ("truncate table `t`;", T), ("TRUNCATE erp.t", T), ("TRUNCATE TABLE `erp` . `t`", T),
+    ("/* x */ TRUNCATE `erp`.t", T), ("TRUNCATE other.t", None), ("TRUNCATE `T`", None),
+    ('TRUNCATE "t"', None),  # a string literal: the reader assumes a sql_mode without ANSI_QUOTES
+])
+def test_the_table_a_truncate_empties_is_read_with_mariadb_quoting(source: BinlogSource, query: str,
+                                                                    table: TableRef | None) -> None:
+    assert source._truncated(event(QueryEvent, query=query, schema=b"erp")) == table
 
 
 def test_chunks_carry_the_gtid_time_and_the_final_part_the_commit_time(source: BinlogSource) -> None:
@@ -396,6 +407,14 @@ def test_a_shape_refused_inside_the_binlog_reader_comes_out_as_it_is_not_as_a_de
 ])
 def test_renames_are_read_from_ddl_statements(query: str, renamed: list[tuple[str, str]]) -> None:
     assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp")] == renamed
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
+def test_any_backquoted_name_is_read_back_from_a_rename(db: str, old: str, new: str) -> None:
+    assert renamed_tables(f"RENAME TABLE {my_ident(db, old)} TO {my_ident(new)}", "erp") == \
+        [(TableRef(db, old), TableRef("erp", new))]
+    assert renamed_tables(f"ALTER TABLE {my_ident(old)} RENAME TO {my_ident(db, new)}", "erp") == \
+        [(TableRef("erp", old), TableRef(db, new))]
 
 
 def test_a_mapped_table_renamed_away_is_told_to_the_watch_at_its_ddl(source: BinlogSource) -> None:

@@ -310,11 +310,11 @@ def test_written_tables_reads_the_statements_that_write() -> None:
       DELETE FROM "Mixed""Name" WHERE id = OLD.id;
       SET NEW.x = 1;
     END"""
-    tables, opaque = written_tables(body, "erpdb", fold=False)
+    tables, opaque = written_tables(body, "erpdb", "mariadb")
     assert tables == {TableRef("erpdb", "Audit"), TableRef("erpdb", "totals"), TableRef("erpdb", "stock"),
                       TableRef("erpdb", 'Mixed"Name')}
     assert not opaque
-    assert written_tables("BEGIN UPDATE Stock SET n = 0; END", "", fold=True)[0] == {TableRef("", "stock")}
+    assert written_tables("BEGIN UPDATE Stock SET n = 0; END", "", "postgresql")[0] == {TableRef("", "stock")}
 
 
 def test_an_accepted_name_that_matches_no_foreign_key_warns_naming_file_line_and_the_names_there(env: Env) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from replicator.config import Config
+from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.mapping.model import MappingSet, load_mappings
-from tests.unit.mapsets import make_config
 from tests.unit.test_reference_mappings import parse_schema, written_columns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +22,17 @@ def blocks(page: Path = PAGE) -> dict[str, str]:
     names = [name for name, _ in found]
     assert len(names) == len(set(names)), names
     return dict(found)
+
+
+def page_config(base: Path, *connections: tuple[str, str, str]) -> Config:
+    """What a page's mapping files load against: its connections, each (name, kind, database), on no server, the
+    mappings folder in `base`. None given: the pages' usual crm on PostgreSQL and erp on MariaDB."""
+    connections = connections or (("crm", "postgresql", "crmdb"), ("erp", "mariadb", "erpdb"))
+    acc = Account("u", Secret(""))
+    return Config(base / "replicator.yaml",
+                  tuple(Connection(name, kind, "h", 5432 if kind == "postgresql" else 3306, database, acc, acc)
+                        for name, kind, database in connections),
+                  base / "maps", Batching())
 
 
 def page_mappings(page: Path, config: Config) -> MappingSet:
@@ -46,7 +56,7 @@ def page_schemas(page: Path, tmp_path: Path, sides: tuple[tuple[str, str, str], 
 
 @pytest.fixture(scope="module")
 def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    return page_mappings(PAGE, make_config(tmp_path_factory.mktemp("walkthrough")))
+    return page_mappings(PAGE, page_config(tmp_path_factory.mktemp("walkthrough")))
 
 
 def test_the_page_holds_the_schemas_the_seed_rows_and_four_mapping_files() -> None:

@@ -7,21 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.mapping.model import MappingSet
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
+from tests.unit.test_walkthrough_doc import (ROOT, assert_mappings_fit, blocks, page_config, page_mappings,
+                                             page_schemas)
 
 PAGE = ROOT / "docs" / "walkthrough-krayin-ofbiz.md"
 
 
 @pytest.fixture(scope="module")
 def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    base = tmp_path_factory.mktemp("krayin")
-    acc = Account("u", Secret(""))
-    config = Config(base / "replicator.yaml", (Connection("krayin", "mariadb", "h", 3306, "krayin", acc, acc),
-                                               Connection("ofbiz", "postgresql", "h", 5432, "ofbiz", acc, acc)),
-                    base / "maps", Batching())
-    return page_mappings(PAGE, config)
+    return page_mappings(PAGE, page_config(tmp_path_factory.mktemp("krayin"), ("krayin", "mariadb", "krayin"),
+                                           ("ofbiz", "postgresql", "ofbiz")))
 
 
 def test_the_page_holds_schemas_seeds_key_defaults_and_three_mapping_files() -> None:

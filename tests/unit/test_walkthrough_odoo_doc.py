@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from replicator.mapping.model import MappingSet
-from tests.unit.mapsets import make_config
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
+from tests.unit.test_walkthrough_doc import (ROOT, assert_mappings_fit, blocks, page_config, page_mappings,
+                                             page_schemas)
 
 PAGE = ROOT / "docs" / "walkthrough-odoo-erpnext.md"
 
 
 @pytest.fixture(scope="module")
 def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    return page_mappings(PAGE, make_config(tmp_path_factory.mktemp("odoo")))
+    return page_mappings(PAGE, page_config(tmp_path_factory.mktemp("odoo")))
 
 
 def test_the_page_holds_schemas_stamps_seeds_and_three_mapping_files() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from replicator.config import Account, Batching, Config, Connection, Secret
 from replicator.mapping.model import MappingSet
-from tests.unit.test_walkthrough_doc import ROOT, assert_mappings_fit, blocks, page_mappings, page_schemas
+from tests.unit.test_walkthrough_doc import (ROOT, assert_mappings_fit, blocks, page_config, page_mappings,
+                                             page_schemas)
 
 PAGE = ROOT / "docs" / "walkthrough-twenty-akaunting.md"
 WS = "workspace_1wgvd1injqtife6y4rvfbu3h5"
@@ -17,12 +17,8 @@ WS = "workspace_1wgvd1injqtife6y4rvfbu3h5"
 
 @pytest.fixture(scope="module")
 def mset(tmp_path_factory: pytest.TempPathFactory) -> MappingSet:
-    base = tmp_path_factory.mktemp("twenty")
-    acc = Account("u", Secret(""))
-    config = Config(base / "replicator.yaml", (Connection("twenty", "postgresql", "h", 5432, "twenty", acc, acc),
-                                               Connection("akaunting", "mariadb", "h", 3306, "erpdb", acc, acc)),
-                    base / "maps", Batching())
-    return page_mappings(PAGE, config)
+    return page_mappings(PAGE, page_config(tmp_path_factory.mktemp("twenty"), ("twenty", "postgresql", "twenty"),
+                                           ("akaunting", "mariadb", "erpdb")))
 
 
 def test_the_page_holds_schemas_seeds_and_two_mapping_files() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from replicator.changes import TableRef
+from replicator.identifiers import unquote_ident
 
 # actions that change child rows; RESTRICT and NO ACTION only refuse
 ACTING = ("CASCADE", "SET NULL", "SET DEFAULT")
@@ -91,7 +92,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
             grants = [str(r[0]) for r in c.execute(sqlalchemy.text("SHOW GRANTS")).fetchall()]
             unseen = [t for t in sorted(wanted) if not may_see_triggers(grants, t)]
         else:
-            fks = _postgres_foreign_keys(c)
+            fks = _postgres_foreign_keys(c, wanted)
             trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
                            str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None)
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
@@ -179,7 +180,11 @@ def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
     return _group(rows)
 
 
+# the keys whose child or parent is a mapped table, filtered on pg_constraint before the per-key joins
 _PG_FOREIGN_KEYS = """
+WITH wanted AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(CAST(:schemas AS text[]), CAST(:names AS text[]))))
 SELECT cn.nspname, cc.relname, con.conname, pn.nspname, pc.relname, con.confdeltype, con.confupdtype,
        a.attname, pa.attname
 FROM pg_constraint con
@@ -189,6 +194,7 @@ CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child_co
 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child_col
 JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent_col
 WHERE con.contype = 'f' AND cn.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (con.conrelid IN (SELECT oid FROM wanted) OR con.confrelid IN (SELECT oid FROM wanted))
 ORDER BY 1, 2, 3, k.n
 """
 
@@ -207,10 +213,16 @@ ORDER BY t.tgname
 """
 
 
-def _postgres_foreign_keys(c: Any) -> list[ForeignKey]:
+def _postgres_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
+    """The foreign keys whose child or parent is one of `wanted`, read in one statement that filters in the server
+    (a database may hold thousands of keys between tables no mapping names)."""
     import sqlalchemy
 
-    rows = c.execute(sqlalchemy.text(_PG_FOREIGN_KEYS)).fetchall()
+    if not wanted:
+        return []
+    tables = sorted((t.schema or "", t.name) for t in wanted)
+    rows = c.execute(sqlalchemy.text(_PG_FOREIGN_KEYS), {"schemas": [s for s, _ in tables],
+                                                         "names": [n for _, n in tables]}).fetchall()
     return _group([(*r[:5], _PG_ACTIONS.get(str(r[5]), str(r[5])), _PG_ACTIONS.get(str(r[6]), str(r[6])), *r[7:])
                    for r in rows])
 
@@ -245,23 +257,15 @@ _OPAQUE = re.compile(r"\b(?:EXECUTE|CALL|PREPARE)\b", re.I)
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 
 
-def _unquote(name: str, fold: bool) -> str:
-    name = name.strip()
-    if name[:1] == "`":
-        return name[1:-1].replace("``", "`")
-    if name[:1] == '"':
-        return name[1:-1].replace('""', '"')
-    return name.lower() if fold else name
-
-
-def written_tables(body: str, default_schema: str, fold: bool) -> tuple[set[TableRef], bool]:
+def written_tables(body: str, default_schema: str, dialect: str) -> tuple[set[TableRef], bool]:
     """The tables a trigger's statements write (INSERT, REPLACE, UPDATE, DELETE, MERGE, TRUNCATE), and whether
-    its text can hide others (dynamic SQL: EXECUTE, a CALL of a procedure). `fold`: unquoted names are
-    lower-cased, as PostgreSQL folds them; a name without a schema is in `default_schema`."""
+    its text can hide others (dynamic SQL: EXECUTE, a CALL of a procedure). Names are read as `dialect`
+    ("postgresql" or "mariadb") reads them; a name without a schema is in `default_schema`. A MariaDB body's
+    `"x"` in a table's place is a name: the server stored the body, so it parsed it under ANSI_QUOTES."""
     text = _COMMENT.sub(" ", body)
     out: set[TableRef] = set()
     for m in _WRITE.finditer(text):
-        parts = [_unquote(p, fold) for p in re.split(r"\s*\.\s*(?=[`\"\w$])", m.group(1))]
+        parts = [unquote_ident(p, dialect, ansi_quotes=True) for p in re.split(r"\s*\.\s*(?=[`\"\w$])", m.group(1))]
         # `UPDATE x SET`, `NEW.col := ...`: a PL/pgSQL assignment is no write; `UPDATE OF col` in a trigger
         # definition is not in the body
         schema, name = (parts[0], parts[1]) if len(parts) == 2 else (default_schema, parts[0])
@@ -293,7 +297,7 @@ def assigned_columns(body: str, postgres: bool) -> tuple[set[str], str]:
     out: set[str] = set()
     for m in (_PG_ASSIGN if postgres else _MY_ASSIGN).finditer(text):
         name = next(g for g in m.groups() if g)
-        out.add(_unquote(name, postgres))
+        out.add(unquote_ident(name, "postgresql" if postgres else "mariadb", ansi_quotes=True))
     if postgres:
         whole = _PG_WHOLE.search(text)
         if whole is None:

@@ -56,7 +56,8 @@ def check_triggers(ck: _Checker) -> None:
                 continue
             if tr.changes_row:
                 _assigns(ck, side, other, tr, head, postgres)
-            tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema, fold=postgres)
+            tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema,
+                                            "postgresql" if postgres else "mariadb")
             lost = sorted(str(t) for t in _match(tables, sources))
             copies = sorted(str(t) for t in _match(tables, mapped - sources))
             if lost:
