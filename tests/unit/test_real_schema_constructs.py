@@ -342,6 +342,20 @@ def test_check_knows_the_slice_columns(tmp_path: Path) -> None:
     assert any("slice column tenant does not exist in public.customer" in f for f in fails), fails
 
 
+def test_check_refuses_a_null_slice_on_a_not_null_column(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import Env, vc
+    env = Env(tmp_path)
+    text = SLICES.split("  contacts:")[0].replace("table: party", "table: customer").replace(
+        "tenant: acme", "thru_date: null")
+    erp = {"id": C_AUTO(), "name": vc(50)}
+    crm = {"id": vc(40, nullable=False), "dtype": vc(20, nullable=False), "thru_date": vc(20), "name": vc(50)}
+    assert env.failures(text, crm, erp) == []  # a nullable thru_date: the slice selects and inserts NULL
+    crm["thru_date"] = vc(20, nullable=False)
+    fails = env.failures(text, crm, erp)
+    assert any("slice value null for crm:public.customer.thru_date: the column is "
+               "NOT NULL" in f for f in fails), fails
+
+
 def C_AUTO():  # noqa: N802
     from tests.unit.test_mapping_check import AUTO_PK
     return AUTO_PK
