@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
+from replicator.appliers.slices import slice_sql, slice_text
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.errors import RowError
 from replicator.identifiers import for_params, quote_ident
@@ -243,9 +244,9 @@ def far_rows_sql(fold: Fold, kind: str, parents: Sequence[Any]) -> tuple[str, li
     conds = [f"l.{q(fold.by)} = %s" if len(parents) == 1
              else f"l.{q(fold.by)} IN ({', '.join(['%s'] * len(parents))})"]
     for alias, slice_ in (("l", link.slice), ("f", far.slice)):
-        for c, v in slice_:
-            conds.append(f"{alias}.{q(c)} = %s")
-            params.append(v)
+        more, values = slice_sql(kind, slice_, alias)
+        conds += more
+        params += values
     order = ", ".join(f"l.{q(c)}" for c in (fold.by, *link.key))
     sql = (f"SELECT l.{q(fold.by)}, {', '.join('l.' + q(c) for c in link.key)}, f.{q(far.key[0])}, "
            f"f.{q(fold.value)} FROM {q(link.table.schema, link.table.name)} l "
@@ -353,11 +354,11 @@ class FoldApplier:
             return None
         src = flow.source
         q = self._ident
-        where = {fold.by: parent_value, **dict(src.slice)}
+        conds, params = slice_sql(self.source_kind, src.slice)
         sql = (f"SELECT {', '.join(q(c) for c in (*src.key, fold.value))} FROM {q(src.table.schema, src.table.name)} "
-               f"WHERE {' AND '.join(f'{q(c)} = %s' for c in where)} ORDER BY {', '.join(q(c) for c in src.key)} "
+               f"WHERE {' AND '.join([f'{q(fold.by)} = %s', *conds])} ORDER BY {', '.join(q(c) for c in src.key)} "
                f"LIMIT 3")
-        return self.source_query(sql, list(where.values()))
+        return self.source_query(sql, [parent_value, *params])
 
     def _ident(self, *parts: str) -> str:
         assert self.source_kind is not None
@@ -473,11 +474,12 @@ class FoldApplier:
         via = fold.via
         assert via is not None and self.source_query is not None
         q, link = self._ident, via.endpoint
-        where = {via.to: far_key, **dict(link.slice)}
+        assert self.source_kind is not None
+        conds, params = slice_sql(self.source_kind, link.slice)
         sql = (f"SELECT DISTINCT {q(fold.by)} FROM {q(link.table.schema, link.table.name)} "
-               f"WHERE {' AND '.join(f'{q(c)} = %s' for c in where)} AND {q(fold.by)} IS NOT NULL "
+               f"WHERE {' AND '.join([f'{q(via.to)} = %s', *conds])} AND {q(fold.by)} IS NOT NULL "
                f"ORDER BY {q(fold.by)}")
-        return self.source_query(sql, list(where.values()))
+        return self.source_query(sql, [far_key, *params])
 
     def _far_sql(self, fold: Fold, parents: Sequence[Any]) -> tuple[str, list[Any]]:
         """`far_rows_sql` in the source's dialect."""
@@ -516,7 +518,7 @@ class FoldApplier:
         n = len(link.key)
         if len({r[n] for r in rows}) > 1:  # two link rows to one far row carry the same value: not two
             metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
-            kind = ", ".join(f"{c} = {v!r}" for c, v in link.slice) or "any kind"
+            kind = slice_text(link.slice) or "any kind"
             raise RowError(f"mapping {lc.flow.mapping}: parent {parent_value!r} links to {len({r[n] for r in rows})} "
                            f"rows of {far.table} through {link.table} rows of {kind} (keys "
                            f"{[tuple(r[:n]) for r in rows[:2]]}); column {fold.into} of {lc.flow.target.table} "
@@ -530,7 +532,7 @@ class FoldApplier:
     def _to_child(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
         tgt = lc.flow.target
         n = len(tgt.key)
-        rows = self.a.find_keys(tgt.table, (*tgt.key, fold.value), {fold.by: parent_key, **dict(tgt.slice)}, limit=2)
+        rows = self.a.find_keys(tgt.table, (*tgt.key, fold.value), {fold.by: parent_key}, limit=2, slice_=tgt.slice)
         if len(rows) > 1:
             metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
             raise RowError(f"mapping {lc.flow.mapping}: parent {parent_key!r} has several rows of "

@@ -353,8 +353,8 @@ class Linker:
         a row of another entity of a shared table is never updated or deleted by this mapping."""
         if not flow.target.slice and not always:
             return True
-        where = {**dict(zip(flow.target.key, key)), **dict(flow.target.slice)}
-        return bool(self.a.find_keys(flow.target.table, flow.target.key, where, limit=1))
+        return bool(self.a.find_keys(flow.target.table, flow.target.key, dict(zip(flow.target.key, key)), limit=1,
+                                     slice_=flow.target.slice))
 
     def _crosswalk(self, mapping: str, source_key: tuple[Any, ...]) -> tuple[Any, ...] | None:
         skey = dumps_key(source_key)
@@ -407,8 +407,8 @@ class Linker:
             if plan is None or plan.target not in values or no_natural_key(values[plan.target]):
                 return None  # no natural key on this row ('' included): nothing to link by
             cols[plan.target] = values[plan.target]
-        cols.update(flow.target.slice)  # only a record of the mapping's own slice is the same record
-        found = self.a.find_keys(flow.target.table, flow.target.key, cols)
+        # only a record of the mapping's own slice is the same record
+        found = self.a.find_keys(flow.target.table, flow.target.key, cols, slice_=flow.target.slice)
         if len(found) > 1:
             raise RowError(f"natural key {cols} matches more than one row; it must be unique",
                            table=str(flow.target.table), key=lc.source_key)

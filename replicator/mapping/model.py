@@ -678,20 +678,11 @@ def _slice(e: Section) -> tuple[tuple[str, Any], ...]:
     spec = e.get("slice", YamlMap, None)
     if spec is None:
         return ()
-    at = e.where("slice")
-    for column, value in spec.items():
-        if value is None:  # `thru_date: null` (OFBiz's current rows): `= NULL` would select and find nothing
-            raise ConfigError(
-                f"slice value for {column} is null: a slice selects rows by an equal value (column = value) and "
-                f"writes that value on insert, and no row's NULL equals NULL, so sync, verify, updates and deletes "
-                f"would find none of the rows where {column} IS NULL; a slice on NULL is not supported",
-                spec.where(at.key, str(column)),
-                hint=f"select the rows the direction reading this side carries with a filter on it, "
-                     f"`{{{column}: {{is_null: true}}}}` (docs/mappings.md \"Filters and gates\"), or slice by a "
-                     f"column that holds a value")
-    if not spec or not all(isinstance(v, (str, int, float, bool)) for v in spec.values()):
+    # a null value (`thru_date: null`, OFBiz's current rows) selects `IS NULL` and is written NULL on insert:
+    # every lookup renders it through appliers/slices.py, never as `= NULL`
+    if not spec or not all(v is None or isinstance(v, (str, int, float, bool)) for v in spec.values()):
         raise ConfigError("slice maps columns to the plain values that select this mapping's rows "
-                          "({dtype: customer, entity: 1})", e.where("slice"))
+                          "({dtype: customer, entity: 1, thru_date: null})", e.where("slice"))
     return tuple((str(k), v) for k, v in spec.items())
 
 
@@ -706,10 +697,14 @@ def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
             if column not in row:
                 return False
             got = row[column]
-            if not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
+            if value is None:  # `thru_date: null`: the row's value is NULL (never the text 'None')
+                if got is not None:
+                    return False
+            elif not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
                 return False
         return predicate is None or bool(predicate(row))
-    in_slice.rejects_null = frozenset(wanted) | getattr(predicate, "rejects_null", frozenset())  # type: ignore[attr-defined]
+    in_slice.rejects_null = (frozenset(c for c, v in wanted.items() if v is not None)  # type: ignore[attr-defined]
+                             | getattr(predicate, "rejects_null", frozenset()))
     return in_slice
 
 

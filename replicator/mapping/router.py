@@ -929,7 +929,8 @@ def _linked_delete(flow: Flow, change: RowChange, row: Mapping[str, Any], skey: 
 
 
 def _matches(value: Any, wanted: tuple[Any, ...]) -> bool:
-    return any(value == w or (isinstance(value, str) and value == str(w)) for w in wanted)
+    # (a wanted NULL -- a slice's `thru_date: null` -- is matched by NULL only, never by the text 'None')
+    return any(value == w or (isinstance(value, str) and w is not None and value == str(w)) for w in wanted)
 
 
 def _truncate(flow: Flow, change: RowChange) -> list[Routed]:

@@ -294,7 +294,8 @@ class FlowCheck:
                 cols[plan.target] = e.values[plan.target]
             else:
                 try:
-                    found = self.tgt.db.find_keys(f.target.table, f.target.key, cols)
+                    # within the target's slice, as the stream links (links.Linker._natural)
+                    found = self.tgt.db.find_keys(f.target.table, f.target.key, cols, slice_=f.target.slice)
                 finally:
                     self.tgt.db.rollback()
                 if len(found) == 1:

@@ -184,8 +184,9 @@ class FakeTarget:
     def __init__(self) -> None:
         self.rows: dict[TableRef, list[dict[str, Any]]] = {}
 
-    def find_keys(self, table: TableRef, cols: Sequence[str], where: dict[str, Any], limit: int = 2) -> list[tuple[Any, ...]]:
-        hits = [r for r in self.rows.get(table, []) if all(r.get(c) == v for c, v in where.items())]
+    def find_keys(self, table: TableRef, cols: Sequence[str], where: dict[str, Any], limit: int = 2,
+                  slice_: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Any, ...]]:
+        hits = [r for r in self.rows.get(table, []) if all(r.get(c) == v for c, v in (*where.items(), *slice_))]
         return [tuple(r[c] for c in cols) for r in hits[:limit]]
 
     def _match(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -350,3 +350,18 @@ def test_setup_gives_a_postgresql_link_table_the_whole_old_row(config: Config) -
     from replicator.admin.provision import full_identity_tables
     tables = full_identity_tables(config.side("crm"), load(config, MAPS))
     assert LINK in tables and EMAIL not in tables
+
+
+@pytest.mark.parametrize("kind, q", [("postgresql", '"'), ("mariadb", "`")])
+def test_a_null_via_slice_reads_the_current_link_rows_only(config: Config, kind: str, q: str) -> None:
+    """OFBiz's party_contact_mech: the current link rows are `thru_date IS NULL`; the two-hop read renders the
+    link slice and the far slice through appliers/slices.py, never `thru_date = NULL`."""
+    from replicator.mapping.folds import far_rows_sql
+    text = MAPS.replace("slice: {entity_type: Contact, primary: 1, deleted: 0}",
+                        "slice: {entity_type: Contact, thru_date: null}")
+    fold = load(config, text).by_name["contact_email"].flows[0].fold
+    assert fold is not None
+    sql, params = far_rows_sql(fold, kind, ["c1", "c2"])
+    assert (f"WHERE l.{q}entity_id{q} IN (%s, %s) AND l.{q}entity_type{q} = %s AND l.{q}thru_date{q} IS NULL "
+            f"AND f.{q}deleted{q} = %s ORDER BY") in sql, sql
+    assert params == ["c1", "c2", "Contact", 0]

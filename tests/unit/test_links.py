@@ -91,8 +91,8 @@ class FakeTarget:
         return 1
 
     def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any],
-                  limit: int = 2) -> list[tuple[Any, ...]]:
-        rows = [r for r in self.tables[table] if all(r.get(c) == v for c, v in where.items())]
+                  limit: int = 2, slice_: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Any, ...]]:
+        rows = [r for r in self.tables[table] if all(r.get(c) == v for c, v in (*where.items(), *slice_))]
         return [tuple(r[c] for c in key_cols) for r in rows[:limit]]
 
     def insert_returning(self, table: TableRef, values: dict[str, Any], key_cols: Sequence[str]) -> tuple[Any, ...]:

@@ -294,14 +294,32 @@ def test_bad_slices_are_refused(config: Config, bad: str, message: str) -> None:
     assert message in error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}", bad))
 
 
-def test_a_slice_on_null_is_refused_naming_the_column_and_the_filter_that_selects_it(config: Config) -> None:
-    """OFBiz's current contact links are `thru_date IS NULL`; a slice matches `column = value`, which a NULL
-    never satisfies in sync's, verify's or the applier's WHERE: refused rather than finding nothing."""
-    msg = error(config, SLICES.replace("slice: {dtype: customer, tenant: acme}",
+def test_a_slice_on_null_selects_the_rows_whose_column_is_null(config: Config) -> None:
+    """OFBiz's current rows are `thru_date IS NULL`: `slice: {thru_date: null}` selects them as a source (NULL
+    only, never the text 'None') and is set NULL on a target's insert; a row whose thru_date is set left the
+    slice, which is the mapping's delete of its counterpart."""
+    mset = load(config, SLICES.replace("slice: {dtype: customer, tenant: acme}",
                                        "slice: {dtype: customer, thru_date: null}"))
-    assert msg.startswith("m.yaml:4: mappings.customers.crm.slice.thru_date: slice value for thru_date is null: "
-                          "a slice selects rows by an equal value"), msg
-    assert "a slice on NULL is not supported" in msg and "filter on it, `{thru_date: {is_null: true}}`" in msg, msg
+    assert dict(mset.by_name["customers"].flow("erp").target.slice) == {"dtype": "customer", "thru_date": None}
+    flow = mset.by_name["customers"].flow("crm")
+    assert flow is not None and flow.filter is not None
+
+    def mappings_of(row: dict) -> list[str]:
+        return [o.flow.mapping for o in route(mset, "crm", RowChange(PARTY, Op.INSERT, None, row))]
+    assert mappings_of({"id": "a", "dtype": "customer", "tenant": "acme", "thru_date": None, "name": "A"}) == ["customers"]
+    assert mappings_of({"id": "b", "dtype": "customer", "thru_date": "2026-01-01", "name": "B"}) == []
+    assert mappings_of({"id": "c", "dtype": "customer", "thru_date": "None", "name": "C"}) == []
+    # the NULL column does not keep NULLs out of the mapping (check's NOT NULL rule must still warn)
+    assert "thru_date" not in flow.filter.rejects_null and "dtype" in flow.filter.rejects_null
+    # thru_date set: the row left the slice, the ERP customer is deleted as for a row leaving a filter
+    left = route(mset, "crm", RowChange(PARTY, Op.UPDATE,
+                                        {"id": "a", "dtype": "customer", "tenant": "acme", "thru_date": None, "name": "A"},
+                                        {"id": "a", "dtype": "customer", "tenant": "acme", "thru_date": "2026-01-01", "name": "A"}))
+    assert [(o.flow.mapping, o.op) for o in left] == [("customers", Op.DELETE)], left
+    back = route(mset, "crm", RowChange(PARTY, Op.UPDATE,
+                                        {"id": "a", "dtype": "customer", "tenant": "acme", "thru_date": "2026-01-01", "name": "A"},
+                                        {"id": "a", "dtype": "customer", "tenant": "acme", "thru_date": None, "name": "A"}))
+    assert [(o.flow.mapping, o.op) for o in back] == [("customers", Op.INSERT)], back
 
 
 def test_a_field_cannot_write_the_slice_column(config: Config) -> None:
@@ -322,6 +340,20 @@ def test_check_knows_the_slice_columns(tmp_path: Path) -> None:
     del crm["tenant"]
     fails = env.failures(text, crm, erp)
     assert any("slice column tenant does not exist in public.customer" in f for f in fails), fails
+
+
+def test_check_refuses_a_null_slice_on_a_not_null_column(tmp_path: Path) -> None:
+    from tests.unit.test_mapping_check import Env, vc
+    env = Env(tmp_path)
+    text = SLICES.split("  contacts:")[0].replace("table: party", "table: customer").replace(
+        "tenant: acme", "thru_date: null")
+    erp = {"id": C_AUTO(), "name": vc(50)}
+    crm = {"id": vc(40, nullable=False), "dtype": vc(20, nullable=False), "thru_date": vc(20), "name": vc(50)}
+    assert env.failures(text, crm, erp) == []  # a nullable thru_date: the slice selects and inserts NULL
+    crm["thru_date"] = vc(20, nullable=False)
+    fails = env.failures(text, crm, erp)
+    assert any("slice value null for crm:public.customer.thru_date: the column is "
+               "NOT NULL" in f for f in fails), fails
 
 
 def C_AUTO():  # noqa: N802

@@ -261,6 +261,11 @@ class _Checker:
                     self.fail(e.side, f"{at}: slice column {column} does not exist in {e.table}",
                               f"name the discriminator column of {e.table}")
                     continue
+                if value is None and not c.nullable:  # `thru_date: null` selects IS NULL and inserts NULL
+                    self.fail(e.side, f"{at}: slice value null for {_col(e.side, e.table, column)}: the column is "
+                                      f"NOT NULL, so no row is of the slice and an insert of one fails",
+                              f"slice by a value of {c.describe()}, or make the column nullable")
+                    continue
                 problem = _value_problem(value, c)
                 if problem:
                     self.fail(e.side, f"{at}: slice value {value!r} for {_col(e.side, e.table, column)}: {problem}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from replicator.appliers.slices import slice_text
 from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud
 from replicator.mapping.check.columns import ColumnInfo
 
@@ -70,7 +71,7 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
                 _judge(ck, fold, flow.target.side, f"{at}: {sname} {scol.describe()} -> {tname} {tcol.describe()} "
                        f"({flow.stream})", scol, tcol)
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
-        kind = ", ".join(f"{c} = {v!r}" for c, v in child.slice) or "every kind"  # not a Python dict's repr
+        kind = slice_text(child.slice) or "every kind"  # not a Python dict's repr
         ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into "
               f"{parent.table}.{fold.into} (`verify` does not compare folded columns yet)")
 
@@ -114,7 +115,7 @@ def _check_two_hop(ck: _Checker, m: Mapping, fold: Fold) -> None:
                 "via.to names the link table's column holding the far table's key")
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
         def kind(e: Endpoint) -> str:
-            return ", ".join(f"{c} = {v!r}" for c, v in e.slice) or "every kind"
+            return slice_text(e.slice) or "every kind"
         ck.ok(far.side, f"{at}: {far.table}.{fold.value} ({kind(far)}) through {link.table} ({fold.by} -> {via.to}, "
               f"{kind(link)}) folds into {parent.table}.{fold.into} ({stream} only; `verify` does not compare "
               f"folded columns yet)")

@@ -13,7 +13,9 @@ from replicator.mapping.router import LinkedChange, Ref
 
 def _slice(values: Any, otherwise: str) -> str:
     """A slice as the text output writes values (`kind = "email"`, `deleted = false`), not a Python dict."""
-    return _show_dict(dict(values)) if values else otherwise
+    if not values:
+        return otherwise
+    return ", ".join(f"{c} IS NULL" if v is None else _show_dict({c: v}) for c, v in values)
 
 
 def _value(v: Any) -> str:

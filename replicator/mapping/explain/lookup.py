@@ -51,8 +51,8 @@ class ReadOnlyDb:
         return self.applier.query(sql, params)
 
     def find_keys(self, table: TableRef, key_cols: Sequence[str], where: dict[str, Any],
-                  limit: int = 2) -> list[tuple[Any, ...]]:
-        return self.applier.find_keys(table, key_cols, where, limit)
+                  limit: int = 2, slice_: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Any, ...]]:
+        return self.applier.find_keys(table, key_cols, where, limit, slice_)
 
     def load_types(self, tables: Sequence[TableRef]) -> None:
         self.applier.load_types(tables)
