@@ -17,7 +17,6 @@ from typing import Any, Callable, Sequence, TextIO
 from replicator.admin.conflicts import key_candidates, parse_ref
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.changes import TableRef
 from replicator.config import Config
 from replicator.errors import ConfigError, TargetShapeChanged, show_key
 from replicator.loopguard import stream_name
