@@ -8,8 +8,12 @@ session lock of both directions (a daemon running, or starting meanwhile, is ref
 under its new key on its side (which must exist, and the old key must be gone: a rename, not a second
 record), finds the one pair that holds the old key -- in the other database as `source_key` (made by this
 side's direction), or in this side's as `target_key` (made by the other's) -- and moves it in one
-transaction carrying the loop tag. Then `run` applies the refused change (or `dlq retry` does, for a
-mapping that quarantines).
+transaction carrying the loop tag. The changes parked until the record had a counterpart (children that
+reference it, waiting in `other`'s parked table under its old key) move with it: they wait for the new key, and
+the column of each that names the record is rewritten to it (mapping/parking.move_waiting) -- left behind, they
+would wait for good. They are moved in the pair's transaction when the pair lives in `other`'s database too;
+else they commit first, just before the pair. Then `run` applies the refused change (or `dlq retry` does, for a
+mapping that quarantines), and the parked children when it next looks at them.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from replicator.errors import ConfigError, FatalError, ReplicatorError
 from replicator.loopguard import stream_name
 from replicator.mapping.explain.inputs import parse_key
 from replicator.mapping.explain.lookup import ReadOnlyDb
-from replicator.mapping.links import CROSSWALK
+from replicator.mapping import parking
+from replicator.mapping.links import CROSSWALK, PARKED
 from replicator.mapping.model import MappingSet
 
 
@@ -51,6 +56,7 @@ class Moved:
     other_key: str  # the counterpart's key on the other side
     database: str  # the connection whose crosswalk held the pair
     column: str  # source_key or target_key
+    children: int = 0  # changes parked until the record had a counterpart, moved to the new key
 
 
 def rename(config: Config, mset: MappingSet, mapping: str, side: str, old: str, new: str) -> Moved:
@@ -99,19 +105,33 @@ def rename(config: Config, mset: MappingSet, mapping: str, side: str, old: str, 
             raise ConfigError(f"no crosswalk pair of mapping {mapping} holds {side} key {old_text} (in either "
                               f"database): nothing to move (is --from right? the row error names it)")
         db_side, col, o, source_side, other_key = found[0]
-        db = held[db_side]
-        db.begin()
+        # the changes parked until the record had a counterpart wait in the database its direction writes
+        # (`other`'s); they move with the pair, in its transaction when the pair lives there too
+        waiting = held[other]
+        opened = [held[db_side]] + ([waiting] if waiting is not held[db_side] else [])
         try:
+            for db in opened:
+                db.begin()
+            children = 0
+            if len(old_key) == 1:  # a reference names one key column
+                children = parking.move_waiting(
+                    waiting, waiting.quote_table(TableRef(waiting.conn.state_schema, PARKED)),
+                    waiting.quote_col("change"), waiting.stream, mset, side, mapping, old_key[0], new_key[0])
+            db = held[db_side]
             n = db.execute(f"UPDATE {db.quote_table(TableRef(db.conn.state_schema, CROSSWALK))} SET {col} = %s "
                            f"WHERE mapping = %s AND source_side = %s AND {col} = %s",
                            [new_text, mapping, source_side, old_text])
             if n != 1:
                 raise ReplicatorError(f"moving the pair touched {n} rows, not 1: rolled back")
-            db.commit_untracked()
+            # two databases: the parked changes commit first; a failure before the pair's commit leaves a rename
+            # that running the command again completes (it finds the pair under the old key, nothing parked there)
+            for db in reversed(opened):
+                db.commit_untracked()
         except BaseException:
-            db.rollback()
+            for db in opened:
+                db.rollback()
             raise
-        return Moved(mapping, side, old_text, new_text, other_key, db_side, col)
+        return Moved(mapping, side, old_text, new_text, other_key, db_side, col, children)
     finally:
         for db in held.values():
             db.close()
@@ -169,7 +189,11 @@ def _like(part: str, value: Any) -> Any:
 
 def render(moved: Moved, sides: Sequence[str]) -> str:
     other = next(s for s in sides if s != moved.side)
+    children = (f"moved {moved.children} change(s) parked until the record had a counterpart (in {other}'s "
+                f"{PARKED}) to the new key: they are applied as before, when the stream next looks at them\n"
+                if moved.children else "")
     return (f"moved the crosswalk pair of mapping {moved.mapping}: {moved.side} key {moved.old} -> {moved.new} "
             f"(paired with {other} key {moved.other_key}; {moved.column} in {moved.database}'s {CROSSWALK})\n"
+            f"{children}"
             f"next: start replicator; the refused rename is applied from the stream, or, for a mapping that "
             f"quarantines, by `replicator dlq retry --mapping {moved.mapping}`\n")

@@ -17,14 +17,14 @@ from typing import Any, Callable, Sequence, TextIO
 from replicator.admin.conflicts import key_candidates, parse_ref
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.changes import TableRef
 from replicator.config import Config
-from replicator.errors import ConfigError, show_key
+from replicator.errors import ConfigError, TargetShapeChanged, show_key
 from replicator.loopguard import stream_name
 from replicator.mapping import applytime
 from replicator.mapping.model import MappingSet
 from replicator.stream import deadletter, deadlinked, deadretry
 from replicator.stream.deadletter import Entry
+from replicator.stream.shapes import TargetShapes
 
 
 def add_arguments(parser: Any) -> None:
@@ -132,39 +132,21 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
                     elif args.action == "show":
                         print(_show(e, _key_side(e, mset)), file=out)
                 continue
-            loaded: set[TableRef] = set()
-            if args.action == "retry":
-                # the tables this side's mappings write, read before the tag (reading ends the transaction);
-                # the loop below reads any other a queued change names (a mapping dropped since it was queued)
-                loaded = {e.table for e in mset.target_endpoints(side)}
-                db.load_types(sorted(loaded))
-            while True:
-                db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
-                applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
-                entries = _selected(db, args, sides, mset, lock=True)
-                missing = {e.change.table for e in entries} - loaded if args.action == "retry" else set()
-                if not missing:
-                    break
-                # reading the column types ends the transaction (the tag with it: what retry wrote after it
-                # was captured and sent back as an edit of this side), so they are read first, then again
-                db.rollback()
-                loaded |= missing
-                db.load_types(sorted(loaded))
-            matched += len(entries)
-            if not entries:
-                continue  # nothing selected in this database: no linkers to open, nothing to commit
             if args.action == "skip":
+                db.begin()  # the loop tag first, as for every write of this command
+                entries = _selected(db, args, sides, mset, lock=True)
+                matched += len(entries)
+                if not entries:
+                    continue
                 deadletter.delete(db, (e.id for e in entries))
                 db.commit_untracked()
                 for e in entries:
                     print(_line("skipped", e, args.json, _key_side(e, mset), note=_skipped_note(e)), file=out)
                 continue
-            linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes go through the linker
-            try:
-                outcome = deadretry.retry(db, entries, mset, linkers.replay, force=force)
-            finally:
-                linkers.close()
-            db.commit_untracked()
+            entries, outcome = _retry(db, args, sides, config, mset, force)
+            matched += len(entries)
+            if outcome is None:
+                continue  # nothing selected in this database
             notes = _superseded_notes(outcome)
             for e in outcome.applied:
                 print(_line("applied", e, args.json, _key_side(e, mset), note=notes.get(e.id)), file=out)
@@ -191,6 +173,57 @@ def command(args: Any, config: Config, mset: MappingSet, out: TextIO, opener: Op
             print(f"no queued change matches {filters}" if filters else
                   f"the dead-letter queues of {' and '.join(sides)} are empty", file=out)
     return status
+
+
+def _retry(db: Applier, args: Any, sides: Sequence[str], config: Config, mset: MappingSet, force: bool
+           ) -> tuple[list[Entry], deadretry.Outcome | None]:
+    """Retry the selected changes of `db`'s queue, planned against the tables' shape now, as `verify --repair`
+    plans: the shape of each table written is judged with `check`'s cast rules before anything is written (the
+    table may have changed since the change was queued: a refused column stops the retry, SchemaChangeError naming
+    table and column, nothing written), and an ALTER TABLE committed while the retry wrote (TargetShapeChanged at
+    the commit: rolled back, nothing committed) is judged the same way and, when the mappings still carry the new
+    shape exactly, the retry is planned with it and run again (at most twice more). The queued changes selected,
+    and what became of them (None: nothing selected)."""
+    shapes = TargetShapes(config, db.conn, db.stream)
+    shapes.use(mset)
+    for attempt in range(3):
+        try:
+            return _retry_once(db, args, sides, config, mset, force, shapes)
+        except TargetShapeChanged:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _retry_once(db: Applier, args: Any, sides: Sequence[str], config: Config, mset: MappingSet, force: bool,
+                shapes: TargetShapes) -> tuple[list[Entry], deadretry.Outcome | None]:
+    # the tables this side's mappings write, read before the tag (reading ends the transaction); the loop below
+    # reads any other a queued change names (a mapping dropped since it was queued)
+    loaded = {e.table for e in mset.target_endpoints(db.conn.name)}
+    db.load_types(sorted(loaded))
+    while True:
+        db.begin()  # the loop tag first: what retry writes is ours, not an edit to send back
+        applytime.next_transaction()  # `now: true` stamps: this database's transaction's own instant
+        entries = _selected(db, args, sides, mset, lock=True)
+        missing = {e.change.table for e in entries} - loaded
+        if not missing:
+            break
+        # reading the column types ends the transaction (the tag with it: what retry wrote after it was
+        # captured and sent back as an edit of this side), so they are read first, then again
+        db.rollback()
+        loaded |= missing
+        db.load_types(sorted(loaded))
+    if not entries:
+        return entries, None  # no linkers to open, nothing to commit
+    written = sorted({e.change.table for e in entries}, key=str)
+    shapes.planned({t: db.planned[t] for t in written if t in db.planned}, check_first=True)
+    linkers = deadlinked.ReplayLinkers(config, mset)  # a linked mapping's changes: through the linker
+    try:
+        outcome = deadretry.retry(db, entries, mset, linkers.replay, force=force)
+    finally:
+        linkers.close()
+    db.commit_untracked()  # raises TargetShapeChanged (rolled back) when a written table moved meanwhile
+    return entries, outcome
 
 
 def _skipped_note(e: Entry) -> str | None:

@@ -6,6 +6,10 @@ parked change (`replicator_parked_oldest_age_seconds`, `replicator status`, an a
 per mapping (`parked: {drop_after_days: N}`) that drops older changes inside the applier's transaction,
 counts them (`replicator_parked_dropped_total`) and logs each with its mapping and key.
 
+A record renamed on its side (`replicator crosswalk rename`) takes the changes parked for it under its old key
+along (`move_waiting`): their reference to it is rewritten to the new key, in the same transaction as the pair
+when both live in one database.
+
 Times are the target database's: `parked_at` is its clock, and ages are computed by it, so a skewed
 host clock changes nothing.
 """
@@ -16,10 +20,14 @@ import threading
 import time
 from typing import Any
 
+from dataclasses import replace
+
 from replicator import metrics
 from replicator.appliers.base import Applier
-from replicator.codec import loads_change
-from replicator.changes import Op
+from replicator.codec import dumps_change, dumps_key, loads_change
+from replicator.changes import Op, RowChange, zero_dated
+from replicator.errors import ReplicatorError
+from replicator.mapping.model import MappingSet
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +107,54 @@ def drop_expired(applier: Applier, parked: str, change_col: str, stream: str, ma
     if rows:
         metrics.parked_dropped.labels(stream, mapping).inc(len(rows))
     return len(rows)
+
+
+def move_waiting(applier: Applier, parked: str, change_col: str, stream: str, mset: MappingSet, source_side: str,
+                 mapping: str, old: Any, new: Any) -> int:
+    """Inside `applier`'s open transaction: the changes of `stream` parked until `mapping`'s record `old` (its
+    source-side key, one value) had a counterpart now wait for `new`, the key its application renamed it to. A
+    parked change is replayed from its own row, which names the parent by the old key: the column that does is
+    rewritten too (`renamed_reference`), else the replay would park it again under the old key, for good. Returns
+    how many moved."""
+    rows = applier.query(f"SELECT id, mapping, {change_col} FROM {parked} WHERE stream = %s AND waiting_mapping = %s "
+                         f"AND waiting_key = %s ORDER BY id", [stream, mapping, dumps_key((old,))])
+    for row_id, parked_by, text in rows:
+        change = renamed_reference(mset, source_side, str(parked_by), loads_change(text), mapping, old, new)
+        applier.execute(f"UPDATE {parked} SET waiting_key = %s, {change_col} = %s WHERE id = %s",
+                        [dumps_key((new,)), dumps_change(change), row_id])
+    return len(rows)
+
+
+def renamed_reference(mset: MappingSet, side: str, parked_by: str, change: RowChange, mapping: str, old: Any,
+                      new: Any) -> RowChange:
+    """`change` (parked by mapping `parked_by`, read from `side`) with each column that names `mapping`'s record
+    `old` -- a `references:` field, a fold's parent column, whatever routing turns into a reference to it --
+    holding `new` instead: a column holding `old` is rewritten when routing the change then refers to `old` less
+    often. Raises ReplicatorError when no column does (the rename is then rolled back: a parked change left naming
+    the old key would wait for good)."""
+    from replicator.mapping.router import LinkedChange, Ref, route
+
+    def refs(c: RowChange) -> int:
+        n = 0
+        for out in route(mset, side, c, only=parked_by):
+            if isinstance(out, LinkedChange):
+                for v in [*out.values.values(), *(out.expect or {}).values()]:
+                    n += isinstance(v, Ref) and v.mapping == mapping and type(v.value) is type(old) and v.value == old
+        return n
+
+    left = refs(change)
+    for image in ("before", "after"):
+        for column in list(getattr(change, image) or {}):
+            row = getattr(change, image)
+            value = row[column]
+            if left == 0 or type(value) is not type(old) or value != old:
+                continue
+            moved = zero_dated({**row, column: new}, getattr(row, "zero_dates", ()), getattr(row, "zero_texts", None))
+            tried = replace(change, before=moved) if image == "before" else replace(change, after=moved)
+            now = refs(tried)
+            if now < left:
+                change, left = tried, now
+    if left:
+        raise ReplicatorError(f"a change of mapping {parked_by} parked until {mapping} {dumps_key((old,))} had a "
+                              f"counterpart names it in no column this command can rewrite; nothing moved")
+    return change

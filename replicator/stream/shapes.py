@@ -156,6 +156,11 @@ class ShapeGuard(ShapeWatch):
         if self.target:  # found before the commit of our first write into the new type (TargetShapes)
             done = (f"{self.direction} writes into it: its transaction written into the new type was rolled back, "
                     f"nothing of it was committed and the checkpoint did not move")
+        if not old and self.target:  # a write outside the stream judging the shape it first planned with (dlq retry)
+            raise SchemaChangeError(
+                f"{self.direction}: {self.side} table {table}, column {column}: `check` refuses the field in the "
+                f"table's shape now: {finding.what}. Nothing was written",
+                hint=f"{finding.fix}; then `replicator check` and retry")
         if not old:  # the table's first shape this run: the catalog's types are in the finding
             raise SchemaChangeError(
                 f"{self.direction}: {self.side} table {table}, column {column}: the table changed after the start-up "
@@ -202,12 +207,19 @@ class TargetShapes:
     def use(self, mset: MappingSet) -> None:
         self.guard.use(mset)
 
-    def planned(self, plans: dict[TableRef, dict[str, str]]) -> bool:
+    def planned(self, plans: dict[TableRef, dict[str, str]], check_first: bool = False) -> bool:
         """The applier planned with `plans` ({table: {column: type}}): raises SchemaChangeError when a mapped
-        column's new type is refused; True when a table's shape changed since the last plan."""
+        column's new type is refused; True when a table's shape changed since the last plan. `check_first`: a
+        table's first plan is judged too, its mapped columns' casts with `check`'s rules (`dlq retry`: no start-up
+        check ran, and the table may have changed shape since the change was queued)."""
         moved = False
         for table, after in plans.items():
             before = self._plans.get(table)
+            if before is None and check_first:
+                mapped = self.guard.mapped(table)
+                first = {c: ("", t) for c, t in after.items() if c in mapped}
+                if first:
+                    self.guard._recheck(table, first)
             if before is None or before == after:
                 self._plans[table] = after
                 continue

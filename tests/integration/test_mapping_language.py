@@ -937,3 +937,38 @@ def test_crosswalk_rename_moves_the_pair_of_a_renamed_record_from_either_databas
     wait_for(pair, erp_rows, [("ACME-2", "Acme Corp (crm)"), ("Grant Inc", "Grant Industries (crm)")],
              "crm edits reach the renamed records")
     stop(pair)
+
+
+def test_crosswalk_rename_moves_the_children_parked_under_the_old_key(make_pair):
+    """An ERP contact of Acme (on both sides, not linked yet) parks in the CRM, waiting for ERP customer 5000. The
+    CRM's next edit links Acme by its natural key in the other direction (the pair in the ERP's crosswalk), and the
+    daemon stops before the contact's next retry. The ERP then renames Acme's key to 7100 (and its contact's
+    reference with it). Before, the contact waited under 5000 for good -- its own parked row names 5000 too; now
+    `crosswalk rename` moves it with the pair (the parked row in the CRM, the pair in the ERP: two databases), and at
+    the start it is applied, referencing Acme, once."""
+    pair = started(make_pair, CONTACT_PG, CONTACT_MY, CONTACT_MAPPINGS, first_sync=False)
+    pair.my_query("INSERT INTO contacts (cust_no, phone) VALUES (5000, '+49 30 1234')")
+    wait_for(pair, lambda: parked_total(pair), (0, 1), "the contact parked in the CRM")
+    pair.pg_query("UPDATE customer SET city = 'Hamburg' WHERE id = 1")
+    wait_for(pair, lambda: erp_crosswalk(pair, "customers"), [("crm", "[1]", "[5000]")], "Acme linked by crm_to_erp")
+    stop(pair)
+    assert parked_total(pair) == (0, 1)  # its retry (every minute) did not come
+
+    pair.my_query("UPDATE customers SET cust_no = 7100 WHERE cust_no = 5000")
+    pair.my_query("UPDATE contacts SET cust_no = 7100 WHERE cust_no = 5000")
+    out = pair.cli("crosswalk", "rename", "--mapping", "customers", "--side", "erp", "--from", "5000",
+                   "--to", "7100").stdout
+    assert "erp key [5000] -> [7100] (paired with crm key [1]; target_key in erp's crosswalk)" in out, out
+    assert "moved 1 change(s) parked until the record had a counterpart (in crm's parked) to the new key" in out, out
+    assert erp_crosswalk(pair, "customers") == [("crm", "[1]", "[7100]")]
+    (waiting,) = crm(pair, "SELECT waiting_mapping, waiting_key, change FROM replicator.parked")
+    assert waiting[:2] == ("customers", "[7100]") and '"cust_no":7100,' in waiting[2], waiting
+
+    pair.start()
+    wait_for(pair, lambda: crm(pair, "SELECT customer_id, phone FROM contact"), [(1, "+49 30 1234")],
+             "the parked contact applied, referencing Acme")
+    wait_for(pair, lambda: crm(pair, "SELECT id, city FROM customer WHERE vat_id = 'DE100'"), [(1, "Hamburg")],
+             "Acme's rename arrived, nothing doubled")
+    assert parked_total(pair) == (0, 0)
+    assert erp(pair, "SELECT cust_no, phone FROM contacts") == [(7100, "+49 30 1234")]
+    stop(pair)

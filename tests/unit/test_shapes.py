@@ -226,6 +226,26 @@ def test_a_written_table_widened_is_planned_anew_and_counted(tmp_path: Path) -> 
     assert len(catalogs.asked) == asked
 
 
+def test_a_first_plan_is_judged_only_when_asked_and_names_table_and_column(tmp_path: Path) -> None:
+    """`dlq retry` (check_first): no start-up check ran before it, the table may have changed since the change was
+    queued. A refused first plan stops before anything is written; a carried one is kept as the plan to compare
+    the next one with."""
+    narrowed = {**PLAN, "credit": "decimal(12,1)"}
+    catalogs = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)},
+                        {"id": PK, "credit": dec(12, 1), "note": vc(200)})
+    with pytest.raises(SchemaChangeError) as info:
+        target_shapes(tmp_path, catalogs).planned({ERP: narrowed}, check_first=True)
+    text = str(info.value)
+    assert f"erp table {ERP}, column credit: `check` refuses the field in the table's shape now" in text, text
+    assert "lossy cast" in text and "Nothing was written" in text, text
+    assert target_shapes(tmp_path, catalogs).planned({ERP: narrowed}) is False  # the stream's: not judged here
+
+    fine = Catalogs({"id": PK, "credit": dec(12, 2), "note": vc(50)}, {"id": PK, "credit": dec(12, 2), "note": vc(200)})
+    t = target_shapes(tmp_path, fine)
+    assert t.planned({ERP: PLAN}, check_first=True) is False and len(fine.asked) == 1
+    assert t.planned({ERP: PLAN}, check_first=True) is False and len(fine.asked) == 1  # judged once
+
+
 def test_the_live_catalog_read_of_an_unreachable_server_is_retriable(tmp_path: Path) -> None:
     """Without `read_catalogs` the guard reads through `mapping/check`'s `live_catalogs`; a server that cannot be
     read is a RetriableError naming the server, never a pass."""

@@ -14,7 +14,7 @@ from pymysqlreplication.constants import FIELD_TYPE
 from replicator.changes import Op, RowChange, TableRef, ZeroDatedRow, zero_dated
 from replicator.config import Config
 from replicator.errors import RowError
-from replicator.mapping.check.zerodates import SAMPLE_ROWS, zero_dates_allowed
+from replicator.mapping.check.zerodates import SAMPLE_ROWS, FlaggedRow, StoredDates, zero_dates_allowed
 from replicator.mapping.router import route, route_all, route_flow, target_values
 from replicator.sources.rowcompile import compile_table
 from replicator.sources.rowdecode import RowDecoder
@@ -227,18 +227,29 @@ def test_check_warns_of_a_carried_column_that_already_holds_zero_dates_whatever_
     env = Env(tmp_path)
     cols = {"id": PK, "since": C("date"), "seen": C("datetime", bits=32), "name": C("text")}
     erp = TableRef("erpdb", "customers")
-    stored = {("erp", erp, "since"): (3, 1200), ("erp", erp, "seen"): (7, 1200)}
+    stored = {("erp", erp): StoredDates(1200, (*[FlaggedRow({}, frozenset({"since"}), frozenset())] * 3,
+                                               *[FlaggedRow({}, frozenset({"seen"}), frozenset())] * 7))}
     found = [f"{f.what} | fix: {f.fix}".replace(str(env.config.mappings_dir) + "/", "")
              for f in env.check(CHECK_TEXT.format(direction="erp_to_crm"), dict(cols), dict(cols),
                                 sql_modes={"erp": NO_ZERO}, stored_zero=stored) if f.warning and "zero date" in f.what]
     (msg,) = found
     assert msg.startswith("m.yaml:8: mappings.customers.fields.since: field since carries erp:erpdb.customers.since "
                           "(DATE) to PostgreSQL, and the column already holds zero dates (3 in its 1,200 rows)"), msg
-    assert "WHERE MONTH(`since`) = 0 OR DAYOFMONTH(`since`) = 0" in msg and "give the field zero_date: null" in msg
-    big = {("erp", erp, "since"): (1, SAMPLE_ROWS)}
+    assert "WHERE (MONTH(`since`) = 0 OR DAYOFMONTH(`since`) = 0);" in msg and "give the field zero_date: null" in msg
+    big = {("erp", erp): StoredDates(SAMPLE_ROWS, (FlaggedRow({}, frozenset({"since"}), frozenset()),))}
     (msg,) = [f.what for f in env.check(CHECK_TEXT.format(direction="erp_to_crm"), dict(cols), dict(cols),
                                         sql_modes={"erp": ""}, stored_zero=big) if f.warning and "zero date" in f.what]
     assert "(1 in the first 100,000 rows read)" in msg, msg  # one warning, not one more for the sql_mode
+
+
+def test_stored_dates_are_counted_among_the_rows_a_flow_keeps_zero_and_impossible_apart() -> None:
+    """`check` evaluates each flow's filter (its slice included) on the flagged rows the bounded read returned."""
+    stored = StoredDates(10, (FlaggedRow({"kind": "deal"}, frozenset({"d"}), frozenset()),
+                              FlaggedRow({"kind": "lead"}, frozenset({"d"}), frozenset()),
+                              FlaggedRow({"kind": "deal"}, frozenset(), frozenset({"d", "t"}))))
+    assert stored.count("d", None) == (2, 1)
+    assert stored.count("d", lambda row: row.get("kind") == "deal") == (1, 1)
+    assert stored.count("t", lambda row: row.get("kind") == "lead") == (0, 0)
 
 
 # ---------------------------------------------------------------- explain
