@@ -92,6 +92,18 @@ def carried(flow: Flow, value: Any, table: Any, key: Any, column: str) -> Any:
                        column=column) from None
 
 
+def _was(flow: Flow, value: Any) -> Any:
+    """The old value of an update in target terms, for the conflict check (`expect`); UNCHANGED when the fold's map
+    does not list it: it never reached the other side (its own change was refused), so there is nothing there to
+    compare with, and the change correcting it is written as any other."""
+    fold = flow.fold
+    assert fold is not None
+    try:
+        return fold.carry(flow.stream, value)
+    except TransformError:
+        return UNCHANGED
+
+
 def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
     """A row of the child table: its parent's column on the other side follows it."""
     before = change.before
@@ -121,8 +133,9 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
             value = Ref(fold.references, value)
         expect: dict[str, Any] | None = None
         if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
-            was = carried(flow, old[fold.value], change.table, skey, fold.value)
-            expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
+            was = _was(flow, old[fold.value])
+            if was is not UNCHANGED:
+                expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
                             expect=expect)
 
@@ -225,7 +238,7 @@ def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> lis
     value = carried(flow, value, change.table, skey, fold.into)
     old: Any = UNCHANGED
     if change.op is Op.UPDATE and before is not None and before.get(fold.into, UNCHANGED) is not UNCHANGED:
-        old = carried(flow, before[fold.into], change.table, skey, fold.into)
+        old = _was(flow, before[fold.into])
         if _same(old, value):
             return []  # the folded column did not change
     if change.op is Op.INSERT and value is None:
