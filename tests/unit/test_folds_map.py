@@ -189,3 +189,15 @@ def test_check_refuses_a_map_that_is_not_its_own_inverse_unless_lossy_allow(conf
     failures, oks = _check(config, two_to_one.replace("erp: Y}]}", "erp: Y}], lossy: allow}"), CHAR1, TINYINT)
     assert failures == [], failures
     assert any("both become 'Y'" in w and "(lossy: allow)" in w for w in oks), oks
+
+
+def test_explain_shows_the_mapped_value_and_the_row_error_of_an_unlisted_one(config: Config) -> None:
+    from replicator.mapping.explain.fold import explain_fold
+    mset = load(config, MAPS)
+    flow = mset.by_name["customer_optin"].flow("erp")
+    assert flow is not None
+    out = explain_fold(flow, dict(CUST), None, "--row", "offline")
+    assert out["value"] == 1 and "gets value = 1" in out["result"], out
+    out = explain_fold(flow, {**CUST, "optin": "X"}, None, "--row", "offline")
+    assert out["result"].startswith("row error: ") and "column optin" in out["result"] \
+        and "not in the map" in out["result"], out
