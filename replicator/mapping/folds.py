@@ -41,6 +41,7 @@ from replicator.errors import RowError
 from replicator.identifiers import for_params, quote_ident
 from replicator.mapping.model import Flow, Fold, MappingSet, folds_into
 from replicator.mapping.router import LinkedChange, Ref, Routed, source_key
+from replicator.mapping.transforms import TransformError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,31 @@ def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[
     return {k: (before.get(k, v) if before is not None and v is UNCHANGED else v) for k, v in row.items()}
 
 
+def carried(flow: Flow, value: Any, table: Any, key: Any, column: str) -> Any:
+    """`value`, read from `column` of `table` (the row `key`) in the source, as the fold writes it
+    (`Fold.carry`: null_if_empty, then the value map); a value the map does not list is a row error naming them."""
+    fold = flow.fold
+    assert fold is not None
+    try:
+        return fold.carry(flow.stream, value)
+    except TransformError as exc:
+        raise RowError(f"mapping {flow.mapping}, fold {fold.value} -> {fold.into}: {exc}; add it to the fold's map",
+                       table=str(table), key=tuple(key) if isinstance(key, (list, tuple)) else (key,),
+                       column=column) from None
+
+
+def _was(flow: Flow, value: Any) -> Any:
+    """The old value of an update in target terms, for the conflict check (`expect`); UNCHANGED when the fold's map
+    does not list it: it never reached the other side (its own change was refused), so there is nothing there to
+    compare with, and the change correcting it is written as any other."""
+    fold = flow.fold
+    assert fold is not None
+    try:
+        return fold.carry(flow.stream, value)
+    except TransformError:
+        return UNCHANGED
+
+
 def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
     """A row of the child table: its parent's column on the other side follows it."""
     before = change.before
@@ -102,13 +128,14 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
 
     def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
         skey = source_key(flow, row, change)
-        value = fold.empty_null(flow.stream, row.get(fold.value))
+        value = carried(flow, row.get(fold.value), change.table, skey, fold.value)
         if fold.references and value is not None:
             value = Ref(fold.references, value)
         expect: dict[str, Any] | None = None
         if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
-            was = fold.empty_null(flow.stream, old[fold.value])
-            expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
+            was = _was(flow, old[fold.value])
+            if was is not UNCHANGED:
+                expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
                             expect=expect)
 
@@ -206,15 +233,16 @@ def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> lis
     value = row[fold.into]
     if value is UNCHANGED:
         return []  # not logged because not changed
-    value = fold.empty_null(flow.stream, value)  # `transform: [null_if_empty]`: '' is no child row
+    skey = source_key(flow, row, change)
+    # `transform: [null_if_empty]`: '' is no child row; then the value map
+    value = carried(flow, value, change.table, skey, fold.into)
     old: Any = UNCHANGED
     if change.op is Op.UPDATE and before is not None and before.get(fold.into, UNCHANGED) is not UNCHANGED:
-        old = fold.empty_null(flow.stream, before[fold.into])
+        old = _was(flow, before[fold.into])
         if _same(old, value):
             return []  # the folded column did not change
     if change.op is Op.INSERT and value is None:
         return []  # no child row to make
-    skey = source_key(flow, row, change)
 
     def ref(v: Any) -> Any:
         return Ref(fold.references, v) if fold.references and v is not None else v
@@ -335,7 +363,8 @@ class FoldApplier:
             rows = self._siblings_of(flow, fold, parent_value)
             if not rows or len(rows) > 1:
                 continue
-            value = rows[0][len(flow.source.key)]
+            n = len(flow.source.key)
+            value = carried(flow, rows[0][n], flow.source.table, rows[0][:n], fold.value)
             if fold.references and value is not None:
                 value = self.resolve(Ref(fold.references, value))
                 if value is None:
@@ -396,7 +425,7 @@ class FoldApplier:
                            f"{dict(lc.flow.source.slice) or 'this table'}; column {fold.into} of "
                            f"{lc.flow.target.table} carries one", table=str(lc.flow.source.table),
                            key=lc.source_key, column=fold.value)
-        value = fold.empty_null(lc.flow.stream, rest[0][n])
+        value = carried(lc.flow, rest[0][n], lc.flow.source.table, rest[0][:n], fold.value)
         return Ref(fold.references, value) if fold.references and value is not None else value
 
     def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
@@ -525,7 +554,7 @@ class FoldApplier:
                            f"carries one: delete the extra link row or change its "
                            f"{'/'.join(c for c, _ in link.slice) or fold.by}", table=str(lc.change.table),
                            key=lc.source_key, column=via.to if lc.change.table == link.table else fold.value)
-        value = fold.empty_null(lc.flow.stream, rows[0][n + 1])
+        value = carried(lc.flow, rows[0][n + 1], far.table, (rows[0][n],), fold.value)
         return Ref(fold.references, value) if fold.references and value is not None else value
 
     # ------------------------------------------------------------ a column into a child row

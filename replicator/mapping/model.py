@@ -18,7 +18,7 @@ from replicator.config import ON_ERROR, Config
 from replicator.errors import ConfigError, Where
 from replicator.mapping import applytime
 from replicator.mapping.keygen import KeyGen, compile_generate
-from replicator.mapping.transforms import Transform, compile_chain, compile_predicate, compile_value_map
+from replicator.mapping.transforms import Transform, ValueFn, compile_chain, compile_predicate, compile_value_map
 from replicator.yamlfile import Section, YamlList, YamlMap, load_file
 
 log = logging.getLogger(__name__)
@@ -154,10 +154,22 @@ class Fold:
     # `transform: [null_if_empty]` (or per direction): the streams in which an empty text read from the source --
     # the child's value or the parent's column -- is NULL, i.e. no child row (`empty_null`)
     null_if_empty: frozenset[str] = frozenset()
+    # `map:` -- the field's value map (transforms.compile_value_map), one function per stream it flows in; a
+    # value it does not list is a TransformError (`carry` raises it, the caller names table, key and column)
+    value_map: tuple[tuple[str, ValueFn], ...] = field(default=(), compare=False)
 
     def empty_null(self, stream: str, value: Any) -> Any:
         """`value` as the fold carries it in `stream`: '' is NULL where `null_if_empty` says so."""
         return None if value == "" and isinstance(value, str) and stream in self.null_if_empty else value
+
+    def carry(self, stream: str, value: Any) -> Any:
+        """`value` read from the source as the fold writes it in `stream`: '' NULL where `null_if_empty` says so,
+        then translated by the value map (NULL stays NULL); TransformError for a value the map does not list."""
+        value = self.empty_null(stream, value)
+        for s, translate in self.value_map:
+            if s == stream:
+                return translate(value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -515,6 +527,42 @@ def _fold_transform(f: Section, a: str, b: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _fold_map(f: Section, sides: list[str], direction: str | None) -> tuple[tuple[str, ValueFn], ...]:
+    """`fold.map:` a field's value map (`map: [{krayin: 1, ofbiz: Y}, ...]`, compiled by the same function), one
+    function per stream the fold flows in. A value the map does not list is a row error naming table, key and
+    column: `unmapped:` is `error` on a fold (a value passed through or defaulted would make the child row and the
+    parent's column hold values that do not translate back into each other). A value listed twice on the side a
+    stream reads from leaves that stream without a map: refused here for a stream the fold flows in; `check`
+    refuses a map that is not its own inverse (a value listed twice on the side written) unless `lossy: allow`."""
+    if not f.has("map"):
+        if f.has("unmapped"):
+            raise ConfigError("unmapped says what a value map does with a value it does not list; this fold has no "
+                              "map", f.where("unmapped"))
+        return ()
+    where = f.where()
+    if f.has("unmapped") and f.data["unmapped"] not in ("error", None):
+        raise ConfigError(f"a fold's value map is exact both ways: a value it does not list is a row error naming "
+                          f"table, key and column (unmapped: error), not {f.data['unmapped']!r}", f.where("unmapped"),
+                          hint="list every value in the map; a value passed through or defaulted would not "
+                               "translate back")
+    if f.has("references"):
+        raise ConfigError("a fold's value is a reference (translated through that mapping's link) or mapped by a "
+                          "value map, not both", f.where("map"))
+    f.allow("map", "unmapped")
+    a, b = sides
+    maps = compile_value_map(f.data["map"], (a, b), None, where)
+    out = []
+    for src, dst in ((a, b), (b, a)):
+        stream = f"{src}_to_{dst}"
+        if direction not in ("both", stream):
+            continue
+        if (src, dst) not in maps:
+            raise ConfigError(f"the value map is ambiguous from {src} to {dst} (a {src} value appears twice)",
+                              f.where("map"), hint=f"list each {src} value once")
+        out.append((stream, maps[(src, dst)]))
+    return tuple(out)
+
+
 def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Mapping:
     """A `fold:` mapping: its child endpoint (a table, its slice, how its keys are made) and the parent's
     table on the other side; no fields, no link of its own (the parent mapping links the rows)."""
@@ -528,7 +576,8 @@ def _compile_fold(name: str, s: Section, config: Config, sides: list[str]) -> Ma
     fold = Fold(f.get("parent", str), child, via[1] if via is not None else f.get("by", str), f.get("value", str),
                 f.get("into", str), f.get("references", str, None),
                 f.get("lossy", str, "refuse", choices=("allow", "refuse")) == "allow",
-                via=via[0] if via is not None else None, null_if_empty=_fold_transform(f, a, b))
+                via=via[0] if via is not None else None, null_if_empty=_fold_transform(f, a, b),
+                value_map=_fold_map(f, sides, s.get("direction", str, None)))
     f.done()
     if fold.via is not None:
         _refuse_child_target(s, fold, sides)

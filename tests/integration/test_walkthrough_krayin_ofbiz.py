@@ -29,6 +29,7 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
     pair.pg_query(page["ofbiz-seed.sql"])
     for stmt in page_statements(page["krayin-seed.sql"]):
         pair.my_query(stmt)
+    pair.pg_query(page["ofbiz-names.sql"])  # one statement list: the trigger's body holds semicolons
 
     def orgs() -> list[tuple]:
         return pair.my_query("SELECT name FROM organizations ORDER BY id")
@@ -70,7 +71,15 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
     assert orgs() == [("Acme Corporation",), ("Dunder Mifflin",)]
     assert pair.my_query("SELECT sku, name, description FROM products ORDER BY id") == [
         ("ACME-RS-01", "Rocket Skates", "Fast"), ("WG-1111", "Micro Chrome Widget", "A small widget")]
-    assert pair.my_query("SELECT count(*) FROM persons") == [(1,)]  # Pam Beesly stays in OFBiz (created_by)
+    # OFBiz's person with her name (person.krayin_name, kept by the page's trigger) and no e-mails yet
+    assert pair.my_query("SELECT name, emails FROM persons ORDER BY id") == [("Wile E. Coyote", "[{\"value\": "
+                                                                             "\"wile@acme.example\", \"label\": "
+                                                                             "\"work\"}]"), ("Pam Beesly", "[]")]
+    # the taxable flag: OFBiz's 'Y' as Krayin's attribute row (1); Krayin's skates have none, so NULL
+    assert pair.my_query("SELECT p.sku, a.boolean_value FROM attribute_values a JOIN products p ON p.id = a.entity_id "
+                         "WHERE a.entity_type = 'products' AND a.attribute_id = 21") == [("WG-1111", 1)]
+    assert pair.pg_query("SELECT product_id, taxable FROM product ORDER BY 1") == [("ACME-RS-01", None),
+                                                                                   ("WG-1111", "Y")]
 
     # streaming
     pair.start()
@@ -86,12 +95,12 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
         ofbiz.close()
     pair.my_query("INSERT INTO organizations (name, created_at) VALUES ('Globex 🚀 Ünïcode', UTC_TIMESTAMP())")
     pair.my_query("INSERT INTO persons (id, name, emails, organization_id, created_at) VALUES "
-                  "(2, 'Road Runner', '[]', 1, UTC_TIMESTAMP())")
+                  "(3, 'Road Runner', '[]', 1, UTC_TIMESTAMP())")
     pair.my_query("INSERT INTO attribute_values (entity_type, date_value, entity_id, attribute_id) VALUES "
-                  "('persons', '1952-04-16', 2, 9)")
+                  "('persons', '1952-04-16', 3, 9)")
     pair.pg_query("UPDATE person SET birth_date = '1949-09-18' WHERE party_id = 'KR2'")
     pair.my_query("INSERT INTO quotes (id, subject, grand_total, person_id, user_id, created_at) VALUES "
-                  "(2, 'Magnets', 20.5, 2, 1, UTC_TIMESTAMP())")
+                  "(2, 'Magnets', 20.5, 3, 1, UTC_TIMESTAMP())")
     pair.my_query("INSERT INTO quote_items (id, sku, name, quantity, price, total, product_id, quote_id) VALUES "
                   "(2, 'ACME-RS-01', 'Skates', 1, 10.5, 10.5, 1, 2), (3, 'WG-1111', 'Widget', 1, 10, 10, 2, 2)")
     pair.pg_query("UPDATE product SET description = 'Now in chrome' WHERE product_id = 'WG-1111'")
@@ -117,6 +126,39 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
     wait_until(lambda: pair.pg_query("SELECT product_name FROM product WHERE product_id = 'ACME-RS-01'")
                == [("Rocket Skates II",)], 30, "Krayin's name in OFBiz")
 
+    # names: a person OFBiz creates (createPerson: the party, then its person row) arrives with her name; an edit of
+    # OFBiz's last name, and Krayin's rename, each arrive whole
+    ofbiz = pair.pg.connect()
+    try:
+        with ofbiz.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO party (party_id, party_type_id, status_id, created_stamp) VALUES "
+                        "('10040', 'PERSON', 'PARTY_ENABLED', now())")
+            cur.execute("INSERT INTO person (party_id, first_name, last_name) VALUES ('10040', 'Mary Ann', 'Smith')")
+            cur.execute("COMMIT")
+    finally:
+        ofbiz.close()
+    pair.pg_query("UPDATE person SET last_name = 'Halpert' WHERE party_id = '10010'")
+    pair.my_query("UPDATE persons SET name = 'Road Runner Jr.' WHERE id = 3")
+    wait_until(lambda: pair.my_query("SELECT name, emails FROM persons WHERE id <> 3 ORDER BY id") == [
+        ("Wile E. Coyote", '[{"value": "wile@acme.example", "label": "work"}]'), ("Pam Halpert", "[]"),
+        ("Mary Ann Smith", "[]")], 30, "OFBiz's new person and Pam's new last name in Krayin")
+    wait_until(lambda: pair.pg_query("SELECT first_name, last_name, krayin_name FROM person s JOIN party p USING "
+                                     "(party_id) WHERE p.party_id LIKE 'KR%%' AND first_name = 'Road'")
+               == [("Road", "Runner Jr.", "Road Runner Jr.")], 30, "Krayin's rename split into OFBiz's two names")
+    assert pair.pg_query("SELECT first_name, last_name FROM person WHERE party_id IN ('10010', '10040') ORDER BY 1") \
+        == [("Mary Ann", "Smith"), ("Pam", "Halpert")]  # OFBiz's own names as OFBiz wrote them
+
+    # the taxable flag both ways through the fold's value map
+    pair.my_query("INSERT INTO attribute_values (entity_type, boolean_value, entity_id, attribute_id) VALUES "
+                  "('products', 0, 1, 21)")
+    pair.pg_query("UPDATE product SET taxable = 'N' WHERE product_id = 'WG-1111'")
+    wait_until(lambda: pair.pg_query("SELECT product_id, taxable FROM product ORDER BY 1")
+               == [("ACME-RS-01", "N"), ("WG-1111", "N")], 30, "Krayin's 0 as OFBiz's 'N'")
+    wait_until(lambda: pair.my_query("SELECT p.sku, a.boolean_value FROM attribute_values a JOIN products p ON "
+                                     "p.id = a.entity_id WHERE a.entity_type = 'products' AND a.attribute_id = 21 "
+                                     "ORDER BY 1") == [("ACME-RS-01", 0), ("WG-1111", 0)], 30, "OFBiz's 'N' as 0")
+
     # a PARTY_GROUP party without its party_group row: no name for Krayin's NOT NULL column, queued
     pair.pg_query("INSERT INTO party (party_id, party_type_id, status_id) VALUES ('10031', 'PARTY_GROUP', "
                   "'PARTY_ENABLED')")
@@ -140,12 +182,13 @@ def test_the_krayin_ofbiz_page_runs_as_written(make_pair):
     pair.start()
     wait_until(lambda: pair.pg_query("SELECT group_name FROM party_group WHERE party_id = 'KR1'") == [("Acme Corp",)],
                30, "Krayin's rename made while stopped")
-    wait_until(lambda: pair.my_query("SELECT date_value FROM attribute_values WHERE entity_id = 2 AND "
+    wait_until(lambda: pair.my_query("SELECT date_value FROM attribute_values WHERE entity_id = 3 AND "
                                      "attribute_id = 9") == [(date(1952, 4, 17),)], 30, "OFBiz's edit made while stopped")
     code, out = page_cli(pair, "verify")
     assert code == 0 and "the sides agree" in out, out
     assert sorted(orgs()) == [("Acme Corp",), ("Dunder Mifflin",), ("Globex 🚀 Ünïcode",), ("Prince Family Paper",),
                               ("Vance Refrigeration",)]
     assert pair.pg_query("SELECT count(*) FROM party_group") == [(5,)]
+    assert pair.my_query("SELECT count(*) FROM persons") == [(4,)]
     assert pair.stop() == 0
     assert "Traceback" not in pair.log(), pair.log()

@@ -469,17 +469,20 @@ class _Checker:
                           f"change the default, or widen {flow.target.table}.{plan.target}")
         if "map" not in spec or not isinstance(spec["map"], list):
             return
-        self.value_map(m, flow, f, plan, spec, tcol, tname)
+        self.value_map(flow, f.where, plan.source, plan.target, spec, tcol, tname,
+                       _direction_transform(spec, flow.stream) is not None)
 
     # rule 3
-    def value_map(self, m: Mapping, flow: Flow, f: Field, plan: FieldPlan, spec: Any, tcol: ColumnInfo,
-                  tname: str) -> None:
+    def value_map(self, flow: Flow, where: Where, source: str | None, target: str, spec: Any, tcol: ColumnInfo,
+                  tname: str, transformed: bool) -> None:
+        """A value map (`spec["map"]`, written at `where`) carrying `source` into `target` in `flow`: its target
+        values fit `tcol` (unless a transform follows it), and a source enum's values are listed. A field's map, and
+        a fold's (mapping/check/folds.py: `value` into `into` and back)."""
         src, dst = flow.source.side, flow.target.side
         stream = flow.stream
         pairs = [p for p in spec["map"] if isinstance(p, dict)]
-        line = _line(spec, "map", f.where)
-        at = _at(f.where, ".map", line)
-        transformed = _direction_transform(spec, stream) is not None
+        line = _line(spec, "map", where)
+        at = _at(where, ".map", line)
         unmapped = spec.get("unmapped")
         policy = "pass" if unmapped == "pass" else "default" if isinstance(unmapped, dict) and "default" in unmapped \
             else "error"
@@ -492,16 +495,16 @@ class _Checker:
             if bad:
                 self.fail(dst, f"{at}: map values for {tname} ({stream}): {'; '.join(bad)}",
                           f"use values of {tcol.describe()} on the {dst} side of the map"
-                          + (f", or add them to {flow.target.table}.{plan.target}" if tcol.kind == "enum" else ""))
+                          + (f", or add them to {flow.target.table}.{target}" if tcol.kind == "enum" else ""))
             if policy == "default":
                 problem = _value_problem(unmapped["default"], tcol)
                 if problem:
-                    self.fail(dst, f"{_at(f.where, '.unmapped', _line(spec, 'unmapped', f.where))}: unmapped default "
+                    self.fail(dst, f"{_at(where, '.unmapped', _line(spec, 'unmapped', where))}: unmapped default "
                               f"into {tname} ({stream}): {problem}", f"use a value of {tcol.describe()}")
-        scol = self.column(src, flow.source.table, plan.source)
+        scol = self.column(src, flow.source.table, source)
         if scol is None or not scol.enums or scol.kind not in ("enum", "text"):
             return
-        sname = _col(src, flow.source.table, plan.source or "")
+        sname = _col(src, flow.source.table, source or "")
         listed = [p.get(src) for p in pairs]
         missing = [v for v in scol.enums if not any(_same(x, v) for x in listed)]
         if not missing:

@@ -1,18 +1,21 @@
 """`check` of a `fold:` mapping (docs/mappings.md, "Child rows folded into columns"): its tables and columns
 exist, the child table's rows can be created (every NOT NULL column filled by the fold, the slice or
 `generate:`), and the values cast both ways -- the child's value into the parent's column and back, the
-parent's key into the child's parent column -- as a field's would (`lossy: allow` on the fold)."""
+parent's key into the child's parent column -- as a field's would (`lossy: allow` on the fold). A fold with a
+value map (`map:`) is judged as a field's map is, and refused as lossy when two values become one."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from replicator.appliers.slices import slice_text
+from replicator.errors import Where
 from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud
 from replicator.mapping.check.columns import ColumnInfo
+from replicator.mapping.transforms import _same
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
-    from replicator.mapping.model import Endpoint, Fold, Mapping
+    from replicator.mapping.model import Endpoint, Flow, Fold, Mapping
 
 
 def check_fold(ck: _Checker, m: Mapping) -> None:
@@ -66,8 +69,10 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
         else:
             pairs = [(_ref_key(ck, ref_map, side) if ref_map else (value, _col(child.side, child.table, fold.value)),
                       into, _col(side, parent.table, fold.into))]
-        for (scol, sname), tcol, tname in pairs:
-            if scol is not None and tcol is not None:
+        for i, ((scol, sname), tcol, tname) in enumerate(pairs):
+            if i == 0 and fold.value_map and tcol is not None:  # the value: the map decides what arrives
+                _value_map(ck, m, flow, tcol, tname)
+            elif scol is not None and tcol is not None:
                 _judge(ck, fold, flow.target.side, f"{at}: {sname} {scol.describe()} -> {tname} {tcol.describe()} "
                        f"({flow.stream})", scol, tcol)
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
@@ -105,7 +110,9 @@ def _check_two_hop(ck: _Checker, m: Mapping, fold: Fold) -> None:
     value, into = ck.column(far.side, far.table, fold.value), ck.column(side, parent.table, fold.into)
     scol, sname = _ref_key(ck, ref_map, fold.child) if ref_map else (value, _col(far.side, far.table, fold.value))
     stream = f"{fold.child}_to_{side}"
-    if scol is not None and into is not None:
+    if fold.value_map and into is not None:
+        _value_map(ck, m, m.flows[0], into, _col(side, parent.table, fold.into))
+    elif scol is not None and into is not None:
         _judge(ck, fold, side, f"{at}: {sname} {scol.describe()} -> {_col(side, parent.table, fold.into)} "
                f"{into.describe()} ({stream})", scol, into)
     to, key = ck.column(link.side, link.table, via.to), ck.column(far.side, far.table, far.key[0])
@@ -119,6 +126,39 @@ def _check_two_hop(ck: _Checker, m: Mapping, fold: Fold) -> None:
         ck.ok(far.side, f"{at}: {far.table}.{fold.value} ({kind(far)}) through {link.table} ({fold.by} -> {via.to}, "
               f"{kind(link)}) folds into {parent.table}.{fold.into} ({stream} only; `verify` does not compare "
               f"folded columns yet)")
+
+
+def _value_map(ck: _Checker, m: Mapping, flow: Flow, tcol: ColumnInfo, tname: str) -> None:
+    """A fold's `map:` in `flow`, as a field's (`_Checker.value_map`: its values fit the target column, a source
+    enum's values are all listed), and exact: a value written by two pairs could not be translated back to the one
+    it came from, so the map is refused as lossy unless the fold says `lossy: allow`."""
+    from replicator.mapping.check.checker import _at, _line
+    from replicator.mapping.check.specs import FOLD
+
+    fold = flow.fold
+    assert fold is not None
+    spec = ck.specs.get((m.name, FOLD)) if ck.specs is not None else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("map"), list):
+        return  # no raw spec to judge (check_types without the files)
+    where = Where(m.where.file, m.where.line, f"{m.where.key}.fold")
+    child = flow.source.side == fold.child
+    source = fold.value if child else fold.into
+    ck.value_map(flow, where, source, fold.into if child else fold.value, spec, tcol, tname, False)
+    src, dst = flow.source.side, flow.target.side
+    pairs = [p for p in spec["map"] if isinstance(p, dict) and src in p and dst in p]
+    for i, p in enumerate(pairs):
+        twin = next((q for q in pairs[:i] if _same(q[dst], p[dst])), None)
+        if twin is None:
+            continue
+        at = _at(where, ".map", _line(spec, "map", where))
+        what = (f"{at}: {src} values {twin[src]!r} and {p[src]!r} both become {p[dst]!r} in {tname} "
+                f"({flow.stream}): the value cannot be translated back")
+        if fold.lossy:
+            ck.ok(dst, f"{what} (lossy: allow)")
+        else:
+            ck.fail(dst, f"{what}; the child row and the parent's column would hold values that do not translate "
+                    f"into each other", f"give each {src} value its own {dst} value, or `lossy: allow` on the fold")
+        return
 
 
 def _ref_key(ck: _Checker, ref: Mapping | None, side: str) -> tuple[ColumnInfo | None, str]:

@@ -8,9 +8,12 @@ from replicator.mapping.check.columns import Specs
 
 # ---------------------------------------------------------------- reading the raw field specs
 
+FOLD = ".fold"  # the key of a fold mapping's own spec (`fold:`, with its `map:`): no field is named so
+
 
 def field_specs(directory: Path) -> Specs:
-    """`{(mapping, field): raw spec}` from the *.yaml files of a mapping directory (for `check_types`).
+    """`{(mapping, field): raw spec}` from the *.yaml files of a mapping directory (for `check_types`); a fold
+    mapping's `fold:` under `(mapping, FOLD)`.
     A file that does not load is left out (loading the mappings reports it)."""
     from replicator.yamlfile import load_file
 
@@ -26,6 +29,8 @@ def field_specs(directory: Path) -> Specs:
         if not isinstance(body, dict):
             continue
         for name, m in body.items():
+            if isinstance(m, dict) and isinstance(m.get("fold"), dict):
+                out[(str(name), FOLD)] = m["fold"]
             fields = m.get("fields") if isinstance(m, dict) else None
             if isinstance(fields, dict):
                 for fname, spec in fields.items():

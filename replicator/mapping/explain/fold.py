@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from replicator.changes import Op, RowChange
+from replicator.errors import RowError
 from replicator.mapping.folds import FAR, PARENT, VALUE, far_rows_sql, route_fold
 from replicator.mapping.model import Flow
 from replicator.mapping.explain.render import _show, _show_dict
@@ -37,8 +38,12 @@ def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, not
     }
     if fold.via is not None:
         return _two_hops(flow, data, lookup, out)
-    routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
-              if isinstance(r, LinkedChange)]
+    try:
+        routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
+                  if isinstance(r, LinkedChange)]
+    except RowError as exc:  # a value the fold's map does not list: what the stream would stop or queue with
+        out["result"] = f"row error: {exc}"
+        return out
     if not routed:
         out["result"] = (f"not this fold's row (outside {_slice(flow.source.slice, 'the table')} or no {fold.by})" if child
                          else f"{fold.into} is NULL: no {fold.child} row is made")
@@ -81,8 +86,12 @@ def _two_hops(flow: Flow, data: dict[str, Any], lookup: Any, out: dict[str, Any]
     fold = flow.fold
     assert fold is not None and fold.via is not None
     out["path"] = path(flow)
-    routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
-              if isinstance(r, LinkedChange)]
+    try:
+        routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
+                  if isinstance(r, LinkedChange)]
+    except RowError as exc:  # a value the fold's map does not list: what the stream would stop or queue with
+        out["result"] = f"row error: {exc}"
+        return out
     if not routed:
         out["result"] = (f"not this fold's link row (outside {_slice(flow.source.slice, 'the table')}, or no "
                          f"{fold.by} / {fold.via.to})")
