@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tests.integration.harness import page_cli, wait_until
-from tests.integration.walkthrough import page_pair
+from tests.integration.walkthrough import page_pair, race, wait_recorded_once
 from tests.unit.test_walkthrough_doc import blocks
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "walkthrough-vtiger-ledgersmb.md"
@@ -38,9 +38,6 @@ def test_the_vtiger_ledgersmb_page_runs_as_written(make_pair):
     pair = page_pair(make_pair, page, "ledgersmb.sql", "vtiger.sql",
                      pg_scripts=("ledgersmb-keys.sql",), pg_seed=("ledgersmb-seed.sql",),
                      names=("ledgersmb", "vtiger"), maria_first=True)
-    # the first file under its own name: mappings fed by one source row apply in the order of the files (sorted by
-    # name), and vtiger_accountbillads (20-addresses.yaml) references vtiger_account (10-customers.yaml)
-    (pair.tmp / "mappings" / "test.yaml").rename(pair.tmp / "mappings" / "10-customers.yaml")
     for stmt in mysql_client_statements(page["vtiger-keys.sql"]):
         pair.my_query(stmt)
     for stmt in mysql_client_statements(page["vtiger-seed.sql"]):
@@ -141,6 +138,18 @@ def test_the_vtiger_ledgersmb_page_runs_as_written(make_pair):
     wait_until(lambda: pair.my_query("SELECT bill_city FROM vtiger_accountbillads WHERE accountaddressid = 8")
                == [("Shelbyville",)], 30, "LedgerSMB's billing city in vtiger")
     assert pair.my_query("SELECT id FROM vtiger_crmentity_seq") == [(10,)]
+
+    # both sides rename Acme before either edit arrives: one decision, the same on both sides, recorded on each
+    race(pair, "UPDATE vtiger_crmentity SET label = 'Acme (vtiger)' WHERE crmid = %s", (4,),
+         "UPDATE entity SET name = 'Acme (LedgerSMB)' WHERE id = 103")
+    wait_recorded_once(pair, "customers")
+    wait_until(lambda: pair.pg_query("SELECT name FROM entity WHERE id = 103")
+               == pair.my_query("SELECT label FROM vtiger_crmentity WHERE crmid = 4"), 30, "one name on both sides")
+    winner = pair.pg_query("SELECT winner FROM replicator.conflicts WHERE mapping = 'customers'")[0][0]
+    assert pair.my_query(f"SELECT winner FROM `{pair.state_schema}`.conflicts WHERE mapping = 'customers'") == [
+        (winner,)], winner
+    assert pair.pg_query("SELECT name FROM entity WHERE id = 103") == [
+        ({"vtiger": "Acme (vtiger)", "ledgersmb": "Acme (LedgerSMB)"}[winner],)]
 
     # a vtiger contact without a first name: LedgerSMB's person.first_name is NOT NULL (check warned), queued
     crm = pair.maria.connect(autocommit=False)
