@@ -43,6 +43,12 @@ def test_the_vtiger_ledgersmb_page_runs_as_written(make_pair):
     for stmt in mysql_client_statements(page["vtiger-seed.sql"]):
         pair.my_query(stmt)
 
+    # the draft of the supertables' pair: entity by its serial id (not its (control_code, entity_class) primary key),
+    # vtiger's crmid by the DEFAULT of vtiger-keys.sql, a crosswalk; `now: true` named for vtiger's NOT NULL stamps
+    code, out = page_cli(pair, "scaffold", "--table", "vtiger=vtiger_crmentity", "--table", "ledgersmb=entity")
+    assert code == 0 and "link: {crosswalk: true}      # both sides number their own rows" not in out, out
+    assert "key: [crmid], generate: {crmid: default}}" in out and "public.entity, key: [id]}" in out, out
+    assert "link: {crosswalk: true}" in out and "`{ledgersmb: ~, now: true}` for a date and time" in out, out
     # check, setup, the first copy
     code, out = page_cli(pair, "check")
     assert code == 78 and "REPLICA IDENTITY" in out, out
