@@ -336,7 +336,7 @@ def _catalog_of(insp: Inspector, conn: Connection, m: Mapping, table: TableRef, 
         uniques = inspected_unique_keys(insp, table)
         ok = any(set(u) == set(key) for u in uniques)
         out.append(Finding(ok, conn.name, f"{where}: key {list(key)} of {table} "
-                           + ("is a unique constraint" if ok else f"is neither the primary key {list(pk)} nor unique"),
+                           + ("is a unique key" if ok else f"is neither the primary key {list(pk)} nor unique"),
                            "use the primary key columns as `key`"))
     else:
         out.append(Finding(True, conn.name, f"{where}: {table} has primary key {list(pk)}"))

@@ -29,6 +29,19 @@ class Table:
     table: TableRef
     key: tuple[str, ...]
     columns: dict[str, ColumnInfo]  # in catalog order
+    primary_key: tuple[str, ...] = ()  # when `key` is another unique key (draft_key)
+
+
+def draft_key(primary_key: tuple[str, ...], uniques: list[tuple[str, ...]],
+              columns: dict[str, ColumnInfo]) -> tuple[str, ...]:
+    """The key a draft uses: the primary key, or, when that has several columns, a one-column unique key the
+    database numbers (LedgerSMB's `entity`: primary key (control_code, entity_class), `id serial UNIQUE`). With the
+    composite key the draft had no crosswalk and keyed the record by its code and its class, a slice column."""
+    if len(primary_key) > 1:
+        for key in uniques:
+            if len(key) == 1 and key[0] in columns and columns[key[0]].generated:
+                return key
+    return primary_key
 
 
 def _prefix(names: list[str]) -> str:
@@ -202,6 +215,9 @@ def draft(name: str, a: Table, b: Table) -> str:
         how = made[t.side] if crosswalk else "db"
         generate = "" if how in ("db", None) else f", generate: {{{t.key[0]}: {how}}}"
         lines.append(f"    {t.side}: {{table: {t.table}, key: [{', '.join(t.key)}]{generate}}}")
+        if t.primary_key and t.primary_key != t.key:
+            lines.append(f"    # {t.side} key: {t.key[0]} is unique and numbered by the database; the primary key is "
+                         f"({', '.join(t.primary_key)})")
         if crosswalk and how is None:
             lines.append(f"    # TODO {t.side}'s application numbers {t.key[0]} (no identity, no DEFAULT): give it a "
                          f"DEFAULT that takes the application's next number, then add generate: {{{t.key[0]}: "
@@ -251,8 +267,10 @@ def draft(name: str, a: Table, b: Table) -> str:
         needed = [c for c in left if not (t.columns[c].nullable or t.columns[c].has_default
                                           or t.columns[c].generated or t.columns[c].computed)]
         if needed:
+            stamp = (f", `{{{other.side}: ~, now: true}}` for a date and time"
+                     if any(t.columns[c].kind == "datetime" for c in needed) else "")
             lines.append(f"    # {t.side} columns that are NOT NULL without a default and not paired: each needs a "
-                         f"field (`{{{other.side}: ~, constant: ...}}`) or created_by: {t.side}")
+                         f"field (`{{{other.side}: ~, constant: ...}}`{stamp}) or created_by: {t.side}")
             lines += [f"    #   {c} {t.columns[c].describe()}" for c in needed]
         rest = [c for c in left if c not in needed]
         if rest:
@@ -274,7 +292,7 @@ def read_table(conn: Any, side: str, name: str, default_schema: str) -> Table:
 
     from replicator.connect import sql_engine
     from replicator.errors import ConfigError
-    from replicator.mapping.check.catalog import inspected_primary_key, read_catalog
+    from replicator.mapping.check.catalog import inspected_primary_key, inspected_unique_keys, read_catalog
 
     table = TableRef.parse(name, default_schema)
     engine = sql_engine(conn)
@@ -282,9 +300,11 @@ def read_table(conn: Any, side: str, name: str, default_schema: str) -> Table:
         columns = read_catalog(engine, [table]).get(table)
         if columns is None:
             raise ConfigError(f"{side}: table {table} does not exist")
-        key = inspected_primary_key(sqlalchemy.inspect(engine), table)
+        insp = sqlalchemy.inspect(engine)
+        pk = tuple(inspected_primary_key(insp, table))
+        key = draft_key(pk, inspected_unique_keys(insp, table), columns) if len(pk) > 1 else pk
     finally:
         engine.dispose()
     if not key:
         raise ConfigError(f"{side}: {table} has no primary key; replicator applies changes by key")
-    return Table(side, table, tuple(key), columns)
+    return Table(side, table, key, columns, pk if key != pk else ())

@@ -145,7 +145,7 @@ def test_the_walkthrough_page_runs_as_written(make_pair):
     assert pair.pg_query("SELECT count(*) FROM replicator.parked") == [(0,)]
 
     # a reload: the same files, one rule changed; the daemon swaps them between transactions
-    path = pair.tmp / "mappings" / "test.yaml"
+    path = pair.tmp / "mappings/10-customers.yaml"   # page_pair writes the page's first file under its name
     path.write_text(page["mappings/10-customers.yaml"].replace("conflicts: latest", "conflicts: {priority: erp}"))
     pair.cli("check")
     reload(pair)

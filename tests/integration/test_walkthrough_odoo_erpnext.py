@@ -139,7 +139,7 @@ def test_the_odoo_erpnext_page_runs_as_written(make_pair):
     assert code == 0 and f"public.res_partner.parent_id = {grant} on the parent" in out, out
 
     # a reload: one rule changed
-    path = pair.tmp / "mappings" / "test.yaml"
+    path = pair.tmp / "mappings/10-customers.yaml"   # page_pair writes the page's first file under its name
     path.write_text(page["mappings/10-customers.yaml"].replace("    link: {natural: [vat], crosswalk: true}\n",
                                                                "    link: {natural: [vat], crosswalk: true}\n"
                                                                "    conflicts: {priority: erp}\n", 1))

@@ -21,6 +21,9 @@ def page_pair(make_pair: Callable[..., Pair], page: dict[str, str], pg_schema: s
     and `my_seed` statement by statement. `options` go to `make_pair` (names, maria_first, ...)."""
     options.setdefault("extra_config", "on_error: quarantine\n")
     pair = make_pair(page[pg_schema], page[my_schema], page[FIRST_MAPPING], setup=False, **options)
+    # under the page's own name: mappings fed by one source row apply in the order of the files, sorted by name
+    # (`test.yaml` sorted after `20-...`, and the vtiger page's address row came before the account it references)
+    (pair.tmp / "mappings" / "test.yaml").rename(pair.tmp / FIRST_MAPPING)
     for name, text in page.items():
         if name.startswith("mappings/") and name != FIRST_MAPPING:
             (pair.tmp / name).write_text(text)

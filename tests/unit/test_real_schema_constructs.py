@@ -631,3 +631,32 @@ def test_scaffold_does_not_pair_a_key_with_an_ordinary_column() -> None:
     assert "name" not in (doc["fields"] or {}), text
     assert "#   name TEXT / name VARCHAR(140): the same name, but erpnext's key" in text, text
     assert "#   name TEXT" in text.split("odoo columns not paired")[1], text
+
+
+def test_scaffold_keys_a_composite_primary_key_table_by_its_serial_and_links_it_through_a_crosswalk() -> None:
+    """LedgerSMB's `entity`: primary key (control_code, entity_class), `id serial UNIQUE`; vtiger's
+    `vtiger_crmentity.crmid` from its sequence table through a DEFAULT (docs/walkthrough-vtiger-ledgersmb.md). The
+    draft keyed the entity by its code and its class (a slice column), drafted no link, and hinted `constant:` for
+    vtiger's NOT NULL `createdtime`."""
+    import yaml
+
+    from replicator.mapping.check.columns import ColumnInfo as C
+    from replicator.mapping.scaffold import Table, draft, draft_key
+    columns = {"id": C("int", nullable=False, generated=True), "name": C("text"),
+               "entity_class": C("int", nullable=False), "control_code": C("text", nullable=False)}
+    pk = ("control_code", "entity_class")
+    assert draft_key(pk, [("control_code",), ("id",)], columns) == ("id",)
+    assert draft_key(pk, [("control_code",)], columns) == pk            # no numbered unique key: the primary key
+    assert draft_key(("id",), [("control_code",)], columns) == ("id",)  # a one-column primary key stays
+    entity = Table("ledgersmb", TableRef("public", "entity"), ("id",), columns, pk)
+    crmentity = Table("vtiger", TableRef("vtiger", "vtiger_crmentity"), ("crmid",), {
+        "crmid": C("int", nullable=False, has_default=True), "label": C("text", length=255),
+        "createdtime": C("datetime", nullable=False)})
+    text = draft("entity", crmentity, entity)
+    doc = yaml.safe_load(text)["mappings"]["entity"]
+    assert doc["link"] == {"crosswalk": True}, text
+    assert doc["vtiger"] == {"table": "vtiger.vtiger_crmentity", "key": ["crmid"], "generate": {"crmid": "default"}}
+    assert doc["ledgersmb"] == {"table": "public.entity", "key": ["id"]}, text
+    assert ("# ledgersmb key: id is unique and numbered by the database; the primary key is (control_code, "
+            "entity_class)") in text
+    assert "field (`{ledgersmb: ~, constant: ...}`, `{ledgersmb: ~, now: true}` for a date and time)" in text, text

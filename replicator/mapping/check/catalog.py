@@ -113,8 +113,22 @@ def inspected_primary_key(insp: Any, t: TableRef) -> tuple[str, ...]:
 
 
 def inspected_unique_keys(insp: Any, t: TableRef) -> list[tuple[str, ...]]:
-    return [tuple(reflected_name(insp.dialect, c) for c in u["column_names"])
+    """The table's unique keys: its UNIQUE constraints and its unique indexes over plain columns without a WHERE
+    (PostgreSQL's `CREATE UNIQUE INDEX company_entity_id_u ON company (entity_id)`, which a LedgerSMB DBA adds
+    to key `company` by its entity: an upsert's ON CONFLICT and the table scan use such an index as they use a
+    constraint). A partial index (`... WHERE entity_class = 2`) or one over an expression keys no row alone."""
+    keys = [tuple(reflected_name(insp.dialect, c) for c in u["column_names"])
             for u in insp.get_unique_constraints(t.name, schema=t.schema)]
+    for ix in insp.get_indexes(t.name, schema=t.schema):
+        columns = ix.get("column_names") or []
+        options = ix.get("dialect_options") or {}
+        if (not ix.get("unique") or not columns or any(c is None for c in columns) or ix.get("expressions")
+                or options.get("postgresql_where") is not None):
+            continue
+        key = tuple(reflected_name(insp.dialect, c) for c in columns)
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def _mariadb_types(engine: Any, t: TableRef) -> dict[str, tuple[str, str | None, str | None]]:
