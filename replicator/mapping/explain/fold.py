@@ -38,11 +38,8 @@ def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, not
     }
     if fold.via is not None:
         return _two_hops(flow, data, lookup, out)
-    try:
-        routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
-                  if isinstance(r, LinkedChange)]
-    except RowError as exc:  # a value the fold's map does not list: what the stream would stop or queue with
-        out["result"] = f"row error: {exc}"
+    routed = _routed(flow, data, out)
+    if routed is None:
         return out
     if not routed:
         out["result"] = (f"not this fold's row (outside {_slice(flow.source.slice, 'the table')} or no {fold.by})" if child
@@ -72,6 +69,17 @@ def explain_fold(flow: Flow, data: dict[str, Any], lookup: Any, origin: str, not
     return out
 
 
+def _routed(flow: Flow, data: dict[str, Any], out: dict[str, Any]) -> list[LinkedChange] | None:
+    """What the stream makes of the row as an insert; None when it is a row error, which `out` then shows (a
+    value the fold's map does not list: what the stream would stop or queue with)."""
+    try:
+        return [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
+                if isinstance(r, LinkedChange)]
+    except RowError as exc:
+        out["result"] = f"row error: {exc}"
+        return None
+
+
 def path(flow: Flow) -> str:
     """A two-hop fold's path, as `explain` and `check` write it: parent -> link rows -> far row -> column."""
     fold = flow.fold
@@ -86,11 +94,8 @@ def _two_hops(flow: Flow, data: dict[str, Any], lookup: Any, out: dict[str, Any]
     fold = flow.fold
     assert fold is not None and fold.via is not None
     out["path"] = path(flow)
-    try:
-        routed = [r for r in route_fold(flow, RowChange(flow.source.table, Op.INSERT, None, data))
-                  if isinstance(r, LinkedChange)]
-    except RowError as exc:  # a value the fold's map does not list: what the stream would stop or queue with
-        out["result"] = f"row error: {exc}"
+    routed = _routed(flow, data, out)
+    if routed is None:
         return out
     if not routed:
         out["result"] = (f"not this fold's link row (outside {_slice(flow.source.slice, 'the table')}, or no "
