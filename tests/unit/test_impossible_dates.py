@@ -162,3 +162,12 @@ def test_explain_says_it(config: Config) -> None:
     out = explain(mset_of(config), "deals", "erp", zero_dated(dict(ROW), ("created",), {"created": "2024-02-30"}))
     rules = {c["field"]: c["rules"] for c in out["columns"]}
     assert any("'2024-02-30' is an impossible date" in r for r in rules["created"]), rules["created"]
+
+
+def test_a_queued_row_keeps_its_impossible_date_so_a_retry_refuses_it_again(config: Config) -> None:
+    from replicator.codec import dumps_change, loads_change
+    change = RowChange(ERP, Op.INSERT, None, zero_dated(dict(ROW), ("created",), {"created": "2024-02-30"}))
+    back = loads_change(dumps_change(change))
+    assert back.after.zero_texts == {"created": "2024-02-30"}
+    with pytest.raises(RowError, match="column created: .* '2024-02-30' is an impossible date"):
+        route_flow(mset_of(config).mappings[0].flows[0], back)
