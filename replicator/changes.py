@@ -57,7 +57,8 @@ Row = Mapping[str, Any]
 
 
 class ZeroDatedRow(dict):  # type: ignore[type-arg]
-    """A MariaDB row image holding zero dates (0000-00-00, a date with a zero month or day, the zero TIMESTAMP):
+    """A MariaDB row image holding zero dates (0000-00-00, a date with a zero month or day, the zero TIMESTAMP) or
+    impossible ones (2024-02-30, stored under ALLOW_INVALID_DATES: `impossible_date` tells them apart by their text):
     their values are None, as the decoders read them, and `zero_dates` names their columns. Made only for such a
     row (the binlog reader when an event counted zero dates, the table scanner when a value read as one), so
     that the router can refuse it for a column a mapping carries without `zero_date: null` (a row error naming
@@ -74,6 +75,17 @@ class ZeroDatedRow(dict):  # type: ignore[type-arg]
 
     def __reduce__(self) -> Any:  # copies and pickles keep the columns
         return (ZeroDatedRow, (dict(self), self.zero_dates, self.zero_texts))
+
+
+def impossible_date(text: str | None) -> bool:
+    """Whether a date a reader read as None (a `ZeroDatedRow` column's text, '2024-02-30' or '2024-02-30 10:00:00')
+    is an impossible date -- year, month and day all set, but no calendar has the day (MariaDB stores one under
+    ALLOW_INVALID_DATES) -- rather than a zero date (a zero year, month or day; the zero TIMESTAMP). No text (the
+    reader did not keep it): False. `zero_date: null` carries a zero date as NULL, never an impossible one."""
+    if not text or len(text) < 10 or text[4] != "-" or text[7] != "-":
+        return False
+    y, m, d = text[:4], text[5:7], text[8:10]
+    return y.isdigit() and m.isdigit() and d.isdigit() and int(y) > 0 and int(m) > 0 and int(d) > 0
 
 
 def zero_dated(values: dict[str, Any], zero_dates: Sequence[str],

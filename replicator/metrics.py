@@ -50,8 +50,9 @@ loop_dropped = Counter(
 )
 zero_dates = Counter(
     "replicator_zero_dates_total",
-    "MariaDB zero dates (0000-00-00, a zero month or day, the zero TIMESTAMP) read from the binlog, carried or not: "
-    "NULL only where the field says zero_date: null, a row error where a mapping carries the column otherwise.",
+    "MariaDB zero dates (0000-00-00, a zero month or day, the zero TIMESTAMP) and impossible dates (2024-02-30) "
+    "read from the binlog, carried or not: a zero date NULL only where the field says zero_date: null, a row error "
+    "where a mapping carries the column otherwise; an impossible date a row error wherever a mapping carries it.",
     ["direction", "table"],
     registry=REGISTRY,
 )

@@ -248,6 +248,12 @@ class Flow:
             cols.add(self.fold.value)
         return frozenset(cols)
 
+    @functools.cached_property
+    def zero_nulled(self) -> frozenset[str]:
+        """Source columns this flow carries with `zero_date: null`: a zero date arrives as NULL, but an impossible
+        date (2024-02-30, `changes.impossible_date`) is a row error all the same (router.refuse_zero_dates)."""
+        return frozenset(p.source for p in self.plans if p.source is not None and p.zero_null)
+
     @property
     def stream(self) -> str:
         return f"{self.source.side}_to_{self.target.side}"

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from replicator import metrics
-from replicator.changes import UNCHANGED, Op, RowChange, TargetChange, ZeroDatedRow
+from replicator.changes import UNCHANGED, Op, RowChange, TargetChange, ZeroDatedRow, impossible_date
 from replicator.errors import FatalError, RowError
 from replicator.mapping.model import FieldPlan, Flow, MappingSet
 from replicator.mapping.transforms import TransformError
@@ -696,14 +696,17 @@ def _complete(row: Mapping[str, Any], before: Mapping[str, Any] | None) -> Mappi
 
 def refuse_zero_dates(flow: Flow, change: RowChange, row: Mapping[str, Any] | None = None) -> None:
     """A RowError for the first MariaDB zero date (`changes.ZeroDatedRow`) of the row an INSERT or UPDATE carries
-    in a column `flow` maps without `zero_date: null` (docs/types.md, "Zero dates"); nothing for a row the flow's
+    in a column `flow` maps without `zero_date: null`, or impossible date (2024-02-30) in any column it carries
+    (docs/types.md, "Zero dates"); nothing for a row the flow's
     filter leaves out, for a zero date in a column it does not carry, or for a DELETE (only its key is read)."""
     if row is None:
         row = change.after
     zero = getattr(row, "zero_dates", None)
     if not zero or row is None or change.op is Op.DELETE:
         return
-    refused = [c for c in zero if c in flow.zero_refused]
+    texts = getattr(row, "zero_texts", None) or {}
+    refused = [c for c in zero if c in flow.zero_refused
+               or c in flow.zero_nulled and impossible_date(texts.get(c))]  # zero_date: null is for zero dates
     if not refused:
         return
     if flow.filter is not None:
@@ -715,8 +718,14 @@ def refuse_zero_dates(flow: Flow, change: RowChange, row: Mapping[str, Any] | No
     column = refused[0]
     plan = next((p for p in flow.plans if p.source == column), None)
     what = f"field {plan.name}" if plan is not None else "its fold value"
-    text = getattr(row, "zero_texts", {}).get(column)  # as MariaDB shows it, where the reader knows it
+    text = texts.get(column)  # as MariaDB shows it, where the reader knows it
     value = f" '{text}'" if text else ""
+    if impossible_date(text):
+        raise RowError(f"mapping {flow.mapping}, {what}: the value{value} is an impossible date (a day past its "
+                       f"month's end, which MariaDB stores under sql_mode ALLOW_INVALID_DATES), which PostgreSQL "
+                       f"has no value for; zero_date: null does not carry it: correct the row (a real date or NULL) "
+                       f"(docs/types.md, \"Zero dates\")",
+                       table=str(change.table), key=_safe_key(flow, row), column=column)
     raise RowError(f"mapping {flow.mapping}, {what}: the value{value} is a MariaDB zero date (0000-00-00, or a "
                    f"date with a zero month or day, or the zero TIMESTAMP), which PostgreSQL has no value for; give "
                    f"the field zero_date: null to carry it as NULL, or correct the row (docs/types.md, \"Zero dates\")",

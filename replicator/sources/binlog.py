@@ -629,6 +629,12 @@ class BinlogSource:
                               f"text of its character set ({exc.encoding}: {exc.reason} at byte "
                               f"{exc.object[exc.start:exc.end]!r}); the rows of this table are decoded by "
                               f"mysql-replication, which cannot read it") from exc
+        except (ValueError, ArithmeticError, LookupError) as exc:
+            # anything else the library's readers raise (their dates past a month's end no longer do:
+            # libraryrows.watch_zero_dates) names the table at least, never a bare traceback
+            raise DecodeError(f"table {table}: mysql-replication cannot decode a value of this rows event "
+                              f"({type(exc).__name__}: {exc}); the rows of this table are decoded by it (the fast "
+                              f"decoder leaves them to it: {self._decoder.last_fallback or '?'})") from exc
 
     def _library_undecodable(self, event: Any, table: TableRef, fix: tuple[Any, ...],
                              at: libraryrows.Mark | None) -> Undecodable | None:

@@ -100,8 +100,8 @@ _ZERO_READERS = {"_RowsEvent__read_date": (3, _date_text), "_RowsEvent__read_dat
 
 def watch_zero_dates(event: Any) -> deque[str] | None:
     """Before anything reads ``event.rows``: wrap the library's DATE / DATETIME / DATETIME(n) readers for this one
-    event so that each value they read as None (a zero date, a zero month or day, a day the calendar lacks)
-    leaves its text, in reading order -- each row's images in turn, each image's columns in order, which is the
+    event so that each value they read as None (a zero date, a zero month or day, a day the calendar lacks -- which
+    the library's DATE and old DATETIME readers raise ValueError for, read here as None too) leaves its text, in reading order -- each row's images in turn, each image's columns in order, which is the
     order of its ``none_sources`` -- as the fast decoder's marked twin names them. The wrapper peeks at the bytes
     (`read` then `unread`) and calls the library's own reader, so the values are the library's. None when the
     rows were read already or the packet cannot be peeked at; `unwatch` takes the wrappers off."""
@@ -118,7 +118,15 @@ def watch_zero_dates(event: Any) -> deque[str] | None:
         def reader(*args: Any, _original: Any = original, _size: int = size, _text: Any = text) -> Any:
             raw = packet.read(_size)
             packet.unread(raw)
-            value = _original(*args)
+            try:
+                value = _original(*args)
+            except ValueError:
+                # a DATE / old DATETIME past its month's end (2024-02-30): the library raises after reading its
+                # bytes; None, named by its text like a zero date, as the fast decoder reads it. (Its DATETIME(n)
+                # reader reads such a date as None itself; a ValueError from it is a malformed fraction: raised.)
+                if _size == 5:
+                    raise
+                value = None
             if value is None:
                 texts.append(_text(raw))
             return value

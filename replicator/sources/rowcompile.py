@@ -208,8 +208,12 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
             "    x = buf[p] | buf[p + 1] << 8 | buf[p + 2] << 16",
             "    y = x >> 9 & 0x7FFF; mo = x >> 5 & 15; d = x & 31",
             "    if y and mo and d:",
-            f"        {v} = _date(y, mo, d)",  # ValueError (day out of range) like the library
-            f"        if len(_DATES) < 200000: _DATES[buf[p:p + 3]] = {v}",
+            "        try:",
+            f"            {v} = _date(y, mo, d)",
+            "        except ValueError:",  # a day past the month's end (ALLOW_INVALID_DATES): named, never raised
+            f"            {v} = None; z += 1",
+            "        else:",
+            f"            if len(_DATES) < 200000: _DATES[buf[p:p + 3]] = {v}",
             "    else:",
             "        z += 1",  # zero date, or a zero month/day: None
             "p += 3",
@@ -273,7 +277,9 @@ def _column_lines(i: int, col: Any, opts: dict[str, Any], ns: dict[str, Any]) ->
         lines.append(f"{v} = _exact_time(_time2(x, us))" if opts["exact"] else f"{v} = _time2(x, us)")
         return (lines, False)
     if t == T.DATETIME:
-        return ([f"{v} = _old_datetime(_Q(buf, p)[0])", "p += 8", f"if {v} is None: z += 1"], True)
+        # a day past the month's end raises in the library: here None, counted and named like a zero date
+        return (["try:", f"    {v} = _old_datetime(_Q(buf, p)[0])", "except ValueError:", f"    {v} = None",
+                 "p += 8", f"if {v} is None: z += 1"], True)
     if t == T.TIME:
         return ([f"{v} = _old_time(_from(buf[p:p + 3], 'little'))", "p += 3"], False)
     if t == T.TIMESTAMP:

@@ -7,7 +7,10 @@ table map is compiled once into straight-line Python (one generated function per
 per column, no type dispatch at run time) that walks the raw rows body, a ``bytes`` object, with an integer
 offset.
 
-Values are identical to what mysql-replication 1.0.17 returns, quirks included: zero dates as None, SET
+Values are identical to what mysql-replication 1.0.17 returns, quirks included -- but for an impossible DATE
+or pre-5.6 DATETIME (2024-02-30, stored under ALLOW_INVALID_DATES), which the library raises ValueError for and
+which comes back as None here, counted and named like a zero date (binlog.py wraps the library's readers so
+that its fallback does the same, libraryrows.watch_zero_dates): zero dates as None, SET
 as a Python set and an empty SET as None, BIT as a string of bits, TIMESTAMP as a naive UTC datetime (a zero
 TIMESTAMP as 1970-01-01 00:00:00), FLOAT with float32 noise, the odd decoding of negative TIME2 values
 with a fraction, strings decoded with the column's character set and kept as bytes when Python does not

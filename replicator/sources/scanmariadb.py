@@ -76,9 +76,12 @@ def _datetime2(value: Any) -> Any:
 
 
 def _zero_parts(text: str) -> bool:
-    """A DATE/DATETIME text with a zero year, month or day."""
-    m = re.match(r"^(\d+)-(\d+)-(\d+)", text)
-    return m is not None and 0 in (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    """A DATE/DATETIME text PyMySQL left as text that the binlog reader reads as None: a zero year, month or day,
+    or an impossible date (all set, a day past the month's end: 2024-02-30, stored under ALLOW_INVALID_DATES)."""
+    return _DATE_TEXT.match(text) is not None
+
+
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d{1,6})?)?$")
 
 
 def _date(value: Any) -> Any:

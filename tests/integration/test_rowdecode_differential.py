@@ -580,7 +580,6 @@ def test_unsupported_tables_and_images_fall_back(maria_db: Database) -> None:
 
 @pytest.mark.parametrize("sql_mode, ddl, value, error", [
     ("", "v VARCHAR(10) CHARACTER SET latin1", "CONVERT(UNHEX('41812B') USING latin1)", UnicodeDecodeError),
-    ("ALLOW_INVALID_DATES", "v DATE", "'2020-02-30'", ValueError),
 ])
 def test_values_the_library_rejects_fail_the_same_way(maria_db: Database, sql_mode: str, ddl: str, value: str,
                                                       error: type) -> None:
@@ -596,6 +595,35 @@ def test_values_the_library_rejects_fail_the_same_way(maria_db: Database, sql_mo
     with pytest.raises(error):
         second.rows  # exactly what the library does without the decoder
     events.close()
+
+
+def test_an_impossible_date_is_none_and_named_where_the_library_raises(maria_db: Database) -> None:
+    """The one value the decoder reads on purpose otherwise than the library: a DATE past its month's end (stored
+    under ALLOW_INVALID_DATES) is None, counted and named with its text like a zero date, where the bare library
+    raises ValueError; the library as binlog.py's fallback wraps it (libraryrows.watch_zero_dates) agrees."""
+    from replicator.sources import libraryrows
+
+    start = master_position(maria_db)
+    execute(maria_db, "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+            "CREATE TABLE bad (id INT PRIMARY KEY, v DATE, w DATETIME)",
+            "INSERT INTO bad VALUES (2, '2020-02-30', '2021-04-31 10:11:12'), (3, '2020-02-29', NULL)")
+    events = row_events(maria_db, start)
+    event = next(events)
+    result = RowDecoder().decode(event)
+    assert result is not None
+    pairs, zero = result
+    assert zero == 2
+    first, second = (after for _, after in pairs)
+    assert first == {"id": 2, "v": None, "w": None} and second["v"] == dt.date(2020, 2, 29)
+    assert first.zero_texts == {"v": "2020-02-30", "w": "2021-04-31 10:11:12"}
+    events.close()
+    bare = next(row_events(maria_db, start))
+    with pytest.raises(ValueError, match="day is out of range for month"):
+        bare.rows
+    watched = next(row_events(maria_db, start))
+    texts = libraryrows.watch_zero_dates(watched)
+    assert [r["values"]["v"] for r in watched.rows] == [None, dt.date(2020, 2, 29)]
+    assert list(texts or ()) == ["2020-02-30", "2021-04-31 10:11:12"]
 
 
 def test_ignore_decode_errors_is_honoured(maria_db: Database) -> None:

@@ -18,6 +18,8 @@ from replicator.config import Account, Connection, Secret
 from replicator.identifiers import my_ident
 from replicator.loopguard import LoopGuard
 from replicator.sources.base import Source
+from replicator.errors import DecodeError
+from replicator.sources import binlog
 from replicator.sources.binlog import BinlogSource, renamed_tables
 from tests.unit.test_shape import Watch
 
@@ -439,3 +441,25 @@ def test_a_table_map_asked_again_is_not_told_to_the_watch_again(source: BinlogSo
     assert len(seen) == 1
     source._lean_wanted("erp", "t", list(columns))  # a new table map (after an ALTER): told, the guard compares
     assert len(seen) == 2
+
+
+class _Unreadable(WriteRowsEvent):
+    """A rows event the library cannot decode: its reader raises (as its DATE reader did on 2024-02-30)."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def rows(self) -> Any:
+        raise ValueError("year 0 is out of range")
+
+
+def test_a_value_the_library_cannot_decode_names_the_table_never_a_bare_traceback() -> None:
+    conn = Connection("erp", "mariadb", "h", 3306, "erp", Account("a", Secret("")), Account("c", Secret("")))
+    s = BinlogSource(conn, "erp_to_crm", [T], LoopGuard("replicator", "crm_to_erp"), BinlogPosition("bin.000001", 4),
+                     chunk_rows=2)
+    ev = _Unreadable()
+    ev.schema, ev.table = T.schema, T.name
+    with pytest.raises(DecodeError, match=rf"table {T}: mysql-replication cannot decode a value of this rows event "
+                                          r"\(ValueError: year 0 is out of range\)"):
+        s._library_changes(ev, T, ((), (), ((), (), ())), binlog._NOT_COUNTED)

@@ -70,7 +70,7 @@ def _zero_capable(info: ColumnInfo | None) -> bool:
 def zero_date_columns(mset: MappingSet, kinds: dict[str, str], side: str
                       ) -> dict[TableRef, tuple[set[str], set[str]]]:
     """The date columns of `side` (MariaDB) some field may carry to PostgreSQL, per table (with `zero_date: null`
-    too: an impossible DATE stops the reader all the same), and the columns the filters and slices of those flows
+    too: an impossible date is a row error all the same), and the columns the filters and slices of those flows
     read."""
     out: dict[TableRef, tuple[set[str], set[str]]] = {}
     for m in mset.mappings:
@@ -172,11 +172,11 @@ def check_zero_dates(ck: _Checker, m: Mapping) -> None:
             where = field.where if field is not None else m.where
             stored = ck.stored_zero.get((src.side, src.table))
             zero, impossible = stored.count(plan.source, flow.filter) if stored is not None else (0, 0)
-            # a DATETIME / TIMESTAMP past its month's end reads as a zero date (a row error, NULL with zero_date:
-            # null); a DATE's stops the reader whatever the field says
-            halting = impossible if info.kind == "date" else 0
+            # a date past its month's end is a row error whatever the field says (zero_date: null carries zero dates
+            # only: router.refuse_zero_dates)
+            halting = impossible
             if plan.zero_null:
-                zero, impossible = 0, halting
+                zero = 0
             if stored is not None and (zero or impossible):
                 _warn_stored(ck, flow, plan.name, plan.source, info, _at(where), stored.read, zero, impossible,
                              halting)
@@ -209,12 +209,12 @@ def _warn_stored(ck: _Checker, flow: Flow, name: str, column: str, info: ColumnI
                     f"ALLOW_INVALID_DATES; {impossible:,} in {more})")
     finds = ([zero_sql(q)] if zero else []) + ([impossible_sql(q)] if impossible else [])
     fates = []
-    if zero or impossible > halting:
+    if zero:
         fates.append(f"each such row is a row error naming the column ({flow.on_error}) when the copy or an "
                      f"update carries it")
     if halting:
-        fates.append("a row with an impossible DATE stops the direction when the stream reads it (the binlog "
-                     "reader cannot decode it) and the copy when it copies it, whatever zero_date says")
+        fates.append(f"a row with an impossible date is a row error naming the column ({flow.on_error}) when the "
+                     f"copy or an update carries it, whatever zero_date says")
     fix = "give the field zero_date: null to carry a zero date as NULL (counted in replicator_zero_dates_total), " \
           "or correct the rows (a NULL or a real date)"
     if halting:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping as TMapping
 
-from replicator.changes import Op, RowChange, zero_dated
+from replicator.changes import Op, RowChange, impossible_date, zero_dated
 from replicator.codec import dumps_key
 from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
@@ -132,6 +132,10 @@ def _zero_date_rule(plan: FieldPlan, row: dict[str, Any]) -> str | None:
     """What the field does with a MariaDB zero date: said for a field with `zero_date: null` and for a value that
     is one (a row read from MariaDB; docs/types.md, "Zero dates")."""
     if plan.source in getattr(row, "zero_dates", ()):
+        text = (getattr(row, "zero_texts", None) or {}).get(plan.source)
+        if impossible_date(text):
+            return (f"the value '{text}' is an impossible date (a day past its month's end): a row error, whatever "
+                    f"zero_date says (correct the row)")
         return ("the value is a MariaDB zero date: arrives as NULL (zero_date: null)" if plan.zero_null else
                 "the value is a MariaDB zero date: a row error (give the field zero_date: null to carry it as NULL)")
     if plan.zero_null:
