@@ -517,7 +517,12 @@ class Linker:
             if row is None:
                 continue
             change = RowChange(child.source.table, Op.INSERT, None, row)
-            for out in [o for f in with_folds(self.mset, child) for o in route_flow(f, change)]:
+            # checked as the record's own entering change is (an INSERT that finds its counterpart is decided
+            # field by field, conflicts.md), when that one was
+            checked = lc.expect is not None
+            outs = [o for f in with_folds(self.mset, child)
+                    for o in route_flow(f, change, stream=checked, commit_time=lc.commit_time)]
+            for out in outs:
                 if isinstance(out, LinkedChange):
                     self.apply(replace(out, entered=True))
                 else:

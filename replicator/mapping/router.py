@@ -349,7 +349,8 @@ def _leave(flow: Flow, change: RowChange, old: Mapping[str, Any], stream: bool,
     gone = RowChange(change.table, Op.DELETE, old, None)
     if linked:
         skey = source_key(lflow, old, gone)
-        return [_linked_delete(lflow, update, old, skey, stream and lflow.two_way, commit_time)]
+        checked = stream and lflow.two_way and action != "ignore"
+        return [_linked_delete(lflow, update, old, skey, checked, commit_time)]
     if stream and lflow.conflicts is not None:
         return _two_way(lflow, gone, old, commit_time)
     tgt = lflow.target
