@@ -320,10 +320,14 @@ class Linker:
     def drop_outside(self) -> int:
         """Parked changes of rows whose record exists outside the referenced mapping (parked before replicator
         told them apart, mapping/scope.py): dropped now, logged and counted as `_park` counts such a change."""
-        if not self.scope.usable:
+        # only the mappings whose rows belong to a record (keyed by `references:`, or folds) park such changes
+        keyed = [m.name for m in self.mset.mappings if key_reference(m, self.source_side) is not None
+                 or any(f.fold is not None for f in m.flows)]
+        if not self.scope.usable or not keyed:
             return 0
         rows = self.a.query(f"SELECT id, waiting_mapping, waiting_key, mapping, {self.change_col} FROM {self.parked} "
-                            f"WHERE stream = %s ORDER BY id", [self.stream])
+                            f"WHERE stream = %s AND mapping IN ({', '.join(['%s'] * len(keyed))}) ORDER BY id",
+                            [self.stream, *keyed])
         verdicts: dict[tuple[str, str], str | None] = {}
         dropped = 0
         for row_id, waiting, waiting_key, parked_by, text in rows:
@@ -345,8 +349,8 @@ class Linker:
             self.m_parked.dec()
             dropped += 1
             metrics.rows_outside.labels(self.stream, parked_by, outside).inc()
-            log.warning("%s: dropped a parked %s change of %s row %s: its record %s %s exists outside mapping %s's "
-                        "slice or filter, so the row is not carried (docs/mappings.md, \"Records outside the "
+            log.warning("%s: dropped a parked %s change of %s row %s: its record %s %s exists outside the slice or "
+                        "filter of mapping %s, so the row is not carried (docs/mappings.md, \"Records outside the "
                         "referenced mapping\")", self.stream, change.op.value, parked_by, show_key(skey), waiting,
                         waiting_key, outside)
         if dropped:
@@ -631,7 +635,7 @@ class Linker:
                 # vtiger's recycle bin): neither is this row; parked, it would wait for good
                 metrics.rows_outside.labels(self.stream, lc.flow.mapping, outside).inc()
                 metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
-                log.info("%s: %s row %s not carried: its record %s %s is outside mapping %s's slice or filter",
+                log.info("%s: %s row %s not carried: its record %s %s is outside the slice or filter of mapping %s",
                          self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping, show_key((ref.value,)),
                          outside)
                 return
