@@ -516,16 +516,20 @@ class Linker:
         flow = lc.flow
         if not lc.entered or not flow.referenced or len(lc.source_key) != 1 or not self.scope.usable:
             return
+        # checked as the record's own entering change is (an INSERT that finds its counterpart is decided field
+        # by field, conflicts.md), when that one was
+        checked = lc.expect is not None
+        # the folds of the record's own row (its columns written as child rows), then its second tables' rows
+        rows: list[tuple[list[Flow], RowChange]] = []
+        own = [f for f in with_folds(self.mset, flow) if f is not flow]
+        if own and lc.change.after is not None:
+            rows.append((own, lc.change))
         for child in children(self.mset, flow.mapping, self.source_side):
             row = self.scope.row(child, lc.source_key[0])
-            if row is None:
-                continue
-            change = RowChange(child.source.table, Op.INSERT, None, row)
-            # checked as the record's own entering change is (an INSERT that finds its counterpart is decided
-            # field by field, conflicts.md), when that one was
-            checked = lc.expect is not None
-            outs = [o for f in with_folds(self.mset, child)
-                    for o in route_flow(f, change, stream=checked, commit_time=lc.commit_time)]
+            if row is not None:
+                rows.append((with_folds(self.mset, child), RowChange(child.source.table, Op.INSERT, None, row)))
+        for flows, change in rows:
+            outs = [o for f in flows for o in route_flow(f, change, stream=checked, commit_time=lc.commit_time)]
             for out in outs:
                 if isinstance(out, LinkedChange):
                     self.apply(replace(out, entered=True))

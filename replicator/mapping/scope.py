@@ -48,7 +48,8 @@ def record_ref(mset: MappingSet, flow: Flow, side: str, ref_mapping: str, ref_va
     (`side`: the source side). Not an association (an order line's order, a fold's value reference)."""
     fold = flow.fold
     if fold is not None:
-        return ref_mapping == fold.parent
+        # (a two-hop fold's rows are not read again when the record enters: they keep parking until it does)
+        return ref_mapping == fold.parent and fold.via is None
     own = mset.by_name.get(flow.mapping)
     return (own is not None and key_reference(own, side) == ref_mapping and len(source_key) == 1
             and source_key[0] == ref_value)
