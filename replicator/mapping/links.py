@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from replicator import metrics
 from replicator.appliers.base import Applier, group_runs
-from replicator.changes import UNCHANGED, Op, TableRef, TargetChange
+from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
@@ -25,7 +26,8 @@ from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import FoldApplier
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet, no_natural_key
-from replicator.mapping.router import LinkedChange, Ref, route, with_owned
+from replicator.mapping.router import LinkedChange, Ref, leave_row, route, route_flow, with_owned
+from replicator.mapping.scope import Scope, children, key_reference, record_ref, with_folds
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ class Linker:
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
         self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind, mset)
+        # a row whose record exists outside the referenced mapping is not parked (mapping/scope.py)
+        self.scope = Scope(mset, source_side, source_query, source_kind)
 
     # ------------------------------------------------------------ entry points
     def apply(self, lc: LinkedChange) -> None:
@@ -170,6 +174,7 @@ class Linker:
                     # pair names, as update_missing brings one back. (Any other insert that finds its pair's
                     # row gone -- a re-copy after the target deleted it -- leaves the delete standing, below.)
                     self._recreate(flow, values, target_key)  # (the applier counts the row)
+                    self._entered(lc)
                     return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
                 if lc.op is Op.INSERT:
@@ -189,6 +194,7 @@ class Linker:
             if linked_now and flow.referenced:
                 # the record has a counterpart from now on: children waiting for it can follow
                 self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
+            self._entered(lc)
             return
         if lc.must_exist or not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
@@ -307,8 +313,49 @@ class Linker:
         whose parent has arrived meanwhile, also through the other direction (its crosswalk pairs). Returns
         how many parked changes left the table (applied, or parked again for another parent)."""
         done = self.retry_waiting()
+        done += self.drop_outside()
         self.sweep_parked()
         return done
+
+    def drop_outside(self) -> int:
+        """Parked changes of rows whose record exists outside the referenced mapping (parked before replicator
+        told them apart, mapping/scope.py): dropped now, logged and counted as `_park` counts such a change."""
+        # only the mappings whose rows belong to a record (keyed by `references:`, or folds) park such changes
+        keyed = [m.name for m in self.mset.mappings if key_reference(m, self.source_side) is not None
+                 or any(f.fold is not None for f in m.flows)]
+        if not self.scope.usable or not keyed:
+            return 0
+        rows = self.a.query(f"SELECT id, waiting_mapping, waiting_key, mapping, {self.change_col} FROM {self.parked} "
+                            f"WHERE stream = %s AND mapping IN ({', '.join(['%s'] * len(keyed))}) ORDER BY id",
+                            [self.stream, *keyed])
+        verdicts: dict[tuple[str, str], str | None] = {}
+        dropped = 0
+        for row_id, waiting, waiting_key, parked_by, text in rows:
+            change = loads_change(text)
+            m = self.mset.by_name.get(parked_by)
+            flow = m.flow_of(self.source_side, change.table) if m is not None else None
+            image = change.before if change.op is Op.DELETE else change.after
+            if flow is None or image is None or any(c not in image for c in flow.source.key):
+                continue
+            value = loads_key(waiting_key)[0]
+            skey = tuple(image[c] for c in flow.source.key)
+            if not record_ref(self.mset, flow, self.source_side, waiting, value, skey):
+                continue
+            if (waiting, waiting_key) not in verdicts:
+                verdicts[(waiting, waiting_key)] = self.scope.outside(waiting, value)
+            outside = verdicts[(waiting, waiting_key)]
+            if outside is None or not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
+                continue
+            self.m_parked.dec()
+            dropped += 1
+            metrics.rows_outside.labels(self.stream, parked_by, outside).inc()
+            log.warning("%s: dropped a parked %s change of %s row %s: its record %s %s exists outside the slice or "
+                        "filter of mapping %s, so the row is not carried (docs/mappings.md, \"Records outside the "
+                        "referenced mapping\")", self.stream, change.op.value, parked_by, show_key(skey), waiting,
+                        waiting_key, outside)
+        if dropped:
+            parking.refresh(self.a, self.parked, self.stream)
+        return dropped
 
     def retry_waiting(self) -> int:
         """Apply the parked changes whose referenced record has a counterpart now, inside the open
@@ -422,7 +469,7 @@ class Linker:
             return key[0] if key else None
         target = mapping.endpoint(self.target_side)
         value = ref.value
-        through = _key_reference(mapping, self.target_side)
+        through = key_reference(mapping, self.target_side)
         if through is not None and through != mapping.name:
             # a 1:1 extension keyed by another mapping's records (`id: {ofbiz: party_id, references: persons}`):
             # its key on this side is that record's counterpart key, not the source's own value (OFBiz's
@@ -460,6 +507,51 @@ class Linker:
                                        tuple(values[c] for c in flow.target.key), values)])
         if flow.referenced:
             self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
+        self._entered(lc)
+
+    def _entered(self, lc: LinkedChange) -> None:
+        """A record that entered its mapping's slice or filter (written above): the rows of the mappings keyed
+        by it, skipped while it was outside (`_park`), are read from the source and written whole, as rows
+        entering a filter are. Each entered too, so their own second tables follow."""
+        flow = lc.flow
+        if not lc.entered or not flow.referenced or len(lc.source_key) != 1 or not self.scope.usable:
+            return
+        # checked as the record's own entering change is (an INSERT that finds its counterpart is decided field
+        # by field, conflicts.md), when that one was
+        checked = lc.expect is not None
+        # the folds of the record's own row (its columns written as child rows), then its second tables' rows
+        rows: list[tuple[list[Flow], RowChange]] = []
+        own = [f for f in with_folds(self.mset, flow) if f is not flow]
+        if own and lc.change.after is not None:
+            rows.append((own, lc.change))
+        for child in children(self.mset, flow.mapping, self.source_side):
+            row = self.scope.row(child, lc.source_key[0])
+            if row is not None:
+                rows.append((with_folds(self.mset, child), RowChange(child.source.table, Op.INSERT, None, row)))
+        for flows, change in rows:
+            outs = [o for f in flows for o in route_flow(f, change, stream=checked, commit_time=lc.commit_time)]
+            for out in outs:
+                if isinstance(out, LinkedChange):
+                    self.apply(replace(out, entered=True))
+                else:
+                    self.a.apply([out])
+
+    def _left(self, lc: LinkedChange) -> None:
+        """A record that left its mapping's slice or filter (a leave routed as a delete): the rows of the
+        mappings keyed by it leave too, each by its own mapping's `leave:` (else `delete:`), before the record's
+        counterpart is deleted (a foreign key of theirs may point at it)."""
+        flow = lc.flow
+        if lc.change.op is not Op.UPDATE or not flow.referenced or len(lc.source_key) != 1 or not self.scope.usable:
+            return
+        for child in children(self.mset, flow.mapping, self.source_side):
+            row = self.scope.row(child, lc.source_key[0])
+            if row is None:
+                continue
+            for out in leave_row(child, row):
+                if isinstance(out, LinkedChange):
+                    self.apply(out)
+                else:
+                    self.a.apply([out])
 
     def _make_key(self, flow: Flow, lc: LinkedChange, gen: KeyGen, values: dict[str, Any]) -> str:
         """A key the application would make (`generate:`), from the row being created."""
@@ -474,6 +566,9 @@ class Linker:
                            table=str(flow.target.table), key=lc.source_key, column=gen.column) from None
 
     def _delete(self, flow: Flow, lc: LinkedChange) -> None:
+        self._left(lc)
+        if flow.delete == "ignore":
+            return  # a referenced record's `leave: ignore` (router._leave): its counterpart stays
         dropped = self._drop_parked(flow, lc.source_key) if any(p.references for p in flow.plans) else 0
         if flow.link.crosswalk:
             target_key = self._crosswalk(flow.mapping, lc.source_key)
@@ -537,6 +632,17 @@ class Linker:
         return dropped
 
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
+        if record_ref(self.mset, lc.flow, self.source_side, ref.mapping, ref.value, lc.source_key):
+            outside = self.scope.outside(ref.mapping, ref.value)
+            if outside is not None:
+                # the record exists and is not the referenced mapping's (a vendor's company row, an account in
+                # vtiger's recycle bin): neither is this row; parked, it would wait for good
+                metrics.rows_outside.labels(self.stream, lc.flow.mapping, outside).inc()
+                metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
+                log.info("%s: %s row %s not carried: its record %s %s is outside the slice or filter of mapping %s",
+                         self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping, show_key((ref.value,)),
+                         outside)
+                return
         self.a.execute(f"INSERT INTO {self.parked} (stream, waiting_mapping, waiting_key, mapping, {self.change_col}) "
                        f"VALUES (%s, %s, %s, %s, %s)",
                        [self.stream, ref.mapping, dumps_key((ref.value,)), lc.flow.mapping, dumps_change(lc.change)])
@@ -617,18 +723,6 @@ class Linker:
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
         return taken
-
-
-def _key_reference(mapping: Mapping, side: str) -> str | None:
-    """The mapping whose records key this one's rows, when its key column on `side` is written by a
-    `references:` field (a 1:1 extension table, docs/mappings.md "A 1:1 custom-field table"); else None."""
-    key = mapping.endpoint(side).key
-    if len(key) != 1:
-        return None
-    for f in mapping.fields:
-        if f.references and f.column(side) == key[0]:
-            return f.references
-    return None
 
 
 def _cli_key(key: tuple[Any, ...]) -> str:

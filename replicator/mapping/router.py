@@ -339,18 +339,31 @@ def _leave(flow: Flow, change: RowChange, old: Mapping[str, Any], stream: bool,
     keeps the UPDATE as its source change (with the old row): a quarantined one replayed is decided again."""
     action = flow.leave
     metrics.rows_left.labels(flow.stream, flow.mapping, action if isinstance(action, str) else "set").inc()
-    if action == "ignore":
-        return []
     lflow: Flow = flow.__dict__.get(_LEAVING) or _leaving(flow)
+    linked = (lflow.__dict__.get(_COMPILED) or _compiled(lflow)).linked
+    if action == "ignore" and not (linked and flow.referenced):
+        return []
+    # (a referenced record's leave reaches the linker even when it keeps the counterpart: the rows keyed by the
+    # record leave by their own mappings' leave, mapping/scope.py)
     update = change if change.before is old else replace(change, before=old)
     gone = RowChange(change.table, Op.DELETE, old, None)
-    if (lflow.__dict__.get(_COMPILED) or _compiled(lflow)).linked:
+    if linked:
         skey = source_key(lflow, old, gone)
-        return [_linked_delete(lflow, update, old, skey, stream and lflow.two_way, commit_time)]
+        checked = stream and lflow.two_way and action != "ignore"
+        return [_linked_delete(lflow, update, old, skey, checked, commit_time)]
     if stream and lflow.conflicts is not None:
         return _two_way(lflow, gone, old, commit_time)
     tgt = lflow.target
     return [TargetChange(tgt.table, Op.DELETE, tgt.key, key_of(lflow, old, gone), {})]
+
+
+def leave_row(flow: Flow, row: Mapping[str, Any]) -> list[Routed]:
+    """A row of `flow` whose record left the mapping it is keyed by (mapping/scope.py): routed as if it had left
+    `flow`'s own filter -- the mapping's `leave:`, else its `delete:`. A row outside `flow`'s own filter was
+    never carried: nothing."""
+    if flow.filter is not None and not flow.filter(row):
+        return []
+    return _leave(flow, RowChange(flow.source.table, Op.UPDATE, row, row), row, False, None)
 
 
 _LEAVING = "_router_leaving"  # a Flow's own _leaving(flow), kept in its __dict__ as _PLAIN is

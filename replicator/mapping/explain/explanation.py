@@ -373,6 +373,7 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
     resolved = dict(values)
     refs = []
     parked_on: Ref | None = None
+    outside_of: tuple[Ref, str] | None = None  # the row's own record, outside the mapping it belongs to
     for col, value in values.items():
         if not isinstance(value, Ref):
             continue
@@ -385,9 +386,15 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
                 failed.append(err)
             elif hit is None:
                 info["found"] = False
-                info["text"] = (f"no counterpart in {tgt.side}: would be parked waiting for "
-                                f"{value.mapping} {_show(value.value)}")
-                parked_on = parked_on or value
+                outside, err = _try(lookup, lookup.outside, value, skey) if hasattr(lookup, "outside") else (None, None)
+                if outside is not None and outside_of is None and parked_on is None:
+                    info["text"] = (f"no counterpart in {tgt.side}: the record {value.mapping} {_show(value.value)} "
+                                    f"exists outside the slice or filter of mapping {outside}")
+                    outside_of = (value, outside)
+                else:
+                    info["text"] = (f"no counterpart in {tgt.side}: would be parked waiting for "
+                                    f"{value.mapping} {_show(value.value)}")
+                    parked_on = parked_on or value
             else:
                 info["found"] = True
                 info["counterpart"] = hit
@@ -477,6 +484,11 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
         action, text = "filtered", "nothing sent: the row does not pass the filter"
     elif route_error is not None or skey is None:
         action, text = "error", f"row error: {route_error or key.get('error')}"
+    elif outside_of is not None:
+        action, text = "outside", (f"nothing sent: the row's record {outside_of[0].mapping} "
+                                   f"{_show(outside_of[0].value)} exists outside the slice or filter of mapping "
+                                   f"{outside_of[1]}, so the row is not carried and not parked (counted in "
+                                   f"replicator_rows_outside_total)")
     elif parked_on is not None:
         action, text = "parked", (f"would be parked waiting for {parked_on.mapping} {_show(parked_on.value)}: applied "
                                   f"when that {parked_on.mapping} record has a counterpart in {tgt.side}"

@@ -105,6 +105,21 @@ class DbLookup:
         self._source_crosswalk = source.quote_table(TableRef(source.conn.state_schema, CROSSWALK))
         self.linker = Linker(target, mset, flow.stream, flow.source.side, flow.target.side,  # type: ignore[arg-type]
                              target.conn.state_schema, self._source_query)
+        self._scope: Any = None
+
+    def outside(self, ref: Ref, source_key: tuple[Any, ...] | None) -> str | None:
+        """The mapping whose slice or filter leaves out the row's own record (`ref`), read from the source as the
+        stream reads it (mapping/scope.py); None when the change would park."""
+        from replicator.mapping.scope import Scope, record_ref
+
+        if source_key is None or not record_ref(self.linker.mset, self.flow, self.flow.source.side, ref.mapping,
+                                                ref.value, source_key):
+            return None
+        if self._scope is None:
+            self._scope = Scope(self.linker.mset, self.flow.source.side, self._source_query,
+                                getattr(self.source.conn, "kind", None))
+        outside: str | None = self._scope.outside(ref.mapping, ref.value)
+        return outside
 
     def _source_query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         rows = self.source.query(sql.replace("{crosswalk}", self._source_crosswalk), params)
