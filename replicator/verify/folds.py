@@ -15,6 +15,9 @@ The unit is the parent: the parent mapping's rows on the flow's source side are 
 - the value the other side holds: the counterpart's column (one `by_keys` read), or its child rows of the slice
   (`child_rows_sql` on the target: NULL is no row, as the stream deletes the row for a NULL).
 
+A one-way fold from child rows does not compare a parent without a child row of the type: the column is the target
+application's own then (the stream writes it only when a child row comes or goes; the first copy never does).
+
 A difference names the table written (the parent's, or the child table), the key there and the column, like any
 other; `verify --repair` writes the value through `FoldApplier` (repair.py), the stream's own code.
 """
@@ -41,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Query = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 _UNKNOWN: Any = object()  # a `references` value whose record has no counterpart: the stream parks it
+_NO_ROW: Any = object()  # a parent without a child row of the type (a one-way fold compares nothing then)
 
 
 def compared_flows(mapping: Mapping) -> list[Flow]:
@@ -141,6 +145,13 @@ class FoldCheck:
             if isinstance(want, RowError):
                 out.append(Difference(kind=FAILED, target_key=where, note=str(want), stamp=(str(want),), **base))
                 continue
+            if want is _NO_ROW:
+                if not flow.two_way:
+                    # a one-way fold from child rows, and the parent has none: the column is the target
+                    # application's own (every ERPNext customer has a group, which Odoo's tags need not know); the
+                    # stream writes it only when a child row comes or goes, the first copy never
+                    continue
+                want = None  # both ways: no child row is NULL, as the other direction deletes the row for a NULL
             if carry is not None:
                 carry[text] = want
             if isinstance(want, Ref):
@@ -204,7 +215,8 @@ class FoldCheck:
                 grouped.setdefault(dumps_key((t[0],)), []).append(tuple(t[1:]))
         for text, found in grouped.items():
             try:
-                out[text] = ref(self._one(found))
+                one = self._one(found)
+                out[text] = one if one is _NO_ROW else ref(one)
             except RowError as exc:
                 out[text] = exc
         return out
@@ -213,7 +225,7 @@ class FoldCheck:
         """The one value of a parent's child rows (key columns, then the value), as the stream decides it."""
         fold, flow = self.fold, self.flow
         if not found:
-            return None  # no row of the type: NULL
+            return _NO_ROW  # no row of the type: NULL (check_rows)
         if fold.via is not None:
             link, far = fold.via.endpoint, fold.via.far
             assert far is not None

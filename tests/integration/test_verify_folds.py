@@ -144,23 +144,31 @@ def test_a_two_hop_fold_through_a_link_table_is_verified_and_repaired(make_pair)
     assert (code, difference_lines(out)) == (0, []), out
     assert "contact_email: 3 rows checked, 0 differing" in out, out  # the parents, compared once
 
-    # the far row renamed behind replicator's back (both parents that share it), a column set on the other side
+    # the far row renamed behind replicator's back (both parents that share it), a column changed on the other side
     pair.my_query("UPDATE email_address SET name = 'desk@x.de' WHERE id = 'e1'")
+    pair.pg_query("UPDATE party SET email = 'ann@y.de' WHERE name = 'Ann'")
+    # a one-way fold and a parent without a link row: the column is Tryton's own, not compared (operations.md)
     pair.pg_query("UPDATE party SET email = 'cid@x.de' WHERE name = 'Cid'")
     code, out = verify(pair)
     assert code == 1, out
     assert sorted(difference_lines(out)) == sorted([
+        f"contact_email espocrm_to_tryton public.party key=({party['Ann']},) (espocrm key ('c1',)): differs: "
+        f"email: 'ann@x.de' -> 'ann@y.de'",
         f"contact_email espocrm_to_tryton public.party key=({party['Bob']},) (espocrm key ('c2',)): differs: "
         f"email: 'desk@x.de' -> 'office@x.de'",
-        f"contact_email espocrm_to_tryton public.party key=({party['Cid']},) (espocrm key ('c3',)): differs: "
-        f"email: NULL -> 'cid@x.de'",
     ]), out
     code, out = verify(pair, "--repair")
     assert code == 0 and len(_repairs(out)) == 2, out
     assert pair.pg_query("SELECT name, email FROM party ORDER BY name") == [
-        ("Ann", "ann@x.de"), ("Bob", "desk@x.de"), ("Cid", None)]
+        ("Ann", "ann@x.de"), ("Bob", "desk@x.de"), ("Cid", "cid@x.de")]
     code, out = verify(pair)
     assert (code, difference_lines(out)) == (0, []), out
+    # two primary addresses: the stream's row error, named, not repaired
+    pair.my_query("INSERT INTO entity_email_address (entity_id, email_address_id, entity_type, `primary`) VALUES "
+                  "('c2', 'e2', 'Contact', 1)")
+    code, out = verify(pair, "--repair")
+    assert code == 1 and "column email_address_id" in out and "carries one" in out, out
+    assert pair.pg_query("SELECT email FROM party WHERE name = 'Bob'") == [("desk@x.de",)]
 
 
 def test_a_fold_with_a_value_map_is_compared_in_target_terms(make_pair):
