@@ -39,7 +39,7 @@ from replicator.appliers.slices import slice_sql, slice_text
 from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange
 from replicator.errors import RowError
 from replicator.identifiers import for_params, quote_ident
-from replicator.mapping.model import Flow, Fold, MappingSet, folds_into
+from replicator.mapping.model import Endpoint, Flow, Fold, MappingSet, folds_into
 from replicator.mapping.router import LinkedChange, Ref, Routed, source_key
 from replicator.mapping.transforms import TransformError
 
@@ -281,6 +281,19 @@ def far_rows_sql(fold: Fold, kind: str, parents: Sequence[Any]) -> tuple[str, li
            f"JOIN {q(far.table.schema, far.table.name)} f ON f.{q(far.key[0])} = l.{q(via.to)} "
            f"WHERE {' AND '.join(conds)} ORDER BY {order}")
     return sql, params
+
+
+def child_rows_sql(kind: str, end: Endpoint, by: str, value: str, parents: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A one-hop fold's child rows of many parents in one read (`kind` the dialect of `end`'s database): the rows of
+    `end`'s table within its slice whose `by` is one of `parents` -- each the parent, the row's key, its `value`, by
+    parent and key. `verify` reads the child side with it, the source's as the applier's `_siblings_of` does."""
+    def q(*parts: str) -> str:
+        return for_params(quote_ident(kind, *parts))
+    conds, params = slice_sql(kind, end.slice)
+    where = f"{q(by)} = %s" if len(parents) == 1 else f"{q(by)} IN ({', '.join(['%s'] * len(parents))})"
+    sql = (f"SELECT {', '.join(q(c) for c in (by, *end.key, value))} FROM {q(end.table.schema, end.table.name)} "
+           f"WHERE {' AND '.join([where, *conds])} ORDER BY {', '.join(q(c) for c in (by, *end.key))}")
+    return sql, [*parents, *params]
 
 
 class FoldApplier:

@@ -40,6 +40,7 @@ from typing import Any, Sequence, TextIO
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
+from replicator.codec import dumps_key
 from replicator.compare import key_canonical, show
 from replicator.conflicts.rules import decide
 from replicator.errors import FatalError, TargetShapeChanged
@@ -47,11 +48,13 @@ from replicator.mapping import applytime
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow
-from replicator.mapping.router import LinkedChange, route_flow
+from replicator.mapping.folds import PARENT, VALUE
+from replicator.mapping.router import LinkedChange, Ref, route_flow
 from replicator.stream.shapes import TargetShapes
 from replicator.verify.flow import FlowCheck
+from replicator.verify.folds import FoldCheck
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, LEFT, MISSING, Difference, key_text
-from replicator.verify.run import Verifier
+from replicator.verify.run import Check, Verifier
 
 
 def format_repair(d: Difference) -> str:
@@ -68,11 +71,11 @@ def format_repair(d: Difference) -> str:
     return f"not repaired {where}: {d.note or d.kind}"
 
 
-def repair(verifier: Verifier, suspects: Sequence[tuple[FlowCheck, Difference]], out: TextIO
-           ) -> tuple[int, list[tuple[FlowCheck, Difference]]]:
+def repair(verifier: Verifier, suspects: Sequence[tuple[Check, Difference]], out: TextIO
+           ) -> tuple[int, list[tuple[Check, Difference]]]:
     """Repair every difference and print each change; return how many rows were written and the
     differences that remain afterwards."""
-    groups: dict[int, tuple[FlowCheck, list[Difference]]] = {}
+    groups: dict[int, tuple[Check, list[Difference]]] = {}
     for fc, d in suspects:
         groups.setdefault(id(fc), (fc, []))[1].append(d)
     # a row of a two-way mapping may differ in both directions: the first side's values win (as in a sync),
@@ -110,7 +113,7 @@ def _winners(flow: Flow, d: Difference) -> set[str]:
     return out
 
 
-def _repair_shaped(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], shapes: dict[str, TargetShapes]
+def _repair_shaped(verifier: Verifier, fc: Check, diffs: list[Difference], shapes: dict[str, TargetShapes]
                    ) -> tuple[int, list[str]]:
     """`_repair_flow`, run again (at most twice more) when an ALTER TABLE the mappings still carry moved a table
     under it; `shapes` keeps each direction's planned shapes across the flows and the attempts."""
@@ -122,6 +125,8 @@ def _repair_shaped(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], s
         guard.use(verifier.mset)
     for attempt in range(3):
         try:
+            if isinstance(fc, FoldCheck):
+                return _repair_fold(verifier, fc, diffs, guard)
             return _repair_flow(verifier, fc, diffs, guard)
         except TargetShapeChanged:
             if attempt == 2:
@@ -214,3 +219,65 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
         if lookup is not None:
             lookup.close()
 
+
+
+def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], shapes: TargetShapes
+                 ) -> tuple[int, list[str]]:
+    """A fold's differing parents, written as the stream writes a fold's change: a LinkedChange of the parent
+    through the Linker's `FoldApplier` (the parent's column set, or its child row inserted, updated or deleted;
+    a two-hop fold reads the source again there), in one tagged target transaction. The parent rows, and for a
+    one-hop fold from the child side their child rows, are read again with shared locks first (a concurrent change
+    of one commits after the repair, and its change is applied after it), and compared again: only what still
+    differs is written. A fold of `direction: both` is repaired from `sync.first_side` first, as a missing row:
+    the other direction then finds it in agreement. Rows the stream refuses (FAILED) are printed, not written."""
+    from replicator.appliers.lookup import SourceLookup
+    from replicator.sources.tablescan import TableScanner
+
+    flow, fold = fc.flow, fc.fold
+    config, mset = verifier.config, verifier.mset
+    source, target = config.side(flow.source.side), config.side(flow.target.side)
+    applier = make_applier(target, flow.stream, stream_name(target.name, source.name))
+    locker = make_applier(source, "verify-repair", "")
+    lookup = SourceLookup(source)
+    lines: list[str] = []
+    tail = " FOR SHARE" if source.kind == "postgresql" else " LOCK IN SHARE MODE"
+    try:
+        applier.connect()
+        locker.connect()
+        applier.load_types(sorted({e.table for e in mset.target_endpoints(target.name)}))
+        shapes.planned(applier.planned)
+        if applier.read_checkpoint() is None:
+            raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` before "
+                             f"verify --repair (the repair's loop-prevention tag lives there)")
+        scanner = TableScanner(locker, fc.psrc.table, fc.psrc.key)
+        rows = scanner.lock_keys([d.source_key for d in diffs if d.source_key is not None])
+        carry: dict[str, Any] = {}
+        fresh = fc.check_rows(rows, query=lambda sql, params: locker.query(sql + tail, params), carry=carry) \
+            if rows else []
+        linker = Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query,
+                        source.kind)
+        applier.begin()  # the tag first: the other direction drops this transaction
+        applytime.next_transaction()
+        done: list[Difference] = []
+        for d in fresh:
+            if d.kind != DIFFERS or d.source_key is None:
+                lines.append(format_repair(d))
+                continue
+            parent = d.source_key[0]
+            change = RowChange(fc.psrc.table, Op.UPDATE, None, {fc.psrc.key[0]: parent})
+            values = {PARENT: Ref(fold.parent, parent), VALUE: carry.get(dumps_key((parent,)))}
+            linker.apply(LinkedChange(flow, Op.UPDATE, change, (parent,), values))
+            done.append(d)
+        applier.commit_untracked()
+        for d in done:
+            metrics.rows_repaired.labels(d.table).inc()
+            lines.append(format_repair(d))
+        return len(done), lines
+    except BaseException:
+        applier.rollback()
+        raise
+    finally:
+        locker.rollback()
+        applier.close()
+        locker.close()
+        lookup.close()

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Union
 
 from replicator import metrics
 from replicator.checkpoint import is_applied
@@ -23,11 +23,13 @@ from replicator.codec import dumps_key
 from replicator.mapping.model import Flow, Mapping, MappingSet
 from replicator.stream import deadletter
 from replicator.verify.flow import FlowCheck
+from replicator.verify.folds import FoldCheck, compared_flows
 from replicator.verify.report import DIFFERS, Difference, MappingStats, Report, Stopped
 from replicator.verify.scan import Found, scan
 from replicator.verify.side import Side
 
 log = logging.getLogger(__name__)
+Check = Union[FlowCheck, FoldCheck]  # a flow compared row by row, or a fold's parent by parent
 
 POLL_SECONDS = 0.5
 ROUNDS = 2
@@ -47,6 +49,7 @@ class Verifier:
         self._open_side = open_side
         self._sides: dict[str, Side] = {}
         self._checks: dict[tuple[str, str], FlowCheck] = {}
+        self._folds: dict[tuple[str, str], FoldCheck] = {}
 
     def side(self, name: str) -> Side:
         if name not in self._sides:
@@ -59,6 +62,13 @@ class Verifier:
             self._checks[k] = FlowCheck(self, mapping, flow)
         return self._checks[k]
 
+    def fold_check(self, mapping: Mapping, flow: Flow) -> FoldCheck:
+        """A fold's flow: compared parent by parent (verify/folds.py)."""
+        k = (mapping.name, flow.stream)
+        if k not in self._folds:
+            self._folds[k] = FoldCheck(self, mapping, flow)
+        return self._folds[k]
+
     def close(self) -> None:
         for s in self._sides.values():
             try:
@@ -67,6 +77,7 @@ class Verifier:
                 pass
         self._sides.clear()
         self._checks.clear()
+        self._folds.clear()
 
     def run(self, names: Sequence[str] | None = None) -> Report:
         started = time.monotonic()
@@ -77,23 +88,16 @@ class Verifier:
                                   f"{', '.join(m.name for m in self.mset.mappings)}")
         mappings = [m for m in self.mset.mappings if not names or m.name in names]
         stats: dict[str, MappingStats] = {}
-        suspects: list[tuple[FlowCheck, Difference]] = []
+        suspects: list[tuple[Check, Difference]] = []
         tables: list[str] = []
         unlisted: dict[str, int] = {}
-        folds: list[str] = []
         for m in mappings:
-            if any(f.fold is not None for f in m.flows):
-                # a folded column is compared with a child row, not row with row: not carried by verify yet
-                # (docs/mappings.md); its parent mapping is verified as usual, without the folded column
-                log.info("verify: mapping %s is a fold; its folded column is not compared", m.name)
-                folds.append(m.name)
-                continue
             s = stats.setdefault(m.name, MappingStats())
-            for flow in m.flows:
+            for flow in compared_flows(m):
                 t0 = time.monotonic()
-                fc = self.check(m, flow)
+                fc: Check = self.fold_check(m, flow) if flow.fold is not None else self.check(m, flow)
                 found = Found(None if self.max_listed is None else self.max_listed - len(suspects))
-                checked = scan(fc, self.stop, found)
+                checked = fc.scan(self.stop, found) if isinstance(fc, FoldCheck) else scan(fc, self.stop, found)
                 metrics.verify_rows_checked.labels(fc.table).inc(checked)
                 s.rows += checked
                 s.seconds += time.monotonic() - t0
@@ -114,10 +118,10 @@ class Verifier:
             for name in names_with:
                 stats[name].seconds += spent / len(names_with)
         return Report([d for _, d in confirmed], stats, tables, time.monotonic() - started, confirmed, unlisted,
-                      [d for _, d in known], folds)
+                      [d for _, d in known])
 
-    def split_queued(self, found: list[tuple[FlowCheck, Difference]]
-                     ) -> tuple[list[tuple[FlowCheck, Difference]], list[tuple[FlowCheck, Difference]]]:
+    def split_queued(self, found: list[tuple[Check, Difference]]
+                     ) -> tuple[list[tuple[Check, Difference]], list[tuple[Check, Difference]]]:
         """(drift, known): a row with changes waiting in its target's dead-letter queue differs on purpose
         until `replicator dlq retry|skip`; it is reported as a known difference, not as drift."""
         if not found:
@@ -134,8 +138,8 @@ class Verifier:
                     held[stream] = deadletter.held_keys(db, stream) if deadletter.exists(db) else set()
                 finally:
                     db.rollback()
-        drift: list[tuple[FlowCheck, Difference]] = []
-        known: list[tuple[FlowCheck, Difference]] = []
+        drift: list[tuple[Check, Difference]] = []
+        known: list[tuple[Check, Difference]] = []
         for fc, d in found:
             key = d.target_key if d.target_key is not None else d.source_key
             # a linked mapping's changes are queued by the source row's key (stream/deadlinked)
@@ -144,24 +148,24 @@ class Verifier:
             (known if queued else drift).append((fc, d))
         return drift, known
 
-    def compare_again(self, suspects: Sequence[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
+    def compare_again(self, suspects: Sequence[tuple[Check, Difference]]) -> list[tuple[Check, Difference]]:
         """Read the rows of `suspects` again now; the differences that remain (kept stable, see `stable`)."""
-        out: list[tuple[FlowCheck, Difference]] = []
-        groups: dict[int, tuple[FlowCheck, list[Difference]]] = {}
+        out: list[tuple[Check, Difference]] = []
+        groups: dict[int, tuple[Check, list[Difference]]] = {}
         for fc, d in suspects:
             groups.setdefault(id(fc), (fc, []))[1].append(d)
         for fc, diffs in groups.values():
             out.extend((fc, d) for d in stable(diffs, fc.recheck(diffs), fc.identity))
         return out
 
-    def recheck(self, suspects: list[tuple[FlowCheck, Difference]]) -> list[tuple[FlowCheck, Difference]]:
+    def recheck(self, suspects: list[tuple[Check, Difference]]) -> list[tuple[Check, Difference]]:
         """Wait for the streams to catch up with the sources (at most recheck_seconds per round) while
         comparing the suspect rows again; keep what still differs after ROUNDS rounds."""
         wait = self.config.verify.recheck_seconds
         for _round in range(ROUNDS):
             if not suspects:
                 break
-            streams: dict[str, FlowCheck] = {fc.flow.stream: fc for fc, _ in suspects}
+            streams: dict[str, Check] = {fc.flow.stream: fc for fc, _ in suspects}
             # a stream no daemon applies will not move: waiting for it is pointless
             streams = {s: fc for s, fc in streams.items() if fc.tgt.stream_applied(s)}
             positions = {s: fc.src.position() for s, fc in streams.items()}

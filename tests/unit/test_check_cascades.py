@@ -343,3 +343,31 @@ def test_accept_cascades_survives_on_a_mapping_another_references(env: Env) -> N
                   "    crm: {table: orders")
     mset = env.load(t)
     assert {m.name: m.accept_cascades for m in mset.mappings} == {"orders": ("fk_o",), "lines": ("fk_my",)}
+
+
+FOLD = """\
+  order_note:
+    direction: both
+    crm: {table: notes, key: [id], slice: {kind: note}, generate: {id: uuid}}
+    erp: {table: orders, key: [id]}
+    fold: {parent: orders, child: crm, by: order_id, value: body, into: note}
+"""
+
+
+def test_a_before_trigger_assigning_a_folded_column_warns_naming_it(env: Env) -> None:
+    """A fold has no field plans: the parent's column it writes (erp orders.note) and the child row's columns
+    (crm notes.body, its `by` and slice) are carried all the same."""
+    t = text() + FOLD
+    assert warnings(env, text(), erp_triggers=(before("erp", "SET NEW.note = 'x'", "UPDATE"),)) == []  # no fold yet
+    parent = Trigger("b1", TableRef("erpdb", "orders"), "BEFORE", "UPDATE", "SET NEW.note = upper(NEW.note)")
+    (msg,) = warnings(env, t, erp_triggers=(parent,))
+    assert "trigger b1 (BEFORE UPDATE ON erpdb.orders)" in msg and "it assigns NEW.note, which replicator carries" \
+        in msg and "differ in note" in msg, msg
+    for column in ("body", "kind", "order_id"):
+        child = Trigger("b2", TableRef("public", "notes"), "BEFORE", "INSERT OR UPDATE",
+                        f"BEGIN NEW.{column} := 'x'; RETURN NEW; END")
+        (msg,) = warnings(env, t, crm_triggers=(child,))
+        assert f"mappings.order_note: trigger b2 (BEFORE INSERT OR UPDATE ON public.notes)" in msg \
+            and f"it assigns NEW.{column}, which" in msg, msg
+    other = Trigger("b3", TableRef("public", "notes"), "BEFORE", "INSERT", "BEGIN NEW.edited := now(); RETURN NEW; END")
+    assert warnings(env, t, crm_triggers=(other,)) == []

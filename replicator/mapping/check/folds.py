@@ -77,8 +77,7 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
                        f"({flow.stream})", scol, tcol)
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
         kind = slice_text(child.slice) or "every kind"  # not a Python dict's repr
-        ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into "
-              f"{parent.table}.{fold.into} (`verify` does not compare folded columns yet)")
+        ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into {parent.table}.{fold.into}")
 
 
 def _check_two_hop(ck: _Checker, m: Mapping, fold: Fold) -> None:

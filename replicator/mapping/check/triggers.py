@@ -8,7 +8,7 @@ bodies); a body that runs dynamic SQL or calls a procedure, or a function in ano
 cannot tell. Triggers that write only tables no mapping carries (an audit log) are left alone.
 
 A BEFORE INSERT or UPDATE trigger that assigns a column of NEW which a mapping carries (`NEW.x := ...`,
-`SET NEW.x = ...`) changes the value replicator wrote, inside its tagged transaction: the other side keeps the
+`SET NEW.x = ...`; a fold's parent column and its child row's columns are carried too) changes the value replicator wrote, inside its tagged transaction: the other side keeps the
 value replicator wrote, so it warns naming the columns; columns no mapping carries (an `updated_at` the
 application keeps for itself) are left alone. A body that assigns the whole NEW row, returns another row or calls
 a procedure warns that check cannot tell. MariaDB shows a trigger's statements only to an account with the
@@ -24,7 +24,7 @@ from replicator.mapping.check.serverside import HIDDEN, ServerSide, Trigger, ass
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
-    from replicator.mapping.model import Mapping
+    from replicator.mapping.model import Flow, Mapping
 
 
 def check_triggers(ck: _Checker) -> None:
@@ -108,8 +108,8 @@ def _assigns(ck: _Checker, side: str, other: str, tr: Trigger, head: str, postgr
 
 
 def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
-    """The columns of `table` on `side` any mapping reads or writes (keys included), but a column only stamped
-    with the apply time (`now: true`)."""
+    """The columns of `table` on `side` any mapping reads or writes (keys included, a fold's columns too), but a
+    column only stamped with the apply time (`now: true`)."""
     out: set[str] = set()
     for m in ck.mset.mappings:
         for e in m.endpoints:
@@ -121,6 +121,28 @@ def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
                 out.update(p.target for p in f.plans if not p.stamp)
             if f.source.side == side and f.source.table == table:
                 out.update(p.source for p in f.plans if p.source is not None)
+            if f.fold is not None:
+                out.update(_folded(f, side, table))
+    return out
+
+
+def _folded(f: Flow, side: str, table: TableRef) -> set[str]:
+    """The columns of `table` on `side` a fold's flow reads or writes (a fold has no field plans): the parent's
+    column (`into`) on the column's side; the child's `by`, `value` and slice columns on the child's side (a
+    two-hop fold's link table: `by`, `to` and its slice; the far table: `value` and its slice)."""
+    fold = f.fold
+    assert fold is not None
+    out: set[str] = set()
+    for end in (f.source, f.target):
+        if end.side != side or end.table != table:
+            continue
+        if side != fold.child:
+            out.add(fold.into)
+        elif fold.via is not None and end.table == fold.via.endpoint.table:
+            out.update((fold.by, fold.via.to, *(c for c, _ in fold.via.endpoint.slice)))
+        else:
+            out.update((fold.value, *(c for c, _ in end.slice)) if fold.via is not None
+                       else (fold.by, fold.value, *(c for c, _ in end.slice)))
     return out
 
 
