@@ -371,3 +371,15 @@ def test_a_before_trigger_assigning_a_folded_column_warns_naming_it(env: Env) ->
             and f"it assigns NEW.{column}, which" in msg, msg
     other = Trigger("b3", TableRef("public", "notes"), "BEFORE", "INSERT", "BEGIN NEW.edited := now(); RETURN NEW; END")
     assert warnings(env, t, crm_triggers=(other,)) == []
+
+
+def test_a_before_trigger_making_a_key_the_database_generates_is_left_alone(env: Env) -> None:
+    """`generate: {id: default}`: replicator leaves the crosswalk key to the database and reads back what it made
+    (vtiger's crmid from its sequence table, by a trigger): not a carried value. A key replicator makes itself
+    (uuid) that a trigger overwrites is still named."""
+    assign = Trigger("b4", TableRef("public", "notes"), "BEFORE", "INSERT",
+                     "BEGIN NEW.id := nextval('notes_seq'); RETURN NEW; END")
+    by_database = text() + FOLD.replace("generate: {id: uuid}", "generate: {id: default}")
+    assert warnings(env, by_database, crm_triggers=(assign,)) == []
+    (msg,) = warnings(env, text() + FOLD, crm_triggers=(assign,))
+    assert "it assigns NEW.id, which replicator carries" in msg, msg

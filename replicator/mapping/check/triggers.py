@@ -109,12 +109,14 @@ def _assigns(ck: _Checker, side: str, other: str, tr: Trigger, head: str, postgr
 
 def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
     """The columns of `table` on `side` any mapping reads or writes (keys included, a fold's columns too), but a
-    column only stamped with the apply time (`now: true`)."""
+    column only stamped with the apply time (`now: true`), and a crosswalk key the database makes (`generate:
+    {col: default}`: replicator writes the DEFAULT and reads back what the server -- a trigger, say -- made)."""
     out: set[str] = set()
     for m in ck.mset.mappings:
         for e in m.endpoints:
             if e.side == side and e.table == table:
-                out.update(e.key)
+                made = {g.column for g in e.generate if g.by_database}
+                out.update(k for k in e.key if k not in made)
         for f in m.flows:
             if f.target.side == side and f.target.table == table:
                 # a `now: true` stamp holds replicator's apply time, which no side compares (verify skips it)
