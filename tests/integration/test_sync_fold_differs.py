@@ -113,7 +113,7 @@ def test_sync_of_the_parent_then_its_folds_while_the_daemon_runs_the_erp_first(m
         result = pair.cli("sync", *(a for m in mappings for a in ("--mapping", m)), check=False, timeout=60)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
     # the ERP's values where both hold one; customer 2's e-mail and flag, which only the CRM holds, in the ERP (a
-    # fold's copy never takes a NULL for a value, whichever side is first; a field's does)
+    # fold's copy never takes a missing value for one, whichever side is first)
     erp_wins = [(1, "erp-1", "one@erp", "N"), (2, "erp-2", "two@crm", "N"), (3, "erp-3", "three@erp", "Y"),
                 (4, "same", "four@both", "Y")]
     wait_until(lambda: _crm(pair) == _erp(pair) == erp_wins, 30, "the ERP's values, customer 2's from the CRM")
