@@ -342,7 +342,7 @@ class FoldApplier:
         if flow.target.side == fold.child:
             value = self._value(lc, lc.values[VALUE])
             if value is not _PARKED:
-                self._to_child(lc, fold, parent_key, value)
+                self._to_child(lc, fold, parent_key, value, fill=fold.value in lc.insert_only)
             return
         if lc.op is Op.DELETE:
             value = self._remaining(lc, fold, parent.value, exclude=lc.source_key)
@@ -351,7 +351,7 @@ class FoldApplier:
             value = lc.values[VALUE]
         value = self._value(lc, value)
         if value is not _PARKED:
-            self._to_column(lc, fold, parent_key, value)
+            self._to_column(lc, fold, parent_key, value, fill=fold.into in lc.insert_only)
 
     def _value(self, lc: LinkedChange, value: Any) -> Any:
         if isinstance(value, Ref):
@@ -441,10 +441,14 @@ class FoldApplier:
         value = carried(lc.flow, rest[0][n], lc.flow.source.table, rest[0][:n], fold.value)
         return Ref(fold.references, value) if fold.references and value is not None else value
 
-    def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
+    def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any, fill: bool = False) -> None:
+        """`fill` (the second side's copy of a two-way fold, sync/driver.py): only a NULL column is written."""
         flow = lc.flow
         tgt = flow.target
         key = (parent_key,)
+        if fill and (value is None or self.a.find_keys(tgt.table, (fold.into,), dict(zip(tgt.key, key)), limit=1)
+                     != [(None,)]):
+            return  # the first side's value stands (a missing parent is the parent mapping's business)
         if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
             old = self._old(lc.expect[VALUE])
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value):
@@ -571,10 +575,13 @@ class FoldApplier:
         return Ref(fold.references, value) if fold.references and value is not None else value
 
     # ------------------------------------------------------------ a column into a child row
-    def _to_child(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any) -> None:
+    def _to_child(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any, fill: bool = False) -> None:
+        """`fill` (the second side's copy of a two-way fold, sync/driver.py): only a missing child row is made."""
         tgt = lc.flow.target
         n = len(tgt.key)
         rows = self.a.find_keys(tgt.table, (*tgt.key, fold.value), {fold.by: parent_key}, limit=2, slice_=tgt.slice)
+        if fill and rows:
+            return  # the first side's value stands
         if len(rows) > 1:
             metrics.fold_refused.labels(self.stream, lc.flow.mapping).inc()
             raise RowError(f"mapping {lc.flow.mapping}: parent {parent_key!r} has several rows of "

@@ -47,6 +47,11 @@ A two-way mapping is copied from one side first (`sync.first_side`, default: the
 connection), then from the other. The first side's copy writes every field it maps, so on fields
 without an owner its values win; the second side's copy writes only the fields it owns into rows
 that exist on both sides, and creates the rows that exist on its side only.
+
+A fold (mapping/folds.py) follows the same rule for its one column: on the second side its copy writes the
+folded value only where the first side has none (no child row, a NULL column) and never overwrites or deletes
+one. An echo row of a fold is judged by the columns the echo wrote (`_echoed`), not by the row: the parent
+mapping's copy writing a parent's name says nothing about its folded e-mail, which must still be copied.
 """
 from __future__ import annotations
 
@@ -61,7 +66,7 @@ import time
 from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.appliers.base import Applier
-from replicator.changes import Op, RowChange, TableRef, TargetChange, Transaction, Watermark
+from replicator.changes import UNCHANGED, Op, RowChange, TableRef, TargetChange, Transaction, Watermark
 from replicator.config import Config, Connection
 from replicator.connect import RETRIABLE, error_class
 from replicator.errors import FatalError, ReplicatorError, RetriableError, RowError
@@ -104,6 +109,9 @@ class SyncDriver:
         # synced table -> (its key columns, {key changed since the sync started: CHANGED or ECHO});
         # the apply thread's
         self._tracked: dict[TableRef, tuple[tuple[str, ...], dict[tuple[Any, ...], str]]] = {}
+        # synced table -> {key of an ECHO row: the columns our echoes changed in it, None when not known (an
+        # insert, an old image without them)}: a fold's copy asks whether an echo wrote its column (the apply thread's)
+        self._echoed: dict[TableRef, dict[tuple[Any, ...], frozenset[str] | None]] = {}
         self._chunks: dict[str, Chunk] = {}  # HIGH mark -> chunk read before it, not applied yet
         # the flow and source row of each change the last `observe` returned (by id()): what the
         # dead-letter queue records of a copied row the target rejects (stream/deadletter.note_copied)
@@ -223,6 +231,7 @@ class SyncDriver:
         the other direction for the keys deleted on the jobs' target tables."""
         for job in jobs:
             self._tracked.setdefault(job.flow.source.table, (job.flow.source.key, {}))
+            self._echoed.setdefault(job.flow.source.table, {})
             if self.peer is not None and not job.flow.link.crosswalk:  # a crosswalk pair outlives its row
                 self.peer.watch(job.flow.target.table, job.flow.target.key)
 
@@ -265,11 +274,16 @@ class SyncDriver:
             if tracked is not None:
                 cols, keys = tracked
                 kind = ECHO if txn.echo and ch.op is not Op.DELETE else CHANGED
+                echoed = self._echoed.setdefault(ch.table, {})
+                wrote = _changed_columns(ch) if kind is ECHO else None
                 for image in (ch.before, ch.after):
                     if image:
                         key = tuple(image.get(c) for c in cols)
                         if keys.get(key) is not CHANGED:
                             keys[key] = kind
+                        if kind is ECHO:
+                            was = echoed.get(key, frozenset())
+                            echoed[key] = None if was is None or wrote is None else was | wrote
         for mark in txn.watermarks:  # after the transaction's rows (a snapshotter's has none)
             out.extend(self._watermark(mark))
         return out
@@ -285,13 +299,17 @@ class SyncDriver:
         job = chunk.job
         table = job.flow.source.table
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
+        echoed = self._echoed.get(table, {})
         deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
         out: list[Routed | Progress] = []
         sources = self.copied_from = {}
         unroutable = self.copied_unroutable = {}
         skipped = 0
         for row_ in chunk.rows:
-            kind = changed.get(tuple(row_[c] for c in cols))
+            key = tuple(row_[c] for c in cols)
+            kind = changed.get(key)
+            if kind is ECHO and _fold_echoed(job.flow, echoed.get(key)) is False:
+                kind = None  # our echo wrote other columns of the row (the parent mapping's): the fold's is copied
             source = RowChange(table, Op.INSERT, None, row_)
             if kind is CHANGED:
                 # changed since the sync started: the stream brings (or brought) its newest state; routed only to
@@ -316,7 +334,7 @@ class SyncDriver:
                 skipped += 1  # outside the mapping's slice or filter: not the mapping's row, not copied
                 continue
             if kind is ECHO:
-                for change in self._echo_row(job, routed):
+                for change in self._echo_row(job, routed, echoed.get(key)):
                     sources[id(change)] = (job.flow, source)
                     out.append(change)
                 continue
@@ -336,10 +354,19 @@ class SyncDriver:
         return out
 
     @staticmethod
-    def _echo_row(job: Job, routed: list[Routed]) -> list[Routed]:
+    def _echo_row(job: Job, routed: list[Routed], wrote: frozenset[str] | None = None) -> list[Routed]:
         """A row our other direction wrote into this side since the sync started: it exists on the
         other side (or was deleted there since: it must not come back), and the echo carried the
-        other side's fields. Only the fields this side owns are written, into an existing row."""
+        other side's fields. Only the fields this side owns are written, into an existing row.
+
+        A fold's row (its column is not known to be the echo's: `_fold_echoed`) fills the other side's value
+        only where it has none, never overwrites one: an echo of only the parent mapping's columns must not
+        keep the fold's value from being copied, and one of the fold's column carried a value already."""
+        if job.flow.fold is not None:
+            if _fold_echoed(job.flow, wrote) is True:
+                return []  # the echo wrote the fold's column: the other side's value is here already
+            fill = frozenset({folded_column(job.flow)})
+            return [replace(change, insert_only=change.insert_only | fill) for change in routed]
         key = set(job.flow.target.key)
         if not any(p.target not in key and p.target not in job.echo_insert_only for p in job.flow.plans):
             return []  # this side owns none of the fields: nothing to bring over
@@ -391,6 +418,7 @@ class SyncDriver:
             self._chunks.clear()
             self._lock.notify_all()
         self._tracked = {}
+        self._echoed = {}
         self._keep_echoes(False)
 
     def _keep_echoes(self, on: bool) -> None:
@@ -406,6 +434,8 @@ class SyncDriver:
             return frozenset()
         if self._first_side() == self.source.name and not resumed:
             return frozenset()
+        if flow.fold is not None:  # a fold has no fields (and no owner): its one column, filled where empty
+            return frozenset({folded_column(flow)})
         owners = {f.name: f.owner for f in mapping.fields}
         return frozenset(p.target for p in flow.plans if owners.get(p.name) is None and p.target not in flow.target.key)
 
@@ -486,6 +516,51 @@ class SyncDriver:
     def wake(self) -> None:
         with self._lock:
             self._lock.notify_all()
+
+
+def folded_column(flow: Flow) -> str:
+    """The column a fold's flow writes in its target: the parent's column, or the child row's value."""
+    fold = flow.fold
+    assert fold is not None
+    return fold.value if flow.target.side == fold.child else fold.into
+
+
+def _changed_columns(change: RowChange) -> frozenset[str] | None:
+    """The columns an update changed, None when that cannot be told (an insert; an old image without the
+    column: PostgreSQL's default replica identity)."""
+    before, after = change.before, change.after
+    if change.op is not Op.UPDATE or before is None or after is None:
+        return None
+    out = set()
+    for column, value in after.items():
+        if value is UNCHANGED:
+            continue  # an unchanged TOAST value
+        old = before.get(column, UNCHANGED)
+        if old is UNCHANGED:
+            return None
+        try:
+            same = old.__class__ is value.__class__ and bool(old == value)
+        except Exception:
+            same = False
+        if not same:
+            out.add(column)
+    return frozenset(out)
+
+
+def _fold_echoed(flow: Flow, wrote: frozenset[str] | None) -> bool | None:
+    """Whether our echo wrote what a fold's flow reads from its source row; None when the echo's columns are
+    not known (an insert, an update without its old image: PostgreSQL's default replica identity). A row's echo
+    is the whole row's for any other flow, and for a two-hop fold (one way)."""
+    fold = flow.fold
+    if fold is None or fold.via is not None:
+        return True
+    if wrote is None:
+        return None
+    if flow.source.side == fold.child:
+        read = {fold.value, fold.by, *(c for c, _ in flow.source.slice)}
+    else:
+        read = {fold.into}
+    return bool(read & wrote)
 
 
 def _target_key(flow: Flow, change: Any) -> tuple[Any, ...] | None:

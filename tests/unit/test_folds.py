@@ -438,3 +438,27 @@ def test_explain_shows_what_a_row_becomes_through_a_fold(config: Config) -> None
     text = run(config, mset, mapping="contact_company", side="erp", offline=True,
                row='{"contact_no": 3, "name": "x", "company_no": 9}')
     assert "(a companies key, not looked up)" in text and "public.contact_company row" in text
+
+
+def test_the_second_sides_copy_fills_a_missing_value_and_never_overwrites_one(config: Config) -> None:
+    """A copied row marked insert-only in the fold's column (sync/driver.py: the second side of a two-way fold):
+    a child row is made where there is none, a NULL column set; an existing value stays."""
+    from dataclasses import replace
+    mset = load(config, MAPS)
+    target = FakeTarget()
+    fa, _ = _applier(target, {("customers", 7): "c-7", ("customers", 8): "c-8"})
+    target.rows[ADDRESS] = [{"id": "u1", "owner_id": "c-7", "kind": "email", "value": "first@crm"}]
+    for cust_no, email in ((7, "second@erp"), (8, "only@erp")):
+        change = RowChange(CUSTOMERS, Op.INSERT, None, {"cust_no": cust_no, "name": "n", "email": email})
+        lc = _one([o for o in route(mset, "erp", change) if isinstance(o, LinkedChange) and o.flow.fold is not None])
+        fa.apply(replace(lc, insert_only=frozenset({"value"})))
+    assert sorted((r["owner_id"], r["value"]) for r in target.rows[ADDRESS]) == [("c-7", "first@crm"),
+                                                                               ("c-8", "only@erp")]
+    # into the parent's column: only a NULL one is written
+    target.rows[CUSTOMERS] = [{"cust_no": 7, "email": "first@erp"}, {"cust_no": 8, "email": None}]
+    fa, _ = _applier(target, {("customers", "c-7"): 7, ("customers", "c-8"): 8}, siblings=[])
+    for owner, value in (("c-7", "second@crm"), ("c-8", "only@crm")):
+        row = {"id": f"u-{owner}", "owner_id": owner, "kind": "email", "value": value}
+        fa.apply(replace(_one(route(mset, "crm", RowChange(ADDRESS, Op.INSERT, None, row))),
+                         insert_only=frozenset({"email"})))
+    assert target.rows[CUSTOMERS] == [{"cust_no": 7, "email": "first@erp"}, {"cust_no": 8, "email": "only@crm"}]

@@ -317,3 +317,50 @@ def test_parked_rows_are_retried_after_a_copy_until_a_round_applies_nothing(conf
         b._retry_parked()
     assert calls == ["a", "b", "a", "b"]  # each retried twice: the rounds after a's 2 and b's 1 applied rows
     assert a.parked_settled and b.parked_settled
+
+
+FOLD_YAML = """\
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    fields:
+      id: {erp: cid}
+      name: {erp: customer_name}
+  customer_email:
+    direction: both
+    crm: {table: address, key: [id], slice: {kind: email}, generate: {id: uuid}}
+    erp: {table: customers, key: [cid]}
+    fold: {parent: customers, child: crm, by: owner_id, value: value, into: email}
+"""
+
+
+def test_a_fold_copies_a_row_whose_echo_wrote_other_columns_and_fills_only(config: Config) -> None:
+    """The ERP -> CRM copy (the second side) of a fold whose parent column is in the ERP's customers: an echo of
+    the customers mapping (its name) says nothing about the e-mail, so that row is copied; an echo that wrote the
+    e-mail carried the CRM's value and is not. What it copies fills only."""
+    mset = load(config, FOLD_YAML)
+    crm, erp = config.connections
+    d = SyncDriver(config, erp, crm, threading.Event())
+    d._snapshotter = object()  # type: ignore[assignment]
+    m = mset.by_name["customer_email"]
+    flow = m.flow("erp")
+    assert flow is not None
+    assert d._insert_only(m, flow) == frozenset({"value"})  # the child row's value, where there is none
+    table = flow.source.table
+    job = Job("customer_email", flow, None, 0, d._insert_only(m, flow))
+    d.track([job])
+
+    def row(cid: int, email: str, name: str = "n") -> dict:
+        return {"cid": cid, "customer_name": name, "email": email}
+    d.observe(txn(RowChange(table, Op.UPDATE, row(1, "a@x", "old"), row(1, "a@x", "new")),  # the name only
+                  RowChange(table, Op.UPDATE, row(2, "b@erp"), row(2, "b@crm")),  # the e-mail
+                  RowChange(table, Op.INSERT, None, row(3, "c@crm")), echo=True))  # a parent created: every column
+    high = d.add_chunk(d.snapshotter, Chunk(job, [row(1, "a@x", "new"), row(2, "b@crm"), row(3, "c@crm"),
+                                                  row(4, "d@erp")], (4,), 4, 4, True))
+    out = [c for c in d.observe(txn(Watermark("erp_to_crm", "high", high))) if isinstance(c, LinkedChange)]
+    # 3: an echo whose columns are not known (an insert) is copied too, filling only (a no-op where the CRM holds
+    # the value it was made from)
+    assert [lc.source_key for lc in out] == [(1,), (3,), (4,)]
+    assert all(lc.insert_only == frozenset({"value"}) for lc in out)
