@@ -31,7 +31,7 @@ from replicator.compare import canonicalizer, key_canonicalizer, rule_for, value
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
 from replicator.mapping.folds import carried, child_rows_sql, far_rows_sql
-from replicator.mapping.links import _key_reference
+from replicator.mapping.scope import key_reference
 from replicator.mapping.model import Flow, Mapping
 from replicator.mapping.router import Ref, _matches
 from replicator.verify.flow import PROBE, by_keys
@@ -258,7 +258,7 @@ class FoldCheck:
                 lambda sql, params: self.src.query(sql.replace("{crosswalk}", self.src.crosswalk), params),
                 self.flow.source.side, self.flow.target.side, PROBE)
             return {text: pair.target_key[0] for text, pair in lookup.pairs(name, [(v,) for v in values]).items()}
-        through = _key_reference(m, self.flow.target.side)
+        through = key_reference(m, self.flow.target.side)
         if through is not None and through != name:  # keyed by another mapping's records (a 1:1 extension)
             first = self._counterparts(through, values)
             return {dumps_key((v,)): first[dumps_key((v,))] for v in values if dumps_key((v,)) in first}
