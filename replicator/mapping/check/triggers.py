@@ -24,7 +24,7 @@ from replicator.mapping.check.serverside import HIDDEN, ServerSide, Trigger, ass
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
-    from replicator.mapping.model import Flow, Mapping
+    from replicator.mapping.model import Endpoint, Flow, Mapping
 
 
 def check_triggers(ck: _Checker) -> None:
@@ -115,8 +115,7 @@ def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
     for m in ck.mset.mappings:
         for e in m.endpoints:
             if e.side == side and e.table == table:
-                made = {g.column for g in e.generate if g.by_database}
-                out.update(k for k in e.key if k not in made)
+                out.update(_written_keys(m, e))
         for f in m.flows:
             if f.target.side == side and f.target.table == table:
                 # a `now: true` stamp holds replicator's apply time, which no side compares (verify skips it)
@@ -126,6 +125,18 @@ def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:
             if f.fold is not None:
                 out.update(_folded(f, side, table))
     return out
+
+
+def _written_keys(m: Mapping, e: Endpoint) -> tuple[str, ...]:
+    """The key columns of an endpoint whose values replicator writes. Not a key the database makes (`generate:
+    {col: default}`: replicator writes the DEFAULT and reads back what the server -- a trigger, say -- made), nor
+    a crosswalk's key on a side where the mapping never creates rows (`created_by` that side): a crosswalk key is
+    the side's own, which no side compares. A key replicator makes itself (`uuid`, a template) that a trigger
+    overwrites still counts: the pair would name a row that is not there."""
+    if m.link.crosswalk and all(f.created_by == e.side for f in m.flows if f.target.side == e.side):
+        return ()
+    made = {g.column for g in e.generate if g.by_database}
+    return tuple(k for k in e.key if k not in made)
 
 
 def _folded(f: Flow, side: str, table: TableRef) -> set[str]:
