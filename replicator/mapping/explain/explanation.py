@@ -505,6 +505,8 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
         else:
             otherwise = f"a new {where} row is inserted"
         text = f"counterpart unknown ({why}): an existing counterpart would be updated, otherwise {otherwise}"
+    elif counterpart is not None and lc is not None and lc.refused is not None:
+        action, text = "error", f"row error: {lc.refused} (the gate is closed, but the row has a counterpart)"
     elif counterpart is not None:
         action = "update"
         tkey = tuple(counterpart["target_key"].values())
