@@ -51,6 +51,10 @@ class LinkedChange:
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
     commit_time: datetime | None = None  # the source transaction's commit time
+    # a row whose gate is closed and whose values cannot be made (Dolibarr's draft order: its `fk_statut` 0 is in no
+    # `map:`, since a draft never opens the gate): nothing is written unless the record has a counterpart already,
+    # which the linker finds out; then this is the row error (links.Linker.apply). `values` is empty.
+    refused: RowError | None = None
 
 
 # what routing makes of a source change: a plain target operation the applier batches, or one the
@@ -921,12 +925,18 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
             metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
             return []
         return [_linked_delete(flow, change, row, skey, checked, commit_time)]
-    values = target_values(flow, change, row, refs=True)
     gate_open = True
     if flow.gate is not None:
         column, wanted = flow.gate
         full = _complete(row, change.before)
         gate_open = _matches(full.get(column), wanted)
+    try:
+        values = target_values(flow, change, row, refs=True)
+    except RowError as exc:
+        if gate_open or not flow.link.crosswalk or flow.link.natural:
+            raise
+        # the gate is closed: an error only if a counterpart exists already (the gate opened before)
+        return [LinkedChange(flow, change.op, change, skey, {}, False, commit_time=commit_time, refused=exc)]
     expect: Mapping[str, Any] | None = None
     if checked and change.op is Op.INSERT:
         expect = {}
