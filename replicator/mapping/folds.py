@@ -59,6 +59,24 @@ def coalesced(lc: Routed) -> bool:
         and lc.flow.fold.via is not None
 
 
+def folds_into_children(flow: Flow) -> bool:
+    """A one-hop fold's flow from the parent's column into child rows (`FoldApplier._to_child`)."""
+    fold = flow.fold
+    return fold is not None and fold.via is None and flow.target.side == fold.child
+
+
+def child_columns(flow: Flow) -> tuple[str, ...]:
+    """What names a child row of the type whatever its key (made anew by `generate:`): its parent, its slice."""
+    assert flow.fold is not None
+    return (flow.fold.by, *(c for c, _ in flow.target.slice))
+
+
+def deleted_child(values: Sequence[Any]) -> tuple[str, ...]:
+    """`child_columns`' values as a first copy compares them (LinkedChange.deleted_children): as text, so that a
+    parent key read from the target's change stream and one resolved through the parent's link compare alike."""
+    return tuple(str(v) for v in values)
+
+
 def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
@@ -590,6 +608,12 @@ class FoldApplier:
         if not rows:
             if value is None:
                 return  # nothing to delete
+            if lc.deleted_children and deleted_child((parent_key, *(v for _, v in tgt.slice))) in lc.deleted_children:
+                # a first copy's change: the target deleted this parent's row of the type while the copy ran (not
+                # we), and the delete is on its way to the source -- the copy does not bring the row back
+                log.info("%s: %s of parent %r was deleted on %s during the copy; not made again", lc.flow.mapping,
+                         tgt.table, parent_key, tgt.side)
+                return
             row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
             made = {fold.by: parent_key, fold.value: value}
             for gen in tgt.generate:

@@ -51,6 +51,10 @@ class LinkedChange:
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
     commit_time: datetime | None = None  # the source transaction's commit time
+    # -- a first copy's change of a fold into child rows (sync/driver.py): the child rows of the type the target
+    # deleted (not we) while the copy ran, as (parent key, slice values...) texts (`folds.deleted_child`); the delete
+    # is on its way to the copy's source, so no child row is made for them again
+    deleted_children: frozenset[tuple[str, ...]] = frozenset()
 
 
 # what routing makes of a source change: a plain target operation the applier batches, or one the
