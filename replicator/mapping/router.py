@@ -55,6 +55,10 @@ class LinkedChange:
     # `map:`, since a draft never opens the gate): nothing is written unless the record has a counterpart already,
     # which the linker finds out; then this is the row error (links.Linker.apply). `values` is empty.
     refused: RowError | None = None
+    # -- a first copy's change of a fold into child rows (sync/driver.py): the child rows of the type the target
+    # deleted (not we) while the copy ran, as (parent key, slice values...) texts (`folds.deleted_child`); the delete
+    # is on its way to the copy's source, so no child row is made for them again
+    deleted_children: frozenset[tuple[str, ...]] = frozenset()
 
 
 # what routing makes of a source change: a plain target operation the applier batches, or one the

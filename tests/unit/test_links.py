@@ -518,14 +518,14 @@ def test_a_parent_created_through_a_crosswalk_carries_the_columns_its_folds_fill
         if "{crosswalk}" in sql:
             return []  # no pair made by the other direction
         asked.append((sql, params))
-        return groups[params[0]]
+        return [(params[0], *r) for r in groups[params[0]]]  # the parent, then the child row's key and value
     linker = Linker(target, mset, "crm_to_erp", "crm", "erp", "state", source, "postgresql")  # type: ignore[arg-type]
     for party_id in groups:
         row = {"party_id": party_id, "party_type_id": "PARTY_GROUP", "status_id": "PARTY_ENABLED"}
         for out in route(mset, "crm", RowChange(PARTY, Op.INSERT, None, row)):
             assert isinstance(out, LinkedChange)
             linker.apply(out)
-    assert asked[0] == ('SELECT "party_id", "group_name" FROM "public"."party_group" WHERE "party_id" = %s '
-                        'ORDER BY "party_id" LIMIT 3', ["10000"])
+    assert asked[0] == ('SELECT "party_id", "party_id", "group_name" FROM "public"."party_group" '
+                        'WHERE "party_id" = %s ORDER BY "party_id", "party_id" LIMIT 3', ["10000"])
     # the one child row's value in the insert; none, or two (the fold's own change refuses those), leave it out
     assert [r.get("name") for r in target.tables[T_ORGS]] == ["Dunder Mifflin", None, None]
