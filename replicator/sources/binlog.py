@@ -29,7 +29,7 @@ from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceM
                                zero_dated)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
-from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
+from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError, show_key
 from replicator.identifiers import unquote_ident
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources import libraryrows
@@ -626,8 +626,11 @@ class BinlogSource:
                               f"mysql-replication, which cannot read it") from exc
         except (ValueError, ArithmeticError, LookupError) as exc:
             # anything else the library's readers raise (their dates past a month's end no longer do:
-            # libraryrows.watch_zero_dates) names the table at least, never a bare traceback
-            raise DecodeError(f"table {table}: mysql-replication cannot decode a value of this rows event "
+            # libraryrows.watch_zero_dates): never a bare traceback; the table, and the column and key as a row
+            # error names them when the rows read again show where it failed
+            failed = libraryrows.failure(event, at)
+            where = f"table {table}" if failed is None else library_failure_where(table, event.columns, failed)
+            raise DecodeError(f"{where}: mysql-replication cannot decode a value of this rows event "
                               f"({type(exc).__name__}: {exc}); the rows of this table are decoded by it (the fast "
                               f"decoder leaves them to it: {self._decoder.last_fallback or '?'})") from exc
 
@@ -879,6 +882,19 @@ def undecodable_message(table: TableRef, columns: Any, found: Undecodable, stops
         body += ("; the binlog keeps this row as it is: with `on_error: quarantine` for its mapping the row is "
                  "queued instead and the stream goes on (docs/types.md)")
     return f"{where}, column {found.column}: {body}"
+
+
+def library_failure_where(table: TableRef, columns: Any, found: libraryrows.Failure) -> str:
+    """`table T, key K, column C` (`errors.RowError`'s words) for a value mysql-replication cannot decode: the key
+    from the failing image's key columns read before the failing one, else from the row's old image (an update's),
+    left out when neither holds it."""
+    key_columns = [str(c.name) for c in columns if getattr(c, "is_primary", False)]
+    key = None
+    for image in (found.image, found.before):
+        if key_columns and image is not None and all(c in image for c in key_columns):
+            key = tuple(image[c] for c in key_columns)
+            break
+    return f"table {table}" + (f", key {show_key(key)}" if key is not None else "") + f", column {found.column}"
 
 
 def _decodes(encoding: Any, raw: bytes) -> bool:
