@@ -223,7 +223,7 @@ def _route_rows(flow: Flow, change: RowChange, stream: bool, commit_time: dateti
         raise RowError(f"{change.op.value} without a row image", table=str(change.table))
     if flow.filter is not None and change.op is Op.DELETE:
         missing = [c for c in flow.filter_columns if c not in row]
-        if missing:
+        if missing and not _outside(flow, row):
             # the old row holds only the key (PostgreSQL's default replica identity): the filter cannot be
             # decided, and dropping the delete would lose it silently (`check` refuses this set-up)
             raise RowError(f"mapping {flow.mapping}: the deleted row lacks column {missing[0]} that the filter "
@@ -304,11 +304,20 @@ def _entered(flow: Flow, change: RowChange) -> bool:
     return not flow.filter(before)
 
 
+def _outside(flow: Flow, part: Mapping[str, Any]) -> bool:
+    """Part of an old row (a key-only replica identity: the key, or the new row's key columns when the key did not
+    change) already fails the flow's filter or slice on the columns it holds: the row was never this mapping's,
+    whatever the columns it lacks held -- a row of another mapping's slice of a table keyed by its slice column."""
+    refutes = getattr(flow.filter, "refutes", None)
+    return refutes is not None and bool(refutes({c: v for c, v in part.items() if v is not UNCHANGED}))
+
+
 def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """An UPDATE whose new row fails the flow's filter or slice: the old row when it passed them (the row
     left the mapping: PostgreSQL's row filters make such an update a DELETE), else None (it stays outside:
     decided from the old image alone, no look at the target). An old row without a filter column cannot
-    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`);
+    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`) or the
+    columns it does hold already fail the filter or slice (`_outside`: a row of another mapping's slice);
     a column of the source key is its new value when PostgreSQL sent no old row (the key did not change).
     The old row returned holds at least the source key (what a key-only delete carries)."""
     before = change.before
@@ -319,18 +328,23 @@ def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping
         else:
             return before if flow.filter(before) else None  # type: ignore[misc]
     image: dict[str, Any] = {}
+    unknown: list[str] = []
     for column in flow.filter_columns:
         if before is not None and column in before and before[column] is not UNCHANGED:
             image[column] = before[column]
         elif before is None and column in flow.source.key and column in row:
             image[column] = row[column]
-        elif flow.leave == "ignore":
-            return None  # nothing to do either way (counted as filtered)
         else:
-            raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {column}, which the "
-                           f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
-                           f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
-                           f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=column)
+            unknown.append(column)
+    if unknown:
+        if flow.leave == "ignore" or _outside(flow, image):
+            # nothing to do either way, or the old row's known columns (its key's, when the key did not change)
+            # already put it outside: another entity's row, never this mapping's (counted as filtered)
+            return None
+        raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {unknown[0]}, which the "
+                       f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
+                       f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
+                       f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=unknown[0])
     if not flow.filter(image if before is None else {**before, **image}):  # type: ignore[misc]
         return None
     if before is None:
