@@ -23,7 +23,7 @@ from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
-from replicator.mapping.folds import FoldApplier, no_parent_writer, parent_writer
+from replicator.mapping.folds import FoldApplier, no_parent_writer, optional_parent, parent_writer
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet, no_natural_key
 from replicator.mapping.router import LinkedChange, Ref, leave_row, route, route_flow, with_owned
@@ -370,11 +370,19 @@ class Linker:
         transaction. Also every `parking.RETRY_SECONDS` while the stream applies linked changes: the pair
         may have been made by the other direction (or a `verify --repair`), which never wakes this one."""
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
-        rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",
-                            [self.stream])
+        rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key, mapping FROM {self.parked} "
+                            f"WHERE stream = %s", [self.stream])
         done = 0
-        for mapping, key in rows:
-            if self._resolve(Ref(mapping, loads_key(key)[0])) is not None:
+        seen: set[tuple[str, str]] = set()  # replayed
+        absent: set[tuple[str, str]] = set()  # no counterpart (looked up once)
+        for mapping, key, parked_by in rows:
+            if (mapping, key) in seen:
+                continue
+            ref = Ref(mapping, loads_key(key)[0])
+            if (mapping, key) not in absent and self._resolve(ref) is None:
+                absent.add((mapping, key))
+            if (mapping, key) not in absent or self._parked_parent(parked_by, ref):
+                seen.add((mapping, key))
                 done += self._unpark(mapping, key)
         return done
 
@@ -504,14 +512,34 @@ class Linker:
             raise RowError(f"mapping {flow.mapping}: {no_parent_writer(flow, 'retry the change')}",
                            table=str(flow.target.table), key=(parent_value,), column=fold.into,
                            key_side=flow.source.side)
+        if not self._made_parent(flow, pflow, parent_value):
+            return False
+        if self._resolve(Ref(fold.parent, parent_value)) is not None:
+            self._unpark(fold.parent, dumps_key((parent_value,)))
+        return True
+
+    def _made_parent(self, flow: Flow, pflow: Flow, parent_value: Any) -> bool:
+        fold = flow.fold
+        assert fold is not None
         row = self.scope.row(pflow, parent_value)
         if row is None or not self.create_parent(pflow, row):
             return False
         log.info("%s: %s: parent %s %s was missing from %s (optional: true); created from its %s row", self.stream,
                  flow.mapping, fold.parent, show_key((parent_value,)), flow.target.table, flow.source.side)
-        if self._resolve(Ref(fold.parent, parent_value)) is not None:
-            self._unpark(fold.parent, dumps_key((parent_value,)))
         return True
+
+    def _parked_parent(self, parked_by: str, waiting: Ref) -> bool:
+        """A change parked by a fold into an `optional: true` table for a parent row missing there (its source row
+        was not there when the change came, or it was parked before round 15): the parent's row is created whole
+        now if its source row exists (`make_parent`), so that the change is replayed."""
+        m = self.mset.by_name.get(parked_by)
+        flow = m.flow(self.source_side) if m is not None else None
+        if flow is None or flow.fold is None or flow.fold.parent != waiting.mapping \
+                or not optional_parent(self.mset, flow):
+            return False
+        pflow = parent_writer(self.mset, flow)
+        return pflow is not None and self._made_parent(flow, pflow, waiting.value) \
+            and self._resolve(waiting) is not None
 
     def create_parent(self, pflow: Flow, row: dict[str, Any]) -> bool:
         """A fold's parent row missing from an `optional: true` table, created whole as the parent mapping's stream

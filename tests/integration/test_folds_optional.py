@@ -136,3 +136,21 @@ def test_the_first_copy_creates_the_missing_parent_row_as_the_stream_does(make_p
 def _verify(pair, *args: str) -> tuple[int, str]:
     from tests.integration.test_verify import verify
     return verify(pair, *args)
+
+
+def test_a_change_parked_before_its_parent_existed_makes_the_row_when_retried(make_pair):
+    """A child row whose parent is not in the source yet parks, as any; the parent then arrives with its fields
+    all NULL, which creates no row. The parked change makes the row when parked changes are retried (at the start
+    of a session, and every minute while linked changes flow), instead of waiting for a row nothing makes."""
+    pair = make_pair(EXTRA_PG, EXTRA_MY, EXTRA_MAPPINGS, extra_config=QUICK)
+    pair.start()
+    pair.pg_query("INSERT INTO address VALUES ('a-5', 5, 'email', 'five@x.de')")  # no customer 5 yet
+    wait_until(lambda: pair.metric("replicator_parked_rows") == 1, 30, "the e-mail parked")
+    pair.pg_query("INSERT INTO customer VALUES (5, NULL)")
+    assert pair.stop() == 0
+    assert pair.my_query("SELECT count(*) FROM cust_extra") == [(0,)]
+    pair.start()
+    wait_until(lambda: pair.my_query("SELECT id, note, email FROM cust_extra") == [(5, None, "five@x.de")], 30,
+               "the row made by the retried change")
+    wait_until(lambda: pair.metric("replicator_parked_rows") == 0, 30, "nothing parked")
+    assert pair.stop() == 0
