@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Sequence
 
 from replicator import metrics
 from replicator.appliers.slices import slice_conditions
@@ -212,7 +212,7 @@ class Applier(abc.ABC):
     # a converter -> its form for a whole column of a run (`convert_rows`, `_expected_by_column` from
     # COLUMNWISE_ROWS rows): the values the converter gives each, in C calls, or None where it cannot tell
     # (then value by value). A dialect's own, for its usual converters; none here.
-    whole_converters: Mapping[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any] | None]] = {}
+    whole_converters: ClassVar[Mapping[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any] | None]]] = {}
 
     def __init__(self, conn: Connection, stream: str):
         self.conn = conn
