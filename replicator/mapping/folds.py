@@ -122,22 +122,35 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
     def known(row: Mapping[str, Any] | None) -> bool:
         return row is not None and all(c in row for c in flow.filter_columns)
 
+    checked = stream and flow.two_way
+
+    def expected(old: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """What the parent's column held before, as the source saw it (`expect`, the conflict check): the old
+        row's value, or NULL where the parent had no row of the type (an insert, a row moved or come into the
+        slice). None: not checked (one-way, a copy, a value that never reached the other side)."""
+        if not checked:
+            return None
+        if old is None:
+            return {VALUE: None}
+        if fold.value not in old or old[fold.value] is UNCHANGED:
+            return None
+        was = _was(flow, old[fold.value])
+        if was is UNCHANGED:
+            return None
+        return {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
+
     def clear(row: Mapping[str, Any]) -> LinkedChange:
         skey = source_key(flow, row, change)
-        return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])})
+        return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])},
+                            expect=expected(row))
 
     def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
         skey = source_key(flow, row, change)
         value = carried(flow, row.get(fold.value), change.table, skey, fold.value)
         if fold.references and value is not None:
             value = Ref(fold.references, value)
-        expect: dict[str, Any] | None = None
-        if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
-            was = _was(flow, old[fold.value])
-            if was is not UNCHANGED:
-                expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
-                            expect=expect)
+                            expect=expected(old))
 
     if change.op is Op.DELETE:
         return [clear(before)] if before is not None and member(before) else _filtered(flow)
@@ -160,7 +173,7 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
                 and _same(fold.empty_null(flow.stream, before[fold.value]),  # type: ignore[index]
                           fold.empty_null(flow.stream, row[fold.value])))
         if not same:
-            out.append(put(row, None if moved else before))
+            out.append(put(row, before if was and not moved else None))  # new to this parent: it had none
     return out or _filtered(flow)
 
 
@@ -588,9 +601,15 @@ class FoldApplier:
                            f"{dict(tgt.slice) or 'this table'} in {tgt.table} (keys {[tuple(r[:n]) for r in rows]}); "
                            f"column {fold.into} carries one: delete the extra row", table=str(lc.change.table),
                            key=lc.source_key, column=fold.into)
+        checked = lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect \
+            and fold.value not in tgt.key
         if not rows:
             if value is None:
                 return  # nothing to delete
+            if checked:  # the parent had a value: its child row was removed here meanwhile, a race
+                old = self._old(lc.expect[VALUE])  # type: ignore[index]
+                if old is not None and old is not _PARKED and not self._departed(lc, fold, parent_key, old, value):
+                    return
             row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
             made = {fold.by: parent_key, fold.value: value}
             for gen in tgt.generate:
@@ -601,8 +620,8 @@ class FoldApplier:
             return
         child_key, current = tuple(rows[0][:n]), rows[0][n]
         # a value that is part of the child's key (an association table's) moves the row: no field to check
-        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect and fold.value not in tgt.key:
-            old = self._old(lc.expect[VALUE])
+        if checked:
+            old = self._old(lc.expect[VALUE])  # type: ignore[index]
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, child_key, fold.value, old, value):
                 return
         if value is None:
@@ -627,10 +646,23 @@ class FoldApplier:
         rule and recorded in <state>.conflicts): False when the target's concurrent edit wins."""
         assert self.a.resolver is not None
         keys = dict(zip(key_cols, key))
+        # must_exist: a parent gone from the target is the parent mapping's business, never made again here
         tc = TargetChange(table, Op.UPDATE, tuple(key_cols), key, {column: new, **keys}, expect={column: old, **keys},
-                          mapping=lc.flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
+                          must_exist=True, mapping=lc.flow.mapping, source_key=lc.source_key,
+                          commit_time=lc.commit_time)
         out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc])
         return bool(out) and _same(out[0].values.get(column), new)
+
+    def _departed(self, lc: LinkedChange, fold: Fold, parent_key: Any, old: Any, new: Any) -> bool:
+        """The parent's column changed from `old` (not NULL) on the source, and the target has no child row of
+        the type for it: the other side removed it (deleted, moved, out of the slice) while this side edited
+        the column. A conflict (`update_missing` of the fold's field), decided and recorded by the resolver as
+        the other direction decides its side of the race; True when this edit wins (the row is made again)."""
+        assert self.a.resolver is not None
+        tgt = lc.flow.target
+        tc = TargetChange(tgt.table, Op.UPDATE, tuple(tgt.key), (), {fold.value: new}, expect={fold.value: old},
+                          mapping=lc.flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
+        return self.a.resolver.departed(self.a, tc, fold.by, parent_key, tgt.slice)
 
 
 _PARKED: Any = object()
