@@ -221,9 +221,9 @@ class CommitClock:
         self._readers: dict[str, Callable[[bool], None]] = {}
         # a two-way fold's child tables (`watch_departures`): (side, table) -> {(by column, slice columns)}; and
         # the child rows that left a parent (deleted, moved to another parent, out of the slice), the latest per
-        # (side, table, by, parent, slice values): (the child row's key, commit time). Indexed with the rest
+        # (side, table, by, parent, slice values): (the child row's key, commit time, deleted). Indexed with the rest
         self._watched: dict[tuple[str, TableRef], frozenset[tuple[str, tuple[str, ...]]]] = {}
-        self._departed: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], datetime]] = OrderedDict()
+        self._departed: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], datetime, bool]] = OrderedDict()
 
     @property
     def _rows(self) -> OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry]:
@@ -296,8 +296,8 @@ class CommitClock:
                 self._watched[k] = frozenset(v)
 
     def departed(self, side: str, table: TableRef, by: str, parent: Any, slice_: Sequence[tuple[str, Any]],
-                 timeout: float = COMMIT_TIME_WAIT_SECONDS) -> tuple[tuple[Any, ...], datetime] | None:
-        """The key and commit time of the latest row of `table` (of the slice `slice_`) that left `parent` on
+                 timeout: float = COMMIT_TIME_WAIT_SECONDS) -> tuple[tuple[Any, ...], datetime, bool] | None:
+        """The key, commit time and whether it was deleted (not moved) of the latest row of `table` (of the slice `slice_`) that left `parent` on
         `side` (deleted, moved, out of the slice), or None when none was read within `timeout` seconds."""
         k = (side, table, by, key_form((parent,)), tuple(slice_))
         deadline = time.monotonic() + timeout
@@ -339,7 +339,7 @@ class CommitClock:
             if after is not None and all(_plain(before[c], after.get(c, before[c])) for c in (by, *cols)):
                 continue  # still this parent's row of the slice
             k = (side, ch.table, by, key_form((before[by],)), tuple((c, before[c]) for c in cols))
-            self._departed[k] = (key, when)
+            self._departed[k] = (key, when, after is None)
             self._departed.move_to_end(k)
             while len(self._departed) > self.size:
                 self._departed.popitem(last=False)

@@ -124,17 +124,18 @@ class Detector:
         return out
 
     def departed(self, applier: Applier, r: TargetChange, by: str, parent: Any,
-                 slice_: Sequence[tuple[str, Any]]) -> bool:
+                 slice_: Sequence[tuple[str, Any]]) -> tuple[bool, tuple[Any, ...] | None]:
         """Resolver.departed: a two-way fold's change of the parent's column (`r`: an UPDATE of the child's value
         column, `expect` the value the source saw before, not NULL) finds no child row of the type under
         `parent`: the other side removed it meanwhile (deleted it, moved it to another parent, took it out of
         the slice). That is an `update_missing` of the fold's field, decided by its rule as the other direction
         decides its `update_differs` (its removal against our edit) and recorded; True when the edit wins (the
-        child row is made again). The row that left and when: from the other direction's reader
+        child row is made again), and the key of the row that was deleted (None: unknown, or it was moved, not
+        deleted). The row that left and when: from the other direction's reader
         (`CommitClock.departed`), waited for under `latest` by commit time as for any edit."""
         flow = self.flows.get(r.mapping)
         if flow is None or flow.conflicts is None:
-            return True
+            return True, None
         column = next(iter(r.values))
         rule = flow.conflicts.rule(column)
         seen = None
@@ -156,7 +157,7 @@ class Detector:
         store.record(applier, found)
         metrics.count_conflicts(applier.direction, found)
         log.info("%s: %d conflict(s) on %s", applier.direction, len(found), r.table)
-        return won
+        return won, (seen[0] if seen is not None and seen[2] else None)
 
     def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
                  equal: Callable[[Any, Any], bool], deleted: bool = False) -> Any:

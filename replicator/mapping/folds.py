@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from replicator import metrics
@@ -59,15 +60,15 @@ def coalesced(lc: Routed) -> bool:
         and lc.flow.fold.via is not None
 
 
-def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
+def route_fold(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
     if fold.via is not None:
         return _from_link(flow, fold, change) if flow.source.table == fold.via.endpoint.table \
             else _from_far(flow, fold, change)
     if flow.source.side == fold.child:
-        return _from_child(flow, fold, change, stream)
-    return _from_parent(flow, fold, change, stream)
+        return _from_child(flow, fold, change, stream, commit_time)
+    return _from_parent(flow, fold, change, stream, commit_time)
 
 
 def _filtered(flow: Flow) -> list[Routed]:
@@ -104,7 +105,8 @@ def _was(flow: Flow, value: Any) -> Any:
         return UNCHANGED
 
 
-def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool, commit_time: datetime | None = None
+                ) -> list[Routed]:
     """A row of the child table: its parent's column on the other side follows it."""
     before = change.before
     if change.op is Op.DELETE and before is not None:
@@ -142,7 +144,7 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
     def clear(row: Mapping[str, Any]) -> LinkedChange:
         skey = source_key(flow, row, change)
         return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])},
-                            expect=expected(row))
+                            expect=expected(row), commit_time=commit_time)
 
     def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
         skey = source_key(flow, row, change)
@@ -150,7 +152,7 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
         if fold.references and value is not None:
             value = Ref(fold.references, value)
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
-                            expect=expected(old))
+                            expect=expected(old), commit_time=commit_time)
 
     if change.op is Op.DELETE:
         return [clear(before)] if before is not None and member(before) else _filtered(flow)
@@ -231,7 +233,8 @@ def _from_far(flow: Flow, fold: Fold, change: RowChange) -> list[Routed]:
     return [LinkedChange(flow, Op.UPDATE, change, skey, {FAR: skey[0]})]
 
 
-def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool, commit_time: datetime | None = None
+                 ) -> list[Routed]:
     """A parent row on the column's side: its child row on the other side follows the column. A parent's
     delete is the parent mapping's business (and the child table's foreign key's, ON DELETE CASCADE)."""
     if change.op is Op.DELETE:
@@ -261,7 +264,7 @@ def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> lis
         return Ref(fold.references, v) if fold.references and v is not None else v
     expect = {VALUE: ref(old)} if stream and flow.two_way and old is not UNCHANGED else None
     return [LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, skey[0]), VALUE: ref(value)},
-                         expect=expect)]
+                         expect=expect, commit_time=commit_time)]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -606,14 +609,22 @@ class FoldApplier:
         if not rows:
             if value is None:
                 return  # nothing to delete
+            again: tuple[Any, ...] | None = None
             if checked:  # the parent had a value: its child row was removed here meanwhile, a race
                 old = self._old(lc.expect[VALUE])  # type: ignore[index]
-                if old is not None and old is not _PARKED and not self._departed(lc, fold, parent_key, old, value):
-                    return
+                if old is not None and old is not _PARKED:
+                    won, again = self._departed(lc, fold, parent_key, old, value)
+                    if not won:
+                        return
             row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
             made = {fold.by: parent_key, fold.value: value}
+            if again is not None and len(again) == n and not any(g.by_database for g in tgt.generate
+                                                                 if g.column in tgt.key):
+                # the deleted row comes back under its key: the other direction's check of that delete then
+                # finds no other row of the parent's, and both directions record the race
+                row.update(zip(tgt.key, again))
             for gen in tgt.generate:
-                if not gen.by_database:
+                if not gen.by_database and gen.column not in row:
                     row[gen.column] = gen.make(made)
             self.a.insert_returning(tgt.table, row, tgt.key)
             metrics.rows_applied.labels(self.stream, str(tgt.table), "insert").inc()
@@ -653,11 +664,13 @@ class FoldApplier:
         out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc])
         return bool(out) and _same(out[0].values.get(column), new)
 
-    def _departed(self, lc: LinkedChange, fold: Fold, parent_key: Any, old: Any, new: Any) -> bool:
+    def _departed(self, lc: LinkedChange, fold: Fold, parent_key: Any, old: Any, new: Any
+                  ) -> tuple[bool, tuple[Any, ...] | None]:
         """The parent's column changed from `old` (not NULL) on the source, and the target has no child row of
         the type for it: the other side removed it (deleted, moved, out of the slice) while this side edited
         the column. A conflict (`update_missing` of the fold's field), decided and recorded by the resolver as
-        the other direction decides its side of the race; True when this edit wins (the row is made again)."""
+        the other direction decides its side of the race; True when this edit wins (the row is made again, under
+        the deleted row's key when the resolver knows it)."""
         assert self.a.resolver is not None
         tgt = lc.flow.target
         tc = TargetChange(tgt.table, Op.UPDATE, tuple(tgt.key), (), {fold.value: new}, expect={fold.value: old},
