@@ -18,6 +18,11 @@ every write of the applier, and commit with the checkpoint.
   columns set); changed -> that row is updated; NULL -> it is deleted. A parent's delete does nothing here.
 - a parent with two rows of the type cannot be carried into one column: a row error naming the child
   table, key and column, never a silent pick.
+- two-way, from the stream: every change of the column is checked against what the source saw before (the
+  old value; NULL for a child row new to its parent), a child row's insert, delete and move included
+  (`FoldApplier._wins`, through the applier's resolver); a column change whose child row is gone from the
+  target is decided by the resolver as `update_missing` (`FoldApplier._departed`), the row made again (under
+  its old key when it was deleted) only when the change wins (docs/conflicts.md).
 
 A fold with `via` (model.Via, two hops: EspoCRM's entity_email_address -> email_address) has two flows from
 the link table's side, one per table read: a link row's change routes the parents it linked or links
