@@ -472,8 +472,8 @@ class FoldApplier:
             return  # the first side's value stands (a missing parent is the parent mapping's business)
         if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
             old = self._old(lc.expect[VALUE])
-            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value):
-                return
+            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value, write=True):
+                return  # the target's edit won, the column holds the value already, or the check wrote it
         done = self.a.update_by_key(tgt.table, tgt.key, key, {fold.into: value})
         metrics.rows_applied.labels(self.stream, str(tgt.table), "update").inc()
         if not done:
@@ -657,16 +657,21 @@ class FoldApplier:
         return value
 
     def _wins(self, lc: LinkedChange, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...], column: str,
-              old: Any, new: Any) -> bool:
+              old: Any, new: Any, write: bool = False) -> bool:
         """A two-way fold checks the one column it writes as any field (update_differs, decided by the mapping's
-        rule and recorded in <state>.conflicts): False when the target's concurrent edit wins."""
+        rule and recorded in <state>.conflicts): False when the target's concurrent edit wins. `write` (the
+        parent's column, an UPDATE of that column alone): the check may write the new value itself where the
+        target still holds the old one (the conditional write, docs/conflicts.md "How a two-way update is
+        checked": one statement instead of a locked read and the write); False then too, nothing left to do."""
         assert self.a.resolver is not None
         keys = dict(zip(key_cols, key))
         # must_exist: a parent gone from the target is the parent mapping's business, never made again here
         tc = TargetChange(table, Op.UPDATE, tuple(key_cols), key, {column: new, **keys}, expect={column: old, **keys},
                           must_exist=True, mapping=lc.flow.mapping, source_key=lc.source_key,
                           commit_time=lc.commit_time)
-        out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc])
+        if write:
+            self.a.written.add(table)  # (as Applier.apply: the check may write the run itself)
+        out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc], write)
         return bool(out) and _same(out[0].values.get(column), new)
 
     def _departed(self, lc: LinkedChange, fold: Fold, parent_key: Any, old: Any, new: Any

@@ -183,6 +183,7 @@ class FakeTarget:
 
     def __init__(self) -> None:
         self.rows: dict[TableRef, list[dict[str, Any]]] = {}
+        self.written: set[TableRef] = set()  # Applier.written: the tables a check may write itself
 
     def find_keys(self, table: TableRef, cols: Sequence[str], where: dict[str, Any], limit: int = 2,
                   slice_: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Any, ...]]:
