@@ -131,8 +131,8 @@ class Detector:
         the slice). That is an `update_missing` of the fold's field, decided by its rule as the other direction
         decides its `update_differs` (its removal against our edit) and recorded; True when the edit wins (the
         child row is made again), and the key of the row that was deleted (None: unknown, or it was moved, not
-        deleted). The row that left and when: from the other direction's reader
-        (`CommitClock.departed`), waited for under `latest` by commit time as for any edit."""
+        deleted). The row that left and when: from the other direction's reader (`CommitClock.departed`), waited
+        for as the commit time of any edit (whatever the rule: its key names the record)."""
         flow = self.flows.get(r.mapping)
         if flow is None or flow.conflicts is None:
             return True, None
@@ -141,8 +141,8 @@ class Detector:
         seen = None
         if self.clock is not None:
             seen = self.clock.departed(flow.target.side, r.table, by, parent, slice_, timeout=0.0)
-            if seen is None and rule.rule == "latest" and rule.column is None and r.commit_time is not None \
-                    and time.monotonic() >= self._no_wait_until:
+            # waited for whatever the rule: the row's key names the record, and a deleted row comes back under it
+            if seen is None and time.monotonic() >= self._no_wait_until:
                 seen = self.clock.departed(flow.target.side, r.table, by, parent, slice_)
                 if seen is None:
                     self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
