@@ -195,6 +195,13 @@ class Resolver(Protocol):
         writes what comes back with `_write` (Applier.apply), so rows may be written here instead (the
         optimistic conditional write, `update_unchanged`) and not come back."""
 
+    def departed(self, applier: "Applier", change: TargetChange, by: str, parent: Any,
+                 slice_: Sequence[tuple[str, Any]]) -> tuple[bool, tuple[Any, ...] | None]:
+        """A two-way fold's edit of a child row's value (`change`, its `expect` not NULL) whose row is gone from
+        the target (no row of the slice `slice_` whose `by` is `parent`): decided and recorded as a conflict;
+        True when the edit wins and the child row is to be made again, with the deleted row's key (None: a new
+        one)."""
+
 
 class IoGate(Protocol):
     """Told when the applier thread waits on its server (stream/channel.py: the reader decodes meanwhile)."""
