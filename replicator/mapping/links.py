@@ -99,6 +99,7 @@ class Linker:
         # (mapping, source key) -> target key; pairs never change
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
+        self.unparked = 0  # parked changes taken out to be applied, since this linker was made (repair reports it)
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
@@ -444,6 +445,16 @@ class Linker:
             if resolved is not None and not self._gone(ref, resolved):
                 done += self._unpark(mapping, key)
         return done
+
+    def release(self, mapping: str, value: Any) -> int:
+        """The changes parked until `mapping`'s record `value` (its source-side key) had a counterpart, applied now
+        if it has one -- `verify --repair` wrote the record: the stream's own path (`_unpark`). Returns how many
+        parked changes left the table."""
+        ref = Ref(mapping, value)
+        resolved = self._resolve(ref)
+        if resolved is None or self._gone(ref, resolved):
+            return 0
+        return self._unpark(mapping, dumps_key((value,)))
 
     def sweep_parked(self) -> int:
         """Drop parked changes older than their mapping's `parked: {drop_after_days: N}` (inside the open
@@ -799,6 +810,7 @@ class Linker:
                     self._replay(out, mapping, key)
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
+        self.unparked += taken
         return taken
 
 
