@@ -74,7 +74,7 @@ target_schema_changes = Counter(
 rows_filtered = Counter(
     "replicator_rows_filtered_total",
     "Source changes a mapping did not send: filtered out, gate not open, delete: ignore, a record outside "
-    "the referenced mapping (replicator_rows_outside_total).",
+    "the referenced mapping (replicator_rows_outside_total), a referenced record that can never get a counterpart.",
     ["direction", "table"],
     registry=REGISTRY,
 )

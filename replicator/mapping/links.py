@@ -74,6 +74,23 @@ def mariadb_ddl(schema: str) -> list[str]:
     ]
 
 
+def never_paired(mset: MappingSet, mapping: str, side: str) -> str | None:
+    """Why a record of `mapping` on `side` that has no counterpart can never get one, or None when it may: the
+    mapping creates no counterpart of `side`'s records (`created_by` the other side, or no flow from `side`) and
+    nothing else pairs one (no natural key; a crosswalk, so no shared key either). A record without a pair is then
+    one made on `side`: the other side's records made there have their pair, which the stream reads through the
+    source's crosswalk (explain and the linker say this only with the source in reach)."""
+    m = mset.by_name.get(mapping)
+    if m is None or not m.link.crosswalk or m.link.natural:
+        return None
+    flow = m.flow(side)
+    if flow is None:
+        return f"{m.name} flows only {', '.join(f.stream for f in m.flows)}"
+    if flow.created_by and flow.created_by != side:
+        return f"only {flow.created_by} creates {m.name} records (created_by: {flow.created_by})"
+    return None
+
+
 class _OutOfSlice(Exception):
     """The crosswalk names a counterpart that is no longer a row of the mapping's slice."""
 
@@ -388,6 +405,7 @@ class Linker:
         how many parked changes left the table (applied, or parked again for another parent)."""
         done = self.retry_waiting()
         done += self.drop_outside()
+        done += self.drop_unpairable()
         self.sweep_parked()
         return done
 
@@ -427,6 +445,37 @@ class Linker:
                         "filter of mapping %s, so the row is not carried (docs/mappings.md, \"Records outside the "
                         "referenced mapping\")", self.stream, change.op.value, parked_by, show_key(skey), waiting,
                         waiting_key, outside)
+        if dropped:
+            parking.refresh(self.a, self.parked, self.stream)
+        return dropped
+
+    def drop_unpairable(self) -> int:
+        """Parked changes waiting for a record that can never get a counterpart (`_never_paired`; parked by an
+        earlier version, or before a reload made it so): dropped at the start, each logged and counted as
+        `_unpairable` counts such a change."""
+        waiting = [m.name for m in self.mset.mappings if self._never_paired(Ref(m.name, None)) is not None]
+        if not waiting:
+            return 0
+        rows = self.a.query(f"SELECT id, waiting_mapping, waiting_key, mapping, {self.change_col} FROM {self.parked} "
+                            f"WHERE stream = %s AND waiting_mapping IN ({', '.join(['%s'] * len(waiting))}) "
+                            f"ORDER BY id", [self.stream, *waiting])
+        dropped = 0
+        for row_id, mapping, key, parked_by, text in rows:
+            value = loads_key(key)[0]
+            if self._crosswalk(mapping, (value,)) is not None:
+                continue  # paired meanwhile: retry_waiting replays it
+            if not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
+                continue
+            self.m_parked.dec()
+            dropped += 1
+            change = loads_change(text)
+            m = self.mset.by_name.get(parked_by)
+            flow = m.flow_of(self.source_side, change.table) if m is not None else None
+            if flow is not None:
+                metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+            log.warning("%s: dropped a parked %s change of %s: it waited for %s %s, made on %s, which can never get "
+                        "a counterpart in %s (%s, without a natural key)", self.stream, change.op.value, parked_by,
+                        mapping, key, self.source_side, self.target_side, self._never_paired(Ref(mapping, value)))
         if dropped:
             parking.refresh(self.a, self.parked, self.stream)
         return dropped
@@ -723,7 +772,25 @@ class Linker:
             parking.refresh(self.a, self.parked, self.stream)
         return dropped
 
+    def _never_paired(self, ref: Ref) -> str | None:
+        # (the other direction's pairs are read through the source's crosswalk: never said without it)
+        return never_paired(self.mset, ref.mapping, self.source_side) if self.source_query is not None else None
+
+    def _unpairable(self, lc: LinkedChange, ref: Ref) -> bool:
+        """`ref`'s record has no counterpart and can never get one (`_never_paired`): the row is not carried and not
+        parked -- it would wait for good, silently -- as the record's own changes are not; counted and logged."""
+        why = self._never_paired(ref)
+        if why is None or self._crosswalk(ref.mapping, (ref.value,)) is not None:
+            return False
+        metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
+        log.info("%s: %s row %s not carried: its %s record %s was made on %s and has no counterpart in %s, and none "
+                 "can come: %s, without a natural key", self.stream, lc.flow.mapping, show_key(lc.source_key),
+                 ref.mapping, show_key((ref.value,)), self.source_side, self.target_side, why)
+        return True
+
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
+        if self._unpairable(lc, ref):
+            return
         if record_ref(self.mset, lc.flow, self.source_side, ref.mapping, ref.value, lc.source_key):
             outside = self.scope.outside(ref.mapping, ref.value)
             if outside is not None:
