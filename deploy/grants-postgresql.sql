@@ -52,6 +52,12 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO replicator_a
 -- this file). A new mapped table must still be added to the publication: `replicator setup`.
 ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO replicator_apply;
+-- Row-level security: on a mapped table with ENABLE ROW LEVEL SECURITY, the policies let an account see
+-- and write only some rows, and an UPDATE or DELETE of a row they hide touches nothing without an error.
+-- `replicator check` refuses such a table until both roles bypass them (as PostgreSQL's own logical
+-- replication does); as a superuser:
+-- ALTER ROLE replicator_apply BYPASSRLS;
+-- ALTER ROLE replicator_capture BYPASSRLS;
 -- TRUNCATE only for mappings with `truncate: propagate`:
 -- GRANT TRUNCATE ON app.customer TO replicator_apply;
 -- Sequences only if a mapping leaves a key to a DEFAULT nextval() (replicator writes the keys):

@@ -52,6 +52,7 @@ def run_checks(config: Config, mset: MappingSet, *, raise_unreachable: bool = Fa
                 out += _postgres(conn, session) if conn.kind == "postgresql" else _mariadb(conn)
             out += _catalog(conn, mset)
             out += _write_privileges(conn, mset, session)
+            out += _row_security(conn, mset, session)
             if conn.kind == "postgresql":
                 out += _publication(conn, mset, session)
                 out += _replica_identity(conn, mset, session)
@@ -272,6 +273,57 @@ def _write_privileges(conn: Connection, mset: MappingSet, session: _ApplySession
                 if not cur.fetchone()[0]:
                     out.append(Finding(False, conn.name, f"apply user {conn.apply.user} cannot write {t}",
                                        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {conn.apply.user}"))
+    return out
+
+
+# the mapped tables with row-level security on, and for each account whether its policies apply to it: they do not
+# to a superuser, a BYPASSRLS role, nor the table's owner (or a member of it) unless the table FORCEs them
+_ROW_SECURITY = """
+SELECT n.nspname, c.relname, u.name, u.rolsuper OR u.rolbypassrls
+       OR (pg_has_role(u.oid, c.relowner, 'USAGE') AND NOT c.relforcerowsecurity)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN unnest(%s::text[], %s::text[]) AS w(schema, name) ON w.schema = n.nspname AND w.name = c.relname
+CROSS JOIN (SELECT r.oid, r.rolname AS name, r.rolsuper, r.rolbypassrls FROM pg_roles r
+            WHERE r.rolname = ANY(%s::text[])) u
+WHERE c.relrowsecurity
+"""
+
+
+def _row_security(conn: Connection, mset: MappingSet, session: _ApplySession) -> list[Finding]:
+    """A PostgreSQL table with row-level security shows and lets an account write only the rows its policies
+    allow: an UPDATE or DELETE of a row they hide touches nothing and raises nothing (a delete lost without a
+    word), and `sync` copies only the rows they show. PostgreSQL's own logical replication refuses such a table
+    to a role its policies apply to, and so does `check`: the apply account for every mapped table (it writes
+    them, and verify reads them), the capture account for the tables read from here (it reads them for `sync`;
+    the WAL itself holds every row)."""
+    if conn.kind != "postgresql":
+        return []
+    tables = mset.tables(conn.name)
+    if not tables:
+        return []
+    sources = set(mset.source_tables(conn.name))
+    with session as db:
+        with db.cursor() as cur:
+            cur.execute(_ROW_SECURITY, ([t.schema for t in tables], [t.name for t in tables],
+                                        [conn.apply.user, conn.capture.user]))
+            rows = cur.fetchall()
+    out = []
+    for schema, name, user, exempt in sorted(rows):
+        table = TableRef(schema, name)
+        roles = [r for r, u in (("apply", conn.apply.user), ("capture", conn.capture.user)) if u == user]
+        if "capture" in roles and "apply" not in roles and table not in sources:
+            continue  # the capture account never reads a table only written here
+        what = ("replicator's updates and deletes of a row they hide touch nothing and say nothing, and verify "
+                "does not see it" if "apply" in roles else "")
+        if table in sources and "capture" in roles:
+            what += ("; " if what else "") + "`sync` copies only the rows they show"
+        role = " and ".join(roles)
+        ok = bool(exempt)
+        out.append(Finding(ok, conn.name, f"{table} has row-level security: its policies "
+                                          f"{'do not apply' if ok else 'apply'} to the {role} account {user}"
+                                          + ("" if ok else f": {what}"),
+                           f"ALTER ROLE {user} BYPASSRLS (as a superuser), or make {user} the owner of {table} "
+                           f"(without FORCE ROW LEVEL SECURITY), or ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"))
     return out
 
 

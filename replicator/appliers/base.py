@@ -173,6 +173,19 @@ EXACT_CLASSES: dict[str, tuple[frozenset[type], Callable[[Any], bool] | None]] =
 }
 
 
+class RowsSkipped(Exception):
+    """Rows a statement was to write but the server did not, without an error: a BEFORE ROW trigger returned
+    NULL for them (PostgreSQL). A data error of the run like a constraint's: the stream names the row by
+    applying the batch change by change (`locate_row_error`), and stops or queues it."""
+
+    def __init__(self, table: TableRef, sent: int, written: int):
+        self.table = table
+        what = "the row" if sent == 1 else f"{sent - written} of {sent} rows"
+        super().__init__(f"a BEFORE trigger on {table} skipped {what} (it returned NULL): the row is not written, "
+                         f"so the two sides would differ; make the trigger return NEW on replicator's writes, or "
+                         f"leave the row out of the mapping (filter)")
+
+
 class Resolver(Protocol):
     """Decides the conflicts of a checked run (replicator.conflicts.detect.Detector)."""
 

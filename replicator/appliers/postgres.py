@@ -19,7 +19,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from replicator import metrics
-from replicator.appliers.base import Applier, Converter, Run
+from replicator.appliers.base import Applier, Converter, Run, RowsSkipped
 from replicator.appliers.pgcopy import COPY_MIN_ROWS, RowEncoder, Unsupported
 from replicator.checkpoint import session_lock_name
 from replicator.compare import ColumnInfo
@@ -345,6 +345,18 @@ LEFT JOIN pg_class pc ON pc.oid = con.confrelid LEFT JOIN pg_namespace pn ON pn.
 WHERE con.contype IN ('f', 'c', 'x')
   AND (con.conrelid = ANY(%(oids)s::oid[]) OR con.confrelid = ANY(%(oids)s::oid[]))
 """
+# the tables (by OID) with an enabled BEFORE ROW INSERT or UPDATE trigger that may skip the row: its function
+# returns NULL (or OLD, NULL in an INSERT) somewhere in its text, or is not PL/pgSQL, so its text says nothing
+# (an SQL function cannot be a trigger). Such a row is not written and no error is raised; on these tables
+# the applier counts what each statement wrote (`PostgresApplier._skipping`). A trigger that only sets NEW's
+# columns (an `updated_at`) returns NEW and costs nothing.
+_SKIPPING_SQL = r"""
+SELECT DISTINCT t.tgrelid FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
+WHERE t.tgrelid = ANY(%s::oid[]) AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
+  AND t.tgtype & 3 = 3 AND t.tgtype & 20 <> 0
+  AND (l.lanname <> 'plpgsql' OR p.prosrc ~* '\mreturn\s+(null|old)\M')
+"""
+
 # the SQLSTATEs whose diag names a constraint: unique, foreign key, check, exclusion
 _CONSTRAINT_ERRORS = ("23505", "23503", "23514", "23P01")
 
@@ -374,6 +386,9 @@ class PostgresApplier(Applier):
         # (schema, table, constraint) -> (its columns, the referenced table and its columns for a foreign key):
         # read by load_types (error_column names a violated constraint's columns from it)
         self._constraints: dict[tuple[str, str, str], tuple[str, TableRef | None, str | None]] = {}
+        # tables with a BEFORE ROW trigger that may skip a row (_SKIPPING_SQL, read by load_types): what each
+        # statement writes there is counted, and a row not written is a row error (RowsSkipped)
+        self._skipping: set[TableRef] = set()
 
     def connect(self) -> None:
         self._stages.clear()  # a new session has none of the old one's temporary tables
@@ -589,10 +604,12 @@ class PostgresApplier(Applier):
         self.db.rollback()
 
     def _read_constraints(self, cur: Any, tables: Sequence[TableRef]) -> None:
-        """The constraints of `tables` and the foreign keys referencing them (_CONSTRAINTS_SQL), in one read."""
+        """The constraints of `tables` and the foreign keys referencing them (_CONSTRAINTS_SQL), in one read; and
+        which of them have a trigger that may skip a row (_SKIPPING_SQL)."""
         loaded = set(tables)
         self._constraints = {k: v for k, v in self._constraints.items()
                              if TableRef(k[0], k[1]) not in loaded and v[1] not in loaded}
+        self._skipping -= loaded
         oids = [self._shapes[t][0] for t in tables if t in self._shapes]
         if not oids:
             return
@@ -601,6 +618,9 @@ class PostgresApplier(Applier):
             if columns:
                 parent = TableRef(pschema, ptable) if ptable is not None else None
                 self._constraints[(schema, table, name)] = (columns, parent, pcolumns)
+        cur.execute(_SKIPPING_SQL, (oids,))
+        skipping = {oid for (oid,) in cur.fetchall()}
+        self._skipping |= {t for t in tables if t in self._shapes and self._shapes[t][0] in skipping}
 
     def _table(self, t: TableRef) -> Any:
         return _Identifier(t.schema, t.name)
@@ -612,7 +632,12 @@ class PostgresApplier(Applier):
             if not rows:
                 return 0
         count_missing = run.op.value == "update"
-        key = ("upsert", run.table, run.columns, run.key_columns, count_missing, run.insert_only)
+        # a table whose trigger may skip a row: every row written comes back, the rest is a row error. (DO
+        # NOTHING returns only the rows it inserted: an existing row is skipped on purpose there, so nothing
+        # tells a trigger's skip from it.)
+        counted = bool(run.updates) and run.table in self._skipping
+        fetch = count_missing or counted
+        key = ("upsert", run.table, run.columns, run.key_columns, fetch, run.insert_only)
         stmt = self._sql_cache.get(key)
         if stmt is None:
             cols = sql.SQL(", ").join(map(_Identifier, run.columns))
@@ -626,18 +651,20 @@ class PostgresApplier(Applier):
                 action = sql.SQL("DO NOTHING")
             stmt = sql.SQL("INSERT INTO {} AS t ({}) VALUES %s ON CONFLICT ({}) {}").format(
                 self._table(run.table), cols, conflict, action)
-            if count_missing:
+            if fetch:
                 stmt += sql.SQL(" RETURNING (xmax = 0)")
             stmt = stmt.as_string(self.db)
             self._sql_cache[key] = stmt
         values = self.convert_rows(run, rows)
         copied = self._copy_text(run, run.columns, values)
         if copied is not None:
-            return self._run(self._merge, run, copied, count_missing)
+            return self._run(self._merge, run, copied, count_missing, len(values) if counted else None)
 
         def q() -> int:
             with self.db.cursor() as cur:
-                result = psycopg2.extras.execute_values(cur, stmt, values, page_size=PAGE, fetch=count_missing)
+                result = psycopg2.extras.execute_values(cur, stmt, values, page_size=PAGE, fetch=fetch)
+            if counted and len(result) < len(values):
+                raise RowsSkipped(run.table, len(values), len(result))
             return sum(1 for (inserted,) in result if inserted) if count_missing else 0
         return self._run(q)
 
@@ -667,26 +694,38 @@ class PostgresApplier(Applier):
         if not updates:
             return
         values = self.convert_rows(run, rows)
+        # a table whose trigger may skip a row: each statement's count is its own (no SET LOCAL around it) and
+        # a row it did not write, though it exists and is locked, is a row error
+        counted = run.table in self._skipping
         copied = self._copy_text(run, run.columns, values)
         if copied is not None:  # a large run: COPY into the staging table, as an upsert's (same sizes, same text)
-            self._run(self._merge_update, run, copied)
+            done = self._run(self._merge_update, run, copied)
+            if counted and done < len(values):
+                raise RowsSkipped(run.table, len(values), done)
             return
         if not self.updates_at_once(run.table, run.key_columns, run.columns, len(rows)):
-            super()._update_rows(run, rows)
+            if not counted:
+                super()._update_rows(run, rows)
+                return
+            done = sum(1 for r in rows if self.update_by_key(run.table, run.key_columns, r.key,
+                                                             {c: r.values[c] for c in updates}))
+            if done < len(rows):
+                raise RowsSkipped(run.table, len(rows), done)
             return
-        key = ("update", run.table, run.columns, run.key_columns, run.insert_only)
+        key = ("update", run.table, run.columns, run.key_columns, run.insert_only, counted)
         types = self._types.get(run.table, {})
         cached = self._sql_cache.get(key)
         if cached is None or cached[0] is not types:  # (load_types makes a new dict: new casts)
             ident = sql.Identifier  # (not _Identifier: this text runs without parameters, a % stays one)
-            head = sql.SQL("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
-                           "UPDATE {} AS t SET {} FROM (VALUES ").format(
+            head = sql.SQL("{}UPDATE {} AS t SET {} FROM (VALUES ").format(
+                sql.SQL("" if counted else "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "),
                 sql.Identifier(run.table.schema, run.table.name),
                 sql.SQL(", ").join(sql.SQL("{0} = v.{0}").format(ident(c)) for c in updates))
-            tail = sql.SQL(") AS v ({}) WHERE {}; SET LOCAL enable_hashjoin TO DEFAULT; "
-                           "SET LOCAL enable_mergejoin TO DEFAULT").format(
+            tail = sql.SQL(") AS v ({}) WHERE {}{}").format(
                 sql.SQL(", ").join(map(ident, run.columns)),
-                sql.SQL(" AND ").join(sql.SQL("t.{0} = v.{0}").format(ident(c)) for c in run.key_columns))
+                sql.SQL(" AND ").join(sql.SQL("t.{0} = v.{0}").format(ident(c)) for c in run.key_columns),
+                sql.SQL("" if counted else "; SET LOCAL enable_hashjoin TO DEFAULT; "
+                                           "SET LOCAL enable_mergejoin TO DEFAULT"))
             # (%s) in parentheses: `-32768::smallint` would be -(32768::smallint), out of range
             template = "(" + ", ".join(f"(%s)::{_pg_type(types[c])}" for c in run.columns) + ")"
             enc = psycopg2.extensions.encodings[self.db.encoding]  # (what mogrify's bytes are in)
@@ -694,12 +733,17 @@ class PostgresApplier(Applier):
                                              tail.as_string(self.db).encode(enc), template)
         _, head_b, tail_b, template = cached
 
-        def q() -> None:
+        def q() -> int:
+            done = 0
             with self.db.cursor() as cur:
                 mogrify = cur.mogrify
                 for i in range(0, len(values), PAGE):
                     cur.execute(head_b + b",".join([mogrify(template, row) for row in values[i:i + PAGE]]) + tail_b)
-        self._run(q)
+                    done += cur.rowcount
+            return done
+        done = self._run(q)
+        if counted and done < len(values):
+            raise RowsSkipped(run.table, len(values), done)
 
     # -- the optimistic conditional write of a checked update run (conflicts/detect.py `_Check._optimistic`)
 
@@ -825,9 +869,10 @@ class PostgresApplier(Applier):
             cur.execute(stmt, ())
             return {i for (i,) in cur.fetchall()}
 
-    def _merge_update(self, run: Run, text: str) -> None:
+    def _merge_update(self, run: Run, text: str) -> int:
         """`_update_rows` of a large run: its rows COPied into the staging table (the target's own column
-        types: no casts), then one `UPDATE t SET c = s.c FROM pg_temp.stage s WHERE t.k = s.k`."""
+        types: no casts), then one `UPDATE t SET c = s.c FROM pg_temp.stage s WHERE t.k = s.k`; the rows
+        it updated."""
         with self.db.cursor() as cur:
             name = self._fill_stage(cur, run.table, run.columns, text)
             key = ("merge_update", name, run.table, run.columns, run.key_columns, run.insert_only)
@@ -841,6 +886,8 @@ class PostgresApplier(Applier):
                 ).as_string(self.db)
                 self._sql_cache[key] = stmt
             cur.execute(stmt, ())
+            rowcount: int = cur.rowcount
+            return rowcount
 
     # -- the COPY path for large runs (pgcopy.py): COPY into a staging table, then one statement
 
@@ -895,10 +942,12 @@ class PostgresApplier(Applier):
         cur.copy_expert(f"COPY pg_temp.{pg_ident(name)} FROM STDIN", io.StringIO(text))
         return name
 
-    def _merge(self, run: Run, text: str, count_missing: bool) -> int:
+    def _merge(self, run: Run, text: str, count_missing: bool, counted: int | None = None) -> int:
+        """`_upsert` of a large run; `counted`: the run's row count, when every row must come back (`_upsert`)."""
+        fetch = count_missing or counted is not None
         with self.db.cursor() as cur:
             name = self._fill_stage(cur, run.table, run.columns, text)
-            key = ("merge", name, run.table, run.columns, run.key_columns, count_missing, run.insert_only)
+            key = ("merge", name, run.table, run.columns, run.key_columns, fetch, run.insert_only)
             stmt = self._sql_cache.get(key)
             if stmt is None:
                 cols = sql.SQL(", ").join(map(_Identifier, run.columns))
@@ -910,12 +959,15 @@ class PostgresApplier(Applier):
                 # a temporary table is read in the order it was written, the run's order (as execute_values)
                 stmt = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM pg_temp.{} ON CONFLICT ({}) {}").format(
                     self._table(run.table), cols, cols, _Identifier(name), conflict, action)
-                if count_missing:
+                if fetch:
                     stmt += sql.SQL(" RETURNING (xmax = 0)")
                 stmt = stmt.as_string(self.db)
                 self._sql_cache[key] = stmt
             cur.execute(stmt, ())
-            return sum(1 for (inserted,) in cur.fetchall() if inserted) if count_missing else 0
+            result = cur.fetchall() if fetch else []
+            if counted is not None and len(result) < counted:
+                raise RowsSkipped(run.table, counted, len(result))
+            return sum(1 for (inserted,) in result if inserted) if count_missing else 0
 
     def _delete(self, run: Run, rows: list[TargetChange]) -> int:
         key = ("delete", run.table, run.key_columns)
@@ -1028,7 +1080,7 @@ class PostgresApplier(Applier):
         return None
 
     def is_row_error(self, exc: Exception) -> bool:
-        return pg_error_class(exc) in (ROW, MISSING)
+        return isinstance(exc, RowsSkipped) or pg_error_class(exc) in (ROW, MISSING)
 
 
 # information_schema data_type -> Applier.exact_kind (see PostgresApplier.exact_kind)

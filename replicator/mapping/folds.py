@@ -59,6 +59,24 @@ def coalesced(lc: Routed) -> bool:
         and lc.flow.fold.via is not None
 
 
+def folds_into_children(flow: Flow) -> bool:
+    """A one-hop fold's flow from the parent's column into child rows (`FoldApplier._to_child`)."""
+    fold = flow.fold
+    return fold is not None and fold.via is None and flow.target.side == fold.child
+
+
+def child_columns(flow: Flow) -> tuple[str, ...]:
+    """What names a child row of the type whatever its key (made anew by `generate:`): its parent, its slice."""
+    assert flow.fold is not None
+    return (flow.fold.by, *(c for c, _ in flow.target.slice))
+
+
+def deleted_child(values: Sequence[Any]) -> tuple[str, ...]:
+    """`child_columns`' values as a first copy compares them (LinkedChange.deleted_children): as text, so that a
+    parent key read from the target's change stream and one resolved through the parent's link compare alike."""
+    return tuple(str(v) for v in values)
+
+
 def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
@@ -283,16 +301,20 @@ def far_rows_sql(fold: Fold, kind: str, parents: Sequence[Any]) -> tuple[str, li
     return sql, params
 
 
-def child_rows_sql(kind: str, end: Endpoint, by: str, value: str, parents: Sequence[Any]) -> tuple[str, list[Any]]:
+def child_rows_sql(kind: str, end: Endpoint, by: str, value: str, parents: Sequence[Any],
+                   limit: int | None = None) -> tuple[str, list[Any]]:
     """A one-hop fold's child rows of many parents in one read (`kind` the dialect of `end`'s database): the rows of
     `end`'s table within its slice whose `by` is one of `parents` -- each the parent, the row's key, its `value`, by
-    parent and key. `verify` reads the child side with it, the source's as the applier's `_siblings_of` does."""
+    parent and key; at most `limit` rows. `verify` reads the child side with it, the applier's `_siblings_of` the
+    source's (the first three rows of one parent: enough to tell none, one and several)."""
     def q(*parts: str) -> str:
         return for_params(quote_ident(kind, *parts))
     conds, params = slice_sql(kind, end.slice)
     where = f"{q(by)} = %s" if len(parents) == 1 else f"{q(by)} IN ({', '.join(['%s'] * len(parents))})"
     sql = (f"SELECT {', '.join(q(c) for c in (by, *end.key, value))} FROM {q(end.table.schema, end.table.name)} "
            f"WHERE {' AND '.join([where, *conds])} ORDER BY {', '.join(q(c) for c in (by, *end.key))}")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
     return sql, [*parents, *params]
 
 
@@ -406,13 +428,8 @@ class FoldApplier:
     def _siblings_of(self, flow: Flow, fold: Fold, parent_value: Any) -> list[tuple[Any, ...]] | None:
         if self.source_query is None or self.source_kind is None:
             return None
-        src = flow.source
-        q = self._ident
-        conds, params = slice_sql(self.source_kind, src.slice)
-        sql = (f"SELECT {', '.join(q(c) for c in (*src.key, fold.value))} FROM {q(src.table.schema, src.table.name)} "
-               f"WHERE {' AND '.join([f'{q(fold.by)} = %s', *conds])} ORDER BY {', '.join(q(c) for c in src.key)} "
-               f"LIMIT 3")
-        return self.source_query(sql, [parent_value, *params])
+        sql, params = child_rows_sql(self.source_kind, flow.source, fold.by, fold.value, [parent_value], limit=3)
+        return [tuple(r[1:]) for r in self.source_query(sql, params)]
 
     def _ident(self, *parts: str) -> str:
         assert self.source_kind is not None
@@ -603,6 +620,12 @@ class FoldApplier:
         if not rows:
             if value is None:
                 return  # nothing to delete
+            if lc.deleted_children and deleted_child((parent_key, *(v for _, v in tgt.slice))) in lc.deleted_children:
+                # a first copy's change: the target deleted this parent's row of the type while the copy ran (not
+                # we), and the delete is on its way to the source -- the copy does not bring the row back
+                log.info("%s: %s of parent %r was deleted on %s during the copy; not made again", lc.flow.mapping,
+                         tgt.table, parent_key, tgt.side)
+                return
             row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
             made = {fold.by: parent_key, fold.value: value}
             for gen in tgt.generate:

@@ -135,6 +135,13 @@ class Linker:
         if lc.op is Op.DELETE:
             self._delete(flow, lc)
             return
+        if lc.refused is not None:
+            # a closed gate and values that cannot be made (router._linked): a record without a counterpart is
+            # not sent, as any row before its gate opens; one with a counterpart is the row error
+            if self._crosswalk(flow.mapping, lc.source_key) is None:
+                metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+                return
+            raise lc.refused
         if flow.link.crosswalk and lc.op is Op.UPDATE:
             self._refuse_rename(flow, lc)
         values: dict[str, Any] = {}

@@ -758,8 +758,19 @@ def _sliced(slice_: tuple[tuple[str, Any], ...], predicate: Any) -> Any:
             elif not (got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
                 return False
         return predicate is None or bool(predicate(row))
+
+    def refutes(row: TMapping[str, Any]) -> bool:
+        """A part of a row already outside the slice or the filter (`transforms.compile_predicate`'s `refutes`)."""
+        for column, value in wanted.items():
+            if column in row:
+                got = row[column]
+                if got is not None if value is None else not (
+                        got == value or (isinstance(got, str) and not isinstance(value, str) and got == str(value))):
+                    return True
+        return predicate is not None and bool(predicate.refutes(row))
     in_slice.rejects_null = (frozenset(c for c, v in wanted.items() if v is not None)  # type: ignore[attr-defined]
                              | getattr(predicate, "rejects_null", frozenset()))
+    in_slice.refutes = refutes  # type: ignore[attr-defined]
     return in_slice
 
 

@@ -51,6 +51,14 @@ class LinkedChange:
     # TargetChange.expect does: the old row in target terms (Ref for foreign keys; {} for an INSERT)
     expect: Mapping[str, Any] | None = None
     commit_time: datetime | None = None  # the source transaction's commit time
+    # a row whose gate is closed and whose values cannot be made (Dolibarr's draft order: its `fk_statut` 0 is in no
+    # `map:`, since a draft never opens the gate): nothing is written unless the record has a counterpart already,
+    # which the linker finds out; then this is the row error (links.Linker.apply). `values` is empty.
+    refused: RowError | None = None
+    # -- a first copy's change of a fold into child rows (sync/driver.py): the child rows of the type the target
+    # deleted (not we) while the copy ran, as (parent key, slice values...) texts (`folds.deleted_child`); the delete
+    # is on its way to the copy's source, so no child row is made for them again
+    deleted_children: frozenset[tuple[str, ...]] = frozenset()
 
 
 # what routing makes of a source change: a plain target operation the applier batches, or one the
@@ -215,7 +223,7 @@ def _route_rows(flow: Flow, change: RowChange, stream: bool, commit_time: dateti
         raise RowError(f"{change.op.value} without a row image", table=str(change.table))
     if flow.filter is not None and change.op is Op.DELETE:
         missing = [c for c in flow.filter_columns if c not in row]
-        if missing:
+        if missing and not _outside(flow, row):
             # the old row holds only the key (PostgreSQL's default replica identity): the filter cannot be
             # decided, and dropping the delete would lose it silently (`check` refuses this set-up)
             raise RowError(f"mapping {flow.mapping}: the deleted row lacks column {missing[0]} that the filter "
@@ -296,11 +304,20 @@ def _entered(flow: Flow, change: RowChange) -> bool:
     return not flow.filter(before)
 
 
+def _outside(flow: Flow, part: Mapping[str, Any]) -> bool:
+    """Part of an old row (a key-only replica identity: the key, or the new row's key columns when the key did not
+    change) already fails the flow's filter or slice on the columns it holds: the row was never this mapping's,
+    whatever the columns it lacks held -- a row of another mapping's slice of a table keyed by its slice column."""
+    refutes = getattr(flow.filter, "refutes", None)
+    return refutes is not None and bool(refutes({c: v for c, v in part.items() if v is not UNCHANGED}))
+
+
 def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """An UPDATE whose new row fails the flow's filter or slice: the old row when it passed them (the row
     left the mapping: PostgreSQL's row filters make such an update a DELETE), else None (it stays outside:
     decided from the old image alone, no look at the target). An old row without a filter column cannot
-    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`);
+    be judged: a row error naming it unless the flow keeps counterparts of leaving rows (`leave: ignore`) or the
+    columns it does hold already fail the filter or slice (`_outside`: a row of another mapping's slice);
     a column of the source key is its new value when PostgreSQL sent no old row (the key did not change).
     The old row returned holds at least the source key (what a key-only delete carries)."""
     before = change.before
@@ -311,18 +328,23 @@ def _left_from(flow: Flow, change: RowChange, row: Mapping[str, Any]) -> Mapping
         else:
             return before if flow.filter(before) else None  # type: ignore[misc]
     image: dict[str, Any] = {}
+    unknown: list[str] = []
     for column in flow.filter_columns:
         if before is not None and column in before and before[column] is not UNCHANGED:
             image[column] = before[column]
         elif before is None and column in flow.source.key and column in row:
             image[column] = row[column]
-        elif flow.leave == "ignore":
-            return None  # nothing to do either way (counted as filtered)
         else:
-            raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {column}, which the "
-                           f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
-                           f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
-                           f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=column)
+            unknown.append(column)
+    if unknown:
+        if flow.leave == "ignore" or _outside(flow, image):
+            # nothing to do either way, or the old row's known columns (its key's, when the key did not change)
+            # already put it outside: another entity's row, never this mapping's (counted as filtered)
+            return None
+        raise RowError(f"mapping {flow.mapping}: the old row of this update lacks column {unknown[0]}, which the "
+                       f"filter or slice reads, so it cannot tell whether the row left the mapping (and its "
+                       f"counterpart must go); set REPLICA IDENTITY FULL on {change.table} (`replicator "
+                       f"setup` does)", table=str(change.table), key=_safe_key(flow, row), column=unknown[0])
     if not flow.filter(image if before is None else {**before, **image}):  # type: ignore[misc]
         return None
     if before is None:
@@ -921,12 +943,18 @@ def _linked(flow: Flow, change: RowChange, row: Mapping[str, Any], checked: bool
             metrics.rows_filtered.labels(flow.stream, str(flow.target.table)).inc()
             return []
         return [_linked_delete(flow, change, row, skey, checked, commit_time)]
-    values = target_values(flow, change, row, refs=True)
     gate_open = True
     if flow.gate is not None:
         column, wanted = flow.gate
         full = _complete(row, change.before)
         gate_open = _matches(full.get(column), wanted)
+    try:
+        values = target_values(flow, change, row, refs=True)
+    except RowError as exc:
+        if gate_open or not flow.link.crosswalk or flow.link.natural:
+            raise
+        # the gate is closed: an error only if a counterpart exists already (the gate opened before)
+        return [LinkedChange(flow, change.op, change, skey, {}, False, commit_time=commit_time, refused=exc)]
     expect: Mapping[str, Any] | None = None
     if checked and change.op is Op.INSERT:
         expect = {}

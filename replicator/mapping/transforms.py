@@ -452,6 +452,11 @@ def compile_predicate(spec: Any, where: Where) -> Predicate | None:
 
     def predicate(row: Mapping[str, Any]) -> bool:
         return all(column in row and check(row[column]) for column, check in checks)
+    def refutes(row: Mapping[str, Any]) -> bool:
+        """A part of a row (an old image that holds only some columns) already fails the filter: a condition on
+        a column it holds fails, whatever the columns it lacks hold."""
+        return any(column in row and not check(row[column]) for column, check in checks)
     # the columns a NULL makes the filter refuse (`check` does not warn of a NULL such a row never sends)
     predicate.rejects_null = frozenset(column for column, check in checks if not check(None))  # type: ignore[attr-defined]
+    predicate.refutes = refutes  # type: ignore[attr-defined]
     return predicate

@@ -29,7 +29,7 @@ from replicator.changes import (BinlogPosition, Op, Position, RowChange, SourceM
                                zero_dated)
 from replicator.connect import ACCESS, MyConnection, my_connect, my_error_class, ssl_settings
 from replicator.config import Connection
-from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError
+from replicator.errors import DecodeError, FatalError, ReplicatorError, RetriableError, SourceLostError, show_key
 from replicator.identifiers import unquote_ident
 from replicator.loopguard import CHECKPOINT_TABLE, WATERMARK_TABLE, LoopGuard
 from replicator.sources import libraryrows
@@ -47,10 +47,6 @@ _OPS = {WriteRowsEvent: Op.INSERT, UpdateRowsEvent: Op.UPDATE, DeleteRowsEvent: 
 # the library decodes TIMESTAMP with utcfromtimestamp: the zero date (stored as 0) becomes the epoch,
 # which no real TIMESTAMP can hold (the range starts at 1970-01-01 00:00:01 UTC)
 _ZERO_TIMESTAMP = datetime(1970, 1, 1)
-# TRUNCATE [TABLE] [db.]name, each part bare or `quoted`, after any leading comments
-_IDENT = r"(`(?:[^`]|``)+`|[^\s`.;]+)"
-_TRUNCATE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*TRUNCATE\s+(?:TABLE\s+)?" + _IDENT + r"(?:\s*\.\s*" + _IDENT + r")?\s*;?\s*$",
-                       re.IGNORECASE | re.DOTALL)
 _STANDALONE = 1  # MariaDB GTID flag: a DDL or other statement with no Xid
 
 
@@ -524,19 +520,18 @@ class BinlogSource:
         if not isinstance(event.query, str) or "RENAME" not in event.query.upper():
             return
         schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
-        for old, new in renamed_tables(event.query, schema):
+        for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event)):
             if old in self.tables and self.shapes is not None:
                 self.shapes.left(old, f"renamed to {new}")
 
     def _truncated(self, event: Any) -> TableRef | None:
-        """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any."""
-        m = _TRUNCATE.match(event.query)
-        if m is None:
+        """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any (its names read with the quoting of
+        the statement's own sql_mode)."""
+        if not isinstance(event.query, str):
             return None
-        db, name = (m.group(1), m.group(2)) if m.group(2) is not None else (None, m.group(1))
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
-        table = TableRef(_unquote(db) if db else schema or "", _unquote(name))
-        return table if table in self.tables else None
+        table = truncated_table(event.query, schema or "", ansi_quotes=ansi_quotes(event))
+        return table if table is not None and table in self.tables else None
 
     @staticmethod
     def _images(event: Any) -> list[dict[str, Any]]:
@@ -631,8 +626,11 @@ class BinlogSource:
                               f"mysql-replication, which cannot read it") from exc
         except (ValueError, ArithmeticError, LookupError) as exc:
             # anything else the library's readers raise (their dates past a month's end no longer do:
-            # libraryrows.watch_zero_dates) names the table at least, never a bare traceback
-            raise DecodeError(f"table {table}: mysql-replication cannot decode a value of this rows event "
+            # libraryrows.watch_zero_dates): never a bare traceback; the table, and the column and key as a row
+            # error names them when the rows read again show where it failed
+            failed = libraryrows.failure(event, at)
+            where = f"table {table}" if failed is None else library_failure_where(table, event.columns, failed)
+            raise DecodeError(f"{where}: mysql-replication cannot decode a value of this rows event "
                               f"({type(exc).__name__}: {exc}); the rows of this table are decoded by it (the fast "
                               f"decoder leaves them to it: {self._decoder.last_fallback or '?'})") from exc
 
@@ -729,38 +727,78 @@ class _NotCounted:
 _NOT_COUNTED = _NotCounted()
 
 
-_NAME = r"(?:`(?:[^`]|``)+`|[^\s`.;,()]+)"
+# sql_mode's ANSI_QUOTES bit (MariaDB's MODE_ANSI_QUOTES) in the Q_SQL_MODE status variable of a QueryEvent
+MODE_ANSI_QUOTES = 1 << 2
 
 
-def _unquote(part: str) -> str:
-    """A name in a statement's text: backticks only. The statement is assumed to have run without ANSI_QUOTES (the
-    default sql_mode), so a `"x"` stays as it is and names no mapped table."""
-    return unquote_ident(part, "mariadb")
-_QNAME = rf"({_NAME})(?:\s*\.\s*({_NAME}))?"
-_LEAD = r"^\s*(?:/\*.*?\*/\s*)*"
-_RENAME_TABLE = re.compile(_LEAD + r"RENAME\s+TABLES?\s+(.*)$", re.IGNORECASE | re.DOTALL)
-_RENAME_PAIR = re.compile(_QNAME + r"\s+TO\s+" + _QNAME, re.IGNORECASE)
-_ALTER_TABLE = re.compile(_LEAD + r"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?" + _QNAME
-                          + r"(.*)$", re.IGNORECASE | re.DOTALL)
-_ALTER_RENAME = re.compile(r"(?:^|,)\s*RENAME\s+(?:TO\s+|AS\s+)?(?!(?:COLUMN|INDEX|KEY)\b)" + _QNAME,
-                           re.IGNORECASE)
+def ansi_quotes(event: Any) -> bool:
+    """Whether a QueryEvent's statement ran under sql_mode ANSI_QUOTES: read from the statement's own sql_mode, which
+    MariaDB writes into every QueryEvent (mysql-replication's `sql_mode`, from the Q_SQL_MODE status variable). An
+    event without it (none MariaDB writes) is read as under the default sql_mode."""
+    return bool((getattr(event, "sql_mode", 0) or 0) & MODE_ANSI_QUOTES)
 
 
-def renamed_tables(query: str, schema: str) -> list[tuple[TableRef, TableRef]]:
+class _Ddl:
+    """The statements the reader reads a mapped table's name out of, compiled for one quoting: `` `x` `` only (the
+    default sql_mode, where a `"x"` is a string) or `` `x` `` and `"x"` (sql_mode ANSI_QUOTES). Keywords in any case;
+    before the statement any comments (`/* */`, `-- `, `#`); a name bare or quoted, with its database or not."""
+
+    def __init__(self, ansi: bool):
+        self.ansi = ansi
+        quoted = r"`(?:[^`]|``)+`" + (r'|"(?:[^"]|"")+"' if ansi else "")
+        bare = r"[^\s`.;,()" + ('"' if ansi else "") + r"]+"
+        name = rf"(?:{quoted}|{bare})"
+        qname = rf"({name})(?:\s*\.\s*({name}))?"
+        lead = r"^\s*(?:(?:/\*.*?\*/|--(?:[ \t\r\f\v][^\n]*)?(?:\n|$)|#[^\n]*(?:\n|$))\s*)*"
+        wait = r"(?:\s+(?:WAIT\s+[0-9.]+|NOWAIT))?"  # MariaDB's lock wait clause
+        tail = r"\s*;?\s*(?:(?:/\*.*?\*/|--(?:[ \t\r\f\v][^\n]*)?(?:\n|$)|#[^\n]*(?:\n|$))\s*)*$"
+        flags = re.IGNORECASE | re.DOTALL
+        self.truncate = re.compile(lead + r"TRUNCATE\s+(?:TABLE\s+)?" + qname + wait + tail, flags)
+        self.rename_table = re.compile(lead + r"RENAME\s+TABLES?\s+(?:IF\s+EXISTS\s+)?(.*)$", flags)
+        self.rename_pair = re.compile(qname + wait + r"\s+TO\s+" + qname, re.IGNORECASE)
+        self.alter_table = re.compile(lead + r"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?"
+                                      + qname + wait + r"(.*)$", flags)
+        self.alter_rename = re.compile(r"(?:^|,)\s*RENAME\s+(?:TO\s+|AS\s+)?(?!(?:COLUMN|INDEX|KEY)\b)" + qname,
+                                       re.IGNORECASE)
+
+    def name(self, part: str) -> str:
+        """A name as the server reads it (`identifiers.unquote_ident` with this quoting): without ANSI_QUOTES a
+        `"x"` stays as it is, quotes and all, and so names no mapped table."""
+        return unquote_ident(part, "mariadb", ansi_quotes=self.ansi)
+
+    def ref(self, first: str, second: str | None, schema: str) -> TableRef:
+        """`db.name` or `name` (in `schema`, the statement's default database) as a TableRef."""
+        if second is not None:
+            return TableRef(self.name(first), self.name(second))
+        return TableRef(schema, self.name(first))
+
+
+_DDL = {False: _Ddl(False), True: _Ddl(True)}
+
+
+def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> list[tuple[TableRef, TableRef]]:
     """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
-    without a database is `schema`'s (the statement's default database)."""
-    def ref(first: str, second: str | None) -> TableRef:
-        return TableRef(_unquote(first), _unquote(second)) if second is not None else TableRef(schema, _unquote(first))
-
-    m = _RENAME_TABLE.match(query)
+    without a database is `schema`'s (the statement's default database). `ansi_quotes`: the statement ran under
+    sql_mode ANSI_QUOTES (`ansi_quotes(event)`), so a `"x"` is a name."""
+    ddl = _DDL[ansi_quotes]
+    m = ddl.rename_table.match(query)
     if m is not None:
-        return [(ref(p.group(1), p.group(2)), ref(p.group(3), p.group(4))) for p in _RENAME_PAIR.finditer(m.group(1))]
-    m = _ALTER_TABLE.match(query)
+        return [(ddl.ref(p.group(1), p.group(2), schema), ddl.ref(p.group(3), p.group(4), schema))
+                for p in ddl.rename_pair.finditer(m.group(1))]
+    m = ddl.alter_table.match(query)
     if m is not None:
-        r = _ALTER_RENAME.search(m.group(3))
+        r = ddl.alter_rename.search(m.group(3))
         if r is not None:
-            return [(ref(m.group(1), m.group(2)), ref(r.group(1), r.group(2)))]
+            return [(ddl.ref(m.group(1), m.group(2), schema), ddl.ref(r.group(1), r.group(2), schema))]
     return []
+
+
+def truncated_table(query: str, schema: str, *, ansi_quotes: bool = False) -> TableRef | None:
+    """The table a `TRUNCATE [TABLE] [db.]name` statement empties, or None for another statement; `schema` and
+    `ansi_quotes` as for `renamed_tables`."""
+    ddl = _DDL[ansi_quotes]
+    m = ddl.truncate.match(query)
+    return None if m is None else ddl.ref(m.group(1), m.group(2), schema)
 
 
 def _NO_CHANGES(_event: Any, _table: TableRef) -> list[RowChange]:
@@ -844,6 +882,19 @@ def undecodable_message(table: TableRef, columns: Any, found: Undecodable, stops
         body += ("; the binlog keeps this row as it is: with `on_error: quarantine` for its mapping the row is "
                  "queued instead and the stream goes on (docs/types.md)")
     return f"{where}, column {found.column}: {body}"
+
+
+def library_failure_where(table: TableRef, columns: Any, found: libraryrows.Failure) -> str:
+    """`table T, key K, column C` (`errors.RowError`'s words) for a value mysql-replication cannot decode: the key
+    from the failing image's key columns read before the failing one, else from the row's old image (an update's),
+    left out when neither holds it."""
+    key_columns = [str(c.name) for c in columns if getattr(c, "is_primary", False)]
+    key = None
+    for image in (found.image, found.before):
+        if key_columns and image is not None and all(c in image for c in key_columns):
+            key = tuple(image[c] for c in key_columns)
+            break
+    return f"table {table}" + (f", key {show_key(key)}" if key is not None else "") + f", column {found.column}"
 
 
 def _decodes(encoding: Any, raw: bytes) -> bool:

@@ -9,10 +9,13 @@ rows are read again by the library itself, its packet rewound to where the rows 
 string reader decoding as the library does but keeping the undefined bytes (surrogateescape) -- the
 same reading rowdecode's lenient decoder makes.
 
-This leans on two things of mysql-replication 1.0.x, as rowdecode already does for the packet: the
-wrapper's read counter and unread buffer, and the private ``RowsEvent.__read_string`` (an instance
-attribute overrides it for the one event). Whatever does not hold -- a packet that cannot be rewound, a
-second error -- gives None, and the caller keeps its message without the key.
+Any other error of the library's readers (its catch-all in binlog.py) is named the same way: the rows read again,
+`failure` finds the column being read when it raised and the key read before it.
+
+This leans on things of mysql-replication 1.0.x, as rowdecode already does for the packet: the wrapper's read
+counter and unread buffer, and the private ``RowsEvent.__read_string`` and ``RowsEvent.__read_values_name`` (an
+instance attribute overrides either for the one event). Whatever does not hold -- a packet that cannot be
+rewound, a second error -- gives None, and the caller keeps its message without the key.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Any
 _BUFFER = "_BinLogPacketWrapper__data_buffer"  # the wrapper's unread() buffer (name-mangled)
 _ROWS = "_RowsEvent__rows"  # RowsEvent.rows' cache
 _READ_STRING = "_RowsEvent__read_string"  # RowsEvent's reader of a string column's value
+_READ_VALUE = "_RowsEvent__read_values_name"  # RowsEvent's reader of one column's value in a row image
 
 
 @dataclass(frozen=True)
@@ -44,17 +48,9 @@ def reread(event: Any, at: Mark | None) -> list[dict[str, Any]] | None:
     """``event.rows`` again from `at`, each text value decoded with its character set's codec and
     surrogateescape (an undefined byte kept as a lone surrogate, which rowdecode.escaped_columns finds);
     None when the rows cannot be read again."""
-    if at is None:
+    if not _rewind(event, at):
         return None
     packet = event.packet
-    buffered = getattr(packet, _BUFFER, b"")
-    consumed = packet.read_bytes - at.read_bytes + len(buffered)  # what the inner packet gave since the mark
-    try:
-        packet.packet.advance(-consumed)
-    except Exception:  # noqa: BLE001 - a packet that cannot be rewound: the caller's message stands
-        return None
-    setattr(packet, _BUFFER, b"")
-    packet.read_bytes = at.read_bytes
 
     def read_string(size: int, column: Any) -> Any:  # RowsEvent.__read_string, errors="surrogateescape"
         raw = packet.read_length_coded_pascal_string(size)
@@ -74,6 +70,72 @@ def reread(event: Any, at: Mark | None) -> list[dict[str, Any]] | None:
     finally:
         delattr(event, _READ_STRING)
     return rows
+
+
+def _rewind(event: Any, at: Mark | None) -> bool:
+    """The event's packet back at `at`, nothing unread buffered (False: it cannot be)."""
+    if at is None:
+        return False
+    packet = event.packet
+    buffered = getattr(packet, _BUFFER, b"")
+    consumed = packet.read_bytes - at.read_bytes + len(buffered)  # what the inner packet gave since the mark
+    try:
+        packet.packet.advance(-consumed)
+    except Exception:  # noqa: BLE001 - a packet that cannot be rewound: the caller's message stands
+        return False
+    setattr(packet, _BUFFER, b"")
+    packet.read_bytes = at.read_bytes
+    return True
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where the library's reading of an event's rows raised: the column whose value it was reading, the values
+    of that row image read before it (in column order), and the row's image read whole before it, if any (an
+    update's old image, when its new image is the one that failed)."""
+
+    column: str
+    image: dict[str, Any]
+    before: dict[str, Any] | None
+
+
+def failure(event: Any, at: Mark | None) -> Failure | None:
+    """The column whose value makes ``event.rows`` raise (anything but an undefined byte, which `reread` is for):
+    the rows read again from `at` by the library itself, its per-column reader (the private
+    ``RowsEvent.__read_values_name``, overridden for this one event) noting the column it reads and the values
+    read before it, with the zero dates read as the first reading read them (`watch_zero_dates`). None when the
+    rows cannot be read again or the second reading does not fail."""
+    original = getattr(event, _READ_VALUE, None)
+    if original is None or not _rewind(event, at):
+        return None
+    images: list[dict[str, Any]] = []
+    reading: list[str] = []
+
+    def read_value(column: Any, null_bitmap: Any, null_bitmap_index: int, is_partial: bool, cols_bitmap: Any,
+                   unsigned: bool, i: int) -> Any:
+        if i == 0 or not images:
+            images.append({})
+        name = str(event.columns[i].name)
+        reading[:] = [name]
+        value = original(column, null_bitmap, null_bitmap_index, is_partial, cols_bitmap, unsigned, i)
+        images[-1][name] = value
+        return value
+
+    setattr(event, _ROWS, None)
+    watch_zero_dates(event)
+    setattr(event, _READ_VALUE, read_value)
+    try:
+        event.rows  # noqa: B018 - read again, for where it fails
+    except Exception:  # noqa: BLE001 - the failure looked for
+        if not reading or not images:
+            return None
+        paired = event.__class__.__name__.startswith("Update")  # each row: its old image, then its new one
+        before = images[-2] if paired and len(images) % 2 == 0 else None
+        return Failure(reading[0], images[-1], before)
+    finally:
+        delattr(event, _READ_VALUE)
+        unwatch(event)
+    return None
 
 
 # the library's readers of the temporal types whose zero dates it reads as None (name-mangled), the bytes each

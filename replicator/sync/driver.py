@@ -72,7 +72,8 @@ from replicator.connect import RETRIABLE, error_class
 from replicator.errors import FatalError, ReplicatorError, RetriableError, RowError
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow, Mapping, MappingSet
-from replicator.mapping.router import Routed, key_of, route_flow
+from replicator.mapping.folds import child_columns, deleted_child, folds_into_children
+from replicator.mapping.router import LinkedChange, Routed, key_of, route_flow
 from replicator.sources.base import Source
 from replicator.sync.snapshot import Chunk, Job, Progress, Snapshotter, _parents_first, foreign_key_parents
 from replicator.sync.state import SyncState
@@ -121,9 +122,10 @@ class SyncDriver:
         self.copied_unroutable: dict[int, str] = {}
         # the other direction's driver (same process), which tells us about rows deleted on our target
         self.peer: SyncDriver | None = None
-        # tables of our source whose deletes the peer's sync wants to know: table -> (key columns, keys)
+        # tables of our source whose deletes the peer's sync wants to know: table -> {columns: their values in
+        # the deleted rows} (the key; a fold's child table also by its parent and slice columns)
         # (written by both apply threads: the peer's watch/unwatch, our observe; under _watched_lock)
-        self._watched: dict[TableRef, tuple[tuple[str, ...], set[Any]]] = {}
+        self._watched: dict[TableRef, dict[tuple[str, ...], set[Any]]] = {}
         self._watched_lock = threading.Lock()
         self._snapshotter: Snapshotter | None = None
         self._polled_at = 0.0
@@ -232,20 +234,27 @@ class SyncDriver:
         for job in jobs:
             self._tracked.setdefault(job.flow.source.table, (job.flow.source.key, {}))
             self._echoed.setdefault(job.flow.source.table, {})
-            if self.peer is not None and not job.flow.link.crosswalk:  # a crosswalk pair outlives its row
+            if self.peer is not None and folds_into_children(job.flow):
+                # a child row's key is made anew: the parent and the type say which row it was (folds.deleted_child)
+                self.peer.watch(job.flow.target.table, child_columns(job.flow))
+            elif self.peer is not None and not job.flow.link.crosswalk:  # a crosswalk pair outlives its row
                 self.peer.watch(job.flow.target.table, job.flow.target.key)
 
     # -------------------------------------------------------------- for the peer (its apply thread)
     def watch(self, table: TableRef, key: Sequence[str]) -> None:
         """Remember the keys of rows deleted (not by us) in `table` of our source from now on."""
         with self._watched_lock:
-            self._watched.setdefault(table, (tuple(key), set()))
+            self._watched.setdefault(table, {}).setdefault(tuple(key), set())
 
-    def deleted(self, table: TableRef) -> frozenset[Any]:
-        """The keys deleted so far: a copy, our apply thread goes on adding to the set."""
+    def deleted(self, table: TableRef, key: Sequence[str] | None = None) -> frozenset[Any]:
+        """The values of `key` (default: the first columns watched, the key) of the rows deleted so far: a copy,
+        our apply thread goes on adding to the set."""
         with self._watched_lock:
             watched = self._watched.get(table)
-            return frozenset(watched[1]) if watched is not None else frozenset()
+            if not watched:
+                return frozenset()
+            found = watched.get(tuple(key)) if key is not None else next(iter(watched.values()))
+            return frozenset(found) if found is not None else frozenset()
 
     def unwatch(self, tables: Iterable[TableRef]) -> None:
         with self._watched_lock:
@@ -267,9 +276,8 @@ class SyncDriver:
         for ch in txn.changes:
             if ch.op is Op.DELETE and not txn.echo and ch.before:
                 with self._watched_lock:  # not across _watermark: the peer's lock is taken there
-                    watched = self._watched.get(ch.table)
-                    if watched is not None:
-                        watched[1].add(tuple(ch.before.get(c) for c in watched[0]))
+                    for cols, deleted in self._watched.get(ch.table, {}).items():
+                        deleted.add(tuple(ch.before.get(c) for c in cols))
             tracked = self._tracked.get(ch.table)
             if tracked is not None:
                 cols, keys = tracked
@@ -300,7 +308,13 @@ class SyncDriver:
         table = job.flow.source.table
         cols, changed = self._tracked.get(table, (job.flow.source.key, {}))
         echoed = self._echoed.get(table, {})
-        deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
+        children: frozenset[tuple[str, ...]] = frozenset()
+        if self.peer is not None and folds_into_children(job.flow):
+            deleted: Any = set()
+            children = frozenset(deleted_child(v) for v in self.peer.deleted(job.flow.target.table,
+                                                                            child_columns(job.flow)))
+        else:
+            deleted = self.peer.deleted(job.flow.target.table) if self.peer is not None else set()
         out: list[Routed | Progress] = []
         sources = self.copied_from = {}
         unroutable = self.copied_unroutable = {}
@@ -333,6 +347,8 @@ class SyncDriver:
             if not routed:
                 skipped += 1  # outside the mapping's slice or filter: not the mapping's row, not copied
                 continue
+            if children:  # a fold into child rows: folds.FoldApplier._to_child makes none the target deleted meanwhile
+                routed = [replace(c, deleted_children=children) if isinstance(c, LinkedChange) else c for c in routed]
             if kind is ECHO:
                 for change in self._echo_row(job, routed, echoed.get(key)):
                     sources[id(change)] = (job.flow, source)

@@ -143,6 +143,7 @@ class FlowCheck:
         out: list[Expect] = []
         table, filt, gate, source_key = f.source.table, f.filter, f.gate, self.source_key
         optional = bool(f.created_by and f.created_by != f.source.side)
+        closed: list[Expect] = []  # gate closed and values that cannot be made: a difference only with a counterpart
         for row in rows:
             e = Expect(row, source_key(row), REQUIRED)
             out.append(e)
@@ -153,9 +154,17 @@ class FlowCheck:
                 e.values = target_values(f, RowChange(table, Op.INSERT, None, row), row, refs=True)
             except RowError as exc:
                 e.state, e.error = ERROR, str(exc)
+                if gate is not None and f.link.crosswalk and not f.link.natural \
+                        and not _matches(row.get(gate[0]), gate[1]):
+                    closed.append(e)
                 continue
             if optional or (gate is not None and not _matches(row.get(gate[0]), gate[1])):
                 e.state = OPTIONAL
+        if closed:  # as the stream (links.Linker.apply): nothing is sent for a record without a counterpart
+            paired = self.pairs(f.mapping, [e.source_key for e in closed])
+            for e in closed:
+                if dumps_key(e.source_key) not in paired:
+                    e.state = SKIP
         self._resolve_refs(out)
         convert, tkeys, crosswalk = self.convert, f.target.key, f.link.crosswalk
         for e in out:

@@ -26,7 +26,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from replicator.appliers.slices import slice_sql
+from replicator.changes import UNCHANGED, RowChange
 from replicator.codec import dumps_key
+from replicator.identifiers import for_params, quote_ident
 from replicator.compare import canonicalizer, key_canonicalizer, rule_for, values_equal
 from replicator.errors import ConfigError, RowError
 from replicator.mapping.crosswalk import CrosswalkLookup
@@ -99,6 +102,40 @@ class FoldCheck:
 
     def identity(self, d: Difference) -> tuple[Any, ...]:
         return ("parent", self.skey(d.source_key or ()))
+
+    def queued_parents(self, rows: Sequence[RowChange]) -> set[str]:
+        """The parents (by their key's text) that the source rows of this fold's queued changes concern (`rows`,
+        from the dead-letter queue): a fold from child rows queues a change under the child row's key
+        (stream/deadlinked), so verify names its parent by the row's `by` -- in both images: a row that moved
+        concerns both parents --, and a two-hop fold's far row by the link rows pointing at it in the source
+        now (`FoldApplier._linked`'s read)."""
+        fold = self.fold
+        out: set[str] = set()
+        far_keys: list[Any] = []
+        far = fold.via.far if fold.via is not None else None
+        for change in rows:
+            for image in (change.before, change.after):
+                if image is None:
+                    continue
+                if far is not None and change.table == far.table:
+                    v = image.get(far.key[0], UNCHANGED)
+                    if v is not UNCHANGED and v is not None:
+                        far_keys.append(v)
+                    continue
+                v = image.get(fold.by, UNCHANGED)
+                if v is not UNCHANGED and v is not None:
+                    out.add(dumps_key((v,)))
+        if far_keys and fold.via is not None:
+            link, kind = fold.via.endpoint, self.src.conn.kind
+
+            def q(*parts: str) -> str:
+                return for_params(quote_ident(kind, *parts))
+            conds, params = slice_sql(kind, link.slice)
+            for v in dict.fromkeys(far_keys):
+                sql = (f"SELECT DISTINCT {q(fold.by)} FROM {q(link.table.schema, link.table.name)} "
+                       f"WHERE {' AND '.join([f'{q(fold.via.to)} = %s', *conds])} AND {q(fold.by)} IS NOT NULL")
+                out.update(dumps_key((r[0],)) for r in self.src.query(sql, [v, *params]))
+        return out
 
     # ------------------------------------------------------------ the whole flow
     def scan(self, stop: threading.Event | None, found: Found) -> int:

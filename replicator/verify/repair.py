@@ -239,7 +239,19 @@ def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], sha
     one-hop fold from the child side their child rows, are read again with shared locks first (a concurrent change
     of one commits after the repair, and its change is applied after it), and compared again: only what still
     differs is written. A fold of `direction: both` is repaired from `sync.first_side` first, as a missing row:
-    the other direction then finds it in agreement. Rows the stream refuses (FAILED) are printed, not written."""
+    the other direction then finds it in agreement. Rows the stream refuses (FAILED) are printed, not written.
+
+    A shared lock holds only the rows that exist: a child row inserted, or moved into the slice or to the parent,
+    while the repair runs is not held by it. So after writing, still inside the target transaction (whose row
+    locks make the stream's write of the same parent wait for our commit), the parents' source rows are read
+    again: a parent whose value moved meanwhile was changed by a transaction the stream may already have
+    applied, and a stale repair must not stand over it -- the transaction is rolled back and written again
+    without it ("changed on the source during the repair": the stream carries the change). A change committed
+    after that read is applied by the stream after our commit.
+
+    A parent row missing from an `optional: true` table (its application creates it lazily) is created the way
+    the stream creates such a row, whole: the parent's source row routed through the parent mapping (its
+    fields, NULL or not), then the fold's column; a parent mapping that does not write that side is named."""
     from replicator.appliers.lookup import SourceLookup
     from replicator.sources.tablescan import TableScanner
 
@@ -251,38 +263,67 @@ def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], sha
     lookup = SourceLookup(source)
     lines: list[str] = []
     tail = " FOR SHARE" if source.kind == "postgresql" else " LOCK IN SHARE MODE"
+
+    def locked(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return locker.query(sql + tail, params)
+    moved: dict[str, Difference] = {}  # by parent key text: left to the stream (changed while we repaired)
     try:
         applier.connect()
         locker.connect()
-        applier.load_types(sorted({e.table for e in mset.target_endpoints(target.name)}))
-        shapes.planned(applier.planned)
-        if applier.read_checkpoint() is None:
-            raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` before "
-                             f"verify --repair (the repair's loop-prevention tag lives there)")
-        scanner = TableScanner(locker, fc.psrc.table, fc.psrc.key)
-        rows = scanner.lock_keys([d.source_key for d in diffs if d.source_key is not None])
-        carry: dict[str, Any] = {}
-        fresh = fc.check_rows(rows, query=lambda sql, params: locker.query(sql + tail, params), carry=carry) \
-            if rows else []
-        linker = Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query,
-                        source.kind)
-        applier.begin()  # the tag first: the other direction drops this transaction
-        applytime.next_transaction()
-        done: list[Difference] = []
-        for d in fresh:
-            if d.kind != DIFFERS or d.source_key is None:
-                lines.append(format_repair(d))
+        while True:
+            lines = []
+            applier.load_types(sorted({e.table for e in mset.target_endpoints(target.name)}))
+            shapes.planned(applier.planned)
+            if applier.read_checkpoint() is None:
+                raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` "
+                                 f"before verify --repair (the repair's loop-prevention tag lives there)")
+            scanner = TableScanner(locker, fc.psrc.table, fc.psrc.key)
+            rows = scanner.lock_keys([d.source_key for d in diffs if d.source_key is not None
+                                      and dumps_key(tuple(d.source_key)) not in moved])
+            carry: dict[str, Any] = {}
+            fresh = fc.check_rows(rows, query=locked, carry=carry) if rows else []
+            by_key = {dumps_key((r[fc.psrc.key[0]],)): r for r in rows}
+            linker = Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query,
+                            source.kind)
+            applier.begin()  # the tag first: the other direction drops this transaction
+            applytime.next_transaction()
+            done: list[Difference] = []
+            written: list[tuple[str, Difference]] = []
+            for d in fresh:
+                if d.kind != DIFFERS or d.source_key is None:
+                    lines.append(format_repair(d))
+                    continue
+                parent = d.source_key[0]
+                text = dumps_key((parent,))
+                if fc.to_column and fc.ptgt.optional and d.target_key is not None and not applier.find_keys(
+                        fc.ptgt.table, fc.ptgt.key, {fc.ptgt.key[0]: d.target_key[0]}, limit=1):
+                    why = _create_parent(fc, linker, applier, by_key[text])
+                    if why is not None:
+                        lines.append(format_repair(replace(d, kind=FAILED, note=why)))
+                        continue
+                change = RowChange(fc.psrc.table, Op.UPDATE, None, {fc.psrc.key[0]: parent})
+                values = {PARENT: Ref(fold.parent, parent), VALUE: carry.get(text)}
+                linker.apply(LinkedChange(flow, Op.UPDATE, change, (parent,), values))
+                done.append(d)
+                written.append((text, d))
+            now: dict[str, Any] = {}
+            again = [by_key[t] for t, _ in written]
+            if again:  # the source as it is now, our target rows locked: see the docstring
+                fc.check_rows(again, query=locked, carry=now)
+            changed = [(t, d) for t, d in written if not _same_value(now.get(t, _GONE), carry.get(t, _GONE))]
+            if changed:
+                applier.rollback()
+                locker.rollback()
+                for t, d in changed:
+                    moved[t] = replace(d, kind=FAILED, note="changed on the source during the repair; the stream "
+                                                            "carries the change")
                 continue
-            parent = d.source_key[0]
-            change = RowChange(fc.psrc.table, Op.UPDATE, None, {fc.psrc.key[0]: parent})
-            values = {PARENT: Ref(fold.parent, parent), VALUE: carry.get(dumps_key((parent,)))}
-            linker.apply(LinkedChange(flow, Op.UPDATE, change, (parent,), values))
-            done.append(d)
-        applier.commit_untracked()
-        for d in done:
-            metrics.rows_repaired.labels(d.table).inc()
-            lines.append(format_repair(d))
-        return len(done), lines
+            applier.commit_untracked()
+            for d in done:
+                metrics.rows_repaired.labels(d.table).inc()
+                lines.append(format_repair(d))
+            lines.extend(format_repair(d) for d in moved.values())
+            return len(done), lines
     except BaseException:
         applier.rollback()
         raise
@@ -291,3 +332,30 @@ def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], sha
         applier.close()
         locker.close()
         lookup.close()
+
+
+_GONE: Any = object()
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        return a.__class__ is b.__class__ and bool(a == b)
+    except Exception:
+        return False
+
+
+def _create_parent(fc: FoldCheck, linker: Linker, applier: Any, row: dict[str, Any]) -> str | None:
+    """The parent row missing from an `optional: true` table created whole, as the parent mapping's stream
+    creates it (its source row routed as an insert, written even when its fields are all NULL: the fold's column
+    is not); the reason when it cannot be."""
+    parent = fc.v.mset.by_name[fc.fold.parent]
+    pflow = parent.flow(fc.flow.source.side)
+    if pflow is None or pflow.target.table != fc.ptgt.table:
+        return (f"the parent row is missing from {fc.ptgt.table} (optional: true) and mapping {parent.name} does not "
+                f"create rows there from {fc.flow.source.side}: create it, then repair again")
+    for change in route_flow(pflow, RowChange(pflow.source.table, Op.INSERT, None, row)):
+        if isinstance(change, LinkedChange):
+            linker.apply(replace(change, must_exist=False, revive=True))
+        else:
+            applier.apply([replace(change, must_exist=False)])
+    return None

@@ -127,6 +127,7 @@ class Verifier:
         if not found:
             return found, []
         held: dict[str, set[tuple[str, str]]] = {}
+        queued_dbs: dict[str, Any] = {}  # by stream: the target session whose queue holds its changes
         for fc, _ in found:
             stream = fc.flow.stream
             if stream not in held:
@@ -138,15 +139,37 @@ class Verifier:
                     held[stream] = deadletter.held_keys(db, stream) if deadletter.exists(db) else set()
                 finally:
                     db.rollback()
+                if held[stream]:
+                    queued_dbs[stream] = db
+        parents: dict[tuple[str, str], set[str]] = {}  # (stream, fold mapping) -> its parents with queued changes
         drift: list[tuple[Check, Difference]] = []
         known: list[tuple[Check, Difference]] = []
         for fc, d in found:
+            if isinstance(fc, FoldCheck) and fc.to_column:
+                # a fold from child rows queues its changes under the child row's key: named by its parent
+                k = (fc.flow.stream, fc.flow.mapping)
+                if k not in parents:
+                    parents[k] = self._queued_parents(fc, queued_dbs.get(fc.flow.stream))
+                queued = d.source_key is not None and dumps_key(tuple(d.source_key)) in parents[k]
+                (known if queued else drift).append((fc, d))
+                continue
             key = d.target_key if d.target_key is not None else d.source_key
             # a linked mapping's changes are queued by the source row's key (stream/deadlinked)
             keys = (key, d.source_key) if fc.flow.linked else (key,)
             queued = any(k is not None and (d.table, dumps_key(tuple(k))) in held[fc.flow.stream] for k in keys)
             (known if queued else drift).append((fc, d))
         return drift, known
+
+    @staticmethod
+    def _queued_parents(fc: FoldCheck, db: Any) -> set[str]:
+        """The parents (key texts) of a fold's changes queued in `db` (None: nothing queued for the stream)."""
+        if db is None:
+            return set()
+        try:
+            entries = deadletter.select(db, fc.flow.stream, fc.flow.mapping)
+        finally:
+            db.rollback()
+        return fc.queued_parents([e.source_row for e in entries if e.source_row is not None])
 
     def compare_again(self, suspects: Sequence[tuple[Check, Difference]]) -> list[tuple[Check, Difference]]:
         """Read the rows of `suspects` again now; the differences that remain (kept stable, see `stable`)."""

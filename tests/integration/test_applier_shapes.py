@@ -58,8 +58,9 @@ def test_postgresql_load_types_reads_a_table_in_two_round_trips_and_commit_confi
         tables = [TableRef("public", t) for t in ("a1", "a2", "a3")]
         a.load_types(tables)
         # the columns (information_schema), then the plan: privilege, digest, types (before: four a table); and one
-        # read of all their constraints' columns, for row errors to name whatever the server's language
-        assert len(statements) == 2 * len(tables) + 1, statements
+        # read of all their constraints' columns, for row errors to name whatever the server's language, and one of
+        # which have a BEFORE ROW trigger that may skip a row (whose writes are then counted)
+        assert len(statements) == 2 * len(tables) + 2, statements
         assert a.planned[tables[0]] == {"id": "integer", "amount": "numeric(12,4)", "note": "text"}
         assert tables[0] in a._stageable
         position = a.read_checkpoint()

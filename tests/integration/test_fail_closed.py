@@ -263,12 +263,23 @@ def test_truncate_stops_the_stream_by_default(make_pair, origin):
     assert target_ids(pair) == [1, 1001]
 
 
-def test_mariadb_truncate_of_a_qualified_quoted_name_stops_the_stream_too(make_pair):
-    """`TRUNCATE TABLE `db`.`t``, as tools write it, is the same truncate."""
+@pytest.mark.parametrize("ansi", [False, True])
+def test_mariadb_truncate_of_a_qualified_quoted_name_stops_the_stream_too(make_pair, ansi):
+    """`TRUNCATE TABLE `db`.`t``, as tools write it, is the same truncate; and `"db"."t"` in a session whose
+    sql_mode has ANSI_QUOTES (read with the statement's own sql_mode, which the binlog carries)."""
     pair = make_pair(PG_SCHEMA, MY_SCHEMA, MAPPINGS)
     pair.start()
     replicate_one_row_each_way(pair, 1, 1001)
-    pair.my_query(f"TRUNCATE TABLE `{pair.maria.dbname}`.`items`")
+    if ansi:
+        conn = pair.maria.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+                cur.execute(f'TRUNCATE TABLE "{pair.maria.dbname}"."items"')
+        finally:
+            conn.close()
+    else:
+        pair.my_query(f"TRUNCATE TABLE `{pair.maria.dbname}`.`items`")
     pair.my_query("INSERT INTO items VALUES (1002, 'after the truncate')")
     try:
         code = pair.wait_exit(30)

@@ -321,12 +321,15 @@ def test_a_refused_fold_row_is_quarantined_when_the_mapping_says_so(make_pair):
                                        "side, keyed by AUTO_INCREMENT\n    direction: both\n",
                                        "  company_phone:\n    direction: both\n    on_error: quarantine\n")
     assert "on_error: quarantine" in mappings
-    pair = make_pair(MIRROR_PG, MIRROR_MY, mappings, extra_config="sync: {on_first_run: false}\n")
+    pair = make_pair(MIRROR_PG, MIRROR_MY, mappings,
+                     extra_config="sync: {on_first_run: false}\nverify: {recheck_seconds: 1}\n")
     pair.start()
     pair.pg_query("INSERT INTO company (id, name, phone) VALUES (1, 'Acme', '+49 1'), (2, 'Beta', NULL)")
     wait_until(lambda: len(pair.my_query("SELECT 1 FROM llx_phone")) == 1, 30, "Acme's phone row in the ERP")
     (soc,), = pair.my_query("SELECT rowid FROM llx_societe WHERE nom = 'Beta'")
-    pair.my_query("INSERT INTO llx_phone (fk_soc, type, num) VALUES (%s, 'work', 'a'), (%s, 'work', 'b')", (soc, soc))
+    # (row ids far from the parents' keys: the queue's key, the child row's, must not match a parent's by chance)
+    pair.my_query("INSERT INTO llx_phone (rowid, fk_soc, type, num) VALUES (71, %s, 'work', 'a'), "
+                  "(72, %s, 'work', 'b')", (soc, soc))
     # erp_to_crm: the queue is in the CRM's state schema (the default, replicator)
     queued = lambda: pair.pg_query('SELECT mapping, error FROM replicator.dead_letter ORDER BY id')  # noqa: E731
     wait_until(lambda: len(queued()) >= 1, 30, "the refused fold row in the dead-letter queue")
@@ -342,6 +345,13 @@ def test_a_refused_fold_row_is_quarantined_when_the_mapping_says_so(make_pair):
     # the two inserts, and the delete held behind the second one
     wait_until(lambda: len(queued()) == 3, 30, "the delete of 'b' queued behind its insert")
     assert [m for m, _ in queued()] == ["company_phone"] * 3, queued()
+    # vfold15: verify names Beta's column in the CRM (NULL; the ERP's one row is 'a') as known, queued -- not as
+    # drift -- though the queue holds its changes under the child rows' keys. (The other direction's line, the
+    # ERP's row 'a' against the CRM's NULL, is drift as for any two-way mapping: that stream queued nothing.)
+    code, out = _verify(pair, "--mapping", "company_phone")
+    known = [line for line in out.splitlines() if "(known: queued in the dead-letter queue" in line]
+    assert len(known) == 1 and "erp_to_crm public.company key=(2,)" in known[0] and "'a'" in known[0], out
+    assert not [line for line in out.splitlines() if "public.company" in line and line not in known], out
     retried = pair.cli("dlq", "retry", "--mapping", "company_phone", check=False)
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert queued() == []
@@ -458,7 +468,7 @@ def test_a_refused_two_hop_fold_change_is_quarantined_and_retried(make_pair):
                                      "    espocrm: {table: email_address")
     assert "on_error: quarantine" in mappings
     pair = make_pair(PARTY_PG, ESPO_MY, mappings, names=("tryton", "espocrm"), maria_first=True,
-                     extra_config="sync: {on_first_run: false}\n")
+                     extra_config="sync: {on_first_run: false}\nverify: {recheck_seconds: 1}\n")
     pair.start()
     pair.my_query("INSERT INTO contact VALUES ('c1', 'Ann'), ('c2', 'Bob')")
     pair.my_query("INSERT INTO email_address (id, name) VALUES ('e1', 'a@x.de'), ('e2', 'b@x.de')")
@@ -475,6 +485,12 @@ def test_a_refused_two_hop_fold_change_is_quarantined_and_retried(make_pair):
     assert "entity_email_address" in errors[0] and "email_address_id" in errors[0], errors
     assert "email_address" in errors[1] and "links to 2 rows" in errors[1], errors
     assert email() == [("a@x.de",), ("a@x.de",)] and pair.proc is not None and pair.proc.poll() is None
+    # vfold15: both parents are known, queued: Ann by her queued link row, Bob by the queued far row he links to
+    code, out = _verify(pair, "--mapping", "contact_email")
+    known = [line for line in out.splitlines() if "(known: queued in the dead-letter queue" in line]
+    assert code == 0 and len(known) == 2 and "the sides agree but for 2 row(s)" in out, out
+    assert any("espocrm key ('c1',)" in line for line in known) and any("espocrm key ('c2',)" in line
+                                                                        for line in known), out
     pair.my_query("UPDATE entity_email_address SET `primary` = 0 WHERE email_address_id = 'e2'")
     wait_until(lambda: len(queued()) == 3, 30, "the fix queued behind the link row's insert")
     retried = pair.cli("dlq", "retry", "--mapping", "contact_email", check=False)
@@ -507,3 +523,8 @@ def test_an_empty_text_is_no_child_row_with_null_if_empty(make_pair):
     pair.pg_query("UPDATE address SET value = '' WHERE kind = 'phone'")
     wait_until(lambda: pair.my_query("SELECT email, phone FROM customers") == [("", None)], 30, "phone NULL")
     assert pair.proc is not None and pair.proc.poll() is None, pair.log()[-2000:]
+
+
+def _verify(pair, *args: str) -> tuple[int, str]:
+    from tests.integration.test_verify import verify
+    return verify(pair, *args)

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import psycopg2
 import pytest
 
 from replicator.testing.devservers import Database, MariaDBServer, PostgresServer
@@ -378,3 +379,47 @@ def test_a_server_lost_in_the_middle_of_the_checks_is_waited_for_not_a_traceback
 
     monkeypatch.setattr(preflight, "inspected_columns", original)  # the server is back: everything passes
     assert failures(run_checks(config, mset, raise_unreachable=True)) == []
+
+
+def test_row_level_security_that_applies_to_the_accounts_is_refused(tmp_path, pg_server, pg_db, maria_db, pairs):
+    """A PostgreSQL table with row-level security shows and lets an account write only the rows its policies
+    allow: an UPDATE or DELETE of a row they hide touches nothing and raises nothing (a delete lost without a
+    word) and `sync` copies the rows they show. Refused as PostgreSQL's own logical replication refuses it,
+    until the account bypasses the policies."""
+    pair = new_pair(pairs, tmp_path, pg_db, maria_db)
+    pair.setup()  # as the administrator
+    role = f"rls{pg_db.dbname[-8:]}"
+    pg_server.create_user(role, "pw-rls", replication=True)
+    for stmt in (f"GRANT ALL ON ALL TABLES IN SCHEMA public, replicator TO {role}",
+                 f"GRANT USAGE ON SCHEMA replicator TO {role}",
+                 "ALTER TABLE customer ENABLE ROW LEVEL SECURITY",
+                 f"CREATE POLICY tenant ON customer TO {role} USING (id < 100)"):
+        pair.pg_query(stmt)
+    # what it is about: the policy hides row 200, and deleting it does nothing, without an error
+    pair.pg_query("INSERT INTO customer (id, name) VALUES (1, 'a'), (200, 'b')")
+    conn = psycopg2.connect(host=pg_db.host, port=pg_db.port, dbname=pg_db.dbname, user=role, password="pw-rls")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM customer WHERE id = 200")
+            assert cur.rowcount == 0
+        conn.rollback()
+    finally:
+        conn.close()
+    (pair.tmp / "rls.pw").write_text("pw-rls")
+    text = pair.config_path.read_text()
+    anchor = f"    user: {pg_db.user}\n    password_file: pg.pw\n"
+    assert anchor in text
+    pair.config_path.write_text(text.replace(anchor, f"    user: {role}\n    password_file: rls.pw\n"))
+    code, out = check(pair)
+    assert code == EXIT_CONFIG and "Traceback" not in out, out
+    refused = finding(out, "public.customer has row-level security")
+    assert refused.startswith(f"[FAIL] crm: public.customer has row-level security: its policies apply to the "
+                              f"apply and capture account {role}: replicator's updates and deletes of a row they "
+                              f"hide touch nothing and say nothing, and verify does not see it; `sync` copies only "
+                              f"the rows they show"), refused
+    assert f"fix: ALTER ROLE {role} BYPASSRLS (as a superuser)" in refused, refused
+    pair.pg_query(f"ALTER ROLE {role} BYPASSRLS")
+    _code, out = check(pair)
+    assert finding(out, "public.customer has row-level security").startswith(
+        f"[ok  ] crm: public.customer has row-level security: its policies do not apply to the apply and capture "
+        f"account {role}"), out

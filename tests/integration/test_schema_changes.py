@@ -289,6 +289,19 @@ def test_a_mapped_table_renamed_stops_before_its_rows_under_the_new_name(pair, o
     assert rows(pair, other(origin)) == [(1, Decimal("1.50"), "n")]
 
 
+def test_a_mariadb_table_renamed_with_double_quotes_under_ansi_quotes_stops_the_same(pair):
+    """The session's sql_mode ANSI_QUOTES makes "customers" a name: the binlog carries the statement's sql_mode and
+    the reader reads the rename with it (tests/integration/test_ddl_ansi_quotes.py: every such DDL)."""
+    write(pair, "erp", insert("erp", 1))
+    wait_until(lambda: rows(pair, "crm") == [(1, Decimal("1.50"), "n")], what="before")
+    write(pair, "erp", "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+          f'RENAME TABLE "{pair.maria.dbname}"."customers" TO "customers_old"',
+          """INSERT INTO "customers_old" (id, customer_name, credit, note) VALUES (2, 'x', 2, 'n')""")
+    assert pair.wait_exit(60) == EXIT_CONFIG, pair.log()
+    assert "customers was renamed to " in pair.log() and "customers_old" in pair.log(), pair.log()
+    assert rows(pair, "crm") == [(1, Decimal("1.50"), "n")]
+
+
 def test_a_postgresql_table_dropped_and_created_again_stops_it_is_in_no_publication(pair):
     write(pair, "crm", insert("crm", 1))
     wait_until(lambda: rows(pair, "erp") == [(1, Decimal("1.50"), "n")], what="before")

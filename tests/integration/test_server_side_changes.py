@@ -454,3 +454,61 @@ def test_postgres_foreign_keys_are_read_for_the_mapped_tables_only(pg_db) -> Non
         ForeignKey("two", TableRef("public", "child"), ("a", "b"), TableRef("Sales", "Parent"), ("id", "k"),
                    "NO ACTION", "CASCADE")]
     assert nothing == ()
+
+
+SKIP_PG = "CREATE TABLE gate (id int PRIMARY KEY, name text)"
+SKIP_MY = "CREATE TABLE gate (id int PRIMARY KEY, name text) ENGINE=InnoDB"
+SKIP_TRIGGERS = ["""CREATE FUNCTION gate_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name = 'refused' THEN RETURN NULL; END IF;  -- skips the row, no error
+  RETURN NEW;
+END $$""", "CREATE TRIGGER gate_refuse BEFORE INSERT OR UPDATE ON gate FOR EACH ROW EXECUTE FUNCTION gate_refuse()",
+                 """CREATE FUNCTION gate_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN NULL; END $$""",  # a soft delete's shape: the DELETE never happens
+                 "CREATE TRIGGER gate_keep BEFORE DELETE ON gate FOR EACH ROW EXECUTE FUNCTION gate_keep()",
+                 # a statement trigger's NULL is no row's
+                 "CREATE TRIGGER gate_stmt BEFORE INSERT ON gate FOR EACH STATEMENT EXECUTE FUNCTION gate_keep()"]
+SKIP_MAPPINGS = """
+mappings:
+  gate: {direction: both, crm: {table: gate, key: [id]}, erp: {table: gate, key: [id]}, fields: {id: ~, name: ~}}
+"""
+
+
+def test_a_before_trigger_returning_null_is_a_row_error_not_a_silent_skip(make_pair) -> None:
+    """PostgreSQL writes nothing and raises nothing for a row a BEFORE ROW trigger returns NULL for; before, the
+    row was simply missing on the CRM. `check` warns of such triggers, and the applier counts what it wrote on
+    their tables: each skipped row is queued naming table and key, in small runs and in COPY-sized ones."""
+    pair = make_pair(SKIP_PG, SKIP_MY, SKIP_MAPPINGS, CONFIG + "on_error: quarantine\n")
+    for stmt in SKIP_TRIGGERS:
+        pair.pg_query(stmt)
+    code, out = _check(pair)
+    assert code == 0, out
+    (refuse,) = _warnings(out, "gate_refuse")
+    assert refuse.startswith("[warn] crm: ") and "it may return NULL (or OLD) on INSERT and UPDATE, which skips " \
+        "replicator's write without an error: a row it returns NULL for is a row error naming table and key" in refuse
+    (keep,) = _warnings(out, "gate_keep")
+    assert "it may return NULL on DELETE, which keeps the row without an error" in keep, keep
+    assert not _warnings(out, "gate_stmt"), out
+    pair.start()
+    try:
+        pair.my_query("INSERT INTO gate VALUES (1, 'a'), (2, 'refused'), (3, 'c')")
+        pair.my_query("INSERT INTO gate SELECT seq, IF(seq % 100 = 0, 'refused', 'x') FROM seq_10_to_709")
+        wait_until(lambda: len(pair.pg_query("SELECT id FROM gate")) == 2 + 700 - 7, 30, "the rows it lets in")
+        pair.my_query("UPDATE gate SET name = 'refused' WHERE id = 1")
+        pair.my_query("UPDATE gate SET name = 'refused' WHERE id BETWEEN 10 AND 12")  # a run of existing rows
+        pair.my_query("UPDATE gate SET name = 'y' WHERE id = 3")
+
+        def queued() -> list[tuple[str, str]]:
+            return sorted(pair.pg_query("SELECT target_key::text, error FROM replicator.dead_letter"))
+        wait_until(lambda: len(queued()) == 1 + 7 + 1 + 3
+                   and pair.pg_query("SELECT name FROM gate WHERE id = 3") == [("y",)], 30, "the skipped rows queued")
+        errors = dict(queued())
+        assert set(errors) == {"[2]", "[1]", "[10]", "[11]", "[12]"} | {
+            f"[{n}]" for n in range(100, 701, 100)}, errors
+        assert errors["[2]"].startswith("table public.gate, key (2,): a BEFORE trigger on public.gate skipped the "
+                                        "row (it returned NULL)"), errors["[2]"]
+        # the rows the trigger let through are as the ERP has them
+        assert pair.pg_query("SELECT name FROM gate WHERE id IN (1, 10)") == [("a",), ("x",)]
+        assert pair.proc is not None and pair.proc.poll() is None, pair.log()
+    finally:
+        pair.stop()

@@ -207,3 +207,86 @@ def test_a_fold_with_a_value_map_is_compared_in_target_terms(make_pair):
     pair.pg_query("UPDATE product SET taxable = 'N' WHERE product_id = 'WG-2'")
     code, out = verify(pair)
     assert (code, difference_lines(out)) == (0, []), out
+
+
+# vfold15: a fold into a table whose rows its application creates lazily (`optional: true`)
+EXTRA_PG = """
+CREATE TABLE customer (id int PRIMARY KEY, name varchar(100) NULL);
+CREATE TABLE address (id varchar(40) PRIMARY KEY, owner_id int NOT NULL, kind varchar(10) NOT NULL,
+                      value varchar(200) NOT NULL)"""
+EXTRA_MY = "CREATE TABLE cust_extra (id INT NOT NULL PRIMARY KEY, note VARCHAR(100) NULL, email VARCHAR(200) NULL)"
+EXTRA_MAPPINGS = """
+mappings:
+  extras:
+    direction: crm_to_erp
+    crm: {table: customer, key: [id]}
+    erp: {table: cust_extra, key: [id], optional: true}
+    fields: {id: ~, name: {erp: note}}
+  customer_email:
+    direction: crm_to_erp
+    crm: {table: address, key: [id], slice: {kind: email}, generate: {id: uuid}}
+    erp: {table: cust_extra, key: [id]}
+    fold: {parent: extras, child: crm, by: owner_id, value: value, into: email}
+"""
+
+
+def test_a_missing_parent_row_of_an_optional_table_is_created_whole_by_repair(make_pair):
+    """The ERP's extension row of customer 1 does not exist (its fields are all NULL, `optional: true`), yet its
+    e-mail must be carried: verify names it, and `--repair` creates the row whole, as the parent mapping's
+    stream creates one (its fields, NULL here, and the folded column), instead of updating nothing."""
+    pair = make_pair(EXTRA_PG, EXTRA_MY, EXTRA_MAPPINGS, extra_config=QUICK)
+    db = pair.maria.dbname
+    pair.pg_query("INSERT INTO customer VALUES (1, NULL), (2, 'Beta')")
+    pair.pg_query("INSERT INTO address VALUES ('a-2', 2, 'email', 'two@x.de')")
+    result = pair.cli("sync", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pair.my_query("SELECT id, note, email FROM cust_extra ORDER BY id") == [(2, "Beta", "two@x.de")]
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 1, 'email', 'one@x.de')")  # behind replicator's back
+    code, out = verify(pair)
+    assert code == 1 and difference_lines(out) == [
+        f"customer_email crm_to_erp {db}.cust_extra key=(1,) (crm key (1,)): differs: email: 'one@x.de' -> NULL"
+    ], out
+    code, out = verify(pair, "--repair")
+    assert code == 0 and _repairs(out) == [
+        f"repaired customer_email crm_to_erp {db}.cust_extra key=(1,) (crm key (1,)): email NULL -> 'one@x.de'"], out
+    assert pair.my_query("SELECT id, note, email FROM cust_extra ORDER BY id") == [
+        (1, None, "one@x.de"), (2, "Beta", "two@x.de")]
+    code, out = verify(pair)
+    assert (code, difference_lines(out)) == (0, []), out
+
+
+def test_a_child_row_inserted_while_repair_runs_is_not_overwritten_by_its_stale_value(make_pair, monkeypatch):
+    """A shared lock holds only the child rows that exist. Beta had no e-mail row (a two-way fold: its ERP
+    column, drifted to 'drift@x.de', is to be NULL); while the repair runs, the application inserts Beta's
+    e-mail row in the CRM and the stream carries it into the ERP before the repair writes. The repair reads the
+    source again before it commits, finds the value moved, and leaves Beta to the stream (named), instead of
+    writing its stale NULL over the new e-mail."""
+    from replicator.mapping.links import Linker
+
+    pair = make_pair(ADDRESS_PG, CUSTOMERS_MY, ADDRESS_MAPPINGS, extra_config=QUICK)
+    db = pair.maria.dbname
+    pair.pg_query("INSERT INTO customer VALUES ('c-1', 'Acme'), ('c-2', 'Beta')")
+    pair.pg_query("INSERT INTO address VALUES ('a-1', 'c-1', 'email', 'info@acme.de')")
+    result = pair.cli("sync", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pair.my_query("UPDATE customers SET email = 'drift@x.de'")  # both parents drifted in the ERP
+    cust = dict(pair.my_query("SELECT name, cust_no FROM customers"))
+    original = Linker.apply
+    fired: list[str] = []
+
+    def apply(self: Linker, lc, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if lc.flow.mapping == "customer_email" and lc.flow.stream == "crm_to_erp" and not fired:
+            fired.append("once")  # the application's insert, and the stream's write of it, before the repair's
+            pair.pg_query("INSERT INTO address VALUES ('a-9', 'c-2', 'email', 'new@beta.de')")
+            pair.my_query("UPDATE customers SET email = 'new@beta.de' WHERE name = 'Beta'")
+        return original(self, lc, *args, **kwargs)
+    monkeypatch.setattr(Linker, "apply", apply)
+    code, out = verify(pair, "--repair")
+    assert fired, out
+    assert (f"not repaired customer_email crm_to_erp {db}.customers key=({cust['Beta']},) (crm key ('c-2',)): "
+            f"changed on the source during the repair; the stream carries the change") in out, out
+    assert f"repaired customer_email crm_to_erp {db}.customers key=({cust['Acme']},)" in out, out
+    assert pair.my_query("SELECT name, email FROM customers ORDER BY name") == [
+        ("Acme", "info@acme.de"), ("Beta", "new@beta.de")]  # the concurrent write stands
+    code, out = verify(pair)
+    assert (code, difference_lines(out)) == (0, []), out

@@ -15,7 +15,7 @@ from pymysqlreplication.row_event import UpdateRowsEvent, WriteRowsEvent
 
 from replicator.changes import BinlogPosition, Op, RowChange, SourceMessage, TableRef, Transaction, Watermark
 from replicator.config import Account, Connection, Secret
-from replicator.identifiers import my_ident
+from replicator.identifiers import my_ident, pg_ident
 from replicator.loopguard import LoopGuard
 from replicator.sources.base import Source
 from replicator.errors import DecodeError
@@ -134,11 +134,35 @@ def test_a_truncate_is_a_change_of_its_own(source: BinlogSource) -> None:
 @pytest.mark.parametrize("query, table", [
     ("TRUNCATE t", T), ("truncate table `t`;", T), ("TRUNCATE erp.t", T), ("TRUNCATE TABLE `erp` . `t`", T),
     ("/* x */ TRUNCATE `erp`.t", T), ("TRUNCATE other.t", None), ("TRUNCATE `T`", None),
-    ('TRUNCATE "t"', None),  # a string literal: the reader assumes a sql_mode without ANSI_QUOTES
+    ('TRUNCATE "t"', None),  # a string literal: the event's sql_mode has no ANSI_QUOTES
+    ("-- c\nTRUNCATE t", T), ("# c\nTRUNCATE TABLE t;", T), ("TRUNCATE t NOWAIT", T), ("TRUNCATE t WAIT 3", T),
+    ("TRUNCATE t /* x */", T), ("--x\nTRUNCATE t", None),  # `--x` is no comment: the statement is not a TRUNCATE
 ])
 def test_the_table_a_truncate_empties_is_read_with_mariadb_quoting(source: BinlogSource, query: str,
                                                                     table: TableRef | None) -> None:
     assert source._truncated(event(QueryEvent, query=query, schema=b"erp")) == table
+    assert source._truncated(event(QueryEvent, query=query, schema=b"erp", sql_mode=0x1 | 0x8)) == table
+
+
+ANSI = 0x4 | 0x20000000  # ANSI_QUOTES among other sql_mode bits (STRICT_ALL_TABLES)
+
+
+@pytest.mark.parametrize("query, table", [
+    ('TRUNCATE "t"', T), ('truncate table "erp"."t";', T), ('/* x */ TRUNCATE "erp" . t', T),
+    ('TRUNCATE `erp`."t"', T), ('TRUNCATE "T"', None), ('TRUNCATE "other"."t"', None), ('TRUNCATE "t" NOWAIT', T),
+    ('TRUNCATE "t""x"', None), ("TRUNCATE 't'", None),
+])
+def test_under_ansi_quotes_a_double_quoted_name_in_a_truncate_is_a_name(source: BinlogSource, query: str,
+                                                                         table: TableRef | None) -> None:
+    assert source._truncated(event(QueryEvent, query=query, schema=b"erp", sql_mode=ANSI)) == table
+
+
+def test_a_double_quoted_name_with_quotes_inside_is_read_back_under_ansi_quotes(source: BinlogSource) -> None:
+    odd = TableRef("erp", 'a"b`c')
+    source.tables = frozenset({odd})
+    assert source._truncated(event(QueryEvent, query='TRUNCATE "erp"."a""b`c"', schema=b"x", sql_mode=ANSI)) == odd
+    assert source._truncated(event(QueryEvent, query="TRUNCATE `a\"b``c`", schema=b"erp", sql_mode=ANSI)) == odd
+    assert source._truncated(event(QueryEvent, query="TRUNCATE `a\"b``c`", schema=b"erp")) == odd
 
 
 def test_chunks_carry_the_gtid_time_and_the_final_part_the_commit_time(source: BinlogSource) -> None:
@@ -409,6 +433,29 @@ def test_a_shape_refused_inside_the_binlog_reader_comes_out_as_it_is_not_as_a_de
 ])
 def test_renames_are_read_from_ddl_statements(query: str, renamed: list[tuple[str, str]]) -> None:
     assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp")] == renamed
+    assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp", ansi_quotes=True)] == renamed
+
+
+@pytest.mark.parametrize("query, renamed", [
+    ('RENAME TABLE "t" TO "t_old"', [("erp.t", "erp.t_old")]),
+    ('-- why\nrename table "erp"."t" to erp.x, "y" TO `z`', [("erp.t", "erp.x"), ("erp.y", "erp.z")]),
+    ('RENAME TABLE IF EXISTS "t" NOWAIT TO "t2"', [("erp.t", "erp.t2")]),
+    ('ALTER TABLE "t" RENAME TO "t2"', [("erp.t", "erp.t2")]),
+    ('Alter Table "erp" . "t" WAIT 2 add column c int, Rename As "other"."t"', [("erp.t", "other.t")]),
+    ('ALTER TABLE "t" RENAME COLUMN "a" TO "b"', []),
+])
+def test_under_ansi_quotes_double_quoted_names_are_read_from_renames(query: str, renamed: list[tuple[str, str]]) -> None:
+    assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp", ansi_quotes=True)] == renamed
+    # without ANSI_QUOTES a "t" is a string, never the table t
+    assert T not in [old for old, _ in renamed_tables(query, "erp")]
+
+
+@given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
+def test_any_double_quoted_name_is_read_back_from_a_rename_under_ansi_quotes(db: str, old: str, new: str) -> None:
+    assert renamed_tables(f"RENAME TABLE {pg_ident(db, old)} TO {pg_ident(new)}", "erp", ansi_quotes=True) == \
+        [(TableRef(db, old), TableRef("erp", new))]
+    assert renamed_tables(f"ALTER TABLE {pg_ident(old)} RENAME TO {pg_ident(db, new)}", "erp", ansi_quotes=True) == \
+        [(TableRef("erp", old), TableRef(db, new))]
 
 
 @given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
@@ -425,6 +472,17 @@ def test_a_mapped_table_renamed_away_is_told_to_the_watch_at_its_ddl(source: Bin
     ddl = event(MariadbGtidEvent, gtid="0-1-6", flags=1)  # standalone: a DDL
     read(source, [ddl, event(QueryEvent, query="RENAME TABLE other TO other2, t TO t_old", schema=b"erp")])
     assert watch.gone == [(T, "renamed to erp.t_old")]
+
+
+def test_a_rename_is_read_with_the_quoting_of_the_events_own_sql_mode(source: BinlogSource) -> None:
+    watch = Watch()
+    source.shapes = watch  # type: ignore[assignment]
+    query = 'RENAME TABLE "t" TO "t_old"'
+    # the first without ANSI_QUOTES: "t" is a string and names no table (the server refuses such a statement)
+    read(source, [event(MariadbGtidEvent, gtid="0-1-6", flags=1), event(QueryEvent, query=query, schema=b"erp"),
+                  event(MariadbGtidEvent, gtid="0-1-7", flags=1),
+                  event(QueryEvent, query=query.replace("t_old", "t_new"), schema=b"erp", sql_mode=ANSI)])
+    assert watch.gone == [(T, "renamed to erp.t_new")]
 
 
 def test_a_table_map_asked_again_is_not_told_to_the_watch_again(source: BinlogSource) -> None:

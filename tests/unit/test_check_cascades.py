@@ -8,7 +8,7 @@ import pytest
 
 from replicator.changes import TableRef
 from replicator.errors import ConfigError
-from replicator.mapping.check.serverside import (HIDDEN, ForeignKey, ServerSide, Trigger, assigned_columns,
+from replicator.mapping.check.serverside import (HIDDEN, ForeignKey, ServerSide, Trigger, assigned_columns, skipped_events,
                                                 may_see_triggers, written_tables)
 from tests.unit.test_mapping_check import Env
 
@@ -397,3 +397,23 @@ def test_a_before_trigger_making_the_key_of_rows_replicator_never_creates_there_
     assert warnings(env, crosswalk, crm_triggers=(assign,)) == []
     (msg,) = warnings(env, crosswalk.replace("    created_by: crm\n", "    created_by: erp\n"), crm_triggers=(assign,))
     assert "it assigns NEW.id, which replicator carries" in msg, msg
+
+
+def test_skipped_events_reads_a_before_row_trigger_returning_null_or_old() -> None:
+    t = TableRef("public", "t")
+
+    def events(body: str, on: str = "INSERT OR UPDATE", timing: str = "BEFORE", row: bool = True) -> tuple[str, ...]:
+        return skipped_events(Trigger("tr", t, timing, on, body, row=row))
+    guard = "BEGIN IF NEW.x IS NULL THEN RETURN NULL; END IF; RETURN NEW; END"
+    assert events(guard) == ("INSERT", "UPDATE")
+    assert events("BEGIN RETURN OLD; END", "UPDATE") == ("UPDATE",)  # the update keeps the old values
+    # a function serving DELETE too returns OLD there, as it must; its NULL is still a skip
+    shared = "BEGIN IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; NEW.t := now(); RETURN NEW; END"
+    assert events(shared, "INSERT OR DELETE OR UPDATE") == ()
+    assert events("BEGIN UPDATE t SET gone = true WHERE id = OLD.id; RETURN NULL; END", "DELETE") == ("DELETE",)
+    # NULL in a comment or a string, an AFTER or a statement trigger, a body check cannot read: none
+    assert events("BEGIN -- RETURN NULL would skip\n RAISE NOTICE 'RETURN NULL'; RETURN NEW; END") == ()
+    assert events(guard, timing="AFTER") == ()
+    assert events(guard, row=False) == ()
+    assert skipped_events(Trigger("tr", t, "BEFORE", "INSERT", None)) == ()
+    assert events("BEGIN RETURN NEW; END") == ()

@@ -211,7 +211,7 @@ class FakeTarget:
 def _applier(target: FakeTarget, pairs: dict[tuple[str, Any], Any], siblings: list[tuple[Any, ...]] | None = None
              ) -> tuple[FoldApplier, list[Ref]]:
     parked: list[Ref] = []
-    query = (lambda sql, params: list(siblings or [])) if siblings is not None else None
+    query = (lambda sql, params: [(params[0], *r) for r in siblings or []]) if siblings is not None else None
     fa = FoldApplier(target, "x", lambda ref: pairs.get((ref.mapping, ref.value)),  # type: ignore[arg-type]
                      lambda lc, ref: parked.append(ref), query, "postgresql" if query else None)
     return fa, parked
@@ -414,10 +414,12 @@ def test_statements_per_change(config: Config) -> None:
     source: list[str] = []
     target.rows[CUSTOMERS] = [{"cust_no": 7, "email": None}]
     fa = FoldApplier(target, "x", lambda ref: {("customers", "c-7"): 7}.get((ref.mapping, ref.value)),  # type: ignore[arg-type]
-                     lambda lc, ref: None, lambda sql, params: source.append(sql) or [("u1", "a@x.de")], "postgresql")
+                     lambda lc, ref: None, lambda sql, params: source.append(sql) or [("c-7", "u1", "a@x.de")],
+                     "postgresql")
     row = {"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}
     assert run("crm", RowChange(ADDRESS, Op.INSERT, None, row)) == ["update"] and len(source) == 1
-    assert source[0].startswith('SELECT "id", "value" FROM "public"."address" WHERE "owner_id" = %s AND "kind" = %s')
+    assert source[0] == ('SELECT "owner_id", "id", "value" FROM "public"."address" WHERE "owner_id" = %s '
+                         'AND "kind" = %s ORDER BY "owner_id", "id" LIMIT 3')  # folds.child_rows_sql, as verify reads
 
 
 def test_explain_shows_what_a_row_becomes_through_a_fold(config: Config) -> None:

@@ -105,7 +105,7 @@ def test_a_parent_created_with_its_folded_column_carries_the_mapped_value(config
     assert parent is not None
     rows: list[tuple[Any, ...]] = [("a-1", 0)]
     fa = FoldApplier(_Target(), "crm_to_erp", lambda ref: None, lambda lc, ref: None,  # type: ignore[arg-type]
-                     lambda sql, params: rows, "postgresql", mset)
+                     lambda sql, params: [(params[0], *r) for r in rows], "postgresql", mset)
     assert fa.folded(parent, "c-1") == {"optin": "N"}
     rows[:] = [("a-1", 5)]
     with pytest.raises(RowError) as info:

@@ -198,3 +198,51 @@ def test_a_linked_row_entering_again_is_an_insert_so_a_deleted_counterpart_comes
     assert isinstance(lc, LinkedChange) and lc.op is Op.UPDATE
     (lc,) = route(mset, "crm", update(LIVE, GONE))  # leaving: the pair's counterpart is deleted
     assert isinstance(lc, LinkedChange) and lc.op is Op.DELETE and lc.source_key == (7,)
+
+
+ROLES = """\
+mappings:
+  customers:
+    direction: crm_to_erp
+    crm: {table: party_role, key: [party_id, role], slice: {role: CUSTOMER, thru_date: null}}
+    erp: {table: customers, key: [id]}
+    fields: {id: {crm: party_id}, name: ~}
+  suppliers:
+    direction: crm_to_erp
+    crm: {table: party_role, key: [party_id, role], slice: {role: SUPPLIER, thru_date: null}}
+    erp: {table: suppliers, key: [id]}
+    fields: {id: {crm: party_id}, name: ~}
+"""
+ROLE = TableRef("public", "party_role")
+
+
+def test_a_row_of_no_mapping_needs_no_old_row_when_its_key_already_says_whose_it_is(config: Config) -> None:
+    """A table keyed by its slice column, PostgreSQL's default identity (no old row when the key did not change,
+    the key alone of a deleted row): the key tells that a row of another role was never a mapping's. Before, the
+    filter's other column (thru_date) was asked for first, and every such update stopped on REPLICA IDENTITY."""
+    mset = load(config, ROLES)
+    employee = {"party_id": 1, "role": "EMPLOYEE", "name": "b", "thru_date": None}
+    assert route(mset, "crm", RowChange(ROLE, Op.UPDATE, None, employee)) == []
+    assert route(mset, "crm", RowChange(ROLE, Op.UPDATE, {"party_id": 1, "role": "EMPLOYEE"}, employee)) == []
+    assert route(mset, "crm", RowChange(ROLE, Op.DELETE, {"party_id": 1, "role": "EMPLOYEE"}, None)) == []
+    # the row of one mapping: the other mapping is not asked for an old row it does not need
+    customer = {**employee, "role": "CUSTOMER"}
+    (tc,) = route(mset, "crm", RowChange(ROLE, Op.UPDATE, None, customer))
+    assert isinstance(tc, TargetChange) and tc.table.name == "customers" and tc.key == (1,)
+
+
+def test_a_row_whose_old_image_is_really_needed_still_stops_naming_it(config: Config) -> None:
+    """The customer's row with an end date now: it may have been inside before (thru_date NULL) and its
+    counterpart must then go; without the old row that cannot be told."""
+    mset = load(config, ROLES)
+    ended = {"party_id": 1, "role": "CUSTOMER", "name": "b", "thru_date": "2026-01-01"}
+    with pytest.raises(RowError) as info:
+        route(mset, "crm", RowChange(ROLE, Op.UPDATE, None, ended))
+    assert (info.value.table, info.value.key, info.value.column) == ("public.party_role", (1, "CUSTOMER"),
+                                                                      "thru_date")
+    assert "mapping customers" in str(info.value) and "REPLICA IDENTITY FULL" in str(info.value)
+    with pytest.raises(RowError, match="REPLICA IDENTITY FULL"):
+        route(mset, "crm", RowChange(ROLE, Op.DELETE, {"party_id": 1, "role": "CUSTOMER"}, None))
+    # with the whole old row it is decided: it left the mapping, its counterpart is deleted
+    (tc,) = route(mset, "crm", RowChange(ROLE, Op.UPDATE, {**ended, "thru_date": None}, ended))
+    assert isinstance(tc, TargetChange) and tc.op is Op.DELETE and tc.key == (1,)

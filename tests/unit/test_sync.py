@@ -364,3 +364,37 @@ def test_a_fold_copies_a_row_whose_echo_wrote_other_columns_and_fills_only(confi
     # the value it was made from)
     assert [lc.source_key for lc in out] == [(1,), (3,), (4,)]
     assert all(lc.insert_only == frozenset({"value"}) for lc in out)
+
+
+def test_a_folds_child_row_deleted_on_the_target_meanwhile_is_not_made_again(config: Config) -> None:
+    """fsync14's gap: a fold into child rows makes a new child row (a new key, `generate:`), so the target key the
+    copy compares for ordinary rows says nothing. The other direction tells the copy which child rows of the type
+    the target deleted (by parent and slice), and the fold's applier makes none for that parent; a row of another
+    type deleted for another parent keeps nothing from being copied."""
+    from replicator.mapping.folds import FoldApplier
+    from tests.unit.test_folds import ADDRESS, CUSTOMERS, MAPS, FakeTarget
+
+    mset = load(config, MAPS)
+    crm, erp = config.connections
+    ours, peer = SyncDriver(config, erp, crm, threading.Event()), SyncDriver(config, crm, erp, threading.Event())
+    ours.peer, peer.peer = peer, ours
+    ours._snapshotter = object()  # type: ignore[assignment]
+    flow = mset.by_name["customer_email"].flow("erp")  # the ERP's column -> the CRM's address rows
+    assert flow is not None
+    job = Job("customer_email", flow, None, 0)
+    ours.track([job])
+    peer.observe(txn(RowChange(ADDRESS, Op.DELETE, {"id": "u8", "owner_id": "c-8", "kind": "email", "value": "b"},
+                               None)))
+    peer.observe(txn(RowChange(ADDRESS, Op.DELETE, {"id": "u9", "owner_id": "c-9", "kind": "phone", "value": "9"},
+                               None)))
+    rows = [{"cust_no": k, "name": f"n{k}", "email": f"{k}@x.de"} for k in (7, 8, 9)]
+    high = mark(ours, ours.add_chunk(ours.snapshotter, Chunk(job, rows, (9,), 3, 3, True)), "high", "erp_to_crm")
+    changes = [c for c in ours.observe(txn(high)) if isinstance(c, LinkedChange)]
+    assert len(changes) == 3 and all(c.deleted_children == {("c-8", "email"), ("c-9", "phone")} for c in changes)
+    target = FakeTarget()
+    fa = FoldApplier(target, "erp_to_crm", lambda ref: f"c-{ref.value}", lambda lc, ref: None,  # type: ignore[arg-type]
+                     None, None)
+    for c in changes:
+        fa.apply(c)
+    assert sorted((r["owner_id"], r["value"]) for r in target.rows[ADDRESS]) == [("c-7", "7@x.de"), ("c-9", "9@x.de")]
+    assert CUSTOMERS not in peer._watched and ADDRESS in peer._watched

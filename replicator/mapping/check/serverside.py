@@ -48,11 +48,12 @@ class Trigger:
     # why `body` is None: "" a function not in SQL or PL/pgSQL; HIDDEN: MariaDB showed the trigger's name but not
     # its statements (the account lacks the TRIGGER privilege on the table)
     unread: str = ""
+    row: bool = True  # FOR EACH ROW (MariaDB's always are); a statement trigger's NEW and return are no row's
 
     @property
     def changes_row(self) -> bool:
-        """A BEFORE trigger on INSERT or UPDATE: what it does to NEW is what the server stores."""
-        return self.timing == "BEFORE" and any(e in self.events for e in ("INSERT", "UPDATE"))
+        """A BEFORE ROW trigger on INSERT or UPDATE: what it does to NEW is what the server stores."""
+        return self.row and self.timing == "BEFORE" and any(e in self.events for e in ("INSERT", "UPDATE"))
 
 
 HIDDEN = "hidden"
@@ -94,7 +95,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
         else:
             fks = _postgres_foreign_keys(c, wanted)
             trs = [Trigger(str(r[0]), TableRef(str(r[1]), str(r[2])), str(r[3]), str(r[4]),
-                           str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None)
+                           str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None, row=bool(r[7]))
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
     return ServerSide(tuple(fk for fk in fks if fk.child in wanted),
                       tuple(t for t in trs if t.table in wanted), tuple(unseen), account)
@@ -205,7 +206,7 @@ SELECT t.tgname, n.nspname, c.relname,
        CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END,
        concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
                  CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END),
-       l.lanname, p.prosrc
+       l.lanname, p.prosrc, t.tgtype & 1 <> 0
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
 WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
@@ -286,6 +287,23 @@ _PG_WHOLE = re.compile(rf"{_STATEMENT}NEW\s*:?=(?!=)|\bINTO\s+(?:STRICT\s+)?NEW\
 # MariaDB: `SET NEW.a = 1, NEW.b := 2` (a comma before the next assignment of the same SET), `SELECT .. INTO NEW.a`
 _MY_ASSIGN = re.compile(rf"(?:\bSET\s+|,\s*){_NEW_COL}\s*:?=(?!=)|\bINTO\s+{_NEW_COL}", re.I)
 _STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+_RETURN_NULL = re.compile(r"\bRETURN\s+NULL\b", re.I)
+_RETURN_OLD = re.compile(r"\bRETURN\s+OLD\b", re.I)
+
+
+def skipped_events(tr: Trigger) -> tuple[str, ...]:
+    """The events on which a PostgreSQL BEFORE ROW trigger's PL/pgSQL may skip the row without an error, by its
+    text: `RETURN NULL` (any event), `RETURN OLD` on an INSERT or UPDATE (OLD is NULL in an INSERT, the row as
+    it was in an UPDATE; a function that also serves DELETE returns OLD there, as it must, so then it is not
+    read as a skip). Empty for MariaDB (a trigger can only refuse a row there, with an error) and unread bodies."""
+    if tr.body is None or not tr.row or tr.timing != "BEFORE":
+        return ()
+    text = _STRING.sub("''", _COMMENT.sub(" ", tr.body))
+    nulls = _RETURN_NULL.search(text) is not None
+    olds = _RETURN_OLD.search(text) is not None and "DELETE" not in tr.events
+    return tuple(e for e in ("INSERT", "UPDATE", "DELETE") if e in tr.events and (nulls or (olds and e != "DELETE")))
 
 
 def assigned_columns(body: str, postgres: bool) -> tuple[set[str], str]:

@@ -11,7 +11,9 @@ A BEFORE INSERT or UPDATE trigger that assigns a column of NEW which a mapping c
 `SET NEW.x = ...`; a fold's parent column and its child row's columns are carried too) changes the value replicator wrote, inside its tagged transaction: the other side keeps the
 value replicator wrote, so it warns naming the columns; columns no mapping carries (an `updated_at` the
 application keeps for itself) are left alone. A body that assigns the whole NEW row, returns another row or calls
-a procedure warns that check cannot tell. MariaDB shows a trigger's statements only to an account with the
+a procedure warns that check cannot tell. A PostgreSQL BEFORE ROW trigger that may return NULL (or OLD) skips the
+row without an error: on INSERT or UPDATE the applier counts what it wrote on such a table and makes a skipped row
+a row error (appliers/postgres.py `_SKIPPING_SQL`), on DELETE the row silently stays; both warn. MariaDB shows a trigger's statements only to an account with the
 TRIGGER privilege on its table (its name to one with INSERT, UPDATE or DELETE): a trigger listed without them,
 and a table the account cannot see the triggers of at all, warn that check cannot read them.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from replicator.changes import TableRef
-from replicator.mapping.check.serverside import HIDDEN, ServerSide, Trigger, assigned_columns, written_tables
+from replicator.mapping.check.serverside import (HIDDEN, ServerSide, Trigger, assigned_columns, skipped_events,
+                                                 written_tables)
 
 if TYPE_CHECKING:
     from replicator.mapping.check.checker import _Checker
@@ -56,6 +59,8 @@ def check_triggers(ck: _Checker) -> None:
                 continue
             if tr.changes_row:
                 _assigns(ck, side, other, tr, head, postgres)
+            if postgres:
+                _skips(ck, side, other, tr, head)
             tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema,
                                             "postgresql" if postgres else "mariadb")
             lost = sorted(str(t) for t in _match(tables, sources))
@@ -105,6 +110,26 @@ def _assigns(ck: _Checker, side: str, other: str, tr: Trigger, head: str, postgr
         ck.warn(side, f"{head}: {why}, so check cannot tell which columns of the row it changes; a change of a "
                       f"carried column on replicator's writes never reaches {other}",
                 f"make sure it changes no column a mapping carries, or have {other} do the same itself")
+
+
+def _skips(ck: _Checker, side: str, other: str, tr: Trigger, head: str) -> None:
+    """A PostgreSQL BEFORE ROW trigger that may return NULL (or OLD) skips the row without an error (module
+    docstring)."""
+    events = skipped_events(tr)
+    writes = [e for e in events if e != "DELETE"]
+    if writes:
+        ck.warn(side, f"{head}: it may return NULL (or OLD) on {' and '.join(writes)}, which skips replicator's "
+                      f"write without an error: a row it returns NULL for is a row error naming table and key (the "
+                      f"direction stops, or queues the row under `on_error: quarantine`); an update it returns OLD "
+                      f"for keeps the old values, and the two sides differ",
+                f"have the trigger return NEW on replicator's writes, or filter out on {other} the rows it "
+                f"refuses")
+    if "DELETE" in events:
+        ck.warn(side, f"{head}: it may return NULL on DELETE, which keeps the row without an error (a soft "
+                      f"delete): a row {other} deleted then stays on {side}, and the two sides differ until "
+                      f"`replicator verify --repair` or an edit",
+                f"have the trigger let replicator's deletes through, or carry the soft delete as a field "
+                f"(the mapping's `leave:` or a filter on {other}) instead of a delete")
 
 
 def _carried(ck: _Checker, side: str, table: TableRef) -> set[str]:

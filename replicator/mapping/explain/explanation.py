@@ -326,6 +326,19 @@ def _plain(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, An
     out["outcome"] = {"action": action, "text": text}
 
 
+def _pointed_outside(lookup: Any, ref: Ref, src: str) -> str:
+    """Why a reference may wait for good: the record it points at exists, outside the referenced mapping's slice or
+    filter (an order line in tonnes, a unit `units` filters out), so it gets a counterpart only if it enters it."""
+    if lookup is None or not hasattr(lookup, "pointed_outside"):
+        return ""
+    outside, err = _try(lookup, lookup.pointed_outside, ref)
+    if err or outside is None:
+        return ""
+    return (f"; but {ref.mapping} {_show(ref.value)} exists in {src} outside the slice or filter of mapping {outside}: "
+            f"it gets a counterpart only if it enters it, and until then this row waits (`parked: "
+            f"{{drop_after_days: N}}` bounds the wait)")
+
+
 def _never_made(mset: MappingSet | None, mapping: str, src: str, tgt: str) -> str:
     """Why a reference may wait for good: the referenced mapping never carries a record from `src` to `tgt`
     (products only flow crm_to_erp, and an ERP order line names a product the CRM does not have)."""
@@ -501,7 +514,8 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
     elif parked_on is not None:
         action, text = "parked", (f"would be parked waiting for {parked_on.mapping} {_show(parked_on.value)}: applied "
                                   f"when that {parked_on.mapping} record has a counterpart in {tgt.side}"
-                                  + _never_made(mset, parked_on.mapping, src.side, tgt.side))
+                                  + _never_made(mset, parked_on.mapping, src.side, tgt.side)
+                                  + _pointed_outside(lookup, parked_on, src.side))
     elif natural_error is not None:
         action, text = "error", f"row error: {natural_error}"
     elif failed or not checked:
@@ -514,6 +528,8 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
         else:
             otherwise = f"a new {where} row is inserted"
         text = f"counterpart unknown ({why}): an existing counterpart would be updated, otherwise {otherwise}"
+    elif counterpart is not None and lc is not None and lc.refused is not None:
+        action, text = "error", f"row error: {lc.refused} (the gate is closed, but the row has a counterpart)"
     elif counterpart is not None:
         action = "update"
         tkey = tuple(counterpart["target_key"].values())

@@ -121,6 +121,17 @@ class DbLookup:
         outside: str | None = self._scope.outside(ref.mapping, ref.value)
         return outside
 
+    def pointed_outside(self, ref: Ref) -> str | None:
+        """The mapping whose slice or filter leaves out the record a row only points at (an order line's unit in
+        Dolibarr's `llx_c_units`, filtered out of `units`): the row parks until the record enters it."""
+        from replicator.mapping.scope import Scope
+
+        if self._scope is None:
+            self._scope = Scope(self.linker.mset, self.flow.source.side, self._source_query,
+                                getattr(self.source.conn, "kind", None))
+        outside: str | None = self._scope.outside(ref.mapping, ref.value)
+        return outside
+
     def _source_query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         rows = self.source.query(sql.replace("{crosswalk}", self._source_crosswalk), params)
         self.source.rollback()
