@@ -348,8 +348,10 @@ class FoldApplier:
 
     def __init__(self, applier: Applier, stream: str, resolve: Callable[[Ref], Any],
                  park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None,
-                 mset: MappingSet | None = None):
+                 mset: MappingSet | None = None, left: Callable[[LinkedChange, Ref], bool] | None = None):
         self.a = applier
+        # whether the parent record has a counterpart but left its mapping (Linker._left_record: counted there)
+        self.left = left
         self.mset = mset
         self.stream = stream
         self.resolve = resolve
@@ -382,6 +384,9 @@ class FoldApplier:
         if parent_key is None:
             self.park(lc, parent)
             return
+        if flow.target.side != fold.child and self._kept(flow, parent.mapping) and self.left is not None \
+                and self.left(lc, parent):
+            return  # a parent that left its mapping with its counterpart kept: its column is not written
         if flow.target.side == fold.child:
             value = self._value(lc, lc.values[VALUE])
             if value is not _PARKED:
@@ -395,6 +400,13 @@ class FoldApplier:
         value = self._value(lc, value)
         if value is not _PARKED:
             self._to_column(lc, fold, parent_key, value, fill=fold.into in lc.insert_only)
+
+    def _kept(self, flow: Flow, parent: str) -> bool:
+        """The parent mapping keeps a leaving record's counterpart (`leave:`/`delete:` ignore or a soft delete), so
+        a child row's change still finds it after the record left; one it deletes takes the column with it."""
+        m = self.mset.by_name.get(parent) if self.mset is not None else None
+        pflow = m.flow(flow.source.side) if m is not None else None
+        return pflow is not None and pflow.leave != "propagate"
 
     def _value(self, lc: LinkedChange, value: Any) -> Any:
         if isinstance(value, Ref):
