@@ -10,7 +10,7 @@ import enum
 import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
 
 class Op(enum.Enum):
@@ -37,7 +37,7 @@ class TableRef:
 class _Unchanged:
     """Marker for a value the source did not send (PostgreSQL unchanged TOAST). Never NULL."""
 
-    _instance = None
+    _instance: ClassVar[_Unchanged | None] = None
 
     def __new__(cls) -> _Unchanged:
         if cls._instance is None:

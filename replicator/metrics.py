@@ -74,14 +74,15 @@ target_schema_changes = Counter(
 rows_filtered = Counter(
     "replicator_rows_filtered_total",
     "Source changes a mapping did not send: filtered out, gate not open, delete: ignore, a record outside "
-    "the referenced mapping (replicator_rows_outside_total).",
+    "the referenced mapping (replicator_rows_outside_total), a referenced record that can never get a counterpart.",
     ["direction", "table"],
     registry=REGISTRY,
 )
 rows_outside = Counter(
     "replicator_rows_outside_total",
     "Source changes of a row keyed by a record (`references:` on its key, or a fold's parent) whose record exists "
-    "in the source but outside the referenced mapping's slice or filter (`outside_of`): not carried, not parked. "
+    "in the source but outside the referenced mapping's slice or filter (`outside_of`; never in it, or left since): "
+    "not carried, not parked. "
     "Each is logged; also counted in replicator_rows_filtered_total.",
     ["direction", "mapping", "outside_of"],
     registry=REGISTRY,

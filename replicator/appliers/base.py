@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Sequence
 
 from replicator import metrics
 from replicator.appliers.slices import slice_conditions
@@ -195,6 +195,13 @@ class Resolver(Protocol):
         writes what comes back with `_write` (Applier.apply), so rows may be written here instead (the
         optimistic conditional write, `update_unchanged`) and not come back."""
 
+    def departed(self, applier: "Applier", change: TargetChange, by: str, parent: Any,
+                 slice_: Sequence[tuple[str, Any]]) -> tuple[bool, tuple[Any, ...] | None]:
+        """A two-way fold's edit of a child row's value (`change`, its `expect` not NULL) whose row is gone from
+        the target (no row of the slice `slice_` whose `by` is `parent`): decided and recorded as a conflict;
+        True when the edit wins and the child row is to be made again, with the deleted row's key (None: a new
+        one)."""
+
 
 class IoGate(Protocol):
     """Told when the applier thread waits on its server (stream/channel.py: the reader decodes meanwhile)."""
@@ -212,7 +219,7 @@ class Applier(abc.ABC):
     # a converter -> its form for a whole column of a run (`convert_rows`, `_expected_by_column` from
     # COLUMNWISE_ROWS rows): the values the converter gives each, in C calls, or None where it cannot tell
     # (then value by value). A dialect's own, for its usual converters; none here.
-    whole_converters: Mapping[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any] | None]] = {}
+    whole_converters: ClassVar[Mapping[Callable[[Any], Any], Callable[[Sequence[Any]], list[Any] | None]]] = {}
 
     def __init__(self, conn: Connection, stream: str):
         self.conn = conn

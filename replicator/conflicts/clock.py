@@ -219,6 +219,11 @@ class CommitClock:
         # side -> told True/False when a wait_for starts/stops waiting for that side's reader: the reader's
         # channel then lets it read ahead whatever its own applier does (stream/channel.py `peer_waits`)
         self._readers: dict[str, Callable[[bool], None]] = {}
+        # a two-way fold's child tables (`watch_departures`): (side, table) -> {(by column, slice columns)}; and
+        # the child rows that left a parent (deleted, moved to another parent, out of the slice), the latest per
+        # (side, table, by, parent, slice values): (the child row's key, commit time, deleted). Indexed with the rest
+        self._watched: dict[tuple[str, TableRef], frozenset[tuple[str, tuple[str, ...]]]] = {}
+        self._departed: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], datetime, bool]] = OrderedDict()
 
     @property
     def _rows(self) -> OrderedDict[tuple[str, TableRef, tuple[Any, ...]], _Entry]:
@@ -281,6 +286,63 @@ class CommitClock:
         would otherwise go on keying that table's changes by the old columns)."""
         self.keys.update(keys)
         self._last.pop(side, None)
+
+    def watch_departures(self, watched: Mapping[tuple[str, TableRef], Iterable[tuple[str, tuple[str, ...]]]]) -> None:
+        """The child tables of two-way folds, by (side, table): each (the column naming the parent, the slice's
+        columns). Their rows that leave a parent are remembered for `departed` (a change of the parent's
+        column on the other side, whose child row is gone here: when did it go?)."""
+        with self._lock:
+            for k, v in watched.items():
+                self._watched[k] = frozenset(v)
+
+    def departed(self, side: str, table: TableRef, by: str, parent: Any, slice_: Sequence[tuple[str, Any]],
+                 timeout: float = COMMIT_TIME_WAIT_SECONDS) -> tuple[tuple[Any, ...], datetime, bool] | None:
+        """The key, commit time and whether it was deleted (not moved) of the latest row of `table` (of the slice `slice_`) that left `parent` on
+        `side` (deleted, moved, out of the slice), or None when none was read within `timeout` seconds."""
+        k = (side, table, by, key_form((parent,)), tuple(slice_))
+        deadline = time.monotonic() + timeout
+        told: Callable[[bool], None] | None = None
+        with self._cond:
+            try:
+                while True:
+                    self._catch_up()
+                    found = self._departed.get(k)
+                    if found is not None:
+                        return found
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    if told is None:
+                        told = self._readers.get(side)
+                        if told is not None:
+                            told(True)
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(left)
+                    finally:
+                        self._waiting -= 1
+            finally:
+                if told is not None:
+                    told(False)
+
+    def _departures(self, side: str, when: datetime, ch: RowChange, key: tuple[Any, ...]) -> None:
+        """A change of a watched child table (`watch_departures`): the parent its old row belonged to, when it
+        leaves it. Called under the lock, while indexing."""
+        watched = self._watched.get((side, ch.table))
+        before = ch.before
+        if watched is None or before is None or ch.op is Op.INSERT:
+            return
+        after = ch.after
+        for by, cols in watched:
+            if by not in before or before[by] is None or any(c not in before for c in cols):
+                continue
+            if after is not None and all(_plain(before[c], after.get(c, before[c])) for c in (by, *cols)):
+                continue  # still this parent's row of the slice
+            k = (side, ch.table, by, key_form((before[by],)), tuple((c, before[c]) for c in cols))
+            self._departed[k] = (key, when, after is None)
+            self._departed.move_to_end(k)
+            while len(self._departed) > self.size:
+                self._departed.popitem(last=False)
 
     def reader_waited(self, side: str, told: Callable[[bool], None] | None) -> None:
         """A direction's session (re)starts its reader of `side`: `told(True)` while a `wait_for` waits for it."""
@@ -470,6 +532,8 @@ class CommitClock:
                     key = key_form([row[c] for c in cols])
             except KeyError:
                 continue
+            if self._watched and ch.op is not Op.INSERT:
+                self._departures(side, when, ch, key)
             if deleted:
                 entries.append(((side, table, key), (when, (), (), ENTRY_BYTES, None), None, None))
                 continue

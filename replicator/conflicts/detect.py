@@ -79,6 +79,12 @@ class Detector:
         self._equal: dict[tuple[Any, ...], Callable[[Any, Any], bool]] = {}
         self.field_of = {name: {p.target: p.name for p in flow.plans}  # target column -> the mapping's field name
                          for name, flow in self.flows.items()}
+        for name, flow in self.flows.items():
+            fold = flow.fold
+            if fold is not None and fold.via is None:
+                # a fold's one field, named alike in both directions (the parent's column and the child's value
+                # column are one field: one decision per race, clock.Race)
+                self.field_of[name] = {fold.value if flow.target.side == fold.child else fold.into: fold.into}
         self._tables: dict[tuple[int, tuple[str, ...]], _Table] = {}
 
     def table(self, info: dict[str, ColumnInfo], key: tuple[str, ...]) -> _Table:
@@ -116,6 +122,42 @@ class Detector:
             metrics.count_conflicts(applier.direction, found)
             log.info("%s: %d conflict(s) on %s", applier.direction, len(found), run.table)
         return out
+
+    def departed(self, applier: Applier, r: TargetChange, by: str, parent: Any,
+                 slice_: Sequence[tuple[str, Any]]) -> tuple[bool, tuple[Any, ...] | None]:
+        """Resolver.departed: a two-way fold's change of the parent's column (`r`: an UPDATE of the child's value
+        column, `expect` the value the source saw before, not NULL) finds no child row of the type under
+        `parent`: the other side removed it meanwhile (deleted it, moved it to another parent, took it out of
+        the slice). That is an `update_missing` of the fold's field, decided by its rule as the other direction
+        decides its `update_differs` (its removal against our edit) and recorded; True when the edit wins (the
+        child row is made again), and the key of the row that was deleted (None: unknown, or it was moved, not
+        deleted). The row that left and when: from the other direction's reader (`CommitClock.departed`), waited
+        for as the commit time of any edit (whatever the rule: its key names the record)."""
+        flow = self.flows.get(r.mapping)
+        if flow is None or flow.conflicts is None:
+            return True, None
+        column = next(iter(r.values))
+        rule = flow.conflicts.rule(column)
+        seen = None
+        if self.clock is not None:
+            seen = self.clock.departed(flow.target.side, r.table, by, parent, slice_, timeout=0.0)
+            # waited for whatever the rule: the row's key names the record, and a deleted row comes back under it
+            if seen is None and time.monotonic() >= self._no_wait_until:
+                seen = self.clock.departed(flow.target.side, r.table, by, parent, slice_)
+                if seen is None:
+                    self._no_wait_until = time.monotonic() + BACKOFF_SECONDS
+                    log.warning("%s: no row of %s that left %r was read within %.0f s: the first connection wins "
+                                "such conflicts; not waiting again for %.0f s", self.stream, r.table, parent,
+                                COMMIT_TIME_WAIT_SECONDS, BACKOFF_SECONDS)
+        if seen is not None:
+            r = _with_key(r, seen[0])
+        found: list[M.Conflict] = []
+        run = Run(r.table, Op.UPDATE, r.key_columns, tuple(r.values), {r.key: r}, checked=True)
+        won = _Check(self, applier, run, flow, [r], found).departed(r, column, seen[1] if seen is not None else None)
+        store.record(applier, found)
+        metrics.count_conflicts(applier.direction, found)
+        log.info("%s: %d conflict(s) on %s", applier.direction, len(found), r.table)
+        return won, (seen[0] if seen is not None and seen[2] else None)
 
     def wait_for(self, side: str, table: Any, key: Any, column: str, value: Any,
                  equal: Callable[[Any, Any], bool], deleted: bool = False) -> Any:
@@ -455,6 +497,8 @@ class _Check:
     # -- per row
     def _update(self, r: TargetChange, row: tuple[Any, ...] | None) -> TargetChange | None:
         expect = r.expect or {}
+        if row is None and r.must_exist:
+            return None  # a fold's column of a parent that is gone: the parent mapping's business, no race here
         if row is None and (self.det.syncing() or self.flow.target.optional):
             # not copied yet, or a row its application creates lazily (`optional: true`: missing means all
             # NULL, no delete to race with): the stream creates it whole -- unless all of it is NULL, which the
@@ -588,6 +632,22 @@ class _Check:
         won = d.winner == self.incoming
         self._record(kind, r, c, new, now, rule, d, won)
         return (new if won else now), won
+
+    def departed(self, r: TargetChange, c: str, departed_at: datetime | None) -> bool:
+        """Detector.departed for this one change: decided by the field's rule as `_field` decides the other
+        direction's `update_differs` (the target's edit being the removal of its child row, at `departed_at`),
+        one decision per race, and recorded as `update_missing`; True when the incoming edit wins."""
+        rule = self.rules.rule(c)
+        new = r.values[c]
+        if rule.rule == "latest" and rule.column is None and self.det.clock is not None:
+            d = self._shared(r, self.field_of.get(c, c), lambda wait: departed_at,
+                             lambda t: decide(rule, self.incoming, self.target, self.rules.first_side,
+                                              incoming_time=r.commit_time, target_time=t))
+        else:
+            d = decide(rule, self.incoming, self.target, self.rules.first_side)
+        won = d.winner == self.incoming
+        self._record(M.UPDATE_MISSING, r, c, new, None, rule, d, won)
+        return won
 
     def _decide_row(self, r: TargetChange, column: str | None, value: Any,
                     cur: dict[str, Any] | None = None) -> Decision:
@@ -733,6 +793,13 @@ def _with_values(r: TargetChange, values: dict[str, Any]) -> TargetChange:
     d = c.__dict__
     d.update(r.__dict__)
     d["values"] = values
+    return c
+
+
+def _with_key(r: TargetChange, key: tuple[Any, ...]) -> TargetChange:
+    c: TargetChange = _new(TargetChange)
+    c.__dict__.update(r.__dict__)
+    c.__dict__["key"] = tuple(key)
     return c
 
 

@@ -18,6 +18,11 @@ every write of the applier, and commit with the checkpoint.
   columns set); changed -> that row is updated; NULL -> it is deleted. A parent's delete does nothing here.
 - a parent with two rows of the type cannot be carried into one column: a row error naming the child
   table, key and column, never a silent pick.
+- two-way, from the stream: every change of the column is checked against what the source saw before (the
+  old value; NULL for a child row new to its parent), a child row's insert, delete and move included
+  (`FoldApplier._wins`, through the applier's resolver); a column change whose child row is gone from the
+  target is decided by the resolver as `update_missing` (`FoldApplier._departed`), the row made again (under
+  its old key when it was deleted) only when the change wins (docs/conflicts.md).
 
 A fold with `via` (model.Via, two hops: EspoCRM's entity_email_address -> email_address) has two flows from
 the link table's side, one per table read: a link row's change routes the parents it linked or links
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from replicator import metrics
@@ -103,15 +109,15 @@ def no_parent_writer(flow: Flow, then: str) -> str:
             f"does not create rows there from {flow.source.side}: create it, then {then}")
 
 
-def route_fold(flow: Flow, change: RowChange, stream: bool = False) -> list[Routed]:
+def route_fold(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
     if fold.via is not None:
         return _from_link(flow, fold, change) if flow.source.table == fold.via.endpoint.table \
             else _from_far(flow, fold, change)
     if flow.source.side == fold.child:
-        return _from_child(flow, fold, change, stream)
-    return _from_parent(flow, fold, change, stream)
+        return _from_child(flow, fold, change, stream, commit_time)
+    return _from_parent(flow, fold, change, stream, commit_time)
 
 
 def _filtered(flow: Flow) -> list[Routed]:
@@ -148,7 +154,8 @@ def _was(flow: Flow, value: Any) -> Any:
         return UNCHANGED
 
 
-def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool, commit_time: datetime | None = None
+                ) -> list[Routed]:
     """A row of the child table: its parent's column on the other side follows it."""
     before = change.before
     if change.op is Op.DELETE and before is not None:
@@ -166,22 +173,35 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
     def known(row: Mapping[str, Any] | None) -> bool:
         return row is not None and all(c in row for c in flow.filter_columns)
 
+    checked = stream and flow.two_way
+
+    def expected(old: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """What the parent's column held before, as the source saw it (`expect`, the conflict check): the old
+        row's value, or NULL where the parent had no row of the type (an insert, a row moved or come into the
+        slice). None: not checked (one-way, a copy, a value that never reached the other side)."""
+        if not checked:
+            return None
+        if old is None:
+            return {VALUE: None}
+        if fold.value not in old or old[fold.value] is UNCHANGED:
+            return None
+        was = _was(flow, old[fold.value])
+        if was is UNCHANGED:
+            return None
+        return {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
+
     def clear(row: Mapping[str, Any]) -> LinkedChange:
         skey = source_key(flow, row, change)
-        return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])})
+        return LinkedChange(flow, Op.DELETE, change, skey, {PARENT: Ref(fold.parent, row[fold.by])},
+                            expect=expected(row), commit_time=commit_time)
 
     def put(row: Mapping[str, Any], old: Mapping[str, Any] | None) -> LinkedChange:
         skey = source_key(flow, row, change)
         value = carried(flow, row.get(fold.value), change.table, skey, fold.value)
         if fold.references and value is not None:
             value = Ref(fold.references, value)
-        expect: dict[str, Any] | None = None
-        if stream and flow.two_way and old is not None and fold.value in old and old[fold.value] is not UNCHANGED:
-            was = _was(flow, old[fold.value])
-            if was is not UNCHANGED:
-                expect = {VALUE: Ref(fold.references, was) if fold.references and was is not None else was}
         return LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, row[fold.by]), VALUE: value},
-                            expect=expect)
+                            expect=expected(old), commit_time=commit_time)
 
     if change.op is Op.DELETE:
         return [clear(before)] if before is not None and member(before) else _filtered(flow)
@@ -204,7 +224,7 @@ def _from_child(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list
                 and _same(fold.empty_null(flow.stream, before[fold.value]),  # type: ignore[index]
                           fold.empty_null(flow.stream, row[fold.value])))
         if not same:
-            out.append(put(row, None if moved else before))
+            out.append(put(row, before if was and not moved else None))  # new to this parent: it had none
     return out or _filtered(flow)
 
 
@@ -262,7 +282,8 @@ def _from_far(flow: Flow, fold: Fold, change: RowChange) -> list[Routed]:
     return [LinkedChange(flow, Op.UPDATE, change, skey, {FAR: skey[0]})]
 
 
-def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> list[Routed]:
+def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool, commit_time: datetime | None = None
+                 ) -> list[Routed]:
     """A parent row on the column's side: its child row on the other side follows the column. A parent's
     delete is the parent mapping's business (and the child table's foreign key's, ON DELETE CASCADE)."""
     if change.op is Op.DELETE:
@@ -292,7 +313,7 @@ def _from_parent(flow: Flow, fold: Fold, change: RowChange, stream: bool) -> lis
         return Ref(fold.references, v) if fold.references and v is not None else v
     expect = {VALUE: ref(old)} if stream and flow.two_way and old is not UNCHANGED else None
     return [LinkedChange(flow, Op.UPDATE, change, skey, {PARENT: Ref(fold.parent, skey[0]), VALUE: ref(value)},
-                         expect=expect)]
+                         expect=expect, commit_time=commit_time)]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -355,8 +376,11 @@ class FoldApplier:
 
     def __init__(self, applier: Applier, stream: str, resolve: Callable[[Ref], Any],
                  park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None,
-                 mset: MappingSet | None = None, make_parent: Callable[[Flow, Any], bool] | None = None):
+                 mset: MappingSet | None = None, left: Callable[[LinkedChange, Ref], bool] | None = None,
+                 make_parent: Callable[[Flow, Any], bool] | None = None):
         self.a = applier
+        # whether the parent record has a counterpart but left its mapping (Linker._left_record: counted there)
+        self.left = left
         self.mset = mset
         self.stream = stream
         self.resolve = resolve
@@ -390,6 +414,9 @@ class FoldApplier:
         if parent_key is None:
             self.park(lc, parent)
             return
+        if flow.target.side != fold.child and self._kept(flow, parent.mapping) and self.left is not None \
+                and self.left(lc, parent):
+            return  # a parent that left its mapping with its counterpart kept: its column is not written
         if flow.target.side == fold.child:
             value = self._value(lc, lc.values[VALUE])
             if value is not _PARKED:
@@ -414,6 +441,13 @@ class FoldApplier:
                 and self.make_parent(flow, parent.value):
             parent_key = self.resolve(parent)
         return parent_key
+
+    def _kept(self, flow: Flow, parent: str) -> bool:
+        """The parent mapping keeps a leaving record's counterpart (`leave:`/`delete:` ignore or a soft delete), so
+        a child row's change still finds it after the record left; one it deletes takes the column with it."""
+        m = self.mset.by_name.get(parent) if self.mset is not None else None
+        pflow = m.flow(flow.source.side) if m is not None else None
+        return pflow is not None and pflow.leave != "propagate"
 
     def _value(self, lc: LinkedChange, value: Any) -> Any:
         if isinstance(value, Ref):
@@ -512,8 +546,8 @@ class FoldApplier:
             return  # the first side's value stands (a missing parent is the parent mapping's business)
         if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
             old = self._old(lc.expect[VALUE])
-            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value):
-                return
+            if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value, write=True):
+                return  # the target's edit won, the column holds the value already, or the check wrote it
         done = self.a.update_by_key(tgt.table, tgt.key, key, {fold.into: value})
         if not done and self.make_parent is not None and optional_parent(self.mset, flow) \
                 and self.make_parent(flow, parent_value):
@@ -652,6 +686,8 @@ class FoldApplier:
                            f"{dict(tgt.slice) or 'this table'} in {tgt.table} (keys {[tuple(r[:n]) for r in rows]}); "
                            f"column {fold.into} carries one: delete the extra row", table=str(lc.change.table),
                            key=lc.source_key, column=fold.into)
+        checked = lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect \
+            and fold.value not in tgt.key
         if not rows:
             if value is None:
                 return  # nothing to delete
@@ -661,18 +697,30 @@ class FoldApplier:
                 log.info("%s: %s of parent %r was deleted on %s during the copy; not made again", lc.flow.mapping,
                          tgt.table, parent_key, tgt.side)
                 return
+            again: tuple[Any, ...] | None = None
+            if checked:  # the parent had a value: its child row was removed here meanwhile, a race
+                old = self._old(lc.expect[VALUE])  # type: ignore[index]
+                if old is not None and old is not _PARKED:
+                    won, again = self._departed(lc, fold, parent_key, old, value)
+                    if not won:
+                        return
             row = {fold.by: parent_key, fold.value: value, **dict(tgt.slice)}
             made = {fold.by: parent_key, fold.value: value}
+            if again is not None and len(again) == n and not any(g.by_database for g in tgt.generate
+                                                                 if g.column in tgt.key):
+                # the deleted row comes back under its key: the other direction's check of that delete then
+                # finds no other row of the parent's, and both directions record the race
+                row.update(zip(tgt.key, again))
             for gen in tgt.generate:
-                if not gen.by_database:
+                if not gen.by_database and gen.column not in row:
                     row[gen.column] = gen.make(made)
             self.a.insert_returning(tgt.table, row, tgt.key)
             metrics.rows_applied.labels(self.stream, str(tgt.table), "insert").inc()
             return
         child_key, current = tuple(rows[0][:n]), rows[0][n]
         # a value that is part of the child's key (an association table's) moves the row: no field to check
-        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect and fold.value not in tgt.key:
-            old = self._old(lc.expect[VALUE])
+        if checked:
+            old = self._old(lc.expect[VALUE])  # type: ignore[index]
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, child_key, fold.value, old, value):
                 return
         if value is None:
@@ -692,15 +740,35 @@ class FoldApplier:
         return value
 
     def _wins(self, lc: LinkedChange, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...], column: str,
-              old: Any, new: Any) -> bool:
+              old: Any, new: Any, write: bool = False) -> bool:
         """A two-way fold checks the one column it writes as any field (update_differs, decided by the mapping's
-        rule and recorded in <state>.conflicts): False when the target's concurrent edit wins."""
+        rule and recorded in <state>.conflicts): False when the target's concurrent edit wins. `write` (the
+        parent's column, an UPDATE of that column alone): the check may write the new value itself where the
+        target still holds the old one (the conditional write, docs/conflicts.md "How a two-way update is
+        checked": one statement instead of a locked read and the write); False then too, nothing left to do."""
         assert self.a.resolver is not None
         keys = dict(zip(key_cols, key))
+        # must_exist: a parent gone from the target is the parent mapping's business, never made again here
         tc = TargetChange(table, Op.UPDATE, tuple(key_cols), key, {column: new, **keys}, expect={column: old, **keys},
-                          mapping=lc.flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
-        out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc])
+                          must_exist=True, mapping=lc.flow.mapping, source_key=lc.source_key,
+                          commit_time=lc.commit_time)
+        if write:
+            self.a.written.add(table)  # (as Applier.apply: the check may write the run itself)
+        out = self.a.resolver.resolve(self.a, group_runs([tc])[0], [tc], write)
         return bool(out) and _same(out[0].values.get(column), new)
+
+    def _departed(self, lc: LinkedChange, fold: Fold, parent_key: Any, old: Any, new: Any
+                  ) -> tuple[bool, tuple[Any, ...] | None]:
+        """The parent's column changed from `old` (not NULL) on the source, and the target has no child row of
+        the type for it: the other side removed it (deleted, moved, out of the slice) while this side edited
+        the column. A conflict (`update_missing` of the fold's field), decided and recorded by the resolver as
+        the other direction decides its side of the race; True when this edit wins (the row is made again, under
+        the deleted row's key when the resolver knows it)."""
+        assert self.a.resolver is not None
+        tgt = lc.flow.target
+        tc = TargetChange(tgt.table, Op.UPDATE, tuple(tgt.key), (), {fold.value: new}, expect={fold.value: old},
+                          mapping=lc.flow.mapping, source_key=lc.source_key, commit_time=lc.commit_time)
+        return self.a.resolver.departed(self.a, tc, fold.by, parent_key, tgt.slice)
 
 
 _PARKED: Any = object()

@@ -74,6 +74,23 @@ def mariadb_ddl(schema: str) -> list[str]:
     ]
 
 
+def never_paired(mset: MappingSet, mapping: str, side: str) -> str | None:
+    """Why a record of `mapping` on `side` that has no counterpart can never get one, or None when it may: the
+    mapping creates no counterpart of `side`'s records (`created_by` the other side, or no flow from `side`) and
+    nothing else pairs one (no natural key; a crosswalk, so no shared key either). A record without a pair is then
+    one made on `side`: the other side's records made there have their pair, which the stream reads through the
+    source's crosswalk (explain and the linker say this only with the source in reach)."""
+    m = mset.by_name.get(mapping)
+    if m is None or not m.link.crosswalk or m.link.natural:
+        return None
+    flow = m.flow(side)
+    if flow is None:
+        return f"{m.name} flows only {', '.join(f.stream for f in m.flows)}"
+    if flow.created_by and flow.created_by != side:
+        return f"only {flow.created_by} creates {m.name} records (created_by: {flow.created_by})"
+    return None
+
+
 class _OutOfSlice(Exception):
     """The crosswalk names a counterpart that is no longer a row of the mapping's slice."""
 
@@ -99,11 +116,12 @@ class Linker:
         # (mapping, source key) -> target key; pairs never change
         self._pairs: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.m_parked = metrics.rows_parked.labels(stream)
+        self.unparked = 0  # parked changes taken out to be applied, since this linker was made (repair reports it)
         self._next_sweep = time.monotonic() + parking.SWEEP_SECONDS
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
         self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind, mset,
-                                 make_parent=self.make_parent)
+                                 self._left_record, make_parent=self.make_parent)
         # a row whose record exists outside the referenced mapping is not parked (mapping/scope.py)
         self.scope = Scope(mset, source_side, source_query, source_kind)
 
@@ -127,8 +145,13 @@ class Linker:
         if flow.link.crosswalk and lc.op is Op.UPDATE:
             self._refuse_rename(flow, lc)
         values: dict[str, Any] = {}
+        record: Ref | None = None  # the record this row belongs to (a second table's row, keyed by it)
+        refs: list[tuple[Ref, Any]] = []  # each reference and its counterpart key
         for col, value in lc.values.items():
             if isinstance(value, Ref):
+                if record is None and record_ref(self.mset, flow, self.source_side, value.mapping, value.value,
+                                                 lc.source_key):
+                    record = value
                 resolved = self._resolve(value)
                 if resolved is None:
                     if self._creates_nothing(lc):
@@ -140,8 +163,19 @@ class Linker:
                         return
                     self._park(lc, value)
                     return
+                refs.append((value, resolved))
                 value = resolved
             values[col] = value
+        # a record that left its mapping keeps its crosswalk pair (its counterpart comes back under it), so its
+        # rows still resolve. A mapping that keeps such rows when the record leaves (`delete: ignore`, a soft
+        # delete) would go on writing them: asked before every write. Any other has lost its counterpart with
+        # the record's leave: asked only where it would be made again (below)
+        # A two-way update is asked first too: finding its counterpart gone, the conflict check would decide an
+        # update_missing race and could make it again.
+        if record is not None and (flow.leave != "propagate" or (lc.op is Op.UPDATE and lc.expect is not None
+                                                                 and self.a.resolver is not None)) \
+                and self._left_record(lc, record):
+            return
         try:
             target_key = self._counterpart(flow, lc.source_key, values)
         except _OutOfSlice as out:
@@ -175,14 +209,20 @@ class Linker:
                     if back:
                         self._recreate(flow, values, target_key)
                     return
+                if record is not None and self._left_record(lc, record):
+                    return
                 if lc.revive and flow.link.crosswalk and not linked_now:
                     # a pair whose counterpart is gone, for a row that entered the filter or slice (it left
                     # before: its leave deleted the counterpart; the pair, which may live in the source's
                     # database, stays) or that `verify --repair` reported missing. Whole, under the key its
                     # pair names, as update_missing brings one back. (Any other insert that finds its pair's
                     # row gone -- a re-copy after the target deleted it -- leaves the delete standing, below.)
+                    if self._waits(lc, refs):
+                        return
                     self._recreate(flow, values, target_key)  # (the applier counts the row)
-                    self._entered(lc)
+                    if flow.referenced:  # rows that waited for it (its counterpart was gone) follow, as after _create
+                        self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
+                    self._entered(lc, target_key)
                     return
                 metrics.rows_missing.labels(self.stream, str(flow.target.table), "update").inc()
                 if lc.op is Op.INSERT:
@@ -202,14 +242,64 @@ class Linker:
             if linked_now and flow.referenced:
                 # the record has a counterpart from now on: children waiting for it can follow
                 self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
-            self._entered(lc)
+            self._entered(lc, target_key)
             return
         if lc.must_exist or not lc.gate_open or (flow.created_by and flow.created_by != flow.source.side):
             metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
             return
+        if self._waits(lc, refs, record):
+            return
         if not self._missing_wins(lc, values):
             return
         self._create(flow, lc, values)
+
+    def _waits(self, lc: LinkedChange, refs: list[tuple[Ref, Any]], record: Ref | None = None) -> bool:
+        """Before a row is made on the target: a record it references whose crosswalk pair names a counterpart that
+        is gone (its leave deleted it, or the target's users did) is no parent to point at -- the row would be an
+        orphan, or break a foreign key and stop the direction. The row parks until the counterpart is back (the
+        record enters again, or `verify --repair` makes it: both release what waits), unless it is the record's
+        own row and the record is outside its mapping (`_park` counts it, not carried). A record whose mapping
+        keeps its counterpart when it leaves is asked at the source (`_left_record`). One primary-key read of the
+        target per reference, only when a row is made."""
+        for ref, resolved in refs:
+            if self._gone(ref, resolved):
+                self._park(lc, ref)
+                return True
+        if record is not None:
+            m = self.mset.by_name.get(record.mapping)
+            rflow = m.flow(self.source_side) if m is not None else None
+            if rflow is not None and rflow.leave != "propagate" and self._left_record(lc, record):
+                return True
+        return False
+
+    def _gone(self, ref: Ref, resolved: Any) -> bool:
+        """`ref`'s crosswalk pair names target key `resolved`, and no row of that key is in the referenced mapping's
+        target (within its slice)."""
+        m = self.mset.by_name[ref.mapping]
+        if not m.link.crosswalk:
+            return False  # `_resolve` found the row itself
+        target = m.endpoint(self.target_side)
+        return not self.a.find_keys(target.table, target.key, {target.key[0]: resolved}, limit=1,
+                                    slice_=target.slice)
+
+    def _left_record(self, lc: LinkedChange, record: Ref) -> bool:
+        """The record `lc`'s row belongs to has a counterpart but exists outside its mapping's slice or filter
+        now (it left: a customer into the recycle bin): the row is not carried, as the record's own row is not
+        -- counted and logged as a row outside (`_outside`). When the record comes back, its rows are read and
+        written whole (`_entered`). One read of the source (`Scope.outside`), only for records whose mapping
+        has a filter or slice on this side."""
+        outside = self.scope.outside(record.mapping, record.value)
+        if outside is None:
+            return False
+        self._outside(lc, record, outside)
+        return True
+
+    def _outside(self, lc: LinkedChange, record: Ref, outside: str) -> None:
+        metrics.rows_outside.labels(self.stream, lc.flow.mapping, outside).inc()
+        metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
+        log.info("%s: %s row %s not carried: its record %s %s is outside the slice or filter of mapping %s",
+                 self.stream, lc.flow.mapping, show_key(lc.source_key), record.mapping, show_key((record.value,)),
+                 outside)
 
     def _creates_nothing(self, lc: LinkedChange) -> bool:
         """A change of a crosswalk-linked record that may not create its counterpart (gate closed, an update
@@ -322,6 +412,7 @@ class Linker:
         how many parked changes left the table (applied, or parked again for another parent)."""
         done = self.retry_waiting()
         done += self.drop_outside()
+        done += self.drop_unpairable()
         self.sweep_parked()
         return done
 
@@ -365,6 +456,37 @@ class Linker:
             parking.refresh(self.a, self.parked, self.stream)
         return dropped
 
+    def drop_unpairable(self) -> int:
+        """Parked changes waiting for a record that can never get a counterpart (`_never_paired`; parked by an
+        earlier version, or before a reload made it so): dropped at the start, each logged and counted as
+        `_unpairable` counts such a change."""
+        waiting = [m.name for m in self.mset.mappings if self._never_paired(Ref(m.name, None)) is not None]
+        if not waiting:
+            return 0
+        rows = self.a.query(f"SELECT id, waiting_mapping, waiting_key, mapping, {self.change_col} FROM {self.parked} "
+                            f"WHERE stream = %s AND waiting_mapping IN ({', '.join(['%s'] * len(waiting))}) "
+                            f"ORDER BY id", [self.stream, *waiting])
+        dropped = 0
+        for row_id, mapping, key, parked_by, text in rows:
+            value = loads_key(key)[0]
+            if self._crosswalk(mapping, (value,)) is not None:
+                continue  # paired meanwhile: retry_waiting replays it
+            if not self.a.execute(f"DELETE FROM {self.parked} WHERE id = %s", [row_id]):
+                continue
+            self.m_parked.dec()
+            dropped += 1
+            change = loads_change(text)
+            m = self.mset.by_name.get(parked_by)
+            flow = m.flow_of(self.source_side, change.table) if m is not None else None
+            if flow is not None:
+                metrics.rows_filtered.labels(self.stream, str(flow.target.table)).inc()
+            log.warning("%s: dropped a parked %s change of %s: it waited for %s %s, made on %s, which can never get "
+                        "a counterpart in %s (%s, without a natural key)", self.stream, change.op.value, parked_by,
+                        mapping, key, self.source_side, self.target_side, self._never_paired(Ref(mapping, value)))
+        if dropped:
+            parking.refresh(self.a, self.parked, self.stream)
+        return dropped
+
     def retry_waiting(self) -> int:
         """Apply the parked changes whose referenced record has a counterpart now, inside the open
         transaction. Also every `parking.RETRY_SECONDS` while the stream applies linked changes: the pair
@@ -379,12 +501,24 @@ class Linker:
             if (mapping, key) in seen:
                 continue
             ref = Ref(mapping, loads_key(key)[0])
-            if (mapping, key) not in absent and self._resolve(ref) is None:
-                absent.add((mapping, key))
+            if (mapping, key) not in absent:
+                resolved = self._resolve(ref)
+                if resolved is None or self._gone(ref, resolved):
+                    absent.add((mapping, key))
             if (mapping, key) not in absent or self._parked_parent(parked_by, ref):
                 seen.add((mapping, key))
                 done += self._unpark(mapping, key)
         return done
+
+    def release(self, mapping: str, value: Any) -> int:
+        """The changes parked until `mapping`'s record `value` (its source-side key) had a counterpart, applied now
+        if it has one -- `verify --repair` wrote the record: the stream's own path (`_unpark`). Returns how many
+        parked changes left the table."""
+        ref = Ref(mapping, value)
+        resolved = self._resolve(ref)
+        if resolved is None or self._gone(ref, resolved):
+            return 0
+        return self._unpark(mapping, dumps_key((value,)))
 
     def sweep_parked(self) -> int:
         """Drop parked changes older than their mapping's `parked: {drop_after_days: N}` (inside the open
@@ -538,8 +672,10 @@ class Linker:
                 or not optional_parent(self.mset, flow):
             return False
         pflow = parent_writer(self.mset, flow)
-        return pflow is not None and self._made_parent(flow, pflow, waiting.value) \
-            and self._resolve(waiting) is not None
+        if pflow is None or not self._made_parent(flow, pflow, waiting.value):
+            return False
+        resolved = self._resolve(waiting)
+        return resolved is not None and not self._gone(waiting, resolved)
 
     def create_parent(self, pflow: Flow, row: dict[str, Any]) -> bool:
         """A fold's parent row missing from an `optional: true` table, created whole as the parent mapping's stream
@@ -584,13 +720,19 @@ class Linker:
             self._unpark(flow.mapping, dumps_key((lc.source_key[0],)))
         self._entered(lc)
 
-    def _entered(self, lc: LinkedChange) -> None:
+    def _entered(self, lc: LinkedChange, target_key: tuple[Any, ...] | None = None) -> None:
         """A record that entered its mapping's slice or filter (written above): the rows of the mappings keyed
-        by it, skipped while it was outside (`_park`), are read from the source and written whole, as rows
-        entering a filter are. Each entered too, so their own second tables follow."""
+        by it, skipped while it was outside (`_park`, `_left_record`), are read from the source and written whole,
+        as rows entering a filter are. Each entered too, so their own second tables follow. A counterpart that
+        was kept (`target_key`: updated, not made) gets the columns folds fill read again too: a child row's
+        edit made while the record was outside was not written into it."""
         flow = lc.flow
         if not lc.entered or not flow.referenced or len(lc.source_key) != 1 or not self.scope.usable:
             return
+        if target_key is not None:
+            folded = self.folds.folded(flow, lc.source_key[0])
+            if folded:
+                self.a.update_by_key(flow.target.table, flow.target.key, target_key, folded)
         # checked as the record's own entering change is (an INSERT that finds its counterpart is decided field
         # by field, conflicts.md), when that one was
         checked = lc.expect is not None
@@ -706,17 +848,31 @@ class Linker:
             parking.refresh(self.a, self.parked, self.stream)
         return dropped
 
+    def _never_paired(self, ref: Ref) -> str | None:
+        # (the other direction's pairs are read through the source's crosswalk: never said without it)
+        return never_paired(self.mset, ref.mapping, self.source_side) if self.source_query is not None else None
+
+    def _unpairable(self, lc: LinkedChange, ref: Ref) -> bool:
+        """`ref`'s record has no counterpart and can never get one (`_never_paired`): the row is not carried and not
+        parked -- it would wait for good, silently -- as the record's own changes are not; counted and logged."""
+        why = self._never_paired(ref)
+        if why is None or self._crosswalk(ref.mapping, (ref.value,)) is not None:
+            return False
+        metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
+        log.info("%s: %s row %s not carried: its %s record %s was made on %s and has no counterpart in %s, and none "
+                 "can come: %s, without a natural key", self.stream, lc.flow.mapping, show_key(lc.source_key),
+                 ref.mapping, show_key((ref.value,)), self.source_side, self.target_side, why)
+        return True
+
     def _park(self, lc: LinkedChange, ref: Ref) -> None:
+        if self._unpairable(lc, ref):
+            return
         if record_ref(self.mset, lc.flow, self.source_side, ref.mapping, ref.value, lc.source_key):
             outside = self.scope.outside(ref.mapping, ref.value)
             if outside is not None:
                 # the record exists and is not the referenced mapping's (a vendor's company row, an account in
                 # vtiger's recycle bin): neither is this row; parked, it would wait for good
-                metrics.rows_outside.labels(self.stream, lc.flow.mapping, outside).inc()
-                metrics.rows_filtered.labels(self.stream, str(lc.flow.target.table)).inc()
-                log.info("%s: %s row %s not carried: its record %s %s is outside the slice or filter of mapping %s",
-                         self.stream, lc.flow.mapping, show_key(lc.source_key), ref.mapping, show_key((ref.value,)),
-                         outside)
+                self._outside(lc, ref, outside)
                 return
         self.a.execute(f"INSERT INTO {self.parked} (stream, waiting_mapping, waiting_key, mapping, {self.change_col}) "
                        f"VALUES (%s, %s, %s, %s, %s)",
@@ -797,6 +953,7 @@ class Linker:
                     self._replay(out, mapping, key)
         if rows:
             parking.refresh(self.a, self.parked, self.stream)
+        self.unparked += taken
         return taken
 
 

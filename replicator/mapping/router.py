@@ -217,7 +217,7 @@ def _route_rows(flow: Flow, change: RowChange, stream: bool, commit_time: dateti
     if flow.fold is not None:
         # folds builds on this module's LinkedChange and Ref, so it is imported here, not at the top
         from replicator.mapping.folds import route_fold
-        return route_fold(flow, change, stream)
+        return route_fold(flow, change, stream, commit_time)
     row = change.before if change.op is Op.DELETE else change.after
     if row is None:
         raise RowError(f"{change.op.value} without a row image", table=str(change.table))

@@ -16,7 +16,9 @@ parent enters its mapping, the parked lines replay, which nothing else would do 
 
 A record that enters the referenced mapping later brings its second tables' rows along, and one that leaves
 it takes them along, each by its own mapping's `leave:` (else `delete:`) (`Linker`, through `children` and
-`Scope.row`). Reads go through `sources.tablescan.TableScanner`, so rows are valued as the stream values them.
+`Scope.row`). A record that left keeps its crosswalk pair, so its rows' references still resolve: the linker asks
+`outside` where writing one would carry it (`Linker._left_record`: a row made again, a row or a fold's column a
+mapping kept), and the row is counted outside instead. Reads go through `sources.tablescan.TableScanner`, so rows are valued as the stream values them.
 """
 from __future__ import annotations
 

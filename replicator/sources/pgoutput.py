@@ -494,7 +494,7 @@ class PgOutputDecoder:
     def relations(self) -> Mapping[int, Relation]:
         return {oid: plan.relation for oid, plan in self._plans.items()}
 
-    def decode(self, payload: bytes) -> PgOutputEvent:
+    def decode(self, payload: bytes | bytearray | memoryview) -> PgOutputEvent:
         buf = payload if type(payload) is bytes else bytes(payload)
         if not buf:
             raise DecodeError("pgoutput: empty message")

@@ -219,6 +219,7 @@ class Direction:
             feed = None
             if self.clock is not None:
                 self.clock.use_keys(self.source_conn.name, two_way_keys(mset))
+                self.clock.watch_departures(fold_children(mset))
                 self.clock.reader_waited(self.source_conn.name, chan.peer_waits if applier.io_gate is chan else None)
                 if any(side == self.source_conn.name for side, _ in self.clock.keys):
                     feed = self.clock
@@ -676,6 +677,19 @@ def two_way_keys(mset: MappingSet) -> dict[tuple[str, TableRef], tuple[str, ...]
     """The key columns of every table of a two-way mapping, by side: what the commit clock records."""
     return {(e.side, e.table): e.key for m in mset.mappings if any(f.two_way for f in m.flows)
             for e in m.endpoints}
+
+
+def fold_children(mset: MappingSet) -> dict[tuple[str, TableRef], set[tuple[str, tuple[str, ...]]]]:
+    """The child tables of two-way one-hop folds, by side: (the column naming the parent, the slice's columns),
+    whose rows leaving a parent the commit clock remembers (`CommitClock.departed`)."""
+    out: dict[tuple[str, TableRef], set[tuple[str, tuple[str, ...]]]] = {}
+    for m in mset.mappings:
+        for f in m.flows:
+            fold = f.fold
+            if f.two_way and fold is not None and fold.via is None and f.source.side == fold.child:
+                out.setdefault((f.source.side, f.source.table), set()).add(
+                    (fold.by, tuple(c for c, _ in f.source.slice)))
+    return out
 
 
 class Daemon:

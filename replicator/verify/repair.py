@@ -164,8 +164,10 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
         if extras and flow.delete == "propagate":
             fresh += fc.recheck_extras(extras)
         by_key = {key_canonical(fc.src_key_rules, scanner.key_of(r)): r for r in rows}
-        linker = (Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query)
-                  if lookup is not None else None)
+        # (with the source's dialect, it reads the source as the stream's does: a row of a record outside its
+        # mapping is told from one that waits, a record written back brings its rows and folded columns)
+        linker = (Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query,
+                         source.kind) if lookup is not None else None)
         applier.begin()  # the tag first: the other direction drops this transaction
         applytime.next_transaction()  # `now: true` stamps: this repair's own instant, not the scan's
         done: list[Difference] = []
@@ -203,11 +205,19 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
                         linker.apply(replace(change, revive=True))
                     else:
                         applier.apply([change])
+            if linker is not None and flow.referenced and d.kind in (MISSING, DIFFERS) and d.source_key is not None \
+                    and len(d.source_key) == 1:
+                # the rows parked until this record had a counterpart (a missing one made above already released
+                # them): applied now, as the stream applies them when the record arrives
+                linker.release(flow.mapping, d.source_key[0])
             done.append(d)
         applier.commit_untracked()  # raises TargetShapeChanged (rolled back) when a written table moved
+        released = linker.unparked if linker is not None else 0
         for d in done:
             metrics.rows_repaired.labels(d.table).inc()
             lines.append(format_repair(d))
+        if released:
+            lines.append(f"released {released} parked change(s) of {flow.stream} that waited for {flow.mapping}")
         return len(done), lines
     except BaseException:
         applier.rollback()

@@ -66,3 +66,29 @@ def test_a_row_inserted_again_after_a_delete_is_dated_by_its_insert() -> None:
     saw(clock, 12, None, row("a"), op=Op.INSERT)
     saw(clock, 14, row("a"), row("a", name="m"))
     assert clock.wait_for("erp", T, (1,), "phone", "a", same, timeout=0) == at(12)
+
+
+def test_a_watched_child_table_remembers_the_rows_that_left_a_parent() -> None:
+    """CommitClock.departed: a two-way fold's child row deleted, moved to another parent or out of the slice,
+    by (side, table, parent column, parent, slice): its key, commit time, and whether it was deleted."""
+    a = TableRef("public", "address")
+    clock = CommitClock({("crm", a): ("id",)})
+    clock.watch_departures({("crm", a): [("owner_id", ("kind",))]})
+    email = (("kind", "email"),)
+
+    def crm(second: int, op: Op, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        clock.saw("crm", Transaction(str(second), None, at(second), (RowChange(a, op, before, after),)))  # type: ignore[arg-type]
+    r1 = {"id": "u1", "owner_id": "c-1", "kind": "email", "value": "x"}
+    crm(1, Op.INSERT, None, r1)
+    crm(2, Op.UPDATE, r1, {**r1, "value": "y"})  # an edit in place: still c-1's
+    assert clock.departed("crm", a, "owner_id", "c-1", email, timeout=0) is None
+    crm(3, Op.UPDATE, r1, {**r1, "owner_id": "c-2"})  # moved
+    assert clock.departed("crm", a, "owner_id", "c-1", email, timeout=0) == (("u1",), at(3), False)
+    r2 = {"id": "u2", "owner_id": "c-3", "kind": "email", "value": "z"}
+    crm(4, Op.DELETE, r2, None)
+    assert clock.departed("crm", a, "owner_id", "c-3", email, timeout=0) == (("u2",), at(4), True)
+    assert clock.departed("crm", a, "owner_id", "c-3", (("kind", "phone"),), timeout=0) is None
+    r3 = {"id": "u3", "owner_id": "c-4", "kind": "phone", "value": "1"}
+    crm(5, Op.UPDATE, r3, {**r3, "kind": "email"})  # into the email slice: it left c-4's phones
+    assert clock.departed("crm", a, "owner_id", "c-4", (("kind", "phone"),), timeout=0) == (("u3",), at(5), False)
+    assert clock.departed("erp", a, "owner_id", "c-3", email, timeout=0) is None  # the other side's

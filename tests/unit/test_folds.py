@@ -183,6 +183,7 @@ class FakeTarget:
 
     def __init__(self) -> None:
         self.rows: dict[TableRef, list[dict[str, Any]]] = {}
+        self.written: set[TableRef] = set()  # Applier.written: the tables a check may write itself
 
     def find_keys(self, table: TableRef, cols: Sequence[str], where: dict[str, Any], limit: int = 2,
                   slice_: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Any, ...]]:
@@ -360,6 +361,72 @@ def test_a_two_way_fold_checks_its_column_for_a_concurrent_edit(config: Config) 
         assert tc.table == CUSTOMERS and tc.mapping == "customer_email" and tc.key == (7,)
         assert tc.expect == {"email": "a@x.de", "cust_no": 7} and tc.values == {"email": "b@x.de", "cust_no": 7}
         assert target.rows[CUSTOMERS] == [{"cust_no": 7, "email": expected}]
+
+
+def test_a_child_rows_insert_delete_and_move_carry_what_the_parent_held_before(config: Config) -> None:
+    """The conflict check's `expect` of a two-way fold from the stream: NULL for a row new to its parent (an
+    insert, a move, a row come into the slice), the old value for a row that leaves (a delete, a move away)."""
+    mset = load(config, MAPS)
+    row = {"id": "u1", "owner_id": "c-7", "kind": "email", "value": "a@x.de"}
+    assert _one(route(mset, "crm", RowChange(ADDRESS, Op.INSERT, None, row))).expect == {VALUE: None}
+    gone = _one(route(mset, "crm", RowChange(ADDRESS, Op.DELETE, row, None)))
+    assert gone.op is Op.DELETE and gone.expect == {VALUE: "a@x.de"}
+    left, came = route(mset, "crm", RowChange(ADDRESS, Op.UPDATE, row, {**row, "owner_id": "c-8"}))
+    assert isinstance(left, LinkedChange) and isinstance(came, LinkedChange)
+    assert left.values[PARENT] == Ref("customers", "c-7") and left.expect == {VALUE: "a@x.de"}
+    assert came.values[PARENT] == Ref("customers", "c-8") and came.expect == {VALUE: None}
+    phone = {**row, "kind": "phone"}
+    entered = _one(route(mset, "crm", RowChange(ADDRESS, Op.UPDATE, phone, row)))
+    assert entered.expect == {VALUE: None}
+    # a copy (not the stream) and a one-way fold are not checked
+    from replicator.mapping.router import route_flow
+    flow = mset.by_name["customer_email"].flow("crm")
+    assert flow is not None and _one(route_flow(flow, RowChange(ADDRESS, Op.INSERT, None, row))).expect is None
+    one_way = load(config, MAPS.replace("  customer_email:\n    direction: both", "  customer_email:\n    direction: crm_to_erp"))
+    assert _one(route(one_way, "crm", RowChange(ADDRESS, Op.DELETE, row, None))).expect is None
+
+
+class Departed(Resolver):
+    """A resolver that also decides a gone child row (`departed`): the edit wins when `target_wins` is False,
+    the deleted row's key `again`."""
+
+    def __init__(self, target_wins: bool, again: tuple[Any, ...] | None) -> None:
+        super().__init__(target_wins)
+        self.again = again
+        self.departed_calls: list[tuple[Any, ...]] = []
+
+    def departed(self, applier: Any, change: Any, by: str, parent: Any, slice_: Any) -> tuple[bool, Any]:
+        self.departed_calls.append((change.table, change.values, change.expect, by, parent, tuple(slice_)))
+        return not self.target_wins, self.again
+
+
+def test_an_edit_of_the_column_whose_child_row_is_gone_is_decided_not_written_over(config: Config) -> None:
+    mset = load(config, MAPS)
+    cust = {"cust_no": 7, "name": "A", "email": "a@x.de"}
+    change = RowChange(CUSTOMERS, Op.UPDATE, cust, {**cust, "email": "b@x.de"})
+    for target_wins, again, rows in ((True, ("u1",), []), (False, ("u1",), [("u1", "b@x.de")]),
+                                     (False, None, [(None, "b@x.de")])):
+        target = FakeTarget()
+        resolver = Departed(target_wins, again)
+        target.resolver = resolver  # type: ignore[assignment]
+        fa, _ = _applier(target, {("customers", 7): "c-7"})
+        for o in route(mset, "erp", change):
+            if isinstance(o, LinkedChange) and o.flow.fold is not None:
+                fa.apply(o)
+        assert resolver.departed_calls == [(ADDRESS, {"value": "b@x.de"}, {"value": "a@x.de"}, "owner_id", "c-7",
+                                            (("kind", "email"),))]
+        got = [(r["id"] if again else None, r["value"]) for r in target.rows.get(ADDRESS, [])]
+        assert got == rows, (target_wins, again)
+    # the column was NULL before: no row to miss, the row is made as always, unasked
+    target = FakeTarget()
+    resolver = Departed(True, None)
+    target.resolver = resolver  # type: ignore[assignment]
+    fa, _ = _applier(target, {("customers", 7): "c-7"})
+    empty = {**cust, "email": None}
+    for o in route(mset, "erp", RowChange(CUSTOMERS, Op.UPDATE, empty, cust)):
+        if isinstance(o, LinkedChange) and o.flow.fold is not None:
+            fa.apply(o)
+    assert resolver.departed_calls == [] and [r["value"] for r in target.rows[ADDRESS]] == ["a@x.de"]
 
 
 def test_a_fold_stops_or_ignores_a_truncate_never_propagates_it(config: Config) -> None:

@@ -529,3 +529,45 @@ def test_a_parent_created_through_a_crosswalk_carries_the_columns_its_folds_fill
                         'WHERE "party_id" = %s ORDER BY "party_id", "party_id" LIMIT 3', ["10000"])
     # the one child row's value in the insert; none, or two (the fold's own change refuses those), leave it out
     assert [r.get("name") for r in target.tables[T_ORGS]] == ["Dunder Mifflin", None, None]
+
+
+NEVER = """
+mappings:
+  orders:
+    direction: both
+    created_by: erp
+    crm: {table: orders, key: [id], generate: {id: uuid}}
+    erp: {table: orders, key: [order_no]}
+    link: {crosswalk: true}
+    fields: {ref: ~}
+  products:
+    direction: erp_to_crm
+    crm: {table: product, key: [id], generate: {id: uuid}}
+    erp: {table: product, key: [rowid]}
+    link: {crosswalk: true}
+    fields: {ref: ~}
+  parts:
+    direction: erp_to_crm
+    crm: {table: part, key: [id], generate: {id: uuid}}
+    erp: {table: part, key: [rowid]}
+    link: {crosswalk: true, natural: [ref]}
+    fields: {ref: ~}
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customer, key: [id]}
+    created_by: erp
+    fields: {id: ~, name: ~}
+"""
+
+
+def test_a_record_made_on_a_side_its_mapping_never_creates_from_never_gets_a_counterpart(tmp_path: Path) -> None:
+    from replicator.mapping.links import never_paired
+    (tmp_path / "maps").mkdir()
+    mset = load(make_config(tmp_path), NEVER)
+    assert never_paired(mset, "orders", "crm") == "only erp creates orders records (created_by: erp)"
+    assert never_paired(mset, "orders", "erp") is None  # the ERP's orders are created in the CRM
+    assert never_paired(mset, "products", "crm") == "products flows only erp_to_crm"
+    # a natural key may still link it later (it parks), and so may a shared key
+    assert never_paired(mset, "parts", "crm") is None
+    assert never_paired(mset, "customers", "crm") is None

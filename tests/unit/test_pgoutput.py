@@ -258,7 +258,7 @@ def test_truncate(dec: PgOutputDecoder, options: int, cascade: bool, restart: bo
 
 def test_decode_accepts_bytearray_and_memoryview(dec: PgOutputDecoder) -> None:
     payload = insert(OID, "1", "a", None)
-    assert dec.decode(bytearray(payload)) == dec.decode(memoryview(payload)) == dec.decode(payload)  # type: ignore[arg-type]
+    assert dec.decode(bytearray(payload)) == dec.decode(memoryview(payload)) == dec.decode(payload)
 
 
 # --- type conversions -------------------------------------------------------------------------

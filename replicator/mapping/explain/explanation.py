@@ -9,6 +9,7 @@ from replicator.changes import Op, RowChange, impossible_date, zero_dated
 from replicator.codec import dumps_key
 from replicator.errors import RowError, Where
 from replicator.mapping.explain.inputs import find_flow
+from replicator.mapping.links import never_paired
 from replicator.mapping.explain.render import _inline, _show, _show_key
 from replicator.mapping.model import (Field, FieldPlan, Flow, Mapping, MappingSet, field_default, has_default,
                                       no_natural_key)
@@ -405,8 +406,10 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
                                     f"exists outside the slice or filter of mapping {outside}")
                     outside_of = (value, outside)
                 else:
-                    info["text"] = (f"no counterpart in {tgt.side}: would be parked waiting for "
-                                    f"{value.mapping} {_show(value.value)}")
+                    never = never_paired(mset, value.mapping, src.side) if mset is not None else None
+                    info["text"] = (f"no counterpart in {tgt.side}: " + (
+                        f"none can come ({never})" if never else
+                        f"would be parked waiting for {value.mapping} {_show(value.value)}"))
                     parked_on = parked_on or value
             else:
                 info["found"] = True
@@ -502,6 +505,12 @@ def _linked(out: dict[str, Any], flow: Flow, change: RowChange, row: dict[str, A
                                    f"{_show(outside_of[0].value)} exists outside the slice or filter of mapping "
                                    f"{outside_of[1]}, so the row is not carried and not parked (counted in "
                                    f"replicator_rows_outside_total)")
+    elif parked_on is not None and mset is not None and never_paired(mset, parked_on.mapping, src.side):
+        action, text = "unpaired", (f"nothing sent: the {parked_on.mapping} record {_show(parked_on.value)} was made "
+                                    f"on {src.side} and can never get a counterpart in {tgt.side} ("
+                                    f"{never_paired(mset, parked_on.mapping, src.side)}, without a natural key), so "
+                                    f"the row is not carried and not parked (counted in "
+                                    f"replicator_rows_filtered_total)")
     elif parked_on is not None:
         action, text = "parked", (f"would be parked waiting for {parked_on.mapping} {_show(parked_on.value)}: applied "
                                   f"when that {parked_on.mapping} record has a counterpart in {tgt.side}"
