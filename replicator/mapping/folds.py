@@ -83,6 +83,32 @@ def deleted_child(values: Sequence[Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
 
+def optional_parent(mset: MappingSet | None, flow: Flow) -> bool:
+    """A fold into a column (child rows -> the parent's column) whose parent's table on the target side is an
+    `optional: true` endpoint of the parent mapping (a 1:1 custom-field table its application creates lazily):
+    a missing parent row there is one whose fields are all NULL, created whole when the fold sets its column."""
+    fold = flow.fold
+    if mset is None or fold is None or flow.target.side == fold.child:
+        return False
+    parent = mset.by_name.get(fold.parent)
+    return parent is not None and parent.endpoint(flow.target.side).optional
+
+
+def parent_writer(mset: MappingSet, flow: Flow) -> Flow | None:
+    """The parent mapping's flow that writes the fold's target table from the fold's source side (what creates a
+    missing parent row whole); None when the parent mapping does not write that table from there."""
+    assert flow.fold is not None
+    pflow = mset.by_name[flow.fold.parent].flow(flow.source.side)
+    return pflow if pflow is not None and pflow.target.table == flow.target.table else None
+
+
+def no_parent_writer(flow: Flow, then: str) -> str:
+    """Why a fold's parent row missing from an `optional: true` table cannot be created (`parent_writer` None)."""
+    assert flow.fold is not None
+    return (f"the parent row is missing from {flow.target.table} (optional: true) and mapping {flow.fold.parent} "
+            f"does not create rows there from {flow.source.side}: create it, then {then}")
+
+
 def route_fold(flow: Flow, change: RowChange, stream: bool = False, commit_time: datetime | None = None) -> list[Routed]:
     fold = flow.fold
     assert fold is not None
@@ -344,11 +370,14 @@ class FoldApplier:
 
     `resolve` translates a Ref through its mapping's link (None: no counterpart yet), `park` parks a change
     until it has one; `source_query`/`source_kind` read the child table on the source (the rows of the type
-    a parent has); without them (explain, repair) that check is skipped."""
+    a parent has); without them (explain, repair) that check is skipped. `make_parent(flow, parent)` creates a
+    parent row missing from an `optional: true` table whole from its source row (`Linker.make_parent`; False when
+    there is none to create it from: the change parks as before)."""
 
     def __init__(self, applier: Applier, stream: str, resolve: Callable[[Ref], Any],
                  park: Callable[[LinkedChange, Ref], None], source_query: Query | None, source_kind: str | None,
-                 mset: MappingSet | None = None, left: Callable[[LinkedChange, Ref], bool] | None = None):
+                 mset: MappingSet | None = None, left: Callable[[LinkedChange, Ref], bool] | None = None,
+                 make_parent: Callable[[Flow, Any], bool] | None = None):
         self.a = applier
         # whether the parent record has a counterpart but left its mapping (Linker._left_record: counted there)
         self.left = left
@@ -356,6 +385,7 @@ class FoldApplier:
         self.stream = stream
         self.resolve = resolve
         self.park = park
+        self.make_parent = make_parent
         self.source_query = source_query if source_kind is not None else None
         self.source_kind = source_kind
         self._replaying: Ref | None = None  # the parent a parked change is replayed for (Linker._unpark)
@@ -380,7 +410,7 @@ class FoldApplier:
             return
         parent = lc.values[PARENT]
         assert isinstance(parent, Ref)
-        parent_key = self.resolve(parent)
+        parent_key = self._parent_key(lc.flow, parent)
         if parent_key is None:
             self.park(lc, parent)
             return
@@ -399,7 +429,18 @@ class FoldApplier:
             value = lc.values[VALUE]
         value = self._value(lc, value)
         if value is not _PARKED:
-            self._to_column(lc, fold, parent_key, value, fill=fold.into in lc.insert_only)
+            self._to_column(lc, fold, parent_key, value, fill=fold.into in lc.insert_only, parent_value=parent.value)
+
+    def _parent_key(self, flow: Flow, parent: Ref) -> Any:
+        """The parent's key on the target (None: no counterpart, the change parks). For a fold into an
+        `optional: true` table whose parent row is missing there, the row is created whole first (`make_parent`):
+        the application makes such a row only once a field is set, and this change sets one. Only when the
+        parent's link finds nothing: the common case (the row is there) costs nothing more."""
+        parent_key = self.resolve(parent)
+        if parent_key is None and self.make_parent is not None and optional_parent(self.mset, flow) \
+                and self.make_parent(flow, parent.value):
+            parent_key = self.resolve(parent)
+        return parent_key
 
     def _kept(self, flow: Flow, parent: str) -> bool:
         """The parent mapping keeps a leaving record's counterpart (`leave:`/`delete:` ignore or a soft delete), so
@@ -491,8 +532,12 @@ class FoldApplier:
         value = carried(lc.flow, rest[0][n], lc.flow.source.table, rest[0][:n], fold.value)
         return Ref(fold.references, value) if fold.references and value is not None else value
 
-    def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any, fill: bool = False) -> None:
-        """`fill` (the second side's copy of a two-way fold, sync/driver.py): only a NULL column is written."""
+    def _to_column(self, lc: LinkedChange, fold: Fold, parent_key: Any, value: Any, fill: bool = False,
+                   parent_value: Any = None) -> None:
+        """`fill` (the second side's copy of a two-way fold, sync/driver.py): only a NULL column is written. A
+        parent row missing from an `optional: true` table although its link names it (a crosswalk pair: the
+        target's application deleted the row of NULLs) is created whole (`make_parent`, from `parent_value`, the
+        parent's source key) and written again; the update finds out, no read before it."""
         flow = lc.flow
         tgt = flow.target
         key = (parent_key,)
@@ -504,6 +549,9 @@ class FoldApplier:
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value, write=True):
                 return  # the target's edit won, the column holds the value already, or the check wrote it
         done = self.a.update_by_key(tgt.table, tgt.key, key, {fold.into: value})
+        if not done and self.make_parent is not None and optional_parent(self.mset, flow) \
+                and self.make_parent(flow, parent_value):
+            done = self.a.update_by_key(tgt.table, tgt.key, key, {fold.into: value})
         metrics.rows_applied.labels(self.stream, str(tgt.table), "update").inc()
         if not done:
             metrics.rows_missing.labels(self.stream, str(tgt.table), "update").inc()
@@ -547,7 +595,7 @@ class FoldApplier:
             fold = lc.flow.fold
             assert fold is not None
             ref = Ref(fold.parent, p)
-            parent_key = self.resolve(ref)
+            parent_key = self._parent_key(lc.flow, ref)
             if parent_key is None:
                 self.park(lc, ref)
                 continue
@@ -563,7 +611,7 @@ class FoldApplier:
                 value = self._value(lc, self._far_value(lc, fold, p, found[:3]))
                 if value is not _PARKED:
                     self.writing = lc
-                    self._to_column(lc, fold, parent_key, value)
+                    self._to_column(lc, fold, parent_key, value, parent_value=p)
 
     def _linked(self, fold: Fold, far_key: Any) -> list[tuple[Any, ...]]:
         """The parents whose link rows of the slice point at this far row, in the source now."""

@@ -23,7 +23,7 @@ from replicator.codec import dumps_change, dumps_key, loads_change, loads_key
 from replicator.errors import ReplicatorError, RowError, show_key
 from replicator.mapping import linkrace, parking
 from replicator.mapping.crosswalk import CrosswalkLookup
-from replicator.mapping.folds import FoldApplier
+from replicator.mapping.folds import FoldApplier, no_parent_writer, optional_parent, parent_writer
 from replicator.mapping.keygen import KeyGen
 from replicator.mapping.model import Flow, Mapping, MappingSet, no_natural_key
 from replicator.mapping.router import LinkedChange, Ref, leave_row, route, route_flow, with_owned
@@ -121,7 +121,7 @@ class Linker:
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
         # `fold:` mappings; reading the source's child rows needs its dialect (`source_kind`)
         self.folds = FoldApplier(applier, stream, self._resolve, self._park, source_query, source_kind, mset,
-                                 self._left_record)
+                                 self._left_record, make_parent=self.make_parent)
         # a row whose record exists outside the referenced mapping is not parked (mapping/scope.py)
         self.scope = Scope(mset, source_side, source_query, source_kind)
 
@@ -492,13 +492,21 @@ class Linker:
         transaction. Also every `parking.RETRY_SECONDS` while the stream applies linked changes: the pair
         may have been made by the other direction (or a `verify --repair`), which never wakes this one."""
         self._next_retry = time.monotonic() + parking.RETRY_SECONDS
-        rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key FROM {self.parked} WHERE stream = %s",
-                            [self.stream])
+        rows = self.a.query(f"SELECT DISTINCT waiting_mapping, waiting_key, mapping FROM {self.parked} "
+                            f"WHERE stream = %s", [self.stream])
         done = 0
-        for mapping, key in rows:
+        seen: set[tuple[str, str]] = set()  # replayed
+        absent: set[tuple[str, str]] = set()  # no counterpart (looked up once)
+        for mapping, key, parked_by in rows:
+            if (mapping, key) in seen:
+                continue
             ref = Ref(mapping, loads_key(key)[0])
-            resolved = self._resolve(ref)
-            if resolved is not None and not self._gone(ref, resolved):
+            if (mapping, key) not in absent:
+                resolved = self._resolve(ref)
+                if resolved is None or self._gone(ref, resolved):
+                    absent.add((mapping, key))
+            if (mapping, key) not in absent or self._parked_parent(parked_by, ref):
+                seen.add((mapping, key))
                 done += self._unpark(mapping, key)
         return done
 
@@ -621,6 +629,67 @@ class Linker:
                 return None
         found = self.a.find_keys(target.table, target.key, {target.key[0]: value}, limit=1)
         return value if found else None
+
+    # ------------------------------------------------------------ a fold's parent row of an optional table
+    def make_parent(self, flow: Flow, parent_value: Any) -> bool:
+        """The stream's fold change (`flow`, child rows -> a column) whose parent row is missing from an `optional:
+        true` table: the parent's source row (`parent_value` its key there), read now, is created whole
+        (`create_parent`), and the changes parked for that parent are replayed first: they are older than this
+        one. False when the source has no such row (gone since: the change parks, as any whose parent has not
+        arrived) or the parent mapping writes nothing for it (outside its filter: `_park` tells). A parent mapping
+        that does not write the table from this side is a row error naming table, key and column: the value would
+        have nowhere to go."""
+        fold = flow.fold
+        assert fold is not None
+        pflow = parent_writer(self.mset, flow)
+        if pflow is None:
+            raise RowError(f"mapping {flow.mapping}: {no_parent_writer(flow, 'retry the change')}",
+                           table=str(flow.target.table), key=(parent_value,), column=fold.into,
+                           key_side=flow.source.side)
+        if not self._made_parent(flow, pflow, parent_value):
+            return False
+        if self._resolve(Ref(fold.parent, parent_value)) is not None:
+            self._unpark(fold.parent, dumps_key((parent_value,)))
+        return True
+
+    def _made_parent(self, flow: Flow, pflow: Flow, parent_value: Any) -> bool:
+        fold = flow.fold
+        assert fold is not None
+        row = self.scope.row(pflow, parent_value)
+        if row is None or not self.create_parent(pflow, row):
+            return False
+        log.info("%s: %s: parent %s %s was missing from %s (optional: true); created from its %s row", self.stream,
+                 flow.mapping, fold.parent, show_key((parent_value,)), flow.target.table, flow.source.side)
+        return True
+
+    def _parked_parent(self, parked_by: str, waiting: Ref) -> bool:
+        """A change parked by a fold into an `optional: true` table for a parent row missing there (its source row
+        was not there when the change came, or it was parked before round 15): the parent's row is created whole
+        now if its source row exists (`make_parent`), so that the change is replayed."""
+        m = self.mset.by_name.get(parked_by)
+        flow = m.flow(self.source_side) if m is not None else None
+        if flow is None or flow.fold is None or flow.fold.parent != waiting.mapping \
+                or not optional_parent(self.mset, flow):
+            return False
+        pflow = parent_writer(self.mset, flow)
+        if pflow is None or not self._made_parent(flow, pflow, waiting.value):
+            return False
+        resolved = self._resolve(waiting)
+        return resolved is not None and not self._gone(waiting, resolved)
+
+    def create_parent(self, pflow: Flow, row: dict[str, Any]) -> bool:
+        """A fold's parent row missing from an `optional: true` table, created whole as the parent mapping's stream
+        creates one: `row`, the parent's source row (`pflow`: `folds.parent_writer`), routed as an insert through
+        the parent mapping, written even when its fields are all NULL (the fold's column is not). The stream
+        (`make_parent`) and `verify --repair` share it. False when routing writes nothing (a row outside the
+        parent mapping's filter or slice)."""
+        outs = route_flow(pflow, RowChange(pflow.source.table, Op.INSERT, None, row))
+        for change in outs:
+            if isinstance(change, LinkedChange):
+                self.apply(replace(change, must_exist=False, revive=True))
+            else:
+                self.a.apply([replace(change, must_exist=False)])
+        return bool(outs)
 
     # ------------------------------------------------------------ writes
     def _create(self, flow: Flow, lc: LinkedChange, values: dict[str, Any]) -> None:

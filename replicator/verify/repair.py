@@ -48,7 +48,7 @@ from replicator.mapping import applytime
 from replicator.mapping.links import Linker
 from replicator.loopguard import stream_name
 from replicator.mapping.model import Flow
-from replicator.mapping.folds import PARENT, VALUE
+from replicator.mapping.folds import PARENT, VALUE, no_parent_writer, parent_writer
 from replicator.mapping.router import LinkedChange, Ref, route_flow
 from replicator.stream.shapes import TargetShapes
 from replicator.verify.flow import FlowCheck
@@ -297,7 +297,7 @@ def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], sha
                 text = dumps_key((parent,))
                 if fc.to_column and fc.ptgt.optional and d.target_key is not None and not applier.find_keys(
                         fc.ptgt.table, fc.ptgt.key, {fc.ptgt.key[0]: d.target_key[0]}, limit=1):
-                    why = _create_parent(fc, linker, applier, by_key[text])
+                    why = _create_parent(fc, linker, by_key[text])
                     if why is not None:
                         lines.append(format_repair(replace(d, kind=FAILED, note=why)))
                         continue
@@ -344,18 +344,12 @@ def _same_value(a: Any, b: Any) -> bool:
         return False
 
 
-def _create_parent(fc: FoldCheck, linker: Linker, applier: Any, row: dict[str, Any]) -> str | None:
-    """The parent row missing from an `optional: true` table created whole, as the parent mapping's stream
-    creates it (its source row routed as an insert, written even when its fields are all NULL: the fold's column
-    is not); the reason when it cannot be."""
-    parent = fc.v.mset.by_name[fc.fold.parent]
-    pflow = parent.flow(fc.flow.source.side)
-    if pflow is None or pflow.target.table != fc.ptgt.table:
-        return (f"the parent row is missing from {fc.ptgt.table} (optional: true) and mapping {parent.name} does not "
-                f"create rows there from {fc.flow.source.side}: create it, then repair again")
-    for change in route_flow(pflow, RowChange(pflow.source.table, Op.INSERT, None, row)):
-        if isinstance(change, LinkedChange):
-            linker.apply(replace(change, must_exist=False, revive=True))
-        else:
-            applier.apply([replace(change, must_exist=False)])
+def _create_parent(fc: FoldCheck, linker: Linker, row: dict[str, Any]) -> str | None:
+    """The parent row missing from an `optional: true` table created whole, as the stream creates it
+    (`Linker.create_parent`: its source row routed through the parent mapping as an insert, written even when its
+    fields are all NULL: the fold's column is not); the reason when it cannot be."""
+    pflow = parent_writer(fc.v.mset, fc.flow)
+    if pflow is None:
+        return no_parent_writer(fc.flow, "repair again")
+    linker.create_parent(pflow, row)
     return None

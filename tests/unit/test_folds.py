@@ -531,3 +531,44 @@ def test_the_second_sides_copy_fills_a_missing_value_and_never_overwrites_one(co
         fa.apply(replace(_one(route(mset, "crm", RowChange(ADDRESS, Op.INSERT, None, row))),
                          insert_only=frozenset({"email"})))
     assert target.rows[CUSTOMERS] == [{"cust_no": 7, "email": "first@erp"}, {"cust_no": 8, "email": "only@crm"}]
+
+
+def test_a_parent_row_missing_from_an_optional_table_is_made_only_when_missing(config: Config) -> None:
+    """`optional: true` on the parent mapping's endpoint: a parent row missing there is created (`make_parent`)
+    before the column is written -- when the link finds no row, or names one the update does not find -- and
+    only then: a parent row that is there costs no call. Without `optional` nothing is made (the change parks)."""
+    maps = MAPS.replace("erp: {table: customers, key: [cust_no]}\n    link:",
+                        "erp: {table: customers, key: [cust_no], optional: true}\n    link:")
+    mset = load(config, maps)
+    target = FakeTarget()
+    pairs: dict[Any, Any] = {("customers", "c-7"): 7}
+    made: list[Any] = []
+
+    def make_parent(flow: Any, parent: Any) -> bool:
+        made.append((flow.mapping, parent))
+        pairs[("customers", parent)] = int(parent[2:])
+        target.rows.setdefault(CUSTOMERS, []).append({"cust_no": int(parent[2:]), "email": None})
+        return True
+    parked: list[Ref] = []
+    fa = FoldApplier(target, "x", lambda ref: pairs.get((ref.mapping, ref.value)),  # type: ignore[arg-type]
+                     lambda lc, ref: parked.append(ref), None, None, mset, make_parent=make_parent)
+
+    def insert(key: str, owner: str, value: str) -> None:
+        row = {"id": key, "owner_id": owner, "kind": "email", "value": value}
+        fa.apply(_one(route(mset, "crm", RowChange(ADDRESS, Op.INSERT, None, row))))
+    target.rows[CUSTOMERS] = [{"cust_no": 7, "email": None}]
+    insert("u1", "c-7", "a@x.de")  # the row is there: no call
+    assert made == [] and target.rows[CUSTOMERS] == [{"cust_no": 7, "email": "a@x.de"}]
+    target.rows[CUSTOMERS] = []  # the pair names a row the target's application deleted
+    insert("u1", "c-7", "b@x.de")
+    assert made == [("customer_email", "c-7")] and target.rows[CUSTOMERS] == [{"cust_no": 7, "email": "b@x.de"}]
+    insert("u8", "c-8", "c@x.de")  # no counterpart at all
+    assert made[1:] == [("customer_email", "c-8")] and target.rows[CUSTOMERS][1] == {"cust_no": 8, "email": "c@x.de"}
+    assert parked == []
+    # not optional: nothing is made, the change parks
+    fa = FoldApplier(target, "x", lambda ref: None,  # type: ignore[arg-type]
+                     lambda lc, ref: parked.append(ref), None, None, load(config, MAPS), make_parent=make_parent)
+    fa.apply(_one(route(load(config, MAPS), "crm", RowChange(ADDRESS, Op.INSERT, None,
+                                                             {"id": "u9", "owner_id": "c-9", "kind": "email",
+                                                              "value": "d@x.de"}))))
+    assert parked == [Ref("customers", "c-9")] and len(made) == 2

@@ -70,8 +70,8 @@ class FakeTarget:
             return [(0.0 if any(r[1] == p[0] for r in self.parked) else None,)]  # the oldest's age: just parked
         if sql.startswith("SELECT COUNT(*) FROM state.parked"):
             return [(sum(1 for r in self.parked if r[1] == p[0]),)]
-        if sql.startswith("SELECT DISTINCT waiting_mapping, waiting_key FROM state.parked"):
-            return sorted({(r[2], r[3]) for r in self.parked if r[1] == p[0]})
+        if sql.startswith("SELECT DISTINCT waiting_mapping, waiting_key, mapping FROM state.parked"):
+            return sorted({(r[2], r[3], r[4]) for r in self.parked if r[1] == p[0]})
         if "FROM state.parked" in sql and "waiting_key" in sql:
             return [(r[0], r[4], r[5]) for r in self.parked if (r[1], r[2], r[3]) == tuple(p)]  # id, mapping, change
         if "FROM state.parked" in sql:
