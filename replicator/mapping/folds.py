@@ -537,14 +537,24 @@ class FoldApplier:
         """`fill` (the second side's copy of a two-way fold, sync/driver.py): only a NULL column is written. A
         parent row missing from an `optional: true` table although its link names it (a crosswalk pair: the
         target's application deleted the row of NULLs) is created whole (`make_parent`, from `parent_value`, the
-        parent's source key) and written again; the update finds out, no read before it."""
+        parent's source key) and written again; the update finds out, no read before it. A checked change (a
+        two-way fold) reads first whether the row is there, for an optional parent only: the check of a missing
+        row writes nothing, so the row is made whole before it (its column NULL, as the missing row's was)."""
         flow = lc.flow
         tgt = flow.target
         key = (parent_key,)
         if fill and (value is None or self.a.find_keys(tgt.table, (fold.into,), dict(zip(tgt.key, key)), limit=1)
                      != [(None,)]):
             return  # the first side's value stands (a missing parent is the parent mapping's business)
-        if lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect:
+        checked = lc.expect is not None and self.a.resolver is not None and VALUE in lc.expect
+        if checked and self.make_parent is not None and optional_parent(self.mset, flow) \
+                and not self.a.find_keys(tgt.table, tuple(tgt.key), dict(zip(tgt.key, key)), limit=1) \
+                and not self.make_parent(flow, parent_value):
+            # the row of NULLs is gone and cannot be made now: the check would find no row and write nothing
+            # without a word; the update below finds none either, and counts it
+            checked = False
+        if checked:
+            assert lc.expect is not None
             old = self._old(lc.expect[VALUE])
             if old is not _PARKED and not self._wins(lc, tgt.table, tgt.key, key, fold.into, old, value, write=True):
                 return  # the target's edit won, the column holds the value already, or the check wrote it
