@@ -1345,3 +1345,39 @@ def test_live_catalogs_hands_an_unreadable_server_to_on_error(tmp_path: Path) ->
         raise Stop(str(exc))
     with pytest.raises(Stop):
         live_catalogs(config, {"erp": [ERP]}, stop)
+
+
+OPTIONAL_FOLD = """\
+mappings:
+  customers:
+    direction: DIRECTION
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [id], optional: true}
+    fields:
+      id: ~
+      v: ~
+  customer_names:
+    direction: both
+    crm: {table: customer_group, key: [customer_id]}
+    erp: {table: customers, key: [id]}
+    fold: {parent: customers, child: crm, by: customer_id, value: group_name, into: name}
+"""
+
+
+@pytest.mark.parametrize("direction", ["both", "crm_to_erp", "erp_to_crm"])
+def test_a_fold_into_an_optional_table_its_parent_mapping_does_not_write_from_the_child_side_warns(
+        env: Env, direction: str) -> None:
+    # optfold15: the stream makes a missing optional parent row whole from the parent mapping's flow; one that
+    # flows only the other way has nothing to make it with, a row error at run time: said in advance
+    extra = {("crm", TableRef("public", "customer_group")): {"customer_id": PK, "group_name": vc(100)}}
+    found = env.check(OPTIONAL_FOLD.replace("DIRECTION", direction), {"id": PK, "v": INT},
+                      {"id": PK, "v": INT, "name": vc(100)}, extra=extra)
+    warned = [f"{f.side}: {f.what} | fix: {f.fix}" for f in found if f.warning and "optional: true" in f.what]
+    if direction == "erp_to_crm":
+        (w,) = warned
+        assert w.startswith("erp: ") and "erpdb.customers is `optional: true` in mapping customers, which does " \
+            "not create its rows from crm: a child row whose parent has no row in erpdb.customers yet has nowhere " \
+            "to go, a row error naming table, key and column (crm_to_erp)" in w, w
+        assert "let mapping customers write erpdb.customers from crm too" in w
+    else:
+        assert warned == []

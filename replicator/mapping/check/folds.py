@@ -2,7 +2,9 @@
 exist, the child table's rows can be created (every NOT NULL column filled by the fold, the slice or
 `generate:`), and the values cast both ways -- the child's value into the parent's column and back, the
 parent's key into the child's parent column -- as a field's would (`lossy: allow` on the fold). A fold with a
-value map (`map:`) is judged as a field's map is, and refused as lossy when two values become one."""
+value map (`map:`) is judged as a field's map is, and refused as lossy when two values become one. A fold into a
+column of an `optional: true` table whose parent mapping does not create rows there from the fold's source side
+warns: a child row of a parent without a row there is a row error at run time."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from replicator.appliers.slices import slice_text
 from replicator.errors import Where
 from replicator.mapping.check.casts import ERROR, FIT, UNKNOWN, _cast, _loud
 from replicator.mapping.check.columns import ColumnInfo
+from replicator.mapping.folds import optional_parent, parent_writer
 from replicator.mapping.transforms import _same
 
 if TYPE_CHECKING:
@@ -75,6 +78,13 @@ def check_fold(ck: _Checker, m: Mapping) -> None:
             elif scol is not None and tcol is not None:
                 _judge(ck, fold, flow.target.side, f"{at}: {sname} {scol.describe()} -> {tname} {tcol.describe()} "
                        f"({flow.stream})", scol, tcol)
+    for flow in m.flows:
+        if optional_parent(ck.mset, flow) and parent_writer(ck.mset, flow) is None:
+            ck.warn(flow.target.side, f"{at}: {parent.table} is `optional: true` in mapping {fold.parent}, which does "
+                    f"not create its rows from {flow.source.side}: a child row whose parent has no row in "
+                    f"{parent.table} yet has nowhere to go, a row error naming table, key and column ({flow.stream})",
+                    f"let mapping {fold.parent} write {parent.table} from {flow.source.side} too (direction: both), "
+                    f"or make sure the application creates the row before its first child row")
     if sum(1 for f in ck.out if not f.ok and not f.warning) == failed:
         kind = slice_text(child.slice) or "every kind"  # not a Python dict's repr
         ck.ok(child.side, f"{at}: {child.table} rows of {kind} fold into {parent.table}.{fold.into}")
