@@ -165,7 +165,7 @@ class TableScanner:
     def by_keys(self, keys: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
         """The rows (any order) whose key is one of `keys` (key tuples as found in row dicts); missing keys
         are simply absent."""
-        return self._by_keys(keys, lock=False)
+        return self._by_keys(keys)
 
     def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row[k] for k in self.key)
@@ -192,19 +192,20 @@ class TableScanner:
             self.db.rollback()
         return max(0, int(value or 0))
 
-    def lock_keys(self, keys: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    def lock_keys(self, keys: Sequence[tuple[Any, ...]], update: bool = False) -> list[dict[str, Any]]:
         """Like by_keys but inside the caller's open transaction with a shared row lock (PostgreSQL FOR SHARE,
-        MariaDB LOCK IN SHARE MODE) and WITHOUT rollback at the end: the caller holds the locks until it
-        ends the transaction."""
-        return self._by_keys(keys, lock=True)
+        MariaDB LOCK IN SHARE MODE), or with `update` an exclusive one (FOR UPDATE: what the caller will write),
+        and WITHOUT rollback at the end: the caller holds the locks until it ends the transaction."""
+        return self._by_keys(keys, lock="update" if update else "share")
 
     # -- internals
 
-    def _by_keys(self, keys: Sequence[tuple[Any, ...]], lock: bool) -> list[dict[str, Any]]:
+    def _by_keys(self, keys: Sequence[tuple[Any, ...]], lock: str = "") -> list[dict[str, Any]]:
         keys = list(dict.fromkeys(tuple(k) for k in keys))  # each key once
         if not keys:
             return []
-        tail = (" FOR SHARE" if self._pg else " LOCK IN SHARE MODE") if lock else ""
+        tail = (" FOR UPDATE" if lock == "update" else " FOR SHARE" if self._pg else " LOCK IN SHARE MODE") \
+            if lock else ""
         out: list[dict[str, Any]] = []
         try:
             for i in range(0, len(keys), KEYS_PER_STATEMENT):

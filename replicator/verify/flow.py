@@ -466,3 +466,12 @@ def by_keys(scanner: Any, keys: Sequence[tuple[Any, ...]], rules: Sequence[Rule]
     for i in range(0, len(probes), PROBE):
         out.extend(scanner.by_keys(probes[i:i + PROBE]))
     return out
+
+
+def lock_keys(scanner: Any, keys: Sequence[tuple[Any, ...]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    """`by_keys` inside the scanner's session's open transaction, the rows locked FOR UPDATE until it ends."""
+    probes = [tuple(stream_value(r, v) for r, v in zip(rules, k)) for k in keys]
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(probes), PROBE):
+        out.extend(scanner.lock_keys(probes[i:i + PROBE], update=True))
+    return out

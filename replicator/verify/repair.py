@@ -5,9 +5,14 @@ Per flow, in one target transaction:
 1. the source rows are read again with shared row locks (`TableScanner.lock_keys`, inside a source
    transaction), so a concurrent update of such a row on the source commits only after our target
    commit, and replication then applies it after us: no lost update;
-2. they are compared again (only what still differs is written, and printed);
-3. the target transaction starts with `Applier.begin()`, which writes the loop-prevention tag: the
+2. the target transaction starts with `Applier.begin()`, which writes the loop-prevention tag: the
    other direction recognises the repair as replicator's own write and drops it (no echo);
+3. the target rows the repair may write are locked FOR UPDATE by key in that transaction (`flow.lock_keys`,
+   one statement per PROBE keys), and both sides are read again under the locks (an extra row's source key
+   after its target row is locked): only a row that still differs as verify saw it is written (`_as_seen`);
+   one an application or the stream changed meanwhile, on either side, is printed ("changed during the
+   repair; the stream carries the change") and never overwritten, and an application's later write of a
+   locked row waits for our commit;
 4. a differing row gets its differing columns written (`Applier.apply` as a partial update, or
    `update_by_key` on a linked counterpart, as `links.Linker` does); a missing row is routed through
    the flow and applied like replication applies it (plain flows: `Applier.apply`; linked flows:
@@ -41,7 +46,7 @@ from replicator import metrics
 from replicator.appliers import make_applier
 from replicator.changes import Op, RowChange, TargetChange
 from replicator.codec import dumps_key
-from replicator.compare import key_canonical, show
+from replicator.compare import key_canonical, show, values_equal
 from replicator.conflicts.rules import decide
 from replicator.errors import FatalError, TargetShapeChanged
 from replicator.mapping import applytime
@@ -51,7 +56,7 @@ from replicator.mapping.model import Flow
 from replicator.mapping.folds import PARENT, VALUE, no_parent_writer, parent_writer
 from replicator.mapping.router import LinkedChange, Ref, route_flow
 from replicator.stream.shapes import TargetShapes
-from replicator.verify.flow import FlowCheck
+from replicator.verify.flow import FlowCheck, lock_keys
 from replicator.verify.folds import FoldCheck
 from replicator.verify.report import DIFFERS, EXTRA, FAILED, LEFT, MISSING, Difference, key_text
 from replicator.verify.run import Check, Verifier
@@ -156,20 +161,29 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
             raise FatalError(f"{flow.stream}: no checkpoint in {target.describe()}; run `replicator setup` before "
                              f"verify --repair (the repair's loop-prevention tag lives there)")
         scanner = TableScanner(locker, flow.source.table, flow.source.key)
+        tscan = TableScanner(applier, flow.target.table, flow.target.key)
         row_keys = [d.source_key for d in diffs if d.kind != EXTRA and d.source_key is not None]
         rows = scanner.lock_keys(row_keys) if row_keys else []
-        # what still differs now that the source rows cannot change: only that is written
-        fresh = fc.check_rows(rows) if rows else []
-        extras = [d.target_key for d in diffs if d.kind == EXTRA and d.target_key is not None]
-        if extras and flow.delete == "propagate":
-            fresh += fc.recheck_extras(extras)
-        by_key = {key_canonical(fc.src_key_rules, scanner.key_of(r)): r for r in rows}
         # (with the source's dialect, it reads the source as the stream's does: a row of a record outside its
         # mapping is told from one that waits, a record written back brings its rows and folded columns)
         linker = (Linker(applier, mset, flow.stream, source.name, target.name, target.state_schema, lookup.query,
                          source.kind) if lookup is not None else None)
         applier.begin()  # the tag first: the other direction drops this transaction
         applytime.next_transaction()  # `now: true` stamps: this repair's own instant, not the scan's
+        # the target rows the repair may write, locked in its own transaction (per chunk of keys): an application's
+        # write of one now waits for our commit; one committed before is seen by the reads below
+        target_keys = [tuple(d.target_key) for d in diffs if d.target_key is not None]
+        if target_keys:
+            lock_keys(tscan, target_keys, fc.key_rules)
+        # both sides read again under the locks (the source rows cannot change, nor the target rows; a source key
+        # of an extra row is looked up after its target row is locked: a source row inserted later reaches the
+        # target through the stream after our commit): only what still differs as verify saw it is written
+        fresh = fc.check_rows(rows) if rows else []
+        extras = [d.target_key for d in diffs if d.kind == EXTRA and d.target_key is not None]
+        if extras and flow.delete == "propagate":
+            fresh += fc.recheck_extras(extras)
+        fresh, moved = _as_seen(fc, diffs, fresh)
+        by_key = {key_canonical(fc.src_key_rules, scanner.key_of(r)): r for r in rows}
         done: list[Difference] = []
         for d in fresh:
             if d.kind == FAILED:
@@ -216,6 +230,7 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
         for d in done:
             metrics.rows_repaired.labels(d.table).inc()
             lines.append(format_repair(d))
+        lines.extend(format_repair(d) for d in moved)
         if released:
             lines.append(f"released {released} parked change(s) of {flow.stream} that waited for {flow.mapping}")
         return len(done), lines
@@ -335,6 +350,54 @@ def _repair_fold(verifier: Verifier, fc: FoldCheck, diffs: list[Difference], sha
 
 
 _GONE: Any = object()
+MOVED = "changed during the repair; the stream carries the change"
+
+
+def _as_seen(fc: FlowCheck, seen: Sequence[Difference], fresh: list[Difference]
+             ) -> tuple[list[Difference], list[Difference]]:
+    """`fresh` (read under the repair's locks) split into what still differs as verify saw it (`seen`), to be
+    written, and what changed meanwhile on either side (an application's edit of the target row, a source
+    change the stream carries, a row inserted where one was missing or with an extra row's key): verify's
+    differences of those, not repaired. A fresh difference keeps only columns verify saw, with the same
+    expected and actual values (one that agrees now was written by the other direction, or changed to agree:
+    nothing to write). A row that no longer differs at all (it agrees now, its source row is gone, an extra
+    row's key is found in the source) changed meanwhile too, and is named -- but for a differing row of a
+    two-way mapping, which the other direction's repair may just have written. What the stream refuses
+    (FAILED) is printed as it is."""
+    by_id = {fc.identity(d): d for d in seen}
+    keep: list[Difference] = []
+    moved: list[Difference] = []
+    for f in fresh:
+        d = by_id.pop(fc.identity(f), None)
+        if f.kind == FAILED:
+            keep.append(f)
+        elif d is not None and _unchanged(fc, d, f):
+            keep.append(f)
+        else:
+            moved.append(replace(d or f, kind=FAILED, note=MOVED))
+    for d in by_id.values():
+        if d.kind != FAILED and not (fc.flow.two_way and d.kind in (DIFFERS, LEFT)):
+            moved.append(replace(d, kind=FAILED, note=MOVED))
+    return keep, moved
+
+
+def _unchanged(fc: FlowCheck, d: Difference, f: Difference) -> bool:
+    if d.kind != f.kind:
+        return False
+    if (d.target_key is None) != (f.target_key is None) or (
+            d.target_key is not None and fc.tkey(d.target_key) != fc.tkey(f.target_key or ())):
+        return False
+    if f.kind == MISSING:
+        return d.stamp == f.stamp  # the values to insert, canonical
+    was = {c: (e, a) for c, e, a in d.columns}
+    for c, e, a in f.columns:
+        if c not in was:
+            return False
+        rule = fc.rules.get(c)
+        for x, y in zip(was[c], (e, a)):
+            if not (values_equal(rule, x, y) if rule is not None else _same_value(x, y)):
+                return False
+    return True
 
 
 def _same_value(a: Any, b: Any) -> bool:
