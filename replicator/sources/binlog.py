@@ -153,11 +153,14 @@ class BinlogSource:
 
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
                  start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0,
-                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None):
+                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None,
+                 lower_case_table_names: int | None = None):
         """`quarantine_undecodable`: tables whose every mapping quarantines (on_error): a row with a byte its
         character set leaves undefined is handed on as an UndecodedRowChange, for the dead-letter queue,
         instead of stopping the stream. `shapes`: told a mapped table's columns from each new table map (an
-        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream."""
+        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream.
+        `lower_case_table_names`: the server's setting, read from it at the start of `transactions()` when None
+        (until then names match exactly, as with 0)."""
         self.conn = conn
         self.shapes = shapes
         self._watched: dict[int, Any] = {}  # table map column lists told to `shapes`, by identity
@@ -165,6 +168,9 @@ class BinlogSource:
         self.direction = direction
         self.tables = frozenset(tables)
         self.guard = guard
+        self.lower_case_table_names = 0
+        self._folded: dict[tuple[str, str], TableRef] | None = None  # names_as_server: None matches exactly
+        self._read_name_case = lower_case_table_names is None
         self.start = start
         self.chunk_rows = chunk_rows
         self.heartbeat = heartbeat_seconds
@@ -186,6 +192,41 @@ class BinlogSource:
                                    exact_values=True)
         # while a sync runs, rows of echo transactions are kept (marked echo): the sync needs their keys
         self.keep_echoes = False
+        self.names_as_server(lower_case_table_names or 0)
+
+    def names_as_server(self, lower_case_table_names: int) -> None:
+        """Match database and table names as a server with this `lower_case_table_names` does: 0 exactly (names are
+        case-sensitive on Linux: `T` and `t` are two tables), 1 or 2 without regard to letter case (1: the server
+        stores and binlogs them in lower case, whatever a statement or a mapping writes). Per table, not per row:
+        `_classify` caches what a (schema, name) of the binlog is."""
+        self.lower_case_table_names = lower_case_table_names
+        self._seen_tables.clear()
+        if not lower_case_table_names:
+            self._folded = None
+            return
+        folded = {(_fold(t.schema), _fold(t.name)): t for t in self.tables}
+        for name in (CHECKPOINT_TABLE, WATERMARK_TABLE):
+            folded[(_fold(self.guard.state_schema), _fold(name))] = TableRef(self.guard.state_schema, name)
+        self._folded = folded
+
+    def _mapped(self, table: TableRef) -> TableRef | None:
+        """The mapped table a name read from a statement names, as the server matches names (`names_as_server`),
+        spelled as the mappings spell it; None for another table."""
+        if self._folded is None:
+            return table if table in self.tables else None
+        found = self._folded.get((_fold(table.schema), _fold(table.name)))
+        return found if found is not None and found in self.tables else None
+
+    def _name_case(self) -> None:
+        """Read the server's lower_case_table_names (set at its start; it cannot change while it runs)."""
+        db = my_connect(self.conn, self.conn.capture, database=None)
+        try:
+            with db.cursor() as cur:
+                cur.execute("SELECT @@lower_case_table_names")
+                row = cur.fetchone()
+        finally:
+            db.close()
+        self.names_as_server(int(row[0]) if row and row[0] is not None else 0)
 
     def ack(self, position: Position) -> None:
         """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
@@ -220,8 +261,14 @@ class BinlogSource:
         ssl = ssl_settings(self.conn)
         if ssl:
             settings["ssl"] = ssl
-        schemas = sorted({t.schema for t in self.tables} | {self.guard.state_schema})
-        names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE, WATERMARK_TABLE})
+        schemas = {t.schema for t in self.tables} | {self.guard.state_schema}
+        names = {t.name for t in self.tables} | {CHECKPOINT_TABLE, WATERMARK_TABLE}
+        if self._folded is not None:  # the library filters by exact name: the server's lower-case spelling too
+            schemas |= {_fold(s) for s in schemas}
+            names |= {_fold(n) for n in names}
+        # lower_case_table_names=2 (case-insensitive file systems only; Linux servers run it as 0) keeps names as
+        # created: no filter by name in the library, _classify decides
+        wanted = self.lower_case_table_names != 2
         # same constructor and events as BinLogStreamReader, a cheaper per-event path (sources/binlogfast.py)
         return FastBinLogStreamReader(
             connection_settings=settings,
@@ -231,8 +278,8 @@ class BinlogSource:
             log_pos=self.start.pos,
             blocking=True,
             only_events=[MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, *_ROW_EVENTS],
-            only_schemas=schemas,
-            only_tables=names,
+            only_schemas=sorted(schemas) if wanted else None,
+            only_tables=sorted(names) if wanted else None,
             slave_heartbeat=self.heartbeat,
             pymysql_wrapper=_OneConnection(),
             enable_logging=False,
@@ -240,6 +287,8 @@ class BinlogSource:
 
     def transactions(self) -> Iterator[SourceMessage]:
         try:
+            if self._read_name_case:
+                self._name_case()
             self._stream = stream = self._open()
             metrics.connection_up.labels(self.conn.name, "capture").set(1)
             yield from self._read(stream)
@@ -394,7 +443,7 @@ class BinlogSource:
                 if table_kind == _TAG:
                     # the tag opens the transaction; the same row is written again at its end (the checkpoint)
                     images = () if echo else self._images(event)
-                    if any(self.guard.is_tag_row(event.schema, event.table, r) for r in images):
+                    if any(self.guard.is_tag_row(table.schema, table.name, r) for r in images):
                         if chunks:
                             raise FatalError(f"loop tag found in the middle of transaction {gtid} after "
                                              f"{chunks} chunks were handed over; the applier writes it first")
@@ -477,6 +526,9 @@ class BinlogSource:
         """What the rows of a table are to this reader (the loop tag, sync watermarks, mapped or not),
         decided once per table instead of per row event."""
         table = TableRef(schema, name)
+        if self._folded is not None:  # as the server matches names: the mappings' spelling of it
+            table = self._folded.get((_fold(schema), _fold(name)), table)
+            schema, name = table.schema, table.name
         kind = (_TAG if self.guard.is_tag_table(schema, name) else _MARK if table == self.watermark_table
                 else _MAPPED if table in self.tables else _OTHER)
         if len(self._seen_tables) >= _CACHE_SIZE:
@@ -521,8 +573,9 @@ class BinlogSource:
             return
         schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
         for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event)):
-            if old in self.tables and self.shapes is not None:
-                self.shapes.left(old, f"renamed to {new}")
+            mapped = self._mapped(old)
+            if mapped is not None and self.shapes is not None:
+                self.shapes.left(mapped, f"renamed to {new}")
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any (its names read with the quoting of
@@ -531,7 +584,7 @@ class BinlogSource:
             return None
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
         table = truncated_table(event.query, schema or "", ansi_quotes=ansi_quotes(event))
-        return table if table is not None and table in self.tables else None
+        return None if table is None else self._mapped(table)
 
     @staticmethod
     def _images(event: Any) -> list[dict[str, Any]]:
@@ -725,6 +778,12 @@ class _NotCounted:
 
 
 _NOT_COUNTED = _NotCounted()
+
+
+def _fold(name: str) -> str:
+    """A database or table name as a server with lower_case_table_names 1 stores it (MariaDB lowers it with its
+    utf8 file-name character set; Python's lower() agrees on ASCII and on the letters of European scripts)."""
+    return name.lower()
 
 
 # sql_mode's ANSI_QUOTES bit (MariaDB's MODE_ANSI_QUOTES) in the Q_SQL_MODE status variable of a QueryEvent

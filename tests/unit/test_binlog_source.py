@@ -521,3 +521,72 @@ def test_a_value_the_library_cannot_decode_names_the_table_never_a_bare_tracebac
     with pytest.raises(DecodeError, match=rf"table {T}: mysql-replication cannot decode a value of this rows event "
                                           r"\(ValueError: year 0 is out of range\)"):
         s._library_changes(ev, T, ((), (), ((), (), ())), binlog._NOT_COUNTED)
+
+
+# ---------------------------------------------------------------- names matched as the server does (lower_case_table_names)
+
+MIXED = TableRef("ERP", "Customers")  # a mapping that spells its table in mixed case
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> BinlogSource:
+    conn = Connection("erp", "mariadb", "h", 3306, "erp", Account("a", Secret("")), Account("c", Secret("")))
+    s = BinlogSource(conn, "erp_to_crm", [T, MIXED], LoopGuard("Replicator", "crm_to_erp"),
+                     BinlogPosition("bin.000001", 4), chunk_rows=100)
+
+    def changes(ev: Any, table: TableRef) -> list[RowChange]:
+        return [RowChange(table, Op.INSERT, None, dict(r["values"])) for r in ev.rows]
+
+    monkeypatch.setattr(s, "_changes", changes)
+    return s
+
+
+@pytest.mark.parametrize("query", ["TRUNCATE T", "TRUNCATE `ERP`.`T`", "truncate table Erp.t"])
+def test_with_lower_case_table_names_0_a_name_in_another_case_is_another_table(mixed: BinlogSource, query: str) -> None:
+    mixed.names_as_server(0)
+    assert mixed._truncated(event(QueryEvent, query=query, schema=b"erp")) is None
+    watch = Watch()
+    mixed.shapes = watch  # type: ignore[assignment]
+    mixed._renames(event(QueryEvent, query="RENAME TABLE T TO x, erp.customers TO y", schema=b"erp"))
+    assert watch.gone == []
+
+
+@pytest.mark.parametrize("lctn", [1, 2])
+@pytest.mark.parametrize("query, table", [
+    ("TRUNCATE T", T), ("TRUNCATE `ERP`.`T`", T), ("truncate table Erp.t", T), ("TRUNCATE customers", MIXED),
+    ("TRUNCATE t2", None),
+    ("TRUNCATE erp.CUSTOMERS", MIXED), ("TRUNCATE `erp`.`customers`", MIXED), ("TRUNCATE other.t", None),
+])
+def test_with_lower_case_table_names_a_truncate_matches_its_table_in_any_case(mixed: BinlogSource, lctn: int,
+                                                                              query: str, table: TableRef | None) -> None:
+    mixed.names_as_server(lctn)
+    # the binlog gives the statement's default database in the server's spelling (lower case under 1)
+    assert mixed._truncated(event(QueryEvent, query=query, schema=b"erp")) == table
+
+
+def test_with_lower_case_table_names_a_rename_of_a_mapped_table_in_another_case_stops(mixed: BinlogSource) -> None:
+    mixed.names_as_server(1)
+    watch = Watch()
+    mixed.shapes = watch  # type: ignore[assignment]
+    mixed._renames(event(QueryEvent, query="RENAME TABLE T TO t_old, ERP.CUSTOMERS TO c2", schema=b"erp"))
+    mixed._renames(event(QueryEvent, query="ALTER TABLE `Erp`.`customers` RENAME TO c3", schema=b"x"))
+    assert watch.gone == [(T, "renamed to erp.t_old"), (MIXED, "renamed to erp.c2"), (MIXED, "renamed to x.c3")]
+
+
+def test_with_lower_case_table_names_1_rows_in_the_servers_spelling_are_the_mappings_table(mixed: BinlogSource) -> None:
+    """The server binlogs `erp`.`customers` for the mapping's ERP.Customers: the reader hands the rows on under the
+    mapping's spelling, and its loop tag in a mixed-case state schema (Replicator, stored as replicator) is still
+    recognised."""
+    mixed.names_as_server(1)
+    out = read(mixed, [gtid(5), rows("erp", "customers", {"id": 1}), rows("erp", "t", {"id": 2}), event(XidEvent)])
+    assert [(c.table, c.after) for c in out[0].changes] == [(MIXED, {"id": 1}), (T, {"id": 2})]
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    mixed._stop.clear()  # read() stopped it at the end of the first stream
+    out = read(mixed, [gtid(6), tag, rows("erp", "customers", {"id": 1}), event(XidEvent)])
+    assert out[0].echo and out[0].changes == ()
+
+
+def test_with_lower_case_table_names_0_rows_of_another_spelling_are_not_read(mixed: BinlogSource) -> None:
+    mixed.names_as_server(0)
+    out = read(mixed, [gtid(5), rows("erp", "customers", {"id": 1}), rows("erp", "T", {"id": 2}), event(XidEvent)])
+    assert out[0].changes == ()
