@@ -572,7 +572,8 @@ class BinlogSource:
         if not isinstance(event.query, str) or "RENAME" not in event.query.upper():
             return
         schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
-        for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event)):
+        for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event),
+                                       backslash_escapes=backslash_escapes(event)):
             mapped = self._mapped(old)
             if mapped is not None and self.shapes is not None:
                 self.shapes.left(mapped, f"renamed to {new}")
@@ -788,6 +789,7 @@ def _fold(name: str) -> str:
 
 # sql_mode's ANSI_QUOTES bit (MariaDB's MODE_ANSI_QUOTES) in the Q_SQL_MODE status variable of a QueryEvent
 MODE_ANSI_QUOTES = 1 << 2
+MODE_NO_BACKSLASH_ESCAPES = 1 << 20  # (0x100000 in a real server's QueryEvent)
 
 
 def ansi_quotes(event: Any) -> bool:
@@ -795,6 +797,12 @@ def ansi_quotes(event: Any) -> bool:
     MariaDB writes into every QueryEvent (mysql-replication's `sql_mode`, from the Q_SQL_MODE status variable). An
     event without it (none MariaDB writes) is read as under the default sql_mode."""
     return bool((getattr(event, "sql_mode", 0) or 0) & MODE_ANSI_QUOTES)
+
+
+def backslash_escapes(event: Any) -> bool:
+    """Whether a backslash escapes a quote in a QueryEvent statement's strings: unless its own sql_mode has
+    NO_BACKSLASH_ESCAPES (read as `ansi_quotes`)."""
+    return not (getattr(event, "sql_mode", 0) or 0) & MODE_NO_BACKSLASH_ESCAPES
 
 
 class _Ddl:
@@ -835,10 +843,13 @@ class _Ddl:
 _DDL = {False: _Ddl(False), True: _Ddl(True)}
 
 
-def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> list[tuple[TableRef, TableRef]]:
+def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False,
+                   backslash_escapes: bool = True) -> list[tuple[TableRef, TableRef]]:
     """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
     without a database is `schema`'s (the statement's default database). `ansi_quotes`: the statement ran under
-    sql_mode ANSI_QUOTES (`ansi_quotes(event)`), so a `"x"` is a name."""
+    sql_mode ANSI_QUOTES (`ansi_quotes(event)`), so a `"x"` is a name; `backslash_escapes`: a backslash escapes a
+    quote in a string (no NO_BACKSLASH_ESCAPES: `backslash_escapes(event)`). A string (`COMMENT 'x, RENAME TO y'`)
+    renames nothing."""
     ddl = _DDL[ansi_quotes]
     m = ddl.rename_table.match(query)
     if m is not None:
@@ -846,10 +857,40 @@ def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> lis
                 for p in ddl.rename_pair.finditer(m.group(1))]
     m = ddl.alter_table.match(query)
     if m is not None:
-        r = ddl.alter_rename.search(m.group(3))
+        r = ddl.alter_rename.search(_without_strings(m.group(3), ansi_quotes, backslash_escapes))
         if r is not None:
             return [(ddl.ref(m.group(1), m.group(2), schema), ddl.ref(r.group(1), r.group(2), schema))]
     return []
+
+
+def _without_strings(sql: str, ansi_quotes: bool, backslash_escapes: bool = True) -> str:
+    """`sql` with every string literal emptied (`'...'`, and `"..."` without ANSI_QUOTES; a quote doubled or
+    escaped with a backslash inside), so that `COMMENT 'x, RENAME TO y'` is read as no rename. A quoted name
+    (`` `...` ``, `"..."` under ANSI_QUOTES) is kept as it is: it may be the new name."""
+    if "'" not in sql and (ansi_quotes or '"' not in sql):
+        return sql
+    out, i, n = [], 0, len(sql)
+    strings = "'" if ansi_quotes else "'\""
+    while i < n:
+        c = sql[i]
+        if c in strings or c == "`" or c == '"':
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\" and c in strings and backslash_escapes:
+                    j += 2
+                    continue
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(c + c if c in strings else sql[i:j + 1])
+            i = j + 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def truncated_table(query: str, schema: str, *, ansi_quotes: bool = False) -> TableRef | None:

@@ -129,7 +129,7 @@ def test_with_lower_case_table_names_1_names_in_any_case_are_the_mapped_tables(l
         lower_case_server.drop_database(name)
 
 
-def test_with_lower_case_table_names_0_another_case_is_another_table(maria_db: Database) -> None:
+def test_with_lower_case_table_names_0_another_case_is_another_table_and_a_string_is_no_rename(maria_db: Database) -> None:
     t = TableRef(maria_db.dbname, "t")
     source, out = _run(maria_db, [t], [
         "CREATE TABLE t (id INT PRIMARY KEY)",
@@ -139,6 +139,13 @@ def test_with_lower_case_table_names_0_another_case_is_another_table(maria_db: D
         "RENAME TABLE T TO t_old",
         "ALTER TABLE t_old RENAME TO T",
         "INSERT INTO t VALUES (2)",
+        # a string renames nothing; under NO_BACKSLASH_ESCAPES a backslash ends no string, the rename is real
+        "ALTER TABLE t COMMENT 'x, RENAME TO y'",
+        "ALTER TABLE t COMMENT 'a\\', RENAME TO y'",
+        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
+        "ALTER TABLE t COMMENT 'a\\', RENAME TO t2",
+        "RENAME TABLE t2 TO t",
     ])
     assert source.lower_case_table_names == 0
-    assert out == [("shape", str(t)), (Op.INSERT.value, str(t), {"id": 2})]
+    assert out == [("shape", str(t)), (Op.INSERT.value, str(t), {"id": 2}),
+                   ("left", str(t), f"renamed to {maria_db.dbname}.t2")]
