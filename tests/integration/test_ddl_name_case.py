@@ -149,3 +149,58 @@ def test_with_lower_case_table_names_0_another_case_is_another_table_and_a_strin
     assert source.lower_case_table_names == 0
     assert out == [("shape", str(t)), (Op.INSERT.value, str(t), {"id": 2}),
                    ("left", str(t), f"renamed to {maria_db.dbname}.t2")]
+
+
+PAIR_MAPPINGS = """
+mappings:
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: Customers, key: [id]}
+    fields:
+      id: ~
+      name: ~
+"""
+
+
+def test_a_mapping_in_mixed_case_on_a_lower_case_server_is_checked_streamed_and_stops_at_its_truncate(
+        tmp_path: Path, pg_db: Database, lower_case_server: MariaDBServer) -> None:
+    """End to end on a lower_case_table_names=1 server: a database and a state schema in mixed case (stored and
+    binlogged in lower case), a mapping naming `Customers`. `check` passes, rows go both ways without an echo
+    coming back, and a `TRUNCATE customers` written in another case than the mapping's stops the direction."""
+    from tests.integration.harness import Pair, wait_until
+
+    name = f"Erp_{uuid.uuid4().hex[:8]}"
+    db = lower_case_server.create_database(name)
+    pair = None
+    try:
+        lower_case_server.execute(f"CREATE TABLE `{name}`.Customers (id INT PRIMARY KEY, name VARCHAR(50))")
+        conn = pg_db.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE customer (id int PRIMARY KEY, name varchar(50))")
+                cur.execute("ALTER TABLE customer REPLICA IDENTITY FULL")
+            conn.commit()
+        finally:
+            conn.close()
+        pair = Pair(tmp_path, pg_db, db, PAIR_MAPPINGS)
+        assert pair.state_schema != pair.state_schema.lower()
+        pair.setup()
+        pair.cli("check")
+        pair.start()
+        pair.my_query("INSERT INTO CUSTOMERS VALUES (1, 'from the erp')")
+        wait_until(lambda: pair.pg_query("SELECT id, name FROM customer") == [(1, "from the erp")], what="erp row")
+        pair.pg_query("INSERT INTO customer VALUES (2, 'from the crm')")
+        wait_until(lambda: pair.my_query("SELECT id FROM customers ORDER BY id") == [(1,), (2,)], what="crm row")
+        # the crm row's write into the erp comes back through the binlog as an echo, tagged in rs_Erp_... (stored
+        # as rs_erp_...): recognised and dropped
+        wait_until(lambda: pair.metric("replicator_loop_dropped_batches_total", direction="erp_to_crm") >= 1,
+                   what="the echo dropped")
+        pair.my_query("TRUNCATE customers")
+        assert pair.wait_exit(60) != 0, pair.log()
+        assert "was truncated on erp" in pair.log(), pair.log()
+        assert pair.pg_query("SELECT id FROM customer ORDER BY id") == [(1,), (2,)]
+    finally:
+        if pair is not None:
+            pair.close()
+        lower_case_server.drop_database(name)
