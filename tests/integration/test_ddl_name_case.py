@@ -22,6 +22,7 @@ from replicator.changes import BinlogPosition, Op, TableRef, Transaction
 from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.mapping.check.catalog import read_catalog
+from replicator.mapping.check.serverside import read_server_side
 from replicator.sources.binlog import BinlogSource
 from replicator.testing.devservers import Database, MariaDBServer
 
@@ -100,10 +101,21 @@ def test_with_lower_case_table_names_1_names_in_any_case_are_the_mapped_tables(l
         # what `check` and the shape watch read (DESCRIBE, information_schema): the mapping's spelling finds it
         engine = sqlalchemy.create_engine(db.url(), poolclass=sqlalchemy.pool.NullPool)
         lower_case_server.execute(f"CREATE TABLE `{name}`.Customers (id INT PRIMARY KEY, v INT)")
+        lower_case_server.execute(f"CREATE TABLE `{name}`.Orders (id INT PRIMARY KEY, customer INT, FOREIGN KEY "
+                                  f"(customer) REFERENCES Customers (id) ON DELETE CASCADE)")
+        lower_case_server.execute(f"CREATE TRIGGER `{name}`.stamp BEFORE INSERT ON `{name}`.Customers FOR EACH ROW "
+                                  f"SET NEW.v = 1")
+        orders = TableRef(name, "Orders")
         try:
             assert set(read_catalog(engine, [customers])[customers]) == {"id", "v"}
+            # the cascade and trigger rules of `check` see them under the mappings' spelling
+            side = read_server_side(engine, [customers, orders])
+            assert [(fk.child, fk.parent, fk.on_delete) for fk in side.foreign_keys] == [(orders, customers, "CASCADE")]
+            assert [(tr.name, tr.table) for tr in side.triggers] == [("stamp", customers)]
         finally:
             engine.dispose()
+        lower_case_server.execute(f"DROP TABLE `{name}`.Orders")
+        lower_case_server.execute(f"DROP TRIGGER `{name}`.stamp")
         source, out = _run(db, [customers, t], [
             "CREATE TABLE T (id INT PRIMARY KEY)",
             "INSERT INTO CUSTOMERS VALUES (1, 1)",

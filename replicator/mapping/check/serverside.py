@@ -89,6 +89,10 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                        "SELECT TRIGGER_NAME, EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, "
                        "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS "
                        "ORDER BY TRIGGER_NAME")).fetchall()]
+            # lower_case_table_names 1 or 2: information_schema gives the server's (lower-case) spelling of a
+            # table the mappings may spell `Customers`; the stream reads it so too (BinlogSource.names_as_server)
+            if int(c.execute(sqlalchemy.text("SELECT @@lower_case_table_names")).scalar() or 0):
+                fks, trs = _as_mapped(wanted, fks, trs)
             account = str(c.execute(sqlalchemy.text("SELECT CURRENT_USER()")).scalar() or "")
             grants = [str(r[0]) for r in c.execute(sqlalchemy.text("SHOW GRANTS")).fetchall()]
             unseen = [t for t in sorted(wanted) if not may_see_triggers(grants, t)]
@@ -166,7 +170,7 @@ def _like(pattern: str, name: str) -> bool:
 def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
     import sqlalchemy
 
-    schemas = sorted({t.schema or "" for t in wanted})
+    schemas = sorted({t.schema or "" for t in wanted} | {(t.schema or "").lower() for t in wanted})
     if not schemas:
         return []
     rows = c.execute(sqlalchemy.text(
@@ -226,6 +230,21 @@ def _postgres_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
                                                          "names": [n for _, n in tables]}).fetchall()
     return _group([(*r[:5], _PG_ACTIONS.get(str(r[5]), str(r[5])), _PG_ACTIONS.get(str(r[6]), str(r[6])), *r[7:])
                    for r in rows])
+
+
+def _as_mapped(wanted: set[TableRef], fks: list[ForeignKey],
+               trs: list[Trigger]) -> tuple[list[ForeignKey], list[Trigger]]:
+    """Foreign keys and triggers with each table the server names in another letter case than a mapping spelled
+    as the mapping spells it (a server with lower_case_table_names 1 or 2 matches names in any case)."""
+    from dataclasses import replace
+
+    by_fold = {(t.schema.lower(), t.name.lower()): t for t in wanted}
+
+    def mapped(t: TableRef) -> TableRef:
+        return by_fold.get((t.schema.lower(), t.name.lower()), t)
+
+    return ([replace(fk, child=mapped(fk.child), parent=mapped(fk.parent)) for fk in fks],
+            [replace(tr, table=mapped(tr.table)) for tr in trs])
 
 
 def _group(rows: Iterable[Any]) -> list[ForeignKey]:
