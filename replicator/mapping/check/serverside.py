@@ -63,11 +63,13 @@ HIDDEN = "hidden"
 class ServerSide:
     """One side's foreign keys whose child is a mapped table, and its triggers on mapped tables. `unseen`: mapped
     MariaDB tables whose triggers the account cannot see at all (none of TRIGGER, INSERT, UPDATE, DELETE on them,
-    as its grants say), `account` the account that read them."""
+    as its grants say), `account` the account that read them. `any_case`: the server matches table names in any
+    letter case (MariaDB's lower_case_table_names 1 or 2): a trigger's `INSERT INTO Audit` writes `audit`."""
     foreign_keys: tuple[ForeignKey, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     unseen: tuple[TableRef, ...] = ()
     account: str = ""
+    any_case: bool = False
 
 
 def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
@@ -78,6 +80,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
     mariadb = engine.dialect.name in ("mysql", "mariadb")
     unseen: list[TableRef] = []
     account = ""
+    any_case = False
     with engine.connect() as c:
         if mariadb:
             fks = _mariadb_foreign_keys(c, wanted)
@@ -91,7 +94,8 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                        "ORDER BY TRIGGER_NAME")).fetchall()]
             # lower_case_table_names 1 or 2: information_schema gives the server's (lower-case) spelling of a
             # table the mappings may spell `Customers`; the stream reads it so too (BinlogSource.names_as_server)
-            if int(c.execute(sqlalchemy.text("SELECT @@lower_case_table_names")).scalar() or 0):
+            any_case = bool(int(c.execute(sqlalchemy.text("SELECT @@lower_case_table_names")).scalar() or 0))
+            if any_case:
                 fks, trs = _as_mapped(wanted, fks, trs)
             account = str(c.execute(sqlalchemy.text("SELECT CURRENT_USER()")).scalar() or "")
             grants = [str(r[0]) for r in c.execute(sqlalchemy.text("SHOW GRANTS")).fetchall()]
@@ -102,7 +106,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                            str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None, row=bool(r[7]))
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
     return ServerSide(tuple(fk for fk in fks if fk.child in wanted),
-                      tuple(t for t in trs if t.table in wanted), tuple(unseen), account)
+                      tuple(t for t in trs if t.table in wanted), tuple(unseen), account, any_case)
 
 
 # ---------------------------------------------------------------- which MariaDB triggers an account sees
