@@ -530,12 +530,11 @@ class BinlogSource:
         table = TableRef(schema, name)
         if self._folded is not None:  # as the server matches names: the mappings' spelling of it
             table = self._folded.get((_fold(schema), _fold(name)), table)
-            schema, name = table.schema, table.name
-        kind = (_TAG if self.guard.is_tag_table(schema, name) else _MARK if table == self.watermark_table
+        kind = (_TAG if self.guard.is_tag_table(table.schema, table.name) else _MARK if table == self.watermark_table
                 else _MAPPED if table in self.tables else _OTHER)
         if len(self._seen_tables) >= _CACHE_SIZE:
             self._seen_tables.clear()
-        self._seen_tables[(schema, name)] = (kind, table)
+        self._seen_tables[(schema, name)] = (kind, table)  # under the binlog's spelling, which _read looks up
         return kind, table
 
     def _lean_wanted(self, schema: str, name: str, columns: Sequence[Any]) -> tuple[int, TableRef, Any] | None:

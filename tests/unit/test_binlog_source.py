@@ -652,3 +652,9 @@ def test_a_drop_is_read_with_the_events_quoting_and_the_servers_name_case(mixed:
     mixed.names_as_server(1)
     assert mixed._dropped(event(QueryEvent, query="DROP TABLE T, erp.CUSTOMERS", schema=b"erp")) == [T, MIXED]
     assert mixed._dropped(event(QueryEvent, query="DROP DATABASE erp", schema=b"x")) == [MIXED, T]
+
+
+def test_a_table_is_classified_once_under_the_binlogs_own_spelling(mixed: BinlogSource) -> None:
+    mixed.names_as_server(1)
+    assert mixed._classify("erp", "customers")[1] == MIXED
+    assert ("erp", "customers") in mixed._seen_tables  # what _read looks the next rows event up by
