@@ -153,11 +153,14 @@ class BinlogSource:
 
     def __init__(self, conn: Connection, direction: str, tables: Sequence[TableRef], guard: LoopGuard,
                  start: BinlogPosition, chunk_rows: int, heartbeat_seconds: float = 10.0,
-                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None):
+                 quarantine_undecodable: frozenset[TableRef] = frozenset(), shapes: ShapeWatch | None = None,
+                 lower_case_table_names: int | None = None):
         """`quarantine_undecodable`: tables whose every mapping quarantines (on_error): a row with a byte its
         character set leaves undefined is handed on as an UndecodedRowChange, for the dead-letter queue,
         instead of stopping the stream. `shapes`: told a mapped table's columns from each new table map (an
-        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream."""
+        ALTER TABLE gives the table a new one), before its rows; it may raise to stop the stream.
+        `lower_case_table_names`: the server's setting, read from it at the start of `transactions()` when None
+        (until then names match exactly, as with 0)."""
         self.conn = conn
         self.shapes = shapes
         self._watched: dict[int, Any] = {}  # table map column lists told to `shapes`, by identity
@@ -165,6 +168,9 @@ class BinlogSource:
         self.direction = direction
         self.tables = frozenset(tables)
         self.guard = guard
+        self.lower_case_table_names = 0
+        self._folded: dict[tuple[str, str], TableRef] | None = None  # names_as_server: None matches exactly
+        self._read_name_case = lower_case_table_names is None
         self.start = start
         self.chunk_rows = chunk_rows
         self.heartbeat = heartbeat_seconds
@@ -186,6 +192,41 @@ class BinlogSource:
                                    exact_values=True)
         # while a sync runs, rows of echo transactions are kept (marked echo): the sync needs their keys
         self.keep_echoes = False
+        self.names_as_server(lower_case_table_names or 0)
+
+    def names_as_server(self, lower_case_table_names: int) -> None:
+        """Match database and table names as a server with this `lower_case_table_names` does: 0 exactly (names are
+        case-sensitive on Linux: `T` and `t` are two tables), 1 or 2 without regard to letter case (1: the server
+        stores and binlogs them in lower case, whatever a statement or a mapping writes). Per table, not per row:
+        `_classify` caches what a (schema, name) of the binlog is."""
+        self.lower_case_table_names = lower_case_table_names
+        self._seen_tables.clear()
+        if not lower_case_table_names:
+            self._folded = None
+            return
+        folded = {(_fold(t.schema), _fold(t.name)): t for t in self.tables}
+        for name in (CHECKPOINT_TABLE, WATERMARK_TABLE):
+            folded[(_fold(self.guard.state_schema), _fold(name))] = TableRef(self.guard.state_schema, name)
+        self._folded = folded
+
+    def _mapped(self, table: TableRef) -> TableRef | None:
+        """The mapped table a name read from a statement names, as the server matches names (`names_as_server`),
+        spelled as the mappings spell it; None for another table."""
+        if self._folded is None:
+            return table if table in self.tables else None
+        found = self._folded.get((_fold(table.schema), _fold(table.name)))
+        return found if found is not None and found in self.tables else None
+
+    def _name_case(self) -> None:
+        """Read the server's lower_case_table_names (set at its start; it cannot change while it runs)."""
+        db = my_connect(self.conn, self.conn.capture, database=None)
+        try:
+            with db.cursor() as cur:
+                cur.execute("SELECT @@lower_case_table_names")
+                row = cur.fetchone()
+        finally:
+            db.close()
+        self.names_as_server(int(row[0]) if row and row[0] is not None else 0)
 
     def ack(self, position: Position) -> None:
         """Nothing to tell a MariaDB server: binlog retention is by time, not by reader."""
@@ -220,8 +261,14 @@ class BinlogSource:
         ssl = ssl_settings(self.conn)
         if ssl:
             settings["ssl"] = ssl
-        schemas = sorted({t.schema for t in self.tables} | {self.guard.state_schema})
-        names = sorted({t.name for t in self.tables} | {CHECKPOINT_TABLE, WATERMARK_TABLE})
+        schemas = {t.schema for t in self.tables} | {self.guard.state_schema}
+        names = {t.name for t in self.tables} | {CHECKPOINT_TABLE, WATERMARK_TABLE}
+        if self._folded is not None:  # the library filters by exact name: the server's lower-case spelling too
+            schemas |= {_fold(s) for s in schemas}
+            names |= {_fold(n) for n in names}
+        # lower_case_table_names=2 (case-insensitive file systems only; Linux servers run it as 0) keeps names as
+        # created: no filter by name in the library, _classify decides
+        wanted = self.lower_case_table_names != 2
         # same constructor and events as BinLogStreamReader, a cheaper per-event path (sources/binlogfast.py)
         return FastBinLogStreamReader(
             connection_settings=settings,
@@ -231,8 +278,8 @@ class BinlogSource:
             log_pos=self.start.pos,
             blocking=True,
             only_events=[MariadbGtidEvent, XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, *_ROW_EVENTS],
-            only_schemas=schemas,
-            only_tables=names,
+            only_schemas=sorted(schemas) if wanted else None,
+            only_tables=sorted(names) if wanted else None,
             slave_heartbeat=self.heartbeat,
             pymysql_wrapper=_OneConnection(),
             enable_logging=False,
@@ -240,6 +287,8 @@ class BinlogSource:
 
     def transactions(self) -> Iterator[SourceMessage]:
         try:
+            if self._read_name_case:
+                self._name_case()
             self._stream = stream = self._open()
             metrics.connection_up.labels(self.conn.name, "capture").set(1)
             yield from self._read(stream)
@@ -394,7 +443,7 @@ class BinlogSource:
                 if table_kind == _TAG:
                     # the tag opens the transaction; the same row is written again at its end (the checkpoint)
                     images = () if echo else self._images(event)
-                    if any(self.guard.is_tag_row(event.schema, event.table, r) for r in images):
+                    if any(self.guard.is_tag_row(table.schema, table.name, r) for r in images):
                         if chunks:
                             raise FatalError(f"loop tag found in the middle of transaction {gtid} after "
                                              f"{chunks} chunks were handed over; the applier writes it first")
@@ -447,6 +496,8 @@ class BinlogSource:
                 truncated = self._truncated(event) if standalone else None
                 if truncated is not None and not echo:
                     rows.append(RowChange(truncated, Op.TRUNCATE))
+                if standalone and not echo and "DROP" in query:  # DROP TABLE / DATABASE: its rows are gone too
+                    rows.extend(RowChange(t, Op.TRUNCATE) for t in self._dropped(event))
                 if not (query == "COMMIT" or standalone or not in_txn):
                     continue
                 timestamp = event.timestamp
@@ -477,11 +528,13 @@ class BinlogSource:
         """What the rows of a table are to this reader (the loop tag, sync watermarks, mapped or not),
         decided once per table instead of per row event."""
         table = TableRef(schema, name)
-        kind = (_TAG if self.guard.is_tag_table(schema, name) else _MARK if table == self.watermark_table
+        if self._folded is not None:  # as the server matches names: the mappings' spelling of it
+            table = self._folded.get((_fold(schema), _fold(name)), table)
+        kind = (_TAG if self.guard.is_tag_table(table.schema, table.name) else _MARK if table == self.watermark_table
                 else _MAPPED if table in self.tables else _OTHER)
         if len(self._seen_tables) >= _CACHE_SIZE:
             self._seen_tables.clear()
-        self._seen_tables[(schema, name)] = (kind, table)
+        self._seen_tables[(schema, name)] = (kind, table)  # under the binlog's spelling, which _read looks up
         return kind, table
 
     def _lean_wanted(self, schema: str, name: str, columns: Sequence[Any]) -> tuple[int, TableRef, Any] | None:
@@ -520,9 +573,11 @@ class BinlogSource:
         if not isinstance(event.query, str) or "RENAME" not in event.query.upper():
             return
         schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
-        for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event)):
-            if old in self.tables and self.shapes is not None:
-                self.shapes.left(old, f"renamed to {new}")
+        for old, new in renamed_tables(event.query, schema, ansi_quotes=ansi_quotes(event),
+                                       backslash_escapes=backslash_escapes(event)):
+            mapped = self._mapped(old)
+            if mapped is not None and self.shapes is not None:
+                self.shapes.left(mapped, f"renamed to {new}")
 
     def _truncated(self, event: Any) -> TableRef | None:
         """The mapped table a `TRUNCATE [TABLE] name` statement empties, if any (its names read with the quoting of
@@ -531,7 +586,30 @@ class BinlogSource:
             return None
         schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
         table = truncated_table(event.query, schema or "", ansi_quotes=ansi_quotes(event))
-        return table if table is not None and table in self.tables else None
+        return None if table is None else self._mapped(table)
+
+    def _dropped(self, event: Any) -> list[TableRef]:
+        """The mapped tables a `DROP TABLE` or `DROP DATABASE` statement drops: every row they held is gone, as
+        after a TRUNCATE, and the reader hands each on as one (the mapping's `truncate:` decides). Read as
+        `_truncated` reads its statement; a table created again afterwards is streamed on by name."""
+        if not isinstance(event.query, str):
+            return []
+        schema = event.schema.decode() if isinstance(event.schema, bytes) else (event.schema or "")
+        out: list[TableRef] = []
+        for dropped in dropped_tables(event.query, schema, ansi_quotes=ansi_quotes(event)):
+            if dropped.name:
+                mapped = self._mapped(dropped)
+                found = [mapped] if mapped is not None else []
+            else:  # DROP DATABASE: each mapped table of it, as the server matches the database's name
+                found = sorted((t for t in self.tables if self._mapped(TableRef(dropped.schema, t.name)) == t),
+                               key=str)
+            for table in found:
+                if table not in out:
+                    log.warning("%s: mapped table %s was dropped (%s): its rows are gone, read as a TRUNCATE of it "
+                                "(the mapping's `truncate:` decides)", self.direction, table,
+                                " ".join(event.query.split())[:200])
+                    out.append(table)
+        return out
 
     @staticmethod
     def _images(event: Any) -> list[dict[str, Any]]:
@@ -727,8 +805,15 @@ class _NotCounted:
 _NOT_COUNTED = _NotCounted()
 
 
+def _fold(name: str) -> str:
+    """A database or table name as a server with lower_case_table_names 1 stores it (MariaDB lowers it with its
+    utf8 file-name character set; Python's lower() agrees on ASCII and on the letters of European scripts)."""
+    return name.lower()
+
+
 # sql_mode's ANSI_QUOTES bit (MariaDB's MODE_ANSI_QUOTES) in the Q_SQL_MODE status variable of a QueryEvent
 MODE_ANSI_QUOTES = 1 << 2
+MODE_NO_BACKSLASH_ESCAPES = 1 << 20  # (0x100000 in a real server's QueryEvent)
 
 
 def ansi_quotes(event: Any) -> bool:
@@ -736,6 +821,12 @@ def ansi_quotes(event: Any) -> bool:
     MariaDB writes into every QueryEvent (mysql-replication's `sql_mode`, from the Q_SQL_MODE status variable). An
     event without it (none MariaDB writes) is read as under the default sql_mode."""
     return bool((getattr(event, "sql_mode", 0) or 0) & MODE_ANSI_QUOTES)
+
+
+def backslash_escapes(event: Any) -> bool:
+    """Whether a backslash escapes a quote in a QueryEvent statement's strings: unless its own sql_mode has
+    NO_BACKSLASH_ESCAPES (read as `ansi_quotes`)."""
+    return not (getattr(event, "sql_mode", 0) or 0) & MODE_NO_BACKSLASH_ESCAPES
 
 
 class _Ddl:
@@ -755,6 +846,15 @@ class _Ddl:
         flags = re.IGNORECASE | re.DOTALL
         self.truncate = re.compile(lead + r"TRUNCATE\s+(?:TABLE\s+)?" + qname + wait + tail, flags)
         self.rename_table = re.compile(lead + r"RENAME\s+TABLES?\s+(?:IF\s+EXISTS\s+)?(.*)$", flags)
+        # DROP TABLE [IF EXISTS] [/* comment */] a [, b ...] [WAIT n|NOWAIT] [RESTRICT|CASCADE] (never TEMPORARY);
+        # MariaDB may add /* generated by server */ after the names
+        one = rf"{name}(?:\s*\.\s*{name})?"  # qname without its groups
+        self.drop_table = re.compile(lead + r"DROP\s+TABLES?\s+(?:IF\s+EXISTS\s+)?(?:/\*.*?\*/\s*)?("
+                                     + one + r"(?:\s*,\s*" + one + r")*)" + wait
+                                     + r"(?:\s+(?:RESTRICT|CASCADE))?" + tail, flags)
+        self.names = re.compile(qname)
+        self.drop_database = re.compile(lead + r"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?(" + name + r")"
+                                        + tail, flags)
         self.rename_pair = re.compile(qname + wait + r"\s+TO\s+" + qname, re.IGNORECASE)
         self.alter_table = re.compile(lead + r"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?"
                                       + qname + wait + r"(.*)$", flags)
@@ -776,10 +876,13 @@ class _Ddl:
 _DDL = {False: _Ddl(False), True: _Ddl(True)}
 
 
-def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> list[tuple[TableRef, TableRef]]:
+def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False,
+                   backslash_escapes: bool = True) -> list[tuple[TableRef, TableRef]]:
     """(old, new) for each table a `RENAME TABLE` or `ALTER TABLE ... RENAME [TO|AS]` statement renames; a name
     without a database is `schema`'s (the statement's default database). `ansi_quotes`: the statement ran under
-    sql_mode ANSI_QUOTES (`ansi_quotes(event)`), so a `"x"` is a name."""
+    sql_mode ANSI_QUOTES (`ansi_quotes(event)`), so a `"x"` is a name; `backslash_escapes`: a backslash escapes a
+    quote in a string (no NO_BACKSLASH_ESCAPES: `backslash_escapes(event)`). A string (`COMMENT 'x, RENAME TO y'`)
+    renames nothing."""
     ddl = _DDL[ansi_quotes]
     m = ddl.rename_table.match(query)
     if m is not None:
@@ -787,10 +890,52 @@ def renamed_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> lis
                 for p in ddl.rename_pair.finditer(m.group(1))]
     m = ddl.alter_table.match(query)
     if m is not None:
-        r = ddl.alter_rename.search(m.group(3))
+        r = ddl.alter_rename.search(_without_strings(m.group(3), ansi_quotes, backslash_escapes))
         if r is not None:
             return [(ddl.ref(m.group(1), m.group(2), schema), ddl.ref(r.group(1), r.group(2), schema))]
     return []
+
+
+def _without_strings(sql: str, ansi_quotes: bool, backslash_escapes: bool = True) -> str:
+    """`sql` with every string literal emptied (`'...'`, and `"..."` without ANSI_QUOTES; a quote doubled or
+    escaped with a backslash inside), so that `COMMENT 'x, RENAME TO y'` is read as no rename. A quoted name
+    (`` `...` ``, `"..."` under ANSI_QUOTES) is kept as it is: it may be the new name."""
+    if "'" not in sql and (ansi_quotes or '"' not in sql):
+        return sql
+    out, i, n = [], 0, len(sql)
+    strings = "'" if ansi_quotes else "'\""
+    while i < n:
+        c = sql[i]
+        if c in strings or c == "`" or c == '"':
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\" and c in strings and backslash_escapes:
+                    j += 2
+                    continue
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(c + c if c in strings else sql[i:j + 1])
+            i = j + 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def dropped_tables(query: str, schema: str, *, ansi_quotes: bool = False) -> list[TableRef]:
+    """The tables a `DROP TABLE a, b` statement drops, or for `DROP DATABASE db` a TableRef(db, "") standing for
+    every table of it; [] for another statement (`DROP TEMPORARY TABLE` too). `schema`, `ansi_quotes` as for
+    `renamed_tables`."""
+    ddl = _DDL[ansi_quotes]
+    m = ddl.drop_table.match(query)
+    if m is not None:
+        return [ddl.ref(p.group(1), p.group(2), schema) for p in ddl.names.finditer(m.group(1))]
+    m = ddl.drop_database.match(query)
+    return [] if m is None else [TableRef(ddl.name(m.group(1)), "")]
 
 
 def truncated_table(query: str, schema: str, *, ansi_quotes: bool = False) -> TableRef | None:

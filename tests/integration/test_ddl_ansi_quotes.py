@@ -151,5 +151,5 @@ def test_ddl_with_double_quoted_names_under_ansi_quotes_is_read_as_with_backquot
         ("left", "t", f"renamed to {db}.t_old"), ("left", "t", f"renamed to {db}.t_old"),
         ("left", "Mixed", f"renamed to {db}.m2"), ("left", "t", f"renamed to {db}.t2"),
         ("left", "t", f"renamed to {db}.t2"), ("left", ODD, f"renamed to {db}.odd2"),
-        ("shape", "t", ("id", "v", "w")), ("shape", "t", ("id", "v")),
+        ("shape", "t", ("id", "v", "w")), ("truncate", "t"), ("shape", "t", ("id", "v")),
     ]

@@ -521,3 +521,140 @@ def test_a_value_the_library_cannot_decode_names_the_table_never_a_bare_tracebac
     with pytest.raises(DecodeError, match=rf"table {T}: mysql-replication cannot decode a value of this rows event "
                                           r"\(ValueError: year 0 is out of range\)"):
         s._library_changes(ev, T, ((), (), ((), (), ())), binlog._NOT_COUNTED)
+
+
+# ---------------------------------------------------------------- names matched as the server does (lower_case_table_names)
+
+MIXED = TableRef("ERP", "Customers")  # a mapping that spells its table in mixed case
+
+
+@pytest.fixture
+def mixed(monkeypatch: pytest.MonkeyPatch) -> BinlogSource:
+    conn = Connection("erp", "mariadb", "h", 3306, "erp", Account("a", Secret("")), Account("c", Secret("")))
+    s = BinlogSource(conn, "erp_to_crm", [T, MIXED], LoopGuard("Replicator", "crm_to_erp"),
+                     BinlogPosition("bin.000001", 4), chunk_rows=100)
+
+    def changes(ev: Any, table: TableRef) -> list[RowChange]:
+        return [RowChange(table, Op.INSERT, None, dict(r["values"])) for r in ev.rows]
+
+    monkeypatch.setattr(s, "_changes", changes)
+    return s
+
+
+@pytest.mark.parametrize("query", ["TRUNCATE T", "TRUNCATE `ERP`.`T`", "truncate table Erp.t"])
+def test_with_lower_case_table_names_0_a_name_in_another_case_is_another_table(mixed: BinlogSource, query: str) -> None:
+    mixed.names_as_server(0)
+    assert mixed._truncated(event(QueryEvent, query=query, schema=b"erp")) is None
+    watch = Watch()
+    mixed.shapes = watch  # type: ignore[assignment]
+    mixed._renames(event(QueryEvent, query="RENAME TABLE T TO x, erp.customers TO y", schema=b"erp"))
+    assert watch.gone == []
+
+
+@pytest.mark.parametrize("lctn", [1, 2])
+@pytest.mark.parametrize("query, table", [
+    ("TRUNCATE T", T), ("TRUNCATE `ERP`.`T`", T), ("truncate table Erp.t", T), ("TRUNCATE customers", MIXED),
+    ("TRUNCATE t2", None),
+    ("TRUNCATE erp.CUSTOMERS", MIXED), ("TRUNCATE `erp`.`customers`", MIXED), ("TRUNCATE other.t", None),
+])
+def test_with_lower_case_table_names_a_truncate_matches_its_table_in_any_case(mixed: BinlogSource, lctn: int,
+                                                                              query: str, table: TableRef | None) -> None:
+    mixed.names_as_server(lctn)
+    # the binlog gives the statement's default database in the server's spelling (lower case under 1)
+    assert mixed._truncated(event(QueryEvent, query=query, schema=b"erp")) == table
+
+
+def test_with_lower_case_table_names_a_rename_of_a_mapped_table_in_another_case_stops(mixed: BinlogSource) -> None:
+    mixed.names_as_server(1)
+    watch = Watch()
+    mixed.shapes = watch  # type: ignore[assignment]
+    mixed._renames(event(QueryEvent, query="RENAME TABLE T TO t_old, ERP.CUSTOMERS TO c2", schema=b"erp"))
+    mixed._renames(event(QueryEvent, query="ALTER TABLE `Erp`.`customers` RENAME TO c3", schema=b"x"))
+    assert watch.gone == [(T, "renamed to erp.t_old"), (MIXED, "renamed to erp.c2"), (MIXED, "renamed to x.c3")]
+
+
+def test_with_lower_case_table_names_1_rows_in_the_servers_spelling_are_the_mappings_table(mixed: BinlogSource) -> None:
+    """The server binlogs `erp`.`customers` for the mapping's ERP.Customers: the reader hands the rows on under the
+    mapping's spelling, and its loop tag in a mixed-case state schema (Replicator, stored as replicator) is still
+    recognised."""
+    mixed.names_as_server(1)
+    out = read(mixed, [gtid(5), rows("erp", "customers", {"id": 1}), rows("erp", "t", {"id": 2}), event(XidEvent)])
+    assert [(c.table, c.after) for c in out[0].changes] == [(MIXED, {"id": 1}), (T, {"id": 2})]
+    tag = rows("replicator", "checkpoint", {"stream": "crm_to_erp", "txn_seq": 3}, cls=Update)
+    mixed._stop.clear()  # read() stopped it at the end of the first stream
+    out = read(mixed, [gtid(6), tag, rows("erp", "customers", {"id": 1}), event(XidEvent)])
+    assert out[0].echo and out[0].changes == ()
+
+
+def test_with_lower_case_table_names_0_rows_of_another_spelling_are_not_read(mixed: BinlogSource) -> None:
+    mixed.names_as_server(0)
+    out = read(mixed, [gtid(5), rows("erp", "customers", {"id": 1}), rows("erp", "T", {"id": 2}), event(XidEvent)])
+    assert out[0].changes == ()
+
+
+# ---------------------------------------------------------------- a string in an ALTER TABLE renames nothing
+
+@pytest.mark.parametrize("query, renamed", [
+    ("ALTER TABLE t COMMENT 'x, RENAME TO y'", []),
+    ("ALTER TABLE t COMMENT = 'it''s, rename to y', ADD COLUMN c INT", []),
+    ("ALTER TABLE t ADD COLUMN c INT COMMENT 'a\\', RENAME TO y'", []),  # \' escapes: one string
+    ('ALTER TABLE t COMMENT "x, RENAME TO y"', []),  # a string without ANSI_QUOTES
+    ("ALTER TABLE t COMMENT 'x, RENAME TO y', RENAME TO z", [("erp.t", "erp.z")]),
+    ("ALTER TABLE t COMMENT '', RENAME TO `a,'b`", [("erp.t", "erp.a,'b")]),  # a quoted name is kept
+])
+def test_a_string_in_an_alter_table_is_no_rename(query: str, renamed: list[tuple[str, str]]) -> None:
+    assert [(str(a), str(b)) for a, b in renamed_tables(query, "erp")] == renamed
+
+
+def test_under_ansi_quotes_a_double_quoted_name_is_kept_and_a_single_quoted_string_emptied() -> None:
+    q = """ALTER TABLE "t" COMMENT 'x, RENAME TO y', RENAME TO "a, RENAME TO b" """
+    assert renamed_tables(q, "erp", ansi_quotes=True) == [(T, TableRef("erp", "a, RENAME TO b"))]
+
+
+def test_without_backslash_escapes_a_backslash_ends_no_string() -> None:
+    """Under sql_mode NO_BACKSLASH_ESCAPES 'a\\' is a whole string: the rename after it is real (read with the
+    backslash as an escape, it would be taken for part of the string and missed: a silent loss)."""
+    q = "ALTER TABLE t COMMENT 'a\\', RENAME TO y"
+    assert renamed_tables(q, "erp", backslash_escapes=False) == [(T, TableRef("erp", "y"))]
+    assert renamed_tables(q, "erp") == []
+
+
+def test_the_events_sql_mode_says_whether_a_backslash_escapes(source: BinlogSource) -> None:
+    watch = Watch()
+    source.shapes = watch  # type: ignore[assignment]
+    q = "ALTER TABLE t COMMENT 'a\\', RENAME TO y"
+    source._renames(event(QueryEvent, query=q, schema=b"erp", sql_mode=0x54200000))
+    assert watch.gone == []
+    source._renames(event(QueryEvent, query=q, schema=b"erp", sql_mode=0x100000))  # NO_BACKSLASH_ESCAPES
+    assert watch.gone == [(T, "renamed to erp.y")]
+
+
+# ---------------------------------------------------------------- a DROP of a mapped table: its rows are gone
+
+@pytest.mark.parametrize("query, tables", [
+    ("DROP TABLE t", [T]), ("DROP TABLE IF EXISTS `other`, `erp`.`t` /* generated by server */", [T]),
+    ("drop table x, t nowait cascade;", [T]), ("DROP TABLE /* c */ erp . t WAIT 3 RESTRICT", [T]),
+    ("DROP DATABASE erp", [T]), ("DROP SCHEMA IF EXISTS `erp`;", [T]),
+    ("DROP TEMPORARY TABLE t", []), ("DROP TABLE other.t", []), ("DROP TABLE `T`", []), ('DROP TABLE "t"', []),
+    ("DROP DATABASE other", []), ("DROP INDEX i ON t", []), ("DROP VIEW t", []), ("DROP TABLE t2, `t,x`", []),
+])
+def test_a_drop_of_a_mapped_table_is_read_as_its_truncate(source: BinlogSource, query: str,
+                                                         tables: list[TableRef]) -> None:
+    out = read(source, [event(MariadbGtidEvent, gtid="0-1-9", flags=1), event(QueryEvent, query=query, schema=b"erp")])
+    assert isinstance(out[0], Transaction)
+    assert [(c.table, c.op) for c in out[0].changes] == [(t, Op.TRUNCATE) for t in tables]
+
+
+def test_a_drop_is_read_with_the_events_quoting_and_the_servers_name_case(mixed: BinlogSource) -> None:
+    ansi = event(QueryEvent, query='DROP TABLE "t", "ERP"."Customers"', schema=b"erp", sql_mode=ANSI)
+    assert mixed._dropped(ansi) == [T, MIXED]
+    assert mixed._dropped(event(QueryEvent, query="DROP DATABASE erp", schema=b"x")) == [T]  # ERP is another
+    mixed.names_as_server(1)
+    assert mixed._dropped(event(QueryEvent, query="DROP TABLE T, erp.CUSTOMERS", schema=b"erp")) == [T, MIXED]
+    assert mixed._dropped(event(QueryEvent, query="DROP DATABASE erp", schema=b"x")) == [MIXED, T]
+
+
+def test_a_table_is_classified_once_under_the_binlogs_own_spelling(mixed: BinlogSource) -> None:
+    mixed.names_as_server(1)
+    assert mixed._classify("erp", "customers")[1] == MIXED
+    assert ("erp", "customers") in mixed._seen_tables  # what _read looks the next rows event up by

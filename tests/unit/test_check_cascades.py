@@ -417,3 +417,14 @@ def test_skipped_events_reads_a_before_row_trigger_returning_null_or_old() -> No
     assert events(guard, row=False) == ()
     assert skipped_events(Trigger("tr", t, "BEFORE", "INSERT", None)) == ()
     assert events("BEGIN RETURN NEW; END") == ()
+
+
+@pytest.mark.parametrize("any_case, warned", [(True, True), (False, False)])
+def test_a_mariadb_trigger_writing_a_carried_table_in_another_case_warns_where_the_server_ignores_case(
+        env: Env, any_case: bool, warned: bool) -> None:
+    """`INSERT INTO ERPDB.Lines` writes erpdb.lines on a server with lower_case_table_names 1 or 2 (any_case);
+    with 0 it is another table."""
+    tr = trigger("erp", "BEGIN INSERT INTO ERPDB.Lines (id) VALUES (1); END")
+    side = {"crm": ServerSide(), "erp": ServerSide((), (tr,), any_case=any_case)}
+    found = [f.what for f in env.check(text(), server=side) if f.warning and "it writes erpdb.lines" in f.what]
+    assert bool(found) == warned, found

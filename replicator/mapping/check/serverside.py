@@ -63,11 +63,13 @@ HIDDEN = "hidden"
 class ServerSide:
     """One side's foreign keys whose child is a mapped table, and its triggers on mapped tables. `unseen`: mapped
     MariaDB tables whose triggers the account cannot see at all (none of TRIGGER, INSERT, UPDATE, DELETE on them,
-    as its grants say), `account` the account that read them."""
+    as its grants say), `account` the account that read them. `any_case`: the server matches table names in any
+    letter case (MariaDB's lower_case_table_names 1 or 2): a trigger's `INSERT INTO Audit` writes `audit`."""
     foreign_keys: tuple[ForeignKey, ...] = ()
     triggers: tuple[Trigger, ...] = ()
     unseen: tuple[TableRef, ...] = ()
     account: str = ""
+    any_case: bool = False
 
 
 def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
@@ -78,6 +80,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
     mariadb = engine.dialect.name in ("mysql", "mariadb")
     unseen: list[TableRef] = []
     account = ""
+    any_case = False
     with engine.connect() as c:
         if mariadb:
             fks = _mariadb_foreign_keys(c, wanted)
@@ -89,6 +92,11 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                        "SELECT TRIGGER_NAME, EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, ACTION_TIMING, "
                        "EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS "
                        "ORDER BY TRIGGER_NAME")).fetchall()]
+            # lower_case_table_names 1 or 2: information_schema gives the server's (lower-case) spelling of a
+            # table the mappings may spell `Customers`; the stream reads it so too (BinlogSource.names_as_server)
+            any_case = bool(int(c.execute(sqlalchemy.text("SELECT @@lower_case_table_names")).scalar() or 0))
+            if any_case:
+                fks, trs = _as_mapped(wanted, fks, trs)
             account = str(c.execute(sqlalchemy.text("SELECT CURRENT_USER()")).scalar() or "")
             grants = [str(r[0]) for r in c.execute(sqlalchemy.text("SHOW GRANTS")).fetchall()]
             unseen = [t for t in sorted(wanted) if not may_see_triggers(grants, t)]
@@ -98,7 +106,7 @@ def read_server_side(engine: Any, tables: Iterable[TableRef]) -> ServerSide:
                            str(r[6]) if str(r[5]) in ("plpgsql", "sql") else None, row=bool(r[7]))
                    for r in c.execute(sqlalchemy.text(_PG_TRIGGERS)).fetchall()]
     return ServerSide(tuple(fk for fk in fks if fk.child in wanted),
-                      tuple(t for t in trs if t.table in wanted), tuple(unseen), account)
+                      tuple(t for t in trs if t.table in wanted), tuple(unseen), account, any_case)
 
 
 # ---------------------------------------------------------------- which MariaDB triggers an account sees
@@ -166,7 +174,7 @@ def _like(pattern: str, name: str) -> bool:
 def _mariadb_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
     import sqlalchemy
 
-    schemas = sorted({t.schema or "" for t in wanted})
+    schemas = sorted({t.schema or "" for t in wanted} | {(t.schema or "").lower() for t in wanted})
     if not schemas:
         return []
     rows = c.execute(sqlalchemy.text(
@@ -226,6 +234,21 @@ def _postgres_foreign_keys(c: Any, wanted: set[TableRef]) -> list[ForeignKey]:
                                                          "names": [n for _, n in tables]}).fetchall()
     return _group([(*r[:5], _PG_ACTIONS.get(str(r[5]), str(r[5])), _PG_ACTIONS.get(str(r[6]), str(r[6])), *r[7:])
                    for r in rows])
+
+
+def _as_mapped(wanted: set[TableRef], fks: list[ForeignKey],
+               trs: list[Trigger]) -> tuple[list[ForeignKey], list[Trigger]]:
+    """Foreign keys and triggers with each table the server names in another letter case than a mapping spelled
+    as the mapping spells it (a server with lower_case_table_names 1 or 2 matches names in any case)."""
+    from dataclasses import replace
+
+    by_fold = {(t.schema.lower(), t.name.lower()): t for t in wanted}
+
+    def mapped(t: TableRef) -> TableRef:
+        return by_fold.get((t.schema.lower(), t.name.lower()), t)
+
+    return ([replace(fk, child=mapped(fk.child), parent=mapped(fk.parent)) for fk in fks],
+            [replace(tr, table=mapped(tr.table)) for tr in trs])
 
 
 def _group(rows: Iterable[Any]) -> list[ForeignKey]:

@@ -63,8 +63,8 @@ def check_triggers(ck: _Checker) -> None:
                 _skips(ck, side, other, tr, head)
             tables, opaque = written_tables(tr.body, "" if postgres else tr.table.schema,
                                             "postgresql" if postgres else "mariadb")
-            lost = sorted(str(t) for t in _match(tables, sources))
-            copies = sorted(str(t) for t in _match(tables, mapped - sources))
+            lost = sorted(str(t) for t in _match(tables, sources, server.any_case))
+            copies = sorted(str(t) for t in _match(tables, mapped - sources, server.any_case))
             if lost:
                 ck.warn(side, f"{head}: it writes {', '.join(lost)}, which replicator carries from {side} to {other}; "
                               f"the rows it writes in replicator's transactions carry replicator's loop tag and never "
@@ -202,8 +202,12 @@ def _head(m: Mapping | None, tr: Trigger) -> str:
     return f"{at}trigger {tr.name} ({tr.timing} {tr.events} ON {tr.table}) fires on replicator's writes"
 
 
-def _match(tables: set[TableRef], candidates: set[TableRef]) -> set[TableRef]:
-    """`candidates` that `tables` name; a name without a schema (PostgreSQL's search_path decides) matches any."""
+def _match(tables: set[TableRef], candidates: set[TableRef], any_case: bool = False) -> set[TableRef]:
+    """`candidates` that `tables` name; a name without a schema (PostgreSQL's search_path decides) matches any.
+    `any_case`: as a MariaDB server with lower_case_table_names 1 or 2 matches them, in any letter case."""
+    if any_case:
+        return {c for c in candidates for t in tables if t.name.lower() == c.name.lower()
+                and t.schema.lower() in ("", c.schema.lower())}
     return {c for c in candidates for t in tables if t.name == c.name and t.schema in ("", c.schema)}
 
 
