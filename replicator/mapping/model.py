@@ -1011,7 +1011,9 @@ def _flow_conflicts(default: ConflictRule, fields: tuple[Field, ...], dst: str, 
     out: dict[str, ConflictRule] = {}
     for f in fields:
         col = f.column(dst)
-        if col is None:
+        if col is None or f.owner == dst:
+            # a field owned by the target side never flows into it: its rule is not this column's (a column
+            # read by several fields, CiviCRM's organization_name also copied one way into companyname)
             continue
         # an owned field: the owner wins unless the field names its own rule
         rule = resolve(f.conflicts or (ConflictRule("owner") if f.owner else default), f)

@@ -686,14 +686,14 @@ def with_owned(flow: Flow, values: Mapping[str, Any], changed: dict[str, Any],
     should hold)."""
     stamps = flow.stamps
     owned = {c: values[c] for c in flow.owned_targets if c in values and c not in changed}
+    # an owned field that changed is unchecked too (conflicts.md: "owned: ... never a conflict"): its old value
+    # is no `expect`, or a race on a column it shares a source column with recorded it as a conflict
+    unchecked = flow.owned_targets | stamps
     if stamps:
         owned.update((c, values[c]) for c in flow.restamped if c in values)
-        if not owned:
-            return changed, {c: v for c, v in expect.items() if c not in stamps}
-        return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned and c not in stamps}
     if not owned:
-        return changed, dict(expect)
-    return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned}
+        return changed, {c: v for c, v in expect.items() if c not in unchecked}
+    return {**changed, **owned}, {c: v for c, v in expect.items() if c not in owned and c not in unchecked}
 
 
 def _unstamped(flow: Flow, values: dict[str, Any]) -> dict[str, Any]:

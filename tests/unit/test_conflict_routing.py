@@ -67,6 +67,17 @@ def test_a_field_the_other_side_owns_does_not_flow(config: Config) -> None:
     assert out.values == {"id": 1, "credit": 9}
 
 
+def test_a_changed_owned_field_carries_no_old_value(config: Config) -> None:
+    """An owned field is never a conflict (conflicts.md), changed or not: its old value is no `expect`. It was
+    when it changed: CiviCRM's display_name, a metasfresh-owned copy of the partner's name, recorded a conflict
+    of its own in a race on the name (docs/walkthrough-civicrm-metasfresh.md)."""
+    mset = load(config, ACCT_YAML)
+    (out,) = route(mset, "erp", upd(ACCT_MY, {**ROW, "status": "A"}, {**ROW, "status": "A", "credit": 9,
+                                                                        "name": "Bo"}))
+    assert out.values == {"id": 1, "credit": 9, "name": "Bo"}
+    assert out.expect == {"id": 1, "name": "Ann", "phone": "1", "status": "active"}
+
+
 def test_unchanged_toast_stays_left_out(config: Config) -> None:
     mset = load(config, ACCT_YAML)
     (out,) = route(mset, "crm", upd(ACCT_PG, ROW, {**ROW, "name": UNCHANGED, "phone": "2"}))
@@ -117,6 +128,19 @@ def test_default_rule_is_latest_by_commit_time_ties_to_the_first_connection(conf
 def test_owned_fields_are_won_by_their_owner(config: Config) -> None:
     flow = load(config, ACCT_YAML).by_name["acct"].flow("erp")
     assert flow.conflicts.rule("credit") == ConflictRule("priority", side="erp")
+
+
+def test_a_column_also_read_by_a_field_the_target_side_owns_keeps_its_own_rule(config: Config) -> None:
+    """`label` copies the CRM's `name` one way into the ERP's `label`; it never flows into the CRM, so the CRM's
+    `name` keeps `name`'s rule there. It took label's `priority: crm`: in a race on the name each direction
+    decided for another side and the sides kept different names (docs/walkthrough-civicrm-metasfresh.md,
+    CiviCRM's organization_name also copied into metasfresh's companyname)."""
+    text = ACCT_YAML.replace("      credit: {owner: erp}\n", "      credit: {owner: erp}\n"
+                             "      label: {crm: name, erp: label, owner: crm}\n")
+    mset = load(config, text)
+    assert mset.by_name["acct"].flow("erp").conflicts.rule("name") == ConflictRule("latest")
+    assert mset.by_name["acct"].flow("crm").conflicts.rule("name") == ConflictRule("latest")
+    assert mset.by_name["acct"].flow("crm").conflicts.rule("label") == ConflictRule("priority", side="crm")
 
 
 def test_rules_per_mapping_and_per_field(config: Config) -> None:
