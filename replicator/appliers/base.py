@@ -339,13 +339,25 @@ class Applier(abc.ABC):
             self._count(run, "delete", len(rows), len(rows) - done)
         elif run.must_exist:
             self._update_existing(run, rows)  # a missing row stays missing, on purpose
+            self._fill(run, rows)
             metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
         elif run.op in (Op.INSERT, Op.UPDATE):
             missing = self._upsert(run, rows)
+            self._fill(run, rows)
             self._count(run, run.op.value, len(rows), missing)
         else:
             self._truncate(run.table)
             metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
+
+    def _fill(self, run: Run, rows: list[TargetChange]) -> None:
+        """The rows' `fill` columns (insert-only, so the run did not write them over an existing row): set where
+        the row's value is NULL, one statement per row that carries a value (TargetChange.fill: a first copy's
+        second side, for a row the first side's copy never saw)."""
+        for r in rows:
+            if r.fill:
+                fill = {c: r.values[c] for c in r.fill if r.values.get(c) is not None and c not in run.key_columns}
+                if fill:
+                    self.update_by_key(run.table, run.key_columns, r.key, {}, fill)
 
     def _count(self, run: Run, op: str, n: int, missing: int) -> None:
         table = str(run.table)
@@ -739,13 +751,17 @@ class Applier(abc.ABC):
         return tuple(rows[0])
 
     def update_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...],
-                      values: dict[str, Any]) -> int:
-        if not values:
+                      values: dict[str, Any], fill: dict[str, Any] | None = None) -> int:
+        """Set `values` in the row of `key`, and `fill`'s columns only where the row's value is NULL (one
+        statement: a value the row holds is never overwritten). The rows found (0: no such row)."""
+        if not values and not fill:
             return 1
         self.written.add(table)
-        sets = ", ".join(f"{self.quote_col(c)} = %s" for c in values)
+        both = {**values, **(fill or {})}
+        sets = ", ".join(f"{self.quote_col(c)} = %s" if c in values else
+                         f"{self.quote_col(c)} = COALESCE({self.quote_col(c)}, %s)" for c in both)
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in key_cols)
-        params = self.convert_row(table, values, key) + self.convert_row(table, dict(zip(key_cols, key)), key)
+        params = self.convert_row(table, both, key) + self.convert_row(table, dict(zip(key_cols, key)), key)
         return self.execute(f"UPDATE {self.quote_table(table)} SET {sets} WHERE {cond}", params)
 
     def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:

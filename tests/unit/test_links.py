@@ -101,10 +101,11 @@ class FakeTarget:
         return (self.next_no,)
 
     def update_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...],
-                      values: dict[str, Any]) -> int:
+                      values: dict[str, Any], fill: dict[str, Any] | None = None) -> int:
         rows = [r for r in self.tables[table] if tuple(r[c] for c in key_cols) == tuple(key)]
         for r in rows:
             r.update(values)
+            r.update({c: v for c, v in (fill or {}).items() if r.get(c) is None})  # COALESCE(c, v)
         return len(rows)
 
     def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:
