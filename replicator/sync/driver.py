@@ -46,7 +46,10 @@ table and no grant. MariaDB -- an upsert of the stream's row in `<state_schema>.
 A two-way mapping is copied from one side first (`sync.first_side`, default: the first
 connection), then from the other. The first side's copy writes every field it maps, so on fields
 without an owner its values win; the second side's copy writes only the fields it owns into rows
-that exist on both sides, and creates the rows that exist on its side only.
+that exist on both sides, and creates the rows that exist on its side only. Its fields without an owner
+still fill a NULL in an existing row (`_fill`: never over a value), for a row the first side's copy never
+saw -- made since by another mapping's copy into the same table; a mapping that creates no rows in its
+table is copied after those that do (snapshot._parents_first), so that such a row is there to fill.
 
 A fold (mapping/folds.py) follows the same rule for its one column: on the second side its copy writes the
 folded value only where the first side has none (no child row, a NULL column) and never overwrites or deletes
