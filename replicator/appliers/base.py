@@ -349,15 +349,38 @@ class Applier(abc.ABC):
             self._truncate(run.table)
             metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
 
+    FILL_PART = 500  # rows whose fill columns one statement looks for NULLs in
+
     def _fill(self, run: Run, rows: list[TargetChange]) -> None:
         """The rows' `fill` columns (insert-only, so the run did not write them over an existing row): set where
-        the row's value is NULL, one statement per row that carries a value (TargetChange.fill: a first copy's
-        second side, for a row the first side's copy never saw)."""
+        the row's value is NULL (TargetChange.fill: a first copy's second side, for a row the first side's copy
+        never saw). After the run's write a row it inserted holds its values, so one read per FILL_PART rows
+        says whether any of them still holds a NULL there; only then are they written, one `COALESCE` update
+        each (a copy of new rows costs a read per part, not a statement per row)."""
+        wanted: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         for r in rows:
             if r.fill:
                 fill = {c: r.values[c] for c in r.fill if r.values.get(c) is not None and c not in run.key_columns}
                 if fill:
-                    self.update_by_key(run.table, run.key_columns, r.key, {}, fill)
+                    wanted.append((r.key, fill))
+        for at in range(0, len(wanted), self.FILL_PART):
+            part = wanted[at:at + self.FILL_PART]
+            if self._holds_null(run.table, run.key_columns, [k for k, _ in part],
+                                sorted({c for _, fill in part for c in fill})):
+                for key, fill in part:
+                    self.update_by_key(run.table, run.key_columns, key, {}, fill)
+
+    def _holds_null(self, table: TableRef, key_cols: Sequence[str], keys: list[tuple[Any, ...]],
+                    columns: list[str]) -> bool:
+        """Whether a row of `keys` holds NULL in one of `columns`."""
+        one = "(" + ", ".join(["%s"] * len(key_cols)) + ")"
+        cols = "(" + ", ".join(self.quote_col(c) for c in key_cols) + ")"
+        nulls = " OR ".join(f"{self.quote_col(c)} IS NULL" for c in columns)
+        params: list[Any] = []
+        for key in keys:
+            params += self.convert_row(table, dict(zip(key_cols, key)), key)
+        return bool(self.query(f"SELECT 1 FROM {self.quote_table(table)} WHERE {cols} IN "
+                               f"({', '.join([one] * len(keys))}) AND ({nulls}) LIMIT 1", params))
 
     def _count(self, run: Run, op: str, n: int, missing: int) -> None:
         table = str(run.table)
