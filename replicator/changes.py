@@ -332,3 +332,6 @@ class TargetChange:
     mapping: str = ""  # the mapping that produced it (its conflict rules)
     source_key: tuple[Any, ...] = ()
     commit_time: datetime | None = None  # the source transaction's commit time
+    # of insert_only, the columns an existing row still gets where its value is NULL (never over a value it
+    # holds): the second side of a first copy, sync/driver.py `_fill`; the applier writes them after the run
+    fill: frozenset[str] = frozenset()

@@ -339,13 +339,48 @@ class Applier(abc.ABC):
             self._count(run, "delete", len(rows), len(rows) - done)
         elif run.must_exist:
             self._update_existing(run, rows)  # a missing row stays missing, on purpose
+            self._fill(run, rows)
             metrics.rows_applied.labels(self.direction, str(run.table), "update").inc(len(rows))
         elif run.op in (Op.INSERT, Op.UPDATE):
             missing = self._upsert(run, rows)
+            self._fill(run, rows)
             self._count(run, run.op.value, len(rows), missing)
         else:
             self._truncate(run.table)
             metrics.rows_applied.labels(self.direction, str(run.table), "truncate").inc()
+
+    FILL_PART = 500  # rows whose fill columns one statement looks for NULLs in
+
+    def _fill(self, run: Run, rows: list[TargetChange]) -> None:
+        """The rows' `fill` columns (insert-only, so the run did not write them over an existing row): set where
+        the row's value is NULL (TargetChange.fill: a first copy's second side, for a row the first side's copy
+        never saw). After the run's write a row it inserted holds its values, so one read per FILL_PART rows
+        says whether any of them still holds a NULL there; only then are they written, one `COALESCE` update
+        each (a copy of new rows costs a read per part, not a statement per row)."""
+        wanted: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        for r in rows:
+            if r.fill:
+                fill = {c: r.values[c] for c in r.fill if r.values.get(c) is not None and c not in run.key_columns}
+                if fill:
+                    wanted.append((r.key, fill))
+        for at in range(0, len(wanted), self.FILL_PART):
+            part = wanted[at:at + self.FILL_PART]
+            if self._holds_null(run.table, run.key_columns, [k for k, _ in part],
+                                sorted({c for _, fill in part for c in fill})):
+                for key, fill in part:
+                    self.update_by_key(run.table, run.key_columns, key, {}, fill)
+
+    def _holds_null(self, table: TableRef, key_cols: Sequence[str], keys: list[tuple[Any, ...]],
+                    columns: list[str]) -> bool:
+        """Whether a row of `keys` holds NULL in one of `columns`."""
+        one = "(" + ", ".join(["%s"] * len(key_cols)) + ")"
+        cols = "(" + ", ".join(self.quote_col(c) for c in key_cols) + ")"
+        nulls = " OR ".join(f"{self.quote_col(c)} IS NULL" for c in columns)
+        params: list[Any] = []
+        for key in keys:
+            params += self.convert_row(table, dict(zip(key_cols, key)), key)
+        return bool(self.query(f"SELECT 1 FROM {self.quote_table(table)} WHERE {cols} IN "
+                               f"({', '.join([one] * len(keys))}) AND ({nulls}) LIMIT 1", params))
 
     def _count(self, run: Run, op: str, n: int, missing: int) -> None:
         table = str(run.table)
@@ -739,13 +774,17 @@ class Applier(abc.ABC):
         return tuple(rows[0])
 
     def update_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...],
-                      values: dict[str, Any]) -> int:
-        if not values:
+                      values: dict[str, Any], fill: dict[str, Any] | None = None) -> int:
+        """Set `values` in the row of `key`, and `fill`'s columns only where the row's value is NULL (one
+        statement: a value the row holds is never overwritten). The rows found (0: no such row)."""
+        if not values and not fill:
             return 1
         self.written.add(table)
-        sets = ", ".join(f"{self.quote_col(c)} = %s" for c in values)
+        both = {**values, **(fill or {})}
+        sets = ", ".join(f"{self.quote_col(c)} = %s" if c in values else
+                         f"{self.quote_col(c)} = COALESCE({self.quote_col(c)}, %s)" for c in both)
         cond = " AND ".join(f"{self.quote_col(c)} = %s" for c in key_cols)
-        params = self.convert_row(table, values, key) + self.convert_row(table, dict(zip(key_cols, key)), key)
+        params = self.convert_row(table, both, key) + self.convert_row(table, dict(zip(key_cols, key)), key)
         return self.execute(f"UPDATE {self.quote_table(table)} SET {sets} WHERE {cond}", params)
 
     def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:

@@ -203,7 +203,10 @@ class Linker:
                 changed, back = self._checked(lc, target_key, values, changed)
                 if back is False and not changed and lc.op is Op.UPDATE and not self._exists(flow, target_key):
                     return  # gone: the resolver decided update_missing for the delete, which stands
-            if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed):
+            # the second side of a first copy: fields the first side's copy held no value in (sync/driver.py)
+            fill = {c: v for c, v in values.items() if c in lc.fill and v is not None and c not in changed
+                    and c not in flow.target.key} if lc.fill else None
+            if not self.a.update_by_key(flow.target.table, flow.target.key, target_key, changed, fill):
                 if checked and lc.op is Op.UPDATE:
                     # the counterpart was deleted on the target: the resolver decided update_missing
                     if back:

@@ -38,6 +38,10 @@ class LinkedChange:
     values: Mapping[str, Any]  # target column -> value (Ref for foreign keys); no UNCHANGED
     gate_open: bool = True  # the row has the gate value (a counterpart may be created)
     insert_only: frozenset[str] = frozenset()  # written when creating the counterpart, not when updating it
+    # of those, the ones an existing counterpart still gets where its value is NULL: the second side of a first
+    # copy (sync/driver.py), for a counterpart the first side's copy held no value in (made since, by another
+    # mapping's copy); a value it holds is never overwritten (links.Linker, appliers' update_by_key `fill`)
+    fill: frozenset[str] = frozenset()
     must_exist: bool = False  # update an existing counterpart only, never create one
     # an INSERT made of an UPDATE whose row entered the filter or slice: a crosswalk pair whose counterpart is
     # gone (deleted when the row left) has it brought back (links.Linker)

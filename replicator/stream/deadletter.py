@@ -89,7 +89,7 @@ def dumps_target(tc: TargetChange) -> str:
         "table": [tc.table.schema, tc.table.name], "op": tc.op.value, "key_columns": list(tc.key_columns),
         "key": [_enc(v) for v in tc.key], "values": {k: _enc(v) for k, v in tc.values.items()},
         "insert_only": sorted(tc.insert_only), "must_exist": tc.must_exist, "mapping": tc.mapping,
-        "source_key": [_enc(v) for v in tc.source_key],
+        "source_key": [_enc(v) for v in tc.source_key], **({"fill": sorted(tc.fill)} if tc.fill else {}),
     }, separators=(",", ":"))
 
 
@@ -97,7 +97,8 @@ def loads_target(text: str) -> TargetChange:
     d = json.loads(text)
     return TargetChange(TableRef(*d["table"]), Op(d["op"]), tuple(d["key_columns"]), tuple(_dec(v) for v in d["key"]),
                         {k: _dec(v) for k, v in d["values"].items()}, frozenset(d["insert_only"]),
-                        bool(d["must_exist"]), None, d["mapping"], tuple(_dec(v) for v in d["source_key"]))
+                        bool(d["must_exist"]), None, d["mapping"], tuple(_dec(v) for v in d["source_key"]),
+                        fill=frozenset(d.get("fill", ())))
 
 
 @dataclass(frozen=True)

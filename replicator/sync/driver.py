@@ -46,7 +46,10 @@ table and no grant. MariaDB -- an upsert of the stream's row in `<state_schema>.
 A two-way mapping is copied from one side first (`sync.first_side`, default: the first
 connection), then from the other. The first side's copy writes every field it maps, so on fields
 without an owner its values win; the second side's copy writes only the fields it owns into rows
-that exist on both sides, and creates the rows that exist on its side only.
+that exist on both sides, and creates the rows that exist on its side only. Its fields without an owner
+still fill a NULL in an existing row (`_fill`: never over a value), for a row the first side's copy never
+saw -- made since by another mapping's copy into the same table; a mapping that creates no rows in its
+table is copied after those that do (snapshot._parents_first), so that such a row is there to fill.
 
 A fold (mapping/folds.py) follows the same rule for its one column: on the second side its copy writes the
 folded value only where the first side has none (no child row, a NULL column) and never overwrites or deletes
@@ -195,7 +198,7 @@ class SyncDriver:
                                   if owners.get(p.name) != self.source.name and p.target not in flow.target.key)
             insert_only = self._insert_only(mapping, flow, resumed=r.last_key is not None)
             jobs.append(Job(r.mapping, flow, r.last_key, r.rows_done, insert_only, not_owned,
-                            rows_skipped=r.rows_skipped))
+                            rows_skipped=r.rows_skipped, fill=self._fill(flow, insert_only)))
         if not jobs:
             if self.peer is not None:
                 self.peer.unwatch_all()  # every copy is done: no more deletes to know
@@ -358,7 +361,9 @@ class SyncDriver:
                 if deleted and _target_key(job.flow, change) in deleted:
                     continue  # deleted on the target meanwhile: the delete is on its way here, do not revive it
                 # the flow's own insert_only fields (`insert_only: true`) stay insert-only too
-                if job.insert_only:
+                if job.fill:
+                    change = replace(change, insert_only=change.insert_only | job.insert_only, fill=job.fill)
+                elif job.insert_only:
                     change = replace(change, insert_only=change.insert_only | job.insert_only)
                 sources[id(change)] = (job.flow, source)
                 out.append(change)
@@ -454,6 +459,20 @@ class SyncDriver:
             return frozenset({folded_column(flow)})
         owners = {f.name: f.owner for f in mapping.fields}
         return frozenset(p.target for p in flow.plans if owners.get(p.name) is None and p.target not in flow.target.key)
+
+    def _fill(self, flow: Flow, insert_only: frozenset[str]) -> frozenset[str]:
+        """The second side's fields without an owner (`insert_only`) that an existing counterpart still gets where
+        its value is NULL. The rule "the first side's values win" keeps what the first side's copy wrote; a NULL
+        there means the first side held none -- or that its copy never saw the row: another mapping's copy into
+        the same table (an account made from the second side's record, whose 1:1 extension this mapping carries)
+        made it after the first side's copy of this mapping had passed. Filling it is what makes both sides
+        agree; a value the first side holds is never overwritten (one `COALESCE` update, appliers' update_by_key).
+        Not on the first side (a resumed copy there keeps to insert-only: what the other side wrote since the
+        restart is not known), not a fold's (folds.FoldApplier fills its own column), not the flow's own
+        `insert_only: true` fields (the target's once the row exists)."""
+        if not insert_only or flow.fold is not None or self._first_side() == self.source.name:
+            return frozenset()
+        return insert_only - flow.insert_only
 
     def _first_side(self) -> str:
         return self.config.sync.first_side or self.config.connections[0].name

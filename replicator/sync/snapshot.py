@@ -44,6 +44,10 @@ class Job:
     # for rows our other direction wrote into the source since the sync started: every field but the
     # ones this side owns (those the other direction did not bring over)
     echo_insert_only: frozenset[str] = frozenset()
+    # of insert_only, the fields a row this side copies still fills where its existing counterpart's value
+    # is NULL: a row the first side's copy did not see -- made since by another mapping's copy into the same
+    # table -- holds no first-side value to keep (SyncDriver._fill)
+    fill: frozenset[str] = frozenset()
     started: datetime | None = None  # when the snapshotter began reading it (this session)
     rows_skipped: int = 0  # rows read so far that are outside the mapping's slice or filter (not copied)
 
@@ -170,16 +174,23 @@ def foreign_key_parents(db: Applier) -> dict[TableRef, set[TableRef]]:
 def _parents_first(jobs: list[Job], foreign_keys: dict[TableRef, set[TableRef]]) -> list[Job]:
     """Parents are copied before their children: a mapping whose target table has a foreign key to
     another one's target table, or whose fields reference another mapping (references:, parent:),
-    comes after it. Otherwise, and in a cycle, the order stays as it is."""
+    comes after it. So does a mapping that never creates rows in its target table (`created_by:` the other
+    side: a 1:1 extension of another mapping's record) after the mappings that create rows there: a row one of
+    them makes during the copy is then there for it to fill. Otherwise, and in a cycle, the order stays as it is."""
     names = {j.mapping for j in jobs}
     by_table: dict[TableRef, set[str]] = {}
+    creates: dict[TableRef, set[str]] = {}
     for j in jobs:
         by_table.setdefault(j.flow.target.table, set()).add(j.mapping)
+        if not _updates_only(j.flow):
+            creates.setdefault(j.flow.target.table, set()).add(j.mapping)
     deps: dict[str, set[str]] = {}
     for j in jobs:
         refs = {p.references for p in j.flow.plans if p.references} | ({j.flow.parent[0]} if j.flow.parent else set())
         for parent_table in foreign_keys.get(j.flow.target.table, ()):
             refs |= by_table.get(parent_table, set())
+        if _updates_only(j.flow):
+            refs |= creates.get(j.flow.target.table, set())
         deps[j.mapping] = {r for r in refs if r in names and r != j.mapping}
     ordered: list[Job] = []
     placed: set[str] = set()
@@ -191,3 +202,8 @@ def _parents_first(jobs: list[Job], foreign_keys: dict[TableRef, set[TableRef]])
             placed.add(j.mapping)
             remaining.remove(j)
     return ordered
+
+
+def _updates_only(flow: Flow) -> bool:
+    """The flow never creates a row in its target table: another side creates the mapping's records."""
+    return bool(flow.created_by) and flow.created_by != flow.source.side

@@ -57,6 +57,11 @@ def test_a_target_change_round_trips_with_its_types() -> None:
     back = deadletter.loads_target(deadletter.dumps_target(tc))
     assert back == TargetChange(T, Op.UPDATE, ("id",), (7,), tc.values, frozenset({"n"}), True, None, "items", (7,))
     assert type(back.values["price"]) is Decimal and back.values["raw"] == b"\x00\x01"
+    # a first copy's fill columns (sync/driver.py `_fill`) are kept; a change stored before them has none
+    filled = TargetChange(T, Op.UPDATE, ("id",), (7,), tc.values, frozenset({"n"}), False, None, "items", (7,),
+                          fill=frozenset({"n"}))
+    assert deadletter.loads_target(deadletter.dumps_target(filled)) == filled
+    assert "fill" not in deadletter.dumps_target(tc)
 
 
 # ---------------------------------------------------------------- the row-by-row path

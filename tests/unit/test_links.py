@@ -101,10 +101,11 @@ class FakeTarget:
         return (self.next_no,)
 
     def update_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...],
-                      values: dict[str, Any]) -> int:
+                      values: dict[str, Any], fill: dict[str, Any] | None = None) -> int:
         rows = [r for r in self.tables[table] if tuple(r[c] for c in key_cols) == tuple(key)]
         for r in rows:
             r.update(values)
+            r.update({c: v for c, v in (fill or {}).items() if r.get(c) is None})  # COALESCE(c, v)
         return len(rows)
 
     def delete_by_key(self, table: TableRef, key_cols: Sequence[str], key: tuple[Any, ...]) -> int:
@@ -571,3 +572,18 @@ def test_a_record_made_on_a_side_its_mapping_never_creates_from_never_gets_a_cou
     # a natural key may still link it later (it parks), and so may a shared key
     assert never_paired(mset, "parts", "crm") is None
     assert never_paired(mset, "customers", "crm") is None
+
+
+def test_a_first_copys_fill_sets_only_what_the_counterpart_holds_no_value_in(
+        linker: Linker, mset: MappingSet, target: FakeTarget) -> None:
+    """The second side of a first copy (sync/driver.py `_fill`): a field it may not write over an existing row
+    still fills a NULL there -- a counterpart the first side's copy never saw -- and never overwrites a value."""
+    from dataclasses import replace
+    target.tables[T_CUSTOMERS] += [{"cust_no": 7, "vat_id": "DE1", "name": None},
+                                   {"cust_no": 8, "vat_id": "DE2", "name": "first side's"}]
+    for change in (customer(1, "DE1", "Ann"), customer(2, "DE2", "Bob"), customer(3, "DE3", None)):  # type: ignore[arg-type]
+        for out in route(mset, "crm", change):
+            assert isinstance(out, LinkedChange)
+            linker.apply(replace(out, insert_only=frozenset({"name"}), fill=frozenset({"name"})))
+    assert sorted((r["cust_no"], r["name"]) for r in target.tables[T_CUSTOMERS]) == [
+        (7, "Ann"), (8, "first side's"), (101, None)]

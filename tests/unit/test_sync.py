@@ -234,6 +234,60 @@ mappings:
     assert [j.mapping for j in _parents_first(jobs, {})] == ["bom_lines", "products"]
 
 
+EXTENSION = """\
+mappings:
+  customer_extra:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customer_extra, key: [fk_object], optional: true}
+    created_by: crm
+    fields:
+      id: {erp: fk_object, references: customers}
+      segment: ~
+      region: {owner: erp}
+      since: {insert_only: true}
+  customers:
+    direction: both
+    crm: {table: customer, key: [id]}
+    erp: {table: customers, key: [cid]}
+    fields:
+      id: {erp: cid}
+      name: {erp: customer_name}
+"""
+
+
+def test_a_mapping_that_creates_no_rows_is_copied_after_those_that_create_rows_in_its_table(config: Config) -> None:
+    """An extension mapping (created_by: crm) copied into the CRM comes after the accounts mapping copied into the
+    same table, so that the accounts that copy makes are there for it to fill; into the ERP it creates its own
+    rows, and the order stays as it is."""
+    mset = load(config, EXTENSION)
+    into_crm = [Job(n, mset.by_name[n].flow("erp"), None, 0) for n in ("customer_extra", "customers")]  # type: ignore[arg-type]
+    assert [j.mapping for j in _parents_first(into_crm, {})] == ["customers", "customer_extra"]
+    into_erp = [Job(n, mset.by_name[n].flow("crm"), None, 0) for n in ("customer_extra", "customers")]  # type: ignore[arg-type]
+    assert [j.mapping for j in _parents_first(into_erp, {})] == ["customers", "customer_extra"]  # references
+
+
+def test_the_second_side_fills_fields_without_an_owner_and_the_first_side_does_not(config: Config) -> None:
+    """The second side's copy (here the ERP's: the first side is the first connection) may not write fields
+    without an owner over existing rows, but fills them where the row holds NULL; not an owned field (written
+    anyway), not an `insert_only: true` field (the target's once the row exists)."""
+    mset = load(config, EXTENSION)
+    crm, erp = config.connections
+    mapping = mset.by_name["customer_extra"]
+    second = SyncDriver(config, erp, crm, threading.Event())
+    flow = mapping.flow("erp")
+    assert flow is not None
+    insert_only = second._insert_only(mapping, flow)
+    assert insert_only == {"segment", "since"}
+    assert second._fill(flow, insert_only) == {"segment"}
+    first = SyncDriver(config, crm, erp, threading.Event())
+    flow = mapping.flow("crm")
+    assert flow is not None
+    assert first._insert_only(mapping, flow) == frozenset() and first._fill(flow, frozenset()) == frozenset()
+    resumed = first._insert_only(mapping, flow, resumed=True)
+    assert resumed and first._fill(flow, resumed) == frozenset()  # a resumed first side stays insert-only
+
+
 def test_progress_line() -> None:
     now = datetime(2026, 11, 27, 12, 0, 0)
     running = SyncRow("crm_to_erp", "customers", "running", (5,), 120_000, 200_000)
