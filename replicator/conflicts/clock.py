@@ -51,11 +51,13 @@ import time
 from dataclasses import dataclass
 from collections import OrderedDict, deque
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from replicator import compare
 from replicator.changes import Op, RowChange, TableRef, Transaction
 from replicator.conflicts.rules import Decision
+
+_T = TypeVar("_T")
 
 COMMIT_TIME_WAIT_SECONDS = 5.0
 # changes remembered (rows indexed plus changes queued), over all tables: 5 s of both directions at 5k
@@ -300,30 +302,7 @@ class CommitClock:
         """The key, commit time and whether it was deleted (not moved) of the latest row of `table` (of the slice `slice_`) that left `parent` on
         `side` (deleted, moved, out of the slice), or None when none was read within `timeout` seconds."""
         k = (side, table, by, key_form((parent,)), tuple(slice_))
-        deadline = time.monotonic() + timeout
-        told: Callable[[bool], None] | None = None
-        with self._cond:
-            try:
-                while True:
-                    self._catch_up()
-                    found = self._departed.get(k)
-                    if found is not None:
-                        return found
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    if told is None:
-                        told = self._readers.get(side)
-                        if told is not None:
-                            told(True)
-                    self._waiting += 1
-                    try:
-                        self._cond.wait(left)
-                    finally:
-                        self._waiting -= 1
-            finally:
-                if told is not None:
-                    told(False)
+        return self._wait(side, timeout, lambda: self._departed.get(k))
 
     def _departures(self, side: str, when: datetime, ch: RowChange, key: tuple[Any, ...]) -> None:
         """A change of a watched child table (`watch_departures`): the parent its old row belonged to, when it
@@ -570,23 +549,35 @@ class CommitClock:
         deleted the row), or None when it was not read within `timeout` seconds. Indexes what was queued
         first (and again after each wake-up: what the other reader queued meanwhile)."""
         k = (side, table, key_form(key))
+
+        def made() -> datetime | None:
+            found = self._index.get(k)
+            if found is not None and (not found[1] if deleted else column in found[1] and _same(
+                    found[2][found[1].index(column)], value, equal)):
+                # an update that left this column as it was did not make its value: the earlier edit did
+                older = found[4]
+                return older.get(column, found[0]) if older and not deleted else found[0]
+            return None
+        return self._wait(side, timeout, made)
+
+    def _wait(self, side: str, timeout: float, probe: Callable[[], _T | None]) -> _T | None:
+        """What `probe` finds (under the lock) once `side`'s reader has indexed it, or None when nothing was found
+        within `timeout` seconds. Indexes what was queued first, and again after each wake-up (what the other
+        reader queued meanwhile); while waiting, that reader is told not to wait for its own applier (whose turn
+        may depend on us)."""
         deadline = time.monotonic() + timeout
         told: Callable[[bool], None] | None = None
         with self._cond:
             try:
                 while True:
                     self._catch_up()
-                    found = self._index.get(k)
-                    if found is not None and (not found[1] if deleted else column in found[1] and _same(
-                            found[2][found[1].index(column)], value, equal)):
-                        # an update that left this column as it was did not make its value: the earlier edit did
-                        older = found[4]
-                        return older.get(column, found[0]) if older and not deleted else found[0]
+                    found = probe()
+                    if found is not None:
+                        return found
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return None
                     if told is None:
-                        # that reader must not wait for its own applier meanwhile (whose turn may depend on us)
                         told = self._readers.get(side)
                         if told is not None:
                             told(True)
