@@ -403,7 +403,8 @@ def take_side(config: Config, mset: MappingSet, rec: store.Recorded, take: str, 
         src_key, tgt_key = tuple(rec.key_of(take)), tuple(rec.key_of(other))
         suspects = [(fc, Difference(rec.mapping, flow.stream, fc.table, DIFFERS, take, src_key, tgt_key)),
                     (fc, Difference(rec.mapping, flow.stream, fc.table, EXTRA, take, None, tgt_key))]
-        written, remaining = repair(verifier, suspects, out)
+        # (the suspects name the row, not what verify saw of it: whatever differs under the repair's locks is written)
+        written, remaining = repair(verifier, suspects, out, as_seen=False)
         if remaining:
             raise FatalError(f"conflict {rec.ref}: the row still differs after writing {take}'s row "
                              f"({remaining[0][1].line()}); it stays pending — try again when the row is quiet")

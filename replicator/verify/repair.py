@@ -76,10 +76,12 @@ def format_repair(d: Difference) -> str:
     return f"not repaired {where}: {d.note or d.kind}"
 
 
-def repair(verifier: Verifier, suspects: Sequence[tuple[Check, Difference]], out: TextIO
-           ) -> tuple[int, list[tuple[Check, Difference]]]:
+def repair(verifier: Verifier, suspects: Sequence[tuple[Check, Difference]], out: TextIO,
+           as_seen: bool = True) -> tuple[int, list[tuple[Check, Difference]]]:
     """Repair every difference and print each change; return how many rows were written and the
-    differences that remain afterwards."""
+    differences that remain afterwards. `as_seen` False (`conflicts resolve --take`, a person's decision whose
+    suspects name a row, not what verify saw of it): what differs under the locks is written, whatever it was
+    before."""
     groups: dict[int, tuple[Check, list[Difference]]] = {}
     for fc, d in suspects:
         groups.setdefault(id(fc), (fc, []))[1].append(d)
@@ -89,7 +91,7 @@ def repair(verifier: Verifier, suspects: Sequence[tuple[Check, Difference]], out
     written = 0
     shapes: dict[str, TargetShapes] = {}
     for fc, diffs in sorted(groups.values(), key=lambda g: g[0].flow.source.side != first):
-        done, lines = _repair_shaped(verifier, fc, diffs, shapes)
+        done, lines = _repair_shaped(verifier, fc, diffs, shapes, as_seen)
         written += done
         for line in lines:
             print(line, file=out)
@@ -118,8 +120,8 @@ def _winners(flow: Flow, d: Difference) -> set[str]:
     return out
 
 
-def _repair_shaped(verifier: Verifier, fc: Check, diffs: list[Difference], shapes: dict[str, TargetShapes]
-                   ) -> tuple[int, list[str]]:
+def _repair_shaped(verifier: Verifier, fc: Check, diffs: list[Difference], shapes: dict[str, TargetShapes],
+                   as_seen: bool = True) -> tuple[int, list[str]]:
     """`_repair_flow`, run again (at most twice more) when an ALTER TABLE the mappings still carry moved a table
     under it; `shapes` keeps each direction's planned shapes across the flows and the attempts."""
     flow = fc.flow
@@ -132,15 +134,15 @@ def _repair_shaped(verifier: Verifier, fc: Check, diffs: list[Difference], shape
         try:
             if isinstance(fc, FoldCheck):
                 return _repair_fold(verifier, fc, diffs, guard)
-            return _repair_flow(verifier, fc, diffs, guard)
+            return _repair_flow(verifier, fc, diffs, guard, as_seen)
         except TargetShapeChanged:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], shapes: TargetShapes
-                 ) -> tuple[int, list[str]]:
+def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], shapes: TargetShapes,
+                 as_seen: bool = True) -> tuple[int, list[str]]:
     from replicator.appliers.lookup import SourceLookup
     from replicator.sources.tablescan import TableScanner
 
@@ -182,7 +184,7 @@ def _repair_flow(verifier: Verifier, fc: FlowCheck, diffs: list[Difference], sha
         extras = [d.target_key for d in diffs if d.kind == EXTRA and d.target_key is not None]
         if extras and flow.delete == "propagate":
             fresh += fc.recheck_extras(extras)
-        fresh, moved = _as_seen(fc, diffs, fresh)
+        fresh, moved = _as_seen(fc, diffs, fresh) if as_seen else (fresh, [])
         by_key = {key_canonical(fc.src_key_rules, scanner.key_of(r)): r for r in rows}
         done: list[Difference] = []
         for d in fresh:
