@@ -185,6 +185,18 @@ class Pair:
 # ---------------------------------------------------------------- mapping reloads
 
 
+def master_position(db: Database) -> tuple[str, int]:
+    """MariaDB's binlog position now (file, offset): where a test's own binlog reader starts or stops."""
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            file, pos = cur.fetchone()[:2]
+            return file, int(pos)
+    finally:
+        conn.close()
+
+
 def write_mappings(pair: Pair, mappings: str) -> None:
     """Replace the pair's mapping file atomically (what an operator edits before `systemctl reload`)."""
     path = pair.tmp / "mappings" / "test.yaml"

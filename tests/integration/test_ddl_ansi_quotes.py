@@ -20,6 +20,7 @@ from replicator.config import Account, Connection, Secret
 from replicator.loopguard import LoopGuard
 from replicator.sources.binlog import BinlogSource
 from replicator.testing.devservers import Database
+from tests.integration.harness import master_position
 
 ODD = 'q"u`o'  # a mapped table whose name holds both quote characters
 
@@ -37,21 +38,10 @@ class _Watch:
         self.out.append(("left", table.name, how))
 
 
-def _position(db: Database) -> tuple[str, int]:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW MASTER STATUS")
-            file, pos = cur.fetchone()[:2]
-            return file, int(pos)
-    finally:
-        conn.close()
-
-
 def _run(db: Database, statements: list[str], ansi: bool) -> list[tuple[Any, ...]]:
     """Run `statements` in one session (ANSI_QUOTES added to its sql_mode or not), then read them back through
     BinlogSource: what it told its watch and the TRUNCATEs it handed on, in order."""
-    start = _position(db)
+    start = master_position(db)
     conn = db.connect()
     try:
         with conn.cursor() as cur:
@@ -61,7 +51,7 @@ def _run(db: Database, statements: list[str], ansi: bool) -> list[tuple[Any, ...
                 cur.execute(sql)
     finally:
         conn.close()
-    end = _position(db)
+    end = master_position(db)
     acc = Account(db.user, Secret(db.password))
     conn_cfg = Connection("erp", "mariadb", db.host, db.port, db.dbname, acc, acc,
                           server_id=random.randrange(10 ** 6, 10 ** 9))

@@ -25,6 +25,7 @@ from replicator.mapping.check.catalog import read_catalog
 from replicator.mapping.check.serverside import read_server_side
 from replicator.sources.binlog import BinlogSource
 from replicator.testing.devservers import Database, MariaDBServer
+from tests.integration.harness import master_position
 
 
 class _Watch:
@@ -40,21 +41,10 @@ class _Watch:
         self.out.append(("left", str(table), how))
 
 
-def _position(db: Database) -> tuple[str, int]:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW MASTER STATUS")
-            file, pos = cur.fetchone()[:2]
-            return file, int(pos)
-    finally:
-        conn.close()
-
-
 def _run(db: Database, tables: list[TableRef], statements: list[str]) -> tuple[BinlogSource, list[tuple[Any, ...]]]:
     """Run `statements`, then read them back through a BinlogSource of `tables` that reads the server's
     lower_case_table_names itself: what it told its watch, the rows and the TRUNCATEs it handed on, in order."""
-    start = _position(db)
+    start = master_position(db)
     conn = db.connect()
     try:
         with conn.cursor() as cur:
@@ -62,7 +52,7 @@ def _run(db: Database, tables: list[TableRef], statements: list[str]) -> tuple[B
                 cur.execute(sql)
     finally:
         conn.close()
-    end = _position(db)
+    end = master_position(db)
     acc = Account(db.user, Secret(db.password))
     conn_cfg = Connection("erp", "mariadb", db.host, db.port, db.dbname, acc, acc,
                           server_id=random.randrange(10 ** 6, 10 ** 9))

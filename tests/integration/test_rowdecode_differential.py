@@ -27,6 +27,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from replicator import metrics
 from replicator.changes import TableRef, ZeroDatedRow, zero_dated
 from replicator.testing.devservers import Database
+from tests.integration.harness import master_position
 from replicator.sources.binlog import _TIMESTAMP_TYPES, BinlogSource, exact_columns
 from replicator.sources.rowdecode import RowDecoder
 
@@ -305,17 +306,6 @@ def run_workload(conn: Any, table: Table, rnd: random.Random, rows: int) -> None
 
 
 # --- reading the binlog -------------------------------------------------------------------------------------------
-
-def master_position(db: Database) -> tuple[str, int]:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW MASTER STATUS")
-            file, pos = cur.fetchone()[:2]
-            return file, int(pos)
-    finally:
-        conn.close()
-
 
 def row_events(db: Database, start: tuple[str, int], **kwargs: Any) -> Iterator[Any]:
     stream = BinLogStreamReader(
